@@ -1,0 +1,67 @@
+// Package account holds the rules about people and the apps they sign in to:
+// authentication, password policy, sessions, client registration. It speaks
+// in plain values and typed errors and knows nothing of HTTP.
+package account
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error for the HTTP layers, which map each code to a
+// status in one place.
+type Code string
+
+const (
+	Invalid      Code = "invalid"      // bad input; the message says what
+	NotFound     Code = "not_found"    // no such thing
+	Conflict     Code = "conflict"     // already exists / clashes
+	Unauthorized Code = "unauthorized" // wrong or missing credentials
+	Forbidden    Code = "forbidden"    // known, but not allowed
+	RateLimited  Code = "rate_limited" // too many attempts
+	Internal     Code = "internal"     // our fault; the message is generic
+	Unavailable  Code = "unavailable"  // a dependency is down
+)
+
+// Error is an application error with a message that is safe to show a user.
+type Error struct {
+	Code    Code
+	Message string
+	Err     error // cause, for logs only
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Message, e.Err)
+	}
+	return e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an Error whose message is shown to users.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, or Internal when it is not an *Error.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return Internal
+}
+
+// ErrorMessage returns the user-safe message of err.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "Something went wrong on our side. Please try again."
+}
+
+// errInvalidCredentials is the one answer to every failed password sign-in,
+// whether or not the account exists.
+var errInvalidCredentials = &Error{Code: Unauthorized, Message: "Incorrect username or password."}

@@ -1,0 +1,39 @@
+package account
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+)
+
+// NewID returns a random 128-bit identifier, URL-safe.
+func NewID() string { return RandomString(16) }
+
+// NewSecret returns a random 256-bit secret, URL-safe.
+func NewSecret() string { return RandomString(32) }
+
+// RandomString returns n random bytes, base64url without padding.
+func RandomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// HashSecret is how high-entropy secrets (client secrets, refresh tokens,
+// codes, session and one-time tokens) are stored: hex SHA-256. A slow hash
+// adds nothing for 128+ bit random values and would cap the token endpoint.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// SecretMatches compares a presented secret with a stored HashSecret value in
+// constant time.
+func SecretMatches(secret, storedHash string) bool {
+	got := HashSecret(secret)
+	return storedHash != "" && subtle.ConstantTimeCompare([]byte(got), []byte(storedHash)) == 1
+}

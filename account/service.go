@@ -1,0 +1,176 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Store is the part of storage the account rules need.
+type Store interface {
+	storage.Users
+	storage.Clients
+	storage.Sessions
+	storage.Tokens
+	storage.OneTimeTokens
+	storage.LoginAttempts
+}
+
+// Policy holds the tunable rules.
+type Policy struct {
+	Argon2            Argon2Params
+	MinPasswordLength int
+	MaxLoginAttempts  int           // failed sign-ins per account or IP in LoginWindow; 0 = unlimited
+	LoginWindow       time.Duration // window for MaxLoginAttempts
+	SessionLifetime   time.Duration
+	SetupTokenTTL     time.Duration
+}
+
+// Service applies the account rules to a store.
+type Service struct {
+	store   Store
+	policy  Policy
+	now     func() time.Time
+	log     *slog.Logger
+	limiter *limiter
+	// dummyHash is verified when no account matches, so a miss costs the
+	// same time as a wrong password.
+	dummyHash string
+}
+
+// New returns a Service. now may be nil (time.Now).
+func New(store Store, policy Policy, now func() time.Time, log *slog.Logger) (*Service, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if policy.SetupTokenTTL == 0 {
+		policy.SetupTokenTTL = time.Hour
+	}
+	dummy, err := HashPassword(NewSecret(), policy.Argon2)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{
+		store:     store,
+		policy:    policy,
+		now:       now,
+		log:       log,
+		limiter:   newLimiter(policy.MaxLoginAttempts, policy.LoginWindow),
+		dummyHash: dummy,
+	}, nil
+}
+
+// Policy returns the rules in force.
+func (s *Service) Policy() Policy { return s.policy }
+
+// Credentials is a password sign-in attempt with where it came from.
+type Credentials struct {
+	Login     string // username or email
+	Password  string
+	IP        string
+	UserAgent string
+}
+
+// Authenticate checks a username/email and password. Every failure that could
+// reveal whether the account exists gives the same error after the same work.
+func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User, error) {
+	now := s.now()
+	loginKey := "login:" + normalizeLogin(c.Login)
+	ipKey := "ip:" + c.IP
+	attempt := storage.LoginAttempt{ID: NewID(), Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
+
+	if s.limiter.blocked(loginKey, now) || (c.IP != "" && s.limiter.blocked(ipKey, now)) {
+		attempt.Reason = "rate limited"
+		s.record(ctx, attempt)
+		return storage.User{}, Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
+	}
+	if c.Login == "" || c.Password == "" || len(c.Login) > 320 || len(c.Password) > 1024 {
+		// Still spend the hashing time: an empty field must not be a fast path.
+		_, _, _ = VerifyPassword(c.Password, s.dummyHash, s.policy.Argon2)
+		return storage.User{}, errInvalidCredentials
+	}
+
+	user, err := s.store.GetUserByLogin(ctx, c.Login)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	hash := user.PasswordHash
+	if err != nil || hash == "" {
+		hash = s.dummyHash
+	}
+	ok, rehash, verr := VerifyPassword(c.Password, hash, s.policy.Argon2)
+	if verr != nil {
+		s.log.ErrorContext(ctx, "verify password", "user_id", user.ID, "err", verr)
+	}
+	if err != nil || user.PasswordHash == "" || !ok {
+		s.limiter.fail(loginKey, now)
+		if c.IP != "" {
+			s.limiter.fail(ipKey, now)
+		}
+		attempt.UserID = user.ID
+		attempt.Reason = "wrong password"
+		if user.ID == "" {
+			attempt.Reason = "unknown account"
+		}
+		s.record(ctx, attempt)
+		return storage.User{}, errInvalidCredentials
+	}
+	attempt.UserID = user.ID
+	if user.Blocked {
+		attempt.Reason = "account blocked"
+		s.record(ctx, attempt)
+		return storage.User{}, Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+	}
+	s.limiter.reset(loginKey)
+
+	var newHash string
+	if rehash {
+		if newHash, err = HashPassword(c.Password, s.policy.Argon2); err != nil {
+			s.log.ErrorContext(ctx, "rehash password", "user_id", user.ID, "err", err)
+			newHash = ""
+		}
+	}
+	user, err = s.store.UpdateUser(ctx, user.ID, func(u storage.User) (storage.User, error) {
+		u.LastIP = c.IP
+		u.LastLogin = now
+		u.LoginsCount++
+		if newHash != "" {
+			u.PasswordHash = newHash
+		}
+		return u, nil
+	})
+	if err != nil {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("record sign-in of %q: %w", attempt.UserID, err)}
+	}
+	attempt.Success = true
+	s.record(ctx, attempt)
+	return user, nil
+}
+
+func (s *Service) record(ctx context.Context, a storage.LoginAttempt) {
+	if err := s.store.AddLoginAttempt(ctx, a); err != nil {
+		s.log.ErrorContext(ctx, "record login attempt", "err", err)
+	}
+}
+
+// ActiveUser loads a user and refuses blocked ones.
+func (s *Service) ActiveUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, Errorf(Unauthorized, "This account no longer exists.")
+	}
+	if err != nil {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	if u.Blocked {
+		return storage.User{}, Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+	}
+	return u, nil
+}

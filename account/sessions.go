@@ -1,0 +1,75 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// StartSession records a signed-in browser and returns the secret for its
+// cookie. Only the secret's hash is stored.
+func (s *Service) StartSession(ctx context.Context, u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session, err error) {
+	secret = NewSecret()
+	now := s.now()
+	if len(userAgent) > 512 {
+		userAgent = userAgent[:512]
+	}
+	sess = storage.Session{
+		ID:        HashSecret(secret),
+		UserID:    u.ID,
+		AuthTime:  now,
+		AMR:       amr,
+		IP:        ip,
+		UserAgent: userAgent,
+		CreatedAt: now,
+		ExpiresAt: now.Add(s.policy.SessionLifetime),
+	}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", storage.Session{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("start session for %q: %w", u.ID, err)}
+	}
+	return secret, sess, nil
+}
+
+// ResumeSession finds the live session for a cookie secret and its user. A
+// session of a blocked or deleted user is ended.
+func (s *Service) ResumeSession(ctx context.Context, secret string) (storage.Session, storage.User, error) {
+	if secret == "" {
+		return storage.Session{}, storage.User{}, Errorf(Unauthorized, "Not signed in.")
+	}
+	sess, err := s.store.GetSession(ctx, HashSecret(secret))
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Session{}, storage.User{}, Errorf(Unauthorized, "Your session has ended. Please sign in again.")
+	}
+	if err != nil {
+		return storage.Session{}, storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	u, err := s.ActiveUser(ctx, sess.UserID)
+	if err != nil {
+		_ = s.store.DeleteSession(ctx, sess.ID)
+		return storage.Session{}, storage.User{}, err
+	}
+	return sess, u, nil
+}
+
+// EndSession signs a browser out. Ending a session that is already gone is fine.
+func (s *Service) EndSession(ctx context.Context, secret string) error {
+	if secret == "" {
+		return nil
+	}
+	if err := s.store.DeleteSession(ctx, HashSecret(secret)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	return nil
+}
+
+// Completion is what the sign-in flow reports once a person is signed in for
+// an authorization request.
+type Completion struct {
+	UserID    string
+	SessionID string
+	AMR       []string
+	AuthTime  time.Time
+}

@@ -1,0 +1,68 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/keyport/keyport/storage"
+)
+
+const purposeSetup = "setup"
+
+// NeedsSetup reports whether the store has no users yet.
+func (s *Service) NeedsSetup(ctx context.Context) (bool, error) {
+	n, err := s.store.CountUsers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("count users: %w", err)
+	}
+	return n == 0, nil
+}
+
+// CreateSetupToken issues the one-time secret for the first-admin setup link.
+func (s *Service) CreateSetupToken(ctx context.Context) (string, error) {
+	secret := NewSecret()
+	now := s.now()
+	err := s.store.CreateOneTimeToken(ctx, storage.OneTimeToken{
+		Hash: HashSecret(secret), Purpose: purposeSetup, CreatedAt: now, ExpiresAt: now.Add(s.policy.SetupTokenTTL),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create setup token: %w", err)
+	}
+	return secret, nil
+}
+
+var errSetupLink = Errorf(NotFound, "This setup link is invalid, expired or already used. Restart Keyport to get a new one, or run `keyport user create --admin`.")
+
+// CheckSetupToken tells whether a setup link is still usable.
+func (s *Service) CheckSetupToken(ctx context.Context, secret string) error {
+	if secret == "" {
+		return errSetupLink
+	}
+	if _, err := s.store.PeekOneTimeToken(ctx, HashSecret(secret), purposeSetup); err != nil {
+		return errSetupLink
+	}
+	if need, err := s.NeedsSetup(ctx); err != nil || !need {
+		return errSetupLink
+	}
+	return nil
+}
+
+// CompleteSetup creates the first administrator through a setup link. The
+// input is validated before the link is spent, so a typo does not burn it.
+func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (storage.User, error) {
+	if err := s.CheckSetupToken(ctx, secret); err != nil {
+		return storage.User{}, err
+	}
+	n.Admin = true
+	if err := s.validateNewUser(&n); err != nil {
+		return storage.User{}, err
+	}
+	if _, err := s.store.ConsumeOneTimeToken(ctx, HashSecret(secret), purposeSetup); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.User{}, errSetupLink
+		}
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	return s.CreateUser(ctx, n)
+}

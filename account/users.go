@@ -1,0 +1,167 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// NewUser is what it takes to create an account.
+type NewUser struct {
+	Username string
+	Email    string
+	Name     string
+	Admin    bool
+	Password string
+}
+
+var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
+
+func normalizeLogin(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// validateNewUser checks and normalises the fields of a new account.
+func (s *Service) validateNewUser(n *NewUser) error {
+	n.Username = strings.TrimSpace(n.Username)
+	n.Email = strings.TrimSpace(n.Email)
+	n.Name = strings.TrimSpace(n.Name)
+	if !usernamePattern.MatchString(n.Username) {
+		return Errorf(Invalid, "Username must be 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit.")
+	}
+	if err := validateEmail(n.Email); err != nil {
+		return err
+	}
+	if utf8.RuneCountInString(n.Name) > 200 {
+		return Errorf(Invalid, "Name must be at most 200 characters.")
+	}
+	return s.CheckPassword(n.Password, n.Username, n.Email)
+}
+
+func validateEmail(email string) error {
+	if email == "" {
+		return Errorf(Invalid, "Email address is required.")
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || len(email) > 254 || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") {
+		return Errorf(Invalid, "%q is not a valid email address.", email)
+	}
+	return nil
+}
+
+// CheckPassword applies the password policy.
+func (s *Service) CheckPassword(password, username, email string) error {
+	n := utf8.RuneCountInString(password)
+	switch {
+	case n < s.policy.MinPasswordLength:
+		return Errorf(Invalid, "Password must be at least %d characters long.", s.policy.MinPasswordLength)
+	case len(password) > 1024:
+		return Errorf(Invalid, "Password must be at most 1024 bytes long.")
+	case strings.EqualFold(password, username) || (email != "" && strings.EqualFold(password, email)):
+		return Errorf(Invalid, "Password must not be the same as the username or email address.")
+	}
+	return nil
+}
+
+// CreateUser validates and stores a new local account.
+func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, error) {
+	if err := s.validateNewUser(&n); err != nil {
+		return storage.User{}, err
+	}
+	hash, err := HashPassword(n.Password, s.policy.Argon2)
+	if err != nil {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	now := s.now()
+	u := storage.User{
+		ID:           NewID(),
+		Username:     n.Username,
+		Email:        n.Email,
+		Name:         n.Name,
+		Admin:        n.Admin,
+		PasswordHash: hash,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return storage.User{}, Errorf(Conflict, "A user with that username or email address already exists.")
+		}
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create user %q: %w", n.Username, err)}
+	}
+	return u, nil
+}
+
+// ListUsers returns every account.
+func (s *Service) ListUsers(ctx context.Context) ([]storage.User, error) {
+	return s.store.ListUsers(ctx)
+}
+
+// lookup finds a user by username or email with a user-facing error.
+func (s *Service) lookup(ctx context.Context, login string) (storage.User, error) {
+	u, err := s.store.GetUserByLogin(ctx, login)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, Errorf(NotFound, "No user %q.", login)
+	}
+	if err != nil {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	return u, nil
+}
+
+// SetPassword replaces a user's password and ends their sessions and refresh
+// tokens, so a leaked password stops working everywhere at once.
+func (s *Service) SetPassword(ctx context.Context, login, password string) error {
+	u, err := s.lookup(ctx, login)
+	if err != nil {
+		return err
+	}
+	if err := s.CheckPassword(password, u.Username, u.Email); err != nil {
+		return err
+	}
+	hash, err := HashPassword(password, s.policy.Argon2)
+	if err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+		u.PasswordHash = hash
+		u.UpdatedAt = s.now()
+		return u, nil
+	}); err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set password of %q: %w", u.ID, err)}
+	}
+	return s.endEverything(ctx, u.ID)
+}
+
+// SetBlocked blocks or unblocks a user. Blocking ends their sessions and tokens.
+func (s *Service) SetBlocked(ctx context.Context, login string, blocked bool) error {
+	u, err := s.lookup(ctx, login)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+		u.Blocked = blocked
+		u.UpdatedAt = s.now()
+		return u, nil
+	}); err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("block user %q: %w", u.ID, err)}
+	}
+	if blocked {
+		return s.endEverything(ctx, u.ID)
+	}
+	return nil
+}
+
+func (s *Service) endEverything(ctx context.Context, userID string) error {
+	if _, err := s.store.DeleteUserSessions(ctx, userID); err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("end sessions of %q: %w", userID, err)}
+	}
+	if _, err := s.store.RevokeUserClient(ctx, userID, ""); err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("revoke tokens of %q: %w", userID, err)}
+	}
+	return nil
+}

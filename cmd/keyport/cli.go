@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+)
+
+const usage = `Keyport: an OpenID Connect provider in one binary.
+
+Usage:
+  keyport serve [--config FILE]
+  keyport user create --username NAME --email ADDR [--name "Full Name"] [--admin] --password-stdin
+  keyport user list
+  keyport user set-password --username NAME --password-stdin
+  keyport user block|unblock --username NAME
+  keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
+                        [--public] [--grant authorization_code,refresh_token,client_credentials] [--secret-stdin]
+  keyport client list
+  keyport client delete --id ID
+  keyport keys rotate
+
+Every command takes --config FILE (default: the built-in configuration;
+KEYPORT_CONFIG names a file too). KEYPORT_ISSUER, KEYPORT_LISTEN and
+KEYPORT_DATA_DIR override the file.
+`
+
+// cli carries what every command needs.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = c.serve(ctx, rest)
+	case "user":
+		err = c.sub(ctx, "user", rest, map[string]func(context.Context, []string) error{
+			"create": c.userCreate, "list": c.userList, "set-password": c.userSetPassword,
+			"block":   func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, true) },
+			"unblock": func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, false) },
+		})
+	case "client":
+		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{
+			"create": c.clientCreate, "list": c.clientList, "delete": c.clientDelete,
+		})
+	case "keys":
+		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "keyport: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "keyport: %s\n", ue.msg)
+		return 2
+	}
+	fmt.Fprintf(stderr, "keyport: %s\n", messageOf(err))
+	return 1
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+// messageOf shows account errors by their user-facing message.
+func messageOf(err error) string {
+	var ae *account.Error
+	if errors.As(err, &ae) && ae.Code != account.Internal {
+		return ae.Message
+	}
+	return err.Error()
+}
+
+func (c *cli) sub(ctx context.Context, group string, args []string, cmds map[string]func(context.Context, []string) error) error {
+	if len(args) == 0 {
+		return usageError{fmt.Sprintf("%s: missing subcommand\n\n%s", group, usage)}
+	}
+	fn, ok := cmds[args[0]]
+	if !ok {
+		return usageError{fmt.Sprintf("%s: unknown subcommand %q\n\n%s", group, args[0], usage)}
+	}
+	return fn(ctx, args[1:])
+}
+
+func (c *cli) flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("keyport "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	cfg := fs.String("config", "", "configuration file (TOML)")
+	return fs, cfg
+}
+
+func (c *cli) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+// loadConfig loads and validates the configuration, printing warnings.
+func (c *cli) loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		path = c.getenv("KEYPORT_CONFIG")
+	}
+	cfg, warnings, err := config.Load(path, c.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("configuration is invalid:\n%w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(c.stderr, "keyport: warning: %s\n", w)
+	}
+	return cfg, nil
+}
+
+// open opens the store for a CLI command, failing fast when serve holds it.
+func (c *cli) open(path string) (*Main, error) {
+	cfg, err := c.loadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(cfg, newLogger("warn", c.stderr), 300*time.Millisecond, nil)
+}
+
+func (c *cli) serve(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("serve")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	m, err := Load(cfg, newLogger(cfg.LogLevel, c.stderr), nil)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Run(ctx)
+}
+
+// readSecret reads a password or secret from stdin: the whole input minus
+// one trailing newline, so `echo pw | keyport ...` works.
+func (c *cli) readSecret(what string) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(c.stdin, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read %s from stdin: %w", what, err)
+	}
+	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if s == "" {
+		return "", usageError{what + " on stdin is empty"}
+	}
+	return s, nil
+}
+
+func (c *cli) userCreate(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("user create")
+	username := fs.String("username", "", "sign-in name")
+	email := fs.String("email", "", "email address")
+	name := fs.String("name", "", "full name")
+	admin := fs.Bool("admin", false, "make the user an administrator")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *username == "" || *email == "" || !*pwStdin {
+		return usageError{"user create needs --username, --email and --password-stdin"}
+	}
+	pw, err := c.readSecret("password")
+	if err != nil {
+		return err
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	u, err := m.Accounts.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, Name: *name, Admin: *admin, Password: pw})
+	if err != nil {
+		return err
+	}
+	role := "user"
+	if u.Admin {
+		role = "administrator"
+	}
+	fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", role, u.Username, u.ID)
+	return nil
+}
+
+func (c *cli) userList(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("user list")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	users, err := m.Accounts.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tADMIN\tBLOCKED")
+	for _, u := range users {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", u.ID, u.Username, u.Email, u.Name, u.Admin, u.Blocked)
+	}
+	return tw.Flush()
+}
+
+func (c *cli) userSetPassword(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("user set-password")
+	username := fs.String("username", "", "username or email")
+	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *username == "" || !*pwStdin {
+		return usageError{"user set-password needs --username and --password-stdin"}
+	}
+	pw, err := c.readSecret("password")
+	if err != nil {
+		return err
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Accounts.SetPassword(ctx, *username, pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "password of %s changed; their sessions and refresh tokens were ended\n", *username)
+	return nil
+}
+
+func (c *cli) userBlock(ctx context.Context, args []string, blocked bool) error {
+	verb := map[bool]string{true: "block", false: "unblock"}[blocked]
+	fs, cfgPath := c.flags("user " + verb)
+	username := fs.String("username", "", "username or email")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *username == "" {
+		return usageError{"user " + verb + " needs --username"}
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Accounts.SetBlocked(ctx, *username, blocked); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%sed %s\n", verb, *username)
+	return nil
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+func (c *cli) clientCreate(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("client create")
+	id := fs.String("id", "", "client ID")
+	name := fs.String("name", "", "display name")
+	var redirects, postLogout listFlag
+	fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable)")
+	fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
+	public := fs.Bool("public", false, "public client (no secret; PKCE required)")
+	grants := fs.String("grant", "", "grant types, comma separated (default authorization_code,refresh_token)")
+	jwt := fs.Bool("jwt-access-tokens", false, "issue JWT access tokens instead of opaque ones")
+	skipConsent := fs.Bool("skip-consent", false, "first-party app: never ask for consent")
+	secretStdin := fs.Bool("secret-stdin", false, "read the client secret from standard input instead of generating one")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return usageError{"client create needs --id"}
+	}
+	n := account.NewClient{ID: *id, Name: *name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
+		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent}
+	if *grants != "" {
+		for _, g := range strings.Split(*grants, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				n.GrantTypes = append(n.GrantTypes, g)
+			}
+		}
+	}
+	if *secretStdin {
+		s, err := c.readSecret("secret")
+		if err != nil {
+			return err
+		}
+		n.Secret = s
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	cl, secret, err := m.Accounts.RegisterClient(ctx, n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "created client %s (%s)\n", cl.ID, strings.Join(cl.GrantTypes, ", "))
+	if secret != "" && !*secretStdin {
+		fmt.Fprintf(c.stdout, "client secret (shown once, store it now): %s\n", secret)
+	}
+	return nil
+}
+
+func (c *cli) clientList(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("client list")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	clients, err := m.Accounts.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tGRANTS\tREDIRECT URIS\tSOURCE")
+	for _, cl := range clients {
+		kind, src := "confidential", "database"
+		if cl.Public {
+			kind = "public"
+		}
+		if cl.Static {
+			src = "config"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, cl.Name, kind, strings.Join(cl.GrantTypes, ","), strings.Join(cl.RedirectURIs, " "), src)
+	}
+	return tw.Flush()
+}
+
+func (c *cli) clientDelete(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("client delete")
+	id := fs.String("id", "", "client ID")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return usageError{"client delete needs --id"}
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.Accounts.DeleteClient(ctx, *id); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "deleted client %s\n", *id)
+	return nil
+}
+
+func (c *cli) keysRotate(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("keys rotate")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if err := m.load(); err != nil {
+		return err
+	}
+	if err := m.Keys.Rotate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "new signing key %s; the previous one stays in JWKS until its tokens expire\n", m.Keys.SigningKeyID())
+	return nil
+}

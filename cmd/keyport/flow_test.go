@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+)
+
+// hiddenFields are user fields that must never leave through tokens or userinfo.
+var hiddenFields = []string{"blocked", "last_ip", "last_login", "logins_count", "password", "password_hash", "LastIP"}
+
+func assertNoHiddenFields(t *testing.T, where string, raw []byte) {
+	t.Helper()
+	for _, f := range hiddenFields {
+		if strings.Contains(string(raw), `"`+f+`"`) {
+			t.Errorf("%s leaks %q: %s", where, f, raw)
+		}
+	}
+}
+
+func jwtPayload(t *testing.T, jwt string) []byte {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCodeFlowEndToEnd(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	// Give alice internal data that must stay internal.
+	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: testPassword, IP: "203.0.113.9"}); err != nil {
+		t.Fatal(err)
+	}
+	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki"})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOfflineAccess}
+	b := newBrowser(t)
+
+	// First visit: login page, then consent listing the scopes.
+	verifier, challenge := pkce()
+	p := app.authorize(b, "state-1", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oidc.Nonce("n-1"))
+	if !isLoginPage(p) || !strings.Contains(p.Body, "Team Wiki") {
+		t.Fatalf("expected the login page naming the app, got %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	wrong := b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {"wrong password!"}})
+	if wrong.Status != http.StatusUnauthorized || !strings.Contains(wrong.Body, "Incorrect username or password") {
+		t.Fatalf("wrong password: %d\n%s", wrong.Status, truncateBody(wrong.Body))
+	}
+	p = b.submit(wrong, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if !isConsentPage(p) {
+		t.Fatalf("expected consent, got %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	for _, want := range []string{"email", "profile", "offline_access", "Team Wiki"} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("consent page does not mention %q", want)
+		}
+	}
+	p = b.submit(p, "/consent", url.Values{"decision": {"allow"}})
+	res := landed(t, p, app.RedirectURI)
+	if res.State != "state-1" || res.Code == "" {
+		t.Fatalf("callback: %+v", res)
+	}
+	if res.Iss != srv.URL {
+		t.Errorf("RFC 9207 iss = %q, want %q", res.Iss, srv.URL)
+	}
+
+	tok, err := app.exchange(res.Code, verifier)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	idt, err := app.verifier.Verify(context.Background(), rawID)
+	if err != nil {
+		t.Fatalf("verify ID token: %v", err)
+	}
+	if idt.Subject != alice.ID || idt.Subject == "alice" || idt.Nonce != "n-1" {
+		t.Errorf("ID token sub=%q nonce=%q", idt.Subject, idt.Nonce)
+	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Errorf("at_hash: %v", err)
+	}
+	var claims struct {
+		AMR      []string `json:"amr"`
+		ACR      string   `json:"acr"`
+		AuthTime int64    `json:"auth_time"`
+		Email    string   `json:"email"`
+		Name     string   `json:"name"`
+		Username string   `json:"preferred_username"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(claims.AMR, []string{"pwd"}) || claims.ACR == "" || claims.AuthTime == 0 {
+		t.Errorf("amr=%v acr=%q auth_time=%d", claims.AMR, claims.ACR, claims.AuthTime)
+	}
+	if claims.Email != "alice@example.com" || claims.Username != "alice" || claims.Name != "Alice Tester" {
+		t.Errorf("ID token profile claims: %+v", claims)
+	}
+	assertNoHiddenFields(t, "ID token", jwtPayload(t, rawID))
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token with offline_access")
+	}
+
+	// Userinfo through go-oidc: claims per scope, nothing internal.
+	ui, err := app.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	if ui.Subject != alice.ID || ui.Email != "alice@example.com" {
+		t.Errorf("userinfo sub=%q email=%q", ui.Subject, ui.Email)
+	}
+	_, _, raw := srv.userinfo(tok.AccessToken)
+	rawJSON, _ := json.Marshal(raw)
+	assertNoHiddenFields(t, "userinfo", rawJSON)
+	if _, ok := raw["phone_number"]; ok {
+		t.Error("phone claim without phone scope")
+	}
+
+	// Single sign-on: the same browser goes straight back, with no login or
+	// consent page (consent is remembered per user and client).
+	p = app.authorize(b, "state-2", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	if r2 := landed(t, p, app.RedirectURI); r2.Code == "" {
+		t.Fatalf("SSO: %+v", r2)
+	}
+
+	// A narrower scope set is covered by the earlier consent.
+	p = app.authorize(b, "state-3", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oauth2.SetAuthURLParam("scope", "openid email"))
+	landed(t, p, app.RedirectURI)
+
+	// prompt=consent asks again; prompt=login asks for the password again.
+	p = app.authorize(b, "s4", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oauth2.SetAuthURLParam("prompt", "consent"))
+	if !isConsentPage(p) {
+		t.Fatalf("prompt=consent did not show consent: %d", p.Status)
+	}
+	p = app.authorize(b, "s5", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oauth2.SetAuthURLParam("prompt", "login"))
+	if !isLoginPage(p) {
+		t.Fatalf("prompt=login did not show the login page: %d", p.Status)
+	}
+	p = app.finish(b, p, "alice")
+	landed(t, p, app.RedirectURI)
+
+	// max_age=0 forces a fresh sign-in too.
+	p = app.authorize(b, "s6", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oauth2.SetAuthURLParam("max_age", "0"))
+	if !isLoginPage(p) {
+		t.Fatalf("max_age=0 did not show the login page: %d", p.Status)
+	}
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("bob", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	code, verifier := app.signIn(newBrowser(t), "bob")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := tok.RefreshToken
+
+	refresh := func(rt string) (int, map[string]any) {
+		status, h, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, true)
+		if h.Get("Cache-Control") != "no-store" {
+			t.Errorf("token response Cache-Control = %q", h.Get("Cache-Control"))
+		}
+		return status, body
+	}
+	status, body := refresh(first)
+	if status != 200 {
+		t.Fatalf("refresh: %d %v", status, body)
+	}
+	second, _ := body["refresh_token"].(string)
+	if second == "" || second == first {
+		t.Fatalf("refresh token not rotated: %v", body)
+	}
+	if idt, _ := body["id_token"].(string); idt == "" {
+		t.Error("refresh response has no ID token")
+	} else if _, err := app.verifier.Verify(context.Background(), idt); err != nil {
+		t.Errorf("refreshed ID token: %v", err)
+	}
+	access2, _ := body["access_token"].(string)
+
+	// Reusing the first token fails and revokes the family: the second
+	// token and its access token die with it.
+	if status, body := refresh(first); status != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("reuse: %d %v", status, body)
+	}
+	if status, body := refresh(second); status != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("family not revoked after reuse: %d %v", status, body)
+	}
+	if status, _, _ := srv.userinfo(access2); status != 401 {
+		t.Errorf("access token of a revoked family still works at userinfo: %d", status)
+	}
+}
+
+func TestRefreshSurvivesRestart(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("carol", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess, "email"}
+	code, verifier := app.signIn(newBrowser(t), "carol")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := srv.Main.Keys.SigningKeyID()
+	jwks := string(srv.Main.Keys.JWKS())
+
+	srv2 := srv.restart()
+	if got := srv2.Main.Keys.SigningKeyID(); got != kid {
+		t.Errorf("signing key changed across restart: %s -> %s", kid, got)
+	}
+	if got := string(srv2.Main.Keys.JWKS()); got != jwks {
+		t.Error("JWKS changed across restart")
+	}
+	// The access token from before the restart still works, and so does the refresh token.
+	if status, _, body := srv2.userinfo(tok.AccessToken); status != 200 || body["email"] != "carol@example.com" {
+		t.Errorf("userinfo after restart: %d %v", status, body)
+	}
+	app2 := srv2.rp(app.ID, app.Secret, app.RedirectURI)
+	status, _, body := app2.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true)
+	if status != 200 {
+		t.Fatalf("refresh after restart: %d %v", status, body)
+	}
+	if idt, _ := body["id_token"].(string); idt != "" {
+		if _, err := app2.verifier.Verify(context.Background(), idt); err != nil {
+			t.Errorf("ID token after restart: %v", err)
+		}
+	}
+}
+
+func TestClientCredentialsIntrospectRevoke(t *testing.T) {
+	srv := startServer(t, "", nil)
+	m2m := srv.createClient(account.NewClient{ID: "worker", GrantTypes: []string{account.GrantClientCredentials}})
+	rs := srv.createClient(account.NewClient{ID: "api", GrantTypes: []string{account.GrantClientCredentials}})
+
+	status, h, body := m2m.tokenPost(url.Values{"grant_type": {"client_credentials"}, "scope": {"reports:read openid"}}, true)
+	if status != 200 || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("client_credentials: %d %v %v", status, h, body)
+	}
+	at, _ := body["access_token"].(string)
+	if at == "" || body["refresh_token"] != nil || body["id_token"] != nil {
+		t.Fatalf("machine token response: %v", body)
+	}
+	if body["scope"] != "reports:read" {
+		t.Errorf("scope = %v (user scopes must be dropped for machines)", body["scope"])
+	}
+
+	// A resource server introspects it (RFC 7662).
+	status, h, intro := srv.postForm("/oauth/introspect", url.Values{"token": {at}}, rs.ID, rs.Secret)
+	if status != 200 || intro["active"] != true || intro["client_id"] != "worker" || intro["sub"] != "worker" {
+		t.Fatalf("introspect: %d %v", status, intro)
+	}
+	if h.Get("Cache-Control") != "no-store" {
+		t.Errorf("introspection Cache-Control = %q", h.Get("Cache-Control"))
+	}
+	// Introspection needs client authentication.
+	status, h, body = srv.postForm("/oauth/introspect", url.Values{"token": {at}}, rs.ID, "wrong-secret-xxxxxxxx")
+	if status != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") || body["error"] != "invalid_client" {
+		t.Errorf("introspect with a bad secret: %d %q %v", status, h.Get("WWW-Authenticate"), body)
+	}
+	status, _, _ = srv.postForm("/oauth/introspect", url.Values{"token": {at}}, "", "")
+	if status != 401 {
+		t.Errorf("introspect without credentials: %d", status)
+	}
+	// A machine token is no key to userinfo.
+	if status, h, _ := srv.userinfo(at); status != 401 || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("userinfo with a machine token: %d %q", status, h.Get("WWW-Authenticate"))
+	}
+
+	// Another client cannot revoke it; its owner can (RFC 7009).
+	if status, _, body := srv.postForm("/revoke", url.Values{"token": {at}}, rs.ID, rs.Secret); status < 400 || status >= 500 {
+		t.Errorf("revoke by another client: %d %v", status, body)
+	}
+	if _, _, intro := srv.postForm("/oauth/introspect", url.Values{"token": {at}}, rs.ID, rs.Secret); intro["active"] != true {
+		t.Fatal("another client's revocation took effect")
+	}
+	if status, _, body := srv.postForm("/revoke", url.Values{"token": {at}}, m2m.ID, m2m.Secret); status != 200 {
+		t.Fatalf("revoke: %d %v", status, body)
+	}
+	if _, _, intro := srv.postForm("/oauth/introspect", url.Values{"token": {at}}, rs.ID, rs.Secret); intro["active"] != false {
+		t.Errorf("revoked token still active: %v", intro)
+	}
+	// Unknown tokens are not an error (RFC 7009 §2.2).
+	if status, _, _ := srv.postForm("/revoke", url.Values{"token": {"nonsense"}}, m2m.ID, m2m.Secret); status != 200 {
+		t.Errorf("revoke unknown token: %d", status)
+	}
+}
+
+func TestEndSession(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("dave", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	b := newBrowser(t)
+	code, verifier := app.signIn(b, "dave")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idToken, _ := tok.Extra("id_token").(string)
+
+	// An unregistered post_logout_redirect_uri is refused and changes nothing.
+	q := url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {"https://evil.example/"}}
+	p := b.get(srv.URL + "/end_session?" + q.Encode())
+	if p.Status != 400 || p.Location != "" {
+		t.Fatalf("unregistered post-logout URI: %d %q", p.Status, p.Location)
+	}
+
+	q = url.Values{"id_token_hint": {idToken}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye/app"}, "state": {"bye-1"}}
+	p = b.get(srv.URL + "/end_session?" + q.Encode())
+	if p.Status != 302 || p.Location != "http://127.0.0.1:9/bye/app?state=bye-1" {
+		t.Fatalf("end_session: %d %q", p.Status, p.Location)
+	}
+	// The browser is signed out: the next authorization asks for a login.
+	_, challenge := pkce()
+	p = app.authorize(b, "again", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	if !isLoginPage(p) {
+		t.Fatalf("still signed in after logout: %d %s", p.Status, p.Location)
+	}
+	// And the app's refresh token ended with the session.
+	status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true)
+	if status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("refresh after logout: %d %v", status, body)
+	}
+	// Without a redirect URI, logout lands on Keyport's own page.
+	p = b.get(srv.URL + "/end_session")
+	if p.Status != 200 || p.URL.Path != "/logged-out" || !strings.Contains(p.Body, "signed out") {
+		t.Errorf("plain end_session: %d %s", p.Status, p.URL)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("erin", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	b := newBrowser(t)
+	code, verifier := app.signIn(b, "erin")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID, _ := tok.Extra("id_token").(string)
+	oldKid := srv.Main.Keys.SigningKeyID()
+
+	if err := srv.Main.Keys.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	newKid := srv.Main.Keys.SigningKeyID()
+	if newKid == oldKid {
+		t.Fatal("rotation kept the same key")
+	}
+	var set struct {
+		Keys []struct {
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	resp, err := http.Get(srv.URL + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.Kid)
+	}
+	if !slices.Contains(kids, oldKid) || !slices.Contains(kids, newKid) {
+		t.Fatalf("JWKS after rotation = %v, want both %s and %s", kids, oldKid, newKid)
+	}
+	// A fresh relying party (empty key cache) still verifies the old token.
+	fresh := srv.rp(app.ID, app.Secret, app.RedirectURI)
+	if _, err := fresh.verifier.Verify(context.Background(), oldID); err != nil {
+		t.Errorf("old ID token after rotation: %v", err)
+	}
+	code, verifier = app.signIn(b, "erin")
+	tok, err = fresh.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID, _ := tok.Extra("id_token").(string)
+	var hdr struct {
+		Kid string `json:"kid"`
+	}
+	h, _ := base64.RawURLEncoding.DecodeString(strings.Split(newID, ".")[0])
+	json.Unmarshal(h, &hdr)
+	if hdr.Kid != newKid {
+		t.Errorf("new token signed with %q, want %q", hdr.Kid, newKid)
+	}
+	if _, err := fresh.verifier.Verify(context.Background(), newID); err != nil {
+		t.Errorf("new ID token: %v", err)
+	}
+	// The rotation survives a restart.
+	srv2 := srv.restart()
+	if srv2.Main.Keys.SigningKeyID() != newKid {
+		t.Error("rotated key not kept across restart")
+	}
+}

@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
+)
+
+// testServer is a real Keyport (the same Main that `keyport serve` runs) on a
+// loopback port with its data in a temp dir.
+type testServer struct {
+	t      *testing.T
+	Main   *Main
+	URL    string
+	dir    string
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+const testPassword = "correct horse battery"
+
+// startServer starts Keyport with its data in dir (a fresh temp dir when
+// empty). mutate may adjust the configuration.
+func startServer(t *testing.T, dir string, mutate func(*config.Config)) *testServer {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startOn(t, dir, ln, mutate)
+}
+
+func startOn(t *testing.T, dir string, ln net.Listener, mutate func(*config.Config)) *testServer {
+	t.Helper()
+	addr := ln.Addr().String()
+	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
+	cfg, _, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+		if _, err := cfg.Validate(); err != nil {
+			t.Fatalf("test config invalid: %v", err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("KEYPORT_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	m, err := Load(cfg, log, nil)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("load keyport: %v", err)
+	}
+	m.Listener = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{t: t, Main: m, URL: "http://" + addr, dir: dir, addr: addr, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- m.Run(ctx) }()
+	t.Cleanup(s.stop)
+	// Wait until it answers.
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get(s.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("server did not start")
+	return nil
+}
+
+func (s *testServer) stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	if err := <-s.done; err != nil {
+		s.t.Errorf("server: %v", err)
+	}
+	s.cancel = nil
+	if err := s.Main.Close(); err != nil {
+		s.t.Errorf("close: %v", err)
+	}
+}
+
+// restart stops the server and starts a new one on the same address and data.
+func (s *testServer) restart() *testServer {
+	s.t.Helper()
+	s.stop()
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", s.addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("re-listen on %s: %v", s.addr, err)
+	}
+	return startOn(s.t, s.dir, ln, nil)
+}
+
+func (s *testServer) createUser(username string, admin bool) storage.User {
+	s.t.Helper()
+	u, err := s.Main.Accounts.CreateUser(context.Background(), account.NewUser{
+		Username: username, Email: username + "@example.com", Name: strings.ToUpper(username[:1]) + username[1:] + " Tester",
+		Admin: admin, Password: testPassword,
+	})
+	if err != nil {
+		s.t.Fatalf("create user: %v", err)
+	}
+	return u
+}
+
+// testClient is a registered app plus a real relying party for it.
+type testClient struct {
+	ID, Secret  string
+	RedirectURI string
+	oauth       oauth2.Config
+	verifier    *oidc.IDTokenVerifier
+	provider    *oidc.Provider
+	srv         *testServer
+}
+
+func (s *testServer) createClient(n account.NewClient) *testClient {
+	s.t.Helper()
+	if len(n.RedirectURIs) == 0 {
+		n.RedirectURIs = []string{"http://127.0.0.1:9/callback/" + n.ID}
+	}
+	if len(n.PostLogoutRedirectURIs) == 0 {
+		n.PostLogoutRedirectURIs = []string{"http://127.0.0.1:9/bye/" + n.ID}
+	}
+	c, secret, err := s.Main.Accounts.RegisterClient(context.Background(), n)
+	if err != nil {
+		s.t.Fatalf("register client: %v", err)
+	}
+	return s.rp(c.ID, secret, n.RedirectURIs[0])
+}
+
+// rp builds a go-oidc relying party from discovery.
+func (s *testServer) rp(id, secret, redirect string) *testClient {
+	s.t.Helper()
+	p, err := oidc.NewProvider(context.Background(), s.URL)
+	if err != nil {
+		s.t.Fatalf("discovery: %v", err)
+	}
+	return &testClient{
+		ID: id, Secret: secret, RedirectURI: redirect, provider: p, srv: s,
+		oauth: oauth2.Config{
+			ClientID: id, ClientSecret: secret, RedirectURL: redirect, Endpoint: p.Endpoint(),
+			Scopes: []string{oidc.ScopeOpenID, "profile", "email"},
+		},
+		verifier: p.Verifier(&oidc.Config{ClientID: id}),
+	}
+}
+
+// browser is a cookie-jar HTTP client that stops at the app's redirect URI.
+type browser struct {
+	t      *testing.T
+	client *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	b := &browser{t: t}
+	b.client = &http.Client{
+		Jar:     jar,
+		Timeout: 20 * time.Second,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host == "127.0.0.1:9" || len(via) > 10 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+	return b
+}
+
+// page is a fetched response with its body read.
+type page struct {
+	Status   int
+	URL      *url.URL
+	Header   http.Header
+	Body     string
+	Location string
+}
+
+func (b *browser) do(req *http.Request) page {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
+}
+
+func (b *browser) get(u string) page {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return b.do(req)
+}
+
+func (b *browser) post(u string, form url.Values) page {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+var hiddenInput = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// formFields returns the hidden inputs of a page.
+func formFields(body string) url.Values {
+	v := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(body, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return v
+}
+
+// submit posts a page's form with its hidden fields plus extra.
+func (b *browser) submit(p page, action string, extra url.Values) page {
+	b.t.Helper()
+	form := formFields(p.Body)
+	for k, v := range extra {
+		form[k] = v
+	}
+	base := p.URL
+	u, _ := base.Parse(action)
+	return b.post(u.String(), form)
+}
+
+func isLoginPage(p page) bool   { return p.Status < 500 && strings.Contains(p.Body, `action="/login"`) }
+func isConsentPage(p page) bool { return p.Status == 200 && strings.Contains(p.Body, `action="/consent"`) }
+
+// pkce returns a verifier and its S256 challenge.
+func pkce() (verifier, challenge string) {
+	verifier = account.RandomString(32)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// flowResult is where the browser landed at the app.
+type flowResult struct {
+	Code, State, Error, Iss string
+	Query                   url.Values
+}
+
+func landed(t *testing.T, p page, redirect string) flowResult {
+	t.Helper()
+	if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, redirect) {
+		t.Fatalf("expected a redirect to %s, got %d %s\n%s", redirect, p.Status, p.Location, truncateBody(p.Body))
+	}
+	u, err := url.Parse(p.Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	return flowResult{Code: q.Get("code"), State: q.Get("state"), Error: q.Get("error"), Iss: q.Get("iss"), Query: q}
+}
+
+func truncateBody(s string) string {
+	if len(s) > 2000 {
+		return s[:2000] + "…"
+	}
+	return s
+}
+
+// authorize starts an authorization request with opts and returns the first page.
+func (c *testClient) authorize(b *browser, state string, opts ...oauth2.AuthCodeOption) page {
+	return b.get(c.oauth.AuthCodeURL(state, opts...))
+}
+
+// signIn runs a whole code flow for username: login form, consent when
+// asked, back to the app. It returns the code and the PKCE verifier.
+func (c *testClient) signIn(b *browser, username string, opts ...oauth2.AuthCodeOption) (code, verifier string) {
+	c.srv.t.Helper()
+	verifier, challenge := pkce()
+	nonce := account.RandomString(8)
+	opts = append(opts, oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oidc.Nonce(nonce))
+	p := c.authorize(b, "st-"+nonce, opts...)
+	p = c.finish(b, p, username)
+	res := landed(c.srv.t, p, c.RedirectURI)
+	if res.Error != "" || res.Code == "" || res.State != "st-"+nonce {
+		c.srv.t.Fatalf("flow ended with %+v", res)
+	}
+	return res.Code, verifier
+}
+
+// finish walks login and consent pages until the browser leaves Keyport.
+func (c *testClient) finish(b *browser, p page, username string) page {
+	c.srv.t.Helper()
+	for i := 0; i < 4; i++ {
+		switch {
+		case isLoginPage(p):
+			p = b.submit(p, "/login", url.Values{"login": {username}, "password": {testPassword}})
+		case isConsentPage(p):
+			p = b.submit(p, "/consent", url.Values{"decision": {"allow"}})
+		default:
+			return p
+		}
+	}
+	return p
+}
+
+// exchange trades a code for tokens with the real oauth2 client.
+func (c *testClient) exchange(code, verifier string) (*oauth2.Token, error) {
+	opts := []oauth2.AuthCodeOption{}
+	if verifier != "" {
+		opts = append(opts, oauth2.VerifierOption(verifier))
+	}
+	return c.oauth.Exchange(context.Background(), code, opts...)
+}
+
+// tokenPost calls the token endpoint directly and decodes the JSON answer.
+func (c *testClient) tokenPost(form url.Values, basic bool) (int, http.Header, map[string]any) {
+	c.srv.t.Helper()
+	if !basic {
+		form.Set("client_id", c.ID)
+		if c.Secret != "" {
+			form.Set("client_secret", c.Secret)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.srv.URL+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic {
+		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	}
+	return doJSON(c.srv.t, req)
+}
+
+func doJSON(t *testing.T, req *http.Request) (int, http.Header, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(body) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("%s %s: bad JSON %q: %v", req.Method, req.URL, body, err)
+		}
+	}
+	if m == nil {
+		m = map[string]any{"_raw": string(body)}
+	}
+	return resp.StatusCode, resp.Header, m
+}
+
+// postForm posts a form to path with optional HTTP Basic credentials.
+func (s *testServer) postForm(path string, form url.Values, user, pass string) (int, http.Header, map[string]any) {
+	req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	return doJSON(s.t, req)
+}
+
+func (s *testServer) userinfo(accessToken string) (int, http.Header, map[string]any) {
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/userinfo", nil)
+	if accessToken != "" {
+		req.Header.Set("Authorization", "Bearer "+accessToken)
+	}
+	return doJSON(s.t, req)
+}
+
+// oauthErr extracts the OAuth error code of a failed token call.
+func oauthErr(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		return re.ErrorCode
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// parallel runs fn n times at once and collects the results.
+func parallel[T any](n int, fn func(i int) T) []T {
+	out := make([]T, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			out[i] = fn(i)
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	return out
+}

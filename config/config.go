@@ -1,0 +1,354 @@
+// Package config loads Keyport's TOML configuration.
+//
+// The embedded default (the root config.toml, keyport.DefaultConfig) is
+// decoded first and the operator's file on top of it, both strictly: an
+// unknown key is an error. Environment overrides come next, then
+// normalisation (which fills in derived values), then Validate, which only
+// checks and reports every problem at once, each prefixed with its TOML key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/keyport/keyport"
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config mirrors config.toml. See that file for what each key means.
+type Config struct {
+	Issuer        string `toml:"issuer"`
+	Listen        string `toml:"listen"`
+	DataDir       string `toml:"data_dir"`
+	LogLevel      string `toml:"log_level"`
+	TemplatesDir  string `toml:"templates_dir"`
+	SecretKeyFile string `toml:"secret_key_file"`
+
+	Session  Session  `toml:"session"`
+	Tokens   Tokens   `toml:"tokens"`
+	Keys     Keys     `toml:"keys"`
+	Password Password `toml:"password"`
+	Limits   Limits   `toml:"limits"`
+	Clients  []Client `toml:"clients"`
+}
+
+// Session is the [session] table: the single sign-on cookie.
+type Session struct {
+	CookieName string   `toml:"cookie_name"`
+	Lifetime   Duration `toml:"lifetime"`
+	// SecureCookie is "auto", "true" or "false"; use Config.SecureCookie
+	// for the resolved value.
+	SecureCookie string `toml:"secure_cookie"`
+	// SameSite is "lax" or "strict".
+	SameSite string `toml:"same_site"`
+}
+
+// Tokens is the [tokens] table: lifetimes of what Keyport issues.
+type Tokens struct {
+	Code        Duration `toml:"code"`
+	Access      Duration `toml:"access"`
+	ID          Duration `toml:"id"`
+	Refresh     Duration `toml:"refresh"`
+	RefreshIdle Duration `toml:"refresh_idle"`
+	AuthRequest Duration `toml:"auth_request"`
+}
+
+// Keys is the [keys] table: token signing keys.
+type Keys struct {
+	// RotationPeriod zero disables rotation.
+	RotationPeriod Duration `toml:"rotation_period"`
+	Algorithm      string   `toml:"algorithm"`
+}
+
+// Password is the [password] table: argon2id parameters and password policy.
+type Password struct {
+	MemoryKiB   int `toml:"memory_kib"`
+	Iterations  int `toml:"iterations"`
+	Parallelism int `toml:"parallelism"`
+	MinLength   int `toml:"min_length"`
+}
+
+// Limits is the [limits] table.
+type Limits struct {
+	MaxBodyBytes     int64    `toml:"max_body_bytes"`
+	MaxLoginAttempts int      `toml:"max_login_attempts"`
+	LoginWindow      Duration `toml:"login_window"`
+}
+
+// Client is one [[clients]] entry.
+type Client struct {
+	ID   string `toml:"id"`
+	Name string `toml:"name"`
+	// Secret holds the client secret; after Load it also holds the contents
+	// of SecretFile when that was set.
+	Secret                 string   `toml:"secret"`
+	SecretFile             string   `toml:"secret_file"`
+	RedirectURIs           []string `toml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `toml:"post_logout_redirect_uris"`
+	GrantTypes             []string `toml:"grant_types"`
+	Public                 bool     `toml:"public"`
+	AccessTokenJWT         bool     `toml:"access_token_jwt"`
+	SkipConsent            bool     `toml:"skip_consent"`
+}
+
+// Grant types a client may list in grant_types.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// DefaultGrantTypes are given to a client whose grant_types is empty.
+func DefaultGrantTypes() []string {
+	return []string{GrantAuthorizationCode, GrantRefreshToken}
+}
+
+// HasGrant reports whether the client lists grant type g.
+func (c Client) HasGrant(g string) bool {
+	for _, have := range c.GrantTypes {
+		if have == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Duration is a time.Duration written in TOML as a quoted Go duration
+// string such as "15m" or "720h".
+type Duration struct {
+	time.Duration
+}
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: write a quoted Go duration such as \"15m\" or \"720h\"", text)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.Duration.String()), nil
+}
+
+// Environment variables that override keys of the file when set and not
+// empty.
+const (
+	EnvIssuer  = "KEYPORT_ISSUER"
+	EnvListen  = "KEYPORT_LISTEN"
+	EnvDataDir = "KEYPORT_DATA_DIR"
+)
+
+// Load builds the configuration: the embedded default, then the file at path
+// on top of it (skipped when path is ""), then the environment overrides read
+// through getenv (nil means no environment), then normalisation, then
+// Validate. It returns the configuration, Validate's warnings, and an error
+// that lists every problem found. On a decoding error (unreadable file, bad
+// TOML, unknown key, wrong type) the configuration is nil.
+func Load(path string, getenv func(string) string) (*Config, []string, error) {
+	return load(keyport.DefaultConfig, path, getenv)
+}
+
+func load(defaults []byte, path string, getenv func(string) string) (*Config, []string, error) {
+	c := new(Config)
+	if err := decode(c, "embedded default config", defaults); err != nil {
+		return nil, nil, err
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("config file %s does not exist", path)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading config file: %w", err)
+		}
+		// go-toml/v2 replaces slices, maps and arrays of tables that a
+		// document sets, and leaves alone what it does not mention. We rely
+		// on that for everything except clients, where we make it explicit:
+		// [[clients]] in the file replaces the default's list, and a file
+		// without clients keeps it.
+		defaultClients := c.Clients
+		c.Clients = nil
+		if err := decode(c, path, data); err != nil {
+			return nil, nil, err
+		}
+		if c.Clients == nil {
+			c.Clients = defaultClients
+		}
+	}
+	if getenv != nil {
+		applyEnv(c, getenv)
+	}
+	normErr := c.normalize()
+	warnings, err := c.Validate()
+	return c, warnings, errors.Join(normErr, err)
+}
+
+// decode decodes one TOML document onto c, refusing unknown keys. Errors
+// name the source and the line, and the key where go-toml knows it.
+func decode(c *Config, name string, data []byte) error {
+	d := toml.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	err := d.Decode(c)
+	if err == nil {
+		return nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		errs := make([]error, 0, len(strict.Errors))
+		for i := range strict.Errors {
+			e := &strict.Errors[i]
+			line, col := e.Position()
+			errs = append(errs, fmt.Errorf("%s:%d:%d: unknown key %q", name, line, col, strings.Join(e.Key(), ".")))
+		}
+		return errors.Join(errs...)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, col := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if key := de.Key(); len(key) > 0 {
+			k := strings.Join(key, ".")
+			if k == "session.secure_cookie" {
+				msg += ` (it is a quoted string: "auto", "true" or "false")`
+			}
+			return fmt.Errorf("%s:%d:%d: %s: %s", name, line, col, k, msg)
+		}
+		return fmt.Errorf("%s:%d:%d: %s", name, line, col, msg)
+	}
+	// go-toml reports some errors from UnmarshalText, such as for an
+	// unquoted duration, without position or key. Find the keys ourselves.
+	if keys := unquotedDurations(data); len(keys) > 0 {
+		errs := make([]error, 0, len(keys))
+		for _, k := range keys {
+			errs = append(errs, fmt.Errorf("%s: %s: durations are quoted strings with a unit, such as \"15m\" or \"720h\"", name, k))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// unquotedDurations returns the keys of data that map to a Duration field
+// of Config but hold something other than a string.
+func unquotedDurations(data []byte) []string {
+	var doc map[string]any
+	if toml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	var keys []string
+	var walk func(prefix string, typ reflect.Type, m map[string]any)
+	walk = func(prefix string, typ reflect.Type, m map[string]any) {
+		for f := range typ.Fields() {
+			key := f.Tag.Get("toml")
+			v, ok := m[key]
+			if key == "" || !ok {
+				continue
+			}
+			switch {
+			case f.Type == reflect.TypeFor[Duration]():
+				if _, isString := v.(string); !isString {
+					keys = append(keys, prefix+key)
+				}
+			case f.Type.Kind() == reflect.Struct:
+				if sub, ok := v.(map[string]any); ok {
+					walk(prefix+key+".", f.Type, sub)
+				}
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config](), doc)
+	return keys
+}
+
+func applyEnv(c *Config, getenv func(string) string) {
+	for _, o := range []struct {
+		env string
+		dst *string
+	}{
+		{EnvIssuer, &c.Issuer},
+		{EnvListen, &c.Listen},
+		{EnvDataDir, &c.DataDir},
+	} {
+		if v := getenv(o.env); v != "" {
+			*o.dst = v
+		}
+	}
+}
+
+// normalize fills in derived values: it trims the issuer's trailing slash,
+// reads secret files, names unnamed clients after their id and gives
+// clients without grant types the defaults. It checks nothing it does not
+// need to do its job; its errors are about files it could not read or
+// settings it cannot reconcile.
+func (c *Config) normalize() error {
+	var errs []error
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		key := fmt.Sprintf("clients[%d]", i)
+		if cl.Name == "" {
+			cl.Name = cl.ID
+		}
+		if len(cl.GrantTypes) == 0 {
+			cl.GrantTypes = DefaultGrantTypes()
+		}
+		if cl.SecretFile != "" {
+			if cl.Secret != "" {
+				errs = append(errs, fmt.Errorf("%s.secret_file: set either secret or secret_file, not both", key))
+				continue
+			}
+			b, err := os.ReadFile(cl.SecretFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.secret_file: %w", key, err))
+				continue
+			}
+			cl.Secret = strings.TrimSpace(string(b))
+			if cl.Secret == "" {
+				errs = append(errs, fmt.Errorf("%s.secret_file: %s is empty", key, cl.SecretFile))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DBPath is the bbolt database file: data_dir/keyport.db.
+func (c *Config) DBPath() string {
+	return filepath.Join(c.DataDir, "keyport.db")
+}
+
+// SecretKeyPath is the file holding the key that seals secrets at rest:
+// secret_key_file, or data_dir/secret.key when that is empty.
+func (c *Config) SecretKeyPath() string {
+	if c.SecretKeyFile != "" {
+		return c.SecretKeyFile
+	}
+	return filepath.Join(c.DataDir, "secret.key")
+}
+
+// SecureCookie resolves session.secure_cookie: "true" and "false" mean what
+// they say, and "auto" (or anything else) means Secure when the issuer is
+// an https:// URL.
+func (c *Config) SecureCookie() bool {
+	switch c.Session.SecureCookie {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return issuerIsHTTPS(c.Issuer)
+}
+
+func issuerIsHTTPS(issuer string) bool {
+	scheme, _, ok := strings.Cut(issuer, "://")
+	return ok && strings.EqualFold(scheme, "https")
+}

@@ -1,0 +1,390 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds enforced by Validate; config.toml documents them too.
+const (
+	// minMemoryKiB is the smallest argon2id memory OWASP lists (7 MiB, with
+	// t=5); minMemoryTimesIterations is the matching memory * iterations
+	// floor, which all of OWASP's equivalent settings meet.
+	minMemoryKiB             = 7168
+	maxMemoryKiB             = 1 << 20 // 1 GiB
+	minMemoryTimesIterations = 7168 * 5
+	maxIterations            = 64
+	maxParallelism           = 64
+	minPasswordLength        = 8
+	maxPasswordLength        = 128
+	minBodyBytes             = 1024
+	maxBodyBytes             = 10 << 20 // 10 MiB
+	maxLoginAttempts         = 1000
+	minClientSecretLength    = 16
+	maxClientIDLength        = 128
+	minRotationPeriod        = time.Hour
+	// maxCodeLifetime is RFC 6749's recommended maximum; longer is a warning.
+	maxCodeLifetime = 10 * time.Minute
+)
+
+// Validate checks the configuration without changing it or touching the
+// file system. It reports every error at once, joined with errors.Join, and
+// returns warnings separately. Every message starts with the TOML key it is
+// about, such as "tokens.access: must be positive".
+func (c *Config) Validate() (warnings []string, err error) {
+	var p problems
+	c.validateTop(&p)
+	c.validateSession(&p)
+	c.validateTokens(&p)
+	c.validateKeys(&p)
+	c.validatePassword(&p)
+	c.validateLimits(&p)
+	c.validateClients(&p)
+	return p.warnings, errors.Join(p.errs...)
+}
+
+// problems collects what Validate finds.
+type problems struct {
+	errs     []error
+	warnings []string
+}
+
+func (p *problems) errorf(key, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (p *problems) warnf(key, format string, args ...any) {
+	p.warnings = append(p.warnings, key+": "+fmt.Sprintf(format, args...))
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func (c *Config) validateTop(p *problems) {
+	validateIssuer(p, c.Issuer)
+
+	if c.Listen == "" {
+		p.errorf("listen", "must be set")
+	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
+		p.errorf("listen", "must be host:port, such as \"localhost:8080\" or \":8080\", not %q", c.Listen)
+	}
+
+	if c.DataDir == "" {
+		p.errorf("data_dir", "must be set")
+	}
+
+	if !oneOf(c.LogLevel, logLevels...) {
+		p.errorf("log_level", "must be one of %s, not %q", quoteList(logLevels), c.LogLevel)
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= 0 && n <= 65535 && s == strconv.Itoa(n)
+}
+
+const issuerRule = "must be an absolute https:// URL (http:// is allowed only for localhost, 127.0.0.1 and ::1)"
+
+func validateIssuer(p *problems, issuer string) {
+	if issuer == "" {
+		p.errorf("issuer", "must be set: %s", issuerRule)
+		return
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		p.errorf("issuer", "%s, not %q", issuerRule, issuer)
+		return
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if !isLoopbackName(u.Hostname()) {
+			p.errorf("issuer", "%s, not %q", issuerRule, issuer)
+			return
+		}
+		p.warnf("issuer", "uses http://; fine for local testing only")
+	default:
+		p.errorf("issuer", "%s, not %q", issuerRule, issuer)
+		return
+	}
+	if u.User != nil {
+		p.errorf("issuer", "must not contain a user name or password")
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#") {
+		p.errorf("issuer", "must not have a query or fragment")
+	}
+}
+
+// isLoopbackName reports whether host (without brackets or port) is one of
+// the names for which the issuer may use http://.
+func isLoopbackName(host string) bool {
+	return strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1"
+}
+
+// isLoopbackHost is looser than isLoopbackName: any loopback address counts,
+// for warnings about http:// redirect URIs.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Config) validateSession(p *problems) {
+	s := c.Session
+	if s.CookieName == "" {
+		p.errorf("session.cookie_name", "must be set")
+	} else if !validCookieName(s.CookieName) {
+		p.errorf("session.cookie_name", "may contain only letters, digits and !#$%%&'*+-.^_`|~, not %q", s.CookieName)
+	}
+	positive(p, "session.lifetime", s.Lifetime)
+
+	secureOK := true
+	switch s.SecureCookie {
+	case "auto", "true", "false":
+	default:
+		secureOK = false
+		p.errorf("session.secure_cookie", "must be \"auto\", \"true\" or \"false\", not %q", s.SecureCookie)
+	}
+	if secureOK {
+		if s.SecureCookie == "false" && issuerIsHTTPS(c.Issuer) {
+			p.warnf("session.secure_cookie", "false with an https:// issuer; the session cookie will also be sent over plain http")
+		}
+		if !c.SecureCookie() && (strings.HasPrefix(s.CookieName, "__Host-") || strings.HasPrefix(s.CookieName, "__Secure-")) {
+			p.errorf("session.cookie_name", "a name starting with __Host- or __Secure- needs a Secure cookie (https:// issuer or session.secure_cookie = \"true\")")
+		}
+	}
+
+	if !oneOf(s.SameSite, "lax", "strict") {
+		p.errorf("session.same_site", "must be \"lax\" or \"strict\", not %q", s.SameSite)
+	}
+}
+
+// validCookieName reports whether s is an RFC 6265 cookie-name (an RFC 2616
+// token).
+func validCookieName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) validateTokens(p *problems) {
+	t := c.Tokens
+	positive(p, "tokens.code", t.Code)
+	positive(p, "tokens.access", t.Access)
+	positive(p, "tokens.id", t.ID)
+	positive(p, "tokens.refresh", t.Refresh)
+	positive(p, "tokens.refresh_idle", t.RefreshIdle)
+	positive(p, "tokens.auth_request", t.AuthRequest)
+	if t.Code.Duration > maxCodeLifetime {
+		p.warnf("tokens.code", "%s is longer than the %s RFC 6749 recommends", t.Code, maxCodeLifetime)
+	}
+	if t.Refresh.Duration > 0 && t.RefreshIdle.Duration > t.Refresh.Duration {
+		p.warnf("tokens.refresh_idle", "%s is longer than tokens.refresh (%s), so it never takes effect", t.RefreshIdle, t.Refresh)
+	}
+}
+
+func (c *Config) validateKeys(p *problems) {
+	k := c.Keys
+	if r := k.RotationPeriod.Duration; r < 0 || (r > 0 && r < minRotationPeriod) {
+		p.errorf("keys.rotation_period", "must be 0 (no rotation) or at least %s, not %s", minRotationPeriod, k.RotationPeriod)
+	}
+	if k.Algorithm != "RS256" {
+		p.errorf("keys.algorithm", "must be \"RS256\" (the only algorithm supported for now), not %q", k.Algorithm)
+	}
+}
+
+func (c *Config) validatePassword(p *problems) {
+	pw := c.Password
+	if pw.MemoryKiB < minMemoryKiB {
+		p.errorf("password.memory_kib", "must be at least %d (OWASP minimum), not %d", minMemoryKiB, pw.MemoryKiB)
+	} else if pw.MemoryKiB > maxMemoryKiB {
+		p.errorf("password.memory_kib", "must be at most %d (1 GiB), not %d", maxMemoryKiB, pw.MemoryKiB)
+	}
+	iterOK := between(p, "password.iterations", pw.Iterations, 1, maxIterations)
+	between(p, "password.parallelism", pw.Parallelism, 1, maxParallelism)
+	between(p, "password.min_length", pw.MinLength, minPasswordLength, maxPasswordLength)
+	if iterOK && pw.MemoryKiB >= minMemoryKiB && pw.MemoryKiB <= maxMemoryKiB &&
+		pw.MemoryKiB*pw.Iterations < minMemoryTimesIterations {
+		need := (minMemoryTimesIterations + pw.MemoryKiB - 1) / pw.MemoryKiB
+		p.errorf("password.iterations", "must be at least %d with memory_kib = %d: OWASP asks for memory_kib * iterations >= %d (m=7168 t=5, m=9216 t=4, m=12288 t=3, m=19456 t=2)",
+			need, pw.MemoryKiB, minMemoryTimesIterations)
+	}
+}
+
+func (c *Config) validateLimits(p *problems) {
+	l := c.Limits
+	if l.MaxBodyBytes < minBodyBytes || l.MaxBodyBytes > maxBodyBytes {
+		p.errorf("limits.max_body_bytes", "must be between %d and %d, not %d", minBodyBytes, maxBodyBytes, l.MaxBodyBytes)
+	}
+	between(p, "limits.max_login_attempts", l.MaxLoginAttempts, 1, maxLoginAttempts)
+	positive(p, "limits.login_window", l.LoginWindow)
+}
+
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+
+func (c *Config) validateClients(p *problems) {
+	seen := make(map[string]int, len(c.Clients))
+	for i, cl := range c.Clients {
+		key := fmt.Sprintf("clients[%d]", i)
+
+		switch {
+		case cl.ID == "":
+			p.errorf(key+".id", "must be set")
+		case len(cl.ID) > maxClientIDLength:
+			p.errorf(key+".id", "must be at most %d characters", maxClientIDLength)
+		case !validClientID(cl.ID):
+			p.errorf(key+".id", "may contain only letters, digits and . _ ~ -, not %q", cl.ID)
+		}
+		if cl.ID != "" {
+			if first, dup := seen[cl.ID]; dup {
+				p.errorf(key+".id", "duplicate: %q is also the id of clients[%d]", cl.ID, first)
+			} else {
+				seen[cl.ID] = i
+			}
+		}
+
+		if cl.Public {
+			if cl.Secret != "" || cl.SecretFile != "" {
+				p.errorf(key+".secret", "must not be set for a public client")
+			}
+		} else if cl.Secret == "" {
+			if cl.SecretFile == "" {
+				p.errorf(key+".secret", "must be set (or secret_file) for a confidential client; set public = true for apps that cannot keep a secret")
+			}
+			// With secret_file set, Load has already reported why it could
+			// not read it.
+		} else if len(cl.Secret) < minClientSecretLength {
+			sk := key + ".secret"
+			if cl.SecretFile != "" {
+				sk = key + ".secret_file"
+			}
+			p.errorf(sk, "must be at least %d characters", minClientSecretLength)
+		}
+
+		if len(cl.GrantTypes) == 0 {
+			p.errorf(key+".grant_types", "must list at least one of %s", quoteList(grantTypes))
+		}
+		grants := make(map[string]bool, len(cl.GrantTypes))
+		for j, g := range cl.GrantTypes {
+			gk := fmt.Sprintf("%s.grant_types[%d]", key, j)
+			switch {
+			case !oneOf(g, grantTypes...):
+				p.errorf(gk, "unknown grant type %q; must be one of %s", g, quoteList(grantTypes))
+			case grants[g]:
+				p.errorf(gk, "duplicate %q", g)
+			}
+			grants[g] = true
+		}
+		if cl.Public && grants[GrantClientCredentials] {
+			p.errorf(key+".grant_types", "a public client may not use %q", GrantClientCredentials)
+		}
+		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] {
+			p.errorf(key+".grant_types", "%q needs %q", GrantRefreshToken, GrantAuthorizationCode)
+		}
+		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
+			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
+		}
+
+		for j, u := range cl.RedirectURIs {
+			validateRedirectURI(p, fmt.Sprintf("%s.redirect_uris[%d]", key, j), u)
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			validateRedirectURI(p, fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), u)
+		}
+	}
+}
+
+// validClientID reports whether id uses only URL-unreserved characters.
+func validClientID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case b == '.', b == '_', b == '~', b == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validateRedirectURI checks one entry of redirect_uris or
+// post_logout_redirect_uris. Private-use schemes of native apps
+// ("com.example.app:/callback", RFC 8252) are allowed.
+func validateRedirectURI(p *problems, key, s string) {
+	if s == "" {
+		p.errorf(key, "must not be empty")
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		p.errorf(key, "not a valid URL: %q", s)
+		return
+	}
+	if !u.IsAbs() {
+		p.errorf(key, "must be an absolute URL, not %q", s)
+		return
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		p.errorf(key, "must not contain a fragment (#): %q", s)
+	}
+	if strings.Contains(s, "*") {
+		p.errorf(key, "wildcards are not supported: %q", s)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		if u.Hostname() == "" {
+			p.errorf(key, "must have a host: %q", s)
+		}
+	case "http":
+		if u.Hostname() == "" {
+			p.errorf(key, "must have a host: %q", s)
+		} else if !isLoopbackHost(u.Hostname()) {
+			p.warnf(key, "uses http:// on a host other than localhost; anyone on the network path can intercept what is sent there")
+		}
+	}
+}
+
+func positive(p *problems, key string, d Duration) {
+	if d.Duration <= 0 {
+		p.errorf(key, "must be positive, not %s", d)
+	}
+}
+
+func between(p *problems, key string, v, lo, hi int) bool {
+	if v < lo || v > hi {
+		p.errorf(key, "must be between %d and %d, not %d", lo, hi, v)
+		return false
+	}
+	return true
+}
+
+func oneOf(s string, allowed ...string) bool {
+	for _, a := range allowed {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,290 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validConfig is a configuration without errors or warnings, for tests to
+// break one piece at a time.
+func validConfig() *Config {
+	return &Config{
+		Issuer:   "https://id.example.com",
+		Listen:   ":8080",
+		DataDir:  "/var/lib/keyport",
+		LogLevel: "info",
+		Session: Session{
+			CookieName:   "keyport_session",
+			Lifetime:     Duration{720 * time.Hour},
+			SecureCookie: "auto",
+			SameSite:     "lax",
+		},
+		Tokens: Tokens{
+			Code:        Duration{time.Minute},
+			Access:      Duration{15 * time.Minute},
+			ID:          Duration{time.Hour},
+			Refresh:     Duration{720 * time.Hour},
+			RefreshIdle: Duration{168 * time.Hour},
+			AuthRequest: Duration{30 * time.Minute},
+		},
+		Keys:     Keys{RotationPeriod: Duration{720 * time.Hour}, Algorithm: "RS256"},
+		Password: Password{MemoryKiB: 7168, Iterations: 5, Parallelism: 1, MinLength: 10},
+		Limits:   Limits{MaxBodyBytes: 65536, MaxLoginAttempts: 10, LoginWindow: Duration{15 * time.Minute}},
+		Clients: []Client{
+			{
+				ID:           "wiki",
+				Name:         "Wiki",
+				Secret:       "0123456789abcdef",
+				RedirectURIs: []string{"https://wiki.example.com/cb"},
+				GrantTypes:   []string{"authorization_code", "refresh_token"},
+			},
+			{
+				ID:           "spa",
+				Name:         "SPA",
+				Public:       true,
+				RedirectURIs: []string{"https://spa.example.com/cb"},
+				GrantTypes:   []string{"authorization_code", "refresh_token"},
+			},
+		},
+	}
+}
+
+func TestValidConfig(t *testing.T) {
+	warnings, err := validConfig().Validate()
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if len(warnings) != 0 {
+		t.Fatalf("warnings: %q", warnings)
+	}
+}
+
+func TestValidateErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		want   string // the error must contain this; it starts with the key
+	}{
+		{"empty issuer", func(c *Config) { c.Issuer = "" }, "issuer: must be set"},
+		{"http issuer elsewhere", func(c *Config) { c.Issuer = "http://id.example.com" },
+			"issuer: must be an absolute https:// URL (http:// is allowed only for localhost, 127.0.0.1 and ::1)"},
+		{"relative issuer", func(c *Config) { c.Issuer = "id.example.com" }, "issuer: must be an absolute https:// URL"},
+		{"ftp issuer", func(c *Config) { c.Issuer = "ftp://id.example.com" }, "issuer: must be an absolute https:// URL"},
+		{"issuer with query", func(c *Config) { c.Issuer = "https://id.example.com/?x=1" }, "issuer: must not have a query or fragment"},
+		{"issuer with fragment", func(c *Config) { c.Issuer = "https://id.example.com/#x" }, "issuer: must not have a query or fragment"},
+		{"issuer with user", func(c *Config) { c.Issuer = "https://me@id.example.com" }, "issuer: must not contain a user name"},
+		{"empty listen", func(c *Config) { c.Listen = "" }, "listen: must be set"},
+		{"listen without port", func(c *Config) { c.Listen = "localhost" }, "listen: must be host:port"},
+		{"listen bad port", func(c *Config) { c.Listen = "localhost:http" }, "listen: must be host:port"},
+		{"listen port too big", func(c *Config) { c.Listen = ":70000" }, "listen: must be host:port"},
+		{"empty data_dir", func(c *Config) { c.DataDir = "" }, "data_dir: must be set"},
+		{"log_level", func(c *Config) { c.LogLevel = "verbose" }, `log_level: must be one of "debug", "info", "warn", "error"`},
+
+		{"cookie_name empty", func(c *Config) { c.Session.CookieName = "" }, "session.cookie_name: must be set"},
+		{"cookie_name bad", func(c *Config) { c.Session.CookieName = "my session" }, "session.cookie_name: may contain only"},
+		{"__Host- cookie without Secure", func(c *Config) { c.Session.CookieName = "__Host-kp"; c.Session.SecureCookie = "false" },
+			"session.cookie_name: a name starting with __Host-"},
+		{"session lifetime", func(c *Config) { c.Session.Lifetime = Duration{} }, "session.lifetime: must be positive"},
+		{"secure_cookie", func(c *Config) { c.Session.SecureCookie = "yes" }, `session.secure_cookie: must be "auto", "true" or "false"`},
+		{"same_site none", func(c *Config) { c.Session.SameSite = "none" }, `session.same_site: must be "lax" or "strict"`},
+
+		{"tokens.code", func(c *Config) { c.Tokens.Code = Duration{} }, "tokens.code: must be positive"},
+		{"tokens.access", func(c *Config) { c.Tokens.Access = Duration{-time.Minute} }, "tokens.access: must be positive"},
+		{"tokens.id", func(c *Config) { c.Tokens.ID = Duration{} }, "tokens.id: must be positive"},
+		{"tokens.refresh", func(c *Config) { c.Tokens.Refresh = Duration{} }, "tokens.refresh: must be positive"},
+		{"tokens.refresh_idle", func(c *Config) { c.Tokens.RefreshIdle = Duration{} }, "tokens.refresh_idle: must be positive"},
+		{"tokens.auth_request", func(c *Config) { c.Tokens.AuthRequest = Duration{} }, "tokens.auth_request: must be positive"},
+
+		{"rotation negative", func(c *Config) { c.Keys.RotationPeriod = Duration{-time.Hour} }, "keys.rotation_period: must be 0"},
+		{"rotation tiny", func(c *Config) { c.Keys.RotationPeriod = Duration{time.Second} }, "keys.rotation_period: must be 0"},
+		{"algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, `keys.algorithm: must be "RS256"`},
+
+		{"memory too small", func(c *Config) { c.Password.MemoryKiB = 4096 }, "password.memory_kib: must be at least 7168 (OWASP minimum)"},
+		{"memory too big", func(c *Config) { c.Password.MemoryKiB = 4 << 20 }, "password.memory_kib: must be at most"},
+		{"iterations zero", func(c *Config) { c.Password.Iterations = 0 }, "password.iterations: must be between 1 and 64"},
+		{"iterations too many", func(c *Config) { c.Password.Iterations = 1000 }, "password.iterations: must be between 1 and 64"},
+		{"below OWASP product", func(c *Config) { c.Password.MemoryKiB = 19456; c.Password.Iterations = 1 }, "password.iterations: must be at least 2 with memory_kib = 19456"},
+		{"parallelism zero", func(c *Config) { c.Password.Parallelism = 0 }, "password.parallelism: must be between 1 and 64"},
+		{"min_length short", func(c *Config) { c.Password.MinLength = 4 }, "password.min_length: must be between 8 and 128"},
+
+		{"max_body_bytes small", func(c *Config) { c.Limits.MaxBodyBytes = 10 }, "limits.max_body_bytes: must be between"},
+		{"max_body_bytes big", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes: must be between"},
+		{"max_login_attempts", func(c *Config) { c.Limits.MaxLoginAttempts = 0 }, "limits.max_login_attempts: must be between 1 and 1000"},
+		{"login_window", func(c *Config) { c.Limits.LoginWindow = Duration{} }, "limits.login_window: must be positive"},
+
+		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id: must be set"},
+		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},
+		{"client id slash", func(c *Config) { c.Clients[1].ID = "a/b" }, "clients[1].id: may contain only"},
+		{"client id long", func(c *Config) { c.Clients[0].ID = strings.Repeat("a", 129) }, "clients[0].id: must be at most 128"},
+		{"client id duplicate", func(c *Config) { c.Clients[1].ID = "wiki" }, `clients[1].id: duplicate: "wiki" is also the id of clients[0]`},
+		{"confidential without secret", func(c *Config) { c.Clients[0].Secret = "" }, "clients[0].secret: must be set"},
+		{"short secret", func(c *Config) { c.Clients[0].Secret = "short" }, "clients[0].secret: must be at least 16 characters"},
+		{"public with secret", func(c *Config) { c.Clients[1].Secret = "0123456789abcdef" }, "clients[1].secret: must not be set for a public client"},
+		{"public with secret_file", func(c *Config) { c.Clients[1].SecretFile = "/run/secret" }, "clients[1].secret: must not be set for a public client"},
+		{"public client_credentials", func(c *Config) { c.Clients[1].GrantTypes = []string{"authorization_code", "client_credentials"} },
+			`clients[1].grant_types: a public client may not use "client_credentials"`},
+		{"unknown grant", func(c *Config) { c.Clients[0].GrantTypes = []string{"authorization_code", "password"} },
+			`clients[0].grant_types[1]: unknown grant type "password"`},
+		{"implicit grant", func(c *Config) { c.Clients[0].GrantTypes = []string{"implicit"} }, `clients[0].grant_types[0]: unknown grant type "implicit"`},
+		{"duplicate grant", func(c *Config) { c.Clients[0].GrantTypes = []string{"authorization_code", "authorization_code"} },
+			`clients[0].grant_types[1]: duplicate "authorization_code"`},
+		{"no grants", func(c *Config) { c.Clients[0].GrantTypes = nil }, "clients[0].grant_types: must list at least one"},
+		{"refresh alone", func(c *Config) { c.Clients[0].GrantTypes = []string{"refresh_token"} }, `clients[0].grant_types: "refresh_token" needs "authorization_code"`},
+		{"code without redirect", func(c *Config) { c.Clients[0].RedirectURIs = nil }, "clients[0].redirect_uris: must list at least one URI"},
+		{"relative redirect", func(c *Config) { c.Clients[1].RedirectURIs = []string{"https://ok.example.com/cb", "/cb"} },
+			"clients[1].redirect_uris[1]: must be an absolute URL"},
+		{"redirect with fragment", func(c *Config) { c.Clients[1].RedirectURIs = []string{"https://spa.example.com/cb#x"} },
+			"clients[1].redirect_uris[0]: must not contain a fragment"},
+		{"redirect empty", func(c *Config) { c.Clients[0].RedirectURIs = []string{""} }, "clients[0].redirect_uris[0]: must not be empty"},
+		{"redirect unparsable", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https://exa mple.com/%zz"} }, "clients[0].redirect_uris[0]: not a valid URL"},
+		{"redirect without host", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https:///cb"} }, "clients[0].redirect_uris[0]: must have a host"},
+		{"redirect wildcard", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https://*.example.com/cb"} }, "clients[0].redirect_uris[0]: wildcards are not supported"},
+		{"post logout relative", func(c *Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"https://wiki.example.com/", "bye"} },
+			"clients[0].post_logout_redirect_uris[1]: must be an absolute URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.modify(c)
+			_, err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate succeeded, want an error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error:\n%v\ndoes not contain %q", err, tt.want)
+			}
+			// Every line of the joined error starts with a key path.
+			for _, line := range strings.Split(err.Error(), "\n") {
+				key, _, ok := strings.Cut(line, ": ")
+				if !ok || strings.ContainsAny(key, " \"") {
+					t.Errorf("error line %q does not start with a key path", line)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateReportsEverything(t *testing.T) {
+	c := validConfig()
+	c.Tokens.Access = Duration{}
+	c.Session.SameSite = "none"
+	c.Password.MemoryKiB = 1024
+	c.Clients[1].RedirectURIs = []string{"/relative"}
+	_, err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate succeeded")
+	}
+	for _, key := range []string{"tokens.access:", "session.same_site:", "password.memory_kib:", "clients[1].redirect_uris[0]:"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error:\n%v\ndoes not mention %s", err, key)
+		}
+	}
+	if n := len(strings.Split(err.Error(), "\n")); n != 4 {
+		t.Errorf("got %d problems, want 4:\n%v", n, err)
+	}
+}
+
+func TestLoadReportsEverything(t *testing.T) {
+	path := writeFile(t, "keyport.toml", `
+issuer = "http://id.example.com"
+[tokens]
+access = "0s"
+`)
+	_, _, err := Load(path, nil)
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	for _, key := range []string{"issuer:", "tokens.access:"} {
+		if !strings.Contains(err.Error(), key) {
+			t.Errorf("error:\n%v\ndoes not mention %s", err, key)
+		}
+	}
+}
+
+func TestValidateWarnings(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		want   []string // prefixes, in order
+	}{
+		{"http localhost issuer", func(c *Config) { c.Issuer = "http://localhost:8080" }, []string{"issuer: uses http://"}},
+		{"http 127.0.0.1 issuer", func(c *Config) { c.Issuer = "http://127.0.0.1:8080/sso" }, []string{"issuer: uses http://"}},
+		{"http ::1 issuer", func(c *Config) { c.Issuer = "http://[::1]:8080" }, []string{"issuer: uses http://"}},
+		{"insecure cookie with https", func(c *Config) { c.Session.SecureCookie = "false" }, []string{"session.secure_cookie: false with an https:// issuer"}},
+		{"refresh_idle beyond refresh", func(c *Config) { c.Tokens.RefreshIdle = Duration{1000 * time.Hour} }, []string{"tokens.refresh_idle: "}},
+		{"long code", func(c *Config) { c.Tokens.Code = Duration{time.Hour} }, []string{"tokens.code: "}},
+		{"http redirect elsewhere", func(c *Config) { c.Clients[0].RedirectURIs = []string{"http://wiki.example.com/cb"} },
+			[]string{"clients[0].redirect_uris[0]: uses http://"}},
+		{"http redirect loopback", func(c *Config) {
+			c.Clients[1].RedirectURIs = []string{"http://localhost:5173/cb", "http://127.0.0.1/cb", "http://[::1]/cb", "com.example.app:/cb"}
+		}, nil},
+		{"rotation disabled", func(c *Config) { c.Keys.RotationPeriod = Duration{} }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.modify(c)
+			warnings, err := c.Validate()
+			if err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if len(warnings) != len(tt.want) {
+				t.Fatalf("warnings = %q, want %d starting %q", warnings, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(warnings[i], w) {
+					t.Errorf("warning %q does not start with %q", warnings[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestValidateIsPure(t *testing.T) {
+	c := validConfig()
+	c.Issuer = "https://id.example.com/"
+	c.Clients[0].GrantTypes = nil
+	c.Clients[0].Name = ""
+	before := *c
+	before.Clients = slices.Clone(c.Clients)
+	_, _ = c.Validate()
+	if c.Issuer != before.Issuer || c.Clients[0].GrantTypes != nil || c.Clients[0].Name != "" {
+		t.Error("Validate changed the configuration")
+	}
+}
+
+func TestSecureCookie(t *testing.T) {
+	tests := []struct {
+		issuer, setting string
+		want            bool
+	}{
+		{"https://id.example.com", "auto", true},
+		{"HTTPS://id.example.com", "auto", true},
+		{"http://localhost:8080", "auto", false},
+		{"http://localhost:8080", "true", true},
+		{"https://id.example.com", "false", false},
+	}
+	for _, tt := range tests {
+		c := validConfig()
+		c.Issuer, c.Session.SecureCookie = tt.issuer, tt.setting
+		if got := c.SecureCookie(); got != tt.want {
+			t.Errorf("SecureCookie() with issuer %s, secure_cookie %q = %v, want %v", tt.issuer, tt.setting, got, tt.want)
+		}
+	}
+}
+
+func TestPaths(t *testing.T) {
+	c := validConfig()
+	if got, want := c.DBPath(), "/var/lib/keyport/keyport.db"; got != want {
+		t.Errorf("DBPath() = %q, want %q", got, want)
+	}
+	if got, want := c.SecretKeyPath(), "/var/lib/keyport/secret.key"; got != want {
+		t.Errorf("SecretKeyPath() = %q, want %q", got, want)
+	}
+	c.SecretKeyFile = "/etc/keyport/key"
+	if got, want := c.SecretKeyPath(), "/etc/keyport/key"; got != want {
+		t.Errorf("SecretKeyPath() = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,322 @@
+// Package portal is Keyport's people-facing HTTP: sign-in, consent, logout,
+// first-admin setup and the error pages. It reaches the OIDC provider only
+// through the small AuthRequests interface.
+package portal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/gorilla/sessions"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// AuthRequests is what the portal needs from the provider to finish an
+// authorization request.
+type AuthRequests interface {
+	Get(ctx context.Context, id string) (storage.AuthRequest, error)
+	Complete(ctx context.Context, id string, c account.Completion) error
+	CallbackURL(ctx context.Context, id string) string
+	// Fail sends the browser back to the app with an OAuth error code.
+	Fail(w http.ResponseWriter, r *http.Request, id, code, description string)
+}
+
+// Store is the part of storage the portal reads and writes directly.
+type Store interface {
+	storage.Clients
+	storage.Grants
+	UpdateAuthRequest(ctx context.Context, id string, fn func(storage.AuthRequest) (storage.AuthRequest, error)) (storage.AuthRequest, error)
+}
+
+// Options configure the portal.
+type Options struct {
+	Issuer       string
+	Accounts     *account.Service
+	AuthRequests AuthRequests
+	Store        Store
+	Templates    fs.FS // *.html and static/
+	// CookieKey signs the session cookie (32 or 64 random bytes).
+	CookieKey       []byte
+	CookieName      string
+	CookieSecure    bool
+	CookieSameSite  http.SameSite
+	SessionLifetime time.Duration
+	MaxBodyBytes    int64
+	Now             func() time.Time
+	Logger          *slog.Logger
+}
+
+// Server serves the portal.
+type Server struct {
+	opts    Options
+	acct    *account.Service
+	flows   AuthRequests
+	store   Store
+	cookies *sessions.CookieStore
+	pages   map[string]*template.Template
+	static  http.Handler
+	log     *slog.Logger
+	now     func() time.Time
+	router  *mux.Router
+	handler http.Handler
+}
+
+var requiredPages = []string{"login", "consent", "error", "setup", "home", "logged_out"}
+
+// New builds the portal, parsing every template up front so a broken one
+// stops start-up instead of a request.
+func New(o Options) (*Server, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	if len(o.CookieKey) < 32 {
+		return nil, fmt.Errorf("portal: cookie key must be at least 32 bytes")
+	}
+	s := &Server{
+		opts:  o,
+		acct:  o.Accounts,
+		flows: o.AuthRequests,
+		store: o.Store,
+		log:   o.Logger,
+		now:   o.Now,
+		pages: make(map[string]*template.Template),
+	}
+	layout, err := template.ParseFS(o.Templates, "layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse layout template: %w", err)
+	}
+	for _, name := range requiredPages {
+		t, err := layout.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone layout for %s: %w", name, err)
+		}
+		if t, err = t.ParseFS(o.Templates, name+".html"); err != nil {
+			return nil, fmt.Errorf("parse template %s.html: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	staticFS, err := fs.Sub(o.Templates, "static")
+	if err != nil {
+		return nil, fmt.Errorf("static assets: %w", err)
+	}
+	s.static = http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(staticFS)))
+
+	s.cookies = sessions.NewCookieStore(o.CookieKey)
+	s.cookies.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(o.SessionLifetime.Seconds()),
+		HttpOnly: true,
+		Secure:   o.CookieSecure,
+		SameSite: o.CookieSameSite,
+	}
+	s.router = s.routes()
+	// Two CSRF defences: browsers' Fetch Metadata / Origin headers refuse
+	// cross-site form posts up front, and every form carries a token bound to
+	// the cookie for browsers that send neither header.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ErrorPage(w, r, http.StatusForbidden, "Access denied", account.ErrorMessage(errCSRF))
+	}))
+	s.handler = cop.Handler(s.withCSRFToken(s.router))
+	return s, nil
+}
+
+// routes is the whole surface of the portal in one place.
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ErrorPage(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept that kind of request.")
+	})
+
+	// Public.
+	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/static/").Handler(s.static).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/logged-out", s.handle(s.loggedOut)).Methods(http.MethodGet)
+
+	// Sign-in flow: every step returns to the dispatcher (flow.go).
+	r.Handle("/", s.handle(s.home)).Methods(http.MethodGet)
+	r.Handle("/login", s.handle(s.loginPage)).Methods(http.MethodGet)
+	r.Handle("/login", s.handle(s.loginSubmit)).Methods(http.MethodPost)
+	r.Handle("/consent", s.handle(s.consentPage)).Methods(http.MethodGet)
+	r.Handle("/consent", s.handle(s.consentSubmit)).Methods(http.MethodPost)
+	r.Handle("/logout", s.handle(s.logoutPage)).Methods(http.MethodGet)
+	r.Handle("/logout", s.handle(s.logoutSubmit)).Methods(http.MethodPost)
+
+	// First administrator, through the one-time link logged at start-up.
+	r.Handle("/setup", s.handle(s.setupPage)).Methods(http.MethodGet)
+	r.Handle("/setup", s.handle(s.setupSubmit)).Methods(http.MethodPost)
+	return r
+}
+
+// ServeHTTP applies the security headers and the size limit to every page.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	// Sign-in URLs carry request IDs; never leak them to other sites.
+	h.Set("Referrer-Policy", "no-referrer")
+	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	s.handler.ServeHTTP(w, r)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func cacheFor(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handlerFunc is a portal handler that reports failures instead of writing them.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle maps a handler's error to a page in one place: account errors to
+// their status and user-safe message, anything else to a 500 with a reference
+// that matches the log line.
+func (s *Server) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				ref := newRef()
+				s.log.ErrorContext(r.Context(), "panic in portal handler", "path", r.URL.Path, "panic", p, "ref", ref)
+				s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", account.ErrorMessage(nil), ref)
+			}
+		}()
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		code := account.ErrorCode(err)
+		status := statusFor(code)
+		if code == account.Internal {
+			ref := newRef()
+			s.log.ErrorContext(r.Context(), "portal request failed", "path", r.URL.Path, "err", err, "ref", ref)
+			s.errorPage(w, r, status, "Something went wrong", account.ErrorMessage(nil), ref)
+			return
+		}
+		s.errorPage(w, r, status, headingFor(status), account.ErrorMessage(err), "")
+	})
+}
+
+func statusFor(c account.Code) int {
+	switch c {
+	case account.Invalid:
+		return http.StatusBadRequest
+	case account.NotFound:
+		return http.StatusNotFound
+	case account.Conflict:
+		return http.StatusConflict
+	case account.Unauthorized:
+		return http.StatusUnauthorized
+	case account.Forbidden:
+		return http.StatusForbidden
+	case account.RateLimited:
+		return http.StatusTooManyRequests
+	case account.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func headingFor(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "This request cannot be processed"
+	case http.StatusNotFound:
+		return "Not found"
+	case http.StatusForbidden:
+		return "Access denied"
+	case http.StatusUnauthorized:
+		return "Please sign in"
+	case http.StatusTooManyRequests:
+		return "Too many attempts"
+	}
+	return "Something went wrong"
+}
+
+func newRef() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+// ErrorPage renders the friendly error page; the provider uses it too.
+func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
+	s.errorPage(w, r, status, heading, message, "")
+}
+
+type errorData struct {
+	base
+	Heading, Message, RequestID string
+}
+
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string) {
+	s.render(w, r, status, "error", &errorData{base: s.base(r, nil, heading), Heading: heading, Message: message, RequestID: ref})
+}
+
+// base holds what every page needs.
+type base struct {
+	Title     string
+	CSRFToken string
+	Lang      string
+	Issuer    string
+	User      *userView
+}
+
+type userView struct {
+	Name, Username, Email string
+	Admin                 bool
+}
+
+func (s *Server) base(r *http.Request, u *storage.User, title string) base {
+	b := base{Title: title, Lang: "en", Issuer: s.opts.Issuer, CSRFToken: s.csrfToken(r)}
+	if u != nil {
+		b.User = &userView{Name: u.Name, Username: u.Username, Email: u.Email, Admin: u.Admin}
+	}
+	return b
+}
+
+// render executes a page into a buffer first, so a template error becomes a
+// clean 500 instead of half a page.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
+	var buf bytes.Buffer
+	if err := s.pages[page].ExecuteTemplate(&buf, "layout.html", data); err != nil {
+		s.log.ErrorContext(r.Context(), "render template", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}

@@ -1,0 +1,236 @@
+package provider
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// recorder buffers a response so the middleware can correct it before it
+// leaves. Provider responses are small; buffering costs a copy.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func newRecorder() *recorder { return &recorder{header: make(http.Header)} }
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+// browserFacing endpoints answer people, so their errors are HTML pages.
+func browserFacing(path string) bool {
+	return path == "/authorize" || path == "/authorize/callback" || path == "/end_session"
+}
+
+// postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
+func postOnly(path string) bool {
+	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke"
+}
+
+// Parameters that may repeat; every other one must appear at most once
+// (RFC 6749 §3.1).
+var repeatable = map[string]bool{"resource": true}
+
+// middleware checks requests before zitadel sees them and fixes responses
+// where zitadel falls short of the specifications:
+//   - bodies are size-limited, forms pre-parsed (a parse error is a 400, not
+//     a 500), and repeated parameters refused;
+//   - token, introspection and userinfo responses get Cache-Control: no-store
+//     (RFC 6749 §5.1);
+//   - 401s get WWW-Authenticate: Bearer at userinfo (RFC 6750 §3) and Basic at
+//     the client-authenticated endpoints (RFC 6749 §5.2);
+//   - authorization responses carry iss (RFC 9207);
+//   - browser-facing errors become a friendly page, and 5xx bodies never leak
+//     internals.
+func (p *Provider) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		if postOnly(path) && r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes)
+		if err := r.ParseForm(); err != nil {
+			status, msg := http.StatusBadRequest, "the request could not be parsed"
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				status, msg = http.StatusRequestEntityTooLarge, "the request body is too large"
+			}
+			p.badRequest(w, r, status, msg)
+			return
+		}
+		for k, v := range r.Form {
+			if len(v) > 1 && !repeatable[k] {
+				p.badRequest(w, r, http.StatusBadRequest, "parameter "+strconvQuote(k)+" must not be repeated")
+				return
+			}
+		}
+		rec := newRecorder()
+		next.ServeHTTP(rec, r)
+		p.finish(w, r, path, rec)
+	})
+}
+
+func (p *Provider) badRequest(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if browserFacing(r.URL.Path) {
+		p.opts.ErrorPage(w, r, status, "This request cannot be processed", "The application sent an invalid request: "+msg+".")
+		return
+	}
+	if r.URL.Path == "/oauth/token" || r.URL.Path == "/oauth/introspect" || r.URL.Path == "/userinfo" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	writeJSONError(w, status, "invalid_request", msg)
+}
+
+// finish applies the response corrections and writes the recorded response.
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, rec *recorder) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	h := rec.header
+	switch path {
+	case "/oauth/token", "/oauth/introspect", "/userinfo":
+		h.Set("Cache-Control", "no-store")
+		h.Set("Pragma", "no-cache")
+	}
+
+	switch {
+	case status >= 500:
+		p.log.ErrorContext(r.Context(), "provider error", "path", path, "status", status, "body", truncate(rec.body.String(), 500))
+		if browserFacing(path) {
+			p.opts.ErrorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Keyport could not complete this request. Please try again.")
+			return
+		}
+		copyHeader(w.Header(), h)
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "internal error")
+		return
+
+	case path == "/userinfo" && (status == http.StatusUnauthorized || status == http.StatusForbidden):
+		copyHeader(w.Header(), h)
+		if !presentsBearer(r) {
+			// RFC 6750 §3.1: no credentials, no error code.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.opts.Issuer+`"`)
+			writeJSONError(w, http.StatusUnauthorized, "invalid_request", "access token missing")
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.opts.Issuer+`", error="invalid_token", error_description="the access token is invalid, expired or revoked"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
+		return
+
+	case status == http.StatusUnauthorized && (path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke"):
+		copyHeader(w.Header(), h)
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.opts.Issuer+`", charset="UTF-8"`)
+		if !isJSON(h) {
+			writeJSONError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(rec.body.Bytes())
+		return
+
+	case browserFacing(path) && status >= 400:
+		msg := strings.TrimSpace(rec.body.String())
+		if isJSON(h) {
+			var e struct {
+				Error       string `json:"error"`
+				Description string `json:"error_description"`
+			}
+			if json.Unmarshal(rec.body.Bytes(), &e) == nil {
+				msg = e.Description
+				if msg == "" {
+					msg = e.Error
+				}
+			}
+		}
+		p.opts.ErrorPage(w, r, status, "This sign-in request cannot be used", msg)
+		return
+
+	case status == http.StatusFound && path == "/end_session" && p.opts.OnLogout != nil:
+		p.opts.OnLogout(w, r)
+
+	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
+		h.Set("Location", p.withIssuer(h.Get("Location")))
+	}
+	copyHeader(w.Header(), h)
+	w.WriteHeader(status)
+	_, _ = w.Write(rec.body.Bytes())
+}
+
+// withIssuer adds RFC 9207's iss parameter to an authorization response
+// going back to a client. Redirects into our own login pages are left alone.
+func (p *Provider) withIssuer(location string) string {
+	if location == "" || strings.HasPrefix(location, p.opts.Issuer+p.opts.LoginPath) || strings.HasPrefix(location, p.opts.LoginPath) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return location
+	}
+	q := u.Query()
+	if q.Has("code") || q.Has("error") {
+		q.Set("iss", p.opts.Issuer)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	if frag, err := url.ParseQuery(u.Fragment); err == nil && (frag.Has("code") || frag.Has("error")) {
+		frag.Set("iss", p.opts.Issuer)
+		u.Fragment = frag.Encode()
+		u.RawFragment = ""
+		return u.String()
+	}
+	return location
+}
+
+func presentsBearer(r *http.Request) bool {
+	if a := r.Header.Get("Authorization"); a != "" {
+		return true
+	}
+	return r.Form.Get("access_token") != ""
+}
+
+func isJSON(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "application/json")
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
+	}
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Content-Length")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(truncate(s, 64))
+	return string(b)
+}

@@ -1,0 +1,244 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/storage"
+)
+
+const sealPurposeSigningKey = "signing-key"
+
+// KeyManager owns the token-signing keys. It keeps the current signing key
+// and a prepared JWKS document in memory, so issuing a token or serving
+// /keys never touches storage.
+type KeyManager struct {
+	store    storage.Keys
+	sealer   *seal.Sealer
+	now      func() time.Time
+	log      *slog.Logger
+	rotation time.Duration // 0: never rotate on schedule
+	// keep is how long a retired key stays in JWKS: as long as the longest
+	// lived token it can have signed.
+	keep time.Duration
+
+	mu    sync.Mutex // serialises Load and Rotate
+	state atomic.Pointer[keyState]
+}
+
+type keyState struct {
+	signing   *signingKey
+	public    []op.Key
+	jwks      []byte
+	signingAt time.Time // when the signing key was created
+}
+
+// NewKeyManager returns a manager; call Load before use.
+func NewKeyManager(store storage.Keys, sealer *seal.Sealer, rotation, keep time.Duration, now func() time.Time, log *slog.Logger) *KeyManager {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &KeyManager{store: store, sealer: sealer, rotation: rotation, keep: keep, now: now, log: log}
+}
+
+// Load reads the keys, drops expired retired ones, creates the first key when
+// there is none, and rotates when the current key is older than the rotation
+// period.
+func (m *KeyManager) Load(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.load(ctx, false)
+}
+
+// Rotate replaces the signing key now. The old key stays in JWKS until the
+// tokens it signed have expired.
+func (m *KeyManager) Rotate(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.load(ctx, true)
+}
+
+// Run rotates on schedule until ctx ends.
+func (m *KeyManager) Run(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := m.Load(ctx); err != nil {
+				m.log.ErrorContext(ctx, "refresh signing keys", "err", err)
+			}
+		}
+	}
+}
+
+func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
+	now := m.now()
+	keys, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	var active *storage.SigningKey
+	var kept []storage.SigningKey
+	for _, k := range keys {
+		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
+			if err := m.store.DeleteSigningKey(ctx, k.ID); err != nil {
+				return fmt.Errorf("delete expired signing key %q: %w", k.ID, err)
+			}
+			m.log.InfoContext(ctx, "removed expired signing key from JWKS", "kid", k.ID)
+			continue
+		}
+		kept = append(kept, k)
+		if k.RetiredAt.IsZero() {
+			k := k
+			active = &k // the newest unretired key wins (list is oldest first)
+		}
+	}
+	due := active != nil && m.rotation > 0 && now.Sub(active.CreatedAt) >= m.rotation
+	if active == nil || forceRotate || due {
+		fresh, err := m.generate(now)
+		if err != nil {
+			return err
+		}
+		if err := m.store.PutSigningKey(ctx, fresh); err != nil {
+			return fmt.Errorf("store signing key: %w", err)
+		}
+		// Retire the old ones only after the new key is safely stored.
+		for i := range kept {
+			if kept[i].RetiredAt.IsZero() {
+				kept[i].RetiredAt = now
+				kept[i].VerifyTill = now.Add(m.keep)
+				if err := m.store.PutSigningKey(ctx, kept[i]); err != nil {
+					return fmt.Errorf("retire signing key %q: %w", kept[i].ID, err)
+				}
+			}
+		}
+		if active == nil && !forceRotate {
+			m.log.InfoContext(ctx, "generated the first signing key", "kid", fresh.ID, "alg", fresh.Algorithm)
+		} else {
+			m.log.InfoContext(ctx, "rotated signing key", "kid", fresh.ID, "old_keys_kept_until", now.Add(m.keep))
+		}
+		kept = append(kept, fresh)
+		active = &fresh
+	}
+	return m.publish(kept, *active)
+}
+
+func (m *KeyManager) generate(now time.Time) (storage.SigningKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("generate RSA key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("encode RSA key: %w", err)
+	}
+	id := account.RandomString(12)
+	pub, err := json.Marshal(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: id, Algorithm: string(jose.RS256), Use: "sig"})
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("encode public JWK: %w", err)
+	}
+	return storage.SigningKey{
+		ID:        id,
+		Algorithm: string(jose.RS256),
+		SealedKey: m.sealer.Seal(der, sealPurposeSigningKey),
+		PublicJWK: pub,
+		CreatedAt: now,
+	}, nil
+}
+
+func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKey) error {
+	der, err := m.sealer.Open(active.SealedKey, sealPurposeSigningKey)
+	if err != nil {
+		return fmt.Errorf("open signing key %q (is secret_key_file the one this data was created with?): %w", active.ID, err)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return fmt.Errorf("parse signing key %q: %w", active.ID, err)
+	}
+	priv, ok := parsed.(*rsa.PrivateKey)
+	if !ok {
+		return fmt.Errorf("signing key %q is not RSA", active.ID)
+	}
+	priv.Precompute()
+	st := &keyState{
+		signing:   &signingKey{id: active.ID, alg: jose.SignatureAlgorithm(active.Algorithm), key: priv},
+		signingAt: active.CreatedAt,
+	}
+	set := jose.JSONWebKeySet{}
+	for _, k := range keys {
+		var jwk jose.JSONWebKey
+		if err := json.Unmarshal(k.PublicJWK, &jwk); err != nil {
+			return fmt.Errorf("parse public key %q: %w", k.ID, err)
+		}
+		set.Keys = append(set.Keys, jwk)
+		st.public = append(st.public, &publicKey{jwk: jwk})
+	}
+	if st.jwks, err = json.Marshal(set); err != nil {
+		return fmt.Errorf("encode JWKS: %w", err)
+	}
+	m.state.Store(st)
+	return nil
+}
+
+func (m *KeyManager) current() (*keyState, error) {
+	st := m.state.Load()
+	if st == nil {
+		return nil, errors.New("signing keys not loaded")
+	}
+	return st, nil
+}
+
+// JWKS returns the prepared JSON Web Key Set document.
+func (m *KeyManager) JWKS() []byte {
+	if st := m.state.Load(); st != nil {
+		return st.jwks
+	}
+	return []byte(`{"keys":[]}`)
+}
+
+// SigningKeyID returns the ID of the key that signs new tokens.
+func (m *KeyManager) SigningKeyID() string {
+	if st := m.state.Load(); st != nil {
+		return st.signing.id
+	}
+	return ""
+}
+
+type signingKey struct {
+	id  string
+	alg jose.SignatureAlgorithm
+	key *rsa.PrivateKey
+}
+
+func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.alg }
+func (k *signingKey) Key() any                                    { return k.key }
+func (k *signingKey) ID() string                                  { return k.id }
+
+type publicKey struct{ jwk jose.JSONWebKey }
+
+func (k *publicKey) ID() string { return k.jwk.KeyID }
+func (k *publicKey) Algorithm() jose.SignatureAlgorithm {
+	return jose.SignatureAlgorithm(k.jwk.Algorithm)
+}
+func (k *publicKey) Use() string { return k.jwk.Use }
+func (k *publicKey) Key() any    { return k.jwk.Key }

@@ -1,0 +1,499 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// Store is the part of storage the provider needs.
+type Store interface {
+	storage.Users
+	storage.Clients
+	storage.AuthRequests
+	storage.Tokens
+}
+
+// Lifetimes of what the provider issues.
+type Lifetimes struct {
+	Code        time.Duration
+	Access      time.Duration
+	ID          time.Duration
+	Refresh     time.Duration // absolute life of a refresh-token family
+	RefreshIdle time.Duration
+	AuthRequest time.Duration
+}
+
+// opStorage implements zitadel's op.Storage on our store. It translates
+// records and errors and decides nothing about how people sign in.
+type opStorage struct {
+	store    Store
+	keys     *KeyManager
+	life     Lifetimes
+	loginURL string
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+var (
+	_ op.Storage                   = (*opStorage)(nil)
+	_ op.ClientCredentialsStorage  = (*opStorage)(nil)
+	_ op.CanSetUserinfoFromRequest = (*opStorage)(nil)
+)
+
+func (s *opStorage) Health(context.Context) error { return nil }
+
+// internal logs err and returns a server_error that reveals nothing.
+func (s *opStorage) internal(ctx context.Context, msg string, err error) *oidc.Error {
+	s.log.ErrorContext(ctx, msg, "err", err)
+	return oidc.ErrServerError().WithParent(fmt.Errorf("%s: %w", msg, err))
+}
+
+func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintUserID string) (op.AuthRequest, error) {
+	c, err := s.store.GetClient(ctx, req.ClientID)
+	if err != nil {
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
+	}
+	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
+	}
+	if c.Public && req.CodeChallenge == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (code_challenge with S256) is required for public clients")
+	}
+	now := s.now()
+	a := storage.AuthRequest{
+		ID:                  account.NewID(),
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		Scopes:              req.Scopes,
+		ResponseType:        string(req.ResponseType),
+		ResponseMode:        string(req.ResponseMode),
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: string(req.CodeChallengeMethod),
+		Prompt:              req.Prompt,
+		MaxAge:              req.MaxAge,
+		LoginHint:           req.LoginHint,
+		HintUserID:          hintUserID,
+		ACRValues:           req.ACRValues,
+		CreatedAt:           now,
+		ExpiresAt:           now.Add(s.life.AuthRequest),
+	}
+	for _, l := range req.UILocales {
+		a.UILocales = append(a.UILocales, l.String())
+	}
+	if err := s.store.CreateAuthRequest(ctx, a); err != nil {
+		return nil, s.internal(ctx, "store auth request", err)
+	}
+	return &authRequest{a: a}, nil
+}
+
+func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	a, err := s.store.GetAuthRequest(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("authorization request not found or expired")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "load auth request", err)
+	}
+	return &authRequest{a: a}, nil
+}
+
+func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	a, err := s.store.RedeemCode(ctx, account.HashSecret(code))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "redeem code", err)
+	}
+	return &authRequest{a: a}, nil
+}
+
+func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	// The code lives only briefly: shorten the request's life to the code's.
+	expires := s.now().Add(s.life.Code)
+	if _, err := s.store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		if expires.Before(a.ExpiresAt) {
+			a.ExpiresAt = expires
+		}
+		return a, nil
+	}); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return oidc.ErrInvalidRequest().WithDescription("authorization request not found or expired")
+		}
+		return s.internal(ctx, "update auth request", err)
+	}
+	if err := s.store.SaveCode(ctx, id, account.HashSecret(code)); err != nil {
+		return s.internal(ctx, "save code", err)
+	}
+	return nil
+}
+
+func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
+	if err := s.store.DeleteAuthRequest(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return s.internal(ctx, "delete auth request", err)
+	}
+	return nil
+}
+
+// accessFor builds the access-token record for any kind of token request.
+func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.AccessToken {
+	now := s.now()
+	t := storage.AccessToken{
+		ID:        account.NewID(),
+		Subject:   req.GetSubject(),
+		Scopes:    req.GetScopes(),
+		Audience:  req.GetAudience(),
+		FamilyID:  familyID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(s.life.Access),
+	}
+	switch r := req.(type) {
+	case *authRequest:
+		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
+	case *refreshRequest:
+		t.ClientID, t.UserID = r.rt.ClientID, r.rt.UserID
+	case *machineRequest:
+		t.ClientID = r.clientID
+	}
+	return t
+}
+
+func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	t := s.accessFor(req, "")
+	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
+		return "", time.Time{}, s.internal(ctx, "store access token", err)
+	}
+	return t.ID, t.ExpiresAt, nil
+}
+
+func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	now := s.now()
+	secret := account.NewSecret()
+	next := storage.RefreshToken{
+		Hash:      account.HashSecret(secret),
+		ID:        account.NewID(),
+		Scopes:    req.GetScopes(),
+		Audience:  req.GetAudience(),
+		CreatedAt: now,
+	}
+	switch r := req.(type) {
+	case *authRequest:
+		next.FamilyID = account.NewID()
+		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
+		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
+		next.ExpiresAt = now.Add(s.life.Refresh)
+	case *refreshRequest:
+		next.FamilyID = r.rt.FamilyID
+		next.ClientID, next.UserID = r.rt.ClientID, r.rt.UserID
+		next.AMR, next.AuthTime = r.rt.AMR, r.rt.AuthTime
+		// The family keeps its original scopes even when this request narrowed them.
+		next.Scopes = r.rt.Scopes
+		next.ExpiresAt = r.rt.ExpiresAt
+	default:
+		return "", "", time.Time{}, oidc.ErrInvalidRequest().WithDescription("refresh tokens are not issued for this grant")
+	}
+	next.IdleExpiresAt = now.Add(s.life.RefreshIdle)
+	if next.IdleExpiresAt.After(next.ExpiresAt) {
+		next.IdleExpiresAt = next.ExpiresAt
+	}
+	access := s.accessFor(req, next.FamilyID)
+	if current == "" {
+		if err := s.store.CreateTokens(ctx, access, &next); err != nil {
+			return "", "", time.Time{}, s.internal(ctx, "store tokens", err)
+		}
+		return access.ID, secret, access.ExpiresAt, nil
+	}
+	err := s.store.RotateRefreshToken(ctx, account.HashSecret(current), next, access)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Another request rotated this token a moment ago.
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	}
+	if err != nil {
+		return "", "", time.Time{}, s.internal(ctx, "rotate refresh token", err)
+	}
+	return access.ID, secret, access.ExpiresAt, nil
+}
+
+func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	rt, err := s.store.GetRefreshToken(ctx, account.HashSecret(token))
+	switch {
+	case errors.Is(err, storage.ErrTokenReused):
+		s.log.WarnContext(ctx, "refresh token reused; revoked its family", "err", err)
+		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired refresh token")
+	case err != nil:
+		return nil, s.internal(ctx, "load refresh token", err)
+	}
+	if _, err := s.activeUser(ctx, rt.UserID); err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
+	}
+	return &refreshRequest{rt: rt, scopes: slices.Clone(rt.Scopes)}, nil
+}
+
+func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	if userID == "" {
+		return nil
+	}
+	if _, err := s.store.RevokeUserClient(ctx, userID, clientID); err != nil {
+		return s.internal(ctx, "revoke tokens at logout", err)
+	}
+	return nil
+}
+
+func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	rt, err := s.store.GetRefreshToken(ctx, account.HashSecret(token))
+	if err != nil {
+		// Reused tokens have just had their family revoked; nothing more to do.
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return rt.UserID, refreshIDPrefix + rt.ID, nil
+}
+
+// refreshIDPrefix tells RevokeToken that it was handed a refresh token's ID.
+const refreshIDPrefix = "rt:"
+
+func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
+	if id, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
+		rt, err := s.store.GetRefreshTokenByID(ctx, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return s.internal(ctx, "load refresh token", err)
+		}
+		if rt.ClientID != clientID {
+			return oidc.ErrUnauthorizedClient().WithDescription("token was not issued to this client")
+		}
+		if err := s.store.RevokeFamily(ctx, rt.FamilyID); err != nil {
+			return s.internal(ctx, "revoke refresh token", err)
+		}
+		return nil
+	}
+	t, err := s.store.GetAccessToken(ctx, tokenOrID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // RFC 7009 §2.2: an unknown token is not an error
+	}
+	if err != nil {
+		return s.internal(ctx, "load access token", err)
+	}
+	if t.ClientID != clientID {
+		return oidc.ErrUnauthorizedClient().WithDescription("token was not issued to this client")
+	}
+	if err := s.store.DeleteAccessToken(ctx, t.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return s.internal(ctx, "revoke access token", err)
+	}
+	return nil
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
+	st, err := s.keys.current()
+	if err != nil {
+		return nil, err
+	}
+	return st.signing, nil
+}
+
+func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.RS256}, nil
+}
+
+func (s *opStorage) KeySet(context.Context) ([]op.Key, error) {
+	st, err := s.keys.current()
+	if err != nil {
+		return nil, err
+	}
+	return st.public, nil
+}
+
+func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "load client", err)
+	}
+	return &client{c: c, loginURL: s.loginURL, idLifetime: s.life.ID}, nil
+}
+
+func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (storage.Client, error) {
+	c, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Spend the same hash as a real check so a miss is not faster.
+		account.SecretMatches(secret, "")
+		return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
+	}
+	if err != nil {
+		return storage.Client{}, s.internal(ctx, "load client", err)
+	}
+	if c.Public || !account.SecretMatches(secret, c.SecretHash) {
+		return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
+	}
+	return c, nil
+}
+
+func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	_, err := s.authenticateClient(ctx, id, secret)
+	return err
+}
+
+func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
+	c, err := s.authenticateClient(ctx, id, secret)
+	if err != nil {
+		return nil, err
+	}
+	return &client{c: c, loginURL: s.loginURL, idLifetime: s.life.ID}, nil
+}
+
+func (s *opStorage) ClientCredentialsTokenRequest(_ context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+	// A machine token has no user, so the user-claim scopes mean nothing here.
+	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
+		switch sc {
+		case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess, scopeGroups:
+			return true
+		}
+		return false
+	})
+	return &machineRequest{clientID: clientID, scopes: kept}, nil
+}
+
+func (s *opStorage) activeUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if err != nil {
+		return storage.User{}, err
+	}
+	if u.Blocked {
+		return storage.User{}, errors.New("user is blocked")
+	}
+	return u, nil
+}
+
+func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo, userID, _ string, scopes []string) error {
+	u, err := s.activeUser(ctx, userID)
+	if err != nil {
+		return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
+	}
+	setClaims(info, u, scopes)
+	return nil
+}
+
+func (s *opStorage) SetUserinfoFromRequest(context.Context, *oidc.UserInfo, op.IDTokenRequest, []string) error {
+	return nil
+}
+
+// errInvalidToken is how userinfo and introspection see a token that is
+// unknown, revoked, expired, a machine token, or whose user is blocked.
+var errInvalidToken = oidc.ErrInvalidRequest().WithDescription("invalid_token")
+
+func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	t, err := s.store.GetAccessToken(ctx, tokenID)
+	if err != nil || t.Subject != subject || t.UserID == "" {
+		return errInvalidToken
+	}
+	u, err := s.activeUser(ctx, t.UserID)
+	if err != nil {
+		return errInvalidToken
+	}
+	setClaims(info, u, t.Scopes)
+	return nil
+}
+
+func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, _ string) error {
+	t, err := s.store.GetAccessToken(ctx, tokenID)
+	if err != nil || t.Subject != subject {
+		return errInvalidToken
+	}
+	if _, err := s.store.GetClient(ctx, t.ClientID); err != nil {
+		return errInvalidToken // the client was deleted
+	}
+	if t.UserID != "" {
+		u, err := s.activeUser(ctx, t.UserID)
+		if err != nil {
+			return errInvalidToken
+		}
+		resp.Username = u.Username
+	}
+	// Metadata only: any authenticated client may introspect, so profile
+	// claims stay behind userinfo, where the token's own scopes apply.
+	resp.Subject = t.Subject
+	resp.ClientID = t.ClientID
+	resp.Scope = t.Scopes
+	resp.Audience = t.Audience
+	resp.TokenType = oidc.BearerToken
+	resp.Expiration = oidc.FromTime(t.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
+	resp.JWTID = t.ID
+	return nil
+}
+
+func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, oidc.ErrInvalidClient().WithDescription("private_key_jwt is not supported")
+}
+
+func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the JWT profile grant is not supported")
+}
+
+// setClaims fills the claims a set of scopes releases. It is the only place
+// user fields become claims, and it never reads the internal fields (blocked,
+// last IP, last login, login count, password hash).
+func setClaims(info *oidc.UserInfo, u storage.User, scopes []string) {
+	info.Subject = u.ID
+	for _, sc := range scopes {
+		switch sc {
+		case oidc.ScopeProfile:
+			info.Name = u.Name
+			info.GivenName = u.GivenName
+			info.FamilyName = u.FamilyName
+			info.Nickname = u.Nickname
+			info.PreferredUsername = u.Username
+			info.Zoneinfo = u.Zoneinfo
+			if u.Locale != "" {
+				if tag, err := language.Parse(u.Locale); err == nil {
+					info.Locale = oidc.NewLocale(tag)
+				}
+			}
+			if !u.UpdatedAt.IsZero() {
+				info.UpdatedAt = oidc.FromTime(u.UpdatedAt)
+			}
+		case oidc.ScopeEmail:
+			info.Email = u.Email
+			info.EmailVerified = oidc.Bool(u.EmailVerified)
+		case oidc.ScopePhone:
+			info.PhoneNumber = u.PhoneNumber
+			info.PhoneNumberVerified = oidc.Bool(u.PhoneVerified)
+		case scopeGroups:
+			groups := u.Groups
+			if groups == nil {
+				groups = []string{}
+			}
+			info.AppendClaims("groups", groups)
+		}
+	}
+}

@@ -1,0 +1,246 @@
+// Package provider is Keyport's app-facing HTTP: the OpenID Connect and OAuth
+// endpoints from zitadel's op package, run on our storage, with the fixes the
+// specifications need applied in one middleware (http.go).
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// Options configure a Provider.
+type Options struct {
+	Issuer string // public URL, no trailing slash
+	Store  Store
+	Keys   *KeyManager
+	// TokenKey encrypts opaque access tokens and codes.
+	TokenKey     [32]byte
+	Lifetimes    Lifetimes
+	MaxBodyBytes int64
+	Now          func() time.Time
+	Logger       *slog.Logger
+	// ErrorPage renders a friendly HTML error for browser-facing endpoints.
+	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, heading, message string)
+	// OnLogout runs when RP-initiated logout succeeds, before the redirect,
+	// so the portal can end the browser's session.
+	OnLogout func(w http.ResponseWriter, r *http.Request)
+	// LoggedOutURL is where logout lands without a post_logout_redirect_uri.
+	LoggedOutURL string
+	// LoginPath is the portal's sign-in page; authorization requests go there.
+	LoginPath string
+}
+
+// Provider serves the OIDC endpoints.
+type Provider struct {
+	opts      Options
+	op        *op.Provider
+	storage   *opStorage
+	log       *slog.Logger
+	discovery []byte
+	wrapped   http.Handler
+}
+
+// Routes are the paths the provider answers; everything else is the portal's.
+var Routes = []string{
+	oidc.DiscoveryEndpoint, "/keys", "/authorize", "/authorize/callback",
+	"/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session",
+}
+
+// Scopes the provider understands.
+var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeOfflineAccess, scopeGroups}
+
+var supportedClaims = []string{
+	"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp",
+	"name", "given_name", "family_name", "nickname", "preferred_username", "locale", "zoneinfo", "updated_at",
+	"email", "email_verified", "phone_number", "phone_number_verified", "groups",
+}
+
+// New builds the provider.
+func New(o Options) (*Provider, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.LoginPath == "" {
+		o.LoginPath = "/login"
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	st := &opStorage{
+		store:    o.Store,
+		keys:     o.Keys,
+		life:     o.Lifetimes,
+		loginURL: o.Issuer + o.LoginPath + "?authRequestID=",
+		now:      o.Now,
+		log:      o.Logger,
+	}
+	cfg := &op.Config{
+		CryptoKey:                o.TokenKey,
+		DefaultLogoutRedirectURI: o.LoggedOutURL,
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedScopes:          supportedScopes,
+		SupportedClaims:          supportedClaims,
+	}
+	opts := []op.Option{op.WithLogger(o.Logger)}
+	if strings.HasPrefix(o.Issuer, "http://") {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	inner, err := op.NewProvider(cfg, st, op.StaticIssuer(o.Issuer), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create OIDC provider: %w", err)
+	}
+	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger}
+	if p.discovery, err = p.buildDiscovery(); err != nil {
+		return nil, err
+	}
+	p.wrapped = p.middleware(inner)
+	return p, nil
+}
+
+// buildDiscovery prepares the discovery document once: it never changes
+// while the server runs.
+func (p *Provider) buildDiscovery() ([]byte, error) {
+	ctx := op.ContextWithIssuer(context.Background(), p.opts.Issuer)
+	doc := op.CreateDiscoveryConfig(ctx, p.op, p.storage)
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("encode discovery: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("encode discovery: %w", err)
+	}
+	delete(m, "device_authorization_endpoint")
+	delete(m, "check_session_iframe")
+	delete(m, "request_object_signing_alg_values_supported")
+	m["grant_types_supported"] = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
+	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
+	m["authorization_response_iss_parameter_supported"] = true // RFC 9207
+	m["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
+	m["prompt_values_supported"] = []string{"none", "login", "consent"}
+	m["acr_values_supported"] = []string{acrSingleFactor, acrMultiFactor}
+	m["claims_parameter_supported"] = false
+	m["request_parameter_supported"] = false
+	m["request_uri_parameter_supported"] = false
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode discovery: %w", err)
+	}
+	return out, nil
+}
+
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case oidc.DiscoveryEndpoint:
+		servePrepared(w, r, p.discovery)
+	case "/keys":
+		servePrepared(w, r, p.opts.Keys.JWKS())
+	default:
+		p.wrapped.ServeHTTP(w, r)
+	}
+}
+
+// servePrepared answers with bytes built ahead of time; these two documents
+// are the most requested and must not cost more than a copy.
+func servePrepared(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	sum := sha256.Sum256(body)
+	etag := fmt.Sprintf(`"%x"`, sum[:8])
+	h.Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+// Get returns a pending authorization request.
+func (p *Provider) Get(ctx context.Context, id string) (storage.AuthRequest, error) {
+	a, err := p.opts.Store.GetAuthRequest(ctx, id)
+	if err != nil {
+		return storage.AuthRequest{}, fmt.Errorf("load auth request %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// Complete records who signed in for an authorization request.
+func (p *Provider) Complete(ctx context.Context, id string, c account.Completion) error {
+	_, err := p.opts.Store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		if a.Completed {
+			return a, errors.New("authorization request already completed")
+		}
+		a.UserID = c.UserID
+		a.SessionID = c.SessionID
+		a.AMR = c.AMR
+		a.AuthTime = c.AuthTime
+		a.Completed = true
+		return a, nil
+	})
+	if err != nil {
+		return fmt.Errorf("complete auth request %q: %w", id, err)
+	}
+	return nil
+}
+
+// CallbackURL is where the browser goes to collect the code once a request
+// is complete.
+func (p *Provider) CallbackURL(ctx context.Context, id string) string {
+	return op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), id)
+}
+
+// Fail ends an authorization request by sending the browser back to the app
+// with an OAuth error code (login_required, consent_required, access_denied,
+// interaction_required) and a description.
+func (p *Provider) Fail(w http.ResponseWriter, r *http.Request, id, code, description string) {
+	a, err := p.opts.Store.GetAuthRequest(r.Context(), id)
+	if err != nil {
+		p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start again.")
+		return
+	}
+	_ = p.storage.DeleteAuthRequest(r.Context(), id)
+	e := oauthError(code, description)
+	rec := newRecorder()
+	op.AuthRequestError(rec, r.WithContext(op.ContextWithIssuer(r.Context(), p.opts.Issuer)), &authRequest{a: a}, e, p.op)
+	p.finish(w, r, "/authorize", rec)
+}
+
+
+// oauthError builds an *oidc.Error for any registered OAuth error code.
+// zitadel's error type is unexported and lacks some codes (consent_required),
+// so the field is set by reflection on its string kind.
+func oauthError(code, description string) *oidc.Error {
+	e := oidc.ErrInteractionRequired().WithDescription("%s", description)
+	reflect.ValueOf(&e.ErrorType).Elem().SetString(code)
+	return e
+}

@@ -1,0 +1,416 @@
+// Package bolt stores Keyport's records in one bbolt file.
+//
+// Layout: one bucket per record kind holding JSON values, plus index buckets
+// kept in the same write transaction as the records they point to. Every key
+// that is made of several parts joins them with a NUL byte, so a prefix that
+// ends in NUL selects exactly one owner (a user, a family, ...).
+//
+// Expiring records also get an entry in the "expiry" bucket, keyed by kind,
+// big-endian expiry time and record key, so Sweep finds what is due by
+// walking the front of that bucket instead of reading every record.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// ErrLocked is returned by Open (wrapped) when another process holds the
+// database file.
+var ErrLocked = errors.New("database is locked by another process")
+
+// ErrSchemaTooNew is returned by Open (wrapped) when the file was written by a
+// newer Keyport whose schema this one does not know.
+var ErrSchemaTooNew = errors.New("database schema is newer than this version of keyport understands")
+
+// Options tunes Open. The zero value is ready to use.
+type Options struct {
+	// Now is the clock used for expiry. Default time.Now.
+	Now func() time.Time
+	// Timeout is how long Open waits for the file lock. Default 1s.
+	Timeout time.Duration
+	// MaxBatchDelay is how long concurrent token and code writes wait to share
+	// one transaction (and one fsync). Default 1ms.
+	MaxBatchDelay time.Duration
+	// Logger receives migration, sweep and token-reuse messages. Default: discard.
+	Logger *slog.Logger
+}
+
+// DB is a Keyport store in one bbolt file. It is safe for concurrent use.
+type DB struct {
+	db   *bbolt.DB
+	path string
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+var _ storage.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database at path and brings its schema
+// up to date.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.MaxBatchDelay <= 0 {
+		opts.MaxBatchDelay = time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, &lockedError{path: path}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	bdb.MaxBatchDelay = opts.MaxBatchDelay
+	d := &DB{db: bdb, path: path, now: opts.Now, log: opts.Logger}
+	if err := d.migrate(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close releases the file. Pending batched writes finish first.
+func (d *DB) Close() error {
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("close database %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole file to w. Writers are not
+// blocked while it runs.
+func (d *DB) Backup(ctx context.Context, w io.Writer) error {
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		_, err := tx.WriteTo(ctxWriter{ctx: ctx, w: w})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("backup database %s: %w", d.path, err)
+	}
+	return nil
+}
+
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("database %s is in use by another process (is keyport serve running?)", e.path)
+}
+
+func (e *lockedError) Is(target error) bool { return target == ErrLocked }
+
+// ctxWriter stops a long backup when its context ends.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// Bucket names.
+var (
+	bMeta            = []byte("meta")
+	bUsers           = []byte("users")
+	bUsersByUsername = []byte("users_by_username") // lower(username) → user ID
+	bUsersByEmail    = []byte("users_by_email")    // lower(email) → user ID
+	bClients         = []byte("clients")
+	bAuthRequests    = []byte("auth_requests")
+	bCodes           = []byte("codes")            // code hash → auth request ID
+	bCodesByRequest  = []byte("codes_by_request") // auth request ID → code hash
+	bAccessTokens    = []byte("access_tokens")
+	bRefreshTokens   = []byte("refresh_tokens") // hash → RefreshToken (live links and rotated tombstones)
+	bRefreshByID     = []byte("refresh_by_id")  // refresh token ID → hash
+	bFamilies        = []byte("families")       // family ID → family
+	bFamilyMembers   = []byte("family_members") // fid NUL r NUL hash, fid NUL a NUL access ID → ""
+	bUserTokens      = []byte("user_tokens")    // uid NUL cid NUL f NUL fid, uid NUL cid NUL a NUL access ID → ""
+	bSessions        = []byte("sessions")
+	bUserSessions    = []byte("user_sessions") // uid NUL session ID → ""
+	bGrants          = []byte("grants")        // uid NUL cid → Grant
+	bSigningKeys     = []byte("signing_keys")
+	bSettings        = []byte("settings")         // name → raw bytes
+	bOneTimeTokens   = []byte("one_time_tokens")  // hash → OneTimeToken
+	bLoginAttempts   = []byte("login_attempts")   // uid NUL nanos(8) id → LoginAttempt
+	bExpiry          = []byte("expiry")           // kind(1) nanos(8) key → ""
+	kSchemaVersion   = []byte("schema_version")   // in bMeta, decimal
+	emptyValue       = []byte{}
+	allDataBuckets   = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
+	sweepChunk       = 1000 // deletions per Sweep transaction
+	loginAttemptsCap = 100  // kept per user
+	loginAttemptsAge = 90 * 24 * time.Hour
+)
+
+// Kinds in the expiry bucket.
+const (
+	expAuthRequest  byte = 'a'
+	expAccessToken  byte = 't'
+	expFamily       byte = 'f'
+	expSession      byte = 's'
+	expOneTimeToken byte = 'o'
+	expLoginAttempt byte = 'l' // keyed by attempt time; swept after loginAttemptsAge
+)
+
+// Schema.
+
+// migrations[v] upgrades a database from schema version v to v+1. Append
+// only; never edit a released step. The schema version of this code is
+// len(migrations).
+var migrations = []func(tx *bbolt.Tx) error{
+	0: func(tx *bbolt.Tx) error { // a new file
+		for _, name := range [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+}
+
+// SchemaVersion is the schema version this code writes.
+func SchemaVersion() int { return len(migrations) }
+
+func readSchemaVersion(tx *bbolt.Tx) (int, error) {
+	meta := tx.Bucket(bMeta)
+	if meta == nil {
+		return 0, nil
+	}
+	raw := meta.Get(kSchemaVersion)
+	if raw == nil {
+		return 0, nil
+	}
+	v, err := strconv.Atoi(string(raw))
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("bad schema version %q", raw)
+	}
+	return v, nil
+}
+
+func (d *DB) migrate() error {
+	var version int
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		version, err = readSchemaVersion(tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", d.path, err)
+	}
+	if version > SchemaVersion() {
+		return fmt.Errorf("database %s has schema version %d but this keyport understands up to %d; upgrade keyport: %w",
+			d.path, version, SchemaVersion(), ErrSchemaTooNew)
+	}
+	if version < SchemaVersion() {
+		err = d.db.Update(func(tx *bbolt.Tx) error {
+			v, err := readSchemaVersion(tx) // unchanged: we hold the file lock
+			if err != nil {
+				return err
+			}
+			meta, err := tx.CreateBucketIfNotExists(bMeta)
+			if err != nil {
+				return err
+			}
+			for ; v < SchemaVersion(); v++ {
+				d.log.Info("migrating database", "path", d.path, "from", v, "to", v+1)
+				if err := migrations[v](tx); err != nil {
+					return fmt.Errorf("migrate from schema %d to %d: %w", v, v+1, err)
+				}
+			}
+			return meta.Put(kSchemaVersion, []byte(strconv.Itoa(v)))
+		})
+		if err != nil {
+			return fmt.Errorf("open database %s: %w", d.path, err)
+		}
+	}
+	return d.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range allDataBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("open database %s: bucket %s is missing; the file is damaged", d.path, name)
+			}
+		}
+		return nil
+	})
+}
+
+// Transactions.
+
+// batch runs fn in a bbolt batch, which may share one transaction (and one
+// fsync) with concurrent callers. fn may run more than once and must only
+// depend on tx. An error of fn that is an expected outcome (see isOutcome) is
+// handed back to the caller while the transaction still commits, so the rest
+// of the batch is not re-run; fn must therefore return such errors before it
+// writes anything it would not want committed. Any other error rolls back.
+func (d *DB) batch(fn func(tx *bbolt.Tx) error) error {
+	var outcome error
+	err := d.db.Batch(func(tx *bbolt.Tx) error {
+		outcome = nil
+		if err := fn(tx); err != nil {
+			if !isOutcome(err) {
+				return err
+			}
+			outcome = err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
+// callbackError marks an error returned by a caller's update function.
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+func (e *callbackError) Unwrap() error { return e.err }
+
+func isOutcome(err error) bool {
+	var ce *callbackError
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.As(err, &ce)
+}
+
+// Encoding helpers.
+
+func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(b *bbolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), raw)
+}
+
+func has(b *bbolt.Bucket, key string) bool { return b.Get([]byte(key)) != nil }
+
+// join builds a composite key.
+func join(parts ...string) string { return strings.Join(parts, "\x00") }
+
+// prefixKeys returns a copy of every key in b that starts with prefix.
+func prefixKeys(b *bbolt.Bucket, prefix string) [][]byte {
+	var keys [][]byte
+	p := []byte(prefix)
+	c := b.Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
+}
+
+func deleteKeys(b *bbolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Time helpers.
+
+var (
+	minNanoTime = time.Unix(0, 0)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// nanos maps t onto an order-preserving unsigned key.
+func nanos(t time.Time) uint64 {
+	switch {
+	case t.Before(minNanoTime):
+		return 0
+	case t.After(maxNanoTime):
+		return math.MaxUint64
+	}
+	return uint64(t.UnixNano())
+}
+
+func appendNanos(b []byte, t time.Time) []byte { return binary.BigEndian.AppendUint64(b, nanos(t)) }
+
+// expired reports whether the deadline t (zero: none) has passed at now.
+func expired(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// earliest returns the earlier non-zero time of a and b.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// Expiry index.
+
+func expiryKey(kind byte, t time.Time, key string) []byte {
+	k := appendNanos([]byte{kind}, t)
+	return append(k, key...)
+}
+
+func putExpiry(tx *bbolt.Tx, kind byte, t time.Time, key string) error {
+	if t.IsZero() {
+		return nil
+	}
+	return tx.Bucket(bExpiry).Put(expiryKey(kind, t, key), emptyValue)
+}
+
+func deleteExpiry(tx *bbolt.Tx, kind byte, t time.Time, key string) error {
+	if t.IsZero() {
+		return nil
+	}
+	return tx.Bucket(bExpiry).Delete(expiryKey(kind, t, key))
+}
+
+func moveExpiry(tx *bbolt.Tx, kind byte, from, to time.Time, key string) error {
+	if from.Equal(to) {
+		return nil
+	}
+	if err := deleteExpiry(tx, kind, from, key); err != nil {
+		return err
+	}
+	return putExpiry(tx, kind, to, key)
+}
+
+func notFound(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, storage.ErrNotFound)
+}
+
+func conflict(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, storage.ErrConflict)
+}

@@ -1,0 +1,561 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/storage/storagetest"
+)
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T, now func() time.Time) storage.Store {
+		return openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: now})
+	})
+}
+
+// openTest opens a database that is checked and closed when t ends.
+func openTest(t testing.TB, path string, opts Options) *DB {
+	t.Helper()
+	d, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { checkAndClose(t, d) })
+	return d
+}
+
+// checkAndClose runs bbolt's consistency check and our index check, then
+// closes d (closing twice is harmless).
+func checkAndClose(t testing.TB, d *DB) {
+	t.Helper()
+	if d.db.Path() != "" { // still open
+		err := d.db.View(func(tx *bbolt.Tx) error {
+			for err := range tx.Check() {
+				t.Errorf("bbolt check: %v", err)
+			}
+			for _, err := range checkIndexes(tx) {
+				t.Errorf("index check: %v", err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("check: %v", err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+}
+
+// checkIndexes cross-checks every index bucket against the records it
+// points to, both ways.
+func checkIndexes(tx *bbolt.Tx) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	b := tx.Bucket
+	get := func(bucket []byte, key string, v any) bool {
+		ok, err := getJSON(b(bucket), key, v)
+		if err != nil {
+			fail("%s %q: %v", bucket, key, err)
+		}
+		return ok
+	}
+	expiries := map[string]bool{}
+	_ = b(bExpiry).ForEach(func(k, _ []byte) error { expiries[string(k)] = true; return nil })
+	wantExpiry := func(kind byte, at time.Time, key string) {
+		if at.IsZero() {
+			return
+		}
+		k := string(expiryKey(kind, at, key))
+		if !expiries[k] {
+			fail("no expiry entry for %c %q", kind, key)
+		}
+		delete(expiries, k)
+	}
+
+	// Users.
+	names, emails := map[string]string{}, map[string]string{}
+	_ = b(bUsers).ForEach(func(k, _ []byte) error {
+		var u storage.User
+		get(bUsers, string(k), &u)
+		names[strings.ToLower(u.Username)] = u.ID
+		if u.Email != "" {
+			emails[strings.ToLower(u.Email)] = u.ID
+		}
+		return nil
+	})
+	for _, ix := range []struct {
+		bucket []byte
+		want   map[string]string
+	}{{bUsersByUsername, names}, {bUsersByEmail, emails}} {
+		n := 0
+		_ = b(ix.bucket).ForEach(func(k, v []byte) error {
+			n++
+			if ix.want[string(k)] != string(v) {
+				fail("%s: %q → %q, want %q", ix.bucket, k, v, ix.want[string(k)])
+			}
+			return nil
+		})
+		if n != len(ix.want) {
+			fail("%s has %d entries for %d users", ix.bucket, n, len(ix.want))
+		}
+	}
+
+	// Auth requests and codes.
+	_ = b(bAuthRequests).ForEach(func(k, _ []byte) error {
+		var a storage.AuthRequest
+		get(bAuthRequests, string(k), &a)
+		wantExpiry(expAuthRequest, a.ExpiresAt, a.ID)
+		return nil
+	})
+	nCodes := 0
+	_ = b(bCodes).ForEach(func(code, id []byte) error {
+		nCodes++
+		if !bytes.Equal(b(bCodesByRequest).Get(id), code) {
+			fail("code → request %q has no reverse entry", id)
+		}
+		if b(bAuthRequests).Get(id) == nil {
+			fail("code → missing request %q", id)
+		}
+		return nil
+	})
+	if n := b(bCodesByRequest).Stats().KeyN; n != nCodes {
+		fail("%d codes but %d reverse entries", nCodes, n)
+	}
+
+	// Tokens.
+	members := map[string]bool{}
+	_ = b(bFamilyMembers).ForEach(func(k, _ []byte) error { members[string(k)] = true; return nil })
+	userTokens := map[string]bool{}
+	_ = b(bUserTokens).ForEach(func(k, _ []byte) error { userTokens[string(k)] = true; return nil })
+	wantIn := func(set map[string]bool, what, key string) {
+		if !set[key] {
+			fail("no %s entry %q", what, key)
+		}
+		delete(set, key)
+	}
+	_ = b(bAccessTokens).ForEach(func(k, _ []byte) error {
+		var a storage.AccessToken
+		get(bAccessTokens, string(k), &a)
+		wantExpiry(expAccessToken, a.ExpiresAt, a.ID)
+		if a.UserID != "" {
+			wantIn(userTokens, "user token", join(a.UserID, a.ClientID, memberAccess, a.ID))
+		}
+		if a.FamilyID != "" {
+			wantIn(members, "family member", join(a.FamilyID, memberAccess, a.ID))
+		}
+		return nil
+	})
+	lives := map[string]string{}
+	_ = b(bRefreshTokens).ForEach(func(k, _ []byte) error {
+		var r storage.RefreshToken
+		get(bRefreshTokens, string(k), &r)
+		if string(b(bRefreshByID).Get([]byte(r.ID))) != r.Hash {
+			fail("refresh token %q has no ID entry", r.ID)
+		}
+		if b(bFamilies).Get([]byte(r.FamilyID)) == nil {
+			fail("refresh token %q of missing family %q", r.ID, r.FamilyID)
+		}
+		if r.RotatedAt.IsZero() {
+			if lives[r.FamilyID] != "" {
+				fail("family %q has two live links", r.FamilyID)
+			}
+			lives[r.FamilyID] = r.Hash
+		}
+		wantIn(members, "family member", join(r.FamilyID, memberRefresh, r.Hash))
+		return nil
+	})
+	if n, m := b(bRefreshByID).Stats().KeyN, b(bRefreshTokens).Stats().KeyN; n != m {
+		fail("%d refresh ID entries for %d refresh tokens", n, m)
+	}
+	_ = b(bFamilies).ForEach(func(k, _ []byte) error {
+		var f family
+		get(bFamilies, string(k), &f)
+		if lives[f.ID] != f.Live {
+			fail("family %q: live link %q, want %q", f.ID, f.Live, lives[f.ID])
+		}
+		wantExpiry(expFamily, f.end(), f.ID)
+		if f.UserID != "" {
+			wantIn(userTokens, "user token", join(f.UserID, f.ClientID, memberFamily, f.ID))
+		}
+		return nil
+	})
+	for k := range members {
+		fail("stray family member entry %q", k)
+	}
+	for k := range userTokens {
+		fail("stray user token entry %q", k)
+	}
+
+	// Sessions.
+	userSessions := map[string]bool{}
+	_ = b(bUserSessions).ForEach(func(k, _ []byte) error { userSessions[string(k)] = true; return nil })
+	_ = b(bSessions).ForEach(func(k, _ []byte) error {
+		var s storage.Session
+		get(bSessions, string(k), &s)
+		wantExpiry(expSession, s.ExpiresAt, s.ID)
+		wantIn(userSessions, "user session", join(s.UserID, s.ID))
+		return nil
+	})
+	for k := range userSessions {
+		fail("stray user session entry %q", k)
+	}
+
+	// One-time tokens and login attempts.
+	_ = b(bOneTimeTokens).ForEach(func(k, _ []byte) error {
+		var o storage.OneTimeToken
+		get(bOneTimeTokens, string(k), &o)
+		wantExpiry(expOneTimeToken, o.ExpiresAt, o.Hash)
+		return nil
+	})
+	perUser := map[string]int{}
+	_ = b(bLoginAttempts).ForEach(func(k, _ []byte) error {
+		var a storage.LoginAttempt
+		get(bLoginAttempts, string(k), &a)
+		if !bytes.Equal(k, loginAttemptKey(a)) {
+			fail("login attempt %q stored under %q", a.ID, k)
+		}
+		perUser[a.UserID]++
+		wantExpiry(expLoginAttempt, a.Time, string(k))
+		return nil
+	})
+	for u, n := range perUser {
+		if n > loginAttemptsCap {
+			fail("user %q has %d login attempts", u, n)
+		}
+	}
+	for k := range expiries {
+		fail("stray expiry entry %q", k)
+	}
+	return errs
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "sub", "dir", "keyport.db")
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+
+	d, err := Open(path, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := storage.User{ID: "u1", Username: "alice", Email: "alice@example.com", CreatedAt: now}
+	refresh := storage.RefreshToken{Hash: "h1", ID: "r1", FamilyID: "f1", ClientID: "app", UserID: "u1", ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour)}
+	session := storage.Session{ID: "s1", UserID: "u1", AuthTime: now, ExpiresAt: now.Add(time.Hour)}
+	key := storage.SigningKey{ID: "k1", Algorithm: "RS256", SealedKey: []byte{1, 2, 3}, PublicJWK: []byte("{}"), CreatedAt: now}
+	for _, err := range []error{
+		d.CreateUser(ctx, user),
+		d.CreateTokens(ctx, storage.AccessToken{ID: "a1", ClientID: "app", UserID: "u1", ExpiresAt: now.Add(time.Hour)}, &refresh),
+		d.CreateSession(ctx, session),
+		d.PutSigningKey(ctx, key),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkAndClose(t, d)
+
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("file mode %o, want 600", perm)
+	}
+	info, err = os.Stat(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o700 {
+		t.Errorf("directory mode %o, want 700", perm)
+	}
+
+	d = openTest(t, path, Options{Now: clock})
+	if got, err := d.GetUserByLogin(ctx, "ALICE@example.com"); err != nil || got.ID != "u1" {
+		t.Errorf("user after reopen: %+v, %v", got, err)
+	}
+	if got, err := d.GetRefreshToken(ctx, "h1"); err != nil || got.ID != "r1" {
+		t.Errorf("refresh token after reopen: %+v, %v", got, err)
+	}
+	if got, err := d.GetSession(ctx, "s1"); err != nil || got.UserID != "u1" {
+		t.Errorf("session after reopen: %+v, %v", got, err)
+	}
+	if keys, err := d.ListSigningKeys(ctx); err != nil || len(keys) != 1 || !bytes.Equal(keys[0].SealedKey, key.SealedKey) {
+		t.Errorf("keys after reopen: %+v, %v", keys, err)
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	openTest(t, path, Options{})
+	start := time.Now()
+	d, err := Open(path, Options{Timeout: 100 * time.Millisecond})
+	if err == nil {
+		d.Close()
+		t.Fatal("second Open succeeded")
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "in use by another process") {
+		t.Errorf("message %q does not name the file and the cause", err)
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("second Open took %v", elapsed)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bMeta).Put(kSchemaVersion, []byte(fmt.Sprint(SchemaVersion()+1)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAndClose(t, d)
+
+	d, err = Open(path, Options{})
+	if err == nil {
+		d.Close()
+		t.Fatal("Open accepted a newer schema")
+	}
+	if !errors.Is(err, ErrSchemaTooNew) {
+		t.Fatalf("Open: %v, want ErrSchemaTooNew", err)
+	}
+	if want := fmt.Sprintf("schema version %d", SchemaVersion()+1); !strings.Contains(err.Error(), want) {
+		t.Errorf("message %q does not say %q", err, want)
+	}
+}
+
+func TestOpenWritesSchemaVersion(t *testing.T) {
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{})
+	var v int
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		v, err = readSchemaVersion(tx)
+		return err
+	})
+	if err != nil || v != SchemaVersion() || v < 1 {
+		t.Fatalf("schema version %d (%v), want %d", v, err, SchemaVersion())
+	}
+}
+
+func TestBackupOpens(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	d := openTest(t, filepath.Join(dir, "keyport.db"), Options{})
+	if err := d.CreateUser(ctx, storage.User{ID: "u1", Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := d.Backup(ctx, &buf); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if err := os.WriteFile(backup, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := bbolt.Open(backup, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("open backup with bbolt: %v", err)
+	}
+	err = raw.View(func(tx *bbolt.Tx) error {
+		for err := range tx.Check() {
+			t.Errorf("backup check: %v", err)
+		}
+		if tx.Bucket(bUsers).Get([]byte("u1")) == nil {
+			t.Error("backup has no user u1")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	restored := openTest(t, backup, Options{})
+	if u, err := restored.GetUserByLogin(ctx, "alice"); err != nil || u.ID != "u1" {
+		t.Errorf("user in backup: %+v, %v", u, err)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := d.Backup(cancelled, &bytes.Buffer{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("backup with a cancelled context: %v", err)
+	}
+}
+
+// TestSweepInChunks sweeps with a tiny chunk so that families, which delete
+// several records at once, straddle transaction boundaries.
+func TestSweepInChunks(t *testing.T) {
+	old := sweepChunk
+	sweepChunk = 3
+	t.Cleanup(func() { sweepChunk = old })
+	ctx := t.Context()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var offset atomic.Int64
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	var want storage.SweepReport
+	for i := range 10 {
+		fid := fmt.Sprintf("f%d", i)
+		r := storage.RefreshToken{Hash: fid + "-h0", ID: fid + "-r0", FamilyID: fid, ClientID: "app", UserID: "u1", ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour)}
+		if err := d.CreateTokens(ctx, storage.AccessToken{ID: fid + "-a0", ClientID: "app", UserID: "u1", ExpiresAt: now.Add(2 * time.Hour)}, &r); err != nil {
+			t.Fatal(err)
+		}
+		for n := 1; n <= i%3; n++ {
+			next := r
+			next.Hash, next.ID = fmt.Sprintf("%s-h%d", fid, n), fmt.Sprintf("%s-r%d", fid, n)
+			if err := d.RotateRefreshToken(ctx, r.Hash, next, storage.AccessToken{ID: fmt.Sprintf("%s-a%d", fid, n), ClientID: "app", UserID: "u1", ExpiresAt: now.Add(2 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			r = next
+		}
+		want.RefreshTokens += 1 + i%3
+		want.AccessTokens += 1 + i%3
+		if err := d.CreateSession(ctx, storage.Session{ID: fmt.Sprintf("s%d", i), UserID: "u1", ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		want.Sessions++
+	}
+	offset.Store(int64(time.Hour))
+	got, err := d.Sweep(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("sweep report %+v, want %+v", got, want)
+	}
+	err = d.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bFamilies, bFamilyMembers, bRefreshTokens, bRefreshByID, bAccessTokens, bUserTokens, bSessions, bUserSessions, bExpiry} {
+			if n := tx.Bucket(name).Stats().KeyN; n != 0 {
+				t.Errorf("%s has %d keys after the sweep", name, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := d.Sweep(cancelled); !errors.Is(err, context.Canceled) {
+		t.Errorf("sweep with a cancelled context: %v", err)
+	}
+}
+
+// TestBatchOutcomesDoNotLeak checks that an expected failure inside a batch
+// neither fails nor re-runs the other calls sharing its transaction.
+func TestBatchOutcomesDoNotLeak(t *testing.T) {
+	ctx := t.Context()
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{MaxBatchDelay: 20 * time.Millisecond})
+	if err := d.CreateSession(ctx, storage.Session{ID: "taken", UserID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 17)
+	for i := range 16 {
+		go func() { errs <- d.CreateSession(ctx, storage.Session{ID: fmt.Sprintf("s%d", i), UserID: "u1"}) }()
+	}
+	go func() { errs <- d.CreateSession(ctx, storage.Session{ID: "taken", UserID: "u2"}) }()
+	conflicts := 0
+	for range 17 {
+		err := <-errs
+		switch {
+		case errors.Is(err, storage.ErrConflict):
+			conflicts++
+		case err != nil:
+			t.Errorf("create session: %v", err)
+		}
+	}
+	if conflicts != 1 {
+		t.Errorf("%d conflicts, want 1", conflicts)
+	}
+	n, err := d.DeleteUserSessions(ctx, "u1")
+	if err != nil || n != 17 {
+		t.Errorf("sessions of u1: %d, %v; want 17", n, err)
+	}
+}
+
+func BenchmarkRotateRefreshToken(b *testing.B) {
+	ctx := context.Background()
+	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
+	now := time.Now()
+	var families, links atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		fid := fmt.Sprintf("f%d", families.Add(1))
+		link := func() storage.RefreshToken {
+			n := links.Add(1)
+			return storage.RefreshToken{
+				Hash: fmt.Sprintf("h%d", n), ID: fmt.Sprintf("r%d", n), FamilyID: fid, ClientID: "app", UserID: "u1",
+				Scopes: []string{"openid", "offline_access"}, AuthTime: now, CreatedAt: now,
+				ExpiresAt: now.Add(24 * time.Hour), IdleExpiresAt: now.Add(time.Hour),
+			}
+		}
+		access := func() storage.AccessToken {
+			n := links.Add(1)
+			return storage.AccessToken{ID: fmt.Sprintf("a%d", n), ClientID: "app", UserID: "u1", Subject: "u1", Scopes: []string{"openid"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		}
+		cur := link()
+		if err := d.CreateTokens(ctx, access(), &cur); err != nil {
+			b.Error(err)
+			return
+		}
+		for pb.Next() {
+			next := link()
+			if err := d.RotateRefreshToken(ctx, cur.Hash, next, access()); err != nil {
+				b.Error(err)
+				return
+			}
+			cur = next
+		}
+	})
+}
+
+func BenchmarkGetAccessToken(b *testing.B) {
+	ctx := context.Background()
+	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
+	now := time.Now()
+	const n = 1000
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			errs <- d.CreateTokens(ctx, storage.AccessToken{ID: fmt.Sprintf("a%d", i), ClientID: "app", UserID: "u1", Subject: "u1", Scopes: []string{"openid"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, nil)
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprintf("a%d", next.Add(1)%n)
+			if _, err := d.GetAccessToken(ctx, id); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

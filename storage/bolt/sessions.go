@@ -1,0 +1,106 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/keyport/keyport/storage"
+)
+
+func (d *DB) CreateSession(ctx context.Context, s storage.Session) error {
+	if s.ID == "" {
+		return errors.New("create session: empty ID")
+	}
+	return d.batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bSessions)
+		if has(b, s.ID) {
+			return conflict("create session", s.ID)
+		}
+		if err := putJSON(b, s.ID, s); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bUserSessions).Put([]byte(join(s.UserID, s.ID)), emptyValue); err != nil {
+			return err
+		}
+		return putExpiry(tx, expSession, s.ExpiresAt, s.ID)
+	})
+}
+
+func (d *DB) GetSession(ctx context.Context, id string) (storage.Session, error) {
+	var s storage.Session
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bSessions), id, &s)
+		if err == nil && (!ok || expired(s.ExpiresAt, d.now())) {
+			err = notFound("get session", id)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.Session{}, err
+	}
+	return s, nil
+}
+
+func (d *DB) DeleteSession(ctx context.Context, id string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		found, err := deleteSessionTx(tx, id)
+		if err == nil && !found {
+			err = notFound("delete session", id)
+		}
+		return err
+	})
+}
+
+// DeleteUserSessions ends every session of the user, expired ones included,
+// and counts them.
+func (d *DB) DeleteUserSessions(ctx context.Context, userID string) (int, error) {
+	if userID == "" {
+		return 0, errors.New("delete user sessions: empty user ID")
+	}
+	var n int
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = deleteUserSessionsTx(tx, userID)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func deleteUserSessionsTx(tx *bbolt.Tx, userID string) (int, error) {
+	prefix := userID + "\x00"
+	n := 0
+	for _, k := range prefixKeys(tx.Bucket(bUserSessions), prefix) {
+		found, err := deleteSessionTx(tx, string(k[len(prefix):]))
+		if err != nil {
+			return n, err
+		}
+		if found {
+			n++
+		}
+		if err := tx.Bucket(bUserSessions).Delete(k); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func deleteSessionTx(tx *bbolt.Tx, id string) (bool, error) {
+	b := tx.Bucket(bSessions)
+	var s storage.Session
+	ok, err := getJSON(b, id, &s)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := tx.Bucket(bUserSessions).Delete([]byte(join(s.UserID, id))); err != nil {
+		return false, err
+	}
+	if err := deleteExpiry(tx, expSession, s.ExpiresAt, id); err != nil {
+		return false, err
+	}
+	return true, b.Delete([]byte(id))
+}

@@ -1,0 +1,460 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// family is the bookkeeping record of a refresh-token family: who it belongs
+// to (for RevokeUserClient), its live link, and when it dies (for Sweep).
+type family struct {
+	ID            string    `json:"id"`
+	UserID        string    `json:"user_id,omitempty"`
+	ClientID      string    `json:"client_id"`
+	Live          string    `json:"live"` // hash of the live link
+	ExpiresAt     time.Time `json:"expires_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"` // of the live link
+}
+
+// end is when the family stops being usable.
+func (f family) end() time.Time { return earliest(f.ExpiresAt, f.IdleExpiresAt) }
+
+// Kinds inside family_members and user_tokens keys.
+const (
+	memberRefresh = "r"
+	memberAccess  = "a"
+	memberFamily  = "f"
+)
+
+func liveRefresh(r storage.RefreshToken, now time.Time) bool {
+	return r.RotatedAt.IsZero() && !expired(r.ExpiresAt, now) && !expired(r.IdleExpiresAt, now)
+}
+
+// CreateTokens stores access and, when refresh is not nil, the first link of
+// a new family, in one transaction. access joins the new family (its
+// FamilyID is filled in when empty). Without refresh, an access token that
+// names a family joins that existing family.
+func (d *DB) CreateTokens(ctx context.Context, access storage.AccessToken, refresh *storage.RefreshToken) error {
+	if access.ID == "" {
+		return errors.New("create tokens: empty access token ID")
+	}
+	var r storage.RefreshToken
+	if refresh != nil {
+		r = *refresh
+		if r.Hash == "" || r.ID == "" || r.FamilyID == "" {
+			return errors.New("create tokens: refresh token needs a hash, an ID and a family ID")
+		}
+		switch access.FamilyID {
+		case "":
+			access.FamilyID = r.FamilyID
+		case r.FamilyID:
+		default:
+			return fmt.Errorf("create tokens: access token family %q is not the refresh token's %q", access.FamilyID, r.FamilyID)
+		}
+	}
+	return d.batch(func(tx *bbolt.Tx) error {
+		if has(tx.Bucket(bAccessTokens), access.ID) {
+			return conflict("create tokens: access token", access.ID)
+		}
+		if refresh == nil {
+			if access.FamilyID != "" && !has(tx.Bucket(bFamilies), access.FamilyID) {
+				return notFound("create tokens: family", access.FamilyID)
+			}
+			return putAccessTx(tx, access)
+		}
+		switch {
+		case has(tx.Bucket(bRefreshTokens), r.Hash):
+			return fmt.Errorf("create tokens: refresh token hash: %w", storage.ErrConflict)
+		case has(tx.Bucket(bRefreshByID), r.ID):
+			return conflict("create tokens: refresh token", r.ID)
+		case has(tx.Bucket(bFamilies), r.FamilyID):
+			return conflict("create tokens: family", r.FamilyID)
+		}
+		f := family{ID: r.FamilyID, UserID: r.UserID, ClientID: r.ClientID, Live: r.Hash, ExpiresAt: r.ExpiresAt, IdleExpiresAt: r.IdleExpiresAt}
+		if err := putJSON(tx.Bucket(bFamilies), f.ID, f); err != nil {
+			return err
+		}
+		if err := putExpiry(tx, expFamily, f.end(), f.ID); err != nil {
+			return err
+		}
+		if f.UserID != "" {
+			if err := tx.Bucket(bUserTokens).Put([]byte(join(f.UserID, f.ClientID, memberFamily, f.ID)), emptyValue); err != nil {
+				return err
+			}
+		}
+		if err := putRefreshTx(tx, r); err != nil {
+			return err
+		}
+		return putAccessTx(tx, access)
+	})
+}
+
+func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken, error) {
+	var a storage.AccessToken
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bAccessTokens), id, &a)
+		if err == nil && (!ok || expired(a.ExpiresAt, d.now())) {
+			err = notFound("get access token", id)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.AccessToken{}, err
+	}
+	return a, nil
+}
+
+// GetRefreshToken returns the live link stored under hash. Presenting a
+// rotated link revokes its whole family and gives ErrTokenReused.
+func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshToken, error) {
+	var r storage.RefreshToken
+	var ok bool
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx.Bucket(bRefreshTokens), hash, &r)
+		return err
+	})
+	if err != nil {
+		return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", err)
+	}
+	now := d.now()
+	if !ok || expired(r.ExpiresAt, now) {
+		return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", storage.ErrNotFound)
+	}
+	if r.RotatedAt.IsZero() {
+		if expired(r.IdleExpiresAt, now) {
+			return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", storage.ErrNotFound)
+		}
+		return r, nil
+	}
+	// Reuse. Revoke in a write transaction that commits; if a concurrent
+	// reuse got there first the family is already gone, which is as good.
+	err = d.db.Update(func(tx *bbolt.Tx) error {
+		_, err := revokeFamilyTx(tx, r.FamilyID)
+		return err
+	})
+	if err != nil {
+		return storage.RefreshToken{}, fmt.Errorf("get refresh token %s: revoke family %s after reuse: %w", r.ID, r.FamilyID, err)
+	}
+	d.log.Warn("refresh token reused; family revoked",
+		"token_id", r.ID, "family_id", r.FamilyID, "client_id", r.ClientID, "user_id", r.UserID)
+	return storage.RefreshToken{}, fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
+}
+
+// GetRefreshTokenByID returns the live link with that ID.
+func (d *DB) GetRefreshTokenByID(ctx context.Context, id string) (storage.RefreshToken, error) {
+	var r storage.RefreshToken
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		hash := tx.Bucket(bRefreshByID).Get([]byte(id))
+		if hash == nil {
+			return notFound("get refresh token", id)
+		}
+		ok, err := getJSON(tx.Bucket(bRefreshTokens), string(hash), &r)
+		if err == nil && (!ok || !liveRefresh(r, d.now())) {
+			err = notFound("get refresh token", id)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return r, nil
+}
+
+// RotateRefreshToken marks the live link oldHash rotated and stores next (in
+// the same family) and access, atomically. If oldHash is not live (unknown,
+// expired, or already rotated by a concurrent request) it returns
+// ErrNotFound and changes nothing. Empty FamilyID, UserID and ClientID of
+// next, and an empty FamilyID of access, are taken from the old link.
+func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storage.RefreshToken, access storage.AccessToken) error {
+	switch {
+	case next.Hash == "" || next.ID == "":
+		return errors.New("rotate refresh token: next token needs a hash and an ID")
+	case next.Hash == oldHash:
+		return errors.New("rotate refresh token: next token has the old token's hash")
+	case access.ID == "":
+		return errors.New("rotate refresh token: empty access token ID")
+	case !next.RotatedAt.IsZero():
+		return errors.New("rotate refresh token: next token is already rotated")
+	}
+	return d.batch(func(tx *bbolt.Tx) error {
+		now := d.now()
+		rb := tx.Bucket(bRefreshTokens)
+		var old storage.RefreshToken
+		ok, err := getJSON(rb, oldHash, &old)
+		if err != nil {
+			return err
+		}
+		if !ok || !liveRefresh(old, now) {
+			return fmt.Errorf("rotate refresh token: %w", storage.ErrNotFound)
+		}
+		var f family
+		ok, err = getJSON(tx.Bucket(bFamilies), old.FamilyID, &f)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("rotate refresh token %s: family %q: %w", old.ID, old.FamilyID, storage.ErrNotFound)
+		}
+		n, a := next, access
+		if err := inherit(&n.FamilyID, old.FamilyID, "family"); err != nil {
+			return err
+		}
+		if err := inherit(&n.UserID, old.UserID, "user"); err != nil {
+			return err
+		}
+		if err := inherit(&n.ClientID, old.ClientID, "client"); err != nil {
+			return err
+		}
+		if err := inherit(&a.FamilyID, old.FamilyID, "access token family"); err != nil {
+			return err
+		}
+		switch {
+		case has(rb, n.Hash):
+			return fmt.Errorf("rotate refresh token: next token hash: %w", storage.ErrConflict)
+		case has(tx.Bucket(bRefreshByID), n.ID):
+			return conflict("rotate refresh token: next token", n.ID)
+		case has(tx.Bucket(bAccessTokens), a.ID):
+			return conflict("rotate refresh token: access token", a.ID)
+		}
+
+		old.RotatedAt = now
+		if err := putJSON(rb, oldHash, old); err != nil {
+			return err
+		}
+		if err := putRefreshTx(tx, n); err != nil {
+			return err
+		}
+		if err := putAccessTx(tx, a); err != nil {
+			return err
+		}
+		before := f.end()
+		f.Live, f.ExpiresAt, f.IdleExpiresAt = n.Hash, n.ExpiresAt, n.IdleExpiresAt
+		if err := moveExpiry(tx, expFamily, before, f.end(), f.ID); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bFamilies), f.ID, f)
+	})
+}
+
+// inherit fills an empty *field from the old link and refuses a different one.
+func inherit(field *string, old, what string) error {
+	switch *field {
+	case "":
+		*field = old
+	case old:
+	default:
+		return fmt.Errorf("rotate refresh token: %s %q differs from the old token's %q", what, *field, old)
+	}
+	return nil
+}
+
+func (d *DB) DeleteAccessToken(ctx context.Context, id string) error {
+	return d.batch(func(tx *bbolt.Tx) error {
+		found, err := deleteAccessTx(tx, id)
+		if err == nil && !found {
+			err = notFound("delete access token", id)
+		}
+		return err
+	})
+}
+
+// RevokeFamily deletes every link of the family and the access tokens issued
+// from it.
+func (d *DB) RevokeFamily(ctx context.Context, familyID string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		if !has(tx.Bucket(bFamilies), familyID) {
+			return notFound("revoke family", familyID)
+		}
+		_, err := revokeFamilyTx(tx, familyID)
+		return err
+	})
+}
+
+// RevokeUserClient revokes every family and access token of the user at the
+// client (every client when clientID is ""). The count is of tokens that
+// were still standing: access tokens plus unrotated refresh links; rotated
+// tombstones go too but are not counted.
+func (d *DB) RevokeUserClient(ctx context.Context, userID, clientID string) (int, error) {
+	if userID == "" {
+		return 0, errors.New("revoke user tokens: empty user ID")
+	}
+	var n int
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = revokeUserClientTx(tx, userID, clientID)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens of user %q at client %q: %w", userID, clientID, err)
+	}
+	return n, nil
+}
+
+func revokeUserClientTx(tx *bbolt.Tx, userID, clientID string) (int, error) {
+	prefix := userID + "\x00"
+	if clientID != "" {
+		prefix += clientID + "\x00"
+	}
+	n := 0
+	for _, k := range prefixKeys(tx.Bucket(bUserTokens), prefix) {
+		parts := bytes.Split(k, []byte{0})
+		if len(parts) != 4 {
+			return n, fmt.Errorf("bad user token index key %q", k)
+		}
+		kind, id := string(parts[2]), string(parts[3])
+		switch kind {
+		case memberFamily:
+			c, err := revokeFamilyTx(tx, id)
+			if err != nil {
+				return n, err
+			}
+			n += c.live + c.access
+		case memberAccess:
+			found, err := deleteAccessTx(tx, id)
+			if err != nil {
+				return n, err
+			}
+			if found {
+				n++
+			}
+		}
+		if err := tx.Bucket(bUserTokens).Delete(k); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+type revoked struct {
+	refresh int // every link, tombstones included
+	live    int // unrotated links
+	access  int
+}
+
+// revokeFamilyTx deletes a family with all its links, its access tokens and
+// its index entries. A missing family is not an error.
+func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
+	var c revoked
+	fb := tx.Bucket(bFamilies)
+	var f family
+	ok, err := getJSON(fb, familyID, &f)
+	if err != nil || !ok {
+		return c, err
+	}
+	members := tx.Bucket(bFamilyMembers)
+	keys := prefixKeys(members, familyID+"\x00")
+	rb, byID := tx.Bucket(bRefreshTokens), tx.Bucket(bRefreshByID)
+	for _, k := range keys {
+		rest := k[len(familyID)+1:]
+		kind, id, ok := bytes.Cut(rest, []byte{0})
+		if !ok {
+			return c, fmt.Errorf("bad family index key %q", k)
+		}
+		switch string(kind) {
+		case memberRefresh:
+			var r storage.RefreshToken
+			found, err := getJSON(rb, string(id), &r)
+			if err != nil {
+				return c, err
+			}
+			if !found {
+				continue
+			}
+			if string(byID.Get([]byte(r.ID))) == r.Hash {
+				if err := byID.Delete([]byte(r.ID)); err != nil {
+					return c, err
+				}
+			}
+			if err := rb.Delete(id); err != nil {
+				return c, err
+			}
+			c.refresh++
+			if r.RotatedAt.IsZero() {
+				c.live++
+			}
+		case memberAccess:
+			found, err := deleteAccessTx(tx, string(id))
+			if err != nil {
+				return c, err
+			}
+			if found {
+				c.access++
+			}
+		}
+	}
+	if err := deleteKeys(members, keys); err != nil {
+		return c, err
+	}
+	if f.UserID != "" {
+		if err := tx.Bucket(bUserTokens).Delete([]byte(join(f.UserID, f.ClientID, memberFamily, f.ID))); err != nil {
+			return c, err
+		}
+	}
+	if err := deleteExpiry(tx, expFamily, f.end(), f.ID); err != nil {
+		return c, err
+	}
+	return c, fb.Delete([]byte(familyID))
+}
+
+// putRefreshTx stores a link with its ID and family index entries.
+func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
+	if err := putJSON(tx.Bucket(bRefreshTokens), r.Hash, r); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bRefreshByID).Put([]byte(r.ID), []byte(r.Hash)); err != nil {
+		return err
+	}
+	return tx.Bucket(bFamilyMembers).Put([]byte(join(r.FamilyID, memberRefresh, r.Hash)), emptyValue)
+}
+
+// putAccessTx stores an access token with its expiry, user and family index
+// entries.
+func putAccessTx(tx *bbolt.Tx, a storage.AccessToken) error {
+	if err := putJSON(tx.Bucket(bAccessTokens), a.ID, a); err != nil {
+		return err
+	}
+	if err := putExpiry(tx, expAccessToken, a.ExpiresAt, a.ID); err != nil {
+		return err
+	}
+	if a.UserID != "" {
+		if err := tx.Bucket(bUserTokens).Put([]byte(join(a.UserID, a.ClientID, memberAccess, a.ID)), emptyValue); err != nil {
+			return err
+		}
+	}
+	if a.FamilyID != "" {
+		return tx.Bucket(bFamilyMembers).Put([]byte(join(a.FamilyID, memberAccess, a.ID)), emptyValue)
+	}
+	return nil
+}
+
+// deleteAccessTx removes an access token and its index entries.
+func deleteAccessTx(tx *bbolt.Tx, id string) (bool, error) {
+	b := tx.Bucket(bAccessTokens)
+	var a storage.AccessToken
+	ok, err := getJSON(b, id, &a)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := deleteExpiry(tx, expAccessToken, a.ExpiresAt, id); err != nil {
+		return false, err
+	}
+	if a.UserID != "" {
+		if err := tx.Bucket(bUserTokens).Delete([]byte(join(a.UserID, a.ClientID, memberAccess, id))); err != nil {
+			return false, err
+		}
+	}
+	if a.FamilyID != "" {
+		if err := tx.Bucket(bFamilyMembers).Delete([]byte(join(a.FamilyID, memberAccess, id))); err != nil {
+			return false, err
+		}
+	}
+	return true, b.Delete([]byte(id))
+}

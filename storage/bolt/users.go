@@ -1,0 +1,222 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// CreateUser stores a new user. The ID, the username and the email (when not
+// empty) must all be free; usernames and emails share one namespace, so a
+// login always names at most one user.
+func (d *DB) CreateUser(ctx context.Context, u storage.User) error {
+	if err := checkUser(u); err != nil {
+		return fmt.Errorf("create user %q: %w", u.ID, err)
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bUsers)
+		if has(b, u.ID) {
+			return conflict("create user", u.ID)
+		}
+		if err := setUserIndexes(tx, nil, u); err != nil {
+			return fmt.Errorf("create user %q: %w", u.ID, err)
+		}
+		return putJSON(b, u.ID, u)
+	})
+}
+
+func (d *DB) GetUser(ctx context.Context, id string) (storage.User, error) {
+	var u storage.User
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bUsers), id, &u)
+		if err == nil && !ok {
+			err = notFound("get user", id)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
+// GetUserByLogin looks the login up as a username first, then as an email,
+// ignoring case.
+func (d *DB) GetUserByLogin(ctx context.Context, login string) (storage.User, error) {
+	var u storage.User
+	key := []byte(strings.ToLower(login))
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bUsersByUsername).Get(key)
+		if id == nil {
+			id = tx.Bucket(bUsersByEmail).Get(key)
+		}
+		if id == nil {
+			return notFound("get user by login", login)
+		}
+		ok, err := getJSON(tx.Bucket(bUsers), string(id), &u)
+		if err == nil && !ok {
+			err = notFound("get user by login", login)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
+// ListUsers returns every user ordered by username, ignoring case.
+func (d *DB) ListUsers(ctx context.Context) ([]storage.User, error) {
+	var users []storage.User
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bUsers)
+		return tx.Bucket(bUsersByUsername).ForEach(func(_, id []byte) error {
+			var u storage.User
+			ok, err := getJSON(b, string(id), &u)
+			if err != nil || !ok {
+				return err
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+func (d *DB) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bUsers).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// UpdateUser applies fn inside one write transaction and moves the username
+// and email indexes along. A new username or email that belongs to someone
+// else gives ErrConflict and changes nothing.
+func (d *DB) UpdateUser(ctx context.Context, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
+	var out storage.User
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bUsers)
+		var old, arg storage.User
+		ok, err := getJSON(b, id, &old)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound("update user", id)
+		}
+		_, _ = getJSON(b, id, &arg) // a second copy, so fn cannot alias old's slices
+		nu, err := fn(arg)
+		if err != nil {
+			return fmt.Errorf("update user %q: %w", id, err)
+		}
+		if nu.ID != id {
+			return fmt.Errorf("update user %q: the ID cannot change (got %q)", id, nu.ID)
+		}
+		if err := checkUser(nu); err != nil {
+			return fmt.Errorf("update user %q: %w", id, err)
+		}
+		if err := setUserIndexes(tx, &old, nu); err != nil {
+			return fmt.Errorf("update user %q: %w", id, err)
+		}
+		out = nu
+		return putJSON(b, id, nu)
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return out, nil
+}
+
+// DeleteUser removes the user with its indexes, and with everything that
+// would otherwise outlive it: sessions, tokens and grants. Login attempts
+// stay as history.
+func (d *DB) DeleteUser(ctx context.Context, id string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bUsers)
+		var u storage.User
+		ok, err := getJSON(b, id, &u)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound("delete user", id)
+		}
+		if err := deleteUserIndexes(tx, u); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if _, err := deleteUserSessionsTx(tx, id); err != nil {
+			return err
+		}
+		if _, err := revokeUserClientTx(tx, id, ""); err != nil {
+			return err
+		}
+		return deleteKeys(tx.Bucket(bGrants), prefixKeys(tx.Bucket(bGrants), id+"\x00"))
+	})
+}
+
+func checkUser(u storage.User) error {
+	switch {
+	case u.ID == "":
+		return errors.New("empty ID")
+	case u.Username == "":
+		return errors.New("empty username")
+	}
+	return nil
+}
+
+// setUserIndexes points the indexes at nu, dropping old's names (old is nil
+// for a new user). It checks everything before it writes anything.
+func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User) error {
+	byName, byEmail := tx.Bucket(bUsersByUsername), tx.Bucket(bUsersByEmail)
+	name, email := strings.ToLower(nu.Username), strings.ToLower(nu.Email)
+	taken := func(b *bbolt.Bucket, key string) bool {
+		owner := b.Get([]byte(key))
+		return owner != nil && string(owner) != nu.ID
+	}
+	if taken(byName, name) || taken(byEmail, name) {
+		return fmt.Errorf("username %q: %w", nu.Username, storage.ErrConflict)
+	}
+	if email != "" && (taken(byEmail, email) || taken(byName, email)) {
+		return fmt.Errorf("email %q: %w", nu.Email, storage.ErrConflict)
+	}
+	if old != nil {
+		if err := deleteUserIndexes(tx, *old); err != nil {
+			return err
+		}
+	}
+	if err := byName.Put([]byte(name), []byte(nu.ID)); err != nil {
+		return err
+	}
+	if email != "" {
+		return byEmail.Put([]byte(email), []byte(nu.ID))
+	}
+	return nil
+}
+
+func deleteUserIndexes(tx *bbolt.Tx, u storage.User) error {
+	// Only delete entries that point at u, in case an index was ever shared.
+	del := func(b *bbolt.Bucket, key string) error {
+		if key == "" || string(b.Get([]byte(key))) != u.ID {
+			return nil
+		}
+		return b.Delete([]byte(key))
+	}
+	if err := del(tx.Bucket(bUsersByUsername), strings.ToLower(u.Username)); err != nil {
+		return err
+	}
+	return del(tx.Bucket(bUsersByEmail), strings.ToLower(u.Email))
+}

@@ -1,0 +1,329 @@
+// Package storage defines Keyport's records and the interfaces that persist
+// them. It imports nothing of Keyport's and knows nothing of HTTP, so any
+// backend (storage/bolt today) can sit behind it and every backend is held to
+// the same behaviour by storage/storagetest.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; callers test with errors.Is.
+var (
+	// ErrNotFound: no record with that key (or it has expired).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique key (ID, username, email, token hash) is taken.
+	ErrConflict = errors.New("already exists")
+	// ErrReadOnly: the record comes from the configuration file and cannot be
+	// changed through the store.
+	ErrReadOnly = errors.New("read-only: defined in the configuration file")
+	// ErrTokenReused: a refresh token that was already rotated was presented
+	// again. The backend has revoked the token's whole family when it returns this.
+	ErrTokenReused = errors.New("refresh token reused")
+)
+
+// User is a person who can sign in. The fields below "Internal" never leave
+// Keyport through tokens or userinfo.
+type User struct {
+	ID            string    `json:"id"` // stable random ID; the OIDC "sub"
+	Username      string    `json:"username"`
+	Email         string    `json:"email"`
+	EmailVerified bool      `json:"email_verified"`
+	Name          string    `json:"name,omitempty"`
+	GivenName     string    `json:"given_name,omitempty"`
+	FamilyName    string    `json:"family_name,omitempty"`
+	Nickname      string    `json:"nickname,omitempty"`
+	Locale        string    `json:"locale,omitempty"`
+	Zoneinfo      string    `json:"zoneinfo,omitempty"`
+	PhoneNumber   string    `json:"phone_number,omitempty"`
+	PhoneVerified bool      `json:"phone_verified,omitempty"`
+	Groups        []string  `json:"groups,omitempty"`
+	Admin         bool      `json:"admin,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+
+	// Internal.
+	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string
+	Blocked      bool      `json:"blocked,omitempty"`
+	LastIP       string    `json:"last_ip,omitempty"`
+	LastLogin    time.Time `json:"last_login,omitempty"`
+	LoginsCount  int       `json:"logins_count,omitempty"`
+}
+
+// Client is an application registered to sign people in (or, with the
+// client_credentials grant, to act on its own behalf).
+type Client struct {
+	ID                     string    `json:"id"`
+	Name                   string    `json:"name,omitempty"`
+	SecretHash             string    `json:"secret_hash,omitempty"` // hex SHA-256 of the secret; empty for public clients
+	RedirectURIs           []string  `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string  `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string  `json:"grant_types,omitempty"`
+	Public                 bool      `json:"public,omitempty"`
+	AccessTokenJWT         bool      `json:"access_token_jwt,omitempty"` // JWT access tokens instead of opaque ones
+	SkipConsent            bool      `json:"skip_consent,omitempty"`     // first-party app: never ask for consent
+	Static                 bool      `json:"static,omitempty"`           // defined in config.toml; read-only
+	CreatedAt              time.Time `json:"created_at"`
+}
+
+// AuthRequest is one /authorize request on its way through sign-in.
+type AuthRequest struct {
+	ID                  string    `json:"id"`
+	ClientID            string    `json:"client_id"`
+	RedirectURI         string    `json:"redirect_uri"`
+	State               string    `json:"state,omitempty"`
+	Nonce               string    `json:"nonce,omitempty"`
+	Scopes              []string  `json:"scopes"`
+	ResponseType        string    `json:"response_type"`
+	ResponseMode        string    `json:"response_mode,omitempty"`
+	CodeChallenge       string    `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
+	Prompt              []string  `json:"prompt,omitempty"`
+	MaxAge              *uint     `json:"max_age,omitempty"`
+	LoginHint           string    `json:"login_hint,omitempty"`
+	HintUserID          string    `json:"hint_user_id,omitempty"` // subject of a valid id_token_hint
+	ACRValues           []string  `json:"acr_values,omitempty"`
+	UILocales           []string  `json:"ui_locales,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
+	ExpiresAt           time.Time `json:"expires_at"`
+
+	// Set while the person signs in.
+	UserID    string    `json:"user_id,omitempty"`
+	SessionID string    `json:"session_id,omitempty"`
+	AuthTime  time.Time `json:"auth_time,omitempty"`
+	AMR       []string  `json:"amr,omitempty"`
+	ConsentOK bool      `json:"consent_ok,omitempty"` // consent given during this request
+	Completed bool      `json:"completed,omitempty"`
+}
+
+// AccessToken is an issued access token. Opaque tokens carry only ID and
+// subject (encrypted); everything else is looked up here.
+type AccessToken struct {
+	ID        string    `json:"id"`
+	ClientID  string    `json:"client_id"`
+	UserID    string    `json:"user_id,omitempty"` // empty for client_credentials tokens
+	Subject   string    `json:"subject"`           // user ID, or the client ID for machine tokens
+	Scopes    []string  `json:"scopes,omitempty"`
+	Audience  []string  `json:"audience,omitempty"`
+	FamilyID  string    `json:"family_id,omitempty"` // refresh token family this token belongs to
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// RefreshToken is one link of a refresh-token family. It is stored under the
+// SHA-256 of its value. A rotated link stays as a tombstone until the family
+// expires, so its reuse can be recognised.
+type RefreshToken struct {
+	Hash      string    `json:"hash"` // hex SHA-256 of the token value; the key
+	ID        string    `json:"id"`   // random ID, safe to log and to use in revocation
+	FamilyID  string    `json:"family_id"`
+	ClientID  string    `json:"client_id"`
+	UserID    string    `json:"user_id"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	Audience  []string  `json:"audience,omitempty"`
+	AMR       []string  `json:"amr,omitempty"`
+	AuthTime  time.Time `json:"auth_time"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is the family's absolute end; IdleExpiresAt ends it earlier
+	// when the token is not used.
+	ExpiresAt     time.Time `json:"expires_at"`
+	IdleExpiresAt time.Time `json:"idle_expires_at"`
+	RotatedAt     time.Time `json:"rotated_at,omitempty"` // non-zero: superseded, kept only to detect reuse
+}
+
+// Session is a signed-in browser (single sign-on).
+type Session struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	AuthTime  time.Time `json:"auth_time"`
+	AMR       []string  `json:"amr,omitempty"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Grant remembers the scopes a user consented to for a client.
+type Grant struct {
+	UserID    string    `json:"user_id"`
+	ClientID  string    `json:"client_id"`
+	Scopes    []string  `json:"scopes"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SigningKey is a token-signing key. The private key is sealed by the caller
+// before it reaches the store.
+type SigningKey struct {
+	ID         string    `json:"id"`
+	Algorithm  string    `json:"algorithm"`
+	SealedKey  []byte    `json:"sealed_key"` // PKCS#8 DER, sealed with AES-GCM
+	PublicJWK  []byte    `json:"public_jwk"` // JSON Web Key of the public half
+	CreatedAt  time.Time `json:"created_at"`
+	RetiredAt  time.Time `json:"retired_at,omitempty"`  // no longer signs
+	VerifyTill time.Time `json:"verify_till,omitempty"` // dropped from JWKS after this
+}
+
+// OneTimeToken is a single-use link secret: first-admin setup now, email
+// verification and password reset later.
+type OneTimeToken struct {
+	Hash      string    `json:"hash"` // hex SHA-256 of the token value; the key
+	Purpose   string    `json:"purpose"`
+	UserID    string    `json:"user_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// LoginAttempt records one sign-in attempt, successful or not.
+type LoginAttempt struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id,omitempty"` // empty when the name matched nobody
+	Login     string    `json:"login"`
+	Time      time.Time `json:"time"`
+	IP        string    `json:"ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Method    string    `json:"method"`
+	Success   bool      `json:"success"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// Users persists people.
+type Users interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	// GetUserByLogin finds a user by username or email, case-insensitively.
+	GetUserByLogin(ctx context.Context, login string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	CountUsers(ctx context.Context) (int, error)
+	// UpdateUser applies fn to the stored user inside one transaction.
+	// Returning an error from fn changes nothing.
+	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
+	DeleteUser(ctx context.Context, id string) error
+}
+
+// Clients persists registered applications.
+type Clients interface {
+	CreateClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// AuthRequests persists authorization requests and their codes.
+type AuthRequests interface {
+	CreateAuthRequest(ctx context.Context, a AuthRequest) error
+	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
+	UpdateAuthRequest(ctx context.Context, id string, fn func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)
+	DeleteAuthRequest(ctx context.Context, id string) error
+	// SaveCode links a code (by its hash) to a completed request.
+	SaveCode(ctx context.Context, authRequestID, codeHash string) error
+	// RedeemCode returns the request a code belongs to and unlinks the code in
+	// the same transaction, so a code can be redeemed exactly once even when
+	// two exchanges race.
+	RedeemCode(ctx context.Context, codeHash string) (AuthRequest, error)
+}
+
+// Tokens persists access and refresh tokens.
+type Tokens interface {
+	// CreateTokens stores an access token and, when refresh is not nil, the
+	// first link of a new refresh-token family, in one transaction.
+	CreateTokens(ctx context.Context, access AccessToken, refresh *RefreshToken) error
+	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
+	// GetRefreshToken returns the live token with that hash. A rotated token
+	// gives ErrTokenReused (and its family is revoked); an unknown or expired
+	// one gives ErrNotFound.
+	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// GetRefreshTokenByID finds a live refresh token by its ID.
+	GetRefreshTokenByID(ctx context.Context, id string) (RefreshToken, error)
+	// RotateRefreshToken supersedes the live token oldHash with next and stores
+	// access, atomically. If oldHash is no longer live (a concurrent rotation
+	// won), it returns ErrNotFound and stores nothing.
+	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, access AccessToken) error
+	DeleteAccessToken(ctx context.Context, id string) error
+	// RevokeFamily deletes every refresh token of the family and the access
+	// tokens issued from it.
+	RevokeFamily(ctx context.Context, familyID string) error
+	// RevokeUserClient revokes every token family and access token of a user
+	// at a client (clientID "" means all clients). It returns how many tokens went.
+	RevokeUserClient(ctx context.Context, userID, clientID string) (int, error)
+}
+
+// Sessions persists signed-in browsers.
+type Sessions interface {
+	CreateSession(ctx context.Context, s Session) error
+	GetSession(ctx context.Context, id string) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions ends every session of a user and returns how many.
+	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+}
+
+// Grants persists consent.
+type Grants interface {
+	GetGrant(ctx context.Context, userID, clientID string) (Grant, error)
+	// PutGrant creates or replaces the grant for (UserID, ClientID).
+	PutGrant(ctx context.Context, g Grant) error
+}
+
+// Keys persists signing keys.
+type Keys interface {
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// PutSigningKey creates or replaces a key by ID.
+	PutSigningKey(ctx context.Context, k SigningKey) error
+	DeleteSigningKey(ctx context.Context, id string) error
+}
+
+// OneTimeTokens persists single-use link secrets.
+type OneTimeTokens interface {
+	CreateOneTimeToken(ctx context.Context, t OneTimeToken) error
+	// ConsumeOneTimeToken returns the token and deletes it in one transaction.
+	ConsumeOneTimeToken(ctx context.Context, hash, purpose string) (OneTimeToken, error)
+	// PeekOneTimeToken returns a live token without consuming it.
+	PeekOneTimeToken(ctx context.Context, hash, purpose string) (OneTimeToken, error)
+}
+
+// LoginAttempts persists the sign-in history.
+type LoginAttempts interface {
+	AddLoginAttempt(ctx context.Context, a LoginAttempt) error
+	// ListLoginAttempts returns a user's newest attempts first, at most limit.
+	ListLoginAttempts(ctx context.Context, userID string, limit int) ([]LoginAttempt, error)
+}
+
+// Settings persists small named values (generated secrets, flags).
+type Settings interface {
+	GetSetting(ctx context.Context, name string) ([]byte, error)
+	PutSetting(ctx context.Context, name string, value []byte) error
+}
+
+// SweepReport counts what Sweep removed.
+type SweepReport struct {
+	AuthRequests  int
+	AccessTokens  int
+	RefreshTokens int
+	Sessions      int
+	OneTimeTokens int
+	LoginAttempts int
+}
+
+// Store is every record kind together. Consumers should accept the narrow
+// interface they need.
+type Store interface {
+	Users
+	Clients
+	AuthRequests
+	Tokens
+	Sessions
+	Grants
+	Keys
+	OneTimeTokens
+	LoginAttempts
+	Settings
+	// Sweep deletes what has expired as of now.
+	Sweep(ctx context.Context) (SweepReport, error)
+	// Backup writes a consistent copy of the whole store.
+	Backup(ctx context.Context, w io.Writer) error
+	Close() error
+}

@@ -1,0 +1,623 @@
+package storagetest
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+)
+
+var authRequestTests = []test{
+	{"CRUD", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx := t.Context()
+		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
+		ok(t, s.CreateAuthRequest(ctx, a), "create")
+		isErr(t, s.CreateAuthRequest(ctx, a), storage.ErrConflict, "create with a taken ID")
+		got, err := s.GetAuthRequest(ctx, "ar1")
+		ok(t, err, "get")
+		equal(t, got, a, "get")
+		_, err = s.GetAuthRequest(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "get missing request")
+
+		updated, err := s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) {
+			a.UserID, a.SessionID, a.AuthTime, a.AMR, a.Completed = "u1", "s1", c.Now(), []string{"pwd", "otp", "mfa"}, true
+			return a, nil
+		})
+		ok(t, err, "update")
+		equal(t, updated.UserID, "u1", "returned user")
+		got, err = s.GetAuthRequest(ctx, "ar1")
+		ok(t, err, "get updated")
+		equal(t, got, updated, "stored request equals returned request")
+
+		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) {
+			a.UserID = "u2"
+			return a, errBoom
+		})
+		isErr(t, err, errBoom, "update whose fn fails")
+		got, err = s.GetAuthRequest(ctx, "ar1")
+		ok(t, err, "get")
+		equal(t, got, updated, "request after a failed update")
+		_, err = s.UpdateAuthRequest(ctx, "nobody", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
+		isErr(t, err, storage.ErrNotFound, "update missing request")
+
+		ok(t, s.DeleteAuthRequest(ctx, "ar1"), "delete")
+		_, err = s.GetAuthRequest(ctx, "ar1")
+		isErr(t, err, storage.ErrNotFound, "get deleted request")
+		isErr(t, s.DeleteAuthRequest(ctx, "ar1"), storage.ErrNotFound, "delete again")
+	}},
+	{"Expiry", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx := t.Context()
+		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create ar1")
+		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar2", c.Now(), 20*time.Minute)), "create ar2")
+		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
+		c.Advance(10 * time.Minute)
+		_, err := s.GetAuthRequest(ctx, "ar1")
+		isErr(t, err, storage.ErrNotFound, "get expired request")
+		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
+		isErr(t, err, storage.ErrNotFound, "update expired request")
+		isErr(t, s.SaveCode(ctx, "ar1", "code2"), storage.ErrNotFound, "save a code for an expired request")
+		_, err = s.RedeemCode(ctx, "code1")
+		isErr(t, err, storage.ErrNotFound, "redeem the code of an expired request")
+		_, err = s.GetAuthRequest(ctx, "ar2")
+		ok(t, err, "get live request")
+	}},
+	{"Codes", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx := t.Context()
+		isErr(t, s.SaveCode(ctx, "nobody", "code0"), storage.ErrNotFound, "save a code for a missing request")
+		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
+		a.UserID, a.Completed = "u1", true
+		ok(t, s.CreateAuthRequest(ctx, a), "create")
+		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
+		got, err := s.RedeemCode(ctx, "code1")
+		ok(t, err, "redeem code1")
+		equal(t, got, a, "request of code1")
+		_, err = s.RedeemCode(ctx, "code1")
+		isErr(t, err, storage.ErrNotFound, "redeem code1 twice")
+		_, err = s.RedeemCode(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
+		_, err = s.GetAuthRequest(ctx, "ar1")
+		ok(t, err, "the request outlives its code")
+
+		// A new code replaces the request's previous one.
+		ok(t, s.SaveCode(ctx, "ar1", "code2"), "save code2")
+		ok(t, s.SaveCode(ctx, "ar1", "code3"), "save code3")
+		_, err = s.RedeemCode(ctx, "code2")
+		isErr(t, err, storage.ErrNotFound, "redeem a replaced code")
+
+		// A code hash belongs to one request.
+		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar2", c.Now(), 10*time.Minute)), "create ar2")
+		isErr(t, s.SaveCode(ctx, "ar2", "code3"), storage.ErrConflict, "save another request's code")
+
+		// Deleting the request takes its code.
+		ok(t, s.DeleteAuthRequest(ctx, "ar1"), "delete ar1")
+		_, err = s.RedeemCode(ctx, "code3")
+		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
+		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
+	}},
+	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx := t.Context()
+		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
+		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
+		errs := concurrently(8, func(int) error {
+			a, err := s.RedeemCode(ctx, "code1")
+			if err == nil && a.ID != "ar1" {
+				return fmt.Errorf("redeemed request %q", a.ID)
+			}
+			return err
+		})
+		wins := 0
+		for i, err := range errs {
+			if err == nil {
+				wins++
+				continue
+			}
+			isErr(t, err, storage.ErrNotFound, "redeemer %d", i)
+		}
+		equal(t, wins, 1, "successful redemptions")
+	}},
+	{"ConcurrentWrites", func(t *testing.T, s storage.Store, c *Clock) {
+		// Many requests created, completed and redeemed at once must not
+		// disturb one another.
+		ctx := t.Context()
+		errs := concurrently(16, func(i int) error {
+			id, code := fmt.Sprintf("ar%d", i), fmt.Sprintf("code%d", i)
+			if err := s.CreateAuthRequest(ctx, newAuthRequest(id, c.Now(), time.Minute)); err != nil {
+				return err
+			}
+			if _, err := s.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+				a.UserID, a.Completed = "u1", true
+				return a, nil
+			}); err != nil {
+				return err
+			}
+			if err := s.SaveCode(ctx, id, code); err != nil {
+				return err
+			}
+			a, err := s.RedeemCode(ctx, code)
+			if err != nil {
+				return err
+			}
+			if a.ID != id || !a.Completed {
+				return fmt.Errorf("code %s redeemed %+v", code, a)
+			}
+			return nil
+		})
+		for i, err := range errs {
+			ok(t, err, "flow %d", i)
+		}
+	}},
+}
+
+var tokenTests = []test{
+	{"CreateGet", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		a1 := newAccess("a1", "f1", "u1", "app", now, time.Hour)
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, a1, &r1), "create a1 and r1")
+		gotA, err := s.GetAccessToken(ctx, "a1")
+		ok(t, err, "get a1")
+		equal(t, gotA, a1, "a1")
+		gotR, err := s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "get r1")
+		equal(t, gotR, r1, "r1 by hash")
+		gotR, err = s.GetRefreshTokenByID(ctx, "r1")
+		ok(t, err, "get r1 by ID")
+		equal(t, gotR, r1, "r1 by ID")
+
+		machine := newAccess("m1", "", "", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, machine, nil), "create a machine token")
+		gotA, err = s.GetAccessToken(ctx, "m1")
+		ok(t, err, "get m1")
+		equal(t, gotA, machine, "m1")
+
+		_, err = s.GetAccessToken(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "get missing access token")
+		_, err = s.GetRefreshToken(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "get missing refresh token")
+		_, err = s.GetRefreshTokenByID(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "get missing refresh token by ID")
+
+		isErr(t, s.CreateTokens(ctx, newAccess("a1", "", "u1", "app", now, time.Hour), nil), storage.ErrConflict, "taken access token ID")
+		dupHash := newRefresh("r2", "f2", "u1", "app", now, time.Hour)
+		dupHash.Hash = r1.Hash
+		isErr(t, s.CreateTokens(ctx, newAccess("a2", "f2", "u1", "app", now, time.Hour), &dupHash), storage.ErrConflict, "taken refresh token hash")
+		dupID := newRefresh("r1", "f3", "u1", "app", now, time.Hour)
+		dupID.Hash = "h-fresh"
+		isErr(t, s.CreateTokens(ctx, newAccess("a3", "f3", "u1", "app", now, time.Hour), &dupID), storage.ErrConflict, "taken refresh token ID")
+		dupFamily := newRefresh("r4", "f1", "u1", "app", now, time.Hour)
+		isErr(t, s.CreateTokens(ctx, newAccess("a4", "f1", "u1", "app", now, time.Hour), &dupFamily), storage.ErrConflict, "taken family ID")
+		for _, id := range []string{"a2", "a3", "a4"} {
+			_, err = s.GetAccessToken(ctx, id)
+			isErr(t, err, storage.ErrNotFound, "access token %s of a refused CreateTokens", id)
+		}
+		_, err = s.GetRefreshTokenByID(ctx, "r4")
+		isErr(t, err, storage.ErrNotFound, "refresh token of a refused CreateTokens")
+		gotR, err = s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "r1 after refused duplicates")
+		equal(t, gotR, r1, "r1 after refused duplicates")
+	}},
+	{"Expiry", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		idle := newRefresh("idle", "f1", "u1", "app", now, 24*time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &idle), "create family f1")
+		absolute := newRefresh("abs", "f2", "u1", "app", now, 24*time.Hour)
+		absolute.ExpiresAt = now.Add(2 * time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a2", "f2", "u1", "app", now, 3*time.Hour), &absolute), "create family f2")
+
+		c.Advance(time.Hour)
+		_, err := s.GetAccessToken(ctx, "a1")
+		isErr(t, err, storage.ErrNotFound, "expired access token")
+		_, err = s.GetAccessToken(ctx, "a2")
+		ok(t, err, "live access token")
+		_, err = s.GetRefreshToken(ctx, absolute.Hash)
+		ok(t, err, "refresh token before its absolute deadline")
+
+		c.Advance(time.Hour)
+		_, err = s.GetRefreshToken(ctx, absolute.Hash)
+		isErr(t, err, storage.ErrNotFound, "refresh token past its absolute deadline")
+		_, err = s.GetRefreshTokenByID(ctx, "abs")
+		isErr(t, err, storage.ErrNotFound, "refresh token by ID past its absolute deadline")
+		isErr(t, s.RotateRefreshToken(ctx, absolute.Hash, newRefresh("abs2", "f2", "u1", "app", c.Now(), time.Hour), newAccess("a3", "f2", "u1", "app", c.Now(), time.Hour)),
+			storage.ErrNotFound, "rotate a refresh token past its absolute deadline")
+		_, err = s.GetRefreshToken(ctx, idle.Hash)
+		ok(t, err, "refresh token before its idle deadline")
+
+		c.Advance(22 * time.Hour)
+		_, err = s.GetRefreshToken(ctx, idle.Hash)
+		isErr(t, err, storage.ErrNotFound, "refresh token past its idle deadline")
+		_, err = s.GetRefreshTokenByID(ctx, "idle")
+		isErr(t, err, storage.ErrNotFound, "refresh token by ID past its idle deadline")
+		isErr(t, s.RotateRefreshToken(ctx, idle.Hash, newRefresh("idle2", "f1", "u1", "app", c.Now(), time.Hour), newAccess("a4", "f1", "u1", "app", c.Now(), time.Hour)),
+			storage.ErrNotFound, "rotate a refresh token past its idle deadline")
+		_, err = s.GetAccessToken(ctx, "a4")
+		isErr(t, err, storage.ErrNotFound, "access token of a refused rotation")
+	}},
+	{"Rotate", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		c.Advance(time.Minute)
+		r2, a2 := newRefresh("r2", "f1", "u1", "app", c.Now(), time.Hour), newAccess("a2", "f1", "u1", "app", c.Now(), time.Hour)
+		r2.ExpiresAt = r1.ExpiresAt // the family keeps its absolute deadline
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, a2), "rotate r1 to r2")
+		got, err := s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "get r2")
+		equal(t, got, r2, "r2")
+		got, err = s.GetRefreshTokenByID(ctx, "r2")
+		ok(t, err, "get r2 by ID")
+		equal(t, got, r2, "r2 by ID")
+		gotA, err := s.GetAccessToken(ctx, "a2")
+		ok(t, err, "get a2")
+		equal(t, gotA, a2, "a2")
+		_, err = s.GetRefreshTokenByID(ctx, "r1")
+		isErr(t, err, storage.ErrNotFound, "a rotated token by ID")
+
+		// The chain goes on, and an idle deadline moves with each link.
+		c.Advance(50 * time.Minute)
+		r3 := newRefresh("r3", "f1", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
+		c.Advance(50 * time.Minute) // past r1's and r2's idle deadlines, not r3's
+		_, err = s.GetRefreshToken(ctx, r3.Hash)
+		ok(t, err, "get r3")
+	}},
+	{"RotateLostRace", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "first rotation")
+		loser := newRefresh("r2b", "f1", "u1", "app", now, time.Hour)
+		isErr(t, s.RotateRefreshToken(ctx, r1.Hash, loser, newAccess("a2b", "f1", "u1", "app", now, time.Hour)), storage.ErrNotFound, "second rotation of r1")
+		_, err := s.GetRefreshTokenByID(ctx, "r2b")
+		isErr(t, err, storage.ErrNotFound, "next token of a lost rotation")
+		_, err = s.GetAccessToken(ctx, "a2b")
+		isErr(t, err, storage.ErrNotFound, "access token of a lost rotation")
+		// Losing a race is not reuse: the family lives on.
+		got, err := s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "winner's token after a lost rotation")
+		equal(t, got, r2, "winner's token")
+		_, err = s.GetAccessToken(ctx, "a1")
+		ok(t, err, "family's first access token after a lost rotation")
+		isErr(t, s.RotateRefreshToken(ctx, "nobody", newRefresh("r9", "f1", "u1", "app", now, time.Hour), newAccess("a9", "f1", "u1", "app", now, time.Hour)),
+			storage.ErrNotFound, "rotate an unknown token")
+	}},
+	{"RotateConflict", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		isErr(t, s.RotateRefreshToken(ctx, r1.Hash, newRefresh("r2", "f1", "u1", "app", now, time.Hour), newAccess("a1", "f1", "u1", "app", now, time.Hour)),
+			storage.ErrConflict, "rotation with a taken access token ID")
+		got, err := s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "r1 after a refused rotation")
+		equal(t, got, r1, "r1 after a refused rotation")
+		_, err = s.GetRefreshTokenByID(ctx, "r2")
+		isErr(t, err, storage.ErrNotFound, "next token of a refused rotation")
+	}},
+	{"ConcurrentRotate", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		errs := concurrently(8, func(i int) error {
+			return s.RotateRefreshToken(ctx, r1.Hash,
+				newRefresh(fmt.Sprintf("next%d", i), "f1", "u1", "app", now, time.Hour),
+				newAccess(fmt.Sprintf("access%d", i), "f1", "u1", "app", now, time.Hour))
+		})
+		winner := -1
+		for i, err := range errs {
+			if err == nil {
+				if winner >= 0 {
+					t.Fatalf("rotations %d and %d both succeeded", winner, i)
+				}
+				winner = i
+				continue
+			}
+			isErr(t, err, storage.ErrNotFound, "rotation %d", i)
+		}
+		if winner < 0 {
+			t.Fatal("no rotation succeeded")
+		}
+		for i := range errs {
+			_, errR := s.GetRefreshTokenByID(ctx, fmt.Sprintf("next%d", i))
+			_, errA := s.GetAccessToken(ctx, fmt.Sprintf("access%d", i))
+			if i == winner {
+				ok(t, errR, "winner's refresh token")
+				ok(t, errA, "winner's access token")
+			} else {
+				isErr(t, errR, storage.ErrNotFound, "refresh token of loser %d", i)
+				isErr(t, errA, storage.ErrNotFound, "access token of loser %d", i)
+			}
+		}
+	}},
+	{"ConcurrentFamilies", func(t *testing.T, s storage.Store, c *Clock) {
+		// Independent families rotating at the same time all succeed.
+		ctx, now := t.Context(), c.Now()
+		const families, rotations = 16, 10
+		errs := concurrently(families, func(f int) error {
+			fid := fmt.Sprintf("f%d", f)
+			link := func(n int) storage.RefreshToken {
+				return newRefresh(fmt.Sprintf("%s-r%d", fid, n), fid, "u1", "app", now, time.Hour)
+			}
+			access := func(n int) storage.AccessToken {
+				return newAccess(fmt.Sprintf("%s-a%d", fid, n), fid, "u1", "app", now, time.Hour)
+			}
+			first := link(0)
+			if err := s.CreateTokens(ctx, access(0), &first); err != nil {
+				return err
+			}
+			for n := 1; n <= rotations; n++ {
+				if err := s.RotateRefreshToken(ctx, link(n-1).Hash, link(n), access(n)); err != nil {
+					return fmt.Errorf("rotation %d: %w", n, err)
+				}
+			}
+			last, err := s.GetRefreshToken(ctx, link(rotations).Hash)
+			if err != nil {
+				return err
+			}
+			if last.ID != link(rotations).ID {
+				return fmt.Errorf("live link is %s", last.ID)
+			}
+			return nil
+		})
+		for i, err := range errs {
+			ok(t, err, "family %d", i)
+		}
+	}},
+	{"ReuseRevokesFamily", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create f1")
+		other := newRefresh("o1", "f2", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("o-a1", "f2", "u1", "app", now, time.Hour), &other), "create f2")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+
+		_, err := s.GetRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrTokenReused, "reuse of r1")
+		_, err = s.GetRefreshToken(ctx, r2.Hash)
+		isErr(t, err, storage.ErrNotFound, "newer link after reuse")
+		_, err = s.GetRefreshTokenByID(ctx, "r2")
+		isErr(t, err, storage.ErrNotFound, "newer link by ID after reuse")
+		for _, id := range []string{"a1", "a2"} {
+			_, err = s.GetAccessToken(ctx, id)
+			isErr(t, err, storage.ErrNotFound, "family's access token %s after reuse", id)
+		}
+		_, err = s.GetRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrNotFound, "reused token once its family is gone")
+		isErr(t, s.RotateRefreshToken(ctx, r2.Hash, newRefresh("r3", "f1", "u1", "app", now, time.Hour), newAccess("a3", "f1", "u1", "app", now, time.Hour)),
+			storage.ErrNotFound, "rotate the newer link after reuse")
+
+		_, err = s.GetRefreshToken(ctx, other.Hash)
+		ok(t, err, "another family after reuse")
+		_, err = s.GetAccessToken(ctx, "o-a1")
+		ok(t, err, "another family's access token after reuse")
+	}},
+	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, 3*time.Hour)
+		r2.ExpiresAt = r1.ExpiresAt
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate")
+		c.Advance(2 * time.Hour) // past r1's own idle deadline, within the family's life
+		_, err := s.GetRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrTokenReused, "reuse of an old link after its idle deadline")
+		_, err = s.GetRefreshToken(ctx, r2.Hash)
+		isErr(t, err, storage.ErrNotFound, "newer link after reuse")
+	}},
+	{"DeleteAccessToken", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		ok(t, s.DeleteAccessToken(ctx, "a1"), "delete a1")
+		_, err := s.GetAccessToken(ctx, "a1")
+		isErr(t, err, storage.ErrNotFound, "deleted access token")
+		isErr(t, s.DeleteAccessToken(ctx, "a1"), storage.ErrNotFound, "delete again")
+		_, err = s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "refresh token outlives its access token")
+		ok(t, s.RevokeFamily(ctx, "f1"), "revoke the family")
+	}},
+	{"RevokeFamily", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		for _, fid := range []string{"f1", "f2"} {
+			r := newRefresh(fid+"-r1", fid, "u1", "app", now, time.Hour)
+			ok(t, s.CreateTokens(ctx, newAccess(fid+"-a1", fid, "u1", "app", now, time.Hour), &r), "create %s", fid)
+			ok(t, s.RotateRefreshToken(ctx, r.Hash, newRefresh(fid+"-r2", fid, "u1", "app", now, time.Hour), newAccess(fid+"-a2", fid, "u1", "app", now, time.Hour)), "rotate %s", fid)
+		}
+		ok(t, s.RevokeFamily(ctx, "f1"), "revoke f1")
+		_, err := s.GetRefreshToken(ctx, "h-f1-r2")
+		isErr(t, err, storage.ErrNotFound, "live link of a revoked family")
+		_, err = s.GetRefreshToken(ctx, "h-f1-r1")
+		isErr(t, err, storage.ErrNotFound, "rotated link of a revoked family")
+		for _, id := range []string{"f1-a1", "f1-a2"} {
+			_, err = s.GetAccessToken(ctx, id)
+			isErr(t, err, storage.ErrNotFound, "access token %s of a revoked family", id)
+		}
+		_, err = s.GetRefreshToken(ctx, "h-f2-r2")
+		ok(t, err, "live link of another family")
+		_, err = s.GetAccessToken(ctx, "f2-a2")
+		ok(t, err, "access token of another family")
+		isErr(t, s.RevokeFamily(ctx, "f1"), storage.ErrNotFound, "revoke f1 again")
+	}},
+	{"RevokeUserClient", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		family := func(fid, uid, cid string) {
+			r := newRefresh(fid+"-r1", fid, uid, cid, now, time.Hour)
+			ok(t, s.CreateTokens(ctx, newAccess(fid+"-a1", fid, uid, cid, now, time.Hour), &r), "create %s", fid)
+		}
+		family("f1", "u1", "app")   // revoked by (u1, app)
+		family("f2", "u1", "other") // revoked by (u1, "")
+		family("f3", "u2", "app")   // kept
+		family("f4", "u10", "app")  // kept; shares a prefix with u1
+		ok(t, s.RotateRefreshToken(ctx, "h-f2-r1", newRefresh("f2-r2", "f2", "u1", "other", now, time.Hour), newAccess("f2-a2", "f2", "u1", "other", now, time.Hour)), "rotate f2")
+		ok(t, s.CreateTokens(ctx, newAccess("solo", "", "u1", "app", now, time.Hour), nil), "access token without a family")
+		ok(t, s.CreateTokens(ctx, newAccess("machine", "", "", "app", now, time.Hour), nil), "machine token")
+
+		n, err := s.RevokeUserClient(ctx, "u1", "app")
+		ok(t, err, "revoke u1 at app")
+		equal(t, n, 3, "tokens revoked for u1 at app (f1-a1, f1-r1, solo)")
+		for _, id := range []string{"f1-a1", "solo"} {
+			_, err = s.GetAccessToken(ctx, id)
+			isErr(t, err, storage.ErrNotFound, "access token %s of u1 at app", id)
+		}
+		_, err = s.GetRefreshToken(ctx, "h-f1-r1")
+		isErr(t, err, storage.ErrNotFound, "refresh token of u1 at app")
+		for _, hash := range []string{"h-f2-r2", "h-f3-r1", "h-f4-r1"} {
+			_, err = s.GetRefreshToken(ctx, hash)
+			ok(t, err, "refresh token %s of another user or client", hash)
+		}
+		for _, id := range []string{"f2-a1", "f3-a1", "f4-a1", "machine"} {
+			_, err = s.GetAccessToken(ctx, id)
+			ok(t, err, "access token %s of another user or client", id)
+		}
+
+		// Rotated links go too, but only standing tokens are counted.
+		n, err = s.RevokeUserClient(ctx, "u1", "")
+		ok(t, err, "revoke u1 everywhere")
+		equal(t, n, 3, "tokens revoked for u1 everywhere (f2-a1, f2-a2, f2-r2)")
+		_, err = s.GetRefreshToken(ctx, "h-f2-r2")
+		isErr(t, err, storage.ErrNotFound, "refresh token of u1 at other")
+		_, err = s.GetRefreshToken(ctx, "h-f2-r1")
+		isErr(t, err, storage.ErrNotFound, "rotated link of u1 at other")
+		for _, hash := range []string{"h-f3-r1", "h-f4-r1"} {
+			_, err = s.GetRefreshToken(ctx, hash)
+			ok(t, err, "refresh token %s of another user", hash)
+		}
+		n, err = s.RevokeUserClient(ctx, "u1", "")
+		ok(t, err, "revoke u1 again")
+		equal(t, n, 0, "tokens revoked the second time")
+	}},
+}
+
+var sweepTests = []test{
+	{"RemovesExpiredKeepsLive", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		const soon, later = 30 * time.Minute, 2 * time.Hour
+
+		// Auth requests: one expires, with a code; one lives.
+		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar-old", now, soon)), "ar-old")
+		ok(t, s.SaveCode(ctx, "ar-old", "code-old"), "code-old")
+		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar-live", now, later)), "ar-live")
+		ok(t, s.SaveCode(ctx, "ar-live", "code-live"), "code-live")
+
+		// Access tokens without a family.
+		ok(t, s.CreateTokens(ctx, newAccess("at-old", "", "u1", "app", now, soon), nil), "at-old")
+		ok(t, s.CreateTokens(ctx, newAccess("at-live", "", "u1", "app", now, later), nil), "at-live")
+
+		// Families: idle-expired (rotated once), absolutely expired, live.
+		// Their access tokens live on their own but die with the family.
+		idle := newRefresh("idle-r1", "f-idle", "u1", "app", now, soon)
+		ok(t, s.CreateTokens(ctx, newAccess("idle-a1", "f-idle", "u1", "app", now, later), &idle), "f-idle")
+		ok(t, s.RotateRefreshToken(ctx, idle.Hash, newRefresh("idle-r2", "f-idle", "u1", "app", now, soon), newAccess("idle-a2", "f-idle", "u1", "app", now, later)), "rotate f-idle")
+		abs := newRefresh("abs-r1", "f-abs", "u1", "app", now, later)
+		abs.ExpiresAt = now.Add(soon)
+		ok(t, s.CreateTokens(ctx, newAccess("abs-a1", "f-abs", "u1", "app", now, later), &abs), "f-abs")
+		live := newRefresh("live-r1", "f-live", "u1", "app", now, later)
+		ok(t, s.CreateTokens(ctx, newAccess("live-a1", "f-live", "u1", "app", now, soon), &live), "f-live")
+		ok(t, s.RotateRefreshToken(ctx, live.Hash, newRefresh("live-r2", "f-live", "u1", "app", now, later), newAccess("live-a2", "f-live", "u1", "app", now, later)), "rotate f-live")
+
+		// Sessions and one-time tokens.
+		ok(t, s.CreateSession(ctx, newSession("s-old", "u1", now, soon)), "s-old")
+		ok(t, s.CreateSession(ctx, newSession("s-live", "u1", now, later)), "s-live")
+		ok(t, s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "o-old", Purpose: "setup", CreatedAt: now, ExpiresAt: now.Add(soon)}), "o-old")
+		ok(t, s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "o-live", Purpose: "setup", CreatedAt: now, ExpiresAt: now.Add(later)}), "o-live")
+
+		// Login attempts: older and younger than 90 days at sweep time.
+		ok(t, s.AddLoginAttempt(ctx, attempt("la-old", "u1", now.Add(-90*24*time.Hour))), "la-old")
+		ok(t, s.AddLoginAttempt(ctx, attempt("la-live", "u1", now.Add(-89*24*time.Hour))), "la-live")
+
+		// Things that never expire are never swept.
+		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "user")
+		ok(t, s.PutSetting(ctx, "k", []byte("v")), "setting")
+
+		c.Advance(time.Hour)
+		rep, err := s.Sweep(ctx)
+		ok(t, err, "sweep")
+		equal(t, rep, storage.SweepReport{
+			AuthRequests:  1,
+			AccessTokens:  5, // at-old, live-a1, idle-a1, idle-a2, abs-a1
+			RefreshTokens: 3, // idle-r1 (rotated), idle-r2, abs-r1
+			Sessions:      1,
+			OneTimeTokens: 1,
+			LoginAttempts: 1,
+		}, "sweep report")
+
+		_, err = s.GetAuthRequest(ctx, "ar-live")
+		ok(t, err, "live auth request")
+		_, err = s.RedeemCode(ctx, "code-live")
+		ok(t, err, "code of the live auth request")
+		_, err = s.RedeemCode(ctx, "code-old")
+		isErr(t, err, storage.ErrNotFound, "code of a swept auth request")
+		for _, id := range []string{"at-live", "live-a2"} {
+			_, err = s.GetAccessToken(ctx, id)
+			ok(t, err, "live access token %s", id)
+		}
+		got, err := s.GetRefreshToken(ctx, "h-live-r2")
+		ok(t, err, "live refresh token")
+		equal(t, got.ID, "live-r2", "live refresh token")
+		_, err = s.GetRefreshToken(ctx, "h-live-r1")
+		isErr(t, err, storage.ErrTokenReused, "a live family's rotated link is kept to detect reuse")
+		_, err = s.GetSession(ctx, "s-live")
+		ok(t, err, "live session")
+		_, err = s.PeekOneTimeToken(ctx, "o-live", "setup")
+		ok(t, err, "live one-time token")
+		attempts, err := s.ListLoginAttempts(ctx, "u1", 0)
+		ok(t, err, "login attempts")
+		equal(t, attemptIDs(attempts), []string{"la-live"}, "login attempts kept")
+		_, err = s.GetUser(ctx, "u1")
+		ok(t, err, "user")
+		_, err = s.GetSetting(ctx, "k")
+		ok(t, err, "setting")
+
+		// Swept IDs are free again, and a second sweep finds nothing.
+		ok(t, s.CreateSession(ctx, newSession("s-old", "u1", c.Now(), later)), "reuse a swept session ID")
+		idle2 := newRefresh("idle-r1", "f-idle", "u1", "app", c.Now(), later)
+		ok(t, s.CreateTokens(ctx, newAccess("idle-a1", "f-idle", "u1", "app", c.Now(), later), &idle2), "reuse swept token IDs")
+		rep, err = s.Sweep(ctx)
+		ok(t, err, "second sweep")
+		equal(t, rep, storage.SweepReport{}, "second sweep report")
+	}},
+	{"ManyRecords", func(t *testing.T, s storage.Store, c *Clock) {
+		ctx, now := t.Context(), c.Now()
+		const n = 2500
+		errs := concurrently(16, func(w int) error {
+			for i := w; i < n; i += 16 {
+				if err := s.CreateSession(ctx, newSession(fmt.Sprintf("s%04d", i), fmt.Sprintf("u%d", i%7), now, time.Duration(1+i%2)*time.Hour)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for i, err := range errs {
+			ok(t, err, "writer %d", i)
+		}
+		c.Advance(time.Hour)
+		rep, err := s.Sweep(ctx)
+		ok(t, err, "sweep")
+		equal(t, rep.Sessions, n/2, "sessions swept")
+		_, err = s.GetSession(ctx, "s0001")
+		ok(t, err, "live session")
+		left, err := s.DeleteUserSessions(ctx, "u1")
+		ok(t, err, "delete u1's sessions")
+		want := 0
+		for i := 1; i < n; i += 2 {
+			if i%7 == 1 {
+				want++
+			}
+		}
+		equal(t, left, want, "u1's sessions left after the sweep")
+	}},
+}
+
+var backupTests = []test{
+	{"NonEmpty", func(t *testing.T, s storage.Store, _ *Clock) {
+		ctx := t.Context()
+		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create user")
+		var buf bytes.Buffer
+		ok(t, s.Backup(ctx, &buf), "backup")
+		if buf.Len() == 0 {
+			t.Fatal("backup wrote nothing")
+		}
+	}},
+}
