@@ -112,6 +112,9 @@ func (d *DB) Backup(ctx context.Context, w io.Writer) error {
 		_, err := tx.WriteTo(ctxWriter{ctx: ctx, w: w})
 		return err
 	})
+	if cerr := ctx.Err(); err != nil && cerr != nil {
+		err = cerr // bbolt does not wrap the writer's error
+	}
 	if err != nil {
 		return fmt.Errorf("backup database %s: %w", d.path, err)
 	}
@@ -159,15 +162,23 @@ var (
 	bUserSessions    = []byte("user_sessions") // uid NUL session ID → ""
 	bGrants          = []byte("grants")        // uid NUL cid → Grant
 	bSigningKeys     = []byte("signing_keys")
-	bSettings        = []byte("settings")         // name → raw bytes
-	bOneTimeTokens   = []byte("one_time_tokens")  // hash → OneTimeToken
-	bLoginAttempts   = []byte("login_attempts")   // uid NUL nanos(8) id → LoginAttempt
-	bExpiry          = []byte("expiry")           // kind(1) nanos(8) key → ""
-	kSchemaVersion   = []byte("schema_version")   // in bMeta, decimal
+	bSettings        = []byte("settings")        // name → raw bytes
+	bOneTimeTokens   = []byte("one_time_tokens") // hash → OneTimeToken
+	bLoginAttempts   = []byte("login_attempts")  // uid NUL nanos(8) id → LoginAttempt
+	bExpiry          = []byte("expiry")          // kind(1) nanos(8) key → ""
+	kSchemaVersion   = []byte("schema_version")  // in bMeta, decimal
 	emptyValue       = []byte{}
-	allDataBuckets   = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
-	sweepChunk       = 1000 // deletions per Sweep transaction
-	loginAttemptsCap = 100  // kept per user
+
+	// allDataBuckets must all exist once migrations have run.
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
+)
+
+// sweepChunk bounds the deletions of one Sweep transaction (a variable so
+// tests can make it small).
+var sweepChunk = 1000
+
+const (
+	loginAttemptsCap = 100 // kept per user
 	loginAttemptsAge = 90 * 24 * time.Hour
 )
 

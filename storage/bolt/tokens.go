@@ -225,7 +225,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 			return conflict("rotate refresh token: access token", a.ID)
 		}
 
-		old.RotatedAt = now
+		old.RotatedAt = time.Time{}
 		if err := putJSON(rb, oldHash, old); err != nil {
 			return err
 		}

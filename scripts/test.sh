@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs Keyport's whole test suite, installing what it needs when missing.
+# CI calls this through .ci/run; developers run it as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# External servers the integration tests drive: OpenLDAP's slapd and
+# Chromium (for the browser tests), from Debian's packages.
+missing=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    echo "warning: could not install ${missing[*]}" >&2
+  fi
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+# Integration helpers fail instead of skipping when their server is missing.
+export KEYPORT_REQUIRE_INTEGRATION=1
+go test -count=1 -race -timeout 30m ./...
