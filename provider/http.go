@@ -192,8 +192,8 @@ func (p *Provider) withIssuer(location string) string {
 	}
 	if frag, err := url.ParseQuery(u.Fragment); err == nil && (frag.Has("code") || frag.Has("error")) {
 		frag.Set("iss", p.opts.Issuer)
-		u.Fragment = frag.Encode()
-		u.RawFragment = ""
+		u.RawFragment = frag.Encode()
+		u.Fragment, _ = url.PathUnescape(u.RawFragment)
 		return u.String()
 	}
 	return location

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -161,7 +162,10 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := Load(cfg, newLogger(cfg.LogLevel, c.stderr), nil)
+	log := newLogger(cfg.LogLevel, c.stderr)
+	// zitadel's op logs through the default logger; route it through ours.
+	slog.SetDefault(log)
+	m, err := Load(cfg, log, nil)
 	if err != nil {
 		return err
 	}

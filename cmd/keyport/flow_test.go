@@ -214,7 +214,8 @@ func TestRefreshSurvivesRestart(t *testing.T) {
 	srv.createUser("carol", false)
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess, "email"}
-	code, verifier := app.signIn(newBrowser(t), "carol")
+	b := newBrowser(t)
+	code, verifier := app.signIn(b, "carol")
 	tok, err := app.exchange(code, verifier)
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +235,12 @@ func TestRefreshSurvivesRestart(t *testing.T) {
 		t.Errorf("userinfo after restart: %d %v", status, body)
 	}
 	app2 := srv2.rp(app.ID, app.Secret, app.RedirectURI)
+	// The browser's single sign-on session survived too.
+	_, challenge := pkce()
+	p := app2.authorize(b, "after-restart", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	if res := landed(t, p, app2.RedirectURI); res.Code == "" {
+		t.Errorf("SSO after restart: %+v", res)
+	}
 	status, _, body := app2.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true)
 	if status != 200 {
 		t.Fatalf("refresh after restart: %d %v", status, body)

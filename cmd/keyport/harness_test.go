@@ -28,6 +28,15 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
+func TestMain(m *testing.M) {
+	// zitadel's op logs every rejected request through the default logger;
+	// tests provoke hundreds on purpose.
+	if os.Getenv("KEYPORT_TEST_LOG") == "" {
+		slog.SetDefault(slog.New(slog.DiscardHandler))
+	}
+	os.Exit(m.Run())
+}
+
 // testServer is a real Keyport (the same Main that `keyport serve` runs) on a
 // loopback port with its data in a temp dir.
 type testServer struct {
@@ -259,8 +268,10 @@ func (b *browser) submit(p page, action string, extra url.Values) page {
 	return b.post(u.String(), form)
 }
 
-func isLoginPage(p page) bool   { return p.Status < 500 && strings.Contains(p.Body, `action="/login"`) }
-func isConsentPage(p page) bool { return p.Status == 200 && strings.Contains(p.Body, `action="/consent"`) }
+func isLoginPage(p page) bool { return p.Status < 500 && strings.Contains(p.Body, `action="/login"`) }
+func isConsentPage(p page) bool {
+	return p.Status == 200 && strings.Contains(p.Body, `action="/consent"`)
+}
 
 // pkce returns a verifier and its S256 challenge.
 func pkce() (verifier, challenge string) {

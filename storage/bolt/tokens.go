@@ -51,6 +51,9 @@ func (d *DB) CreateTokens(ctx context.Context, access storage.AccessToken, refre
 		if r.Hash == "" || r.ID == "" || r.FamilyID == "" {
 			return errors.New("create tokens: refresh token needs a hash, an ID and a family ID")
 		}
+		if !r.RotatedAt.IsZero() {
+			return errors.New("create tokens: the first refresh token of a family cannot be rotated already")
+		}
 		switch access.FamilyID {
 		case "":
 			access.FamilyID = r.FamilyID
@@ -225,7 +228,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 			return conflict("rotate refresh token: access token", a.ID)
 		}
 
-		old.RotatedAt = time.Time{}
+		old.RotatedAt = now
 		if err := putJSON(rb, oldHash, old); err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 var userTests = []test{
-	{"CreateGet", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"CreateGet", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		alice := newUser("u1", "Alice", "Alice@Example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -37,7 +37,7 @@ var userTests = []test{
 		ok(t, err, "count users")
 		equal(t, n, 3, "count users")
 	}},
-	{"GetUserByLogin", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"GetUserByLogin", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		alice := newUser("u1", "Alice", "Alice@Example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -52,7 +52,7 @@ var userTests = []test{
 			isErr(t, err, storage.ErrNotFound, "get by login %q", login)
 		}
 	}},
-	{"UsernamesAndEmailsShareOneNamespace", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"UsernamesAndEmailsShareOneNamespace", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		isErr(t, s.CreateUser(ctx, newUser("u2", "Alice@Example.com", "")), storage.ErrConflict, "username equal to another user's email")
@@ -62,7 +62,7 @@ var userTests = []test{
 		ok(t, err, "get bob by login")
 		equal(t, got.ID, "u2", "bob by login")
 	}},
-	{"List", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"List", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		users, err := s.ListUsers(ctx)
 		ok(t, err, "list empty")
@@ -82,12 +82,12 @@ var userTests = []test{
 		equal(t, got, want, "listed users")
 		equal(t, len(users), 3, "number of listed users")
 	}},
-	{"UpdateRename", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"UpdateRename", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		updated, err := s.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) {
 			u.Username, u.Email, u.Name = "Alicia", "Alicia@Example.com", "Alicia A."
-			u.UpdatedAt = Base.Add(time.Minute)
+			u.UpdatedAt = base.Add(time.Minute)
 			return u, nil
 		})
 		ok(t, err, "rename alice")
@@ -126,7 +126,7 @@ var userTests = []test{
 		isErr(t, err, storage.ErrNotFound, "cleared email")
 		ok(t, s.CreateUser(ctx, newUser("u3", "carol", "alicia@example.com")), "reuse the cleared email")
 	}},
-	{"UpdateConflict", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"UpdateConflict", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		alice, bob := newUser("u1", "alice", "alice@example.com"), newUser("u2", "bob", "bob@example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -152,7 +152,7 @@ var userTests = []test{
 			}
 		}
 	}},
-	{"UpdateErrors", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"UpdateErrors", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		alice := newUser("u1", "alice", "alice@example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -176,7 +176,7 @@ var userTests = []test{
 		isErr(t, err, storage.ErrNotFound, "update a missing user")
 		equal(t, called, false, "fn called for a missing user")
 	}},
-	{"Delete", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"Delete", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		ok(t, s.CreateUser(ctx, newUser("u2", "bob", "")), "create bob")
@@ -191,7 +191,7 @@ var userTests = []test{
 		equal(t, n, 1, "users left")
 		ok(t, s.CreateUser(ctx, newUser("u3", "alice", "alice@example.com")), "reuse a deleted user's names")
 	}},
-	{"DeleteTakesSessionsTokensAndGrants", func(t *testing.T, s storage.Store, c *Clock) {
+	{"DeleteTakesSessionsTokensAndGrants", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create alice")
 		ok(t, s.CreateUser(ctx, newUser("u2", "bob", "")), "create bob")
@@ -223,7 +223,7 @@ var userTests = []test{
 }
 
 var clientTests = []test{
-	{"CRUD", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"CRUD", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		app, other := newClient("app"), newClient("other")
 		ok(t, s.CreateClient(ctx, app), "create app")
@@ -273,7 +273,7 @@ var clientTests = []test{
 }
 
 var sessionTests = []test{
-	{"CRUD", func(t *testing.T, s storage.Store, c *Clock) {
+	{"CRUD", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		s1 := newSession("s1", "u1", now, time.Hour)
 		ok(t, s.CreateSession(ctx, s1), "create s1")
@@ -288,7 +288,7 @@ var sessionTests = []test{
 		isErr(t, err, storage.ErrNotFound, "get deleted session")
 		isErr(t, s.DeleteSession(ctx, "s1"), storage.ErrNotFound, "delete again")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateSession(ctx, newSession("short", "u1", c.Now(), time.Hour)), "create short")
 		ok(t, s.CreateSession(ctx, newSession("long", "u1", c.Now(), 2*time.Hour)), "create long")
@@ -301,7 +301,7 @@ var sessionTests = []test{
 		_, err = s.GetSession(ctx, "long")
 		ok(t, err, "live session")
 	}},
-	{"DeleteUserSessions", func(t *testing.T, s storage.Store, c *Clock) {
+	{"DeleteUserSessions", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		for _, sess := range []storage.Session{
 			newSession("s1", "u1", now, time.Hour),
@@ -332,7 +332,7 @@ var sessionTests = []test{
 }
 
 var grantTests = []test{
-	{"Upsert", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Upsert", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		_, err := s.GetGrant(ctx, "u1", "app")
 		isErr(t, err, storage.ErrNotFound, "missing grant")
@@ -358,7 +358,7 @@ var grantTests = []test{
 }
 
 var keyTests = []test{
-	{"OrderReplaceDelete", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"OrderReplaceDelete", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		keys, err := s.ListSigningKeys(ctx)
 		ok(t, err, "list empty")
@@ -367,7 +367,7 @@ var keyTests = []test{
 			return storage.SigningKey{ID: id, Algorithm: "RS256", SealedKey: []byte("sealed-" + id), PublicJWK: []byte(`{"kid":"` + id + `"}`), CreatedAt: created}
 		}
 		// IDs sort the other way round from creation times.
-		k1, k2, k3 := key("c", Base), key("a", Base.Add(2*time.Hour)), key("b", Base.Add(time.Hour))
+		k1, k2, k3 := key("c", base), key("a", base.Add(2*time.Hour)), key("b", base.Add(time.Hour))
 		for _, k := range []storage.SigningKey{k2, k1, k3} {
 			ok(t, s.PutSigningKey(ctx, k), "put %s", k.ID)
 		}
@@ -375,7 +375,7 @@ var keyTests = []test{
 		ok(t, err, "list")
 		equal(t, keys, []storage.SigningKey{k1, k3, k2}, "keys oldest first")
 
-		k1.RetiredAt, k1.VerifyTill = Base.Add(3*time.Hour), Base.Add(4*time.Hour)
+		k1.RetiredAt, k1.VerifyTill = base.Add(3*time.Hour), base.Add(4*time.Hour)
 		ok(t, s.PutSigningKey(ctx, k1), "replace k1")
 		ok(t, s.DeleteSigningKey(ctx, k3.ID), "delete k3")
 		isErr(t, s.DeleteSigningKey(ctx, k3.ID), storage.ErrNotFound, "delete k3 again")
@@ -386,7 +386,7 @@ var keyTests = []test{
 }
 
 var settingTests = []test{
-	{"GetPut", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"GetPut", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		_, err := s.GetSetting(ctx, "secret")
 		isErr(t, err, storage.ErrNotFound, "missing setting")
@@ -412,7 +412,7 @@ var settingTests = []test{
 }
 
 var oneTimeTokenTests = []test{
-	{"ConsumeOnce", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ConsumeOnce", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		tok := storage.OneTimeToken{Hash: "h1", Purpose: "setup", UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		ok(t, s.CreateOneTimeToken(ctx, tok), "create")
@@ -438,7 +438,7 @@ var oneTimeTokenTests = []test{
 		_, err = s.ConsumeOneTimeToken(ctx, "nobody", "setup")
 		isErr(t, err, storage.ErrNotFound, "consume a missing token")
 	}},
-	{"ConcurrentConsume", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ConcurrentConsume", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "h1", Purpose: "setup", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}), "create")
 		errs := concurrently(8, func(int) error {
@@ -455,7 +455,7 @@ var oneTimeTokenTests = []test{
 		}
 		equal(t, wins, 1, "successful consumptions")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "h1", Purpose: "setup", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}), "create")
 		c.Advance(time.Hour)
@@ -479,7 +479,7 @@ func attemptIDs(as []storage.LoginAttempt) []string {
 }
 
 var loginAttemptTests = []test{
-	{"NewestFirst", func(t *testing.T, s storage.Store, c *Clock) {
+	{"NewestFirst", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		for _, i := range []int{3, 0, 4, 1, 2} { // added out of order
 			ok(t, s.AddLoginAttempt(ctx, attempt(fmt.Sprintf("a%d", i), "u1", now.Add(time.Duration(i)*time.Minute))), "add a%d", i)
@@ -507,7 +507,7 @@ var loginAttemptTests = []test{
 		ok(t, err, "list nobody")
 		equal(t, len(got), 0, "attempts of nobody")
 	}},
-	{"Capped", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Capped", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		for i := range 105 {
 			ok(t, s.AddLoginAttempt(ctx, attempt(fmt.Sprintf("a%03d", i), "u1", now.Add(time.Duration(i)*time.Second))), "add a%03d", i)

@@ -10,7 +10,7 @@ import (
 )
 
 var authRequestTests = []test{
-	{"CRUD", func(t *testing.T, s storage.Store, c *Clock) {
+	{"CRUD", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
 		ok(t, s.CreateAuthRequest(ctx, a), "create")
@@ -47,7 +47,7 @@ var authRequestTests = []test{
 		isErr(t, err, storage.ErrNotFound, "get deleted request")
 		isErr(t, s.DeleteAuthRequest(ctx, "ar1"), storage.ErrNotFound, "delete again")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create ar1")
 		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar2", c.Now(), 20*time.Minute)), "create ar2")
@@ -63,7 +63,7 @@ var authRequestTests = []test{
 		_, err = s.GetAuthRequest(ctx, "ar2")
 		ok(t, err, "get live request")
 	}},
-	{"Codes", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Codes", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		isErr(t, s.SaveCode(ctx, "nobody", "code0"), storage.ErrNotFound, "save a code for a missing request")
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
@@ -96,7 +96,7 @@ var authRequestTests = []test{
 		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
 		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
 	}},
-	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
@@ -117,7 +117,7 @@ var authRequestTests = []test{
 		}
 		equal(t, wins, 1, "successful redemptions")
 	}},
-	{"ConcurrentWrites", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ConcurrentWrites", func(t *testing.T, s storage.Store, c *testClock) {
 		// Many requests created, completed and redeemed at once must not
 		// disturb one another.
 		ctx := t.Context()
@@ -151,7 +151,7 @@ var authRequestTests = []test{
 }
 
 var tokenTests = []test{
-	{"CreateGet", func(t *testing.T, s storage.Store, c *Clock) {
+	{"CreateGet", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		a1 := newAccess("a1", "f1", "u1", "app", now, time.Hour)
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
@@ -198,7 +198,7 @@ var tokenTests = []test{
 		ok(t, err, "r1 after refused duplicates")
 		equal(t, gotR, r1, "r1 after refused duplicates")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		idle := newRefresh("idle", "f1", "u1", "app", now, 24*time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &idle), "create family f1")
@@ -234,7 +234,7 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "a4")
 		isErr(t, err, storage.ErrNotFound, "access token of a refused rotation")
 	}},
-	{"Rotate", func(t *testing.T, s storage.Store, c *Clock) {
+	{"Rotate", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -262,7 +262,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, r3.Hash)
 		ok(t, err, "get r3")
 	}},
-	{"RotateLostRace", func(t *testing.T, s storage.Store, c *Clock) {
+	{"RotateLostRace", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -283,7 +283,7 @@ var tokenTests = []test{
 		isErr(t, s.RotateRefreshToken(ctx, "nobody", newRefresh("r9", "f1", "u1", "app", now, time.Hour), newAccess("a9", "f1", "u1", "app", now, time.Hour)),
 			storage.ErrNotFound, "rotate an unknown token")
 	}},
-	{"RotateConflict", func(t *testing.T, s storage.Store, c *Clock) {
+	{"RotateConflict", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -295,7 +295,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshTokenByID(ctx, "r2")
 		isErr(t, err, storage.ErrNotFound, "next token of a refused rotation")
 	}},
-	{"ConcurrentRotate", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ConcurrentRotate", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -330,7 +330,7 @@ var tokenTests = []test{
 			}
 		}
 	}},
-	{"ConcurrentFamilies", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ConcurrentFamilies", func(t *testing.T, s storage.Store, c *testClock) {
 		// Independent families rotating at the same time all succeed.
 		ctx, now := t.Context(), c.Now()
 		const families, rotations = 16, 10
@@ -364,7 +364,7 @@ var tokenTests = []test{
 			ok(t, err, "family %d", i)
 		}
 	}},
-	{"ReuseRevokesFamily", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ReuseRevokesFamily", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create f1")
@@ -393,7 +393,7 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "o-a1")
 		ok(t, err, "another family's access token after reuse")
 	}},
-	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -406,7 +406,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, r2.Hash)
 		isErr(t, err, storage.ErrNotFound, "newer link after reuse")
 	}},
-	{"DeleteAccessToken", func(t *testing.T, s storage.Store, c *Clock) {
+	{"DeleteAccessToken", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -418,7 +418,7 @@ var tokenTests = []test{
 		ok(t, err, "refresh token outlives its access token")
 		ok(t, s.RevokeFamily(ctx, "f1"), "revoke the family")
 	}},
-	{"RevokeFamily", func(t *testing.T, s storage.Store, c *Clock) {
+	{"RevokeFamily", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		for _, fid := range []string{"f1", "f2"} {
 			r := newRefresh(fid+"-r1", fid, "u1", "app", now, time.Hour)
@@ -440,7 +440,7 @@ var tokenTests = []test{
 		ok(t, err, "access token of another family")
 		isErr(t, s.RevokeFamily(ctx, "f1"), storage.ErrNotFound, "revoke f1 again")
 	}},
-	{"RevokeUserClient", func(t *testing.T, s storage.Store, c *Clock) {
+	{"RevokeUserClient", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		family := func(fid, uid, cid string) {
 			r := newRefresh(fid+"-r1", fid, uid, cid, now, time.Hour)
@@ -491,7 +491,7 @@ var tokenTests = []test{
 }
 
 var sweepTests = []test{
-	{"RemovesExpiredKeepsLive", func(t *testing.T, s storage.Store, c *Clock) {
+	{"RemovesExpiredKeepsLive", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		const soon, later = 30 * time.Minute, 2 * time.Hour
 
@@ -578,7 +578,7 @@ var sweepTests = []test{
 		ok(t, err, "second sweep")
 		equal(t, rep, storage.SweepReport{}, "second sweep report")
 	}},
-	{"ManyRecords", func(t *testing.T, s storage.Store, c *Clock) {
+	{"ManyRecords", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		const n = 2500
 		errs := concurrently(16, func(w int) error {
@@ -611,7 +611,7 @@ var sweepTests = []test{
 }
 
 var backupTests = []test{
-	{"NonEmpty", func(t *testing.T, s storage.Store, _ *Clock) {
+	{"NonEmpty", func(t *testing.T, s storage.Store, _ *testClock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create user")
 		var buf bytes.Buffer

@@ -23,24 +23,24 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// Base is where every subtest's clock starts.
-var Base = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
+// base is where every subtest's clock starts.
+var base = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 
-// Clock is the subtests' settable clock.
-type Clock struct {
+// testClock is a subtest's settable clock.
+type testClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
 // Now returns the clock's time.
-func (c *Clock) Now() time.Time {
+func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
 // Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
+func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
@@ -48,7 +48,7 @@ func (c *Clock) Advance(d time.Duration) {
 
 type test struct {
 	name string
-	fn   func(t *testing.T, s storage.Store, clock *Clock)
+	fn   func(t *testing.T, s storage.Store, clock *testClock)
 }
 
 // Run runs the conformance suite. newStore must return an empty store that
@@ -75,7 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) {
-					clock := &Clock{now: Base}
+					clock := &testClock{now: base}
 					s := newStore(t, clock.Now)
 					tc.fn(t, s, clock)
 				})
@@ -133,7 +133,7 @@ func newUser(id, username, email string) storage.User {
 	return storage.User{
 		ID: id, Username: username, Email: email, EmailVerified: email != "",
 		Name: "Name of " + username, Groups: []string{"staff"},
-		CreatedAt: Base, UpdatedAt: Base,
+		CreatedAt: base, UpdatedAt: base,
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 	}
 }
@@ -143,7 +143,7 @@ func newClient(id string) storage.Client {
 		ID: id, Name: "Client " + id, SecretHash: "ab12",
 		RedirectURIs: []string{"https://" + id + ".example/cb"},
 		GrantTypes:   []string{"authorization_code", "refresh_token"},
-		CreatedAt:    Base,
+		CreatedAt:    base,
 	}
 }
 
