@@ -235,7 +235,6 @@ func (p *Provider) Fail(w http.ResponseWriter, r *http.Request, id, code, descri
 	p.finish(w, r, "/authorize", rec)
 }
 
-
 // oauthError builds an *oidc.Error for any registered OAuth error code.
 // zitadel's error type is unexported and lacks some codes (consent_required),
 // so the field is set by reflection on its string kind.

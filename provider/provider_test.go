@@ -66,9 +66,9 @@ func TestClaimsNeverLeakInternalFields(t *testing.T) {
 func TestWithIssuer(t *testing.T) {
 	p := &Provider{opts: Options{Issuer: "https://id.example.com", LoginPath: "/login"}}
 	cases := map[string]string{
-		"https://app.example.com/cb?code=abc&state=s":    "https://app.example.com/cb?code=abc&iss=https%3A%2F%2Fid.example.com&state=s",
+		"https://app.example.com/cb?code=abc&state=s":     "https://app.example.com/cb?code=abc&iss=https%3A%2F%2Fid.example.com&state=s",
 		"https://app.example.com/cb?error=login_required": "https://app.example.com/cb?error=login_required&iss=https%3A%2F%2Fid.example.com",
-		"https://app.example.com/cb#code=abc&state=s":    "https://app.example.com/cb#code=abc&iss=https%3A%2F%2Fid.example.com&state=s",
+		"https://app.example.com/cb#code=abc&state=s":     "https://app.example.com/cb#code=abc&iss=https%3A%2F%2Fid.example.com&state=s",
 		"https://id.example.com/login?authRequestID=x":    "https://id.example.com/login?authRequestID=x",
 		"/login?authRequestID=x":                          "/login?authRequestID=x",
 		"https://app.example.com/other":                   "https://app.example.com/other",
