@@ -141,6 +141,10 @@ func (s *Server) bindFlow(w http.ResponseWriter, r *http.Request, id string) err
 	return s.save(w, r)
 }
 
+// OwnsRequest tells whether this browser started authorization request id;
+// the provider asks before it hands out a code.
+func (s *Server) OwnsRequest(r *http.Request, id string) bool { return s.flowBound(r, id) }
+
 func (s *Server) flowBound(r *http.Request, id string) bool {
 	return id != "" && slices.Contains(s.boundFlows(r), id)
 }

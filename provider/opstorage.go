@@ -125,14 +125,20 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	// The code lives only briefly: shorten the request's life to the code's.
 	expires := s.now().Add(s.life.Code)
+	errIssued := errors.New("code already issued")
 	if _, err := s.store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		if a.CodeIssued {
+			return a, errIssued
+		}
+		a.CodeIssued = true
 		if expires.Before(a.ExpiresAt) {
 			a.ExpiresAt = expires
 		}
 		return a, nil
 	}); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return oidc.ErrInvalidRequest().WithDescription("authorization request not found or expired")
+		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, errIssued) {
+			// One request, one code: a replayed callback URL gets nothing.
+			return oidc.ErrInvalidRequest().WithDescription("authorization request not found, expired or already answered")
 		}
 		return s.internal(ctx, "update auth request", err)
 	}

@@ -42,6 +42,9 @@ type Options struct {
 	LoggedOutURL string
 	// LoginPath is the portal's sign-in page; authorization requests go there.
 	LoginPath string
+	// OwnsRequest tells whether the browser making r started authorization
+	// request id. The code is handed out only to that browser.
+	OwnsRequest func(r *http.Request, id string) bool
 }
 
 // Provider serves the OIDC endpoints.

@@ -96,7 +96,9 @@ type AuthRequest struct {
 	AuthTime  time.Time `json:"auth_time,omitempty"`
 	AMR       []string  `json:"amr,omitempty"`
 	ConsentOK bool      `json:"consent_ok,omitempty"` // consent given during this request
-	Completed bool      `json:"completed,omitempty"`
+	// CodeIssued: a code went out for this request; it never gets a second.
+	CodeIssued bool `json:"code_issued,omitempty"`
+	Completed  bool `json:"completed,omitempty"`
 }
 
 // AccessToken is an issued access token. Opaque tokens carry only ID and

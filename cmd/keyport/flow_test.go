@@ -419,3 +419,34 @@ func TestKeyRotation(t *testing.T) {
 		t.Error("rotated key not kept across restart")
 	}
 }
+
+// The code goes only to the browser that signed in, and only once.
+func TestCallbackBoundToBrowser(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("fay", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	victim := newBrowser(t)
+	app.signIn(victim, "fay")
+	var callback string
+	for _, u := range victim.visited {
+		if strings.Contains(u, "/authorize/callback") {
+			callback = u
+		}
+	}
+	if callback == "" {
+		t.Fatalf("no callback among %v", victim.visited)
+	}
+	// Someone else replaying the callback URL gets an error page, no code.
+	p := newBrowser(t).get(callback)
+	if p.Status != http.StatusBadRequest || p.Location != "" || strings.Contains(p.Body, "code=") {
+		t.Fatalf("foreign browser at the callback: %d %q", p.Status, p.Location)
+	}
+	// The victim's own browser replaying it gets no second code either.
+	p = victim.get(callback)
+	if p.Status == http.StatusFound && strings.Contains(p.Location, "code=") {
+		t.Fatalf("second code issued: %q", p.Location)
+	}
+	if p.Status >= 500 {
+		t.Fatalf("replayed callback: %d", p.Status)
+	}
+}

@@ -194,8 +194,9 @@ func (s *testServer) rp(id, secret, redirect string) *testClient {
 
 // browser is a cookie-jar HTTP client that stops at the app's redirect URI.
 type browser struct {
-	t      *testing.T
-	client *http.Client
+	t       *testing.T
+	client  *http.Client
+	visited []string // every URL a redirect led to
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -205,6 +206,7 @@ func newBrowser(t *testing.T) *browser {
 		Jar:     jar,
 		Timeout: 20 * time.Second,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			b.visited = append(b.visited, req.URL.String())
 			if req.URL.Host == "127.0.0.1:9" || len(via) > 10 {
 				return http.ErrUseLastResponse
 			}

@@ -206,6 +206,7 @@ func (m *Main) load() error {
 		ErrorPage:    m.Portal.ErrorPage,
 		OnLogout:     m.Portal.EndBrowserSession,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
+		OwnsRequest:  m.Portal.OwnsRequest,
 	})
 	if err != nil {
 		return err
