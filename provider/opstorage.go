@@ -113,6 +113,17 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
 	a, err := s.store.RedeemCode(ctx, account.HashSecret(code))
+	if errors.Is(err, storage.ErrTokenReused) {
+		// RFC 6749 §4.1.2: a replayed code may mean it was stolen; revoke
+		// what was issued for this user at this client.
+		if a.UserID != "" {
+			if _, rerr := s.store.RevokeUserClient(ctx, a.UserID, a.ClientID); rerr != nil {
+				s.log.ErrorContext(ctx, "revoke tokens after code reuse", "err", rerr)
+			}
+		}
+		s.log.WarnContext(ctx, "authorization code reused; revoked the user's tokens at the client", "client_id", a.ClientID, "user_id", a.UserID)
+		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
 	}

@@ -20,9 +20,10 @@ var (
 	// ErrReadOnly: the record comes from the configuration file and cannot be
 	// changed through the store.
 	ErrReadOnly = errors.New("read-only: defined in the configuration file")
-	// ErrTokenReused: a refresh token that was already rotated was presented
-	// again. The backend has revoked the token's whole family when it returns this.
-	ErrTokenReused = errors.New("refresh token reused")
+	// ErrTokenReused: a refresh token that was already rotated, or a code that
+	// was already redeemed, was presented again. For refresh tokens the
+	// backend has revoked the token's whole family when it returns this.
+	ErrTokenReused = errors.New("token already used")
 )
 
 // User is a person who can sign in. The fields below "Internal" never leave
@@ -225,7 +226,9 @@ type AuthRequests interface {
 	SaveCode(ctx context.Context, authRequestID, codeHash string) error
 	// RedeemCode returns the request a code belongs to and unlinks the code in
 	// the same transaction, so a code can be redeemed exactly once even when
-	// two exchanges race.
+	// two exchanges race. A code redeemed before (and remembered for a while)
+	// gives ErrTokenReused with a request holding only ID, UserID and ClientID,
+	// so the caller can revoke what that code produced.
 	RedeemCode(ctx context.Context, codeHash string) (AuthRequest, error)
 }
 

@@ -450,3 +450,29 @@ func TestCallbackBoundToBrowser(t *testing.T) {
 		t.Fatalf("replayed callback: %d", p.Status)
 	}
 }
+
+// RFC 6749 §4.1.2: a code used twice is refused, and what it produced is revoked.
+func TestCodeReuseRevokesTokens(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	code, verifier := app.signIn(newBrowser(t), "gus")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := srv.userinfo(tok.AccessToken); status != 200 {
+		t.Fatalf("userinfo before the replay: %d", status)
+	}
+	if _, err := app.exchange(code, verifier); oauthErr(err) != "invalid_grant" {
+		t.Fatalf("second exchange: %v", err)
+	}
+	if status, _, _ := srv.userinfo(tok.AccessToken); status != 401 {
+		t.Errorf("access token still works after the code was replayed: %d", status)
+	}
+	status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true)
+	if status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("refresh token still works after the code was replayed: %d %v", status, body)
+	}
+}

@@ -63,6 +63,13 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 	if now == nil {
 		now = time.Now
 	}
+	// Static clients go through the same rules as registered ones; check
+	// them before anything is written, so a bad [[clients]] entry creates
+	// no files.
+	static, err := staticClients(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
 	m := &Main{Config: cfg, Logger: log, Now: now}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
@@ -83,11 +90,6 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		if errors.Is(err, bolt.ErrLocked) {
 			return nil, fmt.Errorf("the database %s is in use by another process: is `keyport serve` running? Stop it first (a later version will let the CLI talk to the running server)", cfg.DBPath())
 		}
-		return nil, err
-	}
-	static, err := staticClients(cfg.Clients)
-	if err != nil {
-		m.db.Close()
 		return nil, err
 	}
 	m.Store = storage.WithStaticClients(m.db, static)

@@ -2,7 +2,9 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -121,6 +123,13 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash string) (storage.AuthReque
 		codes, byReq := tx.Bucket(bCodes), tx.Bucket(bCodesByRequest)
 		raw := codes.Get([]byte(codeHash))
 		if raw == nil {
+			var rc redeemedCode
+			if ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc); err != nil {
+				return err
+			} else if ok && !expired(rc.ExpiresAt, d.now()) {
+				out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID}
+				return fmt.Errorf("redeem code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
+			}
 			return fmt.Errorf("redeem code: %w", storage.ErrNotFound)
 		}
 		id := string(raw)
@@ -139,13 +148,35 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash string) (storage.AuthReque
 		if err != nil {
 			return err
 		}
+		// Remember the redemption for a while, so a replayed code can be told
+		// apart from a made-up one and its tokens revoked (RFC 6749 §4.1.2).
+		rc := redeemedCode{AuthRequestID: a.ID, UserID: a.UserID, ClientID: a.ClientID, ExpiresAt: d.now().Add(redeemedCodeMemory)}
+		if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
+			return err
+		}
+		if err := putExpiry(tx, expRedeemedCode, rc.ExpiresAt, codeHash); err != nil {
+			return err
+		}
 		out = a
 		return nil
 	})
+	if errors.Is(err, storage.ErrTokenReused) {
+		return out, err
+	}
 	if err != nil {
 		return storage.AuthRequest{}, err
 	}
 	return out, nil
+}
+
+// redeemedCodeMemory is how long a redeemed code is remembered.
+const redeemedCodeMemory = 10 * time.Minute
+
+type redeemedCode struct {
+	AuthRequestID string    `json:"auth_request_id"`
+	UserID        string    `json:"user_id"`
+	ClientID      string    `json:"client_id"`
+	ExpiresAt     time.Time `json:"expires_at"`
 }
 
 // liveAuthRequest reads an unexpired request; op names the caller in errors.

@@ -152,6 +152,7 @@ var (
 	bAuthRequests    = []byte("auth_requests")
 	bCodes           = []byte("codes")            // code hash → auth request ID
 	bCodesByRequest  = []byte("codes_by_request") // auth request ID → code hash
+	bRedeemedCodes   = []byte("redeemed_codes")   // code hash → redeemedCode, to recognise a replay
 	bAccessTokens    = []byte("access_tokens")
 	bRefreshTokens   = []byte("refresh_tokens") // hash → RefreshToken (live links and rotated tombstones)
 	bRefreshByID     = []byte("refresh_by_id")  // refresh token ID → hash
@@ -170,7 +171,7 @@ var (
 	emptyValue       = []byte{}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -189,6 +190,7 @@ const (
 	expFamily       byte = 'f'
 	expSession      byte = 's'
 	expOneTimeToken byte = 'o'
+	expRedeemedCode byte = 'c'
 	expLoginAttempt byte = 'l' // keyed by attempt time; swept after loginAttemptsAge
 )
 
@@ -199,7 +201,7 @@ const (
 // len(migrations).
 var migrations = []func(tx *bbolt.Tx) error{
 	0: func(tx *bbolt.Tx) error { // a new file
-		for _, name := range [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry} {
+		for _, name := range [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -307,7 +309,7 @@ func (e *callbackError) Unwrap() error { return e.err }
 
 func isOutcome(err error) bool {
 	var ce *callbackError
-	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.As(err, &ce)
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrTokenReused) || errors.As(err, &ce)
 }
 
 // Encoding helpers.

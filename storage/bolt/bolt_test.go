@@ -219,6 +219,12 @@ func checkIndexes(tx *bbolt.Tx) []error {
 		wantExpiry(expOneTimeToken, o.ExpiresAt, o.Hash)
 		return nil
 	})
+	_ = b(bRedeemedCodes).ForEach(func(k, _ []byte) error {
+		var rc redeemedCode
+		get(bRedeemedCodes, string(k), &rc)
+		wantExpiry(expRedeemedCode, rc.ExpiresAt, string(k))
+		return nil
+	})
 	perUser := map[string]int{}
 	_ = b(bLoginAttempts).ForEach(func(k, _ []byte) error {
 		var a storage.LoginAttempt

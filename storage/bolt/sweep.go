@@ -37,6 +37,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 		{expFamily, now, sweepFamily},
 		{expSession, now, sweepSession},
 		{expOneTimeToken, now, sweepOneTimeToken},
+		{expRedeemedCode, now, sweepRedeemedCode},
 		{expLoginAttempt, now.Add(-loginAttemptsAge), sweepLoginAttempt},
 	}
 	var rep storage.SweepReport
@@ -145,4 +146,10 @@ func sweepLoginAttempt(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int,
 	found := has(b, key)
 	rep.LoginAttempts += count(found)
 	return count(found), b.Delete([]byte(key))
+}
+
+func sweepRedeemedCode(tx *bbolt.Tx, hash string, _ *storage.SweepReport) (int, error) {
+	b := tx.Bucket(bRedeemedCodes)
+	found := has(b, hash)
+	return count(found), b.Delete([]byte(hash))
 }

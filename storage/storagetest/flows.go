@@ -73,8 +73,9 @@ var authRequestTests = []test{
 		got, err := s.RedeemCode(ctx, "code1")
 		ok(t, err, "redeem code1")
 		equal(t, got, a, "request of code1")
-		_, err = s.RedeemCode(ctx, "code1")
-		isErr(t, err, storage.ErrNotFound, "redeem code1 twice")
+		replay, err := s.RedeemCode(ctx, "code1")
+		isErr(t, err, storage.ErrTokenReused, "redeem code1 twice")
+		equal(t, [3]string{replay.ID, replay.UserID, replay.ClientID}, [3]string{"ar1", "u1", a.ClientID}, "what a replay reports")
 		_, err = s.RedeemCode(ctx, "nobody")
 		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
 		_, err = s.GetAuthRequest(ctx, "ar1")
@@ -95,6 +96,11 @@ var authRequestTests = []test{
 		_, err = s.RedeemCode(ctx, "code3")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
 		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
+
+		// A redeemed code is remembered for a while, not forever.
+		c.Advance(time.Hour)
+		_, err = s.RedeemCode(ctx, "code1")
+		isErr(t, err, storage.ErrNotFound, "redeem code1 an hour later")
 	}},
 	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
@@ -113,7 +119,7 @@ var authRequestTests = []test{
 				wins++
 				continue
 			}
-			isErr(t, err, storage.ErrNotFound, "redeemer %d", i)
+			isErr(t, err, storage.ErrTokenReused, "redeemer %d", i)
 		}
 		equal(t, wins, 1, "successful redemptions")
 	}},
