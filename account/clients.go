@@ -59,6 +59,9 @@ func BuildClient(n NewClient) (storage.Client, string, error) {
 	if n.Public && slices.Contains(n.GrantTypes, GrantClientCredentials) {
 		return storage.Client{}, "", Errorf(Invalid, "A public client cannot use client_credentials: it has no secret.")
 	}
+	if slices.Contains(n.GrantTypes, GrantRefreshToken) && !slices.Contains(n.GrantTypes, GrantAuthorizationCode) {
+		return storage.Client{}, "", Errorf(Invalid, "The refresh_token grant needs authorization_code too: refresh tokens are only issued with codes.")
+	}
 	if slices.Contains(n.GrantTypes, GrantAuthorizationCode) && len(n.RedirectURIs) == 0 {
 		return storage.Client{}, "", Errorf(Invalid, "A client using authorization_code needs at least one redirect URI.")
 	}

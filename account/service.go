@@ -101,6 +101,18 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
+	// An account is throttled whichever of its names (username or email, in
+	// any case) is typed; otherwise each name would get its own budget.
+	userKey := ""
+	if err == nil {
+		userKey = "user:" + user.ID
+		if s.limiter.blocked(userKey, now) {
+			attempt.UserID = user.ID
+			attempt.Reason = "rate limited"
+			s.record(ctx, attempt)
+			return storage.User{}, Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
+		}
+	}
 	hash := user.PasswordHash
 	if err != nil || hash == "" {
 		hash = s.dummyHash
@@ -111,6 +123,9 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 	}
 	if err != nil || user.PasswordHash == "" || !ok {
 		s.limiter.fail(loginKey, now)
+		if userKey != "" {
+			s.limiter.fail(userKey, now)
+		}
 		if c.IP != "" {
 			s.limiter.fail(ipKey, now)
 		}
@@ -129,6 +144,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 		return storage.User{}, Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
 	}
 	s.limiter.reset(loginKey)
+	s.limiter.reset(userKey)
 
 	var newHash string
 	if rehash {

@@ -65,6 +65,14 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
 			return
 		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions: // OPTIONS: CORS preflight
+		default:
+			// zitadel serves any method; a PUT to /end_session would sign out.
+			w.Header().Set("Allow", "GET, HEAD, POST")
+			p.badRequest(w, r, http.StatusMethodNotAllowed, "method "+strconvQuote(r.Method)+" is not allowed")
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes)
 		if err := r.ParseForm(); err != nil {
 			status, msg := http.StatusBadRequest, "the request could not be parsed"
@@ -80,6 +88,12 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				p.badRequest(w, r, http.StatusBadRequest, "parameter "+strconvQuote(k)+" must not be repeated")
 				return
 			}
+		}
+		if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.PostForm.Has("client_secret") || r.PostForm.Has("client_assertion")) {
+			// RFC 6749 §2.3: one authentication method per request. zitadel
+			// checks this for code and refresh grants only.
+			p.badRequest(w, r, http.StatusBadRequest, "client authentication must not use more than one method")
+			return
 		}
 		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
 			p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request belongs to another browser",

@@ -173,12 +173,20 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	return m.Run(ctx)
 }
 
+// maxStdinSecret bounds what readSecret accepts.
+const maxStdinSecret = 4096
+
 // readSecret reads a password or secret from stdin: the whole input minus
 // one trailing newline, so `echo pw | keyport ...` works.
 func (c *cli) readSecret(what string) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(c.stdin, 4096))
+	b, err := io.ReadAll(io.LimitReader(c.stdin, maxStdinSecret+1))
 	if err != nil {
 		return "", fmt.Errorf("read %s from stdin: %w", what, err)
+	}
+	if len(b) > maxStdinSecret {
+		// Never truncate silently: the stored secret would not be the one
+		// the operator gave.
+		return "", fmt.Errorf("%s on stdin is longer than %d bytes", what, maxStdinSecret)
 	}
 	s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if s == "" {

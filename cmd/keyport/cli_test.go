@@ -109,8 +109,8 @@ func cliAuth(m *Main, login, password string) error {
 	return err
 }
 
-// cliRow finds the row of a `list` table whose first column or second
-// column is key and returns its fields.
+// cliRow finds the `user list` row whose second column (USERNAME) is col2
+// and returns its fields.
 func cliRow(out, col2 string) []string {
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
@@ -428,9 +428,15 @@ func TestCLIClientCreate(t *testing.T) {
 	cliFail(t, env, "", 1, `Unknown grant type "implicit"`, "client", "create", "--id", "bad5", "--redirect-uri", "https://app.example.com/cb", "--grant", "authorization_code,implicit")
 	cliFail(t, env, "", 1, "needs at least one redirect URI", "client", "create", "--id", "bad6")
 	cliFail(t, env, "", 1, "A public client cannot use client_credentials", "client", "create", "--id", "bad7", "--public", "--grant", "client_credentials")
+	cliFail(t, env, "some-long-secret-0123456789\n", 1, "A public client must not have a secret.", "client", "create", "--id", "bad7", "--public", "--redirect-uri", "https://app.example.com/cb", "--secret-stdin")
+	// The same rule as for [[clients]] in the config file.
+	cliFail(t, env, "", 1, "The refresh_token grant needs authorization_code too", "client", "create", "--id", "bad7", "--grant", "refresh_token,client_credentials")
 	cliFail(t, env, "", 1, "Client ID must be", "client", "create", "--id", "bad id!", "--grant", "client_credentials")
 	cliFail(t, env, "short-secret\n", 1, "Client secret must be at least 16 characters.", "client", "create", "--id", "bad8", "--grant", "client_credentials", "--secret-stdin")
 	cliFail(t, env, "", 2, "secret on stdin is empty", "client", "create", "--id", "bad9", "--grant", "client_credentials", "--secret-stdin")
+	// A secret too long for stdin is refused, never truncated.
+	cliFail(t, env, strings.Repeat("s", 5000), 1, "secret on stdin is longer than 4096 bytes", "client", "create", "--id", "bad9", "--grant", "client_credentials", "--secret-stdin")
+	cliFail(t, env, strings.Repeat("p", 5000), 1, "password on stdin is longer than 4096 bytes", "user", "create", "--username", "bad9", "--email", "bad9@example.com", "--password-stdin")
 	cliFail(t, env, "", 1, `A client with ID "worker" already exists.`, "client", "create", "--id", "worker", "--grant", "client_credentials")
 
 	r = cliMust(t, env, "", "client", "list")
@@ -648,6 +654,15 @@ func TestLockedDatabaseCLI(t *testing.T) {
 			t.Errorf("keyport %s while serving: %s", strings.Join(c.args, " "), r)
 		}
 	}
+	// A second serve on the same data dir gives up too, with the same words.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errb := &cliBuffer{}
+	serveEnv := map[string]string{"KEYPORT_DATA_DIR": srv.dir, "KEYPORT_LISTEN": "127.0.0.1:0"}
+	code := run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, errb, func(k string) string { return serveEnv[k] })
+	if ctx.Err() != nil || code != 1 || !strings.Contains(errb.String(), "is in use by another process") || strings.Contains(errb.String(), "keyport is running") {
+		t.Errorf("second serve: exit %d, ctx %v\n%s", code, ctx.Err(), errb.String())
+	}
 	// The server is unharmed.
 	if resp, err := http.Get(srv.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("healthz after the CLI attempts: %v %v", resp, err)
@@ -718,6 +733,26 @@ func TestConfigErrorsStopCLIAndServe(t *testing.T) {
 		})
 	}
 
+	// A client the config rules let through but the client rules refuse
+	// (a javascript: redirect URI) also stops start-up, before anything is
+	// written.
+	t.Run("static client refused by the client rules", func(t *testing.T) {
+		dir := t.TempDir()
+		file := cliWriteFile(t, "bad.toml", "[[clients]]\nid = \"c\"\npublic = true\nredirect_uris = [\"javascript:alert(1)\"]\n")
+		env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_LISTEN": "127.0.0.1:0"}
+		cliFail(t, env, "", 1, `clients[0] (c): Redirect URI "javascript:alert(1)" uses a forbidden scheme.`, "client", "list", "--config", file)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		errb := &cliBuffer{}
+		code := run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), io.Discard, errb, func(k string) string { return env[k] })
+		if ctx.Err() != nil || code != 1 || !strings.Contains(errb.String(), "clients[0]") {
+			t.Errorf("serve: exit %d, ctx %v\n%s", code, ctx.Err(), errb.String())
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("a refused static client still wrote to the data dir: %v", entries)
+		}
+	})
+
 	t.Run("missing file", func(t *testing.T) {
 		env := cliEnv(t.TempDir())
 		cliFail(t, env, "", 1, "config file /nonexistent/keyport.toml does not exist", "user", "list", "--config", "/nonexistent/keyport.toml")
@@ -779,8 +814,10 @@ func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 
 	logs, stop := serve()
 	out := logs.String()
-	if !strings.Contains(out, "generated the secret key") {
-		t.Errorf("first start does not log the generated secret key:\n%s", out)
+	for _, want := range []string{"generated the secret key", "generated the first signing key", "migrating database"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first start does not log %q:\n%s", want, out)
+		}
 	}
 	setup := regexp.MustCompile(`url="?(http://[^\s"]+/setup\?token=[^\s"]+)`).FindStringSubmatch(out)
 	if setup == nil || !strings.Contains(out, "within 1 hour") || !strings.Contains(out, "keyport user create --admin") {
@@ -983,5 +1020,40 @@ func TestSetupLinkExpires(t *testing.T) {
 	}
 	if n, _ := srv.Main.Store.CountUsers(context.Background()); n != 0 {
 		t.Errorf("an expired link created a user")
+	}
+}
+
+func TestCLIKeysRotate(t *testing.T) {
+	dir := t.TempDir()
+	env := cliEnv(dir)
+	kidRE := regexp.MustCompile(`new signing key (\S+);`)
+	var kids []string
+	for i := 0; i < 2; i++ {
+		r := cliMust(t, env, "", "keys", "rotate")
+		m := kidRE.FindStringSubmatch(r.Stdout)
+		if m == nil {
+			t.Fatalf("keys rotate output: %s", r)
+		}
+		kids = append(kids, m[1])
+	}
+	if kids[0] == kids[1] {
+		t.Fatalf("two rotations gave the same key %s", kids[0])
+	}
+	srv := startServer(t, dir, nil)
+	if got := srv.Main.Keys.SigningKeyID(); got != kids[1] {
+		t.Errorf("server signs with %s, want the last rotated key %s", got, kids[1])
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/keys", nil)
+	status, _, body := doJSON(t, req)
+	keys, _ := body["keys"].([]any)
+	var published []string
+	for _, k := range keys {
+		if m, ok := k.(map[string]any); ok {
+			kid, _ := m["kid"].(string)
+			published = append(published, kid)
+		}
+	}
+	if status != 200 || !slices.Contains(published, kids[0]) || !slices.Contains(published, kids[1]) {
+		t.Errorf("JWKS %d %v does not publish both rotated keys %v", status, published, kids)
 	}
 }

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Measures Keyport the way the performance targets are stated: the server on
+# one core (GOMAXPROCS=1, pinned to CPU 0 when taskset exists) and the load
+# generator (tools/loadtest) on the other, over loopback.
+#
+#   scripts/bench.sh [loadtest flags, e.g. -duration 5s -only refresh,cc]
+#
+# Environment: PORT (default 18480), KEEP_DATA=1 keeps the temp data dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT=${PORT:-18480}
+ADDR=127.0.0.1:$PORT
+URL=http://$ADDR
+PASSWORD='bench password 1234'
+SECRET='bench-client-secret-0123456789abcdef'
+JWT_SECRET='bench-jwt-client-secret-0123456789ab'
+
+server_pin=() load_pin=()
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  server_pin=(taskset -c 0)
+  load_pin=(taskset -c 1)
+else
+  echo "note: taskset missing or fewer than 2 CPUs; server and load generator share the CPUs" >&2
+fi
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  echo "port $PORT is in use; set PORT" >&2
+  exit 1
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/keyport-bench.XXXXXX")
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  if [ "${KEEP_DATA:-}" = 1 ]; then
+    echo "data kept in $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Build first, so compile time is not measured.
+echo "building keyport and tools/loadtest"
+go build -o "$work/keyport" ./cmd/keyport
+go build -o "$work/loadtest" ./tools/loadtest
+
+export KEYPORT_DATA_DIR=$work/data KEYPORT_LISTEN=$ADDR KEYPORT_ISSUER=$URL
+kp() { "$work/keyport" "$@"; }
+printf '%s\n' "$PASSWORD" | kp user create --username bench --email bench@example.com --name 'Bench User' --password-stdin
+printf '%s\n' "$SECRET" | kp client create --id bench --name Bench --redirect-uri http://127.0.0.1:9/cb \
+  --grant authorization_code,refresh_token,client_credentials --skip-consent --secret-stdin
+printf '%s\n' "$JWT_SECRET" | kp client create --id benchjwt --name 'Bench JWT' --redirect-uri http://127.0.0.1:9/cb \
+  --grant authorization_code,refresh_token,client_credentials --skip-consent --jwt-access-tokens --secret-stdin
+# The public client asks for consent (once per user), as a third-party app would.
+kp client create --id benchpub --name 'Bench SPA' --redirect-uri http://127.0.0.1:9/cb --public
+
+echo "starting: ${server_pin[*]} env GOMAXPROCS=1 keyport serve on $ADDR"
+"${server_pin[@]}" env GOMAXPROCS=1 "$work/keyport" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+for i in $(seq 1 100); do
+  if curl -fsS "$URL/healthz" >/dev/null 2>&1; then
+    break
+  fi
+  if ! kill -0 "$server_pid" 2>/dev/null || [ "$i" = 100 ]; then
+    echo "server did not start:" >&2
+    cat "$work/server.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+lt() {
+  "${load_pin[@]}" "$work/loadtest" -url "$URL" -user bench -password "$PASSWORD" "$@"
+}
+status=0
+lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || status=$?
+echo
+echo "JWT access tokens (client benchjwt): two RS256 signatures per refresh"
+lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
+
+if grep -q 'level=ERROR' "$work/server.log"; then
+  echo "server logged errors:" >&2
+  grep 'level=ERROR' "$work/server.log" | head -5 >&2
+  status=1
+fi
+exit $status
