@@ -355,6 +355,8 @@ func validateRedirectURI(p *problems, key, s string) {
 		} else if !isLoopbackHost(u.Hostname()) {
 			p.warnf(key, "uses http:// on a host other than localhost; anyone on the network path can intercept what is sent there")
 		}
+	case "javascript", "data", "file", "vbscript":
+		p.errorf(key, "the %s: scheme is not allowed: %q", strings.ToLower(u.Scheme), s)
 	}
 }
 

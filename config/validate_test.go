@@ -141,6 +141,7 @@ func TestValidateErrors(t *testing.T) {
 		{"redirect unparsable", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https://exa mple.com/%zz"} }, "clients[0].redirect_uris[0]: not a valid URL"},
 		{"redirect without host", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https:///cb"} }, "clients[0].redirect_uris[0]: must have a host"},
 		{"redirect wildcard", func(c *Config) { c.Clients[0].RedirectURIs = []string{"https://*.example.com/cb"} }, "clients[0].redirect_uris[0]: wildcards are not supported"},
+		{"redirect javascript", func(c *Config) { c.Clients[0].RedirectURIs = []string{"javascript:alert(1)"} }, "clients[0].redirect_uris[0]: the javascript: scheme is not allowed"},
 		{"post logout relative", func(c *Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"https://wiki.example.com/", "bye"} },
 			"clients[0].post_logout_redirect_uris[1]: must be an absolute URL"},
 	}
