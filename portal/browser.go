@@ -2,8 +2,8 @@ package portal
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/gorilla/sessions"
@@ -13,13 +13,12 @@ import (
 )
 
 // The signed cookie holds three things: the secret of the server-side
-// session (single sign-on), the CSRF token, and the authorization requests
-// this browser started (so nobody else can finish them).
+// session (single sign-on), the CSRF token, and a random browser ID that
+// authorization requests are bound to (so nobody else can finish them).
 const (
 	keySession = "sid"
 	keyCSRF    = "csrf"
-	keyFlows   = "flows"
-	maxFlows   = 8
+	keyBrowser = "bid"
 )
 
 func (s *Server) cookie(r *http.Request) *sessions.Session {
@@ -36,13 +35,20 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// withCSRFToken makes sure the browser has a CSRF token before any page is
-// rendered.
+// withCSRFToken makes sure the browser has a CSRF token and a browser ID
+// before any page is rendered.
 func (s *Server) withCSRFToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := s.cookie(r)
-		if tok, _ := c.Values[keyCSRF].(string); tok == "" {
-			c.Values[keyCSRF] = account.NewSecret()
+		tok, _ := c.Values[keyCSRF].(string)
+		bid, _ := c.Values[keyBrowser].(string)
+		if tok == "" || bid == "" {
+			if tok == "" {
+				c.Values[keyCSRF] = account.NewSecret()
+			}
+			if bid == "" {
+				c.Values[keyBrowser] = account.NewID()
+			}
 			if err := c.Save(r, w); err != nil {
 				s.log.ErrorContext(r.Context(), "save cookie", "err", err)
 			}
@@ -106,7 +112,6 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	delete(c.Values, keySession)
-	delete(c.Values, keyFlows)
 	c.Values[keyCSRF] = account.NewSecret()
 	return s.save(w, r)
 }
@@ -119,34 +124,57 @@ func (s *Server) EndBrowserSession(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) boundFlows(r *http.Request) []string {
-	v, _ := s.cookie(r).Values[keyFlows].(string)
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
+func (s *Server) browserID(r *http.Request) string {
+	id, _ := s.cookie(r).Values[keyBrowser].(string)
+	return id
 }
 
-// bindFlow remembers that this browser started authorization request id.
-func (s *Server) bindFlow(w http.ResponseWriter, r *http.Request, id string) error {
-	ids := s.boundFlows(r)
-	if slices.Contains(ids, id) {
-		return nil
+var errOtherBrowser = account.Errorf(account.NotFound, "This sign-in request was started in another browser. Go back to the application and start again here.")
+
+// bindFlow makes this browser the owner of an authorization request the
+// first time the browser shows up with it; any other browser is refused from
+// then on, so a request ID seen elsewhere (history, logs, a shoulder) is worth
+// nothing.
+func (s *Server) bindFlow(r *http.Request, a storage.AuthRequest) (storage.AuthRequest, error) {
+	bid := s.browserID(r)
+	if bid == "" {
+		return a, errCSRF
 	}
-	ids = append(ids, id)
-	if len(ids) > maxFlows {
-		ids = ids[len(ids)-maxFlows:]
+	if a.BrowserID == bid {
+		return a, nil
 	}
-	s.cookie(r).Values[keyFlows] = strings.Join(ids, ",")
-	return s.save(w, r)
+	if a.BrowserID != "" {
+		return a, errOtherBrowser
+	}
+	a, err := s.opts.Store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		if a.BrowserID != "" && a.BrowserID != bid {
+			return a, errOtherBrowser
+		}
+		a.BrowserID = bid
+		return a, nil
+	})
+	if errors.Is(err, errOtherBrowser) {
+		return a, errOtherBrowser
+	}
+	if err != nil {
+		return a, errFlowGone
+	}
+	return a, nil
 }
 
 // OwnsRequest tells whether this browser started authorization request id;
 // the provider asks before it hands out a code.
-func (s *Server) OwnsRequest(r *http.Request, id string) bool { return s.flowBound(r, id) }
+func (s *Server) OwnsRequest(r *http.Request, id string) bool {
+	if id == "" {
+		return false
+	}
+	a, err := s.flows.Get(r.Context(), id)
+	return err == nil && s.owns(r, a)
+}
 
-func (s *Server) flowBound(r *http.Request, id string) bool {
-	return id != "" && slices.Contains(s.boundFlows(r), id)
+func (s *Server) owns(r *http.Request, a storage.AuthRequest) bool {
+	bid := s.browserID(r)
+	return bid != "" && subtle.ConstantTimeCompare([]byte(a.BrowserID), []byte(bid)) == 1
 }
 
 // clientIP is the peer address. Keyport does not trust X-Forwarded-For until

@@ -14,7 +14,7 @@ var errFlowGone = account.Errorf(account.NotFound, "This sign-in request has exp
 
 // loadFlow loads an authorization request that this browser started.
 func (s *Server) loadFlow(r *http.Request, id string) (storage.AuthRequest, error) {
-	if !s.flowBound(r, id) {
+	if id == "" {
 		return storage.AuthRequest{}, errFlowGone
 	}
 	a, err := s.flows.Get(r.Context(), id)
@@ -26,6 +26,9 @@ func (s *Server) loadFlow(r *http.Request, id string) (storage.AuthRequest, erro
 	}
 	if a.Completed {
 		return storage.AuthRequest{}, errFlowGone
+	}
+	if !s.owns(r, a) {
+		return storage.AuthRequest{}, errOtherBrowser
 	}
 	return a, nil
 }
@@ -152,7 +155,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || a.Completed {
 		return errFlowGone
 	}
-	if err := s.bindFlow(w, r, id); err != nil {
+	if a, err = s.bindFlow(r, a); err != nil {
 		return err
 	}
 	return s.next(w, r, a)

@@ -95,6 +95,12 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			p.badRequest(w, r, http.StatusBadRequest, "client authentication must not use more than one method")
 			return
 		}
+		if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
+			// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
+			// would answer {"active":false} or 200.
+			p.badRequest(w, r, http.StatusBadRequest, "token missing")
+			return
+		}
 		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
 			p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request belongs to another browser",
 				"Go back to the application and start signing in again from this browser.")

@@ -385,6 +385,9 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 }
 
 func (s *opStorage) ClientCredentialsTokenRequest(_ context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+	if err := checkScopeTokens(scopes); err != nil {
+		return nil, err
+	}
 	// A machine token has no user, so the user-claim scopes mean nothing here.
 	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
 		switch sc {
@@ -513,4 +516,23 @@ func setClaims(info *oidc.UserInfo, u storage.User, scopes []string) {
 			info.AppendClaims("groups", groups)
 		}
 	}
+}
+
+// checkScopeTokens bounds what a client may ask for: at most 32 scopes of at
+// most 128 characters each, from RFC 6749's scope-token alphabet.
+func checkScopeTokens(scopes []string) error {
+	if len(scopes) > 32 {
+		return oidc.ErrInvalidScope().WithDescription("too many scopes")
+	}
+	for _, sc := range scopes {
+		if len(sc) == 0 || len(sc) > 128 {
+			return oidc.ErrInvalidScope().WithDescription("scope too long")
+		}
+		for i := 0; i < len(sc); i++ {
+			if c := sc[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+				return oidc.ErrInvalidScope().WithDescription("scope contains a character RFC 6749 does not allow")
+			}
+		}
+	}
+	return nil
 }

@@ -91,6 +91,10 @@ type AuthRequest struct {
 	CreatedAt           time.Time `json:"created_at"`
 	ExpiresAt           time.Time `json:"expires_at"`
 
+	// BrowserID is the portal's ID of the browser that first opened the
+	// sign-in page for this request; only that browser may finish it.
+	BrowserID string `json:"browser_id,omitempty"`
+
 	// Set while the person signs in.
 	UserID    string    `json:"user_id,omitempty"`
 	SessionID string    `json:"session_id,omitempty"`

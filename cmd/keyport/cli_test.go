@@ -733,14 +733,13 @@ func TestConfigErrorsStopCLIAndServe(t *testing.T) {
 		})
 	}
 
-	// A client the config rules let through but the client rules refuse
-	// (a javascript: redirect URI) also stops start-up, before anything is
-	// written.
-	t.Run("static client refused by the client rules", func(t *testing.T) {
+	// A client with a javascript: redirect URI stops start-up before
+	// anything is written.
+	t.Run("static client with a forbidden redirect scheme", func(t *testing.T) {
 		dir := t.TempDir()
 		file := cliWriteFile(t, "bad.toml", "[[clients]]\nid = \"c\"\npublic = true\nredirect_uris = [\"javascript:alert(1)\"]\n")
 		env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_LISTEN": "127.0.0.1:0"}
-		cliFail(t, env, "", 1, `clients[0] (c): Redirect URI "javascript:alert(1)" uses a forbidden scheme.`, "client", "list", "--config", file)
+		cliFail(t, env, "", 1, `clients[0].redirect_uris[0]: the javascript: scheme is not allowed`, "client", "list", "--config", file)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		errb := &cliBuffer{}

@@ -476,3 +476,38 @@ func TestCodeReuseRevokesTokens(t *testing.T) {
 		t.Errorf("refresh token still works after the code was replayed: %d %v", status, body)
 	}
 }
+
+// An authorization request belongs to the first browser that opens its
+// sign-in page: someone who learns the request ID cannot finish it with their
+// own account and hand the victim a code carrying the victim's state.
+func TestAuthRequestBoundToFirstBrowser(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("victim", false)
+	srv.createUser("mallory", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	victim, attacker := newBrowser(t), newBrowser(t)
+	_, challenge := pkce()
+	p := app.authorize(victim, "victim-state", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	if !isLoginPage(p) {
+		t.Fatalf("victim: %d", p.Status)
+	}
+	stolen := p.URL.String() // /login?authRequestID=…
+	q := attacker.get(stolen)
+	if q.Status != http.StatusNotFound || isLoginPage(q) {
+		t.Fatalf("attacker opened the victim's sign-in page: %d", q.Status)
+	}
+	// Even with their own page's CSRF token, the attacker cannot post for it.
+	own := attacker.get(srv.URL + "/login")
+	form := formFields(own.Body)
+	form.Set("authRequestID", formFields(p.Body).Get("authRequestID"))
+	form.Set("login", "mallory")
+	form.Set("password", testPassword)
+	if r := attacker.post(srv.URL+"/login", form); r.Status != http.StatusNotFound || strings.Contains(r.Location, "code=") {
+		t.Fatalf("attacker posted the victim's request: %d %q", r.Status, r.Location)
+	}
+	// The victim is unaffected.
+	p = app.finish(victim, p, "victim")
+	if res := landed(t, p, app.RedirectURI); res.Code == "" || res.State != "victim-state" {
+		t.Fatalf("victim's flow: %+v", res)
+	}
+}
