@@ -135,6 +135,10 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	delete(m, "device_authorization_endpoint")
 	delete(m, "check_session_iframe")
 	delete(m, "request_object_signing_alg_values_supported")
+	// These advertise private_key_jwt, which Keyport does not accept.
+	delete(m, "token_endpoint_auth_signing_alg_values_supported")
+	delete(m, "introspection_endpoint_auth_signing_alg_values_supported")
+	delete(m, "revocation_endpoint_auth_signing_alg_values_supported")
 	m["grant_types_supported"] = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
 	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}

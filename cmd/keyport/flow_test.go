@@ -511,3 +511,58 @@ func TestAuthRequestBoundToFirstBrowser(t *testing.T) {
 		t.Fatalf("victim's flow: %+v", res)
 	}
 }
+
+// OpenID Connect Discovery 1.0 §3 and RFC 8414 fields a client relies on.
+func TestDiscoveryDocument(t *testing.T) {
+	srv := startServer(t, "", nil)
+	resp, err := http.Get(srv.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("ETag") == "" {
+		t.Errorf("headers: %v", resp.Header)
+	}
+	if d["issuer"] != srv.URL {
+		t.Errorf("issuer = %v", d["issuer"])
+	}
+	for _, k := range []string{"authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri", "end_session_endpoint", "revocation_endpoint", "introspection_endpoint"} {
+		if v, _ := d[k].(string); !strings.HasPrefix(v, srv.URL+"/") {
+			t.Errorf("%s = %v", k, d[k])
+		}
+	}
+	has := func(k, v string) bool {
+		list, _ := d[k].([]any)
+		return slices.Contains(list, any(v))
+	}
+	for k, v := range map[string]string{
+		"response_types_supported": "code", "subject_types_supported": "public", "id_token_signing_alg_values_supported": "RS256",
+		"code_challenge_methods_supported": "S256", "grant_types_supported": "client_credentials", "scopes_supported": "offline_access",
+		"token_endpoint_auth_methods_supported": "client_secret_basic",
+	} {
+		if !has(k, v) {
+			t.Errorf("%s lacks %q: %v", k, v, d[k])
+		}
+	}
+	if has("code_challenge_methods_supported", "plain") || has("token_endpoint_auth_methods_supported", "private_key_jwt") {
+		t.Error("advertises something it refuses")
+	}
+	if d["authorization_response_iss_parameter_supported"] != true {
+		t.Error("RFC 9207 not advertised")
+	}
+	// Conditional requests are answered from the prepared document.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/.well-known/openid-configuration", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d", r2.StatusCode)
+	}
+}
