@@ -169,12 +169,7 @@ func (s *Server) routes() *mux.Router {
 
 // ServeHTTP applies the security headers and the size limit to every page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	// Sign-in URLs carry request IDs; never leak them to other sites.
-	h.Set("Referrer-Policy", "no-referrer")
+	securityHeaders(w.Header())
 	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 	s.handler.ServeHTTP(w, r)
 }
@@ -311,12 +306,19 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 		return
 	}
 	h := w.Header()
+	// Pages also render for the provider (its error pages), outside ServeHTTP.
+	securityHeaders(h)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// securityHeaders are on every portal response.
+func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
+	// Sign-in URLs carry request IDs; never leak them to other sites.
 	h.Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
 }
