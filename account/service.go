@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/keyport/keyport/storage"
@@ -81,6 +82,28 @@ type Credentials struct {
 // Authenticate checks a username/email and password. Every failure that could
 // reveal whether the account exists gives the same error after the same work.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User, error) {
+	u, _, _, err := s.authenticate(ctx, c, nil)
+	return u, err
+}
+
+// SignIn is Authenticate for a browser: on success it also starts a session
+// (see StartSession) with the given authentication methods.
+func (s *Service) SignIn(ctx context.Context, c Credentials, amr []string) (storage.User, string, storage.Session, error) {
+	return s.authenticate(ctx, c, amr)
+}
+
+func (s *Service) authenticate(ctx context.Context, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
+	user, newHash, err := s.checkPassword(ctx, c)
+	if err != nil {
+		return storage.User{}, "", storage.Session{}, err
+	}
+	return s.recordSignIn(ctx, user, newHash, c, sessionAMR)
+}
+
+// checkPassword applies the throttle and the password check; on failure it
+// records the attempt. newHash is set when the stored hash should be
+// replaced (older parameters, or bcrypt from an import).
+func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storage.User, newHash string, err error) {
 	now := s.now()
 	loginKey := "login:" + normalizeLogin(c.Login)
 	ipKey := "ip:" + c.IP
@@ -89,17 +112,17 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 	if s.limiter.blocked(loginKey, now) || (c.IP != "" && s.limiter.blocked(ipKey, now)) {
 		attempt.Reason = "rate limited"
 		s.record(ctx, attempt)
-		return storage.User{}, Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
+		return storage.User{}, "", Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
 	}
 	if c.Login == "" || c.Password == "" || len(c.Login) > 320 || len(c.Password) > 1024 {
 		// Still spend the hashing time: an empty field must not be a fast path.
 		_, _, _ = VerifyPassword(c.Password, s.dummyHash, s.policy.Argon2)
-		return storage.User{}, errInvalidCredentials
+		return storage.User{}, "", errInvalidCredentials
 	}
 
-	user, err := s.store.GetUserByLogin(ctx, c.Login)
+	user, err = s.store.GetUserByLogin(ctx, c.Login)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
 	// An account is throttled whichever of its names (username or email, in
 	// any case) is typed; otherwise each name would get its own budget.
@@ -110,7 +133,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 			attempt.UserID = user.ID
 			attempt.Reason = "rate limited"
 			s.record(ctx, attempt)
-			return storage.User{}, Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
+			return storage.User{}, "", Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
 		}
 	}
 	hash := user.PasswordHash
@@ -135,39 +158,68 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 			attempt.Reason = "unknown account"
 		}
 		s.record(ctx, attempt)
-		return storage.User{}, errInvalidCredentials
+		return storage.User{}, "", errInvalidCredentials
 	}
 	attempt.UserID = user.ID
 	if user.Blocked {
 		attempt.Reason = "account blocked"
 		s.record(ctx, attempt)
-		return storage.User{}, Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+		return storage.User{}, "", Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
 	}
 	s.limiter.reset(loginKey)
 	s.limiter.reset(userKey)
-
-	var newHash string
 	if rehash {
 		if newHash, err = HashPassword(c.Password, s.policy.Argon2); err != nil {
 			s.log.ErrorContext(ctx, "rehash password", "user_id", user.ID, "err", err)
 			newHash = ""
 		}
 	}
-	user, err = s.store.UpdateUser(ctx, user.ID, func(u storage.User) (storage.User, error) {
-		u.LastIP = c.IP
-		u.LastLogin = now
-		u.LoginsCount++
-		if newHash != "" {
-			u.PasswordHash = newHash
-		}
-		return u, nil
-	})
-	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("record sign-in of %q: %w", attempt.UserID, err)}
+	return user, newHash, nil
+}
+
+// recordSignIn writes what a successful sign-in changes: the user's sign-in
+// fields (and a rehashed password), the history entry and, for browsers, the
+// session. The writes are independent, so they run concurrently and the store
+// commits them together: sign-in latency is dominated by commits.
+func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash string, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
+	now := s.now()
+	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: "pwd", Success: true}
+	var (
+		wg      sync.WaitGroup
+		updated storage.User
+		updErr  error
+		secret  string
+		sess    storage.Session
+		sesErr  error
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		updated, updErr = s.store.UpdateUser(ctx, user.ID, func(u storage.User) (storage.User, error) {
+			u.LastIP = c.IP
+			u.LastLogin = now
+			u.LoginsCount++
+			if newHash != "" && u.PasswordHash == user.PasswordHash {
+				u.PasswordHash = newHash
+			}
+			return u, nil
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		s.record(ctx, attempt)
+	}()
+	if sessionAMR != nil {
+		secret, sess, sesErr = s.StartSession(ctx, user, sessionAMR, c.IP, c.UserAgent)
 	}
-	attempt.Success = true
-	s.record(ctx, attempt)
-	return user, nil
+	wg.Wait()
+	if updErr != nil {
+		return storage.User{}, "", storage.Session{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("record sign-in of %q: %w", user.ID, updErr)}
+	}
+	if sesErr != nil {
+		return storage.User{}, "", storage.Session{}, sesErr
+	}
+	return updated, secret, sess, nil
 }
 
 func (s *Service) record(ctx context.Context, a storage.LoginAttempt) {

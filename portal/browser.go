@@ -91,17 +91,23 @@ func (s *Server) currentUser(r *http.Request) (*storage.Session, *storage.User) 
 // previous one. The CSRF token changes too, so a token seen before sign-in
 // is worth nothing after.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u storage.User, amr []string) (storage.Session, error) {
-	c := s.cookie(r)
-	if old, _ := c.Values[keySession].(string); old != "" {
-		_ = s.acct.EndSession(r.Context(), old)
-	}
 	secret, sess, err := s.acct.StartSession(r.Context(), u, amr, clientIP(r), r.UserAgent())
 	if err != nil {
 		return storage.Session{}, err
 	}
+	return sess, s.adoptSession(w, r, secret)
+}
+
+// adoptSession puts a new session's secret in the cookie, ending the
+// browser's previous session.
+func (s *Server) adoptSession(w http.ResponseWriter, r *http.Request, secret string) error {
+	c := s.cookie(r)
+	if old, _ := c.Values[keySession].(string); old != "" {
+		_ = s.acct.EndSession(r.Context(), old)
+	}
 	c.Values[keySession] = secret
 	c.Values[keyCSRF] = account.NewSecret()
-	return sess, s.save(w, r)
+	return s.save(w, r)
 }
 
 // signOut ends this browser's session.

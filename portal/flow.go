@@ -38,6 +38,12 @@ func (s *Server) loadFlow(r *http.Request, id string) (storage.AuthRequest, erro
 // consent, or finish. Step handlers update the request and come back here;
 // they never send the browser to one another.
 func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequest) error {
+	return s.nextStep(w, r, a, false)
+}
+
+// nextStep is next for a request whose sign-in fields may not be stored yet
+// (unsaved): they are stored before a page that needs them is shown.
+func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, unsaved bool) error {
 	ctx := r.Context()
 	none := slices.Contains(a.Prompt, "none")
 
@@ -73,6 +79,15 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 		if none {
 			s.flows.Fail(w, r, a.ID, "consent_required", "the user has not granted these scopes")
 			return nil
+		}
+		if unsaved {
+			fresh := a
+			if _, err := s.opts.Store.UpdateAuthRequest(ctx, a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+				a.UserID, a.AuthTime, a.AMR, a.SessionID = fresh.UserID, fresh.AuthTime, fresh.AMR, fresh.SessionID
+				return a, nil
+			}); err != nil {
+				return errFlowGone
+			}
 		}
 		return s.showConsent(w, r, a, client, &user)
 	}
@@ -174,32 +189,27 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	login := r.PostFormValue("login")
-	u, err := s.acct.Authenticate(r.Context(), account.Credentials{
+	amr := []string{"pwd"}
+	u, secret, sess, err := s.acct.SignIn(r.Context(), account.Credentials{
 		Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(),
-	})
+	}, amr)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
 		return s.showLogin(w, r, a, account.ErrorMessage(err), login, statusFor(account.ErrorCode(err)))
 	}
-	amr := []string{"pwd"}
-	sess, err := s.signIn(w, r, u, amr)
-	if err != nil {
+	if err := s.adoptSession(w, r, secret); err != nil {
 		return err
 	}
 	if id == "" {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return nil
 	}
-	a, err = s.opts.Store.UpdateAuthRequest(r.Context(), id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		a.UserID, a.AuthTime, a.AMR, a.SessionID = u.ID, sess.AuthTime, amr, sess.ID
-		return a, nil
-	})
-	if err != nil {
-		return errFlowGone
-	}
-	return s.next(w, r, a)
+	// Who signed in is written with the next step's own write (consent or
+	// completion), not separately: every commit is on the sign-in path.
+	a.UserID, a.AuthTime, a.AMR, a.SessionID = u.ID, sess.AuthTime, amr, sess.ID
+	return s.nextStep(w, r, a, true)
 }
 
 type scopeView struct{ Name, Description string }
