@@ -44,6 +44,7 @@ type keyState struct {
 	signing   *signingKey
 	public    []op.Key
 	jwks      []byte
+	jwksETag  string
 	signingAt time.Time // when the signing key was created
 }
 
@@ -196,6 +197,7 @@ func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKe
 	if st.jwks, err = json.Marshal(set); err != nil {
 		return fmt.Errorf("encode JWKS: %w", err)
 	}
+	st.jwksETag = etagOf(st.jwks)
 	m.state.Store(st)
 	return nil
 }
@@ -214,6 +216,15 @@ func (m *KeyManager) JWKS() []byte {
 		return st.jwks
 	}
 	return []byte(`{"keys":[]}`)
+}
+
+// jwksDocument returns the prepared JWKS and its ETag, from one state.
+func (m *KeyManager) jwksDocument() ([]byte, string) {
+	if st := m.state.Load(); st != nil {
+		return st.jwks, st.jwksETag
+	}
+	body := []byte(`{"keys":[]}`)
+	return body, etagOf(body)
 }
 
 // SigningKeyID returns the ID of the key that signs new tokens.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,7 @@ type Provider struct {
 	storage   *opStorage
 	log       *slog.Logger
 	discovery []byte
+	discETag  string
 	wrapped   http.Handler
 }
 
@@ -115,6 +117,7 @@ func New(o Options) (*Provider, error) {
 	if p.discovery, err = p.buildDiscovery(); err != nil {
 		return nil, err
 	}
+	p.discETag = etagOf(p.discovery)
 	p.wrapped = p.middleware(inner)
 	return p, nil
 }
@@ -159,17 +162,20 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case oidc.DiscoveryEndpoint:
-		servePrepared(w, r, p.discovery)
+		servePrepared(w, r, p.discovery, p.discETag)
 	case "/keys":
-		servePrepared(w, r, p.opts.Keys.JWKS())
+		body, etag := p.opts.Keys.jwksDocument()
+		servePrepared(w, r, body, etag)
 	default:
 		p.wrapped.ServeHTTP(w, r)
 	}
 }
 
-// servePrepared answers with bytes built ahead of time; these two documents
-// are the most requested and must not cost more than a copy.
-func servePrepared(w http.ResponseWriter, r *http.Request, body []byte) {
+// servePrepared answers with bytes (and their ETag) built ahead of time;
+// these two documents are the most requested and must not cost more than a
+// copy. An explicit Content-Length spares the discovery document, larger
+// than net/http's 2 KiB sniffing buffer, chunked encoding.
+func servePrepared(w http.ResponseWriter, r *http.Request, body []byte, etag string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET")
@@ -179,17 +185,22 @@ func servePrepared(w http.ResponseWriter, r *http.Request, body []byte) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("Access-Control-Allow-Origin", "*")
-	sum := sha256.Sum256(body)
-	etag := fmt.Sprintf(`"%x"`, sum[:8])
 	h.Set("ETag", etag)
 	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if r.Method == http.MethodHead {
 		return
 	}
 	_, _ = w.Write(body)
+}
+
+// etagOf is the strong ETag of a prepared document.
+func etagOf(body []byte) string {
+	sum := sha256.Sum256(body)
+	return fmt.Sprintf(`"%x"`, sum[:8])
 }
 
 // Get returns a pending authorization request.

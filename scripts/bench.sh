@@ -83,6 +83,9 @@ lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || 
 echo
 echo "JWT access tokens (client benchjwt): two RS256 signatures per refresh"
 lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
+echo
+echo "Code flow with the consent page answered in every flow (prompt=consent)"
+lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" -only codeflow -consent-every-flow || status=$?
 
 if grep -q 'level=ERROR' "$work/server.log"; then
   echo "server logged errors:" >&2

@@ -74,8 +74,9 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 }
 
 // DeleteAuthRequest removes the request and any code that points at it.
+// It runs after every code exchange, so it shares commits with other writes.
 func (d *DB) DeleteAuthRequest(ctx context.Context, id string) error {
-	return d.db.Update(func(tx *bbolt.Tx) error {
+	return d.batch(func(tx *bbolt.Tx) error {
 		found, err := deleteAuthRequestTx(tx, id)
 		if err == nil && !found {
 			err = notFound("delete auth request", id)

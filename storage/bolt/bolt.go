@@ -46,8 +46,10 @@ type Options struct {
 	Now func() time.Time
 	// Timeout is how long Open waits for the file lock. Default 1s.
 	Timeout time.Duration
-	// MaxBatchDelay is how long concurrent token and code writes wait to share
-	// one transaction (and one fsync). Default 1ms.
+	// MaxBatchDelay bounds how long a commit waits for concurrent writes to
+	// join it; it waits only while other goroutines are ready to run, so a
+	// lone writer commits at once (see groupCommit). Default 2ms; negative
+	// turns the wait off.
 	MaxBatchDelay time.Duration
 	// Logger receives migration, sweep and token-reuse messages. Default: discard.
 	Logger *slog.Logger
@@ -55,10 +57,11 @@ type Options struct {
 
 // DB is a Keyport store in one bbolt file. It is safe for concurrent use.
 type DB struct {
-	db   *bbolt.DB
-	path string
-	now  func() time.Time
-	log  *slog.Logger
+	db      *bbolt.DB
+	commits *groupCommit
+	path    string
+	now     func() time.Time
+	log     *slog.Logger
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -72,8 +75,11 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
-	if opts.MaxBatchDelay <= 0 {
-		opts.MaxBatchDelay = time.Millisecond
+	switch {
+	case opts.MaxBatchDelay == 0:
+		opts.MaxBatchDelay = 2 * time.Millisecond
+	case opts.MaxBatchDelay < 0:
+		opts.MaxBatchDelay = 0
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -88,8 +94,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	bdb.MaxBatchDelay = opts.MaxBatchDelay
-	d := &DB{db: bdb, path: path, now: opts.Now, log: opts.Logger}
+	d := &DB{db: bdb, commits: &groupCommit{db: bdb, maxGather: opts.MaxBatchDelay}, path: path, now: opts.Now, log: opts.Logger}
 	if err := d.migrate(); err != nil {
 		_ = bdb.Close()
 		return nil, err
@@ -277,15 +282,15 @@ func (d *DB) migrate() error {
 
 // Transactions.
 
-// batch runs fn in a bbolt batch, which may share one transaction (and one
-// fsync) with concurrent callers. fn may run more than once and must only
+// batch runs fn in a write transaction that may be shared (with its fsync)
+// by concurrent callers (groupCommit). fn may run more than once and must only
 // depend on tx. An error of fn that is an expected outcome (see isOutcome) is
 // handed back to the caller while the transaction still commits, so the rest
 // of the batch is not re-run; fn must therefore return such errors before it
 // writes anything it would not want committed. Any other error rolls back.
 func (d *DB) batch(fn func(tx *bbolt.Tx) error) error {
 	var outcome error
-	err := d.db.Batch(func(tx *bbolt.Tx) error {
+	err := d.commits.do(func(tx *bbolt.Tx) error {
 		outcome = nil
 		if err := fn(tx); err != nil {
 			if !isOutcome(err) {

@@ -53,6 +53,7 @@ type options struct {
 	maxRequests  int64
 	only         map[string]bool
 	stdlibGets   bool
+	consentEach  bool
 }
 
 var allScenarios = []string{"discovery", "jwks", "userinfo", "cc", "refresh", "codeflow"}
@@ -72,6 +73,7 @@ func main() {
 	flag.IntVar(&o.flowConc, "flow-concurrency", 8, "concurrent code flows in the second code-flow run")
 	flag.Int64Var(&o.maxRequests, "max-requests", 5_000_000, "stop a scenario after this many requests")
 	flag.BoolVar(&o.stdlibGets, "stdlib-gets", false, "use net/http for the GET scenarios instead of the lean keep-alive client")
+	flag.BoolVar(&o.consentEach, "consent-every-flow", false, "codeflow: send prompt=consent so every flow shows and answers the consent page (default: consent once, then remembered)")
 	only := flag.String("only", strings.Join(allScenarios, ","), "scenarios to run, comma separated")
 	flag.Parse()
 
@@ -109,18 +111,18 @@ func main() {
 
 	lt := newLoadTest(o)
 	fmt.Printf("keyport load test against %s: %s per scenario, concurrency %d\n", u, o.duration, o.concurrency)
-	fmt.Printf("%-34s %9s %7s %10s %9s %9s %9s\n", "scenario", "requests", "errors", "req/s", "p50", "p90", "p99")
+	fmt.Printf("%-40s %9s %7s %10s %9s %9s %9s\n", "scenario", "requests", "errors", "req/s", "p50", "p90", "p99")
 	ok := true
 	for _, name := range allScenarios {
 		if !o.only[name] {
 			continue
 		}
 		if err := lt.run(name); err != nil {
-			fmt.Printf("%-34s setup failed: %v\n", name, err)
+			fmt.Printf("%-40s setup failed: %v\n", name, err)
 			ok = false
 		}
 	}
-	if !ok {
+	if !ok || sawErrors.Load() {
 		os.Exit(1)
 	}
 }
@@ -285,10 +287,16 @@ func (lt *loadTest) phase(name string, conc int, dur time.Duration, maxReq int64
 	return time.Since(start)
 }
 
+// sawErrors makes the exit status 1 when any request failed.
+var sawErrors atomic.Bool
+
 func (r result) print() {
+	if r.errs > 0 {
+		sawErrors.Store(true)
+	}
 	n := int64(len(r.lats)) + r.errs
 	slices.Sort(r.lats)
-	fmt.Printf("%-34s %9d %7d %10.0f %9s %9s %9s\n", r.name, n, r.errs, float64(n)/r.elapsed.Seconds(),
+	fmt.Printf("%-40s %9d %7d %10.0f %9s %9s %9s\n", r.name, n, r.errs, float64(n)/r.elapsed.Seconds(),
 		pct(r.lats, 0.50), pct(r.lats, 0.90), pct(r.lats, 0.99))
 }
 
@@ -607,6 +615,7 @@ type browser struct {
 	secret   string
 	c        *http.Client
 	steps    map[string]time.Duration // time per step of the last flow
+	prompt   string                   // prompt parameter of the authorization request
 }
 
 func (lt *loadTest) browser(clientID, secret string) *browser {
@@ -703,6 +712,9 @@ func (b *browser) tokens(scope string) (tokenSet, error) {
 		"state": {state}, "nonce": {nonce},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
 	}
+	if b.prompt != "" {
+		q.Set("prompt", b.prompt)
+	}
 	req, _ := http.NewRequest(http.MethodGet, b.lt.url("/authorize?"+q.Encode()), nil)
 	p, err := b.do("authorize", req)
 	for i := 0; err == nil && i < 4; i++ {
@@ -765,6 +777,9 @@ func (lt *loadTest) codeFlows() error {
 	flow := func(record bool) func(int) error {
 		return func(int) error {
 			b := lt.browser(id, secret)
+			if lt.o.consentEach {
+				b.prompt = "consent"
+			}
 			if record {
 				b.steps = map[string]time.Duration{}
 			}
