@@ -15,7 +15,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error
 	if a.ID == "" {
 		return fmt.Errorf("create auth request: empty ID")
 	}
-	return d.batch(func(tx *bbolt.Tx) error {
+	return d.flowBatch(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bAuthRequests)
 		if has(b, a.ID) {
 			return conflict("create auth request", a.ID)
@@ -29,7 +29,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error
 
 func (d *DB) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
 	var a storage.AuthRequest
-	err := d.db.View(func(tx *bbolt.Tx) error {
+	err := d.flow.View(func(tx *bbolt.Tx) error {
 		var err error
 		a, err = d.liveAuthRequest(tx, id, "get auth request")
 		return err
@@ -45,7 +45,7 @@ func (d *DB) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest
 // than once; it must not have side effects.
 func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.AuthRequest) (storage.AuthRequest, error)) (storage.AuthRequest, error) {
 	var out storage.AuthRequest
-	err := d.batch(func(tx *bbolt.Tx) error {
+	err := d.flowBatch(func(tx *bbolt.Tx) error {
 		old, err := d.liveAuthRequest(tx, id, "update auth request")
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 // DeleteAuthRequest removes the request and any code that points at it.
 // It runs after every code exchange, so it shares commits with other writes.
 func (d *DB) DeleteAuthRequest(ctx context.Context, id string) error {
-	return d.batch(func(tx *bbolt.Tx) error {
+	return d.flowBatch(func(tx *bbolt.Tx) error {
 		found, err := deleteAuthRequestTx(tx, id)
 		if err == nil && !found {
 			err = notFound("delete auth request", id)
@@ -92,7 +92,7 @@ func (d *DB) SaveCode(ctx context.Context, authRequestID, codeHash string) error
 	if authRequestID == "" || codeHash == "" {
 		return fmt.Errorf("save code: empty auth request ID or code hash")
 	}
-	return d.batch(func(tx *bbolt.Tx) error {
+	return d.flowBatch(func(tx *bbolt.Tx) error {
 		if _, err := d.liveAuthRequest(tx, authRequestID, "save code for auth request"); err != nil {
 			return err
 		}
@@ -119,7 +119,7 @@ func (d *DB) SaveCode(ctx context.Context, authRequestID, codeHash string) error
 // the same transaction. Only the first of concurrent redemptions succeeds.
 func (d *DB) RedeemCode(ctx context.Context, codeHash string) (storage.AuthRequest, error) {
 	var out storage.AuthRequest
-	err := d.batch(func(tx *bbolt.Tx) error {
+	err := d.flowBatch(func(tx *bbolt.Tx) error {
 		out = storage.AuthRequest{}
 		codes, byReq := tx.Bucket(bCodes), tx.Bucket(bCodesByRequest)
 		raw := codes.Get([]byte(codeHash))

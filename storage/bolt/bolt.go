@@ -60,6 +60,15 @@ type DB struct {
 	db      *bbolt.DB
 	commits *groupCommit
 	path    string
+	// flow holds authorization requests and codes: records that live for
+	// minutes and sit on the sign-in path, where every durable commit costs
+	// a disk sync. It is a second bbolt file written without syncs: a
+	// restart keeps it (the OS has the pages), a machine crash may lose or
+	// damage it, and then it is recreated empty, which only makes people who
+	// were signing in at that moment start again.
+	flow        *bbolt.DB
+	flowCommits *groupCommit
+	flowPath    string
 	now     func() time.Time
 	log     *slog.Logger
 }
@@ -99,15 +108,70 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, err
 	}
+	if err := d.openFlows(flowPath(path), opts.Timeout); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
 	return d, nil
 }
 
-// Close releases the file. Pending batched writes finish first.
+// flowPath names the flow file beside the main one: keyport.db → keyport-flows.db.
+func flowPath(path string) string {
+	return strings.TrimSuffix(path, filepath.Ext(path)) + "-flows" + filepath.Ext(path)
+}
+
+// openFlows opens (or, when it is damaged, recreates) the flow file.
+func (d *DB) openFlows(path string, timeout time.Duration) error {
+	d.flowPath = path
+	for attempt := 0; ; attempt++ {
+		fdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true})
+		if err == nil {
+			err = fdb.Update(func(tx *bbolt.Tx) error {
+				for err := range tx.Check() {
+					return fmt.Errorf("consistency check: %w", err)
+				}
+				for _, name := range flowBuckets {
+					if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+						return fmt.Errorf("create bucket %s: %w", name, err)
+					}
+				}
+				return nil
+			})
+			if err == nil {
+				d.flow, d.flowCommits = fdb, &groupCommit{db: fdb}
+				return nil
+			}
+			_ = fdb.Close()
+		}
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return &lockedError{path: path}
+		}
+		if attempt > 0 {
+			return fmt.Errorf("open flow database %s: %w", path, err)
+		}
+		// Its contents are minutes of pending sign-ins: start afresh.
+		d.log.Warn("flow database damaged; recreating it (sign-ins in progress must start again)", "path", path, "err", err)
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return fmt.Errorf("remove damaged flow database %s: %w", path, rerr)
+		}
+	}
+}
+
+// Close releases the files. Pending batched writes finish first.
 func (d *DB) Close() error {
+	var ferr error
+	if d.flow != nil {
+		// Sync once at a clean shutdown, so even a crash of the machine
+		// right after it loses nothing.
+		_ = d.flow.Sync()
+		if err := d.flow.Close(); err != nil {
+			ferr = fmt.Errorf("close flow database %s: %w", d.flowPath, err)
+		}
+	}
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("close database %s: %w", d.path, err)
 	}
-	return nil
+	return ferr
 }
 
 // Backup writes a consistent copy of the whole file to w. Writers are not
@@ -175,8 +239,11 @@ var (
 	kSchemaVersion   = []byte("schema_version")  // in bMeta, decimal
 	emptyValue       = []byte{}
 
+	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
+	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
+
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -206,7 +273,7 @@ const (
 // len(migrations).
 var migrations = []func(tx *bbolt.Tx) error{
 	0: func(tx *bbolt.Tx) error { // a new file
-		for _, name := range [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry} {
+		for _, name := range [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -289,8 +356,17 @@ func (d *DB) migrate() error {
 // of the batch is not re-run; fn must therefore return such errors before it
 // writes anything it would not want committed. Any other error rolls back.
 func (d *DB) batch(fn func(tx *bbolt.Tx) error) error {
+	return batchOn(d.commits, fn)
+}
+
+// flowBatch is batch on the flow file.
+func (d *DB) flowBatch(fn func(tx *bbolt.Tx) error) error {
+	return batchOn(d.flowCommits, fn)
+}
+
+func batchOn(g *groupCommit, fn func(tx *bbolt.Tx) error) error {
 	var outcome error
-	err := d.commits.do(func(tx *bbolt.Tx) error {
+	err := g.do(func(tx *bbolt.Tx) error {
 		outcome = nil
 		if err := fn(tx); err != nil {
 			if !isOutcome(err) {

@@ -41,13 +41,17 @@ func checkAndClose(t testing.TB, d *DB) {
 	t.Helper()
 	if d.db.Path() != "" { // still open
 		err := d.db.View(func(tx *bbolt.Tx) error {
-			for err := range tx.Check() {
-				t.Errorf("bbolt check: %v", err)
-			}
-			for _, err := range checkIndexes(tx) {
-				t.Errorf("index check: %v", err)
-			}
-			return nil
+			return d.flow.View(func(ftx *bbolt.Tx) error {
+				for _, x := range []*bbolt.Tx{tx, ftx} {
+					for err := range x.Check() {
+						t.Errorf("bbolt check: %v", err)
+					}
+				}
+				for _, err := range checkIndexes(tx, ftx) {
+					t.Errorf("index check: %v", err)
+				}
+				return nil
+			})
 		})
 		if err != nil {
 			t.Errorf("check: %v", err)
@@ -60,10 +64,18 @@ func checkAndClose(t testing.TB, d *DB) {
 
 // checkIndexes cross-checks every index bucket against the records it
 // points to, both ways.
-func checkIndexes(tx *bbolt.Tx) []error {
+func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	b := tx.Bucket
+	// Each bucket lives in one of the two files.
+	b := func(name []byte) *bbolt.Bucket {
+		for _, f := range flowBuckets {
+			if bytes.Equal(f, name) && !bytes.Equal(name, bExpiry) {
+				return flowTx.Bucket(name)
+			}
+		}
+		return tx.Bucket(name)
+	}
 	get := func(bucket []byte, key string, v any) bool {
 		ok, err := getJSON(b(bucket), key, v)
 		if err != nil {
@@ -72,7 +84,8 @@ func checkIndexes(tx *bbolt.Tx) []error {
 		return ok
 	}
 	expiries := map[string]bool{}
-	_ = b(bExpiry).ForEach(func(k, _ []byte) error { expiries[string(k)] = true; return nil })
+	_ = tx.Bucket(bExpiry).ForEach(func(k, _ []byte) error { expiries[string(k)] = true; return nil })
+	_ = flowTx.Bucket(bExpiry).ForEach(func(k, _ []byte) error { expiries[string(k)] = true; return nil })
 	wantExpiry := func(kind byte, at time.Time, key string) {
 		if at.IsZero() {
 			return
@@ -564,4 +577,50 @@ func BenchmarkGetAccessToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Pending sign-ins live in the flow file: they survive a restart, and a
+// damaged flow file is replaced instead of stopping Keyport.
+func TestFlowFile(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keyport.db")
+	now := time.Now()
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := storage.AuthRequest{ID: "ar1", ClientID: "app", RedirectURI: "https://a/cb", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := d.CreateAuthRequest(ctx, ar); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	checkAndClose(t, d)
+	if _, err := os.Stat(filepath.Join(dir, "keyport-flows.db")); err != nil {
+		t.Fatalf("flow file: %v", err)
+	}
+
+	d = openTest(t, path, Options{})
+	if _, err := d.GetAuthRequest(ctx, "ar1"); err != nil {
+		t.Fatalf("pending sign-in lost across a restart: %v", err)
+	}
+	checkAndClose(t, d)
+
+	// Garbage in the flow file: Keyport starts with an empty one and the
+	// main data is untouched.
+	if err := os.WriteFile(filepath.Join(dir, "keyport-flows.db"), bytes.Repeat([]byte("garbage!"), 2048), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = openTest(t, path, Options{})
+	if _, err := d.GetAuthRequest(ctx, "ar1"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("auth request after the flow file was damaged: %v", err)
+	}
+	if _, err := d.GetUser(ctx, "u1"); err != nil {
+		t.Fatalf("main data after the flow file was damaged: %v", err)
+	}
+	if err := d.CreateAuthRequest(ctx, ar); err != nil {
+		t.Fatalf("new flow file does not work: %v", err)
+	}
 }

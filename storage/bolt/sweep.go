@@ -28,21 +28,22 @@ type sweeper func(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int, erro
 func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 	now := d.now()
 	steps := []struct {
+		db     *bbolt.DB
 		kind   byte
 		cutoff time.Time
 		del    sweeper
 	}{
-		{expAuthRequest, now, sweepAuthRequest},
-		{expAccessToken, now, sweepAccessToken},
-		{expFamily, now, sweepFamily},
-		{expSession, now, sweepSession},
-		{expOneTimeToken, now, sweepOneTimeToken},
-		{expRedeemedCode, now, sweepRedeemedCode},
-		{expLoginAttempt, now.Add(-loginAttemptsAge), sweepLoginAttempt},
+		{d.flow, expAuthRequest, now, sweepAuthRequest},
+		{d.db, expAccessToken, now, sweepAccessToken},
+		{d.db, expFamily, now, sweepFamily},
+		{d.db, expSession, now, sweepSession},
+		{d.db, expOneTimeToken, now, sweepOneTimeToken},
+		{d.flow, expRedeemedCode, now, sweepRedeemedCode},
+		{d.db, expLoginAttempt, now.Add(-loginAttemptsAge), sweepLoginAttempt},
 	}
 	var rep storage.SweepReport
 	for _, s := range steps {
-		if err := d.sweepKind(ctx, s.kind, s.cutoff, s.del, &rep); err != nil {
+		if err := d.sweepKind(ctx, s.db, s.kind, s.cutoff, s.del, &rep); err != nil {
 			return rep, fmt.Errorf("sweep: %w", err)
 		}
 	}
@@ -54,7 +55,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 
 // sweepKind deletes every record of one kind whose expiry entry is at or
 // before cutoff, a chunk per transaction.
-func (d *DB) sweepKind(ctx context.Context, kind byte, cutoff time.Time, del sweeper, total *storage.SweepReport) error {
+func (d *DB) sweepKind(ctx context.Context, db *bbolt.DB, kind byte, cutoff time.Time, del sweeper, total *storage.SweepReport) error {
 	limit := nanos(cutoff)
 	prefix := []byte{kind}
 	for {
@@ -63,7 +64,7 @@ func (d *DB) sweepKind(ctx context.Context, kind byte, cutoff time.Time, del swe
 		}
 		var part storage.SweepReport
 		more := false
-		err := d.db.Update(func(tx *bbolt.Tx) error {
+		err := db.Update(func(tx *bbolt.Tx) error {
 			part, more = storage.SweepReport{}, false
 			exp := tx.Bucket(bExpiry)
 			deleted := 0
