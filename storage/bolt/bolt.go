@@ -69,8 +69,8 @@ type DB struct {
 	flow        *bbolt.DB
 	flowCommits *groupCommit
 	flowPath    string
-	now     func() time.Time
-	log     *slog.Logger
+	now         func() time.Time
+	log         *slog.Logger
 }
 
 var _ storage.Store = (*DB)(nil)
