@@ -162,28 +162,7 @@ func cliStart(t *testing.T, cfg *config.Config, ln net.Listener, logs io.Writer,
 	if logs == nil {
 		logs = io.Discard
 	}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m, err := Load(cfg, log, now)
-	if err != nil {
-		ln.Close()
-		t.Fatalf("load keyport: %v", err)
-	}
-	m.Listener = ln
-	addr := ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{t: t, Main: m, URL: "http://" + addr, dir: cfg.DataDir, addr: addr, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- m.Run(ctx) }()
-	t.Cleanup(s.stop)
-	for i := 0; i < 200; i++ {
-		resp, err := http.Get(s.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return s
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("server did not start")
-	return nil
+	return serve(t, cfg, ln, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), now)
 }
 
 func cliWriteFile(t *testing.T, name, content string) string {

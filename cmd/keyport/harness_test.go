@@ -83,18 +83,25 @@ func startOn(t *testing.T, dir string, ln net.Listener, mutate func(*config.Conf
 	if os.Getenv("KEYPORT_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	m, err := Load(cfg, log, nil)
+	return serve(t, cfg, ln, log, nil)
+}
+
+// serve loads Keyport from cfg, runs it on ln until the test ends, and
+// returns once it answers.
+func serve(t *testing.T, cfg *config.Config, ln net.Listener, log *slog.Logger, now func() time.Time) *testServer {
+	t.Helper()
+	m, err := Load(cfg, log, now)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("load keyport: %v", err)
 	}
 	m.Listener = ln
+	addr := ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{t: t, Main: m, URL: "http://" + addr, dir: dir, addr: addr, cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{t: t, Main: m, URL: "http://" + addr, dir: cfg.DataDir, addr: addr, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- m.Run(ctx) }()
 	t.Cleanup(s.stop)
-	// Wait until it answers.
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 200; i++ {
 		resp, err := http.Get(s.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
