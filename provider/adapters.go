@@ -9,7 +9,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -182,7 +181,3 @@ var _ op.TokenRequest = (*machineRequest)(nil)
 func (r *machineRequest) GetSubject() string    { return r.clientID }
 func (r *machineRequest) GetAudience() []string { return []string{r.clientID} }
 func (r *machineRequest) GetScopes() []string   { return r.scopes }
-
-// Completion is what the portal reports when a person has finished signing in
-// for an authorization request.
-type Completion = account.Completion
