@@ -161,10 +161,10 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 		return storage.User{}, "", errInvalidCredentials
 	}
 	attempt.UserID = user.ID
-	if user.Blocked {
+	if err := CheckActive(user); err != nil {
 		attempt.Reason = "account blocked"
 		s.record(ctx, attempt)
-		return storage.User{}, "", Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+		return storage.User{}, "", err
 	}
 	s.limiter.reset(loginKey)
 	s.limiter.reset(userKey)
@@ -237,8 +237,19 @@ func (s *Service) ActiveUser(ctx context.Context, id string) (storage.User, erro
 	if err != nil {
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
-	if u.Blocked {
-		return storage.User{}, Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+	if err := CheckActive(u); err != nil {
+		return storage.User{}, err
 	}
 	return u, nil
 }
+
+// CheckActive is the one rule for whether an account may be used at all:
+// to sign in, to hold a session, or behind a token.
+func CheckActive(u storage.User) error {
+	if u.Blocked {
+		return errAccountDisabled
+	}
+	return nil
+}
+
+var errAccountDisabled = Errorf(Forbidden, "This account is disabled. Please contact your administrator.")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -70,7 +71,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		default:
 			// zitadel serves any method; a PUT to /end_session would sign out.
 			w.Header().Set("Allow", "GET, HEAD, POST")
-			p.badRequest(w, r, http.StatusMethodNotAllowed, "method "+strconvQuote(r.Method)+" is not allowed")
+			p.badRequest(w, r, http.StatusMethodNotAllowed, "method "+strconv.Quote(truncate(r.Method, 64))+" is not allowed")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes)
@@ -85,7 +86,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		for k, v := range r.Form {
 			if len(v) > 1 && !repeatable[k] {
-				p.badRequest(w, r, http.StatusBadRequest, "parameter "+strconvQuote(k)+" must not be repeated")
+				p.badRequest(w, r, http.StatusBadRequest, "parameter "+strconv.Quote(truncate(k, 64))+" must not be repeated")
 				return
 			}
 		}
@@ -253,9 +254,4 @@ func truncate(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
-}
-
-func strconvQuote(s string) string {
-	b, _ := json.Marshal(truncate(s, 64))
-	return string(b)
 }

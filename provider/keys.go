@@ -41,11 +41,10 @@ type KeyManager struct {
 }
 
 type keyState struct {
-	signing   *signingKey
-	public    []op.Key
-	jwks      []byte
-	jwksETag  string
-	signingAt time.Time // when the signing key was created
+	signing  *signingKey
+	public   []op.Key
+	jwks     []byte
+	jwksETag string
 }
 
 // NewKeyManager returns a manager; call Load before use.
@@ -182,8 +181,7 @@ func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKe
 	}
 	priv.Precompute()
 	st := &keyState{
-		signing:   &signingKey{id: active.ID, alg: jose.SignatureAlgorithm(active.Algorithm), key: priv},
-		signingAt: active.CreatedAt,
+		signing: &signingKey{id: active.ID, alg: jose.SignatureAlgorithm(active.Algorithm), key: priv},
 	}
 	set := jose.JSONWebKeySet{}
 	for _, k := range keys {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -285,7 +286,7 @@ func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 const refreshIDPrefix = "rt:"
 
 func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
-	if id, ok := cutPrefix(tokenOrID, refreshIDPrefix); ok {
+	if id, ok := strings.CutPrefix(tokenOrID, refreshIDPrefix); ok {
 		rt, err := s.store.GetRefreshTokenByID(ctx, id)
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil
@@ -315,13 +316,6 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 		return s.internal(ctx, "revoke access token", err)
 	}
 	return nil
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return s, false
 }
 
 func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
@@ -404,10 +398,7 @@ func (s *opStorage) activeUser(ctx context.Context, id string) (storage.User, er
 	if err != nil {
 		return storage.User{}, err
 	}
-	if u.Blocked {
-		return storage.User{}, errors.New("user is blocked")
-	}
-	return u, nil
+	return u, account.CheckActive(u)
 }
 
 func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo, userID, _ string, scopes []string) error {
