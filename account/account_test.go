@@ -1,6 +1,7 @@
 package account_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 )
@@ -24,7 +26,11 @@ func newService(t *testing.T, now func() time.Time) (*account.Service, storage.S
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := account.New(db, account.Policy{
+	sealer, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := account.New(db, sealer, account.Policy{
 		Argon2: testArgon, MinPasswordLength: 10, MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
 	}, now, nil)
 	if err != nil {
@@ -253,7 +259,7 @@ func TestDeleteClientErrors(t *testing.T) {
 		t.Fatalf("unknown client: %v", err)
 	}
 	static := storage.WithStaticClients(db, []storage.Client{{ID: "fixed"}})
-	svc2, err := account.New(static, svc.Policy(), nil, nil)
+	svc2, err := account.New(static, nil, svc.Policy(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,9 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	Err     error // cause, for logs only
+	// Field names the input at fault (a form field or JSON key), when one is.
+	Field string
+	Err   error // cause, for logs only
 }
 
 func (e *Error) Error() string {
@@ -65,3 +67,17 @@ func ErrorMessage(err error) string {
 // errInvalidCredentials is the one answer to every failed password sign-in,
 // whether or not the account exists.
 var errInvalidCredentials = &Error{Code: Unauthorized, Message: "Incorrect username or password."}
+
+// FieldErrorf is Errorf for bad input in one named field.
+func FieldErrorf(field string, format string, args ...any) *Error {
+	return &Error{Code: Invalid, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorField returns the field an error is about, or "".
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
+}

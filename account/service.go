@@ -19,6 +19,14 @@ type Store interface {
 	storage.Tokens
 	storage.OneTimeTokens
 	storage.LoginAttempts
+	storage.Credentials
+	storage.Avatars
+}
+
+// Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
+type Sealer interface {
+	Seal(plaintext []byte, purpose string) []byte
+	Open(sealed []byte, purpose string) ([]byte, error)
 }
 
 // Policy holds the tunable rules.
@@ -29,11 +37,26 @@ type Policy struct {
 	LoginWindow       time.Duration // window for MaxLoginAttempts
 	SessionLifetime   time.Duration
 	SetupTokenTTL     time.Duration
+
+	// Issuer is Keyport's public URL: the TOTP label, the WebAuthn relying
+	// party and origin, the avatar URLs in the picture claim.
+	Issuer string
+	// ProfilesLocked: an admin has locked every profile field for users.
+	ProfilesLocked bool
+	// Require2FA: users without a second factor must enrol one before they
+	// reach any app.
+	Require2FA bool
+	// TrustedDeviceLifetime is how long "remember this device" lasts (30 days).
+	TrustedDeviceLifetime time.Duration
+	// RecentAuth is how long after signing in a security change needs no
+	// password again (5 minutes).
+	RecentAuth time.Duration
 }
 
 // Service applies the account rules to a store.
 type Service struct {
 	store   Store
+	sealer  Sealer
 	policy  Policy
 	now     func() time.Time
 	log     *slog.Logger
@@ -44,7 +67,7 @@ type Service struct {
 }
 
 // New returns a Service. now may be nil (time.Now).
-func New(store Store, policy Policy, now func() time.Time, log *slog.Logger) (*Service, error) {
+func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *slog.Logger) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -54,12 +77,19 @@ func New(store Store, policy Policy, now func() time.Time, log *slog.Logger) (*S
 	if policy.SetupTokenTTL == 0 {
 		policy.SetupTokenTTL = time.Hour
 	}
+	if policy.TrustedDeviceLifetime == 0 {
+		policy.TrustedDeviceLifetime = 30 * 24 * time.Hour
+	}
+	if policy.RecentAuth == 0 {
+		policy.RecentAuth = 5 * time.Minute
+	}
 	dummy, err := HashPassword(NewSecret(), policy.Argon2)
 	if err != nil {
 		return nil, err
 	}
 	return &Service{
 		store:     store,
+		sealer:    sealer,
 		policy:    policy,
 		now:       now,
 		log:       log,

@@ -36,6 +36,7 @@ type Config struct {
 	Keys     Keys     `toml:"keys"`
 	Password Password `toml:"password"`
 	Limits   Limits   `toml:"limits"`
+	Accounts Accounts `toml:"accounts"`
 	Clients  []Client `toml:"clients"`
 }
 
@@ -73,6 +74,19 @@ type Password struct {
 	Iterations  int `toml:"iterations"`
 	Parallelism int `toml:"parallelism"`
 	MinLength   int `toml:"min_length"`
+}
+
+// Accounts holds the rules for people's own accounts.
+type Accounts struct {
+	// ProfilesLocked stops users from editing any profile field.
+	ProfilesLocked bool `toml:"profiles_locked"`
+	// Require2FA makes users enrol a second factor before reaching any app.
+	Require2FA bool `toml:"require_2fa"`
+	// TrustedDeviceLifetime is how long "remember this device" lasts.
+	TrustedDeviceLifetime Duration `toml:"trusted_device_lifetime"`
+	// RecentAuth is how long after signing in a security change needs no
+	// password again.
+	RecentAuth Duration `toml:"recent_auth"`
 }
 
 // Limits is the [limits] table.

@@ -44,6 +44,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateKeys(&p)
 	c.validatePassword(&p)
 	c.validateLimits(&p)
+	c.validateAccounts(&p)
 	c.validateClients(&p)
 	return p.warnings, errors.Join(p.errs...)
 }
@@ -231,6 +232,16 @@ func (c *Config) validateLimits(p *problems) {
 	}
 	between(p, "limits.max_login_attempts", l.MaxLoginAttempts, 1, maxLoginAttempts)
 	positive(p, "limits.login_window", l.LoginWindow)
+}
+
+func (c *Config) validateAccounts(p *problems) {
+	a := c.Accounts
+	if d := a.TrustedDeviceLifetime.Duration; d < 0 || d > 400*24*time.Hour {
+		p.errorf("accounts.trusted_device_lifetime", "must be between 0 (off) and 9600h (400 days), not %s", d)
+	}
+	if d := a.RecentAuth.Duration; d < time.Minute || d > time.Hour {
+		p.errorf("accounts.recent_auth", "must be between 1m and 1h, not %s", d)
+	}
 }
 
 var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}

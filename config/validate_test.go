@@ -32,6 +32,7 @@ func validConfig() *Config {
 		Keys:     Keys{RotationPeriod: Duration{720 * time.Hour}, Algorithm: "RS256"},
 		Password: Password{MemoryKiB: 7168, Iterations: 5, Parallelism: 1, MinLength: 10},
 		Limits:   Limits{MaxBodyBytes: 65536, MaxLoginAttempts: 10, LoginWindow: Duration{15 * time.Minute}},
+		Accounts: Accounts{TrustedDeviceLifetime: Duration{720 * time.Hour}, RecentAuth: Duration{5 * time.Minute}},
 		Clients: []Client{
 			{
 				ID:           "wiki",
@@ -113,6 +114,8 @@ func TestValidateErrors(t *testing.T) {
 		{"max_body_bytes big", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes: must be between"},
 		{"max_login_attempts", func(c *Config) { c.Limits.MaxLoginAttempts = 0 }, "limits.max_login_attempts: must be between 1 and 1000"},
 		{"login_window", func(c *Config) { c.Limits.LoginWindow = Duration{} }, "limits.login_window: must be positive"},
+		{"recent_auth short", func(c *Config) { c.Accounts.RecentAuth = Duration{time.Second} }, "accounts.recent_auth: must be between 1m and 1h"},
+		{"trusted devices forever", func(c *Config) { c.Accounts.TrustedDeviceLifetime = Duration{24 * 500 * time.Hour} }, "accounts.trusted_device_lifetime: must be between"},
 
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id: must be set"},
 		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},

@@ -139,6 +139,7 @@ func (s *Server) needsConsent(r *http.Request, a storage.AuthRequest, c storage.
 type loginData struct {
 	base
 	AuthRequestID string
+	ReturnTo      string // a path on this site to go to after signing in (no authorization request)
 	ClientName    string
 	Login         string
 	Error         string
@@ -146,6 +147,9 @@ type loginData struct {
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
 	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg}
+	if a.ID == "" {
+		d.ReturnTo = safeReturn(r.FormValue("return_to"))
+	}
 	if a.ClientID != "" {
 		if c, err := s.store.GetClient(r.Context(), a.ClientID); err == nil {
 			d.ClientName = c.Name
@@ -159,8 +163,9 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.Aut
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 	id := r.URL.Query().Get("authRequestID")
 	if id == "" {
+		returnTo := safeReturn(r.URL.Query().Get("return_to"))
 		if _, u := s.currentUser(r); u != nil {
-			http.Redirect(w, r, "/", http.StatusFound)
+			http.Redirect(w, r, returnTo, http.StatusFound)
 			return nil
 		}
 		return s.showLogin(w, r, storage.AuthRequest{}, "", "", http.StatusOK)
@@ -203,7 +208,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if id == "" {
-		http.Redirect(w, r, "/", http.StatusSeeOther)
+		http.Redirect(w, r, safeReturn(r.PostFormValue("return_to")), http.StatusSeeOther)
 		return nil
 	}
 	// Who signed in is written with the next step's own write (consent or

@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -71,7 +73,17 @@ type Server struct {
 	handler http.Handler
 }
 
+// requiredPages must exist; every other *.html beside layout.html is parsed
+// as a page too, so an area adds a page by adding its template.
 var requiredPages = []string{"login", "consent", "error", "setup", "home", "logged_out"}
+
+// templateFuncs are available in every template.
+var templateFuncs = template.FuncMap{
+	// t translates English text into the page's language: {{t .Lang "Save"}}.
+	"t": translate,
+	// languageName names a language code in its own language.
+	"languageName": func(code string) string { return LanguageNames[code] },
+}
 
 // New builds the portal, parsing every template up front so a broken one
 // stops start-up instead of a request.
@@ -97,11 +109,21 @@ func New(o Options) (*Server, error) {
 		now:   o.Now,
 		pages: make(map[string]*template.Template),
 	}
-	layout, err := template.ParseFS(o.Templates, "layout.html")
+	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(o.Templates, "layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse layout template: %w", err)
 	}
-	for _, name := range requiredPages {
+	names, err := fs.Glob(o.Templates, "*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
+	pageNames := slices.Clone(requiredPages)
+	for _, n := range names {
+		if n = strings.TrimSuffix(n, ".html"); n != "layout" && !slices.Contains(pageNames, n) {
+			pageNames = append(pageNames, n)
+		}
+	}
+	for _, name := range pageNames {
 		t, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("clone layout for %s: %w", name, err)
@@ -164,6 +186,16 @@ func (s *Server) routes() *mux.Router {
 	// First administrator, through the one-time link logged at start-up.
 	r.Handle("/setup", s.handle(s.setupPage)).Methods(http.MethodGet)
 	r.Handle("/setup", s.handle(s.setupSubmit)).Methods(http.MethodPost)
+
+	// The signed-in person's own pages, by area. Each register function
+	// shows its routes and what each needs (withUser, confirmIdentity).
+	s.registerProfileRoutes(r)     // /profile, /avatar/{id}
+	s.registerSecurityRoutes(r)    // /security: password, TOTP, recovery codes, trusted devices
+	s.registerTwoFactorRoutes(r)   // /login/2fa: the second step of a password sign-in
+	s.registerPasskeyRoutes(r)     // /security/passkeys, passkey sign-in
+	s.registerAccessRoutes(r)      // /security/access: app passwords, API tokens, IP allowlist; /security/activity
+	s.registerAPIRoutes(r)         // /api/v1/…: JSON for API tokens
+	s.registerForwardAuthRoutes(r) // /auth/verify for reverse proxies
 	return r
 }
 
@@ -278,21 +310,29 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, h
 type base struct {
 	Title     string
 	CSRFToken string
-	Lang      string
+	Lang      string // "en", "de": the page's language
+	Theme     string // "light", "dark" or "" (follow the system)
 	Issuer    string
 	User      *userView
+	Nav       string // which portal section is current, for the menu
 }
 
 type userView struct {
-	Name, Username, Email string
-	Admin                 bool
+	ID, Name, Username, Email string
+	Admin                     bool
 }
 
+// base fills what every page needs. Pass the signed-in user when there is
+// one: their language and theme apply.
 func (s *Server) base(r *http.Request, u *storage.User, title string) base {
-	b := base{Title: title, Lang: "en", Issuer: s.opts.Issuer, CSRFToken: s.csrfToken(r)}
+	b := base{Title: title, Issuer: s.opts.Issuer, CSRFToken: s.csrfToken(r)}
+	locale := ""
 	if u != nil {
-		b.User = &userView{Name: u.Name, Username: u.Username, Email: u.Email, Admin: u.Admin}
+		b.User = &userView{ID: u.ID, Name: u.Name, Username: u.Username, Email: u.Email, Admin: u.Admin}
+		locale, b.Theme = u.Locale, u.Theme
 	}
+	b.Lang = pickLanguage(r, locale)
+	b.Title = translate(b.Lang, title)
 	return b
 }
 
@@ -316,7 +356,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 
 // securityHeaders are on every portal response.
 func securityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	// Scripts only from our own /static (the WebAuthn ceremonies); nothing
+	// inline anywhere.
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	// Sign-in URLs carry request IDs; never leak them to other sites.

@@ -46,12 +46,42 @@ type User struct {
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
 
+	// RecoveryEmail receives password-reset mail; empty means Email.
+	RecoveryEmail string `json:"recovery_email,omitempty"`
+	// Theme is the portal's appearance: "light", "dark" or "" (system).
+	Theme string `json:"theme,omitempty"`
+	// Roles are granted by admins; the user only reads them.
+	Roles []string `json:"roles,omitempty"`
+	// AvatarAt is when the avatar last changed; zero means no uploaded avatar
+	// (the initials image is served instead). It versions the picture URL.
+	AvatarAt time.Time `json:"avatar_at,omitempty"`
+	// Source is the directory the account comes from; "" is a local account.
+	Source string `json:"source,omitempty"`
+	// CustomData is the user's own key/value data (Auth0's user_metadata).
+	CustomData map[string]string `json:"custom_data,omitempty"`
+
 	// Internal.
 	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string
 	Blocked      bool      `json:"blocked,omitempty"`
 	LastIP       string    `json:"last_ip,omitempty"`
 	LastLogin    time.Time `json:"last_login,omitempty"`
 	LoginsCount  int       `json:"logins_count,omitempty"`
+	// AppMetadata is admin-owned data about the user; never shown as editable
+	// and never put in tokens.
+	AppMetadata map[string]string `json:"app_metadata,omitempty"`
+	// PasswordChangedAt is when the password was last set.
+	PasswordChangedAt time.Time `json:"password_changed_at,omitempty"`
+	// TOTP: the sealed secret once enrolment is confirmed, a sealed pending
+	// secret while it is not, and the last accepted time step (a code is
+	// never accepted twice).
+	TOTPSecret   []byte `json:"totp_secret,omitempty"`
+	TOTPPending  []byte `json:"totp_pending,omitempty"`
+	TOTPLastStep int64  `json:"totp_last_step,omitempty"`
+	// RecoveryCodes are hex SHA-256 hashes of unused recovery codes.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+	// AllowedNetworks limits where the account may sign in from (CIDRs);
+	// empty allows everywhere.
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
 }
 
 // Client is an application registered to sign people in (or, with the
@@ -177,11 +207,66 @@ type SigningKey struct {
 // OneTimeToken is a single-use link secret: first-admin setup now, email
 // verification and password reset later.
 type OneTimeToken struct {
-	Hash      string    `json:"hash"` // hex SHA-256 of the token value; the key
-	Purpose   string    `json:"purpose"`
-	UserID    string    `json:"user_id,omitempty"`
+	Hash    string `json:"hash"` // hex SHA-256 of the token value; the key
+	Purpose string `json:"purpose"`
+	UserID  string `json:"user_id,omitempty"`
+	// Data is state that belongs to the token, e.g. a WebAuthn ceremony's
+	// session data.
+	Data      []byte    `json:"data,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Credential kinds.
+const (
+	KindPasskey       = "passkey"
+	KindAppPassword   = "app_password"
+	KindAPIToken      = "api_token"
+	KindTrustedDevice = "trusted_device"
+)
+
+// Credential is something a user holds besides their password: a passkey, an
+// app password, an API token or a trusted-device cookie. One record shape
+// serves all four; the fields each kind uses are marked.
+type Credential struct {
+	ID     string `json:"id"`
+	UserID string `json:"user_id"`
+	Kind   string `json:"kind"`
+	Name   string `json:"name,omitempty"` // passkey, app password, API token
+	// Hash is the hex SHA-256 of the secret (app password, API token,
+	// trusted device). API tokens and trusted devices are found by it, so it
+	// is unique across all credentials when set.
+	Hash string `json:"hash,omitempty"`
+	// ClientID restricts an app password to one app; "" allows all.
+	ClientID string `json:"client_id,omitempty"`
+	// Scope of an API token: "read-only" or "read-write".
+	Scope string `json:"scope,omitempty"`
+	// ValidUntil is an API token's own expiry (zero: never). The account
+	// layer checks it, so a use after it is recognised and recorded; the
+	// record's ExpiresAt is set later so the store sweeps it eventually.
+	ValidUntil time.Time `json:"valid_until,omitempty"`
+	// AllowedNetworks limits where an API token may be used from (CIDRs).
+	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	// WebAuthnID is a passkey's credential ID; unique across all passkeys.
+	WebAuthnID []byte `json:"webauthn_id,omitempty"`
+	// WebAuthn is the passkey as the WebAuthn library stores it (JSON).
+	WebAuthn []byte `json:"webauthn,omitempty"`
+	// Trusted device: where it was first seen.
+	UserAgent string `json:"user_agent,omitempty"`
+	IP        string `json:"ip,omitempty"`
+
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitempty"` // zero: never
+	LastUsedAt time.Time `json:"last_used_at,omitempty"`
+	LastIP     string    `json:"last_ip,omitempty"`
+}
+
+// Avatar is a user's uploaded picture.
+type Avatar struct {
+	UserID      string    `json:"user_id"`
+	ContentType string    `json:"content_type"`
+	Data        []byte    `json:"data"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // LoginAttempt records one sign-in attempt, successful or not.
@@ -268,6 +353,39 @@ type Sessions interface {
 	DeleteSession(ctx context.Context, id string) error
 	// DeleteUserSessions ends every session of a user and returns how many.
 	DeleteUserSessions(ctx context.Context, userID string) (int, error)
+	// ListUserSessions returns a user's live sessions, newest first.
+	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+}
+
+// Credentials persists passkeys, app passwords, API tokens and trusted
+// devices.
+type Credentials interface {
+	// CreateCredential stores a new credential; a taken ID, Hash or
+	// WebAuthnID gives ErrConflict.
+	CreateCredential(ctx context.Context, c Credential) error
+	// GetCredential returns one credential of a user.
+	GetCredential(ctx context.Context, userID, id string) (Credential, error)
+	// GetCredentialByHash finds a live credential by the hash of its secret.
+	GetCredentialByHash(ctx context.Context, hash string) (Credential, error)
+	// GetCredentialByWebAuthnID finds a passkey by its credential ID.
+	GetCredentialByWebAuthnID(ctx context.Context, webauthnID []byte) (Credential, error)
+	// ListCredentials returns a user's live credentials of one kind ("" for
+	// all kinds), oldest first.
+	ListCredentials(ctx context.Context, userID, kind string) ([]Credential, error)
+	// UpdateCredential applies fn inside one transaction. fn may not change
+	// ID, UserID, Kind, Hash or WebAuthnID.
+	UpdateCredential(ctx context.Context, userID, id string, fn func(Credential) (Credential, error)) (Credential, error)
+	DeleteCredential(ctx context.Context, userID, id string) error
+	// DeleteCredentials deletes a user's credentials of one kind ("" for all)
+	// and returns how many went.
+	DeleteCredentials(ctx context.Context, userID, kind string) (int, error)
+}
+
+// Avatars persists uploaded pictures.
+type Avatars interface {
+	PutAvatar(ctx context.Context, a Avatar) error
+	GetAvatar(ctx context.Context, userID string) (Avatar, error)
+	DeleteAvatar(ctx context.Context, userID string) error
 }
 
 // Grants persists consent.
@@ -315,6 +433,7 @@ type SweepReport struct {
 	Sessions      int
 	OneTimeTokens int
 	LoginAttempts int
+	Credentials   int
 }
 
 // Store is every record kind together. Consumers should accept the narrow
@@ -325,6 +444,8 @@ type Store interface {
 	AuthRequests
 	Tokens
 	Sessions
+	Credentials
+	Avatars
 	Grants
 	Keys
 	OneTimeTokens

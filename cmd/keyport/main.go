@@ -93,7 +93,7 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		return nil, err
 	}
 	m.Store = storage.WithStaticClients(m.db, static)
-	m.Accounts, err = account.New(m.Store, account.Policy{
+	m.Accounts, err = account.New(m.Store, m.sealer, account.Policy{
 		Argon2: account.Argon2Params{
 			MemoryKiB:   uint32(cfg.Password.MemoryKiB),
 			Iterations:  uint32(cfg.Password.Iterations),
@@ -104,6 +104,12 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		LoginWindow:       cfg.Limits.LoginWindow.Duration,
 		SessionLifetime:   cfg.Session.Lifetime.Duration,
 		SetupTokenTTL:     time.Hour,
+		Issuer:            cfg.Issuer,
+
+		ProfilesLocked:        cfg.Accounts.ProfilesLocked,
+		Require2FA:            cfg.Accounts.Require2FA,
+		TrustedDeviceLifetime: cfg.Accounts.TrustedDeviceLifetime.Duration,
+		RecentAuth:            cfg.Accounts.RecentAuth.Duration,
 	}, now, log)
 	if err != nil {
 		m.db.Close()

@@ -236,14 +236,20 @@ var (
 	bOneTimeTokens   = []byte("one_time_tokens") // hash → OneTimeToken
 	bLoginAttempts   = []byte("login_attempts")  // uid NUL nanos(8) id → LoginAttempt
 	bExpiry          = []byte("expiry")          // kind(1) nanos(8) key → ""
-	kSchemaVersion   = []byte("schema_version")  // in bMeta, decimal
-	emptyValue       = []byte{}
+	bCredentials     = []byte("credentials")     // uid NUL credential ID → Credential
+	// credential secret hash → uid NUL credential ID
+	bCredentialsByHash = []byte("credentials_by_hash")
+	// hex(WebAuthn credential ID) → uid NUL credential ID
+	bCredentialsByWebAuthn = []byte("credentials_by_webauthn")
+	bAvatars               = []byte("avatars")        // uid → Avatar
+	kSchemaVersion         = []byte("schema_version") // in bMeta, decimal
+	emptyValue             = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -264,6 +270,7 @@ const (
 	expOneTimeToken byte = 'o'
 	expRedeemedCode byte = 'c'
 	expLoginAttempt byte = 'l' // keyed by attempt time; swept after loginAttemptsAge
+	expCredential   byte = 'k'
 )
 
 // Schema.
@@ -274,6 +281,14 @@ const (
 var migrations = []func(tx *bbolt.Tx) error{
 	0: func(tx *bbolt.Tx) error { // a new file
 		for _, name := range [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	1: func(tx *bbolt.Tx) error { // the profile portal: credentials and avatars
+		for _, name := range [][]byte{bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -254,6 +255,37 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			fail("user %q has %d login attempts", u, n)
 		}
 	}
+	// Credentials: each secret hash and WebAuthn ID is indexed, and every
+	// index entry points at a credential that has it.
+	_ = b(bCredentials).ForEach(func(k, _ []byte) error {
+		var c storage.Credential
+		get(bCredentials, string(k), &c)
+		if string(k) != credentialKey(c.UserID, c.ID) {
+			fail("credential %q stored under %q", c.ID, k)
+		}
+		if c.Hash != "" && string(b(bCredentialsByHash).Get([]byte(c.Hash))) != string(k) {
+			fail("credential %q: hash not indexed", k)
+		}
+		if wid := hex.EncodeToString(c.WebAuthnID); wid != "" && string(b(bCredentialsByWebAuthn).Get([]byte(wid))) != string(k) {
+			fail("credential %q: webauthn ID not indexed", k)
+		}
+		wantExpiry(expCredential, c.ExpiresAt, string(k))
+		return nil
+	})
+	_ = b(bCredentialsByHash).ForEach(func(h, ref []byte) error {
+		var c storage.Credential
+		if !get(bCredentials, string(ref), &c) || c.Hash != string(h) {
+			fail("hash index %q points at %q, which does not have it", h, ref)
+		}
+		return nil
+	})
+	_ = b(bCredentialsByWebAuthn).ForEach(func(w, ref []byte) error {
+		var c storage.Credential
+		if !get(bCredentials, string(ref), &c) || hex.EncodeToString(c.WebAuthnID) != string(w) {
+			fail("webauthn index %q points at %q, which does not have it", w, ref)
+		}
+		return nil
+	})
 	for k := range expiries {
 		fail("stray expiry entry %q", k)
 	}

@@ -3,6 +3,8 @@ package bolt
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -103,4 +105,33 @@ func deleteSessionTx(tx *bbolt.Tx, id string) (bool, error) {
 		return false, err
 	}
 	return true, b.Delete([]byte(id))
+}
+
+// ListUserSessions returns the user's live sessions, newest first.
+func (d *DB) ListUserSessions(ctx context.Context, userID string) ([]storage.Session, error) {
+	if userID == "" {
+		return nil, errors.New("list user sessions: empty user ID")
+	}
+	var out []storage.Session
+	now := d.now()
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		prefix := userID + "\x00"
+		b := tx.Bucket(bSessions)
+		for _, k := range prefixKeys(tx.Bucket(bUserSessions), prefix) {
+			var s storage.Session
+			ok, err := getJSON(b, string(k[len(prefix):]), &s)
+			if err != nil {
+				return err
+			}
+			if ok && !expired(s.ExpiresAt, now) {
+				out = append(out, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
+	}
+	slices.SortStableFunc(out, func(a, b storage.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return out, nil
 }

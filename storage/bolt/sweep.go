@@ -20,7 +20,8 @@ type sweeper func(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int, erro
 // Sweep deletes what has expired as of now: auth requests with their codes,
 // access tokens, refresh-token families whose absolute or idle deadline has
 // passed (every link, rotated ones included, and their access tokens),
-// sessions, one-time tokens, and login attempts older than 90 days. It works
+// sessions, one-time tokens, expired credentials, and login attempts older
+// than 90 days. It works
 // in transactions of about 1000 deletions so writers never wait long.
 //
 // The report counts records: RefreshTokens includes rotated links, and
@@ -40,6 +41,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 		{d.db, expOneTimeToken, now, sweepOneTimeToken},
 		{d.flow, expRedeemedCode, now, sweepRedeemedCode},
 		{d.db, expLoginAttempt, now.Add(-loginAttemptsAge), sweepLoginAttempt},
+		{d.db, expCredential, now, sweepCredential},
 	}
 	var rep storage.SweepReport
 	for _, s := range steps {
@@ -49,7 +51,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 	}
 	d.log.Debug("swept expired records",
 		"auth_requests", rep.AuthRequests, "access_tokens", rep.AccessTokens, "refresh_tokens", rep.RefreshTokens,
-		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts)
+		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials)
 	return rep, nil
 }
 
@@ -97,6 +99,7 @@ func (d *DB) sweepKind(ctx context.Context, db *bbolt.DB, kind byte, cutoff time
 		total.Sessions += part.Sessions
 		total.OneTimeTokens += part.OneTimeTokens
 		total.LoginAttempts += part.LoginAttempts
+		total.Credentials += part.Credentials
 		if !more {
 			return nil
 		}

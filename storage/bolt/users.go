@@ -139,7 +139,8 @@ func (d *DB) UpdateUser(ctx context.Context, id string, fn func(storage.User) (s
 }
 
 // DeleteUser removes the user with its indexes, and with everything that
-// would otherwise outlive it: sessions, tokens and grants. Login attempts
+// would otherwise outlive it: sessions, tokens, grants, credentials and the
+// avatar. Login attempts
 // stay as history.
 func (d *DB) DeleteUser(ctx context.Context, id string) error {
 	return d.db.Update(func(tx *bbolt.Tx) error {
@@ -162,6 +163,12 @@ func (d *DB) DeleteUser(ctx context.Context, id string) error {
 			return err
 		}
 		if _, err := revokeUserClientTx(tx, id, ""); err != nil {
+			return err
+		}
+		if _, err := deleteUserCredentialsTx(tx, id, ""); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bAvatars).Delete([]byte(id)); err != nil {
 			return err
 		}
 		return deleteKeys(tx.Bucket(bGrants), prefixKeys(tx.Bucket(bGrants), id+"\x00"))

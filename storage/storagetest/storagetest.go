@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Settings", settingTests},
 		{"OneTimeTokens", oneTimeTokenTests},
 		{"LoginAttempts", loginAttemptTests},
+		{"Credentials", credentialTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}

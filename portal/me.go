@@ -1,0 +1,64 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// me is the signed-in person a portal page is for.
+type me struct {
+	Session storage.Session
+	User    storage.User
+}
+
+// userHandler is a portal handler that needs a signed-in user.
+type userHandler func(w http.ResponseWriter, r *http.Request, m me) error
+
+// withUser runs h for a signed-in browser. Anyone else is sent to the
+// sign-in page (GET) and back here afterwards, or refused (other methods).
+// State-changing requests also pass the CSRF check here, so no handler
+// behind withUser can forget it.
+func (s *Server) withUser(h userHandler) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		sess, u := s.currentUser(r)
+		if u == nil {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return nil
+			}
+			return account.Errorf(account.Unauthorized, "Your session has ended. Please sign in again.")
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := s.checkCSRF(r); err != nil {
+				return err
+			}
+		}
+		return h(w, r, me{Session: *sess, User: *u})
+	})
+}
+
+// confirmIdentity guards security changes (password, turning 2FA off, new
+// API tokens, the IP allowlist): it passes when the session signed in
+// recently, or when the form carries the correct current password in the
+// field "confirm_password".
+func (s *Server) confirmIdentity(r *http.Request, m me) error {
+	return s.acct.Reauthenticate(r.Context(), m.User, m.Session, r.PostFormValue("confirm_password"), clientIP(r), r.UserAgent())
+}
+
+// safeReturn accepts only a path on this site as a place to go back to
+// after signing in: no scheme, no host, no "//" or "/\" that a browser would
+// read as another host. Anything else becomes "/".
+func safeReturn(raw string) string {
+	if raw == "" || len(raw) > 2048 || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.HasPrefix(raw, "/\\") {
+		return "/"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsAny(raw, "\r\n\t") {
+		return "/"
+	}
+	return raw
+}
