@@ -2,7 +2,6 @@ package portal
 
 // Each area replaces its catalog with its own file (i18n_<area>.go).
 var (
-	deProfile   = map[string]string{}
 	deSecurity  = map[string]string{}
 	deTwoFactor = map[string]string{}
 	dePasskeys  = map[string]string{}

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -33,12 +34,37 @@ func (s *Server) withUser(h userHandler) http.Handler {
 			return account.Errorf(account.Unauthorized, "Your session has ended. Please sign in again.")
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := parseForm(r); err != nil {
+				return err
+			}
 			if err := s.checkCSRF(r); err != nil {
 				return err
 			}
 		}
 		return h(w, r, me{Session: *sess, User: *u})
 	})
+}
+
+var errTooLarge = account.Errorf(account.Invalid, "What you sent is too large. Images may be at most 1 MiB; other forms hold much less.")
+
+// parseForm reads a form body (multipart for uploads) within the request's
+// size limit, so an oversized upload gets a message saying so instead of
+// looking like a missing CSRF token.
+func parseForm(r *http.Request) error {
+	var err error
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		err = r.ParseMultipartForm(2 << 20)
+	} else {
+		err = r.ParseForm()
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return errTooLarge
+	}
+	if err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return account.Errorf(account.Invalid, "The form could not be read.")
+	}
+	return nil
 }
 
 // confirmIdentity guards security changes (password, turning 2FA off, new

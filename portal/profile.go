@@ -1,5 +1,291 @@
 package portal
 
-import "github.com/gorilla/mux"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
 
-func (s *Server) registerProfileRoutes(r *mux.Router) {}
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+func (s *Server) registerProfileRoutes(r *mux.Router) {
+	r.Handle("/profile", s.withUser(s.profilePage)).Methods(http.MethodGet)
+	r.Handle("/profile", s.withUser(s.profileSubmit)).Methods(http.MethodPost)
+	r.Handle("/profile/avatar", s.withUser(s.avatarUpload)).Methods(http.MethodPost)
+	r.Handle("/profile/avatar/remove", s.withUser(s.avatarRemove)).Methods(http.MethodPost)
+	r.Handle("/profile/custom-data", s.withUser(s.customDataSubmit)).Methods(http.MethodPost)
+	// Public: apps show it through the picture claim.
+	r.Handle("/avatar/{id}", s.handle(s.avatar)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// avatarBodyLimit is the request size allowed on the avatar upload: the
+// image plus room for the multipart framing and the other fields.
+const avatarBodyLimit = account.MaxAvatarBytes + 64<<10
+
+// profileField is one row of the profile page, built from the policy table.
+type profileField struct {
+	Key, Label, Value, Kind string
+	Editable                bool
+	LockReason              string
+	Source                  string
+	Audience                string
+	Error                   string
+}
+
+type customEntry struct{ Key, Value string }
+
+type profileData struct {
+	base
+	Fields        []profileField
+	AvatarURL     string
+	HasAvatar     bool
+	AvatarLocked  string // reason, when it is
+	AvatarError   string
+	Custom        []customEntry
+	CustomLocked  string
+	CustomError   string
+	Notice, Error string
+	Languages     []string
+	Timezones     []string
+}
+
+var commonTimezones = []string{
+	"UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "Europe/Madrid", "Europe/Rome", "Europe/Vienna",
+	"Europe/Zurich", "Europe/Amsterdam", "Europe/Stockholm", "Europe/Warsaw", "Europe/Athens", "Europe/Istanbul",
+	"America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Sao_Paulo",
+	"Asia/Tokyo", "Asia/Shanghai", "Asia/Kolkata", "Asia/Singapore", "Australia/Sydney", "Africa/Johannesburg",
+}
+
+// audience says which apps see an attribute, in the page's language.
+func audience(lang string, a account.Attribute) string {
+	switch {
+	case a.Claim == "sub":
+		return translate(lang, "Every app you sign in to")
+	case a.Claim != "":
+		return translate(lang, "Apps granted the %s scope (ID token and userinfo)", a.Scope)
+	}
+	return translate(lang, "Only you and administrators")
+}
+
+func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
+	d := &profileData{base: s.base(r, &u, "Your profile"), Languages: languageOptions(), Timezones: commonTimezones}
+	d.Nav = "profile"
+	for _, a := range account.Attributes {
+		if a.Key == "picture" {
+			continue // its own form
+		}
+		locked, reason := s.acct.FieldLock(u, a.Key)
+		f := profileField{
+			Key: a.Key, Label: translate(d.Lang, a.Label), Value: a.Value(u), Kind: string(a.Kind),
+			Editable: !locked, Audience: audience(d.Lang, a),
+			Source: translate(d.Lang, s.acct.Source(u, a.Key)),
+		}
+		if locked {
+			f.LockReason = translate(d.Lang, reason)
+			if strings.HasPrefix(reason, "Managed by ") {
+				f.LockReason = translate(d.Lang, "Managed by %s.", u.Source)
+			}
+		}
+		if a.Kind == account.KindTime && f.Value != "" {
+			f.Value = formatTime(f.Value, u.Zoneinfo)
+		}
+		d.Fields = append(d.Fields, f)
+	}
+	d.AvatarURL = account.AvatarPath(u)
+	d.HasAvatar = !u.AvatarAt.IsZero()
+	if locked, reason := s.acct.FieldLock(u, "picture"); locked {
+		d.AvatarLocked = translate(d.Lang, reason)
+	}
+	for _, k := range slices.Sorted(maps.Keys(u.CustomData)) {
+		d.Custom = append(d.Custom, customEntry{Key: k, Value: u.CustomData[k]})
+	}
+	if s.acct.Policy().ProfilesLocked {
+		d.CustomLocked = translate(d.Lang, account.ReasonAdminLock)
+	}
+	return d
+}
+
+// formatTime shows an RFC 3339 time in the user's time zone.
+func formatTime(rfc3339, tz string) string {
+	t, err := time.Parse(time.RFC3339, rfc3339)
+	if err != nil {
+		return rfc3339
+	}
+	if loc, err := time.LoadLocation(tz); err == nil && tz != "" {
+		t = t.In(loc)
+	}
+	return t.Format("2006-01-02 15:04 MST")
+}
+
+func (s *Server) profilePage(w http.ResponseWriter, r *http.Request, m me) error {
+	d := s.profileView(r, m.User)
+	if r.URL.Query().Get("saved") == "1" {
+		d.Notice = translate(d.Lang, "Your profile was saved.")
+	}
+	s.render(w, r, http.StatusOK, "profile", d)
+	return nil
+}
+
+// profileSubmit saves the profile form. Every posted field that names a
+// profile attribute is a change request, so a crafted post of a locked field
+// is refused like any other, and nothing is saved.
+func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) error {
+	changes := map[string]string{}
+	for key, vals := range r.PostForm {
+		if _, ok := account.AttributeByKey(key); ok && len(vals) > 0 {
+			changes[key] = vals[0]
+		}
+	}
+	u, err := s.acct.UpdateProfile(r.Context(), m.User.ID, changes)
+	if err == nil {
+		s.log.InfoContext(r.Context(), "profile updated", "user_id", u.ID, "fields", slices.Sorted(maps.Keys(changes)))
+		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
+		return nil
+	}
+	code := account.ErrorCode(err)
+	if code != account.Invalid && code != account.Forbidden && code != account.Conflict {
+		return err
+	}
+	// Show the form again with what was typed and the message at its field.
+	d := s.profileView(r, m.User)
+	field, msg := account.ErrorField(err), translate(d.Lang, account.ErrorMessage(err))
+	for i := range d.Fields {
+		f := &d.Fields[i]
+		if v, ok := changes[f.Key]; ok && f.Editable {
+			f.Value = v
+		}
+		if f.Key == field {
+			f.Error = msg
+		}
+	}
+	d.Error = msg
+	s.render(w, r, statusFor(code), "profile", d)
+	return nil
+}
+
+func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me) error {
+	file, _, err := r.FormFile("avatar")
+	if err != nil {
+		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "Choose an image file to upload."))
+	}
+	defer file.Close()
+	data, err := io.ReadAll(io.LimitReader(file, account.MaxAvatarBytes+1))
+	if err != nil {
+		return s.avatarFailed(w, r, m, errTooLarge)
+	}
+	if err := s.acct.SetAvatar(r.Context(), m.User, data); err != nil {
+		return s.avatarFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) avatarFailed(w http.ResponseWriter, r *http.Request, m me, err error) error {
+	code := account.ErrorCode(err)
+	if code != account.Invalid && code != account.Forbidden {
+		return err
+	}
+	d := s.profileView(r, m.User)
+	d.AvatarError = translate(d.Lang, account.ErrorMessage(err))
+	d.Error = d.AvatarError
+	s.render(w, r, statusFor(code), "profile", d)
+	return nil
+}
+
+func (s *Server) avatarRemove(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.acct.RemoveAvatar(r.Context(), m.User); err != nil {
+		return s.avatarFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
+	return nil
+}
+
+// customDataSubmit replaces the user's custom data with the posted rows
+// (ckey/cvalue pairs; a row with an empty key is dropped).
+func (s *Server) customDataSubmit(w http.ResponseWriter, r *http.Request, m me) error {
+	keys, vals := r.PostForm["ckey"], r.PostForm["cvalue"]
+	data := map[string]string{}
+	var err error
+	for i, k := range keys {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		if _, dup := data[k]; dup {
+			err = account.FieldErrorf("custom_data", "Each key may appear only once.")
+			break
+		}
+		v := ""
+		if i < len(vals) {
+			v = strings.TrimSpace(vals[i])
+		}
+		data[k] = v
+	}
+	if err == nil {
+		_, err = s.acct.SetCustomData(r.Context(), m.User.ID, data)
+	}
+	if err == nil {
+		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
+		return nil
+	}
+	code := account.ErrorCode(err)
+	if code != account.Invalid && code != account.Forbidden {
+		return err
+	}
+	d := s.profileView(r, m.User)
+	d.Custom = nil
+	for i, k := range keys {
+		e := customEntry{Key: k}
+		if i < len(vals) {
+			e.Value = vals[i]
+		}
+		if k != "" || e.Value != "" {
+			d.Custom = append(d.Custom, e)
+		}
+	}
+	d.CustomError = translate(d.Lang, account.ErrorMessage(err))
+	d.Error = d.CustomError
+	s.render(w, r, statusFor(code), "profile", d)
+	return nil
+}
+
+// avatar serves a user's picture to anyone (apps show it through the
+// picture claim); the URL carries a version, so caches may keep it a while.
+func (s *Server) avatar(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	ctype, data, mod, err := s.acct.Avatar(r.Context(), id)
+	if err != nil {
+		if account.ErrorCode(err) == account.NotFound {
+			http.Error(w, "no such avatar", http.StatusNotFound)
+			return nil
+		}
+		return err
+	}
+	sum := sha256.Sum256(data)
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("ETag", etag)
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	if !mod.IsZero() {
+		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, _ = w.Write(data)
+	return nil
+}

@@ -202,7 +202,11 @@ func (s *Server) routes() *mux.Router {
 // ServeHTTP applies the security headers and the size limit to every page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
-	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	limit := s.opts.MaxBodyBytes
+	if r.URL.Path == "/profile/avatar" {
+		limit = max(limit, avatarBodyLimit)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	s.handler.ServeHTTP(w, r)
 }
 

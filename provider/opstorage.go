@@ -12,7 +12,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/text/language"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -43,6 +42,7 @@ type opStorage struct {
 	keys     *KeyManager
 	life     Lifetimes
 	loginURL string
+	issuer   string
 	now      func() time.Time
 	log      *slog.Logger
 }
@@ -406,7 +406,7 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 	if err != nil {
 		return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
 	}
-	setClaims(info, u, scopes)
+	s.setClaims(info, u, scopes)
 	return nil
 }
 
@@ -427,7 +427,7 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if err != nil {
 		return errInvalidToken
 	}
-	setClaims(info, u, t.Scopes)
+	s.setClaims(info, u, t.Scopes)
 	return nil
 }
 
@@ -471,41 +471,14 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 	return nil, oidc.ErrUnsupportedGrantType().WithDescription("the JWT profile grant is not supported")
 }
 
-// setClaims fills the claims a set of scopes releases. It is the only place
-// user fields become claims, and it never reads the internal fields (blocked,
-// last IP, last login, login count, password hash).
-func setClaims(info *oidc.UserInfo, u storage.User, scopes []string) {
+// setClaims fills the claims a set of scopes releases, from the profile
+// policy table (account.Claims). It is the only place user fields become
+// claims; the table has no claim for the internal fields (blocked, last IP,
+// last login, login count, password and second-factor data, app metadata).
+func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, scopes []string) {
 	info.Subject = u.ID
-	for _, sc := range scopes {
-		switch sc {
-		case oidc.ScopeProfile:
-			info.Name = u.Name
-			info.GivenName = u.GivenName
-			info.FamilyName = u.FamilyName
-			info.Nickname = u.Nickname
-			info.PreferredUsername = u.Username
-			info.Zoneinfo = u.Zoneinfo
-			if u.Locale != "" {
-				if tag, err := language.Parse(u.Locale); err == nil {
-					info.Locale = oidc.NewLocale(tag)
-				}
-			}
-			if !u.UpdatedAt.IsZero() {
-				info.UpdatedAt = oidc.FromTime(u.UpdatedAt)
-			}
-		case oidc.ScopeEmail:
-			info.Email = u.Email
-			info.EmailVerified = oidc.Bool(u.EmailVerified)
-		case oidc.ScopePhone:
-			info.PhoneNumber = u.PhoneNumber
-			info.PhoneNumberVerified = oidc.Bool(u.PhoneVerified)
-		case scopeGroups:
-			groups := u.Groups
-			if groups == nil {
-				groups = []string{}
-			}
-			info.AppendClaims("groups", groups)
-		}
+	for k, v := range account.Claims(u, scopes, s.issuer) {
+		info.AppendClaims(k, v)
 	}
 }
 

@@ -93,6 +93,7 @@ func New(o Options) (*Provider, error) {
 		keys:     o.Keys,
 		life:     o.Lifetimes,
 		loginURL: o.Issuer + o.LoginPath + "?authRequestID=",
+		issuer:   o.Issuer,
 		now:      o.Now,
 		log:      o.Logger,
 	}

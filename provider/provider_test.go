@@ -24,14 +24,21 @@ func TestClaimsNeverLeakInternalFields(t *testing.T) {
 		UpdatedAt:    time.Unix(1700000000, 0),
 		PasswordHash: "$argon2id$secret", Blocked: true, LastIP: "203.0.113.7", LastLogin: time.Now(), LoginsCount: 42,
 	}
+	u.Roles = []string{"editor"}
+	u.AppMetadata = map[string]string{"plan": "secret-plan"}
+	u.CustomData = map[string]string{"team": "secret-team"}
+	u.TOTPSecret, u.RecoveryCodes, u.AllowedNetworks = []byte("totp-secret"), []string{"recovery-hash"}, []string{"10.9.9.0/24"}
+	u.RecoveryEmail = "recovery@example.com"
 	all := []string{"openid", "profile", "email", "phone", "groups", "offline_access", "address"}
+	st := &opStorage{issuer: "https://id.example.com"}
 	var info oidc.UserInfo
-	setClaims(&info, u, all)
+	st.setClaims(&info, u, all)
 	raw, err := json.Marshal(&info)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, leak := range []string{"argon2id", "203.0.113.7", "blocked", "last_ip", "last_login", "logins_count", "42", "admin", "password"} {
+	for _, leak := range []string{"argon2id", "203.0.113.7", "blocked", "last_ip", "last_login", "logins_count", "42", "admin", "password",
+		"secret-plan", "secret-team", "totp", "recovery", "10.9.9.0"} {
 		if bytes.Contains(raw, []byte(leak)) {
 			t.Errorf("claims contain %q: %s", leak, raw)
 		}
@@ -42,6 +49,7 @@ func TestClaimsNeverLeakInternalFields(t *testing.T) {
 		"sub": "u1", "preferred_username": "alice", "email": "a@example.com", "email_verified": true, "name": "Alice A",
 		"given_name": "Alice", "family_name": "A", "nickname": "al", "locale": "de-DE", "zoneinfo": "Europe/Berlin",
 		"phone_number": "+4912345", "phone_number_verified": true, "updated_at": float64(1700000000),
+		"picture": "https://id.example.com/avatar/u1",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -51,10 +59,13 @@ func TestClaimsNeverLeakInternalFields(t *testing.T) {
 	if g, _ := got["groups"].([]any); len(g) != 1 || g[0] != "ops" {
 		t.Errorf("groups = %v", got["groups"])
 	}
+	if r, _ := got["roles"].([]any); len(r) != 1 || r[0] != "editor" {
+		t.Errorf("roles = %v", got["roles"])
+	}
 
 	// Only what the scopes release.
 	var narrow oidc.UserInfo
-	setClaims(&narrow, u, []string{"openid", "email"})
+	st.setClaims(&narrow, u, []string{"openid", "email"})
 	raw, _ = json.Marshal(&narrow)
 	got = nil
 	json.Unmarshal(raw, &got)

@@ -1,0 +1,450 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/language"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Attribute is one row of the profile policy table. The table drives the
+// profile form, the lock checks, the claims apps receive and the page that
+// tells people where each field comes from and who sees it, so those four
+// cannot disagree.
+type Attribute struct {
+	Key   string // form field and JSON key (/api/v1/me)
+	Label string // English; the portal translates it
+	// Claim is the OIDC claim carrying the value, released by Scope; ""
+	// means the value never leaves Keyport in a token or userinfo.
+	Claim string
+	Scope string
+	// Editable: the user may change it (unless locked). Username never is.
+	Editable bool
+	// Lockable: the admin's "profiles locked" setting applies to it.
+	Lockable bool
+	// DirectoryOwnable: an external directory may own (and lock) it.
+	DirectoryOwnable bool
+	// Kind tells the form how to show the value.
+	Kind AttributeKind
+
+	get   func(u storage.User) string
+	set   func(u *storage.User, v string) error // validates and applies
+	claim func(u storage.User, issuer string) any
+}
+
+// AttributeKind is how a value is shown and entered.
+type AttributeKind string
+
+const (
+	KindText     AttributeKind = "text"
+	KindEmail    AttributeKind = "email"
+	KindPhone    AttributeKind = "tel"
+	KindLanguage AttributeKind = "language"
+	KindTimezone AttributeKind = "timezone"
+	KindTheme    AttributeKind = "theme"
+	KindTime     AttributeKind = "time"
+	KindList     AttributeKind = "list"
+	KindImage    AttributeKind = "image"
+	KindFlag     AttributeKind = "flag"
+)
+
+// PortalLanguages are the languages the portal ships, the only valid values
+// of the locale field.
+var PortalLanguages = []string{"en", "de"}
+
+// DirectoryOwnedFields names the fields a directory source owns; the
+// directory layer replaces it with the source's own capabilities.
+var DirectoryOwnedFields = func(source string) []string {
+	var keys []string
+	for _, a := range Attributes {
+		if a.DirectoryOwnable {
+			keys = append(keys, a.Key)
+		}
+	}
+	return keys
+}
+
+const maxNameRunes = 200
+
+var (
+	e164Pattern = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	// Custom data keys: short identifiers, so apps and APIs can rely on them.
+	customKeyPattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,39}$`)
+)
+
+func timeString(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func textSetter(key, label string, apply func(u *storage.User, v string)) func(u *storage.User, v string) error {
+	return func(u *storage.User, v string) error {
+		v = strings.TrimSpace(v)
+		if utf8.RuneCountInString(v) > maxNameRunes {
+			return FieldErrorf(key, "%s must be at most %d characters.", label, maxNameRunes)
+		}
+		if !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\r\n") {
+			return FieldErrorf(key, "%s contains characters that are not allowed.", label)
+		}
+		apply(u, v)
+		return nil
+	}
+}
+
+// Attributes is the profile policy table, in the order the profile page
+// shows it.
+var Attributes = []Attribute{
+	{Key: "id", Label: "User ID", Claim: "sub", Scope: "openid", Kind: KindText,
+		get: func(u storage.User) string { return u.ID }},
+	{Key: "username", Label: "Username", Claim: "preferred_username", Scope: "profile", Kind: KindText,
+		get: func(u storage.User) string { return u.Username }},
+	{Key: "given_name", Label: "First name", Claim: "given_name", Scope: "profile", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindText,
+		get: func(u storage.User) string { return u.GivenName },
+		set: textSetter("given_name", "First name", func(u *storage.User, v string) { u.GivenName = v })},
+	{Key: "family_name", Label: "Last name", Claim: "family_name", Scope: "profile", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindText,
+		get: func(u storage.User) string { return u.FamilyName },
+		set: textSetter("family_name", "Last name", func(u *storage.User, v string) { u.FamilyName = v })},
+	{Key: "name", Label: "Display name", Claim: "name", Scope: "profile", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindText,
+		get:   func(u storage.User) string { return u.Name },
+		set:   textSetter("name", "Display name", func(u *storage.User, v string) { u.Name = v }),
+		claim: func(u storage.User, _ string) any { return nonEmpty(DisplayName(u)) }},
+	{Key: "nickname", Label: "Nickname", Claim: "nickname", Scope: "profile", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindText,
+		get: func(u storage.User) string { return u.Nickname },
+		set: textSetter("nickname", "Nickname", func(u *storage.User, v string) { u.Nickname = v })},
+	{Key: "email", Label: "Email", Claim: "email", Scope: "email", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindEmail,
+		get: func(u storage.User) string { return u.Email },
+		set: func(u *storage.User, v string) error {
+			v = strings.TrimSpace(v)
+			if err := validateEmail(v); err != nil {
+				return FieldErrorf("email", "Enter a valid email address.")
+			}
+			if !strings.EqualFold(v, u.Email) {
+				u.EmailVerified = false // a new address is proven only by the mail a later version sends
+			}
+			u.Email = v
+			return nil
+		}},
+	{Key: "email_verified", Label: "Email verified", Claim: "email_verified", Scope: "email", Kind: KindFlag,
+		get:   func(u storage.User) string { return fmt.Sprint(u.EmailVerified) },
+		claim: func(u storage.User, _ string) any { return u.EmailVerified }},
+	{Key: "recovery_email", Label: "Recovery email", Editable: true, Lockable: true, Kind: KindEmail,
+		get: func(u storage.User) string { return u.RecoveryEmail },
+		set: func(u *storage.User, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" && validateEmail(v) != nil {
+				return FieldErrorf("recovery_email", "Enter a valid recovery email address, or leave it empty to use your primary email.")
+			}
+			u.RecoveryEmail = v
+			return nil
+		}},
+	{Key: "phone_number", Label: "Mobile phone", Claim: "phone_number", Scope: "phone", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindPhone,
+		get: func(u storage.User) string { return u.PhoneNumber },
+		set: func(u *storage.User, v string) error {
+			v = strings.Join(strings.Fields(v), "")
+			if v != "" && !e164Pattern.MatchString(v) {
+				return FieldErrorf("phone_number", "Enter the phone number in international format, like +4915123456789.")
+			}
+			if v != u.PhoneNumber {
+				u.PhoneVerified = false
+			}
+			u.PhoneNumber = v
+			return nil
+		}},
+	{Key: "phone_number_verified", Label: "Phone verified", Claim: "phone_number_verified", Scope: "phone", Kind: KindFlag,
+		get: func(u storage.User) string { return fmt.Sprint(u.PhoneVerified) },
+		claim: func(u storage.User, _ string) any {
+			if u.PhoneNumber == "" {
+				return nil
+			}
+			return u.PhoneVerified
+		}},
+	{Key: "picture", Label: "Avatar", Claim: "picture", Scope: "profile", Editable: true, Lockable: true, DirectoryOwnable: true, Kind: KindImage,
+		get:   func(u storage.User) string { return AvatarPath(u) },
+		claim: func(u storage.User, issuer string) any { return strings.TrimSuffix(issuer, "/") + AvatarPath(u) }},
+	{Key: "locale", Label: "Language", Claim: "locale", Scope: "profile", Editable: true, Lockable: true, Kind: KindLanguage,
+		get: func(u storage.User) string { return u.Locale },
+		set: func(u *storage.User, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				tag, err := language.Parse(v)
+				base, _ := tag.Base()
+				if err != nil || !slices.Contains(PortalLanguages, base.String()) {
+					return FieldErrorf("locale", "Choose one of the languages offered.")
+				}
+				v = tag.String()
+			}
+			u.Locale = v
+			return nil
+		}},
+	{Key: "zoneinfo", Label: "Time zone", Claim: "zoneinfo", Scope: "profile", Editable: true, Lockable: true, Kind: KindTimezone,
+		get: func(u storage.User) string { return u.Zoneinfo },
+		set: func(u *storage.User, v string) error {
+			v = strings.TrimSpace(v)
+			if v != "" {
+				if err := ValidTimezone(v); err != nil {
+					return err
+				}
+			}
+			u.Zoneinfo = v
+			return nil
+		}},
+	{Key: "theme", Label: "Appearance", Editable: true, Kind: KindTheme,
+		get: func(u storage.User) string { return u.Theme },
+		set: func(u *storage.User, v string) error {
+			switch v = strings.TrimSpace(v); v {
+			case "light", "dark":
+			case "", "system":
+				v = ""
+			default:
+				return FieldErrorf("theme", "Choose light, dark or system.")
+			}
+			u.Theme = v
+			return nil
+		}},
+	{Key: "roles", Label: "Roles", Claim: "roles", Scope: "groups", Kind: KindList,
+		get:   func(u storage.User) string { return strings.Join(u.Roles, ", ") },
+		claim: func(u storage.User, _ string) any { return nonNil(u.Roles) }},
+	{Key: "groups", Label: "Groups", Claim: "groups", Scope: "groups", DirectoryOwnable: true, Kind: KindList,
+		get:   func(u storage.User) string { return strings.Join(u.Groups, ", ") },
+		claim: func(u storage.User, _ string) any { return nonNil(u.Groups) }},
+	{Key: "updated_at", Label: "Last changed", Claim: "updated_at", Scope: "profile", Kind: KindTime,
+		get: func(u storage.User) string { return timeString(u.UpdatedAt) },
+		claim: func(u storage.User, _ string) any {
+			if u.UpdatedAt.IsZero() {
+				return nil
+			}
+			return u.UpdatedAt.Unix()
+		}},
+	{Key: "created_at", Label: "Registered on", Kind: KindTime,
+		get: func(u storage.User) string { return timeString(u.CreatedAt) }},
+	{Key: "last_login", Label: "Last sign-in", Kind: KindTime,
+		get: func(u storage.User) string { return timeString(u.LastLogin) }},
+}
+
+func nonEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// AttributeByKey finds a row of the policy table.
+func AttributeByKey(key string) (Attribute, bool) {
+	for _, a := range Attributes {
+		if a.Key == key {
+			return a, true
+		}
+	}
+	return Attribute{}, false
+}
+
+// Value is the attribute's value for u as text.
+func (a Attribute) Value(u storage.User) string { return a.get(u) }
+
+// ClaimValue is what the attribute's claim carries for u, or nil when the
+// claim is left out.
+func (a Attribute) ClaimValue(u storage.User, issuer string) any {
+	if a.Claim == "" || a.Claim == "sub" {
+		return nil
+	}
+	if a.claim != nil {
+		return a.claim(u, issuer)
+	}
+	return nonEmpty(a.get(u))
+}
+
+// Claims returns every claim the scopes release for u, from the policy
+// table. It is the only way user fields become claims; internal fields
+// (blocked, last IP, last sign-in, sign-in count, password and second-factor
+// data, app metadata) have no row with a claim.
+func Claims(u storage.User, scopes []string, issuer string) map[string]any {
+	out := make(map[string]any)
+	for _, a := range Attributes {
+		if a.Claim == "" || !slices.Contains(scopes, a.Scope) {
+			continue
+		}
+		if v := a.ClaimValue(u, issuer); v != nil {
+			out[a.Claim] = v
+		}
+	}
+	return out
+}
+
+// DisplayName is the name shown for u: the one they set, else first and last
+// name, else the username.
+func DisplayName(u storage.User) string {
+	if u.Name != "" {
+		return u.Name
+	}
+	if n := strings.TrimSpace(u.GivenName + " " + u.FamilyName); n != "" {
+		return n
+	}
+	return u.Username
+}
+
+// AvatarPath is where u's picture is served; the version changes with each
+// upload so caches never show an old one.
+func AvatarPath(u storage.User) string {
+	p := "/avatar/" + u.ID
+	if !u.AvatarAt.IsZero() {
+		p += fmt.Sprintf("?v=%d", u.AvatarAt.Unix())
+	}
+	return p
+}
+
+// ValidTimezone accepts IANA time zone names.
+func ValidTimezone(tz string) error {
+	if tz == "Local" || len(tz) > 64 {
+		return FieldErrorf("zoneinfo", "Choose a time zone such as Europe/Berlin.")
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return FieldErrorf("zoneinfo", "Choose a time zone such as Europe/Berlin.")
+	}
+	return nil
+}
+
+// Lock reasons the portal shows (and translates).
+const (
+	ReasonUsername   = "Your username is your sign-in name and cannot be changed."
+	ReasonReadOnly   = "Set by Keyport; it cannot be edited here."
+	ReasonAdminLock  = "Your administrator has locked profile changes."
+	reasonDirectory  = "Managed by %s."
+	ReasonAvatarForm = "Change your avatar with the upload form."
+)
+
+// FieldLock tells whether u may not edit key, and why.
+func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason string) {
+	a, ok := AttributeByKey(key)
+	switch {
+	case !ok:
+		return true, ReasonReadOnly
+	case key == "username":
+		return true, ReasonUsername
+	case a.DirectoryOwnable && u.Source != "" && slices.Contains(DirectoryOwnedFields(u.Source), key):
+		return true, fmt.Sprintf(reasonDirectory, u.Source)
+	case a.Lockable && s.policy.ProfilesLocked:
+		return true, ReasonAdminLock
+	case !a.Editable:
+		return true, ReasonReadOnly
+	}
+	return false, ""
+}
+
+// Source names where the attribute's value comes from for u.
+func (s *Service) Source(u storage.User, key string) string {
+	a, _ := AttributeByKey(key)
+	if a.DirectoryOwnable && u.Source != "" && slices.Contains(DirectoryOwnedFields(u.Source), key) {
+		return u.Source
+	}
+	return "Keyport"
+}
+
+// UpdateProfile changes profile fields by key. Every key is checked (known,
+// editable, not locked) and every value validated before anything is
+// written; one bad field changes nothing.
+func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[string]string) (storage.User, error) {
+	if len(changes) == 0 {
+		return s.getUser(ctx, userID)
+	}
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range changes {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
+		before := u
+		for _, k := range keys {
+			a, ok := AttributeByKey(k)
+			if !ok {
+				return u, FieldErrorf(k, "There is no profile field %q.", k)
+			}
+			if k == "picture" {
+				return u, &Error{Code: Forbidden, Field: k, Message: ReasonAvatarForm}
+			}
+			if locked, reason := s.FieldLock(before, k); locked || a.set == nil {
+				return u, &Error{Code: Forbidden, Field: k, Message: reason}
+			}
+			if err := a.set(&u, changes[k]); err != nil {
+				return u, err
+			}
+		}
+		u.UpdatedAt = s.now()
+		return u, nil
+	})
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		return storage.User{}, ae
+	case errors.Is(err, storage.ErrConflict):
+		return storage.User{}, FieldErrorf("email", "This email address belongs to another account.")
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
+	case err != nil:
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update profile of %q: %w", userID, err)}
+	}
+	return u, nil
+}
+
+// SetCustomData replaces the user's own key/value data.
+func (s *Service) SetCustomData(ctx context.Context, userID string, data map[string]string) (storage.User, error) {
+	if len(data) > 20 {
+		return storage.User{}, FieldErrorf("custom_data", "You can keep at most 20 custom entries.")
+	}
+	for k, v := range data {
+		if !customKeyPattern.MatchString(k) {
+			return storage.User{}, FieldErrorf("custom_data", "Keys start with a letter and use only letters, digits, dots, dashes and underscores (at most 40).")
+		}
+		if utf8.RuneCountInString(v) > 500 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return storage.User{}, FieldErrorf("custom_data", "Values must be at most 500 characters.")
+		}
+	}
+	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
+		if s.policy.ProfilesLocked {
+			return u, &Error{Code: Forbidden, Field: "custom_data", Message: ReasonAdminLock}
+		}
+		u.CustomData = data
+		if len(data) == 0 {
+			u.CustomData = nil
+		}
+		u.UpdatedAt = s.now()
+		return u, nil
+	})
+	var ae *Error
+	if errors.As(err, &ae) {
+		return storage.User{}, ae
+	}
+	if err != nil {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set custom data of %q: %w", userID, err)}
+	}
+	return u, nil
+}
+
+func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
+	}
+	if err != nil {
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	return u, nil
+}

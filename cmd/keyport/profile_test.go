@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/config"
+)
+
+func TestProfileEdit(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+
+	p := b.get(srv.URL + "/profile")
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, alice.ID) || !strings.Contains(p.Body, "alice@example.com") {
+		t.Fatalf("profile page: %d %s", p.Status, truncateBody(p.Body))
+	}
+	for _, want := range []string{`name="given_name"`, `name="zoneinfo"`, `name="locale"`, `name="theme"`, "Only you and administrators", "Apps granted the email scope"} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("profile page lacks %q", want)
+		}
+	}
+	if strings.Contains(p.Body, `name="username"`) {
+		t.Error("the username is editable on the page")
+	}
+
+	r := postPage(b, p, "/profile", url.Values{
+		"given_name": {"Alice"}, "family_name": {"Liddell"}, "email": {"alice@wonder.example"},
+		"phone_number": {"+49 151 23456789"}, "locale": {"de"}, "zoneinfo": {"Europe/Berlin"}, "theme": {"dark"},
+	})
+	if r.Status != http.StatusOK || !strings.Contains(r.URL.String(), "/profile?saved=1") {
+		t.Fatalf("save: %d %s", r.Status, r.URL)
+	}
+	u := srv.user(alice.ID)
+	if u.GivenName != "Alice" || u.FamilyName != "Liddell" || u.Email != "alice@wonder.example" || u.PhoneNumber != "+4915123456789" ||
+		u.Locale != "de" || u.Zoneinfo != "Europe/Berlin" || u.Theme != "dark" {
+		t.Fatalf("saved user: %+v", u)
+	}
+	if u.EmailVerified {
+		t.Error("a changed email stayed verified")
+	}
+	// The page now speaks German, whatever the browser asks for, and uses the theme.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/profile", nil)
+	req.Header.Set("Accept-Language", "en-US,en;q=0.9")
+	de := b.do(req)
+	if !strings.Contains(de.Body, "Dein Profil") || !strings.Contains(de.Body, `lang="de"`) || !strings.Contains(de.Body, `data-theme="dark"`) {
+		t.Errorf("profile in the user's language: %s", truncateBody(de.Body))
+	}
+}
+
+func TestProfileRefusals(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	srv.createUser("bob", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/profile")
+	before := srv.user(alice.ID)
+
+	cases := []struct {
+		name   string
+		form   url.Values
+		status int
+		want   string
+	}{
+		{"username", url.Values{"username": {"mallory"}, "given_name": {"X"}}, http.StatusForbidden, "cannot be changed"},
+		{"bad email", url.Values{"email": {"not-an-address"}, "given_name": {"Typed Name"}}, http.StatusBadRequest, "valid email"},
+		{"taken email", url.Values{"email": {"bob@example.com"}}, http.StatusBadRequest, "another account"},
+		{"bad phone", url.Values{"phone_number": {"0151-123"}}, http.StatusBadRequest, "international format"},
+		{"bad timezone", url.Values{"zoneinfo": {"Mars/Olympus"}}, http.StatusBadRequest, "Europe/Berlin"},
+		{"bad language", url.Values{"locale": {"tlh"}}, http.StatusBadRequest, "languages offered"},
+		{"bad theme", url.Values{"theme": {"neon"}}, http.StatusBadRequest, "light, dark or system"},
+		{"long name", url.Values{"nickname": {strings.Repeat("n", 201)}}, http.StatusBadRequest, "at most 200"},
+		{"verified flag", url.Values{"email_verified": {"true"}}, http.StatusForbidden, "cannot be edited"},
+		{"picture", url.Values{"picture": {"https://evil.example/x.png"}}, http.StatusForbidden, "upload form"},
+	}
+	for _, c := range cases {
+		r := postPage(b, p, "/profile", c.form)
+		if r.Status != c.status || !strings.Contains(r.Body, c.want) {
+			t.Errorf("%s: %d, want %d with %q: %s", c.name, r.Status, c.status, c.want, truncateBody(r.Body))
+		}
+		if c.name == "bad email" && !strings.Contains(r.Body, `value="Typed Name"`) {
+			t.Errorf("%s: the typed value was not kept", c.name)
+		}
+	}
+	if after := srv.user(alice.ID); !after.UpdatedAt.Equal(before.UpdatedAt) || after.GivenName != before.GivenName || after.Username != "alice" {
+		t.Errorf("refused changes changed the user: %+v", after)
+	}
+
+	// No CSRF token: refused, nothing changes.
+	r := b.post(srv.URL+"/profile", url.Values{"given_name": {"CSRF"}})
+	if r.Status != http.StatusForbidden {
+		t.Errorf("without CSRF token: %d", r.Status)
+	}
+	if srv.user(alice.ID).GivenName == "CSRF" {
+		t.Error("a post without CSRF token changed the profile")
+	}
+	// Signed out: the page sends to sign-in and comes back.
+	anon := newBrowser(t)
+	r = anon.get(srv.URL + "/profile")
+	if !isLoginPage(r) || !strings.Contains(r.Body, `name="return_to" value="/profile"`) {
+		t.Errorf("signed-out /profile: %d %s", r.Status, r.URL)
+	}
+	r = anon.submit(r, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if r.URL.Path != "/profile" {
+		t.Errorf("after sign-in landed on %s", r.URL)
+	}
+	// An absolute return_to is not followed.
+	r = newBrowser(t).get(srv.URL + "/login?return_to=https://evil.example/")
+	if strings.Contains(r.Body, "evil.example") {
+		t.Error("login page carries a foreign return_to")
+	}
+}
+
+func TestProfileLockedByAdmin(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.Accounts.ProfilesLocked = true })
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/profile")
+	if strings.Contains(p.Body, `name="given_name"`) || !strings.Contains(p.Body, "locked profile changes") {
+		t.Fatalf("locked profile page offers inputs: %s", truncateBody(p.Body))
+	}
+	if !strings.Contains(p.Body, `name="theme"`) {
+		t.Error("the appearance is a portal preference and should stay editable")
+	}
+	r := postPage(b, p, "/profile", url.Values{"given_name": {"Crafted"}})
+	if r.Status != http.StatusForbidden || !strings.Contains(r.Body, "locked profile changes") {
+		t.Errorf("crafted post to a locked field: %d %s", r.Status, truncateBody(r.Body))
+	}
+	r = postPage(b, p, "/profile/custom-data", url.Values{"ckey": {"a"}, "cvalue": {"b"}})
+	if r.Status != http.StatusForbidden {
+		t.Errorf("custom data while locked: %d", r.Status)
+	}
+	r = upload(b, p, "/profile/avatar", "avatar", "a.png", pngImage(t, 10, 10))
+	if r.Status != http.StatusForbidden {
+		t.Errorf("avatar while locked: %d", r.Status)
+	}
+	if u := srv.user(alice.ID); u.GivenName != "" || u.CustomData != nil || !u.AvatarAt.IsZero() {
+		t.Errorf("locked profile changed: %+v", u)
+	}
+}
+
+func pngImage(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for x := range w {
+		img.Set(x, x%h, color.RGBA{200, 10, 10, 255})
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestAvatar(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+
+	// Before any upload: initials.
+	r := newBrowser(t).get(srv.URL + "/avatar/" + alice.ID)
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(r.Body, ">AT<") {
+		t.Fatalf("initials avatar: %d %s %s", r.Status, r.Header.Get("Content-Type"), r.Body)
+	}
+
+	p := b.get(srv.URL + "/profile")
+	for name, data := range map[string][]byte{
+		"gif":         []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"),
+		"html as png": []byte("<html><script>alert(1)</script></html>"),
+		"empty":       {},
+	} {
+		r := upload(b, p, "/profile/avatar", "avatar", "x.png", data)
+		if r.Status != http.StatusBadRequest {
+			t.Errorf("%s upload: %d", name, r.Status)
+		}
+	}
+	big := append(pngImage(t, 4, 4), bytes.Repeat([]byte{0}, 10<<20)...)
+	r = upload(b, p, "/profile/avatar", "avatar", "big.png", big)
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "too large") {
+		t.Errorf("10 MB upload: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if !srv.user(alice.ID).AvatarAt.IsZero() {
+		t.Fatal("a refused upload set an avatar")
+	}
+
+	r = upload(b, p, "/profile/avatar", "avatar", "me.png", pngImage(t, 600, 300))
+	if r.Status != http.StatusOK || !strings.Contains(r.URL.String(), "saved=1") {
+		t.Fatalf("upload: %d %s", r.Status, truncateBody(r.Body))
+	}
+	u := srv.user(alice.ID)
+	if u.AvatarAt.IsZero() {
+		t.Fatal("avatar time not set")
+	}
+	r = newBrowser(t).get(srv.URL + "/avatar/" + alice.ID)
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "image/png" || r.Header.Get("ETag") == "" ||
+		!strings.Contains(r.Header.Get("Cache-Control"), "max-age") || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("avatar: %d %v", r.Status, r.Header)
+	}
+	img, err := png.Decode(strings.NewReader(r.Body))
+	if err != nil || img.Bounds().Dx() != 256 || img.Bounds().Dy() != 128 {
+		t.Fatalf("stored avatar is not a 256x128 PNG: %v %v", err, img)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/avatar/"+alice.ID, nil)
+	req.Header.Set("If-None-Match", r.Header.Get("ETag"))
+	if nm := newBrowser(t).do(req); nm.Status != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d", nm.Status)
+	}
+	if r := newBrowser(t).get(srv.URL + "/avatar/nobody"); r.Status != http.StatusNotFound {
+		t.Errorf("unknown user's avatar: %d", r.Status)
+	}
+
+	// The picture claim points at it, with its version.
+	rp := srv.createClient(newConfidentialClient("app"))
+	code, verifier := rp.signIn(b, "alice")
+	tok, err := rp.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := idTokenClaims(t, rp, tok)
+	if pic, _ := claims["picture"].(string); pic != srv.URL+"/avatar/"+alice.ID+"?v="+itoa(u.AvatarAt.Unix()) {
+		t.Errorf("picture claim %q", claims["picture"])
+	}
+
+	p = b.get(srv.URL + "/profile")
+	r = postPage(b, p, "/profile/avatar/remove", url.Values{})
+	if r.Status != http.StatusOK || !srv.user(alice.ID).AvatarAt.IsZero() {
+		t.Fatalf("remove avatar: %d", r.Status)
+	}
+	if r := newBrowser(t).get(srv.URL + "/avatar/" + alice.ID); r.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("after removal: %s", r.Header.Get("Content-Type"))
+	}
+}
+
+func TestProfileClaimsFollowProfile(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	_, err := srv.Main.Accounts.UpdateProfile(context.Background(), alice.ID, map[string]string{
+		"given_name": "Alice", "family_name": "Liddell", "name": "", "locale": "de", "zoneinfo": "Europe/Vienna", "phone_number": "+43123456789",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Main.Accounts.SetCustomData(context.Background(), alice.ID, map[string]string{"team": "hidden-team"}); err != nil {
+		t.Fatal(err)
+	}
+	rp := srv.createClient(newConfidentialClient("app"))
+	b := newBrowser(t)
+	code, verifier := rp.signIn(b, "alice", oauth2.SetAuthURLParam("scope", "openid profile email phone"))
+	tok, err := rp.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := idTokenClaims(t, rp, tok)
+	status, _, info := srv.userinfo(tok.AccessToken)
+	if status != http.StatusOK {
+		t.Fatalf("userinfo: %d", status)
+	}
+	for name, got := range map[string]map[string]any{"id token": claims, "userinfo": info} {
+		if got["locale"] != "de" || got["zoneinfo"] != "Europe/Vienna" || got["given_name"] != "Alice" ||
+			got["name"] != "Alice Liddell" || got["phone_number"] != "+43123456789" || got["phone_number_verified"] != false {
+			t.Errorf("%s claims: %v", name, got)
+		}
+		for _, hidden := range []string{"custom_data", "team", "recovery_email", "theme", "last_login", "blocked"} {
+			if _, ok := got[hidden]; ok {
+				t.Errorf("%s has %s", name, hidden)
+			}
+		}
+	}
+}
