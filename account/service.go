@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,6 +197,13 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 		s.record(ctx, attempt)
 		return storage.User{}, "", err
 	}
+	// The allowlist is checked after the password, so it reveals nothing to
+	// someone who does not know it.
+	if err := s.CheckNetwork(user, c.IP); err != nil {
+		attempt.Reason = "network not allowed"
+		s.record(ctx, attempt)
+		return storage.User{}, "", err
+	}
 	s.limiter.reset(loginKey)
 	s.limiter.reset(userKey)
 	if rehash {
@@ -213,7 +221,7 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 // commits them together: sign-in latency is dominated by commits.
 func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash string, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
 	now := s.now()
-	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: "pwd", Success: true}
+	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: methodOf(sessionAMR), Success: true}
 	var (
 		wg      sync.WaitGroup
 		updated storage.User
@@ -250,6 +258,43 @@ func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash s
 		return storage.User{}, "", storage.Session{}, sesErr
 	}
 	return updated, secret, sess, nil
+}
+
+// methodOf names the sign-in method for the history from its AMR values.
+func methodOf(amr []string) string {
+	switch {
+	case len(amr) == 0:
+		return "pwd"
+	case len(amr) == 1:
+		return amr[0]
+	}
+	var parts []string
+	for _, m := range amr {
+		if m != "mfa" {
+			parts = append(parts, m)
+		}
+	}
+	return strings.Join(parts, "+")
+}
+
+// PasswordStep is the first step of a browser sign-in: the password (and
+// the throttle, block status and IP allowlist). It writes nothing on
+// success; FinishSignIn does, once every factor the person owes is done.
+// newHash is a rehash of the password to store then (may be "").
+func (s *Service) PasswordStep(ctx context.Context, c Credentials) (u storage.User, newHash string, err error) {
+	return s.checkPassword(ctx, c)
+}
+
+// FinishSignIn records a completed browser sign-in (user fields, history,
+// session) and returns the new session and its cookie secret.
+func (s *Service) FinishSignIn(ctx context.Context, u storage.User, newHash string, c Credentials, amr []string) (storage.User, string, storage.Session, error) {
+	if amr == nil {
+		amr = []string{"pwd"}
+	}
+	if c.Login == "" {
+		c.Login = u.Username
+	}
+	return s.recordSignIn(ctx, u, newHash, c, amr)
 }
 
 func (s *Service) record(ctx context.Context, a storage.LoginAttempt) {

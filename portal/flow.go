@@ -1,8 +1,10 @@
 package portal
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -71,6 +73,24 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 		return s.showLogin(w, r, a, account.ErrorMessage(err), "", http.StatusForbidden)
 	}
 
+	if s.acct.Policy().Require2FA {
+		if has, err := s.acct.HasSecondFactor(ctx, user); err != nil {
+			return err
+		} else if !has {
+			if none {
+				s.flows.Fail(w, r, a.ID, "interaction_required", "the user must set up two-factor authentication")
+				return nil
+			}
+			if unsaved {
+				if err := s.saveSignedIn(ctx, a); err != nil {
+					return err
+				}
+			}
+			http.Redirect(w, r, "/security?return_to="+url.QueryEscape("/login?authRequestID="+a.ID), http.StatusSeeOther)
+			return nil
+		}
+	}
+
 	client, err := s.store.GetClient(ctx, a.ClientID)
 	if err != nil {
 		return errFlowGone
@@ -81,12 +101,8 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 			return nil
 		}
 		if unsaved {
-			fresh := a
-			if _, err := s.opts.Store.UpdateAuthRequest(ctx, a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-				a.UserID, a.AuthTime, a.AMR, a.SessionID = fresh.UserID, fresh.AuthTime, fresh.AMR, fresh.SessionID
-				return a, nil
-			}); err != nil {
-				return errFlowGone
+			if err := s.saveSignedIn(ctx, a); err != nil {
+				return err
 			}
 		}
 		return s.showConsent(w, r, a, client, &user)
@@ -99,6 +115,19 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 		return &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: err}
 	}
 	http.Redirect(w, r, s.flows.CallbackURL(ctx, a.ID), http.StatusFound)
+	return nil
+}
+
+// saveSignedIn stores who signed in for a request before a page that needs
+// it is shown.
+func (s *Server) saveSignedIn(ctx context.Context, fresh storage.AuthRequest) error {
+	_, err := s.opts.Store.UpdateAuthRequest(ctx, fresh.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.UserID, a.AuthTime, a.AMR, a.SessionID = fresh.UserID, fresh.AuthTime, fresh.AMR, fresh.SessionID
+		return a, nil
+	})
+	if err != nil {
+		return errFlowGone
+	}
 	return nil
 }
 
@@ -194,27 +223,27 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	login := r.PostFormValue("login")
-	amr := []string{"pwd"}
-	u, secret, sess, err := s.acct.SignIn(r.Context(), account.Credentials{
-		Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(),
-	}, amr)
+	returnTo := r.PostFormValue("return_to")
+	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent()}
+	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
 		return s.showLogin(w, r, a, account.ErrorMessage(err), login, statusFor(account.ErrorCode(err)))
 	}
-	if err := s.adoptSession(w, r, secret); err != nil {
+	owes, err := s.owesSecondFactor(r, u)
+	if err != nil {
 		return err
 	}
-	if id == "" {
-		http.Redirect(w, r, safeReturn(r.PostFormValue("return_to")), http.StatusSeeOther)
+	if owes {
+		if err := s.setPending(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: id, ReturnTo: safeReturn(returnTo)}); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
 		return nil
 	}
-	// Who signed in is written with the next step's own write (consent or
-	// completion), not separately: every commit is on the sign-in path.
-	a.UserID, a.AuthTime, a.AMR, a.SessionID = u.ID, sess.AuthTime, amr, sess.ID
-	return s.nextStep(w, r, a, true)
+	return s.finishSignIn(w, r, u, newHash, []string{"pwd"}, id, returnTo)
 }
 
 type scopeView struct{ Name, Description string }

@@ -41,6 +41,16 @@ func (s *Server) withUser(h userHandler) http.Handler {
 				return err
 			}
 		}
+		// An admin who requires a second factor gets it before anything
+		// else: every page but the enrolment pages sends the user there.
+		if s.acct.Policy().Require2FA && !enrolmentPath(r.URL.Path) {
+			if has, err := s.acct.HasSecondFactor(r.Context(), *u); err != nil {
+				return err
+			} else if !has {
+				http.Redirect(w, r, "/security?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return nil
+			}
+		}
 		return h(w, r, me{Session: *sess, User: *u})
 	})
 }
@@ -65,6 +75,11 @@ func parseForm(r *http.Request) error {
 		return account.Errorf(account.Invalid, "The form could not be read.")
 	}
 	return nil
+}
+
+// enrolmentPath: the pages where a user sets up a second factor.
+func enrolmentPath(p string) bool {
+	return p == "/security" || strings.HasPrefix(p, "/security/totp/") || strings.HasPrefix(p, "/security/passkeys")
 }
 
 // confirmIdentity guards security changes (password, turning 2FA off, new

@@ -1,5 +1,176 @@
 package portal
 
-import "github.com/gorilla/mux"
+import (
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
-func (s *Server) registerSecurityRoutes(r *mux.Router) {}
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+)
+
+func (s *Server) registerSecurityRoutes(r *mux.Router) {
+	r.Handle("/security", s.withUser(s.securityPage)).Methods(http.MethodGet)
+	r.Handle("/security/password", s.withUser(s.passwordSubmit)).Methods(http.MethodPost)
+	r.Handle("/security/totp/begin", s.withUser(s.totpBegin)).Methods(http.MethodPost)
+	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirm)).Methods(http.MethodPost)
+	r.Handle("/security/totp/disable", s.withUser(s.totpDisable)).Methods(http.MethodPost)          // password always
+	r.Handle("/security/recovery-codes", s.withUser(s.recoveryRegenerate)).Methods(http.MethodPost) // confirmIdentity
+	r.Handle("/security/devices/forget", s.withUser(s.deviceForget)).Methods(http.MethodPost)
+}
+
+type deviceView struct {
+	ID, Name, IP, FirstSeen, LastSeen string
+}
+
+type securityData struct {
+	base
+	Notice, Error   string
+	FieldErrors     map[string]string
+	MinLength       int
+	TOTPEnabled     bool
+	Enrolment       *account.TOTPEnrolment
+	QRDataURL       template.URL
+	RecoveryLeft    int
+	Devices         []deviceView
+	RememberEnabled bool
+	NeedsConfirm    bool // the session is not recent: security changes ask for the password
+	Required        bool // the admin requires a second factor and the user has none
+	ReturnTo        string
+	PasskeyCount    int
+}
+
+func (s *Server) securityView(r *http.Request, m me) *securityData {
+	u := m.User
+	d := &securityData{base: s.base(r, &u, "Security"), MinLength: s.acct.Policy().MinPasswordLength, TOTPEnabled: account.HasTOTP(u),
+		RecoveryLeft: len(u.RecoveryCodes), RememberEnabled: s.acct.Policy().TrustedDeviceLifetime > 0,
+		NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), FieldErrors: map[string]string{}}
+	d.Nav = "security"
+	if e, ok := s.acct.PendingTOTP(u); ok && !d.TOTPEnabled {
+		d.Enrolment = &e
+		// A data: URL of our own PNG, which the CSP's img-src allows.
+		d.QRDataURL = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(e.QRPNG))
+	}
+	devices, _ := s.acct.TrustedDevices(r.Context(), u.ID)
+	for _, c := range devices {
+		d.Devices = append(d.Devices, deviceView{ID: c.ID, Name: account.DeviceName(c.UserAgent), IP: c.LastIP,
+			FirstSeen: formatTime(c.CreatedAt.UTC().Format(time.RFC3339), u.Zoneinfo), LastSeen: formatTime(c.LastUsedAt.UTC().Format(time.RFC3339), u.Zoneinfo)})
+	}
+	keys, _ := s.acct.Passkeys(r.Context(), u.ID)
+	d.PasskeyCount = len(keys)
+	d.Required = s.acct.Policy().Require2FA && !d.TOTPEnabled && d.PasskeyCount == 0
+	d.ReturnTo = safeReturn(r.FormValue("return_to"))
+	return d
+}
+
+func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, m me) error {
+	d := s.securityView(r, m)
+	switch r.URL.Query().Get("done") {
+	case "password":
+		d.Notice = translate(d.Lang, "Your password was changed. Every other session was signed out.")
+	case "totp-off":
+		d.Notice = translate(d.Lang, "Two-factor authentication with an authenticator app is off.")
+	case "device":
+		d.Notice = translate(d.Lang, "The device was forgotten.")
+	}
+	s.render(w, r, http.StatusOK, "security", d)
+	return nil
+}
+
+// securityFailed shows the page again with the message at its field.
+func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, err error) error {
+	code := account.ErrorCode(err)
+	if code != account.Invalid && code != account.Forbidden && code != account.RateLimited && code != account.NotFound {
+		return err
+	}
+	d := s.securityView(r, m)
+	d.Error = translate(d.Lang, account.ErrorMessage(err))
+	if f := account.ErrorField(err); f != "" {
+		d.FieldErrors[f] = d.Error
+	}
+	s.render(w, r, statusFor(code), "security", d)
+	return nil
+}
+
+func (s *Server) passwordSubmit(w http.ResponseWriter, r *http.Request, m me) error {
+	next := r.PostFormValue("new_password")
+	if next != r.PostFormValue("new_password_confirm") {
+		return s.securityFailed(w, r, m, account.FieldErrorf("new_password_confirm", "The two new passwords do not match."))
+	}
+	if err := s.acct.ChangePassword(r.Context(), m.User, m.Session.ID, r.PostFormValue("current_password"), next, clientIP(r), r.UserAgent()); err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/security?done=password", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, m me) error {
+	if account.HasTOTP(m.User) {
+		return s.securityFailed(w, r, m, account.Errorf(account.Invalid, "An authenticator app is already set up. Turn it off first to set up another."))
+	}
+	if _, err := s.acct.BeginTOTP(r.Context(), m.User); err != nil {
+		return err
+	}
+	target := "/security"
+	if rt := safeReturn(r.PostFormValue("return_to")); rt != "/" {
+		target += "?return_to=" + url.QueryEscape(rt)
+	}
+	http.Redirect(w, r, target+"#totp", http.StatusSeeOther)
+	return nil
+}
+
+type recoveryData struct {
+	base
+	Codes    []string
+	ReturnTo string
+}
+
+func (s *Server) showRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, codes []string) error {
+	d := &recoveryData{base: s.base(r, &m.User, "Your recovery codes"), Codes: codes, ReturnTo: safeReturn(r.PostFormValue("return_to"))}
+	d.Nav = "security"
+	s.render(w, r, http.StatusOK, "recovery_codes", d)
+	return nil
+}
+
+func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, m me) error {
+	codes, err := s.acct.ConfirmTOTP(r.Context(), m.User, r.PostFormValue("code"))
+	if err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
+	return s.showRecoveryCodes(w, r, m, codes)
+}
+
+func (s *Server) totpDisable(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.acct.DisableTOTP(r.Context(), m.User, r.PostFormValue("confirm_password"), clientIP(r), r.UserAgent()); err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/security?done=totp-off", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.confirmIdentity(r, m); err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
+	codes, err := s.acct.RegenerateRecoveryCodes(r.Context(), m.User)
+	if err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
+	return s.showRecoveryCodes(w, r, m, codes)
+}
+
+func (s *Server) deviceForget(w http.ResponseWriter, r *http.Request, m me) error {
+	id := strings.TrimSpace(r.PostFormValue("id"))
+	if id == "" && r.PostFormValue("all") != "1" {
+		return s.securityFailed(w, r, m, account.Errorf(account.Invalid, "Choose a device to forget."))
+	}
+	if err := s.acct.ForgetDevice(r.Context(), m.User.ID, id); err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/security?done=device", http.StatusSeeOther)
+	return nil
+}

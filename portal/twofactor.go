@@ -1,5 +1,215 @@
 package portal
 
-import "github.com/gorilla/mux"
+import (
+	"net/http"
+	"time"
 
-func (s *Server) registerTwoFactorRoutes(r *mux.Router) {}
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+func (s *Server) registerTwoFactorRoutes(r *mux.Router) {
+	r.Handle("/login/2fa", s.handle(s.twoFactorPage)).Methods(http.MethodGet)
+	r.Handle("/login/2fa", s.handle(s.twoFactorSubmit)).Methods(http.MethodPost)
+}
+
+// A password sign-in that owes a second factor leaves its state in the
+// signed cookie: who passed the password, for which authorization request
+// (or which page to return to), and when. No session exists until the
+// second factor is done.
+const (
+	keyPendingUser    = "p2fa_uid"
+	keyPendingRequest = "p2fa_req"
+	keyPendingReturn  = "p2fa_ret"
+	keyPendingAt      = "p2fa_at"
+	pendingLifetime   = 5 * time.Minute
+)
+
+type pendingSignIn struct {
+	UserID, AuthRequestID, ReturnTo string
+}
+
+func (s *Server) setPending(w http.ResponseWriter, r *http.Request, p pendingSignIn) error {
+	c := s.cookie(r)
+	c.Values[keyPendingUser] = p.UserID
+	c.Values[keyPendingRequest] = p.AuthRequestID
+	c.Values[keyPendingReturn] = p.ReturnTo
+	c.Values[keyPendingAt] = s.now().Unix()
+	return s.save(w, r)
+}
+
+func (s *Server) pending(r *http.Request) (pendingSignIn, bool) {
+	c := s.cookie(r)
+	uid, _ := c.Values[keyPendingUser].(string)
+	at, _ := c.Values[keyPendingAt].(int64)
+	if uid == "" || s.now().Sub(time.Unix(at, 0)) > pendingLifetime {
+		return pendingSignIn{}, false
+	}
+	req, _ := c.Values[keyPendingRequest].(string)
+	ret, _ := c.Values[keyPendingReturn].(string)
+	return pendingSignIn{UserID: uid, AuthRequestID: req, ReturnTo: ret}, true
+}
+
+func (s *Server) clearPending(r *http.Request) {
+	c := s.cookie(r)
+	for _, k := range []string{keyPendingUser, keyPendingRequest, keyPendingReturn, keyPendingAt} {
+		delete(c.Values, k)
+	}
+}
+
+// pendingSecondFactor is the user who passed the password step in this
+// browser and owes a second factor.
+func (s *Server) pendingSecondFactor(r *http.Request) (string, bool) {
+	p, ok := s.pending(r)
+	return p.UserID, ok
+}
+
+// deviceCookie names the cookie of a remembered device.
+func (s *Server) deviceCookie() string { return s.opts.CookieName + "_device" }
+
+// owesSecondFactor tells whether u must show a second factor in this
+// browser after a password.
+func (s *Server) owesSecondFactor(r *http.Request, u storage.User) (bool, error) {
+	has, err := s.acct.HasSecondFactor(r.Context(), u)
+	if err != nil || !has {
+		return false, err
+	}
+	if c, err := r.Cookie(s.deviceCookie()); err == nil && s.acct.DeviceTrusted(r.Context(), u, c.Value, clientIP(r)) {
+		return false, nil
+	}
+	return true, nil
+}
+
+// completeSignIn finishes a sign-in once every factor is done: it records it,
+// starts the session and carries on with the authorization request (through
+// the dispatcher), or goes to returnTo.
+func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, u storage.User, amr []string, authRequestID, returnTo string) error {
+	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
+}
+
+func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, authRequestID, returnTo string) error {
+	var a storage.AuthRequest
+	if authRequestID != "" {
+		var err error
+		if a, err = s.loadFlow(r, authRequestID); err != nil {
+			return err
+		}
+	}
+	u, secret, sess, err := s.acct.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
+	if err != nil {
+		return err
+	}
+	s.clearPending(r)
+	if err := s.adoptSession(w, r, secret); err != nil {
+		return err
+	}
+	if authRequestID == "" {
+		http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
+		return nil
+	}
+	// Who signed in is written with the next step's own write (consent or
+	// completion), not separately: every commit is on the sign-in path.
+	a.UserID, a.AuthTime, a.AMR, a.SessionID = u.ID, sess.AuthTime, amr, sess.ID
+	return s.nextStep(w, r, a, true)
+}
+
+// secondFactorPassed finishes the pending sign-in after a second factor
+// (method "otp", "hwk", "swk" or "recovery"), remembering the device when
+// the form asked for it.
+func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, method string) error {
+	p, ok := s.pending(r)
+	if !ok {
+		return errPendingGone
+	}
+	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	if method == "recovery" {
+		method = "otp" // a recovery code is a one-time password (RFC 8176)
+	}
+	if r.PostFormValue("remember_device") == "1" && s.acct.Policy().TrustedDeviceLifetime > 0 {
+		secret, err := s.acct.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
+		if err != nil {
+			return err
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name: s.deviceCookie(), Value: secret, Path: "/", HttpOnly: true,
+			Secure: s.opts.CookieSecure, SameSite: http.SameSiteLaxMode,
+			MaxAge: int(s.acct.Policy().TrustedDeviceLifetime.Seconds()),
+		})
+	}
+	return s.completeSignIn(w, r, u, []string{"pwd", method, "mfa"}, p.AuthRequestID, p.ReturnTo)
+}
+
+var errPendingGone = account.Errorf(account.Unauthorized, "Your sign-in has timed out. Please sign in again.")
+
+type twoFactorData struct {
+	base
+	HasTOTP       bool
+	HasPasskey    bool
+	HasRecovery   bool
+	RememberDays  int
+	Error         string
+	AuthRequestID string
+	UseRecovery   bool
+}
+
+func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pendingSignIn, errMsg string, status int) error {
+	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	d := &twoFactorData{base: s.base(r, nil, "Two-factor authentication"), HasTOTP: account.HasTOTP(u), HasRecovery: len(u.RecoveryCodes) > 0,
+		RememberDays: int(s.acct.Policy().TrustedDeviceLifetime.Hours() / 24), AuthRequestID: p.AuthRequestID,
+		UseRecovery: r.URL.Query().Get("recovery") == "1"}
+	d.Lang = pickLanguage(r, u.Locale)
+	d.Title = translate(d.Lang, "Two-factor authentication")
+	if keys, err := s.acct.Passkeys(r.Context(), u.ID); err == nil {
+		d.HasPasskey = len(keys) > 0
+	}
+	if errMsg != "" {
+		d.Error = translate(d.Lang, errMsg)
+	}
+	s.render(w, r, status, "twofactor", d)
+	return nil
+}
+
+func (s *Server) twoFactorPage(w http.ResponseWriter, r *http.Request) error {
+	p, ok := s.pending(r)
+	if !ok {
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		return nil
+	}
+	return s.showTwoFactor(w, r, p, "", http.StatusOK)
+}
+
+func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkCSRF(r); err != nil {
+		return err
+	}
+	p, ok := s.pending(r)
+	if !ok {
+		return errPendingGone
+	}
+	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	if err != nil {
+		return err
+	}
+	method := "otp"
+	if code := r.PostFormValue("recovery_code"); code != "" {
+		method = "recovery"
+		err = s.acct.UseRecoveryCode(r.Context(), u, code, clientIP(r), r.UserAgent())
+	} else {
+		err = s.acct.VerifyTOTP(r.Context(), u, r.PostFormValue("code"), clientIP(r), r.UserAgent())
+	}
+	if err != nil {
+		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {
+			return s.showTwoFactor(w, r, p, account.ErrorMessage(err), statusFor(c))
+		}
+		return err
+	}
+	return s.secondFactorPassed(w, r, method)
+}

@@ -82,3 +82,5 @@ func idTokenClaims(t *testing.T, c *testClient, tok *oauth2.Token) map[string]an
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func oauthScope(scope string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam("scope", scope) }

@@ -1,0 +1,98 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Recovery codes: ten single-use codes like "k7m2p-x9c4t", from an alphabet
+// without look-alikes (no 0/o, 1/l/i). 50 bits each; they are throttled like
+// TOTP codes.
+const recoveryAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
+
+func newRecoveryCodes() (codes, hashes []string) {
+	for range RecoveryCodeCount {
+		b := make([]byte, 10)
+		_, _ = rand.Read(b)
+		var sb strings.Builder
+		for i, c := range b {
+			if i == 5 {
+				sb.WriteByte('-')
+			}
+			sb.WriteByte(recoveryAlphabet[int(c)%len(recoveryAlphabet)])
+		}
+		code := sb.String()
+		codes = append(codes, code)
+		hashes = append(hashes, HashSecret(normalizeRecoveryCode(code)))
+	}
+	return codes, hashes
+}
+
+// normalizeRecoveryCode ignores case, spaces and dashes.
+func normalizeRecoveryCode(code string) string {
+	code = strings.ToLower(code)
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, code)
+}
+
+// RegenerateRecoveryCodes replaces the user's recovery codes.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u storage.User) ([]string, error) {
+	if !HasTOTP(u) {
+		return nil, Errorf(Invalid, "Set up an authenticator app first.")
+	}
+	codes, hashes := newRecoveryCodes()
+	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+		u.RecoveryCodes = hashes
+		return u, nil
+	}); err != nil {
+		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("regenerate recovery codes of %q: %w", u.ID, err)}
+	}
+	return codes, nil
+}
+
+var errWrongRecoveryCode = FieldErrorf("recovery_code", "That recovery code is not correct or was already used.")
+
+// UseRecoveryCode accepts a recovery code once: it is removed in the same
+// transaction that finds it.
+func (s *Service) UseRecoveryCode(ctx context.Context, u storage.User, code, ip, userAgent string) error {
+	now := s.now()
+	key := "otp:" + u.ID
+	if s.limiter.blocked(key, now) {
+		return Errorf(RateLimited, "Too many wrong codes. Please wait a few minutes and try again.")
+	}
+	want := HashSecret(normalizeRecoveryCode(code))
+	errUnknown := errors.New("unknown recovery code")
+	_, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+		found := -1
+		for i, h := range u.RecoveryCodes {
+			if subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
+				found = i
+			}
+		}
+		if found < 0 {
+			return u, errUnknown
+		}
+		u.RecoveryCodes = append(u.RecoveryCodes[:found:found], u.RecoveryCodes[found+1:]...)
+		return u, nil
+	})
+	if errors.Is(err, errUnknown) {
+		s.limiter.fail(key, now)
+		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "recovery_code", Reason: "wrong recovery code"})
+		return errWrongRecoveryCode
+	}
+	if err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("use recovery code of %q: %w", u.ID, err)}
+	}
+	s.log.InfoContext(ctx, "recovery code used", "user_id", u.ID, "left", len(u.RecoveryCodes)-1)
+	return nil
+}

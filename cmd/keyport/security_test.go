@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+)
+
+var (
+	totpSecretPattern   = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
+	recoveryCodePattern = regexp.MustCompile(`<code>([a-z0-9]{5}-[a-z0-9]{5})</code>`)
+)
+
+func totpCode(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// enrolTOTP sets up an authenticator app through the pages and returns the
+// secret and the recovery codes shown.
+func enrolTOTP(t *testing.T, srv *testServer, b *browser) (string, []string) {
+	t.Helper()
+	p := b.get(srv.URL + "/security")
+	p = postPage(b, p, "/security/totp/begin", url.Values{})
+	m := totpSecretPattern.FindStringSubmatch(p.Body)
+	if p.Status != http.StatusOK || m == nil {
+		t.Fatalf("enrolment page: %d %s", p.Status, truncateBody(p.Body))
+	}
+	secret := m[1]
+	if !strings.Contains(p.Body, `src="data:image/png;base64,`) {
+		t.Error("no server-rendered QR code")
+	}
+	bad := postPage(b, p, "/security/totp/confirm", url.Values{"code": {"000000"}})
+	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Body, "not correct") {
+		t.Errorf("wrong confirmation code: %d", bad.Status)
+	}
+	done := postPage(b, p, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, time.Now())}})
+	codes := recoveryCodePattern.FindAllStringSubmatch(done.Body, -1)
+	if done.Status != http.StatusOK || len(codes) != account.RecoveryCodeCount {
+		t.Fatalf("confirmation: %d, %d codes: %s", done.Status, len(codes), truncateBody(done.Body))
+	}
+	var out []string
+	for _, c := range codes {
+		out = append(out, c[1])
+	}
+	return secret, out
+}
+
+func TestTOTPSignIn(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	secret, recovery := enrolTOTP(t, srv, b)
+	u := srv.user(alice.ID)
+	if len(u.TOTPSecret) == 0 || strings.Contains(string(u.TOTPSecret), secret) || len(u.RecoveryCodes) != 10 {
+		t.Fatalf("stored TOTP: secret sealed? %v, %d recovery hashes", !strings.Contains(string(u.TOTPSecret), secret), len(u.RecoveryCodes))
+	}
+	for _, h := range u.RecoveryCodes {
+		if slices.Contains(recovery, h) {
+			t.Fatal("a recovery code is stored in clear")
+		}
+	}
+
+	rp := srv.createClient(newConfidentialClient("app"))
+	signInWithSecondFactor := func(form url.Values) (page, *browser) {
+		b := newBrowser(t)
+		p := rp.authorize(b, "st")
+		p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+		if p.URL.Path != "/login/2fa" || !strings.Contains(p.Body, `name="code"`) {
+			t.Fatalf("password sign-in did not ask for the second factor: %s %s", p.URL, truncateBody(p.Body))
+		}
+		return b.submit(p, "/login/2fa", form), b
+	}
+
+	// A wrong code: refused, and no session exists.
+	p, b2 := signInWithSecondFactor(url.Values{"code": {"123456"}})
+	if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "not correct") {
+		t.Fatalf("wrong code: %d %s", p.Status, truncateBody(p.Body))
+	}
+	if r := b2.get(srv.URL + "/profile"); !isLoginPage(r) {
+		t.Fatal("a wrong code left a session")
+	}
+
+	// The right code: the app gets a code; amr says otp and mfa.
+	next := totpCode(t, secret, time.Now().Add(30*time.Second))
+	p, _ = signInWithSecondFactor(url.Values{"code": {next}, "remember_device": {"1"}})
+	res := landed(t, p, rp.RedirectURI)
+	if res.Code == "" {
+		t.Fatalf("no code after the second factor: %+v", res)
+	}
+	tok, err := rp.exchange(res.Code, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := idTokenClaims(t, rp, tok)
+	amr, _ := claims["amr"].([]any)
+	if !slices.Contains(amr, any("pwd")) || !slices.Contains(amr, any("otp")) || !slices.Contains(amr, any("mfa")) {
+		t.Errorf("amr = %v", claims["amr"])
+	}
+
+	// The same code again is refused: each step is accepted once.
+	if p, _ := signInWithSecondFactor(url.Values{"code": {next}}); p.Status != http.StatusBadRequest {
+		t.Errorf("replayed code: %d", p.Status)
+	}
+
+	// A recovery code works once.
+	p, _ = signInWithSecondFactor(url.Values{"recovery_code": {strings.ToUpper(recovery[0])}})
+	if res := landed(t, p, rp.RedirectURI); res.Code == "" {
+		t.Fatalf("recovery code: %d %s", p.Status, truncateBody(p.Body))
+	}
+	if p, _ := signInWithSecondFactor(url.Values{"recovery_code": {recovery[0]}}); p.Status != http.StatusBadRequest {
+		t.Errorf("reused recovery code: %d", p.Status)
+	}
+	if n := len(srv.user(alice.ID).RecoveryCodes); n != 9 {
+		t.Errorf("%d recovery codes left, want 9", n)
+	}
+	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 20)
+	failures := 0
+	for _, a := range hist {
+		if !a.Success && (a.Method == "otp" || a.Method == "recovery_code") {
+			failures++
+		}
+	}
+	if failures < 3 {
+		t.Errorf("failed second factors recorded: %d", failures)
+	}
+}
+
+func TestTOTPConcurrentUseAcceptsOnce(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	secret, _ := enrolTOTP(t, srv, b)
+	code := totpCode(t, secret, time.Now().Add(30*time.Second))
+	u := srv.user(alice.ID)
+	var wg sync.WaitGroup
+	results := make([]error, 8)
+	for i := range results {
+		wg.Go(func() { results[i] = srv.Main.Accounts.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test") })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range results {
+		if err == nil {
+			ok++
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 8 concurrent uses of one code succeeded: %v", ok, results)
+	}
+}
+
+func TestRememberedDeviceSkipsSecondStep(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	secret, _ := enrolTOTP(t, srv, b)
+	p := b.submit(b.get(srv.URL+"/security"), "/logout", nil)
+	p = b.get(srv.URL + "/login")
+	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.URL.Path != "/login/2fa" {
+		t.Fatalf("no second step: %s", p.URL)
+	}
+	p = b.submit(p, "/login/2fa", url.Values{"code": {totpCode(t, secret, time.Now().Add(30*time.Second))}, "remember_device": {"1"}})
+	if p.Status != http.StatusOK || p.URL.Path == "/login/2fa" {
+		t.Fatalf("second step: %d %s", p.Status, p.URL)
+	}
+	sec := b.get(srv.URL + "/security")
+	if !strings.Contains(sec.Body, "Go HTTP client") {
+		t.Errorf("remembered device not listed: %s", truncateBody(sec.Body))
+	}
+	b.submit(sec, "/logout", nil)
+	p = b.get(srv.URL + "/login")
+	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.URL.Path == "/login/2fa" {
+		t.Fatal("a remembered device was asked for the second factor")
+	}
+	// Forget all: the next sign-in asks again.
+	sec = b.get(srv.URL + "/security")
+	postPage(b, sec, "/security/devices/forget", url.Values{"all": {"1"}})
+	b.submit(b.get(srv.URL+"/security"), "/logout", nil)
+	p = b.submit(b.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.URL.Path != "/login/2fa" {
+		t.Fatalf("a forgotten device skipped the second step: %s", p.URL)
+	}
+}
+
+func TestRequire2FA(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.Accounts.Require2FA = true })
+	srv.createUser("alice", false)
+	rp := srv.createClient(newConfidentialClient("app"))
+	b := newBrowser(t)
+	p := rp.authorize(b, "st")
+	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.URL.Path != "/security" || !strings.Contains(p.Body, "requires two-factor") {
+		t.Fatalf("a user without a second factor was not sent to enrol: %s", p.URL)
+	}
+	if strings.Contains(strings.Join(b.visited, " "), "code=") {
+		t.Fatal("the app got a code before enrolment")
+	}
+	if r := b.get(srv.URL + "/profile"); r.URL.Path != "/security" {
+		t.Errorf("/profile before enrolment landed on %s", r.URL)
+	}
+	p = postPage(b, p, "/security/totp/begin", url.Values{"return_to": {p.URL.Query().Get("return_to")}})
+	secret := totpSecretPattern.FindStringSubmatch(p.Body)[1]
+	done := b.submit(p, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, time.Now())}})
+	m := regexp.MustCompile(`href="(/login\?authRequestID=[^"]+)"`).FindStringSubmatch(done.Body)
+	if m == nil {
+		t.Fatalf("no way back to the app after enrolment: %s", truncateBody(done.Body))
+	}
+	p = b.get(srv.URL + strings.ReplaceAll(m[1], "&amp;", "&"))
+	if res := landed(t, p, rp.RedirectURI); res.Code == "" {
+		t.Fatalf("after enrolment: %d %s", p.Status, p.URL)
+	}
+}
+
+func TestPasswordChange(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	rp := srv.createClient(account.NewClient{ID: "app", SkipConsent: true, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	other := newBrowser(t)
+	code, verifier := rp.signIn(other, "alice", oauthScope("openid offline_access"))
+	tok, err := rp.exchange(code, verifier)
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("tokens: %v", err)
+	}
+
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/security")
+	for name, c := range map[string]struct {
+		form url.Values
+		want string
+	}{
+		"wrong current": {url.Values{"current_password": {"nope nope nope"}, "new_password": {"a brand new secret"}, "new_password_confirm": {"a brand new secret"}}, "not correct"},
+		"short":         {url.Values{"current_password": {testPassword}, "new_password": {"short"}, "new_password_confirm": {"short"}}, "at least 10"},
+		"mismatch":      {url.Values{"current_password": {testPassword}, "new_password": {"a brand new secret"}, "new_password_confirm": {"another secret!!"}}, "do not match"},
+		"username":      {url.Values{"current_password": {testPassword}, "new_password": {"alice@example.com"}, "new_password_confirm": {"alice@example.com"}}, "same as the username"},
+	} {
+		r := postPage(b, p, "/security/password", c.form)
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, c.want) {
+			t.Errorf("%s: %d %s", name, r.Status, truncateBody(r.Body))
+		}
+	}
+	if srv.user(alice.ID).PasswordHash != alice.PasswordHash {
+		t.Fatal("a refused change changed the password")
+	}
+	if r := b.post(srv.URL+"/security/password", url.Values{"current_password": {testPassword}, "new_password": {"a brand new secret"}, "new_password_confirm": {"a brand new secret"}}); r.Status != http.StatusForbidden {
+		t.Errorf("without CSRF token: %d", r.Status)
+	}
+	r := postPage(b, p, "/security/password", url.Values{"current_password": {testPassword}, "new_password": {"a brand new secret"}, "new_password_confirm": {"a brand new secret"}})
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, "password was changed") {
+		t.Fatalf("change: %d %s", r.Status, truncateBody(r.Body))
+	}
+	// This browser stays signed in; the other one and the app's refresh token do not.
+	if r := b.get(srv.URL + "/profile"); r.URL.Path != "/profile" {
+		t.Error("the browser that changed the password was signed out")
+	}
+	if r := other.get(srv.URL + "/profile"); !isLoginPage(r) {
+		t.Error("another browser stayed signed in")
+	}
+	if status, _, body := rp.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != http.StatusBadRequest {
+		t.Errorf("refresh after password change: %d %v", status, body)
+	}
+	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+}
