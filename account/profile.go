@@ -406,16 +406,8 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 
 // SetCustomData replaces the user's own key/value data.
 func (s *Service) SetCustomData(ctx context.Context, userID string, data map[string]string) (storage.User, error) {
-	if len(data) > 20 {
-		return storage.User{}, FieldErrorf("custom_data", "You can keep at most 20 custom entries.")
-	}
-	for k, v := range data {
-		if !customKeyPattern.MatchString(k) {
-			return storage.User{}, FieldErrorf("custom_data", "Keys start with a letter and use only letters, digits, dots, dashes and underscores (at most 40).")
-		}
-		if utf8.RuneCountInString(v) > 500 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return storage.User{}, FieldErrorf("custom_data", "Values must be at most 500 characters.")
-		}
+	if err := ValidateCustomData(data); err != nil {
+		return storage.User{}, err
 	}
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
 		if s.policy.ProfilesLocked {
@@ -436,6 +428,22 @@ func (s *Service) SetCustomData(ctx context.Context, userID string, data map[str
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set custom data of %q: %w", userID, err)}
 	}
 	return u, nil
+}
+
+// ValidateCustomData checks custom data without storing it.
+func ValidateCustomData(data map[string]string) error {
+	if len(data) > 20 {
+		return FieldErrorf("custom_data", "You can keep at most 20 custom entries.")
+	}
+	for k, v := range data {
+		if !customKeyPattern.MatchString(k) {
+			return FieldErrorf("custom_data", "Keys start with a letter and use only letters, digits, dots, dashes and underscores (at most 40).")
+		}
+		if utf8.RuneCountInString(v) > 500 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return FieldErrorf("custom_data", "Values must be at most 500 characters.")
+		}
+	}
+	return nil
 }
 
 func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) {

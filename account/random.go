@@ -37,3 +37,22 @@ func SecretMatches(secret, storedHash string) bool {
 	got := HashSecret(secret)
 	return storedHash != "" && subtle.ConstantTimeCompare([]byte(got), []byte(storedHash)) == 1
 }
+
+// randomFrom returns n characters drawn uniformly from alphabet (rejection
+// sampling, so no character is likelier than another).
+func randomFrom(alphabet string, n int) string {
+	limit := 256 - 256%len(alphabet)
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+16)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			panic("crypto/rand failed: " + err.Error())
+		}
+		for _, b := range buf {
+			if int(b) < limit && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out)
+}

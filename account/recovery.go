@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -18,15 +17,11 @@ const recoveryAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
 
 func newRecoveryCodes() (codes, hashes []string) {
 	for range RecoveryCodeCount {
-		b := make([]byte, 10)
-		_, _ = rand.Read(b)
+		raw := randomFrom(recoveryAlphabet, 10)
 		var sb strings.Builder
-		for i, c := range b {
-			if i == 5 {
-				sb.WriteByte('-')
-			}
-			sb.WriteByte(recoveryAlphabet[int(c)%len(recoveryAlphabet)])
-		}
+		sb.WriteString(raw[:5])
+		sb.WriteByte('-')
+		sb.WriteString(raw[5:])
 		code := sb.String()
 		codes = append(codes, code)
 		hashes = append(hashes, HashSecret(normalizeRecoveryCode(code)))

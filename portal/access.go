@@ -1,5 +1,285 @@
 package portal
 
-import "github.com/gorilla/mux"
+import (
+	"net/http"
+	"strings"
+	"time"
 
-func (s *Server) registerAccessRoutes(r *mux.Router) {}
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+func (s *Server) registerAccessRoutes(r *mux.Router) {
+	r.Handle("/security/access", s.withUser(s.accessPage)).Methods(http.MethodGet)
+	r.Handle("/security/app-passwords", s.withUser(s.appPasswordCreate)).Methods(http.MethodPost)
+	r.Handle("/security/app-passwords/revoke", s.withUser(s.appPasswordRevoke)).Methods(http.MethodPost)
+	r.Handle("/security/api-tokens", s.withUser(s.apiTokenCreate)).Methods(http.MethodPost) // confirmIdentity
+	r.Handle("/security/api-tokens/revoke", s.withUser(s.apiTokenRevoke)).Methods(http.MethodPost)
+	r.Handle("/security/allowlist", s.withUser(s.allowlistSubmit)).Methods(http.MethodPost) // confirmIdentity
+	r.Handle("/security/activity", s.withUser(s.activityPage)).Methods(http.MethodGet)
+	r.Handle("/security/activity/signout-everywhere", s.withUser(s.signOutEverywhere)).Methods(http.MethodPost)
+}
+
+type credentialView struct {
+	ID, Name, App, Scope, Created, Expires, LastUsed, LastIP string
+}
+
+type clientOption struct{ ID, Name string }
+
+type accessData struct {
+	base
+	Notice, Error string
+	FieldErrors   map[string]string
+	AppPasswords  []credentialView
+	Tokens        []credentialView
+	Clients       []clientOption
+	Networks      string
+	CurrentIP     string
+	NeedsConfirm  bool
+	AskLockout    bool // the new allowlist leaves out the current address
+	Form          map[string]string
+	MinExpiry     string
+}
+
+func (s *Server) accessView(r *http.Request, m me) *accessData {
+	u := m.User
+	d := &accessData{base: s.base(r, &u, "App access"), FieldErrors: map[string]string{}, Form: map[string]string{},
+		Networks: strings.Join(u.AllowedNetworks, "\n"), CurrentIP: clientIP(r),
+		NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), MinExpiry: s.now().AddDate(0, 0, 1).Format("2006-01-02")}
+	d.Nav = "access"
+	clients, _ := s.store.ListClients(r.Context())
+	names := map[string]string{}
+	for _, c := range clients {
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
+		names[c.ID] = name
+		d.Clients = append(d.Clients, clientOption{ID: c.ID, Name: name})
+	}
+	view := func(c storage.Credential) credentialView {
+		v := credentialView{ID: c.ID, Name: c.Name, Scope: c.Scope, Created: showTime(c.CreatedAt, u.Zoneinfo),
+			LastUsed: showTime(c.LastUsedAt, u.Zoneinfo), LastIP: c.LastIP, Expires: showTime(c.ValidUntil, u.Zoneinfo)}
+		if c.ClientID != "" {
+			v.App = names[c.ClientID]
+			if v.App == "" {
+				v.App = c.ClientID
+			}
+		}
+		return v
+	}
+	aps, _ := s.acct.Credentials(r.Context(), u.ID, storage.KindAppPassword)
+	for _, c := range aps {
+		d.AppPasswords = append(d.AppPasswords, view(c))
+	}
+	toks, _ := s.acct.Credentials(r.Context(), u.ID, storage.KindAPIToken)
+	for _, c := range toks {
+		d.Tokens = append(d.Tokens, view(c))
+	}
+	return d
+}
+
+// showTime formats a time in the user's zone; zero is "—".
+func showTime(t time.Time, tz string) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return formatTime(t.UTC().Format(time.RFC3339), tz)
+}
+
+func (s *Server) accessPage(w http.ResponseWriter, r *http.Request, m me) error {
+	d := s.accessView(r, m)
+	switch r.URL.Query().Get("done") {
+	case "revoked":
+		d.Notice = translate(d.Lang, "Revoked. It no longer works.")
+	case "allowlist":
+		d.Notice = translate(d.Lang, "Your IP allowlist was saved.")
+	}
+	s.render(w, r, http.StatusOK, "access", d)
+	return nil
+}
+
+// accessFailed shows the page again with what was typed and the message.
+func (s *Server) accessFailed(w http.ResponseWriter, r *http.Request, m me, err error) error {
+	code := account.ErrorCode(err)
+	if code != account.Invalid && code != account.Forbidden && code != account.Conflict && code != account.NotFound && code != account.RateLimited {
+		return err
+	}
+	d := s.accessView(r, m)
+	d.Error = translate(d.Lang, account.ErrorMessage(err))
+	if f := account.ErrorField(err); f != "" {
+		d.FieldErrors[f] = d.Error
+	}
+	for _, k := range []string{"name", "ap_name", "client_id", "scope", "expires", "allowed_networks", "token_networks"} {
+		d.Form[k] = r.PostFormValue(k)
+	}
+	if r.URL.Path == "/security/allowlist" {
+		d.Networks = r.PostFormValue("allowed_networks")
+	}
+	s.render(w, r, statusFor(code), "access", d)
+	return nil
+}
+
+type secretData struct {
+	base
+	Kind, Name, Secret string
+}
+
+// showSecret shows a new secret once; the page is never cached.
+func (s *Server) showSecret(w http.ResponseWriter, r *http.Request, m me, kind, name, secret string) error {
+	d := &secretData{base: s.base(r, &m.User, "Copy it now"), Kind: kind, Name: name, Secret: secret}
+	d.Nav = "access"
+	s.render(w, r, http.StatusOK, "secret_shown", d)
+	return nil
+}
+
+func (s *Server) appPasswordCreate(w http.ResponseWriter, r *http.Request, m me) error {
+	secret, c, err := s.acct.CreateAppPassword(r.Context(), m.User, r.PostFormValue("ap_name"), r.PostFormValue("client_id"))
+	if err != nil {
+		if account.ErrorField(err) == "name" {
+			err.(*account.Error).Field = "ap_name"
+		}
+		return s.accessFailed(w, r, m, err)
+	}
+	return s.showSecret(w, r, m, "app_password", c.Name, secret)
+}
+
+func (s *Server) appPasswordRevoke(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.acct.RevokeCredential(r.Context(), m.User.ID, storage.KindAppPassword, r.PostFormValue("id")); err != nil {
+		return s.accessFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.confirmIdentity(r, m); err != nil {
+		return s.accessFailed(w, r, m, err)
+	}
+	n := account.NewAPIToken{Name: r.PostFormValue("name"), Scope: r.PostFormValue("scope"), AllowedNetworks: r.PostFormValue("token_networks")}
+	if exp := strings.TrimSpace(r.PostFormValue("expires")); exp != "" {
+		day, err := time.Parse("2006-01-02", exp)
+		if err != nil {
+			return s.accessFailed(w, r, m, account.FieldErrorf("expires", "Enter the expiry as a date."))
+		}
+		loc := time.UTC
+		if l, err := time.LoadLocation(m.User.Zoneinfo); err == nil && m.User.Zoneinfo != "" {
+			loc = l
+		}
+		// The token works through the whole chosen day in the user's zone.
+		n.ValidUntil = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
+	}
+	token, c, err := s.acct.CreateAPIToken(r.Context(), m.User, n)
+	if err != nil {
+		if account.ErrorField(err) == "allowed_networks" {
+			err.(*account.Error).Field = "token_networks"
+		}
+		return s.accessFailed(w, r, m, err)
+	}
+	return s.showSecret(w, r, m, "api_token", c.Name, token)
+}
+
+func (s *Server) apiTokenRevoke(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.acct.RevokeCredential(r.Context(), m.User.ID, storage.KindAPIToken, r.PostFormValue("id")); err != nil {
+		return s.accessFailed(w, r, m, err)
+	}
+	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.confirmIdentity(r, m); err != nil {
+		return s.accessFailed(w, r, m, err)
+	}
+	_, warn, err := s.acct.SetAllowedNetworks(r.Context(), m.User, r.PostFormValue("allowed_networks"), clientIP(r), r.PostFormValue("confirm_lockout") == "1")
+	if err != nil {
+		return s.accessFailed(w, r, m, err)
+	}
+	if warn {
+		d := s.accessView(r, m)
+		d.Networks = r.PostFormValue("allowed_networks")
+		d.AskLockout = true
+		d.Error = translate(d.Lang, "Your current address %s is not in this list: you could not sign in from here again. Tick the box to save it anyway.", clientIP(r))
+		s.render(w, r, http.StatusConflict, "access", d)
+		return nil
+	}
+	http.Redirect(w, r, "/security/access?done=allowlist", http.StatusSeeOther)
+	return nil
+}
+
+type attemptView struct {
+	Time, IP, Device, Method, Result string
+	Success                          bool
+}
+
+type sessionView struct {
+	Device, IP, Since string
+	Current           bool
+}
+
+type activityData struct {
+	base
+	Attempts []attemptView
+	Sessions []sessionView
+}
+
+func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) error {
+	u := m.User
+	d := &activityData{base: s.base(r, &u, "Activity")}
+	d.Nav = "activity"
+	attempts, err := s.acct.History(r.Context(), u.ID, 5)
+	if err != nil {
+		return err
+	}
+	for _, a := range attempts {
+		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: account.DeviceName(a.UserAgent), Method: translate(d.Lang, methodName(a.Method)), Success: a.Success}
+		if a.Success {
+			v.Result = translate(d.Lang, "Signed in")
+		} else {
+			v.Result = translate(d.Lang, "Failed: %s", translate(d.Lang, a.Reason))
+		}
+		d.Attempts = append(d.Attempts, v)
+	}
+	sessions, err := s.acct.Sessions(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	for _, sess := range sessions {
+		d.Sessions = append(d.Sessions, sessionView{Device: account.DeviceName(sess.UserAgent), IP: sess.IP, Since: showTime(sess.AuthTime, u.Zoneinfo), Current: sess.ID == m.Session.ID})
+	}
+	s.render(w, r, http.StatusOK, "activity", d)
+	return nil
+}
+
+func methodName(m string) string {
+	switch m {
+	case "pwd":
+		return "Password"
+	case "pwd+otp":
+		return "Password and code"
+	case "pwd+hwk", "pwd+swk":
+		return "Password and passkey"
+	case "otp", "recovery_code":
+		return "Code"
+	case "hwk", "swk", "passkey":
+		return "Passkey"
+	case "app_password":
+		return "App password"
+	case "api_token":
+		return "API token"
+	}
+	return m
+}
+
+func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.acct.SignOutEverywhere(r.Context(), m.User.ID); err != nil {
+		return err
+	}
+	if err := s.signOut(w, r); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return nil
+}

@@ -1,5 +1,223 @@
 package portal
 
-import "github.com/gorilla/mux"
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
 
-func (s *Server) registerAPIRoutes(r *mux.Router) {}
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// The JSON API for people's own scripts, authenticated with API tokens
+// (Authorization: Bearer kp_…). Only the browser session can create tokens,
+// so a token can never mint more of itself.
+func (s *Server) registerAPIRoutes(r *mux.Router) {
+	api := r.PathPrefix("/api/v1").Subrouter()
+	api.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "not_found", "There is no such API endpoint.")
+	})
+	api.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not accept that method.")
+	})
+	api.Handle("/me", s.withToken(s.apiGetMe)).Methods(http.MethodGet)
+	api.Handle("/me", s.withToken(s.apiPatchMe)).Methods(http.MethodPatch)
+}
+
+type apiCaller struct {
+	User  storage.User
+	Token storage.Credential
+}
+
+type apiHandler func(w http.ResponseWriter, r *http.Request, c apiCaller) error
+
+// withToken authenticates the bearer token, refuses writes to read-only
+// tokens, and maps errors to JSON.
+func (s *Server) withToken(h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		auth := r.Header.Get("Authorization")
+		scheme, token, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyport"`)
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Send an API token: Authorization: Bearer kp_…")
+			return
+		}
+		u, cred, err := s.acct.AuthenticateAPIToken(r.Context(), strings.TrimSpace(token), clientIP(r), r.UserAgent())
+		if err != nil {
+			if account.ErrorCode(err) == account.Unauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="invalid_token"`)
+			}
+			s.apiError(w, r, err)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && cred.Scope != account.ScopeReadWrite {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="insufficient_scope"`)
+			writeJSONError(w, http.StatusForbidden, "insufficient_scope", "This API token is read-only.")
+			return
+		}
+		if err := h(w, r, apiCaller{User: u, Token: cred}); err != nil {
+			s.apiError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
+	code := account.ErrorCode(err)
+	status := statusFor(code)
+	if code == account.Internal {
+		ref := newRef()
+		s.log.ErrorContext(r.Context(), "API request failed", "path", r.URL.Path, "err", err, "ref", ref)
+		writeJSON(w, status, map[string]string{"error": string(code), "message": account.ErrorMessage(nil), "ref": ref})
+		return
+	}
+	body := map[string]string{"error": string(code), "message": account.ErrorMessage(err)}
+	if f := account.ErrorField(err); f != "" {
+		body["field"] = f
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// meJSON is the profile as the API shows it: never the password, block
+// status, sign-in counters, second-factor data or admin metadata.
+type meJSON struct {
+	ID                  string            `json:"id"`
+	Username            string            `json:"username"`
+	GivenName           string            `json:"given_name"`
+	FamilyName          string            `json:"family_name"`
+	Name                string            `json:"name"`
+	DisplayName         string            `json:"display_name"`
+	Nickname            string            `json:"nickname"`
+	Email               string            `json:"email"`
+	EmailVerified       bool              `json:"email_verified"`
+	RecoveryEmail       string            `json:"recovery_email"`
+	PhoneNumber         string            `json:"phone_number"`
+	PhoneNumberVerified bool              `json:"phone_number_verified"`
+	Locale              string            `json:"locale"`
+	Zoneinfo            string            `json:"zoneinfo"`
+	Theme               string            `json:"theme"`
+	Picture             string            `json:"picture"`
+	Roles               []string          `json:"roles"`
+	Groups              []string          `json:"groups"`
+	CreatedAt           string            `json:"created_at"`
+	CustomData          map[string]string `json:"custom_data"`
+	Locked              map[string]string `json:"locked,omitempty"` // field → reason
+}
+
+func (s *Server) meView(u storage.User) meJSON {
+	out := meJSON{
+		ID: u.ID, Username: u.Username, GivenName: u.GivenName, FamilyName: u.FamilyName, Name: u.Name, DisplayName: account.DisplayName(u),
+		Nickname: u.Nickname, Email: u.Email, EmailVerified: u.EmailVerified, RecoveryEmail: u.RecoveryEmail,
+		PhoneNumber: u.PhoneNumber, PhoneNumberVerified: u.PhoneVerified, Locale: u.Locale, Zoneinfo: u.Zoneinfo, Theme: u.Theme,
+		Picture: strings.TrimSuffix(s.opts.Issuer, "/") + account.AvatarPath(u), Roles: nonNilStrings(u.Roles), Groups: nonNilStrings(u.Groups),
+		CreatedAt: u.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"), CustomData: u.CustomData, Locked: map[string]string{},
+	}
+	if out.CustomData == nil {
+		out.CustomData = map[string]string{}
+	}
+	for _, a := range account.Attributes {
+		if !a.Editable {
+			continue
+		}
+		if locked, reason := s.acct.FieldLock(u, a.Key); locked {
+			out.Locked[a.Key] = reason
+		}
+	}
+	return out
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (s *Server) apiGetMe(w http.ResponseWriter, r *http.Request, c apiCaller) error {
+	writeJSON(w, http.StatusOK, s.meView(c.User))
+	return nil
+}
+
+// apiPatchMe changes profile fields under the same rules as the form: the
+// same locks, the same validation, nothing changes when anything is wrong.
+func (s *Server) apiPatchMe(w http.ResponseWriter, r *http.Request, c apiCaller) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSONError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send a JSON object with Content-Type: application/json.")
+		return nil
+	}
+	var body map[string]json.RawMessage
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(&body); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return account.Errorf(account.Invalid, "The request body is too large.")
+		}
+		return account.Errorf(account.Invalid, "The body must be one JSON object.")
+	}
+	changes := map[string]string{}
+	var custom map[string]string
+	customSet := false
+	for k, raw := range body {
+		if k == "custom_data" {
+			if err := json.Unmarshal(raw, &custom); err != nil {
+				return account.FieldErrorf(k, "custom_data must be an object of strings.")
+			}
+			customSet = true
+			continue
+		}
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return account.FieldErrorf(k, "%s must be a string.", k)
+		}
+		changes[k] = v
+	}
+	// Check every profile field (locks included) before the custom data, so
+	// a refused request changes nothing.
+	u := c.User
+	for k := range changes {
+		if _, ok := account.AttributeByKey(k); !ok {
+			return account.FieldErrorf(k, "There is no profile field %q.", k)
+		}
+		if locked, reason := s.acct.FieldLock(u, k); locked || k == "picture" {
+			if k == "picture" {
+				reason = account.ReasonAvatarForm
+			}
+			return &account.Error{Code: account.Forbidden, Field: k, Message: reason}
+		}
+	}
+	if customSet {
+		if err := account.ValidateCustomData(custom); err != nil {
+			return err
+		}
+	}
+	if customSet && s.acct.Policy().ProfilesLocked {
+		return &account.Error{Code: account.Forbidden, Field: "custom_data", Message: account.ReasonAdminLock}
+	}
+	var err error
+	if len(changes) > 0 {
+		if u, err = s.acct.UpdateProfile(r.Context(), u.ID, changes); err != nil {
+			return err
+		}
+	}
+	if customSet {
+		if u, err = s.acct.SetCustomData(r.Context(), u.ID, custom); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, s.meView(u))
+	return nil
+}

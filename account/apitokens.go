@@ -1,0 +1,113 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// API token scopes.
+const (
+	ScopeReadOnly  = "read-only"
+	ScopeReadWrite = "read-write"
+	// APITokenPrefix makes tokens recognisable to secret scanners.
+	APITokenPrefix = "kp_"
+	// apiTokenGrace keeps an expired token's record for a while, so a late
+	// use is recognised (and recorded) instead of looking unknown.
+	apiTokenGrace = 30 * 24 * time.Hour
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// NewAPIToken is what a person asks for.
+type NewAPIToken struct {
+	Name            string
+	Scope           string
+	ValidUntil      time.Time // zero: never expires
+	AllowedNetworks string    // comma separated IPs/CIDRs; empty: anywhere
+}
+
+// CreateAPIToken makes a token "kp_" + 40 base62 characters (about 238
+// bits). It is returned once; only its hash is stored.
+func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPIToken) (string, storage.Credential, error) {
+	name, err := s.checkCredentialName(ctx, u.ID, storage.KindAPIToken, n.Name)
+	if err != nil {
+		return "", storage.Credential{}, err
+	}
+	if n.Scope != ScopeReadOnly && n.Scope != ScopeReadWrite {
+		return "", storage.Credential{}, FieldErrorf("scope", "Choose read-only or read-write.")
+	}
+	now := s.now()
+	if !n.ValidUntil.IsZero() && !n.ValidUntil.After(now) {
+		return "", storage.Credential{}, FieldErrorf("expires", "The expiry date must be in the future.")
+	}
+	nets, err := ParseNetworks(n.AllowedNetworks, "allowed_networks")
+	if err != nil {
+		return "", storage.Credential{}, err
+	}
+	token := APITokenPrefix + randomFrom(base62, 40)
+	c := storage.Credential{ID: NewID(), UserID: u.ID, Kind: storage.KindAPIToken, Name: name, Scope: n.Scope,
+		Hash: HashSecret(token), AllowedNetworks: nets, ValidUntil: n.ValidUntil, CreatedAt: now}
+	if !n.ValidUntil.IsZero() {
+		c.ExpiresAt = n.ValidUntil.Add(apiTokenGrace)
+	}
+	if err := s.store.CreateCredential(ctx, c); err != nil {
+		return "", storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create API token for %q: %w", u.ID, err)}
+	}
+	s.log.InfoContext(ctx, "API token created", "user_id", u.ID, "credential_id", c.ID, "scope", n.Scope)
+	return token, c, nil
+}
+
+var errBadToken = Errorf(Unauthorized, "The API token is missing, unknown, expired or not allowed from this address.")
+
+// AuthenticateAPIToken finds the user behind a bearer token. An expired
+// token, or one used from outside its networks, is refused and the attempt
+// recorded in the user's history.
+func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent string) (storage.User, storage.Credential, error) {
+	now := s.now()
+	ipKey := "ip:" + ip
+	if ip != "" && s.limiter.blocked(ipKey, now) {
+		return storage.User{}, storage.Credential{}, Errorf(RateLimited, "Too many failed attempts. Please wait a few minutes and try again.")
+	}
+	if !strings.HasPrefix(token, APITokenPrefix) || len(token) > 200 {
+		s.limiter.fail(ipKey, now)
+		return storage.User{}, storage.Credential{}, errBadToken
+	}
+	c, err := s.store.GetCredentialByHash(ctx, HashSecret(token))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.Kind != storage.KindAPIToken) {
+		s.limiter.fail(ipKey, now)
+		return storage.User{}, storage.Credential{}, errBadToken
+	}
+	if err != nil {
+		return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	refuse := func(reason string) (storage.User, storage.Credential, error) {
+		s.limiter.fail(ipKey, now)
+		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: c.UserID, Login: c.Name, Time: now, IP: ip, UserAgent: userAgent, Method: "api_token", Reason: reason})
+		return storage.User{}, storage.Credential{}, errBadToken
+	}
+	if !c.ValidUntil.IsZero() && !now.Before(c.ValidUntil) {
+		return refuse("API token expired")
+	}
+	if !NetworkAllows(c.AllowedNetworks, ip) {
+		return refuse("API token used from a network it does not allow")
+	}
+	u, err := s.ActiveUser(ctx, c.UserID)
+	if err != nil {
+		return refuse("account blocked or deleted")
+	}
+	if !NetworkAllows(u.AllowedNetworks, ip) {
+		return refuse("network not allowed")
+	}
+	if updated, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
+		c.LastUsedAt, c.LastIP = now, ip
+		return c, nil
+	}); err == nil {
+		c = updated
+	}
+	return u, c, nil
+}

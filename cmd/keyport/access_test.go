@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+var newSecretPattern = regexp.MustCompile(`id="new-secret">([^<]+)<`)
+
+// createOnPage submits a create form on /security/access and returns the
+// secret shown once.
+func createOnPage(t *testing.T, srv *testServer, b *browser, action string, form url.Values) string {
+	t.Helper()
+	p := b.get(srv.URL + "/security/access")
+	r := postPage(b, p, action, form)
+	m := newSecretPattern.FindStringSubmatch(r.Body)
+	if r.Status != http.StatusOK || m == nil {
+		t.Fatalf("create at %s: %d %s", action, r.Status, truncateBody(r.Body))
+	}
+	if !strings.Contains(r.Header.Get("Cache-Control"), "no-store") {
+		t.Error("the page with a new secret may be cached")
+	}
+	if again := b.get(srv.URL + "/security/access"); strings.Contains(again.Body, m[1]) {
+		t.Error("the secret is shown again")
+	}
+	return m[1]
+}
+
+func verify(srv *testServer, user, pass, query string, cookies *browser) (int, http.Header) {
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth/verify"+query, nil)
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	req.Header.Set("X-Forwarded-Uri", "/wiki/page?x=1")
+	client := http.DefaultClient
+	if cookies != nil {
+		client = cookies.client
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		srv.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+func TestAppPasswordsAndForwardAuth(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	srv.createClient(newConfidentialClient("wiki"))
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+
+	secret := createOnPage(t, srv, b, "/security/app-passwords", url.Values{"ap_name": {"Mail on phone"}})
+	if len(strings.ReplaceAll(secret, "-", "")) < 24 {
+		t.Fatalf("app password too short: %q", secret)
+	}
+	stored, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAppPassword)
+	if len(stored) != 1 || strings.Contains(stored[0].Hash, secret) || stored[0].Hash == secret {
+		t.Fatalf("stored app passwords: %+v", stored)
+	}
+
+	status, h := verify(srv, "alice", secret, "", nil)
+	if status != http.StatusOK || h.Get("Remote-User") != "alice" || h.Get("Remote-Email") != "alice@example.com" || h.Get("Remote-Name") != "Alice Tester" {
+		t.Fatalf("forward auth with an app password: %d %v", status, h)
+	}
+	if h.Get("Set-Cookie") != "" {
+		t.Error("forward auth set a cookie")
+	}
+	status, h = verify(srv, "alice", "wrong-password-here", "", nil)
+	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") || h.Get("X-Keyport-Login") != srv.URL+"/login?return_to=%2Fwiki%2Fpage%3Fx%3D1" {
+		t.Errorf("wrong app password: %d %v", status, h)
+	}
+	// Without a second factor the account password is accepted too.
+	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusOK {
+		t.Errorf("account password without 2FA: %d", status)
+	}
+	// The portal session works as well.
+	if status, h := verify(srv, "", "", "", b); status != http.StatusOK || h.Get("Remote-User") != "alice" {
+		t.Errorf("session cookie: %d", status)
+	}
+
+	// An app password for one app only.
+	wikiOnly := createOnPage(t, srv, b, "/security/app-passwords", url.Values{"ap_name": {"Wiki sync"}, "client_id": {"wiki"}})
+	if status, _ := verify(srv, "alice", wikiOnly, "?client=wiki", nil); status != http.StatusOK {
+		t.Errorf("restricted app password at its app: %d", status)
+	}
+	if status, _ := verify(srv, "alice", wikiOnly, "?client=other", nil); status != http.StatusUnauthorized {
+		t.Errorf("restricted app password elsewhere: %d", status)
+	}
+
+	// Once the account has 2FA the password alone is refused, app passwords still work.
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), alice.ID, func(u storage.User) (storage.User, error) {
+		u.TOTPSecret = []byte("sealed-secret-placeholder")
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("account password with 2FA: %d", status)
+	}
+	if status, _ := verify(srv, "alice", secret, "", nil); status != http.StatusOK {
+		t.Errorf("app password with 2FA: %d", status)
+	}
+
+	// Revoked: no longer works.
+	p := b.get(srv.URL + "/security/access")
+	postPage(b, p, "/security/app-passwords/revoke", url.Values{"id": {stored[0].ID}})
+	if status, _ := verify(srv, "alice", secret, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("revoked app password: %d", status)
+	}
+	// A duplicate name is refused and nothing is stored.
+	r := postPage(b, p, "/security/app-passwords", url.Values{"ap_name": {"wiki SYNC"}})
+	if r.Status != http.StatusConflict || !strings.Contains(r.Body, "already have one") || !strings.Contains(r.Body, `value="wiki SYNC"`) {
+		t.Errorf("duplicate name: %d", r.Status)
+	}
+	if r := b.post(srv.URL+"/security/app-passwords", url.Values{"ap_name": {"no csrf"}}); r.Status != http.StatusForbidden {
+		t.Errorf("without CSRF: %d", r.Status)
+	}
+	if all, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAppPassword); len(all) != 1 {
+		t.Errorf("%d app passwords stored, want 1", len(all))
+	}
+}
+
+func apiCall(t *testing.T, srv *testServer, method, path, token, contentType, body string) (int, http.Header, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: not JSON (%d): %v", method, path, resp.StatusCode, err)
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+func TestAPITokens(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	ro := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"reader"}, "scope": {"read-only"}})
+	rw := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"writer"}, "scope": {"read-write"}, "expires": {time.Now().AddDate(0, 1, 0).Format("2006-01-02")}})
+	if !strings.HasPrefix(ro, "kp_") || len(ro) < 40 {
+		t.Fatalf("token format: %q", ro)
+	}
+
+	status, h, me := apiCall(t, srv, http.MethodGet, "/api/v1/me", ro, "", "")
+	if status != http.StatusOK || me["id"] != alice.ID || me["username"] != "alice" || h.Get("Set-Cookie") != "" {
+		t.Fatalf("GET /me: %d %v", status, me)
+	}
+	for _, hidden := range []string{"password_hash", "blocked", "last_ip", "logins_count", "app_metadata", "totp_secret", "recovery_codes"} {
+		if _, ok := me[hidden]; ok {
+			t.Errorf("/me shows %s", hidden)
+		}
+	}
+	if status, h, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", ro, "application/json", `{"given_name":"X"}`); status != http.StatusForbidden || body["error"] != "insufficient_scope" || !strings.Contains(h.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("read-only PATCH: %d %v", status, body)
+	}
+	status, _, me = apiCall(t, srv, http.MethodPatch, "/api/v1/me", rw, "application/json", `{"given_name":"Alice","zoneinfo":"Europe/Paris","custom_data":{"team":"blue"}}`)
+	if status != http.StatusOK || me["given_name"] != "Alice" || me["zoneinfo"] != "Europe/Paris" {
+		t.Fatalf("read-write PATCH: %d %v", status, me)
+	}
+	if u := srv.user(alice.ID); u.GivenName != "Alice" || u.CustomData["team"] != "blue" {
+		t.Fatalf("PATCH not stored: %+v", u)
+	}
+	before := srv.user(alice.ID)
+	for name, c := range map[string]struct {
+		ctype, body string
+		status      int
+		field       string
+	}{
+		"username":     {"application/json", `{"username":"mallory","given_name":"Y"}`, http.StatusForbidden, "username"},
+		"unknown":      {"application/json", `{"shoe_size":"44"}`, http.StatusBadRequest, "shoe_size"},
+		"bad email":    {"application/json", `{"email":"nope","given_name":"Y"}`, http.StatusBadRequest, "email"},
+		"not a string": {"application/json", `{"given_name":42}`, http.StatusBadRequest, "given_name"},
+		"bad custom":   {"application/json", `{"given_name":"Y","custom_data":{"1bad":"x"}}`, http.StatusBadRequest, "custom_data"},
+		"not json":     {"application/json", `given_name=Y`, http.StatusBadRequest, ""},
+		"form type":    {"application/x-www-form-urlencoded", `given_name=Y`, http.StatusUnsupportedMediaType, ""},
+	} {
+		status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", rw, c.ctype, c.body)
+		if status != c.status || (c.field != "" && body["field"] != c.field) {
+			t.Errorf("%s: %d %v", name, status, body)
+		}
+	}
+	if after := srv.user(alice.ID); !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Error("a refused PATCH changed the user")
+	}
+	// Missing, malformed and unknown tokens.
+	for name, tok := range map[string]string{"none": "", "garbled": "kp_nope", "no prefix": "abc"} {
+		status, h, body := apiCall(t, srv, http.MethodGet, "/api/v1/me", tok, "", "")
+		if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") || body["error"] == nil {
+			t.Errorf("%s token: %d %v", name, status, body)
+		}
+	}
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/nothing", ro, "", ""); status != http.StatusNotFound || body["error"] != "not_found" {
+		t.Errorf("unknown endpoint: %d", status)
+	}
+
+	// Expired: 401 and recorded.
+	toks, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAPIToken)
+	var writer storage.Credential
+	for _, c := range toks {
+		if c.Name == "writer" {
+			writer = c
+		}
+	}
+	if _, err := srv.Main.Store.UpdateCredential(context.Background(), alice.ID, writer.ID, func(c storage.Credential) (storage.Credential, error) {
+		c.ValidUntil = time.Now().Add(-time.Minute)
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", rw, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("expired token: %d", status)
+	}
+	// From outside its networks: 401 and recorded.
+	narrow := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"office"}, "scope": {"read-only"}, "token_networks": {"10.0.0.0/8, 192.0.2.7"}})
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", narrow, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("token from outside its networks: %d", status)
+	}
+	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 10)
+	reasons := ""
+	for _, a := range hist {
+		if a.Method == "api_token" && !a.Success {
+			reasons += a.Reason + ";"
+		}
+	}
+	if !strings.Contains(reasons, "expired") || !strings.Contains(reasons, "network") {
+		t.Errorf("refused token uses not recorded: %q", reasons)
+	}
+
+	// Bad input on the page: clear message, nothing stored.
+	p := b.get(srv.URL + "/security/access")
+	n := len(toks) + 1
+	for name, form := range map[string]url.Values{
+		"bad cidr":    {"name": {"x1"}, "scope": {"read-only"}, "token_networks": {"10.0.0.0/33"}},
+		"past expiry": {"name": {"x2"}, "scope": {"read-only"}, "expires": {"2020-01-01"}},
+		"duplicate":   {"name": {"Reader"}, "scope": {"read-only"}},
+		"bad scope":   {"name": {"x3"}, "scope": {"admin"}},
+		"long name":   {"name": {strings.Repeat("n", 65)}, "scope": {"read-only"}},
+	} {
+		if r := postPage(b, p, "/security/api-tokens", form); r.Status < 400 || r.Status >= 500 {
+			t.Errorf("%s: %d", name, r.Status)
+		}
+	}
+	if all, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAPIToken); len(all) != n {
+		t.Errorf("%d tokens stored after refusals, want %d", len(all), n)
+	}
+	// Revoked: 401.
+	for _, c := range toks {
+		if c.Name == "reader" {
+			postPage(b, p, "/security/api-tokens/revoke", url.Values{"id": {c.ID}})
+		}
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", ro, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("revoked token: %d", status)
+	}
+}
+
+func TestAPITokenNeedsRecentSignIn(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	// Age the session past the recent-auth window.
+	sess, _ := srv.Main.Store.ListUserSessions(context.Background(), userIDOf(t, srv, "alice"))
+	for _, s := range sess {
+		s.AuthTime = s.AuthTime.Add(-time.Hour)
+		_ = srv.Main.Store.DeleteSession(context.Background(), s.ID)
+		_ = srv.Main.Store.CreateSession(context.Background(), s)
+	}
+	p := b.get(srv.URL + "/security/access")
+	if !strings.Contains(p.Body, `name="confirm_password"`) {
+		t.Fatal("an old session is not asked for the password")
+	}
+	r := postPage(b, p, "/security/api-tokens", url.Values{"name": {"t"}, "scope": {"read-only"}})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "current password") {
+		t.Errorf("without confirmation: %d", r.Status)
+	}
+	r = postPage(b, p, "/security/api-tokens", url.Values{"name": {"t"}, "scope": {"read-only"}, "confirm_password": {"wrong password!!"}})
+	if r.Status != http.StatusBadRequest {
+		t.Errorf("wrong confirmation: %d", r.Status)
+	}
+	r = postPage(b, p, "/security/api-tokens", url.Values{"name": {"t"}, "scope": {"read-only"}, "confirm_password": {testPassword}})
+	if !newSecretPattern.MatchString(r.Body) {
+		t.Errorf("with the password: %d", r.Status)
+	}
+}
+
+func userIDOf(t *testing.T, srv *testServer, login string) string {
+	u, err := srv.Main.Store.GetUserByLogin(context.Background(), login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID
+}
+
+func TestIPAllowlist(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/security/access")
+
+	if r := postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"10.0.0.0/8\nnot-an-ip"}}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "not-an-ip") {
+		t.Errorf("invalid entry: %d", r.Status)
+	}
+	// A list without the current address asks first and saves nothing.
+	r := postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"10.0.0.0/8"}})
+	if r.Status != http.StatusConflict || !strings.Contains(r.Body, "127.0.0.1") || !strings.Contains(r.Body, `name="confirm_lockout"`) {
+		t.Fatalf("lockout warning: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if n := srv.user(alice.ID).AllowedNetworks; len(n) != 0 {
+		t.Fatalf("saved without confirmation: %v", n)
+	}
+	r = postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"10.0.0.0/8"}, "confirm_lockout": {"1"}})
+	if r.Status != http.StatusOK || len(srv.user(alice.ID).AllowedNetworks) != 1 {
+		t.Fatalf("confirmed save: %d", r.Status)
+	}
+	// Now a password sign-in from 127.0.0.1 is refused and recorded.
+	other := newBrowser(t)
+	lp := other.submit(other.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if lp.Status != http.StatusForbidden || !strings.Contains(lp.Body, "not allowed") {
+		t.Errorf("sign-in from outside the allowlist: %d", lp.Status)
+	}
+	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 1)
+	if len(hist) != 1 || hist[0].Reason != "network not allowed" {
+		t.Errorf("history: %+v", hist)
+	}
+	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("forward auth from outside the allowlist: %d", status)
+	}
+}
+
+func TestActivityPage(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	for i := 0; i < 4; i++ {
+		_, _ = srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "192.0.2.9"})
+	}
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	other := newBrowser(t)
+	signInPortal(t, srv, other, "alice")
+	p := b.get(srv.URL + "/security/activity")
+	rows := strings.Count(p.Body[strings.Index(p.Body, `id="history"`):strings.Index(p.Body, `id="sessions"`)], "<tr class=")
+	if p.Status != http.StatusOK || rows != 5 {
+		t.Fatalf("history rows: %d (want the last 5)", rows)
+	}
+	if !strings.Contains(p.Body, "Failed: wrong password") || !strings.Contains(p.Body, "Signed in") || !strings.Contains(p.Body, "this browser") {
+		t.Errorf("activity page: %s", truncateBody(p.Body))
+	}
+	if n := strings.Count(p.Body, "Go HTTP client"); n < 2 {
+		t.Errorf("sessions listed: %d", n)
+	}
+	r := postPage(b, p, "/security/activity/signout-everywhere", url.Values{})
+	if !isLoginPage(r) {
+		t.Errorf("after signing out everywhere: %s", r.URL)
+	}
+	if r := other.get(srv.URL + "/profile"); !isLoginPage(r) {
+		t.Error("the other browser is still signed in")
+	}
+	if s, _ := srv.Main.Store.ListUserSessions(context.Background(), alice.ID); len(s) != 0 {
+		t.Errorf("%d sessions left", len(s))
+	}
+}
