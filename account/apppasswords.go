@@ -25,7 +25,9 @@ func newAppPassword() string {
 	return strings.Join(parts, "-")
 }
 
-func normalizeAppPassword(p string) string { return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), " ", "-")) }
+func normalizeAppPassword(p string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), " ", "-"))
+}
 
 // checkCredentialName validates a name for a credential and makes sure the
 // user has no other credential of that kind with it.
