@@ -62,6 +62,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	limiter *limiter
+	wa      webauthnState
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string

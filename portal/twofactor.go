@@ -119,6 +119,10 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u storage.
 // (method "otp", "hwk", "swk" or "recovery"), remembering the device when
 // the form asked for it.
 func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, method string) error {
+	return s.passSecondFactor(w, r, method, r.PostFormValue("remember_device") == "1")
+}
+
+func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method string, remember bool) error {
 	p, ok := s.pending(r)
 	if !ok {
 		return errPendingGone
@@ -130,7 +134,7 @@ func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, meth
 	if method == "recovery" {
 		method = "otp" // a recovery code is a one-time password (RFC 8176)
 	}
-	if r.PostFormValue("remember_device") == "1" && s.acct.Policy().TrustedDeviceLifetime > 0 {
+	if remember && s.acct.Policy().TrustedDeviceLifetime > 0 {
 		secret, err := s.acct.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
 		if err != nil {
 			return err
