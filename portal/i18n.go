@@ -84,7 +84,3 @@ func baseLanguage(locale string) string {
 func languageOptions() []string {
 	return slices.Sorted(maps.Keys(LanguageNames))
 }
-
-// deCore is German for the core pages (layout, sign-in, consent, errors,
-// setup, home).
-var deCore = map[string]string{}

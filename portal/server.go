@@ -307,7 +307,8 @@ type errorData struct {
 }
 
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string) {
-	s.render(w, r, status, "error", &errorData{base: s.base(r, nil, heading), Heading: heading, Message: message, RequestID: ref})
+	b := s.base(r, nil, heading)
+	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message), RequestID: ref})
 }
 
 // base holds what every page needs.

@@ -281,3 +281,18 @@ func TestProfileClaimsFollowProfile(t *testing.T) {
 		}
 	}
 }
+
+func TestPagesFollowAcceptLanguage(t *testing.T) {
+	srv := startServer(t, "", nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/login", nil)
+	req.Header.Set("Accept-Language", "de-CH,de;q=0.9,en;q=0.5")
+	p := newBrowser(t).do(req)
+	if !strings.Contains(p.Body, `lang="de"`) || !strings.Contains(p.Body, "Benutzername oder E-Mail") || strings.Contains(p.Body, "Username or email") {
+		t.Errorf("German sign-in page: %s", truncateBody(p.Body))
+	}
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/login", nil)
+	req.Header.Set("Accept-Language", "fr")
+	if p := newBrowser(t).do(req); !strings.Contains(p.Body, "Username or email") {
+		t.Error("an unsupported language does not fall back to English")
+	}
+}

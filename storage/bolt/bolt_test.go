@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -286,6 +287,14 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		}
 		return nil
 	})
+	_ = b(bAvatars).ForEach(func(k, _ []byte) error {
+		var a storage.Avatar
+		get(bAvatars, string(k), &a)
+		if a.UserID != string(k) {
+			fail("avatar of %q stored under %q", a.UserID, k)
+		}
+		return nil
+	})
 	for k := range expiries {
 		fail("stray expiry entry %q", k)
 	}
@@ -485,6 +494,11 @@ func TestSweepInChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 		want.Sessions++
+		c := storage.Credential{ID: fmt.Sprintf("c%d", i), UserID: "u1", Kind: storage.KindTrustedDevice, Hash: fmt.Sprintf("dev%d", i), ExpiresAt: now.Add(time.Hour)}
+		if err := d.CreateCredential(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		want.Credentials++
 	}
 	offset.Store(int64(time.Hour))
 	got, err := d.Sweep(ctx)
@@ -495,7 +509,7 @@ func TestSweepInChunks(t *testing.T) {
 		t.Fatalf("sweep report %+v, want %+v", got, want)
 	}
 	err = d.db.View(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bFamilies, bFamilyMembers, bRefreshTokens, bRefreshByID, bAccessTokens, bUserTokens, bSessions, bUserSessions, bExpiry} {
+		for _, name := range [][]byte{bFamilies, bFamilyMembers, bRefreshTokens, bRefreshByID, bAccessTokens, bUserTokens, bSessions, bUserSessions, bCredentials, bCredentialsByHash, bExpiry} {
 			if n := tx.Bucket(name).Stats().KeyN; n != 0 {
 				t.Errorf("%s has %d keys after the sweep", name, n)
 			}
@@ -654,5 +668,113 @@ func TestFlowFile(t *testing.T) {
 	}
 	if err := d.CreateAuthRequest(ctx, ar); err != nil {
 		t.Fatalf("new flow file does not work: %v", err)
+	}
+}
+
+// A file written before credentials and avatars existed (schema 1) opens,
+// gains their buckets and keeps its data.
+func TestMigrateFromSchema1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		if err := migrations[0](tx); err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucket(bMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(kSchemaVersion, []byte("1")); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bUsersByUsername).Put([]byte("alice"), []byte("u1")); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bUsers), "u1", storage.User{ID: "u1", Username: "alice"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d := openTest(t, path, Options{})
+	err = d.db.View(func(tx *bbolt.Tx) error {
+		v, err := readSchemaVersion(tx)
+		if err != nil || v != SchemaVersion() {
+			t.Errorf("schema version after migration: %d (%v), want %d", v, err, SchemaVersion())
+		}
+		for _, name := range [][]byte{bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars} {
+			if tx.Bucket(name) == nil {
+				t.Errorf("bucket %s was not created", name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := d.GetUserByLogin(ctx, "alice"); err != nil || u.ID != "u1" {
+		t.Fatalf("user after migration: %+v, %v", u, err)
+	}
+	if err := d.CreateCredential(ctx, storage.Credential{ID: "c1", UserID: "u1", Kind: storage.KindPasskey, WebAuthnID: []byte{7}}); err != nil {
+		t.Fatalf("create credential after migration: %v", err)
+	}
+	if err := d.PutAvatar(ctx, storage.Avatar{UserID: "u1", ContentType: "image/png", Data: []byte{1}}); err != nil {
+		t.Fatalf("put avatar after migration: %v", err)
+	}
+	if err := d.DeleteUser(ctx, "u1"); err != nil {
+		t.Fatalf("delete user after migration: %v", err)
+	}
+}
+
+// A file at the current schema that lost a bucket is refused, not patched.
+func TestOpenRefusesMissingBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket(bCredentialsByWebAuthn) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err = Open(path, Options{})
+	if err == nil {
+		d.Close()
+		t.Fatal("Open accepted a file without the credentials_by_webauthn bucket")
+	}
+	if !strings.Contains(err.Error(), string(bCredentialsByWebAuthn)) {
+		t.Errorf("message %q does not name the missing bucket", err)
+	}
+}
+
+func TestSweepLogsCredentials(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var offset atomic.Int64
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Logger: logger, Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	for i := range 2 {
+		c := storage.Credential{ID: fmt.Sprintf("c%d", i), UserID: "u1", Kind: storage.KindTrustedDevice, Hash: fmt.Sprintf("h%d", i), ExpiresAt: now.Add(time.Minute)}
+		if err := d.CreateCredential(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offset.Store(int64(time.Minute))
+	rep, err := d.Sweep(ctx)
+	if err != nil || rep.Credentials != 2 {
+		t.Fatalf("sweep: %+v, %v; want 2 credentials", rep, err)
+	}
+	if !strings.Contains(logs.String(), "credentials=2") {
+		t.Errorf("sweep log does not count credentials: %s", logs.String())
 	}
 }

@@ -1,0 +1,112 @@
+package account
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keyport/keyport/storage"
+)
+
+func TestParseNetworks(t *testing.T) {
+	got, err := ParseNetworks("10.1.2.3/8, 192.0.2.7\n2001:db8::1/32;10.0.0.0/8", "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "nope", "300.1.1.1", "fe80::1%eth0", strings.Repeat("10.0.0.1,", 51)} {
+		if _, err := ParseNetworks(bad, "f"); ErrorCode(err) != Invalid || ErrorField(err) != "f" {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	for _, c := range []struct {
+		nets []string
+		ip   string
+		ok   bool
+	}{
+		{nil, "203.0.113.1", true},
+		{[]string{"10.0.0.0/8"}, "10.9.9.9", true},
+		{[]string{"10.0.0.0/8"}, "11.0.0.1", false},
+		{[]string{"10.0.0.0/8"}, "::ffff:10.0.0.1", true},
+		{[]string{"10.0.0.0/8"}, "", false},
+		{[]string{"2001:db8::/32"}, "2001:db8::5", true},
+	} {
+		if NetworkAllows(c.nets, c.ip) != c.ok {
+			t.Errorf("NetworkAllows(%v, %q) != %v", c.nets, c.ip, c.ok)
+		}
+	}
+}
+
+func TestDeviceName(t *testing.T) {
+	for ua, want := range map[string]string{
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36": "Chrome on Linux",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1": "Safari on iOS",
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0": "Firefox on Windows",
+		"curl/8.5.0": "curl",
+		"":           "Unknown browser",
+	} {
+		if got := DeviceName(ua); got != want {
+			t.Errorf("DeviceName(%q) = %q, want %q", ua, got, want)
+		}
+	}
+}
+
+func TestInitialsSVGEscapes(t *testing.T) {
+	svg := string(InitialsSVG(storage.User{ID: "u1", Name: `<script>alert(1)</script> & "Bob"`}))
+	if strings.Contains(svg, "<script") || !strings.HasPrefix(svg, "<svg") {
+		t.Fatalf("unescaped: %s", svg)
+	}
+	if got := initialsOf("Ärger Özdemir"); got != "ÄÖ" {
+		t.Errorf("initials of non-ASCII name: %q", got)
+	}
+	if got := initialsOf("   "); got != "?" {
+		t.Errorf("initials of nothing: %q", got)
+	}
+}
+
+func TestSniffImage(t *testing.T) {
+	for name, c := range map[string]struct {
+		data []byte
+		ok   bool
+	}{
+		"png":  {[]byte("\x89PNG\r\n\x1a\n...."), true},
+		"jpeg": {[]byte{0xFF, 0xD8, 0xFF, 0xE0}, true},
+		"webp": {[]byte("RIFF\x00\x00\x00\x00WEBPVP8 "), true},
+		"gif":  {[]byte("GIF89a"), false},
+		"svg":  {[]byte("<svg xmlns=\"http://www.w3.org/2000/svg\"/>"), false},
+		"riff": {[]byte("RIFF\x00\x00\x00\x00WAVE"), false},
+	} {
+		if sniffImage(c.data) != c.ok {
+			t.Errorf("%s: sniff = %v", name, !c.ok)
+		}
+	}
+}
+
+func TestRecoveryCodes(t *testing.T) {
+	codes, hashes := newRecoveryCodes()
+	if len(codes) != RecoveryCodeCount || len(hashes) != RecoveryCodeCount {
+		t.Fatalf("%d codes", len(codes))
+	}
+	seen := map[string]bool{}
+	for i, c := range codes {
+		if len(c) != 11 || c[5] != '-' || strings.ContainsAny(c, "01ilo") || seen[c] {
+			t.Errorf("bad code %q", c)
+		}
+		seen[c] = true
+		if HashSecret(normalizeRecoveryCode(" "+strings.ToUpper(c)+" ")) != hashes[i] {
+			t.Errorf("code %q does not match its hash after normalising", c)
+		}
+	}
+}
+
+func TestAppPasswordFormat(t *testing.T) {
+	p := newAppPassword()
+	if len(strings.ReplaceAll(p, "-", "")) != 30 || strings.Count(p, "-") != 4 {
+		t.Fatalf("app password %q", p)
+	}
+	if normalizeAppPassword(strings.ToUpper(p)) != p {
+		t.Error("app passwords are not case-insensitive")
+	}
+}
