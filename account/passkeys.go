@@ -359,3 +359,10 @@ func (s *Service) RenamePasskey(ctx context.Context, u storage.User, id, name st
 	}
 	return nil
 }
+
+// PasskeysAvailable tells whether the issuer can be a WebAuthn relying
+// party (it needs a domain name: browsers refuse IP addresses).
+func (s *Service) PasskeysAvailable() bool {
+	_, err := s.webauthn()
+	return err == nil
+}
