@@ -456,3 +456,12 @@ func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) 
 	}
 	return u, nil
 }
+
+// RecoveryAddress is where password-reset mail goes: the recovery email, or
+// the primary one when none is set.
+func RecoveryAddress(u storage.User) string {
+	if u.RecoveryEmail != "" {
+		return u.RecoveryEmail
+	}
+	return u.Email
+}

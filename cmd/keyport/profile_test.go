@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 )
 
 func TestProfileEdit(t *testing.T) {
@@ -294,5 +295,38 @@ func TestPagesFollowAcceptLanguage(t *testing.T) {
 	req.Header.Set("Accept-Language", "fr")
 	if p := newBrowser(t).do(req); !strings.Contains(p.Body, "Username or email") {
 		t.Error("an unsupported language does not fall back to English")
+	}
+}
+
+func TestDirectoryOwnedFieldsLocked(t *testing.T) {
+	srv := startServer(t, "", nil)
+	carol := srv.createUser("carol", false)
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), carol.ID, func(u storage.User) (storage.User, error) {
+		u.Source = "corp-ldap"
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "carol")
+	p := b.get(srv.URL + "/profile")
+	if strings.Contains(p.Body, `name="given_name"`) || !strings.Contains(p.Body, "Managed by corp-ldap") || !strings.Contains(p.Body, "Source: corp-ldap") {
+		t.Fatalf("directory-owned fields on the page: %s", truncateBody(p.Body))
+	}
+	if !strings.Contains(p.Body, `name="zoneinfo"`) {
+		t.Error("a field the directory does not own is locked")
+	}
+	if r := postPage(b, p, "/profile", url.Values{"email": {"carol@elsewhere.example"}}); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "Managed by corp-ldap") {
+		t.Errorf("crafted post to a directory field: %d", r.Status)
+	}
+	token := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"rw"}, "scope": {"read-write"}})
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", token, "application/json", `{"family_name":"X"}`); status != http.StatusForbidden || body["field"] != "family_name" {
+		t.Errorf("PATCH of a directory field: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/me", token, "", ""); status != http.StatusOK || body["locked"].(map[string]any)["email"] == nil {
+		t.Errorf("GET /me does not report the lock: %v", body)
+	}
+	if u := srv.user(carol.ID); u.Email != "carol@example.com" || u.FamilyName != "" {
+		t.Errorf("locked fields changed: %+v", u)
 	}
 }
