@@ -222,8 +222,8 @@ func (s *Server) finishAsJSON(w http.ResponseWriter, r *http.Request, step func(
 		return nil, err
 	}
 	if capture.location == "" {
-		// The step rendered a page (an error): let the browser load it.
-		return map[string]string{"redirect": "/login"}, nil
+		// Steps answer scripts with redirects only (redirectToFlow).
+		return nil, account.Errorf(account.Internal, "sign-in step answered without a redirect")
 	}
 	return map[string]string{"redirect": capture.location}, nil
 }
@@ -242,7 +242,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, body
 		return nil, err
 	}
 	return s.finishAsJSON(w, r, func(w http.ResponseWriter) error {
-		return s.completeSignIn(w, r, u, amr, strings.TrimSpace(req.AuthRequestID), req.ReturnTo)
+		return s.finishSignInAs(w, r, u, "", amr, strings.TrimSpace(req.AuthRequestID), req.ReturnTo, redirectToFlow)
 	})
 }
 
@@ -283,6 +283,6 @@ func (s *Server) passkey2FAFinish(w http.ResponseWriter, r *http.Request, body [
 		return nil, err
 	}
 	return s.finishAsJSON(w, r, func(w http.ResponseWriter) error {
-		return s.passSecondFactor(w, r, amr[0], req.Remember)
+		return s.passSecondFactor(w, r, amr[0], req.Remember, redirectToFlow)
 	})
 }

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -89,7 +90,23 @@ func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, u storag
 	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
 }
 
+// signInMode says how the browser is answered once a sign-in is recorded.
+type signInMode int
+
+const (
+	// continueFlow runs the dispatcher at once (form posts).
+	continueFlow signInMode = iota
+	// redirectToFlow stores who signed in on the request and redirects to
+	// the dispatcher: a script (the passkey ceremonies) cannot show a page
+	// in answer to its fetch, only follow a location.
+	redirectToFlow
+)
+
 func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, authRequestID, returnTo string) error {
+	return s.finishSignInAs(w, r, u, newHash, amr, authRequestID, returnTo, continueFlow)
+}
+
+func (s *Server) finishSignInAs(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, authRequestID, returnTo string, mode signInMode) error {
 	var a storage.AuthRequest
 	if authRequestID != "" {
 		var err error
@@ -112,6 +129,13 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u storage.
 	// Who signed in is written with the next step's own write (consent or
 	// completion), not separately: every commit is on the sign-in path.
 	a.UserID, a.AuthTime, a.AMR, a.SessionID = u.ID, sess.AuthTime, amr, sess.ID
+	if mode == redirectToFlow {
+		if err := s.saveSignedIn(r.Context(), a); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/login?authRequestID="+url.QueryEscape(a.ID), http.StatusSeeOther)
+		return nil
+	}
 	return s.nextStep(w, r, a, true)
 }
 
@@ -119,10 +143,10 @@ func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u storage.
 // (method "otp", "hwk", "swk" or "recovery"), remembering the device when
 // the form asked for it.
 func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, method string) error {
-	return s.passSecondFactor(w, r, method, r.PostFormValue("remember_device") == "1")
+	return s.passSecondFactor(w, r, method, r.PostFormValue("remember_device") == "1", continueFlow)
 }
 
-func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method string, remember bool) error {
+func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method string, remember bool, mode signInMode) error {
 	p, ok := s.pending(r)
 	if !ok {
 		return errPendingGone
@@ -145,7 +169,7 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 			MaxAge: int(s.acct.Policy().TrustedDeviceLifetime.Seconds()),
 		})
 	}
-	return s.completeSignIn(w, r, u, []string{"pwd", method, "mfa"}, p.AuthRequestID, p.ReturnTo)
+	return s.finishSignInAs(w, r, u, "", []string{"pwd", method, "mfa"}, p.AuthRequestID, p.ReturnTo, mode)
 }
 
 var errPendingGone = account.Errorf(account.Unauthorized, "Your sign-in has timed out. Please sign in again.")

@@ -266,7 +266,7 @@ func TestBrowserPortal(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("app")) }))
 	defer app.Close()
 	redirect := app.URL + "/callback"
-	c, secretApp, err := srv.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "app", SkipConsent: true, RedirectURIs: []string{redirect}})
+	c, secretApp, err := srv.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "app", Name: "Team Wiki", RedirectURIs: []string{redirect}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +278,11 @@ func TestBrowserPortal(t *testing.T) {
 	// The button; the pending autofill request may answer first, which ends
 	// in the same place.
 	_ = chromedp.Do(ctx, chromedp.Click(chromedp.ID("passkey-signin")))
+	// The app asks for consent the first time: the passkey sign-in goes on
+	// to the consent page, like a password sign-in.
+	do(t, ctx, "consent after the passkey", chromedp.WaitVisible(chromedp.CSS(`button[value="allow"]`)))
+	screenshot(t, ctx, "consent")
+	do(t, ctx, "allow", chromedp.Click(chromedp.CSS(`button[value="allow"]`)))
 	back, _ := url.Parse(waitLocation(t, ctx, redirect))
 	code := back.Query().Get("code")
 	if code == "" || back.Query().Get("state") != "st-1" {
