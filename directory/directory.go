@@ -1,0 +1,76 @@
+// Package directory defines Keyport's external identity sources: password
+// sources (LDAP: the source checks the password) and, later, redirect
+// sources (upstream OIDC). Sources return plain Identity values; they know
+// nothing of Keyport's storage or HTTP, so the account layer decides what a
+// sign-in through a source means.
+package directory
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors every source reports in the same way, so callers can decide
+// without knowing the source's protocol.
+var (
+	// ErrInvalidCredentials: unknown user, wrong password, or an empty one.
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	// ErrDisabled: the source knows the user but reports them disabled.
+	ErrDisabled = errors.New("account disabled in the directory")
+	// ErrUnavailable: the source could not be reached or failed; the
+	// message names the step (dial, TLS, bind, search).
+	ErrUnavailable = errors.New("directory unavailable")
+)
+
+// Identity is a person as a source describes them.
+type Identity struct {
+	// ID is the source's stable identifier (e.g. LDAP entryUUID); it never
+	// changes when the person is renamed.
+	ID            string
+	Username      string
+	Email         string
+	EmailVerified bool
+	GivenName     string
+	FamilyName    string
+	DisplayName   string
+	PhoneNumber   string
+	Groups        []string
+	// Picture is a JPEG or PNG from the source (LDAP jpegPhoto), if any.
+	Picture []byte
+}
+
+// Capabilities says what a source owns and does.
+type Capabilities struct {
+	// OwnedFields are profile keys (account.Attributes) the source sets;
+	// they are read-only in the portal.
+	OwnedFields []string
+	// Groups: the source provides group membership.
+	Groups bool
+	// SecondFactor: the source handles second factors itself, so Keyport
+	// offers no TOTP or passkey enrolment to its users.
+	SecondFactor bool
+}
+
+// Source is any identity source.
+type Source interface {
+	ID() string
+	Name() string
+	Capabilities() Capabilities
+}
+
+// PasswordSource checks a username and password.
+type PasswordSource interface {
+	Source
+	Login(ctx context.Context, username, password string) (Identity, error)
+}
+
+// Lister can enumerate its users (for sync).
+type Lister interface {
+	Source
+	// Users returns every user in scope (the caller compares it with what
+	// it has to find who vanished).
+	Users(ctx context.Context) ([]Identity, error)
+	// Lookup finds one user by the source's ID; ErrInvalidCredentials when
+	// the source no longer knows them.
+	Lookup(ctx context.Context, id string) (Identity, error)
+}
