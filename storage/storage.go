@@ -59,6 +59,9 @@ type User struct {
 	Source string `json:"source,omitempty"`
 	// CustomData is the user's own key/value data (Auth0's user_metadata).
 	CustomData map[string]string `json:"custom_data,omitempty"`
+	// Identities link the account to external sources; each (Connection,
+	// UserID) pair belongs to one user.
+	Identities []Identity `json:"identities,omitempty"`
 
 	// Internal.
 	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string
@@ -82,6 +85,14 @@ type User struct {
 	// AllowedNetworks limits where the account may sign in from (CIDRs);
 	// empty allows everywhere.
 	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+}
+
+// Identity is a user's account at an external source (Auth0/Logto style).
+type Identity struct {
+	Connection string `json:"connection"` // the directory's ID in Keyport
+	Provider   string `json:"provider"`   // "ldap", "oidc"
+	UserID     string `json:"user_id"`    // the source's stable ID (entryUUID, sub)
+	IsSocial   bool   `json:"is_social"`
 }
 
 // Client is an application registered to sign people in (or, with the
@@ -288,6 +299,8 @@ type Users interface {
 	GetUser(ctx context.Context, id string) (User, error)
 	// GetUserByLogin finds a user by username or email, case-insensitively.
 	GetUserByLogin(ctx context.Context, login string) (User, error)
+	// GetUserByIdentity finds the user linked to an external account.
+	GetUserByIdentity(ctx context.Context, connection, externalID string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	CountUsers(ctx context.Context) (int, error)
 	// UpdateUser applies fn to the stored user inside one transaction.

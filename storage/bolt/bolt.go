@@ -241,15 +241,17 @@ var (
 	bCredentialsByHash = []byte("credentials_by_hash")
 	// hex(WebAuthn credential ID) → uid NUL credential ID
 	bCredentialsByWebAuthn = []byte("credentials_by_webauthn")
-	bAvatars               = []byte("avatars")        // uid → Avatar
-	kSchemaVersion         = []byte("schema_version") // in bMeta, decimal
-	emptyValue             = []byte{}
+	bAvatars               = []byte("avatars") // uid → Avatar
+	// connection NUL external user ID → user ID
+	bUsersByIdentity = []byte("users_by_identity")
+	kSchemaVersion   = []byte("schema_version") // in bMeta, decimal
+	emptyValue       = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -294,6 +296,10 @@ var migrations = []func(tx *bbolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	2: func(tx *bbolt.Tx) error { // directories: users linked to external accounts
+		_, err := tx.CreateBucketIfNotExists(bUsersByIdentity)
+		return err
 	},
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -292,6 +293,23 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		get(bAvatars, string(k), &a)
 		if a.UserID != string(k) {
 			fail("avatar of %q stored under %q", a.UserID, k)
+		}
+		return nil
+	})
+	_ = b(bUsersByIdentity).ForEach(func(k, uid []byte) error {
+		var u storage.User
+		if !get(bUsers, string(uid), &u) || !slices.ContainsFunc(u.Identities, func(i storage.Identity) bool { return join(i.Connection, i.UserID) == string(k) }) {
+			fail("identity index %q points at %q, which does not have it", k, uid)
+		}
+		return nil
+	})
+	_ = b(bUsers).ForEach(func(k, _ []byte) error {
+		var u storage.User
+		get(bUsers, string(k), &u)
+		for _, i := range u.Identities {
+			if string(b(bUsersByIdentity).Get([]byte(join(i.Connection, i.UserID)))) != u.ID {
+				fail("user %q: identity %s/%s not indexed", u.ID, i.Connection, i.UserID)
+			}
 		}
 		return nil
 	})

@@ -70,6 +70,26 @@ func (d *DB) GetUserByLogin(ctx context.Context, login string) (storage.User, er
 	return u, nil
 }
 
+// GetUserByIdentity finds the user an external account is linked to.
+func (d *DB) GetUserByIdentity(ctx context.Context, connection, externalID string) (storage.User, error) {
+	var u storage.User
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bUsersByIdentity).Get([]byte(join(connection, externalID)))
+		if id == nil {
+			return notFound("get user by identity", connection+"/"+externalID)
+		}
+		ok, err := getJSON(tx.Bucket(bUsers), string(id), &u)
+		if err == nil && !ok {
+			err = notFound("get user by identity", connection+"/"+externalID)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
 // ListUsers returns every user ordered by username, ignoring case.
 func (d *DB) ListUsers(ctx context.Context) ([]storage.User, error) {
 	var users []storage.User
@@ -200,6 +220,15 @@ func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User) error {
 	if email != "" && (taken(byEmail, email) || taken(byName, email)) {
 		return fmt.Errorf("email %q: %w", nu.Email, storage.ErrConflict)
 	}
+	byIdentity := tx.Bucket(bUsersByIdentity)
+	for _, ident := range nu.Identities {
+		if ident.Connection == "" || ident.UserID == "" {
+			return fmt.Errorf("identity without connection or user ID")
+		}
+		if taken(byIdentity, join(ident.Connection, ident.UserID)) {
+			return fmt.Errorf("identity %s/%s: %w", ident.Connection, ident.UserID, storage.ErrConflict)
+		}
+	}
 	if old != nil {
 		if err := deleteUserIndexes(tx, *old); err != nil {
 			return err
@@ -207,6 +236,11 @@ func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User) error {
 	}
 	if err := byName.Put([]byte(name), []byte(nu.ID)); err != nil {
 		return err
+	}
+	for _, ident := range nu.Identities {
+		if err := byIdentity.Put([]byte(join(ident.Connection, ident.UserID)), []byte(nu.ID)); err != nil {
+			return err
+		}
 	}
 	if email != "" {
 		return byEmail.Put([]byte(email), []byte(nu.ID))
@@ -224,6 +258,11 @@ func deleteUserIndexes(tx *bbolt.Tx, u storage.User) error {
 	}
 	if err := del(tx.Bucket(bUsersByUsername), strings.ToLower(u.Username)); err != nil {
 		return err
+	}
+	for _, ident := range u.Identities {
+		if err := del(tx.Bucket(bUsersByIdentity), join(ident.Connection, ident.UserID)); err != nil {
+			return err
+		}
 	}
 	return del(tx.Bucket(bUsersByEmail), strings.ToLower(u.Email))
 }

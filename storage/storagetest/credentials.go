@@ -540,3 +540,44 @@ func sessionIDs(ss []storage.Session) []string {
 	}
 	return out
 }
+
+var identityTests = []test{
+	{"LinkFindAndUnlink", func(t *testing.T, s storage.Store, _ *testClock) {
+		ctx := t.Context()
+		alice := newUser("u1", "alice", "alice@example.com")
+		alice.Identities = []storage.Identity{{Connection: "corp", Provider: "ldap", UserID: "uuid-1"}}
+		ok(t, s.CreateUser(ctx, alice), "create alice")
+		got, err := s.GetUserByIdentity(ctx, "corp", "uuid-1")
+		ok(t, err, "find by identity")
+		equal(t, got.ID, "u1", "found user")
+		_, err = s.GetUserByIdentity(ctx, "other", "uuid-1")
+		isErr(t, err, storage.ErrNotFound, "same ID at another connection")
+
+		bob := newUser("u2", "bob", "bob@example.com")
+		bob.Identities = []storage.Identity{{Connection: "corp", Provider: "ldap", UserID: "uuid-1"}}
+		isErr(t, s.CreateUser(ctx, bob), storage.ErrConflict, "an identity linked twice")
+		_, err = s.GetUser(ctx, "u2")
+		isErr(t, err, storage.ErrNotFound, "a refused user is not stored")
+		bob.Identities = nil
+		ok(t, s.CreateUser(ctx, bob), "create bob")
+		_, err = s.UpdateUser(ctx, "u2", func(u storage.User) (storage.User, error) {
+			u.Identities = []storage.Identity{{Connection: "corp", UserID: "uuid-1"}}
+			return u, nil
+		})
+		isErr(t, err, storage.ErrConflict, "linking another user's identity")
+
+		_, err = s.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) {
+			u.Identities = []storage.Identity{{Connection: "corp", Provider: "ldap", UserID: "uuid-2"}}
+			return u, nil
+		})
+		ok(t, err, "relink")
+		_, err = s.GetUserByIdentity(ctx, "corp", "uuid-1")
+		isErr(t, err, storage.ErrNotFound, "the old link is gone")
+		got, err = s.GetUserByIdentity(ctx, "corp", "uuid-2")
+		ok(t, err, "the new link")
+		equal(t, got.ID, "u1", "relinked user")
+		ok(t, s.DeleteUser(ctx, "u1"), "delete")
+		_, err = s.GetUserByIdentity(ctx, "corp", "uuid-2")
+		isErr(t, err, storage.ErrNotFound, "a deleted user's link")
+	}},
+}

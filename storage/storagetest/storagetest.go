@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"OneTimeTokens", oneTimeTokenTests},
 		{"LoginAttempts", loginAttemptTests},
 		{"Credentials", credentialTests},
+		{"Identities", identityTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}
