@@ -337,8 +337,8 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonReadOnly
 	case key == "username":
 		return true, ReasonUsername
-	case a.DirectoryOwnable && u.Source != "" && slices.Contains(DirectoryOwnedFields(u.Source), key):
-		return true, fmt.Sprintf(reasonDirectory, u.Source)
+	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
+		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
 	case !a.Editable:
@@ -350,8 +350,8 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 // Source names where the attribute's value comes from for u.
 func (s *Service) Source(u storage.User, key string) string {
 	a, _ := AttributeByKey(key)
-	if a.DirectoryOwnable && u.Source != "" && slices.Contains(DirectoryOwnedFields(u.Source), key) {
-		return u.Source
+	if a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key) {
+		return s.sourceName(u.Source)
 	}
 	return "Keyport"
 }

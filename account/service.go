@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -63,6 +64,8 @@ type Service struct {
 	log     *slog.Logger
 	limiter *limiter
 	wa      webauthnState
+	// sources are the configured password directories, in order.
+	sources []directory.PasswordSource
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string
@@ -167,6 +170,11 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 			s.record(ctx, attempt)
 			return storage.User{}, "", Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
 		}
+	}
+	// Accounts from a directory, and names no local account has, are
+	// checked by the directories.
+	if (err == nil && user.Source != "") || (err != nil && len(s.sources) > 0) {
+		return s.checkDirectoryPassword(ctx, c, user, err == nil, attempt, loginKey, userKey, ipKey)
 	}
 	hash := user.PasswordHash
 	if err != nil || hash == "" {

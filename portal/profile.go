@@ -90,8 +90,8 @@ func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
 		}
 		if locked {
 			f.LockReason = translate(d.Lang, reason)
-			if strings.HasPrefix(reason, "Managed by ") {
-				f.LockReason = translate(d.Lang, "Managed by %s.", u.Source)
+			if name, ok := strings.CutPrefix(reason, "Managed by "); ok {
+				f.LockReason = translate(d.Lang, "Managed by %s.", strings.TrimSuffix(name, "."))
 			}
 		}
 		if a.Kind == account.KindTime && f.Value != "" {

@@ -301,14 +301,16 @@ func TestPagesFollowAcceptLanguage(t *testing.T) {
 func TestDirectoryOwnedFieldsLocked(t *testing.T) {
 	srv := startServer(t, "", nil)
 	carol := srv.createUser("carol", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "carol")
+	// The account now belongs to a directory (one that is not configured:
+	// its fields are locked all the same, and its password would be refused).
 	if _, err := srv.Main.Store.UpdateUser(context.Background(), carol.ID, func(u storage.User) (storage.User, error) {
 		u.Source = "corp-ldap"
 		return u, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	b := newBrowser(t)
-	signInPortal(t, srv, b, "carol")
 	p := b.get(srv.URL + "/profile")
 	if strings.Contains(p.Body, `name="given_name"`) || !strings.Contains(p.Body, "Managed by corp-ldap") || !strings.Contains(p.Body, "Source: corp-ldap") {
 		t.Fatalf("directory-owned fields on the page: %s", truncateBody(p.Body))

@@ -1,0 +1,296 @@
+package account
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"slices"
+	"time"
+
+	"github.com/keyport/keyport/directory"
+	"github.com/keyport/keyport/storage"
+)
+
+// UseDirectories sets the password directories sign-in consults, in order.
+// Call it before serving.
+func (s *Service) UseDirectories(sources ...directory.PasswordSource) {
+	s.sources = sources
+}
+
+// Directories lists the configured sources.
+func (s *Service) Directories() []directory.PasswordSource { return s.sources }
+
+func (s *Service) source(id string) directory.PasswordSource {
+	for _, src := range s.sources {
+		if src.ID() == id {
+			return src
+		}
+	}
+	return nil
+}
+
+// ownedFields are the profile keys the user's source owns.
+func (s *Service) ownedFields(sourceID string) []string {
+	if src := s.source(sourceID); src != nil {
+		return src.Capabilities().OwnedFields
+	}
+	return DirectoryOwnedFields(sourceID)
+}
+
+// sourceName is how the portal names a source.
+func (s *Service) sourceName(sourceID string) string {
+	if src := s.source(sourceID); src != nil {
+		return src.Name()
+	}
+	return sourceID
+}
+
+// checkDirectoryPassword signs a user in through their directory (known
+// is false when no local account matched the name: then every source is
+// asked, and the first that knows the person creates their account).
+func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, user storage.User, known bool, attempt storage.LoginAttempt, loginKey, userKey, ipKey string) (storage.User, string, error) {
+	now := attempt.Time
+	fail := func(reason string, err error, counts bool) (storage.User, string, error) {
+		if counts {
+			s.limiter.fail(loginKey, now)
+			if userKey != "" {
+				s.limiter.fail(userKey, now)
+			}
+			if c.IP != "" {
+				s.limiter.fail(ipKey, now)
+			}
+		}
+		attempt.UserID, attempt.Reason = user.ID, reason
+		s.record(ctx, attempt)
+		return storage.User{}, "", err
+	}
+	var sources []directory.PasswordSource
+	if known {
+		src := s.source(user.Source)
+		if src == nil {
+			s.log.WarnContext(ctx, "user's directory is not configured", "user_id", user.ID, "source", user.Source)
+			return fail("directory not configured", errInvalidCredentials, true)
+		}
+		sources = []directory.PasswordSource{src}
+	} else {
+		sources = s.sources
+	}
+	var (
+		ident directory.Identity
+		src   directory.PasswordSource
+		err   error
+	)
+	for _, candidate := range sources {
+		ident, err = candidate.Login(ctx, c.Login, c.Password)
+		if err == nil || !errors.Is(err, directory.ErrInvalidCredentials) {
+			src = candidate
+			break
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, directory.ErrInvalidCredentials):
+		if known {
+			return fail("wrong password", errInvalidCredentials, true)
+		}
+		return fail("unknown account", errInvalidCredentials, true)
+	case errors.Is(err, directory.ErrDisabled):
+		if linked, lerr := s.store.GetUserByIdentity(ctx, src.ID(), ident.ID); lerr == nil || known {
+			if lerr == nil {
+				user = linked
+			}
+			s.blockFromDirectory(ctx, user.ID, "disabled in the directory")
+		}
+		return fail("disabled in the directory", errAccountDisabled, false)
+	default:
+		s.log.ErrorContext(ctx, "directory sign-in failed", "source", src.ID(), "err", err)
+		return fail("directory unavailable", &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached right now. Please try again later.", src.Name()), Err: err}, false)
+	}
+	u, perr := s.provision(ctx, src, ident)
+	if perr != nil {
+		return fail("account could not be linked", perr, false)
+	}
+	user = u
+	if err := CheckActive(u); err != nil {
+		return fail("account blocked", err, false)
+	}
+	if err := s.CheckNetwork(u, c.IP); err != nil {
+		return fail("network not allowed", err, false)
+	}
+	s.limiter.reset(loginKey)
+	s.limiter.reset(userKey)
+	return u, "", nil
+}
+
+// provision creates or refreshes the local account of a directory user:
+// a stable Keyport ID, the identity link, the fields the source owns.
+func (s *Service) provision(ctx context.Context, src directory.PasswordSource, ident directory.Identity) (storage.User, error) {
+	now := s.now()
+	apply := func(u *storage.User) {
+		u.Source = src.ID()
+		u.Email, u.EmailVerified = ident.Email, ident.EmailVerified
+		u.GivenName, u.FamilyName, u.Name = ident.GivenName, ident.FamilyName, ident.DisplayName
+		u.PhoneNumber = ident.PhoneNumber
+		if src.Capabilities().Groups {
+			u.Groups = ident.Groups
+		}
+		u.UpdatedAt = now
+	}
+	u, err := s.store.GetUserByIdentity(ctx, src.ID(), ident.ID)
+	switch {
+	case err == nil:
+		before := u
+		u, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+			apply(&u)
+			if u.Username != ident.Username && ident.Username != "" {
+				u.Username = ident.Username // renamed in the directory
+			}
+			return u, nil
+		})
+		if err != nil {
+			return storage.User{}, s.linkError(src, ident, err)
+		}
+		// The photo is stored once; re-encoded, it cannot be compared with
+		// the directory's bytes later.
+		if len(ident.Picture) > 0 && before.AvatarAt.IsZero() {
+			s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+		}
+		return u, nil
+	case errors.Is(err, storage.ErrNotFound):
+	default:
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	if ident.Username == "" || ident.ID == "" {
+		return storage.User{}, Errorf(Forbidden, "Your directory account has no username; ask your administrator.")
+	}
+	u = storage.User{ID: NewID(), Username: ident.Username, CreatedAt: now,
+		Identities: []storage.Identity{{Connection: src.ID(), Provider: "ldap", UserID: ident.ID}}}
+	apply(&u)
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return storage.User{}, s.linkError(src, ident, err)
+	}
+	s.log.InfoContext(ctx, "account created from a directory", "user_id", u.ID, "source", src.ID(), "username", u.Username)
+	if len(ident.Picture) > 0 {
+		s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+	}
+	return u, nil
+}
+
+func (s *Service) linkError(src directory.PasswordSource, ident directory.Identity, err error) error {
+	if errors.Is(err, storage.ErrConflict) {
+		s.log.Warn("directory user clashes with an existing account", "source", src.ID(), "username", ident.Username, "err", err)
+		return &Error{Code: Conflict, Message: "An account with your username or email already exists here. Ask your administrator to link it.", Err: err}
+	}
+	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+}
+
+// The directory's photo is decoded and re-encoded like an upload; a photo
+// that does not decode is ignored.
+func (s *Service) storeDirectoryPicture(ctx context.Context, userID string, data []byte) {
+	if len(data) > MaxAvatarBytes || !sniffImage(data) {
+		return
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return
+	}
+	out, err := encodeAvatar(img)
+	if err != nil {
+		return
+	}
+	now := s.now()
+	if err := s.store.PutAvatar(ctx, storage.Avatar{UserID: userID, ContentType: "image/png", Data: out, UpdatedAt: now}); err != nil {
+		return
+	}
+	_, _ = s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
+		u.AvatarAt = now
+		return u, nil
+	})
+}
+
+// blockFromDirectory blocks an account its directory disabled or forgot,
+// and ends its sessions and tokens.
+func (s *Service) blockFromDirectory(ctx context.Context, userID, reason string) {
+	if userID == "" {
+		return
+	}
+	if _, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
+		u.Blocked = true
+		return u, nil
+	}); err != nil {
+		s.log.ErrorContext(ctx, "block directory user", "user_id", userID, "err", err)
+		return
+	}
+	if err := s.endEverything(ctx, userID); err != nil {
+		s.log.ErrorContext(ctx, "end sessions of directory user", "user_id", userID, "err", err)
+	}
+	s.log.InfoContext(ctx, "directory user blocked", "user_id", userID, "reason", reason)
+}
+
+// SyncReport counts what a directory sync did.
+type SyncReport struct {
+	Source                            string
+	Started, Finished                 time.Time
+	Created, Updated, Blocked, Failed int
+	Errors                            []string
+}
+
+// SyncDirectory imports or refreshes every user the source lists and blocks
+// linked accounts the source no longer lists.
+func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncReport, error) {
+	rep := SyncReport{Source: sourceID, Started: s.now()}
+	src := s.source(sourceID)
+	if src == nil {
+		return rep, Errorf(NotFound, "There is no directory %q.", sourceID)
+	}
+	lister, ok := src.(directory.Lister)
+	if !ok {
+		return rep, Errorf(Invalid, "The directory %q cannot list its users.", sourceID)
+	}
+	idents, err := lister.Users(ctx)
+	if err != nil {
+		rep.Finished = s.now()
+		return rep, &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached: %v", src.Name(), err), Err: err}
+	}
+	seen := map[string]bool{}
+	for _, ident := range idents {
+		seen[ident.ID] = true
+		_, lerr := s.store.GetUserByIdentity(ctx, sourceID, ident.ID)
+		if _, err := s.provision(ctx, src, ident); err != nil {
+			rep.Failed++
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", ident.Username, ErrorMessage(err)))
+			continue
+		}
+		if lerr == nil {
+			rep.Updated++
+		} else {
+			rep.Created++
+		}
+		// A user the source lists but reports disabled is blocked too.
+		if _, err := lister.Lookup(ctx, ident.ID); errors.Is(err, directory.ErrDisabled) {
+			if u, err := s.store.GetUserByIdentity(ctx, sourceID, ident.ID); err == nil && !u.Blocked {
+				s.blockFromDirectory(ctx, u.ID, "disabled in the directory")
+				rep.Blocked++
+			}
+		}
+	}
+	users, err := s.store.ListUsers(ctx)
+	if err != nil {
+		return rep, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	for _, u := range users {
+		if u.Source != sourceID || u.Blocked {
+			continue
+		}
+		linked := slices.ContainsFunc(u.Identities, func(i storage.Identity) bool { return i.Connection == sourceID && seen[i.UserID] })
+		if !linked {
+			s.blockFromDirectory(ctx, u.ID, "no longer in the directory")
+			rep.Blocked++
+		}
+	}
+	rep.Finished = s.now()
+	s.log.InfoContext(ctx, "directory synced", "source", sourceID, "created", rep.Created, "updated", rep.Updated, "blocked", rep.Blocked, "failed", rep.Failed)
+	return rep, nil
+}
