@@ -139,6 +139,24 @@ func (s *Service) provision(ctx context.Context, src directory.PasswordSource, i
 		u.UpdatedAt = now
 	}
 	u, err := s.store.GetUserByIdentity(ctx, src.ID(), ident.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		created, cerr := s.createFromDirectory(ctx, src, ident, apply)
+		if !errors.Is(cerr, storage.ErrConflict) {
+			var ae *Error
+			if errors.As(cerr, &ae) {
+				return storage.User{}, ae
+			}
+			if cerr != nil {
+				return storage.User{}, s.linkError(src, ident, cerr)
+			}
+			return created, nil
+		}
+		// Another sign-in or sync may have created the account just now;
+		// if so, refresh that one, else the name is taken.
+		if u, err = s.store.GetUserByIdentity(ctx, src.ID(), ident.ID); err != nil {
+			return storage.User{}, s.linkError(src, ident, cerr)
+		}
+	}
 	switch {
 	case err == nil:
 		before := u
@@ -158,18 +176,21 @@ func (s *Service) provision(ctx context.Context, src directory.PasswordSource, i
 			s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
 		}
 		return u, nil
-	case errors.Is(err, storage.ErrNotFound):
 	default:
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
+}
+
+// createFromDirectory creates the local account of a directory user.
+func (s *Service) createFromDirectory(ctx context.Context, src directory.PasswordSource, ident directory.Identity, apply func(*storage.User)) (storage.User, error) {
 	if ident.Username == "" || ident.ID == "" {
 		return storage.User{}, Errorf(Forbidden, "Your directory account has no username; ask your administrator.")
 	}
-	u = storage.User{ID: NewID(), Username: ident.Username, CreatedAt: now,
+	u := storage.User{ID: NewID(), Username: ident.Username, CreatedAt: s.now(),
 		Identities: []storage.Identity{{Connection: src.ID(), Provider: "ldap", UserID: ident.ID}}}
 	apply(&u)
 	if err := s.store.CreateUser(ctx, u); err != nil {
-		return storage.User{}, s.linkError(src, ident, err)
+		return storage.User{}, err
 	}
 	s.log.InfoContext(ctx, "account created from a directory", "user_id", u.ID, "source", src.ID(), "username", u.Username)
 	if len(ident.Picture) > 0 {

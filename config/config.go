@@ -38,6 +38,8 @@ type Config struct {
 	Limits   Limits   `toml:"limits"`
 	Accounts Accounts `toml:"accounts"`
 	Clients  []Client `toml:"clients"`
+	// Directories are external identity sources (LDAP for now).
+	Directories []Directory `toml:"directories"`
 }
 
 // Session is the [session] table: the single sign-on cookie.
@@ -110,6 +112,46 @@ type Client struct {
 	Public                 bool     `toml:"public"`
 	AccessTokenJWT         bool     `toml:"access_token_jwt"`
 	SkipConsent            bool     `toml:"skip_consent"`
+}
+
+// Directory is one [[directories]] entry.
+type Directory struct {
+	ID   string `toml:"id"`
+	Name string `toml:"name"`
+	Type string `toml:"type"` // "ldap"
+
+	URL                string `toml:"url"`
+	StartTLS           bool   `toml:"start_tls"`
+	CACertFile         string `toml:"ca_cert_file"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+	BindDN             string `toml:"bind_dn"`
+	// BindPassword holds the service account's password; after Load it also
+	// holds the contents of BindPasswordFile when that was set.
+	BindPassword     string `toml:"bind_password"`
+	BindPasswordFile string `toml:"bind_password_file"`
+
+	UserBaseDN      string   `toml:"user_base_dn"`
+	UserFilter      string   `toml:"user_filter"`
+	LoginAttributes []string `toml:"login_attributes"`
+	DisabledFilter  string   `toml:"disabled_filter"`
+
+	IDAttribute          string `toml:"id_attribute"`
+	UsernameAttribute    string `toml:"username_attribute"`
+	EmailAttribute       string `toml:"email_attribute"`
+	GivenNameAttribute   string `toml:"given_name_attribute"`
+	FamilyNameAttribute  string `toml:"family_name_attribute"`
+	DisplayNameAttribute string `toml:"display_name_attribute"`
+	PhoneAttribute       string `toml:"phone_attribute"`
+	PictureAttribute     string `toml:"picture_attribute"`
+
+	GroupBaseDN        string `toml:"group_base_dn"`
+	GroupFilter        string `toml:"group_filter"`
+	MemberAttribute    string `toml:"member_attribute"`
+	GroupNameAttribute string `toml:"group_name_attribute"`
+
+	PageSize     int      `toml:"page_size"`
+	Timeout      Duration `toml:"timeout"`
+	SyncInterval Duration `toml:"sync_interval"`
 }
 
 // Grant types a client may list in grant_types.
@@ -330,6 +372,31 @@ func (c *Config) normalize() error {
 			if cl.Secret == "" {
 				errs = append(errs, fmt.Errorf("%s.secret_file: %s is empty", key, cl.SecretFile))
 			}
+		}
+	}
+	for i := range c.Directories {
+		d := &c.Directories[i]
+		key := fmt.Sprintf("directories[%d]", i)
+		if d.Name == "" {
+			d.Name = d.ID
+		}
+		if d.SyncInterval.Duration == 0 {
+			d.SyncInterval.Duration = time.Hour
+		}
+		if d.Timeout.Duration == 0 {
+			d.Timeout.Duration = 5 * time.Second
+		}
+		if d.BindPasswordFile != "" {
+			if d.BindPassword != "" {
+				errs = append(errs, fmt.Errorf("%s.bind_password_file: set either bind_password or bind_password_file, not both", key))
+				continue
+			}
+			b, err := os.ReadFile(d.BindPasswordFile)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.bind_password_file: %w", key, err))
+				continue
+			}
+			d.BindPassword = strings.TrimRight(string(b), "\r\n")
 		}
 	}
 	return errors.Join(errs...)

@@ -104,7 +104,7 @@ func TestDefaultHasEveryKey(t *testing.T) {
 	walk = func(prefix string, typ reflect.Type, m map[string]any) {
 		for f := range typ.Fields() {
 			key := f.Tag.Get("toml")
-			if key == "" || key == "clients" {
+			if key == "" || key == "clients" || key == "directories" {
 				continue
 			}
 			v, ok := m[key]
@@ -150,6 +150,31 @@ func TestDefaultClientExamples(t *testing.T) {
 	}
 	if got := c.Clients[0].Secret; got != "a-secret-of-thirty-two-characters" {
 		t.Errorf("wiki secret = %q", got)
+	}
+}
+
+// TestDefaultDirectoryExample loads the [[directories]] example of
+// config.toml, so the documentation stays valid.
+func TestDefaultDirectoryExample(t *testing.T) {
+	_, rest, ok := strings.Cut(string(keyport.DefaultConfig), "# Directory example:\n")
+	example, _, ok2 := strings.Cut(rest, "# (end of the directory example)")
+	if !ok || !ok2 {
+		t.Fatal("config.toml has no directory example")
+	}
+	pw := writeFile(t, "bind", "ldap-service-password\n")
+	var b strings.Builder
+	for line := range strings.Lines(example) {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		line = strings.Replace(line, "/run/secrets/ldap_bind_password", filepath.ToSlash(pw), 1)
+		b.WriteString(line)
+	}
+	c, _ := mustLoad(t, b.String(), nil)
+	if len(c.Directories) != 1 {
+		t.Fatalf("directories: %+v", c.Directories)
+	}
+	d := c.Directories[0]
+	if d.ID != "corp" || d.BindPassword != "ldap-service-password" || d.SyncInterval.Duration != time.Hour || !slices.Equal(d.LoginAttributes, []string{"uid", "mail"}) {
+		t.Errorf("directory: %+v", d)
 	}
 }
 

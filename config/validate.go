@@ -46,6 +46,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateLimits(&p)
 	c.validateAccounts(&p)
 	c.validateClients(&p)
+	c.validateDirectories(&p)
 	return p.warnings, errors.Join(p.errs...)
 }
 
@@ -241,6 +242,49 @@ func (c *Config) validateAccounts(p *problems) {
 	}
 	if d := a.RecentAuth.Duration; d < time.Minute || d > time.Hour {
 		p.errorf("accounts.recent_auth", "must be between 1m and 1h, not %s", d)
+	}
+}
+
+func (c *Config) validateDirectories(p *problems) {
+	seen := map[string]int{}
+	for i, d := range c.Directories {
+		key := fmt.Sprintf("directories[%d]", i)
+		switch {
+		case d.ID == "":
+			p.errorf(key+".id", "must be set")
+		case !validClientID(d.ID) || len(d.ID) > 64:
+			p.errorf(key+".id", "may contain only letters, digits and . _ ~ - (at most 64), not %q", d.ID)
+		}
+		if first, dup := seen[d.ID]; dup && d.ID != "" {
+			p.errorf(key+".id", "duplicate: %q is also the id of directories[%d]", d.ID, first)
+		} else {
+			seen[d.ID] = i
+		}
+		if d.Type != "ldap" {
+			p.errorf(key+".type", "must be \"ldap\" (upstream OIDC comes later), not %q", d.Type)
+			continue
+		}
+		if !strings.HasPrefix(d.URL, "ldap://") && !strings.HasPrefix(d.URL, "ldaps://") {
+			p.errorf(key+".url", "must start with ldap:// or ldaps://, not %q", d.URL)
+		}
+		if d.StartTLS && strings.HasPrefix(d.URL, "ldaps://") {
+			p.errorf(key+".start_tls", "not with ldaps://, which is TLS already")
+		}
+		if d.UserBaseDN == "" {
+			p.errorf(key+".user_base_dn", "must be set")
+		}
+		if d.BindDN != "" && d.BindPassword == "" {
+			p.errorf(key+".bind_password", "must be set (or bind_password_file) when bind_dn is")
+		}
+		if d.InsecureSkipVerify {
+			p.warnf(key+".insecure_skip_verify", "TLS certificates are not checked; use it for tests only")
+		}
+		if d.SyncInterval.Duration < time.Minute && d.SyncInterval.Duration != 0 {
+			p.errorf(key+".sync_interval", "must be at least 1m, not %s", d.SyncInterval.Duration)
+		}
+		if d.PageSize < 0 || d.PageSize > 10000 {
+			p.errorf(key+".page_size", "must be between 0 (default) and 10000, not %d", d.PageSize)
+		}
 	}
 }
 

@@ -114,6 +114,19 @@ func TestValidateErrors(t *testing.T) {
 		{"max_body_bytes big", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes: must be between"},
 		{"max_login_attempts", func(c *Config) { c.Limits.MaxLoginAttempts = 0 }, "limits.max_login_attempts: must be between 1 and 1000"},
 		{"login_window", func(c *Config) { c.Limits.LoginWindow = Duration{} }, "limits.login_window: must be positive"},
+		{"directory type", func(c *Config) {
+			c.Directories = []Directory{{ID: "d", Type: "ad", URL: "ldap://x", UserBaseDN: "dc=x"}}
+		}, "directories[0].type: must be \"ldap\""},
+		{"directory url", func(c *Config) {
+			c.Directories = []Directory{{ID: "d", Type: "ldap", URL: "http://x", UserBaseDN: "dc=x"}}
+		}, "directories[0].url: must start with ldap://"},
+		{"directory base", func(c *Config) { c.Directories = []Directory{{ID: "d", Type: "ldap", URL: "ldap://x"}} }, "directories[0].user_base_dn: must be set"},
+		{"directory bind password", func(c *Config) {
+			c.Directories = []Directory{{ID: "d", Type: "ldap", URL: "ldap://x", UserBaseDN: "dc=x", BindDN: "cn=k"}}
+		}, "directories[0].bind_password: must be set"},
+		{"directory duplicate", func(c *Config) {
+			c.Directories = []Directory{{ID: "d", Type: "ldap", URL: "ldap://x", UserBaseDN: "dc=x"}, {ID: "d", Type: "ldap", URL: "ldap://y", UserBaseDN: "dc=y"}}
+		}, "directories[1].id: duplicate"},
 		{"recent_auth short", func(c *Config) { c.Accounts.RecentAuth = Duration{time.Second} }, "accounts.recent_auth: must be between 1m and 1h"},
 		{"trusted devices forever", func(c *Config) { c.Accounts.TrustedDeviceLifetime = Duration{24 * 500 * time.Hour} }, "accounts.trusted_device_lifetime: must be between"},
 

@@ -28,6 +28,9 @@ Usage:
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
+  keyport directory list
+  keyport directory test --id ID
+  keyport directory sync --id ID
 
 Every command takes --config FILE (default: the built-in configuration;
 KEYPORT_CONFIG names a file too). KEYPORT_ISSUER, KEYPORT_LISTEN and
@@ -60,6 +63,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "client":
 		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{
 			"create": c.clientCreate, "list": c.clientList, "delete": c.clientDelete,
+		})
+	case "directory":
+		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{
+			"list": c.directoryList, "test": c.directoryTest, "sync": c.directorySync,
 		})
 	case "keys":
 		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
@@ -425,5 +432,79 @@ func (c *cli) keysRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "new signing key %s; the previous one stays in JWKS until its tokens expire\n", m.Keys.SigningKeyID())
+	return nil
+}
+
+func (c *cli) directoryList(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("directory list")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tURL\tUSERS UNDER\tSYNC EVERY")
+	for _, d := range cfg.Directories {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Type, d.URL, d.UserBaseDN, d.SyncInterval.Duration)
+	}
+	return tw.Flush()
+}
+
+// directoryTest reports bind success, how many users the filter finds and
+// a sample mapped user, or the failing step with the server's message.
+func (c *cli) directoryTest(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("directory test")
+	id := fs.String("id", "", "the directory's id")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := c.loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	srcs, err := openDirectories(cfg.Directories)
+	if err != nil {
+		return err
+	}
+	for _, s := range srcs {
+		defer s.Close()
+		if s.ID() != *id {
+			continue
+		}
+		rep, err := s.Test(ctx)
+		if err != nil {
+			return fmt.Errorf("directory %s: %w", s.ID(), err)
+		}
+		fmt.Fprintf(c.stdout, "directory %s: connected and bound; the filter finds %d users\n", s.ID(), rep.Users)
+		if rep.Sample != nil {
+			u := rep.Sample
+			fmt.Fprintf(c.stdout, "sample: username=%s email=%s name=%q groups=%v id=%s\n", u.Username, u.Email, u.DisplayName, u.Groups, u.ID)
+		}
+		return nil
+	}
+	return usageError{fmt.Sprintf("no directory with id %q (see keyport directory list)", *id)}
+}
+
+func (c *cli) directorySync(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("directory sync")
+	id := fs.String("id", "", "the directory's id")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	rep, err := m.Accounts.SyncDirectory(ctx, *id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "directory %s synced: %d created, %d updated, %d blocked, %d failed\n", *id, rep.Created, rep.Updated, rep.Blocked, rep.Failed)
+	for _, e := range rep.Errors {
+		fmt.Fprintf(c.stdout, "  %s\n", e)
+	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/directory/ldap"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/seal"
@@ -51,10 +52,12 @@ type Main struct {
 	Listener net.Listener
 	Now      func() time.Time
 
-	db      *bolt.DB
-	sealer  *seal.Sealer
-	sealKey []byte
-	server  *http.Server
+	db     *bolt.DB
+	sealer *seal.Sealer
+	// directories are the configured LDAP sources.
+	directories []*ldap.Source
+	sealKey     []byte
+	server      *http.Server
 }
 
 // openStore opens the database and the sealing key. CLI commands stop here;
@@ -115,6 +118,11 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
+	if m.directories, err = openDirectories(cfg.Directories); err != nil {
+		m.db.Close()
+		return nil, err
+	}
+	m.Accounts.UseDirectories(passwordSources(m.directories)...)
 	return m, nil
 }
 
@@ -274,6 +282,7 @@ func (m *Main) Run(ctx context.Context) error {
 	defer cancel()
 	go m.Keys.Run(bg)
 	go m.sweep(bg)
+	m.syncDirectories(bg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
@@ -331,6 +340,10 @@ func (m *Main) sweep(ctx context.Context) {
 
 // Close releases the database.
 func (m *Main) Close() error {
+	for _, d := range m.directories {
+		d.Close()
+	}
+	m.directories = nil
 	if m.db == nil {
 		return nil
 	}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/directory"
+	"github.com/keyport/keyport/directory/ldap"
+)
+
+// openDirectories builds the configured sources. It does not connect, so a
+// directory that is down does not stop Keyport.
+func openDirectories(cfgs []config.Directory) ([]*ldap.Source, error) {
+	var out []*ldap.Source
+	for i, d := range cfgs {
+		src, err := ldap.Config{
+			ID: d.ID, Name: d.Name, URL: d.URL, StartTLS: d.StartTLS, CACertFile: d.CACertFile, InsecureSkipVerify: d.InsecureSkipVerify,
+			BindDN: d.BindDN, BindPassword: d.BindPassword,
+			UserBaseDN: d.UserBaseDN, UserFilter: d.UserFilter, LoginAttributes: d.LoginAttributes, DisabledFilter: d.DisabledFilter,
+			IDAttribute: d.IDAttribute, UsernameAttribute: d.UsernameAttribute, EmailAttribute: d.EmailAttribute,
+			GivenNameAttribute: d.GivenNameAttribute, FamilyNameAttribute: d.FamilyNameAttribute, DisplayNameAttribute: d.DisplayNameAttribute,
+			PhoneAttribute: d.PhoneAttribute, PictureAttribute: d.PictureAttribute,
+			GroupBaseDN: d.GroupBaseDN, GroupFilter: d.GroupFilter, MemberAttribute: d.MemberAttribute, GroupNameAttr: d.GroupNameAttribute,
+			PageSize: d.PageSize, Timeout: d.Timeout.Duration,
+		}.Open()
+		if err != nil {
+			return nil, fmt.Errorf("directories[%d]: %w", i, err)
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+func passwordSources(srcs []*ldap.Source) []directory.PasswordSource {
+	out := make([]directory.PasswordSource, len(srcs))
+	for i, s := range srcs {
+		out[i] = s
+	}
+	return out
+}
+
+// syncDirectories imports every directory's users now and then every
+// sync_interval, until ctx ends.
+func (m *Main) syncDirectories(ctx context.Context) {
+	for _, d := range m.Config.Directories {
+		go func() {
+			t := time.NewTicker(d.SyncInterval.Duration)
+			defer t.Stop()
+			for {
+				rep, err := m.Accounts.SyncDirectory(ctx, d.ID)
+				if err != nil {
+					m.Logger.Warn("directory sync failed", "directory", d.ID, "err", err)
+				} else {
+					m.Logger.Info("directory synced", "directory", d.ID, "created", rep.Created, "updated", rep.Updated, "blocked", rep.Blocked, "failed", rep.Failed)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+}

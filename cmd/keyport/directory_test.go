@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	goldap "github.com/go-ldap/ldap/v3"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/slapdtest"
+)
+
+// The LDAP users' password is the harness's testPassword, so the OIDC
+// helpers sign them in like local users.
+const directoryFixtures = `dn: cn=keyport,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+cn: keyport
+sn: service
+userPassword: service-secret
+
+dn: uid=alice,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: alice
+cn: Alice Liddell
+givenName: Alice
+sn: Liddell
+mail: alice@corp.example
+userPassword: correct horse battery
+
+dn: uid=dave,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: dave
+cn: Dave Gone
+sn: Gone
+mail: dave@corp.example
+userPassword: correct horse battery
+
+dn: uid=erin,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: erin
+cn: Erin Locked
+sn: Locked
+mail: erin@corp.example
+employeeType: disabled
+userPassword: correct horse battery
+
+dn: cn=staff,ou=groups,dc=example,dc=org
+objectClass: groupOfNames
+cn: staff
+member: uid=alice,ou=people,dc=example,dc=org
+member: uid=dave,ou=people,dc=example,dc=org
+`
+
+func startWithDirectory(t *testing.T) (*testServer, *slapdtest.Server) {
+	t.Helper()
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Directories = []config.Directory{{
+			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL,
+			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
+			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
+			LoginAttributes: []string{"uid", "mail"}, DisabledFilter: "(employeeType=disabled)",
+			GroupBaseDN: "ou=groups,dc=example,dc=org", GroupFilter: "(objectClass=groupOfNames)",
+			SyncInterval: config.Duration{Duration: 24 * 60 * 60 * 1e9},
+		}}
+	})
+	return srv, ldapSrv
+}
+
+func TestLDAPSignInThroughOIDC(t *testing.T) {
+	srv, _ := startWithDirectory(t)
+	rp := srv.createClient(account.NewClient{ID: "app", SkipConsent: true, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	b := newBrowser(t)
+	code, verifier := rp.signIn(b, "alice", oauth2.SetAuthURLParam("scope", "openid profile email groups offline_access"))
+	tok, err := rp.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := idTokenClaims(t, rp, tok)
+	local, err := srv.Main.Store.GetUserByLogin(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, _ := claims["groups"].([]any)
+	if claims["sub"] != local.ID || claims["preferred_username"] != "alice" || claims["given_name"] != "Alice" || claims["family_name"] != "Liddell" ||
+		claims["email"] != "alice@corp.example" || claims["email_verified"] != true || !slices.Equal(groups, []any{"staff"}) {
+		t.Fatalf("claims of an LDAP user: %v", claims)
+	}
+	if local.Source != "corp" || len(local.Identities) != 1 || local.Identities[0].Provider != "ldap" || local.PasswordHash != "" {
+		t.Fatalf("local record: %+v", local)
+	}
+	// The sub is stable: a second sign-in finds the same account.
+	code, verifier = rp.signIn(newBrowser(t), "alice@corp.example")
+	tok2, err := rp.exchange(code, verifier)
+	if err != nil || idTokenClaims(t, rp, tok2)["sub"] != local.ID {
+		t.Fatalf("second sign-in: %v", err)
+	}
+
+	// Wrong password, filter tricks, a disabled account: refused.
+	for name, c := range map[string][2]string{
+		"wrong password": {"alice", "not the password"},
+		"wildcard":       {"*", testPassword},
+		"injection":      {"*)(uid=*", testPassword},
+		"empty password": {"alice", ""},
+	} {
+		bb := newBrowser(t)
+		lp := bb.get(srv.URL + "/login")
+		lp = bb.submit(lp, "/login", url.Values{"login": {c[0]}, "password": {c[1]}})
+		if lp.Status != http.StatusUnauthorized && !(name == "empty password" && lp.Status == http.StatusBadRequest) {
+			t.Errorf("%s: %d", name, lp.Status)
+		}
+	}
+	bb := newBrowser(t)
+	lp := bb.submit(bb.get(srv.URL+"/login"), "/login", url.Values{"login": {"erin"}, "password": {testPassword}})
+	if lp.Status != http.StatusForbidden || !strings.Contains(lp.Body, "disabled") {
+		t.Errorf("disabled LDAP user: %d", lp.Status)
+	}
+
+	// The directory's fields are locked on the page and the API.
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/profile")
+	if strings.Contains(p.Body, `name="given_name"`) || !strings.Contains(p.Body, "Managed by Corporate LDAP") {
+		t.Errorf("profile of an LDAP user: %s", truncateBody(p.Body))
+	}
+	if r := postPage(b, p, "/profile", url.Values{"family_name": {"Other"}}); r.Status != http.StatusForbidden {
+		t.Errorf("crafted post to an LDAP-owned field: %d", r.Status)
+	}
+	api := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"rw"}, "scope": {"read-write"}})
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", api, "application/json", `{"email":"x@y.example"}`); status != http.StatusForbidden {
+		t.Errorf("PATCH of an LDAP-owned field: %d %v", status, body)
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodPatch, "/api/v1/me", api, "application/json", `{"zoneinfo":"Europe/Berlin"}`); status != http.StatusOK {
+		t.Errorf("PATCH of a field LDAP does not own: %d", status)
+	}
+}
+
+func TestLDAPSyncBlocksRemovedUsers(t *testing.T) {
+	srv, ldapSrv := startWithDirectory(t)
+	ctx := context.Background()
+	rep, err := srv.Main.Accounts.SyncDirectory(ctx, "corp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Created+rep.Updated != 3 || rep.Failed != 0 {
+		t.Fatalf("first sync: %+v", rep)
+	}
+	erin, err := srv.Main.Store.GetUserByLogin(ctx, "erin")
+	if err != nil || !erin.Blocked {
+		t.Fatalf("a disabled directory user is not blocked after sync: %v %+v", err, erin)
+	}
+	rp := srv.createClient(account.NewClient{ID: "app", SkipConsent: true, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	b := newBrowser(t)
+	code, verifier := rp.signIn(b, "dave", oauth2.SetAuthURLParam("scope", "openid offline_access"))
+	tok, err := rp.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dave leaves the directory.
+	c, err := goldap.DialURL(ldapSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Bind(slapdtest.AdminDN, slapdtest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Del(goldap.NewDelRequest("uid=dave,ou=people,dc=example,dc=org", nil)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	rep, err = srv.Main.Accounts.SyncDirectory(ctx, "corp")
+	if err != nil || rep.Blocked != 1 {
+		t.Fatalf("sync after removal: %v %+v", err, rep)
+	}
+	if dave, _ := srv.Main.Store.GetUserByLogin(ctx, "dave"); !dave.Blocked {
+		t.Fatal("a removed user is not blocked")
+	}
+	if r := b.get(srv.URL + "/profile"); !isLoginPage(r) {
+		t.Error("the removed user's session survived")
+	}
+	if status, _, _ := rp.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != http.StatusBadRequest {
+		t.Errorf("the removed user's refresh token: %d", status)
+	}
+}
+
+func TestLDAPDownGivesClearError(t *testing.T) {
+	srv, ldapSrv := startWithDirectory(t)
+	srv.createUser("local", false)
+	ldapSrv.Stop()
+	b := newBrowser(t)
+	p := b.submit(b.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.Status != http.StatusServiceUnavailable || !strings.Contains(p.Body, "cannot be reached") {
+		t.Errorf("sign-in with slapd down: %d %s", p.Status, truncateBody(p.Body))
+	}
+	// Local accounts are not affected.
+	signInPortal(t, srv, newBrowser(t), "local")
+	if _, err := srv.Main.Accounts.SyncDirectory(context.Background(), "corp"); account.ErrorCode(err) != account.Unavailable {
+		t.Errorf("sync with slapd down: %v", err)
+	}
+	ldapSrv.Restart(t)
+	b2 := newBrowser(t)
+	p = b2.submit(b2.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.Status != http.StatusOK || strings.Contains(p.Body, `action="/login"`) {
+		t.Errorf("after slapd is back: %d", p.Status)
+	}
+}
+
+func TestDirectoryCLI(t *testing.T) {
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "keyport.toml")
+	toml := `[[directories]]
+id = "corp"
+name = "Corporate LDAP"
+type = "ldap"
+url = "` + ldapSrv.URL + `"
+bind_dn = "cn=keyport,ou=people,dc=example,dc=org"
+bind_password = "service-secret"
+user_base_dn = "ou=people,dc=example,dc=org"
+user_filter = "(&(objectClass=inetOrgPerson)(mail=*))"
+group_base_dn = "ou=groups,dc=example,dc=org"
+`
+	if err := os.WriteFile(cfgFile, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := cliEnv(dir)
+	if r := cliMust(t, env, "", "directory", "list", "--config", cfgFile); !strings.Contains(r.Stdout, "corp") || !strings.Contains(r.Stdout, ldapSrv.URL) {
+		t.Errorf("list: %s", r)
+	}
+	if r := cliMust(t, env, "", "directory", "test", "--config", cfgFile, "--id", "corp"); !strings.Contains(r.Stdout, "finds 3 users") {
+		t.Errorf("test: %s", r)
+	}
+	if r := cliMust(t, env, "", "directory", "sync", "--config", cfgFile, "--id", "corp"); !strings.Contains(r.Stdout, "3 created") {
+		t.Errorf("sync: %s", r)
+	}
+	if r := cliMust(t, env, "", "user", "list", "--config", cfgFile); !strings.Contains(r.Stdout, "dave") {
+		t.Errorf("synced users are not listed: %s", r)
+	}
+	cliFail(t, env, "", 2, "no directory", "directory", "test", "--config", cfgFile, "--id", "nope")
+	ldapSrv.Stop()
+	cliFail(t, env, "", 1, "dial", "directory", "test", "--config", cfgFile, "--id", "corp")
+}
