@@ -39,6 +39,25 @@ func (s *Service) ownedFields(sourceID string) []string {
 	return DirectoryOwnedFields(sourceID)
 }
 
+// SecondFactorByDirectory tells whether u's directory handles second
+// factors itself: Keyport then offers them no TOTP or passkey enrolment.
+func (s *Service) SecondFactorByDirectory(u storage.User) bool {
+	src := s.source(u.Source)
+	return u.Source != "" && src != nil && src.Capabilities().SecondFactor
+}
+
+// NeedsEnrolment tells whether the admin's "2FA required" setting sends u
+// to enrol a second factor before anything else.
+func (s *Service) NeedsEnrolment(ctx context.Context, u storage.User) (bool, error) {
+	if !s.policy.Require2FA || s.SecondFactorByDirectory(u) {
+		return false, nil
+	}
+	has, err := s.HasSecondFactor(ctx, u)
+	return !has, err
+}
+
+var errEnrolmentByDirectory = Errorf(Forbidden, "Your directory handles two-factor authentication for your account.")
+
 // sourceName is how the portal names a source.
 func (s *Service) sourceName(sourceID string) string {
 	if src := s.source(sourceID); src != nil {

@@ -117,6 +117,9 @@ func (s *Service) takeCeremony(ctx context.Context, purpose, id, userID string) 
 
 // BeginPasskeyRegistration returns the options for navigator.credentials.create.
 func (s *Service) BeginPasskeyRegistration(ctx context.Context, u storage.User) ([]byte, string, error) {
+	if s.SecondFactorByDirectory(u) {
+		return nil, "", errEnrolmentByDirectory
+	}
 	wa, err := s.webauthn()
 	if err != nil {
 		return nil, "", err

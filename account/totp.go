@@ -49,6 +49,9 @@ func (s *Service) issuerLabel() string {
 // BeginTOTP creates a new secret and keeps it (sealed) as pending until the
 // person proves with a code that their app has it.
 func (s *Service) BeginTOTP(ctx context.Context, u storage.User) (TOTPEnrolment, error) {
+	if s.SecondFactorByDirectory(u) {
+		return TOTPEnrolment{}, errEnrolmentByDirectory
+	}
 	if s.sealer == nil {
 		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: errors.New("no sealer for TOTP secrets")}
 	}

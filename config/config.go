@@ -149,6 +149,9 @@ type Directory struct {
 	MemberAttribute    string `toml:"member_attribute"`
 	GroupNameAttribute string `toml:"group_name_attribute"`
 
+	// HandlesSecondFactor: the directory enforces second factors itself.
+	HandlesSecondFactor bool `toml:"handles_second_factor"`
+
 	PageSize     int      `toml:"page_size"`
 	Timeout      Duration `toml:"timeout"`
 	SyncInterval Duration `toml:"sync_interval"`

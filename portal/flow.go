@@ -74,9 +74,9 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 	}
 
 	if s.acct.Policy().Require2FA {
-		if has, err := s.acct.HasSecondFactor(ctx, user); err != nil {
+		if needs, err := s.acct.NeedsEnrolment(ctx, user); err != nil {
 			return err
-		} else if !has {
+		} else if needs {
 			if none {
 				s.flows.Fail(w, r, a.ID, "interaction_required", "the user must set up two-factor authentication")
 				return nil

@@ -53,6 +53,7 @@ var deSecurity = map[string]string{
 	"Password must be at most 1024 bytes long.":                                          "Das Passwort darf höchstens 1024 Byte lang sein.",
 	"That code is not correct. Check the time on your device and try the newest code.":   "Dieser Code ist nicht richtig. Prüfe die Uhrzeit deines Geräts und versuche den neuesten Code.",
 	"Start the set-up again: no authenticator app is waiting for confirmation.":          "Beginne die Einrichtung erneut: Keine Authenticator-App wartet auf Bestätigung.",
+	"Your directory handles two-factor authentication for your account.":                 "Dein Verzeichnis übernimmt die Zwei-Faktor-Anmeldung für dein Konto.",
 	"Set up an authenticator app first.":                                                 "Richte zuerst eine Authenticator-App ein.",
 	"Too many wrong codes. Please wait a few minutes and try again.":                     "Zu viele falsche Codes. Bitte warte ein paar Minuten und versuche es erneut.",
 }

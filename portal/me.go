@@ -44,9 +44,9 @@ func (s *Server) withUser(h userHandler) http.Handler {
 		// An admin who requires a second factor gets it before anything
 		// else: every page but the enrolment pages sends the user there.
 		if s.acct.Policy().Require2FA && !enrolmentPath(r.URL.Path) {
-			if has, err := s.acct.HasSecondFactor(r.Context(), *u); err != nil {
+			if needs, err := s.acct.NeedsEnrolment(r.Context(), *u); err != nil {
 				return err
-			} else if !has {
+			} else if needs {
 				http.Redirect(w, r, "/security?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return nil
 			}

@@ -40,6 +40,7 @@ type passkeysData struct {
 	Error        string
 	NeedsConfirm bool
 	ReturnTo     string
+	ByDirectory  bool
 }
 
 func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, m me) error {
@@ -50,6 +51,7 @@ func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, stat
 	u := m.User
 	d := &passkeysData{base: s.base(r, &u, "Passkeys"), NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), ReturnTo: safeReturn(r.FormValue("return_to"))}
 	d.Nav = "passkeys"
+	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
 	keys, err := s.acct.Passkeys(r.Context(), u.ID)
 	if err != nil {
 		return err

@@ -42,6 +42,7 @@ type securityData struct {
 	Required        bool // the admin requires a second factor and the user has none
 	ReturnTo        string
 	PasskeyCount    int
+	ByDirectory     bool // the user's directory handles second factors
 }
 
 func (s *Server) securityView(r *http.Request, m me) *securityData {
@@ -62,7 +63,8 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 	}
 	keys, _ := s.acct.Passkeys(r.Context(), u.ID)
 	d.PasskeyCount = len(keys)
-	d.Required = s.acct.Policy().Require2FA && !d.TOTPEnabled && d.PasskeyCount == 0
+	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
+	d.Required = s.acct.Policy().Require2FA && !d.ByDirectory && !d.TOTPEnabled && d.PasskeyCount == 0
 	d.ReturnTo = safeReturn(r.FormValue("return_to"))
 	return d
 }

@@ -23,7 +23,7 @@ func openDirectories(cfgs []config.Directory) ([]*ldap.Source, error) {
 			GivenNameAttribute: d.GivenNameAttribute, FamilyNameAttribute: d.FamilyNameAttribute, DisplayNameAttribute: d.DisplayNameAttribute,
 			PhoneAttribute: d.PhoneAttribute, PictureAttribute: d.PictureAttribute,
 			GroupBaseDN: d.GroupBaseDN, GroupFilter: d.GroupFilter, MemberAttribute: d.MemberAttribute, GroupNameAttr: d.GroupNameAttribute,
-			PageSize: d.PageSize, Timeout: d.Timeout.Duration,
+			PageSize: d.PageSize, Timeout: d.Timeout.Duration, HandlesSecondFactor: d.HandlesSecondFactor,
 		}.Open()
 		if err != nil {
 			return nil, fmt.Errorf("directories[%d]: %w", i, err)

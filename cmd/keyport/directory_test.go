@@ -247,3 +247,36 @@ group_base_dn = "ou=groups,dc=example,dc=org"
 	ldapSrv.Stop()
 	cliFail(t, env, "", 1, "dial", "directory", "test", "--config", cfgFile, "--id", "corp")
 }
+
+func TestDirectoryHandlesSecondFactor(t *testing.T) {
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Accounts.Require2FA = true
+		c.Directories = []config.Directory{{
+			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL, HandlesSecondFactor: true,
+			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
+			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
+			SyncInterval: config.Duration{Duration: 24 * 60 * 60 * 1e9},
+		}}
+	})
+	b := newBrowser(t)
+	// require_2fa does not send a directory user who has 2FA at the source to enrol.
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/security")
+	if p.URL.Path != "/security" || !strings.Contains(p.Body, `id="second-factor-by-directory"`) || strings.Contains(p.Body, `action="/security/totp/begin"`) {
+		t.Fatalf("security page of a directory-2FA user: %s", truncateBody(p.Body))
+	}
+	if r := postPage(b, p, "/security/totp/begin", url.Values{}); r.Status != http.StatusForbidden {
+		t.Errorf("TOTP enrolment by a crafted post: %d", r.Status)
+	}
+	if pk := b.get(srv.URL + "/security/passkeys"); strings.Contains(pk.Body, `id="passkey-register"`) {
+		t.Error("passkey enrolment offered")
+	}
+	// A local user is still sent to enrol.
+	srv.createUser("local", false)
+	lb := newBrowser(t)
+	lp := lb.submit(lb.get(srv.URL+"/login"), "/login", url.Values{"login": {"local"}, "password": {testPassword}})
+	if r := lb.get(srv.URL + "/profile"); r.URL.Path != "/security" {
+		t.Errorf("a local user without 2FA reached %s (login ended at %s)", r.URL, lp.URL)
+	}
+}

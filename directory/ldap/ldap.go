@@ -54,6 +54,10 @@ type Config struct {
 	MemberAttribute string // member, uniqueMember (DN) or memberUid (username)
 	GroupNameAttr   string // cn
 
+	// HandlesSecondFactor: the directory's own sign-in enforces second
+	// factors, so Keyport offers its users no enrolment.
+	HandlesSecondFactor bool
+
 	PageSize int
 	Timeout  time.Duration // per operation; default 5s
 	PoolSize int           // service-account connections kept open; default 4
@@ -151,7 +155,7 @@ func (s *Source) Name() string { return s.cfg.Name }
 // Capabilities: LDAP owns the identity fields it maps.
 func (s *Source) Capabilities() directory.Capabilities {
 	owned := []string{"given_name", "family_name", "name", "email", "phone_number", "picture"}
-	return directory.Capabilities{OwnedFields: owned, Groups: s.cfg.GroupBaseDN != ""}
+	return directory.Capabilities{OwnedFields: owned, Groups: s.cfg.GroupBaseDN != "", SecondFactor: s.cfg.HandlesSecondFactor}
 }
 
 // stepError wraps a failure with the step that failed and the server's
