@@ -250,3 +250,29 @@ func TestFilterEscaping(t *testing.T) {
 		t.Errorf("filter %s, want %s", got, want)
 	}
 }
+
+func TestTLS(t *testing.T) {
+	srv := slapdtest.StartWithTLS(t, fixtures)
+	ctx := context.Background()
+	ldaps := newSource(t, srv, func(c *Config) { c.URL = srv.LDAPSURL; c.CACertFile = srv.CAFile })
+	if _, err := ldaps.Login(ctx, "alice", "wonderland"); err != nil {
+		t.Fatalf("LDAPS with the test CA: %v", err)
+	}
+	starttls := newSource(t, srv, func(c *Config) { c.StartTLS = true; c.CACertFile = srv.CAFile })
+	if _, err := starttls.Login(ctx, "alice", "wonderland"); err != nil {
+		t.Fatalf("StartTLS with the test CA: %v", err)
+	}
+	// Without the CA the certificate is refused, and the error says TLS.
+	untrusted := newSource(t, srv, func(c *Config) { c.URL = srv.LDAPSURL })
+	if _, err := untrusted.Test(ctx); !errors.Is(err, directory.ErrUnavailable) || !strings.Contains(strings.ToLower(err.Error()), "certificate") {
+		t.Errorf("LDAPS with an unknown CA: %v", err)
+	}
+	untrustedStart := newSource(t, srv, func(c *Config) { c.StartTLS = true })
+	if _, err := untrustedStart.Test(ctx); !errors.Is(err, directory.ErrUnavailable) || !strings.Contains(err.Error(), "StartTLS") {
+		t.Errorf("StartTLS with an unknown CA: %v", err)
+	}
+	skip := newSource(t, srv, func(c *Config) { c.URL = srv.LDAPSURL; c.InsecureSkipVerify = true })
+	if _, err := skip.Login(ctx, "alice", "wonderland"); err != nil {
+		t.Errorf("insecure_skip_verify: %v", err)
+	}
+}

@@ -29,9 +29,22 @@ const (
 type Server struct {
 	URL  string // ldap://127.0.0.1:PORT
 	Addr string
-	dir  string
-	cmd  *exec.Cmd
-	args []string
+	// With TLS (StartWithTLS): ldaps:// on a second port, StartTLS on URL,
+	// and the PEM file of the test CA that signed the server's certificate.
+	LDAPSURL  string
+	CAFile    string
+	ldapsAddr string
+	dir       string
+	cmd       *exec.Cmd
+	args      []string
+}
+
+// StartWithTLS is Start with TLS: a fresh test CA signs a certificate for
+// 127.0.0.1 and localhost; the server speaks StartTLS on URL and LDAPS on
+// LDAPSURL.
+func StartWithTLS(t testing.TB, ldif string) *Server {
+	t.Helper()
+	return start(t, ldif, true)
 }
 
 func binary(t testing.TB, name string) string {
@@ -51,6 +64,11 @@ func binary(t testing.TB, name string) string {
 // Start runs slapd with the base entries plus ldif (entries under Suffix).
 func Start(t testing.TB, ldif string) *Server {
 	t.Helper()
+	return start(t, ldif, false)
+}
+
+func start(t testing.TB, ldif string, withTLS bool) *Server {
+	t.Helper()
 	slapd, slapadd := binary(t, "slapd"), binary(t, "slapadd")
 	dir := t.TempDir()
 	confDir, dbDir := filepath.Join(dir, "slapd.d"), filepath.Join(dir, "db")
@@ -66,7 +84,15 @@ func Start(t testing.TB, ldif string) *Server {
 		}
 		return p
 	}
-	config := write("config.ldif", fmt.Sprintf(configLDIF, dir, dbDir))
+	configText := fmt.Sprintf(configLDIF, dir, dbDir)
+	s := &Server{dir: dir}
+	if withTLS {
+		ca, cert, key := writeTestPKI(t, dir)
+		s.CAFile = ca
+		configText = strings.Replace(configText, "olcPidFile: "+dir+"/slapd.pid\n",
+			"olcPidFile: "+dir+"/slapd.pid\nolcTLSCACertificateFile: "+ca+"\nolcTLSCertificateFile: "+cert+"\nolcTLSCertificateKeyFile: "+key+"\n", 1)
+	}
+	config := write("config.ldif", configText)
 	data := write("data.ldif", baseLDIF+"\n"+strings.TrimSpace(ldif)+"\n")
 	run := func(args ...string) {
 		if out, err := exec.Command(slapadd, args...).CombinedOutput(); err != nil {
@@ -76,7 +102,6 @@ func Start(t testing.TB, ldif string) *Server {
 	run("-n", "0", "-F", confDir, "-l", config)
 	run("-n", "1", "-F", confDir, "-l", data)
 
-	s := &Server{dir: dir}
 	s.args = []string{"-d", "0", "-F", confDir}
 	s.start(t, slapd)
 	t.Cleanup(s.Stop)
@@ -93,8 +118,21 @@ func (s *Server) start(t testing.TB, slapd string) {
 		s.Addr = ln.Addr().String()
 		ln.Close()
 		s.URL = "ldap://" + s.Addr
+		if s.CAFile != "" {
+			ln2, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.ldapsAddr = ln2.Addr().String()
+			ln2.Close()
+			s.LDAPSURL = "ldaps://" + s.ldapsAddr
+		}
 	}
-	args := append(append([]string{}, s.args...), "-h", s.URL+"/")
+	urls := s.URL + "/"
+	if s.LDAPSURL != "" {
+		urls += " " + s.LDAPSURL + "/"
+	}
+	args := append(append([]string{}, s.args...), "-h", urls)
 	s.cmd = exec.Command(slapd, args...)
 	logf, err := os.Create(filepath.Join(s.dir, "slapd.log"))
 	if err != nil {
