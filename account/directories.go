@@ -13,16 +13,44 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// UseDirectories sets the password directories sign-in consults, in order.
-// Call it before serving.
-func (s *Service) UseDirectories(sources ...directory.PasswordSource) {
-	s.sources = sources
+// UseDirectories sets the external sources: password directories are asked
+// in order at password sign-in; callback sources get a button on the
+// sign-in page. Call it before serving.
+func (s *Service) UseDirectories(sources ...directory.Source) {
+	s.sources, s.callbacks, s.allSources = nil, nil, sources
+	for _, src := range sources {
+		if p, ok := src.(directory.PasswordSource); ok {
+			s.sources = append(s.sources, p)
+		}
+		if c, ok := src.(directory.CallbackSource); ok {
+			s.callbacks = append(s.callbacks, c)
+		}
+	}
 }
 
-// Directories lists the configured sources.
-func (s *Service) Directories() []directory.PasswordSource { return s.sources }
+// UpstreamProviders lists the sources with a sign-in button.
+func (s *Service) UpstreamProviders() []directory.CallbackSource { return s.callbacks }
 
-func (s *Service) source(id string) directory.PasswordSource {
+// UpstreamProvider finds one by ID.
+func (s *Service) UpstreamProvider(id string) directory.CallbackSource {
+	for _, c := range s.callbacks {
+		if c.ID() == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *Service) source(id string) directory.Source {
+	for _, src := range s.allSources {
+		if src.ID() == id {
+			return src
+		}
+	}
+	return nil
+}
+
+func (s *Service) passwordSource(id string) directory.PasswordSource {
 	for _, src := range s.sources {
 		if src.ID() == id {
 			return src
@@ -87,7 +115,7 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 	}
 	var sources []directory.PasswordSource
 	if known {
-		src := s.source(user.Source)
+		src := s.passwordSource(user.Source)
 		if src == nil {
 			s.log.WarnContext(ctx, "user's directory is not configured", "user_id", user.ID, "source", user.Source)
 			return fail("directory not configured", errInvalidCredentials, true)
@@ -145,7 +173,7 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 
 // provision creates or refreshes the local account of a directory user:
 // a stable Keyport ID, the identity link, the fields the source owns.
-func (s *Service) provision(ctx context.Context, src directory.PasswordSource, ident directory.Identity) (storage.User, error) {
+func (s *Service) provision(ctx context.Context, src directory.Source, ident directory.Identity) (storage.User, error) {
 	now := s.now()
 	apply := func(u *storage.User) {
 		u.Source = src.ID()
@@ -201,12 +229,12 @@ func (s *Service) provision(ctx context.Context, src directory.PasswordSource, i
 }
 
 // createFromDirectory creates the local account of a directory user.
-func (s *Service) createFromDirectory(ctx context.Context, src directory.PasswordSource, ident directory.Identity, apply func(*storage.User)) (storage.User, error) {
+func (s *Service) createFromDirectory(ctx context.Context, src directory.Source, ident directory.Identity, apply func(*storage.User)) (storage.User, error) {
 	if ident.Username == "" || ident.ID == "" {
 		return storage.User{}, Errorf(Forbidden, "Your directory account has no username; ask your administrator.")
 	}
 	u := storage.User{ID: NewID(), Username: ident.Username, CreatedAt: s.now(),
-		Identities: []storage.Identity{{Connection: src.ID(), Provider: "ldap", UserID: ident.ID}}}
+		Identities: []storage.Identity{{Connection: src.ID(), Provider: src.Capabilities().Provider, UserID: ident.ID}}}
 	apply(&u)
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		return storage.User{}, err
@@ -218,7 +246,7 @@ func (s *Service) createFromDirectory(ctx context.Context, src directory.Passwor
 	return u, nil
 }
 
-func (s *Service) linkError(src directory.PasswordSource, ident directory.Identity, err error) error {
+func (s *Service) linkError(src directory.Source, ident directory.Identity, err error) error {
 	if errors.Is(err, storage.ErrConflict) {
 		s.log.Warn("directory user clashes with an existing account", "source", src.ID(), "username", ident.Username, "err", err)
 		return &Error{Code: Conflict, Message: "An account with your username or email already exists here. Ask your administrator to link it.", Err: err}

@@ -65,7 +65,9 @@ type Service struct {
 	limiter *limiter
 	wa      webauthnState
 	// sources are the configured password directories, in order.
-	sources []directory.PasswordSource
+	sources    []directory.PasswordSource
+	callbacks  []directory.CallbackSource
+	allSources []directory.Source
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string

@@ -149,6 +149,22 @@ type Directory struct {
 	MemberAttribute    string `toml:"member_attribute"`
 	GroupNameAttribute string `toml:"group_name_attribute"`
 
+	// Upstream OpenID Connect (type = "oidc").
+	Issuer              string   `toml:"issuer"`
+	ClientID            string   `toml:"client_id"`
+	ClientSecret        string   `toml:"client_secret"`
+	ClientSecretFile    string   `toml:"client_secret_file"`
+	Scopes              []string `toml:"scopes"`
+	UsernameClaim       string   `toml:"username_claim"`
+	EmailClaim          string   `toml:"email_claim"`
+	GivenNameClaim      string   `toml:"given_name_claim"`
+	FamilyNameClaim     string   `toml:"family_name_claim"`
+	NameClaim           string   `toml:"name_claim"`
+	GroupsClaim         string   `toml:"groups_claim"`
+	ButtonLabel         string   `toml:"button_label"`
+	LinkByVerifiedEmail bool     `toml:"link_by_verified_email"`
+	CreateUsers         bool     `toml:"create_users"`
+
 	// HandlesSecondFactor: the directory enforces second factors itself.
 	HandlesSecondFactor bool `toml:"handles_second_factor"`
 
@@ -388,6 +404,14 @@ func (c *Config) normalize() error {
 		}
 		if d.Timeout.Duration == 0 {
 			d.Timeout.Duration = 5 * time.Second
+		}
+		if d.ClientSecretFile != "" {
+			b, err := os.ReadFile(d.ClientSecretFile)
+			if err != nil || d.ClientSecret != "" {
+				errs = append(errs, fmt.Errorf("%s.client_secret_file: set either client_secret or a readable client_secret_file (%v)", key, err))
+				continue
+			}
+			d.ClientSecret = strings.TrimSpace(string(b))
 		}
 		if d.BindPasswordFile != "" {
 			if d.BindPassword != "" {

@@ -260,8 +260,17 @@ func (c *Config) validateDirectories(p *problems) {
 		} else {
 			seen[d.ID] = i
 		}
+		if d.Type == "oidc" {
+			if !strings.HasPrefix(d.Issuer, "https://") && !strings.HasPrefix(d.Issuer, "http://localhost") && !strings.HasPrefix(d.Issuer, "http://127.0.0.1") {
+				p.errorf(key+".issuer", "must be an https:// URL (http:// only for localhost), not %q", d.Issuer)
+			}
+			if d.ClientID == "" {
+				p.errorf(key+".client_id", "must be set")
+			}
+			continue
+		}
 		if d.Type != "ldap" {
-			p.errorf(key+".type", "must be \"ldap\" (upstream OIDC comes later), not %q", d.Type)
+			p.errorf(key+".type", "must be \"ldap\" or \"oidc\", not %q", d.Type)
 			continue
 		}
 		if !strings.HasPrefix(d.URL, "ldap://") && !strings.HasPrefix(d.URL, "ldaps://") {

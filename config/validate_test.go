@@ -116,7 +116,7 @@ func TestValidateErrors(t *testing.T) {
 		{"login_window", func(c *Config) { c.Limits.LoginWindow = Duration{} }, "limits.login_window: must be positive"},
 		{"directory type", func(c *Config) {
 			c.Directories = []Directory{{ID: "d", Type: "ad", URL: "ldap://x", UserBaseDN: "dc=x"}}
-		}, "directories[0].type: must be \"ldap\""},
+		}, "directories[0].type: must be \"ldap\" or \"oidc\""},
 		{"directory url", func(c *Config) {
 			c.Directories = []Directory{{ID: "d", Type: "ldap", URL: "http://x", UserBaseDN: "dc=x"}}
 		}, "directories[0].url: must start with ldap://"},

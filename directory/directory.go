@@ -37,10 +37,15 @@ type Identity struct {
 	Groups        []string
 	// Picture is a JPEG or PNG from the source (LDAP jpegPhoto), if any.
 	Picture []byte
+	// AMR is how the upstream authenticated the person (RFC 8176), when
+	// it says.
+	AMR []string
 }
 
 // Capabilities says what a source owns and does.
 type Capabilities struct {
+	// Provider names the protocol: "ldap", "oidc".
+	Provider string
 	// OwnedFields are profile keys (account.Attributes) the source sets;
 	// they are read-only in the portal.
 	OwnedFields []string
@@ -62,6 +67,17 @@ type Source interface {
 type PasswordSource interface {
 	Source
 	Login(ctx context.Context, username, password string) (Identity, error)
+}
+
+// CallbackSource sends the browser to sign in elsewhere and takes it back
+// (upstream OIDC).
+type CallbackSource interface {
+	Source
+	ButtonLabel() string
+	AuthURL(ctx context.Context, state, nonce, pkceVerifier string) (string, error)
+	Exchange(ctx context.Context, code, pkceVerifier, nonce string) (Identity, error)
+	LinkByVerifiedEmail() bool
+	CreateUsers() bool
 }
 
 // Lister can enumerate its users (for sync).

@@ -173,10 +173,11 @@ type loginData struct {
 	Login         string
 	Error         string
 	ShowPasskey   bool
+	Upstream      []upstreamButton
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable()}
+	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 	}

@@ -196,6 +196,7 @@ func (s *Server) routes() *mux.Router {
 	s.registerAccessRoutes(r)      // /security/access: app passwords, API tokens, IP allowlist; /security/activity
 	s.registerAPIRoutes(r)         // /api/v1/…: JSON for API tokens
 	s.registerForwardAuthRoutes(r) // /auth/verify for reverse proxies
+	s.registerUpstreamRoutes(r)    // /login/upstream/…: sign-in through upstream OIDC providers
 	return r
 }
 

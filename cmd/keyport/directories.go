@@ -8,6 +8,7 @@ import (
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/ldap"
+	oidcsource "github.com/keyport/keyport/directory/oidc"
 )
 
 // openDirectories builds the configured sources. It does not connect, so a
@@ -15,6 +16,9 @@ import (
 func openDirectories(cfgs []config.Directory) ([]*ldap.Source, error) {
 	var out []*ldap.Source
 	for i, d := range cfgs {
+		if d.Type != "ldap" {
+			continue
+		}
 		src, err := ldap.Config{
 			ID: d.ID, Name: d.Name, URL: d.URL, StartTLS: d.StartTLS, CACertFile: d.CACertFile, InsecureSkipVerify: d.InsecureSkipVerify,
 			BindDN: d.BindDN, BindPassword: d.BindPassword,
@@ -33,18 +37,44 @@ func openDirectories(cfgs []config.Directory) ([]*ldap.Source, error) {
 	return out, nil
 }
 
-func passwordSources(srcs []*ldap.Source) []directory.PasswordSource {
-	out := make([]directory.PasswordSource, len(srcs))
-	for i, s := range srcs {
-		out[i] = s
+// upstreamSources builds the upstream OIDC providers; Keyport's callback
+// is issuer + /login/upstream/callback.
+func upstreamSources(issuer string, cfgs []config.Directory) ([]directory.Source, error) {
+	var out []directory.Source
+	for i, d := range cfgs {
+		if d.Type != "oidc" {
+			continue
+		}
+		src, err := oidcsource.Config{
+			ID: d.ID, Name: d.Name, Issuer: d.Issuer, ClientID: d.ClientID, ClientSecret: d.ClientSecret, Scopes: d.Scopes,
+			RedirectURL:   issuer + "/login/upstream/callback",
+			UsernameClaim: d.UsernameClaim, EmailClaim: d.EmailClaim, GivenNameClaim: d.GivenNameClaim, FamilyNameClaim: d.FamilyNameClaim,
+			NameClaim: d.NameClaim, GroupsClaim: d.GroupsClaim, ButtonLabel: d.ButtonLabel,
+			LinkByVerifiedEmail: d.LinkByVerifiedEmail, CreateUsers: d.CreateUsers,
+		}.Open()
+		if err != nil {
+			return nil, fmt.Errorf("directories[%d]: %w", i, err)
+		}
+		out = append(out, src)
 	}
-	return out
+	return out, nil
+}
+
+func allSources(ldaps []*ldap.Source, upstream []directory.Source) []directory.Source {
+	out := make([]directory.Source, 0, len(ldaps)+len(upstream))
+	for _, s := range ldaps {
+		out = append(out, s)
+	}
+	return append(out, upstream...)
 }
 
 // syncDirectories imports every directory's users now and then every
 // sync_interval, until ctx ends.
 func (m *Main) syncDirectories(ctx context.Context) {
 	for _, d := range m.Config.Directories {
+		if d.Type != "ldap" {
+			continue
+		}
 		go func() {
 			t := time.NewTicker(d.SyncInterval.Duration)
 			defer t.Stop()

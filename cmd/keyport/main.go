@@ -122,7 +122,12 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
-	m.Accounts.UseDirectories(passwordSources(m.directories)...)
+	upstream, err := upstreamSources(cfg.Issuer, cfg.Directories)
+	if err != nil {
+		m.db.Close()
+		return nil, err
+	}
+	m.Accounts.UseDirectories(allSources(m.directories, upstream)...)
 	return m, nil
 }
 

@@ -155,7 +155,7 @@ func (s *Source) Name() string { return s.cfg.Name }
 // Capabilities: LDAP owns the identity fields it maps.
 func (s *Source) Capabilities() directory.Capabilities {
 	owned := []string{"given_name", "family_name", "name", "email", "phone_number", "picture"}
-	return directory.Capabilities{OwnedFields: owned, Groups: s.cfg.GroupBaseDN != "", SecondFactor: s.cfg.HandlesSecondFactor}
+	return directory.Capabilities{Provider: "ldap", OwnedFields: owned, Groups: s.cfg.GroupBaseDN != "", SecondFactor: s.cfg.HandlesSecondFactor}
 }
 
 // stepError wraps a failure with the step that failed and the server's

@@ -1,0 +1,91 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keyport/keyport/directory"
+	"github.com/keyport/keyport/storage"
+)
+
+// SignInUpstream turns a verified upstream identity into a Keyport user:
+// the account already linked to it; else, when the source allows it, the
+// account with the same verified email (never an unverified one); else a
+// new account when the source may create them. Every attempt is recorded.
+func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSource, ident directory.Identity, ip, userAgent string) (storage.User, error) {
+	now := s.now()
+	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "oidc:" + src.ID()}
+	fail := func(userID, reason string, err error) (storage.User, error) {
+		attempt.UserID, attempt.Reason = userID, reason
+		s.record(ctx, attempt)
+		return storage.User{}, err
+	}
+	linked, err := s.store.GetUserByIdentity(ctx, src.ID(), ident.ID)
+	switch {
+	case err == nil:
+		if linked.Source == src.ID() {
+			if linked, err = s.provision(ctx, src, ident); err != nil {
+				return fail(linked.ID, "account could not be refreshed", err)
+			}
+		}
+	case errors.Is(err, storage.ErrNotFound):
+		linked, err = s.linkOrCreate(ctx, src, ident)
+		if err != nil {
+			return fail("", "no linked account", err)
+		}
+	default:
+		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	if err := CheckActive(linked); err != nil {
+		return fail(linked.ID, "account blocked", err)
+	}
+	if err := s.CheckNetwork(linked, ip); err != nil {
+		return fail(linked.ID, "network not allowed", err)
+	}
+	return linked, nil
+}
+
+func (s *Service) linkOrCreate(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
+	if src.LinkByVerifiedEmail() && ident.EmailVerified && ident.Email != "" {
+		u, err := s.store.GetUserByLogin(ctx, ident.Email)
+		if err == nil && u.EmailVerified && strings.EqualFold(u.Email, ident.Email) {
+			link := storage.Identity{Connection: src.ID(), Provider: src.Capabilities().Provider, UserID: ident.ID, IsSocial: true}
+			u, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+				u.Identities = append(u.Identities, link)
+				return u, nil
+			})
+			if err != nil {
+				return storage.User{}, s.linkError(src, ident, err)
+			}
+			s.log.InfoContext(ctx, "upstream account linked by verified email", "user_id", u.ID, "source", src.ID())
+			return u, nil
+		}
+	}
+	if !src.CreateUsers() {
+		return storage.User{}, Errorf(Forbidden, "No account here is linked to your %s account. Ask your administrator.", src.Name())
+	}
+	if ident.Username == "" {
+		ident.Username = strings.SplitN(ident.Email, "@", 2)[0]
+	}
+	if !usernamePattern.MatchString(ident.Username) {
+		return storage.User{}, Errorf(Forbidden, "Your %s account has no usable username. Ask your administrator.", src.Name())
+	}
+	u, err := s.provision(ctx, src, ident)
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
+// upstreamError is the user-facing error for a failed upstream sign-in.
+func upstreamError(src directory.CallbackSource, err error) error {
+	if errors.Is(err, directory.ErrUnavailable) {
+		return &Error{Code: Unavailable, Message: fmt.Sprintf("%s cannot be reached right now. Please try again later.", src.Name()), Err: err}
+	}
+	return &Error{Code: Unauthorized, Message: fmt.Sprintf("The sign-in with %s could not be verified. Please try again.", src.Name()), Err: err}
+}
+
+// UpstreamError maps an upstream exchange failure to a user-facing error.
+func UpstreamError(src directory.CallbackSource, err error) error { return upstreamError(src, err) }

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/directory"
+	oidcsource "github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/storage"
+)
+
+// upstreamPair starts an upstream Keyport with user "ursula" and a client
+// for the downstream Keyport, which lists the upstream as a directory.
+func upstreamPair(t *testing.T, mutate func(*config.Directory)) (up, down *testServer) {
+	t.Helper()
+	// Cookies ignore ports: on one loopback host the two servers need
+	// cookies of their own names.
+	up = startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
+	up.createUser("ursula", false)
+	down = startServer(t, "", func(c *config.Config) {
+		callback := c.Issuer + "/login/upstream/callback"
+		_, secret, err := up.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{callback}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := config.Directory{ID: "up", Name: "Upstream Keyport", Type: "oidc", Issuer: up.URL, ClientID: "downstream", ClientSecret: secret, CreateUsers: true}
+		if mutate != nil {
+			mutate(&d)
+		}
+		c.Directories = []config.Directory{d}
+	})
+	return up, down
+}
+
+// signInUpstream clicks the upstream button on down's sign-in page, signs in
+// at the upstream, and returns the page the browser lands on.
+func signInUpstream(t *testing.T, down *testServer, b *browser, start page) page {
+	t.Helper()
+	if !strings.Contains(start.Body, `action="/login/upstream/up"`) || !strings.Contains(start.Body, "Sign in with Upstream Keyport") {
+		t.Fatalf("no upstream button: %s", truncateBody(start.Body))
+	}
+	p := b.submit(start, "/login/upstream/up", nil)
+	if !isLoginPage(p) || !strings.HasPrefix(p.URL.String(), strings.TrimSuffix(p.URL.Scheme+"://"+p.URL.Host, "/")) {
+		t.Fatalf("not at the upstream's sign-in page: %s", p.URL)
+	}
+	return b.submit(p, "/login", url.Values{"login": {"ursula"}, "password": {testPassword}})
+}
+
+func TestUpstreamOIDCSignIn(t *testing.T) {
+	up, down := upstreamPair(t, nil)
+	rp := down.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	b := newBrowser(t)
+	start := rp.authorize(b, "st-1")
+	p := signInUpstream(t, down, b, start)
+	res := landed(t, p, rp.RedirectURI)
+	if res.Code == "" {
+		t.Fatalf("no code after the upstream sign-in: %d %s", p.Status, truncateBody(p.Body))
+	}
+	tok, err := rp.exchange(res.Code, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := idTokenClaims(t, rp, tok)
+	local, err := down.Main.Store.GetUserByLogin(context.Background(), "ursula")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upUser, _ := up.Main.Store.GetUserByLogin(context.Background(), "ursula")
+	if claims["sub"] != local.ID || claims["sub"] == upUser.ID || claims["email"] != "ursula@example.com" || claims["name"] != "Ursula Tester" {
+		t.Fatalf("claims: %v", claims)
+	}
+	if local.Source != "up" || len(local.Identities) != 1 || local.Identities[0].UserID != upUser.ID || local.Identities[0].Provider != "oidc" {
+		t.Fatalf("local record: %+v", local)
+	}
+	if amr, _ := claims["amr"].([]any); len(amr) == 0 || amr[0] != "pwd" {
+		t.Errorf("amr should pass the upstream's through: %v", claims["amr"])
+	}
+}
+
+func TestUpstreamStateAndNonceTampering(t *testing.T) {
+	_, down := upstreamPair(t, nil)
+	b := newBrowser(t)
+	start := b.get(down.URL + "/login")
+	// Follow to the upstream, then answer the callback with a forged state.
+	p := b.submit(start, "/login/upstream/up", nil)
+	p = b.submit(p, "/login", url.Values{"login": {"ursula"}, "password": {testPassword}})
+	cb := ""
+	for _, v := range b.visited {
+		if strings.Contains(v, "/login/upstream/callback") {
+			cb = v
+		}
+	}
+	if cb == "" || p.URL.Path != "/" {
+		t.Fatalf("the honest round trip failed: %s visited %v", p.URL, b.visited)
+	}
+	// The same callback again: the attempt was used up.
+	if r := b.get(cb); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "expired") {
+		t.Errorf("replayed callback: %d", r.Status)
+	}
+	// A fresh attempt with a tampered state.
+	b2 := newBrowser(t)
+	p = b2.submit(b2.get(down.URL+"/login"), "/login/upstream/up", nil)
+	b2.visited = nil
+	noFollow := *b2.client
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	form := formFields(p.Body)
+	form.Set("login", "ursula")
+	form.Set("password", testPassword)
+	u, _ := p.URL.Parse("/login")
+	req, _ := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	for i := 0; i < 5 && loc != nil && !strings.Contains(loc.Path, "/login/upstream/callback"); i++ {
+		next, _ := resp.Request.URL.Parse(loc.String())
+		resp, err = noFollow.Get(next.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ = url.Parse(resp.Header.Get("Location"))
+	}
+	if loc == nil || !strings.Contains(loc.Path, "/login/upstream/callback") {
+		t.Fatalf("never reached the callback: %v", resp.Header)
+	}
+	q := loc.Query()
+	q.Set("state", "forged-"+q.Get("state"))
+	loc.RawQuery = q.Encode()
+	if r := b2.get(loc.String()); r.Status != http.StatusBadRequest {
+		t.Errorf("tampered state: %d", r.Status)
+	}
+	if r := b2.get(down.URL + "/profile"); !isLoginPage(r) {
+		t.Error("a tampered state signed the browser in")
+	}
+}
+
+func TestUpstreamLinkingRules(t *testing.T) {
+	// Linking by verified email is off by default: a local account with the
+	// same address is not taken over, and no account is created when
+	// create_users is off.
+	_, down := upstreamPair(t, func(d *config.Directory) { d.CreateUsers = false })
+	down.createUser("ursula", false) // same email, not linked
+	b := newBrowser(t)
+	p := signInUpstream(t, down, b, b.get(down.URL+"/login"))
+	if p.Status != http.StatusForbidden || !strings.Contains(p.Body, "No account here is linked") {
+		t.Errorf("unlinked without create_users: %d %s", p.Status, truncateBody(p.Body))
+	}
+
+	// With linking on, an account whose email is verified is linked...
+	up2, down2 := upstreamPair(t, func(d *config.Directory) { d.LinkByVerifiedEmail = true; d.CreateUsers = false })
+	markVerified(t, up2, "ursula")
+	local := down2.createUser("ursula", false)
+	if _, err := down2.Main.Store.UpdateUser(context.Background(), local.ID, func(u storage.User) (storage.User, error) { u.EmailVerified = true; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	b2 := newBrowser(t)
+	p = signInUpstream(t, down2, b2, b2.get(down2.URL+"/login"))
+	if p.Status != http.StatusOK || p.URL.Path != "/" {
+		t.Fatalf("link by verified email: %d %s", p.Status, truncateBody(p.Body))
+	}
+	if u := down2.user(local.ID); len(u.Identities) != 1 || u.Source != "" {
+		t.Errorf("linked account: %+v", u)
+	}
+
+	// ...but never one whose email is not verified.
+	up3, down3 := upstreamPair(t, func(d *config.Directory) { d.LinkByVerifiedEmail = true; d.CreateUsers = false })
+	markVerified(t, up3, "ursula")
+	unverified := down3.createUser("ursula", false)
+	if _, err := down3.Main.Store.UpdateUser(context.Background(), unverified.ID, func(u storage.User) (storage.User, error) { u.EmailVerified = false; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	b3 := newBrowser(t)
+	if p := signInUpstream(t, down3, b3, b3.get(down3.URL+"/login")); p.Status != http.StatusForbidden {
+		t.Errorf("linking to an unverified email: %d", p.Status)
+	}
+	if u := down3.user(unverified.ID); len(u.Identities) != 0 {
+		t.Error("an unverified email was linked")
+	}
+}
+
+func markVerified(t *testing.T, srv *testServer, login string) {
+	t.Helper()
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), userIDOf(t, srv, login), func(u storage.User) (storage.User, error) {
+		u.EmailVerified = true
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpstreamNonceAndPKCEChecked(t *testing.T) {
+	up := startServer(t, "", nil)
+	up.createUser("ursula", false)
+	redirect := "http://127.0.0.1:9/callback/down"
+	_, secret, err := up.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "down", SkipConsent: true, RedirectURIs: []string{redirect}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := oidcsource.Config{ID: "up", Issuer: up.URL, ClientID: "down", ClientSecret: secret, RedirectURL: redirect}.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(nonce, verifier string) string {
+		to, err := src.AuthURL(context.Background(), "st", nonce, verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t)
+		p := b.get(to)
+		p = b.submit(p, "/login", url.Values{"login": {"ursula"}, "password": {testPassword}})
+		res := landed(t, p, redirect)
+		if res.Code == "" {
+			t.Fatalf("no code: %+v", res)
+		}
+		return res.Code
+	}
+	verifier := account.NewSecret() + account.NewSecret()
+	if _, err := src.Exchange(context.Background(), code("nonce-a", verifier), verifier, "nonce-b"); !errors.Is(err, directory.ErrInvalidCredentials) || !strings.Contains(err.Error(), "nonce") {
+		t.Errorf("tampered nonce: %v", err)
+	}
+	if _, err := src.Exchange(context.Background(), code("nonce-a", verifier), "another-verifier-another-verifier-another-verifier", "nonce-a"); !errors.Is(err, directory.ErrInvalidCredentials) {
+		t.Errorf("wrong PKCE verifier: %v", err)
+	}
+	id, err := src.Exchange(context.Background(), code("nonce-a", verifier), verifier, "nonce-a")
+	if err != nil || id.Username != "ursula" || id.ID != userIDOf(t, up, "ursula") {
+		t.Errorf("honest exchange: %v %+v", err, id)
+	}
+}

@@ -1,0 +1,117 @@
+package portal
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+)
+
+// Sign-in through an upstream OpenID Connect provider. The state, nonce
+// and PKCE verifier of the attempt live in the signed cookie, so the answer
+// is accepted only in the browser that started it, once, within ten minutes.
+func (s *Server) registerUpstreamRoutes(r *mux.Router) {
+	r.Handle("/login/upstream/callback", s.handle(s.upstreamCallback)).Methods(http.MethodGet)
+	r.Handle("/login/upstream/{id}", s.handle(s.upstreamStart)).Methods(http.MethodPost)
+}
+
+const (
+	keyUpState    = "up_state"
+	keyUpNonce    = "up_nonce"
+	keyUpVerifier = "up_verifier"
+	keyUpSource   = "up_src"
+	keyUpRequest  = "up_req"
+	keyUpReturn   = "up_ret"
+	keyUpAt       = "up_at"
+	upstreamTTL   = 10 * time.Minute
+)
+
+type upstreamButton struct{ ID, Label string }
+
+func (s *Server) upstreamButtons() []upstreamButton {
+	var out []upstreamButton
+	for _, p := range s.acct.UpstreamProviders() {
+		out = append(out, upstreamButton{ID: p.ID(), Label: p.ButtonLabel()})
+	}
+	return out
+}
+
+var errUpstreamGone = account.Errorf(account.Invalid, "This sign-in attempt has expired or was started in another browser. Please start again.")
+
+func (s *Server) upstreamStart(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkCSRF(r); err != nil {
+		return err
+	}
+	src := s.acct.UpstreamProvider(mux.Vars(r)["id"])
+	if src == nil {
+		return account.Errorf(account.NotFound, "There is no such sign-in provider.")
+	}
+	authRequestID := r.PostFormValue("authRequestID")
+	if authRequestID != "" {
+		if _, err := s.loadFlow(r, authRequestID); err != nil {
+			return err
+		}
+	}
+	state, nonce, verifier := account.NewSecret(), account.NewSecret(), account.NewSecret()+account.NewSecret()
+	to, err := src.AuthURL(r.Context(), state, nonce, verifier)
+	if err != nil {
+		return account.UpstreamError(src, err)
+	}
+	c := s.cookie(r)
+	c.Values[keyUpState], c.Values[keyUpNonce], c.Values[keyUpVerifier] = state, nonce, verifier
+	c.Values[keyUpSource], c.Values[keyUpRequest], c.Values[keyUpReturn] = src.ID(), authRequestID, safeReturn(r.PostFormValue("return_to"))
+	c.Values[keyUpAt] = s.now().Unix()
+	if err := s.save(w, r); err != nil {
+		return err
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error {
+	c := s.cookie(r)
+	state, _ := c.Values[keyUpState].(string)
+	nonce, _ := c.Values[keyUpNonce].(string)
+	verifier, _ := c.Values[keyUpVerifier].(string)
+	srcID, _ := c.Values[keyUpSource].(string)
+	authRequestID, _ := c.Values[keyUpRequest].(string)
+	returnTo, _ := c.Values[keyUpReturn].(string)
+	at, _ := c.Values[keyUpAt].(int64)
+	// One answer per attempt: forget the attempt whatever happens next.
+	for _, k := range []string{keyUpState, keyUpNonce, keyUpVerifier, keyUpSource, keyUpRequest, keyUpReturn, keyUpAt} {
+		delete(c.Values, k)
+	}
+	if err := s.save(w, r); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if state == "" || s.now().Sub(time.Unix(at, 0)) > upstreamTTL || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
+		return errUpstreamGone
+	}
+	src := s.acct.UpstreamProvider(srcID)
+	if src == nil {
+		return errUpstreamGone
+	}
+	if e := q.Get("error"); e != "" {
+		return account.Errorf(account.Unauthorized, "%s did not sign you in (%s).", src.Name(), e)
+	}
+	ident, err := src.Exchange(r.Context(), q.Get("code"), verifier, nonce)
+	if err != nil {
+		s.log.InfoContext(r.Context(), "upstream sign-in refused", "source", src.ID(), "err", err)
+		return account.UpstreamError(src, err)
+	}
+	u, err := s.acct.SignInUpstream(r.Context(), src, ident, clientIP(r), r.UserAgent())
+	if err != nil {
+		return err
+	}
+	// The upstream's own methods, when it names them; never "pwd" by default,
+	// since Keyport saw no password.
+	amr := ident.AMR
+	if amr == nil {
+		amr = []string{}
+	}
+	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
+}
