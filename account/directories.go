@@ -3,6 +3,7 @@ package account
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -122,7 +123,14 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 		}
 		sources = []directory.PasswordSource{src}
 	} else {
-		sources = s.sources
+		for _, src := range s.sources {
+			if !s.DirectoryDisabled(ctx, src.ID()) {
+				sources = append(sources, src)
+			}
+		}
+	}
+	if known && s.DirectoryDisabled(ctx, user.Source) {
+		return fail("directory turned off", errInvalidCredentials, true)
 	}
 	var (
 		ident directory.Identity
@@ -317,9 +325,14 @@ func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncRepor
 	if !ok {
 		return rep, Errorf(Invalid, "The directory %q cannot list its users.", sourceID)
 	}
+	if s.DirectoryDisabled(ctx, sourceID) {
+		return rep, Errorf(Invalid, "The directory %q is turned off.", sourceID)
+	}
 	idents, err := lister.Users(ctx)
 	if err != nil {
 		rep.Finished = s.now()
+		rep.Errors = append(rep.Errors, err.Error())
+		s.saveSyncReport(ctx, rep)
 		return rep, &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached: %v", src.Name(), err), Err: err}
 	}
 	seen := map[string]bool{}
@@ -359,6 +372,82 @@ func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncRepor
 		}
 	}
 	rep.Finished = s.now()
+	s.saveSyncReport(ctx, rep)
 	s.log.InfoContext(ctx, "directory synced", "source", sourceID, "created", rep.Created, "updated", rep.Updated, "blocked", rep.Blocked, "failed", rep.Failed)
 	return rep, nil
+}
+
+// DirectoryStatus is what the admin page shows for a source.
+type DirectoryStatus struct {
+	ID, Name, Provider string
+	Disabled           bool
+	CanSync, CanTest   bool
+	LastSync           *SyncReport
+}
+
+func syncReportKey(id string) string { return "directory-sync:" + id }
+func disabledKey(id string) string   { return "directory-disabled:" + id }
+
+// DirectoryStatuses lists every configured source with its state.
+func (s *Service) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
+	var out []DirectoryStatus
+	for _, src := range s.allSources {
+		st := DirectoryStatus{ID: src.ID(), Name: src.Name(), Provider: src.Capabilities().Provider, Disabled: s.DirectoryDisabled(ctx, src.ID())}
+		_, st.CanSync = src.(directory.Lister)
+		_, st.CanTest = src.(directory.Tester)
+		if raw, err := s.store.GetSetting(ctx, syncReportKey(src.ID())); err == nil {
+			var rep SyncReport
+			if json.Unmarshal(raw, &rep) == nil {
+				st.LastSync = &rep
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// DirectoryDisabled tells whether an admin turned the source off.
+func (s *Service) DirectoryDisabled(ctx context.Context, id string) bool {
+	raw, err := s.store.GetSetting(ctx, disabledKey(id))
+	return err == nil && string(raw) == "1"
+}
+
+// SetDirectoryDisabled turns a source off (its users cannot sign in through
+// it; their accounts stay) or on again.
+func (s *Service) SetDirectoryDisabled(ctx context.Context, id string, disabled bool) error {
+	if s.source(id) == nil {
+		return Errorf(NotFound, "There is no directory %q.", id)
+	}
+	v := []byte("0")
+	if disabled {
+		v = []byte("1")
+	}
+	if err := s.store.PutSetting(ctx, disabledKey(id), v); err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	s.log.InfoContext(ctx, "directory switched", "source", id, "disabled", disabled)
+	return nil
+}
+
+// TestDirectory runs a source's connection test.
+func (s *Service) TestDirectory(ctx context.Context, id string) (directory.TestReport, error) {
+	t, ok := s.source(id).(directory.Tester)
+	if !ok {
+		return directory.TestReport{}, Errorf(NotFound, "There is no directory %q that can be tested.", id)
+	}
+	rep, err := t.Test(ctx)
+	if err != nil {
+		return rep, &Error{Code: Unavailable, Message: err.Error(), Err: err}
+	}
+	return rep, nil
+}
+
+func (s *Service) saveSyncReport(ctx context.Context, rep SyncReport) {
+	raw, err := json.Marshal(rep)
+	if err == nil {
+		err = s.store.PutSetting(ctx, syncReportKey(rep.Source), raw)
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "save sync report", "source", rep.Source, "err", err)
+	}
 }

@@ -21,6 +21,7 @@ type Store interface {
 	storage.Tokens
 	storage.OneTimeTokens
 	storage.LoginAttempts
+	storage.Settings
 	storage.Credentials
 	storage.Avatars
 }

@@ -16,6 +16,9 @@ import (
 // new account when the source may create them. Every attempt is recorded.
 func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSource, ident directory.Identity, ip, userAgent string) (storage.User, error) {
 	now := s.now()
+	if s.DirectoryDisabled(ctx, src.ID()) {
+		return storage.User{}, Errorf(Forbidden, "Sign-in with %s is turned off.", src.Name())
+	}
 	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "oidc:" + src.ID()}
 	fail := func(userID, reason string, err error) (storage.User, error) {
 		attempt.UserID, attempt.Reason = userID, reason

@@ -80,6 +80,20 @@ type CallbackSource interface {
 	CreateUsers() bool
 }
 
+// TestReport is what "test connection" shows.
+type TestReport struct {
+	Users  int       // how many users the filter finds
+	Sample *Identity // one of them, mapped
+}
+
+// Tester can check its connection end to end.
+type Tester interface {
+	Source
+	// Test reports success with a user count and a sample, or an error
+	// naming the failing step (dial, TLS, bind, search).
+	Test(ctx context.Context) (TestReport, error)
+}
+
 // Lister can enumerate its users (for sync).
 type Lister interface {
 	Source

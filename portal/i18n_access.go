@@ -69,3 +69,20 @@ var deAccess = map[string]string{
 	"The expiry date must be in the future.":          "Das Ablaufdatum muss in der Zukunft liegen.",
 	"Enter the expiry as a date.":                     "Gib das Ablaufdatum als Datum ein.",
 }
+
+// deAdmin is German for the admin pages.
+var deAdmin = map[string]string{
+	"Directories": "Verzeichnisse",
+	"External sources of users, configured in config.toml under [[directories]].": "Externe Quellen für Benutzer, eingerichtet in config.toml unter [[directories]].",
+	"Directory": "Verzeichnis",
+	"Type":      "Typ",
+	"State":     "Zustand",
+	"Last sync": "Letzter Abgleich",
+	"Off":       "Aus",
+	"%d created, %d updated, %d blocked, %d failed": "%d angelegt, %d aktualisiert, %d gesperrt, %d fehlgeschlagen",
+	"Test connection":                           "Verbindung testen",
+	"Sync now":                                  "Jetzt abgleichen",
+	"No directories are configured.":            "Es sind keine Verzeichnisse eingerichtet.",
+	"Sync finished; see the last report below.": "Abgleich beendet; den Bericht siehst du unten.",
+	"Only administrators can open this page.":   "Nur Administratoren können diese Seite öffnen.",
+}

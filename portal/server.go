@@ -197,6 +197,7 @@ func (s *Server) routes() *mux.Router {
 	s.registerAPIRoutes(r)         // /api/v1/…: JSON for API tokens
 	s.registerForwardAuthRoutes(r) // /auth/verify for reverse proxies
 	s.registerUpstreamRoutes(r)    // /login/upstream/…: sign-in through upstream OIDC providers
+	s.registerAdminRoutes(r)       // /admin/…: administrators only (withAdmin)
 	return r
 }
 

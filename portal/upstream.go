@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"time"
@@ -31,9 +32,12 @@ const (
 
 type upstreamButton struct{ ID, Label string }
 
-func (s *Server) upstreamButtons() []upstreamButton {
+func (s *Server) upstreamButtons(ctx context.Context) []upstreamButton {
 	var out []upstreamButton
 	for _, p := range s.acct.UpstreamProviders() {
+		if s.acct.DirectoryDisabled(ctx, p.ID()) {
+			continue
+		}
 		out = append(out, upstreamButton{ID: p.ID(), Label: p.ButtonLabel()})
 	}
 	return out

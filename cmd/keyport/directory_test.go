@@ -280,3 +280,51 @@ func TestDirectoryHandlesSecondFactor(t *testing.T) {
 		t.Errorf("a local user without 2FA reached %s (login ended at %s)", r.URL, lp.URL)
 	}
 }
+
+func TestAdminDirectoriesPage(t *testing.T) {
+	srv, ldapSrv := startWithDirectory(t)
+	srv.createUser("root", true)
+	srv.createUser("plain", false)
+
+	pb := newBrowser(t)
+	signInPortal(t, srv, pb, "plain")
+	if r := pb.get(srv.URL + "/admin/directories"); r.Status != http.StatusForbidden {
+		t.Errorf("non-admin: %d", r.Status)
+	}
+	p := pb.get(srv.URL + "/profile")
+	if r := postPage(pb, p, "/admin/directories/corp/sync", url.Values{}); r.Status != http.StatusForbidden {
+		t.Errorf("non-admin sync: %d", r.Status)
+	}
+
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	p = b.get(srv.URL + "/admin/directories")
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "Corporate LDAP") || !strings.Contains(p.Body, `href="/admin/directories"`) {
+		t.Fatalf("admin page: %d %s", p.Status, truncateBody(p.Body))
+	}
+	r := postPage(b, p, "/admin/directories/corp/test", url.Values{})
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, "finds 3 users") {
+		t.Errorf("test connection: %d %s", r.Status, truncateBody(r.Body))
+	}
+	r = postPage(b, p, "/admin/directories/corp/sync", url.Values{})
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, "failed") || !strings.Contains(r.Body, "created") {
+		t.Errorf("sync now: %d %s", r.Status, truncateBody(r.Body))
+	}
+	// Turned off: its users cannot sign in; on again: they can.
+	postPage(b, p, "/admin/directories/corp/toggle", url.Values{"disabled": {"1"}})
+	ab := newBrowser(t)
+	if lp := ab.submit(ab.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}}); lp.Status != http.StatusUnauthorized {
+		t.Errorf("sign-in through a turned-off directory: %d", lp.Status)
+	}
+	postPage(b, p, "/admin/directories/corp/toggle", url.Values{"disabled": {"0"}})
+	signInPortal(t, srv, newBrowser(t), "alice")
+	// A failing test names the step.
+	ldapSrv.Stop()
+	r = postPage(b, p, "/admin/directories/corp/test", url.Values{})
+	if r.Status != http.StatusBadGateway || !strings.Contains(r.Body, "dial") {
+		t.Errorf("test with slapd down: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if r := postPage(b, p, "/admin/directories/nope/test", url.Values{}); r.Status != http.StatusNotFound {
+		t.Errorf("unknown directory: %d", r.Status)
+	}
+}

@@ -434,20 +434,14 @@ func (s *Source) Lookup(ctx context.Context, id string) (directory.Identity, err
 	return ident, s.addGroups(ctx, &ident, entry.DN)
 }
 
-// TestReport is what "test connection" shows.
-type TestReport struct {
-	Users  int
-	Sample *directory.Identity
-}
-
 // Test checks dial, TLS and the service bind, counts the users the filter
 // finds and maps a sample; the error names the failing step.
-func (s *Source) Test(ctx context.Context) (TestReport, error) {
+func (s *Source) Test(ctx context.Context) (directory.TestReport, error) {
 	users, err := s.Users(ctx)
 	if err != nil {
-		return TestReport{}, err
+		return directory.TestReport{}, err
 	}
-	rep := TestReport{Users: len(users)}
+	rep := directory.TestReport{Users: len(users)}
 	if len(users) > 0 {
 		rep.Sample = &users[0]
 	}
