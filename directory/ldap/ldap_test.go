@@ -276,3 +276,39 @@ func TestTLS(t *testing.T) {
 		t.Errorf("insecure_skip_verify: %v", err)
 	}
 }
+
+// BenchmarkLogin measures a directory sign-in (search with the pooled
+// service connection, then a bind as the user on its own connection), and
+// the same without the pool for comparison.
+func BenchmarkLogin(b *testing.B) {
+	srv := slapdtest.Start(b, fixtures)
+	for _, pooled := range []bool{true, false} {
+		name := "pooled"
+		if !pooled {
+			name = "dial-per-search"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := Config{ID: "corp", URL: srv.URL, BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
+				UserBaseDN: "ou=people,dc=example,dc=org", LoginAttributes: []string{"uid"}}
+			if !pooled {
+				cfg.PoolSize = 1
+			}
+			s, err := cfg.Open()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if !pooled {
+						s.Close() // empty the pool: every search dials and binds again
+					}
+					if _, err := s.Login(context.Background(), "alice", "wonderland"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
