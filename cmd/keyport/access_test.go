@@ -383,3 +383,31 @@ func TestActivityPage(t *testing.T) {
 		t.Errorf("%d sessions left", len(s))
 	}
 }
+
+func TestAPIAcceptsCrossSiteTokenCalls(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	token := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"cross"}, "scope": {"read-write"}})
+	req, _ := http.NewRequest(http.MethodPatch, srv.URL+"/api/v1/me", strings.NewReader(`{"nickname":"al"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://tools.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("cross-site PATCH with a token: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	// The portal's own forms still refuse cross-site posts.
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/profile", strings.NewReader("nickname=x"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if p := b.do(req); p.Status != http.StatusForbidden {
+		t.Errorf("cross-site form post: %d", p.Status)
+	}
+}
