@@ -268,6 +268,11 @@ func (s *Service) storeDirectoryPicture(ctx context.Context, userID string, data
 	if len(data) > MaxAvatarBytes || !sniffImage(data) {
 		return
 	}
+	// Check the promised size before decoding, as for uploads.
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxAvatarSide || cfg.Height > maxAvatarSide {
+		return
+	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return
