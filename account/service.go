@@ -49,7 +49,8 @@ type Policy struct {
 	// Require2FA: users without a second factor must enrol one before they
 	// reach any app.
 	Require2FA bool
-	// TrustedDeviceLifetime is how long "remember this device" lasts (30 days).
+	// TrustedDeviceLifetime is how long "remember this device" lasts; 0
+	// turns the option off (config.toml's default is 30 days).
 	TrustedDeviceLifetime time.Duration
 	// RecentAuth is how long after signing in a security change needs no
 	// password again (5 minutes).
@@ -84,9 +85,6 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	}
 	if policy.SetupTokenTTL == 0 {
 		policy.SetupTokenTTL = time.Hour
-	}
-	if policy.TrustedDeviceLifetime == 0 {
-		policy.TrustedDeviceLifetime = 30 * 24 * time.Hour
 	}
 	if policy.RecentAuth == 0 {
 		policy.RecentAuth = 5 * time.Minute
