@@ -17,7 +17,8 @@ const (
 	// APITokenPrefix makes tokens recognisable to secret scanners.
 	APITokenPrefix = "kp_"
 	// apiTokenGrace keeps an expired token's record for a while, so a late
-	// use is recognised (and recorded) instead of looking unknown.
+	// use is recognised (401, recorded in the owner's history) instead of
+	// looking like an unknown token.
 	apiTokenGrace = 30 * 24 * time.Hour
 )
 
@@ -25,14 +26,20 @@ const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // NewAPIToken is what a person asks for.
 type NewAPIToken struct {
-	Name            string
-	Scope           string
-	ValidUntil      time.Time // zero: never expires
-	AllowedNetworks string    // comma separated IPs/CIDRs; empty: anywhere
+	Name  string
+	Scope string // ScopeReadOnly or ScopeReadWrite
+	// ExpiresAt is when the token stops working (zero: never); it must be
+	// in the future. It becomes the credential's ValidUntil.
+	ExpiresAt time.Time
+	// AllowedNetworks: IPs/CIDRs the token may be used from, in
+	// ParseNetworks' format; empty allows any address.
+	AllowedNetworks string
 }
 
 // CreateAPIToken makes a token "kp_" + 40 base62 characters (about 238
-// bits). It is returned once; only its hash is stored.
+// bits). It is returned once; only its hash is stored. Only a signed-in
+// browser reaches this (the API has no endpoint for it), so a token can
+// never mint more tokens.
 func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPIToken) (string, storage.Credential, error) {
 	name, err := s.checkCredentialName(ctx, u.ID, storage.KindAPIToken, n.Name)
 	if err != nil {
@@ -42,18 +49,18 @@ func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPITo
 		return "", storage.Credential{}, FieldErrorf("scope", "Choose read-only or read-write.")
 	}
 	now := s.now()
-	if !n.ValidUntil.IsZero() && !n.ValidUntil.After(now) {
+	if !n.ExpiresAt.IsZero() && !n.ExpiresAt.After(now) {
 		return "", storage.Credential{}, FieldErrorf("expires", "The expiry date must be in the future.")
 	}
-	nets, err := ParseNetworks(n.AllowedNetworks, "allowed_networks")
+	nets, err := ParseNetworks(n.AllowedNetworks)
 	if err != nil {
 		return "", storage.Credential{}, err
 	}
 	token := APITokenPrefix + randomFrom(base62, 40)
 	c := storage.Credential{ID: NewID(), UserID: u.ID, Kind: storage.KindAPIToken, Name: name, Scope: n.Scope,
-		Hash: HashSecret(token), AllowedNetworks: nets, ValidUntil: n.ValidUntil, CreatedAt: now}
-	if !n.ValidUntil.IsZero() {
-		c.ExpiresAt = n.ValidUntil.Add(apiTokenGrace)
+		Hash: HashSecret(token), AllowedNetworks: nets, ValidUntil: n.ExpiresAt, CreatedAt: now}
+	if !n.ExpiresAt.IsZero() {
+		c.ExpiresAt = n.ExpiresAt.Add(apiTokenGrace)
 	}
 	if err := s.store.CreateCredential(ctx, c); err != nil {
 		return "", storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create API token for %q: %w", u.ID, err)}
@@ -62,11 +69,23 @@ func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPITo
 	return token, c, nil
 }
 
+// ListAPITokens lists the user's API tokens (hashes only).
+func (s *Service) ListAPITokens(ctx context.Context, userID string) ([]storage.Credential, error) {
+	return s.listCredentials(ctx, userID, storage.KindAPIToken)
+}
+
+// RevokeAPIToken deletes one of the user's API tokens.
+func (s *Service) RevokeAPIToken(ctx context.Context, u storage.User, id string) error {
+	return s.RevokeCredential(ctx, u.ID, storage.KindAPIToken, id)
+}
+
 var errBadToken = Errorf(Unauthorized, "The API token is missing, unknown, expired or not allowed from this address.")
 
-// AuthenticateAPIToken finds the user behind a bearer token. An expired
-// token, or one used from outside its networks, is refused and the attempt
-// recorded in the user's history.
+// AuthenticateAPIToken finds the user behind a bearer token. Every refusal
+// is the same Unauthorized error; one of a known token (expired, outside its
+// networks or the owner's allowlist, owner blocked) is recorded in the
+// owner's history with the reason. Failures count towards the address's
+// sign-in throttle. On success the token's last use is noted.
 func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent string) (storage.User, storage.Credential, error) {
 	now := s.now()
 	ipKey := "ip:" + ip
@@ -83,7 +102,7 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 		return storage.User{}, storage.Credential{}, errBadToken
 	}
 	if err != nil {
-		return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find API token: %w", err)}
 	}
 	refuse := func(reason string) (storage.User, storage.Credential, error) {
 		s.limiter.fail(ipKey, now)
@@ -103,11 +122,19 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 	if !NetworkAllows(u.AllowedNetworks, ip) {
 		return refuse("network not allowed")
 	}
+	if err := s.CheckTwoFactorPolicy(ctx, u); err != nil {
+		if ErrorCode(err) == Internal {
+			return storage.User{}, storage.Credential{}, err
+		}
+		return refuse("second factor required but not set up")
+	}
 	if updated, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
 		c.LastUsedAt, c.LastIP = now, ip
 		return c, nil
 	}); err == nil {
 		c = updated
+	} else {
+		s.log.WarnContext(ctx, "note API token use", "user_id", u.ID, "credential_id", c.ID, "err", err)
 	}
 	return u, c, nil
 }

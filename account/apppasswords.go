@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/keyport/keyport/storage"
 )
 
-// App passwords sign non-browser clients in (mail apps, WebDAV, reverse
-// proxies' forward auth). They look like "k7m2px-9c4tqz-..." (5 groups of
-// 6 from an alphabet without look-alikes, about 148 bits) and are stored
-// only as hashes, found through the hash index.
+// App passwords sign non-browser clients in (mail apps, WebDAV, a reverse
+// proxy's forward auth). They look like "k7m2px-9c4tqz-..." (5 groups of 6
+// from an alphabet without look-alikes: 30 characters, about 148 bits) and
+// are stored only as hashes, found through the credentials' hash index.
 const appPasswordAlphabet = "23456789abcdefghjkmnpqrstuvwxyz"
 
 func newAppPassword() string {
@@ -25,20 +27,29 @@ func newAppPassword() string {
 	return strings.Join(parts, "-")
 }
 
+// normalizeAppPassword is the form that is hashed: people may type an app
+// password in capitals, with spaces instead of dashes, or with no
+// separators at all.
 func normalizeAppPassword(p string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(p), " ", "-"))
+	return strings.Map(func(r rune) rune {
+		if r == '-' || unicode.IsSpace(r) {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, p)
 }
 
 // checkCredentialName validates a name for a credential and makes sure the
-// user has no other credential of that kind with it.
+// user has no other credential of that kind with it (in any case). Passkeys
+// use it too.
 func (s *Service) checkCredentialName(ctx context.Context, userID, kind, name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || utf8.RuneCountInString(name) > 64 || strings.ContainsAny(name, "\x00\r\n") {
+	if name == "" || utf8.RuneCountInString(name) > 64 || strings.ContainsFunc(name, unicode.IsControl) {
 		return "", FieldErrorf("name", "Give it a name of 1 to 64 characters.")
 	}
 	existing, err := s.store.ListCredentials(ctx, userID, kind)
 	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)}
 	}
 	for _, c := range existing {
 		if strings.EqualFold(c.Name, name) {
@@ -48,8 +59,8 @@ func (s *Service) checkCredentialName(ctx context.Context, userID, kind, name st
 	return name, nil
 }
 
-// CreateAppPassword makes a new app password, optionally for one app only.
-// The secret is returned once and never stored.
+// CreateAppPassword makes a new app password, for every app (clientID "")
+// or one app only. The secret is returned once and never stored.
 func (s *Service) CreateAppPassword(ctx context.Context, u storage.User, name, clientID string) (string, storage.Credential, error) {
 	name, err := s.checkCredentialName(ctx, u.ID, storage.KindAppPassword, name)
 	if err != nil {
@@ -70,16 +81,26 @@ func (s *Service) CreateAppPassword(ctx context.Context, u storage.User, name, c
 	return secret, c, nil
 }
 
-// Credentials lists a user's credentials of one kind.
-func (s *Service) Credentials(ctx context.Context, userID, kind string) ([]storage.Credential, error) {
+// ListAppPasswords lists the user's app passwords (hashes only, of course).
+func (s *Service) ListAppPasswords(ctx context.Context, userID string) ([]storage.Credential, error) {
+	return s.listCredentials(ctx, userID, storage.KindAppPassword)
+}
+
+// RevokeAppPassword deletes one of the user's app passwords.
+func (s *Service) RevokeAppPassword(ctx context.Context, u storage.User, id string) error {
+	return s.RevokeCredential(ctx, u.ID, storage.KindAppPassword, id)
+}
+
+func (s *Service) listCredentials(ctx context.Context, userID, kind string) ([]storage.Credential, error) {
 	cs, err := s.store.ListCredentials(ctx, userID, kind)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)}
 	}
 	return cs, nil
 }
 
 // RevokeCredential deletes one of the user's credentials of the given kind.
+// A credential of another user or kind looks the same as a missing one.
 func (s *Service) RevokeCredential(ctx context.Context, userID, kind, id string) error {
 	c, err := s.store.GetCredential(ctx, userID, id)
 	if err == nil && c.Kind != kind {
@@ -92,16 +113,23 @@ func (s *Service) RevokeCredential(ctx context.Context, userID, kind, id string)
 		return Errorf(NotFound, "It does not exist or was already revoked.")
 	}
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("revoke %s %q of %q: %w", kind, id, userID, err)}
 	}
 	s.log.InfoContext(ctx, "credential revoked", "user_id", userID, "kind", kind, "credential_id", id)
 	return nil
 }
 
-// VerifyBasic checks HTTP Basic credentials for forward auth: an app
-// password (unrestricted, or restricted to clientID), or the account
-// password when the user has no second factor (a password alone must not
-// get around 2FA). Every attempt is recorded.
+// errNotHere answers credentials that are right but may not be used for
+// this request (another app's app password, a blocked account, a network
+// outside the allowlist). Forward auth shows it as a plain 401.
+var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
+
+// VerifyBasic checks HTTP Basic credentials for forward auth (login is a
+// username or email): an app password that is unrestricted or restricted to
+// clientID, or the account password when the account has no second factor
+// (a password alone must never get around 2FA). It is throttled like
+// sign-in, and every attempt is recorded in the user's history. method is
+// "app_password" or "pwd".
 func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
 	ipKey := "ip:" + ip
@@ -113,46 +141,119 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 	}
 	user, err := s.store.GetUserByLogin(ctx, login)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forward auth: find %q: %w", login, err)}
 	}
-	if err == nil {
-		c, cerr := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
-		if cerr == nil && c.Kind == storage.KindAppPassword && c.UserID == user.ID {
-			attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
-			switch {
-			case c.ClientID != "" && c.ClientID != clientID:
-				attempt.Reason = "app password for another app"
-			case CheckActive(user) != nil:
-				attempt.Reason = "account blocked"
-			case !NetworkAllows(user.AllowedNetworks, ip):
-				attempt.Reason = "network not allowed"
-			}
-			if attempt.Reason != "" {
-				s.record(ctx, attempt)
-				s.limiter.fail(ipKey, now)
-				return storage.User{}, "", Errorf(Forbidden, "These credentials may not be used here.")
-			}
-			attempt.Success = true
-			s.record(ctx, attempt)
-			_, _ = s.store.UpdateCredential(ctx, user.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
-				c.LastUsedAt, c.LastIP = now, ip
-				return c, nil
-			})
-			return user, "app_password", nil
+	known := err == nil
+	if known {
+		u, ok, err := s.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
+		if err != nil {
+			return storage.User{}, "", err
 		}
-		if has, herr := s.HasSecondFactor(ctx, user); herr == nil && has {
+		if ok {
+			return u, "app_password", nil
+		}
+		if err := s.passwordAloneAllowed(ctx, user); err != nil {
 			// Spend the hashing time anyway, so this answer looks like any
-			// wrong password.
+			// wrong password and tells nothing about the password.
 			_, _, _ = VerifyPassword(password, s.dummyHash, s.policy.Argon2)
 			s.limiter.fail(ipKey, now)
-			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: "password refused: account has 2FA; use an app password"})
-			return storage.User{}, "", errInvalidCredentials
+			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: "password alone refused: use an app password"})
+			return storage.User{}, "", err
 		}
 	}
-	u, _, err := s.checkPassword(ctx, Credentials{Login: login, Password: password, IP: ip, UserAgent: userAgent})
+	// The account password, under every rule of password sign-in
+	// (throttle, block status, allowlist, directories).
+	c := Credentials{Login: login, Password: password, IP: ip, UserAgent: userAgent}
+	u, newHash, err := s.checkPassword(ctx, c)
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Success: true})
+	if !known {
+		// Provisioned by a directory just now: the same rule applies.
+		if err := s.passwordAloneAllowed(ctx, u); err != nil {
+			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: "password alone refused: use an app password"})
+			return storage.User{}, "", err
+		}
+	}
+	if u, _, _, err = s.recordSignIn(ctx, u, newHash, c, nil); err != nil {
+		return storage.User{}, "", err
+	}
 	return u, "pwd", nil
+}
+
+// passwordAloneAllowed refuses the account password on its own for
+// accounts with a second factor, and for accounts that owe one.
+func (s *Service) passwordAloneAllowed(ctx context.Context, u storage.User) error {
+	has, err := s.HasSecondFactor(ctx, u)
+	if err != nil {
+		return err
+	}
+	if has || s.policy.Require2FA {
+		return errInvalidCredentials
+	}
+	return nil
+}
+
+// tryAppPassword checks password as one of user's app passwords. ok is
+// false when it is none of them (the caller then tries the account
+// password); err is set when it is one but may not be used here.
+func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time) (storage.User, bool, error) {
+	// The lookup is by the SHA-256 of the normalised secret: a guess
+	// reveals nothing through timing that is not already in the hash.
+	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (c.Kind != storage.KindAppPassword || c.UserID != user.ID)) {
+		return storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forward auth: find app password: %w", err)}
+	}
+	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
+	switch {
+	case c.ClientID != "" && c.ClientID != clientID:
+		attempt.Reason = "app password for another app"
+	case CheckActive(user) != nil:
+		attempt.Reason = "account blocked"
+	case !NetworkAllows(user.AllowedNetworks, ip):
+		attempt.Reason = "network not allowed"
+	}
+	if attempt.Reason == "" {
+		if err := s.CheckTwoFactorPolicy(ctx, user); err != nil {
+			if ErrorCode(err) == Internal {
+				return storage.User{}, false, err
+			}
+			attempt.Reason = "second factor required but not set up"
+		}
+	}
+	if attempt.Reason != "" {
+		s.limiter.fail("ip:"+ip, now)
+		s.record(ctx, attempt)
+		return storage.User{}, false, errNotHere
+	}
+	attempt.Success = true
+	s.record(ctx, attempt)
+	if _, err := s.store.UpdateCredential(ctx, user.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
+		c.LastUsedAt, c.LastIP = now, ip
+		return c, nil
+	}); err != nil {
+		// The sign-in stands; only the "last used" column is behind.
+		s.log.WarnContext(ctx, "note app password use", "user_id", user.ID, "credential_id", c.ID, "err", err)
+	}
+	return user, true, nil
+}
+
+// CheckTwoFactorPolicy refuses people who owe a second factor: when the
+// admin requires 2FA, an account without one reaches no app and no API
+// until it enrols (the portal sends its browser to the enrolment page).
+func (s *Service) CheckTwoFactorPolicy(ctx context.Context, u storage.User) error {
+	if !s.policy.Require2FA {
+		return nil
+	}
+	has, err := s.HasSecondFactor(ctx, u)
+	if err != nil {
+		return err
+	}
+	if !has {
+		return Errorf(Forbidden, "Set up a second factor first: your administrator requires one.")
+	}
+	return nil
 }

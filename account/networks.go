@@ -5,36 +5,45 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/keyport/keyport/storage"
 )
 
+// maxNetworks bounds an allowlist; the message below says the same number.
 const maxNetworks = 50
 
-// ParseNetworks reads a list of IP addresses and CIDR ranges separated by
-// commas, spaces or new lines. A bare address becomes a /32 or /128.
-func ParseNetworks(raw, field string) ([]string, error) {
-	parts := strings.FieldsFunc(raw, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' || r == ';' })
+// BadNetworkFormat is the message for an entry that is neither an address
+// nor a range. Pages translate it with the entry from BadNetworkError (an
+// Error's message with the entry already in it cannot be looked up).
+const BadNetworkFormat = "%q is not an IP address or CIDR range like 192.0.2.0/24."
+
+// BadNetworkError is the cause of the Invalid error ParseNetworks returns
+// for an entry it cannot read.
+type BadNetworkError struct{ Entry string }
+
+func (e *BadNetworkError) Error() string { return "bad network entry " + strconv.Quote(e.Entry) }
+
+// ParseNetworks reads a list of IP addresses and CIDR ranges (IPv4 and IPv6)
+// separated by commas, semicolons, spaces or new lines. A bare address
+// becomes a /32 or /128; ranges are normalised ("10.1.2.3/8" is
+// "10.0.0.0/8") and duplicates dropped. Errors are Invalid with the field
+// "allowed_networks" and name the bad entry.
+func ParseNetworks(s string) ([]string, error) {
+	const field = "allowed_networks"
+	parts := strings.FieldsFunc(s, func(r rune) bool {
+		return r == ',' || r == ';' || r == ' ' || r == '\n' || r == '\r' || r == '\t'
+	})
 	if len(parts) > maxNetworks {
-		return nil, FieldErrorf(field, "At most %d addresses or ranges.", maxNetworks)
+		return nil, FieldErrorf(field, "At most 50 addresses or ranges.")
 	}
 	var out []string
 	for _, p := range parts {
-		var pfx netip.Prefix
-		if strings.Contains(p, "/") {
-			var err error
-			if pfx, err = netip.ParsePrefix(p); err != nil {
-				return nil, FieldErrorf(field, "%q is not an IP address or CIDR range like 192.0.2.0/24.", p)
-			}
-		} else {
-			addr, err := netip.ParseAddr(p)
-			if err != nil || addr.Zone() != "" {
-				return nil, FieldErrorf(field, "%q is not an IP address or CIDR range like 192.0.2.0/24.", p)
-			}
-			pfx = netip.PrefixFrom(addr, addr.BitLen())
+		pfx, ok := parseNetwork(p)
+		if !ok {
+			return nil, &Error{Code: Invalid, Field: field, Message: fmt.Sprintf(BadNetworkFormat, p), Err: &BadNetworkError{Entry: p}}
 		}
-		pfx = pfx.Masked()
 		if s := pfx.String(); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
@@ -42,8 +51,26 @@ func ParseNetworks(raw, field string) ([]string, error) {
 	return out, nil
 }
 
-// NetworkAllows tells whether ip is inside nets; an empty list allows any
-// address, and an address that cannot be read is refused when a list exists.
+// parseNetwork reads one entry. Zones ("fe80::1%eth0") are refused: they
+// mean nothing to another machine.
+func parseNetwork(p string) (netip.Prefix, bool) {
+	if strings.Contains(p, "/") {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return netip.Prefix{}, false
+		}
+		return pfx.Masked(), true
+	}
+	addr, err := netip.ParseAddr(p)
+	if err != nil || addr.Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(addr, addr.BitLen()), true
+}
+
+// NetworkAllows tells whether ip is inside nets. An empty list allows any
+// address; when a list exists, an address that cannot be read is refused.
+// IPv4-mapped IPv6 addresses count as their IPv4 address.
 func NetworkAllows(nets []string, ip string) bool {
 	if len(nets) == 0 {
 		return true
@@ -52,7 +79,7 @@ func NetworkAllows(nets []string, ip string) bool {
 	if err != nil {
 		return false
 	}
-	addr = addr.Unmap()
+	addr = addr.Unmap().WithZone("")
 	for _, n := range nets {
 		if p, err := netip.ParsePrefix(n); err == nil && p.Contains(addr) {
 			return true
@@ -61,7 +88,9 @@ func NetworkAllows(nets []string, ip string) bool {
 	return false
 }
 
-// CheckNetwork applies the user's own IP allowlist.
+// CheckNetwork applies the user's own IP allowlist: nil when the list is
+// empty or holds ip, Forbidden otherwise. Every way of signing in calls it
+// (password, passkey, app password, API token, forward-auth session).
 func (s *Service) CheckNetwork(u storage.User, ip string) error {
 	if !NetworkAllows(u.AllowedNetworks, ip) {
 		return Errorf(Forbidden, "Sign-in from this network is not allowed for this account.")
@@ -69,11 +98,12 @@ func (s *Service) CheckNetwork(u storage.User, ip string) error {
 	return nil
 }
 
-// SetAllowedNetworks replaces the user's allowlist. When the current address
-// would be locked out and confirmed is false, nothing changes and warning is
-// true, so the page can ask first.
+// SetAllowedNetworks replaces the user's allowlist with the list in raw.
+// When the new list leaves out currentIP and confirmed is false, nothing
+// changes and warning is true, so the page can ask before the person locks
+// themselves out.
 func (s *Service) SetAllowedNetworks(ctx context.Context, u storage.User, raw, currentIP string, confirmed bool) (nets []string, warning bool, err error) {
-	nets, err = ParseNetworks(raw, "allowed_networks")
+	nets, err = ParseNetworks(raw)
 	if err != nil {
 		return nil, false, err
 	}
@@ -86,5 +116,6 @@ func (s *Service) SetAllowedNetworks(ctx context.Context, u storage.User, raw, c
 	}); err != nil {
 		return nil, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set allowlist of %q: %w", u.ID, err)}
 	}
+	s.log.InfoContext(ctx, "IP allowlist changed", "user_id", u.ID, "networks", len(nets))
 	return nets, false, nil
 }

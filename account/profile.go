@@ -181,7 +181,9 @@ var Attributes = []Attribute{
 				if err != nil || !slices.Contains(PortalLanguages, base.String()) {
 					return FieldErrorf("locale", "Choose one of the languages offered.")
 				}
-				v = tag.String()
+				// Keep the language the portal speaks ("de" for "de-AT"),
+				// so the form's picker shows it and a later save keeps it.
+				v = base.String()
 			}
 			u.Locale = v
 			return nil
@@ -371,18 +373,17 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 		}
 	})
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
-		before := u
+		// First every key: a crafted post of a locked field is refused as
+		// such, whatever else in it is wrong.
 		for _, k := range keys {
-			a, ok := AttributeByKey(k)
-			if !ok {
-				return u, FieldErrorf(k, "There is no profile field %q.", k)
+			if err := s.checkEditable(u, k); err != nil {
+				return u, err
 			}
-			if k == "picture" {
-				return u, &Error{Code: Forbidden, Field: k, Message: ReasonAvatarForm}
-			}
-			if locked, reason := s.FieldLock(before, k); locked || a.set == nil {
-				return u, &Error{Code: Forbidden, Field: k, Message: reason}
-			}
+		}
+		// Then every value, on a copy: the store writes nothing when fn
+		// fails, so one bad field leaves the whole profile as it was.
+		for _, k := range keys {
+			a, _ := AttributeByKey(k)
 			if err := a.set(&u, changes[k]); err != nil {
 				return u, err
 			}
@@ -395,13 +396,36 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 	case errors.As(err, &ae):
 		return storage.User{}, ae
 	case errors.Is(err, storage.ErrConflict):
-		return storage.User{}, FieldErrorf("email", "This email address belongs to another account.")
+		// The email is the only unique key a profile change can touch.
+		return storage.User{}, &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account.", Err: err}
 	case errors.Is(err, storage.ErrNotFound):
 		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
 	case err != nil:
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update profile of %q: %w", userID, err)}
 	}
 	return u, nil
+}
+
+// checkEditable refuses a change of key for u: unknown keys as bad input,
+// read-only or locked ones as forbidden, with the reason.
+func (s *Service) checkEditable(u storage.User, key string) error {
+	a, ok := AttributeByKey(key)
+	switch {
+	case !ok:
+		return FieldErrorf(key, "There is no profile field %q.", key)
+	case key == "picture":
+		if locked, reason := s.FieldLock(u, key); locked {
+			return &Error{Code: Forbidden, Field: key, Message: reason}
+		}
+		return &Error{Code: Forbidden, Field: key, Message: ReasonAvatarForm}
+	}
+	if locked, reason := s.FieldLock(u, key); locked || a.set == nil {
+		if reason == "" {
+			reason = ReasonReadOnly
+		}
+		return &Error{Code: Forbidden, Field: key, Message: reason}
+	}
+	return nil
 }
 
 // SetCustomData replaces the user's own key/value data.

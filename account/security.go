@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -43,6 +42,26 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("revoke tokens of %q: %w", u.ID, err)}
 	}
 	s.log.InfoContext(ctx, "password changed", "user_id", u.ID, "sessions_ended", ended, "tokens_revoked", revoked)
+	return nil
+}
+
+// StoreRehash keeps a stronger hash of a password that was just verified
+// (older argon2 parameters, or bcrypt from an import) when the sign-in goes
+// on to a second step: otherwise people with a second factor would keep the
+// weak hash forever. A hash changed meanwhile is left alone.
+func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash string) error {
+	if newHash == "" {
+		return nil
+	}
+	_, err := s.store.UpdateUser(ctx, u.ID, func(cur storage.User) (storage.User, error) {
+		if cur.PasswordHash == u.PasswordHash {
+			cur.PasswordHash = newHash
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("store rehashed password of %q: %w", u.ID, err)}
+	}
 	return nil
 }
 
@@ -92,109 +111,6 @@ func (s *Service) History(ctx context.Context, userID string, n int) ([]storage.
 		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
 	return as, nil
-}
-
-// Trusted devices: "remember this device" after a second factor. The
-// browser keeps a random secret in its own cookie; only its hash is stored.
-
-// TrustDevice remembers the browser for the configured lifetime.
-func (s *Service) TrustDevice(ctx context.Context, u storage.User, ip, userAgent string) (string, error) {
-	if s.policy.TrustedDeviceLifetime <= 0 {
-		return "", Errorf(Invalid, "Remembering devices is turned off.")
-	}
-	secret := NewSecret()
-	now := s.now()
-	if len(userAgent) > 512 {
-		userAgent = userAgent[:512]
-	}
-	err := s.store.CreateCredential(ctx, storage.Credential{
-		ID: NewID(), UserID: u.ID, Kind: storage.KindTrustedDevice, Hash: HashSecret(secret),
-		UserAgent: userAgent, IP: ip, CreatedAt: now, LastUsedAt: now, LastIP: ip,
-		ExpiresAt: now.Add(s.policy.TrustedDeviceLifetime),
-	})
-	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("trust device of %q: %w", u.ID, err)}
-	}
-	return secret, nil
-}
-
-// DeviceTrusted tells whether secret is a live trusted-device cookie of u,
-// and notes that it was seen.
-func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip string) bool {
-	if secret == "" || s.policy.TrustedDeviceLifetime <= 0 {
-		return false
-	}
-	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))
-	if err != nil || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
-		return false
-	}
-	now := s.now()
-	_, _ = s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
-		c.LastUsedAt, c.LastIP = now, ip
-		return c, nil
-	})
-	return true
-}
-
-// TrustedDevices lists the user's remembered devices.
-func (s *Service) TrustedDevices(ctx context.Context, userID string) ([]storage.Credential, error) {
-	cs, err := s.store.ListCredentials(ctx, userID, storage.KindTrustedDevice)
-	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
-	}
-	return cs, nil
-}
-
-// ForgetDevice forgets one remembered device ("" forgets all).
-func (s *Service) ForgetDevice(ctx context.Context, userID, id string) error {
-	var err error
-	if id == "" {
-		_, err = s.store.DeleteCredentials(ctx, userID, storage.KindTrustedDevice)
-	} else {
-		var c storage.Credential
-		if c, err = s.store.GetCredential(ctx, userID, id); err == nil && c.Kind != storage.KindTrustedDevice {
-			err = storage.ErrNotFound
-		}
-		if err == nil {
-			err = s.store.DeleteCredential(ctx, userID, id)
-		}
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return Errorf(NotFound, "That device is not on your list.")
-	}
-	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
-	}
-	return nil
-}
-
-// DeviceName summarises a user agent as "Browser on System".
-func DeviceName(ua string) string {
-	browser := "Unknown browser"
-	for _, b := range []struct{ token, name string }{
-		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chromium/", "Chromium"},
-		{"HeadlessChrome/", "Chrome (headless)"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"},
-		{"curl/", "curl"}, {"Go-http-client/", "Go HTTP client"},
-	} {
-		if strings.Contains(ua, b.token) {
-			browser = b.name
-			break
-		}
-	}
-	system := ""
-	for _, o := range []struct{ token, name string }{
-		{"Android", "Android"}, {"iPhone", "iOS"}, {"iPad", "iPadOS"}, {"Windows", "Windows"},
-		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
-	} {
-		if strings.Contains(ua, o.token) {
-			system = o.name
-			break
-		}
-	}
-	if system == "" {
-		return browser
-	}
-	return browser + " on " + system
 }
 
 // Passkeys lists the user's passkeys, oldest first.

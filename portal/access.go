@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 func (s *Server) registerAccessRoutes(r *mux.Router) {
 	r.Handle("/security/access", s.withUser(s.accessPage)).Methods(http.MethodGet)
-	r.Handle("/security/app-passwords", s.withUser(s.appPasswordCreate)).Methods(http.MethodPost)
+	r.Handle("/security/app-passwords", s.withUser(s.appPasswordCreate)).Methods(http.MethodPost) // confirmIdentity
 	r.Handle("/security/app-passwords/revoke", s.withUser(s.appPasswordRevoke)).Methods(http.MethodPost)
 	r.Handle("/security/api-tokens", s.withUser(s.apiTokenCreate)).Methods(http.MethodPost) // confirmIdentity
 	r.Handle("/security/api-tokens/revoke", s.withUser(s.apiTokenRevoke)).Methods(http.MethodPost)
@@ -70,11 +71,12 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 		}
 		return v
 	}
-	aps, _ := s.acct.Credentials(r.Context(), u.ID, storage.KindAppPassword)
+	// A listing that fails shows as empty; the page stays usable.
+	aps, _ := s.acct.ListAppPasswords(r.Context(), u.ID)
 	for _, c := range aps {
 		d.AppPasswords = append(d.AppPasswords, view(c))
 	}
-	toks, _ := s.acct.Credentials(r.Context(), u.ID, storage.KindAPIToken)
+	toks, _ := s.acct.ListAPITokens(r.Context(), u.ID)
 	for _, c := range toks {
 		d.Tokens = append(d.Tokens, view(c))
 	}
@@ -108,8 +110,11 @@ func (s *Server) accessFailed(w http.ResponseWriter, r *http.Request, m me, err 
 		return err
 	}
 	d := s.accessView(r, m)
-	d.Error = translate(d.Lang, account.ErrorMessage(err))
-	if f := account.ErrorField(err); f != "" {
+	d.Error = accessMessage(d.Lang, err)
+	if f := account.ErrorField(err); f == "confirm_password" {
+		// Three forms ask for the password; the message goes to the one sent.
+		d.FieldErrors[confirmFieldOf[r.URL.Path]] = d.Error
+	} else if f != "" {
 		d.FieldErrors[f] = d.Error
 	}
 	for _, k := range []string{"name", "ap_name", "client_id", "scope", "expires", "allowed_networks", "token_networks"} {
@@ -120,6 +125,35 @@ func (s *Server) accessFailed(w http.ResponseWriter, r *http.Request, m me, err 
 	}
 	s.render(w, r, statusFor(code), "access", d)
 	return nil
+}
+
+// confirmFieldOf names each form's password confirmation for its messages.
+var confirmFieldOf = map[string]string{
+	"/security/app-passwords": "confirm_password_ap",
+	"/security/api-tokens":    "confirm_password_tok",
+	"/security/allowlist":     "confirm_password_allow",
+}
+
+// accessMessage is an error's message in the page's language; the one
+// message with a variable part (the bad network entry) is formatted here.
+func accessMessage(lang string, err error) string {
+	var bad *account.BadNetworkError
+	if errors.As(err, &bad) {
+		return translate(lang, account.BadNetworkFormat, bad.Entry)
+	}
+	return translate(lang, account.ErrorMessage(err))
+}
+
+// renameField points an error at the form field that holds the value: the
+// page has two name fields and two network fields.
+func renameField(err error, from, to string) error {
+	var e *account.Error
+	if errors.As(err, &e) && e.Field == from {
+		c := *e
+		c.Field = to
+		return &c
+	}
+	return err
 }
 
 type secretData struct {
@@ -135,19 +169,22 @@ func (s *Server) showSecret(w http.ResponseWriter, r *http.Request, m me, kind, 
 	return nil
 }
 
+// appPasswordCreate needs confirmIdentity like a new API token: an app
+// password signs in without the second factor, so a borrowed session must
+// not be able to mint one.
 func (s *Server) appPasswordCreate(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.confirmIdentity(r, m); err != nil {
+		return s.accessFailed(w, r, m, err)
+	}
 	secret, c, err := s.acct.CreateAppPassword(r.Context(), m.User, r.PostFormValue("ap_name"), r.PostFormValue("client_id"))
 	if err != nil {
-		if account.ErrorField(err) == "name" {
-			err.(*account.Error).Field = "ap_name"
-		}
-		return s.accessFailed(w, r, m, err)
+		return s.accessFailed(w, r, m, renameField(err, "name", "ap_name"))
 	}
 	return s.showSecret(w, r, m, "app_password", c.Name, secret)
 }
 
 func (s *Server) appPasswordRevoke(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RevokeCredential(r.Context(), m.User.ID, storage.KindAppPassword, r.PostFormValue("id")); err != nil {
+	if err := s.acct.RevokeAppPassword(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
@@ -169,20 +206,17 @@ func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request, m me) er
 			loc = l
 		}
 		// The token works through the whole chosen day in the user's zone.
-		n.ValidUntil = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
+		n.ExpiresAt = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
 	}
 	token, c, err := s.acct.CreateAPIToken(r.Context(), m.User, n)
 	if err != nil {
-		if account.ErrorField(err) == "allowed_networks" {
-			err.(*account.Error).Field = "token_networks"
-		}
-		return s.accessFailed(w, r, m, err)
+		return s.accessFailed(w, r, m, renameField(err, "allowed_networks", "token_networks"))
 	}
 	return s.showSecret(w, r, m, "api_token", c.Name, token)
 }
 
 func (s *Server) apiTokenRevoke(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RevokeCredential(r.Context(), m.User.ID, storage.KindAPIToken, r.PostFormValue("id")); err != nil {
+	if err := s.acct.RevokeAPIToken(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
@@ -261,8 +295,12 @@ func methodName(m string) string {
 		return "Password and code"
 	case "pwd+hwk", "pwd+swk":
 		return "Password and passkey"
-	case "otp", "recovery_code":
+	case "pwd+recovery", "pwd+recovery_code":
+		return "Password and recovery code"
+	case "otp":
 		return "Code"
+	case "recovery", "recovery_code":
+		return "Recovery code"
 	case "hwk", "swk", "passkey":
 		return "Passkey"
 	case "app_password":

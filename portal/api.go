@@ -3,6 +3,7 @@ package portal
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -166,6 +167,9 @@ func (s *Server) apiPatchMe(w http.ResponseWriter, r *http.Request, c apiCaller)
 		if errors.As(err, &tooBig) {
 			return account.Errorf(account.Invalid, "The request body is too large.")
 		}
+		return account.Errorf(account.Invalid, "The body must be one JSON object.")
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
 		return account.Errorf(account.Invalid, "The body must be one JSON object.")
 	}
 	changes := map[string]string{}

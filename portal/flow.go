@@ -49,6 +49,20 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 	ctx := r.Context()
 	none := slices.Contains(a.Prompt, "none")
 
+	// Someone passed the password step for this request in this browser
+	// and owes a second factor: that step comes before anything the session
+	// could answer (no session exists for them yet).
+	if a.UserID == "" {
+		if p, ok := s.pending(r); ok && p.AuthRequestID == a.ID {
+			if none {
+				s.flows.Fail(w, r, a.ID, "login_required", "the user has not finished signing in")
+				return nil
+			}
+			http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
+			return nil
+		}
+	}
+
 	// Who is signing in: someone who authenticated during this request, or
 	// the session, if it is fresh enough for prompt=login and max_age.
 	userID, authTime, amr, sessionID := a.UserID, a.AuthTime, a.AMR, a.SessionID
@@ -239,8 +253,16 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if owes {
+		if err := s.acct.StoreRehash(r.Context(), u, newHash); err != nil {
+			return err
+		}
+		// No session yet: the password step is recorded in the signed
+		// cookie, and the dispatcher asks for the second factor.
 		if err := s.setPending(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: id, ReturnTo: safeReturn(returnTo)}); err != nil {
 			return err
+		}
+		if id != "" {
+			return s.next(w, r, a)
 		}
 		http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
 		return nil

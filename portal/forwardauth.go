@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +16,7 @@ import (
 // forwardAuth, Caddy forward_auth): 200 with the user in Remote-* headers,
 // or 401. It accepts HTTP Basic with an app password (the account password
 // only for accounts without a second factor) or the portal session cookie.
+// It never sets a cookie (withCSRFToken skips it) and is never cached.
 func (s *Server) registerForwardAuthRoutes(r *mux.Router) {
 	r.Handle("/auth/verify", http.HandlerFunc(s.forwardAuth)).Methods(http.MethodGet, http.MethodHead)
 }
@@ -22,51 +24,117 @@ func (s *Server) registerForwardAuthRoutes(r *mux.Router) {
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	var (
-		u   storage.User
-		err error
-	)
-	if login, password, ok := r.BasicAuth(); ok {
-		u, _, err = s.acct.VerifyBasic(r.Context(), login, password, clientIP(r), r.UserAgent(), r.URL.Query().Get("client"))
-	} else if _, cu := s.currentUser(r); cu != nil {
-		u = *cu
-		err = s.acct.CheckNetwork(u, clientIP(r))
-	} else {
-		err = account.Errorf(account.Unauthorized, "Not signed in.")
-	}
+	u, err := s.forwardAuthUser(r)
 	if err != nil {
 		status := http.StatusUnauthorized
-		if account.ErrorCode(err) == account.RateLimited {
+		switch account.ErrorCode(err) {
+		case account.RateLimited:
 			status = http.StatusTooManyRequests
+		case account.Internal, account.Unavailable:
+			s.log.ErrorContext(r.Context(), "forward auth failed", "err", err)
+			status = http.StatusInternalServerError
 		}
-		h.Set("WWW-Authenticate", `Basic realm="Keyport", charset="UTF-8"`)
-		h.Set("X-Keyport-Login", s.loginHint(r))
+		if status != http.StatusInternalServerError {
+			h.Set("WWW-Authenticate", `Basic realm="Keyport", charset="UTF-8"`)
+			h.Set("X-Keyport-Login", s.loginHint(r))
+		}
 		w.WriteHeader(status)
 		return
 	}
 	h.Set("Remote-User", u.Username)
-	h.Set("Remote-Email", u.Email)
+	h.Set("Remote-Email", headerSafe(u.Email))
 	h.Set("Remote-Name", headerSafe(account.DisplayName(u)))
-	h.Set("Remote-Groups", strings.Join(u.Groups, ","))
+	h.Set("Remote-Groups", headerSafe(strings.Join(u.Groups, ",")))
 	w.WriteHeader(http.StatusOK)
 }
 
+// forwardAuthUser is the person behind the request: Basic credentials when
+// sent (?client=ID restricts app passwords to that app), else the browser's
+// portal session, under the same allowlist and 2FA rules as sign-in.
+func (s *Server) forwardAuthUser(r *http.Request) (storage.User, error) {
+	if login, password, ok := r.BasicAuth(); ok {
+		u, _, err := s.acct.VerifyBasic(r.Context(), login, password, clientIP(r), r.UserAgent(), r.URL.Query().Get("client"))
+		return u, err
+	}
+	_, u := s.currentUser(r)
+	if u == nil {
+		return storage.User{}, account.Errorf(account.Unauthorized, "Not signed in.")
+	}
+	if err := s.acct.CheckNetwork(*u, clientIP(r)); err != nil {
+		return storage.User{}, err
+	}
+	if err := s.acct.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
+		return storage.User{}, err
+	}
+	return *u, nil
+}
+
 // loginHint is where the proxy may send the browser to sign in. The page to
-// return to comes from the proxy's headers, and only a path is kept: the
-// portal follows nothing but paths on its own host.
+// come back to is taken from the proxy's headers only when it is on
+// Keyport's own host, and only as a path: the portal follows nothing but
+// paths on its own host, so no header can make it an open redirect.
 func (s *Server) loginHint(r *http.Request) string {
-	back := r.Header.Get("X-Forwarded-Uri")
-	if back == "" {
-		back = r.Header.Get("X-Original-URL")
-	}
-	if u, err := url.Parse(back); err == nil && back != "" {
-		back = u.RequestURI()
-	}
 	hint := strings.TrimSuffix(s.opts.Issuer, "/") + "/login"
-	if rt := safeReturn(back); rt != "/" {
-		hint += "?return_to=" + url.QueryEscape(rt)
+	if back := s.forwardedPath(r); back != "/" {
+		hint += "?return_to=" + url.QueryEscape(back)
 	}
 	return hint
+}
+
+// forwardedPath is the path (and query) of the page the proxy checked,
+// from X-Forwarded-Uri (Traefik, Caddy; with X-Forwarded-Host) or
+// X-Original-URL (nginx); "/" when there is none, or it is on another host.
+func (s *Server) forwardedPath(r *http.Request) string {
+	raw, host := r.Header.Get("X-Forwarded-Uri"), r.Header.Get("X-Forwarded-Host")
+	if raw == "" {
+		raw = r.Header.Get("X-Original-URL")
+	}
+	if raw == "" {
+		return "/"
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "/"
+	}
+	if u.Host != "" {
+		host = u.Host
+	}
+	scheme := u.Scheme
+	if scheme == "" {
+		scheme = r.Header.Get("X-Forwarded-Proto")
+	}
+	if host != "" && !s.isIssuerHost(host, scheme) {
+		return "/"
+	}
+	if u.Host == "" && safeReturn(raw) == "/" {
+		// A bare value that is no plain path (a backslash after the slash, a "javascript:" URL).
+		return "/"
+	}
+	return safeReturn(u.RequestURI())
+}
+
+// isIssuerHost compares a host[:port] with the issuer's, treating a missing
+// port as the scheme's default.
+func (s *Server) isIssuerHost(host, scheme string) bool {
+	iss, err := url.Parse(s.opts.Issuer)
+	if err != nil {
+		return false
+	}
+	if scheme == "" {
+		scheme = iss.Scheme
+	}
+	return strings.EqualFold(hostPort(iss.Host, iss.Scheme), hostPort(host, scheme))
+}
+
+func hostPort(host, scheme string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	port := "443"
+	if strings.EqualFold(scheme, "http") {
+		port = "80"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
 }
 
 // headerSafe drops characters a header value cannot carry.

@@ -76,4 +76,12 @@ var deCore = map[string]string{
 	"Your session has ended. Please sign in again.":                                                         "Deine Sitzung ist beendet. Bitte melde dich erneut an.",
 	"Sign-in from this network is not allowed for this account.":                                            "Die Anmeldung aus diesem Netz ist für dieses Konto nicht erlaubt.",
 	"This account is disabled. Please contact your administrator.":                                          "Dieses Konto ist deaktiviert. Bitte wende dich an deine Administration.",
+	// Messages of the account rules that the core pages show (setup, sign-in).
+	"Username must be 1 to 64 letters, digits, dots, dashes or underscores, starting with a letter or digit.": "Der Benutzername muss aus 1 bis 64 Buchstaben, Ziffern, Punkten, Binde- oder Unterstrichen bestehen und mit einem Buchstaben oder einer Ziffer beginnen.",
+	"Name must be at most 200 characters.":                       "Der Name darf höchstens 200 Zeichen lang sein.",
+	"Email address is required.":                                 "Eine E-Mail-Adresse ist erforderlich.",
+	"A user with that username or email address already exists.": "Es gibt schon ein Konto mit diesem Benutzernamen oder dieser E-Mail-Adresse.",
+	"This setup link is invalid, expired or already used. Restart Keyport to get a new one, or run `keyport user create --admin`.": "Dieser Einrichtungslink ist ungültig, abgelaufen oder wurde schon verwendet. Starte Keyport neu, um einen neuen zu erhalten, oder führe `keyport user create --admin` aus.",
+	"Not signed in.": "Nicht angemeldet.",
+	"Your directory account has no username; ask your administrator.": "Dein Verzeichniskonto hat keinen Benutzernamen; frag deine Administration.",
 }

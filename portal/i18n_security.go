@@ -38,8 +38,9 @@ var deSecurity = map[string]string{
 	"Continue":          "Weiter",
 	"I have saved them": "Ich habe sie gespeichert",
 
-	"Your password was changed. Every other session was signed out.":                     "Dein Passwort wurde geändert. Alle anderen Sitzungen wurden abgemeldet.",
-	"Two-factor authentication with an authenticator app is off.":                        "Die Zwei-Faktor-Anmeldung mit einer Authenticator-App ist aus.",
+	"Your password was changed. Every other session was signed out.":                                  "Dein Passwort wurde geändert. Alle anderen Sitzungen wurden abgemeldet.",
+	"Two-factor authentication with an authenticator app is off.":                                     "Die Zwei-Faktor-Anmeldung mit einer Authenticator-App ist aus.",
+	"Every remembered device was forgotten. The next sign-in on each asks for the second step again.": "Alle gemerkten Geräte wurden vergessen. Die nächste Anmeldung auf jedem fragt wieder nach dem zweiten Schritt.",
 	"The device was forgotten.":                                                          "Das Gerät wurde vergessen.",
 	"The two new passwords do not match.":                                                "Die beiden neuen Passwörter stimmen nicht überein.",
 	"An authenticator app is already set up. Turn it off first to set up another.":       "Es ist schon eine Authenticator-App eingerichtet. Schalte sie zuerst aus, um eine andere einzurichten.",
@@ -50,50 +51,11 @@ var deSecurity = map[string]string{
 	"The current password is not correct.":                                               "Das aktuelle Passwort ist nicht richtig.",
 	"Your account has no password here. Sign out and sign in again to make this change.": "Dein Konto hat hier kein Passwort. Melde dich ab und wieder an, um diese Änderung vorzunehmen.",
 	"Password must not be the same as the username or email address.":                    "Das Passwort darf nicht dem Benutzernamen oder der E-Mail-Adresse entsprechen.",
+	"Password must be at least %d characters long.":                                      "Das Passwort muss mindestens %d Zeichen lang sein.",
 	"Password must be at most 1024 bytes long.":                                          "Das Passwort darf höchstens 1024 Byte lang sein.",
 	"That code is not correct. Check the time on your device and try the newest code.":   "Dieser Code ist nicht richtig. Prüfe die Uhrzeit deines Geräts und versuche den neuesten Code.",
 	"Start the set-up again: no authenticator app is waiting for confirmation.":          "Beginne die Einrichtung erneut: Keine Authenticator-App wartet auf Bestätigung.",
 	"Your directory handles two-factor authentication for your account.":                 "Dein Verzeichnis übernimmt die Zwei-Faktor-Anmeldung für dein Konto.",
 	"Set up an authenticator app first.":                                                 "Richte zuerst eine Authenticator-App ein.",
 	"Too many wrong codes. Please wait a few minutes and try again.":                     "Zu viele falsche Codes. Bitte warte ein paar Minuten und versuche es erneut.",
-}
-
-// deTwoFactor is German for the second sign-in step.
-var deTwoFactor = map[string]string{
-	"Two-factor authentication":                              "Zwei-Faktor-Anmeldung",
-	"Code from your authenticator app":                       "Code aus deiner Authenticator-App",
-	"Remember this device for %d days":                       "Dieses Gerät %d Tage lang merken",
-	"Verify":                                                 "Bestätigen",
-	"Or use one of your passkeys.":                           "Oder verwende einen deiner Passkeys.",
-	"Confirm with one of your passkeys.":                     "Bestätige mit einem deiner Passkeys.",
-	"Use a passkey":                                          "Passkey verwenden",
-	"Recovery code":                                          "Wiederherstellungscode",
-	"Use recovery code":                                      "Wiederherstellungscode verwenden",
-	"Use my authenticator app instead":                       "Stattdessen meine Authenticator-App verwenden",
-	"Lost your device? Use a recovery code.":                 "Gerät verloren? Verwende einen Wiederherstellungscode.",
-	"That recovery code is not correct or was already used.": "Dieser Wiederherstellungscode ist nicht richtig oder wurde schon verwendet.",
-	"Your sign-in has timed out. Please sign in again.":      "Deine Anmeldung ist abgelaufen. Bitte melde dich erneut an.",
-}
-
-// dePasskeys is German for the passkeys page and ceremonies.
-var dePasskeys = map[string]string{
-	"A passkey signs you in with your device's screen lock or a security key, without a password. It also works as the second step after your password.": "Ein Passkey meldet dich mit der Bildschirmsperre deines Geräts oder einem Sicherheitsschlüssel an, ohne Passwort. Er dient auch als zweiter Schritt nach deinem Passwort.",
-	"Name":                                "Name",
-	"Created":                             "Erstellt",
-	"Last used":                           "Zuletzt verwendet",
-	"Rename":                              "Umbenennen",
-	"Remove":                              "Entfernen",
-	"Your password":                       "Dein Passwort",
-	"You have no passkeys yet.":           "Du hast noch keine Passkeys.",
-	"Add a passkey":                       "Passkey hinzufügen",
-	"Name (for example: Laptop, YubiKey)": "Name (zum Beispiel: Laptop, YubiKey)",
-	"Adding a passkey needs JavaScript.":  "Zum Hinzufügen eines Passkeys wird JavaScript benötigt.",
-	"Your passkey was added.":             "Dein Passkey wurde hinzugefügt.",
-	"The passkey was removed.":            "Der Passkey wurde entfernt.",
-	"That passkey is not on your list.":   "Dieser Passkey steht nicht auf deiner Liste.",
-	"This passkey is already registered.": "Dieser Passkey ist schon registriert.",
-	"The passkey could not be registered. Please try again.":                       "Der Passkey konnte nicht registriert werden. Bitte versuche es erneut.",
-	"The passkey could not be verified. Try again, or use another way to sign in.": "Der Passkey konnte nicht geprüft werden. Versuche es erneut oder melde dich anders an.",
-	"This passkey request has expired. Please try again.":                          "Diese Passkey-Anfrage ist abgelaufen. Bitte versuche es erneut.",
-	"You have no passkey yet.":                                                     "Du hast noch keinen Passkey.",
 }

@@ -1,10 +1,16 @@
 package portal
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"net/http/httptest"
+	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/templates"
@@ -46,6 +52,58 @@ func TestGermanCatalogComplete(t *testing.T) {
 		for _, s := range missing[f] {
 			t.Errorf("%s: no German for %q", f, s)
 		}
+	}
+}
+
+// machineMessages are account files whose messages reach only the CLI or
+// machine clients (token endpoints, the API, forward auth), in English.
+var machineMessages = map[string]bool{"clients.go": true, "apitokens.go": true, "apppasswords.go": true}
+
+// TestGermanAccountMessages makes sure every fixed message of the account
+// rules that a portal page can show ({{t .Lang .Error}}) has German. Messages
+// with format verbs cannot be looked up and are translated where shown.
+func TestGermanAccountMessages(t *testing.T) {
+	files, err := filepath.Glob("../account/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("account sources: %v", err)
+	}
+	fset := token.NewFileSet()
+	checked := 0
+	for _, f := range files {
+		name := filepath.Base(f)
+		if strings.HasSuffix(name, "_test.go") || machineMessages[name] {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) < 2 {
+				return true
+			}
+			fn, ok := call.Fun.(*ast.Ident)
+			if !ok || (fn.Name != "Errorf" && fn.Name != "FieldErrorf") {
+				return true
+			}
+			lit, ok := call.Args[1].(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			msg, err := strconv.Unquote(lit.Value)
+			if err != nil || strings.Contains(msg, "%") {
+				return true
+			}
+			checked++
+			if _, ok := catalogs["de"][msg]; !ok {
+				t.Errorf("%s: no German for %q", fset.Position(lit.Pos()), msg)
+			}
+			return true
+		})
+	}
+	if checked < 30 {
+		t.Fatalf("only %d account messages found; is the parser right?", checked)
 	}
 }
 

@@ -3,6 +3,7 @@ package portal
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -10,118 +11,193 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/storage"
 )
 
 func (s *Server) registerPasskeyRoutes(r *mux.Router) {
+	// Pages (withUser: signed in, CSRF on POST).
 	r.Handle("/security/passkeys", s.withUser(s.passkeysPage)).Methods(http.MethodGet)
 	r.Handle("/security/passkeys/rename", s.withUser(s.passkeyRename)).Methods(http.MethodPost)
-	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemove)).Methods(http.MethodPost) // confirmIdentity
+	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemove)).Methods(http.MethodPost) // + confirmIdentity
 	// JSON ceremonies for webauthn.js; the CSRF token travels in X-CSRF-Token.
-	r.Handle("/security/passkeys/register/begin", s.jsonUser(s.passkeyRegisterBegin)).Methods(http.MethodPost)
+	r.Handle("/security/passkeys/register/begin", s.jsonUser(s.passkeyRegisterBegin)).Methods(http.MethodPost) // + recent sign-in or password
 	r.Handle("/security/passkeys/register/finish", s.jsonUser(s.passkeyRegisterFinish)).Methods(http.MethodPost)
 	r.Handle("/login/passkey/begin", s.jsonHandle(s.passkeyLoginBegin)).Methods(http.MethodPost)
 	r.Handle("/login/passkey/finish", s.jsonHandle(s.passkeyLoginFinish)).Methods(http.MethodPost)
-	r.Handle("/login/2fa/passkey/begin", s.jsonHandle(s.passkey2FABegin)).Methods(http.MethodPost)
-	r.Handle("/login/2fa/passkey/finish", s.jsonHandle(s.passkey2FAFinish)).Methods(http.MethodPost)
+	r.Handle("/login/2fa/passkey/begin", s.jsonHandle(s.passkey2FABegin)).Methods(http.MethodPost)   // + pending password step
+	r.Handle("/login/2fa/passkey/finish", s.jsonHandle(s.passkey2FAFinish)).Methods(http.MethodPost) // + pending password step
 }
 
-// The ceremony ID lives in the signed cookie between begin and finish.
+// The ceremony ID lives in the signed cookie between begin and finish, so
+// only the browser that began a ceremony can finish it.
 const keyCeremony = "wa_ceremony"
+
+// maxPasskeyJSON bounds a ceremony request: the authenticator's answer and
+// a little wrapping.
+const maxPasskeyJSON = account.MaxPasskeyAnswerBytes + 4<<10
 
 type passkeyView struct {
 	ID, Name, Created, LastUsed string
+	Error                       string // a failed rename of this passkey
 }
 
 type passkeysData struct {
 	base
 	Passkeys     []passkeyView
+	Available    bool // the issuer can be a WebAuthn relying party
 	Notice       string
 	Error        string
-	NeedsConfirm bool
-	ReturnTo     string
-	ByDirectory  bool
+	NeedsConfirm bool // no recent sign-in: changes ask for the password
+	ByDirectory  bool // the user's directory handles second factors
+}
+
+// passkeyInput is what a failed form sent, shown again with its message.
+type passkeyInput struct {
+	ID, Name string
 }
 
 func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, m me) error {
-	return s.showPasskeys(w, r, m, http.StatusOK, "")
+	return s.showPasskeys(w, r, m, http.StatusOK, nil, passkeyInput{})
 }
 
-func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, status int, errMsg string) error {
+func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, status int, failure error, typed passkeyInput) error {
 	u := m.User
-	d := &passkeysData{base: s.base(r, &u, "Passkeys"), NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), ReturnTo: safeReturn(r.FormValue("return_to"))}
+	d := &passkeysData{base: s.base(r, &u, "Passkeys"), Available: s.acct.PasskeysAvailable(), NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session)}
 	d.Nav = "passkeys"
 	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
 	keys, err := s.acct.Passkeys(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
+	msg := ""
+	if failure != nil {
+		msg = translate(d.Lang, account.ErrorMessage(failure))
+	}
 	for _, k := range keys {
-		d.Passkeys = append(d.Passkeys, passkeyView{ID: k.ID, Name: k.Name, Created: showTime(k.CreatedAt, u.Zoneinfo), LastUsed: showTime(k.LastUsedAt, u.Zoneinfo)})
+		v := passkeyView{ID: k.ID, Name: k.Name, Created: showTime(k.CreatedAt, u.Zoneinfo)}
+		if !k.LastUsedAt.IsZero() {
+			v.LastUsed = showTime(k.LastUsedAt, u.Zoneinfo)
+		}
+		if typed.ID == k.ID && account.ErrorField(failure) == "name" {
+			v.Name, v.Error = typed.Name, msg // keep what was typed, next to the message
+		}
+		d.Passkeys = append(d.Passkeys, v)
+	}
+	if msg != "" {
+		d.Error = msg
 	}
 	switch r.URL.Query().Get("done") {
 	case "added":
 		d.Notice = translate(d.Lang, "Your passkey was added.")
 	case "removed":
 		d.Notice = translate(d.Lang, "The passkey was removed.")
-	}
-	if errMsg != "" {
-		d.Error = translate(d.Lang, errMsg)
+	case "renamed":
+		d.Notice = translate(d.Lang, "The passkey was renamed.")
 	}
 	s.render(w, r, status, "passkeys", d)
 	return nil
 }
 
-func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RenamePasskey(r.Context(), m.User, r.PostFormValue("id"), r.PostFormValue("name")); err != nil {
-		if c := account.ErrorCode(err); c == account.Internal {
-			return err
-		}
-		return s.showPasskeys(w, r, m, statusFor(account.ErrorCode(err)), account.ErrorMessage(err))
+// passkeyFailed shows the page again for a refused change, or hands an
+// internal error to the error page.
+func (s *Server) passkeyFailed(w http.ResponseWriter, r *http.Request, m me, err error, typed passkeyInput) error {
+	code := account.ErrorCode(err)
+	if code == account.Internal {
+		return err
 	}
-	http.Redirect(w, r, "/security/passkeys", http.StatusSeeOther)
+	return s.showPasskeys(w, r, m, statusFor(code), err, typed)
+}
+
+func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request, m me) error {
+	in := passkeyInput{ID: r.PostFormValue("id"), Name: r.PostFormValue("name")}
+	if err := s.acct.RenamePasskey(r.Context(), m.User, in.ID, in.Name); err != nil {
+		return s.passkeyFailed(w, r, m, err, in)
+	}
+	http.Redirect(w, r, "/security/passkeys?done=renamed", http.StatusSeeOther)
 	return nil
 }
 
 func (s *Server) passkeyRemove(w http.ResponseWriter, r *http.Request, m me) error {
 	if err := s.confirmIdentity(r, m); err != nil {
-		return s.showPasskeys(w, r, m, statusFor(account.ErrorCode(err)), account.ErrorMessage(err))
+		return s.passkeyFailed(w, r, m, err, passkeyInput{})
 	}
-	if err := s.acct.RevokeCredential(r.Context(), m.User.ID, storage.KindPasskey, r.PostFormValue("id")); err != nil {
-		if account.ErrorCode(err) == account.Internal {
-			return err
-		}
-		return s.showPasskeys(w, r, m, statusFor(account.ErrorCode(err)), account.ErrorMessage(err))
+	if err := s.acct.DeletePasskey(r.Context(), m.User, r.PostFormValue("id")); err != nil {
+		return s.passkeyFailed(w, r, m, err, passkeyInput{})
 	}
 	http.Redirect(w, r, "/security/passkeys?done=removed", http.StatusSeeOther)
 	return nil
 }
 
+// JSON endpoints for webauthn.js.
+
 // jsonFunc is a JSON endpoint handler; errors become JSON answers.
 type jsonFunc func(w http.ResponseWriter, r *http.Request, body []byte) (any, error)
 
-// jsonHandle reads a small JSON body, checks the CSRF header (the page's
-// token, sent by webauthn.js) and writes the result or the error as JSON.
+// jsonHandle serves a ceremony endpoint: it checks the CSRF token, which
+// the script sends in the X-CSRF-Token header (a JSON body has no form
+// field; a cross-site page can neither read the token nor set the header),
+// reads a size-limited body, and answers JSON, errors included.
 func (s *Server) jsonHandle(h jsonFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		want := s.csrfToken(r)
-		if want == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(want)) != 1 {
-			s.apiError(w, r, errCSRF)
+		defer func() {
+			if p := recover(); p != nil {
+				s.jsonError(w, r, &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: errors.New("panic in passkey endpoint")})
+				s.log.ErrorContext(r.Context(), "panic in passkey endpoint", "path", r.URL.Path, "panic", p)
+			}
+		}()
+		if err := s.checkCSRFHeader(r); err != nil {
+			s.jsonError(w, r, err)
 			return
 		}
-		body, err := io.ReadAll(r.Body)
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPasskeyJSON))
 		if err != nil {
-			s.apiError(w, r, errTooLarge)
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.jsonError(w, r, account.Errorf(account.Invalid, "The passkey answer is too large."))
+				return
+			}
+			s.jsonError(w, r, account.Errorf(account.Invalid, "The passkey answer could not be read."))
 			return
 		}
 		out, err := h(w, r, body)
 		if err != nil {
-			s.apiError(w, r, err)
+			s.jsonError(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
+}
+
+// checkCSRFHeader is checkCSRF for JSON requests: the same token, compared
+// in constant time, from the header instead of a form field.
+func (s *Server) checkCSRFHeader(r *http.Request) error {
+	want := s.csrfToken(r)
+	got := r.Header.Get("X-CSRF-Token")
+	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return errCSRF
+	}
+	return nil
+}
+
+// jsonError answers a script with {"error", "message"} in the page's
+// language; internal errors are logged with a reference.
+func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
+	locale := ""
+	if _, u := s.currentUser(r); u != nil {
+		locale = u.Locale
+	}
+	lang := pickLanguage(r, locale)
+	code := account.ErrorCode(err)
+	body := map[string]string{"error": string(code), "message": translate(lang, account.ErrorMessage(err))}
+	if code == account.Internal {
+		ref := newRef()
+		s.log.ErrorContext(r.Context(), "passkey request failed", "path", r.URL.Path, "err", err, "ref", ref)
+		body["message"], body["ref"] = translate(lang, account.ErrorMessage(nil)), ref
+	}
+	if f := account.ErrorField(err); f != "" {
+		body["field"] = f
+	}
+	writeJSON(w, statusFor(code), body)
 }
 
 // jsonUser is jsonHandle for a signed-in user.
@@ -135,6 +211,17 @@ func (s *Server) jsonUser(h func(w http.ResponseWriter, r *http.Request, m me, b
 	})
 }
 
+// decodeJSON reads a ceremony request; an empty body is an empty request.
+func decodeJSON(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return account.Errorf(account.Invalid, "The passkey answer could not be read.")
+	}
+	return nil
+}
+
 // beginAnswer is what begin endpoints send: the options for the browser.
 type beginAnswer struct {
 	Options json.RawMessage `json:"options"`
@@ -145,24 +232,29 @@ func (s *Server) rememberCeremony(w http.ResponseWriter, r *http.Request, id str
 	return s.save(w, r)
 }
 
-func (s *Server) takeCeremonyID(w http.ResponseWriter, r *http.Request) string {
+// takeCeremonyID removes the ceremony ID from the cookie: a finish request
+// uses it up, whatever its outcome.
+func (s *Server) takeCeremonyID(w http.ResponseWriter, r *http.Request) (string, error) {
 	c := s.cookie(r)
 	id, _ := c.Values[keyCeremony].(string)
 	delete(c.Values, keyCeremony)
-	_ = s.save(w, r)
-	return id
+	return id, s.save(w, r)
 }
 
 func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, m me, body []byte) (any, error) {
-	// Adding a way to sign in is a security change.
 	var req struct {
+		Name     string `json:"name"`
 		Password string `json:"confirm_password"`
 	}
-	_ = json.Unmarshal(body, &req)
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	// Adding a way to sign in is a security change: a recent sign-in, or
+	// the password again.
 	if err := s.acct.Reauthenticate(r.Context(), m.User, m.Session, req.Password, clientIP(r), r.UserAgent()); err != nil {
 		return nil, err
 	}
-	opts, id, err := s.acct.BeginPasskeyRegistration(r.Context(), m.User)
+	opts, id, err := s.acct.BeginPasskeyRegistration(r.Context(), m.User, req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -171,13 +263,16 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, m 
 
 func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, m me, body []byte) (any, error) {
 	var req struct {
-		Name       string          `json:"name"`
 		Credential json.RawMessage `json:"credential"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, account.Errorf(account.Invalid, "The passkey answer could not be read.")
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
 	}
-	if _, err := s.acct.FinishPasskeyRegistration(r.Context(), m.User, s.takeCeremonyID(w, r), req.Name, req.Credential); err != nil {
+	id, err := s.takeCeremonyID(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.acct.FinishPasskeyRegistration(r.Context(), m.User, id, req.Credential); err != nil {
 		return nil, err
 	}
 	return map[string]string{"redirect": "/security/passkeys?done=added"}, nil
@@ -196,16 +291,14 @@ func (s *Server) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, _ []b
 type redirectCapture struct {
 	http.ResponseWriter
 	location string
-	status   int
 }
 
 func (c *redirectCapture) WriteHeader(status int) {
 	if status >= 300 && status < 400 {
-		c.location, c.status = c.Header().Get("Location"), status
+		c.location = c.Header().Get("Location")
 		c.Header().Del("Location")
 		return
 	}
-	c.status = status
 	c.ResponseWriter.WriteHeader(status)
 }
 
@@ -216,44 +309,52 @@ func (c *redirectCapture) Write(b []byte) (int, error) {
 	return c.ResponseWriter.Write(b)
 }
 
-// finishAsJSON runs a step that ends in a redirect (or a page) and tells the
+// finishAsJSON runs a sign-in step that ends in a redirect and tells the
 // script where to go.
-func (s *Server) finishAsJSON(w http.ResponseWriter, r *http.Request, step func(w http.ResponseWriter) error) (any, error) {
+func (s *Server) finishAsJSON(w http.ResponseWriter, step func(w http.ResponseWriter) error) (any, error) {
 	capture := &redirectCapture{ResponseWriter: w}
 	if err := step(capture); err != nil {
 		return nil, err
 	}
 	if capture.location == "" {
-		// Steps answer scripts with redirects only (redirectToFlow).
-		return nil, account.Errorf(account.Internal, "sign-in step answered without a redirect")
+		// redirectToFlow steps answer with a redirect only; anything else
+		// would be half a page written into a JSON answer.
+		return nil, &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: errors.New("sign-in step answered without a redirect")}
 	}
 	return map[string]string{"redirect": capture.location}, nil
 }
 
 func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, body []byte) (any, error) {
+	// The page says which authorization request (or which page to return
+	// to) the sign-in is for; finishSignInAs checks that this browser owns
+	// the request and that return_to stays on this site.
 	var req struct {
 		AuthRequestID string          `json:"authRequestID"`
 		ReturnTo      string          `json:"return_to"`
 		Credential    json.RawMessage `json:"credential"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, account.Errorf(account.Invalid, "The passkey answer could not be read.")
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
 	}
-	u, amr, err := s.acct.FinishPasskeyLogin(r.Context(), s.takeCeremonyID(w, r), req.Credential, clientIP(r), r.UserAgent())
+	id, err := s.takeCeremonyID(w, r)
 	if err != nil {
 		return nil, err
 	}
-	return s.finishAsJSON(w, r, func(w http.ResponseWriter) error {
+	u, amr, err := s.acct.FinishPasskeyLogin(r.Context(), id, req.Credential, clientIP(r), r.UserAgent())
+	if err != nil {
+		return nil, err
+	}
+	return s.finishAsJSON(w, func(w http.ResponseWriter) error {
 		return s.finishSignInAs(w, r, u, "", amr, strings.TrimSpace(req.AuthRequestID), req.ReturnTo, redirectToFlow)
 	})
 }
 
 func (s *Server) passkey2FABegin(w http.ResponseWriter, r *http.Request, _ []byte) (any, error) {
-	p, ok := s.pending(r)
+	userID, ok := s.pendingSecondFactor(r)
 	if !ok {
 		return nil, errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.ActiveUser(r.Context(), userID)
 	if err != nil {
 		return nil, err
 	}
@@ -269,22 +370,27 @@ func (s *Server) passkey2FAFinish(w http.ResponseWriter, r *http.Request, body [
 		Remember   bool            `json:"remember_device"`
 		Credential json.RawMessage `json:"credential"`
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, account.Errorf(account.Invalid, "The passkey answer could not be read.")
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
 	}
-	p, ok := s.pending(r)
+	userID, ok := s.pendingSecondFactor(r)
 	if !ok {
 		return nil, errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.ActiveUser(r.Context(), userID)
 	if err != nil {
 		return nil, err
 	}
-	amr, err := s.acct.FinishPasskeySecondFactor(r.Context(), u, s.takeCeremonyID(w, r), req.Credential, clientIP(r), r.UserAgent())
+	id, err := s.takeCeremonyID(w, r)
 	if err != nil {
 		return nil, err
 	}
-	return s.finishAsJSON(w, r, func(w http.ResponseWriter) error {
+	amr, err := s.acct.FinishPasskeySecondFactor(r.Context(), u, id, req.Credential, clientIP(r), r.UserAgent())
+	if err != nil {
+		return nil, err
+	}
+	// amr[0] is "hwk" or "swk"; the password step adds "pwd" and "mfa".
+	return s.finishAsJSON(w, func(w http.ResponseWriter) error {
 		return s.passSecondFactor(w, r, amr[0], req.Remember, redirectToFlow)
 	})
 }

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -44,17 +45,19 @@ type customEntry struct{ Key, Value string }
 
 type profileData struct {
 	base
-	Fields        []profileField
-	AvatarURL     string
-	HasAvatar     bool
-	AvatarLocked  string // reason, when it is
-	AvatarError   string
-	Custom        []customEntry
-	CustomLocked  string
-	CustomError   string
-	Notice, Error string
-	Languages     []string
-	Timezones     []string
+	Fields       []profileField
+	AvatarURL    string
+	HasAvatar    bool
+	AvatarLocked string // reason, when it is
+	AvatarError  string
+	// Where the avatar comes from and who sees it, as for the other fields.
+	AvatarSource, AvatarAudience string
+	Custom                       []customEntry
+	CustomLocked                 string
+	CustomError                  string
+	Notice, Error                string
+	Languages                    []string
+	Timezones                    []string
 }
 
 var commonTimezones = []string{
@@ -80,7 +83,10 @@ func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
 	d.Nav = "profile"
 	for _, a := range account.Attributes {
 		if a.Key == "picture" {
-			continue // its own form
+			// Its own form, with the same facts beside it.
+			d.AvatarSource = translate(d.Lang, s.acct.Source(u, a.Key))
+			d.AvatarAudience = audience(d.Lang, a)
+			continue
 		}
 		locked, reason := s.acct.FieldLock(u, a.Key)
 		f := profileField{
@@ -181,7 +187,7 @@ func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me) erro
 	if err != nil {
 		return s.avatarFailed(w, r, m, errTooLarge)
 	}
-	if err := s.acct.SetAvatar(r.Context(), m.User, data); err != nil {
+	if err := s.acct.SetAvatar(r.Context(), m.User.ID, data); err != nil {
 		return s.avatarFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
@@ -201,7 +207,7 @@ func (s *Server) avatarFailed(w http.ResponseWriter, r *http.Request, m me, err 
 }
 
 func (s *Server) avatarRemove(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RemoveAvatar(r.Context(), m.User); err != nil {
+	if err := s.acct.RemoveAvatar(r.Context(), m.User.ID); err != nil {
 		return s.avatarFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
@@ -270,22 +276,16 @@ func (s *Server) avatar(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sum := sha256.Sum256(data)
-	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
 	h := w.Header()
+	// Set before ServeContent, which then neither sniffs the type nor
+	// invents a validator: it answers If-None-Match and If-Modified-Since
+	// with 304 and HEAD without a body.
 	h.Set("Content-Type", ctype)
+	h.Set("ETag", `"`+hex.EncodeToString(sum[:12])+`"`)
 	h.Set("Cache-Control", "public, max-age=300")
-	h.Set("ETag", etag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	// An SVG opened directly must not run anything or load anything.
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	if !mod.IsZero() {
-		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
-	}
-	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	if r.Method == http.MethodHead {
-		return nil
-	}
-	_, _ = w.Write(data)
+	http.ServeContent(w, r, "", mod, bytes.NewReader(data))
 	return nil
 }

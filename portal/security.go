@@ -2,6 +2,7 @@ package portal
 
 import (
 	"encoding/base64"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -56,7 +57,7 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 		// A data: URL of our own PNG, which the CSP's img-src allows.
 		d.QRDataURL = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(e.QRPNG))
 	}
-	devices, _ := s.acct.TrustedDevices(r.Context(), u.ID)
+	devices, _ := s.acct.ListTrustedDevices(r.Context(), u)
 	for _, c := range devices {
 		d.Devices = append(d.Devices, deviceView{ID: c.ID, Name: account.DeviceName(c.UserAgent), IP: c.LastIP,
 			FirstSeen: formatTime(c.CreatedAt.UTC().Format(time.RFC3339), u.Zoneinfo), LastSeen: formatTime(c.LastUsedAt.UTC().Format(time.RFC3339), u.Zoneinfo)})
@@ -78,10 +79,15 @@ func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, m me) erro
 		d.Notice = translate(d.Lang, "Two-factor authentication with an authenticator app is off.")
 	case "device":
 		d.Notice = translate(d.Lang, "The device was forgotten.")
+	case "devices":
+		d.Notice = translate(d.Lang, "Every remembered device was forgotten. The next sign-in on each asks for the second step again.")
 	}
 	s.render(w, r, http.StatusOK, "security", d)
 	return nil
 }
+
+// passwordTooShort is the account rules' message for a short password.
+const passwordTooShort = "Password must be at least %d characters long."
 
 // securityFailed shows the page again with the message at its field.
 func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, err error) error {
@@ -91,6 +97,10 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 	}
 	d := s.securityView(r, m)
 	d.Error = translate(d.Lang, account.ErrorMessage(err))
+	// The one policy message with a number: translated by its format.
+	if minLen := fmt.Sprintf(passwordTooShort, d.MinLength); account.ErrorMessage(err) == minLen {
+		d.Error = translate(d.Lang, passwordTooShort, d.MinLength)
+	}
 	if f := account.ErrorField(err); f != "" {
 		d.FieldErrors[f] = d.Error
 	}
@@ -166,11 +176,18 @@ func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me
 }
 
 func (s *Server) deviceForget(w http.ResponseWriter, r *http.Request, m me) error {
+	if r.PostFormValue("all") == "1" {
+		if _, err := s.acct.ForgetAllDevices(r.Context(), m.User); err != nil {
+			return err
+		}
+		http.Redirect(w, r, "/security?done=devices", http.StatusSeeOther)
+		return nil
+	}
 	id := strings.TrimSpace(r.PostFormValue("id"))
-	if id == "" && r.PostFormValue("all") != "1" {
+	if id == "" {
 		return s.securityFailed(w, r, m, account.Errorf(account.Invalid, "Choose a device to forget."))
 	}
-	if err := s.acct.ForgetDevice(r.Context(), m.User.ID, id); err != nil {
+	if err := s.acct.ForgetDevice(r.Context(), m.User, id); err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security?done=device", http.StatusSeeOther)

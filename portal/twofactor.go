@@ -14,6 +14,7 @@ import (
 func (s *Server) registerTwoFactorRoutes(r *mux.Router) {
 	r.Handle("/login/2fa", s.handle(s.twoFactorPage)).Methods(http.MethodGet)
 	r.Handle("/login/2fa", s.handle(s.twoFactorSubmit)).Methods(http.MethodPost)
+	r.Handle("/login/2fa/cancel", s.handle(s.twoFactorCancel)).Methods(http.MethodPost)
 }
 
 // A password sign-in that owes a second factor leaves its state in the
@@ -155,8 +156,12 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 	if err != nil {
 		return err
 	}
+	// The amr values (RFC 8176): "pwd" for the password step, the second
+	// factor's own value, and "mfa" because there were two. A recovery code
+	// is a one-time password, so it is "otp" like an app code; passkeys are
+	// "hwk" (or "swk").
 	if method == "recovery" {
-		method = "otp" // a recovery code is a one-time password (RFC 8176)
+		method = "otp"
 	}
 	if remember && s.acct.Policy().TrustedDeviceLifetime > 0 {
 		secret, err := s.acct.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
@@ -179,7 +184,7 @@ type twoFactorData struct {
 	HasTOTP       bool
 	HasPasskey    bool
 	HasRecovery   bool
-	RememberDays  int
+	RememberDays  int // 0: remembering devices is off
 	Error         string
 	AuthRequestID string
 	UseRecovery   bool
@@ -191,7 +196,7 @@ func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pending
 		return err
 	}
 	d := &twoFactorData{base: s.base(r, nil, "Two-factor authentication"), HasTOTP: account.HasTOTP(u), HasRecovery: len(u.RecoveryCodes) > 0,
-		RememberDays: int(s.acct.Policy().TrustedDeviceLifetime.Hours() / 24), AuthRequestID: p.AuthRequestID,
+		RememberDays: rememberDays(s.acct.Policy().TrustedDeviceLifetime), AuthRequestID: p.AuthRequestID,
 		UseRecovery: r.URL.Query().Get("recovery") == "1"}
 	d.Lang = pickLanguage(r, u.Locale)
 	d.Title = translate(d.Lang, "Two-factor authentication")
@@ -240,4 +245,36 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.secondFactorPassed(w, r, method)
+}
+
+// twoFactorCancel abandons the pending sign-in (wrong account, no device at
+// hand) and goes back to the password step of the same request.
+func (s *Server) twoFactorCancel(w http.ResponseWriter, r *http.Request) error {
+	if err := s.checkCSRF(r); err != nil {
+		return err
+	}
+	p, _ := s.pending(r)
+	s.clearPending(r)
+	if err := s.save(w, r); err != nil {
+		return err
+	}
+	target := "/login"
+	switch {
+	case p.AuthRequestID != "":
+		target += "?authRequestID=" + url.QueryEscape(p.AuthRequestID)
+	case p.ReturnTo != "" && p.ReturnTo != "/":
+		target += "?return_to=" + url.QueryEscape(p.ReturnTo)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+	return nil
+}
+
+// rememberDays is the lifetime of a remembered device in whole days for the
+// page, rounded up so a lifetime under a day still shows the box.
+func rememberDays(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	const day = 24 * time.Hour
+	return int((d + day - 1) / day)
 }

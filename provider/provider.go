@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,11 +69,18 @@ var Routes = []string{
 // Scopes the provider understands.
 var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeOfflineAccess, scopeGroups}
 
-var supportedClaims = []string{
-	"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp",
-	"name", "given_name", "family_name", "nickname", "preferred_username", "locale", "zoneinfo", "updated_at",
-	"email", "email_verified", "phone_number", "phone_number_verified", "groups",
-}
+// supportedClaims are the protocol's claims and, from the profile policy
+// table, every user claim a scope can release, so discovery advertises
+// exactly what setClaims hands out.
+var supportedClaims = func() []string {
+	claims := []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp"}
+	for _, a := range account.Attributes {
+		if a.Claim != "" && !slices.Contains(claims, a.Claim) {
+			claims = append(claims, a.Claim)
+		}
+	}
+	return claims
+}()
 
 // New builds the provider.
 func New(o Options) (*Provider, error) {

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -36,11 +39,18 @@ func createOnPage(t *testing.T, srv *testServer, b *browser, action string, form
 }
 
 func verify(srv *testServer, user, pass, query string, cookies *browser) (int, http.Header) {
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth/verify"+query, nil)
+	return verifyWith(srv, http.MethodGet, user, pass, query, cookies, map[string]string{"X-Forwarded-Uri": "/wiki/page?x=1"})
+}
+
+// verifyWith calls /auth/verify as a reverse proxy would, with its headers.
+func verifyWith(srv *testServer, method, user, pass, query string, cookies *browser, headers map[string]string) (int, http.Header) {
+	req, _ := http.NewRequest(method, srv.URL+"/auth/verify"+query, nil)
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
-	req.Header.Set("X-Forwarded-Uri", "/wiki/page?x=1")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	client := http.DefaultClient
 	if cookies != nil {
 		client = cookies.client
@@ -69,12 +79,32 @@ func TestAppPasswordsAndForwardAuth(t *testing.T) {
 		t.Fatalf("stored app passwords: %+v", stored)
 	}
 
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), alice.ID, func(u storage.User) (storage.User, error) {
+		u.Groups = []string{"staff", "wiki-admins"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	status, h := verify(srv, "alice", secret, "", nil)
-	if status != http.StatusOK || h.Get("Remote-User") != "alice" || h.Get("Remote-Email") != "alice@example.com" || h.Get("Remote-Name") != "Alice Tester" {
+	if status != http.StatusOK || h.Get("Remote-User") != "alice" || h.Get("Remote-Email") != "alice@example.com" || h.Get("Remote-Name") != "Alice Tester" || h.Get("Remote-Groups") != "staff,wiki-admins" {
 		t.Fatalf("forward auth with an app password: %d %v", status, h)
 	}
-	if h.Get("Set-Cookie") != "" {
-		t.Error("forward auth set a cookie")
+	if h.Get("Set-Cookie") != "" || !strings.Contains(h.Get("Cache-Control"), "no-store") {
+		t.Error("forward auth set a cookie or may be cached")
+	}
+	// HEAD works too (Caddy), and the secret may be typed in capitals without dashes; by email as well.
+	if status, h := verifyWith(srv, http.MethodHead, "alice@example.com", strings.ToUpper(strings.ReplaceAll(secret, "-", "")), "", nil, nil); status != http.StatusOK || h.Get("Remote-User") != "alice" {
+		t.Errorf("HEAD with a retyped app password: %d", status)
+	}
+	if hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 1); len(hist) != 1 || !hist[0].Success || hist[0].Method != "app_password" {
+		t.Errorf("forward auth not in the history: %+v", hist)
+	}
+	if c, _ := srv.Main.Store.GetCredential(context.Background(), alice.ID, stored[0].ID); c.LastUsedAt.IsZero() || c.LastIP != "127.0.0.1" {
+		t.Errorf("last use not noted: %+v", c)
+	}
+	// No credentials at all: 401 with the hint.
+	if status, h := verify(srv, "", "", "", nil); status != http.StatusUnauthorized || h.Get("WWW-Authenticate") == "" || h.Get("X-Keyport-Login") == "" {
+		t.Errorf("anonymous: %d %v", status, h)
 	}
 	status, h = verify(srv, "alice", "wrong-password-here", "", nil)
 	if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") || h.Get("X-Keyport-Login") != srv.URL+"/login?return_to=%2Fwiki%2Fpage%3Fx%3D1" {
@@ -112,9 +142,17 @@ func TestAppPasswordsAndForwardAuth(t *testing.T) {
 		t.Errorf("app password with 2FA: %d", status)
 	}
 
-	// Revoked: no longer works.
+	// Revoking needs the CSRF token; then the app password no longer works.
 	p := b.get(srv.URL + "/security/access")
-	postPage(b, p, "/security/app-passwords/revoke", url.Values{"id": {stored[0].ID}})
+	if r := b.post(srv.URL+"/security/app-passwords/revoke", url.Values{"id": {stored[0].ID}}); r.Status != http.StatusForbidden {
+		t.Errorf("revoke without CSRF: %d", r.Status)
+	}
+	if status, _ := verify(srv, "alice", secret, "", nil); status != http.StatusOK {
+		t.Errorf("revoked without CSRF: %d", status)
+	}
+	if r := postPage(b, p, "/security/app-passwords/revoke", url.Values{"id": {stored[0].ID}}); r.Status != http.StatusOK || !strings.Contains(r.Body, "Revoked") {
+		t.Errorf("revoke: %d", r.Status)
+	}
 	if status, _ := verify(srv, "alice", secret, "", nil); status != http.StatusUnauthorized {
 		t.Errorf("revoked app password: %d", status)
 	}
@@ -126,8 +164,79 @@ func TestAppPasswordsAndForwardAuth(t *testing.T) {
 	if r := b.post(srv.URL+"/security/app-passwords", url.Values{"ap_name": {"no csrf"}}); r.Status != http.StatusForbidden {
 		t.Errorf("without CSRF: %d", r.Status)
 	}
+	for name, form := range map[string]url.Values{
+		"long name":      {"ap_name": {strings.Repeat("n", 65)}},
+		"empty name":     {"ap_name": {" "}},
+		"unknown client": {"ap_name": {"x"}, "client_id": {"nope"}},
+	} {
+		if r := postPage(b, p, "/security/app-passwords", form); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `class="field-error"`) {
+			t.Errorf("%s: %d", name, r.Status)
+		}
+	}
 	if all, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAppPassword); len(all) != 1 {
 		t.Errorf("%d app passwords stored, want 1", len(all))
+	}
+}
+
+// TestForwardAuthLoginHint: the hint sends the browser back only to a path
+// on Keyport's own host, whatever the proxy's headers say.
+func TestForwardAuthLoginHint(t *testing.T) {
+	srv := startServer(t, "", nil)
+	issuerHost := strings.TrimPrefix(srv.URL, "http://")
+	login := srv.URL + "/login"
+	for name, c := range map[string]struct {
+		headers map[string]string
+		want    string
+	}{
+		"none":                  {nil, login},
+		"forwarded path":        {map[string]string{"X-Forwarded-Uri": "/wiki/page?x=1"}, login + "?return_to=%2Fwiki%2Fpage%3Fx%3D1"},
+		"same host":             {map[string]string{"X-Forwarded-Uri": "/a", "X-Forwarded-Host": issuerHost, "X-Forwarded-Proto": "http"}, login + "?return_to=%2Fa"},
+		"other host":            {map[string]string{"X-Forwarded-Uri": "/a", "X-Forwarded-Host": "evil.example"}, login},
+		"nginx same host":       {map[string]string{"X-Original-URL": srv.URL + "/b?c=d"}, login + "?return_to=%2Fb%3Fc%3Dd"},
+		"nginx other host":      {map[string]string{"X-Original-URL": "https://evil.example/b"}, login},
+		"scheme-relative":       {map[string]string{"X-Forwarded-Uri": "//evil.example/x"}, login},
+		"backslash":             {map[string]string{"X-Forwarded-Uri": "/\\evil.example"}, login},
+		"javascript":            {map[string]string{"X-Original-URL": "javascript:alert(1)"}, login},
+		"other host in the uri": {map[string]string{"X-Forwarded-Uri": "https://evil.example/x", "X-Forwarded-Host": issuerHost}, login},
+	} {
+		status, h := verifyWith(srv, http.MethodGet, "", "", "", nil, c.headers)
+		if status != http.StatusUnauthorized || h.Get("X-Keyport-Login") != c.want {
+			t.Errorf("%s: %d %q, want %q", name, status, h.Get("X-Keyport-Login"), c.want)
+		}
+	}
+}
+
+// TestForwardAuthRequire2FA: with require_2fa, a session or app password of
+// someone who has not enrolled reaches no app.
+func TestForwardAuthRequire2FA(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.Accounts.Require2FA = true })
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	if status, _ := verify(srv, "", "", "", b); status != http.StatusUnauthorized {
+		t.Errorf("session without the required second factor: %d", status)
+	}
+	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("password without the required second factor: %d", status)
+	}
+	secret, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), alice, "old one", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := verify(srv, "alice", secret, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("app password without the required second factor: %d", status)
+	}
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), alice.ID, func(u storage.User) (storage.User, error) {
+		u.TOTPSecret = []byte("sealed-secret-placeholder")
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := verify(srv, "", "", "", b); status != http.StatusOK {
+		t.Errorf("session after enrolling: %d", status)
+	}
+	if status, _ := verify(srv, "alice", secret, "", nil); status != http.StatusOK {
+		t.Errorf("app password after enrolling: %d", status)
 	}
 }
 
@@ -194,6 +303,8 @@ func TestAPITokens(t *testing.T) {
 		"not a string": {"application/json", `{"given_name":42}`, http.StatusBadRequest, "given_name"},
 		"bad custom":   {"application/json", `{"given_name":"Y","custom_data":{"1bad":"x"}}`, http.StatusBadRequest, "custom_data"},
 		"not json":     {"application/json", `given_name=Y`, http.StatusBadRequest, ""},
+		"two objects":  {"application/json", `{"given_name":"Y"} {"given_name":"Z"}`, http.StatusBadRequest, ""},
+		"an array":     {"application/json", `[{"given_name":"Y"}]`, http.StatusBadRequest, ""},
 		"form type":    {"application/x-www-form-urlencoded", `given_name=Y`, http.StatusUnsupportedMediaType, ""},
 	} {
 		status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", rw, c.ctype, c.body)
@@ -213,6 +324,31 @@ func TestAPITokens(t *testing.T) {
 	}
 	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/nothing", ro, "", ""); status != http.StatusNotFound || body["error"] != "not_found" {
 		t.Errorf("unknown endpoint: %d", status)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/me", rw, "application/json", `{}`); status != http.StatusMethodNotAllowed || body["error"] == nil {
+		t.Errorf("POST /me: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", rw, "", `{"given_name":"Y"}`); status != http.StatusUnsupportedMediaType || body["error"] == nil {
+		t.Errorf("PATCH without a content type: %d %v", status, body)
+	}
+	big := `{"given_name":"` + strings.Repeat("y", 70<<10) + `"}`
+	if status, h, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", rw, "application/json", big); status != http.StatusBadRequest || body["error"] == nil || h.Get("Set-Cookie") != "" {
+		t.Errorf("oversized PATCH: %d %v", status, body)
+	}
+	// A read-write token still cannot mint tokens or app passwords: those
+	// pages need the browser session.
+	for _, path := range []string{"/security/api-tokens", "/security/app-passwords"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader("name=more&scope=read-write&ap_name=more"))
+		req.Header.Set("Authorization", "Bearer "+rw)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("%s with a token: %d", path, resp.StatusCode)
+		}
 	}
 
 	// Expired: 401 and recorded.
@@ -276,33 +412,65 @@ func TestAPITokens(t *testing.T) {
 	}
 }
 
-func TestAPITokenNeedsRecentSignIn(t *testing.T) {
+// TestAccessNeedsRecentSignIn: new API tokens and app passwords, and the
+// allowlist, need the password again once the sign-in is not recent.
+func TestAccessNeedsRecentSignIn(t *testing.T) {
 	srv := startServer(t, "", nil)
-	srv.createUser("alice", false)
+	alice := srv.createUser("alice", false)
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
 	// Age the session past the recent-auth window.
-	sess, _ := srv.Main.Store.ListUserSessions(context.Background(), userIDOf(t, srv, "alice"))
+	sess, _ := srv.Main.Store.ListUserSessions(context.Background(), alice.ID)
 	for _, s := range sess {
 		s.AuthTime = s.AuthTime.Add(-time.Hour)
 		_ = srv.Main.Store.DeleteSession(context.Background(), s.ID)
 		_ = srv.Main.Store.CreateSession(context.Background(), s)
 	}
 	p := b.get(srv.URL + "/security/access")
-	if !strings.Contains(p.Body, `name="confirm_password"`) {
-		t.Fatal("an old session is not asked for the password")
+	if n := strings.Count(p.Body, `name="confirm_password"`); n != 3 {
+		t.Fatalf("an old session is asked for the password in %d forms, want 3", n)
 	}
-	r := postPage(b, p, "/security/api-tokens", url.Values{"name": {"t"}, "scope": {"read-only"}})
-	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "current password") {
-		t.Errorf("without confirmation: %d", r.Status)
-	}
-	r = postPage(b, p, "/security/api-tokens", url.Values{"name": {"t"}, "scope": {"read-only"}, "confirm_password": {"wrong password!!"}})
-	if r.Status != http.StatusBadRequest {
-		t.Errorf("wrong confirmation: %d", r.Status)
-	}
-	r = postPage(b, p, "/security/api-tokens", url.Values{"name": {"t"}, "scope": {"read-only"}, "confirm_password": {testPassword}})
-	if !newSecretPattern.MatchString(r.Body) {
-		t.Errorf("with the password: %d", r.Status)
+	for _, c := range []struct {
+		action, fieldID string
+		form            url.Values
+		stored          func() int
+	}{
+		{"/security/api-tokens", "confirm_password_tok", url.Values{"name": {"t"}, "scope": {"read-only"}}, func() int {
+			l, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAPIToken)
+			return len(l)
+		}},
+		{"/security/app-passwords", "confirm_password_ap", url.Values{"ap_name": {"t"}}, func() int {
+			l, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindAppPassword)
+			return len(l)
+		}},
+		{"/security/allowlist", "confirm_password_allow", url.Values{"allowed_networks": {"127.0.0.0/8"}}, func() int {
+			return len(srv.user(alice.ID).AllowedNetworks)
+		}},
+	} {
+		form := func(extra ...string) url.Values {
+			f := url.Values{}
+			for k, v := range c.form {
+				f[k] = v
+			}
+			if len(extra) > 0 {
+				f.Set("confirm_password", extra[0])
+			}
+			return f
+		}
+		r := postPage(b, p, c.action, form())
+		if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "current password") || !strings.Contains(r.Body, `id="`+c.fieldID+`"`) {
+			t.Errorf("%s without confirmation: %d", c.action, r.Status)
+		}
+		if r := postPage(b, p, c.action, form("wrong password!!")); r.Status != http.StatusBadRequest {
+			t.Errorf("%s with a wrong password: %d", c.action, r.Status)
+		}
+		if n := c.stored(); n != 0 {
+			t.Errorf("%s saved without confirmation", c.action)
+		}
+		r = postPage(b, p, c.action, form(testPassword))
+		if r.Status != http.StatusOK || c.stored() != 1 {
+			t.Errorf("%s with the password: %d", c.action, r.Status)
+		}
 	}
 }
 
@@ -321,8 +489,30 @@ func TestIPAllowlist(t *testing.T) {
 	signInPortal(t, srv, b, "alice")
 	p := b.get(srv.URL + "/security/access")
 
-	if r := postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"10.0.0.0/8\nnot-an-ip"}}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "not-an-ip") {
-		t.Errorf("invalid entry: %d", r.Status)
+	if r := postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"10.0.0.0/8\nnot-an-ip"}}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "&#34;not-an-ip&#34; is not an IP address") {
+		t.Errorf("invalid entry: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if r := b.post(srv.URL+"/security/allowlist", url.Values{"allowed_networks": {"127.0.0.1"}}); r.Status != http.StatusForbidden {
+		t.Errorf("without CSRF: %d", r.Status)
+	}
+	if n := srv.user(alice.ID).AllowedNetworks; len(n) != 0 {
+		t.Fatalf("saved after refusals: %v", n)
+	}
+	// The message names the entry in the user's language too.
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), alice.ID, func(u storage.User) (storage.User, error) {
+		u.Locale = "de"
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"999.1.1.1"}}); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "&#34;999.1.1.1&#34; ist weder") {
+		t.Errorf("German message: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), alice.ID, func(u storage.User) (storage.User, error) {
+		u.Locale = ""
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// A list without the current address asks first and saves nothing.
 	r := postPage(b, p, "/security/allowlist", url.Values{"allowed_networks": {"10.0.0.0/8"}})
@@ -361,6 +551,13 @@ func TestActivityPage(t *testing.T) {
 	signInPortal(t, srv, b, "alice")
 	other := newBrowser(t)
 	signInPortal(t, srv, other, "alice")
+	// An app holds a refresh token from this sign-in.
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	tok, err := app.exchange(app.signIn(b, "alice"))
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("refresh token: %v", err)
+	}
 	p := b.get(srv.URL + "/security/activity")
 	rows := strings.Count(p.Body[strings.Index(p.Body, `id="history"`):strings.Index(p.Body, `id="sessions"`)], "<tr class=")
 	if p.Status != http.StatusOK || rows != 5 {
@@ -372,6 +569,9 @@ func TestActivityPage(t *testing.T) {
 	if n := strings.Count(p.Body, "Go HTTP client"); n < 2 {
 		t.Errorf("sessions listed: %d", n)
 	}
+	if r := b.post(srv.URL+"/security/activity/signout-everywhere", url.Values{}); r.Status != http.StatusForbidden {
+		t.Errorf("sign out everywhere without CSRF: %d", r.Status)
+	}
 	r := postPage(b, p, "/security/activity/signout-everywhere", url.Values{})
 	if !isLoginPage(r) {
 		t.Errorf("after signing out everywhere: %s", r.URL)
@@ -381,6 +581,9 @@ func TestActivityPage(t *testing.T) {
 	}
 	if s, _ := srv.Main.Store.ListUserSessions(context.Background(), alice.ID); len(s) != 0 {
 		t.Errorf("%d sessions left", len(s))
+	}
+	if status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("refresh token after signing out everywhere: %d %v", status, body)
 	}
 }
 

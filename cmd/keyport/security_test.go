@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 )
 
 var (
@@ -282,5 +284,217 @@ func TestPasswordChange(t *testing.T) {
 	}
 	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
 		t.Errorf("new password: %v", err)
+	}
+}
+
+// passwordToSecondStep starts an authorization request in a new browser and
+// passes the password step; it returns the 2FA page, the browser and the
+// request's ID.
+func passwordToSecondStep(t *testing.T, rp *testClient, login string) (page, *browser, string) {
+	t.Helper()
+	b := newBrowser(t)
+	p := rp.authorize(b, "st")
+	id := formFields(p.Body).Get("authRequestID")
+	p = b.submit(p, "/login", url.Values{"login": {login}, "password": {testPassword}})
+	if p.Status != http.StatusOK || p.URL.Path != "/login/2fa" || id == "" {
+		t.Fatalf("password step did not lead to the second step: %d %s", p.Status, p.URL)
+	}
+	return p, b, id
+}
+
+func TestSecondStepEdges(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	secret, _ := enrolTOTP(t, srv, b)
+	rp := srv.createClient(newConfidentialClient("app"))
+
+	// Without the CSRF token the right code is refused and not spent.
+	p, b2, id := passwordToSecondStep(t, rp, "alice")
+	code := totpCode(t, secret, time.Now().Add(30*time.Second))
+	if r := b2.post(srv.URL+"/login/2fa", url.Values{"code": {code}}); r.Status != http.StatusForbidden {
+		t.Fatalf("second step without CSRF token: %d", r.Status)
+	}
+	if r := b2.get(srv.URL + "/profile"); !isLoginPage(r) {
+		t.Fatal("a refused second step left a session")
+	}
+	// The password step alone gives no session: prompt=none says login_required.
+	if r := rp.authorize(b2, "silent", oauth2.SetAuthURLParam("prompt", "none")); landed(t, r, rp.RedirectURI).Error != "login_required" {
+		t.Fatalf("prompt=none during a pending second step: %s", r.Location)
+	}
+	// Coming back to the request goes through the dispatcher to the same step.
+	if r := b2.get(srv.URL + "/login?authRequestID=" + url.QueryEscape(id)); r.URL.Path != "/login/2fa" {
+		t.Fatalf("the request while a second factor is owed: %s", r.URL)
+	}
+	// Another browser cannot use this browser's pending step.
+	if r := newBrowser(t).get(srv.URL + "/login/2fa"); isLoginPage(r) == false {
+		t.Fatalf("a browser without a password step got the second step: %s", r.URL)
+	}
+	res := landed(t, b2.submit(p, "/login/2fa", url.Values{"code": {code}}), rp.RedirectURI)
+	if res.Code == "" || res.State != "st" {
+		t.Fatalf("the code after the refused attempt: %+v", res)
+	}
+
+	// Cancel: back to the password step of the same request, as someone else.
+	srv.createUser("bob", false)
+	p, b3, id := passwordToSecondStep(t, rp, "alice")
+	p = b3.submit(p, "/login/2fa/cancel", nil)
+	if !isLoginPage(p) || formFields(p.Body).Get("authRequestID") != id {
+		t.Fatalf("cancel: %d %s", p.Status, p.URL)
+	}
+	if r := b3.get(srv.URL + "/login/2fa"); !isLoginPage(r) {
+		t.Fatal("the second step is still pending after cancel")
+	}
+	p = b3.submit(p, "/login", url.Values{"login": {"bob"}, "password": {testPassword}})
+	if res := landed(t, p, rp.RedirectURI); res.Code == "" {
+		t.Fatalf("bob after alice's cancelled step: %+v", res)
+	}
+}
+
+func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	_, codes := enrolTOTP(t, srv, b)
+
+	p := b.get(srv.URL + "/security")
+	if !strings.Contains(p.Body, "Recovery codes left: 10") {
+		t.Errorf("security page does not count the recovery codes")
+	}
+	fresh := postPage(b, p, "/security/recovery-codes", url.Values{})
+	got := recoveryCodePattern.FindAllStringSubmatch(fresh.Body, -1)
+	if fresh.Status != http.StatusOK || len(got) != account.RecoveryCodeCount {
+		t.Fatalf("new recovery codes: %d, %d codes", fresh.Status, len(got))
+	}
+	u := srv.user(alice.ID)
+	if err := srv.Main.Accounts.UseRecoveryCode(context.Background(), u, codes[0], "", ""); err == nil {
+		t.Error("an old recovery code works after regeneration")
+	}
+	if err := srv.Main.Accounts.UseRecoveryCode(context.Background(), u, got[3][1], "", ""); err != nil {
+		t.Errorf("a new recovery code: %v", err)
+	}
+
+	// Turning it off needs the password, every time.
+	for name, form := range map[string]url.Values{
+		"no password":    {},
+		"wrong password": {"confirm_password": {"not the password"}},
+	} {
+		r := postPage(b, p, "/security/totp/disable", form)
+		if r.Status < 400 || r.Status >= 500 || !account.HasTOTP(srv.user(alice.ID)) {
+			t.Errorf("%s: %d, still on: %v", name, r.Status, account.HasTOTP(srv.user(alice.ID)))
+		}
+	}
+	if r := b.post(srv.URL+"/security/totp/disable", url.Values{"confirm_password": {testPassword}}); r.Status != http.StatusForbidden {
+		t.Errorf("disable without CSRF token: %d", r.Status)
+	}
+	r := postPage(b, p, "/security/totp/disable", url.Values{"confirm_password": {testPassword}})
+	if r.Status != http.StatusOK || !strings.Contains(r.Body, "is off") {
+		t.Fatalf("disable: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if u := srv.user(alice.ID); account.HasTOTP(u) || len(u.RecoveryCodes) != 0 {
+		t.Fatal("TOTP still on after disable")
+	}
+	// Now a password alone signs in again.
+	b.submit(b.get(srv.URL+"/security"), "/logout", nil)
+	signInPortal(t, srv, b, "alice")
+}
+
+func TestForgetOneDevice(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	secret, recovery := enrolTOTP(t, srv, b)
+	// Two remembered browsers: one by an app code, one by a recovery code
+	// (the box works on either form).
+	remembered := func(form url.Values) *browser {
+		d := newBrowser(t)
+		p := d.submit(d.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+		form.Set("remember_device", "1")
+		p = d.submit(p, "/login/2fa", form)
+		if p.URL.Path == "/login/2fa" {
+			t.Fatalf("second step: %d %s", p.Status, truncateBody(p.Body))
+		}
+		return d
+	}
+	d1 := remembered(url.Values{"code": {totpCode(t, secret, time.Now().Add(30*time.Second))}})
+	d2 := remembered(url.Values{"recovery_code": {recovery[0]}})
+	p := b.get(srv.URL + "/security")
+	idField := regexp.MustCompile(`name="id" value="([^"]+)"`)
+	ids := idField.FindAllStringSubmatch(p.Body, -1)
+	if len(ids) != 2 {
+		t.Fatalf("%d devices listed", len(ids))
+	}
+	if r := postPage(b, p, "/security/devices/forget", url.Values{"id": {"no-such-device"}}); r.Status != http.StatusNotFound {
+		t.Errorf("forget an unknown device: %d", r.Status)
+	}
+	if r := b.post(srv.URL+"/security/devices/forget", url.Values{"id": {ids[0][1]}}); r.Status != http.StatusForbidden {
+		t.Errorf("forget without CSRF token: %d", r.Status)
+	}
+	r := postPage(b, p, "/security/devices/forget", url.Values{"id": {ids[0][1]}})
+	if left := idField.FindAllStringSubmatch(r.Body, -1); r.Status != http.StatusOK || len(left) != 1 || left[0][1] == ids[0][1] {
+		t.Fatalf("forget one: %d, left %v", r.Status, left)
+	}
+	// Exactly one of the two browsers is asked for the second step again.
+	asked := 0
+	for _, d := range []*browser{d1, d2} {
+		d.submit(d.get(srv.URL+"/security"), "/logout", nil)
+		p := d.submit(d.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+		if p.URL.Path == "/login/2fa" {
+			asked++
+		}
+	}
+	if asked != 1 {
+		t.Fatalf("%d of 2 browsers asked for the second step after forgetting one", asked)
+	}
+}
+
+func TestSecondStepOptions(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.Accounts.TrustedDeviceLifetime = config.Duration{} })
+	alice := srv.createUser("alice", false)
+	rp := srv.createClient(newConfidentialClient("app"))
+	c := newBrowser(t) // signed in before any factor exists, for enrolling later
+	signInPortal(t, srv, c, "alice")
+
+	// Only a passkey: the step offers the passkey (for webauthn.js), no code
+	// field, and with remembering turned off no box for it.
+	if err := srv.Main.Store.CreateCredential(context.Background(), storage.Credential{ID: "pk1", UserID: alice.ID, Kind: storage.KindPasskey, Name: "Laptop", WebAuthnID: []byte{1, 2, 3}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, _ := passwordToSecondStep(t, rp, "alice")
+	if !strings.Contains(p.Body, `id="passkey-2fa" data-begin="/login/2fa/passkey/begin"`) || !strings.Contains(p.Body, `src="/static/webauthn.js"`) ||
+		strings.Contains(p.Body, `name="code"`) || strings.Contains(p.Body, "remember_device") {
+		t.Fatalf("passkey-only second step: %s", truncateBody(p.Body))
+	}
+
+	// German, from the browser's language.
+	b := newBrowser(t)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/login", nil)
+	req.Header.Set("Accept-Language", "de-DE,de;q=0.9")
+	p = b.do(req)
+	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/login/2fa", nil)
+	req.Header.Set("Accept-Language", "de")
+	if de := b.do(req); !strings.Contains(de.Body, "Bestätige mit einem deiner Passkeys.") || !strings.Contains(de.Body, "Zwei-Faktor-Anmeldung") {
+		t.Errorf("second step in German: %s", truncateBody(de.Body))
+	}
+
+	// TOTP with remembering off: the box is not shown and a forged one is ignored.
+	if err := srv.Main.Store.DeleteCredential(context.Background(), alice.ID, "pk1"); err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := enrolTOTP(t, srv, c)
+	p, d, _ := passwordToSecondStep(t, rp, "alice")
+	if strings.Contains(p.Body, "remember_device") {
+		t.Error("remember box shown with remembering off")
+	}
+	p = d.submit(p, "/login/2fa", url.Values{"code": {totpCode(t, secret, time.Now().Add(30*time.Second))}, "remember_device": {"1"}})
+	if res := landed(t, p, rp.RedirectURI); res.Code == "" {
+		t.Fatalf("second step: %+v", res)
+	}
+	if devices, _ := srv.Main.Store.ListCredentials(context.Background(), alice.ID, storage.KindTrustedDevice); len(devices) != 0 {
+		t.Fatalf("a device was remembered with remembering off: %d", len(devices))
 	}
 }

@@ -1,5 +1,8 @@
 // Keyport's only script: the WebAuthn ceremonies (passkeys). Everything
-// else in the portal works without JavaScript.
+// else in the portal works without JavaScript. The server keeps each
+// ceremony's challenge; this script carries the options to the browser's
+// authenticator and its answer back. Pages give translated messages in
+// data-* attributes of their error element.
 (function () {
   "use strict";
 
@@ -17,23 +20,43 @@
     return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
+  function supported() {
+    return !!(window.PublicKeyCredential && navigator.credentials && window.fetch);
+  }
+
   function csrfToken() {
     var el = document.querySelector('input[name="csrf_token"]');
     return el ? el.value : "";
   }
 
+  // Requests run one after another: a begin request sets the ceremony
+  // cookie, and the finish must meet the cookie of its own begin, even
+  // when the autofill's begin and a button's begin overlap.
+  var queue = Promise.resolve();
+
   function post(url, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
-      body: JSON.stringify(body || {})
-    }).then(function (resp) {
-      return resp.json().then(function (data) {
-        if (!resp.ok) throw new Error(data.message || "The request failed.");
-        return data;
+    var run = function () {
+      return fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify(body || {})
+      }).then(function (resp) {
+        return resp.text().then(function (text) {
+          var data = null;
+          try { data = JSON.parse(text); } catch (e) { data = null; }
+          if (!resp.ok || !data) {
+            var err = new Error(data && data.message ? data.message : "");
+            err.server = !!(data && data.message);
+            throw err;
+          }
+          return data;
+        });
       });
-    });
+    };
+    var p = queue.then(run);
+    queue = p.catch(function () {});
+    return p;
   }
 
   function creationOptions(o) {
@@ -69,36 +92,69 @@
     return out;
   }
 
+  // message picks what to tell the person: the server's (translated)
+  // message, or the page's text for what the browser reported.
+  function message(el, err) {
+    var d = el.dataset || {};
+    if (err && err.server) return err.message;
+    switch (err && err.name) {
+      case "NotAllowedError": case "AbortError": case "TimeoutError":
+        return d.cancelled || "The passkey request was cancelled or timed out. Please try again.";
+      case "InvalidStateError":
+        return d.exists || d.failed || "This passkey is already registered.";
+      case "Unsupported":
+        return d.unsupported || "This browser cannot use passkeys.";
+    }
+    return d.failed || "Something went wrong. Please reload the page and try again.";
+  }
+
   function showError(el, err) {
     if (!el) return;
-    el.textContent = err && err.message ? err.message : String(err);
+    el.textContent = message(el, err);
     el.hidden = false;
   }
 
-  function go(data) { window.location.assign(data.redirect || "/"); }
+  function hideError(el) {
+    if (el) el.hidden = true;
+  }
 
-  // Registration on /security/passkeys.
+  var unsupported = { name: "Unsupported" };
+
+  // Only paths on this site: the server sends nothing else, and a script
+  // should not be talked into leaving.
+  function go(data) {
+    var to = data && data.redirect;
+    if (typeof to !== "string" || to.charAt(0) !== "/" || to.charAt(1) === "/" || to.charAt(1) === "\\") to = "/";
+    window.location.assign(to);
+  }
+
+  // Adding a passkey on /security/passkeys.
   var reg = document.getElementById("passkey-register");
   if (reg) {
+    var regErr = document.getElementById("passkey-error");
     reg.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      var errEl = document.getElementById("passkey-error");
+      hideError(regErr);
+      if (!supported()) { showError(regErr, unsupported); return; }
       var pw = reg.querySelector('input[name="confirm_password"]');
-      var name = reg.querySelector('input[name="name"]').value;
-      post("/security/passkeys/register/begin", { confirm_password: pw ? pw.value : "" })
+      var name = reg.querySelector('input[name="name"]');
+      var button = reg.querySelector('button[type="submit"]');
+      button.disabled = true;
+      post("/security/passkeys/register/begin", { name: name ? name.value : "", confirm_password: pw ? pw.value : "" })
         .then(function (data) { return navigator.credentials.create(creationOptions(data.options)); })
-        .then(function (cred) { return post("/security/passkeys/register/finish", { name: name, credential: credentialJSON(cred) }); })
+        .then(function (cred) { return post("/security/passkeys/register/finish", { credential: credentialJSON(cred) }); })
         .then(go)
-        .catch(function (err) { showError(errEl, err); });
+        .catch(function (err) { button.disabled = false; showError(regErr, err); });
     });
   }
 
-  // Username-less sign-in on /login: the button, and the browser's autofill.
+  // Username-less sign-in on /login: the button, and the browser's
+  // autofill of passkeys in the username field (conditional mediation).
   var signin = document.getElementById("passkey-signin");
-  if (signin) {
+  if (signin && supported()) {
     var form = document.querySelector('form[action="/login"]');
     var field = function (n) { var el = form && form.querySelector('input[name="' + n + '"]'); return el ? el.value : ""; };
-    var errEl = document.getElementById("passkey-error");
+    var loginErr = document.getElementById("passkey-error");
     var pending = null;
     var login = function (mediation) {
       if (pending) pending.abort();
@@ -116,31 +172,45 @@
         })
         .then(go);
     };
+    var autofill = function () {
+      if (!PublicKeyCredential.isConditionalMediationAvailable) return;
+      PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
+        if (!ok) return;
+        // Quiet unless the server refused: the person may be typing a password.
+        login("conditional").catch(function (err) { if (err && err.server) showError(loginErr, err); });
+      }).catch(function () {});
+    };
     signin.hidden = false;
     signin.addEventListener("click", function () {
-      login(null).catch(function (err) { if (err.name !== "AbortError") showError(errEl, err); });
-    });
-    if (window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
-      PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
-        if (ok) login("conditional").catch(function () {});
+      hideError(loginErr);
+      login(null).catch(function (err) {
+        showError(loginErr, err);
+        autofill();
       });
-    }
+    });
+    autofill();
   }
 
-  // Second factor after a password.
+  // A passkey as the second step after a password (#passkey-2fa on /login/2fa).
   var second = document.getElementById("passkey-2fa");
   if (second) {
     var btn = document.getElementById("passkey-2fa-button");
-    var err2 = document.getElementById("passkey-error");
+    var secondErr = second.querySelector(".field-error") || document.getElementById("passkey-error");
+    if (!supported()) {
+      btn.disabled = true;
+      showError(secondErr, unsupported);
+    }
     btn.addEventListener("click", function () {
+      hideError(secondErr);
       var remember = document.querySelector('input[name="remember_device"]');
+      btn.disabled = true;
       post(second.dataset.begin)
         .then(function (data) { return navigator.credentials.get(requestOptions(data.options)); })
         .then(function (cred) {
           return post(second.dataset.finish, { remember_device: !!(remember && remember.checked), credential: credentialJSON(cred) });
         })
         .then(go)
-        .catch(function (err) { showError(err2, err); });
+        .catch(function (err) { btn.disabled = false; showError(secondErr, err); });
     });
   }
 })();

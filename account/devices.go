@@ -1,0 +1,138 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Trusted devices: "remember this device" after a second factor. The
+// browser keeps a random secret in its own cookie; only its hash is stored,
+// as a credential that expires after Policy.TrustedDeviceLifetime.
+
+var errDevicesOff = Errorf(Invalid, "Remembering devices is turned off.")
+
+// TrustDevice remembers the browser for the configured lifetime and returns
+// the secret for its cookie.
+func (s *Service) TrustDevice(ctx context.Context, u storage.User, ip, userAgent string) (string, error) {
+	if s.policy.TrustedDeviceLifetime <= 0 {
+		return "", errDevicesOff
+	}
+	secret := NewSecret()
+	now := s.now()
+	if len(userAgent) > 512 {
+		userAgent = userAgent[:512] // a header is not a place to store essays
+	}
+	err := s.store.CreateCredential(ctx, storage.Credential{
+		ID: NewID(), UserID: u.ID, Kind: storage.KindTrustedDevice, Hash: HashSecret(secret),
+		UserAgent: userAgent, IP: ip, CreatedAt: now, LastUsedAt: now, LastIP: ip,
+		ExpiresAt: now.Add(s.policy.TrustedDeviceLifetime),
+	})
+	if err != nil {
+		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("trust device of %q: %w", u.ID, err)}
+	}
+	return secret, nil
+}
+
+// DeviceTrusted tells whether secret is a live trusted-device cookie of u,
+// and notes that it was seen from ip. The lookup is by hash, so comparing
+// the secret itself never happens.
+func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip string) bool {
+	if secret == "" || len(secret) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
+		return false
+	}
+	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))
+	if err != nil || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
+		return false
+	}
+	now := s.now()
+	// The store drops expired records, but a backend that sweeps lazily
+	// must not extend a device's trust.
+	if !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
+		return false
+	}
+	if _, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
+		c.LastUsedAt, c.LastIP = now, ip
+		return c, nil
+	}); err != nil {
+		// Trust does not depend on the bookkeeping; the list shows stale data.
+		s.log.WarnContext(ctx, "note trusted device use", "user_id", u.ID, "err", err)
+	}
+	return true
+}
+
+// ListTrustedDevices lists the user's remembered devices.
+func (s *Service) ListTrustedDevices(ctx context.Context, u storage.User) ([]storage.Credential, error) {
+	cs, err := s.store.ListCredentials(ctx, u.ID, storage.KindTrustedDevice)
+	if err != nil {
+		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list trusted devices of %q: %w", u.ID, err)}
+	}
+	return cs, nil
+}
+
+var errNoSuchDevice = Errorf(NotFound, "That device is not on your list.")
+
+// ForgetDevice forgets one remembered device of u. An ID of another user's
+// device, or of another kind of credential, is not found.
+func (s *Service) ForgetDevice(ctx context.Context, u storage.User, id string) error {
+	if id == "" || len(id) > 64 {
+		return errNoSuchDevice
+	}
+	c, err := s.store.GetCredential(ctx, u.ID, id)
+	if err == nil && c.Kind != storage.KindTrustedDevice {
+		err = storage.ErrNotFound
+	}
+	if err == nil {
+		err = s.store.DeleteCredential(ctx, u.ID, id)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return errNoSuchDevice
+	}
+	if err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forget device %q of %q: %w", id, u.ID, err)}
+	}
+	return nil
+}
+
+// ForgetAllDevices forgets every remembered device of u: the next sign-in
+// anywhere asks for the second factor again.
+func (s *Service) ForgetAllDevices(ctx context.Context, u storage.User) (int, error) {
+	n, err := s.store.DeleteCredentials(ctx, u.ID, storage.KindTrustedDevice)
+	if err != nil {
+		return 0, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forget devices of %q: %w", u.ID, err)}
+	}
+	return n, nil
+}
+
+// DeviceName summarises a user agent as "Browser on System" for lists of
+// devices and sessions. It is a hint for people, never used for decisions.
+func DeviceName(ua string) string {
+	browser := "Unknown browser"
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chromium/", "Chromium"},
+		{"HeadlessChrome/", "Chrome (headless)"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"},
+		{"curl/", "curl"}, {"Go-http-client/", "Go HTTP client"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, o := range []struct{ token, name string }{
+		{"Android", "Android"}, {"iPhone", "iOS"}, {"iPad", "iPadOS"}, {"Windows", "Windows"},
+		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.token) {
+			system = o.name
+			break
+		}
+	}
+	if system == "" {
+		return browser
+	}
+	return browser + " on " + system
+}

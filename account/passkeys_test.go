@@ -1,0 +1,653 @@
+package account_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
+	"github.com/go-webauthn/webauthn/protocol/webauthncose"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/storage/bolt"
+)
+
+// The passkey rules are tested against a software authenticator: a real
+// P-256 key that builds the same WebAuthn answers a browser would send
+// (attestation "none"), so every check of go-webauthn and of ours runs.
+
+// passkeyClock is a clock the test moves by hand.
+type passkeyClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *passkeyClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *passkeyClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type passkeyFixture struct {
+	t     *testing.T
+	ctx   context.Context
+	svc   *account.Service
+	db    storage.Store
+	clock *passkeyClock
+	alice storage.User
+}
+
+func newPasskeyFixture(t *testing.T, issuer string) *passkeyFixture {
+	t.Helper()
+	clock := &passkeyClock{t: time.Now().UTC().Truncate(time.Second)}
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := account.New(db, sealer, account.Policy{
+		Argon2: testArgon, MinPasswordLength: 10, MaxLoginAttempts: 5, LoginWindow: time.Minute, SessionLifetime: time.Hour,
+		Issuer: issuer, RecentAuth: 5 * time.Minute,
+	}, clock.Now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &passkeyFixture{t: t, ctx: context.Background(), svc: svc, db: db, clock: clock}
+	f.alice = f.user("alice")
+	return f
+}
+
+func (f *passkeyFixture) user(name string) storage.User {
+	f.t.Helper()
+	u, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: name, Email: name + "@example.com", Name: name + " Example", Password: "correct horse battery"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return u
+}
+
+// softKey is a software authenticator holding one passkey.
+type softKey struct {
+	t          *testing.T
+	key        *ecdsa.PrivateKey
+	id         []byte
+	origin     string // the page the browser would be on
+	rpID       string // "" signs for the RP ID the options name
+	counter    uint32
+	uv, backup bool
+	userHandle []byte // set at registration from the options' user.id
+}
+
+func newSoftKey(t *testing.T, origin string) *softKey {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	return &softKey{t: t, key: key, id: id, origin: origin, uv: true}
+}
+
+var b64 = base64.RawURLEncoding
+
+type publicKeyOptions struct {
+	PublicKey struct {
+		Challenge string `json:"challenge"`
+		RPID      string `json:"rpId"`
+		RP        struct {
+			ID string `json:"id"`
+		} `json:"rp"`
+		User struct {
+			ID          string `json:"id"`
+			Name        string `json:"name"`
+			DisplayName string `json:"displayName"`
+		} `json:"user"`
+		AuthenticatorSelection struct {
+			ResidentKey      string `json:"residentKey"`
+			UserVerification string `json:"userVerification"`
+		} `json:"authenticatorSelection"`
+		UserVerification   string `json:"userVerification"`
+		ExcludeCredentials []struct {
+			ID string `json:"id"`
+		} `json:"excludeCredentials"`
+		AllowCredentials []struct {
+			ID string `json:"id"`
+		} `json:"allowCredentials"`
+	} `json:"publicKey"`
+}
+
+func parseOptions(t *testing.T, raw []byte) publicKeyOptions {
+	t.Helper()
+	var o publicKeyOptions
+	if err := json.Unmarshal(raw, &o); err != nil {
+		t.Fatalf("options: %v\n%s", err, raw)
+	}
+	return o
+}
+
+func (k *softKey) clientData(typ, challenge string) []byte {
+	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": k.origin, "crossOrigin": false})
+	return b
+}
+
+func (k *softKey) authData(rpID string, attested bool) []byte {
+	if k.rpID != "" {
+		rpID = k.rpID
+	}
+	h := sha256.Sum256([]byte(rpID))
+	flags := byte(0x01) // user present
+	if k.uv {
+		flags |= 0x04
+	}
+	if k.backup {
+		flags |= 0x08
+	}
+	if attested {
+		flags |= 0x40
+	}
+	out := append(h[:], flags)
+	out = binary.BigEndian.AppendUint32(out, k.counter)
+	if attested {
+		out = append(out, make([]byte, 16)...) // AAGUID
+		out = binary.BigEndian.AppendUint16(out, uint16(len(k.id)))
+		out = append(out, k.id...)
+		point, err := k.key.PublicKey.Bytes()
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
+			PublicKeyData: webauthncose.PublicKeyData{KeyType: int64(webauthncose.EllipticKey), Algorithm: int64(webauthncose.AlgES256)},
+			Curve:         1, XCoord: point[1:33], YCoord: point[33:],
+		})
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		out = append(out, cose...)
+	}
+	return out
+}
+
+// register answers creation options like navigator.credentials.create.
+func (k *softKey) register(options []byte) []byte {
+	k.t.Helper()
+	o := parseOptions(k.t, options).PublicKey
+	handle, err := b64.DecodeString(o.User.ID)
+	if err != nil {
+		k.t.Fatalf("user.id: %v", err)
+	}
+	k.userHandle = handle
+	att, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": k.authData(o.RP.ID, true)})
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{
+		"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key",
+		"response": map[string]any{"clientDataJSON": b64.EncodeToString(k.clientData("webauthn.create", o.Challenge)), "attestationObject": b64.EncodeToString(att)},
+	})
+	return body
+}
+
+// assert answers request options like navigator.credentials.get.
+func (k *softKey) assert(options []byte) []byte {
+	k.t.Helper()
+	o := parseOptions(k.t, options).PublicKey
+	k.counter++
+	ad := k.authData(o.RPID, false)
+	cd := k.clientData("webauthn.get", o.Challenge)
+	cdHash := sha256.Sum256(cd)
+	digest := sha256.Sum256(append(slices.Clone(ad), cdHash[:]...))
+	sig, err := ecdsa.SignASN1(rand.Reader, k.key, digest[:])
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{
+		"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key",
+		"response": map[string]any{
+			"clientDataJSON": b64.EncodeToString(cd), "authenticatorData": b64.EncodeToString(ad),
+			"signature": b64.EncodeToString(sig), "userHandle": b64.EncodeToString(k.userHandle),
+		},
+	})
+	return body
+}
+
+// enrol registers k for u under name and returns the stored passkey.
+func (f *passkeyFixture) enrol(u storage.User, k *softKey, name string) storage.Credential {
+	f.t.Helper()
+	opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, u, name)
+	if err != nil {
+		f.t.Fatalf("begin registration: %v", err)
+	}
+	c, err := f.svc.FinishPasskeyRegistration(f.ctx, u, id, k.register(opts))
+	if err != nil {
+		f.t.Fatalf("finish registration: %v", err)
+	}
+	return c
+}
+
+// login runs a username-less sign-in with k from ip.
+func (f *passkeyFixture) login(k *softKey, ip string) (storage.User, []string, error) {
+	f.t.Helper()
+	opts, id, err := f.svc.BeginPasskeyLogin(f.ctx)
+	if err != nil {
+		f.t.Fatalf("begin sign-in: %v", err)
+	}
+	return f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), ip, "test-agent")
+}
+
+func (f *passkeyFixture) passkeys(u storage.User) []storage.Credential {
+	f.t.Helper()
+	cs, err := f.db.ListCredentials(f.ctx, u.ID, storage.KindPasskey)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return cs
+}
+
+func (f *passkeyFixture) lastAttempt(u storage.User) storage.LoginAttempt {
+	f.t.Helper()
+	as, err := f.db.ListLoginAttempts(f.ctx, u.ID, 1)
+	if err != nil || len(as) == 0 {
+		f.t.Fatalf("no sign-in attempt recorded for %s (%v)", u.Username, err)
+	}
+	return as[0]
+}
+
+func wantCode(t *testing.T, what string, err error, code account.Code) {
+	t.Helper()
+	if err == nil || account.ErrorCode(err) != code {
+		t.Fatalf("%s: got %v (%s), want %s", what, err, account.ErrorCode(err), code)
+	}
+}
+
+const testIssuer = "https://id.example.com:8443/keyport"
+
+func TestPasskeyRelyingPartyFromIssuer(t *testing.T) {
+	f := newPasskeyFixture(t, testIssuer)
+	if !f.svc.PasskeysAvailable() {
+		t.Fatal("passkeys unavailable for a domain issuer")
+	}
+	opts, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp := parseOptions(t, opts).PublicKey.RP.ID; rp != "id.example.com" {
+		t.Errorf("RP ID = %q, want the issuer's host without port or path", rp)
+	}
+	// The origin is the issuer's scheme, host and port: nothing else.
+	for _, bad := range []struct{ origin, rpID string }{
+		{"https://id.example.com", ""},                 // port missing
+		{"http://id.example.com:8443", ""},             // scheme
+		{"https://evil.example:8443", ""},              // another site
+		{"https://id.example.com:8443", "example.com"}, // signed for another RP ID
+	} {
+		k := newSoftKey(t, bad.origin)
+		k.rpID = bad.rpID
+		opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, k.register(opts))
+		wantCode(t, "registration from "+bad.origin+" for RP "+bad.rpID, err, account.Invalid)
+	}
+	if n := len(f.passkeys(f.alice)); n != 0 {
+		t.Fatalf("%d passkeys stored from wrong origins", n)
+	}
+	f.enrol(f.alice, newSoftKey(t, "https://id.example.com:8443"), "")
+
+	// Browsers refuse an IP address as relying party: no passkeys then.
+	for _, issuer := range []string{"http://127.0.0.1:8080", "http://[::1]:8080", "not a url"} {
+		g := newPasskeyFixture(t, issuer)
+		if g.svc.PasskeysAvailable() {
+			t.Errorf("%s: passkeys available", issuer)
+		}
+		_, _, err := g.svc.BeginPasskeyLogin(g.ctx)
+		wantCode(t, issuer+": begin", err, account.Unavailable)
+	}
+}
+
+func TestPasskeyRegistration(t *testing.T) {
+	f := newPasskeyFixture(t, testIssuer)
+	origin := "https://id.example.com:8443"
+	opts, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := parseOptions(t, opts).PublicKey
+	if o.AuthenticatorSelection.ResidentKey != "required" || o.AuthenticatorSelection.UserVerification != "preferred" {
+		t.Errorf("authenticator selection: %+v", o.AuthenticatorSelection)
+	}
+	if o.User.ID != b64.EncodeToString([]byte(f.alice.ID)) || o.User.Name != "alice" || o.User.DisplayName == "" {
+		t.Errorf("user entity: %+v (the handle must be the user ID)", o.User)
+	}
+
+	laptop := newSoftKey(t, origin)
+	c := f.enrol(f.alice, laptop, "  Laptop ")
+	if c.Name != "Laptop" || c.Kind != storage.KindPasskey || !bytes.Equal(c.WebAuthnID, laptop.id) || len(c.WebAuthn) == 0 || c.CreatedAt.IsZero() {
+		t.Fatalf("stored passkey: %+v", c)
+	}
+	// Default names count up and skip taken ones.
+	second := f.enrol(f.alice, newSoftKey(t, origin), "")
+	if second.Name != "Passkey 2" {
+		t.Errorf("default name %q", second.Name)
+	}
+	if err := f.svc.RenamePasskey(f.ctx, f.alice, second.ID, "Passkey 3"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.enrol(f.alice, newSoftKey(t, origin), ""); c.Name != "Passkey 4" {
+		t.Errorf("default name next to a taken one: %q", c.Name)
+	}
+
+	// The user's passkeys are excluded, so an authenticator is not
+	// registered twice; the store refuses a repeat all the same.
+	opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "Again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex := parseOptions(t, opts).PublicKey.ExcludeCredentials; len(ex) != 3 || !slices.ContainsFunc(ex, func(e struct {
+		ID string `json:"id"`
+	}) bool {
+		return e.ID == b64.EncodeToString(laptop.id)
+	}) {
+		t.Errorf("exclusion list: %+v", ex)
+	}
+	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, laptop.register(opts))
+	wantCode(t, "the same authenticator again", err, account.Conflict)
+
+	// Names are checked before the authenticator is asked.
+	for name, code := range map[string]account.Code{
+		"laptop":                account.Conflict, // case-insensitive
+		strings.Repeat("x", 65): account.Invalid,
+		"line\nbreak":           account.Invalid,
+		"tab\there":             account.Invalid,
+	} {
+		_, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, name)
+		wantCode(t, "name "+name, err, code)
+		if account.ErrorField(err) != "name" {
+			t.Errorf("name %q: field %q", name, account.ErrorField(err))
+		}
+	}
+	if _, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, strings.Repeat("ü", 64)); err != nil {
+		t.Errorf("64 characters refused: %v", err)
+	}
+	// Another user may use the same name.
+	bob := f.user("bob")
+	if c := f.enrol(bob, newSoftKey(t, origin), "Laptop"); c.Name != "Laptop" {
+		t.Errorf("bob's passkey: %+v", c)
+	}
+
+	// Garbage and oversized answers are refused; nothing is stored.
+	before := len(f.passkeys(f.alice))
+	for what, body := range map[string][]byte{
+		"garbage":   []byte(`{"id":"AAAA"}`),
+		"not JSON":  []byte(`<html>`),
+		"oversized": bytes.Repeat([]byte("a"), account.MaxPasskeyAnswerBytes+1),
+	} {
+		_, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, body)
+		wantCode(t, what, err, account.Invalid)
+	}
+	if after := len(f.passkeys(f.alice)); after != before {
+		t.Errorf("refused answers stored passkeys: %d → %d", before, after)
+	}
+}
+
+func TestPasskeyCeremonyOnceAndExpiring(t *testing.T) {
+	f := newPasskeyFixture(t, testIssuer)
+	origin := "https://id.example.com:8443"
+	k := newSoftKey(t, origin)
+
+	// Answered once only.
+	opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "One")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := k.register(opts)
+	if _, err := f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, body); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, newSoftKey(t, origin).register(opts))
+	wantCode(t, "second answer to one challenge", err, account.Invalid)
+
+	// A ceremony belongs to the user it was begun for.
+	bob := f.user("bob")
+	opts, id, _ = f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	_, err = f.svc.FinishPasskeyRegistration(f.ctx, bob, id, newSoftKey(t, origin).register(opts))
+	wantCode(t, "alice's ceremony finished by bob", err, account.Invalid)
+
+	// Purposes do not mix: a registration ceremony is no sign-in challenge.
+	opts, id, _ = f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), "192.0.2.1", "ua")
+	wantCode(t, "registration ceremony used to sign in", err, account.Invalid)
+	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, "", k.assert(opts), "192.0.2.1", "ua")
+	wantCode(t, "no ceremony", err, account.Invalid)
+
+	// Five minutes to answer.
+	opts, id, _ = f.svc.BeginPasskeyLogin(f.ctx)
+	f.clock.Add(5*time.Minute + time.Second)
+	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), "192.0.2.1", "ua")
+	wantCode(t, "expired sign-in ceremony", err, account.Invalid)
+	opts, id, _ = f.svc.BeginPasskeyLogin(f.ctx)
+	f.clock.Add(4 * time.Minute)
+	if _, _, err := f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), "192.0.2.1", "ua"); err != nil {
+		t.Fatalf("answer within the lifetime: %v", err)
+	}
+}
+
+func TestPasskeyLogin(t *testing.T) {
+	f := newPasskeyFixture(t, testIssuer)
+	origin := "https://id.example.com:8443"
+	k := newSoftKey(t, origin)
+	pk := f.enrol(f.alice, k, "Laptop")
+
+	opts, _, err := f.svc.BeginPasskeyLogin(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := parseOptions(t, opts).PublicKey; len(o.AllowCredentials) != 0 || o.RPID != "id.example.com" || o.UserVerification != "preferred" {
+		t.Errorf("username-less options: %+v", o)
+	}
+
+	f.clock.Add(time.Minute)
+	u, amr, err := f.login(k, "192.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ID != f.alice.ID || !slices.Equal(amr, []string{"hwk", "mfa"}) {
+		t.Fatalf("signed in %s with amr %v", u.Username, amr)
+	}
+	stored, _ := f.db.GetCredential(f.ctx, f.alice.ID, pk.ID)
+	if !stored.LastUsedAt.Equal(f.clock.Now()) || stored.LastIP != "192.0.2.7" || bytes.Equal(stored.WebAuthn, pk.WebAuthn) {
+		t.Errorf("passkey not updated after use: last used %v from %q", stored.LastUsedAt, stored.LastIP)
+	}
+
+	// Without user verification it is one factor only.
+	k.uv = false
+	if _, amr, err := f.login(k, "192.0.2.7"); err != nil || !slices.Equal(amr, []string{"hwk"}) {
+		t.Errorf("without UV: %v %v", amr, err)
+	}
+	k.uv = true
+
+	// A synced (backup eligible) passkey is a software-secured key.
+	synced := newSoftKey(t, origin)
+	synced.backup = true
+	f.enrol(f.alice, synced, "Phone")
+	if _, amr, err := f.login(synced, "192.0.2.7"); err != nil || !slices.Equal(amr, []string{"swk", "mfa"}) {
+		t.Errorf("synced passkey: %v %v", amr, err)
+	}
+
+	refused := func(what, reason string, key *softKey, ip string, code account.Code) {
+		t.Helper()
+		f.clock.Add(time.Second) // so this attempt is the newest
+		_, _, err := f.login(key, ip)
+		wantCode(t, what, err, code)
+		if a := f.lastAttempt(f.alice); a.Success || a.Method != "passkey" || a.Reason != reason || a.IP != ip {
+			t.Errorf("%s: recorded %+v, want reason %q", what, a, reason)
+		}
+	}
+
+	// A counter that goes backwards means a cloned key.
+	clone := *k
+	clone.counter = 0
+	refused("cloned key", "passkey signature counter went backwards (possible clone)", &clone, "192.0.2.8", account.Unauthorized)
+
+	// A signature by another key for the same credential ID.
+	forged := newSoftKey(t, origin)
+	forged.id, forged.userHandle, forged.counter = k.id, k.userHandle, 100
+	refused("forged signature", "passkey not verified", forged, "192.0.2.9", account.Unauthorized)
+
+	// The user handle must name the credential's owner.
+	bob := f.user("bob")
+	lying := *k
+	lying.counter = 200
+	lying.userHandle = []byte(bob.ID)
+	refused("user handle of another user", "passkey not verified", &lying, "192.0.2.10", account.Unauthorized)
+
+	// The account rules apply as for passwords.
+	k.counter = 300
+	if _, err := f.db.UpdateUser(f.ctx, f.alice.ID, func(u storage.User) (storage.User, error) {
+		u.AllowedNetworks = []string{"10.0.0.0/8"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	refused("outside the allowlist", "network not allowed", k, "192.0.2.11", account.Forbidden)
+	if _, _, err := f.login(k, "10.1.2.3"); err != nil {
+		t.Errorf("inside the allowlist: %v", err)
+	}
+	if _, err := f.db.UpdateUser(f.ctx, f.alice.ID, func(u storage.User) (storage.User, error) {
+		u.Blocked = true
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	refused("blocked account", "account disabled", k, "10.1.2.3", account.Forbidden)
+
+	// An unknown passkey is refused and recorded without a user.
+	stranger := newSoftKey(t, origin)
+	stranger.userHandle = []byte(f.alice.ID)
+	if _, _, err := f.login(stranger, "192.0.2.12"); account.ErrorCode(err) != account.Unauthorized {
+		t.Errorf("unknown passkey: %v", err)
+	}
+	// Garbage and oversized answers.
+	for what, body := range map[string][]byte{"garbage": []byte(`{"id":"x"}`), "oversized": bytes.Repeat([]byte("a"), account.MaxPasskeyAnswerBytes+1)} {
+		_, id, _ := f.svc.BeginPasskeyLogin(f.ctx)
+		_, _, err := f.svc.FinishPasskeyLogin(f.ctx, id, body, "192.0.2.13", "ua")
+		if code := account.ErrorCode(err); code != account.Unauthorized && code != account.Invalid {
+			t.Errorf("%s answer: %v", what, err)
+		}
+	}
+}
+
+func TestPasskeySecondFactor(t *testing.T) {
+	f := newPasskeyFixture(t, testIssuer)
+	origin := "https://id.example.com:8443"
+	_, _, err := f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
+	wantCode(t, "second factor without a passkey", err, account.Invalid)
+
+	k := newSoftKey(t, origin)
+	f.enrol(f.alice, k, "Key")
+	bob := f.user("bob")
+	bobKey := newSoftKey(t, origin)
+	f.enrol(bob, bobKey, "Key")
+
+	opts, id, err := f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := parseOptions(t, opts).PublicKey.AllowCredentials
+	if len(allowed) != 1 || allowed[0].ID != b64.EncodeToString(k.id) {
+		t.Errorf("allowed credentials: %+v", allowed)
+	}
+	// Bob's passkey cannot stand in for alice's second factor.
+	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, bobKey.assert(opts), "192.0.2.1", "ua")
+	wantCode(t, "another user's passkey", err, account.Unauthorized)
+	if a := f.lastAttempt(f.alice); a.Success || a.Reason != "unknown passkey" {
+		t.Errorf("recorded %+v", a)
+	}
+	// Nor can alice's second-factor challenge be used by bob's session.
+	opts, id, _ = f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
+	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, bob, id, bobKey.assert(opts), "192.0.2.1", "ua")
+	wantCode(t, "alice's challenge for bob", err, account.Invalid)
+
+	opts, id, _ = f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
+	amr, err := f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, k.assert(opts), "192.0.2.1", "ua")
+	if err != nil || !slices.Equal(amr, []string{"hwk", "mfa"}) {
+		t.Fatalf("second factor: %v %v", amr, err)
+	}
+}
+
+func TestRenameAndDeletePasskey(t *testing.T) {
+	f := newPasskeyFixture(t, testIssuer)
+	origin := "https://id.example.com:8443"
+	a := f.enrol(f.alice, newSoftKey(t, origin), "Laptop")
+	b := f.enrol(f.alice, newSoftKey(t, origin), "Phone")
+
+	if err := f.svc.RenamePasskey(f.ctx, f.alice, a.ID, " Work laptop "); err != nil {
+		t.Fatal(err)
+	}
+	// Changing only the case of its own name is a rename, not a clash.
+	if err := f.svc.RenamePasskey(f.ctx, f.alice, a.ID, "WORK laptop"); err != nil {
+		t.Fatalf("case-only rename: %v", err)
+	}
+	if c, _ := f.db.GetCredential(f.ctx, f.alice.ID, a.ID); c.Name != "WORK laptop" {
+		t.Errorf("name %q", c.Name)
+	}
+	wantCode(t, "rename to another passkey's name", f.svc.RenamePasskey(f.ctx, f.alice, a.ID, "phone"), account.Conflict)
+	wantCode(t, "empty name", f.svc.RenamePasskey(f.ctx, f.alice, a.ID, "  "), account.Invalid)
+	wantCode(t, "long name", f.svc.RenamePasskey(f.ctx, f.alice, a.ID, strings.Repeat("n", 65)), account.Invalid)
+	if c, _ := f.db.GetCredential(f.ctx, f.alice.ID, a.ID); c.Name != "WORK laptop" {
+		t.Errorf("a refused rename changed the name to %q", c.Name)
+	}
+
+	// Only one's own passkeys, and only passkeys.
+	bob := f.user("bob")
+	wantCode(t, "rename another user's passkey", f.svc.RenamePasskey(f.ctx, bob, a.ID, "Mine"), account.NotFound)
+	wantCode(t, "delete another user's passkey", f.svc.DeletePasskey(f.ctx, bob, a.ID), account.NotFound)
+	_, app, err := f.svc.CreateAppPassword(f.ctx, f.alice, "Mail", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "rename an app password as a passkey", f.svc.RenamePasskey(f.ctx, f.alice, app.ID, "x"), account.NotFound)
+	wantCode(t, "delete an app password as a passkey", f.svc.DeletePasskey(f.ctx, f.alice, app.ID), account.NotFound)
+	wantCode(t, "delete nothing", f.svc.DeletePasskey(f.ctx, f.alice, ""), account.NotFound)
+
+	if err := f.svc.DeletePasskey(f.ctx, f.alice, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ks := f.passkeys(f.alice); len(ks) != 1 || ks[0].ID != a.ID {
+		t.Errorf("after delete: %+v", ks)
+	}
+	wantCode(t, "delete twice", f.svc.DeletePasskey(f.ctx, f.alice, b.ID), account.NotFound)
+	if _, err := f.db.GetCredential(f.ctx, f.alice.ID, app.ID); err != nil {
+		t.Errorf("the app password went too: %v", err)
+	}
+}

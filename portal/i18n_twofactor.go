@@ -1,0 +1,19 @@
+package portal
+
+// deTwoFactor is German for the second sign-in step.
+var deTwoFactor = map[string]string{
+	"Two-factor authentication":                              "Zwei-Faktor-Anmeldung",
+	"Code from your authenticator app":                       "Code aus deiner Authenticator-App",
+	"Remember this device for %d days":                       "Dieses Gerät %d Tage lang merken",
+	"Verify":                                                 "Bestätigen",
+	"Or use one of your passkeys.":                           "Oder verwende einen deiner Passkeys.",
+	"Confirm with one of your passkeys.":                     "Bestätige mit einem deiner Passkeys.",
+	"Use a passkey":                                          "Passkey verwenden",
+	"Recovery code":                                          "Wiederherstellungscode",
+	"Use recovery code":                                      "Wiederherstellungscode verwenden",
+	"Use my authenticator app instead":                       "Stattdessen meine Authenticator-App verwenden",
+	"Lost your device? Use a recovery code.":                 "Gerät verloren? Verwende einen Wiederherstellungscode.",
+	"That recovery code is not correct or was already used.": "Dieser Wiederherstellungscode ist nicht richtig oder wurde schon verwendet.",
+	"Your sign-in has timed out. Please sign in again.":      "Deine Anmeldung ist abgelaufen. Bitte melde dich erneut an.",
+	"Cancel and sign in with another account":                "Abbrechen und mit einem anderen Konto anmelden",
+}
