@@ -14,27 +14,60 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// UseDirectories sets the external sources: password directories are asked
-// in order at password sign-in; callback sources get a button on the
-// sign-in page. Call it before serving.
+// sourceSet is the sources in force; it is replaced whole when an admin
+// adds, edits or removes a directory, so readers never see half a change.
+type sourceSet struct {
+	password  []directory.PasswordSource
+	callbacks []directory.CallbackSource
+	all       []directory.Source
+	stored    map[string]bool // added on the admin page (editable)
+}
+
+func (s *Service) sourceSet() *sourceSet {
+	if set := s.srcs.Load(); set != nil {
+		return set
+	}
+	return &sourceSet{}
+}
+
+// UseDirectories sets the external sources from the configuration file:
+// password directories are asked in order at password sign-in; callback
+// sources get a button on the sign-in page. Call it before serving;
+// LoadStoredDirectories adds the ones from the admin page.
 func (s *Service) UseDirectories(sources ...directory.Source) {
-	s.sources, s.callbacks, s.allSources = nil, nil, sources
-	for _, src := range sources {
+	s.static = sources
+	s.rebuildSources(nil)
+}
+
+func (s *Service) rebuildSources(stored []directory.Source) {
+	set := &sourceSet{stored: map[string]bool{}}
+	for _, src := range stored {
+		set.stored[src.ID()] = true
+	}
+	for _, src := range append(append([]directory.Source{}, s.static...), stored...) {
 		if p, ok := src.(directory.PasswordSource); ok {
-			s.sources = append(s.sources, p)
+			set.password = append(set.password, p)
 		}
 		if c, ok := src.(directory.CallbackSource); ok {
-			s.callbacks = append(s.callbacks, c)
+			set.callbacks = append(set.callbacks, c)
+		}
+		set.all = append(set.all, src)
+	}
+	if old := s.srcs.Swap(set); old != nil {
+		for _, src := range old.all {
+			if c, ok := src.(interface{ Close() }); ok && old.stored[src.ID()] {
+				c.Close()
+			}
 		}
 	}
 }
 
 // UpstreamProviders lists the sources with a sign-in button.
-func (s *Service) UpstreamProviders() []directory.CallbackSource { return s.callbacks }
+func (s *Service) UpstreamProviders() []directory.CallbackSource { return s.sourceSet().callbacks }
 
 // UpstreamProvider finds one by ID.
 func (s *Service) UpstreamProvider(id string) directory.CallbackSource {
-	for _, c := range s.callbacks {
+	for _, c := range s.sourceSet().callbacks {
 		if c.ID() == id {
 			return c
 		}
@@ -43,7 +76,7 @@ func (s *Service) UpstreamProvider(id string) directory.CallbackSource {
 }
 
 func (s *Service) source(id string) directory.Source {
-	for _, src := range s.allSources {
+	for _, src := range s.sourceSet().all {
 		if src.ID() == id {
 			return src
 		}
@@ -52,7 +85,7 @@ func (s *Service) source(id string) directory.Source {
 }
 
 func (s *Service) passwordSource(id string) directory.PasswordSource {
-	for _, src := range s.sources {
+	for _, src := range s.sourceSet().password {
 		if src.ID() == id {
 			return src
 		}
@@ -123,7 +156,7 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 		}
 		sources = []directory.PasswordSource{src}
 	} else {
-		for _, src := range s.sources {
+		for _, src := range s.sourceSet().password {
 			if !s.DirectoryDisabled(ctx, src.ID()) {
 				sources = append(sources, src)
 			}
@@ -386,6 +419,7 @@ func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncRepor
 type DirectoryStatus struct {
 	ID, Name, Provider string
 	Disabled           bool
+	Stored             bool // added on the admin page: editable there
 	CanSync, CanTest   bool
 	LastSync           *SyncReport
 }
@@ -396,8 +430,8 @@ func disabledKey(id string) string   { return "directory-disabled:" + id }
 // DirectoryStatuses lists every configured source with its state.
 func (s *Service) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
 	var out []DirectoryStatus
-	for _, src := range s.allSources {
-		st := DirectoryStatus{ID: src.ID(), Name: src.Name(), Provider: src.Capabilities().Provider, Disabled: s.DirectoryDisabled(ctx, src.ID())}
+	for _, src := range s.sourceSet().all {
+		st := DirectoryStatus{ID: src.ID(), Name: src.Name(), Provider: src.Capabilities().Provider, Disabled: s.DirectoryDisabled(ctx, src.ID()), Stored: s.sourceSet().stored[src.ID()]}
 		_, st.CanSync = src.(directory.Lister)
 		_, st.CanTest = src.(directory.Tester)
 		if raw, err := s.store.GetSetting(ctx, syncReportKey(src.ID())); err == nil {

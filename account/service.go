@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyport/keyport/directory"
@@ -22,6 +23,7 @@ type Store interface {
 	storage.OneTimeTokens
 	storage.LoginAttempts
 	storage.Settings
+	storage.Directories
 	storage.Credentials
 	storage.Avatars
 }
@@ -67,9 +69,10 @@ type Service struct {
 	limiter *limiter
 	wa      webauthnState
 	// sources are the configured password directories, in order.
-	sources    []directory.PasswordSource
-	callbacks  []directory.CallbackSource
-	allSources []directory.Source
+	// static are the sources from config.toml; srcs is every source in
+	// force (static and stored), swapped whole on changes.
+	static []directory.Source
+	srcs   atomic.Pointer[sourceSet]
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string
@@ -174,7 +177,7 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 	}
 	// Accounts from a directory, and names no local account has, are
 	// checked by the directories.
-	if (err == nil && user.Source != "") || (err != nil && len(s.sources) > 0) {
+	if (err == nil && user.Source != "") || (err != nil && len(s.sourceSet().password) > 0) {
 		return s.checkDirectoryPassword(ctx, c, user, err == nil, attempt, loginKey, userKey, ipKey)
 	}
 	hash := user.PasswordHash

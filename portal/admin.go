@@ -4,13 +4,16 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/directory/ldap"
 )
 
 func (s *Server) registerAdminRoutes(r *mux.Router) {
+	s.registerAdminDirectoryForms(r) // before the {id} routes below
 	r.Handle("/admin/directories", s.withAdmin(s.adminDirectories)).Methods(http.MethodGet)
 	r.Handle("/admin/directories/{id}/test", s.withAdmin(s.adminDirectoryTest)).Methods(http.MethodPost)
 	r.Handle("/admin/directories/{id}/sync", s.withAdmin(s.adminDirectorySync)).Methods(http.MethodPost)
@@ -91,5 +94,100 @@ func (s *Server) adminDirectoryToggle(w http.ResponseWriter, r *http.Request, m 
 		return err
 	}
 	http.Redirect(w, r, "/admin/directories?id="+url.QueryEscape(id), http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) registerAdminDirectoryForms(r *mux.Router) {
+	r.Handle("/admin/directories/new", s.withAdmin(s.adminDirectoryForm)).Methods(http.MethodGet)
+	r.Handle("/admin/directories/new", s.withAdmin(s.adminDirectorySave)).Methods(http.MethodPost)
+	r.Handle("/admin/directories/{id}/edit", s.withAdmin(s.adminDirectoryForm)).Methods(http.MethodGet)
+	r.Handle("/admin/directories/{id}/edit", s.withAdmin(s.adminDirectorySave)).Methods(http.MethodPost)
+	r.Handle("/admin/directories/{id}/delete", s.withAdmin(s.adminDirectoryDelete)).Methods(http.MethodPost)
+}
+
+type directoryFormData struct {
+	base
+	Create      bool
+	F           ldapForm
+	HasPassword bool
+	Error       string
+}
+
+// ldapForm is the form's view of an LDAP source.
+type ldapForm struct {
+	ID, Name, URL, BindDN, UserBaseDN, UserFilter, LoginAttributes, DisabledFilter string
+	GroupBaseDN, GroupFilter, MemberAttribute                                      string
+	StartTLS, InsecureSkipVerify, HandlesSecondFactor                              bool
+}
+
+func formFromConfig(c ldap.Config) ldapForm {
+	return ldapForm{ID: c.ID, Name: c.Name, URL: c.URL, BindDN: c.BindDN, UserBaseDN: c.UserBaseDN, UserFilter: c.UserFilter,
+		LoginAttributes: strings.Join(c.LoginAttributes, ", "), DisabledFilter: c.DisabledFilter,
+		GroupBaseDN: c.GroupBaseDN, GroupFilter: c.GroupFilter, MemberAttribute: c.MemberAttribute,
+		StartTLS: c.StartTLS, InsecureSkipVerify: c.InsecureSkipVerify, HandlesSecondFactor: c.HandlesSecondFactor}
+}
+
+func formFromRequest(r *http.Request, id string) (ldapForm, string) {
+	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
+	return ldapForm{ID: id, Name: f("name"), URL: f("url"), BindDN: f("bind_dn"), UserBaseDN: f("user_base_dn"), UserFilter: f("user_filter"),
+		LoginAttributes: f("login_attributes"), DisabledFilter: f("disabled_filter"), GroupBaseDN: f("group_base_dn"),
+		GroupFilter: f("group_filter"), MemberAttribute: f("member_attribute"),
+		StartTLS: f("start_tls") == "1", InsecureSkipVerify: f("insecure_skip_verify") == "1", HandlesSecondFactor: f("handles_second_factor") == "1"}, r.PostFormValue("bind_password")
+}
+
+func (f ldapForm) config(password string) ldap.Config {
+	var attrs []string
+	for _, a := range strings.FieldsFunc(f.LoginAttributes, func(r rune) bool { return r == ',' || r == ' ' }) {
+		attrs = append(attrs, a)
+	}
+	return ldap.Config{ID: f.ID, Name: f.Name, URL: f.URL, BindDN: f.BindDN, BindPassword: password, UserBaseDN: f.UserBaseDN,
+		UserFilter: f.UserFilter, LoginAttributes: attrs, DisabledFilter: f.DisabledFilter, GroupBaseDN: f.GroupBaseDN,
+		GroupFilter: f.GroupFilter, MemberAttribute: f.MemberAttribute, StartTLS: f.StartTLS, InsecureSkipVerify: f.InsecureSkipVerify,
+		HandlesSecondFactor: f.HandlesSecondFactor}
+}
+
+func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me) error {
+	id, editing := mux.Vars(r)["id"]
+	d := &directoryFormData{base: s.base(r, &m.User, "Directory"), Create: !editing}
+	d.Nav = "admin"
+	if editing {
+		cfg, err := s.acct.StoredDirectory(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		d.F = formFromConfig(cfg)
+		d.HasPassword = cfg.BindDN != ""
+	} else {
+		d.F = ldapForm{UserFilter: "(objectClass=inetOrgPerson)", LoginAttributes: "uid", MemberAttribute: "member"}
+	}
+	s.render(w, r, http.StatusOK, "admin_directory", d)
+	return nil
+}
+
+func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me) error {
+	id, editing := mux.Vars(r)["id"]
+	if !editing {
+		id = strings.TrimSpace(r.PostFormValue("id"))
+	}
+	form, password := formFromRequest(r, id)
+	if err := s.acct.SaveDirectory(r.Context(), form.config(password), !editing); err != nil {
+		code := account.ErrorCode(err)
+		if code != account.Invalid && code != account.Conflict {
+			return err
+		}
+		d := &directoryFormData{base: s.base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(err)}
+		d.Nav = "admin"
+		s.render(w, r, statusFor(code), "admin_directory", d)
+		return nil
+	}
+	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) adminDirectoryDelete(w http.ResponseWriter, r *http.Request, m me) error {
+	if err := s.acct.DeleteDirectory(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
 	return nil
 }

@@ -272,6 +272,19 @@ type Credential struct {
 	LastIP     string    `json:"last_ip,omitempty"`
 }
 
+// Directory is an external identity source added on the admin page
+// (sources from config.toml are not stored). Settings holds the source's
+// non-secret settings as JSON; SealedSecret its bind password or client
+// secret, sealed by the caller.
+type Directory struct {
+	ID           string    `json:"id"`
+	Type         string    `json:"type"` // "ldap"
+	Settings     []byte    `json:"settings"`
+	SealedSecret []byte    `json:"sealed_secret,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
 // Avatar is a user's uploaded picture.
 type Avatar struct {
 	UserID      string    `json:"user_id"`
@@ -394,6 +407,15 @@ type Credentials interface {
 	DeleteCredentials(ctx context.Context, userID, kind string) (int, error)
 }
 
+// Directories persists the identity sources added on the admin page.
+type Directories interface {
+	// PutDirectory creates or replaces a directory by ID.
+	PutDirectory(ctx context.Context, d Directory) error
+	GetDirectory(ctx context.Context, id string) (Directory, error)
+	ListDirectories(ctx context.Context) ([]Directory, error)
+	DeleteDirectory(ctx context.Context, id string) error
+}
+
 // Avatars persists uploaded pictures.
 type Avatars interface {
 	PutAvatar(ctx context.Context, a Avatar) error
@@ -459,6 +481,7 @@ type Store interface {
 	Sessions
 	Credentials
 	Avatars
+	Directories
 	Grants
 	Keys
 	OneTimeTokens

@@ -69,8 +69,27 @@ func allSources(ldaps []*ldap.Source, upstream []directory.Source) []directory.S
 }
 
 // syncDirectories imports every directory's users now and then every
-// sync_interval, until ctx ends.
+// sync_interval (hourly for directories added on the admin page), until
+// ctx ends.
 func (m *Main) syncDirectories(ctx context.Context) {
+	go func() {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+				if st.Stored && st.CanSync && !st.Disabled {
+					if _, err := m.Accounts.SyncDirectory(ctx, st.ID); err != nil {
+						m.Logger.Warn("directory sync failed", "directory", st.ID, "err", err)
+					}
+				}
+			}
+		}
+	}()
 	for _, d := range m.Config.Directories {
 		if d.Type != "ldap" {
 			continue

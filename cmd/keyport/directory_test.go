@@ -328,3 +328,84 @@ func TestAdminDirectoriesPage(t *testing.T) {
 		t.Errorf("unknown directory: %d", r.Status)
 	}
 }
+
+func TestAdminAddsDirectory(t *testing.T) {
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	dir := t.TempDir()
+	srv := startServer(t, dir, nil)
+	srv.createUser("root", true)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	p := b.get(srv.URL + "/admin/directories/new")
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `name="bind_password"`) {
+		t.Fatalf("new directory form: %d", p.Status)
+	}
+	form := url.Values{"id": {"branch"}, "name": {"Branch office"}, "url": {ldapSrv.URL},
+		"bind_dn": {"cn=keyport,ou=people,dc=example,dc=org"}, "bind_password": {"service-secret"},
+		"user_base_dn": {"ou=people,dc=example,dc=org"}, "user_filter": {"(&(objectClass=inetOrgPerson)(mail=*))"},
+		"login_attributes": {"uid, mail"}, "group_base_dn": {"ou=groups,dc=example,dc=org"}, "group_filter": {"(objectClass=groupOfNames)"}, "member_attribute": {"member"}}
+	// Bad settings: a clear message, nothing stored.
+	bad := url.Values{}
+	for k, v := range form {
+		bad[k] = v
+	}
+	bad.Set("url", "http://not-ldap")
+	if r := postPage(b, p, "/admin/directories/new", bad); r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "url") {
+		t.Errorf("bad URL: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if ds, _ := srv.Main.Store.ListDirectories(context.Background()); len(ds) != 0 {
+		t.Fatalf("a refused directory was stored: %+v", ds)
+	}
+	if r := postPage(b, p, "/admin/directories/new", form); r.Status != http.StatusOK || !strings.Contains(r.Body, "Branch office") {
+		t.Fatalf("add directory: %d %s", r.Status, truncateBody(r.Body))
+	}
+	stored, err := srv.Main.Store.GetDirectory(context.Background(), "branch")
+	if err != nil || strings.Contains(string(stored.Settings), "service-secret") || strings.Contains(string(stored.SealedSecret), "service-secret") || len(stored.SealedSecret) == 0 {
+		t.Fatalf("stored directory (password must be sealed): %v %s", err, stored.Settings)
+	}
+	// It works at once: an LDAP user signs in through it.
+	signInPortal(t, srv, newBrowser(t), "alice")
+	if u, _ := srv.Main.Store.GetUserByLogin(context.Background(), "alice"); u.Source != "branch" {
+		t.Errorf("alice's source: %q", u.Source)
+	}
+	// Editing without a password keeps the stored one.
+	ep := b.get(srv.URL + "/admin/directories/branch/edit")
+	if ep.Status != http.StatusOK || strings.Contains(ep.Body, "service-secret") || !strings.Contains(ep.Body, "keep the stored password") {
+		t.Fatalf("edit form: %d", ep.Status)
+	}
+	edit := url.Values{}
+	for k, v := range form {
+		edit[k] = v
+	}
+	edit.Del("bind_password")
+	edit.Set("name", "Branch office (renamed)")
+	if r := postPage(b, ep, "/admin/directories/branch/edit", edit); r.Status != http.StatusOK || !strings.Contains(r.Body, "renamed") {
+		t.Fatalf("edit: %d", r.Status)
+	}
+	r := postPage(b, ep, "/admin/directories/branch/test", url.Values{})
+	if !strings.Contains(r.Body, "finds 3 users") {
+		t.Errorf("test after edit (stored password kept): %s", truncateBody(r.Body))
+	}
+	// After a restart it is still there.
+	srv = srv.restart()
+	signInPortal(t, srv, newBrowser(t), "dave")
+	// Non-admins cannot add or remove directories.
+	srv.createUser("plain", false)
+	pb := newBrowser(t)
+	signInPortal(t, srv, pb, "plain")
+	pp := pb.get(srv.URL + "/profile")
+	if r := postPage(pb, pp, "/admin/directories/new", form); r.Status != http.StatusForbidden {
+		t.Errorf("non-admin add: %d", r.Status)
+	}
+	if r := postPage(pb, pp, "/admin/directories/branch/delete", url.Values{}); r.Status != http.StatusForbidden {
+		t.Errorf("non-admin delete: %d", r.Status)
+	}
+	// Removed: its users can no longer sign in through it.
+	b2 := newBrowser(t)
+	signInPortal(t, srv, b2, "root")
+	postPage(b2, b2.get(srv.URL+"/admin/directories"), "/admin/directories/branch/delete", url.Values{})
+	lb := newBrowser(t)
+	if lp := lb.submit(lb.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}}); lp.Status != http.StatusUnauthorized {
+		t.Errorf("sign-in through a removed directory: %d", lp.Status)
+	}
+}

@@ -128,6 +128,10 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		return nil, err
 	}
 	m.Accounts.UseDirectories(allSources(m.directories, upstream)...)
+	if err := m.Accounts.LoadStoredDirectories(context.Background()); err != nil {
+		m.db.Close()
+		return nil, err
+	}
 	return m, nil
 }
 

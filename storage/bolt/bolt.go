@@ -244,6 +244,7 @@ var (
 	bAvatars               = []byte("avatars") // uid → Avatar
 	// connection NUL external user ID → user ID
 	bUsersByIdentity = []byte("users_by_identity")
+	bDirectories     = []byte("directories")    // directory ID → Directory
 	kSchemaVersion   = []byte("schema_version") // in bMeta, decimal
 	emptyValue       = []byte{}
 
@@ -251,7 +252,7 @@ var (
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -299,6 +300,10 @@ var migrations = []func(tx *bbolt.Tx) error{
 	},
 	2: func(tx *bbolt.Tx) error { // directories: users linked to external accounts
 		_, err := tx.CreateBucketIfNotExists(bUsersByIdentity)
+		return err
+	},
+	3: func(tx *bbolt.Tx) error { // directories added on the admin page
+		_, err := tx.CreateBucketIfNotExists(bDirectories)
 		return err
 	},
 }

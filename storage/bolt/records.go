@@ -250,3 +250,59 @@ func (d *DB) ListLoginAttempts(ctx context.Context, userID string, limit int) ([
 	}
 	return out, nil
 }
+
+// Directories added on the admin page.
+
+func (d *DB) PutDirectory(ctx context.Context, dir storage.Directory) error {
+	if dir.ID == "" || dir.Type == "" {
+		return errors.New("put directory: empty ID or type")
+	}
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		return putJSON(tx.Bucket(bDirectories), dir.ID, dir)
+	})
+}
+
+func (d *DB) GetDirectory(ctx context.Context, id string) (storage.Directory, error) {
+	var dir storage.Directory
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bDirectories), id, &dir)
+		if err == nil && !ok {
+			err = notFound("get directory", id)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.Directory{}, err
+	}
+	return dir, nil
+}
+
+// ListDirectories returns every stored directory, oldest first.
+func (d *DB) ListDirectories(ctx context.Context) ([]storage.Directory, error) {
+	var out []storage.Directory
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bDirectories).ForEach(func(k, v []byte) error {
+			var dir storage.Directory
+			if err := json.Unmarshal(v, &dir); err != nil {
+				return fmt.Errorf("decode directory %q: %w", k, err)
+			}
+			out = append(out, dir)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list directories: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b storage.Directory) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out, nil
+}
+
+func (d *DB) DeleteDirectory(ctx context.Context, id string) error {
+	return d.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bDirectories)
+		if !has(b, id) {
+			return notFound("delete directory", id)
+		}
+		return b.Delete([]byte(id))
+	})
+}

@@ -581,3 +581,31 @@ var identityTests = []test{
 		isErr(t, err, storage.ErrNotFound, "a deleted user's link")
 	}},
 }
+
+var directoryTests = []test{
+	{"PutGetListDelete", func(t *testing.T, s storage.Store, clock *testClock) {
+		ctx := t.Context()
+		a := storage.Directory{ID: "corp", Type: "ldap", Settings: []byte(`{"url":"ldap://x"}`), SealedSecret: []byte{1, 2}, CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
+		ok(t, s.PutDirectory(ctx, a), "put")
+		clock.Advance(time.Second)
+		b := storage.Directory{ID: "branch", Type: "ldap", Settings: []byte(`{}`), CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
+		ok(t, s.PutDirectory(ctx, b), "put second")
+		got, err := s.GetDirectory(ctx, "corp")
+		ok(t, err, "get")
+		equal(t, got, a, "round trip")
+		a.Settings = []byte(`{"url":"ldaps://y"}`)
+		ok(t, s.PutDirectory(ctx, a), "replace")
+		list, err := s.ListDirectories(ctx)
+		ok(t, err, "list")
+		equal(t, len(list), 2, "count")
+		equal(t, list[0].ID, "corp", "oldest first")
+		equal(t, string(list[0].Settings), `{"url":"ldaps://y"}`, "replaced settings")
+		ok(t, s.DeleteDirectory(ctx, "corp"), "delete")
+		isErr(t, s.DeleteDirectory(ctx, "corp"), storage.ErrNotFound, "delete again")
+		_, err = s.GetDirectory(ctx, "corp")
+		isErr(t, err, storage.ErrNotFound, "get deleted")
+		if err := s.PutDirectory(ctx, storage.Directory{Type: "ldap"}); err == nil {
+			t.Fatal("a directory without ID was stored")
+		}
+	}},
+}

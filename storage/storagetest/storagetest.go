@@ -70,6 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"LoginAttempts", loginAttemptTests},
 		{"Credentials", credentialTests},
 		{"Identities", identityTests},
+		{"Directories", directoryTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}
