@@ -181,6 +181,16 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 	case err == nil:
 	case errors.Is(err, directory.ErrInvalidCredentials):
 		if known {
+			// A directory that no longer knows the person also answers
+			// "invalid credentials"; ask it, and end what the account has.
+			if l, ok := sources[0].(directory.Lister); ok {
+				if id := linkedID(user, sources[0].ID()); id != "" {
+					if _, lerr := l.Lookup(ctx, id); errors.Is(lerr, directory.ErrInvalidCredentials) {
+						s.blockFromDirectory(ctx, user.ID, "no longer in the directory")
+						return fail("no longer in the directory", errAccountDisabled, false)
+					}
+				}
+			}
 			return fail("wrong password", errInvalidCredentials, true)
 		}
 		return fail("unknown account", errInvalidCredentials, true)
@@ -489,4 +499,14 @@ func (s *Service) saveSyncReport(ctx context.Context, rep SyncReport) {
 	if err != nil {
 		s.log.ErrorContext(ctx, "save sync report", "source", rep.Source, "err", err)
 	}
+}
+
+// linkedID is the user's ID at the source, from their identities.
+func linkedID(u storage.User, sourceID string) string {
+	for _, i := range u.Identities {
+		if i.Connection == sourceID {
+			return i.UserID
+		}
+	}
+	return ""
 }

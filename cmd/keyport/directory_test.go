@@ -409,3 +409,36 @@ func TestAdminAddsDirectory(t *testing.T) {
 		t.Errorf("sign-in through a removed directory: %d", lp.Status)
 	}
 }
+
+func TestLDAPUserRemovedIsStoppedAtSignIn(t *testing.T) {
+	srv, ldapSrv := startWithDirectory(t)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "dave")
+	c, err := goldap.DialURL(ldapSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Bind(slapdtest.AdminDN, slapdtest.AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Del(goldap.NewDelRequest("uid=dave,ou=people,dc=example,dc=org", nil)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// No sync has run: the next sign-in finds out, fails, and ends the
+	// account's other sessions.
+	lb := newBrowser(t)
+	if lp := lb.submit(lb.get(srv.URL+"/login"), "/login", url.Values{"login": {"dave"}, "password": {testPassword}}); lp.Status != http.StatusForbidden {
+		t.Errorf("sign-in of a removed user: %d", lp.Status)
+	}
+	if dave, _ := srv.Main.Store.GetUserByLogin(context.Background(), "dave"); !dave.Blocked {
+		t.Error("the removed user is not blocked")
+	}
+	if r := b.get(srv.URL + "/profile"); !isLoginPage(r) {
+		t.Error("the removed user's session survived")
+	}
+	// A wrong password of a user the directory still knows blocks nothing.
+	lb2 := newBrowser(t)
+	lb2.submit(lb2.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {"wrong password"}})
+	signInPortal(t, srv, newBrowser(t), "alice")
+}
