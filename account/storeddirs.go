@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/ldap"
+	oidcsource "github.com/keyport/keyport/directory/oidc"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -41,6 +43,21 @@ func (s *Service) LoadStoredDirectories(ctx context.Context) error {
 }
 
 func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
+	if d.Type == "oidc" {
+		var cfg oidcsource.Config
+		if err := json.Unmarshal(d.Settings, &cfg); err != nil {
+			return nil, fmt.Errorf("directory %q: settings: %w", d.ID, err)
+		}
+		if len(d.SealedSecret) > 0 {
+			secret, err := s.sealer.Open(d.SealedSecret, bindPurpose(d.ID))
+			if err != nil {
+				return nil, fmt.Errorf("directory %q: client secret: %w", d.ID, err)
+			}
+			cfg.ClientSecret = string(secret)
+		}
+		cfg.ID, cfg.RedirectURL = d.ID, s.UpstreamCallbackURL()
+		return cfg.Open()
+	}
 	if d.Type != "ldap" {
 		return nil, fmt.Errorf("directory %q: unknown type %q", d.ID, d.Type)
 	}
@@ -81,24 +98,12 @@ func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, 
 // page. An empty BindPassword on a change keeps the stored one. The
 // settings are checked by opening the source before anything is stored.
 func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create bool) error {
-	if !directoryIDPattern.MatchString(cfg.ID) {
-		return FieldErrorf("id", "The ID must be 1 to 64 letters, digits, dots, dashes or underscores.")
+	old, exists, err := s.checkSave(ctx, cfg.ID, create)
+	if err != nil {
+		return err
 	}
-	for _, st := range s.static {
-		if st.ID() == cfg.ID {
-			return &Error{Code: Conflict, Field: "id", Message: "This directory comes from the configuration file and cannot be changed here."}
-		}
-	}
-	old, err := s.store.GetDirectory(ctx, cfg.ID)
-	exists := err == nil
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
-	}
-	if create && exists {
-		return &Error{Code: Conflict, Field: "id", Message: "A directory with this ID exists already."}
-	}
-	if !create && !exists {
-		return Errorf(NotFound, "There is no directory %q that can be edited here.", cfg.ID)
+	if exists && old.Type != "ldap" {
+		return FieldErrorf("id", "This directory is not an LDAP directory.")
 	}
 	sealed := old.SealedSecret
 	if cfg.BindPassword != "" {
@@ -115,19 +120,111 @@ func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create boo
 	}
 	clean := cfg
 	clean.BindPassword = ""
-	settings, err := json.Marshal(clean)
+	return s.putStored(ctx, "ldap", clean, sealed, old, exists, create)
+}
+
+// UpstreamCallbackURL is where upstream providers send the browser back;
+// register it there.
+func (s *Service) UpstreamCallbackURL() string {
+	return strings.TrimSuffix(s.policy.Issuer, "/") + "/login/upstream/callback"
+}
+
+// StoredDirectoryType tells the type of a directory added on the admin page.
+func (s *Service) StoredDirectoryType(ctx context.Context, id string) (string, error) {
+	d, err := s.store.GetDirectory(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", Errorf(NotFound, "There is no directory %q that can be edited here.", id)
+	}
+	if err != nil {
+		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	return d.Type, nil
+}
+
+// StoredUpstream returns the settings of an upstream provider added on the
+// admin page, without its secret.
+func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Config, error) {
+	d, err := s.store.GetDirectory(ctx, id)
+	if err != nil || d.Type != "oidc" {
+		return oidcsource.Config{}, Errorf(NotFound, "There is no directory %q that can be edited here.", id)
+	}
+	var cfg oidcsource.Config
+	if err := json.Unmarshal(d.Settings, &cfg); err != nil {
+		return oidcsource.Config{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	cfg.ID = d.ID
+	return cfg, nil
+}
+
+// SaveUpstream adds or changes an upstream OpenID Connect provider from the
+// admin page; an empty ClientSecret on a change keeps the stored one.
+func (s *Service) SaveUpstream(ctx context.Context, cfg oidcsource.Config, create bool) error {
+	old, exists, err := s.checkSave(ctx, cfg.ID, create)
+	if err != nil {
+		return err
+	}
+	if exists && old.Type != "oidc" {
+		return FieldErrorf("id", "This directory is not an upstream provider.")
+	}
+	sealed := old.SealedSecret
+	if cfg.ClientSecret != "" {
+		sealed = s.sealer.Seal([]byte(cfg.ClientSecret), bindPurpose(cfg.ID))
+	}
+	cfg.RedirectURL = s.UpstreamCallbackURL()
+	cfg.HTTPClient = nil
+	if _, err := cfg.Open(); err != nil {
+		return &Error{Code: Invalid, Message: err.Error(), Err: err}
+	}
+	clean := cfg
+	clean.ClientSecret = ""
+	return s.putStored(ctx, "oidc", clean, sealed, old, exists, create)
+}
+
+// checkSave applies the rules common to saving any stored directory.
+func (s *Service) checkSave(ctx context.Context, id string, create bool) (storage.Directory, bool, error) {
+	if !directoryIDPattern.MatchString(id) {
+		return storage.Directory{}, false, FieldErrorf("id", "The ID must be 1 to 64 letters, digits, dots, dashes or underscores.")
+	}
+	for _, st := range s.static {
+		if st.ID() == id {
+			return storage.Directory{}, false, &Error{Code: Conflict, Field: "id", Message: "This directory comes from the configuration file and cannot be changed here."}
+		}
+	}
+	old, err := s.store.GetDirectory(ctx, id)
+	exists := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return old, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	if create && exists {
+		return old, true, &Error{Code: Conflict, Field: "id", Message: "A directory with this ID exists already."}
+	}
+	if !create && !exists {
+		return old, false, Errorf(NotFound, "There is no directory %q that can be edited here.", id)
+	}
+	return old, exists, nil
+}
+
+func (s *Service) putStored(ctx context.Context, typ string, settings any, sealed []byte, old storage.Directory, exists, create bool) error {
+	raw, err := json.Marshal(settings)
 	if err != nil {
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
 	now := s.now()
-	d := storage.Directory{ID: cfg.ID, Type: "ldap", Settings: settings, SealedSecret: sealed, CreatedAt: now, UpdatedAt: now}
+	id := ""
+	switch c := settings.(type) {
+	case ldap.Config:
+		id = c.ID
+	case oidcsource.Config:
+		id = c.ID
+	}
+	d := storage.Directory{ID: id, Type: typ, Settings: raw, SealedSecret: sealed, CreatedAt: now, UpdatedAt: now}
 	if exists {
 		d.CreatedAt = old.CreatedAt
 	}
 	if err := s.store.PutDirectory(ctx, d); err != nil {
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
-	s.log.InfoContext(ctx, "directory saved from the admin page", "directory", cfg.ID, "created", create)
+	s.log.InfoContext(ctx, "directory saved from the admin page", "directory", id, "type", typ, "created", create)
 	return s.LoadStoredDirectories(ctx)
 }
 

@@ -10,10 +10,12 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/directory/ldap"
+	oidcsource "github.com/keyport/keyport/directory/oidc"
 )
 
 func (s *Server) registerAdminRoutes(r *mux.Router) {
 	s.registerAdminDirectoryForms(r) // before the {id} routes below
+	s.registerAdminUpstreamForms(r)
 	r.Handle("/admin/directories", s.withAdmin(s.adminDirectories)).Methods(http.MethodGet)
 	r.Handle("/admin/directories/{id}/test", s.withAdmin(s.adminDirectoryTest)).Methods(http.MethodPost)
 	r.Handle("/admin/directories/{id}/sync", s.withAdmin(s.adminDirectorySync)).Methods(http.MethodPost)
@@ -187,6 +189,64 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 func (s *Server) adminDirectoryDelete(w http.ResponseWriter, r *http.Request, m me) error {
 	if err := s.acct.DeleteDirectory(r.Context(), mux.Vars(r)["id"]); err != nil {
 		return err
+	}
+	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) registerAdminUpstreamForms(r *mux.Router) {
+	r.Handle("/admin/upstreams/new", s.withAdmin(s.adminUpstreamForm)).Methods(http.MethodGet)
+	r.Handle("/admin/upstreams/new", s.withAdmin(s.adminUpstreamSave)).Methods(http.MethodPost)
+	r.Handle("/admin/upstreams/{id}/edit", s.withAdmin(s.adminUpstreamForm)).Methods(http.MethodGet)
+	r.Handle("/admin/upstreams/{id}/edit", s.withAdmin(s.adminUpstreamSave)).Methods(http.MethodPost)
+}
+
+type upstreamFormData struct {
+	base
+	Create      bool
+	F           oidcsource.Config
+	Scopes      string
+	CallbackURL string
+	HasSecret   bool
+	Error       string
+}
+
+func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me) error {
+	id, editing := mux.Vars(r)["id"]
+	d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.UpstreamCallbackURL()}
+	d.Nav = "admin"
+	if editing {
+		cfg, err := s.acct.StoredUpstream(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		d.F, d.Scopes, d.HasSecret = cfg, strings.Join(cfg.Scopes, " "), true
+	} else {
+		d.Scopes = "openid profile email"
+	}
+	s.render(w, r, http.StatusOK, "admin_upstream", d)
+	return nil
+}
+
+func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me) error {
+	id, editing := mux.Vars(r)["id"]
+	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
+	if !editing {
+		id = f("id")
+	}
+	cfg := oidcsource.Config{ID: id, Name: f("name"), Issuer: f("issuer"), ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret"),
+		Scopes: strings.Fields(f("scopes")), UsernameClaim: f("username_claim"), EmailClaim: f("email_claim"), GroupsClaim: f("groups_claim"),
+		ButtonLabel: f("button_label"), LinkByVerifiedEmail: f("link_by_verified_email") == "1", CreateUsers: f("create_users") == "1"}
+	if err := s.acct.SaveUpstream(r.Context(), cfg, !editing); err != nil {
+		code := account.ErrorCode(err)
+		if code != account.Invalid && code != account.Conflict {
+			return err
+		}
+		d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, F: cfg, Scopes: f("scopes"),
+			CallbackURL: s.acct.UpstreamCallbackURL(), Error: account.ErrorMessage(err)}
+		d.Nav = "admin"
+		s.render(w, r, statusFor(code), "admin_upstream", d)
+		return nil
 	}
 	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
 	return nil

@@ -139,3 +139,25 @@ var deAdminDirectories = map[string]string{
 	"This directory comes from the configuration file and cannot be changed here.": "Dieses Verzeichnis stammt aus der Konfigurationsdatei und kann hier nicht geändert werden.",
 	"A directory with this ID exists already.":                                     "Es gibt schon ein Verzeichnis mit dieser ID.",
 }
+
+// deAdminUpstreams is German for the upstream provider form.
+var deAdminUpstreams = map[string]string{
+	"Add an upstream OpenID Connect provider":                  "Vorgeschalteten OpenID-Connect-Anbieter hinzufügen",
+	"Upstream OpenID Connect provider":                         "Vorgeschalteter OpenID-Connect-Anbieter",
+	"Upstream provider":                                        "Vorgeschalteter Anbieter",
+	"Register Keyport at the provider with this redirect URI:": "Registriere Keyport beim Anbieter mit dieser Redirect-URI:",
+	"Issuer URL":                             "Issuer-URL",
+	"Client ID":                              "Client-ID",
+	"Client secret":                          "Client-Secret",
+	"Leave empty to keep the stored secret.": "Leer lassen, um das gespeicherte Secret zu behalten.",
+	"Scopes (space separated)":               "Scopes (durch Leerzeichen getrennt)",
+	"Username claim":                         "Claim für den Benutzernamen",
+	"Email claim":                            "Claim für die E-Mail",
+	"Groups claim (optional)":                "Claim für Gruppen (optional)",
+	"Button label":                           "Beschriftung der Schaltfläche",
+	"Link to an existing account with the same verified email": "Mit einem bestehenden Konto mit derselben bestätigten E-Mail verknüpfen",
+	"Create accounts on first sign-in":                         "Konten bei der ersten Anmeldung anlegen",
+	"Save provider":                                            "Anbieter speichern",
+	"This directory is not an LDAP directory.":                 "Dieses Verzeichnis ist kein LDAP-Verzeichnis.",
+	"This directory is not an upstream provider.":              "Dieses Verzeichnis ist kein vorgeschalteter Anbieter.",
+}

@@ -447,7 +447,22 @@ func (c *cli) directoryList(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tURL\tUSERS UNDER\tSYNC EVERY")
 	for _, d := range cfg.Directories {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Type, d.URL, d.UserBaseDN, d.SyncInterval.Duration)
+		where := d.URL
+		if d.Type == "oidc" {
+			where = d.Issuer
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Type, where, d.UserBaseDN, d.SyncInterval.Duration)
+	}
+	// Directories added on the admin page live in the database.
+	if m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil); err == nil {
+		defer m.Close()
+		for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+			if st.Stored {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
+			}
+		}
+	} else {
+		fmt.Fprintf(c.stderr, "keyport: directories added on the admin page are not listed: %v\n", err)
 	}
 	return tw.Flush()
 }
@@ -482,6 +497,23 @@ func (c *cli) directoryTest(ctx context.Context, args []string) error {
 			u := rep.Sample
 			fmt.Fprintf(c.stdout, "sample: username=%s email=%s name=%q groups=%v id=%s\n", u.Username, u.Email, u.DisplayName, u.Groups, u.ID)
 		}
+		return nil
+	}
+	// Not in the file: perhaps added on the admin page.
+	m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+		if st.ID != *id || !st.CanTest {
+			continue
+		}
+		rep, err := m.Accounts.TestDirectory(ctx, *id)
+		if err != nil {
+			return fmt.Errorf("directory %s: %w", *id, err)
+		}
+		fmt.Fprintf(c.stdout, "directory %s: connected and bound; the filter finds %d users\n", *id, rep.Users)
 		return nil
 	}
 	return usageError{fmt.Sprintf("no directory with id %q (see keyport directory list)", *id)}

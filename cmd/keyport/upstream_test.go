@@ -236,3 +236,41 @@ func TestUpstreamNonceAndPKCEChecked(t *testing.T) {
 		t.Errorf("honest exchange: %v %+v", err, id)
 	}
 }
+
+func TestAdminAddsUpstream(t *testing.T) {
+	up := startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
+	up.createUser("ursula", false)
+	down := startServer(t, "", nil)
+	_, secret, err := up.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{down.URL + "/login/upstream/callback"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down.createUser("root", true)
+	b := newBrowser(t)
+	signInPortal(t, down, b, "root")
+	p := b.get(down.URL + "/admin/upstreams/new")
+	if !strings.Contains(p.Body, down.URL+"/login/upstream/callback") {
+		t.Fatalf("the form does not show the redirect URI to register: %s", truncateBody(p.Body))
+	}
+	form := url.Values{"id": {"up"}, "name": {"Upstream Keyport"}, "issuer": {up.URL}, "client_id": {"downstream"}, "client_secret": {secret}, "create_users": {"1"}}
+	bad := url.Values{"id": {"up"}, "issuer": {"ftp://nope"}, "client_id": {"downstream"}}
+	if r := postPage(b, p, "/admin/upstreams/new", bad); r.Status != http.StatusBadRequest {
+		t.Errorf("bad issuer: %d", r.Status)
+	}
+	if r := postPage(b, p, "/admin/upstreams/new", form); r.Status != http.StatusOK || !strings.Contains(r.Body, "Upstream Keyport") {
+		t.Fatalf("add upstream: %d %s", r.Status, truncateBody(r.Body))
+	}
+	stored, err := down.Main.Store.GetDirectory(context.Background(), "up")
+	if err != nil || stored.Type != "oidc" || strings.Contains(string(stored.Settings), secret) || strings.Contains(string(stored.SealedSecret), secret) {
+		t.Fatalf("stored upstream (secret must be sealed): %v %s", err, stored.Settings)
+	}
+	ub := newBrowser(t)
+	start := ub.get(down.URL + "/login")
+	res := signInUpstream(t, down, ub, start)
+	if res.Status != http.StatusOK || res.URL.Path != "/" {
+		t.Fatalf("sign-in through the added upstream: %d %s", res.Status, res.URL)
+	}
+	if u, err := down.Main.Store.GetUserByLogin(context.Background(), "ursula"); err != nil || u.Source != "up" {
+		t.Errorf("created account: %v %+v", err, u)
+	}
+}
