@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"maps"
 	"slices"
 	"time"
 
@@ -21,6 +22,9 @@ type sourceSet struct {
 	callbacks []directory.CallbackSource
 	all       []directory.Source
 	stored    map[string]bool // added on the admin page (editable)
+	// disabled: turned off on the admin page. Kept here, not read from the
+	// store, because sign-in and the sign-in page consult it on every request.
+	disabled map[string]bool
 }
 
 func (s *Service) sourceSet() *sourceSet {
@@ -36,11 +40,13 @@ func (s *Service) sourceSet() *sourceSet {
 // LoadStoredDirectories adds the ones from the admin page.
 func (s *Service) UseDirectories(sources ...directory.Source) {
 	s.static = sources
-	s.rebuildSources(nil)
+	s.rebuildSources(context.Background(), nil)
 }
 
-func (s *Service) rebuildSources(stored []directory.Source) {
-	set := &sourceSet{stored: map[string]bool{}}
+func (s *Service) rebuildSources(ctx context.Context, stored []directory.Source) {
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	set := &sourceSet{stored: map[string]bool{}, disabled: map[string]bool{}}
 	for _, src := range stored {
 		set.stored[src.ID()] = true
 	}
@@ -52,6 +58,9 @@ func (s *Service) rebuildSources(stored []directory.Source) {
 			set.callbacks = append(set.callbacks, c)
 		}
 		set.all = append(set.all, src)
+		if raw, err := s.store.GetSetting(ctx, disabledKey(src.ID())); err == nil && string(raw) == "1" {
+			set.disabled[src.ID()] = true
+		}
 	}
 	if old := s.srcs.Swap(set); old != nil {
 		for _, src := range old.all {
@@ -157,12 +166,12 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 		sources = []directory.PasswordSource{src}
 	} else {
 		for _, src := range s.sourceSet().password {
-			if !s.DirectoryDisabled(ctx, src.ID()) {
+			if !s.DirectoryDisabled(src.ID()) {
 				sources = append(sources, src)
 			}
 		}
 	}
-	if known && s.DirectoryDisabled(ctx, user.Source) {
+	if known && s.DirectoryDisabled(user.Source) {
 		return fail("directory turned off", errInvalidCredentials, true)
 	}
 	var (
@@ -206,7 +215,7 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 		s.log.ErrorContext(ctx, "directory sign-in failed", "source", src.ID(), "err", err)
 		return fail("directory unavailable", &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached right now. Please try again later.", src.Name()), Err: err}, false)
 	}
-	u, perr := s.provision(ctx, src, ident)
+	u, _, perr := s.provision(ctx, src, ident)
 	if perr != nil {
 		return fail("account could not be linked", perr, false)
 	}
@@ -224,7 +233,8 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 
 // provision creates or refreshes the local account of a directory user:
 // a stable Keyport ID, the identity link, the fields the source owns.
-func (s *Service) provision(ctx context.Context, src directory.Source, ident directory.Identity) (storage.User, error) {
+// created tells which of the two it did.
+func (s *Service) provision(ctx context.Context, src directory.Source, ident directory.Identity) (u storage.User, created bool, err error) {
 	now := s.now()
 	apply := func(u *storage.User) {
 		u.Source = src.ID()
@@ -236,47 +246,44 @@ func (s *Service) provision(ctx context.Context, src directory.Source, ident dir
 		}
 		u.UpdatedAt = now
 	}
-	u, err := s.store.GetUserByIdentity(ctx, src.ID(), ident.ID)
+	u, err = s.store.GetUserByIdentity(ctx, src.ID(), ident.ID)
 	if errors.Is(err, storage.ErrNotFound) {
-		created, cerr := s.createFromDirectory(ctx, src, ident, apply)
-		if !errors.Is(cerr, storage.ErrConflict) {
-			var ae *Error
-			if errors.As(cerr, &ae) {
-				return storage.User{}, ae
-			}
-			if cerr != nil {
-				return storage.User{}, s.linkError(src, ident, cerr)
-			}
-			return created, nil
+		nu, cerr := s.createFromDirectory(ctx, src, ident, apply)
+		var ae *Error
+		switch {
+		case cerr == nil:
+			return nu, true, nil
+		case errors.As(cerr, &ae):
+			return storage.User{}, false, ae
+		case !errors.Is(cerr, storage.ErrConflict):
+			return storage.User{}, false, s.linkError(src, ident, cerr)
 		}
 		// Another sign-in or sync may have created the account just now;
 		// if so, refresh that one, else the name is taken.
 		if u, err = s.store.GetUserByIdentity(ctx, src.ID(), ident.ID); err != nil {
-			return storage.User{}, s.linkError(src, ident, cerr)
+			return storage.User{}, false, s.linkError(src, ident, cerr)
 		}
 	}
-	switch {
-	case err == nil:
-		before := u
-		u, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
-			apply(&u)
-			if u.Username != ident.Username && ident.Username != "" {
-				u.Username = ident.Username // renamed in the directory
-			}
-			return u, nil
-		})
-		if err != nil {
-			return storage.User{}, s.linkError(src, ident, err)
-		}
-		// The photo is stored once; re-encoded, it cannot be compared with
-		// the directory's bytes later.
-		if len(ident.Picture) > 0 && before.AvatarAt.IsZero() {
-			s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+	if err != nil {
+		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	before := u
+	u, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+		apply(&u)
+		if u.Username != ident.Username && ident.Username != "" {
+			u.Username = ident.Username // renamed in the directory
 		}
 		return u, nil
-	default:
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	})
+	if err != nil {
+		return storage.User{}, false, s.linkError(src, ident, err)
 	}
+	// The photo is stored once; re-encoded, it cannot be compared with the
+	// directory's bytes later.
+	if len(ident.Picture) > 0 && before.AvatarAt.IsZero() {
+		s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+	}
+	return u, false, nil
 }
 
 // createFromDirectory creates the local account of a directory user.
@@ -373,7 +380,7 @@ func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncRepor
 	if !ok {
 		return rep, Errorf(Invalid, "The directory %q cannot list its users.", sourceID)
 	}
-	if s.DirectoryDisabled(ctx, sourceID) {
+	if s.DirectoryDisabled(sourceID) {
 		return rep, Errorf(Invalid, "The directory %q is turned off.", sourceID)
 	}
 	idents, err := lister.Users(ctx)
@@ -386,23 +393,20 @@ func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncRepor
 	seen := map[string]bool{}
 	for _, ident := range idents {
 		seen[ident.ID] = true
-		_, lerr := s.store.GetUserByIdentity(ctx, sourceID, ident.ID)
-		if _, err := s.provision(ctx, src, ident); err != nil {
+		u, created, err := s.provision(ctx, src, ident)
+		if err != nil {
 			rep.Failed++
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", ident.Username, ErrorMessage(err)))
 			continue
 		}
-		if lerr == nil {
-			rep.Updated++
-		} else {
+		if created {
 			rep.Created++
+		} else {
+			rep.Updated++
 		}
-		// A user the source lists but reports disabled is blocked too.
-		if _, err := lister.Lookup(ctx, ident.ID); errors.Is(err, directory.ErrDisabled) {
-			if u, err := s.store.GetUserByIdentity(ctx, sourceID, ident.ID); err == nil && !u.Blocked {
-				s.blockFromDirectory(ctx, u.ID, "disabled in the directory")
-				rep.Blocked++
-			}
+		if ident.Disabled && !u.Blocked {
+			s.blockFromDirectory(ctx, u.ID, "disabled in the directory")
+			rep.Blocked++
 		}
 	}
 	users, err := s.store.ListUsers(ctx)
@@ -441,7 +445,7 @@ func disabledKey(id string) string   { return "directory-disabled:" + id }
 func (s *Service) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
 	var out []DirectoryStatus
 	for _, src := range s.sourceSet().all {
-		st := DirectoryStatus{ID: src.ID(), Name: src.Name(), Provider: src.Capabilities().Provider, Disabled: s.DirectoryDisabled(ctx, src.ID()), Stored: s.sourceSet().stored[src.ID()]}
+		st := DirectoryStatus{ID: src.ID(), Name: src.Name(), Provider: src.Capabilities().Provider, Disabled: s.DirectoryDisabled(src.ID()), Stored: s.sourceSet().stored[src.ID()]}
 		_, st.CanSync = src.(directory.Lister)
 		_, st.CanTest = src.(directory.Tester)
 		if raw, err := s.store.GetSetting(ctx, syncReportKey(src.ID())); err == nil {
@@ -456,10 +460,7 @@ func (s *Service) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
 }
 
 // DirectoryDisabled tells whether an admin turned the source off.
-func (s *Service) DirectoryDisabled(ctx context.Context, id string) bool {
-	raw, err := s.store.GetSetting(ctx, disabledKey(id))
-	return err == nil && string(raw) == "1"
-}
+func (s *Service) DirectoryDisabled(id string) bool { return s.sourceSet().disabled[id] }
 
 // SetDirectoryDisabled turns a source off (its users cannot sign in through
 // it; their accounts stay) or on again.
@@ -471,9 +472,19 @@ func (s *Service) SetDirectoryDisabled(ctx context.Context, id string, disabled 
 	if disabled {
 		v = []byte("1")
 	}
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
 	if err := s.store.PutSetting(ctx, disabledKey(id), v); err != nil {
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
+	// Same sources, new switch: swap in a copy so readers never lock.
+	next := *s.sourceSet()
+	next.disabled = maps.Clone(next.disabled)
+	if next.disabled == nil {
+		next.disabled = map[string]bool{}
+	}
+	next.disabled[id] = disabled
+	s.srcs.Store(&next)
 	s.log.InfoContext(ctx, "directory switched", "source", id, "disabled", disabled)
 	return nil
 }

@@ -73,6 +73,7 @@ type Service struct {
 	// force (static and stored), swapped whole on changes.
 	static []directory.Source
 	srcs   atomic.Pointer[sourceSet]
+	srcMu  sync.Mutex // serialises changes to srcs
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string

@@ -38,7 +38,7 @@ func (s *Service) LoadStoredDirectories(ctx context.Context) error {
 		}
 		opened = append(opened, src)
 	}
-	s.rebuildSources(opened)
+	s.rebuildSources(ctx, opened)
 	return nil
 }
 

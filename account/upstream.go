@@ -16,7 +16,7 @@ import (
 // new account when the source may create them. Every attempt is recorded.
 func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSource, ident directory.Identity, ip, userAgent string) (storage.User, error) {
 	now := s.now()
-	if s.DirectoryDisabled(ctx, src.ID()) {
+	if s.DirectoryDisabled(src.ID()) {
 		return storage.User{}, Errorf(Forbidden, "Sign-in with %s is turned off.", src.Name())
 	}
 	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "oidc:" + src.ID()}
@@ -29,7 +29,7 @@ func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSour
 	switch {
 	case err == nil:
 		if linked.Source == src.ID() {
-			if linked, err = s.provision(ctx, src, ident); err != nil {
+			if linked, _, err = s.provision(ctx, src, ident); err != nil {
 				return fail(linked.ID, "account could not be refreshed", err)
 			}
 		}
@@ -75,20 +75,17 @@ func (s *Service) linkOrCreate(ctx context.Context, src directory.CallbackSource
 	if !usernamePattern.MatchString(ident.Username) {
 		return storage.User{}, Errorf(Forbidden, "Your %s account has no usable username. Ask your administrator.", src.Name())
 	}
-	u, err := s.provision(ctx, src, ident)
+	u, _, err := s.provision(ctx, src, ident)
 	if err != nil {
 		return storage.User{}, err
 	}
 	return u, nil
 }
 
-// upstreamError is the user-facing error for a failed upstream sign-in.
-func upstreamError(src directory.CallbackSource, err error) error {
+// UpstreamError is the user-facing error for a failed upstream sign-in.
+func UpstreamError(src directory.CallbackSource, err error) error {
 	if errors.Is(err, directory.ErrUnavailable) {
 		return &Error{Code: Unavailable, Message: fmt.Sprintf("%s cannot be reached right now. Please try again later.", src.Name()), Err: err}
 	}
 	return &Error{Code: Unauthorized, Message: fmt.Sprintf("The sign-in with %s could not be verified. Please try again.", src.Name()), Err: err}
 }
-
-// UpstreamError maps an upstream exchange failure to a user-facing error.
-func UpstreamError(src directory.CallbackSource, err error) error { return upstreamError(src, err) }

@@ -37,6 +37,9 @@ type Identity struct {
 	Groups        []string
 	// Picture is a JPEG or PNG from the source (LDAP jpegPhoto), if any.
 	Picture []byte
+	// Disabled: the source lists the person but marks them disabled (set
+	// by Lister.Users; Login reports ErrDisabled instead).
+	Disabled bool
 	// AMR is how the upstream authenticated the person (RFC 8176), when
 	// it says.
 	AMR []string

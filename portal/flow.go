@@ -191,7 +191,7 @@ type loginData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons(r.Context())}
+	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 	}
@@ -267,7 +267,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
 		return nil
 	}
-	return s.finishSignIn(w, r, u, newHash, []string{"pwd"}, id, returnTo)
+	return s.finishSignInFor(w, r, u, newHash, []string{"pwd"}, a, returnTo, continueFlow)
 }
 
 type scopeView struct{ Name, Description string }

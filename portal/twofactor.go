@@ -115,6 +115,12 @@ func (s *Server) finishSignInAs(w http.ResponseWriter, r *http.Request, u storag
 			return err
 		}
 	}
+	return s.finishSignInFor(w, r, u, newHash, amr, a, returnTo, mode)
+}
+
+// finishSignInFor is finishSignInAs for a request the caller has loaded
+// already (a.ID is "" when there is none), so the sign-in path reads it once.
+func (s *Server) finishSignInFor(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, a storage.AuthRequest, returnTo string, mode signInMode) error {
 	u, secret, sess, err := s.acct.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
 	if err != nil {
 		return err
@@ -123,7 +129,7 @@ func (s *Server) finishSignInAs(w http.ResponseWriter, r *http.Request, u storag
 	if err := s.adoptSession(w, r, secret); err != nil {
 		return err
 	}
-	if authRequestID == "" {
+	if a.ID == "" {
 		http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
 		return nil
 	}

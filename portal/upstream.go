@@ -1,7 +1,6 @@
 package portal
 
 import (
-	"context"
 	"crypto/subtle"
 	"net/http"
 	"time"
@@ -32,10 +31,10 @@ const (
 
 type upstreamButton struct{ ID, Label string }
 
-func (s *Server) upstreamButtons(ctx context.Context) []upstreamButton {
+func (s *Server) upstreamButtons() []upstreamButton {
 	var out []upstreamButton
 	for _, p := range s.acct.UpstreamProviders() {
-		if s.acct.DirectoryDisabled(ctx, p.ID()) {
+		if s.acct.DirectoryDisabled(p.ID()) {
 			continue
 		}
 		out = append(out, upstreamButton{ID: p.ID(), Label: p.ButtonLabel()})

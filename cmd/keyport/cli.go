@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/directory"
 )
 
 const usage = `Keyport: an OpenID Connect provider in one binary.
@@ -479,44 +480,48 @@ func (c *cli) directoryTest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srcs, err := openDirectories(cfg.Directories)
+	rep, err := c.testDirectory(ctx, cfg, *id)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintf(c.stdout, "directory %s: connected and bound; the filter finds %d users\n", *id, rep.Users)
+	if u := rep.Sample; u != nil {
+		fmt.Fprintf(c.stdout, "sample: username=%s email=%s name=%q groups=%v id=%s\n", u.Username, u.Email, u.DisplayName, u.Groups, u.ID)
+	}
+	return nil
+}
+
+// testDirectory tests a directory from the configuration file without
+// touching the database (so it works while serve runs), or else one added
+// on the admin page.
+func (c *cli) testDirectory(ctx context.Context, cfg *config.Config, id string) (directory.TestReport, error) {
+	srcs, err := openDirectories(cfg.Directories)
+	if err != nil {
+		return directory.TestReport{}, err
 	}
 	for _, s := range srcs {
 		defer s.Close()
-		if s.ID() != *id {
-			continue
+		if s.ID() == id {
+			rep, err := s.Test(ctx)
+			if err != nil {
+				return rep, fmt.Errorf("directory %s: %w", id, err)
+			}
+			return rep, nil
 		}
-		rep, err := s.Test(ctx)
-		if err != nil {
-			return fmt.Errorf("directory %s: %w", s.ID(), err)
-		}
-		fmt.Fprintf(c.stdout, "directory %s: connected and bound; the filter finds %d users\n", s.ID(), rep.Users)
-		if rep.Sample != nil {
-			u := rep.Sample
-			fmt.Fprintf(c.stdout, "sample: username=%s email=%s name=%q groups=%v id=%s\n", u.Username, u.Email, u.DisplayName, u.Groups, u.ID)
-		}
-		return nil
 	}
-	// Not in the file: perhaps added on the admin page.
 	m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil)
 	if err != nil {
-		return err
+		return directory.TestReport{}, err
 	}
 	defer m.Close()
-	for _, st := range m.Accounts.DirectoryStatuses(ctx) {
-		if st.ID != *id || !st.CanTest {
-			continue
-		}
-		rep, err := m.Accounts.TestDirectory(ctx, *id)
-		if err != nil {
-			return fmt.Errorf("directory %s: %w", *id, err)
-		}
-		fmt.Fprintf(c.stdout, "directory %s: connected and bound; the filter finds %d users\n", *id, rep.Users)
-		return nil
+	rep, err := m.Accounts.TestDirectory(ctx, id)
+	if account.ErrorCode(err) == account.NotFound {
+		return rep, usageError{fmt.Sprintf("no directory with id %q (see keyport directory list)", id)}
 	}
-	return usageError{fmt.Sprintf("no directory with id %q (see keyport directory list)", *id)}
+	if err != nil {
+		return rep, fmt.Errorf("directory %s: %w", id, err)
+	}
+	return rep, nil
 }
 
 func (c *cli) directorySync(ctx context.Context, args []string) error {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	goldap "github.com/go-ldap/ldap/v3"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
@@ -164,17 +163,7 @@ func TestLDAPSyncBlocksRemovedUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// dave leaves the directory.
-	c, err := goldap.DialURL(ldapSrv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Bind(slapdtest.AdminDN, slapdtest.AdminPassword); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Del(goldap.NewDelRequest("uid=dave,ou=people,dc=example,dc=org", nil)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	ldapSrv.Delete(t, "uid=dave,ou=people,dc=example,dc=org")
 	rep, err = srv.Main.Accounts.SyncDirectory(ctx, "corp")
 	if err != nil || rep.Blocked != 1 {
 		t.Fatalf("sync after removal: %v %+v", err, rep)
@@ -327,6 +316,28 @@ func TestAdminDirectoriesPage(t *testing.T) {
 	if r := postPage(b, p, "/admin/directories/nope/test", url.Values{}); r.Status != http.StatusNotFound {
 		t.Errorf("unknown directory: %d", r.Status)
 	}
+	for _, action := range []string{"/admin/directories/nope/toggle", "/admin/directories/nope/delete", "/admin/directories/nope/sync"} {
+		if r := postPage(b, p, action, url.Values{"disabled": {"1"}}); r.Status != http.StatusNotFound {
+			t.Errorf("%s: %d", action, r.Status)
+		}
+	}
+	// A directory from config.toml cannot be overwritten, edited or removed here.
+	clash := url.Values{"id": {"corp"}, "url": {"ldap://127.0.0.1:1"}, "user_base_dn": {"dc=x"}}
+	if r := postPage(b, p, "/admin/directories/new", clash); r.Status != http.StatusConflict || !strings.Contains(r.Body, "configuration file") {
+		t.Errorf("overwriting a configured directory: %d", r.Status)
+	}
+	if r := b.get(srv.URL + "/admin/directories/corp/edit"); r.Status != http.StatusNotFound {
+		t.Errorf("editing a configured directory: %d", r.Status)
+	}
+	if r := postPage(b, p, "/admin/directories/corp/delete", url.Values{}); r.Status != http.StatusNotFound {
+		t.Errorf("removing a configured directory: %d", r.Status)
+	}
+	if r := b.post(srv.URL+"/admin/directories/corp/toggle", url.Values{"disabled": {"1"}}); r.Status != http.StatusForbidden {
+		t.Errorf("toggle without CSRF token: %d", r.Status)
+	}
+	if srv.Main.Accounts.DirectoryDisabled("corp") {
+		t.Error("a refused toggle turned the directory off")
+	}
 }
 
 func TestAdminAddsDirectory(t *testing.T) {
@@ -414,17 +425,7 @@ func TestLDAPUserRemovedIsStoppedAtSignIn(t *testing.T) {
 	srv, ldapSrv := startWithDirectory(t)
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "dave")
-	c, err := goldap.DialURL(ldapSrv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Bind(slapdtest.AdminDN, slapdtest.AdminPassword); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Del(goldap.NewDelRequest("uid=dave,ou=people,dc=example,dc=org", nil)); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	ldapSrv.Delete(t, "uid=dave,ou=people,dc=example,dc=org")
 	// No sync has run: the next sign-in finds out, fails, and ends the
 	// account's other sessions.
 	lb := newBrowser(t)

@@ -274,3 +274,19 @@ func TestAdminAddsUpstream(t *testing.T) {
 		t.Errorf("created account: %v %+v", err, u)
 	}
 }
+
+func TestUpstreamUnreachable(t *testing.T) {
+	up, down := upstreamPair(t, nil)
+	up.stop()
+	b := newBrowser(t)
+	p := b.submit(b.get(down.URL+"/login"), "/login/upstream/up", nil)
+	if p.Status != http.StatusServiceUnavailable || !strings.Contains(p.Body, "cannot be reached") {
+		t.Errorf("upstream down: %d %s", p.Status, truncateBody(p.Body))
+	}
+	if r := b.get(down.URL + "/login/upstream/callback?state=x&code=y"); r.Status != http.StatusBadRequest {
+		t.Errorf("callback without an attempt: %d", r.Status)
+	}
+	if r := b.submit(b.get(down.URL+"/login"), "/login/upstream/nope", nil); r.Status != http.StatusNotFound {
+		t.Errorf("unknown provider: %d", r.Status)
+	}
+}

@@ -407,10 +407,23 @@ func (s *Source) Users(ctx context.Context) ([]directory.Identity, error) {
 		s.release(c, false)
 		return nil, stepError("search", err)
 	}
+	disabled := map[string]bool{}
+	if s.cfg.DisabledFilter != "" {
+		// One search for the disabled ones, not one per user.
+		off, err := s.search(c, s.cfg.UserBaseDN, fmt.Sprintf("(&%s%s)", s.cfg.UserFilter, s.cfg.DisabledFilter), []string{"dn"}, 0)
+		if err != nil {
+			s.release(c, false)
+			return nil, stepError("search disabled users", err)
+		}
+		for _, e := range off {
+			disabled[e.DN] = true
+		}
+	}
 	s.release(c, true)
 	out := make([]directory.Identity, 0, len(entries))
 	for _, e := range entries {
 		id := s.identity(e)
+		id.Disabled = disabled[e.DN]
 		if err := s.addGroups(ctx, &id, e.DN); err != nil {
 			return nil, err
 		}

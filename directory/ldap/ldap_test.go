@@ -172,6 +172,9 @@ func TestUsersAndLookup(t *testing.T) {
 		t.Errorf("lookup of a vanished user: %v", err)
 	}
 	mallory := users[slices.IndexFunc(users, func(u directory.Identity) bool { return u.Username == "mallory" })]
+	if !mallory.Disabled || alice.Disabled {
+		t.Errorf("disabled marks from the listing: mallory %v, alice %v", mallory.Disabled, alice.Disabled)
+	}
 	if _, err := s.Lookup(ctx, mallory.ID); !errors.Is(err, directory.ErrDisabled) {
 		t.Errorf("lookup of a disabled user: %v", err)
 	}

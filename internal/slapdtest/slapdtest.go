@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	goldap "github.com/go-ldap/ldap/v3"
 )
 
 // Suffix, AdminDN and AdminPassword describe the directory every server
@@ -221,3 +223,19 @@ dn: ou=groups,dc=example,dc=org
 objectClass: organizationalUnit
 ou: groups
 `
+
+// Delete removes an entry, as the directory's administrator.
+func (s *Server) Delete(t testing.TB, dn string) {
+	t.Helper()
+	c, err := goldap.DialURL(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Bind(AdminDN, AdminPassword); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Del(goldap.NewDelRequest(dn, nil)); err != nil {
+		t.Fatalf("delete %s: %v", dn, err)
+	}
+}
