@@ -3,13 +3,7 @@ package account_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -18,10 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
-	"github.com/go-webauthn/webauthn/protocol/webauthncose"
-
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/webauthntest"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
@@ -91,150 +83,14 @@ func (f *passkeyFixture) user(name string) storage.User {
 	return u
 }
 
-// softKey is a software authenticator holding one passkey.
-type softKey struct {
-	t          *testing.T
-	key        *ecdsa.PrivateKey
-	id         []byte
-	origin     string // the page the browser would be on
-	rpID       string // "" signs for the RP ID the options name
-	counter    uint32
-	uv, backup bool
-	userHandle []byte // set at registration from the options' user.id
-}
+// softKey is the shared software authenticator.
+type softKey = webauthntest.Authenticator
 
-func newSoftKey(t *testing.T, origin string) *softKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	return &softKey{t: t, key: key, id: id, origin: origin, uv: true}
-}
+func newSoftKey(t *testing.T, origin string) *softKey { return webauthntest.New(t, origin) }
+
+var parseOptions = webauthntest.ParseOptions
 
 var b64 = base64.RawURLEncoding
-
-type publicKeyOptions struct {
-	PublicKey struct {
-		Challenge string `json:"challenge"`
-		RPID      string `json:"rpId"`
-		RP        struct {
-			ID string `json:"id"`
-		} `json:"rp"`
-		User struct {
-			ID          string `json:"id"`
-			Name        string `json:"name"`
-			DisplayName string `json:"displayName"`
-		} `json:"user"`
-		AuthenticatorSelection struct {
-			ResidentKey      string `json:"residentKey"`
-			UserVerification string `json:"userVerification"`
-		} `json:"authenticatorSelection"`
-		UserVerification   string `json:"userVerification"`
-		ExcludeCredentials []struct {
-			ID string `json:"id"`
-		} `json:"excludeCredentials"`
-		AllowCredentials []struct {
-			ID string `json:"id"`
-		} `json:"allowCredentials"`
-	} `json:"publicKey"`
-}
-
-func parseOptions(t *testing.T, raw []byte) publicKeyOptions {
-	t.Helper()
-	var o publicKeyOptions
-	if err := json.Unmarshal(raw, &o); err != nil {
-		t.Fatalf("options: %v\n%s", err, raw)
-	}
-	return o
-}
-
-func (k *softKey) clientData(typ, challenge string) []byte {
-	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": k.origin, "crossOrigin": false})
-	return b
-}
-
-func (k *softKey) authData(rpID string, attested bool) []byte {
-	if k.rpID != "" {
-		rpID = k.rpID
-	}
-	h := sha256.Sum256([]byte(rpID))
-	flags := byte(0x01) // user present
-	if k.uv {
-		flags |= 0x04
-	}
-	if k.backup {
-		flags |= 0x08
-	}
-	if attested {
-		flags |= 0x40
-	}
-	out := append(h[:], flags)
-	out = binary.BigEndian.AppendUint32(out, k.counter)
-	if attested {
-		out = append(out, make([]byte, 16)...) // AAGUID
-		out = binary.BigEndian.AppendUint16(out, uint16(len(k.id)))
-		out = append(out, k.id...)
-		point, err := k.key.PublicKey.Bytes()
-		if err != nil {
-			k.t.Fatal(err)
-		}
-		cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
-			PublicKeyData: webauthncose.PublicKeyData{KeyType: int64(webauthncose.EllipticKey), Algorithm: int64(webauthncose.AlgES256)},
-			Curve:         1, XCoord: point[1:33], YCoord: point[33:],
-		})
-		if err != nil {
-			k.t.Fatal(err)
-		}
-		out = append(out, cose...)
-	}
-	return out
-}
-
-// register answers creation options like navigator.credentials.create.
-func (k *softKey) register(options []byte) []byte {
-	k.t.Helper()
-	o := parseOptions(k.t, options).PublicKey
-	handle, err := b64.DecodeString(o.User.ID)
-	if err != nil {
-		k.t.Fatalf("user.id: %v", err)
-	}
-	k.userHandle = handle
-	att, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": k.authData(o.RP.ID, true)})
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string]any{
-		"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": b64.EncodeToString(k.clientData("webauthn.create", o.Challenge)), "attestationObject": b64.EncodeToString(att)},
-	})
-	return body
-}
-
-// assert answers request options like navigator.credentials.get.
-func (k *softKey) assert(options []byte) []byte {
-	k.t.Helper()
-	o := parseOptions(k.t, options).PublicKey
-	k.counter++
-	ad := k.authData(o.RPID, false)
-	cd := k.clientData("webauthn.get", o.Challenge)
-	cdHash := sha256.Sum256(cd)
-	digest := sha256.Sum256(append(slices.Clone(ad), cdHash[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, k.key, digest[:])
-	if err != nil {
-		k.t.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string]any{
-		"id": b64.EncodeToString(k.id), "rawId": b64.EncodeToString(k.id), "type": "public-key",
-		"response": map[string]any{
-			"clientDataJSON": b64.EncodeToString(cd), "authenticatorData": b64.EncodeToString(ad),
-			"signature": b64.EncodeToString(sig), "userHandle": b64.EncodeToString(k.userHandle),
-		},
-	})
-	return body
-}
 
 // enrol registers k for u under name and returns the stored passkey.
 func (f *passkeyFixture) enrol(u storage.User, k *softKey, name string) storage.Credential {
@@ -243,7 +99,7 @@ func (f *passkeyFixture) enrol(u storage.User, k *softKey, name string) storage.
 	if err != nil {
 		f.t.Fatalf("begin registration: %v", err)
 	}
-	c, err := f.svc.FinishPasskeyRegistration(f.ctx, u, id, k.register(opts))
+	c, err := f.svc.FinishPasskeyRegistration(f.ctx, u, id, k.Register(opts))
 	if err != nil {
 		f.t.Fatalf("finish registration: %v", err)
 	}
@@ -257,7 +113,7 @@ func (f *passkeyFixture) login(k *softKey, ip string) (storage.User, []string, e
 	if err != nil {
 		f.t.Fatalf("begin sign-in: %v", err)
 	}
-	return f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), ip, "test-agent")
+	return f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), ip, "test-agent")
 }
 
 func (f *passkeyFixture) passkeys(u storage.User) []storage.Credential {
@@ -307,12 +163,12 @@ func TestPasskeyRelyingPartyFromIssuer(t *testing.T) {
 		{"https://id.example.com:8443", "example.com"}, // signed for another RP ID
 	} {
 		k := newSoftKey(t, bad.origin)
-		k.rpID = bad.rpID
+		k.RPID = bad.rpID
 		opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, k.register(opts))
+		_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, k.Register(opts))
 		wantCode(t, "registration from "+bad.origin+" for RP "+bad.rpID, err, account.Invalid)
 	}
 	if n := len(f.passkeys(f.alice)); n != 0 {
@@ -348,7 +204,7 @@ func TestPasskeyRegistration(t *testing.T) {
 
 	laptop := newSoftKey(t, origin)
 	c := f.enrol(f.alice, laptop, "  Laptop ")
-	if c.Name != "Laptop" || c.Kind != storage.KindPasskey || !bytes.Equal(c.WebAuthnID, laptop.id) || len(c.WebAuthn) == 0 || c.CreatedAt.IsZero() {
+	if c.Name != "Laptop" || c.Kind != storage.KindPasskey || !bytes.Equal(c.WebAuthnID, laptop.ID) || len(c.WebAuthn) == 0 || c.CreatedAt.IsZero() {
 		t.Fatalf("stored passkey: %+v", c)
 	}
 	// Default names count up and skip taken ones.
@@ -372,11 +228,11 @@ func TestPasskeyRegistration(t *testing.T) {
 	if ex := parseOptions(t, opts).PublicKey.ExcludeCredentials; len(ex) != 3 || !slices.ContainsFunc(ex, func(e struct {
 		ID string `json:"id"`
 	}) bool {
-		return e.ID == b64.EncodeToString(laptop.id)
+		return e.ID == b64.EncodeToString(laptop.ID)
 	}) {
 		t.Errorf("exclusion list: %+v", ex)
 	}
-	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, laptop.register(opts))
+	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, laptop.Register(opts))
 	wantCode(t, "the same authenticator again", err, account.Conflict)
 
 	// Names are checked before the authenticator is asked.
@@ -430,34 +286,34 @@ func TestPasskeyCeremonyOnceAndExpiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := k.register(opts)
+	body := k.Register(opts)
 	if _, err := f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, body); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, newSoftKey(t, origin).register(opts))
+	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, newSoftKey(t, origin).Register(opts))
 	wantCode(t, "second answer to one challenge", err, account.Invalid)
 
 	// A ceremony belongs to the user it was begun for.
 	bob := f.user("bob")
 	opts, id, _ = f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
-	_, err = f.svc.FinishPasskeyRegistration(f.ctx, bob, id, newSoftKey(t, origin).register(opts))
+	_, err = f.svc.FinishPasskeyRegistration(f.ctx, bob, id, newSoftKey(t, origin).Register(opts))
 	wantCode(t, "alice's ceremony finished by bob", err, account.Invalid)
 
 	// Purposes do not mix: a registration ceremony is no sign-in challenge.
 	opts, id, _ = f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
-	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), "192.0.2.1", "ua")
+	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "registration ceremony used to sign in", err, account.Invalid)
-	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, "", k.assert(opts), "192.0.2.1", "ua")
+	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, "", k.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "no ceremony", err, account.Invalid)
 
 	// Five minutes to answer.
 	opts, id, _ = f.svc.BeginPasskeyLogin(f.ctx)
 	f.clock.Add(5*time.Minute + time.Second)
-	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), "192.0.2.1", "ua")
+	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "expired sign-in ceremony", err, account.Invalid)
 	opts, id, _ = f.svc.BeginPasskeyLogin(f.ctx)
 	f.clock.Add(4 * time.Minute)
-	if _, _, err := f.svc.FinishPasskeyLogin(f.ctx, id, k.assert(opts), "192.0.2.1", "ua"); err != nil {
+	if _, _, err := f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua"); err != nil {
 		t.Fatalf("answer within the lifetime: %v", err)
 	}
 }
@@ -490,15 +346,15 @@ func TestPasskeyLogin(t *testing.T) {
 	}
 
 	// Without user verification it is one factor only.
-	k.uv = false
+	k.UV = false
 	if _, amr, err := f.login(k, "192.0.2.7"); err != nil || !slices.Equal(amr, []string{"hwk"}) {
 		t.Errorf("without UV: %v %v", amr, err)
 	}
-	k.uv = true
+	k.UV = true
 
 	// A synced (backup eligible) passkey is a software-secured key.
 	synced := newSoftKey(t, origin)
-	synced.backup = true
+	synced.Backup = true
 	f.enrol(f.alice, synced, "Phone")
 	if _, amr, err := f.login(synced, "192.0.2.7"); err != nil || !slices.Equal(amr, []string{"swk", "mfa"}) {
 		t.Errorf("synced passkey: %v %v", amr, err)
@@ -516,23 +372,23 @@ func TestPasskeyLogin(t *testing.T) {
 
 	// A counter that goes backwards means a cloned key.
 	clone := *k
-	clone.counter = 0
+	clone.Counter = 0
 	refused("cloned key", "passkey signature counter went backwards (possible clone)", &clone, "192.0.2.8", account.Unauthorized)
 
 	// A signature by another key for the same credential ID.
 	forged := newSoftKey(t, origin)
-	forged.id, forged.userHandle, forged.counter = k.id, k.userHandle, 100
+	forged.ID, forged.UserHandle, forged.Counter = k.ID, k.UserHandle, 100
 	refused("forged signature", "passkey not verified", forged, "192.0.2.9", account.Unauthorized)
 
 	// The user handle must name the credential's owner.
 	bob := f.user("bob")
 	lying := *k
-	lying.counter = 200
-	lying.userHandle = []byte(bob.ID)
+	lying.Counter = 200
+	lying.UserHandle = []byte(bob.ID)
 	refused("user handle of another user", "passkey not verified", &lying, "192.0.2.10", account.Unauthorized)
 
 	// The account rules apply as for passwords.
-	k.counter = 300
+	k.Counter = 300
 	if _, err := f.db.UpdateUser(f.ctx, f.alice.ID, func(u storage.User) (storage.User, error) {
 		u.AllowedNetworks = []string{"10.0.0.0/8"}
 		return u, nil
@@ -553,7 +409,7 @@ func TestPasskeyLogin(t *testing.T) {
 
 	// An unknown passkey is refused and recorded without a user.
 	stranger := newSoftKey(t, origin)
-	stranger.userHandle = []byte(f.alice.ID)
+	stranger.UserHandle = []byte(f.alice.ID)
 	if _, _, err := f.login(stranger, "192.0.2.12"); account.ErrorCode(err) != account.Unauthorized {
 		t.Errorf("unknown passkey: %v", err)
 	}
@@ -584,22 +440,22 @@ func TestPasskeySecondFactor(t *testing.T) {
 		t.Fatal(err)
 	}
 	allowed := parseOptions(t, opts).PublicKey.AllowCredentials
-	if len(allowed) != 1 || allowed[0].ID != b64.EncodeToString(k.id) {
+	if len(allowed) != 1 || allowed[0].ID != b64.EncodeToString(k.ID) {
 		t.Errorf("allowed credentials: %+v", allowed)
 	}
 	// Bob's passkey cannot stand in for alice's second factor.
-	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, bobKey.assert(opts), "192.0.2.1", "ua")
+	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, bobKey.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "another user's passkey", err, account.Unauthorized)
 	if a := f.lastAttempt(f.alice); a.Success || a.Reason != "unknown passkey" {
 		t.Errorf("recorded %+v", a)
 	}
 	// Nor can alice's second-factor challenge be used by bob's session.
 	opts, id, _ = f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
-	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, bob, id, bobKey.assert(opts), "192.0.2.1", "ua")
+	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, bob, id, bobKey.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "alice's challenge for bob", err, account.Invalid)
 
 	opts, id, _ = f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
-	amr, err := f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, k.assert(opts), "192.0.2.1", "ua")
+	amr, err := f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, k.Assert(opts), "192.0.2.1", "ua")
 	if err != nil || !slices.Equal(amr, []string{"hwk", "mfa"}) {
 		t.Fatalf("second factor: %v %v", amr, err)
 	}

@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -20,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
-	"github.com/go-webauthn/webauthn/protocol/webauthncose"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/webauthntest"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -33,119 +27,51 @@ import (
 // that answers like a browser's (a real P-256 key, attestation "none"), so
 // they run without Chromium. browser_test.go drives the real thing.
 
-// passkeyDevice is a software authenticator holding one passkey.
+// passkeyDevice answers the portal's JSON ceremonies with the shared
+// software authenticator.
 type passkeyDevice struct {
-	t       *testing.T
-	key     *ecdsa.PrivateKey
-	id      []byte
-	origin  string
-	counter uint32
-	handle  []byte // the user handle, learnt at registration
+	*webauthntest.Authenticator
 }
 
 func newPasskeyDevice(t *testing.T, origin string) *passkeyDevice {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	return &passkeyDevice{t: t, key: key, id: id, origin: origin}
+	return &passkeyDevice{webauthntest.New(t, origin)}
 }
 
 var rawURL = base64.RawURLEncoding
 
 // publicKey digs the publicKey options out of a begin answer.
 func (d *passkeyDevice) publicKey(answer map[string]any) map[string]any {
-	d.t.Helper()
+	d.T.Helper()
 	opts, _ := answer["options"].(map[string]any)
 	pk, _ := opts["publicKey"].(map[string]any)
 	if pk == nil {
-		d.t.Fatalf("no publicKey options in %v", answer)
+		d.T.Fatalf("no publicKey options in %v", answer)
 	}
 	return pk
 }
 
-func (d *passkeyDevice) authData(rpID string, attested bool) []byte {
-	h := sha256.Sum256([]byte(rpID))
-	flags := byte(0x01 | 0x04) // user present, user verified
-	if attested {
-		flags |= 0x40
+// answer runs one ceremony step on a begin answer's options.
+func (d *passkeyDevice) answer(begin map[string]any, step func([]byte) []byte) map[string]any {
+	d.T.Helper()
+	opts, err := json.Marshal(map[string]any{"publicKey": d.publicKey(begin)})
+	if err != nil {
+		d.T.Fatal(err)
 	}
-	out := append(h[:], flags)
-	out = binary.BigEndian.AppendUint32(out, d.counter)
-	if attested {
-		out = append(out, make([]byte, 16)...)
-		out = binary.BigEndian.AppendUint16(out, uint16(len(d.id)))
-		out = append(out, d.id...)
-		point, err := d.key.PublicKey.Bytes()
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		cose, err := webauthncbor.Marshal(webauthncose.EC2PublicKeyData{
-			PublicKeyData: webauthncose.PublicKeyData{KeyType: int64(webauthncose.EllipticKey), Algorithm: int64(webauthncose.AlgES256)},
-			Curve:         1, XCoord: point[1:33], YCoord: point[33:],
-		})
-		if err != nil {
-			d.t.Fatal(err)
-		}
-		out = append(out, cose...)
+	var out map[string]any
+	if err := json.Unmarshal(step(opts), &out); err != nil {
+		d.T.Fatal(err)
 	}
 	return out
 }
 
-func (d *passkeyDevice) clientData(typ string, challenge any) []byte {
-	b, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": d.origin, "crossOrigin": false})
-	return b
-}
-
 // create answers a registration begin like navigator.credentials.create.
-func (d *passkeyDevice) create(answer map[string]any) map[string]any {
-	d.t.Helper()
-	pk := d.publicKey(answer)
-	rp, _ := pk["rp"].(map[string]any)
-	user, _ := pk["user"].(map[string]any)
-	handle, err := rawURL.DecodeString(user["id"].(string))
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.handle = handle
-	att, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": d.authData(rp["id"].(string), true)})
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return map[string]any{
-		"id": rawURL.EncodeToString(d.id), "rawId": rawURL.EncodeToString(d.id), "type": "public-key",
-		"response": map[string]any{"clientDataJSON": rawURL.EncodeToString(d.clientData("webauthn.create", pk["challenge"])), "attestationObject": rawURL.EncodeToString(att)},
-	}
+func (d *passkeyDevice) create(begin map[string]any) map[string]any {
+	return d.answer(begin, d.Register)
 }
 
 // get answers a sign-in begin like navigator.credentials.get.
-func (d *passkeyDevice) get(answer map[string]any) map[string]any {
-	d.t.Helper()
-	pk := d.publicKey(answer)
-	d.counter++
-	ad := d.authData(pk["rpId"].(string), false)
-	cd := d.clientData("webauthn.get", pk["challenge"])
-	cdHash := sha256.Sum256(cd)
-	digest := sha256.Sum256(append(slices.Clone(ad), cdHash[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, d.key, digest[:])
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	return map[string]any{
-		"id": rawURL.EncodeToString(d.id), "rawId": rawURL.EncodeToString(d.id), "type": "public-key",
-		"response": map[string]any{
-			"clientDataJSON": rawURL.EncodeToString(cd), "authenticatorData": rawURL.EncodeToString(ad),
-			"signature": rawURL.EncodeToString(sig), "userHandle": rawURL.EncodeToString(d.handle),
-		},
-	}
-}
+func (d *passkeyDevice) get(begin map[string]any) map[string]any { return d.answer(begin, d.Assert) }
 
-// passkeyPost posts body (a string is sent as is, anything else as JSON)
-// from b, with csrf in X-CSRF-Token when not empty, and decodes the JSON
-// answer; every answer of these endpoints must be JSON.
 func passkeyPost(t *testing.T, b *browser, u, csrf string, body any) (int, map[string]any) {
 	t.Helper()
 	raw, ok := body.(string)
