@@ -108,7 +108,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			return
 		}
 		rec := newRecorder()
-		next.ServeHTTP(rec, r)
+		next.ServeHTTP(rec, r.WithContext(withReadMemo(r.Context())))
 		p.finish(w, r, path, rec)
 	})
 }

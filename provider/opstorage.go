@@ -62,7 +62,7 @@ func (s *opStorage) internal(ctx context.Context, msg string, err error) *oidc.E
 }
 
 func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintUserID string) (op.AuthRequest, error) {
-	c, err := s.store.GetClient(ctx, req.ClientID)
+	c, err := s.getClient(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
 	}
@@ -171,7 +171,7 @@ func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.AccessToken {
 	now := s.now()
 	t := storage.AccessToken{
-		ID:        account.NewID(),
+		ID:        account.NewOrderedID(),
 		Subject:   req.GetSubject(),
 		Scopes:    req.GetScopes(),
 		Audience:  req.GetAudience(),
@@ -200,17 +200,17 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	now := s.now()
-	secret := account.NewSecret()
+	secret, key := newRefreshToken()
 	next := storage.RefreshToken{
-		Hash:      account.HashSecret(secret),
-		ID:        account.NewID(),
+		Hash:      key,
+		ID:        account.NewOrderedID(),
 		Scopes:    req.GetScopes(),
 		Audience:  req.GetAudience(),
 		CreatedAt: now,
 	}
 	switch r := req.(type) {
 	case *authRequest:
-		next.FamilyID = account.NewID()
+		next.FamilyID = account.NewOrderedID()
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
 		next.ExpiresAt = now.Add(s.life.Refresh)
@@ -235,7 +235,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		}
 		return access.ID, secret, access.ExpiresAt, nil
 	}
-	err := s.store.RotateRefreshToken(ctx, account.HashSecret(current), next, access)
+	err := s.store.RotateRefreshToken(ctx, refreshKey(current), next, access)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Another request rotated this token a moment ago.
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -246,8 +246,37 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	return access.ID, secret, access.ExpiresAt, nil
 }
 
+// A refresh token is a time prefix (refreshPrefixLen characters of an
+// account.NewOrderedID) followed by a 256-bit secret, and is stored under
+// that prefix plus the SHA-256 of the whole token. The prefix makes the keys
+// of a token family, and of all tokens, grow with time, so a rotation writes
+// next to the previous ones instead of on random B+tree pages: with 16
+// clients refreshing at once a commit wrote about half as many pages
+// (scripts/bench.sh). Only the hash is secret-bearing; the prefix tells the
+// issue time, which the ID token says anyway.
+const refreshPrefixLen = 10
+
+// newRefreshToken returns a new refresh token and the key it is stored under.
+func newRefreshToken() (token, key string) {
+	token = account.NewOrderedID()[:refreshPrefixLen] + account.NewSecret()
+	return token, refreshKey(token)
+}
+
+// legacyRefreshLen is the length of refresh tokens issued before the time
+// prefix (a bare account.NewSecret), which are stored under their hash.
+var legacyRefreshLen = len(account.NewSecret())
+
+// refreshKey is the storage key of a presented refresh token. A token of any
+// other shape gets a key that matches nothing.
+func refreshKey(token string) string {
+	if len(token) == legacyRefreshLen {
+		return account.HashSecret(token)
+	}
+	return token[:min(len(token), refreshPrefixLen)] + account.HashSecret(token)
+}
+
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
-	rt, err := s.store.GetRefreshToken(ctx, account.HashSecret(token))
+	rt, err := s.store.GetRefreshToken(ctx, refreshKey(token))
 	switch {
 	case errors.Is(err, storage.ErrTokenReused):
 		s.log.WarnContext(ctx, "refresh token reused; revoked its family", "err", err)
@@ -274,7 +303,7 @@ func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID strin
 }
 
 func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
-	rt, err := s.store.GetRefreshToken(ctx, account.HashSecret(token))
+	rt, err := s.store.GetRefreshToken(ctx, refreshKey(token))
 	if err != nil {
 		// Reused tokens have just had their family revoked; nothing more to do.
 		return "", "", op.ErrInvalidRefreshToken
@@ -339,7 +368,7 @@ func (s *opStorage) KeySet(context.Context) ([]op.Key, error) {
 }
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
-	c, err := s.store.GetClient(ctx, id)
+	c, err := s.getClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
@@ -350,7 +379,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 }
 
 func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (storage.Client, error) {
-	c, err := s.store.GetClient(ctx, id)
+	c, err := s.getClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		// Spend the same hash as a real check so a miss is not faster.
 		account.SecretMatches(secret, "")
@@ -394,7 +423,7 @@ func (s *opStorage) ClientCredentialsTokenRequest(_ context.Context, clientID st
 }
 
 func (s *opStorage) activeUser(ctx context.Context, id string) (storage.User, error) {
-	u, err := s.store.GetUser(ctx, id)
+	u, err := s.getUser(ctx, id)
 	if err != nil {
 		return storage.User{}, err
 	}
@@ -436,7 +465,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	if err != nil || t.Subject != subject {
 		return errInvalidToken
 	}
-	if _, err := s.store.GetClient(ctx, t.ClientID); err != nil {
+	if _, err := s.getClient(ctx, t.ClientID); err != nil {
 		return errInvalidToken // the client was deleted
 	}
 	if t.UserID != "" {

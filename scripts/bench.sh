@@ -76,7 +76,7 @@ for i in $(seq 1 100); do
 done
 
 lt() {
-  "${load_pin[@]}" "$work/loadtest" -url "$URL" -user bench -password "$PASSWORD" "$@"
+  "${load_pin[@]}" "$work/loadtest" -url "$URL" -server-pid "$server_pid" -user bench -password "$PASSWORD" "$@"
 }
 status=0
 lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || status=$?

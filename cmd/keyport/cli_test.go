@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -1033,5 +1034,17 @@ func TestCLIKeysRotate(t *testing.T) {
 	}
 	if status != 200 || !slices.Contains(published, kids[0]) || !slices.Contains(published, kids[1]) {
 		t.Errorf("JWKS %d %v does not publish both rotated keys %v", status, published, kids)
+	}
+}
+
+func TestServeGCTarget(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tuneGC(func(string) string { return "" })
+	if got := debug.SetGCPercent(100); got != serverGCPercent {
+		t.Errorf("without GOGC the GC target is %d, want %d", got, serverGCPercent)
+	}
+	tuneGC(func(k string) string { return map[string]string{"GOGC": "50"}[k] })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set, tuneGC changed the target to %d", got)
 	}
 }

@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 )
 
 // hiddenFields are user fields that must never leave through tokens or userinfo.
@@ -206,6 +208,66 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 	if status, _, _ := srv.userinfo(access2); status != 401 {
 		t.Errorf("access token of a revoked family still works at userinfo: %d", status)
+	}
+}
+
+// Refresh tokens carry a time prefix so their storage keys grow with time
+// (provider.refreshKey). Tokens issued before that, stored under the plain
+// hash of a bare secret, must keep working and rotate into the new shape.
+func TestRefreshTokenFromBeforeTheTimePrefix(t *testing.T) {
+	srv := startServer(t, "", nil)
+	u := srv.createUser("olga", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	ctx := context.Background()
+	now := time.Now()
+	legacy := account.NewSecret()
+	family := account.NewID()
+	rt := storage.RefreshToken{
+		Hash: account.HashSecret(legacy), ID: account.NewID(), FamilyID: family, ClientID: app.ID, UserID: u.ID,
+		Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess, "email"}, AMR: []string{"pwd"}, AuthTime: now.Add(-time.Hour),
+		CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(24 * time.Hour), IdleExpiresAt: now.Add(time.Hour),
+	}
+	access := storage.AccessToken{ID: account.NewID(), ClientID: app.ID, UserID: u.ID, Subject: u.ID, FamilyID: family,
+		Scopes: rt.Scopes, CreatedAt: rt.CreatedAt, ExpiresAt: now.Add(time.Minute)}
+	if err := srv.Main.Store.CreateTokens(ctx, access, &rt); err != nil {
+		t.Fatal(err)
+	}
+
+	refresh := func(token string) (int, map[string]any) {
+		status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}, true)
+		return status, body
+	}
+	status, body := refresh(legacy)
+	if status != 200 {
+		t.Fatalf("refresh with a token from before the prefix: %d %v", status, body)
+	}
+	next, _ := body["refresh_token"].(string)
+	if len(next) != len(legacy)+10 || next[:10] > account.NewOrderedID()[:10] {
+		t.Fatalf("rotated token %q: want a 10-character time prefix before a %d-character secret", next, len(legacy))
+	}
+	idt, _ := body["id_token"].(string)
+	claims, err := app.verifier.Verify(ctx, idt)
+	if err != nil || claims.Subject != u.ID {
+		t.Fatalf("ID token from the old token's refresh: %v %v", claims, err)
+	}
+	// The new token works and rotates again, each time to a later prefix.
+	status, body = refresh(next)
+	third, _ := body["refresh_token"].(string)
+	if status != 200 || third == "" || third[:10] < next[:10] {
+		t.Fatalf("second refresh: %d %v", status, body)
+	}
+	// Reuse of the old-format token is still caught and ends the family.
+	if status, body := refresh(legacy); status != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("reuse of the old-format token: %d %v", status, body)
+	}
+	if status, body := refresh(third); status != 400 || body["error"] != "invalid_grant" {
+		t.Fatalf("family survived the reuse of its old-format token: %d %v", status, body)
+	}
+	// Tokens of other shapes find nothing and change nothing.
+	for _, bad := range []string{next[:10], next + "x", next[:len(next)-1], strings.Repeat("0", len(next))} {
+		if status, body := refresh(bad); status != 400 || body["error"] != "invalid_grant" {
+			t.Errorf("refresh with %q: %d %v", bad, status, body)
+		}
 	}
 }
 

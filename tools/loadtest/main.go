@@ -54,6 +54,7 @@ type options struct {
 	only         map[string]bool
 	stdlibGets   bool
 	consentEach  bool
+	serverPID    int
 }
 
 var allScenarios = []string{"discovery", "jwks", "userinfo", "cc", "refresh", "codeflow"}
@@ -74,6 +75,7 @@ func main() {
 	flag.Int64Var(&o.maxRequests, "max-requests", 5_000_000, "stop a scenario after this many requests")
 	flag.BoolVar(&o.stdlibGets, "stdlib-gets", false, "use net/http for the GET scenarios instead of the lean keep-alive client")
 	flag.BoolVar(&o.consentEach, "consent-every-flow", false, "codeflow: send prompt=consent so every flow shows and answers the consent page (default: consent once, then remembered)")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "the server's process ID: adds its CPU use per scenario (server cpu%, CPU time per request) from /proc")
 	only := flag.String("only", strings.Join(allScenarios, ","), "scenarios to run, comma separated")
 	flag.Parse()
 
@@ -111,7 +113,14 @@ func main() {
 
 	lt := newLoadTest(o)
 	fmt.Printf("keyport load test against %s: %s per scenario, concurrency %d\n", u, o.duration, o.concurrency)
-	fmt.Printf("%-40s %9s %7s %10s %9s %9s %9s\n", "scenario", "requests", "errors", "req/s", "p50", "p90", "p99")
+	header := fmt.Sprintf("%-40s %9s %7s %10s %9s %9s %9s", "scenario", "requests", "errors", "req/s", "p50", "p90", "p99")
+	if o.serverPID > 0 {
+		if _, err := processCPU(o.serverPID); err != nil {
+			fatalf("-server-pid: %v", err)
+		}
+		header += fmt.Sprintf(" %7s %9s", "srv cpu", "cpu/req")
+	}
+	fmt.Println(header)
 	ok := true
 	for _, name := range allScenarios {
 		if !o.only[name] {
@@ -216,6 +225,8 @@ type result struct {
 	elapsed time.Duration
 	lats    []time.Duration
 	errs    int64
+	// serverCPU is the server process's CPU time during the measured phase.
+	serverCPU time.Duration
 }
 
 // errorLog prints the first few errors of a scenario.
@@ -245,6 +256,7 @@ func (lt *loadTest) drive(name string, conc int, warmup, dur time.Duration, maxR
 	for i := range workers {
 		workers[i] = &worker{lats: make([]time.Duration, 0, 4096)}
 	}
+	cpu0, _ := processCPU(lt.o.serverPID)
 	elapsed := lt.phase(name, conc, dur, maxReq, fn, func(i int, d time.Duration, err error) {
 		w := workers[i]
 		if err != nil {
@@ -255,6 +267,9 @@ func (lt *loadTest) drive(name string, conc int, warmup, dur time.Duration, maxR
 		w.lats = append(w.lats, d)
 	})
 	r := result{name: name, elapsed: elapsed}
+	if cpu1, err := processCPU(lt.o.serverPID); err == nil && lt.o.serverPID > 0 {
+		r.serverCPU = cpu1 - cpu0
+	}
 	for _, w := range workers {
 		r.lats = append(r.lats, w.lats...)
 		r.errs += w.errs
@@ -296,8 +311,12 @@ func (r result) print() {
 	}
 	n := int64(len(r.lats)) + r.errs
 	slices.Sort(r.lats)
-	fmt.Printf("%-40s %9d %7d %10.0f %9s %9s %9s\n", r.name, n, r.errs, float64(n)/r.elapsed.Seconds(),
+	line := fmt.Sprintf("%-40s %9d %7d %10.0f %9s %9s %9s", r.name, n, r.errs, float64(n)/r.elapsed.Seconds(),
 		pct(r.lats, 0.50), pct(r.lats, 0.90), pct(r.lats, 0.99))
+	if r.serverCPU > 0 && n > 0 {
+		line += fmt.Sprintf(" %6.0f%% %9s", 100*r.serverCPU.Seconds()/r.elapsed.Seconds(), pct([]time.Duration{r.serverCPU / time.Duration(n)}, 0))
+	}
+	fmt.Println(line)
 }
 
 func pct(sorted []time.Duration, p float64) string {
@@ -805,4 +824,35 @@ func (lt *loadTest) codeFlows() error {
 	fmt.Printf("  %s\n", "p50 per step: "+strings.Join(parts, ", "))
 	lt.drive(fmt.Sprintf("codeflow %d at once (%s)", lt.o.flowConc, id), lt.o.flowConc, lt.o.warmup, lt.o.duration, lt.o.maxRequests, flow(false)).print()
 	return nil
+}
+
+// processCPU is the user and system CPU time the process has used, from
+// /proc/PID/stat (Linux). With the server alone on its core, CPU time per
+// request is the figure that decides throughput; it is also steadier than
+// req/s on a shared machine.
+func processCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, nil
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read the server's CPU time: %w", err)
+	}
+	// The command name (field 2) may hold spaces; fields after its closing
+	// parenthesis are plain. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(raw, ')')
+	fields := strings.Fields(string(raw[i+1:]))
+	if i < 0 || len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unexpected /proc/%d/stat: %w", pid, err)
+		}
+		ticks += v
+	}
+	// USER_HZ is 100 on every Linux architecture Go supports.
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
