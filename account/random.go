@@ -40,8 +40,13 @@ func newOrderedID(t time.Time) string {
 // strings of equal length sort as the bytes they encode.
 var orderedEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
-// NewSecret returns a random 256-bit secret, URL-safe.
-func NewSecret() string { return RandomString(32) }
+// NewSecret returns a random 256-bit secret, URL-safe, SecretLen characters.
+func NewSecret() string { return RandomString(secretBytes) }
+
+const secretBytes = 32
+
+// SecretLen is the length of a NewSecret.
+var SecretLen = base64.RawURLEncoding.EncodedLen(secretBytes)
 
 // RandomString returns n random bytes, base64url without padding.
 func RandomString(n int) string {

@@ -107,8 +107,13 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				"Go back to the application and start signing in again from this browser.")
 			return
 		}
+		if postOnly(path) {
+			// The client-authenticated endpoints read their client (and a
+			// refresh its user) more than once; see readMemo.
+			r = r.WithContext(withReadMemo(r.Context()))
+		}
 		rec := newRecorder()
-		next.ServeHTTP(rec, r.WithContext(withReadMemo(r.Context())))
+		next.ServeHTTP(rec, r)
 		p.finish(w, r, path, rec)
 	})
 }

@@ -15,9 +15,30 @@ import (
 // in the request's context, so nothing outlives the request and no change
 // made by an admin is ever served late.
 type readMemo struct {
-	mu     sync.Mutex
-	user   storage.User
-	client storage.Client
+	user   memoSlot[storage.User]
+	client memoSlot[storage.Client]
+}
+
+// memoSlot holds the last record read under one ID.
+type memoSlot[T any] struct {
+	mu sync.Mutex
+	id string
+	v  T
+}
+
+// get returns the record for id, calling load only when the slot holds
+// another ID. Errors are not kept.
+func (s *memoSlot[T]) get(id string, load func() (T, error)) (T, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id != "" && s.id == id {
+		return s.v, nil
+	}
+	v, err := load()
+	if err == nil {
+		s.id, s.v = id, v
+	}
+	return v, err
 }
 
 type memoKey struct{}
@@ -33,40 +54,18 @@ func memoFrom(ctx context.Context) *readMemo {
 
 // getUser reads a user, once per request.
 func (s *opStorage) getUser(ctx context.Context, id string) (storage.User, error) {
-	m := memoFrom(ctx)
-	if m != nil {
-		m.mu.Lock()
-		u := m.user
-		m.mu.Unlock()
-		if id != "" && u.ID == id {
-			return u, nil
-		}
+	load := func() (storage.User, error) { return s.store.GetUser(ctx, id) }
+	if m := memoFrom(ctx); m != nil {
+		return m.user.get(id, load)
 	}
-	u, err := s.store.GetUser(ctx, id)
-	if err == nil && m != nil {
-		m.mu.Lock()
-		m.user = u
-		m.mu.Unlock()
-	}
-	return u, err
+	return load()
 }
 
 // getClient reads a client, once per request.
 func (s *opStorage) getClient(ctx context.Context, id string) (storage.Client, error) {
-	m := memoFrom(ctx)
-	if m != nil {
-		m.mu.Lock()
-		c := m.client
-		m.mu.Unlock()
-		if id != "" && c.ID == id {
-			return c, nil
-		}
+	load := func() (storage.Client, error) { return s.store.GetClient(ctx, id) }
+	if m := memoFrom(ctx); m != nil {
+		return m.client.get(id, load)
 	}
-	c, err := s.store.GetClient(ctx, id)
-	if err == nil && m != nil {
-		m.mu.Lock()
-		m.client = c
-		m.mu.Unlock()
-	}
-	return c, err
+	return load()
 }

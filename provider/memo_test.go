@@ -2,6 +2,10 @@ package provider
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -82,5 +86,36 @@ func TestReadMemoReadsOncePerRequest(t *testing.T) {
 	s.getClient(bg, "app")
 	if got := cs.clients.Load() - before; got != 2 {
 		t.Errorf("without a memo: %d client reads for 2 calls", got)
+	}
+}
+
+// The middleware gives the client-authenticated endpoints a memo and leaves
+// the others (discovery, JWKS, userinfo) without the extra context.
+func TestMiddlewareAddsMemoToClientEndpoints(t *testing.T) {
+	p := &Provider{opts: Options{Issuer: "https://id.example.com", MaxBodyBytes: 1 << 10}, log: slog.New(slog.DiscardHandler)}
+	var saw bool
+	h := p.middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		saw = memoFrom(r.Context()) != nil
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	for path, want := range map[string]bool{
+		"/oauth/token": true, "/oauth/introspect": true, "/revoke": true,
+		"/keys": false, "/.well-known/openid-configuration": false, "/userinfo": false,
+	} {
+		method := http.MethodGet
+		if want {
+			method = http.MethodPost
+		}
+		req := httptest.NewRequest(method, path, strings.NewReader("token=x"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		saw = false
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNoContent {
+			t.Fatalf("%s: status %d, want the wrapped handler's 204", path, rec.Code)
+		}
+		if saw != want {
+			t.Errorf("%s: memo in context = %v, want %v", path, saw, want)
+		}
 	}
 }

@@ -262,14 +262,11 @@ func newRefreshToken() (token, key string) {
 	return token, refreshKey(token)
 }
 
-// legacyRefreshLen is the length of refresh tokens issued before the time
-// prefix (a bare account.NewSecret), which are stored under their hash.
-var legacyRefreshLen = len(account.NewSecret())
-
-// refreshKey is the storage key of a presented refresh token. A token of any
-// other shape gets a key that matches nothing.
+// refreshKey is the storage key of a presented refresh token. Tokens issued
+// before the time prefix (a bare account.NewSecret) are stored under their
+// hash. A token of any other shape gets a key that matches nothing.
 func refreshKey(token string) string {
-	if len(token) == legacyRefreshLen {
+	if len(token) == account.SecretLen {
 		return account.HashSecret(token)
 	}
 	return token[:min(len(token), refreshPrefixLen)] + account.HashSecret(token)

@@ -841,8 +841,11 @@ func processCPU(pid int) (time.Duration, error) {
 	// The command name (field 2) may hold spaces; fields after its closing
 	// parenthesis are plain. utime and stime are fields 14 and 15.
 	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
 	fields := strings.Fields(string(raw[i+1:]))
-	if i < 0 || len(fields) < 13 {
+	if len(fields) < 13 {
 		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
 	}
 	var ticks int64
