@@ -132,6 +132,19 @@ func startPasskeyServer(t *testing.T, now func() time.Time, mutate func(*config.
 }
 
 // registerPasskey adds d to the signed-in browser b's account.
+// aliceWithPasskey starts a server where alice has registered one passkey,
+// "Laptop", on key, from a browser session of her own.
+func aliceWithPasskey(t *testing.T) (*testServer, storage.User, *passkeyDevice) {
+	t.Helper()
+	srv := startPasskeyServer(t, nil, nil)
+	alice := srv.createUser("alice", false)
+	key := newPasskeyDevice(t, srv.URL)
+	setup := newBrowser(t)
+	signInPortal(t, srv, setup, "alice")
+	registerPasskey(t, srv, setup, key, "Laptop")
+	return srv, alice, key
+}
+
 func registerPasskey(t *testing.T, srv *testServer, b *browser, d *passkeyDevice, name string) {
 	t.Helper()
 	csrf := csrfOf(t, b, srv.URL+"/security/passkeys")
@@ -363,12 +376,7 @@ func TestPasskeyRegisterAndManage(t *testing.T) {
 }
 
 func TestPasskeySignInThroughCodeFlow(t *testing.T) {
-	srv := startPasskeyServer(t, nil, nil)
-	alice := srv.createUser("alice", false)
-	key := newPasskeyDevice(t, srv.URL)
-	setup := newBrowser(t)
-	signInPortal(t, srv, setup, "alice")
-	registerPasskey(t, srv, setup, key, "Laptop")
+	srv, alice, key := aliceWithPasskey(t)
 
 	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki"})
 	verifier, challenge := pkce()
@@ -422,12 +430,7 @@ func TestPasskeySignInThroughCodeFlow(t *testing.T) {
 }
 
 func TestPasskeySignInReturnAndRules(t *testing.T) {
-	srv := startPasskeyServer(t, nil, nil)
-	alice := srv.createUser("alice", false)
-	key := newPasskeyDevice(t, srv.URL)
-	setup := newBrowser(t)
-	signInPortal(t, srv, setup, "alice")
-	registerPasskey(t, srv, setup, key, "Laptop")
+	srv, alice, key := aliceWithPasskey(t)
 
 	// Without an app: back to the page that asked, never to another site.
 	for returnTo, want := range map[string]string{"/security/passkeys": "/security/passkeys", "https://evil.example/": "/", "//evil.example/x": "/"} {
@@ -465,12 +468,7 @@ func TestPasskeySignInReturnAndRules(t *testing.T) {
 }
 
 func TestPasskeyAsSecondFactorHTTP(t *testing.T) {
-	srv := startPasskeyServer(t, nil, nil)
-	alice := srv.createUser("alice", false)
-	key := newPasskeyDevice(t, srv.URL)
-	setup := newBrowser(t)
-	signInPortal(t, srv, setup, "alice")
-	registerPasskey(t, srv, setup, key, "Laptop")
+	srv, alice, key := aliceWithPasskey(t)
 
 	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki"})
 	verifier, challenge := pkce()
