@@ -1048,3 +1048,27 @@ func TestServeGCTarget(t *testing.T) {
 		t.Errorf("with GOGC set, tuneGC changed the target to %d", got)
 	}
 }
+
+func TestEvery(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan struct{}, 10)
+	done := make(chan struct{})
+	go func() {
+		every(ctx, time.Millisecond, true, func() { calls <- struct{}{} })
+		close(done)
+	}()
+	for range 3 { // the first at once, then on the ticker
+		<-calls
+	}
+	cancel()
+	<-done // returns once ctx ends
+
+	// Without now, nothing runs before the first tick.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	ran := false
+	every(ctx2, time.Hour, false, func() { ran = true })
+	if ran {
+		t.Error("every ran fn before the first tick without now")
+	}
+}

@@ -68,48 +68,30 @@ func allSources(ldaps []*ldap.Source, upstream []directory.Source) []directory.S
 	return append(out, upstream...)
 }
 
-// syncDirectories imports every directory's users now and then every
-// sync_interval (hourly for directories added on the admin page), until
-// ctx ends.
+// syncDirectories imports the users of every directory in the config now
+// and then every sync_interval, and those of directories added on the admin
+// page hourly (and whenever an admin presses Sync there), until ctx ends.
 func (m *Main) syncDirectories(ctx context.Context) {
-	go func() {
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			for _, st := range m.Accounts.DirectoryStatuses(ctx) {
-				if st.Stored && st.CanSync && !st.Disabled {
-					if _, err := m.Accounts.SyncDirectory(ctx, st.ID); err != nil {
-						m.Logger.Warn("directory sync failed", "directory", st.ID, "err", err)
-					}
-				}
+	go every(ctx, time.Hour, false, func() {
+		for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+			if st.Stored && st.CanSync && !st.Disabled {
+				m.syncDirectory(ctx, st.ID)
 			}
 		}
-	}()
+	})
 	for _, d := range m.Config.Directories {
-		if d.Type != "ldap" {
-			continue
+		if d.Type == "ldap" {
+			go every(ctx, d.SyncInterval.Duration, true, func() { m.syncDirectory(ctx, d.ID) })
 		}
-		go func() {
-			t := time.NewTicker(d.SyncInterval.Duration)
-			defer t.Stop()
-			for {
-				rep, err := m.Accounts.SyncDirectory(ctx, d.ID)
-				if err != nil {
-					m.Logger.Warn("directory sync failed", "directory", d.ID, "err", err)
-				} else {
-					m.Logger.Info("directory synced", "directory", d.ID, "created", rep.Created, "updated", rep.Updated, "blocked", rep.Blocked, "failed", rep.Failed)
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
 	}
+}
+
+// syncDirectory runs one scheduled sync and logs how it went.
+func (m *Main) syncDirectory(ctx context.Context, id string) {
+	rep, err := m.Accounts.SyncDirectory(ctx, id)
+	if err != nil {
+		m.Logger.Warn("directory sync failed", "directory", id, "err", err)
+		return
+	}
+	m.Logger.Info("directory synced", "directory", id, "created", rep.Created, "updated", rep.Updated, "blocked", rep.Blocked, "failed", rep.Failed)
 }

@@ -330,19 +330,30 @@ func (m *Main) announceSetup(ctx context.Context) error {
 }
 
 func (m *Main) sweep(ctx context.Context) {
-	t := time.NewTicker(5 * time.Minute)
+	every(ctx, 5*time.Minute, false, func() {
+		rep, err := m.Store.Sweep(ctx)
+		if err != nil {
+			m.Logger.Error("sweep expired records", "err", err)
+			return
+		}
+		m.Logger.Debug("swept expired records", "report", rep)
+	})
+}
+
+// every calls fn every d until ctx ends, the first time at once when now is
+// set.
+func every(ctx context.Context, d time.Duration, now bool, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
+	if now {
+		fn()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			rep, err := m.Store.Sweep(ctx)
-			if err != nil {
-				m.Logger.Error("sweep expired records", "err", err)
-				continue
-			}
-			m.Logger.Debug("swept expired records", "report", rep)
+			fn()
 		}
 	}
 }
