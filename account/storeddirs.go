@@ -76,22 +76,31 @@ func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
 	return cfg.Open()
 }
 
-// StoredDirectory returns the settings of a directory added on the admin
-// page, without its password.
+// StoredDirectory returns the settings of an LDAP directory added on the
+// admin page, without its password.
 func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, error) {
-	d, err := s.store.GetDirectory(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return ldap.Config{}, Errorf(NotFound, "There is no directory %q that can be edited here.", id)
-	}
-	if err != nil {
-		return ldap.Config{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
-	}
 	var cfg ldap.Config
-	if err := json.Unmarshal(d.Settings, &cfg); err != nil {
-		return ldap.Config{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	if err := s.storedSettings(ctx, id, "ldap", &cfg); err != nil {
+		return ldap.Config{}, err
 	}
-	cfg.ID = d.ID
+	cfg.ID = id
 	return cfg, nil
+}
+
+// storedSettings decodes the settings of the directory id, which must have
+// been added on the admin page with type typ.
+func (s *Service) storedSettings(ctx context.Context, id, typ string, settings any) error {
+	d, err := s.store.GetDirectory(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || (err == nil && d.Type != typ):
+		return Errorf(NotFound, "There is no directory %q that can be edited here.", id)
+	case err != nil:
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	}
+	if err := json.Unmarshal(d.Settings, settings); err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("decode settings of directory %q: %w", id, err)}
+	}
+	return nil
 }
 
 // SaveDirectory adds (create) or changes an LDAP directory from the admin
@@ -129,30 +138,14 @@ func (s *Service) UpstreamCallbackURL() string {
 	return strings.TrimSuffix(s.policy.Issuer, "/") + "/login/upstream/callback"
 }
 
-// StoredDirectoryType tells the type of a directory added on the admin page.
-func (s *Service) StoredDirectoryType(ctx context.Context, id string) (string, error) {
-	d, err := s.store.GetDirectory(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return "", Errorf(NotFound, "There is no directory %q that can be edited here.", id)
-	}
-	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
-	}
-	return d.Type, nil
-}
-
 // StoredUpstream returns the settings of an upstream provider added on the
 // admin page, without its secret.
 func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Config, error) {
-	d, err := s.store.GetDirectory(ctx, id)
-	if err != nil || d.Type != "oidc" {
-		return oidcsource.Config{}, Errorf(NotFound, "There is no directory %q that can be edited here.", id)
-	}
 	var cfg oidcsource.Config
-	if err := json.Unmarshal(d.Settings, &cfg); err != nil {
-		return oidcsource.Config{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	if err := s.storedSettings(ctx, id, "oidc", &cfg); err != nil {
+		return oidcsource.Config{}, err
 	}
-	cfg.ID = d.ID
+	cfg.ID = id
 	return cfg, nil
 }
 

@@ -264,6 +264,15 @@ func TestAdminAddsUpstream(t *testing.T) {
 	if err != nil || stored.Type != "oidc" || strings.Contains(string(stored.Settings), secret) || strings.Contains(string(stored.SealedSecret), secret) {
 		t.Fatalf("stored upstream (secret must be sealed): %v %s", err, stored.Settings)
 	}
+	if r := b.get(down.URL + "/admin/upstreams/up/edit"); r.Status != http.StatusOK || !strings.Contains(r.Body, up.URL) {
+		t.Errorf("edit form of the upstream: %d %s", r.Status, truncateBody(r.Body))
+	}
+	// The LDAP form is not for an upstream provider, nor one form for an unknown ID.
+	for _, path := range []string{"/admin/directories/up/edit", "/admin/upstreams/nope/edit"} {
+		if r := b.get(down.URL + path); r.Status != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", path, r.Status)
+		}
+	}
 	ub := newBrowser(t)
 	start := ub.get(down.URL + "/login")
 	res := signInUpstream(t, down, ub, start)
