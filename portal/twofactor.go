@@ -84,13 +84,6 @@ func (s *Server) owesSecondFactor(r *http.Request, u storage.User) (bool, error)
 	return true, nil
 }
 
-// completeSignIn finishes a sign-in once every factor is done: it records it,
-// starts the session and carries on with the authorization request (through
-// the dispatcher), or goes to returnTo.
-func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, u storage.User, amr []string, authRequestID, returnTo string) error {
-	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
-}
-
 // signInMode says how the browser is answered once a sign-in is recorded.
 type signInMode int
 

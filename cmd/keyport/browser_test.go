@@ -136,15 +136,6 @@ func (c *chrome) waitLocation(prefix string) string {
 	return ""
 }
 
-// presence turns the authenticator's automatic user presence on or off.
-// Off, requests wait instead of being answered.
-func (c *chrome) presence(on bool) {
-	c.t.Helper()
-	if _, err := chromedp.Call(c.ctx, webauthn.SetAutomaticPresenceSimulation, webauthn.SetAutomaticPresenceSimulationParams{AuthenticatorID: c.auth, Enabled: on}); err != nil {
-		c.t.Fatalf("set presence simulation: %v", err)
-	}
-}
-
 // withoutAutofill makes pages report that the browser offers no passkey
 // autofill (conditional mediation), as browsers without it do. With it, a
 // virtual authenticator that holds a passkey answers the sign-in page's

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -36,8 +35,6 @@ type passkeyDevice struct {
 func newPasskeyDevice(t *testing.T, origin string) *passkeyDevice {
 	return &passkeyDevice{webauthntest.New(t, origin)}
 }
-
-var rawURL = base64.RawURLEncoding
 
 // publicKey digs the publicKey options out of a begin answer.
 func (d *passkeyDevice) publicKey(answer map[string]any) map[string]any {
