@@ -175,8 +175,11 @@ func TestRememberedDeviceSkipsSecondStep(t *testing.T) {
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
 	secret, _ := enrolTOTP(t, srv, b)
-	p := b.submit(b.get(srv.URL+"/security"), "/logout", nil)
-	p = b.get(srv.URL + "/login")
+	b.submit(b.get(srv.URL+"/security"), "/logout", nil)
+	p := b.get(srv.URL + "/login")
+	if !isLoginPage(p) {
+		t.Fatalf("after signing out, /login shows no form: %d %s", p.Status, truncateBody(p.Body))
+	}
 	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
 	if p.URL.Path != "/login/2fa" {
 		t.Fatalf("no second step: %s", p.URL)

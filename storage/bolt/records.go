@@ -227,8 +227,9 @@ func (d *DB) ListLoginAttempts(ctx context.Context, userID string, limit int) ([
 	end := append([]byte(userID), 1) // first key after every key with prefix
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bLoginAttempts).Cursor()
-		k, v := c.Seek(end)
-		if k == nil {
+		// The newest attempt is the last key before end.
+		var k, v []byte
+		if next, _ := c.Seek(end); next == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
