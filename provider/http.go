@@ -96,6 +96,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			p.badRequest(w, r, http.StatusBadRequest, "client authentication must not use more than one method")
 			return
 		}
+		if path == "/oauth/introspect" {
+			secretInBodyAsBasic(r)
+		}
 		if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
 			// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
 			// would answer {"active":false} or 200.
@@ -116,6 +119,26 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		p.finish(w, r, path, rec)
 	})
+}
+
+// secretInBodyAsBasic lets a resource server authenticate at introspection
+// with client_secret_post, as it can at the token and revocation endpoints
+// (RFC 7662 §2.1 accepts any method the server supports). zitadel's
+// introspection reads only HTTP Basic, so the form's credentials move into
+// that header, encoded as RFC 6749 §2.3.1 says.
+func secretInBodyAsBasic(r *http.Request) {
+	if _, _, basic := r.BasicAuth(); basic {
+		return
+	}
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if id == "" || secret == "" {
+		return
+	}
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	for _, form := range []url.Values{r.PostForm, r.Form} {
+		form.Del("client_id")
+		form.Del("client_secret")
+	}
 }
 
 func (p *Provider) badRequest(w http.ResponseWriter, r *http.Request, status int, msg string) {

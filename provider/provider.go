@@ -151,6 +151,7 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	delete(m, "token_endpoint_auth_signing_alg_values_supported")
 	delete(m, "introspection_endpoint_auth_signing_alg_values_supported")
 	delete(m, "revocation_endpoint_auth_signing_alg_values_supported")
+	m["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost)}
 	m["grant_types_supported"] = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
 	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}

@@ -348,6 +348,23 @@ func TestClientCredentialsIntrospectRevoke(t *testing.T) {
 	if status != 401 {
 		t.Errorf("introspect without credentials: %d", status)
 	}
+	// client_secret_post works as at the token endpoint, with the same checks.
+	status, _, intro = srv.postForm("/oauth/introspect", url.Values{"token": {at}, "client_id": {rs.ID}, "client_secret": {rs.Secret}}, "", "")
+	if status != 200 || intro["active"] != true || intro["client_id"] != "worker" {
+		t.Errorf("introspect with client_secret_post: %d %v", status, intro)
+	}
+	status, h, body = srv.postForm("/oauth/introspect", url.Values{"token": {at}, "client_id": {rs.ID}, "client_secret": {"wrong-secret-xxxxxxxx"}}, "", "")
+	if status != 401 || body["error"] != "invalid_client" {
+		t.Errorf("introspect with a wrong posted secret: %d %v", status, body)
+	}
+	status, _, body = srv.postForm("/oauth/introspect", url.Values{"token": {at}, "client_id": {rs.ID}, "client_secret": {rs.Secret}}, rs.ID, rs.Secret)
+	if status != 400 {
+		t.Errorf("introspect with Basic and client_secret_post at once: %d %v", status, body)
+	}
+	status, _, body = srv.postForm("/oauth/introspect", url.Values{"token": {at}, "client_id": {rs.ID}}, "", "")
+	if status != 401 || body["error"] != "invalid_client" {
+		t.Errorf("introspect with a client_id and no secret: %d %v", status, body)
+	}
 	// A machine token is no key to userinfo.
 	if status, h, _ := srv.userinfo(at); status != 401 || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Errorf("userinfo with a machine token: %d %q", status, h.Get("WWW-Authenticate"))
@@ -608,6 +625,13 @@ func TestDiscoveryDocument(t *testing.T) {
 	} {
 		if !has(k, v) {
 			t.Errorf("%s lacks %q: %v", k, v, d[k])
+		}
+	}
+	for _, k := range []string{"token_endpoint_auth_methods_supported", "introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"} {
+		for _, v := range []string{"client_secret_basic", "client_secret_post"} {
+			if !has(k, v) {
+				t.Errorf("%s lacks %q: %v", k, v, d[k])
+			}
 		}
 	}
 	if has("code_challenge_methods_supported", "plain") || has("token_endpoint_auth_methods_supported", "private_key_jwt") {
