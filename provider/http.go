@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -94,6 +95,14 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			// RFC 6749 §2.3: one authentication method per request. zitadel
 			// checks this for code and refresh grants only.
 			p.badRequest(w, r, http.StatusBadRequest, "client authentication must not use more than one method")
+			return
+		}
+		if gt := r.PostForm.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
+			// zitadel handles some grants Keyport does not offer (the JWT
+			// bearer grant answers invalid_client); RFC 6749 §5.2 has one code
+			// for them all.
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type "+strconv.Quote(truncate(gt, 64))+" is not supported")
 			return
 		}
 		if path == "/oauth/introspect" {

@@ -131,6 +131,10 @@ func New(o Options) (*Provider, error) {
 	return p, nil
 }
 
+// grantTypes are the grants the token endpoint serves; whether a client may
+// use one is checked per client.
+var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+
 // buildDiscovery prepares the discovery document once: it never changes
 // while the server runs.
 func (p *Provider) buildDiscovery() ([]byte, error) {
@@ -152,7 +156,7 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	delete(m, "introspection_endpoint_auth_signing_alg_values_supported")
 	delete(m, "revocation_endpoint_auth_signing_alg_values_supported")
 	m["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost)}
-	m["grant_types_supported"] = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+	m["grant_types_supported"] = grantTypes
 	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
 	m["authorization_response_iss_parameter_supported"] = true // RFC 9207

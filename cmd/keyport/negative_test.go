@@ -840,6 +840,18 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 					t.Errorf("error = %q, want unsupported_grant_type", r.ErrCode())
 				}
 			}},
+		gcase{name: "JWT bearer grant (RFC 7523), not offered", method: "POST", target: "/oauth/token", body: "grant_type=" + url.QueryEscape("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", ctype: form, basic: true, want4xx: true,
+			check: func(t *testing.T, r negResp) {
+				if r.Status != 400 || r.ErrCode() != "unsupported_grant_type" {
+					t.Errorf("%d %q, want 400 unsupported_grant_type", r.Status, r.ErrCode())
+				}
+			}},
+		gcase{name: "device code grant, not offered", method: "POST", target: "/oauth/token", body: "grant_type=" + url.QueryEscape("urn:ietf:params:oauth:grant-type:device_code") + "&device_code=x", ctype: form, basic: true, want4xx: true,
+			check: func(t *testing.T, r negResp) {
+				if r.Status != 400 || r.ErrCode() != "unsupported_grant_type" {
+					t.Errorf("%d %q, want 400 unsupported_grant_type", r.Status, r.ErrCode())
+				}
+			}},
 		gcase{name: "refresh grant with an unknown client_id", method: "POST", target: "/oauth/token", body: "grant_type=refresh_token&refresh_token=abc&client_id=nobody", ctype: form, want4xx: true},
 		gcase{name: "refresh grant with an unknown client_id and secret", method: "POST", target: "/oauth/token", body: "grant_type=refresh_token&refresh_token=abc&client_id=nobody&client_secret=whatever-secret", ctype: form, want4xx: true},
 		gcase{name: "code grant with an unknown client_id", method: "POST", target: "/oauth/token", body: "grant_type=authorization_code&code=abc&client_id=nobody&redirect_uri=" + reg, ctype: form, want4xx: true},
