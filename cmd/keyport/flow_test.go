@@ -652,3 +652,40 @@ func TestDiscoveryDocument(t *testing.T) {
 		t.Errorf("If-None-Match: %d", r2.StatusCode)
 	}
 }
+
+// A refresh token works only for the client it was issued to, and only for
+// the scopes it was granted (RFC 6749 §6). A refusal changes nothing: the
+// token still works for its owner afterwards.
+func TestRefreshBoundToClientAndScope(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("rita", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
+	code, verifier := app.signIn(newBrowser(t), "rita")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tok.RefreshToken
+
+	if status, _, body := other.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, true); status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("refresh with another client's token: %d %v", status, body)
+	}
+	if status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"openid email profile offline_access"}}, true); status != 400 || body["error"] != "invalid_scope" {
+		t.Errorf("refresh asking for a scope never granted: %d %v", status, body)
+	}
+
+	// Still the owner's, and it may narrow the scope.
+	status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {"openid offline_access"}}, true)
+	if status != 200 {
+		t.Fatalf("refresh by its owner after the refusals: %d %v", status, body)
+	}
+	if scope, _ := body["scope"].(string); strings.Contains(scope, "email") {
+		t.Errorf("narrowed refresh still grants email: scope %q", scope)
+	}
+	at, _ := body["access_token"].(string)
+	if status, _, claims := srv.userinfo(at); status != 200 || claims["email"] != nil || claims["sub"] == nil {
+		t.Errorf("userinfo after narrowing: %d %v", status, claims)
+	}
+}
