@@ -138,7 +138,13 @@ func (r *authRequest) Done() bool             { return r.a.Completed }
 func (r *authRequest) GetResponseType() oidc.ResponseType {
 	return oidc.ResponseType(r.a.ResponseType)
 }
+
+// GetResponseMode answers query for form_post: zitadel then redirects, and
+// the middleware turns the redirect into the form (see formpost.go).
 func (r *authRequest) GetResponseMode() oidc.ResponseMode {
+	if r.a.ResponseMode == string(oidc.ResponseModeFormPost) {
+		return oidc.ResponseModeQuery
+	}
 	return oidc.ResponseMode(r.a.ResponseMode)
 }
 

@@ -119,6 +119,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				"Go back to the application and start signing in again from this browser.")
 			return
 		}
+		if path == "/authorize/callback" {
+			r = r.WithContext(withFormPostNote(r.Context()))
+		}
 		if postOnly(path) {
 			// The client-authenticated endpoints read their client (and a
 			// refresh its user) more than once; see readMemo.
@@ -230,7 +233,15 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		p.opts.OnLogout(w, r)
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
-		h.Set("Location", p.withIssuer(h.Get("Location")))
+		location := p.withIssuer(h.Get("Location"))
+		if target := formPostTarget(r); target != "" {
+			if body, ok := formPostBody(target, location); ok {
+				copyHeader(w.Header(), h)
+				writeFormPost(w, body)
+				return
+			}
+		}
+		h.Set("Location", location)
 	}
 	copyHeader(w.Header(), h)
 	w.WriteHeader(status)

@@ -109,6 +109,7 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 	if err != nil {
 		return nil, s.internal(ctx, "load auth request", err)
 	}
+	noteResponseMode(ctx, a)
 	return &authRequest{a: a}, nil
 }
 

@@ -262,8 +262,11 @@ func (p *Provider) Fail(w http.ResponseWriter, r *http.Request, id, code, descri
 	}
 	_ = p.storage.DeleteAuthRequest(r.Context(), id)
 	e := oauthError(code, description)
+	ctx := withFormPostNote(r.Context())
+	noteResponseMode(ctx, a)
+	r = r.WithContext(ctx)
 	rec := newRecorder()
-	op.AuthRequestError(rec, r.WithContext(op.ContextWithIssuer(r.Context(), p.opts.Issuer)), &authRequest{a: a}, e, p.op)
+	op.AuthRequestError(rec, r.WithContext(op.ContextWithIssuer(ctx, p.opts.Issuer)), &authRequest{a: a}, e, p.op)
 	p.finish(w, r, "/authorize", rec)
 }
 

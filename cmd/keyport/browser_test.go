@@ -419,3 +419,44 @@ func TestBrowserLockedProfile(t *testing.T) {
 	}
 	c.screenshot("profile-locked")
 }
+
+// In a real browser the form_post page (response_mode=form_post) submits
+// itself under its Content-Security-Policy, and the app receives the code,
+// state and iss as a POST.
+func TestBrowserFormPost(t *testing.T) {
+	c := newChrome(t)
+	srv, base := startLocalhostServer(t, nil)
+	srv.createUser("alice", false)
+	posted := make(chan url.Values, 1)
+	appSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.ParseForm() == nil {
+			select {
+			case posted <- r.PostForm:
+			default:
+			}
+		}
+		_, _ = w.Write([]byte("app"))
+	}))
+	t.Cleanup(appSrv.Close)
+	app := srv.createClient(account.NewClient{ID: "wiki", SkipConsent: true, RedirectURIs: []string{appSrv.URL + "/callback"}})
+
+	c.signIn(base, "alice")
+	c.do("home after sign-in", chromedp.WaitVisible(chromedp.CSS(".portal-nav")))
+	verifier, challenge := pkce()
+	authURL := app.oauth.AuthCodeURL("st-fp", oauth2.SetAuthURLParam("response_mode", "form_post"),
+		oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	c.do("start the app's sign-in", chromedp.Navigate(authURL))
+	c.waitLocation(app.RedirectURI)
+	var form url.Values
+	select {
+	case form = <-posted:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the app received no POST; the browser is at %s", c.location())
+	}
+	if form.Get("state") != "st-fp" || form.Get("iss") != base || form.Get("code") == "" {
+		t.Fatalf("the app received %v", form)
+	}
+	if _, err := app.exchange(form.Get("code"), verifier); err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+}

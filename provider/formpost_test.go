@@ -1,0 +1,47 @@
+package provider
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFormPostBody(t *testing.T) {
+	for _, c := range []struct {
+		name, redirectURI, location string
+		ok                          bool
+		want, wantNot               []string
+	}{
+		{"code and iss", "https://app.example/cb", "https://app.example/cb?code=c1&state=s%22&iss=https%3A%2F%2Fid.example",
+			true, []string{`action="https://app.example/cb"`, `name="code" value="c1"`, `name="state" value="s&#34;"`, `name="iss" value="https://id.example"`}, nil},
+		{"error", "https://app.example/cb", "https://app.example/cb?error=access_denied&error_description=no&state=s",
+			true, []string{`name="error" value="access_denied"`, `name="error_description" value="no"`}, []string{`name="code"`}},
+		// Native apps register private-use schemes (RFC 8252 §7.1); the
+		// form must still post there.
+		{"custom scheme", "com.example.app:/cb", "com.example.app:/cb?code=c2&state=s",
+			true, []string{`action="com.example.app:/cb"`, `name="code" value="c2"`}, []string{"ZgotmplZ"}},
+		{"redirect URI's own query stays in the action", "https://app.example/cb?tenant=7", "https://app.example/cb?code=c3&state=s&tenant=7",
+			true, []string{`action="https://app.example/cb?tenant=7"`}, []string{`name="tenant"`}},
+		{"only response parameters", "https://app.example/cb", "https://app.example/cb?code=c4&extra=x",
+			true, nil, []string{`name="extra"`}},
+		{"elsewhere", "https://app.example/cb", "https://evil.example/cb?code=c5", false, nil, nil},
+		{"other path", "https://app.example/cb", "https://app.example/other?code=c6", false, nil, nil},
+		{"into the sign-in page", "https://app.example/cb", "/login?authRequestID=x", false, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body, ok := formPostBody(c.redirectURI, c.location)
+			if ok != c.ok {
+				t.Fatalf("ok = %v, want %v", ok, c.ok)
+			}
+			for _, s := range c.want {
+				if !strings.Contains(string(body), s) {
+					t.Errorf("page lacks %s:\n%s", s, body)
+				}
+			}
+			for _, s := range c.wantNot {
+				if strings.Contains(string(body), s) {
+					t.Errorf("page has %s:\n%s", s, body)
+				}
+			}
+		})
+	}
+}
