@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // recorder buffers a response so the middleware can correct it before it
@@ -233,7 +235,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		p.opts.OnLogout(w, r)
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
-		location := p.withIssuer(h.Get("Location"))
+		location := p.withIssuer(unsupportedResponseType(r, h.Get("Location")))
 		if target := formPostTarget(r); target != "" {
 			if body, ok := formPostBody(target, location); ok {
 				copyHeader(w.Header(), h)
@@ -271,6 +273,36 @@ func (p *Provider) withIssuer(location string) string {
 		return u.String()
 	}
 	return location
+}
+
+// unsupportedResponseType corrects zitadel's refusal of a response type
+// other than code. zitadel says unauthorized_client ("missing in the client
+// configuration"), but Keyport offers no other type to any client, which RFC
+// 6749 §4.1.2.1 calls unsupported_response_type.
+func unsupportedResponseType(r *http.Request, location string) string {
+	rt := r.Form.Get("response_type")
+	if r.URL.Path != "/authorize" || rt == "" || rt == string(oidc.ResponseTypeCode) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return location
+	}
+	fix := func(q url.Values) bool {
+		if q.Get("error") != string(oidc.UnauthorizedClient) {
+			return false
+		}
+		q.Set("error", "unsupported_response_type")
+		q.Set("error_description", "only response_type=code is supported")
+		return true
+	}
+	// The error is in the fragment for types that would have used it.
+	if q := u.Query(); fix(q) {
+		u.RawQuery = q.Encode()
+	} else if f, err := url.ParseQuery(u.Fragment); err == nil && fix(f) {
+		u.Fragment = f.Encode()
+	}
+	return u.String()
 }
 
 func presentsBearer(r *http.Request) bool {

@@ -410,14 +410,24 @@ func TestAuthorizeRejectsUnknownClientAndRedirectURI(t *testing.T) {
 		q.Del("code_challenge_method")
 		refused(t, q, "invalid_request")
 	})
-	t.Run("unsupported response_type", func(t *testing.T) {
-		q := negAuthParams("app", reg, "token")
-		q.Set("response_type", "token")
-		r := negGet(t, negAuthorizeURL(srv, q))
-		if r.Status < 300 || r.Status >= 500 || strings.Contains(r.Header.Get("Location"), "code=") || strings.Contains(r.Header.Get("Location"), "access_token") {
-			t.Errorf("response_type=token: %s", r)
-		}
-	})
+	for _, rt := range []string{"token", "id_token", "code id_token", "code token", "none"} {
+		t.Run("response_type="+rt, func(t *testing.T) {
+			q := negAuthParams("app", reg, "rt")
+			q.Set("response_type", rt)
+			r := negGet(t, negAuthorizeURL(srv, q))
+			u, err := url.Parse(r.Header.Get("Location"))
+			if r.Status != http.StatusFound || err != nil || !strings.HasPrefix(u.String(), reg) {
+				t.Fatalf("expected an error redirect to the app, got %s", r)
+			}
+			got := u.Query()
+			if rt == "id_token" { // implicit: the fragment (OAuth 2.0 Multiple Response Types §5)
+				got, _ = url.ParseQuery(u.Fragment)
+			}
+			if got.Get("error") != "unsupported_response_type" || got.Get("state") != "rt" || got.Get("iss") != srv.URL || got.Has("code") {
+				t.Errorf("refusal: %s", u)
+			}
+		})
+	}
 }
 
 // ---------------------------------------------------------------------------
