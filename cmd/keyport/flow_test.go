@@ -689,3 +689,69 @@ func TestRefreshBoundToClientAndScope(t *testing.T) {
 		t.Errorf("userinfo after narrowing: %d %v", status, claims)
 	}
 }
+
+// Variants the OpenID conformance suite's basic plan exercises: the
+// authorization request sent as a POST form (OIDC Core §3.1.2.1), userinfo
+// asked by POST with the token in the header or the body (RFC 6750 §2.1,
+// §2.2), and prompt=none with the id_token_hint of the signed-in user.
+func TestConformanceVariants(t *testing.T) {
+	srv := startServer(t, "", nil)
+	gus := srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, "email"}
+	b := newBrowser(t)
+
+	verifier, challenge := pkce()
+	form := url.Values{
+		"client_id": {app.ID}, "redirect_uri": {app.RedirectURI}, "response_type": {"code"}, "scope": {"openid email"},
+		"state": {"post-1"}, "nonce": {"n-post"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"},
+	}
+	p := app.finish(b, b.post(srv.URL+"/authorize", form), "gus")
+	res := landed(t, p, app.RedirectURI)
+	if res.Code == "" || res.State != "post-1" {
+		t.Fatalf("authorization request by POST ended with %+v", res)
+	}
+	tok, err := app.exchange(res.Code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	userinfo := func(req *http.Request) (int, map[string]any) {
+		status, _, body := doJSON(t, req)
+		return status, body
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if status, body := userinfo(req); status != 200 || body["sub"] != gus.ID || body["email"] == nil {
+		t.Errorf("userinfo by POST with the header: %d %v", status, body)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if status, body := userinfo(req); status != 200 || body["sub"] != gus.ID {
+		t.Errorf("userinfo by POST with the token in the body: %d %v", status, body)
+	}
+
+	// Signed in already: prompt=none with the user's ID token as the hint
+	// answers at once.
+	rawID, _ := tok.Extra("id_token").(string)
+	_, challenge = pkce()
+	p = app.authorize(b, "hint-1", oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", rawID),
+		oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	if res := landed(t, p, app.RedirectURI); res.Code == "" || res.Error != "" || res.State != "hint-1" {
+		t.Errorf("prompt=none with the user's id_token_hint: %+v", res)
+	}
+	// Another user's hint does not sign in as them, nor as gus.
+	other := srv.createUser("hal", false)
+	b2 := newBrowser(t)
+	code2, verifier2 := app.signIn(b2, "hal")
+	tok2, err := app.exchange(code2, verifier2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	halID, _ := tok2.Extra("id_token").(string)
+	p = app.authorize(b, "hint-2", oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", halID),
+		oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+	if res := landed(t, p, app.RedirectURI); res.Code != "" || res.Error == "" {
+		t.Errorf("prompt=none with another user's (%s) hint: %+v", other.ID, res)
+	}
+}
