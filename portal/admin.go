@@ -138,10 +138,7 @@ func formFromRequest(r *http.Request, id string) (ldapForm, string) {
 }
 
 func (f ldapForm) config(password string) ldap.Config {
-	var attrs []string
-	for _, a := range strings.FieldsFunc(f.LoginAttributes, func(r rune) bool { return r == ',' || r == ' ' }) {
-		attrs = append(attrs, a)
-	}
+	attrs := strings.FieldsFunc(f.LoginAttributes, func(r rune) bool { return r == ',' || r == ' ' })
 	return ldap.Config{ID: f.ID, Name: f.Name, URL: f.URL, BindDN: f.BindDN, BindPassword: password, UserBaseDN: f.UserBaseDN,
 		UserFilter: f.UserFilter, LoginAttributes: attrs, DisabledFilter: f.DisabledFilter, GroupBaseDN: f.GroupBaseDN,
 		GroupFilter: f.GroupFilter, MemberAttribute: f.MemberAttribute, StartTLS: f.StartTLS, InsecureSkipVerify: f.InsecureSkipVerify,

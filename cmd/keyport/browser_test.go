@@ -151,7 +151,7 @@ func (c *chrome) withoutAutofill() (restore func()) {
 	}
 	return func() {
 		c.t.Helper()
-		if _, err := chromedp.Call(c.ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: res.Identifier}); err != nil {
+		if _, err := chromedp.Call(c.ctx, cdppage.RemoveScriptToEvaluateOnNewDocument, cdppage.RemoveScriptToEvaluateOnNewDocumentParams(res)); err != nil {
 			c.t.Fatalf("turn passkey autofill back on: %v", err)
 		}
 	}

@@ -353,7 +353,7 @@ func TestClientCredentialsIntrospectRevoke(t *testing.T) {
 	if status != 200 || intro["active"] != true || intro["client_id"] != "worker" {
 		t.Errorf("introspect with client_secret_post: %d %v", status, intro)
 	}
-	status, h, body = srv.postForm("/oauth/introspect", url.Values{"token": {at}, "client_id": {rs.ID}, "client_secret": {"wrong-secret-xxxxxxxx"}}, "", "")
+	status, _, body = srv.postForm("/oauth/introspect", url.Values{"token": {at}, "client_id": {rs.ID}, "client_secret": {"wrong-secret-xxxxxxxx"}}, "", "")
 	if status != 401 || body["error"] != "invalid_client" {
 		t.Errorf("introspect with a wrong posted secret: %d %v", status, body)
 	}
