@@ -36,6 +36,12 @@ func (r *recorder) WriteHeader(code int) {
 	}
 }
 
+// isPreflight tells a CORS preflight request (Fetch standard, "CORS-preflight
+// request") from any other OPTIONS request.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
+}
+
 // browserFacing endpoints answer people, so their errors are HTML pages.
 func browserFacing(path string) bool {
 	return path == "/authorize" || path == "/authorize/callback" || path == "/end_session"
@@ -64,6 +70,13 @@ var repeatable = map[string]bool{"resource": true}
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
+		if isPreflight(r) {
+			// Browser apps (public clients) call the endpoints across
+			// origins. A preflight carries no credentials, parameters or
+			// body, and zitadel's CORS handler answers it and goes no further.
+			next.ServeHTTP(w, r)
+			return
+		}
 		if postOnly(path) && r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")

@@ -190,6 +190,17 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // copy. An explicit Content-Length spares the discovery document, larger
 // than net/http's 2 KiB sniffing buffer, chunked encoding.
 func servePrepared(w http.ResponseWriter, r *http.Request, body []byte, etag string) {
+	if isPreflight(r) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+		if want := r.Header.Get("Access-Control-Request-Headers"); want != "" {
+			h.Set("Access-Control-Allow-Headers", want)
+		}
+		h.Set("Access-Control-Max-Age", "300")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET")

@@ -755,3 +755,44 @@ func TestConformanceVariants(t *testing.T) {
 		t.Errorf("prompt=none with another user's (%s) hint: %+v", other.ID, res)
 	}
 }
+
+// Browser apps (public clients) call the provider's endpoints from their
+// own origin: the CORS preflight and the real request must both pass.
+func TestCORSForBrowserApps(t *testing.T) {
+	srv := startServer(t, "", nil)
+	m2m := srv.createClient(account.NewClient{ID: "worker", GrantTypes: []string{account.GrantClientCredentials}})
+	const origin = "https://spa.example"
+	for _, c := range []struct{ path, method, headers string }{
+		{"/oauth/token", "POST", "content-type"},
+		{"/revoke", "POST", "content-type"},
+		{"/oauth/introspect", "POST", "authorization, content-type"},
+		{"/userinfo", "GET", "authorization"},
+		{"/keys", "GET", ""},
+	} {
+		req, _ := http.NewRequest(http.MethodOptions, srv.URL+c.path, nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", c.method)
+		if c.headers != "" {
+			req.Header.Set("Access-Control-Request-Headers", c.headers)
+		}
+		r := negMust(t, negClient, req)
+		if allow := r.Header.Get("Access-Control-Allow-Origin"); r.Status < 200 || r.Status > 299 || allow != origin && allow != "*" ||
+			!strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), c.method) {
+			t.Errorf("preflight of %s %s: %d %v", c.method, c.path, r.Status, r.Header)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	req.SetBasicAuth(m2m.ID, m2m.Secret)
+	if r := negMust(t, negClient, req); r.Status != 200 || r.Header.Get("Access-Control-Allow-Origin") != origin {
+		t.Errorf("token request from a browser app: %d %v", r.Status, r.Header)
+	}
+	// OPTIONS is no way around POST-only: without a preflight's headers it
+	// is refused.
+	req, _ = http.NewRequest(http.MethodOptions, srv.URL+"/oauth/token?grant_type=client_credentials", nil)
+	req.SetBasicAuth(m2m.ID, m2m.Secret)
+	if r := negMust(t, negClient, req); r.Status < 400 || r.Status >= 500 || strings.Contains(string(r.Body), "access_token") {
+		t.Errorf("plain OPTIONS at the token endpoint: %d %s", r.Status, r.Body)
+	}
+}
