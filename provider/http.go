@@ -129,6 +129,15 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			p.badRequest(w, r, http.StatusBadRequest, "token missing")
 			return
 		}
+		if path == "/authorize" {
+			// zitadel refuses these too, but as server errors in its log.
+			for _, k := range []string{"client_id", "redirect_uri"} {
+				if r.Form.Get(k) == "" {
+					p.badRequest(w, r, http.StatusBadRequest, k+" is missing")
+					return
+				}
+			}
+		}
 		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
 			p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request belongs to another browser",
 				"Go back to the application and start signing in again from this browser.")
