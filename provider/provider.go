@@ -114,7 +114,11 @@ func New(o Options) (*Provider, error) {
 		SupportedScopes:          supportedScopes,
 		SupportedClaims:          supportedClaims,
 	}
-	opts := []op.Option{op.WithLogger(o.Logger)}
+	tokens, err := newTokenCrypto(o.TokenKey)
+	if err != nil {
+		return nil, err
+	}
+	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens)}
 	if strings.HasPrefix(o.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
 	}
