@@ -796,3 +796,43 @@ func TestCORSForBrowserApps(t *testing.T) {
 		t.Errorf("plain OPTIONS at the token endpoint: %d %s", r.Status, r.Body)
 	}
 }
+
+// RFC 7009's main case: an app revokes its refresh token when the user signs
+// out of it. The token and the access tokens of its grant stop working;
+// another client cannot revoke it.
+func TestRevokeRefreshToken(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("ivy", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	code, verifier := app.signIn(newBrowser(t), "ivy")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if status, _, body := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}, other.ID, other.Secret); status == 200 {
+		t.Errorf("another client revoked the refresh token: %d %v", status, body)
+	}
+	if status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != 200 {
+		t.Fatalf("refresh after another client's revocation: %d %v", status, body)
+	} else {
+		tok.RefreshToken, _ = body["refresh_token"].(string)
+		tok.AccessToken, _ = body["access_token"].(string)
+	}
+
+	if status, _, body := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}, app.ID, app.Secret); status != 200 {
+		t.Fatalf("revoke the refresh token: %d %v", status, body)
+	}
+	if status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("refresh with a revoked token: %d %v", status, body)
+	}
+	if status, _, _ := srv.userinfo(tok.AccessToken); status != 401 {
+		t.Errorf("access token of a revoked grant at userinfo: %d", status)
+	}
+	// Revoking it again, or with the wrong hint, is still a success (§2.2).
+	if status, _, body := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"access_token"}}, app.ID, app.Secret); status != 200 {
+		t.Errorf("revoke again: %d %v", status, body)
+	}
+}
