@@ -138,6 +138,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
+		if path == "/oauth/introspect" && p.introspectRefreshToken(w, r) {
+			return
+		}
 		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
 			p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request belongs to another browser",
 				"Go back to the application and start signing in again from this browser.")

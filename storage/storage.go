@@ -357,6 +357,11 @@ type Tokens interface {
 	// gives ErrTokenReused (and its family is revoked); an unknown or expired
 	// one gives ErrNotFound.
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// PeekRefreshToken returns the live token with that hash, like
+	// GetRefreshToken, but without the reuse check's revocation: for looking
+	// at a token (introspection) rather than using it. Rotated, unknown and
+	// expired tokens give ErrNotFound.
+	PeekRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// GetRefreshTokenByID finds a live refresh token by its ID.
 	GetRefreshTokenByID(ctx context.Context, id string) (RefreshToken, error)
 	// RotateRefreshToken supersedes the live token oldHash with next and stores

@@ -836,3 +836,59 @@ func TestRevokeRefreshToken(t *testing.T) {
 		t.Errorf("revoke again: %d %v", status, body)
 	}
 }
+
+// Introspection of a refresh token (RFC 7662 §2.1): its client learns that
+// it is active and whose it is; other clients learn nothing; looking at a
+// rotated token is not a reuse.
+func TestIntrospectRefreshToken(t *testing.T) {
+	srv := startServer(t, "", nil)
+	june := srv.createUser("june", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	code, verifier := app.signIn(newBrowser(t), "june")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	introspect := func(token, id, secret string) (int, http.Header, map[string]any) {
+		return srv.postForm("/oauth/introspect", url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}, id, secret)
+	}
+
+	status, h, got := introspect(tok.RefreshToken, app.ID, app.Secret)
+	scope, _ := got["scope"].(string)
+	if status != 200 || got["active"] != true || got["client_id"] != app.ID || got["sub"] != june.ID || got["username"] != "june" ||
+		got["exp"] == nil || !strings.Contains(scope, "offline_access") || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("introspect the refresh token: %d %v %v", status, h, got)
+	}
+	if _, _, got := srv.postForm("/oauth/introspect", url.Values{"token": {tok.RefreshToken}, "client_id": {app.ID}, "client_secret": {app.Secret}}, "", ""); got["active"] != true {
+		t.Errorf("introspect with client_secret_post: %v", got)
+	}
+	if _, _, got := introspect(tok.RefreshToken, other.ID, other.Secret); got["active"] != false || len(got) != 1 {
+		t.Errorf("another client introspects it: %v", got)
+	}
+	if status, _, got := introspect(tok.RefreshToken, app.ID, "wrong-secret-xxxxxxxx"); status != 401 || got["error"] != "invalid_client" {
+		t.Errorf("wrong secret: %d %v", status, got)
+	}
+
+	// Rotate; the old token is inactive, and looking at it revoked nothing.
+	status, _, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true)
+	if status != 200 {
+		t.Fatalf("refresh: %d %v", status, body)
+	}
+	next, _ := body["refresh_token"].(string)
+	if _, _, got := introspect(tok.RefreshToken, app.ID, app.Secret); got["active"] != false {
+		t.Errorf("a rotated token: %v", got)
+	}
+	if _, _, got := introspect(next, app.ID, app.Secret); got["active"] != true {
+		t.Errorf("the next token after the old one was looked at: %v", got)
+	}
+
+	// A blocked user's token is inactive.
+	if err := srv.Main.Accounts.SetBlocked(context.Background(), "june", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, got := introspect(next, app.ID, app.Secret); got["active"] != false || len(got) != 1 {
+		t.Errorf("a blocked user's refresh token: %v", got)
+	}
+}

@@ -151,6 +151,23 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 	return storage.RefreshToken{}, fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
 }
 
+// PeekRefreshToken returns the live link stored under hash and changes
+// nothing.
+func (d *DB) PeekRefreshToken(ctx context.Context, hash string) (storage.RefreshToken, error) {
+	var r storage.RefreshToken
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bRefreshTokens), hash, &r)
+		if err == nil && (!ok || !liveRefresh(r, d.now())) {
+			err = fmt.Errorf("peek refresh token: %w", storage.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return r, nil
+}
+
 // GetRefreshTokenByID returns the live link with that ID.
 func (d *DB) GetRefreshTokenByID(ctx context.Context, id string) (storage.RefreshToken, error) {
 	var r storage.RefreshToken

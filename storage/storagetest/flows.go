@@ -268,6 +268,27 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, r3.Hash)
 		ok(t, err, "get r3")
 	}},
+	{"Peek", func(t *testing.T, s storage.Store, c *testClock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		got, err := s.PeekRefreshToken(ctx, r1.Hash)
+		ok(t, err, "peek r1")
+		equal(t, got, r1, "r1")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+		// Looking at a rotated token is not using it: no reuse, no revocation.
+		_, err = s.PeekRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrNotFound, "peek a rotated token")
+		got, err = s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "r2 after peeking at r1")
+		equal(t, got, r2, "r2")
+		_, err = s.PeekRefreshToken(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "peek an unknown token")
+		c.Advance(2 * time.Hour)
+		_, err = s.PeekRefreshToken(ctx, r2.Hash)
+		isErr(t, err, storage.ErrNotFound, "peek an idle-expired token")
+	}},
 	{"RotateLostRace", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
