@@ -83,3 +83,59 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		}
 	}
 }
+
+// The same for a signed-in administrator's portal: random forms, with a
+// valid CSRF token so they reach the handlers, at every page and action.
+// Nothing may get a 5xx, and the session must survive (only sign-out ends
+// it, and it is left out).
+func TestRandomPortalFormsNever5xx(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("ada", true)
+	b := newBrowser(t)
+	home := signInPortal(t, srv, b, "ada")
+	csrf := formFields(home.Body).Get("csrf_token")
+	if csrf == "" {
+		t.Fatal("no CSRF token on the home page")
+	}
+
+	paths := []string{"/", "/profile", "/profile/avatar/remove", "/profile/custom-data", "/security", "/security/access",
+		"/security/activity", "/security/allowlist", "/security/api-tokens", "/security/api-tokens/revoke",
+		"/security/app-passwords", "/security/app-passwords/revoke", "/security/devices/forget", "/security/passkeys",
+		"/security/passkeys/register/begin", "/security/passkeys/register/finish", "/security/passkeys/remove",
+		"/security/passkeys/rename", "/security/password", "/security/recovery-codes", "/security/totp/begin",
+		"/security/totp/confirm", "/security/totp/disable", "/consent", "/login/2fa", "/login/2fa/cancel",
+		"/admin/directories", "/admin/directories/new", "/admin/directories/x/edit", "/admin/directories/x/delete",
+		"/admin/directories/x/sync", "/admin/directories/x/test", "/admin/directories/x/toggle",
+		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup"}
+	keys := []string{"name", "label", "scopes", "expires", "id", "token_id", "password", "current_password", "new_password",
+		"confirm_password", "code", "secret", "ip", "cidr", "allowlist", "email", "given_name", "family_name", "locale",
+		"zoneinfo", "picture", "type", "url", "bind_dn", "bind_password", "user_base_dn", "user_filter", "login_attributes",
+		"issuer", "client_id", "client_secret", "enabled", "decision", "authRequestID", "return_to", "key", "value"}
+	values := []string{"", "x", "0", "-1", "99999999999999999999", "%zz", "\x00", strings.Repeat("z", 3000), "10.0.0.0/8",
+		"::1/200", "999.1.1.1", "openid profile", "https://evil.example/", "//evil.example", "javascript:alert(1)",
+		"ldap://127.0.0.1:1", "(uid=*)", "*)(|(uid=*", "é", "\u202e", "<script>", "{}", "[]", "true", "2026-13-45"}
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	failures := 0
+	for i := 0; i < 800 && failures < 10; i++ {
+		form := url.Values{"csrf_token": {csrf}}
+		for n := rng.IntN(6); n > 0; n-- {
+			form.Add(pick(keys), pick(values))
+		}
+		path := pick(paths)
+		var p page
+		if rng.IntN(4) == 0 {
+			p = b.get(srv.URL + path + "?" + form.Encode())
+		} else {
+			p = b.post(srv.URL+path, form)
+		}
+		if p.Status >= 500 {
+			t.Errorf("%s with %q: %d %s", path, truncateBody(form.Encode()), p.Status, truncateBody(p.Body))
+			failures++
+		}
+	}
+	if p := b.get(srv.URL + "/security"); p.Status != http.StatusOK || strings.Contains(p.Body, `action="/login"`) {
+		t.Errorf("the administrator's session did not survive: %d at %s", p.Status, p.URL)
+	}
+}
