@@ -139,3 +139,51 @@ func TestRandomPortalFormsNever5xx(t *testing.T) {
 		t.Errorf("the administrator's session did not survive: %d at %s", p.Status, p.URL)
 	}
 }
+
+// And for the JSON API: random and broken JSON bodies, methods and content
+// types with a read-write token. Every answer is JSON, none a 5xx.
+func TestRandomAPIRequestsNever5xx(t *testing.T) {
+	srv := startServer(t, "", nil)
+	abe := srv.createUser("abe", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "abe")
+	rw := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"writer"}, "scope": {"read-write"}})
+
+	fields := []string{"given_name", "family_name", "name", "nickname", "email", "phone_number", "locale", "zoneinfo",
+		"picture", "website", "custom_data", "username", "blocked", "last_ip", "logins_count", "id", "password"}
+	values := []string{`""`, `"x"`, `0`, `-1`, `1e400`, `null`, `true`, `[]`, `{}`, `{"a":{"b":{"c":[1,2,3]}}}`,
+		`"` + strings.Repeat("z", 5000) + `"`, `"\u0000"`, `"\ud800"`, `"Europe/Nowhere"`, `"javascript:alert(1)"`}
+	broken := []string{"", "{", "}", "[", `{"given_name":}`, `{"given_name":"x",}`, "null", "[]", `"x"`, "\x00", `{"a":1}{"b":2}`,
+		strings.Repeat("[", 10000)}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	failures := 0
+	for i := 0; i < 600 && failures < 10; i++ {
+		var body string
+		if rng.IntN(4) == 0 {
+			body = pick(broken)
+		} else {
+			parts := []string{}
+			for n := rng.IntN(5); n > 0; n-- {
+				parts = append(parts, `"`+pick(fields)+`":`+pick(values))
+			}
+			body = "{" + strings.Join(parts, ",") + "}"
+		}
+		method := pick([]string{"GET", "PATCH", "PATCH", "PUT", "POST", "DELETE"})
+		req, _ := http.NewRequest(method, srv.URL+pick([]string{"/api/v1/me", "/api/v1/me/", "/api/v1/", "/api/v1/users"}), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+rw)
+		req.Header.Set("Content-Type", pick([]string{"application/json", "application/json; charset=utf-8", "text/plain", ""}))
+		r, err := negSend(negClient, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status >= 500 || r.JSON() == nil && r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s with %q: %d %s", method, req.URL.Path, truncateBody(body), r.Status, truncateBody(r.Body))
+			failures++
+		}
+	}
+	// What the API does not own stayed as it was.
+	if u := srv.user(abe.ID); u.Username != "abe" || u.Blocked || u.ID != abe.ID || u.Admin {
+		t.Errorf("the API changed fields it does not own: %+v", u)
+	}
+}
