@@ -16,9 +16,12 @@ import (
 type NewUser struct {
 	Username string
 	Email    string
-	Name     string
-	Admin    bool
-	Password string
+	// EmailVerified says the administrator vouches for the address: apps
+	// such as oauth2-proxy accept only a verified email claim.
+	EmailVerified bool
+	Name          string
+	Admin         bool
+	Password      string
 }
 
 var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
@@ -78,14 +81,15 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, erro
 	}
 	now := s.now()
 	u := storage.User{
-		ID:           NewID(),
-		Username:     n.Username,
-		Email:        n.Email,
-		Name:         n.Name,
-		Admin:        n.Admin,
-		PasswordHash: hash,
-		CreatedAt:    now,
-		UpdatedAt:    now,
+		ID:            NewID(),
+		Username:      n.Username,
+		Email:         n.Email,
+		EmailVerified: n.EmailVerified,
+		Name:          n.Name,
+		Admin:         n.Admin,
+		PasswordHash:  hash,
+		CreatedAt:     now,
+		UpdatedAt:     now,
 	}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrConflict) {

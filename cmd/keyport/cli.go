@@ -21,7 +21,7 @@ const usage = `Keyport: an OpenID Connect provider in one binary.
 
 Usage:
   keyport serve [--config FILE]
-  keyport user create --username NAME --email ADDR [--name "Full Name"] [--admin] --password-stdin
+  keyport user create --username NAME --email ADDR [--email-verified] [--name "Full Name"] [--admin] --password-stdin
   keyport user list
   keyport user set-password --username NAME --password-stdin
   keyport user block|unblock --username NAME
@@ -226,6 +226,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	username := fs.String("username", "", "sign-in name")
 	email := fs.String("email", "", "email address")
 	name := fs.String("name", "", "full name")
+	verified := fs.Bool("email-verified", false, "vouch for the email address (email_verified: true; some apps require it)")
 	admin := fs.Bool("admin", false, "make the user an administrator")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
 	if err := c.parse(fs, args); err != nil {
@@ -243,7 +244,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	u, err := m.Accounts.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, Name: *name, Admin: *admin, Password: pw})
+	u, err := m.Accounts.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, EmailVerified: *verified, Name: *name, Admin: *admin, Password: pw})
 	if err != nil {
 		return err
 	}

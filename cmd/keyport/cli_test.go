@@ -1072,3 +1072,26 @@ func TestEvery(t *testing.T) {
 		t.Error("every ran fn before the first tick without now")
 	}
 }
+
+// --email-verified vouches for the address: the email_verified claim says
+// true. Without it the claim says false.
+func TestCLIUserCreateEmailVerified(t *testing.T) {
+	dir := t.TempDir()
+	env := cliEnv(dir)
+	cliMust(t, env, testPassword+"\n", "user", "create", "--username", "vera", "--email", "vera@example.com", "--email-verified", "--password-stdin")
+	cliMust(t, env, testPassword+"\n", "user", "create", "--username", "nico", "--email", "nico@example.com", "--password-stdin")
+
+	srv := startServer(t, dir, nil)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{"openid", "email"}
+	for login, want := range map[string]bool{"vera": true, "nico": false} {
+		code, verifier := app.signIn(newBrowser(t), login)
+		tok, err := app.exchange(code, verifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, _, claims := srv.userinfo(tok.AccessToken); status != 200 || claims["email_verified"] != want {
+			t.Errorf("%s: userinfo %d %v, want email_verified %v", login, status, claims, want)
+		}
+	}
+}
