@@ -18,8 +18,9 @@ import (
 // discovery): the authorization response reaches the client as a POST that
 // the browser submits by itself.
 //
-// zitadel's own form drops iss (RFC 9207) and error codes, and submits from
-// an inline onload handler. So Keyport lets zitadel answer every
+// zitadel's own form has no iss (RFC 9207) and no error fields (its errors
+// go back as query redirects instead), and submits from an inline onload
+// handler. So Keyport lets zitadel answer every
 // authorization response as a redirect (authRequest.GetResponseMode says
 // query for form_post) and turns that redirect into the form here: one path
 // builds the parameters for every response mode, successes and errors alike.
