@@ -120,9 +120,6 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type "+strconv.Quote(truncate(gt, 64))+" is not supported")
 			return
 		}
-		if path == "/oauth/introspect" {
-			secretInBodyAsBasic(r)
-		}
 		if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
 			// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
 			// would answer {"active":false} or 200.
@@ -138,8 +135,11 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
-		if path == "/oauth/introspect" && p.introspectRefreshToken(w, r) {
-			return
+		if path == "/oauth/introspect" {
+			secretInBodyAsBasic(r)
+			if p.introspectRefreshToken(w, r) {
+				return
+			}
 		}
 		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
 			p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request belongs to another browser",

@@ -3,12 +3,9 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-
-	"github.com/keyport/keyport/account"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // introspectRefreshToken answers the introspection of a refresh token, which
@@ -25,13 +22,8 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 	if !refreshShaped(token) {
 		return false
 	}
-	rawID, rawSecret, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	clientID, err1 := url.QueryUnescape(rawID)
-	secret, err2 := url.QueryUnescape(rawSecret)
-	if err1 != nil || err2 != nil || p.storage.AuthorizeClientIDSecret(r.Context(), clientID, secret) != nil {
+	clientID, err := op.ClientBasicAuth(r, p.storage)
+	if err != nil {
 		return false
 	}
 	resp := oidc.IntrospectionResponse{}
@@ -45,7 +37,7 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 			resp.Username = u.Username
 			resp.Audience = []string{rt.ClientID}
 			resp.IssuedAt = oidc.FromTime(rt.CreatedAt)
-			resp.Expiration = oidc.FromTime(earliest(rt.ExpiresAt, rt.IdleExpiresAt))
+			resp.Expiration = oidc.FromTime(rt.End())
 		}
 	}
 	body, err := json.Marshal(&resp)
@@ -58,29 +50,4 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 	h.Set("Pragma", "no-cache")
 	_, _ = w.Write(body)
 	return true
-}
-
-// refreshShaped tells whether a presented token could be one of our refresh
-// tokens (see newRefreshToken), or one from before the time prefix.
-func refreshShaped(token string) bool {
-	if len(token) != refreshPrefixLen+account.SecretLen && len(token) != account.SecretLen {
-		return false
-	}
-	for _, c := range []byte(token) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// earliest is the earlier of two deadlines, a zero one meaning none.
-func earliest(a, b time.Time) time.Time {
-	switch {
-	case a.IsZero():
-		return b
-	case b.IsZero() || a.Before(b):
-		return a
-	}
-	return b
 }

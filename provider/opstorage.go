@@ -273,6 +273,13 @@ func refreshKey(token string) string {
 	return token[:min(len(token), refreshPrefixLen)] + account.HashSecret(token)
 }
 
+// refreshShaped tells whether a presented token has the length of one of
+// our refresh tokens, with or without the time prefix. Nothing else Keyport
+// issues does.
+func refreshShaped(token string) bool {
+	return len(token) == refreshPrefixLen+account.SecretLen || len(token) == account.SecretLen
+}
+
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	rt, err := s.store.GetRefreshToken(ctx, refreshKey(token))
 	switch {

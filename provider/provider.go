@@ -178,6 +178,12 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isPreflight(r) {
+		// zitadel's CORS handler answers every preflight, the prepared
+		// documents' too.
+		p.wrapped.ServeHTTP(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case oidc.DiscoveryEndpoint:
 		servePrepared(w, r, p.discovery, p.discETag)
@@ -194,17 +200,6 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // copy. An explicit Content-Length spares the discovery document, larger
 // than net/http's 2 KiB sniffing buffer, chunked encoding.
 func servePrepared(w http.ResponseWriter, r *http.Request, body []byte, etag string) {
-	if isPreflight(r) {
-		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD")
-		if want := r.Header.Get("Access-Control-Request-Headers"); want != "" {
-			h.Set("Access-Control-Allow-Headers", want)
-		}
-		h.Set("Access-Control-Max-Age", "300")
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET")

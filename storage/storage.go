@@ -182,6 +182,18 @@ type RefreshToken struct {
 	RotatedAt     time.Time `json:"rotated_at,omitempty"` // non-zero: superseded, kept only to detect reuse
 }
 
+// End is when the token stops working unless it is used (and so rotated)
+// first: the earlier of its family's end and its idle deadline.
+func (r RefreshToken) End() time.Time { return Earliest(r.ExpiresAt, r.IdleExpiresAt) }
+
+// Earliest returns the earlier of two deadlines, a zero one meaning none.
+func Earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
 // Session is a signed-in browser (single sign-on).
 type Session struct {
 	ID        string    `json:"id"`

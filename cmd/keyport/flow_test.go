@@ -662,11 +662,7 @@ func TestRefreshBoundToClientAndScope(t *testing.T) {
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
 	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
-	code, verifier := app.signIn(newBrowser(t), "rita")
-	tok, err := app.exchange(code, verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := app.tokens("rita")
 	rt := tok.RefreshToken
 
 	if status, _, body := other.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, true); status != 400 || body["error"] != "invalid_grant" {
@@ -742,13 +738,7 @@ func TestConformanceVariants(t *testing.T) {
 	}
 	// Another user's hint does not sign in as them, nor as gus.
 	other := srv.createUser("hal", false)
-	b2 := newBrowser(t)
-	code2, verifier2 := app.signIn(b2, "hal")
-	tok2, err := app.exchange(code2, verifier2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	halID, _ := tok2.Extra("id_token").(string)
+	halID, _ := app.tokens("hal").Extra("id_token").(string)
 	p = app.authorize(b, "hint-2", oauth2.SetAuthURLParam("prompt", "none"), oauth2.SetAuthURLParam("id_token_hint", halID),
 		oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
 	if res := landed(t, p, app.RedirectURI); res.Code != "" || res.Error == "" {
@@ -806,11 +796,7 @@ func TestRevokeRefreshToken(t *testing.T) {
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
 	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
-	code, verifier := app.signIn(newBrowser(t), "ivy")
-	tok, err := app.exchange(code, verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := app.tokens("ivy")
 
 	if status, _, body := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}, other.ID, other.Secret); status == 200 {
 		t.Errorf("another client revoked the refresh token: %d %v", status, body)
@@ -846,11 +832,7 @@ func TestIntrospectRefreshToken(t *testing.T) {
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
 	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
-	code, verifier := app.signIn(newBrowser(t), "june")
-	tok, err := app.exchange(code, verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := app.tokens("june")
 	introspect := func(token, id, secret string) (int, http.Header, map[string]any) {
 		return srv.postForm("/oauth/introspect", url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}, id, secret)
 	}
@@ -869,6 +851,9 @@ func TestIntrospectRefreshToken(t *testing.T) {
 	}
 	if status, _, got := introspect(tok.RefreshToken, app.ID, "wrong-secret-xxxxxxxx"); status != 401 || got["error"] != "invalid_client" {
 		t.Errorf("wrong secret: %d %v", status, got)
+	}
+	if status, _, got := introspect(tok.RefreshToken, "", ""); status != 401 || got["active"] != nil {
+		t.Errorf("no credentials: %d %v", status, got)
 	}
 
 	// Rotate; the old token is inactive, and looking at it revoked nothing.

@@ -361,6 +361,17 @@ func (c *testClient) exchange(code, verifier string) (*oauth2.Token, error) {
 	return c.oauth.Exchange(context.Background(), code, opts...)
 }
 
+// tokens signs username in with a new browser and exchanges the code.
+func (c *testClient) tokens(username string) *oauth2.Token {
+	c.srv.t.Helper()
+	code, verifier := c.signIn(newBrowser(c.srv.t), username)
+	tok, err := c.exchange(code, verifier)
+	if err != nil {
+		c.srv.t.Fatalf("exchange the code of %s: %v", username, err)
+	}
+	return tok
+}
+
 // tokenPost calls the token endpoint directly and decodes the JSON answer.
 func (c *testClient) tokenPost(form url.Values, basic bool) (int, http.Header, map[string]any) {
 	c.srv.t.Helper()

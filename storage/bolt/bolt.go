@@ -488,14 +488,6 @@ func appendNanos(b []byte, t time.Time) []byte { return binary.BigEndian.AppendU
 // expired reports whether the deadline t (zero: none) has passed at now.
 func expired(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 
-// earliest returns the earlier non-zero time of a and b.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
-	}
-	return a
-}
-
 // Expiry index.
 
 func expiryKey(kind byte, t time.Time, key string) []byte {

@@ -24,7 +24,7 @@ type family struct {
 }
 
 // end is when the family stops being usable.
-func (f family) end() time.Time { return earliest(f.ExpiresAt, f.IdleExpiresAt) }
+func (f family) end() time.Time { return storage.Earliest(f.ExpiresAt, f.IdleExpiresAt) }
 
 // Kinds inside family_members and user_tokens keys.
 const (
@@ -34,7 +34,7 @@ const (
 )
 
 func liveRefresh(r storage.RefreshToken, now time.Time) bool {
-	return r.RotatedAt.IsZero() && !expired(r.ExpiresAt, now) && !expired(r.IdleExpiresAt, now)
+	return r.RotatedAt.IsZero() && !expired(r.End(), now)
 }
 
 // CreateTokens stores access and, when refresh is not nil, the first link of
@@ -117,24 +117,15 @@ func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken
 // GetRefreshToken returns the live link stored under hash. Presenting a
 // rotated link revokes its whole family and gives ErrTokenReused.
 func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshToken, error) {
-	var r storage.RefreshToken
-	var ok bool
-	err := d.db.View(func(tx *bbolt.Tx) error {
-		var err error
-		ok, err = getJSON(tx.Bucket(bRefreshTokens), hash, &r)
-		return err
-	})
+	r, ok, err := d.readRefresh(hash)
 	if err != nil {
-		return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", err)
+		return storage.RefreshToken{}, err
 	}
 	now := d.now()
-	if !ok || expired(r.ExpiresAt, now) {
+	if !ok || expired(r.ExpiresAt, now) || (r.RotatedAt.IsZero() && expired(r.IdleExpiresAt, now)) {
 		return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", storage.ErrNotFound)
 	}
 	if r.RotatedAt.IsZero() {
-		if expired(r.IdleExpiresAt, now) {
-			return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", storage.ErrNotFound)
-		}
 		return r, nil
 	}
 	// Reuse. Revoke in a write transaction that commits; if a concurrent
@@ -154,18 +145,26 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 // PeekRefreshToken returns the live link stored under hash and changes
 // nothing.
 func (d *DB) PeekRefreshToken(ctx context.Context, hash string) (storage.RefreshToken, error) {
-	var r storage.RefreshToken
-	err := d.db.View(func(tx *bbolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bRefreshTokens), hash, &r)
-		if err == nil && (!ok || !liveRefresh(r, d.now())) {
-			err = fmt.Errorf("peek refresh token: %w", storage.ErrNotFound)
-		}
-		return err
-	})
+	r, ok, err := d.readRefresh(hash)
+	if err == nil && (!ok || !liveRefresh(r, d.now())) {
+		err = fmt.Errorf("peek refresh token: %w", storage.ErrNotFound)
+	}
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
 	return r, nil
+}
+
+// readRefresh reads the link stored under hash, live or not.
+func (d *DB) readRefresh(hash string) (r storage.RefreshToken, ok bool, err error) {
+	err = d.db.View(func(tx *bbolt.Tx) error {
+		ok, err = getJSON(tx.Bucket(bRefreshTokens), hash, &r)
+		return err
+	})
+	if err != nil {
+		return r, false, fmt.Errorf("read refresh token: %w", err)
+	}
+	return r, ok, nil
 }
 
 // GetRefreshTokenByID returns the live link with that ID.
