@@ -30,6 +30,10 @@ type Config struct {
 	LogLevel      string `toml:"log_level"`
 	TemplatesDir  string `toml:"templates_dir"`
 	SecretKeyFile string `toml:"secret_key_file"`
+	// TrustedProxies are the peers (addresses or CIDR ranges) whose
+	// ClientIPHeader is believed; see package clientip.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	ClientIPHeader string   `toml:"client_ip_header"`
 
 	Session  Session  `toml:"session"`
 	Tokens   Tokens   `toml:"tokens"`

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyport/keyport/clientip"
 )
 
 // Bounds enforced by Validate; config.toml documents them too.
@@ -81,6 +83,18 @@ func (c *Config) validateTop(p *problems) {
 
 	if !oneOf(c.LogLevel, logLevels...) {
 		p.errorf("log_level", "must be one of %s, not %q", quoteList(logLevels), c.LogLevel)
+	}
+
+	for i, t := range c.TrustedProxies {
+		pfx, err := clientip.ParsePrefix(t)
+		if err != nil {
+			p.errorf(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+		} else if pfx.Bits() == 0 {
+			p.warnf(fmt.Sprintf("trusted_proxies[%d]", i), "%s trusts every peer: anyone can choose the address Keyport sees for them", t)
+		}
+	}
+	if _, err := clientip.ParseHeader(c.ClientIPHeader); err != nil {
+		p.errorf("client_ip_header", "must be \"X-Forwarded-For\" or \"Forwarded\", not %q", c.ClientIPHeader)
 	}
 }
 

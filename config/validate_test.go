@@ -15,6 +15,8 @@ func validConfig() *Config {
 		Listen:   ":8080",
 		DataDir:  "/var/lib/keyport",
 		LogLevel: "info",
+		// ClientIPHeader has no zero value that is valid.
+		ClientIPHeader: "X-Forwarded-For",
 		Session: Session{
 			CookieName:   "keyport_session",
 			Lifetime:     Duration{720 * time.Hour},
@@ -82,6 +84,8 @@ func TestValidateErrors(t *testing.T) {
 		{"listen port too big", func(c *Config) { c.Listen = ":70000" }, "listen: must be host:port"},
 		{"empty data_dir", func(c *Config) { c.DataDir = "" }, "data_dir: must be set"},
 		{"log_level", func(c *Config) { c.LogLevel = "verbose" }, `log_level: must be one of "debug", "info", "warn", "error"`},
+		{"trusted_proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.example.com"} }, `trusted_proxies[1]: "proxy.example.com" is not an IP address or CIDR range`},
+		{"client_ip_header", func(c *Config) { c.ClientIPHeader = "X-Real-IP" }, `client_ip_header: must be "X-Forwarded-For" or "Forwarded", not "X-Real-IP"`},
 
 		{"cookie_name empty", func(c *Config) { c.Session.CookieName = "" }, "session.cookie_name: must be set"},
 		{"cookie_name bad", func(c *Config) { c.Session.CookieName = "my session" }, "session.cookie_name: may contain only"},
@@ -238,6 +242,7 @@ func TestValidateWarnings(t *testing.T) {
 			c.Clients[1].RedirectURIs = []string{"http://localhost:5173/cb", "http://127.0.0.1/cb", "http://[::1]/cb", "com.example.app:/cb"}
 		}, nil},
 		{"rotation disabled", func(c *Config) { c.Keys.RotationPeriod = Duration{} }, nil},
+		{"every peer trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"trusted_proxies[1]: 0.0.0.0/0 trusts every peer"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/sessions"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -188,12 +189,6 @@ func (s *Server) owns(r *http.Request, a storage.AuthRequest) bool {
 	return bid != "" && subtle.ConstantTimeCompare([]byte(a.BrowserID), []byte(bid)) == 1
 }
 
-// clientIP is the peer address. Keyport does not trust X-Forwarded-For until
-// a trusted-proxy setting exists.
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return strings.Trim(host, "[]")
-}
+// clientIP is the address of the person behind r: the TCP peer, or what a
+// trusted proxy reported (package clientip, applied in front of the portal).
+func clientIP(r *http.Request) string { return clientip.String(r) }

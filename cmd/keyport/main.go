@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory/ldap"
 	"github.com/keyport/keyport/portal"
@@ -243,7 +244,15 @@ func (m *Main) load() error {
 		mux.Handle(p, prov)
 	}
 	mux.Handle("/", m.Portal)
-	m.Handler = mux
+	header, err := clientip.ParseHeader(cfg.ClientIPHeader)
+	if err != nil {
+		return err
+	}
+	ips, err := clientip.New(cfg.TrustedProxies, header)
+	if err != nil {
+		return fmt.Errorf("trusted_proxies: %w", err)
+	}
+	m.Handler = ips.Middleware(mux)
 	return nil
 }
 
