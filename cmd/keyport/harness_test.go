@@ -29,6 +29,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	runAsMain()
 	// zitadel's op logs every rejected request through the default logger;
 	// tests provoke hundreds on purpose.
 	if os.Getenv("KEYPORT_TEST_LOG") == "" {
