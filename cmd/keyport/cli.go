@@ -27,6 +27,7 @@ Usage:
   keyport user block|unblock --username NAME
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
                         [--public] [--grant authorization_code,refresh_token,client_credentials] [--secret-stdin]
+                        [--skip-consent] [--jwt-access-tokens]
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
