@@ -65,7 +65,7 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 	keys, _ := s.acct.Passkeys(r.Context(), u.ID)
 	d.PasskeyCount = len(keys)
 	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
-	d.Required = s.acct.Policy().Require2FA && !d.ByDirectory && !d.TOTPEnabled && d.PasskeyCount == 0
+	d.Required = s.acct.SecondFactorRequired(u) && !d.TOTPEnabled && d.PasskeyCount == 0
 	d.ReturnTo = safeReturn(r.FormValue("return_to"))
 	return d
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/slapdtest"
 )
 
 // ageSessions moves every session of userID past the recent-sign-in window.
@@ -79,5 +81,64 @@ func TestTOTPEnrolmentNeedsRecentSignIn(t *testing.T) {
 	enrolTOTP(t, srv, fb)
 	if !account.HasTOTP(srv.user(bob.ID)) {
 		t.Error("a recent sign-in could not set up TOTP")
+	}
+}
+
+// TestRequire2FAExemptsDirectoryWithOwnSecondFactor: with require_2fa, the
+// users of a directory that handles second factors itself pass everywhere
+// (browser, forward auth by session, by app password and by the directory
+// password, API tokens), while a local user without a second factor is still
+// refused everywhere.
+func TestRequire2FAExemptsDirectoryWithOwnSecondFactor(t *testing.T) {
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Accounts.Require2FA = true
+		c.Directories = []config.Directory{{
+			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL, HandlesSecondFactor: true,
+			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
+			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
+			SyncInterval: config.Duration{Duration: 24 * time.Hour},
+		}}
+	})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	if status, h := verify(srv, "", "", "", b); status != http.StatusOK || h.Get("Remote-User") != "alice" {
+		t.Errorf("forward auth by the session of a directory-2FA user: %d", status)
+	}
+	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusOK {
+		t.Errorf("forward auth by the directory password: %d", status)
+	}
+	appPassword := createOnPage(t, srv, b, "/security/app-passwords", url.Values{"ap_name": {"mail"}})
+	if status, _ := verify(srv, "alice", appPassword, "", nil); status != http.StatusOK {
+		t.Errorf("forward auth by an app password: %d", status)
+	}
+	token := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"ro"}, "scope": {"read-only"}})
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/me", token, "", ""); status != http.StatusOK || body["username"] != "alice" {
+		t.Errorf("API token of a directory-2FA user: %d %v", status, body)
+	}
+
+	// A local user without a second factor owes one on every path.
+	local := srv.createUser("local", false)
+	lb := newBrowser(t)
+	lb.submit(lb.get(srv.URL+"/login"), "/login", url.Values{"login": {"local"}, "password": {testPassword}})
+	if status, _ := verify(srv, "", "", "", lb); status != http.StatusUnauthorized {
+		t.Errorf("forward auth by the session of a local user without 2FA: %d", status)
+	}
+	if status, _ := verify(srv, "local", testPassword, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("forward auth by the password of a local user without 2FA: %d", status)
+	}
+	localApp, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), local, "old one", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := verify(srv, "local", localApp, "", nil); status != http.StatusUnauthorized {
+		t.Errorf("app password of a local user without 2FA: %d", status)
+	}
+	localToken, _, err := srv.Main.Accounts.CreateAPIToken(context.Background(), local, account.NewAPIToken{Name: "t", Scope: account.ScopeReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", localToken, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("API token of a local user without 2FA: %d", status)
 	}
 }
