@@ -32,6 +32,11 @@ type Attribute struct {
 	Lockable bool
 	// DirectoryOwnable: an external directory may own (and lock) it.
 	DirectoryOwnable bool
+	// LockedWith names the field whose owner also locks this one: a value
+	// Keyport keeps that only makes sense beside the other (the recovery
+	// email beside a directory's email, where the directory resets
+	// passwords and a second address here would be a way around it).
+	LockedWith string
 	// Kind tells the form how to show the value.
 	Kind AttributeKind
 
@@ -137,7 +142,7 @@ var Attributes = []Attribute{
 	{Key: "email_verified", Label: "Email verified", Claim: "email_verified", Scope: "email", Kind: KindFlag,
 		get:   func(u storage.User) string { return fmt.Sprint(u.EmailVerified) },
 		claim: func(u storage.User, _ string) any { return u.EmailVerified }},
-	{Key: "recovery_email", Label: "Recovery email", Editable: true, Lockable: true, Kind: KindEmail,
+	{Key: "recovery_email", Label: "Recovery email", Editable: true, Lockable: true, LockedWith: "email", Kind: KindEmail,
 		get: func(u storage.User) string { return u.RecoveryEmail },
 		set: func(u *storage.User, v string) error {
 			v = strings.TrimSpace(v)
@@ -340,6 +345,8 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 	case key == "username":
 		return true, ReasonUsername
 	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
+		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
+	case a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock

@@ -11,6 +11,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/slapdtest"
+	"github.com/keyport/keyport/storage"
 )
 
 // ageSessions moves every session of userID past the recent-sign-in window.
@@ -140,5 +141,34 @@ func TestRequire2FAExemptsDirectoryWithOwnSecondFactor(t *testing.T) {
 	}
 	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", localToken, "", ""); status != http.StatusUnauthorized {
 		t.Errorf("API token of a local user without 2FA: %d", status)
+	}
+}
+
+// TestRecoveryEmailLockedForDirectoryUsers: when a directory owns a user's
+// email, the recovery email is locked too, on the page and in the API.
+func TestRecoveryEmailLockedForDirectoryUsers(t *testing.T) {
+	srv := startServer(t, "", nil)
+	carol := srv.createUser("carol", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "carol")
+	token := createOnPage(t, srv, b, "/security/api-tokens", url.Values{"name": {"rw"}, "scope": {"read-write"}})
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), carol.ID, func(u storage.User) (storage.User, error) {
+		u.Source = "corp-ldap"
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := b.get(srv.URL + "/profile")
+	if strings.Contains(p.Body, `name="recovery_email"`) {
+		t.Errorf("the recovery email of a directory user is editable on the page")
+	}
+	if r := postPage(b, p, "/profile", url.Values{"recovery_email": {"carol@elsewhere.example"}}); r.Status != http.StatusForbidden || !strings.Contains(r.Body, "Managed by corp-ldap") {
+		t.Errorf("crafted post of the recovery email: %d", r.Status)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/me", token, "application/json", `{"recovery_email":"carol@elsewhere.example"}`); status != http.StatusForbidden || body["field"] != "recovery_email" {
+		t.Errorf("PATCH of the recovery email: %d %v", status, body)
+	}
+	if u := srv.user(carol.ID); u.RecoveryEmail != "" {
+		t.Errorf("the recovery email changed: %q", u.RecoveryEmail)
 	}
 }
