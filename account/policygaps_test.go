@@ -1,12 +1,66 @@
 package account_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/storage/bolt"
 )
+
+// logBuffer collects a service's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// take returns what was logged since the last call.
+func (l *logBuffer) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.b.String()
+	l.b.Reset()
+	return s
+}
+
+// newLoggedService is a service on a real bbolt file whose log goes to the
+// returned buffer.
+func newLoggedService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *logBuffer) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Argon2, p.SessionLifetime = testArgon, time.Hour
+	if p.MinPasswordLength == 0 {
+		p.MinPasswordLength = 10
+	}
+	logs := &logBuffer{}
+	svc, err := account.New(db, sealer, p, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, db, logs
+}
 
 // The recovery email is locked exactly when the user's directory owns the
 // email: with the same reason, in FieldLock (the page, the API) and in
@@ -52,5 +106,34 @@ func TestRecoveryEmailLockedWithDirectoryEmail(t *testing.T) {
 		if got, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "backup@example.net"}); err != nil || got.RecoveryEmail != "backup@example.net" {
 			t.Errorf("%s: recovery email change: %v", u.Username, err)
 		}
+	}
+}
+
+// A profile form posts every field on each save; the log line names only
+// the fields whose value changed, and a save that changed nothing logs
+// nothing.
+func TestProfileLogNamesChangedFields(t *testing.T) {
+	ctx := context.Background()
+	svc, _, logs := newLoggedService(t, account.Policy{})
+	u := newProfileUser(t, svc, "alice")
+	logs.take()
+	form := map[string]string{"given_name": "", "family_name": "", "nickname": "", "email": "alice@example.com",
+		"recovery_email": "", "phone_number": "", "locale": "", "zoneinfo": "", "theme": ""}
+	form["given_name"], form["zoneinfo"] = "Alice", "Europe/Berlin"
+	if _, err := svc.UpdateProfile(ctx, u.ID, form); err != nil {
+		t.Fatal(err)
+	}
+	line := logs.take()
+	if !strings.Contains(line, "profile updated") || !strings.Contains(line, "fields=\"[given_name zoneinfo]\"") {
+		t.Errorf("log of a save that changed two fields: %s", line)
+	}
+	if strings.Contains(line, "Europe/Berlin") {
+		t.Errorf("the log carries a value: %s", line)
+	}
+	if _, err := svc.UpdateProfile(ctx, u.ID, form); err != nil {
+		t.Fatal(err)
+	}
+	if line := logs.take(); strings.Contains(line, "profile updated") {
+		t.Errorf("a save that changed nothing was logged: %s", line)
 	}
 }

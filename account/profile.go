@@ -379,6 +379,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 			}
 		}
 	})
+	var changed []string
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
 		// First every key: a crafted post of a locked field is refused as
 		// such, whatever else in it is wrong.
@@ -389,10 +390,15 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 		}
 		// Then every value, on a copy: the store writes nothing when fn
 		// fails, so one bad field leaves the whole profile as it was.
+		changed = changed[:0]
 		for _, k := range keys {
 			a, _ := AttributeByKey(k)
+			before := a.get(u)
 			if err := a.set(&u, changes[k]); err != nil {
 				return u, err
+			}
+			if a.get(u) != before {
+				changed = append(changed, k)
 			}
 		}
 		u.UpdatedAt = s.now()
@@ -409,6 +415,12 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
 	case err != nil:
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update profile of %q: %w", userID, err)}
+	}
+	// A form posts every field on each save: the log names only those
+	// whose value changed (never the values), and a save that changed
+	// nothing is not worth a line.
+	if len(changed) > 0 {
+		s.log.InfoContext(ctx, "profile updated", "user_id", u.ID, "fields", changed)
 	}
 	return u, nil
 }

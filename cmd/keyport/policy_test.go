@@ -172,3 +172,29 @@ func TestRecoveryEmailLockedForDirectoryUsers(t *testing.T) {
 		t.Errorf("the recovery email changed: %q", u.RecoveryEmail)
 	}
 }
+
+// TestProfileSaveLogsChangedFieldsOnly: the profile form posts every field;
+// the log line names only those that changed.
+func TestProfileSaveLogsChangedFieldsOnly(t *testing.T) {
+	logs := &syncBuffer{}
+	ln := cliListen(t)
+	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/profile")
+	form := url.Values{"given_name": {""}, "family_name": {""}, "nickname": {""}, "name": {"Alice Tester"}, "email": {"alice@example.com"},
+		"recovery_email": {""}, "phone_number": {""}, "locale": {""}, "zoneinfo": {"Europe/Berlin"}, "theme": {""}}
+	if r := postPage(b, p, "/profile", form); r.Status != http.StatusOK {
+		t.Fatalf("save: %d %s", r.Status, truncateBody(r.Body))
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "profile updated") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "fields=[zoneinfo]") {
+		t.Errorf("the log line of a save that changed the time zone: %q", line)
+	}
+}
