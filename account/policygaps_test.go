@@ -3,8 +3,10 @@ package account_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -135,5 +137,81 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	}
 	if line := logs.take(); strings.Contains(line, "profile updated") {
 		t.Errorf("a save that changed nothing was logged: %s", line)
+	}
+}
+
+// The verified flag follows the address: a new address is not verified,
+// going back to a verified one is, and the list of verified addresses is
+// bounded.
+func TestEmailVerifiedPerAddress(t *testing.T) {
+	ctx := context.Background()
+	svc, db, _ := newLoggedService(t, account.Policy{})
+	u, err := svc.CreateUser(ctx, account.NewUser{Username: "alice", Email: "Alice@Example.com", EmailVerified: true, Password: "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(addr string) storage.User {
+		t.Helper()
+		got, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"email": addr})
+		if err != nil {
+			t.Fatalf("change email to %s: %v", addr, err)
+		}
+		return got
+	}
+	if got := set("alice@private.example"); got.EmailVerified {
+		t.Error("a new address is verified")
+	}
+	if got := set("alice@example.com"); !got.EmailVerified || got.Email != "alice@example.com" {
+		t.Errorf("back to the verified address (in another case): %+v", got)
+	}
+	if got := set("alice@private.example"); got.EmailVerified {
+		t.Error("an address never verified became verified")
+	}
+
+	// The administrator vouches for the current address; it then stays
+	// verified across changes too.
+	if got, err := svc.SetEmailVerified(ctx, "alice", true); err != nil || !got.EmailVerified {
+		t.Fatalf("set verified: %v %+v", err, got)
+	}
+	set("alice@example.com")
+	if got := set("alice@private.example"); !got.EmailVerified {
+		t.Error("an address the admin verified is not verified when chosen again")
+	}
+	// Withdrawing the flag forgets that address.
+	if got, err := svc.SetEmailVerified(ctx, "alice@private.example", false); err != nil || got.EmailVerified {
+		t.Fatalf("set not verified: %v", err)
+	}
+	set("alice@example.com")
+	if got := set("alice@private.example"); got.EmailVerified {
+		t.Error("a withdrawn address is verified again")
+	}
+
+	// Only the last few addresses are remembered.
+	for i := range 7 {
+		set(fmt.Sprintf("a%d@example.org", i))
+		if _, err := svc.SetEmailVerified(ctx, "alice", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := getUser(t, db, u.ID)
+	if len(stored.VerifiedEmails) != 5 || stored.VerifiedEmails[4] != "a6@example.org" || slices.Contains(stored.VerifiedEmails, "alice@example.com") {
+		t.Errorf("remembered addresses: %v", stored.VerifiedEmails)
+	}
+	if got := set("a2@example.org"); !got.EmailVerified {
+		t.Error("a recent verified address was forgotten")
+	}
+	if got := set("a0@example.org"); got.EmailVerified {
+		t.Error("the oldest address is still remembered")
+	}
+
+	if _, err := svc.SetEmailVerified(ctx, "nobody", true); account.ErrorCode(err) != account.NotFound {
+		t.Errorf("unknown user: %v", err)
+	}
+	// A directory's address is the directory's to verify.
+	if _, err := db.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) { u.Source = "corp-ldap"; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SetEmailVerified(ctx, "alice", false); account.ErrorCode(err) != account.Forbidden {
+		t.Errorf("verified flag of a directory address: %v", err)
 	}
 }

@@ -133,10 +133,7 @@ var Attributes = []Attribute{
 			if err := validateEmail(v); err != nil {
 				return FieldErrorf("email", "Enter a valid email address.")
 			}
-			if !strings.EqualFold(v, u.Email) {
-				u.EmailVerified = false // a new address is proven only by the mail a later version sends
-			}
-			u.Email = v
+			changeEmail(u, v)
 			return nil
 		}},
 	{Key: "email_verified", Label: "Email verified", Claim: "email_verified", Scope: "email", Kind: KindFlag,

@@ -91,6 +91,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, erro
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
+	rememberVerifiedEmail(&u)
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return storage.User{}, Errorf(Conflict, "A user with that username or email address already exists.")

@@ -17,8 +17,8 @@ import (
 func (s *Server) registerSecurityRoutes(r *mux.Router) {
 	r.Handle("/security", s.withUser(s.securityPage)).Methods(http.MethodGet)
 	r.Handle("/security/password", s.withUser(s.passwordSubmit)).Methods(http.MethodPost)
-	r.Handle("/security/totp/begin", s.withUser(s.totpBegin)).Methods(http.MethodPost)     // confirmIdentity
-	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirm)).Methods(http.MethodPost) // confirmIdentity
+	r.Handle("/security/totp/begin", s.withUser(s.totpBegin)).Methods(http.MethodPost)              // confirmIdentity
+	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirm)).Methods(http.MethodPost)          // confirmIdentity
 	r.Handle("/security/totp/disable", s.withUser(s.totpDisable)).Methods(http.MethodPost)          // password always
 	r.Handle("/security/recovery-codes", s.withUser(s.recoveryRegenerate)).Methods(http.MethodPost) // confirmIdentity
 	r.Handle("/security/devices/forget", s.withUser(s.deviceForget)).Methods(http.MethodPost)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,56 @@ func TestProfileSaveLogsChangedFieldsOnly(t *testing.T) {
 	}
 	if !strings.Contains(line, "fields=[zoneinfo]") {
 		t.Errorf("the log line of a save that changed the time zone: %q", line)
+	}
+}
+
+// TestEmailVerifiedFollowsTheAddress: the admin sets the flag from the CLI;
+// a user who changes the email on the profile page and back keeps it
+// verified, while the other address is not; apps see it in userinfo.
+func TestEmailVerifiedFollowsTheAddress(t *testing.T) {
+	dir := t.TempDir()
+	env := cliEnv(dir)
+	cliMust(t, env, testPassword+"\n", "user", "create", "--username", "nico", "--email", "nico@example.com", "--password-stdin")
+	r := cliMust(t, env, "", "user", "set-email-verified", "--username", "nico")
+	if !strings.Contains(r.Stdout, "nico@example.com of nico is now verified") {
+		t.Errorf("set-email-verified: %s", r)
+	}
+	cliFail(t, env, "", 1, `No user "nobody".`, "user", "set-email-verified", "--username", "nobody")
+	cliFail(t, env, "", 2, "needs --username", "user", "set-email-verified")
+
+	srv := startServer(t, dir, nil)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{"openid", "email"}
+	verified := func(want bool) {
+		t.Helper()
+		tok := app.tokens("nico")
+		if status, _, claims := srv.userinfo(tok.AccessToken); status != http.StatusOK || claims["email_verified"] != want {
+			t.Errorf("userinfo %d %v, want email_verified %v", status, claims, want)
+		}
+	}
+	verified(true)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "nico")
+	save := func(addr string) {
+		t.Helper()
+		if r := postPage(b, b.get(srv.URL+"/profile"), "/profile", url.Values{"email": {addr}}); r.Status != http.StatusOK {
+			t.Fatalf("change the email to %s: %d %s", addr, r.Status, truncateBody(r.Body))
+		}
+	}
+	save("nico@private.example")
+	verified(false)
+	save("nico@example.com")
+	verified(true)
+
+	// The admin withdraws the flag: the server is stopped for the CLI.
+	srv.stop()
+	r = cliMust(t, env, "", "user", "set-email-verified", "--username", "nico", "--false")
+	if !strings.Contains(r.Stdout, "is now not verified") {
+		t.Errorf("set-email-verified --false: %s", r)
+	}
+	m := cliOpen(t, dir)
+	defer m.Close()
+	if u, err := m.Store.GetUserByLogin(context.Background(), "nico"); err != nil || u.EmailVerified || slices.Contains(u.VerifiedEmails, "nico@example.com") {
+		t.Errorf("after --false: %v %+v", err, u)
 	}
 }
