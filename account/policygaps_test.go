@@ -215,3 +215,18 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 		t.Errorf("verified flag of a directory address: %v", err)
 	}
 }
+
+// newBenchService is newLoggedService for benchmarks.
+func newBenchService(b *testing.B) *account.Service {
+	b.Helper()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "k.db"), bolt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	svc, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10, MinPasswordScore: 3}, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc
+}

@@ -114,6 +114,8 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		Require2FA:            cfg.Accounts.Require2FA,
 		TrustedDeviceLifetime: cfg.Accounts.TrustedDeviceLifetime.Duration,
 		RecentAuth:            cfg.Accounts.RecentAuth.Duration,
+
+		MinPasswordScore: cfg.Password.MinScore,
 	}, now, log)
 	if err != nil {
 		m.db.Close()
