@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
@@ -248,5 +251,99 @@ func TestEmailVerifiedFollowsTheAddress(t *testing.T) {
 	defer m.Close()
 	if u, err := m.Store.GetUserByLogin(context.Background(), "nico"); err != nil || u.EmailVerified || slices.Contains(u.VerifiedEmails, "nico@example.com") {
 		t.Errorf("after --false: %v %+v", err, u)
+	}
+}
+
+// refreshVia uses a refresh token with HTTP client hc, optionally sending
+// X-Forwarded-For as a proxy in front of Keyport would.
+func refreshVia(t *testing.T, c *testClient, hc *http.Client, rt, forwardedFor string) (int, map[string]any) {
+	t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {c.ID}}
+	if c.Secret != "" {
+		form.Set("client_secret", c.Secret)
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.srv.URL+"/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// TestAllowlistAtEveryAuthorizationAndRefresh: the IP allowlist holds when
+// a session answers a new app (no code for a browser that moved outside the
+// list) and when an app on the person's device refreshes its tokens, from
+// the client address Keyport resolves behind its proxy.
+func TestAllowlistAtEveryAuthorizationAndRefresh(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.1"} })
+	alice := srv.createUser("alice", false)
+	web := srv.createClient(account.NewClient{ID: "web", SkipConsent: true})
+	web.oauth.Scopes = append(web.oauth.Scopes, "offline_access")
+	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
+	cli := srv.createClient(account.NewClient{ID: "cli", Public: true, SkipConsent: true})
+	cli.oauth.Scopes = append(cli.oauth.Scopes, "offline_access")
+
+	// Alice signs in at home (127.0.0.1) with both apps, then limits her
+	// account to that address.
+	b := newBrowser(t)
+	code, verifier := web.signIn(b, "alice")
+	webTok, err := web.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, verifier = cli.signIn(b, "alice")
+	cliTok, err := cli.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Main.Accounts.SetAllowedNetworks(context.Background(), alice, "127.0.0.1", "127.0.0.1", false); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same browser, now on another network, asks for a code for a new
+	// app: its session may not answer.
+	away := browserFrom(t, "127.0.0.5")
+	away.client.Jar = b.client.Jar
+	p := other.authorize(away, "st-away")
+	if p.Status != http.StatusForbidden || !strings.Contains(p.Body, "Sign-in from this network is not allowed") || strings.Contains(p.Location, "code=") {
+		t.Errorf("session reused outside the allowlist: %d %s %s", p.Status, p.Location, truncateBody(p.Body))
+	}
+	if res := landed(t, other.authorize(away, "st-none", oauth2.SetAuthURLParam("prompt", "none")), other.RedirectURI); res.Error != "access_denied" || res.Code != "" {
+		t.Errorf("prompt=none outside the allowlist: %+v", res)
+	}
+	attempts, _ := srv.Main.Store.ListLoginAttempts(context.Background(), alice.ID, 10)
+	if len(attempts) == 0 || attempts[0].Success || attempts[0].IP != "127.0.0.5" || !strings.Contains(attempts[0].Reason, "network not allowed") {
+		t.Errorf("the refusal is not in alice's history: %+v", attempts)
+	}
+	// Back home, the session still answers.
+	if res := landed(t, other.authorize(b, "st-home"), other.RedirectURI); res.Code == "" {
+		t.Errorf("session inside the allowlist: %+v", res)
+	}
+
+	// The command-line app refreshes from where the person is. Behind the
+	// trusted proxy, the address is the one the proxy reports.
+	status, body := refreshVia(t, cli, http.DefaultClient, cliTok.RefreshToken, "203.0.113.9")
+	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("public client refreshing from outside the allowlist: %d %v", status, body)
+	}
+	if status, body := refreshVia(t, cli, away.client, cliTok.RefreshToken, ""); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("public client refreshing from another address: %d %v", status, body)
+	}
+	// The refusal revoked nothing: back inside the list, the same token works.
+	status, body = refreshVia(t, cli, http.DefaultClient, cliTok.RefreshToken, "")
+	if status != http.StatusOK || body["refresh_token"] == nil {
+		t.Errorf("public client refreshing from inside the allowlist: %d %v", status, body)
+	}
+	// A confidential app refreshes from its own server, wherever the
+	// person is.
+	if status, body := refreshVia(t, web, away.client, webTok.RefreshToken, ""); status != http.StatusOK {
+		t.Errorf("confidential client refreshing from its server: %d %v", status, body)
 	}
 }
