@@ -125,7 +125,7 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
-	upstream, err := upstreamSources(cfg.Issuer, cfg.Directories)
+	upstream, err := upstreamSources(cfg.Issuer, cfg.Directories, log, now)
 	if err != nil {
 		m.db.Close()
 		return nil, err
