@@ -80,6 +80,8 @@ type Password struct {
 	Iterations  int `toml:"iterations"`
 	Parallelism int `toml:"parallelism"`
 	MinLength   int `toml:"min_length"`
+	// MinScore is the lowest zxcvbn score (0-4) a new password may have.
+	MinScore int `toml:"min_score"`
 }
 
 // Accounts holds the rules for people's own accounts.

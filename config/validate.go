@@ -232,6 +232,7 @@ func (c *Config) validatePassword(p *problems) {
 	iterOK := between(p, "password.iterations", pw.Iterations, 1, maxIterations)
 	between(p, "password.parallelism", pw.Parallelism, 1, maxParallelism)
 	between(p, "password.min_length", pw.MinLength, minPasswordLength, maxPasswordLength)
+	between(p, "password.min_score", pw.MinScore, 0, 4)
 	if iterOK && pw.MemoryKiB >= minMemoryKiB && pw.MemoryKiB <= maxMemoryKiB &&
 		pw.MemoryKiB*pw.Iterations < minMemoryTimesIterations {
 		need := (minMemoryTimesIterations + pw.MemoryKiB - 1) / pw.MemoryKiB

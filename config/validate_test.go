@@ -113,6 +113,8 @@ func TestValidateErrors(t *testing.T) {
 		{"below OWASP product", func(c *Config) { c.Password.MemoryKiB = 19456; c.Password.Iterations = 1 }, "password.iterations: must be at least 2 with memory_kib = 19456"},
 		{"parallelism zero", func(c *Config) { c.Password.Parallelism = 0 }, "password.parallelism: must be between 1 and 64"},
 		{"min_length short", func(c *Config) { c.Password.MinLength = 4 }, "password.min_length: must be between 8 and 128"},
+		{"min_score negative", func(c *Config) { c.Password.MinScore = -1 }, "password.min_score: must be between 0 and 4, not -1"},
+		{"min_score above zxcvbn's scale", func(c *Config) { c.Password.MinScore = 5 }, "password.min_score: must be between 0 and 4, not 5"},
 
 		{"max_body_bytes small", func(c *Config) { c.Limits.MaxBodyBytes = 10 }, "limits.max_body_bytes: must be between"},
 		{"max_body_bytes big", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes: must be between"},

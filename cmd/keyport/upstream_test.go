@@ -78,8 +78,8 @@ func TestUpstreamOIDCSignIn(t *testing.T) {
 	if local.Source != "up" || len(local.Identities) != 1 || local.Identities[0].UserID != upUser.ID || local.Identities[0].Provider != "oidc" {
 		t.Fatalf("local record: %+v", local)
 	}
-	if amr, _ := claims["amr"].([]any); len(amr) == 0 || amr[0] != "pwd" {
-		t.Errorf("amr should pass the upstream's through: %v", claims["amr"])
+	if amr, _ := claims["amr"].([]any); len(amr) != 2 || amr[0] != "fed" || amr[1] != "pwd" {
+		t.Errorf("amr should say fed, then pass the upstream's through: %v", claims["amr"])
 	}
 }
 
