@@ -252,7 +252,7 @@ func (m *Main) load() error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	m.Handler = ips.Middleware(mux)
+	m.Handler = strictTransport(cfg.StrictTransportSecurity(), ips.Middleware(mux))
 	return nil
 }
 
