@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,7 @@ type Server struct {
 	cookies *sessions.CookieStore
 	pages   map[string]*template.Template
 	static  http.Handler
+	favicon http.Handler
 	log     *slog.Logger
 	now     func() time.Time
 	router  *mux.Router
@@ -137,7 +139,11 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static assets: %w", err)
 	}
-	s.static = http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(staticFS)))
+	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, http.FileServerFS(staticFS))))
+	s.favicon = cacheFor(24*time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/x-icon")
+		http.ServeFileFS(w, r, staticFS, "favicon.ico")
+	}))
 
 	s.cookies = sessions.NewCookieStore(o.CookieKey)
 	s.cookies.Options = &sessions.Options{
@@ -166,9 +172,7 @@ func New(o Options) (*Server, error) {
 // routes is the whole surface of the portal in one place.
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
-	})
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.ErrorPage(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept that kind of request.")
 	})
@@ -176,6 +180,7 @@ func (s *Server) routes() *mux.Router {
 	// Public.
 	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").Handler(s.static).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/favicon.ico", s.favicon).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/logged-out", s.handle(s.loggedOut)).Methods(http.MethodGet)
 
 	// Sign-in flow: every step returns to the dispatcher (flow.go).
@@ -227,6 +232,27 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// filesOnly serves files and answers the not-found page for a folder, so
+// nobody gets a listing of the static assets.
+func (s *Server) filesOnly(fsys fs.FS, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if name == "" || strings.HasSuffix(r.URL.Path, "/") {
+			s.notFound(w, r)
+			return
+		}
+		if fi, err := fs.Stat(fsys, name); err != nil || fi.IsDir() {
+			s.notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 }
 
 // handlerFunc is a portal handler that reports failures instead of writing them.
