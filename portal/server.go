@@ -218,6 +218,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = max(limit, avatarBodyLimit)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if r.Method == http.MethodPost {
+		w = s.handOver(w, r)
+	}
 	s.handler.ServeHTTP(w, r)
 }
 
@@ -394,8 +397,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 // securityHeaders are on every portal response.
 func securityHeaders(h http.Header) {
 	// Scripts only from our own /static (the WebAuthn ceremonies); nothing
-	// inline anywhere.
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	// inline anywhere. Forms post to Keyport only, so an injected form
+	// cannot send what someone types to another site; a form whose answer
+	// leaves Keyport goes through the hand-over page (handover.go).
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	// Sign-in URLs carry request IDs; never leak them to other sites.

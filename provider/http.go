@@ -264,7 +264,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		if target := formPostTarget(r); target != "" {
 			if body, ok := formPostBody(target, location); ok {
 				copyHeader(w.Header(), h)
-				writeFormPost(w, body)
+				writeFormPost(w, body, target)
 				return
 			}
 		}
