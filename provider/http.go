@@ -149,6 +149,10 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		if path == "/authorize/callback" {
 			r = r.WithContext(withFormPostNote(r.Context()))
 		}
+		if path == "/end_session" && p.logoutNeedsConfirmation(r) {
+			p.opts.LogoutPrompt(w, r, endSessionContinue(r))
+			return
+		}
 		if postOnly(path) {
 			// The client-authenticated endpoints read their client (and a
 			// refresh its user) more than once; see readMemo.

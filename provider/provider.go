@@ -40,6 +40,15 @@ type Options struct {
 	// OnLogout runs when RP-initiated logout succeeds, before the redirect,
 	// so the portal can end the browser's session.
 	OnLogout func(w http.ResponseWriter, r *http.Request)
+	// SignedInUser returns the ID of the user signed in in the browser
+	// making r, or "" when nobody is.
+	SignedInUser func(r *http.Request) string
+	// LogoutPrompt asks the person signed in whether to sign out, for an
+	// end_session request that does not clearly come from their app (RP-
+	// Initiated Logout 1.0 §2); confirming signs them out and then goes on
+	// to continueURL, the same end_session request as a path on this
+	// server. Nil signs out without asking.
+	LogoutPrompt func(w http.ResponseWriter, r *http.Request, continueURL string)
 	// LoggedOutURL is where logout lands without a post_logout_redirect_uri.
 	LoggedOutURL string
 	// LoginPath is the portal's sign-in page; authorization requests go there.

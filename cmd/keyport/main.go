@@ -231,6 +231,8 @@ func (m *Main) load() error {
 		Logger:       log,
 		ErrorPage:    m.Portal.ErrorPage,
 		OnLogout:     m.Portal.EndBrowserSession,
+		SignedInUser: m.Portal.SignedInUserID,
+		LogoutPrompt: m.Portal.LogoutPrompt,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
 	})
