@@ -332,8 +332,12 @@ func newRef() string {
 }
 
 // ErrorPage renders the friendly error page; the provider uses it too.
-func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
-	s.errorPage(w, r, status, heading, message, "")
+// heading and message are English, translated here; args (the value that
+// was wrong, say) are formatted into the translated message and escaped
+// like all text on the page.
+func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any) {
+	b := s.base(r, nil, heading)
+	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...)})
 }
 
 type errorData struct {
