@@ -347,19 +347,42 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
+	case s.setBySource(u, a):
+		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case !a.Editable:
 		return true, ReasonReadOnly
 	}
 	return false, ""
 }
 
-// Source names where the attribute's value comes from for u.
+// Source names where the attribute's value comes from for u: the display
+// name of u's directory or upstream provider for what it sets, else
+// Keyport.
 func (s *Service) Source(u storage.User, key string) string {
 	a, _ := AttributeByKey(key)
-	if a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key) {
+	if s.setBySource(u, a) {
 		return s.sourceName(u.Source)
 	}
 	return "Keyport"
+}
+
+// setBySource tells whether u's directory or upstream provider sets a for
+// them: the fields it owns, the verified flag along with the email it
+// comes with, and the groups when it provides groups (see provision).
+func (s *Service) setBySource(u storage.User, a Attribute) bool {
+	if u.Source == "" {
+		return false
+	}
+	owned := s.ownedFields(u.Source)
+	switch a.Key {
+	case "email_verified":
+		return slices.Contains(owned, "email")
+	case "groups":
+		if src := s.source(u.Source); src != nil {
+			return src.Capabilities().Groups
+		}
+	}
+	return a.DirectoryOwnable && slices.Contains(owned, a.Key)
 }
 
 // UpdateProfile changes profile fields by key. Every key is checked (known,

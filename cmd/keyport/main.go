@@ -233,6 +233,8 @@ func (m *Main) load() error {
 		Logger:       log,
 		ErrorPage:    m.Portal.ErrorPage,
 		OnLogout:     m.Portal.EndBrowserSession,
+		SignedInUser: m.Portal.SignedInUserID,
+		LogoutPrompt: m.Portal.LogoutPrompt,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
 	})
@@ -254,7 +256,7 @@ func (m *Main) load() error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	m.Handler = ips.Middleware(mux)
+	m.Handler = strictTransport(cfg.StrictTransportSecurity(), ips.Middleware(mux))
 	return nil
 }
 

@@ -120,7 +120,7 @@ func TestUpstreamStateAndNonceTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	loc, _ := url.Parse(resp.Header.Get("Location"))
+	loc, _ := url.Parse(nextHop(resp))
 	for i := 0; i < 5 && loc != nil && !strings.Contains(loc.Path, "/login/upstream/callback"); i++ {
 		next, _ := resp.Request.URL.Parse(loc.String())
 		resp, err = noFollow.Get(next.String())
@@ -128,7 +128,7 @@ func TestUpstreamStateAndNonceTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		loc, _ = url.Parse(resp.Header.Get("Location"))
+		loc, _ = url.Parse(nextHop(resp))
 	}
 	if loc == nil || !strings.Contains(loc.Path, "/login/upstream/callback") {
 		t.Fatalf("never reached the callback: %v", resp.Header)
