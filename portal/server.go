@@ -218,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = max(limit, avatarBodyLimit)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && browserNavigation(r) {
 		w = s.handOver(w, r)
 	}
 	s.handler.ServeHTTP(w, r)
