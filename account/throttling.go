@@ -51,7 +51,7 @@ func (s *Service) refused(ctx context.Context, err error, message, method, login
 	if errors.As(err, &r) {
 		// Every refusal at WARN would let an attacker fill the log; the
 		// failures before it and the trip are there already.
-		s.log.DebugContext(ctx, "sign-in refused: throttled", "client_ip", ip, "method", method, "login", logLogin(login), "limit", r.Scope, "retry_after", r.RetryAfter)
+		s.log.DebugContext(ctx, "sign-in refused: throttled", "client_ip", ip, "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
 		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
 	}
 	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
@@ -66,7 +66,7 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 	}
 	s.logFailure(ctx, a.Method, a.Login, a.IP, reason)
 	for _, t := range trips {
-		args := []any{"client_ip", a.IP, "method", a.Method, "login", logLogin(a.Login), "limit", t.Scope, "retry_after", t.For}
+		args := []any{"client_ip", a.IP, "method", a.Method, "login", LogName(a.Login), "limit", t.Scope, "retry_after", t.For}
 		if t.Round > 0 {
 			args = append(args, "round", t.Round)
 		}
@@ -83,16 +83,17 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 // `x client_ip=192.0.2.1` can never stand where a filter looks for the
 // address.
 func (s *Service) logFailure(ctx context.Context, method, login, ip, reason string) {
-	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "method", method, "login", logLogin(login), "reason", reason)
+	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "method", method, "login", LogName(login), "reason", reason)
 }
 
 // maxLoggedLogin bounds a login name in the log, in characters.
 const maxLoggedLogin = 64
 
-// logLogin is a login name as typed, fit for a log line: control and
-// format characters (newlines, escapes, direction overrides) removed and at most maxLoggedLogin
-// characters, with "…" when it was longer.
-func logLogin(login string) string {
+// LogName is a name as typed (a login name, a client ID), fit for a log
+// line: control and format characters (newlines, escapes, direction
+// overrides) removed, and at most maxLoggedLogin characters, with "…" when
+// it was longer.
+func LogName(login string) string {
 	cut := false
 	if len(login) > 4*maxLoggedLogin {
 		login, cut = login[:4*maxLoggedLogin], true // enough bytes for maxLoggedLogin characters

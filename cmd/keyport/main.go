@@ -250,6 +250,7 @@ func (m *Main) load() error {
 		OnLogout:     m.Portal.EndBrowserSession,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
+		Throttle:     m.Accounts.Throttle(),
 	})
 	if err != nil {
 		return err
