@@ -6,12 +6,14 @@ cd "$(dirname "$0")/.."
 
 # External servers the integration tests drive: OpenLDAP's slapd, Chromium
 # (for the browser tests) and nginx (the reverse proxy in front of Keyport),
-# from Debian's packages.
+# and fail2ban (whose fail2ban-regex checks the shipped filter), from
+# Debian's packages.
 missing=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v fail2ban-regex >/dev/null 2>&1 || missing+=(fail2ban)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""
