@@ -42,7 +42,7 @@ func newHashGate(running, queued int) *hashGate {
 
 // errBusy answers a hash the gate has no room for. A second is about what
 // the queue ahead needs to drain.
-var errBusy = &Error{Code: Unavailable, Message: "Too many sign-ins are being checked right now. Please try again in a moment.", RetryAfter: time.Second}
+var errBusy = &Error{Code: Unavailable, Message: "Too many sign-ins are being checked right now.", RetryAfter: time.Second}
 
 // do runs fn when a core is free, after waiting in the queue if there is
 // room in it; otherwise, or when ctx ends while waiting, it returns errBusy.
