@@ -51,6 +51,7 @@ func TestParallelGuessesChecked(t *testing.T) {
 				t.Errorf("%s: a 429 without Retry-After", what)
 			}
 		}
+		t.Logf("%s: %v", what, byStatus)
 		if byStatus[http.StatusUnauthorized] > 10 || byStatus[http.StatusUnauthorized]+byStatus[http.StatusTooManyRequests] != len(statuses) {
 			t.Errorf("%s: %v; want at most 10 checked (401), the rest 429", what, byStatus)
 		}

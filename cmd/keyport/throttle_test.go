@@ -340,6 +340,7 @@ func TestClientSecretThrottled(t *testing.T) {
 		count[s]++
 	}
 	checked := strings.Count(logs.String(), `msg="client authentication failed" client_ip=127.0.0.7 client_id=svc2 reason="wrong secret"`)
+	t.Logf("200 parallel wrong secrets: %v, %d checked", count, checked)
 	if count[http.StatusUnauthorized] > 10 || checked != count[http.StatusUnauthorized] || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != 200 {
 		t.Errorf("200 parallel guesses: %v, %d checked (logged)", count, checked)
 	}
