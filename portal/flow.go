@@ -253,13 +253,16 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	login := r.PostFormValue("login")
 	returnTo := r.PostFormValue("return_to")
-	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent()}
+	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(), DeviceProof: s.deviceProof(r)}
 	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
-		return s.showLogin(w, r, a, account.ErrorMessage(err), login, statusFor(account.ErrorCode(err)))
+		// Throttled or busy: 429 or 503 with Retry-After, and the page
+		// says how long to wait.
+		setRetryAfter(w, err)
+		return s.showLogin(w, r, a, errorText(pickLanguage(r, ""), err), login, statusFor(account.ErrorCode(err)))
 	}
 	owes, err := s.owesSecondFactor(r, u)
 	if err != nil {

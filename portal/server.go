@@ -285,7 +285,8 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 			s.errorPage(w, r, status, "Something went wrong", account.ErrorMessage(nil), ref)
 			return
 		}
-		s.errorPage(w, r, status, headingFor(status), account.ErrorMessage(err), "")
+		setRetryAfter(w, err)
+		s.errorPage(w, r, status, headingFor(status), errorText(pickLanguage(r, ""), err), "")
 	})
 }
 

@@ -135,6 +135,11 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
+		if postOnly(path) {
+			// A client secret refused by the throttle comes back through
+			// the context (clientauth.go).
+			r = r.WithContext(withClientAuthNote(r.Context()))
+		}
 		if path == "/oauth/introspect" {
 			secretInBodyAsBasic(r)
 			if p.introspectRefreshToken(w, r) {
@@ -159,6 +164,10 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)
+		if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+			writeThrottled(w, refused)
+			return
+		}
 		p.finish(w, r, path, rec)
 	})
 }

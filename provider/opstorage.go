@@ -16,6 +16,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
 
 // Store is the part of storage the provider needs.
@@ -46,6 +47,7 @@ type opStorage struct {
 	issuer   string
 	now      func() time.Time
 	log      *slog.Logger
+	throttle *throttle.Limiter // client secrets; nil: none
 }
 
 var (
@@ -422,16 +424,12 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 
 func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (storage.Client, error) {
 	c, err := s.getClient(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		// Spend the same hash as a real check so a miss is not faster.
-		account.SecretMatches(secret, "")
-		return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, s.internal(ctx, "load client", err)
 	}
-	if c.Public || !account.SecretMatches(secret, c.SecretHash) {
-		return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
+	// Throttled, counted and logged in clientauth.go.
+	if err := s.checkClientSecret(ctx, id, secret, clientRecord{found: err == nil, public: c.Public, secretHash: c.SecretHash}); err != nil {
+		return storage.Client{}, err
 	}
 	return c, nil
 }
