@@ -201,12 +201,16 @@ type loginData struct {
 	Error         string
 	ShowPasskey   bool
 	Upstream      []upstreamButton
+	Notice        string // what just happened (signed out everywhere)
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
 	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
+		if r.URL.Query().Get("done") == "signed-out-everywhere" {
+			d.Notice = translate(d.Lang, "You were signed out everywhere. Sign in again to continue.")
+		}
 	}
 	if a.ClientID != "" {
 		if c, err := s.store.GetClient(r.Context(), a.ClientID); err == nil {
