@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,6 +215,11 @@ func tourEveryPage(t *testing.T, lang string) {
 	}
 	tour.visit("sign out everywhere?", "/security/activity/signout-everywhere", `form[action="/security/activity/signout-everywhere"]`)
 	tour.visit("not for you", "/admin/directories", "main h1")
+	tour.visit("sign out?", "/logout", "#logout-confirm")
+	tour.visit("an app asks to sign out", "/end_session?client_id="+app.ID, "#logout-confirm")
+	// The provider's error pages show the value that was sent, however long.
+	tour.visit("unregistered redirect address", "/authorize?"+url.Values{"client_id": {app.ID}, "response_type": {"code"}, "scope": {"openid"},
+		"redirect_uri": {"https://an-application-nobody-registered.example.com/callback/" + strings.Repeat("very-long-path-segment/", 12)}}.Encode(), "main h1")
 
 	_, challenge := pkce()
 	authURL := app.oauth.AuthCodeURL("st-narrow", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
