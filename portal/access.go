@@ -144,7 +144,7 @@ func accessMessage(lang string, err error) string {
 	if errors.As(err, &bad) {
 		return translate(lang, account.BadNetworkFormat, bad.Entry)
 	}
-	return translate(lang, account.ErrorMessage(err))
+	return errorText(lang, err)
 }
 
 // renameField points an error at the form field that holds the value: the

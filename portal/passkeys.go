@@ -230,7 +230,8 @@ func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	lang := pickLanguage(r, locale)
 	code := account.ErrorCode(err)
-	body := map[string]string{"error": string(code), "message": translate(lang, account.ErrorMessage(err))}
+	body := map[string]string{"error": string(code), "message": errorText(lang, err)}
+	setRetryAfter(w, err)
 	if code == account.Internal {
 		ref := newRef()
 		s.log.ErrorContext(r.Context(), "passkey request failed", "path", r.URL.Path, "err", err, "ref", ref)

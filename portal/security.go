@@ -100,7 +100,7 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 		return err
 	}
 	d := s.securityView(r, m)
-	d.Error = translate(d.Lang, account.ErrorMessage(err))
+	d.Error = errorText(d.Lang, err)
 	// The one policy message with a number: translated by its format.
 	if minLen := fmt.Sprintf(passwordTooShort, d.MinLength); account.ErrorMessage(err) == minLen {
 		d.Error = translate(d.Lang, passwordTooShort, d.MinLength)
