@@ -160,4 +160,5 @@ var deAdminUpstreams = map[string]string{
 	"Save provider":                                            "Anbieter speichern",
 	"This directory is not an LDAP directory.":                 "Dieses Verzeichnis ist kein LDAP-Verzeichnis.",
 	"This directory is not an upstream provider.":              "Dieses Verzeichnis ist kein vorgeschalteter Anbieter.",
+	"The provider handles two-factor authentication":           "Der Anbieter übernimmt die Zwei-Faktor-Anmeldung",
 }

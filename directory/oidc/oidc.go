@@ -36,7 +36,11 @@ type Config struct {
 	ButtonLabel                                                                        string
 	LinkByVerifiedEmail                                                                bool
 	CreateUsers                                                                        bool
-	HTTPClient                                                                         *http.Client
+	// HandlesSecondFactor: the upstream asks for second factors itself, so
+	// Keyport offers its users none and require_2fa does not apply to them
+	// (as for an LDAP directory that does).
+	HandlesSecondFactor bool
+	HTTPClient          *http.Client
 
 	// Logger gets the outage lines (default slog.Default()); Now is the
 	// clock of the refresh schedule (default time.Now).
@@ -172,7 +176,8 @@ func (s *Source) LinkByVerifiedEmail() bool { return s.cfg.LinkByVerifiedEmail }
 func (s *Source) CreateUsers() bool { return s.cfg.CreateUsers }
 
 func (s *Source) Capabilities() directory.Capabilities {
-	return directory.Capabilities{Provider: "oidc", OwnedFields: []string{"given_name", "family_name", "name", "email"}, Groups: s.cfg.GroupsClaim != ""}
+	return directory.Capabilities{Provider: "oidc", OwnedFields: []string{"given_name", "family_name", "name", "email"}, Groups: s.cfg.GroupsClaim != "",
+		SecondFactor: s.cfg.HandlesSecondFactor}
 }
 
 func (s *Source) ctx(ctx context.Context) context.Context {
