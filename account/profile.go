@@ -343,7 +343,7 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonUsername
 	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
-	case a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith):
+	case s.lockedWithDirectory(u, a):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
@@ -353,6 +353,25 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonReadOnly
 	}
 	return false, ""
+}
+
+// lockedWithDirectory tells whether a is a value Keyport keeps beside a
+// field that u's directory owns (see Attribute.LockedWith). Such a value is
+// not in force: it stays stored, but nothing uses it, and it may be
+// removed, never set.
+func (s *Service) lockedWithDirectory(u storage.User, a Attribute) bool {
+	return a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith)
+}
+
+// FieldValue is the value of key for u that is in force, as the profile
+// page and the API show it: a value locked with a directory's field is not
+// ("" here), whatever was stored before the directory took the field over.
+func (s *Service) FieldValue(u storage.User, key string) string {
+	a, ok := AttributeByKey(key)
+	if !ok || s.lockedWithDirectory(u, a) {
+		return ""
+	}
+	return a.get(u)
 }
 
 // Source names where the attribute's value comes from for u: the display
@@ -404,7 +423,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 		// First every key: a crafted post of a locked field is refused as
 		// such, whatever else in it is wrong.
 		for _, k := range keys {
-			if err := s.checkEditable(u, k); err != nil {
+			if err := s.CheckChange(u, k, changes[k]); err != nil {
 				return u, err
 			}
 		}
@@ -445,13 +464,18 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 	return u, nil
 }
 
-// checkEditable refuses a change of key for u: unknown keys as bad input,
-// read-only or locked ones as forbidden, with the reason.
-func (s *Service) checkEditable(u storage.User, key string) error {
+// CheckChange refuses a change of key to value for u: unknown keys as bad
+// input, read-only or locked ones as forbidden, with the reason. Removing a
+// value that is locked with a directory's field is allowed (unless the
+// administrator locked profiles): it takes away a way around the
+// directory, never adds one.
+func (s *Service) CheckChange(u storage.User, key, value string) error {
 	a, ok := AttributeByKey(key)
 	switch {
 	case !ok:
 		return FieldErrorf(key, "There is no profile field %q.", key)
+	case s.lockedWithDirectory(u, a) && strings.TrimSpace(value) == "" && !(a.Lockable && s.policy.ProfilesLocked):
+		return nil
 	case key == "picture":
 		if locked, reason := s.FieldLock(u, key); locked {
 			return &Error{Code: Forbidden, Field: key, Message: reason}
@@ -521,10 +545,11 @@ func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) 
 }
 
 // RecoveryAddress is where password-reset mail goes: the recovery email, or
-// the primary one when none is set.
-func RecoveryAddress(u storage.User) string {
-	if u.RecoveryEmail != "" {
-		return u.RecoveryEmail
+// the primary one when none is set or when the recovery email is not in
+// force (the user's directory owns the email, and with it password resets).
+func (s *Service) RecoveryAddress(u storage.User) string {
+	if r := s.FieldValue(u, "recovery_email"); r != "" {
+		return r
 	}
 	return u.Email
 }

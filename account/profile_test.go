@@ -482,10 +482,11 @@ func TestDisplayNameAndRecoveryAddress(t *testing.T) {
 			t.Errorf("DisplayName(%+v) = %q, want %q", c.u, got, c.want)
 		}
 	}
-	if got := account.RecoveryAddress(storage.User{Email: "a@example.com"}); got != "a@example.com" {
+	svc, _, _ := newProfileService(t, account.Policy{})
+	if got := svc.RecoveryAddress(storage.User{Email: "a@example.com"}); got != "a@example.com" {
 		t.Errorf("default recovery address %q", got)
 	}
-	if got := account.RecoveryAddress(storage.User{Email: "a@example.com", RecoveryEmail: "b@example.com"}); got != "b@example.com" {
+	if got := svc.RecoveryAddress(storage.User{Email: "a@example.com", RecoveryEmail: "b@example.com"}); got != "b@example.com" {
 		t.Errorf("recovery address %q", got)
 	}
 }
