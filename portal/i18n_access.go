@@ -93,6 +93,10 @@ var deAccess = map[string]string{
 	"unknown passkey":                                           "unbekannter Passkey",
 	"unreadable passkey answer":                                 "unlesbare Passkey-Antwort",
 	"wrong password (confirmation)":                             "falsches Passwort (Bestätigung)",
+	"network not allowed (existing session)":                    "Netz nicht erlaubt (bestehende Sitzung)",
+	"network not allowed (refresh)":                             "Netz nicht erlaubt (Erneuerung)",
+	"The app of this refresh token no longer exists.":           "Die App dieses Refresh-Tokens gibt es nicht mehr.",
+	"The user may not use this app from this network.":          "Die Person darf diese App nicht aus diesem Netz verwenden.",
 }
 
 // deAdmin is German for the admin pages.
