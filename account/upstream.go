@@ -74,16 +74,7 @@ func (s *Service) linkOrCreate(ctx context.Context, src directory.CallbackSource
 	if !src.CreateUsers() {
 		return storage.User{}, Errorf(Forbidden, "No account here is linked to your %s account. Ask your administrator.", src.Name())
 	}
-	name, err := s.upstreamUsername(ctx, src, ident)
-	if err != nil {
-		return storage.User{}, err
-	}
-	ident.Username = name
-	u, _, err := s.provision(ctx, src, ident)
-	if err != nil {
-		return storage.User{}, err
-	}
-	return u, nil
+	return s.createUpstreamUser(ctx, src, ident)
 }
 
 // UpstreamError is the user-facing error for a failed upstream sign-in.
