@@ -20,7 +20,9 @@ func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSour
 	if s.DirectoryDisabled(src.ID()) {
 		return storage.User{}, Errorf(Forbidden, "Sign-in with %s is turned off.", src.Name())
 	}
-	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "oidc:" + src.ID()}
+	// The method as a successful sign-in records it (methodOf its amr), so
+	// the history names failures and successes alike.
+	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: methodOf(UpstreamAMR(ident))}
 	fail := func(userID, reason string, err error) (storage.User, error) {
 		attempt.UserID, attempt.Reason = userID, reason
 		s.record(ctx, attempt)

@@ -97,6 +97,16 @@ var deAccess = map[string]string{
 	"network not allowed (refresh)":                             "Netz nicht erlaubt (Erneuerung)",
 	"The app of this refresh token no longer exists.":           "Die App dieses Refresh-Tokens gibt es nicht mehr.",
 	"The user may not use this app from this network.":          "Die Person darf diese App nicht aus diesem Netz verwenden.",
+	"no linked account":                                         "kein verknüpftes Konto",
+	"account could not be refreshed":                            "Konto konnte nicht aktualisiert werden",
+	"directory turned off":                                      "Verzeichnis abgeschaltet",
+
+	// Methods of sign-ins through an upstream provider and of refreshes.
+	"Upstream provider (%s)":  "Vorgeschalteter Anbieter (%s)",
+	"password":                "Passwort",
+	"code":                    "Code",
+	"passkey":                 "Passkey",
+	"Token refresh by an app": "Token-Erneuerung durch eine App",
 }
 
 // deAdmin is German for the admin pages.

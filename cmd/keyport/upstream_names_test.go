@@ -49,3 +49,39 @@ func TestUpstreamUsernameSpelledOut(t *testing.T) {
 		t.Errorf("account from the verified email: %v %+v", err, u)
 	}
 }
+
+// TestUpstreamSignInsOnActivityPage: the activity page names sign-ins
+// through an upstream provider in words, English and German, and a refused
+// one is recorded with the same method as one that succeeded.
+func TestUpstreamSignInsOnActivityPage(t *testing.T) {
+	_, down := upstreamPair(t, nil)
+	ctx := context.Background()
+	b := newBrowser(t)
+	signInUpstream(t, down, b, b.get(down.URL+"/login"))
+	if err := down.Main.Accounts.SetBlocked(ctx, "ursula", true); err != nil {
+		t.Fatal(err)
+	}
+	blocked := newBrowser(t)
+	if p := signInUpstream(t, down, blocked, blocked.get(down.URL+"/login")); p.Status != http.StatusForbidden {
+		t.Fatalf("sign-in of a blocked upstream user: %d", p.Status)
+	}
+	if err := down.Main.Accounts.SetBlocked(ctx, "ursula", false); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := down.Main.Accounts.History(ctx, userIDOf(t, down, "ursula"), 10)
+	if err != nil || len(hist) != 2 || hist[0].Success || !hist[1].Success || hist[0].Method != hist[1].Method || hist[0].Method != "fed+pwd" {
+		t.Fatalf("history of one upstream sign-in and one refused: %v %+v", err, hist)
+	}
+
+	b = newBrowser(t)
+	signInUpstream(t, down, b, b.get(down.URL+"/login"))
+	p := b.get(down.URL + "/security/activity")
+	if n := strings.Count(p.Body, "Upstream provider (password)"); n != 3 || strings.Contains(p.Body, ">fed") {
+		t.Errorf("the activity page names %d of 3 upstream sign-ins: %s", n, truncateBody(p.Body))
+	}
+	req, _ := http.NewRequest(http.MethodGet, down.URL+"/security/activity", nil)
+	req.Header.Set("Accept-Language", "de")
+	if p := b.do(req); !strings.Contains(p.Body, "Vorgeschalteter Anbieter (Passwort)") {
+		t.Errorf("German activity page: %s", truncateBody(p.Body))
+	}
+}
