@@ -418,7 +418,10 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 			}
 		}
 	})
-	var changed []string
+	var (
+		changed   []string
+		unchanged storage.User
+	)
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
 		// First every key: a crafted post of a locked field is refused as
 		// such, whatever else in it is wrong.
@@ -440,11 +443,19 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 				changed = append(changed, k)
 			}
 		}
+		// A save that changes nothing writes nothing: apps read UpdatedAt
+		// as updated_at, and a form posts every field on each save.
+		if len(changed) == 0 {
+			unchanged = u
+			return u, errNothingChanged
+		}
 		u.UpdatedAt = s.now()
 		return u, nil
 	})
 	var ae *Error
 	switch {
+	case errors.Is(err, errNothingChanged):
+		return unchanged, nil
 	case errors.As(err, &ae):
 		return storage.User{}, ae
 	case errors.Is(err, storage.ErrConflict):
@@ -463,6 +474,10 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 	}
 	return u, nil
 }
+
+// errNothingChanged ends an UpdateUser whose save would change nothing, so
+// the store writes nothing.
+var errNothingChanged = errors.New("nothing changed")
 
 // CheckChange refuses a change of key to value for u: unknown keys as bad
 // input, read-only or locked ones as forbidden, with the reason. Removing a

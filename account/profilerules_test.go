@@ -3,6 +3,7 @@ package account_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -40,5 +41,28 @@ func TestRecoveryEmailFromBeforeTheDirectory(t *testing.T) {
 	}
 	if got := getUser(t, db, u.ID).RecoveryEmail; got != "" {
 		t.Errorf("the stored recovery email is still %q", got)
+	}
+}
+
+// A save that changes nothing writes nothing: the profile's last change,
+// which apps read as updated_at, stays when the form is posted as it was.
+func TestProfileSaveWithoutChanges(t *testing.T) {
+	ctx := context.Background()
+	svc, db, clock := newProfileService(t, account.Policy{})
+	u := newProfileUser(t, svc, "alice")
+	form := map[string]string{"given_name": "Alice", "family_name": "", "nickname": "", "email": "alice@example.com",
+		"recovery_email": "", "phone_number": "", "locale": "", "zoneinfo": "Europe/Berlin", "theme": ""}
+	clock.t = clock.t.Add(time.Hour)
+	saved, err := svc.UpdateProfile(ctx, u.ID, form)
+	if err != nil || !saved.UpdatedAt.Equal(clock.t) {
+		t.Fatalf("first save: %v, updated %v", err, saved.UpdatedAt)
+	}
+	clock.t = clock.t.Add(time.Hour)
+	again, err := svc.UpdateProfile(ctx, u.ID, form)
+	if err != nil || again.GivenName != "Alice" {
+		t.Fatalf("the same save again: %v %+v", err, again)
+	}
+	if stored := getUser(t, db, u.ID); !stored.UpdatedAt.Equal(saved.UpdatedAt) || !again.UpdatedAt.Equal(saved.UpdatedAt) {
+		t.Errorf("a save that changed nothing moved the last change from %v to %v (returned %v)", saved.UpdatedAt, stored.UpdatedAt, again.UpdatedAt)
 	}
 }
