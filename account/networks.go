@@ -2,11 +2,14 @@ package account
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -109,6 +112,80 @@ func (s *Service) CheckNetworkAt(ctx context.Context, u storage.User, ip, userAg
 		s.log.WarnContext(ctx, "session refused outside the account's IP allowlist", "user_id", u.ID, "ip", ip)
 	}
 	return err
+}
+
+// refreshWarnEvery is how often a refused refresh of one user at one app
+// is logged at WARN: an app retries on its schedule, and one line says
+// what the history page then lists in full.
+const refreshWarnEvery = 5 * time.Minute
+
+// CheckRefreshNetwork applies u's IP allowlist to a refresh-token grant by
+// clientID from ip. Only a public client's refresh is checked: a native
+// app, a single-page app or a command-line tool runs where the person is,
+// so its address is theirs. A confidential client refreshes from its own
+// server, whose address says nothing about where the person is; the
+// person's browser was checked when the app got its code. A refusal is
+// Forbidden, recorded in the user's history like a refused sign-in, and
+// logged at WARN at most once per user and app every refreshWarnEvery; it
+// revokes nothing, so the same token works again from inside the list.
+// NotFound means the client no longer exists.
+func (s *Service) CheckRefreshNetwork(ctx context.Context, u storage.User, clientID, ip string) error {
+	if len(u.AllowedNetworks) == 0 {
+		return nil
+	}
+	c, err := s.store.GetClient(ctx, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Errorf(NotFound, "The app of this refresh token no longer exists.")
+	}
+	if err != nil {
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("load client %q: %w", clientID, err)}
+	}
+	if !c.Public || NetworkAllows(u.AllowedNetworks, ip) {
+		return nil
+	}
+	now := s.now()
+	s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip,
+		Method: MethodRefresh, Reason: "network not allowed (refresh)"})
+	if s.refreshWarns.allow(u.ID+" "+clientID, now) {
+		s.log.WarnContext(ctx, "refresh refused outside the user's IP allowlist", "user_id", u.ID, "client_id", clientID, "ip", ip,
+			"next_warning_after", refreshWarnEvery.String())
+	}
+	return Errorf(Forbidden, "The user may not use this app from this network.")
+}
+
+// MethodRefresh is the method of a refresh-token grant in the sign-in
+// history.
+const MethodRefresh = "refresh_token"
+
+// warnLimiter lets a log line through once per key and interval.
+type warnLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+// maxWarnKeys bounds the memory of a warnLimiter; past it, keys whose
+// interval has passed are forgotten.
+const maxWarnKeys = 10000
+
+func (l *warnLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if last, ok := l.last[key]; ok && now.Sub(last) < l.every {
+		return false
+	}
+	if l.last == nil {
+		l.last = map[string]time.Time{}
+	}
+	if len(l.last) >= maxWarnKeys {
+		for k, t := range l.last {
+			if now.Sub(t) >= l.every {
+				delete(l.last, k)
+			}
+		}
+	}
+	l.last[key] = now
+	return true
 }
 
 // SetAllowedNetworks replaces the user's allowlist with the list in raw.

@@ -343,7 +343,7 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonUsername
 	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
-	case a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith):
+	case s.lockedWithDirectory(u, a):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
@@ -353,6 +353,25 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonReadOnly
 	}
 	return false, ""
+}
+
+// lockedWithDirectory tells whether a is a value Keyport keeps beside a
+// field that u's directory owns (see Attribute.LockedWith). Such a value is
+// not in force: it stays stored, but nothing uses it, and it may be
+// removed, never set.
+func (s *Service) lockedWithDirectory(u storage.User, a Attribute) bool {
+	return a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith)
+}
+
+// FieldValue is the value of key for u that is in force, as the profile
+// page and the API show it: a value locked with a directory's field is not
+// ("" here), whatever was stored before the directory took the field over.
+func (s *Service) FieldValue(u storage.User, key string) string {
+	a, ok := AttributeByKey(key)
+	if !ok || s.lockedWithDirectory(u, a) {
+		return ""
+	}
+	return a.get(u)
 }
 
 // Source names where the attribute's value comes from for u: the display
@@ -399,12 +418,15 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 			}
 		}
 	})
-	var changed []string
+	var (
+		changed   []string
+		unchanged storage.User
+	)
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
 		// First every key: a crafted post of a locked field is refused as
 		// such, whatever else in it is wrong.
 		for _, k := range keys {
-			if err := s.checkEditable(u, k); err != nil {
+			if err := s.CheckChange(u, k, changes[k]); err != nil {
 				return u, err
 			}
 		}
@@ -421,11 +443,19 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 				changed = append(changed, k)
 			}
 		}
+		// A save that changes nothing writes nothing: apps read UpdatedAt
+		// as updated_at, and a form posts every field on each save.
+		if len(changed) == 0 {
+			unchanged = u
+			return u, errNothingChanged
+		}
 		u.UpdatedAt = s.now()
 		return u, nil
 	})
 	var ae *Error
 	switch {
+	case errors.Is(err, errNothingChanged):
+		return unchanged, nil
 	case errors.As(err, &ae):
 		return storage.User{}, ae
 	case errors.Is(err, storage.ErrConflict):
@@ -445,13 +475,22 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 	return u, nil
 }
 
-// checkEditable refuses a change of key for u: unknown keys as bad input,
-// read-only or locked ones as forbidden, with the reason.
-func (s *Service) checkEditable(u storage.User, key string) error {
+// errNothingChanged ends an UpdateUser whose save would change nothing, so
+// the store writes nothing.
+var errNothingChanged = errors.New("nothing changed")
+
+// CheckChange refuses a change of key to value for u: unknown keys as bad
+// input, read-only or locked ones as forbidden, with the reason. Removing a
+// value that is locked with a directory's field is allowed (unless the
+// administrator locked profiles): it takes away a way around the
+// directory, never adds one.
+func (s *Service) CheckChange(u storage.User, key, value string) error {
 	a, ok := AttributeByKey(key)
 	switch {
 	case !ok:
 		return FieldErrorf(key, "There is no profile field %q.", key)
+	case s.lockedWithDirectory(u, a) && strings.TrimSpace(value) == "" && !(a.Lockable && s.policy.ProfilesLocked):
+		return nil
 	case key == "picture":
 		if locked, reason := s.FieldLock(u, key); locked {
 			return &Error{Code: Forbidden, Field: key, Message: reason}
@@ -521,10 +560,11 @@ func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) 
 }
 
 // RecoveryAddress is where password-reset mail goes: the recovery email, or
-// the primary one when none is set.
-func RecoveryAddress(u storage.User) string {
-	if u.RecoveryEmail != "" {
-		return u.RecoveryEmail
+// the primary one when none is set or when the recovery email is not in
+// force (the user's directory owns the email, and with it password resets).
+func (s *Service) RecoveryAddress(u storage.User) string {
+	if r := s.FieldValue(u, "recovery_email"); r != "" {
+		return r
 	}
 	return u.Email
 }

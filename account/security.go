@@ -18,9 +18,12 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		}
 		return err
 	}
-	if err := s.CheckPassword(next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
-		e := err.(*Error)
-		return &Error{Code: e.Code, Field: "new_password", Message: e.Message}
+	if err := s.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
+		e := *err.(*Error)
+		if e.Code != Unavailable { // busy is not the field's fault
+			e.Field = "new_password"
+		}
+		return &e
 	}
 	hash, err := s.hashPassword(ctx, next)
 	if err != nil {

@@ -102,6 +102,8 @@ type Service struct {
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string
+	// refreshWarns limits the WARN lines of refused refreshes.
+	refreshWarns *warnLimiter
 }
 
 // New returns a Service. now may be nil (time.Now).
@@ -131,6 +133,8 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		limiter:   throttle.New(store, throttlePolicy(policy), now),
 		hashes:    newHashGate(policy.HashConcurrency, policy.HashQueue),
 		dummyHash: dummy,
+
+		refreshWarns: &warnLimiter{every: refreshWarnEvery},
 	}, nil
 }
 

@@ -55,7 +55,7 @@ func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (
 		return storage.User{}, err
 	}
 	n.Admin = true
-	if err := s.validateNewUser(&n); err != nil {
+	if err := s.validateNewUser(ctx, &n); err != nil {
 		return storage.User{}, err
 	}
 	if _, err := s.store.ConsumeOneTimeToken(ctx, HashSecret(secret), purposeSetup); err != nil {
@@ -64,5 +64,5 @@ func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (
 		}
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
-	return s.CreateUser(ctx, n)
+	return s.createValidUser(ctx, n)
 }

@@ -2,10 +2,13 @@ package account_test
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage/bolt"
 )
 
 const (
@@ -29,13 +32,14 @@ func TestPasswordStrength(t *testing.T) {
 		{"a family name", "Quillfeather2024", "wanda", "wanda@example.com", []string{"Wanda Quillfeather"}, personalMessage},
 		{"the same without the name", "Quillfeather2024", "wanda", "wanda@example.com", nil, ""},
 		{"unrelated words", "correct horse battery", "alice", "alice@example.com", nil, ""},
-		// Only the first 64 characters are read: a strong start is enough,
+		// Only the first 32 characters are read: a strong start is enough,
 		// and a long weak start is refused quickly instead of taking seconds.
 		{"long, strong start", "zebra kettle lantern 1987 " + strings.Repeat("a", 900), "alice", "alice@example.com", nil, ""},
 		{"long, weak start", strings.Repeat("ab1!", 250), "alice", "alice@example.com", nil, weakMessage},
+		{"weak for 32 characters", strings.Repeat("password", 4) + " zebra kettle lantern 1987 harbour", "alice", "alice@example.com", nil, weakMessage},
 	}
 	for _, c := range cases {
-		err := svc.CheckPassword(c.password, c.username, c.email, c.names...)
+		err := svc.CheckPassword(t.Context(), c.password, c.username, c.email, c.names...)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: refused: %v", c.name, err)
@@ -46,7 +50,7 @@ func TestPasswordStrength(t *testing.T) {
 
 	// Score 0 turns the check off; the length rule stays.
 	off, _, _ := newLoggedService(t, account.Policy{})
-	if err := off.CheckPassword("password1234", "root", "root@example.com"); err != nil {
+	if err := off.CheckPassword(t.Context(), "password1234", "root", "root@example.com"); err != nil {
 		t.Errorf("min_score 0: %v", err)
 	}
 }
@@ -78,18 +82,56 @@ func TestPasswordStrengthEverywhere(t *testing.T) {
 	}
 }
 
+// The setup page's password is estimated once: CompleteSetup validates
+// before it spends the link, and then stores what it validated (the
+// estimate is the costly part; it used to run a second time in
+// CreateUser).
+func TestCompleteSetupEstimatesOnce(t *testing.T) {
+	ctx := context.Background()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	logs := &logBuffer{}
+	debug, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10, MinPasswordScore: 3},
+		nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := debug.CreateSetupToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.take()
+	if _, err := debug.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "zebra kettle lantern 1987"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.take(), "password strength estimated"); n != 1 {
+		t.Errorf("the setup password was estimated %d times, want once", n)
+	}
+}
+
+// l33tWorst is the slowest shape found for the estimator: characters that
+// each stand for letters in its l33t table, where it tries every
+// substitution. Random draws from the same alphabet are about as slow.
+var l33tWorst = strings.Repeat("4@8({[<3691!|70$5+%2", 4)[:64]
+
 // BenchmarkPasswordStrength is the cost of one check: a typical password,
-// and the slowest shape found (a repeated pattern at the 64-character cut).
+// a weak one, and the slowest shapes found, at 64 runes and at the 1024
+// bytes a password may have (the estimator reads the first 32 runes).
 func BenchmarkPasswordStrength(b *testing.B) {
 	svc := newBenchService(b)
 	for _, c := range []struct{ name, password string }{
 		{"typical", "correct horse battery"},
 		{"weak", "password1234"},
-		{"worst-64", strings.Repeat("1990-01-02", 7)},
+		{"dates-64", strings.Repeat("1990-01-02", 7)[:64]},
+		{"l33t-64", l33tWorst},
+		{"l33t-1024", strings.Repeat(l33tWorst, 16)},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				_ = svc.CheckPassword(c.password, "alice", "alice@example.com", "Alice Liddell")
+				_ = svc.CheckPassword(b.Context(), c.password, "alice", "alice@example.com", "Alice Liddell")
 			}
 		})
 	}

@@ -20,7 +20,9 @@ func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSour
 	if s.DirectoryDisabled(src.ID()) {
 		return storage.User{}, Errorf(Forbidden, "Sign-in with %s is turned off.", src.Name())
 	}
-	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "oidc:" + src.ID()}
+	// The method as a successful sign-in records it (methodOf its amr), so
+	// the history names failures and successes alike.
+	attempt := storage.LoginAttempt{ID: NewID(), Login: ident.Username, Time: now, IP: ip, UserAgent: userAgent, Method: methodOf(UpstreamAMR(ident))}
 	fail := func(userID, reason string, err error) (storage.User, error) {
 		attempt.UserID, attempt.Reason = userID, reason
 		s.record(ctx, attempt)
@@ -74,16 +76,7 @@ func (s *Service) linkOrCreate(ctx context.Context, src directory.CallbackSource
 	if !src.CreateUsers() {
 		return storage.User{}, Errorf(Forbidden, "No account here is linked to your %s account. Ask your administrator.", src.Name())
 	}
-	name, err := s.upstreamUsername(ctx, src, ident)
-	if err != nil {
-		return storage.User{}, err
-	}
-	ident.Username = name
-	u, _, err := s.provision(ctx, src, ident)
-	if err != nil {
-		return storage.User{}, err
-	}
-	return u, nil
+	return s.createUpstreamUser(ctx, src, ident)
 }
 
 // UpstreamError is the user-facing error for a failed upstream sign-in.

@@ -29,7 +29,7 @@ var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 func normalizeLogin(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // validateNewUser checks and normalises the fields of a new account.
-func (s *Service) validateNewUser(n *NewUser) error {
+func (s *Service) validateNewUser(ctx context.Context, n *NewUser) error {
 	n.Username = strings.TrimSpace(n.Username)
 	n.Email = strings.TrimSpace(n.Email)
 	n.Name = strings.TrimSpace(n.Name)
@@ -42,7 +42,7 @@ func (s *Service) validateNewUser(n *NewUser) error {
 	if utf8.RuneCountInString(n.Name) > 200 {
 		return Errorf(Invalid, "Name must be at most 200 characters.")
 	}
-	return s.CheckPassword(n.Password, n.Username, n.Email, n.Name)
+	return s.CheckPassword(ctx, n.Password, n.Username, n.Email, n.Name)
 }
 
 func validateEmail(email string) error {
@@ -59,8 +59,9 @@ func validateEmail(email string) error {
 // CheckPassword applies the password policy: length, not the username or
 // email, and strong enough (see checkStrength). names are the person's
 // other names (display, first, last), which make a password as guessable
-// as the username does.
-func (s *Service) CheckPassword(password, username, email string, names ...string) error {
+// as the username does. The strength estimate waits for a place at the
+// password-hash gate (and is refused as busy when there is none).
+func (s *Service) CheckPassword(ctx context.Context, password, username, email string, names ...string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
 	case n < s.policy.MinPasswordLength:
@@ -70,14 +71,20 @@ func (s *Service) CheckPassword(password, username, email string, names ...strin
 	case strings.EqualFold(password, username) || (email != "" && strings.EqualFold(password, email)):
 		return Errorf(Invalid, "Password must not be the same as the username or email address.")
 	}
-	return s.checkStrength(password, append([]string{username, email}, names...))
+	return s.checkStrength(ctx, password, append([]string{username, email}, names...))
 }
 
 // CreateUser validates and stores a new local account.
 func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, error) {
-	if err := s.validateNewUser(&n); err != nil {
+	if err := s.validateNewUser(ctx, &n); err != nil {
 		return storage.User{}, err
 	}
+	return s.createValidUser(ctx, n)
+}
+
+// createValidUser stores a new local account whose fields validateNewUser
+// has checked.
+func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User, error) {
 	hash, err := s.hashPassword(ctx, n.Password)
 	if err != nil {
 		return storage.User{}, hashError(err)
@@ -128,7 +135,7 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 	if err != nil {
 		return err
 	}
-	if err := s.CheckPassword(password, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
+	if err := s.CheckPassword(ctx, password, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		return err
 	}
 	hash, err := s.hashPassword(ctx, password)

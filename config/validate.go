@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -307,6 +309,7 @@ func (c *Config) validateDirectories(p *problems) {
 		} else {
 			seen[d.ID] = i
 		}
+		d.warnOtherTypesKeys(p, key)
 		if d.Type == "oidc" {
 			if !strings.HasPrefix(d.Issuer, "https://") && !strings.HasPrefix(d.Issuer, "http://localhost") && !strings.HasPrefix(d.Issuer, "http://127.0.0.1") {
 				p.errorf(key+".issuer", "must be an https:// URL (http:// only for localhost), not %q", d.Issuer)
@@ -340,6 +343,22 @@ func (c *Config) validateDirectories(p *problems) {
 		}
 		if d.PageSize < 0 || d.PageSize > 10000 {
 			p.errorf(key+".page_size", "must be between 0 (default) and 10000, not %d", d.PageSize)
+		}
+	}
+}
+
+// warnOtherTypesKeys warns about keys of the other directory type: they
+// would be ignored without a word (handles_second_factor applies to both).
+func (d Directory) warnOtherTypesKeys(p *problems, key string) {
+	ldapOnly := map[string]bool{"url": d.URL != "", "start_tls": d.StartTLS, "bind_dn": d.BindDN != "", "user_base_dn": d.UserBaseDN != "",
+		"user_filter": d.UserFilter != "", "login_attributes": len(d.LoginAttributes) > 0, "group_base_dn": d.GroupBaseDN != "", "page_size": d.PageSize != 0}
+	oidcOnly := map[string]bool{"issuer": d.Issuer != "", "client_id": d.ClientID != "", "scopes": len(d.Scopes) > 0,
+		"username_claim": d.UsernameClaim != "", "groups_claim": d.GroupsClaim != "", "button_label": d.ButtonLabel != "",
+		"link_by_verified_email": d.LinkByVerifiedEmail, "create_users": d.CreateUsers}
+	other := map[string]map[string]bool{"oidc": ldapOnly, "ldap": oidcOnly}[d.Type]
+	for _, k := range slices.Sorted(maps.Keys(other)) {
+		if other[k] {
+			p.warnf(key+"."+k, "has no effect for type = %q", d.Type)
 		}
 	}
 }

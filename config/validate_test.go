@@ -262,6 +262,15 @@ func TestValidateWarnings(t *testing.T) {
 		{"rotation disabled", func(c *Config) { c.Keys.RotationPeriod = Duration{} }, nil},
 		{"every peer trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"trusted_proxies[1]: 0.0.0.0/0 trusts every peer"}},
 		{"hsts subdomains while off", func(c *Config) { c.HTTP.HSTSIncludeSubdomains = true }, []string{"http.hsts_include_subdomains: has no effect"}},
+		{"upstream with second factors", func(c *Config) {
+			c.Directories = []Directory{{ID: "up", Type: "oidc", Issuer: "https://up.example.com", ClientID: "k", HandlesSecondFactor: true}}
+		}, nil},
+		{"upstream with LDAP keys", func(c *Config) {
+			c.Directories = []Directory{{ID: "up", Type: "oidc", Issuer: "https://up.example.com", ClientID: "k", URL: "ldap://x", UserBaseDN: "dc=x"}}
+		}, []string{`directories[0].url: has no effect for type = "oidc"`, `directories[0].user_base_dn: has no effect for type = "oidc"`}},
+		{"LDAP with upstream keys", func(c *Config) {
+			c.Directories = []Directory{{ID: "d", Type: "ldap", URL: "ldap://x", UserBaseDN: "dc=x", CreateUsers: true, HandlesSecondFactor: true}}
+		}, []string{`directories[0].create_users: has no effect for type = "ldap"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

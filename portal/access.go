@@ -271,7 +271,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 		return err
 	}
 	for _, a := range attempts {
-		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: deviceName(d.Lang, a.UserAgent), Method: translate(d.Lang, methodName(a.Method)), Success: a.Success}
+		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: deviceName(d.Lang, a.UserAgent), Method: methodText(d.Lang, a.Method), Success: a.Success}
 		if a.Success {
 			v.Result = translate(d.Lang, "Signed in")
 		} else {
@@ -321,6 +321,8 @@ func methodName(m string) string {
 		return "App password"
 	case "api_token":
 		return "API token"
+	case account.MethodRefresh:
+		return "Token refresh by an app"
 	}
 	return m
 }

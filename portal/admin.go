@@ -263,7 +263,8 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 	}
 	cfg := oidcsource.Config{ID: id, Name: f("name"), Issuer: f("issuer"), ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret"),
 		Scopes: strings.Fields(f("scopes")), UsernameClaim: f("username_claim"), EmailClaim: f("email_claim"), GroupsClaim: f("groups_claim"),
-		ButtonLabel: f("button_label"), LinkByVerifiedEmail: f("link_by_verified_email") == "1", CreateUsers: f("create_users") == "1"}
+		ButtonLabel: f("button_label"), LinkByVerifiedEmail: f("link_by_verified_email") == "1", CreateUsers: f("create_users") == "1",
+		HandlesSecondFactor: f("handles_second_factor") == "1"}
 	if err := s.acct.SaveUpstream(r.Context(), cfg, !editing); err != nil {
 		code := account.ErrorCode(err)
 		if code != account.Invalid && code != account.Conflict {

@@ -123,7 +123,7 @@ type meJSON struct {
 func (s *Server) meView(u storage.User) meJSON {
 	out := meJSON{
 		ID: u.ID, Username: u.Username, GivenName: u.GivenName, FamilyName: u.FamilyName, Name: u.Name, DisplayName: account.DisplayName(u),
-		Nickname: u.Nickname, Email: u.Email, EmailVerified: u.EmailVerified, RecoveryEmail: u.RecoveryEmail,
+		Nickname: u.Nickname, Email: u.Email, EmailVerified: u.EmailVerified, RecoveryEmail: s.acct.FieldValue(u, "recovery_email"),
 		PhoneNumber: u.PhoneNumber, PhoneNumberVerified: u.PhoneVerified, Locale: u.Locale, Zoneinfo: u.Zoneinfo, Theme: u.Theme,
 		Picture: strings.TrimSuffix(s.opts.Issuer, "/") + account.AvatarPath(u), Roles: nonNilStrings(u.Roles), Groups: nonNilStrings(u.Groups),
 		CreatedAt: u.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"), CustomData: u.CustomData, Locked: map[string]string{},
@@ -193,15 +193,9 @@ func (s *Server) apiPatchMe(w http.ResponseWriter, r *http.Request, c apiCaller)
 	// Check every profile field (locks included) before the custom data, so
 	// a refused request changes nothing.
 	u := c.User
-	for k := range changes {
-		if _, ok := account.AttributeByKey(k); !ok {
-			return account.FieldErrorf(k, "There is no profile field %q.", k)
-		}
-		if locked, reason := s.acct.FieldLock(u, k); locked || k == "picture" {
-			if k == "picture" {
-				reason = account.ReasonAvatarForm
-			}
-			return &account.Error{Code: account.Forbidden, Field: k, Message: reason}
+	for k, v := range changes {
+		if err := s.acct.CheckChange(u, k, v); err != nil {
+			return err
 		}
 	}
 	if customSet {

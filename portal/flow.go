@@ -278,14 +278,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		}
 		// No session yet: the password step is recorded in the signed
 		// cookie, and the dispatcher asks for the second factor.
-		if err := s.setPending(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: id, ReturnTo: safeReturn(returnTo)}); err != nil {
-			return err
-		}
-		if id != "" {
-			return s.next(w, r, a)
-		}
-		http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
-		return nil
+		return s.askSecondFactor(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: id, ReturnTo: safeReturn(returnTo)}, a)
 	}
 	return s.finishSignInFor(w, r, u, newHash, []string{"pwd"}, a, returnTo, continueFlow)
 }

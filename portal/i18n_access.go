@@ -93,6 +93,20 @@ var deAccess = map[string]string{
 	"unknown passkey":                                           "unbekannter Passkey",
 	"unreadable passkey answer":                                 "unlesbare Passkey-Antwort",
 	"wrong password (confirmation)":                             "falsches Passwort (Bestätigung)",
+	"network not allowed (existing session)":                    "Netz nicht erlaubt (bestehende Sitzung)",
+	"network not allowed (refresh)":                             "Netz nicht erlaubt (Erneuerung)",
+	"The app of this refresh token no longer exists.":           "Die App dieses Refresh-Tokens gibt es nicht mehr.",
+	"The user may not use this app from this network.":          "Die Person darf diese App nicht aus diesem Netz verwenden.",
+	"no linked account":                                         "kein verknüpftes Konto",
+	"account could not be refreshed":                            "Konto konnte nicht aktualisiert werden",
+	"directory turned off":                                      "Verzeichnis abgeschaltet",
+
+	// Methods of sign-ins through an upstream provider and of refreshes.
+	"Upstream provider (%s)":  "Vorgeschalteter Anbieter (%s)",
+	"password":                "Passwort",
+	"code":                    "Code",
+	"passkey":                 "Passkey",
+	"Token refresh by an app": "Token-Erneuerung durch eine App",
 }
 
 // deAdmin is German for the admin pages.
@@ -160,4 +174,5 @@ var deAdminUpstreams = map[string]string{
 	"Save provider":                                            "Anbieter speichern",
 	"This directory is not an LDAP directory.":                 "Dieses Verzeichnis ist kein LDAP-Verzeichnis.",
 	"This directory is not an upstream provider.":              "Dieses Verzeichnis ist kein vorgeschalteter Anbieter.",
+	"The provider handles two-factor authentication":           "Der Anbieter übernimmt die Zwei-Faktor-Anmeldung",
 }

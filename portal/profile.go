@@ -94,7 +94,7 @@ func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
 		}
 		locked, reason := s.acct.FieldLock(u, a.Key)
 		f := profileField{
-			Key: a.Key, Label: translate(d.Lang, a.Label), Value: a.Value(u), Kind: string(a.Kind),
+			Key: a.Key, Label: translate(d.Lang, a.Label), Value: s.acct.FieldValue(u, a.Key), Kind: string(a.Kind),
 			Editable: !locked, Audience: audience(d.Lang, a),
 			Source: translate(d.Lang, s.acct.Source(u, a.Key)),
 		}

@@ -3,6 +3,8 @@ package portal
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -26,11 +28,15 @@ const (
 	keyPendingRequest = "p2fa_req"
 	keyPendingReturn  = "p2fa_ret"
 	keyPendingAt      = "p2fa_at"
+	keyPendingAMR     = "p2fa_amr"
 	pendingLifetime   = 5 * time.Minute
 )
 
 type pendingSignIn struct {
 	UserID, AuthRequestID, ReturnTo string
+	// AMR is how the first step authenticated the person: nil for
+	// Keyport's password, ["fed", …] for an upstream provider.
+	AMR []string
 }
 
 func (s *Server) setPending(w http.ResponseWriter, r *http.Request, p pendingSignIn) error {
@@ -39,7 +45,22 @@ func (s *Server) setPending(w http.ResponseWriter, r *http.Request, p pendingSig
 	c.Values[keyPendingRequest] = p.AuthRequestID
 	c.Values[keyPendingReturn] = p.ReturnTo
 	c.Values[keyPendingAt] = s.now().Unix()
+	c.Values[keyPendingAMR] = strings.Join(p.AMR, " ") // amr values are short tokens without spaces
 	return s.save(w, r)
+}
+
+// askSecondFactor records that p passed the first step and owes a second
+// factor, and hands over to the dispatcher (a, when the sign-in is for an
+// app: a.ID is "" otherwise), which asks for it. No session exists yet.
+func (s *Server) askSecondFactor(w http.ResponseWriter, r *http.Request, p pendingSignIn, a storage.AuthRequest) error {
+	if err := s.setPending(w, r, p); err != nil {
+		return err
+	}
+	if a.ID != "" {
+		return s.next(w, r, a)
+	}
+	http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
+	return nil
 }
 
 func (s *Server) pending(r *http.Request) (pendingSignIn, bool) {
@@ -51,12 +72,13 @@ func (s *Server) pending(r *http.Request) (pendingSignIn, bool) {
 	}
 	req, _ := c.Values[keyPendingRequest].(string)
 	ret, _ := c.Values[keyPendingReturn].(string)
-	return pendingSignIn{UserID: uid, AuthRequestID: req, ReturnTo: ret}, true
+	amr, _ := c.Values[keyPendingAMR].(string)
+	return pendingSignIn{UserID: uid, AuthRequestID: req, ReturnTo: ret, AMR: strings.Fields(amr)}, true
 }
 
 func (s *Server) clearPending(r *http.Request) {
 	c := s.cookie(r)
-	for _, k := range []string{keyPendingUser, keyPendingRequest, keyPendingReturn, keyPendingAt} {
+	for _, k := range []string{keyPendingUser, keyPendingRequest, keyPendingReturn, keyPendingAt, keyPendingAMR} {
 		delete(c.Values, k)
 	}
 }
@@ -165,12 +187,23 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 	if err != nil {
 		return err
 	}
-	// The amr values (RFC 8176): "pwd" for the password step, the second
+	// The amr values (RFC 8176): the first step's ("pwd" for the password,
+	// "fed" and the upstream's own for an upstream provider), the second
 	// factor's own value, and "mfa" because there were two. A recovery code
 	// is a one-time password, so it is "otp" like an app code; passkeys are
 	// "hwk" (or "swk").
 	if method == "recovery" {
 		method = "otp"
+	}
+	amr := p.AMR
+	if len(amr) == 0 {
+		amr = []string{"pwd"}
+	}
+	amr = slices.Clone(amr)
+	for _, m := range []string{method, "mfa"} {
+		if !slices.Contains(amr, m) {
+			amr = append(amr, m)
+		}
 	}
 	if remember && s.acct.Policy().TrustedDeviceLifetime > 0 {
 		secret, err := s.acct.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
@@ -183,7 +216,7 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 			MaxAge: int(s.acct.Policy().TrustedDeviceLifetime.Seconds()),
 		})
 	}
-	return s.finishSignInAs(w, r, u, "", []string{"pwd", method, "mfa"}, p.AuthRequestID, p.ReturnTo, mode)
+	return s.finishSignInAs(w, r, u, "", amr, p.AuthRequestID, p.ReturnTo, mode)
 }
 
 var errPendingGone = account.Errorf(account.Unauthorized, "Your sign-in has timed out. Please sign in again.")

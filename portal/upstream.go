@@ -10,6 +10,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/directory"
+	"github.com/keyport/keyport/storage"
 )
 
 // Sign-in through an upstream OpenID Connect provider. The state, nonce
@@ -118,5 +119,25 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 	}
 	// "fed" and the upstream's own methods; never "pwd" of its own, since
 	// Keyport saw no password.
-	return s.finishSignIn(w, r, u, "", account.UpstreamAMR(ident), authRequestID, returnTo)
+	amr := account.UpstreamAMR(ident)
+	// The upstream is the first step, like a password: someone with a
+	// second factor here (which require_2fa made them enrol) shows it, as
+	// on the password path. The upstream's own "mfa" does not count: amr is
+	// whatever the upstream chooses to say; handles_second_factor is how an
+	// administrator tells Keyport to trust the upstream's second factors,
+	// and then offers its users none of its own.
+	owes, err := s.owesSecondFactor(r, u)
+	if err != nil {
+		return err
+	}
+	if owes {
+		var a storage.AuthRequest
+		if authRequestID != "" {
+			if a, err = s.loadFlow(r, authRequestID); err != nil {
+				return err
+			}
+		}
+		return s.askSecondFactor(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: authRequestID, ReturnTo: returnTo, AMR: amr}, a)
+	}
+	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
 }

@@ -48,6 +48,8 @@ type opStorage struct {
 	now      func() time.Time
 	log      *slog.Logger
 	throttle *throttle.Limiter // client secrets; nil: none
+	// checkRefresh is Options.CheckRefresh.
+	checkRefresh func(ctx context.Context, u storage.User, clientID, ip string) error
 }
 
 var (
@@ -304,35 +306,26 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	return &refreshRequest{rt: rt, scopes: slices.Clone(rt.Scopes)}, nil
 }
 
-// checkRefreshNetwork applies the user's IP allowlist to a refresh by an
-// app that runs where the person is (a public client: a native app, a
-// single-page app, a command-line tool), from the address the request came
-// from. A confidential client refreshes from its own server, whose address
-// says nothing about where the person is, so its refreshes are not
-// checked; the person's browser was checked at authorization.
-//
-// A refused refresh leaves the token family alone: the same token works
-// again once the device is back inside the list (as a sign-in refused for
-// its network ends no session), and nothing suggests the token was stolen.
+// checkRefreshNetwork applies the user's IP allowlist to a refresh, from
+// the resolved client address, through the account service's rule
+// (Options.CheckRefresh): only public clients' refreshes are checked, since
+// a confidential client refreshes from the app's server, whose address
+// says nothing about where the person is. A refused refresh revokes
+// nothing.
 func (s *opStorage) checkRefreshNetwork(ctx context.Context, u storage.User, rt storage.RefreshToken) error {
-	if len(u.AllowedNetworks) == 0 {
+	if s.checkRefresh == nil {
 		return nil
 	}
-	c, err := s.getClient(ctx, rt.ClientID)
-	if errors.Is(err, storage.ErrNotFound) {
+	err := s.checkRefresh(ctx, u, rt.ClientID, clientip.FromContext(ctx))
+	if err == nil {
+		return nil
+	}
+	switch account.ErrorCode(err) {
+	case account.NotFound:
 		return oidc.ErrInvalidGrant().WithDescription("the client of this refresh token no longer exists")
+	case account.Internal:
+		return s.internal(ctx, "check refresh network", err)
 	}
-	if err != nil {
-		return s.internal(ctx, "load client", err)
-	}
-	if !c.Public {
-		return nil
-	}
-	ip := clientip.FromContext(ctx)
-	if account.NetworkAllows(u.AllowedNetworks, ip) {
-		return nil
-	}
-	s.log.WarnContext(ctx, "refresh refused outside the user's IP allowlist", "user_id", u.ID, "client_id", rt.ClientID, "ip", ip)
 	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
 }
 

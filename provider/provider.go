@@ -63,6 +63,12 @@ type Options struct {
 	// per address); nil checks secrets unthrottled. It is the account
 	// service's, so an address's failures count the same on both sides.
 	Throttle *throttle.Limiter
+	// CheckRefresh decides whether u may refresh the tokens of clientID
+	// from ip: the account service's IP allowlist rule
+	// (account.Service.CheckRefreshNetwork), which records and logs a
+	// refusal. An account.Error with code NotFound means the client is
+	// gone. Nil allows every refresh.
+	CheckRefresh func(ctx context.Context, u storage.User, clientID, ip string) error
 }
 
 // Provider serves the OIDC endpoints.
@@ -121,6 +127,8 @@ func New(o Options) (*Provider, error) {
 		now:      o.Now,
 		log:      o.Logger,
 		throttle: o.Throttle,
+
+		checkRefresh: o.CheckRefresh,
 	}
 	cfg := &op.Config{
 		CryptoKey:                o.TokenKey,

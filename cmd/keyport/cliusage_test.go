@@ -10,20 +10,50 @@ import (
 var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 
 // commandLine is a command of the usage text: "keyport client create ...".
-var commandLine = regexp.MustCompile(`(?m)^  keyport ([a-z]+)(?: ([a-z|-]+))?`)
+var commandLine = regexp.MustCompile(`^  keyport ([a-z]+)(?: ([a-z|-]+))?`)
+
+// usageEntry is one command's part of the usage text: its line and the
+// more deeply indented lines that continue it.
+type usageEntry struct {
+	command, subcommands string // "user", "block|unblock"
+	text                 string
+}
+
+// usageEntries splits the usage text into its commands.
+func usageEntries(usage string) []usageEntry {
+	var out []usageEntry
+	for _, line := range strings.Split(usage, "\n") {
+		if m := commandLine.FindStringSubmatch(line); m != nil {
+			out = append(out, usageEntry{command: m[1], subcommands: m[2], text: line})
+			continue
+		}
+		if len(out) > 0 && strings.HasPrefix(line, "    ") && strings.TrimSpace(line) != "" {
+			out[len(out)-1].text += "\n" + line
+		}
+	}
+	return out
+}
+
+// mentions tells whether text names --flag as a whole word.
+func mentions(text, flag string) bool {
+	return regexp.MustCompile(`--` + regexp.QuoteMeta(flag) + `([ \]\n.,]|$)`).MatchString(text)
+}
 
 // TestUsageListsEveryFlag runs every command of the usage text with --help
-// and checks that each flag the command accepts is in the usage text, so a
-// new flag cannot be left out of `keyport --help`.
+// and checks that each flag the command accepts is on that command's own
+// entry of the usage text (--config, which every command takes, in the
+// note below them), so a new flag cannot be left out of `keyport --help`
+// or listed under another command.
 func TestUsageListsEveryFlag(t *testing.T) {
 	env := cliEnv(t.TempDir())
-	commands := commandLine.FindAllStringSubmatch(usage, -1)
-	if len(commands) < 10 {
-		t.Fatalf("found only %d commands in the usage text", len(commands))
+	entries := usageEntries(usage)
+	if len(entries) < 10 {
+		t.Fatalf("found only %d commands in the usage text", len(entries))
 	}
-	for _, c := range commands {
-		for _, sub := range strings.Split(c[2], "|") {
-			args := []string{c[1]}
+	_, note, _ := strings.Cut(usage, "\n\n"+"Every command")
+	for _, e := range entries {
+		for _, sub := range strings.Split(e.subcommands, "|") {
+			args := []string{e.command}
 			if sub != "" {
 				args = append(args, sub)
 			}
@@ -34,10 +64,27 @@ func TestUsageListsEveryFlag(t *testing.T) {
 				continue
 			}
 			for _, f := range flags {
-				if !strings.Contains(usage, "--"+f[1]+" ") && !strings.Contains(usage, "--"+f[1]+"]") && !strings.Contains(usage, "--"+f[1]+"\n") {
-					t.Errorf("keyport %s accepts --%s, which the usage text does not mention", strings.Join(args, " "), f[1])
+				where := e.text
+				if f[1] == "config" {
+					where = "Every command" + note
+				}
+				if !mentions(where, f[1]) {
+					t.Errorf("keyport %s accepts --%s, which its usage entry does not list:\n%s", strings.Join(args, " "), f[1], e.text)
 				}
 			}
 		}
+	}
+}
+
+// The check is per command: a flag listed only under another command is
+// missing from its own.
+func TestUsageEntries(t *testing.T) {
+	text := "Usage:\n  keyport serve [--config FILE]\n  keyport client create --id ID\n                        [--public] [--skip-consent]\n  keyport client list\n\nEvery command takes --config FILE.\n"
+	entries := usageEntries(text)
+	if len(entries) != 3 || entries[1].command != "client" || entries[1].subcommands != "create" || !mentions(entries[1].text, "skip-consent") {
+		t.Fatalf("entries: %+v", entries)
+	}
+	if mentions(entries[2].text, "skip-consent") || mentions(entries[0].text, "id") || mentions("--public-key", "public") {
+		t.Error("a flag of one command counts for another")
 	}
 }

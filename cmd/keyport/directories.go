@@ -52,7 +52,7 @@ func upstreamSources(issuer string, cfgs []config.Directory, log *slog.Logger, n
 			RedirectURL:   issuer + "/login/upstream/callback",
 			UsernameClaim: d.UsernameClaim, EmailClaim: d.EmailClaim, GivenNameClaim: d.GivenNameClaim, FamilyNameClaim: d.FamilyNameClaim,
 			NameClaim: d.NameClaim, GroupsClaim: d.GroupsClaim, ButtonLabel: d.ButtonLabel,
-			LinkByVerifiedEmail: d.LinkByVerifiedEmail, CreateUsers: d.CreateUsers,
+			LinkByVerifiedEmail: d.LinkByVerifiedEmail, CreateUsers: d.CreateUsers, HandlesSecondFactor: d.HandlesSecondFactor,
 			Logger: log, Now: now,
 		}.Open()
 		if err != nil {

@@ -254,6 +254,7 @@ func (m *Main) load() error {
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
 		Throttle:     m.Accounts.Throttle(),
+		CheckRefresh: m.Accounts.CheckRefreshNetwork,
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,13 @@ import (
 // for the downstream Keyport, which lists the upstream as a directory.
 func upstreamPair(t *testing.T, mutate func(*config.Directory)) (up, down *testServer) {
 	t.Helper()
+	return upstreamPairWith(t, mutate, nil)
+}
+
+// upstreamPairWith is upstreamPair with the downstream's configuration
+// changed by mutateDown as well.
+func upstreamPairWith(t *testing.T, mutate func(*config.Directory), mutateDown func(*config.Config)) (up, down *testServer) {
+	t.Helper()
 	// Cookies ignore ports: on one loopback host the two servers need
 	// cookies of their own names.
 	up = startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
@@ -34,6 +41,9 @@ func upstreamPair(t *testing.T, mutate func(*config.Directory)) (up, down *testS
 			mutate(&d)
 		}
 		c.Directories = []config.Directory{d}
+		if mutateDown != nil {
+			mutateDown(c)
+		}
 	})
 	return up, down
 }
@@ -252,7 +262,8 @@ func TestAdminAddsUpstream(t *testing.T) {
 	if !strings.Contains(p.Body, down.URL+"/login/upstream/callback") {
 		t.Fatalf("the form does not show the redirect URI to register: %s", truncateBody(p.Body))
 	}
-	form := url.Values{"id": {"up"}, "name": {"Upstream Keyport"}, "issuer": {up.URL}, "client_id": {"downstream"}, "client_secret": {secret}, "create_users": {"1"}}
+	form := url.Values{"id": {"up"}, "name": {"Upstream Keyport"}, "issuer": {up.URL}, "client_id": {"downstream"}, "client_secret": {secret}, "create_users": {"1"},
+		"handles_second_factor": {"1"}}
 	bad := url.Values{"id": {"up"}, "issuer": {"ftp://nope"}, "client_id": {"downstream"}}
 	if r := postPage(b, p, "/admin/upstreams/new", bad); r.Status != http.StatusBadRequest {
 		t.Errorf("bad issuer: %d", r.Status)
@@ -264,8 +275,12 @@ func TestAdminAddsUpstream(t *testing.T) {
 	if err != nil || stored.Type != "oidc" || strings.Contains(string(stored.Settings), secret) || strings.Contains(string(stored.SealedSecret), secret) {
 		t.Fatalf("stored upstream (secret must be sealed): %v %s", err, stored.Settings)
 	}
-	if r := b.get(down.URL + "/admin/upstreams/up/edit"); r.Status != http.StatusOK || !strings.Contains(r.Body, up.URL) {
+	if r := b.get(down.URL + "/admin/upstreams/up/edit"); r.Status != http.StatusOK || !strings.Contains(r.Body, up.URL) ||
+		!strings.Contains(r.Body, `name="handles_second_factor" value="1" checked`) {
 		t.Errorf("edit form of the upstream: %d %s", r.Status, truncateBody(r.Body))
+	}
+	if cfg, err := down.Main.Accounts.StoredUpstream(context.Background(), "up"); err != nil || !cfg.HandlesSecondFactor {
+		t.Errorf("handles_second_factor of the stored upstream: %v %+v", err, cfg)
 	}
 	// The LDAP form is not for an upstream provider, nor one form for an unknown ID.
 	for _, path := range []string{"/admin/directories/up/edit", "/admin/upstreams/nope/edit"} {

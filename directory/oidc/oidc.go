@@ -36,7 +36,11 @@ type Config struct {
 	ButtonLabel                                                                        string
 	LinkByVerifiedEmail                                                                bool
 	CreateUsers                                                                        bool
-	HTTPClient                                                                         *http.Client
+	// HandlesSecondFactor: the upstream asks for second factors itself, so
+	// Keyport offers its users none and require_2fa does not apply to them
+	// (as for an LDAP directory that does).
+	HandlesSecondFactor bool
+	HTTPClient          *http.Client
 
 	// Logger gets the outage lines (default slog.Default()); Now is the
 	// clock of the refresh schedule (default time.Now).
@@ -54,14 +58,28 @@ const (
 	checkEvery = 5 * time.Second
 	// checkTimeout bounds one discovery fetch: the person is waiting.
 	checkTimeout = 5 * time.Second
+	// exchangeTimeout bounds a code exchange with the ID token's check
+	// (which may fetch the signing keys).
+	exchangeTimeout = 10 * time.Second
 	// keysMaxAge: the provider, and with it the cached signing keys, is
 	// built anew at least this often (and whenever discovery changes).
 	keysMaxAge = time.Hour
-	// retryFirst and retryMax: after a failure, presses get the outage page
-	// without a request until the retry time, which starts soon and backs
-	// off to retryMax while the upstream stays down.
+	// retryFirst and retryMax: after a failed discovery, presses get the
+	// outage page without a request until the retry time, which starts
+	// soon and backs off to retryMax while the upstream stays down. The cap
+	// is short because a press that finds the upstream back is what ends
+	// the outage page: nothing else looks in between.
 	retryFirst = 5 * time.Second
-	retryMax   = 5 * time.Minute
+	retryMax   = 30 * time.Second
+)
+
+// Where an outage was first seen: discovery (the button cannot send anyone
+// there) or the code exchange (discovery answers, the token endpoint does
+// not). An outage ends where it began: a working discovery says nothing
+// about a token endpoint that failed.
+const (
+	stepDiscovery = "discovery"
+	stepExchange  = "code exchange"
 )
 
 // Source is an upstream OIDC provider.
@@ -75,12 +93,18 @@ type Source struct {
 	builtAt   time.Time        // when provider was built
 	checkedAt time.Time        // the last successful discovery
 	checking  chan struct{}    // non-nil while a discovery runs; closed when it ends
-	// The outage: since when, the last error, and when to try again.
-	down      bool
-	downSince time.Time
-	lastErr   error
-	retryAt   time.Time
-	backoff   time.Duration
+	// Discovery fails: presses get lastErr without a request until retryAt.
+	unreachable bool
+	lastErr     error
+	retryAt     time.Time
+	backoff     time.Duration
+	// recheck: an exchange failed, so the next press fetches discovery
+	// whatever checkEvery says.
+	recheck bool
+	// The outage as logged: open from its WARN line to its INFO line.
+	outage      bool
+	outageSince time.Time
+	outageStep  string
 }
 
 var _ directory.CallbackSource = (*Source)(nil)
@@ -152,7 +176,8 @@ func (s *Source) LinkByVerifiedEmail() bool { return s.cfg.LinkByVerifiedEmail }
 func (s *Source) CreateUsers() bool { return s.cfg.CreateUsers }
 
 func (s *Source) Capabilities() directory.Capabilities {
-	return directory.Capabilities{Provider: "oidc", OwnedFields: []string{"given_name", "family_name", "name", "email"}, Groups: s.cfg.GroupsClaim != ""}
+	return directory.Capabilities{Provider: "oidc", OwnedFields: []string{"given_name", "family_name", "name", "email"}, Groups: s.cfg.GroupsClaim != "",
+		SecondFactor: s.cfg.HandlesSecondFactor}
 }
 
 func (s *Source) ctx(ctx context.Context) context.Context {
@@ -169,11 +194,11 @@ func (s *Source) discover(ctx context.Context) (*gooidc.Provider, error) {
 		s.mu.Lock()
 		now := s.now()
 		switch {
-		case s.down && now.Before(s.retryAt):
+		case s.unreachable && now.Before(s.retryAt):
 			err := s.lastErr
 			s.mu.Unlock()
 			return nil, err
-		case !s.down && s.provider != nil && now.Sub(s.checkedAt) < checkEvery:
+		case !s.unreachable && !s.recheck && s.provider != nil && now.Sub(s.checkedAt) < checkEvery:
 			p := s.provider
 			s.mu.Unlock()
 			return p, nil
@@ -187,24 +212,29 @@ func (s *Source) discover(ctx context.Context) (*gooidc.Provider, error) {
 				return nil, fmt.Errorf("%w: %v", directory.ErrUnavailable, ctx.Err())
 			}
 		}
-		done := make(chan struct{})
-		s.checking = done
+		s.checking = make(chan struct{})
 		s.mu.Unlock()
+		return s.check(ctx)
+	}
+}
 
-		p, err := s.fetch(ctx)
-
+// check runs one discovery and records its outcome. The deferred part runs
+// even when the fetch panics, so presses never wait for a check that ended.
+func (s *Source) check(ctx context.Context) (p *gooidc.Provider, err error) {
+	defer func() {
 		s.mu.Lock()
+		defer s.mu.Unlock()
+		close(s.checking)
 		s.checking = nil
-		close(done)
-		if err != nil {
-			err = s.markDownLocked(err)
-		} else {
-			s.markUpLocked(p)
+		switch {
+		case err != nil:
+			err = s.discoveryFailedLocked(err)
+		case p != nil:
+			s.discoveryWorkedLocked(p)
 			p = s.provider
 		}
-		s.mu.Unlock()
-		return p, err
-	}
+	}()
+	return s.fetch(ctx)
 }
 
 // fetch reads the discovery document once, within checkTimeout.
@@ -214,44 +244,76 @@ func (s *Source) fetch(ctx context.Context) (*gooidc.Provider, error) {
 	return gooidc.NewProvider(s.ctx(ctx), s.cfg.Issuer)
 }
 
-// markUpLocked records a successful discovery. The provider in use is kept
-// (with the signing keys it has cached) unless discovery changed or it is
-// older than keysMaxAge. The end of an outage is logged once.
-func (s *Source) markUpLocked(fresh *gooidc.Provider) {
+// discoveryWorkedLocked records a successful discovery. The provider in use
+// is kept (with the signing keys it has cached) unless discovery changed or
+// it is older than keysMaxAge. It ends an outage that began at discovery.
+func (s *Source) discoveryWorkedLocked(fresh *gooidc.Provider) {
 	now := s.now()
 	if s.provider == nil || now.Sub(s.builtAt) >= keysMaxAge || !sameDiscovery(s.provider, fresh) {
 		s.provider, s.builtAt = fresh, now
 	}
-	s.checkedAt = now
-	if s.down {
-		s.log.Info("upstream OpenID provider reachable again", "directory", s.cfg.ID, "issuer", s.cfg.Issuer, "down_for", now.Sub(s.downSince).Round(time.Second).String())
+	s.checkedAt, s.recheck = now, false
+	s.unreachable, s.lastErr, s.backoff = false, nil, 0
+	if s.outageStep == stepDiscovery {
+		s.endOutageLocked()
 	}
-	s.down, s.lastErr, s.backoff = false, nil, 0
 }
 
-// markDownLocked records a failed contact and returns the error to report
-// (wrapping directory.ErrUnavailable). The start of an outage is logged
-// once, at WARN; further failures during it only move the retry time.
-func (s *Source) markDownLocked(cause error) error {
+// discoveryFailedLocked records a failed discovery and returns the error to
+// report (wrapping directory.ErrUnavailable): presses get it without a
+// request until the retry time, which backs off to retryMax.
+func (s *Source) discoveryFailedLocked(cause error) error {
 	now := s.now()
 	err := fmt.Errorf("%w: %s: %v", directory.ErrUnavailable, s.cfg.Issuer, cause)
-	if !s.down {
-		s.down, s.downSince, s.backoff = true, now, retryFirst
-		s.log.Warn("upstream OpenID provider cannot be reached; its sign-in button shows an outage page until it answers again",
-			"directory", s.cfg.ID, "issuer", s.cfg.Issuer, "err", cause)
-	} else {
+	if s.unreachable {
 		s.backoff = min(2*s.backoff, retryMax)
+	} else {
+		s.unreachable, s.backoff = true, retryFirst
 	}
 	s.lastErr, s.retryAt = err, now.Add(s.backoff)
+	s.beginOutageLocked(stepDiscovery, cause)
 	return err
 }
 
-// markDown is markDownLocked for a failure seen outside discover (the
-// code exchange).
-func (s *Source) markDown(cause error) error {
+// exchangeFailed records a code exchange that got no answer, a server error
+// or "too many requests". It does not close the sign-in button by itself
+// (a token endpoint can fail while discovery answers); it has the next
+// press check discovery at once, and opens an outage if none is open.
+func (s *Source) exchangeFailed(cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.markDownLocked(cause)
+	s.recheck = true
+	s.beginOutageLocked(stepExchange, cause)
+	return fmt.Errorf("%w: %s: %v", directory.ErrUnavailable, s.cfg.Issuer, cause)
+}
+
+// exchangeAnswered ends any outage: the token endpoint has just answered
+// (with tokens, or with a refusal of this code).
+func (s *Source) exchangeAnswered() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endOutageLocked()
+}
+
+// beginOutageLocked logs the start of an outage once, at WARN; failures
+// while it is open add nothing to the log.
+func (s *Source) beginOutageLocked(step string, cause error) {
+	if s.outage {
+		return
+	}
+	s.outage, s.outageSince, s.outageStep = true, s.now(), step
+	s.log.Warn("upstream OpenID provider cannot be reached; its sign-ins fail until it answers again",
+		"directory", s.cfg.ID, "issuer", s.cfg.Issuer, "step", step, "err", cause)
+}
+
+// endOutageLocked logs the end of an open outage, at INFO.
+func (s *Source) endOutageLocked() {
+	if !s.outage {
+		return
+	}
+	s.log.Info("upstream OpenID provider reachable again", "directory", s.cfg.ID, "issuer", s.cfg.Issuer,
+		"down_for", s.now().Sub(s.outageSince).Round(time.Second).String())
+	s.outage, s.outageStep = false, ""
 }
 
 // sameDiscovery tells whether two providers were discovered from the same
@@ -300,23 +362,34 @@ func (s *Source) Exchange(ctx context.Context, code, verifier, nonce string) (di
 			return directory.Identity{}, err
 		}
 	}
-	tok, err := s.oauth(p).Exchange(s.ctx(ctx), code, oauth2.VerifierOption(verifier))
-	var refused *oauth2.RetrieveError
+	// The exchange runs to the upstream's answer even when the browser goes
+	// away meanwhile: a dropped connection says nothing about the upstream,
+	// and taking its cancellation for an outage would let anyone who can
+	// press the button and drop the callback close it for everyone.
+	xctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exchangeTimeout)
+	defer cancel()
+	tok, err := s.oauth(p).Exchange(s.ctx(xctx), code, oauth2.VerifierOption(verifier))
+	var answer *oauth2.RetrieveError
 	switch {
-	case errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < 500:
+	case errors.As(err, &answer) && answer.Response != nil && answer.Response.StatusCode == http.StatusTooManyRequests:
+		// "Try later": for the person, the same as an outage.
+		return directory.Identity{}, fmt.Errorf("code exchange: %w", s.exchangeFailed(err))
+	case errors.As(err, &answer) && answer.Response != nil && answer.Response.StatusCode < 500:
 		// The upstream answered, and said no (a used or forged code, a wrong
 		// PKCE verifier, a wrong client secret).
+		s.exchangeAnswered()
 		return directory.Identity{}, fmt.Errorf("%w: code exchange: %v", directory.ErrInvalidCredentials, err)
 	case err != nil:
 		// No answer, or a server error (a proxy in front of a dead
 		// upstream answers 502): the upstream is down or unreachable.
-		return directory.Identity{}, fmt.Errorf("code exchange: %w", s.markDown(err))
+		return directory.Identity{}, fmt.Errorf("code exchange: %w", s.exchangeFailed(err))
 	}
+	s.exchangeAnswered()
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
 		return directory.Identity{}, fmt.Errorf("%w: no ID token in the token response", directory.ErrInvalidCredentials)
 	}
-	idt, err := p.Verifier(&gooidc.Config{ClientID: s.cfg.ClientID}).Verify(s.ctx(ctx), raw)
+	idt, err := p.Verifier(&gooidc.Config{ClientID: s.cfg.ClientID}).Verify(s.ctx(xctx), raw)
 	if err != nil {
 		return directory.Identity{}, fmt.Errorf("%w: ID token: %v", directory.ErrInvalidCredentials, err)
 	}

@@ -458,6 +458,17 @@ var credentialTests = []test{
 		u.RecoveryCodes = []string{"h1", "h2"}
 		u.AllowedNetworks = []string{"10.0.0.0/8"}
 		u.Blocked, u.LastIP, u.LastLogin, u.LoginsCount = true, "192.0.2.4", clock.Now(), 7
+		u.VerifiedEmails = []string{"old@example.com", "alice@example.com"}
+		u.GivenName, u.FamilyName, u.Nickname, u.Locale, u.Zoneinfo = "Alice", "Liddell", "ally", "de", "Europe/Berlin"
+		u.PhoneNumber, u.PhoneVerified, u.Admin = "+4915123456789", true, true
+		u.Identities = []storage.Identity{{Connection: "corp-ldap", Provider: "ldap", UserID: "uuid-1", IsSocial: true}}
+		// Every field is set, so none can be lost without this test
+		// noticing; a field added to User must be set here too.
+		for i, v := 0, reflect.ValueOf(u); i < v.NumField(); i++ {
+			if v.Field(i).IsZero() {
+				t.Errorf("the round trip does not set User.%s", v.Type().Field(i).Name)
+			}
+		}
 		ok(t, s.CreateUser(ctx, u), "create")
 		got, err := s.GetUser(ctx, "u1")
 		ok(t, err, "get")
