@@ -366,7 +366,7 @@ func TestBrowserCheckboxesBesideLabels(t *testing.T) {
 		c.waitFor("LDAP form", "#d-url", chromedp.Navigate(base+"/admin/directories/new"))
 		c.checkBoxesBesideLabels("the LDAP directory form"+where, 3)
 		c.waitFor("upstream form", "#u-issuer", chromedp.Navigate(base+"/admin/upstreams/new"))
-		c.checkBoxesBesideLabels("the upstream provider form"+where, 2)
+		c.checkBoxesBesideLabels("the upstream provider form"+where, 3)
 		c.waitFor("app access", "#allowed_networks", chromedp.Navigate(base+"/security/access"))
 		c.waitFor("an allowlist without this address", `input[name="confirm_lockout"]`,
 			chromedp.SetValue(chromedp.ID("allowed_networks"), "192.0.2.0/24"),
