@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // recorder buffers a response so the middleware can correct it before it
@@ -134,6 +135,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 					return
 				}
 			}
+			if problem, bad := checkAuthorizeParams(r.Form); bad {
+				r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+			}
 		}
 		if path == "/oauth/introspect" {
 			secretInBodyAsBasic(r)
@@ -153,6 +157,16 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			// The client-authenticated endpoints read their client (and a
 			// refresh its user) more than once; see readMemo.
 			r = r.WithContext(withReadMemo(r.Context()))
+		}
+		if path == "/oauth/token" && r.PostForm.Get("grant_type") == string(oidc.GrantTypeCode) {
+			clientID, err := p.authenticateCodeClient(r)
+			if err != nil {
+				rec := newRecorder()
+				op.RequestError(rec, r, err, nil)
+				p.finish(w, r, path, rec)
+				return
+			}
+			r = r.WithContext(withCodeClient(r.Context(), clientID))
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)

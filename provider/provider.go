@@ -47,6 +47,9 @@ type Options struct {
 	// OwnsRequest tells whether the browser making r started authorization
 	// request id. The code is handed out only to that browser.
 	OwnsRequest func(r *http.Request, id string) bool
+	// PendingSignIns bounds the authorization requests waiting for a
+	// sign-in, per client address and in all ([limits] in config.toml).
+	PendingSignIns storage.PendingLimits
 }
 
 // Provider serves the OIDC endpoints.
@@ -96,6 +99,10 @@ func New(o Options) (*Provider, error) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
 	}
+	tokens, err := newTokenCrypto(o.TokenKey)
+	if err != nil {
+		return nil, err
+	}
 	st := &opStorage{
 		store:    o.Store,
 		keys:     o.Keys,
@@ -104,6 +111,8 @@ func New(o Options) (*Provider, error) {
 		issuer:   o.Issuer,
 		now:      o.Now,
 		log:      o.Logger,
+		tokens:   tokens,
+		pending:  o.PendingSignIns,
 	}
 	cfg := &op.Config{
 		CryptoKey:                o.TokenKey,
@@ -113,10 +122,6 @@ func New(o Options) (*Provider, error) {
 		GrantTypeRefreshToken:    true,
 		SupportedScopes:          supportedScopes,
 		SupportedClaims:          supportedClaims,
-	}
-	tokens, err := newTokenCrypto(o.TokenKey)
-	if err != nil {
-		return nil, err
 	}
 	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens)}
 	if strings.HasPrefix(o.Issuer, "http://") {

@@ -183,6 +183,8 @@ func (m *Main) load() error {
 		Refresh:     cfg.Tokens.Refresh.Duration,
 		RefreshIdle: cfg.Tokens.RefreshIdle.Duration,
 		AuthRequest: cfg.Tokens.AuthRequest.Duration,
+
+		RefreshReuseGrace: cfg.Tokens.RefreshReuseGrace.Duration,
 	}
 	keep := max(life.Access, life.ID) + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
@@ -233,6 +235,11 @@ func (m *Main) load() error {
 		OnLogout:     m.Portal.EndBrowserSession,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
+
+		PendingSignIns: storage.PendingLimits{
+			PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
+			Total:     cfg.Limits.MaxPendingSignIns,
+		},
 	})
 	if err != nil {
 		return err
