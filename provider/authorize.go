@@ -12,15 +12,15 @@ import (
 
 // authorizeParamLimits are the largest values /authorize accepts for the
 // parameters an authorization request stores, in bytes. Real clients send
-// far less: state and nonce are random strings of 16 to 64 characters in
-// the libraries we know of (go-oidc, Authlib, oidc-client-ts, MSAL, Spring,
-// mod_auth_openidc), or a nonce plus the return URL (oauth2-proxy); 2 KiB
-// is many times that, and both together still fit the 8 KiB request line
-// nginx accepts by default, through which most deployments are reached. A
+// far less: state and nonce are usually random strings of 16 to 64
+// characters, at most a nonce plus a return URL; 2 KiB is many times that,
+// and both together still fit the 8 KiB request line nginx accepts by
+// default, and most deployments are reached through such a proxy. A
 // login_hint is a username or an email address (at most 254 characters,
 // RFC 5321). A code_challenge is at most 128 characters (RFC 7636 §4.2;
-// S256 gives 43). Keyport offers two acr values, six prompt values and
-// locales tags, so a few hundred bytes hold any honest list.
+// S256 gives 43). Keyport offers two acr values and four prompt values, and
+// a few locale tags say what a browser prefers, so a few hundred bytes hold
+// any honest list.
 //
 // With these, a stored request takes at most 16 KiB, with a redirect URI of
 // 256 bytes (TestWorstCaseAuthRequestSize), and that bounds the flow file:

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +20,10 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 )
+
+// refreshPrefix is the length of a refresh token's time prefix
+// (provider.refreshPrefixLen): the rest is the secret.
+const refreshPrefix = 10
 
 // startServerAt is startServer with the server's clock set to now.
 func startServerAt(t *testing.T, now func() time.Time, mutate func(*config.Config)) *testServer {
@@ -180,6 +186,24 @@ func TestCodeReplayRevokesOnlyItsTokens(t *testing.T) {
 	if access, refresh := app.works(earlier); !access || !refresh {
 		t.Errorf("another session of the same user at the app: access token works %v, refresh token works %v; want both untouched", access, refresh)
 	}
+
+	// Without offline_access a code issues an access token only; a replay
+	// revokes that one.
+	app.oauth.Scopes = []string{oidc.ScopeOpenID}
+	code, verifier = app.signIn(newBrowser(t), "gus")
+	online, err := app.exchange(code, verifier)
+	if err != nil || online.RefreshToken != "" {
+		t.Fatalf("exchange without offline_access: %v %v", err, online)
+	}
+	if _, err := app.exchange(code, verifier); oauthErr(err) != "invalid_grant" {
+		t.Fatalf("replay: %v", err)
+	}
+	if st, _, _ := srv.userinfo(online.AccessToken); st != 401 {
+		t.Errorf("the access token of a replayed code without offline_access: %d, want 401", st)
+	}
+	if access, refresh := app.works(earlier); !access || !refresh {
+		t.Errorf("the other session after the second replay: access token works %v, refresh token works %v", access, refresh)
+	}
 }
 
 // RFC 6749 §5.2: a client that fails authentication, an unknown one
@@ -334,6 +358,16 @@ func TestRefreshReuseGrace(t *testing.T) {
 		}
 		// The new token is used; now the old one is reuse, grace or not.
 		next, _ := retried["refresh_token"].(string)
+		// Kept for the retry, the new token is in the database only sealed.
+		var db bytes.Buffer
+		if err := srv.Main.Store.Backup(context.Background(), &db); err != nil {
+			t.Fatal(err)
+		}
+		for _, plain := range []string{next[refreshPrefix:], base64.StdEncoding.EncodeToString([]byte(next))} {
+			if bytes.Contains(db.Bytes(), []byte(plain)) {
+				t.Errorf("the database holds a refresh token in plain text (%.12s…)", plain)
+			}
+		}
 		status, body := refresh(next)
 		if status != 200 {
 			t.Fatalf("refresh with the new token: %d %v", status, body)
