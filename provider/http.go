@@ -67,7 +67,10 @@ var repeatable = map[string]bool{"resource": true}
 //     the client-authenticated endpoints (RFC 6749 §5.2);
 //   - authorization responses carry iss (RFC 9207);
 //   - browser-facing errors become a friendly page, and 5xx bodies never leak
-//     internals.
+//     internals;
+//   - /authorize parameters that would be stored are bounded (authorize.go);
+//   - a code exchange authenticates its client before zitadel looks at the
+//     code (tokenclient.go).
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
