@@ -188,7 +188,7 @@ func (s *Service) passwordAloneAllowed(ctx context.Context, u storage.User) erro
 	if err != nil {
 		return err
 	}
-	if has || s.policy.Require2FA {
+	if has || s.SecondFactorRequired(u) {
 		return errInvalidCredentials
 	}
 	return nil
@@ -245,7 +245,7 @@ func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, 
 // admin requires 2FA, an account without one reaches no app and no API
 // until it enrols (the portal sends its browser to the enrolment page).
 func (s *Service) CheckTwoFactorPolicy(ctx context.Context, u storage.User) error {
-	if !s.policy.Require2FA {
+	if !s.SecondFactorRequired(u) {
 		return nil
 	}
 	has, err := s.HasSecondFactor(ctx, u)

@@ -120,7 +120,7 @@ func (s *Service) SecondFactorByDirectory(u storage.User) bool {
 // NeedsEnrolment tells whether the admin's "2FA required" setting sends u
 // to enrol a second factor before anything else.
 func (s *Service) NeedsEnrolment(ctx context.Context, u storage.User) (bool, error) {
-	if !s.policy.Require2FA || s.SecondFactorByDirectory(u) {
+	if !s.SecondFactorRequired(u) {
 		return false, nil
 	}
 	has, err := s.HasSecondFactor(ctx, u)

@@ -98,6 +98,19 @@ func (s *Service) CheckNetwork(u storage.User, ip string) error {
 	return nil
 }
 
+// CheckNetworkAt is CheckNetwork for a sign-in that reuses what the person
+// proved earlier (a browser session, signed in with amr, answering an app):
+// a refusal is recorded in the user's history, as a refused sign-in is.
+func (s *Service) CheckNetworkAt(ctx context.Context, u storage.User, ip, userAgent string, amr []string) error {
+	err := s.CheckNetwork(u, ip)
+	if err != nil {
+		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: s.now(), IP: ip, UserAgent: userAgent,
+			Method: methodOf(amr), Reason: "network not allowed (existing session)"})
+		s.log.WarnContext(ctx, "session refused outside the account's IP allowlist", "user_id", u.ID, "ip", ip)
+	}
+	return err
+}
+
 // SetAllowedNetworks replaces the user's allowlist with the list in raw.
 // When the new list leaves out currentIP and confirmed is false, nothing
 // changes and warning is true, so the page can ask before the person locks

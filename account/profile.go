@@ -32,6 +32,11 @@ type Attribute struct {
 	Lockable bool
 	// DirectoryOwnable: an external directory may own (and lock) it.
 	DirectoryOwnable bool
+	// LockedWith names the field whose owner also locks this one: a value
+	// Keyport keeps that only makes sense beside the other (the recovery
+	// email beside a directory's email, where the directory resets
+	// passwords and a second address here would be a way around it).
+	LockedWith string
 	// Kind tells the form how to show the value.
 	Kind AttributeKind
 
@@ -128,16 +133,13 @@ var Attributes = []Attribute{
 			if err := validateEmail(v); err != nil {
 				return FieldErrorf("email", "Enter a valid email address.")
 			}
-			if !strings.EqualFold(v, u.Email) {
-				u.EmailVerified = false // a new address is proven only by the mail a later version sends
-			}
-			u.Email = v
+			changeEmail(u, v)
 			return nil
 		}},
 	{Key: "email_verified", Label: "Email verified", Claim: "email_verified", Scope: "email", Kind: KindFlag,
 		get:   func(u storage.User) string { return fmt.Sprint(u.EmailVerified) },
 		claim: func(u storage.User, _ string) any { return u.EmailVerified }},
-	{Key: "recovery_email", Label: "Recovery email", Editable: true, Lockable: true, Kind: KindEmail,
+	{Key: "recovery_email", Label: "Recovery email", Editable: true, Lockable: true, LockedWith: "email", Kind: KindEmail,
 		get: func(u storage.User) string { return u.RecoveryEmail },
 		set: func(u *storage.User, v string) error {
 			v = strings.TrimSpace(v)
@@ -341,21 +343,46 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonUsername
 	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
+	case a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith):
+		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
+	case s.setBySource(u, a):
+		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case !a.Editable:
 		return true, ReasonReadOnly
 	}
 	return false, ""
 }
 
-// Source names where the attribute's value comes from for u.
+// Source names where the attribute's value comes from for u: the display
+// name of u's directory or upstream provider for what it sets, else
+// Keyport.
 func (s *Service) Source(u storage.User, key string) string {
 	a, _ := AttributeByKey(key)
-	if a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key) {
+	if s.setBySource(u, a) {
 		return s.sourceName(u.Source)
 	}
 	return "Keyport"
+}
+
+// setBySource tells whether u's directory or upstream provider sets a for
+// them: the fields it owns, the verified flag along with the email it
+// comes with, and the groups when it provides groups (see provision).
+func (s *Service) setBySource(u storage.User, a Attribute) bool {
+	if u.Source == "" {
+		return false
+	}
+	owned := s.ownedFields(u.Source)
+	switch a.Key {
+	case "email_verified":
+		return slices.Contains(owned, "email")
+	case "groups":
+		if src := s.source(u.Source); src != nil {
+			return src.Capabilities().Groups
+		}
+	}
+	return a.DirectoryOwnable && slices.Contains(owned, a.Key)
 }
 
 // UpdateProfile changes profile fields by key. Every key is checked (known,
@@ -372,6 +399,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 			}
 		}
 	})
+	var changed []string
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
 		// First every key: a crafted post of a locked field is refused as
 		// such, whatever else in it is wrong.
@@ -382,10 +410,15 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 		}
 		// Then every value, on a copy: the store writes nothing when fn
 		// fails, so one bad field leaves the whole profile as it was.
+		changed = changed[:0]
 		for _, k := range keys {
 			a, _ := AttributeByKey(k)
+			before := a.get(u)
 			if err := a.set(&u, changes[k]); err != nil {
 				return u, err
+			}
+			if a.get(u) != before {
+				changed = append(changed, k)
 			}
 		}
 		u.UpdatedAt = s.now()
@@ -402,6 +435,12 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
 	case err != nil:
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update profile of %q: %w", userID, err)}
+	}
+	// A form posts every field on each save: the log names only those
+	// whose value changed (never the values), and a save that changed
+	// nothing is not worth a line.
+	if len(changed) > 0 {
+		s.log.InfoContext(ctx, "profile updated", "user_id", u.ID, "fields", changed)
 	}
 	return u, nil
 }

@@ -18,7 +18,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		}
 		return err
 	}
-	if err := s.CheckPassword(next, u.Username, u.Email); err != nil {
+	if err := s.CheckPassword(next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		e := err.(*Error)
 		return &Error{Code: e.Code, Field: "new_password", Message: e.Message}
 	}

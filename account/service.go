@@ -57,6 +57,10 @@ type Policy struct {
 	// RecentAuth is how long after signing in a security change needs no
 	// password again (5 minutes).
 	RecentAuth time.Duration
+
+	// MinPasswordScore is the lowest zxcvbn score (0-4) a new password may
+	// have; 0 turns the strength check off.
+	MinPasswordScore int
 }
 
 // Service applies the account rules to a store.

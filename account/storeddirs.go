@@ -56,6 +56,7 @@ func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
 			cfg.ClientSecret = string(secret)
 		}
 		cfg.ID, cfg.RedirectURL = d.ID, s.UpstreamCallbackURL()
+		cfg.Logger, cfg.Now = s.log, s.now
 		return cfg.Open()
 	}
 	if d.Type != "ldap" {

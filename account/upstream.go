@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/keyport/keyport/directory"
@@ -29,6 +30,10 @@ func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSour
 	switch {
 	case err == nil:
 		if linked.Source == src.ID() {
+			// The username was fixed at the first sign-in (and may have been
+			// derived from the upstream's); an upstream's preferred_username
+			// is not stable, so later sign-ins refresh the other fields only.
+			ident.Username = linked.Username
 			if linked, _, err = s.provision(ctx, src, ident); err != nil {
 				return fail(linked.ID, "account could not be refreshed", err)
 			}
@@ -69,12 +74,11 @@ func (s *Service) linkOrCreate(ctx context.Context, src directory.CallbackSource
 	if !src.CreateUsers() {
 		return storage.User{}, Errorf(Forbidden, "No account here is linked to your %s account. Ask your administrator.", src.Name())
 	}
-	if ident.Username == "" {
-		ident.Username = strings.SplitN(ident.Email, "@", 2)[0]
+	name, err := s.upstreamUsername(ctx, src, ident)
+	if err != nil {
+		return storage.User{}, err
 	}
-	if !usernamePattern.MatchString(ident.Username) {
-		return storage.User{}, Errorf(Forbidden, "Your %s account has no usable username. Ask your administrator.", src.Name())
-	}
+	ident.Username = name
 	u, _, err := s.provision(ctx, src, ident)
 	if err != nil {
 		return storage.User{}, err
@@ -88,4 +92,28 @@ func UpstreamError(src directory.CallbackSource, err error) error {
 		return &Error{Code: Unavailable, Message: fmt.Sprintf("%s cannot be reached right now. Please try again later.", src.Name()), Err: err}
 	}
 	return &Error{Code: Unauthorized, Message: fmt.Sprintf("The sign-in with %s could not be verified. Please try again.", src.Name()), Err: err}
+}
+
+// maxUpstreamAMR bounds how many of an upstream's amr values are kept.
+const maxUpstreamAMR = 8
+
+// UpstreamAMR says how a person signed in through an upstream provider
+// (RFC 8176): "fed" (federated), then the upstream's own amr values when
+// its ID token has them ("pwd", "otp", "mfa", …), so an app sees both that
+// another provider authenticated the person and how. Values that are not
+// short tokens are dropped.
+func UpstreamAMR(ident directory.Identity) []string {
+	amr := []string{"fed"}
+	for _, m := range ident.AMR {
+		if len(amr) > maxUpstreamAMR {
+			break
+		}
+		if m == "" || len(m) > 32 || strings.ContainsFunc(m, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+		}) || slices.Contains(amr, m) {
+			continue
+		}
+		amr = append(amr, m)
+	}
+	return amr
 }

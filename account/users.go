@@ -42,7 +42,7 @@ func (s *Service) validateNewUser(n *NewUser) error {
 	if utf8.RuneCountInString(n.Name) > 200 {
 		return Errorf(Invalid, "Name must be at most 200 characters.")
 	}
-	return s.CheckPassword(n.Password, n.Username, n.Email)
+	return s.CheckPassword(n.Password, n.Username, n.Email, n.Name)
 }
 
 func validateEmail(email string) error {
@@ -56,8 +56,11 @@ func validateEmail(email string) error {
 	return nil
 }
 
-// CheckPassword applies the password policy.
-func (s *Service) CheckPassword(password, username, email string) error {
+// CheckPassword applies the password policy: length, not the username or
+// email, and strong enough (see checkStrength). names are the person's
+// other names (display, first, last), which make a password as guessable
+// as the username does.
+func (s *Service) CheckPassword(password, username, email string, names ...string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
 	case n < s.policy.MinPasswordLength:
@@ -67,7 +70,7 @@ func (s *Service) CheckPassword(password, username, email string) error {
 	case strings.EqualFold(password, username) || (email != "" && strings.EqualFold(password, email)):
 		return Errorf(Invalid, "Password must not be the same as the username or email address.")
 	}
-	return nil
+	return s.checkStrength(password, append([]string{username, email}, names...))
 }
 
 // CreateUser validates and stores a new local account.
@@ -91,6 +94,7 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, erro
 		CreatedAt:     now,
 		UpdatedAt:     now,
 	}
+	rememberVerifiedEmail(&u)
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return storage.User{}, Errorf(Conflict, "A user with that username or email address already exists.")
@@ -124,7 +128,7 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 	if err != nil {
 		return err
 	}
-	if err := s.CheckPassword(password, u.Username, u.Email); err != nil {
+	if err := s.CheckPassword(password, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		return err
 	}
 	hash, err := HashPassword(password, s.policy.Argon2)

@@ -41,6 +41,7 @@ type Config struct {
 	Password Password `toml:"password"`
 	Limits   Limits   `toml:"limits"`
 	Accounts Accounts `toml:"accounts"`
+	HTTP     HTTP     `toml:"http"`
 	Clients  []Client `toml:"clients"`
 	// Directories are external identity sources (LDAP for now).
 	Directories []Directory `toml:"directories"`
@@ -83,6 +84,8 @@ type Password struct {
 	Iterations  int `toml:"iterations"`
 	Parallelism int `toml:"parallelism"`
 	MinLength   int `toml:"min_length"`
+	// MinScore is the lowest zxcvbn score (0-4) a new password may have.
+	MinScore int `toml:"min_score"`
 }
 
 // Accounts holds the rules for people's own accounts.
@@ -96,6 +99,15 @@ type Accounts struct {
 	// RecentAuth is how long after signing in a security change needs no
 	// password again.
 	RecentAuth Duration `toml:"recent_auth"`
+}
+
+// HTTP is the [http] table: what every response tells browsers.
+type HTTP struct {
+	// HSTSMaxAge is the Strict-Transport-Security max-age, sent when the
+	// issuer is https; zero sends none. Use Config.StrictTransportSecurity
+	// for the header.
+	HSTSMaxAge            Duration `toml:"hsts_max_age"`
+	HSTSIncludeSubdomains bool     `toml:"hsts_include_subdomains"`
 }
 
 // Limits is the [limits] table.
@@ -470,4 +482,20 @@ func (c *Config) SecureCookie() bool {
 func issuerIsHTTPS(issuer string) bool {
 	scheme, _, ok := strings.Cut(issuer, "://")
 	return ok && strings.EqualFold(scheme, "https")
+}
+
+// StrictTransportSecurity is the Strict-Transport-Security header value for
+// every response, or "" when none is sent: with an http:// issuer (browsers
+// ignore the header over http anyway, and a local test server must stay
+// reachable over http) or when http.hsts_max_age is 0.
+func (c *Config) StrictTransportSecurity() string {
+	secs := int64(c.HTTP.HSTSMaxAge.Seconds())
+	if !issuerIsHTTPS(c.Issuer) || secs <= 0 {
+		return ""
+	}
+	v := fmt.Sprintf("max-age=%d", secs)
+	if c.HTTP.HSTSIncludeSubdomains {
+		v += "; includeSubDomains"
+	}
+	return v
 }

@@ -80,6 +80,8 @@ func TestDefault(t *testing.T) {
 		{"limits.max_body_bytes", c.Limits.MaxBodyBytes, int64(65536)},
 		{"limits.max_login_attempts", c.Limits.MaxLoginAttempts, 10},
 		{"limits.login_window", c.Limits.LoginWindow.Duration, 15 * time.Minute},
+		{"http.hsts_max_age", c.HTTP.HSTSMaxAge.Duration, 8760 * time.Hour},
+		{"http.hsts_include_subdomains", c.HTTP.HSTSIncludeSubdomains, false},
 		{"len(clients)", len(c.Clients), 0},
 		{"DBPath", c.DBPath(), filepath.Join("data", "keyport.db")},
 		{"SecretKeyPath", c.SecretKeyPath(), filepath.Join("data", "secret.key")},

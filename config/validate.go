@@ -30,6 +30,9 @@ const (
 	minClientSecretLength    = 16
 	maxClientIDLength        = 128
 	minRotationPeriod        = time.Hour
+	// maxHSTSMaxAge is two years, the longest value browsers' HSTS preload
+	// lists ask for; longer gains nothing.
+	maxHSTSMaxAge = 2 * 365 * 24 * time.Hour
 	// maxCodeLifetime is RFC 6749's recommended maximum; longer is a warning.
 	maxCodeLifetime = 10 * time.Minute
 	// maxRefreshReuseGrace: Okta's grace period goes up to a minute; longer
@@ -54,6 +57,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validatePassword(&p)
 	c.validateLimits(&p)
 	c.validateAccounts(&p)
+	c.validateHTTP(&p)
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	return p.warnings, errors.Join(p.errs...)
@@ -242,6 +246,7 @@ func (c *Config) validatePassword(p *problems) {
 	iterOK := between(p, "password.iterations", pw.Iterations, 1, maxIterations)
 	between(p, "password.parallelism", pw.Parallelism, 1, maxParallelism)
 	between(p, "password.min_length", pw.MinLength, minPasswordLength, maxPasswordLength)
+	between(p, "password.min_score", pw.MinScore, 0, 4)
 	if iterOK && pw.MemoryKiB >= minMemoryKiB && pw.MemoryKiB <= maxMemoryKiB &&
 		pw.MemoryKiB*pw.Iterations < minMemoryTimesIterations {
 		need := (minMemoryTimesIterations + pw.MemoryKiB - 1) / pw.MemoryKiB
@@ -271,6 +276,16 @@ func (c *Config) validateAccounts(p *problems) {
 	}
 	if d := a.RecentAuth.Duration; d < time.Minute || d > time.Hour {
 		p.errorf("accounts.recent_auth", "must be between 1m and 1h, not %s", d)
+	}
+}
+
+func (c *Config) validateHTTP(p *problems) {
+	h := c.HTTP
+	if d := h.HSTSMaxAge.Duration; d < 0 || (d > 0 && d < time.Second) || d > maxHSTSMaxAge {
+		p.errorf("http.hsts_max_age", "must be 0 (off) or between 1s and 17520h (2 years), not %s", d)
+	}
+	if h.HSTSIncludeSubdomains && h.HSTSMaxAge.Duration == 0 {
+		p.warnf("http.hsts_include_subdomains", "has no effect while http.hsts_max_age is 0")
 	}
 }
 

@@ -116,6 +116,8 @@ func TestValidateErrors(t *testing.T) {
 		{"below OWASP product", func(c *Config) { c.Password.MemoryKiB = 19456; c.Password.Iterations = 1 }, "password.iterations: must be at least 2 with memory_kib = 19456"},
 		{"parallelism zero", func(c *Config) { c.Password.Parallelism = 0 }, "password.parallelism: must be between 1 and 64"},
 		{"min_length short", func(c *Config) { c.Password.MinLength = 4 }, "password.min_length: must be between 8 and 128"},
+		{"min_score negative", func(c *Config) { c.Password.MinScore = -1 }, "password.min_score: must be between 0 and 4, not -1"},
+		{"min_score above zxcvbn's scale", func(c *Config) { c.Password.MinScore = 5 }, "password.min_score: must be between 0 and 4, not 5"},
 
 		{"max_body_bytes small", func(c *Config) { c.Limits.MaxBodyBytes = 10 }, "limits.max_body_bytes: must be between"},
 		{"max_body_bytes big", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes: must be between"},
@@ -146,6 +148,9 @@ func TestValidateErrors(t *testing.T) {
 		}, "directories[1].id: duplicate"},
 		{"recent_auth short", func(c *Config) { c.Accounts.RecentAuth = Duration{time.Second} }, "accounts.recent_auth: must be between 1m and 1h"},
 		{"trusted devices forever", func(c *Config) { c.Accounts.TrustedDeviceLifetime = Duration{24 * 500 * time.Hour} }, "accounts.trusted_device_lifetime: must be between"},
+		{"hsts negative", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{-time.Hour} }, "http.hsts_max_age: must be 0 (off) or between 1s and 17520h"},
+		{"hsts under a second", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{time.Millisecond} }, "http.hsts_max_age: must be 0 (off) or between 1s"},
+		{"hsts beyond two years", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{3 * 8760 * time.Hour} }, "http.hsts_max_age: must be 0 (off) or between"},
 
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id: must be set"},
 		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},
@@ -256,6 +261,7 @@ func TestValidateWarnings(t *testing.T) {
 		}, nil},
 		{"rotation disabled", func(c *Config) { c.Keys.RotationPeriod = Duration{} }, nil},
 		{"every peer trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"trusted_proxies[1]: 0.0.0.0/0 trusts every peer"}},
+		{"hsts subdomains while off", func(c *Config) { c.HTTP.HSTSIncludeSubdomains = true }, []string{"http.hsts_include_subdomains: has no effect"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,6 +312,30 @@ func TestSecureCookie(t *testing.T) {
 		c.Issuer, c.Session.SecureCookie = tt.issuer, tt.setting
 		if got := c.SecureCookie(); got != tt.want {
 			t.Errorf("SecureCookie() with issuer %s, secure_cookie %q = %v, want %v", tt.issuer, tt.setting, got, tt.want)
+		}
+	}
+}
+
+func TestStrictTransportSecurity(t *testing.T) {
+	tests := []struct {
+		issuer     string
+		maxAge     time.Duration
+		subdomains bool
+		want       string
+	}{
+		{"https://id.example.com", 8760 * time.Hour, false, "max-age=31536000"},
+		{"HTTPS://id.example.com/sso", 300 * time.Second, false, "max-age=300"},
+		{"https://id.example.com", 8760 * time.Hour, true, "max-age=31536000; includeSubDomains"},
+		{"https://id.example.com", 0, true, ""},
+		// Over http browsers ignore it, and a local server must stay
+		// reachable over http.
+		{"http://localhost:8080", 8760 * time.Hour, false, ""},
+	}
+	for _, tt := range tests {
+		c := validConfig()
+		c.Issuer, c.HTTP.HSTSMaxAge, c.HTTP.HSTSIncludeSubdomains = tt.issuer, Duration{tt.maxAge}, tt.subdomains
+		if got := c.StrictTransportSecurity(); got != tt.want {
+			t.Errorf("issuer %s, max age %s, subdomains %v: %q, want %q", tt.issuer, tt.maxAge, tt.subdomains, got, tt.want)
 		}
 	}
 }

@@ -86,6 +86,19 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 		}
 		return s.showLogin(w, r, a, account.ErrorMessage(err), "", http.StatusForbidden)
 	}
+	// The allowlist holds at every authorization, also when a session
+	// answers: a browser that signed in inside the list and moved outside
+	// it gets no code for any app.
+	if err := s.acct.CheckNetworkAt(ctx, user, clientIP(r), r.UserAgent(), amr); err != nil {
+		if account.ErrorCode(err) == account.Internal {
+			return err
+		}
+		if none {
+			s.flows.Fail(w, r, a.ID, "access_denied", "the user may not sign in from this network")
+			return nil
+		}
+		return s.showLogin(w, r, a, account.ErrorMessage(err), "", http.StatusForbidden)
+	}
 
 	if s.acct.Policy().Require2FA {
 		if needs, err := s.acct.NeedsEnrolment(ctx, user); err != nil {

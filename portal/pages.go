@@ -2,8 +2,12 @@ package portal
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
+	"unicode"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 )
 
 type homeData struct{ base }
@@ -19,14 +23,50 @@ func (s *Server) loggedOut(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// logoutPage offers the sign-out button; signing out is a POST so that a
-// link on another site cannot do it.
+// logoutData is the sign-out confirmation. Continue is where the browser
+// goes once signed out: an app's end_session request, or "" for the
+// signed-out page.
+type logoutData struct {
+	base
+	Continue string
+}
+
+// logoutPage asks whether to sign out; signing out is a POST with the CSRF
+// token, so that a link on another site cannot do it.
 func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) error {
-	if _, u := s.currentUser(r); u == nil {
+	_, u := s.currentUser(r)
+	if u == nil {
 		http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
 		return nil
 	}
-	return s.home(w, r)
+	s.showLogout(w, r, u, "")
+	return nil
+}
+
+func (s *Server) showLogout(w http.ResponseWriter, r *http.Request, u *storage.User, continueURL string) {
+	s.render(w, r, http.StatusOK, "logout", &logoutData{base: s.base(r, u, "Sign out?"), Continue: continueURL})
+}
+
+// LogoutPrompt shows the sign-out confirmation for an app's end_session
+// request that does not clearly come from the app (see package provider).
+// Confirming signs out, then goes on to continueURL.
+func (s *Server) LogoutPrompt(w http.ResponseWriter, r *http.Request, continueURL string) {
+	_, u := s.currentUser(r)
+	if u == nil {
+		// Signed out in the meantime: nothing to confirm.
+		http.Redirect(w, r, continueURL, http.StatusFound)
+		return
+	}
+	s.showLogout(w, r, u, continueURL)
+}
+
+// SignedInUserID is the ID of the user signed in in the browser making r,
+// or "".
+func (s *Server) SignedInUserID(r *http.Request) string {
+	if _, u := s.currentUser(r); u != nil {
+		return u.ID
+	}
+	return ""
 }
 
 func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
@@ -36,8 +76,30 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := s.signOut(w, r); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
+	next := "/logged-out"
+	if c, ok := localContinue(r.PostFormValue("continue")); ok {
+		next = c
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 	return nil
+}
+
+// maxContinue bounds the confirmation's continue URL: an end_session
+// request with an ID token as its hint.
+const maxContinue = 8 << 10
+
+// localContinue accepts a path on this server and nothing that could leave
+// it (an absolute URL, "//host", "/\host", control characters). An
+// end_session request checks its own parameters again when it runs.
+func localContinue(raw string) (string, bool) {
+	if raw == "" || len(raw) > maxContinue || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.HasPrefix(raw, "/\\") {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsFunc(raw, unicode.IsControl) {
+		return "", false
+	}
+	return raw, true
 }
 
 type setupData struct {

@@ -150,9 +150,8 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 			changes[key] = vals[0]
 		}
 	}
-	u, err := s.acct.UpdateProfile(r.Context(), m.User.ID, changes)
+	_, err := s.acct.UpdateProfile(r.Context(), m.User.ID, changes)
 	if err == nil {
-		s.log.InfoContext(r.Context(), "profile updated", "user_id", u.ID, "fields", slices.Sorted(maps.Keys(changes)))
 		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
 		return nil
 	}

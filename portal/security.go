@@ -17,8 +17,8 @@ import (
 func (s *Server) registerSecurityRoutes(r *mux.Router) {
 	r.Handle("/security", s.withUser(s.securityPage)).Methods(http.MethodGet)
 	r.Handle("/security/password", s.withUser(s.passwordSubmit)).Methods(http.MethodPost)
-	r.Handle("/security/totp/begin", s.withUser(s.totpBegin)).Methods(http.MethodPost)
-	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirm)).Methods(http.MethodPost)
+	r.Handle("/security/totp/begin", s.withUser(s.totpBegin)).Methods(http.MethodPost)              // confirmIdentity
+	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirm)).Methods(http.MethodPost)          // confirmIdentity
 	r.Handle("/security/totp/disable", s.withUser(s.totpDisable)).Methods(http.MethodPost)          // password always
 	r.Handle("/security/recovery-codes", s.withUser(s.recoveryRegenerate)).Methods(http.MethodPost) // confirmIdentity
 	r.Handle("/security/devices/forget", s.withUser(s.deviceForget)).Methods(http.MethodPost)
@@ -65,7 +65,7 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 	keys, _ := s.acct.Passkeys(r.Context(), u.ID)
 	d.PasskeyCount = len(keys)
 	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
-	d.Required = s.acct.Policy().Require2FA && !d.ByDirectory && !d.TOTPEnabled && d.PasskeyCount == 0
+	d.Required = s.acct.SecondFactorRequired(u) && !d.TOTPEnabled && d.PasskeyCount == 0
 	d.ReturnTo = safeReturn(r.FormValue("return_to"))
 	return d
 }
@@ -124,6 +124,11 @@ func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, m me) error {
 	if account.HasTOTP(m.User) {
 		return s.securityFailed(w, r, m, account.Errorf(account.Invalid, "An authenticator app is already set up. Turn it off first to set up another."))
 	}
+	// Adding a way to sign in is a security change, as for passkeys: a
+	// recent sign-in, or the password again.
+	if err := s.confirmIdentity(r, m); err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
 	if _, err := s.acct.BeginTOTP(r.Context(), m.User); err != nil {
 		return err
 	}
@@ -149,6 +154,11 @@ func (s *Server) showRecoveryCodes(w http.ResponseWriter, r *http.Request, m me,
 }
 
 func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, m me) error {
+	// Checked again here: a session that is no longer recent must not turn
+	// on an enrolment someone else began and left on the page.
+	if err := s.confirmIdentity(r, m); err != nil {
+		return s.securityFailed(w, r, m, err)
+	}
 	codes, err := s.acct.ConfirmTOTP(r.Context(), m.User, r.PostFormValue("code"))
 	if err != nil {
 		return s.securityFailed(w, r, m, err)

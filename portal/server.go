@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,7 @@ type Server struct {
 	cookies *sessions.CookieStore
 	pages   map[string]*template.Template
 	static  http.Handler
+	favicon http.Handler
 	log     *slog.Logger
 	now     func() time.Time
 	router  *mux.Router
@@ -137,7 +139,11 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static assets: %w", err)
 	}
-	s.static = http.StripPrefix("/static/", cacheFor(24*time.Hour, http.FileServerFS(staticFS)))
+	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, http.FileServerFS(staticFS))))
+	s.favicon = cacheFor(24*time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/x-icon")
+		http.ServeFileFS(w, r, staticFS, "favicon.ico")
+	}))
 
 	s.cookies = sessions.NewCookieStore(o.CookieKey)
 	s.cookies.Options = &sessions.Options{
@@ -166,9 +172,7 @@ func New(o Options) (*Server, error) {
 // routes is the whole surface of the portal in one place.
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
-	})
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.ErrorPage(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept that kind of request.")
 	})
@@ -176,6 +180,7 @@ func (s *Server) routes() *mux.Router {
 	// Public.
 	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix("/static/").Handler(s.static).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/favicon.ico", s.favicon).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/logged-out", s.handle(s.loggedOut)).Methods(http.MethodGet)
 
 	// Sign-in flow: every step returns to the dispatcher (flow.go).
@@ -213,6 +218,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = max(limit, avatarBodyLimit)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if r.Method == http.MethodPost {
+		w = s.handOver(w, r)
+	}
 	s.handler.ServeHTTP(w, r)
 }
 
@@ -227,6 +235,27 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
 		next.ServeHTTP(w, r)
 	})
+}
+
+// filesOnly serves files and answers the not-found page for a folder, so
+// nobody gets a listing of the static assets.
+func (s *Server) filesOnly(fsys fs.FS, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+		if name == "" || strings.HasSuffix(r.URL.Path, "/") {
+			s.notFound(w, r)
+			return
+		}
+		if fi, err := fs.Stat(fsys, name); err != nil || fi.IsDir() {
+			s.notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 }
 
 // handlerFunc is a portal handler that reports failures instead of writing them.
@@ -303,8 +332,12 @@ func newRef() string {
 }
 
 // ErrorPage renders the friendly error page; the provider uses it too.
-func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string) {
-	s.errorPage(w, r, status, heading, message, "")
+// heading and message are English, translated here; args (the value that
+// was wrong, say) are formatted into the translated message and escaped
+// like all text on the page.
+func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any) {
+	b := s.base(r, nil, heading)
+	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...)})
 }
 
 type errorData struct {
@@ -368,8 +401,10 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page
 // securityHeaders are on every portal response.
 func securityHeaders(h http.Header) {
 	// Scripts only from our own /static (the WebAuthn ceremonies); nothing
-	// inline anywhere.
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'")
+	// inline anywhere. Forms post to Keyport only, so an injected form
+	// cannot send what someone types to another site; a form whose answer
+	// leaves Keyport goes through the hand-over page (handover.go).
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	// Sign-in URLs carry request IDs; never leak them to other sites.

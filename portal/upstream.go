@@ -2,12 +2,14 @@ package portal
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/directory"
 )
 
 // Sign-in through an upstream OpenID Connect provider. The state, nonce
@@ -103,18 +105,18 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 	}
 	ident, err := src.Exchange(r.Context(), q.Get("code"), verifier, nonce)
 	if err != nil {
-		s.log.InfoContext(r.Context(), "upstream sign-in refused", "source", src.ID(), "err", err)
+		// An upstream that cannot be reached is logged by the source, at
+		// WARN and once per outage; only a refusal is this person's.
+		if !errors.Is(err, directory.ErrUnavailable) {
+			s.log.InfoContext(r.Context(), "upstream sign-in refused", "source", src.ID(), "err", err)
+		}
 		return account.UpstreamError(src, err)
 	}
 	u, err := s.acct.SignInUpstream(r.Context(), src, ident, clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}
-	// The upstream's own methods, when it names them; never "pwd" by default,
-	// since Keyport saw no password.
-	amr := ident.AMR
-	if amr == nil {
-		amr = []string{}
-	}
-	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
+	// "fed" and the upstream's own methods; never "pwd" of its own, since
+	// Keyport saw no password.
+	return s.finishSignIn(w, r, u, "", account.UpstreamAMR(ident), authRequestID, returnTo)
 }

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -67,10 +68,64 @@ type formField struct{ Name, Value string }
 // formPostScript is the page's only script, allowed by its hash.
 const formPostScript = `document.forms[0].submit();`
 
-var formPostCSP = func() string {
+var formPostScriptHash = func() string {
 	sum := sha256.Sum256([]byte(formPostScript))
-	return "default-src 'none'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; base-uri 'none'; frame-ancestors 'none'"
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }()
+
+// formPostCSP is the policy of the page that posts to redirectURI: its one
+// script, and its form may go to that redirect URI's origin and nowhere
+// else (not to Keyport, not to the client's other redirect URIs).
+func formPostCSP(redirectURI string) string {
+	return "default-src 'none'; script-src " + formPostScriptHash + "; form-action " + cspSource(redirectURI) + "; base-uri 'none'; frame-ancestors 'none'"
+}
+
+// cspSource is the CSP source expression (CSP3 §2.3.1) for uri's origin:
+// "https://app.example:8443", or "com.example.app:" for a private-use
+// scheme without a host (RFC 8252 §7.1). Anything that cannot be written
+// safely as one expression gives 'none': the browser then refuses to post,
+// rather than Keyport widening the policy.
+func cspSource(uri string) string {
+	u, err := url.Parse(uri)
+	if err != nil || !validScheme(u.Scheme) {
+		return "'none'"
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case u.Host != "" && validHostPort(u.Host):
+		return scheme + "://" + strings.ToLower(u.Host)
+	case u.Host == "" && (u.Opaque != "" || u.Path != "") && scheme != "http" && scheme != "https":
+		return scheme + ":"
+	}
+	return "'none'"
+}
+
+// validScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
+func validScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validHostPort accepts a DNS name or an IP address, with an optional
+// port: nothing a policy could read as syntax or as a wildcard.
+func validHostPort(s string) bool {
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-' || c == '.' || c == ':' || c == '[' || c == ']':
+		default:
+			return false
+		}
+	}
+	return s != "" && !strings.HasPrefix(s, ":") && !strings.HasSuffix(s, ":")
+}
 
 var formPostPage = template.Must(template.New("form_post").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Returning to the application</title></head>
@@ -112,15 +167,18 @@ func formPostBody(redirectURI, location string) ([]byte, bool) {
 	return buf.Bytes(), true
 }
 
-// writeFormPost sends a page from formPostBody.
-func writeFormPost(w http.ResponseWriter, body []byte) {
+// writeFormPost sends a page from formPostBody that posts to redirectURI.
+func writeFormPost(w http.ResponseWriter, body []byte, redirectURI string) {
 	h := w.Header()
 	h.Del("Location")
 	h.Del("Content-Length")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
-	h.Set("Content-Security-Policy", formPostCSP)
+	h.Set("Content-Security-Policy", formPostCSP(redirectURI))
+	// frame-ancestors for browsers that know CSP, this for older ones: a
+	// page that sends a code on its own must never load in someone's frame.
+	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(http.StatusOK)

@@ -45,3 +45,25 @@ func TestFormPostBody(t *testing.T) {
 		})
 	}
 }
+
+func TestFormPostCSPNamesOnlyTheRedirectOrigin(t *testing.T) {
+	for _, c := range []struct{ redirectURI, want string }{
+		{"https://app.example/cb?tenant=7", "form-action https://app.example;"},
+		{"https://App.Example:8443/cb", "form-action https://app.example:8443;"},
+		{"http://127.0.0.1:49152/callback", "form-action http://127.0.0.1:49152;"},
+		{"http://[::1]:8080/cb", "form-action http://[::1]:8080;"},
+		{"com.example.app:/oauth2redirect", "form-action com.example.app:;"},
+		{"https://user:pw@app.example/cb", "form-action https://app.example;"},
+		// Nothing that could be read as more policy, or as a wildcard.
+		{"https://app.example;script-src/", "form-action 'none';"},
+		{"https://app.example 'unsafe-inline'/", "form-action 'none';"},
+		{"https://*.example/cb", "form-action 'none';"},
+		{"https:///cb", "form-action 'none';"},
+		{"/relative", "form-action 'none';"},
+	} {
+		got := formPostCSP(c.redirectURI)
+		if !strings.Contains(got, "; "+c.want) || strings.Contains(got, "'self'") {
+			t.Errorf("formPostCSP(%q) = %q, want %q", c.redirectURI, got, c.want)
+		}
+	}
+}

@@ -149,12 +149,15 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			}
 		}
 		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
-			p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request belongs to another browser",
-				"Go back to the application and start signing in again from this browser.")
+			p.showError(w, r, p.notOwnedPage(r, r.Form.Get("id")))
 			return
 		}
 		if path == "/authorize/callback" {
 			r = r.WithContext(withFormPostNote(r.Context()))
+		}
+		if path == "/end_session" && p.logoutNeedsConfirmation(r) {
+			p.opts.LogoutPrompt(w, r, endSessionContinue(r))
+			return
 		}
 		if postOnly(path) {
 			// The client-authenticated endpoints read their client (and a
@@ -199,7 +202,7 @@ func secretInBodyAsBasic(r *http.Request) {
 
 func (p *Provider) badRequest(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	if browserFacing(r.URL.Path) {
-		p.opts.ErrorPage(w, r, status, "This request cannot be processed", "The application sent an invalid request: "+msg+".")
+		p.showError(w, r, invalidRequest(status, msg))
 		return
 	}
 	if r.URL.Path == "/oauth/token" || r.URL.Path == "/oauth/introspect" || r.URL.Path == "/userinfo" {
@@ -225,7 +228,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 	case status >= 500:
 		p.log.ErrorContext(r.Context(), "provider error", "path", path, "status", status, "body", truncate(rec.body.String(), 500))
 		if browserFacing(path) {
-			p.opts.ErrorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Keyport could not complete this request. Please try again.")
+			p.showError(w, r, errPageServer)
 			return
 		}
 		copyHeader(w.Header(), h)
@@ -257,20 +260,20 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		return
 
 	case browserFacing(path) && status >= 400:
-		msg := strings.TrimSpace(rec.body.String())
+		code, msg := "", strings.TrimSpace(rec.body.String())
 		if isJSON(h) {
 			var e struct {
 				Error       string `json:"error"`
 				Description string `json:"error_description"`
 			}
 			if json.Unmarshal(rec.body.Bytes(), &e) == nil {
-				msg = e.Description
+				code, msg = e.Error, e.Description
 				if msg == "" {
 					msg = e.Error
 				}
 			}
 		}
-		p.opts.ErrorPage(w, r, status, "This sign-in request cannot be used", msg)
+		p.showError(w, r, p.explain(r, path, status, code, msg))
 		return
 
 	case status == http.StatusFound && path == "/end_session" && p.opts.OnLogout != nil:
@@ -281,7 +284,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		if target := formPostTarget(r); target != "" {
 			if body, ok := formPostBody(target, location); ok {
 				copyHeader(w.Header(), h)
-				writeFormPost(w, body)
+				writeFormPost(w, body, target)
 				return
 			}
 		}

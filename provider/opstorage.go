@@ -421,12 +421,48 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	case err != nil:
 		return nil, s.internal(ctx, "load refresh token", err)
 	}
-	if _, err := s.activeUser(ctx, rt.UserID); err != nil {
+	u, err := s.activeUser(ctx, rt.UserID)
+	if err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in").WithParent(err)
+	}
+	if err := s.checkRefreshNetwork(ctx, u, rt); err != nil {
+		return nil, err
 	}
 	// A retry within the reuse grace comes back as the successor.
 	retry := rt.Hash != refreshKey(token)
 	return &refreshRequest{rt: rt, scopes: slices.Clone(rt.Scopes), retry: retry}, nil
+}
+
+// checkRefreshNetwork applies the user's IP allowlist to a refresh by an
+// app that runs where the person is (a public client: a native app, a
+// single-page app, a command-line tool), from the address the request came
+// from. A confidential client refreshes from its own server, whose address
+// says nothing about where the person is, so its refreshes are not
+// checked; the person's browser was checked at authorization.
+//
+// A refused refresh leaves the token family alone: the same token works
+// again once the device is back inside the list (as a sign-in refused for
+// its network ends no session), and nothing suggests the token was stolen.
+func (s *opStorage) checkRefreshNetwork(ctx context.Context, u storage.User, rt storage.RefreshToken) error {
+	if len(u.AllowedNetworks) == 0 {
+		return nil
+	}
+	c, err := s.getClient(ctx, rt.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return oidc.ErrInvalidGrant().WithDescription("the client of this refresh token no longer exists")
+	}
+	if err != nil {
+		return s.internal(ctx, "load client", err)
+	}
+	if !c.Public {
+		return nil
+	}
+	ip := clientip.FromContext(ctx)
+	if account.NetworkAllows(u.AllowedNetworks, ip) {
+		return nil
+	}
+	s.log.WarnContext(ctx, "refresh refused outside the user's IP allowlist", "user_id", u.ID, "client_id", rt.ClientID, "ip", ip)
+	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
 }
 
 func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {

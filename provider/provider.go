@@ -35,11 +35,22 @@ type Options struct {
 	MaxBodyBytes int64
 	Now          func() time.Time
 	Logger       *slog.Logger
-	// ErrorPage renders a friendly HTML error for browser-facing endpoints.
-	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, heading, message string)
+	// ErrorPage renders a friendly HTML error for browser-facing endpoints:
+	// heading and message are English for the portal to translate, and args
+	// are formatted into the translated message.
+	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any)
 	// OnLogout runs when RP-initiated logout succeeds, before the redirect,
 	// so the portal can end the browser's session.
 	OnLogout func(w http.ResponseWriter, r *http.Request)
+	// SignedInUser returns the ID of the user signed in in the browser
+	// making r, or "" when nobody is.
+	SignedInUser func(r *http.Request) string
+	// LogoutPrompt asks the person signed in whether to sign out, for an
+	// end_session request that does not clearly come from their app (RP-
+	// Initiated Logout 1.0 §2); confirming signs them out and then goes on
+	// to continueURL, the same end_session request as a path on this
+	// server. Nil signs out without asking.
+	LogoutPrompt func(w http.ResponseWriter, r *http.Request, continueURL string)
 	// LoggedOutURL is where logout lands without a post_logout_redirect_uri.
 	LoggedOutURL string
 	// LoginPath is the portal's sign-in page; authorization requests go there.
@@ -272,7 +283,7 @@ func (p *Provider) CallbackURL(ctx context.Context, id string) string {
 func (p *Provider) Fail(w http.ResponseWriter, r *http.Request, id, code, description string) {
 	a, err := p.opts.Store.GetAuthRequest(r.Context(), id)
 	if err != nil {
-		p.opts.ErrorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start again.")
+		p.showError(w, r, errPageExpired)
 		return
 	}
 	_ = p.storage.DeleteAuthRequest(r.Context(), id)

@@ -5,21 +5,30 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # External servers the integration tests drive: OpenLDAP's slapd, Chromium
-# (for the browser tests) and nginx (the reverse proxy in front of Keyport),
-# from Debian's packages.
+# (for the browser tests), nginx and Caddy (reverse proxies in front of
+# Keyport), from Debian's packages.
 missing=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start their own servers on free ports: keep the packages from
+  # starting system services (nginx and Caddy on port 80) while installing.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy" && made_policy=1
+  fi
   if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
     echo "warning: could not install ${missing[*]}" >&2
   fi
+  [ -z "$made_policy" ] || $sudo rm -f "$policy"
 fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

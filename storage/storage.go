@@ -85,6 +85,10 @@ type User struct {
 	// AllowedNetworks limits where the account may sign in from (CIDRs);
 	// empty allows everywhere.
 	AllowedNetworks []string `json:"allowed_networks,omitempty"`
+	// VerifiedEmails are the last few addresses of this user that were
+	// verified (lower case, oldest first), so changing the email back to
+	// one of them keeps it verified.
+	VerifiedEmails []string `json:"verified_emails,omitempty"`
 }
 
 // Identity is a user's account at an external source (Auth0/Logto style).

@@ -188,13 +188,22 @@ func (s *benchServer) browser() *benchBrowser {
 }
 
 func (br *benchBrowser) do(req *http.Request) (page, error) {
-	resp, err := br.client.Do(req)
-	if err != nil {
-		return page{}, err
+	for hops := 0; ; hops++ {
+		resp, err := br.client.Do(req)
+		if err != nil {
+			return page{}, err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		p := page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
+		// The page that hands a form's answer on is followed, as by
+		// browsers (see browser.do).
+		to, ok := refreshTarget(p)
+		if err != nil || !ok || hops == 5 {
+			return p, err
+		}
+		req, _ = http.NewRequest(http.MethodGet, to.String(), nil)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}, err
 }
 
 func (br *benchBrowser) submit(p page, action string, extra url.Values) (page, error) {

@@ -24,9 +24,11 @@ Usage:
   keyport user create --username NAME --email ADDR [--email-verified] [--name "Full Name"] [--admin] --password-stdin
   keyport user list
   keyport user set-password --username NAME --password-stdin
+  keyport user set-email-verified --username NAME [--false]
   keyport user block|unblock --username NAME
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
                         [--public] [--grant authorization_code,refresh_token,client_credentials] [--secret-stdin]
+                        [--skip-consent] [--jwt-access-tokens]
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.serve(ctx, rest)
 	case "user":
 		err = c.sub(ctx, "user", rest, map[string]func(context.Context, []string) error{
-			"create": c.userCreate, "list": c.userList, "set-password": c.userSetPassword,
+			"create": c.userCreate, "list": c.userList, "set-password": c.userSetPassword, "set-email-verified": c.userSetEmailVerified,
 			"block":   func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, true) },
 			"unblock": func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, false) },
 		})
@@ -301,6 +303,35 @@ func (c *cli) userSetPassword(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "password of %s changed; their sessions and refresh tokens were ended\n", *username)
+	return nil
+}
+
+// userSetEmailVerified vouches for a user's current email address (or,
+// with --false, withdraws that), as --email-verified does at creation.
+func (c *cli) userSetEmailVerified(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("user set-email-verified")
+	username := fs.String("username", "", "username or email")
+	unverified := fs.Bool("false", false, "mark the address as not verified instead")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *username == "" {
+		return usageError{"user set-email-verified needs --username"}
+	}
+	m, err := c.open(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	u, err := m.Accounts.SetEmailVerified(ctx, *username, !*unverified)
+	if err != nil {
+		return err
+	}
+	state := "verified"
+	if !u.EmailVerified {
+		state = "not verified"
+	}
+	fmt.Fprintf(c.stdout, "the email %s of %s is now %s\n", u.Email, u.Username, state)
 	return nil
 }
 

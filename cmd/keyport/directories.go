@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/keyport/keyport/config"
@@ -38,8 +39,9 @@ func openDirectories(cfgs []config.Directory) ([]*ldap.Source, error) {
 }
 
 // upstreamSources builds the upstream OIDC providers; Keyport's callback
-// is issuer + /login/upstream/callback.
-func upstreamSources(issuer string, cfgs []config.Directory) ([]directory.Source, error) {
+// is issuer + /login/upstream/callback. They log outages to log and look at
+// their upstream again on the clock now.
+func upstreamSources(issuer string, cfgs []config.Directory, log *slog.Logger, now func() time.Time) ([]directory.Source, error) {
 	var out []directory.Source
 	for i, d := range cfgs {
 		if d.Type != "oidc" {
@@ -51,6 +53,7 @@ func upstreamSources(issuer string, cfgs []config.Directory) ([]directory.Source
 			UsernameClaim: d.UsernameClaim, EmailClaim: d.EmailClaim, GivenNameClaim: d.GivenNameClaim, FamilyNameClaim: d.FamilyNameClaim,
 			NameClaim: d.NameClaim, GroupsClaim: d.GroupsClaim, ButtonLabel: d.ButtonLabel,
 			LinkByVerifiedEmail: d.LinkByVerifiedEmail, CreateUsers: d.CreateUsers,
+			Logger: log, Now: now,
 		}.Open()
 		if err != nil {
 			return nil, fmt.Errorf("directories[%d]: %w", i, err)

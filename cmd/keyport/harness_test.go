@@ -235,13 +235,49 @@ type page struct {
 
 func (b *browser) do(req *http.Request) page {
 	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	for hops := 0; ; hops++ {
+		resp, err := b.client.Do(req)
+		if err != nil {
+			b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		p := page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
+		// A page that hands the browser on with a Refresh header (the
+		// portal's way to another site) is followed, as browsers do.
+		to, ok := refreshTarget(p)
+		if !ok || hops == 5 {
+			return p
+		}
+		b.visited = append(b.visited, to.String())
+		if to.Host == "127.0.0.1:9" {
+			// The app, where CheckRedirect stops too: report the hand-over
+			// as the redirect it replaces.
+			p.Status, p.Location = http.StatusFound, to.String()
+			return p
+		}
+		req, _ = http.NewRequest(http.MethodGet, to.String(), nil)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
+}
+
+// nextHop is where a response sends the browser next: its redirect, or the
+// Refresh header of the page that hands a form's answer on.
+func nextHop(resp *http.Response) string {
+	if loc := resp.Header.Get("Location"); loc != "" {
+		return loc
+	}
+	_, to, _ := strings.Cut(resp.Header.Get("Refresh"), "url=")
+	return to
+}
+
+// refreshTarget is where a page's "Refresh: 0; url=…" header leads.
+func refreshTarget(p page) (*url.URL, bool) {
+	_, raw, ok := strings.Cut(p.Header.Get("Refresh"), "url=")
+	if !ok || p.Status != http.StatusOK {
+		return nil, false
+	}
+	to, err := p.URL.Parse(raw)
+	return to, err == nil
 }
 
 func (b *browser) get(u string) page {

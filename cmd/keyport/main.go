@@ -114,6 +114,8 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		Require2FA:            cfg.Accounts.Require2FA,
 		TrustedDeviceLifetime: cfg.Accounts.TrustedDeviceLifetime.Duration,
 		RecentAuth:            cfg.Accounts.RecentAuth.Duration,
+
+		MinPasswordScore: cfg.Password.MinScore,
 	}, now, log)
 	if err != nil {
 		m.db.Close()
@@ -123,7 +125,7 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
-	upstream, err := upstreamSources(cfg.Issuer, cfg.Directories)
+	upstream, err := upstreamSources(cfg.Issuer, cfg.Directories, log, now)
 	if err != nil {
 		m.db.Close()
 		return nil, err
@@ -233,6 +235,8 @@ func (m *Main) load() error {
 		Logger:       log,
 		ErrorPage:    m.Portal.ErrorPage,
 		OnLogout:     m.Portal.EndBrowserSession,
+		SignedInUser: m.Portal.SignedInUserID,
+		LogoutPrompt: m.Portal.LogoutPrompt,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
 
@@ -259,7 +263,7 @@ func (m *Main) load() error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	m.Handler = ips.Middleware(mux)
+	m.Handler = strictTransport(cfg.StrictTransportSecurity(), ips.Middleware(mux))
 	return nil
 }
 

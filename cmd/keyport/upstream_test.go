@@ -78,8 +78,8 @@ func TestUpstreamOIDCSignIn(t *testing.T) {
 	if local.Source != "up" || len(local.Identities) != 1 || local.Identities[0].UserID != upUser.ID || local.Identities[0].Provider != "oidc" {
 		t.Fatalf("local record: %+v", local)
 	}
-	if amr, _ := claims["amr"].([]any); len(amr) == 0 || amr[0] != "pwd" {
-		t.Errorf("amr should pass the upstream's through: %v", claims["amr"])
+	if amr, _ := claims["amr"].([]any); len(amr) != 2 || amr[0] != "fed" || amr[1] != "pwd" {
+		t.Errorf("amr should say fed, then pass the upstream's through: %v", claims["amr"])
 	}
 }
 
@@ -120,7 +120,7 @@ func TestUpstreamStateAndNonceTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	loc, _ := url.Parse(resp.Header.Get("Location"))
+	loc, _ := url.Parse(nextHop(resp))
 	for i := 0; i < 5 && loc != nil && !strings.Contains(loc.Path, "/login/upstream/callback"); i++ {
 		next, _ := resp.Request.URL.Parse(loc.String())
 		resp, err = noFollow.Get(next.String())
@@ -128,7 +128,7 @@ func TestUpstreamStateAndNonceTampering(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		loc, _ = url.Parse(resp.Header.Get("Location"))
+		loc, _ = url.Parse(nextHop(resp))
 	}
 	if loc == nil || !strings.Contains(loc.Path, "/login/upstream/callback") {
 		t.Fatalf("never reached the callback: %v", resp.Header)

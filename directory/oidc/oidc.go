@@ -4,9 +4,12 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,13 +37,50 @@ type Config struct {
 	LinkByVerifiedEmail                                                                bool
 	CreateUsers                                                                        bool
 	HTTPClient                                                                         *http.Client
+
+	// Logger gets the outage lines (default slog.Default()); Now is the
+	// clock of the refresh schedule (default time.Now).
+	Logger *slog.Logger     `json:"-"`
+	Now    func() time.Time `json:"-"`
 }
+
+// The schedule on which an upstream is looked at again. Discovery is what
+// a sign-in needs first, so it doubles as the health check.
+const (
+	// checkEvery: a sign-in button press fetches the discovery document
+	// again when the last successful fetch is older than this, so a dead
+	// upstream is noticed at once while many presses cost at most one
+	// request to it per interval.
+	checkEvery = 5 * time.Second
+	// checkTimeout bounds one discovery fetch: the person is waiting.
+	checkTimeout = 5 * time.Second
+	// keysMaxAge: the provider, and with it the cached signing keys, is
+	// built anew at least this often (and whenever discovery changes).
+	keysMaxAge = time.Hour
+	// retryFirst and retryMax: after a failure, presses get the outage page
+	// without a request until the retry time, which starts soon and backs
+	// off to retryMax while the upstream stays down.
+	retryFirst = 5 * time.Second
+	retryMax   = 5 * time.Minute
+)
 
 // Source is an upstream OIDC provider.
 type Source struct {
-	cfg      Config
-	mu       sync.Mutex
-	provider *gooidc.Provider // discovered on first use
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	mu        sync.Mutex
+	provider  *gooidc.Provider // nil until the first discovery succeeds
+	builtAt   time.Time        // when provider was built
+	checkedAt time.Time        // the last successful discovery
+	checking  chan struct{}    // non-nil while a discovery runs; closed when it ends
+	// The outage: since when, the last error, and when to try again.
+	down      bool
+	downSince time.Time
+	lastErr   error
+	retryAt   time.Time
+	backoff   time.Duration
 }
 
 var _ directory.CallbackSource = (*Source)(nil)
@@ -86,7 +126,14 @@ func (c Config) Open() (*Source, error) {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Source{cfg: c}, nil
+	s := &Source{cfg: c, log: c.Logger, now: c.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
 }
 
 func isLoopback(host string) bool {
@@ -112,18 +159,119 @@ func (s *Source) ctx(ctx context.Context) context.Context {
 	return gooidc.ClientContext(ctx, s.cfg.HTTPClient)
 }
 
+// discover returns the provider for a new sign-in, fetching discovery
+// again on the schedule above. One fetch runs at a time: presses that
+// arrive meanwhile wait for its answer instead of sending their own, and
+// while the upstream is down they get ErrUnavailable without a request
+// until the retry time.
 func (s *Source) discover(ctx context.Context) (*gooidc.Provider, error) {
+	for {
+		s.mu.Lock()
+		now := s.now()
+		switch {
+		case s.down && now.Before(s.retryAt):
+			err := s.lastErr
+			s.mu.Unlock()
+			return nil, err
+		case !s.down && s.provider != nil && now.Sub(s.checkedAt) < checkEvery:
+			p := s.provider
+			s.mu.Unlock()
+			return p, nil
+		case s.checking != nil:
+			wait := s.checking
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %v", directory.ErrUnavailable, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		s.checking = done
+		s.mu.Unlock()
+
+		p, err := s.fetch(ctx)
+
+		s.mu.Lock()
+		s.checking = nil
+		close(done)
+		if err != nil {
+			err = s.markDownLocked(err)
+		} else {
+			s.markUpLocked(p)
+			p = s.provider
+		}
+		s.mu.Unlock()
+		return p, err
+	}
+}
+
+// fetch reads the discovery document once, within checkTimeout.
+func (s *Source) fetch(ctx context.Context) (*gooidc.Provider, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+	defer cancel()
+	return gooidc.NewProvider(s.ctx(ctx), s.cfg.Issuer)
+}
+
+// markUpLocked records a successful discovery. The provider in use is kept
+// (with the signing keys it has cached) unless discovery changed or it is
+// older than keysMaxAge. The end of an outage is logged once.
+func (s *Source) markUpLocked(fresh *gooidc.Provider) {
+	now := s.now()
+	if s.provider == nil || now.Sub(s.builtAt) >= keysMaxAge || !sameDiscovery(s.provider, fresh) {
+		s.provider, s.builtAt = fresh, now
+	}
+	s.checkedAt = now
+	if s.down {
+		s.log.Info("upstream OpenID provider reachable again", "directory", s.cfg.ID, "issuer", s.cfg.Issuer, "down_for", now.Sub(s.downSince).Round(time.Second).String())
+	}
+	s.down, s.lastErr, s.backoff = false, nil, 0
+}
+
+// markDownLocked records a failed contact and returns the error to report
+// (wrapping directory.ErrUnavailable). The start of an outage is logged
+// once, at WARN; further failures during it only move the retry time.
+func (s *Source) markDownLocked(cause error) error {
+	now := s.now()
+	err := fmt.Errorf("%w: %s: %v", directory.ErrUnavailable, s.cfg.Issuer, cause)
+	if !s.down {
+		s.down, s.downSince, s.backoff = true, now, retryFirst
+		s.log.Warn("upstream OpenID provider cannot be reached; its sign-in button shows an outage page until it answers again",
+			"directory", s.cfg.ID, "issuer", s.cfg.Issuer, "err", cause)
+	} else {
+		s.backoff = min(2*s.backoff, retryMax)
+	}
+	s.lastErr, s.retryAt = err, now.Add(s.backoff)
+	return err
+}
+
+// markDown is markDownLocked for a failure seen outside discover (the
+// code exchange).
+func (s *Source) markDown(cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.provider != nil {
-		return s.provider, nil
+	return s.markDownLocked(cause)
+}
+
+// sameDiscovery tells whether two providers were discovered from the same
+// document (endpoints, keys URL, algorithms).
+func sameDiscovery(a, b *gooidc.Provider) bool {
+	var ca, cb map[string]any
+	if a.Claims(&ca) != nil || b.Claims(&cb) != nil {
+		return false
 	}
-	p, err := gooidc.NewProvider(s.ctx(ctx), s.cfg.Issuer)
-	if err != nil {
-		return nil, fmt.Errorf("%w: discovery at %s: %v", directory.ErrUnavailable, s.cfg.Issuer, err)
-	}
-	s.provider = p
-	return p, nil
+	ja, _ := json.Marshal(ca)
+	jb, _ := json.Marshal(cb)
+	return bytes.Equal(ja, jb)
+}
+
+// current is the provider of the last discovery, for finishing a sign-in
+// that discover began (nil when there was none).
+func (s *Source) current() *gooidc.Provider {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.provider
 }
 
 func (s *Source) oauth(p *gooidc.Provider) *oauth2.Config {
@@ -143,13 +291,26 @@ func (s *Source) AuthURL(ctx context.Context, state, nonce, verifier string) (st
 // Exchange redeems the code and verifies the ID token: signature, issuer,
 // audience, expiry and the nonce.
 func (s *Source) Exchange(ctx context.Context, code, verifier, nonce string) (directory.Identity, error) {
-	p, err := s.discover(ctx)
-	if err != nil {
-		return directory.Identity{}, err
+	// The browser was sent here by this provider a moment ago: use it as it
+	// was discovered, and let the exchange itself tell whether it is up.
+	p := s.current()
+	if p == nil {
+		var err error
+		if p, err = s.discover(ctx); err != nil {
+			return directory.Identity{}, err
+		}
 	}
 	tok, err := s.oauth(p).Exchange(s.ctx(ctx), code, oauth2.VerifierOption(verifier))
-	if err != nil {
+	var refused *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &refused) && refused.Response != nil && refused.Response.StatusCode < 500:
+		// The upstream answered, and said no (a used or forged code, a wrong
+		// PKCE verifier, a wrong client secret).
 		return directory.Identity{}, fmt.Errorf("%w: code exchange: %v", directory.ErrInvalidCredentials, err)
+	case err != nil:
+		// No answer, or a server error (a proxy in front of a dead
+		// upstream answers 502): the upstream is down or unreachable.
+		return directory.Identity{}, fmt.Errorf("code exchange: %w", s.markDown(err))
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {

@@ -42,6 +42,12 @@ func binary(t testing.TB) string {
 // proxy_pass and so on).
 func Start(t testing.TB, body string) *Server {
 	t.Helper()
+	return StartWith(t, "", body)
+}
+
+// StartWith is Start with directives for the http block too (map, upstream).
+func StartWith(t testing.TB, httpBlock, body string) *Server {
+	t.Helper()
 	bin := binary(t)
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -65,12 +71,13 @@ http {
 	fastcgi_temp_path %[1]s/fastcgi;
 	uwsgi_temp_path %[1]s/uwsgi;
 	scgi_temp_path %[1]s/scgi;
+	%[4]s
 	server {
 		listen %[2]s;
 		%[3]s
 	}
 }
-`, dir, addr, body)
+`, dir, addr, body, httpBlock)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

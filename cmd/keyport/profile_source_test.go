@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"html"
+	"strings"
+	"testing"
+
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
+)
+
+// profileFieldText is the text of the profile page's row for field key,
+// from its element to the next row.
+func profileFieldText(t *testing.T, body, key string) string {
+	t.Helper()
+	_, row, ok := strings.Cut(body, `id="f-`+key+`"`)
+	if !ok {
+		t.Fatalf("the profile page has no field %s", key)
+	}
+	if end := strings.Index(row, `class="profile-field`); end >= 0 {
+		row = row[:end]
+	}
+	return html.UnescapeString(row)
+}
+
+// The profile page names the upstream provider (by its display name) as
+// the source of what it sets: the email's verified flag and the groups,
+// not "Set by Keyport · Source: Keyport".
+func TestProfileNamesTheRealSource(t *testing.T) {
+	up, down := upstreamPair(t, func(d *config.Directory) {
+		d.GroupsClaim = "groups"
+		d.Scopes = []string{"openid", "profile", "email", "groups"}
+	})
+	ursula, err := up.Main.Store.GetUserByLogin(context.Background(), "ursula")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Main.Store.UpdateUser(context.Background(), ursula.ID, func(u storage.User) (storage.User, error) {
+		u.Groups, u.EmailVerified = []string{"staff"}, true
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t)
+	signInUpstream(t, down, b, b.get(down.URL+"/login"))
+	p := b.get(down.URL + "/profile")
+	for _, key := range []string{"email_verified", "groups", "email"} {
+		row := profileFieldText(t, p.Body, key)
+		if !strings.Contains(row, "Managed by Upstream Keyport.") || !strings.Contains(row, "Source: Upstream Keyport") ||
+			strings.Contains(row, "Set by Keyport") || strings.Contains(row, "Source: Keyport") {
+			t.Errorf("%s row: %q", key, strings.Join(strings.Fields(row), " "))
+		}
+	}
+	if row := profileFieldText(t, p.Body, "groups"); !strings.Contains(row, "staff") {
+		t.Errorf("the groups from upstream are missing: %q", strings.Join(strings.Fields(row), " "))
+	}
+	// What Keyport itself keeps still says so.
+	if row := profileFieldText(t, p.Body, "last_login"); !strings.Contains(row, "Source: Keyport") {
+		t.Errorf("last sign-in row: %q", strings.Join(strings.Fields(row), " "))
+	}
+}

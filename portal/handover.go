@@ -1,0 +1,92 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+)
+
+// Every portal page allows forms to post to Keyport only (form-action
+// 'self'). Chromium checks form-action against every redirect that follows
+// a form submission, all the way along the chain: a sign-in form whose
+// answer redirects through the provider's callback to the app, and from
+// the app on to wherever the app sends the browser next (an oauth2-proxy
+// going back to the page that was asked for, a broker such as Dex going
+// back to its own app), would be stopped at the first address the page did
+// not list, and none of the later ones can be known. So when the answer to
+// a form post leaves the portal, it ends the form's navigation here: a
+// page that hands the browser on with a Refresh header, which starts a new
+// navigation that no form-action governs. Redirects between portal pages
+// stay redirects.
+
+// handOver wraps the response to a form post.
+func (s *Server) handOver(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+	return &handOverWriter{ResponseWriter: w, s: s, r: r}
+}
+
+type handOverWriter struct {
+	http.ResponseWriter
+	s       *Server
+	r       *http.Request
+	written bool // the hand-over page replaced the redirect; drop its body
+}
+
+func (h *handOverWriter) WriteHeader(code int) {
+	if h.written {
+		return
+	}
+	if loc := h.Header().Get("Location"); code >= 300 && code < 400 && loc != "" && !h.s.portalPage(loc) {
+		h.written = true
+		h.Header().Del("Location")
+		h.s.handOverPage(h.ResponseWriter, h.r, loc)
+		return
+	}
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *handOverWriter) Write(b []byte) (int, error) {
+	if h.written {
+		return len(b), nil
+	}
+	return h.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (h *handOverWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// portalPage tells whether location is a page the portal serves: a path
+// its router knows, on Keyport's own origin. The provider's endpoints (the
+// authorization callback, end_session) and other sites are not.
+func (s *Server) portalPage(location string) bool {
+	u, err := url.Parse(location)
+	if err != nil || u.Opaque != "" || u.User != nil {
+		return false
+	}
+	if u.Scheme != "" || u.Host != "" {
+		own, err := url.Parse(s.opts.Issuer)
+		if err != nil || !strings.EqualFold(u.Scheme, own.Scheme) || !strings.EqualFold(u.Host, own.Host) {
+			return false
+		}
+	}
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	var m mux.RouteMatch
+	req := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: path}, Host: u.Host}
+	return s.router.Match(req, &m) && m.MatchErr == nil
+}
+
+type handOverData struct {
+	base
+	URL string
+}
+
+// handOverPage sends the browser on to location: at once through the
+// Refresh header, or through its link in a browser that ignores the header.
+func (s *Server) handOverPage(w http.ResponseWriter, r *http.Request, location string) {
+	w.Header().Set("Refresh", "0; url="+location)
+	s.render(w, r, http.StatusOK, "continue", &handOverData{base: s.base(r, nil, "Continuing"), URL: location})
+}

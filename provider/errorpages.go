@@ -1,0 +1,131 @@
+package provider
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// The provider's error pages speak to the person in the browser, not to the
+// app's developer: what went wrong and what to do, in plain words the
+// portal translates (its catalogs hold the German of every heading and
+// message here), with the value that was wrong shown as sent (escaped by
+// the page's template, shortened here). zitadel's own descriptions are
+// technical and English ("unable to retrieve client by id"); they appear
+// only as the detail of a case this file does not name.
+
+// pageError is one error page.
+type pageError struct {
+	status  int
+	heading string
+	message string // English; "%s" marks where value goes
+	value   string
+}
+
+// maxShownValue bounds a value shown on an error page, in characters.
+const maxShownValue = 200
+
+// showError renders e through the portal's error page.
+func (p *Provider) showError(w http.ResponseWriter, r *http.Request, e pageError) {
+	var args []any
+	if strings.Contains(e.message, "%s") {
+		args = append(args, shownValue(e.value))
+	}
+	p.opts.ErrorPage(w, r, e.status, e.heading, e.message, args...)
+}
+
+// shownValue makes a value fit for a page: control characters and invalid
+// UTF-8 become U+FFFD, and more than maxShownValue characters are cut with
+// an ellipsis. HTML escaping is the template's job.
+func shownValue(s string) string {
+	s = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return utf8.RuneError
+		}
+		return c
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+	if utf8.RuneCountInString(s) <= maxShownValue {
+		return s
+	}
+	runes := []rune(s)
+	return string(runes[:maxShownValue]) + "…"
+}
+
+// invalidRequest is the page for a request the application got wrong, with
+// detail saying how.
+func invalidRequest(status int, detail string) pageError {
+	return pageError{status: status, heading: "This request cannot be processed",
+		message: "The application sent a request Keyport cannot accept (%s). Go back to the application and try again; if this keeps happening, tell its administrator.",
+		value:   detail}
+}
+
+var (
+	errPageServer = pageError{status: http.StatusInternalServerError, heading: "Something went wrong",
+		message: "Keyport could not complete this request. Please try again."}
+	errPageOtherBrowser = pageError{status: http.StatusBadRequest, heading: "This sign-in request belongs to another browser",
+		message: "Go back to the application and start signing in again from this browser."}
+	errPageExpired = pageError{status: http.StatusBadRequest, heading: "This sign-in request has expired",
+		message: "Go back to the application and start again."}
+	errPageCallback = pageError{status: http.StatusBadRequest, heading: "This sign-in request cannot be used",
+		message: "This sign-in request has expired or was already used. Go back to the application and start again."}
+)
+
+// explain turns zitadel's refusal of a browser-facing request (its status,
+// OAuth error code and description) into a page.
+func (p *Provider) explain(r *http.Request, path string, status int, code, description string) pageError {
+	clientID := r.Form.Get("client_id")
+	switch path {
+	case "/authorize":
+		if clientID != "" && !p.clientExists(r, clientID) {
+			return pageError{status: http.StatusBadRequest, heading: "Unknown application",
+				message: "The application that sent you here is not registered with Keyport (client_id “%s”). Nothing was sent to it. Go back and tell the application's administrator.",
+				value:   clientID}
+		}
+		if strings.Contains(description, "redirect_uri") {
+			return pageError{status: http.StatusBadRequest, heading: "This application cannot sign you in here",
+				message: "The application asked Keyport to send you back to an address that is not registered for it: “%s”. Keyport did not go there. Go back and tell the application's administrator.",
+				value:   r.Form.Get("redirect_uri")}
+		}
+		return invalidRequest(status, description)
+	case "/authorize/callback":
+		return errPageCallback
+	case "/end_session":
+		refused := func(message, value string) pageError {
+			return pageError{status: http.StatusBadRequest, heading: "Sign-out request not accepted", message: message, value: value}
+		}
+		switch {
+		case code == "invalid_client" || clientID != "" && !p.clientExists(r, clientID):
+			return refused("The sign-out request comes from an application that is not registered with Keyport (client_id “%s”). Keyport did not sign you out.", clientID)
+		case strings.HasPrefix(description, "client_id does not match"):
+			return refused("The sign-out request names an application (client_id “%s”) other than the one its token was issued to. Keyport did not sign you out. Go back and tell the application's administrator.", clientID)
+		case strings.HasPrefix(description, "id_token_hint"):
+			return refused("The sign-out request carries a token Keyport cannot verify (id_token_hint). Keyport did not sign you out. To sign out, open Keyport's start page and choose “Sign out”.", "")
+		case strings.HasPrefix(description, "post_logout_redirect_uri"):
+			return refused("The application asked to send you, after signing out, to an address that is not registered for it: “%s”. Keyport did not sign you out and did not go there. Go back and tell the application's administrator.",
+				r.Form.Get("post_logout_redirect_uri"))
+		}
+		return refused("The application sent a sign-out request Keyport cannot accept (%s). Keyport did not sign you out.", description)
+	}
+	return invalidRequest(status, description)
+}
+
+// notOwnedPage is the page for a callback this browser may not use: the
+// request is gone (expired, used, never existed), or it is another
+// browser's.
+func (p *Provider) notOwnedPage(r *http.Request, id string) pageError {
+	if _, err := p.opts.Store.GetAuthRequest(r.Context(), id); id == "" || errors.Is(err, storage.ErrNotFound) {
+		return errPageCallback
+	}
+	return errPageOtherBrowser
+}
+
+// clientExists tells whether id names a registered client; a failed lookup
+// counts as existing, so a storage fault is not reported as a bad request.
+func (p *Provider) clientExists(r *http.Request, id string) bool {
+	_, err := p.opts.Store.GetClient(r.Context(), id)
+	return !errors.Is(err, storage.ErrNotFound)
+}

@@ -1,0 +1,63 @@
+package provider
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// RP-Initiated Logout 1.0 §2: the OP SHOULD ask the user whether to log
+// out when the request is not clearly from the RP the user is signed in
+// to. A link or redirect from any site reaches /end_session, and without an
+// id_token_hint nothing says who sent it, so Keyport asks whenever someone
+// is signed in in the browser and the request carries no valid hint for
+// that very person. A hint for them (expired ones too, as the
+// specification allows) shows the request comes from an app they signed in
+// to, and they are signed out at once, as before. Nobody signed in: nothing
+// to protect, and the request runs as always.
+
+// endSessionParams are the parameters of an end_session request (RP-
+// Initiated Logout 1.0 §2); only they are carried through the confirmation.
+var endSessionParams = []string{"id_token_hint", "logout_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales"}
+
+// logoutNeedsConfirmation tells whether the end_session request r must be
+// confirmed by the person signed in. An invalid request is not: zitadel
+// refuses it with its error page, which signs nobody out.
+func (p *Provider) logoutNeedsConfirmation(r *http.Request) bool {
+	if p.opts.SignedInUser == nil || p.opts.LogoutPrompt == nil {
+		return false
+	}
+	userID := p.opts.SignedInUser(r)
+	if userID == "" {
+		return false
+	}
+	req, err := op.ParseEndSessionRequest(r, p.op.Decoder())
+	if err != nil {
+		return false
+	}
+	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
+	session, err := op.ValidateEndSessionRequest(ctx, req, p.op)
+	if err != nil {
+		return false
+	}
+	return session.UserID != userID
+}
+
+// endSessionContinue is r again as a path on this server, with only the
+// end_session parameters: where the confirmation goes once the person has
+// signed out. zitadel checks it again then (post_logout_redirect_uri
+// against the client's registered ones), so nothing is trusted from the
+// round trip through the page.
+func endSessionContinue(r *http.Request) string {
+	q := url.Values{}
+	for _, k := range endSessionParams {
+		if v := r.Form.Get(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	if len(q) == 0 {
+		return r.URL.Path
+	}
+	return r.URL.Path + "?" + q.Encode()
+}
