@@ -598,7 +598,14 @@ func TestBatchOutcomesDoNotLeak(t *testing.T) {
 	}
 }
 
-func BenchmarkRotateRefreshToken(b *testing.B) {
+func BenchmarkRotateRefreshToken(b *testing.B) { benchmarkRotate(b, false) }
+
+// With the reuse grace, each link carries its sealed value (about 115
+// bytes, as the provider's sealRefresh makes) and a grace expiry entry, and
+// each rotation drops the previous link's.
+func BenchmarkRotateRefreshTokenWithGrace(b *testing.B) { benchmarkRotate(b, true) }
+
+func benchmarkRotate(b *testing.B, grace bool) {
 	ctx := context.Background()
 	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
 	now := time.Now()
@@ -609,11 +616,15 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 		fid := fmt.Sprintf("f%d", families.Add(1))
 		link := func() storage.RefreshToken {
 			n := links.Add(1)
-			return storage.RefreshToken{
+			r := storage.RefreshToken{
 				Hash: fmt.Sprintf("h%d", n), ID: fmt.Sprintf("r%d", n), FamilyID: fid, ClientID: "app", UserID: "u1",
 				Scopes: []string{"openid", "offline_access"}, AuthTime: now, CreatedAt: now,
 				ExpiresAt: now.Add(24 * time.Hour), IdleExpiresAt: now.Add(time.Hour),
 			}
+			if grace {
+				r.SealedValue, r.GraceUntil = bytes.Repeat([]byte{0xa5}, 115), now.Add(5*time.Second)
+			}
+			return r
 		}
 		access := func() storage.AccessToken {
 			n := links.Add(1)
