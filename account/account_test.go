@@ -130,15 +130,20 @@ func TestAuthenticate(t *testing.T) {
 		t.Errorf("attempts: %+v", attempts)
 	}
 
-	// Three failures for one account lock it for the window, right password or not.
+	// Three failures for one account from one address refuse that address
+	// for the window, right password or not; another address is not held
+	// back by them.
 	for i := 0; i < 2; i++ {
-		svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "nope nope nope", IP: "198.51.100.1"})
+		svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "nope nope nope", IP: "192.0.2.2"})
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); account.ErrorCode(err) != account.RateLimited {
-		t.Fatalf("after 3 failures: %v", err)
+	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != time.Minute {
+		t.Fatalf("after 3 failures: %v (retry after %s)", err, account.RetryAfter(err))
 	}
-	now = now.Add(2 * time.Minute)
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); err != nil {
+	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "198.51.100.1"}); err != nil {
+		t.Fatalf("from another address: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 

@@ -84,28 +84,40 @@ var errBadToken = Errorf(Unauthorized, "The API token is missing, unknown, expir
 // AuthenticateAPIToken finds the user behind a bearer token. Every refusal
 // is the same Unauthorized error; one of a known token (expired, outside its
 // networks or the owner's allowlist, owner blocked) is recorded in the
-// owner's history with the reason. Failures count towards the address's
-// sign-in throttle. On success the token's last use is noted.
+// owner's history with the reason. Unknown tokens count towards the
+// address's throttle, which refuses (RateLimited) before any lookup once it
+// is reached. On success the token's last use is noted.
 func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent string) (storage.User, storage.Credential, error) {
 	now := s.now()
-	ipKey := "ip:" + ip
-	if ip != "" && s.limiter.blocked(ipKey, now) {
-		return storage.User{}, storage.Credential{}, Errorf(RateLimited, "Too many failed attempts. Please wait a few minutes and try again.")
+	res, err := s.limiter.Secret(ctx, ip)
+	if err != nil {
+		return storage.User{}, storage.Credential{}, s.refused(ctx, err, msgTooManyTokens, "api_token", "", ip)
+	}
+	// An unknown token names no account: its failure is counted and logged,
+	// but there is no history to record it in.
+	unknown := func(reason string) (storage.User, storage.Credential, error) {
+		if _, err := res.Fail(ctx); err != nil {
+			s.log.ErrorContext(ctx, "count failed sign-in", "err", err)
+		}
+		s.logFailure(ctx, "api_token", "", ip, reason)
+		return storage.User{}, storage.Credential{}, errBadToken
 	}
 	if !strings.HasPrefix(token, APITokenPrefix) || len(token) > 200 {
-		s.limiter.fail(ipKey, now)
-		return storage.User{}, storage.Credential{}, errBadToken
+		return unknown("malformed API token")
 	}
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(token))
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.Kind != storage.KindAPIToken) {
-		s.limiter.fail(ipKey, now)
-		return storage.User{}, storage.Credential{}, errBadToken
+		return unknown("unknown API token")
 	}
 	if err != nil {
+		res.Cancel()
 		return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find API token: %w", err)}
 	}
+	// A known token that may not be used is no guess (its secret is right):
+	// not counted, but logged and recorded in the owner's history.
 	refuse := func(reason string) (storage.User, storage.Credential, error) {
-		s.limiter.fail(ipKey, now)
+		res.Cancel()
+		s.logFailure(ctx, "api_token", c.Name, ip, reason)
 		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: c.UserID, Login: c.Name, Time: now, IP: ip, UserAgent: userAgent, Method: "api_token", Reason: reason})
 		return storage.User{}, storage.Credential{}, errBadToken
 	}
@@ -124,9 +136,15 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 	}
 	if err := s.CheckTwoFactorPolicy(ctx, u); err != nil {
 		if ErrorCode(err) == Internal {
+			res.Cancel()
 			return storage.User{}, storage.Credential{}, err
 		}
 		return refuse("second factor required but not set up")
+	}
+	// Decided before the write below, so the reservation is not held for
+	// a commit.
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "err", err)
 	}
 	if updated, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
 		c.LastUsedAt, c.LastIP = now, ip

@@ -132,11 +132,8 @@ var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 // "app_password" or "pwd".
 func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
-	ipKey := "ip:" + ip
-	if ip != "" && s.limiter.blocked(ipKey, now) {
-		return storage.User{}, "", Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
-	}
 	if login == "" || password == "" || len(login) > 320 || len(password) > 1024 {
+		s.logFailure(ctx, "pwd", login, ip, "missing or oversized field")
 		return storage.User{}, "", errInvalidCredentials
 	}
 	user, err := s.store.GetUserByLogin(ctx, login)
@@ -144,34 +141,44 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forward auth: find %q: %w", login, err)}
 	}
 	known := err == nil
-	if known {
-		u, ok, err := s.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
-		if err != nil {
-			return storage.User{}, "", err
-		}
-		if ok {
-			return u, "app_password", nil
-		}
-		if err := s.passwordAloneAllowed(ctx, user); err != nil {
-			// Spend the hashing time anyway, so this answer looks like any
-			// wrong password and tells nothing about the password.
-			_, _, _ = VerifyPassword(password, s.dummyHash, s.policy.Argon2)
-			s.limiter.fail(ipKey, now)
-			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: "password alone refused: use an app password"})
-			return storage.User{}, "", err
-		}
+	// An app password is a long random secret: holding one is proof, like
+	// a remembered device, so the account-wide wait does not stop it; the
+	// limits of this address still do, before anything is looked up. Names
+	// that match no account go through the same steps.
+	guard, err := s.limiter.Password(ctx, subject(user, known, login), ip, true)
+	if err != nil {
+		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, "app_password", login, ip)
+	}
+	u, ok, err := s.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
+	guard.Cancel() // a right app password proves nothing about the account password
+	if err != nil {
+		return storage.User{}, "", err
+	}
+	if ok {
+		return u, "app_password", nil
 	}
 	// The account password, under every rule of password sign-in
 	// (throttle, block status, allowlist, directories).
 	c := Credentials{Login: login, Password: password, IP: ip, UserAgent: userAgent}
-	u, newHash, err := s.checkPassword(ctx, c)
+	refuse := ""
+	if known {
+		if err := s.passwordAloneAllowed(ctx, user); err != nil {
+			if ErrorCode(err) == Internal {
+				return storage.User{}, "", err
+			}
+			// The same throttle and work as any wrong password, so this
+			// answer tells nothing about the password.
+			refuse = reasonPasswordAlone
+		}
+	}
+	u, newHash, err := s.checkPasswordOr(ctx, c, refuse)
 	if err != nil {
 		return storage.User{}, "", err
 	}
 	if !known {
 		// Provisioned by a directory just now: the same rule applies.
 		if err := s.passwordAloneAllowed(ctx, u); err != nil {
-			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: "password alone refused: use an app password"})
+			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: reasonPasswordAlone})
 			return storage.User{}, "", err
 		}
 	}
@@ -180,6 +187,8 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 	}
 	return u, "pwd", nil
 }
+
+const reasonPasswordAlone = "password alone refused: use an app password"
 
 // passwordAloneAllowed refuses the account password on its own for
 // accounts with a second factor, and for accounts that owe one.
@@ -201,7 +210,7 @@ func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, 
 	// The lookup is by the SHA-256 of the normalised secret: a guess
 	// reveals nothing through timing that is not already in the hash.
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && (c.Kind != storage.KindAppPassword || c.UserID != user.ID)) {
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (c.Kind != storage.KindAppPassword || user.ID == "" || c.UserID != user.ID)) {
 		return storage.User{}, false, nil
 	}
 	if err != nil {
@@ -225,7 +234,9 @@ func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, 
 		}
 	}
 	if attempt.Reason != "" {
-		s.limiter.fail("ip:"+ip, now)
+		// The secret was right, so this is no guess and is not counted;
+		// it is a failed sign-in all the same.
+		s.logFailure(ctx, attempt.Method, login, ip, attempt.Reason)
 		s.record(ctx, attempt)
 		return storage.User{}, false, errNotHere
 	}

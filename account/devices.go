@@ -109,8 +109,19 @@ func (s *Service) ForgetAllDevices(ctx context.Context, u storage.User) (int, er
 
 // DeviceName summarises a user agent as "Browser on System" for lists of
 // devices and sessions. It is a hint for people, never used for decisions.
+// Pages in other languages put the parts of DeviceParts together instead.
 func DeviceName(ua string) string {
-	browser := "Unknown browser"
+	browser, system := DeviceParts(ua)
+	if system == "" {
+		return browser
+	}
+	return browser + " on " + system
+}
+
+// DeviceParts names the browser and the operating system of a user agent,
+// in English; system is "" when the user agent does not say.
+func DeviceParts(ua string) (browser, system string) {
+	browser = "Unknown browser"
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chromium/", "Chromium"},
 		{"HeadlessChrome/", "Chrome (headless)"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"},
@@ -121,7 +132,6 @@ func DeviceName(ua string) string {
 			break
 		}
 	}
-	system := ""
 	for _, o := range []struct{ token, name string }{
 		{"Android", "Android"}, {"iPhone", "iOS"}, {"iPad", "iPadOS"}, {"Windows", "Windows"},
 		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
@@ -131,8 +141,5 @@ func DeviceName(ua string) string {
 			break
 		}
 	}
-	if system == "" {
-		return browser
-	}
-	return browser + " on " + system
+	return browser, system
 }

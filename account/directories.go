@@ -13,6 +13,7 @@ import (
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
 
 // sourceSet is the sources in force; it is replaced whole when an admin
@@ -140,20 +141,16 @@ func (s *Service) sourceName(sourceID string) string {
 // checkDirectoryPassword signs a user in through their directory (known
 // is false when no local account matched the name: then every source is
 // asked, and the first that knows the person creates their account).
-func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, user storage.User, known bool, attempt storage.LoginAttempt, loginKey, userKey, ipKey string) (storage.User, string, error) {
-	now := attempt.Time
+func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, user storage.User, known bool, attempt storage.LoginAttempt, res *throttle.Reservation) (storage.User, string, error) {
 	fail := func(reason string, err error, counts bool) (storage.User, string, error) {
+		attempt.UserID = user.ID
 		if counts {
-			s.limiter.fail(loginKey, now)
-			if userKey != "" {
-				s.limiter.fail(userKey, now)
-			}
-			if c.IP != "" {
-				s.limiter.fail(ipKey, now)
-			}
+			s.failed(ctx, res, attempt, reason)
+		} else {
+			res.Cancel()
+			attempt.Reason = reason
+			s.record(ctx, attempt)
 		}
-		attempt.UserID, attempt.Reason = user.ID, reason
-		s.record(ctx, attempt)
 		return storage.User{}, "", err
 	}
 	var sources []directory.PasswordSource
@@ -226,8 +223,9 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 	if err := s.CheckNetwork(u, c.IP); err != nil {
 		return fail("network not allowed", err, false)
 	}
-	s.limiter.reset(loginKey)
-	s.limiter.reset(userKey)
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
+	}
 	return u, "", nil
 }
 

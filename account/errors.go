@@ -6,6 +6,7 @@ package account
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for the HTTP layers, which map each code to a
@@ -30,6 +31,10 @@ type Error struct {
 	// Field names the input at fault (a form field or JSON key), when one is.
 	Field string
 	Err   error // cause, for logs only
+	// RetryAfter is how long to wait before trying again (RateLimited,
+	// Unavailable); zero when unknown. The HTTP layers send it as
+	// Retry-After and say it on the page.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -80,4 +85,14 @@ func ErrorField(err error) string {
 		return e.Field
 	}
 	return ""
+}
+
+// RetryAfter returns how long err asks the caller to wait before trying
+// again, or zero.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }

@@ -61,13 +61,13 @@ var errWrongRecoveryCode = FieldErrorf("recovery_code", "That recovery code is n
 // transaction that finds it.
 func (s *Service) UseRecoveryCode(ctx context.Context, u storage.User, code, ip, userAgent string) error {
 	now := s.now()
-	key := "otp:" + u.ID
-	if s.limiter.blocked(key, now) {
-		return Errorf(RateLimited, "Too many wrong codes. Please wait a few minutes and try again.")
+	res, err := s.limiter.Code(ctx, u.ID, ip)
+	if err != nil {
+		return s.refused(ctx, err, msgTooManyCodes, "recovery_code", u.Username, ip)
 	}
 	want := HashSecret(normalizeRecoveryCode(code))
 	errUnknown := errors.New("unknown recovery code")
-	_, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
+	_, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
 		found := -1
 		for i, h := range u.RecoveryCodes {
 			if subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
@@ -81,12 +81,15 @@ func (s *Service) UseRecoveryCode(ctx context.Context, u storage.User, code, ip,
 		return u, nil
 	})
 	if errors.Is(err, errUnknown) {
-		s.limiter.fail(key, now)
-		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "recovery_code", Reason: "wrong recovery code"})
+		s.failed(ctx, res, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "recovery_code"}, "wrong recovery code")
 		return errWrongRecoveryCode
 	}
 	if err != nil {
+		res.Cancel()
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("use recovery code of %q: %w", u.ID, err)}
+	}
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive wrong codes", "user_id", u.ID, "err", err)
 	}
 	s.log.InfoContext(ctx, "recovery code used", "user_id", u.ID, "left", len(u.RecoveryCodes)-1)
 	return nil

@@ -22,9 +22,9 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		e := err.(*Error)
 		return &Error{Code: e.Code, Field: "new_password", Message: e.Message}
 	}
-	hash, err := HashPassword(next, s.policy.Argon2)
+	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return hashError(err)
 	}
 	now := s.now()
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {

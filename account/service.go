@@ -12,6 +12,7 @@ import (
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
 
 // Store is the part of storage the account rules need.
@@ -26,6 +27,7 @@ type Store interface {
 	storage.Directories
 	storage.Credentials
 	storage.Avatars
+	storage.Throttles
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -38,8 +40,8 @@ type Sealer interface {
 type Policy struct {
 	Argon2            Argon2Params
 	MinPasswordLength int
-	MaxLoginAttempts  int           // failed sign-ins per account or IP in LoginWindow; 0 = unlimited
-	LoginWindow       time.Duration // window for MaxLoginAttempts
+	MaxLoginAttempts  int           // failed sign-ins per account (or login name) and client address in LoginWindow; 0 = unlimited
+	LoginWindow       time.Duration // the sliding window of both limits
 	SessionLifetime   time.Duration
 	SetupTokenTTL     time.Duration
 
@@ -61,6 +63,24 @@ type Policy struct {
 	// MinPasswordScore is the lowest zxcvbn score (0-4) a new password may
 	// have; 0 turns the strength check off.
 	MinPasswordScore int
+	// MaxLoginAttemptsPerAddress: failed sign-ins per client address (all
+	// accounts, app passwords, API tokens, client secrets) in LoginWindow;
+	// 0 = unlimited.
+	MaxLoginAttemptsPerAddress int
+	// The account-wide waits (Keycloak's brute-force detection): after every
+	// AccountLockoutFailures failures from anywhere the account waits
+	// AccountLockoutWait, doubling each round up to AccountLockoutMaxWait;
+	// AccountLockoutReset without a failure forgets the rounds. 0 failures
+	// turns them off.
+	AccountLockoutFailures int
+	AccountLockoutWait     time.Duration
+	AccountLockoutMaxWait  time.Duration
+	AccountLockoutReset    time.Duration
+	// HashConcurrency bounds the password hashes computed at once (0: one
+	// per core); HashQueue how many more may wait (0: DefaultHashQueue).
+	// Beyond that, sign-ins get 503 with Retry-After.
+	HashConcurrency int
+	HashQueue       int
 }
 
 // Service applies the account rules to a store.
@@ -70,7 +90,8 @@ type Service struct {
 	policy  Policy
 	now     func() time.Time
 	log     *slog.Logger
-	limiter *limiter
+	limiter *throttle.Limiter
+	hashes  *hashGate
 	wa      webauthnState
 	// sources are the configured password directories, in order.
 	// static are the sources from config.toml; srcs is every source in
@@ -107,7 +128,8 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		policy:    policy,
 		now:       now,
 		log:       log,
-		limiter:   newLimiter(policy.MaxLoginAttempts, policy.LoginWindow),
+		limiter:   throttle.New(store, throttlePolicy(policy), now),
+		hashes:    newHashGate(policy.HashConcurrency, policy.HashQueue),
 		dummyHash: dummy,
 	}, nil
 }
@@ -121,6 +143,10 @@ type Credentials struct {
 	Password  string
 	IP        string
 	UserAgent string
+	// DeviceProof is the browser's remembered-device cookie, if it has one:
+	// a live one of this account spares the sign-in the account-wide wait
+	// that failures elsewhere caused.
+	DeviceProof string
 }
 
 // Authenticate checks a username/email and password. Every failure that could
@@ -148,69 +174,62 @@ func (s *Service) authenticate(ctx context.Context, c Credentials, sessionAMR []
 // records the attempt. newHash is set when the stored hash should be
 // replaced (older parameters, or bcrypt from an import).
 func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storage.User, newHash string, err error) {
-	now := s.now()
-	loginKey := "login:" + normalizeLogin(c.Login)
-	ipKey := "ip:" + c.IP
-	attempt := storage.LoginAttempt{ID: NewID(), Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
+	return s.checkPasswordOr(ctx, c, "")
+}
 
-	if s.limiter.blocked(loginKey, now) || (c.IP != "" && s.limiter.blocked(ipKey, now)) {
-		attempt.Reason = "rate limited"
-		s.record(ctx, attempt)
-		return storage.User{}, "", Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
-	}
+// checkPasswordOr is checkPassword that, when refuse is set, refuses even
+// the right password with that reason, after the same throttle and the
+// same work as a wrong one (forward auth's "password alone" rule).
+func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse string) (user storage.User, newHash string, err error) {
+	attempt := storage.LoginAttempt{ID: NewID(), Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
 	if c.Login == "" || c.Password == "" || len(c.Login) > 320 || len(c.Password) > 1024 {
-		// Still spend the hashing time: an empty field must not be a fast path.
-		_, _, _ = VerifyPassword(c.Password, s.dummyHash, s.policy.Argon2)
+		// Nothing was guessed: no account is looked up, no hash computed.
+		s.logFailure(ctx, attempt.Method, c.Login, c.IP, "missing or oversized field")
 		return storage.User{}, "", errInvalidCredentials
 	}
-
 	user, err = s.store.GetUserByLogin(ctx, c.Login)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
+	known := err == nil
 	// An account is throttled whichever of its names (username or email, in
 	// any case) is typed; otherwise each name would get its own budget.
-	userKey := ""
-	if err == nil {
-		userKey = "user:" + user.ID
-		if s.limiter.blocked(userKey, now) {
-			attempt.UserID = user.ID
-			attempt.Reason = "rate limited"
-			s.record(ctx, attempt)
-			return storage.User{}, "", Errorf(RateLimited, "Too many failed sign-in attempts. Please wait a few minutes and try again.")
-		}
+	proven := c.DeviceProof != "" && s.deviceProves(ctx, user, c.DeviceProof)
+	res, err := s.limiter.Password(ctx, subject(user, known, c.Login), c.IP, proven)
+	if err != nil {
+		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, c.Login, c.IP)
 	}
+	attempt.UserID = user.ID
 	// Accounts from a directory, and names no local account has, are
 	// checked by the directories.
-	if (err == nil && user.Source != "") || (err != nil && len(s.sourceSet().password) > 0) {
-		return s.checkDirectoryPassword(ctx, c, user, err == nil, attempt, loginKey, userKey, ipKey)
+	if refuse == "" && ((known && user.Source != "") || (!known && len(s.sourceSet().password) > 0)) {
+		return s.checkDirectoryPassword(ctx, c, user, known, attempt, res)
 	}
 	hash := user.PasswordHash
-	if err != nil || hash == "" {
+	if !known || hash == "" || refuse != "" {
 		hash = s.dummyHash
 	}
-	ok, rehash, verr := VerifyPassword(c.Password, hash, s.policy.Argon2)
+	ok, rehash, verr := s.verifyPassword(ctx, c.Password, hash)
+	if errors.Is(verr, errBusy) {
+		res.Cancel() // not checked: it counts neither way
+		return storage.User{}, "", verr
+	}
 	if verr != nil {
 		s.log.ErrorContext(ctx, "verify password", "user_id", user.ID, "err", verr)
 	}
-	if err != nil || user.PasswordHash == "" || !ok {
-		s.limiter.fail(loginKey, now)
-		if userKey != "" {
-			s.limiter.fail(userKey, now)
+	if !known || user.PasswordHash == "" || refuse != "" || !ok {
+		reason := "wrong password"
+		switch {
+		case !known:
+			reason = "unknown account"
+		case refuse != "":
+			reason = refuse
 		}
-		if c.IP != "" {
-			s.limiter.fail(ipKey, now)
-		}
-		attempt.UserID = user.ID
-		attempt.Reason = "wrong password"
-		if user.ID == "" {
-			attempt.Reason = "unknown account"
-		}
-		s.record(ctx, attempt)
+		s.failed(ctx, res, attempt, reason)
 		return storage.User{}, "", errInvalidCredentials
 	}
-	attempt.UserID = user.ID
 	if err := CheckActive(user); err != nil {
+		res.Cancel() // the password was right: not a guess
 		attempt.Reason = "account blocked"
 		s.record(ctx, attempt)
 		return storage.User{}, "", err
@@ -218,15 +237,18 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 	// The allowlist is checked after the password, so it reveals nothing to
 	// someone who does not know it.
 	if err := s.CheckNetwork(user, c.IP); err != nil {
+		res.Cancel()
 		attempt.Reason = "network not allowed"
 		s.record(ctx, attempt)
 		return storage.User{}, "", err
 	}
-	s.limiter.reset(loginKey)
-	s.limiter.reset(userKey)
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", user.ID, "err", err)
+	}
 	if rehash {
-		if newHash, err = HashPassword(c.Password, s.policy.Argon2); err != nil {
-			s.log.ErrorContext(ctx, "rehash password", "user_id", user.ID, "err", err)
+		if newHash, err = s.hashPassword(ctx, c.Password); err != nil {
+			// Busy or broken: the old hash still works; next time, then.
+			s.log.WarnContext(ctx, "rehash password", "user_id", user.ID, "err", err)
 			newHash = ""
 		}
 	}

@@ -167,13 +167,12 @@ func (s *Service) DisableTOTP(ctx context.Context, u storage.User, password, ip,
 // last accepted one is refused, so a code seen over a shoulder is useless.
 func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, userAgent string) error {
 	now := s.now()
-	key := "otp:" + u.ID
-	if s.limiter.blocked(key, now) {
-		return Errorf(RateLimited, "Too many wrong codes. Please wait a few minutes and try again.")
+	res, err := s.limiter.Code(ctx, u.ID, ip)
+	if err != nil {
+		return s.refused(ctx, err, msgTooManyCodes, "otp", u.Username, ip)
 	}
 	fail := func(reason string) error {
-		s.limiter.fail(key, now)
-		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "otp", Reason: reason})
+		s.failed(ctx, res, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip, UserAgent: userAgent, Method: "otp"}, reason)
 		return errWrongCode
 	}
 	if len(u.TOTPSecret) == 0 {
@@ -181,6 +180,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, user
 	}
 	secret, err := s.sealer.Open(u.TOTPSecret, totpPurpose(u.ID))
 	if err != nil {
+		res.Cancel()
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("open TOTP secret of %q: %w", u.ID, err)}
 	}
 	step := matchTOTP(string(secret), code, now)
@@ -199,9 +199,12 @@ func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, user
 		return fail("code already used")
 	}
 	if err != nil {
+		res.Cancel()
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("record TOTP step of %q: %w", u.ID, err)}
 	}
-	s.limiter.reset(key)
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive wrong codes", "user_id", u.ID, "err", err)
+	}
 	return nil
 }
 

@@ -78,9 +78,9 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, erro
 	if err := s.validateNewUser(&n); err != nil {
 		return storage.User{}, err
 	}
-	hash, err := HashPassword(n.Password, s.policy.Argon2)
+	hash, err := s.hashPassword(ctx, n.Password)
 	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, hashError(err)
 	}
 	now := s.now()
 	u := storage.User{
@@ -131,9 +131,9 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 	if err := s.CheckPassword(password, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		return err
 	}
-	hash, err := HashPassword(password, s.policy.Argon2)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return hashError(err)
 	}
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
 		u.PasswordHash = hash

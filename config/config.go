@@ -115,6 +115,17 @@ type Limits struct {
 	MaxBodyBytes     int64    `toml:"max_body_bytes"`
 	MaxLoginAttempts int      `toml:"max_login_attempts"`
 	LoginWindow      Duration `toml:"login_window"`
+
+	// Throttling that cannot be turned against users: per client address,
+	// account-wide waits that grow, and the bound on password hashing.
+	MaxLoginAttemptsPerAddress int      `toml:"max_login_attempts_per_address"`
+	AccountLockoutFailures     int      `toml:"account_lockout_failures"`
+	AccountLockoutWait         Duration `toml:"account_lockout_wait"`
+	AccountLockoutMaxWait      Duration `toml:"account_lockout_max_wait"`
+	AccountLockoutReset        Duration `toml:"account_lockout_reset"`
+	PasswordHashConcurrency    int      `toml:"password_hash_concurrency"`
+	PasswordHashQueue          int      `toml:"password_hash_queue"`
+
 	// Pending sign-ins (authorization requests waiting in the flow file),
 	// in all and per client address.
 	MaxPendingSignIns           int `toml:"max_pending_sign_ins"`

@@ -27,6 +27,8 @@ const (
 	minBodyBytes             = 1024
 	maxBodyBytes             = 10 << 20 // 10 MiB
 	maxLoginAttempts         = 1000
+	maxHashConcurrency       = 256
+	maxHashQueue             = 10000
 	minClientSecretLength    = 16
 	maxClientIDLength        = 128
 	minRotationPeriod        = time.Hour
@@ -267,6 +269,22 @@ func (c *Config) validateLimits(p *problems) {
 	if totalOK && perAddressOK && l.MaxPendingSignInsPerAddress > l.MaxPendingSignIns {
 		p.errorf("limits.max_pending_sign_ins_per_address", "must not be more than limits.max_pending_sign_ins (%d), not %d", l.MaxPendingSignIns, l.MaxPendingSignInsPerAddress)
 	}
+	c.validateThrottle(p)
+}
+
+// validateThrottle checks the throttle keys beside max_login_attempts.
+func (c *Config) validateThrottle(p *problems) {
+	l := c.Limits
+	between(p, "limits.max_login_attempts_per_address", l.MaxLoginAttemptsPerAddress, 0, maxLoginAttempts)
+	if between(p, "limits.account_lockout_failures", l.AccountLockoutFailures, 0, maxLoginAttempts) && l.AccountLockoutFailures > 0 {
+		positive(p, "limits.account_lockout_wait", l.AccountLockoutWait)
+		if l.AccountLockoutMaxWait.Duration < l.AccountLockoutWait.Duration {
+			p.errorf("limits.account_lockout_max_wait", "must be at least account_lockout_wait (%s), not %s", l.AccountLockoutWait, l.AccountLockoutMaxWait)
+		}
+		positive(p, "limits.account_lockout_reset", l.AccountLockoutReset)
+	}
+	between(p, "limits.password_hash_concurrency", l.PasswordHashConcurrency, 0, maxHashConcurrency)
+	between(p, "limits.password_hash_queue", l.PasswordHashQueue, 0, maxHashQueue)
 }
 
 func (c *Config) validateAccounts(p *problems) {

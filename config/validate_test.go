@@ -133,6 +133,19 @@ func TestValidateErrors(t *testing.T) {
 			"limits.max_pending_sign_ins_per_address: must be between 1 and 1000000, not 0"},
 		{"max_pending_sign_ins_per_address above the total", func(c *Config) { c.Limits.MaxPendingSignIns, c.Limits.MaxPendingSignInsPerAddress = 50, 51 },
 			"limits.max_pending_sign_ins_per_address: must not be more than limits.max_pending_sign_ins (50), not 51"},
+		{"max_login_attempts_per_address", func(c *Config) { c.Limits.MaxLoginAttemptsPerAddress = -1 }, "limits.max_login_attempts_per_address: must be between 0 and 1000"},
+		{"account_lockout_failures", func(c *Config) { c.Limits.AccountLockoutFailures = 1001 }, "limits.account_lockout_failures: must be between 0 and 1000"},
+		{"account_lockout_wait", func(c *Config) {
+			c.Limits.AccountLockoutFailures, c.Limits.AccountLockoutReset = 30, Duration{time.Hour}
+		}, "limits.account_lockout_wait: must be positive"},
+		{"account_lockout_max_wait", func(c *Config) {
+			c.Limits.AccountLockoutFailures, c.Limits.AccountLockoutWait, c.Limits.AccountLockoutMaxWait, c.Limits.AccountLockoutReset = 30, Duration{time.Hour}, Duration{time.Minute}, Duration{time.Hour}
+		}, "limits.account_lockout_max_wait: must be at least account_lockout_wait (1h0m0s), not 1m0s"},
+		{"account_lockout_reset", func(c *Config) {
+			c.Limits.AccountLockoutFailures, c.Limits.AccountLockoutWait, c.Limits.AccountLockoutMaxWait = 30, Duration{time.Minute}, Duration{time.Hour}
+		}, "limits.account_lockout_reset: must be positive"},
+		{"password_hash_concurrency", func(c *Config) { c.Limits.PasswordHashConcurrency = -1 }, "limits.password_hash_concurrency: must be between 0 and 256"},
+		{"password_hash_queue", func(c *Config) { c.Limits.PasswordHashQueue = 20000 }, "limits.password_hash_queue: must be between 0 and 10000"},
 		{"directory type", func(c *Config) {
 			c.Directories = []Directory{{ID: "d", Type: "ad", URL: "ldap://x", UserBaseDN: "dc=x"}}
 		}, "directories[0].type: must be \"ldap\" or \"oidc\""},

@@ -20,6 +20,7 @@ func (s *Server) registerAccessRoutes(r *mux.Router) {
 	r.Handle("/security/api-tokens/revoke", s.withUser(s.apiTokenRevoke)).Methods(http.MethodPost)
 	r.Handle("/security/allowlist", s.withUser(s.allowlistSubmit)).Methods(http.MethodPost) // confirmIdentity
 	r.Handle("/security/activity", s.withUser(s.activityPage)).Methods(http.MethodGet)
+	r.Handle("/security/activity/signout-everywhere", s.withUser(s.signOutEverywherePage)).Methods(http.MethodGet) // asks first
 	r.Handle("/security/activity/signout-everywhere", s.withUser(s.signOutEverywhere)).Methods(http.MethodPost)
 }
 
@@ -40,8 +41,10 @@ type accessData struct {
 	CurrentIP     string
 	NeedsConfirm  bool
 	AskLockout    bool // the new allowlist leaves out the current address
-	Form          map[string]string
-	MinExpiry     string
+	// LockoutWarning says so, beside the box that saves it anyway.
+	LockoutWarning string
+	Form           map[string]string
+	MinExpiry      string
 }
 
 func (s *Server) accessView(r *http.Request, m me) *accessData {
@@ -141,7 +144,7 @@ func accessMessage(lang string, err error) string {
 	if errors.As(err, &bad) {
 		return translate(lang, account.BadNetworkFormat, bad.Entry)
 	}
-	return translate(lang, account.ErrorMessage(err))
+	return errorText(lang, err)
 }
 
 // renameField points an error at the form field that holds the value: the
@@ -235,7 +238,7 @@ func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) e
 		d := s.accessView(r, m)
 		d.Networks = r.PostFormValue("allowed_networks")
 		d.AskLockout = true
-		d.Error = translate(d.Lang, "Your current address %s is not in this list: you could not sign in from here again. Tick the box to save it anyway.", clientIP(r))
+		d.LockoutWarning = translate(d.Lang, "Your current address %s is not in this list: you could not sign in from here again. Tick the box to save it anyway.", clientIP(r))
 		s.render(w, r, http.StatusConflict, "access", d)
 		return nil
 	}
@@ -268,7 +271,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 		return err
 	}
 	for _, a := range attempts {
-		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: account.DeviceName(a.UserAgent), Method: translate(d.Lang, methodName(a.Method)), Success: a.Success}
+		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: deviceName(d.Lang, a.UserAgent), Method: translate(d.Lang, methodName(a.Method)), Success: a.Success}
 		if a.Success {
 			v.Result = translate(d.Lang, "Signed in")
 		} else {
@@ -281,10 +284,21 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 		return err
 	}
 	for _, sess := range sessions {
-		d.Sessions = append(d.Sessions, sessionView{Device: account.DeviceName(sess.UserAgent), IP: sess.IP, Since: showTime(sess.AuthTime, u.Zoneinfo), Current: sess.ID == m.Session.ID})
+		d.Sessions = append(d.Sessions, sessionView{Device: deviceName(d.Lang, sess.UserAgent), IP: sess.IP, Since: showTime(sess.AuthTime, u.Zoneinfo), Current: sess.ID == m.Session.ID})
 	}
 	s.render(w, r, http.StatusOK, "activity", d)
 	return nil
+}
+
+// deviceName summarises a user agent in the page's language: "Firefox on
+// Linux", "Firefox unter Linux".
+func deviceName(lang, ua string) string {
+	browser, system := account.DeviceParts(ua)
+	browser = translate(lang, browser)
+	if system == "" {
+		return browser
+	}
+	return translate(lang, "%s on %s", browser, system)
 }
 
 func methodName(m string) string {
@@ -311,13 +325,28 @@ func methodName(m string) string {
 	return m
 }
 
+// signOutEverywherePage asks before every session ends, this one included.
+func (s *Server) signOutEverywherePage(w http.ResponseWriter, r *http.Request, m me) error {
+	d := &confirmData{base: s.base(r, &m.User, "Sign out everywhere?"), Action: "/security/activity/signout-everywhere", Cancel: "/security/activity"}
+	d.Nav = "activity"
+	d.Heading = d.Title
+	d.Message = translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
+	d.Button = translate(d.Lang, "Sign out everywhere")
+	s.showConfirm(w, r, http.StatusOK, d)
+	return nil
+}
+
 func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, m me) error {
+	if !confirmed(r) {
+		return s.signOutEverywherePage(w, r, m)
+	}
 	if err := s.acct.SignOutEverywhere(r.Context(), m.User.ID); err != nil {
 		return err
 	}
 	if err := s.signOut(w, r); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	// The sign-in page says what happened.
+	http.Redirect(w, r, "/login?done=signed-out-everywhere", http.StatusSeeOther)
 	return nil
 }

@@ -3,6 +3,7 @@ package portal
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -53,8 +54,13 @@ func (s *Server) showAdminDirectories(w http.ResponseWriter, r *http.Request, m 
 
 func (s *Server) adminDirectories(w http.ResponseWriter, r *http.Request, m me) error {
 	d := &adminDirectoriesData{}
-	if r.URL.Query().Get("done") == "sync" {
+	switch r.URL.Query().Get("done") {
+	case "sync":
 		d.Notice = "Sync finished; see the last report below."
+	case "saved":
+		d.Notice = "The directory was saved."
+	case "removed":
+		d.Notice = "The directory was removed. Its users keep their Keyport accounts but can no longer sign in through it."
 	}
 	return s.showAdminDirectories(w, r, m, http.StatusOK, d)
 }
@@ -104,6 +110,7 @@ func (s *Server) registerAdminDirectoryForms(r *mux.Router) {
 	r.Handle("/admin/directories/new", s.withAdmin(s.adminDirectorySave)).Methods(http.MethodPost)
 	r.Handle("/admin/directories/{id}/edit", s.withAdmin(s.adminDirectoryForm)).Methods(http.MethodGet)
 	r.Handle("/admin/directories/{id}/edit", s.withAdmin(s.adminDirectorySave)).Methods(http.MethodPost)
+	r.Handle("/admin/directories/{id}/delete", s.withAdmin(s.adminDirectoryDeletePage)).Methods(http.MethodGet) // asks first
 	r.Handle("/admin/directories/{id}/delete", s.withAdmin(s.adminDirectoryDelete)).Methods(http.MethodPost)
 }
 
@@ -179,15 +186,38 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 		s.render(w, r, statusFor(code), "admin_directory", d)
 		return nil
 	}
-	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/directories?done=saved", http.StatusSeeOther)
+	return nil
+}
+
+// adminDirectoryDeletePage asks before a directory added here is removed;
+// one from config.toml cannot be, so it is not found here.
+func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request, m me) error {
+	id := mux.Vars(r)["id"]
+	dirs := s.acct.DirectoryStatuses(r.Context())
+	i := slices.IndexFunc(dirs, func(d account.DirectoryStatus) bool { return d.ID == id && d.Stored })
+	if i < 0 {
+		return account.Errorf(account.NotFound, "There is no directory %q that can be edited here.", id)
+	}
+	dir := dirs[i]
+	d := &confirmData{base: s.base(r, &m.User, "Remove this directory?"), Detail: dir.Name + " (" + dir.ID + ")",
+		Action: "/admin/directories/" + url.PathEscape(id) + "/delete", Cancel: "/admin/directories"}
+	d.Nav = "admin"
+	d.Heading = d.Title
+	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
+	d.Button = translate(d.Lang, "Remove directory")
+	s.showConfirm(w, r, http.StatusOK, d)
 	return nil
 }
 
 func (s *Server) adminDirectoryDelete(w http.ResponseWriter, r *http.Request, m me) error {
+	if !confirmed(r) {
+		return s.adminDirectoryDeletePage(w, r, m)
+	}
 	if err := s.acct.DeleteDirectory(r.Context(), mux.Vars(r)["id"]); err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/directories?done=removed", http.StatusSeeOther)
 	return nil
 }
 
@@ -245,6 +275,6 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 		s.render(w, r, statusFor(code), "admin_upstream", d)
 		return nil
 	}
-	http.Redirect(w, r, "/admin/directories", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/directories?done=saved", http.StatusSeeOther)
 	return nil
 }

@@ -76,10 +76,11 @@ func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, status, map[string]string{"error": string(code), "message": account.ErrorMessage(nil), "ref": ref})
 		return
 	}
-	body := map[string]string{"error": string(code), "message": account.ErrorMessage(err)}
+	body := map[string]string{"error": string(code), "message": errorText("en", err)}
 	if f := account.ErrorField(err); f != "" {
 		body["field"] = f
 	}
+	setRetryAfter(w, err) // 429 (throttled) and 503 (busy) say when
 	writeJSON(w, status, body)
 }
 

@@ -201,12 +201,16 @@ type loginData struct {
 	Error         string
 	ShowPasskey   bool
 	Upstream      []upstreamButton
+	Notice        string // what just happened (signed out everywhere)
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
 	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
+		if r.URL.Query().Get("done") == "signed-out-everywhere" {
+			d.Notice = translate(d.Lang, "You were signed out everywhere. Sign in again to continue.")
+		}
 	}
 	if a.ClientID != "" {
 		if c, err := s.store.GetClient(r.Context(), a.ClientID); err == nil {
@@ -253,13 +257,16 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	login := r.PostFormValue("login")
 	returnTo := r.PostFormValue("return_to")
-	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent()}
+	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(), DeviceProof: s.deviceProof(r)}
 	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
-		return s.showLogin(w, r, a, account.ErrorMessage(err), login, statusFor(account.ErrorCode(err)))
+		// Throttled or busy: 429 or 503 with Retry-After, and the page
+		// says how long to wait.
+		setRetryAfter(w, err)
+		return s.showLogin(w, r, a, errorText(pickLanguage(r, ""), err), login, statusFor(account.ErrorCode(err)))
 	}
 	owes, err := s.owesSecondFactor(r, u)
 	if err != nil {

@@ -29,12 +29,23 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		status := http.StatusUnauthorized
 		switch account.ErrorCode(err) {
 		case account.RateLimited:
+			// Refused before the password was checked; never held open.
 			status = http.StatusTooManyRequests
-		case account.Internal, account.Unavailable:
+			setRetryAfter(w, err)
+		case account.Unavailable:
+			// The directory is down, or too many passwords are being
+			// checked (that one says when, and is not worth a log line
+			// each time): try again later, not with other credentials.
+			if account.RetryAfter(err) == 0 {
+				s.log.WarnContext(r.Context(), "forward auth unavailable", "err", err)
+			}
+			status = http.StatusServiceUnavailable
+			setRetryAfter(w, err)
+		case account.Internal:
 			s.log.ErrorContext(r.Context(), "forward auth failed", "err", err)
 			status = http.StatusInternalServerError
 		}
-		if status != http.StatusInternalServerError {
+		if status == http.StatusUnauthorized || status == http.StatusTooManyRequests {
 			h.Set("WWW-Authenticate", `Basic realm="Keyport", charset="UTF-8"`)
 			h.Set("X-Keyport-Login", s.loginHint(r))
 		}

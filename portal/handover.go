@@ -20,6 +20,18 @@ import (
 // page that hands the browser on with a Refresh header, which starts a new
 // navigation that no form-action governs. Redirects between portal pages
 // stay redirects.
+//
+// Only browsers enforce form-action, and every browser that does sends
+// Fetch Metadata (Sec-Fetch-Mode: navigate on a form's navigation). Other
+// clients (scripts, test harnesses, command-line tools signing in on a
+// person's behalf) get the plain redirect RFC 6749 describes: a Refresh
+// header means nothing to them, and the answer they get stays what it has
+// always been.
+
+// browserNavigation tells a browser's form navigation from any other POST.
+func browserNavigation(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate"
+}
 
 // handOver wraps the response to a form post.
 func (s *Server) handOver(w http.ResponseWriter, r *http.Request) http.ResponseWriter {

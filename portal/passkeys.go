@@ -6,18 +6,21 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 )
 
 func (s *Server) registerPasskeyRoutes(r *mux.Router) {
 	// Pages (withUser: signed in, CSRF on POST).
 	r.Handle("/security/passkeys", s.withUser(s.passkeysPage)).Methods(http.MethodGet)
 	r.Handle("/security/passkeys/rename", s.withUser(s.passkeyRename)).Methods(http.MethodPost)
-	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemove)).Methods(http.MethodPost) // + confirmIdentity
+	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemovePage)).Methods(http.MethodGet) // asks first
+	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemove)).Methods(http.MethodPost)    // + confirmIdentity
 	// JSON ceremonies for webauthn.js; the CSRF token travels in X-CSRF-Token.
 	r.Handle("/security/passkeys/register/begin", s.jsonUser(s.passkeyRegisterBegin)).Methods(http.MethodPost) // + recent sign-in or password
 	r.Handle("/security/passkeys/register/finish", s.jsonUser(s.passkeyRegisterFinish)).Methods(http.MethodPost)
@@ -116,9 +119,48 @@ func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request, m me) err
 	return nil
 }
 
+// passkeyRemovePage asks before a passkey is removed (and for the password
+// when the sign-in is not recent).
+func (s *Server) passkeyRemovePage(w http.ResponseWriter, r *http.Request, m me) error {
+	return s.confirmPasskeyRemoval(w, r, m, http.StatusOK, nil)
+}
+
+func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m me, status int, failure error) error {
+	id := r.FormValue("id")
+	keys, err := s.acct.Passkeys(r.Context(), m.User.ID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(keys, func(c storage.Credential) bool { return c.ID == id })
+	if i < 0 {
+		return account.Errorf(account.NotFound, "That passkey is not on your list.")
+	}
+	d := &confirmData{base: s.base(r, &m.User, "Remove this passkey?"), Detail: keys[i].Name,
+		Action: "/security/passkeys/remove", Hidden: []hiddenField{{"id", id}}, Cancel: "/security/passkeys",
+		NeedsPassword: !s.acct.RecentlyAuthenticated(m.Session)}
+	d.Nav = "passkeys"
+	d.Heading = d.Title
+	d.Button = translate(d.Lang, "Remove passkey")
+	d.Message = translate(d.Lang, "You can no longer sign in with it. The device may still list it; you can delete it there.")
+	if len(keys) == 1 {
+		d.Message += " " + translate(d.Lang, "It is your only passkey.")
+	}
+	if failure != nil {
+		d.Error = translate(d.Lang, account.ErrorMessage(failure))
+	}
+	s.showConfirm(w, r, status, d)
+	return nil
+}
+
 func (s *Server) passkeyRemove(w http.ResponseWriter, r *http.Request, m me) error {
+	if !confirmed(r) {
+		return s.confirmPasskeyRemoval(w, r, m, http.StatusOK, nil)
+	}
 	if err := s.confirmIdentity(r, m); err != nil {
-		return s.passkeyFailed(w, r, m, err, passkeyInput{})
+		if account.ErrorCode(err) == account.Internal {
+			return err
+		}
+		return s.confirmPasskeyRemoval(w, r, m, statusFor(account.ErrorCode(err)), err)
 	}
 	if err := s.acct.DeletePasskey(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.passkeyFailed(w, r, m, err, passkeyInput{})
@@ -188,7 +230,8 @@ func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	lang := pickLanguage(r, locale)
 	code := account.ErrorCode(err)
-	body := map[string]string{"error": string(code), "message": translate(lang, account.ErrorMessage(err))}
+	body := map[string]string{"error": string(code), "message": errorText(lang, err)}
+	setRetryAfter(w, err)
 	if code == account.Internal {
 		ref := newRef()
 		s.log.ErrorContext(r.Context(), "passkey request failed", "path", r.URL.Path, "err", err, "ref", ref)

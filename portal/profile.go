@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"maps"
+	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -20,7 +24,7 @@ import (
 func (s *Server) registerProfileRoutes(r *mux.Router) {
 	r.Handle("/profile", s.withUser(s.profilePage)).Methods(http.MethodGet)
 	r.Handle("/profile", s.withUser(s.profileSubmit)).Methods(http.MethodPost)
-	r.Handle("/profile/avatar", s.withUser(s.avatarUpload)).Methods(http.MethodPost)
+	r.Handle("/profile/avatar", s.withUpload("avatar", account.MaxAvatarBytes, s.avatarUpload)).Methods(http.MethodPost)
 	r.Handle("/profile/avatar/remove", s.withUser(s.avatarRemove)).Methods(http.MethodPost)
 	r.Handle("/profile/custom-data", s.withUser(s.customDataSubmit)).Methods(http.MethodPost)
 	// Public: apps show it through the picture claim.
@@ -176,17 +180,108 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	return nil
 }
 
-func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me) error {
-	file, _, err := r.FormFile("avatar")
-	if err != nil {
+// upload is a multipart form as withUpload read it: its text fields went
+// to r.PostForm, its file is here.
+type upload struct {
+	File     []byte
+	HasFile  bool
+	TooLarge bool // the file or the request was over its limit; reading stopped there
+}
+
+// maxUploadField bounds each text field of an upload form (the CSRF token).
+const maxUploadField = 4 << 10
+
+// withUpload is withUser for a form with one file, read part by part
+// instead of by ParseMultipartForm: a file over maxFile stops the reading
+// right there (the rest of the body is never read) and the handler still
+// runs, to show its own page with the message, like any other refused
+// upload. The form's text fields come before the file in a browser's post,
+// so the CSRF check of withUser sees the token either way.
+func (s *Server) withUpload(field string, maxFile int64, h func(w http.ResponseWriter, r *http.Request, m me, up upload) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var (
+			up      upload
+			readErr error
+		)
+		// Nobody's upload is read before we know someone is signed in.
+		if _, u := s.currentUser(r); u != nil {
+			up, readErr = readUpload(r, field, maxFile)
+		}
+		s.withUser(func(w http.ResponseWriter, r *http.Request, m me) error {
+			if readErr != nil {
+				return readErr
+			}
+			return h(w, r, m, up)
+		}).ServeHTTP(w, r)
+	})
+}
+
+var errFormUnreadable = account.Errorf(account.Invalid, "The form could not be read.")
+
+// readUpload reads a multipart/form-data body: text fields into r.PostForm
+// and r.Form (so nothing parses the body again), the file named field up
+// to maxFile bytes. Over a limit (the file's, a field's, or the request's
+// from ServeHTTP) it stops reading and reports TooLarge.
+func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
+	values := url.Values{}
+	r.PostForm, r.MultipartForm = values, &multipart.Form{Value: values}
+	defer func() {
+		// As ParseForm does: the body's values first, then the query's.
+		r.Form = r.URL.Query()
+		for k, v := range values {
+			r.Form[k] = slices.Concat(v, r.Form[k])
+		}
+	}()
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
+		return upload{}, errFormUnreadable
+	}
+	var up upload
+	tooLarge := func(err error) bool {
+		var mbe *http.MaxBytesError
+		return errors.As(err, &mbe)
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return up, nil
+		}
+		if err != nil {
+			if tooLarge(err) {
+				up.TooLarge = true
+				return up, nil
+			}
+			return up, errFormUnreadable
+		}
+		limit := int64(maxUploadField)
+		isFile := part.FormName() == field
+		if isFile {
+			limit = maxFile
+		}
+		data, err := io.ReadAll(io.LimitReader(part, limit+1))
+		switch {
+		case tooLarge(err) || int64(len(data)) > limit:
+			up.TooLarge = true
+			return up, nil
+		case err != nil:
+			return up, errFormUnreadable
+		case isFile:
+			up.File, up.HasFile = data, part.FileName() != "" || len(data) > 0
+		case part.FileName() == "":
+			values.Add(part.FormName(), string(data))
+		}
+	}
+}
+
+func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me, up upload) error {
+	if up.TooLarge {
+		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "The image is too large: at most 1 MiB."))
+	}
+	if !up.HasFile {
 		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "Choose an image file to upload."))
 	}
-	defer file.Close()
-	data, err := io.ReadAll(io.LimitReader(file, account.MaxAvatarBytes+1))
-	if err != nil {
-		return s.avatarFailed(w, r, m, errTooLarge)
-	}
-	if err := s.acct.SetAvatar(r.Context(), m.User.ID, data); err != nil {
+	if err := s.acct.SetAvatar(r.Context(), m.User.ID, up.File); err != nil {
 		return s.avatarFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)

@@ -22,6 +22,10 @@ func (s *Server) registerSecurityRoutes(r *mux.Router) {
 	r.Handle("/security/totp/disable", s.withUser(s.totpDisable)).Methods(http.MethodPost)          // password always
 	r.Handle("/security/recovery-codes", s.withUser(s.recoveryRegenerate)).Methods(http.MethodPost) // confirmIdentity
 	r.Handle("/security/devices/forget", s.withUser(s.deviceForget)).Methods(http.MethodPost)
+	// Pages to come back to: the codes are shown once, in answer to a post;
+	// a reload or a bookmark lands on a page that says so and offers new ones.
+	r.Handle("/security/recovery-codes", s.withUser(s.recoveryCodesPage)).Methods(http.MethodGet)
+	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirmed)).Methods(http.MethodGet)
 }
 
 type deviceView struct {
@@ -59,7 +63,7 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 	}
 	devices, _ := s.acct.ListTrustedDevices(r.Context(), u)
 	for _, c := range devices {
-		d.Devices = append(d.Devices, deviceView{ID: c.ID, Name: account.DeviceName(c.UserAgent), IP: c.LastIP,
+		d.Devices = append(d.Devices, deviceView{ID: c.ID, Name: deviceName(d.Lang, c.UserAgent), IP: c.LastIP,
 			FirstSeen: formatTime(c.CreatedAt.UTC().Format(time.RFC3339), u.Zoneinfo), LastSeen: formatTime(c.LastUsedAt.UTC().Format(time.RFC3339), u.Zoneinfo)})
 	}
 	keys, _ := s.acct.Passkeys(r.Context(), u.ID)
@@ -96,7 +100,7 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 		return err
 	}
 	d := s.securityView(r, m)
-	d.Error = translate(d.Lang, account.ErrorMessage(err))
+	d.Error = errorText(d.Lang, err)
 	// The one policy message with a number: translated by its format.
 	if minLen := fmt.Sprintf(passwordTooShort, d.MinLength); account.ErrorMessage(err) == minLen {
 		d.Error = translate(d.Lang, passwordTooShort, d.MinLength)
@@ -154,6 +158,10 @@ func (s *Server) showRecoveryCodes(w http.ResponseWriter, r *http.Request, m me,
 }
 
 func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, m me) error {
+	if account.HasTOTP(m.User) {
+		// The form again: a reload of the page that showed the codes.
+		return s.totpConfirmed(w, r, m)
+	}
 	// Checked again here: a session that is no longer recent must not turn
 	// on an enrolment someone else began and left on the page.
 	if err := s.confirmIdentity(r, m); err != nil {
@@ -174,9 +182,69 @@ func (s *Server) totpDisable(w http.ResponseWriter, r *http.Request, m me) error
 	return nil
 }
 
+// totpConfirmed is where the set-up's address leads once the app is on: to
+// the page about recovery codes (they were shown once), or back to the
+// set-up when it is not finished.
+func (s *Server) totpConfirmed(w http.ResponseWriter, r *http.Request, m me) error {
+	q := url.Values{}
+	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
+		q.Set("return_to", rt)
+	}
+	target, fragment := "/security", "#totp"
+	if account.HasTOTP(m.User) {
+		target, fragment = "/security/recovery-codes", ""
+		q.Set("done", "totp")
+	}
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	http.Redirect(w, r, target+fragment, http.StatusSeeOther)
+	return nil
+}
+
+// recoveryCodesPage says what became of the recovery codes (shown once,
+// so never again) and offers new ones: it is the confirmation page of
+// making new codes, which makes the old ones stop working.
+func (s *Server) recoveryCodesPage(w http.ResponseWriter, r *http.Request, m me) error {
+	return s.confirmNewRecoveryCodes(w, r, m, http.StatusOK, nil)
+}
+
+func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, status int, failure error) error {
+	if !account.HasTOTP(m.User) {
+		http.Redirect(w, r, "/security#totp", http.StatusSeeOther)
+		return nil
+	}
+	d := &confirmData{base: s.base(r, &m.User, "Recovery codes"), Action: "/security/recovery-codes", Cancel: "/security",
+		NeedsPassword: !s.acct.RecentlyAuthenticated(m.Session)}
+	d.Nav = "security"
+	d.Heading = d.Title
+	if r.FormValue("done") == "totp" {
+		// After the set-up: a page to leave, not a question to cancel.
+		d.Notice = translate(d.Lang, "Two-factor authentication with your authenticator app is on.")
+		d.CancelLabel = translate(d.Lang, "Back to Security")
+	}
+	d.Message = translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
+	d.Button = translate(d.Lang, "Make new recovery codes")
+	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
+		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})
+		d.Cancel, d.CancelLabel = rt, translate(d.Lang, "Continue")
+	}
+	if failure != nil {
+		d.Error = translate(d.Lang, account.ErrorMessage(failure))
+	}
+	s.showConfirm(w, r, status, d)
+	return nil
+}
+
 func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me) error {
+	if !confirmed(r) {
+		return s.confirmNewRecoveryCodes(w, r, m, http.StatusOK, nil)
+	}
 	if err := s.confirmIdentity(r, m); err != nil {
-		return s.securityFailed(w, r, m, err)
+		if account.ErrorCode(err) == account.Internal {
+			return err
+		}
+		return s.confirmNewRecoveryCodes(w, r, m, statusFor(account.ErrorCode(err)), err)
 	}
 	codes, err := s.acct.RegenerateRecoveryCodes(r.Context(), m.User)
 	if err != nil {

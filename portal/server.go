@@ -218,7 +218,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = max(limit, avatarBodyLimit)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost && browserNavigation(r) {
 		w = s.handOver(w, r)
 	}
 	s.handler.ServeHTTP(w, r)
@@ -285,7 +285,8 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 			s.errorPage(w, r, status, "Something went wrong", account.ErrorMessage(nil), ref)
 			return
 		}
-		s.errorPage(w, r, status, headingFor(status), account.ErrorMessage(err), "")
+		setRetryAfter(w, err)
+		s.errorPage(w, r, status, headingFor(status), errorText(pickLanguage(r, ""), err), "")
 	})
 }
 

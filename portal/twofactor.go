@@ -71,6 +71,16 @@ func (s *Server) pendingSecondFactor(r *http.Request) (string, bool) {
 // deviceCookie names the cookie of a remembered device.
 func (s *Server) deviceCookie() string { return s.opts.CookieName + "_device" }
 
+// deviceProof is this browser's remembered-device cookie ("" when none).
+// The password step passes it on: a device remembered for the account is
+// not held back by the account-wide wait that failures elsewhere caused.
+func (s *Server) deviceProof(r *http.Request) string {
+	if c, err := r.Cookie(s.deviceCookie()); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
 // owesSecondFactor tells whether u must show a second factor in this
 // browser after a password.
 func (s *Server) owesSecondFactor(r *http.Request, u storage.User) (bool, error) {
@@ -239,7 +249,8 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {
-			return s.showTwoFactor(w, r, p, account.ErrorMessage(err), statusFor(c))
+			setRetryAfter(w, err)
+			return s.showTwoFactor(w, r, p, errorText(pickLanguage(r, u.Locale), err), statusFor(c))
 		}
 		return err
 	}

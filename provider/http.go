@@ -142,6 +142,11 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
 			}
 		}
+		if postOnly(path) {
+			// A client secret refused by the throttle comes back through
+			// the context (clientauth.go).
+			r = r.WithContext(withClientAuthNote(r.Context()))
+		}
 		if path == "/oauth/introspect" {
 			secretInBodyAsBasic(r)
 			if p.introspectRefreshToken(w, r) {
@@ -166,6 +171,10 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		if path == "/oauth/token" && r.PostForm.Get("grant_type") == string(oidc.GrantTypeCode) {
 			clientID, err := p.authenticateCodeClient(r)
+			if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+				writeThrottled(w, refused)
+				return
+			}
 			if err != nil {
 				rec := newRecorder()
 				op.RequestError(rec, r, err, nil)
@@ -176,6 +185,10 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)
+		if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+			writeThrottled(w, refused)
+			return
+		}
 		p.finish(w, r, path, rec)
 	})
 }

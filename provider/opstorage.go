@@ -17,6 +17,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
 
 // Store is the part of storage the provider needs.
@@ -51,6 +52,7 @@ type opStorage struct {
 	issuer   string
 	now      func() time.Time
 	log      *slog.Logger
+	throttle *throttle.Limiter // client secrets; nil: none
 	// tokens seals a refresh token for its reuse grace.
 	tokens *tokenCrypto
 	// pending bounds the authorization requests waiting for a sign-in.
@@ -553,21 +555,23 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 
 func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (storage.Client, error) {
 	c, err := s.getClient(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		// Spend the same hash as a real check so a miss is not faster.
-		account.SecretMatches(secret, "")
-		return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, s.internal(ctx, "load client", err)
 	}
-	if c.Public || !account.SecretMatches(secret, c.SecretHash) {
-		return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
+	// Throttled, counted and logged in clientauth.go.
+	if err := s.checkClientSecret(ctx, id, secret, clientRecord{found: err == nil, public: c.Public, secretHash: c.SecretHash}); err != nil {
+		return storage.Client{}, err
 	}
 	return c, nil
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	if done, ok := codeClientFrom(ctx); ok && done == id {
+		// A code exchange whose client the middleware authenticated
+		// (authenticateCodeClient), from the same credentials: one request
+		// is one check, and one attempt for the throttle.
+		return nil
+	}
 	_, err := s.authenticateClient(ctx, id, secret)
 	return err
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
 
 // Options configure a Provider.
@@ -58,6 +59,10 @@ type Options struct {
 	// OwnsRequest tells whether the browser making r started authorization
 	// request id. The code is handed out only to that browser.
 	OwnsRequest func(r *http.Request, id string) bool
+	// Throttle limits client-secret guesses (per client and address, and
+	// per address); nil checks secrets unthrottled. It is the account
+	// service's, so an address's failures count the same on both sides.
+	Throttle *throttle.Limiter
 	// PendingSignIns bounds the authorization requests waiting for a
 	// sign-in, per client address and in all ([limits] in config.toml).
 	PendingSignIns storage.PendingLimits
@@ -122,6 +127,7 @@ func New(o Options) (*Provider, error) {
 		issuer:   o.Issuer,
 		now:      o.Now,
 		log:      o.Logger,
+		throttle: o.Throttle,
 		tokens:   tokens,
 		pending:  o.PendingSignIns,
 	}

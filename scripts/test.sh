@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 
 # External servers the integration tests drive: OpenLDAP's slapd, Chromium
 # (for the browser tests), nginx and Caddy (reverse proxies in front of
-# Keyport), from Debian's packages.
+# Keyport) and fail2ban (whose fail2ban-regex checks the shipped filter),
+# from Debian's packages.
 missing=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+command -v fail2ban-regex >/dev/null 2>&1 || missing+=(fail2ban)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""

@@ -527,6 +527,49 @@ type Settings interface {
 	PutSetting(ctx context.Context, name string, value []byte) error
 }
 
+// Throttle is the recent failures of one throttled key: an account, a
+// client address, an account from one address, a client from one address.
+// Package throttle decides what the fields mean; the store keeps them
+// durably (so throttling survives restarts and is shared by replicas) and
+// forgets the record at ExpiresAt.
+type Throttle struct {
+	Key string `json:"key"`
+	// Failures are the times of recent failures, oldest first; the store
+	// keeps at most MaxThrottleFailures of them (the newest).
+	Failures []time.Time `json:"failures,omitempty"`
+	// Rounds counts the waits imposed since the key was last forgiven.
+	Rounds int `json:"rounds,omitempty"`
+	// LockedUntil: attempts are refused until then.
+	LockedUntil time.Time `json:"locked_until,omitempty"`
+	// ExpiresAt is when the record stops mattering; the store forgets it then.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// MaxThrottleFailures bounds the failure times one Throttle record keeps.
+const MaxThrottleFailures = 1000
+
+// MaxThrottleKey bounds the length of a Throttle's key, in bytes. Keys are
+// built from what attackers send (login names, client IDs): the builder
+// hashes long parts, and the store refuses longer keys.
+const MaxThrottleKey = 256
+
+// Empty tells whether the record holds nothing worth keeping.
+func (t Throttle) Empty() bool {
+	return len(t.Failures) == 0 && t.Rounds == 0 && t.LockedUntil.IsZero()
+}
+
+// Throttles persists throttle records.
+type Throttles interface {
+	// GetThrottles returns the live records of keys, in the same order; a
+	// key with no live record gets a zero Throttle with only Key set.
+	GetThrottles(ctx context.Context, keys ...string) ([]Throttle, error)
+	// UpdateThrottles applies fn to the record of each key (a zero one with
+	// Key set when there is none) and stores the results, all in one
+	// transaction; an error from fn changes nothing. A result that is
+	// Empty or already expired is deleted. fn may not change Key.
+	UpdateThrottles(ctx context.Context, keys []string, fn func(Throttle) (Throttle, error)) error
+}
+
 // SweepReport counts what Sweep removed.
 type SweepReport struct {
 	AuthRequests  int
@@ -536,6 +579,7 @@ type SweepReport struct {
 	OneTimeTokens int
 	LoginAttempts int
 	Credentials   int
+	Throttles     int
 }
 
 // Store is every record kind together. Consumers should accept the narrow
@@ -554,6 +598,7 @@ type Store interface {
 	OneTimeTokens
 	LoginAttempts
 	Settings
+	Throttles
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)

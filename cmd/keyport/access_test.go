@@ -569,10 +569,10 @@ func TestActivityPage(t *testing.T) {
 	if n := strings.Count(p.Body, "Go HTTP client"); n < 2 {
 		t.Errorf("sessions listed: %d", n)
 	}
-	if r := b.post(srv.URL+"/security/activity/signout-everywhere", url.Values{}); r.Status != http.StatusForbidden {
+	if r := b.post(srv.URL+"/security/activity/signout-everywhere", url.Values{"confirm": {"yes"}}); r.Status != http.StatusForbidden {
 		t.Errorf("sign out everywhere without CSRF: %d", r.Status)
 	}
-	r := postPage(b, p, "/security/activity/signout-everywhere", url.Values{})
+	r := postPage(b, p, "/security/activity/signout-everywhere", url.Values{"confirm": {"yes"}})
 	if !isLoginPage(r) {
 		t.Errorf("after signing out everywhere: %s", r.URL)
 	}

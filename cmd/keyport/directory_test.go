@@ -408,13 +408,15 @@ func TestAdminAddsDirectory(t *testing.T) {
 	if r := postPage(pb, pp, "/admin/directories/new", form); r.Status != http.StatusForbidden {
 		t.Errorf("non-admin add: %d", r.Status)
 	}
-	if r := postPage(pb, pp, "/admin/directories/branch/delete", url.Values{}); r.Status != http.StatusForbidden {
+	if r := postPage(pb, pp, "/admin/directories/branch/delete", url.Values{"confirm": {"yes"}}); r.Status != http.StatusForbidden {
 		t.Errorf("non-admin delete: %d", r.Status)
 	}
 	// Removed: its users can no longer sign in through it.
 	b2 := newBrowser(t)
 	signInPortal(t, srv, b2, "root")
-	postPage(b2, b2.get(srv.URL+"/admin/directories"), "/admin/directories/branch/delete", url.Values{})
+	if r := postPage(b2, b2.get(srv.URL+"/admin/directories"), "/admin/directories/branch/delete", url.Values{"confirm": {"yes"}}); r.Status != http.StatusOK || r.URL.Query().Get("done") != "removed" {
+		t.Errorf("remove the directory: %d at %s", r.Status, r.URL)
+	}
 	lb := newBrowser(t)
 	if lp := lb.submit(lb.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}}); lp.Status != http.StatusUnauthorized {
 		t.Errorf("sign-in through a removed directory: %d", lp.Status)

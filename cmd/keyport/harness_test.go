@@ -205,6 +205,10 @@ type browser struct {
 	t       *testing.T
 	client  *http.Client
 	visited []string // every URL a redirect led to
+	// navigates: send Fetch Metadata as a browser's navigation does
+	// (Sec-Fetch-Mode: navigate), so the portal treats form posts as a
+	// browser's; without it the client is a script.
+	navigates bool
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -235,6 +239,10 @@ type page struct {
 
 func (b *browser) do(req *http.Request) page {
 	b.t.Helper()
+	if b.navigates {
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		req.Header.Set("Sec-Fetch-Dest", "document")
+	}
 	for hops := 0; ; hops++ {
 		resp, err := b.client.Do(req)
 		if err != nil {

@@ -115,7 +115,14 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		TrustedDeviceLifetime: cfg.Accounts.TrustedDeviceLifetime.Duration,
 		RecentAuth:            cfg.Accounts.RecentAuth.Duration,
 
-		MinPasswordScore: cfg.Password.MinScore,
+		MinPasswordScore:           cfg.Password.MinScore,
+		MaxLoginAttemptsPerAddress: cfg.Limits.MaxLoginAttemptsPerAddress,
+		AccountLockoutFailures:     cfg.Limits.AccountLockoutFailures,
+		AccountLockoutWait:         cfg.Limits.AccountLockoutWait.Duration,
+		AccountLockoutMaxWait:      cfg.Limits.AccountLockoutMaxWait.Duration,
+		AccountLockoutReset:        cfg.Limits.AccountLockoutReset.Duration,
+		HashConcurrency:            cfg.Limits.PasswordHashConcurrency,
+		HashQueue:                  hashQueue(cfg.Limits.PasswordHashQueue),
 	}, now, log)
 	if err != nil {
 		m.db.Close()
@@ -136,6 +143,15 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		return nil, err
 	}
 	return m, nil
+}
+
+// hashQueue maps password_hash_queue (0: no waiting) onto the account
+// policy, where 0 means the default.
+func hashQueue(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func staticClients(cs []config.Client) ([]storage.Client, error) {
@@ -239,6 +255,7 @@ func (m *Main) load() error {
 		LogoutPrompt: m.Portal.LogoutPrompt,
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
+		Throttle:     m.Accounts.Throttle(),
 
 		PendingSignIns: storage.PendingLimits{
 			PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,

@@ -354,17 +354,17 @@ func TestPasskeyRegisterAndManage(t *testing.T) {
 		t.Errorf("add with the password: %d %v", status, body)
 	}
 	for _, pw := range []string{"", "wrong password!"} {
-		if r := postPage(b, page, "/security/passkeys/remove", url.Values{"id": {id}, "confirm_password": {pw}}); r.Status != http.StatusBadRequest {
+		if r := postPage(b, page, "/security/passkeys/remove", url.Values{"id": {id}, "confirm_password": {pw}, "confirm": {"yes"}}); r.Status != http.StatusBadRequest {
 			t.Errorf("remove with password %q: %d", pw, r.Status)
 		}
 	}
 	if n := len(srv.passkeys(alice.ID)); n != 3 {
 		t.Fatalf("refused removals removed passkeys: %d left", n)
 	}
-	if r := postPage(b, page, "/security/passkeys/remove", url.Values{"id": {id}, "confirm_password": {testPassword}}); r.Status != http.StatusOK || !strings.Contains(r.Body, "The passkey was removed.") {
+	if r := postPage(b, page, "/security/passkeys/remove", url.Values{"id": {id}, "confirm_password": {testPassword}, "confirm": {"yes"}}); r.Status != http.StatusOK || !strings.Contains(r.Body, "The passkey was removed.") {
 		t.Errorf("remove: %d %s", r.Status, truncateBody(r.Body))
 	}
-	if r := postPage(b, page, "/security/passkeys/remove", url.Values{"id": {id}, "confirm_password": {testPassword}}); r.Status != http.StatusNotFound {
+	if r := postPage(b, page, "/security/passkeys/remove", url.Values{"id": {id}, "confirm_password": {testPassword}, "confirm": {"yes"}}); r.Status != http.StatusNotFound {
 		t.Errorf("remove twice: %d", r.Status)
 	}
 	if ks := srv.passkeys(alice.ID); len(ks) != 2 || slices.ContainsFunc(ks, func(c storage.Credential) bool { return c.ID == id }) {

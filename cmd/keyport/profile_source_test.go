@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"html"
 	"strings"
 	"testing"
 
@@ -10,18 +9,17 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// profileFieldText is the text of the profile page's row for field key,
-// from its element to the next row.
+// profileFieldText is the text of the profile page's row for field key:
+// the .profile-field element that holds the field's label.
 func profileFieldText(t *testing.T, body, key string) string {
 	t.Helper()
-	_, row, ok := strings.Cut(body, `id="f-`+key+`"`)
-	if !ok {
-		t.Fatalf("the profile page has no field %s", key)
+	for _, row := range parsePage(t, body).all("div", "class", "profile-field") {
+		if _, ok := row.first("label", "for", "f-"+key); ok {
+			return row.text()
+		}
 	}
-	if end := strings.Index(row, `class="profile-field`); end >= 0 {
-		row = row[:end]
-	}
-	return html.UnescapeString(row)
+	t.Fatalf("the profile page has no field %s", key)
+	return ""
 }
 
 // The profile page names the upstream provider (by its display name) as

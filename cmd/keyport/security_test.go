@@ -366,7 +366,7 @@ func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
 	if !strings.Contains(p.Body, "Recovery codes left: 10") {
 		t.Errorf("security page does not count the recovery codes")
 	}
-	fresh := postPage(b, p, "/security/recovery-codes", url.Values{})
+	fresh := postPage(b, p, "/security/recovery-codes", url.Values{"confirm": {"yes"}})
 	got := recoveryCodePattern.FindAllStringSubmatch(fresh.Body, -1)
 	if fresh.Status != http.StatusOK || len(got) != account.RecoveryCodeCount {
 		t.Fatalf("new recovery codes: %d, %d codes", fresh.Status, len(got))

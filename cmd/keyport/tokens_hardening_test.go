@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -235,15 +236,19 @@ func TestUnknownClientAtTokenEndpoints(t *testing.T) {
 		}
 		return "/oauth/token"
 	}
+	// Each unknown client has a name of its own, so the failures stay below
+	// the client-secret throttle (max_login_attempts per client and address).
+	unknown := 0
+	nobody := func() string { unknown++; return fmt.Sprintf("nobody-%d", unknown) }
 	for name, form := range forms {
 		for _, cred := range []struct {
 			how        string
 			user, pass string
 			body       url.Values
 		}{
-			{"unknown client, Basic", "nobody", "some-secret-value-123", nil},
-			{"unknown client, in the body", "", "", url.Values{"client_id": {"nobody"}, "client_secret": {"some-secret-value-123"}}},
-			{"unknown client, no secret", "", "", url.Values{"client_id": {"nobody"}}},
+			{"unknown client, Basic", nobody(), "some-secret-value-123", nil},
+			{"unknown client, in the body", "", "", url.Values{"client_id": {nobody()}, "client_secret": {"some-secret-value-123"}}},
+			{"unknown client, no secret", "", "", url.Values{"client_id": {nobody()}}},
 			{"known client, wrong secret", app.ID, "not-the-secret-0123456789", nil},
 		} {
 			f := cloneForm(form)
@@ -416,5 +421,32 @@ func TestRefreshReuseGraceOff(t *testing.T) {
 	status, _, body = app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}}, true)
 	if status != 400 || body["error"] != "invalid_grant" {
 		t.Errorf("the family after a reuse without a grace: %d %v", status, body)
+	}
+}
+
+// The code grant's client is authenticated before the code is looked at,
+// through the same client-secret throttle as the other grants: wrong
+// secrets from one address end in 429 there, and none of it spends the
+// code, which its app then redeems from its own address.
+func TestCodeGrantClientThrottled(t *testing.T) {
+	srv := startServer(t, "", nil)
+	app := offlineApp(t, srv)
+	code, verifier := app.signIn(newBrowser(t), "gus")
+	exchange := func(from, secret string) (int, http.Header, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader(negCodeForm(code, app.RedirectURI, verifier).Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(app.ID), url.QueryEscape(secret))
+		return doJSONWith(t, browserFrom(t, from).client, req)
+	}
+	for i := range 10 {
+		if status, _, body := exchange("127.0.0.5", fmt.Sprintf("wrong-secret-%02d-0123456789", i)); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Fatalf("wrong secret %d: %d %v", i+1, status, body)
+		}
+	}
+	if status, h, body := exchange("127.0.0.5", app.Secret); status != http.StatusTooManyRequests || retryAfter(h) <= 0 {
+		t.Fatalf("the right secret from the throttled address: %d %v %v", status, h, body)
+	}
+	if status, _, body := exchange("127.0.0.6", app.Secret); status != http.StatusOK || body["access_token"] == nil {
+		t.Fatalf("the app's exchange from its own address: %d %v", status, body)
 	}
 }

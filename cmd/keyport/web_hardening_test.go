@@ -191,6 +191,7 @@ func TestFormActionPolicy(t *testing.T) {
 
 	// Pages of an app's sign-in: password, consent, second step.
 	b := newBrowser(t)
+	b.navigates = true
 	p := app.authorize(b, "st-1")
 	selfOnly("sign-in page of a request", p)
 	p = b.submit(p, "/login", url.Values{"login": {"pia"}, "password": {testPassword}})
@@ -208,25 +209,42 @@ func TestFormActionPolicy(t *testing.T) {
 		t.Errorf("the deny did not go through the hand-over page: %v", b.visited)
 	}
 
-	// Without following: the answer to the sign-in form is the hand-over
-	// page, not a redirect, and it leads to the provider's callback.
-	raw := newBrowser(t)
-	raw.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	lp := raw.get(srv.URL + "/authorize?" + url.Values{"client_id": {"fp"}, "redirect_uri": {"https://fp.example:8443/cb?tenant=7"}, "response_type": {"code"}, "scope": {"openid"}, "state": {"st-2"}, "response_mode": {"form_post"}}.Encode())
-	if lp.Status != http.StatusFound {
-		t.Fatalf("authorize: %d", lp.Status)
+	// Without following: the answer to a browser's sign-in form is the
+	// hand-over page, not a redirect, and it leads to the provider's
+	// callback. A client that is no browser (no Fetch Metadata) gets the
+	// redirect RFC 6749 describes.
+	var raw *browser
+	signInForm := func(navigate bool) *http.Response {
+		t.Helper()
+		raw = newBrowser(t)
+		raw.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		lp := raw.get(srv.URL + "/authorize?" + url.Values{"client_id": {"fp"}, "redirect_uri": {"https://fp.example:8443/cb?tenant=7"}, "response_type": {"code"}, "scope": {"openid"}, "state": {"st-2"}, "response_mode": {"form_post"}}.Encode())
+		if lp.Status != http.StatusFound {
+			t.Fatalf("authorize: %d", lp.Status)
+		}
+		loginURL, _ := lp.URL.Parse(lp.Location)
+		lp = raw.get(loginURL.String())
+		form := formFields(lp.Body)
+		form.Set("login", "pia")
+		form.Set("password", testPassword)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if navigate {
+			req.Header.Set("Sec-Fetch-Mode", "navigate")
+		}
+		resp, err := raw.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
-	loginURL, _ := lp.URL.Parse(lp.Location)
-	lp = raw.get(loginURL.String())
-	form := formFields(lp.Body)
-	form.Set("login", "pia")
-	form.Set("password", testPassword)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := raw.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	scripted := signInForm(false)
+	scripted.Body.Close()
+	if scripted.StatusCode/100 != 3 || !strings.HasPrefix(scripted.Header.Get("Location"), srv.URL+"/authorize/callback?id=") || scripted.Header.Get("Refresh") != "" {
+		t.Errorf("answer to a script's sign-in form: %d Location %q Refresh %q, want the redirect to the callback",
+			scripted.StatusCode, scripted.Header.Get("Location"), scripted.Header.Get("Refresh"))
 	}
+	resp := signInForm(true)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	refresh := resp.Header.Get("Refresh")
@@ -271,9 +289,10 @@ func TestFormActionPolicy(t *testing.T) {
 
 	// Between portal pages a form's answer stays a redirect.
 	noFollow := &http.Client{Jar: pb.client.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	form = url.Values{"csrf_token": {formFields(profile.Body).Get("csrf_token")}, "given_name": {"Pia"}}
-	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/profile", strings.NewReader(form.Encode()))
+	form := url.Values{"csrf_token": {formFields(profile.Body).Get("csrf_token")}, "given_name": {"Pia"}}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/profile", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
 	if resp, err := noFollow.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Refresh") != "" {
 		t.Errorf("profile save: %v %v", resp, err)
 	} else {

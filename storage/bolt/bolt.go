@@ -263,6 +263,7 @@ var (
 	// connection NUL external user ID → user ID
 	bUsersByIdentity = []byte("users_by_identity")
 	bDirectories     = []byte("directories")    // directory ID → Directory
+	bThrottles       = []byte("throttles")      // throttle key → Throttle
 	kSchemaVersion   = []byte("schema_version") // in bMeta, decimal
 	emptyValue       = []byte{}
 
@@ -270,7 +271,7 @@ var (
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bAuthRequestsByOrigin}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles}
 )
 
 // bAuthRequestsByOrigin indexes the flow file's requests by origin, oldest
@@ -296,6 +297,7 @@ const (
 	expRedeemedCode byte = 'c'
 	expLoginAttempt byte = 'l' // keyed by attempt time; swept after loginAttemptsAge
 	expCredential   byte = 'k'
+	expThrottle     byte = 'r'
 	expRefreshGrace byte = 'g' // keyed by refresh token hash; drops its sealed value
 )
 
@@ -327,6 +329,10 @@ var migrations = []func(tx *bbolt.Tx) error{
 	},
 	3: func(tx *bbolt.Tx) error { // directories added on the admin page
 		_, err := tx.CreateBucketIfNotExists(bDirectories)
+		return err
+	},
+	4: func(tx *bbolt.Tx) error { // durable sign-in throttling
+		_, err := tx.CreateBucketIfNotExists(bThrottles)
 		return err
 	},
 }

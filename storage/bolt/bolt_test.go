@@ -334,6 +334,15 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		}
 		return nil
 	})
+	_ = b(bThrottles).ForEach(func(k, _ []byte) error {
+		var th storage.Throttle
+		get(bThrottles, string(k), &th)
+		if th.Key != string(k) || th.Empty() || len(th.Failures) > storage.MaxThrottleFailures {
+			fail("throttle %q stored under %q: %+v", th.Key, k, th)
+		}
+		wantExpiry(expThrottle, th.ExpiresAt, string(k))
+		return nil
+	})
 	for k := range expiries {
 		fail("stray expiry entry %q", k)
 	}

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Credentials", credentialTests},
 		{"Identities", identityTests},
 		{"Directories", directoryTests},
+		{"Throttles", throttleTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}

@@ -1,0 +1,131 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
+)
+
+// Throttle is the limiter every guessable secret goes through; the provider
+// uses it for client secrets, so both sides share one view of an address.
+func (s *Service) Throttle() *throttle.Limiter { return s.limiter }
+
+// throttlePolicy turns the account policy into the throttle's.
+func throttlePolicy(p Policy) throttle.Policy {
+	return throttle.Policy{
+		AccountAddress: throttle.Window{Limit: p.MaxLoginAttempts, Window: p.LoginWindow},
+		Address:        throttle.Window{Limit: p.MaxLoginAttemptsPerAddress, Window: p.LoginWindow},
+		Account: throttle.Backoff{
+			Failures: p.AccountLockoutFailures, Wait: p.AccountLockoutWait,
+			MaxWait: p.AccountLockoutMaxWait, Reset: p.AccountLockoutReset,
+		},
+	}
+}
+
+// subject is how the throttle knows the person behind a login name: the
+// account when there is one, else the name itself, so names that exist and
+// names that do not are throttled alike.
+func subject(u storage.User, known bool, login string) throttle.Subject {
+	if known {
+		return throttle.User(u.ID)
+	}
+	return throttle.Name(normalizeLogin(login))
+}
+
+// Messages of refused attempts; the HTTP layers add how long to wait.
+const (
+	msgTooManySignIns = "Too many failed sign-in attempts."
+	msgTooManyCodes   = "Too many wrong codes."
+	msgTooManyTokens  = "Too many failed attempts."
+)
+
+// refused turns a reservation's error into the answer: RateLimited with
+// the wait for a throttled attempt, Internal for anything else.
+func (s *Service) refused(ctx context.Context, err error, message, method, login, ip string) error {
+	var r *throttle.Refused
+	if errors.As(err, &r) {
+		// Every refusal at WARN would let an attacker fill the log; the
+		// failures before it and the trip are there already.
+		s.log.DebugContext(ctx, "sign-in refused: throttled", "client_ip", ip, "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
+		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
+	}
+	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+}
+
+// failed ends a reservation as a failure: it is counted, logged (with any
+// limit it reached) and recorded in the history.
+func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a storage.LoginAttempt, reason string) {
+	trips, err := res.Fail(ctx)
+	if err != nil {
+		s.log.ErrorContext(ctx, "count failed sign-in", "err", err)
+	}
+	s.logFailure(ctx, a.Method, a.Login, a.IP, reason)
+	for _, t := range trips {
+		args := []any{"client_ip", a.IP, "method", a.Method, "login", LogName(a.Login), "limit", t.Scope, "retry_after", t.For}
+		if t.Round > 0 {
+			args = append(args, "round", t.Round)
+		}
+		s.log.WarnContext(ctx, "sign-in throttled", args...)
+	}
+	a.Reason = reason
+	s.record(ctx, a)
+}
+
+// logFailure writes the one line per failed sign-in that operators and
+// fail2ban read (docs/fail2ban). Its shape is stable: the fixed message,
+// then the client address, then what the caller sent. The address comes
+// before anything a caller chooses, so a login name such as
+// `x client_ip=192.0.2.1` can never stand where a filter looks for the
+// address.
+func (s *Service) logFailure(ctx context.Context, method, login, ip, reason string) {
+	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "method", method, "login", LogName(login), "reason", reason)
+}
+
+// maxLoggedLogin bounds a login name in the log, in characters.
+const maxLoggedLogin = 64
+
+// LogName is a name as typed (a login name, a client ID), fit for a log
+// line: control and format characters (newlines, escapes, direction
+// overrides) removed, and at most maxLoggedLogin characters, with "…" when
+// it was longer.
+func LogName(login string) string {
+	cut := false
+	if len(login) > 4*maxLoggedLogin {
+		login, cut = login[:4*maxLoggedLogin], true // enough bytes for maxLoggedLogin characters
+	}
+	if !utf8.ValidString(login) {
+		login = strings.ToValidUTF8(login, "\uFFFD")
+	}
+	clean := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
+			return -1
+		}
+		return r
+	}, login)
+	if runes := []rune(clean); len(runes) > maxLoggedLogin {
+		clean, cut = string(runes[:maxLoggedLogin]), true
+	}
+	if cut {
+		clean += "…"
+	}
+	return clean
+}
+
+// deviceProves tells whether proof is a live remembered-device cookie of u.
+// It reads by hash whether or not u exists, so a made-up name costs the
+// same; it writes nothing (owesSecondFactor notes the device's use).
+func (s *Service) deviceProves(ctx context.Context, u storage.User, proof string) bool {
+	if len(proof) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
+		return false
+	}
+	c, err := s.store.GetCredentialByHash(ctx, HashSecret(proof))
+	if err != nil || u.ID == "" || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
+		return false
+	}
+	return c.ExpiresAt.IsZero() || s.now().Before(c.ExpiresAt)
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/directory/ldap"
+	"github.com/keyport/keyport/storage"
+)
+
+// Pages users hit: destructive actions ask first (without JavaScript) and
+// say what happened afterwards; refused uploads and reloads end on a page
+// that helps. HTML is read with golang.org/x/net/html (html_test.go).
+
+// askFirst checks a destructive action's confirmation: the page listing the
+// thing links to a confirmation page instead of acting in one click; the
+// confirmation page posts the action with a CSRF token; the old one-click
+// post, and the confirmed post without the token, change nothing (still
+// reports whether the thing is still there). It returns the confirmation
+// page.
+func askFirst(t *testing.T, b *browser, listPage page, confirmPath, action string, oneClick url.Values, still func() bool) page {
+	t.Helper()
+	doc := parsePage(t, listPage.Body)
+	if f, ok := doc.formByAction(action); ok {
+		t.Errorf("%s still posts %s in one click: %s", listPage.URL.Path, action, f.text())
+	}
+	if _, ok := doc.first("a", "href", confirmPath); !ok {
+		t.Errorf("%s has no link to %s", listPage.URL.Path, confirmPath)
+	}
+	u, _ := listPage.URL.Parse(confirmPath)
+	confirm := b.get(u.String())
+	if confirm.Status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", confirmPath, confirm.Status, truncateBody(confirm.Body))
+	}
+	form, ok := parsePage(t, confirm.Body).formByAction(action)
+	if !ok {
+		t.Fatalf("the confirmation page %s has no form posting to %s:\n%s", confirmPath, action, truncateBody(confirm.Body))
+	}
+	values := form.formValues()
+	if values.Get("csrf_token") == "" || values.Get("confirm") != "yes" {
+		t.Errorf("the confirmation form of %s sends %v", action, values)
+	}
+	if _, ok := form.first("a", "href", listPage.URL.Path); !ok {
+		t.Errorf("the confirmation page of %s offers no way back to %s", action, listPage.URL.Path)
+	}
+	if !still() {
+		t.Fatalf("opening the confirmation page of %s already did it", action)
+	}
+	// A post from an old page, without the confirmation: asked again.
+	oneClick.Set("csrf_token", values.Get("csrf_token"))
+	again := b.post(u.ResolveReference(&url.URL{Path: action}).String(), oneClick)
+	if again.Status != http.StatusOK {
+		t.Errorf("one-click post to %s: %d", action, again.Status)
+	}
+	if _, ok := parsePage(t, again.Body).formByAction(action); !ok || !still() {
+		t.Errorf("a one-click post to %s did not ask first (still there: %v)", action, still())
+	}
+	// The confirmation without its CSRF token is refused.
+	forged := url.Values{}
+	for k, v := range values {
+		if k != "csrf_token" {
+			forged[k] = v
+		}
+	}
+	if r := b.post(u.ResolveReference(&url.URL{Path: action}).String(), forged); r.Status != http.StatusForbidden || !still() {
+		t.Errorf("confirmation without a CSRF token: %d (still there: %v)", r.Status, still())
+	}
+	return confirm
+}
+
+// notice returns the text of the page's status notice.
+func notice(t *testing.T, p page) string {
+	t.Helper()
+	n, ok := parsePage(t, p.Body).first("", "role", "status", "class", "notice")
+	if !ok {
+		return ""
+	}
+	return n.text()
+}
+
+func TestDestructiveActionsAskFirst(t *testing.T) {
+	srv := startPasskeyServer(t, nil, func(c *config.Config) {
+		// One directory from config.toml, which cannot be removed on the page.
+		c.Directories = []config.Directory{{ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org",
+			SyncInterval: config.Duration{Duration: 24 * time.Hour}}}
+	})
+	ctx := context.Background()
+	alice := srv.createUser("alice", false)
+	srv.createUser("root", true)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+
+	t.Run("remove a passkey", func(t *testing.T) {
+		registerPasskey(t, srv, b, newPasskeyDevice(t, srv.URL), "Laptop")
+		id := srv.passkeys(alice.ID)[0].ID
+		held := func() bool { return len(srv.passkeys(alice.ID)) == 1 }
+		list := b.get(srv.URL + "/security/passkeys")
+		confirm := askFirst(t, b, list, "/security/passkeys/remove?id="+url.QueryEscape(id), "/security/passkeys/remove", url.Values{"id": {id}}, held)
+		if h1, _ := parsePage(t, confirm.Body).first("h1"); !strings.Contains(confirm.Body, "Laptop") || h1.text() != "Remove this passkey?" {
+			t.Errorf("confirmation page: %q %s", h1.text(), truncateBody(confirm.Body))
+		}
+		if r := b.get(srv.URL + "/security/passkeys/remove?id=nope"); r.Status != http.StatusNotFound {
+			t.Errorf("confirmation page of an unknown passkey: %d", r.Status)
+		}
+		done := submitForm(t, b, confirm, "/security/passkeys/remove", nil)
+		if done.Status != http.StatusOK || done.URL.Path != "/security/passkeys" || notice(t, done) != "The passkey was removed." || held() {
+			t.Errorf("confirmed removal: %d at %s, notice %q, still there: %v", done.Status, done.URL, notice(t, done), held())
+		}
+	})
+
+	t.Run("sign out everywhere", func(t *testing.T) {
+		other := newBrowser(t)
+		signInPortal(t, srv, other, "alice")
+		sessions := func() int {
+			s, err := srv.Main.Store.ListUserSessions(ctx, alice.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(s)
+		}
+		signedIn := func() bool { return sessions() == 2 }
+		confirm := askFirst(t, b, b.get(srv.URL+"/security/activity"), "/security/activity/signout-everywhere", "/security/activity/signout-everywhere", url.Values{}, signedIn)
+		if !strings.Contains(confirm.Body, "this one too") || !strings.Contains(confirm.Body, "App passwords and API tokens keep working") {
+			t.Errorf("the confirmation does not say what happens: %s", truncateBody(confirm.Body))
+		}
+		done := submitForm(t, b, confirm, "/security/activity/signout-everywhere", nil)
+		if !isLoginPage(done) || notice(t, done) != "You were signed out everywhere. Sign in again to continue." {
+			t.Errorf("after signing out everywhere: %d at %s, notice %q", done.Status, done.URL, notice(t, done))
+		}
+		if n := sessions(); n != 0 || !isLoginPage(other.get(srv.URL+"/profile")) {
+			t.Errorf("%d sessions left", n)
+		}
+		// The sign-in page says nothing of the kind otherwise.
+		if n := notice(t, newBrowser(t).get(srv.URL+"/login")); n != "" {
+			t.Errorf("a plain sign-in page has the notice %q", n)
+		}
+	})
+
+	t.Run("new recovery codes", func(t *testing.T) {
+		signInPortal(t, srv, b, "alice") // again, after signing out everywhere
+		_, codes := enrolTOTP(t, srv, b)
+		before := srv.user(alice.ID).RecoveryCodes
+		same := func() bool { return slices.Equal(srv.user(alice.ID).RecoveryCodes, before) }
+		confirm := askFirst(t, b, b.get(srv.URL+"/security"), "/security/recovery-codes", "/security/recovery-codes", url.Values{}, same)
+		if !strings.Contains(confirm.Body, "You have 10 left.") {
+			t.Errorf("the confirmation does not say how many codes are left: %s", truncateBody(confirm.Body))
+		}
+		fresh := submitForm(t, b, confirm, "/security/recovery-codes", nil)
+		list, ok := parsePage(t, fresh.Body).byID("recovery-codes")
+		if fresh.Status != http.StatusOK || !ok || len(list.all("li")) != account.RecoveryCodeCount || same() {
+			t.Fatalf("confirmed new codes: %d, changed: %v\n%s", fresh.Status, !same(), truncateBody(fresh.Body))
+		}
+		if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), codes[0], "", ""); err == nil {
+			t.Error("an old recovery code still works")
+		}
+	})
+
+	t.Run("remove a directory", func(t *testing.T) {
+		if err := srv.Main.Accounts.SaveDirectory(ctx, ldap.Config{ID: "branch", Name: "Branch office", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=branch,dc=example,dc=org"}, true); err != nil {
+			t.Fatal(err)
+		}
+		stored := func() bool { _, err := srv.Main.Store.GetDirectory(ctx, "branch"); return err == nil }
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root")
+		confirm := askFirst(t, ab, ab.get(srv.URL+"/admin/directories"), "/admin/directories/branch/delete", "/admin/directories/branch/delete", url.Values{}, stored)
+		if !strings.Contains(confirm.Body, "Branch office") {
+			t.Errorf("the confirmation does not name the directory: %s", truncateBody(confirm.Body))
+		}
+		for _, id := range []string{"corp", "nope"} {
+			if r := ab.get(srv.URL + "/admin/directories/" + id + "/delete"); r.Status != http.StatusNotFound {
+				t.Errorf("confirmation page for %s: %d, want 404", id, r.Status)
+			}
+		}
+		if r := b.get(srv.URL + "/admin/directories/branch/delete"); r.Status != http.StatusForbidden {
+			t.Errorf("confirmation page for a non-admin: %d", r.Status)
+		}
+		done := submitForm(t, ab, confirm, "/admin/directories/branch/delete", nil)
+		if done.Status != http.StatusOK || done.URL.Path != "/admin/directories" || stored() ||
+			notice(t, done) != "The directory was removed. Its users keep their Keyport accounts but can no longer sign in through it." {
+			t.Errorf("confirmed removal: %d at %s, notice %q, still stored: %v", done.Status, done.URL, notice(t, done), stored())
+		}
+	})
+}
+
+// A reload of the page that showed the recovery codes (the browser sends
+// the confirmation form again, or opens its address) ends on a page that
+// says the app is on and the codes were shown once, and offers new ones.
+func TestRecoveryCodesPageAfterReload(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	if r := b.get(srv.URL + "/security/recovery-codes"); r.URL.Path != "/security" {
+		t.Errorf("recovery codes without an authenticator app: at %s", r.URL)
+	}
+
+	p := b.get(srv.URL + "/security")
+	p = postPage(b, p, "/security/totp/begin", url.Values{})
+	secret := totpSecretPattern.FindStringSubmatch(p.Body)[1]
+	form := url.Values{"code": {totpCode(t, secret, time.Now())}, "csrf_token": {formFields(p.Body).Get("csrf_token")}}
+	shown := b.post(srv.URL+"/security/totp/confirm", form)
+	if n := len(recoveryCodePattern.FindAllString(shown.Body, -1)); shown.Status != http.StatusOK || n != account.RecoveryCodeCount {
+		t.Fatalf("codes after set-up: %d, %d codes", shown.Status, n)
+	}
+
+	for name, reload := range map[string]func() page{
+		"the form again":      func() page { return b.post(srv.URL+"/security/totp/confirm", form) },
+		"the address (GET)":   func() page { return b.get(srv.URL + "/security/totp/confirm") },
+		"the page's own link": func() page { return b.get(srv.URL + "/security/recovery-codes?done=totp") },
+	} {
+		r := reload()
+		doc := parsePage(t, r.Body)
+		offer, ok := doc.formByAction("/security/recovery-codes")
+		switch {
+		case r.Status != http.StatusOK || r.URL.Path != "/security/recovery-codes":
+			t.Errorf("%s: %d at %s", name, r.Status, r.URL)
+		case strings.Contains(r.Body, "no authenticator app is waiting"):
+			t.Errorf("%s: says no app is waiting, though it is on", name)
+		case notice(t, r) != "Two-factor authentication with your authenticator app is on.":
+			t.Errorf("%s: notice %q", name, notice(t, r))
+		case !strings.Contains(doc.text(), "shown only once") || !strings.Contains(doc.text(), "You have 10 left."):
+			t.Errorf("%s: does not say the codes were shown once: %s", name, doc.text())
+		case !ok || offer.formValues().Get("confirm") != "yes":
+			t.Errorf("%s: no offer of new codes", name)
+		case recoveryCodePattern.MatchString(r.Body):
+			t.Errorf("%s: shows codes again", name)
+		}
+	}
+	// The set-up's address before the app is on leads back to the set-up.
+	other := newBrowser(t)
+	srv.createUser("bob", false)
+	signInPortal(t, srv, other, "bob")
+	if r := other.get(srv.URL + "/security/totp/confirm"); r.Status != http.StatusOK || r.URL.Path != "/security" {
+		t.Errorf("GET the set-up's confirmation without an app: %d at %s", r.Status, r.URL)
+	}
+}
+
+// An avatar over the limit is refused on the profile page, beside the
+// upload field like any other refused image, and the server reads no more
+// of the request than its limit.
+func TestTooLargeAvatarShownOnProfile(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	p := b.get(srv.URL + "/profile")
+	big := append(pngImage(t, 4, 4), make([]byte, 1300*1000)...) // 1.3 MB
+	r := upload(b, p, "/profile/avatar", "avatar", "holiday.png", big)
+	checkAvatarRefusedInline(t, r, "The image is too large: at most 1 MiB.")
+	if !srv.user(alice.ID).AvatarAt.IsZero() {
+		t.Fatal("the upload set an avatar")
+	}
+
+	// Straight into the portal's handler, counting what it reads: a 10 MB
+	// picture, and a picture within its limit behind 150 KB of other
+	// fields, which trips the request's limit (ServeHTTP's) instead.
+	csrf := formFields(p.Body).Get("csrf_token")
+	limit := int64(account.MaxAvatarBytes + 64<<10)
+	for name, c := range map[string]struct{ fields, file int }{
+		"10 MB picture":               {0, 10 << 20},
+		"1 MiB picture behind 150 KB": {50, account.MaxAvatarBytes - 100},
+	} {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("csrf_token", csrf)
+		for i := 0; i < c.fields; i++ {
+			_ = mw.WriteField("note", strings.Repeat("x", 3000))
+		}
+		fw, _ := mw.CreateFormFile("avatar", "huge.png")
+		_, _ = fw.Write(append(pngImage(t, 4, 4), make([]byte, c.file)...))
+		_ = mw.Close()
+		size := body.Len()
+		counted := &countingReader{r: &body}
+		req := httptest.NewRequest(http.MethodPost, srv.URL+"/profile/avatar", counted)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		for _, c := range b.client.Jar.Cookies(p.URL) {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		srv.Main.Portal.ServeHTTP(rec, req)
+		checkAvatarRefusedInline(t, page{Status: rec.Code, Body: rec.Body.String()}, "The image is too large: at most 1 MiB.")
+		// http.MaxBytesReader reads one byte past its limit to know.
+		if counted.n > limit+1 {
+			t.Errorf("%s: read %d bytes; the limit is %d", name, counted.n, limit)
+		}
+		t.Logf("%s: read %d of %d bytes", name, counted.n, size)
+	}
+	if !srv.user(alice.ID).AvatarAt.IsZero() {
+		t.Fatal("an upload set an avatar")
+	}
+}
+
+func checkAvatarRefusedInline(t *testing.T, r page, msg string) {
+	t.Helper()
+	doc := parsePage(t, r.Body)
+	h1, _ := doc.first("h1")
+	section, _ := doc.first("section", "aria-labelledby", "avatar-heading")
+	fieldErr, ok := section.first("p", "class", "field-error")
+	if r.Status != http.StatusBadRequest || h1.text() != "Your profile" || !ok || fieldErr.text() != msg {
+		t.Errorf("too large an avatar: %d, heading %q, message beside the upload %q\n%s", r.Status, h1.text(), fieldErr.text(), truncateBody(r.Body))
+	}
+	if _, ok := section.formByAction("/profile/avatar"); !ok {
+		t.Error("no upload form to try again")
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+const firefoxOnLinux = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+// The device summaries ("Firefox on Linux") are in the page's language.
+func TestDeviceNamesInGerman(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	ctx := context.Background()
+	if _, err := srv.Main.Accounts.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7", UserAgent: firefoxOnLinux})
+	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.8"})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	// The cells of the page's tables, as text.
+	cells := func(p page) []string {
+		var out []string
+		for _, td := range parsePage(t, p.Body).all("td") {
+			out = append(out, td.text())
+		}
+		return out
+	}
+	for lang, want := range map[string][]string{
+		"en": {"Firefox on Linux", "Unknown browser"},
+		"de": {"Firefox unter Linux", "Unbekannter Browser"},
+	} {
+		if _, err := srv.Main.Store.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
+			u.Locale = lang
+			return u, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		history := cells(b.get(srv.URL + "/security/activity"))
+		devices := cells(b.get(srv.URL + "/security"))
+		for _, w := range want {
+			if !slices.Contains(history, w) {
+				t.Errorf("%s: activity lists %q, want %q", lang, history, w)
+			}
+		}
+		if !slices.Contains(devices, want[0]) {
+			t.Errorf("%s: remembered devices %q, want %q", lang, devices, want[0])
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// HTML of portal pages, parsed with golang.org/x/net/html so that tests
+// ask about elements and attributes, never about how the markup happens to
+// be spelled.
+
+// htmlNode is one node of a parsed page.
+type htmlNode struct{ *html.Node }
+
+// parsePage parses a page's body; a page that does not parse fails the test.
+func parsePage(t *testing.T, body string) htmlNode {
+	t.Helper()
+	doc, err := html.Parse(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse HTML: %v\n%s", err, truncateBody(body))
+	}
+	return htmlNode{doc}
+}
+
+// attr returns the value of an attribute, "" when it is missing.
+func (n htmlNode) attr(key string) string {
+	v, _ := n.lookup(key)
+	return v
+}
+
+func (n htmlNode) lookup(key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+func (n htmlNode) hasClass(class string) bool {
+	return n.Node != nil && n.Type == html.ElementNode && strings.Contains(" "+strings.Join(strings.Fields(n.attr("class")), " ")+" ", " "+class+" ")
+}
+
+// matches reports whether n is an element named tag ("" for any) with the
+// attributes of attrs, given as key, value pairs. A value of "*" only asks
+// for the attribute; a key of "class" asks for one class among several.
+func (n htmlNode) matches(tag string, attrs ...string) bool {
+	if n.Type != html.ElementNode || (tag != "" && n.Data != tag) {
+		return false
+	}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		key, want := attrs[i], attrs[i+1]
+		got, ok := n.lookup(key)
+		switch {
+		case !ok:
+			return false
+		case want == "*":
+		case key == "class":
+			if !n.hasClass(want) {
+				return false
+			}
+		case got != want:
+			return false
+		}
+	}
+	return true
+}
+
+// all returns the elements below n (in document order) that match.
+func (n htmlNode) all(tag string, attrs ...string) []htmlNode {
+	var out []htmlNode
+	var walk func(*html.Node)
+	walk = func(p *html.Node) {
+		for c := p.FirstChild; c != nil; c = c.NextSibling {
+			if (htmlNode{c}).matches(tag, attrs...) {
+				out = append(out, htmlNode{c})
+			}
+			walk(c)
+		}
+	}
+	if n.Node != nil {
+		walk(n.Node)
+	}
+	return out
+}
+
+// first returns the first element below n that matches; ok is false when
+// there is none (its Node is nil then).
+func (n htmlNode) first(tag string, attrs ...string) (htmlNode, bool) {
+	if all := n.all(tag, attrs...); len(all) > 0 {
+		return all[0], true
+	}
+	return htmlNode{}, false
+}
+
+// byID returns the element with the given id.
+func (n htmlNode) byID(id string) (htmlNode, bool) { return n.first("", "id", id) }
+
+// text is the text below n with its white space collapsed.
+func (n htmlNode) text() string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(p *html.Node) {
+		if p.Type == html.TextNode {
+			b.WriteString(p.Data)
+			b.WriteByte(' ')
+		}
+		for c := p.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	if n.Node != nil {
+		walk(n.Node)
+	}
+	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// formValues returns what submitting the form n would send for its
+// inputs that carry a value of their own (hidden, text, checked boxes);
+// buttons are left out, as no button was pressed.
+func (n htmlNode) formValues() url.Values {
+	v := url.Values{}
+	for _, in := range n.all("input") {
+		name := in.attr("name")
+		if name == "" {
+			continue
+		}
+		switch in.attr("type") {
+		case "checkbox", "radio":
+			if _, checked := in.lookup("checked"); !checked {
+				continue
+			}
+		case "submit", "button", "file":
+			continue
+		}
+		v.Add(name, in.attr("value"))
+	}
+	return v
+}
+
+// formByAction returns the form on the page that posts to action.
+func (n htmlNode) formByAction(action string) (htmlNode, bool) {
+	return n.first("form", "action", action)
+}
+
+// submitForm fills the form posting to action on page p with its own
+// values plus extra (which replace them) and posts it, as a browser would.
+func submitForm(t *testing.T, b *browser, p page, action string, extra url.Values) page {
+	t.Helper()
+	f, ok := parsePage(t, p.Body).formByAction(action)
+	if !ok {
+		t.Fatalf("no form posting to %s on %s:\n%s", action, p.URL, truncateBody(p.Body))
+	}
+	form := f.formValues()
+	for k, vs := range extra {
+		form[k] = vs
+	}
+	u, _ := p.URL.Parse(action)
+	return b.post(u.String(), form)
+}

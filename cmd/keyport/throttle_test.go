@@ -1,0 +1,366 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+)
+
+// Throttling that holds and cannot be turned against users (issue 10),
+// through the real server: the login form, forward auth's Basic, the token
+// endpoint, passkeys and remembered devices.
+
+// throttleClock is a clock the test moves by hand.
+type throttleClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *throttleClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *throttleClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// startThrottleServer starts Keyport at http://localhost:PORT (so passkeys
+// work) on the clock now, with its log in the returned buffer.
+func startThrottleServer(t *testing.T, now func() time.Time, mutate func(*config.Config)) (*testServer, *syncBuffer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	env := map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_ISSUER": "http://localhost:" + port, "KEYPORT_LISTEN": ln.Addr().String()}
+	cfg, _, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+		if _, err := cfg.Validate(); err != nil {
+			t.Fatalf("test config invalid: %v", err)
+		}
+	}
+	logs := &syncBuffer{}
+	srv := serve(t, cfg, ln, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})), now)
+	srv.URL = cfg.Issuer
+	return srv, logs
+}
+
+// wrongLogin submits the sign-in form of a fresh page with a wrong password.
+func wrongLogin(b *browser, srv *testServer, login string) page {
+	b.t.Helper()
+	return b.submit(b.get(srv.URL+"/login"), "/login", url.Values{"login": {login}, "password": {"not the password 123"}})
+}
+
+// retryAfter reads Retry-After in seconds (-1 when missing or bad).
+func retryAfter(h http.Header) int {
+	n, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// A failure counts for exactly login_window after it happened, and the
+// page and Retry-After say how long is left; the account-wide waits grow
+// with each round. Today's window was fixed and said nothing.
+func TestSlidingWindowAndGrowingWaits(t *testing.T) {
+	clock := &throttleClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
+		c.Limits.AccountLockoutFailures = 1000 // the window alone, first
+	})
+	srv.createUser("victim", false)
+	attacker := browserFrom(t, "127.0.0.5")
+	t0 := clock.Now()
+	for i := range 10 {
+		if p := wrongLogin(attacker, srv, "victim"); p.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, p.Status)
+		}
+		clock.Add(10 * time.Second) // failures at 0s, 10s, …, 90s
+	}
+	p := wrongLogin(attacker, srv, "victim") // at 100s
+	if p.Status != http.StatusTooManyRequests || retryAfter(p.Header) != 800 || !strings.Contains(p.Body, "Too many failed sign-in attempts. Please try again in 14 minutes.") {
+		t.Fatalf("11th attempt: %d, Retry-After %q\n%s", p.Status, p.Header.Get("Retry-After"), truncateBody(p.Body))
+	}
+	de := attacker.get(srv.URL + "/login")
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(url.Values{"login": {"victim"}, "password": {"x"}, "csrf_token": {formFields(de.Body).Get("csrf_token")}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept-Language", "de")
+	if p := attacker.do(req); p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuche es in 14 Minuten erneut.") {
+		t.Errorf("German page: %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	// A second before the first failure leaves the window: still refused.
+	clock.Add(t0.Add(15*time.Minute - time.Second).Sub(clock.Now()))
+	if p := wrongLogin(attacker, srv, "victim"); p.Status != http.StatusTooManyRequests || retryAfter(p.Header) != 1 || !strings.Contains(p.Body, "Please try again in 1 second.") {
+		t.Fatalf("a second before: %d, Retry-After %q", p.Status, p.Header.Get("Retry-After"))
+	}
+	// At that instant one attempt is checked, and the next waits for the
+	// second failure to leave: a sliding window, not a fixed one.
+	clock.Add(time.Second)
+	if p := wrongLogin(attacker, srv, "victim"); p.Status != http.StatusUnauthorized {
+		t.Fatalf("when the first failure left the window: %d", p.Status)
+	}
+	if p := wrongLogin(attacker, srv, "victim"); p.Status != http.StatusTooManyRequests || retryAfter(p.Header) != 10 {
+		t.Fatalf("right after: %d, Retry-After %q", p.Status, p.Header.Get("Retry-After"))
+	}
+
+	// Account-wide rounds: waits of 1, 2, 4 minutes, whatever the address.
+	srv2, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
+		c.Limits.AccountLockoutFailures = 3
+	})
+	srv2.createUser("target", false)
+	addr := 10
+	for round, want := range []int{60, 120, 240} {
+		for range 3 {
+			addr++
+			if p := wrongLogin(browserFrom(t, fmt.Sprintf("127.0.0.%d", addr)), srv2, "target"); p.Status != http.StatusUnauthorized {
+				t.Fatalf("round %d: %d", round+1, p.Status)
+			}
+		}
+		addr++
+		p := wrongLogin(browserFrom(t, fmt.Sprintf("127.0.0.%d", addr)), srv2, "target")
+		if p.Status != http.StatusTooManyRequests || retryAfter(p.Header) != want {
+			t.Fatalf("round %d, from a new address: %d, Retry-After %q, want %d", round+1, p.Status, p.Header.Get("Retry-After"), want)
+		}
+		clock.Add(time.Duration(want) * time.Second)
+	}
+}
+
+// An attacker cannot lock the owner out: their failures from one address
+// do not reach the owner at another, beyond the account-wide wait; and
+// during that wait the owner's passkey and remembered device still get in.
+func TestOwnerNotLockedOut(t *testing.T) {
+	clock := &throttleClock{t: time.Now().UTC()}
+	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
+		c.Limits.MaxLoginAttempts = 5
+		c.Limits.AccountLockoutFailures = 8
+	})
+	srv.createUser("alice", false)
+	const ownerIP = "127.0.0.6"
+
+	// Alice's own devices: an authenticator app, a passkey, and a browser
+	// she told to remember.
+	setup := browserFrom(t, ownerIP)
+	signInPortal(t, srv, setup, "alice")
+	secret, _ := enrolTOTP(t, srv, setup)
+	key := newPasskeyDevice(t, srv.URL)
+	registerPasskey(t, srv, setup, key, "Laptop")
+	remembered := browserFrom(t, ownerIP)
+	p := remembered.submit(remembered.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	p = remembered.submit(p, "/login/2fa", url.Values{"code": {totpCode(t, secret, clock.Now().Add(30*time.Second))}, "remember_device": {"1"}})
+	if p.Status != http.StatusOK || p.URL.Path == "/login/2fa" {
+		t.Fatalf("remembering the device: %d %s", p.Status, p.URL)
+	}
+	remembered.submit(remembered.get(srv.URL+"/security"), "/logout", nil)
+
+	// One attacking address: refused after 5, while the owner signs in.
+	attacker := browserFrom(t, "127.0.0.5")
+	for range 5 {
+		wrongLogin(attacker, srv, "alice")
+	}
+	if p := wrongLogin(attacker, srv, "alice"); p.Status != http.StatusTooManyRequests || retryAfter(p.Header) <= 0 {
+		t.Fatalf("6th from the attacker: %d", p.Status)
+	}
+	owner := browserFrom(t, ownerIP)
+	p = owner.submit(owner.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.URL.Path != "/login/2fa" {
+		t.Fatalf("the owner at another address, after one attacker's failures: %d %s\n%s", p.Status, p.URL, truncateBody(p.Body))
+	}
+
+	// Several addresses reach the account-wide round (8 failures; the
+	// owner's success above forgave the first 5): a wait of one minute.
+	for i, n := range []int{5, 3} {
+		b := browserFrom(t, fmt.Sprintf("127.0.0.%d", 7+i))
+		for range n {
+			wrongLogin(b, srv, "alice")
+		}
+	}
+	fresh := browserFrom(t, ownerIP)
+	p = fresh.submit(fresh.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.Status != http.StatusTooManyRequests || retryAfter(p.Header) != 60 {
+		t.Fatalf("the owner's password during the account-wide wait: %d, Retry-After %q, want the 60 s wait and no more", p.Status, p.Header.Get("Retry-After"))
+	}
+	// A passkey is not held back.
+	if status, done := passkeySignIn(t, browserFrom(t, ownerIP), srv.URL+"/login", key); status != http.StatusOK || done["redirect"] != "/" {
+		t.Fatalf("passkey during the wait: %d %v", status, done)
+	}
+	// Nor is the remembered browser, with the password.
+	p = remembered.submit(remembered.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.Status != http.StatusOK || isLoginPage(p) || p.URL.Path == "/login/2fa" {
+		t.Fatalf("the remembered device during the wait: %d %s\n%s", p.Status, p.URL, truncateBody(p.Body))
+	}
+	// Its success forgave the rounds: the owner's other browsers need not
+	// sit out the wait.
+	p = fresh.submit(fresh.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+	if p.URL.Path != "/login/2fa" {
+		t.Fatalf("after the remembered device signed in: %d %s", p.Status, p.URL)
+	}
+}
+
+// Names that do not exist are throttled exactly like real ones: through the
+// login form and through forward auth, every answer (status, headers that
+// matter, body) is the same byte for byte, refusals included.
+func TestUnknownNamesThrottledAlike(t *testing.T) {
+	clock := &throttleClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) { c.Limits.AccountLockoutFailures = 12 })
+	srv.createUser("xena", false)
+	normalize := func(body, login string) string {
+		body = negCSRFValue.ReplaceAllString(body, "${1}CSRF${2}")
+		return strings.ReplaceAll(body, `value="`+login+`"`, `value="LOGIN"`)
+	}
+	real, none := browserFrom(t, "127.0.0.5"), browserFrom(t, "127.0.0.6")
+	for i := range 14 {
+		r1, r2 := wrongLogin(real, srv, "xena"), wrongLogin(none, srv, "nobody-here")
+		if r1.Status != r2.Status || r1.Header.Get("Retry-After") != r2.Header.Get("Retry-After") || normalize(r1.Body, "xena") != normalize(r2.Body, "nobody-here") {
+			t.Fatalf("form attempt %d: %d (Retry-After %q) for a real name, %d (%q) for an unknown one\n%s\n---\n%s", i+1,
+				r1.Status, r1.Header.Get("Retry-After"), r2.Status, r2.Header.Get("Retry-After"), normalize(r1.Body, "xena"), normalize(r2.Body, "nobody-here"))
+		}
+		if want := http.StatusUnauthorized; i >= 10 {
+			if r1.Status != http.StatusTooManyRequests {
+				t.Fatalf("form attempt %d: %d, want 429", i+1, r1.Status)
+			}
+		} else if r1.Status != want {
+			t.Fatalf("form attempt %d: %d, want %d", i+1, r1.Status, want)
+		}
+		clock.Add(time.Second)
+	}
+	basic := func(ip, login string) (int, http.Header, string) {
+		c := browserFrom(t, ip).client
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth/verify", nil)
+		req.SetBasicAuth(login, "not the password 123")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		_, _ = fmt.Fprint(&sb, resp.Header.Get("Content-Type"), resp.ContentLength)
+		return resp.StatusCode, resp.Header, sb.String()
+	}
+	for i := range 5 {
+		s1, h1, b1 := basic("127.0.0.7", "xena")
+		s2, h2, b2 := basic("127.0.0.8", "nobody-here")
+		for _, k := range []string{"Retry-After", "WWW-Authenticate", "X-Keyport-Login", "Cache-Control"} {
+			if h1.Get(k) != h2.Get(k) {
+				t.Fatalf("Basic attempt %d: %s %q vs %q", i+1, k, h1.Get(k), h2.Get(k))
+			}
+		}
+		// From new addresses, two more failures make 12: the account-wide
+		// wait, for the unknown name just the same.
+		if s1 != s2 || b1 != b2 || (i >= 2) != (s1 == http.StatusTooManyRequests) {
+			t.Fatalf("Basic attempt %d: %d vs %d (%s / %s)", i+1, s1, s2, b1, b2)
+		}
+		if i == 2 && h1.Get("Retry-After") != "59" {
+			t.Fatalf("Basic attempt 3: Retry-After %q, want what is left of the account-wide minute begun a second earlier", h1.Get("Retry-After"))
+		}
+		clock.Add(time.Second)
+	}
+}
+
+// Client secrets are throttled per client and address (and per address):
+// refused with 429 and Retry-After before the secret is checked, at the
+// token, introspection and revocation endpoints, for HTTP Basic and
+// client_secret_post alike; another address is not held back. Today every
+// guess was checked.
+func TestClientSecretThrottled(t *testing.T) {
+	srv, logs := startThrottleServer(t, nil, nil)
+	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
+	from := func(ip string) *http.Client { return browserFrom(t, ip).client }
+	post := func(c *http.Client, path, id, secret string, basic bool, form url.Values) (int, http.Header, map[string]any) {
+		if basic {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+			return doJSONWith(t, c, req)
+		}
+		f := url.Values{"client_id": {id}, "client_secret": {secret}}
+		for k, v := range form {
+			f[k] = v
+		}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return doJSONWith(t, c, req)
+	}
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	attacker := from("127.0.0.5")
+	for i := range 10 {
+		basic := i%2 == 0
+		if status, _, body := post(attacker, "/oauth/token", "svc", "wrong-secret-"+strconv.Itoa(i), basic, cc); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Fatalf("wrong secret %d: %d %v", i+1, status, body)
+		}
+	}
+	refused := func(what string, status int, h http.Header, body map[string]any) {
+		t.Helper()
+		if status != http.StatusTooManyRequests || retryAfter(h) <= 0 || body["error"] != "temporarily_unavailable" || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d Retry-After %q %v", what, status, h.Get("Retry-After"), body)
+		}
+	}
+	// The right secret is refused too: it is not even checked.
+	s, h, body := post(attacker, "/oauth/token", "svc", svc.Secret, true, cc)
+	refused("token, Basic", s, h, body)
+	s, h, body = post(attacker, "/oauth/token", "svc", svc.Secret, false, cc)
+	refused("token, client_secret_post", s, h, body)
+	s, h, body = post(attacker, "/oauth/introspect", "svc", svc.Secret, true, url.Values{"token": {"x"}})
+	refused("introspection", s, h, body)
+	s, h, body = post(attacker, "/revoke", "svc", svc.Secret, false, url.Values{"token": {"x"}})
+	refused("revocation", s, h, body)
+	// The app itself, elsewhere, is not locked out.
+	if s, _, body := post(from("127.0.0.6"), "/oauth/token", "svc", svc.Secret, true, cc); s != http.StatusOK || body["access_token"] == nil {
+		t.Errorf("the app from its own address: %d %v", s, body)
+	}
+
+	// 200 parallel guesses: at most the limit are checked.
+	srv.createClient(account.NewClient{ID: "svc2", Name: "Service 2", GrantTypes: []string{"client_credentials"}})
+	other := from("127.0.0.7")
+	statuses := parallel(200, func(i int) int {
+		s, _, _ := post(other, "/oauth/token", "svc2", "guess-"+strconv.Itoa(i), i%2 == 0, cc)
+		return s
+	})
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	checked := strings.Count(logs.String(), `msg="client authentication failed" client_ip=127.0.0.7 client_id=svc2 reason="wrong secret"`)
+	t.Logf("200 parallel wrong secrets: %v, %d checked", count, checked)
+	if count[http.StatusUnauthorized] > 10 || checked != count[http.StatusUnauthorized] || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != 200 {
+		t.Errorf("200 parallel guesses: %v, %d checked (logged)", count, checked)
+	}
+	if !strings.Contains(logs.String(), `msg="client authentication throttled" client_ip=127.0.0.5 client_id=svc limit=client_address`) {
+		t.Errorf("no line for the trip:\n%s", logs)
+	}
+}
+
+// doJSONWith is doJSON through client c.
+func doJSONWith(t *testing.T, c *http.Client, req *http.Request) (int, http.Header, map[string]any) {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", req.Method, req.URL, err)
+		return 0, nil, nil
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("%s %s: bad JSON: %v", req.Method, req.URL, err)
+	}
+	return resp.StatusCode, resp.Header, m
+}

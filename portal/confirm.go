@@ -1,0 +1,49 @@
+package portal
+
+import (
+	"net/http"
+)
+
+// Destructive one-click actions (removing a passkey or a directory, new
+// recovery codes, signing out everywhere) ask first, without JavaScript:
+// the list links to a confirmation page (GET, no side effects), whose form
+// posts the action with the CSRF token and confirm=yes. A post without
+// confirm=yes (an old page, a crafted form) gets the confirmation page too
+// and changes nothing.
+
+// confirmData is a confirmation page: what is about to happen, and the one
+// form that does it.
+type confirmData struct {
+	base
+	Heading string
+	Message string // what the action does and what it undoes, translated
+	Detail  string // the thing it acts on (a name), shown on its own line
+	Action  string // where the form posts
+	Hidden  []hiddenField
+	Button  string // the label of the button that does it, translated
+	Cancel  string // where "Cancel" leads
+	// CancelLabel replaces "Cancel" (translated), for a page that is also
+	// a stop on the way somewhere.
+	CancelLabel string
+	Notice      string // what just happened, above the question
+	// NeedsPassword asks for the current password on the page (the
+	// session is not recent and the action needs it).
+	NeedsPassword bool
+	Error         string
+}
+
+type hiddenField struct{ Name, Value string }
+
+// confirmField is the form field that says the person confirmed.
+const confirmField = "confirm"
+
+// confirmed tells whether a destructive action's form was sent from its
+// confirmation page.
+func confirmed(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.PostFormValue(confirmField) == "yes"
+}
+
+// showConfirm renders a confirmation page; d.base must be set.
+func (s *Server) showConfirm(w http.ResponseWriter, r *http.Request, status int, d *confirmData) {
+	s.render(w, r, status, "confirm", d)
+}

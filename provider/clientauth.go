@@ -1,0 +1,157 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/throttle"
+)
+
+// Client secrets are throttled like passwords: per client and client
+// address, and per address (throttle.Limiter.Client), so guessing a secret
+// costs the guesser, while nobody can lock an app out from elsewhere. A
+// throttled request is refused before its secret is checked. zitadel calls
+// our storage to check the secret and turns any refusal into its own
+// invalid_client answer, so the refusal is noted in the request's context
+// and the middleware turns the response into 429 with Retry-After.
+
+// clientAuthNote carries a throttle refusal from the storage adapter back
+// to the middleware that wrote the request. It also remembers a client that
+// failed already: refresh-token introspection checks the secret before
+// zitadel checks it again, and one request is one guess.
+type clientAuthNote struct {
+	mu       sync.Mutex
+	refused  *throttle.Refused
+	failedID string
+	failed   bool
+}
+
+type clientAuthKey struct{}
+
+func withClientAuthNote(ctx context.Context) context.Context {
+	return context.WithValue(ctx, clientAuthKey{}, &clientAuthNote{})
+}
+
+func clientAuthNoteFrom(ctx context.Context) *clientAuthNote {
+	n, _ := ctx.Value(clientAuthKey{}).(*clientAuthNote)
+	return n
+}
+
+func (n *clientAuthNote) set(r *throttle.Refused) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.refused = r
+}
+
+func (n *clientAuthNote) get() *throttle.Refused {
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.refused
+}
+
+// decided tells whether this request was refused or failed for client id
+// already, so a second check of it must not count again.
+func (n *clientAuthNote) decided(id string) bool {
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.refused != nil || (n.failed && n.failedID == id)
+}
+
+func (n *clientAuthNote) fail(id string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.failed, n.failedID = true, id
+}
+
+var errInvalidClient = oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
+
+// checkClientSecret reserves the attempt, then checks secret against c
+// (found says whether the client exists) and counts a failure.
+func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c clientRecord) error {
+	ip := clientip.FromContext(ctx)
+	note := clientAuthNoteFrom(ctx)
+	if note.decided(id) {
+		return errInvalidClient
+	}
+	var res *throttle.Reservation // nil: no throttle configured
+	if s.throttle != nil {
+		var err error
+		if res, err = s.throttle.Client(ctx, id, ip); err != nil {
+			var refused *throttle.Refused
+			if errors.As(err, &refused) {
+				s.log.DebugContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
+				note.set(refused)
+				return errInvalidClient
+			}
+			return s.internal(ctx, "reserve client authentication", err)
+		}
+	}
+	// Spend the same hash on a missing client as on a real check, so a miss
+	// is not faster.
+	ok := account.SecretMatches(secret, c.secretHash)
+	reason := ""
+	switch {
+	case !c.found:
+		reason = "unknown client"
+	case c.public:
+		reason = "public client sent a secret"
+	case !ok:
+		reason = "wrong secret"
+	}
+	if reason == "" {
+		if err := res.Succeed(ctx); err != nil {
+			s.log.ErrorContext(ctx, "forgive failed client authentications", "err", err)
+		}
+		return nil
+	}
+	note.fail(id)
+	trips, err := res.Fail(ctx)
+	if err != nil {
+		s.log.ErrorContext(ctx, "count failed client authentication", "err", err)
+	}
+	// One stable shape, the address first (see docs/fail2ban).
+	s.log.WarnContext(ctx, "client authentication failed", "client_ip", ip, "client_id", account.LogName(id), "reason", reason)
+	for _, t := range trips {
+		s.log.WarnContext(ctx, "client authentication throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", t.Scope, "retry_after", t.For)
+	}
+	return errInvalidClient
+}
+
+// clientRecord is what checkClientSecret needs of the client.
+type clientRecord struct {
+	found, public bool
+	secretHash    string
+}
+
+// writeThrottled answers a client authentication refused by the throttle.
+// RFC 6749 has no error code for it; temporarily_unavailable (registered
+// for the authorization endpoint, §4.1.2.1) says what is true: try again
+// later. invalid_client would claim the secret was checked and wrong, and
+// slow_down belongs to the device flow's polling (RFC 8628).
+func writeThrottled(w http.ResponseWriter, r *throttle.Refused) {
+	secs := int((r.RetryAfter + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",
+		"too many failed client authentications from this address; try again in "+strconv.Itoa(secs)+" seconds")
+}

@@ -1,0 +1,458 @@
+// Package throttle refuses guesses of secrets (passwords, one-time codes,
+// client secrets, tokens) before they are checked, once too many have failed.
+//
+// The policy follows Keycloak's brute-force detection and Authelia's
+// regulation, arranged so that throttling cannot be turned against the
+// people it protects:
+//
+//   - one account (or login name) from one client address, and one client
+//     address whatever it tries, each get a sliding window: at most Limit
+//     failures in any stretch of Window, every failure counting for exactly
+//     Window after it happened (Authelia's max_retries and find_time, per
+//     user and per IP as in its regulation modes);
+//   - the account as a whole, failures from anywhere, gets waits that grow
+//     with each round of failures and are forgotten after a quiet period
+//     (Keycloak's failure factor, wait increment, max wait and failure reset
+//     time), instead of one long lockout that anyone could trigger;
+//   - whoever proves they hold something of the account's (a remembered
+//     device) is not held back by that account-wide wait.
+//
+// Failures live in the store, so they survive restarts and are shared by
+// replicas. Checks in flight are reserved in memory on top of them: a check
+// must reserve its attempt first, so parallel guesses cannot all slip in
+// before the first failure is written.
+package throttle
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Store is the part of storage the throttle needs.
+type Store interface {
+	storage.Throttles
+}
+
+// Window allows at most Limit failures in any stretch of Window. Limit 0
+// turns it off.
+type Window struct {
+	Limit  int
+	Window time.Duration
+}
+
+// Backoff makes a key wait after every Failures failures: Wait after the
+// first round, doubling with each further round up to MaxWait. Failures and
+// rounds are forgotten after Reset without a failure, and on a success.
+// Failures 0 turns it off.
+type Backoff struct {
+	Failures int
+	Wait     time.Duration
+	MaxWait  time.Duration
+	Reset    time.Duration
+}
+
+// wait is the wait imposed by round n (1, 2, …).
+func (b Backoff) wait(round int) time.Duration {
+	w := b.Wait
+	for i := 1; i < round && w < b.MaxWait; i++ {
+		w *= 2
+	}
+	return min(w, b.MaxWait)
+}
+
+// Policy is every limit in force.
+type Policy struct {
+	// AccountAddress limits one account (or login name, or client, or an
+	// account's one-time codes) from one client address.
+	AccountAddress Window
+	// Address limits one client address, whatever it tries.
+	Address Window
+	// Account makes an account wait after rounds of failures from anywhere.
+	Account Backoff
+}
+
+// Scope names what a limit applies to, in refusals and log lines.
+type Scope string
+
+const (
+	ScopeAccountAddress Scope = "account_address" // an account (or name) from one address
+	ScopeAddress        Scope = "address"         // a client address
+	ScopeAccount        Scope = "account"         // an account from anywhere
+	ScopeCodes          Scope = "codes"           // an account's one-time codes
+	ScopeClientAddress  Scope = "client_address"  // a client (app) from one address
+)
+
+// Refused is the error for an attempt that is not allowed now.
+type Refused struct {
+	Scope      Scope
+	RetryAfter time.Duration // at least a second
+}
+
+func (e *Refused) Error() string {
+	return fmt.Sprintf("throttled (%s): retry after %s", e.Scope, e.RetryAfter)
+}
+
+// Trip says a limit was reached by the failure just recorded.
+type Trip struct {
+	Scope Scope
+	// For is how long attempts are refused from now on (for a window, until
+	// its oldest failure leaves it).
+	For time.Duration
+	// Round is the account-wide round that began (Backoff only).
+	Round int
+}
+
+// minRetry is the shortest wait announced: Retry-After counts in seconds,
+// and checks in flight finish within one.
+const minRetry = time.Second
+
+// Limiter reserves attempts against a Policy. One Limiter serves a whole
+// process, so reservations made by the portal and the provider see each
+// other.
+type Limiter struct {
+	store  Store
+	policy Policy
+	now    func() time.Time
+
+	mu       sync.Mutex
+	inflight map[string]int // reservations not yet decided, by key
+}
+
+// New returns a Limiter; now may be nil (time.Now).
+func New(store Store, p Policy, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int)}
+}
+
+// Policy returns the limits in force.
+func (l *Limiter) Policy() Policy { return l.policy }
+
+// Subject is an account as the throttle knows it: by ID when the account
+// exists, by the normalised login name when it does not. Both kinds get the
+// same limits, so the answers do not tell which names exist.
+type Subject string
+
+// User is the subject for an existing account.
+func User(id string) Subject { return Subject("u\x00" + part(id)) }
+
+// Name is the subject for a login name that matched no account. name should
+// be normalised (case, spaces) by the caller, so every spelling of it counts
+// alike.
+func Name(name string) Subject { return Subject("n\x00" + part(name)) }
+
+// check is one key an attempt is counted on, and its rule.
+type check struct {
+	key     string
+	scope   Scope
+	window  Window
+	backoff Backoff
+	// enforce: the check may refuse; a check that only counts records
+	// failures for others (a remembered device's own failures still count
+	// towards the account-wide wait, but do not stop it).
+	enforce bool
+	// forgive: a success clears the key's failures. Address keys are not
+	// forgiven: one good password behind a shared address must not wipe out
+	// an attacker's failures from it.
+	forgive bool
+}
+
+func (c check) active() bool { return c.window.Limit > 0 || c.backoff.Failures > 0 }
+
+// Password reserves one password check for subject from addr (a client IP;
+// "" when unknown). proven says the caller showed a remembered device of
+// this account, so the account-wide wait does not hold it back.
+func (l *Limiter) Password(ctx context.Context, subject Subject, addr string, proven bool) (*Reservation, error) {
+	a := Address(addr)
+	checks := []check{
+		{key: key("pa", string(subject), a), scope: ScopeAccountAddress, window: l.policy.AccountAddress, enforce: true, forgive: true},
+		{key: key("p", string(subject)), scope: ScopeAccount, backoff: l.policy.Account, enforce: !proven, forgive: true},
+	}
+	return l.reserve(ctx, l.withAddress(checks, a))
+}
+
+// Code reserves one check of a one-time code (TOTP, recovery code) of the
+// account userID, from addr.
+func (l *Limiter) Code(ctx context.Context, userID, addr string) (*Reservation, error) {
+	a := Address(addr)
+	checks := []check{{key: key("c", part(userID)), scope: ScopeCodes, window: l.policy.AccountAddress, enforce: true, forgive: true}}
+	return l.reserve(ctx, l.withAddress(checks, a))
+}
+
+// Client reserves one check of a client secret of clientID from addr.
+// There is no client-wide limit: anyone could then lock an app out.
+func (l *Limiter) Client(ctx context.Context, clientID, addr string) (*Reservation, error) {
+	a := Address(addr)
+	checks := []check{{key: key("ca", part(clientID), a), scope: ScopeClientAddress, window: l.policy.AccountAddress, enforce: true, forgive: true}}
+	return l.reserve(ctx, l.withAddress(checks, a))
+}
+
+// Secret reserves one check of a bearer secret that names no account (an
+// API token) from addr: only the address limit applies.
+func (l *Limiter) Secret(ctx context.Context, addr string) (*Reservation, error) {
+	return l.reserve(ctx, l.withAddress(nil, Address(addr)))
+}
+
+func (l *Limiter) withAddress(checks []check, a string) []check {
+	if a == "" {
+		return checks
+	}
+	return append(checks, check{key: key("a", a), scope: ScopeAddress, window: l.policy.Address, enforce: true})
+}
+
+// Address is the form a client IP is throttled under: IPv4 addresses as
+// they are, IPv6 addresses by their /64 (one subscriber's network, which
+// hands out addresses freely); "" for what is not an address.
+func Address(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
+
+// maxPart bounds one part of a key; longer parts (login names and client
+// IDs are chosen by whoever sends them) are replaced by a hash.
+const maxPart = 64
+
+func part(s string) string {
+	if len(s) <= maxPart && !strings.HasPrefix(s, "#") && !strings.ContainsFunc(s, func(r rune) bool { return r == 0 || !unicode.IsPrint(r) }) {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "#" + hex.EncodeToString(sum[:16])
+}
+
+func key(kind string, parts ...string) string {
+	return kind + "\x00" + strings.Join(parts, "\x00")
+}
+
+// reserve refuses the attempt when any enforced check is over its limit,
+// counting stored failures and the reservations in flight; otherwise it
+// reserves the attempt on every check.
+func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error) {
+	checks := slices.DeleteFunc(all, func(c check) bool { return !c.active() })
+	keys := make([]string, len(checks))
+	for i, c := range checks {
+		keys[i] = c.key
+	}
+	// The store is read under the lock: a failure is written before its
+	// reservation is released, so a reader that holds the lock sees every
+	// attempt either as stored or as in flight.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	records, err := l.store.GetThrottles(ctx, keys...)
+	if err != nil {
+		return nil, fmt.Errorf("read throttles: %w", err)
+	}
+	now := l.now()
+	var refused *Refused
+	for i, c := range checks {
+		if !c.enforce {
+			continue
+		}
+		if wait, over := c.over(records[i], l.inflight[c.key], now); over && (refused == nil || wait > refused.RetryAfter) {
+			refused = &Refused{Scope: c.scope, RetryAfter: wait}
+		}
+	}
+	if refused != nil {
+		return nil, refused
+	}
+	r := &Reservation{l: l, checks: checks, stored: make([]bool, len(checks))}
+	for i, c := range checks {
+		l.inflight[c.key]++
+		r.stored[i] = !records[i].Empty()
+	}
+	return r, nil
+}
+
+// over tells whether one more attempt would exceed the check's limit, and
+// if so how long until it would not (not counting attempts yet to come).
+func (c check) over(t storage.Throttle, inflight int, now time.Time) (time.Duration, bool) {
+	if c.window.Limit > 0 {
+		recent := c.recent(t.Failures, now)
+		if n := len(recent) + inflight; n >= c.window.Limit {
+			// The attempt is allowed once enough failures have left the
+			// window; reservations in flight are decided within a second.
+			if drop := n - c.window.Limit + 1; drop <= len(recent) {
+				return max(recent[drop-1].Add(c.window.Window).Sub(now), minRetry), true
+			}
+			return minRetry, true
+		}
+		return 0, false
+	}
+	if now.Before(t.LockedUntil) {
+		return max(t.LockedUntil.Sub(now), minRetry), true
+	}
+	if len(t.Failures)+inflight >= c.backoff.Failures {
+		return minRetry, true
+	}
+	return 0, false
+}
+
+// recent is the failures still inside the window at now: each counts for
+// exactly Window after it happened.
+func (c check) recent(failures []time.Time, now time.Time) []time.Time {
+	cutoff := now.Add(-c.window.Window)
+	i, _ := slices.BinarySearchFunc(failures, cutoff, func(f, t time.Time) int {
+		if f.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return failures[i:]
+}
+
+// fail adds a failure at now to t under the check's rule and says whether
+// that reached the limit.
+func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip) {
+	if c.window.Limit > 0 {
+		// Kept in order even if the clock stepped back.
+		recent := append(slices.Clone(c.recent(t.Failures, now)), now)
+		slices.SortFunc(recent, time.Time.Compare)
+		if len(recent) > c.window.Limit {
+			recent = recent[len(recent)-c.window.Limit:]
+		}
+		t.Failures, t.ExpiresAt = recent, now.Add(c.window.Window)
+		if len(recent) == c.window.Limit {
+			return t, &Trip{Scope: c.scope, For: max(recent[0].Add(c.window.Window).Sub(now), minRetry)}
+		}
+		return t, nil
+	}
+	b := c.backoff
+	t.Failures = append(t.Failures, now)
+	var trip *Trip
+	if len(t.Failures) >= b.Failures {
+		t.Rounds++
+		wait := b.wait(t.Rounds)
+		t.Failures, t.LockedUntil = nil, now.Add(wait)
+		trip = &Trip{Scope: c.scope, For: wait, Round: t.Rounds}
+	}
+	// Waiting out the reset time forgets everything: the store drops the
+	// record then.
+	t.ExpiresAt = now.Add(b.Reset)
+	if t.LockedUntil.After(t.ExpiresAt) {
+		t.ExpiresAt = t.LockedUntil
+	}
+	return t, trip
+}
+
+// Reservation is one attempt allowed in. Exactly one of Fail, Succeed or
+// Cancel ends it; later calls do nothing.
+type Reservation struct {
+	l      *Limiter
+	checks []check
+	stored []bool // the key had a stored record when the attempt was let in
+	mu     sync.Mutex
+	done   bool
+}
+
+func (r *Reservation) finish() bool {
+	if r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return false
+	}
+	r.done = true
+	return true
+}
+
+// release returns the attempt's place in flight. It comes after any write,
+// so the attempt is never counted nowhere.
+func (r *Reservation) release() {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	for _, c := range r.checks {
+		if r.l.inflight[c.key]--; r.l.inflight[c.key] <= 0 {
+			delete(r.l.inflight, c.key)
+		}
+	}
+}
+
+// Fail records the attempt as a failure on every key and returns the limits
+// it reached.
+func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
+	if !r.finish() {
+		return nil, nil
+	}
+	defer r.release()
+	if len(r.checks) == 0 {
+		return nil, nil
+	}
+	now := r.l.now().Round(0)
+	byKey := make(map[string]check, len(r.checks))
+	keys := make([]string, len(r.checks))
+	for i, c := range r.checks {
+		byKey[c.key], keys[i] = c, c.key
+	}
+	// The store may run the update more than once: the last run counts.
+	tripped := make(map[string]*Trip, len(keys))
+	err := r.l.store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
+		next, trip := byKey[t.Key].fail(t, now)
+		tripped[t.Key] = trip
+		return next, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record failure: %w", err)
+	}
+	var trips []Trip
+	for _, k := range keys {
+		if t := tripped[k]; t != nil {
+			trips = append(trips, *t)
+		}
+	}
+	return trips, nil
+}
+
+// Succeed ends the attempt as a success: it forgives the failures of the
+// keys that forgive, writing only when some were stored, so a clean success
+// costs no write.
+func (r *Reservation) Succeed(ctx context.Context) error {
+	if !r.finish() {
+		return nil
+	}
+	defer r.release()
+	var keys []string
+	for i, c := range r.checks {
+		if c.forgive && r.stored[i] {
+			keys = append(keys, c.key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	err := r.l.store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
+		return storage.Throttle{Key: t.Key}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("forgive failures: %w", err)
+	}
+	return nil
+}
+
+// Cancel ends the attempt without counting it either way: the secret was
+// never checked (the server was too busy), or the attempt turned out not
+// to be a guess.
+func (r *Reservation) Cancel() {
+	if r.finish() {
+		r.release()
+	}
+}

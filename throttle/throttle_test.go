@@ -1,0 +1,402 @@
+package throttle_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/storage/bolt"
+	"github.com/keyport/keyport/throttle"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
+
+// countingStore counts writes, to show what costs one.
+type countingStore struct {
+	throttle.Store
+	updates atomic.Int64
+}
+
+func (s *countingStore) UpdateThrottles(ctx context.Context, keys []string, fn func(storage.Throttle) (storage.Throttle, error)) error {
+	s.updates.Add(1)
+	return s.Store.UpdateThrottles(ctx, keys, fn)
+}
+
+func openStore(t *testing.T, path string, c *clock) *countingStore {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "k.db")
+	}
+	db, err := bolt.Open(path, bolt.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return &countingStore{Store: db}
+}
+
+var policy = throttle.Policy{
+	AccountAddress: throttle.Window{Limit: 3, Window: time.Minute},
+	Address:        throttle.Window{Limit: 8, Window: time.Minute},
+	Account:        throttle.Backoff{Failures: 5, Wait: time.Minute, MaxWait: 4 * time.Minute, Reset: time.Hour},
+}
+
+func newLimiter(t *testing.T, p throttle.Policy) (*throttle.Limiter, *clock, *countingStore) {
+	c := &clock{now: t0}
+	s := openStore(t, "", c)
+	return throttle.New(s, p, c.Now), c, s
+}
+
+func refusal(err error) *throttle.Refused {
+	var r *throttle.Refused
+	if errors.As(err, &r) {
+		return r
+	}
+	return nil
+}
+
+// failAt reserves and fails one password attempt; it fails the test when
+// the attempt is refused.
+func failAt(t *testing.T, l *throttle.Limiter, s throttle.Subject, addr string) []throttle.Trip {
+	t.Helper()
+	r, err := l.Password(t.Context(), s, addr, false)
+	if err != nil {
+		t.Fatalf("attempt refused: %v", err)
+	}
+	trips, err := r.Fail(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trips
+}
+
+// A failure counts for exactly the window after it happened: not a moment
+// longer (the next attempt is allowed at that instant), and not a moment
+// shorter (a fixed window would forget everything at its boundary).
+func TestWindowSlides(t *testing.T) {
+	p := policy
+	p.Account.Failures = 100
+	l, c, _ := newLimiter(t, p)
+	alice := throttle.User("alice")
+	var times []time.Time
+	for i := range 3 {
+		c.Set(t0.Add(time.Duration(i) * 20 * time.Second)) // 0s, 20s, 40s
+		times = append(times, c.Now())
+		trips := failAt(t, l, alice, "192.0.2.1")
+		if wantTrip := i == 2; (len(trips) == 1) != wantTrip {
+			t.Fatalf("failure %d: trips %+v", i+1, trips)
+		}
+	}
+	c.Set(t0.Add(50 * time.Second))
+	_, err := l.Password(t.Context(), alice, "192.0.2.1", false)
+	if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccountAddress || r.RetryAfter != 10*time.Second {
+		t.Fatalf("4th attempt at 50s: %v, want refused for 10s", err)
+	}
+	c.Set(times[0].Add(time.Minute - time.Nanosecond))
+	if _, err := l.Password(t.Context(), alice, "192.0.2.1", false); refusal(err) == nil {
+		t.Fatal("allowed a moment before the first failure left the window")
+	}
+	c.Set(times[0].Add(time.Minute))
+	failAt(t, l, alice, "192.0.2.1") // exactly when the first failure leaves
+	_, err = l.Password(t.Context(), alice, "192.0.2.1", false)
+	if r := refusal(err); r == nil || r.RetryAfter != 20*time.Second {
+		t.Fatalf("right after: %v, want refused until the second failure leaves (20s)", err)
+	}
+
+	// Over any stretch of one window, no more than the limit were checked:
+	// in a fixed window, the boundary would have let a second batch in.
+	c.Set(times[1].Add(time.Minute))
+	failAt(t, l, alice, "192.0.2.1")
+	c.Set(times[2].Add(time.Minute))
+	failAt(t, l, alice, "192.0.2.1")
+	if _, err := l.Password(t.Context(), alice, "192.0.2.1", false); refusal(err) == nil {
+		t.Fatal("a fourth failure within one window")
+	}
+}
+
+// Reservations in flight count: 100 parallel guesses with a limit of 3 get
+// exactly 3 in, the rest refused without being checked.
+func TestParallelGuessesReserve(t *testing.T) {
+	l, _, _ := newLimiter(t, policy)
+	var in, refused atomic.Int64
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			<-start
+			r, err := l.Password(context.Background(), throttle.Name("bob"), "192.0.2.7", false)
+			if err != nil {
+				if refusal(err) == nil {
+					t.Error(err)
+				}
+				refused.Add(1)
+				return
+			}
+			in.Add(1)
+			time.Sleep(5 * time.Millisecond) // the check takes a while
+			if _, err := r.Fail(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if in.Load() != 3 || refused.Load() != 97 {
+		t.Errorf("%d let in, %d refused; want 3 and 97", in.Load(), refused.Load())
+	}
+
+	// A refusal caused only by checks in flight asks for a second.
+	r1, err := l.Password(t.Context(), throttle.Name("carol"), "192.0.2.7", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, _ := l.Password(t.Context(), throttle.Name("carol"), "192.0.2.7", false)
+	r3, _ := l.Password(t.Context(), throttle.Name("carol"), "192.0.2.7", false)
+	_, err = l.Password(t.Context(), throttle.Name("carol"), "192.0.2.7", false)
+	if r := refusal(err); r == nil || r.RetryAfter != time.Second {
+		t.Fatalf("with 3 in flight: %v", err)
+	}
+	r1.Cancel()
+	r1.Cancel() // twice is harmless
+	r4, err := l.Password(t.Context(), throttle.Name("carol"), "192.0.2.7", false)
+	if err != nil {
+		t.Fatalf("after one was cancelled: %v", err)
+	}
+	for _, r := range []*throttle.Reservation{r2, r3, r4} {
+		r.Cancel()
+	}
+}
+
+// The account as a whole waits after each round of failures from anywhere,
+// longer each round up to the maximum; a quiet period or a success forgets.
+func TestAccountWaitsGrow(t *testing.T) {
+	l, c, _ := newLimiter(t, policy)
+	alice := throttle.User("alice")
+	addr := 0
+	nextAddr := func() string { addr++; return "198.51.100." + string(rune('0'+addr%10)) + "1" }
+	round := func(n int, wantWait time.Duration) {
+		t.Helper()
+		var trips []throttle.Trip
+		for range policy.Account.Failures {
+			trips = append(trips, failAt(t, l, alice, nextAddr())...) // a new address each time
+		}
+		if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount || trips[0].Round != n || trips[0].For != wantWait {
+			t.Fatalf("round %d: trips %+v, want a wait of %s", n, trips, wantWait)
+		}
+		_, err := l.Password(t.Context(), alice, nextAddr(), false)
+		if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccount || r.RetryAfter != wantWait {
+			t.Fatalf("round %d: %v, want refused for %s from any address", n, err, wantWait)
+		}
+		// A remembered device of the account is not held back.
+		r, err := l.Password(t.Context(), alice, nextAddr(), true)
+		if err != nil {
+			t.Fatalf("round %d: a proven attempt was refused: %v", n, err)
+		}
+		r.Cancel()
+		c.Advance(wantWait - time.Nanosecond)
+		if _, err := l.Password(t.Context(), alice, nextAddr(), false); refusal(err) == nil {
+			t.Fatalf("round %d: allowed before the wait ended", n)
+		}
+		c.Advance(time.Nanosecond)
+	}
+	round(1, time.Minute)
+	round(2, 2*time.Minute)
+	round(3, 4*time.Minute)
+	round(4, 4*time.Minute) // the maximum
+
+	// An hour without failures forgets the rounds.
+	c.Advance(time.Hour)
+	round(1, time.Minute)
+
+	// A success forgives: the next round starts from the first wait again.
+	for range policy.Account.Failures - 1 {
+		failAt(t, l, alice, nextAddr())
+	}
+	r, err := l.Password(t.Context(), alice, nextAddr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Succeed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range policy.Account.Failures - 1 {
+		failAt(t, l, alice, nextAddr())
+	}
+	if r, err := l.Password(t.Context(), alice, nextAddr(), false); err != nil {
+		t.Fatalf("after a success, the old failures still counted: %v", err)
+	} else {
+		r.Cancel()
+	}
+}
+
+// One address's failures against an account limit that address for that
+// account, and the address as a whole; not the account from elsewhere
+// (until the account-wide round), nor other addresses.
+func TestLimitsAreSeparate(t *testing.T) {
+	p := policy
+	p.Account.Failures = 100
+	l, _, _ := newLimiter(t, p)
+	alice, bob := throttle.User("alice"), throttle.User("bob")
+	for range 3 {
+		failAt(t, l, alice, "192.0.2.1")
+	}
+	if _, err := l.Password(t.Context(), alice, "192.0.2.1", false); refusal(err) == nil {
+		t.Fatal("alice from the attacking address")
+	}
+	for _, try := range []struct {
+		who  throttle.Subject
+		addr string
+	}{{alice, "192.0.2.2"}, {bob, "192.0.2.1"}} {
+		r, err := l.Password(t.Context(), try.who, try.addr, false)
+		if err != nil {
+			t.Fatalf("%s from %s: %v", try.who, try.addr, err)
+		}
+		r.Cancel()
+	}
+	// The address limit: 8 failures from one address over several names.
+	for i := range 5 {
+		failAt(t, l, throttle.Name("user"+string(rune('a'+i))), "192.0.2.1")
+	}
+	_, err := l.Password(t.Context(), throttle.Name("someone-else"), "192.0.2.1", false)
+	if r := refusal(err); r == nil || r.Scope != throttle.ScopeAddress {
+		t.Fatalf("9th failure from one address: %v", err)
+	}
+	// API tokens and client secrets from that address are refused too.
+	if _, err := l.Secret(t.Context(), "192.0.2.1"); refusal(err) == nil {
+		t.Error("an API token from the throttled address")
+	}
+	if _, err := l.Client(t.Context(), "app", "192.0.2.1"); refusal(err) == nil {
+		t.Error("a client secret from the throttled address")
+	}
+	// A success does not forgive the address: one good password behind a
+	// shared address must not wipe out an attacker's failures.
+	if _, err := l.Secret(t.Context(), "192.0.2.9"); err != nil {
+		t.Error(err)
+	}
+}
+
+// IPv6 clients are throttled by their /64; IPv4-mapped IPv6 is IPv4.
+func TestAddressKeys(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":                 "192.0.2.1",
+		"::ffff:192.0.2.1":          "192.0.2.1",
+		"2001:db8:1:2:3:4:5:6":      "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1":      "2001:db8:1:2::/64",
+		"fe80::1%eth0":              "fe80::/64",
+		"":                          "",
+		"not an address ip=1.2.3.4": "",
+	} {
+		if got := throttle.Address(in); got != want {
+			t.Errorf("Address(%q) = %q, want %q", in, got, want)
+		}
+	}
+	l, _, _ := newLimiter(t, policy)
+	for i := range 8 {
+		failAt(t, l, throttle.Name("n"+string(rune('a'+i))), "2001:db8:1:2::"+string(rune('1'+i)))
+	}
+	if _, err := l.Secret(t.Context(), "2001:db8:1:2:dead:beef::1"); refusal(err) == nil {
+		t.Error("another address of the same /64 is not throttled")
+	}
+	if _, err := l.Secret(t.Context(), "2001:db8:1:3::1"); err != nil {
+		t.Errorf("the next /64: %v", err)
+	}
+}
+
+// Login names are chosen by whoever sends them: any length and any bytes
+// make a key the store accepts, and names that differ stay apart.
+func TestLongNamesBounded(t *testing.T) {
+	p := policy
+	p.Address.Limit = 20
+	l, _, s := newLimiter(t, p)
+	long := strings.Repeat("x", 10000)
+	for _, name := range []string{long, long + "y", "a\x00b", "#abc", "\x1b[31mred"} {
+		failAt(t, l, throttle.Name(name), "192.0.2.1")
+		failAt(t, l, throttle.Name(name), "192.0.2.1")
+	}
+	recs, err := s.GetThrottles(t.Context(), "a\x00192.0.2.1")
+	if err != nil || len(recs[0].Failures) != 10 {
+		t.Fatalf("address record: %+v %v", recs, err)
+	}
+	// Each name has its own two failures: the third is allowed.
+	if r, err := l.Password(t.Context(), throttle.Name(long+"y"), "192.0.2.2", false); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Cancel()
+	}
+}
+
+// Failures survive a restart: a new limiter on the same file refuses.
+func TestFailuresSurviveRestart(t *testing.T) {
+	c := &clock{now: t0}
+	path := filepath.Join(t.TempDir(), "k.db")
+	db, err := bolt.Open(path, bolt.Options{Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := throttle.New(db, policy, c.Now)
+	for range 3 {
+		failAt(t, l, throttle.User("alice"), "192.0.2.1")
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, path, c)
+	l = throttle.New(s, policy, c.Now)
+	if _, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false); refusal(err) == nil {
+		t.Fatal("the restart forgave the failures")
+	}
+}
+
+// A success writes only when there is something to forgive: the sign-in
+// path pays for no commit when nobody failed.
+func TestCleanSuccessWritesNothing(t *testing.T) {
+	l, _, s := newLimiter(t, policy)
+	r, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Succeed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.updates.Load(); n != 0 {
+		t.Fatalf("a clean success wrote %d times", n)
+	}
+	failAt(t, l, throttle.User("alice"), "192.0.2.1")
+	r, _ = l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false)
+	if err := r.Succeed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.updates.Load(); n != 2 {
+		t.Fatalf("%d writes for a failure and a success after it, want 2", n)
+	}
+	recs, _ := s.GetThrottles(t.Context(), "pa\x00u\x00alice\x00192.0.2.1", "a\x00192.0.2.1")
+	if !recs[0].Empty() || len(recs[1].Failures) != 1 {
+		t.Errorf("after the success: %+v", recs)
+	}
+}
