@@ -66,6 +66,9 @@ type Tokens struct {
 	Refresh     Duration `toml:"refresh"`
 	RefreshIdle Duration `toml:"refresh_idle"`
 	AuthRequest Duration `toml:"auth_request"`
+	// RefreshReuseGrace: a refresh token presented again this soon after
+	// its rotation gets the same successor instead of revoking its family.
+	RefreshReuseGrace Duration `toml:"refresh_reuse_grace"`
 }
 
 // Keys is the [keys] table: token signing keys.
@@ -122,6 +125,11 @@ type Limits struct {
 	AccountLockoutReset        Duration `toml:"account_lockout_reset"`
 	PasswordHashConcurrency    int      `toml:"password_hash_concurrency"`
 	PasswordHashQueue          int      `toml:"password_hash_queue"`
+
+	// Pending sign-ins (authorization requests waiting in the flow file),
+	// in all and per client address.
+	MaxPendingSignIns           int `toml:"max_pending_sign_ins"`
+	MaxPendingSignInsPerAddress int `toml:"max_pending_sign_ins_per_address"`
 }
 
 // Client is one [[clients]] entry.

@@ -39,6 +39,13 @@ const (
 	maxHSTSMaxAge = 2 * 365 * 24 * time.Hour
 	// maxCodeLifetime is RFC 6749's recommended maximum; longer is a warning.
 	maxCodeLifetime = 10 * time.Minute
+	// maxRefreshReuseGrace: Okta's grace period goes up to a minute; longer
+	// would let a stolen, already used refresh token pass as a retry.
+	maxRefreshReuseGrace = time.Minute
+	// Pending sign-ins: a store needs room for a few at least, and at 16 KiB
+	// a request, a million keep the flow file under about 16 GiB.
+	minPendingSignIns = 10
+	maxPendingSignIns = 1_000_000
 )
 
 // Validate checks the configuration without changing it or touching the
@@ -218,6 +225,9 @@ func (c *Config) validateTokens(p *problems) {
 	if t.Refresh.Duration > 0 && t.RefreshIdle.Duration > t.Refresh.Duration {
 		p.warnf("tokens.refresh_idle", "%s is longer than tokens.refresh (%s), so it never takes effect", t.RefreshIdle, t.Refresh)
 	}
+	if g := t.RefreshReuseGrace.Duration; g < 0 || g > maxRefreshReuseGrace {
+		p.errorf("tokens.refresh_reuse_grace", "must be between 0s (off) and %s, not %s", maxRefreshReuseGrace, t.RefreshReuseGrace)
+	}
 }
 
 func (c *Config) validateKeys(p *problems) {
@@ -256,6 +266,11 @@ func (c *Config) validateLimits(p *problems) {
 	}
 	between(p, "limits.max_login_attempts", l.MaxLoginAttempts, 1, maxLoginAttempts)
 	positive(p, "limits.login_window", l.LoginWindow)
+	totalOK := between(p, "limits.max_pending_sign_ins", l.MaxPendingSignIns, minPendingSignIns, maxPendingSignIns)
+	perAddressOK := between(p, "limits.max_pending_sign_ins_per_address", l.MaxPendingSignInsPerAddress, 1, maxPendingSignIns)
+	if totalOK && perAddressOK && l.MaxPendingSignInsPerAddress > l.MaxPendingSignIns {
+		p.errorf("limits.max_pending_sign_ins_per_address", "must not be more than limits.max_pending_sign_ins (%d), not %d", l.MaxPendingSignIns, l.MaxPendingSignInsPerAddress)
+	}
 	c.validateThrottle(p)
 }
 

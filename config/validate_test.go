@@ -30,10 +30,13 @@ func validConfig() *Config {
 			Refresh:     Duration{720 * time.Hour},
 			RefreshIdle: Duration{168 * time.Hour},
 			AuthRequest: Duration{30 * time.Minute},
+
+			RefreshReuseGrace: Duration{5 * time.Second},
 		},
 		Keys:     Keys{RotationPeriod: Duration{720 * time.Hour}, Algorithm: "RS256"},
 		Password: Password{MemoryKiB: 7168, Iterations: 5, Parallelism: 1, MinLength: 10},
-		Limits:   Limits{MaxBodyBytes: 65536, MaxLoginAttempts: 10, LoginWindow: Duration{15 * time.Minute}},
+		Limits: Limits{MaxBodyBytes: 65536, MaxLoginAttempts: 10, LoginWindow: Duration{15 * time.Minute},
+			MaxPendingSignIns: 5000, MaxPendingSignInsPerAddress: 100},
 		Accounts: Accounts{TrustedDeviceLifetime: Duration{720 * time.Hour}, RecentAuth: Duration{5 * time.Minute}},
 		Clients: []Client{
 			{
@@ -120,6 +123,16 @@ func TestValidateErrors(t *testing.T) {
 		{"max_body_bytes big", func(c *Config) { c.Limits.MaxBodyBytes = 1 << 30 }, "limits.max_body_bytes: must be between"},
 		{"max_login_attempts", func(c *Config) { c.Limits.MaxLoginAttempts = 0 }, "limits.max_login_attempts: must be between 1 and 1000"},
 		{"login_window", func(c *Config) { c.Limits.LoginWindow = Duration{} }, "limits.login_window: must be positive"},
+		{"refresh_reuse_grace negative", func(c *Config) { c.Tokens.RefreshReuseGrace = Duration{-time.Second} },
+			"tokens.refresh_reuse_grace: must be between 0s (off) and 1m0s, not -1s"},
+		{"refresh_reuse_grace long", func(c *Config) { c.Tokens.RefreshReuseGrace = Duration{2 * time.Minute} },
+			"tokens.refresh_reuse_grace: must be between 0s (off) and 1m0s, not 2m0s"},
+		{"max_pending_sign_ins small", func(c *Config) { c.Limits.MaxPendingSignIns = 9 }, "limits.max_pending_sign_ins: must be between 10 and 1000000, not 9"},
+		{"max_pending_sign_ins big", func(c *Config) { c.Limits.MaxPendingSignIns = 1_000_001 }, "limits.max_pending_sign_ins: must be between 10 and 1000000"},
+		{"max_pending_sign_ins_per_address zero", func(c *Config) { c.Limits.MaxPendingSignInsPerAddress = 0 },
+			"limits.max_pending_sign_ins_per_address: must be between 1 and 1000000, not 0"},
+		{"max_pending_sign_ins_per_address above the total", func(c *Config) { c.Limits.MaxPendingSignIns, c.Limits.MaxPendingSignInsPerAddress = 50, 51 },
+			"limits.max_pending_sign_ins_per_address: must not be more than limits.max_pending_sign_ins (50), not 51"},
 		{"max_login_attempts_per_address", func(c *Config) { c.Limits.MaxLoginAttemptsPerAddress = -1 }, "limits.max_login_attempts_per_address: must be between 0 and 1000"},
 		{"account_lockout_failures", func(c *Config) { c.Limits.AccountLockoutFailures = 1001 }, "limits.account_lockout_failures: must be between 0 and 1000"},
 		{"account_lockout_wait", func(c *Config) {

@@ -99,8 +99,13 @@ func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 
 func (c *client) ClockSkew() time.Duration { return 0 }
 
-// authRequest adapts a storage.AuthRequest to op.AuthRequest.
-type authRequest struct{ a storage.AuthRequest }
+// authRequest adapts a storage.AuthRequest to op.AuthRequest. codeHash is
+// set when the request was loaded by its code, for the exchange to record
+// on the code what it issued.
+type authRequest struct {
+	a        storage.AuthRequest
+	codeHash string
+}
 
 var (
 	_ op.AuthRequest    = (*authRequest)(nil)
@@ -159,10 +164,13 @@ func (r *authRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", r.a.ID), slog.String("client_id", r.a.ClientID))
 }
 
-// refreshRequest adapts a refresh token to op.RefreshTokenRequest.
+// refreshRequest adapts a refresh token to op.RefreshTokenRequest. retry:
+// rt is the successor of the token presented, which was presented again
+// within the reuse grace, so rt is handed out again rather than rotated.
 type refreshRequest struct {
 	rt     storage.RefreshToken
 	scopes []string
+	retry  bool
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)

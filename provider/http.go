@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // recorder buffers a response so the middleware can correct it before it
@@ -66,7 +67,10 @@ var repeatable = map[string]bool{"resource": true}
 //     the client-authenticated endpoints (RFC 6749 §5.2);
 //   - authorization responses carry iss (RFC 9207);
 //   - browser-facing errors become a friendly page, and 5xx bodies never leak
-//     internals.
+//     internals;
+//   - /authorize parameters that would be stored are bounded (authorize.go);
+//   - a code exchange authenticates its client before zitadel looks at the
+//     code (tokenclient.go).
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
@@ -134,6 +138,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 					return
 				}
 			}
+			if problem, bad := checkAuthorizeParams(r.Form); bad {
+				r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+			}
 		}
 		if postOnly(path) {
 			// A client secret refused by the throttle comes back through
@@ -161,6 +168,20 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			// The client-authenticated endpoints read their client (and a
 			// refresh its user) more than once; see readMemo.
 			r = r.WithContext(withReadMemo(r.Context()))
+		}
+		if path == "/oauth/token" && r.PostForm.Get("grant_type") == string(oidc.GrantTypeCode) {
+			clientID, err := p.authenticateCodeClient(r)
+			if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+				writeThrottled(w, refused)
+				return
+			}
+			if err != nil {
+				rec := newRecorder()
+				op.RequestError(rec, r, err, nil)
+				p.finish(w, r, path, rec)
+				return
+			}
+			r = r.WithContext(withCodeClient(r.Context(), clientID))
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)

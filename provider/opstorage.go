@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -35,6 +36,10 @@ type Lifetimes struct {
 	Refresh     time.Duration // absolute life of a refresh-token family
 	RefreshIdle time.Duration
 	AuthRequest time.Duration
+	// RefreshReuseGrace is how long after a rotation the previous refresh
+	// token still gets the same successor (a retry) instead of revoking its
+	// family (reuse); 0 turns the grace off.
+	RefreshReuseGrace time.Duration
 }
 
 // opStorage implements zitadel's op.Storage on our store. It translates
@@ -50,6 +55,13 @@ type opStorage struct {
 	throttle *throttle.Limiter // client secrets; nil: none
 	// checkRefresh is Options.CheckRefresh.
 	checkRefresh func(ctx context.Context, u storage.User, clientID, ip string) error
+	// tokens seals a refresh token for its reuse grace.
+	tokens *tokenCrypto
+	// pending bounds the authorization requests waiting for a sign-in.
+	pending storage.PendingLimits
+	// evictions counts authorization requests evicted for pending, and
+	// lastEvictionLog is when that was last logged (unix seconds).
+	evictions, lastEvictionLog atomic.Int64
 }
 
 var (
@@ -70,6 +82,15 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	c, err := s.getClient(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
+	}
+	if p, ok := authorizeProblemFrom(ctx); ok {
+		if p.param == "state" {
+			// zitadel sends the error with this request's state, which
+			// RFC 6749 asks for; an oversized one is not echoed, or the
+			// refusal would carry what it refuses.
+			req.State = ""
+		}
+		return nil, p.err
 	}
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
@@ -96,14 +117,34 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		ACRValues:           req.ACRValues,
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(s.life.AuthRequest),
+		Origin:              originOf(clientip.FromContext(ctx)),
 	}
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
 	}
-	if err := s.store.CreateAuthRequest(ctx, a); err != nil {
+	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
+	if err != nil {
 		return nil, s.internal(ctx, "store auth request", err)
 	}
+	if evicted > 0 {
+		s.noteEvictions(ctx, evicted)
+	}
 	return &authRequest{a: a}, nil
+}
+
+// noteEvictions logs that pending sign-ins were evicted to make room, at
+// most once a minute with the count since the last line: a flood of
+// /authorize requests should be visible, not fill the log.
+func (s *opStorage) noteEvictions(ctx context.Context, n int) {
+	total := s.evictions.Add(int64(n))
+	now := s.now().Unix()
+	last := s.lastEvictionLog.Load()
+	if now-last < 60 || !s.lastEvictionLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.evictions.Add(-total)
+	s.log.WarnContext(ctx, "too many pending sign-ins; evicted the oldest to make room (a flood of /authorize requests?)",
+		"evicted", total, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "last_client_ip", clientip.FromContext(ctx))
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
@@ -118,17 +159,23 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 	return &authRequest{a: a}, nil
 }
 
+// AuthRequestByCode redeems a code for the client the middleware
+// authenticated (codeClientFrom). A code is used once: it is spent even if
+// the exchange then fails (a wrong code_verifier or redirect_uri), as OAuth
+// 2.1 asks, but a failed exchange issues nothing, so its retry revokes
+// nothing. Only a replay of a code that issued tokens revokes them: those
+// tokens and no others (RFC 6749 §4.1.2).
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	a, err := s.store.RedeemCode(ctx, account.HashSecret(code))
+	clientID, ok := codeClientFrom(ctx)
+	if !ok {
+		return nil, oidc.ErrInvalidClient()
+	}
+	hash := account.HashSecret(code)
+	a, issued, err := s.store.RedeemCode(ctx, hash, clientID)
 	if errors.Is(err, storage.ErrTokenReused) {
-		// RFC 6749 §4.1.2: a replayed code may mean it was stolen; revoke
-		// what was issued for this user at this client.
-		if a.UserID != "" {
-			if _, rerr := s.store.RevokeUserClient(ctx, a.UserID, a.ClientID); rerr != nil {
-				s.log.ErrorContext(ctx, "revoke tokens after code reuse", "err", rerr)
-			}
-		}
-		s.log.WarnContext(ctx, "authorization code reused; revoked the user's tokens at the client", "client_id", a.ClientID, "user_id", a.UserID)
+		s.revokeIssued(ctx, issued)
+		s.log.WarnContext(ctx, "authorization code presented again; revoked the tokens it issued",
+			"client_id", a.ClientID, "user_id", a.UserID, "access_token_id", issued.AccessTokenID, "family_id", issued.FamilyID)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
 	}
 	if errors.Is(err, storage.ErrNotFound) {
@@ -137,7 +184,45 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if err != nil {
 		return nil, s.internal(ctx, "redeem code", err)
 	}
-	return &authRequest{a: a}, nil
+	return &authRequest{a: a, codeHash: hash}, nil
+}
+
+// revokeIssued revokes what one code issued.
+func (s *opStorage) revokeIssued(ctx context.Context, issued storage.IssuedTokens) {
+	if issued.FamilyID != "" {
+		if err := s.store.RevokeFamily(ctx, issued.FamilyID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "revoke the refresh tokens of a replayed code", "family_id", issued.FamilyID, "err", err)
+		}
+	}
+	if issued.AccessTokenID != "" {
+		if err := s.store.DeleteAccessToken(ctx, issued.AccessTokenID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "revoke the access token of a replayed code", "access_token_id", issued.AccessTokenID, "err", err)
+		}
+	}
+}
+
+// recordIssued notes on the code of an exchange what it issued. If the code
+// was replayed while the exchange ran, the tokens are revoked at once and
+// the exchange fails like the replay.
+func (s *opStorage) recordIssued(ctx context.Context, r *authRequest, issued storage.IssuedTokens) error {
+	err := s.store.RecordCodeTokens(ctx, r.codeHash, issued)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrTokenReused):
+		s.revokeIssued(ctx, issued)
+		s.log.WarnContext(ctx, "authorization code presented again during its exchange; revoked the tokens it issued",
+			"client_id", r.a.ClientID, "user_id", r.a.UserID)
+		return oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
+	case errors.Is(err, storage.ErrNotFound):
+		// The flow file lost the redemption (a crash of the machine): the
+		// tokens stand, but a replay will not find them.
+		s.log.WarnContext(ctx, "redeemed code not found when recording its tokens", "client_id", r.a.ClientID)
+		return nil
+	default:
+		s.revokeIssued(ctx, issued)
+		return s.internal(ctx, "record the tokens of a code", err)
+	}
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
@@ -201,10 +286,18 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
 		return "", time.Time{}, s.internal(ctx, "store access token", err)
 	}
+	if r, ok := req.(*authRequest); ok && r.codeHash != "" {
+		if err := s.recordIssued(ctx, r, storage.IssuedTokens{AccessTokenID: t.ID}); err != nil {
+			return "", time.Time{}, err
+		}
+	}
 	return t.ID, t.ExpiresAt, nil
 }
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	if r, ok := req.(*refreshRequest); ok && r.retry {
+		return s.reissueRefresh(ctx, r)
+	}
 	now := s.now()
 	secret, key := newRefreshToken()
 	next := storage.RefreshToken{
@@ -227,6 +320,10 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		// The family keeps its original scopes even when this request narrowed them.
 		next.Scopes = r.rt.Scopes
 		next.ExpiresAt = r.rt.ExpiresAt
+		if s.life.RefreshReuseGrace > 0 {
+			next.SealedValue = s.tokens.sealRefresh(secret, key)
+			next.GraceUntil = now.Add(s.life.RefreshReuseGrace)
+		}
 	default:
 		return "", "", time.Time{}, oidc.ErrInvalidRequest().WithDescription("refresh tokens are not issued for this grant")
 	}
@@ -239,17 +336,49 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		if err := s.store.CreateTokens(ctx, access, &next); err != nil {
 			return "", "", time.Time{}, s.internal(ctx, "store tokens", err)
 		}
+		if r, ok := req.(*authRequest); ok && r.codeHash != "" {
+			if err := s.recordIssued(ctx, r, storage.IssuedTokens{AccessTokenID: access.ID, FamilyID: next.FamilyID}); err != nil {
+				return "", "", time.Time{}, err
+			}
+		}
 		return access.ID, secret, access.ExpiresAt, nil
 	}
 	err := s.store.RotateRefreshToken(ctx, refreshKey(current), next, access)
 	if errors.Is(err, storage.ErrNotFound) {
-		// Another request rotated this token a moment ago.
+		// Another request rotated this token a moment ago. Within the
+		// grace that is a retry: look again, and hand out its successor.
+		if r, ok := req.(*refreshRequest); ok && s.life.RefreshReuseGrace > 0 {
+			if rt, gerr := s.store.GetRefreshToken(ctx, refreshKey(current)); gerr == nil && rt.Hash != refreshKey(current) {
+				r.rt, r.retry = rt, true
+				return s.reissueRefresh(ctx, r)
+			}
+		}
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	}
 	if err != nil {
 		return "", "", time.Time{}, s.internal(ctx, "rotate refresh token", err)
 	}
 	return access.ID, secret, access.ExpiresAt, nil
+}
+
+// reissueRefresh answers a retry within the reuse grace: a fresh access
+// token in the family, and the same successor refresh token the first use
+// got, opened from its sealed copy.
+func (s *opStorage) reissueRefresh(ctx context.Context, r *refreshRequest) (string, string, time.Time, error) {
+	value, err := s.tokens.openRefresh(r.rt.SealedValue, r.rt.Hash)
+	if err != nil {
+		return "", "", time.Time{}, s.internal(ctx, "open the sealed refresh token of a retry", err)
+	}
+	access := s.accessFor(r, r.rt.FamilyID)
+	err = s.store.CreateTokens(ctx, access, nil)
+	if errors.Is(err, storage.ErrNotFound) {
+		// The family was revoked a moment ago.
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	}
+	if err != nil {
+		return "", "", time.Time{}, s.internal(ctx, "store access token of a refresh retry", err)
+	}
+	return access.ID, value, access.ExpiresAt, nil
 }
 
 // A refresh token is a time prefix (refreshPrefixLen characters of an
@@ -303,7 +432,9 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	if err := s.checkRefreshNetwork(ctx, u, rt); err != nil {
 		return nil, err
 	}
-	return &refreshRequest{rt: rt, scopes: slices.Clone(rt.Scopes)}, nil
+	// A retry within the reuse grace comes back as the successor.
+	retry := rt.Hash != refreshKey(token)
+	return &refreshRequest{rt: rt, scopes: slices.Clone(rt.Scopes), retry: retry}, nil
 }
 
 // checkRefreshNetwork applies the user's IP allowlist to a refresh, from
@@ -428,6 +559,12 @@ func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	if done, ok := codeClientFrom(ctx); ok && done == id {
+		// A code exchange whose client the middleware authenticated
+		// (authenticateCodeClient), from the same credentials: one request
+		// is one check, and one attempt for the throttle.
+		return nil
+	}
 	_, err := s.authenticateClient(ctx, id, secret)
 	return err
 }
@@ -546,7 +683,7 @@ func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, scopes []stri
 
 // checkScopeTokens bounds what a client may ask for: at most 32 scopes of at
 // most 128 characters each, from RFC 6749's scope-token alphabet.
-func checkScopeTokens(scopes []string) error {
+func checkScopeTokens(scopes []string) *oidc.Error {
 	if len(scopes) > 32 {
 		return oidc.ErrInvalidScope().WithDescription("too many scopes")
 	}

@@ -69,6 +69,9 @@ type Options struct {
 	// refusal. An account.Error with code NotFound means the client is
 	// gone. Nil allows every refresh.
 	CheckRefresh func(ctx context.Context, u storage.User, clientID, ip string) error
+	// PendingSignIns bounds the authorization requests waiting for a
+	// sign-in, per client address and in all ([limits] in config.toml).
+	PendingSignIns storage.PendingLimits
 }
 
 // Provider serves the OIDC endpoints.
@@ -118,6 +121,10 @@ func New(o Options) (*Provider, error) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
 	}
+	tokens, err := newTokenCrypto(o.TokenKey)
+	if err != nil {
+		return nil, err
+	}
 	st := &opStorage{
 		store:    o.Store,
 		keys:     o.Keys,
@@ -129,6 +136,8 @@ func New(o Options) (*Provider, error) {
 		throttle: o.Throttle,
 
 		checkRefresh: o.CheckRefresh,
+		tokens:       tokens,
+		pending:      o.PendingSignIns,
 	}
 	cfg := &op.Config{
 		CryptoKey:                o.TokenKey,
@@ -138,10 +147,6 @@ func New(o Options) (*Provider, error) {
 		GrantTypeRefreshToken:    true,
 		SupportedScopes:          supportedScopes,
 		SupportedClaims:          supportedClaims,
-	}
-	tokens, err := newTokenCrypto(o.TokenKey)
-	if err != nil {
-		return nil, err
 	}
 	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens)}
 	if strings.HasPrefix(o.Issuer, "http://") {

@@ -74,3 +74,30 @@ func (c *tokenCrypto) Decrypt(token string) (string, error) {
 	}
 	return string(plain), nil
 }
+
+// refreshSealPurpose binds a sealed refresh token to its use and its
+// storage key, so a sealed value is opened only as the token it was sealed
+// as (additional data, like the version byte of Encrypt).
+const refreshSealPurpose = "keyport refresh retry\x00"
+
+// sealRefresh seals a refresh token's value for its reuse grace (see
+// storage.RefreshToken.SealedValue): nonce || ciphertext+tag.
+func (c *tokenCrypto) sealRefresh(value, key string) []byte {
+	n := c.aead.NonceSize()
+	buf := make([]byte, n, n+len(value)+c.aead.Overhead())
+	_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
+	return c.aead.Seal(buf, buf, []byte(value), []byte(refreshSealPurpose+key))
+}
+
+// openRefresh opens what sealRefresh sealed for the token stored under key.
+func (c *tokenCrypto) openRefresh(sealed []byte, key string) (string, error) {
+	n := c.aead.NonceSize()
+	if len(sealed) < n+c.aead.Overhead() {
+		return "", errors.New("open sealed refresh token: too short")
+	}
+	plain, err := c.aead.Open(nil, sealed[:n], sealed[n:], []byte(refreshSealPurpose+key))
+	if err != nil {
+		return "", errors.New("open sealed refresh token: wrong key or damaged value")
+	}
+	return string(plain), nil
+}

@@ -78,3 +78,35 @@ func BenchmarkTokenCrypto(b *testing.B) {
 		_, _ = c.Decrypt(s)
 	}
 }
+
+// A refresh token kept for its reuse grace opens only as the token it was
+// sealed as, under the key it was sealed with.
+func TestSealRefresh(t *testing.T) {
+	c, err := newTokenCrypto([32]byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, key := newRefreshToken()
+	sealed := c.sealRefresh(value, key)
+	if strings.Contains(string(sealed), value[refreshPrefixLen:]) || string(c.sealRefresh(value, key)) == string(sealed) {
+		t.Fatal("sealing hides nothing or is not randomised")
+	}
+	if got, err := c.openRefresh(sealed, key); err != nil || got != value {
+		t.Fatalf("openRefresh = %q, %v", got, err)
+	}
+	other, _ := newTokenCrypto([32]byte{9})
+	_, otherKey := newRefreshToken()
+	tampered := append([]byte(nil), sealed...)
+	tampered[len(tampered)-1] ^= 1
+	for name, open := range map[string]func() (string, error){
+		"another token's storage key": func() (string, error) { return c.openRefresh(sealed, otherKey) },
+		"another token key":           func() (string, error) { return other.openRefresh(sealed, key) },
+		"a changed byte":              func() (string, error) { return c.openRefresh(tampered, key) },
+		"too short":                   func() (string, error) { return c.openRefresh(sealed[:10], key) },
+		"nothing":                     func() (string, error) { return c.openRefresh(nil, key) },
+	} {
+		if got, err := open(); err == nil || got != "" {
+			t.Errorf("%s: opened %q", name, got)
+		}
+	}
+}

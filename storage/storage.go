@@ -149,6 +149,29 @@ type AuthRequest struct {
 	// CodeIssued: a code went out for this request; it never gets a second.
 	CodeIssued bool `json:"code_issued,omitempty"`
 	Completed  bool `json:"completed,omitempty"`
+
+	// Origin is the client address that started the request (an IPv6
+	// address reduced to its /64), for PendingLimits.PerOrigin; "" when
+	// unknown.
+	Origin string `json:"origin,omitempty"`
+}
+
+// PendingLimits bounds the authorization requests a store keeps, so that
+// unauthenticated callers of /authorize cannot fill the disk. When one more
+// request would exceed a limit, the oldest requests (of that origin, or of
+// all) are deleted to make room: a flood pushes out its own requests first,
+// and nobody is ever refused. Zero means no limit.
+type PendingLimits struct {
+	PerOrigin int // requests with the same non-empty Origin
+	Total     int // requests in all
+}
+
+// IssuedTokens is what one authorization code produced, so that a replay of
+// the code revokes exactly that (RFC 6749 §4.1.2). Empty fields: nothing of
+// that kind was issued.
+type IssuedTokens struct {
+	AccessTokenID string `json:"access_token_id,omitempty"`
+	FamilyID      string `json:"family_id,omitempty"` // the refresh-token family the code started
 }
 
 // AccessToken is an issued access token. Opaque tokens carry only ID and
@@ -184,6 +207,14 @@ type RefreshToken struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 	IdleExpiresAt time.Time `json:"idle_expires_at"`
 	RotatedAt     time.Time `json:"rotated_at,omitempty"` // non-zero: superseded, kept only to detect reuse
+
+	// Reuse grace: until GraceUntil, presenting this link's predecessor
+	// again is a retry (two tabs, a lost response) that gets this link back
+	// instead of revoking the family; see Tokens.GetRefreshToken.
+	// SealedValue is this link's value sealed by the caller, never the value
+	// itself; the store drops it once the grace is over or the link is used.
+	SealedValue []byte    `json:"sealed_value,omitempty"`
+	GraceUntil  time.Time `json:"grace_until,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)
@@ -349,7 +380,10 @@ type Clients interface {
 
 // AuthRequests persists authorization requests and their codes.
 type AuthRequests interface {
-	CreateAuthRequest(ctx context.Context, a AuthRequest) error
+	// CreateAuthRequest stores a new request within limits (see
+	// PendingLimits) and returns how many older requests it deleted to
+	// make room.
+	CreateAuthRequest(ctx context.Context, a AuthRequest, limits PendingLimits) (evicted int, err error)
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	UpdateAuthRequest(ctx context.Context, id string, fn func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)
 	DeleteAuthRequest(ctx context.Context, id string) error
@@ -357,10 +391,19 @@ type AuthRequests interface {
 	SaveCode(ctx context.Context, authRequestID, codeHash string) error
 	// RedeemCode returns the request a code belongs to and unlinks the code in
 	// the same transaction, so a code can be redeemed exactly once even when
-	// two exchanges race. A code redeemed before (and remembered for a while)
-	// gives ErrTokenReused with a request holding only ID, UserID and ClientID,
-	// so the caller can revoke what that code produced.
-	RedeemCode(ctx context.Context, codeHash string) (AuthRequest, error)
+	// two exchanges race. Only the request's own client redeems its code: for
+	// any other clientID the code does not exist (ErrNotFound) and nothing
+	// changes. A code redeemed before (and remembered for at least ten
+	// minutes) gives ErrTokenReused, with a request holding only ID, UserID
+	// and ClientID and with what the code issued (see RecordCodeTokens; empty
+	// when it issued nothing), so the caller can revoke exactly that; it also
+	// marks the code replayed.
+	RedeemCode(ctx context.Context, codeHash, clientID string) (AuthRequest, IssuedTokens, error)
+	// RecordCodeTokens notes what a redeemed code issued. If the code was
+	// presented again since it was redeemed, it records nothing and returns
+	// ErrTokenReused: the caller must revoke what it issued. A code that is
+	// not remembered gives ErrNotFound.
+	RecordCodeTokens(ctx context.Context, codeHash string, issued IssuedTokens) error
 }
 
 // Tokens persists access and refresh tokens.
@@ -369,9 +412,11 @@ type Tokens interface {
 	// first link of a new refresh-token family, in one transaction.
 	CreateTokens(ctx context.Context, access AccessToken, refresh *RefreshToken) error
 	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
-	// GetRefreshToken returns the live token with that hash. A rotated token
-	// gives ErrTokenReused (and its family is revoked); an unknown or expired
-	// one gives ErrNotFound.
+	// GetRefreshToken returns the live token with that hash, for use. A token
+	// rotated into a successor that is still live and within its GraceUntil
+	// (a retry) gives that successor, whose Hash differs from the one asked
+	// for; any other rotated token gives ErrTokenReused, and its family is
+	// revoked. An unknown or expired token gives ErrNotFound.
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// PeekRefreshToken returns the live token with that hash, like
 	// GetRefreshToken, but without the reuse check's revocation: for looking
@@ -382,7 +427,8 @@ type Tokens interface {
 	GetRefreshTokenByID(ctx context.Context, id string) (RefreshToken, error)
 	// RotateRefreshToken supersedes the live token oldHash with next and stores
 	// access, atomically. If oldHash is no longer live (a concurrent rotation
-	// won), it returns ErrNotFound and stores nothing.
+	// won), it returns ErrNotFound and stores nothing. next's SealedValue and
+	// GraceUntil, when set, open its reuse grace; the old token's are dropped.
 	RotateRefreshToken(ctx context.Context, oldHash string, next RefreshToken, access AccessToken) error
 	DeleteAccessToken(ctx context.Context, id string) error
 	// RevokeFamily deletes every refresh token of the family and the access
@@ -553,7 +599,8 @@ type Store interface {
 	LoginAttempts
 	Settings
 	Throttles
-	// Sweep deletes what has expired as of now.
+	// Sweep deletes what has expired as of now, and drops the SealedValue of
+	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)
 	// Backup writes a consistent copy of the whole store.
 	Backup(ctx context.Context, w io.Writer) error

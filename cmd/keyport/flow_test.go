@@ -196,17 +196,23 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	} else if _, err := app.verifier.Verify(context.Background(), idt); err != nil {
 		t.Errorf("refreshed ID token: %v", err)
 	}
-	access2, _ := body["access_token"].(string)
+	status, body = refresh(second)
+	third, _ := body["refresh_token"].(string)
+	if status != 200 || third == "" || third == second {
+		t.Fatalf("second refresh: %d %v", status, body)
+	}
+	access3, _ := body["access_token"].(string)
 
-	// Reusing the first token fails and revokes the family: the second
-	// token and its access token die with it.
+	// Reusing the first token once its successor has been used fails and
+	// revokes the family, reuse grace or not: the third token and its
+	// access token die with it.
 	if status, body := refresh(first); status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("reuse: %d %v", status, body)
 	}
-	if status, body := refresh(second); status != 400 || body["error"] != "invalid_grant" {
+	if status, body := refresh(third); status != 400 || body["error"] != "invalid_grant" {
 		t.Fatalf("family not revoked after reuse: %d %v", status, body)
 	}
-	if status, _, _ := srv.userinfo(access2); status != 401 {
+	if status, _, _ := srv.userinfo(access3); status != 401 {
 		t.Errorf("access token of a revoked family still works at userinfo: %d", status)
 	}
 }

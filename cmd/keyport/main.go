@@ -201,6 +201,8 @@ func (m *Main) load() error {
 		Refresh:     cfg.Tokens.Refresh.Duration,
 		RefreshIdle: cfg.Tokens.RefreshIdle.Duration,
 		AuthRequest: cfg.Tokens.AuthRequest.Duration,
+
+		RefreshReuseGrace: cfg.Tokens.RefreshReuseGrace.Duration,
 	}
 	keep := max(life.Access, life.ID) + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
@@ -255,6 +257,11 @@ func (m *Main) load() error {
 		OwnsRequest:  m.Portal.OwnsRequest,
 		Throttle:     m.Accounts.Throttle(),
 		CheckRefresh: m.Accounts.CheckRefreshNetwork,
+
+		PendingSignIns: storage.PendingLimits{
+			PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
+			Total:     cfg.Limits.MaxPendingSignIns,
+		},
 	})
 	if err != nil {
 		return err

@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,20 +13,129 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest) error {
+// CreateAuthRequest stores a new request. Before it does, it deletes the
+// oldest requests of a.Origin, then the requests closest to expiry (the
+// oldest, as every pending request lives equally long), until the new one
+// fits within limits. The number of requests is the bucket's sequence,
+// kept in the same transactions as the requests (see countAuthRequests).
+func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limits storage.PendingLimits) (int, error) {
 	if a.ID == "" {
-		return fmt.Errorf("create auth request: empty ID")
+		return 0, fmt.Errorf("create auth request: empty ID")
 	}
-	return d.flowBatch(func(tx *bbolt.Tx) error {
+	var evicted int
+	err := d.flowBatch(func(tx *bbolt.Tx) error {
+		evicted = 0
 		b := tx.Bucket(bAuthRequests)
 		if has(b, a.ID) {
 			return conflict("create auth request", a.ID)
 		}
-		if err := putJSON(b, a.ID, a); err != nil {
+		if a.Origin != "" && limits.PerOrigin > 0 {
+			n, err := evictOrigin(tx, a.Origin, limits.PerOrigin-1)
+			if err != nil {
+				return err
+			}
+			evicted += n
+		}
+		if limits.Total > 0 {
+			n, err := evictOldest(tx, limits.Total-1)
+			if err != nil {
+				return err
+			}
+			evicted += n
+		}
+		if err := putAuthRequest(b, a); err != nil {
 			return err
+		}
+		if err := b.SetSequence(b.Sequence() + 1); err != nil {
+			return err
+		}
+		if a.Origin != "" {
+			if err := tx.Bucket(bAuthRequestsByOrigin).Put(originKey(a), emptyValue); err != nil {
+				return err
+			}
 		}
 		return putExpiry(tx, expAuthRequest, a.ExpiresAt, a.ID)
 	})
+	if err != nil {
+		return 0, err
+	}
+	return evicted, nil
+}
+
+// putAuthRequest stores a request as JSON without HTML escaping. Nothing
+// renders it as HTML, and escaping <, > and & (common in a state that
+// carries a return URL) would store text at up to six times its length;
+// without it, text free of control characters takes at most twice (a quote
+// or a backslash), which is what bounds a request's size (see the provider's
+// authorizeParamLimits).
+func putAuthRequest(b *bbolt.Bucket, a storage.AuthRequest) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a); err != nil {
+		return err
+	}
+	return b.Put([]byte(a.ID), bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// originKey is a request's entry in bAuthRequestsByOrigin: its origin's
+// entries sort oldest first.
+func originKey(a storage.AuthRequest) []byte {
+	k := appendNanos([]byte(a.Origin+"\x00"), a.CreatedAt)
+	return append(k, a.ID...)
+}
+
+// evictOrigin deletes the oldest requests of origin until at most keep are
+// left, and returns how many went.
+func evictOrigin(tx *bbolt.Tx, origin string, keep int) (int, error) {
+	prefix := []byte(origin + "\x00")
+	var ids []string
+	c := tx.Bucket(bAuthRequestsByOrigin).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) > len(prefix)+8 {
+			ids = append(ids, string(k[len(prefix)+8:]))
+		}
+	}
+	n := 0
+	for _, id := range ids[:max(0, len(ids)-keep)] {
+		found, err := deleteAuthRequestTx(tx, id)
+		if err != nil {
+			return n, err
+		}
+		n += count(found)
+	}
+	return n, nil
+}
+
+// evictOldest deletes the requests closest to expiry until at most keep are
+// left, and returns how many went.
+func evictOldest(tx *bbolt.Tx, keep int) (int, error) {
+	b, exp := tx.Bucket(bAuthRequests), tx.Bucket(bExpiry)
+	prefix := []byte{expAuthRequest}
+	n := 0
+	for int(b.Sequence()) > keep {
+		k, _ := exp.Cursor().Seek(prefix)
+		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) < 9 {
+			// Requests without a deadline cannot be ranked; they are
+			// never created by the provider, and the sweep does not
+			// count on this either.
+			return n, nil
+		}
+		k = bytes.Clone(k)
+		found, err := deleteAuthRequestTx(tx, string(k[9:]))
+		if err != nil {
+			return n, err
+		}
+		if !found {
+			// An entry left behind by a request deleted without it.
+			if err := exp.Delete(k); err != nil {
+				return n, err
+			}
+			continue
+		}
+		n++
+	}
+	return n, nil
 }
 
 func (d *DB) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
@@ -58,7 +169,7 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 		if na.ID != id {
 			return fmt.Errorf("update auth request %q: the ID cannot change (got %q)", id, na.ID)
 		}
-		if err := putJSON(tx.Bucket(bAuthRequests), id, na); err != nil {
+		if err := putAuthRequest(tx.Bucket(bAuthRequests), na); err != nil {
 			return err
 		}
 		if err := moveExpiry(tx, expAuthRequest, old.ExpiresAt, na.ExpiresAt, id); err != nil {
@@ -117,36 +228,52 @@ func (d *DB) SaveCode(ctx context.Context, authRequestID, codeHash string) error
 
 // RedeemCode returns the request codeHash belongs to and unlinks the code in
 // the same transaction. Only the first of concurrent redemptions succeeds.
-func (d *DB) RedeemCode(ctx context.Context, codeHash string) (storage.AuthRequest, error) {
+func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage.AuthRequest, storage.IssuedTokens, error) {
 	var out storage.AuthRequest
+	var issued storage.IssuedTokens
 	err := d.flowBatch(func(tx *bbolt.Tx) error {
-		out = storage.AuthRequest{}
-		codes, byReq := tx.Bucket(bCodes), tx.Bucket(bCodesByRequest)
-		raw := codes.Get([]byte(codeHash))
+		out, issued = storage.AuthRequest{}, storage.IssuedTokens{}
+		raw := tx.Bucket(bCodes).Get([]byte(codeHash))
 		if raw == nil {
 			var rc redeemedCode
-			if ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc); err != nil {
+			ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc)
+			if err != nil {
 				return err
-			} else if ok && !expired(rc.ExpiresAt, d.now()) {
-				out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID}
-				return fmt.Errorf("redeem code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
 			}
-			return fmt.Errorf("redeem code: %w", storage.ErrNotFound)
+			if !ok || expired(rc.ExpiresAt, d.now()) || rc.ClientID != clientID {
+				return fmt.Errorf("redeem code: %w", storage.ErrNotFound)
+			}
+			// A replay. Mark it, so an exchange of this code still under
+			// way learns of it when it records its tokens; the mark
+			// commits with the outcome (see batch).
+			rc.Replayed = true
+			if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
+				return err
+			}
+			out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID}
+			issued = rc.Issued
+			return fmt.Errorf("redeem code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
 		}
 		id := string(raw)
-		// The code goes whatever happens next: a code whose request is gone
-		// or expired is useless. Deleting it before returning ErrNotFound is
-		// the one write batch() lets commit together with an outcome.
-		if err := codes.Delete([]byte(codeHash)); err != nil {
+		a, err := d.liveAuthRequest(tx, id, "redeem code for auth request")
+		if errors.Is(err, storage.ErrNotFound) {
+			// A code whose request is gone or expired is useless: it goes.
+			// Deleting it before returning ErrNotFound is the one write
+			// batch() lets commit together with an outcome.
+			if derr := unlinkCode(tx, codeHash, id); derr != nil {
+				return derr
+			}
 			return err
 		}
-		if string(byReq.Get([]byte(id))) == codeHash {
-			if err := byReq.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		a, err := d.liveAuthRequest(tx, id, "redeem code for auth request")
 		if err != nil {
+			return err
+		}
+		if a.ClientID != clientID {
+			// Another client's code: it does not exist for this caller,
+			// and stays usable for its own client.
+			return fmt.Errorf("redeem code: %w", storage.ErrNotFound)
+		}
+		if err := unlinkCode(tx, codeHash, id); err != nil {
 			return err
 		}
 		// Remember the redemption for a while, so a replayed code can be told
@@ -162,22 +289,58 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash string) (storage.AuthReque
 		return nil
 	})
 	if errors.Is(err, storage.ErrTokenReused) {
-		return out, err
+		return out, issued, err
 	}
 	if err != nil {
-		return storage.AuthRequest{}, err
+		return storage.AuthRequest{}, storage.IssuedTokens{}, err
 	}
-	return out, nil
+	return out, storage.IssuedTokens{}, nil
+}
+
+// unlinkCode deletes the code codeHash of request id and its reverse entry.
+func unlinkCode(tx *bbolt.Tx, codeHash, id string) error {
+	if err := tx.Bucket(bCodes).Delete([]byte(codeHash)); err != nil {
+		return err
+	}
+	byReq := tx.Bucket(bCodesByRequest)
+	if string(byReq.Get([]byte(id))) == codeHash {
+		return byReq.Delete([]byte(id))
+	}
+	return nil
+}
+
+// RecordCodeTokens notes on a redeemed code what it issued, unless the code
+// was replayed meanwhile.
+func (d *DB) RecordCodeTokens(ctx context.Context, codeHash string, issued storage.IssuedTokens) error {
+	return d.flowBatch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bRedeemedCodes)
+		var rc redeemedCode
+		ok, err := getJSON(b, codeHash, &rc)
+		if err != nil {
+			return err
+		}
+		if !ok || expired(rc.ExpiresAt, d.now()) {
+			return fmt.Errorf("record tokens of code: %w", storage.ErrNotFound)
+		}
+		if rc.Replayed {
+			return fmt.Errorf("record tokens of the code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
+		}
+		rc.Issued = issued
+		return putJSON(b, codeHash, rc)
+	})
 }
 
 // redeemedCodeMemory is how long a redeemed code is remembered.
 const redeemedCodeMemory = 10 * time.Minute
 
 type redeemedCode struct {
-	AuthRequestID string    `json:"auth_request_id"`
-	UserID        string    `json:"user_id"`
-	ClientID      string    `json:"client_id"`
-	ExpiresAt     time.Time `json:"expires_at"`
+	AuthRequestID string               `json:"auth_request_id"`
+	UserID        string               `json:"user_id"`
+	ClientID      string               `json:"client_id"`
+	Issued        storage.IssuedTokens `json:"issued,omitzero"`
+	// Replayed: the code was presented again after its redemption.
+	Replayed  bool      `json:"replayed,omitempty"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // liveAuthRequest reads an unexpired request; op names the caller in errors.
@@ -193,13 +356,24 @@ func (d *DB) liveAuthRequest(tx *bbolt.Tx, id, op string) (storage.AuthRequest, 
 	return a, nil
 }
 
-// deleteAuthRequestTx removes a request, its code and its expiry entry.
+// deleteAuthRequestTx removes a request, its code, its expiry and origin
+// entries, and counts it out.
 func deleteAuthRequestTx(tx *bbolt.Tx, id string) (bool, error) {
 	b := tx.Bucket(bAuthRequests)
 	var a storage.AuthRequest
 	ok, err := getJSON(b, id, &a)
 	if err != nil || !ok {
 		return false, err
+	}
+	if a.Origin != "" {
+		if err := tx.Bucket(bAuthRequestsByOrigin).Delete(originKey(a)); err != nil {
+			return false, err
+		}
+	}
+	if n := b.Sequence(); n > 0 {
+		if err := b.SetSequence(n - 1); err != nil {
+			return false, err
+		}
 	}
 	byReq := tx.Bucket(bCodesByRequest)
 	if code := byReq.Get([]byte(id)); code != nil {

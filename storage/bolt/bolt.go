@@ -135,7 +135,7 @@ func (d *DB) openFlows(path string, timeout time.Duration) error {
 						return fmt.Errorf("create bucket %s: %w", name, err)
 					}
 				}
-				return nil
+				return countAuthRequests(tx)
 			})
 			if err == nil {
 				d.flow, d.flowCommits = fdb, &groupCommit{db: fdb}
@@ -155,6 +155,24 @@ func (d *DB) openFlows(path string, timeout time.Duration) error {
 			return fmt.Errorf("remove damaged flow database %s: %w", path, rerr)
 		}
 	}
+}
+
+// countAuthRequests sets the auth request bucket's sequence, the number of
+// requests that PendingLimits.Total is checked against, to the true count.
+// Writes keep it exact; counting at open also covers a file from before it
+// was kept. The bucket holds no more requests than that limit, so this is
+// quick.
+func countAuthRequests(tx *bbolt.Tx) error {
+	b := tx.Bucket(bAuthRequests)
+	n := uint64(0)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	if n == b.Sequence() {
+		return nil
+	}
+	return b.SetSequence(n)
 }
 
 // Close releases the files. Pending batched writes finish first.
@@ -250,11 +268,15 @@ var (
 	emptyValue       = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
-	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
+	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bAuthRequestsByOrigin}
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles}
 )
+
+// bAuthRequestsByOrigin indexes the flow file's requests by origin, oldest
+// first, for PendingLimits.PerOrigin: origin NUL nanos(created) ID → "".
+var bAuthRequestsByOrigin = []byte("auth_requests_by_origin")
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
 // tests can make it small).
@@ -276,6 +298,7 @@ const (
 	expLoginAttempt byte = 'l' // keyed by attempt time; swept after loginAttemptsAge
 	expCredential   byte = 'k'
 	expThrottle     byte = 'r'
+	expRefreshGrace byte = 'g' // keyed by refresh token hash; drops its sealed value
 )
 
 // Schema.

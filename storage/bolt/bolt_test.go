@@ -129,12 +129,28 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	}
 
 	// Auth requests and codes.
+	origins := map[string]bool{}
+	_ = b(bAuthRequestsByOrigin).ForEach(func(k, _ []byte) error { origins[string(k)] = true; return nil })
+	nRequests := 0
 	_ = b(bAuthRequests).ForEach(func(k, _ []byte) error {
+		nRequests++
 		var a storage.AuthRequest
 		get(bAuthRequests, string(k), &a)
 		wantExpiry(expAuthRequest, a.ExpiresAt, a.ID)
+		if a.Origin != "" {
+			if !origins[string(originKey(a))] {
+				fail("auth request %q: origin %q not indexed", a.ID, a.Origin)
+			}
+			delete(origins, string(originKey(a)))
+		}
 		return nil
 	})
+	for k := range origins {
+		fail("stray origin entry %q", k)
+	}
+	if n := b(bAuthRequests).Sequence(); n != uint64(nRequests) {
+		fail("auth request count %d, but %d requests", n, nRequests)
+	}
 	nCodes := 0
 	_ = b(bCodes).ForEach(func(code, id []byte) error {
 		nCodes++
@@ -190,6 +206,11 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			lives[r.FamilyID] = r.Hash
 		}
 		wantIn(members, "family member", join(r.FamilyID, memberRefresh, r.Hash))
+		if len(r.SealedValue) > 0 {
+			wantExpiry(expRefreshGrace, r.GraceUntil, r.Hash)
+		} else if !r.GraceUntil.IsZero() {
+			fail("refresh token %q has a grace but no sealed value", r.ID)
+		}
 		return nil
 	})
 	if n, m := b(bRefreshByID).Stats().KeyN, b(bRefreshTokens).Stats().KeyN; n != m {
@@ -586,7 +607,14 @@ func TestBatchOutcomesDoNotLeak(t *testing.T) {
 	}
 }
 
-func BenchmarkRotateRefreshToken(b *testing.B) {
+func BenchmarkRotateRefreshToken(b *testing.B) { benchmarkRotate(b, false) }
+
+// With the reuse grace, each link carries its sealed value (about 115
+// bytes, as the provider's sealRefresh makes) and a grace expiry entry, and
+// each rotation drops the previous link's.
+func BenchmarkRotateRefreshTokenWithGrace(b *testing.B) { benchmarkRotate(b, true) }
+
+func benchmarkRotate(b *testing.B, grace bool) {
 	ctx := context.Background()
 	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
 	now := time.Now()
@@ -597,11 +625,15 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 		fid := fmt.Sprintf("f%d", families.Add(1))
 		link := func() storage.RefreshToken {
 			n := links.Add(1)
-			return storage.RefreshToken{
+			r := storage.RefreshToken{
 				Hash: fmt.Sprintf("h%d", n), ID: fmt.Sprintf("r%d", n), FamilyID: fid, ClientID: "app", UserID: "u1",
 				Scopes: []string{"openid", "offline_access"}, AuthTime: now, CreatedAt: now,
 				ExpiresAt: now.Add(24 * time.Hour), IdleExpiresAt: now.Add(time.Hour),
 			}
+			if grace {
+				r.SealedValue, r.GraceUntil = bytes.Repeat([]byte{0xa5}, 115), now.Add(5*time.Second)
+			}
+			return r
 		}
 		access := func() storage.AccessToken {
 			n := links.Add(1)
@@ -664,7 +696,7 @@ func TestFlowFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	ar := storage.AuthRequest{ID: "ar1", ClientID: "app", RedirectURI: "https://a/cb", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-	if err := d.CreateAuthRequest(ctx, ar); err != nil {
+	if _, err := d.CreateAuthRequest(ctx, ar, storage.PendingLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: now}); err != nil {
@@ -693,7 +725,7 @@ func TestFlowFile(t *testing.T) {
 	if _, err := d.GetUser(ctx, "u1"); err != nil {
 		t.Fatalf("main data after the flow file was damaged: %v", err)
 	}
-	if err := d.CreateAuthRequest(ctx, ar); err != nil {
+	if _, err := d.CreateAuthRequest(ctx, ar, storage.PendingLimits{}); err != nil {
 		t.Fatalf("new flow file does not work: %v", err)
 	}
 }
@@ -803,5 +835,110 @@ func TestSweepLogsCredentials(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "credentials=2") {
 		t.Errorf("sweep log does not count credentials: %s", logs.String())
+	}
+}
+
+// A refresh token's sealed value (for the reuse grace) is stored only while
+// it can serve a retry: its successor's rotation drops it, and so does the
+// sweep once the grace is over.
+func TestSealedRefreshValueOnlyDuringGrace(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: clock})
+	link := func(n int) storage.RefreshToken {
+		return storage.RefreshToken{
+			Hash: fmt.Sprintf("h%d", n), ID: fmt.Sprintf("r%d", n), FamilyID: "f1", ClientID: "app", UserID: "u1",
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleExpiresAt: now.Add(time.Hour),
+			SealedValue: []byte("sealed"), GraceUntil: now.Add(5 * time.Second),
+		}
+	}
+	access := func(n int) storage.AccessToken {
+		return storage.AccessToken{ID: fmt.Sprintf("a%d", n), ClientID: "app", UserID: "u1", Subject: "u1", ExpiresAt: now.Add(time.Hour)}
+	}
+	first := link(0)
+	first.SealedValue, first.GraceUntil = nil, time.Time{}
+	if err := d.CreateTokens(ctx, access(0), &first); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		if err := d.RotateRefreshToken(ctx, link(n-1).Hash, link(n), access(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealed := func() []string {
+		var hashes []string
+		err := d.db.View(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bRefreshTokens).ForEach(func(k, v []byte) error {
+				if bytes.Contains(v, []byte(`"sealed_value"`)) {
+					hashes = append(hashes, string(k))
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hashes
+	}
+	if got := sealed(); !slices.Equal(got, []string{"h3"}) {
+		t.Fatalf("links holding a sealed value after three rotations: %q, want only the live h3", got)
+	}
+	if _, err := d.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); !slices.Equal(got, []string{"h3"}) {
+		t.Fatalf("links holding a sealed value after a sweep within the grace: %q", got)
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); len(got) != 0 {
+		t.Fatalf("links holding a sealed value after the grace: %q", got)
+	}
+}
+
+// The count PendingLimits.Total is checked against is made right at open,
+// so a flow file written before it was kept is limited like any other.
+func TestPendingCountOfAnOlderFlowFile(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	now := time.Now()
+	raw, err := bbolt.Open(filepath.Join(dir, "keyport-flows.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		for i := range 3 {
+			a := storage.AuthRequest{ID: fmt.Sprintf("old%d", i), ClientID: "app", CreatedAt: now, ExpiresAt: now.Add(time.Duration(i+1) * time.Minute)}
+			if err := putJSON(tx.Bucket(bAuthRequests), a.ID, a); err != nil {
+				return err
+			}
+			if err := putExpiry(tx, expAuthRequest, a.ExpiresAt, a.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := openTest(t, filepath.Join(dir, "keyport.db"), Options{})
+	a := storage.AuthRequest{ID: "new", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	n, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{Total: 3})
+	if err != nil || n != 1 {
+		t.Fatalf("create in a full older flow file: evicted %d, %v; want 1", n, err)
+	}
+	if _, err := d.GetAuthRequest(ctx, "old0"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the oldest request of the older file: %v, want it evicted", err)
 	}
 }

@@ -43,6 +43,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 		{d.db, expLoginAttempt, now.Add(-loginAttemptsAge), sweepLoginAttempt},
 		{d.db, expCredential, now, sweepCredential},
 		{d.db, expThrottle, now, sweepThrottle},
+		{d.db, expRefreshGrace, now, sweepRefreshGrace},
 	}
 	var rep storage.SweepReport
 	for _, s := range steps {
@@ -158,4 +159,17 @@ func sweepRedeemedCode(tx *bbolt.Tx, hash string, _ *storage.SweepReport) (int, 
 	b := tx.Bucket(bRedeemedCodes)
 	found := has(b, hash)
 	return count(found), b.Delete([]byte(hash))
+}
+
+// sweepRefreshGrace drops the sealed value of a refresh token whose reuse
+// grace is over: it is kept only while a retry may need it.
+func sweepRefreshGrace(tx *bbolt.Tx, hash string, _ *storage.SweepReport) (int, error) {
+	rb := tx.Bucket(bRefreshTokens)
+	var r storage.RefreshToken
+	ok, err := getJSON(rb, hash, &r)
+	if err != nil || !ok || len(r.SealedValue) == 0 {
+		return 0, err
+	}
+	r.SealedValue, r.GraceUntil = nil, time.Time{}
+	return 1, putJSON(rb, hash, r)
 }

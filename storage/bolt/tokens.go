@@ -18,7 +18,8 @@ type family struct {
 	ID            string    `json:"id"`
 	UserID        string    `json:"user_id,omitempty"`
 	ClientID      string    `json:"client_id"`
-	Live          string    `json:"live"` // hash of the live link
+	Live          string    `json:"live"`           // hash of the live link
+	Prev          string    `json:"prev,omitempty"` // hash of the link Live replaced
 	ExpiresAt     time.Time `json:"expires_at"`
 	IdleExpiresAt time.Time `json:"idle_expires_at"` // of the live link
 }
@@ -114,19 +115,33 @@ func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken
 	return a, nil
 }
 
-// GetRefreshToken returns the live link stored under hash. Presenting a
-// rotated link revokes its whole family and gives ErrTokenReused.
+// GetRefreshToken returns the live link stored under hash. Presenting the
+// link a live one replaced, within the live one's grace, returns the live
+// one (a retry); presenting any other rotated link revokes its whole family
+// and gives ErrTokenReused.
 func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshToken, error) {
-	r, ok, err := d.readRefresh(hash)
-	if err != nil {
-		return storage.RefreshToken{}, err
-	}
+	var r, retry storage.RefreshToken
+	var ok, isRetry bool
 	now := d.now()
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		if ok, err = getJSON(tx.Bucket(bRefreshTokens), hash, &r); err != nil || !ok || r.RotatedAt.IsZero() {
+			return err
+		}
+		retry, isRetry, err = retryOf(tx, r, now)
+		return err
+	})
+	if err != nil {
+		return storage.RefreshToken{}, fmt.Errorf("read refresh token: %w", err)
+	}
 	if !ok || expired(r.ExpiresAt, now) || (r.RotatedAt.IsZero() && expired(r.IdleExpiresAt, now)) {
 		return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", storage.ErrNotFound)
 	}
 	if r.RotatedAt.IsZero() {
 		return r, nil
+	}
+	if isRetry {
+		return retry, nil
 	}
 	// Reuse. Revoke in a write transaction that commits; if a concurrent
 	// reuse got there first the family is already gone, which is as good.
@@ -140,6 +155,24 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 	d.log.Warn("refresh token reused; family revoked",
 		"token_id", r.ID, "family_id", r.FamilyID, "client_id", r.ClientID, "user_id", r.UserID)
 	return storage.RefreshToken{}, fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
+}
+
+// retryOf returns the successor that presenting the rotated link r again
+// hands out, if that is a retry: r is the link its family's live link
+// replaced, and the live link is unused, within its grace and still has its
+// sealed value.
+func retryOf(tx *bbolt.Tx, r storage.RefreshToken, now time.Time) (storage.RefreshToken, bool, error) {
+	var f family
+	ok, err := getJSON(tx.Bucket(bFamilies), r.FamilyID, &f)
+	if err != nil || !ok || f.Prev != r.Hash {
+		return storage.RefreshToken{}, false, err
+	}
+	var live storage.RefreshToken
+	ok, err = getJSON(tx.Bucket(bRefreshTokens), f.Live, &live)
+	if err != nil || !ok || !liveRefresh(live, now) || len(live.SealedValue) == 0 || !now.Before(live.GraceUntil) {
+		return storage.RefreshToken{}, false, err
+	}
+	return live, true, nil
 }
 
 // PeekRefreshToken returns the live link stored under hash and changes
@@ -244,6 +277,11 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 			return conflict("rotate refresh token: access token", a.ID)
 		}
 
+		// The old link is used: its own grace ends, and with it its sealed
+		// value and the retry of its predecessor.
+		if err := dropGraceTx(tx, &old); err != nil {
+			return err
+		}
 		old.RotatedAt = now
 		if err := putJSON(rb, oldHash, old); err != nil {
 			return err
@@ -255,7 +293,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 			return err
 		}
 		before := f.end()
-		f.Live, f.ExpiresAt, f.IdleExpiresAt = n.Hash, n.ExpiresAt, n.IdleExpiresAt
+		f.Live, f.Prev, f.ExpiresAt, f.IdleExpiresAt = n.Hash, oldHash, n.ExpiresAt, n.IdleExpiresAt
 		if err := moveExpiry(tx, expFamily, before, f.end(), f.ID); err != nil {
 			return err
 		}
@@ -387,6 +425,9 @@ func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
 			if !found {
 				continue
 			}
+			if err := dropGraceTx(tx, &r); err != nil {
+				return c, err
+			}
 			if string(byID.Get([]byte(r.ID))) == r.Hash {
 				if err := byID.Delete([]byte(r.ID)); err != nil {
 					return c, err
@@ -423,9 +464,29 @@ func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
 	return c, fb.Delete([]byte(familyID))
 }
 
-// putRefreshTx stores a link with its ID and family index entries.
+// dropGraceTx ends a link's reuse grace: its sealed value and the expiry
+// entry that would drop it later go.
+func dropGraceTx(tx *bbolt.Tx, r *storage.RefreshToken) error {
+	if len(r.SealedValue) == 0 && r.GraceUntil.IsZero() {
+		return nil
+	}
+	if err := deleteExpiry(tx, expRefreshGrace, r.GraceUntil, r.Hash); err != nil {
+		return err
+	}
+	r.SealedValue, r.GraceUntil = nil, time.Time{}
+	return nil
+}
+
+// putRefreshTx stores a link with its ID and family index entries, and the
+// end of its grace when it has one.
 func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
+	if len(r.SealedValue) == 0 {
+		r.GraceUntil = time.Time{}
+	}
 	if err := putJSON(tx.Bucket(bRefreshTokens), r.Hash, r); err != nil {
+		return err
+	}
+	if err := putExpiry(tx, expRefreshGrace, r.GraceUntil, r.Hash); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bRefreshByID).Put([]byte(r.ID), []byte(r.Hash)); err != nil {

@@ -13,8 +13,8 @@ var authRequestTests = []test{
 	{"CRUD", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
-		ok(t, s.CreateAuthRequest(ctx, a), "create")
-		isErr(t, s.CreateAuthRequest(ctx, a), storage.ErrConflict, "create with a taken ID")
+		ok(t, createAuthRequest(ctx, s, a), "create")
+		isErr(t, createAuthRequest(ctx, s, a), storage.ErrConflict, "create with a taken ID")
 		got, err := s.GetAuthRequest(ctx, "ar1")
 		ok(t, err, "get")
 		equal(t, got, a, "get")
@@ -49,8 +49,8 @@ var authRequestTests = []test{
 	}},
 	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
-		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create ar1")
-		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar2", c.Now(), 20*time.Minute)), "create ar2")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create ar1")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar2", c.Now(), 20*time.Minute)), "create ar2")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
 		c.Advance(10 * time.Minute)
 		_, err := s.GetAuthRequest(ctx, "ar1")
@@ -58,7 +58,7 @@ var authRequestTests = []test{
 		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
 		isErr(t, err, storage.ErrNotFound, "update expired request")
 		isErr(t, s.SaveCode(ctx, "ar1", "code2"), storage.ErrNotFound, "save a code for an expired request")
-		_, err = s.RedeemCode(ctx, "code1")
+		_, _, err = s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of an expired request")
 		_, err = s.GetAuthRequest(ctx, "ar2")
 		ok(t, err, "get live request")
@@ -68,15 +68,16 @@ var authRequestTests = []test{
 		isErr(t, s.SaveCode(ctx, "nobody", "code0"), storage.ErrNotFound, "save a code for a missing request")
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
 		a.UserID, a.Completed = "u1", true
-		ok(t, s.CreateAuthRequest(ctx, a), "create")
+		ok(t, createAuthRequest(ctx, s, a), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		got, err := s.RedeemCode(ctx, "code1")
+		got, _, err := s.RedeemCode(ctx, "code1", "app")
 		ok(t, err, "redeem code1")
 		equal(t, got, a, "request of code1")
-		replay, err := s.RedeemCode(ctx, "code1")
+		replay, issued, err := s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrTokenReused, "redeem code1 twice")
 		equal(t, [3]string{replay.ID, replay.UserID, replay.ClientID}, [3]string{"ar1", "u1", a.ClientID}, "what a replay reports")
-		_, err = s.RedeemCode(ctx, "nobody")
+		equal(t, issued, storage.IssuedTokens{}, "what a code that issued nothing issued")
+		_, _, err = s.RedeemCode(ctx, "nobody", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
 		_, err = s.GetAuthRequest(ctx, "ar1")
 		ok(t, err, "the request outlives its code")
@@ -84,30 +85,156 @@ var authRequestTests = []test{
 		// A new code replaces the request's previous one.
 		ok(t, s.SaveCode(ctx, "ar1", "code2"), "save code2")
 		ok(t, s.SaveCode(ctx, "ar1", "code3"), "save code3")
-		_, err = s.RedeemCode(ctx, "code2")
+		_, _, err = s.RedeemCode(ctx, "code2", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem a replaced code")
 
 		// A code hash belongs to one request.
-		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar2", c.Now(), 10*time.Minute)), "create ar2")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar2", c.Now(), 10*time.Minute)), "create ar2")
 		isErr(t, s.SaveCode(ctx, "ar2", "code3"), storage.ErrConflict, "save another request's code")
 
 		// Deleting the request takes its code.
 		ok(t, s.DeleteAuthRequest(ctx, "ar1"), "delete ar1")
-		_, err = s.RedeemCode(ctx, "code3")
+		_, _, err = s.RedeemCode(ctx, "code3", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
 		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
 
 		// A redeemed code is remembered for a while, not forever.
 		c.Advance(time.Hour)
-		_, err = s.RedeemCode(ctx, "code1")
+		_, _, err = s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem code1 an hour later")
+	}},
+	{"CodeOfAnotherClient", func(t *testing.T, s storage.Store, c *testClock) {
+		// A code exists only for its own client: another client presenting
+		// it, before or after its redemption, finds nothing and changes
+		// nothing.
+		ctx := t.Context()
+		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
+		a.UserID, a.Completed = "u1", true
+		ok(t, createAuthRequest(ctx, s, a), "create")
+		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
+		_, _, err := s.RedeemCode(ctx, "code1", "other")
+		isErr(t, err, storage.ErrNotFound, "another client redeems code1")
+		got, _, err := s.RedeemCode(ctx, "code1", "app")
+		ok(t, err, "its own client redeems code1 after that")
+		equal(t, got, a, "request of code1")
+		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "record code1's tokens")
+		_, issued, err := s.RedeemCode(ctx, "code1", "other")
+		isErr(t, err, storage.ErrNotFound, "another client replays code1")
+		equal(t, issued, storage.IssuedTokens{}, "what another client's replay learns")
+		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "another client's replay did not mark code1")
+	}},
+	{"CodeTokens", func(t *testing.T, s storage.Store, c *testClock) {
+		ctx := t.Context()
+		for _, id := range []string{"ar1", "ar2"} {
+			a := newAuthRequest(id, c.Now(), 10*time.Minute)
+			a.UserID, a.Completed = "u1", true
+			ok(t, createAuthRequest(ctx, s, a), "create %s", id)
+			ok(t, s.SaveCode(ctx, id, "code-"+id), "save the code of %s", id)
+		}
+		isErr(t, s.RecordCodeTokens(ctx, "code-ar1", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of a code not yet redeemed")
+		isErr(t, s.RecordCodeTokens(ctx, "nobody", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of an unknown code")
+
+		// A replay after the tokens were recorded names exactly them.
+		_, _, err := s.RedeemCode(ctx, "code-ar1", "app")
+		ok(t, err, "redeem code-ar1")
+		want := storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}
+		ok(t, s.RecordCodeTokens(ctx, "code-ar1", want), "record code-ar1's tokens")
+		_, issued, err := s.RedeemCode(ctx, "code-ar1", "app")
+		isErr(t, err, storage.ErrTokenReused, "replay code-ar1")
+		equal(t, issued, want, "what code-ar1 issued")
+		_, issued, err = s.RedeemCode(ctx, "code-ar1", "app")
+		isErr(t, err, storage.ErrTokenReused, "replay code-ar1 again")
+		equal(t, issued, want, "what code-ar1 issued, on the second replay")
+
+		// A replay while the exchange is still under way: the exchange
+		// learns of it when it records its tokens, and must revoke them.
+		_, _, err = s.RedeemCode(ctx, "code-ar2", "app")
+		ok(t, err, "redeem code-ar2")
+		_, issued, err = s.RedeemCode(ctx, "code-ar2", "app")
+		isErr(t, err, storage.ErrTokenReused, "replay code-ar2 before its tokens are recorded")
+		equal(t, issued, storage.IssuedTokens{}, "what code-ar2 issued so far")
+		isErr(t, s.RecordCodeTokens(ctx, "code-ar2", storage.IssuedTokens{AccessTokenID: "a2"}), storage.ErrTokenReused, "record tokens of a replayed code")
+		_, issued, err = s.RedeemCode(ctx, "code-ar2", "app")
+		isErr(t, err, storage.ErrTokenReused, "replay code-ar2 once more")
+		equal(t, issued, storage.IssuedTokens{}, "a replayed code's tokens are not recorded")
+
+		// Forgotten after a while, like the redemption itself.
+		c.Advance(time.Hour)
+		isErr(t, s.RecordCodeTokens(ctx, "code-ar1", want), storage.ErrNotFound, "record tokens of a forgotten code")
+	}},
+	{"PendingLimits", func(t *testing.T, s storage.Store, c *testClock) {
+		ctx := t.Context()
+		limits := storage.PendingLimits{PerOrigin: 3, Total: 5}
+		create := func(id, origin string) int {
+			t.Helper()
+			a := newAuthRequest(id, c.Now(), 10*time.Minute)
+			a.Origin = origin
+			n, err := s.CreateAuthRequest(ctx, a, limits)
+			ok(t, err, "create %s", id)
+			c.Advance(time.Second)
+			return n
+		}
+		live := func(ids ...string) {
+			t.Helper()
+			for _, id := range ids {
+				_, err := s.GetAuthRequest(ctx, id)
+				ok(t, err, "request %s", id)
+			}
+		}
+		gone := func(ids ...string) {
+			t.Helper()
+			for _, id := range ids {
+				_, err := s.GetAuthRequest(ctx, id)
+				isErr(t, err, storage.ErrNotFound, "evicted request %s", id)
+			}
+		}
+		// One origin keeps its newest PerOrigin requests; others are untouched.
+		equal(t, create("other1", "198.51.100.9"), 0, "evicted by other1")
+		for i := 1; i <= 3; i++ {
+			equal(t, create(fmt.Sprintf("a%d", i), "192.0.2.1"), 0, "evicted by a%d", i)
+		}
+		equal(t, create("a4", "192.0.2.1"), 1, "evicted by a4")
+		gone("a1")
+		live("a2", "a3", "a4", "other1")
+		// Requests of no known origin count towards the total only.
+		equal(t, create("none1", ""), 0, "evicted by none1")
+		// The sixth request pushes out the oldest of all.
+		equal(t, create("none2", ""), 1, "evicted by none2")
+		gone("other1")
+		live("a2", "a3", "a4", "none1", "none2")
+		// A deleted request frees its place in both limits.
+		ok(t, s.DeleteAuthRequest(ctx, "a2"), "delete a2")
+		equal(t, create("a5", "192.0.2.1"), 0, "evicted by a5")
+		live("a3", "a4", "a5", "none1", "none2")
+		// So does one the sweep removed.
+		c.Advance(10 * time.Minute) // everything so far expires
+		_, err := s.Sweep(ctx)
+		ok(t, err, "sweep")
+		for i := 1; i <= 5; i++ {
+			equal(t, create(fmt.Sprintf("b%d", i), fmt.Sprintf("203.0.113.%d", i)), 0, "evicted by b%d after the sweep", i)
+		}
+		// Both limits at once: the origin's oldest goes, and that makes room.
+		equal(t, create("b6", "203.0.113.1"), 1, "evicted by b6")
+		gone("b1")
+		live("b2", "b3", "b4", "b5", "b6")
+		// Without limits nothing is evicted.
+		n, err := s.CreateAuthRequest(ctx, newAuthRequest("free", c.Now(), time.Minute), storage.PendingLimits{})
+		ok(t, err, "create without limits")
+		equal(t, n, 0, "evicted without limits")
+		live("b2", "b3", "b4", "b5", "b6", "free")
+		// A refused duplicate evicts nothing.
+		dup := newAuthRequest("b6", c.Now(), time.Minute)
+		dup.Origin = "203.0.113.6"
+		_, err = s.CreateAuthRequest(ctx, dup, storage.PendingLimits{Total: 1})
+		isErr(t, err, storage.ErrConflict, "create a duplicate")
+		live("b2", "b3", "b4", "b5", "b6", "free")
 	}},
 	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
-		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
 		errs := concurrently(8, func(int) error {
-			a, err := s.RedeemCode(ctx, "code1")
+			a, _, err := s.RedeemCode(ctx, "code1", "app")
 			if err == nil && a.ID != "ar1" {
 				return fmt.Errorf("redeemed request %q", a.ID)
 			}
@@ -129,7 +256,7 @@ var authRequestTests = []test{
 		ctx := t.Context()
 		errs := concurrently(16, func(i int) error {
 			id, code := fmt.Sprintf("ar%d", i), fmt.Sprintf("code%d", i)
-			if err := s.CreateAuthRequest(ctx, newAuthRequest(id, c.Now(), time.Minute)); err != nil {
+			if err := createAuthRequest(ctx, s, newAuthRequest(id, c.Now(), time.Minute)); err != nil {
 				return err
 			}
 			if _, err := s.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
@@ -141,7 +268,7 @@ var authRequestTests = []test{
 			if err := s.SaveCode(ctx, id, code); err != nil {
 				return err
 			}
-			a, err := s.RedeemCode(ctx, code)
+			a, _, err := s.RedeemCode(ctx, code, "app")
 			if err != nil {
 				return err
 			}
@@ -420,6 +547,86 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "o-a1")
 		ok(t, err, "another family's access token after reuse")
 	}},
+	{"ReuseGrace", func(t *testing.T, s storage.Store, c *testClock) {
+		// Within its grace, presenting the token a live one replaced gives
+		// the live one (with its sealed value) and revokes nothing.
+		ctx, now := t.Context(), c.Now()
+		withGrace := func(id string, grace time.Duration) storage.RefreshToken {
+			r := newRefresh(id, "f1", "u1", "app", c.Now(), time.Hour)
+			r.SealedValue, r.GraceUntil = []byte("sealed "+id), c.Now().Add(grace)
+			return r
+		}
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := withGrace("r2", 5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+		for i := range 3 {
+			got, err := s.GetRefreshToken(ctx, r1.Hash)
+			ok(t, err, "retry %d of r1 within r2's grace", i)
+			equal(t, got, r2, "what retry %d of r1 gives", i)
+		}
+		got, err := s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "r2 after the retries")
+		equal(t, got, r2, "r2 after the retries")
+		// The losers of a rotation race see the same: RotateRefreshToken
+		// refuses, and a second look finds the retry.
+		isErr(t, s.RotateRefreshToken(ctx, r1.Hash, withGrace("r2b", 5*time.Second), newAccess("a2b", "f1", "u1", "app", now, time.Hour)),
+			storage.ErrNotFound, "rotate r1 again")
+		_, err = s.GetAccessToken(ctx, "a2b")
+		isErr(t, err, storage.ErrNotFound, "access token of the refused rotation")
+
+		// Once r2 is used, r1 is plain reuse, within a grace or not.
+		c.Advance(time.Second)
+		r3 := withGrace("r3", 5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
+		got, err = s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "retry of r2 within r3's grace")
+		equal(t, got, r3, "what a retry of r2 gives")
+		_, err = s.GetRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrTokenReused, "r1 after its successor was used")
+		for _, h := range []string{r2.Hash, r3.Hash} {
+			_, err = s.GetRefreshToken(ctx, h)
+			isErr(t, err, storage.ErrNotFound, "%s after the family was revoked", h)
+		}
+		_, err = s.GetAccessToken(ctx, "a3")
+		isErr(t, err, storage.ErrNotFound, "access token of the revoked family")
+	}},
+	{"ReuseAfterGrace", func(t *testing.T, s storage.Store, c *testClock) {
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
+		r2.SealedValue, r2.GraceUntil = []byte("sealed r2"), now.Add(5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+		c.Advance(5 * time.Second)
+		_, err := s.GetRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrTokenReused, "r1 when r2's grace is over")
+		_, err = s.GetRefreshToken(ctx, r2.Hash)
+		isErr(t, err, storage.ErrNotFound, "r2 after the reuse")
+
+		// A sweep after the grace drops the sealed value; the token itself
+		// works on, and its predecessor is plain reuse.
+		r3 := newRefresh("r3", "f2", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a3", "f2", "u1", "app", c.Now(), time.Hour), &r3), "create f2")
+		r4 := newRefresh("r4", "f2", "u1", "app", c.Now(), time.Hour)
+		r4.SealedValue, r4.GraceUntil = []byte("sealed r4"), c.Now().Add(5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, r3.Hash, r4, newAccess("a4", "f2", "u1", "app", c.Now(), time.Hour)), "rotate r3 to r4")
+		c.Advance(10 * time.Second)
+		_, err = s.Sweep(ctx)
+		ok(t, err, "sweep")
+		got, err := s.GetRefreshToken(ctx, r4.Hash)
+		ok(t, err, "r4 after the sweep")
+		want := r4
+		want.SealedValue, want.GraceUntil = nil, time.Time{}
+		equal(t, got, want, "r4 after the sweep")
+
+		// Without a grace (no sealed value), a retry is reuse at once.
+		r5 := newRefresh("r5", "f2", "u1", "app", c.Now(), time.Hour)
+		r5.GraceUntil = c.Now().Add(time.Minute) // no value to hand out: no grace
+		ok(t, s.RotateRefreshToken(ctx, r4.Hash, r5, newAccess("a5", "f2", "u1", "app", c.Now(), time.Hour)), "rotate r4 to r5")
+		_, err = s.GetRefreshToken(ctx, r4.Hash)
+		isErr(t, err, storage.ErrTokenReused, "r4 without a grace")
+	}},
 	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
@@ -523,9 +730,9 @@ var sweepTests = []test{
 		const soon, later = 30 * time.Minute, 2 * time.Hour
 
 		// Auth requests: one expires, with a code; one lives.
-		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar-old", now, soon)), "ar-old")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar-old", now, soon)), "ar-old")
 		ok(t, s.SaveCode(ctx, "ar-old", "code-old"), "code-old")
-		ok(t, s.CreateAuthRequest(ctx, newAuthRequest("ar-live", now, later)), "ar-live")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar-live", now, later)), "ar-live")
 		ok(t, s.SaveCode(ctx, "ar-live", "code-live"), "code-live")
 
 		// Access tokens without a family.
@@ -572,9 +779,9 @@ var sweepTests = []test{
 
 		_, err = s.GetAuthRequest(ctx, "ar-live")
 		ok(t, err, "live auth request")
-		_, err = s.RedeemCode(ctx, "code-live")
+		_, _, err = s.RedeemCode(ctx, "code-live", "app")
 		ok(t, err, "code of the live auth request")
-		_, err = s.RedeemCode(ctx, "code-old")
+		_, _, err = s.RedeemCode(ctx, "code-old", "app")
 		isErr(t, err, storage.ErrNotFound, "code of a swept auth request")
 		for _, id := range []string{"at-live", "live-a2"} {
 			_, err = s.GetAccessToken(ctx, id)

@@ -13,6 +13,7 @@
 package storagetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -149,6 +150,12 @@ func newClient(id string) storage.Client {
 		GrantTypes:   []string{"authorization_code", "refresh_token"},
 		CreatedAt:    base,
 	}
+}
+
+// createAuthRequest stores a with no pending limits.
+func createAuthRequest(ctx context.Context, s storage.Store, a storage.AuthRequest) error {
+	_, err := s.CreateAuthRequest(ctx, a, storage.PendingLimits{})
+	return err
 }
 
 func newAuthRequest(id string, now time.Time, ttl time.Duration) storage.AuthRequest {

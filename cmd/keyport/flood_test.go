@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+)
+
+// authorizeURL is an authorization request of app with extra parameters.
+func authorizeURL(base string, app *testClient, extra url.Values) string {
+	_, challenge := pkce()
+	q := url.Values{
+		"client_id": {app.ID}, "redirect_uri": {app.RedirectURI}, "response_type": {"code"}, "scope": {"openid"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "state": {"st"}, "nonce": {"no"},
+	}
+	for k, v := range extra {
+		q[k] = v
+	}
+	return base + "/authorize?" + q.Encode()
+}
+
+// /authorize refuses parameters longer than real clients send (see
+// provider.authorizeParamLimits): to the app as invalid_request when the
+// client and redirect URI are good, else with the error page; values at the
+// limit still sign in.
+func TestAuthorizeParameterLimits(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	b := newBrowser(t)
+	long := func(n int) string { return strings.Repeat("x", n) }
+
+	for _, c := range []struct {
+		name, param, value, error string
+		wantState                 bool
+	}{
+		{"state", "state", long(2049), "invalid_request", false},
+		{"nonce", "nonce", long(2049), "invalid_request", true},
+		{"login_hint", "login_hint", long(513), "invalid_request", true},
+		{"code_challenge", "code_challenge", long(129), "invalid_request", true},
+		{"acr_values", "acr_values", long(257), "invalid_request", true},
+		{"ui_locales", "ui_locales", long(257), "invalid_request", true},
+		{"prompt", "prompt", long(65), "invalid_request", true},
+		{"a control character in state", "state", "a\nb", "invalid_request", false},
+		{"33 scopes", "scope", "openid" + strings.Repeat(" profile", 32), "invalid_scope", true},
+		{"a scope of 129 characters", "scope", "openid " + long(129), "invalid_scope", true},
+	} {
+		p := b.get(authorizeURL(srv.URL, app, url.Values{c.param: {c.value}}))
+		res := landed(t, p, app.RedirectURI)
+		if res.Error != c.error || res.Code != "" || !strings.Contains(res.Query.Get("error_description"), strings.Fields(c.param)[0]) {
+			t.Errorf("%s: landed with %v, want %s naming %s", c.name, res.Query, c.error, c.param)
+		}
+		if wantState := map[bool]string{true: "st", false: ""}[c.wantState]; res.State != wantState {
+			t.Errorf("%s: state %.20q came back, want %q", c.name, res.State, wantState)
+		}
+	}
+
+	// With a bad client or redirect URI nothing goes back to the app.
+	for name, extra := range map[string]url.Values{
+		"unknown client":          {"client_id": {"nobody"}, "state": {long(5000)}},
+		"unregistered redirect":   {"redirect_uri": {"http://127.0.0.1:9/elsewhere"}, "state": {long(5000)}},
+		"unregistered, big nonce": {"redirect_uri": {"http://127.0.0.1:9/elsewhere"}, "nonce": {long(5000)}},
+	} {
+		p := b.get(authorizeURL(srv.URL, app, extra))
+		if p.Status != http.StatusBadRequest || p.Location != "" || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("%s: %d %q, want the error page", name, p.Status, p.Location)
+		}
+	}
+
+	// At the limits, with the characters that cost most to store, a real
+	// relying party signs in and gets its state and nonce back intact.
+	state := strings.Repeat(`<&"\>`, 2048/5) + "xxx"
+	nonce := strings.Repeat("n", 2048)
+	verifier, challenge := pkce()
+	p := app.authorize(b, state, oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oidc.Nonce(nonce))
+	res := landed(t, app.finish(b, p, "gus"), app.RedirectURI)
+	if res.Code == "" || res.State != state {
+		t.Fatalf("sign-in with parameters at the limits: %v, state %d bytes", res.Error, len(res.State))
+	}
+	tok, err := app.exchange(res.Code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, _ := tok.Extra("id_token").(string)
+	claims, err := app.verifier.Verify(context.Background(), idt)
+	if err != nil || claims.Nonce != nonce {
+		t.Fatalf("ID token of a sign-in with parameters at the limits: %v, nonce %d bytes", err, len(claims.Nonce))
+	}
+}
+
+// When one address has max_pending_sign_ins_per_address sign-ins pending,
+// its oldest makes room for its newest; other addresses are untouched.
+func TestPendingSignInsPerAddress(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Limits.MaxPendingSignIns, c.Limits.MaxPendingSignInsPerAddress = 10, 3
+	})
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	busy, other := browserFrom(t, "127.0.0.5"), browserFrom(t, "127.0.0.6")
+	start := func(b *browser) page {
+		t.Helper()
+		p := b.get(authorizeURL(srv.URL, app, nil))
+		if !isLoginPage(p) {
+			t.Fatalf("authorize: %d %s", p.Status, truncateBody(p.Body))
+		}
+		return p
+	}
+	quiet := start(other)
+	var pages []page
+	for range 4 {
+		pages = append(pages, start(busy))
+	}
+	if p := busy.get(pages[0].URL.String()); isLoginPage(p) || p.Status != http.StatusNotFound {
+		t.Errorf("the oldest of four sign-ins from one address: %d, want it gone", p.Status)
+	}
+	for i, p := range pages[1:] {
+		if again := busy.get(p.URL.String()); !isLoginPage(again) {
+			t.Errorf("sign-in %d of the busy address: %d", i+1, again.Status)
+		}
+	}
+	// The newest and the other address's sign-in both finish.
+	for _, f := range []struct {
+		b *browser
+		p page
+	}{{busy, pages[3]}, {other, quiet}} {
+		if res := landed(t, app.finish(f.b, f.p, "gus"), app.RedirectURI); res.Code == "" {
+			t.Errorf("sign-in: %+v", res)
+		}
+	}
+}
+
+// A flood of /authorize requests from several addresses, some of them
+// oversized, against `keyport serve`: the flow file and the server's memory
+// stay within the bound config.toml documents for max_pending_sign_ins, and
+// a person signing in from another address succeeds during the flood and
+// after it.
+func TestAuthorizeFloodStaysBounded(t *testing.T) {
+	const (
+		total      = 1000
+		perAddress = 100
+		secret     = "flood-test-client-secret-0123456789"
+		redirect   = "http://127.0.0.1:9/callback/app"
+	)
+	dir := t.TempDir()
+	cliMust(t, map[string]string{"KEYPORT_DATA_DIR": dir}, testPassword+"\n", "user", "create", "--username", "gus", "--email", "gus@example.com", "--password-stdin")
+	child := startChild(t, dir, fmt.Sprintf(`
+[limits]
+max_pending_sign_ins = %d
+max_pending_sign_ins_per_address = %d
+
+[[clients]]
+id = "app"
+secret = %q
+redirect_uris = [%q]
+skip_consent = true
+`, total, perAddress, secret, redirect))
+	app := (&testServer{t: t, URL: child.URL}).rp("app", secret, redirect)
+	flows := filepath.Join(dir, "keyport-flows.db")
+	_, peakBefore := child.memory()
+
+	// Every flood request is stored at the largest size allowed; one in ten
+	// is oversized and refused.
+	atLimit := url.Values{
+		"state": {strings.Repeat(`"`, 2048)}, "nonce": {strings.Repeat(`"`, 2048)},
+		"login_hint": {strings.Repeat(`"`, 512)}, "ui_locales": {strings.Repeat("x ", 128)},
+	}
+	oversized := url.Values{"state": {strings.Repeat("x", 16<<10)}}
+	// The flood goes on until it has stored three times what the flow file
+	// may keep (4 s here without the race detector), or for at most
+	// maxDuration on a slow machine.
+	const target = 3 * total
+	maxDuration := 15 * time.Second
+	if raceEnabled {
+		maxDuration = 45 * time.Second
+	}
+	var sent, stored, refused atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), maxDuration)
+	defer cancel()
+	began := time.Now()
+	var wg sync.WaitGroup
+	for a := 2; a <= 5; a++ {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", a))}}
+		client := &http.Client{
+			Transport:     &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 8},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		for g := range 4 {
+			wg.Go(func() {
+				for i := 0; ctx.Err() == nil; i++ {
+					extra := atLimit
+					if (i+g)%10 == 0 {
+						extra = oversized
+					}
+					req, _ := http.NewRequestWithContext(ctx, http.MethodGet, authorizeURL(child.URL, app, extra), nil)
+					resp, err := client.Do(req)
+					if err != nil {
+						continue // the end of the flood
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					sent.Add(1)
+					switch loc := resp.Header.Get("Location"); {
+					case strings.Contains(loc, "/login?authRequestID="):
+						stored.Add(1)
+					case strings.Contains(loc, "error=invalid_request"):
+						refused.Add(1)
+					default:
+						t.Errorf("flood request: %d %q", resp.StatusCode, loc)
+						return
+					}
+				}
+			})
+		}
+	}
+	// until waits for the flood to store n requests (or to end).
+	until := func(n int64) {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for stored.Load() < n && ctx.Err() == nil {
+			<-tick.C
+		}
+	}
+	// Someone signs in from another address while the flood runs, and
+	// again once it is over.
+	until(target / 2)
+	person := browserFrom(t, "127.0.0.9")
+	if _, err := app.exchange(app.signIn(person, "gus")); err != nil {
+		t.Errorf("sign-in during the flood: %v", err)
+	}
+	until(target)
+	cancel()
+	wg.Wait()
+	duration := time.Since(began).Round(100 * time.Millisecond)
+	if _, err := app.exchange(app.signIn(browserFrom(t, "127.0.0.9"), "gus")); err != nil {
+		t.Errorf("sign-in after the flood: %v", err)
+	}
+
+	fi, err := os.Stat(flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, peak := child.memory()
+	// config.toml: the flow file stays below max_pending_sign_ins * 32 KiB,
+	// and memory may grow by as much, the file being mapped. On top, the
+	// flood's requests in flight and the garbage collector's headroom take
+	// heap: about 30 MiB here (GODEBUG=gctrace=1), 64 MiB allowed. The race
+	// detector's shadow memory multiplies what the server allocates.
+	fileBound := int64(total) * 32 << 10
+	memBound := peakBefore + fileBound + 64<<20
+	if raceEnabled {
+		memBound = 4 * memBound
+	}
+	t.Logf("%d requests in %s (%d stored, %d refused); %s: %d KiB (bound %d KiB); peak memory %d MiB before, %d MiB after (bound %d MiB)",
+		sent.Load(), duration, stored.Load(), refused.Load(), filepath.Base(flows), fi.Size()>>10, fileBound>>10, peakBefore>>20, peak>>20, memBound>>20)
+	if stored.Load() < 3*4*perAddress {
+		t.Errorf("the flood stored only %d requests in %s: too few to show the limits at work", stored.Load(), duration)
+	}
+	if refused.Load() == 0 {
+		t.Error("no oversized request was refused")
+	}
+	if fi.Size() > fileBound {
+		t.Errorf("%s is %d KiB after the flood, above the documented %d KiB", filepath.Base(flows), fi.Size()>>10, fileBound>>10)
+	}
+	if peak > memBound {
+		t.Errorf("peak memory %d MiB, above %d MiB", peak>>20, memBound>>20)
+	}
+	if logs := child.Logs(); !strings.Contains(logs, "too many pending sign-ins") {
+		t.Errorf("no log line about the evicted sign-ins:\n%s", truncateBody(logs))
+	}
+}
