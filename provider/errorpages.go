@@ -38,12 +38,15 @@ func (p *Provider) showError(w http.ResponseWriter, r *http.Request, e pageError
 	p.opts.ErrorPage(w, r, e.status, e.heading, e.message, args...)
 }
 
-// shownValue makes a value fit for a page: control characters and invalid
-// UTF-8 become U+FFFD, and more than maxShownValue characters are cut with
-// an ellipsis. HTML escaping is the template's job.
+// shownValue makes a value fit for a page: control characters, format
+// characters and invalid UTF-8 become U+FFFD, and more than maxShownValue
+// characters are cut with an ellipsis. Format characters (Unicode category
+// Cf: bidi overrides and isolates, zero-width spaces and joiners) change
+// how the text around them reads without showing themselves, so a value
+// could pass for another. HTML escaping is the template's job.
 func shownValue(s string) string {
 	s = strings.Map(func(c rune) rune {
-		if unicode.IsControl(c) {
+		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) {
 			return utf8.RuneError
 		}
 		return c
