@@ -88,9 +88,18 @@ func (p *Provider) explain(r *http.Request, path string, status int, code, descr
 				message: "The application that sent you here is not registered with Keyport (client_id “%s”). Nothing was sent to it. Go back and tell the application's administrator.",
 				value:   clientID}
 		}
-		if strings.Contains(description, "redirect_uri") {
+		switch {
+		case strings.Contains(description, "redirect_uri is missing in the client configuration"):
 			return pageError{status: http.StatusBadRequest, heading: "This application cannot sign you in here",
 				message: "The application asked Keyport to send you back to an address that is not registered for it: “%s”. Keyport did not go there. Go back and tell the application's administrator.",
+				value:   r.Form.Get("redirect_uri")}
+		case strings.Contains(description, "redirect_uri is") && strings.Contains(description, "not allowed"):
+			// zitadel refuses a registered address by its scheme and the
+			// client's type: "is http and is not allowed", "is using a
+			// custom schema and is not allowed" (a confidential client that
+			// registered a native app's private-use scheme).
+			return pageError{status: http.StatusBadRequest, heading: "This application cannot sign you in here",
+				message: "The application asked Keyport to send you back to “%s”. The address is registered for it, but this kind of application may not use an address of that kind. Keyport did not go there. Go back and tell the application's administrator.",
 				value:   r.Form.Get("redirect_uri")}
 		}
 		return invalidRequest(status, description)
