@@ -5,17 +5,20 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
@@ -426,5 +429,72 @@ func TestBrowserUpstreamButtonUnderPolicy(t *testing.T) {
 	}
 	if got := <-reached; got != "GET /callback" {
 		t.Errorf("the app got %s", got)
+	}
+}
+
+// formPostApp is an app on ln that notes each request to its callback,
+// with the code a form_post response carries.
+func formPostApp(t *testing.T, ln net.Listener) (*httptest.Server, <-chan string) {
+	t.Helper()
+	got := make(chan string, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/callback" {
+			select {
+			case got <- r.Method + " " + r.URL.Path + " code=" + r.PostFormValue("code"):
+			default:
+			}
+		}
+		_, _ = w.Write([]byte("<p id=app>app</p>"))
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, got
+}
+
+// In Chromium: the form_post page reaches apps whose redirect URI's host a
+// CSP host-source cannot spell as it is: a native app's loopback redirect
+// URI on [::1] (RFC 8252 §7.3), an internationalised name, a name with an
+// underscore. Chromium resolves the made-up names to loopback.
+func TestBrowserFormPostToHostsCSPCannotSpell(t *testing.T) {
+	c := newChromeWith(t, chromedp.Flag("host-resolver-rules", "MAP xn--bcher-kva.test 127.0.0.1, MAP my_app.test 127.0.0.1"))
+	srv, base := startLocalhostServer(t, nil)
+	srv.createUser("alice", false)
+	c.signIn(base, "alice")
+	c.do("home after sign-in", chromedp.WaitVisible(chromedp.CSS(".portal-nav")))
+
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("this test needs IPv6 loopback: %v", err)
+	}
+	ln4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port4 := strconv.Itoa(ln4.Addr().(*net.TCPAddr).Port)
+	v6, v6Got := formPostApp(t, ln6)
+	_, v4Got := formPostApp(t, ln4)
+	for i, app := range []struct {
+		name, redirectURI string
+		got               <-chan string
+	}{
+		{"IPv6 loopback", v6.URL + "/callback", v6Got},
+		{"internationalised name", "http://bücher.test:" + port4 + "/callback", v4Got},
+		{"underscore", "http://my_app.test:" + port4 + "/callback", v4Got},
+	} {
+		id := "app" + strconv.Itoa(i)
+		client := srv.createClient(account.NewClient{ID: id, Public: true, SkipConsent: true, RedirectURIs: []string{app.redirectURI}})
+		_, challenge := pkce()
+		c.do(app.name+": authorize", chromedp.Navigate(client.oauth.AuthCodeURL("st", oauth2.SetAuthURLParam("response_mode", "form_post"),
+			oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))))
+		select {
+		case got := <-app.got:
+			if !strings.HasPrefix(got, "POST /callback code=") || strings.HasSuffix(got, "code=") {
+				t.Errorf("%s: the app got %s", app.name, got)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("%s: the form_post response to %s never arrived; the browser is at %s", app.name, app.redirectURI, c.location())
+		}
 	}
 }
