@@ -21,16 +21,22 @@ import (
 // navigation that no form-action governs. Redirects between portal pages
 // stay redirects.
 //
-// Only browsers enforce form-action, and every browser that does sends
-// Fetch Metadata (Sec-Fetch-Mode: navigate on a form's navigation). Other
-// clients (scripts, test harnesses, command-line tools signing in on a
-// person's behalf) get the plain redirect RFC 6749 describes: a Refresh
-// header means nothing to them, and the answer they get stays what it has
-// always been.
+// Only browsers enforce form-action. Those that send Fetch Metadata mark a
+// form's navigation with Sec-Fetch-Mode: navigate; WebKit before 16.4
+// (Safari on iOS 16.3 and older) enforces form-action on redirects too but
+// sends no Fetch Metadata, and a navigation of it asks for text/html in its
+// Accept header. Other clients (scripts, test harnesses, command-line
+// tools signing in on a person's behalf: curl, Python's requests, Go's
+// client, x/oauth2) send neither and get the plain redirect RFC 6749
+// describes: a Refresh header means nothing to them, and the answer they
+// get stays what it has always been.
 
 // browserNavigation tells a browser's form navigation from any other POST.
 func browserNavigation(r *http.Request) bool {
-	return r.Header.Get("Sec-Fetch-Mode") == "navigate"
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	return strings.Contains(strings.ToLower(r.Header.Get("Accept")), "text/html")
 }
 
 // handOver wraps the response to a form post.

@@ -214,10 +214,13 @@ func TestFormActionPolicy(t *testing.T) {
 
 	// Without following: the answer to a browser's sign-in form is the
 	// hand-over page, not a redirect, and it leads to the provider's
-	// callback. A client that is no browser (no Fetch Metadata) gets the
-	// redirect RFC 6749 describes.
+	// callback. A browser is one that sends Fetch Metadata for its
+	// navigation, or (WebKit before 16.4, which enforces form-action but
+	// sends no Fetch Metadata) one that asks for HTML. A client that is no
+	// browser (curl, Python's requests, Go's client) sends neither, and gets
+	// the redirect RFC 6749 describes.
 	var raw *browser
-	signInForm := func(navigate bool) *http.Response {
+	signInForm := func(header map[string]string) *http.Response {
 		t.Helper()
 		raw = newBrowser(t)
 		raw.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -232,8 +235,8 @@ func TestFormActionPolicy(t *testing.T) {
 		form.Set("password", testPassword)
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if navigate {
-			req.Header.Set("Sec-Fetch-Mode", "navigate")
+		for k, v := range header {
+			req.Header.Set(k, v)
 		}
 		resp, err := raw.client.Do(req)
 		if err != nil {
@@ -241,23 +244,40 @@ func TestFormActionPolicy(t *testing.T) {
 		}
 		return resp
 	}
-	scripted := signInForm(false)
-	scripted.Body.Close()
-	if scripted.StatusCode/100 != 3 || !strings.HasPrefix(scripted.Header.Get("Location"), srv.URL+"/authorize/callback?id=") || scripted.Header.Get("Refresh") != "" {
-		t.Errorf("answer to a script's sign-in form: %d Location %q Refresh %q, want the redirect to the callback",
-			scripted.StatusCode, scripted.Header.Get("Location"), scripted.Header.Get("Refresh"))
+	for _, script := range []struct {
+		name   string
+		header map[string]string
+	}{
+		{"Go's client", nil},
+		{"curl", map[string]string{"Accept": "*/*", "User-Agent": "curl/8.5.0"}},
+		{"a script asking for JSON", map[string]string{"Accept": "application/json"}},
+	} {
+		resp := signInForm(script.header)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 3 || !strings.HasPrefix(resp.Header.Get("Location"), srv.URL+"/authorize/callback?id=") || resp.Header.Get("Refresh") != "" {
+			t.Errorf("answer to %s's sign-in form: %d Location %q Refresh %q, want the redirect to the callback",
+				script.name, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Refresh"))
+		}
 	}
-	resp := signInForm(true)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	refresh := resp.Header.Get("Refresh")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.HasPrefix(refresh, "0; url="+srv.URL+"/authorize/callback?id=") ||
-		!strings.Contains(string(body), `href="`+srv.URL+`/authorize/callback?id=`) || resp.Header.Get("Cache-Control") != "no-store" {
-		t.Errorf("answer to the sign-in form: %d Location %q Refresh %q\n%s", resp.StatusCode, resp.Header.Get("Location"), refresh, truncateBody(string(body)))
+	handedOver := func(name string, resp *http.Response) string {
+		t.Helper()
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		refresh := resp.Header.Get("Refresh")
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.HasPrefix(refresh, "0; url="+srv.URL+"/authorize/callback?id=") ||
+			!strings.Contains(string(body), `href="`+srv.URL+`/authorize/callback?id=`) || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("answer to %s's sign-in form: %d Location %q Refresh %q\n%s", name, resp.StatusCode, resp.Header.Get("Location"), refresh, truncateBody(string(body)))
+		}
+		if got := cspDirective(resp.Header, "form-action"); got != "form-action 'self'" {
+			t.Errorf("hand-over page: %q", got)
+		}
+		return refresh
 	}
-	if got := cspDirective(resp.Header, "form-action"); got != "form-action 'self'" {
-		t.Errorf("hand-over page: %q", got)
-	}
+	handedOver("Safari 16.3", signInForm(map[string]string{
+		"Accept":     "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.3 Safari/605.1.15",
+	}))
+	refresh := handedOver("Chromium", signInForm(map[string]string{"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document"}))
 
 	// The form_post page posts to fp.example:8443 and nowhere else.
 	p = fp.finish(raw, raw.get(strings.TrimPrefix(refresh, "0; url=")), "pia")
