@@ -518,3 +518,60 @@ func TestBrowserFormPostToHostsCSPCannotSpell(t *testing.T) {
 		}
 	}
 }
+
+// The hand-over page's link leads where its Refresh header does, also for
+// a native app's private-use scheme (RFC 8252 §7.1), which html/template
+// would otherwise blank to "#ZgotmplZ". A scheme that runs code when
+// followed (javascript:, data:, vbscript:, file:) is never a link, even if
+// a client registered it: the answer stays the plain redirect.
+func TestHandOverToNativeApp(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("pia", false)
+	native := srv.createClient(account.NewClient{ID: "native", Name: "Native", Public: true, RedirectURIs: []string{"com.example.app:/oauth2redirect"}})
+	odd := srv.createClient(account.NewClient{ID: "odd", Name: "Odd", Public: true, RedirectURIs: []string{"vbscript:msgbox(1)"}})
+
+	deny := func(app *testClient) *http.Response {
+		t.Helper()
+		b := newBrowser(t)
+		b.navigates = true
+		_, challenge := pkce()
+		p := app.authorize(b, "st-1", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		p = b.submit(p, "/login", url.Values{"login": {"pia"}, "password": {testPassword}})
+		if !isConsentPage(p) {
+			t.Fatalf("%s: no consent page: %d %s\n%s", app.ID, p.Status, p.URL, truncateBody(p.Body))
+		}
+		form := formFields(p.Body)
+		form.Set("decision", "deny")
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/consent", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		noFollow := &http.Client{Jar: b.client.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	resp := deny(native)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	to := strings.TrimPrefix(resp.Header.Get("Refresh"), "0; url=")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(to, "com.example.app:/oauth2redirect?") {
+		t.Fatalf("deny for the native app: %d Refresh %q Location %q", resp.StatusCode, resp.Header.Get("Refresh"), resp.Header.Get("Location"))
+	}
+	if q, _ := url.Parse(to); q.Query().Get("error") != "access_denied" || q.Query().Get("state") != "st-1" {
+		t.Errorf("the hand-over leads to %s", to)
+	}
+	link, ok := parsePage(t, string(body)).first("a", "class", "button-primary")
+	if !ok || link.attr("href") != to {
+		t.Errorf("the hand-over page's link is %q, want %q\n%s", link.attr("href"), to, truncateBody(string(body)))
+	}
+
+	resp = deny(odd)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Refresh") != "" || strings.Contains(string(body), "vbscript:") || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "vbscript:") {
+		t.Errorf("deny for a client with a vbscript: redirect URI: %d Refresh %q Location %q\n%s", resp.StatusCode, resp.Header.Get("Refresh"), resp.Header.Get("Location"), truncateBody(string(body)))
+	}
+}
