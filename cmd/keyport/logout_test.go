@@ -249,3 +249,51 @@ func TestBrowserLogoutConfirmation(t *testing.T) {
 		t.Error("still signed in after confirming")
 	}
 }
+
+// An end_session request that arrives without the browser's cookie (a
+// cross-site POST under SameSite=Lax, a browser that withholds it) ends no
+// session and writes no cookie: a fresh one would replace the session the
+// browser still holds, signing the person out without a question.
+func TestEndSessionWithoutTheCookieWritesNone(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("lena", false)
+	srv.createClient(account.NewClient{ID: "app", SkipConsent: true, PostLogoutRedirectURIs: []string{byeApp}})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "lena")
+	base, _ := url.Parse(srv.URL)
+
+	for _, c := range []struct {
+		method string
+		form   url.Values
+	}{
+		{http.MethodPost, url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}, "state": {"s1"}}},
+		{http.MethodPost, nil},
+		{http.MethodGet, url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}}},
+	} {
+		var req *http.Request
+		if c.method == http.MethodPost {
+			req, _ = http.NewRequest(http.MethodPost, srv.URL+"/end_session", strings.NewReader(c.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req, _ = http.NewRequest(http.MethodGet, srv.URL+"/end_session?"+c.form.Encode(), nil)
+		}
+		// No jar: the request carries no cookie.
+		noCookie := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noCookie.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Errorf("%s end_session?%s: %d", c.method, c.form.Encode(), resp.StatusCode)
+		}
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+			t.Errorf("%s end_session?%s without a cookie sets %q", c.method, c.form.Encode(), got)
+		}
+		// What the browser would store from that answer.
+		b.client.Jar.SetCookies(base, resp.Cookies())
+		if !negSignedIn(srv, b) {
+			t.Fatalf("%s end_session?%s without the cookie signed the browser out", c.method, c.form.Encode())
+		}
+	}
+}
