@@ -2,9 +2,6 @@ package portal
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
-	"unicode"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -77,7 +74,7 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	next := "/logged-out"
-	if c, ok := localContinue(r.PostFormValue("continue")); ok {
+	if c, ok := localPath(r.PostFormValue("continue"), maxContinue); ok {
 		next = c
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -85,22 +82,9 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 }
 
 // maxContinue bounds the confirmation's continue URL: an end_session
-// request with an ID token as its hint.
+// request with an ID token as its hint. An end_session request checks its
+// own parameters again when it runs.
 const maxContinue = 8 << 10
-
-// localContinue accepts a path on this server and nothing that could leave
-// it (an absolute URL, "//host", "/\host", control characters). An
-// end_session request checks its own parameters again when it runs.
-func localContinue(raw string) (string, bool) {
-	if raw == "" || len(raw) > maxContinue || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.HasPrefix(raw, "/\\") {
-		return "", false
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsFunc(raw, unicode.IsControl) {
-		return "", false
-	}
-	return raw, true
-}
 
 type setupData struct {
 	base

@@ -337,8 +337,7 @@ func newRef() string {
 // was wrong, say) are formatted into the translated message and escaped
 // like all text on the page.
 func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any) {
-	b := s.base(r, nil, heading)
-	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...)})
+	s.errorPage(w, r, status, heading, message, "", args...)
 }
 
 type errorData struct {
@@ -346,9 +345,10 @@ type errorData struct {
 	Heading, Message, RequestID string
 }
 
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string) {
+// errorPage is ErrorPage with the reference of a log line (ref, or "").
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string, args ...any) {
 	b := s.base(r, nil, heading)
-	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message), RequestID: ref})
+	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...), RequestID: ref})
 }
 
 // base holds what every page needs.
