@@ -49,6 +49,9 @@ func (s *Server) withCSRFToken(next http.Handler) http.Handler {
 		tok, _ := c.Values[keyCSRF].(string)
 		bid, _ := c.Values[keyBrowser].(string)
 		if tok == "" || bid == "" {
+			if s.hopForStrictCookie(w, r) {
+				return
+			}
 			if tok == "" {
 				c.Values[keyCSRF] = account.NewSecret()
 			}

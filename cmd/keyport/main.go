@@ -254,6 +254,10 @@ func (m *Main) load() error {
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
 		Throttle:     m.Accounts.Throttle(),
+
+		// A cross-site end_session that came without the cookie comes back
+		// once through Keyport, with it (portal/hop.go).
+		RetryWithCookie: m.Portal.RetryWithCookie,
 	})
 	if err != nil {
 		return err
