@@ -40,8 +40,17 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// showLogout renders the confirmation in the language of the person's
+// profile, else the one an app's request asks for with ui_locales, else
+// the browser's (Keycloak's order).
 func (s *Server) showLogout(w http.ResponseWriter, r *http.Request, u *storage.User, continueURL string) {
-	s.render(w, r, http.StatusOK, "logout", &logoutData{base: s.base(r, u, "Sign out?"), Continue: continueURL})
+	b := s.base(r, u, "Sign out?")
+	if !SupportedLanguage(baseLanguage(u.Locale)) {
+		if lang := uiLocalesLanguage(r.FormValue("ui_locales")); lang != "" {
+			b.Lang, b.Title = lang, translate(lang, "Sign out?")
+		}
+	}
+	s.render(w, r, http.StatusOK, "logout", &logoutData{base: b, Continue: continueURL})
 }
 
 // LogoutPrompt shows the sign-out confirmation for an app's end_session

@@ -17,6 +17,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 )
 
 // isLogoutConfirmation tells whether p is the sign-out confirmation: a
@@ -396,5 +397,58 @@ func TestLogoutPromptAfterSessionEnded(t *testing.T) {
 	// Going on runs the request as for nobody signed in.
 	if p := b.get(srv.URL + rec.Header().Get("Location")); p.Status != http.StatusFound || p.Location != byeApp {
 		t.Errorf("going on: %d %q", p.Status, p.Location)
+	}
+}
+
+// The confirmation of an app's end_session request speaks the language the
+// app asked for with ui_locales (RP-Initiated Logout 1.0 §2), ahead of the
+// browser's Accept-Language; a language the person chose in their profile
+// comes first, as in Keycloak.
+func TestLogoutConfirmationLanguage(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("lena", false)
+	maxUser := srv.createUser("max", false)
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), maxUser.ID, func(u storage.User) (storage.User, error) {
+		u.Locale = "en"
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv.createClient(account.NewClient{ID: "app", SkipConsent: true, PostLogoutRedirectURIs: []string{byeApp}})
+	lena, maxB := newBrowser(t), newBrowser(t)
+	signInPortal(t, srv, lena, "lena")
+	signInPortal(t, srv, maxB, "max")
+	for _, c := range []struct {
+		name           string
+		b              *browser
+		uiLocales      string
+		acceptLanguage string
+		want           string
+	}{
+		{"ui_locales", lena, "de", "en-US,en;q=0.9", "de"},
+		{"ui_locales, first one Keyport speaks", lena, "fr-CA de-CH en", "en-US,en;q=0.9", "de"},
+		{"ui_locales Keyport does not speak", lena, "fr ja", "de-DE,de;q=0.9", "de"},
+		{"ui_locales over Accept-Language", lena, "en", "de-DE,de;q=0.9", "en"},
+		{"no ui_locales", lena, "", "de-DE,de;q=0.9", "de"},
+		{"the profile's language first", maxB, "de", "de-DE,de;q=0.9", "en"},
+	} {
+		q := url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}}
+		if c.uiLocales != "" {
+			q.Set("ui_locales", c.uiLocales)
+		}
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/end_session?"+q.Encode(), nil)
+		req.Header.Set("Accept-Language", c.acceptLanguage)
+		p := c.b.do(req)
+		if !isLogoutConfirmation(p) {
+			t.Fatalf("%s: no confirmation: %d at %s", c.name, p.Status, p.URL)
+		}
+		heading := map[string]string{"en": "Sign out?", "de": "Abmelden?"}[c.want]
+		h1, _ := parsePage(t, p.Body).first("h1")
+		if !strings.Contains(p.Body, `<html lang="`+c.want+`"`) || h1.text() != heading {
+			t.Errorf("%s: page in the wrong language (want %s): h1 %q", c.name, c.want, h1.text())
+		}
+		if got := formFields(p.Body).Get("continue"); c.uiLocales != "" && !strings.Contains(got, "ui_locales="+url.QueryEscape(c.uiLocales)) {
+			t.Errorf("%s: the confirmation's continue %q loses ui_locales", c.name, got)
+		}
 	}
 }
