@@ -63,6 +63,8 @@ func TestStrictTransportSecurity(t *testing.T) {
 			c.HTTP.HSTSMaxAge = config.Duration{}
 		}, ""},
 		{"http issuer", nil, ""},
+		// HSTS covers every port of a host: none for a loopback issuer.
+		{"https loopback issuer", func(c *config.Config) { c.Issuer = "https://localhost:8443" }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
