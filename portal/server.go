@@ -139,9 +139,9 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static assets: %w", err)
 	}
-	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, http.FileServerFS(staticFS))))
+	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, iconType(http.FileServerFS(staticFS)))))
 	s.favicon = cacheFor(24*time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "image/x-icon")
+		w.Header().Set("Content-Type", icoContentType)
 		http.ServeFileFS(w, r, staticFS, "favicon.ico")
 	}))
 
@@ -233,6 +233,22 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 func cacheFor(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// icoContentType is the type of .ico files, at /favicon.ico and under
+// /static/ alike: the one browsers and most servers use (Go's table says
+// image/vnd.microsoft.icon).
+const icoContentType = "image/x-icon"
+
+// iconType gives .ico files icoContentType before the file server would
+// pick the type by itself.
+func iconType(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".ico") {
+			w.Header().Set("Content-Type", icoContentType)
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -140,6 +140,7 @@ func TestStaticFilesAndFavicon(t *testing.T) {
 		{"/static/extra/theme.css", "text/css", "body{}"},
 		{"/static/favicon.svg", "image/svg+xml", "<svg"},
 		{"/favicon.ico", "image/x-icon", "\x00\x00\x01\x00"}, // the ICO header: reserved 0, type 1 (icon)
+		{"/static/favicon.ico", "image/x-icon", "\x00\x00\x01\x00"},
 	}
 	for _, f := range files {
 		resp, body := fetch(http.MethodGet, f.path)
