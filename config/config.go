@@ -498,10 +498,12 @@ func issuerIsHTTPS(issuer string) bool {
 // StrictTransportSecurity is the Strict-Transport-Security header value for
 // every response, or "" when none is sent: with an http:// issuer (browsers
 // ignore the header over http anyway, and a local test server must stay
-// reachable over http) or when http.hsts_max_age is 0.
+// reachable over http), with a loopback issuer (HSTS holds for every port
+// of a host: https://localhost would pin every development server on
+// localhost to https for the max-age), or when http.hsts_max_age is 0.
 func (c *Config) StrictTransportSecurity() string {
 	secs := int64(c.HTTP.HSTSMaxAge.Seconds())
-	if !issuerIsHTTPS(c.Issuer) || secs <= 0 {
+	if !issuerIsHTTPS(c.Issuer) || secs <= 0 || issuerIsLoopback(c.Issuer) {
 		return ""
 	}
 	v := fmt.Sprintf("max-age=%d", secs)

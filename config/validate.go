@@ -166,6 +166,17 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// issuerIsLoopback tells whether the issuer's host is a loopback one:
+// localhost, a name under .localhost, or a loopback address.
+func issuerIsLoopback(issuer string) bool {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return false
+	}
+	host := strings.TrimSuffix(u.Hostname(), ".")
+	return isLoopbackHost(host) || strings.HasSuffix(strings.ToLower(host), ".localhost")
+}
+
 func (c *Config) validateSession(p *problems) {
 	s := c.Session
 	if s.CookieName == "" {

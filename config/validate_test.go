@@ -352,6 +352,16 @@ func TestStrictTransportSecurity(t *testing.T) {
 		// Over http browsers ignore it, and a local server must stay
 		// reachable over http.
 		{"http://localhost:8080", 8760 * time.Hour, false, ""},
+		// HSTS is per host, for every port: a loopback issuer over https
+		// would pin plain-http development servers on any port for a year.
+		{"https://localhost:8443", 8760 * time.Hour, false, ""},
+		{"https://LOCALHOST", 8760 * time.Hour, true, ""},
+		{"https://keyport.localhost:8443", 8760 * time.Hour, false, ""},
+		{"https://127.0.0.1:8443", 8760 * time.Hour, false, ""},
+		{"https://127.1.2.3", 8760 * time.Hour, false, ""},
+		{"https://[::1]:8443", 8760 * time.Hour, false, ""},
+		{"https://localhost.example.com", 8760 * time.Hour, false, "max-age=31536000"},
+		{"https://127.0.0.1.nip.io", 8760 * time.Hour, false, "max-age=31536000"},
 	}
 	for _, tt := range tests {
 		c := validConfig()

@@ -49,6 +49,9 @@ func (s *Server) withCSRFToken(next http.Handler) http.Handler {
 		tok, _ := c.Values[keyCSRF].(string)
 		bid, _ := c.Values[keyBrowser].(string)
 		if tok == "" || bid == "" {
+			if s.hopForStrictCookie(w, r) {
+				return
+			}
 			if tok == "" {
 				c.Values[keyCSRF] = account.NewSecret()
 			}
@@ -129,8 +132,14 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 }
 
 // EndBrowserSession signs the browser out; the provider calls it when an app
-// logs the user out (RP-initiated logout).
+// logs the user out (RP-initiated logout). A request that carried no
+// session (no cookie: a cross-site POST under SameSite=Lax, a browser that
+// withheld it) has none to end, and gets no cookie: a fresh one would
+// replace the session the browser still holds.
 func (s *Server) EndBrowserSession(w http.ResponseWriter, r *http.Request) {
+	if secret, _ := s.cookie(r).Values[keySession].(string); secret == "" {
+		return
+	}
 	if err := s.signOut(w, r); err != nil {
 		s.log.ErrorContext(r.Context(), "end session at logout", "err", err)
 	}

@@ -71,6 +71,31 @@ func pickLanguage(r *http.Request, userLocale string) string {
 	return b.String()
 }
 
+// uiLocalesLanguage is the language an OpenID Connect ui_locales parameter
+// asks for (BCP 47 tags separated by spaces, the preferred first) among
+// those the portal speaks, or "" when it names none of them. Only the
+// first ten tags count.
+func uiLocalesLanguage(uiLocales string) string {
+	var tags []language.Tag
+	for i, f := range strings.Fields(uiLocales) {
+		if i == 10 {
+			break
+		}
+		if tag, err := language.Parse(f); err == nil {
+			tags = append(tags, tag)
+		}
+	}
+	if len(tags) == 0 {
+		return ""
+	}
+	_, i, conf := languageMatcher.Match(tags...)
+	if conf == language.No {
+		return ""
+	}
+	b, _ := Languages[i].Base()
+	return b.String()
+}
+
 // baseLanguage turns "de-CH" or "de_CH" into "de".
 func baseLanguage(locale string) string {
 	locale = strings.ToLower(strings.TrimSpace(locale))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -91,15 +92,28 @@ func (s *Server) confirmIdentity(r *http.Request, m me) error {
 }
 
 // safeReturn accepts only a path on this site as a place to go back to
-// after signing in: no scheme, no host, no "//" or "/\" that a browser would
-// read as another host. Anything else becomes "/".
+// after signing in (see localPath); anything else becomes "/".
 func safeReturn(raw string) string {
-	if raw == "" || len(raw) > 2048 || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.HasPrefix(raw, "/\\") {
-		return "/"
+	if p, ok := localPath(raw, maxReturn); ok {
+		return p
+	}
+	return "/"
+}
+
+// maxReturn bounds a return_to path.
+const maxReturn = 2048
+
+// localPath accepts raw, up to limit bytes, when it is a path on this
+// site and nothing a browser could read as another one: no scheme, no
+// host, no "//" or "/\" (another host to a browser), no control
+// characters.
+func localPath(raw string, limit int) (string, bool) {
+	if raw == "" || len(raw) > limit || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.HasPrefix(raw, "/\\") {
+		return "", false
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsAny(raw, "\r\n\t") {
-		return "/"
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsFunc(raw, unicode.IsControl) {
+		return "", false
 	}
-	return raw
+	return raw, true
 }

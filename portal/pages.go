@@ -2,9 +2,6 @@ package portal
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
-	"unicode"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -43,8 +40,17 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// showLogout renders the confirmation in the language of the person's
+// profile, else the one an app's request asks for with ui_locales, else
+// the browser's (Keycloak's order).
 func (s *Server) showLogout(w http.ResponseWriter, r *http.Request, u *storage.User, continueURL string) {
-	s.render(w, r, http.StatusOK, "logout", &logoutData{base: s.base(r, u, "Sign out?"), Continue: continueURL})
+	b := s.base(r, u, "Sign out?")
+	if !SupportedLanguage(baseLanguage(u.Locale)) {
+		if lang := uiLocalesLanguage(r.FormValue("ui_locales")); lang != "" {
+			b.Lang, b.Title = lang, translate(lang, "Sign out?")
+		}
+	}
+	s.render(w, r, http.StatusOK, "logout", &logoutData{base: b, Continue: continueURL})
 }
 
 // LogoutPrompt shows the sign-out confirmation for an app's end_session
@@ -77,7 +83,7 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	next := "/logged-out"
-	if c, ok := localContinue(r.PostFormValue("continue")); ok {
+	if c, ok := localPath(r.PostFormValue("continue"), maxContinue); ok {
 		next = c
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -85,22 +91,9 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 }
 
 // maxContinue bounds the confirmation's continue URL: an end_session
-// request with an ID token as its hint.
+// request with an ID token as its hint. An end_session request checks its
+// own parameters again when it runs.
 const maxContinue = 8 << 10
-
-// localContinue accepts a path on this server and nothing that could leave
-// it (an absolute URL, "//host", "/\host", control characters). An
-// end_session request checks its own parameters again when it runs.
-func localContinue(raw string) (string, bool) {
-	if raw == "" || len(raw) > maxContinue || !strings.HasPrefix(raw, "/") || strings.HasPrefix(raw, "//") || strings.HasPrefix(raw, "/\\") {
-		return "", false
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.ContainsFunc(raw, unicode.IsControl) {
-		return "", false
-	}
-	return raw, true
-}
 
 type setupData struct {
 	base

@@ -139,9 +139,9 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static assets: %w", err)
 	}
-	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, http.FileServerFS(staticFS))))
+	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, iconType(http.FileServerFS(staticFS)))))
 	s.favicon = cacheFor(24*time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "image/x-icon")
+		w.Header().Set("Content-Type", icoContentType)
 		http.ServeFileFS(w, r, staticFS, "favicon.ico")
 	}))
 
@@ -233,6 +233,22 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 func cacheFor(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// icoContentType is the type of .ico files, at /favicon.ico and under
+// /static/ alike: the one browsers and most servers use (Go's table says
+// image/vnd.microsoft.icon).
+const icoContentType = "image/x-icon"
+
+// iconType gives .ico files icoContentType before the file server would
+// pick the type by itself.
+func iconType(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".ico") {
+			w.Header().Set("Content-Type", icoContentType)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -337,8 +353,7 @@ func newRef() string {
 // was wrong, say) are formatted into the translated message and escaped
 // like all text on the page.
 func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any) {
-	b := s.base(r, nil, heading)
-	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...)})
+	s.errorPage(w, r, status, heading, message, "", args...)
 }
 
 type errorData struct {
@@ -346,9 +361,10 @@ type errorData struct {
 	Heading, Message, RequestID string
 }
 
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string) {
+// errorPage is ErrorPage with the reference of a log line (ref, or "").
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string, args ...any) {
 	b := s.base(r, nil, heading)
-	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message), RequestID: ref})
+	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...), RequestID: ref})
 }
 
 // base holds what every page needs.

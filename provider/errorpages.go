@@ -38,12 +38,15 @@ func (p *Provider) showError(w http.ResponseWriter, r *http.Request, e pageError
 	p.opts.ErrorPage(w, r, e.status, e.heading, e.message, args...)
 }
 
-// shownValue makes a value fit for a page: control characters and invalid
-// UTF-8 become U+FFFD, and more than maxShownValue characters are cut with
-// an ellipsis. HTML escaping is the template's job.
+// shownValue makes a value fit for a page: control characters, format
+// characters and invalid UTF-8 become U+FFFD, and more than maxShownValue
+// characters are cut with an ellipsis. Format characters (Unicode category
+// Cf: bidi overrides and isolates, zero-width spaces and joiners) change
+// how the text around them reads without showing themselves, so a value
+// could pass for another. HTML escaping is the template's job.
 func shownValue(s string) string {
 	s = strings.Map(func(c rune) rune {
-		if unicode.IsControl(c) {
+		if unicode.IsControl(c) || unicode.Is(unicode.Cf, c) {
 			return utf8.RuneError
 		}
 		return c
@@ -85,9 +88,18 @@ func (p *Provider) explain(r *http.Request, path string, status int, code, descr
 				message: "The application that sent you here is not registered with Keyport (client_id “%s”). Nothing was sent to it. Go back and tell the application's administrator.",
 				value:   clientID}
 		}
-		if strings.Contains(description, "redirect_uri") {
+		switch {
+		case strings.Contains(description, "redirect_uri is missing in the client configuration"):
 			return pageError{status: http.StatusBadRequest, heading: "This application cannot sign you in here",
 				message: "The application asked Keyport to send you back to an address that is not registered for it: “%s”. Keyport did not go there. Go back and tell the application's administrator.",
+				value:   r.Form.Get("redirect_uri")}
+		case strings.Contains(description, "redirect_uri is") && strings.Contains(description, "not allowed"):
+			// zitadel refuses a registered address by its scheme and the
+			// client's type: "is http and is not allowed", "is using a
+			// custom schema and is not allowed" (a confidential client that
+			// registered a native app's private-use scheme).
+			return pageError{status: http.StatusBadRequest, heading: "This application cannot sign you in here",
+				message: "The application asked Keyport to send you back to “%s”. The address is registered for it, but this kind of application may not use an address of that kind. Keyport did not go there. Go back and tell the application's administrator.",
 				value:   r.Form.Get("redirect_uri")}
 		}
 		return invalidRequest(status, description)

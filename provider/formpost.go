@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/net/idna"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -75,29 +76,46 @@ var formPostScriptHash = func() string {
 
 // formPostCSP is the policy of the page that posts to redirectURI: its one
 // script, and its form may go to that redirect URI's origin and nowhere
-// else (not to Keyport, not to the client's other redirect URIs).
+// else (not to Keyport, not to the client's other redirect URIs), or, for
+// a host no source expression can name, to that scheme (see cspSource).
+//
+// Chromium applies form-action to every redirect that follows the post as
+// well, so an app whose form_post callback redirects to another origin is
+// stopped there: such an app uses the query response mode, or redirects
+// within its own origin.
 func formPostCSP(redirectURI string) string {
 	return "default-src 'none'; script-src " + formPostScriptHash + "; form-action " + cspSource(redirectURI) + "; base-uri 'none'; frame-ancestors 'none'"
 }
 
 // cspSource is the CSP source expression (CSP3 §2.3.1) for uri's origin:
-// "https://app.example:8443", or "com.example.app:" for a private-use
-// scheme without a host (RFC 8252 §7.1). Anything that cannot be written
-// safely as one expression gives 'none': the browser then refuses to post,
-// rather than Keyport widening the policy.
+// "https://app.example:8443", "https://xn--bcher-kva.example" for an
+// internationalised name (browsers match the punycode form), or
+// "com.example.app:" for a private-use scheme without a host (RFC 8252
+// §7.1). A host-source cannot spell every host: it has no IPv6 literals
+// (a native app's loopback redirect URI on [::1], RFC 8252 §7.3), no
+// underscores, no wildcards Keyport would want. Those get their scheme
+// ("http:"), the narrowest expression that still lets the browser post:
+// 'none' would stop the sign-in instead. Only a URI without a scheme gets
+// 'none'; nothing of uri but its scheme or a checked host goes into the
+// policy.
 func cspSource(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || !validScheme(u.Scheme) {
+	scheme, _, ok := strings.Cut(uri, ":")
+	if !ok || !validScheme(scheme) {
 		return "'none'"
 	}
-	scheme := strings.ToLower(u.Scheme)
-	switch {
-	case u.Host != "" && validHostPort(u.Host):
-		return scheme + "://" + strings.ToLower(u.Host)
-	case u.Host == "" && (u.Opaque != "" || u.Path != "") && scheme != "http" && scheme != "https":
+	scheme = strings.ToLower(scheme)
+	u, err := url.Parse(uri)
+	if err != nil || u.Host == "" {
 		return scheme + ":"
 	}
-	return "'none'"
+	host, err := idna.Lookup.ToASCII(u.Hostname())
+	if err != nil || !validHost(host) {
+		return scheme + ":"
+	}
+	if port := u.Port(); port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host
 }
 
 // validScheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) (RFC 3986 §3.1).
@@ -113,18 +131,21 @@ func validScheme(s string) bool {
 	return s != ""
 }
 
-// validHostPort accepts a DNS name or an IP address, with an optional
-// port: nothing a policy could read as syntax or as a wildcard.
-func validHostPort(s string) bool {
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '.' || c == ':' || c == '[' || c == ']':
-		default:
+// validHost accepts what a host-source's host-part spells without a
+// wildcard: labels of ASCII letters, digits and hyphens joined by dots (a
+// DNS name in punycode, or an IPv4 address).
+func validHost(s string) bool {
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
 			return false
 		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
 	}
-	return s != "" && !strings.HasPrefix(s, ":") && !strings.HasSuffix(s, ":")
+	return true
 }
 
 var formPostPage = template.Must(template.New("form_post").Parse(`<!doctype html>

@@ -51,18 +51,30 @@ func TestFormPostCSPNamesOnlyTheRedirectOrigin(t *testing.T) {
 		{"https://app.example/cb?tenant=7", "form-action https://app.example;"},
 		{"https://App.Example:8443/cb", "form-action https://app.example:8443;"},
 		{"http://127.0.0.1:49152/callback", "form-action http://127.0.0.1:49152;"},
-		{"http://[::1]:8080/cb", "form-action http://[::1]:8080;"},
 		{"com.example.app:/oauth2redirect", "form-action com.example.app:;"},
 		{"https://user:pw@app.example/cb", "form-action https://app.example;"},
+		// An internationalised name as the browser resolves it (punycode).
+		{"https://bücher.example/cb", "form-action https://xn--bcher-kva.example;"},
+		{"https://BÜCHER.example:8443/cb", "form-action https://xn--bcher-kva.example:8443;"},
+		// A host-source has no IPv6 literals (CSP3 §2.3.1): a loopback
+		// redirect URI of a native app (RFC 8252 §7.3) on [::1] gets the
+		// narrowest expression that matches it, its scheme.
+		{"http://[::1]:8080/cb", "form-action http:;"},
+		{"https://[2001:db8::1]/cb", "form-action https:;"},
+		// Hosts a host-source cannot spell get their scheme too, never
+		// 'none', which would stop the browser from posting at all.
+		{"http://my_app.internal:8080/cb", "form-action http:;"},
+		{"https://app.example./cb", "form-action https:;"},
 		// Nothing that could be read as more policy, or as a wildcard.
-		{"https://app.example;script-src/", "form-action 'none';"},
-		{"https://app.example 'unsafe-inline'/", "form-action 'none';"},
-		{"https://*.example/cb", "form-action 'none';"},
-		{"https:///cb", "form-action 'none';"},
+		{"https://app.example;script-src/", "form-action https:;"},
+		{"https://app.example 'unsafe-inline'/", "form-action https:;"},
+		{"https://*.example/cb", "form-action https:;"},
+		{"https:///cb", "form-action https:;"},
 		{"/relative", "form-action 'none';"},
+		{"'self' https:", "form-action 'none';"},
 	} {
 		got := formPostCSP(c.redirectURI)
-		if !strings.Contains(got, "; "+c.want) || strings.Contains(got, "'self'") {
+		if !strings.Contains(got, "; "+c.want) || strings.Contains(got, "'self'") || strings.Count(got, "form-action") != 1 || strings.Count(got, ";") != 4 {
 			t.Errorf("formPostCSP(%q) = %q, want %q", c.redirectURI, got, c.want)
 		}
 	}

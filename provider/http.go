@@ -160,8 +160,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		if path == "/authorize/callback" {
 			r = r.WithContext(withFormPostNote(r.Context()))
 		}
-		if path == "/end_session" && p.logoutNeedsConfirmation(r) {
-			p.opts.LogoutPrompt(w, r, endSessionContinue(r))
+		if path == "/end_session" && p.holdEndSession(w, r) {
 			return
 		}
 		if postOnly(path) {

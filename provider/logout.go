@@ -17,6 +17,29 @@ import (
 // to, and they are signed out at once, as before. Nobody signed in: nothing
 // to protect, and the request runs as always.
 
+// A browser sends no SameSite=Lax cookie with a POST from another site, so
+// an app's logout form reaches /end_session as if nobody were signed in:
+// zitadel would end nobody's session and send the browser back to the app
+// as signed out, while Keyport's session lives on. Such a request is sent
+// once around through Keyport (RetryWithCookie: a page whose Refresh
+// header repeats it as a same-origin GET), and comes back with the cookie
+// and its parameters, to be answered by the rules above: a hint for the
+// signed-in person signs out at once, anything else asks.
+
+// holdEndSession answers an end_session request that must not run yet: one
+// that came without the cookie from another site, or one the person must
+// confirm. It reports whether it answered.
+func (p *Provider) holdEndSession(w http.ResponseWriter, r *http.Request) bool {
+	if p.opts.RetryWithCookie != nil && p.opts.RetryWithCookie(w, r, endSessionContinue(r)) {
+		return true
+	}
+	if p.logoutNeedsConfirmation(r) {
+		p.opts.LogoutPrompt(w, r, endSessionContinue(r))
+		return true
+	}
+	return false
+}
+
 // endSessionParams are the parameters of an end_session request (RP-
 // Initiated Logout 1.0 §2); only they are carried through the confirmation.
 var endSessionParams = []string{"id_token_hint", "logout_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales"}

@@ -52,6 +52,12 @@ type Options struct {
 	// to continueURL, the same end_session request as a path on this
 	// server. Nil signs out without asking.
 	LogoutPrompt func(w http.ResponseWriter, r *http.Request, continueURL string)
+	// RetryWithCookie answers an end_session request that a browser sent
+	// from another site without its cookie (a cross-site POST under
+	// SameSite=Lax) with a same-origin hop to continueURL, so that the
+	// request comes back with the cookie, and reports whether it did. Nil
+	// never hops.
+	RetryWithCookie func(w http.ResponseWriter, r *http.Request, continueURL string) bool
 	// LoggedOutURL is where logout lands without a post_logout_redirect_uri.
 	LoggedOutURL string
 	// LoginPath is the portal's sign-in page; authorization requests go there.

@@ -63,6 +63,13 @@ type chrome struct {
 // answering every request at once (automatic presence).
 func newChrome(t *testing.T) *chrome {
 	t.Helper()
+	return newChromeWith(t)
+}
+
+// newChromeWith is newChrome with more command-line options, such as
+// host-resolver-rules that send made-up host names to loopback.
+func newChromeWith(t *testing.T, extra ...chromedp.ExecAllocatorOption) *chrome {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -72,6 +79,7 @@ func newChrome(t *testing.T) *chrome {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 	}
+	opts = append(opts, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)

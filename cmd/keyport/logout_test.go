@@ -1,15 +1,23 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 )
 
 // isLogoutConfirmation tells whether p is the sign-out confirmation: a
@@ -57,6 +65,8 @@ func TestLogoutConfirmation(t *testing.T) {
 	}{
 		{"a bare GET", http.MethodGet, "", "/end_session"},
 		{"a GET with the app's parameters, and one more", http.MethodGet, withParams.Encode() + "&evil=1", "/end_session?" + withParams.Encode()},
+		// The cookie jar ignores SameSite and sends the cookie with this
+		// POST; a browser would not (TestBrowserCrossSitePostToEndSession).
 		{"a POST (a form on another site)", http.MethodPost, withParams.Encode(), "/end_session?" + withParams.Encode()},
 		{"another person's hint", http.MethodGet, "id_token_hint=" + maxHint, "/end_session?id_token_hint=" + maxHint},
 	}
@@ -247,5 +257,198 @@ func TestBrowserLogoutConfirmation(t *testing.T) {
 	}
 	if signedIn() {
 		t.Error("still signed in after confirming")
+	}
+}
+
+// An end_session request that arrives without the browser's cookie (a
+// cross-site POST under SameSite=Lax, a browser that withholds it) ends no
+// session and writes no cookie: a fresh one would replace the session the
+// browser still holds, signing the person out without a question.
+func TestEndSessionWithoutTheCookieWritesNone(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("lena", false)
+	srv.createClient(account.NewClient{ID: "app", SkipConsent: true, PostLogoutRedirectURIs: []string{byeApp}})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "lena")
+	base, _ := url.Parse(srv.URL)
+
+	for _, c := range []struct {
+		method string
+		form   url.Values
+	}{
+		{http.MethodPost, url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}, "state": {"s1"}}},
+		{http.MethodPost, nil},
+		{http.MethodGet, url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}}},
+	} {
+		var req *http.Request
+		if c.method == http.MethodPost {
+			req, _ = http.NewRequest(http.MethodPost, srv.URL+"/end_session", strings.NewReader(c.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req, _ = http.NewRequest(http.MethodGet, srv.URL+"/end_session?"+c.form.Encode(), nil)
+		}
+		// No jar: the request carries no cookie.
+		noCookie := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noCookie.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Errorf("%s end_session?%s: %d", c.method, c.form.Encode(), resp.StatusCode)
+		}
+		if got := resp.Header.Values("Set-Cookie"); len(got) != 0 {
+			t.Errorf("%s end_session?%s without a cookie sets %q", c.method, c.form.Encode(), got)
+		}
+		// What the browser would store from that answer.
+		b.client.Jar.SetCookies(base, resp.Cookies())
+		if !negSignedIn(srv, b) {
+			t.Fatalf("%s end_session?%s without the cookie signed the browser out", c.method, c.form.Encode())
+		}
+	}
+}
+
+// RP-Initiated Logout 1.0 §2 lets an expired ID token serve as the hint:
+// it still says which app and which person the request comes from. An
+// expired hint for the person signed in signs them out at once, like a
+// fresh one; an expired hint for someone else asks first.
+func TestLogoutWithExpiredHint(t *testing.T) {
+	// ID tokens that expire as they are issued.
+	srv := startServer(t, "", func(c *config.Config) { c.Tokens.ID = config.Duration{Duration: time.Millisecond} })
+	srv.createUser("lena", false)
+	srv.createUser("max", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true, PostLogoutRedirectURIs: []string{byeApp}})
+	expiredHint := func(tok *oauth2.Token) string {
+		t.Helper()
+		hint, _ := tok.Extra("id_token").(string)
+		parts := strings.Split(hint, ".")
+		if len(parts) != 3 {
+			t.Fatalf("no ID token: %q", hint)
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		var claims struct {
+			Exp int64 `json:"exp"`
+		}
+		if err != nil || json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
+			t.Fatalf("ID token claims: %s %v", payload, err)
+		}
+		// zitadel counts a token as expired from its exp second on.
+		for !time.Now().After(time.Unix(claims.Exp, 0)) {
+			time.Sleep(time.Millisecond)
+		}
+		return hint
+	}
+
+	b := newBrowser(t)
+	code, verifier := app.signIn(b, "lena")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lenaHint := expiredHint(tok)
+	maxHint := expiredHint(app.tokens("max"))
+
+	p := b.get(srv.URL + "/end_session?" + url.Values{"id_token_hint": {maxHint}, "post_logout_redirect_uri": {byeApp}, "state": {"s1"}}.Encode())
+	if !isLogoutConfirmation(p) || !negSignedIn(srv, b) {
+		t.Fatalf("another person's expired hint: %d at %s, signed in %v", p.Status, p.URL, negSignedIn(srv, b))
+	}
+	p = b.get(srv.URL + "/end_session?" + url.Values{"id_token_hint": {lenaHint}, "post_logout_redirect_uri": {byeApp}, "state": {"s2"}}.Encode())
+	if p.Status != http.StatusFound || p.Location != byeApp+"?state=s2" {
+		t.Errorf("the signed-in person's expired hint: %d %q at %s\n%s", p.Status, p.Location, p.URL, truncateBody(p.Body))
+	}
+	if negSignedIn(srv, b) {
+		t.Error("still signed in after an end_session with the person's expired hint")
+	}
+}
+
+// The confirmation is asked for only while someone is signed in; when the
+// session ended between the provider's question and the page (signed out
+// in another tab, "sign out everywhere"), there is nothing to confirm and
+// the request goes on as it would for nobody signed in.
+func TestLogoutPromptAfterSessionEnded(t *testing.T) {
+	srv := startServer(t, "", nil)
+	lena := srv.createUser("lena", false)
+	srv.createClient(account.NewClient{ID: "app", SkipConsent: true, PostLogoutRedirectURIs: []string{byeApp}})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "lena")
+	continueURL := "/end_session?" + url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}}.Encode()
+	prompt := func() *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, srv.URL+continueURL, nil)
+		u, _ := url.Parse(srv.URL)
+		for _, c := range b.client.Jar.Cookies(u) {
+			req.AddCookie(c)
+		}
+		rec := httptest.NewRecorder()
+		srv.Main.Portal.LogoutPrompt(rec, req, continueURL)
+		return rec
+	}
+
+	if rec := prompt(); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `id="logout-confirm"`) {
+		t.Fatalf("signed in: %d\n%s", rec.Code, truncateBody(rec.Body.String()))
+	}
+	if err := srv.Main.Accounts.SignOutEverywhere(context.Background(), lena.ID); err != nil {
+		t.Fatal(err)
+	}
+	rec := prompt()
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != continueURL || strings.Contains(rec.Body.String(), `id="logout-confirm"`) {
+		t.Errorf("after the session ended: %d Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	// Going on runs the request as for nobody signed in.
+	if p := b.get(srv.URL + rec.Header().Get("Location")); p.Status != http.StatusFound || p.Location != byeApp {
+		t.Errorf("going on: %d %q", p.Status, p.Location)
+	}
+}
+
+// The confirmation of an app's end_session request speaks the language the
+// app asked for with ui_locales (RP-Initiated Logout 1.0 §2), ahead of the
+// browser's Accept-Language; a language the person chose in their profile
+// comes first, as in Keycloak.
+func TestLogoutConfirmationLanguage(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("lena", false)
+	maxUser := srv.createUser("max", false)
+	if _, err := srv.Main.Store.UpdateUser(context.Background(), maxUser.ID, func(u storage.User) (storage.User, error) {
+		u.Locale = "en"
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv.createClient(account.NewClient{ID: "app", SkipConsent: true, PostLogoutRedirectURIs: []string{byeApp}})
+	lena, maxB := newBrowser(t), newBrowser(t)
+	signInPortal(t, srv, lena, "lena")
+	signInPortal(t, srv, maxB, "max")
+	for _, c := range []struct {
+		name           string
+		b              *browser
+		uiLocales      string
+		acceptLanguage string
+		want           string
+	}{
+		{"ui_locales", lena, "de", "en-US,en;q=0.9", "de"},
+		{"ui_locales, first one Keyport speaks", lena, "fr-CA de-CH en", "en-US,en;q=0.9", "de"},
+		{"ui_locales Keyport does not speak", lena, "fr ja", "de-DE,de;q=0.9", "de"},
+		{"ui_locales over Accept-Language", lena, "en", "de-DE,de;q=0.9", "en"},
+		{"no ui_locales", lena, "", "de-DE,de;q=0.9", "de"},
+		{"the profile's language first", maxB, "de", "de-DE,de;q=0.9", "en"},
+	} {
+		q := url.Values{"client_id": {"app"}, "post_logout_redirect_uri": {byeApp}}
+		if c.uiLocales != "" {
+			q.Set("ui_locales", c.uiLocales)
+		}
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/end_session?"+q.Encode(), nil)
+		req.Header.Set("Accept-Language", c.acceptLanguage)
+		p := c.b.do(req)
+		if !isLogoutConfirmation(p) {
+			t.Fatalf("%s: no confirmation: %d at %s", c.name, p.Status, p.URL)
+		}
+		heading := map[string]string{"en": "Sign out?", "de": "Abmelden?"}[c.want]
+		h1, _ := parsePage(t, p.Body).first("h1")
+		if !strings.Contains(p.Body, `<html lang="`+c.want+`"`) || h1.text() != heading {
+			t.Errorf("%s: page in the wrong language (want %s): h1 %q", c.name, c.want, h1.text())
+		}
+		if got := formFields(p.Body).Get("continue"); c.uiLocales != "" && !strings.Contains(got, "ui_locales="+url.QueryEscape(c.uiLocales)) {
+			t.Errorf("%s: the confirmation's continue %q loses ui_locales", c.name, got)
+		}
 	}
 }

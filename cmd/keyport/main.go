@@ -257,11 +257,13 @@ func (m *Main) load() error {
 		OwnsRequest:  m.Portal.OwnsRequest,
 		Throttle:     m.Accounts.Throttle(),
 		CheckRefresh: m.Accounts.CheckRefreshNetwork,
-
 		PendingSignIns: storage.PendingLimits{
 			PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
 			Total:     cfg.Limits.MaxPendingSignIns,
 		},
+		// A cross-site end_session that came without the cookie comes back
+		// once through Keyport, with it (portal/hop.go).
+		RetryWithCookie: m.Portal.RetryWithCookie,
 	})
 	if err != nil {
 		return err

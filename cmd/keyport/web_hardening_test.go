@@ -5,17 +5,20 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
@@ -60,6 +63,8 @@ func TestStrictTransportSecurity(t *testing.T) {
 			c.HTTP.HSTSMaxAge = config.Duration{}
 		}, ""},
 		{"http issuer", nil, ""},
+		// HSTS covers every port of a host: none for a loopback issuer.
+		{"https loopback issuer", func(c *config.Config) { c.Issuer = "https://localhost:8443" }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -135,6 +140,7 @@ func TestStaticFilesAndFavicon(t *testing.T) {
 		{"/static/extra/theme.css", "text/css", "body{}"},
 		{"/static/favicon.svg", "image/svg+xml", "<svg"},
 		{"/favicon.ico", "image/x-icon", "\x00\x00\x01\x00"}, // the ICO header: reserved 0, type 1 (icon)
+		{"/static/favicon.ico", "image/x-icon", "\x00\x00\x01\x00"},
 	}
 	for _, f := range files {
 		resp, body := fetch(http.MethodGet, f.path)
@@ -211,10 +217,13 @@ func TestFormActionPolicy(t *testing.T) {
 
 	// Without following: the answer to a browser's sign-in form is the
 	// hand-over page, not a redirect, and it leads to the provider's
-	// callback. A client that is no browser (no Fetch Metadata) gets the
-	// redirect RFC 6749 describes.
+	// callback. A browser is one that sends Fetch Metadata for its
+	// navigation, or (WebKit before 16.4, which enforces form-action but
+	// sends no Fetch Metadata) one that asks for HTML. A client that is no
+	// browser (curl, Python's requests, Go's client) sends neither, and gets
+	// the redirect RFC 6749 describes.
 	var raw *browser
-	signInForm := func(navigate bool) *http.Response {
+	signInForm := func(header map[string]string) *http.Response {
 		t.Helper()
 		raw = newBrowser(t)
 		raw.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -229,8 +238,8 @@ func TestFormActionPolicy(t *testing.T) {
 		form.Set("password", testPassword)
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if navigate {
-			req.Header.Set("Sec-Fetch-Mode", "navigate")
+		for k, v := range header {
+			req.Header.Set(k, v)
 		}
 		resp, err := raw.client.Do(req)
 		if err != nil {
@@ -238,23 +247,40 @@ func TestFormActionPolicy(t *testing.T) {
 		}
 		return resp
 	}
-	scripted := signInForm(false)
-	scripted.Body.Close()
-	if scripted.StatusCode/100 != 3 || !strings.HasPrefix(scripted.Header.Get("Location"), srv.URL+"/authorize/callback?id=") || scripted.Header.Get("Refresh") != "" {
-		t.Errorf("answer to a script's sign-in form: %d Location %q Refresh %q, want the redirect to the callback",
-			scripted.StatusCode, scripted.Header.Get("Location"), scripted.Header.Get("Refresh"))
+	for _, script := range []struct {
+		name   string
+		header map[string]string
+	}{
+		{"Go's client", nil},
+		{"curl", map[string]string{"Accept": "*/*", "User-Agent": "curl/8.5.0"}},
+		{"a script asking for JSON", map[string]string{"Accept": "application/json"}},
+	} {
+		resp := signInForm(script.header)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 3 || !strings.HasPrefix(resp.Header.Get("Location"), srv.URL+"/authorize/callback?id=") || resp.Header.Get("Refresh") != "" {
+			t.Errorf("answer to %s's sign-in form: %d Location %q Refresh %q, want the redirect to the callback",
+				script.name, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Refresh"))
+		}
 	}
-	resp := signInForm(true)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	refresh := resp.Header.Get("Refresh")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.HasPrefix(refresh, "0; url="+srv.URL+"/authorize/callback?id=") ||
-		!strings.Contains(string(body), `href="`+srv.URL+`/authorize/callback?id=`) || resp.Header.Get("Cache-Control") != "no-store" {
-		t.Errorf("answer to the sign-in form: %d Location %q Refresh %q\n%s", resp.StatusCode, resp.Header.Get("Location"), refresh, truncateBody(string(body)))
+	handedOver := func(name string, resp *http.Response) string {
+		t.Helper()
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		refresh := resp.Header.Get("Refresh")
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.HasPrefix(refresh, "0; url="+srv.URL+"/authorize/callback?id=") ||
+			!strings.Contains(string(body), `href="`+srv.URL+`/authorize/callback?id=`) || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("answer to %s's sign-in form: %d Location %q Refresh %q\n%s", name, resp.StatusCode, resp.Header.Get("Location"), refresh, truncateBody(string(body)))
+		}
+		if got := cspDirective(resp.Header, "form-action"); got != "form-action 'self'" {
+			t.Errorf("hand-over page: %q", got)
+		}
+		return refresh
 	}
-	if got := cspDirective(resp.Header, "form-action"); got != "form-action 'self'" {
-		t.Errorf("hand-over page: %q", got)
-	}
+	handedOver("Safari 16.3", signInForm(map[string]string{
+		"Accept":     "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.3 Safari/605.1.15",
+	}))
+	refresh := handedOver("Chromium", signInForm(map[string]string{"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document"}))
 
 	// The form_post page posts to fp.example:8443 and nowhere else.
 	p = fp.finish(raw, raw.get(strings.TrimPrefix(refresh, "0; url=")), "pia")
@@ -426,5 +452,129 @@ func TestBrowserUpstreamButtonUnderPolicy(t *testing.T) {
 	}
 	if got := <-reached; got != "GET /callback" {
 		t.Errorf("the app got %s", got)
+	}
+}
+
+// formPostApp is an app on ln that notes each request to its callback,
+// with the code a form_post response carries.
+func formPostApp(t *testing.T, ln net.Listener) (*httptest.Server, <-chan string) {
+	t.Helper()
+	got := make(chan string, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/callback" {
+			select {
+			case got <- r.Method + " " + r.URL.Path + " code=" + r.PostFormValue("code"):
+			default:
+			}
+		}
+		_, _ = w.Write([]byte("<p id=app>app</p>"))
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, got
+}
+
+// In Chromium: the form_post page reaches apps whose redirect URI's host a
+// CSP host-source cannot spell as it is: a native app's loopback redirect
+// URI on [::1] (RFC 8252 §7.3), an internationalised name, a name with an
+// underscore. Chromium resolves the made-up names to loopback.
+func TestBrowserFormPostToHostsCSPCannotSpell(t *testing.T) {
+	c := newChromeWith(t, chromedp.Flag("host-resolver-rules", "MAP xn--bcher-kva.test 127.0.0.1, MAP my_app.test 127.0.0.1"))
+	srv, base := startLocalhostServer(t, nil)
+	srv.createUser("alice", false)
+	c.signIn(base, "alice")
+	c.do("home after sign-in", chromedp.WaitVisible(chromedp.CSS(".portal-nav")))
+
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatalf("this test needs IPv6 loopback: %v", err)
+	}
+	ln4, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port4 := strconv.Itoa(ln4.Addr().(*net.TCPAddr).Port)
+	v6, v6Got := formPostApp(t, ln6)
+	_, v4Got := formPostApp(t, ln4)
+	for i, app := range []struct {
+		name, redirectURI string
+		got               <-chan string
+	}{
+		{"IPv6 loopback", v6.URL + "/callback", v6Got},
+		{"internationalised name", "http://bücher.test:" + port4 + "/callback", v4Got},
+		{"underscore", "http://my_app.test:" + port4 + "/callback", v4Got},
+	} {
+		id := "app" + strconv.Itoa(i)
+		client := srv.createClient(account.NewClient{ID: id, Public: true, SkipConsent: true, RedirectURIs: []string{app.redirectURI}})
+		_, challenge := pkce()
+		c.do(app.name+": authorize", chromedp.Navigate(client.oauth.AuthCodeURL("st", oauth2.SetAuthURLParam("response_mode", "form_post"),
+			oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))))
+		select {
+		case got := <-app.got:
+			if !strings.HasPrefix(got, "POST /callback code=") || strings.HasSuffix(got, "code=") {
+				t.Errorf("%s: the app got %s", app.name, got)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("%s: the form_post response to %s never arrived; the browser is at %s", app.name, app.redirectURI, c.location())
+		}
+	}
+}
+
+// The hand-over page's link leads where its Refresh header does, also for
+// a native app's private-use scheme (RFC 8252 §7.1), which html/template
+// would otherwise blank to "#ZgotmplZ". A scheme that runs code when
+// followed (javascript:, data:, vbscript:, file:) is never a link, even if
+// a client registered it: the answer stays the plain redirect.
+func TestHandOverToNativeApp(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("pia", false)
+	native := srv.createClient(account.NewClient{ID: "native", Name: "Native", Public: true, RedirectURIs: []string{"com.example.app:/oauth2redirect"}})
+	odd := srv.createClient(account.NewClient{ID: "odd", Name: "Odd", Public: true, RedirectURIs: []string{"vbscript:msgbox(1)"}})
+
+	deny := func(app *testClient) *http.Response {
+		t.Helper()
+		b := newBrowser(t)
+		b.navigates = true
+		_, challenge := pkce()
+		p := app.authorize(b, "st-1", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		p = b.submit(p, "/login", url.Values{"login": {"pia"}, "password": {testPassword}})
+		if !isConsentPage(p) {
+			t.Fatalf("%s: no consent page: %d %s\n%s", app.ID, p.Status, p.URL, truncateBody(p.Body))
+		}
+		form := formFields(p.Body)
+		form.Set("decision", "deny")
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/consent", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		noFollow := &http.Client{Jar: b.client.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+
+	resp := deny(native)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	to := strings.TrimPrefix(resp.Header.Get("Refresh"), "0; url=")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(to, "com.example.app:/oauth2redirect?") {
+		t.Fatalf("deny for the native app: %d Refresh %q Location %q", resp.StatusCode, resp.Header.Get("Refresh"), resp.Header.Get("Location"))
+	}
+	if q, _ := url.Parse(to); q.Query().Get("error") != "access_denied" || q.Query().Get("state") != "st-1" {
+		t.Errorf("the hand-over leads to %s", to)
+	}
+	link, ok := parsePage(t, string(body)).first("a", "class", "button-primary")
+	if !ok || link.attr("href") != to {
+		t.Errorf("the hand-over page's link is %q, want %q\n%s", link.attr("href"), to, truncateBody(string(body)))
+	}
+
+	resp = deny(odd)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get("Refresh") != "" || strings.Contains(string(body), "vbscript:") || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "vbscript:") {
+		t.Errorf("deny for a client with a vbscript: redirect URI: %d Refresh %q Location %q\n%s", resp.StatusCode, resp.Header.Get("Refresh"), resp.Header.Get("Location"), truncateBody(string(body)))
 	}
 }
