@@ -81,11 +81,16 @@ func (g *guardedDB) Update(fn func(*bbolt.Tx) error) error {
 		g.health.wroteOK()
 	case !fnFailed:
 		// Begin or Commit failed: the file could not be written.
-		if g.health.failed(err, time.Now()) {
-			g.log.Error("database writes are failing; /healthz reports it until they work again", "path", g.path, "err", err)
-		}
+		g.writeFailed(err)
 	}
 	return err
+}
+
+// writeFailed records a failed write for Health, logging the first.
+func (g *guardedDB) writeFailed(err error) {
+	if g.health.failed(err, time.Now()) {
+		g.log.Error("database writes are failing; /healthz reports it until they work again", "path", g.path, "err", err)
+	}
 }
 
 // inner wraps a transaction's function: its panics become errors here, so

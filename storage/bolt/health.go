@@ -62,13 +62,12 @@ func (g *guardedDB) probe(now time.Time) error {
 		return err
 	}
 	failing, seq := g.health.state()
-	err := growthProbe(g.path, growthRoom(g.path))
-	if err != nil {
-		g.health.failed(err, now)
+	if err := growthProbe(g.path, growthRoom(g.path)); err != nil {
+		g.writeFailed(err)
 		return err
 	}
 	if failing != nil || !g.health.wroteSinceProbe() {
-		err = g.Update(func(tx *bbolt.Tx) error {
+		err := g.Update(func(tx *bbolt.Tx) error {
 			b, err := tx.CreateBucketIfNotExists(bMeta)
 			if err != nil {
 				return err
