@@ -71,7 +71,7 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 		return err
 	}
 	took := time.Since(start)
-	fmt.Fprintf(c.stdout, "backup of %s written to %s %s in %s: %.1f MiB, consistent; schema %d, %d users, %d apps, %d signing keys, %d sessions, %d token families\n",
+	fmt.Fprintf(c.stdout, "backup of %s written to %s %s in %s: %.1f MiB, consistent; schema %d, users: %d, apps: %d, signing keys: %d, sessions: %d, token families: %d\n",
 		cfg.DBPath(), *to, how, took.Round(time.Millisecond), float64(rep.Size)/(1<<20), rep.SchemaVersion, rep.Users, rep.Clients, rep.SigningKeys, rep.Sessions, rep.TokenFamilies)
 	fmt.Fprintf(c.stdout, "keep %s with it: the secrets sealed in the database cannot be opened without it\n", cfg.SecretKeyPath())
 	return nil

@@ -795,7 +795,7 @@ func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 
 	logs, stop := serve()
 	out := logs.String()
-	for _, want := range []string{"generated the secret key", "generated the first signing key", "created database"} {
+	for _, want := range []string{"generated the secret key", "generated the first signing key", "created database", "configuration: issuer: uses http://"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first start does not log %q:\n%s", want, out)
 		}

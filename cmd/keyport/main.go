@@ -415,6 +415,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if err := m.announceSetup(ctx); err != nil {
+		ln.Close() // nobody will serve it: refuse connections rather than hold them
 		return err
 	}
 	bg, cancel := context.WithCancel(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"strings"
 
 	bbolt "go.etcd.io/bbolt"
 )
@@ -32,7 +33,8 @@ func checkTx(ctx context.Context, tx *bbolt.Tx, path string) (string, error) {
 	first, more := "", 0
 	for err := range tx.Check() {
 		if first == "" {
-			first = err.Error()
+			// bbolt's check reports the panics it recovers as "panic: ...".
+			first = strings.TrimPrefix(err.Error(), "panic: ")
 		} else {
 			more++ // drain the channel, or bbolt's goroutine blocks for ever
 		}

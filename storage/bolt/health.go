@@ -57,7 +57,8 @@ func (d *DB) Probe() error {
 // kHealthProbe is the key the probe writes, in the meta bucket of each file.
 var kHealthProbe = []byte("health_probe")
 
-func (g *guardedDB) probe(now time.Time) error {
+func (g *guardedDB) probe(now time.Time) (err error) {
+	defer func() { g.log.Debug("probed database writes", "path", g.path, "err", err) }()
 	if err := g.Damaged(); err != nil {
 		return err
 	}
