@@ -139,7 +139,7 @@ func TestIntervalEndsByItself(t *testing.T) {
 	log := slog.New(h)
 	log.Error("again")
 	log.Error("again")
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		mu.Lock()
 		s := buf.String()
 		mu.Unlock()
@@ -148,6 +148,7 @@ func TestIntervalEndsByItself(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	t.Fatalf("no summary after the interval:\n%s", buf.String())
 }
 
 type lockedWriter struct {

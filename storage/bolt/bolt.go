@@ -166,6 +166,9 @@ func openBolt(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 	return nil, fmt.Errorf("open database %s: %w", path, err)
 }
 
+// checkStarting, when set (by tests), runs before the check at open.
+var checkStarting func()
+
 // checkAtOpen checks the file (checkTx) before anything is written to it.
 // Open waits for the check at most timeout: a file too large to check
 // within it is used at once while the check goes on, and damage the check
@@ -177,6 +180,9 @@ func (d *DB) checkAtOpen(timeout time.Duration) error {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() {
+		if checkStarting != nil {
+			checkStarting()
+		}
 		done <- d.db.View(func(tx *bbolt.Tx) error {
 			reason, err := checkTx(ctx, tx, d.path)
 			if reason != "" {

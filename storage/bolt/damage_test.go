@@ -438,3 +438,85 @@ func TestPanicOfOurOwnIsABug(t *testing.T) {
 		t.Errorf("write after a bug's panic: %v", err)
 	}
 }
+
+// TestCheckFinishingAfterOpen: a check that outlasts check_timeout lets Open
+// return, and the damage it finds later stops writes and shows in Health.
+func TestCheckFinishingAfterOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keyport.db")
+	populate(t, path, 300)
+	// A leaf of the users bucket claims another page number: bbolt's check
+	// finds it; a read of another bucket does not.
+	var leaf uint64
+	var pageSize int
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(tx *bbolt.Tx) error {
+		pageSize = db.Info().PageSize
+		root := tx.Bucket(bUsers).RootPage()
+		raw := make([]byte, pageSize)
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.ReadAt(raw, int64(root)*int64(pageSize)); err != nil {
+			return err
+		}
+		leaf = binary.NativeEndian.Uint64(raw[pageHeaderSize+8:]) // the first child
+		return nil
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x5a}, int64(leaf)*int64(pageSize)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	opened := make(chan struct{})
+	checkStarting = func() { <-opened }
+	t.Cleanup(func() { checkStarting = nil })
+	var logs strings.Builder
+	var mu sync.Mutex
+	d, err := Open(path, Options{CheckTimeout: time.Millisecond, Logger: slog.New(slog.NewTextHandler(lockedBuilder{&mu, &logs}, nil))})
+	close(opened)
+	if err != nil {
+		t.Fatalf("Open waited for the check: %v", err)
+	}
+	defer d.Close()
+	if _, err := d.GetClient(context.Background(), "app"); err != nil {
+		t.Errorf("read while the check runs: %v", err)
+	}
+	for deadline := time.Now().Add(time.Minute); d.Health() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the check never reported the damage")
+		}
+	}
+	if err := d.CreateClient(context.Background(), storage.Client{ID: "later"}); !errors.Is(err, ErrDamaged) {
+		t.Errorf("write after the check found damage: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "keyport starts while it finishes") || !strings.Contains(logs.String(), "is damaged") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+type lockedBuilder struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (l lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}

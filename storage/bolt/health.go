@@ -27,7 +27,7 @@ func (d *DB) Health() error {
 		if g == nil {
 			continue
 		}
-		if err, _ := g.health.state(); err != nil {
+		if _, err := g.health.state(); err != nil {
 			return fmt.Errorf("database writes are failing (%s)", shortCause(err))
 		}
 	}
@@ -62,7 +62,7 @@ func (g *guardedDB) probe(now time.Time) (err error) {
 	if err := g.Damaged(); err != nil {
 		return err
 	}
-	failing, seq := g.health.state()
+	seq, failing := g.health.state()
 	if err := growthProbe(g.path, growthRoom(g.path)); err != nil {
 		g.writeFailed(err)
 		return err
@@ -113,12 +113,12 @@ func (h *writeHealth) failed(err error, now time.Time) bool {
 	return true
 }
 
-// state returns the current failure (nil when writes work) and the failure
-// count to hand to recovered.
-func (h *writeHealth) state() (error, uint64) {
+// state returns the failure count to hand to recovered and the current
+// failure (nil when writes work).
+func (h *writeHealth) state() (uint64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.failure, h.seq
+	return h.seq, h.failure
 }
 
 // recovered clears the failure unless another came after seq; it reports
