@@ -117,10 +117,12 @@ func TestStartOnDamagedDatabase(t *testing.T) {
 		// Without the check (database.check = false), the damage the check
 		// found reaches requests.
 		dir := d.prepare(t, pristine)
-		if _, err := bolt.Verify(context.Background(), filepath.Join(dir, "keyport.db")); err != nil && strings.Contains(err.Error(), "referenced twice") {
+		if _, err := bolt.Verify(context.Background(), filepath.Join(dir, "keyport.db")); err != nil && (strings.Contains(err.Error(), "referenced twice") || strings.Contains(err.Error(), "freed")) {
 			// Pages in a loop make bbolt recurse until the stack
-			// overflows: damage only the check can stop.
-			outcomes["unchecked not tried: pages in a loop"]++
+			// overflows, and a freelist listing pages in use makes writes
+			// overwrite them, which can build such loops: neither panics,
+			// and only the check stops them.
+			outcomes["unchecked not tried: a loop or a bad freelist"]++
 			continue
 		}
 		outcomes["unchecked: "+startDamaged(t, d.what+", unchecked", dir, false, app)]++

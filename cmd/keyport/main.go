@@ -180,28 +180,30 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 	}
 	want := seal.Check(key)
 	stored, err := m.db.GetSetting(ctx, settingSealCheck)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("read the sealing key check: %w", err)
+	}
 	switch {
-	case err == nil && !created:
+	case created:
+		// Nothing was sealed with a key before (see above): this one is it.
+		err = m.rememberSealingKey(ctx, want)
+	case stored != nil:
 		if subtle.ConstantTimeCompare(stored, want) != 1 {
 			return nil, fmt.Errorf("the sealing key %s is not the key the secrets in %s were sealed with: restore the %s that belongs to this database from your backup",
 				path, cfg.DBPath(), filepath.Base(path))
 		}
 		m.sealChecked = true
-	case err == nil || errors.Is(err, storage.ErrNotFound):
-		// A new key (nothing was sealed yet), or a database from before
-		// the check was kept: remember this key once it has proved to be
-		// the right one, which a database without sealed data needs not.
-		sealed, serr := sealedData(ctx, m.db)
-		if serr != nil {
-			return nil, serr
-		}
-		if created || sealed == "" {
-			if err := m.rememberSealingKey(ctx, want); err != nil {
-				return nil, err
-			}
-		}
 	default:
-		return nil, fmt.Errorf("read the sealing key check: %w", err)
+		// A database from before the check was kept: remember the key now
+		// if nothing is sealed, else once it has opened the signing key
+		// (load).
+		var sealed string
+		if sealed, err = sealedData(ctx, m.db); err == nil && sealed == "" {
+			err = m.rememberSealingKey(ctx, want)
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return key, nil
 }
