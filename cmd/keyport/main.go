@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -421,10 +422,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	bg, cancel := context.WithCancel(ctx)
+	// The probe writes: Run returns (and Close may follow) only once it
+	// has stopped.
+	var probing sync.WaitGroup
+	defer probing.Wait()
 	defer cancel()
 	go m.Keys.Run(bg)
 	go m.sweep(bg)
-	go every(bg, probeInterval, true, func() { _ = m.db.Probe() })
+	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
 	m.syncDirectories(bg)
 	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, log)
 	if err != nil {
