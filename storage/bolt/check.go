@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -27,6 +28,9 @@ func checkTx(ctx context.Context, tx *bbolt.Tx, path string) (string, error) {
 		return "", fmt.Errorf("check %s: %w", path, err)
 	}
 	defer f.Close()
+	if err := readThrough(ctx, f); err != nil {
+		return "", fmt.Errorf("check %s: %w", path, err)
+	}
 	if reason, err := checkPages(ctx, f, tx); reason != "" || err != nil {
 		return reason, err
 	}
@@ -46,6 +50,27 @@ func checkTx(ctx context.Context, tx *bbolt.Tx, path string) (string, error) {
 		return fmt.Sprintf("consistency check: %s (and %d more problems)", oneLine(first), more), nil
 	default:
 		return "consistency check: " + oneLine(first), nil
+	}
+}
+
+// readThrough reads the file from start to end, so that it sits in the page
+// cache before the checks read its pages in tree order, which from a cold
+// cache are random reads: on a 356 MiB file the check took 6.1-7.3 s
+// without this read and 1.2-2.2 s with it (and 0.4-0.5 s either way when
+// the file was cached already).
+func readThrough(ctx context.Context, f *os.File) error {
+	buf := make([]byte, 1<<20)
+	for off := int64(0); ; off += int64(len(buf)) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := f.ReadAt(buf, off)
+		if err == io.EOF || (err == nil && n < len(buf)) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 }
 
