@@ -308,6 +308,10 @@ func TestServeOnDamagedDatabase(t *testing.T) {
 				if strings.Contains(last, "is damaged") && strings.Contains(last, "restore it from a backup") {
 					outcome = "refused as damaged"
 				}
+				// The refusal is the one line that says what is wrong.
+				if strings.Contains(out.String(), "level=ERROR") {
+					t.Errorf("%s: more than the refusal:\n%s", d.what, out)
+				}
 			default:
 				if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 					io.Copy(io.Discard, resp.Body)

@@ -128,6 +128,8 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = d.closeMain()
 		return nil, err
 	}
+	d.db.opening.Store(false)
+	d.flow.opening.Store(false)
 	return d, nil
 }
 
@@ -203,7 +205,9 @@ func (d *DB) checkAtOpen(timeout time.Duration) error {
 		var de *DamagedError
 		switch {
 		case errors.As(err, &de):
-			_ = d.db.setDamaged(de.Reason)
+			if err, first := d.db.setDamaged(de.Reason); first {
+				d.db.logDamage(err)
+			}
 		case err != nil && ctx.Err() == nil:
 			d.log.Error("database check failed", "path", d.path, "err", err)
 		case err == nil:

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -53,13 +54,19 @@ type guardedDB struct {
 	path string
 	log  *slog.Logger
 
+	// opening is set until Open returns: what goes wrong then is Open's
+	// error, which the caller shows, and not also a log line.
+	opening atomic.Bool
+
 	mu      sync.Mutex
 	damaged *DamagedError
 	health  writeHealth
 }
 
 func newGuarded(db *bbolt.DB, path string, log *slog.Logger) *guardedDB {
-	return &guardedDB{db: db, path: path, log: log}
+	g := &guardedDB{db: db, path: path, log: log}
+	g.opening.Store(true)
+	return g
 }
 
 // View runs fn in a read transaction.
@@ -88,7 +95,7 @@ func (g *guardedDB) Update(fn func(*bbolt.Tx) error) error {
 
 // writeFailed records a failed write for Health, logging the first.
 func (g *guardedDB) writeFailed(err error) {
-	if g.health.failed(err, time.Now()) {
+	if g.health.failed(err, time.Now()) && !g.opening.Load() {
 		g.log.Error("database writes are failing; /healthz reports it until they work again", "path", g.path, "err", err)
 	}
 }
@@ -133,25 +140,30 @@ func (g *guardedDB) recovered(what string, p any) error {
 	return fmt.Errorf("database %s: panic in a transaction: %v", g.path, p)
 }
 
-// markDamaged records that the file is damaged (logging it once) and
-// returns the error for the operation that found it.
+// markDamaged records that the file is damaged (logging it once, unless
+// Open is still running and returns it) and returns the error for the
+// operation that found it.
 func (g *guardedDB) markDamaged(what string, p any) error {
-	reason := fmt.Sprintf("%s failed: %s", what, oneLine(fmt.Sprint(p)))
-	return g.setDamaged(reason)
+	err, first := g.setDamaged(fmt.Sprintf("%s failed: %s", what, oneLine(fmt.Sprint(p))))
+	if first && !g.opening.Load() {
+		g.logDamage(err)
+	}
+	return err
 }
 
-func (g *guardedDB) setDamaged(reason string) error {
+// setDamaged records the damage; first tells whether it is the first.
+func (g *guardedDB) setDamaged(reason string) (err *DamagedError, first bool) {
 	g.mu.Lock()
-	first := g.damaged == nil
+	defer g.mu.Unlock()
+	first = g.damaged == nil
 	if first {
 		g.damaged = &DamagedError{Path: g.path, Reason: reason}
 	}
-	d := g.damaged
-	g.mu.Unlock()
-	if first {
-		g.log.Error(d.Error()+"; writes are stopped until then", "detail", reason)
-	}
-	return &DamagedError{Path: g.path, Reason: reason}
+	return &DamagedError{Path: g.path, Reason: reason}, first
+}
+
+func (g *guardedDB) logDamage(err *DamagedError) {
+	g.log.Error(err.Error()+"; writes are stopped until then", "detail", err.Reason)
 }
 
 // Damaged returns the damage found so far, or nil.
