@@ -340,12 +340,15 @@ func (s *Service) storeDirectoryPicture(ctx context.Context, userID string, data
 }
 
 // blockFromDirectory blocks an account its directory disabled or forgot,
-// and ends its sessions and tokens.
+// and ends its sessions and tokens. It logs the change, once: an account
+// already blocked is refused again at each sign-in without a new line.
 func (s *Service) blockFromDirectory(ctx context.Context, userID, reason string) {
 	if userID == "" {
 		return
 	}
+	wasBlocked := false
 	if _, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
+		wasBlocked = u.Blocked
 		u.Blocked = true
 		return u, nil
 	}); err != nil {
@@ -355,7 +358,9 @@ func (s *Service) blockFromDirectory(ctx context.Context, userID, reason string)
 	if err := s.endEverything(ctx, userID); err != nil {
 		s.log.ErrorContext(ctx, "end sessions of directory user", "user_id", userID, "err", err)
 	}
-	s.log.InfoContext(ctx, "directory user blocked", "user_id", userID, "reason", reason)
+	if !wasBlocked {
+		s.log.InfoContext(ctx, "directory user blocked", "user_id", userID, "reason", reason)
+	}
 }
 
 // SyncReport counts what a directory sync did.

@@ -38,6 +38,7 @@ type Config struct {
 	Session  Session  `toml:"session"`
 	Tokens   Tokens   `toml:"tokens"`
 	Keys     Keys     `toml:"keys"`
+	Database Database `toml:"database"`
 	Password Password `toml:"password"`
 	Limits   Limits   `toml:"limits"`
 	Accounts Accounts `toml:"accounts"`
@@ -76,6 +77,14 @@ type Keys struct {
 	// RotationPeriod zero disables rotation.
 	RotationPeriod Duration `toml:"rotation_period"`
 	Algorithm      string   `toml:"algorithm"`
+}
+
+// Database is the [database] table: how Keyport treats its database file.
+type Database struct {
+	// Check runs the consistency check when the file is opened.
+	Check bool `toml:"check"`
+	// CheckTimeout is how long start-up waits for the check.
+	CheckTimeout Duration `toml:"check_timeout"`
 }
 
 // Password is the [password] table: argon2id parameters and password policy.

@@ -73,6 +73,8 @@ func TestDefault(t *testing.T) {
 		{"tokens.auth_request", c.Tokens.AuthRequest.Duration, 30 * time.Minute},
 		{"keys.rotation_period", c.Keys.RotationPeriod.Duration, 720 * time.Hour},
 		{"keys.algorithm", c.Keys.Algorithm, "RS256"},
+		{"database.check", c.Database.Check, true},
+		{"database.check_timeout", c.Database.CheckTimeout.Duration, 30 * time.Second},
 		{"password.memory_kib", c.Password.MemoryKiB, 7168},
 		{"password.iterations", c.Password.Iterations, 5},
 		{"password.parallelism", c.Password.Parallelism, 1},

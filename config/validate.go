@@ -58,6 +58,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateSession(&p)
 	c.validateTokens(&p)
 	c.validateKeys(&p)
+	c.validateDatabase(&p)
 	c.validatePassword(&p)
 	c.validateLimits(&p)
 	c.validateAccounts(&p)
@@ -248,6 +249,12 @@ func (c *Config) validateKeys(p *problems) {
 	}
 	if k.Algorithm != "RS256" {
 		p.errorf("keys.algorithm", "must be \"RS256\" (the only algorithm supported for now), not %q", k.Algorithm)
+	}
+}
+
+func (c *Config) validateDatabase(p *problems) {
+	if t := c.Database.CheckTimeout.Duration; c.Database.Check && (t < time.Second || t > 24*time.Hour) {
+		p.errorf("database.check_timeout", "must be between 1s and 24h, not %s", t)
 	}
 }
 

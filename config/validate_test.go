@@ -108,6 +108,8 @@ func TestValidateErrors(t *testing.T) {
 		{"rotation negative", func(c *Config) { c.Keys.RotationPeriod = Duration{-time.Hour} }, "keys.rotation_period: must be 0"},
 		{"rotation tiny", func(c *Config) { c.Keys.RotationPeriod = Duration{time.Second} }, "keys.rotation_period: must be 0"},
 		{"algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, `keys.algorithm: must be "RS256"`},
+		{"check_timeout zero", func(c *Config) { c.Database.Check = true }, "database.check_timeout: must be between 1s and 24h, not 0s"},
+		{"check_timeout huge", func(c *Config) { c.Database = Database{Check: true, CheckTimeout: Duration{48 * time.Hour}} }, "database.check_timeout: must be between 1s and 24h"},
 
 		{"memory too small", func(c *Config) { c.Password.MemoryKiB = 4096 }, "password.memory_kib: must be at least 7168 (OWASP minimum)"},
 		{"memory too big", func(c *Config) { c.Password.MemoryKiB = 4 << 20 }, "password.memory_kib: must be at most"},

@@ -57,6 +57,9 @@ type Options struct {
 	MaxBodyBytes    int64
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// Health, when set, tells /healthz whether Keyport works: nil, or an
+	// error with a short reason that may be shown to anyone (503).
+	Health func() error
 }
 
 // Server serves the portal.
@@ -227,6 +230,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.opts.Health != nil {
+		if err := s.opts.Health(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(err.Error() + "\n"))
+			return
+		}
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }
 

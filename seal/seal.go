@@ -6,7 +6,9 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -117,4 +119,13 @@ func decodeKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("want %d bytes as hex or base64", KeySize)
+}
+
+// Check returns a value that identifies key without revealing it: an HMAC
+// of a fixed label. Stored beside sealed data, it tells a wrong or new key
+// from the right one before anything fails to open.
+func Check(key []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("keyport sealing key check v1"))
+	return mac.Sum(nil)
 }

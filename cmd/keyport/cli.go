@@ -35,6 +35,7 @@ Usage:
   keyport directory list
   keyport directory test --id ID
   keyport directory sync --id ID
+  keyport backup --to FILE [--force]
 
 Every command takes --config FILE (default: the built-in configuration;
 KEYPORT_CONFIG names a file too). KEYPORT_ISSUER, KEYPORT_LISTEN and
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{
 			"list": c.directoryList, "test": c.directoryTest, "sync": c.directorySync,
 		})
+	case "backup":
+		err = c.backup(ctx, rest)
 	case "keys":
 		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
 	case "help", "-h", "--help":
@@ -140,19 +143,23 @@ func (c *cli) parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// loadConfig loads and validates the configuration, printing warnings.
+// loadConfig loads and validates the configuration. Its warnings are about
+// serving (an http:// issuer, a long code lifetime): serve logs them, and
+// other commands do not repeat them.
 func (c *cli) loadConfig(path string) (*config.Config, error) {
+	cfg, _, err := c.loadConfigWarnings(path)
+	return cfg, err
+}
+
+func (c *cli) loadConfigWarnings(path string) (*config.Config, []string, error) {
 	if path == "" {
 		path = c.getenv("KEYPORT_CONFIG")
 	}
 	cfg, warnings, err := config.Load(path, c.getenv)
 	if err != nil {
-		return nil, fmt.Errorf("configuration is invalid:\n%w", err)
+		return nil, nil, fmt.Errorf("configuration is invalid:\n%w", err)
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(c.stderr, "keyport: warning: %s\n", w)
-	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
 
 // open opens the store for a CLI command, failing fast when serve holds it.
@@ -169,11 +176,15 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := c.loadConfig(*cfgPath)
+	cfg, warnings, err := c.loadConfigWarnings(*cfgPath)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel, c.stderr)
+	defer flushLog(log)
+	for _, w := range warnings {
+		log.Warn("configuration: " + w)
+	}
 	// zitadel's op logs through the default logger; route it through ours.
 	slog.SetDefault(log)
 	tuneGC(c.getenv)

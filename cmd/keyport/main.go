@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -15,14 +16,18 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/control"
 	"github.com/keyport/keyport/directory/ldap"
+	"github.com/keyport/keyport/loglimit"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/seal"
@@ -55,6 +60,9 @@ type Main struct {
 
 	db     *bolt.DB
 	sealer *seal.Sealer
+	// sealChecked is set once the sealing key is known to be the one the
+	// database was sealed with (see openSealingKey).
+	sealChecked bool
 	// directories are the configured LDAP sources.
 	directories []*ldap.Source
 	sealKey     []byte
@@ -78,24 +86,26 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
-	key, created, err := seal.LoadOrCreateKey(cfg.SecretKeyPath(), cfg.SecretKeyFile == "")
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		log.Info("generated the secret key that seals secrets at rest; back it up with the database", "path", cfg.SecretKeyPath())
-	}
-	if m.sealer, err = seal.New(key); err != nil {
-		return nil, err
-	}
-	m.sealKey = key
-	m.db, err = bolt.Open(cfg.DBPath(), bolt.Options{Now: now, Timeout: lockWait, Logger: log})
+	m.db, err = bolt.Open(cfg.DBPath(), bolt.Options{Now: now, Timeout: lockWait, Logger: log,
+		SkipCheck: !cfg.Database.Check, CheckTimeout: cfg.Database.CheckTimeout.Duration})
 	if err != nil {
 		if errors.Is(err, bolt.ErrLocked) {
-			return nil, fmt.Errorf("the database %s is in use by another process: is `keyport serve` running? Stop it first (a later version will let the CLI talk to the running server)", cfg.DBPath())
+			return nil, fmt.Errorf("the database %s is in use by another process: is `keyport serve` running? Stop it first (`keyport backup` works while it runs)", cfg.DBPath())
 		}
 		return nil, err
 	}
+	// The database opens first: whether a missing key may be generated
+	// depends on what it holds.
+	key, err := m.openSealingKey(context.Background())
+	if err != nil {
+		m.db.Close()
+		return nil, err
+	}
+	if m.sealer, err = seal.New(key); err != nil {
+		m.db.Close()
+		return nil, err
+	}
+	m.sealKey = key
 	m.Store = storage.WithStaticClients(m.db, static)
 	m.Accounts, err = account.New(m.Store, m.sealer, account.Policy{
 		Argon2: account.Argon2Params{
@@ -154,6 +164,113 @@ func hashQueue(n int) int {
 	return n
 }
 
+// settingSealCheck holds seal.Check of the sealing key the database's
+// secrets are sealed with.
+const settingSealCheck = "seal-key-check"
+
+// openSealingKey reads the key that seals secrets at rest, generating it on
+// the first start. It never generates one beside a database that holds
+// secrets sealed with the old key (signing keys, TOTP secrets, directory
+// passwords): those could not be opened with a new key, and the old one
+// would then be overwritten by nothing but a restore. Nor does it accept a
+// key other than the one the database remembers (seal.Check), such as a
+// secret.key restored from a different backup.
+func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
+	cfg := m.Config
+	path := cfg.SecretKeyPath()
+	key, _, err := seal.LoadOrCreateKey(path, false)
+	created := false
+	if errors.Is(err, os.ErrNotExist) && cfg.SecretKeyFile == "" {
+		sealed, serr := sealedData(ctx, m.db)
+		if serr != nil {
+			return nil, serr
+		}
+		if sealed != "" {
+			return nil, fmt.Errorf("the sealing key %s is missing, but the database %s holds %s sealed with it: restore %s from the backup you keep with the database (a new key could not open them)",
+				path, cfg.DBPath(), sealed, filepath.Base(path))
+		}
+		key, created, err = seal.LoadOrCreateKey(path, true)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		m.Logger.Info("generated the secret key that seals secrets at rest; back it up with the database", "path", path)
+	}
+	want := seal.Check(key)
+	stored, err := m.db.GetSetting(ctx, settingSealCheck)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("read the sealing key check: %w", err)
+	}
+	switch {
+	case created:
+		// Nothing was sealed with a key before (see above): this one is it.
+		err = m.rememberSealingKey(ctx, want)
+	case stored != nil:
+		if subtle.ConstantTimeCompare(stored, want) != 1 {
+			return nil, fmt.Errorf("the sealing key %s is not the key the secrets in %s were sealed with: restore the %s that belongs to this database from your backup",
+				path, cfg.DBPath(), filepath.Base(path))
+		}
+		m.sealChecked = true
+	default:
+		// A database from before the check was kept: remember the key now
+		// if nothing is sealed, else once it has opened the signing key
+		// (load).
+		var sealed string
+		if sealed, err = sealedData(ctx, m.db); err == nil && sealed == "" {
+			err = m.rememberSealingKey(ctx, want)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// rememberSealingKey stores the check of the key in use.
+func (m *Main) rememberSealingKey(ctx context.Context, check []byte) error {
+	if err := m.db.PutSetting(ctx, settingSealCheck, check); err != nil {
+		return fmt.Errorf("store the sealing key check: %w", err)
+	}
+	m.sealChecked = true
+	return nil
+}
+
+// sealedData names the kinds of sealed secrets the store holds ("" for
+// none). It reads every user, so it runs only when the key is missing or
+// not yet remembered.
+func sealedData(ctx context.Context, s storage.Store) (string, error) {
+	var kinds []string
+	keys, err := s.ListSigningKeys(ctx)
+	if err != nil {
+		return "", fmt.Errorf("look for sealed data: %w", err)
+	}
+	if len(keys) > 0 {
+		kinds = append(kinds, "signing keys")
+	}
+	users, err := s.ListUsers(ctx)
+	if err != nil {
+		return "", fmt.Errorf("look for sealed data: %w", err)
+	}
+	for _, u := range users {
+		if len(u.TOTPSecret) > 0 || len(u.TOTPPending) > 0 {
+			kinds = append(kinds, "TOTP secrets")
+			break
+		}
+	}
+	dirs, err := s.ListDirectories(ctx)
+	if err != nil {
+		return "", fmt.Errorf("look for sealed data: %w", err)
+	}
+	for _, d := range dirs {
+		if len(d.SealedSecret) > 0 {
+			kinds = append(kinds, "directory passwords")
+			break
+		}
+	}
+	return strings.Join(kinds, ", "), nil
+}
+
 func staticClients(cs []config.Client) ([]storage.Client, error) {
 	out := make([]storage.Client, 0, len(cs))
 	for i, c := range cs {
@@ -209,6 +326,12 @@ func (m *Main) load() error {
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	if !m.sealChecked {
+		// The signing key opened: the sealing key is the right one.
+		if err := m.rememberSealingKey(context.Background(), seal.Check(m.sealKey)); err != nil {
+			return err
+		}
+	}
 
 	var tmpl fs.FS = templates.FS
 	if cfg.TemplatesDir != "" {
@@ -234,6 +357,7 @@ func (m *Main) load() error {
 		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
 		Now:             m.Now,
 		Logger:          log,
+		Health:          m.db.Health,
 	})
 	if err != nil {
 		return err
@@ -325,13 +449,30 @@ func (m *Main) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if err := m.announceSetup(ctx); err != nil {
+		ln.Close() // nobody will serve it: refuse connections rather than hold them
 		return err
 	}
 	bg, cancel := context.WithCancel(ctx)
+	// The probe writes: Run returns (and Close may follow) only once it
+	// has stopped.
+	var probing sync.WaitGroup
+	defer probing.Wait()
 	defer cancel()
 	go m.Keys.Run(bg)
 	go m.sweep(bg)
+	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
 	m.syncDirectories(bg)
+	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, log)
+	if err != nil {
+		log.Warn("no control socket: `keyport backup` needs the server stopped", "err", err)
+	} else {
+		go func() {
+			if err := ctl.Serve(); err != nil {
+				log.Warn("control socket stopped", "err", err)
+			}
+		}()
+		defer ctl.Close()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
@@ -368,6 +509,10 @@ func (m *Main) announceSetup(ctx context.Context) error {
 		"url", m.Config.Issuer+"/setup?token="+tok)
 	return nil
 }
+
+// probeInterval is how often the store checks that it can write (see
+// bolt.DB.Probe): /healthz reports failing writes until a probe succeeds.
+const probeInterval = 5 * time.Second
 
 func (m *Main) sweep(ctx context.Context) {
 	every(ctx, 5*time.Minute, false, func() {
@@ -424,5 +569,13 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	default:
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	// A failing disk makes every request log the same error.
+	return slog.New(loglimit.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}), loglimit.Options{}))
+}
+
+// flushLog writes what the log limiter still holds back.
+func flushLog(log *slog.Logger) {
+	if h, ok := log.Handler().(*loglimit.Handler); ok {
+		h.Flush()
+	}
 }

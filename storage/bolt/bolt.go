@@ -22,6 +22,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -53,11 +54,17 @@ type Options struct {
 	MaxBatchDelay time.Duration
 	// Logger receives migration, sweep and token-reuse messages. Default: discard.
 	Logger *slog.Logger
+	// SkipCheck skips the consistency check of the file at open (see
+	// checkAtOpen), for files too large to check at every start.
+	SkipCheck bool
+	// CheckTimeout is how long Open waits for that check before it returns
+	// and lets the check finish in the background. Default 30s.
+	CheckTimeout time.Duration
 }
 
 // DB is a Keyport store in one bbolt file. It is safe for concurrent use.
 type DB struct {
-	db      *bbolt.DB
+	db      *guardedDB
 	commits *groupCommit
 	path    string
 	// flow holds authorization requests and codes: records that live for
@@ -66,11 +73,13 @@ type DB struct {
 	// restart keeps it (the OS has the pages), a machine crash may lose or
 	// damage it, and then it is recreated empty, which only makes people who
 	// were signing in at that moment start again.
-	flow        *bbolt.DB
+	flow        *guardedDB
 	flowCommits *groupCommit
 	flowPath    string
 	now         func() time.Time
 	log         *slog.Logger
+	// stopCheck ends a consistency check still running at Close.
+	stopCheck context.CancelFunc
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -96,23 +105,116 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
-	bdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, &lockedError{path: path}
+	if opts.CheckTimeout <= 0 {
+		opts.CheckTimeout = 30 * time.Second
 	}
+	bdb, err := openBolt(path, &bbolt.Options{Timeout: opts.Timeout})
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, err
 	}
-	d := &DB{db: bdb, commits: &groupCommit{db: bdb, maxGather: opts.MaxBatchDelay}, path: path, now: opts.Now, log: opts.Logger}
+	g := newGuarded(bdb, path, opts.Logger)
+	d := &DB{db: g, commits: &groupCommit{db: g, maxGather: opts.MaxBatchDelay}, path: path, now: opts.Now, log: opts.Logger}
+	if !opts.SkipCheck {
+		if err := d.checkAtOpen(opts.CheckTimeout); err != nil {
+			_ = d.closeMain()
+			return nil, err
+		}
+	}
 	if err := d.migrate(); err != nil {
-		_ = bdb.Close()
+		_ = d.closeMain()
 		return nil, err
 	}
 	if err := d.openFlows(flowPath(path), opts.Timeout); err != nil {
-		_ = bdb.Close()
+		_ = d.closeMain()
 		return nil, err
 	}
+	d.db.opening.Store(false)
+	d.flow.opening.Store(false)
 	return d, nil
+}
+
+// openBolt opens a bbolt file, turning a lock held elsewhere into
+// ErrLocked, and a file bbolt cannot read, or a panic while it loads one,
+// into a DamagedError.
+func openBolt(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
+	// Keep the file bbolt opens: after a panic, closing it is what
+	// releases the lock, so the next open in this process does not find
+	// the file in use.
+	var file *os.File
+	o.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, mode)
+		file = f
+		return f, err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if file != nil {
+				unlock(file)
+				_ = file.Close()
+			}
+			db, err = nil, &DamagedError{Path: path, Reason: "open: " + oneLine(fmt.Sprint(p))}
+		}
+	}()
+	db, err = bbolt.Open(path, 0o600, o)
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, &lockedError{path: path}
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
+		return nil, &DamagedError{Path: path, Reason: "open: " + err.Error()}
+	}
+	return nil, fmt.Errorf("open database %s: %w", path, err)
+}
+
+// checkStarting, when set (by tests), runs before the check at open.
+var checkStarting func()
+
+// checkAtOpen checks the file (checkTx) before anything is written to it.
+// Open waits for the check at most timeout: a file too large to check
+// within it is used at once while the check goes on, and damage the check
+// finds later stops writes and shows in Health, as a damaged page met by
+// a request does.
+func (d *DB) checkAtOpen(timeout time.Duration) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopCheck = cancel
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		if checkStarting != nil {
+			checkStarting()
+		}
+		done <- d.db.View(func(tx *bbolt.Tx) error {
+			reason, err := checkTx(ctx, tx, d.path)
+			if reason != "" {
+				return &DamagedError{Path: d.path, Reason: reason}
+			}
+			return err
+		})
+	}()
+	select {
+	case err := <-done:
+		d.log.Debug("checked database", "path", d.path, "took", time.Since(start))
+		return err
+	case <-time.After(timeout):
+	}
+	d.log.Warn("the database check takes longer than database.check_timeout; keyport starts while it finishes", "path", d.path, "timeout", timeout)
+	go func() {
+		err := <-done
+		var de *DamagedError
+		switch {
+		case errors.As(err, &de):
+			if err, first := d.db.setDamaged(de.Reason); first {
+				d.db.logDamage(err)
+			}
+		case err != nil && ctx.Err() == nil:
+			d.log.Error("database check failed", "path", d.path, "err", err)
+		case err == nil:
+			d.log.Info("checked database", "path", d.path, "took", time.Since(start))
+		}
+	}()
+	return nil
 }
 
 // flowPath names the flow file beside the main one: keyport.db → keyport-flows.db.
@@ -124,27 +226,13 @@ func flowPath(path string) string {
 func (d *DB) openFlows(path string, timeout time.Duration) error {
 	d.flowPath = path
 	for attempt := 0; ; attempt++ {
-		fdb, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true})
+		g, err := d.openFlowFile(path, timeout)
 		if err == nil {
-			err = fdb.Update(func(tx *bbolt.Tx) error {
-				for err := range tx.Check() {
-					return fmt.Errorf("consistency check: %w", err)
-				}
-				for _, name := range flowBuckets {
-					if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-						return fmt.Errorf("create bucket %s: %w", name, err)
-					}
-				}
-				return countAuthRequests(tx)
-			})
-			if err == nil {
-				d.flow, d.flowCommits = fdb, &groupCommit{db: fdb}
-				return nil
-			}
-			_ = fdb.Close()
+			d.flow, d.flowCommits = g, &groupCommit{db: g}
+			return nil
 		}
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return &lockedError{path: path}
+		if errors.Is(err, ErrLocked) {
+			return err
 		}
 		if attempt > 0 {
 			return fmt.Errorf("open flow database %s: %w", path, err)
@@ -175,6 +263,49 @@ func countAuthRequests(tx *bbolt.Tx) error {
 	return b.SetSequence(n)
 }
 
+// openFlowFile checks the flow file, when there is one, and opens it. The
+// check comes first, on a read-only handle: the file is written without a
+// freelist (NoFreelistSync), and bbolt rebuilds one when it opens such a
+// file for writing by walking every page in a goroutine of its own, where a
+// damaged page would crash the process.
+func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error) {
+	if _, err := os.Stat(path); err == nil {
+		ro, err := openBolt(path, &bbolt.Options{Timeout: timeout, ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		err = newGuarded(ro, path, d.log).View(func(tx *bbolt.Tx) error {
+			reason, err := checkTx(context.Background(), tx, path)
+			if reason != "" {
+				return &DamagedError{Path: path, Reason: reason}
+			}
+			return err
+		})
+		_ = ro.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	fdb, err := openBolt(path, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true})
+	if err != nil {
+		return nil, err
+	}
+	g := newGuarded(fdb, path, d.log)
+	err = g.Update(func(tx *bbolt.Tx) error {
+		for _, name := range flowBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return countAuthRequests(tx)
+	})
+	if err != nil {
+		_ = fdb.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
 // Close releases the files. Pending batched writes finish first.
 func (d *DB) Close() error {
 	var ferr error
@@ -186,10 +317,22 @@ func (d *DB) Close() error {
 			ferr = fmt.Errorf("close flow database %s: %w", d.flowPath, err)
 		}
 	}
+	if err := d.closeMain(); err != nil {
+		return err
+	}
+	return ferr
+}
+
+// closeMain closes the main file, ending a check still running first (the
+// part that can be ended: bbolt's own check holds Close until it is done).
+func (d *DB) closeMain() error {
+	if d.stopCheck != nil {
+		d.stopCheck()
+	}
 	if err := d.db.Close(); err != nil {
 		return fmt.Errorf("close database %s: %w", d.path, err)
 	}
-	return ferr
+	return nil
 }
 
 // Backup writes a consistent copy of the whole file to w. Writers are not
@@ -364,7 +507,11 @@ func (d *DB) migrate() error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("open database %s: %w", d.path, err)
+		var de *DamagedError
+		if errors.As(err, &de) {
+			return err
+		}
+		return &DamagedError{Path: d.path, Reason: err.Error()}
 	}
 	if version > SchemaVersion() {
 		return fmt.Errorf("database %s has schema version %d but this keyport understands up to %d; upgrade keyport: %w",
@@ -380,11 +527,17 @@ func (d *DB) migrate() error {
 			if err != nil {
 				return err
 			}
+			from := v
 			for ; v < SchemaVersion(); v++ {
-				d.log.Info("migrating database", "path", d.path, "from", v, "to", v+1)
 				if err := migrations[v](tx); err != nil {
 					return fmt.Errorf("migrate from schema %d to %d: %w", v, v+1, err)
 				}
+			}
+			// One line either way: a new file runs every step.
+			if from == 0 {
+				d.log.Info("created database", "path", d.path, "schema", v)
+			} else {
+				d.log.Info("migrated database", "path", d.path, "from", from, "to", v)
 			}
 			return meta.Put(kSchemaVersion, []byte(strconv.Itoa(v)))
 		})
@@ -395,7 +548,7 @@ func (d *DB) migrate() error {
 	return d.db.View(func(tx *bbolt.Tx) error {
 		for _, name := range allDataBuckets {
 			if tx.Bucket(name) == nil {
-				return fmt.Errorf("open database %s: bucket %s is missing; the file is damaged", d.path, name)
+				return &DamagedError{Path: d.path, Reason: fmt.Sprintf("bucket %s is missing", name)}
 			}
 		}
 		return nil

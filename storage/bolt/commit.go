@@ -32,7 +32,7 @@ import (
 // fdatasync. Each commit therefore stops every request for about 1-3 ms,
 // and fewer, larger commits are what raise throughput.
 type groupCommit struct {
-	db        *bbolt.DB
+	db        *guardedDB
 	maxGather time.Duration
 
 	mu      sync.Mutex
@@ -47,7 +47,7 @@ type commitCall struct {
 
 // errTrySolo tells a caller that its function failed inside a shared
 // transaction, which was rolled back: it runs again in a transaction of its
-// own, so its error (or panic) is its alone.
+// own, so its error (a panic, too, becomes one: see guardedDB) is its alone.
 var errTrySolo = errors.New("batched write failed; run it alone")
 
 // do runs fn in a write transaction that may be shared with concurrent
@@ -129,8 +129,8 @@ func (g *groupCommit) commit(calls []*commitCall) {
 }
 
 // safeCall turns a panic of fn into an error, so one bad call cannot take
-// down the committer; the call then panics again in its own goroutine when
-// it runs alone.
+// down the committer; run alone, the call then gets its panic back as an
+// error (guardedDB.Update), which also decides whether it means damage.
 func safeCall(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

@@ -29,7 +29,7 @@ type sweeper func(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int, erro
 func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 	now := d.now()
 	steps := []struct {
-		db     *bbolt.DB
+		db     *guardedDB
 		kind   byte
 		cutoff time.Time
 		del    sweeper
@@ -59,7 +59,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 
 // sweepKind deletes every record of one kind whose expiry entry is at or
 // before cutoff, a chunk per transaction.
-func (d *DB) sweepKind(ctx context.Context, db *bbolt.DB, kind byte, cutoff time.Time, del sweeper, total *storage.SweepReport) error {
+func (d *DB) sweepKind(ctx context.Context, db *guardedDB, kind byte, cutoff time.Time, del sweeper, total *storage.SweepReport) error {
 	limit := nanos(cutoff)
 	prefix := []byte{kind}
 	for {

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/slapdtest"
+)
+
+// TestLogSaysThingsOnce: a new database logs one line, a directory sync
+// one line, and a directory user blocked by the directory one line however
+// often they try to sign in.
+func TestLogSaysThingsOnce(t *testing.T) {
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	env := map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
+	cfg, _, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Directories = []config.Directory{{
+		ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL,
+		BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
+		UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
+		LoginAttributes: []string{"uid", "mail"}, DisabledFilter: "(employeeType=disabled)",
+		SyncInterval: config.Duration{Duration: 24 * time.Hour},
+	}}
+	logs := &cliBuffer{}
+	srv := serve(t, cfg, ln, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+
+	// The first sync runs at start.
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "directory synced"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no sync:\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// erin is disabled in the directory: blocked by the sync, then refused.
+	for range 3 {
+		b := newBrowser(t)
+		p := b.submit(b.get(srv.URL+"/login"), "/login", url.Values{"login": {"erin"}, "password": {testPassword}})
+		if p.Status == http.StatusOK || p.Status == http.StatusFound {
+			t.Fatalf("erin signed in: %d", p.Status)
+		}
+	}
+	out := logs.String()
+	for msg, want := range map[string]int{
+		"created database":       1,
+		"migrating database":     0,
+		"directory synced":       1,
+		"directory user blocked": 1,
+	} {
+		if got := strings.Count(out, "msg=\""+msg+"\""); got != want {
+			t.Errorf("%q logged %d times, want %d:\n%s", msg, got, want, out)
+		}
+	}
+}

@@ -1,0 +1,36 @@
+package bolt
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// growthProbe asks the file system whether the file at path could grow by
+// room bytes: it allocates that much in a scratch file beside it, at the
+// offset where the file ends, and removes it again. That fails as the
+// file's own growth would: with ENOSPC on a full disk and with EFBIG
+// beyond a file-size limit. Nothing is written and nothing is synced.
+// File systems without fallocate pass.
+func growthProbe(path string, room int64) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	scratch := path + ".probe"
+	f, err := os.OpenFile(scratch, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", path, err)
+	}
+	defer os.Remove(scratch)
+	defer f.Close()
+	err = syscall.Fallocate(int(f.Fd()), 0, fi.Size(), room)
+	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("probe room for %s to grow by %d bytes: %w", path, room, err)
+	}
+	return nil
+}
