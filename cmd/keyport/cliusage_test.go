@@ -9,8 +9,9 @@ import (
 // flagLine is how the flag package lists a flag in a command's --help.
 var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 
-// commandLine is a command of the usage text: "keyport client create ...".
-var commandLine = regexp.MustCompile(`^  keyport ([a-z]+)(?: ([a-z|-]+))?`)
+// commandLine is a command of the usage text: "keyport client create ...";
+// a subcommand is a word, never a flag ("keyport backup --to FILE").
+var commandLine = regexp.MustCompile(`^  keyport ([a-z]+)(?: ([a-z][a-z|-]*))?`)
 
 // usageEntry is one command's part of the usage text: its line and the
 // more deeply indented lines that continue it.
