@@ -108,7 +108,10 @@ func ValidateRedirectURI(raw string) error {
 	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
 		return Errorf(Invalid, "Redirect URI %q has no host.", raw)
 	}
-	if u.Scheme == "javascript" || u.Scheme == "data" || u.Scheme == "file" {
+	// Schemes a browser runs or reads locally instead of handing to an app
+	// (url.Parse lowercases the scheme).
+	switch u.Scheme {
+	case "javascript", "vbscript", "data", "file", "blob", "about":
 		return Errorf(Invalid, "Redirect URI %q uses a forbidden scheme.", raw)
 	}
 	return nil

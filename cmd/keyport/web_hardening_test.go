@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"image"
 	"image/png"
 	"io"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/templates"
 )
 
@@ -531,7 +533,13 @@ func TestHandOverToNativeApp(t *testing.T) {
 	srv := startServer(t, "", nil)
 	srv.createUser("pia", false)
 	native := srv.createClient(account.NewClient{ID: "native", Name: "Native", Public: true, RedirectURIs: []string{"com.example.app:/oauth2redirect"}})
-	odd := srv.createClient(account.NewClient{ID: "odd", Name: "Odd", Public: true, RedirectURIs: []string{"vbscript:msgbox(1)"}})
+	// Registration refuses such schemes now; a client stored before that
+	// still has one, so it is written to the store directly.
+	if err := srv.Main.Store.CreateClient(context.Background(), storage.Client{ID: "odd", Name: "Odd", Public: true,
+		RedirectURIs: []string{"vbscript:msgbox(1)"}, GrantTypes: []string{"authorization_code"}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	odd := srv.rp("odd", "", "vbscript:msgbox(1)")
 
 	deny := func(app *testClient) *http.Response {
 		t.Helper()
