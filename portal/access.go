@@ -334,7 +334,7 @@ func (s *Server) signOutEverywherePage(w http.ResponseWriter, r *http.Request, m
 	d.Heading = d.Title
 	d.Message = translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
 	d.Button = translate(d.Lang, "Sign out everywhere")
-	s.showConfirm(w, r, http.StatusOK, d)
+	s.showConfirm(w, r, d, nil)
 	return nil
 }
 

@@ -206,7 +206,7 @@ func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request
 	d.Heading = d.Title
 	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
 	d.Button = translate(d.Lang, "Remove directory")
-	s.showConfirm(w, r, http.StatusOK, d)
+	s.showConfirm(w, r, d, nil)
 	return nil
 }
 

@@ -206,10 +206,10 @@ func (s *Server) totpConfirmed(w http.ResponseWriter, r *http.Request, m me) err
 // so never again) and offers new ones: it is the confirmation page of
 // making new codes, which makes the old ones stop working.
 func (s *Server) recoveryCodesPage(w http.ResponseWriter, r *http.Request, m me) error {
-	return s.confirmNewRecoveryCodes(w, r, m, http.StatusOK, nil)
+	return s.confirmNewRecoveryCodes(w, r, m, nil)
 }
 
-func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, status int, failure error) error {
+func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, failure error) error {
 	if !account.HasTOTP(m.User) {
 		http.Redirect(w, r, "/security#totp", http.StatusSeeOther)
 		return nil
@@ -229,22 +229,19 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})
 		d.Cancel, d.CancelLabel = rt, translate(d.Lang, "Continue")
 	}
-	if failure != nil {
-		d.Error = translate(d.Lang, account.ErrorMessage(failure))
-	}
-	s.showConfirm(w, r, status, d)
+	s.showConfirm(w, r, d, failure)
 	return nil
 }
 
 func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me) error {
 	if !confirmed(r) {
-		return s.confirmNewRecoveryCodes(w, r, m, http.StatusOK, nil)
+		return s.confirmNewRecoveryCodes(w, r, m, nil)
 	}
 	if err := s.confirmIdentity(r, m); err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
-		return s.confirmNewRecoveryCodes(w, r, m, statusFor(account.ErrorCode(err)), err)
+		return s.confirmNewRecoveryCodes(w, r, m, err)
 	}
 	codes, err := s.acct.RegenerateRecoveryCodes(r.Context(), m.User)
 	if err != nil {

@@ -408,3 +408,85 @@ func TestDeviceNamesInGerman(t *testing.T) {
 		}
 	}
 }
+
+// formError returns the text of the page's form-level error.
+func formError(t *testing.T, p page) string {
+	t.Helper()
+	e, _ := parsePage(t, p.Body).byID("form-error")
+	return e.text()
+}
+
+// New recovery codes and removing a passkey need a recent sign-in: past
+// recent_auth the confirmation page asks for the password; none, or a
+// wrong one, is refused with 400 and changes nothing; the right one works;
+// and once the throttle refuses, the page says how long to wait, in
+// Retry-After too, and still changes nothing.
+func TestConfirmationsAskForThePassword(t *testing.T) {
+	clock := &passkeyTestClock{t: time.Now()}
+	srv := startPasskeyServer(t, clock.Now, nil)
+	ctx := context.Background()
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	enrolTOTP(t, srv, b)
+	registerPasskey(t, srv, b, newPasskeyDevice(t, srv.URL), "Laptop")
+	passkey := srv.passkeys(alice.ID)[0].ID
+	clock.Add(srv.Main.Config.Accounts.RecentAuth.Duration + time.Minute)
+
+	const action = "/security/recovery-codes"
+	codes := func() []string { return srv.user(alice.ID).RecoveryCodes }
+	confirm := b.get(srv.URL + action)
+	form, ok := parsePage(t, confirm.Body).formByAction(action)
+	if _, asks := form.first("input", "name", "confirm_password", "type", "password"); !ok || !asks {
+		t.Fatalf("past recent_auth, the confirmation of new codes does not ask for the password:\n%s", truncateBody(confirm.Body))
+	}
+	before := codes()
+	for _, c := range []struct{ password, says string }{
+		{"", "For your security, enter your current password to make this change."},
+		{"not the password 123", "The current password is not correct."},
+	} {
+		r := submitForm(t, b, confirm, action, url.Values{"confirm_password": {c.password}})
+		if r.Status != http.StatusBadRequest || formError(t, r) != c.says || !slices.Equal(codes(), before) {
+			t.Errorf("password %q: %d %q; codes changed: %v", c.password, r.Status, formError(t, r), !slices.Equal(codes(), before))
+		}
+	}
+	fresh := submitForm(t, b, confirm, action, url.Values{"confirm_password": {testPassword}})
+	shown := recoveryCodesOn(t, fresh)
+	if fresh.Status != http.StatusOK || len(shown) != account.RecoveryCodeCount || slices.Equal(codes(), before) {
+		t.Fatalf("the right password: %d, %d codes shown\n%s", fresh.Status, len(shown), truncateBody(fresh.Body))
+	}
+
+	// Wrong passwords until the throttle refuses, then the right one.
+	confirm = b.get(srv.URL + action)
+	before = codes()
+	var refused page
+	for i := 0; i < 40 && refused.Status != http.StatusTooManyRequests; i++ {
+		refused = submitForm(t, b, confirm, action, url.Values{"confirm_password": {"not the password " + itoa(int64(i))}})
+	}
+	throttled := func(what string, r page) {
+		t.Helper()
+		if r.Status != http.StatusTooManyRequests || retryAfter(r.Header) <= 0 || !strings.Contains(formError(t, r), "Please try again in ") {
+			t.Errorf("%s: %d, Retry-After %q, says %q", what, r.Status, r.Header.Get("Retry-After"), formError(t, r))
+		}
+		if _, ok := parsePage(t, r.Body).formByAction(r.URL.Path); !ok {
+			t.Errorf("%s: no form to try again later", what)
+		}
+	}
+	throttled("new codes, wrong passwords", refused)
+	throttled("new codes, the right password while throttled", submitForm(t, b, confirm, action, url.Values{"confirm_password": {testPassword}}))
+	if !slices.Equal(codes(), before) {
+		t.Error("a throttled confirmation made new codes")
+	}
+	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+		t.Errorf("a code shown after the right password does not work: %v", err)
+	}
+
+	remove := b.get(srv.URL + "/security/passkeys/remove?id=" + url.QueryEscape(passkey))
+	if f, _ := parsePage(t, remove.Body).formByAction("/security/passkeys/remove"); f.formValues().Get("id") != passkey {
+		t.Fatalf("the confirmation of removing the passkey: %d\n%s", remove.Status, truncateBody(remove.Body))
+	}
+	throttled("remove a passkey while throttled", submitForm(t, b, remove, "/security/passkeys/remove", url.Values{"confirm_password": {testPassword}}))
+	if len(srv.passkeys(alice.ID)) != 1 {
+		t.Error("a throttled confirmation removed the passkey")
+	}
+}
