@@ -1,7 +1,10 @@
 package portal
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -225,6 +228,7 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 	}
 	d.Message = translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
 	d.Button = translate(d.Lang, "Make new recovery codes")
+	d.Hidden = append(d.Hidden, hiddenField{codeSetField, codeSetFingerprint(m.User.RecoveryCodes)})
 	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
 		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})
 		d.Cancel, d.CancelLabel = rt, translate(d.Lang, "Continue")
@@ -233,9 +237,36 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 	return nil
 }
 
+// codeSetField carries, in the form that makes new recovery codes, which
+// set of codes it replaces (codeSetFingerprint).
+const codeSetField = "code_set"
+
+// codeSetFingerprint names a set of recovery codes by a short hash of
+// their stored hashes; it changes whenever new codes are made.
+func codeSetFingerprint(hashes []string) string {
+	h := sha256.New()
+	for _, c := range hashes {
+		h.Write([]byte(c))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me) error {
 	if !confirmed(r) {
 		return s.confirmNewRecoveryCodes(w, r, m, nil)
+	}
+	if sent := r.PostFormValue(codeSetField); subtle.ConstantTimeCompare([]byte(sent), []byte(codeSetFingerprint(m.User.RecoveryCodes))) != 1 {
+		// The form was made for codes that are gone: most often a reload of
+		// the page that showed the new ones, which sends it again. Making
+		// more would cancel the codes just shown; the page about them says
+		// they were shown once, and offers new ones for the current set.
+		target := "/security/recovery-codes"
+		if rt := safeReturn(r.PostFormValue("return_to")); rt != "/" {
+			target += "?return_to=" + url.QueryEscape(rt)
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return nil
 	}
 	if err := s.confirmIdentity(r, m); err != nil {
 		if account.ErrorCode(err) == account.Internal {

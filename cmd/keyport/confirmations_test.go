@@ -490,3 +490,56 @@ func TestConfirmationsAskForThePassword(t *testing.T) {
 		t.Error("a throttled confirmation removed the passkey")
 	}
 }
+
+// Reloading the page that showed new recovery codes sends its form again;
+// that makes no more codes (which would cancel the ones just shown) and
+// ends on the page that says codes are shown once, which makes new ones
+// for the set it shows.
+func TestNewRecoveryCodesSurviveAReload(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	ctx := context.Background()
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	enrolTOTP(t, srv, b)
+	const action = "/security/recovery-codes"
+	confirm := b.get(srv.URL + action)
+	form, _ := parsePage(t, confirm.Body).formByAction(action)
+	sent := form.formValues()
+	first := b.post(srv.URL+action, sent)
+	shown, stored := recoveryCodesOn(t, first), srv.user(alice.ID).RecoveryCodes
+	if first.Status != http.StatusOK || len(shown) != account.RecoveryCodeCount {
+		t.Fatalf("new codes: %d, %d shown", first.Status, len(shown))
+	}
+
+	for name, again := range map[string]url.Values{
+		"a reload (the same form again)": sent,
+		"a form without the code set":    {"csrf_token": {sent.Get("csrf_token")}, "confirm": {"yes"}},
+	} {
+		r := b.post(srv.URL+action, again)
+		if r.Status != http.StatusOK || r.URL.Path != action || len(recoveryCodesOn(t, r)) > 0 || len(codeShaped(parsePage(t, r.Body))) > 0 {
+			t.Errorf("%s: %d at %s, %d codes shown", name, r.Status, r.URL, len(recoveryCodesOn(t, r)))
+		}
+		if !strings.Contains(parsePage(t, r.Body).text(), "shown only once") {
+			t.Errorf("%s: does not say codes are shown once", name)
+		}
+		if !slices.Equal(srv.user(alice.ID).RecoveryCodes, stored) {
+			t.Fatalf("%s made new codes: the ones shown no longer work", name)
+		}
+		confirm = r
+	}
+	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+		t.Errorf("a code shown before the reload: %v", err)
+	}
+	// Using a code changed the set, so the page the reload ended on is out
+	// of date too: it makes no codes and ends on a page that does.
+	left := srv.user(alice.ID).RecoveryCodes
+	stale := submitForm(t, b, confirm, action, nil)
+	if len(recoveryCodesOn(t, stale)) > 0 || !slices.Equal(srv.user(alice.ID).RecoveryCodes, left) {
+		t.Fatalf("a confirmation made before a code was used: %d at %s, %d codes shown", stale.Status, stale.URL, len(recoveryCodesOn(t, stale)))
+	}
+	next := submitForm(t, b, stale, action, nil)
+	if len(recoveryCodesOn(t, next)) != account.RecoveryCodeCount || slices.Equal(srv.user(alice.ID).RecoveryCodes, left) {
+		t.Errorf("new codes from an up-to-date page: %d, %d shown", next.Status, len(recoveryCodesOn(t, next)))
+	}
+}
