@@ -45,6 +45,10 @@ type accessData struct {
 	LockoutWarning string
 	Form           map[string]string
 	MinExpiry      string
+
+	// AllowlistNotice says the allowlist was saved, in its own section:
+	// the page opens there (#allowlist), not at the top.
+	AllowlistNotice string
 }
 
 func (s *Server) accessView(r *http.Request, m me) *accessData {
@@ -100,7 +104,7 @@ func (s *Server) accessPage(w http.ResponseWriter, r *http.Request, m me) error 
 	case "revoked":
 		d.Notice = translate(d.Lang, "Revoked. It no longer works.")
 	case "allowlist":
-		d.Notice = translate(d.Lang, "Your IP allowlist was saved.")
+		d.AllowlistNotice = translate(d.Lang, "Your IP allowlist was saved.")
 	}
 	s.render(w, r, http.StatusOK, "access", d)
 	return nil
@@ -242,7 +246,8 @@ func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) e
 		s.render(w, r, http.StatusConflict, "access", d)
 		return nil
 	}
-	http.Redirect(w, r, "/security/access?done=allowlist", http.StatusSeeOther)
+	// Back where the form was, where the notice is too.
+	http.Redirect(w, r, "/security/access?done=allowlist#allowlist", http.StatusSeeOther)
 	return nil
 }
 

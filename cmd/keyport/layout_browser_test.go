@@ -414,6 +414,30 @@ func TestBrowserLockoutWarningBesideItsBox(t *testing.T) {
 			t.Errorf("the %s is out of view after saving: %.0f–%.0f, viewport 0–%.0f", name, b.Top, b.Bottom, b.ViewHeight)
 		}
 	}
+
+	// Saved: the page opens at the allowlist again, and says so there.
+	c.waitFor("save an allowlist with this address", `[role="status"].notice`,
+		chromedp.SetValue(chromedp.ID("allowed_networks"), "127.0.0.0/8\n::1/128"),
+		chromedp.Click(chromedp.CSS(`form[action^="/security/allowlist"] button[type="submit"]`)))
+	type notice struct {
+		Text                    string
+		Top, Bottom, ViewHeight float64
+		ScrollY                 float64
+		InSection               bool
+	}
+	saved := eval[notice](c, "find the notice", `(() => {
+	  const n = document.querySelector('[role="status"].notice');
+	  const r = n.getBoundingClientRect();
+	  return {text: n.textContent.trim(), top: r.top, bottom: r.bottom, viewHeight: window.innerHeight, scrollY: window.scrollY,
+	    inSection: n.closest("section") !== null && n.closest("section").contains(document.getElementById("allowed_networks"))};
+	})()`)
+	t.Logf("saved: scrolled %.0f px; notice %q at %.0f–%.0f (viewport 0–%.0f)", saved.ScrollY, saved.Text, saved.Top, saved.Bottom, saved.ViewHeight)
+	if saved.Text != "Your IP allowlist was saved." || !saved.InSection || saved.Top < 0 || saved.Bottom > saved.ViewHeight {
+		t.Errorf("after saving, the notice %q (in the allowlist's section: %v) is at %.0f–%.0f, viewport 0–%.0f", saved.Text, saved.InSection, saved.Top, saved.Bottom, saved.ViewHeight)
+	}
+	if got := srv.user(alice.ID).AllowedNetworks; len(got) != 2 {
+		t.Errorf("saved allowlist: %q", got)
+	}
 }
 
 // The profile page is compact on a desktop: each field has one short line
