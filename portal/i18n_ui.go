@@ -40,4 +40,7 @@ var deUI = map[string]string{
 	"%s on %s":        "%s unter %s",
 	"Unknown browser": "Unbekannter Browser",
 	"Go HTTP client":  "Go-HTTP-Client",
+
+	// Uploads (profile.go readUpload)
+	"A field of the form is too long. Reload the page and try again.": "Ein Feld des Formulars ist zu lang. Lade die Seite neu und versuche es noch einmal.",
 }

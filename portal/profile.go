@@ -180,13 +180,21 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	return nil
 }
 
-// upload is a multipart form as withUpload read it: its text fields went
-// to r.PostForm, its file is here.
+// upload is a form with one file as withUpload read it: its text
+// fields went to r.PostForm, its file is here.
 type upload struct {
-	File     []byte
-	HasFile  bool
-	TooLarge bool // the file or the request was over its limit; reading stopped there
+	File    []byte
+	HasFile bool
+	// TooLarge: the file or the whole request was over its limit, and
+	// reading stopped there.
+	TooLarge bool
+	// FieldTooLong: a text field was over maxUploadField, and reading
+	// stopped there.
+	FieldTooLong bool
 }
+
+// uploadHandler is a signed-in handler of a form with one file.
+type uploadHandler func(w http.ResponseWriter, r *http.Request, m me, up upload) error
 
 // maxUploadField bounds each text field of an upload form (the CSRF token).
 const maxUploadField = 4 << 10
@@ -197,7 +205,7 @@ const maxUploadField = 4 << 10
 // runs, to show its own page with the message, like any other refused
 // upload. The form's text fields come before the file in a browser's post,
 // so the CSRF check of withUser sees the token either way.
-func (s *Server) withUpload(field string, maxFile int64, h func(w http.ResponseWriter, r *http.Request, m me, up upload) error) http.Handler {
+func (s *Server) withUpload(field string, maxFile int64, h uploadHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var (
 			up      upload
@@ -218,11 +226,22 @@ func (s *Server) withUpload(field string, maxFile int64, h func(w http.ResponseW
 
 var errFormUnreadable = account.Errorf(account.Invalid, "The form could not be read.")
 
-// readUpload reads a multipart/form-data body: text fields into r.PostForm
-// and r.Form (so nothing parses the body again), the file named field up
-// to maxFile bytes. Over a limit (the file's, a field's, or the request's
-// from ServeHTTP) it stops reading and reports TooLarge.
+// readUpload reads the body of a post to an upload form. A
+// multipart/form-data body is read part by part: text fields into
+// r.PostForm and r.Form (so nothing parses the body again), the file named
+// field up to maxFile bytes. Over a limit (the file's, a field's, or the
+// request's from ServeHTTP) it stops reading and says which. Any other
+// body is read as a plain form: it has no file, which the handler says
+// like any missing file once the CSRF check has passed.
 func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
+	ctype := r.Header.Get("Content-Type")
+	mediaType, params, err := mime.ParseMediaType(ctype)
+	switch {
+	case ctype == "" || (err == nil && mediaType != "multipart/form-data"):
+		return upload{}, parseForm(r)
+	case err != nil || params["boundary"] == "":
+		return upload{}, errFormUnreadable
+	}
 	values := url.Values{}
 	r.PostForm, r.MultipartForm = values, &multipart.Form{Value: values}
 	defer func() {
@@ -232,23 +251,16 @@ func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
 			r.Form[k] = slices.Concat(v, r.Form[k])
 		}
 	}()
-	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
-		return upload{}, errFormUnreadable
-	}
+	body := &limitWatch{r: r.Body}
+	mr := multipart.NewReader(body, params["boundary"])
 	var up upload
-	tooLarge := func(err error) bool {
-		var mbe *http.MaxBytesError
-		return errors.As(err, &mbe)
-	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			return up, nil
 		}
 		if err != nil {
-			if tooLarge(err) {
+			if body.hit {
 				up.TooLarge = true
 				return up, nil
 			}
@@ -261,11 +273,14 @@ func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
 		}
 		data, err := io.ReadAll(io.LimitReader(part, limit+1))
 		switch {
-		case tooLarge(err) || int64(len(data)) > limit:
+		case err != nil && body.hit, isFile && int64(len(data)) > limit:
 			up.TooLarge = true
 			return up, nil
 		case err != nil:
 			return up, errFormUnreadable
+		case int64(len(data)) > limit:
+			up.FieldTooLong = true
+			return up, nil
 		case isFile:
 			up.File, up.HasFile = data, part.FileName() != "" || len(data) > 0
 		case part.FileName() == "":
@@ -274,9 +289,33 @@ func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
 	}
 }
 
+// limitWatch reads a request body and notes when it runs into the
+// request's size limit (http.MaxBytesReader). The multipart reader does
+// not always pass that error on as it is: the limit hit inside a part's
+// headers comes back as a malformed header (a textproto.ProtocolError).
+// Once the limit was hit, any error reading the body means "too large".
+type limitWatch struct {
+	r   io.Reader
+	hit bool
+}
+
+func (l *limitWatch) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		l.hit = true
+	}
+	return n, err
+}
+
 func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me, up upload) error {
 	if up.TooLarge {
 		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "The image is too large: at most 1 MiB."))
+	}
+	if up.FieldTooLong {
+		// Not the image: another field of the form, which a browser's
+		// form never makes this long.
+		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "A field of the form is too long. Reload the page and try again."))
 	}
 	if !up.HasFile {
 		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "Choose an image file to upload."))

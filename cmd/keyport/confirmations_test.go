@@ -309,33 +309,111 @@ func TestTooLargeAvatarShownOnProfile(t *testing.T) {
 		"10 MB picture":               {0, 10 << 20},
 		"1 MiB picture behind 150 KB": {50, account.MaxAvatarBytes - 100},
 	} {
-		var body bytes.Buffer
-		mw := multipart.NewWriter(&body)
-		_ = mw.WriteField("csrf_token", csrf)
-		for i := 0; i < c.fields; i++ {
-			_ = mw.WriteField("note", strings.Repeat("x", 3000))
-		}
-		fw, _ := mw.CreateFormFile("avatar", "huge.png")
-		_, _ = fw.Write(append(pngImage(t, 4, 4), make([]byte, c.file)...))
-		_ = mw.Close()
+		ctype, body := multipartBody(func(mw *multipart.Writer) {
+			_ = mw.WriteField("csrf_token", csrf)
+			for i := 0; i < c.fields; i++ {
+				_ = mw.WriteField("note", strings.Repeat("x", 3000))
+			}
+			fw, _ := mw.CreateFormFile("avatar", "huge.png")
+			_, _ = fw.Write(append(pngImage(t, 4, 4), make([]byte, c.file)...))
+		})
 		size := body.Len()
-		counted := &countingReader{r: &body}
-		req := httptest.NewRequest(http.MethodPost, srv.URL+"/profile/avatar", counted)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		for _, c := range b.client.Jar.Cookies(p.URL) {
-			req.AddCookie(c)
-		}
-		rec := httptest.NewRecorder()
-		srv.Main.Portal.ServeHTTP(rec, req)
-		checkAvatarRefusedInline(t, page{Status: rec.Code, Body: rec.Body.String()}, "The image is too large: at most 1 MiB.")
+		r, read := postAvatar(t, srv, b, ctype, body)
+		checkAvatarRefusedInline(t, r, "The image is too large: at most 1 MiB.")
 		// http.MaxBytesReader reads one byte past its limit to know.
-		if counted.n > limit+1 {
-			t.Errorf("%s: read %d bytes; the limit is %d", name, counted.n, limit)
+		if read > limit+1 {
+			t.Errorf("%s: read %d bytes; the limit is %d", name, read, limit)
 		}
-		t.Logf("%s: read %d of %d bytes", name, counted.n, size)
+		t.Logf("%s: read %d of %d bytes", name, read, size)
 	}
 	if !srv.user(alice.ID).AvatarAt.IsZero() {
 		t.Fatal("an upload set an avatar")
+	}
+}
+
+// postAvatar posts body (of type ctype) to the avatar upload as b, straight
+// into the portal's handler (the server stops reading at its limit, which
+// a client still sending would see as a reset connection), and reports how
+// much of the body was read.
+func postAvatar(t *testing.T, srv *testServer, b *browser, ctype string, body io.Reader) (page, int64) {
+	t.Helper()
+	counted := &countingReader{r: body}
+	req := httptest.NewRequest(http.MethodPost, srv.URL+"/profile/avatar", counted)
+	req.Header.Set("Content-Type", ctype)
+	u, _ := url.Parse(srv.URL)
+	for _, c := range b.client.Jar.Cookies(u) {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	srv.Main.Portal.ServeHTTP(rec, req)
+	return page{Status: rec.Code, Header: rec.Header(), Body: rec.Body.String(), URL: req.URL}, counted.n
+}
+
+// multipartBody writes a multipart form with fill and returns its type and
+// bytes.
+func multipartBody(fill func(mw *multipart.Writer)) (string, *bytes.Buffer) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fill(mw)
+	_ = mw.Close()
+	return mw.FormDataContentType(), &body
+}
+
+// Every refused upload ends on the profile page with its own message
+// beside the upload, whatever the shape of the body: the request's limit
+// hit inside a part's headers, a text field over its limit, a plain
+// (urlencoded) form without a file.
+func TestAvatarUploadShapesRefusedInline(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	csrf := formFields(b.get(srv.URL + "/profile").Body).Get("csrf_token")
+	img := pngImage(t, 4, 4)
+	limit := int64(account.MaxAvatarBytes + 64<<10)
+	for _, c := range []struct {
+		name, says string
+		body       func() (string, io.Reader)
+	}{
+		{"30,000 small fields, then a picture", "The image is too large: at most 1 MiB.", func() (string, io.Reader) {
+			return multipartBody(func(mw *multipart.Writer) {
+				_ = mw.WriteField("csrf_token", csrf)
+				for i := 0; i < 30000; i++ {
+					_ = mw.WriteField("x", "y")
+				}
+				fw, _ := mw.CreateFormFile("avatar", "a.png")
+				_, _ = fw.Write(img)
+			})
+		}},
+		{"a part whose header runs past the limit", "The image is too large: at most 1 MiB.", func() (string, io.Reader) {
+			return multipartBody(func(mw *multipart.Writer) {
+				_ = mw.WriteField("csrf_token", csrf)
+				_, _ = mw.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="x"`}, "X-Pad": {strings.Repeat("a", int(limit))}})
+			})
+		}},
+		{"a 5,000-byte text field, then a small picture", "A field of the form is too long. Reload the page and try again.", func() (string, io.Reader) {
+			return multipartBody(func(mw *multipart.Writer) {
+				_ = mw.WriteField("csrf_token", csrf)
+				_ = mw.WriteField("note", strings.Repeat("n", 5000))
+				fw, _ := mw.CreateFormFile("avatar", "a.png")
+				_, _ = fw.Write(img)
+			})
+		}},
+		{"a plain form", "Choose an image file to upload.", func() (string, io.Reader) {
+			return "application/x-www-form-urlencoded", strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode())
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctype, body := c.body()
+			r, read := postAvatar(t, srv, b, ctype, body)
+			checkAvatarRefusedInline(t, r, c.says)
+			if read > limit+1 {
+				t.Errorf("read %d bytes; the limit is %d", read, limit)
+			}
+			if !srv.user(alice.ID).AvatarAt.IsZero() {
+				t.Fatal("an avatar was set")
+			}
+		})
 	}
 }
 
