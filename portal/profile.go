@@ -24,7 +24,7 @@ import (
 func (s *Server) registerProfileRoutes(r *mux.Router) {
 	r.Handle("/profile", s.withUser(s.profilePage)).Methods(http.MethodGet)
 	r.Handle("/profile", s.withUser(s.profileSubmit)).Methods(http.MethodPost)
-	r.Handle("/profile/avatar", s.withUpload("avatar", account.MaxAvatarBytes, s.avatarUpload)).Methods(http.MethodPost)
+	r.Handle("/profile/avatar", s.withUserUpload("avatar", account.MaxAvatarBytes, s.avatarUpload)).Methods(http.MethodPost)
 	r.Handle("/profile/avatar/remove", s.withUser(s.avatarRemove)).Methods(http.MethodPost)
 	r.Handle("/profile/custom-data", s.withUser(s.customDataSubmit)).Methods(http.MethodPost)
 	// Public: apps show it through the picture claim.
@@ -180,7 +180,7 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	return nil
 }
 
-// upload is a form with one file as withUpload read it: its text
+// upload is a form with one file as withUserUpload read it: its text
 // fields went to r.PostForm, its file is here.
 type upload struct {
 	File    []byte
@@ -199,28 +199,24 @@ type uploadHandler func(w http.ResponseWriter, r *http.Request, m me, up upload)
 // maxUploadField bounds each text field of an upload form (the CSRF token).
 const maxUploadField = 4 << 10
 
-// withUpload is withUser for a form with one file, read part by part
-// instead of by ParseMultipartForm: a file over maxFile stops the reading
-// right there (the rest of the body is never read) and the handler still
-// runs, to show its own page with the message, like any other refused
-// upload. The form's text fields come before the file in a browser's post,
-// so the CSRF check of withUser sees the token either way.
-func (s *Server) withUpload(field string, maxFile int64, h uploadHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var (
-			up      upload
-			readErr error
-		)
-		// Nobody's upload is read before we know someone is signed in.
-		if _, u := s.currentUser(r); u != nil {
-			up, readErr = readUpload(r, field, maxFile)
+// withUserUpload is withUser for a form with one file: the body is read
+// part by part (readUpload) instead of by ParseMultipartForm, so a file
+// over maxFile stops the reading right there (the rest of the body is
+// never read) and the handler still runs, to show its own page with the
+// message, like any other refused upload. The body is read once someone
+// is signed in and before the CSRF check; the form's text fields come
+// before the file in a browser's post, so the check sees the token either
+// way, and nothing is stored before it passed.
+func (s *Server) withUserUpload(field string, maxFile int64, h uploadHandler) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		var up upload
+		read := func(r *http.Request) (err error) {
+			up, err = readUpload(r, field, maxFile)
+			return err
 		}
-		s.withUser(func(w http.ResponseWriter, r *http.Request, m me) error {
-			if readErr != nil {
-				return readErr
-			}
+		return s.signedIn(w, r, read, func(w http.ResponseWriter, r *http.Request, m me) error {
 			return h(w, r, m, up)
-		}).ServeHTTP(w, r)
+		})
 	})
 }
 

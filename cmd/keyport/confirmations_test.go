@@ -417,6 +417,44 @@ func TestAvatarUploadShapesRefusedInline(t *testing.T) {
 	}
 }
 
+// panicReader panics when read, as a broken body could.
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("the body broke") }
+
+// The upload is read inside the portal's one error adapter: a panic while
+// reading it is an error page with a reference that the log shows, like
+// any page's; and nobody's upload is read before the session is checked.
+func TestAvatarUploadInsideTheSignedInHandler(t *testing.T) {
+	ln := cliListen(t)
+	logs := &syncBuffer{}
+	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	ctype, _ := multipartBody(func(*multipart.Writer) {})
+
+	var r page
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("the panic left the portal: %v", p)
+			}
+		}()
+		r, _ = postAvatar(t, srv, b, ctype, panicReader{})
+	}()
+	ref, _ := parsePage(t, r.Body).first("code")
+	if r.Status != http.StatusInternalServerError || ref.text() == "" || !strings.Contains(logs.String(), "ref="+ref.text()) {
+		t.Errorf("a panic while reading the upload: %d, reference %q\n%s", r.Status, ref.text(), truncateBody(r.Body))
+	}
+
+	// Signed out: refused before a byte of the body is read.
+	r, read := postAvatar(t, srv, newBrowser(t), ctype, panicReader{})
+	if r.Status != http.StatusUnauthorized || read != 0 {
+		t.Errorf("an upload without a session: %d, %d bytes read", r.Status, read)
+	}
+}
+
 func checkAvatarRefusedInline(t *testing.T, r page, msg string) {
 	t.Helper()
 	doc := parsePage(t, r.Body)
