@@ -303,8 +303,13 @@ func deviceName(lang, ua string) string {
 	if system == "" {
 		return browser
 	}
-	return translate(lang, "%s on %s", browser, system)
+	return translate(lang, deviceSummary, browser, system)
 }
+
+// deviceSummary is the catalog key of a device summary (browser, system).
+// The explicit argument indexes make it a key of its own, so no other
+// "x on y" of the portal shares its translation.
+const deviceSummary = "%[1]s on %[2]s"
 
 func methodName(m string) string {
 	switch m {

@@ -37,7 +37,7 @@ var deUI = map[string]string{
 	"Source and who sees it": "Quelle und wer es sieht",
 
 	// Device summaries ("Firefox on Linux")
-	"%s on %s":        "%s unter %s",
+	deviceSummary:     "%[1]s unter %[2]s",
 	"Unknown browser": "Unbekannter Browser",
 	"Go HTTP client":  "Go-HTTP-Client",
 
