@@ -17,6 +17,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory/ldap"
+	oidcsource "github.com/keyport/keyport/directory/oidc"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -226,6 +227,33 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 		done := submitForm(t, ab, confirm, "/admin/directories/branch/delete", nil)
 		if done.Status != http.StatusOK || done.URL.Path != "/admin/directories" || stored() ||
 			notice(t, done) != "The directory was removed. Its users keep their Keyport accounts but can no longer sign in through it." {
+			t.Errorf("confirmed removal: %d at %s, notice %q, still stored: %v", done.Status, done.URL, notice(t, done), stored())
+		}
+	})
+
+	t.Run("remove an upstream provider", func(t *testing.T) {
+		if err := srv.Main.Accounts.SaveUpstream(ctx, oidcsource.Config{ID: "partner", Name: "Partner SSO", Issuer: "http://127.0.0.1:9",
+			ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
+			t.Fatal(err)
+		}
+		stored := func() bool { _, err := srv.Main.Store.GetDirectory(ctx, "partner"); return err == nil }
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root")
+		saved := submitForm(t, ab, ab.get(srv.URL+"/admin/upstreams/partner/edit"), "/admin/upstreams/partner/edit", url.Values{"name": {"Partner Single Sign-On"}})
+		if saved.URL.Path != "/admin/directories" || notice(t, saved) != "The upstream provider was saved." {
+			t.Errorf("saved an upstream provider: %d at %s, notice %q", saved.Status, saved.URL, notice(t, saved))
+		}
+		confirm := askFirst(t, ab, ab.get(srv.URL+"/admin/directories"), "/admin/directories/partner/delete", "/admin/directories/partner/delete", url.Values{}, stored)
+		doc := parsePage(t, confirm.Body)
+		h1, _ := doc.first("h1")
+		form, _ := doc.formByAction("/admin/directories/partner/delete")
+		button, _ := form.first("button", "type", "submit")
+		if h1.text() != "Remove this upstream provider?" || button.text() != "Remove upstream provider" || !strings.Contains(doc.text(), "Partner Single Sign-On") {
+			t.Errorf("the confirmation calls it %q, its button %q: %s", h1.text(), button.text(), doc.text())
+		}
+		done := submitForm(t, ab, confirm, "/admin/directories/partner/delete", nil)
+		if done.URL.Path != "/admin/directories" || stored() ||
+			notice(t, done) != "The upstream provider was removed. Its users keep their Keyport accounts but can no longer sign in through it." {
 			t.Errorf("confirmed removal: %d at %s, notice %q, still stored: %v", done.Status, done.URL, notice(t, done), stored())
 		}
 	})
