@@ -441,6 +441,7 @@ func TestAvatarUploadShapesRefusedInline(t *testing.T) {
 			if !srv.user(alice.ID).AvatarAt.IsZero() {
 				t.Fatal("an avatar was set")
 			}
+			t.Logf("%d: read %d bytes", r.Status, read)
 		})
 	}
 }
