@@ -107,19 +107,11 @@ func (s *Service) ForgetAllDevices(ctx context.Context, u storage.User) (int, er
 	return n, nil
 }
 
-// DeviceName summarises a user agent as "Browser on System" for lists of
-// devices and sessions. It is a hint for people, never used for decisions.
-// Pages in other languages put the parts of DeviceParts together instead.
-func DeviceName(ua string) string {
-	browser, system := DeviceParts(ua)
-	if system == "" {
-		return browser
-	}
-	return browser + " on " + system
-}
-
 // DeviceParts names the browser and the operating system of a user agent,
-// in English; system is "" when the user agent does not say.
+// in English, for lists of devices and sessions (the portal puts them
+// together in the page's language: "Firefox on Linux"); system is "" when
+// the user agent does not say. It is a hint for people, never used for
+// decisions.
 func DeviceParts(ua string) (browser, system string) {
 	browser = "Unknown browser"
 	for _, b := range []struct{ token, name string }{

@@ -7,16 +7,16 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-func TestDeviceName(t *testing.T) {
-	for ua, want := range map[string]string{
-		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36":                   "Chrome on Linux",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1": "Safari on iOS",
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0":                                    "Firefox on Windows",
-		"curl/8.5.0": "curl",
-		"":           "Unknown browser",
+func TestDeviceParts(t *testing.T) {
+	for ua, want := range map[string][2]string{
+		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36":                   {"Chrome", "Linux"},
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1": {"Safari", "iOS"},
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0":                                    {"Firefox", "Windows"},
+		"curl/8.5.0": {"curl", ""},
+		"":           {"Unknown browser", ""},
 	} {
-		if got := DeviceName(ua); got != want {
-			t.Errorf("DeviceName(%q) = %q, want %q", ua, got, want)
+		if browser, system := DeviceParts(ua); browser != want[0] || system != want[1] {
+			t.Errorf("DeviceParts(%q) = %q, %q, want %q", ua, browser, system, want)
 		}
 	}
 }

@@ -495,7 +495,7 @@ func TestTrustedDevices(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, _ := svc.ListTrustedDevices(ctx, u)
-	if len(list) != 1 || list[0].Hash == secret || list[0].Hash != account.HashSecret(secret) || account.DeviceName(list[0].UserAgent) != "Chrome on Linux" {
+	if len(list) != 1 || list[0].Hash == secret || list[0].Hash != account.HashSecret(secret) || list[0].UserAgent != ua {
 		t.Fatalf("stored device: %+v", list)
 	}
 	if !list[0].ExpiresAt.Equal(clock.Now().Add(30 * 24 * time.Hour)) {

@@ -45,6 +45,10 @@ type accessData struct {
 	LockoutWarning string
 	Form           map[string]string
 	MinExpiry      string
+
+	// AllowlistNotice says the allowlist was saved, in its own section:
+	// the page opens there (#allowlist), not at the top.
+	AllowlistNotice string
 }
 
 func (s *Server) accessView(r *http.Request, m me) *accessData {
@@ -100,7 +104,7 @@ func (s *Server) accessPage(w http.ResponseWriter, r *http.Request, m me) error 
 	case "revoked":
 		d.Notice = translate(d.Lang, "Revoked. It no longer works.")
 	case "allowlist":
-		d.Notice = translate(d.Lang, "Your IP allowlist was saved.")
+		d.AllowlistNotice = translate(d.Lang, "Your IP allowlist was saved.")
 	}
 	s.render(w, r, http.StatusOK, "access", d)
 	return nil
@@ -242,7 +246,8 @@ func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) e
 		s.render(w, r, http.StatusConflict, "access", d)
 		return nil
 	}
-	http.Redirect(w, r, "/security/access?done=allowlist", http.StatusSeeOther)
+	// Back where the form was, where the notice is too.
+	http.Redirect(w, r, "/security/access?done=allowlist#allowlist", http.StatusSeeOther)
 	return nil
 }
 
@@ -298,8 +303,13 @@ func deviceName(lang, ua string) string {
 	if system == "" {
 		return browser
 	}
-	return translate(lang, "%s on %s", browser, system)
+	return translate(lang, deviceSummary, browser, system)
 }
+
+// deviceSummary is the catalog key of a device summary (browser, system).
+// The explicit argument indexes make it a key of its own, so no other
+// "x on y" of the portal shares its translation.
+const deviceSummary = "%[1]s on %[2]s"
 
 func methodName(m string) string {
 	switch m {
@@ -334,7 +344,7 @@ func (s *Server) signOutEverywherePage(w http.ResponseWriter, r *http.Request, m
 	d.Heading = d.Title
 	d.Message = translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
 	d.Button = translate(d.Lang, "Sign out everywhere")
-	s.showConfirm(w, r, http.StatusOK, d)
+	s.showConfirm(w, r, d, nil)
 	return nil
 }
 

@@ -61,6 +61,10 @@ func (s *Server) adminDirectories(w http.ResponseWriter, r *http.Request, m me) 
 		d.Notice = "The directory was saved."
 	case "removed":
 		d.Notice = "The directory was removed. Its users keep their Keyport accounts but can no longer sign in through it."
+	case "upstream-saved":
+		d.Notice = "The upstream provider was saved."
+	case "upstream-removed":
+		d.Notice = "The upstream provider was removed. Its users keep their Keyport accounts but can no longer sign in through it."
 	}
 	return s.showAdminDirectories(w, r, m, http.StatusOK, d)
 }
@@ -190,34 +194,59 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 	return nil
 }
 
-// adminDirectoryDeletePage asks before a directory added here is removed;
-// one from config.toml cannot be, so it is not found here.
+// adminDirectoryDeletePage asks before a directory or an upstream
+// provider added here is removed; one from config.toml cannot be, so it is
+// not found here.
 func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request, m me) error {
+	dir, err := s.storedDirectory(r)
+	if err != nil {
+		return err
+	}
+	title, button := "Remove this directory?", "Remove directory"
+	if upstream(dir) {
+		title, button = "Remove this upstream provider?", "Remove upstream provider"
+	}
+	d := &confirmData{base: s.base(r, &m.User, title), Detail: dir.Name + " (" + dir.ID + ")",
+		Action: "/admin/directories/" + url.PathEscape(dir.ID) + "/delete", Cancel: "/admin/directories"}
+	d.Nav = "admin"
+	d.Heading = d.Title
+	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
+	d.Button = translate(d.Lang, button)
+	s.showConfirm(w, r, d, nil)
+	return nil
+}
+
+// storedDirectory is the directory or upstream provider of the page's
+// address that was added here.
+func (s *Server) storedDirectory(r *http.Request) (account.DirectoryStatus, error) {
 	id := mux.Vars(r)["id"]
 	dirs := s.acct.DirectoryStatuses(r.Context())
 	i := slices.IndexFunc(dirs, func(d account.DirectoryStatus) bool { return d.ID == id && d.Stored })
 	if i < 0 {
-		return account.Errorf(account.NotFound, "There is no directory %q that can be edited here.", id)
+		return account.DirectoryStatus{}, account.Errorf(account.NotFound, "There is no directory %q that can be edited here.", id)
 	}
-	dir := dirs[i]
-	d := &confirmData{base: s.base(r, &m.User, "Remove this directory?"), Detail: dir.Name + " (" + dir.ID + ")",
-		Action: "/admin/directories/" + url.PathEscape(id) + "/delete", Cancel: "/admin/directories"}
-	d.Nav = "admin"
-	d.Heading = d.Title
-	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
-	d.Button = translate(d.Lang, "Remove directory")
-	s.showConfirm(w, r, http.StatusOK, d)
-	return nil
+	return dirs[i], nil
 }
+
+// upstream tells an upstream OpenID Connect provider from a directory.
+func upstream(d account.DirectoryStatus) bool { return d.Provider == "oidc" }
 
 func (s *Server) adminDirectoryDelete(w http.ResponseWriter, r *http.Request, m me) error {
 	if !confirmed(r) {
 		return s.adminDirectoryDeletePage(w, r, m)
 	}
-	if err := s.acct.DeleteDirectory(r.Context(), mux.Vars(r)["id"]); err != nil {
+	dir, err := s.storedDirectory(r)
+	if err != nil {
 		return err
 	}
-	http.Redirect(w, r, "/admin/directories?done=removed", http.StatusSeeOther)
+	if err := s.acct.DeleteDirectory(r.Context(), dir.ID); err != nil {
+		return err
+	}
+	done := "removed"
+	if upstream(dir) {
+		done = "upstream-removed"
+	}
+	http.Redirect(w, r, "/admin/directories?done="+done, http.StatusSeeOther)
 	return nil
 }
 
@@ -276,6 +305,6 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 		s.render(w, r, statusFor(code), "admin_upstream", d)
 		return nil
 	}
-	http.Redirect(w, r, "/admin/directories?done=saved", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/directories?done=upstream-saved", http.StatusSeeOther)
 	return nil
 }

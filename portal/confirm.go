@@ -2,6 +2,8 @@ package portal
 
 import (
 	"net/http"
+
+	"github.com/keyport/keyport/account"
 )
 
 // Destructive one-click actions (removing a passkey or a directory, new
@@ -29,7 +31,7 @@ type confirmData struct {
 	// NeedsPassword asks for the current password on the page (the
 	// session is not recent and the action needs it).
 	NeedsPassword bool
-	Error         string
+	Error         string // set by showConfirm from its failure
 }
 
 type hiddenField struct{ Name, Value string }
@@ -43,7 +45,16 @@ func confirmed(r *http.Request) bool {
 	return r.Method == http.MethodPost && r.PostFormValue(confirmField) == "yes"
 }
 
-// showConfirm renders a confirmation page; d.base must be set.
-func (s *Server) showConfirm(w http.ResponseWriter, r *http.Request, status int, d *confirmData) {
+// showConfirm renders a confirmation page; d.base must be set. failure,
+// when not nil, is why the last try was refused (a missing or wrong
+// password, too many of them): the page says so, with how long to wait
+// when it is a wait, in the status and Retry-After too.
+func (s *Server) showConfirm(w http.ResponseWriter, r *http.Request, d *confirmData, failure error) {
+	status := http.StatusOK
+	if failure != nil {
+		status = statusFor(account.ErrorCode(failure))
+		d.Error = errorText(d.Lang, failure)
+		setRetryAfter(w, failure)
+	}
 	s.render(w, r, status, "confirm", d)
 }

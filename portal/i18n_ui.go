@@ -22,7 +22,11 @@ var deUI = map[string]string{
 	"Remove directory":         "Verzeichnis entfernen",
 	"The directory was saved.": "Das Verzeichnis wurde gespeichert.",
 	"The directory was removed. Its users keep their Keyport accounts but can no longer sign in through it.": "Das Verzeichnis wurde entfernt. Seine Benutzer behalten ihre Keyport-Konten, können sich aber nicht mehr darüber anmelden.",
-	"Actions": "Aktionen",
+	"Actions":                          "Aktionen",
+	"Remove this upstream provider?":   "Diesen vorgeschalteten Anbieter entfernen?",
+	"Remove upstream provider":         "Vorgeschalteten Anbieter entfernen",
+	"The upstream provider was saved.": "Der vorgeschaltete Anbieter wurde gespeichert.",
+	"The upstream provider was removed. Its users keep their Keyport accounts but can no longer sign in through it.": "Der vorgeschaltete Anbieter wurde entfernt. Seine Benutzer behalten ihre Keyport-Konten, können sich aber nicht mehr darüber anmelden.",
 
 	// Copy buttons (copy.js)
 	"Copy":           "Kopieren",
@@ -37,7 +41,10 @@ var deUI = map[string]string{
 	"Source and who sees it": "Quelle und wer es sieht",
 
 	// Device summaries ("Firefox on Linux")
-	"%s on %s":        "%s unter %s",
+	deviceSummary:     "%[1]s unter %[2]s",
 	"Unknown browser": "Unbekannter Browser",
 	"Go HTTP client":  "Go-HTTP-Client",
+
+	// Uploads (profile.go readUpload)
+	"A field of the form is too long. Reload the page and try again.": "Ein Feld des Formulars ist zu lang. Lade die Seite neu und versuche es noch einmal.",
 }

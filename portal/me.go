@@ -26,34 +26,41 @@ type userHandler func(w http.ResponseWriter, r *http.Request, m me) error
 // behind withUser can forget it.
 func (s *Server) withUser(h userHandler) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		sess, u := s.currentUser(r)
-		if u == nil {
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return nil
-			}
-			return account.Errorf(account.Unauthorized, "Your session has ended. Please sign in again.")
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if err := parseForm(r); err != nil {
-				return err
-			}
-			if err := s.checkCSRF(r); err != nil {
-				return err
-			}
-		}
-		// An admin who requires a second factor gets it before anything
-		// else: every page but the enrolment pages sends the user there.
-		if s.acct.Policy().Require2FA && !enrolmentPath(r.URL.Path) {
-			if needs, err := s.acct.NeedsEnrolment(r.Context(), *u); err != nil {
-				return err
-			} else if needs {
-				http.Redirect(w, r, "/security?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return nil
-			}
-		}
-		return h(w, r, me{Session: *sess, User: *u})
+		return s.signedIn(w, r, parseForm, h)
 	})
+}
+
+// signedIn is withUser's work, with the body of a request that changes
+// something read by read (a form; withUserUpload's one file) once the
+// person is known and before the CSRF check, which needs the form's token.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, read func(*http.Request) error, h userHandler) error {
+	sess, u := s.currentUser(r)
+	if u == nil {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return nil
+		}
+		return account.Errorf(account.Unauthorized, "Your session has ended. Please sign in again.")
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if err := read(r); err != nil {
+			return err
+		}
+		if err := s.checkCSRF(r); err != nil {
+			return err
+		}
+	}
+	// An admin who requires a second factor gets it before anything
+	// else: every page but the enrolment pages sends the user there.
+	if s.acct.Policy().Require2FA && !enrolmentPath(r.URL.Path) {
+		if needs, err := s.acct.NeedsEnrolment(r.Context(), *u); err != nil {
+			return err
+		} else if needs {
+			http.Redirect(w, r, "/security?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return nil
+		}
+	}
+	return h(w, r, me{Session: *sess, User: *u})
 }
 
 var errTooLarge = account.Errorf(account.Invalid, "What you sent is too large. Images may be at most 1 MiB; other forms hold much less.")

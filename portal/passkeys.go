@@ -122,10 +122,10 @@ func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request, m me) err
 // passkeyRemovePage asks before a passkey is removed (and for the password
 // when the sign-in is not recent).
 func (s *Server) passkeyRemovePage(w http.ResponseWriter, r *http.Request, m me) error {
-	return s.confirmPasskeyRemoval(w, r, m, http.StatusOK, nil)
+	return s.confirmPasskeyRemoval(w, r, m, nil)
 }
 
-func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m me, status int, failure error) error {
+func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m me, failure error) error {
 	id := r.FormValue("id")
 	keys, err := s.acct.Passkeys(r.Context(), m.User.ID)
 	if err != nil {
@@ -145,22 +145,19 @@ func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m
 	if len(keys) == 1 {
 		d.Message += " " + translate(d.Lang, "It is your only passkey.")
 	}
-	if failure != nil {
-		d.Error = translate(d.Lang, account.ErrorMessage(failure))
-	}
-	s.showConfirm(w, r, status, d)
+	s.showConfirm(w, r, d, failure)
 	return nil
 }
 
 func (s *Server) passkeyRemove(w http.ResponseWriter, r *http.Request, m me) error {
 	if !confirmed(r) {
-		return s.confirmPasskeyRemoval(w, r, m, http.StatusOK, nil)
+		return s.confirmPasskeyRemoval(w, r, m, nil)
 	}
 	if err := s.confirmIdentity(r, m); err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
-		return s.confirmPasskeyRemoval(w, r, m, statusFor(account.ErrorCode(err)), err)
+		return s.confirmPasskeyRemoval(w, r, m, err)
 	}
 	if err := s.acct.DeletePasskey(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.passkeyFailed(w, r, m, err, passkeyInput{})

@@ -24,7 +24,7 @@ import (
 func (s *Server) registerProfileRoutes(r *mux.Router) {
 	r.Handle("/profile", s.withUser(s.profilePage)).Methods(http.MethodGet)
 	r.Handle("/profile", s.withUser(s.profileSubmit)).Methods(http.MethodPost)
-	r.Handle("/profile/avatar", s.withUpload("avatar", account.MaxAvatarBytes, s.avatarUpload)).Methods(http.MethodPost)
+	r.Handle("/profile/avatar", s.withUserUpload("avatar", account.MaxAvatarBytes, s.avatarUpload)).Methods(http.MethodPost)
 	r.Handle("/profile/avatar/remove", s.withUser(s.avatarRemove)).Methods(http.MethodPost)
 	r.Handle("/profile/custom-data", s.withUser(s.customDataSubmit)).Methods(http.MethodPost)
 	// Public: apps show it through the picture claim.
@@ -180,49 +180,64 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	return nil
 }
 
-// upload is a multipart form as withUpload read it: its text fields went
-// to r.PostForm, its file is here.
+// upload is a form with one file as withUserUpload read it: its text
+// fields went to r.PostForm, its file is here.
 type upload struct {
-	File     []byte
-	HasFile  bool
-	TooLarge bool // the file or the request was over its limit; reading stopped there
+	File    []byte
+	HasFile bool
+	// TooLarge: the file or the whole request was over its limit, and
+	// reading stopped there.
+	TooLarge bool
+	// FieldTooLong: a text field was over maxUploadField, and reading
+	// stopped there.
+	FieldTooLong bool
 }
+
+// uploadHandler is a signed-in handler of a form with one file.
+type uploadHandler func(w http.ResponseWriter, r *http.Request, m me, up upload) error
 
 // maxUploadField bounds each text field of an upload form (the CSRF token).
 const maxUploadField = 4 << 10
 
-// withUpload is withUser for a form with one file, read part by part
-// instead of by ParseMultipartForm: a file over maxFile stops the reading
-// right there (the rest of the body is never read) and the handler still
-// runs, to show its own page with the message, like any other refused
-// upload. The form's text fields come before the file in a browser's post,
-// so the CSRF check of withUser sees the token either way.
-func (s *Server) withUpload(field string, maxFile int64, h func(w http.ResponseWriter, r *http.Request, m me, up upload) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var (
-			up      upload
-			readErr error
-		)
-		// Nobody's upload is read before we know someone is signed in.
-		if _, u := s.currentUser(r); u != nil {
-			up, readErr = readUpload(r, field, maxFile)
+// withUserUpload is withUser for a form with one file: the body is read
+// part by part (readUpload) instead of by ParseMultipartForm, so a file
+// over maxFile stops the reading right there (the rest of the body is
+// never read) and the handler still runs, to show its own page with the
+// message, like any other refused upload. The body is read once someone
+// is signed in and before the CSRF check; the form's text fields come
+// before the file in a browser's post, so the check sees the token either
+// way, and nothing is stored before it passed.
+func (s *Server) withUserUpload(field string, maxFile int64, h uploadHandler) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		var up upload
+		read := func(r *http.Request) (err error) {
+			up, err = readUpload(r, field, maxFile)
+			return err
 		}
-		s.withUser(func(w http.ResponseWriter, r *http.Request, m me) error {
-			if readErr != nil {
-				return readErr
-			}
+		return s.signedIn(w, r, read, func(w http.ResponseWriter, r *http.Request, m me) error {
 			return h(w, r, m, up)
-		}).ServeHTTP(w, r)
+		})
 	})
 }
 
 var errFormUnreadable = account.Errorf(account.Invalid, "The form could not be read.")
 
-// readUpload reads a multipart/form-data body: text fields into r.PostForm
-// and r.Form (so nothing parses the body again), the file named field up
-// to maxFile bytes. Over a limit (the file's, a field's, or the request's
-// from ServeHTTP) it stops reading and reports TooLarge.
+// readUpload reads the body of a post to an upload form. A
+// multipart/form-data body is read part by part: text fields into
+// r.PostForm and r.Form (so nothing parses the body again), the file named
+// field up to maxFile bytes. Over a limit (the file's, a field's, or the
+// request's from ServeHTTP) it stops reading and says which. Any other
+// body is read as a plain form: it has no file, which the handler says
+// like any missing file once the CSRF check has passed.
 func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
+	ctype := r.Header.Get("Content-Type")
+	mediaType, params, err := mime.ParseMediaType(ctype)
+	switch {
+	case ctype == "" || (err == nil && mediaType != "multipart/form-data"):
+		return upload{}, parseForm(r)
+	case err != nil || params["boundary"] == "":
+		return upload{}, errFormUnreadable
+	}
 	values := url.Values{}
 	r.PostForm, r.MultipartForm = values, &multipart.Form{Value: values}
 	defer func() {
@@ -232,23 +247,16 @@ func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
 			r.Form[k] = slices.Concat(v, r.Form[k])
 		}
 	}()
-	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mediaType != "multipart/form-data" || params["boundary"] == "" {
-		return upload{}, errFormUnreadable
-	}
+	body := &limitWatch{r: r.Body}
+	mr := multipart.NewReader(body, params["boundary"])
 	var up upload
-	tooLarge := func(err error) bool {
-		var mbe *http.MaxBytesError
-		return errors.As(err, &mbe)
-	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			return up, nil
 		}
 		if err != nil {
-			if tooLarge(err) {
+			if body.hit {
 				up.TooLarge = true
 				return up, nil
 			}
@@ -261,11 +269,14 @@ func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
 		}
 		data, err := io.ReadAll(io.LimitReader(part, limit+1))
 		switch {
-		case tooLarge(err) || int64(len(data)) > limit:
+		case err != nil && body.hit, isFile && int64(len(data)) > limit:
 			up.TooLarge = true
 			return up, nil
 		case err != nil:
 			return up, errFormUnreadable
+		case int64(len(data)) > limit:
+			up.FieldTooLong = true
+			return up, nil
 		case isFile:
 			up.File, up.HasFile = data, part.FileName() != "" || len(data) > 0
 		case part.FileName() == "":
@@ -274,9 +285,33 @@ func readUpload(r *http.Request, field string, maxFile int64) (upload, error) {
 	}
 }
 
+// limitWatch reads a request body and notes when it runs into the
+// request's size limit (http.MaxBytesReader). The multipart reader does
+// not always pass that error on as it is: the limit hit inside a part's
+// headers comes back as a malformed header (a textproto.ProtocolError).
+// Once the limit was hit, any error reading the body means "too large".
+type limitWatch struct {
+	r   io.Reader
+	hit bool
+}
+
+func (l *limitWatch) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		l.hit = true
+	}
+	return n, err
+}
+
 func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me, up upload) error {
 	if up.TooLarge {
 		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "The image is too large: at most 1 MiB."))
+	}
+	if up.FieldTooLong {
+		// Not the image: another field of the form, which a browser's
+		// form never makes this long.
+		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "A field of the form is too long. Reload the page and try again."))
 	}
 	if !up.HasFile {
 		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "Choose an image file to upload."))

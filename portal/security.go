@@ -1,7 +1,10 @@
 package portal
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -206,10 +209,10 @@ func (s *Server) totpConfirmed(w http.ResponseWriter, r *http.Request, m me) err
 // so never again) and offers new ones: it is the confirmation page of
 // making new codes, which makes the old ones stop working.
 func (s *Server) recoveryCodesPage(w http.ResponseWriter, r *http.Request, m me) error {
-	return s.confirmNewRecoveryCodes(w, r, m, http.StatusOK, nil)
+	return s.confirmNewRecoveryCodes(w, r, m, nil)
 }
 
-func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, status int, failure error) error {
+func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, failure error) error {
 	if !account.HasTOTP(m.User) {
 		http.Redirect(w, r, "/security#totp", http.StatusSeeOther)
 		return nil
@@ -225,26 +228,51 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 	}
 	d.Message = translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
 	d.Button = translate(d.Lang, "Make new recovery codes")
+	d.Hidden = append(d.Hidden, hiddenField{codeSetField, codeSetFingerprint(m.User.RecoveryCodes)})
 	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
 		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})
 		d.Cancel, d.CancelLabel = rt, translate(d.Lang, "Continue")
 	}
-	if failure != nil {
-		d.Error = translate(d.Lang, account.ErrorMessage(failure))
-	}
-	s.showConfirm(w, r, status, d)
+	s.showConfirm(w, r, d, failure)
 	return nil
+}
+
+// codeSetField carries, in the form that makes new recovery codes, which
+// set of codes it replaces (codeSetFingerprint).
+const codeSetField = "code_set"
+
+// codeSetFingerprint names a set of recovery codes by a short hash of
+// their stored hashes; it changes whenever new codes are made.
+func codeSetFingerprint(hashes []string) string {
+	h := sha256.New()
+	for _, c := range hashes {
+		h.Write([]byte(c))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me) error {
 	if !confirmed(r) {
-		return s.confirmNewRecoveryCodes(w, r, m, http.StatusOK, nil)
+		return s.confirmNewRecoveryCodes(w, r, m, nil)
+	}
+	if sent := r.PostFormValue(codeSetField); subtle.ConstantTimeCompare([]byte(sent), []byte(codeSetFingerprint(m.User.RecoveryCodes))) != 1 {
+		// The form was made for codes that are gone: most often a reload of
+		// the page that showed the new ones, which sends it again. Making
+		// more would cancel the codes just shown; the page about them says
+		// they were shown once, and offers new ones for the current set.
+		target := "/security/recovery-codes"
+		if rt := safeReturn(r.PostFormValue("return_to")); rt != "/" {
+			target += "?return_to=" + url.QueryEscape(rt)
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return nil
 	}
 	if err := s.confirmIdentity(r, m); err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
-		return s.confirmNewRecoveryCodes(w, r, m, statusFor(account.ErrorCode(err)), err)
+		return s.confirmNewRecoveryCodes(w, r, m, err)
 	}
 	codes, err := s.acct.RegenerateRecoveryCodes(r.Context(), m.User)
 	if err != nil {

@@ -559,7 +559,9 @@ func TestActivityPage(t *testing.T) {
 		t.Fatalf("refresh token: %v", err)
 	}
 	p := b.get(srv.URL + "/security/activity")
-	rows := strings.Count(p.Body[strings.Index(p.Body, `id="history"`):strings.Index(p.Body, `id="sessions"`)], "<tr class=")
+	history, _ := parsePage(t, p.Body).byID("history")
+	body, _ := history.first("tbody")
+	rows := len(body.all("tr"))
 	if p.Status != http.StatusOK || rows != 5 {
 		t.Fatalf("history rows: %d (want the last 5)", rows)
 	}

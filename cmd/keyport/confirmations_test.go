@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory/ldap"
+	oidcsource "github.com/keyport/keyport/directory/oidc"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -77,6 +79,43 @@ func askFirst(t *testing.T, b *browser, listPage page, confirmPath, action strin
 		t.Errorf("confirmation without a CSRF token: %d (still there: %v)", r.Status, still())
 	}
 	return confirm
+}
+
+// totpSecretOn returns the secret of the authenticator app's set-up on p.
+func totpSecretOn(t *testing.T, p page) string {
+	t.Helper()
+	el, ok := parsePage(t, p.Body).byID("totp-secret")
+	if !ok || el.text() == "" {
+		t.Fatalf("no authenticator secret on %s: %d %s", p.URL, p.Status, truncateBody(p.Body))
+	}
+	return el.text()
+}
+
+// recoveryCodesOn returns the recovery codes p lists (none when it lists
+// none).
+func recoveryCodesOn(t *testing.T, p page) []string {
+	t.Helper()
+	list, _ := parsePage(t, p.Body).byID("recovery-codes")
+	var codes []string
+	for _, li := range list.all("li") {
+		codes = append(codes, li.text())
+	}
+	return codes
+}
+
+// recoveryCodeText is how a recovery code reads.
+var recoveryCodeText = regexp.MustCompile(`^[a-z0-9]{5}-[a-z0-9]{5}$`)
+
+// codeShaped returns the texts of the code elements on a page that read
+// like recovery codes, wherever the page shows them.
+func codeShaped(doc htmlNode) []string {
+	var out []string
+	for _, c := range doc.all("code") {
+		if recoveryCodeText.MatchString(c.text()) {
+			out = append(out, c.text())
+		}
+	}
+	return out
 }
 
 // notice returns the text of the page's status notice.
@@ -191,6 +230,33 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 			t.Errorf("confirmed removal: %d at %s, notice %q, still stored: %v", done.Status, done.URL, notice(t, done), stored())
 		}
 	})
+
+	t.Run("remove an upstream provider", func(t *testing.T) {
+		if err := srv.Main.Accounts.SaveUpstream(ctx, oidcsource.Config{ID: "partner", Name: "Partner SSO", Issuer: "http://127.0.0.1:9",
+			ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
+			t.Fatal(err)
+		}
+		stored := func() bool { _, err := srv.Main.Store.GetDirectory(ctx, "partner"); return err == nil }
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root")
+		saved := submitForm(t, ab, ab.get(srv.URL+"/admin/upstreams/partner/edit"), "/admin/upstreams/partner/edit", url.Values{"name": {"Partner Single Sign-On"}})
+		if saved.URL.Path != "/admin/directories" || notice(t, saved) != "The upstream provider was saved." {
+			t.Errorf("saved an upstream provider: %d at %s, notice %q", saved.Status, saved.URL, notice(t, saved))
+		}
+		confirm := askFirst(t, ab, ab.get(srv.URL+"/admin/directories"), "/admin/directories/partner/delete", "/admin/directories/partner/delete", url.Values{}, stored)
+		doc := parsePage(t, confirm.Body)
+		h1, _ := doc.first("h1")
+		form, _ := doc.formByAction("/admin/directories/partner/delete")
+		button, _ := form.first("button", "type", "submit")
+		if h1.text() != "Remove this upstream provider?" || button.text() != "Remove upstream provider" || !strings.Contains(doc.text(), "Partner Single Sign-On") {
+			t.Errorf("the confirmation calls it %q, its button %q: %s", h1.text(), button.text(), doc.text())
+		}
+		done := submitForm(t, ab, confirm, "/admin/directories/partner/delete", nil)
+		if done.URL.Path != "/admin/directories" || stored() ||
+			notice(t, done) != "The upstream provider was removed. Its users keep their Keyport accounts but can no longer sign in through it." {
+			t.Errorf("confirmed removal: %d at %s, notice %q, still stored: %v", done.Status, done.URL, notice(t, done), stored())
+		}
+	})
 }
 
 // A reload of the page that showed the recovery codes (the browser sends
@@ -207,10 +273,10 @@ func TestRecoveryCodesPageAfterReload(t *testing.T) {
 
 	p := b.get(srv.URL + "/security")
 	p = postPage(b, p, "/security/totp/begin", url.Values{})
-	secret := totpSecretPattern.FindStringSubmatch(p.Body)[1]
+	secret := totpSecretOn(t, p)
 	form := url.Values{"code": {totpCode(t, secret, time.Now())}, "csrf_token": {formFields(p.Body).Get("csrf_token")}}
 	shown := b.post(srv.URL+"/security/totp/confirm", form)
-	if n := len(recoveryCodePattern.FindAllString(shown.Body, -1)); shown.Status != http.StatusOK || n != account.RecoveryCodeCount {
+	if n := len(recoveryCodesOn(t, shown)); shown.Status != http.StatusOK || n != account.RecoveryCodeCount {
 		t.Fatalf("codes after set-up: %d, %d codes", shown.Status, n)
 	}
 
@@ -233,8 +299,8 @@ func TestRecoveryCodesPageAfterReload(t *testing.T) {
 			t.Errorf("%s: does not say the codes were shown once: %s", name, doc.text())
 		case !ok || offer.formValues().Get("confirm") != "yes":
 			t.Errorf("%s: no offer of new codes", name)
-		case recoveryCodePattern.MatchString(r.Body):
-			t.Errorf("%s: shows codes again", name)
+		case len(recoveryCodesOn(t, r)) > 0 || len(codeShaped(doc)) > 0:
+			t.Errorf("%s: shows codes again: %q", name, codeShaped(doc))
 		}
 	}
 	// The set-up's address before the app is on leads back to the set-up.
@@ -271,33 +337,150 @@ func TestTooLargeAvatarShownOnProfile(t *testing.T) {
 		"10 MB picture":               {0, 10 << 20},
 		"1 MiB picture behind 150 KB": {50, account.MaxAvatarBytes - 100},
 	} {
-		var body bytes.Buffer
-		mw := multipart.NewWriter(&body)
-		_ = mw.WriteField("csrf_token", csrf)
-		for i := 0; i < c.fields; i++ {
-			_ = mw.WriteField("note", strings.Repeat("x", 3000))
-		}
-		fw, _ := mw.CreateFormFile("avatar", "huge.png")
-		_, _ = fw.Write(append(pngImage(t, 4, 4), make([]byte, c.file)...))
-		_ = mw.Close()
+		ctype, body := multipartBody(func(mw *multipart.Writer) {
+			_ = mw.WriteField("csrf_token", csrf)
+			for i := 0; i < c.fields; i++ {
+				_ = mw.WriteField("note", strings.Repeat("x", 3000))
+			}
+			fw, _ := mw.CreateFormFile("avatar", "huge.png")
+			_, _ = fw.Write(append(pngImage(t, 4, 4), make([]byte, c.file)...))
+		})
 		size := body.Len()
-		counted := &countingReader{r: &body}
-		req := httptest.NewRequest(http.MethodPost, srv.URL+"/profile/avatar", counted)
-		req.Header.Set("Content-Type", mw.FormDataContentType())
-		for _, c := range b.client.Jar.Cookies(p.URL) {
-			req.AddCookie(c)
-		}
-		rec := httptest.NewRecorder()
-		srv.Main.Portal.ServeHTTP(rec, req)
-		checkAvatarRefusedInline(t, page{Status: rec.Code, Body: rec.Body.String()}, "The image is too large: at most 1 MiB.")
+		r, read := postAvatar(t, srv, b, ctype, body)
+		checkAvatarRefusedInline(t, r, "The image is too large: at most 1 MiB.")
 		// http.MaxBytesReader reads one byte past its limit to know.
-		if counted.n > limit+1 {
-			t.Errorf("%s: read %d bytes; the limit is %d", name, counted.n, limit)
+		if read > limit+1 {
+			t.Errorf("%s: read %d bytes; the limit is %d", name, read, limit)
 		}
-		t.Logf("%s: read %d of %d bytes", name, counted.n, size)
+		t.Logf("%s: read %d of %d bytes", name, read, size)
 	}
 	if !srv.user(alice.ID).AvatarAt.IsZero() {
 		t.Fatal("an upload set an avatar")
+	}
+}
+
+// postAvatar posts body (of type ctype) to the avatar upload as b, straight
+// into the portal's handler (the server stops reading at its limit, which
+// a client still sending would see as a reset connection), and reports how
+// much of the body was read.
+func postAvatar(t *testing.T, srv *testServer, b *browser, ctype string, body io.Reader) (page, int64) {
+	t.Helper()
+	counted := &countingReader{r: body}
+	req := httptest.NewRequest(http.MethodPost, srv.URL+"/profile/avatar", counted)
+	req.Header.Set("Content-Type", ctype)
+	u, _ := url.Parse(srv.URL)
+	for _, c := range b.client.Jar.Cookies(u) {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	srv.Main.Portal.ServeHTTP(rec, req)
+	return page{Status: rec.Code, Header: rec.Header(), Body: rec.Body.String(), URL: req.URL}, counted.n
+}
+
+// multipartBody writes a multipart form with fill and returns its type and
+// bytes.
+func multipartBody(fill func(mw *multipart.Writer)) (string, *bytes.Buffer) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fill(mw)
+	_ = mw.Close()
+	return mw.FormDataContentType(), &body
+}
+
+// Every refused upload ends on the profile page with its own message
+// beside the upload, whatever the shape of the body: the request's limit
+// hit inside a part's headers, a text field over its limit, a plain
+// (urlencoded) form without a file.
+func TestAvatarUploadShapesRefusedInline(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	csrf := formFields(b.get(srv.URL + "/profile").Body).Get("csrf_token")
+	img := pngImage(t, 4, 4)
+	limit := int64(account.MaxAvatarBytes + 64<<10)
+	for _, c := range []struct {
+		name, says string
+		body       func() (string, io.Reader)
+	}{
+		{"30,000 small fields, then a picture", "The image is too large: at most 1 MiB.", func() (string, io.Reader) {
+			return multipartBody(func(mw *multipart.Writer) {
+				_ = mw.WriteField("csrf_token", csrf)
+				for i := 0; i < 30000; i++ {
+					_ = mw.WriteField("x", "y")
+				}
+				fw, _ := mw.CreateFormFile("avatar", "a.png")
+				_, _ = fw.Write(img)
+			})
+		}},
+		{"a part whose header runs past the limit", "The image is too large: at most 1 MiB.", func() (string, io.Reader) {
+			return multipartBody(func(mw *multipart.Writer) {
+				_ = mw.WriteField("csrf_token", csrf)
+				_, _ = mw.CreatePart(map[string][]string{"Content-Disposition": {`form-data; name="x"`}, "X-Pad": {strings.Repeat("a", int(limit))}})
+			})
+		}},
+		{"a 5,000-byte text field, then a small picture", "A field of the form is too long. Reload the page and try again.", func() (string, io.Reader) {
+			return multipartBody(func(mw *multipart.Writer) {
+				_ = mw.WriteField("csrf_token", csrf)
+				_ = mw.WriteField("note", strings.Repeat("n", 5000))
+				fw, _ := mw.CreateFormFile("avatar", "a.png")
+				_, _ = fw.Write(img)
+			})
+		}},
+		{"a plain form", "Choose an image file to upload.", func() (string, io.Reader) {
+			return "application/x-www-form-urlencoded", strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode())
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctype, body := c.body()
+			r, read := postAvatar(t, srv, b, ctype, body)
+			checkAvatarRefusedInline(t, r, c.says)
+			if read > limit+1 {
+				t.Errorf("read %d bytes; the limit is %d", read, limit)
+			}
+			if !srv.user(alice.ID).AvatarAt.IsZero() {
+				t.Fatal("an avatar was set")
+			}
+			t.Logf("%d: read %d bytes", r.Status, read)
+		})
+	}
+}
+
+// panicReader panics when read, as a broken body could.
+type panicReader struct{}
+
+func (panicReader) Read([]byte) (int, error) { panic("the body broke") }
+
+// The upload is read inside the portal's one error adapter: a panic while
+// reading it is an error page with a reference that the log shows, like
+// any page's; and nobody's upload is read before the session is checked.
+func TestAvatarUploadInsideTheSignedInHandler(t *testing.T) {
+	ln := cliListen(t)
+	logs := &syncBuffer{}
+	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, nil)
+	srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	ctype, _ := multipartBody(func(*multipart.Writer) {})
+
+	var r page
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Errorf("the panic left the portal: %v", p)
+			}
+		}()
+		r, _ = postAvatar(t, srv, b, ctype, panicReader{})
+	}()
+	ref, _ := parsePage(t, r.Body).first("code")
+	if r.Status != http.StatusInternalServerError || ref.text() == "" || !strings.Contains(logs.String(), "ref="+ref.text()) {
+		t.Errorf("a panic while reading the upload: %d, reference %q\n%s", r.Status, ref.text(), truncateBody(r.Body))
+	}
+
+	// Signed out: refused before a byte of the body is read.
+	r, read := postAvatar(t, srv, newBrowser(t), ctype, panicReader{})
+	if r.Status != http.StatusUnauthorized || read != 0 {
+		t.Errorf("an upload without a session: %d, %d bytes read", r.Status, read)
 	}
 }
 
@@ -368,5 +551,140 @@ func TestDeviceNamesInGerman(t *testing.T) {
 		if !slices.Contains(devices, want[0]) {
 			t.Errorf("%s: remembered devices %q, want %q", lang, devices, want[0])
 		}
+	}
+}
+
+// formError returns the text of the page's form-level error.
+func formError(t *testing.T, p page) string {
+	t.Helper()
+	e, _ := parsePage(t, p.Body).byID("form-error")
+	return e.text()
+}
+
+// New recovery codes and removing a passkey need a recent sign-in: past
+// recent_auth the confirmation page asks for the password; none, or a
+// wrong one, is refused with 400 and changes nothing; the right one works;
+// and once the throttle refuses, the page says how long to wait, in
+// Retry-After too, and still changes nothing.
+func TestConfirmationsAskForThePassword(t *testing.T) {
+	clock := &passkeyTestClock{t: time.Now()}
+	srv := startPasskeyServer(t, clock.Now, nil)
+	ctx := context.Background()
+	alice := srv.createUser("alice", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	enrolTOTP(t, srv, b)
+	registerPasskey(t, srv, b, newPasskeyDevice(t, srv.URL), "Laptop")
+	passkey := srv.passkeys(alice.ID)[0].ID
+	clock.Add(srv.Main.Config.Accounts.RecentAuth.Duration + time.Minute)
+
+	const action = "/security/recovery-codes"
+	codes := func() []string { return srv.user(alice.ID).RecoveryCodes }
+	confirm := b.get(srv.URL + action)
+	form, ok := parsePage(t, confirm.Body).formByAction(action)
+	if _, asks := form.first("input", "name", "confirm_password", "type", "password"); !ok || !asks {
+		t.Fatalf("past recent_auth, the confirmation of new codes does not ask for the password:\n%s", truncateBody(confirm.Body))
+	}
+	before := codes()
+	for _, c := range []struct{ password, says string }{
+		{"", "For your security, enter your current password to make this change."},
+		{"not the password 123", "The current password is not correct."},
+	} {
+		r := submitForm(t, b, confirm, action, url.Values{"confirm_password": {c.password}})
+		if r.Status != http.StatusBadRequest || formError(t, r) != c.says || !slices.Equal(codes(), before) {
+			t.Errorf("password %q: %d %q; codes changed: %v", c.password, r.Status, formError(t, r), !slices.Equal(codes(), before))
+		}
+	}
+	fresh := submitForm(t, b, confirm, action, url.Values{"confirm_password": {testPassword}})
+	shown := recoveryCodesOn(t, fresh)
+	if fresh.Status != http.StatusOK || len(shown) != account.RecoveryCodeCount || slices.Equal(codes(), before) {
+		t.Fatalf("the right password: %d, %d codes shown\n%s", fresh.Status, len(shown), truncateBody(fresh.Body))
+	}
+
+	// Wrong passwords until the throttle refuses, then the right one.
+	confirm = b.get(srv.URL + action)
+	before = codes()
+	var refused page
+	for i := 0; i < 40 && refused.Status != http.StatusTooManyRequests; i++ {
+		refused = submitForm(t, b, confirm, action, url.Values{"confirm_password": {"not the password " + itoa(int64(i))}})
+	}
+	throttled := func(what string, r page) {
+		t.Helper()
+		if r.Status != http.StatusTooManyRequests || retryAfter(r.Header) <= 0 || !strings.Contains(formError(t, r), "Please try again in ") {
+			t.Errorf("%s: %d, Retry-After %q, says %q", what, r.Status, r.Header.Get("Retry-After"), formError(t, r))
+		}
+		if _, ok := parsePage(t, r.Body).formByAction(r.URL.Path); !ok {
+			t.Errorf("%s: no form to try again later", what)
+		}
+	}
+	throttled("new codes, wrong passwords", refused)
+	throttled("new codes, the right password while throttled", submitForm(t, b, confirm, action, url.Values{"confirm_password": {testPassword}}))
+	if !slices.Equal(codes(), before) {
+		t.Error("a throttled confirmation made new codes")
+	}
+	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+		t.Errorf("a code shown after the right password does not work: %v", err)
+	}
+
+	remove := b.get(srv.URL + "/security/passkeys/remove?id=" + url.QueryEscape(passkey))
+	if f, _ := parsePage(t, remove.Body).formByAction("/security/passkeys/remove"); f.formValues().Get("id") != passkey {
+		t.Fatalf("the confirmation of removing the passkey: %d\n%s", remove.Status, truncateBody(remove.Body))
+	}
+	throttled("remove a passkey while throttled", submitForm(t, b, remove, "/security/passkeys/remove", url.Values{"confirm_password": {testPassword}}))
+	if len(srv.passkeys(alice.ID)) != 1 {
+		t.Error("a throttled confirmation removed the passkey")
+	}
+}
+
+// Reloading the page that showed new recovery codes sends its form again;
+// that makes no more codes (which would cancel the ones just shown) and
+// ends on the page that says codes are shown once, which makes new ones
+// for the set it shows.
+func TestNewRecoveryCodesSurviveAReload(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	ctx := context.Background()
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	enrolTOTP(t, srv, b)
+	const action = "/security/recovery-codes"
+	confirm := b.get(srv.URL + action)
+	form, _ := parsePage(t, confirm.Body).formByAction(action)
+	sent := form.formValues()
+	first := b.post(srv.URL+action, sent)
+	shown, stored := recoveryCodesOn(t, first), srv.user(alice.ID).RecoveryCodes
+	if first.Status != http.StatusOK || len(shown) != account.RecoveryCodeCount {
+		t.Fatalf("new codes: %d, %d shown", first.Status, len(shown))
+	}
+
+	for name, again := range map[string]url.Values{
+		"a reload (the same form again)": sent,
+		"a form without the code set":    {"csrf_token": {sent.Get("csrf_token")}, "confirm": {"yes"}},
+	} {
+		r := b.post(srv.URL+action, again)
+		if r.Status != http.StatusOK || r.URL.Path != action || len(recoveryCodesOn(t, r)) > 0 || len(codeShaped(parsePage(t, r.Body))) > 0 {
+			t.Errorf("%s: %d at %s, %d codes shown", name, r.Status, r.URL, len(recoveryCodesOn(t, r)))
+		}
+		if !strings.Contains(parsePage(t, r.Body).text(), "shown only once") {
+			t.Errorf("%s: does not say codes are shown once", name)
+		}
+		if !slices.Equal(srv.user(alice.ID).RecoveryCodes, stored) {
+			t.Fatalf("%s made new codes: the ones shown no longer work", name)
+		}
+		confirm = r
+	}
+	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+		t.Errorf("a code shown before the reload: %v", err)
+	}
+	// Using a code changed the set, so the page the reload ended on is out
+	// of date too: it makes no codes and ends on a page that does.
+	left := srv.user(alice.ID).RecoveryCodes
+	stale := submitForm(t, b, confirm, action, nil)
+	if len(recoveryCodesOn(t, stale)) > 0 || !slices.Equal(srv.user(alice.ID).RecoveryCodes, left) {
+		t.Fatalf("a confirmation made before a code was used: %d at %s, %d codes shown", stale.Status, stale.URL, len(recoveryCodesOn(t, stale)))
+	}
+	next := submitForm(t, b, stale, action, nil)
+	if len(recoveryCodesOn(t, next)) != account.RecoveryCodeCount || slices.Equal(srv.user(alice.ID).RecoveryCodes, left) {
+		t.Errorf("new codes from an up-to-date page: %d, %d shown", next.Status, len(recoveryCodesOn(t, next)))
 	}
 }

@@ -18,11 +18,34 @@ type htmlNode struct{ *html.Node }
 // parsePage parses a page's body; a page that does not parse fails the test.
 func parsePage(t *testing.T, body string) htmlNode {
 	t.Helper()
-	doc, err := html.Parse(strings.NewReader(body))
+	doc, err := parseHTML(body)
 	if err != nil {
 		t.Fatalf("parse HTML: %v\n%s", err, truncateBody(body))
 	}
-	return htmlNode{doc}
+	return doc
+}
+
+// parseHTML parses a page's body. The HTML5 parser accepts any text (a
+// JSON answer is a document with one text node), so the only errors are
+// the reader's, and a string's reader has none.
+func parseHTML(body string) (htmlNode, error) {
+	doc, err := html.Parse(strings.NewReader(body))
+	return htmlNode{doc}, err
+}
+
+// formFields returns the hidden inputs of a page's forms, every form at
+// once: what the tests that post a page's token and flow IDs need.
+func formFields(body string) url.Values {
+	doc, _ := parseHTML(body) // never fails on a string; see parseHTML
+	v := url.Values{}
+	for _, f := range doc.all("form") {
+		for _, in := range f.all("input", "type", "hidden") {
+			if name := in.attr("name"); name != "" {
+				v.Set(name, in.attr("value"))
+			}
+		}
+	}
+	return v
 }
 
 // attr returns the value of an attribute, "" when it is missing.
@@ -118,27 +141,90 @@ func (n htmlNode) text() string {
 	return strings.Join(strings.Fields(b.String()), " ")
 }
 
-// formValues returns what submitting the form n would send for its
-// inputs that carry a value of their own (hidden, text, checked boxes);
-// buttons are left out, as no button was pressed.
+// formValues returns what submitting the form n would send, as a browser
+// builds it: every named control that is not disabled, in document order;
+// text inputs and hidden ones with their value, checked boxes and radio
+// buttons (with "on" when they have no value), a textarea's text, a
+// select's selected options (the first option when a single select has
+// none selected). Buttons are left out, as no button was pressed, and so
+// are files.
 func (n htmlNode) formValues() url.Values {
 	v := url.Values{}
-	for _, in := range n.all("input") {
-		name := in.attr("name")
-		if name == "" {
+	for _, c := range n.all("") {
+		name := c.attr("name")
+		if _, disabled := c.lookup("disabled"); name == "" || disabled {
 			continue
 		}
-		switch in.attr("type") {
-		case "checkbox", "radio":
-			if _, checked := in.lookup("checked"); !checked {
-				continue
+		switch c.Data {
+		case "input":
+			switch c.attr("type") {
+			case "checkbox", "radio":
+				if _, checked := c.lookup("checked"); !checked {
+					continue
+				}
+				if val, ok := c.lookup("value"); ok {
+					v.Add(name, val)
+				} else {
+					v.Add(name, "on")
+				}
+			case "submit", "button", "image", "reset", "file":
+			default:
+				v.Add(name, c.attr("value"))
 			}
-		case "submit", "button", "file":
-			continue
+		case "textarea":
+			// The parser already dropped the newline right after <textarea>,
+			// as browsers do.
+			v.Add(name, c.rawText())
+		case "select":
+			for _, o := range c.selectedOptions() {
+				v.Add(name, o.optionValue())
+			}
 		}
-		v.Add(name, in.attr("value"))
 	}
 	return v
+}
+
+// rawText is the text below n as written, white space kept.
+func (n htmlNode) rawText() string {
+	var b strings.Builder
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == html.TextNode {
+			b.WriteString(c.Data)
+		}
+	}
+	return b.String()
+}
+
+// selectedOptions are the options of the select n that a browser sends.
+func (n htmlNode) selectedOptions() []htmlNode {
+	var chosen, enabled []htmlNode
+	for _, o := range n.all("option") {
+		if _, disabled := o.lookup("disabled"); disabled {
+			continue
+		}
+		enabled = append(enabled, o)
+		if _, sel := o.lookup("selected"); sel {
+			chosen = append(chosen, o)
+		}
+	}
+	if _, multiple := n.lookup("multiple"); multiple {
+		return chosen
+	}
+	switch {
+	case len(chosen) > 0:
+		return chosen[len(chosen)-1:] // of several selected, the last one wins
+	case len(enabled) > 0:
+		return enabled[:1]
+	}
+	return nil
+}
+
+// optionValue is what an option sends: its value, or else its text.
+func (n htmlNode) optionValue() string {
+	if v, ok := n.lookup("value"); ok {
+		return v
+	}
+	return n.text()
 }
 
 // formByAction returns the form on the page that posts to action.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
@@ -279,7 +281,7 @@ const signInLayoutJS = `(() => {
   return {
     buttons: Array.from(document.querySelectorAll("main button")).filter(shown)
       .map((b) => ({text: b.textContent.trim(), width: box(b).width, top: box(b).top})),
-    dividers: Array.from(document.querySelectorAll("main [role=separator], main hr")).filter(shown)
+    dividers: Array.from(document.querySelectorAll("main .signin-divider, main [role=separator], main hr")).filter(shown)
       .map((d) => ({text: d.textContent.trim(), top: box(d).top})),
   };
 })()`
@@ -310,10 +312,52 @@ func TestBrowserSignInButtons(t *testing.T) {
 		if len(l.Dividers) != 1 || l.Dividers[0].Text != "or" || l.Dividers[0].Top < l.Buttons[0].Top || l.Dividers[0].Top > l.Buttons[1].Top {
 			t.Errorf("%d px: no \"or\" between the password's button and the others: dividers %+v, buttons %+v", width, l.Dividers, l.Buttons)
 		}
+		// A screen reader reads the "or" (a separator's text is not read)
+		// and nothing of the lines beside it.
+		var ors, separators int
+		for _, n := range c.accessibilityTree() {
+			if n.Role == "separator" {
+				separators++
+			}
+			if n.Name == "or" && n.Role == "StaticText" {
+				ors++
+			}
+		}
+		if ors != 1 || separators != 0 {
+			t.Errorf("%d px: a screen reader reads \"or\" %d times, with %d separators", width, ors, separators)
+		}
 		if width == 1100 {
 			c.screenshot("login-choices")
 		}
 	}
+}
+
+// axNode is a node of Chromium's accessibility tree: what a screen reader
+// is given.
+type axNode struct{ Role, Name string }
+
+// accessibilityTree returns the page's accessibility tree without the
+// nodes Chromium ignores (hidden, presentational, a separator's content).
+func (c *chrome) accessibilityTree() []axNode {
+	c.t.Helper()
+	res, err := chromedp.Call(c.ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+	if err != nil {
+		c.t.Fatalf("accessibility tree: %v", err)
+	}
+	str := func(v *accessibility.Value) string {
+		var s string
+		if v != nil {
+			_ = json.Unmarshal(v.Value, &s)
+		}
+		return s
+	}
+	var out []axNode
+	for _, n := range res.Nodes {
+		if !n.Ignored {
+			out = append(out, axNode{Role: str(n.Role), Name: str(n.Name)})
+		}
+	}
+	return out
 }
 
 // checkboxJS measures every checkbox on the page against its label's text
@@ -413,6 +457,30 @@ func TestBrowserLockoutWarningBesideItsBox(t *testing.T) {
 		if b.Top < 0 || b.Bottom > b.ViewHeight {
 			t.Errorf("the %s is out of view after saving: %.0f–%.0f, viewport 0–%.0f", name, b.Top, b.Bottom, b.ViewHeight)
 		}
+	}
+
+	// Saved: the page opens at the allowlist again, and says so there.
+	c.waitFor("save an allowlist with this address", `[role="status"].notice`,
+		chromedp.SetValue(chromedp.ID("allowed_networks"), "127.0.0.0/8\n::1/128"),
+		chromedp.Click(chromedp.CSS(`form[action^="/security/allowlist"] button[type="submit"]`)))
+	type notice struct {
+		Text                    string
+		Top, Bottom, ViewHeight float64
+		ScrollY                 float64
+		InSection               bool
+	}
+	saved := eval[notice](c, "find the notice", `(() => {
+	  const n = document.querySelector('[role="status"].notice');
+	  const r = n.getBoundingClientRect();
+	  return {text: n.textContent.trim(), top: r.top, bottom: r.bottom, viewHeight: window.innerHeight, scrollY: window.scrollY,
+	    inSection: n.closest("section") !== null && n.closest("section").contains(document.getElementById("allowed_networks"))};
+	})()`)
+	t.Logf("saved: scrolled %.0f px; notice %q at %.0f–%.0f (viewport 0–%.0f)", saved.ScrollY, saved.Text, saved.Top, saved.Bottom, saved.ViewHeight)
+	if saved.Text != "Your IP allowlist was saved." || !saved.InSection || saved.Top < 0 || saved.Bottom > saved.ViewHeight {
+		t.Errorf("after saving, the notice %q (in the allowlist's section: %v) is at %.0f–%.0f, viewport 0–%.0f", saved.Text, saved.InSection, saved.Top, saved.Bottom, saved.ViewHeight)
+	}
+	if got := srv.user(alice.ID).AllowedNetworks; len(got) != 2 {
+		t.Errorf("saved allowlist: %q", got)
 	}
 }
 

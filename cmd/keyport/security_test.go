@@ -366,7 +366,8 @@ func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
 	if !strings.Contains(p.Body, "Recovery codes left: 10") {
 		t.Errorf("security page does not count the recovery codes")
 	}
-	fresh := postPage(b, p, "/security/recovery-codes", url.Values{"confirm": {"yes"}})
+	// From the confirmation page, which names the set of codes it replaces.
+	fresh := submitForm(t, b, b.get(srv.URL+"/security/recovery-codes"), "/security/recovery-codes", nil)
 	got := recoveryCodePattern.FindAllStringSubmatch(fresh.Body, -1)
 	if fresh.Status != http.StatusOK || len(got) != account.RecoveryCodeCount {
 		t.Fatalf("new recovery codes: %d, %d codes", fresh.Status, len(got))
