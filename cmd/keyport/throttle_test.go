@@ -149,7 +149,11 @@ func TestSlidingWindowAndGrowingWaits(t *testing.T) {
 // do not reach the owner at another, beyond the account-wide wait; and
 // during that wait the owner's passkey and remembered device still get in.
 func TestOwnerNotLockedOut(t *testing.T) {
-	clock := &throttleClock{t: time.Now().UTC()}
+	// The server's clock stands still a moment before the current TOTP
+	// step began, one step behind real time: every code the test makes
+	// comes from that one clock (a code from real time would be the step
+	// the enrolment used up).
+	clock := &throttleClock{t: time.Now().UTC().Truncate(30 * time.Second).Add(-time.Millisecond)}
 	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
 		c.Limits.MaxLoginAttempts = 5
 		c.Limits.AccountLockoutFailures = 8
@@ -161,7 +165,7 @@ func TestOwnerNotLockedOut(t *testing.T) {
 	// she told to remember.
 	setup := browserFrom(t, ownerIP)
 	signInPortal(t, srv, setup, "alice")
-	secret, _ := enrolTOTP(t, srv, setup)
+	secret, _ := enrolTOTPAt(t, srv, setup, clock.Now())
 	key := newPasskeyDevice(t, srv.URL)
 	registerPasskey(t, srv, setup, key, "Laptop")
 	remembered := browserFrom(t, ownerIP)
