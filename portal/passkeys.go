@@ -73,7 +73,8 @@ func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, stat
 	}
 	msg := ""
 	if failure != nil {
-		msg = translate(d.Lang, account.ErrorMessage(failure))
+		msg = errorText(d.Lang, failure)
+		setRetryAfter(w, failure)
 	}
 	for _, k := range keys {
 		v := passkeyView{ID: k.ID, Name: k.Name, Created: showTime(k.CreatedAt, u.Zoneinfo)}
@@ -146,7 +147,8 @@ func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m
 		d.Message += " " + translate(d.Lang, "It is your only passkey.")
 	}
 	if failure != nil {
-		d.Error = translate(d.Lang, account.ErrorMessage(failure))
+		d.Error = errorText(d.Lang, failure)
+		setRetryAfter(w, failure)
 	}
 	s.showConfirm(w, r, status, d)
 	return nil

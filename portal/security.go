@@ -108,6 +108,7 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 	if f := account.ErrorField(err); f != "" {
 		d.FieldErrors[f] = d.Error
 	}
+	setRetryAfter(w, err)
 	s.render(w, r, statusFor(code), "security", d)
 	return nil
 }
@@ -230,7 +231,8 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		d.Cancel, d.CancelLabel = rt, translate(d.Lang, "Continue")
 	}
 	if failure != nil {
-		d.Error = translate(d.Lang, account.ErrorMessage(failure))
+		d.Error = errorText(d.Lang, failure)
+		setRetryAfter(w, failure)
 	}
 	s.showConfirm(w, r, status, d)
 	return nil

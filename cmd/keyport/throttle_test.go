@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,4 +368,43 @@ func doJSONWith(t *testing.T, c *http.Client, req *http.Request) (int, http.Head
 		t.Errorf("%s %s: bad JSON: %v", req.Method, req.URL, err)
 	}
 	return resp.StatusCode, resp.Header, m
+}
+
+// A throttled password confirmation answers 429 with Retry-After and the
+// wait in words on every page that asks for the password: the security
+// page, app access, the recovery-codes and passkey-removal confirmations.
+// Today the security and access pages answered 429 without Retry-After,
+// and the confirmation pages said no wait at all.
+func TestSecurityPagesSayHowLongToWait(t *testing.T) {
+	clock := &throttleClock{t: time.Now().UTC()}
+	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) { c.Limits.MaxLoginAttempts = 3 })
+	srv.createUser("alice", false)
+	b := browserFrom(t, "127.0.0.5")
+	signInPortal(t, srv, b, "alice")
+	enrolTOTPAt(t, srv, b, clock.Now())
+	registerPasskey(t, srv, b, newPasskeyDevice(t, srv.URL), "Laptop")
+	clock.Add(10 * time.Minute) // no longer a recent sign-in: every change asks for the password
+	wrong := url.Values{"current_password": {"not the password 123"}, "new_password": {"a new long password 1"}, "new_password_confirm": {"a new long password 1"}}
+	for i := range 3 {
+		if p := b.submit(b.get(srv.URL+"/security"), "/security/password", wrong); p.Status != http.StatusBadRequest {
+			t.Fatalf("wrong confirmation %d: %d", i+1, p.Status)
+		}
+	}
+	throttled := func(what string, p page) {
+		t.Helper()
+		if p.Status != http.StatusTooManyRequests || retryAfter(p.Header) <= 0 || !strings.Contains(p.Body, "Please try again in") {
+			t.Errorf("%s: %d, Retry-After %q, the wait in words: %v\n%s", what, p.Status, p.Header.Get("Retry-After"), strings.Contains(p.Body, "Please try again in"), truncateBody(p.Body))
+		}
+	}
+	throttled("security page", b.submit(b.get(srv.URL+"/security"), "/security/password", wrong))
+	access := b.get(srv.URL + "/security/access")
+	throttled("access page", postPage(b, access, "/security/api-tokens", url.Values{"name": {"ci"}, "scope": {"read-only"}, "confirm_password": {testPassword}}))
+	codes := b.get(srv.URL + "/security/recovery-codes")
+	throttled("recovery codes", postPage(b, codes, "/security/recovery-codes", url.Values{"confirm": {"yes"}, "confirm_password": {testPassword}}))
+	keys := b.get(srv.URL + "/security/passkeys")
+	id := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(keys.Body)
+	if id == nil {
+		t.Fatalf("no passkey on the page:\n%s", truncateBody(keys.Body))
+	}
+	throttled("passkey removal", postPage(b, keys, "/security/passkeys/remove", url.Values{"id": {id[1]}, "confirm": {"yes"}, "confirm_password": {testPassword}}))
 }
