@@ -132,11 +132,12 @@ var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 // "app_password" or "pwd".
 func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
-	if login == "" || password == "" || len(login) > 320 || len(password) > 1024 {
+	name := normalizeLogin(login) // as in checkPasswordOr
+	if name == "" || password == "" || len(login) > 320 || len(password) > 1024 {
 		s.logFailure(ctx, "pwd", login, ip, "missing or oversized field")
 		return storage.User{}, "", errInvalidCredentials
 	}
-	user, err := s.store.GetUserByLogin(ctx, login)
+	user, err := s.store.GetUserByLogin(ctx, name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forward auth: find %q: %w", login, err)}
 	}
@@ -145,7 +146,7 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 	// a remembered device, so the account-wide wait does not stop it; the
 	// limits of this address still do, before anything is looked up. Names
 	// that match no account go through the same steps.
-	guard, err := s.limiter.Password(ctx, subject(user, known, login), ip, true)
+	guard, err := s.limiter.Password(ctx, subject(user, known, name), ip, true)
 	if err != nil {
 		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, "app_password", login, ip)
 	}

@@ -186,12 +186,16 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 // same work as a wrong one (forward auth's "password alone" rule).
 func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse string) (user storage.User, newHash string, err error) {
 	attempt := storage.LoginAttempt{ID: NewID(), Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
-	if c.Login == "" || c.Password == "" || len(c.Login) > 320 || len(c.Password) > 1024 {
+	// One normalisation for the lookup and the throttle's key: were they
+	// to differ, a spelling that finds no account would spend the budget
+	// of a name that does not exist, and tell which names do.
+	name := normalizeLogin(c.Login)
+	if name == "" || c.Password == "" || len(c.Login) > 320 || len(c.Password) > 1024 {
 		// Nothing was guessed: no account is looked up, no hash computed.
 		s.logFailure(ctx, attempt.Method, c.Login, c.IP, "missing or oversized field")
 		return storage.User{}, "", errInvalidCredentials
 	}
-	user, err = s.store.GetUserByLogin(ctx, c.Login)
+	user, err = s.store.GetUserByLogin(ctx, name)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
@@ -199,7 +203,7 @@ func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse str
 	// An account is throttled whichever of its names (username or email, in
 	// any case) is typed; otherwise each name would get its own budget.
 	proven := c.DeviceProof != "" && s.deviceProves(ctx, user, c.DeviceProof)
-	res, err := s.limiter.Password(ctx, subject(user, known, c.Login), c.IP, proven)
+	res, err := s.limiter.Password(ctx, subject(user, known, name), c.IP, proven)
 	if err != nil {
 		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, c.Login, c.IP)
 	}

@@ -316,3 +316,34 @@ func TestFailuresLogged(t *testing.T) {
 		t.Errorf("trip line:\n%s", tripped[0])
 	}
 }
+
+// A login name is looked up and throttled under one normalisation: ten
+// failures on " NAME " use up NAME's budget whether NAME exists or not,
+// and the right password with spaces around the name is the account's.
+// Today the lookup kept the spaces (no account) while the throttle trimmed
+// them, so only a name that did not exist lost its budget: an oracle.
+func TestSpacesAroundNameTellNothing(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	if err := f.signIn("  Alice ", accessPassword, "192.0.2.4"); err != nil {
+		t.Errorf("the right password, spaces around the name: %v", err)
+	}
+	probe := func(name, ip string) account.Code {
+		for i := range 10 {
+			if err := f.signIn(" "+strings.ToUpper(name)+" ", "some guess", ip); account.ErrorCode(err) != account.Unauthorized {
+				t.Fatalf("%q, failure %d: %v", name, i+1, err)
+			}
+		}
+		return account.ErrorCode(f.signIn(name, "some guess", ip))
+	}
+	known, unknown := probe("alice", "192.0.2.1"), probe("nobody", "192.0.2.2")
+	if known != account.RateLimited || unknown != account.RateLimited {
+		t.Errorf("after 10 failures of \" NAME \": an existing NAME answers %s, an unknown one %s; want both throttled", known, unknown)
+	}
+	// Basic, the same.
+	for i := range 10 {
+		_, _, _ = f.svc.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
+	}
+	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
+		t.Errorf("Basic after 10 failures of \" Alice \": %v", err)
+	}
+}

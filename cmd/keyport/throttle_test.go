@@ -408,3 +408,36 @@ func TestSecurityPagesSayHowLongToWait(t *testing.T) {
 	}
 	throttled("passkey removal", postPage(b, keys, "/security/passkeys/remove", url.Values{"id": {id[1]}, "confirm": {"yes"}, "confirm_password": {testPassword}}))
 }
+
+// Spaces around a login name do not tell whether it exists: through the
+// form and through Basic, ten failures on " NAME " leave NAME throttled
+// whether or not there is such an account. Today only a name that did not
+// exist was throttled (the lookup kept the spaces, the throttle did not).
+func TestSpacesAroundNameTellNothing(t *testing.T) {
+	srv, _ := startThrottleServer(t, nil, nil)
+	srv.createUser("xena", false)
+	basic := func(ip, login string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth/verify", nil)
+		req.SetBasicAuth(login, "not the password 123")
+		resp, err := browserFrom(t, ip).client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, name := range []string{"xena", "nobody-here"} {
+		form := browserFrom(t, fmt.Sprintf("127.0.0.%d", 5+i))
+		ip := fmt.Sprintf("127.0.0.%d", 7+i)
+		for range 10 {
+			wrongLogin(form, srv, " "+strings.ToUpper(name)+" ")
+			basic(ip, " "+name+" ")
+		}
+		if p := wrongLogin(form, srv, name); p.Status != http.StatusTooManyRequests {
+			t.Errorf("form: %q after ten failures with spaces around it: %d", name, p.Status)
+		}
+		if s := basic(ip, name); s != http.StatusTooManyRequests {
+			t.Errorf("Basic: %q after ten failures with spaces around it: %d", name, s)
+		}
+	}
+}
