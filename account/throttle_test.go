@@ -255,11 +255,12 @@ func TestHashGateRefusesSurplus(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	busy := 0
-	for _, err := range errs {
+	busy, refusedName := 0, ""
+	for i, err := range errs {
 		switch account.ErrorCode(err) {
 		case account.Unavailable:
 			busy++
+			refusedName = fmt.Sprintf("name%d", i)
 			if account.RetryAfter(err) < time.Second {
 				t.Errorf("busy without a wait: %v", err)
 			}
@@ -269,12 +270,12 @@ func TestHashGateRefusesSurplus(t *testing.T) {
 		}
 	}
 	if busy == 0 {
-		t.Error("eight parallel hashes through a gate of one: none refused")
+		t.Fatal("eight parallel hashes through a gate of one: none refused")
 	}
-	// Refused for being busy is not a failure: ten more guesses of one
-	// name are still allowed from that address.
+	// Refused for being busy is not a failure: ten more guesses of a name
+	// that was refused are still allowed from that address.
 	for i := range 10 {
-		if err := f.signIn("name0", "guess", "192.0.2.1"); account.ErrorCode(err) != account.Unauthorized {
+		if err := f.signIn(refusedName, "guess", "192.0.2.1"); account.ErrorCode(err) != account.Unauthorized {
 			t.Fatalf("guess %d after the busy refusals: %v", i, err)
 		}
 	}
@@ -345,5 +346,176 @@ func TestSpacesAroundNameTellNothing(t *testing.T) {
 	}
 	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("Basic after 10 failures of \" Alice \": %v", err)
+	}
+}
+
+// parallelCodes runs n calls at once and counts their answers by code
+// ("ok" for no error).
+func parallelCodes(n int, call func(i int) error) map[account.Code]int {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = call(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	byCode := map[account.Code]int{}
+	for _, err := range errs {
+		if err == nil {
+			byCode["ok"]++
+		} else {
+			byCode[account.ErrorCode(err)]++
+		}
+	}
+	return byCode
+}
+
+// The right secret on many parallel requests from one address is never
+// refused: app passwords and API tokens (looked up first, accepted
+// whatever the throttle says), and the account password through Basic and
+// the form (parallel checks of one password are one guess, hashed once,
+// so neither the reservations nor the hash gate turn the owner away).
+// Today 85-90% of parallel right app passwords were refused as throttled.
+func TestParallelRightSecretsNotRefused(t *testing.T) {
+	p := throttlePolicy
+	p.MaxLoginAttemptsPerAddress = 100                                               // the default
+	p.HashConcurrency, p.HashQueue = 1, -1                                           // one hash at a time, no queue
+	p.Argon2 = account.Argon2Params{MemoryKiB: 1024, Iterations: 20, Parallelism: 1} // a hash that takes a while
+	f := newThrottleFixture(t, p)
+	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ip = "198.51.100.7"
+	for _, try := range []struct {
+		what string
+		n    int
+		call func() error
+	}{
+		{"app password (Basic)", 200, func() error {
+			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
+			return err
+		}},
+		{"API token", 400, func() error {
+			_, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, ip, "")
+			return err
+		}},
+		{"account password (Basic)", 40, func() error {
+			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
+			return err
+		}},
+		{"account password (form)", 40, func() error { return f.signIn("alice", accessPassword, ip) }},
+	} {
+		got := parallelCodes(try.n, func(int) error { return try.call() })
+		t.Logf("%d parallel requests, %s: %v", try.n, try.what, got)
+		if got["ok"] != try.n {
+			t.Errorf("%d parallel requests with the right %s: %v", try.n, try.what, got)
+		}
+	}
+}
+
+// Misses of secrets nobody can guess are still counted and refused once
+// over the limit: 100 parallel made-up app passwords or API tokens from
+// one address, at most the limit counted (logged), the rest refused.
+func TestParallelMissesLimited(t *testing.T) {
+	p := throttlePolicy
+	p.MaxLoginAttemptsPerAddress = 20
+	f := newThrottleFixture(t, p)
+	got := parallelCodes(100, func(i int) error {
+		_, _, err := f.svc.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
+		return err
+	})
+	logged := strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.9 method=api_token`)
+	if got[account.Unauthorized] > 20 || got[account.Unauthorized] != logged || got[account.Unauthorized]+got[account.RateLimited] != 100 {
+		t.Errorf("100 parallel made-up API tokens, 20 allowed per address: %v, %d logged", got, logged)
+	}
+	got = parallelCodes(100, func(i int) error {
+		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
+		return err
+	})
+	logged = strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.10 method=pwd login=alice reason="wrong password"`)
+	if got[account.Unauthorized] > 10 || got[account.Unauthorized] != logged || got[account.Unauthorized]+got[account.RateLimited] != 100 {
+		t.Errorf("100 parallel made-up app passwords, 10 allowed per account and address: %v, %d logged", got, logged)
+	}
+}
+
+// During an account-wide wait, app-password guesses through Basic are
+// counted and logged like any failure, so one address gets at most its
+// limit of them; the right app password still gets in. Today they were
+// looked up but never counted nor logged: 199 guesses from one address.
+func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
+	p := throttlePolicy
+	p.AccountLockoutFailures = 5
+	f := newThrottleFixture(t, p)
+	secret, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		_ = f.signIn("alice", "guess", fmt.Sprintf("203.0.113.%d", i+1))
+	}
+	const attacker = "198.51.100.99"
+	got := map[account.Code]int{}
+	for i := range 199 {
+		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
+		got[account.ErrorCode(err)]++
+		if account.RetryAfter(err) <= 0 {
+			t.Fatalf("guess %d during the wait: %v without a wait", i+1, err)
+		}
+	}
+	warn := strings.Count(f.log.String(), `level=WARN msg="sign-in failed" client_ip=`+attacker+` method=app_password login=alice reason="wrong app password"`)
+	t.Logf("199 app-password guesses from one address during the account-wide wait: %v, %d logged as failures", got, warn)
+	if got[account.RateLimited] != 199 || warn != p.MaxLoginAttempts {
+		t.Errorf("%v; %d failures logged, want the limit (%d)", got, warn, p.MaxLoginAttempts)
+	}
+	if recs := f.checked(f.alice.ID); recs != 5+p.MaxLoginAttempts {
+		t.Errorf("%d failures in the history, want %d", recs, 5+p.MaxLoginAttempts)
+	}
+	if _, method, err := f.svc.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
+		t.Errorf("the right app password during the wait: %s %v", method, err)
+	}
+}
+
+// People's failed passwords behind one address (an office's NAT) use up
+// that address's budget for sign-ins, but a valid API token and the right
+// app password from there still get in: they are found, and nobody
+// guesses them. Today both were refused with the address.
+func TestOfficeAddressKeepsItsTokens(t *testing.T) {
+	p := throttlePolicy
+	p.MaxLoginAttemptsPerAddress = 20
+	f := newThrottleFixture(t, p)
+	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const office = "192.0.2.50"
+	for i := range 20 {
+		if err := f.signIn(fmt.Sprintf("colleague%d", i), "mistyped", office); account.ErrorCode(err) != account.Unauthorized {
+			t.Fatalf("failure %d: %v", i+1, err)
+		}
+	}
+	if err := f.signIn("someone", "mistyped", office); account.ErrorCode(err) != account.RateLimited {
+		t.Fatalf("the 21st failure from the office: %v", err)
+	}
+	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
+		t.Errorf("a valid API token from the office: %v", err)
+	}
+	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
+		t.Errorf("the right app password from the office: %v", err)
+	}
+	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
+		t.Errorf("a made-up API token from the office: %v", err)
 	}
 }

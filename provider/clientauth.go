@@ -86,13 +86,39 @@ func (n *clientAuthNote) fail(id string) {
 var errInvalidClient = oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
 
 // checkClientSecret reserves the attempt, then checks secret against c
-// (found says whether the client exists) and counts a failure.
+// (found says whether the client exists) and counts a failure. Requests
+// that present the same secret for the same client from the same address
+// while a check of it runs share that check (throttle.Guesses): one guess,
+// counted once, so a busy backend sending its right secret on many
+// parallel requests is not refused by reservations of its own requests.
 func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c clientRecord) error {
 	ip := clientip.FromContext(ctx)
 	note := clientAuthNoteFrom(ctx)
 	if note.decided(id) {
 		return errInvalidClient
 	}
+	out, _ := s.secrets.Check([]string{id, ip, secret}, func() clientCheck {
+		return s.checkClientSecretOnce(ctx, id, ip, secret, c)
+	})
+	switch {
+	case out.refused != nil:
+		note.set(out.refused)
+		return errInvalidClient
+	case out.failed:
+		note.fail(id)
+		return errInvalidClient
+	}
+	return out.err
+}
+
+// clientCheck is the outcome of one check of a client secret.
+type clientCheck struct {
+	refused *throttle.Refused // throttled: not checked
+	failed  bool              // checked and wrong
+	err     error             // anything else that went wrong
+}
+
+func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret string, c clientRecord) clientCheck {
 	var res *throttle.Reservation // nil: no throttle configured
 	if s.throttle != nil {
 		var err error
@@ -100,10 +126,9 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 			var refused *throttle.Refused
 			if errors.As(err, &refused) {
 				s.log.DebugContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
-				note.set(refused)
-				return errInvalidClient
+				return clientCheck{refused: refused}
 			}
-			return s.internal(ctx, "reserve client authentication", err)
+			return clientCheck{err: s.internal(ctx, "reserve client authentication", err)}
 		}
 	}
 	// Spend the same hash on a missing client as on a real check, so a miss
@@ -122,9 +147,8 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 		if err := res.Succeed(ctx); err != nil {
 			s.log.ErrorContext(ctx, "forgive failed client authentications", "err", err)
 		}
-		return nil
+		return clientCheck{}
 	}
-	note.fail(id)
 	trips, err := res.Fail(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "count failed client authentication", "err", err)
@@ -134,7 +158,7 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	for _, t := range trips {
 		s.log.WarnContext(ctx, "client authentication throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", t.Scope, "retry_after", t.For)
 	}
-	return errInvalidClient
+	return clientCheck{failed: true}
 }
 
 // clientRecord is what checkClientSecret needs of the client.

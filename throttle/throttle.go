@@ -198,8 +198,10 @@ func (l *Limiter) Client(ctx context.Context, clientID, addr string) (*Reservati
 	return l.reserve(ctx, l.withAddress(checks, a))
 }
 
-// Secret reserves one check of a bearer secret that names no account (an
-// API token) from addr: only the address limit applies.
+// Secret reserves one count of a bearer secret that names no account (an
+// API token) and was not found, from addr: only the address limit
+// applies. Such secrets are long and random, and looked up by hash: one
+// that is found is nobody's guess, and is let in without the throttle.
 func (l *Limiter) Secret(ctx context.Context, addr string) (*Reservation, error) {
 	return l.reserve(ctx, l.withAddress(nil, Address(addr)))
 }
@@ -261,24 +263,35 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 		return nil, fmt.Errorf("read throttles: %w", err)
 	}
 	now := l.now()
-	var refused *Refused
+	var refused, waived *Refused
 	for i, c := range checks {
-		if !c.enforce {
+		wait, over := c.over(records[i], l.inflight[c.key], now)
+		if !over {
 			continue
 		}
-		if wait, over := c.over(records[i], l.inflight[c.key], now); over && (refused == nil || wait > refused.RetryAfter) {
-			refused = &Refused{Scope: c.scope, RetryAfter: wait}
+		if c.enforce {
+			refused = longer(refused, &Refused{Scope: c.scope, RetryAfter: wait})
+		} else {
+			waived = longer(waived, &Refused{Scope: c.scope, RetryAfter: wait})
 		}
 	}
 	if refused != nil {
 		return nil, refused
 	}
-	r := &Reservation{l: l, checks: checks, stored: make([]bool, len(checks))}
+	r := &Reservation{l: l, checks: checks, stored: make([]bool, len(checks)), waived: waived}
 	for i, c := range checks {
 		l.inflight[c.key]++
 		r.stored[i] = !records[i].Empty()
 	}
 	return r, nil
+}
+
+// longer is the refusal with the longer wait.
+func longer(a, b *Refused) *Refused {
+	if a == nil || b.RetryAfter > a.RetryAfter {
+		return b
+	}
+	return a
 }
 
 // over tells whether one more attempt would exceed the check's limit, and
@@ -358,8 +371,20 @@ type Reservation struct {
 	l      *Limiter
 	checks []check
 	stored []bool // the key had a stored record when the attempt was let in
+	waived *Refused
 	mu     sync.Mutex
 	done   bool
+}
+
+// Waived is the refusal a proven attempt was let past (the account-wide
+// wait), or nil. The caller decides what the proof allows: a remembered
+// device gets its password checked; an app-password miss, which proves
+// nothing, is counted but may not go on to the account password.
+func (r *Reservation) Waived() *Refused {
+	if r == nil {
+		return nil
+	}
+	return r.waived
 }
 
 func (r *Reservation) finish() bool {

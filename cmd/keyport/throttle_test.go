@@ -441,3 +441,60 @@ func TestSpacesAroundNameTellNothing(t *testing.T) {
 		}
 	}
 }
+
+// statusCount counts status codes.
+func statusCount(statuses []int) map[int]int {
+	count := map[int]int{}
+	for _, s := range statuses {
+		count[s]++
+	}
+	return count
+}
+
+// The right secret sent on many parallel requests from one address is
+// never refused: an app password at forward auth (a DAV client, a page's
+// assets behind auth_request) and a confidential client's secret at the
+// token endpoint (a busy backend). Today 85-90 of 100 parallel right app
+// passwords were refused as throttled.
+func TestParallelRightSecretsNotRefused(t *testing.T) {
+	srv, _ := startThrottleServer(t, nil, nil)
+	alice := srv.createUser("alice", false)
+	appPassword, _, err := srv.Main.Accounts.CreateAppPassword(t.Context(), alice, "dav", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
+	c := browserFrom(t, "127.0.0.5").client
+	do := func(req *http.Request) int {
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	verify := statusCount(parallel(100, func(int) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth/verify", nil)
+		req.SetBasicAuth("alice", appPassword)
+		return do(req)
+	}))
+	// One mistyped secret first: then every success has a failure to
+	// forgive, and takes a commit to decide.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("svc", "mistyped")
+	if s := do(req); s != http.StatusUnauthorized {
+		t.Fatalf("a wrong secret: %d", s)
+	}
+	token := statusCount(parallel(200, func(int) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", svc.Secret)
+		return do(req)
+	}))
+	t.Logf("100 parallel /auth/verify with the right app password: %v; 200 parallel client_credentials with the right secret: %v", verify, token)
+	if verify[http.StatusOK] != 100 || token[http.StatusOK] != 200 {
+		t.Errorf("right secrets in parallel from one address: forward auth %v, token endpoint %v", verify, token)
+	}
+}
