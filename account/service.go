@@ -65,7 +65,8 @@ type Policy struct {
 	// have; 0 turns the strength check off.
 	MinPasswordScore int
 	// MaxLoginAttemptsPerAddress: failed sign-ins per client address (all
-	// accounts, app passwords, API tokens, client secrets) in LoginWindow;
+	// accounts, app passwords, API tokens) in LoginWindow, and, counted
+	// apart, failed client authentications (client secrets) per address;
 	// 0 = unlimited.
 	MaxLoginAttemptsPerAddress int
 	// The account-wide waits (Keycloak's brute-force detection): after every

@@ -20,6 +20,10 @@ func throttlePolicy(p Policy) throttle.Policy {
 	return throttle.Policy{
 		AccountAddress: throttle.Window{Limit: p.MaxLoginAttempts, Window: p.LoginWindow},
 		Address:        throttle.Window{Limit: p.MaxLoginAttemptsPerAddress, Window: p.LoginWindow},
+		// Apps' client authentications get a budget of their own, of the
+		// same size: people's failures behind a shared address must not
+		// stop its apps, nor the apps' the people.
+		ClientAddress: throttle.Window{Limit: p.MaxLoginAttemptsPerAddress, Window: p.LoginWindow},
 		Account: throttle.Backoff{
 			Failures: p.AccountLockoutFailures, Wait: p.AccountLockoutWait,
 			MaxWait: p.AccountLockoutMaxWait, Reset: p.AccountLockoutReset,

@@ -75,8 +75,13 @@ type Policy struct {
 	// AccountAddress limits one account (or login name, or client, or an
 	// account's one-time codes) from one client address.
 	AccountAddress Window
-	// Address limits one client address, whatever it tries.
+	// Address limits one client address, whatever people there try
+	// (passwords, one-time codes, app passwords, API tokens).
 	Address Window
+	// ClientAddress limits one client address's client authentications
+	// (apps' secrets), apart from people's sign-ins: a busy office's
+	// mistyped passwords must not stop its apps.
+	ClientAddress Window
 	// Account makes an account wait after rounds of failures from anywhere.
 	Account Backoff
 }
@@ -90,6 +95,7 @@ const (
 	ScopeAccount        Scope = "account"         // an account from anywhere
 	ScopeCodes          Scope = "codes"           // an account's one-time codes
 	ScopeClientAddress  Scope = "client_address"  // a client (app) from one address
+	ScopeClientsAddress Scope = "clients_address" // every client (app) from one address
 )
 
 // Refused is the error for an attempt that is not allowed now.
@@ -191,11 +197,16 @@ func (l *Limiter) Code(ctx context.Context, userID, addr string) (*Reservation, 
 }
 
 // Client reserves one check of a client secret of clientID from addr.
-// There is no client-wide limit: anyone could then lock an app out.
+// There is no client-wide limit: anyone could then lock an app out. The
+// address limit is the clients' own (Policy.ClientAddress), apart from
+// people's sign-ins.
 func (l *Limiter) Client(ctx context.Context, clientID, addr string) (*Reservation, error) {
 	a := Address(addr)
 	checks := []check{{key: key("ca", part(clientID), a), scope: ScopeClientAddress, window: l.policy.AccountAddress, enforce: true, forgive: true}}
-	return l.reserve(ctx, l.withAddress(checks, a))
+	if a != "" {
+		checks = append(checks, check{key: key("ka", a), scope: ScopeClientsAddress, window: l.policy.ClientAddress, enforce: true})
+	}
+	return l.reserve(ctx, checks)
 }
 
 // Secret reserves one count of a bearer secret that names no account (an

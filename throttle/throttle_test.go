@@ -64,6 +64,7 @@ func openStore(t *testing.T, path string, c *clock) *countingStore {
 var policy = throttle.Policy{
 	AccountAddress: throttle.Window{Limit: 3, Window: time.Minute},
 	Address:        throttle.Window{Limit: 8, Window: time.Minute},
+	ClientAddress:  throttle.Window{Limit: 8, Window: time.Minute},
 	Account:        throttle.Backoff{Failures: 5, Wait: time.Minute, MaxWait: 4 * time.Minute, Reset: time.Hour},
 }
 
@@ -256,8 +257,10 @@ func TestAccountWaitsGrow(t *testing.T) {
 }
 
 // One address's failures against an account limit that address for that
-// account, and the address as a whole; not the account from elsewhere
-// (until the account-wide round), nor other addresses.
+// account, and the address as a whole for people's sign-ins; not the
+// account from elsewhere (until the account-wide round), nor other
+// addresses, nor the apps at that address: client authentication has an
+// address budget of its own, both ways.
 func TestLimitsAreSeparate(t *testing.T) {
 	p := policy
 	p.Account.Failures = 100
@@ -287,12 +290,35 @@ func TestLimitsAreSeparate(t *testing.T) {
 	if r := refusal(err); r == nil || r.Scope != throttle.ScopeAddress {
 		t.Fatalf("9th failure from one address: %v", err)
 	}
-	// API tokens and client secrets from that address are refused too.
+	// Unknown API tokens from that address are refused too (a token that
+	// is found never asks the throttle); client secrets are not: the apps
+	// at an address are not stopped by its people's failures.
 	if _, err := l.Secret(t.Context(), "192.0.2.1"); refusal(err) == nil {
-		t.Error("an API token from the throttled address")
+		t.Error("an API token miss from the throttled address")
 	}
-	if _, err := l.Client(t.Context(), "app", "192.0.2.1"); refusal(err) == nil {
-		t.Error("a client secret from the throttled address")
+	r, err := l.Client(t.Context(), "app", "192.0.2.1")
+	if err != nil {
+		t.Fatalf("a client secret from the address people's failures throttle: %v", err)
+	}
+	r.Cancel()
+	// Nor the other way round: 8 failures of apps' secrets from another
+	// address throttle its client authentications, not its people.
+	for i := range 8 {
+		r, err := l.Client(t.Context(), "app"+string(rune('a'+i)), "192.0.2.3")
+		if err != nil {
+			t.Fatalf("client secret %d: %v", i+1, err)
+		}
+		if _, err := r.Fail(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Client(t.Context(), "another-app", "192.0.2.3"); refusal(err) == nil || refusal(err).Scope != throttle.ScopeClientsAddress {
+		t.Errorf("9th failed client authentication from one address: %v", err)
+	}
+	if r, err := l.Password(t.Context(), throttle.Name("someone"), "192.0.2.3", false); err != nil {
+		t.Errorf("a person's sign-in from the address whose apps failed: %v", err)
+	} else {
+		r.Cancel()
 	}
 	// A success does not forgive the address: one good password behind a
 	// shared address must not wipe out an attacker's failures.

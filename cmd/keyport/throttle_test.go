@@ -498,3 +498,37 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 		t.Errorf("right secrets in parallel from one address: forward auth %v, token endpoint %v", verify, token)
 	}
 }
+
+// People's failed passwords behind one address (an office's NAT) do not
+// stop the apps and scripts there: a confidential client's secret and a
+// valid API token from that address still work once its people's budget
+// is spent. Today both were refused with the address.
+func TestOfficeAddressKeepsItsApps(t *testing.T) {
+	srv, _ := startThrottleServer(t, nil, func(c *config.Config) { c.Limits.MaxLoginAttemptsPerAddress = 12 })
+	alice := srv.createUser("alice", false)
+	token, _, err := srv.Main.Accounts.CreateAPIToken(t.Context(), alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
+	office := browserFrom(t, "127.0.0.5")
+	for i := range 12 {
+		if p := wrongLogin(office, srv, fmt.Sprintf("colleague%d", i)); p.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, p.Status)
+		}
+	}
+	if p := wrongLogin(office, srv, "someone"); p.Status != http.StatusTooManyRequests {
+		t.Fatalf("the 13th failure from the office: %d", p.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("svc", svc.Secret)
+	if s, h, body := doJSONWith(t, office.client, req); s != http.StatusOK || body["access_token"] == nil {
+		t.Errorf("the app's right secret from the office: %d Retry-After %q %v", s, h.Get("Retry-After"), body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/api/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if s, h, body := doJSONWith(t, office.client, req); s != http.StatusOK {
+		t.Errorf("a valid API token from the office: %d Retry-After %q %v", s, h.Get("Retry-After"), body)
+	}
+}
