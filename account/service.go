@@ -69,11 +69,12 @@ type Policy struct {
 	// apart, failed client authentications (client secrets) per address;
 	// 0 = unlimited.
 	MaxLoginAttemptsPerAddress int
-	// The account-wide waits (Keycloak's brute-force detection): after every
-	// AccountLockoutFailures failures from anywhere the account waits
-	// AccountLockoutWait, doubling each round up to AccountLockoutMaxWait;
-	// AccountLockoutReset without a failure forgets the rounds. 0 failures
-	// turns them off.
+	// The account-wide waits (Keycloak's brute-force detection): once an
+	// account has AccountLockoutFailures failures from anywhere, every
+	// further failure makes it wait AccountLockoutWait, doubling with each
+	// further round of AccountLockoutFailures failures up to
+	// AccountLockoutMaxWait; AccountLockoutReset without a failure, or a
+	// success, forgets the count. 0 failures turns them off.
 	AccountLockoutFailures int
 	AccountLockoutWait     time.Duration
 	AccountLockoutMaxWait  time.Duration

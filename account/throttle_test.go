@@ -179,9 +179,10 @@ func TestUnknownNamesThrottledAlike(t *testing.T) {
 	}
 }
 
-// The account as a whole waits after rounds of failures from anywhere,
-// growing each round; the owner's remembered device and signed-in session
-// are not held back; a success forgets.
+// The account as a whole waits once it has failed the threshold's number
+// of times from anywhere, after every further failure, longer each round;
+// the owner's remembered device and signed-in session are not held back;
+// a success forgets.
 func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
@@ -190,18 +191,27 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bob, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobsDevice, err := f.svc.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
+	if err != nil {
+		t.Fatal(err)
+	}
 	attacker := 0
-	round := func(want time.Duration) {
+	guess := func() {
 		t.Helper()
-		for range 5 {
-			attacker++
-			if err := f.signIn("alice", "guess", fmt.Sprintf("203.0.113.%d", attacker)); account.ErrorCode(err) != account.Unauthorized {
-				t.Fatalf("guess %d: %v", attacker, err)
-			}
+		attacker++
+		if err := f.signIn("alice", "guess", fmt.Sprintf("203.0.113.%d", attacker)); account.ErrorCode(err) != account.Unauthorized {
+			t.Fatalf("guess %d: %v", attacker, err)
 		}
+	}
+	ownerWaits := func(want time.Duration) {
+		t.Helper()
 		err := f.signIn("alice", accessPassword, "198.51.100.7")
 		if account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != want {
-			t.Fatalf("owner without the device: %v (%s), want to wait %s", err, account.RetryAfter(err), want)
+			t.Fatalf("owner without the device after guess %d: %v (%s), want to wait %s", attacker, err, account.RetryAfter(err), want)
 		}
 		f.advance(want - time.Second)
 		if err := f.signIn("alice", accessPassword, "198.51.100.7"); account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != time.Second {
@@ -209,22 +219,30 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 		}
 		f.advance(time.Second)
 	}
-	round(time.Minute)
-	round(2 * time.Minute)
-	round(4 * time.Minute)
+	for range 4 {
+		guess()
+	}
+	guess()
+	ownerWaits(time.Minute) // the threshold: round 1
+	for range 4 {
+		guess()
+		ownerWaits(time.Minute) // every failure past it: still round 1
+	}
+	guess()
+	ownerWaits(2 * time.Minute) // 10 failures: round 2
 
 	// During a wait: the remembered device gets in with the password; a
-	// forged or other account's cookie does not help.
-	for range 5 {
-		attacker++
-		_ = f.signIn("alice", "guess", fmt.Sprintf("203.0.113.%d", attacker))
-	}
+	// made-up cookie or another account's real one does not help.
+	guess()
 	with := func(proof string) error {
 		_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
 		return err
 	}
 	if err := with("not a device"); account.ErrorCode(err) != account.RateLimited {
 		t.Fatalf("a made-up device cookie: %v", err)
+	}
+	if err := with(bobsDevice); account.ErrorCode(err) != account.RateLimited {
+		t.Fatalf("another account's remembered device: %v", err)
 	}
 	// A signed-in owner confirming their password is not held back either.
 	if err := f.svc.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
@@ -233,8 +251,17 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	if err := with(device); err != nil {
 		t.Fatalf("the remembered device during the wait: %v", err)
 	}
-	// The success forgave the rounds: the next one starts at a minute.
-	round(time.Minute)
+	// The success forgave the count: the threshold again, then a minute.
+	for range 4 {
+		guess()
+	}
+	if err := f.signIn("alice", accessPassword, "198.51.100.7"); err != nil {
+		t.Fatalf("below the threshold after the success: %v", err)
+	}
+	for range 5 {
+		guess()
+	}
+	ownerWaits(time.Minute)
 }
 
 // The hash gate: with one hash at a time and no queue, parallel sign-ins

@@ -10,10 +10,12 @@
 //     failures in any stretch of Window, every failure counting for exactly
 //     Window after it happened (Authelia's max_retries and find_time, per
 //     user and per IP as in its regulation modes);
-//   - the account as a whole, failures from anywhere, gets waits that grow
-//     with each round of failures and are forgotten after a quiet period
-//     (Keycloak's failure factor, wait increment, max wait and failure reset
-//     time), instead of one long lockout that anyone could trigger;
+//   - the account as a whole, failures from anywhere, gets Keycloak's
+//     brute-force detection: once it has failed a number of times (failure
+//     factor), every further failure brings a wait (growing with the count,
+//     up to a max wait), until a quiet period (failure reset time) or a
+//     success forgets the count. That checks about one guess per max wait,
+//     instead of one long lockout that anyone could trigger;
 //   - whoever proves they hold something of the account's (a remembered
 //     device) is not held back by that account-wide wait.
 //
@@ -50,15 +52,28 @@ type Window struct {
 	Window time.Duration
 }
 
-// Backoff makes a key wait after every Failures failures: Wait after the
-// first round, doubling with each further round up to MaxWait. Failures and
-// rounds are forgotten after Reset without a failure, and on a success.
-// Failures 0 turns it off.
+// Backoff makes a key wait once it has Failures failures, as Keycloak's
+// brute-force detection does: every failure at or past that threshold
+// imposes a wait, so from then on one guess is checked per wait. The wait
+// grows with the rounds of failures (the count divided by Failures): Wait
+// in the first round, doubling with each further round up to MaxWait. The
+// count goes on until Reset passes without a failure, or a success; a
+// wait ending does not forget it. Failures 0 turns it off.
 type Backoff struct {
 	Failures int
 	Wait     time.Duration
 	MaxWait  time.Duration
 	Reset    time.Duration
+}
+
+// count is the failures t holds under the rule: below the threshold the
+// failure times themselves, from the threshold on Failures-1 plus one per
+// wait imposed (Rounds).
+func (b Backoff) count(t storage.Throttle) int {
+	if t.Rounds == 0 {
+		return len(t.Failures)
+	}
+	return b.Failures - 1 + t.Rounds
 }
 
 // wait is the wait imposed by round n (1, 2, …).
@@ -114,7 +129,8 @@ type Trip struct {
 	// For is how long attempts are refused from now on (for a window, until
 	// its oldest failure leaves it).
 	For time.Duration
-	// Round is the account-wide round that began (Backoff only).
+	// Round is the account-wide round the failure fell in: its count
+	// divided by the threshold (Backoff only).
 	Round int
 }
 
@@ -323,7 +339,9 @@ func (c check) over(t storage.Throttle, inflight int, now time.Time) (time.Durat
 	if now.Before(t.LockedUntil) {
 		return max(t.LockedUntil.Sub(now), minRetry), true
 	}
-	if len(t.Failures)+inflight >= c.backoff.Failures {
+	// At the threshold every failure brings a wait: one attempt at a
+	// time, so parallel guesses cannot all slip in between two waits.
+	if inflight > 0 && c.backoff.count(t)+inflight >= c.backoff.Failures {
 		return minRetry, true
 	}
 	return 0, false
@@ -359,21 +377,31 @@ func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip)
 		return t, nil
 	}
 	b := c.backoff
-	t.Failures = append(t.Failures, now)
 	var trip *Trip
-	if len(t.Failures) >= b.Failures {
-		t.Rounds++
-		wait := b.wait(t.Rounds)
-		t.Failures, t.LockedUntil = nil, now.Add(wait)
-		trip = &Trip{Scope: c.scope, For: wait, Round: t.Rounds}
+	if n := b.count(t) + 1; n < b.Failures {
+		t.Failures = append(t.Failures, now)
+	} else {
+		// From the threshold on, the count is what matters, not the times.
+		round := n / b.Failures
+		wait := b.wait(round)
+		t.Failures, t.Rounds = nil, n-b.Failures+1
+		t.LockedUntil = laterOf(t.LockedUntil, now.Add(wait))
+		trip = &Trip{Scope: c.scope, For: wait, Round: round}
 	}
-	// Waiting out the reset time forgets everything: the store drops the
+	// Reset without a failure forgets everything: the store drops the
 	// record then.
 	t.ExpiresAt = now.Add(b.Reset)
 	if t.LockedUntil.After(t.ExpiresAt) {
 		t.ExpiresAt = t.LockedUntil
 	}
 	return t, trip
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Reservation is one attempt allowed in. Exactly one of Fail, Succeed or

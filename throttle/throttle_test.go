@@ -3,6 +3,7 @@ package throttle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -194,65 +195,123 @@ func TestParallelGuessesReserve(t *testing.T) {
 	}
 }
 
-// The account as a whole waits after each round of failures from anywhere,
-// longer each round up to the maximum; a quiet period or a success forgets.
+// The account as a whole, failures from anywhere, follows Keycloak: below
+// the threshold no wait; from it on, every failure brings a wait, growing
+// with the rounds (count / threshold) up to the maximum, and the count is
+// not forgotten when a wait ends, only after a quiet reset time or on a
+// success. A remembered device is not held back. Today each trip cleared
+// the count, so every round let another threshold's worth of guesses in.
 func TestAccountWaitsGrow(t *testing.T) {
 	l, c, _ := newLimiter(t, policy)
 	alice := throttle.User("alice")
 	addr := 0
-	nextAddr := func() string { addr++; return "198.51.100." + string(rune('0'+addr%10)) + "1" }
-	round := func(n int, wantWait time.Duration) {
+	nextAddr := func() string { addr++; return fmt.Sprintf("198.51.%d.%d", addr/250, addr%250+1) }
+	free := func() {
 		t.Helper()
-		var trips []throttle.Trip
-		for range policy.Account.Failures {
-			trips = append(trips, failAt(t, l, alice, nextAddr())...) // a new address each time
+		for i := range policy.Account.Failures - 1 {
+			if trips := failAt(t, l, alice, nextAddr()); len(trips) != 0 {
+				t.Fatalf("failure %d, below the threshold: %+v", i+1, trips)
+			}
 		}
-		if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount || trips[0].Round != n || trips[0].For != wantWait {
-			t.Fatalf("round %d: trips %+v, want a wait of %s", n, trips, wantWait)
+	}
+	free()
+	// At the threshold, one attempt at a time: parallel guesses cannot all
+	// slip in before the wait.
+	r, err := l.Password(t.Context(), alice, nextAddr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Password(t.Context(), alice, nextAddr(), false); refusal(err) == nil || refusal(err).RetryAfter != time.Second {
+		t.Fatalf("a second attempt at the threshold while one is in flight: %v", err)
+	}
+	r.Cancel()
+	for n := policy.Account.Failures; n <= 4*policy.Account.Failures+2; n++ {
+		round := n / policy.Account.Failures
+		want := min(policy.Account.Wait<<(round-1), policy.Account.MaxWait)
+		trips := failAt(t, l, alice, nextAddr())
+		if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount || trips[0].Round != round || trips[0].For != want {
+			t.Fatalf("failure %d: trips %+v, want round %d and a wait of %s", n, trips, round, want)
 		}
 		_, err := l.Password(t.Context(), alice, nextAddr(), false)
-		if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccount || r.RetryAfter != wantWait {
-			t.Fatalf("round %d: %v, want refused for %s from any address", n, err, wantWait)
+		if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccount || r.RetryAfter != want {
+			t.Fatalf("after failure %d: %v, want refused for %s from any address", n, err, want)
 		}
 		// A remembered device of the account is not held back.
 		r, err := l.Password(t.Context(), alice, nextAddr(), true)
 		if err != nil {
-			t.Fatalf("round %d: a proven attempt was refused: %v", n, err)
+			t.Fatalf("after failure %d: a proven attempt was refused: %v", n, err)
 		}
 		r.Cancel()
-		c.Advance(wantWait - time.Nanosecond)
+		c.Advance(want - time.Nanosecond)
 		if _, err := l.Password(t.Context(), alice, nextAddr(), false); refusal(err) == nil {
-			t.Fatalf("round %d: allowed before the wait ended", n)
+			t.Fatalf("after failure %d: allowed before the wait ended", n)
 		}
 		c.Advance(time.Nanosecond)
 	}
-	round(1, time.Minute)
-	round(2, 2*time.Minute)
-	round(3, 4*time.Minute)
-	round(4, 4*time.Minute) // the maximum
 
-	// An hour without failures forgets the rounds.
-	c.Advance(time.Hour)
-	round(1, time.Minute)
-
-	// A success forgives: the next round starts from the first wait again.
-	for range policy.Account.Failures - 1 {
-		failAt(t, l, alice, nextAddr())
+	// The reset time without a failure forgets the count.
+	c.Advance(policy.Account.Reset)
+	free()
+	if trips := failAt(t, l, alice, nextAddr()); len(trips) != 1 || trips[0].For != policy.Account.Wait {
+		t.Fatalf("after the reset time, the threshold again: %+v", trips)
 	}
-	r, err := l.Password(t.Context(), alice, nextAddr(), false)
+	c.Advance(policy.Account.Wait)
+
+	// A success forgives: below the threshold again.
+	r, err = l.Password(t.Context(), alice, nextAddr(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Succeed(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for range policy.Account.Failures - 1 {
-		failAt(t, l, alice, nextAddr())
-	}
+	free()
 	if r, err := l.Password(t.Context(), alice, nextAddr(), false); err != nil {
 		t.Fatalf("after a success, the old failures still counted: %v", err)
 	} else {
 		r.Cancel()
+	}
+}
+
+// How many guesses of one account a day admits, from as many addresses as
+// the attacker likes, each guess as soon as it is allowed, under the
+// defaults of config.toml (30 failures, waits from a minute doubling to 15
+// minutes, reset after 12 hours): the threshold, then one guess per wait.
+// The old policy cleared the count at each trip and admitted 30 guesses
+// per wait, about 2,900 a day.
+func TestAccountGuessesPerDay(t *testing.T) {
+	b := throttle.Backoff{Failures: 30, Wait: time.Minute, MaxWait: 15 * time.Minute, Reset: 12 * time.Hour}
+	l, c, _ := newLimiter(t, throttle.Policy{Account: b})
+	alice := throttle.User("alice")
+	end := t0.Add(24 * time.Hour)
+	checked := 0
+	for c.Now().Before(end) {
+		r, err := l.Password(t.Context(), alice, "", false)
+		if rf := refusal(err); rf != nil {
+			c.Advance(rf.RetryAfter)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Fail(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		checked++
+	}
+	// The policy as config.toml documents it: failure n (from the 30th on)
+	// makes the next one wait a minute doubled for each further 30, at
+	// most 15 minutes.
+	want, at := 0, time.Duration(0)
+	for n := 1; at < 24*time.Hour; n++ {
+		want++
+		if n >= b.Failures {
+			at += min(b.Wait<<(n/b.Failures-1), b.MaxWait)
+		}
+	}
+	t.Logf("guesses of one account checked in a day: %d (the documented policy: %d)", checked, want)
+	if checked != want {
+		t.Errorf("%d guesses checked in a day, want %d", checked, want)
 	}
 }
 

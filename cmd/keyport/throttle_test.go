@@ -124,23 +124,27 @@ func TestSlidingWindowAndGrowingWaits(t *testing.T) {
 		t.Fatalf("right after: %d, Retry-After %q", p.Status, p.Header.Get("Retry-After"))
 	}
 
-	// Account-wide rounds: waits of 1, 2, 4 minutes, whatever the address.
+	// Account-wide: from the third failure on, whatever the address, every
+	// failure brings a wait, of a minute in the first round (failures 3 to
+	// 5), two in the second, four in the third.
 	srv2, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
 		c.Limits.AccountLockoutFailures = 3
 	})
 	srv2.createUser("target", false)
 	addr := 10
-	for round, want := range []int{60, 120, 240} {
-		for range 3 {
-			addr++
-			if p := wrongLogin(browserFrom(t, fmt.Sprintf("127.0.0.%d", addr)), srv2, "target"); p.Status != http.StatusUnauthorized {
-				t.Fatalf("round %d: %d", round+1, p.Status)
-			}
+	for n := 1; n <= 9; n++ {
+		addr++
+		if p := wrongLogin(browserFrom(t, fmt.Sprintf("127.0.0.%d", addr)), srv2, "target"); p.Status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", n, p.Status)
 		}
+		if n < 3 {
+			continue
+		}
+		want := 60 << (n/3 - 1)
 		addr++
 		p := wrongLogin(browserFrom(t, fmt.Sprintf("127.0.0.%d", addr)), srv2, "target")
 		if p.Status != http.StatusTooManyRequests || retryAfter(p.Header) != want {
-			t.Fatalf("round %d, from a new address: %d, Retry-After %q, want %d", round+1, p.Status, p.Header.Get("Retry-After"), want)
+			t.Fatalf("after failure %d, from a new address: %d, Retry-After %q, want %d", n, p.Status, p.Header.Get("Retry-After"), want)
 		}
 		clock.Add(time.Duration(want) * time.Second)
 	}
