@@ -20,9 +20,11 @@
 //     device) is not held back by that account-wide wait.
 //
 // Failures live in the store, so they survive restarts and are shared by
-// replicas. Checks in flight are reserved in memory on top of them: a check
-// must reserve its attempt first, so parallel guesses cannot all slip in
-// before the first failure is written.
+// replicas; only account-wide counts below their threshold are kept in a
+// bounded tally in memory (tally.go), so that names nobody has leave
+// nothing in the database. Checks in flight are reserved in memory on top
+// of them: a check must reserve its attempt first, so parallel guesses
+// cannot all slip in before the first failure is written.
 package throttle
 
 import (
@@ -66,12 +68,12 @@ type Backoff struct {
 	Reset    time.Duration
 }
 
-// count is the failures t holds under the rule: below the threshold the
-// failure times themselves, from the threshold on Failures-1 plus one per
-// wait imposed (Rounds).
-func (b Backoff) count(t storage.Throttle) int {
+// count is the key's failures: from the threshold on, the stored record
+// has them (Failures-1, plus one per wait imposed: Rounds); below it,
+// only the tally in memory does (below).
+func (b Backoff) count(t storage.Throttle, below int) int {
 	if t.Rounds == 0 {
-		return len(t.Failures)
+		return below
 	}
 	return b.Failures - 1 + t.Rounds
 }
@@ -99,6 +101,10 @@ type Policy struct {
 	ClientAddress Window
 	// Account makes an account wait after rounds of failures from anywhere.
 	Account Backoff
+	// AccountTally is how many accounts (or login names) with failures
+	// below Account's threshold are counted in memory; 0 means
+	// DefaultTallySize. Only from the threshold on is a count stored.
+	AccountTally int
 }
 
 // Scope names what a limit applies to, in refusals and log lines.
@@ -148,6 +154,7 @@ type Limiter struct {
 
 	mu       sync.Mutex
 	inflight map[string]int // reservations not yet decided, by key
+	tally    *tally         // account-wide failures below the threshold
 }
 
 // New returns a Limiter; now may be nil (time.Now).
@@ -155,7 +162,7 @@ func New(store Store, p Policy, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int)}
+	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(p.AccountTally)}
 }
 
 // Policy returns the limits in force.
@@ -292,7 +299,7 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	now := l.now()
 	var refused, waived *Refused
 	for i, c := range checks {
-		wait, over := c.over(records[i], l.inflight[c.key], now)
+		wait, over := c.over(records[i], l.below(c, now), l.inflight[c.key], now)
 		if !over {
 			continue
 		}
@@ -305,12 +312,20 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	if refused != nil {
 		return nil, refused
 	}
-	r := &Reservation{l: l, checks: checks, stored: make([]bool, len(checks)), waived: waived}
-	for i, c := range checks {
+	r := &Reservation{l: l, checks: checks, records: records, waived: waived}
+	for _, c := range checks {
 		l.inflight[c.key]++
-		r.stored[i] = !records[i].Empty()
 	}
 	return r, nil
+}
+
+// below is the check's failures counted in memory (an account-wide count
+// below the threshold); 0 for windows. The caller holds l.mu.
+func (l *Limiter) below(c check, now time.Time) int {
+	if c.backoff.Failures == 0 {
+		return 0
+	}
+	return l.tally.count(c.key, now, c.backoff.Reset)
 }
 
 // longer is the refusal with the longer wait.
@@ -323,7 +338,7 @@ func longer(a, b *Refused) *Refused {
 
 // over tells whether one more attempt would exceed the check's limit, and
 // if so how long until it would not (not counting attempts yet to come).
-func (c check) over(t storage.Throttle, inflight int, now time.Time) (time.Duration, bool) {
+func (c check) over(t storage.Throttle, below, inflight int, now time.Time) (time.Duration, bool) {
 	if c.window.Limit > 0 {
 		recent := c.recent(t.Failures, now)
 		if n := len(recent) + inflight; n >= c.window.Limit {
@@ -341,7 +356,7 @@ func (c check) over(t storage.Throttle, inflight int, now time.Time) (time.Durat
 	}
 	// At the threshold every failure brings a wait: one attempt at a
 	// time, so parallel guesses cannot all slip in between two waits.
-	if inflight > 0 && c.backoff.count(t)+inflight >= c.backoff.Failures {
+	if inflight > 0 && c.backoff.count(t, below)+inflight >= c.backoff.Failures {
 		return minRetry, true
 	}
 	return 0, false
@@ -361,8 +376,9 @@ func (c check) recent(failures []time.Time, now time.Time) []time.Time {
 }
 
 // fail adds a failure at now to t under the check's rule and says whether
-// that reached the limit.
-func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip) {
+// that reached the limit. For an account-wide count, tallied is the count
+// in memory with this failure, which t takes over at the threshold.
+func (c check) fail(t storage.Throttle, tallied int, now time.Time) (storage.Throttle, *Trip) {
 	if c.window.Limit > 0 {
 		// Kept in order even if the clock stepped back.
 		recent := append(slices.Clone(c.recent(t.Failures, now)), now)
@@ -377,17 +393,18 @@ func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip)
 		return t, nil
 	}
 	b := c.backoff
-	var trip *Trip
-	if n := b.count(t) + 1; n < b.Failures {
-		t.Failures = append(t.Failures, now)
-	} else {
-		// From the threshold on, the count is what matters, not the times.
-		round := n / b.Failures
-		wait := b.wait(round)
-		t.Failures, t.Rounds = nil, n-b.Failures+1
-		t.LockedUntil = laterOf(t.LockedUntil, now.Add(wait))
-		trip = &Trip{Scope: c.scope, For: wait, Round: round}
+	n := tallied
+	if t.Rounds > 0 {
+		n = b.count(t, 0) + 1
 	}
+	if n < b.Failures {
+		return t, nil // below the threshold: the tally's to count
+	}
+	round := n / b.Failures
+	wait := b.wait(round)
+	t.Failures, t.Rounds = nil, n-b.Failures+1
+	t.LockedUntil = laterOf(t.LockedUntil, now.Add(wait))
+	trip := &Trip{Scope: c.scope, For: wait, Round: round}
 	// Reset without a failure forgets everything: the store drops the
 	// record then.
 	t.ExpiresAt = now.Add(b.Reset)
@@ -407,12 +424,12 @@ func laterOf(a, b time.Time) time.Time {
 // Reservation is one attempt allowed in. Exactly one of Fail, Succeed or
 // Cancel ends it; later calls do nothing.
 type Reservation struct {
-	l      *Limiter
-	checks []check
-	stored []bool // the key had a stored record when the attempt was let in
-	waived *Refused
-	mu     sync.Mutex
-	done   bool
+	l       *Limiter
+	checks  []check
+	records []storage.Throttle // as stored when the attempt was let in
+	waived  *Refused
+	mu      sync.Mutex
+	done    bool
 }
 
 // Waived is the refusal a proven attempt was let past (the account-wide
@@ -463,20 +480,44 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 	}
 	now := r.l.now().Round(0)
 	byKey := make(map[string]check, len(r.checks))
-	keys := make([]string, len(r.checks))
+	tallied := make(map[string]int)
+	var keys []string
+	r.l.mu.Lock()
 	for i, c := range r.checks {
-		byKey[c.key], keys[i] = c, c.key
+		byKey[c.key] = c
+		if c.backoff.Failures > 0 {
+			// Counted in memory first; written only from the threshold on
+			// (or when the store holds the count already).
+			tallied[c.key] = r.l.tally.add(c.key, now, c.backoff.Reset)
+			if tallied[c.key] < c.backoff.Failures && r.records[i].Rounds == 0 {
+				continue
+			}
+		}
+		keys = append(keys, c.key)
+	}
+	r.l.mu.Unlock()
+	if len(keys) == 0 {
+		return nil, nil
 	}
 	// The store may run the update more than once: the last run counts.
 	tripped := make(map[string]*Trip, len(keys))
+	stored := make(map[string]bool, len(keys))
 	err := r.l.store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
-		next, trip := byKey[t.Key].fail(t, now)
-		tripped[t.Key] = trip
+		next, trip := byKey[t.Key].fail(t, tallied[t.Key], now)
+		tripped[t.Key], stored[t.Key] = trip, next.Rounds > 0
 		return next, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record failure: %w", err)
 	}
+	// A count the store holds now is no longer the tally's.
+	r.l.mu.Lock()
+	for k := range tallied {
+		if stored[k] {
+			r.l.tally.remove(k)
+		}
+	}
+	r.l.mu.Unlock()
 	var trips []Trip
 	for _, k := range keys {
 		if t := tripped[k]; t != nil {
@@ -495,11 +536,17 @@ func (r *Reservation) Succeed(ctx context.Context) error {
 	}
 	defer r.release()
 	var keys []string
+	r.l.mu.Lock()
 	for i, c := range r.checks {
-		if c.forgive && r.stored[i] {
+		if !c.forgive {
+			continue
+		}
+		r.l.tally.remove(c.key)
+		if !r.records[i].Empty() {
 			keys = append(keys, c.key)
 		}
 	}
+	r.l.mu.Unlock()
 	if len(keys) == 0 {
 		return nil
 	}

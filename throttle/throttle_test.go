@@ -38,15 +38,39 @@ func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 
-// countingStore counts writes, to show what costs one.
+// countingStore counts writes, to show what costs one, and the keys they
+// wrote.
 type countingStore struct {
 	throttle.Store
 	updates atomic.Int64
+	mu      sync.Mutex
+	written map[string]bool
 }
 
 func (s *countingStore) UpdateThrottles(ctx context.Context, keys []string, fn func(storage.Throttle) (storage.Throttle, error)) error {
 	s.updates.Add(1)
-	return s.Store.UpdateThrottles(ctx, keys, fn)
+	return s.Store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
+		next, err := fn(t)
+		if err == nil && !next.Empty() {
+			s.mu.Lock()
+			s.written[t.Key] = true
+			s.mu.Unlock()
+		}
+		return next, err
+	})
+}
+
+// wrote counts the keys with prefix that were written with something in them.
+func (s *countingStore) wrote(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k := range s.written {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func openStore(t *testing.T, path string, c *clock) *countingStore {
@@ -59,7 +83,7 @@ func openStore(t *testing.T, path string, c *clock) *countingStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &countingStore{Store: db}
+	return &countingStore{Store: db, written: make(map[string]bool)}
 }
 
 var policy = throttle.Policy{
@@ -483,5 +507,38 @@ func TestCleanSuccessWritesNothing(t *testing.T) {
 	recs, _ := s.GetThrottles(t.Context(), "pa\x00u\x00alice\x00192.0.2.1", "a\x00192.0.2.1")
 	if !recs[0].Empty() || len(recs[1].Failures) != 1 {
 		t.Errorf("after the success: %+v", recs)
+	}
+}
+
+// Failures of made-up names leave no account-wide record in the store:
+// below the threshold they are counted in memory only, for real accounts
+// and made-up names alike; at the threshold the count is stored (and
+// survives restarts from then on). The per-address windows are stored as
+// ever, and leave the store with their window. Today every made-up name
+// kept an account-wide record for the reset time (12 hours).
+func TestBelowThresholdNotStored(t *testing.T) {
+	p := policy
+	p.Address.Limit = 1000
+	l, c, s := newLimiter(t, p)
+	for i := range 2000 {
+		failAt(t, l, throttle.Name(fmt.Sprintf("made-up-%04d", i)), fmt.Sprintf("2001:db8:%x::1", i/500))
+	}
+	for i := range policy.Account.Failures - 1 {
+		failAt(t, l, throttle.User("alice"), fmt.Sprintf("192.0.2.%d", i+1))
+	}
+	if n := s.wrote("p\x00"); n != 0 {
+		t.Fatalf("%d account-wide records written below the threshold", n)
+	}
+	// Still counted: the threshold's failure stores the count and waits.
+	trips := failAt(t, l, throttle.User("alice"), "192.0.2.99")
+	if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount {
+		t.Fatalf("the threshold's failure: %+v", trips)
+	}
+	recs, err := s.GetThrottles(t.Context(), "p\x00u\x00alice")
+	if err != nil || recs[0].Rounds != 1 || !recs[0].LockedUntil.After(c.Now()) {
+		t.Fatalf("alice's account-wide record: %+v %v", recs, err)
+	}
+	if n := s.wrote("p\x00"); n != 1 {
+		t.Errorf("%d account-wide records written, want alice's", n)
 	}
 }
