@@ -3,6 +3,7 @@ package account_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -544,5 +545,40 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	}
 	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("a made-up API token from the office: %v", err)
+	}
+}
+
+// failingThrottleWrites is a store whose throttle writes fail (a full
+// disk); everything else works.
+type failingThrottleWrites struct {
+	account.Store
+}
+
+func (failingThrottleWrites) UpdateThrottles(context.Context, []string, func(storage.Throttle) (storage.Throttle, error)) error {
+	return errors.New("write /data/keyport.db: no space left on device")
+}
+
+// When failures cannot be written, the throttle fails closed: 50 wrong
+// passwords from one address while the disk is full, at most the limit
+// checked. Today every one of them was checked (the reservation was let
+// go, and the failure remembered nowhere).
+func TestFailClosedWhenWritesFail(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := account.New(failingThrottleWrites{f.db}, sealer, throttlePolicy, f.clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[account.Code]int{}
+	for i := range 50 {
+		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
+		got[account.ErrorCode(err)]++
+	}
+	t.Logf("50 wrong passwords from one address while throttle writes fail: %v", got)
+	if got[account.Unauthorized] != throttlePolicy.MaxLoginAttempts || got[account.RateLimited] != 50-throttlePolicy.MaxLoginAttempts {
+		t.Errorf("%v; want the limit (%d) checked, the rest refused", got, throttlePolicy.MaxLoginAttempts)
 	}
 }

@@ -1,9 +1,16 @@
 package throttle
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/storage/bolt"
 )
 
 // The tally never holds more than its size; when full, the entry with the
@@ -46,5 +53,52 @@ func TestTallyBounded(t *testing.T) {
 	}
 	if n := ty.add("persistent-001", t0.Add(2*time.Minute+reset), reset); n != 1 {
 		t.Errorf("a failure after the reset time counts %d, want 1", n)
+	}
+}
+
+// brokenWrites fails every throttle write.
+type brokenWrites struct{ Store }
+
+func (brokenWrites) UpdateThrottles(context.Context, []string, func(storage.Throttle) (storage.Throttle, error)) error {
+	return errors.New("no space left on device")
+}
+
+// When the failures that could not be written fill the memory kept for
+// them, every attempt is refused (with the wait of the longest limit):
+// Keyport can no longer tell whom to refuse.
+func TestUnwrittenBounded(t *testing.T) {
+	t0 := time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p := Policy{AccountAddress: Window{Limit: 3, Window: time.Minute}, Address: Window{Limit: 100, Window: 2 * time.Minute}}
+	l := New(brokenWrites{db}, p, func() time.Time { return t0 })
+	l.maxUnwritten = 10
+	for i := range 9 { // 9 per-name records and the address's: full
+		r, err := l.Password(t.Context(), Name(fmt.Sprintf("n%d", i)), "192.0.2.1", false)
+		if err != nil {
+			t.Fatalf("name %d: %v", i, err)
+		}
+		_, _ = r.Fail(t.Context())
+	}
+	if len(l.unwritten) != 10 {
+		t.Fatalf("%d unwritten records, want 10", len(l.unwritten))
+	}
+	r, err := l.Password(t.Context(), Name("n9"), "192.0.2.1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Fail(t.Context()); err == nil || !strings.Contains(err.Error(), "every attempt refused") {
+		t.Fatalf("the failure with no memory left: %v", err)
+	}
+	_, err = l.Password(t.Context(), Name("someone-else"), "198.51.100.1", false)
+	var refused *Refused
+	if !errors.As(err, &refused) || refused.Scope != ScopeStore || refused.RetryAfter != 2*time.Minute {
+		t.Fatalf("an attempt from elsewhere once memory is full: %v", err)
+	}
+	if len(l.unwritten) > 10 {
+		t.Errorf("%d unwritten records, bound 10", len(l.unwritten))
 	}
 }

@@ -117,6 +117,7 @@ const (
 	ScopeCodes          Scope = "codes"           // an account's one-time codes
 	ScopeClientAddress  Scope = "client_address"  // a client (app) from one address
 	ScopeClientsAddress Scope = "clients_address" // every client (app) from one address
+	ScopeStore          Scope = "store"           // everything: failures cannot be remembered
 )
 
 // Refused is the error for an attempt that is not allowed now.
@@ -155,6 +156,11 @@ type Limiter struct {
 	mu       sync.Mutex
 	inflight map[string]int // reservations not yet decided, by key
 	tally    *tally         // account-wide failures below the threshold
+	// Failures the store could not take (unwritten.go).
+	unwritten    map[string]unwritten
+	gen          uint64
+	maxUnwritten int
+	closedUntil  time.Time // memory was full: every attempt refused until then
 }
 
 // New returns a Limiter; now may be nil (time.Now).
@@ -162,7 +168,8 @@ func New(store Store, p Policy, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(p.AccountTally)}
+	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(p.AccountTally),
+		unwritten: make(map[string]unwritten), maxUnwritten: maxUnwritten}
 }
 
 // Policy returns the limits in force.
@@ -292,13 +299,18 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	// attempt either as stored or as in flight.
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now()
+	if now.Before(l.closedUntil) {
+		return nil, &Refused{Scope: ScopeStore, RetryAfter: max(l.closedUntil.Sub(now), minRetry)}
+	}
 	records, err := l.store.GetThrottles(ctx, keys...)
 	if err != nil {
 		return nil, fmt.Errorf("read throttles: %w", err)
 	}
-	now := l.now()
+	stored := slices.Clone(records)
 	var refused, waived *Refused
 	for i, c := range checks {
+		records[i] = l.withUnwritten(records[i], now)
 		wait, over := c.over(records[i], l.below(c, now), l.inflight[c.key], now)
 		if !over {
 			continue
@@ -312,7 +324,7 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	if refused != nil {
 		return nil, refused
 	}
-	r := &Reservation{l: l, checks: checks, records: records, waived: waived}
+	r := &Reservation{l: l, checks: checks, records: records, stored: stored, waived: waived}
 	for _, c := range checks {
 		l.inflight[c.key]++
 	}
@@ -426,7 +438,8 @@ func laterOf(a, b time.Time) time.Time {
 type Reservation struct {
 	l       *Limiter
 	checks  []check
-	records []storage.Throttle // as stored when the attempt was let in
+	records []storage.Throttle // as counted when the attempt was let in
+	stored  []storage.Throttle // as read from the store then
 	waived  *Refused
 	mu      sync.Mutex
 	done    bool
@@ -480,11 +493,17 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 	}
 	now := r.l.now().Round(0)
 	byKey := make(map[string]check, len(r.checks))
+	read := make(map[string]storage.Throttle, len(r.checks))
 	tallied := make(map[string]int)
 	var keys []string
+	// What waits in memory for a write goes along with this one.
+	taken := make(map[string]unwritten)
 	r.l.mu.Lock()
 	for i, c := range r.checks {
-		byKey[c.key] = c
+		byKey[c.key], read[c.key] = c, r.stored[i]
+		if u, ok := r.l.unwritten[c.key]; ok {
+			taken[c.key] = u
+		}
 		if c.backoff.Failures > 0 {
 			// Counted in memory first; written only from the threshold on
 			// (or when the store holds the count already).
@@ -503,28 +522,49 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 	tripped := make(map[string]*Trip, len(keys))
 	stored := make(map[string]bool, len(keys))
 	err := r.l.store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
+		if u, ok := taken[t.Key]; ok {
+			t = u.onto(t)
+		}
 		next, trip := byKey[t.Key].fail(t, tallied[t.Key], now)
 		tripped[t.Key], stored[t.Key] = trip, next.Rounds > 0
 		return next, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("record failure: %w", err)
-	}
-	// A count the store holds now is no longer the tally's.
 	r.l.mu.Lock()
+	if err != nil {
+		// Failing closed: the failure counts from memory until a write
+		// takes it along.
+		for _, k := range keys {
+			base := r.l.withUnwritten(read[k], now)
+			next, trip := byKey[k].fail(base, tallied[k], now)
+			tripped[k] = trip
+			if !next.Empty() && !r.l.keepUnwritten(base, next, now) {
+				r.l.mu.Unlock()
+				return tripsOf(keys, tripped), fmt.Errorf("record failure (and no memory left for it: every attempt refused for %s): %w", r.l.policy.longest(), err)
+			}
+		}
+		r.l.mu.Unlock()
+		return tripsOf(keys, tripped), fmt.Errorf("record failure (counted in memory until a write succeeds): %w", err)
+	}
+	r.l.written(taken)
+	// A count the store holds now is no longer the tally's.
 	for k := range tallied {
 		if stored[k] {
 			r.l.tally.remove(k)
 		}
 	}
 	r.l.mu.Unlock()
+	return tripsOf(keys, tripped), nil
+}
+
+// tripsOf lists the limits reached, in the order of keys.
+func tripsOf(keys []string, tripped map[string]*Trip) []Trip {
 	var trips []Trip
 	for _, k := range keys {
 		if t := tripped[k]; t != nil {
 			trips = append(trips, *t)
 		}
 	}
-	return trips, nil
+	return trips
 }
 
 // Succeed ends the attempt as a success: it forgives the failures of the
@@ -542,6 +582,7 @@ func (r *Reservation) Succeed(ctx context.Context) error {
 			continue
 		}
 		r.l.tally.remove(c.key)
+		delete(r.l.unwritten, c.key)
 		if !r.records[i].Empty() {
 			keys = append(keys, c.key)
 		}

@@ -542,3 +542,81 @@ func TestBelowThresholdNotStored(t *testing.T) {
 		t.Errorf("%d account-wide records written, want alice's", n)
 	}
 }
+
+// brokenStore is a store whose throttle writes fail while broken is set
+// (a full disk).
+type brokenStore struct {
+	throttle.Store
+	broken atomic.Bool
+}
+
+func (s *brokenStore) UpdateThrottles(ctx context.Context, keys []string, fn func(storage.Throttle) (storage.Throttle, error)) error {
+	if s.broken.Load() {
+		return errors.New("write k.db: no space left on device")
+	}
+	return s.Store.UpdateThrottles(ctx, keys, fn)
+}
+
+// When failures cannot be written, the throttle fails closed: they are
+// counted from memory until a write takes them along, so the limits hold
+// while the disk is full, and nothing is lost when it is not. Today the
+// reservation was released and the failure remembered nowhere: every
+// guess was checked.
+func TestFailuresCountedWhenWritesFail(t *testing.T) {
+	c := &clock{now: t0}
+	s := &brokenStore{Store: openStore(t, "", c)}
+	l := throttle.New(s, policy, c.Now)
+	s.broken.Store(true)
+	checked := 0
+	for range 50 {
+		r, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false)
+		if refusal(err) != nil {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		if _, err := r.Fail(t.Context()); err == nil {
+			t.Fatal("a failed write reported no error")
+		}
+	}
+	if checked != policy.AccountAddress.Limit {
+		t.Fatalf("50 guesses while writes fail: %d checked, want the limit (%d)", checked, policy.AccountAddress.Limit)
+	}
+	// The account-wide count and the address's hold too.
+	for i := range 8 {
+		r, err := l.Password(t.Context(), throttle.Name(fmt.Sprintf("n%d", i)), "192.0.2.2", false)
+		if err != nil {
+			t.Fatalf("name %d: %v", i, err)
+		}
+		_, _ = r.Fail(t.Context())
+	}
+	if _, err := l.Password(t.Context(), throttle.Name("another"), "192.0.2.2", false); refusal(err) == nil || refusal(err).Scope != throttle.ScopeAddress {
+		t.Fatalf("the 9th name from one address while writes fail: %v", err)
+	}
+	// The disk has room again: the next failure of a key takes the ones
+	// in memory along.
+	r, err := l.Password(t.Context(), throttle.User("bob"), "192.0.2.3", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Fail(t.Context())
+	s.broken.Store(false)
+	r, err = l.Password(t.Context(), throttle.User("bob"), "192.0.2.3", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Fail(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.GetThrottles(t.Context(), "pa\x00u\x00bob\x00192.0.2.3", "pa\x00u\x00alice\x00192.0.2.1")
+	if err != nil || len(recs[0].Failures) != 2 {
+		t.Fatalf("bob's record after the disk recovered: %+v %v, want both failures", recs, err)
+	}
+	// A restart forgets what was never written, but alice's failures are
+	// still in memory here: refused.
+	if _, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false); refusal(err) == nil {
+		t.Error("alice's unwritten failures were forgotten")
+	}
+}
