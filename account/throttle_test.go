@@ -313,9 +313,12 @@ func TestHashGateRefusesSurplus(t *testing.T) {
 	}
 }
 
-// Every failure is one WARN line of a fixed shape, with the address before
+// Every failure is one WARN line of a fixed shape, with the address and
+// the network it is throttled as (the /64 of an IPv6 address) before
 // anything the caller chose, and the login name cleaned and cut; a trip
-// adds a line.
+// adds a line; a refusal is one INFO line of its own, its message
+// constant. Today refusals were logged only at DEBUG, and no line said
+// which /64 was throttled.
 func TestFailuresLogged(t *testing.T) {
 	p := throttlePolicy
 	p.MaxLoginAttempts = 2
@@ -324,25 +327,34 @@ func TestFailuresLogged(t *testing.T) {
 	_ = f.signIn(evil, "guess", "192.0.2.1")
 	_ = f.signIn(evil, "guess", "192.0.2.1")
 	_ = f.signIn(evil, "guess", "192.0.2.1") // refused: not a failure line
+	_ = f.signIn("alice", "guess", "2001:db8:1:2::7")
 	lines := strings.Split(strings.TrimSpace(f.log.String()), "\n")
-	var failed, tripped []string
+	var failed, tripped, refused []string
 	for _, l := range lines {
 		switch {
 		case strings.Contains(l, `msg="sign-in failed"`):
 			failed = append(failed, l)
 		case strings.Contains(l, `msg="sign-in throttled"`):
 			tripped = append(tripped, l)
+		case strings.Contains(l, `msg="sign-in refused: throttled"`):
+			refused = append(refused, l)
 		}
 	}
-	if len(failed) != 2 || len(tripped) != 1 {
-		t.Fatalf("%d failure and %d trip lines:\n%s", len(failed), len(tripped), f.log)
+	if len(failed) != 3 || len(tripped) != 1 || len(refused) != 1 {
+		t.Fatalf("%d failure, %d trip and %d refusal lines:\n%s", len(failed), len(tripped), len(refused), f.log)
 	}
 	wantLogin := `login="x\" client_ip=203.0.113.9 reason=\"` + strings.Repeat("é", 64-len(`x" client_ip=203.0.113.9 reason="`)) + `…"`
-	if !strings.Contains(failed[0], `level=WARN msg="sign-in failed" client_ip=192.0.2.1 method=pwd `+wantLogin+` reason="unknown account"`) {
+	if !strings.Contains(failed[0], `level=WARN msg="sign-in failed" client_ip=192.0.2.1 client_net=192.0.2.1 method=pwd `+wantLogin+` reason="unknown account"`) {
 		t.Errorf("failure line:\n%s\nwant the address first and %s", failed[0], wantLogin)
 	}
-	if !strings.Contains(tripped[0], `level=WARN msg="sign-in throttled" client_ip=192.0.2.1 method=pwd `) || !strings.Contains(tripped[0], "limit=account_address retry_after=15m0s") {
+	if !strings.Contains(tripped[0], `level=WARN msg="sign-in throttled" client_ip=192.0.2.1 client_net=192.0.2.1 method=pwd `) || !strings.Contains(tripped[0], "limit=account_address retry_after=15m0s") {
 		t.Errorf("trip line:\n%s", tripped[0])
+	}
+	if !strings.Contains(refused[0], `level=INFO msg="sign-in refused: throttled" client_ip=192.0.2.1 client_net=192.0.2.1 method=pwd `+wantLogin+` limit=account_address retry_after=15m0s`) {
+		t.Errorf("refusal line:\n%s", refused[0])
+	}
+	if !strings.Contains(failed[2], `level=WARN msg="sign-in failed" client_ip=2001:db8:1:2::7 client_net=2001:db8:1:2::/64 method=pwd login=alice reason="wrong password"`) {
+		t.Errorf("IPv6 failure line:\n%s", failed[2])
 	}
 }
 
@@ -461,7 +473,7 @@ func TestParallelMissesLimited(t *testing.T) {
 		_, _, err := f.svc.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
 		return err
 	})
-	logged := strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.9 method=api_token`)
+	logged := strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.9 client_net=192.0.2.9 method=api_token`)
 	if got[account.Unauthorized] > 20 || got[account.Unauthorized] != logged || got[account.Unauthorized]+got[account.RateLimited] != 100 {
 		t.Errorf("100 parallel made-up API tokens, 20 allowed per address: %v, %d logged", got, logged)
 	}
@@ -469,7 +481,7 @@ func TestParallelMissesLimited(t *testing.T) {
 		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
 		return err
 	})
-	logged = strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.10 method=pwd login=alice reason="wrong password"`)
+	logged = strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.10 client_net=192.0.2.10 method=pwd login=alice reason="wrong password"`)
 	if got[account.Unauthorized] > 10 || got[account.Unauthorized] != logged || got[account.Unauthorized]+got[account.RateLimited] != 100 {
 		t.Errorf("100 parallel made-up app passwords, 10 allowed per account and address: %v, %d logged", got, logged)
 	}
@@ -499,7 +511,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 			t.Fatalf("guess %d during the wait: %v without a wait", i+1, err)
 		}
 	}
-	warn := strings.Count(f.log.String(), `level=WARN msg="sign-in failed" client_ip=`+attacker+` method=app_password login=alice reason="wrong app password"`)
+	warn := strings.Count(f.log.String(), `level=WARN msg="sign-in failed" client_ip=`+attacker+` client_net=`+attacker+` method=app_password login=alice reason="wrong app password"`)
 	t.Logf("199 app-password guesses from one address during the account-wide wait: %v, %d logged as failures", got, warn)
 	if got[account.RateLimited] != 199 || warn != p.MaxLoginAttempts {
 		t.Errorf("%v; %d failures logged, want the limit (%d)", got, warn, p.MaxLoginAttempts)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -125,7 +124,9 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 		if res, err = s.throttle.Client(ctx, id, ip); err != nil {
 			var refused *throttle.Refused
 			if errors.As(err, &refused) {
-				s.log.DebugContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
+				// One INFO line per refusal, its message constant (see
+				// account's refusals).
+				s.log.InfoContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
 				return clientCheck{refused: refused}
 			}
 			return clientCheck{err: s.internal(ctx, "reserve client authentication", err)}
@@ -154,9 +155,9 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 		s.log.ErrorContext(ctx, "count failed client authentication", "err", err)
 	}
 	// One stable shape, the address first (see docs/fail2ban).
-	s.log.WarnContext(ctx, "client authentication failed", "client_ip", ip, "client_id", account.LogName(id), "reason", reason)
+	s.log.WarnContext(ctx, "client authentication failed", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "reason", reason)
 	for _, t := range trips {
-		s.log.WarnContext(ctx, "client authentication throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", t.Scope, "retry_after", t.For)
+		s.log.WarnContext(ctx, "client authentication throttled", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", t.Scope, "retry_after", t.For)
 	}
 	return clientCheck{failed: true}
 }
@@ -173,7 +174,7 @@ type clientRecord struct {
 // later. invalid_client would claim the secret was checked and wrong, and
 // slow_down belongs to the device flow's polling (RFC 8628).
 func writeThrottled(w http.ResponseWriter, r *throttle.Refused) {
-	secs := int((r.RetryAfter + time.Second - 1) / time.Second)
+	secs := throttle.RetryAfterSeconds(r.RetryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",

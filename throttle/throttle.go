@@ -126,6 +126,12 @@ type Refused struct {
 	RetryAfter time.Duration // at least a second
 }
 
+// RetryAfterSeconds is d as Retry-After says it (RFC 9110 §10.2.3): in
+// whole seconds, rounded up, so a client that waits that long is let in.
+func RetryAfterSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
+}
+
 func (e *Refused) Error() string {
 	return fmt.Sprintf("throttled (%s): retry after %s", e.Scope, e.RetryAfter)
 }

@@ -620,3 +620,15 @@ func TestFailuresCountedWhenWritesFail(t *testing.T) {
 		t.Error("alice's unwritten failures were forgotten")
 	}
 }
+
+// Retry-After counts whole seconds, rounded up, so a client that waits
+// that long is let in; the portal and the token endpoint both say it so.
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int{
+		time.Nanosecond: 1, time.Second: 1, time.Second + time.Nanosecond: 2, 14*time.Minute + 59*time.Second + time.Millisecond: 900,
+	} {
+		if got := throttle.RetryAfterSeconds(d); got != want {
+			t.Errorf("RetryAfterSeconds(%s) = %d, want %d", d, got, want)
+		}
+	}
+}

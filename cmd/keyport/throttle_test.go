@@ -348,13 +348,17 @@ func TestClientSecretThrottled(t *testing.T) {
 	for _, s := range statuses {
 		count[s]++
 	}
-	checked := strings.Count(logs.String(), `msg="client authentication failed" client_ip=127.0.0.7 client_id=svc2 reason="wrong secret"`)
+	checked := strings.Count(logs.String(), `msg="client authentication failed" client_ip=127.0.0.7 client_net=127.0.0.7 client_id=svc2 reason="wrong secret"`)
 	t.Logf("200 parallel wrong secrets: %v, %d checked", count, checked)
 	if count[http.StatusUnauthorized] > 10 || checked != count[http.StatusUnauthorized] || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != 200 {
 		t.Errorf("200 parallel guesses: %v, %d checked (logged)", count, checked)
 	}
-	if !strings.Contains(logs.String(), `msg="client authentication throttled" client_ip=127.0.0.5 client_id=svc limit=client_address`) {
+	if !strings.Contains(logs.String(), `msg="client authentication throttled" client_ip=127.0.0.5 client_net=127.0.0.5 client_id=svc limit=client_address`) {
 		t.Errorf("no line for the trip:\n%s", logs)
+	}
+	// Each refusal is one INFO line (today: DEBUG only).
+	if n := strings.Count(logs.String(), `level=INFO msg="client authentication refused: throttled" client_ip=127.0.0.5 client_net=127.0.0.5 client_id=svc limit=client_address`); n != 4 {
+		t.Errorf("%d INFO lines for the 4 refusals:\n%s", n, logs)
 	}
 }
 
