@@ -259,15 +259,20 @@ func TestVerifyBasic(t *testing.T) {
 		t.Errorf("revoked: %v", err)
 	}
 
-	// Throttled like sign-in: after failures from an address, even a good
-	// app password waits.
+	// Throttled like sign-in: after failures from an address, the next
+	// guess from there waits, and so does the account password; an app
+	// password is found, and nobody guesses one, so it gets in whatever
+	// the throttle says.
 	f.now = f.now.Add(time.Hour)
 	good, _, _ := f.svc.CreateAppPassword(f.ctx, f.alice, "another", "")
 	for i := 0; i < 3; i++ {
 		_, _ = verify("alice", "guess number "+string(rune('a'+i)), "10.9.9.9", "")
 	}
-	if _, err := verify("alice", good, "10.9.9.9", ""); account.ErrorCode(err) != account.RateLimited {
-		t.Errorf("after 3 failures: %v", err)
+	if _, err := verify("alice", "guess number d", "10.9.9.9", ""); account.ErrorCode(err) != account.RateLimited {
+		t.Errorf("a 4th guess after 3 failures: %v", err)
+	}
+	if _, err := verify("alice", good, "10.9.9.9", ""); err != nil {
+		t.Errorf("a good app password after 3 failures: %v", err)
 	}
 	if _, err := verify("alice", good, "10.9.9.8", ""); err != nil {
 		t.Errorf("another address: %v", err)

@@ -84,39 +84,46 @@ var errBadToken = Errorf(Unauthorized, "The API token is missing, unknown, expir
 // AuthenticateAPIToken finds the user behind a bearer token. Every refusal
 // is the same Unauthorized error; one of a known token (expired, outside its
 // networks or the owner's allowlist, owner blocked) is recorded in the
-// owner's history with the reason. Unknown tokens count towards the
-// address's throttle, which refuses (RateLimited) before any lookup once it
-// is reached. On success the token's last use is noted.
+// owner's history with the reason. On success the token's last use is
+// noted.
+//
+// Tokens are long random secrets looked up by hash: nobody guesses one, so
+// a token that is found is judged whatever the throttle says (a script
+// sending it on many parallel requests is never refused, nor is it held
+// back by failures of others at its address). A token that is not found
+// is a miss: it counts towards the address's throttle, which refuses
+// (RateLimited) once it is reached.
 func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent string) (storage.User, storage.Credential, error) {
 	now := s.now()
-	res, err := s.limiter.Secret(ctx, ip)
-	if err != nil {
-		return storage.User{}, storage.Credential{}, s.refused(ctx, err, msgTooManyTokens, "api_token", "", ip)
+	var (
+		c     storage.Credential
+		found bool
+	)
+	reason := "malformed API token"
+	if strings.HasPrefix(token, APITokenPrefix) && len(token) <= 200 {
+		var err error
+		c, err = s.store.GetCredentialByHash(ctx, HashSecret(token))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find API token: %w", err)}
+		}
+		found, reason = err == nil && c.Kind == storage.KindAPIToken, "unknown API token"
 	}
-	// An unknown token names no account: its failure is counted and logged,
-	// but there is no history to record it in.
-	unknown := func(reason string) (storage.User, storage.Credential, error) {
+	if !found {
+		// A miss names no account: it is counted and logged, but there is
+		// no history to record it in.
+		res, err := s.limiter.Secret(ctx, ip)
+		if err != nil {
+			return storage.User{}, storage.Credential{}, s.refused(ctx, err, msgTooManyTokens, "api_token", "", ip)
+		}
 		if _, err := res.Fail(ctx); err != nil {
 			s.log.ErrorContext(ctx, "count failed sign-in", "err", err)
 		}
 		s.logFailure(ctx, "api_token", "", ip, reason)
 		return storage.User{}, storage.Credential{}, errBadToken
 	}
-	if !strings.HasPrefix(token, APITokenPrefix) || len(token) > 200 {
-		return unknown("malformed API token")
-	}
-	c, err := s.store.GetCredentialByHash(ctx, HashSecret(token))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.Kind != storage.KindAPIToken) {
-		return unknown("unknown API token")
-	}
-	if err != nil {
-		res.Cancel()
-		return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find API token: %w", err)}
-	}
 	// A known token that may not be used is no guess (its secret is right):
 	// not counted, but logged and recorded in the owner's history.
 	refuse := func(reason string) (storage.User, storage.Credential, error) {
-		res.Cancel()
 		s.logFailure(ctx, "api_token", c.Name, ip, reason)
 		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: c.UserID, Login: c.Name, Time: now, IP: ip, UserAgent: userAgent, Method: "api_token", Reason: reason})
 		return storage.User{}, storage.Credential{}, errBadToken
@@ -136,15 +143,9 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 	}
 	if err := s.CheckTwoFactorPolicy(ctx, u); err != nil {
 		if ErrorCode(err) == Internal {
-			res.Cancel()
 			return storage.User{}, storage.Credential{}, err
 		}
 		return refuse("second factor required but not set up")
-	}
-	// Decided before the write below, so the reservation is not held for
-	// a commit.
-	if err := res.Succeed(ctx); err != nil {
-		s.log.ErrorContext(ctx, "forgive failed sign-ins", "err", err)
 	}
 	if updated, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
 		c.LastUsedAt, c.LastIP = now, ip

@@ -127,38 +127,33 @@ var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 // VerifyBasic checks HTTP Basic credentials for forward auth (login is a
 // username or email): an app password that is unrestricted or restricted to
 // clientID, or the account password when the account has no second factor
-// (a password alone must never get around 2FA). It is throttled like
-// sign-in, and every attempt is recorded in the user's history. method is
-// "app_password" or "pwd".
+// (a password alone must never get around 2FA). Every attempt is recorded
+// in the user's history. method is "app_password" or "pwd".
+//
+// App passwords are long random secrets looked up by hash: nobody guesses
+// one, so one that is found is let in whatever the throttle says, and a
+// client sending it on many parallel requests is never refused. A password
+// that is none of the account's app passwords is a guess: it is reserved
+// and counted like a sign-in (throttle), and then tried as the account
+// password, under every rule of password sign-in.
 func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
-	if login == "" || password == "" || len(login) > 320 || len(password) > 1024 {
-		s.logFailure(ctx, "pwd", login, ip, "missing or oversized field")
-		return storage.User{}, "", errInvalidCredentials
-	}
-	user, err := s.store.GetUserByLogin(ctx, login)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forward auth: find %q: %w", login, err)}
-	}
-	known := err == nil
-	// An app password is a long random secret: holding one is proof, like
-	// a remembered device, so the account-wide wait does not stop it; the
-	// limits of this address still do, before anything is looked up. Names
-	// that match no account go through the same steps.
-	guard, err := s.limiter.Password(ctx, subject(user, known, login), ip, true)
+	name, err := s.loginName(ctx, "pwd", login, password, ip)
 	if err != nil {
-		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, "app_password", login, ip)
+		return storage.User{}, "", err
 	}
+	user, known, err := s.userByLogin(ctx, name)
+	if err != nil {
+		return storage.User{}, "", err
+	}
+	// Names that match no account go through the same steps.
 	u, ok, err := s.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
-	guard.Cancel() // a right app password proves nothing about the account password
 	if err != nil {
 		return storage.User{}, "", err
 	}
 	if ok {
 		return u, "app_password", nil
 	}
-	// The account password, under every rule of password sign-in
-	// (throttle, block status, allowlist, directories).
 	c := Credentials{Login: login, Password: password, IP: ip, UserAgent: userAgent}
 	refuse := ""
 	if known {
@@ -171,7 +166,7 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 			refuse = reasonPasswordAlone
 		}
 	}
-	u, newHash, err := s.checkPasswordOr(ctx, c, refuse)
+	u, newHash, err := s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, appPasswordMiss: true})
 	if err != nil {
 		return storage.User{}, "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"image"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyport/keyport/directory"
@@ -177,7 +178,8 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 		err   error
 	)
 	for _, candidate := range sources {
-		ident, err = candidate.Login(ctx, c.Login, c.Password)
+		// Trimmed as for the local lookup; case is the directory's to judge.
+		ident, err = candidate.Login(ctx, strings.TrimSpace(c.Login), c.Password)
 		if err == nil || !errors.Is(err, directory.ErrInvalidCredentials) {
 			src = candidate
 			break

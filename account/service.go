@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,14 +65,16 @@ type Policy struct {
 	// have; 0 turns the strength check off.
 	MinPasswordScore int
 	// MaxLoginAttemptsPerAddress: failed sign-ins per client address (all
-	// accounts, app passwords, API tokens, client secrets) in LoginWindow;
+	// accounts, app passwords, API tokens) in LoginWindow, and, counted
+	// apart, failed client authentications (client secrets) per address;
 	// 0 = unlimited.
 	MaxLoginAttemptsPerAddress int
-	// The account-wide waits (Keycloak's brute-force detection): after every
-	// AccountLockoutFailures failures from anywhere the account waits
-	// AccountLockoutWait, doubling each round up to AccountLockoutMaxWait;
-	// AccountLockoutReset without a failure forgets the rounds. 0 failures
-	// turns them off.
+	// The account-wide waits (Keycloak's brute-force detection): once an
+	// account has AccountLockoutFailures failures from anywhere, every
+	// further failure makes it wait AccountLockoutWait, doubling with each
+	// further round of AccountLockoutFailures failures up to
+	// AccountLockoutMaxWait; AccountLockoutReset without a failure, or a
+	// success, forgets the count. 0 failures turns them off.
 	AccountLockoutFailures int
 	AccountLockoutWait     time.Duration
 	AccountLockoutMaxWait  time.Duration
@@ -91,6 +94,7 @@ type Service struct {
 	now     func() time.Time
 	log     *slog.Logger
 	limiter *throttle.Limiter
+	guesses *throttle.Guesses[checkedGuess]
 	hashes  *hashGate
 	wa      webauthnState
 	// sources are the configured password directories, in order.
@@ -131,6 +135,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		now:       now,
 		log:       log,
 		limiter:   throttle.New(store, throttlePolicy(policy), now),
+		guesses:   throttle.NewGuesses[checkedGuess](),
 		hashes:    newHashGate(policy.HashConcurrency, policy.HashQueue),
 		dummyHash: dummy,
 
@@ -185,25 +190,101 @@ func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storag
 // the right password with that reason, after the same throttle and the
 // same work as a wrong one (forward auth's "password alone" rule).
 func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse string) (user storage.User, newHash string, err error) {
-	attempt := storage.LoginAttempt{ID: NewID(), Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
-	if c.Login == "" || c.Password == "" || len(c.Login) > 320 || len(c.Password) > 1024 {
-		// Nothing was guessed: no account is looked up, no hash computed.
-		s.logFailure(ctx, attempt.Method, c.Login, c.IP, "missing or oversized field")
-		return storage.User{}, "", errInvalidCredentials
+	name, err := s.loginName(ctx, "pwd", c.Login, c.Password, c.IP)
+	if err != nil {
+		return storage.User{}, "", err
 	}
-	user, err = s.store.GetUserByLogin(ctx, c.Login)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	user, known, err := s.userByLogin(ctx, name)
+	if err != nil {
+		return storage.User{}, "", err
 	}
-	known := err == nil
+	proven := c.DeviceProof != "" && s.deviceProves(ctx, user, c.DeviceProof)
+	return s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, proven: proven})
+}
+
+// loginName is the login name as it is looked up and throttled: trimmed
+// and lower-cased. One normalisation for both: were they to differ, a
+// spelling that finds no account would spend the budget of a name that
+// does not exist, and tell which names do. Missing and oversized fields
+// are refused before anything is looked up or hashed.
+func (s *Service) loginName(ctx context.Context, method, login, password, ip string) (string, error) {
+	name := normalizeLogin(login)
+	if name == "" || password == "" || len(login) > 320 || len(password) > 1024 {
+		s.logFailure(ctx, method, login, ip, "missing or oversized field")
+		return "", errInvalidCredentials
+	}
+	return name, nil
+}
+
+// userByLogin finds the account of a normalised login name (username or
+// email); known is false when there is none.
+func (s *Service) userByLogin(ctx context.Context, name string) (u storage.User, known bool, err error) {
+	u, err = s.store.GetUserByLogin(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, false, nil
+	}
+	if err != nil {
+		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find %q: %w", name, err)}
+	}
+	return u, true, nil
+}
+
+// guess is one password presented for an account (or a name no account
+// has), and what decides how it is checked.
+type guess struct {
+	user   storage.User
+	known  bool
+	name   string // normalised
+	refuse string // see checkPasswordOr
+	proven bool   // a remembered device of the account came with it
+	// appPasswordMiss: forward auth's Basic password, found to be none of
+	// the account's app passwords, now tried as the account password.
+	appPasswordMiss bool
+}
+
+// checkedGuess is the outcome of one password check, shared by every
+// request that presented the same guess while it ran.
+type checkedGuess struct {
+	user    storage.User
+	newHash string
+	err     error
+}
+
+// checkGuess reserves the attempt and checks the password under it.
+// Requests that present the same password for the same account, from the
+// same address and in the same way, while a check of it runs, share that
+// check: one guess, counted once and hashed once (throttle.Guesses). So
+// a client sending the right password on many parallel requests is
+// neither refused by reservations of its own requests nor turned away by
+// the hash gate; different passwords still each need a reservation.
+func (s *Service) checkGuess(ctx context.Context, c Credentials, g guess) (storage.User, string, error) {
 	// An account is throttled whichever of its names (username or email, in
 	// any case) is typed; otherwise each name would get its own budget.
-	proven := c.DeviceProof != "" && s.deviceProves(ctx, user, c.DeviceProof)
-	res, err := s.limiter.Password(ctx, subject(user, known, c.Login), c.IP, proven)
+	subj := subject(g.user, g.known, g.name)
+	parts := []string{string(subj), c.IP, strconv.FormatBool(g.proven), strconv.FormatBool(g.appPasswordMiss), g.refuse, c.Password}
+	out, _ := s.guesses.Check(parts, func() checkedGuess {
+		u, h, err := s.checkGuessOnce(ctx, c, g, subj)
+		return checkedGuess{u, h, err}
+	})
+	return out.user, out.newHash, out.err
+}
+
+func (s *Service) checkGuessOnce(ctx context.Context, c Credentials, g guess, subj throttle.Subject) (storage.User, string, error) {
+	user, known, refuse := g.user, g.known, g.refuse
+	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
+	// An app-password miss counts even during the account-wide wait: it
+	// was checked (looked up), so it is a guess like any other.
+	res, err := s.limiter.Password(ctx, subj, c.IP, g.proven || g.appPasswordMiss)
 	if err != nil {
 		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, c.Login, c.IP)
 	}
-	attempt.UserID = user.ID
+	if w := res.Waived(); w != nil && g.appPasswordMiss {
+		// The account waits: its password is not checked now. The
+		// app-password guess was, and failed.
+		attempt.Method = "app_password"
+		s.failed(ctx, res, attempt, "wrong app password")
+		return storage.User{}, "", &Error{Code: RateLimited, Message: msgTooManySignIns, RetryAfter: w.RetryAfter}
+	}
 	// Accounts from a directory, and names no local account has, are
 	// checked by the directories.
 	if refuse == "" && ((known && user.Source != "") || (!known && len(s.sourceSet().password) > 0)) {
@@ -249,6 +330,7 @@ func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse str
 	if err := res.Succeed(ctx); err != nil {
 		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", user.ID, "err", err)
 	}
+	newHash := ""
 	if rehash {
 		if newHash, err = s.hashPassword(ctx, c.Password); err != nil {
 			// Busy or broken: the old hash still works; next time, then.

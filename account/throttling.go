@@ -20,6 +20,10 @@ func throttlePolicy(p Policy) throttle.Policy {
 	return throttle.Policy{
 		AccountAddress: throttle.Window{Limit: p.MaxLoginAttempts, Window: p.LoginWindow},
 		Address:        throttle.Window{Limit: p.MaxLoginAttemptsPerAddress, Window: p.LoginWindow},
+		// Apps' client authentications get a budget of their own, of the
+		// same size: people's failures behind a shared address must not
+		// stop its apps, nor the apps' the people.
+		ClientAddress: throttle.Window{Limit: p.MaxLoginAttemptsPerAddress, Window: p.LoginWindow},
 		Account: throttle.Backoff{
 			Failures: p.AccountLockoutFailures, Wait: p.AccountLockoutWait,
 			MaxWait: p.AccountLockoutMaxWait, Reset: p.AccountLockoutReset,
@@ -49,9 +53,10 @@ const (
 func (s *Service) refused(ctx context.Context, err error, message, method, login, ip string) error {
 	var r *throttle.Refused
 	if errors.As(err, &r) {
-		// Every refusal at WARN would let an attacker fill the log; the
-		// failures before it and the trip are there already.
-		s.log.DebugContext(ctx, "sign-in refused: throttled", "client_ip", ip, "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
+		// At INFO, one line per refusal: the message stays the same and
+		// what varies is in attributes, so the log's handler can fold a
+		// flood of them; the failures before it and the trip are at WARN.
+		s.log.InfoContext(ctx, "sign-in refused: throttled", "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
 		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
 	}
 	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
@@ -66,7 +71,7 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 	}
 	s.logFailure(ctx, a.Method, a.Login, a.IP, reason)
 	for _, t := range trips {
-		args := []any{"client_ip", a.IP, "method", a.Method, "login", LogName(a.Login), "limit", t.Scope, "retry_after", t.For}
+		args := []any{"client_ip", a.IP, "client_net", throttle.Address(a.IP), "method", a.Method, "login", LogName(a.Login), "limit", t.Scope, "retry_after", t.For}
 		if t.Round > 0 {
 			args = append(args, "round", t.Round)
 		}
@@ -78,12 +83,13 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 
 // logFailure writes the one line per failed sign-in that operators and
 // fail2ban read (docs/fail2ban). Its shape is stable: the fixed message,
-// then the client address, then what the caller sent. The address comes
-// before anything a caller chooses, so a login name such as
-// `x client_ip=192.0.2.1` can never stand where a filter looks for the
-// address.
+// then the client address and the network it is throttled as (the address
+// itself for IPv4, its /64 for IPv6: what fail2ban should ban), then what
+// the caller sent. The address comes before anything a caller chooses, so
+// a login name such as `x client_ip=192.0.2.1` can never stand where a
+// filter looks for the address.
 func (s *Service) logFailure(ctx context.Context, method, login, ip, reason string) {
-	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "method", method, "login", LogName(login), "reason", reason)
+	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "reason", reason)
 }
 
 // maxLoggedLogin bounds a login name in the log, in characters.

@@ -130,6 +130,7 @@ func (s *Server) accessFailed(w http.ResponseWriter, r *http.Request, m me, err 
 	if r.URL.Path == "/security/allowlist" {
 		d.Networks = r.PostFormValue("allowed_networks")
 	}
+	setRetryAfter(w, err)
 	s.render(w, r, statusFor(code), "access", d)
 	return nil
 }

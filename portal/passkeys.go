@@ -73,7 +73,8 @@ func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, stat
 	}
 	msg := ""
 	if failure != nil {
-		msg = translate(d.Lang, account.ErrorMessage(failure))
+		msg = errorText(d.Lang, failure)
+		setRetryAfter(w, failure)
 	}
 	for _, k := range keys {
 		v := passkeyView{ID: k.ID, Name: k.Name, Created: showTime(k.CreatedAt, u.Zoneinfo)}

@@ -111,6 +111,7 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 	if f := account.ErrorField(err); f != "" {
 		d.FieldErrors[f] = d.Error
 	}
+	setRetryAfter(w, err)
 	s.render(w, r, statusFor(code), "security", d)
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -86,24 +85,51 @@ func (n *clientAuthNote) fail(id string) {
 var errInvalidClient = oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
 
 // checkClientSecret reserves the attempt, then checks secret against c
-// (found says whether the client exists) and counts a failure.
+// (found says whether the client exists) and counts a failure. Requests
+// that present the same secret for the same client from the same address
+// while a check of it runs share that check (throttle.Guesses): one guess,
+// counted once, so a busy backend sending its right secret on many
+// parallel requests is not refused by reservations of its own requests.
 func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c clientRecord) error {
 	ip := clientip.FromContext(ctx)
 	note := clientAuthNoteFrom(ctx)
 	if note.decided(id) {
 		return errInvalidClient
 	}
+	out, _ := s.secrets.Check([]string{id, ip, secret}, func() clientCheck {
+		return s.checkClientSecretOnce(ctx, id, ip, secret, c)
+	})
+	switch {
+	case out.refused != nil:
+		note.set(out.refused)
+		return errInvalidClient
+	case out.failed:
+		note.fail(id)
+		return errInvalidClient
+	}
+	return out.err
+}
+
+// clientCheck is the outcome of one check of a client secret.
+type clientCheck struct {
+	refused *throttle.Refused // throttled: not checked
+	failed  bool              // checked and wrong
+	err     error             // anything else that went wrong
+}
+
+func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret string, c clientRecord) clientCheck {
 	var res *throttle.Reservation // nil: no throttle configured
 	if s.throttle != nil {
 		var err error
 		if res, err = s.throttle.Client(ctx, id, ip); err != nil {
 			var refused *throttle.Refused
 			if errors.As(err, &refused) {
-				s.log.DebugContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
-				note.set(refused)
-				return errInvalidClient
+				// One INFO line per refusal, its message constant (see
+				// account's refusals).
+				s.log.InfoContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
+				return clientCheck{refused: refused}
 			}
-			return s.internal(ctx, "reserve client authentication", err)
+			return clientCheck{err: s.internal(ctx, "reserve client authentication", err)}
 		}
 	}
 	// Spend the same hash on a missing client as on a real check, so a miss
@@ -122,19 +148,18 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 		if err := res.Succeed(ctx); err != nil {
 			s.log.ErrorContext(ctx, "forgive failed client authentications", "err", err)
 		}
-		return nil
+		return clientCheck{}
 	}
-	note.fail(id)
 	trips, err := res.Fail(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "count failed client authentication", "err", err)
 	}
 	// One stable shape, the address first (see docs/fail2ban).
-	s.log.WarnContext(ctx, "client authentication failed", "client_ip", ip, "client_id", account.LogName(id), "reason", reason)
+	s.log.WarnContext(ctx, "client authentication failed", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "reason", reason)
 	for _, t := range trips {
-		s.log.WarnContext(ctx, "client authentication throttled", "client_ip", ip, "client_id", account.LogName(id), "limit", t.Scope, "retry_after", t.For)
+		s.log.WarnContext(ctx, "client authentication throttled", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", t.Scope, "retry_after", t.For)
 	}
-	return errInvalidClient
+	return clientCheck{failed: true}
 }
 
 // clientRecord is what checkClientSecret needs of the client.
@@ -149,7 +174,7 @@ type clientRecord struct {
 // later. invalid_client would claim the secret was checked and wrong, and
 // slow_down belongs to the device flow's polling (RFC 8628).
 func writeThrottled(w http.ResponseWriter, r *throttle.Refused) {
-	secs := int((r.RetryAfter + time.Second - 1) / time.Second)
+	secs := throttle.RetryAfterSeconds(r.RetryAfter)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable",

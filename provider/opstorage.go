@@ -62,6 +62,8 @@ type opStorage struct {
 	// evictions counts authorization requests evicted for pending, and
 	// lastEvictionLog is when that was last logged (unix seconds).
 	evictions, lastEvictionLog atomic.Int64
+	// secrets makes parallel checks of one client secret one guess.
+	secrets *throttle.Guesses[clientCheck]
 }
 
 var (

@@ -144,6 +144,7 @@ func New(o Options) (*Provider, error) {
 		checkRefresh: o.CheckRefresh,
 		tokens:       tokens,
 		pending:      o.PendingSignIns,
+		secrets:      throttle.NewGuesses[clientCheck](),
 	}
 	cfg := &op.Config{
 		CryptoKey:                o.TokenKey,

@@ -10,17 +10,21 @@
 //     failures in any stretch of Window, every failure counting for exactly
 //     Window after it happened (Authelia's max_retries and find_time, per
 //     user and per IP as in its regulation modes);
-//   - the account as a whole, failures from anywhere, gets waits that grow
-//     with each round of failures and are forgotten after a quiet period
-//     (Keycloak's failure factor, wait increment, max wait and failure reset
-//     time), instead of one long lockout that anyone could trigger;
+//   - the account as a whole, failures from anywhere, gets Keycloak's
+//     brute-force detection: once it has failed a number of times (failure
+//     factor), every further failure brings a wait (growing with the count,
+//     up to a max wait), until a quiet period (failure reset time) or a
+//     success forgets the count. That checks about one guess per max wait,
+//     instead of one long lockout that anyone could trigger;
 //   - whoever proves they hold something of the account's (a remembered
 //     device) is not held back by that account-wide wait.
 //
 // Failures live in the store, so they survive restarts and are shared by
-// replicas. Checks in flight are reserved in memory on top of them: a check
-// must reserve its attempt first, so parallel guesses cannot all slip in
-// before the first failure is written.
+// replicas; only account-wide counts below their threshold are kept in a
+// bounded tally in memory (tally.go), so that names nobody has leave
+// nothing in the database. Checks in flight are reserved in memory on top
+// of them: a check must reserve its attempt first, so parallel guesses
+// cannot all slip in before the first failure is written.
 package throttle
 
 import (
@@ -50,15 +54,28 @@ type Window struct {
 	Window time.Duration
 }
 
-// Backoff makes a key wait after every Failures failures: Wait after the
-// first round, doubling with each further round up to MaxWait. Failures and
-// rounds are forgotten after Reset without a failure, and on a success.
-// Failures 0 turns it off.
+// Backoff makes a key wait once it has Failures failures, as Keycloak's
+// brute-force detection does: every failure at or past that threshold
+// imposes a wait, so from then on one guess is checked per wait. The wait
+// grows with the rounds of failures (the count divided by Failures): Wait
+// in the first round, doubling with each further round up to MaxWait. The
+// count goes on until Reset passes without a failure, or a success; a
+// wait ending does not forget it. Failures 0 turns it off.
 type Backoff struct {
 	Failures int
 	Wait     time.Duration
 	MaxWait  time.Duration
 	Reset    time.Duration
+}
+
+// count is the key's failures: from the threshold on, the stored record
+// has them (Failures-1, plus one per wait imposed: Rounds); below it,
+// only the tally in memory does (below).
+func (b Backoff) count(t storage.Throttle, below int) int {
+	if t.Rounds == 0 {
+		return below
+	}
+	return b.Failures - 1 + t.Rounds
 }
 
 // wait is the wait imposed by round n (1, 2, …).
@@ -75,10 +92,19 @@ type Policy struct {
 	// AccountAddress limits one account (or login name, or client, or an
 	// account's one-time codes) from one client address.
 	AccountAddress Window
-	// Address limits one client address, whatever it tries.
+	// Address limits one client address, whatever people there try
+	// (passwords, one-time codes, app passwords, API tokens).
 	Address Window
+	// ClientAddress limits one client address's client authentications
+	// (apps' secrets), apart from people's sign-ins: a busy office's
+	// mistyped passwords must not stop its apps.
+	ClientAddress Window
 	// Account makes an account wait after rounds of failures from anywhere.
 	Account Backoff
+	// AccountTally is how many accounts (or login names) with failures
+	// below Account's threshold are counted in memory; 0 means
+	// DefaultTallySize. Only from the threshold on is a count stored.
+	AccountTally int
 }
 
 // Scope names what a limit applies to, in refusals and log lines.
@@ -90,12 +116,20 @@ const (
 	ScopeAccount        Scope = "account"         // an account from anywhere
 	ScopeCodes          Scope = "codes"           // an account's one-time codes
 	ScopeClientAddress  Scope = "client_address"  // a client (app) from one address
+	ScopeClientsAddress Scope = "clients_address" // every client (app) from one address
+	ScopeStore          Scope = "store"           // everything: failures cannot be remembered
 )
 
 // Refused is the error for an attempt that is not allowed now.
 type Refused struct {
 	Scope      Scope
 	RetryAfter time.Duration // at least a second
+}
+
+// RetryAfterSeconds is d as Retry-After says it (RFC 9110 §10.2.3): in
+// whole seconds, rounded up, so a client that waits that long is let in.
+func RetryAfterSeconds(d time.Duration) int {
+	return int((d + time.Second - 1) / time.Second)
 }
 
 func (e *Refused) Error() string {
@@ -108,7 +142,8 @@ type Trip struct {
 	// For is how long attempts are refused from now on (for a window, until
 	// its oldest failure leaves it).
 	For time.Duration
-	// Round is the account-wide round that began (Backoff only).
+	// Round is the account-wide round the failure fell in: its count
+	// divided by the threshold (Backoff only).
 	Round int
 }
 
@@ -126,6 +161,12 @@ type Limiter struct {
 
 	mu       sync.Mutex
 	inflight map[string]int // reservations not yet decided, by key
+	tally    *tally         // account-wide failures below the threshold
+	// Failures the store could not take (unwritten.go).
+	unwritten    map[string]unwritten
+	gen          uint64
+	maxUnwritten int
+	closedUntil  time.Time // memory was full: every attempt refused until then
 }
 
 // New returns a Limiter; now may be nil (time.Now).
@@ -133,7 +174,8 @@ func New(store Store, p Policy, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int)}
+	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(p.AccountTally),
+		unwritten: make(map[string]unwritten), maxUnwritten: maxUnwritten}
 }
 
 // Policy returns the limits in force.
@@ -191,15 +233,22 @@ func (l *Limiter) Code(ctx context.Context, userID, addr string) (*Reservation, 
 }
 
 // Client reserves one check of a client secret of clientID from addr.
-// There is no client-wide limit: anyone could then lock an app out.
+// There is no client-wide limit: anyone could then lock an app out. The
+// address limit is the clients' own (Policy.ClientAddress), apart from
+// people's sign-ins.
 func (l *Limiter) Client(ctx context.Context, clientID, addr string) (*Reservation, error) {
 	a := Address(addr)
 	checks := []check{{key: key("ca", part(clientID), a), scope: ScopeClientAddress, window: l.policy.AccountAddress, enforce: true, forgive: true}}
-	return l.reserve(ctx, l.withAddress(checks, a))
+	if a != "" {
+		checks = append(checks, check{key: key("ka", a), scope: ScopeClientsAddress, window: l.policy.ClientAddress, enforce: true})
+	}
+	return l.reserve(ctx, checks)
 }
 
-// Secret reserves one check of a bearer secret that names no account (an
-// API token) from addr: only the address limit applies.
+// Secret reserves one count of a bearer secret that names no account (an
+// API token) and was not found, from addr: only the address limit
+// applies. Such secrets are long and random, and looked up by hash: one
+// that is found is nobody's guess, and is let in without the throttle.
 func (l *Limiter) Secret(ctx context.Context, addr string) (*Reservation, error) {
 	return l.reserve(ctx, l.withAddress(nil, Address(addr)))
 }
@@ -256,34 +305,58 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	// attempt either as stored or as in flight.
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	now := l.now()
+	if now.Before(l.closedUntil) {
+		return nil, &Refused{Scope: ScopeStore, RetryAfter: max(l.closedUntil.Sub(now), minRetry)}
+	}
 	records, err := l.store.GetThrottles(ctx, keys...)
 	if err != nil {
 		return nil, fmt.Errorf("read throttles: %w", err)
 	}
-	now := l.now()
-	var refused *Refused
+	stored := slices.Clone(records)
+	var refused, waived *Refused
 	for i, c := range checks {
-		if !c.enforce {
+		records[i] = l.withUnwritten(records[i], now)
+		wait, over := c.over(records[i], l.below(c, now), l.inflight[c.key], now)
+		if !over {
 			continue
 		}
-		if wait, over := c.over(records[i], l.inflight[c.key], now); over && (refused == nil || wait > refused.RetryAfter) {
-			refused = &Refused{Scope: c.scope, RetryAfter: wait}
+		if c.enforce {
+			refused = longer(refused, &Refused{Scope: c.scope, RetryAfter: wait})
+		} else {
+			waived = longer(waived, &Refused{Scope: c.scope, RetryAfter: wait})
 		}
 	}
 	if refused != nil {
 		return nil, refused
 	}
-	r := &Reservation{l: l, checks: checks, stored: make([]bool, len(checks))}
-	for i, c := range checks {
+	r := &Reservation{l: l, checks: checks, records: records, stored: stored, waived: waived}
+	for _, c := range checks {
 		l.inflight[c.key]++
-		r.stored[i] = !records[i].Empty()
 	}
 	return r, nil
 }
 
+// below is the check's failures counted in memory (an account-wide count
+// below the threshold); 0 for windows. The caller holds l.mu.
+func (l *Limiter) below(c check, now time.Time) int {
+	if c.backoff.Failures == 0 {
+		return 0
+	}
+	return l.tally.count(c.key, now, c.backoff.Reset)
+}
+
+// longer is the refusal with the longer wait.
+func longer(a, b *Refused) *Refused {
+	if a == nil || b.RetryAfter > a.RetryAfter {
+		return b
+	}
+	return a
+}
+
 // over tells whether one more attempt would exceed the check's limit, and
 // if so how long until it would not (not counting attempts yet to come).
-func (c check) over(t storage.Throttle, inflight int, now time.Time) (time.Duration, bool) {
+func (c check) over(t storage.Throttle, below, inflight int, now time.Time) (time.Duration, bool) {
 	if c.window.Limit > 0 {
 		recent := c.recent(t.Failures, now)
 		if n := len(recent) + inflight; n >= c.window.Limit {
@@ -299,7 +372,9 @@ func (c check) over(t storage.Throttle, inflight int, now time.Time) (time.Durat
 	if now.Before(t.LockedUntil) {
 		return max(t.LockedUntil.Sub(now), minRetry), true
 	}
-	if len(t.Failures)+inflight >= c.backoff.Failures {
+	// At the threshold every failure brings a wait: one attempt at a
+	// time, so parallel guesses cannot all slip in between two waits.
+	if inflight > 0 && c.backoff.count(t, below)+inflight >= c.backoff.Failures {
 		return minRetry, true
 	}
 	return 0, false
@@ -319,8 +394,9 @@ func (c check) recent(failures []time.Time, now time.Time) []time.Time {
 }
 
 // fail adds a failure at now to t under the check's rule and says whether
-// that reached the limit.
-func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip) {
+// that reached the limit. For an account-wide count, tallied is the count
+// in memory with this failure, which t takes over at the threshold.
+func (c check) fail(t storage.Throttle, tallied int, now time.Time) (storage.Throttle, *Trip) {
 	if c.window.Limit > 0 {
 		// Kept in order even if the clock stepped back.
 		recent := append(slices.Clone(c.recent(t.Failures, now)), now)
@@ -335,15 +411,19 @@ func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip)
 		return t, nil
 	}
 	b := c.backoff
-	t.Failures = append(t.Failures, now)
-	var trip *Trip
-	if len(t.Failures) >= b.Failures {
-		t.Rounds++
-		wait := b.wait(t.Rounds)
-		t.Failures, t.LockedUntil = nil, now.Add(wait)
-		trip = &Trip{Scope: c.scope, For: wait, Round: t.Rounds}
+	n := tallied
+	if t.Rounds > 0 {
+		n = b.count(t, 0) + 1
 	}
-	// Waiting out the reset time forgets everything: the store drops the
+	if n < b.Failures {
+		return t, nil // below the threshold: the tally's to count
+	}
+	round := n / b.Failures
+	wait := b.wait(round)
+	t.Failures, t.Rounds = nil, n-b.Failures+1
+	t.LockedUntil = laterOf(t.LockedUntil, now.Add(wait))
+	trip := &Trip{Scope: c.scope, For: wait, Round: round}
+	// Reset without a failure forgets everything: the store drops the
 	// record then.
 	t.ExpiresAt = now.Add(b.Reset)
 	if t.LockedUntil.After(t.ExpiresAt) {
@@ -352,14 +432,34 @@ func (c check) fail(t storage.Throttle, now time.Time) (storage.Throttle, *Trip)
 	return t, trip
 }
 
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // Reservation is one attempt allowed in. Exactly one of Fail, Succeed or
 // Cancel ends it; later calls do nothing.
 type Reservation struct {
-	l      *Limiter
-	checks []check
-	stored []bool // the key had a stored record when the attempt was let in
-	mu     sync.Mutex
-	done   bool
+	l       *Limiter
+	checks  []check
+	records []storage.Throttle // as counted when the attempt was let in
+	stored  []storage.Throttle // as read from the store then
+	waived  *Refused
+	mu      sync.Mutex
+	done    bool
+}
+
+// Waived is the refusal a proven attempt was let past (the account-wide
+// wait), or nil. The caller decides what the proof allows: a remembered
+// device gets its password checked; an app-password miss, which proves
+// nothing, is counted but may not go on to the account password.
+func (r *Reservation) Waived() *Refused {
+	if r == nil {
+		return nil
+	}
+	return r.waived
 }
 
 func (r *Reservation) finish() bool {
@@ -399,27 +499,78 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 	}
 	now := r.l.now().Round(0)
 	byKey := make(map[string]check, len(r.checks))
-	keys := make([]string, len(r.checks))
+	read := make(map[string]storage.Throttle, len(r.checks))
+	tallied := make(map[string]int)
+	var keys []string
+	// What waits in memory for a write goes along with this one.
+	taken := make(map[string]unwritten)
+	r.l.mu.Lock()
 	for i, c := range r.checks {
-		byKey[c.key], keys[i] = c, c.key
+		byKey[c.key], read[c.key] = c, r.stored[i]
+		if u, ok := r.l.unwritten[c.key]; ok {
+			taken[c.key] = u
+		}
+		if c.backoff.Failures > 0 {
+			// Counted in memory first; written only from the threshold on
+			// (or when the store holds the count already).
+			tallied[c.key] = r.l.tally.add(c.key, now, c.backoff.Reset)
+			if tallied[c.key] < c.backoff.Failures && r.records[i].Rounds == 0 {
+				continue
+			}
+		}
+		keys = append(keys, c.key)
+	}
+	r.l.mu.Unlock()
+	if len(keys) == 0 {
+		return nil, nil
 	}
 	// The store may run the update more than once: the last run counts.
 	tripped := make(map[string]*Trip, len(keys))
+	stored := make(map[string]bool, len(keys))
 	err := r.l.store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
-		next, trip := byKey[t.Key].fail(t, now)
-		tripped[t.Key] = trip
+		if u, ok := taken[t.Key]; ok {
+			t = u.onto(t)
+		}
+		next, trip := byKey[t.Key].fail(t, tallied[t.Key], now)
+		tripped[t.Key], stored[t.Key] = trip, next.Rounds > 0
 		return next, nil
 	})
+	r.l.mu.Lock()
 	if err != nil {
-		return nil, fmt.Errorf("record failure: %w", err)
+		// Failing closed: the failure counts from memory until a write
+		// takes it along.
+		for _, k := range keys {
+			base := r.l.withUnwritten(read[k], now)
+			next, trip := byKey[k].fail(base, tallied[k], now)
+			tripped[k] = trip
+			if !next.Empty() && !r.l.keepUnwritten(base, next, now) {
+				r.l.mu.Unlock()
+				return tripsOf(keys, tripped), fmt.Errorf("record failure (and no memory left for it: every attempt refused for %s): %w", r.l.policy.longest(), err)
+			}
+		}
+		r.l.mu.Unlock()
+		return tripsOf(keys, tripped), fmt.Errorf("record failure (counted in memory until a write succeeds): %w", err)
 	}
+	r.l.written(taken)
+	// A count the store holds now is no longer the tally's.
+	for k := range tallied {
+		if stored[k] {
+			r.l.tally.remove(k)
+		}
+	}
+	r.l.mu.Unlock()
+	return tripsOf(keys, tripped), nil
+}
+
+// tripsOf lists the limits reached, in the order of keys.
+func tripsOf(keys []string, tripped map[string]*Trip) []Trip {
 	var trips []Trip
 	for _, k := range keys {
 		if t := tripped[k]; t != nil {
 			trips = append(trips, *t)
 		}
 	}
-	return trips, nil
+	return trips
 }
 
 // Succeed ends the attempt as a success: it forgives the failures of the
@@ -431,11 +582,18 @@ func (r *Reservation) Succeed(ctx context.Context) error {
 	}
 	defer r.release()
 	var keys []string
+	r.l.mu.Lock()
 	for i, c := range r.checks {
-		if c.forgive && r.stored[i] {
+		if !c.forgive {
+			continue
+		}
+		r.l.tally.remove(c.key)
+		delete(r.l.unwritten, c.key)
+		if !r.records[i].Empty() {
 			keys = append(keys, c.key)
 		}
 	}
+	r.l.mu.Unlock()
 	if len(keys) == 0 {
 		return nil
 	}

@@ -3,6 +3,7 @@ package throttle_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,15 +38,39 @@ func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 
-// countingStore counts writes, to show what costs one.
+// countingStore counts writes, to show what costs one, and the keys they
+// wrote.
 type countingStore struct {
 	throttle.Store
 	updates atomic.Int64
+	mu      sync.Mutex
+	written map[string]bool
 }
 
 func (s *countingStore) UpdateThrottles(ctx context.Context, keys []string, fn func(storage.Throttle) (storage.Throttle, error)) error {
 	s.updates.Add(1)
-	return s.Store.UpdateThrottles(ctx, keys, fn)
+	return s.Store.UpdateThrottles(ctx, keys, func(t storage.Throttle) (storage.Throttle, error) {
+		next, err := fn(t)
+		if err == nil && !next.Empty() {
+			s.mu.Lock()
+			s.written[t.Key] = true
+			s.mu.Unlock()
+		}
+		return next, err
+	})
+}
+
+// wrote counts the keys with prefix that were written with something in them.
+func (s *countingStore) wrote(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k := range s.written {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func openStore(t *testing.T, path string, c *clock) *countingStore {
@@ -58,12 +83,13 @@ func openStore(t *testing.T, path string, c *clock) *countingStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &countingStore{Store: db}
+	return &countingStore{Store: db, written: make(map[string]bool)}
 }
 
 var policy = throttle.Policy{
 	AccountAddress: throttle.Window{Limit: 3, Window: time.Minute},
 	Address:        throttle.Window{Limit: 8, Window: time.Minute},
+	ClientAddress:  throttle.Window{Limit: 8, Window: time.Minute},
 	Account:        throttle.Backoff{Failures: 5, Wait: time.Minute, MaxWait: 4 * time.Minute, Reset: time.Hour},
 }
 
@@ -193,61 +219,77 @@ func TestParallelGuessesReserve(t *testing.T) {
 	}
 }
 
-// The account as a whole waits after each round of failures from anywhere,
-// longer each round up to the maximum; a quiet period or a success forgets.
+// The account as a whole, failures from anywhere, follows Keycloak: below
+// the threshold no wait; from it on, every failure brings a wait, growing
+// with the rounds (count / threshold) up to the maximum, and the count is
+// not forgotten when a wait ends, only after a quiet reset time or on a
+// success. A remembered device is not held back. Today each trip cleared
+// the count, so every round let another threshold's worth of guesses in.
 func TestAccountWaitsGrow(t *testing.T) {
 	l, c, _ := newLimiter(t, policy)
 	alice := throttle.User("alice")
 	addr := 0
-	nextAddr := func() string { addr++; return "198.51.100." + string(rune('0'+addr%10)) + "1" }
-	round := func(n int, wantWait time.Duration) {
+	nextAddr := func() string { addr++; return fmt.Sprintf("198.51.%d.%d", addr/250, addr%250+1) }
+	free := func() {
 		t.Helper()
-		var trips []throttle.Trip
-		for range policy.Account.Failures {
-			trips = append(trips, failAt(t, l, alice, nextAddr())...) // a new address each time
+		for i := range policy.Account.Failures - 1 {
+			if trips := failAt(t, l, alice, nextAddr()); len(trips) != 0 {
+				t.Fatalf("failure %d, below the threshold: %+v", i+1, trips)
+			}
 		}
-		if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount || trips[0].Round != n || trips[0].For != wantWait {
-			t.Fatalf("round %d: trips %+v, want a wait of %s", n, trips, wantWait)
+	}
+	free()
+	// At the threshold, one attempt at a time: parallel guesses cannot all
+	// slip in before the wait.
+	r, err := l.Password(t.Context(), alice, nextAddr(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Password(t.Context(), alice, nextAddr(), false); refusal(err) == nil || refusal(err).RetryAfter != time.Second {
+		t.Fatalf("a second attempt at the threshold while one is in flight: %v", err)
+	}
+	r.Cancel()
+	for n := policy.Account.Failures; n <= 4*policy.Account.Failures+2; n++ {
+		round := n / policy.Account.Failures
+		want := min(policy.Account.Wait<<(round-1), policy.Account.MaxWait)
+		trips := failAt(t, l, alice, nextAddr())
+		if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount || trips[0].Round != round || trips[0].For != want {
+			t.Fatalf("failure %d: trips %+v, want round %d and a wait of %s", n, trips, round, want)
 		}
 		_, err := l.Password(t.Context(), alice, nextAddr(), false)
-		if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccount || r.RetryAfter != wantWait {
-			t.Fatalf("round %d: %v, want refused for %s from any address", n, err, wantWait)
+		if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccount || r.RetryAfter != want {
+			t.Fatalf("after failure %d: %v, want refused for %s from any address", n, err, want)
 		}
 		// A remembered device of the account is not held back.
 		r, err := l.Password(t.Context(), alice, nextAddr(), true)
 		if err != nil {
-			t.Fatalf("round %d: a proven attempt was refused: %v", n, err)
+			t.Fatalf("after failure %d: a proven attempt was refused: %v", n, err)
 		}
 		r.Cancel()
-		c.Advance(wantWait - time.Nanosecond)
+		c.Advance(want - time.Nanosecond)
 		if _, err := l.Password(t.Context(), alice, nextAddr(), false); refusal(err) == nil {
-			t.Fatalf("round %d: allowed before the wait ended", n)
+			t.Fatalf("after failure %d: allowed before the wait ended", n)
 		}
 		c.Advance(time.Nanosecond)
 	}
-	round(1, time.Minute)
-	round(2, 2*time.Minute)
-	round(3, 4*time.Minute)
-	round(4, 4*time.Minute) // the maximum
 
-	// An hour without failures forgets the rounds.
-	c.Advance(time.Hour)
-	round(1, time.Minute)
-
-	// A success forgives: the next round starts from the first wait again.
-	for range policy.Account.Failures - 1 {
-		failAt(t, l, alice, nextAddr())
+	// The reset time without a failure forgets the count.
+	c.Advance(policy.Account.Reset)
+	free()
+	if trips := failAt(t, l, alice, nextAddr()); len(trips) != 1 || trips[0].For != policy.Account.Wait {
+		t.Fatalf("after the reset time, the threshold again: %+v", trips)
 	}
-	r, err := l.Password(t.Context(), alice, nextAddr(), false)
+	c.Advance(policy.Account.Wait)
+
+	// A success forgives: below the threshold again.
+	r, err = l.Password(t.Context(), alice, nextAddr(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Succeed(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	for range policy.Account.Failures - 1 {
-		failAt(t, l, alice, nextAddr())
-	}
+	free()
 	if r, err := l.Password(t.Context(), alice, nextAddr(), false); err != nil {
 		t.Fatalf("after a success, the old failures still counted: %v", err)
 	} else {
@@ -255,9 +297,53 @@ func TestAccountWaitsGrow(t *testing.T) {
 	}
 }
 
+// How many guesses of one account a day admits, from as many addresses as
+// the attacker likes, each guess as soon as it is allowed, under the
+// defaults of config.toml (30 failures, waits from a minute doubling to 15
+// minutes, reset after 12 hours): the threshold, then one guess per wait.
+// The old policy cleared the count at each trip and admitted 30 guesses
+// per wait, about 2,900 a day.
+func TestAccountGuessesPerDay(t *testing.T) {
+	b := throttle.Backoff{Failures: 30, Wait: time.Minute, MaxWait: 15 * time.Minute, Reset: 12 * time.Hour}
+	l, c, _ := newLimiter(t, throttle.Policy{Account: b})
+	alice := throttle.User("alice")
+	end := t0.Add(24 * time.Hour)
+	checked := 0
+	for c.Now().Before(end) {
+		r, err := l.Password(t.Context(), alice, "", false)
+		if rf := refusal(err); rf != nil {
+			c.Advance(rf.RetryAfter)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Fail(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		checked++
+	}
+	// The policy as config.toml documents it: failure n (from the 30th on)
+	// makes the next one wait a minute doubled for each further 30, at
+	// most 15 minutes.
+	want, at := 0, time.Duration(0)
+	for n := 1; at < 24*time.Hour; n++ {
+		want++
+		if n >= b.Failures {
+			at += min(b.Wait<<(n/b.Failures-1), b.MaxWait)
+		}
+	}
+	t.Logf("guesses of one account checked in a day: %d (the documented policy: %d)", checked, want)
+	if checked != want {
+		t.Errorf("%d guesses checked in a day, want %d", checked, want)
+	}
+}
+
 // One address's failures against an account limit that address for that
-// account, and the address as a whole; not the account from elsewhere
-// (until the account-wide round), nor other addresses.
+// account, and the address as a whole for people's sign-ins; not the
+// account from elsewhere (until the account-wide round), nor other
+// addresses, nor the apps at that address: client authentication has an
+// address budget of its own, both ways.
 func TestLimitsAreSeparate(t *testing.T) {
 	p := policy
 	p.Account.Failures = 100
@@ -287,12 +373,35 @@ func TestLimitsAreSeparate(t *testing.T) {
 	if r := refusal(err); r == nil || r.Scope != throttle.ScopeAddress {
 		t.Fatalf("9th failure from one address: %v", err)
 	}
-	// API tokens and client secrets from that address are refused too.
+	// Unknown API tokens from that address are refused too (a token that
+	// is found never asks the throttle); client secrets are not: the apps
+	// at an address are not stopped by its people's failures.
 	if _, err := l.Secret(t.Context(), "192.0.2.1"); refusal(err) == nil {
-		t.Error("an API token from the throttled address")
+		t.Error("an API token miss from the throttled address")
 	}
-	if _, err := l.Client(t.Context(), "app", "192.0.2.1"); refusal(err) == nil {
-		t.Error("a client secret from the throttled address")
+	r, err := l.Client(t.Context(), "app", "192.0.2.1")
+	if err != nil {
+		t.Fatalf("a client secret from the address people's failures throttle: %v", err)
+	}
+	r.Cancel()
+	// Nor the other way round: 8 failures of apps' secrets from another
+	// address throttle its client authentications, not its people.
+	for i := range 8 {
+		r, err := l.Client(t.Context(), "app"+string(rune('a'+i)), "192.0.2.3")
+		if err != nil {
+			t.Fatalf("client secret %d: %v", i+1, err)
+		}
+		if _, err := r.Fail(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Client(t.Context(), "another-app", "192.0.2.3"); refusal(err) == nil || refusal(err).Scope != throttle.ScopeClientsAddress {
+		t.Errorf("9th failed client authentication from one address: %v", err)
+	}
+	if r, err := l.Password(t.Context(), throttle.Name("someone"), "192.0.2.3", false); err != nil {
+		t.Errorf("a person's sign-in from the address whose apps failed: %v", err)
+	} else {
+		r.Cancel()
 	}
 	// A success does not forgive the address: one good password behind a
 	// shared address must not wipe out an attacker's failures.
@@ -398,5 +507,128 @@ func TestCleanSuccessWritesNothing(t *testing.T) {
 	recs, _ := s.GetThrottles(t.Context(), "pa\x00u\x00alice\x00192.0.2.1", "a\x00192.0.2.1")
 	if !recs[0].Empty() || len(recs[1].Failures) != 1 {
 		t.Errorf("after the success: %+v", recs)
+	}
+}
+
+// Failures of made-up names leave no account-wide record in the store:
+// below the threshold they are counted in memory only, for real accounts
+// and made-up names alike; at the threshold the count is stored (and
+// survives restarts from then on). The per-address windows are stored as
+// ever, and leave the store with their window. Today every made-up name
+// kept an account-wide record for the reset time (12 hours).
+func TestBelowThresholdNotStored(t *testing.T) {
+	p := policy
+	p.Address.Limit = 1000
+	l, c, s := newLimiter(t, p)
+	for i := range 2000 {
+		failAt(t, l, throttle.Name(fmt.Sprintf("made-up-%04d", i)), fmt.Sprintf("2001:db8:%x::1", i/500))
+	}
+	for i := range policy.Account.Failures - 1 {
+		failAt(t, l, throttle.User("alice"), fmt.Sprintf("192.0.2.%d", i+1))
+	}
+	if n := s.wrote("p\x00"); n != 0 {
+		t.Fatalf("%d account-wide records written below the threshold", n)
+	}
+	// Still counted: the threshold's failure stores the count and waits.
+	trips := failAt(t, l, throttle.User("alice"), "192.0.2.99")
+	if len(trips) != 1 || trips[0].Scope != throttle.ScopeAccount {
+		t.Fatalf("the threshold's failure: %+v", trips)
+	}
+	recs, err := s.GetThrottles(t.Context(), "p\x00u\x00alice")
+	if err != nil || recs[0].Rounds != 1 || !recs[0].LockedUntil.After(c.Now()) {
+		t.Fatalf("alice's account-wide record: %+v %v", recs, err)
+	}
+	if n := s.wrote("p\x00"); n != 1 {
+		t.Errorf("%d account-wide records written, want alice's", n)
+	}
+}
+
+// brokenStore is a store whose throttle writes fail while broken is set
+// (a full disk).
+type brokenStore struct {
+	throttle.Store
+	broken atomic.Bool
+}
+
+func (s *brokenStore) UpdateThrottles(ctx context.Context, keys []string, fn func(storage.Throttle) (storage.Throttle, error)) error {
+	if s.broken.Load() {
+		return errors.New("write k.db: no space left on device")
+	}
+	return s.Store.UpdateThrottles(ctx, keys, fn)
+}
+
+// When failures cannot be written, the throttle fails closed: they are
+// counted from memory until a write takes them along, so the limits hold
+// while the disk is full, and nothing is lost when it is not. Today the
+// reservation was released and the failure remembered nowhere: every
+// guess was checked.
+func TestFailuresCountedWhenWritesFail(t *testing.T) {
+	c := &clock{now: t0}
+	s := &brokenStore{Store: openStore(t, "", c)}
+	l := throttle.New(s, policy, c.Now)
+	s.broken.Store(true)
+	checked := 0
+	for range 50 {
+		r, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false)
+		if refusal(err) != nil {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		if _, err := r.Fail(t.Context()); err == nil {
+			t.Fatal("a failed write reported no error")
+		}
+	}
+	if checked != policy.AccountAddress.Limit {
+		t.Fatalf("50 guesses while writes fail: %d checked, want the limit (%d)", checked, policy.AccountAddress.Limit)
+	}
+	// The account-wide count and the address's hold too.
+	for i := range 8 {
+		r, err := l.Password(t.Context(), throttle.Name(fmt.Sprintf("n%d", i)), "192.0.2.2", false)
+		if err != nil {
+			t.Fatalf("name %d: %v", i, err)
+		}
+		_, _ = r.Fail(t.Context())
+	}
+	if _, err := l.Password(t.Context(), throttle.Name("another"), "192.0.2.2", false); refusal(err) == nil || refusal(err).Scope != throttle.ScopeAddress {
+		t.Fatalf("the 9th name from one address while writes fail: %v", err)
+	}
+	// The disk has room again: the next failure of a key takes the ones
+	// in memory along.
+	r, err := l.Password(t.Context(), throttle.User("bob"), "192.0.2.3", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Fail(t.Context())
+	s.broken.Store(false)
+	r, err = l.Password(t.Context(), throttle.User("bob"), "192.0.2.3", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Fail(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.GetThrottles(t.Context(), "pa\x00u\x00bob\x00192.0.2.3", "pa\x00u\x00alice\x00192.0.2.1")
+	if err != nil || len(recs[0].Failures) != 2 {
+		t.Fatalf("bob's record after the disk recovered: %+v %v, want both failures", recs, err)
+	}
+	// A restart forgets what was never written, but alice's failures are
+	// still in memory here: refused.
+	if _, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false); refusal(err) == nil {
+		t.Error("alice's unwritten failures were forgotten")
+	}
+}
+
+// Retry-After counts whole seconds, rounded up, so a client that waits
+// that long is let in; the portal and the token endpoint both say it so.
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int{
+		time.Nanosecond: 1, time.Second: 1, time.Second + time.Nanosecond: 2, 14*time.Minute + 59*time.Second + time.Millisecond: 900,
+	} {
+		if got := throttle.RetryAfterSeconds(d); got != want {
+			t.Errorf("RetryAfterSeconds(%s) = %d, want %d", d, got, want)
+		}
 	}
 }

@@ -29,9 +29,11 @@ func fail2banRegex(t *testing.T) string {
 }
 
 // The shipped fail2ban filter, run by the real fail2ban-regex over lines a
-// running Keyport wrote: every failure (form, Basic, client secret; IPv4
-// and IPv6) is found under the client's address, and login names made to
-// look like another address, or like a line of their own, never are.
+// running Keyport wrote: every failure (form, Basic, client secret) is
+// found under the network Keyport throttles (an IPv4 address, an IPv6
+// /64), and login names made to look like another address, or like a line
+// of their own, never are. Today an IPv6 client was banned by its single
+// address, while it had a whole /64 to pick new ones from.
 func TestFail2banFilter(t *testing.T) {
 	bin := fail2banRegex(t)
 	filter, err := filepath.Abs("../../docs/fail2ban/filter.d/keyport.conf")
@@ -87,9 +89,11 @@ func TestFail2banFilter(t *testing.T) {
 		form("203.0.113.7", "alice")
 		want["203.0.113.7"]++
 	}
-	for range 2 {
-		basic("2001:db8::7", "alice")
-		want["2001:db8::7"]++
+	// IPv6: banned by the /64 Keyport throttles, whichever address of it
+	// is used.
+	for _, ip := range []string{"2001:db8::7", "2001:db8::8", "2001:db8:0:0:ffff::1"} {
+		basic(ip, "alice")
+		want["2001:db8::/64"]++
 	}
 	secret("198.51.100.9", "app")
 	secret("198.51.100.9", "no-such-app")
@@ -103,7 +107,7 @@ func TestFail2banFilter(t *testing.T) {
 	secret("203.0.113.8", `app" client_ip=10.9.9.13`)
 	want["203.0.113.8"] += 4
 
-	failures := len(regexp.MustCompile(`msg="(sign-in failed|client authentication failed)"`).FindAllString(waitLog(c, 11), -1))
+	failures := len(regexp.MustCompile(`msg="(sign-in failed|client authentication failed)"`).FindAllString(waitLog(c, 12), -1))
 	logFile := filepath.Join(t.TempDir(), "keyport.log")
 	if err := os.WriteFile(logFile, []byte(c.Logs()), 0o600); err != nil {
 		t.Fatal(err)
@@ -117,7 +121,7 @@ func TestFail2banFilter(t *testing.T) {
 	for _, ip := range strings.Fields(string(out)) {
 		got[ip]++
 	}
-	if failures != 11 || !mapsEqual(got, want) {
+	if failures != 12 || !mapsEqual(got, want) {
 		t.Errorf("fail2ban found %v, want %v (%d failure lines)\n%s", got, want, failures, c.Logs())
 	}
 
@@ -130,8 +134,8 @@ func TestFail2banFilter(t *testing.T) {
 	matched := regexp.MustCompile(`Lines: \d+ lines, 0 ignored, (\d+) matched`).FindSubmatch(out)
 	dated := regexp.MustCompile(`\[(\d+)\] \{\^LN-BEG\}time=`).FindSubmatch(out)
 	lines := strings.Count(strings.TrimSpace(c.Logs()), "\n") + 1
-	if matched == nil || string(matched[1]) != "11" || dated == nil || atoi(t, dated[1]) < lines-2 {
-		t.Errorf("fail2ban-regex summary (want 11 matched, every line dated but the CLI warning):\n%s", out)
+	if matched == nil || string(matched[1]) != "12" || dated == nil || atoi(t, dated[1]) < lines-2 {
+		t.Errorf("fail2ban-regex summary (want 12 matched, every line dated but the CLI warning):\n%s", out)
 	}
 }
 

@@ -37,6 +37,12 @@ func totpCode(t *testing.T, secret string, at time.Time) string {
 // secret and the recovery codes shown.
 func enrolTOTP(t *testing.T, srv *testServer, b *browser) (string, []string) {
 	t.Helper()
+	return enrolTOTPAt(t, srv, b, time.Now())
+}
+
+// enrolTOTPAt is enrolTOTP for a server whose clock says now.
+func enrolTOTPAt(t *testing.T, srv *testServer, b *browser, now time.Time) (string, []string) {
+	t.Helper()
 	p := b.get(srv.URL + "/security")
 	p = postPage(b, p, "/security/totp/begin", url.Values{})
 	m := totpSecretPattern.FindStringSubmatch(p.Body)
@@ -51,7 +57,7 @@ func enrolTOTP(t *testing.T, srv *testServer, b *browser) (string, []string) {
 	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Body, "not correct") {
 		t.Errorf("wrong confirmation code: %d", bad.Status)
 	}
-	done := postPage(b, p, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, time.Now())}})
+	done := postPage(b, p, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, now)}})
 	codes := recoveryCodePattern.FindAllStringSubmatch(done.Body, -1)
 	if done.Status != http.StatusOK || len(codes) != account.RecoveryCodeCount {
 		t.Fatalf("confirmation: %d, %d codes: %s", done.Status, len(codes), truncateBody(done.Body))

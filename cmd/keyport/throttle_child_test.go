@@ -75,7 +75,7 @@ func TestParallelGuessesChecked(t *testing.T) {
 		}
 	}
 	checked := count("login form", statuses, headers)
-	line := `msg="sign-in failed" client_ip=127.0.0.1 method=pwd login=victim reason="wrong password"`
+	line := `msg="sign-in failed" client_ip=127.0.0.1 client_net=127.0.0.1 method=pwd login=victim reason="wrong password"`
 	if n := waitForCount(c, line, checked); n != checked {
 		t.Errorf("login form: %d answered 401 but %d passwords checked (logged)", checked, n)
 	}
@@ -100,11 +100,11 @@ func TestParallelGuessesChecked(t *testing.T) {
 		statuses[i], headers[i] = a.status, a.header
 	}
 	checked = count("forward auth", statuses, headers)
-	line = `msg="sign-in failed" client_ip=127.0.0.1 method=pwd login=victim2 reason="wrong password"`
+	line = `msg="sign-in failed" client_ip=127.0.0.1 client_net=127.0.0.1 method=pwd login=victim2 reason="wrong password"`
 	if n := waitForCount(c, line, checked); n != checked {
 		t.Errorf("forward auth: %d answered 401 but %d passwords checked (logged)", checked, n)
 	}
-	if !strings.Contains(c.Logs(), `msg="sign-in throttled" client_ip=127.0.0.1 method=pwd login=victim limit=account_address`) {
+	if !strings.Contains(c.Logs(), `msg="sign-in throttled" client_ip=127.0.0.1 client_net=127.0.0.1 method=pwd login=victim limit=account_address`) {
 		t.Errorf("no line for the trip:\n%s", c.Logs())
 	}
 
