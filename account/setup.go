@@ -49,7 +49,8 @@ func (s *Service) CheckSetupToken(ctx context.Context, secret string) error {
 }
 
 // CompleteSetup creates the first administrator through a setup link. The
-// input is validated before the link is spent, so a typo does not burn it.
+// input is validated and the password hashed before the link is spent, so
+// neither a typo nor a busy hash gate (503, try again) burns it.
 func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (storage.User, error) {
 	if err := s.CheckSetupToken(ctx, secret); err != nil {
 		return storage.User{}, err
@@ -58,11 +59,18 @@ func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (
 	if err := s.validateNewUser(ctx, &n); err != nil {
 		return storage.User{}, err
 	}
+	u, err := s.newLocalUser(ctx, n)
+	if err != nil {
+		return storage.User{}, err
+	}
 	if _, err := s.store.ConsumeOneTimeToken(ctx, HashSecret(secret), purposeSetup); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return storage.User{}, errSetupLink
 		}
 		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
-	return s.createValidUser(ctx, n)
+	if err := s.storeNewUser(ctx, u); err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
 }

@@ -48,15 +48,21 @@ const (
 	msgTooManyTokens  = "Too many failed attempts."
 )
 
+// LogRefused is the message of the INFO line written for each refused
+// attempt. Anyone can repeat it at will, so the log's handler limits it
+// (loglimit.Options.Messages); the WARN lines of failures are never held.
+const LogRefused = "sign-in refused: throttled"
+
 // refused turns a reservation's error into the answer: RateLimited with
 // the wait for a throttled attempt, Internal for anything else.
 func (s *Service) refused(ctx context.Context, err error, message, method, login, ip string) error {
 	var r *throttle.Refused
 	if errors.As(err, &r) {
 		// At INFO, one line per refusal: the message stays the same and
-		// what varies is in attributes, so the log's handler can fold a
-		// flood of them; the failures before it and the trip are at WARN.
-		s.log.InfoContext(ctx, "sign-in refused: throttled", "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
+		// what varies is in attributes, so the log's handler folds a flood
+		// of them (LogRefused); the failures before it and the trip are at
+		// WARN.
+		s.log.InfoContext(ctx, LogRefused, "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
 		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
 	}
 	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}

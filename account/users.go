@@ -85,6 +85,17 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, erro
 // createValidUser stores a new local account whose fields validateNewUser
 // has checked.
 func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User, error) {
+	u, err := s.newLocalUser(ctx, n)
+	if err != nil {
+		return storage.User{}, err
+	}
+	return u, s.storeNewUser(ctx, u)
+}
+
+// newLocalUser builds the record of a new local account whose fields
+// validateNewUser has checked, hashing its password (through the hash gate,
+// so it may be refused as busy). It stores nothing.
+func (s *Service) newLocalUser(ctx context.Context, n NewUser) (storage.User, error) {
 	hash, err := s.hashPassword(ctx, n.Password)
 	if err != nil {
 		return storage.User{}, hashError(err)
@@ -102,13 +113,18 @@ func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User,
 		UpdatedAt:     now,
 	}
 	rememberVerifiedEmail(&u)
+	return u, nil
+}
+
+// storeNewUser stores a record newLocalUser built.
+func (s *Service) storeNewUser(ctx context.Context, u storage.User) error {
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, Errorf(Conflict, "A user with that username or email address already exists.")
+			return Errorf(Conflict, "A user with that username or email address already exists.")
 		}
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create user %q: %w", n.Username, err)}
+		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create user %q: %w", u.Username, err)}
 	}
-	return u, nil
+	return nil
 }
 
 // ListUsers returns every account.

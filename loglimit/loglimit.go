@@ -29,6 +29,9 @@ type Options struct {
 	// Interval is the length of an interval, which starts at the first of
 	// the identical records. Default 10s.
 	Interval time.Duration
+	// Messages are limited whatever their level: lines of their own that an
+	// unauthenticated caller can repeat at will (a refused sign-in at INFO).
+	Messages []string
 }
 
 // maxKinds bounds the messages tracked at once; records of further kinds
@@ -44,6 +47,7 @@ type Handler struct {
 
 type state struct {
 	level    slog.Leveler
+	messages map[string]bool
 	burst    int
 	interval time.Duration
 	out      slog.Handler // where summaries go: the handler New was given
@@ -75,8 +79,12 @@ func New(next slog.Handler, o Options) *Handler {
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Second
 	}
+	messages := make(map[string]bool, len(o.Messages))
+	for _, m := range o.Messages {
+		messages[m] = true
+	}
 	return &Handler{next: next, st: &state{
-		level: o.Level, burst: o.Burst, interval: o.Interval, out: next,
+		level: o.Level, messages: messages, burst: o.Burst, interval: o.Interval, out: next,
 		afterFunc: time.AfterFunc, kinds: map[kind]*window{},
 	}}
 }
@@ -86,7 +94,7 @@ func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool { return h.nex
 
 // Handle passes r on unless it is one too many of its kind.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= h.st.level.Level() && !h.st.admit(kind{r.Level, r.Message}) {
+	if (r.Level >= h.st.level.Level() || h.st.messages[r.Message]) && !h.st.admit(kind{r.Level, r.Message}) {
 		return nil
 	}
 	return h.next.Handle(ctx, r)

@@ -161,3 +161,33 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.buf.Write(p)
 }
+
+// Messages named in Options are limited below the level too; other records
+// at their level still pass.
+func TestNamedMessagesLimitedAtAnyLevel(t *testing.T) {
+	log, _, buf, timers := newTest(Options{Burst: 2, Messages: []string{"sign-in refused: throttled"}})
+	for i := range 100 {
+		log.Info("sign-in refused: throttled", "attempt", i)
+		log.Warn("sign-in failed", "attempt", i)
+	}
+	log.Info("profile updated")
+	log.Info("profile updated")
+	log.Info("profile updated")
+	got := lines(buf)
+	refused, failed := 0, 0
+	for _, l := range got {
+		switch {
+		case strings.Contains(l, `msg="sign-in refused: throttled"`):
+			refused++
+		case strings.Contains(l, `msg="sign-in failed"`):
+			failed++
+		}
+	}
+	if refused != 2 || failed != 100 || !strings.HasSuffix(buf.String(), "msg=\"profile updated\"\n") || len(got) != 105 {
+		t.Fatalf("refused %d (want 2), failed %d (want 100), %d lines (want 105):\n%s", refused, failed, len(got), buf)
+	}
+	timers.fire()
+	if last := lines(buf)[len(lines(buf))-1]; !strings.Contains(last, `msg="suppressed 98 similar messages" repeated="sign-in refused: throttled"`) || !strings.Contains(last, "level=INFO") {
+		t.Errorf("summary: %q", last)
+	}
+}

@@ -117,6 +117,11 @@ type clientCheck struct {
 	err     error             // anything else that went wrong
 }
 
+// LogClientRefused is the message of the INFO line written for each
+// refused client authentication; like account.LogRefused, the log's handler
+// limits it.
+const LogClientRefused = "client authentication refused: throttled"
+
 func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret string, c clientRecord) clientCheck {
 	var res *throttle.Reservation // nil: no throttle configured
 	if s.throttle != nil {
@@ -126,7 +131,7 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 			if errors.As(err, &refused) {
 				// One INFO line per refusal, its message constant (see
 				// account's refusals).
-				s.log.InfoContext(ctx, "client authentication refused: throttled", "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
+				s.log.InfoContext(ctx, LogClientRefused, "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
 				return clientCheck{refused: refused}
 			}
 			return clientCheck{err: s.internal(ctx, "reserve client authentication", err)}

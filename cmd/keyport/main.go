@@ -569,8 +569,11 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	default:
 		l = slog.LevelInfo
 	}
-	// A failing disk makes every request log the same error.
-	return slog.New(loglimit.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}), loglimit.Options{}))
+	// A failing disk makes every request log the same error, and a client
+	// hammering a throttled account the same refusal.
+	return slog.New(loglimit.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}), loglimit.Options{
+		Messages: []string{account.LogRefused, provider.LogClientRefused},
+	}))
 }
 
 // flushLog writes what the log limiter still holds back.

@@ -408,7 +408,8 @@ func TestSecurityPagesSayHowLongToWait(t *testing.T) {
 	access := b.get(srv.URL + "/security/access")
 	throttled("access page", postPage(b, access, "/security/api-tokens", url.Values{"name": {"ci"}, "scope": {"read-only"}, "confirm_password": {testPassword}}))
 	codes := b.get(srv.URL + "/security/recovery-codes")
-	throttled("recovery codes", postPage(b, codes, "/security/recovery-codes", url.Values{"confirm": {"yes"}, "confirm_password": {testPassword}}))
+	// The confirmation form as it is (with the fingerprint of the codes).
+	throttled("recovery codes", b.submit(codes, "/security/recovery-codes", url.Values{"confirm": {"yes"}, "confirm_password": {testPassword}}))
 	keys := b.get(srv.URL + "/security/passkeys")
 	id := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(keys.Body)
 	if id == nil {
