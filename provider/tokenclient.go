@@ -17,11 +17,12 @@ import (
 // invalid_client (RFC 6749 §5.2), and anyone who saw a code could spend it,
 // and then make the real exchange look like a replay, without any
 // credentials. The credentials are read as zitadel reads them: HTTP Basic
-// (form-urlencoded, RFC 6749 §2.3.1), else client_id and client_secret in
-// the body; a public client is identified by client_id alone, its codes are
-// bound to it by PKCE.
+// (form-urlencoded, RFC 6749 §2.3.1), else client_id and client_secret from
+// the form, the query string included (zitadel reads r.Form); a public
+// client is identified by client_id alone, its codes are bound to it by
+// PKCE.
 func (p *Provider) authenticateCodeClient(r *http.Request) (string, *oidc.Error) {
-	if r.PostForm.Has("client_assertion") || r.PostForm.Has("client_assertion_type") {
+	if r.Form.Has("client_assertion") || r.Form.Has("client_assertion_type") {
 		return "", oidc.ErrInvalidClient().WithDescription("private_key_jwt is not supported")
 	}
 	id, secret, basic := r.BasicAuth()
@@ -33,7 +34,7 @@ func (p *Provider) authenticateCodeClient(r *http.Request) (string, *oidc.Error)
 			return "", oidc.ErrInvalidClient().WithDescription("invalid basic auth header")
 		}
 	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
 	}
 	if err := p.storage.authenticateTokenClient(r.Context(), id, secret); err != nil {
 		return "", err

@@ -450,3 +450,55 @@ func TestCodeGrantClientThrottled(t *testing.T) {
 		t.Fatalf("the app's exchange from its own address: %d %v", status, body)
 	}
 }
+
+// zitadel reads the token request's parameters from the query string as
+// well as from the body, so grant_type in the query must not slip past
+// the client check that runs before a code is looked at (nor past the
+// refusal of grants Keyport does not offer): an unknown client gets 401
+// invalid_client, and the code it presented stays unspent.
+func TestGrantTypeInQueryString(t *testing.T) {
+	srv := startServer(t, "", nil)
+	app := offlineApp(t, srv)
+	code, verifier := app.signIn(newBrowser(t), "gus")
+	post := func(query string, form url.Values, user, pass string) negResp {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token?"+query, strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+		}
+		r, err := negSend(negClient, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	form := url.Values{"code": {code}, "redirect_uri": {app.RedirectURI}, "code_verifier": {verifier}}
+	for _, c := range []struct {
+		how        string
+		user, pass string
+		body       url.Values
+	}{
+		{"unknown client in the body", "", "", url.Values{"client_id": {"nobody-q1"}, "client_secret": {"some-secret-value-123"}}},
+		{"unknown client, Basic", "nobody-q2", "some-secret-value-123", nil},
+		{"the app with a wrong secret", app.ID, "not-the-secret-0123456789", nil},
+	} {
+		f := cloneForm(form)
+		for k, v := range c.body {
+			f[k] = v
+		}
+		r := post("grant_type=authorization_code", f, c.user, c.pass)
+		if r.Status != 401 || r.ErrCode() != "invalid_client" {
+			t.Errorf("%s, grant_type in the query: %s, want 401 invalid_client", c.how, r)
+		}
+	}
+	if r := post("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", url.Values{"assertion": {"x.y.z"}}, app.ID, app.Secret); r.Status != 400 || r.ErrCode() != "unsupported_grant_type" {
+		t.Errorf("a grant Keyport does not offer, in the query: %s, want 400 unsupported_grant_type", r)
+	}
+	if _, err := app.exchange(code, verifier); err != nil {
+		t.Errorf("the code after the refused attempts: %v", err)
+	}
+}
