@@ -123,6 +123,11 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		a.UILocales = append(a.UILocales, l.String())
 	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
+	if errors.Is(err, storage.ErrTooLarge) {
+		// Every parameter is bounded well below this (authorize.go); the
+		// store's own bound is the backstop.
+		return nil, oidc.ErrInvalidRequest().WithDescription("the authorization request is too large")
+	}
 	if err != nil {
 		return nil, s.internal(ctx, "store auth request", err)
 	}

@@ -24,6 +24,9 @@ var (
 	// was already redeemed, was presented again. For refresh tokens the
 	// backend has revoked the token's whole family when it returns this.
 	ErrTokenReused = errors.New("token already used")
+	// ErrTooLarge: a record is larger than the store keeps (see
+	// MaxAuthRequestBytes); nothing was stored.
+	ErrTooLarge = errors.New("record too large")
 )
 
 // User is a person who can sign in. The fields below "Internal" never leave
@@ -155,6 +158,13 @@ type AuthRequest struct {
 	// unknown.
 	Origin string `json:"origin,omitempty"`
 }
+
+// MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured
+// in its stored form (for storage/bolt, JSON). CreateAuthRequest and
+// UpdateAuthRequest refuse a larger one with ErrTooLarge. The provider
+// bounds every parameter a request stores well within it; this backstop
+// keeps the bound on the flow file true whichever field grows.
+const MaxAuthRequestBytes = 16 << 10
 
 // PendingLimits bounds the authorization requests a store keeps, so that
 // unauthenticated callers of /authorize cannot fill the disk. When one more
@@ -382,7 +392,9 @@ type Clients interface {
 type AuthRequests interface {
 	// CreateAuthRequest stores a new request within limits (see
 	// PendingLimits) and returns how many older requests it deleted to
-	// make room.
+	// make room. A request larger than MaxAuthRequestBytes gives
+	// ErrTooLarge and changes nothing; so does an update that would make
+	// it so.
 	CreateAuthRequest(ctx context.Context, a AuthRequest, limits PendingLimits) (evicted int, err error)
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	UpdateAuthRequest(ctx context.Context, id string, fn func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)

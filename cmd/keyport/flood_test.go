@@ -104,6 +104,74 @@ func TestAuthorizeParameterLimits(t *testing.T) {
 	}
 }
 
+// The parameters /authorize stores beyond those of
+// TestAuthorizeParameterLimits are bounded too, even with max_body_bytes
+// raised: response_mode and code_challenge_method take one of their few
+// values, refused to the app as invalid_request otherwise; a redirect URI
+// that is too long, carries a user name or a fragment (which zitadel would
+// let through for a native app's loopback address, comparing only path and
+// query) gets the error page and is not redirected to.
+func TestAuthorizeStoredParametersBounded(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.Limits.MaxBodyBytes = 2 << 20 })
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	cli := srv.createClient(account.NewClient{ID: "cli", Public: true, SkipConsent: true,
+		RedirectURIs: []string{"http://127.0.0.1:4444/callback/cli", "com.example.cli:/cb"}})
+	b := newBrowser(t)
+	form := func(c *testClient, extra url.Values) url.Values {
+		u, _ := url.Parse(authorizeURL(srv.URL, c, extra))
+		return u.Query()
+	}
+	for _, c := range []struct {
+		name  string
+		param string
+		extra url.Values
+		post  bool
+	}{
+		{"response_mode of 30000 bytes", "response_mode", url.Values{"response_mode": {strings.Repeat("x", 30000)}}, false},
+		{"response_mode of 64000 bytes, posted", "response_mode", url.Values{"response_mode": {strings.Repeat("x", 64000)}}, true},
+		{"response_mode of 2 MB, posted", "response_mode", url.Values{"response_mode": {strings.Repeat("x", 2000000)}}, true},
+		{"response_mode=form_post.jwt", "response_mode", url.Values{"response_mode": {"form_post.jwt"}}, false},
+		{"code_challenge_method of 64000 bytes without code_challenge", "code_challenge_method",
+			url.Values{"code_challenge": {""}, "code_challenge_method": {strings.Repeat("y", 64000)}}, true},
+		{"code_challenge_method=plain without code_challenge", "code_challenge_method",
+			url.Values{"code_challenge": {""}, "code_challenge_method": {"plain"}}, false},
+	} {
+		var p page
+		if c.post {
+			p = b.post(srv.URL+"/authorize", form(app, c.extra))
+		} else {
+			p = b.get(authorizeURL(srv.URL, app, c.extra))
+		}
+		res := landed(t, p, app.RedirectURI)
+		if res.Error != "invalid_request" || res.Code != "" || !strings.Contains(res.Query.Get("error_description"), c.param) {
+			t.Errorf("%s: landed with %.200v, want invalid_request naming %s", c.name, res.Query, c.param)
+		}
+	}
+	for _, c := range []struct {
+		name, redirect string
+		client         *testClient
+	}{
+		{"a loopback redirect URI with a user name of 30000 bytes", "http://" + strings.Repeat("u", 30000) + "@127.0.0.1:9/callback/cli", cli},
+		{"a loopback redirect URI with a fragment of 30000 bytes", "http://127.0.0.1:9/callback/cli#" + strings.Repeat("f", 30000), cli},
+		{"a loopback redirect URI with a password", "http://u:p@127.0.0.1:9/callback/cli", cli},
+		{"a loopback redirect URI with an empty fragment", "http://127.0.0.1:9/callback/cli#", cli},
+		{"a loopback redirect URI with a port of 3000 digits", "http://127.0.0.1:" + strings.Repeat("0", 2990) + "4444/callback/cli", cli},
+		{"a registered redirect URI with a fragment", app.RedirectURI + "#x", app},
+	} {
+		p := b.post(srv.URL+"/authorize", form(c.client, url.Values{"redirect_uri": {c.redirect}}))
+		if p.Status != http.StatusBadRequest || p.Location != "" || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") || !strings.Contains(p.Body, "redirect_uri") {
+			t.Errorf("%s: %d %.100q, want the error page about redirect_uri", c.name, p.Status, p.Location)
+		}
+	}
+	// The native app still signs in on a loopback port of its choosing.
+	loopback := srv.rp(cli.ID, "", "http://127.0.0.1:9/callback/cli")
+	code, verifier := loopback.signIn(b, "gus")
+	if _, err := loopback.exchange(code, verifier); err != nil {
+		t.Errorf("the native app's sign-in on another loopback port: %v", err)
+	}
+}
+
 // When one address has max_pending_sign_ins_per_address sign-ins pending,
 // its oldest makes room for its newest; other addresses are untouched.
 func TestPendingSignInsPerAddress(t *testing.T) {

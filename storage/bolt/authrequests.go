@@ -22,8 +22,12 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	if a.ID == "" {
 		return 0, fmt.Errorf("create auth request: empty ID")
 	}
+	raw, err := encodeAuthRequest(a)
+	if err != nil {
+		return 0, err
+	}
 	var evicted int
-	err := d.flowBatch(func(tx *bbolt.Tx) error {
+	err = d.flowBatch(func(tx *bbolt.Tx) error {
 		evicted = 0
 		b := tx.Bucket(bAuthRequests)
 		if has(b, a.ID) {
@@ -43,7 +47,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 			}
 			evicted += n
 		}
-		if err := putAuthRequest(b, a); err != nil {
+		if err := b.Put([]byte(a.ID), raw); err != nil {
 			return err
 		}
 		if err := b.SetSequence(b.Sequence() + 1); err != nil {
@@ -62,20 +66,34 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	return evicted, nil
 }
 
-// putAuthRequest stores a request as JSON without HTML escaping. Nothing
-// renders it as HTML, and escaping <, > and & (common in a state that
-// carries a return URL) would store text at up to six times its length;
-// without it, text free of control characters takes at most twice (a quote
-// or a backslash), which is what bounds a request's size (see the provider's
-// authorizeParamLimits).
+// putAuthRequest stores a request (encodeAuthRequest).
 func putAuthRequest(b *bbolt.Bucket, a storage.AuthRequest) error {
+	raw, err := encodeAuthRequest(a)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(a.ID), raw)
+}
+
+// encodeAuthRequest encodes a request as JSON without HTML escaping, and
+// refuses one larger than storage.MaxAuthRequestBytes. Nothing renders it
+// as HTML, and escaping <, > and & (common in a state that carries a return
+// URL) would store text at up to six times its length; without it, text
+// free of control characters takes at most twice (a quote or a backslash),
+// which is what bounds a request's size (see the provider's
+// authorizeParamLimits).
+func encodeAuthRequest(a storage.AuthRequest) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(a); err != nil {
-		return err
+		return nil, fmt.Errorf("encode auth request %q: %w", a.ID, err)
 	}
-	return b.Put([]byte(a.ID), bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(raw) > storage.MaxAuthRequestBytes {
+		return nil, fmt.Errorf("auth request %q takes %d bytes, more than %d: %w", a.ID, len(raw), storage.MaxAuthRequestBytes, storage.ErrTooLarge)
+	}
+	return raw, nil
 }
 
 // originKey is a request's entry in bAuthRequestsByOrigin: its origin's

@@ -3,6 +3,8 @@ package storagetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,6 +230,49 @@ var authRequestTests = []test{
 		_, err = s.CreateAuthRequest(ctx, dup, storage.PendingLimits{Total: 1})
 		isErr(t, err, storage.ErrConflict, "create a duplicate")
 		live("b2", "b3", "b4", "b5", "b6", "free")
+	}},
+	{"TooLarge", func(t *testing.T, s storage.Store, c *testClock) {
+		// A request larger than MaxAuthRequestBytes is refused, whatever
+		// field is large, and changes nothing: not even an eviction.
+		ctx := t.Context()
+		limits := storage.PendingLimits{PerOrigin: 1, Total: 1}
+		small := newAuthRequest("small", c.Now(), 10*time.Minute)
+		small.Origin = "192.0.2.1"
+		_, err := s.CreateAuthRequest(ctx, small, limits)
+		ok(t, err, "create small")
+		for name, grow := range map[string]func(*storage.AuthRequest){
+			"state":         func(a *storage.AuthRequest) { a.State = strings.Repeat("s", storage.MaxAuthRequestBytes) },
+			"response_mode": func(a *storage.AuthRequest) { a.ResponseMode = strings.Repeat("m", storage.MaxAuthRequestBytes) },
+			"redirect_uri":  func(a *storage.AuthRequest) { a.RedirectURI += strings.Repeat("r", storage.MaxAuthRequestBytes) },
+			"scopes": func(a *storage.AuthRequest) {
+				a.Scopes = slices.Repeat([]string{"offline_access"}, storage.MaxAuthRequestBytes/16)
+			},
+		} {
+			big := newAuthRequest("big-"+name, c.Now(), 10*time.Minute)
+			big.Origin = "192.0.2.1"
+			grow(&big)
+			n, err := s.CreateAuthRequest(ctx, big, limits)
+			isErr(t, err, storage.ErrTooLarge, "create a request with a large %s", name)
+			equal(t, n, 0, "evicted for a request with a large %s", name)
+			_, err = s.GetAuthRequest(ctx, big.ID)
+			isErr(t, err, storage.ErrNotFound, "get the refused request with a large %s", name)
+		}
+		got, err := s.GetAuthRequest(ctx, "small")
+		ok(t, err, "small after the refusals")
+		equal(t, got, small, "small after the refusals")
+		// At the limit it is stored.
+		_, err = s.UpdateAuthRequest(ctx, "small", func(a storage.AuthRequest) (storage.AuthRequest, error) {
+			a.Nonce = strings.Repeat("n", storage.MaxAuthRequestBytes)
+			return a, nil
+		})
+		isErr(t, err, storage.ErrTooLarge, "update to a large nonce")
+		got, err = s.GetAuthRequest(ctx, "small")
+		ok(t, err, "small after the refused update")
+		equal(t, got, small, "small after the refused update")
+		fits := newAuthRequest("fits", c.Now(), 10*time.Minute)
+		fits.State = strings.Repeat("s", storage.MaxAuthRequestBytes/2)
+		_, err = s.CreateAuthRequest(ctx, fits, storage.PendingLimits{})
+		ok(t, err, "create a request of half the limit")
 	}},
 	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
