@@ -171,6 +171,20 @@ func printableText(s string) bool {
 // /64, the block one subscriber or one machine gets (RFC 6177), so an
 // attacker cannot take a fresh address from their block for each request.
 func originOf(ip string) string {
+	return addressBlock(ip, 64)
+}
+
+// originGroupOf is the wider block an address belongs to when the total
+// limit chooses whom to evict from (storage.PendingLimits): an IPv4 address
+// itself, an IPv6 address's /48, the most a single site is assigned (RFC
+// 6177), so an attacker with a whole block of /64s counts as one.
+func originGroupOf(ip string) string {
+	return addressBlock(ip, 48)
+}
+
+// addressBlock is an IPv4 address, or the /bits prefix of an IPv6 one, as
+// text; "" for anything else.
+func addressBlock(ip string, bits int) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ""
@@ -179,7 +193,7 @@ func originOf(ip string) string {
 	if a.Is4() {
 		return a.String()
 	}
-	p, err := a.WithZone("").Prefix(64)
+	p, err := a.WithZone("").Prefix(bits)
 	if err != nil {
 		return ""
 	}

@@ -115,7 +115,7 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		"BrowserID": strings.Repeat("b", 43), "UserID": strings.Repeat("u", 26), "SessionID": strings.Repeat("s", 43),
 		"AMR":       []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},
 		"ConsentOK": true, "CodeIssued": true, "Completed": true,
-		"Origin": "ffff:ffff:ffff:ffff::/64",
+		"Origin": "ffff:ffff:ffff:ffff::/64", "OriginGroup": "ffff:ffff:ffff::/48",
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes
@@ -246,6 +246,18 @@ func TestOriginOf(t *testing.T) {
 	} {
 		if got := originOf(in); got != want {
 			t.Errorf("originOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1::/48",
+		"2001:db8:1:ff::1":     "2001:db8:1::/48",
+		"2001:db8:2::1":        "2001:db8:2::/48",
+		"":                     "",
+	} {
+		if got := originGroupOf(in); got != want {
+			t.Errorf("originGroupOf(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

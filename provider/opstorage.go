@@ -62,6 +62,9 @@ type opStorage struct {
 	// evictions counts authorization requests evicted for pending, and
 	// lastEvictionLog is when that was last logged (unix seconds).
 	evictions, lastEvictionLog atomic.Int64
+	// lastRefusalLog is when a refusal for pending (ErrLimitReached) was
+	// last logged (unix seconds).
+	lastRefusalLog atomic.Int64
 }
 
 var (
@@ -118,11 +121,22 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(s.life.AuthRequest),
 		Origin:              originOf(clientip.FromContext(ctx)),
+		OriginGroup:         originGroupOf(clientip.FromContext(ctx)),
 	}
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
 	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
+	if errors.Is(err, storage.ErrLimitReached) {
+		// Every pending sign-in of this address, or of all, has its code
+		// and is about to be exchanged (or to expire): RFC 6749 §4.1.2.1.
+		if now := s.now().Unix(); now-s.lastRefusalLog.Load() >= 60 {
+			s.lastRefusalLog.Store(now)
+			s.log.WarnContext(ctx, "too many pending sign-ins, all of them with a code issued; refused new ones (logged at most once a minute)",
+				"per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
+		}
+		return nil, &oidc.Error{ErrorType: "temporarily_unavailable", Description: "too many sign-ins are under way; try again in a minute"}
+	}
 	if errors.Is(err, storage.ErrTooLarge) {
 		// Every parameter is bounded well below this (authorize.go); the
 		// store's own bound is the backstop.
@@ -148,7 +162,7 @@ func (s *opStorage) noteEvictions(ctx context.Context, n int) {
 		return
 	}
 	s.evictions.Add(-total)
-	s.log.WarnContext(ctx, "too many pending sign-ins; evicted the oldest to make room (a flood of /authorize requests?)",
+	s.log.WarnContext(ctx, "too many pending sign-ins; evicted some of the busiest address to make room (a flood of /authorize requests?)",
 		"evicted", total, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "last_client_ip", clientip.FromContext(ctx))
 }
 

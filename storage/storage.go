@@ -27,6 +27,9 @@ var (
 	// ErrTooLarge: a record is larger than the store keeps (see
 	// MaxAuthRequestBytes); nothing was stored.
 	ErrTooLarge = errors.New("record too large")
+	// ErrLimitReached: a limit (PendingLimits) is reached and nothing may
+	// be evicted to make room; nothing was stored.
+	ErrLimitReached = errors.New("limit reached")
 )
 
 // User is a person who can sign in. The fields below "Internal" never leave
@@ -155,8 +158,10 @@ type AuthRequest struct {
 
 	// Origin is the client address that started the request (an IPv6
 	// address reduced to its /64), for PendingLimits.PerOrigin; "" when
-	// unknown.
-	Origin string `json:"origin,omitempty"`
+	// unknown. OriginGroup is the wider block it belongs to (an IPv6 /48),
+	// which PendingLimits.Total evicts from as one; "" means Origin.
+	Origin      string `json:"origin,omitempty"`
+	OriginGroup string `json:"origin_group,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured
@@ -168,9 +173,16 @@ const MaxAuthRequestBytes = 16 << 10
 
 // PendingLimits bounds the authorization requests a store keeps, so that
 // unauthenticated callers of /authorize cannot fill the disk. When one more
-// request would exceed a limit, the oldest requests (of that origin, or of
-// all) are deleted to make room: a flood pushes out its own requests first,
-// and nobody is ever refused. Zero means no limit.
+// request would exceed a limit, requests are evicted to make room: for
+// PerOrigin, requests of the new one's Origin; for Total, requests of the
+// group (OriginGroup, else Origin) that holds the most requests that may be
+// evicted, so a flood pushes out its own requests first and an address
+// with one pending sign-in keeps it. Within either, requests no browser has
+// opened (BrowserID empty) go before those a person is signing in with,
+// each oldest (CreatedAt) first. A request whose code was issued
+// (CodeIssued) is never evicted: it lives one code lifetime at most and
+// exists only after a real sign-in. When only such requests are left to
+// evict, CreateAuthRequest gives ErrLimitReached. Zero means no limit.
 type PendingLimits struct {
 	PerOrigin int // requests with the same non-empty Origin
 	Total     int // requests in all
@@ -394,7 +406,7 @@ type AuthRequests interface {
 	// PendingLimits) and returns how many older requests it deleted to
 	// make room. A request larger than MaxAuthRequestBytes gives
 	// ErrTooLarge and changes nothing; so does an update that would make
-	// it so.
+	// it so. ErrLimitReached: no room can be made (see PendingLimits).
 	CreateAuthRequest(ctx context.Context, a AuthRequest, limits PendingLimits) (evicted int, err error)
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	UpdateAuthRequest(ctx context.Context, id string, fn func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)

@@ -213,6 +213,102 @@ func TestPendingSignInsPerAddress(t *testing.T) {
 	}
 }
 
+// noRedirects is a client that connects from ip and stops at the first
+// redirect, as a script flooding /authorize does: it never opens the
+// sign-in page its requests lead to.
+func noRedirects(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return &http.Client{
+		Transport:     &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 8},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       20 * time.Second,
+	}
+}
+
+// startSignIn sends one authorization request with c and reports whether
+// it was stored (it leads to the sign-in page).
+func startSignIn(t *testing.T, c *http.Client, authorizeURL string) bool {
+	t.Helper()
+	resp, err := c.Get(authorizeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return strings.Contains(resp.Header.Get("Location"), "/login?authRequestID=")
+}
+
+// When the total is full, the sign-in whose code was just issued is not
+// the one evicted, though its life was shortened to the code's and so it
+// is the closest to expiry: the app's exchange succeeds.
+func TestPendingSignInsSpareIssuedCodes(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Limits.MaxPendingSignIns, c.Limits.MaxPendingSignInsPerAddress = 10, 10
+	})
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	for i := 1; i <= 9; i++ {
+		if !startSignIn(t, noRedirects(fmt.Sprintf("127.0.2.%d", i)), authorizeURL(srv.URL, app, nil)) {
+			t.Fatal("authorization request not stored")
+		}
+	}
+	// The tenth: a person signs in, and the app receives a code.
+	code, verifier := app.signIn(browserFrom(t, "127.0.0.50"), "gus")
+	// One more request from elsewhere: one request must go.
+	if !startSignIn(t, noRedirects("127.0.2.10"), authorizeURL(srv.URL, app, nil)) {
+		t.Fatal("authorization request not stored")
+	}
+	if _, err := app.exchange(code, verifier); err != nil {
+		t.Errorf("the person's code exchange after one more authorization request: %v", err)
+	}
+}
+
+// More addresses than max_pending_sign_ins / max_pending_sign_ins_per_address
+// flood /authorize, each at its own limit: people who opened the sign-in
+// page before or during the flood finish signing in. The flood's requests
+// evict each other, since its addresses hold the most.
+func TestPendingSignInsManyAddresses(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Limits.MaxPendingSignIns, c.Limits.MaxPendingSignInsPerAddress = 50, 5
+	})
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	early := browserFrom(t, "127.0.0.50")
+	earlyPage := app.authorize(early, "st")
+	if !isLoginPage(earlyPage) {
+		t.Fatalf("no sign-in page: %d", earlyPage.Status)
+	}
+	var late *browser
+	var latePage page
+	flooders := make([]*http.Client, 60)
+	for a := range flooders {
+		flooders[a] = noRedirects(fmt.Sprintf("127.0.3.%d", a+1))
+	}
+	for round := range 7 {
+		if round == 3 {
+			late = browserFrom(t, "127.0.0.51")
+			latePage = app.authorize(late, "st")
+			if !isLoginPage(latePage) {
+				t.Fatalf("no sign-in page during the flood: %d", latePage.Status)
+			}
+		}
+		for _, c := range flooders {
+			if !startSignIn(t, c, authorizeURL(srv.URL, app, nil)) {
+				t.Fatal("flood request not stored")
+			}
+		}
+	}
+	for name, f := range map[string]struct {
+		b *browser
+		p page
+	}{"before the flood": {early, earlyPage}, "during the flood": {late, latePage}} {
+		res := landed(t, app.finish(f.b, f.p, "gus"), app.RedirectURI)
+		if res.Code == "" {
+			t.Errorf("the person who opened the sign-in page %s: landed with %v", name, res.Query)
+		}
+	}
+}
+
 // A flood of /authorize requests from several addresses, some of them
 // oversized, against `keyport serve`: the flow file and the server's memory
 // stay within the bound config.toml documents for max_pending_sign_ins, and

@@ -13,11 +13,11 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// CreateAuthRequest stores a new request. Before it does, it deletes the
-// oldest requests of a.Origin, then the requests closest to expiry (the
-// oldest, as every pending request lives equally long), until the new one
-// fits within limits. The number of requests is the bucket's sequence,
-// kept in the same transactions as the requests (see countAuthRequests).
+// CreateAuthRequest stores a new request. Before it does, it evicts
+// requests until the new one fits within limits (see storage.PendingLimits
+// and pending.go): of a.Origin for PerOrigin, of the largest group for
+// Total. The number of requests is the bucket's sequence, kept in the same
+// transactions as the requests.
 func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limits storage.PendingLimits) (int, error) {
 	if a.ID == "" {
 		return 0, fmt.Errorf("create auth request: empty ID")
@@ -33,19 +33,21 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 		if has(b, a.ID) {
 			return conflict("create auth request", a.ID)
 		}
+		// A refusal (ErrLimitReached) comes before any eviction, unless
+		// a limit was lowered since the requests were stored.
 		if a.Origin != "" && limits.PerOrigin > 0 {
-			n, err := evictOrigin(tx, a.Origin, limits.PerOrigin-1)
+			n, err := evictForOrigin(tx, a.Origin, limits.PerOrigin)
+			evicted += n
 			if err != nil {
 				return err
 			}
-			evicted += n
 		}
 		if limits.Total > 0 {
-			n, err := evictOldest(tx, limits.Total-1)
+			n, err := evictForTotal(tx, limits.Total)
+			evicted += n
 			if err != nil {
 				return err
 			}
-			evicted += n
 		}
 		if err := b.Put([]byte(a.ID), raw); err != nil {
 			return err
@@ -53,10 +55,8 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 		if err := b.SetSequence(b.Sequence() + 1); err != nil {
 			return err
 		}
-		if a.Origin != "" {
-			if err := tx.Bucket(bAuthRequestsByOrigin).Put(originKey(a), emptyValue); err != nil {
-				return err
-			}
+		if err := indexAuthRequest(tx, a); err != nil {
+			return err
 		}
 		return putExpiry(tx, expAuthRequest, a.ExpiresAt, a.ID)
 	})
@@ -96,66 +96,6 @@ func encodeAuthRequest(a storage.AuthRequest) ([]byte, error) {
 	return raw, nil
 }
 
-// originKey is a request's entry in bAuthRequestsByOrigin: its origin's
-// entries sort oldest first.
-func originKey(a storage.AuthRequest) []byte {
-	k := appendNanos([]byte(a.Origin+"\x00"), a.CreatedAt)
-	return append(k, a.ID...)
-}
-
-// evictOrigin deletes the oldest requests of origin until at most keep are
-// left, and returns how many went.
-func evictOrigin(tx *bbolt.Tx, origin string, keep int) (int, error) {
-	prefix := []byte(origin + "\x00")
-	var ids []string
-	c := tx.Bucket(bAuthRequestsByOrigin).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if len(k) > len(prefix)+8 {
-			ids = append(ids, string(k[len(prefix)+8:]))
-		}
-	}
-	n := 0
-	for _, id := range ids[:max(0, len(ids)-keep)] {
-		found, err := deleteAuthRequestTx(tx, id)
-		if err != nil {
-			return n, err
-		}
-		n += count(found)
-	}
-	return n, nil
-}
-
-// evictOldest deletes the requests closest to expiry until at most keep are
-// left, and returns how many went.
-func evictOldest(tx *bbolt.Tx, keep int) (int, error) {
-	b, exp := tx.Bucket(bAuthRequests), tx.Bucket(bExpiry)
-	prefix := []byte{expAuthRequest}
-	n := 0
-	for int(b.Sequence()) > keep {
-		k, _ := exp.Cursor().Seek(prefix)
-		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) < 9 {
-			// Requests without a deadline cannot be ranked; they are
-			// never created by the provider, and the sweep does not
-			// count on this either.
-			return n, nil
-		}
-		k = bytes.Clone(k)
-		found, err := deleteAuthRequestTx(tx, string(k[9:]))
-		if err != nil {
-			return n, err
-		}
-		if !found {
-			// An entry left behind by a request deleted without it.
-			if err := exp.Delete(k); err != nil {
-				return n, err
-			}
-			continue
-		}
-		n++
-	}
-	return n, nil
-}
-
 func (d *DB) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
 	var a storage.AuthRequest
 	err := d.flow.View(func(tx *bbolt.Tx) error {
@@ -191,6 +131,9 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 			return err
 		}
 		if err := moveExpiry(tx, expAuthRequest, old.ExpiresAt, na.ExpiresAt, id); err != nil {
+			return err
+		}
+		if err := reindexAuthRequest(tx, old, na); err != nil {
 			return err
 		}
 		out = na
@@ -374,8 +317,8 @@ func (d *DB) liveAuthRequest(tx *bbolt.Tx, id, op string) (storage.AuthRequest, 
 	return a, nil
 }
 
-// deleteAuthRequestTx removes a request, its code, its expiry and origin
-// entries, and counts it out.
+// deleteAuthRequestTx removes a request, its code, its expiry and pending
+// limit entries, and counts it out.
 func deleteAuthRequestTx(tx *bbolt.Tx, id string) (bool, error) {
 	b := tx.Bucket(bAuthRequests)
 	var a storage.AuthRequest
@@ -383,10 +326,8 @@ func deleteAuthRequestTx(tx *bbolt.Tx, id string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if a.Origin != "" {
-		if err := tx.Bucket(bAuthRequestsByOrigin).Delete(originKey(a)); err != nil {
-			return false, err
-		}
+	if err := unindexAuthRequest(tx, a); err != nil {
+		return false, err
 	}
 	if n := b.Sequence(); n > 0 {
 		if err := b.SetSequence(n - 1); err != nil {

@@ -245,24 +245,6 @@ func (d *DB) openFlows(path string, timeout time.Duration) error {
 	}
 }
 
-// countAuthRequests sets the auth request bucket's sequence, the number of
-// requests that PendingLimits.Total is checked against, to the true count.
-// Writes keep it exact; counting at open also covers a file from before it
-// was kept. The bucket holds no more requests than that limit, so this is
-// quick.
-func countAuthRequests(tx *bbolt.Tx) error {
-	b := tx.Bucket(bAuthRequests)
-	n := uint64(0)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		n++
-	}
-	if n == b.Sequence() {
-		return nil
-	}
-	return b.SetSequence(n)
-}
-
 // openFlowFile checks the flow file, when there is one, and opens it. The
 // check comes first, on a read-only handle: the file is written without a
 // freelist (NoFreelistSync), and bbolt rebuilds one when it opens such a
@@ -297,7 +279,7 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return countAuthRequests(tx)
+		return rebuildPendingIndexes(tx)
 	})
 	if err != nil {
 		_ = fdb.Close()
@@ -411,15 +393,12 @@ var (
 	emptyValue       = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
-	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bAuthRequestsByOrigin}
+	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
+	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles}
 )
-
-// bAuthRequestsByOrigin indexes the flow file's requests by origin, oldest
-// first, for PendingLimits.PerOrigin: origin NUL nanos(created) ID → "".
-var bAuthRequestsByOrigin = []byte("auth_requests_by_origin")
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
 // tests can make it small).
@@ -598,7 +577,8 @@ func (e *callbackError) Unwrap() error { return e.err }
 
 func isOutcome(err error) bool {
 	var ce *callbackError
-	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrTokenReused) || errors.As(err, &ce)
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrTokenReused) ||
+		errors.Is(err, storage.ErrLimitReached) || errors.As(err, &ce)
 }
 
 // Encoding helpers.

@@ -167,69 +167,159 @@ var authRequestTests = []test{
 	{"PendingLimits", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		limits := storage.PendingLimits{PerOrigin: 3, Total: 5}
-		create := func(id, origin string) int {
-			t.Helper()
-			a := newAuthRequest(id, c.Now(), 10*time.Minute)
-			a.Origin = origin
-			n, err := s.CreateAuthRequest(ctx, a, limits)
-			ok(t, err, "create %s", id)
-			c.Advance(time.Second)
-			return n
-		}
-		live := func(ids ...string) {
-			t.Helper()
-			for _, id := range ids {
-				_, err := s.GetAuthRequest(ctx, id)
-				ok(t, err, "request %s", id)
-			}
-		}
-		gone := func(ids ...string) {
-			t.Helper()
-			for _, id := range ids {
-				_, err := s.GetAuthRequest(ctx, id)
-				isErr(t, err, storage.ErrNotFound, "evicted request %s", id)
-			}
-		}
+		pl := newPendingLog(t, s, c, limits)
 		// One origin keeps its newest PerOrigin requests; others are untouched.
-		equal(t, create("other1", "198.51.100.9"), 0, "evicted by other1")
+		pl.create("other1", "198.51.100.9", 0)
 		for i := 1; i <= 3; i++ {
-			equal(t, create(fmt.Sprintf("a%d", i), "192.0.2.1"), 0, "evicted by a%d", i)
+			pl.create(fmt.Sprintf("a%d", i), "192.0.2.1", 0)
 		}
-		equal(t, create("a4", "192.0.2.1"), 1, "evicted by a4")
-		gone("a1")
-		live("a2", "a3", "a4", "other1")
+		pl.create("a4", "192.0.2.1", 1)
+		pl.gone("a1")
+		pl.live("a2", "a3", "a4", "other1")
 		// Requests of no known origin count towards the total only.
-		equal(t, create("none1", ""), 0, "evicted by none1")
-		// The sixth request pushes out the oldest of all.
-		equal(t, create("none2", ""), 1, "evicted by none2")
-		gone("other1")
-		live("a2", "a3", "a4", "none1", "none2")
+		pl.create("none1", "", 0)
+		// The sixth request evicts from the group with the most requests,
+		// not the oldest of all: other1 is older than a2, but its address
+		// has one request pending.
+		pl.create("none2", "", 1)
+		pl.gone("a2")
+		pl.live("a3", "a4", "none1", "none2", "other1")
 		// A deleted request frees its place in both limits.
-		ok(t, s.DeleteAuthRequest(ctx, "a2"), "delete a2")
-		equal(t, create("a5", "192.0.2.1"), 0, "evicted by a5")
-		live("a3", "a4", "a5", "none1", "none2")
+		ok(t, s.DeleteAuthRequest(ctx, "a3"), "delete a3")
+		pl.create("a5", "192.0.2.1", 0)
+		pl.live("a4", "a5", "none1", "none2", "other1")
 		// So does one the sweep removed.
 		c.Advance(10 * time.Minute) // everything so far expires
 		_, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		for i := 1; i <= 5; i++ {
-			equal(t, create(fmt.Sprintf("b%d", i), fmt.Sprintf("203.0.113.%d", i)), 0, "evicted by b%d after the sweep", i)
+			pl.create(fmt.Sprintf("b%d", i), fmt.Sprintf("203.0.113.%d", i), 0)
 		}
 		// Both limits at once: the origin's oldest goes, and that makes room.
-		equal(t, create("b6", "203.0.113.1"), 1, "evicted by b6")
-		gone("b1")
-		live("b2", "b3", "b4", "b5", "b6")
+		pl.create("b6", "203.0.113.1", 1)
+		pl.gone("b1")
+		pl.live("b2", "b3", "b4", "b5", "b6")
 		// Without limits nothing is evicted.
 		n, err := s.CreateAuthRequest(ctx, newAuthRequest("free", c.Now(), time.Minute), storage.PendingLimits{})
 		ok(t, err, "create without limits")
 		equal(t, n, 0, "evicted without limits")
-		live("b2", "b3", "b4", "b5", "b6", "free")
+		pl.live("b2", "b3", "b4", "b5", "b6", "free")
 		// A refused duplicate evicts nothing.
 		dup := newAuthRequest("b6", c.Now(), time.Minute)
 		dup.Origin = "203.0.113.6"
 		_, err = s.CreateAuthRequest(ctx, dup, storage.PendingLimits{Total: 1})
 		isErr(t, err, storage.ErrConflict, "create a duplicate")
-		live("b2", "b3", "b4", "b5", "b6", "free")
+		pl.live("b2", "b3", "b4", "b5", "b6", "free")
+	}},
+	{"PendingLimitsSpareIssuedCodes", func(t *testing.T, s storage.Store, c *testClock) {
+		// A request whose code went out has its life shortened to the
+		// code's, so it is the closest to expiry of all; it is still never
+		// evicted, or no sign-in could complete during a flood.
+		ctx := t.Context()
+		pl := newPendingLog(t, s, c, storage.PendingLimits{PerOrigin: 3, Total: 4})
+		pl.create("mine", "192.0.2.1", 0)
+		pl.open("mine")
+		pl.issue("mine", time.Minute)
+		pl.create("a1", "192.0.2.1", 0)
+		pl.create("a2", "192.0.2.1", 0)
+		// The origin is full: its oldest without a code goes.
+		pl.create("a3", "192.0.2.1", 1)
+		pl.gone("a1")
+		pl.live("mine", "a2", "a3")
+		// The total is full: the largest group's oldest without a code goes.
+		pl.create("x1", "198.51.100.1", 0)
+		pl.create("x2", "198.51.100.2", 1)
+		pl.gone("a2")
+		pl.live("mine", "a3", "x1", "x2")
+		// Once every request of an origin has its code, that origin waits
+		// for them to be exchanged or to expire; others are not held up.
+		pl.issue("a3", time.Minute)
+		pl.create("a4", "192.0.2.1", 1) // x1 goes: 192.0.2.1 has no request to evict from
+		pl.gone("x1")
+		pl.issue("a4", time.Minute)
+		n, err := s.CreateAuthRequest(ctx, pl.request("a5", "192.0.2.1"), pl.limits)
+		isErr(t, err, storage.ErrLimitReached, "create a request at an origin whose requests all have a code")
+		equal(t, n, 0, "evicted by the refused request")
+		pl.gone("a5")
+		pl.live("mine", "a3", "a4", "x2")
+		pl.create("x3", "198.51.100.3", 1)
+		pl.gone("x2")
+		// Every request has its code: the total waits too.
+		pl.issue("x3", time.Minute)
+		_, err = s.CreateAuthRequest(ctx, pl.request("y1", "203.0.113.1"), pl.limits)
+		isErr(t, err, storage.ErrLimitReached, "create a request when every pending request has a code")
+		pl.live("mine", "a3", "a4", "x3")
+		// The code is exchanged: its request goes, and there is room again.
+		ok(t, s.DeleteAuthRequest(ctx, "mine"), "delete mine")
+		pl.create("y1", "203.0.113.1", 0)
+		// Or its code expires unused, and the sweep takes it.
+		c.Advance(2 * time.Minute)
+		_, err = s.Sweep(ctx)
+		ok(t, err, "sweep")
+		pl.live("y1")
+		pl.create("y2", "203.0.113.1", 0)
+	}},
+	{"PendingLimitsByGroup", func(t *testing.T, s storage.Store, c *testClock) {
+		// Evicting for the total takes from the group with the most
+		// requests, an IPv6 block of many /64s (OriginGroup) counting as
+		// one; within it, requests no browser has opened go first.
+		pl := newPendingLog(t, s, c, storage.PendingLimits{PerOrigin: 3, Total: 6})
+		pl.create("person", "198.51.100.7", 0)
+		pl.open("person")
+		v6 := func(id string, n int) {
+			t.Helper()
+			a := pl.request(id, fmt.Sprintf("2001:db8:0:%x::/64", n))
+			a.OriginGroup = "2001:db8::/48"
+			pl.createRequest(a, -1)
+		}
+		pl.create("v4a", "192.0.2.1", 0)
+		pl.create("v4b", "192.0.2.1", 0)
+		v6("v6a", 1)
+		v6("v6b", 2)
+		pl.open("v6a")
+		v6("v6c", 3) // 6 pending: 2001:db8::/48 has 3, 192.0.2.1 2, the person 1
+		v6("v6d", 4) // the block has the most: its oldest unopened one goes
+		pl.gone("v6b")
+		pl.live("person", "v4a", "v4b", "v6a", "v6c", "v6d")
+		v6("v6e", 5)
+		pl.gone("v6c")
+		v6("v6f", 6)
+		pl.gone("v6d")
+		v6("v6g", 7)
+		pl.gone("v6e")
+		// The block still has the most (3): its oldest unopened goes.
+		pl.create("p2", "203.0.113.9", 1)
+		pl.gone("v6f")
+		// A tie: 192.0.2.1 and the block hold two each, both led by an
+		// unopened request; 192.0.2.1's is the older.
+		pl.create("p3", "203.0.113.10", 1)
+		pl.gone("v4a")
+		// Within the block, its unopened request goes before the opened one.
+		pl.create("p4", "203.0.113.11", 1)
+		pl.gone("v6g")
+		pl.live("person", "v4b", "v6a", "p2", "p3", "p4")
+	}},
+	{"PendingLimitsFlood", func(t *testing.T, s storage.Store, c *testClock) {
+		// More addresses than Total/PerOrigin flood at their limit: a
+		// person with one pending sign-in keeps it, whether or not they
+		// have opened it yet.
+		limits := storage.PendingLimits{PerOrigin: 5, Total: 50}
+		pl := newPendingLog(t, s, c, limits)
+		pl.create("person", "198.51.100.7", 0)
+		pl.open("person")
+		for round := range 8 {
+			if round == 3 {
+				// Someone starts signing in during the flood.
+				pl.createRequest(pl.request("late", "198.51.100.8"), 1)
+				pl.open("late")
+			}
+			for a := range 60 {
+				pl.createRequest(pl.request(fmt.Sprintf("f%d-%d", a, round), fmt.Sprintf("192.0.2.%d", a)), -1)
+			}
+		}
+		pl.live("person", "late")
+		pl.issue("person", time.Minute)
+		pl.live("person", "late")
 	}},
 	{"TooLarge", func(t *testing.T, s storage.Store, c *testClock) {
 		// A request larger than MaxAuthRequestBytes is refused, whatever
@@ -899,4 +989,78 @@ var backupTests = []test{
 			t.Fatal("backup wrote nothing")
 		}
 	}},
+}
+
+// pendingLog creates requests under limits with a clock that moves a second
+// per request, and checks which are live.
+type pendingLog struct {
+	t      *testing.T
+	s      storage.Store
+	c      *testClock
+	limits storage.PendingLimits
+}
+
+func newPendingLog(t *testing.T, s storage.Store, c *testClock, limits storage.PendingLimits) *pendingLog {
+	return &pendingLog{t: t, s: s, c: c, limits: limits}
+}
+
+func (p *pendingLog) request(id, origin string) storage.AuthRequest {
+	a := newAuthRequest(id, p.c.Now(), 10*time.Minute)
+	a.Origin = origin
+	return a
+}
+
+// create stores a request of origin and checks how many it evicted.
+func (p *pendingLog) create(id, origin string, wantEvicted int) {
+	p.t.Helper()
+	p.createRequest(p.request(id, origin), wantEvicted)
+}
+
+// createRequest stores a; wantEvicted < 0 does not check the evictions.
+func (p *pendingLog) createRequest(a storage.AuthRequest, wantEvicted int) {
+	p.t.Helper()
+	n, err := p.s.CreateAuthRequest(p.t.Context(), a, p.limits)
+	ok(p.t, err, "create %s", a.ID)
+	if wantEvicted >= 0 {
+		equal(p.t, n, wantEvicted, "evicted by %s", a.ID)
+	}
+	p.c.Advance(time.Second)
+}
+
+// open marks a request opened by a browser, as the portal does.
+func (p *pendingLog) open(id string) {
+	p.t.Helper()
+	_, err := p.s.UpdateAuthRequest(p.t.Context(), id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.BrowserID = "browser-of-" + id
+		return a, nil
+	})
+	ok(p.t, err, "open %s", id)
+}
+
+// issue marks a request's code issued and shortens its life to the code's,
+// as the provider does.
+func (p *pendingLog) issue(id string, codeLife time.Duration) {
+	p.t.Helper()
+	_, err := p.s.UpdateAuthRequest(p.t.Context(), id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.UserID, a.Completed, a.CodeIssued = "u1", true, true
+		a.ExpiresAt = p.c.Now().Add(codeLife)
+		return a, nil
+	})
+	ok(p.t, err, "issue the code of %s", id)
+}
+
+func (p *pendingLog) live(ids ...string) {
+	p.t.Helper()
+	for _, id := range ids {
+		_, err := p.s.GetAuthRequest(p.t.Context(), id)
+		ok(p.t, err, "request %s", id)
+	}
+}
+
+func (p *pendingLog) gone(ids ...string) {
+	p.t.Helper()
+	for _, id := range ids {
+		_, err := p.s.GetAuthRequest(p.t.Context(), id)
+		isErr(p.t, err, storage.ErrNotFound, "evicted request %s", id)
+	}
 }
