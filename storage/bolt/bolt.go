@@ -60,7 +60,31 @@ type Options struct {
 	// CheckTimeout is how long Open waits for that check before it returns
 	// and lets the check finish in the background. Default 30s.
 	CheckTimeout time.Duration
+	// MaxPendingSignIns is the Total of the storage.PendingLimits the
+	// caller will pass. The flow file stays within FlowFileBound of it; a
+	// file found at open far above that (left by a flood before the limits
+	// held: bbolt never gives space back) is recreated empty. 0: no check.
+	MaxPendingSignIns int
 }
+
+// pendingBytesEach is what one pending sign-in may take of the flow file:
+// twice storage.MaxAuthRequestBytes, for the B+tree's pages, the codes, the
+// indexes and pages freed but not yet reused.
+const pendingBytesEach = 2 * storage.MaxAuthRequestBytes
+
+// FlowFileBound is the size the flow file stays below with at most
+// maxPending pending sign-ins (config.toml documents it).
+func FlowFileBound(maxPending int) int64 { return int64(maxPending) * pendingBytesEach }
+
+// oversizedFlowFile is the size from which a flow file is recreated at
+// open: twice its bound, and never less than minOversizedFlowFile, so the
+// redeemed codes of a busy site with a small limit never count as a flood.
+func oversizedFlowFile(maxPending int) int64 {
+	return max(2*FlowFileBound(maxPending), minOversizedFlowFile)
+}
+
+// minOversizedFlowFile is a variable so tests can make it small.
+var minOversizedFlowFile int64 = 64 << 20
 
 // DB is a Keyport store in one bbolt file. It is safe for concurrent use.
 type DB struct {
@@ -124,7 +148,7 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = d.closeMain()
 		return nil, err
 	}
-	if err := d.openFlows(flowPath(path), opts.Timeout); err != nil {
+	if err := d.openFlows(flowPath(path), opts.Timeout, opts.MaxPendingSignIns); err != nil {
 		_ = d.closeMain()
 		return nil, err
 	}
@@ -222,9 +246,19 @@ func flowPath(path string) string {
 	return strings.TrimSuffix(path, filepath.Ext(path)) + "-flows" + filepath.Ext(path)
 }
 
-// openFlows opens (or, when it is damaged, recreates) the flow file.
-func (d *DB) openFlows(path string, timeout time.Duration) error {
+// openFlows opens (or, when it is damaged or far too large, recreates)
+// the flow file.
+func (d *DB) openFlows(path string, timeout time.Duration, maxPending int) error {
 	d.flowPath = path
+	if fi, err := os.Stat(path); err == nil && maxPending > 0 && fi.Size() > oversizedFlowFile(maxPending) {
+		// Its contents are minutes of pending sign-ins, and bbolt never
+		// returns a file's free pages: start afresh.
+		d.log.Warn("flow database far larger than its bound (flooded before the pending sign-in limits held?); recreating it (sign-ins in progress must start again)",
+			"path", path, "size_mib", fi.Size()>>20, "bound_mib", FlowFileBound(maxPending)>>20)
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove oversized flow database %s: %w", path, err)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		g, err := d.openFlowFile(path, timeout)
 		if err == nil {

@@ -1071,3 +1071,67 @@ func TestStalePendingEntries(t *testing.T) {
 		}
 	}
 }
+
+// A flow file far larger than its bound (FlowFileBound), as a flood before
+// the limits held left it (bbolt never gives pages back), is recreated
+// empty at open, with one WARN; one within it is kept.
+func TestOversizedFlowFileRecreated(t *testing.T) {
+	defer func(v int64) { minOversizedFlowFile = v }(minOversizedFlowFile)
+	minOversizedFlowFile = 1 << 20
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	now := time.Now()
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		a := storage.AuthRequest{ID: fmt.Sprintf("r%03d", i), ClientID: "app", State: strings.Repeat("s", 15<<10), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(flowPath(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	flooded := size()
+	open := func(maxPending int) (*DB, string) {
+		t.Helper()
+		var logs bytes.Buffer
+		d, err := Open(path, Options{MaxPendingSignIns: maxPending, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, logs.String()
+	}
+	// Within the bound of 1000 pending sign-ins, or without a bound: kept.
+	for _, maxPending := range []int{0, 1000} {
+		d, logs := open(maxPending)
+		if _, err := d.GetAuthRequest(ctx, "r000"); err != nil || size() != flooded || strings.Contains(logs, "WARN") {
+			t.Errorf("limit %d: request %v, file %d KiB of %d, log %q; want the file kept", maxPending, err, size()>>10, flooded>>10, logs)
+		}
+		checkAndClose(t, d)
+	}
+	// Far above the bound of 10: recreated.
+	d, logs := open(10)
+	if _, err := d.GetAuthRequest(ctx, "r000"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a request of the oversized file: %v, want it gone", err)
+	}
+	if size() >= flooded/10 || strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, "flow database far larger than its bound") {
+		t.Errorf("after open: file %d KiB (was %d), log %q; want a fresh file and one WARN", size()>>10, flooded>>10, logs)
+	}
+	a := storage.AuthRequest{ID: "fresh", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{PerOrigin: 5, Total: 10}); err != nil {
+		t.Errorf("create in the recreated file: %v", err)
+	}
+	checkAndClose(t, d)
+	t.Logf("flooded flow file %d KiB, recreated %d KiB", flooded>>10, size()>>10)
+}
