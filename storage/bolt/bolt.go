@@ -83,6 +83,9 @@ func oversizedFlowFile(maxPending int) int64 {
 	return max(2*FlowFileBound(maxPending), minOversizedFlowFile)
 }
 
+// flowAllocSize is how much the flow file grows by at a time, once past it.
+const flowAllocSize = 1 << 20
+
 // minOversizedFlowFile is a variable so tests can make it small.
 var minOversizedFlowFile int64 = 64 << 20
 
@@ -306,6 +309,11 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 	if err != nil {
 		return nil, err
 	}
+	// bbolt grows a file past 16 MiB by 16 MiB at a time; the flow file
+	// grows by a little at a time instead, so its size follows what it
+	// holds (FlowFileBound) rather than half of it going to preallocation
+	// at the default limits of a small site.
+	fdb.AllocSize = flowAllocSize
 	g := newGuarded(fdb, path, d.log)
 	err = g.Update(func(tx *bbolt.Tx) error {
 		for _, name := range flowBuckets {
