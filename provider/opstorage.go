@@ -315,7 +315,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	if r, ok := req.(*refreshRequest); ok && r.retry {
-		return s.reissueRefresh(ctx, r)
+		return s.reissueRefresh(ctx, r, current)
 	}
 	now := s.now()
 	secret, key := newRefreshToken()
@@ -369,7 +369,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		if r, ok := req.(*refreshRequest); ok && s.life.RefreshReuseGrace > 0 {
 			if rt, gerr := s.store.GetRefreshToken(ctx, refreshKey(current)); gerr == nil && rt.Hash != refreshKey(current) {
 				r.rt, r.retry = rt, true
-				return s.reissueRefresh(ctx, r)
+				return s.reissueRefresh(ctx, r, current)
 			}
 		}
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -380,22 +380,33 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	return access.ID, secret, access.ExpiresAt, nil
 }
 
-// reissueRefresh answers a retry within the reuse grace: a fresh access
-// token in the family, and the same successor refresh token the first use
-// got, opened from its sealed copy.
-func (s *opStorage) reissueRefresh(ctx context.Context, r *refreshRequest) (string, string, time.Time, error) {
+// reissueRefresh answers a retry of the refresh token current within the
+// reuse grace: a fresh access token in the family, and the same successor
+// refresh token (r.rt) the first use got, opened from its sealed copy. The
+// store checks again, in the transaction that stores the access token,
+// that current is still a retry: the successor may have been used since it
+// was read, and then this is reuse.
+func (s *opStorage) reissueRefresh(ctx context.Context, r *refreshRequest, current string) (string, string, time.Time, error) {
 	value, err := s.tokens.openRefresh(r.rt.SealedValue, r.rt.Hash)
 	if err != nil {
-		return "", "", time.Time{}, s.internal(ctx, "open the sealed refresh token of a retry", err)
-	}
-	access := s.accessFor(r, r.rt.FamilyID)
-	err = s.store.CreateTokens(ctx, access, nil)
-	if errors.Is(err, storage.ErrNotFound) {
-		// The family was revoked a moment ago.
+		// Sealed under another key (secret.key was replaced since), or
+		// damaged: the retry cannot be answered, but the successor stands
+		// for whoever got it first.
+		s.log.WarnContext(ctx, "refresh retry: the kept successor cannot be opened; refused the retry", "client_id", r.rt.ClientID, "family_id", r.rt.FamilyID, "err", err)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	}
-	if err != nil {
+	access := s.accessFor(r, r.rt.FamilyID)
+	live, err := s.store.RetryRefreshToken(ctx, refreshKey(current), access)
+	switch {
+	case errors.Is(err, storage.ErrTokenReused), errors.Is(err, storage.ErrNotFound):
+		// Its successor was used meanwhile (the family is revoked), or
+		// the family was revoked a moment ago.
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	case err != nil:
 		return "", "", time.Time{}, s.internal(ctx, "store access token of a refresh retry", err)
+	case live.Hash != r.rt.Hash:
+		// Cannot happen: a rotated link has one successor.
+		return "", "", time.Time{}, s.internal(ctx, "refresh retry", fmt.Errorf("successor %s read, %s at the retry", r.rt.ID, live.ID))
 	}
 	return access.ID, value, access.ExpiresAt, nil
 }

@@ -442,6 +442,16 @@ type Tokens interface {
 	// for; any other rotated token gives ErrTokenReused, and its family is
 	// revoked. An unknown or expired token gives ErrNotFound.
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// RetryRefreshToken answers a retry (see GetRefreshToken) atomically:
+	// in one transaction it checks again that hash is the rotated token
+	// whose successor is still live, unused and within its GraceUntil with
+	// its SealedValue, stores access in the successor's family, and returns
+	// the successor. If hash is rotated but no longer a retry (the
+	// successor was used meanwhile, or the grace is over), that is reuse:
+	// the family is revoked, nothing is stored, and it gives
+	// ErrTokenReused. An unknown, expired or unrotated token gives
+	// ErrNotFound.
+	RetryRefreshToken(ctx context.Context, hash string, access AccessToken) (RefreshToken, error)
 	// PeekRefreshToken returns the live token with that hash, like
 	// GetRefreshToken, but without the reuse check's revocation: for looking
 	// at a token (introspection) rather than using it. Rotated, unknown and

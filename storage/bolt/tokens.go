@@ -157,6 +157,58 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 	return storage.RefreshToken{}, fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
 }
 
+// RetryRefreshToken stores access for a retry of the rotated link hash and
+// returns its successor, if hash is still a retry when the write runs; in
+// the meantime the successor may have been used, and handing it out then
+// would give its holder a link that is itself a retry of the next one.
+func (d *DB) RetryRefreshToken(ctx context.Context, hash string, access storage.AccessToken) (storage.RefreshToken, error) {
+	if access.ID == "" {
+		return storage.RefreshToken{}, errors.New("retry refresh token: empty access token ID")
+	}
+	var live, r storage.RefreshToken
+	var reused bool
+	err := d.batch(func(tx *bbolt.Tx) error {
+		live, r, reused = storage.RefreshToken{}, storage.RefreshToken{}, false
+		now := d.now()
+		ok, err := getJSON(tx.Bucket(bRefreshTokens), hash, &r)
+		if err != nil {
+			return err
+		}
+		if !ok || r.RotatedAt.IsZero() || expired(r.ExpiresAt, now) {
+			return fmt.Errorf("retry refresh token: %w", storage.ErrNotFound)
+		}
+		successor, isRetry, err := retryOf(tx, r, now)
+		if err != nil {
+			return err
+		}
+		if !isRetry {
+			// Reuse: the revocation commits with the outcome (see batch).
+			if _, err := revokeFamilyTx(tx, r.FamilyID); err != nil {
+				return err
+			}
+			reused = true
+			return fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
+		}
+		a := access
+		if err := inherit(&a.FamilyID, successor.FamilyID, "access token family"); err != nil {
+			return err
+		}
+		if has(tx.Bucket(bAccessTokens), a.ID) {
+			return conflict("retry refresh token: access token", a.ID)
+		}
+		live = successor
+		return putAccessTx(tx, a)
+	})
+	if reused {
+		d.log.Warn("refresh token reused; family revoked",
+			"token_id", r.ID, "family_id", r.FamilyID, "client_id", r.ClientID, "user_id", r.UserID)
+	}
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return live, nil
+}
+
 // retryOf returns the successor that presenting the rotated link r again
 // hands out, if that is a retry: r is the link its family's live link
 // replaced, and the live link is unused, within its grace and still has its

@@ -726,6 +726,71 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "a3")
 		isErr(t, err, storage.ErrNotFound, "access token of the revoked family")
 	}},
+	{"RetryAtomic", func(t *testing.T, s storage.Store, c *testClock) {
+		// A retry is decided when the token is read and answered later,
+		// when its access token is stored: RetryRefreshToken decides again
+		// in that transaction. If the successor was used in between, the
+		// retry is reuse: the family goes, and the retry gets nothing.
+		ctx, now := t.Context(), c.Now()
+		withGrace := func(id string) storage.RefreshToken {
+			r := newRefresh(id, "f1", "u1", "app", c.Now(), time.Hour)
+			r.SealedValue, r.GraceUntil = []byte("sealed "+id), c.Now().Add(5*time.Second)
+			return r
+		}
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := withGrace("r2")
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+
+		// A retry answered at once.
+		got, err := s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "read r1 within r2's grace")
+		equal(t, got, r2, "what reading r1 gives")
+		got, err = s.RetryRefreshToken(ctx, r1.Hash, newAccess("ax", "", "u1", "app", now, time.Hour))
+		ok(t, err, "retry r1")
+		equal(t, got, r2, "what the retry of r1 gives")
+		ax, err := s.GetAccessToken(ctx, "ax")
+		ok(t, err, "the retry's access token")
+		equal(t, ax.FamilyID, "f1", "the retry's access token's family")
+		_, err = s.RetryRefreshToken(ctx, r2.Hash, newAccess("az", "", "u1", "app", now, time.Hour))
+		isErr(t, err, storage.ErrNotFound, "retry a token that was not rotated")
+		_, err = s.RetryRefreshToken(ctx, "nobody", newAccess("az", "", "u1", "app", now, time.Hour))
+		isErr(t, err, storage.ErrNotFound, "retry an unknown token")
+
+		// The interleaving: r1 is read as a retry, then r2 is used, then
+		// the retry would store its access token and hand out r2.
+		got, err = s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "read r1 again")
+		equal(t, got, r2, "what reading r1 again gives")
+		r3 := withGrace("r3")
+		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", now, time.Hour)), "rotate r2 to r3")
+		_, err = s.RetryRefreshToken(ctx, r1.Hash, newAccess("ay", "", "u1", "app", now, time.Hour))
+		isErr(t, err, storage.ErrTokenReused, "retry r1 after r2 was used")
+		_, err = s.GetAccessToken(ctx, "ay")
+		isErr(t, err, storage.ErrNotFound, "the access token of the refused retry")
+		for _, h := range []string{r2.Hash, r3.Hash} {
+			_, err = s.GetRefreshToken(ctx, h)
+			isErr(t, err, storage.ErrNotFound, "%s after the family was revoked", h)
+		}
+		for _, id := range []string{"ax", "a3"} {
+			_, err = s.GetAccessToken(ctx, id)
+			isErr(t, err, storage.ErrNotFound, "access token %s after the family was revoked", id)
+		}
+
+		// A retry read within the grace but answered after it: reuse too.
+		q1 := newRefresh("q1", "f2", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("b1", "f2", "u1", "app", c.Now(), time.Hour), &q1), "create f2")
+		q2 := newRefresh("q2", "f2", "u1", "app", c.Now(), time.Hour)
+		q2.SealedValue, q2.GraceUntil = []byte("sealed q2"), c.Now().Add(5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, q1.Hash, q2, newAccess("b2", "f2", "u1", "app", c.Now(), time.Hour)), "rotate q1 to q2")
+		_, err = s.GetRefreshToken(ctx, q1.Hash)
+		ok(t, err, "read q1 within q2's grace")
+		c.Advance(5 * time.Second)
+		_, err = s.RetryRefreshToken(ctx, q1.Hash, newAccess("bx", "", "u1", "app", c.Now(), time.Hour))
+		isErr(t, err, storage.ErrTokenReused, "retry q1 after q2's grace")
+		_, err = s.GetRefreshToken(ctx, q2.Hash)
+		isErr(t, err, storage.ErrNotFound, "q2 after the late retry")
+	}},
 	{"ReuseAfterGrace", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
