@@ -178,7 +178,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			r = r.WithContext(withReadMemo(r.Context()))
 		}
 		if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
-			clientID, err := p.authenticateCodeClient(r)
+			client, err := p.authenticateCodeClient(r)
 			if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
 				writeThrottled(w, refused)
 				return
@@ -189,7 +189,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				p.finish(w, r, path, rec)
 				return
 			}
-			r = r.WithContext(withCodeClient(r.Context(), clientID))
+			r = r.WithContext(withCodeClient(r.Context(), client))
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)

@@ -183,18 +183,17 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 // the exchange then fails (a wrong code_verifier or redirect_uri), as OAuth
 // 2.1 asks, but a failed exchange issues nothing, so its retry revokes
 // nothing. Only a replay of a code that issued tokens revokes them: those
-// tokens and no others (RFC 6749 §4.1.2).
+// tokens and no others (RFC 6749 §4.1.2), and only when the client
+// presenting it proves it is the code's (codeClient.provesReplay).
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	clientID, ok := codeClientFrom(ctx)
+	client, ok := codeClientFrom(ctx)
 	if !ok {
 		return nil, oidc.ErrInvalidClient()
 	}
 	hash := account.HashSecret(code)
-	a, issued, err := s.store.RedeemCode(ctx, hash, clientID)
+	a, err := s.store.RedeemCode(ctx, hash, client.id)
 	if errors.Is(err, storage.ErrTokenReused) {
-		s.revokeIssued(ctx, issued)
-		s.log.WarnContext(ctx, "authorization code presented again; revoked the tokens it issued",
-			"client_id", a.ClientID, "user_id", a.UserID, "access_token_id", issued.AccessTokenID, "family_id", issued.FamilyID)
+		s.replayed(ctx, client, hash, a)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
 	}
 	if errors.Is(err, storage.ErrNotFound) {
@@ -204,6 +203,28 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 		return nil, s.internal(ctx, "redeem code", err)
 	}
 	return &authRequest{a: a, codeHash: hash}, nil
+}
+
+// replayed handles a redeemed code presented again: when its client proves
+// itself, the code is marked replayed and what it issued is revoked (an
+// exchange still under way revokes its own when it records them).
+func (s *opStorage) replayed(ctx context.Context, client codeClient, hash string, redeemed storage.AuthRequest) {
+	if !client.provesReplay(redeemed) {
+		s.log.WarnContext(ctx, "authorization code of a public client presented again without its PKCE verifier; revoked nothing",
+			"client_id", redeemed.ClientID, "user_id", redeemed.UserID)
+		return
+	}
+	issued, err := s.store.MarkCodeReplayed(ctx, hash, client.id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return // forgotten a moment ago
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "mark a replayed authorization code", "client_id", redeemed.ClientID, "err", err)
+		return
+	}
+	s.revokeIssued(ctx, issued)
+	s.log.WarnContext(ctx, "authorization code presented again; revoked the tokens it issued",
+		"client_id", redeemed.ClientID, "user_id", redeemed.UserID, "access_token_id", issued.AccessTokenID, "family_id", issued.FamilyID)
 }
 
 // revokeIssued revokes what one code issued.
@@ -589,7 +610,7 @@ func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	if done, ok := codeClientFrom(ctx); ok && done == id {
+	if done, ok := codeClientFrom(ctx); ok && done.id == id {
 		// A code exchange whose client the middleware authenticated
 		// (authenticateCodeClient), from the same credentials: one request
 		// is one check, and one attempt for the throttle.

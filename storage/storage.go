@@ -418,11 +418,18 @@ type AuthRequests interface {
 	// two exchanges race. Only the request's own client redeems its code: for
 	// any other clientID the code does not exist (ErrNotFound) and nothing
 	// changes. A code redeemed before (and remembered for at least ten
-	// minutes) gives ErrTokenReused, with a request holding only ID, UserID
-	// and ClientID and with what the code issued (see RecordCodeTokens; empty
-	// when it issued nothing), so the caller can revoke exactly that; it also
-	// marks the code replayed.
-	RedeemCode(ctx context.Context, codeHash, clientID string) (AuthRequest, IssuedTokens, error)
+	// minutes) gives ErrTokenReused, with a request holding only ID, UserID,
+	// ClientID, CodeChallenge and CodeChallengeMethod, and changes nothing:
+	// the caller decides whether whoever presents it again proves to be its
+	// client (MarkCodeReplayed).
+	RedeemCode(ctx context.Context, codeHash, clientID string) (AuthRequest, error)
+	// MarkCodeReplayed marks a redeemed code of clientID replayed and
+	// returns what it issued so far (see RecordCodeTokens; empty when
+	// nothing yet), so the caller can revoke exactly that; an exchange of
+	// the code still under way learns of the mark when it records its
+	// tokens. A code that is not remembered, or another client's, gives
+	// ErrNotFound.
+	MarkCodeReplayed(ctx context.Context, codeHash, clientID string) (IssuedTokens, error)
 	// RecordCodeTokens notes what a redeemed code issued. If the code was
 	// presented again since it was redeemed, it records nothing and returns
 	// ErrTokenReused: the caller must revoke what it issued. A code that is

@@ -502,3 +502,44 @@ func TestGrantTypeInQueryString(t *testing.T) {
 		t.Errorf("the code after the refused attempts: %v", err)
 	}
 }
+
+// A public client is known by its client_id alone, which anyone may send.
+// A used code of a public client presented again revokes the tokens it
+// issued only with the code's PKCE verifier, which only the app holds:
+// without it, whoever saw the code (in a log, a referrer, a browser's
+// history) could sign the person out of that session.
+func TestPublicClientCodeReplayNeedsVerifier(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("gus", false)
+	spa := srv.createClient(account.NewClient{ID: "spa", Public: true, SkipConsent: true})
+	spa.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	code, verifier := spa.signIn(newBrowser(t), "gus")
+	tok, err := spa.exchange(code, verifier)
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("exchange: %v, refresh token %t", err, tok != nil && tok.RefreshToken != "")
+	}
+	works := func() (access, refresh bool) {
+		t.Helper()
+		st, _, _ := srv.userinfo(tok.AccessToken)
+		status, _, body := spa.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, false)
+		if status == 200 {
+			tok.RefreshToken, _ = body["refresh_token"].(string)
+			tok.AccessToken, _ = body["access_token"].(string)
+		}
+		return st == 200, status == 200
+	}
+	wrong, _ := pkce()
+	for name, v := range map[string]string{"no verifier": "", "a wrong verifier": wrong} {
+		status, h, body := spa.tokenPost(negCodeForm(code, spa.RedirectURI, v), false)
+		negTokenError(t, "the used code with "+name, status, h, body, 400, "invalid_grant")
+		if access, refresh := works(); !access || !refresh {
+			t.Errorf("the session after the used code was presented with %s: access token works %v, refresh token works %v; want both untouched", name, access, refresh)
+		}
+	}
+	// The app itself, with its verifier: a replay, and the code's tokens go.
+	status, h, body := spa.tokenPost(negCodeForm(code, spa.RedirectURI, verifier), false)
+	negTokenError(t, "the used code with its verifier", status, h, body, 400, "invalid_grant")
+	if access, refresh := works(); access || refresh {
+		t.Errorf("the session after the app replayed its code: access token works %v, refresh token works %v; want both revoked", access, refresh)
+	}
+}

@@ -189,30 +189,18 @@ func (d *DB) SaveCode(ctx context.Context, authRequestID, codeHash string) error
 
 // RedeemCode returns the request codeHash belongs to and unlinks the code in
 // the same transaction. Only the first of concurrent redemptions succeeds.
-func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage.AuthRequest, storage.IssuedTokens, error) {
+func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage.AuthRequest, error) {
 	var out storage.AuthRequest
-	var issued storage.IssuedTokens
 	err := d.flowBatch(func(tx *bbolt.Tx) error {
-		out, issued = storage.AuthRequest{}, storage.IssuedTokens{}
+		out = storage.AuthRequest{}
 		raw := tx.Bucket(bCodes).Get([]byte(codeHash))
 		if raw == nil {
-			var rc redeemedCode
-			ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc)
+			rc, err := d.redeemed(tx, codeHash, clientID)
 			if err != nil {
 				return err
 			}
-			if !ok || expired(rc.ExpiresAt, d.now()) || rc.ClientID != clientID {
-				return fmt.Errorf("redeem code: %w", storage.ErrNotFound)
-			}
-			// A replay. Mark it, so an exchange of this code still under
-			// way learns of it when it records its tokens; the mark
-			// commits with the outcome (see batch).
-			rc.Replayed = true
-			if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
-				return err
-			}
-			out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID}
-			issued = rc.Issued
+			out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID,
+				CodeChallenge: rc.CodeChallenge, CodeChallengeMethod: rc.CodeChallengeMethod}
 			return fmt.Errorf("redeem code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
 		}
 		id := string(raw)
@@ -238,8 +226,10 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage
 			return err
 		}
 		// Remember the redemption for a while, so a replayed code can be told
-		// apart from a made-up one and its tokens revoked (RFC 6749 §4.1.2).
-		rc := redeemedCode{AuthRequestID: a.ID, UserID: a.UserID, ClientID: a.ClientID, ExpiresAt: d.now().Add(redeemedCodeMemory)}
+		// apart from a made-up one and its tokens revoked (RFC 6749 §4.1.2),
+		// and with it the PKCE challenge a public client's replay must meet.
+		rc := redeemedCode{AuthRequestID: a.ID, UserID: a.UserID, ClientID: a.ClientID,
+			CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod, ExpiresAt: d.now().Add(redeemedCodeMemory)}
 		if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
 			return err
 		}
@@ -250,12 +240,47 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage
 		return nil
 	})
 	if errors.Is(err, storage.ErrTokenReused) {
-		return out, issued, err
+		return out, err
 	}
 	if err != nil {
-		return storage.AuthRequest{}, storage.IssuedTokens{}, err
+		return storage.AuthRequest{}, err
 	}
-	return out, storage.IssuedTokens{}, nil
+	return out, nil
+}
+
+// MarkCodeReplayed marks a redeemed code replayed and returns what it
+// issued so far.
+func (d *DB) MarkCodeReplayed(ctx context.Context, codeHash, clientID string) (storage.IssuedTokens, error) {
+	var issued storage.IssuedTokens
+	err := d.flowBatch(func(tx *bbolt.Tx) error {
+		issued = storage.IssuedTokens{}
+		rc, err := d.redeemed(tx, codeHash, clientID)
+		if err != nil {
+			return err
+		}
+		// An exchange of this code still under way learns of the mark
+		// when it records its tokens (RecordCodeTokens).
+		rc.Replayed = true
+		issued = rc.Issued
+		return putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc)
+	})
+	if err != nil {
+		return storage.IssuedTokens{}, err
+	}
+	return issued, nil
+}
+
+// redeemed reads the remembered redemption of codeHash by clientID.
+func (d *DB) redeemed(tx *bbolt.Tx, codeHash, clientID string) (redeemedCode, error) {
+	var rc redeemedCode
+	ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc)
+	if err != nil {
+		return redeemedCode{}, err
+	}
+	if !ok || expired(rc.ExpiresAt, d.now()) || rc.ClientID != clientID {
+		return redeemedCode{}, fmt.Errorf("redeemed code: %w", storage.ErrNotFound)
+	}
+	return rc, nil
 }
 
 // unlinkCode deletes the code codeHash of request id and its reverse entry.
@@ -295,10 +320,12 @@ func (d *DB) RecordCodeTokens(ctx context.Context, codeHash string, issued stora
 const redeemedCodeMemory = 10 * time.Minute
 
 type redeemedCode struct {
-	AuthRequestID string               `json:"auth_request_id"`
-	UserID        string               `json:"user_id"`
-	ClientID      string               `json:"client_id"`
-	Issued        storage.IssuedTokens `json:"issued,omitzero"`
+	AuthRequestID       string               `json:"auth_request_id"`
+	UserID              string               `json:"user_id"`
+	ClientID            string               `json:"client_id"`
+	CodeChallenge       string               `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string               `json:"code_challenge_method,omitempty"`
+	Issued              storage.IssuedTokens `json:"issued,omitzero"`
 	// Replayed: the code was presented again after its redemption.
 	Replayed  bool      `json:"replayed,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`

@@ -60,7 +60,7 @@ var authRequestTests = []test{
 		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
 		isErr(t, err, storage.ErrNotFound, "update expired request")
 		isErr(t, s.SaveCode(ctx, "ar1", "code2"), storage.ErrNotFound, "save a code for an expired request")
-		_, _, err = s.RedeemCode(ctx, "code1", "app")
+		_, err = s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of an expired request")
 		_, err = s.GetAuthRequest(ctx, "ar2")
 		ok(t, err, "get live request")
@@ -72,14 +72,14 @@ var authRequestTests = []test{
 		a.UserID, a.Completed = "u1", true
 		ok(t, createAuthRequest(ctx, s, a), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		got, _, err := s.RedeemCode(ctx, "code1", "app")
+		got, err := s.RedeemCode(ctx, "code1", "app")
 		ok(t, err, "redeem code1")
 		equal(t, got, a, "request of code1")
-		replay, issued, err := s.RedeemCode(ctx, "code1", "app")
+		replay, err := s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrTokenReused, "redeem code1 twice")
-		equal(t, [3]string{replay.ID, replay.UserID, replay.ClientID}, [3]string{"ar1", "u1", a.ClientID}, "what a replay reports")
-		equal(t, issued, storage.IssuedTokens{}, "what a code that issued nothing issued")
-		_, _, err = s.RedeemCode(ctx, "nobody", "app")
+		equal(t, replay, storage.AuthRequest{ID: "ar1", UserID: "u1", ClientID: a.ClientID, CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod},
+			"what a replay reports")
+		_, err = s.RedeemCode(ctx, "nobody", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
 		_, err = s.GetAuthRequest(ctx, "ar1")
 		ok(t, err, "the request outlives its code")
@@ -87,7 +87,7 @@ var authRequestTests = []test{
 		// A new code replaces the request's previous one.
 		ok(t, s.SaveCode(ctx, "ar1", "code2"), "save code2")
 		ok(t, s.SaveCode(ctx, "ar1", "code3"), "save code3")
-		_, _, err = s.RedeemCode(ctx, "code2", "app")
+		_, err = s.RedeemCode(ctx, "code2", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem a replaced code")
 
 		// A code hash belongs to one request.
@@ -96,14 +96,16 @@ var authRequestTests = []test{
 
 		// Deleting the request takes its code.
 		ok(t, s.DeleteAuthRequest(ctx, "ar1"), "delete ar1")
-		_, _, err = s.RedeemCode(ctx, "code3", "app")
+		_, err = s.RedeemCode(ctx, "code3", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
 		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
 
 		// A redeemed code is remembered for a while, not forever.
 		c.Advance(time.Hour)
-		_, _, err = s.RedeemCode(ctx, "code1", "app")
+		_, err = s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem code1 an hour later")
+		_, err = s.MarkCodeReplayed(ctx, "code1", "app")
+		isErr(t, err, storage.ErrNotFound, "mark code1 replayed an hour later")
 	}},
 	{"CodeOfAnotherClient", func(t *testing.T, s storage.Store, c *testClock) {
 		// A code exists only for its own client: another client presenting
@@ -114,14 +116,16 @@ var authRequestTests = []test{
 		a.UserID, a.Completed = "u1", true
 		ok(t, createAuthRequest(ctx, s, a), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		_, _, err := s.RedeemCode(ctx, "code1", "other")
+		_, err := s.RedeemCode(ctx, "code1", "other")
 		isErr(t, err, storage.ErrNotFound, "another client redeems code1")
-		got, _, err := s.RedeemCode(ctx, "code1", "app")
+		got, err := s.RedeemCode(ctx, "code1", "app")
 		ok(t, err, "its own client redeems code1 after that")
 		equal(t, got, a, "request of code1")
 		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "record code1's tokens")
-		_, issued, err := s.RedeemCode(ctx, "code1", "other")
+		_, err = s.RedeemCode(ctx, "code1", "other")
 		isErr(t, err, storage.ErrNotFound, "another client replays code1")
+		issued, err := s.MarkCodeReplayed(ctx, "code1", "other")
+		isErr(t, err, storage.ErrNotFound, "another client marks code1 replayed")
 		equal(t, issued, storage.IssuedTokens{}, "what another client's replay learns")
 		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "another client's replay did not mark code1")
 	}},
@@ -135,30 +139,44 @@ var authRequestTests = []test{
 		}
 		isErr(t, s.RecordCodeTokens(ctx, "code-ar1", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of a code not yet redeemed")
 		isErr(t, s.RecordCodeTokens(ctx, "nobody", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of an unknown code")
+		_, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		isErr(t, err, storage.ErrNotFound, "mark a code not yet redeemed replayed")
 
 		// A replay after the tokens were recorded names exactly them.
-		_, _, err := s.RedeemCode(ctx, "code-ar1", "app")
+		_, err = s.RedeemCode(ctx, "code-ar1", "app")
 		ok(t, err, "redeem code-ar1")
 		want := storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}
 		ok(t, s.RecordCodeTokens(ctx, "code-ar1", want), "record code-ar1's tokens")
-		_, issued, err := s.RedeemCode(ctx, "code-ar1", "app")
+		_, err = s.RedeemCode(ctx, "code-ar1", "app")
 		isErr(t, err, storage.ErrTokenReused, "replay code-ar1")
+		issued, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		ok(t, err, "mark code-ar1 replayed")
 		equal(t, issued, want, "what code-ar1 issued")
-		_, issued, err = s.RedeemCode(ctx, "code-ar1", "app")
-		isErr(t, err, storage.ErrTokenReused, "replay code-ar1 again")
+		issued, err = s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		ok(t, err, "mark code-ar1 replayed again")
 		equal(t, issued, want, "what code-ar1 issued, on the second replay")
 
 		// A replay while the exchange is still under way: the exchange
 		// learns of it when it records its tokens, and must revoke them.
-		_, _, err = s.RedeemCode(ctx, "code-ar2", "app")
+		_, err = s.RedeemCode(ctx, "code-ar2", "app")
 		ok(t, err, "redeem code-ar2")
-		_, issued, err = s.RedeemCode(ctx, "code-ar2", "app")
-		isErr(t, err, storage.ErrTokenReused, "replay code-ar2 before its tokens are recorded")
+		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
+		ok(t, err, "mark code-ar2 replayed before its tokens are recorded")
 		equal(t, issued, storage.IssuedTokens{}, "what code-ar2 issued so far")
 		isErr(t, s.RecordCodeTokens(ctx, "code-ar2", storage.IssuedTokens{AccessTokenID: "a2"}), storage.ErrTokenReused, "record tokens of a replayed code")
-		_, issued, err = s.RedeemCode(ctx, "code-ar2", "app")
-		isErr(t, err, storage.ErrTokenReused, "replay code-ar2 once more")
+		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
+		ok(t, err, "mark code-ar2 replayed once more")
 		equal(t, issued, storage.IssuedTokens{}, "a replayed code's tokens are not recorded")
+
+		// A replay that is not marked (its client did not prove itself)
+		// leaves the exchange alone.
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar3", c.Now(), 10*time.Minute)), "create ar3")
+		ok(t, s.SaveCode(ctx, "ar3", "code-ar3"), "save the code of ar3")
+		_, err = s.RedeemCode(ctx, "code-ar3", "app")
+		ok(t, err, "redeem code-ar3")
+		_, err = s.RedeemCode(ctx, "code-ar3", "app")
+		isErr(t, err, storage.ErrTokenReused, "replay code-ar3")
+		ok(t, s.RecordCodeTokens(ctx, "code-ar3", storage.IssuedTokens{AccessTokenID: "a3"}), "record the tokens of code-ar3 after an unmarked replay")
 
 		// Forgotten after a while, like the redemption itself.
 		c.Advance(time.Hour)
@@ -369,7 +387,7 @@ var authRequestTests = []test{
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
 		errs := concurrently(8, func(int) error {
-			a, _, err := s.RedeemCode(ctx, "code1", "app")
+			a, err := s.RedeemCode(ctx, "code1", "app")
 			if err == nil && a.ID != "ar1" {
 				return fmt.Errorf("redeemed request %q", a.ID)
 			}
@@ -403,7 +421,7 @@ var authRequestTests = []test{
 			if err := s.SaveCode(ctx, id, code); err != nil {
 				return err
 			}
-			a, _, err := s.RedeemCode(ctx, code, "app")
+			a, err := s.RedeemCode(ctx, code, "app")
 			if err != nil {
 				return err
 			}
@@ -979,9 +997,9 @@ var sweepTests = []test{
 
 		_, err = s.GetAuthRequest(ctx, "ar-live")
 		ok(t, err, "live auth request")
-		_, _, err = s.RedeemCode(ctx, "code-live", "app")
+		_, err = s.RedeemCode(ctx, "code-live", "app")
 		ok(t, err, "code of the live auth request")
-		_, _, err = s.RedeemCode(ctx, "code-old", "app")
+		_, err = s.RedeemCode(ctx, "code-old", "app")
 		isErr(t, err, storage.ErrNotFound, "code of a swept auth request")
 		for _, id := range []string{"at-live", "live-a2"} {
 			_, err = s.GetAccessToken(ctx, id)
