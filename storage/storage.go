@@ -447,7 +447,10 @@ type Tokens interface {
 	// rotated into a successor that is still live and within its GraceUntil
 	// (a retry) gives that successor, whose Hash differs from the one asked
 	// for; any other rotated token gives ErrTokenReused, and its family is
-	// revoked. An unknown or expired token gives ErrNotFound.
+	// revoked. An unknown or expired token gives ErrNotFound. A sealed
+	// value past its GraceUntil is never returned, by any read; the reads
+	// other than this one also delete it (this one is followed by a
+	// rotation, which does).
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RetryRefreshToken answers a retry (see GetRefreshToken) atomically:
 	// in one transaction it checks again that hash is the rotated token

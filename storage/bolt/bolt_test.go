@@ -872,8 +872,9 @@ func TestSweepLogsCredentials(t *testing.T) {
 }
 
 // A refresh token's sealed value (for the reuse grace) is stored only while
-// it can serve a retry: its successor's rotation drops it, and so does the
-// sweep once the grace is over.
+// it can serve a retry: its successor's rotation drops it, and once the
+// grace is over, so does the next read of it that is not a refresh, or
+// else the sweep.
 func TestSealedRefreshValueOnlyDuringGrace(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -929,6 +930,48 @@ func TestSealedRefreshValueOnlyDuringGrace(t *testing.T) {
 	}
 	if got := sealed(); len(got) != 0 {
 		t.Fatalf("links holding a sealed value after the grace: %q", got)
+	}
+
+	// Without a sweep: a read past the grace that is not a refresh (an
+	// introspection, a revocation's lookup) drops the seal; a refresh's
+	// read leaves it to the rotation that follows, which drops it.
+	for n := 4; n <= 5; n++ {
+		if err := d.RotateRefreshToken(ctx, link(n-1).Hash, link(n), access(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.PeekRefreshToken(ctx, "h5"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); len(got) != 0 {
+		t.Fatalf("links holding a sealed value after an introspection past the grace: %q", got)
+	}
+	if err := d.RotateRefreshToken(ctx, "h5", link(6), access(6)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.GetRefreshTokenByID(ctx, "r6"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); len(got) != 0 {
+		t.Fatalf("links holding a sealed value after a lookup by ID past the grace: %q", got)
+	}
+	if err := d.RotateRefreshToken(ctx, "h6", link(7), access(7)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.GetRefreshToken(ctx, "h7"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); !slices.Equal(got, []string{"h7"}) {
+		t.Fatalf("links holding a sealed value after a refresh's read: %q, want h7 until its rotation", got)
+	}
+	if err := d.RotateRefreshToken(ctx, "h7", link(8), access(8)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); !slices.Equal(got, []string{"h8"}) {
+		t.Fatalf("links holding a sealed value after the rotation: %q, want only the new h8", got)
 	}
 }
 

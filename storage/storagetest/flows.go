@@ -845,6 +845,32 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, r4.Hash)
 		isErr(t, err, storage.ErrTokenReused, "r4 without a grace")
 	}},
+	{"SealPastGrace", func(t *testing.T, s storage.Store, c *testClock) {
+		// Once the grace is over, no read hands out the sealed value.
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
+		r2.SealedValue, r2.GraceUntil = []byte("sealed r2"), now.Add(5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+		got, err := s.PeekRefreshToken(ctx, r2.Hash)
+		ok(t, err, "peek r2 within its grace")
+		equal(t, got, r2, "r2 within its grace")
+		c.Advance(5 * time.Second)
+		want := r2
+		want.SealedValue, want.GraceUntil = nil, time.Time{}
+		got, err = s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "get r2 after its grace")
+		equal(t, got, want, "r2 from GetRefreshToken after its grace")
+		got, err = s.PeekRefreshToken(ctx, r2.Hash)
+		ok(t, err, "peek r2 after its grace")
+		equal(t, got, want, "r2 from PeekRefreshToken after its grace")
+		got, err = s.GetRefreshTokenByID(ctx, "r2")
+		ok(t, err, "get r2 by ID after its grace")
+		equal(t, got, want, "r2 from GetRefreshTokenByID after its grace")
+		r3 := newRefresh("r3", "f1", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
+	}},
 	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
