@@ -263,6 +263,41 @@ func TestPendingSignInsSpareIssuedCodes(t *testing.T) {
 	}
 }
 
+// Sign-ins whose code went out are never evicted. When every pending
+// sign-in of an address has its code (here one browser signing in again
+// and again through single sign-on, its app never exchanging the codes),
+// that address's next authorization request is refused with
+// temporarily_unavailable until a code is exchanged or expires; other
+// addresses go on.
+func TestPendingSignInsAllWithCodes(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Limits.MaxPendingSignIns, c.Limits.MaxPendingSignInsPerAddress = 20, 3
+	})
+	srv.createUser("gus", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	b := browserFrom(t, "127.0.0.60")
+	var codes, verifiers []string
+	for range 3 {
+		code, verifier := app.signIn(b, "gus")
+		codes, verifiers = append(codes, code), append(verifiers, verifier)
+	}
+	res := landed(t, app.authorize(b, "st"), app.RedirectURI)
+	if res.Error != "temporarily_unavailable" || res.Code != "" || res.State != "st" {
+		t.Errorf("a fourth sign-in from the address: landed with %v, want temporarily_unavailable", res.Query)
+	}
+	if code, verifier := app.signIn(browserFrom(t, "127.0.0.61"), "gus"); code == "" {
+		t.Errorf("a sign-in from another address got no code (%s)", verifier)
+	}
+	for i := range codes {
+		if _, err := app.exchange(codes[i], verifiers[i]); err != nil {
+			t.Errorf("code %d: %v", i, err)
+		}
+	}
+	if code, _ := app.signIn(b, "gus"); code == "" {
+		t.Error("a sign-in from the address once its codes were exchanged got no code")
+	}
+}
+
 // More addresses than max_pending_sign_ins / max_pending_sign_ins_per_address
 // flood /authorize, each at its own limit: people who opened the sign-in
 // page before or during the flood finish signing in. The flood's requests

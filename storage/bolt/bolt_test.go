@@ -688,6 +688,41 @@ func benchmarkRotate(b *testing.B, grace bool) {
 	})
 }
 
+// Storing authorization requests one after another: without limits, and
+// at the default limits once full, where every request evicts one (the
+// flood case), from 200 addresses of which one holds most.
+func BenchmarkCreateAuthRequest(b *testing.B) { benchmarkCreateAuthRequest(b, storage.PendingLimits{}) }
+
+func BenchmarkCreateAuthRequestFull(b *testing.B) {
+	benchmarkCreateAuthRequest(b, storage.PendingLimits{PerOrigin: 100, Total: 5000})
+}
+
+func benchmarkCreateAuthRequest(b *testing.B, limits storage.PendingLimits) {
+	ctx := b.Context()
+	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
+	now := time.Now()
+	create := func(i int) {
+		origin := fmt.Sprintf("192.0.2.%d", i%200)
+		if i%2 == 0 {
+			origin = "198.51.100.1"
+		}
+		a := storage.AuthRequest{ID: fmt.Sprintf("ar%09d", i), ClientID: "app", RedirectURI: "https://app.example/cb", State: strings.Repeat("s", 64),
+			Scopes: []string{"openid"}, Origin: origin, CreatedAt: now.Add(time.Duration(i)), ExpiresAt: now.Add(30*time.Minute + time.Duration(i))}
+		if _, err := d.CreateAuthRequest(ctx, a, limits); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	for ; i < limits.Total; i++ {
+		create(i)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		create(i)
+		i++
+	}
+}
+
 func BenchmarkGetAccessToken(b *testing.B) {
 	ctx := context.Background()
 	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
