@@ -59,12 +59,12 @@ type opStorage struct {
 	tokens *tokenCrypto
 	// pending bounds the authorization requests waiting for a sign-in.
 	pending storage.PendingLimits
-	// evictions counts authorization requests evicted for pending, and
-	// lastEvictionLog is when that was last logged (unix seconds).
-	evictions, lastEvictionLog atomic.Int64
 	// lastRefusalLog is when a refusal for pending (ErrLimitReached) was
 	// last logged (unix seconds).
 	lastRefusalLog atomic.Int64
+	// evictions counts authorization requests evicted for pending, and
+	// lastEvictionLog is when that was last logged (unix seconds).
+	evictions, lastEvictionLog atomic.Int64
 }
 
 var (
