@@ -111,12 +111,12 @@ func checkAuthorizeParams(form url.Values) (authorizeProblem, bool) {
 	return authorizeProblem{}, false
 }
 
-// redirectURIProblem says what is wrong with a redirect_uri before zitadel
-// compares it with the client's registered ones, or returns "". zitadel
-// compares a native client's loopback redirect URI by path and query only
-// (RFC 8252 §7.3 lets the port vary), so whatever else such a URI carries
-// would be stored unchecked: a user name and password, or a fragment, which
-// RFC 6749 §3.1.2 forbids. The characters are those of a URI (RFC 3986, or
+// redirectURIProblem says what is wrong with a redirect_uri zitadel has
+// matched to the client's registered ones, or returns "". zitadel compares
+// a native client's loopback redirect URI by path and query only (RFC 8252
+// §7.3 lets the port vary), so whatever else such a URI carries would be
+// stored unchecked: a port of any length, a user name and password, or a
+// fragment, which RFC 6749 §3.1.2 forbids. The characters are those of a URI (RFC 3986, or
 // RFC 3987's non-ASCII letters): none takes more room once stored as JSON,
 // which keeps the stored request within its bound.
 func redirectURIProblem(raw string) string {

@@ -68,8 +68,7 @@ var repeatable = map[string]bool{"resource": true}
 //   - authorization responses carry iss (RFC 9207);
 //   - browser-facing errors become a friendly page, and 5xx bodies never leak
 //     internals;
-//   - /authorize parameters that would be stored are bounded, the redirect
-//     URI first (authorize.go);
+//   - /authorize parameters that would be stored are bounded (authorize.go);
 //   - a code exchange authenticates its client before zitadel looks at the
 //     code (tokenclient.go).
 func (p *Provider) middleware(next http.Handler) http.Handler {
@@ -140,12 +139,6 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 					p.badRequest(w, r, http.StatusBadRequest, k+" is missing")
 					return
 				}
-			}
-			if msg := redirectURIProblem(r.Form.Get("redirect_uri")); msg != "" {
-				// A bad redirect URI is never redirected to (RFC 6749
-				// §4.1.2.1): the person sees why.
-				p.badRequest(w, r, http.StatusBadRequest, msg)
-				return
 			}
 			if problem, bad := checkAuthorizeParams(r.Form); bad {
 				r = r.WithContext(withAuthorizeProblem(r.Context(), problem))

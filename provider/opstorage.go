@@ -86,6 +86,12 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err != nil {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
 	}
+	if msg := redirectURIProblem(req.RedirectURI); msg != "" {
+		// zitadel let it through: registered, or a native app's loopback
+		// address, of which it compares only path and query. Never
+		// redirected to (RFC 6749 §4.1.2.1): the person sees why.
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("%s", msg)
+	}
 	if p, ok := authorizeProblemFrom(ctx); ok {
 		if p.param == "state" {
 			// zitadel sends the error with this request's state, which
