@@ -228,6 +228,14 @@ var authRequestTests = []test{
 		_, err = s.CreateAuthRequest(ctx, dup, storage.PendingLimits{Total: 1})
 		isErr(t, err, storage.ErrConflict, "create a duplicate")
 		pl.live("b2", "b3", "b4", "b5", "b6", "free")
+		// A request whose code went out has its life shortened to the
+		// code's, so it is the closest to expiry, and here the oldest too:
+		// it stays, and the oldest of the others go (six pending, limit
+		// five: two make room). More in PendingLimitsSpareIssuedCodes.
+		pl.issue("b2", time.Minute)
+		pl.create("b7", "203.0.113.7", 2)
+		pl.gone("b3", "b4")
+		pl.live("b2", "b5", "b6", "free", "b7")
 	}},
 	{"PendingLimitsSpareIssuedCodes", func(t *testing.T, s storage.Store, c *testClock) {
 		// A request whose code went out has its life shortened to the
