@@ -2,9 +2,12 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -20,11 +23,14 @@ import (
 // RFC 5321). A code_challenge is at most 128 characters (RFC 7636 §4.2;
 // S256 gives 43). Keyport offers two acr values and four prompt values, and
 // a few locale tags say what a browser prefers, so a few hundred bytes hold
-// any honest list.
+// any honest list. The other stored parameters are bounded elsewhere:
+// response_mode and code_challenge_method by authorizeParamValues, the
+// redirect URI by redirectURIProblem, the scopes by checkScopeTokens.
 //
-// With these, a stored request takes at most 16 KiB, with a redirect URI of
-// 256 bytes (TestWorstCaseAuthRequestSize), and that bounds the flow file:
-// see storage.PendingLimits and [limits] in config.toml.
+// With these, a stored request takes at most storage.MaxAuthRequestBytes
+// (TestWorstCaseAuthRequestSize), and the store refuses anything larger
+// whatever field grew; that bounds the flow file: see storage.PendingLimits
+// and [limits] in config.toml.
 var authorizeParamLimits = []struct {
 	name string
 	max  int
@@ -37,6 +43,23 @@ var authorizeParamLimits = []struct {
 	{"ui_locales", 256},
 	{"prompt", 64},
 }
+
+// authorizeParamValues are the stored parameters that name one of a few
+// values: anything else is refused rather than stored. Keyport offers the
+// response modes its discovery document lists, and S256 as the only PKCE
+// method.
+var authorizeParamValues = []struct {
+	name   string
+	values []string
+}{
+	{"response_mode", []string{"", "query", "fragment", "form_post"}},
+	{"code_challenge_method", []string{"", "S256"}},
+}
+
+// maxRedirectURI is the longest redirect_uri /authorize accepts, in bytes.
+// Registered redirect URIs are usually under 100 bytes; Keycloak stores
+// them in columns of 255 characters.
+const maxRedirectURI = 2048
 
 // authorizeProblem is why /authorize refuses a request's parameters, found
 // by the middleware before zitadel parses them. It travels in the
@@ -74,12 +97,57 @@ func checkAuthorizeParams(form url.Values) (authorizeProblem, bool) {
 				"%s contains control characters or is not UTF-8", l.name)}, true
 		}
 	}
+	for _, p := range authorizeParamValues {
+		if v := form.Get(p.name); !slices.Contains(p.values, v) {
+			return authorizeProblem{param: p.name, err: oidc.ErrInvalidRequest().WithDescription(
+				"%s must be one of %s", p.name, strings.Join(p.values[1:], ", "))}, true
+		}
+	}
 	if scope := form.Get("scope"); scope != "" {
 		if err := checkScopeTokens(strings.Fields(scope)); err != nil {
 			return authorizeProblem{param: "scope", err: err}, true
 		}
 	}
 	return authorizeProblem{}, false
+}
+
+// redirectURIProblem says what is wrong with a redirect_uri zitadel has
+// matched to the client's registered ones, or returns "". zitadel compares
+// a native client's loopback redirect URI by path and query only (RFC 8252
+// §7.3 lets the port vary), so whatever else such a URI carries would be
+// stored unchecked: a port of any length, a user name and password, or a
+// fragment, which RFC 6749 §3.1.2 forbids. The characters are those of a URI (RFC 3986, or
+// RFC 3987's non-ASCII letters): none takes more room once stored as JSON,
+// which keeps the stored request within its bound.
+func redirectURIProblem(raw string) string {
+	switch {
+	case len(raw) > maxRedirectURI:
+		return fmt.Sprintf("redirect_uri is longer than %d bytes", maxRedirectURI)
+	case !uriText(raw):
+		return "redirect_uri contains characters a URI may not contain"
+	case strings.Contains(raw, "#"):
+		return "redirect_uri must not contain a fragment"
+	}
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return "redirect_uri must not contain a user name or password"
+	}
+	return ""
+}
+
+// uriText reports whether s is UTF-8 made only of characters a URI (or an
+// IRI) may contain: printable, and none of the ASCII characters RFC 3986
+// leaves out (space " < > \ ^ ` { | }). JSON stores what remains
+// unescaped.
+func uriText(s string) bool {
+	if !utf8.ValidString(s) || strings.ContainsAny(s, " \"<>\\^`{|}") {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // printableText reports whether s is UTF-8 without control characters.
@@ -103,6 +171,20 @@ func printableText(s string) bool {
 // /64, the block one subscriber or one machine gets (RFC 6177), so an
 // attacker cannot take a fresh address from their block for each request.
 func originOf(ip string) string {
+	return addressBlock(ip, 64)
+}
+
+// originGroupOf is the wider block an address belongs to when the total
+// limit chooses whom to evict from (storage.PendingLimits): an IPv4 address
+// itself, an IPv6 address's /48, the most a single site is assigned (RFC
+// 6177), so an attacker with a whole block of /64s counts as one.
+func originGroupOf(ip string) string {
+	return addressBlock(ip, 48)
+}
+
+// addressBlock is an IPv4 address, or the /bits prefix of an IPv6 one, as
+// text; "" for anything else.
+func addressBlock(ip string, bits int) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ""
@@ -111,7 +193,7 @@ func originOf(ip string) string {
 	if a.Is4() {
 		return a.String()
 	}
-	p, err := a.WithZone("").Prefix(64)
+	p, err := a.WithZone("").Prefix(bits)
 	if err != nil {
 		return ""
 	}

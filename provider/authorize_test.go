@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -48,6 +51,22 @@ func TestCheckAuthorizeParams(t *testing.T) {
 			}
 		}
 	}
+	for _, p := range authorizeParamValues {
+		for _, good := range p.values {
+			v := cloneValues(ok)
+			v.Set(p.name, good)
+			if pr, bad := checkAuthorizeParams(v); bad {
+				t.Errorf("%s = %q refused: %v", p.name, good, pr.err)
+			}
+		}
+		for _, bad := range []string{"plain", "jwt", "form_post.jwt", strings.Repeat("x", 30000)} {
+			v := cloneValues(ok)
+			v.Set(p.name, bad)
+			if pr, refused := checkAuthorizeParams(v); !refused || pr.param != p.name || pr.err.ErrorType != oidc.InvalidRequest {
+				t.Errorf("%s = %.20q: %v %+v, want invalid_request naming it", p.name, bad, refused, pr)
+			}
+		}
+	}
 	for _, scope := range []string{
 		strings.TrimSpace(strings.Repeat("openid ", 33)),
 		"openid " + strings.Repeat("s", 129),
@@ -69,42 +88,109 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// The bound the flow file's size rests on (config.toml, [limits]): a
-// request whose every limited parameter is as long as allowed, made of the
-// characters that cost most once stored, fits in maxStoredAuthRequest. It is
-// encoded as the bolt store encodes it (no HTML escaping), with a redirect
-// URI of 256 bytes.
+// The bound the flow file's size rests on (config.toml, [limits]): the
+// largest request /authorize lets through fits in
+// storage.MaxAuthRequestBytes, so the store's backstop never refuses an
+// honest one. The test walks every field of storage.AuthRequest: a field
+// that comes from the request is filled from the worst parameters the
+// checks accept (every one at its limit, of the characters that cost most
+// once stored), a field Keyport fills is set to its largest value. A new
+// field that is in neither list fails the test until its bound is known.
 func TestWorstCaseAuthRequestSize(t *testing.T) {
-	const maxStoredAuthRequest = 16 << 10
-	limit := map[string]int{}
-	for _, l := range authorizeParamLimits {
-		limit[l.name] = l.max
+	// The parameter each field comes from.
+	fromRequest := map[string]string{
+		"ClientID": "client_id", "RedirectURI": "redirect_uri", "State": "state", "Nonce": "nonce",
+		"Scopes": "scope", "ResponseType": "response_type", "ResponseMode": "response_mode",
+		"CodeChallenge": "code_challenge", "CodeChallengeMethod": "code_challenge_method",
+		"Prompt": "prompt", "MaxAge": "max_age", "LoginHint": "login_hint",
+		"ACRValues": "acr_values", "UILocales": "ui_locales",
 	}
-	worst := func(name string) string { return strings.Repeat(`"`, limit[name]) } // stored as \"
-	var scopes []string
-	for range 32 {
-		scopes = append(scopes, oidc.ScopeOfflineAccess) // the longest scope that survives zitadel's filter
-	}
-	words := func(name string, word string) []string {
-		var out []string
-		for n := 0; n+len(word) <= limit[name]; n += len(word) + 1 {
-			out = append(out, strings.Repeat(`"`, len(word)))
-		}
-		return out
-	}
-	maxAge := uint(1 << 31)
+	// Fields Keyport fills, at their largest: IDs of account.NewID (22
+	// characters) or NewOrderedID (26), a session or browser ID of 43,
+	// every AMR value, an IPv6 prefix.
 	now := time.Now()
-	a := storage.AuthRequest{
-		ID: strings.Repeat("i", 26), ClientID: strings.Repeat("c", 128), RedirectURI: "https://app.example/" + strings.Repeat("r", 236),
-		State: worst("state"), Nonce: worst("nonce"), Scopes: scopes,
-		ResponseType: "code", ResponseMode: "form_post",
-		CodeChallenge: worst("code_challenge"), CodeChallengeMethod: "S256",
-		Prompt: words("prompt", "x"), MaxAge: &maxAge, LoginHint: worst("login_hint"),
-		HintUserID: strings.Repeat("u", 26), ACRValues: words("acr_values", "x"), UILocales: words("ui_locales", "x"),
-		CreatedAt: now, ExpiresAt: now, BrowserID: strings.Repeat("b", 43),
-		UserID: strings.Repeat("u", 26), SessionID: strings.Repeat("s", 43), AuthTime: now,
-		AMR: []string{"pwd", "otp", "hwk", "mfa"}, ConsentOK: true, CodeIssued: true, Completed: true,
-		Origin: "ffff:ffff:ffff:ffff::/64",
+	setByKeyport := map[string]any{
+		"ID": strings.Repeat("i", 26), "HintUserID": strings.Repeat("u", 26),
+		"CreatedAt": now, "ExpiresAt": now, "AuthTime": now,
+		"BrowserID": strings.Repeat("b", 43), "UserID": strings.Repeat("u", 26), "SessionID": strings.Repeat("s", 43),
+		"AMR":       []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},
+		"ConsentOK": true, "CodeIssued": true, "Completed": true,
+		"Origin": "ffff:ffff:ffff:ffff::/64", "OriginGroup": "ffff:ffff:ffff::/48",
+	}
+
+	// The worst parameters: each limited one at its limit, of quotes
+	// (stored as \"), lists as one-character items; the longest allowed
+	// value of each enumerated one; a redirect URI at its limit (any
+	// character it may hold is stored as it is); the longest client ID
+	// (account.BuildClient) and max_age.
+	worst := url.Values{}
+	lists := map[string]bool{"prompt": true, "acr_values": true, "ui_locales": true}
+	for _, l := range authorizeParamLimits {
+		if lists[l.name] {
+			worst.Set(l.name, strings.TrimSpace(strings.Repeat(`" `, l.max/2)))
+		} else {
+			worst.Set(l.name, strings.Repeat(`"`, l.max))
+		}
+	}
+	for _, p := range authorizeParamValues {
+		longest := ""
+		for _, v := range p.values {
+			if len(v) > len(longest) {
+				longest = v
+			}
+		}
+		worst.Set(p.name, longest)
+	}
+	worst.Set("redirect_uri", "https://app.example/"+strings.Repeat("r", maxRedirectURI-len("https://app.example/")))
+	worst.Set("client_id", strings.Repeat("c", 128))
+	worst.Set("response_type", "code")
+	worst.Set("max_age", "18446744073709551615")
+	// 32 scopes (checkScopeTokens), each the longest that zitadel keeps
+	// for our clients (op.ValidateAuthReqScopes drops the others).
+	longestScope := ""
+	for _, sc := range []string{strings.Repeat("s", 128), oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess, scopeGroups} {
+		kept, err := op.ValidateAuthReqScopes(&client{}, []string{sc})
+		if err == nil && len(kept) == 1 && len(sc) > len(longestScope) {
+			longestScope = sc
+		}
+	}
+	worst.Set("scope", strings.TrimSpace(strings.Repeat(longestScope+" ", 32)))
+	if p, bad := checkAuthorizeParams(worst); bad {
+		t.Fatalf("the worst-case parameters are refused (%v): the test no longer builds the largest request accepted", p.err)
+	}
+	if msg := redirectURIProblem(worst.Get("redirect_uri")); msg != "" {
+		t.Fatalf("the worst-case redirect URI is refused: %s", msg)
+	}
+
+	var a storage.AuthRequest
+	v := reflect.ValueOf(&a).Elem()
+	for i := range v.NumField() {
+		f, name := v.Field(i), v.Type().Field(i).Name
+		if value, ok := setByKeyport[name]; ok {
+			f.Set(reflect.ValueOf(value))
+			continue
+		}
+		param, ok := fromRequest[name]
+		if !ok {
+			t.Errorf("storage.AuthRequest.%s: no known bound; bound it (authorizeParamLimits) and add it to this test", name)
+			continue
+		}
+		raw := worst.Get(param)
+		switch f.Interface().(type) {
+		case string:
+			f.SetString(raw)
+		case []string:
+			f.Set(reflect.ValueOf(strings.Fields(raw)))
+		case *uint:
+			n, err := strconv.ParseUint(raw, 10, 0)
+			if err != nil {
+				t.Fatalf("%s = %q: %v", param, raw, err)
+			}
+			u := uint(n)
+			f.Set(reflect.ValueOf(&u))
+		default:
+			t.Errorf("storage.AuthRequest.%s: a %s from %s; teach this test its largest value", name, f.Type(), param)
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -112,10 +198,38 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 	if err := enc.Encode(a); err != nil {
 		t.Fatal(err)
 	}
-	if buf.Len() > maxStoredAuthRequest {
-		t.Errorf("worst-case auth request takes %d bytes, more than the %d the documented bound assumes", buf.Len(), maxStoredAuthRequest)
+	if buf.Len() > storage.MaxAuthRequestBytes {
+		t.Errorf("worst-case auth request takes %d bytes, more than the %d the store keeps", buf.Len(), storage.MaxAuthRequestBytes)
 	}
-	t.Logf("worst-case auth request: %d bytes", buf.Len())
+	t.Logf("worst-case auth request: %d bytes (the store keeps up to %d)", buf.Len(), storage.MaxAuthRequestBytes)
+}
+
+func TestRedirectURIProblem(t *testing.T) {
+	for _, ok := range []string{
+		"https://app.example/cb", "http://127.0.0.1:4444/callback/cli?x=1&y=%22", "com.example.cli:/cb",
+		"https://app.example/rückruf", "https://app.example/" + strings.Repeat("r", maxRedirectURI-len("https://app.example/")),
+	} {
+		if msg := redirectURIProblem(ok); msg != "" {
+			t.Errorf("%.60q refused: %s", ok, msg)
+		}
+	}
+	for bad, want := range map[string]string{
+		"https://app.example/" + strings.Repeat("r", maxRedirectURI): "longer",
+		"http://user:pw@127.0.0.1:4444/callback/cli":                 "user name",
+		"http://" + strings.Repeat("u", 100) + "@127.0.0.1/cb":       "user name",
+		"http://127.0.0.1:4444/callback/cli#frag":                    "fragment",
+		"http://127.0.0.1:4444/callback/cli#":                        "fragment",
+		`https://app.example/"cb"`:                                   "characters",
+		`https://app.example/a\b`:                                    "characters",
+		"https://app.example/a b":                                    "characters",
+		"https://app.example/a\u2028b":                               "characters",
+		"https://app.example/a\x00b":                                 "characters",
+		"https://app.example/a\xffb":                                 "characters",
+	} {
+		if msg := redirectURIProblem(bad); !strings.Contains(msg, want) {
+			t.Errorf("%.60q: %q, want a refusal naming %q", bad, msg, want)
+		}
+	}
 }
 
 func TestOriginOf(t *testing.T) {
@@ -132,6 +246,18 @@ func TestOriginOf(t *testing.T) {
 	} {
 		if got := originOf(in); got != want {
 			t.Errorf("originOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1::/48",
+		"2001:db8:1:ff::1":     "2001:db8:1::/48",
+		"2001:db8:2::1":        "2001:db8:2::/48",
+		"":                     "",
+	} {
+		if got := originGroupOf(in); got != want {
+			t.Errorf("originGroupOf(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -110,13 +110,15 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.PostForm.Has("client_secret") || r.PostForm.Has("client_assertion")) {
+		// The checks of token requests read r.Form, the query string
+		// included, as zitadel does (r.FormValue, and r.Form for the rest).
+		if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
 			// RFC 6749 §2.3: one authentication method per request. zitadel
 			// checks this for code and refresh grants only.
 			p.badRequest(w, r, http.StatusBadRequest, "client authentication must not use more than one method")
 			return
 		}
-		if gt := r.PostForm.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
+		if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
 			// zitadel handles some grants Keyport does not offer (the JWT
 			// bearer grant answers invalid_client); RFC 6749 §5.2 has one code
 			// for them all.
@@ -168,8 +170,8 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			// refresh its user) more than once; see readMemo.
 			r = r.WithContext(withReadMemo(r.Context()))
 		}
-		if path == "/oauth/token" && r.PostForm.Get("grant_type") == string(oidc.GrantTypeCode) {
-			clientID, err := p.authenticateCodeClient(r)
+		if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
+			client, err := p.authenticateCodeClient(r)
 			if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
 				writeThrottled(w, refused)
 				return
@@ -180,7 +182,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				p.finish(w, r, path, rec)
 				return
 			}
-			r = r.WithContext(withCodeClient(r.Context(), clientID))
+			r = r.WithContext(withCodeClient(r.Context(), client))
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)

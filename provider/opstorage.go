@@ -59,6 +59,9 @@ type opStorage struct {
 	tokens *tokenCrypto
 	// pending bounds the authorization requests waiting for a sign-in.
 	pending storage.PendingLimits
+	// lastRefusalLog is when a refusal for pending (ErrLimitReached) was
+	// last logged (unix seconds).
+	lastRefusalLog atomic.Int64
 	// evictions counts authorization requests evicted for pending, and
 	// lastEvictionLog is when that was last logged (unix seconds).
 	evictions, lastEvictionLog atomic.Int64
@@ -84,6 +87,12 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	c, err := s.getClient(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("unknown client")
+	}
+	if msg := redirectURIProblem(req.RedirectURI); msg != "" {
+		// zitadel let it through: registered, or a native app's loopback
+		// address, of which it compares only path and query. Never
+		// redirected to (RFC 6749 §4.1.2.1): the person sees why.
+		return nil, oidc.ErrInvalidRequestRedirectURI().WithDescription("%s", msg)
 	}
 	if p, ok := authorizeProblemFrom(ctx); ok {
 		if p.param == "state" {
@@ -120,11 +129,27 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CreatedAt:           now,
 		ExpiresAt:           now.Add(s.life.AuthRequest),
 		Origin:              originOf(clientip.FromContext(ctx)),
+		OriginGroup:         originGroupOf(clientip.FromContext(ctx)),
 	}
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
 	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
+	if errors.Is(err, storage.ErrLimitReached) {
+		// Every pending sign-in of this address, or of all, has its code
+		// and is about to be exchanged (or to expire): RFC 6749 §4.1.2.1.
+		if now := s.now().Unix(); now-s.lastRefusalLog.Load() >= 60 {
+			s.lastRefusalLog.Store(now)
+			s.log.WarnContext(ctx, "too many pending sign-ins, all of them with a code issued; refused new ones (logged at most once a minute)",
+				"per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
+		}
+		return nil, &oidc.Error{ErrorType: "temporarily_unavailable", Description: "too many sign-ins are under way; try again in a minute"}
+	}
+	if errors.Is(err, storage.ErrTooLarge) {
+		// Every parameter is bounded well below this (authorize.go); the
+		// store's own bound is the backstop.
+		return nil, oidc.ErrInvalidRequest().WithDescription("the authorization request is too large")
+	}
 	if err != nil {
 		return nil, s.internal(ctx, "store auth request", err)
 	}
@@ -145,7 +170,7 @@ func (s *opStorage) noteEvictions(ctx context.Context, n int) {
 		return
 	}
 	s.evictions.Add(-total)
-	s.log.WarnContext(ctx, "too many pending sign-ins; evicted the oldest to make room (a flood of /authorize requests?)",
+	s.log.WarnContext(ctx, "too many pending sign-ins; evicted some of the busiest address to make room (a flood of /authorize requests?)",
 		"evicted", total, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "last_client_ip", clientip.FromContext(ctx))
 }
 
@@ -166,18 +191,17 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequ
 // the exchange then fails (a wrong code_verifier or redirect_uri), as OAuth
 // 2.1 asks, but a failed exchange issues nothing, so its retry revokes
 // nothing. Only a replay of a code that issued tokens revokes them: those
-// tokens and no others (RFC 6749 §4.1.2).
+// tokens and no others (RFC 6749 §4.1.2), and only when the client
+// presenting it proves it is the code's (codeClient.provesReplay).
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	clientID, ok := codeClientFrom(ctx)
+	client, ok := codeClientFrom(ctx)
 	if !ok {
 		return nil, oidc.ErrInvalidClient()
 	}
 	hash := account.HashSecret(code)
-	a, issued, err := s.store.RedeemCode(ctx, hash, clientID)
+	a, err := s.store.RedeemCode(ctx, hash, client.id)
 	if errors.Is(err, storage.ErrTokenReused) {
-		s.revokeIssued(ctx, issued)
-		s.log.WarnContext(ctx, "authorization code presented again; revoked the tokens it issued",
-			"client_id", a.ClientID, "user_id", a.UserID, "access_token_id", issued.AccessTokenID, "family_id", issued.FamilyID)
+		s.replayed(ctx, client, hash, a)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
 	}
 	if errors.Is(err, storage.ErrNotFound) {
@@ -187,6 +211,28 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 		return nil, s.internal(ctx, "redeem code", err)
 	}
 	return &authRequest{a: a, codeHash: hash}, nil
+}
+
+// replayed handles a redeemed code presented again: when its client proves
+// itself, the code is marked replayed and what it issued is revoked (an
+// exchange still under way revokes its own when it records them).
+func (s *opStorage) replayed(ctx context.Context, client codeClient, hash string, redeemed storage.AuthRequest) {
+	if !client.provesReplay(redeemed) {
+		s.log.WarnContext(ctx, "authorization code of a public client presented again without its PKCE verifier; revoked nothing",
+			"client_id", redeemed.ClientID, "user_id", redeemed.UserID)
+		return
+	}
+	issued, err := s.store.MarkCodeReplayed(ctx, hash, client.id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return // forgotten a moment ago
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "mark a replayed authorization code", "client_id", redeemed.ClientID, "err", err)
+		return
+	}
+	s.revokeIssued(ctx, issued)
+	s.log.WarnContext(ctx, "authorization code presented again; revoked the tokens it issued",
+		"client_id", redeemed.ClientID, "user_id", redeemed.UserID, "access_token_id", issued.AccessTokenID, "family_id", issued.FamilyID)
 }
 
 // revokeIssued revokes what one code issued.
@@ -298,7 +344,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
 	if r, ok := req.(*refreshRequest); ok && r.retry {
-		return s.reissueRefresh(ctx, r)
+		return s.reissueRefresh(ctx, r, current)
 	}
 	now := s.now()
 	secret, key := newRefreshToken()
@@ -352,7 +398,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		if r, ok := req.(*refreshRequest); ok && s.life.RefreshReuseGrace > 0 {
 			if rt, gerr := s.store.GetRefreshToken(ctx, refreshKey(current)); gerr == nil && rt.Hash != refreshKey(current) {
 				r.rt, r.retry = rt, true
-				return s.reissueRefresh(ctx, r)
+				return s.reissueRefresh(ctx, r, current)
 			}
 		}
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
@@ -363,22 +409,33 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	return access.ID, secret, access.ExpiresAt, nil
 }
 
-// reissueRefresh answers a retry within the reuse grace: a fresh access
-// token in the family, and the same successor refresh token the first use
-// got, opened from its sealed copy.
-func (s *opStorage) reissueRefresh(ctx context.Context, r *refreshRequest) (string, string, time.Time, error) {
+// reissueRefresh answers a retry of the refresh token current within the
+// reuse grace: a fresh access token in the family, and the same successor
+// refresh token (r.rt) the first use got, opened from its sealed copy. The
+// store checks again, in the transaction that stores the access token,
+// that current is still a retry: the successor may have been used since it
+// was read, and then this is reuse.
+func (s *opStorage) reissueRefresh(ctx context.Context, r *refreshRequest, current string) (string, string, time.Time, error) {
 	value, err := s.tokens.openRefresh(r.rt.SealedValue, r.rt.Hash)
 	if err != nil {
-		return "", "", time.Time{}, s.internal(ctx, "open the sealed refresh token of a retry", err)
-	}
-	access := s.accessFor(r, r.rt.FamilyID)
-	err = s.store.CreateTokens(ctx, access, nil)
-	if errors.Is(err, storage.ErrNotFound) {
-		// The family was revoked a moment ago.
+		// Sealed under another key (secret.key was replaced since), or
+		// damaged: the retry cannot be answered, but the successor stands
+		// for whoever got it first.
+		s.log.WarnContext(ctx, "refresh retry: the kept successor cannot be opened; refused the retry", "client_id", r.rt.ClientID, "family_id", r.rt.FamilyID, "err", err)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	}
-	if err != nil {
+	access := s.accessFor(r, r.rt.FamilyID)
+	live, err := s.store.RetryRefreshToken(ctx, refreshKey(current), access)
+	switch {
+	case errors.Is(err, storage.ErrTokenReused), errors.Is(err, storage.ErrNotFound):
+		// Its successor was used meanwhile (the family is revoked), or
+		// the family was revoked a moment ago.
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+	case err != nil:
 		return "", "", time.Time{}, s.internal(ctx, "store access token of a refresh retry", err)
+	case live.Hash != r.rt.Hash:
+		// Cannot happen: a rotated link has one successor.
+		return "", "", time.Time{}, s.internal(ctx, "refresh retry", fmt.Errorf("successor %s read, %s at the retry", r.rt.ID, live.ID))
 	}
 	return access.ID, value, access.ExpiresAt, nil
 }
@@ -561,7 +618,7 @@ func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (
 }
 
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	if done, ok := codeClientFrom(ctx); ok && done == id {
+	if done, ok := codeClientFrom(ctx); ok && done.id == id {
 		// A code exchange whose client the middleware authenticated
 		// (authenticateCodeClient), from the same credentials: one request
 		// is one check, and one attempt for the throttle.

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"net/url"
@@ -17,12 +18,13 @@ import (
 // invalid_client (RFC 6749 §5.2), and anyone who saw a code could spend it,
 // and then make the real exchange look like a replay, without any
 // credentials. The credentials are read as zitadel reads them: HTTP Basic
-// (form-urlencoded, RFC 6749 §2.3.1), else client_id and client_secret in
-// the body; a public client is identified by client_id alone, its codes are
-// bound to it by PKCE.
-func (p *Provider) authenticateCodeClient(r *http.Request) (string, *oidc.Error) {
-	if r.PostForm.Has("client_assertion") || r.PostForm.Has("client_assertion_type") {
-		return "", oidc.ErrInvalidClient().WithDescription("private_key_jwt is not supported")
+// (form-urlencoded, RFC 6749 §2.3.1), else client_id and client_secret from
+// the form, the query string included (zitadel reads r.Form); a public
+// client is identified by client_id alone, its codes are bound to it by
+// PKCE.
+func (p *Provider) authenticateCodeClient(r *http.Request) (codeClient, *oidc.Error) {
+	if r.Form.Has("client_assertion") || r.Form.Has("client_assertion_type") {
+		return codeClient{}, oidc.ErrInvalidClient().WithDescription("private_key_jwt is not supported")
 	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
@@ -30,46 +32,73 @@ func (p *Provider) authenticateCodeClient(r *http.Request) (string, *oidc.Error)
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return "", oidc.ErrInvalidClient().WithDescription("invalid basic auth header")
+			return codeClient{}, oidc.ErrInvalidClient().WithDescription("invalid basic auth header")
 		}
 	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
 	}
-	if err := p.storage.authenticateTokenClient(r.Context(), id, secret); err != nil {
-		return "", err
+	public, err := p.storage.authenticateTokenClient(r.Context(), id, secret)
+	if err != nil {
+		return codeClient{}, err
 	}
-	return id, nil
+	return codeClient{id: id, public: public, verifier: r.Form.Get("code_verifier")}, nil
 }
 
 // authenticateTokenClient checks a client at the token endpoint: a public
-// one by its ID, a confidential one by its secret too.
-func (s *opStorage) authenticateTokenClient(ctx context.Context, id, secret string) *oidc.Error {
+// one by its ID, a confidential one by its secret too. It tells which of
+// the two the client is.
+func (s *opStorage) authenticateTokenClient(ctx context.Context, id, secret string) (public bool, _ *oidc.Error) {
 	c, err := s.getClient(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return s.internal(ctx, "load client", err)
+		return false, s.internal(ctx, "load client", err)
 	}
 	if err == nil && c.Public {
-		return nil
+		return true, nil
 	}
 	if _, err := s.authenticateClient(ctx, id, secret); err != nil {
 		var oe *oidc.Error
 		if errors.As(err, &oe) {
-			return oe
+			return false, oe
 		}
-		return s.internal(ctx, "authenticate client", err)
+		return false, s.internal(ctx, "authenticate client", err)
 	}
-	return nil
+	return false, nil
+}
+
+// codeClient is the client of a code exchange, as authenticateCodeClient
+// found it, with the PKCE verifier it presented.
+type codeClient struct {
+	id       string
+	public   bool
+	verifier string
+}
+
+// provesReplay tells whether the client presenting a redeemed code again
+// proves it is the one the code was issued to, so that the replay may
+// revoke the code's tokens: a confidential client did by its secret; a
+// public client is known by its ID alone, which anyone may send, so it
+// proves itself by the code's PKCE verifier (RFC 7636), which only it
+// holds. Otherwise anyone who saw a used code could sign its user out.
+func (c codeClient) provesReplay(redeemed storage.AuthRequest) bool {
+	if !c.public {
+		return true
+	}
+	if redeemed.CodeChallenge == "" || redeemed.CodeChallengeMethod != string(oidc.CodeChallengeMethodS256) || c.verifier == "" {
+		return false
+	}
+	got := oidc.NewSHACodeChallenge(c.verifier)
+	return subtle.ConstantTimeCompare([]byte(got), []byte(redeemed.CodeChallenge)) == 1
 }
 
 // codeClientKey carries the client authenticateCodeClient authenticated to
 // AuthRequestByCode, which redeems only that client's codes.
 type codeClientKey struct{}
 
-func withCodeClient(ctx context.Context, clientID string) context.Context {
-	return context.WithValue(ctx, codeClientKey{}, clientID)
+func withCodeClient(ctx context.Context, c codeClient) context.Context {
+	return context.WithValue(ctx, codeClientKey{}, c)
 }
 
-func codeClientFrom(ctx context.Context) (string, bool) {
-	id, ok := ctx.Value(codeClientKey{}).(string)
-	return id, ok
+func codeClientFrom(ctx context.Context) (codeClient, bool) {
+	c, ok := ctx.Value(codeClientKey{}).(codeClient)
+	return c, ok
 }

@@ -24,6 +24,12 @@ var (
 	// was already redeemed, was presented again. For refresh tokens the
 	// backend has revoked the token's whole family when it returns this.
 	ErrTokenReused = errors.New("token already used")
+	// ErrTooLarge: a record is larger than the store keeps (see
+	// MaxAuthRequestBytes); nothing was stored.
+	ErrTooLarge = errors.New("record too large")
+	// ErrLimitReached: a limit (PendingLimits) is reached and nothing may
+	// be evicted to make room; nothing was stored.
+	ErrLimitReached = errors.New("limit reached")
 )
 
 // User is a person who can sign in. The fields below "Internal" never leave
@@ -152,15 +158,31 @@ type AuthRequest struct {
 
 	// Origin is the client address that started the request (an IPv6
 	// address reduced to its /64), for PendingLimits.PerOrigin; "" when
-	// unknown.
-	Origin string `json:"origin,omitempty"`
+	// unknown. OriginGroup is the wider block it belongs to (an IPv6 /48),
+	// which PendingLimits.Total evicts from as one; "" means Origin.
+	Origin      string `json:"origin,omitempty"`
+	OriginGroup string `json:"origin_group,omitempty"`
 }
+
+// MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured
+// in its stored form (for storage/bolt, JSON). CreateAuthRequest and
+// UpdateAuthRequest refuse a larger one with ErrTooLarge. The provider
+// bounds every parameter a request stores well within it; this backstop
+// keeps the bound on the flow file true whichever field grows.
+const MaxAuthRequestBytes = 16 << 10
 
 // PendingLimits bounds the authorization requests a store keeps, so that
 // unauthenticated callers of /authorize cannot fill the disk. When one more
-// request would exceed a limit, the oldest requests (of that origin, or of
-// all) are deleted to make room: a flood pushes out its own requests first,
-// and nobody is ever refused. Zero means no limit.
+// request would exceed a limit, requests are evicted to make room: for
+// PerOrigin, requests of the new one's Origin; for Total, requests of the
+// group (OriginGroup, else Origin) that holds the most requests that may be
+// evicted, so a flood pushes out its own requests first and an address
+// with one pending sign-in keeps it. Within either, requests no browser has
+// opened (BrowserID empty) go before those a person is signing in with,
+// each oldest (CreatedAt) first. A request whose code was issued
+// (CodeIssued) is never evicted: it lives one code lifetime at most and
+// exists only after a real sign-in. When only such requests are left to
+// evict, CreateAuthRequest gives ErrLimitReached. Zero means no limit.
 type PendingLimits struct {
 	PerOrigin int // requests with the same non-empty Origin
 	Total     int // requests in all
@@ -382,7 +404,9 @@ type Clients interface {
 type AuthRequests interface {
 	// CreateAuthRequest stores a new request within limits (see
 	// PendingLimits) and returns how many older requests it deleted to
-	// make room.
+	// make room. A request larger than MaxAuthRequestBytes gives
+	// ErrTooLarge and changes nothing; so does an update that would make
+	// it so. ErrLimitReached: no room can be made (see PendingLimits).
 	CreateAuthRequest(ctx context.Context, a AuthRequest, limits PendingLimits) (evicted int, err error)
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	UpdateAuthRequest(ctx context.Context, id string, fn func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)
@@ -394,11 +418,18 @@ type AuthRequests interface {
 	// two exchanges race. Only the request's own client redeems its code: for
 	// any other clientID the code does not exist (ErrNotFound) and nothing
 	// changes. A code redeemed before (and remembered for at least ten
-	// minutes) gives ErrTokenReused, with a request holding only ID, UserID
-	// and ClientID and with what the code issued (see RecordCodeTokens; empty
-	// when it issued nothing), so the caller can revoke exactly that; it also
-	// marks the code replayed.
-	RedeemCode(ctx context.Context, codeHash, clientID string) (AuthRequest, IssuedTokens, error)
+	// minutes) gives ErrTokenReused, with a request holding only ID, UserID,
+	// ClientID, CodeChallenge and CodeChallengeMethod, and changes nothing:
+	// the caller decides whether whoever presents it again proves to be its
+	// client (MarkCodeReplayed).
+	RedeemCode(ctx context.Context, codeHash, clientID string) (AuthRequest, error)
+	// MarkCodeReplayed marks a redeemed code of clientID replayed and
+	// returns what it issued so far (see RecordCodeTokens; empty when
+	// nothing yet), so the caller can revoke exactly that; an exchange of
+	// the code still under way learns of the mark when it records its
+	// tokens. A code that is not remembered, or another client's, gives
+	// ErrNotFound.
+	MarkCodeReplayed(ctx context.Context, codeHash, clientID string) (IssuedTokens, error)
 	// RecordCodeTokens notes what a redeemed code issued. If the code was
 	// presented again since it was redeemed, it records nothing and returns
 	// ErrTokenReused: the caller must revoke what it issued. A code that is
@@ -416,8 +447,21 @@ type Tokens interface {
 	// rotated into a successor that is still live and within its GraceUntil
 	// (a retry) gives that successor, whose Hash differs from the one asked
 	// for; any other rotated token gives ErrTokenReused, and its family is
-	// revoked. An unknown or expired token gives ErrNotFound.
+	// revoked. An unknown or expired token gives ErrNotFound. A sealed
+	// value past its GraceUntil is never returned, by any read; the reads
+	// other than this one also delete it (this one is followed by a
+	// rotation, which does).
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
+	// RetryRefreshToken answers a retry (see GetRefreshToken) atomically:
+	// in one transaction it checks again that hash is the rotated token
+	// whose successor is still live, unused and within its GraceUntil with
+	// its SealedValue, stores access in the successor's family, and returns
+	// the successor. If hash is rotated but no longer a retry (the
+	// successor was used meanwhile, or the grace is over), that is reuse:
+	// the family is revoked, nothing is stored, and it gives
+	// ErrTokenReused. An unknown, expired or unrotated token gives
+	// ErrNotFound.
+	RetryRefreshToken(ctx context.Context, hash string, access AccessToken) (RefreshToken, error)
 	// PeekRefreshToken returns the live token with that hash, like
 	// GetRefreshToken, but without the reuse check's revocation: for looking
 	// at a token (introspection) rather than using it. Rotated, unknown and

@@ -87,7 +87,8 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
 	m.db, err = bolt.Open(cfg.DBPath(), bolt.Options{Now: now, Timeout: lockWait, Logger: log,
-		SkipCheck: !cfg.Database.Check, CheckTimeout: cfg.Database.CheckTimeout.Duration})
+		SkipCheck: !cfg.Database.Check, CheckTimeout: cfg.Database.CheckTimeout.Duration,
+		MaxPendingSignIns: cfg.Limits.MaxPendingSignIns})
 	if err != nil {
 		if errors.Is(err, bolt.ErrLocked) {
 			return nil, fmt.Errorf("the database %s is in use by another process: is `keyport serve` running? Stop it first (`keyport backup` works while it runs)", cfg.DBPath())

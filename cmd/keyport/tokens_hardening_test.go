@@ -450,3 +450,96 @@ func TestCodeGrantClientThrottled(t *testing.T) {
 		t.Fatalf("the app's exchange from its own address: %d %v", status, body)
 	}
 }
+
+// zitadel reads the token request's parameters from the query string as
+// well as from the body, so grant_type in the query must not slip past
+// the client check that runs before a code is looked at (nor past the
+// refusal of grants Keyport does not offer): an unknown client gets 401
+// invalid_client, and the code it presented stays unspent.
+func TestGrantTypeInQueryString(t *testing.T) {
+	srv := startServer(t, "", nil)
+	app := offlineApp(t, srv)
+	code, verifier := app.signIn(newBrowser(t), "gus")
+	post := func(query string, form url.Values, user, pass string) negResp {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token?"+query, strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+		}
+		r, err := negSend(negClient, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	form := url.Values{"code": {code}, "redirect_uri": {app.RedirectURI}, "code_verifier": {verifier}}
+	for _, c := range []struct {
+		how        string
+		user, pass string
+		body       url.Values
+	}{
+		{"unknown client in the body", "", "", url.Values{"client_id": {"nobody-q1"}, "client_secret": {"some-secret-value-123"}}},
+		{"unknown client, Basic", "nobody-q2", "some-secret-value-123", nil},
+		{"the app with a wrong secret", app.ID, "not-the-secret-0123456789", nil},
+	} {
+		f := cloneForm(form)
+		for k, v := range c.body {
+			f[k] = v
+		}
+		r := post("grant_type=authorization_code", f, c.user, c.pass)
+		if r.Status != 401 || r.ErrCode() != "invalid_client" {
+			t.Errorf("%s, grant_type in the query: %s, want 401 invalid_client", c.how, r)
+		}
+	}
+	if r := post("grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer", url.Values{"assertion": {"x.y.z"}}, app.ID, app.Secret); r.Status != 400 || r.ErrCode() != "unsupported_grant_type" {
+		t.Errorf("a grant Keyport does not offer, in the query: %s, want 400 unsupported_grant_type", r)
+	}
+	if _, err := app.exchange(code, verifier); err != nil {
+		t.Errorf("the code after the refused attempts: %v", err)
+	}
+}
+
+// A public client is known by its client_id alone, which anyone may send.
+// A used code of a public client presented again revokes the tokens it
+// issued only with the code's PKCE verifier, which only the app holds:
+// without it, whoever saw the code (in a log, a referrer, a browser's
+// history) could sign the person out of that session.
+func TestPublicClientCodeReplayNeedsVerifier(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("gus", false)
+	spa := srv.createClient(account.NewClient{ID: "spa", Public: true, SkipConsent: true})
+	spa.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	code, verifier := spa.signIn(newBrowser(t), "gus")
+	tok, err := spa.exchange(code, verifier)
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("exchange: %v, refresh token %t", err, tok != nil && tok.RefreshToken != "")
+	}
+	works := func() (access, refresh bool) {
+		t.Helper()
+		st, _, _ := srv.userinfo(tok.AccessToken)
+		status, _, body := spa.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, false)
+		if status == 200 {
+			tok.RefreshToken, _ = body["refresh_token"].(string)
+			tok.AccessToken, _ = body["access_token"].(string)
+		}
+		return st == 200, status == 200
+	}
+	wrong, _ := pkce()
+	for name, v := range map[string]string{"no verifier": "", "a wrong verifier": wrong} {
+		status, h, body := spa.tokenPost(negCodeForm(code, spa.RedirectURI, v), false)
+		negTokenError(t, "the used code with "+name, status, h, body, 400, "invalid_grant")
+		if access, refresh := works(); !access || !refresh {
+			t.Errorf("the session after the used code was presented with %s: access token works %v, refresh token works %v; want both untouched", name, access, refresh)
+		}
+	}
+	// The app itself, with its verifier: a replay, and the code's tokens go.
+	status, h, body := spa.tokenPost(negCodeForm(code, spa.RedirectURI, verifier), false)
+	negTokenError(t, "the used code with its verifier", status, h, body, 400, "invalid_grant")
+	if access, refresh := works(); access || refresh {
+		t.Errorf("the session after the app replayed its code: access token works %v, refresh token works %v; want both revoked", access, refresh)
+	}
+}

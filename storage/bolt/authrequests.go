@@ -13,46 +13,50 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// CreateAuthRequest stores a new request. Before it does, it deletes the
-// oldest requests of a.Origin, then the requests closest to expiry (the
-// oldest, as every pending request lives equally long), until the new one
-// fits within limits. The number of requests is the bucket's sequence,
-// kept in the same transactions as the requests (see countAuthRequests).
+// CreateAuthRequest stores a new request. Before it does, it evicts
+// requests until the new one fits within limits (see storage.PendingLimits
+// and pending.go): of a.Origin for PerOrigin, of the largest group for
+// Total. The number of requests is the bucket's sequence, kept in the same
+// transactions as the requests.
 func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limits storage.PendingLimits) (int, error) {
 	if a.ID == "" {
 		return 0, fmt.Errorf("create auth request: empty ID")
 	}
+	raw, err := encodeAuthRequest(a)
+	if err != nil {
+		return 0, err
+	}
 	var evicted int
-	err := d.flowBatch(func(tx *bbolt.Tx) error {
+	err = d.flowBatch(func(tx *bbolt.Tx) error {
 		evicted = 0
 		b := tx.Bucket(bAuthRequests)
 		if has(b, a.ID) {
 			return conflict("create auth request", a.ID)
 		}
+		// A refusal (ErrLimitReached) comes before any eviction, unless
+		// a limit was lowered since the requests were stored.
 		if a.Origin != "" && limits.PerOrigin > 0 {
-			n, err := evictOrigin(tx, a.Origin, limits.PerOrigin-1)
+			n, err := evictForOrigin(tx, a.Origin, limits.PerOrigin)
+			evicted += n
 			if err != nil {
 				return err
 			}
-			evicted += n
 		}
 		if limits.Total > 0 {
-			n, err := evictOldest(tx, limits.Total-1)
+			n, err := evictForTotal(tx, limits.Total)
+			evicted += n
 			if err != nil {
 				return err
 			}
-			evicted += n
 		}
-		if err := putAuthRequest(b, a); err != nil {
+		if err := b.Put([]byte(a.ID), raw); err != nil {
 			return err
 		}
 		if err := b.SetSequence(b.Sequence() + 1); err != nil {
 			return err
 		}
-		if a.Origin != "" {
-			if err := tx.Bucket(bAuthRequestsByOrigin).Put(originKey(a), emptyValue); err != nil {
-				return err
-			}
+		if err := indexAuthRequest(tx, a); err != nil {
+			return err
 		}
 		return putExpiry(tx, expAuthRequest, a.ExpiresAt, a.ID)
 	})
@@ -62,80 +66,34 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	return evicted, nil
 }
 
-// putAuthRequest stores a request as JSON without HTML escaping. Nothing
-// renders it as HTML, and escaping <, > and & (common in a state that
-// carries a return URL) would store text at up to six times its length;
-// without it, text free of control characters takes at most twice (a quote
-// or a backslash), which is what bounds a request's size (see the provider's
-// authorizeParamLimits).
+// putAuthRequest stores a request (encodeAuthRequest).
 func putAuthRequest(b *bbolt.Bucket, a storage.AuthRequest) error {
+	raw, err := encodeAuthRequest(a)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(a.ID), raw)
+}
+
+// encodeAuthRequest encodes a request as JSON without HTML escaping, and
+// refuses one larger than storage.MaxAuthRequestBytes. Nothing renders it
+// as HTML, and escaping <, > and & (common in a state that carries a return
+// URL) would store text at up to six times its length; without it, text
+// free of control characters takes at most twice (a quote or a backslash),
+// which is what bounds a request's size (see the provider's
+// authorizeParamLimits).
+func encodeAuthRequest(a storage.AuthRequest) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(a); err != nil {
-		return err
+		return nil, fmt.Errorf("encode auth request %q: %w", a.ID, err)
 	}
-	return b.Put([]byte(a.ID), bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-}
-
-// originKey is a request's entry in bAuthRequestsByOrigin: its origin's
-// entries sort oldest first.
-func originKey(a storage.AuthRequest) []byte {
-	k := appendNanos([]byte(a.Origin+"\x00"), a.CreatedAt)
-	return append(k, a.ID...)
-}
-
-// evictOrigin deletes the oldest requests of origin until at most keep are
-// left, and returns how many went.
-func evictOrigin(tx *bbolt.Tx, origin string, keep int) (int, error) {
-	prefix := []byte(origin + "\x00")
-	var ids []string
-	c := tx.Bucket(bAuthRequestsByOrigin).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if len(k) > len(prefix)+8 {
-			ids = append(ids, string(k[len(prefix)+8:]))
-		}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(raw) > storage.MaxAuthRequestBytes {
+		return nil, fmt.Errorf("auth request %q takes %d bytes, more than %d: %w", a.ID, len(raw), storage.MaxAuthRequestBytes, storage.ErrTooLarge)
 	}
-	n := 0
-	for _, id := range ids[:max(0, len(ids)-keep)] {
-		found, err := deleteAuthRequestTx(tx, id)
-		if err != nil {
-			return n, err
-		}
-		n += count(found)
-	}
-	return n, nil
-}
-
-// evictOldest deletes the requests closest to expiry until at most keep are
-// left, and returns how many went.
-func evictOldest(tx *bbolt.Tx, keep int) (int, error) {
-	b, exp := tx.Bucket(bAuthRequests), tx.Bucket(bExpiry)
-	prefix := []byte{expAuthRequest}
-	n := 0
-	for int(b.Sequence()) > keep {
-		k, _ := exp.Cursor().Seek(prefix)
-		if k == nil || !bytes.HasPrefix(k, prefix) || len(k) < 9 {
-			// Requests without a deadline cannot be ranked; they are
-			// never created by the provider, and the sweep does not
-			// count on this either.
-			return n, nil
-		}
-		k = bytes.Clone(k)
-		found, err := deleteAuthRequestTx(tx, string(k[9:]))
-		if err != nil {
-			return n, err
-		}
-		if !found {
-			// An entry left behind by a request deleted without it.
-			if err := exp.Delete(k); err != nil {
-				return n, err
-			}
-			continue
-		}
-		n++
-	}
-	return n, nil
+	return raw, nil
 }
 
 func (d *DB) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {
@@ -173,6 +131,9 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 			return err
 		}
 		if err := moveExpiry(tx, expAuthRequest, old.ExpiresAt, na.ExpiresAt, id); err != nil {
+			return err
+		}
+		if err := reindexAuthRequest(tx, old, na); err != nil {
 			return err
 		}
 		out = na
@@ -228,30 +189,18 @@ func (d *DB) SaveCode(ctx context.Context, authRequestID, codeHash string) error
 
 // RedeemCode returns the request codeHash belongs to and unlinks the code in
 // the same transaction. Only the first of concurrent redemptions succeeds.
-func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage.AuthRequest, storage.IssuedTokens, error) {
+func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage.AuthRequest, error) {
 	var out storage.AuthRequest
-	var issued storage.IssuedTokens
 	err := d.flowBatch(func(tx *bbolt.Tx) error {
-		out, issued = storage.AuthRequest{}, storage.IssuedTokens{}
+		out = storage.AuthRequest{}
 		raw := tx.Bucket(bCodes).Get([]byte(codeHash))
 		if raw == nil {
-			var rc redeemedCode
-			ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc)
+			rc, err := d.redeemed(tx, codeHash, clientID)
 			if err != nil {
 				return err
 			}
-			if !ok || expired(rc.ExpiresAt, d.now()) || rc.ClientID != clientID {
-				return fmt.Errorf("redeem code: %w", storage.ErrNotFound)
-			}
-			// A replay. Mark it, so an exchange of this code still under
-			// way learns of it when it records its tokens; the mark
-			// commits with the outcome (see batch).
-			rc.Replayed = true
-			if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
-				return err
-			}
-			out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID}
-			issued = rc.Issued
+			out = storage.AuthRequest{ID: rc.AuthRequestID, UserID: rc.UserID, ClientID: rc.ClientID,
+				CodeChallenge: rc.CodeChallenge, CodeChallengeMethod: rc.CodeChallengeMethod}
 			return fmt.Errorf("redeem code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
 		}
 		id := string(raw)
@@ -277,8 +226,10 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage
 			return err
 		}
 		// Remember the redemption for a while, so a replayed code can be told
-		// apart from a made-up one and its tokens revoked (RFC 6749 §4.1.2).
-		rc := redeemedCode{AuthRequestID: a.ID, UserID: a.UserID, ClientID: a.ClientID, ExpiresAt: d.now().Add(redeemedCodeMemory)}
+		// apart from a made-up one and its tokens revoked (RFC 6749 §4.1.2),
+		// and with it the PKCE challenge a public client's replay must meet.
+		rc := redeemedCode{AuthRequestID: a.ID, UserID: a.UserID, ClientID: a.ClientID,
+			CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod, ExpiresAt: d.now().Add(redeemedCodeMemory)}
 		if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
 			return err
 		}
@@ -289,12 +240,47 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage
 		return nil
 	})
 	if errors.Is(err, storage.ErrTokenReused) {
-		return out, issued, err
+		return out, err
 	}
 	if err != nil {
-		return storage.AuthRequest{}, storage.IssuedTokens{}, err
+		return storage.AuthRequest{}, err
 	}
-	return out, storage.IssuedTokens{}, nil
+	return out, nil
+}
+
+// MarkCodeReplayed marks a redeemed code replayed and returns what it
+// issued so far.
+func (d *DB) MarkCodeReplayed(ctx context.Context, codeHash, clientID string) (storage.IssuedTokens, error) {
+	var issued storage.IssuedTokens
+	err := d.flowBatch(func(tx *bbolt.Tx) error {
+		issued = storage.IssuedTokens{}
+		rc, err := d.redeemed(tx, codeHash, clientID)
+		if err != nil {
+			return err
+		}
+		// An exchange of this code still under way learns of the mark
+		// when it records its tokens (RecordCodeTokens).
+		rc.Replayed = true
+		issued = rc.Issued
+		return putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc)
+	})
+	if err != nil {
+		return storage.IssuedTokens{}, err
+	}
+	return issued, nil
+}
+
+// redeemed reads the remembered redemption of codeHash by clientID.
+func (d *DB) redeemed(tx *bbolt.Tx, codeHash, clientID string) (redeemedCode, error) {
+	var rc redeemedCode
+	ok, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc)
+	if err != nil {
+		return redeemedCode{}, err
+	}
+	if !ok || expired(rc.ExpiresAt, d.now()) || rc.ClientID != clientID {
+		return redeemedCode{}, fmt.Errorf("redeemed code: %w", storage.ErrNotFound)
+	}
+	return rc, nil
 }
 
 // unlinkCode deletes the code codeHash of request id and its reverse entry.
@@ -334,10 +320,12 @@ func (d *DB) RecordCodeTokens(ctx context.Context, codeHash string, issued stora
 const redeemedCodeMemory = 10 * time.Minute
 
 type redeemedCode struct {
-	AuthRequestID string               `json:"auth_request_id"`
-	UserID        string               `json:"user_id"`
-	ClientID      string               `json:"client_id"`
-	Issued        storage.IssuedTokens `json:"issued,omitzero"`
+	AuthRequestID       string               `json:"auth_request_id"`
+	UserID              string               `json:"user_id"`
+	ClientID            string               `json:"client_id"`
+	CodeChallenge       string               `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string               `json:"code_challenge_method,omitempty"`
+	Issued              storage.IssuedTokens `json:"issued,omitzero"`
 	// Replayed: the code was presented again after its redemption.
 	Replayed  bool      `json:"replayed,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -356,8 +344,8 @@ func (d *DB) liveAuthRequest(tx *bbolt.Tx, id, op string) (storage.AuthRequest, 
 	return a, nil
 }
 
-// deleteAuthRequestTx removes a request, its code, its expiry and origin
-// entries, and counts it out.
+// deleteAuthRequestTx removes a request, its code, its expiry and pending
+// limit entries, and counts it out.
 func deleteAuthRequestTx(tx *bbolt.Tx, id string) (bool, error) {
 	b := tx.Bucket(bAuthRequests)
 	var a storage.AuthRequest
@@ -365,10 +353,8 @@ func deleteAuthRequestTx(tx *bbolt.Tx, id string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if a.Origin != "" {
-		if err := tx.Bucket(bAuthRequestsByOrigin).Delete(originKey(a)); err != nil {
-			return false, err
-		}
+	if err := unindexAuthRequest(tx, a); err != nil {
+		return false, err
 	}
 	if n := b.Sequence(); n > 0 {
 		if err := b.SetSequence(n - 1); err != nil {

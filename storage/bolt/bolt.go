@@ -60,7 +60,34 @@ type Options struct {
 	// CheckTimeout is how long Open waits for that check before it returns
 	// and lets the check finish in the background. Default 30s.
 	CheckTimeout time.Duration
+	// MaxPendingSignIns is the Total of the storage.PendingLimits the
+	// caller will pass. The flow file stays within FlowFileBound of it; a
+	// file found at open far above that (left by a flood before the limits
+	// held: bbolt never gives space back) is recreated empty. 0: no check.
+	MaxPendingSignIns int
 }
+
+// pendingBytesEach is what one pending sign-in may take of the flow file:
+// twice storage.MaxAuthRequestBytes, for the B+tree's pages, the codes, the
+// indexes and pages freed but not yet reused.
+const pendingBytesEach = 2 * storage.MaxAuthRequestBytes
+
+// FlowFileBound is the size the flow file stays below with at most
+// maxPending pending sign-ins (config.toml documents it).
+func FlowFileBound(maxPending int) int64 { return int64(maxPending) * pendingBytesEach }
+
+// oversizedFlowFile is the size from which a flow file is recreated at
+// open: twice its bound, and never less than minOversizedFlowFile, so the
+// redeemed codes of a busy site with a small limit never count as a flood.
+func oversizedFlowFile(maxPending int) int64 {
+	return max(2*FlowFileBound(maxPending), minOversizedFlowFile)
+}
+
+// flowAllocSize is how much the flow file grows by at a time, once past it.
+const flowAllocSize = 1 << 20
+
+// minOversizedFlowFile is a variable so tests can make it small.
+var minOversizedFlowFile int64 = 64 << 20
 
 // DB is a Keyport store in one bbolt file. It is safe for concurrent use.
 type DB struct {
@@ -124,7 +151,7 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = d.closeMain()
 		return nil, err
 	}
-	if err := d.openFlows(flowPath(path), opts.Timeout); err != nil {
+	if err := d.openFlows(flowPath(path), opts.Timeout, opts.MaxPendingSignIns); err != nil {
 		_ = d.closeMain()
 		return nil, err
 	}
@@ -222,9 +249,19 @@ func flowPath(path string) string {
 	return strings.TrimSuffix(path, filepath.Ext(path)) + "-flows" + filepath.Ext(path)
 }
 
-// openFlows opens (or, when it is damaged, recreates) the flow file.
-func (d *DB) openFlows(path string, timeout time.Duration) error {
+// openFlows opens (or, when it is damaged or far too large, recreates)
+// the flow file.
+func (d *DB) openFlows(path string, timeout time.Duration, maxPending int) error {
 	d.flowPath = path
+	if fi, err := os.Stat(path); err == nil && maxPending > 0 && fi.Size() > oversizedFlowFile(maxPending) {
+		// Its contents are minutes of pending sign-ins, and bbolt never
+		// returns a file's free pages: start afresh.
+		d.log.Warn("flow database far larger than its bound (flooded before the pending sign-in limits held?); recreating it (sign-ins in progress must start again)",
+			"path", path, "size_mib", fi.Size()>>20, "bound_mib", FlowFileBound(maxPending)>>20)
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("remove oversized flow database %s: %w", path, err)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		g, err := d.openFlowFile(path, timeout)
 		if err == nil {
@@ -243,24 +280,6 @@ func (d *DB) openFlows(path string, timeout time.Duration) error {
 			return fmt.Errorf("remove damaged flow database %s: %w", path, rerr)
 		}
 	}
-}
-
-// countAuthRequests sets the auth request bucket's sequence, the number of
-// requests that PendingLimits.Total is checked against, to the true count.
-// Writes keep it exact; counting at open also covers a file from before it
-// was kept. The bucket holds no more requests than that limit, so this is
-// quick.
-func countAuthRequests(tx *bbolt.Tx) error {
-	b := tx.Bucket(bAuthRequests)
-	n := uint64(0)
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		n++
-	}
-	if n == b.Sequence() {
-		return nil
-	}
-	return b.SetSequence(n)
 }
 
 // openFlowFile checks the flow file, when there is one, and opens it. The
@@ -290,6 +309,11 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 	if err != nil {
 		return nil, err
 	}
+	// bbolt grows a file past 16 MiB by 16 MiB at a time; the flow file
+	// grows by a little at a time instead, so its size follows what it
+	// holds (FlowFileBound) rather than half of it going to preallocation
+	// at the default limits of a small site.
+	fdb.AllocSize = flowAllocSize
 	g := newGuarded(fdb, path, d.log)
 	err = g.Update(func(tx *bbolt.Tx) error {
 		for _, name := range flowBuckets {
@@ -297,7 +321,7 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return countAuthRequests(tx)
+		return rebuildPendingIndexes(tx)
 	})
 	if err != nil {
 		_ = fdb.Close()
@@ -411,15 +435,12 @@ var (
 	emptyValue       = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
-	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bAuthRequestsByOrigin}
+	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
+	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles}
 )
-
-// bAuthRequestsByOrigin indexes the flow file's requests by origin, oldest
-// first, for PendingLimits.PerOrigin: origin NUL nanos(created) ID → "".
-var bAuthRequestsByOrigin = []byte("auth_requests_by_origin")
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
 // tests can make it small).
@@ -598,7 +619,8 @@ func (e *callbackError) Unwrap() error { return e.err }
 
 func isOutcome(err error) bool {
 	var ce *callbackError
-	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrTokenReused) || errors.As(err, &ce)
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrTokenReused) ||
+		errors.Is(err, storage.ErrLimitReached) || errors.As(err, &ce)
 }
 
 // Encoding helpers.

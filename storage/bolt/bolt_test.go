@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -128,9 +129,13 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		}
 	}
 
-	// Auth requests and codes.
-	origins := map[string]bool{}
-	_ = b(bAuthRequestsByOrigin).ForEach(func(k, _ []byte) error { origins[string(k)] = true; return nil })
+	// Auth requests and codes, and the pending limits' indexes (pending.go).
+	want := map[string]map[string]bool{}
+	for _, name := range pendingIndexes {
+		want[string(name)] = map[string]bool{}
+	}
+	counts := map[string]uint64{}
+	firsts := map[string]storage.AuthRequest{} // each group's first request to evict
 	nRequests := 0
 	_ = b(bAuthRequests).ForEach(func(k, _ []byte) error {
 		nRequests++
@@ -138,15 +143,43 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		get(bAuthRequests, string(k), &a)
 		wantExpiry(expAuthRequest, a.ExpiresAt, a.ID)
 		if a.Origin != "" {
-			if !origins[string(originKey(a))] {
-				fail("auth request %q: origin %q not indexed", a.ID, a.Origin)
+			want[string(bAuthRequestsByOrigin)][string(pendingKey(a.Origin, a))] = true
+			counts[string(countKey('o', a.Origin))]++
+		}
+		if g := groupOf(a); classOf(a) != classIssued {
+			want[string(bAuthRequestsByGroup)][string(pendingKey(g, a))] = true
+			counts[string(countKey('g', g))]++
+			if first, ok := firsts[g]; !ok || bytes.Compare(pendingKey(g, a), pendingKey(g, first)) < 0 {
+				firsts[g] = a
 			}
-			delete(origins, string(originKey(a)))
 		}
 		return nil
 	})
-	for k := range origins {
-		fail("stray origin entry %q", k)
+	wantValue := map[string][]byte{}
+	for k, n := range counts {
+		want[string(bAuthRequestCounts)][k] = true
+		wantValue[k] = binary.BigEndian.AppendUint64(nil, n)
+		if k[0] == 'g' {
+			first := firsts[k[1:]]
+			rank := groupRankKey(k[1:], n, classOf(first), nanos(first.CreatedAt))
+			want[string(bAuthRequestGroups)][string(rank)] = true
+			wantValue[k] = rank
+		}
+	}
+	for _, name := range pendingIndexes {
+		_ = flowTx.Bucket(name).ForEach(func(k, v []byte) error {
+			if !want[string(name)][string(k)] {
+				fail("%s: stray entry %q", name, k)
+			}
+			if bytes.Equal(name, bAuthRequestCounts) && !bytes.Equal(v, wantValue[string(k)]) {
+				fail("%s: %q holds %x, want %x", name, k, v, wantValue[string(k)])
+			}
+			delete(want[string(name)], string(k))
+			return nil
+		})
+		for k := range want[string(name)] {
+			fail("%s: no entry %q", name, k)
+		}
 	}
 	if n := b(bAuthRequests).Sequence(); n != uint64(nRequests) {
 		fail("auth request count %d, but %d requests", n, nRequests)
@@ -655,6 +688,41 @@ func benchmarkRotate(b *testing.B, grace bool) {
 	})
 }
 
+// Storing authorization requests one after another: without limits, and
+// at the default limits once full, where every request evicts one (the
+// flood case), from 200 addresses of which one holds most.
+func BenchmarkCreateAuthRequest(b *testing.B) { benchmarkCreateAuthRequest(b, storage.PendingLimits{}) }
+
+func BenchmarkCreateAuthRequestFull(b *testing.B) {
+	benchmarkCreateAuthRequest(b, storage.PendingLimits{PerOrigin: 100, Total: 5000})
+}
+
+func benchmarkCreateAuthRequest(b *testing.B, limits storage.PendingLimits) {
+	ctx := b.Context()
+	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
+	now := time.Now()
+	create := func(i int) {
+		origin := fmt.Sprintf("192.0.2.%d", i%200)
+		if i%2 == 0 {
+			origin = "198.51.100.1"
+		}
+		a := storage.AuthRequest{ID: fmt.Sprintf("ar%09d", i), ClientID: "app", RedirectURI: "https://app.example/cb", State: strings.Repeat("s", 64),
+			Scopes: []string{"openid"}, Origin: origin, CreatedAt: now.Add(time.Duration(i)), ExpiresAt: now.Add(30*time.Minute + time.Duration(i))}
+		if _, err := d.CreateAuthRequest(ctx, a, limits); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	for ; i < limits.Total; i++ {
+		create(i)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		create(i)
+		i++
+	}
+}
+
 func BenchmarkGetAccessToken(b *testing.B) {
 	ctx := context.Background()
 	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
@@ -839,8 +907,9 @@ func TestSweepLogsCredentials(t *testing.T) {
 }
 
 // A refresh token's sealed value (for the reuse grace) is stored only while
-// it can serve a retry: its successor's rotation drops it, and so does the
-// sweep once the grace is over.
+// it can serve a retry: its successor's rotation drops it, and once the
+// grace is over, so does the next read of it that is not a refresh, or
+// else the sweep.
 func TestSealedRefreshValueOnlyDuringGrace(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -897,6 +966,48 @@ func TestSealedRefreshValueOnlyDuringGrace(t *testing.T) {
 	if got := sealed(); len(got) != 0 {
 		t.Fatalf("links holding a sealed value after the grace: %q", got)
 	}
+
+	// Without a sweep: a read past the grace that is not a refresh (an
+	// introspection, a revocation's lookup) drops the seal; a refresh's
+	// read leaves it to the rotation that follows, which drops it.
+	for n := 4; n <= 5; n++ {
+		if err := d.RotateRefreshToken(ctx, link(n-1).Hash, link(n), access(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.PeekRefreshToken(ctx, "h5"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); len(got) != 0 {
+		t.Fatalf("links holding a sealed value after an introspection past the grace: %q", got)
+	}
+	if err := d.RotateRefreshToken(ctx, "h5", link(6), access(6)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.GetRefreshTokenByID(ctx, "r6"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); len(got) != 0 {
+		t.Fatalf("links holding a sealed value after a lookup by ID past the grace: %q", got)
+	}
+	if err := d.RotateRefreshToken(ctx, "h6", link(7), access(7)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.GetRefreshToken(ctx, "h7"); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); !slices.Equal(got, []string{"h7"}) {
+		t.Fatalf("links holding a sealed value after a refresh's read: %q, want h7 until its rotation", got)
+	}
+	if err := d.RotateRefreshToken(ctx, "h7", link(8), access(8)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sealed(); !slices.Equal(got, []string{"h8"}) {
+		t.Fatalf("links holding a sealed value after the rotation: %q, want only the new h8", got)
+	}
 }
 
 // The count PendingLimits.Total is checked against is made right at open,
@@ -941,4 +1052,164 @@ func TestPendingCountOfAnOlderFlowFile(t *testing.T) {
 	if _, err := d.GetAuthRequest(ctx, "old0"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the oldest request of the older file: %v, want it evicted", err)
 	}
+}
+
+// Index entries whose request is gone are deleted: at open, where the
+// pending limits' indexes are rebuilt from the requests (a file written by
+// an earlier version kept such entries for good), and when an eviction
+// meets one. checkAndClose fails on any entry left over.
+func TestStalePendingEntries(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	now := time.Now()
+	raw, err := bbolt.Open(filepath.Join(dir, "keyport-flows.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bAuthRequestsByOrigin} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		// The earlier layout: origin NUL nanos(created) ID, here for two
+		// live requests and three that are gone.
+		for i := range 5 {
+			a := storage.AuthRequest{ID: fmt.Sprintf("r%d", i), ClientID: "app", Origin: "192.0.2.1",
+				CreatedAt: now.Add(time.Duration(i) * time.Second), ExpiresAt: now.Add(time.Hour)}
+			if err := tx.Bucket(bAuthRequestsByOrigin).Put(append(appendNanos([]byte(a.Origin+"\x00"), a.CreatedAt), a.ID...), emptyValue); err != nil {
+				return err
+			}
+			if i < 3 {
+				continue
+			}
+			if err := putJSON(tx.Bucket(bAuthRequests), a.ID, a); err != nil {
+				return err
+			}
+			if err := putExpiry(tx, expAuthRequest, a.ExpiresAt, a.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := openTest(t, filepath.Join(dir, "keyport.db"), Options{})
+	limits := storage.PendingLimits{PerOrigin: 3, Total: 10}
+	a := storage.AuthRequest{ID: "new", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
+	if n, err := d.CreateAuthRequest(ctx, a, limits); err != nil || n != 0 {
+		t.Fatalf("create beside two live requests of an older file: evicted %d, %v; want none", n, err)
+	}
+	for _, id := range []string{"r3", "r4", "new"} {
+		if _, err := d.GetAuthRequest(ctx, id); err != nil {
+			t.Errorf("request %s: %v", id, err)
+		}
+	}
+
+	// A request lost without its index entries, as an earlier version
+	// could lose one: the evictions that meet its entries delete them.
+	err = d.flow.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bAuthRequests)
+		var r3 storage.AuthRequest
+		if _, err := getJSON(b, "r3", &r3); err != nil {
+			return err
+		}
+		if err := deleteExpiry(tx, expAuthRequest, r3.ExpiresAt, r3.ID); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte("r3")); err != nil {
+			return err
+		}
+		return b.SetSequence(b.Sequence() - 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The origin's limit meets its entry first: nothing else goes.
+	b := storage.AuthRequest{ID: "newer", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now.Add(2 * time.Minute), ExpiresAt: now.Add(time.Hour)}
+	if n, err := d.CreateAuthRequest(ctx, b, limits); err != nil || n != 0 {
+		t.Fatalf("create where the origin's eviction meets a lost request: evicted %d, %v; want none", n, err)
+	}
+	// Then the total's: the lost request's entry goes, and r4, the oldest
+	// of the group with the most, makes room.
+	c := storage.AuthRequest{ID: "other", ClientID: "app", Origin: "198.51.100.1", CreatedAt: now.Add(3 * time.Minute), ExpiresAt: now.Add(time.Hour)}
+	if n, err := d.CreateAuthRequest(ctx, c, storage.PendingLimits{PerOrigin: 3, Total: 3}); err != nil || n != 1 {
+		t.Fatalf("create where the total's eviction meets a lost request: evicted %d, %v; want 1", n, err)
+	}
+	if _, err := d.GetAuthRequest(ctx, "r4"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("r4: %v, want it evicted", err)
+	}
+	for _, id := range []string{"new", "newer", "other"} {
+		if _, err := d.GetAuthRequest(ctx, id); err != nil {
+			t.Errorf("request %s: %v", id, err)
+		}
+	}
+}
+
+// A flow file far larger than its bound (FlowFileBound), as a flood before
+// the limits held left it (bbolt never gives pages back), is recreated
+// empty at open, with one WARN; one within it is kept.
+func TestOversizedFlowFileRecreated(t *testing.T) {
+	defer func(v int64) { minOversizedFlowFile = v }(minOversizedFlowFile)
+	minOversizedFlowFile = 1 << 20
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	now := time.Now()
+	d, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		a := storage.AuthRequest{ID: fmt.Sprintf("r%03d", i), ClientID: "app", State: strings.Repeat("s", 15<<10), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(flowPath(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	flooded := size()
+	open := func(maxPending int) (*DB, string) {
+		t.Helper()
+		var logs bytes.Buffer
+		d, err := Open(path, Options{MaxPendingSignIns: maxPending, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, logs.String()
+	}
+	// Within the bound of 1000 pending sign-ins, or without a bound: kept.
+	for _, maxPending := range []int{0, 1000} {
+		d, logs := open(maxPending)
+		if _, err := d.GetAuthRequest(ctx, "r000"); err != nil || size() != flooded || strings.Contains(logs, "WARN") {
+			t.Errorf("limit %d: request %v, file %d KiB of %d, log %q; want the file kept", maxPending, err, size()>>10, flooded>>10, logs)
+		}
+		checkAndClose(t, d)
+	}
+	// Far above the bound of 10: recreated.
+	d, logs := open(10)
+	if _, err := d.GetAuthRequest(ctx, "r000"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a request of the oversized file: %v, want it gone", err)
+	}
+	if size() >= flooded/10 || strings.Count(logs, "level=WARN") != 1 || !strings.Contains(logs, "flow database far larger than its bound") {
+		t.Errorf("after open: file %d KiB (was %d), log %q; want a fresh file and one WARN", size()>>10, flooded>>10, logs)
+	}
+	a := storage.AuthRequest{ID: "fresh", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{PerOrigin: 5, Total: 10}); err != nil {
+		t.Errorf("create in the recreated file: %v", err)
+	}
+	checkAndClose(t, d)
+	t.Logf("flooded flow file %d KiB, recreated %d KiB", flooded>>10, size()>>10)
 }

@@ -138,7 +138,10 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 		return storage.RefreshToken{}, fmt.Errorf("get refresh token: %w", storage.ErrNotFound)
 	}
 	if r.RotatedAt.IsZero() {
-		return r, nil
+		// A seal past its grace is not handed out. It is not dropped here
+		// either, which would cost a refresh a second commit: the
+		// rotation that follows drops it.
+		return withoutStaleSeal(r, now), nil
 	}
 	if isRetry {
 		return retry, nil
@@ -155,6 +158,58 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 	d.log.Warn("refresh token reused; family revoked",
 		"token_id", r.ID, "family_id", r.FamilyID, "client_id", r.ClientID, "user_id", r.UserID)
 	return storage.RefreshToken{}, fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
+}
+
+// RetryRefreshToken stores access for a retry of the rotated link hash and
+// returns its successor, if hash is still a retry when the write runs; in
+// the meantime the successor may have been used, and handing it out then
+// would give its holder a link that is itself a retry of the next one.
+func (d *DB) RetryRefreshToken(ctx context.Context, hash string, access storage.AccessToken) (storage.RefreshToken, error) {
+	if access.ID == "" {
+		return storage.RefreshToken{}, errors.New("retry refresh token: empty access token ID")
+	}
+	var live, r storage.RefreshToken
+	var reused bool
+	err := d.batch(func(tx *bbolt.Tx) error {
+		live, r, reused = storage.RefreshToken{}, storage.RefreshToken{}, false
+		now := d.now()
+		ok, err := getJSON(tx.Bucket(bRefreshTokens), hash, &r)
+		if err != nil {
+			return err
+		}
+		if !ok || r.RotatedAt.IsZero() || expired(r.ExpiresAt, now) {
+			return fmt.Errorf("retry refresh token: %w", storage.ErrNotFound)
+		}
+		successor, isRetry, err := retryOf(tx, r, now)
+		if err != nil {
+			return err
+		}
+		if !isRetry {
+			// Reuse: the revocation commits with the outcome (see batch).
+			if _, err := revokeFamilyTx(tx, r.FamilyID); err != nil {
+				return err
+			}
+			reused = true
+			return fmt.Errorf("refresh token %s of family %s: %w", r.ID, r.FamilyID, storage.ErrTokenReused)
+		}
+		a := access
+		if err := inherit(&a.FamilyID, successor.FamilyID, "access token family"); err != nil {
+			return err
+		}
+		if has(tx.Bucket(bAccessTokens), a.ID) {
+			return conflict("retry refresh token: access token", a.ID)
+		}
+		live = successor
+		return putAccessTx(tx, a)
+	})
+	if reused {
+		d.log.Warn("refresh token reused; family revoked",
+			"token_id", r.ID, "family_id", r.FamilyID, "client_id", r.ClientID, "user_id", r.UserID)
+	}
+	if err != nil {
+		return storage.RefreshToken{}, err
+	}
+	return live, nil
 }
 
 // retryOf returns the successor that presenting the rotated link r again
@@ -176,7 +231,7 @@ func retryOf(tx *bbolt.Tx, r storage.RefreshToken, now time.Time) (storage.Refre
 }
 
 // PeekRefreshToken returns the live link stored under hash and changes
-// nothing.
+// nothing but a seal past its grace, which it drops.
 func (d *DB) PeekRefreshToken(ctx context.Context, hash string) (storage.RefreshToken, error) {
 	r, ok, err := d.readRefresh(hash)
 	if err == nil && (!ok || !liveRefresh(r, d.now())) {
@@ -185,7 +240,46 @@ func (d *DB) PeekRefreshToken(ctx context.Context, hash string) (storage.Refresh
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
-	return r, nil
+	return d.dropStaleSeal(r)
+}
+
+// staleSeal tells whether r still holds a sealed value its grace no longer
+// allows anyone to use.
+func staleSeal(r storage.RefreshToken, now time.Time) bool {
+	return len(r.SealedValue) > 0 && !now.Before(r.GraceUntil)
+}
+
+// withoutStaleSeal is r without a sealed value past its grace.
+func withoutStaleSeal(r storage.RefreshToken, now time.Time) storage.RefreshToken {
+	if staleSeal(r, now) {
+		r.SealedValue, r.GraceUntil = nil, time.Time{}
+	}
+	return r
+}
+
+// dropStaleSeal deletes r's sealed value when its grace is over, so the
+// database keeps it no longer than the grace once its family is looked at
+// (the sweep gets the rest), and returns r without it. Only the reads
+// that are not a refresh do this; see GetRefreshToken.
+func (d *DB) dropStaleSeal(r storage.RefreshToken) (storage.RefreshToken, error) {
+	if !staleSeal(r, d.now()) {
+		return r, nil
+	}
+	err := d.batch(func(tx *bbolt.Tx) error {
+		var cur storage.RefreshToken
+		ok, err := getJSON(tx.Bucket(bRefreshTokens), r.Hash, &cur)
+		if err != nil || !ok || !staleSeal(cur, d.now()) {
+			return err
+		}
+		if err := dropGraceTx(tx, &cur); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bRefreshTokens), cur.Hash, cur)
+	})
+	if err != nil {
+		return storage.RefreshToken{}, fmt.Errorf("drop the sealed value of refresh token %s: %w", r.ID, err)
+	}
+	return withoutStaleSeal(r, d.now()), nil
 }
 
 // readRefresh reads the link stored under hash, live or not.
@@ -200,7 +294,8 @@ func (d *DB) readRefresh(hash string) (r storage.RefreshToken, ok bool, err erro
 	return r, ok, nil
 }
 
-// GetRefreshTokenByID returns the live link with that ID.
+// GetRefreshTokenByID returns the live link with that ID, and drops its
+// seal if its grace is over.
 func (d *DB) GetRefreshTokenByID(ctx context.Context, id string) (storage.RefreshToken, error) {
 	var r storage.RefreshToken
 	err := d.db.View(func(tx *bbolt.Tx) error {
@@ -217,7 +312,7 @@ func (d *DB) GetRefreshTokenByID(ctx context.Context, id string) (storage.Refres
 	if err != nil {
 		return storage.RefreshToken{}, err
 	}
-	return r, nil
+	return d.dropStaleSeal(r)
 }
 
 // RotateRefreshToken marks the live link oldHash rotated and stores next (in

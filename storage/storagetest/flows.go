@@ -3,6 +3,8 @@ package storagetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,7 +60,7 @@ var authRequestTests = []test{
 		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
 		isErr(t, err, storage.ErrNotFound, "update expired request")
 		isErr(t, s.SaveCode(ctx, "ar1", "code2"), storage.ErrNotFound, "save a code for an expired request")
-		_, _, err = s.RedeemCode(ctx, "code1", "app")
+		_, err = s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of an expired request")
 		_, err = s.GetAuthRequest(ctx, "ar2")
 		ok(t, err, "get live request")
@@ -70,14 +72,14 @@ var authRequestTests = []test{
 		a.UserID, a.Completed = "u1", true
 		ok(t, createAuthRequest(ctx, s, a), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		got, _, err := s.RedeemCode(ctx, "code1", "app")
+		got, err := s.RedeemCode(ctx, "code1", "app")
 		ok(t, err, "redeem code1")
 		equal(t, got, a, "request of code1")
-		replay, issued, err := s.RedeemCode(ctx, "code1", "app")
+		replay, err := s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrTokenReused, "redeem code1 twice")
-		equal(t, [3]string{replay.ID, replay.UserID, replay.ClientID}, [3]string{"ar1", "u1", a.ClientID}, "what a replay reports")
-		equal(t, issued, storage.IssuedTokens{}, "what a code that issued nothing issued")
-		_, _, err = s.RedeemCode(ctx, "nobody", "app")
+		equal(t, replay, storage.AuthRequest{ID: "ar1", UserID: "u1", ClientID: a.ClientID, CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod},
+			"what a replay reports")
+		_, err = s.RedeemCode(ctx, "nobody", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
 		_, err = s.GetAuthRequest(ctx, "ar1")
 		ok(t, err, "the request outlives its code")
@@ -85,7 +87,7 @@ var authRequestTests = []test{
 		// A new code replaces the request's previous one.
 		ok(t, s.SaveCode(ctx, "ar1", "code2"), "save code2")
 		ok(t, s.SaveCode(ctx, "ar1", "code3"), "save code3")
-		_, _, err = s.RedeemCode(ctx, "code2", "app")
+		_, err = s.RedeemCode(ctx, "code2", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem a replaced code")
 
 		// A code hash belongs to one request.
@@ -94,14 +96,16 @@ var authRequestTests = []test{
 
 		// Deleting the request takes its code.
 		ok(t, s.DeleteAuthRequest(ctx, "ar1"), "delete ar1")
-		_, _, err = s.RedeemCode(ctx, "code3", "app")
+		_, err = s.RedeemCode(ctx, "code3", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
 		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
 
 		// A redeemed code is remembered for a while, not forever.
 		c.Advance(time.Hour)
-		_, _, err = s.RedeemCode(ctx, "code1", "app")
+		_, err = s.RedeemCode(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "redeem code1 an hour later")
+		_, err = s.MarkCodeReplayed(ctx, "code1", "app")
+		isErr(t, err, storage.ErrNotFound, "mark code1 replayed an hour later")
 	}},
 	{"CodeOfAnotherClient", func(t *testing.T, s storage.Store, c *testClock) {
 		// A code exists only for its own client: another client presenting
@@ -112,14 +116,16 @@ var authRequestTests = []test{
 		a.UserID, a.Completed = "u1", true
 		ok(t, createAuthRequest(ctx, s, a), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		_, _, err := s.RedeemCode(ctx, "code1", "other")
+		_, err := s.RedeemCode(ctx, "code1", "other")
 		isErr(t, err, storage.ErrNotFound, "another client redeems code1")
-		got, _, err := s.RedeemCode(ctx, "code1", "app")
+		got, err := s.RedeemCode(ctx, "code1", "app")
 		ok(t, err, "its own client redeems code1 after that")
 		equal(t, got, a, "request of code1")
 		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "record code1's tokens")
-		_, issued, err := s.RedeemCode(ctx, "code1", "other")
+		_, err = s.RedeemCode(ctx, "code1", "other")
 		isErr(t, err, storage.ErrNotFound, "another client replays code1")
+		issued, err := s.MarkCodeReplayed(ctx, "code1", "other")
+		isErr(t, err, storage.ErrNotFound, "another client marks code1 replayed")
 		equal(t, issued, storage.IssuedTokens{}, "what another client's replay learns")
 		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "another client's replay did not mark code1")
 	}},
@@ -133,30 +139,44 @@ var authRequestTests = []test{
 		}
 		isErr(t, s.RecordCodeTokens(ctx, "code-ar1", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of a code not yet redeemed")
 		isErr(t, s.RecordCodeTokens(ctx, "nobody", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of an unknown code")
+		_, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		isErr(t, err, storage.ErrNotFound, "mark a code not yet redeemed replayed")
 
 		// A replay after the tokens were recorded names exactly them.
-		_, _, err := s.RedeemCode(ctx, "code-ar1", "app")
+		_, err = s.RedeemCode(ctx, "code-ar1", "app")
 		ok(t, err, "redeem code-ar1")
 		want := storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}
 		ok(t, s.RecordCodeTokens(ctx, "code-ar1", want), "record code-ar1's tokens")
-		_, issued, err := s.RedeemCode(ctx, "code-ar1", "app")
+		_, err = s.RedeemCode(ctx, "code-ar1", "app")
 		isErr(t, err, storage.ErrTokenReused, "replay code-ar1")
+		issued, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		ok(t, err, "mark code-ar1 replayed")
 		equal(t, issued, want, "what code-ar1 issued")
-		_, issued, err = s.RedeemCode(ctx, "code-ar1", "app")
-		isErr(t, err, storage.ErrTokenReused, "replay code-ar1 again")
+		issued, err = s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		ok(t, err, "mark code-ar1 replayed again")
 		equal(t, issued, want, "what code-ar1 issued, on the second replay")
 
 		// A replay while the exchange is still under way: the exchange
 		// learns of it when it records its tokens, and must revoke them.
-		_, _, err = s.RedeemCode(ctx, "code-ar2", "app")
+		_, err = s.RedeemCode(ctx, "code-ar2", "app")
 		ok(t, err, "redeem code-ar2")
-		_, issued, err = s.RedeemCode(ctx, "code-ar2", "app")
-		isErr(t, err, storage.ErrTokenReused, "replay code-ar2 before its tokens are recorded")
+		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
+		ok(t, err, "mark code-ar2 replayed before its tokens are recorded")
 		equal(t, issued, storage.IssuedTokens{}, "what code-ar2 issued so far")
 		isErr(t, s.RecordCodeTokens(ctx, "code-ar2", storage.IssuedTokens{AccessTokenID: "a2"}), storage.ErrTokenReused, "record tokens of a replayed code")
-		_, issued, err = s.RedeemCode(ctx, "code-ar2", "app")
-		isErr(t, err, storage.ErrTokenReused, "replay code-ar2 once more")
+		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
+		ok(t, err, "mark code-ar2 replayed once more")
 		equal(t, issued, storage.IssuedTokens{}, "a replayed code's tokens are not recorded")
+
+		// A replay that is not marked (its client did not prove itself)
+		// leaves the exchange alone.
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar3", c.Now(), 10*time.Minute)), "create ar3")
+		ok(t, s.SaveCode(ctx, "ar3", "code-ar3"), "save the code of ar3")
+		_, err = s.RedeemCode(ctx, "code-ar3", "app")
+		ok(t, err, "redeem code-ar3")
+		_, err = s.RedeemCode(ctx, "code-ar3", "app")
+		isErr(t, err, storage.ErrTokenReused, "replay code-ar3")
+		ok(t, s.RecordCodeTokens(ctx, "code-ar3", storage.IssuedTokens{AccessTokenID: "a3"}), "record the tokens of code-ar3 after an unmarked replay")
 
 		// Forgotten after a while, like the redemption itself.
 		c.Advance(time.Hour)
@@ -165,76 +185,217 @@ var authRequestTests = []test{
 	{"PendingLimits", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		limits := storage.PendingLimits{PerOrigin: 3, Total: 5}
-		create := func(id, origin string) int {
-			t.Helper()
-			a := newAuthRequest(id, c.Now(), 10*time.Minute)
-			a.Origin = origin
-			n, err := s.CreateAuthRequest(ctx, a, limits)
-			ok(t, err, "create %s", id)
-			c.Advance(time.Second)
-			return n
-		}
-		live := func(ids ...string) {
-			t.Helper()
-			for _, id := range ids {
-				_, err := s.GetAuthRequest(ctx, id)
-				ok(t, err, "request %s", id)
-			}
-		}
-		gone := func(ids ...string) {
-			t.Helper()
-			for _, id := range ids {
-				_, err := s.GetAuthRequest(ctx, id)
-				isErr(t, err, storage.ErrNotFound, "evicted request %s", id)
-			}
-		}
+		pl := newPendingLog(t, s, c, limits)
 		// One origin keeps its newest PerOrigin requests; others are untouched.
-		equal(t, create("other1", "198.51.100.9"), 0, "evicted by other1")
+		pl.create("other1", "198.51.100.9", 0)
 		for i := 1; i <= 3; i++ {
-			equal(t, create(fmt.Sprintf("a%d", i), "192.0.2.1"), 0, "evicted by a%d", i)
+			pl.create(fmt.Sprintf("a%d", i), "192.0.2.1", 0)
 		}
-		equal(t, create("a4", "192.0.2.1"), 1, "evicted by a4")
-		gone("a1")
-		live("a2", "a3", "a4", "other1")
+		pl.create("a4", "192.0.2.1", 1)
+		pl.gone("a1")
+		pl.live("a2", "a3", "a4", "other1")
 		// Requests of no known origin count towards the total only.
-		equal(t, create("none1", ""), 0, "evicted by none1")
-		// The sixth request pushes out the oldest of all.
-		equal(t, create("none2", ""), 1, "evicted by none2")
-		gone("other1")
-		live("a2", "a3", "a4", "none1", "none2")
+		pl.create("none1", "", 0)
+		// The sixth request evicts from the group with the most requests,
+		// not the oldest of all: other1 is older than a2, but its address
+		// has one request pending.
+		pl.create("none2", "", 1)
+		pl.gone("a2")
+		pl.live("a3", "a4", "none1", "none2", "other1")
 		// A deleted request frees its place in both limits.
-		ok(t, s.DeleteAuthRequest(ctx, "a2"), "delete a2")
-		equal(t, create("a5", "192.0.2.1"), 0, "evicted by a5")
-		live("a3", "a4", "a5", "none1", "none2")
+		ok(t, s.DeleteAuthRequest(ctx, "a3"), "delete a3")
+		pl.create("a5", "192.0.2.1", 0)
+		pl.live("a4", "a5", "none1", "none2", "other1")
 		// So does one the sweep removed.
 		c.Advance(10 * time.Minute) // everything so far expires
 		_, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		for i := 1; i <= 5; i++ {
-			equal(t, create(fmt.Sprintf("b%d", i), fmt.Sprintf("203.0.113.%d", i)), 0, "evicted by b%d after the sweep", i)
+			pl.create(fmt.Sprintf("b%d", i), fmt.Sprintf("203.0.113.%d", i), 0)
 		}
 		// Both limits at once: the origin's oldest goes, and that makes room.
-		equal(t, create("b6", "203.0.113.1"), 1, "evicted by b6")
-		gone("b1")
-		live("b2", "b3", "b4", "b5", "b6")
+		pl.create("b6", "203.0.113.1", 1)
+		pl.gone("b1")
+		pl.live("b2", "b3", "b4", "b5", "b6")
 		// Without limits nothing is evicted.
 		n, err := s.CreateAuthRequest(ctx, newAuthRequest("free", c.Now(), time.Minute), storage.PendingLimits{})
 		ok(t, err, "create without limits")
 		equal(t, n, 0, "evicted without limits")
-		live("b2", "b3", "b4", "b5", "b6", "free")
+		pl.live("b2", "b3", "b4", "b5", "b6", "free")
 		// A refused duplicate evicts nothing.
 		dup := newAuthRequest("b6", c.Now(), time.Minute)
 		dup.Origin = "203.0.113.6"
 		_, err = s.CreateAuthRequest(ctx, dup, storage.PendingLimits{Total: 1})
 		isErr(t, err, storage.ErrConflict, "create a duplicate")
-		live("b2", "b3", "b4", "b5", "b6", "free")
+		pl.live("b2", "b3", "b4", "b5", "b6", "free")
+		// A request whose code went out has its life shortened to the
+		// code's, so it is the closest to expiry, and here the oldest too:
+		// it stays, and the oldest of the others go (six pending, limit
+		// five: two make room). More in PendingLimitsSpareIssuedCodes.
+		pl.issue("b2", time.Minute)
+		pl.create("b7", "203.0.113.7", 2)
+		pl.gone("b3", "b4")
+		pl.live("b2", "b5", "b6", "free", "b7")
+	}},
+	{"PendingLimitsSpareIssuedCodes", func(t *testing.T, s storage.Store, c *testClock) {
+		// A request whose code went out has its life shortened to the
+		// code's, so it is the closest to expiry of all; it is still never
+		// evicted, or no sign-in could complete during a flood.
+		ctx := t.Context()
+		pl := newPendingLog(t, s, c, storage.PendingLimits{PerOrigin: 3, Total: 4})
+		pl.create("mine", "192.0.2.1", 0)
+		pl.open("mine")
+		pl.issue("mine", time.Minute)
+		pl.create("a1", "192.0.2.1", 0)
+		pl.create("a2", "192.0.2.1", 0)
+		// The origin is full: its oldest without a code goes.
+		pl.create("a3", "192.0.2.1", 1)
+		pl.gone("a1")
+		pl.live("mine", "a2", "a3")
+		// The total is full: the largest group's oldest without a code goes.
+		pl.create("x1", "198.51.100.1", 0)
+		pl.create("x2", "198.51.100.2", 1)
+		pl.gone("a2")
+		pl.live("mine", "a3", "x1", "x2")
+		// Once every request of an origin has its code, that origin waits
+		// for them to be exchanged or to expire; others are not held up.
+		pl.issue("a3", time.Minute)
+		pl.create("a4", "192.0.2.1", 1) // x1 goes: 192.0.2.1 has no request to evict from
+		pl.gone("x1")
+		pl.issue("a4", time.Minute)
+		n, err := s.CreateAuthRequest(ctx, pl.request("a5", "192.0.2.1"), pl.limits)
+		isErr(t, err, storage.ErrLimitReached, "create a request at an origin whose requests all have a code")
+		equal(t, n, 0, "evicted by the refused request")
+		pl.gone("a5")
+		pl.live("mine", "a3", "a4", "x2")
+		pl.create("x3", "198.51.100.3", 1)
+		pl.gone("x2")
+		// Every request has its code: the total waits too.
+		pl.issue("x3", time.Minute)
+		_, err = s.CreateAuthRequest(ctx, pl.request("y1", "203.0.113.1"), pl.limits)
+		isErr(t, err, storage.ErrLimitReached, "create a request when every pending request has a code")
+		pl.live("mine", "a3", "a4", "x3")
+		// The code is exchanged: its request goes, and there is room again.
+		ok(t, s.DeleteAuthRequest(ctx, "mine"), "delete mine")
+		pl.create("y1", "203.0.113.1", 0)
+		// Or its code expires unused, and the sweep takes it.
+		c.Advance(2 * time.Minute)
+		_, err = s.Sweep(ctx)
+		ok(t, err, "sweep")
+		pl.live("y1")
+		pl.create("y2", "203.0.113.1", 0)
+	}},
+	{"PendingLimitsByGroup", func(t *testing.T, s storage.Store, c *testClock) {
+		// Evicting for the total takes from the group with the most
+		// requests, an IPv6 block of many /64s (OriginGroup) counting as
+		// one; within it, requests no browser has opened go first.
+		pl := newPendingLog(t, s, c, storage.PendingLimits{PerOrigin: 3, Total: 6})
+		pl.create("person", "198.51.100.7", 0)
+		pl.open("person")
+		v6 := func(id string, n int) {
+			t.Helper()
+			a := pl.request(id, fmt.Sprintf("2001:db8:0:%x::/64", n))
+			a.OriginGroup = "2001:db8::/48"
+			pl.createRequest(a, -1)
+		}
+		pl.create("v4a", "192.0.2.1", 0)
+		pl.create("v4b", "192.0.2.1", 0)
+		v6("v6a", 1)
+		v6("v6b", 2)
+		pl.open("v6a")
+		v6("v6c", 3) // 6 pending: 2001:db8::/48 has 3, 192.0.2.1 2, the person 1
+		v6("v6d", 4) // the block has the most: its oldest unopened one goes
+		pl.gone("v6b")
+		pl.live("person", "v4a", "v4b", "v6a", "v6c", "v6d")
+		v6("v6e", 5)
+		pl.gone("v6c")
+		v6("v6f", 6)
+		pl.gone("v6d")
+		v6("v6g", 7)
+		pl.gone("v6e")
+		// The block still has the most (3): its oldest unopened goes.
+		pl.create("p2", "203.0.113.9", 1)
+		pl.gone("v6f")
+		// A tie: 192.0.2.1 and the block hold two each, both led by an
+		// unopened request; 192.0.2.1's is the older.
+		pl.create("p3", "203.0.113.10", 1)
+		pl.gone("v4a")
+		// Within the block, its unopened request goes before the opened one.
+		pl.create("p4", "203.0.113.11", 1)
+		pl.gone("v6g")
+		pl.live("person", "v4b", "v6a", "p2", "p3", "p4")
+	}},
+	{"PendingLimitsFlood", func(t *testing.T, s storage.Store, c *testClock) {
+		// More addresses than Total/PerOrigin flood at their limit: a
+		// person with one pending sign-in keeps it, whether or not they
+		// have opened it yet.
+		limits := storage.PendingLimits{PerOrigin: 5, Total: 50}
+		pl := newPendingLog(t, s, c, limits)
+		pl.create("person", "198.51.100.7", 0)
+		pl.open("person")
+		for round := range 8 {
+			if round == 3 {
+				// Someone starts signing in during the flood.
+				pl.createRequest(pl.request("late", "198.51.100.8"), 1)
+				pl.open("late")
+			}
+			for a := range 60 {
+				pl.createRequest(pl.request(fmt.Sprintf("f%d-%d", a, round), fmt.Sprintf("192.0.2.%d", a)), -1)
+			}
+		}
+		pl.live("person", "late")
+		pl.issue("person", time.Minute)
+		pl.live("person", "late")
+	}},
+	{"TooLarge", func(t *testing.T, s storage.Store, c *testClock) {
+		// A request larger than MaxAuthRequestBytes is refused, whatever
+		// field is large, and changes nothing: not even an eviction.
+		ctx := t.Context()
+		limits := storage.PendingLimits{PerOrigin: 1, Total: 1}
+		small := newAuthRequest("small", c.Now(), 10*time.Minute)
+		small.Origin = "192.0.2.1"
+		_, err := s.CreateAuthRequest(ctx, small, limits)
+		ok(t, err, "create small")
+		for name, grow := range map[string]func(*storage.AuthRequest){
+			"state":         func(a *storage.AuthRequest) { a.State = strings.Repeat("s", storage.MaxAuthRequestBytes) },
+			"response_mode": func(a *storage.AuthRequest) { a.ResponseMode = strings.Repeat("m", storage.MaxAuthRequestBytes) },
+			"redirect_uri":  func(a *storage.AuthRequest) { a.RedirectURI += strings.Repeat("r", storage.MaxAuthRequestBytes) },
+			"scopes": func(a *storage.AuthRequest) {
+				a.Scopes = slices.Repeat([]string{"offline_access"}, storage.MaxAuthRequestBytes/16)
+			},
+		} {
+			big := newAuthRequest("big-"+name, c.Now(), 10*time.Minute)
+			big.Origin = "192.0.2.1"
+			grow(&big)
+			n, err := s.CreateAuthRequest(ctx, big, limits)
+			isErr(t, err, storage.ErrTooLarge, "create a request with a large %s", name)
+			equal(t, n, 0, "evicted for a request with a large %s", name)
+			_, err = s.GetAuthRequest(ctx, big.ID)
+			isErr(t, err, storage.ErrNotFound, "get the refused request with a large %s", name)
+		}
+		got, err := s.GetAuthRequest(ctx, "small")
+		ok(t, err, "small after the refusals")
+		equal(t, got, small, "small after the refusals")
+		// At the limit it is stored.
+		_, err = s.UpdateAuthRequest(ctx, "small", func(a storage.AuthRequest) (storage.AuthRequest, error) {
+			a.Nonce = strings.Repeat("n", storage.MaxAuthRequestBytes)
+			return a, nil
+		})
+		isErr(t, err, storage.ErrTooLarge, "update to a large nonce")
+		got, err = s.GetAuthRequest(ctx, "small")
+		ok(t, err, "small after the refused update")
+		equal(t, got, small, "small after the refused update")
+		fits := newAuthRequest("fits", c.Now(), 10*time.Minute)
+		fits.State = strings.Repeat("s", storage.MaxAuthRequestBytes/2)
+		_, err = s.CreateAuthRequest(ctx, fits, storage.PendingLimits{})
+		ok(t, err, "create a request of half the limit")
 	}},
 	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx := t.Context()
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
 		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
 		errs := concurrently(8, func(int) error {
-			a, _, err := s.RedeemCode(ctx, "code1", "app")
+			a, err := s.RedeemCode(ctx, "code1", "app")
 			if err == nil && a.ID != "ar1" {
 				return fmt.Errorf("redeemed request %q", a.ID)
 			}
@@ -268,7 +429,7 @@ var authRequestTests = []test{
 			if err := s.SaveCode(ctx, id, code); err != nil {
 				return err
 			}
-			a, _, err := s.RedeemCode(ctx, code, "app")
+			a, err := s.RedeemCode(ctx, code, "app")
 			if err != nil {
 				return err
 			}
@@ -591,6 +752,71 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "a3")
 		isErr(t, err, storage.ErrNotFound, "access token of the revoked family")
 	}},
+	{"RetryAtomic", func(t *testing.T, s storage.Store, c *testClock) {
+		// A retry is decided when the token is read and answered later,
+		// when its access token is stored: RetryRefreshToken decides again
+		// in that transaction. If the successor was used in between, the
+		// retry is reuse: the family goes, and the retry gets nothing.
+		ctx, now := t.Context(), c.Now()
+		withGrace := func(id string) storage.RefreshToken {
+			r := newRefresh(id, "f1", "u1", "app", c.Now(), time.Hour)
+			r.SealedValue, r.GraceUntil = []byte("sealed "+id), c.Now().Add(5*time.Second)
+			return r
+		}
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := withGrace("r2")
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+
+		// A retry answered at once.
+		got, err := s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "read r1 within r2's grace")
+		equal(t, got, r2, "what reading r1 gives")
+		got, err = s.RetryRefreshToken(ctx, r1.Hash, newAccess("ax", "", "u1", "app", now, time.Hour))
+		ok(t, err, "retry r1")
+		equal(t, got, r2, "what the retry of r1 gives")
+		ax, err := s.GetAccessToken(ctx, "ax")
+		ok(t, err, "the retry's access token")
+		equal(t, ax.FamilyID, "f1", "the retry's access token's family")
+		_, err = s.RetryRefreshToken(ctx, r2.Hash, newAccess("az", "", "u1", "app", now, time.Hour))
+		isErr(t, err, storage.ErrNotFound, "retry a token that was not rotated")
+		_, err = s.RetryRefreshToken(ctx, "nobody", newAccess("az", "", "u1", "app", now, time.Hour))
+		isErr(t, err, storage.ErrNotFound, "retry an unknown token")
+
+		// The interleaving: r1 is read as a retry, then r2 is used, then
+		// the retry would store its access token and hand out r2.
+		got, err = s.GetRefreshToken(ctx, r1.Hash)
+		ok(t, err, "read r1 again")
+		equal(t, got, r2, "what reading r1 again gives")
+		r3 := withGrace("r3")
+		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", now, time.Hour)), "rotate r2 to r3")
+		_, err = s.RetryRefreshToken(ctx, r1.Hash, newAccess("ay", "", "u1", "app", now, time.Hour))
+		isErr(t, err, storage.ErrTokenReused, "retry r1 after r2 was used")
+		_, err = s.GetAccessToken(ctx, "ay")
+		isErr(t, err, storage.ErrNotFound, "the access token of the refused retry")
+		for _, h := range []string{r2.Hash, r3.Hash} {
+			_, err = s.GetRefreshToken(ctx, h)
+			isErr(t, err, storage.ErrNotFound, "%s after the family was revoked", h)
+		}
+		for _, id := range []string{"ax", "a3"} {
+			_, err = s.GetAccessToken(ctx, id)
+			isErr(t, err, storage.ErrNotFound, "access token %s after the family was revoked", id)
+		}
+
+		// A retry read within the grace but answered after it: reuse too.
+		q1 := newRefresh("q1", "f2", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("b1", "f2", "u1", "app", c.Now(), time.Hour), &q1), "create f2")
+		q2 := newRefresh("q2", "f2", "u1", "app", c.Now(), time.Hour)
+		q2.SealedValue, q2.GraceUntil = []byte("sealed q2"), c.Now().Add(5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, q1.Hash, q2, newAccess("b2", "f2", "u1", "app", c.Now(), time.Hour)), "rotate q1 to q2")
+		_, err = s.GetRefreshToken(ctx, q1.Hash)
+		ok(t, err, "read q1 within q2's grace")
+		c.Advance(5 * time.Second)
+		_, err = s.RetryRefreshToken(ctx, q1.Hash, newAccess("bx", "", "u1", "app", c.Now(), time.Hour))
+		isErr(t, err, storage.ErrTokenReused, "retry q1 after q2's grace")
+		_, err = s.GetRefreshToken(ctx, q2.Hash)
+		isErr(t, err, storage.ErrNotFound, "q2 after the late retry")
+	}},
 	{"ReuseAfterGrace", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
@@ -626,6 +852,32 @@ var tokenTests = []test{
 		ok(t, s.RotateRefreshToken(ctx, r4.Hash, r5, newAccess("a5", "f2", "u1", "app", c.Now(), time.Hour)), "rotate r4 to r5")
 		_, err = s.GetRefreshToken(ctx, r4.Hash)
 		isErr(t, err, storage.ErrTokenReused, "r4 without a grace")
+	}},
+	{"SealPastGrace", func(t *testing.T, s storage.Store, c *testClock) {
+		// Once the grace is over, no read hands out the sealed value.
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
+		r2.SealedValue, r2.GraceUntil = []byte("sealed r2"), now.Add(5*time.Second)
+		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
+		got, err := s.PeekRefreshToken(ctx, r2.Hash)
+		ok(t, err, "peek r2 within its grace")
+		equal(t, got, r2, "r2 within its grace")
+		c.Advance(5 * time.Second)
+		want := r2
+		want.SealedValue, want.GraceUntil = nil, time.Time{}
+		got, err = s.GetRefreshToken(ctx, r2.Hash)
+		ok(t, err, "get r2 after its grace")
+		equal(t, got, want, "r2 from GetRefreshToken after its grace")
+		got, err = s.PeekRefreshToken(ctx, r2.Hash)
+		ok(t, err, "peek r2 after its grace")
+		equal(t, got, want, "r2 from PeekRefreshToken after its grace")
+		got, err = s.GetRefreshTokenByID(ctx, "r2")
+		ok(t, err, "get r2 by ID after its grace")
+		equal(t, got, want, "r2 from GetRefreshTokenByID after its grace")
+		r3 := newRefresh("r3", "f1", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
 	}},
 	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *testClock) {
 		ctx, now := t.Context(), c.Now()
@@ -779,9 +1031,9 @@ var sweepTests = []test{
 
 		_, err = s.GetAuthRequest(ctx, "ar-live")
 		ok(t, err, "live auth request")
-		_, _, err = s.RedeemCode(ctx, "code-live", "app")
+		_, err = s.RedeemCode(ctx, "code-live", "app")
 		ok(t, err, "code of the live auth request")
-		_, _, err = s.RedeemCode(ctx, "code-old", "app")
+		_, err = s.RedeemCode(ctx, "code-old", "app")
 		isErr(t, err, storage.ErrNotFound, "code of a swept auth request")
 		for _, id := range []string{"at-live", "live-a2"} {
 			_, err = s.GetAccessToken(ctx, id)
@@ -854,4 +1106,78 @@ var backupTests = []test{
 			t.Fatal("backup wrote nothing")
 		}
 	}},
+}
+
+// pendingLog creates requests under limits with a clock that moves a second
+// per request, and checks which are live.
+type pendingLog struct {
+	t      *testing.T
+	s      storage.Store
+	c      *testClock
+	limits storage.PendingLimits
+}
+
+func newPendingLog(t *testing.T, s storage.Store, c *testClock, limits storage.PendingLimits) *pendingLog {
+	return &pendingLog{t: t, s: s, c: c, limits: limits}
+}
+
+func (p *pendingLog) request(id, origin string) storage.AuthRequest {
+	a := newAuthRequest(id, p.c.Now(), 10*time.Minute)
+	a.Origin = origin
+	return a
+}
+
+// create stores a request of origin and checks how many it evicted.
+func (p *pendingLog) create(id, origin string, wantEvicted int) {
+	p.t.Helper()
+	p.createRequest(p.request(id, origin), wantEvicted)
+}
+
+// createRequest stores a; wantEvicted < 0 does not check the evictions.
+func (p *pendingLog) createRequest(a storage.AuthRequest, wantEvicted int) {
+	p.t.Helper()
+	n, err := p.s.CreateAuthRequest(p.t.Context(), a, p.limits)
+	ok(p.t, err, "create %s", a.ID)
+	if wantEvicted >= 0 {
+		equal(p.t, n, wantEvicted, "evicted by %s", a.ID)
+	}
+	p.c.Advance(time.Second)
+}
+
+// open marks a request opened by a browser, as the portal does.
+func (p *pendingLog) open(id string) {
+	p.t.Helper()
+	_, err := p.s.UpdateAuthRequest(p.t.Context(), id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.BrowserID = "browser-of-" + id
+		return a, nil
+	})
+	ok(p.t, err, "open %s", id)
+}
+
+// issue marks a request's code issued and shortens its life to the code's,
+// as the provider does.
+func (p *pendingLog) issue(id string, codeLife time.Duration) {
+	p.t.Helper()
+	_, err := p.s.UpdateAuthRequest(p.t.Context(), id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
+		a.UserID, a.Completed, a.CodeIssued = "u1", true, true
+		a.ExpiresAt = p.c.Now().Add(codeLife)
+		return a, nil
+	})
+	ok(p.t, err, "issue the code of %s", id)
+}
+
+func (p *pendingLog) live(ids ...string) {
+	p.t.Helper()
+	for _, id := range ids {
+		_, err := p.s.GetAuthRequest(p.t.Context(), id)
+		ok(p.t, err, "request %s", id)
+	}
+}
+
+func (p *pendingLog) gone(ids ...string) {
+	p.t.Helper()
+	for _, id := range ids {
+		_, err := p.s.GetAuthRequest(p.t.Context(), id)
+		isErr(p.t, err, storage.ErrNotFound, "evicted request %s", id)
+	}
 }
