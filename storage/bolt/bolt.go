@@ -124,7 +124,7 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = d.closeMain()
 		return nil, err
 	}
-	if err := d.openFlows(flowPath(path), opts.Timeout); err != nil {
+	if err := d.openFlows(FlowPath(path), opts.Timeout); err != nil {
 		_ = d.closeMain()
 		return nil, err
 	}
@@ -274,8 +274,8 @@ func (d *DB) checkAtOpen(timeout time.Duration) error {
 	return nil
 }
 
-// flowPath names the flow file beside the main one: keyport.db → keyport-flows.db.
-func flowPath(path string) string {
+// FlowPath names the flow file beside the main one: keyport.db → keyport-flows.db.
+func FlowPath(path string) string {
 	return strings.TrimSuffix(path, filepath.Ext(path)) + "-flows" + filepath.Ext(path)
 }
 

@@ -158,7 +158,7 @@ func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Remove(flowPath(path))
+	_ = os.Remove(FlowPath(path))
 }
 
 // TestOpenDamagedFiles damages a real populated file one byte at a time,
