@@ -348,6 +348,7 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 		return nil, err
 	}
 	g := newGuarded(fdb, path, d.log)
+	g.scratch = true
 	err = g.Update(func(tx *bbolt.Tx) error {
 		for _, name := range flowBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {

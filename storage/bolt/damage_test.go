@@ -612,3 +612,52 @@ func keyFlips(raw []byte, pages []pageKind, pageSize int) []flip {
 	}
 	return plan
 }
+
+// TestDamagedFlowFileWhileRunning: damage met in the flow file says what
+// helps there, a restart (which recreates it), not a restore from backup,
+// which would bring nothing back and roll the accounts back.
+func TestDamagedFlowFileWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	var mu sync.Mutex
+	var logs strings.Builder
+	d, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(lockedBuilder{&mu, &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now()
+	for i := range 300 {
+		a := storage.AuthRequest{ID: fmt.Sprintf("req%04d", i), ClientID: "app", RedirectURI: "https://app.example/cb", State: strings.Repeat("s", 100), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var root uint64
+	var pageSize int
+	if err := d.flow.View(func(tx *bbolt.Tx) error {
+		root, pageSize = uint64(tx.Bucket(bAuthRequests).RootPage()), tx.DB().Info().PageSize
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(FlowPath(path), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x5a, 0x5a}, int64(root)*int64(pageSize)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := d.GetAuthRequest(ctx, "req0001"); err == nil {
+		t.Fatal("read through the damaged page worked")
+	}
+	if err := d.Health(); err == nil || !strings.Contains(err.Error(), "sign-in database file is damaged") {
+		t.Errorf("health: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if l := logs.String(); !strings.Contains(l, "restart keyport, which recreates it") || strings.Contains(l, "restore it from a backup") {
+		t.Errorf("log:\n%s", l)
+	}
+}

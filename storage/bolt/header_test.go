@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +46,26 @@ func childOp(op, path string) {
 		if d, err = Open(path, Options{Timeout: time.Second}); err == nil {
 			err = d.Close()
 		}
+	case "probe-full":
+		// Probe with no room for the file to grow: a file-size limit at
+		// its size (the growth probe then fails with EFBIG, as on a full
+		// disk with ENOSPC). The log goes to stderr, Health to the last line.
+		var d *DB
+		if d, err = Open(path, Options{Timeout: time.Second, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}); err != nil {
+			break
+		}
+		fi, serr := os.Stat(path)
+		if serr != nil {
+			err = serr
+			break
+		}
+		if err = syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: uint64(fi.Size()), Max: ^uint64(0)}); err != nil {
+			break
+		}
+		for range 3 {
+			_ = d.Probe()
+		}
+		err = d.Health()
 	case "verify":
 		_, err = Verify(context.Background(), path)
 	case "copy":
