@@ -20,7 +20,9 @@ import (
 
 var directoryIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 
-func bindPurpose(id string) string { return "directory-bind:" + id }
+// BindSealPurpose is the purpose a stored directory's bind password is
+// sealed for (seal.Sealer).
+func BindSealPurpose(id string) string { return "directory-bind:" + id }
 
 // LoadStoredDirectories opens the directories added on the admin page and
 // puts them in force beside the configured ones.
@@ -49,7 +51,7 @@ func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
 			return nil, fmt.Errorf("directory %q: settings: %w", d.ID, err)
 		}
 		if len(d.SealedSecret) > 0 {
-			secret, err := s.sealer.Open(d.SealedSecret, bindPurpose(d.ID))
+			secret, err := s.sealer.Open(d.SealedSecret, BindSealPurpose(d.ID))
 			if err != nil {
 				return nil, fmt.Errorf("directory %q: client secret: %w", d.ID, err)
 			}
@@ -67,7 +69,7 @@ func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
 		return nil, fmt.Errorf("directory %q: settings: %w", d.ID, err)
 	}
 	if len(d.SealedSecret) > 0 {
-		pw, err := s.sealer.Open(d.SealedSecret, bindPurpose(d.ID))
+		pw, err := s.sealer.Open(d.SealedSecret, BindSealPurpose(d.ID))
 		if err != nil {
 			return nil, fmt.Errorf("directory %q: bind password: %w", d.ID, err)
 		}
@@ -117,9 +119,9 @@ func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create boo
 	}
 	sealed := old.SealedSecret
 	if cfg.BindPassword != "" {
-		sealed = s.sealer.Seal([]byte(cfg.BindPassword), bindPurpose(cfg.ID))
+		sealed = s.sealer.Seal([]byte(cfg.BindPassword), BindSealPurpose(cfg.ID))
 	} else if len(sealed) > 0 {
-		pw, err := s.sealer.Open(sealed, bindPurpose(cfg.ID))
+		pw, err := s.sealer.Open(sealed, BindSealPurpose(cfg.ID))
 		if err != nil {
 			return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 		}
@@ -162,7 +164,7 @@ func (s *Service) SaveUpstream(ctx context.Context, cfg oidcsource.Config, creat
 	}
 	sealed := old.SealedSecret
 	if cfg.ClientSecret != "" {
-		sealed = s.sealer.Seal([]byte(cfg.ClientSecret), bindPurpose(cfg.ID))
+		sealed = s.sealer.Seal([]byte(cfg.ClientSecret), BindSealPurpose(cfg.ID))
 	}
 	cfg.RedirectURL = s.UpstreamCallbackURL()
 	cfg.HTTPClient = nil

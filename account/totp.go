@@ -36,7 +36,9 @@ type TOTPEnrolment struct {
 	QRPNG  []byte // the QR code as PNG, rendered here (no external service)
 }
 
-func totpPurpose(userID string) string { return "totp:" + userID }
+// TOTPSealPurpose is the purpose a user's TOTP secret is sealed for
+// (seal.Sealer).
+func TOTPSealPurpose(userID string) string { return "totp:" + userID }
 
 // issuerLabel is the name authenticator apps show: the issuer's host.
 func (s *Service) issuerLabel() string {
@@ -67,7 +69,7 @@ func (s *Service) BeginTOTP(ctx context.Context, u storage.User) (TOTPEnrolment,
 	if err := png.Encode(&buf, img); err != nil {
 		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 	}
-	sealed := s.sealer.Seal([]byte(key.Secret()), totpPurpose(u.ID))
+	sealed := s.sealer.Seal([]byte(key.Secret()), TOTPSealPurpose(u.ID))
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
 		u.TOTPPending = sealed
 		return u, nil
@@ -82,7 +84,7 @@ func (s *Service) PendingTOTP(u storage.User) (TOTPEnrolment, bool) {
 	if len(u.TOTPPending) == 0 || s.sealer == nil {
 		return TOTPEnrolment{}, false
 	}
-	secret, err := s.sealer.Open(u.TOTPPending, totpPurpose(u.ID))
+	secret, err := s.sealer.Open(u.TOTPPending, TOTPSealPurpose(u.ID))
 	if err != nil {
 		return TOTPEnrolment{}, false
 	}
@@ -125,7 +127,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u storage.User, code string) 
 	if len(u.TOTPPending) == 0 {
 		return nil, Errorf(Invalid, "Start the set-up again: no authenticator app is waiting for confirmation.")
 	}
-	secret, err := s.sealer.Open(u.TOTPPending, totpPurpose(u.ID))
+	secret, err := s.sealer.Open(u.TOTPPending, TOTPSealPurpose(u.ID))
 	if err != nil {
 		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("open pending TOTP of %q: %w", u.ID, err)}
 	}
@@ -178,7 +180,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, user
 	if len(u.TOTPSecret) == 0 {
 		return fail("no authenticator app")
 	}
-	secret, err := s.sealer.Open(u.TOTPSecret, totpPurpose(u.ID))
+	secret, err := s.sealer.Open(u.TOTPSecret, TOTPSealPurpose(u.ID))
 	if err != nil {
 		res.Cancel()
 		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("open TOTP secret of %q: %w", u.ID, err)}

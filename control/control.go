@@ -5,7 +5,9 @@
 // data while the server runs must ask the server. A Unix socket keeps that
 // channel off the network: only who can enter the data directory (0700)
 // and write the socket (0600), the server's own user or root, can connect,
-// and no port, token or TLS is involved. For now it serves one thing, a
+// and no port, token or TLS is involved. The socket is created under umask
+// 0077, so it is never open to others even for a moment, and where the
+// system says who connects (SO_PEERCRED) the server checks it again. For now it serves one thing, a
 // consistent backup stream; the admin API can grow here.
 package control
 
@@ -44,14 +46,30 @@ type Server struct {
 	srv  *http.Server
 }
 
+// maxSocketPath is the longest path a Unix socket can be bound to or
+// reached at (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// errPathTooLong says the socket's path cannot be used.
+var errPathTooLong = fmt.Errorf("longer than the %d bytes a Unix socket path may have", maxSocketPath)
+
+// backupWriteTimeout bounds each write of a backup stream. The stream
+// reads one database transaction, which holds up the file's growth past
+// what is mapped (see storage/bolt); a client that stops reading must not
+// hold it for ever.
+var backupWriteTimeout = time.Minute
+
 // Listen creates the socket at path. The caller holds the database lock,
 // so no other server uses this data directory and a socket file left by
 // one that crashed can go.
 func Listen(path string, b Backuper, log *slog.Logger) (*Server, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("control socket %s: %w", path, errPathTooLong)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
@@ -59,12 +77,13 @@ func Listen(path string, b Backuper, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	ln = &peerCheckedListener{Listener: ln, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Trailer", backupErrorTrailer)
 		start := time.Now()
-		cw := &countingWriter{w: w}
+		cw := &countingWriter{w: w, rc: http.NewResponseController(w)}
 		if err := b.Backup(r.Context(), cw); err != nil {
 			log.Error("backup through the control socket failed", "err", err)
 			w.Header().Set(backupErrorTrailer, err.Error())
@@ -94,12 +113,40 @@ func (s *Server) Close() error {
 	return err
 }
 
+// peerCheckedListener closes connections from users other than the
+// server's own and root (see peerAllowed).
+type peerCheckedListener struct {
+	net.Listener
+	log *slog.Logger
+}
+
+func (l *peerCheckedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if uid, ok := peerAllowed(c); !ok {
+			l.log.Warn("control socket: refused a connection from another user", "uid", uid)
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// countingWriter counts what it writes and gives each write
+// backupWriteTimeout.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w  io.Writer
+	rc *http.ResponseController
+	n  int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if err := c.rc.SetWriteDeadline(time.Now().Add(backupWriteTimeout)); err != nil {
+		return 0, err
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
@@ -108,6 +155,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // Backup asks the server listening at socketPath for a backup and writes
 // it to w. Without a server it returns ErrNoServer before writing anything.
 func Backup(ctx context.Context, socketPath string, w io.Writer) error {
+	if len(socketPath) > maxSocketPath {
+		// No server could have bound it either (Listen refuses).
+		return fmt.Errorf("%w: its path %s is %w", ErrNoServer, socketPath, errPathTooLong)
+	}
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -74,7 +74,7 @@ func TestNoServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.ln.(interface{ SetUnlinkOnClose(bool) }).SetUnlinkOnClose(false)
+	s.ln.(*peerCheckedListener).Listener.(interface{ SetUnlinkOnClose(bool) }).SetUnlinkOnClose(false)
 	s.ln.Close()
 	if _, err := os.Stat(missing); err != nil {
 		t.Fatalf("the stale socket should still be there: %v", err)

@@ -2,6 +2,7 @@ package loglimit
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -189,5 +190,41 @@ func TestNamedMessagesLimitedAtAnyLevel(t *testing.T) {
 	timers.fire()
 	if last := lines(buf)[len(lines(buf))-1]; !strings.Contains(last, `msg="suppressed 98 similar messages" repeated="sign-in refused: throttled"`) || !strings.Contains(last, "level=INFO") {
 		t.Errorf("summary: %q", last)
+	}
+}
+
+// TestKindsBounded: the messages tracked at once are bounded (maxKinds), so
+// a flood of distinct messages cannot grow the limiter without end; records
+// beyond the bound pass rather than vanish unseen, and once intervals end
+// the bound frees up again.
+func TestKindsBounded(t *testing.T) {
+	log, h, buf, timers := newTest(Options{Burst: 1})
+	for i := range maxKinds + 50 {
+		log.Error(fmt.Sprintf("failure %d", i))
+	}
+	h.st.mu.Lock()
+	tracked := len(h.st.kinds)
+	h.st.mu.Unlock()
+	if tracked != maxKinds {
+		t.Fatalf("%d kinds tracked, want the bound %d", tracked, maxKinds)
+	}
+	// Beyond the bound, repeats are not held back.
+	for range 3 {
+		log.Error(fmt.Sprintf("failure %d", maxKinds+10))
+	}
+	if n := strings.Count(buf.String(), fmt.Sprintf(`"failure %d"`, maxKinds+10)); n != 4 {
+		t.Errorf("an untracked kind passed %d times, want all 4", n)
+	}
+	// Within the bound, repeats are held back.
+	log.Error("failure 7")
+	if n := strings.Count(buf.String(), `"failure 7"`); n != 1 {
+		t.Errorf("a tracked kind passed %d times, want 1", n)
+	}
+	timers.fire()
+	h.st.mu.Lock()
+	tracked = len(h.st.kinds)
+	h.st.mu.Unlock()
+	if tracked != 0 {
+		t.Errorf("%d kinds still tracked after their intervals ended", tracked)
 	}
 }

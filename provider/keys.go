@@ -21,7 +21,9 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-const sealPurposeSigningKey = "signing-key"
+// SealPurposeSigningKey is the purpose signing keys are sealed for
+// (seal.Sealer).
+const SealPurposeSigningKey = "signing-key"
 
 // KeyManager owns the token-signing keys. It keeps the current signing key
 // and a prepared JWKS document in memory, so issuing a token or serving
@@ -160,14 +162,14 @@ func (m *KeyManager) generate(now time.Time) (storage.SigningKey, error) {
 	return storage.SigningKey{
 		ID:        id,
 		Algorithm: string(jose.RS256),
-		SealedKey: m.sealer.Seal(der, sealPurposeSigningKey),
+		SealedKey: m.sealer.Seal(der, SealPurposeSigningKey),
 		PublicJWK: pub,
 		CreatedAt: now,
 	}, nil
 }
 
 func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKey) error {
-	der, err := m.sealer.Open(active.SealedKey, sealPurposeSigningKey)
+	der, err := m.sealer.Open(active.SealedKey, SealPurposeSigningKey)
 	if err != nil {
 		return fmt.Errorf("open signing key %q (is secret_key_file the one this data was created with?): %w", active.ID, err)
 	}

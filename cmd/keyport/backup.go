@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/control"
 	"github.com/keyport/keyport/storage/bolt"
 )
@@ -30,6 +32,9 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	}
 	cfg, err := c.loadConfig(*cfgPath)
 	if err != nil {
+		return err
+	}
+	if err := notKeyportsOwn(cfg, *to); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(*to); err == nil && !*force {
@@ -77,22 +82,56 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	return nil
 }
 
-// place gives the finished copy its name: a hard link, which fails when
-// the name is taken, unless force allows a rename over it. The directory is
-// synced so the name survives a crash.
-func place(tmp, to string, force bool) error {
-	if force {
-		if err := os.Rename(tmp, to); err != nil {
-			return fmt.Errorf("backup: %w", err)
+// notKeyportsOwn refuses a target that is one of the running Keyport's
+// own files: --force would rename the copy over the live database (whose
+// server then writes to a file no longer there), the key or the socket.
+func notKeyportsOwn(cfg *config.Config, to string) error {
+	own := []struct{ path, what string }{
+		{cfg.DBPath(), "database"},
+		{bolt.FlowPath(cfg.DBPath()), "flow database"},
+		{cfg.SecretKeyPath(), "sealing key"},
+		{filepath.Join(cfg.DataDir, control.SocketName), "control socket"},
+	}
+	for _, o := range own {
+		if sameName(to, o.path) {
+			return fmt.Errorf("%s is keyport's %s; write the backup elsewhere, best outside %s, so that it is not lost with the data", to, o.what, cfg.DataDir)
 		}
+	}
+	return nil
+}
+
+// sameName reports whether a and b name the same entry of the same
+// directory, however the directory is spelled (symbolic links, "..").
+func sameName(a, b string) bool {
+	if filepath.Base(a) != filepath.Base(b) {
+		return false
+	}
+	da, err := os.Stat(filepath.Dir(a))
+	if err != nil {
+		return false
+	}
+	db, err := os.Stat(filepath.Dir(b))
+	return err == nil && os.SameFile(da, db)
+}
+
+// place gives the finished copy its name: a rename that fails when the
+// name is taken (see renameNoReplace), unless force allows a rename over
+// it. The directory is synced so the name survives a crash.
+func place(tmp, to string, force bool) error {
+	var err error
+	if force {
+		err = os.Rename(tmp, to)
 	} else {
-		err := os.Link(tmp, to)
+		err = renameNoReplace(tmp, to)
+		if errors.Is(err, errors.ErrUnsupported) {
+			err = copyNew(tmp, to)
+		}
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s exists; add --force to replace it", to)
 		}
-		if err != nil {
-			return fmt.Errorf("backup: %w", err)
-		}
+	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
 	dir, err := os.Open(filepath.Dir(to))
 	if err != nil {
@@ -103,4 +142,35 @@ func place(tmp, to string, force bool) error {
 		return fmt.Errorf("backup: sync %s: %w", filepath.Dir(to), err)
 	}
 	return nil
+}
+
+// copyNew copies tmp to to, a file it creates (failing when to exists),
+// syncs it and removes tmp: the way to place a copy where the file system
+// can neither rename without replacing nor make hard links (FAT, some
+// network file systems).
+func copyNew(tmp, to string) (err error) {
+	src, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(to) // a partial copy must not look like a backup
+		}
+	}()
+	if _, err := io.Copy(dst, src); err != nil {
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		return err
+	}
+	return os.Remove(tmp)
 }

@@ -207,8 +207,47 @@ func TestBackupCommand(t *testing.T) {
 		t.Errorf("forced backup: %v", err)
 	}
 
-	// A damaged database: the copy fails its check and nothing is written.
+	// Never over keyport's own files, however they are spelled: --force
+	// would have renamed the copy over the live database.
 	db := filepath.Join(dir, "keyport.db")
+	link := filepath.Join(t.TempDir(), "data")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, own := range []string{db, filepath.Join(dir, "..", filepath.Base(dir), "keyport.db"), filepath.Join(link, "keyport.db"), filepath.Join(dir, "secret.key"), filepath.Join(dir, "keyport-flows.db")} {
+		cliFail(t, env, "", 1, "write the backup elsewhere", "backup", "--to", own, "--force")
+	}
+	if after, _ := os.ReadFile(db); !bytes.Equal(before, after) {
+		t.Fatal("a backup replaced the database it copies")
+	}
+
+	// Where the file system cannot rename without replacing (nor link),
+	// the copy is placed by an exclusive create: still never over a file.
+	renamer := renameNoReplace
+	renameNoReplace = func(string, string) error { return errors.ErrUnsupported }
+	t.Cleanup(func() { renameNoReplace = renamer })
+	if err := os.WriteFile(out, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cliFail(t, env, "", 1, "exists; add --force to replace it", "backup", "--to", out)
+	if b, _ := os.ReadFile(out); string(b) != "precious" {
+		t.Fatal("the copying fallback overwrote a file without --force")
+	}
+	copied := filepath.Join(filepath.Dir(out), "copied.db")
+	cliMust(t, env, "", "backup", "--to", copied)
+	if _, err := bolt.Verify(context.Background(), copied); err != nil {
+		t.Errorf("backup placed by copying: %v", err)
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*tmp-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left by the copying fallback: %v", leftovers)
+	}
+	renameNoReplace = renamer
+
+	// A damaged database: the copy fails its check and nothing is written.
 	damageRoot(t, db)
 	out2 := filepath.Join(t.TempDir(), "c.db")
 	r = cliFail(t, env, "", 1, "fails the consistency check", "backup", "--to", out2)

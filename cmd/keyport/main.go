@@ -60,9 +60,6 @@ type Main struct {
 
 	db     *bolt.DB
 	sealer *seal.Sealer
-	// sealChecked is set once the sealing key is known to be the one the
-	// database was sealed with (see openSealingKey).
-	sealChecked bool
 	// directories are the configured LDAP sources.
 	directories []*ldap.Source
 	sealKey     []byte
@@ -182,7 +179,7 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 	key, _, err := seal.LoadOrCreateKey(path, false)
 	created := false
 	if errors.Is(err, os.ErrNotExist) && cfg.SecretKeyFile == "" {
-		sealed, serr := sealedData(ctx, m.db)
+		sealed, _, serr := sealedData(ctx, m.db)
 		if serr != nil {
 			return nil, serr
 		}
@@ -212,13 +209,21 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("the sealing key %s is not the key the secrets in %s were sealed with: restore the %s that belongs to this database from your backup",
 				path, cfg.DBPath(), filepath.Base(path))
 		}
-		m.sealChecked = true
 	default:
-		// A database from before the check was kept: remember the key now
-		// if nothing is sealed, else once it has opened the signing key
-		// (load).
-		var sealed string
-		if sealed, err = sealedData(ctx, m.db); err == nil && sealed == "" {
+		// A database from before the check was kept: remember the key once
+		// it has opened a secret sealed there, right away when nothing is
+		// sealed. Not later (once the signing key opens, say): a signing key
+		// due for rotation is replaced before it is opened, sealed with
+		// whatever key this is, and the wrong key would be remembered.
+		var sample *sealedSample
+		if _, sample, err = sealedData(ctx, m.db); err == nil && sample != nil {
+			err = sample.opensWith(key)
+			if err != nil {
+				return nil, fmt.Errorf("the sealing key %s does not open the %s in %s: restore the %s that belongs to this database from your backup",
+					path, sample.what, cfg.DBPath(), filepath.Base(path))
+			}
+		}
+		if err == nil {
 			err = m.rememberSealingKey(ctx, want)
 		}
 	}
@@ -233,43 +238,68 @@ func (m *Main) rememberSealingKey(ctx context.Context, check []byte) error {
 	if err := m.db.PutSetting(ctx, settingSealCheck, check); err != nil {
 		return fmt.Errorf("store the sealing key check: %w", err)
 	}
-	m.sealChecked = true
 	return nil
 }
 
+// sealedSample is one secret sealed in the store, to prove a key with.
+type sealedSample struct {
+	what, purpose string
+	sealed        []byte
+}
+
+func (s *sealedSample) opensWith(key []byte) error {
+	sealer, err := seal.New(key)
+	if err != nil {
+		return err
+	}
+	_, err = sealer.Open(s.sealed, s.purpose)
+	return err
+}
+
 // sealedData names the kinds of sealed secrets the store holds ("" for
-// none). It reads every user, so it runs only when the key is missing or
-// not yet remembered.
-func sealedData(ctx context.Context, s storage.Store) (string, error) {
+// none) and returns one of them (nil for none). It reads every user, so it
+// runs only when the key is missing or not yet remembered.
+func sealedData(ctx context.Context, s storage.Store) (string, *sealedSample, error) {
 	var kinds []string
+	var sample *sealedSample
+	found := func(kind string, sealed []byte, purpose string) {
+		kinds = append(kinds, kind)
+		if sample == nil {
+			sample = &sealedSample{what: kind, purpose: purpose, sealed: sealed}
+		}
+	}
 	keys, err := s.ListSigningKeys(ctx)
 	if err != nil {
-		return "", fmt.Errorf("look for sealed data: %w", err)
+		return "", nil, fmt.Errorf("look for sealed data: %w", err)
 	}
 	if len(keys) > 0 {
-		kinds = append(kinds, "signing keys")
+		found("signing keys", keys[0].SealedKey, provider.SealPurposeSigningKey)
 	}
 	users, err := s.ListUsers(ctx)
 	if err != nil {
-		return "", fmt.Errorf("look for sealed data: %w", err)
+		return "", nil, fmt.Errorf("look for sealed data: %w", err)
 	}
 	for _, u := range users {
-		if len(u.TOTPSecret) > 0 || len(u.TOTPPending) > 0 {
-			kinds = append(kinds, "TOTP secrets")
+		sealed := u.TOTPSecret
+		if len(sealed) == 0 {
+			sealed = u.TOTPPending
+		}
+		if len(sealed) > 0 {
+			found("TOTP secrets", sealed, account.TOTPSealPurpose(u.ID))
 			break
 		}
 	}
 	dirs, err := s.ListDirectories(ctx)
 	if err != nil {
-		return "", fmt.Errorf("look for sealed data: %w", err)
+		return "", nil, fmt.Errorf("look for sealed data: %w", err)
 	}
 	for _, d := range dirs {
 		if len(d.SealedSecret) > 0 {
-			kinds = append(kinds, "directory passwords")
+			found("directory passwords", d.SealedSecret, account.BindSealPurpose(d.ID))
 			break
 		}
 	}
-	return strings.Join(kinds, ", "), nil
+	return strings.Join(kinds, ", "), sample, nil
 }
 
 func staticClients(cs []config.Client) ([]storage.Client, error) {
@@ -326,12 +356,6 @@ func (m *Main) load() error {
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
-	}
-	if !m.sealChecked {
-		// The signing key opened: the sealing key is the right one.
-		if err := m.rememberSealingKey(context.Background(), seal.Check(m.sealKey)); err != nil {
-			return err
-		}
 	}
 
 	var tmpl fs.FS = templates.FS

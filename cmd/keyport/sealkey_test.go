@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
@@ -96,4 +99,64 @@ func loadTestConfig(t *testing.T, dir string) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// TestSealingKeyProvedOnOldDatabases: a database from before the key check
+// (no seal-key-check setting) remembers the key only once the key has
+// opened a secret sealed there. It used to remember it once the signing key
+// opened; but a signing key due for rotation is replaced first, sealed with
+// whatever key is there, so a wrong secret.key was then remembered as right
+// and the real one refused from then on.
+func TestSealingKeyProvedOnOldDatabases(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, nil)
+	srv.stop()
+	forgetCheck := func() {
+		t.Helper()
+		db, err := bbolt.Open(filepath.Join(dir, "keyport.db"), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte("settings")).Delete([]byte(settingSealCheck))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forgetCheck()
+	keyPath := filepath.Join(dir, "secret.key")
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := bytes.Repeat([]byte{0x42}, 32)
+	if err := os.WriteFile(keyPath, []byte(hex.EncodeToString(other)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadTestConfig(t, dir)
+	later := func() time.Time { return time.Now().Add(2 * cfg.Keys.RotationPeriod.Duration) }
+	if m, err := Load(cfg, slog.New(slog.DiscardHandler), later); err == nil {
+		m.Close()
+		t.Fatal("a wrong key was accepted for a database whose signing key was due for rotation")
+	} else if !strings.Contains(err.Error(), "does not open the signing keys") || !strings.Contains(err.Error(), "restore the secret.key") {
+		t.Errorf("refusal: %v", err)
+	}
+
+	// The right key is proved and remembered; then a wrong one is refused
+	// by the check alone.
+	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(cfg, slog.New(slog.DiscardHandler), later)
+	if err != nil {
+		t.Fatalf("the right key: %v", err)
+	}
+	m.Close()
+	if err := os.WriteFile(keyPath, []byte(hex.EncodeToString(other)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cfg, slog.New(slog.DiscardHandler), nil); err == nil || !strings.Contains(err.Error(), "is not the key the secrets in") {
+		t.Errorf("a wrong key after the right one was remembered: %v", err)
+	}
 }

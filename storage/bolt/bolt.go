@@ -135,7 +135,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.CheckTimeout <= 0 {
 		opts.CheckTimeout = 30 * time.Second
 	}
-	bdb, err := openBolt(path, &bbolt.Options{Timeout: opts.Timeout})
+	bdb, err := openBolt(path, &bbolt.Options{Timeout: opts.Timeout, InitialMmapSize: initialMapping})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = d.closeMain()
 		return nil, err
 	}
-	if err := d.openFlows(flowPath(path), opts.Timeout, opts.MaxPendingSignIns); err != nil {
+	if err := d.openFlows(FlowPath(path), opts.Timeout, opts.MaxPendingSignIns); err != nil {
 		_ = d.closeMain()
 		return nil, err
 	}
@@ -160,9 +160,27 @@ func Open(path string, opts Options) (*DB, error) {
 	return d, nil
 }
 
+// initialMapping is how much address space bbolt maps for a file from the
+// start (only address space: the kernel reads the pages a transaction
+// touches). A write that outgrows the mapping remaps the file, and a
+// remap waits for every read transaction to end: with bbolt's default (the
+// file's size, doubled) a check at open that goes on in the background, or
+// a backup streamed to a slow client, would hold writes up each time the
+// file grew. With 1 GiB mapped, that happens only past 1 GiB, where the
+// check's time and the backup's write deadline bound the wait. Where
+// address space is scarce (32-bit), bbolt's default stays.
+const initialMapping = (1 << 30) * (strconv.IntSize / 64)
+
 // openBolt opens a bbolt file, turning a lock held elsewhere into
 // ErrLocked, and a file bbolt cannot read, or a panic while it loads one,
 // into a DamagedError.
+//
+// bbolt reads the meta pages and the freelist page as soon as it has the
+// file, and trusts them: a damaged freelist count can make it allocate
+// more memory than there is, which ends the process with no panic to
+// recover. So the file is opened here: locked as bbolt locks it, then its
+// header checked (checkHeader), and only then handed to bbolt, whose own
+// lock on the same handle is then already held.
 func openBolt(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 	// Keep the file bbolt opens: after a panic, closing it is what
 	// releases the lock, so the next open in this process does not find
@@ -170,8 +188,15 @@ func openBolt(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 	var file *os.File
 	o.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
 		f, err := os.OpenFile(name, flag, mode)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockAndCheckHeader(f, path, flag&(os.O_WRONLY|os.O_RDWR) != 0, o.Timeout); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
 		file = f
-		return f, err
+		return f, nil
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -189,37 +214,69 @@ func openBolt(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
 		return db, nil
 	case errors.Is(err, bolterrors.ErrTimeout):
 		return nil, &lockedError{path: path}
+	case errors.Is(err, ErrDamaged):
+		return nil, err
 	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrChecksum):
 		return nil, &DamagedError{Path: path, Reason: "open: " + err.Error()}
 	}
 	return nil, fmt.Errorf("open database %s: %w", path, err)
 }
 
-// checkStarting, when set (by tests), runs before the check at open.
+// lockAndCheckHeader takes bbolt's lock on f (exclusive to write, shared
+// to read) and checks the header of a file that is not new.
+func lockAndCheckHeader(f *os.File, path string, exclusive bool, timeout time.Duration) error {
+	if err := lockFile(f, exclusive, timeout); err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err // bbolt writes a new file's header
+	}
+	reason, err := checkHeader(f)
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	if reason != "" {
+		return &DamagedError{Path: path, Reason: reason}
+	}
+	return nil
+}
+
+// checkStarting, when set (by tests), runs once the check at open has
+// taken its snapshot, before it reads it.
 var checkStarting func()
 
-// checkAtOpen checks the file (checkTx) before anything is written to it.
-// Open waits for the check at most timeout: a file too large to check
-// within it is used at once while the check goes on, and damage the check
-// finds later stops writes and shows in Health, as a damaged page met by
-// a request does.
+// checkAtOpen checks the file (checkSnapshot) before anything is written
+// to it. Open waits for the check at most timeout: a file too large to
+// check within it is used at once while the check goes on in its read
+// transaction, and damage the check finds later stops writes and shows in
+// Health, as a damaged page met by a request does. The timeout runs from
+// when the check holds its snapshot: until then nothing may write.
 func (d *DB) checkAtOpen(timeout time.Duration) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopCheck = cancel
 	start := time.Now()
 	done := make(chan error, 1)
+	snapped := make(chan struct{})
 	go func() {
-		if checkStarting != nil {
-			checkStarting()
-		}
 		done <- d.db.View(func(tx *bbolt.Tx) error {
-			reason, err := checkTx(ctx, tx, d.path)
+			reason, err := checkSnapshot(ctx, tx, d.path, func() {
+				close(snapped)
+				if checkStarting != nil {
+					checkStarting()
+				}
+			})
 			if reason != "" {
 				return &DamagedError{Path: d.path, Reason: reason}
 			}
 			return err
 		})
 	}()
+	select {
+	case <-snapped:
+	case err := <-done: // it never began
+		return err
+	}
 	select {
 	case err := <-done:
 		d.log.Debug("checked database", "path", d.path, "took", time.Since(start))
@@ -244,8 +301,8 @@ func (d *DB) checkAtOpen(timeout time.Duration) error {
 	return nil
 }
 
-// flowPath names the flow file beside the main one: keyport.db → keyport-flows.db.
-func flowPath(path string) string {
+// FlowPath names the flow file beside the main one: keyport.db → keyport-flows.db.
+func FlowPath(path string) string {
 	return strings.TrimSuffix(path, filepath.Ext(path)) + "-flows" + filepath.Ext(path)
 }
 
@@ -305,7 +362,7 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 			return nil, err
 		}
 	}
-	fdb, err := openBolt(path, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true})
+	fdb, err := openBolt(path, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true, InitialMmapSize: initialMapping})
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +372,7 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 	// at the default limits of a small site.
 	fdb.AllocSize = flowAllocSize
 	g := newGuarded(fdb, path, d.log)
+	g.scratch = true
 	err = g.Update(func(tx *bbolt.Tx) error {
 		for _, name := range flowBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {

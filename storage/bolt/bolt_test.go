@@ -1174,7 +1174,7 @@ func TestOversizedFlowFileRecreated(t *testing.T) {
 	}
 	size := func() int64 {
 		t.Helper()
-		fi, err := os.Stat(flowPath(path))
+		fi, err := os.Stat(FlowPath(path))
 		if err != nil {
 			t.Fatal(err)
 		}

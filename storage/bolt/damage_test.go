@@ -158,7 +158,7 @@ func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = os.Remove(flowPath(path))
+	_ = os.Remove(FlowPath(path))
 }
 
 // TestOpenDamagedFiles damages a real populated file one byte at a time,
@@ -255,7 +255,7 @@ func loopOrFreelist(t *testing.T, path string) string {
 		return ""
 	case strings.Contains(reason, "referenced twice"):
 		return "pages in a loop"
-	case strings.Contains(reason, "freed"):
+	case strings.Contains(reason, "listed as free"):
 		return "freelist lists pages in use"
 	}
 	return ""
@@ -500,7 +500,13 @@ func TestCheckFinishingAfterOpen(t *testing.T) {
 	if _, err := d.GetClient(context.Background(), "app"); err != nil {
 		t.Errorf("read while the check runs: %v", err)
 	}
-	for deadline := time.Now().Add(time.Minute); d.Health() == nil; time.Sleep(5 * time.Millisecond) {
+	// Health reports the damage just before the log line is written.
+	logged := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "is damaged")
+	}
+	for deadline := time.Now().Add(time.Minute); d.Health() == nil || !logged(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the check never reported the damage")
 		}
@@ -524,4 +530,134 @@ func (l lockedBuilder) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+// TestCheckCoversBboltsCheck: the check at open replaces bbolt's tx.Check,
+// so on every damaged copy that it passes, bbolt's check (run where it is
+// safe: read-only, no writers) must find nothing either.
+func TestCheckCoversBboltsCheck(t *testing.T) {
+	dir := t.TempDir()
+	pristinePath := filepath.Join(dir, "pristine.db")
+	populate(t, pristinePath, 150)
+	pristine, err := os.ReadFile(pristinePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, pageSize := pageKinds(t, pristinePath)
+	path := filepath.Join(dir, "keyport.db")
+	counts := map[string]int{}
+	for _, f := range append(flipPlan(pages, pageSize), keyFlips(pristine, pages, pageSize)...) {
+		damagedCopy(t, pristine, path, f)
+		var reason string
+		db, err := openBolt(path, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err == nil {
+			err = newGuarded(db, path, slog.New(slog.DiscardHandler)).View(func(tx *bbolt.Tx) error {
+				reason, err = checkTx(context.Background(), tx, path)
+				return err
+			})
+			db.Close()
+		}
+		if err != nil || reason != "" {
+			counts["refused"]++
+			continue
+		}
+		counts["passed"]++
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			t.Errorf("%s: passed our check, but bbolt does not open it: %v", f.what, err)
+			continue
+		}
+		err = db.View(func(tx *bbolt.Tx) error {
+			for err := range tx.Check() {
+				t.Errorf("%s: passed our check, but bbolt's finds: %v", f.what, err)
+			}
+			return nil
+		})
+		db.Close()
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%v", counts)
+	if counts["refused"] == 0 || counts["passed"] == 0 {
+		t.Errorf("the plan did not exercise both outcomes: %v", counts)
+	}
+}
+
+// keyFlips damages keys, which bbolt reads without checking them: the
+// first and last byte of the second key of a few branch and leaf pages.
+func keyFlips(raw []byte, pages []pageKind, pageSize int) []flip {
+	var plan []flip
+	perKind := map[string]int{}
+	for _, p := range pages {
+		if (p.kind != "branch" && p.kind != "leaf") || perKind[p.kind] >= 4 {
+			continue
+		}
+		base := p.id * pageSize
+		if binary.NativeEndian.Uint16(raw[base+10:]) < 3 {
+			continue
+		}
+		perKind[p.kind]++
+		at := base + pageHeaderSize + pageElementSize // the second element
+		pos, ksize := binary.NativeEndian.Uint32(raw[at:]), binary.NativeEndian.Uint32(raw[at+4:])
+		if p.kind == "leaf" {
+			pos, ksize = binary.NativeEndian.Uint32(raw[at+4:]), binary.NativeEndian.Uint32(raw[at+8:])
+		}
+		key := int64(at) + int64(pos)
+		for _, off := range []int64{key, key + int64(ksize) - 1} {
+			for _, mask := range []byte{0x01, 0x80} {
+				plan = append(plan, flip{off: off, mask: mask, what: fmt.Sprintf("%s page %d, key byte %d ^ %#x", p.kind, p.id, off-int64(base), mask)})
+			}
+		}
+	}
+	return plan
+}
+
+// TestDamagedFlowFileWhileRunning: damage met in the flow file says what
+// helps there, a restart (which recreates it), not a restore from backup,
+// which would bring nothing back and roll the accounts back.
+func TestDamagedFlowFileWhileRunning(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	var mu sync.Mutex
+	var logs strings.Builder
+	d, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(lockedBuilder{&mu, &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now()
+	for i := range 300 {
+		a := storage.AuthRequest{ID: fmt.Sprintf("req%04d", i), ClientID: "app", RedirectURI: "https://app.example/cb", State: strings.Repeat("s", 100), CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var root uint64
+	var pageSize int
+	if err := d.flow.View(func(tx *bbolt.Tx) error {
+		root, pageSize = uint64(tx.Bucket(bAuthRequests).RootPage()), tx.DB().Info().PageSize
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(FlowPath(path), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0x5a, 0x5a}, int64(root)*int64(pageSize)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := d.GetAuthRequest(ctx, "req0001"); err == nil {
+		t.Fatal("read through the damaged page worked")
+	}
+	if err := d.Health(); err == nil || !strings.Contains(err.Error(), "sign-in database file is damaged") {
+		t.Errorf("health: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if l := logs.String(); !strings.Contains(l, "restart keyport, which recreates it") || strings.Contains(l, "restore it from a backup") {
+		t.Errorf("log:\n%s", l)
+	}
 }

@@ -23,9 +23,15 @@ var ErrDamaged = errors.New("database file is damaged")
 type DamagedError struct {
 	Path   string
 	Reason string
+	// Scratch is set for the flow file, which holds nothing a restore
+	// would bring back: Keyport recreates it empty at start.
+	Scratch bool
 }
 
 func (e *DamagedError) Error() string {
+	if e.Scratch {
+		return fmt.Sprintf("database %s is damaged (%s); restart keyport, which recreates it (it holds only sign-ins in progress, which start again)", e.Path, e.Reason)
+	}
 	return fmt.Sprintf("database %s is damaged (%s); stop keyport and restore it from a backup (`keyport backup --to FILE` makes one)", e.Path, e.Reason)
 }
 
@@ -53,6 +59,8 @@ type guardedDB struct {
 	db   *bbolt.DB
 	path string
 	log  *slog.Logger
+	// scratch marks the flow file (see DamagedError.Scratch).
+	scratch bool
 
 	// opening is set until Open returns: what goes wrong then is Open's
 	// error, which the caller shows, and not also a log line.
@@ -157,9 +165,9 @@ func (g *guardedDB) setDamaged(reason string) (err *DamagedError, first bool) {
 	defer g.mu.Unlock()
 	first = g.damaged == nil
 	if first {
-		g.damaged = &DamagedError{Path: g.path, Reason: reason}
+		g.damaged = &DamagedError{Path: g.path, Reason: reason, Scratch: g.scratch}
 	}
-	return &DamagedError{Path: g.path, Reason: reason}, first
+	return &DamagedError{Path: g.path, Reason: reason, Scratch: g.scratch}, first
 }
 
 func (g *guardedDB) logDamage(err *DamagedError) {

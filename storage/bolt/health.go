@@ -18,10 +18,11 @@ import (
 // to anyone). The reason is either damage (see guardedDB) or writes that
 // fail: from the first failed commit until a Probe succeeds.
 func (d *DB) Health() error {
-	for _, g := range []*guardedDB{d.db, d.flow} {
-		if g != nil && g.Damaged() != nil {
-			return errors.New("database file is damaged")
-		}
+	if d.db != nil && d.db.Damaged() != nil {
+		return errors.New("database file is damaged")
+	}
+	if d.flow != nil && d.flow.Damaged() != nil {
+		return errors.New("sign-in database file is damaged (a restart recreates it)")
 	}
 	for _, g := range []*guardedDB{d.db, d.flow} {
 		if g == nil {
@@ -63,9 +64,19 @@ func (g *guardedDB) probe(now time.Time) (err error) {
 		return err
 	}
 	seq, failing := g.health.state()
-	if err := growthProbe(g.path, growthRoom(g.path)); err != nil {
-		g.writeFailed(err)
-		return err
+	room := growthRoom(g.path)
+	if err := growthProbe(g.path, room); err != nil {
+		if failing != nil {
+			return err // writes fail, and would still
+		}
+		// Writes work, in the file's free pages, until it must grow: a
+		// warning for the operator, not a failure (nothing failed yet,
+		// and /healthz taking the server out of service would be worse).
+		if g.health.short.CompareAndSwap(false, true) {
+			g.log.Warn("the disk holding the database is almost full: the file cannot grow, and writes will fail once its free pages are used", "path", g.path, "growth", room, "err", err)
+		}
+	} else if g.health.short.CompareAndSwap(true, false) {
+		g.log.Info("the disk holding the database has room again", "path", g.path)
 	}
 	if failing != nil || !g.health.wroteSinceProbe() {
 		err := g.Update(func(tx *bbolt.Tx) error {
@@ -93,6 +104,8 @@ type writeHealth struct {
 	seq     uint64    // counts failures, so a probe cannot clear one that came after it started
 	// wrote is set by every successful commit and cleared by each probe.
 	wrote atomic.Bool
+	// short is set while the file has no room to grow (see probe).
+	short atomic.Bool
 }
 
 // wrote records a successful commit.
