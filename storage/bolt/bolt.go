@@ -168,7 +168,12 @@ func Open(path string, opts Options) (*DB, error) {
 // a backup streamed to a slow client, would hold writes up each time the
 // file grew. With 1 GiB mapped, that happens only past 1 GiB, where the
 // check's time and the backup's write deadline bound the wait. Where
-// address space is scarce (32-bit), bbolt's default stays.
+// address space is scarce (32-bit), bbolt's default stays. With the file
+// inside its mapping, bbolt grows it by AllocSize (16 MiB) at a time from
+// the start: a new database is a 16 MiB sparse file, whose disk use is
+// what has been written. Not for the
+// flow file: nothing reads it for long, and past its mapping bbolt grows a
+// file by a whole AllocSize at a time, which would undo flowAllocSize.
 const initialMapping = (1 << 30) * (strconv.IntSize / 64)
 
 // openBolt opens a bbolt file, turning a lock held elsewhere into
@@ -362,7 +367,7 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 			return nil, err
 		}
 	}
-	fdb, err := openBolt(path, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true, InitialMmapSize: initialMapping})
+	fdb, err := openBolt(path, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true})
 	if err != nil {
 		return nil, err
 	}
