@@ -34,7 +34,7 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := notKeyportsOwn(cfg, *to); err != nil {
+	if err := notKeyportsOwn(cfg, *cfgPath, *to); err != nil {
 		return err
 	}
 	if _, err := os.Lstat(*to); err == nil && !*force {
@@ -48,11 +48,13 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left to remove
 	how := "through the running server"
 	err = control.Backup(ctx, filepath.Join(cfg.DataDir, control.SocketName), tmp)
-	if errors.Is(err, control.ErrNoServer) {
+	if noServer := err; errors.Is(err, control.ErrNoServer) {
 		how = "from the file (no server running)"
 		err = bolt.CopyFile(ctx, cfg.DBPath(), tmp, 300*time.Millisecond)
 		if errors.Is(err, bolt.ErrLocked) {
-			err = fmt.Errorf("the database %s is in use, but no server answers on %s: is it another program?", cfg.DBPath(), filepath.Join(cfg.DataDir, control.SocketName))
+			// Say why the server could not be asked: a socket path too
+			// long for the data directory, say, and not only "none".
+			err = fmt.Errorf("the database %s is in use, but it cannot be copied through a server (%w): is keyport serve running without its control socket (see its log), or is it another program?", cfg.DBPath(), noServer)
 		}
 	}
 	if err == nil {
@@ -85,12 +87,15 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 // notKeyportsOwn refuses a target that is one of the running Keyport's
 // own files: --force would rename the copy over the live database (whose
 // server then writes to a file no longer there), the key or the socket.
-func notKeyportsOwn(cfg *config.Config, to string) error {
+func notKeyportsOwn(cfg *config.Config, cfgPath, to string) error {
 	own := []struct{ path, what string }{
 		{cfg.DBPath(), "database"},
 		{bolt.FlowPath(cfg.DBPath()), "flow database"},
 		{cfg.SecretKeyPath(), "sealing key"},
 		{filepath.Join(cfg.DataDir, control.SocketName), "control socket"},
+	}
+	if cfgPath != "" {
+		own = append(own, struct{ path, what string }{cfgPath, "configuration file"})
 	}
 	for _, o := range own {
 		if sameName(to, o.path) {
@@ -101,8 +106,15 @@ func notKeyportsOwn(cfg *config.Config, to string) error {
 }
 
 // sameName reports whether a and b name the same entry of the same
-// directory, however the directory is spelled (symbolic links, "..").
+// directory, however the directory is spelled (symbolic links, ".."), or
+// the same file (b a symbolic link to a, say: a database moved to another
+// disk with a link left in the data directory, or a hard link).
 func sameName(a, b string) bool {
+	if fa, err := os.Stat(a); err == nil {
+		if fb, err := os.Stat(b); err == nil && os.SameFile(fa, fb) {
+			return true
+		}
+	}
 	if filepath.Base(a) != filepath.Base(b) {
 		return false
 	}

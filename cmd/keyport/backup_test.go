@@ -224,6 +224,25 @@ func TestBackupCommand(t *testing.T) {
 	if after, _ := os.ReadFile(db); !bytes.Equal(before, after) {
 		t.Fatal("a backup replaced the database it copies")
 	}
+	// The database on another disk, linked from the data directory: the
+	// link's target is the database too.
+	moved := filepath.Join(t.TempDir(), "moved.db")
+	if err := os.Rename(db, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(moved, db); err != nil {
+		t.Fatal(err)
+	}
+	cliFail(t, env, "", 1, "write the backup elsewhere", "backup", "--to", moved, "--force")
+	if after, _ := os.ReadFile(moved); !bytes.Equal(before, after) {
+		t.Fatal("a backup replaced the database behind a link")
+	}
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, db); err != nil {
+		t.Fatal(err)
+	}
 
 	// Where the file system cannot rename without replacing (nor link),
 	// the copy is placed by an exclusive create: still never over a file.
@@ -295,4 +314,23 @@ func damageRoot(t *testing.T, path string) {
 	if _, err := f.WriteAt([]byte{0x5a, 0x5a}, root*pageSize); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBackupSaysWhyNoServerAnswered: with a data directory too deep for a
+// Unix socket path, the server runs without its control socket; backup
+// then finds the file in use and says why it could not ask the server,
+// rather than blaming another program.
+func TestBackupSaysWhyNoServerAnswered(t *testing.T) {
+	dir := t.TempDir()
+	for len(dir) < 120 {
+		dir = filepath.Join(dir, "a-rather-long-directory-name")
+	}
+	env := cliEnv(dir)
+	cliMust(t, env, testPassword, "user", "create", "--username", "bob", "--email", "bob@example.com", "--password-stdin")
+	held, err := bolt.Open(filepath.Join(dir, "keyport.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cliFail(t, env, "", 1, "longer than the 107 bytes a Unix socket path may have", "backup", "--to", filepath.Join(t.TempDir(), "b.db"))
 }

@@ -3,7 +3,6 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,7 +63,7 @@ func (g *guardedDB) probe(now time.Time) (err error) {
 		return err
 	}
 	seq, failing := g.health.state()
-	room := growthRoom(g.path)
+	room := growthRoom(g)
 	if err := growthProbe(g.path, room); err != nil {
 		if failing != nil {
 			return err // writes fail, and would still
@@ -147,16 +146,13 @@ func (h *writeHealth) recovered(seq uint64) bool {
 }
 
 // growthRoom is how much the file system must be able to add to the file
-// at path for bbolt's next growth: bbolt doubles a file up to 16 MiB and
-// then adds 16 MiB at a time. At least 1 MiB, so a nearly full disk shows
+// for bbolt's next growth of g's file: its AllocSize (16 MiB for the main
+// file, which sits inside its mapping, so bbolt adds that much each time;
+// see initialMapping), at least 1 MiB, so that a nearly full disk shows
 // before it is completely full.
-func growthRoom(path string) int64 {
-	const minRoom, maxRoom = 1 << 20, 16 << 20 // bbolt's DefaultAllocSize
-	size := int64(0)
-	if fi, err := os.Stat(path); err == nil {
-		size = fi.Size()
-	}
-	return min(max(size, minRoom), maxRoom)
+func growthRoom(g *guardedDB) int64 {
+	const minRoom = 1 << 20
+	return max(int64(g.db.AllocSize), minRoom)
 }
 
 // shortCause names the cause of a write failure without paths: the system

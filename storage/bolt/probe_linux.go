@@ -44,7 +44,13 @@ func freeSpaceFor(path string, room int64) error {
 	if err := syscall.Statfs(path, &st); err != nil {
 		return err
 	}
-	if free := st.Bavail * uint64(st.Bsize); free < uint64(room) {
+	// Block counts are in fragment-size units where that is set (FUSE
+	// file systems, the likely ones without fallocate), as df reads them.
+	unit := uint64(st.Frsize)
+	if unit == 0 {
+		unit = uint64(st.Bsize)
+	}
+	if free := st.Bavail * unit; free < uint64(room) {
 		return fmt.Errorf("%d bytes free: %w", free, syscall.ENOSPC)
 	}
 	return nil
