@@ -2,11 +2,13 @@ package portal
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/gorilla/mux"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/templates"
 )
 
@@ -100,5 +102,26 @@ func TestRouteTableRefusesMistakes(t *testing.T) {
 		if len(rt.shared.errs) == 0 {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// confirmIdentity on a route not registered at levelRecentSignIn is a
+// mistake in the route table: it fails as an internal error, which every
+// page shows as a 500, instead of quietly guarding a route the table says
+// needs nothing.
+func TestConfirmIdentityNeedsARecentSignInRoute(t *testing.T) {
+	s := &Server{}
+	r := httptest.NewRequest(http.MethodPost, "/security/devices/forget", strings.NewReader("confirm_password=x"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	err := s.confirmIdentity(r, me{})
+	if err == nil || account.ErrorCode(err) != account.Internal {
+		t.Fatalf("confirmIdentity on an unmarked route: %v", err)
+	}
+	marked := false
+	markRecentSignIn(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		marked = onRecentSignInRoute(r.Context())
+	})).ServeHTTP(httptest.NewRecorder(), r)
+	if !marked {
+		t.Error("markRecentSignIn does not mark the request")
 	}
 }
