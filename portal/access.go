@@ -6,22 +6,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
-func (s *Server) registerAccessRoutes(r *mux.Router) {
-	r.Handle("/security/access", s.withUser(s.accessPage)).Methods(http.MethodGet)
-	r.Handle("/security/app-passwords", s.withUser(s.appPasswordCreate)).Methods(http.MethodPost) // confirmIdentity
-	r.Handle("/security/app-passwords/revoke", s.withUser(s.appPasswordRevoke)).Methods(http.MethodPost)
-	r.Handle("/security/api-tokens", s.withUser(s.apiTokenCreate)).Methods(http.MethodPost) // confirmIdentity
-	r.Handle("/security/api-tokens/revoke", s.withUser(s.apiTokenRevoke)).Methods(http.MethodPost)
-	r.Handle("/security/allowlist", s.withUser(s.allowlistSubmit)).Methods(http.MethodPost) // confirmIdentity
-	r.Handle("/security/activity", s.withUser(s.activityPage)).Methods(http.MethodGet)
-	r.Handle("/security/activity/signout-everywhere", s.withUser(s.signOutEverywherePage)).Methods(http.MethodGet) // asks first
-	r.Handle("/security/activity/signout-everywhere", s.withUser(s.signOutEverywhere)).Methods(http.MethodPost)
+func (s *Server) registerAccessRoutes(t *routeTable) {
+	t.add(levelSignedIn, "GET", "/security/access", s.accessPage)
+	t.add(levelRecentSignIn, "POST", "/security/app-passwords", s.appPasswordCreate)
+	t.add(levelSignedIn, "POST", "/security/app-passwords/revoke", s.appPasswordRevoke)
+	t.add(levelRecentSignIn, "POST", "/security/api-tokens", s.apiTokenCreate)
+	t.add(levelSignedIn, "POST", "/security/api-tokens/revoke", s.apiTokenRevoke)
+	t.add(levelRecentSignIn, "POST", "/security/allowlist", s.allowlistSubmit)
+	t.add(levelSignedIn, "GET", "/security/activity", s.activityPage)
+	t.add(levelSignedIn, "GET", "/security/activity/signout-everywhere", s.signOutEverywherePage) // asks first
+	t.add(levelSignedIn, "POST", "/security/activity/signout-everywhere", s.signOutEverywhere)
 }
 
 type credentialView struct {

@@ -14,13 +14,13 @@ import (
 	oidcsource "github.com/keyport/keyport/directory/oidc"
 )
 
-func (s *Server) registerAdminRoutes(r *mux.Router) {
-	s.registerAdminDirectoryForms(r) // before the {id} routes below
-	s.registerAdminUpstreamForms(r)
-	r.Handle("/admin/directories", s.withAdmin(s.adminDirectories)).Methods(http.MethodGet)
-	r.Handle("/admin/directories/{id}/test", s.withAdmin(s.adminDirectoryTest)).Methods(http.MethodPost)
-	r.Handle("/admin/directories/{id}/sync", s.withAdmin(s.adminDirectorySync)).Methods(http.MethodPost)
-	r.Handle("/admin/directories/{id}/toggle", s.withAdmin(s.adminDirectoryToggle)).Methods(http.MethodPost)
+func (s *Server) registerAdminRoutes(t *routeTable) {
+	s.registerAdminDirectoryForms(t) // before the {id} routes below
+	s.registerAdminUpstreamForms(t)
+	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
+	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
+	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)
+	t.add(levelAdmin, "POST", "/admin/directories/{id}/toggle", s.adminDirectoryToggle)
 }
 
 var errNotAdmin = account.Errorf(account.Forbidden, "Only administrators can open this page.")
@@ -109,13 +109,13 @@ func (s *Server) adminDirectoryToggle(w http.ResponseWriter, r *http.Request, m 
 	return nil
 }
 
-func (s *Server) registerAdminDirectoryForms(r *mux.Router) {
-	r.Handle("/admin/directories/new", s.withAdmin(s.adminDirectoryForm)).Methods(http.MethodGet)
-	r.Handle("/admin/directories/new", s.withAdmin(s.adminDirectorySave)).Methods(http.MethodPost)
-	r.Handle("/admin/directories/{id}/edit", s.withAdmin(s.adminDirectoryForm)).Methods(http.MethodGet)
-	r.Handle("/admin/directories/{id}/edit", s.withAdmin(s.adminDirectorySave)).Methods(http.MethodPost)
-	r.Handle("/admin/directories/{id}/delete", s.withAdmin(s.adminDirectoryDeletePage)).Methods(http.MethodGet) // asks first
-	r.Handle("/admin/directories/{id}/delete", s.withAdmin(s.adminDirectoryDelete)).Methods(http.MethodPost)
+func (s *Server) registerAdminDirectoryForms(t *routeTable) {
+	t.add(levelAdmin, "GET", "/admin/directories/new", s.adminDirectoryForm)
+	t.add(levelAdmin, "POST", "/admin/directories/new", s.adminDirectorySave)
+	t.add(levelAdmin, "GET", "/admin/directories/{id}/edit", s.adminDirectoryForm)
+	t.add(levelAdmin, "POST", "/admin/directories/{id}/edit", s.adminDirectorySave)
+	t.add(levelAdmin, "GET", "/admin/directories/{id}/delete", s.adminDirectoryDeletePage) // asks first
+	t.add(levelAdmin, "POST", "/admin/directories/{id}/delete", s.adminDirectoryDelete)
 }
 
 type directoryFormData struct {
@@ -250,11 +250,11 @@ func (s *Server) adminDirectoryDelete(w http.ResponseWriter, r *http.Request, m 
 	return nil
 }
 
-func (s *Server) registerAdminUpstreamForms(r *mux.Router) {
-	r.Handle("/admin/upstreams/new", s.withAdmin(s.adminUpstreamForm)).Methods(http.MethodGet)
-	r.Handle("/admin/upstreams/new", s.withAdmin(s.adminUpstreamSave)).Methods(http.MethodPost)
-	r.Handle("/admin/upstreams/{id}/edit", s.withAdmin(s.adminUpstreamForm)).Methods(http.MethodGet)
-	r.Handle("/admin/upstreams/{id}/edit", s.withAdmin(s.adminUpstreamSave)).Methods(http.MethodPost)
+func (s *Server) registerAdminUpstreamForms(t *routeTable) {
+	t.add(levelAdmin, "GET", "/admin/upstreams/new", s.adminUpstreamForm)
+	t.add(levelAdmin, "POST", "/admin/upstreams/new", s.adminUpstreamSave)
+	t.add(levelAdmin, "GET", "/admin/upstreams/{id}/edit", s.adminUpstreamForm)
+	t.add(levelAdmin, "POST", "/admin/upstreams/{id}/edit", s.adminUpstreamSave)
 }
 
 type upstreamFormData struct {

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
@@ -17,16 +15,17 @@ import (
 // The JSON API for people's own scripts, authenticated with API tokens
 // (Authorization: Bearer kp_…). Only the browser session can create tokens,
 // so a token can never mint more of itself.
-func (s *Server) registerAPIRoutes(r *mux.Router) {
-	api := r.PathPrefix("/api/v1").Subrouter()
+func (s *Server) registerAPIRoutes(t *routeTable) {
+	api := t.router.PathPrefix("/api/v1").Subrouter()
 	api.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "There is no such API endpoint.")
 	})
 	api.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not accept that method.")
 	})
-	api.Handle("/me", s.withToken(s.apiGetMe)).Methods(http.MethodGet)
-	api.Handle("/me", s.withToken(s.apiPatchMe)).Methods(http.MethodPatch)
+	at := t.within(api)
+	at.add(levelAPIToken, "GET", "/me", s.apiGetMe)
+	at.add(levelAPIToken, "PATCH", "/me", s.apiPatchMe)
 }
 
 type apiCaller struct {

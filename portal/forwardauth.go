@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
@@ -17,8 +15,8 @@ import (
 // or 401. It accepts HTTP Basic with an app password (the account password
 // only for accounts without a second factor) or the portal session cookie.
 // It never sets a cookie (withCSRFToken skips it) and is never cached.
-func (s *Server) registerForwardAuthRoutes(r *mux.Router) {
-	r.Handle("/auth/verify", http.HandlerFunc(s.forwardAuth)).Methods(http.MethodGet, http.MethodHead)
+func (s *Server) registerForwardAuthRoutes(t *routeTable) {
+	t.add(levelForwardAuth, "GET HEAD", "/auth/verify", s.forwardAuth)
 }
 
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {

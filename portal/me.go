@@ -2,6 +2,7 @@ package portal
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -90,12 +91,24 @@ func enrolmentPath(p string) bool {
 	return p == "/security" || strings.HasPrefix(p, "/security/totp/") || strings.HasPrefix(p, "/security/passkeys")
 }
 
-// confirmIdentity guards security changes (password, turning 2FA off, new
+// confirmIdentity guards security changes (a new way to sign in, new
 // API tokens, the IP allowlist): it passes when the session signed in
 // recently, or when the form carries the correct current password in the
 // field "confirm_password".
 func (s *Server) confirmIdentity(r *http.Request, m me) error {
-	return s.acct.Reauthenticate(r.Context(), m.User, m.Session, r.PostFormValue("confirm_password"), clientIP(r), r.UserAgent())
+	return s.confirmIdentityWith(r, m, r.PostFormValue("confirm_password"))
+}
+
+// confirmIdentityWith is confirmIdentity with the password from elsewhere
+// (a JSON body). It runs only on routes registered at levelRecentSignIn,
+// so the route table lists every route that makes a security change: a
+// handler that calls it from any other route fails with an internal error
+// in the first test that reaches it.
+func (s *Server) confirmIdentityWith(r *http.Request, m me, password string) error {
+	if !onRecentSignInRoute(r.Context()) {
+		return fmt.Errorf("confirm identity on %s %s: the route is not registered at level %s", r.Method, r.URL.Path, levelRecentSignIn)
+	}
+	return s.acct.Reauthenticate(r.Context(), m.User, m.Session, password, clientIP(r), r.UserAgent())
 }
 
 // safeReturn accepts only a path on this site as a place to go back to

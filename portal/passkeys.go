@@ -9,25 +9,25 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
-func (s *Server) registerPasskeyRoutes(r *mux.Router) {
-	// Pages (withUser: signed in, CSRF on POST).
-	r.Handle("/security/passkeys", s.withUser(s.passkeysPage)).Methods(http.MethodGet)
-	r.Handle("/security/passkeys/rename", s.withUser(s.passkeyRename)).Methods(http.MethodPost)
-	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemovePage)).Methods(http.MethodGet) // asks first
-	r.Handle("/security/passkeys/remove", s.withUser(s.passkeyRemove)).Methods(http.MethodPost)    // + confirmIdentity
+func (s *Server) registerPasskeyRoutes(t *routeTable) {
+	// Pages (CSRF on POST).
+	t.add(levelSignedIn, "GET", "/security/passkeys", s.passkeysPage)
+	t.add(levelSignedIn, "POST", "/security/passkeys/rename", s.passkeyRename)
+	t.add(levelSignedIn, "GET", "/security/passkeys/remove", s.passkeyRemovePage) // asks first
+	t.add(levelRecentSignIn, "POST", "/security/passkeys/remove", s.passkeyRemove)
 	// JSON ceremonies for webauthn.js; the CSRF token travels in X-CSRF-Token.
-	r.Handle("/security/passkeys/register/begin", s.jsonUser(s.passkeyRegisterBegin)).Methods(http.MethodPost) // + recent sign-in or password
-	r.Handle("/security/passkeys/register/finish", s.jsonUser(s.passkeyRegisterFinish)).Methods(http.MethodPost)
-	r.Handle("/login/passkey/begin", s.jsonHandle(s.passkeyLoginBegin)).Methods(http.MethodPost)
-	r.Handle("/login/passkey/finish", s.jsonHandle(s.passkeyLoginFinish)).Methods(http.MethodPost)
-	r.Handle("/login/2fa/passkey/begin", s.jsonHandle(s.passkey2FABegin)).Methods(http.MethodPost)   // + pending password step
-	r.Handle("/login/2fa/passkey/finish", s.jsonHandle(s.passkey2FAFinish)).Methods(http.MethodPost) // + pending password step
+	t.add(levelRecentSignIn, "POST", "/security/passkeys/register/begin", s.passkeyRegisterBegin)
+	// Finishes only the ceremony that register/begin started, after its
+	// recent sign-in or password.
+	t.add(levelSignedIn, "POST", "/security/passkeys/register/finish", s.passkeyRegisterFinish)
+	t.add(levelSignIn, "POST", "/login/passkey/begin", s.passkeyLoginBegin)
+	t.add(levelSignIn, "POST", "/login/passkey/finish", s.passkeyLoginFinish)
+	t.add(levelSignIn, "POST", "/login/2fa/passkey/begin", s.passkey2FABegin)   // + pending password step
+	t.add(levelSignIn, "POST", "/login/2fa/passkey/finish", s.passkey2FAFinish) // + pending password step
 }
 
 // The ceremony ID lives in the signed cookie between begin and finish, so
@@ -292,7 +292,7 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, m 
 	}
 	// Adding a way to sign in is a security change: a recent sign-in, or
 	// the password again.
-	if err := s.acct.Reauthenticate(r.Context(), m.User, m.Session, req.Password, clientIP(r), r.UserAgent()); err != nil {
+	if err := s.confirmIdentityWith(r, m, req.Password); err != nil {
 		return nil, err
 	}
 	opts, id, err := s.acct.BeginPasskeyRegistration(r.Context(), m.User, req.Name)

@@ -21,14 +21,14 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-func (s *Server) registerProfileRoutes(r *mux.Router) {
-	r.Handle("/profile", s.withUser(s.profilePage)).Methods(http.MethodGet)
-	r.Handle("/profile", s.withUser(s.profileSubmit)).Methods(http.MethodPost)
-	r.Handle("/profile/avatar", s.withUserUpload("avatar", account.MaxAvatarBytes, s.avatarUpload)).Methods(http.MethodPost)
-	r.Handle("/profile/avatar/remove", s.withUser(s.avatarRemove)).Methods(http.MethodPost)
-	r.Handle("/profile/custom-data", s.withUser(s.customDataSubmit)).Methods(http.MethodPost)
+func (s *Server) registerProfileRoutes(t *routeTable) {
+	t.add(levelSignedIn, "GET", "/profile", s.profilePage)
+	t.add(levelSignedIn, "POST", "/profile", s.profileSubmit)
+	t.add(levelSignedIn, "POST", "/profile/avatar", uploadForm{"avatar", account.MaxAvatarBytes, s.avatarUpload})
+	t.add(levelSignedIn, "POST", "/profile/avatar/remove", s.avatarRemove)
+	t.add(levelSignedIn, "POST", "/profile/custom-data", s.customDataSubmit)
 	// Public: apps show it through the picture claim.
-	r.Handle("/avatar/{id}", s.handle(s.avatar)).Methods(http.MethodGet, http.MethodHead)
+	t.add(levelPublic, "GET HEAD", "/avatar/{id}", s.avatar)
 }
 
 // avatarBodyLimit is the request size allowed on the avatar upload: the

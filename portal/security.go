@@ -12,23 +12,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keyport/keyport/account"
 )
 
-func (s *Server) registerSecurityRoutes(r *mux.Router) {
-	r.Handle("/security", s.withUser(s.securityPage)).Methods(http.MethodGet)
-	r.Handle("/security/password", s.withUser(s.passwordSubmit)).Methods(http.MethodPost)
-	r.Handle("/security/totp/begin", s.withUser(s.totpBegin)).Methods(http.MethodPost)              // confirmIdentity
-	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirm)).Methods(http.MethodPost)          // confirmIdentity
-	r.Handle("/security/totp/disable", s.withUser(s.totpDisable)).Methods(http.MethodPost)          // password always
-	r.Handle("/security/recovery-codes", s.withUser(s.recoveryRegenerate)).Methods(http.MethodPost) // confirmIdentity
-	r.Handle("/security/devices/forget", s.withUser(s.deviceForget)).Methods(http.MethodPost)
+func (s *Server) registerSecurityRoutes(t *routeTable) {
+	t.add(levelSignedIn, "GET", "/security", s.securityPage)
+	t.add(levelRecentSignIn, "POST", "/security/password", s.passwordSubmit) // the password always
+	t.add(levelRecentSignIn, "POST", "/security/totp/begin", s.totpBegin)
+	t.add(levelRecentSignIn, "POST", "/security/totp/confirm", s.totpConfirm)
+	t.add(levelRecentSignIn, "POST", "/security/totp/disable", s.totpDisable) // the password always
+	t.add(levelRecentSignIn, "POST", "/security/recovery-codes", s.recoveryRegenerate)
+	t.add(levelSignedIn, "POST", "/security/devices/forget", s.deviceForget)
 	// Pages to come back to: the codes are shown once, in answer to a post;
 	// a reload or a bookmark lands on a page that says so and offers new ones.
-	r.Handle("/security/recovery-codes", s.withUser(s.recoveryCodesPage)).Methods(http.MethodGet)
-	r.Handle("/security/totp/confirm", s.withUser(s.totpConfirmed)).Methods(http.MethodGet)
+	t.add(levelSignedIn, "GET", "/security/recovery-codes", s.recoveryCodesPage)
+	t.add(levelSignedIn, "GET", "/security/totp/confirm", s.totpConfirmed)
 }
 
 type deviceView struct {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -75,6 +76,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	router  *mux.Router
+	levels  map[routeKey]level // what each route asks of its caller (routes.go)
 	handler http.Handler
 }
 
@@ -156,7 +158,9 @@ func New(o Options) (*Server, error) {
 		Secure:   o.CookieSecure,
 		SameSite: o.CookieSameSite,
 	}
-	s.router = s.routes()
+	if s.router, err = s.routes(); err != nil {
+		return nil, err
+	}
 	// Two CSRF defences: browsers' Fetch Metadata / Origin headers refuse
 	// cross-site form posts up front, and every form carries a token bound to
 	// the cookie for browsers that send neither header.
@@ -172,45 +176,51 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-// routes is the whole surface of the portal in one place.
-func (s *Server) routes() *mux.Router {
+// routes is the whole surface of the portal in one place: each route with
+// its methods and its level (routes.go), here or in its area's register
+// function.
+func (s *Server) routes() (*mux.Router, error) {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.ErrorPage(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept that kind of request.")
 	})
+	t := s.newRouteTable(r)
 
-	// Public.
-	r.Handle("/healthz", http.HandlerFunc(s.healthz)).Methods(http.MethodGet, http.MethodHead)
-	r.PathPrefix("/static/").Handler(s.static).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/favicon.ico", s.favicon).Methods(http.MethodGet, http.MethodHead)
-	r.Handle("/logged-out", s.handle(s.loggedOut)).Methods(http.MethodGet)
+	t.add(levelPublic, "GET HEAD", "/healthz", s.healthz)
+	t.add(levelPublic, "GET HEAD", "/static/*", s.static)
+	t.add(levelPublic, "GET HEAD", "/favicon.ico", s.favicon)
+	t.add(levelPublic, "GET", "/logged-out", s.loggedOut)
 
 	// Sign-in flow: every step returns to the dispatcher (flow.go).
-	r.Handle("/", s.handle(s.home)).Methods(http.MethodGet)
-	r.Handle("/login", s.handle(s.loginPage)).Methods(http.MethodGet)
-	r.Handle("/login", s.handle(s.loginSubmit)).Methods(http.MethodPost)
-	r.Handle("/consent", s.handle(s.consentPage)).Methods(http.MethodGet)
-	r.Handle("/consent", s.handle(s.consentSubmit)).Methods(http.MethodPost)
-	r.Handle("/logout", s.handle(s.logoutPage)).Methods(http.MethodGet)
-	r.Handle("/logout", s.handle(s.logoutSubmit)).Methods(http.MethodPost)
+	t.add(levelSignIn, "GET", "/", s.home)
+	t.add(levelSignIn, "GET", "/login", s.loginPage)
+	t.add(levelSignIn, "POST", "/login", s.loginSubmit)
+	t.add(levelSignIn, "GET", "/consent", s.consentPage)
+	t.add(levelSignIn, "POST", "/consent", s.consentSubmit)
+	t.add(levelSignIn, "GET", "/logout", s.logoutPage)
+	t.add(levelSignIn, "POST", "/logout", s.logoutSubmit)
 
-	// First administrator, through the one-time link logged at start-up.
-	r.Handle("/setup", s.handle(s.setupPage)).Methods(http.MethodGet)
-	r.Handle("/setup", s.handle(s.setupSubmit)).Methods(http.MethodPost)
+	// First administrator: the handlers check the one-time link logged at
+	// start-up.
+	t.add(levelPublic, "GET", "/setup", s.setupPage)
+	t.add(levelPublic, "POST", "/setup", s.setupSubmit)
 
-	// The signed-in person's own pages, by area. Each register function
-	// shows its routes and what each needs (withUser, confirmIdentity).
-	s.registerProfileRoutes(r)     // /profile, /avatar/{id}
-	s.registerSecurityRoutes(r)    // /security: password, TOTP, recovery codes, trusted devices
-	s.registerTwoFactorRoutes(r)   // /login/2fa: the second step of a password sign-in
-	s.registerPasskeyRoutes(r)     // /security/passkeys, passkey sign-in
-	s.registerAccessRoutes(r)      // /security/access: app passwords, API tokens, IP allowlist; /security/activity
-	s.registerAPIRoutes(r)         // /api/v1/…: JSON for API tokens
-	s.registerForwardAuthRoutes(r) // /auth/verify for reverse proxies
-	s.registerUpstreamRoutes(r)    // /login/upstream/…: sign-in through upstream OIDC providers
-	s.registerAdminRoutes(r)       // /admin/…: administrators only (withAdmin)
-	return r
+	// The rest by area.
+	s.registerProfileRoutes(t)     // /profile, /avatar/{id}
+	s.registerSecurityRoutes(t)    // /security: password, TOTP, recovery codes, trusted devices
+	s.registerTwoFactorRoutes(t)   // /login/2fa: the second step of a password sign-in
+	s.registerPasskeyRoutes(t)     // /security/passkeys, passkey sign-in
+	s.registerAccessRoutes(t)      // /security/access: app passwords, API tokens, IP allowlist; /security/activity
+	s.registerAPIRoutes(t)         // /api/v1/…: JSON for API tokens
+	s.registerForwardAuthRoutes(t) // /auth/verify for reverse proxies
+	s.registerUpstreamRoutes(t)    // /login/upstream/…: sign-in through upstream OIDC providers
+	s.registerAdminRoutes(t)       // /admin/…: administrators only
+	if err := errors.Join(t.shared.errs...); err != nil {
+		return nil, fmt.Errorf("portal routes: %w", err)
+	}
+	s.levels = t.shared.levels
+	return r, nil
 }
 
 // ServeHTTP applies the security headers and the size limit to every page.

@@ -7,16 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
-func (s *Server) registerTwoFactorRoutes(r *mux.Router) {
-	r.Handle("/login/2fa", s.handle(s.twoFactorPage)).Methods(http.MethodGet)
-	r.Handle("/login/2fa", s.handle(s.twoFactorSubmit)).Methods(http.MethodPost)
-	r.Handle("/login/2fa/cancel", s.handle(s.twoFactorCancel)).Methods(http.MethodPost)
+func (s *Server) registerTwoFactorRoutes(t *routeTable) {
+	t.add(levelSignIn, "GET", "/login/2fa", s.twoFactorPage)
+	t.add(levelSignIn, "POST", "/login/2fa", s.twoFactorSubmit)
+	t.add(levelSignIn, "POST", "/login/2fa/cancel", s.twoFactorCancel)
 }
 
 // A password sign-in that owes a second factor leaves its state in the

@@ -16,9 +16,9 @@ import (
 // Sign-in through an upstream OpenID Connect provider. The state, nonce
 // and PKCE verifier of the attempt live in the signed cookie, so the answer
 // is accepted only in the browser that started it, once, within ten minutes.
-func (s *Server) registerUpstreamRoutes(r *mux.Router) {
-	r.Handle("/login/upstream/callback", s.handle(s.upstreamCallback)).Methods(http.MethodGet)
-	r.Handle("/login/upstream/{id}", s.handle(s.upstreamStart)).Methods(http.MethodPost)
+func (s *Server) registerUpstreamRoutes(t *routeTable) {
+	t.add(levelSignIn, "GET", "/login/upstream/callback", s.upstreamCallback)
+	t.add(levelSignIn, "POST", "/login/upstream/{id}", s.upstreamStart)
 }
 
 const (
