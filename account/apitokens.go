@@ -63,7 +63,7 @@ func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPITo
 		c.ExpiresAt = n.ExpiresAt.Add(apiTokenGrace)
 	}
 	if err := s.store.CreateCredential(ctx, c); err != nil {
-		return "", storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create API token for %q: %w", u.ID, err)}
+		return "", storage.Credential{}, fmt.Errorf("create API token for %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "API token created", "user_id", u.ID, "credential_id", c.ID, "scope", n.Scope)
 	return token, c, nil
@@ -104,7 +104,7 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 		var err error
 		c, err = s.store.GetCredentialByHash(ctx, HashSecret(token))
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return storage.User{}, storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find API token: %w", err)}
+			return storage.User{}, storage.Credential{}, fmt.Errorf("find API token: %w", err)
 		}
 		found, reason = err == nil && c.Kind == storage.KindAPIToken, "unknown API token"
 	}

@@ -49,7 +49,7 @@ func (s *Service) checkCredentialName(ctx context.Context, userID, kind, name st
 	}
 	existing, err := s.store.ListCredentials(ctx, userID, kind)
 	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)}
+		return "", fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)
 	}
 	for _, c := range existing {
 		if strings.EqualFold(c.Name, name) {
@@ -75,7 +75,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, u storage.User, name, c
 	c := storage.Credential{ID: NewID(), UserID: u.ID, Kind: storage.KindAppPassword, Name: name, ClientID: clientID,
 		Hash: HashSecret(normalizeAppPassword(secret)), CreatedAt: s.now()}
 	if err := s.store.CreateCredential(ctx, c); err != nil {
-		return "", storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create app password for %q: %w", u.ID, err)}
+		return "", storage.Credential{}, fmt.Errorf("create app password for %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "app password created", "user_id", u.ID, "credential_id", c.ID, "client_id", clientID)
 	return secret, c, nil
@@ -94,7 +94,7 @@ func (s *Service) RevokeAppPassword(ctx context.Context, u storage.User, id stri
 func (s *Service) listCredentials(ctx context.Context, userID, kind string) ([]storage.Credential, error) {
 	cs, err := s.store.ListCredentials(ctx, userID, kind)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)}
+		return nil, fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)
 	}
 	return cs, nil
 }
@@ -113,7 +113,7 @@ func (s *Service) RevokeCredential(ctx context.Context, userID, kind, id string)
 		return Errorf(NotFound, "It does not exist or was already revoked.")
 	}
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("revoke %s %q of %q: %w", kind, id, userID, err)}
+		return fmt.Errorf("revoke %s %q of %q: %w", kind, id, userID, err)
 	}
 	s.log.InfoContext(ctx, "credential revoked", "user_id", userID, "kind", kind, "credential_id", id)
 	return nil
@@ -209,7 +209,7 @@ func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, 
 		return storage.User{}, false, nil
 	}
 	if err != nil {
-		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forward auth: find app password: %w", err)}
+		return storage.User{}, false, fmt.Errorf("forward auth: find app password: %w", err)
 	}
 	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
 	switch {

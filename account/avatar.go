@@ -48,7 +48,7 @@ func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) err
 	}
 	now := s.now()
 	if err := s.store.PutAvatar(ctx, storage.Avatar{UserID: u.ID, ContentType: "image/png", Data: out, UpdatedAt: now}); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("store avatar of %q: %w", u.ID, err)}
+		return fmt.Errorf("store avatar of %q: %w", u.ID, err)
 	}
 	// AvatarAt versions the picture URL apps get, so their caches refetch.
 	_, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
@@ -56,7 +56,7 @@ func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) err
 		return u, nil
 	})
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update avatar time of %q: %w", u.ID, err)}
+		return fmt.Errorf("update avatar time of %q: %w", u.ID, err)
 	}
 	return nil
 }
@@ -95,7 +95,7 @@ func reencodeAvatar(data []byte) ([]byte, error) {
 	}
 	out, err := encodeAvatar(img)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("encode avatar: %w", err)}
+		return nil, fmt.Errorf("encode avatar: %w", err)
 	}
 	return out, nil
 }
@@ -162,7 +162,7 @@ func (s *Service) RemoveAvatar(ctx context.Context, userID string) error {
 		return err
 	}
 	if err := s.store.DeleteAvatar(ctx, u.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("delete avatar of %q: %w", u.ID, err)}
+		return fmt.Errorf("delete avatar of %q: %w", u.ID, err)
 	}
 	now := s.now()
 	_, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
@@ -170,7 +170,7 @@ func (s *Service) RemoveAvatar(ctx context.Context, userID string) error {
 		return u, nil
 	})
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("remove avatar of %q: %w", u.ID, err)}
+		return fmt.Errorf("remove avatar of %q: %w", u.ID, err)
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (s *Service) Avatar(ctx context.Context, userID string) (contentType string
 		return a.ContentType, a.Data, a.UpdatedAt, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
-		return "", nil, time.Time{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("load avatar of %q: %w", userID, err)}
+		return "", nil, time.Time{}, fmt.Errorf("load avatar of %q: %w", userID, err)
 	}
 	u, err := s.getUser(ctx, userID)
 	if err != nil {

@@ -132,7 +132,7 @@ func (s *Service) RegisterClient(ctx context.Context, n NewClient) (storage.Clie
 		case errors.Is(err, storage.ErrReadOnly):
 			return storage.Client{}, "", Errorf(Conflict, "Client %q is defined in the configuration file.", c.ID)
 		}
-		return storage.Client{}, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create client %q: %w", c.ID, err)}
+		return storage.Client{}, "", fmt.Errorf("create client %q: %w", c.ID, err)
 	}
 	if c.Public {
 		secret = ""
@@ -157,5 +157,5 @@ func (s *Service) DeleteClient(ctx context.Context, id string) error {
 	case errors.Is(err, storage.ErrReadOnly):
 		return Errorf(Conflict, "Client %q is defined in the configuration file; remove it there.", id)
 	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("delete client %q: %w", id, err)}
+	return fmt.Errorf("delete client %q: %w", id, err)
 }

@@ -32,7 +32,7 @@ func (s *Service) TrustDevice(ctx context.Context, u storage.User, ip, userAgent
 		ExpiresAt: now.Add(s.policy.TrustedDeviceLifetime),
 	})
 	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("trust device of %q: %w", u.ID, err)}
+		return "", fmt.Errorf("trust device of %q: %w", u.ID, err)
 	}
 	return secret, nil
 }
@@ -68,7 +68,7 @@ func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip 
 func (s *Service) ListTrustedDevices(ctx context.Context, u storage.User) ([]storage.Credential, error) {
 	cs, err := s.store.ListCredentials(ctx, u.ID, storage.KindTrustedDevice)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list trusted devices of %q: %w", u.ID, err)}
+		return nil, fmt.Errorf("list trusted devices of %q: %w", u.ID, err)
 	}
 	return cs, nil
 }
@@ -92,7 +92,7 @@ func (s *Service) ForgetDevice(ctx context.Context, u storage.User, id string) e
 		return errNoSuchDevice
 	}
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forget device %q of %q: %w", id, u.ID, err)}
+		return fmt.Errorf("forget device %q of %q: %w", id, u.ID, err)
 	}
 	return nil
 }
@@ -102,7 +102,7 @@ func (s *Service) ForgetDevice(ctx context.Context, u storage.User, id string) e
 func (s *Service) ForgetAllDevices(ctx context.Context, u storage.User) (int, error) {
 	n, err := s.store.DeleteCredentials(ctx, u.ID, storage.KindTrustedDevice)
 	if err != nil {
-		return 0, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("forget devices of %q: %w", u.ID, err)}
+		return 0, fmt.Errorf("forget devices of %q: %w", u.ID, err)
 	}
 	return n, nil
 }

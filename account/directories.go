@@ -416,7 +416,7 @@ func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncRepor
 	}
 	users, err := s.store.ListUsers(ctx)
 	if err != nil {
-		return rep, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return rep, fmt.Errorf("list users: %w", err)
 	}
 	for _, u := range users {
 		if u.Source != sourceID || u.Blocked {
@@ -480,7 +480,7 @@ func (s *Service) SetDirectoryDisabled(ctx context.Context, id string, disabled 
 	s.srcMu.Lock()
 	defer s.srcMu.Unlock()
 	if err := s.store.PutSetting(ctx, disabledKey(id), v); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("store whether directory %q is on: %w", id, err)
 	}
 	// Same sources, new switch: swap in a copy so readers never lock.
 	next := *s.sourceSet()

@@ -73,7 +73,7 @@ func (s *Service) SetEmailVerified(ctx context.Context, login string, verified b
 		return storage.User{}, Errorf(NotFound, "No user %q.", login)
 	}
 	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set email_verified of %q: %w", id, err)}
+		return storage.User{}, fmt.Errorf("set email_verified of %q: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "email verified flag set by an administrator", "user_id", u.ID, "email_verified", verified)
 	return u, nil

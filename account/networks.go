@@ -138,7 +138,7 @@ func (s *Service) CheckRefreshNetwork(ctx context.Context, u storage.User, clien
 		return Errorf(NotFound, "The app of this refresh token no longer exists.")
 	}
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("load client %q: %w", clientID, err)}
+		return fmt.Errorf("load client %q: %w", clientID, err)
 	}
 	if !c.Public || NetworkAllows(u.AllowedNetworks, ip) {
 		return nil
@@ -204,7 +204,7 @@ func (s *Service) SetAllowedNetworks(ctx context.Context, u storage.User, raw, c
 		u.AllowedNetworks = nets
 		return u, nil
 	}); err != nil {
-		return nil, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set allowlist of %q: %w", u.ID, err)}
+		return nil, false, fmt.Errorf("set allowlist of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "IP allowlist changed", "user_id", u.ID, "networks", len(nets))
 	return nets, false, nil

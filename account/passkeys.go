@@ -97,13 +97,13 @@ func (p passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.cred
 func (s *Service) passkeyUser(ctx context.Context, u storage.User) (passkeyUser, []storage.Credential, error) {
 	records, err := s.store.ListCredentials(ctx, u.ID, storage.KindPasskey)
 	if err != nil {
-		return passkeyUser{}, nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list passkeys of %q: %w", u.ID, err)}
+		return passkeyUser{}, nil, fmt.Errorf("list passkeys of %q: %w", u.ID, err)
 	}
 	pu := passkeyUser{u: u}
 	for _, r := range records {
 		var c webauthn.Credential
 		if err := json.Unmarshal(r.WebAuthn, &c); err != nil {
-			return passkeyUser{}, nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("decode passkey %q: %w", r.ID, err)}
+			return passkeyUser{}, nil, fmt.Errorf("decode passkey %q: %w", r.ID, err)
 		}
 		pu.creds = append(pu.creds, c)
 	}
@@ -122,12 +122,12 @@ type ceremony struct {
 func (s *Service) saveCeremony(ctx context.Context, purpose, userID string, c ceremony) (string, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("encode %s ceremony: %w", purpose, err)}
+		return "", fmt.Errorf("encode %s ceremony: %w", purpose, err)
 	}
 	id := NewSecret()
 	now := s.now()
 	if err := s.store.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: HashSecret(id), Purpose: purpose, UserID: userID, Data: data, CreatedAt: now, ExpiresAt: now.Add(ceremonyLifetime)}); err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("save %s ceremony: %w", purpose, err)}
+		return "", fmt.Errorf("save %s ceremony: %w", purpose, err)
 	}
 	return id, nil
 }
@@ -144,13 +144,13 @@ func (s *Service) takeCeremony(ctx context.Context, purpose, id, userID string) 
 		return c, errCeremonyExpired
 	}
 	if err != nil {
-		return c, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("take %s ceremony: %w", purpose, err)}
+		return c, fmt.Errorf("take %s ceremony: %w", purpose, err)
 	}
 	if tok.UserID != userID || !s.now().Before(tok.ExpiresAt) {
 		return c, errCeremonyExpired
 	}
 	if err := json.Unmarshal(tok.Data, &c); err != nil {
-		return c, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("decode %s ceremony: %w", purpose, err)}
+		return c, fmt.Errorf("decode %s ceremony: %w", purpose, err)
 	}
 	return c, nil
 }
@@ -162,7 +162,7 @@ func (s *Service) passkeyName(ctx context.Context, userID, name, self string) (s
 	name = strings.TrimSpace(name)
 	existing, err := s.store.ListCredentials(ctx, userID, storage.KindPasskey)
 	if err != nil {
-		return "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list passkeys of %q: %w", userID, err)}
+		return "", fmt.Errorf("list passkeys of %q: %w", userID, err)
 	}
 	taken := func(n string) bool {
 		for _, c := range existing {
@@ -224,11 +224,11 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, u storage.User, 
 		}),
 		webauthn.WithExclusions(exclude))
 	if err != nil {
-		return nil, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("begin passkey registration: %w", err)}
+		return nil, "", fmt.Errorf("begin passkey registration: %w", err)
 	}
 	opts, err := json.Marshal(creation)
 	if err != nil {
-		return nil, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("encode creation options: %w", err)}
+		return nil, "", fmt.Errorf("encode creation options: %w", err)
 	}
 	id, err := s.saveCeremony(ctx, purposeRegister, u.ID, ceremony{Session: *sd, Name: name})
 	if err != nil {
@@ -272,14 +272,14 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, u storage.User,
 	}
 	raw, err := json.Marshal(cred)
 	if err != nil {
-		return storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("encode passkey: %w", err)}
+		return storage.Credential{}, fmt.Errorf("encode passkey: %w", err)
 	}
 	rec := storage.Credential{ID: NewID(), UserID: u.ID, Kind: storage.KindPasskey, Name: name, WebAuthnID: cred.ID, WebAuthn: raw, CreatedAt: s.now()}
 	if err := s.store.CreateCredential(ctx, rec); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return storage.Credential{}, Errorf(Conflict, "This passkey is already registered.")
 		}
-		return storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("store passkey of %q: %w", u.ID, err)}
+		return storage.Credential{}, fmt.Errorf("store passkey of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "passkey registered", "user_id", u.ID, "credential_id", rec.ID)
 	return rec, nil
@@ -294,7 +294,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context) ([]byte, string, error)
 	}
 	assertion, sd, err := wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationPreferred))
 	if err != nil {
-		return nil, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("begin passkey sign-in: %w", err)}
+		return nil, "", fmt.Errorf("begin passkey sign-in: %w", err)
 	}
 	return s.beginAssertion(ctx, purposeLogin, "", assertion, sd)
 }
@@ -314,7 +314,7 @@ func (s *Service) BeginPasskeySecondFactor(ctx context.Context, u storage.User) 
 	}
 	assertion, sd, err := wa.BeginLogin(pu, webauthn.WithUserVerification(protocol.VerificationPreferred))
 	if err != nil {
-		return nil, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("begin passkey second factor: %w", err)}
+		return nil, "", fmt.Errorf("begin passkey second factor: %w", err)
 	}
 	return s.beginAssertion(ctx, purposeSecondFactor, u.ID, assertion, sd)
 }
@@ -322,7 +322,7 @@ func (s *Service) BeginPasskeySecondFactor(ctx context.Context, u storage.User) 
 func (s *Service) beginAssertion(ctx context.Context, purpose, userID string, assertion *protocol.CredentialAssertion, sd *webauthn.SessionData) ([]byte, string, error) {
 	opts, err := json.Marshal(assertion)
 	if err != nil {
-		return nil, "", &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("encode request options: %w", err)}
+		return nil, "", fmt.Errorf("encode request options: %w", err)
 	}
 	id, err := s.saveCeremony(ctx, purpose, userID, ceremony{Session: *sd})
 	if err != nil {
@@ -428,14 +428,14 @@ func (s *Service) finishAssertion(ctx context.Context, purpose string, known *st
 	}
 	raw, err := json.Marshal(cred)
 	if err != nil {
-		return storage.User{}, nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("encode passkey: %w", err)}
+		return storage.User{}, nil, fmt.Errorf("encode passkey: %w", err)
 	}
 	// The new counter must be stored, or the next use would look cloned.
 	if _, err := s.store.UpdateCredential(ctx, u.ID, record.ID, func(c storage.Credential) (storage.Credential, error) {
 		c.WebAuthn, c.LastUsedAt, c.LastIP = raw, now, ip
 		return c, nil
 	}); err != nil {
-		return storage.User{}, nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update passkey %q: %w", record.ID, err)}
+		return storage.User{}, nil, fmt.Errorf("update passkey %q: %w", record.ID, err)
 	}
 	amr := []string{"hwk"}
 	if cred.Flags.BackupEligible {
@@ -463,7 +463,7 @@ func (s *Service) RenamePasskey(ctx context.Context, u storage.User, id, name st
 		c.Name = name
 		return c, nil
 	}); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("rename passkey %q: %w", id, err)}
+		return fmt.Errorf("rename passkey %q: %w", id, err)
 	}
 	return nil
 }
@@ -477,7 +477,7 @@ func (s *Service) DeletePasskey(ctx context.Context, u storage.User, id string) 
 	if err := s.store.DeleteCredential(ctx, u.ID, id); errors.Is(err, storage.ErrNotFound) {
 		return errPasskeyUnknown
 	} else if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("delete passkey %q: %w", id, err)}
+		return fmt.Errorf("delete passkey %q: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "passkey removed", "user_id", u.ID, "credential_id", id)
 	return nil
@@ -490,7 +490,7 @@ func (s *Service) ownPasskey(ctx context.Context, u storage.User, id string) (st
 		return storage.Credential{}, errPasskeyUnknown
 	}
 	if err != nil {
-		return storage.Credential{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("load passkey %q: %w", id, err)}
+		return storage.Credential{}, fmt.Errorf("load passkey %q: %w", id, err)
 	}
 	return c, nil
 }

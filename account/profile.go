@@ -464,7 +464,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[
 	case errors.Is(err, storage.ErrNotFound):
 		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
 	case err != nil:
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("update profile of %q: %w", userID, err)}
+		return storage.User{}, fmt.Errorf("update profile of %q: %w", userID, err)
 	}
 	// A form posts every field on each save: the log names only those
 	// whose value changed (never the values), and a save that changed
@@ -527,7 +527,7 @@ func (s *Service) SetCustomData(ctx context.Context, userID string, data map[str
 		return storage.User{}, ae
 	}
 	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set custom data of %q: %w", userID, err)}
+		return storage.User{}, fmt.Errorf("set custom data of %q: %w", userID, err)
 	}
 	return u, nil
 }
@@ -554,7 +554,7 @@ func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) 
 		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
 	}
 	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, fmt.Errorf("load user %q: %w", id, err)
 	}
 	return u, nil
 }

@@ -50,7 +50,7 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u storage.User) (
 		u.RecoveryCodes = hashes
 		return u, nil
 	}); err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("regenerate recovery codes of %q: %w", u.ID, err)}
+		return nil, fmt.Errorf("regenerate recovery codes of %q: %w", u.ID, err)
 	}
 	return codes, nil
 }
@@ -86,7 +86,7 @@ func (s *Service) UseRecoveryCode(ctx context.Context, u storage.User, code, ip,
 	}
 	if err != nil {
 		res.Cancel()
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("use recovery code of %q: %w", u.ID, err)}
+		return fmt.Errorf("use recovery code of %q: %w", u.ID, err)
 	}
 	if err := res.Succeed(ctx); err != nil {
 		s.log.ErrorContext(ctx, "forgive wrong codes", "user_id", u.ID, "err", err)

@@ -34,7 +34,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 		return u, nil
 	}); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("change password of %q: %w", u.ID, err)}
+		return fmt.Errorf("change password of %q: %w", u.ID, err)
 	}
 	ended, err := s.EndOtherSessions(ctx, u.ID, keepSessionID)
 	if err != nil {
@@ -42,7 +42,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	}
 	revoked, err := s.store.RevokeUserClient(ctx, u.ID, "")
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("revoke tokens of %q: %w", u.ID, err)}
+		return fmt.Errorf("revoke tokens of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "password changed", "user_id", u.ID, "sessions_ended", ended, "tokens_revoked", revoked)
 	return nil
@@ -63,7 +63,7 @@ func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash strin
 		return cur, nil
 	})
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("store rehashed password of %q: %w", u.ID, err)}
+		return fmt.Errorf("store rehashed password of %q: %w", u.ID, err)
 	}
 	return nil
 }
@@ -72,7 +72,7 @@ func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash strin
 func (s *Service) EndOtherSessions(ctx context.Context, userID, keepID string) (int, error) {
 	sessions, err := s.store.ListUserSessions(ctx, userID)
 	if err != nil {
-		return 0, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list sessions of %q: %w", userID, err)}
+		return 0, fmt.Errorf("list sessions of %q: %w", userID, err)
 	}
 	n := 0
 	for _, sess := range sessions {
@@ -80,7 +80,7 @@ func (s *Service) EndOtherSessions(ctx context.Context, userID, keepID string) (
 			continue
 		}
 		if err := s.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return n, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("end session of %q: %w", userID, err)}
+			return n, fmt.Errorf("end session of %q: %w", userID, err)
 		}
 		n++
 	}
@@ -91,7 +91,7 @@ func (s *Service) EndOtherSessions(ctx context.Context, userID, keepID string) (
 func (s *Service) Sessions(ctx context.Context, userID string) ([]storage.Session, error) {
 	sessions, err := s.store.ListUserSessions(ctx, userID)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
 	}
 	return sessions, nil
 }
@@ -102,7 +102,7 @@ func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
 		return err
 	}
 	if _, err := s.store.RevokeUserClient(ctx, userID, ""); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("revoke the tokens of %q: %w", userID, err)
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
 func (s *Service) History(ctx context.Context, userID string, n int) ([]storage.LoginAttempt, error) {
 	as, err := s.store.ListLoginAttempts(ctx, userID, n)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return nil, fmt.Errorf("list sign-ins of %q: %w", userID, err)
 	}
 	return as, nil
 }
@@ -120,7 +120,7 @@ func (s *Service) History(ctx context.Context, userID string, n int) ([]storage.
 func (s *Service) Passkeys(ctx context.Context, userID string) ([]storage.Credential, error) {
 	cs, err := s.store.ListCredentials(ctx, userID, storage.KindPasskey)
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return nil, fmt.Errorf("list passkeys of %q: %w", userID, err)
 	}
 	return cs, nil
 }

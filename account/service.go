@@ -224,7 +224,7 @@ func (s *Service) userByLogin(ctx context.Context, name string) (u storage.User,
 		return storage.User{}, false, nil
 	}
 	if err != nil {
-		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("find %q: %w", name, err)}
+		return storage.User{}, false, fmt.Errorf("find %q: %w", name, err)
 	}
 	return u, true, nil
 }
@@ -378,7 +378,7 @@ func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash s
 	}
 	wg.Wait()
 	if updErr != nil {
-		return storage.User{}, "", storage.Session{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("record sign-in of %q: %w", user.ID, updErr)}
+		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, updErr)
 	}
 	if sesErr != nil {
 		return storage.User{}, "", storage.Session{}, sesErr
@@ -436,7 +436,7 @@ func (s *Service) ActiveUser(ctx context.Context, id string) (storage.User, erro
 		return storage.User{}, Errorf(Unauthorized, "This account no longer exists.")
 	}
 	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, fmt.Errorf("load user %q: %w", id, err)
 	}
 	if err := CheckActive(u); err != nil {
 		return storage.User{}, err

@@ -28,7 +28,7 @@ func (s *Service) StartSession(ctx context.Context, u storage.User, amr []string
 		ExpiresAt: now.Add(s.policy.SessionLifetime),
 	}
 	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return "", storage.Session{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("start session for %q: %w", u.ID, err)}
+		return "", storage.Session{}, fmt.Errorf("start session for %q: %w", u.ID, err)
 	}
 	return secret, sess, nil
 }
@@ -44,7 +44,7 @@ func (s *Service) ResumeSession(ctx context.Context, secret string) (storage.Ses
 		return storage.Session{}, storage.User{}, Errorf(Unauthorized, "Your session has ended. Please sign in again.")
 	}
 	if err != nil {
-		return storage.Session{}, storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.Session{}, storage.User{}, fmt.Errorf("load session: %w", err)
 	}
 	u, err := s.ActiveUser(ctx, sess.UserID)
 	if err != nil {
@@ -60,7 +60,7 @@ func (s *Service) EndSession(ctx context.Context, secret string) error {
 		return nil
 	}
 	if err := s.store.DeleteSession(ctx, HashSecret(secret)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (
 		if errors.Is(err, storage.ErrNotFound) {
 			return storage.User{}, errSetupLink
 		}
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, fmt.Errorf("spend the setup link: %w", err)
 	}
 	if err := s.storeNewUser(ctx, u); err != nil {
 		return storage.User{}, err

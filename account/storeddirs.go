@@ -98,10 +98,10 @@ func (s *Service) storedSettings(ctx context.Context, id, typ string, settings a
 	case errors.Is(err, storage.ErrNotFound) || (err == nil && d.Type != typ):
 		return Errorf(NotFound, "There is no directory %q that can be edited here.", id)
 	case err != nil:
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("load directory %q: %w", id, err)
 	}
 	if err := json.Unmarshal(d.Settings, settings); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("decode settings of directory %q: %w", id, err)}
+		return fmt.Errorf("decode settings of directory %q: %w", id, err)
 	}
 	return nil
 }
@@ -123,7 +123,7 @@ func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create boo
 	} else if len(sealed) > 0 {
 		pw, err := s.sealer.Open(sealed, BindSealPurpose(cfg.ID))
 		if err != nil {
-			return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+			return fmt.Errorf("open the bind password of directory %q: %w", cfg.ID, err)
 		}
 		cfg.BindPassword = string(pw)
 	}
@@ -189,7 +189,7 @@ func (s *Service) checkSave(ctx context.Context, id string, create bool) (storag
 	old, err := s.store.GetDirectory(ctx, id)
 	exists := err == nil
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return old, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return old, false, fmt.Errorf("load directory %q: %w", id, err)
 	}
 	if create && exists {
 		return old, true, &Error{Code: Conflict, Field: "id", Message: "A directory with this ID exists already."}
@@ -203,7 +203,7 @@ func (s *Service) checkSave(ctx context.Context, id string, create bool) (storag
 func (s *Service) putStored(ctx context.Context, typ string, settings any, sealed []byte, old storage.Directory, exists, create bool) error {
 	raw, err := json.Marshal(settings)
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("encode directory settings: %w", err)
 	}
 	now := s.now()
 	id := ""
@@ -218,7 +218,7 @@ func (s *Service) putStored(ctx context.Context, typ string, settings any, seale
 		d.CreatedAt = old.CreatedAt
 	}
 	if err := s.store.PutDirectory(ctx, d); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("store directory %q: %w", d.ID, err)
 	}
 	s.log.InfoContext(ctx, "directory saved from the admin page", "directory", id, "type", typ, "created", create)
 	return s.LoadStoredDirectories(ctx)
@@ -231,7 +231,7 @@ func (s *Service) DeleteDirectory(ctx context.Context, id string) error {
 		if errors.Is(err, storage.ErrNotFound) {
 			return Errorf(NotFound, "There is no directory %q that can be edited here.", id)
 		}
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return fmt.Errorf("delete directory %q: %w", id, err)
 	}
 	return s.LoadStoredDirectories(ctx)
 }

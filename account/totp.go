@@ -55,26 +55,26 @@ func (s *Service) BeginTOTP(ctx context.Context, u storage.User) (TOTPEnrolment,
 		return TOTPEnrolment{}, errEnrolmentByDirectory
 	}
 	if s.sealer == nil {
-		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: errors.New("no sealer for TOTP secrets")}
+		return TOTPEnrolment{}, errors.New("no sealer for TOTP secrets")
 	}
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.issuerLabel(), AccountName: u.Username, Period: totpPeriod, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
-		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("generate TOTP secret: %w", err)}
+		return TOTPEnrolment{}, fmt.Errorf("generate TOTP secret: %w", err)
 	}
 	img, err := key.Image(240, 240)
 	if err != nil {
-		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("render TOTP QR code: %w", err)}
+		return TOTPEnrolment{}, fmt.Errorf("render TOTP QR code: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
-		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return TOTPEnrolment{}, fmt.Errorf("encode TOTP QR code: %w", err)
 	}
 	sealed := s.sealer.Seal([]byte(key.Secret()), TOTPSealPurpose(u.ID))
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
 		u.TOTPPending = sealed
 		return u, nil
 	}); err != nil {
-		return TOTPEnrolment{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("store pending TOTP of %q: %w", u.ID, err)}
+		return TOTPEnrolment{}, fmt.Errorf("store pending TOTP of %q: %w", u.ID, err)
 	}
 	return TOTPEnrolment{Secret: key.Secret(), URL: key.URL(), QRPNG: buf.Bytes()}, nil
 }
@@ -129,7 +129,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u storage.User, code string) 
 	}
 	secret, err := s.sealer.Open(u.TOTPPending, TOTPSealPurpose(u.ID))
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("open pending TOTP of %q: %w", u.ID, err)}
+		return nil, fmt.Errorf("open pending TOTP of %q: %w", u.ID, err)
 	}
 	step := matchTOTP(string(secret), code, s.now())
 	if step == 0 {
@@ -142,7 +142,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u storage.User, code string) 
 		return u, nil
 	})
 	if err != nil {
-		return nil, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("enable TOTP of %q: %w", u.ID, err)}
+		return nil, fmt.Errorf("enable TOTP of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "TOTP enabled", "user_id", u.ID)
 	return codes, nil
@@ -158,7 +158,7 @@ func (s *Service) DisableTOTP(ctx context.Context, u storage.User, password, ip,
 		return u, nil
 	})
 	if err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("disable TOTP of %q: %w", u.ID, err)}
+		return fmt.Errorf("disable TOTP of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "TOTP disabled", "user_id", u.ID)
 	return nil
@@ -183,7 +183,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, user
 	secret, err := s.sealer.Open(u.TOTPSecret, TOTPSealPurpose(u.ID))
 	if err != nil {
 		res.Cancel()
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("open TOTP secret of %q: %w", u.ID, err)}
+		return fmt.Errorf("open TOTP secret of %q: %w", u.ID, err)
 	}
 	step := matchTOTP(string(secret), code, now)
 	if step == 0 {
@@ -202,7 +202,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, user
 	}
 	if err != nil {
 		res.Cancel()
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("record TOTP step of %q: %w", u.ID, err)}
+		return fmt.Errorf("record TOTP step of %q: %w", u.ID, err)
 	}
 	if err := res.Succeed(ctx); err != nil {
 		s.log.ErrorContext(ctx, "forgive wrong codes", "user_id", u.ID, "err", err)
@@ -220,7 +220,7 @@ func (s *Service) HasSecondFactor(ctx context.Context, u storage.User) (bool, er
 	}
 	keys, err := s.store.ListCredentials(ctx, u.ID, storage.KindPasskey)
 	if err != nil {
-		return false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("list passkeys of %q: %w", u.ID, err)}
+		return false, fmt.Errorf("list passkeys of %q: %w", u.ID, err)
 	}
 	return len(keys) > 0, nil
 }

@@ -130,5 +130,5 @@ func (s *Service) usernameTaken(ctx context.Context, name string) (bool, error) 
 	case errors.Is(err, storage.ErrNotFound):
 		return false, nil
 	}
-	return false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("look up username %q: %w", name, err)}
+	return false, fmt.Errorf("look up username %q: %w", name, err)
 }

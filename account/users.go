@@ -122,7 +122,7 @@ func (s *Service) storeNewUser(ctx context.Context, u storage.User) error {
 		if errors.Is(err, storage.ErrConflict) {
 			return Errorf(Conflict, "A user with that username or email address already exists.")
 		}
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("create user %q: %w", u.Username, err)}
+		return fmt.Errorf("create user %q: %w", u.Username, err)
 	}
 	return nil
 }
@@ -139,7 +139,7 @@ func (s *Service) lookup(ctx context.Context, login string) (storage.User, error
 		return storage.User{}, Errorf(NotFound, "No user %q.", login)
 	}
 	if err != nil {
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, fmt.Errorf("load user %q: %w", login, err)
 	}
 	return u, nil
 }
@@ -163,7 +163,7 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 		u.UpdatedAt = s.now()
 		return u, nil
 	}); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("set password of %q: %w", u.ID, err)}
+		return fmt.Errorf("set password of %q: %w", u.ID, err)
 	}
 	return s.endEverything(ctx, u.ID)
 }
@@ -179,7 +179,7 @@ func (s *Service) SetBlocked(ctx context.Context, login string, blocked bool) er
 		u.UpdatedAt = s.now()
 		return u, nil
 	}); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("block user %q: %w", u.ID, err)}
+		return fmt.Errorf("block user %q: %w", u.ID, err)
 	}
 	if blocked {
 		return s.endEverything(ctx, u.ID)
@@ -189,10 +189,10 @@ func (s *Service) SetBlocked(ctx context.Context, login string, blocked bool) er
 
 func (s *Service) endEverything(ctx context.Context, userID string) error {
 	if _, err := s.store.DeleteUserSessions(ctx, userID); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("end sessions of %q: %w", userID, err)}
+		return fmt.Errorf("end sessions of %q: %w", userID, err)
 	}
 	if _, err := s.store.RevokeUserClient(ctx, userID, ""); err != nil {
-		return &Error{Code: Internal, Message: ErrorMessage(nil), Err: fmt.Errorf("revoke tokens of %q: %w", userID, err)}
+		return fmt.Errorf("revoke tokens of %q: %w", userID, err)
 	}
 	return nil
 }
