@@ -72,7 +72,7 @@ func (s *Service) sourceEnv(id string) directory.Env {
 // StoredDirectory returns the settings of an LDAP directory added on the
 // admin page, without its password.
 func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, error) {
-	settings, err := s.storedSettings(ctx, id, "ldap")
+	settings, err := s.StoredSettings(ctx, "ldap", id)
 	if err != nil {
 		return ldap.Config{}, err
 	}
@@ -81,9 +81,9 @@ func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, 
 	return cfg, nil
 }
 
-// storedSettings decodes the settings of the directory id, which must have
-// been added on the admin page with type typ.
-func (s *Service) storedSettings(ctx context.Context, id, typ string) (directory.Settings, error) {
+// StoredSettings returns the settings of the directory id, which must have
+// been added on the admin page with type typ, without its secret.
+func (s *Service) StoredSettings(ctx context.Context, typ, id string) (directory.Settings, error) {
 	d, err := s.store.GetDirectory(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || (err == nil && d.Type != typ):
@@ -106,7 +106,7 @@ func (s *Service) storedSettings(ctx context.Context, id, typ string) (directory
 // page. An empty BindPassword on a change keeps the stored one. The
 // settings are checked by opening the source before anything is stored.
 func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create bool) error {
-	return s.saveStored(ctx, "ldap", cfg.ID, &cfg, create, "This directory is not an LDAP directory.")
+	return s.SaveStoredDirectory(ctx, "ldap", cfg.ID, &cfg, create)
 }
 
 // UpstreamCallbackURL is where upstream providers send the browser back;
@@ -118,7 +118,7 @@ func (s *Service) UpstreamCallbackURL() string {
 // StoredUpstream returns the settings of an upstream provider added on the
 // admin page, without its secret.
 func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Config, error) {
-	settings, err := s.storedSettings(ctx, id, "oidc")
+	settings, err := s.StoredSettings(ctx, "oidc", id)
 	if err != nil {
 		return oidcsource.Config{}, err
 	}
@@ -131,15 +131,22 @@ func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Con
 // admin page; an empty ClientSecret on a change keeps the stored one.
 func (s *Service) SaveUpstream(ctx context.Context, cfg oidcsource.Config, create bool) error {
 	cfg.HTTPClient = nil // Keyport's own, never stored
-	return s.saveStored(ctx, "oidc", cfg.ID, &cfg, create, "This directory is not an upstream provider.")
+	return s.SaveStoredDirectory(ctx, "oidc", cfg.ID, &cfg, create)
 }
 
-// saveStored adds (create) or changes the directory id of type typ from
-// the admin page, through the source registry: the secret is sealed (an
-// empty one on a change keeps the stored one), the settings are checked by
-// building the source before anything is stored, and they are stored
-// without the secret. wrongType is the refusal when id is of another type.
-func (s *Service) saveStored(ctx context.Context, typ, id string, settings directory.Settings, create bool, wrongType string) error {
+// wrongType refuses to save settings of one type over a directory of
+// another, by the type being saved.
+var wrongType = map[string]string{
+	"ldap": "This directory is not an LDAP directory.",
+	"oidc": "This directory is not an upstream provider.",
+}
+
+// SaveStoredDirectory adds (create) or changes the directory id of type
+// typ from the admin page, through the source registry: the secret is
+// sealed (an empty one on a change keeps the stored one), the settings are
+// checked by building the source before anything is stored, and they are
+// stored without the secret.
+func (s *Service) SaveStoredDirectory(ctx context.Context, typ, id string, settings directory.Settings, create bool) error {
 	t, err := sources.Lookup(typ)
 	if err != nil {
 		return fmt.Errorf("directory %q: %w", id, err)
@@ -149,7 +156,7 @@ func (s *Service) saveStored(ctx context.Context, typ, id string, settings direc
 		return err
 	}
 	if exists && old.Type != typ {
-		return &Error{Code: Invalid, Field: "id", Message: wrongType}
+		return &Error{Code: Invalid, Field: "id", Message: wrongType[typ]}
 	}
 	sealed := old.SealedSecret
 	if secret := settings.Secret(); *secret != "" {

@@ -156,3 +156,61 @@ func TestBuildAppliesTheEnvironment(t *testing.T) {
 		t.Fatalf("oidc Build without a callback: %v", err)
 	}
 }
+
+// The admin page's forms go through the registry: a submitted form reads
+// only the type's inputs (trimmed, the secret as typed), and what the form
+// shows again is what was submitted, without the secret.
+func TestForms(t *testing.T) {
+	for _, tc := range []struct {
+		typ     string
+		submit  map[string]string
+		want    map[string]any
+		secret  string
+		newForm map[string]any
+	}{{
+		typ: "ldap",
+		submit: map[string]string{"name": " Corp ", "url": "ldap://127.0.0.1:389", "start_tls": "1", "bind_dn": "cn=svc",
+			"bind_password": " pw ", "user_base_dn": "dc=example,dc=org", "login_attributes": "uid,mail  cn",
+			"ca_cert_file": "/etc/shadow", "id_attribute": "x", "handles_second_factor": "0"},
+		want: map[string]any{"ID": "corp", "Name": "Corp", "URL": "ldap://127.0.0.1:389", "StartTLS": true, "InsecureSkipVerify": false,
+			"BindDN": "cn=svc", "UserBaseDN": "dc=example,dc=org", "UserFilter": "", "LoginAttributes": "uid, mail, cn", "DisabledFilter": "",
+			"GroupBaseDN": "", "GroupFilter": "", "MemberAttribute": "", "HandlesSecondFactor": false},
+		secret: " pw ",
+		newForm: map[string]any{"ID": "", "Name": "", "URL": "", "StartTLS": false, "InsecureSkipVerify": false, "BindDN": "",
+			"UserBaseDN": "", "UserFilter": "(objectClass=inetOrgPerson)", "LoginAttributes": "uid", "DisabledFilter": "",
+			"GroupBaseDN": "", "GroupFilter": "", "MemberAttribute": "member", "HandlesSecondFactor": false},
+	}, {
+		typ: "oidc",
+		submit: map[string]string{"name": "Partner", "issuer": " https://sso.example.com ", "client_id": "keyport", "client_secret": "s3",
+			"scopes": "openid  email", "create_users": "1", "name_claim": "x", "redirect_url": "https://evil.example"},
+		want: map[string]any{"ID": "partner", "Name": "Partner", "Issuer": "https://sso.example.com", "ClientID": "keyport",
+			"Scopes": "openid email", "UsernameClaim": "", "EmailClaim": "", "GroupsClaim": "", "ButtonLabel": "",
+			"LinkByVerifiedEmail": false, "CreateUsers": true, "HandlesSecondFactor": false},
+		secret: "s3",
+		newForm: map[string]any{"ID": "", "Name": "", "Issuer": "", "ClientID": "", "Scopes": "openid profile email", "UsernameClaim": "",
+			"EmailClaim": "", "GroupsClaim": "", "ButtonLabel": "", "LinkByVerifiedEmail": false, "CreateUsers": false, "HandlesSecondFactor": false},
+	}} {
+		t.Run(tc.typ, func(t *testing.T) {
+			typ, _ := sources.Lookup(tc.typ)
+			settings, err := typ.FromForm(tc.want["ID"].(string), func(key string) string { return tc.submit[key] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := json.Marshal(settings)
+			for _, outside := range []string{"/etc/shadow", `"IDAttribute":"x"`, "evil", `"NameClaim":"x"`} {
+				if strings.Contains(string(raw), outside) {
+					t.Errorf("an input outside the form was read: %s", raw)
+				}
+			}
+			if *settings.Secret() != tc.secret {
+				t.Errorf("secret %q, want %q", *settings.Secret(), tc.secret)
+			}
+			if got := typ.FormValues(tc.want["ID"].(string), settings); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("form shows\n%v\nwant\n%v", got, tc.want)
+			}
+			if got := typ.NewForm(); !reflect.DeepEqual(got, tc.newForm) {
+				t.Errorf("new form\n%v\nwant\n%v", got, tc.newForm)
+			}
+		})
+	}
+}
