@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -11,12 +10,13 @@ import (
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/ldap"
 	oidcsource "github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/directory/sources"
 	"github.com/keyport/keyport/storage"
 )
 
-// Directories added on the admin page are LDAP sources kept in the store:
-// their settings as JSON, the bind password sealed (never stored in clear,
-// never shown again).
+// Directories added on the admin page are kept in the store by type (see
+// directory/sources): their settings as JSON, their secret (bind password,
+// client secret) sealed, never stored in clear, never shown again.
 
 var directoryIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 
@@ -44,95 +44,69 @@ func (s *Service) LoadStoredDirectories(ctx context.Context) error {
 	return nil
 }
 
+// openStored builds a stored directory through the source registry.
 func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
-	if d.Type == "oidc" {
-		var cfg oidcsource.Config
-		if err := json.Unmarshal(d.Settings, &cfg); err != nil {
-			return nil, fmt.Errorf("directory %q: settings: %w", d.ID, err)
-		}
-		if len(d.SealedSecret) > 0 {
-			secret, err := s.sealer.Open(d.SealedSecret, BindSealPurpose(d.ID))
-			if err != nil {
-				return nil, fmt.Errorf("directory %q: client secret: %w", d.ID, err)
-			}
-			cfg.ClientSecret = string(secret)
-		}
-		cfg.ID, cfg.RedirectURL = d.ID, s.UpstreamCallbackURL()
-		cfg.Logger, cfg.Now = s.log, s.now
-		return cfg.Open()
+	t, err := sources.Lookup(d.Type)
+	if err != nil {
+		return nil, fmt.Errorf("directory %q: %w", d.ID, err)
 	}
-	if d.Type != "ldap" {
-		return nil, fmt.Errorf("directory %q: unknown type %q", d.ID, d.Type)
-	}
-	var cfg ldap.Config
-	if err := json.Unmarshal(d.Settings, &cfg); err != nil {
+	settings, err := t.FromJSON(d.Settings)
+	if err != nil {
 		return nil, fmt.Errorf("directory %q: settings: %w", d.ID, err)
 	}
 	if len(d.SealedSecret) > 0 {
-		pw, err := s.sealer.Open(d.SealedSecret, BindSealPurpose(d.ID))
+		secret, err := s.sealer.Open(d.SealedSecret, BindSealPurpose(d.ID))
 		if err != nil {
-			return nil, fmt.Errorf("directory %q: bind password: %w", d.ID, err)
+			return nil, fmt.Errorf("directory %q: %s: %w", d.ID, t.SecretName, err)
 		}
-		cfg.BindPassword = string(pw)
+		*settings.Secret() = string(secret)
 	}
-	cfg.ID = d.ID
-	return cfg.Open()
+	return settings.Build(s.sourceEnv(d.ID))
+}
+
+// sourceEnv is what Keyport supplies to the stored directory id.
+func (s *Service) sourceEnv(id string) directory.Env {
+	return directory.Env{ID: id, CallbackURL: s.UpstreamCallbackURL(), Logger: s.log, Now: s.now}
 }
 
 // StoredDirectory returns the settings of an LDAP directory added on the
 // admin page, without its password.
 func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, error) {
-	var cfg ldap.Config
-	if err := s.storedSettings(ctx, id, "ldap", &cfg); err != nil {
+	settings, err := s.StoredSettings(ctx, "ldap", id)
+	if err != nil {
 		return ldap.Config{}, err
 	}
+	cfg := *settings.(*ldap.Config)
 	cfg.ID = id
 	return cfg, nil
 }
 
-// storedSettings decodes the settings of the directory id, which must have
-// been added on the admin page with type typ.
-func (s *Service) storedSettings(ctx context.Context, id, typ string, settings any) error {
+// StoredSettings returns the settings of the directory id, which must have
+// been added on the admin page with type typ, without its secret.
+func (s *Service) StoredSettings(ctx context.Context, typ, id string) (directory.Settings, error) {
 	d, err := s.store.GetDirectory(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || (err == nil && d.Type != typ):
-		return Errorf(NotFound, "There is no directory %q that can be edited here.", id)
+		return nil, Errorf(NotFound, "There is no directory %q that can be edited here.", id)
 	case err != nil:
-		return fmt.Errorf("load directory %q: %w", id, err)
+		return nil, fmt.Errorf("load directory %q: %w", id, err)
 	}
-	if err := json.Unmarshal(d.Settings, settings); err != nil {
-		return fmt.Errorf("decode settings of directory %q: %w", id, err)
+	t, err := sources.Lookup(typ)
+	if err != nil {
+		return nil, fmt.Errorf("directory %q: %w", id, err)
 	}
-	return nil
+	settings, err := t.FromJSON(d.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("decode settings of directory %q: %w", id, err)
+	}
+	return settings, nil
 }
 
 // SaveDirectory adds (create) or changes an LDAP directory from the admin
 // page. An empty BindPassword on a change keeps the stored one. The
 // settings are checked by opening the source before anything is stored.
 func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create bool) error {
-	old, exists, err := s.checkSave(ctx, cfg.ID, create)
-	if err != nil {
-		return err
-	}
-	if exists && old.Type != "ldap" {
-		return FieldErrorf("id", "This directory is not an LDAP directory.")
-	}
-	sealed := old.SealedSecret
-	if cfg.BindPassword != "" {
-		sealed = s.sealer.Seal([]byte(cfg.BindPassword), BindSealPurpose(cfg.ID))
-	} else if len(sealed) > 0 {
-		pw, err := s.sealer.Open(sealed, BindSealPurpose(cfg.ID))
-		if err != nil {
-			return fmt.Errorf("open the bind password of directory %q: %w", cfg.ID, err)
-		}
-		cfg.BindPassword = string(pw)
-	}
-	if _, err := cfg.Open(); err != nil {
-		return &Error{Code: Invalid, Message: err.Error(), Err: err}
-	}
-	clean := cfg
-	clean.BindPassword = ""
-	return s.putStored(ctx, "ldap", clean, sealed, old, exists, create)
+	return s.SaveStoredDirectory(ctx, "ldap", cfg.ID, &cfg, create)
 }
 
 // UpstreamCallbackURL is where upstream providers send the browser back;
@@ -144,10 +118,11 @@ func (s *Service) UpstreamCallbackURL() string {
 // StoredUpstream returns the settings of an upstream provider added on the
 // admin page, without its secret.
 func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Config, error) {
-	var cfg oidcsource.Config
-	if err := s.storedSettings(ctx, id, "oidc", &cfg); err != nil {
+	settings, err := s.StoredSettings(ctx, "oidc", id)
+	if err != nil {
 		return oidcsource.Config{}, err
 	}
+	cfg := *settings.(*oidcsource.Config)
 	cfg.ID = id
 	return cfg, nil
 }
@@ -155,25 +130,52 @@ func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Con
 // SaveUpstream adds or changes an upstream OpenID Connect provider from the
 // admin page; an empty ClientSecret on a change keeps the stored one.
 func (s *Service) SaveUpstream(ctx context.Context, cfg oidcsource.Config, create bool) error {
-	old, exists, err := s.checkSave(ctx, cfg.ID, create)
+	cfg.HTTPClient = nil // Keyport's own, never stored
+	return s.SaveStoredDirectory(ctx, "oidc", cfg.ID, &cfg, create)
+}
+
+// wrongType refuses to save settings of one type over a directory of
+// another, by the type being saved.
+var wrongType = map[string]string{
+	"ldap": "This directory is not an LDAP directory.",
+	"oidc": "This directory is not an upstream provider.",
+}
+
+// SaveStoredDirectory adds (create) or changes the directory id of type
+// typ from the admin page, through the source registry: the secret is
+// sealed (an empty one on a change keeps the stored one), the settings are
+// checked by building the source before anything is stored, and they are
+// stored without the secret.
+func (s *Service) SaveStoredDirectory(ctx context.Context, typ, id string, settings directory.Settings, create bool) error {
+	t, err := sources.Lookup(typ)
+	if err != nil {
+		return fmt.Errorf("directory %q: %w", id, err)
+	}
+	old, exists, err := s.checkSave(ctx, id, create)
 	if err != nil {
 		return err
 	}
-	if exists && old.Type != "oidc" {
-		return FieldErrorf("id", "This directory is not an upstream provider.")
+	if exists && old.Type != typ {
+		return &Error{Code: Invalid, Field: "id", Message: wrongType[typ]}
 	}
 	sealed := old.SealedSecret
-	if cfg.ClientSecret != "" {
-		sealed = s.sealer.Seal([]byte(cfg.ClientSecret), BindSealPurpose(cfg.ID))
+	if secret := settings.Secret(); *secret != "" {
+		sealed = s.sealer.Seal([]byte(*secret), BindSealPurpose(id))
+	} else if len(sealed) > 0 {
+		kept, err := s.sealer.Open(sealed, BindSealPurpose(id))
+		if err != nil {
+			return fmt.Errorf("open the %s of directory %q: %w", t.SecretName, id, err)
+		}
+		*secret = string(kept)
 	}
-	cfg.RedirectURL = s.UpstreamCallbackURL()
-	cfg.HTTPClient = nil
-	if _, err := cfg.Open(); err != nil {
+	if _, err := settings.Build(s.sourceEnv(id)); err != nil {
 		return &Error{Code: Invalid, Message: err.Error(), Err: err}
 	}
-	clean := cfg
-	clean.ClientSecret = ""
-	return s.putStored(ctx, "oidc", clean, sealed, old, exists, create)
+	raw, err := t.ToJSON(settings)
+	if err != nil {
+		return fmt.Errorf("encode directory settings: %w", err)
+	}
+	return s.putStored(ctx, id, typ, raw, sealed, old, exists, create)
 }
 
 // checkSave applies the rules common to saving any stored directory.
@@ -200,19 +202,8 @@ func (s *Service) checkSave(ctx context.Context, id string, create bool) (storag
 	return old, exists, nil
 }
 
-func (s *Service) putStored(ctx context.Context, typ string, settings any, sealed []byte, old storage.Directory, exists, create bool) error {
-	raw, err := json.Marshal(settings)
-	if err != nil {
-		return fmt.Errorf("encode directory settings: %w", err)
-	}
+func (s *Service) putStored(ctx context.Context, id, typ string, raw, sealed []byte, old storage.Directory, exists, create bool) error {
 	now := s.now()
-	id := ""
-	switch c := settings.(type) {
-	case ldap.Config:
-		id = c.ID
-	case oidcsource.Config:
-		id = c.ID
-	}
 	d := storage.Directory{ID: id, Type: typ, Settings: raw, SealedSecret: sealed, CreatedAt: now, UpdatedAt: now}
 	if exists {
 		d.CreatedAt = old.CreatedAt

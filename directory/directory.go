@@ -8,6 +8,8 @@ package directory
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 )
 
 // Errors every source reports in the same way, so callers can decide
@@ -106,4 +108,27 @@ type Lister interface {
 	// Lookup finds one user by the source's ID; ErrInvalidCredentials when
 	// the source no longer knows them.
 	Lookup(ctx context.Context, id string) (Identity, error)
+}
+
+// Settings is one source type's configuration (ldap.Config, oidc.Config)
+// as config.toml and the admin page describe it. Its fields carry the
+// config.toml keys as toml tags; stored directories keep it as JSON.
+type Settings interface {
+	// Secret points at the one field that is sealed when a directory is
+	// stored (bind password, client secret) and never shown again.
+	Secret() *string
+	// Build applies what Keyport rather than the operator decides (env),
+	// validates the settings and returns the source. It does not connect.
+	Build(env Env) (Source, error)
+}
+
+// Env is what Keyport supplies to every source it builds.
+type Env struct {
+	// ID is the directory's id (config.toml's id, the admin page's ID).
+	ID string
+	// CallbackURL is where upstream providers send the browser back.
+	CallbackURL string
+	// Logger and Now serve sources that log outages and keep a schedule.
+	Logger *slog.Logger
+	Now    func() time.Time
 }

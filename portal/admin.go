@@ -10,8 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/directory/ldap"
-	oidcsource "github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/directory/sources"
 )
 
 func (s *Server) registerAdminRoutes(t *routeTable) {
@@ -120,55 +119,42 @@ func (s *Server) registerAdminDirectoryForms(t *routeTable) {
 
 type directoryFormData struct {
 	base
-	Create      bool
-	F           ldapForm
+	Create bool
+	// F is the form's fields by Go field name (sources.Type.FormValues).
+	F           map[string]any
 	HasPassword bool
 	Error       string
 }
 
-// ldapForm is the form's view of an LDAP source.
-type ldapForm struct {
-	ID, Name, URL, BindDN, UserBaseDN, UserFilter, LoginAttributes, DisabledFilter string
-	GroupBaseDN, GroupFilter, MemberAttribute                                      string
-	StartTLS, InsecureSkipVerify, HandlesSecondFactor                              bool
+// directoryType is the source type of the admin page's directory (LDAP)
+// and upstream provider (OpenID Connect) forms.
+func directoryType(name string) sources.Type {
+	t, err := sources.Lookup(name)
+	if err != nil {
+		panic(err) // the registry lost a type the portal has a page for
+	}
+	return t
 }
 
-func formFromConfig(c ldap.Config) ldapForm {
-	return ldapForm{ID: c.ID, Name: c.Name, URL: c.URL, BindDN: c.BindDN, UserBaseDN: c.UserBaseDN, UserFilter: c.UserFilter,
-		LoginAttributes: strings.Join(c.LoginAttributes, ", "), DisabledFilter: c.DisabledFilter,
-		GroupBaseDN: c.GroupBaseDN, GroupFilter: c.GroupFilter, MemberAttribute: c.MemberAttribute,
-		StartTLS: c.StartTLS, InsecureSkipVerify: c.InsecureSkipVerify, HandlesSecondFactor: c.HandlesSecondFactor}
-}
-
-func formFromRequest(r *http.Request, id string) (ldapForm, string) {
-	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
-	return ldapForm{ID: id, Name: f("name"), URL: f("url"), BindDN: f("bind_dn"), UserBaseDN: f("user_base_dn"), UserFilter: f("user_filter"),
-		LoginAttributes: f("login_attributes"), DisabledFilter: f("disabled_filter"), GroupBaseDN: f("group_base_dn"),
-		GroupFilter: f("group_filter"), MemberAttribute: f("member_attribute"),
-		StartTLS: f("start_tls") == "1", InsecureSkipVerify: f("insecure_skip_verify") == "1", HandlesSecondFactor: f("handles_second_factor") == "1"}, r.PostFormValue("bind_password")
-}
-
-func (f ldapForm) config(password string) ldap.Config {
-	attrs := strings.FieldsFunc(f.LoginAttributes, func(r rune) bool { return r == ',' || r == ' ' })
-	return ldap.Config{ID: f.ID, Name: f.Name, URL: f.URL, BindDN: f.BindDN, BindPassword: password, UserBaseDN: f.UserBaseDN,
-		UserFilter: f.UserFilter, LoginAttributes: attrs, DisabledFilter: f.DisabledFilter, GroupBaseDN: f.GroupBaseDN,
-		GroupFilter: f.GroupFilter, MemberAttribute: f.MemberAttribute, StartTLS: f.StartTLS, InsecureSkipVerify: f.InsecureSkipVerify,
-		HandlesSecondFactor: f.HandlesSecondFactor}
+// formValue reads one input of a submitted form.
+func formValue(r *http.Request) func(string) string {
+	return func(key string) string { return r.PostFormValue(key) }
 }
 
 func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
 	d := &directoryFormData{base: s.base(r, &m.User, "Directory"), Create: !editing}
 	d.Nav = "admin"
+	typ := directoryType("ldap")
 	if editing {
-		cfg, err := s.acct.StoredDirectory(r.Context(), id)
+		settings, err := s.acct.StoredSettings(r.Context(), typ.Name, id)
 		if err != nil {
 			return err
 		}
-		d.F = formFromConfig(cfg)
-		d.HasPassword = cfg.BindDN != ""
+		d.F = typ.FormValues(id, settings)
+		d.HasPassword = d.F["BindDN"] != ""
 	} else {
-		d.F = ldapForm{UserFilter: "(objectClass=inetOrgPerson)", LoginAttributes: "uid", MemberAttribute: "member"}
+		d.F = typ.NewForm()
 	}
 	s.render(w, r, http.StatusOK, "admin_directory", d)
 	return nil
@@ -179,8 +165,13 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 	if !editing {
 		id = strings.TrimSpace(r.PostFormValue("id"))
 	}
-	form, password := formFromRequest(r, id)
-	if err := s.acct.SaveDirectory(r.Context(), form.config(password), !editing); err != nil {
+	typ := directoryType("ldap")
+	settings, err := typ.FromForm(id, formValue(r))
+	if err != nil {
+		return err
+	}
+	form := typ.FormValues(id, settings) // before saving, which completes the settings
+	if err := s.acct.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
 		code := account.ErrorCode(err)
 		if code != account.Invalid && code != account.Conflict {
 			return err
@@ -259,8 +250,9 @@ func (s *Server) registerAdminUpstreamForms(t *routeTable) {
 
 type upstreamFormData struct {
 	base
-	Create      bool
-	F           oidcsource.Config
+	Create bool
+	// F is the form's fields by Go field name (sources.Type.FormValues).
+	F           map[string]any
 	Scopes      string
 	CallbackURL string
 	HasSecret   bool
@@ -271,35 +263,38 @@ func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me)
 	id, editing := mux.Vars(r)["id"]
 	d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.UpstreamCallbackURL()}
 	d.Nav = "admin"
+	typ := directoryType("oidc")
 	if editing {
-		cfg, err := s.acct.StoredUpstream(r.Context(), id)
+		settings, err := s.acct.StoredSettings(r.Context(), typ.Name, id)
 		if err != nil {
 			return err
 		}
-		d.F, d.Scopes, d.HasSecret = cfg, strings.Join(cfg.Scopes, " "), true
+		d.F, d.HasSecret = typ.FormValues(id, settings), true
 	} else {
-		d.Scopes = "openid profile email"
+		d.F = typ.NewForm()
 	}
+	d.Scopes, _ = d.F["Scopes"].(string)
 	s.render(w, r, http.StatusOK, "admin_upstream", d)
 	return nil
 }
 
 func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
-	f := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	if !editing {
-		id = f("id")
+		id = strings.TrimSpace(r.PostFormValue("id"))
 	}
-	cfg := oidcsource.Config{ID: id, Name: f("name"), Issuer: f("issuer"), ClientID: f("client_id"), ClientSecret: r.PostFormValue("client_secret"),
-		Scopes: strings.Fields(f("scopes")), UsernameClaim: f("username_claim"), EmailClaim: f("email_claim"), GroupsClaim: f("groups_claim"),
-		ButtonLabel: f("button_label"), LinkByVerifiedEmail: f("link_by_verified_email") == "1", CreateUsers: f("create_users") == "1",
-		HandlesSecondFactor: f("handles_second_factor") == "1"}
-	if err := s.acct.SaveUpstream(r.Context(), cfg, !editing); err != nil {
+	typ := directoryType("oidc")
+	settings, err := typ.FromForm(id, formValue(r))
+	if err != nil {
+		return err
+	}
+	form := typ.FormValues(id, settings) // before saving, which completes the settings
+	if err := s.acct.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
 		code := account.ErrorCode(err)
 		if code != account.Invalid && code != account.Conflict {
 			return err
 		}
-		d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, F: cfg, Scopes: f("scopes"),
+		d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
 			CallbackURL: s.acct.UpstreamCallbackURL(), Error: account.ErrorMessage(err)}
 		d.Nav = "admin"
 		s.render(w, r, statusFor(code), "admin_upstream", d)

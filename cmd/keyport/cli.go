@@ -556,13 +556,13 @@ func (c *cli) directoryTest(ctx context.Context, args []string) error {
 // touching the database (so it works while serve runs), or else one added
 // on the admin page.
 func (c *cli) testDirectory(ctx context.Context, cfg *config.Config, id string) (directory.TestReport, error) {
-	srcs, err := openDirectories(cfg.Directories)
+	srcs, err := openDirectories(cfg.Directories, directoryEnv(cfg.Issuer, newLogger("error", c.stderr), time.Now))
 	if err != nil {
 		return directory.TestReport{}, err
 	}
+	defer closeSources(srcs)
 	for _, s := range srcs {
-		defer s.Close()
-		if s.ID() == id {
+		if s, ok := s.(directory.Tester); ok && s.ID() == id {
 			rep, err := s.Test(ctx)
 			if err != nil {
 				return rep, fmt.Errorf("directory %s: %w", id, err)

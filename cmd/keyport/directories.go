@@ -6,69 +6,76 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory"
-	"github.com/keyport/keyport/directory/ldap"
-	oidcsource "github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/directory/sources"
 )
 
-// openDirectories builds the configured sources. It does not connect, so a
+// openDirectories builds the sources of config.toml's [[directories]]
+// through the source registry, type by type in the registry's order (LDAP
+// directories before upstream providers). env gives what Keyport supplies
+// to every source; each gets its own ID. It does not connect, so a
 // directory that is down does not stop Keyport.
-func openDirectories(cfgs []config.Directory) ([]*ldap.Source, error) {
-	var out []*ldap.Source
-	for i, d := range cfgs {
-		if d.Type != "ldap" {
-			continue
-		}
-		src, err := ldap.Config{
-			ID: d.ID, Name: d.Name, URL: d.URL, StartTLS: d.StartTLS, CACertFile: d.CACertFile, InsecureSkipVerify: d.InsecureSkipVerify,
-			BindDN: d.BindDN, BindPassword: d.BindPassword,
-			UserBaseDN: d.UserBaseDN, UserFilter: d.UserFilter, LoginAttributes: d.LoginAttributes, DisabledFilter: d.DisabledFilter,
-			IDAttribute: d.IDAttribute, UsernameAttribute: d.UsernameAttribute, EmailAttribute: d.EmailAttribute,
-			GivenNameAttribute: d.GivenNameAttribute, FamilyNameAttribute: d.FamilyNameAttribute, DisplayNameAttribute: d.DisplayNameAttribute,
-			PhoneAttribute: d.PhoneAttribute, PictureAttribute: d.PictureAttribute,
-			GroupBaseDN: d.GroupBaseDN, GroupFilter: d.GroupFilter, MemberAttribute: d.MemberAttribute, GroupNameAttr: d.GroupNameAttribute,
-			PageSize: d.PageSize, Timeout: d.Timeout.Duration, HandlesSecondFactor: d.HandlesSecondFactor,
-		}.Open()
-		if err != nil {
-			return nil, fmt.Errorf("directories[%d]: %w", i, err)
-		}
-		out = append(out, src)
-	}
-	return out, nil
-}
-
-// upstreamSources builds the upstream OIDC providers; Keyport's callback
-// is issuer + /login/upstream/callback. They log outages to log and look at
-// their upstream again on the clock now.
-func upstreamSources(issuer string, cfgs []config.Directory, log *slog.Logger, now func() time.Time) ([]directory.Source, error) {
+func openDirectories(cfgs []config.Directory, env directory.Env) ([]directory.Source, error) {
 	var out []directory.Source
-	for i, d := range cfgs {
-		if d.Type != "oidc" {
-			continue
+	for _, t := range sources.Types() {
+		for i, d := range cfgs {
+			if d.Type != t.Name {
+				continue
+			}
+			src, err := openDirectory(t, d, env)
+			if err != nil {
+				return nil, fmt.Errorf("directories[%d]: %w", i, err)
+			}
+			out = append(out, src)
 		}
-		src, err := oidcsource.Config{
-			ID: d.ID, Name: d.Name, Issuer: d.Issuer, ClientID: d.ClientID, ClientSecret: d.ClientSecret, Scopes: d.Scopes,
-			RedirectURL:   issuer + "/login/upstream/callback",
-			UsernameClaim: d.UsernameClaim, EmailClaim: d.EmailClaim, GivenNameClaim: d.GivenNameClaim, FamilyNameClaim: d.FamilyNameClaim,
-			NameClaim: d.NameClaim, GroupsClaim: d.GroupsClaim, ButtonLabel: d.ButtonLabel,
-			LinkByVerifiedEmail: d.LinkByVerifiedEmail, CreateUsers: d.CreateUsers, HandlesSecondFactor: d.HandlesSecondFactor,
-			Logger: log, Now: now,
-		}.Open()
-		if err != nil {
-			return nil, fmt.Errorf("directories[%d]: %w", i, err)
-		}
-		out = append(out, src)
 	}
 	return out, nil
 }
 
-func allSources(ldaps []*ldap.Source, upstream []directory.Source) []directory.Source {
-	out := make([]directory.Source, 0, len(ldaps)+len(upstream))
-	for _, s := range ldaps {
-		out = append(out, s)
+func openDirectory(t sources.Type, d config.Directory, env directory.Env) (directory.Source, error) {
+	table, err := tableOf(d)
+	if err != nil {
+		return nil, err
 	}
-	return append(out, upstream...)
+	settings, err := t.FromTable(table)
+	if err != nil {
+		return nil, err
+	}
+	env.ID = d.ID
+	return settings.Build(env)
+}
+
+// tableOf is d as config.toml's table: its keys and values after Load,
+// which has read the *_file secrets in.
+func tableOf(d config.Directory) (map[string]any, error) {
+	data, err := toml.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode directory %q: %w", d.ID, err)
+	}
+	var table map[string]any
+	if err := toml.Unmarshal(data, &table); err != nil {
+		return nil, fmt.Errorf("decode directory %q: %w", d.ID, err)
+	}
+	return table, nil
+}
+
+// directoryEnv is what Keyport supplies to configured sources: upstream
+// providers send the browser back to issuer + /login/upstream/callback,
+// log outages to log and look at their upstream again on the clock now.
+func directoryEnv(issuer string, log *slog.Logger, now func() time.Time) directory.Env {
+	return directory.Env{CallbackURL: issuer + "/login/upstream/callback", Logger: log, Now: now}
+}
+
+// closeSources releases what sources hold open (LDAP connection pools).
+func closeSources(srcs []directory.Source) {
+	for _, s := range srcs {
+		if c, ok := s.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
 }
 
 // syncDirectories imports the users of every directory in the config now

@@ -26,7 +26,7 @@ import (
 	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/control"
-	"github.com/keyport/keyport/directory/ldap"
+	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/loglimit"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/provider"
@@ -60,8 +60,8 @@ type Main struct {
 
 	db     *bolt.DB
 	sealer *seal.Sealer
-	// directories are the configured LDAP sources.
-	directories []*ldap.Source
+	// directories are the sources of config.toml's [[directories]].
+	directories []directory.Source
 	sealKey     []byte
 	server      *http.Server
 }
@@ -136,16 +136,11 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
-	if m.directories, err = openDirectories(cfg.Directories); err != nil {
+	if m.directories, err = openDirectories(cfg.Directories, directoryEnv(cfg.Issuer, log, now)); err != nil {
 		m.db.Close()
 		return nil, err
 	}
-	upstream, err := upstreamSources(cfg.Issuer, cfg.Directories, log, now)
-	if err != nil {
-		m.db.Close()
-		return nil, err
-	}
-	m.Accounts.UseDirectories(allSources(m.directories, upstream)...)
+	m.Accounts.UseDirectories(m.directories...)
 	if err := m.Accounts.LoadStoredDirectories(context.Background()); err != nil {
 		m.db.Close()
 		return nil, err
@@ -570,9 +565,7 @@ func every(ctx context.Context, d time.Duration, now bool, fn func()) {
 
 // Close releases the database.
 func (m *Main) Close() error {
-	for _, d := range m.directories {
-		d.Close()
-	}
+	closeSources(m.directories)
 	m.directories = nil
 	if m.db == nil {
 		return nil

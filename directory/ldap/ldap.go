@@ -20,47 +20,64 @@ import (
 	"github.com/keyport/keyport/directory"
 )
 
-// Config describes one LDAP source.
+// Config describes one LDAP source. The toml tags are the keys of a
+// [[directories]] table in config.toml; stored directories keep the Go
+// field names as JSON keys.
 type Config struct {
-	ID   string
-	Name string
+	ID   string `toml:"id"`
+	Name string `toml:"name"`
 
-	URL                string // ldap://host:389 or ldaps://host:636
-	StartTLS           bool
-	CACertFile         string // PEM; empty uses the system roots
-	InsecureSkipVerify bool   // for tests only
-	BindDN             string
-	BindPassword       string
+	URL                string `toml:"url"` // ldap://host:389 or ldaps://host:636
+	StartTLS           bool   `toml:"start_tls"`
+	CACertFile         string `toml:"ca_cert_file"`         // PEM; empty uses the system roots
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"` // for tests only
+	BindDN             string `toml:"bind_dn"`
+	BindPassword       string `toml:"bind_password"`
 
-	UserBaseDN      string
-	UserFilter      string   // e.g. (objectClass=inetOrgPerson)
-	LoginAttributes []string // e.g. uid, mail
+	UserBaseDN      string   `toml:"user_base_dn"`
+	UserFilter      string   `toml:"user_filter"`      // e.g. (objectClass=inetOrgPerson)
+	LoginAttributes []string `toml:"login_attributes"` // e.g. uid, mail
 	// DisabledFilter matches users the directory marks disabled, e.g.
 	// (pwdAccountLockedTime=*); empty means none are.
-	DisabledFilter string
+	DisabledFilter string `toml:"disabled_filter"`
 
 	// Attribute mapping; empty values use the defaults.
-	IDAttribute          string // entryUUID
-	UsernameAttribute    string // uid
-	EmailAttribute       string // mail
-	GivenNameAttribute   string // givenName
-	FamilyNameAttribute  string // sn
-	DisplayNameAttribute string // displayName (cn when empty)
-	PhoneAttribute       string // mobile
-	PictureAttribute     string // jpegPhoto
+	IDAttribute          string `toml:"id_attribute"`           // entryUUID
+	UsernameAttribute    string `toml:"username_attribute"`     // uid
+	EmailAttribute       string `toml:"email_attribute"`        // mail
+	GivenNameAttribute   string `toml:"given_name_attribute"`   // givenName
+	FamilyNameAttribute  string `toml:"family_name_attribute"`  // sn
+	DisplayNameAttribute string `toml:"display_name_attribute"` // displayName (cn when empty)
+	PhoneAttribute       string `toml:"phone_attribute"`        // mobile
+	PictureAttribute     string `toml:"picture_attribute"`      // jpegPhoto
 
-	GroupBaseDN     string
-	GroupFilter     string // e.g. (objectClass=groupOfNames)
-	MemberAttribute string // member, uniqueMember (DN) or memberUid (username)
-	GroupNameAttr   string // cn
+	GroupBaseDN     string `toml:"group_base_dn"`
+	GroupFilter     string `toml:"group_filter"`         // e.g. (objectClass=groupOfNames)
+	MemberAttribute string `toml:"member_attribute"`     // member, uniqueMember (DN) or memberUid (username)
+	GroupNameAttr   string `toml:"group_name_attribute"` // cn
 
 	// HandlesSecondFactor: the directory's own sign-in enforces second
 	// factors, so Keyport offers its users no enrolment.
-	HandlesSecondFactor bool
+	HandlesSecondFactor bool `toml:"handles_second_factor"`
 
-	PageSize int
-	Timeout  time.Duration // per operation; default 5s
-	PoolSize int           // service-account connections kept open; default 4
+	PageSize int           `toml:"page_size"`
+	Timeout  time.Duration `toml:"timeout"` // per operation; default 5s
+	PoolSize int           `toml:"-"`       // service-account connections kept open; default 4
+}
+
+var _ directory.Settings = (*Config)(nil)
+
+// Secret is the bind password: sealed when stored.
+func (c *Config) Secret() *string { return &c.BindPassword }
+
+// Build is Open for the directory registry: the source gets env's ID.
+func (c *Config) Build(env directory.Env) (directory.Source, error) {
+	c.ID = env.ID
+	src, err := c.Open()
+	if err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 // Source is an LDAP directory source.

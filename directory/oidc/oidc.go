@@ -22,30 +22,55 @@ import (
 	"github.com/keyport/keyport/directory"
 )
 
-// Config describes one upstream provider.
+// Config describes one upstream provider. The toml tags are the keys of a
+// [[directories]] table in config.toml; stored directories keep the Go
+// field names as JSON keys.
 type Config struct {
-	ID, Name     string
-	Issuer       string
-	ClientID     string
-	ClientSecret string
-	Scopes       []string // default openid profile email
+	ID           string   `toml:"id"`
+	Name         string   `toml:"name"`
+	Issuer       string   `toml:"issuer"`
+	ClientID     string   `toml:"client_id"`
+	ClientSecret string   `toml:"client_secret"`
+	Scopes       []string `toml:"scopes"` // default openid profile email
 	// RedirectURL is Keyport's callback, registered at the upstream.
-	RedirectURL string
+	RedirectURL string `toml:"-"`
 	// Claim names; empty values use the standard claims.
-	UsernameClaim, EmailClaim, GivenNameClaim, FamilyNameClaim, NameClaim, GroupsClaim string
-	ButtonLabel                                                                        string
-	LinkByVerifiedEmail                                                                bool
-	CreateUsers                                                                        bool
+	UsernameClaim       string `toml:"username_claim"`
+	EmailClaim          string `toml:"email_claim"`
+	GivenNameClaim      string `toml:"given_name_claim"`
+	FamilyNameClaim     string `toml:"family_name_claim"`
+	NameClaim           string `toml:"name_claim"`
+	GroupsClaim         string `toml:"groups_claim"`
+	ButtonLabel         string `toml:"button_label"`
+	LinkByVerifiedEmail bool   `toml:"link_by_verified_email"`
+	CreateUsers         bool   `toml:"create_users"`
 	// HandlesSecondFactor: the upstream asks for second factors itself, so
 	// Keyport offers its users none and require_2fa does not apply to them
 	// (as for an LDAP directory that does).
-	HandlesSecondFactor bool
-	HTTPClient          *http.Client
+	HandlesSecondFactor bool         `toml:"handles_second_factor"`
+	HTTPClient          *http.Client `toml:"-"`
 
 	// Logger gets the outage lines (default slog.Default()); Now is the
 	// clock of the refresh schedule (default time.Now).
-	Logger *slog.Logger     `json:"-"`
-	Now    func() time.Time `json:"-"`
+	Logger *slog.Logger     `json:"-" toml:"-"`
+	Now    func() time.Time `json:"-" toml:"-"`
+}
+
+var _ directory.Settings = (*Config)(nil)
+
+// Secret is the client secret: sealed when stored.
+func (c *Config) Secret() *string { return &c.ClientSecret }
+
+// Build is Open for the directory registry: the source gets env's ID,
+// callback, logger and clock.
+func (c *Config) Build(env directory.Env) (directory.Source, error) {
+	c.ID, c.RedirectURL = env.ID, env.CallbackURL
+	c.Logger, c.Now = env.Logger, env.Now
+	src, err := c.Open()
+	if err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 // The schedule on which an upstream is looked at again. Discovery is what
