@@ -24,6 +24,7 @@ type Store interface {
 	storage.Tokens
 	storage.OneTimeTokens
 	storage.LoginAttempts
+	storage.SignIns
 	storage.Settings
 	storage.Directories
 	storage.Credentials
@@ -343,23 +344,13 @@ func (s *Service) checkGuessOnce(ctx context.Context, c Credentials, g guess, su
 
 // recordSignIn writes what a successful sign-in changes: the user's sign-in
 // fields (and a rehashed password), the history entry and, for browsers, the
-// session. The writes are independent, so they run concurrently and the store
-// commits them together: sign-in latency is dominated by commits.
+// session, in one storage write (storage.SignIns), so a sign-in costs one
+// commit and is recorded whole or not at all.
 func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash string, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
 	now := s.now()
-	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: methodOf(sessionAMR), Success: true}
-	var (
-		wg      sync.WaitGroup
-		updated storage.User
-		updErr  error
-		secret  string
-		sess    storage.Session
-		sesErr  error
-	)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		updated, updErr = s.store.UpdateUser(ctx, user.ID, func(u storage.User) (storage.User, error) {
+	w := storage.SignInWrite{
+		UserID: user.ID,
+		Update: func(u storage.User) (storage.User, error) {
 			u.LastIP = c.IP
 			u.LastLogin = now
 			u.LoginsCount++
@@ -367,21 +358,20 @@ func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash s
 				u.PasswordHash = newHash
 			}
 			return u, nil
-		})
-	}()
-	go func() {
-		defer wg.Done()
-		s.record(ctx, attempt)
-	}()
+		},
+		Attempt: storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: methodOf(sessionAMR), Success: true},
+	}
+	var (
+		secret string
+		sess   storage.Session
+	)
 	if sessionAMR != nil {
-		secret, sess, sesErr = s.StartSession(ctx, user, sessionAMR, c.IP, c.UserAgent)
+		secret, sess = s.newSession(user, sessionAMR, c.IP, c.UserAgent)
+		w.Session = &sess
 	}
-	wg.Wait()
-	if updErr != nil {
-		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, updErr)
-	}
-	if sesErr != nil {
-		return storage.User{}, "", storage.Session{}, sesErr
+	updated, err := s.store.RecordSignIn(ctx, w)
+	if err != nil {
+		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, err)
 	}
 	return updated, secret, sess, nil
 }

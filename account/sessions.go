@@ -12,12 +12,22 @@ import (
 // StartSession records a signed-in browser and returns the secret for its
 // cookie. Only the secret's hash is stored.
 func (s *Service) StartSession(ctx context.Context, u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session, err error) {
+	secret, sess = s.newSession(u, amr, ip, userAgent)
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return "", storage.Session{}, fmt.Errorf("start session for %q: %w", u.ID, err)
+	}
+	return secret, sess, nil
+}
+
+// newSession builds a session of u starting now, and its cookie secret,
+// for the caller to store.
+func (s *Service) newSession(u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session) {
 	secret = NewSecret()
 	now := s.now()
 	if len(userAgent) > 512 {
 		userAgent = userAgent[:512]
 	}
-	sess = storage.Session{
+	return secret, storage.Session{
 		ID:        HashSecret(secret),
 		UserID:    u.ID,
 		AuthTime:  now,
@@ -27,10 +37,6 @@ func (s *Service) StartSession(ctx context.Context, u storage.User, amr []string
 		CreatedAt: now,
 		ExpiresAt: now.Add(s.policy.SessionLifetime),
 	}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return "", storage.Session{}, fmt.Errorf("start session for %q: %w", u.ID, err)
-	}
-	return secret, sess, nil
 }
 
 // ResumeSession finds the live session for a cookie secret and its user. A

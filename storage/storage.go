@@ -565,6 +565,33 @@ type LoginAttempts interface {
 	ListLoginAttempts(ctx context.Context, userID string, limit int) ([]LoginAttempt, error)
 }
 
+// SignInWrite is what a successful sign-in changes, for SignIns.RecordSignIn.
+// The caller builds every value; the store only writes them.
+type SignInWrite struct {
+	UserID string
+	// Update applies the sign-in to the stored user (last sign-in, count, a
+	// rehashed password). Like UpdateUser's fn it gets the stored user; it
+	// may run more than once and must depend only on its argument.
+	Update func(User) (User, error)
+	// Attempt is the sign-in history entry; its UserID must be UserID. The
+	// history keeps the same bounds as with AddLoginAttempt.
+	Attempt LoginAttempt
+	// Session is the browser's new session (its UserID must be UserID);
+	// nil when the sign-in starts none.
+	Session *Session
+}
+
+// SignIns persists completed sign-ins.
+type SignIns interface {
+	// RecordSignIn applies w.Update to the user, adds w.Attempt to the
+	// sign-in history and creates w.Session, all in one transaction, and
+	// returns the updated user. Either all of it is written or nothing: an
+	// unknown user gives ErrNotFound, a taken session ID ErrConflict, and
+	// an error from Update is returned (wrapped); none of them writes
+	// anything.
+	RecordSignIn(ctx context.Context, w SignInWrite) (User, error)
+}
+
 // Settings persists small named values (generated secrets, flags).
 type Settings interface {
 	GetSetting(ctx context.Context, name string) ([]byte, error)
@@ -641,6 +668,7 @@ type Store interface {
 	Keys
 	OneTimeTokens
 	LoginAttempts
+	SignIns
 	Settings
 	Throttles
 	// Sweep deletes what has expired as of now, and drops the SealedValue of

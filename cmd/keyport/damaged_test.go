@@ -103,7 +103,7 @@ func (d *damagedStart) prepare(t *testing.T, pristine string) string {
 // damaged copy, with the check and without it. It either refuses with one
 // line, or it runs: then sign-ins, tokens, refreshes and userinfo read and
 // write the damaged file, and nothing may crash the process (a panic in a
-// goroutine without a recover, like recordSignIn's writes, would end the
+// goroutine without a recover, like the group commit's, would end the
 // test binary) or take the server down.
 func TestStartOnDamagedDatabase(t *testing.T) {
 	pristine, app, starts := damagedDatabases(t)

@@ -166,8 +166,8 @@ func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
 // check, a copy is either refused with one line naming the file, or it
 // opens and serves; without the check (database.check = false) damage
 // reaches reads and writes, which must return errors and never panic: a
-// panic in these goroutines, which have no recover (like recordSignIn's),
-// would end the test binary.
+// panic in a goroutine without a recover (like the group commit's) would
+// end the test binary.
 func TestOpenDamagedFiles(t *testing.T) {
 	dir := t.TempDir()
 	pristinePath := filepath.Join(dir, "pristine.db")
@@ -453,14 +453,22 @@ func TestDamageWhileRunning(t *testing.T) {
 			if err := d.Health(); err == nil || !strings.Contains(err.Error(), "damaged") {
 				t.Errorf("health after damage: %v", err)
 			}
-			// Writes from goroutines without a recover, like recordSignIn's.
+			// Writes from goroutines without a recover, solo (UpdateUser)
+			// and through the group commit (RecordSignIn).
 			var wg sync.WaitGroup
 			errs := make([]error, 8)
 			for i := range errs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = d.UpdateUser(ctx, fmt.Sprintf("u%04d", i+1), func(u storage.User) (storage.User, error) { u.LoginsCount++; return u, nil })
+					id := fmt.Sprintf("u%04d", i+1)
+					count := func(u storage.User) (storage.User, error) { u.LoginsCount++; return u, nil }
+					if i%2 == 0 {
+						_, errs[i] = d.UpdateUser(ctx, id, count)
+						return
+					}
+					_, errs[i] = d.RecordSignIn(ctx, storage.SignInWrite{UserID: id, Update: count,
+						Attempt: storage.LoginAttempt{ID: fmt.Sprintf("a%d", i), UserID: id, Time: time.Now(), Method: "pwd", Success: true}})
 				}()
 			}
 			wg.Wait()

@@ -190,33 +190,35 @@ func (d *DB) AddLoginAttempt(ctx context.Context, a storage.LoginAttempt) error 
 	if a.ID == "" {
 		return errors.New("add login attempt: empty ID")
 	}
+	return d.batch(func(tx *bbolt.Tx) error { return addLoginAttemptTx(tx, a) })
+}
+
+func addLoginAttemptTx(tx *bbolt.Tx, a storage.LoginAttempt) error {
 	key := loginAttemptKey(a)
-	return d.batch(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bLoginAttempts)
-		if err := putJSON(b, string(key), a); err != nil {
-			return err
-		}
-		if err := putExpiry(tx, expLoginAttempt, a.Time, string(key)); err != nil {
-			return err
-		}
-		keys := prefixKeys(b, a.UserID+"\x00")
-		if len(keys) <= loginAttemptsCap {
-			return nil
-		}
-		for _, k := range keys[:len(keys)-loginAttemptsCap] {
-			var old storage.LoginAttempt
-			if _, err := getJSON(b, string(k), &old); err != nil {
-				return err
-			}
-			if err := deleteExpiry(tx, expLoginAttempt, old.Time, string(k)); err != nil {
-				return err
-			}
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
+	b := tx.Bucket(bLoginAttempts)
+	if err := putJSON(b, string(key), a); err != nil {
+		return err
+	}
+	if err := putExpiry(tx, expLoginAttempt, a.Time, string(key)); err != nil {
+		return err
+	}
+	keys := prefixKeys(b, a.UserID+"\x00")
+	if len(keys) <= loginAttemptsCap {
 		return nil
-	})
+	}
+	for _, k := range keys[:len(keys)-loginAttemptsCap] {
+		var old storage.LoginAttempt
+		if _, err := getJSON(b, string(k), &old); err != nil {
+			return err
+		}
+		if err := deleteExpiry(tx, expLoginAttempt, old.Time, string(k)); err != nil {
+			return err
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListLoginAttempts returns the user's attempts newest first, at most limit

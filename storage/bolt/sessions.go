@@ -16,18 +16,22 @@ func (d *DB) CreateSession(ctx context.Context, s storage.Session) error {
 		return errors.New("create session: empty ID")
 	}
 	return d.batch(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bSessions)
-		if has(b, s.ID) {
+		if has(tx.Bucket(bSessions), s.ID) {
 			return conflict("create session", s.ID)
 		}
-		if err := putJSON(b, s.ID, s); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bUserSessions).Put([]byte(join(s.UserID, s.ID)), emptyValue); err != nil {
-			return err
-		}
-		return putExpiry(tx, expSession, s.ExpiresAt, s.ID)
+		return putSessionTx(tx, s)
 	})
+}
+
+// putSessionTx writes a session whose ID the caller found free.
+func putSessionTx(tx *bbolt.Tx, s storage.Session) error {
+	if err := putJSON(tx.Bucket(bSessions), s.ID, s); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bUserSessions).Put([]byte(join(s.UserID, s.ID)), emptyValue); err != nil {
+		return err
+	}
+	return putExpiry(tx, expSession, s.ExpiresAt, s.ID)
 }
 
 func (d *DB) GetSession(ctx context.Context, id string) (storage.Session, error) {

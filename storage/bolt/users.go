@@ -126,31 +126,77 @@ func (d *DB) CountUsers(ctx context.Context) (int, error) {
 func (d *DB) UpdateUser(ctx context.Context, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
 	var out storage.User
 	err := d.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bUsers)
-		var old, arg storage.User
-		ok, err := getJSON(b, id, &old)
+		var err error
+		out, err = updateUserTx(tx, id, fn)
+		return err
+	})
+	if err != nil {
+		return storage.User{}, err
+	}
+	return out, nil
+}
+
+// updateUserTx applies fn to the stored user. Every error that leaves the
+// transaction fit to commit (unknown user, fn's error, a taken name) comes
+// before anything is written, so it may run in a shared batch.
+func updateUserTx(tx *bbolt.Tx, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
+	b := tx.Bucket(bUsers)
+	var old, arg storage.User
+	ok, err := getJSON(b, id, &old)
+	if err != nil {
+		return storage.User{}, err
+	}
+	if !ok {
+		return storage.User{}, notFound("update user", id)
+	}
+	_, _ = getJSON(b, id, &arg) // a second copy, so fn cannot alias old's slices
+	nu, err := fn(arg)
+	if err != nil {
+		return storage.User{}, &callbackError{fmt.Errorf("update user %q: %w", id, err)}
+	}
+	if nu.ID != id {
+		return storage.User{}, fmt.Errorf("update user %q: the ID cannot change (got %q)", id, nu.ID)
+	}
+	if err := checkUser(nu); err != nil {
+		return storage.User{}, fmt.Errorf("update user %q: %w", id, err)
+	}
+	if err := setUserIndexes(tx, &old, nu); err != nil {
+		return storage.User{}, fmt.Errorf("update user %q: %w", id, err)
+	}
+	return nu, putJSON(b, id, nu)
+}
+
+// RecordSignIn writes the three records of a sign-in in one shared commit
+// (see batch): a sign-in costs one fsync, shared with concurrent ones.
+func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.User, error) {
+	switch {
+	case w.UserID == "" || w.Update == nil:
+		return storage.User{}, errors.New("record sign-in: no user or no update")
+	case w.Attempt.ID == "" || w.Attempt.UserID != w.UserID:
+		return storage.User{}, fmt.Errorf("record sign-in of %q: the attempt has no ID or is another user's (%q)", w.UserID, w.Attempt.UserID)
+	case w.Session != nil && (w.Session.ID == "" || w.Session.UserID != w.UserID):
+		return storage.User{}, fmt.Errorf("record sign-in of %q: the session has no ID or is another user's (%q)", w.UserID, w.Session.UserID)
+	}
+	var out storage.User
+	err := d.batch(func(tx *bbolt.Tx) error {
+		// Refusals first: until the user is written, nothing is.
+		if w.Session != nil && has(tx.Bucket(bSessions), w.Session.ID) {
+			return conflict("record sign-in: create session", w.Session.ID)
+		}
+		u, err := updateUserTx(tx, w.UserID, w.Update)
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return notFound("update user", id)
+		if err := addLoginAttemptTx(tx, w.Attempt); err != nil {
+			return fmt.Errorf("record sign-in of %q: add login attempt: %w", w.UserID, err)
 		}
-		_, _ = getJSON(b, id, &arg) // a second copy, so fn cannot alias old's slices
-		nu, err := fn(arg)
-		if err != nil {
-			return fmt.Errorf("update user %q: %w", id, err)
+		if w.Session != nil {
+			if err := putSessionTx(tx, *w.Session); err != nil {
+				return fmt.Errorf("record sign-in of %q: create session: %w", w.UserID, err)
+			}
 		}
-		if nu.ID != id {
-			return fmt.Errorf("update user %q: the ID cannot change (got %q)", id, nu.ID)
-		}
-		if err := checkUser(nu); err != nil {
-			return fmt.Errorf("update user %q: %w", id, err)
-		}
-		if err := setUserIndexes(tx, &old, nu); err != nil {
-			return fmt.Errorf("update user %q: %w", id, err)
-		}
-		out = nu
-		return putJSON(b, id, nu)
+		out = u
+		return nil
 	})
 	if err != nil {
 		return storage.User{}, err

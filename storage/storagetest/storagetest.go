@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Settings", settingTests},
 		{"OneTimeTokens", oneTimeTokenTests},
 		{"LoginAttempts", loginAttemptTests},
+		{"SignIns", signInTests},
 		{"Credentials", credentialTests},
 		{"Identities", identityTests},
 		{"Directories", directoryTests},
