@@ -351,20 +351,12 @@ func (d *DB) openFlows(path string, timeout time.Duration, maxPending int) error
 // damaged page would crash the process.
 func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error) {
 	if _, err := os.Stat(path); err == nil {
-		ro, err := openBolt(path, &bbolt.Options{Timeout: timeout, ReadOnly: true})
+		reason, err := checkFile(context.Background(), path, timeout)
 		if err != nil {
 			return nil, err
 		}
-		err = newGuarded(ro, path, d.log).View(func(tx *bbolt.Tx) error {
-			reason, err := checkTx(context.Background(), tx, path)
-			if reason != "" {
-				return &DamagedError{Path: path, Reason: reason}
-			}
-			return err
-		})
-		_ = ro.Close()
-		if err != nil {
-			return nil, err
+		if reason != "" {
+			return nil, &DamagedError{Path: path, Reason: reason, Scratch: true}
 		}
 	}
 	fdb, err := openBolt(path, &bbolt.Options{Timeout: timeout, NoSync: true, NoFreelistSync: true})

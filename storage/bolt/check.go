@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/bits"
 	"os"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 )
@@ -16,6 +18,25 @@ import (
 // tx must come from a guardedDB.
 func checkTx(ctx context.Context, tx *bbolt.Tx, path string) (string, error) {
 	return checkSnapshot(ctx, tx, path, nil)
+}
+
+// checkFile checks the file at path, which no one writes (a flow file
+// before it is opened for writing, a copy), through a read-only handle
+// that waits for a writer's lock at most timeout. The reason is "" when
+// the file is consistent; a file bbolt cannot open at all is an error
+// (a DamagedError when it is damaged).
+func checkFile(ctx context.Context, path string, timeout time.Duration) (string, error) {
+	db, err := openBolt(path, &bbolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var reason string
+	err = newGuarded(db, path, slog.New(slog.DiscardHandler)).View(func(tx *bbolt.Tx) error {
+		reason, err = checkTx(ctx, tx, path)
+		return err
+	})
+	return reason, err
 }
 
 // checkSnapshot checks the file at path as tx sees it, with plain file

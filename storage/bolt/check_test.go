@@ -174,16 +174,7 @@ func TestCheckHealthyShapes(t *testing.T) {
 			}
 		}
 		db.Close()
-		ro, err := openBolt(path, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err != nil {
-			t.Fatalf("page size %d: %v", pageSize, err)
-		}
-		var reason string
-		err = newGuarded(ro, path, slog.New(slog.DiscardHandler)).View(func(tx *bbolt.Tx) error {
-			reason, err = checkTx(context.Background(), tx, path)
-			return err
-		})
-		ro.Close()
+		reason, err := checkFile(context.Background(), path, time.Second)
 		if reason != "" || err != nil {
 			t.Errorf("page size %d: a healthy file fails the check: %q %v", pageSize, reason, err)
 		}

@@ -240,16 +240,7 @@ func TestOpenDamagedFiles(t *testing.T) {
 // one that a cursor follows for ever. Neither panics, so no recover helps.
 func loopOrFreelist(t *testing.T, path string) string {
 	t.Helper()
-	db, err := openBolt(path, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return ""
-	}
-	defer db.Close()
-	var reason string
-	err = newGuarded(db, path, slog.New(slog.DiscardHandler)).View(func(tx *bbolt.Tx) error {
-		reason, err = checkTx(context.Background(), tx, path)
-		return err
-	})
+	reason, err := checkFile(context.Background(), path, time.Second)
 	switch {
 	case err != nil:
 		return ""
@@ -617,21 +608,13 @@ func TestCheckCoversBboltsCheck(t *testing.T) {
 	counts := map[string]int{}
 	for _, f := range append(flipPlan(pages, pageSize), keyFlips(pristine, pages, pageSize)...) {
 		damagedCopy(t, pristine, path, f)
-		var reason string
-		db, err := openBolt(path, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
-		if err == nil {
-			err = newGuarded(db, path, slog.New(slog.DiscardHandler)).View(func(tx *bbolt.Tx) error {
-				reason, err = checkTx(context.Background(), tx, path)
-				return err
-			})
-			db.Close()
-		}
+		reason, err := checkFile(context.Background(), path, time.Second)
 		if err != nil || reason != "" {
 			counts["refused"]++
 			continue
 		}
 		counts["passed"]++
-		db, err = bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+		db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 		if err != nil {
 			t.Errorf("%s: passed our check, but bbolt does not open it: %v", f.what, err)
 			continue
