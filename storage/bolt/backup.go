@@ -45,8 +45,8 @@ type Report struct {
 	TokenFamilies int
 }
 
-// Verify checks the database file at path as Open does (the page walk and
-// bbolt's consistency check), read-only, and counts its main records. A
+// Verify checks the database file at path as Open does (the header, then
+// every page: checkSnapshot), read-only, and counts its main records. A
 // file that fails gets a DamagedError.
 func Verify(ctx context.Context, path string) (Report, error) {
 	var rep Report

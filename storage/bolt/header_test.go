@@ -205,7 +205,8 @@ func TestDamagedFreelistRefused(t *testing.T) {
 			}
 		}
 	}
-	if n := ne.Uint16(raws[big][mustOffset(t, big)+10:]); n != bigFreelist {
+	bigFreelistOffset, _ := freelistPage(t, big)
+	if n := ne.Uint16(raws[big][bigFreelistOffset+10:]); n != bigFreelist {
 		t.Fatalf("the big file's freelist count field is %#x, not 0xFFFF", n)
 	}
 	for _, c := range cases {
@@ -232,11 +233,6 @@ func TestDamagedFreelistRefused(t *testing.T) {
 			}
 		}
 	}
-}
-
-func mustOffset(t *testing.T, path string) int64 {
-	off, _ := freelistPage(t, path)
-	return off
 }
 
 // TestHeaderChoosesBboltsMeta: with either meta page damaged, the header
