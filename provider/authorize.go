@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/keyport/keyport/throttle"
 )
 
 // authorizeParamLimits are the largest values /authorize accepts for the
@@ -169,9 +171,10 @@ func printableText(s string) bool {
 // originOf is the origin a client address counts under for the pending
 // sign-in limit: an IPv4 address stands for itself, an IPv6 address for its
 // /64, the block one subscriber or one machine gets (RFC 6177), so an
-// attacker cannot take a fresh address from their block for each request.
+// attacker cannot take a fresh address from their block for each request:
+// the address the throttles count by.
 func originOf(ip string) string {
-	return addressBlock(ip, 64)
+	return throttle.Address(ip)
 }
 
 // originGroupOf is the wider block an address belongs to when the total
