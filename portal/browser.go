@@ -2,7 +2,6 @@ package portal
 
 import (
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -150,53 +149,10 @@ func (s *Server) browserID(r *http.Request) string {
 	return id
 }
 
-var errOtherBrowser = account.Errorf(account.NotFound, "This sign-in request was started in another browser. Go back to the application and start again here.")
-
-// bindFlow makes this browser the owner of an authorization request the
-// first time the browser shows up with it; any other browser is refused from
-// then on, so a request ID seen elsewhere (history, logs, a shoulder) is worth
-// nothing.
-func (s *Server) bindFlow(r *http.Request, a storage.AuthRequest) (storage.AuthRequest, error) {
-	bid := s.browserID(r)
-	if bid == "" {
-		return a, errCSRF
-	}
-	if a.BrowserID == bid {
-		return a, nil
-	}
-	if a.BrowserID != "" {
-		return a, errOtherBrowser
-	}
-	a, err := s.opts.Store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		if a.BrowserID != "" && a.BrowserID != bid {
-			return a, errOtherBrowser
-		}
-		a.BrowserID = bid
-		return a, nil
-	})
-	if errors.Is(err, errOtherBrowser) {
-		return a, errOtherBrowser
-	}
-	if err != nil {
-		return a, errFlowGone
-	}
-	return a, nil
-}
-
-// OwnsRequest tells whether this browser started authorization request id;
-// the provider asks before it hands out a code.
-func (s *Server) OwnsRequest(r *http.Request, id string) bool {
-	if id == "" {
-		return false
-	}
-	a, err := s.flows.Get(r.Context(), id)
-	return err == nil && s.owns(r, a)
-}
-
-func (s *Server) owns(r *http.Request, a storage.AuthRequest) bool {
-	bid := s.browserID(r)
-	return bid != "" && subtle.ConstantTimeCompare([]byte(a.BrowserID), []byte(bid)) == 1
-}
+// BrowserID is the random ID in the browser's cookie that sign-in records
+// are bound to ("" when it has none); the provider compares it with the
+// record's before it hands out a code.
+func (s *Server) BrowserID(r *http.Request) string { return s.browserID(r) }
 
 // clientIP is the address of the person behind r: the TCP peer, or what a
 // trusted proxy reported (package clientip, applied in front of the portal).

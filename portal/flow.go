@@ -1,195 +1,100 @@
 package portal
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"net/url"
-	"slices"
-	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
-var errFlowGone = account.Errorf(account.NotFound, "This sign-in request has expired or was already used. Go back to the application and start again.")
-
-// loadFlow loads an authorization request that this browser started.
+// loadFlow loads a sign-in record this browser opened.
 func (s *Server) loadFlow(r *http.Request, id string) (storage.AuthRequest, error) {
-	if id == "" {
-		return storage.AuthRequest{}, errFlowGone
-	}
-	a, err := s.flows.Get(r.Context(), id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.AuthRequest{}, errFlowGone
-	}
-	if err != nil {
-		return storage.AuthRequest{}, &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: err}
-	}
-	if a.Completed {
-		return storage.AuthRequest{}, errFlowGone
-	}
-	if !s.owns(r, a) {
-		return storage.AuthRequest{}, errOtherBrowser
-	}
-	return a, nil
+	return s.flow.Get(r.Context(), id, s.browserID(r))
 }
 
-// next is the one dispatcher of the sign-in flow. It looks at the stored
-// request and the browser's session and decides the next step: sign in,
-// consent, or finish. Step handlers update the request and come back here;
-// they never send the browser to one another.
+// visitor describes the browser making r to the sign-in flow.
+func (s *Server) visitor(r *http.Request) account.Visitor {
+	v := account.Visitor{BrowserID: s.browserID(r), IP: clientIP(r), UserAgent: r.UserAgent()}
+	v.Session, v.User = s.currentUser(r)
+	return v
+}
+
+// next asks the flow for the next step of record a and shows it. Step
+// handlers record what happened through the flow and come back here; they
+// never send the browser to one another.
 func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequest) error {
-	return s.nextStep(w, r, a, false)
-}
-
-// nextStep is next for a request whose sign-in fields may not be stored yet
-// (unsaved): they are stored before a page that needs them is shown.
-func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, unsaved bool) error {
-	ctx := r.Context()
-	none := slices.Contains(a.Prompt, "none")
-
-	// Someone passed the password step for this request in this browser
-	// and owes a second factor: that step comes before anything the session
-	// could answer (no session exists for them yet).
-	if a.UserID == "" {
-		if p, ok := s.pending(r); ok && p.AuthRequestID == a.ID {
-			if none {
-				s.flows.Fail(w, r, a.ID, "login_required", "the user has not finished signing in")
-				return nil
-			}
-			http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
-			return nil
-		}
+	v := s.visitor(r)
+	step, err := s.flow.Next(r.Context(), a, v)
+	if err != nil {
+		return err
 	}
-
-	// Who is signing in: someone who authenticated during this request, or
-	// the session, if it is fresh enough for prompt=login and max_age.
-	userID, authTime, amr, sessionID := a.UserID, a.AuthTime, a.AMR, a.SessionID
-	if userID == "" {
-		if sess, u := s.currentUser(r); u != nil && s.sessionAcceptable(a, sess, u) {
-			userID, authTime, amr, sessionID = u.ID, sess.AuthTime, sess.AMR, sess.ID
-		}
-	}
-	if userID == "" {
-		if none {
-			s.flows.Fail(w, r, a.ID, "login_required", "the user is not signed in")
-			return nil
+	switch step.Kind {
+	case account.StepSignIn:
+		if step.Refusal != nil {
+			return s.showLogin(w, r, a, account.ErrorMessage(step.Refusal), "", http.StatusForbidden)
 		}
 		return s.showLogin(w, r, a, "", a.LoginHint, http.StatusOK)
+	case account.StepSecondFactor:
+		http.Redirect(w, r, secondFactorPath(a.ID), http.StatusSeeOther)
+		return nil
+	case account.StepEnrol:
+		http.Redirect(w, r, "/security?return_to="+url.QueryEscape("/login?authRequestID="+a.ID), http.StatusSeeOther)
+		return nil
+	case account.StepConsent:
+		return s.showConsent(w, r, a, step.Client, &step.User)
 	}
-	user, err := s.acct.ActiveUser(ctx, userID)
-	if err != nil {
-		if none {
-			s.flows.Fail(w, r, a.ID, "login_required", "the user must sign in again")
-			return nil
-		}
-		return s.showLogin(w, r, a, account.ErrorMessage(err), "", http.StatusForbidden)
+	// Done or failed: the record says which, and the provider answers the
+	// app at the callback.
+	if err := s.flow.Apply(r.Context(), a, step, v); err != nil {
+		return err
 	}
-	// The allowlist holds at every authorization, also when a session
-	// answers: a browser that signed in inside the list and moved outside
-	// it gets no code for any app.
-	if err := s.acct.CheckNetworkAt(ctx, user, clientIP(r), r.UserAgent(), amr); err != nil {
-		if account.ErrorCode(err) == account.Internal {
-			return err
-		}
-		if none {
-			s.flows.Fail(w, r, a.ID, "access_denied", "the user may not sign in from this network")
-			return nil
-		}
-		return s.showLogin(w, r, a, account.ErrorMessage(err), "", http.StatusForbidden)
-	}
-
-	if s.acct.Policy().Require2FA {
-		if needs, err := s.acct.NeedsEnrolment(ctx, user); err != nil {
-			return err
-		} else if needs {
-			if none {
-				s.flows.Fail(w, r, a.ID, "interaction_required", "the user must set up two-factor authentication")
-				return nil
-			}
-			if unsaved {
-				if err := s.saveSignedIn(ctx, a); err != nil {
-					return err
-				}
-			}
-			http.Redirect(w, r, "/security?return_to="+url.QueryEscape("/login?authRequestID="+a.ID), http.StatusSeeOther)
-			return nil
-		}
-	}
-
-	client, err := s.store.GetClient(ctx, a.ClientID)
-	if err != nil {
-		return errFlowGone
-	}
-	if s.needsConsent(r, a, client, user.ID) {
-		if none {
-			s.flows.Fail(w, r, a.ID, "consent_required", "the user has not granted these scopes")
-			return nil
-		}
-		if unsaved {
-			if err := s.saveSignedIn(ctx, a); err != nil {
-				return err
-			}
-		}
-		return s.showConsent(w, r, a, client, &user)
-	}
-
-	if err := s.flows.Complete(ctx, a.ID, account.Completion{UserID: user.ID, SessionID: sessionID, AMR: amr, AuthTime: authTime}); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return errFlowGone
-		}
-		return &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: err}
-	}
-	http.Redirect(w, r, s.flows.CallbackURL(ctx, a.ID), http.StatusFound)
+	http.Redirect(w, r, s.callbackURL(a.ID), http.StatusFound)
 	return nil
 }
 
-// saveSignedIn stores who signed in for a request before a page that needs
-// it is shown.
-func (s *Server) saveSignedIn(ctx context.Context, fresh storage.AuthRequest) error {
-	_, err := s.opts.Store.UpdateAuthRequest(ctx, fresh.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		a.UserID, a.AuthTime, a.AMR, a.SessionID = fresh.UserID, fresh.AuthTime, fresh.AMR, fresh.SessionID
-		return a, nil
-	})
-	if err != nil {
-		return errFlowGone
-	}
-	return nil
+// callbackURL is where the provider answers the app for record id.
+func (s *Server) callbackURL(id string) string {
+	return s.opts.Issuer + "/authorize/callback?id=" + url.QueryEscape(id)
 }
 
-// sessionAcceptable tells whether an existing session may answer a request
-// without a new sign-in.
-func (s *Server) sessionAcceptable(a storage.AuthRequest, sess *storage.Session, u *storage.User) bool {
-	if slices.Contains(a.Prompt, "login") {
-		return false
-	}
-	if a.MaxAge != nil && s.now().Sub(sess.AuthTime) > time.Duration(*a.MaxAge)*time.Second {
-		return false
-	}
-	if a.HintUserID != "" && a.HintUserID != u.ID {
-		return false // id_token_hint names someone else
-	}
-	return true
+// secondFactorPath is the page that asks for the second factor owed on
+// record id.
+func secondFactorPath(id string) string {
+	return "/login/2fa?authRequestID=" + url.QueryEscape(id)
 }
 
-func (s *Server) needsConsent(r *http.Request, a storage.AuthRequest, c storage.Client, userID string) bool {
-	if c.SkipConsent || a.ConsentOK {
-		return false
+// progress answers the browser after a sign-in step: it keeps the new
+// session and remembered device, and goes on to the next step of the
+// record, or back to the portal page the sign-in was for. json is for the
+// passkey ceremonies, whose script can only follow a location: they get a
+// redirect to the dispatcher rather than its page.
+func (s *Server) progress(w http.ResponseWriter, r *http.Request, p account.Progress, json bool) error {
+	if p.DeviceSecret != "" {
+		http.SetCookie(w, &http.Cookie{
+			Name: s.deviceCookie(), Value: p.DeviceSecret, Path: "/", HttpOnly: true,
+			Secure: s.opts.CookieSecure, SameSite: http.SameSiteLaxMode,
+			MaxAge: int(s.acct.Policy().TrustedDeviceLifetime.Seconds()),
+		})
 	}
-	if slices.Contains(a.Prompt, "consent") {
-		return true
-	}
-	g, err := s.store.GetGrant(r.Context(), userID, c.ID)
-	if err != nil {
-		return true
-	}
-	for _, sc := range a.Scopes {
-		if !slices.Contains(g.Scopes, sc) {
-			return true
+	if p.SessionSecret != "" {
+		if err := s.adoptSession(w, r, p.SessionSecret); err != nil {
+			return err
 		}
 	}
-	return false
+	a := p.Request
+	switch {
+	case a.ID == "":
+		http.Redirect(w, r, safeReturn(p.ReturnTo), http.StatusSeeOther)
+		return nil
+	case a.ClientID == "": // a portal sign-in that owes a second factor
+		http.Redirect(w, r, secondFactorPath(a.ID), http.StatusSeeOther)
+		return nil
+	case json:
+		http.Redirect(w, r, "/login?authRequestID="+url.QueryEscape(a.ID), http.StatusSeeOther)
+		return nil
+	}
+	return s.next(w, r, a)
 }
 
 type loginData struct {
@@ -233,11 +138,8 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 		return s.showLogin(w, r, storage.AuthRequest{}, "", "", http.StatusOK)
 	}
 	// First sight of this request binds it to this browser.
-	a, err := s.flows.Get(r.Context(), id)
-	if err != nil || a.Completed {
-		return errFlowGone
-	}
-	if a, err = s.bindFlow(r, a); err != nil {
+	a, err := s.flow.Bind(r.Context(), id, s.browserID(r))
+	if err != nil {
 		return err
 	}
 	return s.next(w, r, a)
@@ -256,7 +158,6 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	login := r.PostFormValue("login")
-	returnTo := r.PostFormValue("return_to")
 	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(), DeviceProof: s.deviceProof(r)}
 	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
 	if err != nil {
@@ -268,19 +169,14 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		setRetryAfter(w, err)
 		return s.showLogin(w, r, a, errorText(pickLanguage(r, ""), err), login, statusFor(account.ErrorCode(err)))
 	}
-	owes, err := s.owesSecondFactor(r, u)
+	p, err := s.flow.FirstStepPassed(r.Context(), account.FirstStep{
+		Request: a, ReturnTo: safeReturn(r.PostFormValue("return_to")), User: u, NewHash: newHash,
+		MayOweSecondFactor: true, Visitor: s.visitor(r), DeviceProof: creds.DeviceProof,
+	})
 	if err != nil {
 		return err
 	}
-	if owes {
-		if err := s.acct.StoreRehash(r.Context(), u, newHash); err != nil {
-			return err
-		}
-		// No session yet: the password step is recorded in the signed
-		// cookie, and the dispatcher asks for the second factor.
-		return s.askSecondFactor(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: id, ReturnTo: safeReturn(returnTo)}, a)
-	}
-	return s.finishSignInFor(w, r, u, newHash, []string{"pwd"}, a, returnTo, continueFlow)
+	return s.progress(w, r, p, false)
 }
 
 type scopeView struct{ Name, Description string }
@@ -327,42 +223,23 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Consent belongs to whoever is signing in for this request.
-	userID := a.UserID
-	if userID == "" {
-		sess, u := s.currentUser(r)
-		if u == nil || !s.sessionAcceptable(a, sess, u) {
-			return s.next(w, r, a)
-		}
-		userID = u.ID
+	who, ok := s.flow.SignedIn(a, s.visitor(r))
+	if !ok {
+		return s.next(w, r, a)
 	}
 	switch r.PostFormValue("decision") {
 	case "allow":
 	case "deny":
-		s.flows.Fail(w, r, a.ID, "access_denied", "the user denied the request")
+		if err := s.flow.Fail(r.Context(), a.ID, "access_denied", "the user denied the request"); err != nil {
+			return err
+		}
+		http.Redirect(w, r, s.callbackURL(a.ID), http.StatusFound)
 		return nil
 	default:
 		return account.Errorf(account.Invalid, "Choose Allow or Deny.")
 	}
-	now := s.now()
-	g, err := s.store.GetGrant(r.Context(), userID, a.ClientID)
-	if err != nil {
-		g = storage.Grant{UserID: userID, ClientID: a.ClientID, CreatedAt: now}
-	}
-	for _, sc := range a.Scopes {
-		if !slices.Contains(g.Scopes, sc) {
-			g.Scopes = append(g.Scopes, sc)
-		}
-	}
-	g.UpdatedAt = now
-	if err := s.store.PutGrant(r.Context(), g); err != nil {
-		return &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: err}
-	}
-	a, err = s.opts.Store.UpdateAuthRequest(r.Context(), a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		a.ConsentOK = true
-		return a, nil
-	})
-	if err != nil {
-		return errFlowGone
+	if a, err = s.flow.Consented(r.Context(), a, who.UserID); err != nil {
+		return err
 	}
 	return s.next(w, r, a)
 }

@@ -385,17 +385,38 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, body
 	if err != nil {
 		return nil, err
 	}
+	var a storage.AuthRequest
+	if id := strings.TrimSpace(req.AuthRequestID); id != "" {
+		if a, err = s.loadFlow(r, id); err != nil {
+			return nil, err
+		}
+	}
 	return s.finishAsJSON(w, func(w http.ResponseWriter) error {
-		return s.finishSignInAs(w, r, u, "", amr, strings.TrimSpace(req.AuthRequestID), req.ReturnTo, redirectToFlow)
+		// A passkey is two factors in itself: nothing more is owed.
+		p, err := s.flow.FirstStepPassed(r.Context(), account.FirstStep{
+			Request: a, ReturnTo: safeReturn(req.ReturnTo), User: u, AMR: amr, Visitor: s.visitor(r),
+		})
+		if err != nil {
+			return err
+		}
+		return s.progress(w, r, p, true)
 	})
 }
 
-func (s *Server) passkey2FABegin(w http.ResponseWriter, r *http.Request, _ []byte) (any, error) {
-	userID, ok := s.pendingSecondFactor(r)
-	if !ok {
-		return nil, errPendingGone
+// pendingRequest is the body of the passkey second-step calls: the record
+// that owes the second factor.
+type pendingRequest struct {
+	AuthRequestID string          `json:"authRequestID"`
+	Remember      bool            `json:"remember_device"`
+	Credential    json.RawMessage `json:"credential"`
+}
+
+func (s *Server) passkey2FABegin(w http.ResponseWriter, r *http.Request, body []byte) (any, error) {
+	var req pendingRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
 	}
-	u, err := s.acct.ActiveUser(r.Context(), userID)
+	_, u, err := s.pendingFlow(r, req.AuthRequestID)
 	if err != nil {
 		return nil, err
 	}
@@ -407,18 +428,11 @@ func (s *Server) passkey2FABegin(w http.ResponseWriter, r *http.Request, _ []byt
 }
 
 func (s *Server) passkey2FAFinish(w http.ResponseWriter, r *http.Request, body []byte) (any, error) {
-	var req struct {
-		Remember   bool            `json:"remember_device"`
-		Credential json.RawMessage `json:"credential"`
-	}
+	var req pendingRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, err
 	}
-	userID, ok := s.pendingSecondFactor(r)
-	if !ok {
-		return nil, errPendingGone
-	}
-	u, err := s.acct.ActiveUser(r.Context(), userID)
+	a, u, err := s.pendingFlow(r, req.AuthRequestID)
 	if err != nil {
 		return nil, err
 	}
@@ -430,8 +444,8 @@ func (s *Server) passkey2FAFinish(w http.ResponseWriter, r *http.Request, body [
 	if err != nil {
 		return nil, err
 	}
-	// amr[0] is "hwk" or "swk"; the password step adds "pwd" and "mfa".
+	// amr[0] is "hwk" or "swk"; the first step adds its own and "mfa".
 	return s.finishAsJSON(w, func(w http.ResponseWriter) error {
-		return s.passSecondFactor(w, r, amr[0], req.Remember, redirectToFlow)
+		return s.secondFactorPassed(w, r, a, amr[0], req.Remember, true)
 	})
 }

@@ -1,11 +1,11 @@
 // Package portal is Keyport's people-facing HTTP: sign-in, consent, logout,
 // first-admin setup and the error pages. It reaches the OIDC provider only
-// through the small AuthRequests interface.
+// through redirects to its callback: account.Flow records how a sign-in
+// ends, and the provider answers the app.
 package portal
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -25,30 +25,20 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-// AuthRequests is what the portal needs from the provider to finish an
-// authorization request.
-type AuthRequests interface {
-	Get(ctx context.Context, id string) (storage.AuthRequest, error)
-	Complete(ctx context.Context, id string, c account.Completion) error
-	CallbackURL(ctx context.Context, id string) string
-	// Fail sends the browser back to the app with an OAuth error code.
-	Fail(w http.ResponseWriter, r *http.Request, id, code, description string)
-}
-
-// Store is the part of storage the portal reads and writes directly.
+// Store is the part of storage the portal reads directly.
 type Store interface {
 	storage.Clients
 	storage.Grants
-	UpdateAuthRequest(ctx context.Context, id string, fn func(storage.AuthRequest) (storage.AuthRequest, error)) (storage.AuthRequest, error)
 }
 
 // Options configure the portal.
 type Options struct {
-	Issuer       string
-	Accounts     *account.Service
-	AuthRequests AuthRequests
-	Store        Store
-	Templates    fs.FS // *.html and static/
+	Issuer   string
+	Accounts *account.Service
+	// Flow runs the sign-in records; it is their only writer.
+	Flow      *account.Flow
+	Store     Store
+	Templates fs.FS // *.html and static/
 	// CookieKey signs the session cookie (32 or 64 random bytes).
 	CookieKey       []byte
 	CookieName      string
@@ -67,7 +57,7 @@ type Options struct {
 type Server struct {
 	opts    Options
 	acct    *account.Service
-	flows   AuthRequests
+	flow    *account.Flow
 	store   Store
 	cookies *sessions.CookieStore
 	pages   map[string]*template.Template
@@ -110,7 +100,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		opts:  o,
 		acct:  o.Accounts,
-		flows: o.AuthRequests,
+		flow:  o.Flow,
 		store: o.Store,
 		log:   o.Logger,
 		now:   o.Now,

@@ -1,10 +1,9 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/keyport/keyport/account"
@@ -17,75 +16,24 @@ func (s *Server) registerTwoFactorRoutes(t *routeTable) {
 	t.add(levelSignIn, "POST", "/login/2fa/cancel", s.twoFactorCancel)
 }
 
-// A password sign-in that owes a second factor leaves its state in the
-// signed cookie: who passed the password, for which authorization request
-// (or which page to return to), and when. No session exists until the
-// second factor is done.
-const (
-	keyPendingUser    = "p2fa_uid"
-	keyPendingRequest = "p2fa_req"
-	keyPendingReturn  = "p2fa_ret"
-	keyPendingAt      = "p2fa_at"
-	keyPendingAMR     = "p2fa_amr"
-	pendingLifetime   = 5 * time.Minute
-)
+// A sign-in that owes a second factor is recorded on its record (the
+// authorization request, or a portal sign-in record: account.Flow); the
+// pages of the second step carry the record's ID, and only the browser
+// that opened the record may use it. No session exists until the second
+// factor is done.
 
-type pendingSignIn struct {
-	UserID, AuthRequestID, ReturnTo string
-	// AMR is how the first step authenticated the person: nil for
-	// Keyport's password, ["fed", …] for an upstream provider.
-	AMR []string
-}
-
-func (s *Server) setPending(w http.ResponseWriter, r *http.Request, p pendingSignIn) error {
-	c := s.cookie(r)
-	c.Values[keyPendingUser] = p.UserID
-	c.Values[keyPendingRequest] = p.AuthRequestID
-	c.Values[keyPendingReturn] = p.ReturnTo
-	c.Values[keyPendingAt] = s.now().Unix()
-	c.Values[keyPendingAMR] = strings.Join(p.AMR, " ") // amr values are short tokens without spaces
-	return s.save(w, r)
-}
-
-// askSecondFactor records that p passed the first step and owes a second
-// factor, and hands over to the dispatcher (a, when the sign-in is for an
-// app: a.ID is "" otherwise), which asks for it. No session exists yet.
-func (s *Server) askSecondFactor(w http.ResponseWriter, r *http.Request, p pendingSignIn, a storage.AuthRequest) error {
-	if err := s.setPending(w, r, p); err != nil {
-		return err
+// pendingFlow loads the record named by the request (query or form) and the
+// person who owes it a second factor.
+func (s *Server) pendingFlow(r *http.Request, id string) (storage.AuthRequest, storage.User, error) {
+	a, err := s.loadFlow(r, id)
+	if err != nil {
+		if account.ErrorCode(err) == account.NotFound {
+			return a, storage.User{}, account.ErrPendingGone
+		}
+		return a, storage.User{}, err
 	}
-	if a.ID != "" {
-		return s.next(w, r, a)
-	}
-	http.Redirect(w, r, "/login/2fa", http.StatusSeeOther)
-	return nil
-}
-
-func (s *Server) pending(r *http.Request) (pendingSignIn, bool) {
-	c := s.cookie(r)
-	uid, _ := c.Values[keyPendingUser].(string)
-	at, _ := c.Values[keyPendingAt].(int64)
-	if uid == "" || s.now().Sub(time.Unix(at, 0)) > pendingLifetime {
-		return pendingSignIn{}, false
-	}
-	req, _ := c.Values[keyPendingRequest].(string)
-	ret, _ := c.Values[keyPendingReturn].(string)
-	amr, _ := c.Values[keyPendingAMR].(string)
-	return pendingSignIn{UserID: uid, AuthRequestID: req, ReturnTo: ret, AMR: strings.Fields(amr)}, true
-}
-
-func (s *Server) clearPending(r *http.Request) {
-	c := s.cookie(r)
-	for _, k := range []string{keyPendingUser, keyPendingRequest, keyPendingReturn, keyPendingAt, keyPendingAMR} {
-		delete(c.Values, k)
-	}
-}
-
-// pendingSecondFactor is the user who passed the password step in this
-// browser and owes a second factor.
-func (s *Server) pendingSecondFactor(r *http.Request) (string, bool) {
-	p, ok := s.pending(r)
-	return p.UserID, ok
+	u, err := s.flow.PendingUser(r.Context(), a)
+	return a, u, err
 }
 
 // deviceCookie names the cookie of a remembered device.
@@ -101,123 +49,16 @@ func (s *Server) deviceProof(r *http.Request) string {
 	return ""
 }
 
-// owesSecondFactor tells whether u must show a second factor in this
-// browser after a password.
-func (s *Server) owesSecondFactor(r *http.Request, u storage.User) (bool, error) {
-	has, err := s.acct.HasSecondFactor(r.Context(), u)
-	if err != nil || !has {
-		return false, err
-	}
-	if c, err := r.Cookie(s.deviceCookie()); err == nil && s.acct.DeviceTrusted(r.Context(), u, c.Value, clientIP(r)) {
-		return false, nil
-	}
-	return true, nil
-}
-
-// signInMode says how the browser is answered once a sign-in is recorded.
-type signInMode int
-
-const (
-	// continueFlow runs the dispatcher at once (form posts).
-	continueFlow signInMode = iota
-	// redirectToFlow stores who signed in on the request and redirects to
-	// the dispatcher: a script (the passkey ceremonies) cannot show a page
-	// in answer to its fetch, only follow a location.
-	redirectToFlow
-)
-
-func (s *Server) finishSignIn(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, authRequestID, returnTo string) error {
-	return s.finishSignInAs(w, r, u, newHash, amr, authRequestID, returnTo, continueFlow)
-}
-
-func (s *Server) finishSignInAs(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, authRequestID, returnTo string, mode signInMode) error {
-	var a storage.AuthRequest
-	if authRequestID != "" {
-		var err error
-		if a, err = s.loadFlow(r, authRequestID); err != nil {
-			return err
-		}
-	}
-	return s.finishSignInFor(w, r, u, newHash, amr, a, returnTo, mode)
-}
-
-// finishSignInFor is finishSignInAs for a request the caller has loaded
-// already (a.ID is "" when there is none), so the sign-in path reads it once.
-func (s *Server) finishSignInFor(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, a storage.AuthRequest, returnTo string, mode signInMode) error {
-	u, secret, sess, err := s.acct.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
+// secondFactorPassed finishes the pending sign-in on record a after a
+// second factor (method "otp", "hwk", "swk" or "recovery"), remembering
+// the device when asked.
+func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, method string, remember, json bool) error {
+	p, err := s.flow.SecondFactorPassed(r.Context(), a, method, remember, s.visitor(r))
 	if err != nil {
 		return err
 	}
-	s.clearPending(r)
-	if err := s.adoptSession(w, r, secret); err != nil {
-		return err
-	}
-	if a.ID == "" {
-		http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
-		return nil
-	}
-	// Who signed in is written with the next step's own write (consent or
-	// completion), not separately: every commit is on the sign-in path.
-	a.UserID, a.AuthTime, a.AMR, a.SessionID = u.ID, sess.AuthTime, amr, sess.ID
-	if mode == redirectToFlow {
-		if err := s.saveSignedIn(r.Context(), a); err != nil {
-			return err
-		}
-		http.Redirect(w, r, "/login?authRequestID="+url.QueryEscape(a.ID), http.StatusSeeOther)
-		return nil
-	}
-	return s.nextStep(w, r, a, true)
+	return s.progress(w, r, p, json)
 }
-
-// secondFactorPassed finishes the pending sign-in after a second factor
-// (method "otp", "hwk", "swk" or "recovery"), remembering the device when
-// the form asked for it.
-func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, method string) error {
-	return s.passSecondFactor(w, r, method, r.PostFormValue("remember_device") == "1", continueFlow)
-}
-
-func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method string, remember bool, mode signInMode) error {
-	p, ok := s.pending(r)
-	if !ok {
-		return errPendingGone
-	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
-	if err != nil {
-		return err
-	}
-	// The amr values (RFC 8176): the first step's ("pwd" for the password,
-	// "fed" and the upstream's own for an upstream provider), the second
-	// factor's own value, and "mfa" because there were two. A recovery code
-	// is a one-time password, so it is "otp" like an app code; passkeys are
-	// "hwk" (or "swk").
-	if method == "recovery" {
-		method = "otp"
-	}
-	amr := p.AMR
-	if len(amr) == 0 {
-		amr = []string{"pwd"}
-	}
-	amr = slices.Clone(amr)
-	for _, m := range []string{method, "mfa"} {
-		if !slices.Contains(amr, m) {
-			amr = append(amr, m)
-		}
-	}
-	if remember && s.acct.Policy().TrustedDeviceLifetime > 0 {
-		secret, err := s.acct.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
-		if err != nil {
-			return err
-		}
-		http.SetCookie(w, &http.Cookie{
-			Name: s.deviceCookie(), Value: secret, Path: "/", HttpOnly: true,
-			Secure: s.opts.CookieSecure, SameSite: http.SameSiteLaxMode,
-			MaxAge: int(s.acct.Policy().TrustedDeviceLifetime.Seconds()),
-		})
-	}
-	return s.finishSignInAs(w, r, u, "", amr, p.AuthRequestID, p.ReturnTo, mode)
-}
-
-var errPendingGone = account.Errorf(account.Unauthorized, "Your sign-in has timed out. Please sign in again.")
 
 type twoFactorData struct {
 	base
@@ -230,13 +71,9 @@ type twoFactorData struct {
 	UseRecovery   bool
 }
 
-func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pendingSignIn, errMsg string, status int) error {
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
-	if err != nil {
-		return err
-	}
+func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, u storage.User, errMsg string, status int) error {
 	d := &twoFactorData{base: s.base(r, nil, "Two-factor authentication"), HasTOTP: account.HasTOTP(u), HasRecovery: len(u.RecoveryCodes) > 0,
-		RememberDays: rememberDays(s.acct.Policy().TrustedDeviceLifetime), AuthRequestID: p.AuthRequestID,
+		RememberDays: rememberDays(s.acct.Policy().TrustedDeviceLifetime), AuthRequestID: a.ID,
 		UseRecovery: r.URL.Query().Get("recovery") == "1"}
 	d.Lang = pickLanguage(r, u.Locale)
 	d.Title = translate(d.Lang, "Two-factor authentication")
@@ -251,23 +88,22 @@ func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pending
 }
 
 func (s *Server) twoFactorPage(w http.ResponseWriter, r *http.Request) error {
-	p, ok := s.pending(r)
-	if !ok {
+	a, u, err := s.pendingFlow(r, r.URL.Query().Get("authRequestID"))
+	if errors.Is(err, account.ErrPendingGone) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return nil
 	}
-	return s.showTwoFactor(w, r, p, "", http.StatusOK)
+	if err != nil {
+		return err
+	}
+	return s.showTwoFactor(w, r, a, u, "", http.StatusOK)
 }
 
 func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkCSRF(r); err != nil {
 		return err
 	}
-	p, ok := s.pending(r)
-	if !ok {
-		return errPendingGone
-	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	a, u, err := s.pendingFlow(r, r.PostFormValue("authRequestID"))
 	if err != nil {
 		return err
 	}
@@ -281,11 +117,11 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {
 			setRetryAfter(w, err)
-			return s.showTwoFactor(w, r, p, errorText(pickLanguage(r, u.Locale), err), statusFor(c))
+			return s.showTwoFactor(w, r, a, u, errorText(pickLanguage(r, u.Locale), err), statusFor(c))
 		}
 		return err
 	}
-	return s.secondFactorPassed(w, r, method)
+	return s.secondFactorPassed(w, r, a, method, r.PostFormValue("remember_device") == "1", false)
 }
 
 // twoFactorCancel abandons the pending sign-in (wrong account, no device at
@@ -294,17 +130,18 @@ func (s *Server) twoFactorCancel(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkCSRF(r); err != nil {
 		return err
 	}
-	p, _ := s.pending(r)
-	s.clearPending(r)
-	if err := s.save(w, r); err != nil {
-		return err
-	}
 	target := "/login"
-	switch {
-	case p.AuthRequestID != "":
-		target += "?authRequestID=" + url.QueryEscape(p.AuthRequestID)
-	case p.ReturnTo != "" && p.ReturnTo != "/":
-		target += "?return_to=" + url.QueryEscape(p.ReturnTo)
+	a, err := s.loadFlow(r, r.PostFormValue("authRequestID"))
+	if err == nil {
+		if err := s.flow.CancelPending(r.Context(), a); err != nil {
+			return err
+		}
+		switch {
+		case a.ClientID != "":
+			target += "?authRequestID=" + url.QueryEscape(a.ID)
+		case a.ReturnTo != "" && a.ReturnTo != "/":
+			target += "?return_to=" + url.QueryEscape(a.ReturnTo)
+		}
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 	return nil

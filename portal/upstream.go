@@ -126,18 +126,18 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 	// whatever the upstream chooses to say; handles_second_factor is how an
 	// administrator tells Keyport to trust the upstream's second factors,
 	// and then offers its users none of its own.
-	owes, err := s.owesSecondFactor(r, u)
+	var a storage.AuthRequest
+	if authRequestID != "" {
+		if a, err = s.loadFlow(r, authRequestID); err != nil {
+			return err
+		}
+	}
+	p, err := s.flow.FirstStepPassed(r.Context(), account.FirstStep{
+		Request: a, ReturnTo: returnTo, User: u, AMR: amr,
+		MayOweSecondFactor: true, Visitor: s.visitor(r), DeviceProof: s.deviceProof(r),
+	})
 	if err != nil {
 		return err
 	}
-	if owes {
-		var a storage.AuthRequest
-		if authRequestID != "" {
-			if a, err = s.loadFlow(r, authRequestID); err != nil {
-				return err
-			}
-		}
-		return s.askSecondFactor(w, r, pendingSignIn{UserID: u.ID, AuthRequestID: authRequestID, ReturnTo: returnTo, AMR: amr}, a)
-	}
-	return s.finishSignIn(w, r, u, "", amr, authRequestID, returnTo)
+	return s.progress(w, r, p, false)
 }

@@ -116,6 +116,16 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		"AMR":       []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},
 		"ConsentOK": true, "CodeIssued": true, "Completed": true,
 		"Origin": "ffff:ffff:ffff:ffff::/64", "OriginGroup": "ffff:ffff:ffff::/48",
+		// The sign-in's progress (account.Flow): who owes a second factor,
+		// and the longest failure the flow records.
+		"PendingUserID": strings.Repeat("u", 26), "PendingSince": now,
+		"PendingAMR":      []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},
+		"FailCode":        "interaction_required",
+		"FailDescription": "the user may not sign in from this network",
+		// Only the portal's own sign-in records (no client, none of the
+		// request's parameters) hold a return path, bounded by
+		// account.MaxReturnTo: never this record.
+		"ReturnTo": "",
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -35,7 +36,7 @@ func (p *Provider) showError(w http.ResponseWriter, r *http.Request, e pageError
 	if strings.Contains(e.message, "%s") {
 		args = append(args, shownValue(e.value))
 	}
-	p.opts.ErrorPage(w, r, e.status, e.heading, e.message, args...)
+	p.opts.Browsers.ErrorPage(w, r, e.status, e.heading, e.message, args...)
 }
 
 // shownValue makes a value fit for a page: control characters, format
@@ -125,14 +126,30 @@ func (p *Provider) explain(r *http.Request, path string, status int, code, descr
 	return invalidRequest(status, description)
 }
 
-// notOwnedPage is the page for a callback this browser may not use: the
-// request is gone (expired, used, never existed), or it is another
-// browser's.
-func (p *Provider) notOwnedPage(r *http.Request, id string) pageError {
-	if _, err := p.opts.Store.GetAuthRequest(r.Context(), id); id == "" || errors.Is(err, storage.ErrNotFound) {
-		return errPageCallback
+// answerCallback answers /authorize/callback itself when the sign-in
+// record says so, and reports whether it did: a record this browser did
+// not open (or one that is gone, or the portal's own) gets an error page,
+// and one the sign-in ended with an OAuth error sends that error to the
+// app. A finished record is left to zitadel, which hands out the code.
+func (p *Provider) answerCallback(w http.ResponseWriter, r *http.Request) bool {
+	id := r.Form.Get("id")
+	a, err := p.opts.Store.GetAuthRequest(r.Context(), id)
+	switch {
+	case id == "" || errors.Is(err, storage.ErrNotFound) || err == nil && a.ClientID == "":
+		p.showError(w, r, errPageCallback)
+		return true
+	case err != nil:
+		p.log.ErrorContext(r.Context(), "load auth request at the callback", "err", err)
+		p.showError(w, r, errPageServer)
+		return true
+	case !account.Owns(a, p.opts.Browsers.BrowserID(r)):
+		p.showError(w, r, errPageOtherBrowser)
+		return true
+	case a.FailCode != "":
+		p.fail(w, r, id, a.FailCode, a.FailDescription)
+		return true
 	}
-	return errPageOtherBrowser
+	return false
 }
 
 // clientExists tells whether id names a registered client; a failed lookup

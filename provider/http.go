@@ -155,11 +155,10 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		if path == "/authorize/callback" && p.opts.OwnsRequest != nil && !p.opts.OwnsRequest(r, r.Form.Get("id")) {
-			p.showError(w, r, p.notOwnedPage(r, r.Form.Get("id")))
-			return
-		}
 		if path == "/authorize/callback" {
+			if p.answerCallback(w, r) {
+				return
+			}
 			r = r.WithContext(withFormPostNote(r.Context()))
 		}
 		if path == "/end_session" && p.holdEndSession(w, r) {
@@ -290,8 +289,8 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		p.showError(w, r, p.explain(r, path, status, code, msg))
 		return
 
-	case status == http.StatusFound && path == "/end_session" && p.opts.OnLogout != nil:
-		p.opts.OnLogout(w, r)
+	case status == http.StatusFound && path == "/end_session":
+		p.opts.Browsers.EndBrowserSession(w, r)
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
 		location := p.withIssuer(unsupportedResponseType(r, h.Get("Location")))

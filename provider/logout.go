@@ -30,11 +30,11 @@ import (
 // that came without the cookie from another site, or one the person must
 // confirm. It reports whether it answered.
 func (p *Provider) holdEndSession(w http.ResponseWriter, r *http.Request) bool {
-	if p.opts.RetryWithCookie != nil && p.opts.RetryWithCookie(w, r, endSessionContinue(r)) {
+	if p.opts.Browsers.RetryWithCookie(w, r, endSessionContinue(r)) {
 		return true
 	}
 	if p.logoutNeedsConfirmation(r) {
-		p.opts.LogoutPrompt(w, r, endSessionContinue(r))
+		p.opts.Browsers.LogoutPrompt(w, r, endSessionContinue(r))
 		return true
 	}
 	return false
@@ -48,10 +48,7 @@ var endSessionParams = []string{"id_token_hint", "logout_hint", "client_id", "po
 // confirmed by the person signed in. An invalid request is not: zitadel
 // refuses it with its error page, which signs nobody out.
 func (p *Provider) logoutNeedsConfirmation(r *http.Request) bool {
-	if p.opts.SignedInUser == nil || p.opts.LogoutPrompt == nil {
-		return false
-	}
-	userID := p.opts.SignedInUser(r)
+	userID := p.opts.Browsers.SignedInUserID(r)
 	if userID == "" {
 		return false
 	}

@@ -36,35 +36,13 @@ type Options struct {
 	MaxBodyBytes int64
 	Now          func() time.Time
 	Logger       *slog.Logger
-	// ErrorPage renders a friendly HTML error for browser-facing endpoints:
-	// heading and message are English for the portal to translate, and args
-	// are formatted into the translated message.
-	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any)
-	// OnLogout runs when RP-initiated logout succeeds, before the redirect,
-	// so the portal can end the browser's session.
-	OnLogout func(w http.ResponseWriter, r *http.Request)
-	// SignedInUser returns the ID of the user signed in in the browser
-	// making r, or "" when nobody is.
-	SignedInUser func(r *http.Request) string
-	// LogoutPrompt asks the person signed in whether to sign out, for an
-	// end_session request that does not clearly come from their app (RP-
-	// Initiated Logout 1.0 §2); confirming signs them out and then goes on
-	// to continueURL, the same end_session request as a path on this
-	// server. Nil signs out without asking.
-	LogoutPrompt func(w http.ResponseWriter, r *http.Request, continueURL string)
-	// RetryWithCookie answers an end_session request that a browser sent
-	// from another site without its cookie (a cross-site POST under
-	// SameSite=Lax) with a same-origin hop to continueURL, so that the
-	// request comes back with the cookie, and reports whether it did. Nil
-	// never hops.
-	RetryWithCookie func(w http.ResponseWriter, r *http.Request, continueURL string) bool
+	// Browsers is the sign-in side (the portal): what the provider asks
+	// about the browser making a request, and its pages. Required.
+	Browsers Browsers
 	// LoggedOutURL is where logout lands without a post_logout_redirect_uri.
 	LoggedOutURL string
 	// LoginPath is the portal's sign-in page; authorization requests go there.
 	LoginPath string
-	// OwnsRequest tells whether the browser making r started authorization
-	// request id. The code is handed out only to that browser.
-	OwnsRequest func(r *http.Request, id string) bool
 	// Throttle limits client-secret guesses (per client and address, and
 	// per address); nil checks secrets unthrottled. It is the account
 	// service's, so an address's failures count the same on both sides.
@@ -78,6 +56,35 @@ type Options struct {
 	// PendingSignIns bounds the authorization requests waiting for a
 	// sign-in, per client address and in all ([limits] in config.toml).
 	PendingSignIns storage.PendingLimits
+}
+
+// Browsers is what the provider needs from the sign-in side. The portal
+// implements it; the portal in turn reaches the provider only by sending
+// the browser to the callback, so neither calls into the other in a circle.
+type Browsers interface {
+	// BrowserID is the ID in the cookie of the browser making r ("" when
+	// none). A sign-in record bound to another browser gets no code there.
+	BrowserID(r *http.Request) string
+	// ErrorPage renders a friendly HTML error for browser-facing
+	// endpoints: heading and message are English for the portal to
+	// translate, and args are formatted into the translated message.
+	ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any)
+	// SignedInUserID is the user signed in in the browser making r, or "".
+	SignedInUserID(r *http.Request) string
+	// EndBrowserSession signs the browser out when RP-initiated logout
+	// succeeds, before the redirect.
+	EndBrowserSession(w http.ResponseWriter, r *http.Request)
+	// LogoutPrompt asks the person signed in whether to sign out, for an
+	// end_session request that does not clearly come from their app (RP-
+	// Initiated Logout 1.0 §2); confirming signs them out and then goes on
+	// to continueURL, the same end_session request as a path on this
+	// server.
+	LogoutPrompt(w http.ResponseWriter, r *http.Request, continueURL string)
+	// RetryWithCookie answers an end_session request that a browser sent
+	// from another site without its cookie (a cross-site POST under
+	// SameSite=Lax) with a same-origin hop to continueURL, so that the
+	// request comes back with the cookie, and reports whether it did.
+	RetryWithCookie(w http.ResponseWriter, r *http.Request, continueURL string) bool
 }
 
 // Provider serves the OIDC endpoints.
@@ -126,6 +133,9 @@ func New(o Options) (*Provider, error) {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
+	}
+	if o.Browsers == nil {
+		return nil, errors.New("provider: Options.Browsers is required")
 	}
 	tokens, err := newTokenCrypto(o.TokenKey)
 	if err != nil {
@@ -264,44 +274,10 @@ func etagOf(body []byte) string {
 	return fmt.Sprintf(`"%x"`, sum[:8])
 }
 
-// Get returns a pending authorization request.
-func (p *Provider) Get(ctx context.Context, id string) (storage.AuthRequest, error) {
-	a, err := p.opts.Store.GetAuthRequest(ctx, id)
-	if err != nil {
-		return storage.AuthRequest{}, fmt.Errorf("load auth request %q: %w", id, err)
-	}
-	return a, nil
-}
-
-// Complete records who signed in for an authorization request.
-func (p *Provider) Complete(ctx context.Context, id string, c account.Completion) error {
-	_, err := p.opts.Store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		if a.Completed {
-			return a, errors.New("authorization request already completed")
-		}
-		a.UserID = c.UserID
-		a.SessionID = c.SessionID
-		a.AMR = c.AMR
-		a.AuthTime = c.AuthTime
-		a.Completed = true
-		return a, nil
-	})
-	if err != nil {
-		return fmt.Errorf("complete auth request %q: %w", id, err)
-	}
-	return nil
-}
-
-// CallbackURL is where the browser goes to collect the code once a request
-// is complete.
-func (p *Provider) CallbackURL(ctx context.Context, id string) string {
-	return op.AuthCallbackURL(p.op)(op.ContextWithIssuer(ctx, p.opts.Issuer), id)
-}
-
-// Fail ends an authorization request by sending the browser back to the app
+// fail ends an authorization request by sending the browser back to the app
 // with an OAuth error code (login_required, consent_required, access_denied,
 // interaction_required) and a description.
-func (p *Provider) Fail(w http.ResponseWriter, r *http.Request, id, code, description string) {
+func (p *Provider) fail(w http.ResponseWriter, r *http.Request, id, code, description string) {
 	a, err := p.opts.Store.GetAuthRequest(r.Context(), id)
 	if err != nil {
 		p.showError(w, r, errPageExpired)

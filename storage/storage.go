@@ -156,6 +156,24 @@ type AuthRequest struct {
 	CodeIssued bool `json:"code_issued,omitempty"`
 	Completed  bool `json:"completed,omitempty"`
 
+	// Pending: someone passed the first step (a password, or an upstream
+	// provider) and owes a second factor before they are signed in: who,
+	// how the first step authenticated them (amr values; "pwd" for
+	// Keyport's password) and when. No session exists for them yet.
+	PendingUserID string    `json:"pending_user_id,omitempty"`
+	PendingAMR    []string  `json:"pending_amr,omitempty"`
+	PendingSince  time.Time `json:"pending_since,omitzero"`
+	// ReturnTo is, for a sign-in at the portal itself (ClientID empty: no
+	// app asked for it), the page on this site to go to once signed in.
+	// Such a record exists only while a second factor is owed; the
+	// provider never answers it.
+	ReturnTo string `json:"return_to,omitempty"`
+	// FailCode and FailDescription end the request with an OAuth error
+	// (login_required, consent_required, access_denied, …), which the
+	// provider sends to the app at the callback.
+	FailCode        string `json:"fail_code,omitempty"`
+	FailDescription string `json:"fail_description,omitempty"`
+
 	// Origin is the client address that started the request (an IPv6
 	// address reduced to its /64), for PendingLimits.PerOrigin; "" when
 	// unknown. OriginGroup is the wider block it belongs to (an IPv6 /48),

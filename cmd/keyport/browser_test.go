@@ -334,7 +334,7 @@ func TestBrowserPasskeySecondFactor(t *testing.T) {
 	// A user with a passkey who signs in with a password is asked for it.
 	c.signIn(base, "alice")
 	c.do("the second step offers the passkey", chromedp.WaitVisible(chromedp.ID("passkey-2fa-button")))
-	if loc := c.location(); !strings.HasSuffix(loc, "/login/2fa") {
+	if loc := c.location(); !strings.Contains(loc, "/login/2fa?authRequestID=") {
 		t.Fatalf("second step at %s", loc)
 	}
 	c.screenshot("two-factor-passkey")

@@ -361,12 +361,19 @@ func (m *Main) load() error {
 	if cfg.Session.SameSite == "strict" {
 		sameSite = http.SameSiteStrictMode
 	}
+	// The portal is built first: it reaches the provider only by sending
+	// the browser to the callback, and the provider asks the portal about
+	// browsers (provider.Browsers). The sign-in flow writes the records
+	// both read.
+	pending := storage.PendingLimits{
+		PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
+		Total:     cfg.Limits.MaxPendingSignIns,
+	}
 	var err error
-	var prov *provider.Provider
 	m.Portal, err = portal.New(portal.Options{
 		Issuer:          cfg.Issuer,
 		Accounts:        m.Accounts,
-		AuthRequests:    lazyFlows{&prov},
+		Flow:            account.NewFlow(m.Store, m.Accounts, pending),
 		Store:           m.Store,
 		Templates:       tmpl,
 		CookieKey:       m.subkey("session cookie", 64),
@@ -384,30 +391,20 @@ func (m *Main) load() error {
 	}
 	var tokenKey [32]byte
 	copy(tokenKey[:], m.subkey("access tokens", 32))
-	prov, err = provider.New(provider.Options{
-		Issuer:       cfg.Issuer,
-		Store:        m.Store,
-		Keys:         m.Keys,
-		TokenKey:     tokenKey,
-		Lifetimes:    life,
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
-		Now:          m.Now,
-		Logger:       log,
-		ErrorPage:    m.Portal.ErrorPage,
-		OnLogout:     m.Portal.EndBrowserSession,
-		SignedInUser: m.Portal.SignedInUserID,
-		LogoutPrompt: m.Portal.LogoutPrompt,
-		LoggedOutURL: cfg.Issuer + "/logged-out",
-		OwnsRequest:  m.Portal.OwnsRequest,
-		Throttle:     m.Accounts.Throttle(),
-		CheckRefresh: m.Accounts.CheckRefreshNetwork,
-		PendingSignIns: storage.PendingLimits{
-			PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
-			Total:     cfg.Limits.MaxPendingSignIns,
-		},
-		// A cross-site end_session that came without the cookie comes back
-		// once through Keyport, with it (portal/hop.go).
-		RetryWithCookie: m.Portal.RetryWithCookie,
+	prov, err := provider.New(provider.Options{
+		Issuer:         cfg.Issuer,
+		Store:          m.Store,
+		Keys:           m.Keys,
+		TokenKey:       tokenKey,
+		Lifetimes:      life,
+		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
+		Now:            m.Now,
+		Logger:         log,
+		Browsers:       m.Portal,
+		LoggedOutURL:   cfg.Issuer + "/logged-out",
+		Throttle:       m.Accounts.Throttle(),
+		CheckRefresh:   m.Accounts.CheckRefreshNetwork,
+		PendingSignIns: pending,
 	})
 	if err != nil {
 		return err
@@ -429,24 +426,6 @@ func (m *Main) load() error {
 	}
 	m.Handler = strictTransport(cfg.StrictTransportSecurity(), ips.Middleware(mux))
 	return nil
-}
-
-// lazyFlows lets the portal and the provider be built in either order: each
-// needs something of the other (the provider renders the portal's error
-// page; the portal completes the provider's requests).
-type lazyFlows struct{ p **provider.Provider }
-
-func (l lazyFlows) Get(ctx context.Context, id string) (storage.AuthRequest, error) {
-	return (*l.p).Get(ctx, id)
-}
-func (l lazyFlows) Complete(ctx context.Context, id string, c account.Completion) error {
-	return (*l.p).Complete(ctx, id, c)
-}
-func (l lazyFlows) CallbackURL(ctx context.Context, id string) string {
-	return (*l.p).CallbackURL(ctx, id)
-}
-func (l lazyFlows) Fail(w http.ResponseWriter, r *http.Request, id, code, desc string) {
-	(*l.p).Fail(w, r, id, code, desc)
 }
 
 // Run serves until ctx ends, then shuts down gracefully.

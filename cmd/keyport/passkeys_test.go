@@ -476,6 +476,12 @@ func TestPasskeyAsSecondFactorHTTP(t *testing.T) {
 		t.Fatalf("a user with a passkey is not asked for it: %s %s", p.URL, truncateBody(p.Body))
 	}
 	csrf := formFields(p.Body).Get("csrf_token")
+	// The page names the sign-in that owes the second factor; its script
+	// sends that along (webauthn.js).
+	pending := map[string]any{"authRequestID": formFields(p.Body).Get("authRequestID")}
+	if pending["authRequestID"] == "" || !strings.Contains(p.Body, `data-request="`+pending["authRequestID"].(string)+`"`) {
+		t.Fatalf("the second-step page does not name its sign-in: %s", truncateBody(p.Body))
+	}
 
 	// Another user's passkey does not count.
 	srv.createUser("bob", false)
@@ -483,17 +489,17 @@ func TestPasskeyAsSecondFactorHTTP(t *testing.T) {
 	bobBrowser := newBrowser(t)
 	signInPortal(t, srv, bobBrowser, "bob")
 	registerPasskey(t, srv, bobBrowser, bobKey, "Bob's")
-	_, opts := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", csrf, `{}`)
+	_, opts := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", csrf, pending)
 	allowed, _ := key.publicKey(opts)["allowCredentials"].([]any)
 	if len(allowed) != 1 {
 		t.Errorf("allowed credentials: %v", allowed)
 	}
-	if status, body := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/finish", csrf, map[string]any{"credential": bobKey.get(opts)}); status != http.StatusUnauthorized {
+	if status, body := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/finish", csrf, map[string]any{"authRequestID": pending["authRequestID"], "credential": bobKey.get(opts)}); status != http.StatusUnauthorized {
 		t.Errorf("bob's passkey for alice: %d %v", status, body)
 	}
 
-	_, opts = passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", csrf, `{}`)
-	status, done := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/finish", csrf, map[string]any{"remember_device": true, "credential": key.get(opts)})
+	_, opts = passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", csrf, pending)
+	status, done := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/finish", csrf, map[string]any{"authRequestID": pending["authRequestID"], "remember_device": true, "credential": key.get(opts)})
 	next, _ := done["redirect"].(string)
 	if status != http.StatusOK || !strings.HasPrefix(next, "/login?authRequestID=") {
 		t.Fatalf("second factor finish: %d %v", status, done)
@@ -518,7 +524,7 @@ func TestPasskeyAsSecondFactorHTTP(t *testing.T) {
 	}
 	// The pending step is over: no more second-factor ceremonies here.
 	csrf = csrfOf(t, b, srv.URL+"/security/passkeys")
-	if status, _ := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", csrf, `{}`); status != http.StatusUnauthorized {
+	if status, _ := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", csrf, pending); status != http.StatusUnauthorized {
 		t.Errorf("2FA begin after finishing: %d", status)
 	}
 }

@@ -337,7 +337,7 @@ func TestSecondStepEdges(t *testing.T) {
 		t.Fatalf("the request while a second factor is owed: %s", r.URL)
 	}
 	// Another browser cannot use this browser's pending step.
-	if r := newBrowser(t).get(srv.URL + "/login/2fa"); isLoginPage(r) == false {
+	if r := newBrowser(t).get(srv.URL + "/login/2fa?authRequestID=" + url.QueryEscape(id)); isLoginPage(r) == false {
 		t.Fatalf("a browser without a password step got the second step: %s", r.URL)
 	}
 	res := landed(t, b2.submit(p, "/login/2fa", url.Values{"code": {code}}), rp.RedirectURI)
@@ -352,7 +352,7 @@ func TestSecondStepEdges(t *testing.T) {
 	if !isLoginPage(p) || formFields(p.Body).Get("authRequestID") != id {
 		t.Fatalf("cancel: %d %s", p.Status, p.URL)
 	}
-	if r := b3.get(srv.URL + "/login/2fa"); !isLoginPage(r) {
+	if r := b3.get(srv.URL + "/login/2fa?authRequestID=" + url.QueryEscape(id)); !isLoginPage(r) {
 		t.Fatal("the second step is still pending after cancel")
 	}
 	p = b3.submit(p, "/login", url.Values{"login": {"bob"}, "password": {testPassword}})
@@ -485,7 +485,7 @@ func TestSecondStepOptions(t *testing.T) {
 	req.Header.Set("Accept-Language", "de-DE,de;q=0.9")
 	p = b.do(req)
 	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
-	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/login/2fa", nil)
+	req, _ = http.NewRequest(http.MethodGet, p.URL.String(), nil)
 	req.Header.Set("Accept-Language", "de")
 	if de := b.do(req); !strings.Contains(de.Body, "Bestätige mit einem deiner Passkeys.") || !strings.Contains(de.Body, "Zwei-Faktor-Anmeldung") {
 		t.Errorf("second step in German: %s", truncateBody(de.Body))

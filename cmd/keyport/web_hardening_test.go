@@ -541,7 +541,10 @@ func TestHandOverToNativeApp(t *testing.T) {
 	}
 	odd := srv.rp("odd", "", "vbscript:msgbox(1)")
 
-	deny := func(app *testClient) *http.Response {
+	// deny answers the consent page with Deny, as a browser navigation,
+	// and returns the answer to the form post and the answer at the
+	// provider's callback, where the hand-over page sends the browser.
+	deny := func(app *testClient) (posted *http.Response, postedBody string, callback *http.Response) {
 		t.Helper()
 		b := newBrowser(t)
 		b.navigates = true
@@ -557,32 +560,46 @@ func TestHandOverToNativeApp(t *testing.T) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Sec-Fetch-Mode", "navigate")
 		noFollow := &http.Client{Jar: b.client.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := noFollow.Do(req)
+		posted, err := noFollow.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp
+		body, _ := io.ReadAll(posted.Body)
+		posted.Body.Close()
+		// The form's answer ends its navigation on Keyport's own
+		// callback: a page whose Refresh header and link go there.
+		to := strings.TrimPrefix(posted.Header.Get("Refresh"), "0; url=")
+		if posted.StatusCode != http.StatusOK || !strings.HasPrefix(to, srv.URL+"/authorize/callback?id=") {
+			t.Fatalf("%s: deny: %d Refresh %q Location %q", app.ID, posted.StatusCode, posted.Header.Get("Refresh"), posted.Header.Get("Location"))
+		}
+		link, ok := parsePage(t, string(body)).first("a", "class", "button-primary")
+		if !ok || link.attr("href") != to {
+			t.Errorf("%s: the hand-over page's link is %q, want %q\n%s", app.ID, link.attr("href"), to, truncateBody(string(body)))
+		}
+		req, _ = http.NewRequest(http.MethodGet, to, nil)
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		callback, err = noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		callback.Body.Close()
+		return posted, string(body), callback
 	}
 
-	resp := deny(native)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	to := strings.TrimPrefix(resp.Header.Get("Refresh"), "0; url=")
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(to, "com.example.app:/oauth2redirect?") {
-		t.Fatalf("deny for the native app: %d Refresh %q Location %q", resp.StatusCode, resp.Header.Get("Refresh"), resp.Header.Get("Location"))
+	// The callback sends the browser to the native app with the error.
+	_, _, cb := deny(native)
+	to := cb.Header.Get("Location")
+	if cb.StatusCode != http.StatusFound || !strings.HasPrefix(to, "com.example.app:/oauth2redirect?") {
+		t.Fatalf("deny for the native app, at the callback: %d Location %q", cb.StatusCode, to)
 	}
 	if q, _ := url.Parse(to); q.Query().Get("error") != "access_denied" || q.Query().Get("state") != "st-1" {
-		t.Errorf("the hand-over leads to %s", to)
-	}
-	link, ok := parsePage(t, string(body)).first("a", "class", "button-primary")
-	if !ok || link.attr("href") != to {
-		t.Errorf("the hand-over page's link is %q, want %q\n%s", link.attr("href"), to, truncateBody(string(body)))
+		t.Errorf("the callback leads to %s", to)
 	}
 
-	resp = deny(odd)
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.Header.Get("Refresh") != "" || strings.Contains(string(body), "vbscript:") || resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "vbscript:") {
-		t.Errorf("deny for a client with a vbscript: redirect URI: %d Refresh %q Location %q\n%s", resp.StatusCode, resp.Header.Get("Refresh"), resp.Header.Get("Location"), truncateBody(string(body)))
+	// A vbscript: redirect URI is never a link on a page: the form post is
+	// handed over to the callback, which answers with a plain redirect.
+	_, body, cb := deny(odd)
+	if strings.Contains(body, "vbscript:") || cb.StatusCode != http.StatusFound || !strings.HasPrefix(cb.Header.Get("Location"), "vbscript:") {
+		t.Errorf("deny for a client with a vbscript: redirect URI: %d Location %q\n%s", cb.StatusCode, cb.Header.Get("Location"), truncateBody(body))
 	}
 }

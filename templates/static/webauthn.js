@@ -204,10 +204,12 @@
       hideError(secondErr);
       var remember = document.querySelector('input[name="remember_device"]');
       btn.disabled = true;
-      post(second.dataset.begin)
+      // The sign-in record that owes the second factor.
+      var request = second.dataset.request || "";
+      post(second.dataset.begin, { authRequestID: request })
         .then(function (data) { return navigator.credentials.get(requestOptions(data.options)); })
         .then(function (cred) {
-          return post(second.dataset.finish, { remember_device: !!(remember && remember.checked), credential: credentialJSON(cred) });
+          return post(second.dataset.finish, { authRequestID: request, remember_device: !!(remember && remember.checked), credential: credentialJSON(cred) });
         })
         .then(go)
         .catch(function (err) { btn.disabled = false; showError(secondErr, err); });
