@@ -320,7 +320,8 @@ func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storag
 
 // Apply writes what step decided: a finished sign-in (StepDone) or a
 // failure (StepFail) on the record, and a refusal at the allowlist in the
-// user's history.
+// user's history. Every step Next returns is applied, also one that shows
+// a page: a refusal answered with the sign-in page is recorded too.
 func (f *Flow) Apply(ctx context.Context, a storage.AuthRequest, step Step, v Visitor) error {
 	if step.networkRefused {
 		_ = f.rules.CheckNetworkAt(ctx, step.User, v.IP, v.UserAgent, step.Who.AMR)
