@@ -470,6 +470,7 @@ func (f *Flow) createPortalRecord(ctx context.Context, returnTo string, v Visito
 	a := storage.AuthRequest{
 		ID: NewID(), ReturnTo: returnTo, BrowserID: v.BrowserID,
 		CreatedAt: now, ExpiresAt: now.Add(PendingLifetime), Origin: throttle.Address(v.IP),
+		OriginGroup: throttle.AddressGroup(v.IP),
 	}
 	if a.ReturnTo == "" || len(a.ReturnTo) > MaxReturnTo {
 		a.ReturnTo = "/"

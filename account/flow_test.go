@@ -325,3 +325,39 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestFlowPortalRecordsCountWithTheirAddressBlock: the portal's own
+// sign-in records are bounded like the provider's authorization requests,
+// an IPv6 address by its /48 when the total limit picks whom to evict: a
+// person with a password who signs in from many /64s of one block pushes
+// out their own records, not another person's sign-in under way.
+func TestFlowPortalRecordsCountWithTheirAddressBlock(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	limited := account.NewFlow(f.db, f.svc, storage.PendingLimits{Total: 3})
+
+	// Someone else is signing in at the app, from an IPv4 address.
+	now := f.clock.Now()
+	other := storage.AuthRequest{ID: account.NewID(), ClientID: f.app.ID, RedirectURI: "https://wiki.example/cb", Scopes: []string{"openid"},
+		ResponseType: "code", BrowserID: "browser-2", CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute),
+		Origin: "198.51.100.7", OriginGroup: "198.51.100.7"}
+	if _, err := f.db.CreateAuthRequest(ctx, other, storage.PendingLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ip := range []string{"2001:db8:1:1::1", "2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:1:4::1"} {
+		f.clock.Add(time.Second)
+		v := f.visitor()
+		v.IP = ip
+		p, err := limited.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/", User: f.user, MayOweSecondFactor: true, Visitor: v})
+		if err != nil {
+			t.Fatalf("portal sign-in %d: %v", i, err)
+		}
+		if p.Request.OriginGroup != "2001:db8:1::/48" {
+			t.Errorf("portal record from %s: origin group %q", ip, p.Request.OriginGroup)
+		}
+	}
+	if _, err := f.db.GetAuthRequest(ctx, other.ID); err != nil {
+		t.Errorf("the other person's sign-in was evicted for portal records of one /48: %v", err)
+	}
+}
