@@ -340,9 +340,13 @@ func (f *Flow) Apply(ctx context.Context, a storage.AuthRequest, step Step, v Vi
 	return nil
 }
 
-// Fail ends record id with an OAuth error for the app.
+// Fail ends record id with an OAuth error for the app. A portal sign-in
+// record has no app to tell: it is refused as gone.
 func (f *Flow) Fail(ctx context.Context, id, code, description string) error {
 	_, err := f.update(ctx, id, func(a *storage.AuthRequest) error {
+		if a.ClientID == "" {
+			return ErrFlowGone
+		}
 		a.FailCode, a.FailDescription = code, description
 		return nil
 	})
@@ -350,8 +354,12 @@ func (f *Flow) Fail(ctx context.Context, id, code, description string) error {
 }
 
 // Consented records that the person signed in for record a allows the app
-// the scopes it asked for (kept as a grant for later requests).
+// the scopes it asked for (kept as a grant for later requests). A portal
+// sign-in record has no app to consent to: it is refused as gone.
 func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID string) (storage.AuthRequest, error) {
+	if a.ClientID == "" {
+		return a, ErrFlowGone
+	}
 	now := f.now()
 	g, err := f.store.GetGrant(ctx, userID, a.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -361,3 +361,39 @@ func TestFlowPortalRecordsCountWithTheirAddressBlock(t *testing.T) {
 		t.Errorf("the other person's sign-in was evicted for portal records of one /48: %v", err)
 	}
 }
+
+// TestFlowPortalRecordHasNoConsentOrFailure: a portal sign-in record has no
+// app, so nobody consents to it and no OAuth error ends it: the consent
+// form posted with its ID stores no grant for an app "" and leaves the
+// person's second step as it was.
+func TestFlowPortalRecordHasNoConsentOrFailure(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/security", User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := p.Request
+	if _, err := f.flow.Consented(ctx, rec, f.user.ID); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("consent to a portal record: %v", err)
+	}
+	if g, err := f.db.GetGrant(ctx, f.user.ID, ""); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a grant to no app: %+v %v", g, err)
+	}
+	if err := f.flow.Fail(ctx, rec.ID, "access_denied", "the user denied the request"); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("an OAuth error for a portal record: %v", err)
+	}
+	if _, err := f.flow.PendingUser(ctx, mustGet(t, f, rec.ID)); err != nil {
+		t.Errorf("the second step after the refused consent: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, f *flowFixture, id string) storage.AuthRequest {
+	t.Helper()
+	a, err := f.flow.Get(context.Background(), id, flowBrowser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
