@@ -212,8 +212,14 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 		return ask(a, deref(refused)), err
 	}
 	step := Step{Who: who, User: user}
-	if step.Client, err = f.store.GetClient(ctx, a.ClientID); err != nil {
-		return Step{}, ErrFlowGone
+	if a.ClientID == "" {
+		return Step{}, ErrFlowGone // a portal record: no app to answer
+	}
+	switch step.Client, err = f.store.GetClient(ctx, a.ClientID); {
+	case errors.Is(err, storage.ErrNotFound):
+		return Step{}, ErrFlowGone // the app was deleted since
+	case err != nil:
+		return Step{}, fmt.Errorf("load client %q of sign-in %q: %w", a.ClientID, a.ID, err)
 	}
 	switch owed, err := f.owed(ctx, a, user, step.Client); {
 	case err != nil:

@@ -397,3 +397,34 @@ func mustGet(t *testing.T, f *flowFixture, id string) storage.AuthRequest {
 	}
 	return a
 }
+
+// clientsDown is the store with the client reads failing, as a database
+// that went away would.
+type clientsDown struct {
+	storage.Store
+	err error
+}
+
+func (c clientsDown) GetClient(context.Context, string) (storage.Client, error) {
+	return storage.Client{}, c.err
+}
+
+// TestFlowNextStorageFaultIsInternal: a failed read of the app is a fault
+// on our side (logged, 500), not a sign-in that "expired or was already
+// used"; only a client that is gone makes the record gone.
+func TestFlowNextStorageFaultIsInternal(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	a := f.request(t)
+	v := f.signedInVisitor(t)
+	fault := errors.New("disk on fire")
+	down := account.NewFlow(clientsDown{Store: f.db, err: fault}, f.svc, storage.PendingLimits{})
+	_, err := down.Next(ctx, a, v)
+	if account.ErrorCode(err) != account.Internal || !errors.Is(err, fault) {
+		t.Errorf("client read failed: %v (code %s)", err, account.ErrorCode(err))
+	}
+	gone := account.NewFlow(clientsDown{Store: f.db, err: storage.ErrNotFound}, f.svc, storage.PendingLimits{})
+	if _, err := gone.Next(ctx, a, v); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("client gone: %v", err)
+	}
+}
