@@ -523,7 +523,16 @@ func (f *Flow) signIn(ctx context.Context, a storage.AuthRequest, returnTo strin
 		a.UserID, a.SessionID, a.AMR, a.AuthTime = u.ID, sess.ID, amr, sess.AuthTime
 		return nil
 	})
-	return p, err
+	if err != nil {
+		// The record went meanwhile (expired, evicted, finished in
+		// another tab): the browser is told to start again and gets no
+		// session, so none is left that it never held.
+		if endErr := f.rules.EndSession(ctx, secret); endErr != nil {
+			err = errors.Join(err, fmt.Errorf("end the session of a sign-in whose record is gone: %w", endErr))
+		}
+		return Progress{}, err
+	}
+	return p, nil
 }
 
 // owesSecondFactor tells whether someone passed the first step on record a

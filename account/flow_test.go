@@ -428,3 +428,24 @@ func TestFlowNextStorageFaultIsInternal(t *testing.T) {
 		t.Errorf("client gone: %v", err)
 	}
 }
+
+// TestFlowSignInForAGoneRecordLeavesNoSession: when the record went
+// (expired, evicted, finished in another tab) while the person typed their
+// password, the browser gets "expired, start again" and no session: none
+// may be left behind that the browser never got, listed on the person's
+// sessions page as one they cannot recognise.
+func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	a := f.request(t)
+	if err := f.db.DeleteAuthRequest(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: a, User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if !errors.Is(err, account.ErrFlowGone) || p.SessionSecret != "" {
+		t.Fatalf("sign-in for a gone record: %+v %v", p, err)
+	}
+	if sessions, err := f.svc.Sessions(ctx, f.user.ID); err != nil || len(sessions) != 0 {
+		t.Errorf("sessions left behind: %d %v", len(sessions), err)
+	}
+}
