@@ -212,8 +212,14 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 		return ask(a, deref(refused)), err
 	}
 	step := Step{Who: who, User: user}
-	if step.Client, err = f.store.GetClient(ctx, a.ClientID); err != nil {
-		return Step{}, ErrFlowGone
+	if a.ClientID == "" {
+		return Step{}, ErrFlowGone // a portal record: no app to answer
+	}
+	switch step.Client, err = f.store.GetClient(ctx, a.ClientID); {
+	case errors.Is(err, storage.ErrNotFound):
+		return Step{}, ErrFlowGone // the app was deleted since
+	case err != nil:
+		return Step{}, fmt.Errorf("load client %q of sign-in %q: %w", a.ClientID, a.ID, err)
 	}
 	switch owed, err := f.owed(ctx, a, user, step.Client); {
 	case err != nil:
@@ -320,7 +326,8 @@ func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storag
 
 // Apply writes what step decided: a finished sign-in (StepDone) or a
 // failure (StepFail) on the record, and a refusal at the allowlist in the
-// user's history.
+// user's history. Every step Next returns is applied, also one that shows
+// a page: a refusal answered with the sign-in page is recorded too.
 func (f *Flow) Apply(ctx context.Context, a storage.AuthRequest, step Step, v Visitor) error {
 	if step.networkRefused {
 		_ = f.rules.CheckNetworkAt(ctx, step.User, v.IP, v.UserAgent, step.Who.AMR)
@@ -339,9 +346,13 @@ func (f *Flow) Apply(ctx context.Context, a storage.AuthRequest, step Step, v Vi
 	return nil
 }
 
-// Fail ends record id with an OAuth error for the app.
+// Fail ends record id with an OAuth error for the app. A portal sign-in
+// record has no app to tell: it is refused as gone.
 func (f *Flow) Fail(ctx context.Context, id, code, description string) error {
 	_, err := f.update(ctx, id, func(a *storage.AuthRequest) error {
+		if a.ClientID == "" {
+			return ErrFlowGone
+		}
 		a.FailCode, a.FailDescription = code, description
 		return nil
 	})
@@ -349,8 +360,12 @@ func (f *Flow) Fail(ctx context.Context, id, code, description string) error {
 }
 
 // Consented records that the person signed in for record a allows the app
-// the scopes it asked for (kept as a grant for later requests).
+// the scopes it asked for (kept as a grant for later requests). A portal
+// sign-in record has no app to consent to: it is refused as gone.
 func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID string) (storage.AuthRequest, error) {
+	if a.ClientID == "" {
+		return a, ErrFlowGone
+	}
 	now := f.now()
 	g, err := f.store.GetGrant(ctx, userID, a.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -469,6 +484,7 @@ func (f *Flow) createPortalRecord(ctx context.Context, returnTo string, v Visito
 	a := storage.AuthRequest{
 		ID: NewID(), ReturnTo: returnTo, BrowserID: v.BrowserID,
 		CreatedAt: now, ExpiresAt: now.Add(PendingLifetime), Origin: throttle.Address(v.IP),
+		OriginGroup: throttle.AddressGroup(v.IP),
 	}
 	if a.ReturnTo == "" || len(a.ReturnTo) > MaxReturnTo {
 		a.ReturnTo = "/"
@@ -507,7 +523,16 @@ func (f *Flow) signIn(ctx context.Context, a storage.AuthRequest, returnTo strin
 		a.UserID, a.SessionID, a.AMR, a.AuthTime = u.ID, sess.ID, amr, sess.AuthTime
 		return nil
 	})
-	return p, err
+	if err != nil {
+		// The record went meanwhile (expired, evicted, finished in
+		// another tab): the browser is told to start again and gets no
+		// session, so none is left that it never held.
+		if endErr := f.rules.EndSession(ctx, secret); endErr != nil {
+			err = errors.Join(err, fmt.Errorf("end the session of a sign-in whose record is gone: %w", endErr))
+		}
+		return Progress{}, err
+	}
+	return p, nil
 }
 
 // owesSecondFactor tells whether someone passed the first step on record a

@@ -325,3 +325,127 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestFlowPortalRecordsCountWithTheirAddressBlock: the portal's own
+// sign-in records are bounded like the provider's authorization requests,
+// an IPv6 address by its /48 when the total limit picks whom to evict: a
+// person with a password who signs in from many /64s of one block pushes
+// out their own records, not another person's sign-in under way.
+func TestFlowPortalRecordsCountWithTheirAddressBlock(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	limited := account.NewFlow(f.db, f.svc, storage.PendingLimits{Total: 3})
+
+	// Someone else is signing in at the app, from an IPv4 address.
+	now := f.clock.Now()
+	other := storage.AuthRequest{ID: account.NewID(), ClientID: f.app.ID, RedirectURI: "https://wiki.example/cb", Scopes: []string{"openid"},
+		ResponseType: "code", BrowserID: "browser-2", CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute),
+		Origin: "198.51.100.7", OriginGroup: "198.51.100.7"}
+	if _, err := f.db.CreateAuthRequest(ctx, other, storage.PendingLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ip := range []string{"2001:db8:1:1::1", "2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:1:4::1"} {
+		f.clock.Add(time.Second)
+		v := f.visitor()
+		v.IP = ip
+		p, err := limited.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/", User: f.user, MayOweSecondFactor: true, Visitor: v})
+		if err != nil {
+			t.Fatalf("portal sign-in %d: %v", i, err)
+		}
+		if p.Request.OriginGroup != "2001:db8:1::/48" {
+			t.Errorf("portal record from %s: origin group %q", ip, p.Request.OriginGroup)
+		}
+	}
+	if _, err := f.db.GetAuthRequest(ctx, other.ID); err != nil {
+		t.Errorf("the other person's sign-in was evicted for portal records of one /48: %v", err)
+	}
+}
+
+// TestFlowPortalRecordHasNoConsentOrFailure: a portal sign-in record has no
+// app, so nobody consents to it and no OAuth error ends it: the consent
+// form posted with its ID stores no grant for an app "" and leaves the
+// person's second step as it was.
+func TestFlowPortalRecordHasNoConsentOrFailure(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/security", User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := p.Request
+	if _, err := f.flow.Consented(ctx, rec, f.user.ID); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("consent to a portal record: %v", err)
+	}
+	if g, err := f.db.GetGrant(ctx, f.user.ID, ""); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("a grant to no app: %+v %v", g, err)
+	}
+	if err := f.flow.Fail(ctx, rec.ID, "access_denied", "the user denied the request"); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("an OAuth error for a portal record: %v", err)
+	}
+	if _, err := f.flow.PendingUser(ctx, mustGet(t, f, rec.ID)); err != nil {
+		t.Errorf("the second step after the refused consent: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, f *flowFixture, id string) storage.AuthRequest {
+	t.Helper()
+	a, err := f.flow.Get(context.Background(), id, flowBrowser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// clientsDown is the store with the client reads failing, as a database
+// that went away would.
+type clientsDown struct {
+	storage.Store
+	err error
+}
+
+func (c clientsDown) GetClient(context.Context, string) (storage.Client, error) {
+	return storage.Client{}, c.err
+}
+
+// TestFlowNextStorageFaultIsInternal: a failed read of the app is a fault
+// on our side (logged, 500), not a sign-in that "expired or was already
+// used"; only a client that is gone makes the record gone.
+func TestFlowNextStorageFaultIsInternal(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	a := f.request(t)
+	v := f.signedInVisitor(t)
+	fault := errors.New("disk on fire")
+	down := account.NewFlow(clientsDown{Store: f.db, err: fault}, f.svc, storage.PendingLimits{})
+	_, err := down.Next(ctx, a, v)
+	if account.ErrorCode(err) != account.Internal || !errors.Is(err, fault) {
+		t.Errorf("client read failed: %v (code %s)", err, account.ErrorCode(err))
+	}
+	gone := account.NewFlow(clientsDown{Store: f.db, err: storage.ErrNotFound}, f.svc, storage.PendingLimits{})
+	if _, err := gone.Next(ctx, a, v); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("client gone: %v", err)
+	}
+}
+
+// TestFlowSignInForAGoneRecordLeavesNoSession: when the record went
+// (expired, evicted, finished in another tab) while the person typed their
+// password, the browser gets "expired, start again" and no session: none
+// may be left behind that the browser never got, listed on the person's
+// sessions page as one they cannot recognise.
+func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	a := f.request(t)
+	if err := f.db.DeleteAuthRequest(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: a, User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if !errors.Is(err, account.ErrFlowGone) || p.SessionSecret != "" {
+		t.Fatalf("sign-in for a gone record: %+v %v", p, err)
+	}
+	if sessions, err := f.svc.Sessions(ctx, f.user.ID); err != nil || len(sessions) != 0 {
+		t.Errorf("sessions left behind: %d %v", len(sessions), err)
+	}
+}

@@ -29,6 +29,12 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 	if err != nil {
 		return err
 	}
+	// Apply writes what the step decided: the end of the record (done or
+	// failed), and a refusal at the account's allowlist in the history,
+	// also when the answer is the sign-in page.
+	if err := s.flow.Apply(r.Context(), a, step, v); err != nil {
+		return err
+	}
 	switch step.Kind {
 	case account.StepSignIn:
 		if step.Refusal != nil {
@@ -46,9 +52,6 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 	}
 	// Done or failed: the record says which, and the provider answers the
 	// app at the callback.
-	if err := s.flow.Apply(r.Context(), a, step, v); err != nil {
-		return err
-	}
 	http.Redirect(w, r, s.callbackURL(a.ID), http.StatusFound)
 	return nil
 }

@@ -358,17 +358,17 @@ func (s *Server) finishAsJSON(w http.ResponseWriter, step func(w http.ResponseWr
 		return nil, err
 	}
 	if capture.location == "" {
-		// redirectToFlow steps answer with a redirect only; anything else
-		// would be half a page written into a JSON answer.
+		// progress answers a JSON step with a redirect only; anything
+		// else would be half a page written into a JSON answer.
 		return nil, &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: errors.New("sign-in step answered without a redirect")}
 	}
 	return map[string]string{"redirect": capture.location}, nil
 }
 
 func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, body []byte) (any, error) {
-	// The page says which authorization request (or which page to return
-	// to) the sign-in is for; finishSignInAs checks that this browser owns
-	// the request and that return_to stays on this site.
+	// The page says which sign-in record (or which page to return to) the
+	// sign-in is for; loadFlow checks that this browser owns the record,
+	// and safeReturn that return_to stays on this site.
 	var req struct {
 		AuthRequestID string          `json:"authRequestID"`
 		ReturnTo      string          `json:"return_to"`

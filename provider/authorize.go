@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -178,27 +177,8 @@ func originOf(ip string) string {
 }
 
 // originGroupOf is the wider block an address belongs to when the total
-// limit chooses whom to evict from (storage.PendingLimits): an IPv4 address
-// itself, an IPv6 address's /48, the most a single site is assigned (RFC
-// 6177), so an attacker with a whole block of /64s counts as one.
+// limit chooses whom to evict from (storage.PendingLimits); the portal's
+// own sign-in records use the same (account.Flow).
 func originGroupOf(ip string) string {
-	return addressBlock(ip, 48)
-}
-
-// addressBlock is an IPv4 address, or the /bits prefix of an IPv6 one, as
-// text; "" for anything else.
-func addressBlock(ip string, bits int) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	a = a.Unmap()
-	if a.Is4() {
-		return a.String()
-	}
-	p, err := a.WithZone("").Prefix(bits)
-	if err != nil {
-		return ""
-	}
-	return p.String()
+	return throttle.AddressGroup(ip)
 }

@@ -275,6 +275,23 @@ func Address(ip string) string {
 	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
+// AddressGroup is the wider block an address belongs to when the total
+// limit on pending sign-ins chooses whom to evict from
+// (storage.PendingLimits): an IPv4 address itself, an IPv6 address's /48,
+// the most a single site is assigned (RFC 6177), so an attacker with a
+// whole block of /64s counts as one; "" for what is not an address.
+func AddressGroup(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 48).Masked().String()
+}
+
 // maxPart bounds one part of a key; longer parts (login names and client
 // IDs are chosen by whoever sends them) are replaced by a hash.
 const maxPart = 64
