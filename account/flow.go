@@ -558,13 +558,29 @@ func (f *Flow) SecondFactorPassed(ctx context.Context, a storage.AuthRequest, me
 	if err != nil {
 		return Progress{}, err
 	}
+	// The pending step is taken in one write before the session starts:
+	// of two second factors sent at once (a code from the app and a
+	// recovery code, two tabs), one finishes the sign-in and the other
+	// finds nothing owed.
+	var first []string
+	a, err = f.update(ctx, a.ID, func(r *storage.AuthRequest) error {
+		if r.PendingUserID != u.ID || !f.owesSecondFactor(*r) {
+			return ErrPendingGone
+		}
+		first = r.PendingAMR
+		r.PendingUserID, r.PendingAMR, r.PendingSince = "", nil, time.Time{}
+		return nil
+	})
+	if err != nil {
+		return Progress{}, err
+	}
 	var device string
 	if remember && f.rules.Policy().TrustedDeviceLifetime > 0 {
 		if device, err = f.rules.TrustDevice(ctx, u, v.IP, v.UserAgent); err != nil {
 			return Progress{}, err
 		}
 	}
-	p, err := f.signIn(ctx, a, a.ReturnTo, u, "", twoFactorAMR(a.PendingAMR, method), v)
+	p, err := f.signIn(ctx, a, a.ReturnTo, u, "", twoFactorAMR(first, method), v)
 	p.DeviceSecret = device
 	return p, err
 }

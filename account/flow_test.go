@@ -449,3 +449,31 @@ func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
 		t.Errorf("sessions left behind: %d %v", len(sessions), err)
 	}
 }
+
+// TestFlowSecondFactorClaimedOnce: two second factors sent at once for the
+// same pending step (both requests loaded the record before either
+// finished) finish one sign-in: the later finds nothing owed and starts no
+// session.
+func TestFlowSecondFactorClaimedOnce(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadedByBoth := p.Request
+	if _, err := f.flow.SecondFactorPassed(ctx, loadedByBoth, "otp", false, f.visitor()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.flow.SecondFactorPassed(ctx, loadedByBoth, "recovery", false, f.visitor()); !errors.Is(err, account.ErrPendingGone) {
+		t.Errorf("the second of two concurrent second factors: %v", err)
+	}
+	sessions, err := f.db.ListUserSessions(ctx, f.user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 1 {
+		t.Errorf("%d sessions after one pending step, want 1", len(sessions))
+	}
+}

@@ -90,7 +90,9 @@ func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, a storage
 func (s *Server) twoFactorPage(w http.ResponseWriter, r *http.Request) error {
 	a, u, err := s.pendingFlow(r, r.URL.Query().Get("authRequestID"))
 	if errors.Is(err, account.ErrPendingGone) {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
+		// Nothing owed (any more): back to the sign-in of the same
+		// request, if it is still this browser's.
+		http.Redirect(w, r, signInPath(a), http.StatusSeeOther)
 		return nil
 	}
 	if err != nil {
@@ -130,21 +132,26 @@ func (s *Server) twoFactorCancel(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkCSRF(r); err != nil {
 		return err
 	}
-	target := "/login"
 	a, err := s.loadFlow(r, r.PostFormValue("authRequestID"))
 	if err == nil {
 		if err := s.flow.CancelPending(r.Context(), a); err != nil {
 			return err
 		}
-		switch {
-		case a.ClientID != "":
-			target += "?authRequestID=" + url.QueryEscape(a.ID)
-		case a.ReturnTo != "" && a.ReturnTo != "/":
-			target += "?return_to=" + url.QueryEscape(a.ReturnTo)
-		}
 	}
-	http.Redirect(w, r, target, http.StatusSeeOther)
+	http.Redirect(w, r, signInPath(a), http.StatusSeeOther)
 	return nil
+}
+
+// signInPath is the sign-in page for record a: the same app's request, or
+// for a portal sign-in the page it was for ("/login" when a is none).
+func signInPath(a storage.AuthRequest) string {
+	switch {
+	case a.ClientID != "":
+		return "/login?authRequestID=" + url.QueryEscape(a.ID)
+	case a.ReturnTo != "" && a.ReturnTo != "/":
+		return "/login?return_to=" + url.QueryEscape(a.ReturnTo)
+	}
+	return "/login"
 }
 
 // rememberDays is the lifetime of a remembered device in whole days for the
