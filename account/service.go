@@ -263,7 +263,7 @@ func (s *Service) checkGuess(ctx context.Context, c Credentials, g guess) (stora
 	// any case) is typed; otherwise each name would get its own budget.
 	subj := subject(g.user, g.known, g.name)
 	parts := []string{string(subj), c.IP, strconv.FormatBool(g.proven), strconv.FormatBool(g.appPasswordMiss), g.refuse, c.Password}
-	out, _ := s.guesses.Check(parts, func() checkedGuess {
+	out := s.guesses.Check(parts, func() checkedGuess {
 		u, h, err := s.checkGuessOnce(ctx, c, g, subj)
 		return checkedGuess{u, h, err}
 	})
