@@ -38,22 +38,13 @@ func (s *Service) TrustDevice(ctx context.Context, u storage.User, ip, userAgent
 }
 
 // DeviceTrusted tells whether secret is a live trusted-device cookie of u,
-// and notes that it was seen from ip. The lookup is by hash, so comparing
-// the secret itself never happens.
+// and notes that it was seen from ip.
 func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip string) bool {
-	if secret == "" || len(secret) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
-		return false
-	}
-	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))
-	if err != nil || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
+	c, ok := s.trustedDevice(ctx, u, secret)
+	if !ok {
 		return false
 	}
 	now := s.now()
-	// The store drops expired records, but a backend that sweeps lazily
-	// must not extend a device's trust.
-	if !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
-		return false
-	}
 	if _, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
 		c.LastUsedAt, c.LastIP = now, ip
 		return c, nil
@@ -62,6 +53,26 @@ func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip 
 		s.log.WarnContext(ctx, "note trusted device use", "user_id", u.ID, "err", err)
 	}
 	return true
+}
+
+// trustedDevice finds the live remembered device of u whose cookie secret
+// is secret; it writes nothing. The lookup is by hash, so comparing the
+// secret itself never happens, and it reads whether or not u exists
+// (u.ID ""), so a made-up login name costs the same at sign-in.
+func (s *Service) trustedDevice(ctx context.Context, u storage.User, secret string) (storage.Credential, bool) {
+	if secret == "" || len(secret) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
+		return storage.Credential{}, false
+	}
+	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))
+	if err != nil || u.ID == "" || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
+		return storage.Credential{}, false
+	}
+	// The store drops expired records, but a backend that sweeps lazily
+	// must not extend a device's trust.
+	if !c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt) {
+		return storage.Credential{}, false
+	}
+	return c, true
 }
 
 // ListTrustedDevices lists the user's remembered devices.

@@ -265,7 +265,7 @@ func (s *Service) provision(ctx context.Context, src directory.Source, ident dir
 		}
 	}
 	if err != nil {
-		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, false, fmt.Errorf("find the account of %s user %q: %w", src.ID(), ident.ID, err)
 	}
 	before := u
 	u, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
@@ -309,7 +309,7 @@ func (s *Service) linkError(src directory.Source, ident directory.Identity, err 
 		s.log.Warn("directory user clashes with an existing account", "source", src.ID(), "username", ident.Username, "err", err)
 		return &Error{Code: Conflict, Message: "An account with your username or email already exists here. Ask your administrator to link it.", Err: err}
 	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	return fmt.Errorf("link %s user %q: %w", src.ID(), ident.ID, err)
 }
 
 // The directory's photo is decoded and re-encoded like an upload; a photo

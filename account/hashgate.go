@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"time"
 )
@@ -77,13 +76,4 @@ func (s *Service) hashPassword(ctx context.Context, password string) (hash strin
 		return "", gerr
 	}
 	return hash, err
-}
-
-// hashError is the answer to a failed hashPassword: the gate's own error
-// (busy, with its Retry-After), or Internal.
-func hashError(err error) error {
-	if errors.Is(err, errBusy) {
-		return errBusy
-	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 }

@@ -341,14 +341,12 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 		return true, ReasonReadOnly
 	case key == "username":
 		return true, ReasonUsername
-	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
-		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
-	case s.lockedWithDirectory(u, a):
+	// The directory's reason comes before the administrator's: the
+	// directory would overwrite the value even if the lock were lifted.
+	case s.setBySource(u, a) || s.lockedWithDirectory(u, a):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
-	case s.setBySource(u, a):
-		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case !a.Editable:
 		return true, ReasonReadOnly
 	}

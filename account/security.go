@@ -13,8 +13,11 @@ import (
 // revoked: whoever may have had the old password loses what it gave them.
 func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessionID, current, next, ip, userAgent string) error {
 	if err := s.VerifyCurrentPassword(ctx, u, current, ip, userAgent); err != nil {
-		if ErrorField(err) == "confirm_password" {
-			err.(*Error).Field = "current_password"
+		var e *Error
+		if errors.As(err, &e) && e.Field == "confirm_password" {
+			moved := *e
+			moved.Field = "current_password"
+			return &moved
 		}
 		return err
 	}
@@ -27,7 +30,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	}
 	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
-		return hashError(err)
+		return fmt.Errorf("hash the new password of %q: %w", u.ID, err)
 	}
 	now := s.now()
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {

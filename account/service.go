@@ -199,7 +199,9 @@ func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse str
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	proven := c.DeviceProof != "" && s.deviceProves(ctx, user, c.DeviceProof)
+	// Only read here; the use is noted once a second factor is decided
+	// on (DeviceTrusted).
+	_, proven := s.trustedDevice(ctx, user, c.DeviceProof)
 	return s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, proven: proven})
 }
 

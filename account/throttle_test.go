@@ -594,3 +594,46 @@ func TestFailClosedWhenWritesFail(t *testing.T) {
 		t.Errorf("%v; want the limit (%d) checked, the rest refused", got, throttlePolicy.MaxLoginAttempts)
 	}
 }
+
+// failingThrottleReads is a store whose throttle reads fail (a damaged
+// file, a lost database connection); everything else works.
+type failingThrottleReads struct {
+	account.Store
+}
+
+func (failingThrottleReads) GetThrottles(context.Context, ...string) ([]storage.Throttle, error) {
+	return nil, errors.New("read /data/keyport.db: input/output error")
+}
+
+// When the throttle cannot read what failed before, it cannot tell
+// whether a guess is allowed: the sign-in is refused before the password
+// is checked (fail closed), the right password as well as a wrong one,
+// and the answer is Internal, not "wrong password", which would tell the
+// guesser that the password was checked.
+func TestFailClosedWhenThrottleReadFails(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := account.New(failingThrottleReads{f.db}, sealer, throttlePolicy, f.clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, password := range map[string]string{"right": accessPassword, "wrong": "a wrong password"} {
+		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: password, IP: "192.0.2.1"})
+		if err == nil || account.ErrorCode(err) != account.Internal || !strings.Contains(err.Error(), "input/output error") {
+			t.Errorf("%s password while throttle reads fail: %v, want Internal with the cause", name, err)
+		}
+	}
+	if n := f.checked(f.alice.ID); n != 0 {
+		t.Errorf("%d passwords checked while throttle reads fail, want none", n)
+	}
+	u, err := f.db.GetUser(f.ctx, f.alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.LoginsCount != 0 || !u.LastLogin.IsZero() {
+		t.Errorf("alice signed in while throttle reads fail: %d sign-ins, last %s", u.LoginsCount, u.LastLogin)
+	}
+}

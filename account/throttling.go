@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -54,7 +55,7 @@ const (
 const LogRefused = "sign-in refused: throttled"
 
 // refused turns a reservation's error into the answer: RateLimited with
-// the wait for a throttled attempt, Internal for anything else.
+// the wait for a throttled attempt; anything else wrapped (Internal).
 func (s *Service) refused(ctx context.Context, err error, message, method, login, ip string) error {
 	var r *throttle.Refused
 	if errors.As(err, &r) {
@@ -65,7 +66,7 @@ func (s *Service) refused(ctx context.Context, err error, message, method, login
 		s.log.InfoContext(ctx, LogRefused, "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
 		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
 	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	return fmt.Errorf("reserve a %s attempt: %w", method, err)
 }
 
 // failed ends a reservation as a failure: it is counted, logged (with any
@@ -126,18 +127,4 @@ func LogName(login string) string {
 		clean += "…"
 	}
 	return clean
-}
-
-// deviceProves tells whether proof is a live remembered-device cookie of u.
-// It reads by hash whether or not u exists, so a made-up name costs the
-// same; it writes nothing (owesSecondFactor notes the device's use).
-func (s *Service) deviceProves(ctx context.Context, u storage.User, proof string) bool {
-	if len(proof) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
-		return false
-	}
-	c, err := s.store.GetCredentialByHash(ctx, HashSecret(proof))
-	if err != nil || u.ID == "" || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
-		return false
-	}
-	return c.ExpiresAt.IsZero() || s.now().Before(c.ExpiresAt)
 }

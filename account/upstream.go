@@ -46,7 +46,7 @@ func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSour
 			return fail("", "no linked account", err)
 		}
 	default:
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, fmt.Errorf("find the account linked to %s user %q: %w", src.ID(), ident.ID, err)
 	}
 	if err := CheckActive(linked); err != nil {
 		return fail(linked.ID, "account blocked", err)

@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -94,7 +93,7 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
-		if taken, err := s.usernameTaken(ctx, name); err != nil {
+		if _, taken, err := s.userByLogin(ctx, name); err != nil {
 			return storage.User{}, err
 		} else if taken {
 			continue
@@ -104,7 +103,7 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 		if ErrorCode(err) == Conflict {
 			// Taken meanwhile by another first sign-in: try the next
 			// name. A clash of anything else (the email) stays a clash.
-			if taken, terr := s.usernameTaken(ctx, name); terr == nil && taken {
+			if _, taken, terr := s.userByLogin(ctx, name); terr == nil && taken {
 				continue
 			}
 		}
@@ -119,16 +118,4 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 	}
 	s.log.WarnContext(ctx, "no free username for an upstream account; not created", "source", src.ID(), "subject", ident.ID, "username", base)
 	return storage.User{}, Errorf(Conflict, "An account with your username already exists here. Ask your administrator to link it.")
-}
-
-// usernameTaken tells whether an account has the username name.
-func (s *Service) usernameTaken(ctx context.Context, name string) (bool, error) {
-	_, err := s.store.GetUserByLogin(ctx, name)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	}
-	return false, fmt.Errorf("look up username %q: %w", name, err)
 }

@@ -79,12 +79,6 @@ func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, erro
 	if err := s.validateNewUser(ctx, &n); err != nil {
 		return storage.User{}, err
 	}
-	return s.createValidUser(ctx, n)
-}
-
-// createValidUser stores a new local account whose fields validateNewUser
-// has checked.
-func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User, error) {
 	u, err := s.newLocalUser(ctx, n)
 	if err != nil {
 		return storage.User{}, err
@@ -98,7 +92,7 @@ func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User,
 func (s *Service) newLocalUser(ctx context.Context, n NewUser) (storage.User, error) {
 	hash, err := s.hashPassword(ctx, n.Password)
 	if err != nil {
-		return storage.User{}, hashError(err)
+		return storage.User{}, fmt.Errorf("hash the password of new user %q: %w", n.Username, err)
 	}
 	now := s.now()
 	u := storage.User{
@@ -156,7 +150,7 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 	}
 	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
-		return hashError(err)
+		return fmt.Errorf("hash the new password of %q: %w", u.ID, err)
 	}
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
 		u.PasswordHash = hash
