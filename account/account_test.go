@@ -264,7 +264,7 @@ func TestBuildClient(t *testing.T) {
 func TestDeleteClientErrors(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	if err := svc.DeleteClient(ctx, "nope"); account.ErrorCode(err) != account.NotFound {
+	if err := svc.Clients.DeleteClient(ctx, "nope"); account.ErrorCode(err) != account.NotFound {
 		t.Fatalf("unknown client: %v", err)
 	}
 	static := storage.WithStaticClients(db, []storage.Client{{ID: "fixed"}})
@@ -272,14 +272,14 @@ func TestDeleteClientErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc2.DeleteClient(ctx, "fixed"); account.ErrorCode(err) != account.Conflict {
+	if err := svc2.Clients.DeleteClient(ctx, "fixed"); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("static client: %v", err)
 	}
-	if _, _, err := svc2.RegisterClient(ctx, account.NewClient{ID: "fixed", RedirectURIs: []string{"https://a/cb"}}); account.ErrorCode(err) != account.Conflict {
+	if _, _, err := svc2.Clients.RegisterClient(ctx, account.NewClient{ID: "fixed", RedirectURIs: []string{"https://a/cb"}}); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("shadowing a static client: %v", err)
 	}
 	var ae *account.Error
-	if !errors.As(svc2.DeleteClient(ctx, "fixed"), &ae) {
+	if !errors.As(svc2.Clients.DeleteClient(ctx, "fixed"), &ae) {
 		t.Fatal("not an *account.Error")
 	}
 }

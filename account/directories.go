@@ -17,25 +17,6 @@ import (
 	"github.com/keyport/keyport/throttle"
 )
 
-// sourceSet is the sources in force; it is replaced whole when an admin
-// adds, edits or removes a directory, so readers never see half a change.
-type sourceSet struct {
-	password  []directory.PasswordSource
-	callbacks []directory.CallbackSource
-	all       []directory.Source
-	stored    map[string]bool // added on the admin page (editable)
-	// disabled: turned off on the admin page. Kept here, not read from the
-	// store, because sign-in and the sign-in page consult it on every request.
-	disabled map[string]bool
-}
-
-func (s *Service) sourceSet() *sourceSet {
-	if set := s.srcs.Load(); set != nil {
-		return set
-	}
-	return &sourceSet{}
-}
-
 // UseDirectories sets the external sources from the configuration file:
 // password directories are asked in order at password sign-in; callback
 // sources get a button on the sign-in page. Call it before serving;
@@ -86,32 +67,6 @@ func (s *Service) UpstreamProvider(id string) directory.CallbackSource {
 	return nil
 }
 
-func (s *Service) source(id string) directory.Source {
-	for _, src := range s.sourceSet().all {
-		if src.ID() == id {
-			return src
-		}
-	}
-	return nil
-}
-
-func (s *Service) passwordSource(id string) directory.PasswordSource {
-	for _, src := range s.sourceSet().password {
-		if src.ID() == id {
-			return src
-		}
-	}
-	return nil
-}
-
-// ownedFields are the profile keys the user's source owns.
-func (s *Service) ownedFields(sourceID string) []string {
-	if src := s.source(sourceID); src != nil {
-		return src.Capabilities().OwnedFields
-	}
-	return DirectoryOwnedFields(sourceID)
-}
-
 // SecondFactorByDirectory tells whether u's directory handles second
 // factors itself: Keyport then offers them no TOTP or passkey enrolment.
 func (s *Service) SecondFactorByDirectory(u storage.User) bool {
@@ -130,14 +85,6 @@ func (s *Service) NeedsEnrolment(ctx context.Context, u storage.User) (bool, err
 }
 
 var errEnrolmentByDirectory = Errorf(Forbidden, "Your directory handles two-factor authentication for your account.")
-
-// sourceName is how the portal names a source.
-func (s *Service) sourceName(sourceID string) string {
-	if src := s.source(sourceID); src != nil {
-		return src.Name()
-	}
-	return sourceID
-}
 
 // checkDirectoryPassword signs a user in through their directory (known
 // is false when no local account matched the name: then every source is

@@ -7,11 +7,8 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 )
@@ -89,21 +86,12 @@ type Policy struct {
 
 // Service applies the account rules to a store.
 type Service struct {
+	Clients *ClientService
+
+	*core
 	store   Store
-	sealer  Sealer
-	policy  Policy
-	now     func() time.Time
-	log     *slog.Logger
-	limiter *throttle.Limiter
 	guesses *throttle.Guesses[checkedGuess]
-	hashes  *hashGate
 	wa      webauthnState
-	// sources are the configured password directories, in order.
-	// static are the sources from config.toml; srcs is every source in
-	// force (static and stored), swapped whole on changes.
-	static []directory.Source
-	srcs   atomic.Pointer[sourceSet]
-	srcMu  sync.Mutex // serialises changes to srcs
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string
@@ -129,15 +117,21 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	if err != nil {
 		return nil, err
 	}
+	c := &core{
+		policy:  policy,
+		now:     now,
+		log:     log,
+		sealer:  sealer,
+		limiter: throttle.New(store, throttlePolicy(policy), now),
+		hashes:  newHashGate(policy.HashConcurrency, policy.HashQueue),
+		history: store,
+	}
 	return &Service{
+		Clients: &ClientService{core: c, store: store},
+
+		core:      c,
 		store:     store,
-		sealer:    sealer,
-		policy:    policy,
-		now:       now,
-		log:       log,
-		limiter:   throttle.New(store, throttlePolicy(policy), now),
 		guesses:   throttle.NewGuesses[checkedGuess](),
-		hashes:    newHashGate(policy.HashConcurrency, policy.HashQueue),
 		dummyHash: dummy,
 
 		refreshWarns: &warnLimiter{every: refreshWarnEvery},
@@ -162,23 +156,14 @@ type Credentials struct {
 // Authenticate checks a username/email and password. Every failure that could
 // reveal whether the account exists gives the same error after the same work.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User, error) {
-	u, _, _, err := s.authenticate(ctx, c, nil)
+	user, newHash, err := s.checkPassword(ctx, c)
+	if err != nil {
+		return storage.User{}, err
+	}
+	u, _, _, err := s.recordSignIn(ctx, user, newHash, c, nil)
 	return u, err
 }
 
-// SignIn is Authenticate for a browser: on success it also starts a session
-// (see StartSession) with the given authentication methods.
-func (s *Service) SignIn(ctx context.Context, c Credentials, amr []string) (storage.User, string, storage.Session, error) {
-	return s.authenticate(ctx, c, amr)
-}
-
-func (s *Service) authenticate(ctx context.Context, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
-	user, newHash, err := s.checkPassword(ctx, c)
-	if err != nil {
-		return storage.User{}, "", storage.Session{}, err
-	}
-	return s.recordSignIn(ctx, user, newHash, c, sessionAMR)
-}
 
 // checkPassword applies the throttle and the password check; on failure it
 // records the attempt. newHash is set when the stored hash should be
@@ -413,12 +398,6 @@ func (s *Service) FinishSignIn(ctx context.Context, u storage.User, newHash stri
 		c.Login = u.Username
 	}
 	return s.recordSignIn(ctx, u, newHash, c, amr)
-}
-
-func (s *Service) record(ctx context.Context, a storage.LoginAttempt) {
-	if err := s.store.AddLoginAttempt(ctx, a); err != nil {
-		s.log.ErrorContext(ctx, "record login attempt", "err", err)
-	}
 }
 
 // ActiveUser loads a user and refuses blocked ones.

@@ -56,7 +56,7 @@ const LogRefused = "sign-in refused: throttled"
 
 // refused turns a reservation's error into the answer: RateLimited with
 // the wait for a throttled attempt; anything else wrapped (Internal).
-func (s *Service) refused(ctx context.Context, err error, message, method, login, ip string) error {
+func (s *core) refused(ctx context.Context, err error, message, method, login, ip string) error {
 	var r *throttle.Refused
 	if errors.As(err, &r) {
 		// At INFO, one line per refusal: the message stays the same and
@@ -71,7 +71,7 @@ func (s *Service) refused(ctx context.Context, err error, message, method, login
 
 // failed ends a reservation as a failure: it is counted, logged (with any
 // limit it reached) and recorded in the history.
-func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a storage.LoginAttempt, reason string) {
+func (s *core) failed(ctx context.Context, res *throttle.Reservation, a storage.LoginAttempt, reason string) {
 	trips, err := res.Fail(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "count failed sign-in", "err", err)
@@ -95,7 +95,7 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 // the caller sent. The address comes before anything a caller chooses, so
 // a login name such as `x client_ip=192.0.2.1` can never stand where a
 // filter looks for the address.
-func (s *Service) logFailure(ctx context.Context, method, login, ip, reason string) {
+func (s *core) logFailure(ctx context.Context, method, login, ip, reason string) {
 	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "reason", reason)
 }
 
