@@ -49,7 +49,7 @@ func newAccessFixture(t *testing.T, require2FA bool) *accessFixture {
 		t.Fatal(err)
 	}
 	f.db = db
-	if f.alice, err = f.svc.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
+	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -135,7 +135,7 @@ func TestCreateAppPassword(t *testing.T) {
 		t.Fatalf("list: %d %v", len(list), err)
 	}
 	// Revoking needs the right kind and owner.
-	bob, _ := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
+	bob, _ := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
 	if err := f.svc.RevokeAppPassword(f.ctx, bob, c.ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("someone else's app password: %v", err)
 	}
@@ -195,7 +195,7 @@ func TestVerifyBasic(t *testing.T) {
 		t.Errorf("attempt: %+v", a)
 	}
 	// Someone else's app password with alice's name: no.
-	bob, _ := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
+	bob, _ := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
 	bobs, _, _ := f.svc.CreateAppPassword(f.ctx, bob, "proxy", "")
 	if _, err := verify("alice", bobs, "192.0.2.2", ""); account.ErrorCode(err) != account.Unauthorized {
 		t.Errorf("bob's app password for alice: %v", err)

@@ -73,7 +73,7 @@ func TestPasswordHashing(t *testing.T) {
 func TestBcryptImportIsRehashed(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "imported", Email: "i@example.com", Password: "temporary-pass"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "imported", Email: "i@example.com", Password: "temporary-pass"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestAuthenticate(t *testing.T) {
 	clock := func() time.Time { return now }
 	svc, db := newService(t, clock)
 	ctx := context.Background()
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "Alice", Email: "alice@example.com", Password: "long enough pw"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "Alice", Email: "alice@example.com", Password: "long enough pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestAuthenticate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SetBlocked(ctx, "alice", true); err != nil {
+	if err := svc.Users.SetBlocked(ctx, "alice", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); account.ErrorCode(err) != account.Forbidden {
@@ -166,7 +166,7 @@ func TestAuthenticate(t *testing.T) {
 func TestCreateUserValidation(t *testing.T) {
 	svc, _ := newService(t, nil)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "a fine password"}); err != nil {
+	if _, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "a fine password"}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -185,13 +185,13 @@ func TestCreateUserValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := svc.CreateUser(ctx, tc.in)
+			_, err := svc.Users.CreateUser(ctx, tc.in)
 			if account.ErrorCode(err) != tc.code || !strings.Contains(account.ErrorMessage(err), tc.msg) {
 				t.Fatalf("got %v (%s), want %s containing %q", err, account.ErrorCode(err), tc.code, tc.msg)
 			}
 		})
 	}
-	users, _ := svc.ListUsers(ctx)
+	users, _ := svc.Users.ListUsers(ctx)
 	if len(users) != 1 {
 		t.Fatalf("failed creations stored users: %d", len(users))
 	}
@@ -201,29 +201,29 @@ func TestSetupToken(t *testing.T) {
 	now := time.Now()
 	svc, _ := newService(t, func() time.Time { return now })
 	ctx := context.Background()
-	tok, err := svc.CreateSetupToken(ctx)
+	tok, err := svc.Users.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.CheckSetupToken(ctx, "wrong"); err == nil {
+	if err := svc.Users.CheckSetupToken(ctx, "wrong"); err == nil {
 		t.Fatal("wrong token accepted")
 	}
 	// Bad input does not spend the link.
-	if _, err := svc.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "short"}); account.ErrorCode(err) != account.Invalid {
+	if _, err := svc.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "short"}); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("short password: %v", err)
 	}
-	u, err := svc.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "long enough pw"})
+	u, err := svc.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "long enough pw"})
 	if err != nil || !u.Admin {
 		t.Fatalf("setup: %+v %v", u, err)
 	}
-	if _, err := svc.CompleteSetup(ctx, tok, account.NewUser{Username: "root2", Email: "root2@example.com", Password: "long enough pw"}); err == nil {
+	if _, err := svc.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root2", Email: "root2@example.com", Password: "long enough pw"}); err == nil {
 		t.Fatal("setup link used twice")
 	}
 	// An unused link expires after an hour.
 	svc2, _ := newService(t, func() time.Time { return now })
-	tok2, _ := svc2.CreateSetupToken(ctx)
+	tok2, _ := svc2.Users.CreateSetupToken(ctx)
 	now = now.Add(61 * time.Minute)
-	if err := svc2.CheckSetupToken(ctx, tok2); err == nil {
+	if err := svc2.Users.CheckSetupToken(ctx, tok2); err == nil {
 		t.Fatal("expired setup link accepted")
 	}
 }

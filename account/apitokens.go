@@ -134,7 +134,7 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 	if !NetworkAllows(c.AllowedNetworks, ip) {
 		return refuse("API token used from a network it does not allow")
 	}
-	u, err := s.ActiveUser(ctx, c.UserID)
+	u, err := s.Users.ActiveUser(ctx, c.UserID)
 	if err != nil {
 		return refuse("account blocked or deleted")
 	}

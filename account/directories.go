@@ -1,12 +1,10 @@
 package account
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"maps"
 	"slices"
 	"strings"
@@ -228,7 +226,7 @@ func (s *Service) provision(ctx context.Context, src directory.Source, ident dir
 	// The photo is stored once; re-encoded, it cannot be compared with the
 	// directory's bytes later.
 	if len(ident.Picture) > 0 && before.AvatarAt.IsZero() {
-		s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+		s.Users.setDirectoryPicture(ctx, u.ID, ident.Picture)
 	}
 	return u, false, nil
 }
@@ -246,7 +244,7 @@ func (s *Service) createFromDirectory(ctx context.Context, src directory.Source,
 	}
 	s.log.InfoContext(ctx, "account created from a directory", "user_id", u.ID, "source", src.ID(), "username", u.Username)
 	if len(ident.Picture) > 0 {
-		s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+		s.Users.setDirectoryPicture(ctx, u.ID, ident.Picture)
 	}
 	return u, nil
 }
@@ -257,35 +255,6 @@ func (s *Service) linkError(src directory.Source, ident directory.Identity, err 
 		return &Error{Code: Conflict, Message: "An account with your username or email already exists here. Ask your administrator to link it.", Err: err}
 	}
 	return fmt.Errorf("link %s user %q: %w", src.ID(), ident.ID, err)
-}
-
-// The directory's photo is decoded and re-encoded like an upload; a photo
-// that does not decode is ignored.
-func (s *Service) storeDirectoryPicture(ctx context.Context, userID string, data []byte) {
-	if len(data) > MaxAvatarBytes || !sniffImage(data) {
-		return
-	}
-	// Check the promised size before decoding, as for uploads.
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxAvatarSide || cfg.Height > maxAvatarSide {
-		return
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return
-	}
-	out, err := encodeAvatar(img)
-	if err != nil {
-		return
-	}
-	now := s.now()
-	if err := s.store.PutAvatar(ctx, storage.Avatar{UserID: userID, ContentType: "image/png", Data: out, UpdatedAt: now}); err != nil {
-		return
-	}
-	_, _ = s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
-		u.AvatarAt = now
-		return u, nil
-	})
 }
 
 // blockFromDirectory blocks an account its directory disabled or forgot,
@@ -304,7 +273,7 @@ func (s *Service) blockFromDirectory(ctx context.Context, userID, reason string)
 		s.log.ErrorContext(ctx, "block directory user", "user_id", userID, "err", err)
 		return
 	}
-	if err := s.endEverything(ctx, userID); err != nil {
+	if _, _, err := s.Users.signOut(ctx, userID, ""); err != nil {
 		s.log.ErrorContext(ctx, "end sessions of directory user", "user_id", userID, "err", err)
 	}
 	if !wasBlocked {

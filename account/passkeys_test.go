@@ -76,7 +76,7 @@ func newPasskeyFixture(t *testing.T, issuer string) *passkeyFixture {
 
 func (f *passkeyFixture) user(name string) storage.User {
 	f.t.Helper()
-	u, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: name, Email: name + "@example.com", Name: name + " Example", Password: "correct horse battery"})
+	u, err := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: name, Email: name + "@example.com", Name: name + " Example", Password: "correct horse battery"})
 	if err != nil {
 		f.t.Fatal(err)
 	}

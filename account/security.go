@@ -21,7 +21,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		}
 		return err
 	}
-	if err := s.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
+	if err := s.Users.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		e := *err.(*Error)
 		if e.Code != Unavailable { // busy is not the field's fault
 			e.Field = "new_password"
@@ -39,13 +39,9 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	}); err != nil {
 		return fmt.Errorf("change password of %q: %w", u.ID, err)
 	}
-	ended, err := s.EndOtherSessions(ctx, u.ID, keepSessionID)
+	ended, revoked, err := s.Users.signOut(ctx, u.ID, keepSessionID)
 	if err != nil {
 		return err
-	}
-	revoked, err := s.store.RevokeUserClient(ctx, u.ID, "")
-	if err != nil {
-		return fmt.Errorf("revoke tokens of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "password changed", "user_id", u.ID, "sessions_ended", ended, "tokens_revoked", revoked)
 	return nil
@@ -71,25 +67,6 @@ func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash strin
 	return nil
 }
 
-// EndOtherSessions ends every session of the user except keepID ("" ends all).
-func (s *Service) EndOtherSessions(ctx context.Context, userID, keepID string) (int, error) {
-	sessions, err := s.store.ListUserSessions(ctx, userID)
-	if err != nil {
-		return 0, fmt.Errorf("list sessions of %q: %w", userID, err)
-	}
-	n := 0
-	for _, sess := range sessions {
-		if sess.ID == keepID {
-			continue
-		}
-		if err := s.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return n, fmt.Errorf("end session of %q: %w", userID, err)
-		}
-		n++
-	}
-	return n, nil
-}
-
 // Sessions lists the user's signed-in browsers.
 func (s *Service) Sessions(ctx context.Context, userID string) ([]storage.Session, error) {
 	sessions, err := s.store.ListUserSessions(ctx, userID)
@@ -101,13 +78,8 @@ func (s *Service) Sessions(ctx context.Context, userID string) ([]storage.Sessio
 
 // SignOutEverywhere ends every session and revokes every token of the user.
 func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
-	if _, err := s.EndOtherSessions(ctx, userID, ""); err != nil {
-		return err
-	}
-	if _, err := s.store.RevokeUserClient(ctx, userID, ""); err != nil {
-		return fmt.Errorf("revoke the tokens of %q: %w", userID, err)
-	}
-	return nil
+	_, _, err := s.Users.signOut(ctx, userID, "")
+	return err
 }
 
 // History returns the user's newest sign-in attempts.

@@ -70,7 +70,7 @@ func newSecurityService(t *testing.T, clock *testClock, lifetime time.Duration) 
 
 func newSecurityUser(t *testing.T, svc *account.Service, name string) storage.User {
 	t.Helper()
-	u, err := svc.CreateUser(context.Background(), account.NewUser{Username: name, Email: name + "@example.com", Password: securityPassword})
+	u, err := svc.Users.CreateUser(context.Background(), account.NewUser{Username: name, Email: name + "@example.com", Password: securityPassword})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,7 @@ type Policy struct {
 
 // Service applies the account rules to a store.
 type Service struct {
+	Users   *UserService
 	Clients *ClientService
 
 	*core
@@ -127,6 +128,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		history: store,
 	}
 	return &Service{
+		Users:   &UserService{core: c, store: store},
 		Clients: &ClientService{core: c, store: store},
 
 		core:      c,
@@ -163,7 +165,6 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User
 	u, _, _, err := s.recordSignIn(ctx, user, newHash, c, nil)
 	return u, err
 }
-
 
 // checkPassword applies the throttle and the password check; on failure it
 // records the attempt. newHash is set when the stored hash should be
@@ -399,29 +400,3 @@ func (s *Service) FinishSignIn(ctx context.Context, u storage.User, newHash stri
 	}
 	return s.recordSignIn(ctx, u, newHash, c, amr)
 }
-
-// ActiveUser loads a user and refuses blocked ones.
-func (s *Service) ActiveUser(ctx context.Context, id string) (storage.User, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, Errorf(Unauthorized, "This account no longer exists.")
-	}
-	if err != nil {
-		return storage.User{}, fmt.Errorf("load user %q: %w", id, err)
-	}
-	if err := CheckActive(u); err != nil {
-		return storage.User{}, err
-	}
-	return u, nil
-}
-
-// CheckActive is the one rule for whether an account may be used at all:
-// to sign in, to hold a session, or behind a token.
-func CheckActive(u storage.User) error {
-	if u.Blocked {
-		return errAccountDisabled
-	}
-	return nil
-}
-
-var errAccountDisabled = Errorf(Forbidden, "This account is disabled. Please contact your administrator.")

@@ -52,7 +52,7 @@ func (s *Service) ResumeSession(ctx context.Context, secret string) (storage.Ses
 	if err != nil {
 		return storage.Session{}, storage.User{}, fmt.Errorf("load session: %w", err)
 	}
-	u, err := s.ActiveUser(ctx, sess.UserID)
+	u, err := s.Users.ActiveUser(ctx, sess.UserID)
 	if err != nil {
 		_ = s.store.DeleteSession(ctx, sess.ID)
 		return storage.Session{}, storage.User{}, err

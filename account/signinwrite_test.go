@@ -16,7 +16,7 @@ import (
 func TestSignInOfDeletedAccountWritesNothing(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "long enough pw"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "long enough pw"})
 	if err != nil {
 		t.Fatal(err)
 	}

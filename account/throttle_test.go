@@ -78,7 +78,7 @@ func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 		t.Fatal(err)
 	}
 	f.db = db
-	if f.alice, err = f.svc.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
+	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -192,7 +192,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
+	bob, err := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestHashGateRefusesSurplus(t *testing.T) {
 		}
 	}
 	// Password changes go through the gate too (here: one at a time, so it works).
-	if err := f.svc.SetPassword(f.ctx, "alice", "another long password"); err != nil {
+	if err := f.svc.Users.SetPassword(f.ctx, "alice", "another long password"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -78,7 +78,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 		}
 		return s.showLogin(w, r, a, "", a.LoginHint, http.StatusOK)
 	}
-	user, err := s.acct.ActiveUser(ctx, userID)
+	user, err := s.acct.Users.ActiveUser(ctx, userID)
 	if err != nil {
 		if none {
 			s.flows.Fail(w, r, a.ID, "login_required", "the user must sign in again")

@@ -395,7 +395,7 @@ func (s *Server) passkey2FABegin(w http.ResponseWriter, r *http.Request, _ []byt
 	if !ok {
 		return nil, errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), userID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), userID)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func (s *Server) passkey2FAFinish(w http.ResponseWriter, r *http.Request, body [
 	if !ok {
 		return nil, errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), userID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), userID)
 	if err != nil {
 		return nil, err
 	}

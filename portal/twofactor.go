@@ -181,7 +181,7 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 	if !ok {
 		return errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ type twoFactorData struct {
 }
 
 func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pendingSignIn, errMsg string, status int) error {
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}

@@ -257,7 +257,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	u, err := m.Accounts.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, EmailVerified: *verified, Name: *name, Admin: *admin, Password: pw})
+	u, err := m.Accounts.Users.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, EmailVerified: *verified, Name: *name, Admin: *admin, Password: pw})
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (c *cli) userList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	users, err := m.Accounts.ListUsers(ctx)
+	users, err := m.Accounts.Users.ListUsers(ctx)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (c *cli) userSetPassword(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	if err := m.Accounts.SetPassword(ctx, *username, pw); err != nil {
+	if err := m.Accounts.Users.SetPassword(ctx, *username, pw); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "password of %s changed; their sessions and refresh tokens were ended\n", *username)
@@ -334,7 +334,7 @@ func (c *cli) userSetEmailVerified(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	u, err := m.Accounts.SetEmailVerified(ctx, *username, !*unverified)
+	u, err := m.Accounts.Users.SetEmailVerified(ctx, *username, !*unverified)
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func (c *cli) userBlock(ctx context.Context, args []string, blocked bool) error 
 		return err
 	}
 	defer m.Close()
-	if err := m.Accounts.SetBlocked(ctx, *username, blocked); err != nil {
+	if err := m.Accounts.Users.SetBlocked(ctx, *username, blocked); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%sed %s\n", verb, *username)

@@ -910,7 +910,7 @@ func TestSetupLink(t *testing.T) {
 		t.Errorf("POST without CSRF token: %d", p.Status)
 	}
 	ctx := context.Background()
-	if users, err := srv.Main.Accounts.ListUsers(ctx); err != nil || len(users) != 0 {
+	if users, err := srv.Main.Accounts.Users.ListUsers(ctx); err != nil || len(users) != 0 {
 		t.Fatalf("users after refused posts: %v %v", users, err)
 	}
 
@@ -931,7 +931,7 @@ func TestSetupLink(t *testing.T) {
 		!strings.Contains(home.Body, "<dd>root</dd>") || !strings.Contains(home.Body, "Root Person") {
 		t.Fatalf("after setup: %d %s\n%s", home.Status, home.URL, truncateBody(home.Body))
 	}
-	users, err := srv.Main.Accounts.ListUsers(ctx)
+	users, err := srv.Main.Accounts.Users.ListUsers(ctx)
 	if err != nil || len(users) != 1 || users[0].Username != "root" || !users[0].Admin || users[0].Email != "root@example.com" || users[0].Name != "Root Person" {
 		t.Fatalf("users after setup: %+v %v", users, err)
 	}
@@ -957,7 +957,7 @@ func TestSetupLink(t *testing.T) {
 	if p := b.post(srv.URL+"/setup", replay); p.Status != http.StatusNotFound {
 		t.Errorf("replayed setup POST: %d\n%s", p.Status, truncateBody(p.Body))
 	}
-	if users, _ := srv.Main.Accounts.ListUsers(ctx); len(users) != 1 {
+	if users, _ := srv.Main.Accounts.Users.ListUsers(ctx); len(users) != 1 {
 		t.Errorf("users after replay: %+v", users)
 	}
 

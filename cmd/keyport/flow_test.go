@@ -876,7 +876,7 @@ func TestIntrospectRefreshToken(t *testing.T) {
 	}
 
 	// A blocked user's token is inactive.
-	if err := srv.Main.Accounts.SetBlocked(context.Background(), "june", true); err != nil {
+	if err := srv.Main.Accounts.Users.SetBlocked(context.Background(), "june", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, got := introspect(next, app.ID, app.Secret); got["active"] != false || len(got) != 1 {

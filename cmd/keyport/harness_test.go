@@ -146,7 +146,7 @@ func (s *testServer) restart() *testServer {
 
 func (s *testServer) createUser(username string, admin bool) storage.User {
 	s.t.Helper()
-	u, err := s.Main.Accounts.CreateUser(context.Background(), account.NewUser{
+	u, err := s.Main.Accounts.Users.CreateUser(context.Background(), account.NewUser{
 		Username: username, Email: username + "@example.com", Name: strings.ToUpper(username[:1]) + username[1:] + " Tester",
 		Admin: admin, Password: testPassword,
 	})

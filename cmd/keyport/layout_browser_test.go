@@ -160,7 +160,7 @@ func tourEveryPage(t *testing.T, lang string) {
 	tour := &pageTour{c: c, base: base, lang: lang}
 	c.do("phone-sized viewport", chromedp.EmulateViewport(narrowWidth, 740))
 	// The setup page exists only before the first account.
-	tok, err := srv.Main.Accounts.CreateSetupToken(context.Background())
+	tok, err := srv.Main.Accounts.Users.CreateSetupToken(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

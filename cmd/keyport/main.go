@@ -517,11 +517,11 @@ func (m *Main) Run(ctx context.Context) error {
 // announceSetup logs the one-time link for creating the first administrator
 // when there are no users yet.
 func (m *Main) announceSetup(ctx context.Context) error {
-	need, err := m.Accounts.NeedsSetup(ctx)
+	need, err := m.Accounts.Users.NeedsSetup(ctx)
 	if err != nil || !need {
 		return err
 	}
-	tok, err := m.Accounts.CreateSetupToken(ctx)
+	tok, err := m.Accounts.Users.CreateSetupToken(ctx)
 	if err != nil {
 		return err
 	}
