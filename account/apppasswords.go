@@ -142,7 +142,7 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	user, known, err := s.userByLogin(ctx, name)
+	user, known, err := userByLogin(ctx, s.store, name)
 	if err != nil {
 		return storage.User{}, "", err
 	}

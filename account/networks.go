@@ -94,7 +94,9 @@ func NetworkAllows(nets []string, ip string) bool {
 // CheckNetwork applies the user's own IP allowlist: nil when the list is
 // empty or holds ip, Forbidden otherwise. Every way of signing in calls it
 // (password, passkey, app password, API token, forward-auth session).
-func (s *Service) CheckNetwork(u storage.User, ip string) error {
+func (s *Service) CheckNetwork(u storage.User, ip string) error { return checkNetwork(u, ip) }
+
+func checkNetwork(u storage.User, ip string) error {
 	if !NetworkAllows(u.AllowedNetworks, ip) {
 		return Errorf(Forbidden, "Sign-in from this network is not allowed for this account.")
 	}
@@ -105,7 +107,7 @@ func (s *Service) CheckNetwork(u storage.User, ip string) error {
 // proved earlier (a browser session, signed in with amr, answering an app):
 // a refusal is recorded in the user's history, as a refused sign-in is.
 func (s *Service) CheckNetworkAt(ctx context.Context, u storage.User, ip, userAgent string, amr []string) error {
-	err := s.CheckNetwork(u, ip)
+	err := checkNetwork(u, ip)
 	if err != nil {
 		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: s.now(), IP: ip, UserAgent: userAgent,
 			Method: methodOf(amr), Reason: "network not allowed (existing session)"})

@@ -423,7 +423,7 @@ func (s *Service) finishAssertion(ctx context.Context, purpose string, known *st
 	if err := CheckActive(u); err != nil {
 		return fail("account disabled", err)
 	}
-	if err := s.CheckNetwork(u, ip); err != nil {
+	if err := checkNetwork(u, ip); err != nil {
 		return fail("network not allowed", err)
 	}
 	raw, err := json.Marshal(cred)

@@ -86,8 +86,9 @@ type Policy struct {
 
 // Service applies the account rules to a store.
 type Service struct {
-	Users   *UserService
-	Clients *ClientService
+	Users       *UserService
+	Directories *DirectoryService
+	Clients     *ClientService
 
 	*core
 	store   Store
@@ -127,9 +128,11 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		hashes:  newHashGate(policy.HashConcurrency, policy.HashQueue),
 		history: store,
 	}
+	users := &UserService{core: c, store: store}
 	return &Service{
-		Users:   &UserService{core: c, store: store},
-		Clients: &ClientService{core: c, store: store},
+		Users:       users,
+		Directories: &DirectoryService{core: c, store: store, users: users},
+		Clients:     &ClientService{core: c, store: store},
 
 		core:      c,
 		store:     store,
@@ -181,7 +184,7 @@ func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse str
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	user, known, err := s.userByLogin(ctx, name)
+	user, known, err := userByLogin(ctx, s.store, name)
 	if err != nil {
 		return storage.User{}, "", err
 	}
@@ -207,8 +210,8 @@ func (s *Service) loginName(ctx context.Context, method, login, password, ip str
 
 // userByLogin finds the account of a normalised login name (username or
 // email); known is false when there is none.
-func (s *Service) userByLogin(ctx context.Context, name string) (u storage.User, known bool, err error) {
-	u, err = s.store.GetUserByLogin(ctx, name)
+func userByLogin(ctx context.Context, users storage.Users, name string) (u storage.User, known bool, err error) {
+	u, err = users.GetUserByLogin(ctx, name)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, false, nil
 	}
@@ -277,7 +280,7 @@ func (s *Service) checkGuessOnce(ctx context.Context, c Credentials, g guess, su
 	// Accounts from a directory, and names no local account has, are
 	// checked by the directories.
 	if refuse == "" && ((known && user.Source != "") || (!known && len(s.sourceSet().password) > 0)) {
-		return s.checkDirectoryPassword(ctx, c, user, known, attempt, res)
+		return s.Directories.checkDirectoryPassword(ctx, c, user, known, attempt, res)
 	}
 	hash := user.PasswordHash
 	if !known || hash == "" || refuse != "" {
@@ -310,7 +313,7 @@ func (s *Service) checkGuessOnce(ctx context.Context, c Credentials, g guess, su
 	}
 	// The allowlist is checked after the password, so it reveals nothing to
 	// someone who does not know it.
-	if err := s.CheckNetwork(user, c.IP); err != nil {
+	if err := checkNetwork(user, c.IP); err != nil {
 		res.Cancel()
 		attempt.Reason = "network not allowed"
 		s.record(ctx, attempt)

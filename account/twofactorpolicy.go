@@ -1,6 +1,10 @@
 package account
 
-import "github.com/keyport/keyport/storage"
+import (
+	"context"
+
+	"github.com/keyport/keyport/storage"
+)
 
 // SecondFactorRequired is the one rule for whom the admin's require_2fa
 // applies to: everyone, except users whose directory handles second factors
@@ -11,3 +15,22 @@ import "github.com/keyport/keyport/storage"
 func (s *Service) SecondFactorRequired(u storage.User) bool {
 	return s.policy.Require2FA && !s.SecondFactorByDirectory(u)
 }
+
+// SecondFactorByDirectory tells whether u's directory handles second
+// factors itself: Keyport then offers them no TOTP or passkey enrolment.
+func (s *Service) SecondFactorByDirectory(u storage.User) bool {
+	src := s.source(u.Source)
+	return u.Source != "" && src != nil && src.Capabilities().SecondFactor
+}
+
+// NeedsEnrolment tells whether the admin's "2FA required" setting sends u
+// to enrol a second factor before anything else.
+func (s *Service) NeedsEnrolment(ctx context.Context, u storage.User) (bool, error) {
+	if !s.SecondFactorRequired(u) {
+		return false, nil
+	}
+	has, err := s.HasSecondFactor(ctx, u)
+	return !has, err
+}
+
+var errEnrolmentByDirectory = Errorf(Forbidden, "Your directory handles two-factor authentication for your account.")

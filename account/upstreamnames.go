@@ -77,7 +77,7 @@ func usernameFrom(raw string) string {
 // to claim), with "-2", "-3", … added when the name is taken, also when
 // another first sign-in takes it between the check and the creation. What
 // was done is logged, since the person will sign in with the result.
-func (s *Service) createUpstreamUser(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
+func (s *DirectoryService) createUpstreamUser(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
 	claim := ident.Username
 	base, from := usernameFrom(ident.Username), "username claim"
 	if base == "" && ident.EmailVerified {
@@ -93,7 +93,7 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
-		if _, taken, err := s.userByLogin(ctx, name); err != nil {
+		if _, taken, err := userByLogin(ctx, s.store, name); err != nil {
 			return storage.User{}, err
 		} else if taken {
 			continue
@@ -103,7 +103,7 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 		if ErrorCode(err) == Conflict {
 			// Taken meanwhile by another first sign-in: try the next
 			// name. A clash of anything else (the email) stays a clash.
-			if _, taken, terr := s.userByLogin(ctx, name); terr == nil && taken {
+			if _, taken, terr := userByLogin(ctx, s.store, name); terr == nil && taken {
 				continue
 			}
 		}

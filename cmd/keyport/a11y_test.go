@@ -35,7 +35,7 @@ func TestStackedTablesStateTheirRoles(t *testing.T) {
 	if _, err := acct.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
-	if err := acct.SaveDirectory(ctx, ldap.Config{ID: "corp", Name: "Corporate LDAP", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org"}, true); err != nil {
+	if err := acct.Directories.SaveDirectory(ctx, ldap.Config{ID: "corp", Name: "Corporate LDAP", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org"}, true); err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)

@@ -518,7 +518,7 @@ func (c *cli) directoryList(ctx context.Context, args []string) error {
 	// Directories added on the admin page live in the database.
 	if m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil); err == nil {
 		defer m.Close()
-		for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
 			if st.Stored {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
 			}
@@ -575,7 +575,7 @@ func (c *cli) testDirectory(ctx context.Context, cfg *config.Config, id string) 
 		return directory.TestReport{}, err
 	}
 	defer m.Close()
-	rep, err := m.Accounts.TestDirectory(ctx, id)
+	rep, err := m.Accounts.Directories.TestDirectory(ctx, id)
 	if account.ErrorCode(err) == account.NotFound {
 		return rep, usageError{fmt.Sprintf("no directory with id %q (see keyport directory list)", id)}
 	}
@@ -596,7 +596,7 @@ func (c *cli) directorySync(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	rep, err := m.Accounts.SyncDirectory(ctx, *id)
+	rep, err := m.Accounts.Directories.SyncDirectory(ctx, *id)
 	if err != nil {
 		return err
 	}

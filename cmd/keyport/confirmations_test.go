@@ -206,7 +206,7 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 	})
 
 	t.Run("remove a directory", func(t *testing.T) {
-		if err := srv.Main.Accounts.SaveDirectory(ctx, ldap.Config{ID: "branch", Name: "Branch office", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=branch,dc=example,dc=org"}, true); err != nil {
+		if err := srv.Main.Accounts.Directories.SaveDirectory(ctx, ldap.Config{ID: "branch", Name: "Branch office", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=branch,dc=example,dc=org"}, true); err != nil {
 			t.Fatal(err)
 		}
 		stored := func() bool { _, err := srv.Main.Store.GetDirectory(ctx, "branch"); return err == nil }
@@ -232,7 +232,7 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 	})
 
 	t.Run("remove an upstream provider", func(t *testing.T) {
-		if err := srv.Main.Accounts.SaveUpstream(ctx, oidcsource.Config{ID: "partner", Name: "Partner SSO", Issuer: "http://127.0.0.1:9",
+		if err := srv.Main.Accounts.Directories.SaveUpstream(ctx, oidcsource.Config{ID: "partner", Name: "Partner SSO", Issuer: "http://127.0.0.1:9",
 			ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
 			t.Fatal(err)
 		}

@@ -117,11 +117,11 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 	srv.createUser("root", true)
 	alice := srv.createUser("alice", false)
 	acct := srv.Main.Accounts
-	if err := acct.SaveDirectory(ctx, ldap.Config{ID: "corp-ldap-europe-west", Name: "Corporate LDAP (Europe West)", URL: "ldap://127.0.0.1:1",
+	if err := acct.Directories.SaveDirectory(ctx, ldap.Config{ID: "corp-ldap-europe-west", Name: "Corporate LDAP (Europe West)", URL: "ldap://127.0.0.1:1",
 		UserBaseDN: "ou=people,dc=europe-west,dc=corp,dc=example,dc=com", UserFilter: "(objectClass=inetOrgPerson)", LoginAttributes: []string{"uid", "mail"}}, true); err != nil {
 		t.Fatalf("add an LDAP directory: %v", err)
 	}
-	if err := acct.SaveUpstream(ctx, oidcsource.Config{ID: "partner-sso", Name: "Partner Single Sign-On", Issuer: "http://127.0.0.1:9/realms/partner",
+	if err := acct.Directories.SaveUpstream(ctx, oidcsource.Config{ID: "partner-sso", Name: "Partner Single Sign-On", Issuer: "http://127.0.0.1:9/realms/partner",
 		ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
 		t.Fatalf("add an upstream provider: %v", err)
 	}
@@ -292,7 +292,7 @@ const signInLayoutJS = `(() => {
 func TestBrowserSignInButtons(t *testing.T) {
 	c := newChrome(t)
 	srv, base := startLocalhostServer(t, nil)
-	if err := srv.Main.Accounts.SaveUpstream(context.Background(), oidcsource.Config{ID: "partner", Name: "Partner", Issuer: "http://127.0.0.1:9",
+	if err := srv.Main.Accounts.Directories.SaveUpstream(context.Background(), oidcsource.Config{ID: "partner", Name: "Partner", Issuer: "http://127.0.0.1:9",
 		ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
 		t.Fatal(err)
 	}

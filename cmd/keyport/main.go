@@ -140,8 +140,8 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
-	m.Accounts.UseDirectories(m.directories...)
-	if err := m.Accounts.LoadStoredDirectories(context.Background()); err != nil {
+	m.Accounts.Directories.UseDirectories(m.directories...)
+	if err := m.Accounts.Directories.LoadStoredDirectories(context.Background()); err != nil {
 		m.db.Close()
 		return nil, err
 	}

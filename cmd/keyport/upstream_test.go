@@ -279,7 +279,7 @@ func TestAdminAddsUpstream(t *testing.T) {
 		!strings.Contains(r.Body, `name="handles_second_factor" value="1" checked`) {
 		t.Errorf("edit form of the upstream: %d %s", r.Status, truncateBody(r.Body))
 	}
-	if cfg, err := down.Main.Accounts.StoredUpstream(context.Background(), "up"); err != nil || !cfg.HandlesSecondFactor {
+	if cfg, err := down.Main.Accounts.Directories.StoredUpstream(context.Background(), "up"); err != nil || !cfg.HandlesSecondFactor {
 		t.Errorf("handles_second_factor of the stored upstream: %v %+v", err, cfg)
 	}
 	// The LDAP form is not for an upstream provider, nor one form for an unknown ID.
