@@ -6,12 +6,36 @@ import (
 	"fmt"
 
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
+
+// CredentialStore is the part of storage CredentialService needs: the
+// credentials (passkeys, app passwords, API tokens, trusted devices), the
+// users (their TOTP secrets, recovery codes and password), the passkey
+// ceremonies (one-time tokens), and the clients an app password may be
+// bound to.
+type CredentialStore interface {
+	storage.Users
+	storage.Credentials
+	storage.OneTimeTokens
+	storage.Clients
+}
+
+// CredentialService keeps what people prove themselves with: the
+// password (changed or confirmed), TOTP and recovery codes, passkeys,
+// trusted devices, app passwords and API tokens, and the rules on who
+// owes a second factor.
+type CredentialService struct {
+	*core
+	store CredentialStore
+	users *UserService // the password rules, active accounts, sign-outs
+	wa    webauthnState
+}
 
 // ChangePassword sets a new password after checking the current one. Every
 // other session of the user ends and every refresh and access token is
 // revoked: whoever may have had the old password loses what it gave them.
-func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessionID, current, next, ip, userAgent string) error {
+func (s *CredentialService) ChangePassword(ctx context.Context, u storage.User, keepSessionID, current, next, ip, userAgent string) error {
 	if err := s.VerifyCurrentPassword(ctx, u, current, ip, userAgent); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Field == "confirm_password" {
@@ -21,7 +45,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 		}
 		return err
 	}
-	if err := s.Users.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
+	if err := s.users.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		e := *err.(*Error)
 		if e.Code != Unavailable { // busy is not the field's fault
 			e.Field = "new_password"
@@ -39,7 +63,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	}); err != nil {
 		return fmt.Errorf("change password of %q: %w", u.ID, err)
 	}
-	ended, revoked, err := s.Users.signOut(ctx, u.ID, keepSessionID)
+	ended, revoked, err := s.users.signOut(ctx, u.ID, keepSessionID)
 	if err != nil {
 		return err
 	}
@@ -47,55 +71,30 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	return nil
 }
 
-// StoreRehash keeps a stronger hash of a password that was just verified
-// (older argon2 parameters, or bcrypt from an import) when the sign-in goes
-// on to a second step: otherwise people with a second factor would keep the
-// weak hash forever. A hash changed meanwhile is left alone.
-func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash string) error {
-	if newHash == "" {
-		return nil
+// VerifyCurrentPassword checks a signed-in user's password (for changes that
+// always need it, like turning off two-factor authentication), throttled and
+// recorded like a sign-in.
+func (s *CredentialService) VerifyCurrentPassword(ctx context.Context, u storage.User, password, ip, userAgent string) error {
+	if u.PasswordHash == "" {
+		return FieldErrorf("confirm_password", "Your account has no password here. Sign out and sign in again to make this change.")
 	}
-	_, err := s.store.UpdateUser(ctx, u.ID, func(cur storage.User) (storage.User, error) {
-		if cur.PasswordHash == u.PasswordHash {
-			cur.PasswordHash = newHash
-		}
-		return cur, nil
-	})
+	// The session is proof of the account, like a remembered device: the
+	// account-wide wait that failures elsewhere caused does not apply.
+	res, err := s.limiter.Password(ctx, throttle.User(u.ID), ip, true)
 	if err != nil {
-		return fmt.Errorf("store rehashed password of %q: %w", u.ID, err)
+		return s.refused(ctx, err, msgTooManySignIns, "pwd", u.Username, ip)
+	}
+	ok, _, err := s.verifyPassword(ctx, password, u.PasswordHash)
+	if errors.Is(err, errBusy) {
+		res.Cancel()
+		return err
+	}
+	if err != nil || !ok {
+		s.failed(ctx, res, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: s.now(), IP: ip, UserAgent: userAgent, Method: "pwd"}, "wrong password (confirmation)")
+		return FieldErrorf("confirm_password", "The current password is not correct.")
+	}
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
 	}
 	return nil
-}
-
-// Sessions lists the user's signed-in browsers.
-func (s *Service) Sessions(ctx context.Context, userID string) ([]storage.Session, error) {
-	sessions, err := s.store.ListUserSessions(ctx, userID)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
-	}
-	return sessions, nil
-}
-
-// SignOutEverywhere ends every session and revokes every token of the user.
-func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
-	_, _, err := s.Users.signOut(ctx, userID, "")
-	return err
-}
-
-// History returns the user's newest sign-in attempts.
-func (s *Service) History(ctx context.Context, userID string, n int) ([]storage.LoginAttempt, error) {
-	as, err := s.store.ListLoginAttempts(ctx, userID, n)
-	if err != nil {
-		return nil, fmt.Errorf("list sign-ins of %q: %w", userID, err)
-	}
-	return as, nil
-}
-
-// Passkeys lists the user's passkeys, oldest first.
-func (s *Service) Passkeys(ctx context.Context, userID string) ([]storage.Credential, error) {
-	cs, err := s.store.ListCredentials(ctx, userID, storage.KindPasskey)
-	if err != nil {
-		return nil, fmt.Errorf("list passkeys of %q: %w", userID, err)
-	}
-	return cs, nil
 }

@@ -87,13 +87,13 @@ type Policy struct {
 // Service applies the account rules to a store.
 type Service struct {
 	Users       *UserService
+	Credentials *CredentialService
 	Directories *DirectoryService
 	Clients     *ClientService
 
 	*core
 	store   Store
 	guesses *throttle.Guesses[checkedGuess]
-	wa      webauthnState
 	// dummyHash is verified when no account matches, so a miss costs the
 	// same time as a wrong password.
 	dummyHash string
@@ -131,6 +131,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	users := &UserService{core: c, store: store}
 	return &Service{
 		Users:       users,
+		Credentials: &CredentialService{core: c, store: store, users: users},
 		Directories: &DirectoryService{core: c, store: store, users: users},
 		Clients:     &ClientService{core: c, store: store},
 
@@ -190,7 +191,7 @@ func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse str
 	}
 	// Only read here; the use is noted once a second factor is decided
 	// on (DeviceTrusted).
-	_, proven := s.trustedDevice(ctx, user, c.DeviceProof)
+	_, proven := s.Credentials.trustedDevice(ctx, user, c.DeviceProof)
 	return s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, proven: proven})
 }
 
@@ -390,6 +391,26 @@ func methodOf(amr []string) string {
 // newHash is a rehash of the password to store then (may be "").
 func (s *Service) PasswordStep(ctx context.Context, c Credentials) (u storage.User, newHash string, err error) {
 	return s.checkPassword(ctx, c)
+}
+
+// StoreRehash keeps a stronger hash of a password that was just verified
+// (older argon2 parameters, or bcrypt from an import) when the sign-in goes
+// on to a second step: otherwise people with a second factor would keep the
+// weak hash forever. A hash changed meanwhile is left alone.
+func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash string) error {
+	if newHash == "" {
+		return nil
+	}
+	_, err := s.store.UpdateUser(ctx, u.ID, func(cur storage.User) (storage.User, error) {
+		if cur.PasswordHash == u.PasswordHash {
+			cur.PasswordHash = newHash
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return fmt.Errorf("store rehashed password of %q: %w", u.ID, err)
+	}
+	return nil
 }
 
 // FinishSignIn records a completed browser sign-in (user fields, history,

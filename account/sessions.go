@@ -71,6 +71,30 @@ func (s *Service) EndSession(ctx context.Context, secret string) error {
 	return nil
 }
 
+// Sessions lists the user's signed-in browsers.
+func (s *Service) Sessions(ctx context.Context, userID string) ([]storage.Session, error) {
+	sessions, err := s.store.ListUserSessions(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
+	}
+	return sessions, nil
+}
+
+// SignOutEverywhere ends every session and revokes every token of the user.
+func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
+	_, _, err := s.Users.signOut(ctx, userID, "")
+	return err
+}
+
+// History returns the user's newest sign-in attempts.
+func (s *Service) History(ctx context.Context, userID string, n int) ([]storage.LoginAttempt, error) {
+	as, err := s.store.ListLoginAttempts(ctx, userID, n)
+	if err != nil {
+		return nil, fmt.Errorf("list sign-ins of %q: %w", userID, err)
+	}
+	return as, nil
+}
+
 // Completion is what the sign-in flow reports once a person is signed in for
 // an authorization request.
 type Completion struct {

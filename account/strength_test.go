@@ -70,14 +70,14 @@ func TestPasswordStrengthEverywhere(t *testing.T) {
 	if err := svc.Users.SetPassword(ctx, "wanda", "Quillfeather2024"); !strings.HasPrefix(account.ErrorMessage(err), personalMessage) {
 		t.Errorf("set-password with the family name: %v", err)
 	}
-	err = svc.ChangePassword(ctx, u, "", "correct horse battery", "Quillfeather2024", "192.0.2.1", "test")
+	err = svc.Credentials.ChangePassword(ctx, u, "", "correct horse battery", "Quillfeather2024", "192.0.2.1", "test")
 	if !strings.HasPrefix(account.ErrorMessage(err), personalMessage) || account.ErrorField(err) != "new_password" {
 		t.Errorf("own change to a password with the family name: %v", err)
 	}
 	if got := getUser(t, db, u.ID); got.PasswordHash != u.PasswordHash {
 		t.Error("a refused password was stored")
 	}
-	if err := svc.ChangePassword(ctx, u, "", "correct horse battery", "zebra kettle lantern", "192.0.2.1", "test"); err != nil {
+	if err := svc.Credentials.ChangePassword(ctx, u, "", "correct horse battery", "zebra kettle lantern", "192.0.2.1", "test"); err != nil {
 		t.Errorf("a strong new password: %v", err)
 	}
 }

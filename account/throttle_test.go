@@ -188,7 +188,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
 	f := newThrottleFixture(t, p)
-	device, err := f.svc.TrustDevice(f.ctx, f.alice, "198.51.100.7", "owner's browser")
+	device, err := f.svc.Credentials.TrustDevice(f.ctx, f.alice, "198.51.100.7", "owner's browser")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobsDevice, err := f.svc.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
+	bobsDevice, err := f.svc.Credentials.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 		t.Fatalf("another account's remembered device: %v", err)
 	}
 	// A signed-in owner confirming their password is not held back either.
-	if err := f.svc.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
+	if err := f.svc.Credentials.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
 		t.Fatalf("confirmation during the wait: %v", err)
 	}
 	if err := with(device); err != nil {
@@ -426,11 +426,11 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 	p.HashConcurrency, p.HashQueue = 1, -1                                           // one hash at a time, no queue
 	p.Argon2 = account.Argon2Params{MemoryKiB: 1024, Iterations: 20, Parallelism: 1} // a hash that takes a while
 	f := newThrottleFixture(t, p)
-	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	appPassword, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 			return err
 		}},
 		{"API token", 400, func() error {
-			_, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, ip, "")
+			_, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, ip, "")
 			return err
 		}},
 		{"account password (Basic)", 40, func() error {
@@ -470,7 +470,7 @@ func TestParallelMissesLimited(t *testing.T) {
 	p.MaxLoginAttemptsPerAddress = 20
 	f := newThrottleFixture(t, p)
 	got := parallelCodes(100, func(i int) error {
-		_, _, err := f.svc.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
+		_, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
 		return err
 	})
 	logged := strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.9 client_net=192.0.2.9 method=api_token`)
@@ -495,7 +495,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
 	f := newThrottleFixture(t, p)
-	secret, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	secret, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,11 +532,11 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	p := throttlePolicy
 	p.MaxLoginAttemptsPerAddress = 20
 	f := newThrottleFixture(t, p)
-	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
-	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	appPassword, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,13 +549,13 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	if err := f.signIn("someone", "mistyped", office); account.ErrorCode(err) != account.RateLimited {
 		t.Fatalf("the 21st failure from the office: %v", err)
 	}
-	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
+	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
 		t.Errorf("a valid API token from the office: %v", err)
 	}
 	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
 		t.Errorf("the right app password from the office: %v", err)
 	}
-	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
+	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("a made-up API token from the office: %v", err)
 	}
 }

@@ -77,11 +77,11 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 		return v
 	}
 	// A listing that fails shows as empty; the page stays usable.
-	aps, _ := s.acct.ListAppPasswords(r.Context(), u.ID)
+	aps, _ := s.acct.Credentials.ListAppPasswords(r.Context(), u.ID)
 	for _, c := range aps {
 		d.AppPasswords = append(d.AppPasswords, view(c))
 	}
-	toks, _ := s.acct.ListAPITokens(r.Context(), u.ID)
+	toks, _ := s.acct.Credentials.ListAPITokens(r.Context(), u.ID)
 	for _, c := range toks {
 		d.Tokens = append(d.Tokens, view(c))
 	}
@@ -182,7 +182,7 @@ func (s *Server) appPasswordCreate(w http.ResponseWriter, r *http.Request, m me)
 	if err := s.confirmIdentity(r, m); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
-	secret, c, err := s.acct.CreateAppPassword(r.Context(), m.User, r.PostFormValue("ap_name"), r.PostFormValue("client_id"))
+	secret, c, err := s.acct.Credentials.CreateAppPassword(r.Context(), m.User, r.PostFormValue("ap_name"), r.PostFormValue("client_id"))
 	if err != nil {
 		return s.accessFailed(w, r, m, renameField(err, "name", "ap_name"))
 	}
@@ -190,7 +190,7 @@ func (s *Server) appPasswordCreate(w http.ResponseWriter, r *http.Request, m me)
 }
 
 func (s *Server) appPasswordRevoke(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RevokeAppPassword(r.Context(), m.User, r.PostFormValue("id")); err != nil {
+	if err := s.acct.Credentials.RevokeAppPassword(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
@@ -214,7 +214,7 @@ func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request, m me) er
 		// The token works through the whole chosen day in the user's zone.
 		n.ExpiresAt = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
 	}
-	token, c, err := s.acct.CreateAPIToken(r.Context(), m.User, n)
+	token, c, err := s.acct.Credentials.CreateAPIToken(r.Context(), m.User, n)
 	if err != nil {
 		return s.accessFailed(w, r, m, renameField(err, "allowed_networks", "token_networks"))
 	}
@@ -222,7 +222,7 @@ func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request, m me) er
 }
 
 func (s *Server) apiTokenRevoke(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RevokeAPIToken(r.Context(), m.User, r.PostFormValue("id")); err != nil {
+	if err := s.acct.Credentials.RevokeAPIToken(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)

@@ -47,7 +47,7 @@ func (s *Server) withToken(h apiHandler) http.Handler {
 			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Send an API token: Authorization: Bearer kp_…")
 			return
 		}
-		u, cred, err := s.acct.AuthenticateAPIToken(r.Context(), strings.TrimSpace(token), clientIP(r), r.UserAgent())
+		u, cred, err := s.acct.Credentials.AuthenticateAPIToken(r.Context(), strings.TrimSpace(token), clientIP(r), r.UserAgent())
 		if err != nil {
 			if account.ErrorCode(err) == account.Unauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="invalid_token"`)

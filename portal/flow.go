@@ -101,7 +101,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 	}
 
 	if s.acct.Policy().Require2FA {
-		if needs, err := s.acct.NeedsEnrolment(ctx, user); err != nil {
+		if needs, err := s.acct.Credentials.NeedsEnrolment(ctx, user); err != nil {
 			return err
 		} else if needs {
 			if none {
@@ -205,7 +205,7 @@ type loginData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
+	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 		if r.URL.Query().Get("done") == "signed-out-everywhere" {

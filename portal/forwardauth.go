@@ -72,7 +72,7 @@ func (s *Server) forwardAuthUser(r *http.Request) (storage.User, error) {
 	if err := s.acct.CheckNetwork(*u, clientIP(r)); err != nil {
 		return storage.User{}, err
 	}
-	if err := s.acct.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
+	if err := s.acct.Credentials.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
 		return storage.User{}, err
 	}
 	return *u, nil

@@ -219,7 +219,7 @@ func TestForwardAuthRequire2FA(t *testing.T) {
 	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusUnauthorized {
 		t.Errorf("password without the required second factor: %d", status)
 	}
-	secret, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), alice, "old one", "")
+	secret, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), alice, "old one", "")
 	if err != nil {
 		t.Fatal(err)
 	}

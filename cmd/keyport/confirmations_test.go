@@ -200,7 +200,7 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 		if fresh.Status != http.StatusOK || !ok || len(list.all("li")) != account.RecoveryCodeCount || same() {
 			t.Fatalf("confirmed new codes: %d, changed: %v\n%s", fresh.Status, !same(), truncateBody(fresh.Body))
 		}
-		if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), codes[0], "", ""); err == nil {
+		if err := srv.Main.Accounts.Credentials.UseRecoveryCode(ctx, srv.user(alice.ID), codes[0], "", ""); err == nil {
 			t.Error("an old recovery code still works")
 		}
 	})
@@ -516,7 +516,7 @@ func TestDeviceNamesInGerman(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
 	ctx := context.Background()
-	if _, err := srv.Main.Accounts.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
+	if _, err := srv.Main.Accounts.Credentials.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7", UserAgent: firefoxOnLinux})
@@ -622,7 +622,7 @@ func TestConfirmationsAskForThePassword(t *testing.T) {
 	if !slices.Equal(codes(), before) {
 		t.Error("a throttled confirmation made new codes")
 	}
-	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
 		t.Errorf("a code shown after the right password does not work: %v", err)
 	}
 
@@ -673,7 +673,7 @@ func TestNewRecoveryCodesSurviveAReload(t *testing.T) {
 		}
 		confirm = r
 	}
-	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
 		t.Errorf("a code shown before the reload: %v", err)
 	}
 	// Using a code changed the set, so the page the reload ended on is out

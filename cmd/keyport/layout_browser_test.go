@@ -126,14 +126,14 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 		t.Fatalf("add an upstream provider: %v", err)
 	}
 	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki of the Engineering Department", RedirectURIs: []string{appServer(t)}})
-	if _, _, err := acct.CreateAppPassword(ctx, alice, "Thunderbird on the office desktop", "wiki"); err != nil {
+	if _, _, err := acct.Credentials.CreateAppPassword(ctx, alice, "Thunderbird on the office desktop", "wiki"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := acct.CreateAPIToken(ctx, alice, account.NewAPIToken{Name: "nightly-backup-of-the-wiki", Scope: account.ScopeReadWrite,
+	if _, _, err := acct.Credentials.CreateAPIToken(ctx, alice, account.NewAPIToken{Name: "nightly-backup-of-the-wiki", Scope: account.ScopeReadWrite,
 		AllowedNetworks: "192.0.2.0/24, 2001:db8:85a3::/48", ExpiresAt: time.Now().AddDate(1, 0, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := acct.TrustDevice(ctx, alice, "2001:db8:85a3::8a2e:370:7334", firefoxOnLinux); err != nil {
+	if _, err := acct.Credentials.TrustDevice(ctx, alice, "2001:db8:85a3::8a2e:370:7334", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
@@ -427,7 +427,7 @@ func TestBrowserLockoutWarningBesideItsBox(t *testing.T) {
 	alice := srv.createUser("alice", false)
 	// Enough on the page above the allowlist to push it down.
 	for i := 0; i < 6; i++ {
-		if _, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), alice, fmt.Sprintf("Mail app %d", i), ""); err != nil {
+		if _, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), alice, fmt.Sprintf("Mail app %d", i), ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -496,7 +496,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
-	if !m.Accounts.PasskeysAvailable() {
+	if !m.Accounts.Credentials.PasskeysAvailable() {
 		log.Warn("passkeys are off: WebAuthn needs a host name in the issuer, not an IP address", "issuer", m.Config.Issuer)
 	}
 	log.Info("keyport is running", "issuer", m.Config.Issuer, "listen", ln.Addr().String(), "data_dir", m.Config.DataDir)

@@ -161,7 +161,9 @@ func TestTOTPConcurrentUseAcceptsOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, 8)
 	for i := range results {
-		wg.Go(func() { results[i] = srv.Main.Accounts.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test") })
+		wg.Go(func() {
+			results[i] = srv.Main.Accounts.Credentials.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test")
+		})
 	}
 	wg.Wait()
 	ok := 0
@@ -379,10 +381,10 @@ func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
 		t.Fatalf("new recovery codes: %d, %d codes", fresh.Status, len(got))
 	}
 	u := srv.user(alice.ID)
-	if err := srv.Main.Accounts.UseRecoveryCode(context.Background(), u, codes[0], "", ""); err == nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, codes[0], "", ""); err == nil {
 		t.Error("an old recovery code works after regeneration")
 	}
-	if err := srv.Main.Accounts.UseRecoveryCode(context.Background(), u, got[3][1], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, got[3][1], "", ""); err != nil {
 		t.Errorf("a new recovery code: %v", err)
 	}
 
