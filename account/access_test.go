@@ -159,7 +159,7 @@ func TestVerifyBasic(t *testing.T) {
 	wikiOnly, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "wiki", "wiki")
 	verify := func(login, password, ip, client string) (string, error) {
 		f.now = f.now.Add(time.Second) // keeps the history in order
-		u, method, err := f.svc.VerifyBasic(f.ctx, login, password, ip, "curl/8.0", client)
+		u, method, err := f.svc.SignIn.VerifyBasic(f.ctx, login, password, ip, "curl/8.0", client)
 		if err == nil && u.ID != f.alice.ID {
 			t.Fatalf("verified as %q", u.ID)
 		}
@@ -400,30 +400,30 @@ func TestAPITokenRules(t *testing.T) {
 func TestAllowlist(t *testing.T) {
 	f := newAccessFixture(t, false)
 	// Bad input changes nothing.
-	if _, _, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8\nnope", "10.0.0.1", true); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "allowed_networks" {
+	if _, _, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8\nnope", "10.0.0.1", true); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "allowed_networks" {
 		t.Errorf("invalid: %v", err)
 	}
 	// A list without the current address: a warning, nothing saved.
-	nets, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", false)
+	nets, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", false)
 	if err != nil || !warn || len(nets) != 2 || len(f.user().AllowedNetworks) != 0 {
 		t.Fatalf("lock-out warning: %v %v %v %v", nets, warn, err, f.user().AllowedNetworks)
 	}
 	// Confirmed: saved.
-	if _, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", true); err != nil || warn {
+	if _, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", true); err != nil || warn {
 		t.Fatalf("confirmed: %v %v", warn, err)
 	}
 	if got := f.user().AllowedNetworks; strings.Join(got, ",") != "10.0.0.0/8,192.0.2.7/32" {
 		t.Fatalf("saved %v", got)
 	}
-	if err := f.svc.CheckNetwork(f.user(), "203.0.113.5"); account.ErrorCode(err) != account.Forbidden {
+	if err := f.svc.SignIn.CheckNetwork(f.user(), "203.0.113.5"); account.ErrorCode(err) != account.Forbidden {
 		t.Errorf("CheckNetwork outside: %v", err)
 	}
-	if err := f.svc.CheckNetwork(f.user(), "192.0.2.7"); err != nil {
+	if err := f.svc.SignIn.CheckNetwork(f.user(), "192.0.2.7"); err != nil {
 		t.Errorf("CheckNetwork inside: %v", err)
 	}
 
 	// Password sign-in from outside: refused after the password, recorded.
-	_, err = f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "203.0.113.5", UserAgent: "test"})
+	_, err = f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "203.0.113.5", UserAgent: "test"})
 	if account.ErrorCode(err) != account.Forbidden {
 		t.Fatalf("sign-in from outside: %v", err)
 	}
@@ -432,18 +432,18 @@ func TestAllowlist(t *testing.T) {
 	}
 	// A wrong password from outside gets the usual answer: the list tells
 	// nothing to someone without the password.
-	if _, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "203.0.113.5"}); account.ErrorCode(err) != account.Unauthorized {
+	if _, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "203.0.113.5"}); account.ErrorCode(err) != account.Unauthorized {
 		t.Errorf("wrong password from outside: %v", err)
 	}
-	if _, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "10.20.30.40"}); err != nil {
+	if _, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "10.20.30.40"}); err != nil {
 		t.Errorf("sign-in from inside: %v", err)
 	}
 
 	// A list with the current address needs no confirmation; empty clears.
-	if _, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8", "10.0.0.1", false); err != nil || warn {
+	if _, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8", "10.0.0.1", false); err != nil || warn {
 		t.Errorf("list with the current address: %v %v", warn, err)
 	}
-	if _, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "", "203.0.113.5", false); err != nil || warn || len(f.user().AllowedNetworks) != 0 {
+	if _, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "", "203.0.113.5", false); err != nil || warn || len(f.user().AllowedNetworks) != 0 {
 		t.Errorf("clearing: %v %v", warn, err)
 	}
 }
@@ -457,8 +457,8 @@ func TestRequire2FAForMachines(t *testing.T) {
 	tok, _, _ := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	check := func(wantOK bool, ip string) {
 		t.Helper()
-		_, _, errApp := f.svc.VerifyBasic(f.ctx, "alice", secret, ip, "", "")
-		_, _, errPwd := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
+		_, _, errApp := f.svc.SignIn.VerifyBasic(f.ctx, "alice", secret, ip, "", "")
+		_, _, errPwd := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
 		_, _, errTok := f.svc.Credentials.AuthenticateAPIToken(f.ctx, tok, ip, "")
 		errCheck := f.svc.Credentials.CheckTwoFactorPolicy(f.ctx, f.user())
 		if (errApp == nil) != wantOK || (errTok == nil) != wantOK || (errCheck == nil) != wantOK {

@@ -85,10 +85,10 @@ func TestBcryptImportIsRehashed(t *testing.T) {
 	if _, err := db.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) { u.PasswordHash = string(legacy); return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "imported", Password: "wrong password"}); err == nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "imported", Password: "wrong password"}); err == nil {
 		t.Fatal("wrong password accepted against a bcrypt hash")
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "imported", Password: "legacy password 1"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "imported", Password: "legacy password 1"}); err != nil {
 		t.Fatalf("bcrypt sign-in: %v", err)
 	}
 	got, _ := db.GetUser(ctx, u.ID)
@@ -108,7 +108,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	// Username or email, any case.
 	for _, login := range []string{"alice", "ALICE", "alice@example.com", "Alice@Example.com"} {
-		got, err := svc.Authenticate(ctx, account.Credentials{Login: login, Password: "long enough pw", IP: "192.0.2.1"})
+		got, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: login, Password: "long enough pw", IP: "192.0.2.1"})
 		if err != nil || got.ID != u.ID {
 			t.Fatalf("login %q: %v", login, err)
 		}
@@ -120,8 +120,8 @@ func TestAuthenticate(t *testing.T) {
 
 	// Wrong password and unknown user: the same error.
 	now = now.Add(time.Second)
-	_, errWrong := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.2"})
-	_, errNobody := svc.Authenticate(ctx, account.Credentials{Login: "nobody", Password: "wrong password", IP: "192.0.2.3"})
+	_, errWrong := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.2"})
+	_, errNobody := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "nobody", Password: "wrong password", IP: "192.0.2.3"})
 	if errWrong == nil || errNobody == nil || errWrong.Error() != errNobody.Error() || account.ErrorCode(errWrong) != account.Unauthorized {
 		t.Fatalf("errors differ: %v / %v", errWrong, errNobody)
 	}
@@ -134,31 +134,31 @@ func TestAuthenticate(t *testing.T) {
 	// for the window, right password or not; another address is not held
 	// back by them.
 	for i := 0; i < 2; i++ {
-		svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "nope nope nope", IP: "192.0.2.2"})
+		svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "nope nope nope", IP: "192.0.2.2"})
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != time.Minute {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != time.Minute {
 		t.Fatalf("after 3 failures: %v (retry after %s)", err, account.RetryAfter(err))
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "198.51.100.1"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "198.51.100.1"}); err != nil {
 		t.Fatalf("from another address: %v", err)
 	}
 	now = now.Add(time.Minute)
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 
 	// Blocked users cannot sign in; their sessions are gone.
-	secret, _, err := svc.StartSession(ctx, stored, []string{"pwd"}, "", "")
+	secret, _, err := svc.SignIn.StartSession(ctx, stored, []string{"pwd"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.Users.SetBlocked(ctx, "alice", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); account.ErrorCode(err) != account.Forbidden {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); account.ErrorCode(err) != account.Forbidden {
 		t.Fatalf("blocked user: %v", err)
 	}
-	if _, _, err := svc.ResumeSession(ctx, secret); err == nil {
+	if _, _, err := svc.SignIn.ResumeSession(ctx, secret); err == nil {
 		t.Fatal("blocked user's session still works")
 	}
 }

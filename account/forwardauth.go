@@ -18,7 +18,7 @@ import (
 // that is none of the account's app passwords is a guess: it is reserved
 // and counted like a sign-in (throttle), and then tried as the account
 // password, under every rule of password sign-in.
-func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
+func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
 	name, err := s.loginName(ctx, "pwd", login, password, ip)
 	if err != nil {
@@ -29,7 +29,7 @@ func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgen
 		return storage.User{}, "", err
 	}
 	// Names that match no account go through the same steps.
-	u, ok, err := s.Credentials.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
+	u, ok, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
 	if err != nil {
 		return storage.User{}, "", err
 	}
@@ -69,12 +69,12 @@ const reasonPasswordAlone = "password alone refused: use an app password"
 
 // passwordAloneAllowed refuses the account password on its own for
 // accounts with a second factor, and for accounts that owe one.
-func (s *Service) passwordAloneAllowed(ctx context.Context, u storage.User) error {
-	has, err := s.Credentials.HasSecondFactor(ctx, u)
+func (s *SignInService) passwordAloneAllowed(ctx context.Context, u storage.User) error {
+	has, err := s.creds.HasSecondFactor(ctx, u)
 	if err != nil {
 		return err
 	}
-	if has || s.Credentials.SecondFactorRequired(u) {
+	if has || s.creds.SecondFactorRequired(u) {
 		return errInvalidCredentials
 	}
 	return nil

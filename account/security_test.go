@@ -411,13 +411,13 @@ func TestChangePassword(t *testing.T) {
 
 	var sessions []storage.Session
 	for range 3 {
-		_, s, err := svc.StartSession(ctx, u, []string{"pwd"}, "192.0.2.1", "test")
+		_, s, err := svc.SignIn.StartSession(ctx, u, []string{"pwd"}, "192.0.2.1", "test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		sessions = append(sessions, s)
 	}
-	_, bobSession, _ := svc.StartSession(ctx, other, []string{"pwd"}, "", "")
+	_, bobSession, _ := svc.SignIn.StartSession(ctx, other, []string{"pwd"}, "", "")
 	exp := clock.Now().Add(time.Hour)
 	if err := db.CreateTokens(ctx, storage.AccessToken{ID: "at1", ClientID: "app", UserID: u.ID, Subject: u.ID, FamilyID: "f1", CreatedAt: clock.Now(), ExpiresAt: exp},
 		&storage.RefreshToken{Hash: "rt1", ID: "r1", FamilyID: "f1", ClientID: "app", UserID: u.ID, CreatedAt: clock.Now(), ExpiresAt: exp, IdleExpiresAt: exp}); err != nil {
@@ -475,10 +475,10 @@ func TestChangePassword(t *testing.T) {
 	if _, err := db.GetAccessToken(ctx, "at2"); err != nil {
 		t.Errorf("another user's token revoked: %v", err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
 		t.Errorf("new password: %v", err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: securityPassword}); err == nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: securityPassword}); err == nil {
 		t.Error("old password still works")
 	}
 }

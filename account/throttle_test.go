@@ -97,7 +97,7 @@ func (f *throttleFixture) advance(d time.Duration) {
 }
 
 func (f *throttleFixture) signIn(login, password, ip string) error {
-	_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
+	_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
 	return err
 }
 
@@ -236,7 +236,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	// made-up cookie or another account's real one does not help.
 	guess()
 	with := func(proof string) error {
-		_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
+		_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
 		return err
 	}
 	if err := with("not a device"); account.ErrorCode(err) != account.RateLimited {
@@ -382,9 +382,9 @@ func TestSpacesAroundNameTellNothing(t *testing.T) {
 	}
 	// Basic, the same.
 	for i := range 10 {
-		_, _, _ = f.svc.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
+		_, _, _ = f.svc.SignIn.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
 	}
-	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
+	if _, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("Basic after 10 failures of \" Alice \": %v", err)
 	}
 }
@@ -441,7 +441,7 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 		call func() error
 	}{
 		{"app password (Basic)", 200, func() error {
-			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
+			_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
 			return err
 		}},
 		{"API token", 400, func() error {
@@ -449,7 +449,7 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 			return err
 		}},
 		{"account password (Basic)", 40, func() error {
-			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
+			_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
 			return err
 		}},
 		{"account password (form)", 40, func() error { return f.signIn("alice", accessPassword, ip) }},
@@ -478,7 +478,7 @@ func TestParallelMissesLimited(t *testing.T) {
 		t.Errorf("100 parallel made-up API tokens, 20 allowed per address: %v, %d logged", got, logged)
 	}
 	got = parallelCodes(100, func(i int) error {
-		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
+		_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
 		return err
 	})
 	logged = strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.10 client_net=192.0.2.10 method=pwd login=alice reason="wrong password"`)
@@ -505,7 +505,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	const attacker = "198.51.100.99"
 	got := map[account.Code]int{}
 	for i := range 199 {
-		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
+		_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
 		got[account.ErrorCode(err)]++
 		if account.RetryAfter(err) <= 0 {
 			t.Fatalf("guess %d during the wait: %v without a wait", i+1, err)
@@ -519,7 +519,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	if recs := f.checked(f.alice.ID); recs != 5+p.MaxLoginAttempts {
 		t.Errorf("%d failures in the history, want %d", recs, 5+p.MaxLoginAttempts)
 	}
-	if _, method, err := f.svc.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
+	if _, method, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
 		t.Errorf("the right app password during the wait: %s %v", method, err)
 	}
 }
@@ -552,7 +552,7 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
 		t.Errorf("a valid API token from the office: %v", err)
 	}
-	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
+	if _, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
 		t.Errorf("the right app password from the office: %v", err)
 	}
 	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
@@ -586,7 +586,7 @@ func TestFailClosedWhenWritesFail(t *testing.T) {
 	}
 	got := map[account.Code]int{}
 	for i := range 50 {
-		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
+		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
 		got[account.ErrorCode(err)]++
 	}
 	t.Logf("50 wrong passwords from one address while throttle writes fail: %v", got)
@@ -621,7 +621,7 @@ func TestFailClosedWhenThrottleReadFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, password := range map[string]string{"right": accessPassword, "wrong": "a wrong password"} {
-		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: password, IP: "192.0.2.1"})
+		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: password, IP: "192.0.2.1"})
 		if err == nil || account.ErrorCode(err) != account.Internal || !strings.Contains(err.Error(), "input/output error") {
 			t.Errorf("%s password while throttle reads fail: %v, want Internal with the cause", name, err)
 		}

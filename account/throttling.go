@@ -12,10 +12,6 @@ import (
 	"github.com/keyport/keyport/throttle"
 )
 
-// Throttle is the limiter every guessable secret goes through; the provider
-// uses it for client secrets, so both sides share one view of an address.
-func (s *Service) Throttle() *throttle.Limiter { return s.limiter }
-
 // throttlePolicy turns the account policy into the throttle's.
 func throttlePolicy(p Policy) throttle.Policy {
 	return throttle.Policy{

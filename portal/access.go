@@ -53,7 +53,7 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 	u := m.User
 	d := &accessData{base: s.base(r, &u, "App access"), FieldErrors: map[string]string{}, Form: map[string]string{},
 		Networks: strings.Join(u.AllowedNetworks, "\n"), CurrentIP: clientIP(r),
-		NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), MinExpiry: s.now().AddDate(0, 0, 1).Format("2006-01-02")}
+		NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session), MinExpiry: s.now().AddDate(0, 0, 1).Format("2006-01-02")}
 	d.Nav = "access"
 	clients, _ := s.store.ListClients(r.Context())
 	names := map[string]string{}
@@ -233,7 +233,7 @@ func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) e
 	if err := s.confirmIdentity(r, m); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
-	_, warn, err := s.acct.SetAllowedNetworks(r.Context(), m.User, r.PostFormValue("allowed_networks"), clientIP(r), r.PostFormValue("confirm_lockout") == "1")
+	_, warn, err := s.acct.SignIn.SetAllowedNetworks(r.Context(), m.User, r.PostFormValue("allowed_networks"), clientIP(r), r.PostFormValue("confirm_lockout") == "1")
 	if err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
@@ -270,7 +270,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	u := m.User
 	d := &activityData{base: s.base(r, &u, "Activity")}
 	d.Nav = "activity"
-	attempts, err := s.acct.History(r.Context(), u.ID, 5)
+	attempts, err := s.acct.SignIn.History(r.Context(), u.ID, 5)
 	if err != nil {
 		return err
 	}
@@ -283,7 +283,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 		}
 		d.Attempts = append(d.Attempts, v)
 	}
-	sessions, err := s.acct.Sessions(r.Context(), u.ID)
+	sessions, err := s.acct.SignIn.Sessions(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, m me)
 	if !confirmed(r) {
 		return s.signOutEverywherePage(w, r, m)
 	}
-	if err := s.acct.SignOutEverywhere(r.Context(), m.User.ID); err != nil {
+	if err := s.acct.SignIn.SignOutEverywhere(r.Context(), m.User.ID); err != nil {
 		return err
 	}
 	if err := s.signOut(w, r); err != nil {

@@ -89,7 +89,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 	// The allowlist holds at every authorization, also when a session
 	// answers: a browser that signed in inside the list and moved outside
 	// it gets no code for any app.
-	if err := s.acct.CheckNetworkAt(ctx, user, clientIP(r), r.UserAgent(), amr); err != nil {
+	if err := s.acct.SignIn.CheckNetworkAt(ctx, user, clientIP(r), r.UserAgent(), amr); err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
@@ -258,7 +258,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	login := r.PostFormValue("login")
 	returnTo := r.PostFormValue("return_to")
 	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(), DeviceProof: s.deviceProof(r)}
-	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
+	u, newHash, err := s.acct.SignIn.PasswordStep(r.Context(), creds)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
@@ -273,7 +273,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if owes {
-		if err := s.acct.StoreRehash(r.Context(), u, newHash); err != nil {
+		if err := s.acct.SignIn.StoreRehash(r.Context(), u, newHash); err != nil {
 			return err
 		}
 		// No session yet: the password step is recorded in the signed

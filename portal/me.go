@@ -108,7 +108,7 @@ func (s *Server) confirmIdentityWith(r *http.Request, m me, password string) err
 	if !onRecentSignInRoute(r.Context()) {
 		return fmt.Errorf("confirm identity on %s %s: the route is not registered at level %s", r.Method, r.URL.Path, levelRecentSignIn)
 	}
-	return s.acct.Reauthenticate(r.Context(), m.User, m.Session, password, clientIP(r), r.UserAgent())
+	return s.acct.SignIn.Reauthenticate(r.Context(), m.User, m.Session, password, clientIP(r), r.UserAgent())
 }
 
 // safeReturn accepts only a path on this site as a place to go back to

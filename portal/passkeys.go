@@ -64,7 +64,7 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, m me) erro
 
 func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, status int, failure error, typed passkeyInput) error {
 	u := m.User
-	d := &passkeysData{base: s.base(r, &u, "Passkeys"), Available: s.acct.Credentials.PasskeysAvailable(), NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session)}
+	d := &passkeysData{base: s.base(r, &u, "Passkeys"), Available: s.acct.Credentials.PasskeysAvailable(), NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
 	d.Nav = "passkeys"
 	d.ByDirectory = s.acct.Credentials.SecondFactorByDirectory(u)
 	keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID)
@@ -138,7 +138,7 @@ func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m
 	}
 	d := &confirmData{base: s.base(r, &m.User, "Remove this passkey?"), Detail: keys[i].Name,
 		Action: "/security/passkeys/remove", Hidden: []hiddenField{{"id", id}}, Cancel: "/security/passkeys",
-		NeedsPassword: !s.acct.RecentlyAuthenticated(m.Session)}
+		NeedsPassword: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
 	d.Nav = "passkeys"
 	d.Heading = d.Title
 	d.Button = translate(d.Lang, "Remove passkey")

@@ -55,7 +55,7 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 	u := m.User
 	d := &securityData{base: s.base(r, &u, "Security"), MinLength: s.acct.Policy().MinPasswordLength, TOTPEnabled: account.HasTOTP(u),
 		RecoveryLeft: len(u.RecoveryCodes), RememberEnabled: s.acct.Policy().TrustedDeviceLifetime > 0,
-		NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), FieldErrors: map[string]string{}}
+		NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session), FieldErrors: map[string]string{}}
 	d.Nav = "security"
 	if e, ok := s.acct.Credentials.PendingTOTP(u); ok && !d.TOTPEnabled {
 		d.Enrolment = &e
@@ -217,7 +217,7 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		return nil
 	}
 	d := &confirmData{base: s.base(r, &m.User, "Recovery codes"), Action: "/security/recovery-codes", Cancel: "/security",
-		NeedsPassword: !s.acct.RecentlyAuthenticated(m.Session)}
+		NeedsPassword: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
 	d.Nav = "security"
 	d.Heading = d.Title
 	if r.FormValue("done") == "totp" {

@@ -144,7 +144,7 @@ func (s *Server) finishSignInAs(w http.ResponseWriter, r *http.Request, u storag
 // finishSignInFor is finishSignInAs for a request the caller has loaded
 // already (a.ID is "" when there is none), so the sign-in path reads it once.
 func (s *Server) finishSignInFor(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, a storage.AuthRequest, returnTo string, mode signInMode) error {
-	u, secret, sess, err := s.acct.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
+	u, secret, sess, err := s.acct.SignIn.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ func cliOpen(t *testing.T, dir string) *Main {
 }
 
 func cliAuth(m *Main, login, password string) error {
-	_, err := m.Accounts.Authenticate(context.Background(), account.Credentials{Login: login, Password: password, IP: "192.0.2.1"})
+	_, err := m.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: login, Password: password, IP: "192.0.2.1"})
 	return err
 }
 
@@ -935,7 +935,7 @@ func TestSetupLink(t *testing.T) {
 	if err != nil || len(users) != 1 || users[0].Username != "root" || !users[0].Admin || users[0].Email != "root@example.com" || users[0].Name != "Root Person" {
 		t.Fatalf("users after setup: %+v %v", users, err)
 	}
-	if _, err := srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "root", Password: testPassword}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "root", Password: testPassword}); err != nil {
 		t.Errorf("the new admin cannot sign in: %v", err)
 	}
 	if p := b.get(srv.URL + "/"); !strings.Contains(p.Body, "<dd>root</dd>") {

@@ -519,8 +519,8 @@ func TestDeviceNamesInGerman(t *testing.T) {
 	if _, err := srv.Main.Accounts.Credentials.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7", UserAgent: firefoxOnLinux})
-	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.8"})
+	_, _ = srv.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7", UserAgent: firefoxOnLinux})
+	_, _ = srv.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.8"})
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
 	// The cells of the page's tables, as text.

@@ -137,7 +137,7 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		_, _ = acct.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "2001:db8:85a3::8a2e:370:7334", UserAgent: firefoxOnLinux})
+		_, _ = acct.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "2001:db8:85a3::8a2e:370:7334", UserAgent: firefoxOnLinux})
 	}
 	return srv, base, alice, app
 }

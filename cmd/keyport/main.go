@@ -400,7 +400,7 @@ func (m *Main) load() error {
 		LoggedOutURL: cfg.Issuer + "/logged-out",
 		OwnsRequest:  m.Portal.OwnsRequest,
 		Throttle:     m.Accounts.Throttle(),
-		CheckRefresh: m.Accounts.CheckRefreshNetwork,
+		CheckRefresh: m.Accounts.SignIn.CheckRefreshNetwork,
 		PendingSignIns: storage.PendingLimits{
 			PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
 			Total:     cfg.Limits.MaxPendingSignIns,

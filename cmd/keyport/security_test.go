@@ -138,7 +138,7 @@ func TestTOTPSignIn(t *testing.T) {
 	if n := len(srv.user(alice.ID).RecoveryCodes); n != 9 {
 		t.Errorf("%d recovery codes left, want 9", n)
 	}
-	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 20)
+	hist, _ := srv.Main.Accounts.SignIn.History(context.Background(), alice.ID, 20)
 	failures := 0
 	for _, a := range hist {
 		if !a.Success && (a.Method == "otp" || a.Method == "recovery_code") {
@@ -293,7 +293,7 @@ func TestPasswordChange(t *testing.T) {
 	if status, _, body := rp.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != http.StatusBadRequest {
 		t.Errorf("refresh after password change: %d %v", status, body)
 	}
-	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
 		t.Errorf("new password: %v", err)
 	}
 }

@@ -68,7 +68,7 @@ func TestUpstreamSignInsOnActivityPage(t *testing.T) {
 	if err := down.Main.Accounts.Users.SetBlocked(ctx, "ursula", false); err != nil {
 		t.Fatal(err)
 	}
-	hist, err := down.Main.Accounts.History(ctx, userIDOf(t, down, "ursula"), 10)
+	hist, err := down.Main.Accounts.SignIn.History(ctx, userIDOf(t, down, "ursula"), 10)
 	if err != nil || len(hist) != 2 || hist[0].Success || !hist[1].Success || hist[0].Method != hist[1].Method || hist[0].Method != "fed+pwd" {
 		t.Fatalf("history of one upstream sign-in and one refused: %v %+v", err, hist)
 	}
