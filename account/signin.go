@@ -82,10 +82,7 @@ func (s *SignInService) checkPasswordOr(ctx context.Context, c Credentials, refu
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	// Only read here; the use is noted once a second factor is decided
-	// on (DeviceTrusted).
-	_, proven := s.creds.trustedDevice(ctx, user, c.DeviceProof)
-	return s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, proven: proven})
+	return s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse})
 }
 
 // loginName is the login name as it is looked up and throttled: trimmed
@@ -122,7 +119,6 @@ type guess struct {
 	known  bool
 	name   string // normalised
 	refuse string // see checkPasswordOr
-	proven bool   // a remembered device of the account came with it
 	// appPasswordMiss: forward auth's Basic password, found to be none of
 	// the account's app passwords, now tried as the account password.
 	appPasswordMiss bool
@@ -147,7 +143,10 @@ func (s *SignInService) checkGuess(ctx context.Context, c Credentials, g guess) 
 	// An account is throttled whichever of its names (username or email, in
 	// any case) is typed; otherwise each name would get its own budget.
 	subj := subject(g.user, g.known, g.name)
-	parts := []string{string(subj), c.IP, strconv.FormatBool(g.proven), strconv.FormatBool(g.appPasswordMiss), g.refuse, c.Password}
+	// The device cookie is a part: a request with a made-up cookie must
+	// not share the check of one whose remembered device spares it the
+	// account-wide wait.
+	parts := []string{string(subj), c.IP, c.DeviceProof, strconv.FormatBool(g.appPasswordMiss), g.refuse, c.Password}
 	out := s.guesses.Check(parts, func() checkedGuess {
 		u, h, err := s.checkGuessOnce(ctx, c, g, subj)
 		return checkedGuess{u, h, err}
@@ -155,12 +154,31 @@ func (s *SignInService) checkGuess(ctx context.Context, c Credentials, g guess) 
 	return out.user, out.newHash, out.err
 }
 
+// reservePassword reserves the check of g's password with the throttle.
+// A remembered device of the account spares it the account-wide wait that
+// failures elsewhere caused. The device is looked up only when that wait
+// refuses the attempt: otherwise it changes nothing, and a sign-in reads
+// it once, when its second factor is decided (DeviceTrusted). The lookup
+// reads by hash whether or not the account exists, so a made-up name
+// costs the same.
+func (s *SignInService) reservePassword(ctx context.Context, c Credentials, g guess, subj throttle.Subject) (*throttle.Reservation, error) {
+	// An app-password miss counts even during the account-wide wait: it
+	// was checked (looked up), so it is a guess like any other.
+	res, err := s.limiter.Password(ctx, subj, c.IP, g.appPasswordMiss)
+	var r *throttle.Refused
+	if err == nil || c.DeviceProof == "" || !errors.As(err, &r) || r.Scope != throttle.ScopeAccount {
+		return res, err
+	}
+	if _, ok := s.creds.trustedDevice(ctx, g.user, c.DeviceProof); !ok {
+		return nil, err
+	}
+	return s.limiter.Password(ctx, subj, c.IP, true)
+}
+
 func (s *SignInService) checkGuessOnce(ctx context.Context, c Credentials, g guess, subj throttle.Subject) (storage.User, string, error) {
 	user, known, refuse := g.user, g.known, g.refuse
 	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
-	// An app-password miss counts even during the account-wide wait: it
-	// was checked (looked up), so it is a guess like any other.
-	res, err := s.limiter.Password(ctx, subj, c.IP, g.proven || g.appPasswordMiss)
+	res, err := s.reservePassword(ctx, c, g, subj)
 	if err != nil {
 		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, c.Login, c.IP)
 	}
