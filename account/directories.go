@@ -164,15 +164,8 @@ func (s *DirectoryService) checkDirectoryPassword(ctx context.Context, c Credent
 	if perr != nil {
 		return fail("account could not be linked", perr, false)
 	}
-	user = u
-	if err := CheckActive(u); err != nil {
-		return fail("account blocked", err, false)
-	}
-	if err := checkNetwork(u, c.IP); err != nil {
-		return fail("network not allowed", err, false)
-	}
-	if err := res.Succeed(ctx); err != nil {
-		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
+	if err := s.admit(ctx, res, attempt, u); err != nil {
+		return storage.User{}, "", err
 	}
 	return u, "", nil
 }

@@ -176,8 +176,7 @@ func (s *SignInService) reservePassword(ctx context.Context, c Credentials, g gu
 }
 
 func (s *SignInService) checkGuessOnce(ctx context.Context, c Credentials, g guess, subj throttle.Subject) (storage.User, string, error) {
-	user, known, refuse := g.user, g.known, g.refuse
-	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
+	attempt := storage.LoginAttempt{ID: NewID(), UserID: g.user.ID, Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
 	res, err := s.reservePassword(ctx, c, g, subj)
 	if err != nil {
 		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, c.Login, c.IP)
@@ -191,58 +190,59 @@ func (s *SignInService) checkGuessOnce(ctx context.Context, c Credentials, g gue
 	}
 	// Accounts from a directory, and names no local account has, are
 	// checked by the directories.
-	if refuse == "" && ((known && user.Source != "") || (!known && len(s.sourceSet().password) > 0)) {
-		return s.dirs.checkDirectoryPassword(ctx, c, user, known, attempt, res)
+	if g.refuse == "" && ((g.known && g.user.Source != "") || (!g.known && len(s.sourceSet().password) > 0)) {
+		return s.dirs.checkDirectoryPassword(ctx, c, g.user, g.known, attempt, res)
 	}
-	hash := user.PasswordHash
-	if !known || hash == "" || refuse != "" {
-		hash = s.dummyHash
-	}
-	ok, rehash, verr := s.verifyPassword(ctx, c.Password, hash)
-	if errors.Is(verr, errBusy) {
-		res.Cancel() // not checked: it counts neither way
-		return storage.User{}, "", verr
-	}
-	if verr != nil {
-		s.log.ErrorContext(ctx, "verify password", "user_id", user.ID, "err", verr)
-	}
-	if !known || user.PasswordHash == "" || refuse != "" || !ok {
-		reason := "wrong password"
-		switch {
-		case !known:
-			reason = "unknown account"
-		case refuse != "":
-			reason = refuse
-		}
-		s.failed(ctx, res, attempt, reason)
-		return storage.User{}, "", errInvalidCredentials
-	}
-	if err := CheckActive(user); err != nil {
-		res.Cancel() // the password was right: not a guess
-		attempt.Reason = "account blocked"
-		s.record(ctx, attempt)
+	rehash, err := s.checkLocalPassword(ctx, c, g, attempt, res)
+	if err != nil {
 		return storage.User{}, "", err
 	}
-	// The allowlist is checked after the password, so it reveals nothing to
-	// someone who does not know it.
-	if err := checkNetwork(user, c.IP); err != nil {
-		res.Cancel()
-		attempt.Reason = "network not allowed"
-		s.record(ctx, attempt)
+	if err := s.admit(ctx, res, attempt, g.user); err != nil {
 		return storage.User{}, "", err
-	}
-	if err := res.Succeed(ctx); err != nil {
-		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", user.ID, "err", err)
 	}
 	newHash := ""
 	if rehash {
 		if newHash, err = s.hashPassword(ctx, c.Password); err != nil {
 			// Busy or broken: the old hash still works; next time, then.
-			s.log.WarnContext(ctx, "rehash password", "user_id", user.ID, "err", err)
+			s.log.WarnContext(ctx, "rehash password", "user_id", g.user.ID, "err", err)
 			newHash = ""
 		}
 	}
-	return user, newHash, nil
+	return g.user, newHash, nil
+}
+
+// checkLocalPassword checks g's password against the account's own hash
+// and ends the reservation as a failure when it is wrong. A name without
+// an account, an account without a password and a refused password are
+// checked against a made-up hash, so they cost the same and fail alike.
+// rehash tells that the hash should be replaced (older parameters, or
+// bcrypt from an import).
+func (s *SignInService) checkLocalPassword(ctx context.Context, c Credentials, g guess, attempt storage.LoginAttempt, res *throttle.Reservation) (rehash bool, err error) {
+	own := g.known && g.user.PasswordHash != "" && g.refuse == ""
+	hash := s.dummyHash
+	if own {
+		hash = g.user.PasswordHash
+	}
+	ok, rehash, verr := s.verifyPassword(ctx, c.Password, hash)
+	if errors.Is(verr, errBusy) {
+		res.Cancel() // not checked: it counts neither way
+		return false, verr
+	}
+	if verr != nil {
+		s.log.ErrorContext(ctx, "verify password", "user_id", g.user.ID, "err", verr)
+	}
+	if own && ok {
+		return rehash, nil
+	}
+	reason := "wrong password"
+	switch {
+	case !g.known:
+		reason = "unknown account"
+	case g.refuse != "":
+		reason = g.refuse
+	}
+	s.failed(ctx, res, attempt, reason)
+	return false, errInvalidCredentials
 }
 
 // recordSignIn writes what a successful sign-in changes: the user's sign-in

@@ -84,6 +84,29 @@ func (s *core) failed(ctx context.Context, res *throttle.Reservation, a storage.
 	s.record(ctx, a)
 }
 
+// admit lets in a person whose password (or directory sign-in) was right,
+// unless the account is blocked or the address is outside its allowlist:
+// the allowlist is checked after the password, so it reveals nothing to
+// someone who does not know the password. A refusal is no guess: the
+// reservation is cancelled, and the attempt recorded with the reason. On
+// admission the reservation succeeds, which forgives earlier failures.
+func (s *core) admit(ctx context.Context, res *throttle.Reservation, attempt storage.LoginAttempt, u storage.User) error {
+	reason, err := "account blocked", CheckActive(u)
+	if err == nil {
+		reason, err = "network not allowed", checkNetwork(u, attempt.IP)
+	}
+	if err != nil {
+		res.Cancel()
+		attempt.UserID, attempt.Reason = u.ID, reason
+		s.record(ctx, attempt)
+		return err
+	}
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
+	}
+	return nil
+}
+
 // logFailure writes the one line per failed sign-in that operators and
 // fail2ban read (docs/fail2ban). Its shape is stable: the fixed message,
 // then the client address and the network it is throttled as (the address
