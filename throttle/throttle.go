@@ -299,13 +299,17 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	if now.Before(l.closedUntil) {
-		return nil, &Refused{Scope: ScopeStore, RetryAfter: max(l.closedUntil.Sub(now), minRetry)}
+	if r := l.closed(l.now()); r != nil {
+		return nil, r
 	}
 	records, err := l.readThrottles(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read throttles: %w", err)
+	}
+	// Memory for unwritten failures may have filled up during the read.
+	now := l.now()
+	if r := l.closed(now); r != nil {
+		return nil, r
 	}
 	stored := slices.Clone(records)
 	var refused, waived *Refused
@@ -329,6 +333,15 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 		l.inflight[c.key]++
 	}
 	return r, nil
+}
+
+// closed is the refusal of every attempt while the memory for unwritten
+// failures is full (unwritten.go), or nil. The caller holds l.mu.
+func (l *Limiter) closed(now time.Time) *Refused {
+	if now.Before(l.closedUntil) {
+		return &Refused{Scope: ScopeStore, RetryAfter: max(l.closedUntil.Sub(now), minRetry)}
+	}
+	return nil
 }
 
 // lockFreeReads is how many times reserve reads the store without the lock
