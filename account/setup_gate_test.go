@@ -34,7 +34,7 @@ func TestSetupLinkSurvivesABusyHashGate(t *testing.T) {
 	running, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
-		done <- svc.hashes.do(context.Background(), func() { close(running); <-release })
+		done <- svc.core.hashes.do(context.Background(), func() { close(running); <-release })
 	}()
 	<-running
 	_, err = svc.Users.CompleteSetup(ctx, link, admin)

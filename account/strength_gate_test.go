@@ -25,7 +25,7 @@ func TestStrengthEstimateWaitsForTheHashGate(t *testing.T) {
 	running, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
-		done <- svc.hashes.do(context.Background(), func() { close(running); <-release })
+		done <- svc.core.hashes.do(context.Background(), func() { close(running); <-release })
 	}()
 	<-running
 	err = svc.Users.CheckPassword(t.Context(), "zebra kettle lantern 1987", "alice", "alice@example.com")

@@ -594,3 +594,100 @@ func TestFailClosedWhenWritesFail(t *testing.T) {
 		t.Errorf("%v; want the limit (%d) checked, the rest refused", got, throttlePolicy.MaxLoginAttempts)
 	}
 }
+
+// failingThrottleReads is a store whose throttle reads fail (a damaged
+// file, a lost database connection); everything else works.
+type failingThrottleReads struct {
+	account.Store
+}
+
+func (failingThrottleReads) GetThrottles(context.Context, ...string) ([]storage.Throttle, error) {
+	return nil, errors.New("read /data/keyport.db: input/output error")
+}
+
+// When the throttle cannot read what failed before, it cannot tell
+// whether a guess is allowed: the sign-in is refused before the password
+// is checked (fail closed), the right password as well as a wrong one,
+// and the answer is Internal, not "wrong password", which would tell the
+// guesser that the password was checked.
+func TestFailClosedWhenThrottleReadFails(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := account.New(failingThrottleReads{f.db}, sealer, throttlePolicy, f.clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, password := range map[string]string{"right": accessPassword, "wrong": "a wrong password"} {
+		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: password, IP: "192.0.2.1"})
+		if err == nil || account.ErrorCode(err) != account.Internal || !strings.Contains(err.Error(), "input/output error") {
+			t.Errorf("%s password while throttle reads fail: %v, want Internal with the cause", name, err)
+		}
+	}
+	if n := f.checked(f.alice.ID); n != 0 {
+		t.Errorf("%d passwords checked while throttle reads fail, want none", n)
+	}
+	u, err := f.db.GetUser(f.ctx, f.alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.LoginsCount != 0 || !u.LastLogin.IsZero() {
+		t.Errorf("alice signed in while throttle reads fail: %d sign-ins, last %s", u.LoginsCount, u.LastLogin)
+	}
+}
+
+// countingDeviceReads counts the lookups of credentials by hash (how a
+// remembered-device cookie is found).
+type countingDeviceReads struct {
+	account.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingDeviceReads) GetCredentialByHash(ctx context.Context, hash string) (storage.Credential, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.GetCredentialByHash(ctx, hash)
+}
+
+func (s *countingDeviceReads) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// A browser sign-in with a remembered device reads the device once, when
+// the second factor is decided (DeviceTrusted): the password step looks
+// it up only when the account-wide wait would refuse the attempt, the one
+// case where the device changes anything there. Today the password step
+// read it on every sign-in, and DeviceTrusted read it again.
+func TestRememberedDeviceReadOncePerSignIn(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	proof, err := f.svc.Credentials.TrustDevice(f.ctx, f.alice, "198.51.100.7", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingDeviceReads{Store: f.db.(account.Store)}
+	svc, err := account.New(st, sealer, throttlePolicy, f.clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof}
+	u, _, err := svc.SignIn.PasswordStep(f.ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !svc.Credentials.DeviceTrusted(f.ctx, u, proof, c.IP) {
+		t.Fatal("the remembered device is not trusted")
+	}
+	if n := st.count(); n != 1 {
+		t.Errorf("a sign-in with a remembered device read it %d times, want once", n)
+	}
+}
