@@ -27,7 +27,7 @@ func newFlowFixture(t *testing.T) *flowFixture {
 	t.Helper()
 	clock := newTestClock()
 	svc, db := newSecurityService(t, clock, 30*24*time.Hour)
-	app, _, err := svc.RegisterClient(context.Background(), account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
+	app, _, err := svc.Clients.RegisterClient(context.Background(), account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func (f *flowFixture) visitor() account.Visitor {
 // the clock's time.
 func (f *flowFixture) signedInVisitor(t *testing.T) account.Visitor {
 	t.Helper()
-	_, sess, err := f.svc.StartSession(context.Background(), f.user, []string{"pwd"}, "192.0.2.7", "test")
+	_, sess, err := f.svc.SignIn.StartSession(context.Background(), f.user, []string{"pwd"}, "192.0.2.7", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
 	if !errors.Is(err, account.ErrFlowGone) || p.SessionSecret != "" {
 		t.Fatalf("sign-in for a gone record: %+v %v", p, err)
 	}
-	if sessions, err := f.svc.Sessions(ctx, f.user.ID); err != nil || len(sessions) != 0 {
+	if sessions, err := f.svc.SignIn.Sessions(ctx, f.user.ID); err != nil || len(sessions) != 0 {
 		t.Errorf("sessions left behind: %d %v", len(sessions), err)
 	}
 }
