@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/loglimit"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 )
@@ -59,12 +59,10 @@ type opStorage struct {
 	tokens *tokenCrypto
 	// pending bounds the authorization requests waiting for a sign-in.
 	pending storage.PendingLimits
-	// lastRefusalLog is when a refusal for pending (ErrLimitReached) was
-	// last logged (unix seconds).
-	lastRefusalLog atomic.Int64
-	// evictions counts authorization requests evicted for pending, and
-	// lastEvictionLog is when that was last logged (unix seconds).
-	evictions, lastEvictionLog atomic.Int64
+	// floodLog is log for the lines a flood of /authorize requests repeats
+	// (refusals and evictions for pending): one a minute of each, then a
+	// count of those held back (loglimit).
+	floodLog *slog.Logger
 	// secrets makes parallel checks of one client secret one guess.
 	secrets *throttle.Guesses[clientCheck]
 }
@@ -138,11 +136,8 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if errors.Is(err, storage.ErrLimitReached) {
 		// Every pending sign-in of this address, or of all, has its code
 		// and is about to be exchanged (or to expire): RFC 6749 §4.1.2.1.
-		if now := s.now().Unix(); now-s.lastRefusalLog.Load() >= 60 {
-			s.lastRefusalLog.Store(now)
-			s.log.WarnContext(ctx, "too many pending sign-ins, all of them with a code issued; refused new ones (logged at most once a minute)",
-				"per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
-		}
+		s.floodLog.WarnContext(ctx, "too many pending sign-ins, all of them with a code issued; refused a new one",
+			"per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
 		return nil, &oidc.Error{ErrorType: "temporarily_unavailable", Description: "too many sign-ins are under way; try again in a minute"}
 	}
 	if errors.Is(err, storage.ErrTooLarge) {
@@ -154,24 +149,17 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		return nil, s.internal(ctx, "store auth request", err)
 	}
 	if evicted > 0 {
-		s.noteEvictions(ctx, evicted)
+		s.floodLog.WarnContext(ctx, "too many pending sign-ins; evicted some of the busiest address to make room (a flood of /authorize requests?)",
+			"evicted", evicted, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
 	}
 	return &authRequest{a: a}, nil
 }
 
-// noteEvictions logs that pending sign-ins were evicted to make room, at
-// most once a minute with the count since the last line: a flood of
-// /authorize requests should be visible, not fill the log.
-func (s *opStorage) noteEvictions(ctx context.Context, n int) {
-	total := s.evictions.Add(int64(n))
-	now := s.now().Unix()
-	last := s.lastEvictionLog.Load()
-	if now-last < 60 || !s.lastEvictionLog.CompareAndSwap(last, now) {
-		return
-	}
-	s.evictions.Add(-total)
-	s.log.WarnContext(ctx, "too many pending sign-ins; evicted some of the busiest address to make room (a flood of /authorize requests?)",
-		"evicted", total, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "last_client_ip", clientip.FromContext(ctx))
+// floodLogger limits log to one line a minute of each message, then a
+// count of those held back: a flood of /authorize requests should be
+// visible, not fill the log.
+func floodLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(loglimit.New(log.Handler(), loglimit.Options{Level: slog.LevelWarn, Burst: 1, Interval: time.Minute}))
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
