@@ -162,8 +162,18 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		if path == "/authorize/callback" {
 			r = r.WithContext(withFormPostNote(r.Context()))
 		}
-		if path == "/end_session" && p.holdEndSession(w, r) {
-			return
+		if path == "/end_session" {
+			held, session := p.holdEndSession(w, r)
+			if held {
+				return
+			}
+			if session != nil {
+				// Validated by holdEndSession already: once is enough.
+				rec := newRecorder()
+				p.endSession(rec, r, session)
+				p.finish(w, r, path, rec)
+				return
+			}
 		}
 		if postOnly(path) {
 			// The client-authenticated endpoints read their client (and a
