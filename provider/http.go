@@ -163,6 +163,10 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			r = r.WithContext(withFormPostNote(r.Context()))
 		}
 		if path == "/end_session" {
+			if problem := endSessionProblem(r); problem != "" {
+				p.badRequest(w, r, http.StatusBadRequest, problem)
+				return
+			}
 			held, session := p.holdEndSession(w, r)
 			if held {
 				return

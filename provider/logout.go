@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -83,6 +84,29 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request, session *o
 		return
 	}
 	http.Redirect(w, r, session.RedirectURI, http.StatusFound)
+}
+
+// Bounds of an end_session request, which is carried whole through the
+// confirmation page and the same-origin hop (endSessionContinue). state
+// goes back to the app as /authorize's does and is bounded the same
+// (authorizeParamLimits); the whole request is bounded as the portal
+// bounds the confirmation's continue URL (8 KiB), beyond which the hop and
+// the page would drop it and the app would never hear back.
+const (
+	maxEndSessionState    = 2048
+	maxEndSessionContinue = 8 << 10
+)
+
+// endSessionProblem tells why the end_session request r is refused before
+// anything runs, or "".
+func endSessionProblem(r *http.Request) string {
+	if n := len(r.Form.Get("state")); n > maxEndSessionState {
+		return fmt.Sprintf("state is %d bytes long, more than %d", n, maxEndSessionState)
+	}
+	if n := len(endSessionContinue(r)); n > maxEndSessionContinue {
+		return fmt.Sprintf("the sign-out request is %d bytes long, more than %d", n, maxEndSessionContinue)
+	}
+	return ""
 }
 
 // endSessionContinue is r again as a path on this server, with only the
