@@ -187,7 +187,11 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 		return nil, oidc.ErrInvalidClient()
 	}
 	hash := account.HashSecret(code)
-	a, err := s.store.RedeemCode(ctx, hash, client.id)
+	// The exchange's tokens get their IDs now, so that the redemption
+	// records them: a replay then revokes them, with no second write to
+	// tie the tokens to the code (CreateCodeTokens).
+	issue := storage.IssuedTokens{AccessTokenID: account.NewOrderedID(), FamilyID: account.NewOrderedID()}
+	a, err := s.store.RedeemCode(ctx, hash, client.id, issue)
 	if errors.Is(err, storage.ErrTokenReused) {
 		s.replayed(ctx, client, hash, a)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
@@ -198,12 +202,13 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if err != nil {
 		return nil, s.internal(ctx, "redeem code", err)
 	}
-	return &authRequest{a: a, codeHash: hash}, nil
+	return &authRequest{a: a, codeHash: hash, issue: issue}, nil
 }
 
 // replayed handles a redeemed code presented again: when its client proves
 // itself, the code is marked replayed and what it issued is revoked (an
-// exchange still under way revokes its own when it records them).
+// exchange still under way revokes its own once it has stored them:
+// CreateCodeTokens).
 func (s *opStorage) replayed(ctx context.Context, client codeClient, hash string, redeemed storage.AuthRequest) {
 	if !client.provesReplay(redeemed) {
 		s.log.WarnContext(ctx, "authorization code of a public client presented again without its PKCE verifier; revoked nothing",
@@ -237,52 +242,31 @@ func (s *opStorage) revokeIssued(ctx context.Context, issued storage.IssuedToken
 	}
 }
 
-// recordIssued notes on the code of an exchange what it issued. If the code
-// was replayed while the exchange ran, the tokens are revoked at once and
-// the exchange fails like the replay.
-func (s *opStorage) recordIssued(ctx context.Context, r *authRequest, issued storage.IssuedTokens) error {
-	err := s.store.RecordCodeTokens(ctx, r.codeHash, issued)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, storage.ErrTokenReused):
-		s.revokeIssued(ctx, issued)
+// createCodeTokens stores the tokens of a code exchange. If the code was
+// replayed while the exchange ran, the store has deleted them again and the
+// exchange fails like the replay.
+func (s *opStorage) createCodeTokens(ctx context.Context, r *authRequest, access storage.AccessToken, refresh *storage.RefreshToken) error {
+	err := s.store.CreateCodeTokens(ctx, r.codeHash, access, refresh)
+	if errors.Is(err, storage.ErrTokenReused) {
 		s.log.WarnContext(ctx, "authorization code presented again during its exchange; revoked the tokens it issued",
 			"client_id", r.a.ClientID, "user_id", r.a.UserID)
 		return oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
-	case errors.Is(err, storage.ErrNotFound):
-		// The flow file lost the redemption (a crash of the machine): the
-		// tokens stand, but a replay will not find them.
-		s.log.WarnContext(ctx, "redeemed code not found when recording its tokens", "client_id", r.a.ClientID)
-		return nil
-	default:
-		s.revokeIssued(ctx, issued)
-		return s.internal(ctx, "record the tokens of a code", err)
 	}
+	if err != nil {
+		return s.internal(ctx, "store the tokens of a code", err)
+	}
+	return nil
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	// The code lives only briefly: shorten the request's life to the code's.
-	expires := s.now().Add(s.life.Code)
-	errIssued := errors.New("code already issued")
-	if _, err := s.store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		if a.CodeIssued {
-			return a, errIssued
-		}
-		a.CodeIssued = true
-		if expires.Before(a.ExpiresAt) {
-			a.ExpiresAt = expires
-		}
-		return a, nil
-	}); err != nil {
-		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, errIssued) {
-			// One request, one code: a replayed callback URL gets nothing.
-			return oidc.ErrInvalidRequest().WithDescription("authorization request not found, expired or already answered")
-		}
-		return s.internal(ctx, "update auth request", err)
+	// The code lives only briefly: the request's life is shortened to the code's.
+	err := s.store.IssueCode(ctx, id, account.HashSecret(code), s.now().Add(s.life.Code))
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
+		// One request, one code: a replayed callback URL gets nothing.
+		return oidc.ErrInvalidRequest().WithDescription("authorization request not found, expired or already answered")
 	}
-	if err := s.store.SaveCode(ctx, id, account.HashSecret(code)); err != nil {
-		return s.internal(ctx, "save code", err)
+	if err != nil {
+		return s.internal(ctx, "issue code", err)
 	}
 	return nil
 }
@@ -309,6 +293,9 @@ func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.Acce
 	switch r := req.(type) {
 	case *authRequest:
 		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
+		if r.codeHash != "" {
+			t.ID = r.issue.AccessTokenID
+		}
 	case *refreshRequest:
 		t.ClientID, t.UserID = r.rt.ClientID, r.rt.UserID
 	case *machineRequest:
@@ -319,13 +306,14 @@ func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.Acce
 
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	t := s.accessFor(req, "")
-	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
-		return "", time.Time{}, s.internal(ctx, "store access token", err)
-	}
 	if r, ok := req.(*authRequest); ok && r.codeHash != "" {
-		if err := s.recordIssued(ctx, r, storage.IssuedTokens{AccessTokenID: t.ID}); err != nil {
+		if err := s.createCodeTokens(ctx, r, t, nil); err != nil {
 			return "", time.Time{}, err
 		}
+		return t.ID, t.ExpiresAt, nil
+	}
+	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
+		return "", time.Time{}, s.internal(ctx, "store access token", err)
 	}
 	return t.ID, t.ExpiresAt, nil
 }
@@ -346,6 +334,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	switch r := req.(type) {
 	case *authRequest:
 		next.FamilyID = account.NewOrderedID()
+		if r.codeHash != "" {
+			next.FamilyID = r.issue.FamilyID
+		}
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
 		next.ExpiresAt = now.Add(s.life.Refresh)
@@ -369,13 +360,14 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	access := s.accessFor(req, next.FamilyID)
 	if current == "" {
-		if err := s.store.CreateTokens(ctx, access, &next); err != nil {
-			return "", "", time.Time{}, s.internal(ctx, "store tokens", err)
-		}
 		if r, ok := req.(*authRequest); ok && r.codeHash != "" {
-			if err := s.recordIssued(ctx, r, storage.IssuedTokens{AccessTokenID: access.ID, FamilyID: next.FamilyID}); err != nil {
+			if err := s.createCodeTokens(ctx, r, access, &next); err != nil {
 				return "", "", time.Time{}, err
 			}
+			return access.ID, secret, access.ExpiresAt, nil
+		}
+		if err := s.store.CreateTokens(ctx, access, &next); err != nil {
+			return "", "", time.Time{}, s.internal(ctx, "store tokens", err)
 		}
 		return access.ID, secret, access.ExpiresAt, nil
 	}

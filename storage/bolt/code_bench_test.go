@@ -52,23 +52,14 @@ func BenchmarkCodeWrites(b *testing.B) {
 // of the exchange, for request a.
 func codeWrites(ctx context.Context, d *DB, a storage.AuthRequest, i int64, now time.Time) error {
 	code := fmt.Sprintf("code%d", i)
-	if _, err := d.UpdateAuthRequest(ctx, a.ID, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		a.CodeIssued, a.ExpiresAt = true, now.Add(time.Minute)
-		return a, nil
-	}); err != nil {
-		return err
-	}
-	if err := d.SaveCode(ctx, a.ID, code); err != nil {
-		return err
-	}
-	if _, err := d.RedeemCode(ctx, code, a.ClientID); err != nil {
+	if err := d.IssueCode(ctx, a.ID, code, now.Add(time.Minute)); err != nil {
 		return err
 	}
 	access, refresh := codeTokens(i, now)
-	if err := d.CreateTokens(ctx, access, &refresh); err != nil {
+	if _, err := d.RedeemCode(ctx, code, a.ClientID, storage.IssuedTokens{AccessTokenID: access.ID, FamilyID: refresh.FamilyID}); err != nil {
 		return err
 	}
-	if err := d.RecordCodeTokens(ctx, code, storage.IssuedTokens{AccessTokenID: access.ID, FamilyID: refresh.FamilyID}); err != nil {
+	if err := d.CreateCodeTokens(ctx, code, access, &refresh); err != nil {
 		return err
 	}
 	return d.DeleteAuthRequest(ctx, a.ID)
