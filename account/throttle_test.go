@@ -78,7 +78,7 @@ func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 		t.Fatal(err)
 	}
 	f.db = db
-	if f.alice, err = f.svc.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
+	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -97,7 +97,7 @@ func (f *throttleFixture) advance(d time.Duration) {
 }
 
 func (f *throttleFixture) signIn(login, password, ip string) error {
-	_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
+	_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
 	return err
 }
 
@@ -188,15 +188,15 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
 	f := newThrottleFixture(t, p)
-	device, err := f.svc.TrustDevice(f.ctx, f.alice, "198.51.100.7", "owner's browser")
+	device, err := f.svc.Credentials.TrustDevice(f.ctx, f.alice, "198.51.100.7", "owner's browser")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
+	bob, err := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobsDevice, err := f.svc.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
+	bobsDevice, err := f.svc.Credentials.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	// made-up cookie or another account's real one does not help.
 	guess()
 	with := func(proof string) error {
-		_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
+		_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
 		return err
 	}
 	if err := with("not a device"); account.ErrorCode(err) != account.RateLimited {
@@ -246,7 +246,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 		t.Fatalf("another account's remembered device: %v", err)
 	}
 	// A signed-in owner confirming their password is not held back either.
-	if err := f.svc.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
+	if err := f.svc.Credentials.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
 		t.Fatalf("confirmation during the wait: %v", err)
 	}
 	if err := with(device); err != nil {
@@ -308,7 +308,7 @@ func TestHashGateRefusesSurplus(t *testing.T) {
 		}
 	}
 	// Password changes go through the gate too (here: one at a time, so it works).
-	if err := f.svc.SetPassword(f.ctx, "alice", "another long password"); err != nil {
+	if err := f.svc.Users.SetPassword(f.ctx, "alice", "another long password"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -382,9 +382,9 @@ func TestSpacesAroundNameTellNothing(t *testing.T) {
 	}
 	// Basic, the same.
 	for i := range 10 {
-		_, _, _ = f.svc.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
+		_, _, _ = f.svc.SignIn.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
 	}
-	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
+	if _, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("Basic after 10 failures of \" Alice \": %v", err)
 	}
 }
@@ -426,11 +426,11 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 	p.HashConcurrency, p.HashQueue = 1, -1                                           // one hash at a time, no queue
 	p.Argon2 = account.Argon2Params{MemoryKiB: 1024, Iterations: 20, Parallelism: 1} // a hash that takes a while
 	f := newThrottleFixture(t, p)
-	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	appPassword, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,15 +441,15 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 		call func() error
 	}{
 		{"app password (Basic)", 200, func() error {
-			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
+			_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
 			return err
 		}},
 		{"API token", 400, func() error {
-			_, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, ip, "")
+			_, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, ip, "")
 			return err
 		}},
 		{"account password (Basic)", 40, func() error {
-			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
+			_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
 			return err
 		}},
 		{"account password (form)", 40, func() error { return f.signIn("alice", accessPassword, ip) }},
@@ -470,7 +470,7 @@ func TestParallelMissesLimited(t *testing.T) {
 	p.MaxLoginAttemptsPerAddress = 20
 	f := newThrottleFixture(t, p)
 	got := parallelCodes(100, func(i int) error {
-		_, _, err := f.svc.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
+		_, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
 		return err
 	})
 	logged := strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.9 client_net=192.0.2.9 method=api_token`)
@@ -478,7 +478,7 @@ func TestParallelMissesLimited(t *testing.T) {
 		t.Errorf("100 parallel made-up API tokens, 20 allowed per address: %v, %d logged", got, logged)
 	}
 	got = parallelCodes(100, func(i int) error {
-		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
+		_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
 		return err
 	})
 	logged = strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.10 client_net=192.0.2.10 method=pwd login=alice reason="wrong password"`)
@@ -495,7 +495,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
 	f := newThrottleFixture(t, p)
-	secret, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	secret, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +505,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	const attacker = "198.51.100.99"
 	got := map[account.Code]int{}
 	for i := range 199 {
-		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
+		_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
 		got[account.ErrorCode(err)]++
 		if account.RetryAfter(err) <= 0 {
 			t.Fatalf("guess %d during the wait: %v without a wait", i+1, err)
@@ -519,7 +519,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	if recs := f.checked(f.alice.ID); recs != 5+p.MaxLoginAttempts {
 		t.Errorf("%d failures in the history, want %d", recs, 5+p.MaxLoginAttempts)
 	}
-	if _, method, err := f.svc.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
+	if _, method, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
 		t.Errorf("the right app password during the wait: %s %v", method, err)
 	}
 }
@@ -532,11 +532,11 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	p := throttlePolicy
 	p.MaxLoginAttemptsPerAddress = 20
 	f := newThrottleFixture(t, p)
-	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
-	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	appPassword, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,13 +549,13 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	if err := f.signIn("someone", "mistyped", office); account.ErrorCode(err) != account.RateLimited {
 		t.Fatalf("the 21st failure from the office: %v", err)
 	}
-	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
+	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
 		t.Errorf("a valid API token from the office: %v", err)
 	}
-	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
+	if _, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
 		t.Errorf("the right app password from the office: %v", err)
 	}
-	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
+	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("a made-up API token from the office: %v", err)
 	}
 }
@@ -586,7 +586,7 @@ func TestFailClosedWhenWritesFail(t *testing.T) {
 	}
 	got := map[account.Code]int{}
 	for i := range 50 {
-		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
+		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
 		got[account.ErrorCode(err)]++
 	}
 	t.Logf("50 wrong passwords from one address while throttle writes fail: %v", got)

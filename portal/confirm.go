@@ -75,6 +75,6 @@ func (s *Server) confirmPage(r *http.Request, m me, nav, title, button, action, 
 // password too.
 func (s *Server) confirmRecentPage(r *http.Request, m me, nav, title, button, action, cancel string) *confirmData {
 	d := s.confirmPage(r, m, nav, title, button, action, cancel)
-	d.NeedsPassword = !s.acct.RecentlyAuthenticated(m.Session)
+	d.NeedsPassword = !s.acct.SignIn.RecentlyAuthenticated(m.Session)
 	return d
 }

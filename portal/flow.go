@@ -78,7 +78,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 		}
 		return s.showLogin(w, r, a, "", a.LoginHint, http.StatusOK)
 	}
-	user, err := s.acct.ActiveUser(ctx, userID)
+	user, err := s.acct.Users.ActiveUser(ctx, userID)
 	if err != nil {
 		if none {
 			s.flows.Fail(w, r, a.ID, "login_required", "the user must sign in again")
@@ -89,7 +89,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 	// The allowlist holds at every authorization, also when a session
 	// answers: a browser that signed in inside the list and moved outside
 	// it gets no code for any app.
-	if err := s.acct.CheckNetworkAt(ctx, user, clientIP(r), r.UserAgent(), amr); err != nil {
+	if err := s.acct.SignIn.CheckNetworkAt(ctx, user, clientIP(r), r.UserAgent(), amr); err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
 		}
@@ -101,7 +101,7 @@ func (s *Server) nextStep(w http.ResponseWriter, r *http.Request, a storage.Auth
 	}
 
 	if s.acct.Policy().Require2FA {
-		if needs, err := s.acct.NeedsEnrolment(ctx, user); err != nil {
+		if needs, err := s.acct.Credentials.NeedsEnrolment(ctx, user); err != nil {
 			return err
 		} else if needs {
 			if none {
@@ -205,7 +205,7 @@ type loginData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
+	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 		if r.URL.Query().Get("done") == "signed-out-everywhere" {
@@ -258,7 +258,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	login := r.PostFormValue("login")
 	returnTo := r.PostFormValue("return_to")
 	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(), DeviceProof: s.deviceProof(r)}
-	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
+	u, newHash, err := s.acct.SignIn.PasswordStep(r.Context(), creds)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err
@@ -273,7 +273,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if owes {
-		if err := s.acct.StoreRehash(r.Context(), u, newHash); err != nil {
+		if err := s.acct.SignIn.StoreRehash(r.Context(), u, newHash); err != nil {
 			return err
 		}
 		// No session yet: the password step is recorded in the signed

@@ -104,11 +104,11 @@ func (s *Server) deviceProof(r *http.Request) string {
 // owesSecondFactor tells whether u must show a second factor in this
 // browser after a password.
 func (s *Server) owesSecondFactor(r *http.Request, u storage.User) (bool, error) {
-	has, err := s.acct.HasSecondFactor(r.Context(), u)
+	has, err := s.acct.Credentials.HasSecondFactor(r.Context(), u)
 	if err != nil || !has {
 		return false, err
 	}
-	if c, err := r.Cookie(s.deviceCookie()); err == nil && s.acct.DeviceTrusted(r.Context(), u, c.Value, clientIP(r)) {
+	if c, err := r.Cookie(s.deviceCookie()); err == nil && s.acct.Credentials.DeviceTrusted(r.Context(), u, c.Value, clientIP(r)) {
 		return false, nil
 	}
 	return true, nil
@@ -144,7 +144,7 @@ func (s *Server) finishSignInAs(w http.ResponseWriter, r *http.Request, u storag
 // finishSignInFor is finishSignInAs for a request the caller has loaded
 // already (a.ID is "" when there is none), so the sign-in path reads it once.
 func (s *Server) finishSignInFor(w http.ResponseWriter, r *http.Request, u storage.User, newHash string, amr []string, a storage.AuthRequest, returnTo string, mode signInMode) error {
-	u, secret, sess, err := s.acct.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
+	u, secret, sess, err := s.acct.SignIn.FinishSignIn(r.Context(), u, newHash, account.Credentials{IP: clientIP(r), UserAgent: r.UserAgent()}, amr)
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 	if !ok {
 		return errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, method
 		}
 	}
 	if remember && s.acct.Policy().TrustedDeviceLifetime > 0 {
-		secret, err := s.acct.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
+		secret, err := s.acct.Credentials.TrustDevice(r.Context(), u, clientIP(r), r.UserAgent())
 		if err != nil {
 			return err
 		}
@@ -231,7 +231,7 @@ type twoFactorData struct {
 }
 
 func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pendingSignIn, errMsg string, status int) error {
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, p pending
 		UseRecovery: r.URL.Query().Get("recovery") == "1"}
 	d.Lang = pickLanguage(r, u.Locale)
 	d.Title = translate(d.Lang, "Two-factor authentication")
-	if keys, err := s.acct.Passkeys(r.Context(), u.ID); err == nil {
+	if keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID); err == nil {
 		d.HasPasskey = len(keys) > 0
 	}
 	if errMsg != "" {
@@ -267,16 +267,16 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errPendingGone
 	}
-	u, err := s.acct.ActiveUser(r.Context(), p.UserID)
+	u, err := s.acct.Users.ActiveUser(r.Context(), p.UserID)
 	if err != nil {
 		return err
 	}
 	method := "otp"
 	if code := r.PostFormValue("recovery_code"); code != "" {
 		method = "recovery"
-		err = s.acct.UseRecoveryCode(r.Context(), u, code, clientIP(r), r.UserAgent())
+		err = s.acct.Credentials.UseRecoveryCode(r.Context(), u, code, clientIP(r), r.UserAgent())
 	} else {
-		err = s.acct.VerifyTOTP(r.Context(), u, r.PostFormValue("code"), clientIP(r), r.UserAgent())
+		err = s.acct.Credentials.VerifyTOTP(r.Context(), u, r.PostFormValue("code"), clientIP(r), r.UserAgent())
 	}
 	if err != nil {
 		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {

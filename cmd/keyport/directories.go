@@ -97,7 +97,7 @@ func closeSources(srcs []directory.Source) {
 // page hourly (and whenever an admin presses Sync there), until ctx ends.
 func (m *Main) syncDirectories(ctx context.Context) {
 	go every(ctx, time.Hour, false, func() {
-		for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
 			if st.Stored && st.CanSync && !st.Disabled {
 				m.syncDirectory(ctx, st.ID)
 			}
@@ -113,7 +113,7 @@ func (m *Main) syncDirectories(ctx context.Context) {
 // syncDirectory runs one scheduled sync. Accounts logs a sync that ran;
 // a sync that could not run is logged here.
 func (m *Main) syncDirectory(ctx context.Context, id string) {
-	if _, err := m.Accounts.SyncDirectory(ctx, id); err != nil {
+	if _, err := m.Accounts.Directories.SyncDirectory(ctx, id); err != nil {
 		m.Logger.Warn("directory sync failed", "directory", id, "err", err)
 	}
 }

@@ -56,7 +56,7 @@ func startUpstreamRig(t *testing.T, mutate func(*config.Directory)) *upstreamRig
 
 	dln := cliListen(t)
 	cfg := cliLoadConfig(t, "", t.TempDir(), dln)
-	_, secret, err := rig.up.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{cfg.Issuer + "/login/upstream/callback"}})
+	_, secret, err := rig.up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{cfg.Issuer + "/login/upstream/callback"}})
 	if err != nil {
 		t.Fatal(err)
 	}
