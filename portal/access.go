@@ -338,11 +338,8 @@ func methodName(m string) string {
 
 // signOutEverywherePage asks before every session ends, this one included.
 func (s *Server) signOutEverywherePage(w http.ResponseWriter, r *http.Request, m me) error {
-	d := &confirmData{base: s.base(r, &m.User, "Sign out everywhere?"), Action: "/security/activity/signout-everywhere", Cancel: "/security/activity"}
-	d.Nav = "activity"
-	d.Heading = d.Title
+	d := s.confirmPage(r, m, "activity", "Sign out everywhere?", "Sign out everywhere", "/security/activity/signout-everywhere", "/security/activity")
 	d.Message = translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
-	d.Button = translate(d.Lang, "Sign out everywhere")
 	s.showConfirm(w, r, d, nil)
 	return nil
 }

@@ -197,12 +197,9 @@ func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request
 	if upstream(dir) {
 		title, button = "Remove this upstream provider?", "Remove upstream provider"
 	}
-	d := &confirmData{base: s.base(r, &m.User, title), Detail: dir.Name + " (" + dir.ID + ")",
-		Action: "/admin/directories/" + url.PathEscape(dir.ID) + "/delete", Cancel: "/admin/directories"}
-	d.Nav = "admin"
-	d.Heading = d.Title
+	d := s.confirmPage(r, m, "admin", title, button, "/admin/directories/"+url.PathEscape(dir.ID)+"/delete", "/admin/directories")
+	d.Detail = dir.Name + " (" + dir.ID + ")"
 	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
-	d.Button = translate(d.Lang, button)
 	s.showConfirm(w, r, d, nil)
 	return nil
 }

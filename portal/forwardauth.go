@@ -125,10 +125,7 @@ func (s *Server) forwardedPath(r *http.Request) string {
 // isIssuerHost compares a host[:port] with the issuer's, treating a missing
 // port as the scheme's default.
 func (s *Server) isIssuerHost(host, scheme string) bool {
-	iss, err := url.Parse(s.opts.Issuer)
-	if err != nil {
-		return false
-	}
+	iss := s.issuer
 	if scheme == "" {
 		scheme = iss.Scheme
 	}

@@ -136,12 +136,8 @@ func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m
 	if i < 0 {
 		return account.Errorf(account.NotFound, "That passkey is not on your list.")
 	}
-	d := &confirmData{base: s.base(r, &m.User, "Remove this passkey?"), Detail: keys[i].Name,
-		Action: "/security/passkeys/remove", Hidden: []hiddenField{{"id", id}}, Cancel: "/security/passkeys",
-		NeedsPassword: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
-	d.Nav = "passkeys"
-	d.Heading = d.Title
-	d.Button = translate(d.Lang, "Remove passkey")
+	d := s.confirmRecentPage(r, m, "passkeys", "Remove this passkey?", "Remove passkey", "/security/passkeys/remove", "/security/passkeys")
+	d.Detail, d.Hidden = keys[i].Name, []hiddenField{{"id", id}}
 	d.Message = translate(d.Lang, "You can no longer sign in with it. The device may still list it; you can delete it there.")
 	if len(keys) == 1 {
 		d.Message += " " + translate(d.Lang, "It is your only passkey.")

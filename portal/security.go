@@ -216,17 +216,13 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		http.Redirect(w, r, "/security#totp", http.StatusSeeOther)
 		return nil
 	}
-	d := &confirmData{base: s.base(r, &m.User, "Recovery codes"), Action: "/security/recovery-codes", Cancel: "/security",
-		NeedsPassword: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
-	d.Nav = "security"
-	d.Heading = d.Title
+	d := s.confirmRecentPage(r, m, "security", "Recovery codes", "Make new recovery codes", "/security/recovery-codes", "/security")
 	if r.FormValue("done") == "totp" {
 		// After the set-up: a page to leave, not a question to cancel.
 		d.Notice = translate(d.Lang, "Two-factor authentication with your authenticator app is on.")
 		d.CancelLabel = translate(d.Lang, "Back to Security")
 	}
 	d.Message = translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
-	d.Button = translate(d.Lang, "Make new recovery codes")
 	d.Hidden = append(d.Hidden, hiddenField{codeSetField, codeSetFingerprint(m.User.RecoveryCodes)})
 	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
 		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})

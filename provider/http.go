@@ -161,8 +161,22 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			}
 			r = r.WithContext(withFormPostNote(r.Context()))
 		}
-		if path == "/end_session" && p.holdEndSession(w, r) {
-			return
+		if path == "/end_session" {
+			if problem := endSessionProblem(r); problem != "" {
+				p.badRequest(w, r, http.StatusBadRequest, problem)
+				return
+			}
+			held, session := p.holdEndSession(w, r)
+			if held {
+				return
+			}
+			if session != nil {
+				// Validated by holdEndSession already: once is enough.
+				rec := newRecorder()
+				p.endSession(rec, r, session)
+				p.finish(w, r, path, rec)
+				return
+			}
 		}
 		if postOnly(path) {
 			// The client-authenticated endpoints read their client (and a

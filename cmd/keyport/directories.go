@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
-
-	"github.com/pelletier/go-toml/v2"
 
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory"
@@ -48,16 +47,31 @@ func openDirectory(t sources.Type, d config.Directory, env directory.Env) (direc
 	return settings.Build(env)
 }
 
-// tableOf is d as config.toml's table: its keys and values after Load,
-// which has read the *_file secrets in.
+// tableOf is d as config.toml's table after Load (which has read the
+// *_file secrets in): each field under its toml key, in the shape a TOML
+// decoder gives it, which is what sources.Type.FromTable takes (strings,
+// booleans, int64, lists as []any, durations as Go duration strings).
 func tableOf(d config.Directory) (map[string]any, error) {
-	data, err := toml.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode directory %q: %w", d.ID, err)
-	}
-	var table map[string]any
-	if err := toml.Unmarshal(data, &table); err != nil {
-		return nil, fmt.Errorf("decode directory %q: %w", d.ID, err)
+	table := map[string]any{}
+	v := reflect.ValueOf(d)
+	for i := range v.NumField() {
+		key := v.Type().Field(i).Tag.Get("toml")
+		switch val := v.Field(i).Interface().(type) {
+		case string, bool:
+			table[key] = val
+		case int:
+			table[key] = int64(val)
+		case config.Duration:
+			table[key] = val.Duration.String()
+		case []string:
+			list := make([]any, len(val))
+			for j, item := range val {
+				list[j] = item
+			}
+			table[key] = list
+		default:
+			return nil, fmt.Errorf("directory %q: %s: no table form for %T", d.ID, key, val)
+		}
 	}
 	return table, nil
 }
