@@ -51,6 +51,18 @@ func (f *flowFixture) request(t *testing.T, prompt ...string) storage.AuthReques
 	return a
 }
 
+// owingSecondFactor enrols the user in TOTP and passes the password step
+// of a new request, which then owes the second factor.
+func (f *flowFixture) owingSecondFactor(t *testing.T) account.Progress {
+	t.Helper()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	p, err := f.flow.FirstStepPassed(context.Background(), account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func (f *flowFixture) visitor() account.Visitor {
 	return account.Visitor{BrowserID: flowBrowser, IP: "192.0.2.7", UserAgent: "test"}
 }
@@ -223,11 +235,7 @@ func TestFlowSecondFactorOnTheRecord(t *testing.T) {
 func TestFlowPendingExpires(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.owingSecondFactor(t)
 	f.clock.Add(account.PendingLifetime + time.Second)
 	if _, err := f.flow.PendingUser(ctx, p.Request); !errors.Is(err, account.ErrPendingGone) {
 		t.Errorf("pending after its lifetime: %v", err)
@@ -297,11 +305,7 @@ func TestFlowBindsOnce(t *testing.T) {
 func TestFlowCancelPending(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.owingSecondFactor(t)
 	if err := f.flow.CancelPending(ctx, p.Request); err != nil {
 		t.Fatal(err)
 	}
@@ -457,11 +461,7 @@ func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
 func TestFlowSecondFactorClaimedOnce(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.owingSecondFactor(t)
 	loadedByBoth := p.Request
 	if _, err := f.flow.SecondFactorPassed(ctx, loadedByBoth, "otp", false, f.visitor()); err != nil {
 		t.Fatal(err)

@@ -260,24 +260,18 @@ func (l *Limiter) withAddress(checks []check, a string) []check {
 // Address is the form a client IP is throttled under: IPv4 addresses as
 // they are, IPv6 addresses by their /64 (one subscriber's network, which
 // hands out addresses freely); "" for what is not an address.
-func Address(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
-	}
-	return netip.PrefixFrom(a, 64).Masked().String()
-}
+func Address(ip string) string { return ipv6Prefix(ip, 64) }
 
 // AddressGroup is the wider block an address belongs to when the total
 // limit on pending sign-ins chooses whom to evict from
 // (storage.PendingLimits): an IPv4 address itself, an IPv6 address's /48,
 // the most a single site is assigned (RFC 6177), so an attacker with a
 // whole block of /64s counts as one; "" for what is not an address.
-func AddressGroup(ip string) string {
+func AddressGroup(ip string) string { return ipv6Prefix(ip, 48) }
+
+// ipv6Prefix is an IPv4 address as it is, or an IPv6 address's prefix of
+// bits; "" for what is not an address.
+func ipv6Prefix(ip string, bits int) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ""
@@ -286,7 +280,7 @@ func AddressGroup(ip string) string {
 	if a.Is4() {
 		return a.String()
 	}
-	return netip.PrefixFrom(a, 48).Masked().String()
+	return netip.PrefixFrom(a, bits).Masked().String()
 }
 
 // maxPart bounds one part of a key; longer parts (login names and client
