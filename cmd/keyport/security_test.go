@@ -161,7 +161,9 @@ func TestTOTPConcurrentUseAcceptsOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, 8)
 	for i := range results {
-		wg.Go(func() { results[i] = srv.Main.Accounts.Credentials.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test") })
+		wg.Go(func() {
+			results[i] = srv.Main.Accounts.Credentials.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test")
+		})
 	}
 	wg.Wait()
 	ok := 0
