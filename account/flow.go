@@ -216,14 +216,8 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 		return ask(a, deref(refused)), err
 	}
 	step := Step{Who: who, User: user}
-	if a.ClientID == "" {
-		return Step{}, ErrFlowGone // a portal record: no app to answer
-	}
-	switch step.Client, err = f.store.GetClient(ctx, a.ClientID); {
-	case errors.Is(err, storage.ErrNotFound):
-		return Step{}, ErrFlowGone // the app was deleted since
-	case err != nil:
-		return Step{}, fmt.Errorf("load client %q of sign-in %q: %w", a.ClientID, a.ID, err)
+	if step.Client, err = f.client(ctx, a); err != nil {
+		return Step{}, err
 	}
 	switch owed, err := f.owed(ctx, a, user, step.Client); {
 	case err != nil:
@@ -234,6 +228,22 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 	}
 	step.Kind = StepDone
 	return step, nil
+}
+
+// client is the app record a is for; ErrFlowGone for a portal record (no
+// app to answer) or an app deleted since.
+func (f *Flow) client(ctx context.Context, a storage.AuthRequest) (storage.Client, error) {
+	if a.ClientID == "" {
+		return storage.Client{}, ErrFlowGone
+	}
+	c, err := f.store.GetClient(ctx, a.ClientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return c, ErrFlowGone
+	case err != nil:
+		return c, fmt.Errorf("load client %q of sign-in %q: %w", a.ClientID, a.ID, err)
+	}
+	return c, nil
 }
 
 // ask turns a step that shows a page into the failure it stands for when
