@@ -20,20 +20,8 @@ import (
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/internal/testclock"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // logLines collects a source's log.
 type logLines struct {
@@ -157,17 +145,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 type rig struct {
 	up    *fakeUpstream
 	src   *oidc.Source
-	clock *testClock
+	clock *testclock.Clock
 	logs  *logLines
 }
 
 func newRig(t *testing.T, client *http.Client) *rig {
 	t.Helper()
-	r := &rig{up: newFakeUpstream(t), clock: &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &logLines{}}
+	r := &rig{up: newFakeUpstream(t), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &logLines{}}
 	var err error
 	r.src, err = oidc.Config{ID: "up", Name: "Upstream", Issuer: r.up.URL, ClientID: "keyport", ClientSecret: "secret",
 		RedirectURL: "http://127.0.0.1/login/upstream/callback", HTTPClient: client,
-		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Now: r.clock.now}.Open()
+		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Now: r.clock.Now}.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +228,7 @@ func TestRecoveryNoticedSoonAfterLongOutage(t *testing.T) {
 		if err := r.press(t); !errors.Is(err, directory.ErrUnavailable) {
 			t.Fatalf("press with the upstream down: %v", err)
 		}
-		r.clock.add(5 * time.Second)
+		r.clock.Add(5 * time.Second)
 		if elapsed >= 10*time.Minute && r.up.discoveries.Load() > before {
 			break
 		}
@@ -256,7 +244,7 @@ func TestRecoveryNoticedSoonAfterLongOutage(t *testing.T) {
 		if failedFor > 10*time.Minute {
 			t.Fatal("the upstream's return was never noticed")
 		}
-		r.clock.add(5 * time.Second)
+		r.clock.Add(5 * time.Second)
 	}
 	t.Logf("upstream back; presses got the outage page for %v more", failedFor)
 	if failedFor > 30*time.Second {
@@ -287,14 +275,14 @@ func TestTokenEndpointOutageWarnsOnce(t *testing.T) {
 		}
 		// The failed exchange has the next press look at discovery again
 		// at once, not after checkEvery.
-		r.clock.add(time.Second)
+		r.clock.Add(time.Second)
 		if err := r.press(t); err != nil {
 			t.Fatalf("press after exchange %d: %v", i, err)
 		}
 		if r.up.discoveries.Load() == before {
 			t.Errorf("exchange %d failed and the next press did not check discovery", i)
 		}
-		r.clock.add(6 * time.Second)
+		r.clock.Add(6 * time.Second)
 	}
 	if n := r.logs.count("level=WARN", outageLine); n != 1 {
 		t.Errorf("five failed exchanges logged %d WARN lines, want 1:\n%s", n, r.logs)

@@ -18,6 +18,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/storagetest"
 )
@@ -552,8 +553,8 @@ func TestSweepInChunks(t *testing.T) {
 	t.Cleanup(func() { sweepChunk = old })
 	ctx := t.Context()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var offset atomic.Int64
-	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	clock := testclock.At(now)
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: clock.Now})
 	var want storage.SweepReport
 	for i := range 10 {
 		fid := fmt.Sprintf("f%d", i)
@@ -581,7 +582,7 @@ func TestSweepInChunks(t *testing.T) {
 		}
 		want.Credentials++
 	}
-	offset.Store(int64(time.Hour))
+	clock.Add(time.Hour)
 	got, err := d.Sweep(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -886,17 +887,17 @@ func TestOpenRefusesMissingBucket(t *testing.T) {
 func TestSweepLogsCredentials(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var offset atomic.Int64
+	clock := testclock.At(now)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Logger: logger, Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Logger: logger, Now: clock.Now})
 	for i := range 2 {
 		c := storage.Credential{ID: fmt.Sprintf("c%d", i), UserID: "u1", Kind: storage.KindTrustedDevice, Hash: fmt.Sprintf("h%d", i), ExpiresAt: now.Add(time.Minute)}
 		if err := d.CreateCredential(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	offset.Store(int64(time.Minute))
+	clock.Add(time.Minute)
 	rep, err := d.Sweep(ctx)
 	if err != nil || rep.Credentials != 2 {
 		t.Fatalf("sweep: %+v, %v; want 2 credentials", rep, err)
