@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,9 +12,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // logBuffer collects a service's log lines.
@@ -43,24 +40,9 @@ func (l *logBuffer) take() string {
 // returned buffer.
 func newLoggedService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *logBuffer) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.Argon2, p.SessionLifetime = testArgon, time.Hour
-	if p.MinPasswordLength == 0 {
-		p.MinPasswordLength = 10
-	}
 	logs := &logBuffer{}
-	svc, err := account.New(db, sealer, p, nil, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Policy: p, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	return svc, db, logs
 }
 
@@ -219,14 +201,6 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 // newBenchService is newLoggedService for benchmarks.
 func newBenchService(b *testing.B) *account.Service {
 	b.Helper()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	svc, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10, MinPasswordScore: 3}, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc, _ := account.NewTestService(b, account.TestServiceOptions{Policy: account.Policy{MinPasswordScore: 3}, Log: slog.New(slog.DiscardHandler), NoSealer: true})
 	return svc
 }

@@ -3,12 +3,10 @@ package account_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 const (
@@ -88,17 +86,9 @@ func TestPasswordStrengthEverywhere(t *testing.T) {
 // CreateUser).
 func TestCompleteSetupEstimatesOnce(t *testing.T) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	logs := &logBuffer{}
-	debug, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10, MinPasswordScore: 3},
-		nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
+	debug, _ := account.NewTestService(t, account.TestServiceOptions{Policy: account.Policy{MinPasswordScore: 3}, NoSealer: true,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	tok, err := debug.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,16 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // throttleFixture is a service with every throttle setting, a settable
@@ -23,8 +21,7 @@ import (
 type throttleFixture struct {
 	t     *testing.T
 	ctx   context.Context
-	mu    sync.Mutex
-	now   time.Time
+	clock *testclock.Clock
 	svc   *account.Service
 	db    storage.Store
 	log   *syncBuffer
@@ -63,38 +60,17 @@ var throttlePolicy = account.Policy{
 
 func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 	t.Helper()
-	f := &throttleFixture{t: t, ctx: context.Background(), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), log: &syncBuffer{}}
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: f.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := &throttleFixture{t: t, ctx: context.Background(), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), log: &syncBuffer{}}
 	logger := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if f.svc, err = account.New(db, sealer, p, f.clock, logger); err != nil {
-		t.Fatal(err)
-	}
-	f.db = db
+	f.svc, f.db = account.NewTestService(t, account.TestServiceOptions{Policy: p, Now: f.clock.Now, Log: logger})
+	var err error
 	if f.alice, err = f.svc.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func (f *throttleFixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *throttleFixture) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
+func (f *throttleFixture) advance(d time.Duration) { f.clock.Add(d) }
 
 func (f *throttleFixture) signIn(login, password, ip string) error {
 	_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
@@ -576,14 +552,8 @@ func (failingThrottleWrites) UpdateThrottles(context.Context, []string, func(sto
 // go, and the failure remembered nowhere).
 func TestFailClosedWhenWritesFail(t *testing.T) {
 	f := newThrottleFixture(t, throttlePolicy)
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := account.New(failingThrottleWrites{f.db}, sealer, throttlePolicy, f.clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Policy: throttlePolicy, Now: f.clock.Now, Store: f.db,
+		Wrap: func(st account.Store) account.Store { return failingThrottleWrites{st} }})
 	got := map[account.Code]int{}
 	for i := range 50 {
 		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
