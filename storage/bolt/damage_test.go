@@ -151,6 +151,20 @@ func flipPlan(pages []pageKind, pageSize int) []flip {
 	return plan
 }
 
+// pristineFile populates a database in dir with users and returns its
+// bytes and page map, what the damage tests make their damaged copies from.
+func pristineFile(t testing.TB, dir string, users int) (raw []byte, pages []pageKind, pageSize int) {
+	t.Helper()
+	path := filepath.Join(dir, "pristine.db")
+	populate(t, path, users)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, pageSize = pageKinds(t, path)
+	return raw, pages, pageSize
+}
+
 func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
 	t.Helper()
 	b := append([]byte(nil), pristine...)
@@ -170,13 +184,7 @@ func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
 // end the test binary.
 func TestOpenDamagedFiles(t *testing.T) {
 	dir := t.TempDir()
-	pristinePath := filepath.Join(dir, "pristine.db")
-	populate(t, pristinePath, 150)
-	pristine, err := os.ReadFile(pristinePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, pageSize := pageKinds(t, pristinePath)
+	pristine, pages, pageSize := pristineFile(t, dir, 150)
 	plan := flipPlan(pages, pageSize)
 	path := filepath.Join(dir, "keyport.db")
 	log := slog.New(slog.DiscardHandler)
@@ -597,13 +605,7 @@ func (l lockedBuilder) Write(p []byte) (int, error) {
 // safe: read-only, no writers) must find nothing either.
 func TestCheckCoversBboltsCheck(t *testing.T) {
 	dir := t.TempDir()
-	pristinePath := filepath.Join(dir, "pristine.db")
-	populate(t, pristinePath, 150)
-	pristine, err := os.ReadFile(pristinePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, pageSize := pageKinds(t, pristinePath)
+	pristine, pages, pageSize := pristineFile(t, dir, 150)
 	path := filepath.Join(dir, "keyport.db")
 	counts := map[string]int{}
 	for _, f := range append(flipPlan(pages, pageSize), keyFlips(pristine, pages, pageSize)...) {
