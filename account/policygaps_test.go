@@ -1,47 +1,25 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
-// logBuffer collects a service's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// take returns what was logged since the last call.
-func (l *logBuffer) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
-
 // newLoggedService is a service on a real bbolt file whose log goes to the
 // returned buffer.
-func newLoggedService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *logBuffer) {
+func newLoggedService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *testlog.Buffer) {
 	t.Helper()
 	p.Argon2, p.SessionLifetime = testArgon, time.Hour
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	svc, db := account.NewTestService(t, account.TestServiceOptions{Policy: p, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	return svc, db, logs
 }
@@ -100,14 +78,14 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	ctx := context.Background()
 	svc, _, logs := newLoggedService(t, account.Policy{})
 	u := newProfileUser(t, svc, "alice")
-	logs.take()
+	logs.Take()
 	form := map[string]string{"given_name": "", "family_name": "", "nickname": "", "email": "alice@example.com",
 		"recovery_email": "", "phone_number": "", "locale": "", "zoneinfo": "", "theme": ""}
 	form["given_name"], form["zoneinfo"] = "Alice", "Europe/Berlin"
 	if _, err := svc.UpdateProfile(ctx, u.ID, form); err != nil {
 		t.Fatal(err)
 	}
-	line := logs.take()
+	line := logs.Take()
 	if !strings.Contains(line, "profile updated") || !strings.Contains(line, "fields=\"[given_name zoneinfo]\"") {
 		t.Errorf("log of a save that changed two fields: %s", line)
 	}
@@ -117,7 +95,7 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	if _, err := svc.UpdateProfile(ctx, u.ID, form); err != nil {
 		t.Fatal(err)
 	}
-	if line := logs.take(); strings.Contains(line, "profile updated") {
+	if line := logs.Take(); strings.Contains(line, "profile updated") {
 		t.Errorf("a save that changed nothing was logged: %s", line)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -20,7 +21,7 @@ import (
 func TestCheckRefreshNetwork(t *testing.T) {
 	ctx := context.Background()
 	clock := testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	svc, db := account.NewTestService(t, account.TestServiceOptions{Now: clock.Now, Log: slog.New(slog.NewTextHandler(logs, nil)), NoSealer: true})
 	for _, c := range []account.NewClient{
 		{ID: "cli", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}},
@@ -51,7 +52,7 @@ func TestCheckRefreshNetwork(t *testing.T) {
 	if err := svc.CheckRefreshNetwork(ctx, alice, "gone", "203.0.113.9"); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("deleted client: %v", err)
 	}
-	logs.take()
+	logs.Take()
 
 	refuse := func(client string) {
 		t.Helper()
@@ -64,7 +65,7 @@ func TestCheckRefreshNetwork(t *testing.T) {
 		clock.Add(30 * time.Second)
 	}
 	refuse("spa")
-	warns := func() int { return strings.Count(logs.take(), "refresh refused outside the user's IP allowlist") }
+	warns := func() int { return strings.Count(logs.Take(), "refresh refused outside the user's IP allowlist") }
 	if n := warns(); n != 2 {
 		t.Errorf("five refusals for one app and one for another logged %d WARN lines, want 2", n)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 const (
@@ -86,18 +87,18 @@ func TestPasswordStrengthEverywhere(t *testing.T) {
 // CreateUser).
 func TestCompleteSetupEstimatesOnce(t *testing.T) {
 	ctx := context.Background()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	debug, _ := account.NewTestService(t, account.TestServiceOptions{Policy: account.Policy{MinPasswordScore: 3}, NoSealer: true,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	tok, err := debug.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs.take()
+	logs.Take()
 	if _, err := debug.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "zebra kettle lantern 1987"}); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(logs.take(), "password strength estimated"); n != 1 {
+	if n := strings.Count(logs.Take(), "password strength estimated"); n != 1 {
 		t.Errorf("the setup password was estimated %d times, want once", n)
 	}
 }

@@ -1,7 +1,6 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -24,25 +24,8 @@ type throttleFixture struct {
 	clock *testclock.Clock
 	svc   *account.Service
 	db    storage.Store
-	log   *syncBuffer
+	log   *testlog.Buffer
 	alice storage.User
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var throttlePolicy = account.Policy{
@@ -60,7 +43,7 @@ var throttlePolicy = account.Policy{
 
 func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 	t.Helper()
-	f := &throttleFixture{t: t, ctx: context.Background(), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), log: &syncBuffer{}}
+	f := &throttleFixture{t: t, ctx: context.Background(), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), log: &testlog.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	f.svc, f.db = account.NewTestService(t, account.TestServiceOptions{Policy: p, Now: f.clock.Now, Log: logger})
 	var err error

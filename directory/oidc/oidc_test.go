@@ -1,7 +1,6 @@
 package oidc_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,38 +18,8 @@ import (
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/oidc"
 	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 )
-
-// logLines collects a source's log.
-type logLines struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// count counts the lines that contain every one of parts.
-func (l *logLines) count(parts ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		all := line != ""
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *logLines) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // fakeUpstream is an OpenID provider on loopback whose discovery and token
 // endpoint the test turns on and off. Its token endpoint answers with an
@@ -146,12 +113,12 @@ type rig struct {
 	up    *fakeUpstream
 	src   *oidc.Source
 	clock *testclock.Clock
-	logs  *logLines
+	logs  *testlog.Buffer
 }
 
 func newRig(t *testing.T, client *http.Client) *rig {
 	t.Helper()
-	r := &rig{up: newFakeUpstream(t), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &logLines{}}
+	r := &rig{up: newFakeUpstream(t), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testlog.Buffer{}}
 	var err error
 	r.src, err = oidc.Config{ID: "up", Name: "Upstream", Issuer: r.up.URL, ClientID: "keyport", ClientSecret: "secret",
 		RedirectURL: "http://127.0.0.1/login/upstream/callback", HTTPClient: client,
@@ -201,7 +168,7 @@ func TestCancelledCallbackLeavesUpstreamUp(t *testing.T) {
 	if err := r.press(t); err != nil {
 		t.Errorf("the next press after cancelled callbacks: %v", err)
 	}
-	if n := r.logs.count(outageLine); n != 0 {
+	if n := r.logs.Count(outageLine); n != 0 {
 		t.Errorf("cancelled callbacks were logged as an outage:\n%s", r.logs)
 	}
 
@@ -250,10 +217,10 @@ func TestRecoveryNoticedSoonAfterLongOutage(t *testing.T) {
 	if failedFor > 30*time.Second {
 		t.Errorf("the upstream's return was noticed only after %v", failedFor)
 	}
-	if n := r.logs.count("level=WARN", outageLine); n != 1 {
+	if n := r.logs.Count("level=WARN", outageLine); n != 1 {
 		t.Errorf("%d outage lines for one outage:\n%s", n, r.logs)
 	}
-	if n := r.logs.count("level=INFO", backUpLine); n != 1 {
+	if n := r.logs.Count("level=INFO", backUpLine); n != 1 {
 		t.Errorf("%d recovery lines:\n%s", n, r.logs)
 	}
 }
@@ -284,17 +251,17 @@ func TestTokenEndpointOutageWarnsOnce(t *testing.T) {
 		}
 		r.clock.Add(6 * time.Second)
 	}
-	if n := r.logs.count("level=WARN", outageLine); n != 1 {
+	if n := r.logs.Count("level=WARN", outageLine); n != 1 {
 		t.Errorf("five failed exchanges logged %d WARN lines, want 1:\n%s", n, r.logs)
 	}
-	if n := r.logs.count(backUpLine); n != 0 {
+	if n := r.logs.Count(backUpLine); n != 0 {
 		t.Errorf("a working discovery ended an outage of the token endpoint:\n%s", r.logs)
 	}
 	r.up.tokenStatus.Store(http.StatusOK)
 	if _, err := r.src.Exchange(context.Background(), "code", verifier, "nonce-1"); err != nil {
 		t.Fatalf("exchange with the token endpoint back: %v", err)
 	}
-	if n := r.logs.count("level=INFO", backUpLine); n != 1 {
+	if n := r.logs.Count("level=INFO", backUpLine); n != 1 {
 		t.Errorf("the end of the token endpoint's outage was logged %d times:\n%s", n, r.logs)
 	}
 }
