@@ -21,6 +21,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage/bolt"
 )
 
@@ -136,18 +137,10 @@ func TestStartOnDamagedDatabase(t *testing.T) {
 // startDamaged loads and, when that works, exercises one damaged start.
 func startDamaged(t *testing.T, what, dir string, check bool, app *testClient) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database.Check = check
-	logs := &cliBuffer{}
+	cfg, _ := testConfig(t, &serverOptions{dir: dir, ln: ln, mutate: func(c *config.Config) { c.Database.Check = check }})
+	logs := &testlog.Buffer{}
 	m, err := Load(cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {
 		ln.Close()
@@ -281,7 +274,7 @@ func TestServeOnDamagedDatabase(t *testing.T) {
 		dir := d.prepare(t, pristine)
 		var cmd *exec.Cmd
 		var addr string
-		var out *syncBuffer
+		var out *testlog.Buffer
 		var exited chan error
 		start := func() {
 			// The port is free when chosen; another test may take it
@@ -294,7 +287,7 @@ func TestServeOnDamagedDatabase(t *testing.T) {
 			ln.Close()
 			cmd = exec.Command(self, "serve")
 			cmd.Env = append(os.Environ(), envRunMain+"=1", "KEYPORT_DATA_DIR="+dir, "KEYPORT_ISSUER=http://"+addr, "KEYPORT_LISTEN="+addr)
-			out = &syncBuffer{}
+			out = &testlog.Buffer{}
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

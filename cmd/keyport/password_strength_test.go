@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 const (
@@ -19,9 +21,8 @@ const (
 // where the person's own names count as easy guesses.
 func TestWeakPasswordsRefusedEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	ln := cliListen(t)
-	logs := &cliBuffer{}
-	srv := cliStart(t, cliLoadConfig(t, "", dir, ln), ln, logs, nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{dir: dir, logs: logs})
 	m := setupURLPattern.FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("no setup link logged:\n%s", logs.String())

@@ -15,6 +15,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/slapdtest"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -63,14 +64,14 @@ func TestTOTPEnrolmentNeedsRecentSignIn(t *testing.T) {
 		t.Errorf("begin with a wrong password: %d", r.Status)
 	}
 	r = postPage(b, p, "/security/totp/begin", url.Values{"confirm_password": {testPassword}})
-	m := totpSecretPattern.FindStringSubmatch(r.Body)
-	if r.Status != http.StatusOK || m == nil {
+	secret := totpSecret(t, r.Body)
+	if r.Status != http.StatusOK || secret == "" {
 		t.Fatalf("begin with the password: %d %s", r.Status, truncateBody(r.Body))
 	}
 	if !strings.Contains(r.Body, `id="confirm_password_totp_on"`) {
 		t.Error("the confirmation form of an old session has no password field")
 	}
-	code := url.Values{"code": {totpCode(t, m[1], time.Now())}}
+	code := url.Values{"code": {totpCode(t, secret, time.Now())}}
 	if r := postPage(b, r, "/security/totp/confirm", code); r.Status != http.StatusBadRequest || account.HasTOTP(srv.user(alice.ID)) {
 		t.Errorf("confirm without the password: %d, TOTP on: %v", r.Status, account.HasTOTP(srv.user(alice.ID)))
 	}
@@ -180,9 +181,8 @@ func TestRecoveryEmailLockedForDirectoryUsers(t *testing.T) {
 // TestProfileSaveLogsChangedFieldsOnly: the profile form posts every field;
 // the log line names only those that changed.
 func TestProfileSaveLogsChangedFieldsOnly(t *testing.T) {
-	logs := &syncBuffer{}
-	ln := cliListen(t)
-	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs})
 	srv.createUser("alice", false)
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
