@@ -745,7 +745,7 @@ func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 			t.Errorf("first start does not log %q:\n%s", want, out)
 		}
 	}
-	setup := regexp.MustCompile(`url="?(http://[^\s"]+/setup\?token=[^\s"]+)`).FindStringSubmatch(out)
+	setup := setupURLPattern.FindStringSubmatch(out)
 	if setup == nil || !strings.Contains(out, "within 1 hour") || !strings.Contains(out, "keyport user create --admin") {
 		t.Fatalf("first start logs no setup link:\n%s", out)
 	}
@@ -798,16 +798,22 @@ func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 
 var setupURLPattern = regexp.MustCompile(`url="?(http://[^\s"]+/setup\?token=[^\s"]+)`)
 
+// setupLink is the setup link a first start logged.
+func setupLink(t *testing.T, logs *testlog.Buffer) string {
+	t.Helper()
+	m := setupURLPattern.FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no setup link logged:\n%s", logs.String())
+	}
+	return m[1]
+}
+
 func TestSetupLink(t *testing.T) {
 	dir := t.TempDir()
 	logs := &testlog.Buffer{}
 	srv := startServerWith(t, serverOptions{dir: dir, logs: logs})
 
-	m := setupURLPattern.FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no setup link logged:\n%s", logs.String())
-	}
-	link := m[1]
+	link := setupLink(t, logs)
 	if !strings.HasPrefix(link, srv.URL+"/setup?token=") {
 		t.Fatalf("setup link %q is not on the issuer %s", link, srv.URL)
 	}
@@ -921,18 +927,15 @@ func TestSetupLinkExpires(t *testing.T) {
 	clock := testclock.Running()
 	logs := &testlog.Buffer{}
 	srv := startServerWith(t, serverOptions{logs: logs, now: clock.Now})
-	m := setupURLPattern.FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no setup link logged:\n%s", logs.String())
-	}
+	link := setupLink(t, logs)
 	b := newBrowser(t)
 	clock.Add(59 * time.Minute)
-	form := b.get(m[1])
+	form := b.get(link)
 	if form.Status != 200 {
 		t.Fatalf("setup link after 59 minutes: %d", form.Status)
 	}
 	clock.Add(2 * time.Minute) // 61 minutes
-	if p := b.get(m[1]); p.Status != http.StatusNotFound {
+	if p := b.get(link); p.Status != http.StatusNotFound {
 		t.Errorf("setup link after 61 minutes: %d", p.Status)
 	}
 	p := b.submit(form, "/setup", url.Values{"username": {"late"}, "email": {"late@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}})

@@ -19,13 +19,9 @@ func TestLogSaysThingsOnce(t *testing.T) {
 	ldapSrv := slapdtest.Start(t, directoryFixtures)
 	logs := &testlog.Buffer{}
 	srv := startServerWith(t, serverOptions{logs: logs, mutate: func(cfg *config.Config) {
-		cfg.Directories = []config.Directory{{
-			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL,
-			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
-			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
-			LoginAttributes: []string{"uid", "mail"}, DisabledFilter: "(employeeType=disabled)",
-			SyncInterval: config.Duration{Duration: 24 * time.Hour},
-		}}
+		d := corpDirectory(ldapSrv.URL)
+		d.LoginAttributes, d.DisabledFilter = []string{"uid", "mail"}, "(employeeType=disabled)"
+		cfg.Directories = []config.Directory{d}
 	}})
 
 	// The first sync runs at start.

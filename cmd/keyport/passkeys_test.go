@@ -98,7 +98,6 @@ func csrfOf(t *testing.T, b *browser, u string) string {
 	return tok
 }
 
-// registerPasskey adds d to the signed-in browser b's account.
 // aliceWithPasskey starts a server where alice has registered one passkey,
 // "Laptop", on key, from a browser session of her own.
 func aliceWithPasskey(t *testing.T) (*testServer, storage.User, *passkeyDevice) {
@@ -112,6 +111,7 @@ func aliceWithPasskey(t *testing.T) (*testServer, storage.User, *passkeyDevice) 
 	return srv, alice, key
 }
 
+// registerPasskey adds d to the signed-in browser b's account.
 func registerPasskey(t *testing.T, srv *testServer, b *browser, d *passkeyDevice, name string) {
 	t.Helper()
 	csrf := csrfOf(t, b, srv.URL+"/security/passkeys")

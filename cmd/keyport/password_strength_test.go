@@ -23,12 +23,9 @@ func TestWeakPasswordsRefusedEverywhere(t *testing.T) {
 	dir := t.TempDir()
 	logs := &testlog.Buffer{}
 	srv := startServerWith(t, serverOptions{dir: dir, logs: logs})
-	m := setupURLPattern.FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no setup link logged:\n%s", logs.String())
-	}
+	link := setupLink(t, logs)
 	b := newBrowser(t)
-	form := b.get(m[1])
+	form := b.get(link)
 	fields := func(pw string) url.Values {
 		return url.Values{"username": {"root"}, "email": {"root@example.com"}, "name": {"Root Person"}, "password": {pw}, "password_confirm": {pw}}
 	}

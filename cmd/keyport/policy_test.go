@@ -99,12 +99,9 @@ func TestRequire2FAExemptsDirectoryWithOwnSecondFactor(t *testing.T) {
 	ldapSrv := slapdtest.Start(t, directoryFixtures)
 	srv := startServer(t, "", func(c *config.Config) {
 		c.Accounts.Require2FA = true
-		c.Directories = []config.Directory{{
-			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL, HandlesSecondFactor: true,
-			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
-			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
-			SyncInterval: config.Duration{Duration: 24 * time.Hour},
-		}}
+		d := corpDirectory(ldapSrv.URL)
+		d.HandlesSecondFactor = true
+		c.Directories = []config.Directory{d}
 	})
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
