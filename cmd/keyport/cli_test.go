@@ -822,7 +822,7 @@ func TestSetupLink(t *testing.T) {
 
 	b := newBrowser(t)
 	form := b.get(link)
-	if form.Status != 200 || !strings.Contains(form.Body, `action="/setup"`) || !strings.Contains(form.Body, "Create the first administrator") {
+	if form.Status != 200 || !hasForm(form.Body, "/setup") || !strings.Contains(form.Body, "Create the first administrator") {
 		t.Fatalf("setup form: %d\n%s", form.Status, truncateBody(form.Body))
 	}
 	if !strings.Contains(form.Body, "At least 10 characters") {
@@ -872,7 +872,7 @@ func TestSetupLink(t *testing.T) {
 
 	// The link still works after all that.
 	form = b.get(link)
-	if form.Status != 200 || !strings.Contains(form.Body, `action="/setup"`) {
+	if form.Status != 200 || !hasForm(form.Body, "/setup") {
 		t.Fatalf("setup link after failed attempts: %d\n%s", form.Status, truncateBody(form.Body))
 	}
 	home := b.submit(form, "/setup", fields(testPassword, testPassword))

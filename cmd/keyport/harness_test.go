@@ -452,9 +452,9 @@ func (b *browser) submit(p page, action string, extra url.Values) page {
 	return b.post(u.String(), form)
 }
 
-func isLoginPage(p page) bool { return p.Status < 500 && strings.Contains(p.Body, `action="/login"`) }
+func isLoginPage(p page) bool { return p.Status < 500 && hasForm(p.Body, "/login") }
 func isConsentPage(p page) bool {
-	return p.Status == 200 && strings.Contains(p.Body, `action="/consent"`)
+	return p.Status == 200 && hasForm(p.Body, "/consent")
 }
 
 // pkce returns a verifier and its S256 challenge.

@@ -227,6 +227,13 @@ func (n htmlNode) optionValue() string {
 	return n.text()
 }
 
+// hasForm reports whether a page has a form whose action is action.
+func hasForm(body, action string) bool {
+	doc, _ := parseHTML(body) // never fails on a string; see parseHTML
+	_, ok := doc.formByAction(action)
+	return ok
+}
+
 // formByAction returns the form on the page that posts to action.
 func (n htmlNode) formByAction(action string) (htmlNode, bool) {
 	return n.first("form", "action", action)

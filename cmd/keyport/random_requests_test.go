@@ -135,7 +135,7 @@ func TestRandomPortalFormsNever5xx(t *testing.T) {
 			failures++
 		}
 	}
-	if p := b.get(srv.URL + "/security"); p.Status != http.StatusOK || strings.Contains(p.Body, `action="/login"`) {
+	if p := b.get(srv.URL + "/security"); p.Status != http.StatusOK || hasForm(p.Body, "/login") {
 		t.Errorf("the administrator's session did not survive: %d at %s", p.Status, p.URL)
 	}
 }

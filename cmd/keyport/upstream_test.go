@@ -27,7 +27,7 @@ func upstreamPair(t *testing.T, mutate func(*config.Directory)) (up, down *testS
 // at the upstream, and returns the page the browser lands on.
 func signInUpstream(t *testing.T, down *testServer, b *browser, start page) page {
 	t.Helper()
-	if !strings.Contains(start.Body, `action="/login/upstream/up"`) || !strings.Contains(start.Body, "Sign in with Upstream Keyport") {
+	if !hasForm(start.Body, "/login/upstream/up") || !strings.Contains(start.Body, "Sign in with Upstream Keyport") {
 		t.Fatalf("no upstream button: %s", truncateBody(start.Body))
 	}
 	p := b.submit(start, "/login/upstream/up", nil)
