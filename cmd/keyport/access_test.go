@@ -52,12 +52,8 @@ func verifyWith(srv *testServer, method, user, pass, query string, cookies *brow
 	if cookies != nil {
 		client = cookies.client
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		srv.t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header
+	p := mustFetch(srv.t, client, req)
+	return p.Status, p.Header
 }
 
 func TestAppPasswordsAndForwardAuth(t *testing.T) {
@@ -246,16 +242,12 @@ func apiCall(t *testing.T, srv *testServer, method, path, token, contentType, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	p := mustFetch(t, http.DefaultClient, req)
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("%s %s: not JSON (%d): %v", method, path, resp.StatusCode, err)
+	if err := json.Unmarshal([]byte(p.Body), &out); err != nil {
+		t.Fatalf("%s %s: not JSON (%d): %v", method, path, p.Status, err)
 	}
-	return resp.StatusCode, resp.Header, out
+	return p.Status, p.Header, out
 }
 
 func TestAPITokens(t *testing.T) {

@@ -350,7 +350,7 @@ func fetch(c *http.Client, req *http.Request) (page, error) {
 }
 
 // mustFetch is fetch that fails the test when no answer comes.
-func mustFetch(t *testing.T, c *http.Client, req *http.Request) page {
+func mustFetch(t testing.TB, c *http.Client, req *http.Request) page {
 	t.Helper()
 	p, err := fetch(c, req)
 	if err != nil {
