@@ -16,11 +16,11 @@ import (
 	"testing"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/bolttest"
 	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage/bolt"
 )
@@ -54,37 +54,22 @@ func damagedDatabases(t *testing.T) (pristine string, app *testClient, starts []
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := bbolt.Open(dbPath, 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pageSize := db.Info().PageSize
+	pages, pageSize := bolttest.Pages(t, dbPath)
 	perKind := map[string]int{}
-	err = db.View(func(tx *bbolt.Tx) error {
-		for id := 0; ; id++ {
-			info, err := tx.Page(id)
-			if err != nil || info == nil {
-				return err
-			}
-			id += info.OverflowCount
-			if info.Type == "free" || perKind[info.Type] >= 2 {
-				continue
-			}
-			perKind[info.Type]++
-			offs := []int{0, 8, 10, 16, 20, 24, pageSize - 1}
-			if info.Type == "meta" {
-				offs = []int{16, 24, 32, 56} // magic, page size, root, high water mark
-			}
-			for _, off := range offs {
-				b := append([]byte(nil), raw...)
-				b[info.ID*pageSize+off] ^= 0xff
-				starts = append(starts, damagedStart{what: fmt.Sprintf("%s page %d byte %d", info.Type, info.ID, off), db: b})
-			}
+	for _, p := range pages {
+		if p.Kind == "free" || perKind[p.Kind] >= 2 {
+			continue
 		}
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
+		perKind[p.Kind]++
+		offs := []int{0, 8, 10, 16, 20, 24, pageSize - 1}
+		if p.Kind == "meta" {
+			offs = []int{16, 24, 32, 56} // magic, page size, root, high water mark
+		}
+		for _, off := range offs {
+			b := append([]byte(nil), raw...)
+			b[p.ID*pageSize+off] ^= 0xff
+			starts = append(starts, damagedStart{what: fmt.Sprintf("%s page %d byte %d", p.Kind, p.ID, off), db: b})
+		}
 	}
 	return pristine, app, starts
 }

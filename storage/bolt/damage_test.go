@@ -15,6 +15,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/keyport/keyport/internal/bolttest"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -84,39 +85,6 @@ func populateFrom(t testing.TB, path string, first, users int) {
 	}
 }
 
-type pageKind struct {
-	id   int
-	kind string // meta, freelist, branch, leaf, free
-}
-
-// pageKinds lists the pages of a closed file by what bbolt says they are.
-func pageKinds(t testing.TB, path string) (pages []pageKind, pageSize int) {
-	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	pageSize = db.Info().PageSize
-	err = db.View(func(tx *bbolt.Tx) error {
-		for id := 0; ; id++ {
-			info, err := tx.Page(id)
-			if err != nil {
-				return err
-			}
-			if info == nil {
-				return nil
-			}
-			pages = append(pages, pageKind{id: id, kind: info.Type})
-			id += info.OverflowCount
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pages, pageSize
-}
-
 // flip is one damaged copy of a file: the byte at off XORed with mask.
 type flip struct {
 	off  int64
@@ -128,23 +96,23 @@ type flip struct {
 // of each kind: the header (page number, flags, element count, overflow),
 // the first element (position, size, child page number or value size),
 // the last byte of data, and every field of the meta pages.
-func flipPlan(pages []pageKind, pageSize int) []flip {
+func flipPlan(pages []bolttest.Page, pageSize int) []flip {
 	var plan []flip
 	perKind := map[string]int{}
 	for _, p := range pages {
-		if perKind[p.kind] >= 2 || p.kind == "free" {
+		if perKind[p.Kind] >= 2 || p.Kind == "free" {
 			continue
 		}
-		perKind[p.kind]++
-		base := int64(p.id) * int64(pageSize)
+		perKind[p.Kind]++
+		base := int64(p.ID) * int64(pageSize)
 		offs := []int64{0, 8, 10, 12, 16, 20, 24, 28, int64(pageSize) - 1}
-		if p.kind == "meta" {
+		if p.Kind == "meta" {
 			// magic, version, page size, root, freelist, high water mark, txid, checksum
 			offs = []int64{16, 20, 24, 32, 48, 56, 64, 72}
 		}
 		for _, o := range offs {
 			for _, mask := range []byte{0x01, 0xff} {
-				plan = append(plan, flip{off: base + o, mask: mask, what: fmt.Sprintf("%s page %d, byte %d ^ %#x", p.kind, p.id, o, mask)})
+				plan = append(plan, flip{off: base + o, mask: mask, what: fmt.Sprintf("%s page %d, byte %d ^ %#x", p.Kind, p.ID, o, mask)})
 			}
 		}
 	}
@@ -153,7 +121,7 @@ func flipPlan(pages []pageKind, pageSize int) []flip {
 
 // pristineFile populates a database in dir with users and returns its
 // bytes and page map, what the damage tests make their damaged copies from.
-func pristineFile(t testing.TB, dir string, users int) (raw []byte, pages []pageKind, pageSize int) {
+func pristineFile(t testing.TB, dir string, users int) (raw []byte, pages []bolttest.Page, pageSize int) {
 	t.Helper()
 	path := filepath.Join(dir, "pristine.db")
 	populate(t, path, users)
@@ -161,7 +129,7 @@ func pristineFile(t testing.TB, dir string, users int) (raw []byte, pages []page
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages, pageSize = pageKinds(t, path)
+	pages, pageSize = bolttest.Pages(t, path)
 	return raw, pages, pageSize
 }
 
@@ -640,27 +608,27 @@ func TestCheckCoversBboltsCheck(t *testing.T) {
 
 // keyFlips damages keys, which bbolt reads without checking them: the
 // first and last byte of the second key of a few branch and leaf pages.
-func keyFlips(raw []byte, pages []pageKind, pageSize int) []flip {
+func keyFlips(raw []byte, pages []bolttest.Page, pageSize int) []flip {
 	var plan []flip
 	perKind := map[string]int{}
 	for _, p := range pages {
-		if (p.kind != "branch" && p.kind != "leaf") || perKind[p.kind] >= 4 {
+		if (p.Kind != "branch" && p.Kind != "leaf") || perKind[p.Kind] >= 4 {
 			continue
 		}
-		base := p.id * pageSize
+		base := p.ID * pageSize
 		if binary.NativeEndian.Uint16(raw[base+10:]) < 3 {
 			continue
 		}
-		perKind[p.kind]++
+		perKind[p.Kind]++
 		at := base + pageHeaderSize + pageElementSize // the second element
 		pos, ksize := binary.NativeEndian.Uint32(raw[at:]), binary.NativeEndian.Uint32(raw[at+4:])
-		if p.kind == "leaf" {
+		if p.Kind == "leaf" {
 			pos, ksize = binary.NativeEndian.Uint32(raw[at+4:]), binary.NativeEndian.Uint32(raw[at+8:])
 		}
 		key := int64(at) + int64(pos)
 		for _, off := range []int64{key, key + int64(ksize) - 1} {
 			for _, mask := range []byte{0x01, 0x80} {
-				plan = append(plan, flip{off: off, mask: mask, what: fmt.Sprintf("%s page %d, key byte %d ^ %#x", p.kind, p.id, off-int64(base), mask)})
+				plan = append(plan, flip{off: off, mask: mask, what: fmt.Sprintf("%s page %d, key byte %d ^ %#x", p.Kind, p.ID, off-int64(base), mask)})
 			}
 		}
 	}
