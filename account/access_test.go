@@ -33,7 +33,7 @@ func newAccessFixture(t *testing.T, require2FA bool) *accessFixture {
 		RecentAuth: 5 * time.Minute, Require2FA: require2FA,
 	}})
 	var err error
-	if f.alice, err = f.svc.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
+	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -82,14 +82,14 @@ func TestCreateAppPassword(t *testing.T) {
 	if err := f.db.CreateClient(f.ctx, storage.Client{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}}); err != nil {
 		t.Fatal(err)
 	}
-	secret, c, err := f.svc.CreateAppPassword(f.ctx, f.alice, "  Mail  ", "")
+	secret, c, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "  Mail  ", "")
 	if err != nil || c.Name != "Mail" || c.Kind != storage.KindAppPassword || c.ClientID != "" {
 		t.Fatalf("create: %+v %v", c, err)
 	}
 	if len(strings.ReplaceAll(secret, "-", "")) < 24 || c.Hash == "" || strings.Contains(c.Hash, strings.ReplaceAll(secret, "-", "")) {
 		t.Fatalf("secret %q, hash %q", secret, c.Hash)
 	}
-	if _, c, err := f.svc.CreateAppPassword(f.ctx, f.alice, "Wiki sync", "wiki"); err != nil || c.ClientID != "wiki" {
+	if _, c, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "Wiki sync", "wiki"); err != nil || c.ClientID != "wiki" {
 		t.Fatalf("restricted: %+v %v", c, err)
 	}
 	for name, in := range map[string][2]string{
@@ -99,7 +99,7 @@ func TestCreateAppPassword(t *testing.T) {
 		"duplicate":      {"MAIL", ""},
 		"unknown client": {"other", "nope"},
 	} {
-		_, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, in[0], in[1])
+		_, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, in[0], in[1])
 		want := account.Invalid
 		if name == "duplicate" {
 			want = account.Conflict
@@ -108,28 +108,28 @@ func TestCreateAppPassword(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, strings.Repeat("é", 64), ""); err != nil {
+	if _, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, strings.Repeat("é", 64), ""); err != nil {
 		t.Errorf("64 characters: %v", err)
 	}
 	if n := len(f.credentials(storage.KindAppPassword)); n != 3 {
 		t.Errorf("%d app passwords stored, want 3", n)
 	}
-	list, err := f.svc.ListAppPasswords(f.ctx, f.alice.ID)
+	list, err := f.svc.Credentials.ListAppPasswords(f.ctx, f.alice.ID)
 	if err != nil || len(list) != 3 {
 		t.Fatalf("list: %d %v", len(list), err)
 	}
 	// Revoking needs the right kind and owner.
-	bob, _ := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
-	if err := f.svc.RevokeAppPassword(f.ctx, bob, c.ID); account.ErrorCode(err) != account.NotFound {
+	bob, _ := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
+	if err := f.svc.Credentials.RevokeAppPassword(f.ctx, bob, c.ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("someone else's app password: %v", err)
 	}
-	if err := f.svc.RevokeAPIToken(f.ctx, f.alice, c.ID); account.ErrorCode(err) != account.NotFound {
+	if err := f.svc.Credentials.RevokeAPIToken(f.ctx, f.alice, c.ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("revoked as the wrong kind: %v", err)
 	}
-	if err := f.svc.RevokeAppPassword(f.ctx, f.alice, c.ID); err != nil {
+	if err := f.svc.Credentials.RevokeAppPassword(f.ctx, f.alice, c.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.RevokeAppPassword(f.ctx, f.alice, c.ID); account.ErrorCode(err) != account.NotFound {
+	if err := f.svc.Credentials.RevokeAppPassword(f.ctx, f.alice, c.ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("revoked twice: %v", err)
 	}
 }
@@ -139,11 +139,11 @@ func TestVerifyBasic(t *testing.T) {
 	if err := f.db.CreateClient(f.ctx, storage.Client{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}}); err != nil {
 		t.Fatal(err)
 	}
-	secret, c, _ := f.svc.CreateAppPassword(f.ctx, f.alice, "proxy", "")
-	wikiOnly, _, _ := f.svc.CreateAppPassword(f.ctx, f.alice, "wiki", "wiki")
+	secret, c, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "proxy", "")
+	wikiOnly, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "wiki", "wiki")
 	verify := func(login, password, ip, client string) (string, error) {
 		f.clock.Add(time.Second) // keeps the history in order
-		u, method, err := f.svc.VerifyBasic(f.ctx, login, password, ip, "curl/8.0", client)
+		u, method, err := f.svc.SignIn.VerifyBasic(f.ctx, login, password, ip, "curl/8.0", client)
 		if err == nil && u.ID != f.alice.ID {
 			t.Fatalf("verified as %q", u.ID)
 		}
@@ -179,8 +179,8 @@ func TestVerifyBasic(t *testing.T) {
 		t.Errorf("attempt: %+v", a)
 	}
 	// Someone else's app password with alice's name: no.
-	bob, _ := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
-	bobs, _, _ := f.svc.CreateAppPassword(f.ctx, bob, "proxy", "")
+	bob, _ := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "bob's long password"})
+	bobs, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, bob, "proxy", "")
 	if _, err := verify("alice", bobs, "192.0.2.2", ""); account.ErrorCode(err) != account.Unauthorized {
 		t.Errorf("bob's app password for alice: %v", err)
 	}
@@ -236,7 +236,7 @@ func TestVerifyBasic(t *testing.T) {
 	f.update(func(u *storage.User) { u.Blocked = false })
 
 	// Revoked: no longer works.
-	if err := f.svc.RevokeAppPassword(f.ctx, f.alice, c.ID); err != nil {
+	if err := f.svc.Credentials.RevokeAppPassword(f.ctx, f.alice, c.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := verify("alice", secret, "10.1.2.3", ""); account.ErrorCode(err) != account.Unauthorized {
@@ -248,7 +248,7 @@ func TestVerifyBasic(t *testing.T) {
 	// password is found, and nobody guesses one, so it gets in whatever
 	// the throttle says.
 	f.clock.Add(time.Hour)
-	good, _, _ := f.svc.CreateAppPassword(f.ctx, f.alice, "another", "")
+	good, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "another", "")
 	for i := 0; i < 3; i++ {
 		_, _ = verify("alice", "guess number "+string(rune('a'+i)), "10.9.9.9", "")
 	}
@@ -267,16 +267,16 @@ var tokenPattern = regexp.MustCompile(`^kp_[0-9A-Za-z]{40}$`)
 
 func TestAPITokenRules(t *testing.T) {
 	f := newAccessFixture(t, false)
-	tok, c, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	tok, c, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil || !tokenPattern.MatchString(tok) || c.Hash != account.HashSecret(tok) || !c.ValidUntil.IsZero() || !c.ExpiresAt.IsZero() {
 		t.Fatalf("create: %q %+v %v", tok, c, err)
 	}
 	day := 24 * time.Hour
-	expiring, ec, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "deploy", Scope: account.ScopeReadWrite, ExpiresAt: f.clock.Now().Add(day)})
+	expiring, ec, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "deploy", Scope: account.ScopeReadWrite, ExpiresAt: f.clock.Now().Add(day)})
 	if err != nil || !ec.ValidUntil.Equal(f.clock.Now().Add(day)) || !ec.ExpiresAt.Equal(f.clock.Now().Add(31*day)) {
 		t.Fatalf("expiring token: %+v %v", ec, err)
 	}
-	office, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "office", Scope: account.ScopeReadOnly, AllowedNetworks: "10.0.0.0/8, 2001:db8::/32"})
+	office, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "office", Scope: account.ScopeReadOnly, AllowedNetworks: "10.0.0.0/8, 2001:db8::/32"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,24 +294,24 @@ func TestAPITokenRules(t *testing.T) {
 		"too many":   {Name: "x", Scope: account.ScopeReadOnly, AllowedNetworks: strings.Repeat("10.0.0.1 ", 51)},
 		"empty name": {Name: "   ", Scope: account.ScopeReadOnly},
 	} {
-		if _, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, n); err == nil || account.ErrorField(err) == "" || account.ErrorCode(err) == account.Internal {
+		if _, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, n); err == nil || account.ErrorField(err) == "" || account.ErrorCode(err) == account.Internal {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if list, _ := f.svc.ListAPITokens(f.ctx, f.alice.ID); len(list) != 3 {
+	if list, _ := f.svc.Credentials.ListAPITokens(f.ctx, f.alice.ID); len(list) != 3 {
 		t.Fatalf("%d tokens stored, want 3", len(list))
 	}
 
 	auth := func(token, ip string) error {
 		f.clock.Add(time.Second) // keeps the history in order
-		u, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, ip, "script/1.0")
+		u, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, ip, "script/1.0")
 		if err == nil && u.ID != f.alice.ID {
 			t.Fatalf("token for %q", u.ID)
 		}
 		return err
 	}
 	f.clock.Add(time.Minute)
-	u, got, err := f.svc.AuthenticateAPIToken(f.ctx, tok, "192.0.2.1", "script/1.0")
+	u, got, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, tok, "192.0.2.1", "script/1.0")
 	if err != nil || u.ID != f.alice.ID || got.Scope != account.ScopeReadOnly || !got.LastUsedAt.Equal(f.clock.Now()) || got.LastIP != "192.0.2.1" {
 		t.Fatalf("authenticate: %+v %v", got, err)
 	}
@@ -373,7 +373,7 @@ func TestAPITokenRules(t *testing.T) {
 	f.update(func(u *storage.User) { u.Blocked = false })
 
 	// Revoked.
-	if err := f.svc.RevokeAPIToken(f.ctx, f.alice, c.ID); err != nil {
+	if err := f.svc.Credentials.RevokeAPIToken(f.ctx, f.alice, c.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := auth(tok, "10.0.0.1"); account.ErrorCode(err) != account.Unauthorized {
@@ -384,30 +384,30 @@ func TestAPITokenRules(t *testing.T) {
 func TestAllowlist(t *testing.T) {
 	f := newAccessFixture(t, false)
 	// Bad input changes nothing.
-	if _, _, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8\nnope", "10.0.0.1", true); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "allowed_networks" {
+	if _, _, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8\nnope", "10.0.0.1", true); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "allowed_networks" {
 		t.Errorf("invalid: %v", err)
 	}
 	// A list without the current address: a warning, nothing saved.
-	nets, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", false)
+	nets, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", false)
 	if err != nil || !warn || len(nets) != 2 || len(f.user().AllowedNetworks) != 0 {
 		t.Fatalf("lock-out warning: %v %v %v %v", nets, warn, err, f.user().AllowedNetworks)
 	}
 	// Confirmed: saved.
-	if _, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", true); err != nil || warn {
+	if _, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8, 192.0.2.7", "203.0.113.5", true); err != nil || warn {
 		t.Fatalf("confirmed: %v %v", warn, err)
 	}
 	if got := f.user().AllowedNetworks; strings.Join(got, ",") != "10.0.0.0/8,192.0.2.7/32" {
 		t.Fatalf("saved %v", got)
 	}
-	if err := f.svc.CheckNetwork(f.user(), "203.0.113.5"); account.ErrorCode(err) != account.Forbidden {
+	if err := f.svc.SignIn.CheckNetwork(f.user(), "203.0.113.5"); account.ErrorCode(err) != account.Forbidden {
 		t.Errorf("CheckNetwork outside: %v", err)
 	}
-	if err := f.svc.CheckNetwork(f.user(), "192.0.2.7"); err != nil {
+	if err := f.svc.SignIn.CheckNetwork(f.user(), "192.0.2.7"); err != nil {
 		t.Errorf("CheckNetwork inside: %v", err)
 	}
 
 	// Password sign-in from outside: refused after the password, recorded.
-	_, err = f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "203.0.113.5", UserAgent: "test"})
+	_, err = f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "203.0.113.5", UserAgent: "test"})
 	if account.ErrorCode(err) != account.Forbidden {
 		t.Fatalf("sign-in from outside: %v", err)
 	}
@@ -416,18 +416,18 @@ func TestAllowlist(t *testing.T) {
 	}
 	// A wrong password from outside gets the usual answer: the list tells
 	// nothing to someone without the password.
-	if _, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "203.0.113.5"}); account.ErrorCode(err) != account.Unauthorized {
+	if _, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "203.0.113.5"}); account.ErrorCode(err) != account.Unauthorized {
 		t.Errorf("wrong password from outside: %v", err)
 	}
-	if _, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "10.20.30.40"}); err != nil {
+	if _, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "10.20.30.40"}); err != nil {
 		t.Errorf("sign-in from inside: %v", err)
 	}
 
 	// A list with the current address needs no confirmation; empty clears.
-	if _, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8", "10.0.0.1", false); err != nil || warn {
+	if _, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "10.0.0.0/8", "10.0.0.1", false); err != nil || warn {
 		t.Errorf("list with the current address: %v %v", warn, err)
 	}
-	if _, warn, err := f.svc.SetAllowedNetworks(f.ctx, f.alice, "", "203.0.113.5", false); err != nil || warn || len(f.user().AllowedNetworks) != 0 {
+	if _, warn, err := f.svc.SignIn.SetAllowedNetworks(f.ctx, f.alice, "", "203.0.113.5", false); err != nil || warn || len(f.user().AllowedNetworks) != 0 {
 		t.Errorf("clearing: %v %v", warn, err)
 	}
 }
@@ -437,14 +437,14 @@ func TestAllowlist(t *testing.T) {
 // tokens until it enrols.
 func TestRequire2FAForMachines(t *testing.T) {
 	f := newAccessFixture(t, true)
-	secret, _, _ := f.svc.CreateAppPassword(f.ctx, f.alice, "proxy", "")
-	tok, _, _ := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	secret, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "proxy", "")
+	tok, _, _ := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	check := func(wantOK bool, ip string) {
 		t.Helper()
-		_, _, errApp := f.svc.VerifyBasic(f.ctx, "alice", secret, ip, "", "")
-		_, _, errPwd := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
-		_, _, errTok := f.svc.AuthenticateAPIToken(f.ctx, tok, ip, "")
-		errCheck := f.svc.CheckTwoFactorPolicy(f.ctx, f.user())
+		_, _, errApp := f.svc.SignIn.VerifyBasic(f.ctx, "alice", secret, ip, "", "")
+		_, _, errPwd := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
+		_, _, errTok := f.svc.Credentials.AuthenticateAPIToken(f.ctx, tok, ip, "")
+		errCheck := f.svc.Credentials.CheckTwoFactorPolicy(f.ctx, f.user())
 		if (errApp == nil) != wantOK || (errTok == nil) != wantOK || (errCheck == nil) != wantOK {
 			t.Errorf("want ok=%v: app password %v, token %v, policy %v", wantOK, errApp, errTok, errCheck)
 		}

@@ -58,7 +58,7 @@ func TestPasswordHashing(t *testing.T) {
 func TestBcryptImportIsRehashed(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "imported", Email: "i@example.com", Password: "temporary-pass"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "imported", Email: "i@example.com", Password: "temporary-pass"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +70,10 @@ func TestBcryptImportIsRehashed(t *testing.T) {
 	if _, err := db.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) { u.PasswordHash = string(legacy); return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "imported", Password: "wrong password"}); err == nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "imported", Password: "wrong password"}); err == nil {
 		t.Fatal("wrong password accepted against a bcrypt hash")
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "imported", Password: "legacy password 1"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "imported", Password: "legacy password 1"}); err != nil {
 		t.Fatalf("bcrypt sign-in: %v", err)
 	}
 	got, _ := db.GetUser(ctx, u.ID)
@@ -87,13 +87,13 @@ func TestAuthenticate(t *testing.T) {
 	clock := func() time.Time { return now }
 	svc, db := newService(t, clock)
 	ctx := context.Background()
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "Alice", Email: "alice@example.com", Password: "long enough pw"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "Alice", Email: "alice@example.com", Password: "long enough pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Username or email, any case.
 	for _, login := range []string{"alice", "ALICE", "alice@example.com", "Alice@Example.com"} {
-		got, err := svc.Authenticate(ctx, account.Credentials{Login: login, Password: "long enough pw", IP: "192.0.2.1"})
+		got, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: login, Password: "long enough pw", IP: "192.0.2.1"})
 		if err != nil || got.ID != u.ID {
 			t.Fatalf("login %q: %v", login, err)
 		}
@@ -105,8 +105,8 @@ func TestAuthenticate(t *testing.T) {
 
 	// Wrong password and unknown user: the same error.
 	now = now.Add(time.Second)
-	_, errWrong := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.2"})
-	_, errNobody := svc.Authenticate(ctx, account.Credentials{Login: "nobody", Password: "wrong password", IP: "192.0.2.3"})
+	_, errWrong := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.2"})
+	_, errNobody := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "nobody", Password: "wrong password", IP: "192.0.2.3"})
 	if errWrong == nil || errNobody == nil || errWrong.Error() != errNobody.Error() || account.ErrorCode(errWrong) != account.Unauthorized {
 		t.Fatalf("errors differ: %v / %v", errWrong, errNobody)
 	}
@@ -119,31 +119,31 @@ func TestAuthenticate(t *testing.T) {
 	// for the window, right password or not; another address is not held
 	// back by them.
 	for i := 0; i < 2; i++ {
-		svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "nope nope nope", IP: "192.0.2.2"})
+		svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "nope nope nope", IP: "192.0.2.2"})
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != time.Minute {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); account.ErrorCode(err) != account.RateLimited || account.RetryAfter(err) != time.Minute {
 		t.Fatalf("after 3 failures: %v (retry after %s)", err, account.RetryAfter(err))
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "198.51.100.1"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "198.51.100.1"}); err != nil {
 		t.Fatalf("from another address: %v", err)
 	}
 	now = now.Add(time.Minute)
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.2"}); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 
 	// Blocked users cannot sign in; their sessions are gone.
-	secret, _, err := svc.StartSession(ctx, stored, []string{"pwd"}, "", "")
+	secret, _, err := svc.SignIn.StartSession(ctx, stored, []string{"pwd"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SetBlocked(ctx, "alice", true); err != nil {
+	if err := svc.Users.SetBlocked(ctx, "alice", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); account.ErrorCode(err) != account.Forbidden {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "long enough pw"}); account.ErrorCode(err) != account.Forbidden {
 		t.Fatalf("blocked user: %v", err)
 	}
-	if _, _, err := svc.ResumeSession(ctx, secret); err == nil {
+	if _, _, err := svc.SignIn.ResumeSession(ctx, secret); err == nil {
 		t.Fatal("blocked user's session still works")
 	}
 }
@@ -151,7 +151,7 @@ func TestAuthenticate(t *testing.T) {
 func TestCreateUserValidation(t *testing.T) {
 	svc, _ := newService(t, nil)
 	ctx := context.Background()
-	if _, err := svc.CreateUser(ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "a fine password"}); err != nil {
+	if _, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: "a fine password"}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -170,13 +170,13 @@ func TestCreateUserValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := svc.CreateUser(ctx, tc.in)
+			_, err := svc.Users.CreateUser(ctx, tc.in)
 			if account.ErrorCode(err) != tc.code || !strings.Contains(account.ErrorMessage(err), tc.msg) {
 				t.Fatalf("got %v (%s), want %s containing %q", err, account.ErrorCode(err), tc.code, tc.msg)
 			}
 		})
 	}
-	users, _ := svc.ListUsers(ctx)
+	users, _ := svc.Users.ListUsers(ctx)
 	if len(users) != 1 {
 		t.Fatalf("failed creations stored users: %d", len(users))
 	}
@@ -186,29 +186,29 @@ func TestSetupToken(t *testing.T) {
 	now := time.Now()
 	svc, _ := newService(t, func() time.Time { return now })
 	ctx := context.Background()
-	tok, err := svc.CreateSetupToken(ctx)
+	tok, err := svc.Users.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.CheckSetupToken(ctx, "wrong"); err == nil {
+	if err := svc.Users.CheckSetupToken(ctx, "wrong"); err == nil {
 		t.Fatal("wrong token accepted")
 	}
 	// Bad input does not spend the link.
-	if _, err := svc.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "short"}); account.ErrorCode(err) != account.Invalid {
+	if _, err := svc.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "short"}); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("short password: %v", err)
 	}
-	u, err := svc.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "long enough pw"})
+	u, err := svc.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "long enough pw"})
 	if err != nil || !u.Admin {
 		t.Fatalf("setup: %+v %v", u, err)
 	}
-	if _, err := svc.CompleteSetup(ctx, tok, account.NewUser{Username: "root2", Email: "root2@example.com", Password: "long enough pw"}); err == nil {
+	if _, err := svc.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root2", Email: "root2@example.com", Password: "long enough pw"}); err == nil {
 		t.Fatal("setup link used twice")
 	}
 	// An unused link expires after an hour.
 	svc2, _ := newService(t, func() time.Time { return now })
-	tok2, _ := svc2.CreateSetupToken(ctx)
+	tok2, _ := svc2.Users.CreateSetupToken(ctx)
 	now = now.Add(61 * time.Minute)
-	if err := svc2.CheckSetupToken(ctx, tok2); err == nil {
+	if err := svc2.Users.CheckSetupToken(ctx, tok2); err == nil {
 		t.Fatal("expired setup link accepted")
 	}
 }
@@ -249,19 +249,19 @@ func TestBuildClient(t *testing.T) {
 func TestDeleteClientErrors(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	if err := svc.DeleteClient(ctx, "nope"); account.ErrorCode(err) != account.NotFound {
+	if err := svc.Clients.DeleteClient(ctx, "nope"); account.ErrorCode(err) != account.NotFound {
 		t.Fatalf("unknown client: %v", err)
 	}
 	static := storage.WithStaticClients(db, []storage.Client{{ID: "fixed"}})
 	svc2, _ := account.NewTestService(t, account.TestServiceOptions{Store: static, Policy: svc.Policy(), NoSealer: true})
-	if err := svc2.DeleteClient(ctx, "fixed"); account.ErrorCode(err) != account.Conflict {
+	if err := svc2.Clients.DeleteClient(ctx, "fixed"); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("static client: %v", err)
 	}
-	if _, _, err := svc2.RegisterClient(ctx, account.NewClient{ID: "fixed", RedirectURIs: []string{"https://a/cb"}}); account.ErrorCode(err) != account.Conflict {
+	if _, _, err := svc2.Clients.RegisterClient(ctx, account.NewClient{ID: "fixed", RedirectURIs: []string{"https://a/cb"}}); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("shadowing a static client: %v", err)
 	}
 	var ae *account.Error
-	if !errors.As(svc2.DeleteClient(ctx, "fixed"), &ae) {
+	if !errors.As(svc2.Clients.DeleteClient(ctx, "fixed"), &ae) {
 		t.Fatal("not an *account.Error")
 	}
 }

@@ -40,7 +40,7 @@ type NewAPIToken struct {
 // bits). It is returned once; only its hash is stored. Only a signed-in
 // browser reaches this (the API has no endpoint for it), so a token can
 // never mint more tokens.
-func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPIToken) (string, storage.Credential, error) {
+func (s *CredentialService) CreateAPIToken(ctx context.Context, u storage.User, n NewAPIToken) (string, storage.Credential, error) {
 	name, err := s.checkCredentialName(ctx, u.ID, storage.KindAPIToken, n.Name)
 	if err != nil {
 		return "", storage.Credential{}, err
@@ -70,12 +70,12 @@ func (s *Service) CreateAPIToken(ctx context.Context, u storage.User, n NewAPITo
 }
 
 // ListAPITokens lists the user's API tokens (hashes only).
-func (s *Service) ListAPITokens(ctx context.Context, userID string) ([]storage.Credential, error) {
+func (s *CredentialService) ListAPITokens(ctx context.Context, userID string) ([]storage.Credential, error) {
 	return s.listCredentials(ctx, userID, storage.KindAPIToken)
 }
 
 // RevokeAPIToken deletes one of the user's API tokens.
-func (s *Service) RevokeAPIToken(ctx context.Context, u storage.User, id string) error {
+func (s *CredentialService) RevokeAPIToken(ctx context.Context, u storage.User, id string) error {
 	return s.RevokeCredential(ctx, u.ID, storage.KindAPIToken, id)
 }
 
@@ -93,7 +93,7 @@ var errBadToken = Errorf(Unauthorized, "The API token is missing, unknown, expir
 // back by failures of others at its address). A token that is not found
 // is a miss: it counts towards the address's throttle, which refuses
 // (RateLimited) once it is reached.
-func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent string) (storage.User, storage.Credential, error) {
+func (s *CredentialService) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent string) (storage.User, storage.Credential, error) {
 	now := s.now()
 	var (
 		c     storage.Credential
@@ -134,7 +134,7 @@ func (s *Service) AuthenticateAPIToken(ctx context.Context, token, ip, userAgent
 	if !NetworkAllows(c.AllowedNetworks, ip) {
 		return refuse("API token used from a network it does not allow")
 	}
-	u, err := s.ActiveUser(ctx, c.UserID)
+	u, err := s.users.ActiveUser(ctx, c.UserID)
 	if err != nil {
 		return refuse("account blocked or deleted")
 	}

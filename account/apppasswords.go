@@ -42,7 +42,7 @@ func normalizeAppPassword(p string) string {
 // checkCredentialName validates a name for a credential and makes sure the
 // user has no other credential of that kind with it (in any case). Passkeys
 // use it too.
-func (s *Service) checkCredentialName(ctx context.Context, userID, kind, name string) (string, error) {
+func (s *CredentialService) checkCredentialName(ctx context.Context, userID, kind, name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > 64 || strings.ContainsFunc(name, unicode.IsControl) {
 		return "", FieldErrorf("name", "Give it a name of 1 to 64 characters.")
@@ -61,7 +61,7 @@ func (s *Service) checkCredentialName(ctx context.Context, userID, kind, name st
 
 // CreateAppPassword makes a new app password, for every app (clientID "")
 // or one app only. The secret is returned once and never stored.
-func (s *Service) CreateAppPassword(ctx context.Context, u storage.User, name, clientID string) (string, storage.Credential, error) {
+func (s *CredentialService) CreateAppPassword(ctx context.Context, u storage.User, name, clientID string) (string, storage.Credential, error) {
 	name, err := s.checkCredentialName(ctx, u.ID, storage.KindAppPassword, name)
 	if err != nil {
 		return "", storage.Credential{}, err
@@ -82,16 +82,16 @@ func (s *Service) CreateAppPassword(ctx context.Context, u storage.User, name, c
 }
 
 // ListAppPasswords lists the user's app passwords (hashes only, of course).
-func (s *Service) ListAppPasswords(ctx context.Context, userID string) ([]storage.Credential, error) {
+func (s *CredentialService) ListAppPasswords(ctx context.Context, userID string) ([]storage.Credential, error) {
 	return s.listCredentials(ctx, userID, storage.KindAppPassword)
 }
 
 // RevokeAppPassword deletes one of the user's app passwords.
-func (s *Service) RevokeAppPassword(ctx context.Context, u storage.User, id string) error {
+func (s *CredentialService) RevokeAppPassword(ctx context.Context, u storage.User, id string) error {
 	return s.RevokeCredential(ctx, u.ID, storage.KindAppPassword, id)
 }
 
-func (s *Service) listCredentials(ctx context.Context, userID, kind string) ([]storage.Credential, error) {
+func (s *CredentialService) listCredentials(ctx context.Context, userID, kind string) ([]storage.Credential, error) {
 	cs, err := s.store.ListCredentials(ctx, userID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("list %s credentials of %q: %w", kind, userID, err)
@@ -101,7 +101,7 @@ func (s *Service) listCredentials(ctx context.Context, userID, kind string) ([]s
 
 // RevokeCredential deletes one of the user's credentials of the given kind.
 // A credential of another user or kind looks the same as a missing one.
-func (s *Service) RevokeCredential(ctx context.Context, userID, kind, id string) error {
+func (s *CredentialService) RevokeCredential(ctx context.Context, userID, kind, id string) error {
 	c, err := s.store.GetCredential(ctx, userID, id)
 	if err == nil && c.Kind != kind {
 		err = storage.ErrNotFound
@@ -124,84 +124,10 @@ func (s *Service) RevokeCredential(ctx context.Context, userID, kind, id string)
 // outside the allowlist). Forward auth shows it as a plain 401.
 var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 
-// VerifyBasic checks HTTP Basic credentials for forward auth (login is a
-// username or email): an app password that is unrestricted or restricted to
-// clientID, or the account password when the account has no second factor
-// (a password alone must never get around 2FA). Every attempt is recorded
-// in the user's history. method is "app_password" or "pwd".
-//
-// App passwords are long random secrets looked up by hash: nobody guesses
-// one, so one that is found is let in whatever the throttle says, and a
-// client sending it on many parallel requests is never refused. A password
-// that is none of the account's app passwords is a guess: it is reserved
-// and counted like a sign-in (throttle), and then tried as the account
-// password, under every rule of password sign-in.
-func (s *Service) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
-	now := s.now()
-	name, err := s.loginName(ctx, "pwd", login, password, ip)
-	if err != nil {
-		return storage.User{}, "", err
-	}
-	user, known, err := s.userByLogin(ctx, name)
-	if err != nil {
-		return storage.User{}, "", err
-	}
-	// Names that match no account go through the same steps.
-	u, ok, err := s.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now)
-	if err != nil {
-		return storage.User{}, "", err
-	}
-	if ok {
-		return u, "app_password", nil
-	}
-	c := Credentials{Login: login, Password: password, IP: ip, UserAgent: userAgent}
-	refuse := ""
-	if known {
-		if err := s.passwordAloneAllowed(ctx, user); err != nil {
-			if ErrorCode(err) == Internal {
-				return storage.User{}, "", err
-			}
-			// The same throttle and work as any wrong password, so this
-			// answer tells nothing about the password.
-			refuse = reasonPasswordAlone
-		}
-	}
-	u, newHash, err := s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, appPasswordMiss: true})
-	if err != nil {
-		return storage.User{}, "", err
-	}
-	if !known {
-		// Provisioned by a directory just now: the same rule applies.
-		if err := s.passwordAloneAllowed(ctx, u); err != nil {
-			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: reasonPasswordAlone})
-			return storage.User{}, "", err
-		}
-	}
-	if u, _, _, err = s.recordSignIn(ctx, u, newHash, c, nil); err != nil {
-		return storage.User{}, "", err
-	}
-	return u, "pwd", nil
-}
-
-const reasonPasswordAlone = "password alone refused: use an app password"
-
-// passwordAloneAllowed refuses the account password on its own for
-// accounts with a second factor, and for accounts that owe one.
-func (s *Service) passwordAloneAllowed(ctx context.Context, u storage.User) error {
-	has, err := s.HasSecondFactor(ctx, u)
-	if err != nil {
-		return err
-	}
-	if has || s.SecondFactorRequired(u) {
-		return errInvalidCredentials
-	}
-	return nil
-}
-
 // tryAppPassword checks password as one of user's app passwords. ok is
 // false when it is none of them (the caller then tries the account
 // password); err is set when it is one but may not be used here.
-func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time) (storage.User, bool, error) {
+func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time) (storage.User, bool, error) {
 	// The lookup is by the SHA-256 of the normalised secret: a guess
 	// reveals nothing through timing that is not already in the hash.
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
@@ -245,21 +171,4 @@ func (s *Service) tryAppPassword(ctx context.Context, user storage.User, login, 
 		s.log.WarnContext(ctx, "note app password use", "user_id", user.ID, "credential_id", c.ID, "err", err)
 	}
 	return user, true, nil
-}
-
-// CheckTwoFactorPolicy refuses people who owe a second factor: when the
-// admin requires 2FA, an account without one reaches no app and no API
-// until it enrols (the portal sends its browser to the enrolment page).
-func (s *Service) CheckTwoFactorPolicy(ctx context.Context, u storage.User) error {
-	if !s.SecondFactorRequired(u) {
-		return nil
-	}
-	has, err := s.HasSecondFactor(ctx, u)
-	if err != nil {
-		return err
-	}
-	if !has {
-		return Errorf(Forbidden, "Set up a second factor first: your administrator requires one.")
-	}
-	return nil
 }

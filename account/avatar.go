@@ -34,7 +34,7 @@ const (
 // JPEG or WebP), never taken from a file name, and the image is decoded and
 // re-encoded as PNG, so nothing uploaded is served byte for byte (no
 // metadata, no polyglot files).
-func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) error {
+func (s *UserService) SetAvatar(ctx context.Context, userID string, data []byte) error {
 	u, err := s.getUser(ctx, userID)
 	if err != nil {
 		return err
@@ -61,7 +61,7 @@ func (s *Service) SetAvatar(ctx context.Context, userID string, data []byte) err
 	return nil
 }
 
-func (s *Service) avatarEditable(u storage.User) error {
+func (s *UserService) avatarEditable(u storage.User) error {
 	if locked, reason := s.FieldLock(u, "picture"); locked {
 		return &Error{Code: Forbidden, Field: "picture", Message: reason}
 	}
@@ -153,7 +153,7 @@ func halveTowards(img image.Image, w, h int) image.Image {
 }
 
 // RemoveAvatar deletes the uploaded avatar; the initials image takes its place.
-func (s *Service) RemoveAvatar(ctx context.Context, userID string) error {
+func (s *UserService) RemoveAvatar(ctx context.Context, userID string) error {
 	u, err := s.getUser(ctx, userID)
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func (s *Service) RemoveAvatar(ctx context.Context, userID string) error {
 }
 
 // Avatar returns the user's picture: the uploaded one, or an initials image.
-func (s *Service) Avatar(ctx context.Context, userID string) (contentType string, data []byte, modTime time.Time, err error) {
+func (s *UserService) Avatar(ctx context.Context, userID string) (contentType string, data []byte, modTime time.Time, err error) {
 	a, err := s.store.GetAvatar(ctx, userID)
 	if err == nil {
 		return a.ContentType, a.Data, a.UpdatedAt, nil
@@ -189,6 +189,36 @@ func (s *Service) Avatar(ctx context.Context, userID string) (contentType string
 		return "", nil, time.Time{}, err
 	}
 	return "image/svg+xml", InitialsSVG(u), u.UpdatedAt, nil
+}
+
+// setDirectoryPicture stores a directory's photo of the user as their
+// avatar. The photo is decoded and re-encoded like an upload; a photo
+// that does not decode is ignored.
+func (s *UserService) setDirectoryPicture(ctx context.Context, userID string, data []byte) {
+	if len(data) > MaxAvatarBytes || !sniffImage(data) {
+		return
+	}
+	// Check the promised size before decoding, as for uploads.
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxAvatarSide || cfg.Height > maxAvatarSide {
+		return
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return
+	}
+	out, err := encodeAvatar(img)
+	if err != nil {
+		return
+	}
+	now := s.now()
+	if err := s.store.PutAvatar(ctx, storage.Avatar{UserID: userID, ContentType: "image/png", Data: out, UpdatedAt: now}); err != nil {
+		return
+	}
+	_, _ = s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
+		u.AvatarAt = now
+		return u, nil
+	})
 }
 
 // InitialsSVG draws the user's initials on a colour derived from their ID.

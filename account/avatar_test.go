@@ -185,10 +185,10 @@ func TestSetAvatarAccepts(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			svc, db, clock := newProfileService(t, account.Policy{})
 			u := newProfileUser(t, svc, "alice")
-			if err := svc.SetAvatar(ctx, u.ID, c.data); err != nil {
+			if err := svc.Users.SetAvatar(ctx, u.ID, c.data); err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			ctype, data, mod, err := svc.Avatar(ctx, u.ID)
+			ctype, data, mod, err := svc.Users.Avatar(ctx, u.ID)
 			if err != nil || ctype != "image/png" || !mod.Equal(clock.Now()) {
 				t.Fatalf("Avatar = %q %v %v", ctype, mod, err)
 			}
@@ -239,7 +239,7 @@ func TestSetAvatarRefuses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			svc, db, _ := newProfileService(t, account.Policy{})
 			u := newProfileUser(t, svc, "alice")
-			err := svc.SetAvatar(ctx, u.ID, c.data)
+			err := svc.Users.SetAvatar(ctx, u.ID, c.data)
 			if account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "picture" || !strings.Contains(account.ErrorMessage(err), c.want) {
 				t.Fatalf("err = %v, want Invalid with %q", err, c.want)
 			}
@@ -257,38 +257,38 @@ func TestAvatarLocksAndRemoval(t *testing.T) {
 	ctx := context.Background()
 	svc, db, clock := newProfileService(t, account.Policy{})
 	u := newProfileUser(t, svc, "alice")
-	if err := svc.SetAvatar(ctx, u.ID, encodePNG(t, testImage(10, 10))); err != nil {
+	if err := svc.Users.SetAvatar(ctx, u.ID, encodePNG(t, testImage(10, 10))); err != nil {
 		t.Fatal(err)
 	}
 	clock.Add(time.Hour)
-	if err := svc.RemoveAvatar(ctx, u.ID); err != nil {
+	if err := svc.Users.RemoveAvatar(ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
 	if got := getUser(t, db, u.ID); !got.AvatarAt.IsZero() || !got.UpdatedAt.Equal(clock.Now()) {
 		t.Errorf("after removal: %+v", got)
 	}
-	ctype, data, _, err := svc.Avatar(ctx, u.ID)
+	ctype, data, _, err := svc.Users.Avatar(ctx, u.ID)
 	if err != nil || ctype != "image/svg+xml" || !bytes.Contains(data, []byte(">A<")) {
 		t.Fatalf("fallback: %q %s %v", ctype, data, err)
 	}
 	// Removing twice is fine; an unknown user is not.
-	if err := svc.RemoveAvatar(ctx, u.ID); err != nil {
+	if err := svc.Users.RemoveAvatar(ctx, u.ID); err != nil {
 		t.Errorf("second removal: %v", err)
 	}
-	if _, _, _, err := svc.Avatar(ctx, "nobody"); account.ErrorCode(err) != account.NotFound {
+	if _, _, _, err := svc.Users.Avatar(ctx, "nobody"); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("unknown user's avatar: %v", err)
 	}
-	if err := svc.SetAvatar(ctx, "nobody", encodePNG(t, testImage(4, 4))); account.ErrorCode(err) != account.NotFound {
+	if err := svc.Users.SetAvatar(ctx, "nobody", encodePNG(t, testImage(4, 4))); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("avatar for an unknown user: %v", err)
 	}
 
 	// Locked by the admin, or owned by a directory: refused both ways.
 	locked, ldb, _ := newProfileService(t, account.Policy{ProfilesLocked: true})
 	bob := newProfileUser(t, locked, "bob")
-	if err := locked.SetAvatar(ctx, bob.ID, encodePNG(t, testImage(4, 4))); account.ErrorCode(err) != account.Forbidden || account.ErrorField(err) != "picture" {
+	if err := locked.Users.SetAvatar(ctx, bob.ID, encodePNG(t, testImage(4, 4))); account.ErrorCode(err) != account.Forbidden || account.ErrorField(err) != "picture" {
 		t.Errorf("upload while locked: %v", err)
 	}
-	if err := locked.RemoveAvatar(ctx, bob.ID); account.ErrorCode(err) != account.Forbidden {
+	if err := locked.Users.RemoveAvatar(ctx, bob.ID); account.ErrorCode(err) != account.Forbidden {
 		t.Errorf("removal while locked: %v", err)
 	}
 	if _, err := ldb.GetAvatar(ctx, bob.ID); err == nil {
@@ -297,7 +297,7 @@ func TestAvatarLocksAndRemoval(t *testing.T) {
 	if _, err := db.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) { u.Source = "corp-ldap"; return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	err = svc.SetAvatar(ctx, u.ID, encodePNG(t, testImage(4, 4)))
+	err = svc.Users.SetAvatar(ctx, u.ID, encodePNG(t, testImage(4, 4)))
 	if account.ErrorCode(err) != account.Forbidden || !strings.Contains(account.ErrorMessage(err), "corp-ldap") {
 		t.Errorf("upload for a directory user: %v", err)
 	}

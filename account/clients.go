@@ -117,9 +117,20 @@ func ValidateRedirectURI(raw string) error {
 	return nil
 }
 
+// ClientStore is the part of storage ClientService needs.
+type ClientStore interface {
+	storage.Clients
+}
+
+// ClientService registers and removes the applications people sign in to.
+type ClientService struct {
+	*core
+	store ClientStore
+}
+
 // RegisterClient validates and stores a client. It returns the plain secret
 // (empty for public clients), to be shown once.
-func (s *Service) RegisterClient(ctx context.Context, n NewClient) (storage.Client, string, error) {
+func (s *ClientService) RegisterClient(ctx context.Context, n NewClient) (storage.Client, string, error) {
 	c, secret, err := BuildClient(n)
 	if err != nil {
 		return storage.Client{}, "", err
@@ -141,13 +152,13 @@ func (s *Service) RegisterClient(ctx context.Context, n NewClient) (storage.Clie
 }
 
 // ListClients returns every client, static ones included.
-func (s *Service) ListClients(ctx context.Context) ([]storage.Client, error) {
+func (s *ClientService) ListClients(ctx context.Context) ([]storage.Client, error) {
 	return s.store.ListClients(ctx)
 }
 
 // DeleteClient removes a client and revokes nothing else: its tokens stop
 // working because every use looks the client up.
-func (s *Service) DeleteClient(ctx context.Context, id string) error {
+func (s *ClientService) DeleteClient(ctx context.Context, id string) error {
 	err := s.store.DeleteClient(ctx, id)
 	switch {
 	case err == nil:

@@ -17,7 +17,7 @@ var errDevicesOff = Errorf(Invalid, "Remembering devices is turned off.")
 
 // TrustDevice remembers the browser for the configured lifetime and returns
 // the secret for its cookie.
-func (s *Service) TrustDevice(ctx context.Context, u storage.User, ip, userAgent string) (string, error) {
+func (s *CredentialService) TrustDevice(ctx context.Context, u storage.User, ip, userAgent string) (string, error) {
 	if s.policy.TrustedDeviceLifetime <= 0 {
 		return "", errDevicesOff
 	}
@@ -38,22 +38,13 @@ func (s *Service) TrustDevice(ctx context.Context, u storage.User, ip, userAgent
 }
 
 // DeviceTrusted tells whether secret is a live trusted-device cookie of u,
-// and notes that it was seen from ip. The lookup is by hash, so comparing
-// the secret itself never happens.
-func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip string) bool {
-	if secret == "" || len(secret) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
-		return false
-	}
-	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))
-	if err != nil || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
+// and notes that it was seen from ip.
+func (s *CredentialService) DeviceTrusted(ctx context.Context, u storage.User, secret, ip string) bool {
+	c, ok := s.trustedDevice(ctx, u, secret)
+	if !ok {
 		return false
 	}
 	now := s.now()
-	// The store drops expired records, but a backend that sweeps lazily
-	// must not extend a device's trust.
-	if !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
-		return false
-	}
 	if _, err := s.store.UpdateCredential(ctx, u.ID, c.ID, func(c storage.Credential) (storage.Credential, error) {
 		c.LastUsedAt, c.LastIP = now, ip
 		return c, nil
@@ -64,8 +55,28 @@ func (s *Service) DeviceTrusted(ctx context.Context, u storage.User, secret, ip 
 	return true
 }
 
+// trustedDevice finds the live remembered device of u whose cookie secret
+// is secret; it writes nothing. The lookup is by hash, so comparing the
+// secret itself never happens, and it reads whether or not u exists
+// (u.ID ""), so a made-up login name costs the same at sign-in.
+func (s *CredentialService) trustedDevice(ctx context.Context, u storage.User, secret string) (storage.Credential, bool) {
+	if secret == "" || len(secret) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
+		return storage.Credential{}, false
+	}
+	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))
+	if err != nil || u.ID == "" || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
+		return storage.Credential{}, false
+	}
+	// The store drops expired records, but a backend that sweeps lazily
+	// must not extend a device's trust.
+	if !c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt) {
+		return storage.Credential{}, false
+	}
+	return c, true
+}
+
 // ListTrustedDevices lists the user's remembered devices.
-func (s *Service) ListTrustedDevices(ctx context.Context, u storage.User) ([]storage.Credential, error) {
+func (s *CredentialService) ListTrustedDevices(ctx context.Context, u storage.User) ([]storage.Credential, error) {
 	cs, err := s.store.ListCredentials(ctx, u.ID, storage.KindTrustedDevice)
 	if err != nil {
 		return nil, fmt.Errorf("list trusted devices of %q: %w", u.ID, err)
@@ -77,7 +88,7 @@ var errNoSuchDevice = Errorf(NotFound, "That device is not on your list.")
 
 // ForgetDevice forgets one remembered device of u. An ID of another user's
 // device, or of another kind of credential, is not found.
-func (s *Service) ForgetDevice(ctx context.Context, u storage.User, id string) error {
+func (s *CredentialService) ForgetDevice(ctx context.Context, u storage.User, id string) error {
 	if id == "" || len(id) > 64 {
 		return errNoSuchDevice
 	}
@@ -99,7 +110,7 @@ func (s *Service) ForgetDevice(ctx context.Context, u storage.User, id string) e
 
 // ForgetAllDevices forgets every remembered device of u: the next sign-in
 // anywhere asks for the second factor again.
-func (s *Service) ForgetAllDevices(ctx context.Context, u storage.User) (int, error) {
+func (s *CredentialService) ForgetAllDevices(ctx context.Context, u storage.User) (int, error) {
 	n, err := s.store.DeleteCredentials(ctx, u.ID, storage.KindTrustedDevice)
 	if err != nil {
 		return 0, fmt.Errorf("forget devices of %q: %w", u.ID, err)

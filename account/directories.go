@@ -1,12 +1,10 @@
 package account
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"maps"
 	"slices"
 	"strings"
@@ -17,35 +15,34 @@ import (
 	"github.com/keyport/keyport/throttle"
 )
 
-// sourceSet is the sources in force; it is replaced whole when an admin
-// adds, edits or removes a directory, so readers never see half a change.
-type sourceSet struct {
-	password  []directory.PasswordSource
-	callbacks []directory.CallbackSource
-	all       []directory.Source
-	stored    map[string]bool // added on the admin page (editable)
-	// disabled: turned off on the admin page. Kept here, not read from the
-	// store, because sign-in and the sign-in page consult it on every request.
-	disabled map[string]bool
+// DirectoryStore is the part of storage DirectoryService needs: the
+// directories added on the admin page, their switches and sync reports
+// (settings), and the accounts it provisions, links and blocks.
+type DirectoryStore interface {
+	storage.Users
+	storage.Directories
+	storage.Settings
 }
 
-func (s *Service) sourceSet() *sourceSet {
-	if set := s.srcs.Load(); set != nil {
-		return set
-	}
-	return &sourceSet{}
+// DirectoryService keeps the external identity sources: the password
+// directories and upstream providers from config.toml and the admin page,
+// sign-in through them, the accounts they provision, sync and block.
+type DirectoryService struct {
+	*core
+	store DirectoryStore
+	users *UserService // the avatars and sign-outs of accounts it changes
 }
 
 // UseDirectories sets the external sources from the configuration file:
 // password directories are asked in order at password sign-in; callback
 // sources get a button on the sign-in page. Call it before serving;
 // LoadStoredDirectories adds the ones from the admin page.
-func (s *Service) UseDirectories(sources ...directory.Source) {
+func (s *DirectoryService) UseDirectories(sources ...directory.Source) {
 	s.static = sources
 	s.rebuildSources(context.Background(), nil)
 }
 
-func (s *Service) rebuildSources(ctx context.Context, stored []directory.Source) {
+func (s *DirectoryService) rebuildSources(ctx context.Context, stored []directory.Source) {
 	s.srcMu.Lock()
 	defer s.srcMu.Unlock()
 	set := &sourceSet{stored: map[string]bool{}, disabled: map[string]bool{}}
@@ -74,10 +71,12 @@ func (s *Service) rebuildSources(ctx context.Context, stored []directory.Source)
 }
 
 // UpstreamProviders lists the sources with a sign-in button.
-func (s *Service) UpstreamProviders() []directory.CallbackSource { return s.sourceSet().callbacks }
+func (s *DirectoryService) UpstreamProviders() []directory.CallbackSource {
+	return s.sourceSet().callbacks
+}
 
 // UpstreamProvider finds one by ID.
-func (s *Service) UpstreamProvider(id string) directory.CallbackSource {
+func (s *DirectoryService) UpstreamProvider(id string) directory.CallbackSource {
 	for _, c := range s.sourceSet().callbacks {
 		if c.ID() == id {
 			return c
@@ -86,63 +85,10 @@ func (s *Service) UpstreamProvider(id string) directory.CallbackSource {
 	return nil
 }
 
-func (s *Service) source(id string) directory.Source {
-	for _, src := range s.sourceSet().all {
-		if src.ID() == id {
-			return src
-		}
-	}
-	return nil
-}
-
-func (s *Service) passwordSource(id string) directory.PasswordSource {
-	for _, src := range s.sourceSet().password {
-		if src.ID() == id {
-			return src
-		}
-	}
-	return nil
-}
-
-// ownedFields are the profile keys the user's source owns.
-func (s *Service) ownedFields(sourceID string) []string {
-	if src := s.source(sourceID); src != nil {
-		return src.Capabilities().OwnedFields
-	}
-	return DirectoryOwnedFields(sourceID)
-}
-
-// SecondFactorByDirectory tells whether u's directory handles second
-// factors itself: Keyport then offers them no TOTP or passkey enrolment.
-func (s *Service) SecondFactorByDirectory(u storage.User) bool {
-	src := s.source(u.Source)
-	return u.Source != "" && src != nil && src.Capabilities().SecondFactor
-}
-
-// NeedsEnrolment tells whether the admin's "2FA required" setting sends u
-// to enrol a second factor before anything else.
-func (s *Service) NeedsEnrolment(ctx context.Context, u storage.User) (bool, error) {
-	if !s.SecondFactorRequired(u) {
-		return false, nil
-	}
-	has, err := s.HasSecondFactor(ctx, u)
-	return !has, err
-}
-
-var errEnrolmentByDirectory = Errorf(Forbidden, "Your directory handles two-factor authentication for your account.")
-
-// sourceName is how the portal names a source.
-func (s *Service) sourceName(sourceID string) string {
-	if src := s.source(sourceID); src != nil {
-		return src.Name()
-	}
-	return sourceID
-}
-
 // checkDirectoryPassword signs a user in through their directory (known
 // is false when no local account matched the name: then every source is
 // asked, and the first that knows the person creates their account).
-func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, user storage.User, known bool, attempt storage.LoginAttempt, res *throttle.Reservation) (storage.User, string, error) {
+func (s *DirectoryService) checkDirectoryPassword(ctx context.Context, c Credentials, user storage.User, known bool, attempt storage.LoginAttempt, res *throttle.Reservation) (storage.User, string, error) {
 	fail := func(reason string, err error, counts bool) (storage.User, string, error) {
 		attempt.UserID = user.ID
 		if counts {
@@ -218,15 +164,8 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 	if perr != nil {
 		return fail("account could not be linked", perr, false)
 	}
-	user = u
-	if err := CheckActive(u); err != nil {
-		return fail("account blocked", err, false)
-	}
-	if err := s.CheckNetwork(u, c.IP); err != nil {
-		return fail("network not allowed", err, false)
-	}
-	if err := res.Succeed(ctx); err != nil {
-		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
+	if err := s.admit(ctx, res, attempt, u); err != nil {
+		return storage.User{}, "", err
 	}
 	return u, "", nil
 }
@@ -234,7 +173,7 @@ func (s *Service) checkDirectoryPassword(ctx context.Context, c Credentials, use
 // provision creates or refreshes the local account of a directory user:
 // a stable Keyport ID, the identity link, the fields the source owns.
 // created tells which of the two it did.
-func (s *Service) provision(ctx context.Context, src directory.Source, ident directory.Identity) (u storage.User, created bool, err error) {
+func (s *DirectoryService) provision(ctx context.Context, src directory.Source, ident directory.Identity) (u storage.User, created bool, err error) {
 	now := s.now()
 	apply := func(u *storage.User) {
 		u.Source = src.ID()
@@ -265,7 +204,7 @@ func (s *Service) provision(ctx context.Context, src directory.Source, ident dir
 		}
 	}
 	if err != nil {
-		return storage.User{}, false, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, false, fmt.Errorf("find the account of %s user %q: %w", src.ID(), ident.ID, err)
 	}
 	before := u
 	u, err = s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
@@ -281,13 +220,13 @@ func (s *Service) provision(ctx context.Context, src directory.Source, ident dir
 	// The photo is stored once; re-encoded, it cannot be compared with the
 	// directory's bytes later.
 	if len(ident.Picture) > 0 && before.AvatarAt.IsZero() {
-		s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+		s.users.setDirectoryPicture(ctx, u.ID, ident.Picture)
 	}
 	return u, false, nil
 }
 
 // createFromDirectory creates the local account of a directory user.
-func (s *Service) createFromDirectory(ctx context.Context, src directory.Source, ident directory.Identity, apply func(*storage.User)) (storage.User, error) {
+func (s *DirectoryService) createFromDirectory(ctx context.Context, src directory.Source, ident directory.Identity, apply func(*storage.User)) (storage.User, error) {
 	if ident.Username == "" || ident.ID == "" {
 		return storage.User{}, Errorf(Forbidden, "Your directory account has no username; ask your administrator.")
 	}
@@ -299,52 +238,23 @@ func (s *Service) createFromDirectory(ctx context.Context, src directory.Source,
 	}
 	s.log.InfoContext(ctx, "account created from a directory", "user_id", u.ID, "source", src.ID(), "username", u.Username)
 	if len(ident.Picture) > 0 {
-		s.storeDirectoryPicture(ctx, u.ID, ident.Picture)
+		s.users.setDirectoryPicture(ctx, u.ID, ident.Picture)
 	}
 	return u, nil
 }
 
-func (s *Service) linkError(src directory.Source, ident directory.Identity, err error) error {
+func (s *DirectoryService) linkError(src directory.Source, ident directory.Identity, err error) error {
 	if errors.Is(err, storage.ErrConflict) {
 		s.log.Warn("directory user clashes with an existing account", "source", src.ID(), "username", ident.Username, "err", err)
 		return &Error{Code: Conflict, Message: "An account with your username or email already exists here. Ask your administrator to link it.", Err: err}
 	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
-}
-
-// The directory's photo is decoded and re-encoded like an upload; a photo
-// that does not decode is ignored.
-func (s *Service) storeDirectoryPicture(ctx context.Context, userID string, data []byte) {
-	if len(data) > MaxAvatarBytes || !sniffImage(data) {
-		return
-	}
-	// Check the promised size before decoding, as for uploads.
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil || cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > maxAvatarSide || cfg.Height > maxAvatarSide {
-		return
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return
-	}
-	out, err := encodeAvatar(img)
-	if err != nil {
-		return
-	}
-	now := s.now()
-	if err := s.store.PutAvatar(ctx, storage.Avatar{UserID: userID, ContentType: "image/png", Data: out, UpdatedAt: now}); err != nil {
-		return
-	}
-	_, _ = s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
-		u.AvatarAt = now
-		return u, nil
-	})
+	return fmt.Errorf("link %s user %q: %w", src.ID(), ident.ID, err)
 }
 
 // blockFromDirectory blocks an account its directory disabled or forgot,
 // and ends its sessions and tokens. It logs the change, once: an account
 // already blocked is refused again at each sign-in without a new line.
-func (s *Service) blockFromDirectory(ctx context.Context, userID, reason string) {
+func (s *DirectoryService) blockFromDirectory(ctx context.Context, userID, reason string) {
 	if userID == "" {
 		return
 	}
@@ -357,7 +267,7 @@ func (s *Service) blockFromDirectory(ctx context.Context, userID, reason string)
 		s.log.ErrorContext(ctx, "block directory user", "user_id", userID, "err", err)
 		return
 	}
-	if err := s.endEverything(ctx, userID); err != nil {
+	if _, _, err := s.users.signOut(ctx, userID, ""); err != nil {
 		s.log.ErrorContext(ctx, "end sessions of directory user", "user_id", userID, "err", err)
 	}
 	if !wasBlocked {
@@ -375,7 +285,7 @@ type SyncReport struct {
 
 // SyncDirectory imports or refreshes every user the source lists and blocks
 // linked accounts the source no longer lists.
-func (s *Service) SyncDirectory(ctx context.Context, sourceID string) (SyncReport, error) {
+func (s *DirectoryService) SyncDirectory(ctx context.Context, sourceID string) (SyncReport, error) {
 	rep := SyncReport{Source: sourceID, Started: s.now()}
 	src := s.source(sourceID)
 	if src == nil {
@@ -447,7 +357,7 @@ func syncReportKey(id string) string { return "directory-sync:" + id }
 func disabledKey(id string) string   { return "directory-disabled:" + id }
 
 // DirectoryStatuses lists every configured source with its state.
-func (s *Service) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
+func (s *DirectoryService) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
 	var out []DirectoryStatus
 	for _, src := range s.sourceSet().all {
 		st := DirectoryStatus{ID: src.ID(), Name: src.Name(), Provider: src.Capabilities().Provider, Disabled: s.DirectoryDisabled(src.ID()), Stored: s.sourceSet().stored[src.ID()]}
@@ -465,11 +375,11 @@ func (s *Service) DirectoryStatuses(ctx context.Context) []DirectoryStatus {
 }
 
 // DirectoryDisabled tells whether an admin turned the source off.
-func (s *Service) DirectoryDisabled(id string) bool { return s.sourceSet().disabled[id] }
+func (s *DirectoryService) DirectoryDisabled(id string) bool { return s.sourceSet().disabled[id] }
 
 // SetDirectoryDisabled turns a source off (its users cannot sign in through
 // it; their accounts stay) or on again.
-func (s *Service) SetDirectoryDisabled(ctx context.Context, id string, disabled bool) error {
+func (s *DirectoryService) SetDirectoryDisabled(ctx context.Context, id string, disabled bool) error {
 	if s.source(id) == nil {
 		return Errorf(NotFound, "There is no directory %q.", id)
 	}
@@ -495,7 +405,7 @@ func (s *Service) SetDirectoryDisabled(ctx context.Context, id string, disabled 
 }
 
 // TestDirectory runs a source's connection test.
-func (s *Service) TestDirectory(ctx context.Context, id string) (directory.TestReport, error) {
+func (s *DirectoryService) TestDirectory(ctx context.Context, id string) (directory.TestReport, error) {
 	t, ok := s.source(id).(directory.Tester)
 	if !ok {
 		return directory.TestReport{}, Errorf(NotFound, "There is no directory %q that can be tested.", id)
@@ -507,7 +417,7 @@ func (s *Service) TestDirectory(ctx context.Context, id string) (directory.TestR
 	return rep, nil
 }
 
-func (s *Service) saveSyncReport(ctx context.Context, rep SyncReport) {
+func (s *DirectoryService) saveSyncReport(ctx context.Context, rep SyncReport) {
 	raw, err := json.Marshal(rep)
 	if err == nil {
 		err = s.store.PutSetting(ctx, syncReportKey(rep.Source), raw)

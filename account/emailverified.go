@@ -49,7 +49,7 @@ func changeEmail(u *storage.User, addr string) {
 // current email address of a user, found by username or email. An address
 // a directory provides is refused: the directory says whether it is
 // verified, and would overwrite the change at the next sign-in.
-func (s *Service) SetEmailVerified(ctx context.Context, login string, verified bool) (storage.User, error) {
+func (s *UserService) SetEmailVerified(ctx context.Context, login string, verified bool) (storage.User, error) {
 	u, err := s.lookup(ctx, login)
 	if err != nil {
 		return storage.User{}, err

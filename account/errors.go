@@ -1,6 +1,18 @@
 // Package account holds the rules about people and the apps they sign in to:
 // authentication, password policy, sessions, client registration. It speaks
 // in plain values and typed errors and knows nothing of HTTP.
+//
+// The rules are split by area, one service each, reached through the
+// fields of Service: Users (accounts, profile, avatar, setup), Credentials
+// (password change, TOTP, recovery codes, passkeys, trusted devices, app
+// passwords, API tokens), SignIn (the password step, forward auth,
+// sessions, the IP allowlist), Directories (external sources) and Clients.
+// Each holds only the part of storage its rules need; what they share
+// (policy, clock, log, throttle, hash gate, sources, history) is one core.
+//
+// Errors people must read are *Error values with a Code; anything else is
+// an internal error, wrapped with its context, and ErrorCode maps it to
+// Internal with a generic message.
 package account
 
 import (

@@ -33,12 +33,16 @@ type FlowStore interface {
 	PutGrant(ctx context.Context, g storage.Grant) error
 }
 
-// Flow runs sign-ins on their records.
+// Flow runs sign-ins on their records, with the rules of the areas it
+// reaches: who may sign in (users), what they owe (credentials), and the
+// sessions and history of a sign-in (sign-in).
 type Flow struct {
-	store  FlowStore
-	rules  *Service
-	now    func() time.Time
-	limits storage.PendingLimits
+	*core
+	store       FlowStore
+	users       *UserService
+	credentials *CredentialService
+	sessions    *SignInService
+	limits      storage.PendingLimits
 }
 
 // MaxReturnTo bounds the return path a portal sign-in record keeps.
@@ -48,11 +52,11 @@ const MaxReturnTo = 2048
 // their second factor.
 const PendingLifetime = 5 * time.Minute
 
-// NewFlow returns the sign-in flow over store, applying rules' account
+// NewFlow returns the sign-in flow over store, applying acct's account
 // rules. limits bound the portal's own sign-in records like the
 // provider's authorization requests.
-func NewFlow(store FlowStore, rules *Service, limits storage.PendingLimits) *Flow {
-	return &Flow{store: store, rules: rules, now: rules.now, limits: limits}
+func NewFlow(store FlowStore, acct *Service, limits storage.PendingLimits) *Flow {
+	return &Flow{core: acct.core, store: store, users: acct.Users, credentials: acct.Credentials, sessions: acct.SignIn, limits: limits}
 }
 
 var (
@@ -246,14 +250,14 @@ func ask(a storage.AuthRequest, s Step) Step {
 // account's allowed networks, signs in again (or fails, for prompt=none):
 // refused is that step.
 func (f *Flow) admit(ctx context.Context, who Completion, v Visitor) (user storage.User, refused *Step, err error) {
-	user, err = f.rules.ActiveUser(ctx, who.UserID)
+	user, err = f.users.ActiveUser(ctx, who.UserID)
 	if err != nil {
 		if ErrorCode(err) == Internal {
 			return user, nil, err
 		}
 		return user, &Step{Kind: StepSignIn, Refusal: err, Code: "login_required", Description: "the user must sign in again"}, nil
 	}
-	if err := f.rules.CheckNetwork(user, v.IP); err != nil {
+	if err := f.sessions.CheckNetwork(user, v.IP); err != nil {
 		return user, &Step{Kind: StepSignIn, Refusal: err, Code: "access_denied", Description: "the user may not sign in from this network", Who: who, User: user, networkRefused: true}, nil
 	}
 	return user, nil, nil
@@ -269,8 +273,8 @@ func deref(s *Step) Step {
 // owed is the step the signed-in user owes before the app gets a code:
 // enrolling a second factor, or consent; nil when none.
 func (f *Flow) owed(ctx context.Context, a storage.AuthRequest, u storage.User, c storage.Client) (*Step, error) {
-	if f.rules.Policy().Require2FA {
-		needs, err := f.rules.NeedsEnrolment(ctx, u)
+	if f.policy.Require2FA {
+		needs, err := f.credentials.NeedsEnrolment(ctx, u)
 		if err != nil || needs {
 			return &Step{Kind: StepEnrol, Code: "interaction_required", Description: "the user must set up two-factor authentication"}, err
 		}
@@ -330,7 +334,7 @@ func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storag
 // a page: a refusal answered with the sign-in page is recorded too.
 func (f *Flow) Apply(ctx context.Context, a storage.AuthRequest, step Step, v Visitor) error {
 	if step.networkRefused {
-		_ = f.rules.CheckNetworkAt(ctx, step.User, v.IP, v.UserAgent, step.Who.AMR)
+		_ = f.sessions.CheckNetworkAt(ctx, step.User, v.IP, v.UserAgent, step.Who.AMR)
 	}
 	switch step.Kind {
 	case StepDone:
@@ -439,7 +443,7 @@ func (f *Flow) FirstStepPassed(ctx context.Context, s FirstStep) (Progress, erro
 	if !owes {
 		return f.signIn(ctx, s.Request, s.ReturnTo, s.User, s.NewHash, orPassword(s.AMR), s.Visitor)
 	}
-	if err := f.rules.StoreRehash(ctx, s.User, s.NewHash); err != nil {
+	if err := f.sessions.StoreRehash(ctx, s.User, s.NewHash); err != nil {
 		return Progress{}, err
 	}
 	pending := func(a *storage.AuthRequest) {
@@ -467,11 +471,11 @@ func orPassword(amr []string) []string {
 // first step: they have one, and this is not a device they told Keyport to
 // remember.
 func (f *Flow) owes(ctx context.Context, u storage.User, deviceProof, ip string) (bool, error) {
-	has, err := f.rules.HasSecondFactor(ctx, u)
+	has, err := f.credentials.HasSecondFactor(ctx, u)
 	if err != nil || !has {
 		return false, err
 	}
-	return !f.rules.DeviceTrusted(ctx, u, deviceProof, ip), nil
+	return !f.credentials.DeviceTrusted(ctx, u, deviceProof, ip), nil
 }
 
 // createPortalRecord stores the record of a portal sign-in (no app) that
@@ -502,7 +506,7 @@ func (f *Flow) createPortalRecord(ctx context.Context, returnTo string, v Visito
 // signIn finishes a sign-in: the session starts, and the record (if any)
 // says who signed in. A portal record has done its job and goes.
 func (f *Flow) signIn(ctx context.Context, a storage.AuthRequest, returnTo string, u storage.User, newHash string, amr []string, v Visitor) (Progress, error) {
-	_, secret, sess, err := f.rules.FinishSignIn(ctx, u, newHash, Credentials{IP: v.IP, UserAgent: v.UserAgent}, amr)
+	_, secret, sess, err := f.sessions.FinishSignIn(ctx, u, newHash, Credentials{IP: v.IP, UserAgent: v.UserAgent}, amr)
 	if err != nil {
 		return Progress{}, err
 	}
@@ -527,7 +531,7 @@ func (f *Flow) signIn(ctx context.Context, a storage.AuthRequest, returnTo strin
 		// The record went meanwhile (expired, evicted, finished in
 		// another tab): the browser is told to start again and gets no
 		// session, so none is left that it never held.
-		if endErr := f.rules.EndSession(ctx, secret); endErr != nil {
+		if endErr := f.sessions.EndSession(ctx, secret); endErr != nil {
 			err = errors.Join(err, fmt.Errorf("end the session of a sign-in whose record is gone: %w", endErr))
 		}
 		return Progress{}, err
@@ -547,7 +551,7 @@ func (f *Flow) PendingUser(ctx context.Context, a storage.AuthRequest) (storage.
 	if !f.owesSecondFactor(a) {
 		return storage.User{}, ErrPendingGone
 	}
-	return f.rules.ActiveUser(ctx, a.PendingUserID)
+	return f.users.ActiveUser(ctx, a.PendingUserID)
 }
 
 // SecondFactorPassed finishes the sign-in of the person pending on record
@@ -575,8 +579,8 @@ func (f *Flow) SecondFactorPassed(ctx context.Context, a storage.AuthRequest, me
 		return Progress{}, err
 	}
 	var device string
-	if remember && f.rules.Policy().TrustedDeviceLifetime > 0 {
-		if device, err = f.rules.TrustDevice(ctx, u, v.IP, v.UserAgent); err != nil {
+	if remember && f.policy.TrustedDeviceLifetime > 0 {
+		if device, err = f.credentials.TrustDevice(ctx, u, v.IP, v.UserAgent); err != nil {
 			return Progress{}, err
 		}
 	}

@@ -28,7 +28,7 @@ func newFlowFixture(t *testing.T) *flowFixture {
 	t.Helper()
 	clock := newTestClock()
 	svc, db := newSecurityService(t, clock, 30*24*time.Hour)
-	app, _, err := svc.RegisterClient(context.Background(), account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
+	app, _, err := svc.Clients.RegisterClient(context.Background(), account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,18 @@ func (f *flowFixture) request(t *testing.T, prompt ...string) storage.AuthReques
 	return a
 }
 
+// owingSecondFactor enrols the user in TOTP and passes the password step
+// of a new request, which then owes the second factor.
+func (f *flowFixture) owingSecondFactor(t *testing.T) account.Progress {
+	t.Helper()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	p, err := f.flow.FirstStepPassed(context.Background(), account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func (f *flowFixture) visitor() account.Visitor {
 	return account.Visitor{BrowserID: flowBrowser, IP: "192.0.2.7", UserAgent: "test"}
 }
@@ -60,7 +72,7 @@ func (f *flowFixture) visitor() account.Visitor {
 // the clock's time.
 func (f *flowFixture) signedInVisitor(t *testing.T) account.Visitor {
 	t.Helper()
-	_, sess, err := f.svc.StartSession(context.Background(), f.user, []string{"pwd"}, "192.0.2.7", "test")
+	_, sess, err := f.svc.SignIn.StartSession(context.Background(), f.user, []string{"pwd"}, "192.0.2.7", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,11 +236,7 @@ func TestFlowSecondFactorOnTheRecord(t *testing.T) {
 func TestFlowPendingExpires(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.owingSecondFactor(t)
 	f.clock.Add(account.PendingLifetime + time.Second)
 	if _, err := f.flow.PendingUser(ctx, p.Request); !errors.Is(err, account.ErrPendingGone) {
 		t.Errorf("pending after its lifetime: %v", err)
@@ -298,11 +306,7 @@ func TestFlowBindsOnce(t *testing.T) {
 func TestFlowCancelPending(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.owingSecondFactor(t)
 	if err := f.flow.CancelPending(ctx, p.Request); err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +450,7 @@ func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
 	if !errors.Is(err, account.ErrFlowGone) || p.SessionSecret != "" {
 		t.Fatalf("sign-in for a gone record: %+v %v", p, err)
 	}
-	if sessions, err := f.svc.Sessions(ctx, f.user.ID); err != nil || len(sessions) != 0 {
+	if sessions, err := f.svc.SignIn.Sessions(ctx, f.user.ID); err != nil || len(sessions) != 0 {
 		t.Errorf("sessions left behind: %d %v", len(sessions), err)
 	}
 }
@@ -458,11 +462,7 @@ func TestFlowSignInForAGoneRecordLeavesNoSession(t *testing.T) {
 func TestFlowSecondFactorClaimedOnce(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{Request: f.request(t), User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.owingSecondFactor(t)
 	loadedByBoth := p.Request
 	if _, err := f.flow.SecondFactorPassed(ctx, loadedByBoth, "otp", false, f.visitor()); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"errors"
 	"runtime"
 	"time"
 )
@@ -64,7 +63,7 @@ func (g *hashGate) do(ctx context.Context, fn func()) error {
 }
 
 // verifyPassword is VerifyPassword through the gate.
-func (s *Service) verifyPassword(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
+func (s *core) verifyPassword(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
 	if gerr := s.hashes.do(ctx, func() { ok, needsRehash, err = VerifyPassword(password, encoded, s.policy.Argon2) }); gerr != nil {
 		return false, false, gerr
 	}
@@ -72,18 +71,9 @@ func (s *Service) verifyPassword(ctx context.Context, password, encoded string) 
 }
 
 // hashPassword is HashPassword with the current parameters, through the gate.
-func (s *Service) hashPassword(ctx context.Context, password string) (hash string, err error) {
+func (s *core) hashPassword(ctx context.Context, password string) (hash string, err error) {
 	if gerr := s.hashes.do(ctx, func() { hash, err = HashPassword(password, s.policy.Argon2) }); gerr != nil {
 		return "", gerr
 	}
 	return hash, err
-}
-
-// hashError is the answer to a failed hashPassword: the gate's own error
-// (busy, with its Retry-After), or Internal.
-func hashError(err error) error {
-	if errors.Is(err, errBusy) {
-		return errBusy
-	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
 }

@@ -94,7 +94,9 @@ func NetworkAllows(nets []string, ip string) bool {
 // CheckNetwork applies the user's own IP allowlist: nil when the list is
 // empty or holds ip, Forbidden otherwise. Every way of signing in calls it
 // (password, passkey, app password, API token, forward-auth session).
-func (s *Service) CheckNetwork(u storage.User, ip string) error {
+func (s *SignInService) CheckNetwork(u storage.User, ip string) error { return checkNetwork(u, ip) }
+
+func checkNetwork(u storage.User, ip string) error {
 	if !NetworkAllows(u.AllowedNetworks, ip) {
 		return Errorf(Forbidden, "Sign-in from this network is not allowed for this account.")
 	}
@@ -104,8 +106,8 @@ func (s *Service) CheckNetwork(u storage.User, ip string) error {
 // CheckNetworkAt is CheckNetwork for a sign-in that reuses what the person
 // proved earlier (a browser session, signed in with amr, answering an app):
 // a refusal is recorded in the user's history, as a refused sign-in is.
-func (s *Service) CheckNetworkAt(ctx context.Context, u storage.User, ip, userAgent string, amr []string) error {
-	err := s.CheckNetwork(u, ip)
+func (s *SignInService) CheckNetworkAt(ctx context.Context, u storage.User, ip, userAgent string, amr []string) error {
+	err := checkNetwork(u, ip)
 	if err != nil {
 		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: s.now(), IP: ip, UserAgent: userAgent,
 			Method: methodOf(amr), Reason: "network not allowed (existing session)"})
@@ -129,7 +131,7 @@ const refreshWarnEvery = 5 * time.Minute
 // logged at WARN at most once per user and app every refreshWarnEvery; it
 // revokes nothing, so the same token works again from inside the list.
 // NotFound means the client no longer exists.
-func (s *Service) CheckRefreshNetwork(ctx context.Context, u storage.User, clientID, ip string) error {
+func (s *SignInService) CheckRefreshNetwork(ctx context.Context, u storage.User, clientID, ip string) error {
 	// Inside the list, the kind of client does not matter: no read.
 	if len(u.AllowedNetworks) == 0 || NetworkAllows(u.AllowedNetworks, ip) {
 		return nil
@@ -193,7 +195,7 @@ func (l *warnLimiter) allow(key string, now time.Time) bool {
 // When the new list leaves out currentIP and confirmed is false, nothing
 // changes and warning is true, so the page can ask before the person locks
 // themselves out.
-func (s *Service) SetAllowedNetworks(ctx context.Context, u storage.User, raw, currentIP string, confirmed bool) (nets []string, warning bool, err error) {
+func (s *SignInService) SetAllowedNetworks(ctx context.Context, u storage.User, raw, currentIP string, confirmed bool) (nets []string, warning bool, err error) {
 	nets, err = ParseNetworks(raw)
 	if err != nil {
 		return nil, false, err

@@ -58,7 +58,7 @@ func relyingParty(issuer string) (rpID, origin string, err error) {
 	return strings.ToLower(u.Hostname()), u.Scheme + "://" + strings.ToLower(u.Host), nil
 }
 
-func (s *Service) webauthn() (*webauthn.WebAuthn, error) {
+func (s *CredentialService) webauthn() (*webauthn.WebAuthn, error) {
 	s.wa.once.Do(func() {
 		rpID, origin, err := relyingParty(s.policy.Issuer)
 		if err != nil {
@@ -76,7 +76,7 @@ func (s *Service) webauthn() (*webauthn.WebAuthn, error) {
 
 // PasskeysAvailable tells whether the issuer can be a WebAuthn relying
 // party (it needs a domain name: browsers refuse IP addresses).
-func (s *Service) PasskeysAvailable() bool {
+func (s *CredentialService) PasskeysAvailable() bool {
 	_, err := s.webauthn()
 	return err == nil
 }
@@ -94,7 +94,7 @@ func (p passkeyUser) WebAuthnName() string                       { return p.u.Us
 func (p passkeyUser) WebAuthnDisplayName() string                { return DisplayName(p.u) }
 func (p passkeyUser) WebAuthnCredentials() []webauthn.Credential { return p.creds }
 
-func (s *Service) passkeyUser(ctx context.Context, u storage.User) (passkeyUser, []storage.Credential, error) {
+func (s *CredentialService) passkeyUser(ctx context.Context, u storage.User) (passkeyUser, []storage.Credential, error) {
 	records, err := s.store.ListCredentials(ctx, u.ID, storage.KindPasskey)
 	if err != nil {
 		return passkeyUser{}, nil, fmt.Errorf("list passkeys of %q: %w", u.ID, err)
@@ -119,7 +119,7 @@ type ceremony struct {
 }
 
 // saveCeremony keeps a ceremony's state server-side and returns its ID.
-func (s *Service) saveCeremony(ctx context.Context, purpose, userID string, c ceremony) (string, error) {
+func (s *CredentialService) saveCeremony(ctx context.Context, purpose, userID string, c ceremony) (string, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return "", fmt.Errorf("encode %s ceremony: %w", purpose, err)
@@ -134,7 +134,7 @@ func (s *Service) saveCeremony(ctx context.Context, purpose, userID string, c ce
 
 // takeCeremony consumes a ceremony: each challenge is answered at most
 // once, by the user it was made for, within its lifetime.
-func (s *Service) takeCeremony(ctx context.Context, purpose, id, userID string) (ceremony, error) {
+func (s *CredentialService) takeCeremony(ctx context.Context, purpose, id, userID string) (ceremony, error) {
 	var c ceremony
 	if id == "" {
 		return c, errCeremonyExpired
@@ -158,7 +158,7 @@ func (s *Service) takeCeremony(ctx context.Context, purpose, id, userID string) 
 // passkeyName checks a passkey's name: 1 to 64 characters, unique among the
 // user's passkeys (ignoring case), self excepted when renaming. An empty
 // name on a new passkey becomes the first free "Passkey N".
-func (s *Service) passkeyName(ctx context.Context, userID, name, self string) (string, error) {
+func (s *CredentialService) passkeyName(ctx context.Context, userID, name, self string) (string, error) {
 	name = strings.TrimSpace(name)
 	existing, err := s.store.ListCredentials(ctx, userID, storage.KindPasskey)
 	if err != nil {
@@ -192,7 +192,7 @@ func (s *Service) passkeyName(ctx context.Context, userID, name, self string) (s
 // default name). It returns the options for navigator.credentials.create
 // (JSON) and the ceremony ID for FinishPasskeyRegistration. The name is
 // checked here, before the person touches their authenticator.
-func (s *Service) BeginPasskeyRegistration(ctx context.Context, u storage.User, name string) ([]byte, string, error) {
+func (s *CredentialService) BeginPasskeyRegistration(ctx context.Context, u storage.User, name string) ([]byte, string, error) {
 	if s.SecondFactorByDirectory(u) {
 		return nil, "", errEnrolmentByDirectory
 	}
@@ -239,7 +239,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, u storage.User, 
 
 // FinishPasskeyRegistration verifies the authenticator's answer (the
 // PublicKeyCredential as JSON) and stores the passkey.
-func (s *Service) FinishPasskeyRegistration(ctx context.Context, u storage.User, ceremonyID string, body []byte) (storage.Credential, error) {
+func (s *CredentialService) FinishPasskeyRegistration(ctx context.Context, u storage.User, ceremonyID string, body []byte) (storage.Credential, error) {
 	wa, err := s.webauthn()
 	if err != nil {
 		return storage.Credential{}, err
@@ -287,7 +287,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, u storage.User,
 
 // BeginPasskeyLogin starts a sign-in without a username (discoverable
 // credentials; also used for the browser's passkey autofill).
-func (s *Service) BeginPasskeyLogin(ctx context.Context) ([]byte, string, error) {
+func (s *CredentialService) BeginPasskeyLogin(ctx context.Context) ([]byte, string, error) {
 	wa, err := s.webauthn()
 	if err != nil {
 		return nil, "", err
@@ -300,7 +300,7 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context) ([]byte, string, error)
 }
 
 // BeginPasskeySecondFactor asks for one of u's passkeys after a password.
-func (s *Service) BeginPasskeySecondFactor(ctx context.Context, u storage.User) ([]byte, string, error) {
+func (s *CredentialService) BeginPasskeySecondFactor(ctx context.Context, u storage.User) ([]byte, string, error) {
 	wa, err := s.webauthn()
 	if err != nil {
 		return nil, "", err
@@ -319,7 +319,7 @@ func (s *Service) BeginPasskeySecondFactor(ctx context.Context, u storage.User) 
 	return s.beginAssertion(ctx, purposeSecondFactor, u.ID, assertion, sd)
 }
 
-func (s *Service) beginAssertion(ctx context.Context, purpose, userID string, assertion *protocol.CredentialAssertion, sd *webauthn.SessionData) ([]byte, string, error) {
+func (s *CredentialService) beginAssertion(ctx context.Context, purpose, userID string, assertion *protocol.CredentialAssertion, sd *webauthn.SessionData) ([]byte, string, error) {
 	opts, err := json.Marshal(assertion)
 	if err != nil {
 		return nil, "", fmt.Errorf("encode request options: %w", err)
@@ -342,18 +342,18 @@ func (s *Service) beginAssertion(ctx context.Context, purpose, userID string, as
 //
 // The successful sign-in itself is recorded by FinishSignIn, which starts
 // the session; failures are recorded here, with the reason.
-func (s *Service) FinishPasskeyLogin(ctx context.Context, ceremonyID string, body []byte, ip, userAgent string) (storage.User, []string, error) {
+func (s *CredentialService) FinishPasskeyLogin(ctx context.Context, ceremonyID string, body []byte, ip, userAgent string) (storage.User, []string, error) {
 	return s.finishAssertion(ctx, purposeLogin, nil, ceremonyID, body, ip, userAgent)
 }
 
 // FinishPasskeySecondFactor verifies one of u's passkeys after their
 // password and returns its AMR values (as FinishPasskeyLogin).
-func (s *Service) FinishPasskeySecondFactor(ctx context.Context, u storage.User, ceremonyID string, body []byte, ip, userAgent string) ([]string, error) {
+func (s *CredentialService) FinishPasskeySecondFactor(ctx context.Context, u storage.User, ceremonyID string, body []byte, ip, userAgent string) ([]string, error) {
 	_, amr, err := s.finishAssertion(ctx, purposeSecondFactor, &u, ceremonyID, body, ip, userAgent)
 	return amr, err
 }
 
-func (s *Service) finishAssertion(ctx context.Context, purpose string, known *storage.User, ceremonyID string, body []byte, ip, userAgent string) (storage.User, []string, error) {
+func (s *CredentialService) finishAssertion(ctx context.Context, purpose string, known *storage.User, ceremonyID string, body []byte, ip, userAgent string) (storage.User, []string, error) {
 	wa, err := s.webauthn()
 	if err != nil {
 		return storage.User{}, nil, err
@@ -423,7 +423,7 @@ func (s *Service) finishAssertion(ctx context.Context, purpose string, known *st
 	if err := CheckActive(u); err != nil {
 		return fail("account disabled", err)
 	}
-	if err := s.CheckNetwork(u, ip); err != nil {
+	if err := checkNetwork(u, ip); err != nil {
 		return fail("network not allowed", err)
 	}
 	raw, err := json.Marshal(cred)
@@ -448,7 +448,7 @@ func (s *Service) finishAssertion(ctx context.Context, purpose string, known *st
 }
 
 // RenamePasskey changes the name of one of u's passkeys.
-func (s *Service) RenamePasskey(ctx context.Context, u storage.User, id, name string) error {
+func (s *CredentialService) RenamePasskey(ctx context.Context, u storage.User, id, name string) error {
 	c, err := s.ownPasskey(ctx, u, id)
 	if err != nil {
 		return err
@@ -470,7 +470,7 @@ func (s *Service) RenamePasskey(ctx context.Context, u storage.User, id, name st
 
 // DeletePasskey removes one of u's passkeys. The portal asks for the
 // password (or a recent sign-in) first.
-func (s *Service) DeletePasskey(ctx context.Context, u storage.User, id string) error {
+func (s *CredentialService) DeletePasskey(ctx context.Context, u storage.User, id string) error {
 	if _, err := s.ownPasskey(ctx, u, id); err != nil {
 		return err
 	}
@@ -484,7 +484,7 @@ func (s *Service) DeletePasskey(ctx context.Context, u storage.User, id string) 
 }
 
 // ownPasskey loads one of u's passkeys; any other credential is not found.
-func (s *Service) ownPasskey(ctx context.Context, u storage.User, id string) (storage.Credential, error) {
+func (s *CredentialService) ownPasskey(ctx context.Context, u storage.User, id string) (storage.Credential, error) {
 	c, err := s.store.GetCredential(ctx, u.ID, id)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && c.Kind != storage.KindPasskey) {
 		return storage.Credential{}, errPasskeyUnknown
@@ -493,4 +493,13 @@ func (s *Service) ownPasskey(ctx context.Context, u storage.User, id string) (st
 		return storage.Credential{}, fmt.Errorf("load passkey %q: %w", id, err)
 	}
 	return c, nil
+}
+
+// Passkeys lists the user's passkeys, oldest first.
+func (s *CredentialService) Passkeys(ctx context.Context, userID string) ([]storage.Credential, error) {
+	cs, err := s.store.ListCredentials(ctx, userID, storage.KindPasskey)
+	if err != nil {
+		return nil, fmt.Errorf("list passkeys of %q: %w", userID, err)
+	}
+	return cs, nil
 }

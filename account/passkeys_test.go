@@ -43,7 +43,7 @@ func newPasskeyFixture(t *testing.T, issuer string) *passkeyFixture {
 
 func (f *passkeyFixture) user(name string) storage.User {
 	f.t.Helper()
-	u, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: name, Email: name + "@example.com", Name: name + " Example", Password: "correct horse battery"})
+	u, err := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: name, Email: name + "@example.com", Name: name + " Example", Password: "correct horse battery"})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -62,11 +62,11 @@ var b64 = base64.RawURLEncoding
 // enrol registers k for u under name and returns the stored passkey.
 func (f *passkeyFixture) enrol(u storage.User, k *softKey, name string) storage.Credential {
 	f.t.Helper()
-	opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, u, name)
+	opts, id, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, u, name)
 	if err != nil {
 		f.t.Fatalf("begin registration: %v", err)
 	}
-	c, err := f.svc.FinishPasskeyRegistration(f.ctx, u, id, k.Register(opts))
+	c, err := f.svc.Credentials.FinishPasskeyRegistration(f.ctx, u, id, k.Register(opts))
 	if err != nil {
 		f.t.Fatalf("finish registration: %v", err)
 	}
@@ -76,11 +76,11 @@ func (f *passkeyFixture) enrol(u storage.User, k *softKey, name string) storage.
 // login runs a username-less sign-in with k from ip.
 func (f *passkeyFixture) login(k *softKey, ip string) (storage.User, []string, error) {
 	f.t.Helper()
-	opts, id, err := f.svc.BeginPasskeyLogin(f.ctx)
+	opts, id, err := f.svc.Credentials.BeginPasskeyLogin(f.ctx)
 	if err != nil {
 		f.t.Fatalf("begin sign-in: %v", err)
 	}
-	return f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), ip, "test-agent")
+	return f.svc.Credentials.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), ip, "test-agent")
 }
 
 func (f *passkeyFixture) passkeys(u storage.User) []storage.Credential {
@@ -112,10 +112,10 @@ const testIssuer = "https://id.example.com:8443/keyport"
 
 func TestPasskeyRelyingPartyFromIssuer(t *testing.T) {
 	f := newPasskeyFixture(t, testIssuer)
-	if !f.svc.PasskeysAvailable() {
+	if !f.svc.Credentials.PasskeysAvailable() {
 		t.Fatal("passkeys unavailable for a domain issuer")
 	}
-	opts, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	opts, _, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,11 +131,11 @@ func TestPasskeyRelyingPartyFromIssuer(t *testing.T) {
 	} {
 		k := newSoftKey(t, bad.origin)
 		k.RPID = bad.rpID
-		opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+		opts, id, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, k.Register(opts))
+		_, err = f.svc.Credentials.FinishPasskeyRegistration(f.ctx, f.alice, id, k.Register(opts))
 		wantCode(t, "registration from "+bad.origin+" for RP "+bad.rpID, err, account.Invalid)
 	}
 	if n := len(f.passkeys(f.alice)); n != 0 {
@@ -146,10 +146,10 @@ func TestPasskeyRelyingPartyFromIssuer(t *testing.T) {
 	// Browsers refuse an IP address as relying party: no passkeys then.
 	for _, issuer := range []string{"http://127.0.0.1:8080", "http://[::1]:8080", "not a url"} {
 		g := newPasskeyFixture(t, issuer)
-		if g.svc.PasskeysAvailable() {
+		if g.svc.Credentials.PasskeysAvailable() {
 			t.Errorf("%s: passkeys available", issuer)
 		}
-		_, _, err := g.svc.BeginPasskeyLogin(g.ctx)
+		_, _, err := g.svc.Credentials.BeginPasskeyLogin(g.ctx)
 		wantCode(t, issuer+": begin", err, account.Unavailable)
 	}
 }
@@ -157,7 +157,7 @@ func TestPasskeyRelyingPartyFromIssuer(t *testing.T) {
 func TestPasskeyRegistration(t *testing.T) {
 	f := newPasskeyFixture(t, testIssuer)
 	origin := "https://id.example.com:8443"
-	opts, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	opts, _, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestPasskeyRegistration(t *testing.T) {
 	if second.Name != "Passkey 2" {
 		t.Errorf("default name %q", second.Name)
 	}
-	if err := f.svc.RenamePasskey(f.ctx, f.alice, second.ID, "Passkey 3"); err != nil {
+	if err := f.svc.Credentials.RenamePasskey(f.ctx, f.alice, second.ID, "Passkey 3"); err != nil {
 		t.Fatal(err)
 	}
 	if c := f.enrol(f.alice, newSoftKey(t, origin), ""); c.Name != "Passkey 4" {
@@ -188,7 +188,7 @@ func TestPasskeyRegistration(t *testing.T) {
 
 	// The user's passkeys are excluded, so an authenticator is not
 	// registered twice; the store refuses a repeat all the same.
-	opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "Again")
+	opts, id, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "Again")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestPasskeyRegistration(t *testing.T) {
 	}) {
 		t.Errorf("exclusion list: %+v", ex)
 	}
-	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, laptop.Register(opts))
+	_, err = f.svc.Credentials.FinishPasskeyRegistration(f.ctx, f.alice, id, laptop.Register(opts))
 	wantCode(t, "the same authenticator again", err, account.Conflict)
 
 	// Names are checked before the authenticator is asked.
@@ -209,13 +209,13 @@ func TestPasskeyRegistration(t *testing.T) {
 		"line\nbreak":           account.Invalid,
 		"tab\there":             account.Invalid,
 	} {
-		_, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, name)
+		_, _, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, name)
 		wantCode(t, "name "+name, err, code)
 		if account.ErrorField(err) != "name" {
 			t.Errorf("name %q: field %q", name, account.ErrorField(err))
 		}
 	}
-	if _, _, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, strings.Repeat("ü", 64)); err != nil {
+	if _, _, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, strings.Repeat("ü", 64)); err != nil {
 		t.Errorf("64 characters refused: %v", err)
 	}
 	// Another user may use the same name.
@@ -231,11 +231,11 @@ func TestPasskeyRegistration(t *testing.T) {
 		"not JSON":  []byte(`<html>`),
 		"oversized": bytes.Repeat([]byte("a"), account.MaxPasskeyAnswerBytes+1),
 	} {
-		_, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
+		_, id, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, body)
+		_, err = f.svc.Credentials.FinishPasskeyRegistration(f.ctx, f.alice, id, body)
 		wantCode(t, what, err, account.Invalid)
 	}
 	if after := len(f.passkeys(f.alice)); after != before {
@@ -249,38 +249,38 @@ func TestPasskeyCeremonyOnceAndExpiring(t *testing.T) {
 	k := newSoftKey(t, origin)
 
 	// Answered once only.
-	opts, id, err := f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "One")
+	opts, id, err := f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "One")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := k.Register(opts)
-	if _, err := f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, body); err != nil {
+	if _, err := f.svc.Credentials.FinishPasskeyRegistration(f.ctx, f.alice, id, body); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.FinishPasskeyRegistration(f.ctx, f.alice, id, newSoftKey(t, origin).Register(opts))
+	_, err = f.svc.Credentials.FinishPasskeyRegistration(f.ctx, f.alice, id, newSoftKey(t, origin).Register(opts))
 	wantCode(t, "second answer to one challenge", err, account.Invalid)
 
 	// A ceremony belongs to the user it was begun for.
 	bob := f.user("bob")
-	opts, id, _ = f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
-	_, err = f.svc.FinishPasskeyRegistration(f.ctx, bob, id, newSoftKey(t, origin).Register(opts))
+	opts, id, _ = f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	_, err = f.svc.Credentials.FinishPasskeyRegistration(f.ctx, bob, id, newSoftKey(t, origin).Register(opts))
 	wantCode(t, "alice's ceremony finished by bob", err, account.Invalid)
 
 	// Purposes do not mix: a registration ceremony is no sign-in challenge.
-	opts, id, _ = f.svc.BeginPasskeyRegistration(f.ctx, f.alice, "")
-	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua")
+	opts, id, _ = f.svc.Credentials.BeginPasskeyRegistration(f.ctx, f.alice, "")
+	_, _, err = f.svc.Credentials.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "registration ceremony used to sign in", err, account.Invalid)
-	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, "", k.Assert(opts), "192.0.2.1", "ua")
+	_, _, err = f.svc.Credentials.FinishPasskeyLogin(f.ctx, "", k.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "no ceremony", err, account.Invalid)
 
 	// Five minutes to answer.
-	opts, id, _ = f.svc.BeginPasskeyLogin(f.ctx)
+	opts, id, _ = f.svc.Credentials.BeginPasskeyLogin(f.ctx)
 	f.clock.Add(5*time.Minute + time.Second)
-	_, _, err = f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua")
+	_, _, err = f.svc.Credentials.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "expired sign-in ceremony", err, account.Invalid)
-	opts, id, _ = f.svc.BeginPasskeyLogin(f.ctx)
+	opts, id, _ = f.svc.Credentials.BeginPasskeyLogin(f.ctx)
 	f.clock.Add(4 * time.Minute)
-	if _, _, err := f.svc.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua"); err != nil {
+	if _, _, err := f.svc.Credentials.FinishPasskeyLogin(f.ctx, id, k.Assert(opts), "192.0.2.1", "ua"); err != nil {
 		t.Fatalf("answer within the lifetime: %v", err)
 	}
 }
@@ -291,7 +291,7 @@ func TestPasskeyLogin(t *testing.T) {
 	k := newSoftKey(t, origin)
 	pk := f.enrol(f.alice, k, "Laptop")
 
-	opts, _, err := f.svc.BeginPasskeyLogin(f.ctx)
+	opts, _, err := f.svc.Credentials.BeginPasskeyLogin(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,8 +382,8 @@ func TestPasskeyLogin(t *testing.T) {
 	}
 	// Garbage and oversized answers.
 	for what, body := range map[string][]byte{"garbage": []byte(`{"id":"x"}`), "oversized": bytes.Repeat([]byte("a"), account.MaxPasskeyAnswerBytes+1)} {
-		_, id, _ := f.svc.BeginPasskeyLogin(f.ctx)
-		_, _, err := f.svc.FinishPasskeyLogin(f.ctx, id, body, "192.0.2.13", "ua")
+		_, id, _ := f.svc.Credentials.BeginPasskeyLogin(f.ctx)
+		_, _, err := f.svc.Credentials.FinishPasskeyLogin(f.ctx, id, body, "192.0.2.13", "ua")
 		if code := account.ErrorCode(err); code != account.Unauthorized && code != account.Invalid {
 			t.Errorf("%s answer: %v", what, err)
 		}
@@ -393,7 +393,7 @@ func TestPasskeyLogin(t *testing.T) {
 func TestPasskeySecondFactor(t *testing.T) {
 	f := newPasskeyFixture(t, testIssuer)
 	origin := "https://id.example.com:8443"
-	_, _, err := f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
+	_, _, err := f.svc.Credentials.BeginPasskeySecondFactor(f.ctx, f.alice)
 	wantCode(t, "second factor without a passkey", err, account.Invalid)
 
 	k := newSoftKey(t, origin)
@@ -402,7 +402,7 @@ func TestPasskeySecondFactor(t *testing.T) {
 	bobKey := newSoftKey(t, origin)
 	f.enrol(bob, bobKey, "Key")
 
-	opts, id, err := f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
+	opts, id, err := f.svc.Credentials.BeginPasskeySecondFactor(f.ctx, f.alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,18 +411,18 @@ func TestPasskeySecondFactor(t *testing.T) {
 		t.Errorf("allowed credentials: %+v", allowed)
 	}
 	// Bob's passkey cannot stand in for alice's second factor.
-	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, bobKey.Assert(opts), "192.0.2.1", "ua")
+	_, err = f.svc.Credentials.FinishPasskeySecondFactor(f.ctx, f.alice, id, bobKey.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "another user's passkey", err, account.Unauthorized)
 	if a := f.lastAttempt(f.alice); a.Success || a.Reason != "unknown passkey" {
 		t.Errorf("recorded %+v", a)
 	}
 	// Nor can alice's second-factor challenge be used by bob's session.
-	opts, id, _ = f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
-	_, err = f.svc.FinishPasskeySecondFactor(f.ctx, bob, id, bobKey.Assert(opts), "192.0.2.1", "ua")
+	opts, id, _ = f.svc.Credentials.BeginPasskeySecondFactor(f.ctx, f.alice)
+	_, err = f.svc.Credentials.FinishPasskeySecondFactor(f.ctx, bob, id, bobKey.Assert(opts), "192.0.2.1", "ua")
 	wantCode(t, "alice's challenge for bob", err, account.Invalid)
 
-	opts, id, _ = f.svc.BeginPasskeySecondFactor(f.ctx, f.alice)
-	amr, err := f.svc.FinishPasskeySecondFactor(f.ctx, f.alice, id, k.Assert(opts), "192.0.2.1", "ua")
+	opts, id, _ = f.svc.Credentials.BeginPasskeySecondFactor(f.ctx, f.alice)
+	amr, err := f.svc.Credentials.FinishPasskeySecondFactor(f.ctx, f.alice, id, k.Assert(opts), "192.0.2.1", "ua")
 	if err != nil || !slices.Equal(amr, []string{"hwk", "mfa"}) {
 		t.Fatalf("second factor: %v %v", amr, err)
 	}
@@ -434,42 +434,42 @@ func TestRenameAndDeletePasskey(t *testing.T) {
 	a := f.enrol(f.alice, newSoftKey(t, origin), "Laptop")
 	b := f.enrol(f.alice, newSoftKey(t, origin), "Phone")
 
-	if err := f.svc.RenamePasskey(f.ctx, f.alice, a.ID, " Work laptop "); err != nil {
+	if err := f.svc.Credentials.RenamePasskey(f.ctx, f.alice, a.ID, " Work laptop "); err != nil {
 		t.Fatal(err)
 	}
 	// Changing only the case of its own name is a rename, not a clash.
-	if err := f.svc.RenamePasskey(f.ctx, f.alice, a.ID, "WORK laptop"); err != nil {
+	if err := f.svc.Credentials.RenamePasskey(f.ctx, f.alice, a.ID, "WORK laptop"); err != nil {
 		t.Fatalf("case-only rename: %v", err)
 	}
 	if c, _ := f.db.GetCredential(f.ctx, f.alice.ID, a.ID); c.Name != "WORK laptop" {
 		t.Errorf("name %q", c.Name)
 	}
-	wantCode(t, "rename to another passkey's name", f.svc.RenamePasskey(f.ctx, f.alice, a.ID, "phone"), account.Conflict)
-	wantCode(t, "empty name", f.svc.RenamePasskey(f.ctx, f.alice, a.ID, "  "), account.Invalid)
-	wantCode(t, "long name", f.svc.RenamePasskey(f.ctx, f.alice, a.ID, strings.Repeat("n", 65)), account.Invalid)
+	wantCode(t, "rename to another passkey's name", f.svc.Credentials.RenamePasskey(f.ctx, f.alice, a.ID, "phone"), account.Conflict)
+	wantCode(t, "empty name", f.svc.Credentials.RenamePasskey(f.ctx, f.alice, a.ID, "  "), account.Invalid)
+	wantCode(t, "long name", f.svc.Credentials.RenamePasskey(f.ctx, f.alice, a.ID, strings.Repeat("n", 65)), account.Invalid)
 	if c, _ := f.db.GetCredential(f.ctx, f.alice.ID, a.ID); c.Name != "WORK laptop" {
 		t.Errorf("a refused rename changed the name to %q", c.Name)
 	}
 
 	// Only one's own passkeys, and only passkeys.
 	bob := f.user("bob")
-	wantCode(t, "rename another user's passkey", f.svc.RenamePasskey(f.ctx, bob, a.ID, "Mine"), account.NotFound)
-	wantCode(t, "delete another user's passkey", f.svc.DeletePasskey(f.ctx, bob, a.ID), account.NotFound)
-	_, app, err := f.svc.CreateAppPassword(f.ctx, f.alice, "Mail", "")
+	wantCode(t, "rename another user's passkey", f.svc.Credentials.RenamePasskey(f.ctx, bob, a.ID, "Mine"), account.NotFound)
+	wantCode(t, "delete another user's passkey", f.svc.Credentials.DeletePasskey(f.ctx, bob, a.ID), account.NotFound)
+	_, app, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "Mail", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, "rename an app password as a passkey", f.svc.RenamePasskey(f.ctx, f.alice, app.ID, "x"), account.NotFound)
-	wantCode(t, "delete an app password as a passkey", f.svc.DeletePasskey(f.ctx, f.alice, app.ID), account.NotFound)
-	wantCode(t, "delete nothing", f.svc.DeletePasskey(f.ctx, f.alice, ""), account.NotFound)
+	wantCode(t, "rename an app password as a passkey", f.svc.Credentials.RenamePasskey(f.ctx, f.alice, app.ID, "x"), account.NotFound)
+	wantCode(t, "delete an app password as a passkey", f.svc.Credentials.DeletePasskey(f.ctx, f.alice, app.ID), account.NotFound)
+	wantCode(t, "delete nothing", f.svc.Credentials.DeletePasskey(f.ctx, f.alice, ""), account.NotFound)
 
-	if err := f.svc.DeletePasskey(f.ctx, f.alice, b.ID); err != nil {
+	if err := f.svc.Credentials.DeletePasskey(f.ctx, f.alice, b.ID); err != nil {
 		t.Fatal(err)
 	}
 	if ks := f.passkeys(f.alice); len(ks) != 1 || ks[0].ID != a.ID {
 		t.Errorf("after delete: %+v", ks)
 	}
-	wantCode(t, "delete twice", f.svc.DeletePasskey(f.ctx, f.alice, b.ID), account.NotFound)
+	wantCode(t, "delete twice", f.svc.Credentials.DeletePasskey(f.ctx, f.alice, b.ID), account.NotFound)
 	if _, err := f.db.GetCredential(f.ctx, f.alice.ID, app.ID); err != nil {
 		t.Errorf("the app password went too: %v", err)
 	}

@@ -51,10 +51,10 @@ func TestRecoveryEmailLockedWithDirectoryEmail(t *testing.T) {
 	}
 	owned, names, local := user("carol", "owns-email"), user("dora", "names-only"), user("erin", "")
 
-	if l, reason := svc.FieldLock(owned, "recovery_email"); !l || reason != "Managed by owns-email." {
+	if l, reason := svc.Users.FieldLock(owned, "recovery_email"); !l || reason != "Managed by owns-email." {
 		t.Errorf("recovery email of a user whose directory owns the email: %v %q", l, reason)
 	}
-	_, err := svc.UpdateProfile(ctx, owned.ID, map[string]string{"recovery_email": "mine@elsewhere.example"})
+	_, err := svc.Users.UpdateProfile(ctx, owned.ID, map[string]string{"recovery_email": "mine@elsewhere.example"})
 	if account.ErrorCode(err) != account.Forbidden || account.ErrorField(err) != "recovery_email" {
 		t.Errorf("crafted change of a locked recovery email: %v", err)
 	}
@@ -62,10 +62,10 @@ func TestRecoveryEmailLockedWithDirectoryEmail(t *testing.T) {
 		t.Errorf("a refused change was stored: %q", u.RecoveryEmail)
 	}
 	for _, u := range []storage.User{names, local} {
-		if l, _ := svc.FieldLock(u, "recovery_email"); l {
+		if l, _ := svc.Users.FieldLock(u, "recovery_email"); l {
 			t.Errorf("%s: recovery email locked though the email is not owned by a directory", u.Username)
 		}
-		if got, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "backup@example.net"}); err != nil || got.RecoveryEmail != "backup@example.net" {
+		if got, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "backup@example.net"}); err != nil || got.RecoveryEmail != "backup@example.net" {
 			t.Errorf("%s: recovery email change: %v", u.Username, err)
 		}
 	}
@@ -82,7 +82,7 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	form := map[string]string{"given_name": "", "family_name": "", "nickname": "", "email": "alice@example.com",
 		"recovery_email": "", "phone_number": "", "locale": "", "zoneinfo": "", "theme": ""}
 	form["given_name"], form["zoneinfo"] = "Alice", "Europe/Berlin"
-	if _, err := svc.UpdateProfile(ctx, u.ID, form); err != nil {
+	if _, err := svc.Users.UpdateProfile(ctx, u.ID, form); err != nil {
 		t.Fatal(err)
 	}
 	line := logs.Take()
@@ -92,7 +92,7 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	if strings.Contains(line, "Europe/Berlin") {
 		t.Errorf("the log carries a value: %s", line)
 	}
-	if _, err := svc.UpdateProfile(ctx, u.ID, form); err != nil {
+	if _, err := svc.Users.UpdateProfile(ctx, u.ID, form); err != nil {
 		t.Fatal(err)
 	}
 	if line := logs.Take(); strings.Contains(line, "profile updated") {
@@ -106,13 +106,13 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 func TestEmailVerifiedPerAddress(t *testing.T) {
 	ctx := context.Background()
 	svc, db, _ := newLoggedService(t, account.Policy{})
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "alice", Email: "Alice@Example.com", EmailVerified: true, Password: "correct horse battery"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "alice", Email: "Alice@Example.com", EmailVerified: true, Password: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	set := func(addr string) storage.User {
 		t.Helper()
-		got, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"email": addr})
+		got, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{"email": addr})
 		if err != nil {
 			t.Fatalf("change email to %s: %v", addr, err)
 		}
@@ -130,7 +130,7 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 
 	// The administrator vouches for the current address; it then stays
 	// verified across changes too.
-	if got, err := svc.SetEmailVerified(ctx, "alice", true); err != nil || !got.EmailVerified {
+	if got, err := svc.Users.SetEmailVerified(ctx, "alice", true); err != nil || !got.EmailVerified {
 		t.Fatalf("set verified: %v %+v", err, got)
 	}
 	set("alice@example.com")
@@ -138,7 +138,7 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 		t.Error("an address the admin verified is not verified when chosen again")
 	}
 	// Withdrawing the flag forgets that address.
-	if got, err := svc.SetEmailVerified(ctx, "alice@private.example", false); err != nil || got.EmailVerified {
+	if got, err := svc.Users.SetEmailVerified(ctx, "alice@private.example", false); err != nil || got.EmailVerified {
 		t.Fatalf("set not verified: %v", err)
 	}
 	set("alice@example.com")
@@ -149,7 +149,7 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 	// Only the last few addresses are remembered.
 	for i := range 7 {
 		set(fmt.Sprintf("a%d@example.org", i))
-		if _, err := svc.SetEmailVerified(ctx, "alice", true); err != nil {
+		if _, err := svc.Users.SetEmailVerified(ctx, "alice", true); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -164,14 +164,14 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 		t.Error("the oldest address is still remembered")
 	}
 
-	if _, err := svc.SetEmailVerified(ctx, "nobody", true); account.ErrorCode(err) != account.NotFound {
+	if _, err := svc.Users.SetEmailVerified(ctx, "nobody", true); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("unknown user: %v", err)
 	}
 	// A directory's address is the directory's to verify.
 	if _, err := db.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) { u.Source = "corp-ldap"; return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.SetEmailVerified(ctx, "alice", false); account.ErrorCode(err) != account.Forbidden {
+	if _, err := svc.Users.SetEmailVerified(ctx, "alice", false); account.ErrorCode(err) != account.Forbidden {
 		t.Errorf("verified flag of a directory address: %v", err)
 	}
 }

@@ -334,21 +334,19 @@ const (
 )
 
 // FieldLock tells whether u may not edit key, and why.
-func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason string) {
+func (s *UserService) FieldLock(u storage.User, key string) (locked bool, reason string) {
 	a, ok := AttributeByKey(key)
 	switch {
 	case !ok:
 		return true, ReasonReadOnly
 	case key == "username":
 		return true, ReasonUsername
-	case a.DirectoryOwnable && u.Source != "" && slices.Contains(s.ownedFields(u.Source), key):
-		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
-	case s.lockedWithDirectory(u, a):
+	// The directory's reason comes before the administrator's: the
+	// directory would overwrite the value even if the lock were lifted.
+	case s.setBySource(u, a) || s.lockedWithDirectory(u, a):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case a.Lockable && s.policy.ProfilesLocked:
 		return true, ReasonAdminLock
-	case s.setBySource(u, a):
-		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
 	case !a.Editable:
 		return true, ReasonReadOnly
 	}
@@ -359,14 +357,14 @@ func (s *Service) FieldLock(u storage.User, key string) (locked bool, reason str
 // field that u's directory owns (see Attribute.LockedWith). Such a value is
 // not in force: it stays stored, but nothing uses it, and it may be
 // removed, never set.
-func (s *Service) lockedWithDirectory(u storage.User, a Attribute) bool {
+func (s *UserService) lockedWithDirectory(u storage.User, a Attribute) bool {
 	return a.LockedWith != "" && u.Source != "" && slices.Contains(s.ownedFields(u.Source), a.LockedWith)
 }
 
 // FieldValue is the value of key for u that is in force, as the profile
 // page and the API show it: a value locked with a directory's field is not
 // ("" here), whatever was stored before the directory took the field over.
-func (s *Service) FieldValue(u storage.User, key string) string {
+func (s *UserService) FieldValue(u storage.User, key string) string {
 	a, ok := AttributeByKey(key)
 	if !ok || s.lockedWithDirectory(u, a) {
 		return ""
@@ -377,7 +375,7 @@ func (s *Service) FieldValue(u storage.User, key string) string {
 // Source names where the attribute's value comes from for u: the display
 // name of u's directory or upstream provider for what it sets, else
 // Keyport.
-func (s *Service) Source(u storage.User, key string) string {
+func (s *UserService) Source(u storage.User, key string) string {
 	a, _ := AttributeByKey(key)
 	if s.setBySource(u, a) {
 		return s.sourceName(u.Source)
@@ -388,7 +386,7 @@ func (s *Service) Source(u storage.User, key string) string {
 // setBySource tells whether u's directory or upstream provider sets a for
 // them: the fields it owns, the verified flag along with the email it
 // comes with, and the groups when it provides groups (see provision).
-func (s *Service) setBySource(u storage.User, a Attribute) bool {
+func (s *UserService) setBySource(u storage.User, a Attribute) bool {
 	if u.Source == "" {
 		return false
 	}
@@ -407,7 +405,7 @@ func (s *Service) setBySource(u storage.User, a Attribute) bool {
 // UpdateProfile changes profile fields by key. Every key is checked (known,
 // editable, not locked) and every value validated before anything is
 // written; one bad field changes nothing.
-func (s *Service) UpdateProfile(ctx context.Context, userID string, changes map[string]string) (storage.User, error) {
+func (s *UserService) UpdateProfile(ctx context.Context, userID string, changes map[string]string) (storage.User, error) {
 	if len(changes) == 0 {
 		return s.getUser(ctx, userID)
 	}
@@ -484,7 +482,7 @@ var errNothingChanged = errors.New("nothing changed")
 // value that is locked with a directory's field is allowed (unless the
 // administrator locked profiles): it takes away a way around the
 // directory, never adds one.
-func (s *Service) CheckChange(u storage.User, key, value string) error {
+func (s *UserService) CheckChange(u storage.User, key, value string) error {
 	a, ok := AttributeByKey(key)
 	switch {
 	case !ok:
@@ -507,7 +505,7 @@ func (s *Service) CheckChange(u storage.User, key, value string) error {
 }
 
 // SetCustomData replaces the user's own key/value data.
-func (s *Service) SetCustomData(ctx context.Context, userID string, data map[string]string) (storage.User, error) {
+func (s *UserService) SetCustomData(ctx context.Context, userID string, data map[string]string) (storage.User, error) {
 	if err := ValidateCustomData(data); err != nil {
 		return storage.User{}, err
 	}
@@ -548,7 +546,7 @@ func ValidateCustomData(data map[string]string) error {
 	return nil
 }
 
-func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) {
+func (s *UserService) getUser(ctx context.Context, id string) (storage.User, error) {
 	u, err := s.store.GetUser(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, Errorf(NotFound, "This account no longer exists.")
@@ -562,7 +560,7 @@ func (s *Service) getUser(ctx context.Context, id string) (storage.User, error) 
 // RecoveryAddress is where password-reset mail goes: the recovery email, or
 // the primary one when none is set or when the recovery email is not in
 // force (the user's directory owns the email, and with it password resets).
-func (s *Service) RecoveryAddress(u storage.User) string {
+func (s *UserService) RecoveryAddress(u storage.User) string {
 	if r := s.FieldValue(u, "recovery_email"); r != "" {
 		return r
 	}

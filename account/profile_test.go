@@ -28,7 +28,7 @@ func newProfileService(t *testing.T, p account.Policy) (*account.Service, storag
 
 func newProfileUser(t *testing.T, svc *account.Service, name string) storage.User {
 	t.Helper()
-	u, err := svc.CreateUser(context.Background(), account.NewUser{Username: name, Email: name + "@example.com", Password: "correct horse battery"})
+	u, err := svc.Users.CreateUser(context.Background(), account.NewUser{Username: name, Email: name + "@example.com", Password: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestProfileValidation(t *testing.T) {
 			}
 			before := getUser(t, db, u.ID)
 			clock.Add(time.Hour)
-			got, err := svc.UpdateProfile(ctx, u.ID, map[string]string{c.key: c.value})
+			got, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{c.key: c.value})
 			if c.code == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -187,14 +187,14 @@ func TestUpdateProfileIsAllOrNothing(t *testing.T) {
 	clock.Add(time.Minute)
 
 	// Good fields beside one bad one: nothing is saved.
-	_, err := svc.UpdateProfile(ctx, alice.ID, map[string]string{
+	_, err := svc.Users.UpdateProfile(ctx, alice.ID, map[string]string{
 		"given_name": "Alice", "family_name": "Liddell", "zoneinfo": "Europe/Berlin", "phone_number": "0151",
 	})
 	if account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "phone_number" {
 		t.Fatalf("err = %v", err)
 	}
 	// A locked field beside a bad value: the lock is what is reported.
-	_, err = svc.UpdateProfile(ctx, alice.ID, map[string]string{"email": "bad", "username": "mallory", "given_name": "A"})
+	_, err = svc.Users.UpdateProfile(ctx, alice.ID, map[string]string{"email": "bad", "username": "mallory", "given_name": "A"})
 	if account.ErrorCode(err) != account.Forbidden || account.ErrorField(err) != "username" || account.ErrorMessage(err) != account.ReasonUsername {
 		t.Fatalf("err = %v", err)
 	}
@@ -204,7 +204,7 @@ func TestUpdateProfileIsAllOrNothing(t *testing.T) {
 	}
 
 	// Everything good: one write with all of it.
-	u, err := svc.UpdateProfile(ctx, alice.ID, map[string]string{
+	u, err := svc.Users.UpdateProfile(ctx, alice.ID, map[string]string{
 		"given_name": "Alice", "family_name": "Liddell", "zoneinfo": "Europe/Berlin", "phone_number": "+4915123456789",
 	})
 	if err != nil || u.GivenName != "Alice" || u.FamilyName != "Liddell" || u.Zoneinfo != "Europe/Berlin" || u.PhoneNumber != "+4915123456789" {
@@ -214,10 +214,10 @@ func TestUpdateProfileIsAllOrNothing(t *testing.T) {
 		t.Errorf("UpdatedAt = %v", u.UpdatedAt)
 	}
 	// No changes: the user as stored, untouched.
-	if u2, err := svc.UpdateProfile(ctx, alice.ID, nil); err != nil || !u2.UpdatedAt.Equal(u.UpdatedAt) {
+	if u2, err := svc.Users.UpdateProfile(ctx, alice.ID, nil); err != nil || !u2.UpdatedAt.Equal(u.UpdatedAt) {
 		t.Errorf("empty update: %v", err)
 	}
-	if _, err := svc.UpdateProfile(ctx, "no-such-user", map[string]string{"given_name": "X"}); account.ErrorCode(err) != account.NotFound {
+	if _, err := svc.Users.UpdateProfile(ctx, "no-such-user", map[string]string{"given_name": "X"}); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("unknown user: %v", err)
 	}
 }
@@ -228,7 +228,7 @@ func TestUpdateProfileEmailConflict(t *testing.T) {
 	newProfileUser(t, svc, "bob")
 	ctx := context.Background()
 	for _, taken := range []string{"bob@example.com", "BOB@example.com"} {
-		_, err := svc.UpdateProfile(ctx, alice.ID, map[string]string{"email": taken, "given_name": "Alice"})
+		_, err := svc.Users.UpdateProfile(ctx, alice.ID, map[string]string{"email": taken, "given_name": "Alice"})
 		if account.ErrorCode(err) != account.Conflict || account.ErrorField(err) != "email" {
 			t.Errorf("%s: err = %v (%s)", taken, err, account.ErrorCode(err))
 		}
@@ -241,7 +241,7 @@ func TestUpdateProfileEmailConflict(t *testing.T) {
 	if _, err := db.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) { u.EmailVerified = true; return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	u, err := svc.UpdateProfile(ctx, alice.ID, map[string]string{"email": "Alice@example.com"})
+	u, err := svc.Users.UpdateProfile(ctx, alice.ID, map[string]string{"email": "Alice@example.com"})
 	if err != nil || u.Email != "Alice@example.com" || !u.EmailVerified {
 		t.Fatalf("case change: %v %+v", err, u)
 	}
@@ -280,14 +280,14 @@ func TestFieldLocks(t *testing.T) {
 		{"unknown", open, local, "shoe_size", true, account.ReasonReadOnly},
 	}
 	for _, c := range cases {
-		if locked, reason := c.svc.FieldLock(c.u, c.key); locked != c.locked || reason != c.reason {
+		if locked, reason := c.svc.Users.FieldLock(c.u, c.key); locked != c.locked || reason != c.reason {
 			t.Errorf("%s: FieldLock = %v %q, want %v %q", c.name, locked, reason, c.locked, c.reason)
 		}
 	}
-	if got := open.Source(fromLDAP, "email"); got != "corp-ldap" {
+	if got := open.Users.Source(fromLDAP, "email"); got != "corp-ldap" {
 		t.Errorf("source of a directory field: %q", got)
 	}
-	if got := open.Source(fromLDAP, "zoneinfo"); got != "Keyport" {
+	if got := open.Users.Source(fromLDAP, "zoneinfo"); got != "Keyport" {
 		t.Errorf("source of a local field: %q", got)
 	}
 
@@ -300,20 +300,20 @@ func TestFieldLocks(t *testing.T) {
 		}
 		return nil
 	}
-	if l, _ := open.FieldLock(fromLDAP, "given_name"); l {
+	if l, _ := open.Users.FieldLock(fromLDAP, "given_name"); l {
 		t.Error("a field the source does not own is locked")
 	}
-	if l, _ := open.FieldLock(fromLDAP, "email"); !l {
+	if l, _ := open.Users.FieldLock(fromLDAP, "email"); !l {
 		t.Error("a field the source owns is editable")
 	}
 
 	// The service refuses locked fields, with the reason and the field.
 	u := newProfileUser(t, locked, "dave")
-	_, err := locked.UpdateProfile(ctx, u.ID, map[string]string{"given_name": "Crafted"})
+	_, err := locked.Users.UpdateProfile(ctx, u.ID, map[string]string{"given_name": "Crafted"})
 	if account.ErrorCode(err) != account.Forbidden || account.ErrorField(err) != "given_name" || account.ErrorMessage(err) != account.ReasonAdminLock {
 		t.Errorf("locked update: %v", err)
 	}
-	if got, err := locked.UpdateProfile(ctx, u.ID, map[string]string{"theme": "dark"}); err != nil || got.Theme != "dark" {
+	if got, err := locked.Users.UpdateProfile(ctx, u.ID, map[string]string{"theme": "dark"}); err != nil || got.Theme != "dark" {
 		t.Errorf("theme while profiles are locked: %v", err)
 	}
 }
@@ -325,14 +325,14 @@ func TestDirectoryUserUpdate(t *testing.T) {
 	if _, err := db.UpdateUser(ctx, carol.ID, func(u storage.User) (storage.User, error) { u.Source = "corp-ldap"; return u, nil }); err != nil {
 		t.Fatal(err)
 	}
-	_, err := svc.UpdateProfile(ctx, carol.ID, map[string]string{"family_name": "X", "zoneinfo": "Europe/Paris"})
+	_, err := svc.Users.UpdateProfile(ctx, carol.ID, map[string]string{"family_name": "X", "zoneinfo": "Europe/Paris"})
 	if account.ErrorCode(err) != account.Forbidden || account.ErrorField(err) != "family_name" || !strings.Contains(account.ErrorMessage(err), "corp-ldap") {
 		t.Fatalf("directory field: %v", err)
 	}
 	if u := getUser(t, db, carol.ID); u.Zoneinfo != "" || u.FamilyName != "" {
 		t.Fatalf("refused update wrote: %+v", u)
 	}
-	if u, err := svc.UpdateProfile(ctx, carol.ID, map[string]string{"zoneinfo": "Europe/Paris"}); err != nil || u.Zoneinfo != "Europe/Paris" {
+	if u, err := svc.Users.UpdateProfile(ctx, carol.ID, map[string]string{"zoneinfo": "Europe/Paris"}); err != nil || u.Zoneinfo != "Europe/Paris" {
 		t.Fatalf("own field: %v", err)
 	}
 }
@@ -355,7 +355,7 @@ func TestSetCustomData(t *testing.T) {
 		"501 characters":   {"note": strings.Repeat("ü", 501)},
 		"NUL in the value": {"note": "a\x00b"},
 	} {
-		if _, err := svc.SetCustomData(ctx, alice.ID, data); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "custom_data" {
+		if _, err := svc.Users.SetCustomData(ctx, alice.ID, data); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "custom_data" {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
@@ -364,18 +364,18 @@ func TestSetCustomData(t *testing.T) {
 	}
 
 	good := map[string]string{"team": "blue", "shirt.size": "M", "x-ref_1": strings.Repeat("ü", 500), "k" + strings.Repeat("e", 39): ""}
-	u, err := svc.SetCustomData(ctx, alice.ID, good)
+	u, err := svc.Users.SetCustomData(ctx, alice.ID, good)
 	if err != nil || len(u.CustomData) != 4 || getUser(t, db, alice.ID).CustomData["team"] != "blue" {
 		t.Fatalf("set: %v %v", err, u.CustomData)
 	}
 	// Replacing with nothing removes it all.
-	if u, err := svc.SetCustomData(ctx, alice.ID, map[string]string{}); err != nil || u.CustomData != nil {
+	if u, err := svc.Users.SetCustomData(ctx, alice.ID, map[string]string{}); err != nil || u.CustomData != nil {
 		t.Fatalf("clear: %v %v", err, u.CustomData)
 	}
 
 	locked, ldb, _ := newProfileService(t, account.Policy{ProfilesLocked: true})
 	bob := newProfileUser(t, locked, "bob")
-	if _, err := locked.SetCustomData(ctx, bob.ID, map[string]string{"a": "b"}); account.ErrorCode(err) != account.Forbidden {
+	if _, err := locked.Users.SetCustomData(ctx, bob.ID, map[string]string{"a": "b"}); account.ErrorCode(err) != account.Forbidden {
 		t.Errorf("custom data while profiles are locked: %v", err)
 	}
 	if getUser(t, ldb, bob.ID).CustomData != nil {
@@ -468,10 +468,10 @@ func TestDisplayNameAndRecoveryAddress(t *testing.T) {
 		}
 	}
 	svc, _, _ := newProfileService(t, account.Policy{})
-	if got := svc.RecoveryAddress(storage.User{Email: "a@example.com"}); got != "a@example.com" {
+	if got := svc.Users.RecoveryAddress(storage.User{Email: "a@example.com"}); got != "a@example.com" {
 		t.Errorf("default recovery address %q", got)
 	}
-	if got := svc.RecoveryAddress(storage.User{Email: "a@example.com", RecoveryEmail: "b@example.com"}); got != "b@example.com" {
+	if got := svc.Users.RecoveryAddress(storage.User{Email: "a@example.com", RecoveryEmail: "b@example.com"}); got != "b@example.com" {
 		t.Errorf("recovery address %q", got)
 	}
 }

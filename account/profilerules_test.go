@@ -17,26 +17,26 @@ func TestRecoveryEmailFromBeforeTheDirectory(t *testing.T) {
 	ctx := context.Background()
 	svc, db, _ := newProfileService(t, account.Policy{})
 	u := newProfileUser(t, svc, "carol")
-	if _, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "carol@elsewhere.example"}); err != nil {
+	if _, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "carol@elsewhere.example"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := svc.RecoveryAddress(getUser(t, db, u.ID)); got != "carol@elsewhere.example" {
+	if got := svc.Users.RecoveryAddress(getUser(t, db, u.ID)); got != "carol@elsewhere.example" {
 		t.Fatalf("recovery address of a local account: %q", got)
 	}
 	u, err := db.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) { u.Source = "corp-ldap"; return u, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := svc.RecoveryAddress(u); got != u.Email {
+	if got := svc.Users.RecoveryAddress(u); got != u.Email {
 		t.Errorf("reset mail of a directory user goes to %q, want the directory's %q", got, u.Email)
 	}
-	if got := svc.FieldValue(u, "recovery_email"); got != "" {
+	if got := svc.Users.FieldValue(u, "recovery_email"); got != "" {
 		t.Errorf("the profile shows the recovery email %q as in use", got)
 	}
-	if _, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "other@elsewhere.example"}); account.ErrorCode(err) != account.Forbidden {
+	if _, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": "other@elsewhere.example"}); account.ErrorCode(err) != account.Forbidden {
 		t.Errorf("setting another recovery email: %v", err)
 	}
-	if _, err := svc.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": ""}); err != nil {
+	if _, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{"recovery_email": ""}); err != nil {
 		t.Errorf("removing the stored recovery email: %v", err)
 	}
 	if got := getUser(t, db, u.ID).RecoveryEmail; got != "" {
@@ -53,12 +53,12 @@ func TestProfileSaveWithoutChanges(t *testing.T) {
 	form := map[string]string{"given_name": "Alice", "family_name": "", "nickname": "", "email": "alice@example.com",
 		"recovery_email": "", "phone_number": "", "locale": "", "zoneinfo": "Europe/Berlin", "theme": ""}
 	clock.Add(time.Hour)
-	saved, err := svc.UpdateProfile(ctx, u.ID, form)
+	saved, err := svc.Users.UpdateProfile(ctx, u.ID, form)
 	if err != nil || !saved.UpdatedAt.Equal(clock.Now()) {
 		t.Fatalf("first save: %v, updated %v", err, saved.UpdatedAt)
 	}
 	clock.Add(time.Hour)
-	again, err := svc.UpdateProfile(ctx, u.ID, form)
+	again, err := svc.Users.UpdateProfile(ctx, u.ID, form)
 	if err != nil || again.GivenName != "Alice" {
 		t.Fatalf("the same save again: %v %+v", err, again)
 	}

@@ -41,7 +41,7 @@ func normalizeRecoveryCode(code string) string {
 }
 
 // RegenerateRecoveryCodes replaces the user's recovery codes.
-func (s *Service) RegenerateRecoveryCodes(ctx context.Context, u storage.User) ([]string, error) {
+func (s *CredentialService) RegenerateRecoveryCodes(ctx context.Context, u storage.User) ([]string, error) {
 	if !HasTOTP(u) {
 		return nil, Errorf(Invalid, "Set up an authenticator app first.")
 	}
@@ -59,7 +59,7 @@ var errWrongRecoveryCode = FieldErrorf("recovery_code", "That recovery code is n
 
 // UseRecoveryCode accepts a recovery code once: it is removed in the same
 // transaction that finds it.
-func (s *Service) UseRecoveryCode(ctx context.Context, u storage.User, code, ip, userAgent string) error {
+func (s *CredentialService) UseRecoveryCode(ctx context.Context, u storage.User, code, ip, userAgent string) error {
 	now := s.now()
 	res, err := s.limiter.Code(ctx, u.ID, ip)
 	if err != nil {

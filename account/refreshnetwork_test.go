@@ -28,12 +28,12 @@ func TestCheckRefreshNetwork(t *testing.T) {
 		{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/spa"}},
 		{ID: "web", RedirectURIs: []string{"https://web.example.com/cb"}},
 	} {
-		if _, _, err := svc.RegisterClient(ctx, c); err != nil {
+		if _, _, err := svc.Clients.RegisterClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
 	alice := newProfileUser(t, svc, "alice")
-	if err := svc.CheckRefreshNetwork(ctx, alice, "cli", "203.0.113.9"); err != nil {
+	if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, "cli", "203.0.113.9"); err != nil {
 		t.Errorf("refresh without an allowlist: %v", err)
 	}
 	alice, err := db.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
@@ -43,20 +43,20 @@ func TestCheckRefreshNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.CheckRefreshNetwork(ctx, alice, "cli", "192.0.2.7"); err != nil {
+	if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, "cli", "192.0.2.7"); err != nil {
 		t.Errorf("public client inside the list: %v", err)
 	}
-	if err := svc.CheckRefreshNetwork(ctx, alice, "web", "203.0.113.9"); err != nil {
+	if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, "web", "203.0.113.9"); err != nil {
 		t.Errorf("confidential client outside the list: %v", err)
 	}
-	if err := svc.CheckRefreshNetwork(ctx, alice, "gone", "203.0.113.9"); account.ErrorCode(err) != account.NotFound {
+	if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, "gone", "203.0.113.9"); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("deleted client: %v", err)
 	}
 	logs.Take()
 
 	refuse := func(client string) {
 		t.Helper()
-		if err := svc.CheckRefreshNetwork(ctx, alice, client, "203.0.113.9"); account.ErrorCode(err) != account.Forbidden {
+		if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, client, "203.0.113.9"); account.ErrorCode(err) != account.Forbidden {
 			t.Errorf("public client %s outside the list: %v", client, err)
 		}
 	}
@@ -75,7 +75,7 @@ func TestCheckRefreshNetwork(t *testing.T) {
 		t.Errorf("a refusal five minutes later logged %d WARN lines, want 1", n)
 	}
 
-	hist, err := svc.History(ctx, alice.ID, 20)
+	hist, err := svc.SignIn.History(ctx, alice.ID, 20)
 	if err != nil {
 		t.Fatal(err)
 	}

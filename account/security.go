@@ -6,19 +6,46 @@ import (
 	"fmt"
 
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
 )
+
+// CredentialStore is the part of storage CredentialService needs: the
+// credentials (passkeys, app passwords, API tokens, trusted devices), the
+// users (their TOTP secrets, recovery codes and password), the passkey
+// ceremonies (one-time tokens), and the clients an app password may be
+// bound to.
+type CredentialStore interface {
+	storage.Users
+	storage.Credentials
+	storage.OneTimeTokens
+	storage.Clients
+}
+
+// CredentialService keeps what people prove themselves with: the
+// password (changed or confirmed), TOTP and recovery codes, passkeys,
+// trusted devices, app passwords and API tokens, and the rules on who
+// owes a second factor.
+type CredentialService struct {
+	*core
+	store CredentialStore
+	users *UserService // the password rules, active accounts, sign-outs
+	wa    webauthnState
+}
 
 // ChangePassword sets a new password after checking the current one. Every
 // other session of the user ends and every refresh and access token is
 // revoked: whoever may have had the old password loses what it gave them.
-func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessionID, current, next, ip, userAgent string) error {
+func (s *CredentialService) ChangePassword(ctx context.Context, u storage.User, keepSessionID, current, next, ip, userAgent string) error {
 	if err := s.VerifyCurrentPassword(ctx, u, current, ip, userAgent); err != nil {
-		if ErrorField(err) == "confirm_password" {
-			err.(*Error).Field = "current_password"
+		var e *Error
+		if errors.As(err, &e) && e.Field == "confirm_password" {
+			moved := *e
+			moved.Field = "current_password"
+			return &moved
 		}
 		return err
 	}
-	if err := s.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
+	if err := s.users.CheckPassword(ctx, next, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {
 		e := *err.(*Error)
 		if e.Code != Unavailable { // busy is not the field's fault
 			e.Field = "new_password"
@@ -27,7 +54,7 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	}
 	hash, err := s.hashPassword(ctx, next)
 	if err != nil {
-		return hashError(err)
+		return fmt.Errorf("hash the new password of %q: %w", u.ID, err)
 	}
 	now := s.now()
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
@@ -36,91 +63,38 @@ func (s *Service) ChangePassword(ctx context.Context, u storage.User, keepSessio
 	}); err != nil {
 		return fmt.Errorf("change password of %q: %w", u.ID, err)
 	}
-	ended, err := s.EndOtherSessions(ctx, u.ID, keepSessionID)
+	ended, revoked, err := s.users.signOut(ctx, u.ID, keepSessionID)
 	if err != nil {
 		return err
-	}
-	revoked, err := s.store.RevokeUserClient(ctx, u.ID, "")
-	if err != nil {
-		return fmt.Errorf("revoke tokens of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "password changed", "user_id", u.ID, "sessions_ended", ended, "tokens_revoked", revoked)
 	return nil
 }
 
-// StoreRehash keeps a stronger hash of a password that was just verified
-// (older argon2 parameters, or bcrypt from an import) when the sign-in goes
-// on to a second step: otherwise people with a second factor would keep the
-// weak hash forever. A hash changed meanwhile is left alone.
-func (s *Service) StoreRehash(ctx context.Context, u storage.User, newHash string) error {
-	if newHash == "" {
-		return nil
+// VerifyCurrentPassword checks a signed-in user's password (for changes that
+// always need it, like turning off two-factor authentication), throttled and
+// recorded like a sign-in.
+func (s *CredentialService) VerifyCurrentPassword(ctx context.Context, u storage.User, password, ip, userAgent string) error {
+	if u.PasswordHash == "" {
+		return FieldErrorf("confirm_password", "Your account has no password here. Sign out and sign in again to make this change.")
 	}
-	_, err := s.store.UpdateUser(ctx, u.ID, func(cur storage.User) (storage.User, error) {
-		if cur.PasswordHash == u.PasswordHash {
-			cur.PasswordHash = newHash
-		}
-		return cur, nil
-	})
+	// The session is proof of the account, like a remembered device: the
+	// account-wide wait that failures elsewhere caused does not apply.
+	res, err := s.limiter.Password(ctx, throttle.User(u.ID), ip, true)
 	if err != nil {
-		return fmt.Errorf("store rehashed password of %q: %w", u.ID, err)
+		return s.refused(ctx, err, msgTooManySignIns, "pwd", u.Username, ip)
 	}
-	return nil
-}
-
-// EndOtherSessions ends every session of the user except keepID ("" ends all).
-func (s *Service) EndOtherSessions(ctx context.Context, userID, keepID string) (int, error) {
-	sessions, err := s.store.ListUserSessions(ctx, userID)
-	if err != nil {
-		return 0, fmt.Errorf("list sessions of %q: %w", userID, err)
-	}
-	n := 0
-	for _, sess := range sessions {
-		if sess.ID == keepID {
-			continue
-		}
-		if err := s.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return n, fmt.Errorf("end session of %q: %w", userID, err)
-		}
-		n++
-	}
-	return n, nil
-}
-
-// Sessions lists the user's signed-in browsers.
-func (s *Service) Sessions(ctx context.Context, userID string) ([]storage.Session, error) {
-	sessions, err := s.store.ListUserSessions(ctx, userID)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
-	}
-	return sessions, nil
-}
-
-// SignOutEverywhere ends every session and revokes every token of the user.
-func (s *Service) SignOutEverywhere(ctx context.Context, userID string) error {
-	if _, err := s.EndOtherSessions(ctx, userID, ""); err != nil {
+	ok, _, err := s.verifyPassword(ctx, password, u.PasswordHash)
+	if errors.Is(err, errBusy) {
+		res.Cancel()
 		return err
 	}
-	if _, err := s.store.RevokeUserClient(ctx, userID, ""); err != nil {
-		return fmt.Errorf("revoke the tokens of %q: %w", userID, err)
+	if err != nil || !ok {
+		s.failed(ctx, res, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: s.now(), IP: ip, UserAgent: userAgent, Method: "pwd"}, "wrong password (confirmation)")
+		return FieldErrorf("confirm_password", "The current password is not correct.")
+	}
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
 	}
 	return nil
-}
-
-// History returns the user's newest sign-in attempts.
-func (s *Service) History(ctx context.Context, userID string, n int) ([]storage.LoginAttempt, error) {
-	as, err := s.store.ListLoginAttempts(ctx, userID, n)
-	if err != nil {
-		return nil, fmt.Errorf("list sign-ins of %q: %w", userID, err)
-	}
-	return as, nil
-}
-
-// Passkeys lists the user's passkeys, oldest first.
-func (s *Service) Passkeys(ctx context.Context, userID string) ([]storage.Credential, error) {
-	cs, err := s.store.ListCredentials(ctx, userID, storage.KindPasskey)
-	if err != nil {
-		return nil, fmt.Errorf("list passkeys of %q: %w", userID, err)
-	}
-	return cs, nil
 }

@@ -36,7 +36,7 @@ func newSecurityService(t *testing.T, clock *testclock.Clock, lifetime time.Dura
 
 func newSecurityUser(t *testing.T, svc *account.Service, name string) storage.User {
 	t.Helper()
-	u, err := svc.CreateUser(context.Background(), account.NewUser{Username: name, Email: name + "@example.com", Password: securityPassword})
+	u, err := svc.Users.CreateUser(context.Background(), account.NewUser{Username: name, Email: name + "@example.com", Password: securityPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +57,12 @@ func codeAt(t *testing.T, secret string, at time.Time) string {
 func enrol(t *testing.T, svc *account.Service, db storage.Store, clock *testclock.Clock, u storage.User) (string, []string, storage.User) {
 	t.Helper()
 	ctx := context.Background()
-	e, err := svc.BeginTOTP(ctx, u)
+	e, err := svc.Credentials.BeginTOTP(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, _ = db.GetUser(ctx, u.ID)
-	codes, err := svc.ConfirmTOTP(ctx, u, codeAt(t, e.Secret, clock.Now()))
+	codes, err := svc.Credentials.ConfirmTOTP(ctx, u, codeAt(t, e.Secret, clock.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,10 +76,10 @@ func TestTOTPEnrolment(t *testing.T) {
 	ctx := context.Background()
 	u := newSecurityUser(t, svc, "alice")
 
-	if _, err := svc.ConfirmTOTP(ctx, u, "123456"); account.ErrorCode(err) != account.Invalid {
+	if _, err := svc.Credentials.ConfirmTOTP(ctx, u, "123456"); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("confirm without enrolment: %v", err)
 	}
-	e, err := svc.BeginTOTP(ctx, u)
+	e, err := svc.Credentials.BeginTOTP(ctx, u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,10 +94,10 @@ func TestTOTPEnrolment(t *testing.T) {
 	if len(u.TOTPPending) == 0 || bytes.Contains(u.TOTPPending, []byte(e.Secret)) || len(u.TOTPSecret) != 0 {
 		t.Fatalf("pending secret not stored sealed: %q", u.TOTPPending)
 	}
-	if again, ok := svc.PendingTOTP(u); !ok || again.Secret != e.Secret {
+	if again, ok := svc.Credentials.PendingTOTP(u); !ok || again.Secret != e.Secret {
 		t.Errorf("pending enrolment cannot be shown again: %v", ok)
 	}
-	has, _ := svc.HasSecondFactor(ctx, u)
+	has, _ := svc.Credentials.HasSecondFactor(ctx, u)
 	if has || account.HasTOTP(u) {
 		t.Fatal("a pending enrolment counts as a second factor")
 	}
@@ -107,7 +107,7 @@ func TestTOTPEnrolment(t *testing.T) {
 	if wrong == codeAt(t, e.Secret, clock.Now()) {
 		wrong = "111111"
 	}
-	if _, err := svc.ConfirmTOTP(ctx, u, wrong); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "code" {
+	if _, err := svc.Credentials.ConfirmTOTP(ctx, u, wrong); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "code" {
 		t.Fatalf("wrong confirmation code: %v", err)
 	}
 	if after, _ := db.GetUser(ctx, u.ID); len(after.TOTPSecret) != 0 || len(after.RecoveryCodes) != 0 {
@@ -115,7 +115,7 @@ func TestTOTPEnrolment(t *testing.T) {
 	}
 
 	code := codeAt(t, e.Secret, clock.Now())
-	codes, err := svc.ConfirmTOTP(ctx, u, code[:3]+" "+code[3:]) // spaces as apps show them
+	codes, err := svc.Credentials.ConfirmTOTP(ctx, u, code[:3]+" "+code[3:]) // spaces as apps show them
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,11 +130,11 @@ func TestTOTPEnrolment(t *testing.T) {
 			}
 		}
 	}
-	if has, err := svc.HasSecondFactor(ctx, u); !has || err != nil {
+	if has, err := svc.Credentials.HasSecondFactor(ctx, u); !has || err != nil {
 		t.Errorf("HasSecondFactor after enrolment: %v %v", has, err)
 	}
 	// The code that confirmed the enrolment cannot sign in: its step is used.
-	if err := svc.VerifyTOTP(ctx, u, code, "192.0.2.1", "test"); account.ErrorCode(err) != account.Invalid {
+	if err := svc.Credentials.VerifyTOTP(ctx, u, code, "192.0.2.1", "test"); account.ErrorCode(err) != account.Invalid {
 		t.Errorf("enrolment code reused at sign-in: %v", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestVerifyTOTPStepsAndReplay(t *testing.T) {
 	ctx := context.Background()
 	secret, _, u := enrol(t, svc, db, clock, newSecurityUser(t, svc, "alice"))
 	verify := func(at time.Time) error {
-		return svc.VerifyTOTP(ctx, u, codeAt(t, secret, at), "192.0.2.1", "test")
+		return svc.Credentials.VerifyTOTP(ctx, u, codeAt(t, secret, at), "192.0.2.1", "test")
 	}
 
 	clock.Add(30 * time.Second)
@@ -179,10 +179,10 @@ func TestVerifyTOTPStepsAndReplay(t *testing.T) {
 	}
 	for _, bad := range []string{"", "12345", "1234567", "abcdef", strings.Repeat("1", 5000)} {
 		clock.Add(time.Minute) // keep under the throttle
-		if err := svc.VerifyTOTP(ctx, u, bad, "192.0.2.1", "test"); account.ErrorCode(err) != account.Invalid {
+		if err := svc.Credentials.VerifyTOTP(ctx, u, bad, "192.0.2.1", "test"); account.ErrorCode(err) != account.Invalid {
 			t.Errorf("code %.10q: %v", bad, err)
 		}
-		svc.VerifyTOTP(ctx, u, codeAt(t, secret, clock.Now()), "192.0.2.1", "test") // resets the throttle
+		svc.Credentials.VerifyTOTP(ctx, u, codeAt(t, secret, clock.Now()), "192.0.2.1", "test") // resets the throttle
 	}
 
 	// Failures are recorded in the history with the method.
@@ -210,19 +210,19 @@ func TestVerifyTOTPThrottle(t *testing.T) {
 		bad = "111111"
 	}
 	for range 3 {
-		if err := svc.VerifyTOTP(ctx, u, bad, "", ""); account.ErrorCode(err) != account.Invalid {
+		if err := svc.Credentials.VerifyTOTP(ctx, u, bad, "", ""); account.ErrorCode(err) != account.Invalid {
 			t.Fatalf("wrong code: %v", err)
 		}
 	}
-	if err := svc.VerifyTOTP(ctx, u, good, "", ""); account.ErrorCode(err) != account.RateLimited {
+	if err := svc.Credentials.VerifyTOTP(ctx, u, good, "", ""); account.ErrorCode(err) != account.RateLimited {
 		t.Fatalf("right code while throttled: %v", err)
 	}
 	// Recovery codes share the budget: guessing cannot switch doors.
-	if err := svc.UseRecoveryCode(ctx, u, "aaaaa-aaaaa", "", ""); account.ErrorCode(err) != account.RateLimited {
+	if err := svc.Credentials.UseRecoveryCode(ctx, u, "aaaaa-aaaaa", "", ""); account.ErrorCode(err) != account.RateLimited {
 		t.Fatalf("recovery code while throttled: %v", err)
 	}
 	clock.Add(2 * time.Minute)
-	if err := svc.VerifyTOTP(ctx, u, codeAt(t, secret, clock.Now()), "", ""); err != nil {
+	if err := svc.Credentials.VerifyTOTP(ctx, u, codeAt(t, secret, clock.Now()), "", ""); err != nil {
 		t.Fatalf("after the window: %v", err)
 	}
 }
@@ -237,7 +237,7 @@ func TestVerifyTOTPConcurrentUseAcceptsOnce(t *testing.T) {
 	results := make([]error, 8)
 	var wg sync.WaitGroup
 	for i := range results {
-		wg.Go(func() { results[i] = svc.VerifyTOTP(ctx, u, code, "192.0.2.1", "test") })
+		wg.Go(func() { results[i] = svc.Credentials.VerifyTOTP(ctx, u, code, "192.0.2.1", "test") })
 	}
 	wg.Wait()
 	ok := 0
@@ -259,23 +259,23 @@ func TestDisableTOTP(t *testing.T) {
 	svc, db := newSecurityService(t, clock, 30*24*time.Hour)
 	ctx := context.Background()
 	_, _, u := enrol(t, svc, db, clock, newSecurityUser(t, svc, "alice"))
-	if err := svc.DisableTOTP(ctx, u, "not my password", "", ""); err == nil {
+	if err := svc.Credentials.DisableTOTP(ctx, u, "not my password", "", ""); err == nil {
 		t.Fatal("disabled with a wrong password")
 	}
-	if err := svc.DisableTOTP(ctx, u, "", "", ""); err == nil {
+	if err := svc.Credentials.DisableTOTP(ctx, u, "", "", ""); err == nil {
 		t.Fatal("disabled without a password")
 	}
 	if after, _ := db.GetUser(ctx, u.ID); !account.HasTOTP(after) || len(after.RecoveryCodes) != account.RecoveryCodeCount {
 		t.Fatal("a refused disable changed something")
 	}
-	if err := svc.DisableTOTP(ctx, u, securityPassword, "", ""); err != nil {
+	if err := svc.Credentials.DisableTOTP(ctx, u, securityPassword, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := db.GetUser(ctx, u.ID)
 	if account.HasTOTP(after) || len(after.TOTPPending) != 0 || len(after.RecoveryCodes) != 0 || after.TOTPLastStep != 0 {
 		t.Fatalf("after disable: %+v", after)
 	}
-	if has, _ := svc.HasSecondFactor(ctx, after); has {
+	if has, _ := svc.Credentials.HasSecondFactor(ctx, after); has {
 		t.Error("still has a second factor")
 	}
 }
@@ -285,17 +285,17 @@ func TestRecoveryCodesSingleUse(t *testing.T) {
 	svc, db := newSecurityService(t, clock, 30*24*time.Hour)
 	ctx := context.Background()
 	plain := newSecurityUser(t, svc, "bob")
-	if _, err := svc.RegenerateRecoveryCodes(ctx, plain); account.ErrorCode(err) != account.Invalid {
+	if _, err := svc.Credentials.RegenerateRecoveryCodes(ctx, plain); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("recovery codes without TOTP: %v", err)
 	}
 	_, codes, u := enrol(t, svc, db, clock, newSecurityUser(t, svc, "alice"))
 
 	// Case, spaces and dashes do not matter.
 	typed := " " + strings.ToUpper(strings.ReplaceAll(codes[0], "-", " - ")) + " "
-	if err := svc.UseRecoveryCode(ctx, u, typed, "192.0.2.1", "test"); err != nil {
+	if err := svc.Credentials.UseRecoveryCode(ctx, u, typed, "192.0.2.1", "test"); err != nil {
 		t.Fatalf("recovery code as typed: %v", err)
 	}
-	if err := svc.UseRecoveryCode(ctx, u, codes[0], "192.0.2.1", "test"); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "recovery_code" {
+	if err := svc.Credentials.UseRecoveryCode(ctx, u, codes[0], "192.0.2.1", "test"); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "recovery_code" {
 		t.Fatalf("used recovery code again: %v", err)
 	}
 	if after, _ := db.GetUser(ctx, u.ID); len(after.RecoveryCodes) != account.RecoveryCodeCount-1 {
@@ -303,7 +303,7 @@ func TestRecoveryCodesSingleUse(t *testing.T) {
 	}
 	// Another user's code is worth nothing here.
 	_, otherCodes, _ := enrol(t, svc, db, clock, plain)
-	if err := svc.UseRecoveryCode(ctx, u, otherCodes[0], "", ""); account.ErrorCode(err) != account.Invalid {
+	if err := svc.Credentials.UseRecoveryCode(ctx, u, otherCodes[0], "", ""); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("another user's code: %v", err)
 	}
 
@@ -311,7 +311,7 @@ func TestRecoveryCodesSingleUse(t *testing.T) {
 	results := make([]error, 4)
 	var wg sync.WaitGroup
 	for i := range results {
-		wg.Go(func() { results[i] = svc.UseRecoveryCode(ctx, u, codes[1], "", "") })
+		wg.Go(func() { results[i] = svc.Credentials.UseRecoveryCode(ctx, u, codes[1], "", "") })
 	}
 	wg.Wait()
 	ok := 0
@@ -325,14 +325,14 @@ func TestRecoveryCodesSingleUse(t *testing.T) {
 	}
 
 	clock.Add(2 * time.Minute) // past the throttle those failures caused
-	fresh, err := svc.RegenerateRecoveryCodes(ctx, u)
+	fresh, err := svc.Credentials.RegenerateRecoveryCodes(ctx, u)
 	if err != nil || len(fresh) != account.RecoveryCodeCount {
 		t.Fatalf("regenerate: %d codes, %v", len(fresh), err)
 	}
-	if err := svc.UseRecoveryCode(ctx, u, codes[2], "", ""); account.ErrorCode(err) != account.Invalid {
+	if err := svc.Credentials.UseRecoveryCode(ctx, u, codes[2], "", ""); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("an old code after regeneration: %v", err)
 	}
-	if err := svc.UseRecoveryCode(ctx, u, fresh[9], "", ""); err != nil {
+	if err := svc.Credentials.UseRecoveryCode(ctx, u, fresh[9], "", ""); err != nil {
 		t.Fatalf("a new code: %v", err)
 	}
 	attempts, _ := db.ListLoginAttempts(ctx, u.ID, 20)
@@ -350,20 +350,20 @@ func TestHasSecondFactorCountsPasskeys(t *testing.T) {
 	svc, db := newSecurityService(t, clock, 30*24*time.Hour)
 	ctx := context.Background()
 	u := newSecurityUser(t, svc, "alice")
-	if has, err := svc.HasSecondFactor(ctx, u); has || err != nil {
+	if has, err := svc.Credentials.HasSecondFactor(ctx, u); has || err != nil {
 		t.Fatalf("new user: %v %v", has, err)
 	}
 	// A remembered device is not a factor; a passkey is.
-	if _, err := svc.TrustDevice(ctx, u, "", ""); err != nil {
+	if _, err := svc.Credentials.TrustDevice(ctx, u, "", ""); err != nil {
 		t.Fatal(err)
 	}
-	if has, _ := svc.HasSecondFactor(ctx, u); has {
+	if has, _ := svc.Credentials.HasSecondFactor(ctx, u); has {
 		t.Fatal("a trusted device counts as a second factor")
 	}
 	if err := db.CreateCredential(ctx, storage.Credential{ID: "pk1", UserID: u.ID, Kind: storage.KindPasskey, Name: "Laptop", WebAuthnID: []byte{1, 2, 3}, CreatedAt: clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if has, err := svc.HasSecondFactor(ctx, u); !has || err != nil {
+	if has, err := svc.Credentials.HasSecondFactor(ctx, u); !has || err != nil {
 		t.Fatalf("with a passkey: %v %v", has, err)
 	}
 }
@@ -377,13 +377,13 @@ func TestChangePassword(t *testing.T) {
 
 	var sessions []storage.Session
 	for range 3 {
-		_, s, err := svc.StartSession(ctx, u, []string{"pwd"}, "192.0.2.1", "test")
+		_, s, err := svc.SignIn.StartSession(ctx, u, []string{"pwd"}, "192.0.2.1", "test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		sessions = append(sessions, s)
 	}
-	_, bobSession, _ := svc.StartSession(ctx, other, []string{"pwd"}, "", "")
+	_, bobSession, _ := svc.SignIn.StartSession(ctx, other, []string{"pwd"}, "", "")
 	exp := clock.Now().Add(time.Hour)
 	if err := db.CreateTokens(ctx, storage.AccessToken{ID: "at1", ClientID: "app", UserID: u.ID, Subject: u.ID, FamilyID: "f1", CreatedAt: clock.Now(), ExpiresAt: exp},
 		&storage.RefreshToken{Hash: "rt1", ID: "r1", FamilyID: "f1", ClientID: "app", UserID: u.ID, CreatedAt: clock.Now(), ExpiresAt: exp, IdleExpiresAt: exp}); err != nil {
@@ -404,7 +404,7 @@ func TestChangePassword(t *testing.T) {
 		"too long":      {securityPassword, strings.Repeat("x", 2000), "new_password"},
 	} {
 		clock.Add(time.Minute) // each wrong password counts against the throttle
-		err := svc.ChangePassword(ctx, u, sessions[0].ID, c.current, c.next, "", "")
+		err := svc.Credentials.ChangePassword(ctx, u, sessions[0].ID, c.current, c.next, "", "")
 		if err == nil || account.ErrorField(err) != c.field {
 			t.Errorf("%s: %v (field %q)", name, err, account.ErrorField(err))
 		}
@@ -417,7 +417,7 @@ func TestChangePassword(t *testing.T) {
 	}
 
 	clock.Add(time.Minute)
-	if err := svc.ChangePassword(ctx, u, sessions[0].ID, securityPassword, "a brand new secret", "", ""); err != nil {
+	if err := svc.Credentials.ChangePassword(ctx, u, sessions[0].ID, securityPassword, "a brand new secret", "", ""); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := db.GetUser(ctx, u.ID)
@@ -441,10 +441,10 @@ func TestChangePassword(t *testing.T) {
 	if _, err := db.GetAccessToken(ctx, "at2"); err != nil {
 		t.Errorf("another user's token revoked: %v", err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
 		t.Errorf("new password: %v", err)
 	}
-	if _, err := svc.Authenticate(ctx, account.Credentials{Login: "alice", Password: securityPassword}); err == nil {
+	if _, err := svc.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: securityPassword}); err == nil {
 		t.Error("old password still works")
 	}
 }
@@ -456,11 +456,11 @@ func TestTrustedDevices(t *testing.T) {
 	u := newSecurityUser(t, svc, "alice")
 	bob := newSecurityUser(t, svc, "bob")
 	ua := "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
-	secret, err := svc.TrustDevice(ctx, u, "192.0.2.1", ua)
+	secret, err := svc.Credentials.TrustDevice(ctx, u, "192.0.2.1", ua)
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, _ := svc.ListTrustedDevices(ctx, u)
+	list, _ := svc.Credentials.ListTrustedDevices(ctx, u)
 	if len(list) != 1 || list[0].Hash == secret || list[0].Hash != account.HashSecret(secret) || list[0].UserAgent != ua {
 		t.Fatalf("stored device: %+v", list)
 	}
@@ -469,19 +469,19 @@ func TestTrustedDevices(t *testing.T) {
 	}
 
 	clock.Add(time.Hour)
-	if !svc.DeviceTrusted(ctx, u, secret, "192.0.2.9") {
+	if !svc.Credentials.DeviceTrusted(ctx, u, secret, "192.0.2.9") {
 		t.Fatal("the device is not trusted")
 	}
-	list, _ = svc.ListTrustedDevices(ctx, u)
+	list, _ = svc.Credentials.ListTrustedDevices(ctx, u)
 	if list[0].LastIP != "192.0.2.9" || !list[0].LastUsedAt.Equal(clock.Now()) || list[0].IP != "192.0.2.1" {
 		t.Errorf("use not noted: %+v", list[0])
 	}
 	for name, ok := range map[string]bool{
-		"another user":   svc.DeviceTrusted(ctx, bob, secret, ""),
-		"wrong secret":   svc.DeviceTrusted(ctx, u, secret+"x", ""),
-		"empty secret":   svc.DeviceTrusted(ctx, u, "", ""),
-		"huge secret":    svc.DeviceTrusted(ctx, u, strings.Repeat("a", 10000), ""),
-		"another's hash": svc.DeviceTrusted(ctx, u, list[0].Hash, ""),
+		"another user":   svc.Credentials.DeviceTrusted(ctx, bob, secret, ""),
+		"wrong secret":   svc.Credentials.DeviceTrusted(ctx, u, secret+"x", ""),
+		"empty secret":   svc.Credentials.DeviceTrusted(ctx, u, "", ""),
+		"huge secret":    svc.Credentials.DeviceTrusted(ctx, u, strings.Repeat("a", 10000), ""),
+		"another's hash": svc.Credentials.DeviceTrusted(ctx, u, list[0].Hash, ""),
 	} {
 		if ok {
 			t.Errorf("%s: trusted", name)
@@ -489,44 +489,44 @@ func TestTrustedDevices(t *testing.T) {
 	}
 
 	// Forgetting: only one's own devices, only devices.
-	bobSecret, _ := svc.TrustDevice(ctx, bob, "", "")
-	bobList, _ := svc.ListTrustedDevices(ctx, bob)
-	if err := svc.ForgetDevice(ctx, u, bobList[0].ID); account.ErrorCode(err) != account.NotFound {
+	bobSecret, _ := svc.Credentials.TrustDevice(ctx, bob, "", "")
+	bobList, _ := svc.Credentials.ListTrustedDevices(ctx, bob)
+	if err := svc.Credentials.ForgetDevice(ctx, u, bobList[0].ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("forget another user's device: %v", err)
 	}
 	if err := db.CreateCredential(ctx, storage.Credential{ID: "pk1", UserID: u.ID, Kind: storage.KindPasskey, WebAuthnID: []byte{9}, CreatedAt: clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.ForgetDevice(ctx, u, "pk1"); account.ErrorCode(err) != account.NotFound {
+	if err := svc.Credentials.ForgetDevice(ctx, u, "pk1"); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("forget a passkey as a device: %v", err)
 	}
-	if err := svc.ForgetDevice(ctx, u, list[0].ID); err != nil {
+	if err := svc.Credentials.ForgetDevice(ctx, u, list[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if svc.DeviceTrusted(ctx, u, secret, "") {
+	if svc.Credentials.DeviceTrusted(ctx, u, secret, "") {
 		t.Error("a forgotten device is still trusted")
 	}
-	if err := svc.ForgetDevice(ctx, u, list[0].ID); account.ErrorCode(err) != account.NotFound {
+	if err := svc.Credentials.ForgetDevice(ctx, u, list[0].ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("forget twice: %v", err)
 	}
-	s1, _ := svc.TrustDevice(ctx, u, "", "")
-	s2, _ := svc.TrustDevice(ctx, u, "", "")
-	if n, err := svc.ForgetAllDevices(ctx, u); n != 2 || err != nil {
+	s1, _ := svc.Credentials.TrustDevice(ctx, u, "", "")
+	s2, _ := svc.Credentials.TrustDevice(ctx, u, "", "")
+	if n, err := svc.Credentials.ForgetAllDevices(ctx, u); n != 2 || err != nil {
 		t.Fatalf("forget all: %d %v", n, err)
 	}
-	if svc.DeviceTrusted(ctx, u, s1, "") || svc.DeviceTrusted(ctx, u, s2, "") {
+	if svc.Credentials.DeviceTrusted(ctx, u, s1, "") || svc.Credentials.DeviceTrusted(ctx, u, s2, "") {
 		t.Error("forget all left a device trusted")
 	}
 	if _, err := db.GetCredential(ctx, u.ID, "pk1"); err != nil {
 		t.Error("forget all removed a passkey")
 	}
-	if !svc.DeviceTrusted(ctx, bob, bobSecret, "") {
+	if !svc.Credentials.DeviceTrusted(ctx, bob, bobSecret, "") {
 		t.Error("forgetting alice's devices forgot bob's")
 	}
 
 	// Trust ends with the lifetime.
 	clock.Add(31 * 24 * time.Hour)
-	if svc.DeviceTrusted(ctx, bob, bobSecret, "") {
+	if svc.Credentials.DeviceTrusted(ctx, bob, bobSecret, "") {
 		t.Error("an expired device is still trusted")
 	}
 }
@@ -536,10 +536,10 @@ func TestTrustedDevicesOff(t *testing.T) {
 	svc, _ := newSecurityService(t, clock, 0)
 	ctx := context.Background()
 	u := newSecurityUser(t, svc, "alice")
-	if _, err := svc.TrustDevice(ctx, u, "", ""); account.ErrorCode(err) != account.Invalid {
+	if _, err := svc.Credentials.TrustDevice(ctx, u, "", ""); account.ErrorCode(err) != account.Invalid {
 		t.Fatalf("trust a device with the option off: %v", err)
 	}
-	if svc.DeviceTrusted(ctx, u, "anything", "") {
+	if svc.Credentials.DeviceTrusted(ctx, u, "anything", "") {
 		t.Fatal("a device is trusted with the option off")
 	}
 }

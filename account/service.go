@@ -1,34 +1,22 @@
 package account
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 )
 
-// Store is the part of storage the account rules need.
+// Store is the part of storage the account rules need: every area's
+// store, the sign-in history and the throttle's records.
 type Store interface {
-	storage.Users
-	storage.Clients
-	storage.Sessions
-	storage.Tokens
-	storage.OneTimeTokens
+	UserStore
+	CredentialStore
+	SignInStore
+	DirectoryStore
+	ClientStore
 	storage.LoginAttempts
-	storage.SignIns
-	storage.Settings
-	storage.Directories
-	storage.Credentials
-	storage.Avatars
 	storage.Throttles
 }
 
@@ -87,28 +75,16 @@ type Policy struct {
 	HashQueue       int
 }
 
-// Service applies the account rules to a store.
+// Service is the account rules, one area service per exported field:
+// each holds the narrow store its rules need and shares the core.
 type Service struct {
-	store   Store
-	sealer  Sealer
-	policy  Policy
-	now     func() time.Time
-	log     *slog.Logger
-	limiter *throttle.Limiter
-	guesses *throttle.Guesses[checkedGuess]
-	hashes  *hashGate
-	wa      webauthnState
-	// sources are the configured password directories, in order.
-	// static are the sources from config.toml; srcs is every source in
-	// force (static and stored), swapped whole on changes.
-	static []directory.Source
-	srcs   atomic.Pointer[sourceSet]
-	srcMu  sync.Mutex // serialises changes to srcs
-	// dummyHash is verified when no account matches, so a miss costs the
-	// same time as a wrong password.
-	dummyHash string
-	// refreshWarns limits the WARN lines of refused refreshes.
-	refreshWarns *warnLimiter
+	Users       *UserService
+	Credentials *CredentialService
+	SignIn      *SignInService
+	Directories *DirectoryService
+	Clients     *ClientService
+
+	core *core
 }
 
 // New returns a Service. now may be nil (time.Now).
@@ -129,318 +105,32 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	if err != nil {
 		return nil, err
 	}
+	c := &core{
+		policy:  policy,
+		now:     now,
+		log:     log,
+		sealer:  sealer,
+		limiter: throttle.New(store, throttlePolicy(policy), now),
+		hashes:  newHashGate(policy.HashConcurrency, policy.HashQueue),
+		history: store,
+	}
+	users := &UserService{core: c, store: store}
+	creds := &CredentialService{core: c, store: store, users: users}
+	dirs := &DirectoryService{core: c, store: store, users: users}
 	return &Service{
-		store:     store,
-		sealer:    sealer,
-		policy:    policy,
-		now:       now,
-		log:       log,
-		limiter:   throttle.New(store, throttlePolicy(policy), now),
-		guesses:   throttle.NewGuesses[checkedGuess](),
-		hashes:    newHashGate(policy.HashConcurrency, policy.HashQueue),
-		dummyHash: dummy,
-
-		refreshWarns: &warnLimiter{every: refreshWarnEvery},
+		Users:       users,
+		Credentials: creds,
+		SignIn: &SignInService{core: c, store: store, users: users, creds: creds, dirs: dirs,
+			guesses: throttle.NewGuesses[checkedGuess](), dummyHash: dummy, refreshWarns: &warnLimiter{every: refreshWarnEvery}},
+		Directories: dirs,
+		Clients:     &ClientService{core: c, store: store},
+		core:        c,
 	}, nil
 }
 
 // Policy returns the rules in force.
-func (s *Service) Policy() Policy { return s.policy }
+func (s *Service) Policy() Policy { return s.core.policy }
 
-// Credentials is a password sign-in attempt with where it came from.
-type Credentials struct {
-	Login     string // username or email
-	Password  string
-	IP        string
-	UserAgent string
-	// DeviceProof is the browser's remembered-device cookie, if it has one:
-	// a live one of this account spares the sign-in the account-wide wait
-	// that failures elsewhere caused.
-	DeviceProof string
-}
-
-// Authenticate checks a username/email and password. Every failure that could
-// reveal whether the account exists gives the same error after the same work.
-func (s *Service) Authenticate(ctx context.Context, c Credentials) (storage.User, error) {
-	u, _, _, err := s.authenticate(ctx, c, nil)
-	return u, err
-}
-
-// SignIn is Authenticate for a browser: on success it also starts a session
-// (see StartSession) with the given authentication methods.
-func (s *Service) SignIn(ctx context.Context, c Credentials, amr []string) (storage.User, string, storage.Session, error) {
-	return s.authenticate(ctx, c, amr)
-}
-
-func (s *Service) authenticate(ctx context.Context, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
-	user, newHash, err := s.checkPassword(ctx, c)
-	if err != nil {
-		return storage.User{}, "", storage.Session{}, err
-	}
-	return s.recordSignIn(ctx, user, newHash, c, sessionAMR)
-}
-
-// checkPassword applies the throttle and the password check; on failure it
-// records the attempt. newHash is set when the stored hash should be
-// replaced (older parameters, or bcrypt from an import).
-func (s *Service) checkPassword(ctx context.Context, c Credentials) (user storage.User, newHash string, err error) {
-	return s.checkPasswordOr(ctx, c, "")
-}
-
-// checkPasswordOr is checkPassword that, when refuse is set, refuses even
-// the right password with that reason, after the same throttle and the
-// same work as a wrong one (forward auth's "password alone" rule).
-func (s *Service) checkPasswordOr(ctx context.Context, c Credentials, refuse string) (user storage.User, newHash string, err error) {
-	name, err := s.loginName(ctx, "pwd", c.Login, c.Password, c.IP)
-	if err != nil {
-		return storage.User{}, "", err
-	}
-	user, known, err := s.userByLogin(ctx, name)
-	if err != nil {
-		return storage.User{}, "", err
-	}
-	proven := c.DeviceProof != "" && s.deviceProves(ctx, user, c.DeviceProof)
-	return s.checkGuess(ctx, c, guess{user: user, known: known, name: name, refuse: refuse, proven: proven})
-}
-
-// loginName is the login name as it is looked up and throttled: trimmed
-// and lower-cased. One normalisation for both: were they to differ, a
-// spelling that finds no account would spend the budget of a name that
-// does not exist, and tell which names do. Missing and oversized fields
-// are refused before anything is looked up or hashed.
-func (s *Service) loginName(ctx context.Context, method, login, password, ip string) (string, error) {
-	name := normalizeLogin(login)
-	if name == "" || password == "" || len(login) > 320 || len(password) > 1024 {
-		s.logFailure(ctx, method, login, ip, "missing or oversized field")
-		return "", errInvalidCredentials
-	}
-	return name, nil
-}
-
-// userByLogin finds the account of a normalised login name (username or
-// email); known is false when there is none.
-func (s *Service) userByLogin(ctx context.Context, name string) (u storage.User, known bool, err error) {
-	u, err = s.store.GetUserByLogin(ctx, name)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, false, nil
-	}
-	if err != nil {
-		return storage.User{}, false, fmt.Errorf("find %q: %w", name, err)
-	}
-	return u, true, nil
-}
-
-// guess is one password presented for an account (or a name no account
-// has), and what decides how it is checked.
-type guess struct {
-	user   storage.User
-	known  bool
-	name   string // normalised
-	refuse string // see checkPasswordOr
-	proven bool   // a remembered device of the account came with it
-	// appPasswordMiss: forward auth's Basic password, found to be none of
-	// the account's app passwords, now tried as the account password.
-	appPasswordMiss bool
-}
-
-// checkedGuess is the outcome of one password check, shared by every
-// request that presented the same guess while it ran.
-type checkedGuess struct {
-	user    storage.User
-	newHash string
-	err     error
-}
-
-// checkGuess reserves the attempt and checks the password under it.
-// Requests that present the same password for the same account, from the
-// same address and in the same way, while a check of it runs, share that
-// check: one guess, counted once and hashed once (throttle.Guesses). So
-// a client sending the right password on many parallel requests is
-// neither refused by reservations of its own requests nor turned away by
-// the hash gate; different passwords still each need a reservation.
-func (s *Service) checkGuess(ctx context.Context, c Credentials, g guess) (storage.User, string, error) {
-	// An account is throttled whichever of its names (username or email, in
-	// any case) is typed; otherwise each name would get its own budget.
-	subj := subject(g.user, g.known, g.name)
-	parts := []string{string(subj), c.IP, strconv.FormatBool(g.proven), strconv.FormatBool(g.appPasswordMiss), g.refuse, c.Password}
-	out, _ := s.guesses.Check(parts, func() checkedGuess {
-		u, h, err := s.checkGuessOnce(ctx, c, g, subj)
-		return checkedGuess{u, h, err}
-	})
-	return out.user, out.newHash, out.err
-}
-
-func (s *Service) checkGuessOnce(ctx context.Context, c Credentials, g guess, subj throttle.Subject) (storage.User, string, error) {
-	user, known, refuse := g.user, g.known, g.refuse
-	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: s.now(), IP: c.IP, UserAgent: c.UserAgent, Method: "pwd"}
-	// An app-password miss counts even during the account-wide wait: it
-	// was checked (looked up), so it is a guess like any other.
-	res, err := s.limiter.Password(ctx, subj, c.IP, g.proven || g.appPasswordMiss)
-	if err != nil {
-		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, c.Login, c.IP)
-	}
-	if w := res.Waived(); w != nil && g.appPasswordMiss {
-		// The account waits: its password is not checked now. The
-		// app-password guess was, and failed.
-		attempt.Method = "app_password"
-		s.failed(ctx, res, attempt, "wrong app password")
-		return storage.User{}, "", &Error{Code: RateLimited, Message: msgTooManySignIns, RetryAfter: w.RetryAfter}
-	}
-	// Accounts from a directory, and names no local account has, are
-	// checked by the directories.
-	if refuse == "" && ((known && user.Source != "") || (!known && len(s.sourceSet().password) > 0)) {
-		return s.checkDirectoryPassword(ctx, c, user, known, attempt, res)
-	}
-	hash := user.PasswordHash
-	if !known || hash == "" || refuse != "" {
-		hash = s.dummyHash
-	}
-	ok, rehash, verr := s.verifyPassword(ctx, c.Password, hash)
-	if errors.Is(verr, errBusy) {
-		res.Cancel() // not checked: it counts neither way
-		return storage.User{}, "", verr
-	}
-	if verr != nil {
-		s.log.ErrorContext(ctx, "verify password", "user_id", user.ID, "err", verr)
-	}
-	if !known || user.PasswordHash == "" || refuse != "" || !ok {
-		reason := "wrong password"
-		switch {
-		case !known:
-			reason = "unknown account"
-		case refuse != "":
-			reason = refuse
-		}
-		s.failed(ctx, res, attempt, reason)
-		return storage.User{}, "", errInvalidCredentials
-	}
-	if err := CheckActive(user); err != nil {
-		res.Cancel() // the password was right: not a guess
-		attempt.Reason = "account blocked"
-		s.record(ctx, attempt)
-		return storage.User{}, "", err
-	}
-	// The allowlist is checked after the password, so it reveals nothing to
-	// someone who does not know it.
-	if err := s.CheckNetwork(user, c.IP); err != nil {
-		res.Cancel()
-		attempt.Reason = "network not allowed"
-		s.record(ctx, attempt)
-		return storage.User{}, "", err
-	}
-	if err := res.Succeed(ctx); err != nil {
-		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", user.ID, "err", err)
-	}
-	newHash := ""
-	if rehash {
-		if newHash, err = s.hashPassword(ctx, c.Password); err != nil {
-			// Busy or broken: the old hash still works; next time, then.
-			s.log.WarnContext(ctx, "rehash password", "user_id", user.ID, "err", err)
-			newHash = ""
-		}
-	}
-	return user, newHash, nil
-}
-
-// recordSignIn writes what a successful sign-in changes: the user's sign-in
-// fields (and a rehashed password), the history entry and, for browsers, the
-// session, in one storage write (storage.SignIns), so a sign-in costs one
-// commit and is recorded whole or not at all.
-func (s *Service) recordSignIn(ctx context.Context, user storage.User, newHash string, c Credentials, sessionAMR []string) (storage.User, string, storage.Session, error) {
-	now := s.now()
-	w := storage.SignInWrite{
-		UserID: user.ID,
-		Update: func(u storage.User) (storage.User, error) {
-			u.LastIP = c.IP
-			u.LastLogin = now
-			u.LoginsCount++
-			if newHash != "" && u.PasswordHash == user.PasswordHash {
-				u.PasswordHash = newHash
-			}
-			return u, nil
-		},
-		Attempt: storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: c.Login, Time: now, IP: c.IP, UserAgent: c.UserAgent, Method: methodOf(sessionAMR), Success: true},
-	}
-	var (
-		secret string
-		sess   storage.Session
-	)
-	if sessionAMR != nil {
-		secret, sess = s.newSession(user, sessionAMR, c.IP, c.UserAgent)
-		w.Session = &sess
-	}
-	updated, err := s.store.RecordSignIn(ctx, w)
-	if err != nil {
-		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, err)
-	}
-	return updated, secret, sess, nil
-}
-
-// methodOf names the sign-in method for the history from its AMR values.
-func methodOf(amr []string) string {
-	switch {
-	case len(amr) == 0:
-		return "pwd"
-	case len(amr) == 1:
-		return amr[0]
-	}
-	var parts []string
-	for _, m := range amr {
-		if m != "mfa" {
-			parts = append(parts, m)
-		}
-	}
-	return strings.Join(parts, "+")
-}
-
-// PasswordStep is the first step of a browser sign-in: the password (and
-// the throttle, block status and IP allowlist). It writes nothing on
-// success; FinishSignIn does, once every factor the person owes is done.
-// newHash is a rehash of the password to store then (may be "").
-func (s *Service) PasswordStep(ctx context.Context, c Credentials) (u storage.User, newHash string, err error) {
-	return s.checkPassword(ctx, c)
-}
-
-// FinishSignIn records a completed browser sign-in (user fields, history,
-// session) and returns the new session and its cookie secret.
-func (s *Service) FinishSignIn(ctx context.Context, u storage.User, newHash string, c Credentials, amr []string) (storage.User, string, storage.Session, error) {
-	if amr == nil {
-		amr = []string{"pwd"}
-	}
-	if c.Login == "" {
-		c.Login = u.Username
-	}
-	return s.recordSignIn(ctx, u, newHash, c, amr)
-}
-
-func (s *Service) record(ctx context.Context, a storage.LoginAttempt) {
-	if err := s.store.AddLoginAttempt(ctx, a); err != nil {
-		s.log.ErrorContext(ctx, "record login attempt", "err", err)
-	}
-}
-
-// ActiveUser loads a user and refuses blocked ones.
-func (s *Service) ActiveUser(ctx context.Context, id string) (storage.User, error) {
-	u, err := s.store.GetUser(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, Errorf(Unauthorized, "This account no longer exists.")
-	}
-	if err != nil {
-		return storage.User{}, fmt.Errorf("load user %q: %w", id, err)
-	}
-	if err := CheckActive(u); err != nil {
-		return storage.User{}, err
-	}
-	return u, nil
-}
-
-// CheckActive is the one rule for whether an account may be used at all:
-// to sign in, to hold a session, or behind a token.
-func CheckActive(u storage.User) error {
-	if u.Blocked {
-		return errAccountDisabled
-	}
-	return nil
-}
-
-var errAccountDisabled = Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+// Throttle is the limiter every guessable secret goes through; the provider
+// uses it for client secrets, so both sides share one view of an address.
+func (s *Service) Throttle() *throttle.Limiter { return s.core.limiter }

@@ -11,7 +11,7 @@ import (
 
 // StartSession records a signed-in browser and returns the secret for its
 // cookie. Only the secret's hash is stored.
-func (s *Service) StartSession(ctx context.Context, u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session, err error) {
+func (s *SignInService) StartSession(ctx context.Context, u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session, err error) {
 	secret, sess = s.newSession(u, amr, ip, userAgent)
 	if err := s.store.CreateSession(ctx, sess); err != nil {
 		return "", storage.Session{}, fmt.Errorf("start session for %q: %w", u.ID, err)
@@ -21,7 +21,7 @@ func (s *Service) StartSession(ctx context.Context, u storage.User, amr []string
 
 // newSession builds a session of u starting now, and its cookie secret,
 // for the caller to store.
-func (s *Service) newSession(u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session) {
+func (s *SignInService) newSession(u storage.User, amr []string, ip, userAgent string) (secret string, sess storage.Session) {
 	secret = NewSecret()
 	now := s.now()
 	if len(userAgent) > 512 {
@@ -41,7 +41,7 @@ func (s *Service) newSession(u storage.User, amr []string, ip, userAgent string)
 
 // ResumeSession finds the live session for a cookie secret and its user. A
 // session of a blocked or deleted user is ended.
-func (s *Service) ResumeSession(ctx context.Context, secret string) (storage.Session, storage.User, error) {
+func (s *SignInService) ResumeSession(ctx context.Context, secret string) (storage.Session, storage.User, error) {
 	if secret == "" {
 		return storage.Session{}, storage.User{}, Errorf(Unauthorized, "Not signed in.")
 	}
@@ -52,7 +52,7 @@ func (s *Service) ResumeSession(ctx context.Context, secret string) (storage.Ses
 	if err != nil {
 		return storage.Session{}, storage.User{}, fmt.Errorf("load session: %w", err)
 	}
-	u, err := s.ActiveUser(ctx, sess.UserID)
+	u, err := s.users.ActiveUser(ctx, sess.UserID)
 	if err != nil {
 		_ = s.store.DeleteSession(ctx, sess.ID)
 		return storage.Session{}, storage.User{}, err
@@ -61,7 +61,7 @@ func (s *Service) ResumeSession(ctx context.Context, secret string) (storage.Ses
 }
 
 // EndSession signs a browser out. Ending a session that is already gone is fine.
-func (s *Service) EndSession(ctx context.Context, secret string) error {
+func (s *SignInService) EndSession(ctx context.Context, secret string) error {
 	if secret == "" {
 		return nil
 	}
@@ -69,6 +69,30 @@ func (s *Service) EndSession(ctx context.Context, secret string) error {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
+}
+
+// Sessions lists the user's signed-in browsers.
+func (s *SignInService) Sessions(ctx context.Context, userID string) ([]storage.Session, error) {
+	sessions, err := s.store.ListUserSessions(ctx, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
+	}
+	return sessions, nil
+}
+
+// SignOutEverywhere ends every session and revokes every token of the user.
+func (s *SignInService) SignOutEverywhere(ctx context.Context, userID string) error {
+	_, _, err := s.users.signOut(ctx, userID, "")
+	return err
+}
+
+// History returns the user's newest sign-in attempts.
+func (s *SignInService) History(ctx context.Context, userID string, n int) ([]storage.LoginAttempt, error) {
+	as, err := s.history.ListLoginAttempts(ctx, userID, n)
+	if err != nil {
+		return nil, fmt.Errorf("list sign-ins of %q: %w", userID, err)
+	}
+	return as, nil
 }
 
 // Completion is what the sign-in flow reports once a person is signed in for

@@ -11,7 +11,7 @@ import (
 const purposeSetup = "setup"
 
 // NeedsSetup reports whether the store has no users yet.
-func (s *Service) NeedsSetup(ctx context.Context) (bool, error) {
+func (s *UserService) NeedsSetup(ctx context.Context) (bool, error) {
 	n, err := s.store.CountUsers(ctx)
 	if err != nil {
 		return false, fmt.Errorf("count users: %w", err)
@@ -20,7 +20,7 @@ func (s *Service) NeedsSetup(ctx context.Context) (bool, error) {
 }
 
 // CreateSetupToken issues the one-time secret for the first-admin setup link.
-func (s *Service) CreateSetupToken(ctx context.Context) (string, error) {
+func (s *UserService) CreateSetupToken(ctx context.Context) (string, error) {
 	secret := NewSecret()
 	now := s.now()
 	err := s.store.CreateOneTimeToken(ctx, storage.OneTimeToken{
@@ -35,7 +35,7 @@ func (s *Service) CreateSetupToken(ctx context.Context) (string, error) {
 var errSetupLink = Errorf(NotFound, "This setup link is invalid, expired or already used. Restart Keyport to get a new one, or run `keyport user create --admin`.")
 
 // CheckSetupToken tells whether a setup link is still usable.
-func (s *Service) CheckSetupToken(ctx context.Context, secret string) error {
+func (s *UserService) CheckSetupToken(ctx context.Context, secret string) error {
 	if secret == "" {
 		return errSetupLink
 	}
@@ -51,7 +51,7 @@ func (s *Service) CheckSetupToken(ctx context.Context, secret string) error {
 // CompleteSetup creates the first administrator through a setup link. The
 // input is validated and the password hashed before the link is spent, so
 // neither a typo nor a busy hash gate (503, try again) burns it.
-func (s *Service) CompleteSetup(ctx context.Context, secret string, n NewUser) (storage.User, error) {
+func (s *UserService) CompleteSetup(ctx context.Context, secret string, n NewUser) (storage.User, error) {
 	if err := s.CheckSetupToken(ctx, secret); err != nil {
 		return storage.User{}, err
 	}

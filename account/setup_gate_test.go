@@ -14,7 +14,7 @@ func TestSetupLinkSurvivesABusyHashGate(t *testing.T) {
 	svc, _ := NewTestService(t, TestServiceOptions{NoSealer: true, Policy: Policy{Argon2: Argon2Params{MemoryKiB: 7168, Iterations: 1, Parallelism: 1},
 		HashConcurrency: 1, HashQueue: -1}})
 	ctx := t.Context()
-	link, err := svc.CreateSetupToken(ctx)
+	link, err := svc.Users.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,10 +23,10 @@ func TestSetupLinkSurvivesABusyHashGate(t *testing.T) {
 	running, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
-		done <- svc.hashes.do(context.Background(), func() { close(running); <-release })
+		done <- svc.core.hashes.do(context.Background(), func() { close(running); <-release })
 	}()
 	<-running
-	_, err = svc.CompleteSetup(ctx, link, admin)
+	_, err = svc.Users.CompleteSetup(ctx, link, admin)
 	close(release)
 	if gerr := <-done; gerr != nil {
 		t.Fatal(gerr)
@@ -34,14 +34,14 @@ func TestSetupLinkSurvivesABusyHashGate(t *testing.T) {
 	if ErrorCode(err) != Unavailable || RetryAfter(err) == 0 {
 		t.Fatalf("setup with the hash gate full: %v, want busy with a wait", err)
 	}
-	if err := svc.CheckSetupToken(ctx, link); err != nil {
+	if err := svc.Users.CheckSetupToken(ctx, link); err != nil {
 		t.Fatalf("the link after a busy answer: %v", err)
 	}
-	u, err := svc.CompleteSetup(ctx, link, admin)
+	u, err := svc.Users.CompleteSetup(ctx, link, admin)
 	if err != nil || !u.Admin {
 		t.Fatalf("setup once the gate is free: %+v %v", u, err)
 	}
-	if err := svc.CheckSetupToken(ctx, link); err == nil {
+	if err := svc.Users.CheckSetupToken(ctx, link); err == nil {
 		t.Error("the link still works after the administrator was created")
 	}
 }

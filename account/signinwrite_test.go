@@ -16,19 +16,19 @@ import (
 func TestSignInOfDeletedAccountWritesNothing(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "long enough pw"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "long enough pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := account.Credentials{Login: "alice", Password: "long enough pw", IP: "192.0.2.1", UserAgent: "test"}
-	passed, newHash, err := svc.PasswordStep(ctx, c)
+	passed, newHash, err := svc.SignIn.PasswordStep(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := db.DeleteUser(ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, secret, _, err := svc.FinishSignIn(ctx, passed, newHash, c, []string{"pwd", "otp", "mfa"})
+	_, secret, _, err := svc.SignIn.FinishSignIn(ctx, passed, newHash, c, []string{"pwd", "otp", "mfa"})
 	if err == nil {
 		t.Fatal("a sign-in of a deleted account was recorded")
 	}

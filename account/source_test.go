@@ -14,20 +14,20 @@ func TestSourceOfDirectoryFields(t *testing.T) {
 	fromLDAP := storage.User{ID: "u2", Username: "carol", Source: "corp-ldap"}
 	local := storage.User{ID: "u1", Username: "alice"}
 	for _, key := range []string{"email", "email_verified", "groups"} {
-		if got := svc.Source(fromLDAP, key); got != "corp-ldap" {
+		if got := svc.Users.Source(fromLDAP, key); got != "corp-ldap" {
 			t.Errorf("source of %s for a directory user: %q", key, got)
 		}
-		if locked, reason := svc.FieldLock(fromLDAP, key); !locked || reason != "Managed by corp-ldap." {
+		if locked, reason := svc.Users.FieldLock(fromLDAP, key); !locked || reason != "Managed by corp-ldap." {
 			t.Errorf("lock of %s for a directory user: %v %q", key, locked, reason)
 		}
 	}
 	for _, key := range []string{"email_verified", "groups", "phone_number_verified", "last_login"} {
-		if got := svc.Source(local, key); got != "Keyport" {
+		if got := svc.Users.Source(local, key); got != "Keyport" {
 			t.Errorf("source of %s for a local user: %q", key, got)
 		}
 	}
 	for _, key := range []string{"phone_number_verified", "last_login", "roles"} {
-		if got := svc.Source(fromLDAP, key); got != "Keyport" {
+		if got := svc.Users.Source(fromLDAP, key); got != "Keyport" {
 			t.Errorf("source of %s, which no directory sets: %q", key, got)
 		}
 	}

@@ -26,7 +26,7 @@ func BindSealPurpose(id string) string { return "directory-bind:" + id }
 
 // LoadStoredDirectories opens the directories added on the admin page and
 // puts them in force beside the configured ones.
-func (s *Service) LoadStoredDirectories(ctx context.Context) error {
+func (s *DirectoryService) LoadStoredDirectories(ctx context.Context) error {
 	dirs, err := s.store.ListDirectories(ctx)
 	if err != nil {
 		return fmt.Errorf("load directories: %w", err)
@@ -45,7 +45,7 @@ func (s *Service) LoadStoredDirectories(ctx context.Context) error {
 }
 
 // openStored builds a stored directory through the source registry.
-func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
+func (s *DirectoryService) openStored(d storage.Directory) (directory.Source, error) {
 	t, err := sources.Lookup(d.Type)
 	if err != nil {
 		return nil, fmt.Errorf("directory %q: %w", d.ID, err)
@@ -65,13 +65,13 @@ func (s *Service) openStored(d storage.Directory) (directory.Source, error) {
 }
 
 // sourceEnv is what Keyport supplies to the stored directory id.
-func (s *Service) sourceEnv(id string) directory.Env {
+func (s *DirectoryService) sourceEnv(id string) directory.Env {
 	return directory.Env{ID: id, CallbackURL: s.UpstreamCallbackURL(), Logger: s.log, Now: s.now}
 }
 
 // StoredDirectory returns the settings of an LDAP directory added on the
 // admin page, without its password.
-func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, error) {
+func (s *DirectoryService) StoredDirectory(ctx context.Context, id string) (ldap.Config, error) {
 	settings, err := s.StoredSettings(ctx, "ldap", id)
 	if err != nil {
 		return ldap.Config{}, err
@@ -83,7 +83,7 @@ func (s *Service) StoredDirectory(ctx context.Context, id string) (ldap.Config, 
 
 // StoredSettings returns the settings of the directory id, which must have
 // been added on the admin page with type typ, without its secret.
-func (s *Service) StoredSettings(ctx context.Context, typ, id string) (directory.Settings, error) {
+func (s *DirectoryService) StoredSettings(ctx context.Context, typ, id string) (directory.Settings, error) {
 	d, err := s.store.GetDirectory(ctx, id)
 	switch {
 	case errors.Is(err, storage.ErrNotFound) || (err == nil && d.Type != typ):
@@ -105,19 +105,19 @@ func (s *Service) StoredSettings(ctx context.Context, typ, id string) (directory
 // SaveDirectory adds (create) or changes an LDAP directory from the admin
 // page. An empty BindPassword on a change keeps the stored one. The
 // settings are checked by opening the source before anything is stored.
-func (s *Service) SaveDirectory(ctx context.Context, cfg ldap.Config, create bool) error {
+func (s *DirectoryService) SaveDirectory(ctx context.Context, cfg ldap.Config, create bool) error {
 	return s.SaveStoredDirectory(ctx, "ldap", cfg.ID, &cfg, create)
 }
 
 // UpstreamCallbackURL is where upstream providers send the browser back;
 // register it there.
-func (s *Service) UpstreamCallbackURL() string {
+func (s *DirectoryService) UpstreamCallbackURL() string {
 	return strings.TrimSuffix(s.policy.Issuer, "/") + "/login/upstream/callback"
 }
 
 // StoredUpstream returns the settings of an upstream provider added on the
 // admin page, without its secret.
-func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Config, error) {
+func (s *DirectoryService) StoredUpstream(ctx context.Context, id string) (oidcsource.Config, error) {
 	settings, err := s.StoredSettings(ctx, "oidc", id)
 	if err != nil {
 		return oidcsource.Config{}, err
@@ -129,7 +129,7 @@ func (s *Service) StoredUpstream(ctx context.Context, id string) (oidcsource.Con
 
 // SaveUpstream adds or changes an upstream OpenID Connect provider from the
 // admin page; an empty ClientSecret on a change keeps the stored one.
-func (s *Service) SaveUpstream(ctx context.Context, cfg oidcsource.Config, create bool) error {
+func (s *DirectoryService) SaveUpstream(ctx context.Context, cfg oidcsource.Config, create bool) error {
 	cfg.HTTPClient = nil // Keyport's own, never stored
 	return s.SaveStoredDirectory(ctx, "oidc", cfg.ID, &cfg, create)
 }
@@ -146,7 +146,7 @@ var wrongType = map[string]string{
 // sealed (an empty one on a change keeps the stored one), the settings are
 // checked by building the source before anything is stored, and they are
 // stored without the secret.
-func (s *Service) SaveStoredDirectory(ctx context.Context, typ, id string, settings directory.Settings, create bool) error {
+func (s *DirectoryService) SaveStoredDirectory(ctx context.Context, typ, id string, settings directory.Settings, create bool) error {
 	t, err := sources.Lookup(typ)
 	if err != nil {
 		return fmt.Errorf("directory %q: %w", id, err)
@@ -179,7 +179,7 @@ func (s *Service) SaveStoredDirectory(ctx context.Context, typ, id string, setti
 }
 
 // checkSave applies the rules common to saving any stored directory.
-func (s *Service) checkSave(ctx context.Context, id string, create bool) (storage.Directory, bool, error) {
+func (s *DirectoryService) checkSave(ctx context.Context, id string, create bool) (storage.Directory, bool, error) {
 	if !directoryIDPattern.MatchString(id) {
 		return storage.Directory{}, false, FieldErrorf("id", "The ID must be 1 to 64 letters, digits, dots, dashes or underscores.")
 	}
@@ -202,7 +202,7 @@ func (s *Service) checkSave(ctx context.Context, id string, create bool) (storag
 	return old, exists, nil
 }
 
-func (s *Service) putStored(ctx context.Context, id, typ string, raw, sealed []byte, old storage.Directory, exists, create bool) error {
+func (s *DirectoryService) putStored(ctx context.Context, id, typ string, raw, sealed []byte, old storage.Directory, exists, create bool) error {
 	now := s.now()
 	d := storage.Directory{ID: id, Type: typ, Settings: raw, SealedSecret: sealed, CreatedAt: now, UpdatedAt: now}
 	if exists {
@@ -217,7 +217,7 @@ func (s *Service) putStored(ctx context.Context, id, typ string, raw, sealed []b
 
 // DeleteDirectory removes a directory added on the admin page. Its users
 // keep their accounts but cannot sign in through it any more.
-func (s *Service) DeleteDirectory(ctx context.Context, id string) error {
+func (s *DirectoryService) DeleteDirectory(ctx context.Context, id string) error {
 	if err := s.store.DeleteDirectory(ctx, id); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return Errorf(NotFound, "There is no directory %q that can be edited here.", id)

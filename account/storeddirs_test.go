@@ -41,11 +41,11 @@ func TestStoredDirectoriesOfEveryTypeLoad(t *testing.T) {
 		sealer.Seal([]byte("client-secret"), account.BindSealPurpose("partner")))
 	put("ad", "activedirectory", `{}`, nil)
 	put("stolen", "oidc", `{"Issuer":"https://sso.example.com","ClientID":"keyport"}`, sealer.Seal([]byte("s"), account.BindSealPurpose("partner")))
-	if err := svc.LoadStoredDirectories(ctx); err != nil {
+	if err := svc.Directories.LoadStoredDirectories(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, st := range svc.DirectoryStatuses(ctx) {
+	for _, st := range svc.Directories.DirectoryStatuses(ctx) {
 		got = append(got, st.ID+"/"+st.Provider+"/"+st.Name)
 	}
 	if strings.Join(got, " ") != "corp/ldap/Corp partner/oidc/Partner" {
@@ -56,22 +56,22 @@ func TestStoredDirectoriesOfEveryTypeLoad(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}
 	}
-	corp, err := svc.StoredDirectory(ctx, "corp")
+	corp, err := svc.Directories.StoredDirectory(ctx, "corp")
 	if err != nil || corp.GroupNameAttr != "cn" || corp.Timeout != 3*time.Second || corp.BindPassword != "" {
 		t.Fatalf("StoredDirectory: %+v, %v", corp, err)
 	}
-	partner, err := svc.StoredUpstream(ctx, "partner")
+	partner, err := svc.Directories.StoredUpstream(ctx, "partner")
 	if err != nil || !partner.HandlesSecondFactor || partner.ClientSecret != "" {
 		t.Fatalf("StoredUpstream: %+v, %v", partner, err)
 	}
-	if _, err := svc.StoredDirectory(ctx, "partner"); account.ErrorCode(err) != account.NotFound {
+	if _, err := svc.Directories.StoredDirectory(ctx, "partner"); account.ErrorCode(err) != account.NotFound {
 		t.Fatalf("an upstream as an LDAP directory: %v", err)
 	}
 
 	// A change without a secret keeps the sealed one; the settings are
 	// stored as before, without it, and with the callback of now.
 	partner.Name = "Partner SSO"
-	if err := svc.SaveUpstream(ctx, partner, false); err != nil {
+	if err := svc.Directories.SaveUpstream(ctx, partner, false); err != nil {
 		t.Fatal(err)
 	}
 	d, err := db.GetDirectory(ctx, "partner")
@@ -88,11 +88,11 @@ func TestStoredDirectoriesOfEveryTypeLoad(t *testing.T) {
 	if string(d.Settings) != want {
 		t.Fatalf("stored settings\n%s\nwant\n%s", d.Settings, want)
 	}
-	if err := svc.SaveDirectory(ctx, corp, false); err != nil {
+	if err := svc.Directories.SaveDirectory(ctx, corp, false); err != nil {
 		t.Fatal(err)
 	}
 	corp.ID = "partner"
-	if err := svc.SaveDirectory(ctx, corp, false); account.ErrorMessage(err) != "This directory is not an LDAP directory." {
+	if err := svc.Directories.SaveDirectory(ctx, corp, false); account.ErrorMessage(err) != "This directory is not an LDAP directory." {
 		t.Fatalf("LDAP settings over an upstream: %v", err)
 	}
 }

@@ -32,7 +32,7 @@ const strengthRunes = 32
 // hash does, and the setup page (with a setup link) and every signed-in
 // person can ask for it, so it shares the hashes' bound on cores and
 // queue, and a burst gets 503 with Retry-After instead of the CPU.
-func (s *Service) checkStrength(ctx context.Context, password string, personal []string) error {
+func (s *core) checkStrength(ctx context.Context, password string, personal []string) error {
 	if s.policy.MinPasswordScore <= 0 {
 		return nil
 	}

@@ -14,10 +14,10 @@ func TestStrengthEstimateWaitsForTheHashGate(t *testing.T) {
 	running, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error)
 	go func() {
-		done <- svc.hashes.do(context.Background(), func() { close(running); <-release })
+		done <- svc.core.hashes.do(context.Background(), func() { close(running); <-release })
 	}()
 	<-running
-	err := svc.CheckPassword(t.Context(), "zebra kettle lantern 1987", "alice", "alice@example.com")
+	err := svc.Users.CheckPassword(t.Context(), "zebra kettle lantern 1987", "alice", "alice@example.com")
 	if ErrorCode(err) != Unavailable || RetryAfter(err) == 0 {
 		t.Errorf("estimate with the gate full: %v", err)
 	}
@@ -25,7 +25,7 @@ func TestStrengthEstimateWaitsForTheHashGate(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.CheckPassword(t.Context(), "zebra kettle lantern 1987", "alice", "alice@example.com"); err != nil {
+	if err := svc.Users.CheckPassword(t.Context(), "zebra kettle lantern 1987", "alice", "alice@example.com"); err != nil {
 		t.Errorf("estimate with the gate free: %v", err)
 	}
 }

@@ -38,7 +38,7 @@ func TestPasswordStrength(t *testing.T) {
 		{"weak for 32 characters", strings.Repeat("password", 4) + " zebra kettle lantern 1987 harbour", "alice", "alice@example.com", nil, weakMessage},
 	}
 	for _, c := range cases {
-		err := svc.CheckPassword(t.Context(), c.password, c.username, c.email, c.names...)
+		err := svc.Users.CheckPassword(t.Context(), c.password, c.username, c.email, c.names...)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: refused: %v", c.name, err)
@@ -49,7 +49,7 @@ func TestPasswordStrength(t *testing.T) {
 
 	// Score 0 turns the check off; the length rule stays.
 	off, _, _ := newLoggedService(t, account.Policy{})
-	if err := off.CheckPassword(t.Context(), "password1234", "root", "root@example.com"); err != nil {
+	if err := off.Users.CheckPassword(t.Context(), "password1234", "root", "root@example.com"); err != nil {
 		t.Errorf("min_score 0: %v", err)
 	}
 }
@@ -59,24 +59,24 @@ func TestPasswordStrength(t *testing.T) {
 func TestPasswordStrengthEverywhere(t *testing.T) {
 	ctx := context.Background()
 	svc, db, _ := newLoggedService(t, account.Policy{MinPasswordScore: 3})
-	if _, err := svc.CreateUser(ctx, account.NewUser{Username: "root", Email: "root@example.com", Admin: true, Password: "password1234"}); account.ErrorCode(err) != account.Invalid {
+	if _, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "root", Email: "root@example.com", Admin: true, Password: "password1234"}); account.ErrorCode(err) != account.Invalid {
 		t.Errorf("create with a weak password: %v", err)
 	}
-	u, err := svc.CreateUser(ctx, account.NewUser{Username: "wanda", Email: "wanda@example.com", Name: "Wanda Quillfeather", Password: "correct horse battery"})
+	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "wanda", Email: "wanda@example.com", Name: "Wanda Quillfeather", Password: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SetPassword(ctx, "wanda", "Quillfeather2024"); !strings.HasPrefix(account.ErrorMessage(err), personalMessage) {
+	if err := svc.Users.SetPassword(ctx, "wanda", "Quillfeather2024"); !strings.HasPrefix(account.ErrorMessage(err), personalMessage) {
 		t.Errorf("set-password with the family name: %v", err)
 	}
-	err = svc.ChangePassword(ctx, u, "", "correct horse battery", "Quillfeather2024", "192.0.2.1", "test")
+	err = svc.Credentials.ChangePassword(ctx, u, "", "correct horse battery", "Quillfeather2024", "192.0.2.1", "test")
 	if !strings.HasPrefix(account.ErrorMessage(err), personalMessage) || account.ErrorField(err) != "new_password" {
 		t.Errorf("own change to a password with the family name: %v", err)
 	}
 	if got := getUser(t, db, u.ID); got.PasswordHash != u.PasswordHash {
 		t.Error("a refused password was stored")
 	}
-	if err := svc.ChangePassword(ctx, u, "", "correct horse battery", "zebra kettle lantern", "192.0.2.1", "test"); err != nil {
+	if err := svc.Credentials.ChangePassword(ctx, u, "", "correct horse battery", "zebra kettle lantern", "192.0.2.1", "test"); err != nil {
 		t.Errorf("a strong new password: %v", err)
 	}
 }
@@ -90,12 +90,12 @@ func TestCompleteSetupEstimatesOnce(t *testing.T) {
 	logs := &testlog.Buffer{}
 	debug, _ := account.NewTestService(t, account.TestServiceOptions{Policy: account.Policy{MinPasswordScore: 3}, NoSealer: true,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	tok, err := debug.CreateSetupToken(ctx)
+	tok, err := debug.Users.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs.Take()
-	if _, err := debug.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "zebra kettle lantern 1987"}); err != nil {
+	if _, err := debug.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "zebra kettle lantern 1987"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(logs.Take(), "password strength estimated"); n != 1 {
@@ -122,7 +122,7 @@ func BenchmarkPasswordStrength(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				_ = svc.CheckPassword(b.Context(), c.password, "alice", "alice@example.com", "Alice Liddell")
+				_ = svc.Users.CheckPassword(b.Context(), c.password, "alice", "alice@example.com", "Alice Liddell")
 			}
 		})
 	}

@@ -47,7 +47,7 @@ func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 	logger := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	f.svc, f.db = account.NewTestService(t, account.TestServiceOptions{Policy: p, Now: f.clock.Now, Log: logger})
 	var err error
-	if f.alice, err = f.svc.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
+	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -56,7 +56,7 @@ func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 func (f *throttleFixture) advance(d time.Duration) { f.clock.Add(d) }
 
 func (f *throttleFixture) signIn(login, password, ip string) error {
-	_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
+	_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
 	return err
 }
 
@@ -147,15 +147,15 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
 	f := newThrottleFixture(t, p)
-	device, err := f.svc.TrustDevice(f.ctx, f.alice, "198.51.100.7", "owner's browser")
+	device, err := f.svc.Credentials.TrustDevice(f.ctx, f.alice, "198.51.100.7", "owner's browser")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := f.svc.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
+	bob, err := f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "bob", Email: "bob@example.com", Password: accessPassword})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobsDevice, err := f.svc.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
+	bobsDevice, err := f.svc.Credentials.TrustDevice(f.ctx, bob, "198.51.100.8", "bob's browser")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 	// made-up cookie or another account's real one does not help.
 	guess()
 	with := func(proof string) error {
-		_, err := f.svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
+		_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof})
 		return err
 	}
 	if err := with("not a device"); account.ErrorCode(err) != account.RateLimited {
@@ -205,7 +205,7 @@ func TestAccountWaitGrowsAndSparesTheOwner(t *testing.T) {
 		t.Fatalf("another account's remembered device: %v", err)
 	}
 	// A signed-in owner confirming their password is not held back either.
-	if err := f.svc.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
+	if err := f.svc.Credentials.VerifyCurrentPassword(f.ctx, f.alice, accessPassword, "198.51.100.7", ""); err != nil {
 		t.Fatalf("confirmation during the wait: %v", err)
 	}
 	if err := with(device); err != nil {
@@ -267,7 +267,7 @@ func TestHashGateRefusesSurplus(t *testing.T) {
 		}
 	}
 	// Password changes go through the gate too (here: one at a time, so it works).
-	if err := f.svc.SetPassword(f.ctx, "alice", "another long password"); err != nil {
+	if err := f.svc.Users.SetPassword(f.ctx, "alice", "another long password"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -341,9 +341,9 @@ func TestSpacesAroundNameTellNothing(t *testing.T) {
 	}
 	// Basic, the same.
 	for i := range 10 {
-		_, _, _ = f.svc.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
+		_, _, _ = f.svc.SignIn.VerifyBasic(f.ctx, " Alice ", fmt.Sprintf("guess %d", i), "192.0.2.3", "", "")
 	}
-	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
+	if _, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, "192.0.2.3", "", ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("Basic after 10 failures of \" Alice \": %v", err)
 	}
 }
@@ -385,11 +385,11 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 	p.HashConcurrency, p.HashQueue = 1, -1                                           // one hash at a time, no queue
 	p.Argon2 = account.Argon2Params{MemoryKiB: 1024, Iterations: 20, Parallelism: 1} // a hash that takes a while
 	f := newThrottleFixture(t, p)
-	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	appPassword, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,15 +400,15 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 		call func() error
 	}{
 		{"app password (Basic)", 200, func() error {
-			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
+			_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", appPassword, ip, "", "")
 			return err
 		}},
 		{"API token", 400, func() error {
-			_, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, ip, "")
+			_, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, ip, "")
 			return err
 		}},
 		{"account password (Basic)", 40, func() error {
-			_, _, err := f.svc.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
+			_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", accessPassword, ip, "", "")
 			return err
 		}},
 		{"account password (form)", 40, func() error { return f.signIn("alice", accessPassword, ip) }},
@@ -429,7 +429,7 @@ func TestParallelMissesLimited(t *testing.T) {
 	p.MaxLoginAttemptsPerAddress = 20
 	f := newThrottleFixture(t, p)
 	got := parallelCodes(100, func(i int) error {
-		_, _, err := f.svc.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
+		_, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, fmt.Sprintf("%smade-up-%03d", account.APITokenPrefix, i), "192.0.2.9", "")
 		return err
 	})
 	logged := strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.9 client_net=192.0.2.9 method=api_token`)
@@ -437,7 +437,7 @@ func TestParallelMissesLimited(t *testing.T) {
 		t.Errorf("100 parallel made-up API tokens, 20 allowed per address: %v, %d logged", got, logged)
 	}
 	got = parallelCodes(100, func(i int) error {
-		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
+		_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", fmt.Sprintf("made-up-app-password-%03d", i), "192.0.2.10", "", "")
 		return err
 	})
 	logged = strings.Count(f.log.String(), `msg="sign-in failed" client_ip=192.0.2.10 client_net=192.0.2.10 method=pwd login=alice reason="wrong password"`)
@@ -454,7 +454,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	p := throttlePolicy
 	p.AccountLockoutFailures = 5
 	f := newThrottleFixture(t, p)
-	secret, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	secret, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	const attacker = "198.51.100.99"
 	got := map[account.Code]int{}
 	for i := range 199 {
-		_, _, err := f.svc.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
+		_, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", fmt.Sprintf("wrong-app-password-%03d", i), attacker, "", "")
 		got[account.ErrorCode(err)]++
 		if account.RetryAfter(err) <= 0 {
 			t.Fatalf("guess %d during the wait: %v without a wait", i+1, err)
@@ -478,7 +478,7 @@ func TestAppPasswordMissesCountedDuringWait(t *testing.T) {
 	if recs := f.checked(f.alice.ID); recs != 5+p.MaxLoginAttempts {
 		t.Errorf("%d failures in the history, want %d", recs, 5+p.MaxLoginAttempts)
 	}
-	if _, method, err := f.svc.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
+	if _, method, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", secret, attacker, "", ""); err != nil || method != "app_password" {
 		t.Errorf("the right app password during the wait: %s %v", method, err)
 	}
 }
@@ -491,11 +491,11 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	p := throttlePolicy
 	p.MaxLoginAttemptsPerAddress = 20
 	f := newThrottleFixture(t, p)
-	token, _, err := f.svc.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
-	appPassword, _, err := f.svc.CreateAppPassword(f.ctx, f.alice, "dav", "")
+	appPassword, _, err := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,13 +508,13 @@ func TestOfficeAddressKeepsItsTokens(t *testing.T) {
 	if err := f.signIn("someone", "mistyped", office); account.ErrorCode(err) != account.RateLimited {
 		t.Fatalf("the 21st failure from the office: %v", err)
 	}
-	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
+	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, office, ""); err != nil {
 		t.Errorf("a valid API token from the office: %v", err)
 	}
-	if _, _, err := f.svc.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
+	if _, _, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", appPassword, office, "", ""); err != nil {
 		t.Errorf("the right app password from the office: %v", err)
 	}
-	if _, _, err := f.svc.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
+	if _, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, account.APITokenPrefix+"made-up", office, ""); account.ErrorCode(err) != account.RateLimited {
 		t.Errorf("a made-up API token from the office: %v", err)
 	}
 }
@@ -539,11 +539,96 @@ func TestFailClosedWhenWritesFail(t *testing.T) {
 		Wrap: func(st account.Store) account.Store { return failingThrottleWrites{st} }})
 	got := map[account.Code]int{}
 	for i := range 50 {
-		_, err := svc.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
+		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
 		got[account.ErrorCode(err)]++
 	}
 	t.Logf("50 wrong passwords from one address while throttle writes fail: %v", got)
 	if got[account.Unauthorized] != throttlePolicy.MaxLoginAttempts || got[account.RateLimited] != 50-throttlePolicy.MaxLoginAttempts {
 		t.Errorf("%v; want the limit (%d) checked, the rest refused", got, throttlePolicy.MaxLoginAttempts)
+	}
+}
+
+// failingThrottleReads is a store whose throttle reads fail (a damaged
+// file, a lost database connection); everything else works.
+type failingThrottleReads struct {
+	account.Store
+}
+
+func (failingThrottleReads) GetThrottles(context.Context, ...string) ([]storage.Throttle, error) {
+	return nil, errors.New("read /data/keyport.db: input/output error")
+}
+
+// When the throttle cannot read what failed before, it cannot tell
+// whether a guess is allowed: the sign-in is refused before the password
+// is checked (fail closed), the right password as well as a wrong one,
+// and the answer is Internal, not "wrong password", which would tell the
+// guesser that the password was checked.
+func TestFailClosedWhenThrottleReadFails(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Policy: throttlePolicy, Now: f.clock.Now, Store: f.db,
+		Wrap: func(st account.Store) account.Store { return failingThrottleReads{st} }})
+	for name, password := range map[string]string{"right": accessPassword, "wrong": "a wrong password"} {
+		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: password, IP: "192.0.2.1"})
+		if err == nil || account.ErrorCode(err) != account.Internal || !strings.Contains(err.Error(), "input/output error") {
+			t.Errorf("%s password while throttle reads fail: %v, want Internal with the cause", name, err)
+		}
+	}
+	if n := f.checked(f.alice.ID); n != 0 {
+		t.Errorf("%d passwords checked while throttle reads fail, want none", n)
+	}
+	u, err := f.db.GetUser(f.ctx, f.alice.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.LoginsCount != 0 || !u.LastLogin.IsZero() {
+		t.Errorf("alice signed in while throttle reads fail: %d sign-ins, last %s", u.LoginsCount, u.LastLogin)
+	}
+}
+
+// countingDeviceReads counts the lookups of credentials by hash (how a
+// remembered-device cookie is found).
+type countingDeviceReads struct {
+	account.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingDeviceReads) GetCredentialByHash(ctx context.Context, hash string) (storage.Credential, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.GetCredentialByHash(ctx, hash)
+}
+
+func (s *countingDeviceReads) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+// A browser sign-in with a remembered device reads the device once, when
+// the second factor is decided (DeviceTrusted): the password step looks
+// it up only when the account-wide wait would refuse the attempt, the one
+// case where the device changes anything there. Today the password step
+// read it on every sign-in, and DeviceTrusted read it again.
+func TestRememberedDeviceReadOncePerSignIn(t *testing.T) {
+	f := newThrottleFixture(t, throttlePolicy)
+	proof, err := f.svc.Credentials.TrustDevice(f.ctx, f.alice, "198.51.100.7", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &countingDeviceReads{Store: f.db.(account.Store)}
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Policy: throttlePolicy, Now: f.clock.Now, Store: f.db,
+		Wrap: func(account.Store) account.Store { return st }})
+	c := account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof}
+	u, _, err := svc.SignIn.PasswordStep(f.ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !svc.Credentials.DeviceTrusted(f.ctx, u, proof, c.IP) {
+		t.Fatal("the remembered device is not trusted")
+	}
+	if n := st.count(); n != 1 {
+		t.Errorf("a sign-in with a remembered device read it %d times, want once", n)
 	}
 }

@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -10,10 +11,6 @@ import (
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 )
-
-// Throttle is the limiter every guessable secret goes through; the provider
-// uses it for client secrets, so both sides share one view of an address.
-func (s *Service) Throttle() *throttle.Limiter { return s.limiter }
 
 // throttlePolicy turns the account policy into the throttle's.
 func throttlePolicy(p Policy) throttle.Policy {
@@ -54,8 +51,8 @@ const (
 const LogRefused = "sign-in refused: throttled"
 
 // refused turns a reservation's error into the answer: RateLimited with
-// the wait for a throttled attempt, Internal for anything else.
-func (s *Service) refused(ctx context.Context, err error, message, method, login, ip string) error {
+// the wait for a throttled attempt; anything else wrapped (Internal).
+func (s *core) refused(ctx context.Context, err error, message, method, login, ip string) error {
 	var r *throttle.Refused
 	if errors.As(err, &r) {
 		// At INFO, one line per refusal: the message stays the same and
@@ -65,12 +62,12 @@ func (s *Service) refused(ctx context.Context, err error, message, method, login
 		s.log.InfoContext(ctx, LogRefused, "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
 		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
 	}
-	return &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+	return fmt.Errorf("reserve a %s attempt: %w", method, err)
 }
 
 // failed ends a reservation as a failure: it is counted, logged (with any
 // limit it reached) and recorded in the history.
-func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a storage.LoginAttempt, reason string) {
+func (s *core) failed(ctx context.Context, res *throttle.Reservation, a storage.LoginAttempt, reason string) {
 	trips, err := res.Fail(ctx)
 	if err != nil {
 		s.log.ErrorContext(ctx, "count failed sign-in", "err", err)
@@ -87,6 +84,29 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 	s.record(ctx, a)
 }
 
+// admit lets in a person whose password (or directory sign-in) was right,
+// unless the account is blocked or the address is outside its allowlist:
+// the allowlist is checked after the password, so it reveals nothing to
+// someone who does not know the password. A refusal is no guess: the
+// reservation is cancelled, and the attempt recorded with the reason. On
+// admission the reservation succeeds, which forgives earlier failures.
+func (s *core) admit(ctx context.Context, res *throttle.Reservation, attempt storage.LoginAttempt, u storage.User) error {
+	reason, err := "account blocked", CheckActive(u)
+	if err == nil {
+		reason, err = "network not allowed", checkNetwork(u, attempt.IP)
+	}
+	if err != nil {
+		res.Cancel()
+		attempt.UserID, attempt.Reason = u.ID, reason
+		s.record(ctx, attempt)
+		return err
+	}
+	if err := res.Succeed(ctx); err != nil {
+		s.log.ErrorContext(ctx, "forgive failed sign-ins", "user_id", u.ID, "err", err)
+	}
+	return nil
+}
+
 // logFailure writes the one line per failed sign-in that operators and
 // fail2ban read (docs/fail2ban). Its shape is stable: the fixed message,
 // then the client address and the network it is throttled as (the address
@@ -94,7 +114,7 @@ func (s *Service) failed(ctx context.Context, res *throttle.Reservation, a stora
 // the caller sent. The address comes before anything a caller chooses, so
 // a login name such as `x client_ip=192.0.2.1` can never stand where a
 // filter looks for the address.
-func (s *Service) logFailure(ctx context.Context, method, login, ip, reason string) {
+func (s *core) logFailure(ctx context.Context, method, login, ip, reason string) {
 	s.log.WarnContext(ctx, "sign-in failed", "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "reason", reason)
 }
 
@@ -126,18 +146,4 @@ func LogName(login string) string {
 		clean += "…"
 	}
 	return clean
-}
-
-// deviceProves tells whether proof is a live remembered-device cookie of u.
-// It reads by hash whether or not u exists, so a made-up name costs the
-// same; it writes nothing (owesSecondFactor notes the device's use).
-func (s *Service) deviceProves(ctx context.Context, u storage.User, proof string) bool {
-	if len(proof) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
-		return false
-	}
-	c, err := s.store.GetCredentialByHash(ctx, HashSecret(proof))
-	if err != nil || u.ID == "" || c.Kind != storage.KindTrustedDevice || c.UserID != u.ID {
-		return false
-	}
-	return c.ExpiresAt.IsZero() || s.now().Before(c.ExpiresAt)
 }

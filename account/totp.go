@@ -41,7 +41,7 @@ type TOTPEnrolment struct {
 func TOTPSealPurpose(userID string) string { return "totp:" + userID }
 
 // issuerLabel is the name authenticator apps show: the issuer's host.
-func (s *Service) issuerLabel() string {
+func (s *CredentialService) issuerLabel() string {
 	if u, err := url.Parse(s.policy.Issuer); err == nil && u.Host != "" {
 		return u.Host
 	}
@@ -50,7 +50,7 @@ func (s *Service) issuerLabel() string {
 
 // BeginTOTP creates a new secret and keeps it (sealed) as pending until the
 // person proves with a code that their app has it.
-func (s *Service) BeginTOTP(ctx context.Context, u storage.User) (TOTPEnrolment, error) {
+func (s *CredentialService) BeginTOTP(ctx context.Context, u storage.User) (TOTPEnrolment, error) {
 	if s.SecondFactorByDirectory(u) {
 		return TOTPEnrolment{}, errEnrolmentByDirectory
 	}
@@ -80,7 +80,7 @@ func (s *Service) BeginTOTP(ctx context.Context, u storage.User) (TOTPEnrolment,
 }
 
 // PendingTOTP re-renders a pending enrolment (after a wrong code).
-func (s *Service) PendingTOTP(u storage.User) (TOTPEnrolment, bool) {
+func (s *CredentialService) PendingTOTP(u storage.User) (TOTPEnrolment, bool) {
 	if len(u.TOTPPending) == 0 || s.sealer == nil {
 		return TOTPEnrolment{}, false
 	}
@@ -123,7 +123,7 @@ var errWrongCode = FieldErrorf("code", "That code is not correct. Check the time
 
 // ConfirmTOTP turns a pending enrolment on when code matches, and returns
 // fresh recovery codes (shown once).
-func (s *Service) ConfirmTOTP(ctx context.Context, u storage.User, code string) ([]string, error) {
+func (s *CredentialService) ConfirmTOTP(ctx context.Context, u storage.User, code string) ([]string, error) {
 	if len(u.TOTPPending) == 0 {
 		return nil, Errorf(Invalid, "Start the set-up again: no authenticator app is waiting for confirmation.")
 	}
@@ -149,7 +149,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, u storage.User, code string) 
 }
 
 // DisableTOTP turns TOTP off; the password is always required.
-func (s *Service) DisableTOTP(ctx context.Context, u storage.User, password, ip, userAgent string) error {
+func (s *CredentialService) DisableTOTP(ctx context.Context, u storage.User, password, ip, userAgent string) error {
 	if err := s.VerifyCurrentPassword(ctx, u, password, ip, userAgent); err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *Service) DisableTOTP(ctx context.Context, u storage.User, password, ip,
 // VerifyTOTP checks a code at sign-in. A code is accepted once: the step it
 // belongs to is stored in the same transaction, and a step at or before the
 // last accepted one is refused, so a code seen over a shoulder is useless.
-func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, userAgent string) error {
+func (s *CredentialService) VerifyTOTP(ctx context.Context, u storage.User, code, ip, userAgent string) error {
 	now := s.now()
 	res, err := s.limiter.Code(ctx, u.ID, ip)
 	if err != nil {
@@ -214,7 +214,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, u storage.User, code, ip, user
 func HasTOTP(u storage.User) bool { return len(u.TOTPSecret) > 0 }
 
 // HasSecondFactor tells whether u has TOTP or a passkey.
-func (s *Service) HasSecondFactor(ctx context.Context, u storage.User) (bool, error) {
+func (s *CredentialService) HasSecondFactor(ctx context.Context, u storage.User) (bool, error) {
 	if HasTOTP(u) {
 		return true, nil
 	}

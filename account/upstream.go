@@ -15,7 +15,7 @@ import (
 // the account already linked to it; else, when the source allows it, the
 // account with the same verified email (never an unverified one); else a
 // new account when the source may create them. Every attempt is recorded.
-func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSource, ident directory.Identity, ip, userAgent string) (storage.User, error) {
+func (s *DirectoryService) SignInUpstream(ctx context.Context, src directory.CallbackSource, ident directory.Identity, ip, userAgent string) (storage.User, error) {
 	now := s.now()
 	if s.DirectoryDisabled(src.ID()) {
 		return storage.User{}, Errorf(Forbidden, "Sign-in with %s is turned off.", src.Name())
@@ -46,18 +46,18 @@ func (s *Service) SignInUpstream(ctx context.Context, src directory.CallbackSour
 			return fail("", "no linked account", err)
 		}
 	default:
-		return storage.User{}, &Error{Code: Internal, Message: ErrorMessage(nil), Err: err}
+		return storage.User{}, fmt.Errorf("find the account linked to %s user %q: %w", src.ID(), ident.ID, err)
 	}
 	if err := CheckActive(linked); err != nil {
 		return fail(linked.ID, "account blocked", err)
 	}
-	if err := s.CheckNetwork(linked, ip); err != nil {
+	if err := checkNetwork(linked, ip); err != nil {
 		return fail(linked.ID, "network not allowed", err)
 	}
 	return linked, nil
 }
 
-func (s *Service) linkOrCreate(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
+func (s *DirectoryService) linkOrCreate(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
 	if src.LinkByVerifiedEmail() && ident.EmailVerified && ident.Email != "" {
 		u, err := s.store.GetUserByLogin(ctx, ident.Email)
 		if err == nil && u.EmailVerified && strings.EqualFold(u.Email, ident.Email) {

@@ -58,7 +58,7 @@ func newUpstreamService(t *testing.T, wrap func(Store) Store) *Service {
 	t.Helper()
 	svc, _ := NewTestService(t, TestServiceOptions{NoSealer: true, Wrap: wrap, Log: slog.New(slog.DiscardHandler),
 		Policy: Policy{Argon2: Argon2Params{MemoryKiB: 7168, Iterations: 1, Parallelism: 1}}})
-	svc.UseDirectories(upstreamSource{})
+	svc.Directories.UseDirectories(upstreamSource{})
 	return svc
 }
 
@@ -67,11 +67,11 @@ func newUpstreamService(t *testing.T, wrap func(Store) Store) *Service {
 func TestUpstreamUsernameFromVerifiedEmailOnly(t *testing.T) {
 	svc := newUpstreamService(t, nil)
 	ctx := context.Background()
-	_, err := svc.SignInUpstream(ctx, upstreamSource{}, directory.Identity{ID: "sub-1", Username: "李雷", Email: "admin@example.org"}, "192.0.2.1", "test")
+	_, err := svc.Directories.SignInUpstream(ctx, upstreamSource{}, directory.Identity{ID: "sub-1", Username: "李雷", Email: "admin@example.org"}, "192.0.2.1", "test")
 	if ErrorCode(err) != Forbidden {
 		t.Errorf("unusable username claim and an unverified email: %v", err)
 	}
-	u, err := svc.SignInUpstream(ctx, upstreamSource{}, directory.Identity{ID: "sub-2", Username: "李雷", Email: "li.lei@example.org", EmailVerified: true}, "192.0.2.1", "test")
+	u, err := svc.Directories.SignInUpstream(ctx, upstreamSource{}, directory.Identity{ID: "sub-2", Username: "李雷", Email: "li.lei@example.org", EmailVerified: true}, "192.0.2.1", "test")
 	if err != nil || u.Username != "li.lei" {
 		t.Errorf("unusable username claim and a verified email: %v %q", err, u.Username)
 	}
@@ -82,7 +82,7 @@ func TestUpstreamUsernameFromVerifiedEmailOnly(t *testing.T) {
 // failing with a conflict.
 func TestUpstreamUsernameRace(t *testing.T) {
 	svc := newUpstreamService(t, func(db Store) Store { return &racingStore{Store: db, rival: "zoe"} })
-	u, err := svc.SignInUpstream(context.Background(), upstreamSource{}, directory.Identity{ID: "sub-zoe", Username: "Zoë", Email: "zoe@example.org"}, "192.0.2.1", "test")
+	u, err := svc.Directories.SignInUpstream(context.Background(), upstreamSource{}, directory.Identity{ID: "sub-zoe", Username: "Zoë", Email: "zoe@example.org"}, "192.0.2.1", "test")
 	if err != nil || u.Username != "zoe-2" {
 		t.Errorf("the sign-in that lost the race for zoe: %v %q", err, u.Username)
 	}
@@ -98,7 +98,7 @@ func TestUpstreamUsernameParallel(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			u, err := svc.SignInUpstream(context.Background(), upstreamSource{}, directory.Identity{ID: fmt.Sprintf("sub-%d", i), Username: "Zoë"}, "192.0.2.1", "test")
+			u, err := svc.Directories.SignInUpstream(context.Background(), upstreamSource{}, directory.Identity{ID: fmt.Sprintf("sub-%d", i), Username: "Zoë"}, "192.0.2.1", "test")
 			names[i], errs[i] = u.Username, err
 		})
 	}

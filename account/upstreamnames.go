@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -78,7 +77,7 @@ func usernameFrom(raw string) string {
 // to claim), with "-2", "-3", … added when the name is taken, also when
 // another first sign-in takes it between the check and the creation. What
 // was done is logged, since the person will sign in with the result.
-func (s *Service) createUpstreamUser(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
+func (s *DirectoryService) createUpstreamUser(ctx context.Context, src directory.CallbackSource, ident directory.Identity) (storage.User, error) {
 	claim := ident.Username
 	base, from := usernameFrom(ident.Username), "username claim"
 	if base == "" && ident.EmailVerified {
@@ -94,7 +93,7 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
-		if taken, err := s.usernameTaken(ctx, name); err != nil {
+		if _, taken, err := userByLogin(ctx, s.store, name); err != nil {
 			return storage.User{}, err
 		} else if taken {
 			continue
@@ -104,7 +103,7 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 		if ErrorCode(err) == Conflict {
 			// Taken meanwhile by another first sign-in: try the next
 			// name. A clash of anything else (the email) stays a clash.
-			if taken, terr := s.usernameTaken(ctx, name); terr == nil && taken {
+			if _, taken, terr := userByLogin(ctx, s.store, name); terr == nil && taken {
 				continue
 			}
 		}
@@ -119,16 +118,4 @@ func (s *Service) createUpstreamUser(ctx context.Context, src directory.Callback
 	}
 	s.log.WarnContext(ctx, "no free username for an upstream account; not created", "source", src.ID(), "subject", ident.ID, "username", base)
 	return storage.User{}, Errorf(Conflict, "An account with your username already exists here. Ask your administrator to link it.")
-}
-
-// usernameTaken tells whether an account has the username name.
-func (s *Service) usernameTaken(ctx context.Context, name string) (bool, error) {
-	_, err := s.store.GetUserByLogin(ctx, name)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	}
-	return false, fmt.Errorf("look up username %q: %w", name, err)
 }

@@ -12,6 +12,25 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
+// UserStore is the part of storage UserService needs: the users, their
+// avatars, the setup link (a one-time token), and the sessions and tokens
+// it ends when a password is reset or an account blocked.
+type UserStore interface {
+	storage.Users
+	storage.Avatars
+	storage.OneTimeTokens
+	storage.Sessions
+	storage.Tokens
+}
+
+// UserService keeps the accounts: creating them (and the first
+// administrator through the setup link), the administrator's password
+// resets and blocks, the profile with its locks, the avatar.
+type UserService struct {
+	*core
+	store UserStore
+}
+
 // NewUser is what it takes to create an account.
 type NewUser struct {
 	Username string
@@ -29,7 +48,7 @@ var usernamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 func normalizeLogin(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // validateNewUser checks and normalises the fields of a new account.
-func (s *Service) validateNewUser(ctx context.Context, n *NewUser) error {
+func (s *UserService) validateNewUser(ctx context.Context, n *NewUser) error {
 	n.Username = strings.TrimSpace(n.Username)
 	n.Email = strings.TrimSpace(n.Email)
 	n.Name = strings.TrimSpace(n.Name)
@@ -61,7 +80,7 @@ func validateEmail(email string) error {
 // other names (display, first, last), which make a password as guessable
 // as the username does. The strength estimate waits for a place at the
 // password-hash gate (and is refused as busy when there is none).
-func (s *Service) CheckPassword(ctx context.Context, password, username, email string, names ...string) error {
+func (s *UserService) CheckPassword(ctx context.Context, password, username, email string, names ...string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
 	case n < s.policy.MinPasswordLength:
@@ -75,16 +94,10 @@ func (s *Service) CheckPassword(ctx context.Context, password, username, email s
 }
 
 // CreateUser validates and stores a new local account.
-func (s *Service) CreateUser(ctx context.Context, n NewUser) (storage.User, error) {
+func (s *UserService) CreateUser(ctx context.Context, n NewUser) (storage.User, error) {
 	if err := s.validateNewUser(ctx, &n); err != nil {
 		return storage.User{}, err
 	}
-	return s.createValidUser(ctx, n)
-}
-
-// createValidUser stores a new local account whose fields validateNewUser
-// has checked.
-func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User, error) {
 	u, err := s.newLocalUser(ctx, n)
 	if err != nil {
 		return storage.User{}, err
@@ -95,10 +108,10 @@ func (s *Service) createValidUser(ctx context.Context, n NewUser) (storage.User,
 // newLocalUser builds the record of a new local account whose fields
 // validateNewUser has checked, hashing its password (through the hash gate,
 // so it may be refused as busy). It stores nothing.
-func (s *Service) newLocalUser(ctx context.Context, n NewUser) (storage.User, error) {
+func (s *UserService) newLocalUser(ctx context.Context, n NewUser) (storage.User, error) {
 	hash, err := s.hashPassword(ctx, n.Password)
 	if err != nil {
-		return storage.User{}, hashError(err)
+		return storage.User{}, fmt.Errorf("hash the password of new user %q: %w", n.Username, err)
 	}
 	now := s.now()
 	u := storage.User{
@@ -117,7 +130,7 @@ func (s *Service) newLocalUser(ctx context.Context, n NewUser) (storage.User, er
 }
 
 // storeNewUser stores a record newLocalUser built.
-func (s *Service) storeNewUser(ctx context.Context, u storage.User) error {
+func (s *UserService) storeNewUser(ctx context.Context, u storage.User) error {
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return Errorf(Conflict, "A user with that username or email address already exists.")
@@ -128,12 +141,12 @@ func (s *Service) storeNewUser(ctx context.Context, u storage.User) error {
 }
 
 // ListUsers returns every account.
-func (s *Service) ListUsers(ctx context.Context) ([]storage.User, error) {
+func (s *UserService) ListUsers(ctx context.Context) ([]storage.User, error) {
 	return s.store.ListUsers(ctx)
 }
 
 // lookup finds a user by username or email with a user-facing error.
-func (s *Service) lookup(ctx context.Context, login string) (storage.User, error) {
+func (s *UserService) lookup(ctx context.Context, login string) (storage.User, error) {
 	u, err := s.store.GetUserByLogin(ctx, login)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.User{}, Errorf(NotFound, "No user %q.", login)
@@ -146,7 +159,7 @@ func (s *Service) lookup(ctx context.Context, login string) (storage.User, error
 
 // SetPassword replaces a user's password and ends their sessions and refresh
 // tokens, so a leaked password stops working everywhere at once.
-func (s *Service) SetPassword(ctx context.Context, login, password string) error {
+func (s *UserService) SetPassword(ctx context.Context, login, password string) error {
 	u, err := s.lookup(ctx, login)
 	if err != nil {
 		return err
@@ -156,7 +169,7 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 	}
 	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
-		return hashError(err)
+		return fmt.Errorf("hash the new password of %q: %w", u.ID, err)
 	}
 	if _, err := s.store.UpdateUser(ctx, u.ID, func(u storage.User) (storage.User, error) {
 		u.PasswordHash = hash
@@ -165,11 +178,12 @@ func (s *Service) SetPassword(ctx context.Context, login, password string) error
 	}); err != nil {
 		return fmt.Errorf("set password of %q: %w", u.ID, err)
 	}
-	return s.endEverything(ctx, u.ID)
+	_, _, err = s.signOut(ctx, u.ID, "")
+	return err
 }
 
 // SetBlocked blocks or unblocks a user. Blocking ends their sessions and tokens.
-func (s *Service) SetBlocked(ctx context.Context, login string, blocked bool) error {
+func (s *UserService) SetBlocked(ctx context.Context, login string, blocked bool) error {
 	u, err := s.lookup(ctx, login)
 	if err != nil {
 		return err
@@ -182,17 +196,63 @@ func (s *Service) SetBlocked(ctx context.Context, login string, blocked bool) er
 		return fmt.Errorf("block user %q: %w", u.ID, err)
 	}
 	if blocked {
-		return s.endEverything(ctx, u.ID)
+		_, _, err = s.signOut(ctx, u.ID, "")
+		return err
 	}
 	return nil
 }
 
-func (s *Service) endEverything(ctx context.Context, userID string) error {
-	if _, err := s.store.DeleteUserSessions(ctx, userID); err != nil {
-		return fmt.Errorf("end sessions of %q: %w", userID, err)
+// signOut ends the user's sessions, every one or all but keepSessionID,
+// and revokes every refresh and access token: whatever a password that is
+// no longer theirs, or an account that is now blocked, gave is gone.
+func (s *UserService) signOut(ctx context.Context, userID, keepSessionID string) (ended, revoked int, err error) {
+	if keepSessionID == "" {
+		if ended, err = s.store.DeleteUserSessions(ctx, userID); err != nil {
+			return 0, 0, fmt.Errorf("end sessions of %q: %w", userID, err)
+		}
+	} else {
+		sessions, err := s.store.ListUserSessions(ctx, userID)
+		if err != nil {
+			return 0, 0, fmt.Errorf("list sessions of %q: %w", userID, err)
+		}
+		for _, sess := range sessions {
+			if sess.ID == keepSessionID {
+				continue
+			}
+			if err := s.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return ended, 0, fmt.Errorf("end session of %q: %w", userID, err)
+			}
+			ended++
+		}
 	}
-	if _, err := s.store.RevokeUserClient(ctx, userID, ""); err != nil {
-		return fmt.Errorf("revoke tokens of %q: %w", userID, err)
+	if revoked, err = s.store.RevokeUserClient(ctx, userID, ""); err != nil {
+		return ended, 0, fmt.Errorf("revoke tokens of %q: %w", userID, err)
+	}
+	return ended, revoked, nil
+}
+
+// ActiveUser loads a user and refuses blocked ones.
+func (s *UserService) ActiveUser(ctx context.Context, id string) (storage.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, Errorf(Unauthorized, "This account no longer exists.")
+	}
+	if err != nil {
+		return storage.User{}, fmt.Errorf("load user %q: %w", id, err)
+	}
+	if err := CheckActive(u); err != nil {
+		return storage.User{}, err
+	}
+	return u, nil
+}
+
+// CheckActive is the one rule for whether an account may be used at all:
+// to sign in, to hold a session, or behind a token.
+func CheckActive(u storage.User) error {
+	if u.Blocked {
+		return errAccountDisabled
 	}
 	return nil
 }
+
+var errAccountDisabled = Errorf(Forbidden, "This account is disabled. Please contact your administrator.")

@@ -439,15 +439,7 @@ func (c *Config) normalize() error {
 	for i := range c.Directories {
 		d := &c.Directories[i]
 		key := fmt.Sprintf("directories[%d]", i)
-		if d.Name == "" {
-			d.Name = d.ID
-		}
-		if d.SyncInterval.Duration == 0 {
-			d.SyncInterval.Duration = time.Hour
-		}
-		if d.Timeout.Duration == 0 {
-			d.Timeout.Duration = 5 * time.Second
-		}
+		d.fillDefaults()
 		if d.ClientSecretFile != "" {
 			b, err := os.ReadFile(d.ClientSecretFile)
 			if err != nil || d.ClientSecret != "" {
@@ -470,6 +462,19 @@ func (c *Config) normalize() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// fillDefaults gives keys left out of the table their default values.
+func (d *Directory) fillDefaults() {
+	if d.Name == "" {
+		d.Name = d.ID
+	}
+	if d.SyncInterval.Duration == 0 {
+		d.SyncInterval.Duration = time.Hour
+	}
+	if d.Timeout.Duration == 0 {
+		d.Timeout.Duration = 5 * time.Second
+	}
 }
 
 // DBPath is the bbolt database file: data_dir/keyport.db.

@@ -6,12 +6,14 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/directory/sources"
 )
 
 // Bounds enforced by Validate; config.toml documents them too.
@@ -380,21 +382,46 @@ func (c *Config) validateDirectories(p *problems) {
 	}
 }
 
-// warnOtherTypesKeys warns about keys of the other directory type: they
-// would be ignored without a word (handles_second_factor applies to both).
+// warnOtherTypesKeys warns about keys that only other directory types
+// take: they would be ignored without a word. The keys come from the
+// source registry, so a new type or setting is covered without a list
+// here. A key counts as set when it is neither zero nor the default Load
+// fills in when it is left out (timeout, sync_interval).
 func (d Directory) warnOtherTypesKeys(p *problems, key string) {
-	ldapOnly := map[string]bool{"url": d.URL != "", "start_tls": d.StartTLS, "bind_dn": d.BindDN != "", "user_base_dn": d.UserBaseDN != "",
-		"user_filter": d.UserFilter != "", "login_attributes": len(d.LoginAttributes) > 0, "group_base_dn": d.GroupBaseDN != "", "page_size": d.PageSize != 0}
-	oidcOnly := map[string]bool{"issuer": d.Issuer != "", "client_id": d.ClientID != "", "scopes": len(d.Scopes) > 0,
-		"username_claim": d.UsernameClaim != "", "groups_claim": d.GroupsClaim != "", "button_label": d.ButtonLabel != "",
-		"link_by_verified_email": d.LinkByVerifiedEmail, "create_users": d.CreateUsers}
-	other := map[string]map[string]bool{"oidc": ldapOnly, "ldap": oidcOnly}[d.Type]
-	for _, k := range slices.Sorted(maps.Keys(other)) {
-		if other[k] {
-			p.warnf(key+"."+k, "has no effect for type = %q", d.Type)
+	own, err := sources.Lookup(d.Type)
+	if err != nil {
+		return // validateDirectories reports the type
+	}
+	ownKeys := own.Keys()
+	omitted := Directory{ID: d.ID, Type: d.Type}
+	omitted.fillDefaults()
+	set, absent := reflect.ValueOf(d), reflect.ValueOf(omitted)
+	warned := map[string]bool{}
+	for _, t := range sources.Types() {
+		for _, k := range t.Keys() {
+			if slices.Contains(ownKeys, k) || warned[k] {
+				continue
+			}
+			i, ok := directoryFields[k]
+			if ok && !set.Field(i).IsZero() && !reflect.DeepEqual(set.Field(i).Interface(), absent.Field(i).Interface()) {
+				warned[k] = true
+			}
 		}
 	}
+	for _, k := range slices.Sorted(maps.Keys(warned)) {
+		p.warnf(key+"."+k, "has no effect for type = %q", d.Type)
+	}
 }
+
+// directoryFields indexes Directory's fields by config.toml key.
+var directoryFields = func() map[string]int {
+	fields := map[string]int{}
+	t := reflect.TypeFor[Directory]()
+	for i := range t.NumField() {
+		fields[t.Field(i).Tag.Get("toml")] = i
+	}
+	return fields
+}()
 
 var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
 

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyport/keyport/directory/sources"
 )
 
 // validConfig is a configuration without errors or warnings, for tests to
@@ -385,5 +389,107 @@ func TestPaths(t *testing.T) {
 	c.SecretKeyFile = "/etc/keyport/key"
 	if got, want := c.SecretKeyPath(), "/etc/keyport/key"; got != want {
 		t.Errorf("SecretKeyPath() = %q, want %q", got, want)
+	}
+}
+
+// setDirectoryKey gives d's field for config.toml key a value that is
+// neither zero nor a default Load fills in.
+func setDirectoryKey(t *testing.T, d *Directory, key string) {
+	t.Helper()
+	v := reflect.ValueOf(d).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("toml") != key {
+			continue
+		}
+		switch f := v.Field(i); {
+		case f.Type() == reflect.TypeFor[Duration]():
+			f.Set(reflect.ValueOf(Duration{3 * time.Minute}))
+		case f.Kind() == reflect.String:
+			f.SetString("set-" + key)
+		case f.Kind() == reflect.Bool:
+			f.SetBool(true)
+		case f.Kind() == reflect.Int:
+			f.SetInt(7)
+		case f.Kind() == reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"set-" + key}))
+		default:
+			t.Fatalf("no test value for %s (%v)", key, f.Type())
+		}
+		return
+	}
+	t.Fatalf("Directory has no field for key %q", key)
+}
+
+// For every registered directory type, each key that only other types
+// take is warned about, so no setting is silently ignored.
+func TestOtherTypesKeysAreWarnedAbout(t *testing.T) {
+	valid := map[string]Directory{
+		"ldap": {ID: "d", Type: "ldap", URL: "ldap://x", UserBaseDN: "dc=x"},
+		"oidc": {ID: "d", Type: "oidc", Issuer: "https://up.example.com", ClientID: "k"},
+	}
+	for _, own := range sources.Types() {
+		base, ok := valid[own.Name]
+		if !ok {
+			t.Fatalf("no valid directory of type %q to test with", own.Name)
+		}
+		for _, other := range sources.Types() {
+			for _, key := range other.Keys() {
+				if slices.Contains(own.Keys(), key) {
+					continue
+				}
+				t.Run(own.Name+"/"+key, func(t *testing.T) {
+					c := validConfig()
+					d := base
+					setDirectoryKey(t, &d, key)
+					c.Directories = []Directory{d}
+					warnings, err := c.Validate()
+					if err != nil {
+						t.Fatalf("Validate: %v", err)
+					}
+					want := fmt.Sprintf("directories[0].%s: has no effect for type = %q", key, own.Name)
+					if !slices.Contains(warnings, want) {
+						t.Errorf("warnings = %q, want %q", warnings, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// Every [[directories]] key belongs to a registered type (or to all:
+// id, name, type), and every key a type takes can be written in
+// config.toml, so the warning above covers the whole table.
+func TestDirectoryKeysAreRegistered(t *testing.T) {
+	registered := map[string]bool{"id": true, "name": true, "type": true}
+	for _, typ := range sources.Types() {
+		for _, key := range typ.Keys() {
+			registered[key] = true
+			if _, ok := directoryFields[key]; !ok {
+				t.Errorf("type %s takes key %q, which config.Directory lacks", typ.Name, key)
+			}
+		}
+	}
+	for key := range directoryFields {
+		if !registered[key] {
+			t.Errorf("config.Directory key %q belongs to no directory type", key)
+		}
+	}
+}
+
+// Load fills in defaults (timeout, sync_interval) for every directory;
+// they are not taken for keys the operator set.
+func TestLoadedUpstreamHasNoWarnings(t *testing.T) {
+	_, warnings := mustLoad(t, `
+[[directories]]
+id = "up"
+type = "oidc"
+issuer = "https://up.example.com"
+client_id = "keyport"
+client_secret = "upstream-secret"
+`, env(nil))
+	for _, w := range warnings {
+		if strings.HasPrefix(w, "directories[0].") {
+			t.Errorf("warning %q", w)
+		}
 	}
 }

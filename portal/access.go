@@ -53,7 +53,7 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 	u := m.User
 	d := &accessData{base: s.base(r, &u, "App access"), FieldErrors: map[string]string{}, Form: map[string]string{},
 		Networks: strings.Join(u.AllowedNetworks, "\n"), CurrentIP: clientIP(r),
-		NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), MinExpiry: s.now().AddDate(0, 0, 1).Format("2006-01-02")}
+		NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session), MinExpiry: s.now().AddDate(0, 0, 1).Format("2006-01-02")}
 	d.Nav = "access"
 	clients, _ := s.store.ListClients(r.Context())
 	names := map[string]string{}
@@ -77,11 +77,11 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 		return v
 	}
 	// A listing that fails shows as empty; the page stays usable.
-	aps, _ := s.acct.ListAppPasswords(r.Context(), u.ID)
+	aps, _ := s.acct.Credentials.ListAppPasswords(r.Context(), u.ID)
 	for _, c := range aps {
 		d.AppPasswords = append(d.AppPasswords, view(c))
 	}
-	toks, _ := s.acct.ListAPITokens(r.Context(), u.ID)
+	toks, _ := s.acct.Credentials.ListAPITokens(r.Context(), u.ID)
 	for _, c := range toks {
 		d.Tokens = append(d.Tokens, view(c))
 	}
@@ -182,7 +182,7 @@ func (s *Server) appPasswordCreate(w http.ResponseWriter, r *http.Request, m me)
 	if err := s.confirmIdentity(r, m); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
-	secret, c, err := s.acct.CreateAppPassword(r.Context(), m.User, r.PostFormValue("ap_name"), r.PostFormValue("client_id"))
+	secret, c, err := s.acct.Credentials.CreateAppPassword(r.Context(), m.User, r.PostFormValue("ap_name"), r.PostFormValue("client_id"))
 	if err != nil {
 		return s.accessFailed(w, r, m, renameField(err, "name", "ap_name"))
 	}
@@ -190,7 +190,7 @@ func (s *Server) appPasswordCreate(w http.ResponseWriter, r *http.Request, m me)
 }
 
 func (s *Server) appPasswordRevoke(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RevokeAppPassword(r.Context(), m.User, r.PostFormValue("id")); err != nil {
+	if err := s.acct.Credentials.RevokeAppPassword(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
@@ -214,7 +214,7 @@ func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request, m me) er
 		// The token works through the whole chosen day in the user's zone.
 		n.ExpiresAt = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc)
 	}
-	token, c, err := s.acct.CreateAPIToken(r.Context(), m.User, n)
+	token, c, err := s.acct.Credentials.CreateAPIToken(r.Context(), m.User, n)
 	if err != nil {
 		return s.accessFailed(w, r, m, renameField(err, "allowed_networks", "token_networks"))
 	}
@@ -222,7 +222,7 @@ func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request, m me) er
 }
 
 func (s *Server) apiTokenRevoke(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RevokeAPIToken(r.Context(), m.User, r.PostFormValue("id")); err != nil {
+	if err := s.acct.Credentials.RevokeAPIToken(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security/access?done=revoked", http.StatusSeeOther)
@@ -233,7 +233,7 @@ func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) e
 	if err := s.confirmIdentity(r, m); err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
-	_, warn, err := s.acct.SetAllowedNetworks(r.Context(), m.User, r.PostFormValue("allowed_networks"), clientIP(r), r.PostFormValue("confirm_lockout") == "1")
+	_, warn, err := s.acct.SignIn.SetAllowedNetworks(r.Context(), m.User, r.PostFormValue("allowed_networks"), clientIP(r), r.PostFormValue("confirm_lockout") == "1")
 	if err != nil {
 		return s.accessFailed(w, r, m, err)
 	}
@@ -270,7 +270,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	u := m.User
 	d := &activityData{base: s.base(r, &u, "Activity")}
 	d.Nav = "activity"
-	attempts, err := s.acct.History(r.Context(), u.ID, 5)
+	attempts, err := s.acct.SignIn.History(r.Context(), u.ID, 5)
 	if err != nil {
 		return err
 	}
@@ -283,7 +283,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 		}
 		d.Attempts = append(d.Attempts, v)
 	}
-	sessions, err := s.acct.Sessions(r.Context(), u.ID)
+	sessions, err := s.acct.SignIn.Sessions(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -338,11 +338,8 @@ func methodName(m string) string {
 
 // signOutEverywherePage asks before every session ends, this one included.
 func (s *Server) signOutEverywherePage(w http.ResponseWriter, r *http.Request, m me) error {
-	d := &confirmData{base: s.base(r, &m.User, "Sign out everywhere?"), Action: "/security/activity/signout-everywhere", Cancel: "/security/activity"}
-	d.Nav = "activity"
-	d.Heading = d.Title
+	d := s.confirmPage(r, m, "activity", "Sign out everywhere?", "Sign out everywhere", "/security/activity/signout-everywhere", "/security/activity")
 	d.Message = translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
-	d.Button = translate(d.Lang, "Sign out everywhere")
 	s.showConfirm(w, r, d, nil)
 	return nil
 }
@@ -351,7 +348,7 @@ func (s *Server) signOutEverywhere(w http.ResponseWriter, r *http.Request, m me)
 	if !confirmed(r) {
 		return s.signOutEverywherePage(w, r, m)
 	}
-	if err := s.acct.SignOutEverywhere(r.Context(), m.User.ID); err != nil {
+	if err := s.acct.SignIn.SignOutEverywhere(r.Context(), m.User.ID); err != nil {
 		return err
 	}
 	if err := s.signOut(w, r); err != nil {

@@ -46,7 +46,7 @@ type adminDirectoriesData struct {
 func (s *Server) showAdminDirectories(w http.ResponseWriter, r *http.Request, m me, status int, d *adminDirectoriesData) error {
 	d.base = s.base(r, &m.User, "Directories")
 	d.Nav = "admin"
-	d.Directories = s.acct.DirectoryStatuses(r.Context())
+	d.Directories = s.acct.Directories.DirectoryStatuses(r.Context())
 	s.render(w, r, status, "admin_directories", d)
 	return nil
 }
@@ -71,7 +71,7 @@ func (s *Server) adminDirectories(w http.ResponseWriter, r *http.Request, m me) 
 func (s *Server) adminDirectoryTest(w http.ResponseWriter, r *http.Request, m me) error {
 	id := mux.Vars(r)["id"]
 	d := &adminDirectoriesData{TestedID: id}
-	rep, err := s.acct.TestDirectory(r.Context(), id)
+	rep, err := s.acct.Directories.TestDirectory(r.Context(), id)
 	if err != nil {
 		if account.ErrorCode(err) == account.NotFound {
 			return err
@@ -88,7 +88,7 @@ func (s *Server) adminDirectoryTest(w http.ResponseWriter, r *http.Request, m me
 
 func (s *Server) adminDirectorySync(w http.ResponseWriter, r *http.Request, m me) error {
 	id := mux.Vars(r)["id"]
-	if _, err := s.acct.SyncDirectory(r.Context(), id); err != nil {
+	if _, err := s.acct.Directories.SyncDirectory(r.Context(), id); err != nil {
 		code := account.ErrorCode(err)
 		if code == account.NotFound {
 			return err
@@ -101,7 +101,7 @@ func (s *Server) adminDirectorySync(w http.ResponseWriter, r *http.Request, m me
 
 func (s *Server) adminDirectoryToggle(w http.ResponseWriter, r *http.Request, m me) error {
 	id := mux.Vars(r)["id"]
-	if err := s.acct.SetDirectoryDisabled(r.Context(), id, r.PostFormValue("disabled") == "1"); err != nil {
+	if err := s.acct.Directories.SetDirectoryDisabled(r.Context(), id, r.PostFormValue("disabled") == "1"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/directories?id="+url.QueryEscape(id), http.StatusSeeOther)
@@ -147,7 +147,7 @@ func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me
 	d.Nav = "admin"
 	typ := directoryType("ldap")
 	if editing {
-		settings, err := s.acct.StoredSettings(r.Context(), typ.Name, id)
+		settings, err := s.acct.Directories.StoredSettings(r.Context(), typ.Name, id)
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 		return err
 	}
 	form := typ.FormValues(id, settings) // before saving, which completes the settings
-	if err := s.acct.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
+	if err := s.acct.Directories.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
 		code := account.ErrorCode(err)
 		if code != account.Invalid && code != account.Conflict {
 			return err
@@ -197,12 +197,9 @@ func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request
 	if upstream(dir) {
 		title, button = "Remove this upstream provider?", "Remove upstream provider"
 	}
-	d := &confirmData{base: s.base(r, &m.User, title), Detail: dir.Name + " (" + dir.ID + ")",
-		Action: "/admin/directories/" + url.PathEscape(dir.ID) + "/delete", Cancel: "/admin/directories"}
-	d.Nav = "admin"
-	d.Heading = d.Title
+	d := s.confirmPage(r, m, "admin", title, button, "/admin/directories/"+url.PathEscape(dir.ID)+"/delete", "/admin/directories")
+	d.Detail = dir.Name + " (" + dir.ID + ")"
 	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
-	d.Button = translate(d.Lang, button)
 	s.showConfirm(w, r, d, nil)
 	return nil
 }
@@ -211,7 +208,7 @@ func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request
 // address that was added here.
 func (s *Server) storedDirectory(r *http.Request) (account.DirectoryStatus, error) {
 	id := mux.Vars(r)["id"]
-	dirs := s.acct.DirectoryStatuses(r.Context())
+	dirs := s.acct.Directories.DirectoryStatuses(r.Context())
 	i := slices.IndexFunc(dirs, func(d account.DirectoryStatus) bool { return d.ID == id && d.Stored })
 	if i < 0 {
 		return account.DirectoryStatus{}, account.Errorf(account.NotFound, "There is no directory %q that can be edited here.", id)
@@ -230,7 +227,7 @@ func (s *Server) adminDirectoryDelete(w http.ResponseWriter, r *http.Request, m 
 	if err != nil {
 		return err
 	}
-	if err := s.acct.DeleteDirectory(r.Context(), dir.ID); err != nil {
+	if err := s.acct.Directories.DeleteDirectory(r.Context(), dir.ID); err != nil {
 		return err
 	}
 	done := "removed"
@@ -261,11 +258,11 @@ type upstreamFormData struct {
 
 func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
-	d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.UpstreamCallbackURL()}
+	d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.Directories.UpstreamCallbackURL()}
 	d.Nav = "admin"
 	typ := directoryType("oidc")
 	if editing {
-		settings, err := s.acct.StoredSettings(r.Context(), typ.Name, id)
+		settings, err := s.acct.Directories.StoredSettings(r.Context(), typ.Name, id)
 		if err != nil {
 			return err
 		}
@@ -289,13 +286,13 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 		return err
 	}
 	form := typ.FormValues(id, settings) // before saving, which completes the settings
-	if err := s.acct.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
+	if err := s.acct.Directories.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
 		code := account.ErrorCode(err)
 		if code != account.Invalid && code != account.Conflict {
 			return err
 		}
 		d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
-			CallbackURL: s.acct.UpstreamCallbackURL(), Error: account.ErrorMessage(err)}
+			CallbackURL: s.acct.Directories.UpstreamCallbackURL(), Error: account.ErrorMessage(err)}
 		d.Nav = "admin"
 		s.render(w, r, statusFor(code), "admin_upstream", d)
 		return nil

@@ -47,7 +47,7 @@ func (s *Server) withToken(h apiHandler) http.Handler {
 			writeJSONError(w, http.StatusUnauthorized, "unauthorized", "Send an API token: Authorization: Bearer kp_…")
 			return
 		}
-		u, cred, err := s.acct.AuthenticateAPIToken(r.Context(), strings.TrimSpace(token), clientIP(r), r.UserAgent())
+		u, cred, err := s.acct.Credentials.AuthenticateAPIToken(r.Context(), strings.TrimSpace(token), clientIP(r), r.UserAgent())
 		if err != nil {
 			if account.ErrorCode(err) == account.Unauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="invalid_token"`)
@@ -122,7 +122,7 @@ type meJSON struct {
 func (s *Server) meView(u storage.User) meJSON {
 	out := meJSON{
 		ID: u.ID, Username: u.Username, GivenName: u.GivenName, FamilyName: u.FamilyName, Name: u.Name, DisplayName: account.DisplayName(u),
-		Nickname: u.Nickname, Email: u.Email, EmailVerified: u.EmailVerified, RecoveryEmail: s.acct.FieldValue(u, "recovery_email"),
+		Nickname: u.Nickname, Email: u.Email, EmailVerified: u.EmailVerified, RecoveryEmail: s.acct.Users.FieldValue(u, "recovery_email"),
 		PhoneNumber: u.PhoneNumber, PhoneNumberVerified: u.PhoneVerified, Locale: u.Locale, Zoneinfo: u.Zoneinfo, Theme: u.Theme,
 		Picture: strings.TrimSuffix(s.opts.Issuer, "/") + account.AvatarPath(u), Roles: nonNilStrings(u.Roles), Groups: nonNilStrings(u.Groups),
 		CreatedAt: u.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"), CustomData: u.CustomData, Locked: map[string]string{},
@@ -134,7 +134,7 @@ func (s *Server) meView(u storage.User) meJSON {
 		if !a.Editable {
 			continue
 		}
-		if locked, reason := s.acct.FieldLock(u, a.Key); locked {
+		if locked, reason := s.acct.Users.FieldLock(u, a.Key); locked {
 			out.Locked[a.Key] = reason
 		}
 	}
@@ -193,7 +193,7 @@ func (s *Server) apiPatchMe(w http.ResponseWriter, r *http.Request, c apiCaller)
 	// a refused request changes nothing.
 	u := c.User
 	for k, v := range changes {
-		if err := s.acct.CheckChange(u, k, v); err != nil {
+		if err := s.acct.Users.CheckChange(u, k, v); err != nil {
 			return err
 		}
 	}
@@ -207,12 +207,12 @@ func (s *Server) apiPatchMe(w http.ResponseWriter, r *http.Request, c apiCaller)
 	}
 	var err error
 	if len(changes) > 0 {
-		if u, err = s.acct.UpdateProfile(r.Context(), u.ID, changes); err != nil {
+		if u, err = s.acct.Users.UpdateProfile(r.Context(), u.ID, changes); err != nil {
 			return err
 		}
 	}
 	if customSet {
-		if u, err = s.acct.SetCustomData(r.Context(), u.ID, custom); err != nil {
+		if u, err = s.acct.Users.SetCustomData(r.Context(), u.ID, custom); err != nil {
 			return err
 		}
 	}

@@ -88,7 +88,7 @@ func (s *Server) currentUser(r *http.Request) (*storage.Session, *storage.User) 
 	if secret == "" {
 		return nil, nil
 	}
-	sess, u, err := s.acct.ResumeSession(r.Context(), secret)
+	sess, u, err := s.acct.SignIn.ResumeSession(r.Context(), secret)
 	if err != nil {
 		return nil, nil
 	}
@@ -99,7 +99,7 @@ func (s *Server) currentUser(r *http.Request) (*storage.Session, *storage.User) 
 // previous one. The CSRF token changes too, so a token seen before sign-in
 // is worth nothing after.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u storage.User, amr []string) (storage.Session, error) {
-	secret, sess, err := s.acct.StartSession(r.Context(), u, amr, clientIP(r), r.UserAgent())
+	secret, sess, err := s.acct.SignIn.StartSession(r.Context(), u, amr, clientIP(r), r.UserAgent())
 	if err != nil {
 		return storage.Session{}, err
 	}
@@ -111,7 +111,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, u storage.User, 
 func (s *Server) adoptSession(w http.ResponseWriter, r *http.Request, secret string) error {
 	c := s.cookie(r)
 	if old, _ := c.Values[keySession].(string); old != "" {
-		_ = s.acct.EndSession(r.Context(), old)
+		_ = s.acct.SignIn.EndSession(r.Context(), old)
 	}
 	c.Values[keySession] = secret
 	c.Values[keyCSRF] = account.NewSecret()
@@ -122,7 +122,7 @@ func (s *Server) adoptSession(w http.ResponseWriter, r *http.Request, secret str
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 	c := s.cookie(r)
 	secret, _ := c.Values[keySession].(string)
-	if err := s.acct.EndSession(r.Context(), secret); err != nil {
+	if err := s.acct.SignIn.EndSession(r.Context(), secret); err != nil {
 		return err
 	}
 	delete(c.Values, keySession)

@@ -58,3 +58,23 @@ func (s *Server) showConfirm(w http.ResponseWriter, r *http.Request, d *confirmD
 	}
 	s.render(w, r, status, "confirm", d)
 }
+
+// confirmPage starts the confirmation page of an action of m's: its title
+// (the heading too) and its button, in English and translated here, under
+// the menu entry nav; the form posts to action, and Cancel leads to cancel.
+func (s *Server) confirmPage(r *http.Request, m me, nav, title, button, action, cancel string) *confirmData {
+	d := &confirmData{base: s.base(r, &m.User, title), Action: action, Cancel: cancel}
+	d.Nav = nav
+	d.Heading = d.Title
+	d.Button = translate(d.Lang, button)
+	return d
+}
+
+// confirmRecentPage is confirmPage for an action that needs a recent
+// sign-in (a change to how m signs in): without one, the page asks for the
+// password too.
+func (s *Server) confirmRecentPage(r *http.Request, m me, nav, title, button, action, cancel string) *confirmData {
+	d := s.confirmPage(r, m, nav, title, button, action, cancel)
+	d.NeedsPassword = !s.acct.SignIn.RecentlyAuthenticated(m.Session)
+	return d
+}

@@ -113,7 +113,7 @@ type loginData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.PasskeysAvailable(), Upstream: s.upstreamButtons()}
+	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 		if r.URL.Query().Get("done") == "signed-out-everywhere" {
@@ -162,7 +162,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 	}
 	login := r.PostFormValue("login")
 	creds := account.Credentials{Login: login, Password: r.PostFormValue("password"), IP: clientIP(r), UserAgent: r.UserAgent(), DeviceProof: s.deviceProof(r)}
-	u, newHash, err := s.acct.PasswordStep(r.Context(), creds)
+	u, newHash, err := s.acct.SignIn.PasswordStep(r.Context(), creds)
 	if err != nil {
 		if account.ErrorCode(err) == account.Internal {
 			return err

@@ -62,17 +62,17 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 // portal session, under the same allowlist and 2FA rules as sign-in.
 func (s *Server) forwardAuthUser(r *http.Request) (storage.User, error) {
 	if login, password, ok := r.BasicAuth(); ok {
-		u, _, err := s.acct.VerifyBasic(r.Context(), login, password, clientIP(r), r.UserAgent(), r.URL.Query().Get("client"))
+		u, _, err := s.acct.SignIn.VerifyBasic(r.Context(), login, password, clientIP(r), r.UserAgent(), r.URL.Query().Get("client"))
 		return u, err
 	}
 	_, u := s.currentUser(r)
 	if u == nil {
 		return storage.User{}, account.Errorf(account.Unauthorized, "Not signed in.")
 	}
-	if err := s.acct.CheckNetwork(*u, clientIP(r)); err != nil {
+	if err := s.acct.SignIn.CheckNetwork(*u, clientIP(r)); err != nil {
 		return storage.User{}, err
 	}
-	if err := s.acct.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
+	if err := s.acct.Credentials.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
 		return storage.User{}, err
 	}
 	return *u, nil
@@ -125,10 +125,7 @@ func (s *Server) forwardedPath(r *http.Request) string {
 // isIssuerHost compares a host[:port] with the issuer's, treating a missing
 // port as the scheme's default.
 func (s *Server) isIssuerHost(host, scheme string) bool {
-	iss, err := url.Parse(s.opts.Issuer)
-	if err != nil {
-		return false
-	}
+	iss := s.issuer
 	if scheme == "" {
 		scheme = iss.Scheme
 	}

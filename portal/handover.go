@@ -89,8 +89,7 @@ func (s *Server) portalPage(location string) bool {
 		return false
 	}
 	if u.Scheme != "" || u.Host != "" {
-		own, err := url.Parse(s.opts.Issuer)
-		if err != nil || !strings.EqualFold(u.Scheme, own.Scheme) || !strings.EqualFold(u.Host, own.Host) {
+		if !strings.EqualFold(u.Scheme, s.issuer.Scheme) || !strings.EqualFold(u.Host, s.issuer.Host) {
 			return false
 		}
 	}

@@ -54,7 +54,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, read func(*htt
 	// An admin who requires a second factor gets it before anything
 	// else: every page but the enrolment pages sends the user there.
 	if s.acct.Policy().Require2FA && !enrolmentPath(r.URL.Path) {
-		if needs, err := s.acct.NeedsEnrolment(r.Context(), *u); err != nil {
+		if needs, err := s.acct.Credentials.NeedsEnrolment(r.Context(), *u); err != nil {
 			return err
 		} else if needs {
 			http.Redirect(w, r, "/security?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -108,7 +108,7 @@ func (s *Server) confirmIdentityWith(r *http.Request, m me, password string) err
 	if !onRecentSignInRoute(r.Context()) {
 		return fmt.Errorf("confirm identity on %s %s: the route is not registered at level %s", r.Method, r.URL.Path, levelRecentSignIn)
 	}
-	return s.acct.Reauthenticate(r.Context(), m.User, m.Session, password, clientIP(r), r.UserAgent())
+	return s.acct.SignIn.Reauthenticate(r.Context(), m.User, m.Session, password, clientIP(r), r.UserAgent())
 }
 
 // safeReturn accepts only a path on this site as a place to go back to

@@ -103,7 +103,7 @@ type setupData struct {
 
 func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) error {
 	tok := r.URL.Query().Get("token")
-	if err := s.acct.CheckSetupToken(r.Context(), tok); err != nil {
+	if err := s.acct.Users.CheckSetupToken(r.Context(), tok); err != nil {
 		return err
 	}
 	s.render(w, r, http.StatusOK, "setup", &setupData{base: s.base(r, nil, "Set up Keyport"), Token: tok, MinLength: s.acct.Policy().MinPasswordLength})
@@ -128,7 +128,7 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) error {
 		s.render(w, r, http.StatusBadRequest, "setup", d)
 		return nil
 	}
-	u, err := s.acct.CompleteSetup(r.Context(), d.Token, account.NewUser{Username: d.Username, Email: d.Email, Name: d.Name, Password: pw})
+	u, err := s.acct.Users.CompleteSetup(r.Context(), d.Token, account.NewUser{Username: d.Username, Email: d.Email, Name: d.Name, Password: pw})
 	if err != nil {
 		code := account.ErrorCode(err)
 		if code == account.Invalid || code == account.Conflict {

@@ -64,10 +64,10 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, m me) erro
 
 func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, status int, failure error, typed passkeyInput) error {
 	u := m.User
-	d := &passkeysData{base: s.base(r, &u, "Passkeys"), Available: s.acct.PasskeysAvailable(), NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session)}
+	d := &passkeysData{base: s.base(r, &u, "Passkeys"), Available: s.acct.Credentials.PasskeysAvailable(), NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
 	d.Nav = "passkeys"
-	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
-	keys, err := s.acct.Passkeys(r.Context(), u.ID)
+	d.ByDirectory = s.acct.Credentials.SecondFactorByDirectory(u)
+	keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func (s *Server) passkeyFailed(w http.ResponseWriter, r *http.Request, m me, err
 
 func (s *Server) passkeyRename(w http.ResponseWriter, r *http.Request, m me) error {
 	in := passkeyInput{ID: r.PostFormValue("id"), Name: r.PostFormValue("name")}
-	if err := s.acct.RenamePasskey(r.Context(), m.User, in.ID, in.Name); err != nil {
+	if err := s.acct.Credentials.RenamePasskey(r.Context(), m.User, in.ID, in.Name); err != nil {
 		return s.passkeyFailed(w, r, m, err, in)
 	}
 	http.Redirect(w, r, "/security/passkeys?done=renamed", http.StatusSeeOther)
@@ -128,7 +128,7 @@ func (s *Server) passkeyRemovePage(w http.ResponseWriter, r *http.Request, m me)
 
 func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m me, failure error) error {
 	id := r.FormValue("id")
-	keys, err := s.acct.Passkeys(r.Context(), m.User.ID)
+	keys, err := s.acct.Credentials.Passkeys(r.Context(), m.User.ID)
 	if err != nil {
 		return err
 	}
@@ -136,12 +136,8 @@ func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m
 	if i < 0 {
 		return account.Errorf(account.NotFound, "That passkey is not on your list.")
 	}
-	d := &confirmData{base: s.base(r, &m.User, "Remove this passkey?"), Detail: keys[i].Name,
-		Action: "/security/passkeys/remove", Hidden: []hiddenField{{"id", id}}, Cancel: "/security/passkeys",
-		NeedsPassword: !s.acct.RecentlyAuthenticated(m.Session)}
-	d.Nav = "passkeys"
-	d.Heading = d.Title
-	d.Button = translate(d.Lang, "Remove passkey")
+	d := s.confirmRecentPage(r, m, "passkeys", "Remove this passkey?", "Remove passkey", "/security/passkeys/remove", "/security/passkeys")
+	d.Detail, d.Hidden = keys[i].Name, []hiddenField{{"id", id}}
 	d.Message = translate(d.Lang, "You can no longer sign in with it. The device may still list it; you can delete it there.")
 	if len(keys) == 1 {
 		d.Message += " " + translate(d.Lang, "It is your only passkey.")
@@ -160,7 +156,7 @@ func (s *Server) passkeyRemove(w http.ResponseWriter, r *http.Request, m me) err
 		}
 		return s.confirmPasskeyRemoval(w, r, m, err)
 	}
-	if err := s.acct.DeletePasskey(r.Context(), m.User, r.PostFormValue("id")); err != nil {
+	if err := s.acct.Credentials.DeletePasskey(r.Context(), m.User, r.PostFormValue("id")); err != nil {
 		return s.passkeyFailed(w, r, m, err, passkeyInput{})
 	}
 	http.Redirect(w, r, "/security/passkeys?done=removed", http.StatusSeeOther)
@@ -295,7 +291,7 @@ func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, m 
 	if err := s.confirmIdentityWith(r, m, req.Password); err != nil {
 		return nil, err
 	}
-	opts, id, err := s.acct.BeginPasskeyRegistration(r.Context(), m.User, req.Name)
+	opts, id, err := s.acct.Credentials.BeginPasskeyRegistration(r.Context(), m.User, req.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -313,14 +309,14 @@ func (s *Server) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request, m
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.acct.FinishPasskeyRegistration(r.Context(), m.User, id, req.Credential); err != nil {
+	if _, err := s.acct.Credentials.FinishPasskeyRegistration(r.Context(), m.User, id, req.Credential); err != nil {
 		return nil, err
 	}
 	return map[string]string{"redirect": "/security/passkeys?done=added"}, nil
 }
 
 func (s *Server) passkeyLoginBegin(w http.ResponseWriter, r *http.Request, _ []byte) (any, error) {
-	opts, id, err := s.acct.BeginPasskeyLogin(r.Context())
+	opts, id, err := s.acct.Credentials.BeginPasskeyLogin(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +377,7 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, body
 	if err != nil {
 		return nil, err
 	}
-	u, amr, err := s.acct.FinishPasskeyLogin(r.Context(), id, req.Credential, clientIP(r), r.UserAgent())
+	u, amr, err := s.acct.Credentials.FinishPasskeyLogin(r.Context(), id, req.Credential, clientIP(r), r.UserAgent())
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +416,7 @@ func (s *Server) passkey2FABegin(w http.ResponseWriter, r *http.Request, body []
 	if err != nil {
 		return nil, err
 	}
-	opts, id, err := s.acct.BeginPasskeySecondFactor(r.Context(), u)
+	opts, id, err := s.acct.Credentials.BeginPasskeySecondFactor(r.Context(), u)
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +436,7 @@ func (s *Server) passkey2FAFinish(w http.ResponseWriter, r *http.Request, body [
 	if err != nil {
 		return nil, err
 	}
-	amr, err := s.acct.FinishPasskeySecondFactor(r.Context(), u, id, req.Credential, clientIP(r), r.UserAgent())
+	amr, err := s.acct.Credentials.FinishPasskeySecondFactor(r.Context(), u, id, req.Credential, clientIP(r), r.UserAgent())
 	if err != nil {
 		return nil, err
 	}

@@ -88,15 +88,15 @@ func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
 	for _, a := range account.Attributes {
 		if a.Key == "picture" {
 			// Its own form, with the same facts beside it.
-			d.AvatarSource = translate(d.Lang, s.acct.Source(u, a.Key))
+			d.AvatarSource = translate(d.Lang, s.acct.Users.Source(u, a.Key))
 			d.AvatarAudience = audience(d.Lang, a)
 			continue
 		}
-		locked, reason := s.acct.FieldLock(u, a.Key)
+		locked, reason := s.acct.Users.FieldLock(u, a.Key)
 		f := profileField{
-			Key: a.Key, Label: translate(d.Lang, a.Label), Value: s.acct.FieldValue(u, a.Key), Kind: string(a.Kind),
+			Key: a.Key, Label: translate(d.Lang, a.Label), Value: s.acct.Users.FieldValue(u, a.Key), Kind: string(a.Kind),
 			Editable: !locked, Audience: audience(d.Lang, a),
-			Source: translate(d.Lang, s.acct.Source(u, a.Key)),
+			Source: translate(d.Lang, s.acct.Users.Source(u, a.Key)),
 		}
 		if locked {
 			f.LockReason = translate(d.Lang, reason)
@@ -111,7 +111,7 @@ func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
 	}
 	d.AvatarURL = account.AvatarPath(u)
 	d.HasAvatar = !u.AvatarAt.IsZero()
-	if locked, reason := s.acct.FieldLock(u, "picture"); locked {
+	if locked, reason := s.acct.Users.FieldLock(u, "picture"); locked {
 		d.AvatarLocked = translate(d.Lang, reason)
 	}
 	for _, k := range slices.Sorted(maps.Keys(u.CustomData)) {
@@ -154,7 +154,7 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 			changes[key] = vals[0]
 		}
 	}
-	_, err := s.acct.UpdateProfile(r.Context(), m.User.ID, changes)
+	_, err := s.acct.Users.UpdateProfile(r.Context(), m.User.ID, changes)
 	if err == nil {
 		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
 		return nil
@@ -316,7 +316,7 @@ func (s *Server) avatarUpload(w http.ResponseWriter, r *http.Request, m me, up u
 	if !up.HasFile {
 		return s.avatarFailed(w, r, m, account.FieldErrorf("picture", "Choose an image file to upload."))
 	}
-	if err := s.acct.SetAvatar(r.Context(), m.User.ID, up.File); err != nil {
+	if err := s.acct.Users.SetAvatar(r.Context(), m.User.ID, up.File); err != nil {
 		return s.avatarFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
@@ -336,7 +336,7 @@ func (s *Server) avatarFailed(w http.ResponseWriter, r *http.Request, m me, err 
 }
 
 func (s *Server) avatarRemove(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.RemoveAvatar(r.Context(), m.User.ID); err != nil {
+	if err := s.acct.Users.RemoveAvatar(r.Context(), m.User.ID); err != nil {
 		return s.avatarFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
@@ -365,7 +365,7 @@ func (s *Server) customDataSubmit(w http.ResponseWriter, r *http.Request, m me) 
 		data[k] = v
 	}
 	if err == nil {
-		_, err = s.acct.SetCustomData(r.Context(), m.User.ID, data)
+		_, err = s.acct.Users.SetCustomData(r.Context(), m.User.ID, data)
 	}
 	if err == nil {
 		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
@@ -396,7 +396,7 @@ func (s *Server) customDataSubmit(w http.ResponseWriter, r *http.Request, m me) 
 // picture claim); the URL carries a version, so caches may keep it a while.
 func (s *Server) avatar(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
-	ctype, data, mod, err := s.acct.Avatar(r.Context(), id)
+	ctype, data, mod, err := s.acct.Users.Avatar(r.Context(), id)
 	if err != nil {
 		if account.ErrorCode(err) == account.NotFound {
 			http.Error(w, "no such avatar", http.StatusNotFound)

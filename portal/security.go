@@ -55,22 +55,22 @@ func (s *Server) securityView(r *http.Request, m me) *securityData {
 	u := m.User
 	d := &securityData{base: s.base(r, &u, "Security"), MinLength: s.acct.Policy().MinPasswordLength, TOTPEnabled: account.HasTOTP(u),
 		RecoveryLeft: len(u.RecoveryCodes), RememberEnabled: s.acct.Policy().TrustedDeviceLifetime > 0,
-		NeedsConfirm: !s.acct.RecentlyAuthenticated(m.Session), FieldErrors: map[string]string{}}
+		NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session), FieldErrors: map[string]string{}}
 	d.Nav = "security"
-	if e, ok := s.acct.PendingTOTP(u); ok && !d.TOTPEnabled {
+	if e, ok := s.acct.Credentials.PendingTOTP(u); ok && !d.TOTPEnabled {
 		d.Enrolment = &e
 		// A data: URL of our own PNG, which the CSP's img-src allows.
 		d.QRDataURL = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(e.QRPNG))
 	}
-	devices, _ := s.acct.ListTrustedDevices(r.Context(), u)
+	devices, _ := s.acct.Credentials.ListTrustedDevices(r.Context(), u)
 	for _, c := range devices {
 		d.Devices = append(d.Devices, deviceView{ID: c.ID, Name: deviceName(d.Lang, c.UserAgent), IP: c.LastIP,
 			FirstSeen: formatTime(c.CreatedAt.UTC().Format(time.RFC3339), u.Zoneinfo), LastSeen: formatTime(c.LastUsedAt.UTC().Format(time.RFC3339), u.Zoneinfo)})
 	}
-	keys, _ := s.acct.Passkeys(r.Context(), u.ID)
+	keys, _ := s.acct.Credentials.Passkeys(r.Context(), u.ID)
 	d.PasskeyCount = len(keys)
-	d.ByDirectory = s.acct.SecondFactorByDirectory(u)
-	d.Required = s.acct.SecondFactorRequired(u) && !d.TOTPEnabled && d.PasskeyCount == 0
+	d.ByDirectory = s.acct.Credentials.SecondFactorByDirectory(u)
+	d.Required = s.acct.Credentials.SecondFactorRequired(u) && !d.TOTPEnabled && d.PasskeyCount == 0
 	d.ReturnTo = safeReturn(r.FormValue("return_to"))
 	return d
 }
@@ -119,7 +119,7 @@ func (s *Server) passwordSubmit(w http.ResponseWriter, r *http.Request, m me) er
 	if next != r.PostFormValue("new_password_confirm") {
 		return s.securityFailed(w, r, m, account.FieldErrorf("new_password_confirm", "The two new passwords do not match."))
 	}
-	if err := s.acct.ChangePassword(r.Context(), m.User, m.Session.ID, r.PostFormValue("current_password"), next, clientIP(r), r.UserAgent()); err != nil {
+	if err := s.acct.Credentials.ChangePassword(r.Context(), m.User, m.Session.ID, r.PostFormValue("current_password"), next, clientIP(r), r.UserAgent()); err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security?done=password", http.StatusSeeOther)
@@ -135,7 +135,7 @@ func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, m me) error {
 	if err := s.confirmIdentity(r, m); err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
-	if _, err := s.acct.BeginTOTP(r.Context(), m.User); err != nil {
+	if _, err := s.acct.Credentials.BeginTOTP(r.Context(), m.User); err != nil {
 		return err
 	}
 	target := "/security"
@@ -169,7 +169,7 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, m me) error
 	if err := s.confirmIdentity(r, m); err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
-	codes, err := s.acct.ConfirmTOTP(r.Context(), m.User, r.PostFormValue("code"))
+	codes, err := s.acct.Credentials.ConfirmTOTP(r.Context(), m.User, r.PostFormValue("code"))
 	if err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
@@ -177,7 +177,7 @@ func (s *Server) totpConfirm(w http.ResponseWriter, r *http.Request, m me) error
 }
 
 func (s *Server) totpDisable(w http.ResponseWriter, r *http.Request, m me) error {
-	if err := s.acct.DisableTOTP(r.Context(), m.User, r.PostFormValue("confirm_password"), clientIP(r), r.UserAgent()); err != nil {
+	if err := s.acct.Credentials.DisableTOTP(r.Context(), m.User, r.PostFormValue("confirm_password"), clientIP(r), r.UserAgent()); err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security?done=totp-off", http.StatusSeeOther)
@@ -216,17 +216,13 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		http.Redirect(w, r, "/security#totp", http.StatusSeeOther)
 		return nil
 	}
-	d := &confirmData{base: s.base(r, &m.User, "Recovery codes"), Action: "/security/recovery-codes", Cancel: "/security",
-		NeedsPassword: !s.acct.RecentlyAuthenticated(m.Session)}
-	d.Nav = "security"
-	d.Heading = d.Title
+	d := s.confirmRecentPage(r, m, "security", "Recovery codes", "Make new recovery codes", "/security/recovery-codes", "/security")
 	if r.FormValue("done") == "totp" {
 		// After the set-up: a page to leave, not a question to cancel.
 		d.Notice = translate(d.Lang, "Two-factor authentication with your authenticator app is on.")
 		d.CancelLabel = translate(d.Lang, "Back to Security")
 	}
 	d.Message = translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
-	d.Button = translate(d.Lang, "Make new recovery codes")
 	d.Hidden = append(d.Hidden, hiddenField{codeSetField, codeSetFingerprint(m.User.RecoveryCodes)})
 	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
 		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})
@@ -273,7 +269,7 @@ func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me
 		}
 		return s.confirmNewRecoveryCodes(w, r, m, err)
 	}
-	codes, err := s.acct.RegenerateRecoveryCodes(r.Context(), m.User)
+	codes, err := s.acct.Credentials.RegenerateRecoveryCodes(r.Context(), m.User)
 	if err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
@@ -282,7 +278,7 @@ func (s *Server) recoveryRegenerate(w http.ResponseWriter, r *http.Request, m me
 
 func (s *Server) deviceForget(w http.ResponseWriter, r *http.Request, m me) error {
 	if r.PostFormValue("all") == "1" {
-		if _, err := s.acct.ForgetAllDevices(r.Context(), m.User); err != nil {
+		if _, err := s.acct.Credentials.ForgetAllDevices(r.Context(), m.User); err != nil {
 			return err
 		}
 		http.Redirect(w, r, "/security?done=devices", http.StatusSeeOther)
@@ -292,7 +288,7 @@ func (s *Server) deviceForget(w http.ResponseWriter, r *http.Request, m me) erro
 	if id == "" {
 		return s.securityFailed(w, r, m, account.Errorf(account.Invalid, "Choose a device to forget."))
 	}
-	if err := s.acct.ForgetDevice(r.Context(), m.User, id); err != nil {
+	if err := s.acct.Credentials.ForgetDevice(r.Context(), m.User, id); err != nil {
 		return s.securityFailed(w, r, m, err)
 	}
 	http.Redirect(w, r, "/security?done=device", http.StatusSeeOther)

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -68,6 +69,9 @@ type Server struct {
 	router  *mux.Router
 	levels  map[routeKey]level // what each route asks of its caller (routes.go)
 	handler http.Handler
+	// issuer is opts.Issuer parsed, once rather than on each request
+	// that compares a URL with it (handover.go, forwardauth.go).
+	issuer *url.URL
 }
 
 // requiredPages must exist; every other *.html beside layout.html is parsed
@@ -97,6 +101,10 @@ func New(o Options) (*Server, error) {
 	if len(o.CookieKey) < 32 {
 		return nil, fmt.Errorf("portal: cookie key must be at least 32 bytes")
 	}
+	issuer, err := url.Parse(o.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("portal: issuer: %w", err)
+	}
 	s := &Server{
 		opts:  o,
 		acct:  o.Accounts,
@@ -106,6 +114,7 @@ func New(o Options) (*Server, error) {
 		now:   o.Now,
 		pages: make(map[string]*template.Template),
 	}
+	s.issuer = issuer
 	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(o.Templates, "layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse layout template: %w", err)

@@ -77,7 +77,7 @@ func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, a storage
 		UseRecovery: r.URL.Query().Get("recovery") == "1"}
 	d.Lang = pickLanguage(r, u.Locale)
 	d.Title = translate(d.Lang, "Two-factor authentication")
-	if keys, err := s.acct.Passkeys(r.Context(), u.ID); err == nil {
+	if keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID); err == nil {
 		d.HasPasskey = len(keys) > 0
 	}
 	if errMsg != "" {
@@ -112,9 +112,9 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	method := "otp"
 	if code := r.PostFormValue("recovery_code"); code != "" {
 		method = "recovery"
-		err = s.acct.UseRecoveryCode(r.Context(), u, code, clientIP(r), r.UserAgent())
+		err = s.acct.Credentials.UseRecoveryCode(r.Context(), u, code, clientIP(r), r.UserAgent())
 	} else {
-		err = s.acct.VerifyTOTP(r.Context(), u, r.PostFormValue("code"), clientIP(r), r.UserAgent())
+		err = s.acct.Credentials.VerifyTOTP(r.Context(), u, r.PostFormValue("code"), clientIP(r), r.UserAgent())
 	}
 	if err != nil {
 		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {

@@ -36,8 +36,8 @@ type upstreamButton struct{ ID, Label string }
 
 func (s *Server) upstreamButtons() []upstreamButton {
 	var out []upstreamButton
-	for _, p := range s.acct.UpstreamProviders() {
-		if s.acct.DirectoryDisabled(p.ID()) {
+	for _, p := range s.acct.Directories.UpstreamProviders() {
+		if s.acct.Directories.DirectoryDisabled(p.ID()) {
 			continue
 		}
 		out = append(out, upstreamButton{ID: p.ID(), Label: p.ButtonLabel()})
@@ -51,7 +51,7 @@ func (s *Server) upstreamStart(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkCSRF(r); err != nil {
 		return err
 	}
-	src := s.acct.UpstreamProvider(mux.Vars(r)["id"])
+	src := s.acct.Directories.UpstreamProvider(mux.Vars(r)["id"])
 	if src == nil {
 		return account.Errorf(account.NotFound, "There is no such sign-in provider.")
 	}
@@ -97,7 +97,7 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 	if state == "" || s.now().Sub(time.Unix(at, 0)) > upstreamTTL || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(state)) != 1 {
 		return errUpstreamGone
 	}
-	src := s.acct.UpstreamProvider(srcID)
+	src := s.acct.Directories.UpstreamProvider(srcID)
 	if src == nil {
 		return errUpstreamGone
 	}
@@ -113,7 +113,7 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 		}
 		return account.UpstreamError(src, err)
 	}
-	u, err := s.acct.SignInUpstream(r.Context(), src, ident, clientIP(r), r.UserAgent())
+	u, err := s.acct.Directories.SignInUpstream(r.Context(), src, ident, clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}

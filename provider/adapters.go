@@ -105,6 +105,9 @@ func (c *client) ClockSkew() time.Duration { return 0 }
 type authRequest struct {
 	a        storage.AuthRequest
 	codeHash string
+	// issue is, for a redeemed code, the IDs its exchange gives the tokens
+	// it stores, chosen at redemption so the redemption names them.
+	issue storage.IssuedTokens
 }
 
 var (

@@ -96,7 +96,7 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	if note.decided(id) {
 		return errInvalidClient
 	}
-	out, _ := s.secrets.Check([]string{id, ip, secret}, func() clientCheck {
+	out := s.secrets.Check([]string{id, ip, secret}, func() clientCheck {
 		return s.checkClientSecretOnce(ctx, id, ip, secret, c)
 	})
 	switch {

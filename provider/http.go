@@ -81,107 +81,12 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if postOnly(path) && r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		if p.refuseMalformed(w, r, path) {
 			return
 		}
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions: // OPTIONS: CORS preflight
-		default:
-			// zitadel serves any method; a PUT to /end_session would sign out.
-			w.Header().Set("Allow", "GET, HEAD, POST")
-			p.badRequest(w, r, http.StatusMethodNotAllowed, "method "+strconv.Quote(truncate(r.Method, 64))+" is not allowed")
+		r, answered := p.beforeZitadel(w, r, path)
+		if answered {
 			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes)
-		if err := r.ParseForm(); err != nil {
-			status, msg := http.StatusBadRequest, "the request could not be parsed"
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				status, msg = http.StatusRequestEntityTooLarge, "the request body is too large"
-			}
-			p.badRequest(w, r, status, msg)
-			return
-		}
-		for k, v := range r.Form {
-			if len(v) > 1 && !repeatable[k] {
-				p.badRequest(w, r, http.StatusBadRequest, "parameter "+strconv.Quote(truncate(k, 64))+" must not be repeated")
-				return
-			}
-		}
-		// The checks of token requests read r.Form, the query string
-		// included, as zitadel does (r.FormValue, and r.Form for the rest).
-		if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
-			// RFC 6749 §2.3: one authentication method per request. zitadel
-			// checks this for code and refresh grants only.
-			p.badRequest(w, r, http.StatusBadRequest, "client authentication must not use more than one method")
-			return
-		}
-		if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
-			// zitadel handles some grants Keyport does not offer (the JWT
-			// bearer grant answers invalid_client); RFC 6749 §5.2 has one code
-			// for them all.
-			w.Header().Set("Cache-Control", "no-store")
-			writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type "+strconv.Quote(truncate(gt, 64))+" is not supported")
-			return
-		}
-		if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
-			// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
-			// would answer {"active":false} or 200.
-			p.badRequest(w, r, http.StatusBadRequest, "token missing")
-			return
-		}
-		if path == "/authorize" {
-			// zitadel refuses these too, but as server errors in its log.
-			for _, k := range []string{"client_id", "redirect_uri"} {
-				if r.Form.Get(k) == "" {
-					p.badRequest(w, r, http.StatusBadRequest, k+" is missing")
-					return
-				}
-			}
-			if problem, bad := checkAuthorizeParams(r.Form); bad {
-				r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
-			}
-		}
-		if postOnly(path) {
-			// A client secret refused by the throttle comes back through
-			// the context (clientauth.go).
-			r = r.WithContext(withClientAuthNote(r.Context()))
-		}
-		if path == "/oauth/introspect" {
-			secretInBodyAsBasic(r)
-			if p.introspectRefreshToken(w, r) {
-				return
-			}
-		}
-		if path == "/authorize/callback" {
-			if p.answerCallback(w, r) {
-				return
-			}
-			r = r.WithContext(withFormPostNote(r.Context()))
-		}
-		if path == "/end_session" && p.holdEndSession(w, r) {
-			return
-		}
-		if postOnly(path) {
-			// The client-authenticated endpoints read their client (and a
-			// refresh its user) more than once; see readMemo.
-			r = r.WithContext(withReadMemo(r.Context()))
-		}
-		if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
-			client, err := p.authenticateCodeClient(r)
-			if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
-				writeThrottled(w, refused)
-				return
-			}
-			if err != nil {
-				rec := newRecorder()
-				op.RequestError(rec, r, err, nil)
-				p.finish(w, r, path, rec)
-				return
-			}
-			r = r.WithContext(withCodeClient(r.Context(), client))
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)
@@ -191,6 +96,159 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		p.finish(w, r, path, rec)
 	})
+}
+
+// refuseMalformed answers a request that no endpoint takes (wrong method,
+// a body too large or unparseable, a parameter repeated, two client
+// authentications, a grant Keyport does not offer, a missing token or
+// client) and reports whether it did. It parses the form.
+func (p *Provider) refuseMalformed(w http.ResponseWriter, r *http.Request, path string) bool {
+	if postOnly(path) && r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		return true
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions: // OPTIONS: CORS preflight
+	default:
+		// zitadel serves any method; a PUT to /end_session would sign out.
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		p.badRequest(w, r, http.StatusMethodNotAllowed, "method "+strconv.Quote(truncate(r.Method, 64))+" is not allowed")
+		return true
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, p.opts.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		status, msg := http.StatusBadRequest, "the request could not be parsed"
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			status, msg = http.StatusRequestEntityTooLarge, "the request body is too large"
+		}
+		p.badRequest(w, r, status, msg)
+		return true
+	}
+	if problem := formProblem(r, path); problem != "" {
+		p.badRequest(w, r, http.StatusBadRequest, problem)
+		return true
+	}
+	if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
+		// zitadel handles some grants Keyport does not offer (the JWT
+		// bearer grant answers invalid_client); RFC 6749 §5.2 has one code
+		// for them all.
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSONError(w, http.StatusBadRequest, "unsupported_grant_type", "grant type "+strconv.Quote(truncate(gt, 64))+" is not supported")
+		return true
+	}
+	return false
+}
+
+// formProblem says what is wrong with the parameters of a request to path
+// that zitadel would take in, or answer as its own fault; "" when nothing.
+// The checks read r.Form, the query string included, as zitadel does
+// (r.FormValue, and r.Form for the rest).
+func formProblem(r *http.Request, path string) string {
+	for k, v := range r.Form {
+		if len(v) > 1 && !repeatable[k] {
+			return "parameter " + strconv.Quote(truncate(k, 64)) + " must not be repeated"
+		}
+	}
+	if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
+		// RFC 6749 §2.3: one authentication method per request. zitadel
+		// checks this for code and refresh grants only.
+		return "client authentication must not use more than one method"
+	}
+	if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
+		// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
+		// would answer {"active":false} or 200.
+		return "token missing"
+	}
+	if path == "/authorize" {
+		// zitadel refuses these too, but as server errors in its log.
+		for _, k := range []string{"client_id", "redirect_uri"} {
+			if r.Form.Get(k) == "" {
+				return k + " is missing"
+			}
+		}
+	}
+	return ""
+}
+
+// beforeZitadel runs what Keyport does ahead of zitadel on path: notes in
+// the request's context for the steps zitadel calls back into, and the
+// answers Keyport gives itself (an introspected refresh token, the
+// callback of a sign-in that failed or is not this browser's, a sign-out
+// to confirm or already validated, a refused code client). It returns the
+// request to hand on, and whether it answered.
+func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
+	if path == "/authorize" {
+		if problem, bad := checkAuthorizeParams(r.Form); bad {
+			r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+		}
+	}
+	if postOnly(path) {
+		// A client secret refused by the throttle comes back through
+		// the context (clientauth.go).
+		r = r.WithContext(withClientAuthNote(r.Context()))
+	}
+	switch path {
+	case "/oauth/introspect":
+		secretInBodyAsBasic(r)
+		if p.introspectRefreshToken(w, r) {
+			return r, true
+		}
+	case "/authorize/callback":
+		return r.WithContext(withFormPostNote(r.Context())), p.answerCallback(w, r)
+	case "/end_session":
+		return r, p.answerEndSession(w, r)
+	}
+	if postOnly(path) {
+		// The client-authenticated endpoints read their client (and a
+		// refresh its user) more than once; see readMemo.
+		r = r.WithContext(withReadMemo(r.Context()))
+	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
+		return p.checkCodeClient(w, r)
+	}
+	return r, false
+}
+
+// answerEndSession answers an end_session request Keyport handles itself:
+// one too long to carry, one held (a hop for the cookie, or a
+// confirmation), or one validated already while deciding whether to ask.
+func (p *Provider) answerEndSession(w http.ResponseWriter, r *http.Request) bool {
+	if problem := endSessionProblem(r); problem != "" {
+		p.badRequest(w, r, http.StatusBadRequest, problem)
+		return true
+	}
+	held, session := p.holdEndSession(w, r)
+	if held {
+		return true
+	}
+	if session == nil {
+		return false
+	}
+	// Validated by holdEndSession already: once is enough.
+	rec := newRecorder()
+	p.endSession(rec, r, session)
+	p.finish(w, r, "/end_session", rec)
+	return true
+}
+
+// checkCodeClient authenticates the client of a code exchange ahead of
+// zitadel, so a throttled or refused client secret is answered here and
+// the client is read once.
+func (p *Provider) checkCodeClient(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	client, err := p.authenticateCodeClient(r)
+	if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+		writeThrottled(w, refused)
+		return r, true
+	}
+	if err != nil {
+		rec := newRecorder()
+		op.RequestError(rec, r, err, nil)
+		p.finish(w, r, "/oauth/token", rec)
+		return r, true
+	}
+	return r.WithContext(withCodeClient(r.Context(), client)), false
 }
 
 // secretInBodyAsBasic lets a resource server authenticate at introspection

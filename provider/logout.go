@@ -1,9 +1,11 @@
 package provider
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
@@ -28,16 +30,21 @@ import (
 
 // holdEndSession answers an end_session request that must not run yet: one
 // that came without the cookie from another site, or one the person must
-// confirm. It reports whether it answered.
-func (p *Provider) holdEndSession(w http.ResponseWriter, r *http.Request) bool {
-	if p.opts.Browsers.RetryWithCookie(w, r, endSessionContinue(r)) {
-		return true
+// confirm. It reports whether it answered and, when someone is signed in
+// and the request is valid, the request as validated here: the caller runs
+// it with that (endSession) rather than let zitadel verify the hint and
+// read the client again.
+func (p *Provider) holdEndSession(w http.ResponseWriter, r *http.Request) (bool, *op.EndSessionRequest) {
+	continueURL := endSessionContinue(r)
+	if p.opts.Browsers.RetryWithCookie(w, r, continueURL) {
+		return true, nil
 	}
-	if p.logoutNeedsConfirmation(r) {
-		p.opts.Browsers.LogoutPrompt(w, r, endSessionContinue(r))
-		return true
+	session, confirm := p.logoutNeedsConfirmation(r)
+	if confirm {
+		p.opts.Browsers.LogoutPrompt(w, r, continueURL)
+		return true, nil
 	}
-	return false
+	return false, session
 }
 
 // endSessionParams are the parameters of an end_session request (RP-
@@ -45,23 +52,58 @@ func (p *Provider) holdEndSession(w http.ResponseWriter, r *http.Request) bool {
 var endSessionParams = []string{"id_token_hint", "logout_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales"}
 
 // logoutNeedsConfirmation tells whether the end_session request r must be
-// confirmed by the person signed in. An invalid request is not: zitadel
-// refuses it with its error page, which signs nobody out.
-func (p *Provider) logoutNeedsConfirmation(r *http.Request) bool {
+// confirmed by the person signed in, and gives the request validated when
+// someone is. An invalid request is not confirmed: zitadel refuses it with
+// its error page, which signs nobody out.
+func (p *Provider) logoutNeedsConfirmation(r *http.Request) (*op.EndSessionRequest, bool) {
 	userID := p.opts.Browsers.SignedInUserID(r)
 	if userID == "" {
-		return false
+		return nil, false
 	}
 	req, err := op.ParseEndSessionRequest(r, p.op.Decoder())
 	if err != nil {
-		return false
+		return nil, false
 	}
 	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
 	session, err := op.ValidateEndSessionRequest(ctx, req, p.op)
 	if err != nil {
-		return false
+		return nil, false
 	}
-	return session.UserID != userID
+	return session, session.UserID != userID
+}
+
+// endSession runs an end_session request validated by holdEndSession as
+// zitadel's EndSession would: the user's tokens for the client are
+// revoked, and the browser goes on to the validated redirect.
+func (p *Provider) endSession(w http.ResponseWriter, r *http.Request, session *op.EndSessionRequest) {
+	if err := p.storage.TerminateSession(r.Context(), session.UserID, session.ClientID); err != nil {
+		op.RequestError(w, r, oidc.DefaultToServerError(err, "error terminating session"), nil)
+		return
+	}
+	http.Redirect(w, r, session.RedirectURI, http.StatusFound)
+}
+
+// Bounds of an end_session request, which is carried whole through the
+// confirmation page and the same-origin hop (endSessionContinue). state
+// goes back to the app as /authorize's does and is bounded the same
+// (authorizeParamLimits); the whole request is bounded as the portal
+// bounds the confirmation's continue URL (8 KiB), beyond which the hop and
+// the page would drop it and the app would never hear back.
+const (
+	maxEndSessionState    = 2048
+	maxEndSessionContinue = 8 << 10
+)
+
+// endSessionProblem tells why the end_session request r is refused before
+// anything runs, or "".
+func endSessionProblem(r *http.Request) string {
+	if n := len(r.Form.Get("state")); n > maxEndSessionState {
+		return fmt.Sprintf("state is %d bytes long, more than %d", n, maxEndSessionState)
+	}
+	if n := len(endSessionContinue(r)); n > maxEndSessionContinue {
+		return fmt.Sprintf("the sign-out request is %d bytes long, more than %d", n, maxEndSessionContinue)
+	}
+	return ""
 }
 
 // endSessionContinue is r again as a path on this server, with only the

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/loglimit"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 )
@@ -59,12 +59,10 @@ type opStorage struct {
 	tokens *tokenCrypto
 	// pending bounds the authorization requests waiting for a sign-in.
 	pending storage.PendingLimits
-	// lastRefusalLog is when a refusal for pending (ErrLimitReached) was
-	// last logged (unix seconds).
-	lastRefusalLog atomic.Int64
-	// evictions counts authorization requests evicted for pending, and
-	// lastEvictionLog is when that was last logged (unix seconds).
-	evictions, lastEvictionLog atomic.Int64
+	// floodLog is log for the lines a flood of /authorize requests repeats
+	// (refusals and evictions for pending): one a minute of each, then a
+	// count of those held back (loglimit).
+	floodLog *slog.Logger
 	// secrets makes parallel checks of one client secret one guess.
 	secrets *throttle.Guesses[clientCheck]
 }
@@ -138,11 +136,8 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if errors.Is(err, storage.ErrLimitReached) {
 		// Every pending sign-in of this address, or of all, has its code
 		// and is about to be exchanged (or to expire): RFC 6749 §4.1.2.1.
-		if now := s.now().Unix(); now-s.lastRefusalLog.Load() >= 60 {
-			s.lastRefusalLog.Store(now)
-			s.log.WarnContext(ctx, "too many pending sign-ins, all of them with a code issued; refused new ones (logged at most once a minute)",
-				"per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
-		}
+		s.floodLog.WarnContext(ctx, "too many pending sign-ins, all of them with a code issued; refused a new one",
+			"per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
 		return nil, &oidc.Error{ErrorType: "temporarily_unavailable", Description: "too many sign-ins are under way; try again in a minute"}
 	}
 	if errors.Is(err, storage.ErrTooLarge) {
@@ -154,24 +149,17 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		return nil, s.internal(ctx, "store auth request", err)
 	}
 	if evicted > 0 {
-		s.noteEvictions(ctx, evicted)
+		s.floodLog.WarnContext(ctx, "too many pending sign-ins; evicted some of the busiest address to make room (a flood of /authorize requests?)",
+			"evicted", evicted, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "client_ip", clientip.FromContext(ctx))
 	}
 	return &authRequest{a: a}, nil
 }
 
-// noteEvictions logs that pending sign-ins were evicted to make room, at
-// most once a minute with the count since the last line: a flood of
-// /authorize requests should be visible, not fill the log.
-func (s *opStorage) noteEvictions(ctx context.Context, n int) {
-	total := s.evictions.Add(int64(n))
-	now := s.now().Unix()
-	last := s.lastEvictionLog.Load()
-	if now-last < 60 || !s.lastEvictionLog.CompareAndSwap(last, now) {
-		return
-	}
-	s.evictions.Add(-total)
-	s.log.WarnContext(ctx, "too many pending sign-ins; evicted some of the busiest address to make room (a flood of /authorize requests?)",
-		"evicted", total, "per_address_limit", s.pending.PerOrigin, "total_limit", s.pending.Total, "last_client_ip", clientip.FromContext(ctx))
+// floodLogger limits log to one line a minute of each message, then a
+// count of those held back: a flood of /authorize requests should be
+// visible, not fill the log.
+func floodLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(loglimit.New(log.Handler(), loglimit.Options{Level: slog.LevelWarn, Burst: 1, Interval: time.Minute}))
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
@@ -199,7 +187,11 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 		return nil, oidc.ErrInvalidClient()
 	}
 	hash := account.HashSecret(code)
-	a, err := s.store.RedeemCode(ctx, hash, client.id)
+	// The exchange's tokens get their IDs now, so that the redemption
+	// records them: a replay then revokes them, with no second write to
+	// tie the tokens to the code (CreateCodeTokens).
+	issue := storage.IssuedTokens{AccessTokenID: account.NewOrderedID(), FamilyID: account.NewOrderedID()}
+	a, err := s.store.RedeemCode(ctx, hash, client.id, issue)
 	if errors.Is(err, storage.ErrTokenReused) {
 		s.replayed(ctx, client, hash, a)
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
@@ -210,12 +202,13 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if err != nil {
 		return nil, s.internal(ctx, "redeem code", err)
 	}
-	return &authRequest{a: a, codeHash: hash}, nil
+	return &authRequest{a: a, codeHash: hash, issue: issue}, nil
 }
 
 // replayed handles a redeemed code presented again: when its client proves
 // itself, the code is marked replayed and what it issued is revoked (an
-// exchange still under way revokes its own when it records them).
+// exchange still under way revokes its own once it has stored them:
+// CreateCodeTokens).
 func (s *opStorage) replayed(ctx context.Context, client codeClient, hash string, redeemed storage.AuthRequest) {
 	if !client.provesReplay(redeemed) {
 		s.log.WarnContext(ctx, "authorization code of a public client presented again without its PKCE verifier; revoked nothing",
@@ -249,52 +242,31 @@ func (s *opStorage) revokeIssued(ctx context.Context, issued storage.IssuedToken
 	}
 }
 
-// recordIssued notes on the code of an exchange what it issued. If the code
-// was replayed while the exchange ran, the tokens are revoked at once and
-// the exchange fails like the replay.
-func (s *opStorage) recordIssued(ctx context.Context, r *authRequest, issued storage.IssuedTokens) error {
-	err := s.store.RecordCodeTokens(ctx, r.codeHash, issued)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, storage.ErrTokenReused):
-		s.revokeIssued(ctx, issued)
+// createCodeTokens stores the tokens of a code exchange. If the code was
+// replayed while the exchange ran, the store has deleted them again and the
+// exchange fails like the replay.
+func (s *opStorage) createCodeTokens(ctx context.Context, r *authRequest, access storage.AccessToken, refresh *storage.RefreshToken) error {
+	err := s.store.CreateCodeTokens(ctx, r.codeHash, access, refresh)
+	if errors.Is(err, storage.ErrTokenReused) {
 		s.log.WarnContext(ctx, "authorization code presented again during its exchange; revoked the tokens it issued",
 			"client_id", r.a.ClientID, "user_id", r.a.UserID)
 		return oidc.ErrInvalidGrant().WithDescription("invalid, expired or already used code")
-	case errors.Is(err, storage.ErrNotFound):
-		// The flow file lost the redemption (a crash of the machine): the
-		// tokens stand, but a replay will not find them.
-		s.log.WarnContext(ctx, "redeemed code not found when recording its tokens", "client_id", r.a.ClientID)
-		return nil
-	default:
-		s.revokeIssued(ctx, issued)
-		return s.internal(ctx, "record the tokens of a code", err)
 	}
+	if err != nil {
+		return s.internal(ctx, "store the tokens of a code", err)
+	}
+	return nil
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	// The code lives only briefly: shorten the request's life to the code's.
-	expires := s.now().Add(s.life.Code)
-	errIssued := errors.New("code already issued")
-	if _, err := s.store.UpdateAuthRequest(ctx, id, func(a storage.AuthRequest) (storage.AuthRequest, error) {
-		if a.CodeIssued {
-			return a, errIssued
-		}
-		a.CodeIssued = true
-		if expires.Before(a.ExpiresAt) {
-			a.ExpiresAt = expires
-		}
-		return a, nil
-	}); err != nil {
-		if errors.Is(err, storage.ErrNotFound) || errors.Is(err, errIssued) {
-			// One request, one code: a replayed callback URL gets nothing.
-			return oidc.ErrInvalidRequest().WithDescription("authorization request not found, expired or already answered")
-		}
-		return s.internal(ctx, "update auth request", err)
+	// The code lives only briefly: the request's life is shortened to the code's.
+	err := s.store.IssueCode(ctx, id, account.HashSecret(code), s.now().Add(s.life.Code))
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
+		// One request, one code: a replayed callback URL gets nothing.
+		return oidc.ErrInvalidRequest().WithDescription("authorization request not found, expired or already answered")
 	}
-	if err := s.store.SaveCode(ctx, id, account.HashSecret(code)); err != nil {
-		return s.internal(ctx, "save code", err)
+	if err != nil {
+		return s.internal(ctx, "issue code", err)
 	}
 	return nil
 }
@@ -321,6 +293,9 @@ func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.Acce
 	switch r := req.(type) {
 	case *authRequest:
 		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
+		if r.codeHash != "" {
+			t.ID = r.issue.AccessTokenID
+		}
 	case *refreshRequest:
 		t.ClientID, t.UserID = r.rt.ClientID, r.rt.UserID
 	case *machineRequest:
@@ -331,13 +306,14 @@ func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.Acce
 
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	t := s.accessFor(req, "")
-	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
-		return "", time.Time{}, s.internal(ctx, "store access token", err)
-	}
 	if r, ok := req.(*authRequest); ok && r.codeHash != "" {
-		if err := s.recordIssued(ctx, r, storage.IssuedTokens{AccessTokenID: t.ID}); err != nil {
+		if err := s.createCodeTokens(ctx, r, t, nil); err != nil {
 			return "", time.Time{}, err
 		}
+		return t.ID, t.ExpiresAt, nil
+	}
+	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
+		return "", time.Time{}, s.internal(ctx, "store access token", err)
 	}
 	return t.ID, t.ExpiresAt, nil
 }
@@ -358,6 +334,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	switch r := req.(type) {
 	case *authRequest:
 		next.FamilyID = account.NewOrderedID()
+		if r.codeHash != "" {
+			next.FamilyID = r.issue.FamilyID
+		}
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
 		next.ExpiresAt = now.Add(s.life.Refresh)
@@ -381,13 +360,14 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	}
 	access := s.accessFor(req, next.FamilyID)
 	if current == "" {
-		if err := s.store.CreateTokens(ctx, access, &next); err != nil {
-			return "", "", time.Time{}, s.internal(ctx, "store tokens", err)
-		}
 		if r, ok := req.(*authRequest); ok && r.codeHash != "" {
-			if err := s.recordIssued(ctx, r, storage.IssuedTokens{AccessTokenID: access.ID, FamilyID: next.FamilyID}); err != nil {
+			if err := s.createCodeTokens(ctx, r, access, &next); err != nil {
 				return "", "", time.Time{}, err
 			}
+			return access.ID, secret, access.ExpiresAt, nil
+		}
+		if err := s.store.CreateTokens(ctx, access, &next); err != nil {
+			return "", "", time.Time{}, s.internal(ctx, "store tokens", err)
 		}
 		return access.ID, secret, access.ExpiresAt, nil
 	}

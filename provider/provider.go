@@ -149,6 +149,7 @@ func New(o Options) (*Provider, error) {
 		issuer:   o.Issuer,
 		now:      o.Now,
 		log:      o.Logger,
+		floodLog: floodLogger(o.Logger),
 		throttle: o.Throttle,
 
 		checkRefresh: o.CheckRefresh,

@@ -429,30 +429,39 @@ type AuthRequests interface {
 	GetAuthRequest(ctx context.Context, id string) (AuthRequest, error)
 	UpdateAuthRequest(ctx context.Context, id string, fn func(AuthRequest) (AuthRequest, error)) (AuthRequest, error)
 	DeleteAuthRequest(ctx context.Context, id string) error
-	// SaveCode links a code (by its hash) to a completed request.
-	SaveCode(ctx context.Context, authRequestID, codeHash string) error
+	// IssueCode gives the live request authRequestID its one code, in one
+	// transaction: it marks the request's code issued, brings its expiry
+	// forward to expires (never later: the request lives no longer than
+	// its code) and links codeHash to it. A request whose code was issued
+	// already, or a hash linked to another request, gives ErrConflict; a
+	// missing or expired request ErrNotFound; either changes nothing.
+	IssueCode(ctx context.Context, authRequestID, codeHash string, expires time.Time) error
 	// RedeemCode returns the request a code belongs to and unlinks the code in
 	// the same transaction, so a code can be redeemed exactly once even when
-	// two exchanges race. Only the request's own client redeems its code: for
-	// any other clientID the code does not exist (ErrNotFound) and nothing
-	// changes. A code redeemed before (and remembered for at least ten
-	// minutes) gives ErrTokenReused, with a request holding only ID, UserID,
-	// ClientID, CodeChallenge and CodeChallengeMethod, and changes nothing:
-	// the caller decides whether whoever presents it again proves to be its
-	// client (MarkCodeReplayed).
-	RedeemCode(ctx context.Context, codeHash, clientID string) (AuthRequest, error)
+	// two exchanges race. It remembers the redemption with issue, the IDs of
+	// the tokens the exchange is about to create (CreateCodeTokens), so that
+	// a replay can revoke them. Only the request's own client redeems its
+	// code: for any other clientID the code does not exist (ErrNotFound) and
+	// nothing changes. A code redeemed before (and remembered for at least
+	// ten minutes) gives ErrTokenReused, with a request holding only ID,
+	// UserID, ClientID, CodeChallenge and CodeChallengeMethod, and changes
+	// nothing: the caller decides whether whoever presents it again proves
+	// to be its client (MarkCodeReplayed).
+	RedeemCode(ctx context.Context, codeHash, clientID string, issue IssuedTokens) (AuthRequest, error)
 	// MarkCodeReplayed marks a redeemed code of clientID replayed and
-	// returns what it issued so far (see RecordCodeTokens; empty when
-	// nothing yet), so the caller can revoke exactly that; an exchange of
-	// the code still under way learns of the mark when it records its
-	// tokens. A code that is not remembered, or another client's, gives
-	// ErrNotFound.
+	// returns what its exchange issues (RedeemCode's issue), so the caller
+	// can revoke exactly that; an exchange of the code still under way
+	// learns of the mark in CreateCodeTokens. A code that is not
+	// remembered, or another client's, gives ErrNotFound.
 	MarkCodeReplayed(ctx context.Context, codeHash, clientID string) (IssuedTokens, error)
-	// RecordCodeTokens notes what a redeemed code issued. If the code was
-	// presented again since it was redeemed, it records nothing and returns
-	// ErrTokenReused: the caller must revoke what it issued. A code that is
-	// not remembered gives ErrNotFound.
-	RecordCodeTokens(ctx context.Context, codeHash string, issued IssuedTokens) error
+	// CreateCodeTokens stores the tokens of the exchange of a redeemed code
+	// (as CreateTokens), then checks that the code was not marked replayed
+	// meanwhile: if it was, it deletes them again and returns
+	// ErrTokenReused. Checking after storing closes the race with a replay:
+	// a mark before the check is seen here, and a replay marked after it
+	// finds the tokens stored when it revokes them. A code no longer
+	// remembered (its record lost) leaves the tokens standing.
+	CreateCodeTokens(ctx context.Context, codeHash string, access AccessToken, refresh *RefreshToken) error
 }
 
 // Tokens persists access and refresh tokens.

@@ -43,14 +43,14 @@ func NewGuesses[T any]() *Guesses[T] {
 
 // Check runs check unless a check of the same parts (who, from where, and
 // the secret) is running; then it waits for that one and returns its
-// result. shared tells which happened.
-func (g *Guesses[T]) Check(parts []string, check func() T) (result T, shared bool) {
+// result.
+func (g *Guesses[T]) Check(parts []string, check func() T) T {
 	id := g.id(parts)
 	g.mu.Lock()
 	if running, ok := g.running[id]; ok {
 		g.mu.Unlock()
 		<-running.done
-		return running.result, true
+		return running.result
 	}
 	mine := &guess[T]{done: make(chan struct{})}
 	g.running[id] = mine
@@ -62,7 +62,7 @@ func (g *Guesses[T]) Check(parts []string, check func() T) (result T, shared boo
 		close(mine.done)
 	}()
 	mine.result = check()
-	return mine.result, false
+	return mine.result
 }
 
 // id is the HMAC of parts, each preceded by its length so that no two

@@ -101,10 +101,6 @@ type Policy struct {
 	ClientAddress Window
 	// Account makes an account wait after rounds of failures from anywhere.
 	Account Backoff
-	// AccountTally is how many accounts (or login names) with failures
-	// below Account's threshold are counted in memory; 0 means
-	// DefaultTallySize. Only from the threshold on is a count stored.
-	AccountTally int
 }
 
 // Scope names what a limit applies to, in refusals and log lines.
@@ -161,7 +157,11 @@ type Limiter struct {
 
 	mu       sync.Mutex
 	inflight map[string]int // reservations not yet decided, by key
-	tally    *tally         // account-wide failures below the threshold
+	// settled counts the failures released from flight (their write done
+	// or kept in memory): a reader of the store that sees it change while
+	// it read cannot tell whether its read has them (reserve).
+	settled uint64
+	tally   *tally // account-wide failures below the threshold
 	// Failures the store could not take (unwritten.go).
 	unwritten    map[string]unwritten
 	gen          uint64
@@ -174,12 +174,9 @@ func New(store Store, p Policy, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(p.AccountTally),
+	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(DefaultTallySize),
 		unwritten: make(map[string]unwritten), maxUnwritten: maxUnwritten}
 }
-
-// Policy returns the limits in force.
-func (l *Limiter) Policy() Policy { return l.policy }
 
 // Subject is an account as the throttle knows it: by ID when the account
 // exists, by the normalised login name when it does not. Both kinds get the
@@ -263,24 +260,18 @@ func (l *Limiter) withAddress(checks []check, a string) []check {
 // Address is the form a client IP is throttled under: IPv4 addresses as
 // they are, IPv6 addresses by their /64 (one subscriber's network, which
 // hands out addresses freely); "" for what is not an address.
-func Address(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
-	}
-	return netip.PrefixFrom(a, 64).Masked().String()
-}
+func Address(ip string) string { return ipv6Prefix(ip, 64) }
 
 // AddressGroup is the wider block an address belongs to when the total
 // limit on pending sign-ins chooses whom to evict from
 // (storage.PendingLimits): an IPv4 address itself, an IPv6 address's /48,
 // the most a single site is assigned (RFC 6177), so an attacker with a
 // whole block of /64s counts as one; "" for what is not an address.
-func AddressGroup(ip string) string {
+func AddressGroup(ip string) string { return ipv6Prefix(ip, 48) }
+
+// ipv6Prefix is an IPv4 address as it is, or an IPv6 address's prefix of
+// bits; "" for what is not an address.
+func ipv6Prefix(ip string, bits int) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ""
@@ -289,7 +280,7 @@ func AddressGroup(ip string) string {
 	if a.Is4() {
 		return a.String()
 	}
-	return netip.PrefixFrom(a, 48).Masked().String()
+	return netip.PrefixFrom(a, bits).Masked().String()
 }
 
 // maxPart bounds one part of a key; longer parts (login names and client
@@ -317,18 +308,19 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 	for i, c := range checks {
 		keys[i] = c.key
 	}
-	// The store is read under the lock: a failure is written before its
-	// reservation is released, so a reader that holds the lock sees every
-	// attempt either as stored or as in flight.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
-	if now.Before(l.closedUntil) {
-		return nil, &Refused{Scope: ScopeStore, RetryAfter: max(l.closedUntil.Sub(now), minRetry)}
+	if r := l.closed(l.now()); r != nil {
+		return nil, r
 	}
-	records, err := l.store.GetThrottles(ctx, keys...)
+	records, err := l.readThrottles(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("read throttles: %w", err)
+	}
+	// Memory for unwritten failures may have filled up during the read.
+	now := l.now()
+	if r := l.closed(now); r != nil {
+		return nil, r
 	}
 	stored := slices.Clone(records)
 	var refused, waived *Refused
@@ -352,6 +344,42 @@ func (l *Limiter) reserve(ctx context.Context, all []check) (*Reservation, error
 		l.inflight[c.key]++
 	}
 	return r, nil
+}
+
+// closed is the refusal of every attempt while the memory for unwritten
+// failures is full (unwritten.go), or nil. The caller holds l.mu.
+func (l *Limiter) closed(now time.Time) *Refused {
+	if now.Before(l.closedUntil) {
+		return &Refused{Scope: ScopeStore, RetryAfter: max(l.closedUntil.Sub(now), minRetry)}
+	}
+	return nil
+}
+
+// lockFreeReads is how many times reserve reads the store without the lock
+// before it reads under it (below).
+const lockFreeReads = 3
+
+// readThrottles reads the stored records of keys for reserve, which holds
+// l.mu and gets it back held. The read itself runs without the lock, so a
+// slow store does not hold up every other reservation and decision. That
+// is correct because a failure is written (or kept in memory) before its
+// reservation leaves flight: an attempt that is in flight when the lock is
+// taken again is counted as such, and one that left flight before the read
+// began is in the read. Only one that left flight during the read may be
+// in neither; then settled has moved, and the store is read again. Should
+// failures keep settling during every read, the last read holds the lock,
+// so a busy address cannot make its own reservations wait forever.
+func (l *Limiter) readThrottles(ctx context.Context, keys []string) ([]storage.Throttle, error) {
+	for range lockFreeReads {
+		before := l.settled
+		l.mu.Unlock()
+		records, err := l.store.GetThrottles(ctx, keys...)
+		l.mu.Lock()
+		if err != nil || l.settled == before {
+			return records, err
+		}
+	}
+	return l.store.GetThrottles(ctx, keys...)
 }
 
 // below is the check's failures counted in memory (an account-wide count
@@ -493,10 +521,14 @@ func (r *Reservation) finish() bool {
 }
 
 // release returns the attempt's place in flight. It comes after any write,
-// so the attempt is never counted nowhere.
-func (r *Reservation) release() {
+// so the attempt is never counted nowhere. failed says the attempt was a
+// failure (see readThrottles).
+func (r *Reservation) release(failed bool) {
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
+	if failed {
+		r.l.settled++
+	}
 	for _, c := range r.checks {
 		if r.l.inflight[c.key]--; r.l.inflight[c.key] <= 0 {
 			delete(r.l.inflight, c.key)
@@ -510,7 +542,7 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 	if !r.finish() {
 		return nil, nil
 	}
-	defer r.release()
+	defer r.release(true)
 	if len(r.checks) == 0 {
 		return nil, nil
 	}
@@ -597,7 +629,7 @@ func (r *Reservation) Succeed(ctx context.Context) error {
 	if !r.finish() {
 		return nil
 	}
-	defer r.release()
+	defer r.release(false)
 	var keys []string
 	r.l.mu.Lock()
 	for i, c := range r.checks {
@@ -628,6 +660,6 @@ func (r *Reservation) Succeed(ctx context.Context) error {
 // to be a guess.
 func (r *Reservation) Cancel() {
 	if r.finish() {
-		r.release()
+		r.release(false)
 	}
 }

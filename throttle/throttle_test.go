@@ -613,3 +613,88 @@ func TestRetryAfterSeconds(t *testing.T) {
 		}
 	}
 }
+
+// hookedStore runs onRead (once) during the next throttle read, after the
+// store has answered and before the answer reaches the limiter.
+type hookedStore struct {
+	throttle.Store
+	onRead atomic.Pointer[func()]
+}
+
+func (s *hookedStore) GetThrottles(ctx context.Context, keys ...string) ([]storage.Throttle, error) {
+	recs, err := s.Store.GetThrottles(ctx, keys...)
+	if hook := s.onRead.Swap(nil); hook != nil {
+		(*hook)()
+	}
+	return recs, err
+}
+
+// A reservation reads the store without the limiter's lock, so a slow
+// read holds up nobody else. Today the read ran under the lock: while
+// one reservation waited for the store, every other reservation, and
+// every attempt's decision, waited for it.
+func TestSlowReadHoldsUpNoOne(t *testing.T) {
+	c := testclock.At(t0)
+	s := &hookedStore{Store: openStore(t, "", c)}
+	l := throttle.New(s, policy, c.Now)
+	reading, finish := make(chan struct{}), make(chan struct{})
+	hook := func() { close(reading); <-finish }
+	s.onRead.Store(&hook)
+	slow := make(chan error, 1)
+	go func() {
+		r, err := l.Password(context.Background(), throttle.User("alice"), "192.0.2.1", false)
+		if err == nil {
+			r.Cancel()
+		}
+		slow <- err
+	}()
+	<-reading
+	other := make(chan error, 1)
+	go func() {
+		r, err := l.Password(context.Background(), throttle.User("bob"), "192.0.2.2", false)
+		if err == nil {
+			_, err = r.Fail(context.Background())
+		}
+		other <- err
+	}()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatalf("bob's attempt during alice's read: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a hang guard, not a speed limit
+		close(finish)
+		t.Fatal("bob's reservation waited for alice's store read")
+	}
+	close(finish)
+	if err := <-slow; err != nil {
+		t.Fatalf("alice's attempt: %v", err)
+	}
+}
+
+// A failure that is written and leaves flight while a reservation reads
+// the store (outside the lock) is in neither place that reservation
+// looks: the read may have missed it, and it is no longer in flight. The
+// reservation sees that a failure settled meanwhile and reads again, so
+// the limit holds.
+func TestFailureSettledDuringReadCounts(t *testing.T) {
+	c := testclock.At(t0)
+	s := &hookedStore{Store: openStore(t, "", c)}
+	p := policy
+	p.AccountAddress.Limit = 1
+	l := throttle.New(s, p, c.Now)
+	first, err := l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failErr error
+	hook := func() { _, failErr = first.Fail(context.Background()) }
+	s.onRead.Store(&hook)
+	_, err = l.Password(t.Context(), throttle.User("alice"), "192.0.2.1", false)
+	if failErr != nil {
+		t.Fatal(failErr)
+	}
+	if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccountAddress {
+		t.Fatalf("second guess after the first failed during its read: %v, want refused (%s)", err, throttle.ScopeAccountAddress)
+	}
+}

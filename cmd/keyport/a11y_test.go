@@ -26,16 +26,16 @@ func TestStackedTablesStateTheirRoles(t *testing.T) {
 	alice := srv.createUser("alice", false)
 	srv.createUser("root", true)
 	acct := srv.Main.Accounts
-	if _, _, err := acct.CreateAppPassword(ctx, alice, "Mail", ""); err != nil {
+	if _, _, err := acct.Credentials.CreateAppPassword(ctx, alice, "Mail", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := acct.CreateAPIToken(ctx, alice, account.NewAPIToken{Name: "backup", Scope: account.ScopeReadOnly}); err != nil {
+	if _, _, err := acct.Credentials.CreateAPIToken(ctx, alice, account.NewAPIToken{Name: "backup", Scope: account.ScopeReadOnly}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := acct.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
+	if _, err := acct.Credentials.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
-	if err := acct.SaveDirectory(ctx, ldap.Config{ID: "corp", Name: "Corporate LDAP", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org"}, true); err != nil {
+	if err := acct.Directories.SaveDirectory(ctx, ldap.Config{ID: "corp", Name: "Corporate LDAP", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org"}, true); err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)

@@ -89,7 +89,7 @@ func TestAppPasswordsAndForwardAuth(t *testing.T) {
 	if status, h := verifyWith(srv, http.MethodHead, "alice@example.com", strings.ToUpper(strings.ReplaceAll(secret, "-", "")), "", nil, nil); status != http.StatusOK || h.Get("Remote-User") != "alice" {
 		t.Errorf("HEAD with a retyped app password: %d", status)
 	}
-	if hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 1); len(hist) != 1 || !hist[0].Success || hist[0].Method != "app_password" {
+	if hist, _ := srv.Main.Accounts.SignIn.History(context.Background(), alice.ID, 1); len(hist) != 1 || !hist[0].Success || hist[0].Method != "app_password" {
 		t.Errorf("forward auth not in the history: %+v", hist)
 	}
 	if c, _ := srv.Main.Store.GetCredential(context.Background(), alice.ID, stored[0].ID); c.LastUsedAt.IsZero() || c.LastIP != "127.0.0.1" {
@@ -212,7 +212,7 @@ func TestForwardAuthRequire2FA(t *testing.T) {
 	if status, _ := verify(srv, "alice", testPassword, "", nil); status != http.StatusUnauthorized {
 		t.Errorf("password without the required second factor: %d", status)
 	}
-	secret, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), alice, "old one", "")
+	secret, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), alice, "old one", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestAPITokens(t *testing.T) {
 	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", narrow, "", ""); status != http.StatusUnauthorized {
 		t.Errorf("token from outside its networks: %d", status)
 	}
-	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 10)
+	hist, _ := srv.Main.Accounts.SignIn.History(context.Background(), alice.ID, 10)
 	reasons := ""
 	for _, a := range hist {
 		if a.Method == "api_token" && !a.Success {
@@ -521,7 +521,7 @@ func TestIPAllowlist(t *testing.T) {
 	if lp.Status != http.StatusForbidden || !strings.Contains(lp.Body, "not allowed") {
 		t.Errorf("sign-in from outside the allowlist: %d", lp.Status)
 	}
-	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 1)
+	hist, _ := srv.Main.Accounts.SignIn.History(context.Background(), alice.ID, 1)
 	if len(hist) != 1 || hist[0].Reason != "network not allowed" {
 		t.Errorf("history: %+v", hist)
 	}
@@ -534,7 +534,7 @@ func TestActivityPage(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
 	for i := 0; i < 4; i++ {
-		_, _ = srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "192.0.2.9"})
+		_, _ = srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "192.0.2.9"})
 	}
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")

@@ -116,7 +116,7 @@ func TestBackupWhileServing(t *testing.T) {
 				default:
 				}
 				login := fmt.Sprintf("user%02d", (2*n+i)%20)
-				if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: login, Password: testPassword, IP: "192.0.2.9"}); err != nil {
+				if _, err := srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: login, Password: testPassword, IP: "192.0.2.9"}); err != nil {
 					errs <- err
 					return
 				}

@@ -63,10 +63,10 @@ func startBenchServer(b *testing.B, jwt bool) *benchServer {
 	b.Cleanup(s.client.CloseIdleConnections)
 
 	bg := context.Background()
-	if _, err := m.Accounts.CreateUser(bg, account.NewUser{Username: "bench", Email: "bench@example.com", Name: "Bench User", Password: testPassword}); err != nil {
+	if _, err := m.Accounts.Users.CreateUser(bg, account.NewUser{Username: "bench", Email: "bench@example.com", Name: "Bench User", Password: testPassword}); err != nil {
 		b.Fatalf("create user: %v", err)
 	}
-	c, secret, err := m.Accounts.RegisterClient(bg, account.NewClient{
+	c, secret, err := m.Accounts.Clients.RegisterClient(bg, account.NewClient{
 		ID: "bench", RedirectURIs: []string{s.RedirectURI}, SkipConsent: true, AccessTokenJWT: jwt,
 		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
 	})

@@ -257,7 +257,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	u, err := m.Accounts.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, EmailVerified: *verified, Name: *name, Admin: *admin, Password: pw})
+	u, err := m.Accounts.Users.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, EmailVerified: *verified, Name: *name, Admin: *admin, Password: pw})
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (c *cli) userList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	users, err := m.Accounts.ListUsers(ctx)
+	users, err := m.Accounts.Users.ListUsers(ctx)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (c *cli) userSetPassword(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	if err := m.Accounts.SetPassword(ctx, *username, pw); err != nil {
+	if err := m.Accounts.Users.SetPassword(ctx, *username, pw); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "password of %s changed; their sessions and refresh tokens were ended\n", *username)
@@ -334,7 +334,7 @@ func (c *cli) userSetEmailVerified(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	u, err := m.Accounts.SetEmailVerified(ctx, *username, !*unverified)
+	u, err := m.Accounts.Users.SetEmailVerified(ctx, *username, !*unverified)
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func (c *cli) userBlock(ctx context.Context, args []string, blocked bool) error 
 		return err
 	}
 	defer m.Close()
-	if err := m.Accounts.SetBlocked(ctx, *username, blocked); err != nil {
+	if err := m.Accounts.Users.SetBlocked(ctx, *username, blocked); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%sed %s\n", verb, *username)
@@ -416,7 +416,7 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	cl, secret, err := m.Accounts.RegisterClient(ctx, n)
+	cl, secret, err := m.Accounts.Clients.RegisterClient(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -437,7 +437,7 @@ func (c *cli) clientList(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	clients, err := m.Accounts.ListClients(ctx)
+	clients, err := m.Accounts.Clients.ListClients(ctx)
 	if err != nil {
 		return err
 	}
@@ -470,7 +470,7 @@ func (c *cli) clientDelete(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	if err := m.Accounts.DeleteClient(ctx, *id); err != nil {
+	if err := m.Accounts.Clients.DeleteClient(ctx, *id); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "deleted client %s\n", *id)
@@ -518,7 +518,7 @@ func (c *cli) directoryList(ctx context.Context, args []string) error {
 	// Directories added on the admin page live in the database.
 	if m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil); err == nil {
 		defer m.Close()
-		for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
 			if st.Stored {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
 			}
@@ -575,7 +575,7 @@ func (c *cli) testDirectory(ctx context.Context, cfg *config.Config, id string) 
 		return directory.TestReport{}, err
 	}
 	defer m.Close()
-	rep, err := m.Accounts.TestDirectory(ctx, id)
+	rep, err := m.Accounts.Directories.TestDirectory(ctx, id)
 	if account.ErrorCode(err) == account.NotFound {
 		return rep, usageError{fmt.Sprintf("no directory with id %q (see keyport directory list)", id)}
 	}
@@ -596,7 +596,7 @@ func (c *cli) directorySync(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	rep, err := m.Accounts.SyncDirectory(ctx, *id)
+	rep, err := m.Accounts.Directories.SyncDirectory(ctx, *id)
 	if err != nil {
 		return err
 	}

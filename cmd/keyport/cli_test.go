@@ -86,7 +86,7 @@ func cliOpen(t *testing.T, dir string) *Main {
 }
 
 func cliAuth(m *Main, login, password string) error {
-	_, err := m.Accounts.Authenticate(context.Background(), account.Credentials{Login: login, Password: password, IP: "192.0.2.1"})
+	_, err := m.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: login, Password: password, IP: "192.0.2.1"})
 	return err
 }
 
@@ -545,7 +545,7 @@ redirect_uris = ["http://127.0.0.1:9/callback/static-spa"]
 	}
 
 	// Static clients cannot be deleted through the running store either.
-	if err := srv.Main.Accounts.DeleteClient(ctx, "static-web"); account.ErrorCode(err) != account.Conflict {
+	if err := srv.Main.Accounts.Clients.DeleteClient(ctx, "static-web"); account.ErrorCode(err) != account.Conflict {
 		t.Errorf("delete static client: %v", err)
 	}
 }
@@ -859,7 +859,7 @@ func TestSetupLink(t *testing.T) {
 		t.Errorf("POST without CSRF token: %d", p.Status)
 	}
 	ctx := context.Background()
-	if users, err := srv.Main.Accounts.ListUsers(ctx); err != nil || len(users) != 0 {
+	if users, err := srv.Main.Accounts.Users.ListUsers(ctx); err != nil || len(users) != 0 {
 		t.Fatalf("users after refused posts: %v %v", users, err)
 	}
 
@@ -880,11 +880,11 @@ func TestSetupLink(t *testing.T) {
 		!strings.Contains(home.Body, "<dd>root</dd>") || !strings.Contains(home.Body, "Root Person") {
 		t.Fatalf("after setup: %d %s\n%s", home.Status, home.URL, truncateBody(home.Body))
 	}
-	users, err := srv.Main.Accounts.ListUsers(ctx)
+	users, err := srv.Main.Accounts.Users.ListUsers(ctx)
 	if err != nil || len(users) != 1 || users[0].Username != "root" || !users[0].Admin || users[0].Email != "root@example.com" || users[0].Name != "Root Person" {
 		t.Fatalf("users after setup: %+v %v", users, err)
 	}
-	if _, err := srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "root", Password: testPassword}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "root", Password: testPassword}); err != nil {
 		t.Errorf("the new admin cannot sign in: %v", err)
 	}
 	if p := b.get(srv.URL + "/"); !strings.Contains(p.Body, "<dd>root</dd>") {
@@ -906,7 +906,7 @@ func TestSetupLink(t *testing.T) {
 	if p := b.post(srv.URL+"/setup", replay); p.Status != http.StatusNotFound {
 		t.Errorf("replayed setup POST: %d\n%s", p.Status, truncateBody(p.Body))
 	}
-	if users, _ := srv.Main.Accounts.ListUsers(ctx); len(users) != 1 {
+	if users, _ := srv.Main.Accounts.Users.ListUsers(ctx); len(users) != 1 {
 		t.Errorf("users after replay: %+v", users)
 	}
 

@@ -202,13 +202,13 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 		if fresh.Status != http.StatusOK || !ok || len(list.all("li")) != account.RecoveryCodeCount || same() {
 			t.Fatalf("confirmed new codes: %d, changed: %v\n%s", fresh.Status, !same(), truncateBody(fresh.Body))
 		}
-		if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), codes[0], "", ""); err == nil {
+		if err := srv.Main.Accounts.Credentials.UseRecoveryCode(ctx, srv.user(alice.ID), codes[0], "", ""); err == nil {
 			t.Error("an old recovery code still works")
 		}
 	})
 
 	t.Run("remove a directory", func(t *testing.T) {
-		if err := srv.Main.Accounts.SaveDirectory(ctx, ldap.Config{ID: "branch", Name: "Branch office", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=branch,dc=example,dc=org"}, true); err != nil {
+		if err := srv.Main.Accounts.Directories.SaveDirectory(ctx, ldap.Config{ID: "branch", Name: "Branch office", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=branch,dc=example,dc=org"}, true); err != nil {
 			t.Fatal(err)
 		}
 		stored := func() bool { _, err := srv.Main.Store.GetDirectory(ctx, "branch"); return err == nil }
@@ -234,7 +234,7 @@ func TestDestructiveActionsAskFirst(t *testing.T) {
 	})
 
 	t.Run("remove an upstream provider", func(t *testing.T) {
-		if err := srv.Main.Accounts.SaveUpstream(ctx, oidcsource.Config{ID: "partner", Name: "Partner SSO", Issuer: "http://127.0.0.1:9",
+		if err := srv.Main.Accounts.Directories.SaveUpstream(ctx, oidcsource.Config{ID: "partner", Name: "Partner SSO", Issuer: "http://127.0.0.1:9",
 			ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
 			t.Fatal(err)
 		}
@@ -517,11 +517,11 @@ func TestDeviceNamesInGerman(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
 	ctx := context.Background()
-	if _, err := srv.Main.Accounts.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
+	if _, err := srv.Main.Accounts.Credentials.TrustDevice(ctx, alice, "192.0.2.7", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7", UserAgent: firefoxOnLinux})
-	_, _ = srv.Main.Accounts.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.8"})
+	_, _ = srv.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7", UserAgent: firefoxOnLinux})
+	_, _ = srv.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.8"})
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
 	// The cells of the page's tables, as text.
@@ -623,7 +623,7 @@ func TestConfirmationsAskForThePassword(t *testing.T) {
 	if !slices.Equal(codes(), before) {
 		t.Error("a throttled confirmation made new codes")
 	}
-	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
 		t.Errorf("a code shown after the right password does not work: %v", err)
 	}
 
@@ -674,7 +674,7 @@ func TestNewRecoveryCodesSurviveAReload(t *testing.T) {
 		}
 		confirm = r
 	}
-	if err := srv.Main.Accounts.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(ctx, srv.user(alice.ID), shown[0], "", ""); err != nil {
 		t.Errorf("a code shown before the reload: %v", err)
 	}
 	// Using a code changed the set, so the page the reload ended on is out

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"time"
-
-	"github.com/pelletier/go-toml/v2"
 
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory"
@@ -48,16 +47,31 @@ func openDirectory(t sources.Type, d config.Directory, env directory.Env) (direc
 	return settings.Build(env)
 }
 
-// tableOf is d as config.toml's table: its keys and values after Load,
-// which has read the *_file secrets in.
+// tableOf is d as config.toml's table after Load (which has read the
+// *_file secrets in): each field under its toml key, in the shape a TOML
+// decoder gives it, which is what sources.Type.FromTable takes (strings,
+// booleans, int64, lists as []any, durations as Go duration strings).
 func tableOf(d config.Directory) (map[string]any, error) {
-	data, err := toml.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode directory %q: %w", d.ID, err)
-	}
-	var table map[string]any
-	if err := toml.Unmarshal(data, &table); err != nil {
-		return nil, fmt.Errorf("decode directory %q: %w", d.ID, err)
+	table := map[string]any{}
+	v := reflect.ValueOf(d)
+	for i := range v.NumField() {
+		key := v.Type().Field(i).Tag.Get("toml")
+		switch val := v.Field(i).Interface().(type) {
+		case string, bool:
+			table[key] = val
+		case int:
+			table[key] = int64(val)
+		case config.Duration:
+			table[key] = val.Duration.String()
+		case []string:
+			list := make([]any, len(val))
+			for j, item := range val {
+				list[j] = item
+			}
+			table[key] = list
+		default:
+			return nil, fmt.Errorf("directory %q: %s: no table form for %T", d.ID, key, val)
+		}
 	}
 	return table, nil
 }
@@ -83,7 +97,7 @@ func closeSources(srcs []directory.Source) {
 // page hourly (and whenever an admin presses Sync there), until ctx ends.
 func (m *Main) syncDirectories(ctx context.Context) {
 	go every(ctx, time.Hour, false, func() {
-		for _, st := range m.Accounts.DirectoryStatuses(ctx) {
+		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
 			if st.Stored && st.CanSync && !st.Disabled {
 				m.syncDirectory(ctx, st.ID)
 			}
@@ -99,7 +113,7 @@ func (m *Main) syncDirectories(ctx context.Context) {
 // syncDirectory runs one scheduled sync. Accounts logs a sync that ran;
 // a sync that could not run is logged here.
 func (m *Main) syncDirectory(ctx context.Context, id string) {
-	if _, err := m.Accounts.SyncDirectory(ctx, id); err != nil {
+	if _, err := m.Accounts.Directories.SyncDirectory(ctx, id); err != nil {
 		m.Logger.Warn("directory sync failed", "directory", id, "err", err)
 	}
 }

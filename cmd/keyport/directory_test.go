@@ -153,7 +153,7 @@ func TestLDAPSignInThroughOIDC(t *testing.T) {
 func TestLDAPSyncBlocksRemovedUsers(t *testing.T) {
 	srv, ldapSrv := startWithDirectory(t)
 	ctx := context.Background()
-	rep, err := srv.Main.Accounts.SyncDirectory(ctx, "corp")
+	rep, err := srv.Main.Accounts.Directories.SyncDirectory(ctx, "corp")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestLDAPSyncBlocksRemovedUsers(t *testing.T) {
 	}
 	// dave leaves the directory.
 	ldapSrv.Delete(t, "uid=dave,ou=people,dc=example,dc=org")
-	rep, err = srv.Main.Accounts.SyncDirectory(ctx, "corp")
+	rep, err = srv.Main.Accounts.Directories.SyncDirectory(ctx, "corp")
 	if err != nil || rep.Blocked != 1 {
 		t.Fatalf("sync after removal: %v %+v", err, rep)
 	}
@@ -199,7 +199,7 @@ func TestLDAPDownGivesClearError(t *testing.T) {
 	}
 	// Local accounts are not affected.
 	signInPortal(t, srv, newBrowser(t), "local")
-	if _, err := srv.Main.Accounts.SyncDirectory(context.Background(), "corp"); account.ErrorCode(err) != account.Unavailable {
+	if _, err := srv.Main.Accounts.Directories.SyncDirectory(context.Background(), "corp"); account.ErrorCode(err) != account.Unavailable {
 		t.Errorf("sync with slapd down: %v", err)
 	}
 	ldapSrv.Restart(t)
@@ -341,7 +341,7 @@ func TestAdminDirectoriesPage(t *testing.T) {
 	if r := b.post(srv.URL+"/admin/directories/corp/toggle", url.Values{"disabled": {"1"}}); r.Status != http.StatusForbidden {
 		t.Errorf("toggle without CSRF token: %d", r.Status)
 	}
-	if srv.Main.Accounts.DirectoryDisabled("corp") {
+	if srv.Main.Accounts.Directories.DirectoryDisabled("corp") {
 		t.Error("a refused toggle turned the directory off")
 	}
 }

@@ -47,7 +47,7 @@ func TestCodeFlowEndToEnd(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
 	// Give alice internal data that must stay internal.
-	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: testPassword, IP: "203.0.113.9"}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: testPassword, IP: "203.0.113.9"}); err != nil {
 		t.Fatal(err)
 	}
 	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki"})
@@ -876,7 +876,7 @@ func TestIntrospectRefreshToken(t *testing.T) {
 	}
 
 	// A blocked user's token is inactive.
-	if err := srv.Main.Accounts.SetBlocked(context.Background(), "june", true); err != nil {
+	if err := srv.Main.Accounts.Users.SetBlocked(context.Background(), "june", true); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, got := introspect(next, app.ID, app.Secret); got["active"] != false || len(got) != 1 {

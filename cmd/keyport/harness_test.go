@@ -199,7 +199,7 @@ func (s *testServer) restart() *testServer {
 
 func (s *testServer) createUser(username string, admin bool) storage.User {
 	s.t.Helper()
-	u, err := s.Main.Accounts.CreateUser(context.Background(), account.NewUser{
+	u, err := s.Main.Accounts.Users.CreateUser(context.Background(), account.NewUser{
 		Username: username, Email: username + "@example.com", Name: strings.ToUpper(username[:1]) + username[1:] + " Tester",
 		Admin: admin, Password: testPassword,
 	})
@@ -227,7 +227,7 @@ func (s *testServer) createClient(n account.NewClient) *testClient {
 	if len(n.PostLogoutRedirectURIs) == 0 {
 		n.PostLogoutRedirectURIs = []string{"http://127.0.0.1:9/bye/" + n.ID}
 	}
-	c, secret, err := s.Main.Accounts.RegisterClient(context.Background(), n)
+	c, secret, err := s.Main.Accounts.Clients.RegisterClient(context.Background(), n)
 	if err != nil {
 		s.t.Fatalf("register client: %v", err)
 	}

@@ -117,27 +117,27 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 	srv.createUser("root", true)
 	alice := srv.createUser("alice", false)
 	acct := srv.Main.Accounts
-	if err := acct.SaveDirectory(ctx, ldap.Config{ID: "corp-ldap-europe-west", Name: "Corporate LDAP (Europe West)", URL: "ldap://127.0.0.1:1",
+	if err := acct.Directories.SaveDirectory(ctx, ldap.Config{ID: "corp-ldap-europe-west", Name: "Corporate LDAP (Europe West)", URL: "ldap://127.0.0.1:1",
 		UserBaseDN: "ou=people,dc=europe-west,dc=corp,dc=example,dc=com", UserFilter: "(objectClass=inetOrgPerson)", LoginAttributes: []string{"uid", "mail"}}, true); err != nil {
 		t.Fatalf("add an LDAP directory: %v", err)
 	}
-	if err := acct.SaveUpstream(ctx, oidcsource.Config{ID: "partner-sso", Name: "Partner Single Sign-On", Issuer: "http://127.0.0.1:9/realms/partner",
+	if err := acct.Directories.SaveUpstream(ctx, oidcsource.Config{ID: "partner-sso", Name: "Partner Single Sign-On", Issuer: "http://127.0.0.1:9/realms/partner",
 		ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
 		t.Fatalf("add an upstream provider: %v", err)
 	}
 	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki of the Engineering Department", RedirectURIs: []string{appServer(t)}})
-	if _, _, err := acct.CreateAppPassword(ctx, alice, "Thunderbird on the office desktop", "wiki"); err != nil {
+	if _, _, err := acct.Credentials.CreateAppPassword(ctx, alice, "Thunderbird on the office desktop", "wiki"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := acct.CreateAPIToken(ctx, alice, account.NewAPIToken{Name: "nightly-backup-of-the-wiki", Scope: account.ScopeReadWrite,
+	if _, _, err := acct.Credentials.CreateAPIToken(ctx, alice, account.NewAPIToken{Name: "nightly-backup-of-the-wiki", Scope: account.ScopeReadWrite,
 		AllowedNetworks: "192.0.2.0/24, 2001:db8:85a3::/48", ExpiresAt: time.Now().AddDate(1, 0, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := acct.TrustDevice(ctx, alice, "2001:db8:85a3::8a2e:370:7334", firefoxOnLinux); err != nil {
+	if _, err := acct.Credentials.TrustDevice(ctx, alice, "2001:db8:85a3::8a2e:370:7334", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		_, _ = acct.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "2001:db8:85a3::8a2e:370:7334", UserAgent: firefoxOnLinux})
+		_, _ = acct.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "2001:db8:85a3::8a2e:370:7334", UserAgent: firefoxOnLinux})
 	}
 	return srv, base, alice, app
 }
@@ -160,7 +160,7 @@ func tourEveryPage(t *testing.T, lang string) {
 	tour := &pageTour{c: c, base: base, lang: lang}
 	c.do("phone-sized viewport", chromedp.EmulateViewport(narrowWidth, 740))
 	// The setup page exists only before the first account.
-	tok, err := srv.Main.Accounts.CreateSetupToken(context.Background())
+	tok, err := srv.Main.Accounts.Users.CreateSetupToken(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ const signInLayoutJS = `(() => {
 func TestBrowserSignInButtons(t *testing.T) {
 	c := newChrome(t)
 	srv, base := startLocalhostServer(t, nil)
-	if err := srv.Main.Accounts.SaveUpstream(context.Background(), oidcsource.Config{ID: "partner", Name: "Partner", Issuer: "http://127.0.0.1:9",
+	if err := srv.Main.Accounts.Directories.SaveUpstream(context.Background(), oidcsource.Config{ID: "partner", Name: "Partner", Issuer: "http://127.0.0.1:9",
 		ClientID: "keyport", ClientSecret: "s3cret"}, true); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +432,7 @@ func TestBrowserLockoutWarningBesideItsBox(t *testing.T) {
 	alice := srv.createUser("alice", false)
 	// Enough on the page above the allowlist to push it down.
 	for i := 0; i < 6; i++ {
-		if _, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), alice, fmt.Sprintf("Mail app %d", i), ""); err != nil {
+		if _, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), alice, fmt.Sprintf("Mail app %d", i), ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -387,7 +387,7 @@ func TestLogoutPromptAfterSessionEnded(t *testing.T) {
 	if rec := prompt(); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `id="logout-confirm"`) {
 		t.Fatalf("signed in: %d\n%s", rec.Code, truncateBody(rec.Body.String()))
 	}
-	if err := srv.Main.Accounts.SignOutEverywhere(context.Background(), lena.ID); err != nil {
+	if err := srv.Main.Accounts.SignIn.SignOutEverywhere(context.Background(), lena.ID); err != nil {
 		t.Fatal(err)
 	}
 	rec := prompt()

@@ -140,8 +140,8 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
-	m.Accounts.UseDirectories(m.directories...)
-	if err := m.Accounts.LoadStoredDirectories(context.Background()); err != nil {
+	m.Accounts.Directories.UseDirectories(m.directories...)
+	if err := m.Accounts.Directories.LoadStoredDirectories(context.Background()); err != nil {
 		m.db.Close()
 		return nil, err
 	}
@@ -403,7 +403,7 @@ func (m *Main) load() error {
 		Browsers:       m.Portal,
 		LoggedOutURL:   cfg.Issuer + "/logged-out",
 		Throttle:       m.Accounts.Throttle(),
-		CheckRefresh:   m.Accounts.CheckRefreshNetwork,
+		CheckRefresh:   m.Accounts.SignIn.CheckRefreshNetwork,
 		PendingSignIns: pending,
 	})
 	if err != nil {
@@ -475,7 +475,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
-	if !m.Accounts.PasskeysAvailable() {
+	if !m.Accounts.Credentials.PasskeysAvailable() {
 		log.Warn("passkeys are off: WebAuthn needs a host name in the issuer, not an IP address", "issuer", m.Config.Issuer)
 	}
 	log.Info("keyport is running", "issuer", m.Config.Issuer, "listen", ln.Addr().String(), "data_dir", m.Config.DataDir)
@@ -496,11 +496,11 @@ func (m *Main) Run(ctx context.Context) error {
 // announceSetup logs the one-time link for creating the first administrator
 // when there are no users yet.
 func (m *Main) announceSetup(ctx context.Context) error {
-	need, err := m.Accounts.NeedsSetup(ctx)
+	need, err := m.Accounts.Users.NeedsSetup(ctx)
 	if err != nil || !need {
 		return err
 	}
-	tok, err := m.Accounts.CreateSetupToken(ctx)
+	tok, err := m.Accounts.Users.CreateSetupToken(ctx)
 	if err != nil {
 		return err
 	}

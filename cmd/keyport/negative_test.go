@@ -379,7 +379,7 @@ func TestPromptNone(t *testing.T) {
 
 func (s *testServer) negUserID(username string) string {
 	s.t.Helper()
-	us, err := s.Main.Accounts.ListUsers(context.Background())
+	us, err := s.Main.Accounts.Users.ListUsers(context.Background())
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestBlockedUser(t *testing.T) {
 		t.Fatalf("introspection before blocking: %v", got)
 	}
 
-	if err := srv.Main.Accounts.SetBlocked(context.Background(), "mallory", true); err != nil {
+	if err := srv.Main.Accounts.Users.SetBlocked(context.Background(), "mallory", true); err != nil {
 		t.Fatal(err)
 	}
 
@@ -466,7 +466,7 @@ func TestBlockedUser(t *testing.T) {
 	}
 
 	// Unblocking lets them sign in again, but the old tokens stay dead.
-	if err := srv.Main.Accounts.SetBlocked(context.Background(), "mallory", false); err != nil {
+	if err := srv.Main.Accounts.Users.SetBlocked(context.Background(), "mallory", false); err != nil {
 		t.Fatal(err)
 	}
 	if st, _, _ := srv.userinfo(tok.AccessToken); st != 401 {

@@ -130,14 +130,14 @@ func TestRequire2FAExemptsDirectoryWithOwnSecondFactor(t *testing.T) {
 	if status, _ := verify(srv, "local", testPassword, "", nil); status != http.StatusUnauthorized {
 		t.Errorf("forward auth by the password of a local user without 2FA: %d", status)
 	}
-	localApp, _, err := srv.Main.Accounts.CreateAppPassword(context.Background(), local, "old one", "")
+	localApp, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), local, "old one", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if status, _ := verify(srv, "local", localApp, "", nil); status != http.StatusUnauthorized {
 		t.Errorf("app password of a local user without 2FA: %d", status)
 	}
-	localToken, _, err := srv.Main.Accounts.CreateAPIToken(context.Background(), local, account.NewAPIToken{Name: "t", Scope: account.ScopeReadOnly})
+	localToken, _, err := srv.Main.Accounts.Credentials.CreateAPIToken(context.Background(), local, account.NewAPIToken{Name: "t", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestAllowlistAtEveryAuthorizationAndRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := srv.Main.Accounts.SetAllowedNetworks(context.Background(), alice, "127.0.0.1", "127.0.0.1", false); err != nil {
+	if _, _, err := srv.Main.Accounts.SignIn.SetAllowedNetworks(context.Background(), alice, "127.0.0.1", "127.0.0.1", false); err != nil {
 		t.Fatal(err)
 	}
 

@@ -315,13 +315,13 @@ func TestAvatar(t *testing.T) {
 func TestProfileClaimsFollowProfile(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
-	_, err := srv.Main.Accounts.UpdateProfile(context.Background(), alice.ID, map[string]string{
+	_, err := srv.Main.Accounts.Users.UpdateProfile(context.Background(), alice.ID, map[string]string{
 		"given_name": "Alice", "family_name": "Liddell", "name": "", "locale": "de", "zoneinfo": "Europe/Vienna", "phone_number": "+43123456789",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Main.Accounts.SetCustomData(context.Background(), alice.ID, map[string]string{"team": "hidden-team"}); err != nil {
+	if _, err := srv.Main.Accounts.Users.SetCustomData(context.Background(), alice.ID, map[string]string{"team": "hidden-team"}); err != nil {
 		t.Fatal(err)
 	}
 	rp := srv.createClient(newConfidentialClient("app"))
@@ -466,7 +466,7 @@ func TestProfileCustomData(t *testing.T) {
 func TestProfileClaimsByScope(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
-	if _, err := srv.Main.Accounts.UpdateProfile(context.Background(), alice.ID, map[string]string{
+	if _, err := srv.Main.Accounts.Users.UpdateProfile(context.Background(), alice.ID, map[string]string{
 		"given_name": "Alice", "phone_number": "+4915123456789", "recovery_email": "backup@example.net", "theme": "dark", "locale": "en",
 	}); err != nil {
 		t.Fatal(err)
@@ -499,7 +499,7 @@ func TestProfileClaimsByScope(t *testing.T) {
 	}
 
 	// The next sign-in sees today's profile.
-	if _, err := srv.Main.Accounts.UpdateProfile(context.Background(), alice.ID, map[string]string{"locale": "de", "zoneinfo": "America/New_York"}); err != nil {
+	if _, err := srv.Main.Accounts.Users.UpdateProfile(context.Background(), alice.ID, map[string]string{"locale": "de", "zoneinfo": "America/New_York"}); err != nil {
 		t.Fatal(err)
 	}
 	code, verifier = rp.signIn(b, "alice", oauthScope("openid profile"))
@@ -538,7 +538,7 @@ func TestProfileClaimsByScope(t *testing.T) {
 func TestProfileLanguage(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
-	if _, err := srv.Main.Accounts.UpdateProfile(context.Background(), alice.ID, map[string]string{"locale": "de"}); err != nil {
+	if _, err := srv.Main.Accounts.Users.UpdateProfile(context.Background(), alice.ID, map[string]string{"locale": "de"}); err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)

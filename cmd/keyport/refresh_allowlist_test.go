@@ -26,7 +26,7 @@ func TestRefusedRefreshRecorded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := srv.Main.Accounts.SetAllowedNetworks(context.Background(), alice, "127.0.0.1", "127.0.0.1", false); err != nil {
+	if _, _, err := srv.Main.Accounts.SignIn.SetAllowedNetworks(context.Background(), alice, "127.0.0.1", "127.0.0.1", false); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {

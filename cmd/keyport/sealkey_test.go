@@ -65,7 +65,7 @@ func TestNoNewSealingKeyBesideSealedData(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv = startServer(t, dir, nil)
-	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: testPassword}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: testPassword}); err != nil {
 		t.Errorf("sign-in after restoring the key: %v", err)
 	}
 }
@@ -84,7 +84,7 @@ func TestSealingKeyForADatabaseWithoutSecrets(t *testing.T) {
 		t.Fatalf("no key for a database without sealed data: %v", err)
 	}
 	srv := startServer(t, dir, nil)
-	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "bob", Password: testPassword}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: "bob", Password: testPassword}); err != nil {
 		t.Errorf("sign-in: %v", err)
 	}
 }

@@ -129,7 +129,7 @@ func TestTOTPSignIn(t *testing.T) {
 	if n := len(srv.user(alice.ID).RecoveryCodes); n != 9 {
 		t.Errorf("%d recovery codes left, want 9", n)
 	}
-	hist, _ := srv.Main.Accounts.History(context.Background(), alice.ID, 20)
+	hist, _ := srv.Main.Accounts.SignIn.History(context.Background(), alice.ID, 20)
 	failures := 0
 	for _, a := range hist {
 		if !a.Success && (a.Method == "otp" || a.Method == "recovery_code") {
@@ -152,7 +152,9 @@ func TestTOTPConcurrentUseAcceptsOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, 8)
 	for i := range results {
-		wg.Go(func() { results[i] = srv.Main.Accounts.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test") })
+		wg.Go(func() {
+			results[i] = srv.Main.Accounts.Credentials.VerifyTOTP(context.Background(), u, code, "127.0.0.1", "test")
+		})
 	}
 	wg.Wait()
 	ok := 0
@@ -287,7 +289,7 @@ func TestPasswordChange(t *testing.T) {
 	if status, _, body := rp.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true); status != http.StatusBadRequest {
 		t.Errorf("refresh after password change: %d %v", status, body)
 	}
-	if _, err := srv.Main.Accounts.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
+	if _, err := srv.Main.Accounts.SignIn.Authenticate(context.Background(), account.Credentials{Login: "alice", Password: "a brand new secret"}); err != nil {
 		t.Errorf("new password: %v", err)
 	}
 }
@@ -377,10 +379,10 @@ func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
 		t.Fatalf("new recovery codes: %d, %d codes", fresh.Status, len(got))
 	}
 	u := srv.user(alice.ID)
-	if err := srv.Main.Accounts.UseRecoveryCode(context.Background(), u, codes[0], "", ""); err == nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, codes[0], "", ""); err == nil {
 		t.Error("an old recovery code works after regeneration")
 	}
-	if err := srv.Main.Accounts.UseRecoveryCode(context.Background(), u, got[3], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, got[3], "", ""); err != nil {
 		t.Errorf("a new recovery code: %v", err)
 	}
 

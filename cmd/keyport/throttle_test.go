@@ -402,7 +402,7 @@ func statusCount(statuses []int) map[int]int {
 func TestParallelRightSecretsNotRefused(t *testing.T) {
 	srv := startServerWith(t, serverOptions{localhost: true})
 	alice := srv.createUser("alice", false)
-	appPassword, _, err := srv.Main.Accounts.CreateAppPassword(t.Context(), alice, "dav", "")
+	appPassword, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(t.Context(), alice, "dav", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +449,7 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 func TestOfficeAddressKeepsItsApps(t *testing.T) {
 	srv := startServerWith(t, serverOptions{localhost: true, mutate: func(c *config.Config) { c.Limits.MaxLoginAttemptsPerAddress = 12 }})
 	alice := srv.createUser("alice", false)
-	token, _, err := srv.Main.Accounts.CreateAPIToken(t.Context(), alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
+	token, _, err := srv.Main.Accounts.Credentials.CreateAPIToken(t.Context(), alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}

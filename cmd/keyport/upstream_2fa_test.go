@@ -59,7 +59,7 @@ func TestUpstreamSignInAsksSecondFactor(t *testing.T) {
 	if p := signInUpstream(t, down, b3, b3.get(down.URL+"/login")); p.URL.Path != "/login/2fa" {
 		t.Errorf("upstream sign-in to the portal lands on %s", p.URL)
 	}
-	hist, err := down.Main.Accounts.History(context.Background(), userIDOf(t, down, "ursula"), 20)
+	hist, err := down.Main.Accounts.SignIn.History(context.Background(), userIDOf(t, down, "ursula"), 20)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,17 +58,17 @@ func TestUpstreamSignInsOnActivityPage(t *testing.T) {
 	ctx := context.Background()
 	b := newBrowser(t)
 	signInUpstream(t, down, b, b.get(down.URL+"/login"))
-	if err := down.Main.Accounts.SetBlocked(ctx, "ursula", true); err != nil {
+	if err := down.Main.Accounts.Users.SetBlocked(ctx, "ursula", true); err != nil {
 		t.Fatal(err)
 	}
 	blocked := newBrowser(t)
 	if p := signInUpstream(t, down, blocked, blocked.get(down.URL+"/login")); p.Status != http.StatusForbidden {
 		t.Fatalf("sign-in of a blocked upstream user: %d", p.Status)
 	}
-	if err := down.Main.Accounts.SetBlocked(ctx, "ursula", false); err != nil {
+	if err := down.Main.Accounts.Users.SetBlocked(ctx, "ursula", false); err != nil {
 		t.Fatal(err)
 	}
-	hist, err := down.Main.Accounts.History(ctx, userIDOf(t, down, "ursula"), 10)
+	hist, err := down.Main.Accounts.SignIn.History(ctx, userIDOf(t, down, "ursula"), 10)
 	if err != nil || len(hist) != 2 || hist[0].Success || !hist[1].Success || hist[0].Method != hist[1].Method || hist[0].Method != "fed+pwd" {
 		t.Fatalf("history of one upstream sign-in and one refused: %v %+v", err, hist)
 	}

@@ -187,7 +187,7 @@ func TestUpstreamNonceAndPKCEChecked(t *testing.T) {
 	up := startServer(t, "", nil)
 	up.createUser("ursula", false)
 	redirect := "http://127.0.0.1:9/callback/down"
-	_, secret, err := up.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "down", SkipConsent: true, RedirectURIs: []string{redirect}})
+	_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "down", SkipConsent: true, RedirectURIs: []string{redirect}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestAdminAddsUpstream(t *testing.T) {
 	up := startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
 	up.createUser("ursula", false)
 	down := startServer(t, "", nil)
-	_, secret, err := up.Main.Accounts.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{down.URL + "/login/upstream/callback"}})
+	_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{down.URL + "/login/upstream/callback"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestAdminAddsUpstream(t *testing.T) {
 		!strings.Contains(r.Body, `name="handles_second_factor" value="1" checked`) {
 		t.Errorf("edit form of the upstream: %d %s", r.Status, truncateBody(r.Body))
 	}
-	if cfg, err := down.Main.Accounts.StoredUpstream(context.Background(), "up"); err != nil || !cfg.HandlesSecondFactor {
+	if cfg, err := down.Main.Accounts.Directories.StoredUpstream(context.Background(), "up"); err != nil || !cfg.HandlesSecondFactor {
 		t.Errorf("handles_second_factor of the stored upstream: %v %+v", err, cfg)
 	}
 	// The LDAP form is not for an upstream provider, nor one form for an unknown ID.

@@ -37,6 +37,9 @@ type Type struct {
 	form         []string
 	formDefaults map[string]string
 	listSep      string
+	// runKeys are config.toml keys of the type that Keyport reads itself
+	// rather than the source (sync_interval: cmd schedules the syncs).
+	runKeys []string
 }
 
 // types is every source type, in the order configured directories are put
@@ -47,6 +50,7 @@ var types = []Type{{
 		"login_attributes", "disabled_filter", "group_base_dn", "group_filter", "member_attribute", "handles_second_factor"},
 	formDefaults: map[string]string{"user_filter": "(objectClass=inetOrgPerson)", "login_attributes": "uid", "member_attribute": "member"},
 	listSep:      ", ",
+	runKeys:      []string{"sync_interval"},
 }, {
 	Name: "oidc", SecretName: "client secret", newSettings: func() directory.Settings { return &oidc.Config{} },
 	form: []string{"name", "issuer", "client_id", "client_secret", "scopes", "username_claim", "email_claim", "groups_claim",
@@ -66,6 +70,27 @@ func Lookup(name string) (Type, error) {
 		}
 	}
 	return Type{}, fmt.Errorf("unknown type %q", name)
+}
+
+// Keys lists the config.toml keys a [[directories]] table of the type
+// takes: its settings' keys, the secret's _file twin (config.Load reads
+// the secret from that file) and the keys Keyport reads for the type.
+func (t Type) Keys() []string {
+	s := t.newSettings()
+	v := reflect.ValueOf(s).Elem()
+	secret := reflect.ValueOf(s.Secret()).Pointer()
+	var keys []string
+	for i := range v.NumField() {
+		key := v.Type().Field(i).Tag.Get("toml")
+		if key == "" || key == "-" {
+			continue
+		}
+		keys = append(keys, key)
+		if v.Field(i).Addr().Pointer() == secret {
+			keys = append(keys, key+"_file")
+		}
+	}
+	return append(keys, t.runKeys...)
 }
 
 // FromJSON decodes settings as a stored directory keeps them.

@@ -157,39 +157,52 @@ func (d *DB) DeleteAuthRequest(ctx context.Context, id string) error {
 	})
 }
 
-// SaveCode links codeHash to the live request authRequestID, replacing the
-// request's previous code if it had one. A hash already linked to another
-// request gives ErrConflict.
-func (d *DB) SaveCode(ctx context.Context, authRequestID, codeHash string) error {
+// IssueCode gives the live request authRequestID its one code: marked
+// issued, its expiry brought forward to expires, codeHash linked to it,
+// all in one transaction.
+func (d *DB) IssueCode(ctx context.Context, authRequestID, codeHash string, expires time.Time) error {
 	if authRequestID == "" || codeHash == "" {
-		return fmt.Errorf("save code: empty auth request ID or code hash")
+		return fmt.Errorf("issue code: empty auth request ID or code hash")
 	}
 	return d.flowBatch(func(tx *bbolt.Tx) error {
-		if _, err := d.liveAuthRequest(tx, authRequestID, "save code for auth request"); err != nil {
+		// Every refusal comes before the first write: batch() commits the
+		// writes of a transaction that ends in an outcome such as these.
+		old, err := d.liveAuthRequest(tx, authRequestID, "issue code for auth request")
+		if err != nil {
 			return err
+		}
+		if old.CodeIssued {
+			return conflict("issue code: auth request has its code already", authRequestID)
 		}
 		codes, byReq := tx.Bucket(bCodes), tx.Bucket(bCodesByRequest)
-		if owner := codes.Get([]byte(codeHash)); owner != nil {
-			if string(owner) == authRequestID {
-				return nil
-			}
-			return fmt.Errorf("save code for auth request %q: code: %w", authRequestID, storage.ErrConflict)
+		if codes.Get([]byte(codeHash)) != nil {
+			return fmt.Errorf("issue code for auth request %q: code: %w", authRequestID, storage.ErrConflict)
 		}
-		if prev := byReq.Get([]byte(authRequestID)); prev != nil {
-			if err := codes.Delete(prev); err != nil {
-				return err
-			}
+		a := old
+		a.CodeIssued = true
+		if expires.Before(a.ExpiresAt) {
+			a.ExpiresAt = expires
 		}
-		if err := codes.Put([]byte(codeHash), []byte(authRequestID)); err != nil {
+		if err := putAuthRequest(tx.Bucket(bAuthRequests), a); err != nil {
 			return err
 		}
-		return byReq.Put([]byte(authRequestID), []byte(codeHash))
+		if err := moveExpiry(tx, expAuthRequest, old.ExpiresAt, a.ExpiresAt, a.ID); err != nil {
+			return err
+		}
+		if err := reindexAuthRequest(tx, old, a); err != nil {
+			return err
+		}
+		if err := codes.Put([]byte(codeHash), []byte(a.ID)); err != nil {
+			return err
+		}
+		return byReq.Put([]byte(a.ID), []byte(codeHash))
 	})
 }
 
 // RedeemCode returns the request codeHash belongs to and unlinks the code in
-// the same transaction. Only the first of concurrent redemptions succeeds.
-func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage.AuthRequest, error) {
+// the same transaction, remembering the redemption with the IDs of what
+// the exchange issues. Only the first of concurrent redemptions succeeds.
+func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string, issue storage.IssuedTokens) (storage.AuthRequest, error) {
 	var out storage.AuthRequest
 	err := d.flowBatch(func(tx *bbolt.Tx) error {
 		out = storage.AuthRequest{}
@@ -229,7 +242,7 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string) (storage
 		// apart from a made-up one and its tokens revoked (RFC 6749 §4.1.2),
 		// and with it the PKCE challenge a public client's replay must meet.
 		rc := redeemedCode{AuthRequestID: a.ID, UserID: a.UserID, ClientID: a.ClientID,
-			CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod, ExpiresAt: d.now().Add(redeemedCodeMemory)}
+			CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod, Issued: issue, ExpiresAt: d.now().Add(redeemedCodeMemory)}
 		if err := putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc); err != nil {
 			return err
 		}
@@ -259,7 +272,7 @@ func (d *DB) MarkCodeReplayed(ctx context.Context, codeHash, clientID string) (s
 			return err
 		}
 		// An exchange of this code still under way learns of the mark
-		// when it records its tokens (RecordCodeTokens).
+		// when it has stored its tokens (CreateCodeTokens).
 		rc.Replayed = true
 		issued = rc.Issued
 		return putJSON(tx.Bucket(bRedeemedCodes), codeHash, rc)
@@ -295,24 +308,41 @@ func unlinkCode(tx *bbolt.Tx, codeHash, id string) error {
 	return nil
 }
 
-// RecordCodeTokens notes on a redeemed code what it issued, unless the code
-// was replayed meanwhile.
-func (d *DB) RecordCodeTokens(ctx context.Context, codeHash string, issued storage.IssuedTokens) error {
-	return d.flowBatch(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bRedeemedCodes)
-		var rc redeemedCode
-		ok, err := getJSON(b, codeHash, &rc)
-		if err != nil {
+// CreateCodeTokens stores the tokens of a code's exchange, then looks at
+// the code's redemption: if it was marked replayed meanwhile, the tokens go
+// again. The two files (tokens in the main one, redemptions in the flow
+// file) cannot share a transaction; the order makes up for it (see
+// storage.AuthRequests).
+func (d *DB) CreateCodeTokens(ctx context.Context, codeHash string, access storage.AccessToken, refresh *storage.RefreshToken) error {
+	if err := d.CreateTokens(ctx, access, refresh); err != nil {
+		return err
+	}
+	var rc redeemedCode
+	err := d.flow.View(func(tx *bbolt.Tx) error {
+		_, err := getJSON(tx.Bucket(bRedeemedCodes), codeHash, &rc)
+		return err
+	})
+	if err == nil && !rc.Replayed {
+		return nil // a code no longer remembered: its tokens stand
+	}
+	if derr := d.deleteCodeTokens(access, refresh); derr != nil {
+		return fmt.Errorf("delete the tokens of a replayed code: %w", derr)
+	}
+	if err != nil {
+		return fmt.Errorf("read the redemption of a code: %w", err)
+	}
+	return fmt.Errorf("create tokens of the code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
+}
+
+// deleteCodeTokens deletes what CreateCodeTokens stored.
+func (d *DB) deleteCodeTokens(access storage.AccessToken, refresh *storage.RefreshToken) error {
+	return d.batch(func(tx *bbolt.Tx) error {
+		if refresh != nil {
+			_, err := revokeFamilyTx(tx, refresh.FamilyID)
 			return err
 		}
-		if !ok || expired(rc.ExpiresAt, d.now()) {
-			return fmt.Errorf("record tokens of code: %w", storage.ErrNotFound)
-		}
-		if rc.Replayed {
-			return fmt.Errorf("record tokens of the code of auth request %q: %w", rc.AuthRequestID, storage.ErrTokenReused)
-		}
-		rc.Issued = issued
-		return putJSON(b, codeHash, rc)
+		_, err := deleteAccessTx(tx, access.ID)
+		return err
 	})
 }
 

@@ -162,14 +162,11 @@ func sweepRedeemedCode(tx *bbolt.Tx, hash string, _ *storage.SweepReport) (int, 
 }
 
 // sweepRefreshGrace drops the sealed value of a refresh token whose reuse
-// grace is over: it is kept only while a retry may need it.
+// grace is over: it is kept only while a retry may need it. sweepKind has
+// deleted the expiry entry that led here before calling it (no cursor is
+// open on the expiry bucket meanwhile), so dropGraceTx finds that entry
+// gone already.
 func sweepRefreshGrace(tx *bbolt.Tx, hash string, _ *storage.SweepReport) (int, error) {
-	rb := tx.Bucket(bRefreshTokens)
-	var r storage.RefreshToken
-	ok, err := getJSON(rb, hash, &r)
-	if err != nil || !ok || len(r.SealedValue) == 0 {
-		return 0, err
-	}
-	r.SealedValue, r.GraceUntil = nil, time.Time{}
-	return 1, putJSON(rb, hash, r)
+	found, err := dropGraceOf(tx, hash, func(r storage.RefreshToken) bool { return len(r.SealedValue) > 0 })
+	return count(found), err
 }

@@ -266,15 +266,8 @@ func (d *DB) dropStaleSeal(r storage.RefreshToken) (storage.RefreshToken, error)
 		return r, nil
 	}
 	err := d.batch(func(tx *bbolt.Tx) error {
-		var cur storage.RefreshToken
-		ok, err := getJSON(tx.Bucket(bRefreshTokens), r.Hash, &cur)
-		if err != nil || !ok || !staleSeal(cur, d.now()) {
-			return err
-		}
-		if err := dropGraceTx(tx, &cur); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bRefreshTokens), cur.Hash, cur)
+		_, err := dropGraceOf(tx, r.Hash, func(cur storage.RefreshToken) bool { return staleSeal(cur, d.now()) })
+		return err
 	})
 	if err != nil {
 		return storage.RefreshToken{}, fmt.Errorf("drop the sealed value of refresh token %s: %w", r.ID, err)
@@ -570,6 +563,22 @@ func dropGraceTx(tx *bbolt.Tx, r *storage.RefreshToken) error {
 	}
 	r.SealedValue, r.GraceUntil = nil, time.Time{}
 	return nil
+}
+
+// dropGraceOf ends the reuse grace of the link stored under hash
+// (dropGraceTx) and stores it, when the link is there and drop says so;
+// it reports whether it did.
+func dropGraceOf(tx *bbolt.Tx, hash string, drop func(storage.RefreshToken) bool) (bool, error) {
+	rb := tx.Bucket(bRefreshTokens)
+	var r storage.RefreshToken
+	ok, err := getJSON(rb, hash, &r)
+	if err != nil || !ok || !drop(r) {
+		return false, err
+	}
+	if err := dropGraceTx(tx, &r); err != nil {
+		return false, err
+	}
+	return true, putJSON(rb, hash, r)
 }
 
 // putRefreshTx stores a link with its ID and family index entries, and the

@@ -54,59 +54,93 @@ var authRequestTests = []test{
 		ctx := t.Context()
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create ar1")
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar2", c.Now(), 20*time.Minute)), "create ar2")
-		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
+		ok(t, s.IssueCode(ctx, "ar1", "code1", c.Now().Add(time.Hour)), "issue code")
 		c.Add(10 * time.Minute)
 		_, err := s.GetAuthRequest(ctx, "ar1")
 		isErr(t, err, storage.ErrNotFound, "get expired request")
 		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
 		isErr(t, err, storage.ErrNotFound, "update expired request")
-		isErr(t, s.SaveCode(ctx, "ar1", "code2"), storage.ErrNotFound, "save a code for an expired request")
-		_, err = s.RedeemCode(ctx, "code1", "app")
+		isErr(t, s.IssueCode(ctx, "ar1", "code2", c.Now().Add(time.Hour)), storage.ErrNotFound, "issue a code for an expired request")
+		_, err = s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem the code of an expired request")
 		_, err = s.GetAuthRequest(ctx, "ar2")
 		ok(t, err, "get live request")
 	}},
 	{"Codes", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
-		isErr(t, s.SaveCode(ctx, "nobody", "code0"), storage.ErrNotFound, "save a code for a missing request")
+		later := c.Now().Add(time.Hour)
+		isErr(t, s.IssueCode(ctx, "nobody", "code0", later), storage.ErrNotFound, "issue a code for a missing request")
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
 		a.UserID, a.Completed = "u1", true
 		ok(t, createAuthRequest(ctx, s, a), "create")
-		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		got, err := s.RedeemCode(ctx, "code1", "app")
+		ok(t, s.IssueCode(ctx, "ar1", "code1", later), "issue code1")
+		a.CodeIssued = true
+		got, err := s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{})
 		ok(t, err, "redeem code1")
 		equal(t, got, a, "request of code1")
-		replay, err := s.RedeemCode(ctx, "code1", "app")
+		replay, err := s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrTokenReused, "redeem code1 twice")
 		equal(t, replay, storage.AuthRequest{ID: "ar1", UserID: "u1", ClientID: a.ClientID, CodeChallenge: a.CodeChallenge, CodeChallengeMethod: a.CodeChallengeMethod},
 			"what a replay reports")
-		_, err = s.RedeemCode(ctx, "nobody", "app")
+		_, err = s.RedeemCode(ctx, "nobody", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
 		_, err = s.GetAuthRequest(ctx, "ar1")
 		ok(t, err, "the request outlives its code")
 
-		// A new code replaces the request's previous one.
-		ok(t, s.SaveCode(ctx, "ar1", "code2"), "save code2")
-		ok(t, s.SaveCode(ctx, "ar1", "code3"), "save code3")
-		_, err = s.RedeemCode(ctx, "code2", "app")
-		isErr(t, err, storage.ErrNotFound, "redeem a replaced code")
+		// One request, one code: a second is refused.
+		isErr(t, s.IssueCode(ctx, "ar1", "code2", later), storage.ErrConflict, "issue a second code for ar1")
+		_, err = s.RedeemCode(ctx, "code2", "app", storage.IssuedTokens{})
+		isErr(t, err, storage.ErrNotFound, "redeem the refused second code")
 
-		// A code hash belongs to one request.
-		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar2", c.Now(), 10*time.Minute)), "create ar2")
-		isErr(t, s.SaveCode(ctx, "ar2", "code3"), storage.ErrConflict, "save another request's code")
+		// A code hash belongs to one request; a refused code changes nothing.
+		for _, id := range []string{"ar2", "ar3", "ar4"} {
+			ok(t, createAuthRequest(ctx, s, newAuthRequest(id, c.Now(), 10*time.Minute)), "create %s", id)
+		}
+		ok(t, s.IssueCode(ctx, "ar2", "code3", later), "issue code3 for ar2")
+		isErr(t, s.IssueCode(ctx, "ar3", "code3", later), storage.ErrConflict, "issue ar2's code for ar3")
+		got, err = s.GetAuthRequest(ctx, "ar3")
+		ok(t, err, "get ar3")
+		equal(t, got.CodeIssued, false, "ar3's code issued after a refused code")
+		ok(t, s.IssueCode(ctx, "ar3", "code4", later), "issue code4 for ar3")
 
 		// Deleting the request takes its code.
-		ok(t, s.DeleteAuthRequest(ctx, "ar1"), "delete ar1")
-		_, err = s.RedeemCode(ctx, "code3", "app")
+		ok(t, s.DeleteAuthRequest(ctx, "ar2"), "delete ar2")
+		_, err = s.RedeemCode(ctx, "code3", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem the code of a deleted request")
-		ok(t, s.SaveCode(ctx, "ar2", "code3"), "a deleted request's code hash is free again")
+		ok(t, s.IssueCode(ctx, "ar4", "code3", later), "a deleted request's code hash is free again")
 
 		// A redeemed code is remembered for a while, not forever.
 		c.Add(time.Hour)
-		_, err = s.RedeemCode(ctx, "code1", "app")
+		_, err = s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem code1 an hour later")
 		_, err = s.MarkCodeReplayed(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "mark code1 replayed an hour later")
+	}},
+	{"IssueCodeShortensTheRequest", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		// A request lives no longer than its code: IssueCode brings its
+		// expiry forward, never back, and the sweep follows.
+		ctx := t.Context()
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("short", c.Now(), 10*time.Minute)), "create short")
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("long", c.Now(), 10*time.Minute)), "create long")
+		ok(t, s.IssueCode(ctx, "short", "code-short", c.Now().Add(time.Minute)), "issue code-short")
+		ok(t, s.IssueCode(ctx, "long", "code-long", c.Now().Add(time.Hour)), "issue code-long")
+		got, err := s.GetAuthRequest(ctx, "short")
+		ok(t, err, "get short")
+		equal(t, got.CodeIssued, true, "short's code issued")
+		equal(t, got.ExpiresAt.Equal(c.Now().Add(time.Minute)), true, "short's expiry brought forward to its code's")
+		got, err = s.GetAuthRequest(ctx, "long")
+		ok(t, err, "get long")
+		equal(t, got.ExpiresAt.Equal(c.Now().Add(10*time.Minute)), true, "long's expiry not put back")
+		c.Add(2 * time.Minute)
+		_, err = s.GetAuthRequest(ctx, "short")
+		isErr(t, err, storage.ErrNotFound, "short after its code's lifetime")
+		_, err = s.RedeemCode(ctx, "code-short", "app", storage.IssuedTokens{})
+		isErr(t, err, storage.ErrNotFound, "redeem code-short after its lifetime")
+		rep, err := s.Sweep(ctx)
+		ok(t, err, "sweep")
+		equal(t, rep.AuthRequests, 1, "requests swept at their code's expiry")
+		_, err = s.GetAuthRequest(ctx, "long")
+		ok(t, err, "long lives on")
 	}},
 	{"CodeOfAnotherClient", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A code exists only for its own client: another client presenting
@@ -116,39 +150,56 @@ var authRequestTests = []test{
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
 		a.UserID, a.Completed = "u1", true
 		ok(t, createAuthRequest(ctx, s, a), "create")
-		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code1")
-		_, err := s.RedeemCode(ctx, "code1", "other")
+		ok(t, s.IssueCode(ctx, "ar1", "code1", c.Now().Add(time.Hour)), "issue code1")
+		a.CodeIssued = true
+		issue := storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}
+		_, err := s.RedeemCode(ctx, "code1", "other", issue)
 		isErr(t, err, storage.ErrNotFound, "another client redeems code1")
-		got, err := s.RedeemCode(ctx, "code1", "app")
+		got, err := s.RedeemCode(ctx, "code1", "app", issue)
 		ok(t, err, "its own client redeems code1 after that")
 		equal(t, got, a, "request of code1")
-		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "record code1's tokens")
-		_, err = s.RedeemCode(ctx, "code1", "other")
+		_, err = s.RedeemCode(ctx, "code1", "other", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "another client replays code1")
 		issued, err := s.MarkCodeReplayed(ctx, "code1", "other")
 		isErr(t, err, storage.ErrNotFound, "another client marks code1 replayed")
 		equal(t, issued, storage.IssuedTokens{}, "what another client's replay learns")
-		ok(t, s.RecordCodeTokens(ctx, "code1", storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}), "another client's replay did not mark code1")
+		r1 := newRefresh("r1", "f1", "u1", "app", c.Now(), time.Hour)
+		ok(t, s.CreateCodeTokens(ctx, "code1", newAccess("a1", "f1", "u1", "app", c.Now(), time.Hour), &r1), "another client's replay did not mark code1")
+		_, err = s.GetAccessToken(ctx, "a1")
+		ok(t, err, "code1's access token")
 	}},
 	{"CodeTokens", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
-		for _, id := range []string{"ar1", "ar2"} {
-			a := newAuthRequest(id, c.Now(), 10*time.Minute)
+		now := c.Now()
+		for _, id := range []string{"ar1", "ar2", "ar3"} {
+			a := newAuthRequest(id, now, 10*time.Minute)
 			a.UserID, a.Completed = "u1", true
 			ok(t, createAuthRequest(ctx, s, a), "create %s", id)
-			ok(t, s.SaveCode(ctx, id, "code-"+id), "save the code of %s", id)
+			ok(t, s.IssueCode(ctx, id, "code-"+id, now.Add(time.Minute)), "issue the code of %s", id)
 		}
-		isErr(t, s.RecordCodeTokens(ctx, "code-ar1", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of a code not yet redeemed")
-		isErr(t, s.RecordCodeTokens(ctx, "nobody", storage.IssuedTokens{AccessTokenID: "a1"}), storage.ErrNotFound, "record tokens of an unknown code")
 		_, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
 		isErr(t, err, storage.ErrNotFound, "mark a code not yet redeemed replayed")
+		// tokens are what exchange n issues: an access token and a family.
+		tokens := func(n string) (storage.IssuedTokens, storage.AccessToken, *storage.RefreshToken) {
+			r := newRefresh("r"+n, "f"+n, "u1", "app", now, time.Hour)
+			return storage.IssuedTokens{AccessTokenID: "a" + n, FamilyID: "f" + n}, newAccess("a"+n, "f"+n, "u1", "app", now, time.Hour), &r
+		}
+		stored := func(n string) (access, refresh bool) {
+			_, aerr := s.GetAccessToken(ctx, "a"+n)
+			_, rerr := s.GetRefreshToken(ctx, "h-r"+n)
+			return aerr == nil, rerr == nil
+		}
 
-		// A replay after the tokens were recorded names exactly them.
-		_, err = s.RedeemCode(ctx, "code-ar1", "app")
+		// A replay after the exchange names exactly what it issued, which
+		// is still there for the caller to revoke.
+		want, access, refresh := tokens("1")
+		_, err = s.RedeemCode(ctx, "code-ar1", "app", want)
 		ok(t, err, "redeem code-ar1")
-		want := storage.IssuedTokens{AccessTokenID: "a1", FamilyID: "f1"}
-		ok(t, s.RecordCodeTokens(ctx, "code-ar1", want), "record code-ar1's tokens")
-		_, err = s.RedeemCode(ctx, "code-ar1", "app")
+		ok(t, s.CreateCodeTokens(ctx, "code-ar1", access, refresh), "store code-ar1's tokens")
+		a, r := stored("1")
+		equal(t, a && r, true, "code-ar1's tokens stored")
+		isErr(t, s.CreateCodeTokens(ctx, "code-ar1", access, refresh), storage.ErrConflict, "store code-ar1's tokens twice")
+		_, err = s.RedeemCode(ctx, "code-ar1", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrTokenReused, "replay code-ar1")
 		issued, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
 		ok(t, err, "mark code-ar1 replayed")
@@ -157,31 +208,51 @@ var authRequestTests = []test{
 		ok(t, err, "mark code-ar1 replayed again")
 		equal(t, issued, want, "what code-ar1 issued, on the second replay")
 
-		// A replay while the exchange is still under way: the exchange
-		// learns of it when it records its tokens, and must revoke them.
-		_, err = s.RedeemCode(ctx, "code-ar2", "app")
+		// A replay while the exchange is still under way names what it is
+		// about to issue, and the exchange, seeing the mark after storing
+		// its tokens, deletes them again.
+		want2, access2, refresh2 := tokens("2")
+		_, err = s.RedeemCode(ctx, "code-ar2", "app", want2)
 		ok(t, err, "redeem code-ar2")
 		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
-		ok(t, err, "mark code-ar2 replayed before its tokens are recorded")
-		equal(t, issued, storage.IssuedTokens{}, "what code-ar2 issued so far")
-		isErr(t, s.RecordCodeTokens(ctx, "code-ar2", storage.IssuedTokens{AccessTokenID: "a2"}), storage.ErrTokenReused, "record tokens of a replayed code")
-		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
-		ok(t, err, "mark code-ar2 replayed once more")
-		equal(t, issued, storage.IssuedTokens{}, "a replayed code's tokens are not recorded")
+		ok(t, err, "mark code-ar2 replayed before its tokens are stored")
+		equal(t, issued, want2, "what code-ar2's exchange issues")
+		isErr(t, s.CreateCodeTokens(ctx, "code-ar2", access2, refresh2), storage.ErrTokenReused, "store the tokens of a replayed code")
+		a, r = stored("2")
+		equal(t, a || r, false, "a replayed code's tokens are kept")
+
+		// Without a family too.
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar4", now, 10*time.Minute)), "create ar4")
+		ok(t, s.IssueCode(ctx, "ar4", "code-ar4", now.Add(time.Minute)), "issue the code of ar4")
+		_, err = s.RedeemCode(ctx, "code-ar4", "app", storage.IssuedTokens{AccessTokenID: "a4"})
+		ok(t, err, "redeem code-ar4")
+		_, err = s.MarkCodeReplayed(ctx, "code-ar4", "app")
+		ok(t, err, "mark code-ar4 replayed")
+		isErr(t, s.CreateCodeTokens(ctx, "code-ar4", newAccess("a4", "", "u1", "app", now, time.Hour), nil), storage.ErrTokenReused,
+			"store the access token of a replayed code")
+		_, err = s.GetAccessToken(ctx, "a4")
+		isErr(t, err, storage.ErrNotFound, "a replayed code's access token")
 
 		// A replay that is not marked (its client did not prove itself)
 		// leaves the exchange alone.
-		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar3", c.Now(), 10*time.Minute)), "create ar3")
-		ok(t, s.SaveCode(ctx, "ar3", "code-ar3"), "save the code of ar3")
-		_, err = s.RedeemCode(ctx, "code-ar3", "app")
+		want3, access3, refresh3 := tokens("3")
+		_, err = s.RedeemCode(ctx, "code-ar3", "app", want3)
 		ok(t, err, "redeem code-ar3")
-		_, err = s.RedeemCode(ctx, "code-ar3", "app")
+		_, err = s.RedeemCode(ctx, "code-ar3", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrTokenReused, "replay code-ar3")
-		ok(t, s.RecordCodeTokens(ctx, "code-ar3", storage.IssuedTokens{AccessTokenID: "a3"}), "record the tokens of code-ar3 after an unmarked replay")
+		ok(t, s.CreateCodeTokens(ctx, "code-ar3", access3, refresh3), "store the tokens of code-ar3 after an unmarked replay")
+		a, r = stored("3")
+		equal(t, a && r, true, "code-ar3's tokens stored")
 
-		// Forgotten after a while, like the redemption itself.
+		// A code no longer remembered (forgotten, or its record lost) does
+		// not cost the exchange its tokens.
+		_, access5, refresh5 := tokens("5")
+		ok(t, s.CreateCodeTokens(ctx, "unknown-code", access5, refresh5), "store the tokens of a code not remembered")
+		a, r = stored("5")
+		equal(t, a && r, true, "the tokens of a code not remembered")
 		c.Add(time.Hour)
-		isErr(t, s.RecordCodeTokens(ctx, "code-ar1", want), storage.ErrNotFound, "record tokens of a forgotten code")
+		_, err = s.MarkCodeReplayed(ctx, "code-ar1", "app")
+		isErr(t, err, storage.ErrNotFound, "mark a forgotten code replayed")
 	}},
 	{"PendingLimits", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
@@ -394,9 +465,9 @@ var authRequestTests = []test{
 	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
-		ok(t, s.SaveCode(ctx, "ar1", "code1"), "save code")
-		errs := concurrently(8, func(int) error {
-			a, err := s.RedeemCode(ctx, "code1", "app")
+		ok(t, s.IssueCode(ctx, "ar1", "code1", c.Now().Add(time.Minute)), "issue code")
+		errs := concurrently(8, func(i int) error {
+			a, err := s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{AccessTokenID: fmt.Sprintf("a%d", i)})
 			if err == nil && a.ID != "ar1" {
 				return fmt.Errorf("redeemed request %q", a.ID)
 			}
@@ -427,14 +498,14 @@ var authRequestTests = []test{
 			}); err != nil {
 				return err
 			}
-			if err := s.SaveCode(ctx, id, code); err != nil {
+			if err := s.IssueCode(ctx, id, code, c.Now().Add(time.Minute)); err != nil {
 				return err
 			}
-			a, err := s.RedeemCode(ctx, code, "app")
+			a, err := s.RedeemCode(ctx, code, "app", storage.IssuedTokens{})
 			if err != nil {
 				return err
 			}
-			if a.ID != id || !a.Completed {
+			if a.ID != id || !a.Completed || !a.CodeIssued {
 				return fmt.Errorf("code %s redeemed %+v", code, a)
 			}
 			return nil
@@ -984,9 +1055,9 @@ var sweepTests = []test{
 
 		// Auth requests: one expires, with a code; one lives.
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar-old", now, soon)), "ar-old")
-		ok(t, s.SaveCode(ctx, "ar-old", "code-old"), "code-old")
+		ok(t, s.IssueCode(ctx, "ar-old", "code-old", now.Add(later)), "code-old")
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar-live", now, later)), "ar-live")
-		ok(t, s.SaveCode(ctx, "ar-live", "code-live"), "code-live")
+		ok(t, s.IssueCode(ctx, "ar-live", "code-live", now.Add(later)), "code-live")
 
 		// Access tokens without a family.
 		ok(t, s.CreateTokens(ctx, newAccess("at-old", "", "u1", "app", now, soon), nil), "at-old")
@@ -1032,9 +1103,9 @@ var sweepTests = []test{
 
 		_, err = s.GetAuthRequest(ctx, "ar-live")
 		ok(t, err, "live auth request")
-		_, err = s.RedeemCode(ctx, "code-live", "app")
+		_, err = s.RedeemCode(ctx, "code-live", "app", storage.IssuedTokens{})
 		ok(t, err, "code of the live auth request")
-		_, err = s.RedeemCode(ctx, "code-old", "app")
+		_, err = s.RedeemCode(ctx, "code-old", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "code of a swept auth request")
 		for _, id := range []string{"at-live", "live-a2"} {
 			_, err = s.GetAccessToken(ctx, id)

@@ -1,0 +1,99 @@
+package account
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keyport/keyport/directory"
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
+)
+
+// core is what every area service shares: the rules in force, the clock,
+// the log, the sealer, the throttle, the password-hash gate, the
+// directory sources in force and the sign-in history. New makes one and
+// every area holds a pointer to it; it holds no store beyond the history,
+// so an area reaches only the records its own store interface names.
+type core struct {
+	policy  Policy
+	now     func() time.Time
+	log     *slog.Logger
+	sealer  Sealer
+	limiter *throttle.Limiter
+	hashes  *hashGate
+	// history is where every area records sign-in attempts (record), as
+	// it writes log lines: password, code, passkey, app password, API
+	// token and upstream sign-ins alike.
+	history storage.LoginAttempts
+
+	// The directory sources: static are the ones from config.toml; srcs
+	// is every source in force (static and stored), swapped whole on
+	// changes; srcMu serialises the changes (DirectoryService).
+	static []directory.Source
+	srcs   atomic.Pointer[sourceSet]
+	srcMu  sync.Mutex
+}
+
+// record adds a sign-in attempt to the user's history; a failure to write
+// it is logged, never the caller's problem.
+func (s *core) record(ctx context.Context, a storage.LoginAttempt) {
+	if err := s.history.AddLoginAttempt(ctx, a); err != nil {
+		s.log.ErrorContext(ctx, "record login attempt", "err", err)
+	}
+}
+
+// sourceSet is the sources in force; it is replaced whole when an admin
+// adds, edits or removes a directory, so readers never see half a change.
+type sourceSet struct {
+	password  []directory.PasswordSource
+	callbacks []directory.CallbackSource
+	all       []directory.Source
+	stored    map[string]bool // added on the admin page (editable)
+	// disabled: turned off on the admin page. Kept here, not read from the
+	// store, because sign-in and the sign-in page consult it on every request.
+	disabled map[string]bool
+}
+
+func (s *core) sourceSet() *sourceSet {
+	if set := s.srcs.Load(); set != nil {
+		return set
+	}
+	return &sourceSet{}
+}
+
+func (s *core) source(id string) directory.Source {
+	for _, src := range s.sourceSet().all {
+		if src.ID() == id {
+			return src
+		}
+	}
+	return nil
+}
+
+func (s *core) passwordSource(id string) directory.PasswordSource {
+	for _, src := range s.sourceSet().password {
+		if src.ID() == id {
+			return src
+		}
+	}
+	return nil
+}
+
+// ownedFields are the profile keys the user's source owns.
+func (s *core) ownedFields(sourceID string) []string {
+	if src := s.source(sourceID); src != nil {
+		return src.Capabilities().OwnedFields
+	}
+	return DirectoryOwnedFields(sourceID)
+}
+
+// sourceName is how the portal names a source.
+func (s *core) sourceName(sourceID string) string {
+	if src := s.source(sourceID); src != nil {
+		return src.Name()
+	}
+	return sourceID
+}
