@@ -1,18 +1,15 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // accessFixture is a service on a real bbolt file with a movable clock and
@@ -20,7 +17,7 @@ import (
 type accessFixture struct {
 	t     *testing.T
 	ctx   context.Context
-	now   time.Time
+	clock *testclock.Clock
 	svc   *account.Service
 	db    storage.Store
 	alice storage.User
@@ -30,25 +27,12 @@ const accessPassword = "alice's long password"
 
 func newAccessFixture(t *testing.T, require2FA bool) *accessFixture {
 	t.Helper()
-	f := &accessFixture{t: t, ctx: context.Background(), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	clock := func() time.Time { return f.now }
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.svc, err = account.New(db, sealer, account.Policy{
-		Argon2: testArgon, MinPasswordLength: 10, MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
+	f := &accessFixture{t: t, ctx: context.Background(), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
+	f.svc, f.db = account.NewTestService(t, account.TestServiceOptions{Now: f.clock.Now, Policy: account.Policy{
+		MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
 		RecentAuth: 5 * time.Minute, Require2FA: require2FA,
-	}, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.db = db
+	}})
+	var err error
 	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +142,7 @@ func TestVerifyBasic(t *testing.T) {
 	secret, c, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "proxy", "")
 	wikiOnly, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "wiki", "wiki")
 	verify := func(login, password, ip, client string) (string, error) {
-		f.now = f.now.Add(time.Second) // keeps the history in order
+		f.clock.Add(time.Second) // keeps the history in order
 		u, method, err := f.svc.SignIn.VerifyBasic(f.ctx, login, password, ip, "curl/8.0", client)
 		if err == nil && u.ID != f.alice.ID {
 			t.Fatalf("verified as %q", u.ID)
@@ -172,11 +156,11 @@ func TestVerifyBasic(t *testing.T) {
 			t.Fatalf("app password %q: %q %v", typed, m, err)
 		}
 	}
-	f.now = f.now.Add(time.Minute)
+	f.clock.Add(time.Minute)
 	if m, err := verify("alice", secret, "192.0.2.9", ""); err != nil || m != "app_password" {
 		t.Fatalf("app password: %v", err)
 	}
-	if got, _ := f.db.GetCredential(f.ctx, f.alice.ID, c.ID); !got.LastUsedAt.Equal(f.now) || got.LastIP != "192.0.2.9" {
+	if got, _ := f.db.GetCredential(f.ctx, f.alice.ID, c.ID); !got.LastUsedAt.Equal(f.clock.Now()) || got.LastIP != "192.0.2.9" {
 		t.Errorf("last use not noted: %v %s", got.LastUsedAt, got.LastIP)
 	}
 	if a := f.lastAttempt(); !a.Success || a.Method != "app_password" || a.IP != "192.0.2.9" {
@@ -227,7 +211,7 @@ func TestVerifyBasic(t *testing.T) {
 		t.Errorf("app password with TOTP: %v", err)
 	}
 	f.update(func(u *storage.User) { u.TOTPSecret = nil })
-	if err := f.db.CreateCredential(f.ctx, storage.Credential{ID: account.NewID(), UserID: f.alice.ID, Kind: storage.KindPasskey, Name: "key", WebAuthnID: []byte("kid"), CreatedAt: f.now}); err != nil {
+	if err := f.db.CreateCredential(f.ctx, storage.Credential{ID: account.NewID(), UserID: f.alice.ID, Kind: storage.KindPasskey, Name: "key", WebAuthnID: []byte("kid"), CreatedAt: f.clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := verify("alice", accessPassword, "192.0.2.4", ""); account.ErrorCode(err) != account.Unauthorized {
@@ -263,7 +247,7 @@ func TestVerifyBasic(t *testing.T) {
 	// guess from there waits, and so does the account password; an app
 	// password is found, and nobody guesses one, so it gets in whatever
 	// the throttle says.
-	f.now = f.now.Add(time.Hour)
+	f.clock.Add(time.Hour)
 	good, _, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "another", "")
 	for i := 0; i < 3; i++ {
 		_, _ = verify("alice", "guess number "+string(rune('a'+i)), "10.9.9.9", "")
@@ -288,8 +272,8 @@ func TestAPITokenRules(t *testing.T) {
 		t.Fatalf("create: %q %+v %v", tok, c, err)
 	}
 	day := 24 * time.Hour
-	expiring, ec, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "deploy", Scope: account.ScopeReadWrite, ExpiresAt: f.now.Add(day)})
-	if err != nil || !ec.ValidUntil.Equal(f.now.Add(day)) || !ec.ExpiresAt.Equal(f.now.Add(31*day)) {
+	expiring, ec, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "deploy", Scope: account.ScopeReadWrite, ExpiresAt: f.clock.Now().Add(day)})
+	if err != nil || !ec.ValidUntil.Equal(f.clock.Now().Add(day)) || !ec.ExpiresAt.Equal(f.clock.Now().Add(31*day)) {
 		t.Fatalf("expiring token: %+v %v", ec, err)
 	}
 	office, _, err := f.svc.Credentials.CreateAPIToken(f.ctx, f.alice, account.NewAPIToken{Name: "office", Scope: account.ScopeReadOnly, AllowedNetworks: "10.0.0.0/8, 2001:db8::/32"})
@@ -303,8 +287,8 @@ func TestAPITokenRules(t *testing.T) {
 		"no name":    {Scope: account.ScopeReadOnly},
 		"long name":  {Name: strings.Repeat("x", 65), Scope: account.ScopeReadOnly},
 		"bad scope":  {Name: "x", Scope: "admin"},
-		"past":       {Name: "x", Scope: account.ScopeReadOnly, ExpiresAt: f.now.Add(-time.Second)},
-		"now":        {Name: "x", Scope: account.ScopeReadOnly, ExpiresAt: f.now},
+		"past":       {Name: "x", Scope: account.ScopeReadOnly, ExpiresAt: f.clock.Now().Add(-time.Second)},
+		"now":        {Name: "x", Scope: account.ScopeReadOnly, ExpiresAt: f.clock.Now()},
 		"bad cidr":   {Name: "x", Scope: account.ScopeReadOnly, AllowedNetworks: "10.0.0.0/33"},
 		"bad ip":     {Name: "x", Scope: account.ScopeReadOnly, AllowedNetworks: "10.0.0.1, nope"},
 		"too many":   {Name: "x", Scope: account.ScopeReadOnly, AllowedNetworks: strings.Repeat("10.0.0.1 ", 51)},
@@ -319,19 +303,19 @@ func TestAPITokenRules(t *testing.T) {
 	}
 
 	auth := func(token, ip string) error {
-		f.now = f.now.Add(time.Second) // keeps the history in order
+		f.clock.Add(time.Second) // keeps the history in order
 		u, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, ip, "script/1.0")
 		if err == nil && u.ID != f.alice.ID {
 			t.Fatalf("token for %q", u.ID)
 		}
 		return err
 	}
-	f.now = f.now.Add(time.Minute)
+	f.clock.Add(time.Minute)
 	u, got, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, tok, "192.0.2.1", "script/1.0")
-	if err != nil || u.ID != f.alice.ID || got.Scope != account.ScopeReadOnly || !got.LastUsedAt.Equal(f.now) || got.LastIP != "192.0.2.1" {
+	if err != nil || u.ID != f.alice.ID || got.Scope != account.ScopeReadOnly || !got.LastUsedAt.Equal(f.clock.Now()) || got.LastIP != "192.0.2.1" {
 		t.Fatalf("authenticate: %+v %v", got, err)
 	}
-	if stored, _ := f.db.GetCredential(f.ctx, f.alice.ID, c.ID); !stored.LastUsedAt.Equal(f.now) {
+	if stored, _ := f.db.GetCredential(f.ctx, f.alice.ID, c.ID); !stored.LastUsedAt.Equal(f.clock.Now()) {
 		t.Error("last use not stored")
 	}
 	// Unknown and garbled tokens: 401, nothing to record for alice.
@@ -363,7 +347,7 @@ func TestAPITokenRules(t *testing.T) {
 	if err := auth(expiring, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
-	f.now = f.now.Add(day)
+	f.clock.Add(day)
 	if err := auth(expiring, "192.0.2.1"); account.ErrorCode(err) != account.Unauthorized {
 		t.Errorf("expired: %v", err)
 	}

@@ -1,10 +1,8 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,31 +10,18 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
-var testArgon = account.Argon2Params{MemoryKiB: 7168, Iterations: 5, Parallelism: 1}
+var testArgon = account.TestArgon
 
+// newService is account.NewTestService with the login limits most tests
+// run under.
 func newService(t *testing.T, now func() time.Time) (*account.Service, storage.Store) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := account.New(db, sealer, account.Policy{
-		Argon2: testArgon, MinPasswordLength: 10, MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
-	}, now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, db
+	return account.NewTestService(t, account.TestServiceOptions{Now: now, Policy: account.Policy{
+		MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
+	}})
 }
 
 func TestPasswordHashing(t *testing.T) {
@@ -268,10 +253,7 @@ func TestDeleteClientErrors(t *testing.T) {
 		t.Fatalf("unknown client: %v", err)
 	}
 	static := storage.WithStaticClients(db, []storage.Client{{ID: "fixed"}})
-	svc2, err := account.New(static, nil, svc.Policy(), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc2, _ := account.NewTestService(t, account.TestServiceOptions{Store: static, Policy: svc.Policy(), NoSealer: true})
 	if err := svc2.Clients.DeleteClient(ctx, "fixed"); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("static client: %v", err)
 	}

@@ -189,7 +189,7 @@ func TestSetAvatarAccepts(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			}
 			ctype, data, mod, err := svc.Users.Avatar(ctx, u.ID)
-			if err != nil || ctype != "image/png" || !mod.Equal(clock.t) {
+			if err != nil || ctype != "image/png" || !mod.Equal(clock.Now()) {
 				t.Fatalf("Avatar = %q %v %v", ctype, mod, err)
 			}
 			if bytes.Contains(data, []byte(secret)) {
@@ -202,7 +202,7 @@ func TestSetAvatarAccepts(t *testing.T) {
 			if err != nil || img.Bounds().Dx() != c.wantW || img.Bounds().Dy() != c.wantH {
 				t.Fatalf("stored image: %v %v, want %dx%d", err, img.Bounds(), c.wantW, c.wantH)
 			}
-			if got := getUser(t, db, u.ID); !got.AvatarAt.Equal(clock.t) {
+			if got := getUser(t, db, u.ID); !got.AvatarAt.Equal(clock.Now()) {
 				t.Errorf("AvatarAt = %v", got.AvatarAt)
 			}
 		})
@@ -260,11 +260,11 @@ func TestAvatarLocksAndRemoval(t *testing.T) {
 	if err := svc.Users.SetAvatar(ctx, u.ID, encodePNG(t, testImage(10, 10))); err != nil {
 		t.Fatal(err)
 	}
-	clock.t = clock.t.Add(time.Hour)
+	clock.Add(time.Hour)
 	if err := svc.Users.RemoveAvatar(ctx, u.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := getUser(t, db, u.ID); !got.AvatarAt.IsZero() || !got.UpdatedAt.Equal(clock.t) {
+	if got := getUser(t, db, u.ID); !got.AvatarAt.IsZero() || !got.UpdatedAt.Equal(clock.Now()) {
 		t.Errorf("after removal: %+v", got)
 	}
 	ctype, data, _, err := svc.Users.Avatar(ctx, u.ID)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -16,7 +17,7 @@ type flowFixture struct {
 	svc   *account.Service
 	db    storage.Store
 	flow  *account.Flow
-	clock *testClock
+	clock *testclock.Clock
 	user  storage.User
 	app   storage.Client
 }

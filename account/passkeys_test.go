@@ -5,70 +5,37 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/internal/webauthntest"
-	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // The passkey rules are tested against a software authenticator: a real
 // P-256 key that builds the same WebAuthn answers a browser would send
 // (attestation "none"), so every check of go-webauthn and of ours runs.
 
-// passkeyClock is a clock the test moves by hand.
-type passkeyClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *passkeyClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *passkeyClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type passkeyFixture struct {
 	t     *testing.T
 	ctx   context.Context
 	svc   *account.Service
 	db    storage.Store
-	clock *passkeyClock
+	clock *testclock.Clock
 	alice storage.User
 }
 
 func newPasskeyFixture(t *testing.T, issuer string) *passkeyFixture {
 	t.Helper()
-	clock := &passkeyClock{t: time.Now().UTC().Truncate(time.Second)}
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := account.New(db, sealer, account.Policy{
-		Argon2: testArgon, MinPasswordLength: 10, MaxLoginAttempts: 5, LoginWindow: time.Minute, SessionLifetime: time.Hour,
+	clock := testclock.At(time.Now().UTC().Truncate(time.Second))
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Now: clock.Now, Log: slog.New(slog.DiscardHandler), Policy: account.Policy{
+		MaxLoginAttempts: 5, LoginWindow: time.Minute, SessionLifetime: time.Hour,
 		Issuer: issuer, RecentAuth: 5 * time.Minute,
-	}, clock.Now, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	}})
 	f := &passkeyFixture{t: t, ctx: context.Background(), svc: svc, db: db, clock: clock}
 	f.alice = f.user("alice")
 	return f

@@ -1,66 +1,26 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
-
-// logBuffer collects a service's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// take returns what was logged since the last call.
-func (l *logBuffer) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
 
 // newLoggedService is a service on a real bbolt file whose log goes to the
 // returned buffer.
-func newLoggedService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *logBuffer) {
+func newLoggedService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *testlog.Buffer) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.Argon2, p.SessionLifetime = testArgon, time.Hour
-	if p.MinPasswordLength == 0 {
-		p.MinPasswordLength = 10
-	}
-	logs := &logBuffer{}
-	svc, err := account.New(db, sealer, p, nil, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := &testlog.Buffer{}
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Policy: p, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	return svc, db, logs
 }
 
@@ -118,14 +78,14 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	ctx := context.Background()
 	svc, _, logs := newLoggedService(t, account.Policy{})
 	u := newProfileUser(t, svc, "alice")
-	logs.take()
+	logs.Take()
 	form := map[string]string{"given_name": "", "family_name": "", "nickname": "", "email": "alice@example.com",
 		"recovery_email": "", "phone_number": "", "locale": "", "zoneinfo": "", "theme": ""}
 	form["given_name"], form["zoneinfo"] = "Alice", "Europe/Berlin"
 	if _, err := svc.Users.UpdateProfile(ctx, u.ID, form); err != nil {
 		t.Fatal(err)
 	}
-	line := logs.take()
+	line := logs.Take()
 	if !strings.Contains(line, "profile updated") || !strings.Contains(line, "fields=\"[given_name zoneinfo]\"") {
 		t.Errorf("log of a save that changed two fields: %s", line)
 	}
@@ -135,7 +95,7 @@ func TestProfileLogNamesChangedFields(t *testing.T) {
 	if _, err := svc.Users.UpdateProfile(ctx, u.ID, form); err != nil {
 		t.Fatal(err)
 	}
-	if line := logs.take(); strings.Contains(line, "profile updated") {
+	if line := logs.Take(); strings.Contains(line, "profile updated") {
 		t.Errorf("a save that changed nothing was logged: %s", line)
 	}
 }
@@ -219,14 +179,6 @@ func TestEmailVerifiedPerAddress(t *testing.T) {
 // newBenchService is newLoggedService for benchmarks.
 func newBenchService(b *testing.B) *account.Service {
 	b.Helper()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	svc, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10, MinPasswordScore: 3}, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	svc, _ := account.NewTestService(b, account.TestServiceOptions{Policy: account.Policy{MinPasswordScore: 3}, Log: slog.New(slog.DiscardHandler), NoSealer: true})
 	return svc
 }

@@ -1,48 +1,28 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
-// profileClock is a settable clock, so "changed" is visible in UpdatedAt
-// without waiting.
-type profileClock struct{ t time.Time }
-
-func (c *profileClock) now() time.Time { return c.t }
-
-// newProfileService is a service on a real bbolt file with the given policy
-// (the profile rules read Issuer and ProfilesLocked).
-func newProfileService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *profileClock) {
+// newProfileService is a service with the given policy (the profile rules
+// read Issuer and ProfilesLocked) on a settable clock, so "changed" is
+// visible in UpdatedAt without waiting.
+func newProfileService(t *testing.T, p account.Policy) (*account.Service, storage.Store, *testclock.Clock) {
 	t.Helper()
-	clock := &profileClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	p.Argon2, p.MinPasswordLength, p.SessionLifetime = testArgon, 10, time.Hour
 	if p.Issuer == "" {
 		p.Issuer = "https://id.example.com"
 	}
-	svc, err := account.New(db, sealer, p, clock.now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Policy: p, Now: clock.Now})
 	return svc, db, clock
 }
 
@@ -169,7 +149,7 @@ func TestProfileValidation(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := getUser(t, db, u.ID)
-			clock.t = clock.t.Add(time.Hour)
+			clock.Add(time.Hour)
 			got, err := svc.Users.UpdateProfile(ctx, u.ID, map[string]string{c.key: c.value})
 			if c.code == "" {
 				if err != nil {
@@ -180,7 +160,7 @@ func TestProfileValidation(t *testing.T) {
 					t.Fatalf("not applied: %+v", stored)
 				}
 				// A change moves the last change; a value as it was, nothing.
-				want := clock.t
+				want := clock.Now()
 				if a, _ := account.AttributeByKey(c.key); a.Value(stored) == a.Value(before) {
 					want = before.UpdatedAt
 				}
@@ -204,7 +184,7 @@ func TestUpdateProfileIsAllOrNothing(t *testing.T) {
 	alice := newProfileUser(t, svc, "alice")
 	ctx := context.Background()
 	before := getUser(t, db, alice.ID)
-	clock.t = clock.t.Add(time.Minute)
+	clock.Add(time.Minute)
 
 	// Good fields beside one bad one: nothing is saved.
 	_, err := svc.Users.UpdateProfile(ctx, alice.ID, map[string]string{
@@ -230,7 +210,7 @@ func TestUpdateProfileIsAllOrNothing(t *testing.T) {
 	if err != nil || u.GivenName != "Alice" || u.FamilyName != "Liddell" || u.Zoneinfo != "Europe/Berlin" || u.PhoneNumber != "+4915123456789" {
 		t.Fatalf("update: %v %+v", err, u)
 	}
-	if !u.UpdatedAt.Equal(clock.t) {
+	if !u.UpdatedAt.Equal(clock.Now()) {
 		t.Errorf("UpdatedAt = %v", u.UpdatedAt)
 	}
 	// No changes: the user as stored, untouched.

@@ -3,14 +3,14 @@ package account_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // The IP allowlist at refresh: a public client's refresh from outside the
@@ -20,17 +20,9 @@ import (
 // person), nor is anyone's without a list.
 func TestCheckRefreshNetwork(t *testing.T) {
 	ctx := context.Background()
-	clock := &profileClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	logs := &logBuffer{}
-	svc, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10}, clock.now, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	clock := testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	logs := &testlog.Buffer{}
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Now: clock.Now, Log: slog.New(slog.NewTextHandler(logs, nil)), NoSealer: true})
 	for _, c := range []account.NewClient{
 		{ID: "cli", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb"}},
 		{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/spa"}},
@@ -44,7 +36,7 @@ func TestCheckRefreshNetwork(t *testing.T) {
 	if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, "cli", "203.0.113.9"); err != nil {
 		t.Errorf("refresh without an allowlist: %v", err)
 	}
-	alice, err = db.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
+	alice, err := db.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
 		u.AllowedNetworks = []string{"192.0.2.0/24"}
 		return u, nil
 	})
@@ -60,7 +52,7 @@ func TestCheckRefreshNetwork(t *testing.T) {
 	if err := svc.SignIn.CheckRefreshNetwork(ctx, alice, "gone", "203.0.113.9"); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("deleted client: %v", err)
 	}
-	logs.take()
+	logs.Take()
 
 	refuse := func(client string) {
 		t.Helper()
@@ -70,14 +62,14 @@ func TestCheckRefreshNetwork(t *testing.T) {
 	}
 	for range 5 {
 		refuse("cli")
-		clock.t = clock.t.Add(30 * time.Second)
+		clock.Add(30 * time.Second)
 	}
 	refuse("spa")
-	warns := func() int { return strings.Count(logs.take(), "refresh refused outside the user's IP allowlist") }
+	warns := func() int { return strings.Count(logs.Take(), "refresh refused outside the user's IP allowlist") }
 	if n := warns(); n != 2 {
 		t.Errorf("five refusals for one app and one for another logged %d WARN lines, want 2", n)
 	}
-	clock.t = clock.t.Add(5 * time.Minute)
+	clock.Add(5 * time.Minute)
 	refuse("cli")
 	if n := warns(); n != 1 {
 		t.Errorf("a refusal five minutes later logged %d WARN lines, want 1", n)

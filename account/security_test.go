@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"image/png"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,58 +13,25 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
-// testClock is a clock the test moves by hand; safe for the store's
-// goroutines to read.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
+func newTestClock() *testclock.Clock {
 	// 10 s into a 30 s step, so ±1 step stays inside the test's control.
-	return &testClock{t: time.Date(2026, 3, 1, 9, 0, 10, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testclock.At(time.Date(2026, 3, 1, 9, 0, 10, 0, time.UTC))
 }
 
 const securityPassword = "correct horse battery"
 
 // newSecurityService is newService with remembered devices on for
 // lifetime (0: off).
-func newSecurityService(t *testing.T, clock *testClock, lifetime time.Duration) (*account.Service, storage.Store) {
+func newSecurityService(t *testing.T, clock *testclock.Clock, lifetime time.Duration) (*account.Service, storage.Store) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := account.New(db, sealer, account.Policy{
-		Argon2: testArgon, MinPasswordLength: 10, MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
+	return account.NewTestService(t, account.TestServiceOptions{Now: clock.Now, Policy: account.Policy{
+		MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour,
 		Issuer: "https://id.example.com", TrustedDeviceLifetime: lifetime,
-	}, clock.Now, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, db
+	}})
 }
 
 func newSecurityUser(t *testing.T, svc *account.Service, name string) storage.User {
@@ -88,7 +54,7 @@ func codeAt(t *testing.T, secret string, at time.Time) string {
 
 // enrol turns TOTP on for u at the clock's time and returns the secret, the
 // recovery codes and the user as stored.
-func enrol(t *testing.T, svc *account.Service, db storage.Store, clock *testClock, u storage.User) (string, []string, storage.User) {
+func enrol(t *testing.T, svc *account.Service, db storage.Store, clock *testclock.Clock, u storage.User) (string, []string, storage.User) {
 	t.Helper()
 	ctx := context.Background()
 	e, err := svc.Credentials.BeginTOTP(ctx, u)

@@ -2,10 +2,7 @@ package account
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
-
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // A setup link is spent only once the administrator can be stored: with
@@ -13,17 +10,9 @@ import (
 // still works afterwards. Before, the link was consumed first, and a busy
 // gate left no administrator and a dead link.
 func TestSetupLinkSurvivesABusyHashGate(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	// No strength estimate (min score 0), so only the hash takes the gate.
-	svc, err := New(db, nil, Policy{Argon2: Argon2Params{MemoryKiB: 7168, Iterations: 1, Parallelism: 1}, MinPasswordLength: 10,
-		HashConcurrency: 1, HashQueue: -1}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := NewTestService(t, TestServiceOptions{NoSealer: true, Policy: Policy{Argon2: Argon2Params{MemoryKiB: 7168, Iterations: 1, Parallelism: 1},
+		HashConcurrency: 1, HashQueue: -1}})
 	ctx := t.Context()
 	link, err := svc.Users.CreateSetupToken(ctx)
 	if err != nil {

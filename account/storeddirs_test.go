@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // Directories stored by earlier versions (settings as JSON with Go field
@@ -22,18 +20,10 @@ import (
 func TestStoredDirectoriesOfEveryTypeLoad(t *testing.T) {
 	ctx := context.Background()
 	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs bytes.Buffer
-	svc, err := account.New(db, sealer, account.Policy{Issuer: "https://id.example.org", Argon2: testArgon, MinPasswordLength: 10,
-		MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour}, now, slog.New(slog.NewTextHandler(&logs, nil)))
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Now: now, Log: slog.New(slog.NewTextHandler(&logs, nil)), Policy: account.Policy{
+		Issuer: "https://id.example.org", MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour}})
+	sealer, err := seal.New(account.TestSealKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,11 @@ package account_test
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/storage/bolt"
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 const (
@@ -88,26 +87,18 @@ func TestPasswordStrengthEverywhere(t *testing.T) {
 // CreateUser).
 func TestCompleteSetupEstimatesOnce(t *testing.T) {
 	ctx := context.Background()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	logs := &logBuffer{}
-	debug, err := account.New(db, nil, account.Policy{Argon2: testArgon, MinPasswordLength: 10, MinPasswordScore: 3},
-		nil, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := &testlog.Buffer{}
+	debug, _ := account.NewTestService(t, account.TestServiceOptions{Policy: account.Policy{MinPasswordScore: 3}, NoSealer: true,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	tok, err := debug.Users.CreateSetupToken(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs.take()
+	logs.Take()
 	if _, err := debug.Users.CompleteSetup(ctx, tok, account.NewUser{Username: "root", Email: "root@example.com", Password: "zebra kettle lantern 1987"}); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(logs.take(), "password strength estimated"); n != 1 {
+	if n := strings.Count(logs.Take(), "password strength estimated"); n != 1 {
 		t.Errorf("the setup password was estimated %d times, want once", n)
 	}
 }

@@ -1,21 +1,19 @@
 package account_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // throttleFixture is a service with every throttle setting, a settable
@@ -23,29 +21,11 @@ import (
 type throttleFixture struct {
 	t     *testing.T
 	ctx   context.Context
-	mu    sync.Mutex
-	now   time.Time
+	clock *testclock.Clock
 	svc   *account.Service
 	db    storage.Store
-	log   *syncBuffer
+	log   *testlog.Buffer
 	alice storage.User
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var throttlePolicy = account.Policy{
@@ -63,38 +43,17 @@ var throttlePolicy = account.Policy{
 
 func newThrottleFixture(t *testing.T, p account.Policy) *throttleFixture {
 	t.Helper()
-	f := &throttleFixture{t: t, ctx: context.Background(), now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), log: &syncBuffer{}}
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: f.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := &throttleFixture{t: t, ctx: context.Background(), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), log: &testlog.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(f.log, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if f.svc, err = account.New(db, sealer, p, f.clock, logger); err != nil {
-		t.Fatal(err)
-	}
-	f.db = db
+	f.svc, f.db = account.NewTestService(t, account.TestServiceOptions{Policy: p, Now: f.clock.Now, Log: logger})
+	var err error
 	if f.alice, err = f.svc.Users.CreateUser(f.ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: accessPassword}); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func (f *throttleFixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *throttleFixture) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
+func (f *throttleFixture) advance(d time.Duration) { f.clock.Add(d) }
 
 func (f *throttleFixture) signIn(login, password, ip string) error {
 	_, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: login, Password: password, IP: ip})
@@ -576,14 +535,8 @@ func (failingThrottleWrites) UpdateThrottles(context.Context, []string, func(sto
 // go, and the failure remembered nowhere).
 func TestFailClosedWhenWritesFail(t *testing.T) {
 	f := newThrottleFixture(t, throttlePolicy)
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := account.New(failingThrottleWrites{f.db}, sealer, throttlePolicy, f.clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Policy: throttlePolicy, Now: f.clock.Now, Store: f.db,
+		Wrap: func(st account.Store) account.Store { return failingThrottleWrites{st} }})
 	got := map[account.Code]int{}
 	for i := range 50 {
 		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: fmt.Sprintf("guess %d", i), IP: "192.0.2.1"})
@@ -612,14 +565,8 @@ func (failingThrottleReads) GetThrottles(context.Context, ...string) ([]storage.
 // guesser that the password was checked.
 func TestFailClosedWhenThrottleReadFails(t *testing.T) {
 	f := newThrottleFixture(t, throttlePolicy)
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := account.New(failingThrottleReads{f.db}, sealer, throttlePolicy, f.clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Policy: throttlePolicy, Now: f.clock.Now, Store: f.db,
+		Wrap: func(st account.Store) account.Store { return failingThrottleReads{st} }})
 	for name, password := range map[string]string{"right": accessPassword, "wrong": "a wrong password"} {
 		_, err := svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: password, IP: "192.0.2.1"})
 		if err == nil || account.ErrorCode(err) != account.Internal || !strings.Contains(err.Error(), "input/output error") {
@@ -670,15 +617,9 @@ func TestRememberedDeviceReadOncePerSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
 	st := &countingDeviceReads{Store: f.db.(account.Store)}
-	svc, err := account.New(st, sealer, throttlePolicy, f.clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Policy: throttlePolicy, Now: f.clock.Now, Store: f.db,
+		Wrap: func(account.Store) account.Store { return st }})
 	c := account.Credentials{Login: "alice", Password: accessPassword, IP: "198.51.100.7", DeviceProof: proof}
 	u, _, err := svc.SignIn.PasswordStep(f.ctx, c)
 	if err != nil {

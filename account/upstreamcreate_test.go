@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // upstreamSource is an upstream provider that creates accounts; the tests
@@ -58,19 +56,8 @@ func (r *racingStore) GetUserByLogin(ctx context.Context, login string) (storage
 
 func newUpstreamService(t *testing.T, wrap func(Store) Store) *Service {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	var st Store = db
-	if wrap != nil {
-		st = wrap(db)
-	}
-	svc, err := New(st, nil, Policy{Argon2: Argon2Params{MemoryKiB: 7168, Iterations: 1, Parallelism: 1}, MinPasswordLength: 10}, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _ := NewTestService(t, TestServiceOptions{NoSealer: true, Wrap: wrap, Log: slog.New(slog.DiscardHandler),
+		Policy: Policy{Argon2: Argon2Params{MemoryKiB: 7168, Iterations: 1, Parallelism: 1}}})
 	svc.Directories.UseDirectories(upstreamSource{})
 	return svc
 }

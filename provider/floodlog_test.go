@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,28 +12,11 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/loglimit"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 )
-
-// lockedBuffer is a log destination written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // A flood of /authorize requests at the pending sign-in limit logs one
 // line of each kind, however many run at once, and then how many it held
@@ -59,7 +41,7 @@ func TestPendingFloodLogsOnce(t *testing.T) {
 			if err := db.CreateClient(ctx, storage.Client{ID: "app", RedirectURIs: []string{"https://app.example.com/cb"}, CreatedAt: now}); err != nil {
 				t.Fatal(err)
 			}
-			var out lockedBuffer
+			var out testlog.Buffer
 			log := slog.New(slog.NewTextHandler(&out, nil))
 			s := &opStorage{store: db, now: func() time.Time { return now }, log: log, floodLog: floodLogger(log),
 				life: Lifetimes{AuthRequest: time.Hour}, pending: storage.PendingLimits{Total: 1}}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
@@ -102,16 +103,15 @@ func TestOAuthErrorCodes(t *testing.T) {
 }
 
 func TestKeyManagerRotation(t *testing.T) {
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock})
+	clock := testclock.At(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	sealer, _ := seal.New(bytes.Repeat([]byte{1}, 32))
 	ctx := context.Background()
-	m := NewKeyManager(db, sealer, 30*24*time.Hour, 2*time.Hour, clock, nil)
+	m := NewKeyManager(db, sealer, 30*24*time.Hour, 2*time.Hour, clock.Now, nil)
 	if err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestKeyManagerRotation(t *testing.T) {
 		t.Fatalf("reload changed the key: %v", err)
 	}
 	// The rotation period passes: a new key signs, the old one is still published.
-	now = now.Add(31 * 24 * time.Hour)
+	clock.Add(31 * 24 * time.Hour)
 	if err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestKeyManagerRotation(t *testing.T) {
 		t.Fatalf("after scheduled rotation: %s -> %s, JWKS %s", first, second, m.JWKS())
 	}
 	// Once the old key's tokens have expired it leaves JWKS.
-	now = now.Add(3 * time.Hour)
+	clock.Add(3 * time.Hour)
 	if err := m.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestKeyManagerRotation(t *testing.T) {
 	}
 	// A different sealing key cannot open the stored key.
 	other, _ := seal.New(bytes.Repeat([]byte{2}, 32))
-	if err := NewKeyManager(db, other, 0, time.Hour, clock, nil).Load(ctx); err == nil {
+	if err := NewKeyManager(db, other, 0, time.Hour, clock.Now, nil).Load(ctx); err == nil {
 		t.Fatal("loaded signing keys with the wrong sealing key")
 	}
 }

@@ -11,30 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 	"github.com/keyport/keyport/throttle"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 var t0 = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 
@@ -73,7 +54,7 @@ func (s *countingStore) wrote(prefix string) int {
 	return n
 }
 
-func openStore(t *testing.T, path string, c *clock) *countingStore {
+func openStore(t *testing.T, path string, c *testclock.Clock) *countingStore {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "k.db")
@@ -93,8 +74,8 @@ var policy = throttle.Policy{
 	Account:        throttle.Backoff{Failures: 5, Wait: time.Minute, MaxWait: 4 * time.Minute, Reset: time.Hour},
 }
 
-func newLimiter(t *testing.T, p throttle.Policy) (*throttle.Limiter, *clock, *countingStore) {
-	c := &clock{now: t0}
+func newLimiter(t *testing.T, p throttle.Policy) (*throttle.Limiter, *testclock.Clock, *countingStore) {
+	c := testclock.At(t0)
 	s := openStore(t, "", c)
 	return throttle.New(s, p, c.Now), c, s
 }
@@ -266,20 +247,20 @@ func TestAccountWaitsGrow(t *testing.T) {
 			t.Fatalf("after failure %d: a proven attempt was refused: %v", n, err)
 		}
 		r.Cancel()
-		c.Advance(want - time.Nanosecond)
+		c.Add(want - time.Nanosecond)
 		if _, err := l.Password(t.Context(), alice, nextAddr(), false); refusal(err) == nil {
 			t.Fatalf("after failure %d: allowed before the wait ended", n)
 		}
-		c.Advance(time.Nanosecond)
+		c.Add(time.Nanosecond)
 	}
 
 	// The reset time without a failure forgets the count.
-	c.Advance(policy.Account.Reset)
+	c.Add(policy.Account.Reset)
 	free()
 	if trips := failAt(t, l, alice, nextAddr()); len(trips) != 1 || trips[0].For != policy.Account.Wait {
 		t.Fatalf("after the reset time, the threshold again: %+v", trips)
 	}
-	c.Advance(policy.Account.Wait)
+	c.Add(policy.Account.Wait)
 
 	// A success forgives: below the threshold again.
 	r, err = l.Password(t.Context(), alice, nextAddr(), false)
@@ -312,7 +293,7 @@ func TestAccountGuessesPerDay(t *testing.T) {
 	for c.Now().Before(end) {
 		r, err := l.Password(t.Context(), alice, "", false)
 		if rf := refusal(err); rf != nil {
-			c.Advance(rf.RetryAfter)
+			c.Add(rf.RetryAfter)
 			continue
 		}
 		if err != nil {
@@ -462,7 +443,7 @@ func TestLongNamesBounded(t *testing.T) {
 
 // Failures survive a restart: a new limiter on the same file refuses.
 func TestFailuresSurviveRestart(t *testing.T) {
-	c := &clock{now: t0}
+	c := testclock.At(t0)
 	path := filepath.Join(t.TempDir(), "k.db")
 	db, err := bolt.Open(path, bolt.Options{Now: c.Now})
 	if err != nil {
@@ -563,7 +544,7 @@ func (s *brokenStore) UpdateThrottles(ctx context.Context, keys []string, fn fun
 // reservation was released and the failure remembered nowhere: every
 // guess was checked.
 func TestFailuresCountedWhenWritesFail(t *testing.T) {
-	c := &clock{now: t0}
+	c := testclock.At(t0)
 	s := &brokenStore{Store: openStore(t, "", c)}
 	l := throttle.New(s, policy, c.Now)
 	s.broken.Store(true)
@@ -653,7 +634,7 @@ func (s *hookedStore) GetThrottles(ctx context.Context, keys ...string) ([]stora
 // one reservation waited for the store, every other reservation, and
 // every attempt's decision, waited for it.
 func TestSlowReadHoldsUpNoOne(t *testing.T) {
-	c := &clock{now: t0}
+	c := testclock.At(t0)
 	s := &hookedStore{Store: openStore(t, "", c)}
 	l := throttle.New(s, policy, c.Now)
 	reading, finish := make(chan struct{}), make(chan struct{})
@@ -697,7 +678,7 @@ func TestSlowReadHoldsUpNoOne(t *testing.T) {
 // reservation sees that a failure settled meanwhile and reads again, so
 // the limit holds.
 func TestFailureSettledDuringReadCounts(t *testing.T) {
-	c := &clock{now: t0}
+	c := testclock.At(t0)
 	s := &hookedStore{Store: openStore(t, "", c)}
 	p := policy
 	p.AccountAddress.Limit = 1

@@ -21,7 +21,7 @@ var stackedTableRoles = map[string]string{"table": "table", "thead": "rowgroup",
 // Every table that stacks on a phone keeps its table semantics in the
 // markup: role="table", "rowgroup", "row", "columnheader" and "cell".
 func TestStackedTablesStateTheirRoles(t *testing.T) {
-	srv := startPasskeyServer(t, nil, nil)
+	srv := startServerWith(t, serverOptions{localhost: true})
 	ctx := context.Background()
 	alice := srv.createUser("alice", false)
 	srv.createUser("root", true)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,25 +16,23 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-var newSecretPattern = regexp.MustCompile(`id="new-secret">([^<]+)<`)
-
 // createOnPage submits a create form on /security/access and returns the
 // secret shown once.
 func createOnPage(t *testing.T, srv *testServer, b *browser, action string, form url.Values) string {
 	t.Helper()
 	p := b.get(srv.URL + "/security/access")
 	r := postPage(b, p, action, form)
-	m := newSecretPattern.FindStringSubmatch(r.Body)
-	if r.Status != http.StatusOK || m == nil {
+	secret, shown := textByID(t, r.Body, "new-secret")
+	if r.Status != http.StatusOK || !shown || secret == "" {
 		t.Fatalf("create at %s: %d %s", action, r.Status, truncateBody(r.Body))
 	}
 	if !strings.Contains(r.Header.Get("Cache-Control"), "no-store") {
 		t.Error("the page with a new secret may be cached")
 	}
-	if again := b.get(srv.URL + "/security/access"); strings.Contains(again.Body, m[1]) {
+	if again := b.get(srv.URL + "/security/access"); strings.Contains(again.Body, secret) {
 		t.Error("the secret is shown again")
 	}
-	return m[1]
+	return secret
 }
 
 func verify(srv *testServer, user, pass, query string, cookies *browser) (int, http.Header) {
@@ -55,12 +52,8 @@ func verifyWith(srv *testServer, method, user, pass, query string, cookies *brow
 	if cookies != nil {
 		client = cookies.client
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		srv.t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header
+	p := mustFetch(srv.t, client, req)
+	return p.Status, p.Header
 }
 
 func TestAppPasswordsAndForwardAuth(t *testing.T) {
@@ -249,16 +242,12 @@ func apiCall(t *testing.T, srv *testServer, method, path, token, contentType, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	p := mustFetch(t, http.DefaultClient, req)
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatalf("%s %s: not JSON (%d): %v", method, path, resp.StatusCode, err)
+	if err := json.Unmarshal([]byte(p.Body), &out); err != nil {
+		t.Fatalf("%s %s: not JSON (%d): %v", method, path, p.Status, err)
 	}
-	return resp.StatusCode, resp.Header, out
+	return p.Status, p.Header, out
 }
 
 func TestAPITokens(t *testing.T) {

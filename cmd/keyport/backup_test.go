@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,19 +29,15 @@ func refreshWith(srvURL, clientID, secret, rt string) (string, error) {
 	req, _ := http.NewRequest(http.MethodPost, srvURL+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(clientID, secret)
-	resp, err := http.DefaultClient.Do(req)
+	p, err := fetch(http.DefaultClient, req)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var m struct {
-		RefreshToken string `json:"refresh_token"`
+	next, _ := p.JSON()["refresh_token"].(string)
+	if p.Status != http.StatusOK || next == "" {
+		return "", fmt.Errorf("refresh: %d %s", p.Status, p.Body)
 	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &m) != nil || m.RefreshToken == "" {
-		return "", fmt.Errorf("refresh: %d %s", resp.StatusCode, body)
-	}
-	return m.RefreshToken, nil
+	return next, nil
 }
 
 // signInOffline signs username in at c with a new browser, asking for a

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/config"
 )
 
 // Benchmarks of the hot endpoints through real HTTP against the same Main
@@ -56,53 +53,14 @@ func newBenchClient() *http.Client {
 	}
 }
 
-// startBenchServer does what the harness's startOn does, for a *testing.B.
-// jwt makes the client's access tokens JWTs.
+// startBenchServer starts the harness's server for a benchmark, with a
+// user and a client; jwt makes the client's access tokens JWTs.
 func startBenchServer(b *testing.B, jwt bool) *benchServer {
 	b.Helper()
-	dir := b.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		ln.Close()
-		b.Fatalf("load config: %v", err)
-	}
-	m, err := Load(cfg, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		ln.Close()
-		b.Fatalf("load keyport: %v", err)
-	}
-	m.Listener = ln
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	s := &benchServer{URL: "http://" + addr, Main: m, RedirectURI: "http://127.0.0.1:9/cb", client: newBenchClient()}
-	b.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("server: %v", err)
-		}
-		s.client.CloseIdleConnections()
-		if err := m.Close(); err != nil {
-			b.Errorf("close: %v", err)
-		}
-	})
-	for i := 0; ; i++ {
-		resp, err := s.client.Get(s.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 100 {
-			b.Fatal("server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	srv := startServerWith(b, serverOptions{})
+	m := srv.Main
+	s := &benchServer{URL: srv.URL, Main: m, RedirectURI: "http://127.0.0.1:9/cb", client: newBenchClient()}
+	b.Cleanup(s.client.CloseIdleConnections)
 
 	bg := context.Background()
 	if _, err := m.Accounts.Users.CreateUser(bg, account.NewUser{Username: "bench", Email: "bench@example.com", Name: "Bench User", Password: testPassword}); err != nil {
@@ -188,22 +146,7 @@ func (s *benchServer) browser() *benchBrowser {
 }
 
 func (br *benchBrowser) do(req *http.Request) (page, error) {
-	for hops := 0; ; hops++ {
-		resp, err := br.client.Do(req)
-		if err != nil {
-			return page{}, err
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		p := page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
-		// The page that hands a form's answer on is followed, as by
-		// browsers (see browser.do).
-		to, ok := refreshTarget(p)
-		if err != nil || !ok || hops == 5 {
-			return p, err
-		}
-		req, _ = http.NewRequest(http.MethodGet, to.String(), nil)
-	}
+	return fetchFollowing(br.client, req, nil)
 }
 
 func (br *benchBrowser) submit(p page, action string, extra url.Values) (page, error) {

@@ -229,7 +229,7 @@ func (c *chrome) addPasskey(base, name string) {
 // on http://localhost:PORT and returns that base URL.
 func startLocalhostServer(t *testing.T, mutate func(*config.Config)) (*testServer, string) {
 	t.Helper()
-	srv := startPasskeyServer(t, nil, mutate)
+	srv := startServerWith(t, serverOptions{localhost: true, mutate: mutate})
 	return srv, srv.URL
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,10 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 // envRunMain makes the test binary run as the keyport command itself (see
@@ -32,26 +32,8 @@ type childServer struct {
 	Addr string
 	Dir  string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testlog.Buffer
 	done chan error
-}
-
-// syncBuffer collects a child's output from its copying goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startChild runs `keyport serve` in a child process with its data in dir (a
@@ -78,7 +60,7 @@ func startChild(t *testing.T, dir, configTOML string, env ...string) *childServe
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &childServer{t: t, URL: "http://" + addr, Addr: addr, Dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
+	c := &childServer{t: t, URL: "http://" + addr, Addr: addr, Dir: dir, logs: &testlog.Buffer{}, done: make(chan error, 1)}
 	c.cmd = exec.Command(self, "serve", "--config", cfgPath)
 	c.cmd.Env = append(os.Environ(), envRunMain+"=1",
 		"KEYPORT_DATA_DIR="+dir, "KEYPORT_ISSUER=http://"+addr, "KEYPORT_LISTEN="+addr)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,8 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,30 +22,13 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 // These tests drive the real CLI entry point, run(...), in-process against a
 // real bbolt file in a temp dir, and a real server where a command's effect
 // has to be seen over HTTP.
-
-// cliBuffer is a bytes.Buffer that server goroutines may write to while the
-// test reads it.
-type cliBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *cliBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *cliBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 type cliResult struct {
 	Code           int
@@ -131,39 +111,6 @@ func cliClientRow(out, id string) []string {
 		}
 	}
 	return nil
-}
-
-// cliLoadConfig loads the configuration as `keyport serve --config path`
-// would, with the data in dir and the issuer and listen address of ln.
-func cliLoadConfig(t *testing.T, path, dir string, ln net.Listener) *config.Config {
-	t.Helper()
-	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load(path, func(k string) string { return env[k] })
-	if err != nil {
-		ln.Close()
-		t.Fatalf("load config: %v", err)
-	}
-	return cfg
-}
-
-func cliListen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
-}
-
-// cliStart starts a real server from cfg on ln like the harness's startOn,
-// but logging to logs and with an optional clock.
-func cliStart(t *testing.T, cfg *config.Config, ln net.Listener, logs io.Writer, now func() time.Time) *testServer {
-	t.Helper()
-	if logs == nil {
-		logs = io.Discard
-	}
-	return serve(t, cfg, ln, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), now)
 }
 
 func cliWriteFile(t *testing.T, name, content string) string {
@@ -556,9 +503,7 @@ redirect_uris = ["http://127.0.0.1:9/callback/static-spa"]
 		}
 	}
 
-	ln := cliListen(t)
-	cfg := cliLoadConfig(t, cfgFile, dir, ln)
-	srv := cliStart(t, cfg, ln, nil, nil)
+	srv := startServerWith(t, serverOptions{dir: dir, configFile: cfgFile})
 
 	if status, body := cliClientCredentials(srv, "static-inline", "inline-secret-0123456789"); status != 200 || body["access_token"] == nil {
 		t.Errorf("static client with secret: %d %v", status, body)
@@ -637,7 +582,7 @@ func TestLockedDatabaseCLI(t *testing.T) {
 	// A second serve on the same data dir gives up too, with the same words.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	errb := &cliBuffer{}
+	errb := &testlog.Buffer{}
 	serveEnv := map[string]string{"KEYPORT_DATA_DIR": srv.dir, "KEYPORT_LISTEN": "127.0.0.1:0"}
 	code := run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, errb, func(k string) string { return serveEnv[k] })
 	if ctx.Err() != nil || code != 1 || !strings.Contains(errb.String(), "is in use by another process") || strings.Contains(errb.String(), "keyport is running") {
@@ -699,7 +644,7 @@ func TestConfigErrorsStopCLIAndServe(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var out bytes.Buffer
-			errb := &cliBuffer{}
+			errb := &testlog.Buffer{}
 			code := run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), &out, errb, func(k string) string { return env[k] })
 			if ctx.Err() != nil || code != 1 || !strings.Contains(errb.String(), c.want[0]) {
 				t.Errorf("serve with a bad config: exit %d, ctx %v\n%s", code, ctx.Err(), errb.String())
@@ -722,7 +667,7 @@ func TestConfigErrorsStopCLIAndServe(t *testing.T) {
 		cliFail(t, env, "", 1, `clients[0].redirect_uris[0]: the javascript: scheme is not allowed`, "client", "list", "--config", file)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		errb := &cliBuffer{}
+		errb := &testlog.Buffer{}
 		code := run(ctx, []string{"serve", "--config", file}, strings.NewReader(""), io.Discard, errb, func(k string) string { return env[k] })
 		if ctx.Err() != nil || code != 1 || !strings.Contains(errb.String(), "clients[0]") {
 			t.Errorf("serve: exit %d, ctx %v\n%s", code, ctx.Err(), errb.String())
@@ -754,14 +699,14 @@ func TestConfigErrorsStopCLIAndServe(t *testing.T) {
 // --admin` makes the link unnecessary; a later start reuses everything.
 func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data") // does not exist yet
-	ln := cliListen(t)
+	ln := listenLoopback(t)
 	addr := ln.Addr().String()
 	ln.Close()
 	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_LISTEN": addr, "KEYPORT_ISSUER": "http://" + addr}
 
-	serve := func() (logs *cliBuffer, stop func() int) {
+	serve := func() (logs *testlog.Buffer, stop func() int) {
 		t.Helper()
-		logs = &cliBuffer{}
+		logs = &testlog.Buffer{}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
 		go func() {
@@ -800,7 +745,7 @@ func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 			t.Errorf("first start does not log %q:\n%s", want, out)
 		}
 	}
-	setup := regexp.MustCompile(`url="?(http://[^\s"]+/setup\?token=[^\s"]+)`).FindStringSubmatch(out)
+	setup := setupURLPattern.FindStringSubmatch(out)
 	if setup == nil || !strings.Contains(out, "within 1 hour") || !strings.Contains(out, "keyport user create --admin") {
 		t.Fatalf("first start logs no setup link:\n%s", out)
 	}
@@ -853,18 +798,22 @@ func TestCLIServeFirstAndLaterStarts(t *testing.T) {
 
 var setupURLPattern = regexp.MustCompile(`url="?(http://[^\s"]+/setup\?token=[^\s"]+)`)
 
-func TestSetupLink(t *testing.T) {
-	dir := t.TempDir()
-	ln := cliListen(t)
-	cfg := cliLoadConfig(t, "", dir, ln)
-	logs := &cliBuffer{}
-	srv := cliStart(t, cfg, ln, logs, nil)
-
+// setupLink is the setup link a first start logged.
+func setupLink(t *testing.T, logs *testlog.Buffer) string {
+	t.Helper()
 	m := setupURLPattern.FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("no setup link logged:\n%s", logs.String())
 	}
-	link := m[1]
+	return m[1]
+}
+
+func TestSetupLink(t *testing.T) {
+	dir := t.TempDir()
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{dir: dir, logs: logs})
+
+	link := setupLink(t, logs)
 	if !strings.HasPrefix(link, srv.URL+"/setup?token=") {
 		t.Fatalf("setup link %q is not on the issuer %s", link, srv.URL)
 	}
@@ -873,7 +822,7 @@ func TestSetupLink(t *testing.T) {
 
 	b := newBrowser(t)
 	form := b.get(link)
-	if form.Status != 200 || !strings.Contains(form.Body, `action="/setup"`) || !strings.Contains(form.Body, "Create the first administrator") {
+	if form.Status != 200 || !hasForm(form.Body, "/setup") || !strings.Contains(form.Body, "Create the first administrator") {
 		t.Fatalf("setup form: %d\n%s", form.Status, truncateBody(form.Body))
 	}
 	if !strings.Contains(form.Body, "At least 10 characters") {
@@ -923,7 +872,7 @@ func TestSetupLink(t *testing.T) {
 
 	// The link still works after all that.
 	form = b.get(link)
-	if form.Status != 200 || !strings.Contains(form.Body, `action="/setup"`) {
+	if form.Status != 200 || !hasForm(form.Body, "/setup") {
 		t.Fatalf("setup link after failed attempts: %d\n%s", form.Status, truncateBody(form.Body))
 	}
 	home := b.submit(form, "/setup", fields(testPassword, testPassword))
@@ -963,9 +912,8 @@ func TestSetupLink(t *testing.T) {
 
 	// A restart of a server that has users logs no setup link.
 	srv.stop()
-	ln2 := cliListen(t)
-	logs2 := &cliBuffer{}
-	srv2 := cliStart(t, cliLoadConfig(t, "", dir, ln2), ln2, logs2, nil)
+	logs2 := &testlog.Buffer{}
+	srv2 := startServerWith(t, serverOptions{dir: dir, logs: logs2})
 	if out := logs2.String(); strings.Contains(out, "setup?token=") || strings.Contains(out, "no users yet") || !strings.Contains(out, "keyport is running") {
 		t.Errorf("restart with users:\n%s", out)
 	}
@@ -976,23 +924,18 @@ func TestSetupLink(t *testing.T) {
 
 // TestSetupLinkExpires checks the one-hour validity with a moved clock.
 func TestSetupLinkExpires(t *testing.T) {
-	var offset atomic.Int64
-	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	ln := cliListen(t)
-	logs := &cliBuffer{}
-	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, now)
-	m := setupURLPattern.FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no setup link logged:\n%s", logs.String())
-	}
+	clock := testclock.Running()
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs, now: clock.Now})
+	link := setupLink(t, logs)
 	b := newBrowser(t)
-	offset.Store(int64(59 * time.Minute))
-	form := b.get(m[1])
+	clock.Add(59 * time.Minute)
+	form := b.get(link)
 	if form.Status != 200 {
 		t.Fatalf("setup link after 59 minutes: %d", form.Status)
 	}
-	offset.Store(int64(61 * time.Minute))
-	if p := b.get(m[1]); p.Status != http.StatusNotFound {
+	clock.Add(2 * time.Minute) // 61 minutes
+	if p := b.get(link); p.Status != http.StatusNotFound {
 		t.Errorf("setup link after 61 minutes: %d", p.Status)
 	}
 	p := b.submit(form, "/setup", url.Values{"username": {"late"}, "email": {"late@example.com"}, "password": {testPassword}, "password_confirm": {testPassword}})
@@ -1025,7 +968,7 @@ func TestCLIKeysRotate(t *testing.T) {
 		t.Errorf("server signs with %s, want the last rotated key %s", got, kids[1])
 	}
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/keys", nil)
-	status, _, body := doJSON(t, req)
+	status, _, body := doJSON(t, nil, req)
 	keys, _ := body["keys"].([]any)
 	var published []string
 	for _, k := range keys {

@@ -18,6 +18,8 @@ import (
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory/ldap"
 	oidcsource "github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -129,11 +131,11 @@ func notice(t *testing.T, p page) string {
 }
 
 func TestDestructiveActionsAskFirst(t *testing.T) {
-	srv := startPasskeyServer(t, nil, func(c *config.Config) {
+	srv := startServerWith(t, serverOptions{localhost: true, mutate: func(c *config.Config) {
 		// One directory from config.toml, which cannot be removed on the page.
 		c.Directories = []config.Directory{{ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org",
 			SyncInterval: config.Duration{Duration: 24 * time.Hour}}}
-	})
+	}})
 	ctx := context.Background()
 	alice := srv.createUser("alice", false)
 	srv.createUser("root", true)
@@ -455,9 +457,8 @@ func (panicReader) Read([]byte) (int, error) { panic("the body broke") }
 // reading it is an error page with a reference that the log shows, like
 // any page's; and nobody's upload is read before the session is checked.
 func TestAvatarUploadInsideTheSignedInHandler(t *testing.T) {
-	ln := cliListen(t)
-	logs := &syncBuffer{}
-	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs})
 	srv.createUser("alice", false)
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
@@ -567,8 +568,8 @@ func formError(t *testing.T, p page) string {
 // and once the throttle refuses, the page says how long to wait, in
 // Retry-After too, and still changes nothing.
 func TestConfirmationsAskForThePassword(t *testing.T) {
-	clock := &passkeyTestClock{t: time.Now()}
-	srv := startPasskeyServer(t, clock.Now, nil)
+	clock := testclock.At(time.Now())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
 	ctx := context.Background()
 	alice := srv.createUser("alice", false)
 	b := newBrowser(t)

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
-	bbolt "go.etcd.io/bbolt"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/bolttest"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage/bolt"
 )
 
@@ -53,37 +54,22 @@ func damagedDatabases(t *testing.T) (pristine string, app *testClient, starts []
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := bbolt.Open(dbPath, 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pageSize := db.Info().PageSize
+	pages, pageSize := bolttest.Pages(t, dbPath)
 	perKind := map[string]int{}
-	err = db.View(func(tx *bbolt.Tx) error {
-		for id := 0; ; id++ {
-			info, err := tx.Page(id)
-			if err != nil || info == nil {
-				return err
-			}
-			id += info.OverflowCount
-			if info.Type == "free" || perKind[info.Type] >= 2 {
-				continue
-			}
-			perKind[info.Type]++
-			offs := []int{0, 8, 10, 16, 20, 24, pageSize - 1}
-			if info.Type == "meta" {
-				offs = []int{16, 24, 32, 56} // magic, page size, root, high water mark
-			}
-			for _, off := range offs {
-				b := append([]byte(nil), raw...)
-				b[info.ID*pageSize+off] ^= 0xff
-				starts = append(starts, damagedStart{what: fmt.Sprintf("%s page %d byte %d", info.Type, info.ID, off), db: b})
-			}
+	for _, p := range pages {
+		if p.Kind == "free" || perKind[p.Kind] >= 2 {
+			continue
 		}
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
+		perKind[p.Kind]++
+		offs := []int{0, 8, 10, 16, 20, 24, pageSize - 1}
+		if p.Kind == "meta" {
+			offs = []int{16, 24, 32, 56} // magic, page size, root, high water mark
+		}
+		for _, off := range offs {
+			b := append([]byte(nil), raw...)
+			b[p.ID*pageSize+off] ^= 0xff
+			starts = append(starts, damagedStart{what: fmt.Sprintf("%s page %d byte %d", p.Kind, p.ID, off), db: b})
+		}
 	}
 	return pristine, app, starts
 }
@@ -136,18 +122,10 @@ func TestStartOnDamagedDatabase(t *testing.T) {
 // startDamaged loads and, when that works, exercises one damaged start.
 func startDamaged(t *testing.T, what, dir string, check bool, app *testClient) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database.Check = check
-	logs := &cliBuffer{}
+	cfg, _ := testConfig(t, &serverOptions{dir: dir, ln: ln, mutate: func(c *config.Config) { c.Database.Check = check }})
+	logs := &testlog.Buffer{}
 	m, err := Load(cfg, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {
 		ln.Close()
@@ -281,7 +259,7 @@ func TestServeOnDamagedDatabase(t *testing.T) {
 		dir := d.prepare(t, pristine)
 		var cmd *exec.Cmd
 		var addr string
-		var out *syncBuffer
+		var out *testlog.Buffer
 		var exited chan error
 		start := func() {
 			// The port is free when chosen; another test may take it
@@ -294,7 +272,7 @@ func TestServeOnDamagedDatabase(t *testing.T) {
 			ln.Close()
 			cmd = exec.Command(self, "serve")
 			cmd.Env = append(os.Environ(), envRunMain+"=1", "KEYPORT_DATA_DIR="+dir, "KEYPORT_ISSUER=http://"+addr, "KEYPORT_LISTEN="+addr)
-			out = &syncBuffer{}
+			out = &testlog.Buffer{}
 			cmd.Stdout, cmd.Stderr = out, out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

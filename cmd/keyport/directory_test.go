@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -58,18 +59,26 @@ member: uid=alice,ou=people,dc=example,dc=org
 member: uid=dave,ou=people,dc=example,dc=org
 `
 
+// corpDirectory is the directory entry for a slapd with directoryFixtures
+// at url: its service account, its people and a daily sync. Tests add what
+// they are about.
+func corpDirectory(url string) config.Directory {
+	return config.Directory{
+		ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: url,
+		BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
+		UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
+		SyncInterval: config.Duration{Duration: 24 * time.Hour},
+	}
+}
+
 func startWithDirectory(t *testing.T) (*testServer, *slapdtest.Server) {
 	t.Helper()
 	ldapSrv := slapdtest.Start(t, directoryFixtures)
 	srv := startServer(t, "", func(c *config.Config) {
-		c.Directories = []config.Directory{{
-			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL,
-			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
-			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
-			LoginAttributes: []string{"uid", "mail"}, DisabledFilter: "(employeeType=disabled)",
-			GroupBaseDN: "ou=groups,dc=example,dc=org", GroupFilter: "(objectClass=groupOfNames)",
-			SyncInterval: config.Duration{Duration: 24 * 60 * 60 * 1e9},
-		}}
+		d := corpDirectory(ldapSrv.URL)
+		d.LoginAttributes, d.DisabledFilter = []string{"uid", "mail"}, "(employeeType=disabled)"
+		d.GroupBaseDN, d.GroupFilter = "ou=groups,dc=example,dc=org", "(objectClass=groupOfNames)"
+		c.Directories = []config.Directory{d}
 	})
 	return srv, ldapSrv
 }
@@ -196,7 +205,7 @@ func TestLDAPDownGivesClearError(t *testing.T) {
 	ldapSrv.Restart(t)
 	b2 := newBrowser(t)
 	p = b2.submit(b2.get(srv.URL+"/login"), "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
-	if p.Status != http.StatusOK || strings.Contains(p.Body, `action="/login"`) {
+	if p.Status != http.StatusOK || hasForm(p.Body, "/login") {
 		t.Errorf("after slapd is back: %d", p.Status)
 	}
 }
@@ -241,18 +250,15 @@ func TestDirectoryHandlesSecondFactor(t *testing.T) {
 	ldapSrv := slapdtest.Start(t, directoryFixtures)
 	srv := startServer(t, "", func(c *config.Config) {
 		c.Accounts.Require2FA = true
-		c.Directories = []config.Directory{{
-			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL, HandlesSecondFactor: true,
-			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
-			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
-			SyncInterval: config.Duration{Duration: 24 * 60 * 60 * 1e9},
-		}}
+		d := corpDirectory(ldapSrv.URL)
+		d.HandlesSecondFactor = true
+		c.Directories = []config.Directory{d}
 	})
 	b := newBrowser(t)
 	// require_2fa does not send a directory user who has 2FA at the source to enrol.
 	signInPortal(t, srv, b, "alice")
 	p := b.get(srv.URL + "/security")
-	if p.URL.Path != "/security" || !strings.Contains(p.Body, `id="second-factor-by-directory"`) || strings.Contains(p.Body, `action="/security/totp/begin"`) {
+	if p.URL.Path != "/security" || !strings.Contains(p.Body, `id="second-factor-by-directory"`) || hasForm(p.Body, "/security/totp/begin") {
 		t.Fatalf("security page of a directory-2FA user: %s", truncateBody(p.Body))
 	}
 	if r := postPage(b, p, "/security/totp/begin", url.Values{}); r.Status != http.StatusForbidden {

@@ -719,7 +719,7 @@ func TestConformanceVariants(t *testing.T) {
 	}
 
 	userinfo := func(req *http.Request) (int, map[string]any) {
-		status, _, body := doJSON(t, req)
+		status, _, body := doJSON(t, nil, req)
 		return status, body
 	}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", nil)
@@ -771,7 +771,7 @@ func TestCORSForBrowserApps(t *testing.T) {
 		if c.headers != "" {
 			req.Header.Set("Access-Control-Request-Headers", c.headers)
 		}
-		r := negMust(t, negClient, req)
+		r := mustFetch(t, bareClient, req)
 		if allow := r.Header.Get("Access-Control-Allow-Origin"); r.Status < 200 || r.Status > 299 || allow != origin && allow != "*" ||
 			!strings.Contains(r.Header.Get("Access-Control-Allow-Methods"), c.method) {
 			t.Errorf("preflight of %s %s: %d %v", c.method, c.path, r.Status, r.Header)
@@ -781,14 +781,14 @@ func TestCORSForBrowserApps(t *testing.T) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", origin)
 	req.SetBasicAuth(m2m.ID, m2m.Secret)
-	if r := negMust(t, negClient, req); r.Status != 200 || r.Header.Get("Access-Control-Allow-Origin") != origin {
+	if r := mustFetch(t, bareClient, req); r.Status != 200 || r.Header.Get("Access-Control-Allow-Origin") != origin {
 		t.Errorf("token request from a browser app: %d %v", r.Status, r.Header)
 	}
 	// OPTIONS is no way around POST-only: without a preflight's headers it
 	// is refused.
 	req, _ = http.NewRequest(http.MethodOptions, srv.URL+"/oauth/token?grant_type=client_credentials", nil)
 	req.SetBasicAuth(m2m.ID, m2m.Secret)
-	if r := negMust(t, negClient, req); r.Status < 400 || r.Status >= 500 || strings.Contains(string(r.Body), "access_token") {
+	if r := mustFetch(t, bareClient, req); r.Status < 400 || r.Status >= 500 || strings.Contains(string(r.Body), "access_token") {
 		t.Errorf("plain OPTIONS at the token endpoint: %d %s", r.Status, r.Body)
 	}
 }

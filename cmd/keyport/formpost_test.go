@@ -3,20 +3,13 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"html"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
-)
-
-var (
-	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
-	anyHidden  = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)"`)
 )
 
 // formPostResponse reads an OAuth 2.0 Form Post Response Mode page: where it
@@ -26,15 +19,11 @@ func formPostResponse(t *testing.T, p page) (action string, fields url.Values) {
 	if p.Status != 200 || !strings.HasPrefix(p.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("form_post response: %d %q\n%s", p.Status, p.Header.Get("Content-Type"), truncateBody(p.Body))
 	}
-	m := formAction.FindStringSubmatch(p.Body)
-	if m == nil {
-		t.Fatalf("form_post page has no form:\n%s", truncateBody(p.Body))
+	forms := pageForms(t, p.Body)
+	if len(forms) != 1 || forms[0].Method != "post" {
+		t.Fatalf("form_post page has %d forms, want one that posts:\n%s", len(forms), truncateBody(p.Body))
 	}
-	fields = url.Values{}
-	for _, f := range anyHidden.FindAllStringSubmatch(p.Body, -1) {
-		fields.Set(f[1], html.UnescapeString(f[2]))
-	}
-	return html.UnescapeString(m[1]), fields
+	return forms[0].Action, forms[0].Fields
 }
 
 // response_mode=form_post (OAuth 2.0 Form Post Response Mode) carries the
@@ -57,11 +46,11 @@ func TestFormPostResponseMode(t *testing.T) {
 	// Its one script runs because the CSP names its hash, and nothing else
 	// inline would.
 	csp := p.Header.Get("Content-Security-Policy")
-	script := regexp.MustCompile(`(?s)<script>(.*?)</script>`).FindAllStringSubmatch(p.Body, -1)
-	if len(script) != 1 {
-		t.Fatalf("form_post page has %d scripts", len(script))
+	scripts := parsePage(t, p.Body).all("script")
+	if len(scripts) != 1 {
+		t.Fatalf("form_post page has %d scripts", len(scripts))
 	}
-	sum := sha256.Sum256([]byte(script[0][1]))
+	sum := sha256.Sum256([]byte(scripts[0].rawText()))
 	if !strings.Contains(csp, "script-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") || strings.Contains(csp, "unsafe-inline") || strings.Contains(p.Body, "onload=") {
 		t.Errorf("form_post page CSP %q does not allow exactly its script", csp)
 	}

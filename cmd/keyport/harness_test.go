@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -39,13 +40,14 @@ func TestMain(m *testing.M) {
 // testServer is a real Keyport (the same Main that `keyport serve` runs) on a
 // loopback port with its data in a temp dir.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	Main   *Main
 	URL    string
 	dir    string
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
+	opts   serverOptions // how it was started, for restart
 }
 
 const testPassword = "correct horse battery"
@@ -54,40 +56,88 @@ const testPassword = "correct horse battery"
 // empty). mutate may adjust the configuration.
 func startServer(t *testing.T, dir string, mutate func(*config.Config)) *testServer {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
+	return startServerWith(t, serverOptions{dir: dir, mutate: mutate})
+}
+
+// serverOptions is how a test's server differs from startServer's; every
+// zero value is the default.
+type serverOptions struct {
+	dir string       // the data directory; a fresh temp dir when ""
+	ln  net.Listener // where it listens; a new port on 127.0.0.1 when nil
+	// localhost makes the issuer http://localhost:PORT: WebAuthn wants a
+	// domain and refuses 127.0.0.1.
+	localhost  bool
+	configFile string               // a TOML file loaded under the environment, as `serve --config` does
+	now        func() time.Time     // the server's clock; the wall clock when nil
+	logs       io.Writer            // gets the log at debug level; discarded when nil
+	mutate     func(*config.Config) // adjusts the configuration, which must stay valid
+}
+
+// startServerWith starts Keyport as o says and returns once it answers.
+func startServerWith(t testing.TB, o serverOptions) *testServer {
+	t.Helper()
+	cfg, issuer := testConfig(t, &o)
+	if o.logs == nil && os.Getenv("KEYPORT_TEST_LOG") != "" {
+		o.logs = os.Stderr
 	}
+	log := slog.New(slog.DiscardHandler)
+	if o.logs != nil {
+		log = slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv := serve(t, cfg, o.ln, log, o.now)
+	srv.URL = issuer
+	o.ln = nil
+	srv.opts = o
+	return srv
+}
+
+// testConfig is the configuration of the server o describes: the built-in
+// default under the environment a test server gets (its data dir, issuer
+// and listen address), then o.mutate; and the issuer it was given, where
+// the server answers. It fills in o's dir and listener.
+func testConfig(t testing.TB, o *serverOptions) (*config.Config, string) {
+	t.Helper()
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	if o.ln == nil {
+		o.ln = listenLoopback(t)
+	}
+	addr := o.ln.Addr().String()
+	issuer := "http://" + addr
+	if o.localhost {
+		_, port, _ := net.SplitHostPort(addr)
+		issuer = "http://localhost:" + port
+	}
+	env := map[string]string{"KEYPORT_DATA_DIR": o.dir, "KEYPORT_ISSUER": issuer, "KEYPORT_LISTEN": addr}
+	cfg, _, err := config.Load(o.configFile, func(k string) string { return env[k] })
+	if err != nil {
+		o.ln.Close()
+		t.Fatalf("load config: %v", err)
+	}
+	if o.mutate != nil {
+		o.mutate(cfg)
+		if _, err := cfg.Validate(); err != nil {
+			o.ln.Close()
+			t.Fatalf("test config invalid: %v", err)
+		}
+	}
+	return cfg, issuer
+}
+
+// listenLoopback listens on a new port on 127.0.0.1.
+func listenLoopback(t testing.TB) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startOn(t, dir, ln, mutate)
-}
-
-func startOn(t *testing.T, dir string, ln net.Listener, mutate func(*config.Config)) *testServer {
-	t.Helper()
-	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": dir, "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	if mutate != nil {
-		mutate(cfg)
-		if _, err := cfg.Validate(); err != nil {
-			t.Fatalf("test config invalid: %v", err)
-		}
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("KEYPORT_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return serve(t, cfg, ln, log, nil)
+	return ln
 }
 
 // serve loads Keyport from cfg, runs it on ln until the test ends, and
 // returns once it answers.
-func serve(t *testing.T, cfg *config.Config, ln net.Listener, log *slog.Logger, now func() time.Time) *testServer {
+func serve(t testing.TB, cfg *config.Config, ln net.Listener, log *slog.Logger, now func() time.Time) *testServer {
 	t.Helper()
 	m, err := Load(cfg, log, now)
 	if err != nil {
@@ -126,7 +176,8 @@ func (s *testServer) stop() {
 	}
 }
 
-// restart stops the server and starts a new one on the same address and data.
+// restart stops the server and starts a new one as it was started, on the
+// same address and data.
 func (s *testServer) restart() *testServer {
 	s.t.Helper()
 	s.stop()
@@ -141,7 +192,9 @@ func (s *testServer) restart() *testServer {
 	if err != nil {
 		s.t.Fatalf("re-listen on %s: %v", s.addr, err)
 	}
-	return startOn(s.t, s.dir, ln, nil)
+	o := s.opts
+	o.ln = ln
+	return startServerWith(s.t, o)
 }
 
 func (s *testServer) createUser(username string, admin bool) storage.User {
@@ -200,7 +253,7 @@ func (s *testServer) rp(id, secret, redirect string) *testClient {
 
 // browser is a cookie-jar HTTP client that stops at the app's redirect URI.
 type browser struct {
-	t       *testing.T
+	t       testing.TB
 	client  *http.Client
 	visited []string // every URL a redirect led to
 	// navigates: send Fetch Metadata as a browser's navigation does
@@ -209,7 +262,7 @@ type browser struct {
 	navigates bool
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	b := &browser{t: t}
 	b.client = &http.Client{
@@ -226,13 +279,120 @@ func newBrowser(t *testing.T) *browser {
 	return b
 }
 
-// page is a fetched response with its body read.
+// browserFrom is newBrowser with its connections from the loopback address
+// ip (127.0.0.x; any when ""), so tests can play several clients.
+func browserFrom(t *testing.T, ip string) *browser {
+	b := newBrowser(t)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if ip != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	b.client.Transport = tr
+	return b
+}
+
+// signedIn asks the server whether browser b has a live session: its
+// sign-in page sends a signed-in browser home.
+func signedIn(srv *testServer, b *browser) bool {
+	b.t.Helper()
+	p := b.get(srv.URL + "/login")
+	return p.Status < 400 && p.URL.Path == "/"
+}
+
+// page is a response with its body read: the one type the tests read
+// answers as, pages and JSON alike.
 type page struct {
 	Status   int
-	URL      *url.URL
+	URL      *url.URL // where the answer came from, after redirects
 	Header   http.Header
 	Body     string
 	Location string
+}
+
+// JSON decodes the body; nil when it is not a JSON object.
+func (p page) JSON() map[string]any {
+	var m map[string]any
+	if json.Unmarshal([]byte(p.Body), &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// ErrCode is the OAuth error code of a JSON error answer.
+func (p page) ErrCode() string {
+	s, _ := p.JSON()["error"].(string)
+	return s
+}
+
+func (p page) String() string {
+	return fmt.Sprintf("%d %s Location=%q\n%s", p.Status, p.Header.Get("Content-Type"), p.Location, truncateBody(p.Body))
+}
+
+// bareClient follows no redirects and keeps no cookies: a script's view.
+var bareClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// fetch performs req with c and reads the answer whole. It fails no test,
+// so goroutines and benchmarks may use it.
+func fetch(c *http.Client, req *http.Request) (page, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return page{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	p := page{Status: resp.StatusCode, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
+	if resp.Request != nil {
+		p.URL = resp.Request.URL
+	}
+	return p, err
+}
+
+// mustFetch is fetch that fails the test when no answer comes.
+func mustFetch(t testing.TB, c *http.Client, req *http.Request) page {
+	t.Helper()
+	p, err := fetch(c, req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, truncateBody(req.URL.String()), err)
+	}
+	return p
+}
+
+// bareGet gets u with bareClient.
+func bareGet(t *testing.T, u string) page {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustFetch(t, bareClient, req)
+}
+
+// fetchFollowing is fetch that follows a page which hands the browser on
+// with a Refresh header (the portal's way to another site), as browsers do,
+// up to five times; visit, when set, hears of each URL it follows. A
+// hand-over to the app (127.0.0.1:9, where the browsers' CheckRedirect
+// stops too) is reported as the redirect it replaces.
+func fetchFollowing(c *http.Client, req *http.Request, visit func(string)) (page, error) {
+	for hops := 0; ; hops++ {
+		p, err := fetch(c, req)
+		if err != nil {
+			return p, err
+		}
+		to, ok := refreshTarget(p)
+		if !ok || hops == 5 {
+			return p, nil
+		}
+		if visit != nil {
+			visit(to.String())
+		}
+		if to.Host == "127.0.0.1:9" {
+			p.Status, p.Location = http.StatusFound, to.String()
+			return p, nil
+		}
+		req, _ = http.NewRequest(http.MethodGet, to.String(), nil)
+	}
 }
 
 func (b *browser) do(req *http.Request) page {
@@ -241,29 +401,11 @@ func (b *browser) do(req *http.Request) page {
 		req.Header.Set("Sec-Fetch-Mode", "navigate")
 		req.Header.Set("Sec-Fetch-Dest", "document")
 	}
-	for hops := 0; ; hops++ {
-		resp, err := b.client.Do(req)
-		if err != nil {
-			b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		p := page{Status: resp.StatusCode, URL: resp.Request.URL, Header: resp.Header, Body: string(body), Location: resp.Header.Get("Location")}
-		// A page that hands the browser on with a Refresh header (the
-		// portal's way to another site) is followed, as browsers do.
-		to, ok := refreshTarget(p)
-		if !ok || hops == 5 {
-			return p
-		}
-		b.visited = append(b.visited, to.String())
-		if to.Host == "127.0.0.1:9" {
-			// The app, where CheckRedirect stops too: report the hand-over
-			// as the redirect it replaces.
-			p.Status, p.Location = http.StatusFound, to.String()
-			return p
-		}
-		req, _ = http.NewRequest(http.MethodGet, to.String(), nil)
+	p, err := fetchFollowing(b.client, req, func(u string) { b.visited = append(b.visited, u) })
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
+	return p
 }
 
 // nextHop is where a response sends the browser next: its redirect, or the
@@ -310,9 +452,9 @@ func (b *browser) submit(p page, action string, extra url.Values) page {
 	return b.post(u.String(), form)
 }
 
-func isLoginPage(p page) bool { return p.Status < 500 && strings.Contains(p.Body, `action="/login"`) }
+func isLoginPage(p page) bool { return p.Status < 500 && hasForm(p.Body, "/login") }
 func isConsentPage(p page) bool {
-	return p.Status == 200 && strings.Contains(p.Body, `action="/consent"`)
+	return p.Status == 200 && hasForm(p.Body, "/consent")
 }
 
 // pkce returns a verifier and its S256 challenge.
@@ -328,7 +470,7 @@ type flowResult struct {
 	Query                   url.Values
 }
 
-func landed(t *testing.T, p page, redirect string) flowResult {
+func landed(t testing.TB, p page, redirect string) flowResult {
 	t.Helper()
 	if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, redirect) {
 		t.Fatalf("expected a redirect to %s, got %d %s\n%s", redirect, p.Status, p.Location, truncateBody(p.Body))
@@ -419,37 +561,54 @@ func (c *testClient) tokenPost(form url.Values, basic bool) (int, http.Header, m
 	if basic {
 		req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
 	}
-	return doJSON(c.srv.t, req)
+	return doJSON(c.srv.t, nil, req)
 }
 
-func doJSON(t *testing.T, req *http.Request) (int, http.Header, map[string]any) {
+// doJSON performs req with c (http.DefaultClient when nil) and decodes a
+// JSON answer; any other body comes back as {"_raw": body}. It fails the
+// test with Errorf, so goroutines may call it; the status is 0 then.
+func doJSON(t testing.TB, c *http.Client, req *http.Request) (int, http.Header, map[string]any) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	if c == nil {
+		c = http.DefaultClient
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	p, err := fetch(c, req)
+	if err != nil {
+		t.Errorf("%s %s: %v", req.Method, req.URL, err)
+		return 0, nil, nil
+	}
 	var m map[string]any
-	if len(body) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(body, &m); err != nil {
-			t.Fatalf("%s %s: bad JSON %q: %v", req.Method, req.URL, body, err)
+	if p.Body != "" && strings.HasPrefix(p.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal([]byte(p.Body), &m); err != nil {
+			t.Errorf("%s %s: bad JSON %q: %v", req.Method, req.URL, p.Body, err)
 		}
 	}
 	if m == nil {
-		m = map[string]any{"_raw": string(body)}
+		m = map[string]any{"_raw": p.Body}
 	}
-	return resp.StatusCode, resp.Header, m
+	return p.Status, p.Header, m
 }
 
-// postForm posts a form to path with optional HTTP Basic credentials.
-func (s *testServer) postForm(path string, form url.Values, user, pass string) (int, http.Header, map[string]any) {
+// formRequest is a POST of form to path, with HTTP Basic credentials when
+// user is set.
+func (s *testServer) formRequest(path string, form url.Values, user, pass string) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if user != "" {
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	}
-	return doJSON(s.t, req)
+	return req
+}
+
+// postForm posts a form to path and decodes the JSON answer.
+func (s *testServer) postForm(path string, form url.Values, user, pass string) (int, http.Header, map[string]any) {
+	return doJSON(s.t, nil, s.formRequest(path, form, user, pass))
+}
+
+// sendForm posts a form to path with bareClient; it fails no test, so
+// goroutines may use it.
+func (s *testServer) sendForm(path string, form url.Values, user, pass string) (page, error) {
+	return fetch(bareClient, s.formRequest(path, form, user, pass))
 }
 
 func (s *testServer) userinfo(accessToken string) (int, http.Header, map[string]any) {
@@ -457,7 +616,7 @@ func (s *testServer) userinfo(accessToken string) (int, http.Header, map[string]
 	if accessToken != "" {
 		req.Header.Set("Authorization", "Bearer "+accessToken)
 	}
-	return doJSON(s.t, req)
+	return doJSON(s.t, nil, req)
 }
 
 // oauthErr extracts the OAuth error code of a failed token call.

@@ -227,6 +227,13 @@ func (n htmlNode) optionValue() string {
 	return n.text()
 }
 
+// hasForm reports whether a page has a form whose action is action.
+func hasForm(body, action string) bool {
+	doc, _ := parseHTML(body) // never fails on a string; see parseHTML
+	_, ok := doc.formByAction(action)
+	return ok
+}
+
 // formByAction returns the form on the page that posts to action.
 func (n htmlNode) formByAction(action string) (htmlNode, bool) {
 	return n.first("form", "action", action)
@@ -246,4 +253,81 @@ func submitForm(t *testing.T, b *browser, p page, action string, extra url.Value
 	}
 	u, _ := p.URL.Parse(action)
 	return b.post(u.String(), form)
+}
+
+// htmlForm is a form on a page as a browser reads it: where it goes, how,
+// and what it sends when submitted unchanged (formValues).
+type htmlForm struct {
+	Action, Method string
+	Fields         url.Values
+}
+
+// pageForms returns the forms of a page in document order; a form without
+// a method is a GET form, as in browsers.
+func pageForms(t *testing.T, body string) []htmlForm {
+	t.Helper()
+	var out []htmlForm
+	for _, f := range parsePage(t, body).all("form") {
+		method := strings.ToLower(f.attr("method"))
+		if method == "" {
+			method = "get"
+		}
+		out = append(out, htmlForm{Action: f.attr("action"), Method: method, Fields: f.formValues()})
+	}
+	return out
+}
+
+// textByID is the text of the page's element with the given id; ok is
+// false when there is none.
+func textByID(t *testing.T, body, id string) (text string, ok bool) {
+	t.Helper()
+	n, ok := parsePage(t, body).byID(id)
+	return n.text(), ok
+}
+
+// totpSecret is the secret an enrolment page shows (the text of
+// #totp-secret), "" when it shows none that reads as base32.
+func totpSecret(t *testing.T, body string) string {
+	t.Helper()
+	s, _ := textByID(t, body, "totp-secret")
+	if s == "" || strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" {
+		return ""
+	}
+	return s
+}
+
+// inputValues are the values of the page's inputs named name, in
+// document order.
+func inputValues(t *testing.T, body, name string) []string {
+	t.Helper()
+	var out []string
+	for _, in := range parsePage(t, body).all("input", "name", name) {
+		out = append(out, in.attr("value"))
+	}
+	return out
+}
+
+// comparablePage is a page's markup with what differs between two answers
+// by design made the same: the CSRF token (a fresh one per browser) and
+// the login the person typed (any value attribute that is login). Answers
+// that must not tell two logins apart compare equal after it.
+func comparablePage(t *testing.T, body, login string) string {
+	t.Helper()
+	doc := parsePage(t, body)
+	for _, n := range doc.all("", "value", "*") {
+		for i, a := range n.Attr {
+			switch {
+			case a.Key != "value":
+			case n.attr("name") == "csrf_token":
+				n.Attr[i].Val = "CSRF"
+			case a.Val == login:
+				n.Attr[i].Val = "LOGIN"
+			}
+		}
+	}
+	var b strings.Builder
+	if err := html.Render(&b, doc.Node); err != nil {
+		t.Fatalf("render HTML: %v", err)
+	}
+	return b.String()
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +9,7 @@ import (
 
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/slapdtest"
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 // TestLogSaysThingsOnce: a new database logs one line, a directory sync
@@ -18,25 +17,12 @@ import (
 // often they try to sign in.
 func TestLogSaysThingsOnce(t *testing.T) {
 	ldapSrv := slapdtest.Start(t, directoryFixtures)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Directories = []config.Directory{{
-		ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL,
-		BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
-		UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
-		LoginAttributes: []string{"uid", "mail"}, DisabledFilter: "(employeeType=disabled)",
-		SyncInterval: config.Duration{Duration: 24 * time.Hour},
-	}}
-	logs := &cliBuffer{}
-	srv := serve(t, cfg, ln, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs, mutate: func(cfg *config.Config) {
+		d := corpDirectory(ldapSrv.URL)
+		d.LoginAttributes, d.DisabledFilter = []string{"uid", "mail"}, "(employeeType=disabled)"
+		cfg.Directories = []config.Directory{d}
+	}})
 
 	// The first sync runs at start.
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "directory synced"); {

@@ -50,7 +50,7 @@ func TestLogoutConfirmation(t *testing.T) {
 	maxHint, _ := app.tokens("max").Extra("id_token").(string)
 	unchanged := func(what string) {
 		t.Helper()
-		if !negSignedIn(srv, b) {
+		if !signedIn(srv, b) {
 			t.Fatalf("%s signed the browser out", what)
 		}
 		if st, _, _ := srv.userinfo(tok.AccessToken); st != http.StatusOK {
@@ -141,7 +141,7 @@ func TestLogoutConfirmation(t *testing.T) {
 	if p.Status != http.StatusFound || p.Location != byeApp+"?state=s1" {
 		t.Fatalf("after confirming: %d %q at %s\n%s", p.Status, p.Location, p.URL, truncateBody(p.Body))
 	}
-	if negSignedIn(srv, b) {
+	if signedIn(srv, b) {
 		t.Error("still signed in after confirming")
 	}
 
@@ -155,7 +155,7 @@ func TestLogoutConfirmation(t *testing.T) {
 	}
 	hint, _ := tok2.Extra("id_token").(string)
 	p = b2.get(srv.URL + "/end_session?" + url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {byeApp}, "state": {"s2"}}.Encode())
-	if p.Status != http.StatusFound || p.Location != byeApp+"?state=s2" || negSignedIn(srv, b2) {
+	if p.Status != http.StatusFound || p.Location != byeApp+"?state=s2" || signedIn(srv, b2) {
 		t.Errorf("end_session with the signed-in person's hint: %d %q", p.Status, p.Location)
 	}
 	if st, _, _ := srv.userinfo(tok2.AccessToken); st != http.StatusUnauthorized {
@@ -204,7 +204,7 @@ func TestLogoutConfirmationStaysOnKeyport(t *testing.T) {
 				t.Errorf("continue %.40q: the browser went to %s", c.continueURL, v)
 			}
 		}
-		if negSignedIn(srv, b) {
+		if signedIn(srv, b) {
 			t.Errorf("continue %.40q: still signed in", c.continueURL)
 		}
 	}
@@ -302,7 +302,7 @@ func TestEndSessionWithoutTheCookieWritesNone(t *testing.T) {
 		}
 		// What the browser would store from that answer.
 		b.client.Jar.SetCookies(base, resp.Cookies())
-		if !negSignedIn(srv, b) {
+		if !signedIn(srv, b) {
 			t.Fatalf("%s end_session?%s without the cookie signed the browser out", c.method, c.form.Encode())
 		}
 	}
@@ -349,14 +349,14 @@ func TestLogoutWithExpiredHint(t *testing.T) {
 	maxHint := expiredHint(app.tokens("max"))
 
 	p := b.get(srv.URL + "/end_session?" + url.Values{"id_token_hint": {maxHint}, "post_logout_redirect_uri": {byeApp}, "state": {"s1"}}.Encode())
-	if !isLogoutConfirmation(p) || !negSignedIn(srv, b) {
-		t.Fatalf("another person's expired hint: %d at %s, signed in %v", p.Status, p.URL, negSignedIn(srv, b))
+	if !isLogoutConfirmation(p) || !signedIn(srv, b) {
+		t.Fatalf("another person's expired hint: %d at %s, signed in %v", p.Status, p.URL, signedIn(srv, b))
 	}
 	p = b.get(srv.URL + "/end_session?" + url.Values{"id_token_hint": {lenaHint}, "post_logout_redirect_uri": {byeApp}, "state": {"s2"}}.Encode())
 	if p.Status != http.StatusFound || p.Location != byeApp+"?state=s2" {
 		t.Errorf("the signed-in person's expired hint: %d %q at %s\n%s", p.Status, p.Location, p.URL, truncateBody(p.Body))
 	}
-	if negSignedIn(srv, b) {
+	if signedIn(srv, b) {
 		t.Error("still signed in after an end_session with the person's expired hint")
 	}
 }

@@ -8,14 +8,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -28,102 +25,27 @@ import (
 )
 
 // ---------------------------------------------------------------------------
-// Helpers (kept here so that the shared harness stays untouched).
-
-// negResp is a response with its body read.
-type negResp struct {
-	Status int
-	Header http.Header
-	Body   string
-}
-
-// JSON decodes the body; nil when it is not a JSON object.
-func (r negResp) JSON() map[string]any {
-	var m map[string]any
-	if json.Unmarshal([]byte(r.Body), &m) != nil {
-		return nil
-	}
-	return m
-}
-
-func (r negResp) ErrCode() string {
-	s, _ := r.JSON()["error"].(string)
-	return s
-}
-
-func (r negResp) String() string {
-	return fmt.Sprintf("%d %s Location=%q\n%s", r.Status, r.Header.Get("Content-Type"), r.Header.Get("Location"), truncateBody(r.Body))
-}
-
-func negNoFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// negClient never follows redirects and has no cookies.
-var negClient = &http.Client{Timeout: 30 * time.Second, CheckRedirect: negNoFollow}
-
-// negSend performs req without failing the test, so goroutines may use it.
-func negSend(c *http.Client, req *http.Request) (negResp, error) {
-	resp, err := c.Do(req)
-	if err != nil {
-		return negResp{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return negResp{}, err
-	}
-	return negResp{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}, nil
-}
-
-func negMust(t *testing.T, c *http.Client, req *http.Request) negResp {
-	t.Helper()
-	r, err := negSend(c, req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, truncateBody(req.URL.String()), err)
-	}
-	return r
-}
-
-func negGet(t *testing.T, u string) negResp {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return negMust(t, negClient, req)
-}
-
-// negForm posts a form to path, with HTTP Basic credentials when user is set.
-func negForm(srv *testServer, path string, form url.Values, user, pass string) (negResp, error) {
-	req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		return negResp{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if user != "" {
-		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
-	}
-	return negSend(negClient, req)
-}
+// Helpers of the negative tests alone; the rest are the harness's.
 
 // negRaw writes a request byte for byte (for bytes Go's client refuses to
 // send: NUL, raw invalid UTF-8 in the request line) and reads the answer.
-func negRaw(addr, request string) (negResp, error) {
+func negRaw(addr, request string) (page, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return negResp{}, err
+		return page{}, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := io.WriteString(conn, request); err != nil {
-		return negResp{}, err
+		return page{}, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return negResp{}, err
+		return page{}, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return negResp{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}, nil
+	return page{Status: resp.StatusCode, Header: resp.Header, Body: string(body)}, nil
 }
 
 // negAuthorizeURL builds an /authorize URL from params.
@@ -177,7 +99,7 @@ func negTokenError(t *testing.T, what string, status int, h http.Header, body ma
 
 // negErrorPage checks that an answer is an HTML error page with status
 // want that sends the browser nowhere.
-func negErrorPage(t *testing.T, what string, r negResp, want int) {
+func negErrorPage(t *testing.T, what string, r page, want int) {
 	t.Helper()
 	if r.Status != want {
 		t.Errorf("%s: status %d, want %d\n%s", what, r.Status, want, r)
@@ -192,38 +114,6 @@ func negErrorPage(t *testing.T, what string, r negResp, want int) {
 		t.Errorf("%s: the error page redirects or leaks a code:\n%s", what, truncateBody(r.Body))
 	}
 }
-
-// negBrowserAt is newBrowser for srv whose connections come from the
-// loopback address ip (127.0.0.x), so tests can play several clients.
-func negBrowserAt(t *testing.T, ip string) *browser {
-	jar, _ := cookiejar.New(nil)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	if ip != "" {
-		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
-	}
-	tr := &http.Transport{DialContext: dialer.DialContext}
-	t.Cleanup(tr.CloseIdleConnections)
-	b := &browser{t: t}
-	b.client = &http.Client{
-		Jar: jar, Timeout: 20 * time.Second, Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if req.URL.Host == "127.0.0.1:9" || len(via) > 10 {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}
-	return b
-}
-
-// negSignedIn asks the server whether browser b has a live session.
-func negSignedIn(srv *testServer, b *browser) bool {
-	b.t.Helper()
-	p := b.get(srv.URL + "/login")
-	return p.Status < 400 && p.URL.Path == "/"
-}
-
-var negCSRFValue = regexp.MustCompile(`(name="csrf_token" value=")[^"]*(")`)
 
 // ---------------------------------------------------------------------------
 // 1. The token endpoint's code grant.
@@ -362,7 +252,7 @@ func TestAuthorizeRejectsUnknownClientAndRedirectURI(t *testing.T) {
 			if c.redirect == "" {
 				q.Del("redirect_uri")
 			}
-			r := negGet(t, negAuthorizeURL(srv, q))
+			r := bareGet(t, negAuthorizeURL(srv, q))
 			negErrorPage(t, c.name, r, http.StatusBadRequest)
 			// A browser following everything still ends on Keyport's page.
 			p := newBrowser(t).get(negAuthorizeURL(srv, q))
@@ -376,7 +266,7 @@ func TestAuthorizeRejectsUnknownClientAndRedirectURI(t *testing.T) {
 	// back to the app (its URI is verified), and no code comes with it.
 	refused := func(t *testing.T, q url.Values, wantCode string) {
 		t.Helper()
-		r := negGet(t, negAuthorizeURL(srv, q))
+		r := bareGet(t, negAuthorizeURL(srv, q))
 		if r.Status != http.StatusFound {
 			t.Fatalf("expected an error redirect to the app, got %s", r)
 		}
@@ -414,7 +304,7 @@ func TestAuthorizeRejectsUnknownClientAndRedirectURI(t *testing.T) {
 		t.Run("response_type="+rt, func(t *testing.T) {
 			q := negAuthParams("app", reg, "rt")
 			q.Set("response_type", rt)
-			r := negGet(t, negAuthorizeURL(srv, q))
+			r := bareGet(t, negAuthorizeURL(srv, q))
 			u, err := url.Parse(r.Header.Get("Location"))
 			if r.Status != http.StatusFound || err != nil || !strings.HasPrefix(u.String(), reg) {
 				t.Fatalf("expected an error redirect to the app, got %s", r)
@@ -456,7 +346,7 @@ func TestPromptNone(t *testing.T) {
 	// A session (signed in at Keyport itself), but no consent for this app.
 	p := b.get(srv.URL + "/login")
 	p = b.submit(p, "/login", url.Values{"login": {"olga"}, "password": {testPassword}})
-	if p.URL.Path != "/" || !negSignedIn(srv, b) {
+	if p.URL.Path != "/" || !signedIn(srv, b) {
 		t.Fatalf("direct sign-in: %d %s", p.Status, p.URL)
 	}
 	res = none("s-2")
@@ -519,7 +409,7 @@ func TestBlockedUser(t *testing.T) {
 	}
 	introspect := func() map[string]any {
 		t.Helper()
-		r, err := negForm(srv, "/oauth/introspect", url.Values{"token": {tok.AccessToken}}, rs.ID, rs.Secret)
+		r, err := srv.sendForm("/oauth/introspect", url.Values{"token": {tok.AccessToken}}, rs.ID, rs.Secret)
 		if err != nil || r.Status != 200 {
 			t.Fatalf("introspect: %v %s", err, r)
 		}
@@ -551,7 +441,7 @@ func TestBlockedUser(t *testing.T) {
 	negTokenError(t, "refresh of a blocked user", status, h, rbody, 400, "invalid_grant")
 
 	// The browser's session ended with the block.
-	if negSignedIn(srv, b) {
+	if signedIn(srv, b) {
 		t.Error("the blocked user's browser session survived")
 	}
 	_, challenge := pkce()
@@ -565,7 +455,7 @@ func TestBlockedUser(t *testing.T) {
 	if p.Status != http.StatusForbidden || p.Location != "" || !strings.Contains(p.Body, "disabled") {
 		t.Errorf("sign-in of a blocked user: %d %q\n%s", p.Status, p.Location, truncateBody(p.Body))
 	}
-	if p.URL.Host == "127.0.0.1:9" || negSignedIn(srv, b) {
+	if p.URL.Host == "127.0.0.1:9" || signedIn(srv, b) {
 		t.Error("the blocked user got through")
 	}
 	// prompt=none cannot sneak past either.
@@ -602,7 +492,7 @@ func TestConcurrentCodeAndRefreshRedemption(t *testing.T) {
 	const n = 8
 
 	type outcome struct {
-		r   negResp
+		r   page
 		err error
 	}
 	for round := 0; round < 3; round++ {
@@ -611,7 +501,7 @@ func TestConcurrentCodeAndRefreshRedemption(t *testing.T) {
 		// (RFC 6749 §4.1.2).
 		code, verifier := app.signIn(b, "pat")
 		outs := parallel(n, func(int) outcome {
-			r, err := negForm(srv, "/oauth/token", negCodeForm(code, app.RedirectURI, verifier), app.ID, app.Secret)
+			r, err := srv.sendForm("/oauth/token", negCodeForm(code, app.RedirectURI, verifier), app.ID, app.Secret)
 			return outcome{r, err}
 		})
 		for i, o := range outs {
@@ -636,7 +526,7 @@ func TestConcurrentCodeAndRefreshRedemption(t *testing.T) {
 		}
 		rt := tok.RefreshToken
 		outs = parallel(n, func(int) outcome {
-			r, err := negForm(srv, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, app.ID, app.Secret)
+			r, err := srv.sendForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, app.ID, app.Secret)
 			return outcome{r, err}
 		})
 		next := ""
@@ -652,7 +542,7 @@ func TestConcurrentCodeAndRefreshRedemption(t *testing.T) {
 				t.Errorf("round %d: refresh %d got refresh token %q, another got %q", round, i, got, next)
 			}
 		}
-		r, err := negForm(srv, "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}}, app.ID, app.Secret)
+		r, err := srv.sendForm("/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}}, app.ID, app.Secret)
 		if err != nil || r.Status != 200 {
 			t.Errorf("round %d: the new refresh token after the race: %v %s", round, err, r)
 		}
@@ -675,7 +565,7 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 	if csrf == "" {
 		t.Fatal("no CSRF token on the login page")
 	}
-	withCookie := &http.Client{Jar: b.client.Jar, Timeout: 30 * time.Second, CheckRedirect: negNoFollow}
+	withCookie := &http.Client{Jar: b.client.Jar, Timeout: 30 * time.Second, CheckRedirect: bareClient.CheckRedirect}
 
 	type endpoint struct {
 		path      string
@@ -777,7 +667,7 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 		basic   bool
 		cookie  bool
 		want4xx bool
-		check   func(t *testing.T, r negResp)
+		check   func(t *testing.T, r page)
 	}
 	var cases []gcase
 	for _, e := range endpoints {
@@ -805,7 +695,7 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 				}
 				c.want4xx = !lenientBody(e.path, bd.name, authed)
 				if e.path == "/oauth/introspect" {
-					c.check = func(t *testing.T, r negResp) {
+					c.check = func(t *testing.T, r page) {
 						if r.Status == 200 && r.JSON()["active"] != false {
 							t.Errorf("garbage introspected as active: %s", r)
 						}
@@ -851,19 +741,19 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 	cases = append(cases,
 		gcase{name: "GET /oauth/token with a valid grant in the query", method: "GET", target: "/oauth/token?grant_type=client_credentials", basic: true, want4xx: true},
 		gcase{name: "unknown grant_type", method: "POST", target: "/oauth/token", body: "grant_type=password&username=quinn&password=x", ctype: form, basic: true, want4xx: true,
-			check: func(t *testing.T, r negResp) {
+			check: func(t *testing.T, r page) {
 				if r.ErrCode() != "unsupported_grant_type" {
 					t.Errorf("error = %q, want unsupported_grant_type", r.ErrCode())
 				}
 			}},
 		gcase{name: "JWT bearer grant (RFC 7523), not offered", method: "POST", target: "/oauth/token", body: "grant_type=" + url.QueryEscape("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", ctype: form, basic: true, want4xx: true,
-			check: func(t *testing.T, r negResp) {
+			check: func(t *testing.T, r page) {
 				if r.Status != 400 || r.ErrCode() != "unsupported_grant_type" {
 					t.Errorf("%d %q, want 400 unsupported_grant_type", r.Status, r.ErrCode())
 				}
 			}},
 		gcase{name: "device code grant, not offered", method: "POST", target: "/oauth/token", body: "grant_type=" + url.QueryEscape("urn:ietf:params:oauth:grant-type:device_code") + "&device_code=x", ctype: form, basic: true, want4xx: true,
-			check: func(t *testing.T, r negResp) {
+			check: func(t *testing.T, r page) {
 				if r.Status != 400 || r.ErrCode() != "unsupported_grant_type" {
 					t.Errorf("%d %q, want 400 unsupported_grant_type", r.Status, r.ErrCode())
 				}
@@ -881,7 +771,7 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 		gcase{name: "userinfo garbage bearer", method: "GET", target: "/userinfo", want4xx: true},
 		gcase{name: "callback with a garbage id", method: "GET", target: "/authorize/callback?id=%ff%00", want4xx: true},
 		gcase{name: "authorize with request object", method: "GET", target: "/authorize?client_id=app&response_type=code&scope=openid&redirect_uri=" + reg + "&request=e30.e30.", want4xx: false,
-			check: func(t *testing.T, r negResp) {
+			check: func(t *testing.T, r page) {
 				// Request objects are not supported: an error back to the app, never a code.
 				if loc := r.Header.Get("Location"); r.Status != http.StatusFound || !strings.Contains(loc, "error=request_not_supported") || strings.Contains(loc, "code=") {
 					t.Errorf("request object: %s", r)
@@ -912,11 +802,11 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 		if c.name == "userinfo garbage bearer" {
 			req.Header.Set("Authorization", "Bearer %%%garbage==\"")
 		}
-		cl := negClient
+		cl := bareClient
 		if c.cookie {
 			cl = withCookie
 		}
-		r, err := negSend(cl, req)
+		r, err := fetch(cl, req)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -987,13 +877,13 @@ func TestEndSessionBrokenEncoding(t *testing.T) {
 		for _, k := range b.client.Jar.Cookies(req.URL) {
 			req.AddCookie(k)
 		}
-		r := negMust(t, negClient, req)
+		r := mustFetch(t, bareClient, req)
 		negErrorPage(t, "end_session?"+negTrunc(q, 40), r, http.StatusBadRequest)
 		if len(r.Header.Values("Set-Cookie")) > 0 {
 			t.Errorf("end_session?%s changed cookies: %v", negTrunc(q, 40), r.Header.Values("Set-Cookie"))
 		}
 	}
-	if !negSignedIn(srv, b) {
+	if !signedIn(srv, b) {
 		t.Error("a refused end_session signed the browser out")
 	}
 	if st, _, _ := srv.userinfo(tok.AccessToken); st != 200 {
@@ -1035,7 +925,7 @@ func TestRefreshWithUnknownClient(t *testing.T) {
 	} {
 		c.form.Set("grant_type", "refresh_token")
 		c.form.Set("refresh_token", tok.RefreshToken)
-		r, err := negForm(srv, "/oauth/token", c.form, c.user, c.pass)
+		r, err := srv.sendForm("/oauth/token", c.form, c.user, c.pass)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1070,7 +960,7 @@ func TestHeaderTraps(t *testing.T) {
 		{"unauthorized_client", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {m2m.RedirectURI}}, m2m.ID, m2m.Secret, 400},
 		{"repeated parameter", url.Values{"grant_type": {"client_credentials", "client_credentials"}}, m2m.ID, m2m.Secret, 400},
 	} {
-		r, err := negForm(srv, "/oauth/token", c.form, c.user, c.pass)
+		r, err := srv.sendForm("/oauth/token", c.form, c.user, c.pass)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1088,7 +978,7 @@ func TestHeaderTraps(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials&x="+strings.Repeat("a", 200<<10)))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(m2m.ID, m2m.Secret)
-	if r := negMust(t, negClient, req); r.Status != http.StatusRequestEntityTooLarge || r.Header.Get("Cache-Control") != "no-store" {
+	if r := mustFetch(t, bareClient, req); r.Status != http.StatusRequestEntityTooLarge || r.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("oversized token request: %d Cache-Control=%q", r.Status, r.Header.Get("Cache-Control"))
 	}
 
@@ -1113,7 +1003,7 @@ func TestHeaderTraps(t *testing.T) {
 	// A non-Bearer scheme is no token either.
 	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/userinfo", nil)
 	req.SetBasicAuth(m2m.ID, m2m.Secret)
-	if r := negMust(t, negClient, req); r.Status != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+	if r := mustFetch(t, bareClient, req); r.Status != 401 || !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
 		t.Errorf("userinfo with Basic: %d %q", r.Status, r.Header.Get("WWW-Authenticate"))
 	}
 	// The method checks leave CORS preflights alone.
@@ -1121,12 +1011,12 @@ func TestHeaderTraps(t *testing.T) {
 	req.Header.Set("Origin", "https://app.example")
 	req.Header.Set("Access-Control-Request-Method", "GET")
 	req.Header.Set("Access-Control-Request-Headers", "authorization")
-	if r := negMust(t, negClient, req); r.Status >= 300 || r.Header.Get("Access-Control-Allow-Origin") == "" {
+	if r := mustFetch(t, bareClient, req); r.Status >= 300 || r.Header.Get("Access-Control-Allow-Origin") == "" {
 		t.Errorf("CORS preflight at userinfo: %d %v", r.Status, r.Header)
 	}
 	// Introspection and revocation after Basic with a wrong secret.
 	for _, p := range []string{"/oauth/introspect", "/revoke"} {
-		r, err := negForm(srv, p, url.Values{"token": {"x"}}, m2m.ID, "wrong-secret-value")
+		r, err := srv.sendForm(p, url.Values{"token": {"x"}}, m2m.ID, "wrong-secret-value")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1206,7 +1096,7 @@ func TestPortalCSRFAndCrossSite(t *testing.T) {
 	refused(t, "login cross-site (Origin)", post(b, "/login", with(url.Values{"csrf_token": {good.Get("csrf_token")}}), map[string]string{"Origin": "https://evil.example"}))
 	refused(t, "login with another browser's csrf_token", post(b, "/login", with(url.Values{"csrf_token": {formFields(newBrowser(t).get(srv.URL + "/login").Body).Get("csrf_token")}}), nil))
 	untouched(t, id, "")
-	if negSignedIn(srv, b) {
+	if signedIn(srv, b) {
 		t.Fatal("a refused login post signed the browser in")
 	}
 
@@ -1241,7 +1131,7 @@ func TestPortalCSRFAndCrossSite(t *testing.T) {
 	hp := b.get(srv.URL + "/logout")
 	refused(t, "logout without csrf_token", post(b, "/logout", url.Values{}, nil))
 	refused(t, "logout cross-site", post(b, "/logout", url.Values{"csrf_token": {formFields(hp.Body).Get("csrf_token")}}, map[string]string{"Sec-Fetch-Site": "cross-site"}))
-	if !negSignedIn(srv, b) {
+	if !signedIn(srv, b) {
 		t.Error("a refused logout signed the browser out")
 	}
 }
@@ -1270,7 +1160,7 @@ func TestPortalFlowBoundToBrowser(t *testing.T) {
 	}
 	foreign("posting /login for another's request", attacker.post(srv.URL+"/login", url.Values{"csrf_token": {tok}, "authRequestID": {id}, "login": {"wade"}, "password": {testPassword}}))
 	foreign("posting /consent for another's request", attacker.post(srv.URL+"/consent", url.Values{"csrf_token": {tok}, "authRequestID": {id}, "decision": {"allow"}}))
-	if negSignedIn(srv, attacker) {
+	if signedIn(srv, attacker) {
 		t.Error("the refused foreign login signed the attacker in")
 	}
 	a, err := srv.Main.Store.GetAuthRequest(ctx, id)
@@ -1287,7 +1177,7 @@ func TestPortalFlowBoundToBrowser(t *testing.T) {
 	// Sign the attacker in properly (their own account), then try.
 	ap = attacker.get(srv.URL + "/login")
 	attacker.submit(ap, "/login", url.Values{"login": {"wade"}, "password": {testPassword}})
-	if !negSignedIn(srv, attacker) {
+	if !signedIn(srv, attacker) {
 		t.Fatal("attacker could not sign in to their own account")
 	}
 	tok = formFields(attacker.get(srv.URL + "/").Body).Get("csrf_token")
@@ -1319,10 +1209,6 @@ func TestFailedSignInIndistinguishable(t *testing.T) {
 	srv.createUser("xena", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
 
-	normalize := func(body, login string) string {
-		body = negCSRFValue.ReplaceAllString(body, "${1}CSRF${2}")
-		return strings.ReplaceAll(body, `value="`+login+`"`, `value="LOGIN"`)
-	}
 	attempt := func(b *browser, p page, login string) page {
 		t.Helper()
 		return b.submit(p, "/login", url.Values{"login": {login}, "password": {"not the password 123"}})
@@ -1335,7 +1221,7 @@ func TestFailedSignInIndistinguishable(t *testing.T) {
 	if r1.Status != http.StatusUnauthorized || r2.Status != r1.Status {
 		t.Errorf("statuses differ or are wrong: existing %d, unknown %d", r1.Status, r2.Status)
 	}
-	if n1, n2 := normalize(r1.Body, "xena"), normalize(r2.Body, "nobody-here"); n1 != n2 {
+	if n1, n2 := comparablePage(t, r1.Body, "xena"), comparablePage(t, r2.Body, "nobody-here"); n1 != n2 {
 		t.Errorf("bodies differ:\n--- existing user\n%s\n--- unknown user\n%s", n1, n2)
 	}
 	if !strings.Contains(r1.Body, "Incorrect username or password") {
@@ -1351,7 +1237,7 @@ func TestFailedSignInIndistinguishable(t *testing.T) {
 	if r3.Status != 401 || r4.Status != 401 || r5.Status != 401 {
 		t.Errorf("statuses: %d %d %d", r3.Status, r4.Status, r5.Status)
 	}
-	n3, n4, n5 := normalize(r3.Body, "xena"), normalize(r4.Body, "nobody-here"), normalize(r5.Body, "xena@example.com")
+	n3, n4, n5 := comparablePage(t, r3.Body, "xena"), comparablePage(t, r4.Body, "nobody-here"), comparablePage(t, r5.Body, "xena@example.com")
 	if n3 != n4 || n3 != n5 {
 		t.Errorf("flow bodies differ:\n%s\n---\n%s", n3, n4)
 	}
@@ -1375,7 +1261,7 @@ func TestLoginRateLimit(t *testing.T) {
 	srv.createUser("zoe", false)
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 
-	attacker := negBrowserAt(t, "127.0.0.2")
+	attacker := browserFrom(t, "127.0.0.2")
 	p, id := negStartFlow(t, app, attacker, "rl")
 	for i := 0; i < max; i++ {
 		p = attacker.submit(p, "/login", url.Values{"login": {"yuri"}, "password": {fmt.Sprintf("guess number %d", i)}})
@@ -1394,14 +1280,14 @@ func TestLoginRateLimit(t *testing.T) {
 	if a, err := srv.Main.Store.GetAuthRequest(context.Background(), id); err != nil || a.UserID != "" || a.Completed {
 		t.Errorf("a rate-limited sign-in touched the request: %v %+v", err, a)
 	}
-	if negSignedIn(srv, attacker) {
+	if signedIn(srv, attacker) {
 		t.Error("a rate-limited sign-in started a session")
 	}
 	// …also by email, the same account.
 	limited(t, "the account by email", attacker.submit(p, "/login", url.Values{"login": {"YURI@example.com"}, "password": {testPassword}}))
 	// The owner elsewhere is not locked out by the attacker's failures
 	// (the account-wide wait needs account_lockout_failures, from anywhere).
-	owner := negBrowserAt(t, "127.0.0.3")
+	owner := browserFrom(t, "127.0.0.3")
 	code, verifier := app.signIn(owner, "yuri")
 	if _, err := app.exchange(code, verifier); err != nil {
 		t.Errorf("the owner from another address: %v", err)
@@ -1413,7 +1299,7 @@ func TestLoginRateLimit(t *testing.T) {
 		t.Errorf("another account from the attacking address: %+v", res)
 	}
 	// Someone else, elsewhere, is unaffected.
-	other := negBrowserAt(t, "127.0.0.4")
+	other := browserFrom(t, "127.0.0.4")
 	code, verifier = app.signIn(other, "zoe")
 	if _, err := app.exchange(code, verifier); err != nil {
 		t.Errorf("an unrelated sign-in: %v", err)

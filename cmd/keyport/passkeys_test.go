@@ -3,21 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/internal/webauthntest"
 	"github.com/keyport/keyport/storage"
 )
@@ -102,38 +98,11 @@ func csrfOf(t *testing.T, b *browser, u string) string {
 	return tok
 }
 
-// startPasskeyServer starts Keyport with the issuer http://localhost:PORT
-// (WebAuthn needs a domain as relying party ID), the harness's URL set to
-// it, and the clock now (nil: the real one).
-func startPasskeyServer(t *testing.T, now func() time.Time, mutate func(*config.Config)) *testServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	env := map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_ISSUER": "http://localhost:" + port, "KEYPORT_LISTEN": ln.Addr().String()}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	if mutate != nil {
-		mutate(cfg)
-		if _, err := cfg.Validate(); err != nil {
-			t.Fatalf("test config invalid: %v", err)
-		}
-	}
-	srv := serve(t, cfg, ln, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
-	srv.URL = cfg.Issuer
-	return srv
-}
-
-// registerPasskey adds d to the signed-in browser b's account.
 // aliceWithPasskey starts a server where alice has registered one passkey,
 // "Laptop", on key, from a browser session of her own.
 func aliceWithPasskey(t *testing.T) (*testServer, storage.User, *passkeyDevice) {
 	t.Helper()
-	srv := startPasskeyServer(t, nil, nil)
+	srv := startServerWith(t, serverOptions{localhost: true})
 	alice := srv.createUser("alice", false)
 	key := newPasskeyDevice(t, srv.URL)
 	setup := newBrowser(t)
@@ -142,6 +111,7 @@ func aliceWithPasskey(t *testing.T) (*testServer, storage.User, *passkeyDevice) 
 	return srv, alice, key
 }
 
+// registerPasskey adds d to the signed-in browser b's account.
 func registerPasskey(t *testing.T, srv *testServer, b *browser, d *passkeyDevice, name string) {
 	t.Helper()
 	csrf := csrfOf(t, b, srv.URL+"/security/passkeys")
@@ -184,7 +154,7 @@ func (s *testServer) passkeys(userID string) []storage.Credential {
 }
 
 func TestPasskeyCSRFAndShape(t *testing.T) {
-	srv := startPasskeyServer(t, nil, nil)
+	srv := startServerWith(t, serverOptions{localhost: true})
 	alice := srv.createUser("alice", false)
 	b := newBrowser(t)
 	csrf := csrfOf(t, b, srv.URL+"/login")
@@ -250,8 +220,8 @@ func TestPasskeyCSRFAndShape(t *testing.T) {
 }
 
 func TestPasskeyRegisterAndManage(t *testing.T) {
-	clock := &passkeyTestClock{t: time.Now()}
-	srv := startPasskeyServer(t, clock.Now, nil)
+	clock := testclock.At(time.Now())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
 	alice := srv.createUser("alice", false)
 	srv.createUser("bob", false)
 	origin := srv.URL
@@ -534,22 +504,4 @@ func oauthCodeChallenge(challenge string) []oauth2.AuthCodeOption {
 	return []oauth2.AuthCodeOption{
 		oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"),
 	}
-}
-
-// passkeyTestClock is a clock the test moves by hand.
-type passkeyTestClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *passkeyTestClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *passkeyTestClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

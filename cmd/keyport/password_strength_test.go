@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 const (
@@ -19,15 +21,11 @@ const (
 // where the person's own names count as easy guesses.
 func TestWeakPasswordsRefusedEverywhere(t *testing.T) {
 	dir := t.TempDir()
-	ln := cliListen(t)
-	logs := &cliBuffer{}
-	srv := cliStart(t, cliLoadConfig(t, "", dir, ln), ln, logs, nil)
-	m := setupURLPattern.FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no setup link logged:\n%s", logs.String())
-	}
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{dir: dir, logs: logs})
+	link := setupLink(t, logs)
 	b := newBrowser(t)
-	form := b.get(m[1])
+	form := b.get(link)
 	fields := func(pw string) url.Values {
 		return url.Values{"username": {"root"}, "email": {"root@example.com"}, "name": {"Root Person"}, "password": {pw}, "password_confirm": {pw}}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/slapdtest"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -63,14 +64,14 @@ func TestTOTPEnrolmentNeedsRecentSignIn(t *testing.T) {
 		t.Errorf("begin with a wrong password: %d", r.Status)
 	}
 	r = postPage(b, p, "/security/totp/begin", url.Values{"confirm_password": {testPassword}})
-	m := totpSecretPattern.FindStringSubmatch(r.Body)
-	if r.Status != http.StatusOK || m == nil {
+	secret := totpSecret(t, r.Body)
+	if r.Status != http.StatusOK || secret == "" {
 		t.Fatalf("begin with the password: %d %s", r.Status, truncateBody(r.Body))
 	}
 	if !strings.Contains(r.Body, `id="confirm_password_totp_on"`) {
 		t.Error("the confirmation form of an old session has no password field")
 	}
-	code := url.Values{"code": {totpCode(t, m[1], time.Now())}}
+	code := url.Values{"code": {totpCode(t, secret, time.Now())}}
 	if r := postPage(b, r, "/security/totp/confirm", code); r.Status != http.StatusBadRequest || account.HasTOTP(srv.user(alice.ID)) {
 		t.Errorf("confirm without the password: %d, TOTP on: %v", r.Status, account.HasTOTP(srv.user(alice.ID)))
 	}
@@ -98,12 +99,9 @@ func TestRequire2FAExemptsDirectoryWithOwnSecondFactor(t *testing.T) {
 	ldapSrv := slapdtest.Start(t, directoryFixtures)
 	srv := startServer(t, "", func(c *config.Config) {
 		c.Accounts.Require2FA = true
-		c.Directories = []config.Directory{{
-			ID: "corp", Name: "Corporate LDAP", Type: "ldap", URL: ldapSrv.URL, HandlesSecondFactor: true,
-			BindDN: "cn=keyport,ou=people,dc=example,dc=org", BindPassword: "service-secret",
-			UserBaseDN: "ou=people,dc=example,dc=org", UserFilter: "(&(objectClass=inetOrgPerson)(mail=*))",
-			SyncInterval: config.Duration{Duration: 24 * time.Hour},
-		}}
+		d := corpDirectory(ldapSrv.URL)
+		d.HandlesSecondFactor = true
+		c.Directories = []config.Directory{d}
 	})
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
@@ -180,9 +178,8 @@ func TestRecoveryEmailLockedForDirectoryUsers(t *testing.T) {
 // TestProfileSaveLogsChangedFieldsOnly: the profile form posts every field;
 // the log line names only those that changed.
 func TestProfileSaveLogsChangedFieldsOnly(t *testing.T) {
-	logs := &syncBuffer{}
-	ln := cliListen(t)
-	srv := cliStart(t, cliLoadConfig(t, "", t.TempDir(), ln), ln, logs, nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs})
 	srv.createUser("alice", false)
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -22,7 +21,7 @@ func signInPortal(t *testing.T, srv *testServer, b *browser, login string) page 
 	t.Helper()
 	p := b.get(srv.URL + "/login")
 	p = b.submit(p, "/login", url.Values{"login": {login}, "password": {testPassword}})
-	if p.Status != http.StatusOK || strings.Contains(p.Body, `action="/login"`) {
+	if p.Status != http.StatusOK || hasForm(p.Body, "/login") {
 		t.Fatalf("portal sign-in as %s: %d at %s: %s", login, p.Status, p.URL, truncateBody(p.Body))
 	}
 	return p

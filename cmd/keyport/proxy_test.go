@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,15 +15,6 @@ import (
 	"github.com/keyport/keyport/internal/caddytest"
 	"github.com/keyport/keyport/internal/nginxtest"
 )
-
-// browserFrom is a browser whose connections come from a given loopback
-// address, so a proxy in front of Keyport sees distinct clients.
-func browserFrom(t *testing.T, ip string) *browser {
-	b := newBrowser(t)
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-	b.client.Transport = &http.Transport{DialContext: d.DialContext}
-	return b
-}
 
 // keyportBehindNginx runs Keyport behind a real nginx that adds the
 // client's address to X-Forwarded-For, as the README's proxy setup does.

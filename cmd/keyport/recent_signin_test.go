@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/storage"
 )
@@ -23,8 +24,8 @@ const reauthNeeded = "For your security, enter your current password to make thi
 // nothing. The routes come from the portal's own table, so a new one
 // fails here until it has a case.
 func TestRecentSignInRoutesRefuseAStaleSession(t *testing.T) {
-	clock := &passkeyTestClock{t: time.Now()}
-	srv := startPasskeyServer(t, clock.Now, nil)
+	clock := testclock.At(time.Now())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
 	alice := srv.createUser("alice", false) // an authenticator app and a passkey
 	bob := srv.createUser("bob", false)     // an authenticator app begun, not confirmed
 	a := newBrowser(t)
@@ -34,7 +35,7 @@ func TestRecentSignInRoutesRefuseAStaleSession(t *testing.T) {
 	passkey := srv.passkeys(alice.ID)[0].ID
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "bob")
-	if begun := postPage(b, b.get(srv.URL+"/security"), "/security/totp/begin", url.Values{}); !totpSecretPattern.MatchString(begun.Body) {
+	if begun := postPage(b, b.get(srv.URL+"/security"), "/security/totp/begin", url.Values{}); totpSecret(t, begun.Body) == "" {
 		t.Fatalf("bob's enrolment page: %d %s", begun.Status, truncateBody(begun.Body))
 	}
 	stale := srv.Main.Config.Accounts.RecentAuth.Duration + time.Minute
@@ -61,11 +62,11 @@ func TestRecentSignInRoutesRefuseAStaleSession(t *testing.T) {
 		"POST /security/totp/begin": {reauthNeeded, func() (int, string) { return onPage(post(b, "/security/totp/begin", url.Values{})) }},
 		"POST /security/totp/confirm": {reauthNeeded, func() (int, string) {
 			// The secret of the enrolment in progress, as the page shows it.
-			m := totpSecretPattern.FindStringSubmatch(b.get(srv.URL + "/security").Body)
-			if m == nil {
+			secret := totpSecret(t, b.get(srv.URL+"/security").Body)
+			if secret == "" {
 				t.Fatal("bob's enrolment is no longer in progress")
 			}
-			return onPage(post(b, "/security/totp/confirm", url.Values{"code": {totpCode(t, m[1], clock.Now())}}))
+			return onPage(post(b, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, clock.Now())}}))
 		}},
 		"POST /security/totp/disable": {wrongPassword, func() (int, string) { return onPage(post(a, "/security/totp/disable", url.Values{})) }},
 		"POST /security/recovery-codes": {reauthNeeded, func() (int, string) {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 // TestRefusedRefreshRecorded: a public app refreshing from outside its
@@ -14,11 +16,8 @@ import (
 // sign-in history like a refused authorization, and the log has one WARN
 // line for the user and app, not one per retry.
 func TestRefusedRefreshRecorded(t *testing.T) {
-	logs := &syncBuffer{}
-	ln := cliListen(t)
-	cfg := cliLoadConfig(t, "", t.TempDir(), ln)
-	cfg.TrustedProxies = []string{"127.0.0.1"}
-	srv := cliStart(t, cfg, ln, logs, nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs, mutate: func(c *config.Config) { c.TrustedProxies = []string{"127.0.0.1"} }})
 	alice := srv.createUser("alice", false)
 	cli := srv.createClient(account.NewClient{ID: "cli", Public: true, SkipConsent: true})
 	cli.oauth.Scopes = append(cli.oauth.Scopes, "offline_access")

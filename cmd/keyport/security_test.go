@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -19,10 +18,7 @@ import (
 	"github.com/keyport/keyport/storage"
 )
 
-var (
-	totpSecretPattern   = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
-	recoveryCodePattern = regexp.MustCompile(`<code>([a-z0-9]{5}-[a-z0-9]{5})</code>`)
-)
+var ()
 
 func totpCode(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
@@ -45,11 +41,10 @@ func enrolTOTPAt(t *testing.T, srv *testServer, b *browser, now time.Time) (stri
 	t.Helper()
 	p := b.get(srv.URL + "/security")
 	p = postPage(b, p, "/security/totp/begin", url.Values{})
-	m := totpSecretPattern.FindStringSubmatch(p.Body)
-	if p.Status != http.StatusOK || m == nil {
+	secret := totpSecret(t, p.Body)
+	if p.Status != http.StatusOK || secret == "" {
 		t.Fatalf("enrolment page: %d %s", p.Status, truncateBody(p.Body))
 	}
-	secret := m[1]
 	if !strings.Contains(p.Body, `src="data:image/png;base64,`) {
 		t.Error("no server-rendered QR code")
 	}
@@ -58,15 +53,11 @@ func enrolTOTPAt(t *testing.T, srv *testServer, b *browser, now time.Time) (stri
 		t.Errorf("wrong confirmation code: %d", bad.Status)
 	}
 	done := postPage(b, p, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, now)}})
-	codes := recoveryCodePattern.FindAllStringSubmatch(done.Body, -1)
+	codes := codeShaped(parsePage(t, done.Body))
 	if done.Status != http.StatusOK || len(codes) != account.RecoveryCodeCount {
 		t.Fatalf("confirmation: %d, %d codes: %s", done.Status, len(codes), truncateBody(done.Body))
 	}
-	var out []string
-	for _, c := range codes {
-		out = append(out, c[1])
-	}
-	return secret, out
+	return secret, codes
 }
 
 func TestTOTPSignIn(t *testing.T) {
@@ -233,13 +224,18 @@ func TestRequire2FA(t *testing.T) {
 		t.Errorf("/profile before enrolment landed on %s", r.URL)
 	}
 	p = postPage(b, p, "/security/totp/begin", url.Values{"return_to": {p.URL.Query().Get("return_to")}})
-	secret := totpSecretPattern.FindStringSubmatch(p.Body)[1]
+	secret := totpSecret(t, p.Body)
 	done := b.submit(p, "/security/totp/confirm", url.Values{"code": {totpCode(t, secret, time.Now())}})
-	m := regexp.MustCompile(`href="(/login\?authRequestID=[^"]+)"`).FindStringSubmatch(done.Body)
-	if m == nil {
+	var back string
+	for _, a := range parsePage(t, done.Body).all("a", "href", "*") {
+		if href := a.attr("href"); back == "" && strings.HasPrefix(href, "/login?authRequestID=") {
+			back = href
+		}
+	}
+	if back == "" {
 		t.Fatalf("no way back to the app after enrolment: %s", truncateBody(done.Body))
 	}
-	p = b.get(srv.URL + strings.ReplaceAll(m[1], "&amp;", "&"))
+	p = b.get(srv.URL + back)
 	if res := landed(t, p, rp.RedirectURI); res.Code == "" {
 		t.Fatalf("after enrolment: %d %s", p.Status, p.URL)
 	}
@@ -378,7 +374,7 @@ func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
 	}
 	// From the confirmation page, which names the set of codes it replaces.
 	fresh := submitForm(t, b, b.get(srv.URL+"/security/recovery-codes"), "/security/recovery-codes", nil)
-	got := recoveryCodePattern.FindAllStringSubmatch(fresh.Body, -1)
+	got := codeShaped(parsePage(t, fresh.Body))
 	if fresh.Status != http.StatusOK || len(got) != account.RecoveryCodeCount {
 		t.Fatalf("new recovery codes: %d, %d codes", fresh.Status, len(got))
 	}
@@ -386,7 +382,7 @@ func TestTOTPDisableAndNewRecoveryCodes(t *testing.T) {
 	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, codes[0], "", ""); err == nil {
 		t.Error("an old recovery code works after regeneration")
 	}
-	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, got[3][1], "", ""); err != nil {
+	if err := srv.Main.Accounts.Credentials.UseRecoveryCode(context.Background(), u, got[3], "", ""); err != nil {
 		t.Errorf("a new recovery code: %v", err)
 	}
 
@@ -436,19 +432,18 @@ func TestForgetOneDevice(t *testing.T) {
 	d1 := remembered(url.Values{"code": {totpCode(t, secret, time.Now().Add(30*time.Second))}})
 	d2 := remembered(url.Values{"recovery_code": {recovery[0]}})
 	p := b.get(srv.URL + "/security")
-	idField := regexp.MustCompile(`name="id" value="([^"]+)"`)
-	ids := idField.FindAllStringSubmatch(p.Body, -1)
+	ids := inputValues(t, p.Body, "id")
 	if len(ids) != 2 {
 		t.Fatalf("%d devices listed", len(ids))
 	}
 	if r := postPage(b, p, "/security/devices/forget", url.Values{"id": {"no-such-device"}}); r.Status != http.StatusNotFound {
 		t.Errorf("forget an unknown device: %d", r.Status)
 	}
-	if r := b.post(srv.URL+"/security/devices/forget", url.Values{"id": {ids[0][1]}}); r.Status != http.StatusForbidden {
+	if r := b.post(srv.URL+"/security/devices/forget", url.Values{"id": {ids[0]}}); r.Status != http.StatusForbidden {
 		t.Errorf("forget without CSRF token: %d", r.Status)
 	}
-	r := postPage(b, p, "/security/devices/forget", url.Values{"id": {ids[0][1]}})
-	if left := idField.FindAllStringSubmatch(r.Body, -1); r.Status != http.StatusOK || len(left) != 1 || left[0][1] == ids[0][1] {
+	r := postPage(b, p, "/security/devices/forget", url.Values{"id": {ids[0]}})
+	if left := inputValues(t, r.Body, "id"); r.Status != http.StatusOK || len(left) != 1 || left[0] == ids[0] {
 		t.Fatalf("forget one: %d, left %v", r.Status, left)
 	}
 	// Exactly one of the two browsers is asked for the second step again.

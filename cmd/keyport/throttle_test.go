@@ -1,70 +1,23 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 )
 
 // Throttling that holds and cannot be turned against users (issue 10),
 // through the real server: the login form, forward auth's Basic, the token
 // endpoint, passkeys and remembered devices.
-
-// throttleClock is a clock the test moves by hand.
-type throttleClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *throttleClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *throttleClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// startThrottleServer starts Keyport at http://localhost:PORT (so passkeys
-// work) on the clock now, with its log in the returned buffer.
-func startThrottleServer(t *testing.T, now func() time.Time, mutate func(*config.Config)) (*testServer, *syncBuffer) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	env := map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_ISSUER": "http://localhost:" + port, "KEYPORT_LISTEN": ln.Addr().String()}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	if mutate != nil {
-		mutate(cfg)
-		if _, err := cfg.Validate(); err != nil {
-			t.Fatalf("test config invalid: %v", err)
-		}
-	}
-	logs := &syncBuffer{}
-	srv := serve(t, cfg, ln, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})), now)
-	srv.URL = cfg.Issuer
-	return srv, logs
-}
 
 // wrongLogin submits the sign-in form of a fresh page with a wrong password.
 func wrongLogin(b *browser, srv *testServer, login string) page {
@@ -85,10 +38,10 @@ func retryAfter(h http.Header) int {
 // page and Retry-After say how long is left; the account-wide waits grow
 // with each round. Today's window was fixed and said nothing.
 func TestSlidingWindowAndGrowingWaits(t *testing.T) {
-	clock := &throttleClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
+	clock := testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now, mutate: func(c *config.Config) {
 		c.Limits.AccountLockoutFailures = 1000 // the window alone, first
-	})
+	}})
 	srv.createUser("victim", false)
 	attacker := browserFrom(t, "127.0.0.5")
 	t0 := clock.Now()
@@ -127,9 +80,9 @@ func TestSlidingWindowAndGrowingWaits(t *testing.T) {
 	// Account-wide: from the third failure on, whatever the address, every
 	// failure brings a wait, of a minute in the first round (failures 3 to
 	// 5), two in the second, four in the third.
-	srv2, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
+	srv2 := startServerWith(t, serverOptions{localhost: true, now: clock.Now, mutate: func(c *config.Config) {
 		c.Limits.AccountLockoutFailures = 3
-	})
+	}})
 	srv2.createUser("target", false)
 	addr := 10
 	for n := 1; n <= 9; n++ {
@@ -158,11 +111,11 @@ func TestOwnerNotLockedOut(t *testing.T) {
 	// step began, one step behind real time: every code the test makes
 	// comes from that one clock (a code from real time would be the step
 	// the enrolment used up).
-	clock := &throttleClock{t: time.Now().UTC().Truncate(30 * time.Second).Add(-time.Millisecond)}
-	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) {
+	clock := testclock.At(time.Now().UTC().Truncate(30 * time.Second).Add(-time.Millisecond))
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now, mutate: func(c *config.Config) {
 		c.Limits.MaxLoginAttempts = 5
 		c.Limits.AccountLockoutFailures = 8
-	})
+	}})
 	srv.createUser("alice", false)
 	const ownerIP = "127.0.0.6"
 
@@ -229,19 +182,15 @@ func TestOwnerNotLockedOut(t *testing.T) {
 // login form and through forward auth, every answer (status, headers that
 // matter, body) is the same byte for byte, refusals included.
 func TestUnknownNamesThrottledAlike(t *testing.T) {
-	clock := &throttleClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) { c.Limits.AccountLockoutFailures = 12 })
+	clock := testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now, mutate: func(c *config.Config) { c.Limits.AccountLockoutFailures = 12 }})
 	srv.createUser("xena", false)
-	normalize := func(body, login string) string {
-		body = negCSRFValue.ReplaceAllString(body, "${1}CSRF${2}")
-		return strings.ReplaceAll(body, `value="`+login+`"`, `value="LOGIN"`)
-	}
 	real, none := browserFrom(t, "127.0.0.5"), browserFrom(t, "127.0.0.6")
 	for i := range 14 {
 		r1, r2 := wrongLogin(real, srv, "xena"), wrongLogin(none, srv, "nobody-here")
-		if r1.Status != r2.Status || r1.Header.Get("Retry-After") != r2.Header.Get("Retry-After") || normalize(r1.Body, "xena") != normalize(r2.Body, "nobody-here") {
+		if r1.Status != r2.Status || r1.Header.Get("Retry-After") != r2.Header.Get("Retry-After") || comparablePage(t, r1.Body, "xena") != comparablePage(t, r2.Body, "nobody-here") {
 			t.Fatalf("form attempt %d: %d (Retry-After %q) for a real name, %d (%q) for an unknown one\n%s\n---\n%s", i+1,
-				r1.Status, r1.Header.Get("Retry-After"), r2.Status, r2.Header.Get("Retry-After"), normalize(r1.Body, "xena"), normalize(r2.Body, "nobody-here"))
+				r1.Status, r1.Header.Get("Retry-After"), r2.Status, r2.Header.Get("Retry-After"), comparablePage(t, r1.Body, "xena"), comparablePage(t, r2.Body, "nobody-here"))
 		}
 		if want := http.StatusUnauthorized; i >= 10 {
 			if r1.Status != http.StatusTooManyRequests {
@@ -291,7 +240,8 @@ func TestUnknownNamesThrottledAlike(t *testing.T) {
 // client_secret_post alike; another address is not held back. Today every
 // guess was checked.
 func TestClientSecretThrottled(t *testing.T) {
-	srv, logs := startThrottleServer(t, nil, nil)
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{localhost: true, logs: logs})
 	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
 	from := func(ip string) *http.Client { return browserFrom(t, ip).client }
 	post := func(c *http.Client, path, id, secret string, basic bool, form url.Values) (int, http.Header, map[string]any) {
@@ -299,7 +249,7 @@ func TestClientSecretThrottled(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-			return doJSONWith(t, c, req)
+			return doJSON(t, c, req)
 		}
 		f := url.Values{"client_id": {id}, "client_secret": {secret}}
 		for k, v := range form {
@@ -307,7 +257,7 @@ func TestClientSecretThrottled(t *testing.T) {
 		}
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(f.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return doJSONWith(t, c, req)
+		return doJSON(t, c, req)
 	}
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	attacker := from("127.0.0.5")
@@ -362,30 +312,14 @@ func TestClientSecretThrottled(t *testing.T) {
 	}
 }
 
-// doJSONWith is doJSON through client c.
-func doJSONWith(t *testing.T, c *http.Client, req *http.Request) (int, http.Header, map[string]any) {
-	t.Helper()
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Errorf("%s %s: %v", req.Method, req.URL, err)
-		return 0, nil, nil
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		t.Errorf("%s %s: bad JSON: %v", req.Method, req.URL, err)
-	}
-	return resp.StatusCode, resp.Header, m
-}
-
 // A throttled password confirmation answers 429 with Retry-After and the
 // wait in words on every page that asks for the password: the security
 // page, app access, the recovery-codes and passkey-removal confirmations.
 // Today the security and access pages answered 429 without Retry-After,
 // and the confirmation pages said no wait at all.
 func TestSecurityPagesSayHowLongToWait(t *testing.T) {
-	clock := &throttleClock{t: time.Now().UTC()}
-	srv, _ := startThrottleServer(t, clock.Now, func(c *config.Config) { c.Limits.MaxLoginAttempts = 3 })
+	clock := testclock.At(time.Now().UTC())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now, mutate: func(c *config.Config) { c.Limits.MaxLoginAttempts = 3 }})
 	srv.createUser("alice", false)
 	b := browserFrom(t, "127.0.0.5")
 	signInPortal(t, srv, b, "alice")
@@ -411,11 +345,11 @@ func TestSecurityPagesSayHowLongToWait(t *testing.T) {
 	// The confirmation form as it is (with the fingerprint of the codes).
 	throttled("recovery codes", b.submit(codes, "/security/recovery-codes", url.Values{"confirm": {"yes"}, "confirm_password": {testPassword}}))
 	keys := b.get(srv.URL + "/security/passkeys")
-	id := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(keys.Body)
-	if id == nil {
+	ids := inputValues(t, keys.Body, "id")
+	if len(ids) == 0 || ids[0] == "" {
 		t.Fatalf("no passkey on the page:\n%s", truncateBody(keys.Body))
 	}
-	throttled("passkey removal", postPage(b, keys, "/security/passkeys/remove", url.Values{"id": {id[1]}, "confirm": {"yes"}, "confirm_password": {testPassword}}))
+	throttled("passkey removal", postPage(b, keys, "/security/passkeys/remove", url.Values{"id": {ids[0]}, "confirm": {"yes"}, "confirm_password": {testPassword}}))
 }
 
 // Spaces around a login name do not tell whether it exists: through the
@@ -423,7 +357,7 @@ func TestSecurityPagesSayHowLongToWait(t *testing.T) {
 // whether or not there is such an account. Today only a name that did not
 // exist was throttled (the lookup kept the spaces, the throttle did not).
 func TestSpacesAroundNameTellNothing(t *testing.T) {
-	srv, _ := startThrottleServer(t, nil, nil)
+	srv := startServerWith(t, serverOptions{localhost: true})
 	srv.createUser("xena", false)
 	basic := func(ip, login string) int {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/auth/verify", nil)
@@ -466,7 +400,7 @@ func statusCount(statuses []int) map[int]int {
 // token endpoint (a busy backend). Today 85-90 of 100 parallel right app
 // passwords were refused as throttled.
 func TestParallelRightSecretsNotRefused(t *testing.T) {
-	srv, _ := startThrottleServer(t, nil, nil)
+	srv := startServerWith(t, serverOptions{localhost: true})
 	alice := srv.createUser("alice", false)
 	appPassword, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(t.Context(), alice, "dav", "")
 	if err != nil {
@@ -513,7 +447,7 @@ func TestParallelRightSecretsNotRefused(t *testing.T) {
 // valid API token from that address still work once its people's budget
 // is spent. Today both were refused with the address.
 func TestOfficeAddressKeepsItsApps(t *testing.T) {
-	srv, _ := startThrottleServer(t, nil, func(c *config.Config) { c.Limits.MaxLoginAttemptsPerAddress = 12 })
+	srv := startServerWith(t, serverOptions{localhost: true, mutate: func(c *config.Config) { c.Limits.MaxLoginAttemptsPerAddress = 12 }})
 	alice := srv.createUser("alice", false)
 	token, _, err := srv.Main.Accounts.Credentials.CreateAPIToken(t.Context(), alice, account.NewAPIToken{Name: "ci", Scope: account.ScopeReadOnly})
 	if err != nil {
@@ -532,12 +466,12 @@ func TestOfficeAddressKeepsItsApps(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("svc", svc.Secret)
-	if s, h, body := doJSONWith(t, office.client, req); s != http.StatusOK || body["access_token"] == nil {
+	if s, h, body := doJSON(t, office.client, req); s != http.StatusOK || body["access_token"] == nil {
 		t.Errorf("the app's right secret from the office: %d Retry-After %q %v", s, h.Get("Retry-After"), body)
 	}
 	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/api/v1/me", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	if s, h, body := doJSONWith(t, office.client, req); s != http.StatusOK {
+	if s, h, body := doJSON(t, office.client, req); s != http.StatusOK {
 		t.Errorf("a valid API token from the office: %d Retry-After %q %v", s, h.Get("Retry-After"), body)
 	}
 }

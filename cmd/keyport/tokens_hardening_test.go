@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,33 +17,12 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testclock"
 )
 
 // refreshPrefix is the length of a refresh token's time prefix
 // (provider.refreshPrefixLen): the rest is the secret.
 const refreshPrefix = 10
-
-// startServerAt is startServer with the server's clock set to now.
-func startServerAt(t *testing.T, now func() time.Time, mutate func(*config.Config)) *testServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	env := map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_ISSUER": "http://" + addr, "KEYPORT_LISTEN": addr}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	if mutate != nil {
-		mutate(cfg)
-		if _, err := cfg.Validate(); err != nil {
-			t.Fatalf("test config invalid: %v", err)
-		}
-	}
-	return serve(t, cfg, ln, slog.New(slog.NewTextHandler(io.Discard, nil)), now)
-}
 
 // works reports whether a session's tokens still work: the access token at
 // userinfo and the refresh token at the token endpoint. A working refresh
@@ -167,7 +143,7 @@ func TestCodeReplayRevokesOnlyItsTokens(t *testing.T) {
 		{"the app with a wrong secret", app.ID, "not-the-secret-0123456789", 401, "invalid_client"},
 		{"no client", "", "", 401, "invalid_client"},
 	} {
-		r, err := negForm(srv, "/oauth/token", negCodeForm(code, app.RedirectURI, verifier), c.user, c.pass)
+		r, err := srv.sendForm("/oauth/token", negCodeForm(code, app.RedirectURI, verifier), c.user, c.pass)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +231,7 @@ func TestUnknownClientAtTokenEndpoints(t *testing.T) {
 			for k, v := range cred.body {
 				f[k] = v
 			}
-			r, err := negForm(srv, path(name), f, cred.user, cred.pass)
+			r, err := srv.sendForm(path(name), f, cred.user, cred.pass)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -272,7 +248,7 @@ func TestUnknownClientAtTokenEndpoints(t *testing.T) {
 	spaCode, spaVerifier := spa.signIn(b, "gus")
 	f := negCodeForm(spaCode, spa.RedirectURI, spaVerifier)
 	f.Set("client_id", "nobody-public")
-	if r, err := negForm(srv, "/oauth/token", f, "", ""); err != nil || r.Status != 401 || r.ErrCode() != "invalid_client" {
+	if r, err := srv.sendForm("/oauth/token", f, "", ""); err != nil || r.Status != 401 || r.ErrCode() != "invalid_client" {
 		t.Errorf("unknown public client with a code: %v %s", err, r)
 	}
 	// None of that spent the codes or touched the tokens.
@@ -301,8 +277,8 @@ func cloneForm(v url.Values) url.Values {
 // once that new token has been used, or after the grace, the old one is
 // reuse again and ends the family.
 func TestRefreshReuseGrace(t *testing.T) {
-	clock := &passkeyTestClock{t: time.Now()}
-	srv := startServerAt(t, clock.Now, nil) // the default grace, 5s
+	clock := testclock.At(time.Now())
+	srv := startServerWith(t, serverOptions{now: clock.Now}) // the default grace, 5s
 	app := offlineApp(t, srv)
 	refresh := func(rt string) (int, map[string]any) {
 		t.Helper()
@@ -436,7 +412,7 @@ func TestCodeGrantClientThrottled(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader(negCodeForm(code, app.RedirectURI, verifier).Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(url.QueryEscape(app.ID), url.QueryEscape(secret))
-		return doJSONWith(t, browserFrom(t, from).client, req)
+		return doJSON(t, browserFrom(t, from).client, req)
 	}
 	for i := range 10 {
 		if status, _, body := exchange("127.0.0.5", fmt.Sprintf("wrong-secret-%02d-0123456789", i)); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
@@ -460,7 +436,7 @@ func TestGrantTypeInQueryString(t *testing.T) {
 	srv := startServer(t, "", nil)
 	app := offlineApp(t, srv)
 	code, verifier := app.signIn(newBrowser(t), "gus")
-	post := func(query string, form url.Values, user, pass string) negResp {
+	post := func(query string, form url.Values, user, pass string) page {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token?"+query, strings.NewReader(form.Encode()))
 		if err != nil {
@@ -470,7 +446,7 @@ func TestGrantTypeInQueryString(t *testing.T) {
 		if user != "" {
 			req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 		}
-		r, err := negSend(negClient, req)
+		r, err := fetch(bareClient, req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,7 @@ import (
 // the app's ID token says both (fed, the upstream's pwd, otp, mfa). A
 // wrong code leaves no session.
 func TestUpstreamSignInAsksSecondFactor(t *testing.T) {
-	_, down := upstreamPairWith(t, nil, func(c *config.Config) { c.Accounts.Require2FA = true })
+	down := startUpstreamRig(t, nil, func(c *config.Config) { c.Accounts.Require2FA = true }).down
 	rp := down.createClient(account.NewClient{ID: "app", SkipConsent: true})
 
 	b := newBrowser(t)
@@ -72,7 +72,7 @@ func TestUpstreamSignInAsksSecondFactor(t *testing.T) {
 // provider exempts its users from require_2fa, as for an LDAP directory:
 // they go straight to the app and are offered no enrolment.
 func TestUpstreamHandlesSecondFactor(t *testing.T) {
-	_, down := upstreamPairWith(t, func(d *config.Directory) { d.HandlesSecondFactor = true }, func(c *config.Config) { c.Accounts.Require2FA = true })
+	down := startUpstreamRig(t, func(d *config.Directory) { d.HandlesSecondFactor = true }, func(c *config.Config) { c.Accounts.Require2FA = true }).down
 	rp := down.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	b := newBrowser(t)
 	p := signInUpstream(t, down, b, rp.authorize(b, "st"))
@@ -80,7 +80,7 @@ func TestUpstreamHandlesSecondFactor(t *testing.T) {
 		t.Fatalf("an upstream that handles second factors: landed on %s %s", p.URL, truncateBody(p.Body))
 	}
 	s := b.get(down.URL + "/security")
-	if !strings.Contains(s.Body, `id="second-factor-by-directory"`) || strings.Contains(s.Body, `action="/security/totp/begin"`) {
+	if !strings.Contains(s.Body, `id="second-factor-by-directory"`) || hasForm(s.Body, "/security/totp/begin") {
 		t.Errorf("security page of an upstream user whose provider handles second factors: %s", truncateBody(s.Body))
 	}
 }

@@ -2,110 +2,61 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/storage"
 )
 
-// offsetClock is real time plus an offset the test moves forward, so the
-// downstream's refresh schedule can be passed without waiting.
-type offsetClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *offsetClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *offsetClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
-// upstreamRig is an upstream Keyport that can be stopped and started again
-// on the same address and data, and a downstream Keyport that lists it as a
-// directory, logs to a buffer and runs on a clock the test moves.
+// upstreamRig is an upstream Keyport with one user, ursula, and a
+// downstream Keyport that lists it as a directory ("up"), logs to a buffer
+// and runs on a clock the test moves.
 type upstreamRig struct {
-	t             *testing.T
-	up, down      *testServer
-	upDir, upAddr string
-	downLogs      *syncBuffer
-	clock         *offsetClock
+	t        *testing.T
+	up, down *testServer
+	downLogs *testlog.Buffer
+	clock    *testclock.Clock // runs, so that the downstream's refresh schedule can be passed without waiting
 }
 
-func startUpstreamRig(t *testing.T, mutate func(*config.Directory)) *upstreamRig {
+// startUpstreamRig starts the two servers; mutate may change the
+// downstream's directory entry, and mutateDown the rest of its
+// configuration.
+func startUpstreamRig(t *testing.T, mutate func(*config.Directory), mutateDown func(*config.Config)) *upstreamRig {
 	t.Helper()
-	rig := &upstreamRig{t: t, upDir: t.TempDir(), downLogs: &syncBuffer{}, clock: &offsetClock{}}
-	ln := cliListen(t)
-	rig.upAddr = ln.Addr().String()
-	rig.up = rig.serveUpstream(ln)
+	rig := &upstreamRig{t: t, downLogs: &testlog.Buffer{}, clock: testclock.Running()}
+	// Cookies ignore ports: on one loopback host the two servers need
+	// cookies of their own names.
+	rig.up = startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
 	rig.up.createUser("ursula", false)
-
-	dln := cliListen(t)
-	cfg := cliLoadConfig(t, "", t.TempDir(), dln)
-	_, secret, err := rig.up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{cfg.Issuer + "/login/upstream/callback"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := config.Directory{ID: "up", Name: "Upstream Keyport", Type: "oidc", Issuer: rig.up.URL, ClientID: "downstream", ClientSecret: secret, CreateUsers: true}
-	if mutate != nil {
-		mutate(&d)
-	}
-	cfg.Directories = []config.Directory{d}
-	rig.down = serve(t, cfg, dln, slog.New(slog.NewTextHandler(rig.downLogs, &slog.HandlerOptions{Level: slog.LevelDebug})), rig.clock.now)
+	rig.down = startServerWith(t, serverOptions{logs: rig.downLogs, now: rig.clock.Now, mutate: func(c *config.Config) {
+		callback := c.Issuer + "/login/upstream/callback"
+		_, secret, err := rig.up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{callback}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := config.Directory{ID: "up", Name: "Upstream Keyport", Type: "oidc", Issuer: rig.up.URL, ClientID: "downstream", ClientSecret: secret, CreateUsers: true}
+		if mutate != nil {
+			mutate(&d)
+		}
+		c.Directories = []config.Directory{d}
+		if mutateDown != nil {
+			mutateDown(c)
+		}
+	}})
 	return rig
 }
 
-// serveUpstream runs the upstream on ln; cookies ignore ports, so it needs
-// a cookie name of its own beside the downstream on one loopback host.
-func (r *upstreamRig) serveUpstream(ln net.Listener) *testServer {
-	cfg := cliLoadConfig(r.t, "", r.upDir, ln)
-	cfg.Session.CookieName = "upstream_session"
-	return serve(r.t, cfg, ln, slog.New(slog.DiscardHandler), nil)
-}
-
+// restartUpstream starts the stopped upstream again on its address and data.
 func (r *upstreamRig) restartUpstream() {
 	r.t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 {
-		if ln, err = net.Listen("tcp", r.upAddr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		r.t.Fatalf("listen on %s again: %v", r.upAddr, err)
-	}
-	r.up = r.serveUpstream(ln)
-}
-
-// countLogs counts the downstream's log lines that contain all of parts.
-func (r *upstreamRig) countLogs(parts ...string) int {
-	n := 0
-	for _, line := range strings.Split(r.downLogs.String(), "\n") {
-		all := line != ""
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
+	r.up = r.up.restart()
 }
 
 // press presses the upstream's button on the downstream's sign-in page.
@@ -122,21 +73,21 @@ const outageLine = "upstream OpenID provider cannot be reached"
 // often it is pressed, and once the upstream is back and the retry time has
 // come, signing in works again and the recovery is logged.
 func TestUpstreamOutageAfterSignIn(t *testing.T) {
-	rig := startUpstreamRig(t, nil)
+	rig := startUpstreamRig(t, nil, nil)
 	b := newBrowser(t)
 	if p := signInUpstream(t, rig.down, b, b.get(rig.down.URL+"/login")); p.Status != http.StatusOK || p.URL.Path != "/" {
 		t.Fatalf("first sign-in: %d %s", p.Status, p.URL)
 	}
 
 	rig.up.stop()
-	rig.clock.advance(6 * time.Second) // past the discovery check interval
+	rig.clock.Add(6 * time.Second) // past the discovery check interval
 	for i := range 3 {
 		p := rig.press(newBrowser(t))
 		if p.Status != http.StatusServiceUnavailable || !strings.Contains(p.Body, "Upstream Keyport cannot be reached right now") {
 			t.Fatalf("press %d with the upstream down: %d at %s %s", i, p.Status, p.URL, truncateBody(p.Body))
 		}
 	}
-	if n := rig.countLogs("level=WARN", outageLine, "directory=up"); n != 1 {
+	if n := rig.downLogs.Count("level=WARN", outageLine, "directory=up"); n != 1 {
 		t.Errorf("the outage was logged %d times at WARN, want once:\n%s", n, rig.downLogs)
 	}
 
@@ -146,15 +97,15 @@ func TestUpstreamOutageAfterSignIn(t *testing.T) {
 	if p := rig.press(newBrowser(t)); p.Status != http.StatusServiceUnavailable {
 		t.Errorf("press before the retry time: %d", p.Status)
 	}
-	rig.clock.advance(6 * time.Second)
+	rig.clock.Add(6 * time.Second)
 	ub := newBrowser(t)
 	if p := signInUpstream(t, rig.down, ub, ub.get(rig.down.URL+"/login")); p.Status != http.StatusOK || p.URL.Path != "/" {
 		t.Errorf("sign-in after the upstream came back: %d %s", p.Status, p.URL)
 	}
-	if n := rig.countLogs("level=INFO", "upstream OpenID provider reachable again", "directory=up"); n != 1 {
+	if n := rig.downLogs.Count("level=INFO", "upstream OpenID provider reachable again", "directory=up"); n != 1 {
 		t.Errorf("the recovery was logged %d times:\n%s", n, rig.downLogs)
 	}
-	if n := rig.countLogs(outageLine); n != 1 {
+	if n := rig.downLogs.Count(outageLine); n != 1 {
 		t.Errorf("%d outage lines after the recovery, want 1", n)
 	}
 }
@@ -163,7 +114,7 @@ func TestUpstreamOutageAfterSignIn(t *testing.T) {
 // dies before Keyport exchanges the code. That is an outage (503, WARN),
 // not a refused sign-in (401 "could not be verified", INFO).
 func TestUpstreamDiesBeforeCallback(t *testing.T) {
-	rig := startUpstreamRig(t, nil)
+	rig := startUpstreamRig(t, nil, nil)
 	b := newBrowser(t)
 	b.client.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
 		if strings.HasSuffix(req.URL.Path, "/login/upstream/callback") {
@@ -182,17 +133,17 @@ func TestUpstreamDiesBeforeCallback(t *testing.T) {
 	if p.Status != http.StatusServiceUnavailable || !strings.Contains(p.Body, "cannot be reached") || strings.Contains(p.Body, "could not be verified") {
 		t.Errorf("callback with the upstream gone: %d %s", p.Status, truncateBody(p.Body))
 	}
-	if n := rig.countLogs("level=WARN", outageLine); n != 1 {
+	if n := rig.downLogs.Count("level=WARN", outageLine); n != 1 {
 		t.Errorf("outage lines: %d\n%s", n, rig.downLogs)
 	}
-	if n := rig.countLogs("upstream sign-in refused"); n != 0 {
+	if n := rig.downLogs.Count("upstream sign-in refused"); n != 0 {
 		t.Errorf("the outage was logged as a refused sign-in:\n%s", rig.downLogs)
 	}
 	// A refused exchange (the same code again, the upstream up) stays a
 	// refusal: the attempt was used up, so it never reaches the upstream;
 	// a forged code does, and is refused by it.
 	rig.restartUpstream()
-	rig.clock.advance(6 * time.Second)
+	rig.clock.Add(6 * time.Second)
 	fb := newBrowser(t)
 	fb.client.CheckRedirect = b.client.CheckRedirect
 	at = rig.press(fb)
@@ -204,7 +155,7 @@ func TestUpstreamDiesBeforeCallback(t *testing.T) {
 	if r := fb.get(forged.String()); r.Status != http.StatusUnauthorized || !strings.Contains(r.Body, "could not be verified") {
 		t.Errorf("forged code: %d %s", r.Status, truncateBody(r.Body))
 	}
-	if n := rig.countLogs("level=INFO", "upstream sign-in refused"); n != 1 {
+	if n := rig.downLogs.Count("level=INFO", "upstream sign-in refused"); n != 1 {
 		t.Errorf("the refusal was not logged as one:\n%s", rig.downLogs)
 	}
 }
@@ -215,7 +166,7 @@ func TestUpstreamDiesBeforeCallback(t *testing.T) {
 func TestUpstreamUsernameDerived(t *testing.T) {
 	// The username claim is the email: "ursula@example.com" becomes
 	// "ursula", or "ursula-2" when a local account has that name.
-	rig := startUpstreamRig(t, func(d *config.Directory) { d.UsernameClaim = "email" })
+	rig := startUpstreamRig(t, func(d *config.Directory) { d.UsernameClaim = "email" }, nil)
 	rig.down.createUser("ursula", false)
 	if _, err := rig.down.Main.Store.UpdateUser(context.Background(), userIDOf(t, rig.down, "ursula"), func(u storage.User) (storage.User, error) {
 		u.Email = "someone-else@example.com"
@@ -231,7 +182,7 @@ func TestUpstreamUsernameDerived(t *testing.T) {
 	if err != nil || u.Source != "up" || u.Email != "ursula@example.com" {
 		t.Fatalf("derived account: %v %+v", err, u)
 	}
-	if n := rig.countLogs("username derived for an upstream account", "username_claim=ursula@example.com", "username=ursula-2"); n != 1 {
+	if n := rig.downLogs.Count("username derived for an upstream account", "username_claim=ursula@example.com", "username=ursula-2"); n != 1 {
 		t.Errorf("no log line says how the username was made:\n%s", rig.downLogs)
 	}
 	// The next sign-in keeps the name.
@@ -242,7 +193,7 @@ func TestUpstreamUsernameDerived(t *testing.T) {
 	}
 
 	// The username claim is the display name, with an accent.
-	rig2 := startUpstreamRig(t, func(d *config.Directory) { d.UsernameClaim = "name" })
+	rig2 := startUpstreamRig(t, func(d *config.Directory) { d.UsernameClaim = "name" }, nil)
 	if _, err := rig2.up.Main.Store.UpdateUser(context.Background(), userIDOf(t, rig2.up, "ursula"), func(u storage.User) (storage.User, error) {
 		u.Name = "Zoë Tester"
 		return u, nil
@@ -261,7 +212,7 @@ func TestUpstreamUsernameDerived(t *testing.T) {
 // TestUpstreamAMR: the ID token of a sign-in through an upstream says so
 // ("fed", RFC 8176), followed by the upstream's own amr values.
 func TestUpstreamAMR(t *testing.T) {
-	rig := startUpstreamRig(t, nil)
+	rig := startUpstreamRig(t, nil, nil)
 	rp := rig.down.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	b := newBrowser(t)
 	res := landed(t, signInUpstream(t, rig.down, b, rp.authorize(b, "st-amr")), rp.RedirectURI)

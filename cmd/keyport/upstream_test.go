@@ -19,40 +19,15 @@ import (
 // for the downstream Keyport, which lists the upstream as a directory.
 func upstreamPair(t *testing.T, mutate func(*config.Directory)) (up, down *testServer) {
 	t.Helper()
-	return upstreamPairWith(t, mutate, nil)
-}
-
-// upstreamPairWith is upstreamPair with the downstream's configuration
-// changed by mutateDown as well.
-func upstreamPairWith(t *testing.T, mutate func(*config.Directory), mutateDown func(*config.Config)) (up, down *testServer) {
-	t.Helper()
-	// Cookies ignore ports: on one loopback host the two servers need
-	// cookies of their own names.
-	up = startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
-	up.createUser("ursula", false)
-	down = startServer(t, "", func(c *config.Config) {
-		callback := c.Issuer + "/login/upstream/callback"
-		_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{callback}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := config.Directory{ID: "up", Name: "Upstream Keyport", Type: "oidc", Issuer: up.URL, ClientID: "downstream", ClientSecret: secret, CreateUsers: true}
-		if mutate != nil {
-			mutate(&d)
-		}
-		c.Directories = []config.Directory{d}
-		if mutateDown != nil {
-			mutateDown(c)
-		}
-	})
-	return up, down
+	rig := startUpstreamRig(t, mutate, nil)
+	return rig.up, rig.down
 }
 
 // signInUpstream clicks the upstream button on down's sign-in page, signs in
 // at the upstream, and returns the page the browser lands on.
 func signInUpstream(t *testing.T, down *testServer, b *browser, start page) page {
 	t.Helper()
-	if !strings.Contains(start.Body, `action="/login/upstream/up"`) || !strings.Contains(start.Body, "Sign in with Upstream Keyport") {
+	if !hasForm(start.Body, "/login/upstream/up") || !strings.Contains(start.Body, "Sign in with Upstream Keyport") {
 		t.Fatalf("no upstream button: %s", truncateBody(start.Body))
 	}
 	p := b.submit(start, "/login/upstream/up", nil)

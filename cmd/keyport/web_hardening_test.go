@@ -108,25 +108,20 @@ func TestStaticFilesAndFavicon(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServer(t, "", func(c *config.Config) { c.TemplatesDir = dir })
-	fetch := func(method, path string) (*http.Response, string) {
+	get := func(method, path string) page {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.URL+path, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
+		return mustFetch(t, http.DefaultClient, req)
 	}
 
 	// Unclean paths are first redirected to their clean form, which ends the
 	// same way.
 	for _, p := range []string{"/static/", "/static", "/static/extra/", "/static/extra", "/static/./", "/static/extra/..", "/static//", "/static/%2e/", "/static/nope.css"} {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
-			resp, body := fetch(method, p)
-			if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-				t.Errorf("%s %s: %d %s at %s, want the 404 page", method, p, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Request.URL.Path)
+			resp := get(method, p)
+			body := resp.Body
+			if resp.Status != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+				t.Errorf("%s %s: %d %s at %s, want the 404 page", method, p, resp.Status, resp.Header.Get("Content-Type"), resp.URL.Path)
 			}
 			if strings.Contains(body, `href="style.css"`) || strings.Contains(body, `href="extra/"`) || strings.Contains(body, `href="theme.css"`) {
 				t.Errorf("%s %s lists the folder:\n%s", method, p, truncateBody(body))
@@ -145,9 +140,9 @@ func TestStaticFilesAndFavicon(t *testing.T) {
 		{"/static/favicon.ico", "image/x-icon", "\x00\x00\x01\x00"},
 	}
 	for _, f := range files {
-		resp, body := fetch(http.MethodGet, f.path)
-		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), f.ctype) || !strings.HasPrefix(body, f.prefix) {
-			t.Errorf("GET %s: %d %q %q", f.path, resp.StatusCode, resp.Header.Get("Content-Type"), truncateBody(body))
+		resp := get(http.MethodGet, f.path)
+		if resp.Status != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), f.ctype) || !strings.HasPrefix(resp.Body, f.prefix) {
+			t.Errorf("GET %s: %d %q %q", f.path, resp.Status, resp.Header.Get("Content-Type"), truncateBody(resp.Body))
 		}
 		if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=86400" {
 			t.Errorf("GET %s: Cache-Control %q", f.path, cc)
@@ -155,7 +150,7 @@ func TestStaticFilesAndFavicon(t *testing.T) {
 	}
 
 	// Every page links the icons, and the links lead to them.
-	_, login := fetch(http.MethodGet, "/login")
+	login := get(http.MethodGet, "/login").Body
 	for _, link := range []string{`<link rel="icon" href="/favicon.ico"`, `<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">`} {
 		if !strings.Contains(login, link) {
 			t.Errorf("the sign-in page lacks %s", link)

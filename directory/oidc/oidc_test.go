@@ -1,7 +1,6 @@
 package oidc_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,51 +17,9 @@ import (
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/oidc"
+	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/internal/testlog"
 )
-
-// testClock is a clock the test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// logLines collects a source's log.
-type logLines struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// count counts the lines that contain every one of parts.
-func (l *logLines) count(parts ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		all := line != ""
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func (l *logLines) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // fakeUpstream is an OpenID provider on loopback whose discovery and token
 // endpoint the test turns on and off. Its token endpoint answers with an
@@ -157,17 +112,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 type rig struct {
 	up    *fakeUpstream
 	src   *oidc.Source
-	clock *testClock
-	logs  *logLines
+	clock *testclock.Clock
+	logs  *testlog.Buffer
 }
 
 func newRig(t *testing.T, client *http.Client) *rig {
 	t.Helper()
-	r := &rig{up: newFakeUpstream(t), clock: &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}, logs: &logLines{}}
+	r := &rig{up: newFakeUpstream(t), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), logs: &testlog.Buffer{}}
 	var err error
 	r.src, err = oidc.Config{ID: "up", Name: "Upstream", Issuer: r.up.URL, ClientID: "keyport", ClientSecret: "secret",
 		RedirectURL: "http://127.0.0.1/login/upstream/callback", HTTPClient: client,
-		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Now: r.clock.now}.Open()
+		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Now: r.clock.Now}.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +168,7 @@ func TestCancelledCallbackLeavesUpstreamUp(t *testing.T) {
 	if err := r.press(t); err != nil {
 		t.Errorf("the next press after cancelled callbacks: %v", err)
 	}
-	if n := r.logs.count(outageLine); n != 0 {
+	if n := r.logs.Count(outageLine); n != 0 {
 		t.Errorf("cancelled callbacks were logged as an outage:\n%s", r.logs)
 	}
 
@@ -240,7 +195,7 @@ func TestRecoveryNoticedSoonAfterLongOutage(t *testing.T) {
 		if err := r.press(t); !errors.Is(err, directory.ErrUnavailable) {
 			t.Fatalf("press with the upstream down: %v", err)
 		}
-		r.clock.add(5 * time.Second)
+		r.clock.Add(5 * time.Second)
 		if elapsed >= 10*time.Minute && r.up.discoveries.Load() > before {
 			break
 		}
@@ -256,16 +211,16 @@ func TestRecoveryNoticedSoonAfterLongOutage(t *testing.T) {
 		if failedFor > 10*time.Minute {
 			t.Fatal("the upstream's return was never noticed")
 		}
-		r.clock.add(5 * time.Second)
+		r.clock.Add(5 * time.Second)
 	}
 	t.Logf("upstream back; presses got the outage page for %v more", failedFor)
 	if failedFor > 30*time.Second {
 		t.Errorf("the upstream's return was noticed only after %v", failedFor)
 	}
-	if n := r.logs.count("level=WARN", outageLine); n != 1 {
+	if n := r.logs.Count("level=WARN", outageLine); n != 1 {
 		t.Errorf("%d outage lines for one outage:\n%s", n, r.logs)
 	}
-	if n := r.logs.count("level=INFO", backUpLine); n != 1 {
+	if n := r.logs.Count("level=INFO", backUpLine); n != 1 {
 		t.Errorf("%d recovery lines:\n%s", n, r.logs)
 	}
 }
@@ -287,26 +242,26 @@ func TestTokenEndpointOutageWarnsOnce(t *testing.T) {
 		}
 		// The failed exchange has the next press look at discovery again
 		// at once, not after checkEvery.
-		r.clock.add(time.Second)
+		r.clock.Add(time.Second)
 		if err := r.press(t); err != nil {
 			t.Fatalf("press after exchange %d: %v", i, err)
 		}
 		if r.up.discoveries.Load() == before {
 			t.Errorf("exchange %d failed and the next press did not check discovery", i)
 		}
-		r.clock.add(6 * time.Second)
+		r.clock.Add(6 * time.Second)
 	}
-	if n := r.logs.count("level=WARN", outageLine); n != 1 {
+	if n := r.logs.Count("level=WARN", outageLine); n != 1 {
 		t.Errorf("five failed exchanges logged %d WARN lines, want 1:\n%s", n, r.logs)
 	}
-	if n := r.logs.count(backUpLine); n != 0 {
+	if n := r.logs.Count(backUpLine); n != 0 {
 		t.Errorf("a working discovery ended an outage of the token endpoint:\n%s", r.logs)
 	}
 	r.up.tokenStatus.Store(http.StatusOK)
 	if _, err := r.src.Exchange(context.Background(), "code", verifier, "nonce-1"); err != nil {
 		t.Fatalf("exchange with the token endpoint back: %v", err)
 	}
-	if n := r.logs.count("level=INFO", backUpLine); n != 1 {
+	if n := r.logs.Count("level=INFO", backUpLine); n != 1 {
 		t.Errorf("the end of the token endpoint's outage was logged %d times:\n%s", n, r.logs)
 	}
 }

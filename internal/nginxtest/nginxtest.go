@@ -8,12 +8,12 @@ package nginxtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
+
+	"github.com/keyport/keyport/internal/daemontest"
 )
 
 // Server is a running nginx.
@@ -21,20 +21,6 @@ type Server struct {
 	URL  string // http://127.0.0.1:PORT
 	Addr string
 	dir  string
-}
-
-func binary(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("KEYPORT_REQUIRE_INTEGRATION") == "1" {
-		t.Fatal("nginx is not installed (apt-get install nginx); KEYPORT_REQUIRE_INTEGRATION=1 requires the proxy tests")
-	}
-	t.Skip("nginx is not installed (apt-get install nginx): skipping the reverse-proxy tests")
-	return ""
 }
 
 // Start runs nginx with one server block listening on a free loopback port;
@@ -48,14 +34,9 @@ func Start(t testing.TB, body string) *Server {
 // StartWith is Start with directives for the http block too (map, upstream).
 func StartWith(t testing.TB, httpBlock, body string) *Server {
 	t.Helper()
-	bin := binary(t)
+	bin := daemontest.Binary(t, "nginx", "reverse-proxy tests", "nginx", "/usr/sbin/nginx")
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := daemontest.FreeAddr(t)
 	// master_process off: one process, running as the test's user, that
 	// stops with a signal; every path nginx writes to is in dir.
 	conf := fmt.Sprintf(`daemon off;
@@ -84,35 +65,9 @@ http {
 	}
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	for i := 0; i < 250; i++ {
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited at start (%v): %s", err, log)
-		default:
-		}
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return &Server{URL: "http://" + addr, Addr: addr, dir: dir}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("nginx did not start listening")
-	return nil
+	s := &Server{URL: "http://" + addr, Addr: addr, dir: dir}
+	t.Cleanup(daemontest.Start(t, cmd, addr, s.ErrorLog).Stop)
+	return s
 }
 
 // ErrorLog returns what nginx has logged so far, for failure messages.

@@ -8,15 +8,14 @@ package slapdtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+	"github.com/keyport/keyport/internal/daemontest"
 )
 
 // Suffix, AdminDN and AdminPassword describe the directory every server
@@ -37,7 +36,7 @@ type Server struct {
 	CAFile    string
 	ldapsAddr string
 	dir       string
-	cmd       *exec.Cmd
+	proc      *daemontest.Process
 	args      []string
 }
 
@@ -51,16 +50,7 @@ func StartWithTLS(t testing.TB, ldif string) *Server {
 
 func binary(t testing.TB, name string) string {
 	t.Helper()
-	for _, p := range []string{name, "/usr/sbin/" + name, "/usr/local/sbin/" + name} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("KEYPORT_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s is not installed (apt-get install slapd ldap-utils); KEYPORT_REQUIRE_INTEGRATION=1 requires the LDAP tests", name)
-	}
-	t.Skipf("%s is not installed (apt-get install slapd ldap-utils): skipping the LDAP tests", name)
-	return ""
+	return daemontest.Binary(t, "slapd ldap-utils", "LDAP tests", name, "/usr/sbin/"+name, "/usr/local/sbin/"+name)
 }
 
 // Start runs slapd with the base entries plus ldif (entries under Suffix).
@@ -113,20 +103,10 @@ func start(t testing.TB, ldif string, withTLS bool) *Server {
 func (s *Server) start(t testing.TB, slapd string) {
 	t.Helper()
 	if s.Addr == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Addr = ln.Addr().String()
-		ln.Close()
+		s.Addr = daemontest.FreeAddr(t)
 		s.URL = "ldap://" + s.Addr
 		if s.CAFile != "" {
-			ln2, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.ldapsAddr = ln2.Addr().String()
-			ln2.Close()
+			s.ldapsAddr = daemontest.FreeAddr(t)
 			s.LDAPSURL = "ldaps://" + s.ldapsAddr
 		}
 	}
@@ -135,33 +115,23 @@ func (s *Server) start(t testing.TB, slapd string) {
 		urls += " " + s.LDAPSURL + "/"
 	}
 	args := append(append([]string{}, s.args...), "-h", urls)
-	s.cmd = exec.Command(slapd, args...)
+	cmd := exec.Command(slapd, args...)
 	logf, err := os.Create(filepath.Join(s.dir, "slapd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start slapd: %v", err)
-	}
-	for i := 0; i < 200; i++ {
-		if c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(filepath.Join(s.dir, "slapd.log"))
-	t.Fatalf("slapd did not start on %s:\n%s", s.Addr, log)
+	defer logf.Close() // the child has its own copy
+	cmd.Stdout, cmd.Stderr = logf, logf
+	s.proc = daemontest.Start(t, cmd, s.Addr, func() string {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "slapd.log"))
+		return string(log)
+	})
 }
 
-// Stop ends slapd; a stopped server refuses connections.
+// Stop ends slapd at once; a stopped server refuses connections.
 func (s *Server) Stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		s.cmd = nil
-	}
+	s.proc.Kill()
+	s.proc = nil
 }
 
 // Restart starts a stopped server again on the same address and data.

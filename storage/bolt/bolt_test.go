@@ -18,6 +18,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/storagetest"
 )
@@ -552,8 +553,8 @@ func TestSweepInChunks(t *testing.T) {
 	t.Cleanup(func() { sweepChunk = old })
 	ctx := t.Context()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var offset atomic.Int64
-	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	clock := testclock.At(now)
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Now: clock.Now})
 	var want storage.SweepReport
 	for i := range 10 {
 		fid := fmt.Sprintf("f%d", i)
@@ -581,7 +582,7 @@ func TestSweepInChunks(t *testing.T) {
 		}
 		want.Credentials++
 	}
-	offset.Store(int64(time.Hour))
+	clock.Add(time.Hour)
 	got, err := d.Sweep(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -886,17 +887,17 @@ func TestOpenRefusesMissingBucket(t *testing.T) {
 func TestSweepLogsCredentials(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	var offset atomic.Int64
+	clock := testclock.At(now)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Logger: logger, Now: func() time.Time { return now.Add(time.Duration(offset.Load())) }})
+	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{Logger: logger, Now: clock.Now})
 	for i := range 2 {
 		c := storage.Credential{ID: fmt.Sprintf("c%d", i), UserID: "u1", Kind: storage.KindTrustedDevice, Hash: fmt.Sprintf("h%d", i), ExpiresAt: now.Add(time.Minute)}
 		if err := d.CreateCredential(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	offset.Store(int64(time.Minute))
+	clock.Add(time.Minute)
 	rep, err := d.Sweep(ctx)
 	if err != nil || rep.Credentials != 2 {
 		t.Fatalf("sweep: %+v, %v; want 2 credentials", rep, err)
@@ -1007,22 +1008,38 @@ func TestSealedRefreshValueOnlyDuringGrace(t *testing.T) {
 	}
 }
 
+// oldFlowFile writes the flow file of dir as an earlier version left it:
+// the flow buckets plus extra, filled by fill, and nothing of what open
+// keeps now besides (counts, rebuilt indexes).
+func oldFlowFile(t *testing.T, dir string, extra [][]byte, fill func(*bbolt.Tx) error) {
+	t.Helper()
+	raw, err := bbolt.Open(filepath.Join(dir, "keyport-flows.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		for _, name := range append(append([][]byte{}, flowBuckets...), extra...) {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return fill(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The count PendingLimits.Total is checked against is made right at open,
 // so a flow file written before it was kept is limited like any other.
 func TestPendingCountOfAnOlderFlowFile(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	now := time.Now()
-	raw, err := bbolt.Open(filepath.Join(dir, "keyport-flows.db"), 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry} {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return err
-			}
-		}
+	oldFlowFile(t, dir, nil, func(tx *bbolt.Tx) error {
 		for i := range 3 {
 			a := storage.AuthRequest{ID: fmt.Sprintf("old%d", i), ClientID: "app", CreatedAt: now, ExpiresAt: now.Add(time.Duration(i+1) * time.Minute)}
 			if err := putJSON(tx.Bucket(bAuthRequests), a.ID, a); err != nil {
@@ -1034,12 +1051,6 @@ func TestPendingCountOfAnOlderFlowFile(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
 	d := openTest(t, filepath.Join(dir, "keyport.db"), Options{})
 	a := storage.AuthRequest{ID: "new", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	n, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{Total: 3})
@@ -1059,16 +1070,7 @@ func TestStalePendingEntries(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	now := time.Now()
-	raw, err := bbolt.Open(filepath.Join(dir, "keyport-flows.db"), 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bAuthRequestsByOrigin} {
-			if _, err := tx.CreateBucket(name); err != nil {
-				return err
-			}
-		}
+	oldFlowFile(t, dir, [][]byte{bAuthRequestsByOrigin}, func(tx *bbolt.Tx) error {
 		// The earlier layout: origin NUL nanos(created) ID, here for two
 		// live requests and three that are gone.
 		for i := range 5 {
@@ -1089,12 +1091,6 @@ func TestStalePendingEntries(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
 	d := openTest(t, filepath.Join(dir, "keyport.db"), Options{})
 	limits := storage.PendingLimits{PerOrigin: 3, Total: 10}
 	a := storage.AuthRequest{ID: "new", ClientID: "app", Origin: "192.0.2.1", CreatedAt: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}
@@ -1109,7 +1105,7 @@ func TestStalePendingEntries(t *testing.T) {
 
 	// A request lost without its index entries, as an earlier version
 	// could lose one: the evictions that meet its entries delete them.
-	err = d.flow.Update(func(tx *bbolt.Tx) error {
+	err := d.flow.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bAuthRequests)
 		var r3 storage.AuthRequest
 		if _, err := getJSON(b, "r3", &r3); err != nil {

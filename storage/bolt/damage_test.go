@@ -15,6 +15,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/keyport/keyport/internal/bolttest"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -84,39 +85,6 @@ func populateFrom(t testing.TB, path string, first, users int) {
 	}
 }
 
-type pageKind struct {
-	id   int
-	kind string // meta, freelist, branch, leaf, free
-}
-
-// pageKinds lists the pages of a closed file by what bbolt says they are.
-func pageKinds(t testing.TB, path string) (pages []pageKind, pageSize int) {
-	t.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, PreLoadFreelist: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	pageSize = db.Info().PageSize
-	err = db.View(func(tx *bbolt.Tx) error {
-		for id := 0; ; id++ {
-			info, err := tx.Page(id)
-			if err != nil {
-				return err
-			}
-			if info == nil {
-				return nil
-			}
-			pages = append(pages, pageKind{id: id, kind: info.Type})
-			id += info.OverflowCount
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pages, pageSize
-}
-
 // flip is one damaged copy of a file: the byte at off XORed with mask.
 type flip struct {
 	off  int64
@@ -128,27 +96,41 @@ type flip struct {
 // of each kind: the header (page number, flags, element count, overflow),
 // the first element (position, size, child page number or value size),
 // the last byte of data, and every field of the meta pages.
-func flipPlan(pages []pageKind, pageSize int) []flip {
+func flipPlan(pages []bolttest.Page, pageSize int) []flip {
 	var plan []flip
 	perKind := map[string]int{}
 	for _, p := range pages {
-		if perKind[p.kind] >= 2 || p.kind == "free" {
+		if perKind[p.Kind] >= 2 || p.Kind == "free" {
 			continue
 		}
-		perKind[p.kind]++
-		base := int64(p.id) * int64(pageSize)
+		perKind[p.Kind]++
+		base := int64(p.ID) * int64(pageSize)
 		offs := []int64{0, 8, 10, 12, 16, 20, 24, 28, int64(pageSize) - 1}
-		if p.kind == "meta" {
+		if p.Kind == "meta" {
 			// magic, version, page size, root, freelist, high water mark, txid, checksum
 			offs = []int64{16, 20, 24, 32, 48, 56, 64, 72}
 		}
 		for _, o := range offs {
 			for _, mask := range []byte{0x01, 0xff} {
-				plan = append(plan, flip{off: base + o, mask: mask, what: fmt.Sprintf("%s page %d, byte %d ^ %#x", p.kind, p.id, o, mask)})
+				plan = append(plan, flip{off: base + o, mask: mask, what: fmt.Sprintf("%s page %d, byte %d ^ %#x", p.Kind, p.ID, o, mask)})
 			}
 		}
 	}
 	return plan
+}
+
+// pristineFile populates a database in dir with users and returns its
+// bytes and page map, what the damage tests make their damaged copies from.
+func pristineFile(t testing.TB, dir string, users int) (raw []byte, pages []bolttest.Page, pageSize int) {
+	t.Helper()
+	path := filepath.Join(dir, "pristine.db")
+	populate(t, path, users)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, pageSize = bolttest.Pages(t, path)
+	return raw, pages, pageSize
 }
 
 func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
@@ -170,13 +152,7 @@ func damagedCopy(t testing.TB, pristine []byte, path string, f flip) {
 // end the test binary.
 func TestOpenDamagedFiles(t *testing.T) {
 	dir := t.TempDir()
-	pristinePath := filepath.Join(dir, "pristine.db")
-	populate(t, pristinePath, 150)
-	pristine, err := os.ReadFile(pristinePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, pageSize := pageKinds(t, pristinePath)
+	pristine, pages, pageSize := pristineFile(t, dir, 150)
 	plan := flipPlan(pages, pageSize)
 	path := filepath.Join(dir, "keyport.db")
 	log := slog.New(slog.DiscardHandler)
@@ -597,13 +573,7 @@ func (l lockedBuilder) Write(p []byte) (int, error) {
 // safe: read-only, no writers) must find nothing either.
 func TestCheckCoversBboltsCheck(t *testing.T) {
 	dir := t.TempDir()
-	pristinePath := filepath.Join(dir, "pristine.db")
-	populate(t, pristinePath, 150)
-	pristine, err := os.ReadFile(pristinePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, pageSize := pageKinds(t, pristinePath)
+	pristine, pages, pageSize := pristineFile(t, dir, 150)
 	path := filepath.Join(dir, "keyport.db")
 	counts := map[string]int{}
 	for _, f := range append(flipPlan(pages, pageSize), keyFlips(pristine, pages, pageSize)...) {
@@ -638,27 +608,27 @@ func TestCheckCoversBboltsCheck(t *testing.T) {
 
 // keyFlips damages keys, which bbolt reads without checking them: the
 // first and last byte of the second key of a few branch and leaf pages.
-func keyFlips(raw []byte, pages []pageKind, pageSize int) []flip {
+func keyFlips(raw []byte, pages []bolttest.Page, pageSize int) []flip {
 	var plan []flip
 	perKind := map[string]int{}
 	for _, p := range pages {
-		if (p.kind != "branch" && p.kind != "leaf") || perKind[p.kind] >= 4 {
+		if (p.Kind != "branch" && p.Kind != "leaf") || perKind[p.Kind] >= 4 {
 			continue
 		}
-		base := p.id * pageSize
+		base := p.ID * pageSize
 		if binary.NativeEndian.Uint16(raw[base+10:]) < 3 {
 			continue
 		}
-		perKind[p.kind]++
+		perKind[p.Kind]++
 		at := base + pageHeaderSize + pageElementSize // the second element
 		pos, ksize := binary.NativeEndian.Uint32(raw[at:]), binary.NativeEndian.Uint32(raw[at+4:])
-		if p.kind == "leaf" {
+		if p.Kind == "leaf" {
 			pos, ksize = binary.NativeEndian.Uint32(raw[at+4:]), binary.NativeEndian.Uint32(raw[at+8:])
 		}
 		key := int64(at) + int64(pos)
 		for _, off := range []int64{key, key + int64(ksize) - 1} {
 			for _, mask := range []byte{0x01, 0x80} {
-				plan = append(plan, flip{off: off, mask: mask, what: fmt.Sprintf("%s page %d, key byte %d ^ %#x", p.kind, p.id, off-int64(base), mask)})
+				plan = append(plan, flip{off: off, mask: mask, what: fmt.Sprintf("%s page %d, key byte %d ^ %#x", p.Kind, p.ID, off-int64(base), mask)})
 			}
 		}
 	}

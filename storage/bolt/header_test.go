@@ -239,13 +239,7 @@ func TestDamagedFreelistRefused(t *testing.T) {
 // check reads the meta (and so the freelist) that bbolt goes on to use.
 func TestHeaderChoosesBboltsMeta(t *testing.T) {
 	dir := t.TempDir()
-	pristinePath := filepath.Join(dir, "pristine.db")
-	populate(t, pristinePath, 20)
-	pristine, err := os.ReadFile(pristinePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, pageSize := pageKinds(t, pristinePath)
+	pristine, pages, pageSize := pristineFile(t, dir, 20)
 	path := filepath.Join(dir, "keyport.db")
 	compared := 0
 	for _, f := range flipPlan(pages, pageSize) {

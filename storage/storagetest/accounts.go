@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
 var userTests = []test{
-	{"CreateGet", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"CreateGet", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		alice := newUser("u1", "Alice", "Alice@Example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -37,7 +38,7 @@ var userTests = []test{
 		ok(t, err, "count users")
 		equal(t, n, 3, "count users")
 	}},
-	{"GetUserByLogin", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"GetUserByLogin", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		alice := newUser("u1", "Alice", "Alice@Example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -52,7 +53,7 @@ var userTests = []test{
 			isErr(t, err, storage.ErrNotFound, "get by login %q", login)
 		}
 	}},
-	{"UsernamesAndEmailsShareOneNamespace", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"UsernamesAndEmailsShareOneNamespace", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		isErr(t, s.CreateUser(ctx, newUser("u2", "Alice@Example.com", "")), storage.ErrConflict, "username equal to another user's email")
@@ -62,7 +63,7 @@ var userTests = []test{
 		ok(t, err, "get bob by login")
 		equal(t, got.ID, "u2", "bob by login")
 	}},
-	{"List", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"List", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		users, err := s.ListUsers(ctx)
 		ok(t, err, "list empty")
@@ -82,7 +83,7 @@ var userTests = []test{
 		equal(t, got, want, "listed users")
 		equal(t, len(users), 3, "number of listed users")
 	}},
-	{"UpdateRename", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"UpdateRename", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		updated, err := s.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) {
@@ -126,7 +127,7 @@ var userTests = []test{
 		isErr(t, err, storage.ErrNotFound, "cleared email")
 		ok(t, s.CreateUser(ctx, newUser("u3", "carol", "alicia@example.com")), "reuse the cleared email")
 	}},
-	{"UpdateConflict", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"UpdateConflict", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		alice, bob := newUser("u1", "alice", "alice@example.com"), newUser("u2", "bob", "bob@example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -152,7 +153,7 @@ var userTests = []test{
 			}
 		}
 	}},
-	{"UpdateErrors", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"UpdateErrors", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		alice := newUser("u1", "alice", "alice@example.com")
 		ok(t, s.CreateUser(ctx, alice), "create alice")
@@ -176,7 +177,7 @@ var userTests = []test{
 		isErr(t, err, storage.ErrNotFound, "update a missing user")
 		equal(t, called, false, "fn called for a missing user")
 	}},
-	{"Delete", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"Delete", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		ok(t, s.CreateUser(ctx, newUser("u2", "bob", "")), "create bob")
@@ -191,7 +192,7 @@ var userTests = []test{
 		equal(t, n, 1, "users left")
 		ok(t, s.CreateUser(ctx, newUser("u3", "alice", "alice@example.com")), "reuse a deleted user's names")
 	}},
-	{"DeleteTakesSessionsTokensAndGrants", func(t *testing.T, s storage.Store, c *testClock) {
+	{"DeleteTakesSessionsTokensAndGrants", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create alice")
 		ok(t, s.CreateUser(ctx, newUser("u2", "bob", "")), "create bob")
@@ -223,7 +224,7 @@ var userTests = []test{
 }
 
 var clientTests = []test{
-	{"CRUD", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"CRUD", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		app, other := newClient("app"), newClient("other")
 		ok(t, s.CreateClient(ctx, app), "create app")
@@ -273,7 +274,7 @@ var clientTests = []test{
 }
 
 var sessionTests = []test{
-	{"CRUD", func(t *testing.T, s storage.Store, c *testClock) {
+	{"CRUD", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		s1 := newSession("s1", "u1", now, time.Hour)
 		ok(t, s.CreateSession(ctx, s1), "create s1")
@@ -288,20 +289,20 @@ var sessionTests = []test{
 		isErr(t, err, storage.ErrNotFound, "get deleted session")
 		isErr(t, s.DeleteSession(ctx, "s1"), storage.ErrNotFound, "delete again")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateSession(ctx, newSession("short", "u1", c.Now(), time.Hour)), "create short")
 		ok(t, s.CreateSession(ctx, newSession("long", "u1", c.Now(), 2*time.Hour)), "create long")
-		c.Advance(time.Hour - time.Second)
+		c.Add(time.Hour - time.Second)
 		_, err := s.GetSession(ctx, "short")
 		ok(t, err, "session just before it expires")
-		c.Advance(time.Second)
+		c.Add(time.Second)
 		_, err = s.GetSession(ctx, "short")
 		isErr(t, err, storage.ErrNotFound, "expired session")
 		_, err = s.GetSession(ctx, "long")
 		ok(t, err, "live session")
 	}},
-	{"DeleteUserSessions", func(t *testing.T, s storage.Store, c *testClock) {
+	{"DeleteUserSessions", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		for _, sess := range []storage.Session{
 			newSession("s1", "u1", now, time.Hour),
@@ -332,7 +333,7 @@ var sessionTests = []test{
 }
 
 var grantTests = []test{
-	{"Upsert", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Upsert", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		_, err := s.GetGrant(ctx, "u1", "app")
 		isErr(t, err, storage.ErrNotFound, "missing grant")
@@ -358,7 +359,7 @@ var grantTests = []test{
 }
 
 var keyTests = []test{
-	{"OrderReplaceDelete", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"OrderReplaceDelete", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		keys, err := s.ListSigningKeys(ctx)
 		ok(t, err, "list empty")
@@ -386,7 +387,7 @@ var keyTests = []test{
 }
 
 var settingTests = []test{
-	{"GetPut", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"GetPut", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		_, err := s.GetSetting(ctx, "secret")
 		isErr(t, err, storage.ErrNotFound, "missing setting")
@@ -412,7 +413,7 @@ var settingTests = []test{
 }
 
 var oneTimeTokenTests = []test{
-	{"ConsumeOnce", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConsumeOnce", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		tok := storage.OneTimeToken{Hash: "h1", Purpose: "setup", UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		ok(t, s.CreateOneTimeToken(ctx, tok), "create")
@@ -438,7 +439,7 @@ var oneTimeTokenTests = []test{
 		_, err = s.ConsumeOneTimeToken(ctx, "nobody", "setup")
 		isErr(t, err, storage.ErrNotFound, "consume a missing token")
 	}},
-	{"ConcurrentConsume", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConcurrentConsume", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "h1", Purpose: "setup", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}), "create")
 		errs := concurrently(8, func(int) error {
@@ -455,10 +456,10 @@ var oneTimeTokenTests = []test{
 		}
 		equal(t, wins, 1, "successful consumptions")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "h1", Purpose: "setup", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}), "create")
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		_, err := s.PeekOneTimeToken(ctx, "h1", "setup")
 		isErr(t, err, storage.ErrNotFound, "peek an expired token")
 		_, err = s.ConsumeOneTimeToken(ctx, "h1", "setup")
@@ -479,7 +480,7 @@ func attemptIDs(as []storage.LoginAttempt) []string {
 }
 
 var loginAttemptTests = []test{
-	{"NewestFirst", func(t *testing.T, s storage.Store, c *testClock) {
+	{"NewestFirst", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		for _, i := range []int{3, 0, 4, 1, 2} { // added out of order
 			ok(t, s.AddLoginAttempt(ctx, attempt(fmt.Sprintf("a%d", i), "u1", now.Add(time.Duration(i)*time.Minute))), "add a%d", i)
@@ -507,7 +508,7 @@ var loginAttemptTests = []test{
 		ok(t, err, "list nobody")
 		equal(t, len(got), 0, "attempts of nobody")
 	}},
-	{"Capped", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Capped", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		for i := range 105 {
 			ok(t, s.AddLoginAttempt(ctx, attempt(fmt.Sprintf("a%03d", i), "u1", now.Add(time.Duration(i)*time.Second))), "add a%03d", i)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -24,7 +25,7 @@ func listCredIDs(t *testing.T, s storage.Store, userID, kind string) []string {
 }
 
 var credentialTests = []test{
-	{"CreateGetList", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"CreateGetList", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		// Created newest-ID first, so ID order and age order disagree.
@@ -34,15 +35,15 @@ var credentialTests = []test{
 		tok.ExpiresAt = clock.Now().Add(2 * time.Hour)
 		tok.LastUsedAt, tok.LastIP = clock.Now(), "192.0.2.9"
 		ok(t, s.CreateCredential(ctx, tok), "create token")
-		clock.Advance(time.Second)
+		clock.Add(time.Second)
 		pk := newCredential("c5", "u1", storage.KindPasskey, "", []byte{1, 2, 3}, clock.Now())
 		pk.WebAuthn = []byte(`{"id":"AQID"}`)
 		ok(t, s.CreateCredential(ctx, pk), "create passkey")
-		clock.Advance(time.Second)
+		clock.Add(time.Second)
 		ap := newCredential("c1", "u1", storage.KindAppPassword, "hash-2", nil, clock.Now())
 		ap.ClientID = "mail"
 		ok(t, s.CreateCredential(ctx, ap), "create app password")
-		clock.Advance(time.Second)
+		clock.Add(time.Second)
 		dev := newCredential("c0", "u1", storage.KindTrustedDevice, "hash-3", nil, clock.Now())
 		dev.UserAgent, dev.IP = "Firefox", "192.0.2.1"
 		ok(t, s.CreateCredential(ctx, dev), "create trusted device")
@@ -90,7 +91,7 @@ var credentialTests = []test{
 		_, err = s.GetCredentialByWebAuthnID(ctx, nil)
 		isErr(t, err, storage.ErrNotFound, "empty webauthn ID")
 	}},
-	{"CreateRefusesIncomplete", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"CreateRefusesIncomplete", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		for name, c := range map[string]storage.Credential{
 			"no ID":   newCredential("", "u1", storage.KindAPIToken, "h1", nil, clock.Now()),
@@ -104,7 +105,7 @@ var credentialTests = []test{
 		_, err := s.GetCredentialByHash(ctx, "h1")
 		isErr(t, err, storage.ErrNotFound, "refused credentials are not stored")
 	}},
-	{"ConflictsWriteNothing", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"ConflictsWriteNothing", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		tok := newCredential("c1", "u1", storage.KindAPIToken, "hash-1", nil, clock.Now())
 		pk := newCredential("c2", "u1", storage.KindPasskey, "", []byte("wid"), clock.Now().Add(time.Second))
@@ -145,7 +146,7 @@ var credentialTests = []test{
 		ok(t, err, "get u1's c1")
 		equal(t, got, tok, "u1's c1 is untouched")
 	}},
-	{"Update", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"Update", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		c := newCredential("c1", "u1", storage.KindPasskey, "", []byte("wid"), clock.Now())
 		ok(t, s.CreateCredential(ctx, c), "create")
@@ -228,7 +229,7 @@ var credentialTests = []test{
 		_, err = s.UpdateCredential(ctx, "u2", "c1", func(c storage.Credential) (storage.Credential, error) { return c, nil })
 		isErr(t, err, storage.ErrNotFound, "update another user's credential")
 	}},
-	{"ExpiryAndSweep", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"ExpiryAndSweep", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		dev := newCredential("d1", "u1", storage.KindTrustedDevice, "dev-hash", nil, clock.Now())
 		dev.ExpiresAt = clock.Now().Add(time.Hour)
@@ -241,7 +242,7 @@ var credentialTests = []test{
 		late.ExpiresAt = clock.Now().Add(3 * time.Hour)
 		ok(t, s.CreateCredential(ctx, late), "create a device that lives longer")
 
-		clock.Advance(time.Hour - time.Second)
+		clock.Add(time.Hour - time.Second)
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "early sweep")
 		equal(t, rep.Credentials, 0, "nothing is due before the deadline")
@@ -249,7 +250,7 @@ var credentialTests = []test{
 		ok(t, err, "device just before its deadline")
 		equal(t, got, dev, "device just before its deadline")
 
-		clock.Advance(time.Second) // exactly at the deadline
+		clock.Add(time.Second) // exactly at the deadline
 		_, err = s.GetCredentialByHash(ctx, "dev-hash")
 		isErr(t, err, storage.ErrNotFound, "expired device by hash")
 		_, err = s.GetCredential(ctx, "u1", "d1")
@@ -279,7 +280,7 @@ var credentialTests = []test{
 		ok(t, err, "second sweep")
 		equal(t, rep, storage.SweepReport{}, "second sweep report")
 	}},
-	{"UpdateMovesExpiry", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"UpdateMovesExpiry", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		now := clock.Now()
 		// a gains a deadline, b loses its deadline, c's deadline moves later.
@@ -304,20 +305,20 @@ var credentialTests = []test{
 		set("b", time.Time{})
 		set("c", now.Add(3*time.Hour))
 
-		clock.Advance(time.Hour)
+		clock.Add(time.Hour)
 		equal(t, listCredIDs(t, s, "u1", ""), []string{"b", "c"}, "live after an hour")
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		equal(t, rep.Credentials, 1, "swept credentials")
 		_, err = s.GetCredentialByHash(ctx, "ha")
 		isErr(t, err, storage.ErrNotFound, "a got a deadline and was swept")
-		clock.Advance(2 * time.Hour)
+		clock.Add(2 * time.Hour)
 		rep, err = s.Sweep(ctx)
 		ok(t, err, "second sweep")
 		equal(t, rep.Credentials, 1, "second sweep: c at its moved deadline")
 		equal(t, listCredIDs(t, s, "u1", ""), []string{"b"}, "b lost its deadline and stays")
 	}},
-	{"Delete", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"Delete", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateCredential(ctx, newCredential("c1", "u1", storage.KindAppPassword, "h1", nil, clock.Now())), "create")
 		ok(t, s.CreateCredential(ctx, newCredential("c2", "u1", storage.KindAppPassword, "h2", nil, clock.Now())), "create")
@@ -356,7 +357,7 @@ var credentialTests = []test{
 		// Deleted hashes and webauthn IDs are free again.
 		ok(t, s.CreateCredential(ctx, newCredential("c9", "u2", storage.KindAPIToken, "h1", []byte("w"), clock.Now())), "reuse deleted hash and webauthn ID")
 	}},
-	{"DeleteUserCascades", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"DeleteUserCascades", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
 		ok(t, s.CreateUser(ctx, newUser("u2", "bob", "")), "create bob")
@@ -386,7 +387,7 @@ var credentialTests = []test{
 		equal(t, string(a.Data), "u2", "bob's avatar")
 
 		// The device's expiry went with it: a later sweep finds only bob's.
-		clock.Advance(time.Hour)
+		clock.Add(time.Hour)
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		equal(t, rep.Credentials, 1, "swept credentials")
@@ -394,7 +395,7 @@ var credentialTests = []test{
 		ok(t, s.CreateUser(ctx, newUser("u3", "carol", "")), "create carol")
 		ok(t, s.DeleteUser(ctx, "u3"), "delete carol")
 	}},
-	{"Avatars", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"Avatars", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		_, err := s.GetAvatar(ctx, "u1")
 		isErr(t, err, storage.ErrNotFound, "no avatar yet")
@@ -407,7 +408,7 @@ var credentialTests = []test{
 		b := storage.Avatar{UserID: "u2", ContentType: "image/jpeg", Data: []byte("jpg"), UpdatedAt: clock.Now()}
 		ok(t, s.PutAvatar(ctx, b), "put u2's")
 
-		clock.Advance(time.Minute)
+		clock.Add(time.Minute)
 		a = storage.Avatar{UserID: "u1", ContentType: "image/webp", Data: []byte("newer"), UpdatedAt: clock.Now()}
 		ok(t, s.PutAvatar(ctx, a), "replace")
 		got, err = s.GetAvatar(ctx, "u1")
@@ -421,16 +422,16 @@ var credentialTests = []test{
 		ok(t, err, "u2's avatar")
 		equal(t, got, b, "u2's avatar is untouched")
 	}},
-	{"ListUserSessions", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"ListUserSessions", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		s1 := newSession("s1", "u1", clock.Now(), time.Hour)
 		ok(t, s.CreateSession(ctx, s1), "create s1")
-		clock.Advance(time.Minute)
+		clock.Add(time.Minute)
 		s2 := newSession("s0", "u1", clock.Now(), 2*time.Hour) // newer but sorts first by ID
 		ok(t, s.CreateSession(ctx, s2), "create s0")
 		ok(t, s.CreateSession(ctx, newSession("s3", "u2", clock.Now(), time.Hour)), "create s3")
 		ok(t, s.CreateSession(ctx, newSession("s4", "u10", clock.Now(), time.Hour)), "create s4 of u10")
-		clock.Advance(time.Minute)
+		clock.Add(time.Minute)
 		ok(t, s.CreateSession(ctx, newSession("s5", "u1", clock.Now(), time.Hour)), "create s5")
 		ok(t, s.DeleteSession(ctx, "s5"), "delete s5")
 
@@ -441,12 +442,12 @@ var credentialTests = []test{
 		ok(t, err, "list a user without sessions")
 		equal(t, len(got), 0, "sessions of a user without sessions")
 
-		clock.Advance(time.Hour - 2*time.Minute) // s1 at its deadline
+		clock.Add(time.Hour - 2*time.Minute) // s1 at its deadline
 		got, err = s.ListUserSessions(ctx, "u1")
 		ok(t, err, "list")
 		equal(t, sessionIDs(got), []string{"s0"}, "expired sessions are not listed")
 	}},
-	{"UserProfileFieldsRoundTrip", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"UserProfileFieldsRoundTrip", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		u := newUser("u1", "alice", "alice@example.com")
 		u.RecoveryEmail, u.Theme, u.Roles, u.Source = "r@example.com", "dark", []string{"editor"}, "corp-ldap"
@@ -515,7 +516,7 @@ var credentialTests = []test{
 		ok(t, err, "get")
 		equal(t, again, want, "a refused update changed nothing")
 	}},
-	{"OneTimeTokenData", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"OneTimeTokenData", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		tok := storage.OneTimeToken{Hash: "h", Purpose: "webauthn-login", UserID: "u1", Data: []byte(`{"challenge":"x"}`), CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)}
 		ok(t, s.CreateOneTimeToken(ctx, tok), "create")
@@ -553,7 +554,7 @@ func sessionIDs(ss []storage.Session) []string {
 }
 
 var identityTests = []test{
-	{"LinkFindAndUnlink", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"LinkFindAndUnlink", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		alice := newUser("u1", "alice", "alice@example.com")
 		alice.Identities = []storage.Identity{{Connection: "corp", Provider: "ldap", UserID: "uuid-1"}}
@@ -594,11 +595,11 @@ var identityTests = []test{
 }
 
 var directoryTests = []test{
-	{"PutGetListDelete", func(t *testing.T, s storage.Store, clock *testClock) {
+	{"PutGetListDelete", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
 		a := storage.Directory{ID: "corp", Type: "ldap", Settings: []byte(`{"url":"ldap://x"}`), SealedSecret: []byte{1, 2}, CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
 		ok(t, s.PutDirectory(ctx, a), "put")
-		clock.Advance(time.Second)
+		clock.Add(time.Second)
 		b := storage.Directory{ID: "branch", Type: "ldap", Settings: []byte(`{}`), CreatedAt: clock.Now(), UpdatedAt: clock.Now()}
 		ok(t, s.PutDirectory(ctx, b), "put second")
 		got, err := s.GetDirectory(ctx, "corp")

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
 var authRequestTests = []test{
-	{"CRUD", func(t *testing.T, s storage.Store, c *testClock) {
+	{"CRUD", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		a := newAuthRequest("ar1", c.Now(), 10*time.Minute)
 		ok(t, createAuthRequest(ctx, s, a), "create")
@@ -49,12 +50,12 @@ var authRequestTests = []test{
 		isErr(t, err, storage.ErrNotFound, "get deleted request")
 		isErr(t, s.DeleteAuthRequest(ctx, "ar1"), storage.ErrNotFound, "delete again")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create ar1")
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar2", c.Now(), 20*time.Minute)), "create ar2")
 		ok(t, s.IssueCode(ctx, "ar1", "code1", c.Now().Add(time.Hour)), "issue code")
-		c.Advance(10 * time.Minute)
+		c.Add(10 * time.Minute)
 		_, err := s.GetAuthRequest(ctx, "ar1")
 		isErr(t, err, storage.ErrNotFound, "get expired request")
 		_, err = s.UpdateAuthRequest(ctx, "ar1", func(a storage.AuthRequest) (storage.AuthRequest, error) { return a, nil })
@@ -65,7 +66,7 @@ var authRequestTests = []test{
 		_, err = s.GetAuthRequest(ctx, "ar2")
 		ok(t, err, "get live request")
 	}},
-	{"Codes", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Codes", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		later := c.Now().Add(time.Hour)
 		isErr(t, s.IssueCode(ctx, "nobody", "code0", later), storage.ErrNotFound, "issue a code for a missing request")
@@ -109,13 +110,13 @@ var authRequestTests = []test{
 		ok(t, s.IssueCode(ctx, "ar4", "code3", later), "a deleted request's code hash is free again")
 
 		// A redeemed code is remembered for a while, not forever.
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		_, err = s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem code1 an hour later")
 		_, err = s.MarkCodeReplayed(ctx, "code1", "app")
 		isErr(t, err, storage.ErrNotFound, "mark code1 replayed an hour later")
 	}},
-	{"IssueCodeShortensTheRequest", func(t *testing.T, s storage.Store, c *testClock) {
+	{"IssueCodeShortensTheRequest", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A request lives no longer than its code: IssueCode brings its
 		// expiry forward, never back, and the sweep follows.
 		ctx := t.Context()
@@ -130,7 +131,7 @@ var authRequestTests = []test{
 		got, err = s.GetAuthRequest(ctx, "long")
 		ok(t, err, "get long")
 		equal(t, got.ExpiresAt.Equal(c.Now().Add(10*time.Minute)), true, "long's expiry not put back")
-		c.Advance(2 * time.Minute)
+		c.Add(2 * time.Minute)
 		_, err = s.GetAuthRequest(ctx, "short")
 		isErr(t, err, storage.ErrNotFound, "short after its code's lifetime")
 		_, err = s.RedeemCode(ctx, "code-short", "app", storage.IssuedTokens{})
@@ -141,7 +142,7 @@ var authRequestTests = []test{
 		_, err = s.GetAuthRequest(ctx, "long")
 		ok(t, err, "long lives on")
 	}},
-	{"CodeOfAnotherClient", func(t *testing.T, s storage.Store, c *testClock) {
+	{"CodeOfAnotherClient", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A code exists only for its own client: another client presenting
 		// it, before or after its redemption, finds nothing and changes
 		// nothing.
@@ -167,7 +168,7 @@ var authRequestTests = []test{
 		_, err = s.GetAccessToken(ctx, "a1")
 		ok(t, err, "code1's access token")
 	}},
-	{"CodeTokens", func(t *testing.T, s storage.Store, c *testClock) {
+	{"CodeTokens", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		now := c.Now()
 		for _, id := range []string{"ar1", "ar2", "ar3"} {
@@ -249,11 +250,11 @@ var authRequestTests = []test{
 		ok(t, s.CreateCodeTokens(ctx, "unknown-code", access5, refresh5), "store the tokens of a code not remembered")
 		a, r = stored("5")
 		equal(t, a && r, true, "the tokens of a code not remembered")
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		_, err = s.MarkCodeReplayed(ctx, "code-ar1", "app")
 		isErr(t, err, storage.ErrNotFound, "mark a forgotten code replayed")
 	}},
-	{"PendingLimits", func(t *testing.T, s storage.Store, c *testClock) {
+	{"PendingLimits", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		limits := storage.PendingLimits{PerOrigin: 3, Total: 5}
 		pl := newPendingLog(t, s, c, limits)
@@ -278,7 +279,7 @@ var authRequestTests = []test{
 		pl.create("a5", "192.0.2.1", 0)
 		pl.live("a4", "a5", "none1", "none2", "other1")
 		// So does one the sweep removed.
-		c.Advance(10 * time.Minute) // everything so far expires
+		c.Add(10 * time.Minute) // everything so far expires
 		_, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		for i := 1; i <= 5; i++ {
@@ -308,7 +309,7 @@ var authRequestTests = []test{
 		pl.gone("b3", "b4")
 		pl.live("b2", "b5", "b6", "free", "b7")
 	}},
-	{"PendingLimitsSpareIssuedCodes", func(t *testing.T, s storage.Store, c *testClock) {
+	{"PendingLimitsSpareIssuedCodes", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A request whose code went out has its life shortened to the
 		// code's, so it is the closest to expiry of all; it is still never
 		// evicted, or no sign-in could complete during a flood.
@@ -350,13 +351,13 @@ var authRequestTests = []test{
 		ok(t, s.DeleteAuthRequest(ctx, "mine"), "delete mine")
 		pl.create("y1", "203.0.113.1", 0)
 		// Or its code expires unused, and the sweep takes it.
-		c.Advance(2 * time.Minute)
+		c.Add(2 * time.Minute)
 		_, err = s.Sweep(ctx)
 		ok(t, err, "sweep")
 		pl.live("y1")
 		pl.create("y2", "203.0.113.1", 0)
 	}},
-	{"PendingLimitsByGroup", func(t *testing.T, s storage.Store, c *testClock) {
+	{"PendingLimitsByGroup", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Evicting for the total takes from the group with the most
 		// requests, an IPv6 block of many /64s (OriginGroup) counting as
 		// one; within it, requests no browser has opened go first.
@@ -396,7 +397,7 @@ var authRequestTests = []test{
 		pl.gone("v6g")
 		pl.live("person", "v4b", "v6a", "p2", "p3", "p4")
 	}},
-	{"PendingLimitsFlood", func(t *testing.T, s storage.Store, c *testClock) {
+	{"PendingLimitsFlood", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// More addresses than Total/PerOrigin flood at their limit: a
 		// person with one pending sign-in keeps it, whether or not they
 		// have opened it yet.
@@ -418,7 +419,7 @@ var authRequestTests = []test{
 		pl.issue("person", time.Minute)
 		pl.live("person", "late")
 	}},
-	{"TooLarge", func(t *testing.T, s storage.Store, c *testClock) {
+	{"TooLarge", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A request larger than MaxAuthRequestBytes is refused, whatever
 		// field is large, and changes nothing: not even an eviction.
 		ctx := t.Context()
@@ -461,7 +462,7 @@ var authRequestTests = []test{
 		_, err = s.CreateAuthRequest(ctx, fits, storage.PendingLimits{})
 		ok(t, err, "create a request of half the limit")
 	}},
-	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConcurrentRedeem", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar1", c.Now(), 10*time.Minute)), "create")
 		ok(t, s.IssueCode(ctx, "ar1", "code1", c.Now().Add(time.Minute)), "issue code")
@@ -482,7 +483,7 @@ var authRequestTests = []test{
 		}
 		equal(t, wins, 1, "successful redemptions")
 	}},
-	{"ConcurrentWrites", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConcurrentWrites", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Many requests created, completed and redeemed at once must not
 		// disturb one another.
 		ctx := t.Context()
@@ -516,7 +517,7 @@ var authRequestTests = []test{
 }
 
 var tokenTests = []test{
-	{"CreateGet", func(t *testing.T, s storage.Store, c *testClock) {
+	{"CreateGet", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		a1 := newAccess("a1", "f1", "u1", "app", now, time.Hour)
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
@@ -563,7 +564,7 @@ var tokenTests = []test{
 		ok(t, err, "r1 after refused duplicates")
 		equal(t, gotR, r1, "r1 after refused duplicates")
 	}},
-	{"Expiry", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Expiry", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		idle := newRefresh("idle", "f1", "u1", "app", now, 24*time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &idle), "create family f1")
@@ -571,7 +572,7 @@ var tokenTests = []test{
 		absolute.ExpiresAt = now.Add(2 * time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a2", "f2", "u1", "app", now, 3*time.Hour), &absolute), "create family f2")
 
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		_, err := s.GetAccessToken(ctx, "a1")
 		isErr(t, err, storage.ErrNotFound, "expired access token")
 		_, err = s.GetAccessToken(ctx, "a2")
@@ -579,7 +580,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, absolute.Hash)
 		ok(t, err, "refresh token before its absolute deadline")
 
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		_, err = s.GetRefreshToken(ctx, absolute.Hash)
 		isErr(t, err, storage.ErrNotFound, "refresh token past its absolute deadline")
 		_, err = s.GetRefreshTokenByID(ctx, "abs")
@@ -589,7 +590,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, idle.Hash)
 		ok(t, err, "refresh token before its idle deadline")
 
-		c.Advance(22 * time.Hour)
+		c.Add(22 * time.Hour)
 		_, err = s.GetRefreshToken(ctx, idle.Hash)
 		isErr(t, err, storage.ErrNotFound, "refresh token past its idle deadline")
 		_, err = s.GetRefreshTokenByID(ctx, "idle")
@@ -599,11 +600,11 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "a4")
 		isErr(t, err, storage.ErrNotFound, "access token of a refused rotation")
 	}},
-	{"Rotate", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Rotate", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
-		c.Advance(time.Minute)
+		c.Add(time.Minute)
 		r2, a2 := newRefresh("r2", "f1", "u1", "app", c.Now(), time.Hour), newAccess("a2", "f1", "u1", "app", c.Now(), time.Hour)
 		r2.ExpiresAt = r1.ExpiresAt // the family keeps its absolute deadline
 		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, a2), "rotate r1 to r2")
@@ -620,14 +621,14 @@ var tokenTests = []test{
 		isErr(t, err, storage.ErrNotFound, "a rotated token by ID")
 
 		// The chain goes on, and an idle deadline moves with each link.
-		c.Advance(50 * time.Minute)
+		c.Add(50 * time.Minute)
 		r3 := newRefresh("r3", "f1", "u1", "app", c.Now(), time.Hour)
 		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
-		c.Advance(50 * time.Minute) // past r1's and r2's idle deadlines, not r3's
+		c.Add(50 * time.Minute) // past r1's and r2's idle deadlines, not r3's
 		_, err = s.GetRefreshToken(ctx, r3.Hash)
 		ok(t, err, "get r3")
 	}},
-	{"Peek", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Peek", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -644,11 +645,11 @@ var tokenTests = []test{
 		equal(t, got, r2, "r2")
 		_, err = s.PeekRefreshToken(ctx, "nobody")
 		isErr(t, err, storage.ErrNotFound, "peek an unknown token")
-		c.Advance(2 * time.Hour)
+		c.Add(2 * time.Hour)
 		_, err = s.PeekRefreshToken(ctx, r2.Hash)
 		isErr(t, err, storage.ErrNotFound, "peek an idle-expired token")
 	}},
-	{"RotateLostRace", func(t *testing.T, s storage.Store, c *testClock) {
+	{"RotateLostRace", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -669,7 +670,7 @@ var tokenTests = []test{
 		isErr(t, s.RotateRefreshToken(ctx, "nobody", newRefresh("r9", "f1", "u1", "app", now, time.Hour), newAccess("a9", "f1", "u1", "app", now, time.Hour)),
 			storage.ErrNotFound, "rotate an unknown token")
 	}},
-	{"RotateConflict", func(t *testing.T, s storage.Store, c *testClock) {
+	{"RotateConflict", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -681,7 +682,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshTokenByID(ctx, "r2")
 		isErr(t, err, storage.ErrNotFound, "next token of a refused rotation")
 	}},
-	{"ConcurrentRotate", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConcurrentRotate", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -716,7 +717,7 @@ var tokenTests = []test{
 			}
 		}
 	}},
-	{"ConcurrentFamilies", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConcurrentFamilies", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Independent families rotating at the same time all succeed.
 		ctx, now := t.Context(), c.Now()
 		const families, rotations = 16, 10
@@ -750,7 +751,7 @@ var tokenTests = []test{
 			ok(t, err, "family %d", i)
 		}
 	}},
-	{"ReuseRevokesFamily", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ReuseRevokesFamily", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create f1")
@@ -779,7 +780,7 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "o-a1")
 		ok(t, err, "another family's access token after reuse")
 	}},
-	{"ReuseGrace", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ReuseGrace", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Within its grace, presenting the token a live one replaced gives
 		// the live one (with its sealed value) and revokes nothing.
 		ctx, now := t.Context(), c.Now()
@@ -808,7 +809,7 @@ var tokenTests = []test{
 		isErr(t, err, storage.ErrNotFound, "access token of the refused rotation")
 
 		// Once r2 is used, r1 is plain reuse, within a grace or not.
-		c.Advance(time.Second)
+		c.Add(time.Second)
 		r3 := withGrace("r3", 5*time.Second)
 		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
 		got, err = s.GetRefreshToken(ctx, r2.Hash)
@@ -823,7 +824,7 @@ var tokenTests = []test{
 		_, err = s.GetAccessToken(ctx, "a3")
 		isErr(t, err, storage.ErrNotFound, "access token of the revoked family")
 	}},
-	{"RetryAtomic", func(t *testing.T, s storage.Store, c *testClock) {
+	{"RetryAtomic", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A retry is decided when the token is read and answered later,
 		// when its access token is stored: RetryRefreshToken decides again
 		// in that transaction. If the successor was used in between, the
@@ -882,20 +883,20 @@ var tokenTests = []test{
 		ok(t, s.RotateRefreshToken(ctx, q1.Hash, q2, newAccess("b2", "f2", "u1", "app", c.Now(), time.Hour)), "rotate q1 to q2")
 		_, err = s.GetRefreshToken(ctx, q1.Hash)
 		ok(t, err, "read q1 within q2's grace")
-		c.Advance(5 * time.Second)
+		c.Add(5 * time.Second)
 		_, err = s.RetryRefreshToken(ctx, q1.Hash, newAccess("bx", "", "u1", "app", c.Now(), time.Hour))
 		isErr(t, err, storage.ErrTokenReused, "retry q1 after q2's grace")
 		_, err = s.GetRefreshToken(ctx, q2.Hash)
 		isErr(t, err, storage.ErrNotFound, "q2 after the late retry")
 	}},
-	{"ReuseAfterGrace", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ReuseAfterGrace", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
 		r2 := newRefresh("r2", "f1", "u1", "app", now, time.Hour)
 		r2.SealedValue, r2.GraceUntil = []byte("sealed r2"), now.Add(5*time.Second)
 		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate r1 to r2")
-		c.Advance(5 * time.Second)
+		c.Add(5 * time.Second)
 		_, err := s.GetRefreshToken(ctx, r1.Hash)
 		isErr(t, err, storage.ErrTokenReused, "r1 when r2's grace is over")
 		_, err = s.GetRefreshToken(ctx, r2.Hash)
@@ -908,7 +909,7 @@ var tokenTests = []test{
 		r4 := newRefresh("r4", "f2", "u1", "app", c.Now(), time.Hour)
 		r4.SealedValue, r4.GraceUntil = []byte("sealed r4"), c.Now().Add(5*time.Second)
 		ok(t, s.RotateRefreshToken(ctx, r3.Hash, r4, newAccess("a4", "f2", "u1", "app", c.Now(), time.Hour)), "rotate r3 to r4")
-		c.Advance(10 * time.Second)
+		c.Add(10 * time.Second)
 		_, err = s.Sweep(ctx)
 		ok(t, err, "sweep")
 		got, err := s.GetRefreshToken(ctx, r4.Hash)
@@ -924,7 +925,7 @@ var tokenTests = []test{
 		_, err = s.GetRefreshToken(ctx, r4.Hash)
 		isErr(t, err, storage.ErrTokenReused, "r4 without a grace")
 	}},
-	{"SealPastGrace", func(t *testing.T, s storage.Store, c *testClock) {
+	{"SealPastGrace", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Once the grace is over, no read hands out the sealed value.
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
@@ -935,7 +936,7 @@ var tokenTests = []test{
 		got, err := s.PeekRefreshToken(ctx, r2.Hash)
 		ok(t, err, "peek r2 within its grace")
 		equal(t, got, r2, "r2 within its grace")
-		c.Advance(5 * time.Second)
+		c.Add(5 * time.Second)
 		want := r2
 		want.SealedValue, want.GraceUntil = nil, time.Time{}
 		got, err = s.GetRefreshToken(ctx, r2.Hash)
@@ -950,20 +951,20 @@ var tokenTests = []test{
 		r3 := newRefresh("r3", "f1", "u1", "app", c.Now(), time.Hour)
 		ok(t, s.RotateRefreshToken(ctx, r2.Hash, r3, newAccess("a3", "f1", "u1", "app", c.Now(), time.Hour)), "rotate r2 to r3")
 	}},
-	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ReuseKeptUntilFamilyExpires", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
 		r2 := newRefresh("r2", "f1", "u1", "app", now, 3*time.Hour)
 		r2.ExpiresAt = r1.ExpiresAt
 		ok(t, s.RotateRefreshToken(ctx, r1.Hash, r2, newAccess("a2", "f1", "u1", "app", now, time.Hour)), "rotate")
-		c.Advance(2 * time.Hour) // past r1's own idle deadline, within the family's life
+		c.Add(2 * time.Hour) // past r1's own idle deadline, within the family's life
 		_, err := s.GetRefreshToken(ctx, r1.Hash)
 		isErr(t, err, storage.ErrTokenReused, "reuse of an old link after its idle deadline")
 		_, err = s.GetRefreshToken(ctx, r2.Hash)
 		isErr(t, err, storage.ErrNotFound, "newer link after reuse")
 	}},
-	{"DeleteAccessToken", func(t *testing.T, s storage.Store, c *testClock) {
+	{"DeleteAccessToken", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
@@ -975,7 +976,7 @@ var tokenTests = []test{
 		ok(t, err, "refresh token outlives its access token")
 		ok(t, s.RevokeFamily(ctx, "f1"), "revoke the family")
 	}},
-	{"RevokeFamily", func(t *testing.T, s storage.Store, c *testClock) {
+	{"RevokeFamily", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		for _, fid := range []string{"f1", "f2"} {
 			r := newRefresh(fid+"-r1", fid, "u1", "app", now, time.Hour)
@@ -997,7 +998,7 @@ var tokenTests = []test{
 		ok(t, err, "access token of another family")
 		isErr(t, s.RevokeFamily(ctx, "f1"), storage.ErrNotFound, "revoke f1 again")
 	}},
-	{"RevokeUserClient", func(t *testing.T, s storage.Store, c *testClock) {
+	{"RevokeUserClient", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		family := func(fid, uid, cid string) {
 			r := newRefresh(fid+"-r1", fid, uid, cid, now, time.Hour)
@@ -1048,7 +1049,7 @@ var tokenTests = []test{
 }
 
 var sweepTests = []test{
-	{"RemovesExpiredKeepsLive", func(t *testing.T, s storage.Store, c *testClock) {
+	{"RemovesExpiredKeepsLive", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		const soon, later = 30 * time.Minute, 2 * time.Hour
 
@@ -1088,7 +1089,7 @@ var sweepTests = []test{
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "user")
 		ok(t, s.PutSetting(ctx, "k", []byte("v")), "setting")
 
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		equal(t, rep, storage.SweepReport{
@@ -1135,7 +1136,7 @@ var sweepTests = []test{
 		ok(t, err, "second sweep")
 		equal(t, rep, storage.SweepReport{}, "second sweep report")
 	}},
-	{"ManyRecords", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ManyRecords", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		const n = 2500
 		errs := concurrently(16, func(w int) error {
@@ -1149,7 +1150,7 @@ var sweepTests = []test{
 		for i, err := range errs {
 			ok(t, err, "writer %d", i)
 		}
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		equal(t, rep.Sessions, n/2, "sessions swept")
@@ -1168,7 +1169,7 @@ var sweepTests = []test{
 }
 
 var backupTests = []test{
-	{"NonEmpty", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"NonEmpty", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create user")
 		var buf bytes.Buffer
@@ -1184,11 +1185,11 @@ var backupTests = []test{
 type pendingLog struct {
 	t      *testing.T
 	s      storage.Store
-	c      *testClock
+	c      *testclock.Clock
 	limits storage.PendingLimits
 }
 
-func newPendingLog(t *testing.T, s storage.Store, c *testClock, limits storage.PendingLimits) *pendingLog {
+func newPendingLog(t *testing.T, s storage.Store, c *testclock.Clock, limits storage.PendingLimits) *pendingLog {
 	return &pendingLog{t: t, s: s, c: c, limits: limits}
 }
 
@@ -1212,7 +1213,7 @@ func (p *pendingLog) createRequest(a storage.AuthRequest, wantEvicted int) {
 	if wantEvicted >= 0 {
 		equal(p.t, n, wantEvicted, "evicted by %s", a.ID)
 	}
-	p.c.Advance(time.Second)
+	p.c.Add(time.Second)
 }
 
 // open marks a request opened by a browser, as the portal does.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -46,7 +47,7 @@ func wroteNothing(ctx context.Context, t *testing.T, s storage.Store, want stora
 }
 
 var signInTests = []test{
-	{"AllThreeWritten", func(t *testing.T, s storage.Store, c *testClock) {
+	{"AllThreeWritten", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		u := newUser("u1", "alice", "alice@example.org")
 		ok(t, s.CreateUser(ctx, u), "create")
@@ -70,14 +71,14 @@ var signInTests = []test{
 		equal(t, sessions, []storage.Session{*w.Session}, "the user's sessions")
 
 		// Both expire like records written on their own.
-		c.Advance(90*24*time.Hour + time.Minute)
+		c.Add(90*24*time.Hour + time.Minute)
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
 		equal(t, rep, storage.SweepReport{Sessions: 1, LoginAttempts: 1}, "sweep report")
 		_, err = s.GetUser(ctx, "u1")
 		ok(t, err, "the user stays")
 	}},
-	{"WithoutSession", func(t *testing.T, s storage.Store, c *testClock) {
+	{"WithoutSession", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create")
 		got, err := s.RecordSignIn(ctx, signIn("u1", "a1", "", now))
@@ -90,7 +91,7 @@ var signInTests = []test{
 		ok(t, err, "list sessions")
 		equal(t, len(sessions), 0, "sessions")
 	}},
-	{"UpdateErrorWritesNothing", func(t *testing.T, s storage.Store, c *testClock) {
+	{"UpdateErrorWritesNothing", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		u := newUser("u1", "alice", "")
 		ok(t, s.CreateUser(ctx, u), "create")
@@ -105,7 +106,7 @@ var signInTests = []test{
 		_, err = s.GetSession(ctx, "s1")
 		isErr(t, err, storage.ErrNotFound, "the session")
 	}},
-	{"UnknownUser", func(t *testing.T, s storage.Store, c *testClock) {
+	{"UnknownUser", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
 		ran := false
 		w := signIn("gone", "a1", "s1", c.Now())
@@ -121,7 +122,7 @@ var signInTests = []test{
 		// The IDs stay free.
 		ok(t, s.CreateSession(ctx, newSession("s1", "u2", c.Now(), time.Hour)), "the session ID is free")
 	}},
-	{"TakenSessionIDWritesNothing", func(t *testing.T, s storage.Store, c *testClock) {
+	{"TakenSessionIDWritesNothing", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		u := newUser("u1", "alice", "")
 		ok(t, s.CreateUser(ctx, u), "create")
@@ -133,7 +134,7 @@ var signInTests = []test{
 		ok(t, err, "the other session")
 		equal(t, sess.UserID, "u2", "the other session's user")
 	}},
-	{"AnotherUsersRecordsRefused", func(t *testing.T, s storage.Store, c *testClock) {
+	{"AnotherUsersRecordsRefused", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		u := newUser("u1", "alice", "")
 		ok(t, s.CreateUser(ctx, u), "create")
@@ -159,7 +160,7 @@ var signInTests = []test{
 		ok(t, err, "list attempts of u2")
 		equal(t, attemptIDs(attempts), []string{}, "u2's sign-in history")
 	}},
-	{"HistoryCapped", func(t *testing.T, s storage.Store, c *testClock) {
+	{"HistoryCapped", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create")
 		for i := range 98 {
@@ -175,7 +176,7 @@ var signInTests = []test{
 		equal(t, got[0].ID, "a104", "newest kept")
 		equal(t, got[99].ID, "a005", "oldest kept")
 	}},
-	{"Concurrent", func(t *testing.T, s storage.Store, c *testClock) {
+	{"Concurrent", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create")
 		ok(t, s.CreateUser(ctx, newUser("u2", "bob", "")), "create u2")

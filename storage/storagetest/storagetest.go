@@ -21,35 +21,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
 // base is where every subtest's clock starts.
 var base = time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 
-// testClock is a subtest's settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// Now returns the clock's time.
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type test struct {
 	name string
-	fn   func(t *testing.T, s storage.Store, clock *testClock)
+	fn   func(t *testing.T, s storage.Store, clock *testclock.Clock)
 }
 
 // Run runs the conformance suite. newStore must return an empty store that
@@ -81,7 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		t.Run(g.name, func(t *testing.T) {
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) {
-					clock := &testClock{now: base}
+					clock := testclock.At(base) // each subtest moves its own
 					s := newStore(t, clock.Now)
 					tc.fn(t, s, clock)
 				})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -28,7 +29,7 @@ func getThrottle(t *testing.T, s storage.Store, key string) storage.Throttle {
 }
 
 var throttleTests = []test{
-	{"GetMissing", func(t *testing.T, s storage.Store, _ *testClock) {
+	{"GetMissing", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		got, err := s.GetThrottles(t.Context(), "a", "b")
 		ok(t, err, "get missing")
 		equal(t, got, []storage.Throttle{{Key: "a"}, {Key: "b"}}, "missing records")
@@ -36,11 +37,11 @@ var throttleTests = []test{
 		ok(t, err, "get no keys")
 		equal(t, len(got), 0, "records for no keys")
 	}},
-	{"UpdateAndGet", func(t *testing.T, s storage.Store, c *testClock) {
+	{"UpdateAndGet", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		keys := []string{"acct\x00u1", "addr\x00192.0.2.1"}
 		ok(t, s.UpdateThrottles(ctx, keys, addFailure(now, time.Hour)), "first failure")
-		c.Advance(time.Second)
+		c.Add(time.Second)
 		ok(t, s.UpdateThrottles(ctx, keys[:1], func(th storage.Throttle) (storage.Throttle, error) {
 			equal(t, th.Failures, []time.Time{now}, "the update sees the stored record")
 			th.Failures = append(th.Failures, c.Now())
@@ -55,7 +56,7 @@ var throttleTests = []test{
 			{Key: "other"},
 		}, "records in the order asked")
 	}},
-	{"ErrorChangesNothing", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ErrorChangesNothing", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.UpdateThrottles(ctx, []string{"a"}, addFailure(now, time.Hour)), "a")
 		calls := 0
@@ -92,7 +93,7 @@ var throttleTests = []test{
 		}
 		equal(t, getThrottle(t, s, "a").Failures, []time.Time{now}, "refused updates changed nothing")
 	}},
-	{"EmptyResultDeletes", func(t *testing.T, s storage.Store, c *testClock) {
+	{"EmptyResultDeletes", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.UpdateThrottles(ctx, []string{"a", "b"}, addFailure(now, time.Hour)), "create")
 		ok(t, s.UpdateThrottles(ctx, []string{"a"}, func(th storage.Throttle) (storage.Throttle, error) {
@@ -104,7 +105,7 @@ var throttleTests = []test{
 		ok(t, err, "sweep")
 		equal(t, rep, storage.SweepReport{}, "a forgiven record leaves nothing to sweep")
 	}},
-	{"ExpiryAndSweep", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ExpiryAndSweep", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		ok(t, s.UpdateThrottles(ctx, []string{"short"}, addFailure(now, time.Minute)), "short")
 		ok(t, s.UpdateThrottles(ctx, []string{"long"}, addFailure(now, time.Hour)), "long")
@@ -112,7 +113,7 @@ var throttleTests = []test{
 		ok(t, s.UpdateThrottles(ctx, []string{"moved"}, addFailure(now, time.Minute)), "moved")
 		ok(t, s.UpdateThrottles(ctx, []string{"moved"}, addFailure(now, time.Hour)), "move")
 
-		c.Advance(time.Minute)
+		c.Add(time.Minute)
 		equal(t, getThrottle(t, s, "short"), storage.Throttle{Key: "short"}, "an expired record is not returned")
 		ok(t, s.UpdateThrottles(ctx, []string{"short"}, func(th storage.Throttle) (storage.Throttle, error) {
 			equal(t, th, storage.Throttle{Key: "short"}, "an update sees no expired record")
@@ -129,7 +130,7 @@ var throttleTests = []test{
 		equal(t, len(getThrottle(t, s, "long").Failures), 1, "live record")
 
 		ok(t, s.UpdateThrottles(ctx, []string{"short"}, addFailure(c.Now(), time.Minute)), "short again")
-		c.Advance(time.Hour)
+		c.Add(time.Hour)
 		rep, err = s.Sweep(ctx)
 		ok(t, err, "sweep")
 		equal(t, rep, storage.SweepReport{Throttles: 3}, "sweep report")
@@ -140,7 +141,7 @@ var throttleTests = []test{
 		ok(t, err, "second sweep")
 		equal(t, rep, storage.SweepReport{}, "second sweep report")
 	}},
-	{"FailuresBounded", func(t *testing.T, s storage.Store, c *testClock) {
+	{"FailuresBounded", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		var all []time.Time
 		for i := range storage.MaxThrottleFailures + 5 {
@@ -152,7 +153,7 @@ var throttleTests = []test{
 		}), "too many failures")
 		equal(t, getThrottle(t, s, "a").Failures, all[5:], "the newest failures are kept")
 	}},
-	{"ConcurrentUpdatesAllCount", func(t *testing.T, s storage.Store, c *testClock) {
+	{"ConcurrentUpdatesAllCount", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		const n = 40
 		errs := concurrently(n, func(i int) error {
