@@ -2,6 +2,7 @@ package portal
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -30,7 +31,7 @@ func (s *Server) cookie(r *http.Request) *sessions.Session {
 
 func (s *Server) save(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cookie(r).Save(r, w); err != nil {
-		return &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: err}
+		return fmt.Errorf("save the session cookie: %w", err)
 	}
 	return nil
 }

@@ -177,7 +177,7 @@ func (s *Server) jsonHandle(h jsonFunc) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		defer func() {
 			if p := recover(); p != nil {
-				s.jsonError(w, r, &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: errors.New("panic in passkey endpoint")})
+				s.jsonError(w, r, errors.New("panic in passkey endpoint"))
 				s.log.ErrorContext(r.Context(), "panic in passkey endpoint", "path", r.URL.Path, "panic", p)
 			}
 		}()
@@ -356,7 +356,7 @@ func (s *Server) finishAsJSON(w http.ResponseWriter, step func(w http.ResponseWr
 	if capture.location == "" {
 		// progress answers a JSON step with a redirect only; anything
 		// else would be half a page written into a JSON answer.
-		return nil, &account.Error{Code: account.Internal, Message: account.ErrorMessage(nil), Err: errors.New("sign-in step answered without a redirect")}
+		return nil, errors.New("sign-in step answered without a redirect")
 	}
 	return map[string]string{"redirect": capture.location}, nil
 }
