@@ -157,9 +157,11 @@ type Limiter struct {
 
 	mu       sync.Mutex
 	inflight map[string]int // reservations not yet decided, by key
-	// settled counts the failures released from flight (their write done
-	// or kept in memory): a reader of the store that sees it change while
-	// it read cannot tell whether its read has them (reserve).
+	// settled counts the failures written (or kept in memory) and released
+	// from flight: a reader of the store that sees it change while it read
+	// cannot tell whether its read has them (reserve). A failure counts
+	// once its write is accounted for (its count may have left the tally
+	// then), and again as it leaves flight.
 	settled uint64
 	tally   *tally // account-wide failures below the threshold
 	// Failures the store could not take (unwritten.go).
@@ -365,8 +367,9 @@ const lockFreeReads = 3
 // is correct because a failure is written (or kept in memory) before its
 // reservation leaves flight: an attempt that is in flight when the lock is
 // taken again is counted as such, and one that left flight before the read
-// began is in the read. Only one that left flight during the read may be
-// in neither; then settled has moved, and the store is read again. Should
+// began is in the read. Only one written (its count leaving the tally)
+// or leaving flight during the read may be in neither; then settled has
+// moved, and the store is read again. Should
 // failures keep settling during every read, the last read holds the lock,
 // so a busy address cannot make its own reservations wait forever.
 func (l *Limiter) readThrottles(ctx context.Context, keys []string) ([]storage.Throttle, error) {
@@ -524,6 +527,9 @@ func (r *Reservation) finish() bool {
 // so the attempt is never counted nowhere. failed says the attempt was a
 // failure (see readThrottles).
 func (r *Reservation) release(failed bool) {
+	if failed && beforeFailReleased != nil {
+		beforeFailReleased()
+	}
 	r.l.mu.Lock()
 	defer r.l.mu.Unlock()
 	if failed {
@@ -535,6 +541,10 @@ func (r *Reservation) release(failed bool) {
 		}
 	}
 }
+
+// beforeFailReleased, when set (by tests), runs when a failure has been
+// written and accounted for, just before it leaves flight.
+var beforeFailReleased func()
 
 // Fail records the attempt as a failure on every key and returns the limits
 // it reached.
@@ -585,6 +595,11 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 		return next, nil
 	})
 	r.l.mu.Lock()
+	// The failure is in the store (or kept in memory) from now on, and
+	// may have left the tally: a reservation whose read began before the
+	// write must read again (readThrottles), even though the failure is
+	// still in flight until release.
+	r.l.settled++
 	if err != nil {
 		// Failing closed: the failure counts from memory until a write
 		// takes it along.

@@ -698,3 +698,46 @@ func TestFailureSettledDuringReadCounts(t *testing.T) {
 		t.Fatalf("second guess after the first failed during its read: %v, want refused (%s)", err, throttle.ScopeAccountAddress)
 	}
 }
+
+// A failure that reaches the account-wide threshold moves its count from
+// the tally in memory to the store, and only then leaves flight. A
+// reservation whose lock-free read began before that write, and which
+// takes the lock back between the two, finds the failure in none of the
+// places it looks (not in its read, no longer in the tally, still in
+// flight but counted there as one attempt among the threshold's): it must
+// read again, or it lets a guess past the wait the failure just imposed.
+func TestThresholdFailureDuringReadCounts(t *testing.T) {
+	c := testclock.At(t0)
+	s := &hookedStore{Store: openStore(t, "", c)}
+	p := throttle.Policy{Account: throttle.Backoff{Failures: 2, Wait: time.Minute, MaxWait: time.Hour, Reset: time.Hour}}
+	l := throttle.New(s, p, c.Now)
+	subj := throttle.Name("mallory")
+	failAt(t, l, subj, "") // one below the threshold: the tally's
+	second, err := l.Password(t.Context(), subj, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While the third reservation reads (without the lock), the second
+	// fails: its write lands, its count leaves the tally, and it stops
+	// just before leaving flight until the third has decided.
+	written, decided := make(chan struct{}), make(chan struct{})
+	defer throttle.SetBeforeFailReleased(func() { close(written); <-decided })()
+	failed := make(chan error, 1)
+	hook := func() {
+		go func() { _, err := second.Fail(context.Background()); failed <- err }()
+		<-written
+	}
+	s.onRead.Store(&hook)
+	third, err := l.Password(t.Context(), subj, "", false)
+	close(decided)
+	if ferr := <-failed; ferr != nil {
+		t.Fatal(ferr)
+	}
+	if err == nil {
+		third.Cancel()
+		t.Fatal("a guess was let in while the account waits after its threshold failure")
+	}
+	if r := refusal(err); r == nil || r.Scope != throttle.ScopeAccount {
+		t.Fatalf("third guess: %v, want refused (%s)", err, throttle.ScopeAccount)
+	}
+}
