@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
 func (s *Server) registerAccessRoutes(t *routeTable) {
@@ -29,7 +30,7 @@ type credentialView struct {
 type clientOption struct{ ID, Name string }
 
 type accessData struct {
-	base
+	web.Base
 	Notice, Error string
 	FieldErrors   map[string]string
 	AppPasswords  []credentialView
@@ -51,7 +52,7 @@ type accessData struct {
 
 func (s *Server) accessView(r *http.Request, m me) *accessData {
 	u := m.User
-	d := &accessData{base: s.base(r, &u, "App access"), FieldErrors: map[string]string{}, Form: map[string]string{},
+	d := &accessData{Base: s.web.Base(r, &u, "App access"), FieldErrors: map[string]string{}, Form: map[string]string{},
 		Networks: strings.Join(u.AllowedNetworks, "\n"), CurrentIP: clientIP(r),
 		NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session), MinExpiry: s.now().AddDate(0, 0, 1).Format("2006-01-02")}
 	d.Nav = "access"
@@ -100,11 +101,11 @@ func (s *Server) accessPage(w http.ResponseWriter, r *http.Request, m me) error 
 	d := s.accessView(r, m)
 	switch r.URL.Query().Get("done") {
 	case "revoked":
-		d.Notice = translate(d.Lang, "Revoked. It no longer works.")
+		d.Notice = web.Translate(d.Lang, "Revoked. It no longer works.")
 	case "allowlist":
-		d.AllowlistNotice = translate(d.Lang, "Your IP allowlist was saved.")
+		d.AllowlistNotice = web.Translate(d.Lang, "Your IP allowlist was saved.")
 	}
-	s.render(w, r, http.StatusOK, "access", d)
+	s.web.Render(w, r, http.StatusOK, "access", d)
 	return nil
 }
 
@@ -129,7 +130,7 @@ func (s *Server) accessFailed(w http.ResponseWriter, r *http.Request, m me, err 
 		d.Networks = r.PostFormValue("allowed_networks")
 	}
 	setRetryAfter(w, err)
-	s.render(w, r, statusFor(code), "access", d)
+	s.web.Render(w, r, statusFor(code), "access", d)
 	return nil
 }
 
@@ -145,7 +146,7 @@ var confirmFieldOf = map[string]string{
 func accessMessage(lang string, err error) string {
 	var bad *account.BadNetworkError
 	if errors.As(err, &bad) {
-		return translate(lang, account.BadNetworkFormat, bad.Entry)
+		return web.Translate(lang, account.BadNetworkFormat, bad.Entry)
 	}
 	return errorText(lang, err)
 }
@@ -163,15 +164,15 @@ func renameField(err error, from, to string) error {
 }
 
 type secretData struct {
-	base
+	web.Base
 	Kind, Name, Secret string
 }
 
 // showSecret shows a new secret once; the page is never cached.
 func (s *Server) showSecret(w http.ResponseWriter, r *http.Request, m me, kind, name, secret string) error {
-	d := &secretData{base: s.base(r, &m.User, "Copy it now"), Kind: kind, Name: name, Secret: secret}
+	d := &secretData{Base: s.web.Base(r, &m.User, "Copy it now"), Kind: kind, Name: name, Secret: secret}
 	d.Nav = "access"
-	s.render(w, r, http.StatusOK, "secret_shown", d)
+	s.web.Render(w, r, http.StatusOK, "secret_shown", d)
 	return nil
 }
 
@@ -241,8 +242,8 @@ func (s *Server) allowlistSubmit(w http.ResponseWriter, r *http.Request, m me) e
 		d := s.accessView(r, m)
 		d.Networks = r.PostFormValue("allowed_networks")
 		d.AskLockout = true
-		d.LockoutWarning = translate(d.Lang, "Your current address %s is not in this list: you could not sign in from here again. Tick the box to save it anyway.", clientIP(r))
-		s.render(w, r, http.StatusConflict, "access", d)
+		d.LockoutWarning = web.Translate(d.Lang, "Your current address %s is not in this list: you could not sign in from here again. Tick the box to save it anyway.", clientIP(r))
+		s.web.Render(w, r, http.StatusConflict, "access", d)
 		return nil
 	}
 	// Back where the form was, where the notice is too.
@@ -261,14 +262,14 @@ type sessionView struct {
 }
 
 type activityData struct {
-	base
+	web.Base
 	Attempts []attemptView
 	Sessions []sessionView
 }
 
 func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) error {
 	u := m.User
-	d := &activityData{base: s.base(r, &u, "Activity")}
+	d := &activityData{Base: s.web.Base(r, &u, "Activity")}
 	d.Nav = "activity"
 	attempts, err := s.acct.SignIn.History(r.Context(), u.ID, 5)
 	if err != nil {
@@ -277,9 +278,9 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	for _, a := range attempts {
 		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: deviceName(d.Lang, a.UserAgent), Method: methodText(d.Lang, a.Method), Success: a.Success}
 		if a.Success {
-			v.Result = translate(d.Lang, "Signed in")
+			v.Result = web.Translate(d.Lang, "Signed in")
 		} else {
-			v.Result = translate(d.Lang, "Failed: %s", translate(d.Lang, a.Reason))
+			v.Result = web.Translate(d.Lang, "Failed: %s", web.Translate(d.Lang, a.Reason))
 		}
 		d.Attempts = append(d.Attempts, v)
 	}
@@ -290,7 +291,7 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	for _, sess := range sessions {
 		d.Sessions = append(d.Sessions, sessionView{Device: deviceName(d.Lang, sess.UserAgent), IP: sess.IP, Since: showTime(sess.AuthTime, u.Zoneinfo), Current: sess.ID == m.Session.ID})
 	}
-	s.render(w, r, http.StatusOK, "activity", d)
+	s.web.Render(w, r, http.StatusOK, "activity", d)
 	return nil
 }
 
@@ -298,17 +299,12 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 // Linux", "Firefox unter Linux".
 func deviceName(lang, ua string) string {
 	browser, system := account.DeviceParts(ua)
-	browser = translate(lang, browser)
+	browser = web.Translate(lang, browser)
 	if system == "" {
 		return browser
 	}
-	return translate(lang, deviceSummary, browser, system)
+	return web.Translate(lang, web.DeviceSummary, browser, system)
 }
-
-// deviceSummary is the catalog key of a device summary (browser, system).
-// The explicit argument indexes make it a key of its own, so no other
-// "x on y" of the portal shares its translation.
-const deviceSummary = "%[1]s on %[2]s"
 
 func methodName(m string) string {
 	switch m {
@@ -339,7 +335,7 @@ func methodName(m string) string {
 // signOutEverywherePage asks before every session ends, this one included.
 func (s *Server) signOutEverywherePage(w http.ResponseWriter, r *http.Request, m me) error {
 	d := s.confirmPage(r, m, "activity", "Sign out everywhere?", "Sign out everywhere", "/security/activity/signout-everywhere", "/security/activity")
-	d.Message = translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
+	d.Message = web.Translate(d.Lang, "Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.")
 	s.showConfirm(w, r, d, nil)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/directory/sources"
+	"github.com/keyport/keyport/web"
 )
 
 func (s *Server) registerAdminRoutes(t *routeTable) {
@@ -35,7 +36,7 @@ func (s *Server) withAdmin(h userHandler) http.Handler {
 }
 
 type adminDirectoriesData struct {
-	base
+	web.Base
 	Directories []account.DirectoryStatus
 	Notice      string
 	Error       string
@@ -44,10 +45,10 @@ type adminDirectoriesData struct {
 }
 
 func (s *Server) showAdminDirectories(w http.ResponseWriter, r *http.Request, m me, status int, d *adminDirectoriesData) error {
-	d.base = s.base(r, &m.User, "Directories")
+	d.Base = s.web.Base(r, &m.User, "Directories")
 	d.Nav = "admin"
 	d.Directories = s.acct.Directories.DirectoryStatuses(r.Context())
-	s.render(w, r, status, "admin_directories", d)
+	s.web.Render(w, r, status, "admin_directories", d)
 	return nil
 }
 
@@ -118,7 +119,7 @@ func (s *Server) registerAdminDirectoryForms(t *routeTable) {
 }
 
 type directoryFormData struct {
-	base
+	web.Base
 	Create bool
 	// F is the form's fields by Go field name (sources.Type.FormValues).
 	F           map[string]any
@@ -143,7 +144,7 @@ func formValue(r *http.Request) func(string) string {
 
 func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
-	d := &directoryFormData{base: s.base(r, &m.User, "Directory"), Create: !editing}
+	d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing}
 	d.Nav = "admin"
 	typ := directoryType("ldap")
 	if editing {
@@ -156,7 +157,7 @@ func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me
 	} else {
 		d.F = typ.NewForm()
 	}
-	s.render(w, r, http.StatusOK, "admin_directory", d)
+	s.web.Render(w, r, http.StatusOK, "admin_directory", d)
 	return nil
 }
 
@@ -176,9 +177,9 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 		if code != account.Invalid && code != account.Conflict {
 			return err
 		}
-		d := &directoryFormData{base: s.base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(err)}
+		d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(err)}
 		d.Nav = "admin"
-		s.render(w, r, statusFor(code), "admin_directory", d)
+		s.web.Render(w, r, statusFor(code), "admin_directory", d)
 		return nil
 	}
 	http.Redirect(w, r, "/admin/directories?done=saved", http.StatusSeeOther)
@@ -199,7 +200,7 @@ func (s *Server) adminDirectoryDeletePage(w http.ResponseWriter, r *http.Request
 	}
 	d := s.confirmPage(r, m, "admin", title, button, "/admin/directories/"+url.PathEscape(dir.ID)+"/delete", "/admin/directories")
 	d.Detail = dir.Name + " (" + dir.ID + ")"
-	d.Message = translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
+	d.Message = web.Translate(d.Lang, "Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.")
 	s.showConfirm(w, r, d, nil)
 	return nil
 }
@@ -246,7 +247,7 @@ func (s *Server) registerAdminUpstreamForms(t *routeTable) {
 }
 
 type upstreamFormData struct {
-	base
+	web.Base
 	Create bool
 	// F is the form's fields by Go field name (sources.Type.FormValues).
 	F           map[string]any
@@ -258,7 +259,7 @@ type upstreamFormData struct {
 
 func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
-	d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.Directories.UpstreamCallbackURL()}
+	d := &upstreamFormData{Base: s.web.Base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.Directories.UpstreamCallbackURL()}
 	d.Nav = "admin"
 	typ := directoryType("oidc")
 	if editing {
@@ -271,7 +272,7 @@ func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me)
 		d.F = typ.NewForm()
 	}
 	d.Scopes, _ = d.F["Scopes"].(string)
-	s.render(w, r, http.StatusOK, "admin_upstream", d)
+	s.web.Render(w, r, http.StatusOK, "admin_upstream", d)
 	return nil
 }
 
@@ -291,10 +292,10 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 		if code != account.Invalid && code != account.Conflict {
 			return err
 		}
-		d := &upstreamFormData{base: s.base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
+		d := &upstreamFormData{Base: s.web.Base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
 			CallbackURL: s.acct.Directories.UpstreamCallbackURL(), Error: account.ErrorMessage(err)}
 		d.Nav = "admin"
-		s.render(w, r, statusFor(code), "admin_upstream", d)
+		s.web.Render(w, r, statusFor(code), "admin_upstream", d)
 		return nil
 	}
 	http.Redirect(w, r, "/admin/directories?done=upstream-saved", http.StatusSeeOther)

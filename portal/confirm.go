@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/web"
 )
 
 // Destructive one-click actions (removing a passkey or a directory, new
@@ -16,7 +17,7 @@ import (
 // confirmData is a confirmation page: what is about to happen, and the one
 // form that does it.
 type confirmData struct {
-	base
+	web.Base
 	Heading string
 	Message string // what the action does and what it undoes, translated
 	Detail  string // the thing it acts on (a name), shown on its own line
@@ -56,17 +57,17 @@ func (s *Server) showConfirm(w http.ResponseWriter, r *http.Request, d *confirmD
 		d.Error = errorText(d.Lang, failure)
 		setRetryAfter(w, failure)
 	}
-	s.render(w, r, status, "confirm", d)
+	s.web.Render(w, r, status, "confirm", d)
 }
 
 // confirmPage starts the confirmation page of an action of m's: its title
 // (the heading too) and its button, in English and translated here, under
 // the menu entry nav; the form posts to action, and Cancel leads to cancel.
 func (s *Server) confirmPage(r *http.Request, m me, nav, title, button, action, cancel string) *confirmData {
-	d := &confirmData{base: s.base(r, &m.User, title), Action: action, Cancel: cancel}
+	d := &confirmData{Base: s.web.Base(r, &m.User, title), Action: action, Cancel: cancel}
 	d.Nav = nav
 	d.Heading = d.Title
-	d.Button = translate(d.Lang, button)
+	d.Button = web.Translate(d.Lang, button)
 	return d
 }
 

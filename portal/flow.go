@@ -6,16 +6,17 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
 // loadFlow loads a sign-in record this browser opened.
 func (s *Server) loadFlow(r *http.Request, id string) (storage.AuthRequest, error) {
-	return s.flow.Get(r.Context(), id, s.browserID(r))
+	return s.flow.Get(r.Context(), id, s.web.BrowserID(r))
 }
 
 // visitor describes the browser making r to the sign-in flow.
 func (s *Server) visitor(r *http.Request) account.Visitor {
-	v := account.Visitor{BrowserID: s.browserID(r), IP: clientIP(r), UserAgent: r.UserAgent()}
+	v := account.Visitor{BrowserID: s.web.BrowserID(r), IP: clientIP(r), UserAgent: r.UserAgent()}
 	v.Session, v.User = s.currentUser(r)
 	return v
 }
@@ -76,7 +77,7 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request, p account.Prog
 	if p.DeviceSecret != "" {
 		http.SetCookie(w, &http.Cookie{
 			Name: s.deviceCookie(), Value: p.DeviceSecret, Path: "/", HttpOnly: true,
-			Secure: s.opts.CookieSecure, SameSite: http.SameSiteLaxMode,
+			Secure: s.web.CookieSecure(), SameSite: http.SameSiteLaxMode,
 			MaxAge: int(s.acct.Policy().TrustedDeviceLifetime.Seconds()),
 		})
 	}
@@ -101,7 +102,7 @@ func (s *Server) progress(w http.ResponseWriter, r *http.Request, p account.Prog
 }
 
 type loginData struct {
-	base
+	web.Base
 	AuthRequestID string
 	ReturnTo      string // a path on this site to go to after signing in (no authorization request)
 	ClientName    string
@@ -113,11 +114,11 @@ type loginData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{base: s.base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), Upstream: s.upstreamButtons()}
+	d := &loginData{Base: s.web.Base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 		if r.URL.Query().Get("done") == "signed-out-everywhere" {
-			d.Notice = translate(d.Lang, "You were signed out everywhere. Sign in again to continue.")
+			d.Notice = web.Translate(d.Lang, "You were signed out everywhere. Sign in again to continue.")
 		}
 	}
 	if a.ClientID != "" {
@@ -125,7 +126,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.Aut
 			d.ClientName = c.Name
 		}
 	}
-	s.render(w, r, status, "login", d)
+	s.web.Render(w, r, status, "login", d)
 	return nil
 }
 
@@ -141,7 +142,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
 		return s.showLogin(w, r, storage.AuthRequest{}, "", "", http.StatusOK)
 	}
 	// First sight of this request binds it to this browser.
-	a, err := s.flow.Bind(r.Context(), id, s.browserID(r))
+	a, err := s.flow.Bind(r.Context(), id, s.web.BrowserID(r))
 	if err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		// Throttled or busy: 429 or 503 with Retry-After, and the page
 		// says how long to wait.
 		setRetryAfter(w, err)
-		return s.showLogin(w, r, a, errorText(pickLanguage(r, ""), err), login, statusFor(account.ErrorCode(err)))
+		return s.showLogin(w, r, a, errorText(web.PickLanguage(r, ""), err), login, statusFor(account.ErrorCode(err)))
 	}
 	p, err := s.flow.FirstStepPassed(r.Context(), account.FirstStep{
 		Request: a, ReturnTo: safeReturn(r.PostFormValue("return_to")), User: u, NewHash: newHash,
@@ -194,18 +195,18 @@ var scopeDescriptions = map[string]string{
 }
 
 type consentData struct {
-	base
+	web.Base
 	AuthRequestID string
 	ClientName    string
 	Scopes        []scopeView
 }
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, u *storage.User) error {
-	d := &consentData{base: s.base(r, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
+	d := &consentData{Base: s.web.Base(r, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
 	for _, sc := range a.Scopes {
 		d.Scopes = append(d.Scopes, scopeView{Name: sc, Description: scopeDescriptions[sc]})
 	}
-	s.render(w, r, http.StatusOK, "consent", d)
+	s.web.Render(w, r, http.StatusOK, "consent", d)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/gorilla/mux"
+	"github.com/keyport/keyport/web"
 )
 
 // Every portal page allows forms to post to Keyport only (form-action
@@ -140,7 +141,7 @@ func (s *Server) handOverLink(ctx context.Context, location string) (template.UR
 }
 
 type handOverData struct {
-	base
+	web.Base
 	URL template.URL // checked by handOverLink
 }
 
@@ -148,5 +149,5 @@ type handOverData struct {
 // Refresh header, or through its link in a browser that ignores the header.
 func (s *Server) handOverPage(w http.ResponseWriter, r *http.Request, location template.URL) {
 	w.Header().Set("Refresh", "0; url="+string(location))
-	s.render(w, r, http.StatusOK, "continue", &handOverData{base: s.base(r, nil, "Continuing"), URL: location})
+	s.web.Render(w, r, http.StatusOK, "continue", &handOverData{Base: s.web.Base(r, nil, "Continuing"), URL: location})
 }

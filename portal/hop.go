@@ -37,7 +37,7 @@ func (s *Server) crossSiteNavigationWithoutCookie(r *http.Request) bool {
 	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" && dest != "document" {
 		return false
 	}
-	_, err := r.Cookie(s.opts.CookieName)
+	_, err := r.Cookie(s.web.CookieName())
 	return err != nil
 }
 
@@ -56,7 +56,7 @@ func (s *Server) RetryWithCookie(w http.ResponseWriter, r *http.Request, target 
 // cross-site GET navigation when the cookie is SameSite=Strict (the
 // browser may hold a session it did not send).
 func (s *Server) hopForStrictCookie(w http.ResponseWriter, r *http.Request) bool {
-	if s.opts.CookieSameSite != http.SameSiteStrictMode || r.Method != http.MethodGet || !s.crossSiteNavigationWithoutCookie(r) {
+	if s.web.CookieSameSite() != http.SameSiteStrictMode || r.Method != http.MethodGet || !s.crossSiteNavigationWithoutCookie(r) {
 		return false
 	}
 	return s.hop(w, r, r.URL.RequestURI())

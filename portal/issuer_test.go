@@ -2,17 +2,15 @@ package portal
 
 import (
 	"testing"
-
-	"github.com/keyport/keyport/templates"
 )
 
 // The issuer is parsed once, when the portal is built: one that does not
 // parse stops start-up, and the comparisons with it hold as before.
 func TestIssuerParsedOnce(t *testing.T) {
-	if _, err := New(Options{Templates: templates.FS, CookieKey: make([]byte, 32), CookieName: "k", Issuer: "https://id.example.com:8443/%zz"}); err == nil {
+	if _, err := New(Options{Web: testWeb(t), Issuer: "https://id.example.com:8443/%zz"}); err == nil {
 		t.Error("started with an issuer that does not parse")
 	}
-	s, err := New(Options{Templates: templates.FS, CookieKey: make([]byte, 32), CookieName: "k", Issuer: "https://id.example.com"})
+	s, err := New(Options{Web: testWeb(t), Issuer: "https://id.example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}

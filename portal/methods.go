@@ -1,6 +1,10 @@
 package portal
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/keyport/keyport/web"
+)
 
 // methodText is how the activity page names the method of a sign-in
 // attempt, in lang. An upstream provider's sign-in is recorded as "fed"
@@ -11,18 +15,18 @@ import "strings"
 func methodText(lang, m string) string {
 	rest, ok := strings.CutPrefix(m, "fed")
 	if !ok || rest != "" && rest[0] != '+' {
-		return translate(lang, methodName(m))
+		return web.Translate(lang, methodName(m))
 	}
 	var steps []string
 	for _, step := range strings.Split(rest, "+") {
 		if step != "" {
-			steps = append(steps, translate(lang, stepName(step)))
+			steps = append(steps, web.Translate(lang, stepName(step)))
 		}
 	}
 	if len(steps) == 0 {
-		return translate(lang, "Upstream provider")
+		return web.Translate(lang, "Upstream provider")
 	}
-	return translate(lang, "Upstream provider (%s)", strings.Join(steps, ", "))
+	return web.Translate(lang, "Upstream provider (%s)", strings.Join(steps, ", "))
 }
 
 // stepName names one amr value inside an upstream sign-in.

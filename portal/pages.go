@@ -5,18 +5,19 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
-type homeData struct{ base }
+type homeData struct{ web.Base }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 	_, u := s.currentUser(r)
-	s.render(w, r, http.StatusOK, "home", &homeData{base: s.base(r, u, "Home")})
+	s.web.Render(w, r, http.StatusOK, "home", &homeData{Base: s.web.Base(r, u, "Home")})
 	return nil
 }
 
 func (s *Server) loggedOut(w http.ResponseWriter, r *http.Request) error {
-	s.render(w, r, http.StatusOK, "logged_out", &homeData{base: s.base(r, nil, "Signed out")})
+	s.web.Render(w, r, http.StatusOK, "logged_out", &homeData{Base: s.web.Base(r, nil, "Signed out")})
 	return nil
 }
 
@@ -24,7 +25,7 @@ func (s *Server) loggedOut(w http.ResponseWriter, r *http.Request) error {
 // goes once signed out: an app's end_session request, or "" for the
 // signed-out page.
 type logoutData struct {
-	base
+	web.Base
 	Continue string
 }
 
@@ -44,13 +45,13 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) error {
 // profile, else the one an app's request asks for with ui_locales, else
 // the browser's (Keycloak's order).
 func (s *Server) showLogout(w http.ResponseWriter, r *http.Request, u *storage.User, continueURL string) {
-	b := s.base(r, u, "Sign out?")
-	if !SupportedLanguage(baseLanguage(u.Locale)) {
-		if lang := uiLocalesLanguage(r.FormValue("ui_locales")); lang != "" {
-			b.Lang, b.Title = lang, translate(lang, "Sign out?")
+	b := s.web.Base(r, u, "Sign out?")
+	if !web.SupportedLanguage(web.BaseLanguage(u.Locale)) {
+		if lang := web.UILocalesLanguage(r.FormValue("ui_locales")); lang != "" {
+			b.Lang, b.Title = lang, web.Translate(lang, "Sign out?")
 		}
 	}
-	s.render(w, r, http.StatusOK, "logout", &logoutData{base: b, Continue: continueURL})
+	s.web.Render(w, r, http.StatusOK, "logout", &logoutData{Base: b, Continue: continueURL})
 }
 
 // LogoutPrompt shows the sign-out confirmation for an app's end_session
@@ -96,7 +97,7 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 const maxContinue = 8 << 10
 
 type setupData struct {
-	base
+	web.Base
 	Token, Username, Email, Name, Error string
 	MinLength                           int
 }
@@ -106,7 +107,7 @@ func (s *Server) setupPage(w http.ResponseWriter, r *http.Request) error {
 	if err := s.acct.Users.CheckSetupToken(r.Context(), tok); err != nil {
 		return err
 	}
-	s.render(w, r, http.StatusOK, "setup", &setupData{base: s.base(r, nil, "Set up Keyport"), Token: tok, MinLength: s.acct.Policy().MinPasswordLength})
+	s.web.Render(w, r, http.StatusOK, "setup", &setupData{Base: s.web.Base(r, nil, "Set up Keyport"), Token: tok, MinLength: s.acct.Policy().MinPasswordLength})
 	return nil
 }
 
@@ -115,7 +116,7 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d := &setupData{
-		base:      s.base(r, nil, "Set up Keyport"),
+		Base:      s.web.Base(r, nil, "Set up Keyport"),
 		Token:     r.PostFormValue("token"),
 		Username:  r.PostFormValue("username"),
 		Email:     r.PostFormValue("email"),
@@ -125,7 +126,7 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) error {
 	pw := r.PostFormValue("password")
 	if pw != r.PostFormValue("password_confirm") {
 		d.Error = "The two passwords do not match."
-		s.render(w, r, http.StatusBadRequest, "setup", d)
+		s.web.Render(w, r, http.StatusBadRequest, "setup", d)
 		return nil
 	}
 	u, err := s.acct.Users.CompleteSetup(r.Context(), d.Token, account.NewUser{Username: d.Username, Email: d.Email, Name: d.Name, Password: pw})
@@ -133,7 +134,7 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) error {
 		code := account.ErrorCode(err)
 		if code == account.Invalid || code == account.Conflict {
 			d.Error = account.ErrorMessage(err)
-			s.render(w, r, statusFor(code), "setup", d)
+			s.web.Render(w, r, statusFor(code), "setup", d)
 			return nil
 		}
 		return err

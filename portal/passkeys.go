@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
 func (s *Server) registerPasskeyRoutes(t *routeTable) {
@@ -44,7 +45,7 @@ type passkeyView struct {
 }
 
 type passkeysData struct {
-	base
+	web.Base
 	Passkeys     []passkeyView
 	Available    bool // the issuer can be a WebAuthn relying party
 	Notice       string
@@ -64,7 +65,7 @@ func (s *Server) passkeysPage(w http.ResponseWriter, r *http.Request, m me) erro
 
 func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, status int, failure error, typed passkeyInput) error {
 	u := m.User
-	d := &passkeysData{base: s.base(r, &u, "Passkeys"), Available: s.acct.Credentials.PasskeysAvailable(), NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
+	d := &passkeysData{Base: s.web.Base(r, &u, "Passkeys"), Available: s.acct.Credentials.PasskeysAvailable(), NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
 	d.Nav = "passkeys"
 	d.ByDirectory = s.acct.Credentials.SecondFactorByDirectory(u)
 	keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID)
@@ -91,13 +92,13 @@ func (s *Server) showPasskeys(w http.ResponseWriter, r *http.Request, m me, stat
 	}
 	switch r.URL.Query().Get("done") {
 	case "added":
-		d.Notice = translate(d.Lang, "Your passkey was added.")
+		d.Notice = web.Translate(d.Lang, "Your passkey was added.")
 	case "removed":
-		d.Notice = translate(d.Lang, "The passkey was removed.")
+		d.Notice = web.Translate(d.Lang, "The passkey was removed.")
 	case "renamed":
-		d.Notice = translate(d.Lang, "The passkey was renamed.")
+		d.Notice = web.Translate(d.Lang, "The passkey was renamed.")
 	}
-	s.render(w, r, status, "passkeys", d)
+	s.web.Render(w, r, status, "passkeys", d)
 	return nil
 }
 
@@ -138,9 +139,9 @@ func (s *Server) confirmPasskeyRemoval(w http.ResponseWriter, r *http.Request, m
 	}
 	d := s.confirmRecentPage(r, m, "passkeys", "Remove this passkey?", "Remove passkey", "/security/passkeys/remove", "/security/passkeys")
 	d.Detail, d.Hidden = keys[i].Name, []hiddenField{{"id", id}}
-	d.Message = translate(d.Lang, "You can no longer sign in with it. The device may still list it; you can delete it there.")
+	d.Message = web.Translate(d.Lang, "You can no longer sign in with it. The device may still list it; you can delete it there.")
 	if len(keys) == 1 {
-		d.Message += " " + translate(d.Lang, "It is your only passkey.")
+		d.Message += " " + web.Translate(d.Lang, "It is your only passkey.")
 	}
 	s.showConfirm(w, r, d, failure)
 	return nil
@@ -207,7 +208,7 @@ func (s *Server) jsonHandle(h jsonFunc) http.Handler {
 // checkCSRFHeader is checkCSRF for JSON requests: the same token, compared
 // in constant time, from the header instead of a form field.
 func (s *Server) checkCSRFHeader(r *http.Request) error {
-	want := s.csrfToken(r)
+	want := s.web.CSRFToken(r)
 	got := r.Header.Get("X-CSRF-Token")
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		return errCSRF
@@ -222,14 +223,14 @@ func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
 	if _, u := s.currentUser(r); u != nil {
 		locale = u.Locale
 	}
-	lang := pickLanguage(r, locale)
+	lang := web.PickLanguage(r, locale)
 	code := account.ErrorCode(err)
 	body := map[string]string{"error": string(code), "message": errorText(lang, err)}
 	setRetryAfter(w, err)
 	if code == account.Internal {
 		ref := newRef()
 		s.log.ErrorContext(r.Context(), "passkey request failed", "path", r.URL.Path, "err", err, "ref", ref)
-		body["message"], body["ref"] = translate(lang, account.ErrorMessage(nil)), ref
+		body["message"], body["ref"] = web.Translate(lang, account.ErrorMessage(nil)), ref
 	}
 	if f := account.ErrorField(err); f != "" {
 		body["field"] = f
@@ -265,17 +266,17 @@ type beginAnswer struct {
 }
 
 func (s *Server) rememberCeremony(w http.ResponseWriter, r *http.Request, id string) error {
-	s.cookie(r).Values[keyCeremony] = id
-	return s.save(w, r)
+	s.web.Cookie(r).Values[keyCeremony] = id
+	return s.web.Save(w, r)
 }
 
 // takeCeremonyID removes the ceremony ID from the cookie: a finish request
 // uses it up, whatever its outcome.
 func (s *Server) takeCeremonyID(w http.ResponseWriter, r *http.Request) (string, error) {
-	c := s.cookie(r)
+	c := s.web.Cookie(r)
 	id, _ := c.Values[keyCeremony].(string)
 	delete(c.Values, keyCeremony)
-	return id, s.save(w, r)
+	return id, s.web.Save(w, r)
 }
 
 func (s *Server) passkeyRegisterBegin(w http.ResponseWriter, r *http.Request, m me, body []byte) (any, error) {

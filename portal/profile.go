@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
 func (s *Server) registerProfileRoutes(t *routeTable) {
@@ -48,7 +49,7 @@ type profileField struct {
 type customEntry struct{ Key, Value string }
 
 type profileData struct {
-	base
+	web.Base
 	Fields       []profileField
 	AvatarURL    string
 	HasAvatar    bool
@@ -75,33 +76,33 @@ var commonTimezones = []string{
 func audience(lang string, a account.Attribute) string {
 	switch {
 	case a.Claim == "sub":
-		return translate(lang, "Every app you sign in to")
+		return web.Translate(lang, "Every app you sign in to")
 	case a.Claim != "":
-		return translate(lang, "Apps granted the %s scope (ID token and userinfo)", a.Scope)
+		return web.Translate(lang, "Apps granted the %s scope (ID token and userinfo)", a.Scope)
 	}
-	return translate(lang, "Only you and administrators")
+	return web.Translate(lang, "Only you and administrators")
 }
 
 func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
-	d := &profileData{base: s.base(r, &u, "Your profile"), Languages: languageOptions(), Timezones: commonTimezones}
+	d := &profileData{Base: s.web.Base(r, &u, "Your profile"), Languages: web.LanguageOptions(), Timezones: commonTimezones}
 	d.Nav = "profile"
 	for _, a := range account.Attributes {
 		if a.Key == "picture" {
 			// Its own form, with the same facts beside it.
-			d.AvatarSource = translate(d.Lang, s.acct.Users.Source(u, a.Key))
+			d.AvatarSource = web.Translate(d.Lang, s.acct.Users.Source(u, a.Key))
 			d.AvatarAudience = audience(d.Lang, a)
 			continue
 		}
 		locked, reason := s.acct.Users.FieldLock(u, a.Key)
 		f := profileField{
-			Key: a.Key, Label: translate(d.Lang, a.Label), Value: s.acct.Users.FieldValue(u, a.Key), Kind: string(a.Kind),
+			Key: a.Key, Label: web.Translate(d.Lang, a.Label), Value: s.acct.Users.FieldValue(u, a.Key), Kind: string(a.Kind),
 			Editable: !locked, Audience: audience(d.Lang, a),
-			Source: translate(d.Lang, s.acct.Users.Source(u, a.Key)),
+			Source: web.Translate(d.Lang, s.acct.Users.Source(u, a.Key)),
 		}
 		if locked {
-			f.LockReason = translate(d.Lang, reason)
+			f.LockReason = web.Translate(d.Lang, reason)
 			if name, ok := strings.CutPrefix(reason, "Managed by "); ok {
-				f.LockReason = translate(d.Lang, "Managed by %s.", strings.TrimSuffix(name, "."))
+				f.LockReason = web.Translate(d.Lang, "Managed by %s.", strings.TrimSuffix(name, "."))
 			}
 		}
 		if a.Kind == account.KindTime && f.Value != "" {
@@ -112,13 +113,13 @@ func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
 	d.AvatarURL = account.AvatarPath(u)
 	d.HasAvatar = !u.AvatarAt.IsZero()
 	if locked, reason := s.acct.Users.FieldLock(u, "picture"); locked {
-		d.AvatarLocked = translate(d.Lang, reason)
+		d.AvatarLocked = web.Translate(d.Lang, reason)
 	}
 	for _, k := range slices.Sorted(maps.Keys(u.CustomData)) {
 		d.Custom = append(d.Custom, customEntry{Key: k, Value: u.CustomData[k]})
 	}
 	if s.acct.Policy().ProfilesLocked {
-		d.CustomLocked = translate(d.Lang, account.ReasonAdminLock)
+		d.CustomLocked = web.Translate(d.Lang, account.ReasonAdminLock)
 	}
 	return d
 }
@@ -138,9 +139,9 @@ func formatTime(rfc3339, tz string) string {
 func (s *Server) profilePage(w http.ResponseWriter, r *http.Request, m me) error {
 	d := s.profileView(r, m.User)
 	if r.URL.Query().Get("saved") == "1" {
-		d.Notice = translate(d.Lang, "Your profile was saved.")
+		d.Notice = web.Translate(d.Lang, "Your profile was saved.")
 	}
-	s.render(w, r, http.StatusOK, "profile", d)
+	s.web.Render(w, r, http.StatusOK, "profile", d)
 	return nil
 }
 
@@ -165,7 +166,7 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	}
 	// Show the form again with what was typed and the message at its field.
 	d := s.profileView(r, m.User)
-	field, msg := account.ErrorField(err), translate(d.Lang, account.ErrorMessage(err))
+	field, msg := account.ErrorField(err), web.Translate(d.Lang, account.ErrorMessage(err))
 	for i := range d.Fields {
 		f := &d.Fields[i]
 		if v, ok := changes[f.Key]; ok && f.Editable {
@@ -176,7 +177,7 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 		}
 	}
 	d.Error = msg
-	s.render(w, r, statusFor(code), "profile", d)
+	s.web.Render(w, r, statusFor(code), "profile", d)
 	return nil
 }
 
@@ -329,9 +330,9 @@ func (s *Server) avatarFailed(w http.ResponseWriter, r *http.Request, m me, err 
 		return err
 	}
 	d := s.profileView(r, m.User)
-	d.AvatarError = translate(d.Lang, account.ErrorMessage(err))
+	d.AvatarError = web.Translate(d.Lang, account.ErrorMessage(err))
 	d.Error = d.AvatarError
-	s.render(w, r, statusFor(code), "profile", d)
+	s.web.Render(w, r, statusFor(code), "profile", d)
 	return nil
 }
 
@@ -386,9 +387,9 @@ func (s *Server) customDataSubmit(w http.ResponseWriter, r *http.Request, m me) 
 			d.Custom = append(d.Custom, e)
 		}
 	}
-	d.CustomError = translate(d.Lang, account.ErrorMessage(err))
+	d.CustomError = web.Translate(d.Lang, account.ErrorMessage(err))
 	d.Error = d.CustomError
-	s.render(w, r, statusFor(code), "profile", d)
+	s.web.Render(w, r, statusFor(code), "profile", d)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/throttle"
+	"github.com/keyport/keyport/web"
 )
 
 // A refused attempt (throttled, or the server too busy to check a password)
@@ -22,9 +23,9 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 
 // errorText is err's message in lang, with how long to wait when it says.
 func errorText(lang string, err error) string {
-	msg := translate(lang, account.ErrorMessage(err))
+	msg := web.Translate(lang, account.ErrorMessage(err))
 	if d := account.RetryAfter(err); d > 0 {
-		msg += " " + translate(lang, "Please try again in %s.", waitText(lang, d))
+		msg += " " + web.Translate(lang, "Please try again in %s.", waitText(lang, d))
 	}
 	return msg
 }
@@ -34,9 +35,9 @@ func errorText(lang string, err error) string {
 func waitText(lang string, d time.Duration) string {
 	unit := func(n int, one, many string) string {
 		if n == 1 {
-			return translate(lang, one)
+			return web.Translate(lang, one)
 		}
-		return translate(lang, many, n)
+		return web.Translate(lang, many, n)
 	}
 	switch secs := throttle.RetryAfterSeconds(d); {
 	case secs < 60:

@@ -9,14 +9,13 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/templates"
 )
 
 // Every route the router can match was registered through routeTable.add,
 // so it has a level; a route added with the router's own Handle has none
 // and fails here.
 func TestEveryRouteHasALevel(t *testing.T) {
-	s, err := New(Options{Templates: templates.FS, CookieKey: make([]byte, 32), CookieName: "k"})
+	s, err := New(Options{Web: testWeb(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/web"
 )
 
 func (s *Server) registerSecurityRoutes(t *routeTable) {
@@ -34,7 +35,7 @@ type deviceView struct {
 }
 
 type securityData struct {
-	base
+	web.Base
 	Notice, Error   string
 	FieldErrors     map[string]string
 	MinLength       int
@@ -53,7 +54,7 @@ type securityData struct {
 
 func (s *Server) securityView(r *http.Request, m me) *securityData {
 	u := m.User
-	d := &securityData{base: s.base(r, &u, "Security"), MinLength: s.acct.Policy().MinPasswordLength, TOTPEnabled: account.HasTOTP(u),
+	d := &securityData{Base: s.web.Base(r, &u, "Security"), MinLength: s.acct.Policy().MinPasswordLength, TOTPEnabled: account.HasTOTP(u),
 		RecoveryLeft: len(u.RecoveryCodes), RememberEnabled: s.acct.Policy().TrustedDeviceLifetime > 0,
 		NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session), FieldErrors: map[string]string{}}
 	d.Nav = "security"
@@ -79,15 +80,15 @@ func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	d := s.securityView(r, m)
 	switch r.URL.Query().Get("done") {
 	case "password":
-		d.Notice = translate(d.Lang, "Your password was changed. Every other session was signed out.")
+		d.Notice = web.Translate(d.Lang, "Your password was changed. Every other session was signed out.")
 	case "totp-off":
-		d.Notice = translate(d.Lang, "Two-factor authentication with an authenticator app is off.")
+		d.Notice = web.Translate(d.Lang, "Two-factor authentication with an authenticator app is off.")
 	case "device":
-		d.Notice = translate(d.Lang, "The device was forgotten.")
+		d.Notice = web.Translate(d.Lang, "The device was forgotten.")
 	case "devices":
-		d.Notice = translate(d.Lang, "Every remembered device was forgotten. The next sign-in on each asks for the second step again.")
+		d.Notice = web.Translate(d.Lang, "Every remembered device was forgotten. The next sign-in on each asks for the second step again.")
 	}
-	s.render(w, r, http.StatusOK, "security", d)
+	s.web.Render(w, r, http.StatusOK, "security", d)
 	return nil
 }
 
@@ -104,13 +105,13 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 	d.Error = errorText(d.Lang, err)
 	// The one policy message with a number: translated by its format.
 	if minLen := fmt.Sprintf(passwordTooShort, d.MinLength); account.ErrorMessage(err) == minLen {
-		d.Error = translate(d.Lang, passwordTooShort, d.MinLength)
+		d.Error = web.Translate(d.Lang, passwordTooShort, d.MinLength)
 	}
 	if f := account.ErrorField(err); f != "" {
 		d.FieldErrors[f] = d.Error
 	}
 	setRetryAfter(w, err)
-	s.render(w, r, statusFor(code), "security", d)
+	s.web.Render(w, r, statusFor(code), "security", d)
 	return nil
 }
 
@@ -147,15 +148,15 @@ func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, m me) error {
 }
 
 type recoveryData struct {
-	base
+	web.Base
 	Codes    []string
 	ReturnTo string
 }
 
 func (s *Server) showRecoveryCodes(w http.ResponseWriter, r *http.Request, m me, codes []string) error {
-	d := &recoveryData{base: s.base(r, &m.User, "Your recovery codes"), Codes: codes, ReturnTo: safeReturn(r.PostFormValue("return_to"))}
+	d := &recoveryData{Base: s.web.Base(r, &m.User, "Your recovery codes"), Codes: codes, ReturnTo: safeReturn(r.PostFormValue("return_to"))}
 	d.Nav = "security"
-	s.render(w, r, http.StatusOK, "recovery_codes", d)
+	s.web.Render(w, r, http.StatusOK, "recovery_codes", d)
 	return nil
 }
 
@@ -219,14 +220,14 @@ func (s *Server) confirmNewRecoveryCodes(w http.ResponseWriter, r *http.Request,
 	d := s.confirmRecentPage(r, m, "security", "Recovery codes", "Make new recovery codes", "/security/recovery-codes", "/security")
 	if r.FormValue("done") == "totp" {
 		// After the set-up: a page to leave, not a question to cancel.
-		d.Notice = translate(d.Lang, "Two-factor authentication with your authenticator app is on.")
-		d.CancelLabel = translate(d.Lang, "Back to Security")
+		d.Notice = web.Translate(d.Lang, "Two-factor authentication with your authenticator app is on.")
+		d.CancelLabel = web.Translate(d.Lang, "Back to Security")
 	}
-	d.Message = translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
+	d.Message = web.Translate(d.Lang, "Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.", len(m.User.RecoveryCodes))
 	d.Hidden = append(d.Hidden, hiddenField{codeSetField, codeSetFingerprint(m.User.RecoveryCodes)})
 	if rt := safeReturn(r.FormValue("return_to")); rt != "/" {
 		d.Hidden = append(d.Hidden, hiddenField{"return_to", rt})
-		d.Cancel, d.CancelLabel = rt, translate(d.Lang, "Continue")
+		d.Cancel, d.CancelLabel = rt, web.Translate(d.Lang, "Continue")
 	}
 	s.showConfirm(w, r, d, failure)
 	return nil

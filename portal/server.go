@@ -1,29 +1,28 @@
 // Package portal is Keyport's people-facing HTTP: sign-in, consent, logout,
-// first-admin setup and the error pages. It reaches the OIDC provider only
-// through redirects to its callback: account.Flow records how a sign-in
-// ends, and the provider answers the app.
+// first-admin setup and the self-service pages, rendered through package
+// web (the browser's cookie and the pages, shared with the provider). It
+// reaches the OIDC provider only through redirects to its callback:
+// account.Flow records how a sign-in ends, and the provider answers the
+// app.
 package portal
 
 import (
-	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
-	"github.com/gorilla/sessions"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
 // Store is the part of storage the portal reads directly.
@@ -37,18 +36,14 @@ type Options struct {
 	Issuer   string
 	Accounts *account.Service
 	// Flow runs the sign-in records; it is their only writer.
-	Flow      *account.Flow
-	Store     Store
-	Templates fs.FS // *.html and static/
-	// CookieKey signs the session cookie (32 or 64 random bytes).
-	CookieKey       []byte
-	CookieName      string
-	CookieSecure    bool
-	CookieSameSite  http.SameSite
-	SessionLifetime time.Duration
-	MaxBodyBytes    int64
-	Now             func() time.Time
-	Logger          *slog.Logger
+	Flow  *account.Flow
+	Store Store
+	// Web is the browser's cookie and the pages, shared with the
+	// provider. Required.
+	Web          *web.Web
+	MaxBodyBytes int64
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// Health, when set, tells /healthz whether Keyport works: nil, or an
 	// error with a short reason that may be shown to anyone (503).
 	Health func() error
@@ -60,8 +55,7 @@ type Server struct {
 	acct    *account.Service
 	flow    *account.Flow
 	store   Store
-	cookies *sessions.CookieStore
-	pages   map[string]*template.Template
+	web     *web.Web
 	static  http.Handler
 	favicon http.Handler
 	log     *slog.Logger
@@ -72,18 +66,6 @@ type Server struct {
 	// issuer is opts.Issuer parsed, once rather than on each request
 	// that compares a URL with it (handover.go, forwardauth.go).
 	issuer *url.URL
-}
-
-// requiredPages must exist; every other *.html beside layout.html is parsed
-// as a page too, so an area adds a page by adding its template.
-var requiredPages = []string{"login", "consent", "error", "setup", "home", "logged_out"}
-
-// templateFuncs are available in every template.
-var templateFuncs = template.FuncMap{
-	// t translates English text into the page's language: {{t .Lang "Save"}}.
-	"t": translate,
-	// languageName names a language code in its own language.
-	"languageName": func(code string) string { return LanguageNames[code] },
 }
 
 // New builds the portal, parsing every template up front so a broken one
@@ -98,8 +80,8 @@ func New(o Options) (*Server, error) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
 	}
-	if len(o.CookieKey) < 32 {
-		return nil, fmt.Errorf("portal: cookie key must be at least 32 bytes")
+	if o.Web == nil {
+		return nil, errors.New("portal: Options.Web is required")
 	}
 	issuer, err := url.Parse(o.Issuer)
 	if err != nil {
@@ -110,53 +92,18 @@ func New(o Options) (*Server, error) {
 		acct:  o.Accounts,
 		flow:  o.Flow,
 		store: o.Store,
+		web:   o.Web,
 		log:   o.Logger,
 		now:   o.Now,
-		pages: make(map[string]*template.Template),
 	}
 	s.issuer = issuer
-	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(o.Templates, "layout.html")
-	if err != nil {
-		return nil, fmt.Errorf("parse layout template: %w", err)
-	}
-	names, err := fs.Glob(o.Templates, "*.html")
-	if err != nil {
-		return nil, fmt.Errorf("list templates: %w", err)
-	}
-	pageNames := slices.Clone(requiredPages)
-	for _, n := range names {
-		if n = strings.TrimSuffix(n, ".html"); n != "layout" && !slices.Contains(pageNames, n) {
-			pageNames = append(pageNames, n)
-		}
-	}
-	for _, name := range pageNames {
-		t, err := layout.Clone()
-		if err != nil {
-			return nil, fmt.Errorf("clone layout for %s: %w", name, err)
-		}
-		if t, err = t.ParseFS(o.Templates, name+".html"); err != nil {
-			return nil, fmt.Errorf("parse template %s.html: %w", name, err)
-		}
-		s.pages[name] = t
-	}
-	staticFS, err := fs.Sub(o.Templates, "static")
-	if err != nil {
-		return nil, fmt.Errorf("static assets: %w", err)
-	}
+	staticFS := o.Web.Static()
 	s.static = http.StripPrefix("/static/", s.filesOnly(staticFS, cacheFor(24*time.Hour, iconType(http.FileServerFS(staticFS)))))
 	s.favicon = cacheFor(24*time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", icoContentType)
 		http.ServeFileFS(w, r, staticFS, "favicon.ico")
 	}))
 
-	s.cookies = sessions.NewCookieStore(o.CookieKey)
-	s.cookies.Options = &sessions.Options{
-		Path:     "/",
-		MaxAge:   int(o.SessionLifetime.Seconds()),
-		HttpOnly: true,
-		Secure:   o.CookieSecure,
-		SameSite: o.CookieSameSite,
-	}
 	if s.router, err = s.routes(); err != nil {
 		return nil, err
 	}
@@ -169,7 +116,7 @@ func New(o Options) (*Server, error) {
 	// handlers answer in JSON.
 	cop.AddInsecureBypassPattern("/api/")
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.ErrorPage(w, r, http.StatusForbidden, "Access denied", account.ErrorMessage(errCSRF))
+		s.web.ErrorPage(w, r, http.StatusForbidden, "Access denied", account.ErrorMessage(errCSRF))
 	}))
 	s.handler = cop.Handler(s.withCSRFToken(s.router))
 	return s, nil
@@ -182,7 +129,7 @@ func (s *Server) routes() (*mux.Router, error) {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.ErrorPage(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept that kind of request.")
+		s.web.ErrorPage(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not accept that kind of request.")
 	})
 	t := s.newRouteTable(r)
 
@@ -224,7 +171,7 @@ func (s *Server) routes() (*mux.Router, error) {
 
 // ServeHTTP applies the security headers and the size limit to every page.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	securityHeaders(w.Header())
+	web.SecurityHeaders(w.Header())
 	limit := s.opts.MaxBodyBytes
 	if r.URL.Path == "/profile/avatar" {
 		limit = max(limit, avatarBodyLimit)
@@ -290,7 +237,7 @@ func (s *Server) filesOnly(fsys fs.FS, next http.Handler) http.Handler {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+	s.web.ErrorPage(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 }
 
 // handlerFunc is a portal handler that reports failures instead of writing them.
@@ -305,7 +252,7 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 			if p := recover(); p != nil {
 				ref := newRef()
 				s.log.ErrorContext(r.Context(), "panic in portal handler", "path", r.URL.Path, "panic", p, "ref", ref)
-				s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", account.ErrorMessage(nil), ref)
+				s.web.ErrorPageWithRef(w, r, http.StatusInternalServerError, "Something went wrong", account.ErrorMessage(nil), ref)
 			}
 		}()
 		err := h(w, r)
@@ -317,11 +264,11 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 		if code == account.Internal {
 			ref := newRef()
 			s.log.ErrorContext(r.Context(), "portal request failed", "path", r.URL.Path, "err", err, "ref", ref)
-			s.errorPage(w, r, status, "Something went wrong", account.ErrorMessage(nil), ref)
+			s.web.ErrorPageWithRef(w, r, status, "Something went wrong", account.ErrorMessage(nil), ref)
 			return
 		}
 		setRetryAfter(w, err)
-		s.errorPage(w, r, status, headingFor(status), errorText(pickLanguage(r, ""), err), "")
+		s.web.ErrorPageWithRef(w, r, status, headingFor(status), errorText(web.PickLanguage(r, ""), err), "")
 	})
 }
 
@@ -365,84 +312,4 @@ func newRef() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
-}
-
-// ErrorPage renders the friendly error page; the provider uses it too.
-// heading and message are English, translated here; args (the value that
-// was wrong, say) are formatted into the translated message and escaped
-// like all text on the page.
-func (s *Server) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any) {
-	s.errorPage(w, r, status, heading, message, "", args...)
-}
-
-type errorData struct {
-	base
-	Heading, Message, RequestID string
-}
-
-// errorPage is ErrorPage with the reference of a log line (ref, or "").
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string, args ...any) {
-	b := s.base(r, nil, heading)
-	s.render(w, r, status, "error", &errorData{base: b, Heading: translate(b.Lang, heading), Message: translate(b.Lang, message, args...), RequestID: ref})
-}
-
-// base holds what every page needs.
-type base struct {
-	Title     string
-	CSRFToken string
-	Lang      string // "en", "de": the page's language
-	Theme     string // "light", "dark" or "" (follow the system)
-	Issuer    string
-	User      *userView
-	Nav       string // which portal section is current, for the menu
-}
-
-type userView struct {
-	ID, Name, Username, Email string
-	Admin                     bool
-}
-
-// base fills what every page needs. Pass the signed-in user when there is
-// one: their language and theme apply.
-func (s *Server) base(r *http.Request, u *storage.User, title string) base {
-	b := base{Title: title, Issuer: s.opts.Issuer, CSRFToken: s.csrfToken(r)}
-	locale := ""
-	if u != nil {
-		b.User = &userView{ID: u.ID, Name: u.Name, Username: u.Username, Email: u.Email, Admin: u.Admin}
-		locale, b.Theme = u.Locale, u.Theme
-	}
-	b.Lang = pickLanguage(r, locale)
-	b.Title = translate(b.Lang, title)
-	return b
-}
-
-// render executes a page into a buffer first, so a template error becomes a
-// clean 500 instead of half a page.
-func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
-	var buf bytes.Buffer
-	if err := s.pages[page].ExecuteTemplate(&buf, "layout.html", data); err != nil {
-		s.log.ErrorContext(r.Context(), "render template", "page", page, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	// Pages also render for the provider (its error pages), outside ServeHTTP.
-	securityHeaders(h)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
-}
-
-// securityHeaders are on every portal response.
-func securityHeaders(h http.Header) {
-	// Scripts only from our own /static (the WebAuthn ceremonies); nothing
-	// inline anywhere. Forms post to Keyport only, so an injected form
-	// cannot send what someone types to another site; a form whose answer
-	// leaves Keyport goes through the hand-over page (handover.go).
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	// Sign-in URLs carry request IDs; never leak them to other sites.
-	h.Set("Referrer-Policy", "no-referrer")
 }

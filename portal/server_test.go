@@ -2,38 +2,23 @@ package portal
 
 import (
 	"testing"
-	"testing/fstest"
 
 	"github.com/keyport/keyport/templates"
+	"github.com/keyport/keyport/web"
 )
 
-func TestNewParsesEveryPage(t *testing.T) {
-	s, err := New(Options{Templates: templates.FS, CookieKey: make([]byte, 32), CookieName: "k"})
+// testWeb is the browser binding and the pages the portal is built with.
+func testWeb(t *testing.T) *web.Web {
+	t.Helper()
+	w, err := web.New(web.Options{Templates: templates.FS, CookieKey: make([]byte, 32), CookieName: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range requiredPages {
-		if s.pages[p] == nil {
-			t.Errorf("page %s not parsed", p)
-		}
-	}
+	return w
 }
 
-func TestNewRefusesMissingOrBrokenTemplates(t *testing.T) {
-	layout := &fstest.MapFile{Data: []byte(`{{template "content" .}}`)}
-	missing := fstest.MapFS{"layout.html": layout, "static/style.css": &fstest.MapFile{}}
-	if _, err := New(Options{Templates: missing, CookieKey: make([]byte, 32)}); err == nil {
-		t.Error("started without the page templates")
-	}
-	broken := fstest.MapFS{"layout.html": layout, "static/style.css": &fstest.MapFile{}}
-	for _, p := range requiredPages {
-		broken[p+".html"] = &fstest.MapFile{Data: []byte(`{{define "content"}}ok{{end}}`)}
-	}
-	broken["login.html"] = &fstest.MapFile{Data: []byte(`{{define "content"}}{{.Unclosed}`)}
-	if _, err := New(Options{Templates: broken, CookieKey: make([]byte, 32)}); err == nil {
-		t.Error("started with a broken template")
-	}
-	if _, err := New(Options{Templates: templates.FS, CookieKey: make([]byte, 8)}); err == nil {
-		t.Error("accepted a short cookie key")
+func TestNewNeedsWeb(t *testing.T) {
+	if _, err := New(Options{}); err == nil {
+		t.Error("started without the browser binding and the pages")
 	}
 }

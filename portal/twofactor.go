@@ -8,6 +8,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
 )
 
 func (s *Server) registerTwoFactorRoutes(t *routeTable) {
@@ -37,7 +38,7 @@ func (s *Server) pendingFlow(r *http.Request, id string) (storage.AuthRequest, s
 }
 
 // deviceCookie names the cookie of a remembered device.
-func (s *Server) deviceCookie() string { return s.opts.CookieName + "_device" }
+func (s *Server) deviceCookie() string { return s.web.CookieName() + "_device" }
 
 // deviceProof is this browser's remembered-device cookie ("" when none).
 // The password step passes it on: a device remembered for the account is
@@ -61,7 +62,7 @@ func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, a st
 }
 
 type twoFactorData struct {
-	base
+	web.Base
 	HasTOTP       bool
 	HasPasskey    bool
 	HasRecovery   bool
@@ -72,18 +73,18 @@ type twoFactorData struct {
 }
 
 func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, u storage.User, errMsg string, status int) error {
-	d := &twoFactorData{base: s.base(r, nil, "Two-factor authentication"), HasTOTP: account.HasTOTP(u), HasRecovery: len(u.RecoveryCodes) > 0,
+	d := &twoFactorData{Base: s.web.Base(r, nil, "Two-factor authentication"), HasTOTP: account.HasTOTP(u), HasRecovery: len(u.RecoveryCodes) > 0,
 		RememberDays: rememberDays(s.acct.Policy().TrustedDeviceLifetime), AuthRequestID: a.ID,
 		UseRecovery: r.URL.Query().Get("recovery") == "1"}
-	d.Lang = pickLanguage(r, u.Locale)
-	d.Title = translate(d.Lang, "Two-factor authentication")
+	d.Lang = web.PickLanguage(r, u.Locale)
+	d.Title = web.Translate(d.Lang, "Two-factor authentication")
 	if keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID); err == nil {
 		d.HasPasskey = len(keys) > 0
 	}
 	if errMsg != "" {
-		d.Error = translate(d.Lang, errMsg)
+		d.Error = web.Translate(d.Lang, errMsg)
 	}
-	s.render(w, r, status, "twofactor", d)
+	s.web.Render(w, r, status, "twofactor", d)
 	return nil
 }
 
@@ -119,7 +120,7 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {
 			setRetryAfter(w, err)
-			return s.showTwoFactor(w, r, a, u, errorText(pickLanguage(r, u.Locale), err), statusFor(c))
+			return s.showTwoFactor(w, r, a, u, errorText(web.PickLanguage(r, u.Locale), err), statusFor(c))
 		}
 		return err
 	}

@@ -66,11 +66,11 @@ func (s *Server) upstreamStart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return account.UpstreamError(src, err)
 	}
-	c := s.cookie(r)
+	c := s.web.Cookie(r)
 	c.Values[keyUpState], c.Values[keyUpNonce], c.Values[keyUpVerifier] = state, nonce, verifier
 	c.Values[keyUpSource], c.Values[keyUpRequest], c.Values[keyUpReturn] = src.ID(), authRequestID, safeReturn(r.PostFormValue("return_to"))
 	c.Values[keyUpAt] = s.now().Unix()
-	if err := s.save(w, r); err != nil {
+	if err := s.web.Save(w, r); err != nil {
 		return err
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
@@ -78,7 +78,7 @@ func (s *Server) upstreamStart(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error {
-	c := s.cookie(r)
+	c := s.web.Cookie(r)
 	state, _ := c.Values[keyUpState].(string)
 	nonce, _ := c.Values[keyUpNonce].(string)
 	verifier, _ := c.Values[keyUpVerifier].(string)
@@ -90,7 +90,7 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 	for _, k := range []string{keyUpState, keyUpNonce, keyUpVerifier, keyUpSource, keyUpRequest, keyUpReturn, keyUpAt} {
 		delete(c.Values, k)
 	}
-	if err := s.save(w, r); err != nil {
+	if err := s.web.Save(w, r); err != nil {
 		return err
 	}
 	q := r.URL.Query()

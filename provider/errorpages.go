@@ -13,7 +13,7 @@ import (
 
 // The provider's error pages speak to the person in the browser, not to the
 // app's developer: what went wrong and what to do, in plain words the
-// portal translates (its catalogs hold the German of every heading and
+// package web translates (its catalogs hold the German of every heading and
 // message here), with the value that was wrong shown as sent (escaped by
 // the page's template, shortened here). zitadel's own descriptions are
 // technical and English ("unable to retrieve client by id"); they appear
@@ -30,13 +30,13 @@ type pageError struct {
 // maxShownValue bounds a value shown on an error page, in characters.
 const maxShownValue = 200
 
-// showError renders e through the portal's error page.
+// showError renders e through the shared error page (package web).
 func (p *Provider) showError(w http.ResponseWriter, r *http.Request, e pageError) {
 	var args []any
 	if strings.Contains(e.message, "%s") {
 		args = append(args, shownValue(e.value))
 	}
-	p.opts.Browsers.ErrorPage(w, r, e.status, e.heading, e.message, args...)
+	p.opts.Web.ErrorPage(w, r, e.status, e.heading, e.message, args...)
 }
 
 // shownValue makes a value fit for a page: control characters, format
@@ -142,7 +142,7 @@ func (p *Provider) answerCallback(w http.ResponseWriter, r *http.Request) bool {
 		p.log.ErrorContext(r.Context(), "load auth request at the callback", "err", err)
 		p.showError(w, r, errPageServer)
 		return true
-	case !account.Owns(a, p.opts.Browsers.BrowserID(r)):
+	case !account.Owns(a, p.opts.Web.BrowserID(r)):
 		p.showError(w, r, errPageOtherBrowser)
 		return true
 	case a.FailCode != "":

@@ -348,7 +348,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		return
 
 	case status == http.StatusFound && path == "/end_session":
-		p.opts.Browsers.EndBrowserSession(w, r)
+		p.opts.SignOut.EndBrowserSession(w, r)
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
 		location := p.withIssuer(unsupportedResponseType(r, h.Get("Location")))

@@ -36,12 +36,12 @@ import (
 // read the client again.
 func (p *Provider) holdEndSession(w http.ResponseWriter, r *http.Request) (bool, *op.EndSessionRequest) {
 	continueURL := endSessionContinue(r)
-	if p.opts.Browsers.RetryWithCookie(w, r, continueURL) {
+	if p.opts.SignOut.RetryWithCookie(w, r, continueURL) {
 		return true, nil
 	}
 	session, confirm := p.logoutNeedsConfirmation(r)
 	if confirm {
-		p.opts.Browsers.LogoutPrompt(w, r, continueURL)
+		p.opts.SignOut.LogoutPrompt(w, r, continueURL)
 		return true, nil
 	}
 	return false, session
@@ -56,7 +56,7 @@ var endSessionParams = []string{"id_token_hint", "logout_hint", "client_id", "po
 // someone is. An invalid request is not confirmed: zitadel refuses it with
 // its error page, which signs nobody out.
 func (p *Provider) logoutNeedsConfirmation(r *http.Request) (*op.EndSessionRequest, bool) {
-	userID := p.opts.Browsers.SignedInUserID(r)
+	userID := p.opts.SignOut.SignedInUserID(r)
 	if userID == "" {
 		return nil, false
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +18,8 @@ import (
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
+	"github.com/keyport/keyport/templates"
+	"github.com/keyport/keyport/web"
 )
 
 const (
@@ -70,7 +71,8 @@ func newLogoutFixture(t *testing.T) *logoutFixture {
 		t.Fatal(err)
 	}
 	f.p, err = New(Options{Issuer: logoutIssuer, Store: f.store, Keys: f.keys, Logger: slog.New(slog.DiscardHandler),
-		Browsers:     logoutBrowsers{f},
+		Web:          logoutWeb(t),
+		SignOut:      logoutSignOut{f},
 		LoggedOutURL: logoutIssuer + "/logged-out"})
 	if err != nil {
 		t.Fatal(err)
@@ -78,24 +80,30 @@ func newLogoutFixture(t *testing.T) *logoutFixture {
 	return f
 }
 
-// logoutBrowsers is the fixture's sign-in side: u1 is signed in, and
-// signing out and confirmations are counted.
-type logoutBrowsers struct{ f *logoutFixture }
+// logoutWeb is the real browser binding and pages: the error pages the
+// fixture's requests get are Keyport's own.
+func logoutWeb(t *testing.T) *web.Web {
+	t.Helper()
+	w, err := web.New(web.Options{Issuer: logoutIssuer, Templates: templates.FS, CookieKey: make([]byte, 32), CookieName: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
 
-func (logoutBrowsers) BrowserID(*http.Request) string      { return "" }
-func (logoutBrowsers) SignedInUserID(*http.Request) string { return "u1" }
-func (b logoutBrowsers) EndBrowserSession(http.ResponseWriter, *http.Request) {
+// logoutSignOut is the fixture's sign-in side: u1 is signed in, and
+// signing out and confirmations are counted.
+type logoutSignOut struct{ f *logoutFixture }
+
+func (logoutSignOut) SignedInUserID(*http.Request) string { return "u1" }
+func (b logoutSignOut) EndBrowserSession(http.ResponseWriter, *http.Request) {
 	b.f.signedOut++
 }
-func (b logoutBrowsers) LogoutPrompt(w http.ResponseWriter, r *http.Request, continueURL string) {
+func (b logoutSignOut) LogoutPrompt(w http.ResponseWriter, r *http.Request, continueURL string) {
 	b.f.prompts = append(b.f.prompts, continueURL)
 	w.WriteHeader(http.StatusOK)
 }
-func (logoutBrowsers) RetryWithCookie(http.ResponseWriter, *http.Request, string) bool { return false }
-func (logoutBrowsers) ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any) {
-	w.WriteHeader(status)
-	fmt.Fprintf(w, heading+": "+message, args...)
-}
+func (logoutSignOut) RetryWithCookie(http.ResponseWriter, *http.Request, string) bool { return false }
 
 // hint is an ID token of u1 for app, signed by the provider's key.
 func (f *logoutFixture) hint() string {

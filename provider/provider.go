@@ -23,6 +23,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
+	"github.com/keyport/keyport/web"
 )
 
 // Options configure a Provider.
@@ -36,9 +37,13 @@ type Options struct {
 	MaxBodyBytes int64
 	Now          func() time.Time
 	Logger       *slog.Logger
-	// Browsers is the sign-in side (the portal): what the provider asks
-	// about the browser making a request, and its pages. Required.
-	Browsers Browsers
+	// Web is the browser binding and the pages, shared with the portal:
+	// the provider reads the browser's ID from it and shows its error
+	// pages with it. Required.
+	Web *web.Web
+	// SignOut is the sign-in side (the portal): who is signed in in a
+	// browser, and signing them out. Required.
+	SignOut SignOut
 	// LoggedOutURL is where logout lands without a post_logout_redirect_uri.
 	LoggedOutURL string
 	// LoginPath is the portal's sign-in page; authorization requests go there.
@@ -58,17 +63,12 @@ type Options struct {
 	PendingSignIns storage.PendingLimits
 }
 
-// Browsers is what the provider needs from the sign-in side. The portal
-// implements it; the portal in turn reaches the provider only by sending
-// the browser to the callback, so neither calls into the other in a circle.
-type Browsers interface {
-	// BrowserID is the ID in the cookie of the browser making r ("" when
-	// none). A sign-in record bound to another browser gets no code there.
-	BrowserID(r *http.Request) string
-	// ErrorPage renders a friendly HTML error for browser-facing
-	// endpoints: heading and message are English for the portal to
-	// translate, and args are formatted into the translated message.
-	ErrorPage(w http.ResponseWriter, r *http.Request, status int, heading, message string, args ...any)
+// SignOut is what the provider needs from the sign-in side, for RP-
+// initiated logout: the sessions and the portal's pages about them. The
+// portal implements it; the portal in turn reaches the provider only by
+// sending the browser to the callback, so neither calls into the other in
+// a circle.
+type SignOut interface {
 	// SignedInUserID is the user signed in in the browser making r, or "".
 	SignedInUserID(r *http.Request) string
 	// EndBrowserSession signs the browser out when RP-initiated logout
@@ -134,8 +134,11 @@ func New(o Options) (*Provider, error) {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
 	}
-	if o.Browsers == nil {
-		return nil, errors.New("provider: Options.Browsers is required")
+	if o.Web == nil {
+		return nil, errors.New("provider: Options.Web is required")
+	}
+	if o.SignOut == nil {
+		return nil, errors.New("provider: Options.SignOut is required")
 	}
 	tokens, err := newTokenCrypto(o.TokenKey)
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 	"github.com/keyport/keyport/templates"
+	"github.com/keyport/keyport/web"
 )
 
 func main() {
@@ -361,30 +362,38 @@ func (m *Main) load() error {
 	if cfg.Session.SameSite == "strict" {
 		sameSite = http.SameSiteStrictMode
 	}
-	// The portal is built first: it reaches the provider only by sending
-	// the browser to the callback, and the provider asks the portal about
-	// browsers (provider.Browsers). The sign-in flow writes the records
+	// The browser's cookie and the pages come first, for both sides. The
+	// portal is built next: it reaches the provider only by sending the
+	// browser to the callback, and the provider asks the portal only about
+	// signing out (provider.SignOut). The sign-in flow writes the records
 	// both read.
-	pending := storage.PendingLimits{
-		PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
-		Total:     cfg.Limits.MaxPendingSignIns,
-	}
-	var err error
-	m.Portal, err = portal.New(portal.Options{
+	pages, err := web.New(web.Options{
 		Issuer:          cfg.Issuer,
-		Accounts:        m.Accounts,
-		Flow:            account.NewFlow(m.Store, m.Accounts, pending),
-		Store:           m.Store,
 		Templates:       tmpl,
 		CookieKey:       m.subkey("session cookie", 64),
 		CookieName:      cfg.Session.CookieName,
 		CookieSecure:    cfg.SecureCookie(),
 		CookieSameSite:  sameSite,
 		SessionLifetime: cfg.Session.Lifetime.Duration,
-		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
-		Now:             m.Now,
 		Logger:          log,
-		Health:          m.db.Health,
+	})
+	if err != nil {
+		return err
+	}
+	pending := storage.PendingLimits{
+		PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
+		Total:     cfg.Limits.MaxPendingSignIns,
+	}
+	m.Portal, err = portal.New(portal.Options{
+		Issuer:       cfg.Issuer,
+		Accounts:     m.Accounts,
+		Flow:         account.NewFlow(m.Store, m.Accounts, pending),
+		Store:        m.Store,
+		Web:          pages,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
+		Now:          m.Now,
+		Logger:       log,
+		Health:       m.db.Health,
 	})
 	if err != nil {
 		return err
@@ -400,7 +409,8 @@ func (m *Main) load() error {
 		MaxBodyBytes:   cfg.Limits.MaxBodyBytes,
 		Now:            m.Now,
 		Logger:         log,
-		Browsers:       m.Portal,
+		Web:            pages,
+		SignOut:        m.Portal,
 		LoggedOutURL:   cfg.Issuer + "/logged-out",
 		Throttle:       m.Accounts.Throttle(),
 		CheckRefresh:   m.Accounts.SignIn.CheckRefreshNetwork,

@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deAccess is German for app passwords, API tokens, the IP allowlist and
 // the activity page.

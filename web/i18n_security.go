@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deSecurity is German for the security page, the recovery codes and the
 // password and TOTP rules' messages.

@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deThrottle is German for the answers to refused attempts (retry.go).
 var deThrottle = map[string]string{

@@ -1,4 +1,4 @@
-package portal
+package web
 
 // dePasskeys is German for the passkeys page, the passkey parts of the
 // sign-in pages, and the messages of the passkey ceremonies (shown on the

@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deTwoFactor is German for the second sign-in step.
 var deTwoFactor = map[string]string{

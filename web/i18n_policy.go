@@ -1,4 +1,4 @@
-package portal
+package web
 
 // German for the password strength check and the other policy messages of
 // the hardening issue.

@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deProfile is German for the profile page, the policy table's labels and
 // the profile rules' messages.

@@ -1,4 +1,4 @@
-package portal
+package web
 
 import (
 	"fmt"
@@ -43,7 +43,7 @@ func SupportedLanguage(tag string) bool {
 }
 
 // translate returns text in lang, formatting args into it when given.
-func translate(lang, text string, args ...any) string {
+func Translate(lang, text string, args ...any) string {
 	if tr, ok := catalogs[lang][text]; ok && tr != "" {
 		text = tr
 	}
@@ -55,8 +55,8 @@ func translate(lang, text string, args ...any) string {
 
 // pickLanguage chooses the language of a page: the signed-in user's profile
 // setting wins, then the browser's Accept-Language, then English.
-func pickLanguage(r *http.Request, userLocale string) string {
-	if base := baseLanguage(userLocale); SupportedLanguage(base) {
+func PickLanguage(r *http.Request, userLocale string) string {
+	if base := BaseLanguage(userLocale); SupportedLanguage(base) {
 		return base
 	}
 	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
@@ -75,7 +75,7 @@ func pickLanguage(r *http.Request, userLocale string) string {
 // asks for (BCP 47 tags separated by spaces, the preferred first) among
 // those the portal speaks, or "" when it names none of them. Only the
 // first ten tags count.
-func uiLocalesLanguage(uiLocales string) string {
+func UILocalesLanguage(uiLocales string) string {
 	var tags []language.Tag
 	for i, f := range strings.Fields(uiLocales) {
 		if i == 10 {
@@ -97,7 +97,7 @@ func uiLocalesLanguage(uiLocales string) string {
 }
 
 // baseLanguage turns "de-CH" or "de_CH" into "de".
-func baseLanguage(locale string) string {
+func BaseLanguage(locale string) string {
 	locale = strings.ToLower(strings.TrimSpace(locale))
 	if i := strings.IndexAny(locale, "-_"); i >= 0 {
 		locale = locale[:i]
@@ -106,6 +106,6 @@ func baseLanguage(locale string) string {
 }
 
 // languageOptions lists the picker's choices, sorted by code.
-func languageOptions() []string {
+func LanguageOptions() []string {
 	return slices.Sorted(maps.Keys(LanguageNames))
 }

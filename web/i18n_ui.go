@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deUI is German for the confirmation pages of destructive actions, the
 // notices after them, the copy buttons, the sign-in page's divider, the
@@ -41,10 +41,15 @@ var deUI = map[string]string{
 	"Source and who sees it": "Quelle und wer es sieht",
 
 	// Device summaries ("Firefox on Linux")
-	deviceSummary:     "%[1]s unter %[2]s",
+	DeviceSummary:     "%[1]s unter %[2]s",
 	"Unknown browser": "Unbekannter Browser",
 	"Go HTTP client":  "Go-HTTP-Client",
 
 	// Uploads (profile.go readUpload)
 	"A field of the form is too long. Reload the page and try again.": "Ein Feld des Formulars ist zu lang. Lade die Seite neu und versuche es noch einmal.",
 }
+
+// DeviceSummary is the catalog key of a device summary (browser, system).
+// The explicit argument indexes make it a key of its own, so no other
+// "x on y" of the portal shares its translation.
+const DeviceSummary = "%[1]s on %[2]s"

@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deWeb is German for the web-hardening pages: the page that hands a form's
 // answer on out of the portal, the sign-out confirmation, and the

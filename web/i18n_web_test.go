@@ -1,4 +1,4 @@
-package portal
+package web
 
 import (
 	"go/ast"
@@ -12,7 +12,7 @@ import (
 
 // TestGermanProviderPages makes sure every heading and message of the
 // provider's error pages (pageError literals in package provider) has
-// German: the provider passes them in English and the portal translates.
+// German: the provider passes them in English and package web translates.
 func TestGermanProviderPages(t *testing.T) {
 	files, err := filepath.Glob("../provider/*.go")
 	if err != nil || len(files) == 0 {

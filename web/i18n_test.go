@@ -1,4 +1,4 @@
-package portal
+package web
 
 import (
 	"go/ast"
@@ -123,11 +123,11 @@ func TestPickLanguage(t *testing.T) {
 		if c.accept != "" {
 			r.Header.Set("Accept-Language", c.accept)
 		}
-		if got := pickLanguage(r, c.profile); got != c.want {
+		if got := PickLanguage(r, c.profile); got != c.want {
 			t.Errorf("Accept-Language %q, profile %q: %s, want %s", c.accept, c.profile, got, c.want)
 		}
 	}
-	if translate("de", "Your profile") != "Dein Profil" || translate("en", "Your profile") != "Your profile" || translate("xx", "Nope %d", 3) != "Nope 3" {
+	if Translate("de", "Your profile") != "Dein Profil" || Translate("en", "Your profile") != "Your profile" || Translate("xx", "Nope %d", 3) != "Nope 3" {
 		t.Error("translate")
 	}
 }

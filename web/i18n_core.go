@@ -1,4 +1,4 @@
-package portal
+package web
 
 // deCore is German for the frame and the sign-in pages (layout, login,
 // consent, errors, setup, home, signed out) and the messages they show.

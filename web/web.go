@@ -1,0 +1,104 @@
+// Package web is what the portal and the provider share about a browser:
+// its signed cookie (the browser binding) and the pages Keyport shows it,
+// with their language. cmd builds it first and hands it to both, so
+// neither has to ask the other for a page or a browser's ID.
+package web
+
+import (
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+)
+
+// Options configure a Web.
+type Options struct {
+	Issuer    string // public URL, shown on every page
+	Templates fs.FS  // *.html and static/
+	// CookieKey signs the browser's cookie (32 or 64 random bytes).
+	CookieKey       []byte
+	CookieName      string
+	CookieSecure    bool
+	CookieSameSite  http.SameSite
+	SessionLifetime time.Duration
+	Logger          *slog.Logger
+}
+
+// Web holds the browser binding and the parsed pages.
+type Web struct {
+	opts    Options
+	cookies *sessions.CookieStore
+	pages   map[string]*template.Template
+	static  fs.FS
+	log     *slog.Logger
+}
+
+// requiredPages must exist; every other *.html beside layout.html is parsed
+// as a page too, so an area adds a page by adding its template.
+var requiredPages = []string{"login", "consent", "error", "setup", "home", "logged_out"}
+
+// templateFuncs are available in every template.
+var templateFuncs = template.FuncMap{
+	// t translates English text into the page's language: {{t .Lang "Save"}}.
+	"t": Translate,
+	// languageName names a language code in its own language.
+	"languageName": func(code string) string { return LanguageNames[code] },
+}
+
+// New parses every template up front, so a broken one stops start-up
+// instead of a request.
+func New(o Options) (*Web, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if len(o.CookieKey) < 32 {
+		return nil, fmt.Errorf("web: cookie key must be at least 32 bytes")
+	}
+	s := &Web{opts: o, log: o.Logger, pages: make(map[string]*template.Template)}
+	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(o.Templates, "layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse layout template: %w", err)
+	}
+	names, err := fs.Glob(o.Templates, "*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
+	pageNames := slices.Clone(requiredPages)
+	for _, n := range names {
+		if n = strings.TrimSuffix(n, ".html"); n != "layout" && !slices.Contains(pageNames, n) {
+			pageNames = append(pageNames, n)
+		}
+	}
+	for _, name := range pageNames {
+		t, err := layout.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone layout for %s: %w", name, err)
+		}
+		if t, err = t.ParseFS(o.Templates, name+".html"); err != nil {
+			return nil, fmt.Errorf("parse template %s.html: %w", name, err)
+		}
+		s.pages[name] = t
+	}
+	if s.static, err = fs.Sub(o.Templates, "static"); err != nil {
+		return nil, fmt.Errorf("static assets: %w", err)
+	}
+
+	s.cookies = sessions.NewCookieStore(o.CookieKey)
+	s.cookies.Options = &sessions.Options{
+		Path:     "/",
+		MaxAge:   int(o.SessionLifetime.Seconds()),
+		HttpOnly: true,
+		Secure:   o.CookieSecure,
+		SameSite: o.CookieSameSite,
+	}
+	return s, nil
+}
+
+// Static is the static/ folder of the templates: styles, scripts, icons.
+func (s *Web) Static() fs.FS { return s.static }
