@@ -64,6 +64,19 @@ func (f *flowFixture) owingSecondFactor(t *testing.T) account.Progress {
 	return p
 }
 
+// owingSecondFactorAtPortal enrols the user in TOTP and passes the
+// password step of a sign-in at the portal itself (for /security): the
+// record it gets.
+func (f *flowFixture) owingSecondFactorAtPortal(t *testing.T) storage.AuthRequest {
+	t.Helper()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	p, err := f.flow.FirstStepPassed(context.Background(), account.FirstStep{ReturnTo: "/security", User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Request
+}
+
 func (f *flowFixture) visitor() account.Visitor {
 	return account.Visitor{BrowserID: flowBrowser, IP: "192.0.2.7", UserAgent: "test"}
 }
@@ -252,19 +265,14 @@ func TestFlowPendingExpires(t *testing.T) {
 func TestFlowPortalRecord(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/security", User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := p.Request
+	rec := f.owingSecondFactorAtPortal(t)
 	if rec.ID == "" || rec.ClientID != "" || rec.ReturnTo != "/security" || rec.BrowserID != flowBrowser || rec.PendingUserID != f.user.ID {
 		t.Fatalf("portal record: %+v", rec)
 	}
 	if _, err := f.flow.Get(ctx, rec.ID, "another-browser"); !errors.Is(err, account.ErrOtherBrowser) {
 		t.Errorf("another browser: %v", err)
 	}
-	p, err = f.flow.SecondFactorPassed(ctx, rec, "otp", false, f.visitor())
+	p, err := f.flow.SecondFactorPassed(ctx, rec, "otp", false, f.visitor())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,12 +382,7 @@ func TestFlowPortalRecordsCountWithTheirAddressBlock(t *testing.T) {
 func TestFlowPortalRecordHasNoConsentOrFailure(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := context.Background()
-	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
-	p, err := f.flow.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/security", User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := p.Request
+	rec := f.owingSecondFactorAtPortal(t)
 	if _, err := f.flow.Consented(ctx, rec, f.user.ID); !errors.Is(err, account.ErrFlowGone) {
 		t.Errorf("consent to a portal record: %v", err)
 	}

@@ -31,6 +31,15 @@ func totpCode(t *testing.T, secret string, at time.Time) string {
 
 // enrolTOTP sets up an authenticator app through the pages and returns the
 // secret and the recovery codes shown.
+// withTOTP signs login in at the portal in a browser of its own and
+// enrols an authenticator app: the secret and the recovery codes.
+func withTOTP(t *testing.T, srv *testServer, login string) (string, []string) {
+	t.Helper()
+	b := newBrowser(t)
+	signInPortal(t, srv, b, login)
+	return enrolTOTP(t, srv, b)
+}
+
 func enrolTOTP(t *testing.T, srv *testServer, b *browser) (string, []string) {
 	t.Helper()
 	return enrolTOTPAt(t, srv, b, time.Now())

@@ -14,9 +14,7 @@ import (
 func TestSecondStepsOfTwoAppsInOneBrowser(t *testing.T) {
 	srv := startServer(t, "", nil)
 	srv.createUser("alice", false)
-	setup := newBrowser(t)
-	signInPortal(t, srv, setup, "alice")
-	secret, recovery := enrolTOTP(t, srv, setup)
+	secret, recovery := withTOTP(t, srv, "alice")
 	wiki := srv.createClient(newConfidentialClient("wiki"))
 	chat := srv.createClient(newConfidentialClient("chat"))
 
@@ -57,9 +55,7 @@ func TestSecondStepsOfTwoAppsInOneBrowser(t *testing.T) {
 func TestPortalSecondStepRecordIsNoAuthorizationRequest(t *testing.T) {
 	srv := startServer(t, "", nil)
 	srv.createUser("alice", false)
-	setup := newBrowser(t)
-	signInPortal(t, srv, setup, "alice")
-	secret, _ := enrolTOTP(t, srv, setup)
+	secret, _ := withTOTP(t, srv, "alice")
 
 	b := newBrowser(t)
 	p := b.get(srv.URL + "/login?return_to=" + url.QueryEscape("/security"))

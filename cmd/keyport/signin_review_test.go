@@ -63,9 +63,7 @@ func TestAllowlistRefusalOfSessionIsInHistory(t *testing.T) {
 func TestSecondStepRecordUselessInAnotherBrowser(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
-	setup := newBrowser(t)
-	signInPortal(t, srv, setup, "alice")
-	secret, _ := enrolTOTP(t, srv, setup)
+	secret, _ := withTOTP(t, srv, "alice")
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 
 	b := newBrowser(t)
