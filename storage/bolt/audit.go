@@ -25,8 +25,9 @@ import (
 
 // auditScanBudget bounds the entries one ListAudit call reads, so a query
 // whose filters match rarely (a type nobody triggers) cannot make a single
-// call walk the whole log; the caller follows the cursor instead.
-const auditScanBudget = 20 * storage.MaxAuditLimit
+// call walk the whole log; the caller follows the cursor instead. A
+// variable so tests can make it small.
+var auditScanBudget = 20 * storage.MaxAuditLimit
 
 // auditFingerprintLen is the prefix of a cursor that ties it to its query.
 const auditFingerprintLen = 8
