@@ -30,6 +30,9 @@ var (
 	// ErrLimitReached: a limit (PendingLimits) is reached and nothing may
 	// be evicted to make room; nothing was stored.
 	ErrLimitReached = errors.New("limit reached")
+	// ErrInvalid: an argument the store cannot use (a malformed record, a
+	// cursor that is not this query's); nothing was stored.
+	ErrInvalid = errors.New("invalid")
 )
 
 // User is a person who can sign in. The fields below "Internal" never leave
@@ -698,10 +701,99 @@ type Store interface {
 	SignIns
 	Settings
 	Throttles
+	Audit
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)
 	// Backup writes a consistent copy of the whole store.
 	Backup(ctx context.Context, w io.Writer) error
 	Close() error
+}
+
+// AuditEvent is one entry of the audit log: who did what to whom, from
+// where. It never holds a secret or a password (nor a hash of one): callers
+// record that a secret changed, not its value, and Changes lists non-secret
+// fields only.
+type AuditEvent struct {
+	// ID is unique and time-ordered (account.NewOrderedID); the caller makes it.
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+	// Type is a short dotted name: "signin.failed", "user.blocked",
+	// "client.created".
+	Type string `json:"type"`
+	// ActorKind is who acted: "user", "client", "system" or "cli";
+	// ActorID is the user's or client's ID ("" for system and cli).
+	ActorKind string `json:"actor_kind"`
+	ActorID   string `json:"actor_id,omitempty"`
+	// TargetUserID is the user the event is about, if any.
+	TargetUserID string `json:"target_user_id,omitempty"`
+	// ClientID is the app involved, if any.
+	ClientID string `json:"client_id,omitempty"`
+	IP       string `json:"ip,omitempty"`
+	// UserAgent is what the browser sent; stores keep at most
+	// MaxAuditUserAgent bytes of it.
+	UserAgent string        `json:"user_agent,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	Changes   []AuditChange `json:"changes,omitempty"`
+}
+
+// AuditChange is one edited field of an admin action, before and after.
+// Never used for secret fields.
+type AuditChange struct {
+	Field  string `json:"field"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+}
+
+const (
+	// MaxAuditEventBytes is the largest AuditEvent a store keeps, in its
+	// stored form (for storage/bolt, JSON); AppendAudit refuses a larger one
+	// with ErrTooLarge. It leaves room for an admin's edit of every profile
+	// field while keeping one event from bloating the log.
+	MaxAuditEventBytes = 32 << 10
+	// MaxAuditUserAgent bounds the stored user agent, in bytes: the header
+	// is what any caller sends, so the store cuts it (at a character
+	// boundary) rather than refuse the event.
+	MaxAuditUserAgent = 256
+	// MaxAuditID bounds an event's ID, actor and target, in bytes.
+	MaxAuditID = 128
+	// DefaultAuditLimit and MaxAuditLimit bound a page of ListAudit.
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 500
+)
+
+// AuditQuery selects audit events for ListAudit. Empty fields do not filter.
+type AuditQuery struct {
+	ActorID      string
+	TargetUserID string
+	Types        []string // any of these
+	// From (inclusive) and To (exclusive) bound the event time; zero is open.
+	From, To time.Time
+	// Cursor continues a previous ListAudit of the same filters; "" starts
+	// with the newest event.
+	Cursor string
+	// Limit is the page size: DefaultAuditLimit when <= 0, at most
+	// MaxAuditLimit.
+	Limit int
+}
+
+// Audit persists the audit log. It is append-only: events are never
+// changed, and only retention (SweepAudit) deletes them.
+type Audit interface {
+	// AppendAudit stores e. An empty ID, Type or ActorKind, a zero Time,
+	// or an ID, ActorID or TargetUserID longer than MaxAuditID or holding
+	// a NUL gives ErrInvalid; an event larger than MaxAuditEventBytes
+	// ErrTooLarge; an event with the same ID and Time as a stored one
+	// ErrConflict. None of them stores anything.
+	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ListAudit returns the events matching q, newest first (by Time, then
+	// ID), and the cursor of the next page ("" when there is none). A
+	// query by target user or actor reads only that user's events. A page
+	// may hold fewer than Limit events while the cursor is not "": each
+	// call does bounded work. A cursor that is malformed or comes from a
+	// query with other filters gives ErrInvalid.
+	ListAudit(ctx context.Context, q AuditQuery) ([]AuditEvent, string, error)
+	// SweepAudit deletes the events older than before (retention), with
+	// their indexes, in bounded transactions, and returns how many went.
+	SweepAudit(ctx context.Context, before time.Time) (int, error)
 }

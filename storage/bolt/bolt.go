@@ -484,9 +484,12 @@ var (
 	bAvatars               = []byte("avatars") // uid → Avatar
 	// connection NUL external user ID → user ID
 	bUsersByIdentity = []byte("users_by_identity")
-	bDirectories     = []byte("directories")    // directory ID → Directory
-	bThrottles       = []byte("throttles")      // throttle key → Throttle
-	kSchemaVersion   = []byte("schema_version") // in bMeta, decimal
+	bDirectories     = []byte("directories")     // directory ID → Directory
+	bThrottles       = []byte("throttles")       // throttle key → Throttle
+	kSchemaVersion   = []byte("schema_version")  // in bMeta, decimal
+	bAudit           = []byte("audit")           // nanos(8) event ID → AuditEvent
+	bAuditByActor    = []byte("audit_by_actor")  // actor ID NUL nanos(8) event ID → ""
+	bAuditByTarget   = []byte("audit_by_target") // target user ID NUL nanos(8) event ID → ""
 	emptyValue       = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
@@ -494,7 +497,7 @@ var (
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -553,6 +556,14 @@ var migrations = []func(tx *bbolt.Tx) error{
 	4: func(tx *bbolt.Tx) error { // durable sign-in throttling
 		_, err := tx.CreateBucketIfNotExists(bThrottles)
 		return err
+	},
+	5: func(tx *bbolt.Tx) error { // the audit log
+		for _, name := range [][]byte{bAudit, bAuditByActor, bAuditByTarget} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
 	},
 }
 

@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Identities", identityTests},
 		{"Directories", directoryTests},
 		{"Throttles", throttleTests},
+		{"Audit", auditTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}
