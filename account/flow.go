@@ -74,7 +74,9 @@ type Visitor struct {
 	// BrowserID is the random ID in the browser's cookie that records are
 	// bound to.
 	BrowserID string
-	// Session and User are the browser's signed-in session, nil if none.
+	// Session and User are the browser's signed-in session, nil if it has
+	// none (or the step does not ask: the portal looks it up only while
+	// nobody has signed in on the record itself).
 	Session *storage.Session
 	User    *storage.User
 	IP      string

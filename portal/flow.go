@@ -14,10 +14,21 @@ func (s *Server) loadFlow(r *http.Request, id string) (storage.AuthRequest, erro
 	return s.flow.Get(r.Context(), id, s.web.BrowserID(r))
 }
 
-// visitor describes the browser making r to the sign-in flow.
+// visitor describes the browser making r to the sign-in flow: who it is
+// and where from. The steps that record a sign-in need no more.
 func (s *Server) visitor(r *http.Request) account.Visitor {
-	v := account.Visitor{BrowserID: s.web.BrowserID(r), IP: clientIP(r), UserAgent: r.UserAgent()}
-	v.Session, v.User = s.currentUser(r)
+	return account.Visitor{BrowserID: s.web.BrowserID(r), IP: clientIP(r), UserAgent: r.UserAgent()}
+}
+
+// visitorOf is visitor with the browser's session when record a may need
+// it: only while nobody has signed in on the record itself (the record's
+// sign-in comes first), so a sign-in that just happened does not read
+// back the session it wrote.
+func (s *Server) visitorOf(r *http.Request, a storage.AuthRequest) account.Visitor {
+	v := s.visitor(r)
+	if a.UserID == "" {
+		v.Session, v.User = s.currentUser(r)
+	}
 	return v
 }
 
@@ -25,7 +36,7 @@ func (s *Server) visitor(r *http.Request) account.Visitor {
 // handlers record what happened through the flow and come back here; they
 // never send the browser to one another.
 func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequest) error {
-	v := s.visitor(r)
+	v := s.visitorOf(r, a)
 	step, err := s.flow.Next(r.Context(), a, v)
 	if err != nil {
 		return err
@@ -227,7 +238,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Consent belongs to whoever is signing in for this request.
-	who, ok := s.flow.SignedIn(a, s.visitor(r))
+	who, ok := s.flow.SignedIn(a, s.visitorOf(r, a))
 	if !ok {
 		return s.next(w, r, a)
 	}
