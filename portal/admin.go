@@ -161,25 +161,37 @@ func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me
 	return nil
 }
 
-func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me) error {
+// saveDirectoryForm stores the directory of type typeName that the posted
+// form describes (a new one, or the one of the page's address). A refusal
+// the form can mend (bad or clashing input) comes back as refused, with the
+// form's values to show again and the status to show them with.
+func (s *Server) saveDirectoryForm(r *http.Request, typeName string) (form map[string]any, editing bool, refused error, status int, err error) {
 	id, editing := mux.Vars(r)["id"]
 	if !editing {
 		id = strings.TrimSpace(r.PostFormValue("id"))
 	}
-	typ := directoryType("ldap")
+	typ := directoryType(typeName)
 	settings, err := typ.FromForm(id, formValue(r))
+	if err != nil {
+		return nil, editing, nil, 0, err
+	}
+	form = typ.FormValues(id, settings) // before saving, which completes the settings
+	err = s.acct.Directories.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing)
+	if code := account.ErrorCode(err); err != nil && (code == account.Invalid || code == account.Conflict) {
+		return form, editing, err, statusFor(code), nil
+	}
+	return form, editing, nil, 0, err
+}
+
+func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me) error {
+	form, editing, refused, status, err := s.saveDirectoryForm(r, "ldap")
 	if err != nil {
 		return err
 	}
-	form := typ.FormValues(id, settings) // before saving, which completes the settings
-	if err := s.acct.Directories.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
-		code := account.ErrorCode(err)
-		if code != account.Invalid && code != account.Conflict {
-			return err
-		}
-		d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(err)}
+	if refused != nil {
+		d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(refused)}
 		d.Nav = "admin"
-		s.web.Render(w, r, statusFor(code), "admin_directory", d)
+		s.web.Render(w, r, status, "admin_directory", d)
 		return nil
 	}
 	http.Redirect(w, r, "/admin/directories?done=saved", http.StatusSeeOther)
@@ -277,25 +289,15 @@ func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me)
 }
 
 func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me) error {
-	id, editing := mux.Vars(r)["id"]
-	if !editing {
-		id = strings.TrimSpace(r.PostFormValue("id"))
-	}
-	typ := directoryType("oidc")
-	settings, err := typ.FromForm(id, formValue(r))
+	form, editing, refused, status, err := s.saveDirectoryForm(r, "oidc")
 	if err != nil {
 		return err
 	}
-	form := typ.FormValues(id, settings) // before saving, which completes the settings
-	if err := s.acct.Directories.SaveStoredDirectory(r.Context(), typ.Name, id, settings, !editing); err != nil {
-		code := account.ErrorCode(err)
-		if code != account.Invalid && code != account.Conflict {
-			return err
-		}
+	if refused != nil {
 		d := &upstreamFormData{Base: s.web.Base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
-			CallbackURL: s.acct.Directories.UpstreamCallbackURL(), Error: account.ErrorMessage(err)}
+			CallbackURL: s.acct.Directories.UpstreamCallbackURL(), Error: account.ErrorMessage(refused)}
 		d.Nav = "admin"
-		s.web.Render(w, r, statusFor(code), "admin_upstream", d)
+		s.web.Render(w, r, status, "admin_upstream", d)
 		return nil
 	}
 	http.Redirect(w, r, "/admin/directories?done=upstream-saved", http.StatusSeeOther)
