@@ -472,11 +472,7 @@ func attempt(id, userID string, at time.Time) storage.LoginAttempt {
 }
 
 func attemptIDs(as []storage.LoginAttempt) []string {
-	ids := []string{}
-	for _, a := range as {
-		ids = append(ids, a.ID)
-	}
-	return ids
+	return idsOf(as, func(a storage.LoginAttempt) string { return a.ID })
 }
 
 var loginAttemptTests = []test{

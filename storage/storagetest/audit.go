@@ -73,11 +73,7 @@ func listAll(ctx context.Context, t *testing.T, s storage.Store, q storage.Audit
 }
 
 func auditIDs(events []storage.AuditEvent) []string {
-	ids := []string{}
-	for _, e := range events {
-		ids = append(ids, e.ID)
-	}
-	return ids
+	return idsOf(events, func(e storage.AuditEvent) string { return e.ID })
 }
 
 var auditTests = []test{

@@ -538,19 +538,11 @@ var credentialTests = []test{
 }
 
 func credIDs(cs []storage.Credential) []string {
-	out := []string{}
-	for _, c := range cs {
-		out = append(out, c.ID)
-	}
-	return out
+	return idsOf(cs, func(c storage.Credential) string { return c.ID })
 }
 
 func sessionIDs(ss []storage.Session) []string {
-	out := []string{}
-	for _, s := range ss {
-		out = append(out, s.ID)
-	}
-	return out
+	return idsOf(ss, func(s storage.Session) string { return s.ID })
 }
 
 var identityTests = []test{

@@ -179,3 +179,13 @@ func newSession(id, userID string, now time.Time, ttl time.Duration) storage.Ses
 		CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
 }
+
+// idsOf lists the IDs of records in order (never nil, so an empty list
+// compares equal to []string{}).
+func idsOf[T any](records []T, id func(T) string) []string {
+	out := []string{}
+	for _, r := range records {
+		out = append(out, id(r))
+	}
+	return out
+}
