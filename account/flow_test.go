@@ -481,3 +481,26 @@ func TestFlowSecondFactorClaimedOnce(t *testing.T) {
 		t.Errorf("%d sessions after one pending step, want 1", len(sessions))
 	}
 }
+
+// TestFlowPortalRecordWithoutRoom: when no pending sign-in can make room
+// (every one holds an issued code), a portal sign-in that owes a second
+// factor is told to try again later (503), and stores nothing.
+func TestFlowPortalRecordWithoutRoom(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	limited := account.NewFlow(f.db, f.svc, storage.PendingLimits{Total: 1})
+	now := f.clock.Now()
+	issued := storage.AuthRequest{ID: account.NewID(), ClientID: f.app.ID, RedirectURI: "https://wiki.example/cb", Scopes: []string{"openid"},
+		ResponseType: "code", BrowserID: "browser-2", CodeIssued: true, CreatedAt: now, ExpiresAt: now.Add(time.Minute), Origin: "198.51.100.7"}
+	if _, err := f.db.CreateAuthRequest(ctx, issued, storage.PendingLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := limited.FirstStepPassed(ctx, account.FirstStep{ReturnTo: "/", User: f.user, MayOweSecondFactor: true, Visitor: f.visitor()})
+	if account.ErrorCode(err) != account.Unavailable {
+		t.Fatalf("portal sign-in without room: %v, want Unavailable", err)
+	}
+	if sessions, _ := f.db.ListUserSessions(ctx, f.user.ID); len(sessions) != 0 {
+		t.Errorf("%d sessions after a refused portal sign-in", len(sessions))
+	}
+}
