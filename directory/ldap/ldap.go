@@ -213,6 +213,12 @@ func (s *Source) service(ctx context.Context) (*goldap.Conn, error) {
 		c.Close()
 	default:
 	}
+	return s.freshService(ctx)
+}
+
+// freshService dials and binds as the service account, never from the
+// pool.
+func (s *Source) freshService(ctx context.Context) (*goldap.Conn, error) {
 	c, err := s.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -415,7 +421,13 @@ func (s *Source) addGroups(ctx context.Context, id *directory.Identity, dn strin
 
 // Users lists every user the filter finds, with groups (for sync).
 func (s *Source) Users(ctx context.Context) ([]directory.Identity, error) {
-	c, err := s.service(ctx)
+	return s.users(ctx, s.service)
+}
+
+// users lists the directory's users over a service connection from
+// connect.
+func (s *Source) users(ctx context.Context, connect func(context.Context) (*goldap.Conn, error)) ([]directory.Identity, error) {
+	c, err := connect(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -466,8 +478,12 @@ func (s *Source) Lookup(ctx context.Context, id string) (directory.Identity, err
 
 // Test checks dial, TLS and the service bind, counts the users the filter
 // finds and maps a sample; the error names the failing step.
+//
+// It dials a connection of its own: a pooled one would skip the very
+// steps it checks, and one the server dropped a moment ago (a restart)
+// fails with a network error that names no step.
 func (s *Source) Test(ctx context.Context) (directory.TestReport, error) {
-	users, err := s.Users(ctx)
+	users, err := s.users(ctx, s.freshService)
 	if err != nil {
 		return directory.TestReport{}, err
 	}

@@ -198,6 +198,11 @@ func TestFailures(t *testing.T) {
 	}
 	// slapd stops mid-run: a clear error, no panic; it comes back, so do we.
 	srv.Stop()
+	// The connection test dials its own connection, so it names the step
+	// that fails now even while the pool still holds one from before.
+	if _, err := s.Test(ctx); !errors.Is(err, directory.ErrUnavailable) || !strings.Contains(err.Error(), "dial") {
+		t.Errorf("test with slapd stopped: %v", err)
+	}
 	if _, err := s.Login(ctx, "alice", "wonderland"); !errors.Is(err, directory.ErrUnavailable) {
 		t.Errorf("with slapd stopped: %v", err)
 	}
