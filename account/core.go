@@ -28,6 +28,8 @@ type core struct {
 	// it writes log lines: password, code, passkey, app password, API
 	// token and upstream sign-ins alike.
 	history storage.LoginAttempts
+	// auditLog is where every area appends audit events (audit).
+	auditLog storage.Audit
 
 	// The directory sources: static are the ones from config.toml; srcs
 	// is every source in force (static and stored), swapped whole on

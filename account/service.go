@@ -18,6 +18,7 @@ type Store interface {
 	ClientStore
 	storage.LoginAttempts
 	storage.Throttles
+	storage.Audit
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -106,14 +107,16 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		return nil, err
 	}
 	c := &core{
-		policy:  policy,
-		now:     now,
-		log:     log,
-		sealer:  sealer,
-		limiter: throttle.New(store, throttlePolicy(policy), now),
-		hashes:  newHashGate(policy.HashConcurrency, policy.HashQueue),
-		history: store,
+		policy:   policy,
+		now:      now,
+		log:      log,
+		sealer:   sealer,
+		limiter:  throttle.New(store, throttlePolicy(policy), now),
+		hashes:   newHashGate(policy.HashConcurrency, policy.HashQueue),
+		history:  store,
+		auditLog: store,
 	}
+
 	users := &UserService{core: c, store: store}
 	creds := &CredentialService{core: c, store: store, users: users}
 	dirs := &DirectoryService{core: c, store: store, users: users}

@@ -1,0 +1,78 @@
+package account
+
+import (
+	"context"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Actor is who performs an action that the audit log records: a signed-in
+// person (the user themselves, or an admin acting on someone), an app
+// holding the keyport:admin scope, the local command line, or Keyport
+// itself. Every admin method takes one, so the rules can check what it
+// may do (ReadOnly) and the log can say who did it.
+type Actor struct {
+	Kind      string // ActorUser, ActorClient, ActorCLI or ActorSystem
+	UserID    string // the acting user (ActorUser)
+	ClientID  string // the acting app (ActorClient)
+	IP        string
+	UserAgent string
+	// ReadOnly: the credential may only read (a read-only API token, the
+	// keyport:admin.read scope). Every method that changes something
+	// refuses it with Forbidden.
+	ReadOnly bool
+}
+
+// The actor kinds, as stored in storage.AuditEvent.ActorKind.
+const (
+	ActorUser   = "user"
+	ActorClient = "client"
+	ActorCLI    = "cli"
+	ActorSystem = "system"
+)
+
+// SystemActor is Keyport itself (sweeps, directory syncs on a schedule).
+var SystemActor = Actor{Kind: ActorSystem}
+
+// id is the actor's ID as the audit log keeps it.
+func (a Actor) id() string {
+	switch a.Kind {
+	case ActorUser:
+		return a.UserID
+	case ActorClient:
+		return a.ClientID
+	}
+	return ""
+}
+
+// errReadOnly refuses a change to a read-only credential.
+var errReadOnly = Errorf(Forbidden, "This credential may only read.")
+
+// mayWrite refuses read-only actors.
+func (a Actor) mayWrite() error {
+	if a.ReadOnly {
+		return errReadOnly
+	}
+	return nil
+}
+
+// audit appends one event to the audit log, filling in its ID, time and
+// actor. The change it records has happened already, so a failure to
+// write it is logged at ERROR (with the event's type and target, never
+// its content) rather than returned: the caller cannot undo the change.
+func (s *core) audit(ctx context.Context, a Actor, e storage.AuditEvent) {
+	now := s.now()
+	e.ID = newOrderedID(now)
+	e.Time = now
+	e.ActorKind = a.Kind
+	e.ActorID = a.id()
+	if e.IP == "" {
+		e.IP = a.IP
+	}
+	if e.UserAgent == "" {
+		e.UserAgent = a.UserAgent
+	}
+	if err := s.auditLog.AppendAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "write audit event", "type", e.Type, "target", e.TargetUserID, "err", err)
+	}
+}
