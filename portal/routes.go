@@ -235,6 +235,24 @@ func onRecentSignInRoute(ctx context.Context) bool {
 // Route is one method and path template of the portal.
 type Route struct{ Method, Path string }
 
+// AdminRoutes lists the console's routes and the management API's: the
+// end-to-end test calls each as a signed-in non-admin and with a
+// non-admin's API token, and expects 403 from every one.
+func (s *Server) AdminRoutes() (console, api []Route) {
+	for k, l := range s.levels {
+		switch l {
+		case levelAdmin:
+			console = append(console, Route(k))
+		case levelAdminAPI:
+			api = append(api, Route(k))
+		}
+	}
+	byPath := func(a, b Route) int { return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method) }
+	slices.SortFunc(console, byPath)
+	slices.SortFunc(api, byPath)
+	return console, api
+}
+
 // RecentSignInRoutes lists the routes that make security changes, which
 // need a recent sign-in or the password: the end-to-end test posts to each
 // without either and checks that nothing changes.

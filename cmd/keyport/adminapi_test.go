@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -92,5 +93,86 @@ func TestAdminAPIAuthentication(t *testing.T) {
 	before := srv.Main.Keys.SigningKeyID()
 	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/keys/rotate", rw, "", ""); status != http.StatusOK || body["signing_key_id"] == before || body["signing_key_id"] != srv.Main.Keys.SigningKeyID() {
 		t.Errorf("rotate: %d %v (was %s)", status, body, before)
+	}
+}
+
+// Every admin route refuses a signed-in non-admin with 403, and every
+// management API route a non-admin's API token, changing nothing. The
+// routes come from the portal's own table, so a new one is covered the
+// day it is registered, and cannot forget its guard.
+func TestNonAdminsRefusedOnEveryAdminRoute(t *testing.T) {
+	srv := startServer(t, "", nil)
+	_, _, userToken := adminTokens(t, srv)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	csrf := csrfOf(t, b, srv.URL+"/security")
+	fill := strings.NewReplacer("{id}", "x", "{", "", "}", "")
+	console, api := srv.Main.Portal.AdminRoutes()
+	if len(console) < 10 || len(api) < 5 {
+		t.Fatalf("only %d console and %d API routes", len(console), len(api))
+	}
+	usersBefore, _ := srv.Main.Store.ListUsers(context.Background())
+	for _, r := range console {
+		path := srv.URL + fill.Replace(strings.TrimSuffix(r.Path, "*"))
+		var p page
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			req, _ := http.NewRequest(r.Method, path, nil)
+			p = b.do(req)
+		default:
+			req, _ := http.NewRequest(r.Method, path, strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			p = b.do(req)
+		}
+		if p.Status != http.StatusForbidden {
+			t.Errorf("%s %s as a non-admin: %d", r.Method, r.Path, p.Status)
+		}
+	}
+	for _, r := range api {
+		path := fill.Replace(r.Path)
+		body, ct := "", ""
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete {
+			body, ct = "{}", "application/json"
+		}
+		if r.Method == http.MethodHead {
+			continue // apiCall reads a body
+		}
+		if status, _, out := apiCall(t, srv, r.Method, path, userToken, ct, body); status != http.StatusForbidden || out["error"] != "forbidden" {
+			t.Errorf("%s %s with a non-admin's token: %d %v", r.Method, r.Path, status, out)
+		}
+	}
+	usersAfter, _ := srv.Main.Store.ListUsers(context.Background())
+	if !reflect.DeepEqual(usersBefore, usersAfter) {
+		t.Error("refused requests changed the users")
+	}
+}
+
+// The console's front page counts what there is and shows the console's
+// menu with itself as the current section.
+func TestAdminOverview(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("root", true)
+	srv.createUser("alice", false)
+	srv.createClient(account.NewClient{ID: "webapp"})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	p := b.get(srv.URL + "/admin")
+	if p.Status != http.StatusOK {
+		t.Fatalf("/admin: %d", p.Status)
+	}
+	doc := parsePage(t, p.Body)
+	stats, ok := doc.byID("overview")
+	if !ok {
+		t.Fatalf("no overview:\n%s", truncateBody(p.Body))
+	}
+	if got := strings.Join(strings.Fields(stats.text()), " "); got != "Users 2 Apps 1 Directories 0" {
+		t.Errorf("overview says %q", got)
+	}
+	nav, ok := doc.first("nav", "class", "admin-nav")
+	if !ok {
+		t.Fatal("no admin menu")
+	}
+	if current, ok := nav.first("a", "aria-current", "page"); !ok || current.attr("href") != "/admin" {
+		t.Errorf("current section: %v", current.attr("href"))
 	}
 }
