@@ -115,6 +115,7 @@ func (f *Flow) load(ctx context.Context, id string) (storage.AuthRequest, error)
 	if a.Completed || a.FailCode != "" || a.ClientID == "" && a.ReturnTo == "" {
 		return storage.AuthRequest{}, ErrFlowGone
 	}
+	noteClient(ctx, a.ClientID) // the audit log names the app of this request's events
 	return a, nil
 }
 

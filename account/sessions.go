@@ -57,6 +57,7 @@ func (s *SignInService) ResumeSession(ctx context.Context, secret string) (stora
 		_ = s.store.DeleteSession(ctx, sess.ID)
 		return storage.Session{}, storage.User{}, err
 	}
+	noteUser(ctx, u.ID) // who acts in this request, for the audit log
 	return sess, u, nil
 }
 
