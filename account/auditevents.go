@@ -1,7 +1,11 @@
 package account
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
+	"slices"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -83,4 +87,44 @@ func (s *core) attemptEvent(ctx context.Context, a storage.LoginAttempt) storage
 		Type: typ, TargetUserID: a.UserID, IP: a.IP, UserAgent: a.UserAgent,
 		Reason: a.Reason, Method: a.Method, Login: LogName(a.Login),
 	})
+}
+
+// credentialNamed describes a credential in an event by its name (and
+// never its secret or hash).
+func credentialNamed(c storage.Credential) []storage.AuditChange {
+	return []storage.AuditChange{{Field: "name", After: c.Name}}
+}
+
+// revokedEvent is the event of revoking a credential of each kind that
+// has one.
+var revokedEvent = map[string]string{
+	storage.KindAPIToken:    EventAPITokenRevoked,
+	storage.KindAppPassword: EventAppPasswordRevoked,
+}
+
+// settingsChanges lists the settings of a stored directory that a save
+// changed, before and after (for a new one, after only). Stored settings
+// never hold the secret (it is sealed apart); that it changed is noted
+// without its value.
+func settingsChanges(old, nu storage.Directory) []storage.AuditChange {
+	var before, after map[string]json.RawMessage
+	_ = json.Unmarshal(old.Settings, &before) // absent for a new directory
+	if err := json.Unmarshal(nu.Settings, &after); err != nil {
+		return nil
+	}
+	var out []storage.AuditChange
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if b, a := string(before[k]), string(after[k]); b != a {
+			out = append(out, storage.AuditChange{Field: k, Before: b, After: a})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[k]; !ok {
+			out = append(out, storage.AuditChange{Field: k, Before: string(before[k])})
+		}
+	}
+	if !bytes.Equal(old.SealedSecret, nu.SealedSecret) {
+		out = append(out, storage.AuditChange{Field: "secret", After: "(changed)"})
+	}
+	return out
 }

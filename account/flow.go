@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyport/keyport/storage"
@@ -400,6 +401,8 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 	if err := f.store.PutGrant(ctx, g); err != nil {
 		return a, fmt.Errorf("store grant of %q to %q: %w", userID, a.ClientID, err)
 	}
+	f.audit(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
+		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
 	return f.update(ctx, a.ID, func(a *storage.AuthRequest) error {
 		a.ConsentOK = true
 		return nil

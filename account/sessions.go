@@ -83,8 +83,13 @@ func (s *SignInService) Sessions(ctx context.Context, userID string) ([]storage.
 
 // SignOutEverywhere ends every session and revokes every token of the user.
 func (s *SignInService) SignOutEverywhere(ctx context.Context, userID string) error {
-	_, _, err := s.users.signOut(ctx, userID, "")
-	return err
+	ended, revoked, err := s.users.signOut(ctx, userID, "")
+	if err != nil {
+		return err
+	}
+	s.audit(ctx, actorIn(ctx, userActor(userID)), storage.AuditEvent{Type: EventSessionsEnded, TargetUserID: userID,
+		Reason: fmt.Sprintf("%d sessions ended, %d tokens revoked", ended, revoked)})
+	return nil
 }
 
 // History returns the user's newest sign-in attempts.

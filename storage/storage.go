@@ -739,6 +739,9 @@ type AuditEvent struct {
 	TargetUserID string `json:"target_user_id,omitempty"`
 	// ClientID is the app involved, if any.
 	ClientID string `json:"client_id,omitempty"`
+	// TargetID is the record the event is about when it is neither a user
+	// nor an app: a directory's ID.
+	TargetID string `json:"target_id,omitempty"`
 	IP       string `json:"ip,omitempty"`
 	// UserAgent is what the browser sent; stores keep at most
 	// MaxAuditUserAgent bytes of it.
