@@ -522,6 +522,9 @@ func (f *Flow) createPortalRecord(ctx context.Context, returnTo string, v Visito
 // signIn finishes a sign-in: the session starts, and the record (if any)
 // says who signed in. A portal record has done its job and goes.
 func (f *Flow) signIn(ctx context.Context, a storage.AuthRequest, returnTo string, u storage.User, newHash string, amr []string, v Visitor) (Progress, error) {
+	if a.ClientID != "" {
+		ctx = withClient(ctx, a.ClientID) // the app the sign-in's audit event names
+	}
 	_, secret, sess, err := f.sessions.FinishSignIn(ctx, u, newHash, Credentials{IP: v.IP, UserAgent: v.UserAgent}, amr)
 	if err != nil {
 		return Progress{}, err
