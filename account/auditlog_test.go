@@ -65,7 +65,9 @@ func checkEvents(t *testing.T, got, want []storage.AuditEvent) {
 		e.ID, e.Time = "", time.Time{}
 		bare = append(bare, e)
 	}
-	byContent := func(a, b storage.AuditEvent) int { return strings.Compare(fmt.Sprintf("%+v", a), fmt.Sprintf("%+v", b)) }
+	byContent := func(a, b storage.AuditEvent) int {
+		return strings.Compare(fmt.Sprintf("%+v", a), fmt.Sprintf("%+v", b))
+	}
 	want = slices.Clone(want)
 	slices.SortFunc(bare, byContent)
 	slices.SortFunc(want, byContent)
