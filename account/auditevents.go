@@ -89,6 +89,22 @@ func (s *core) attemptEvent(ctx context.Context, a storage.LoginAttempt) storage
 	})
 }
 
+// blockEvent is the event of blocking (or unblocking) a user.
+func blockEvent(blocked bool) string {
+	if blocked {
+		return EventUserBlocked
+	}
+	return EventUserUnblocked
+}
+
+// switchEvent is the event of turning a directory off (or on).
+func switchEvent(disabled bool) string {
+	if disabled {
+		return EventDirectoryDisabled
+	}
+	return EventDirectoryEnabled
+}
+
 // credentialNamed describes a credential in an event by its name (and
 // never its secret or hash).
 func credentialNamed(c storage.Credential) []storage.AuditChange {

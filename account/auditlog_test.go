@@ -264,7 +264,7 @@ func TestAuditSecurityEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended := self(account.EventSessionsEnded)
-	ended.Reason = "1 sessions ended, 0 tokens revoked"
+	ended.Reason = "sessions ended: 1, tokens revoked: 0"
 	want = append(want, ended)
 
 	// The command line: no request, so the actor is the CLI.

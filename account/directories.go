@@ -405,7 +405,7 @@ func (s *DirectoryService) SetDirectoryDisabled(ctx context.Context, id string, 
 	next.disabled[id] = disabled
 	s.srcs.Store(&next)
 	s.log.InfoContext(ctx, "directory switched", "source", id, "disabled", disabled)
-	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: map[bool]string{true: EventDirectoryDisabled, false: EventDirectoryEnabled}[disabled], TargetID: id})
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: switchEvent(disabled), TargetID: id})
 	return nil
 }
 

@@ -88,7 +88,7 @@ func (s *SignInService) SignOutEverywhere(ctx context.Context, userID string) er
 		return err
 	}
 	s.audit(ctx, actorIn(ctx, userActor(userID)), storage.AuditEvent{Type: EventSessionsEnded, TargetUserID: userID,
-		Reason: fmt.Sprintf("%d sessions ended, %d tokens revoked", ended, revoked)})
+		Reason: fmt.Sprintf("sessions ended: %d, tokens revoked: %d", ended, revoked)})
 	return nil
 }
 

@@ -196,7 +196,7 @@ func (s *UserService) SetBlocked(ctx context.Context, login string, blocked bool
 	}); err != nil {
 		return fmt.Errorf("block user %q: %w", u.ID, err)
 	}
-	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: map[bool]string{true: EventUserBlocked, false: EventUserUnblocked}[blocked], TargetUserID: u.ID})
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: blockEvent(blocked), TargetUserID: u.ID})
 	if blocked {
 		_, _, err = s.signOut(ctx, u.ID, "")
 		return err
