@@ -66,6 +66,8 @@ func (s *CredentialService) CreateAPIToken(ctx context.Context, u storage.User, 
 		return "", storage.Credential{}, fmt.Errorf("create API token for %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "API token created", "user_id", u.ID, "credential_id", c.ID, "scope", n.Scope)
+	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventAPITokenCreated, TargetUserID: u.ID,
+		Changes: append(credentialNamed(c), storage.AuditChange{Field: "scope", After: n.Scope})})
 	return token, c, nil
 }
 

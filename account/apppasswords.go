@@ -78,6 +78,7 @@ func (s *CredentialService) CreateAppPassword(ctx context.Context, u storage.Use
 		return "", storage.Credential{}, fmt.Errorf("create app password for %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "app password created", "user_id", u.ID, "credential_id", c.ID, "client_id", clientID)
+	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventAppPasswordCreated, TargetUserID: u.ID, ClientID: clientID, Changes: credentialNamed(c)})
 	return secret, c, nil
 }
 
@@ -116,6 +117,9 @@ func (s *CredentialService) RevokeCredential(ctx context.Context, userID, kind, 
 		return fmt.Errorf("revoke %s %q of %q: %w", kind, id, userID, err)
 	}
 	s.log.InfoContext(ctx, "credential revoked", "user_id", userID, "kind", kind, "credential_id", id)
+	if typ, ok := revokedEvent[kind]; ok {
+		s.audit(ctx, actorIn(ctx, userActor(userID)), storage.AuditEvent{Type: typ, TargetUserID: userID, ClientID: c.ClientID, Changes: credentialNamed(c)})
+	}
 	return nil
 }
 

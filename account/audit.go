@@ -1,6 +1,7 @@
 package account
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/keyport/keyport/storage"
@@ -69,18 +70,30 @@ func (a Actor) mayWrite() error {
 // write it is logged at ERROR (with the event's type and target, never
 // its content) rather than returned: the caller cannot undo the change.
 func (s *core) audit(ctx context.Context, a Actor, e storage.AuditEvent) {
+	e = s.auditEvent(ctx, a, e)
+	if err := s.auditLog.AppendAudit(ctx, e); err != nil {
+		s.log.ErrorContext(ctx, "write audit event", "type", e.Type, "target", e.TargetUserID, "err", err)
+	}
+}
+
+// auditEvent fills in e's ID, time and actor, and what the request
+// context knows (account.WithRequest) where neither e nor the actor says:
+// the address, the user agent and the app of the sign-in in play.
+func (s *core) auditEvent(ctx context.Context, a Actor, e storage.AuditEvent) storage.AuditEvent {
 	now := s.now()
 	e.ID = newOrderedID(now)
 	e.Time = now
 	e.ActorKind = a.Kind
 	e.ActorID = a.id()
+	ip, userAgent := RequestFrom(ctx)
 	if e.IP == "" {
-		e.IP = a.IP
+		e.IP = cmp.Or(a.IP, ip)
 	}
 	if e.UserAgent == "" {
-		e.UserAgent = a.UserAgent
+		e.UserAgent = cmp.Or(a.UserAgent, userAgent)
 	}
-	if err := s.auditLog.AppendAudit(ctx, e); err != nil {
-		s.log.ErrorContext(ctx, "write audit event", "type", e.Type, "target", e.TargetUserID, "err", err)
+	if e.ClientID == "" {
+		e.ClientID = requestClient(ctx)
 	}
+	return e
 }

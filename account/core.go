@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -39,12 +40,26 @@ type core struct {
 	srcMu  sync.Mutex
 }
 
-// record adds a sign-in attempt to the user's history; a failure to write
-// it is logged, never the caller's problem.
+// record adds a sign-in attempt to the user's history, with its audit
+// event in the same write; a failure to write them is logged, never the
+// caller's problem.
 func (s *core) record(ctx context.Context, a storage.LoginAttempt) {
-	if err := s.history.AddLoginAttempt(ctx, a); err != nil {
+	e := s.attemptEvent(ctx, a)
+	err := s.history.RecordAttempt(ctx, a, &e)
+	if auditRefused(err) {
+		s.log.ErrorContext(ctx, "write audit event", "type", e.Type, "target", e.TargetUserID, "err", err)
+		err = s.history.AddLoginAttempt(ctx, a)
+	}
+	if err != nil {
 		s.log.ErrorContext(ctx, "record login attempt", "err", err)
 	}
+}
+
+// auditRefused tells whether a write failed on its audit event alone
+// (one the store refuses): the write is then made without it, since a
+// sign-in and its history must not depend on the audit log.
+func auditRefused(err error) bool {
+	return errors.Is(err, storage.ErrInvalid) || errors.Is(err, storage.ErrTooLarge)
 }
 
 // sourceSet is the sources in force; it is replaced whole when an admin

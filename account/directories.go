@@ -272,6 +272,7 @@ func (s *DirectoryService) blockFromDirectory(ctx context.Context, userID, reaso
 	}
 	if !wasBlocked {
 		s.log.InfoContext(ctx, "directory user blocked", "user_id", userID, "reason", reason)
+		s.audit(ctx, SystemActor, storage.AuditEvent{Type: EventUserBlocked, TargetUserID: userID, Reason: reason})
 	}
 }
 
@@ -303,6 +304,7 @@ func (s *DirectoryService) SyncDirectory(ctx context.Context, sourceID string) (
 		rep.Finished = s.now()
 		rep.Errors = append(rep.Errors, err.Error())
 		s.saveSyncReport(ctx, rep)
+		s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: EventDirectorySynced, TargetID: sourceID, Reason: "directory unreachable"})
 		return rep, &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached: %v", src.Name(), err), Err: err}
 	}
 	seen := map[string]bool{}
@@ -341,6 +343,8 @@ func (s *DirectoryService) SyncDirectory(ctx context.Context, sourceID string) (
 	rep.Finished = s.now()
 	s.saveSyncReport(ctx, rep)
 	s.log.InfoContext(ctx, "directory synced", "source", sourceID, "created", rep.Created, "updated", rep.Updated, "blocked", rep.Blocked, "failed", rep.Failed)
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: EventDirectorySynced, TargetID: sourceID,
+		Reason: fmt.Sprintf("created %d, updated %d, blocked %d, failed %d", rep.Created, rep.Updated, rep.Blocked, rep.Failed)})
 	return rep, nil
 }
 
@@ -401,6 +405,7 @@ func (s *DirectoryService) SetDirectoryDisabled(ctx context.Context, id string, 
 	next.disabled[id] = disabled
 	s.srcs.Store(&next)
 	s.log.InfoContext(ctx, "directory switched", "source", id, "disabled", disabled)
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: switchEvent(disabled), TargetID: id})
 	return nil
 }
 

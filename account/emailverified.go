@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/keyport/keyport/storage"
@@ -57,8 +58,9 @@ func (s *UserService) SetEmailVerified(ctx context.Context, login string, verifi
 	if u.Source != "" && slices.Contains(s.ownedFields(u.Source), "email") {
 		return storage.User{}, Errorf(Forbidden, "The email of %s comes from %s, which also says whether it is verified.", u.Username, s.sourceName(u.Source))
 	}
-	id := u.ID
+	id, before := u.ID, u.EmailVerified
 	u, err = s.store.UpdateUser(ctx, id, func(u storage.User) (storage.User, error) {
+		before = u.EmailVerified
 		addr := strings.ToLower(u.Email)
 		u.EmailVerified = verified
 		if verified {
@@ -76,5 +78,7 @@ func (s *UserService) SetEmailVerified(ctx context.Context, login string, verifi
 		return storage.User{}, fmt.Errorf("set email_verified of %q: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "email verified flag set by an administrator", "user_id", u.ID, "email_verified", verified)
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: EventUserEmailVerified, TargetUserID: u.ID,
+		Changes: []storage.AuditChange{{Field: "email_verified", Before: strconv.FormatBool(before), After: strconv.FormatBool(verified)}}})
 	return u, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyport/keyport/storage"
@@ -115,6 +116,7 @@ func (f *Flow) load(ctx context.Context, id string) (storage.AuthRequest, error)
 	if a.Completed || a.FailCode != "" || a.ClientID == "" && a.ReturnTo == "" {
 		return storage.AuthRequest{}, ErrFlowGone
 	}
+	noteClient(ctx, a.ClientID) // the audit log names the app of this request's events
 	return a, nil
 }
 
@@ -399,6 +401,8 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 	if err := f.store.PutGrant(ctx, g); err != nil {
 		return a, fmt.Errorf("store grant of %q to %q: %w", userID, a.ClientID, err)
 	}
+	f.audit(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
+		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
 	return f.update(ctx, a.ID, func(a *storage.AuthRequest) error {
 		a.ConsentOK = true
 		return nil
@@ -518,6 +522,9 @@ func (f *Flow) createPortalRecord(ctx context.Context, returnTo string, v Visito
 // signIn finishes a sign-in: the session starts, and the record (if any)
 // says who signed in. A portal record has done its job and goes.
 func (f *Flow) signIn(ctx context.Context, a storage.AuthRequest, returnTo string, u storage.User, newHash string, amr []string, v Visitor) (Progress, error) {
+	if a.ClientID != "" {
+		ctx = withClient(ctx, a.ClientID) // the app the sign-in's audit event names
+	}
 	_, secret, sess, err := f.sessions.FinishSignIn(ctx, u, newHash, Credentials{IP: v.IP, UserAgent: v.UserAgent}, amr)
 	if err != nil {
 		return Progress{}, err

@@ -20,6 +20,9 @@ import (
 // password, under every rule of password sign-in.
 func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
+	if clientID != "" {
+		ctx = withClient(ctx, LogName(clientID)) // the app the audit log names, as the proxy sent it
+	}
 	name, err := s.loginName(ctx, "pwd", login, password, ip)
 	if err != nil {
 		return storage.User{}, "", err

@@ -147,7 +147,7 @@ func (s *SignInService) CheckRefreshNetwork(ctx context.Context, u storage.User,
 		return nil
 	}
 	now := s.now()
-	s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip,
+	s.record(withClient(ctx, clientID), storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: u.Username, Time: now, IP: ip,
 		Method: MethodRefresh, Reason: "network not allowed (refresh)"})
 	if s.refreshWarns.allow(u.ID+" "+clientID, now) {
 		s.log.WarnContext(ctx, "refresh refused outside the user's IP allowlist", "user_id", u.ID, "client_id", clientID, "ip", ip,

@@ -282,6 +282,7 @@ func (s *CredentialService) FinishPasskeyRegistration(ctx context.Context, u sto
 		return storage.Credential{}, fmt.Errorf("store passkey of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "passkey registered", "user_id", u.ID, "credential_id", rec.ID)
+	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventPasskeyAdded, TargetUserID: u.ID, Changes: credentialNamed(rec)})
 	return rec, nil
 }
 
@@ -471,7 +472,8 @@ func (s *CredentialService) RenamePasskey(ctx context.Context, u storage.User, i
 // DeletePasskey removes one of u's passkeys. The portal asks for the
 // password (or a recent sign-in) first.
 func (s *CredentialService) DeletePasskey(ctx context.Context, u storage.User, id string) error {
-	if _, err := s.ownPasskey(ctx, u, id); err != nil {
+	c, err := s.ownPasskey(ctx, u, id)
+	if err != nil {
 		return err
 	}
 	if err := s.store.DeleteCredential(ctx, u.ID, id); errors.Is(err, storage.ErrNotFound) {
@@ -480,6 +482,7 @@ func (s *CredentialService) DeletePasskey(ctx context.Context, u storage.User, i
 		return fmt.Errorf("delete passkey %q: %w", id, err)
 	}
 	s.log.InfoContext(ctx, "passkey removed", "user_id", u.ID, "credential_id", id)
+	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventPasskeyRemoved, TargetUserID: u.ID, Changes: credentialNamed(c)})
 	return nil
 }
 

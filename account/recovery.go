@@ -52,6 +52,7 @@ func (s *CredentialService) RegenerateRecoveryCodes(ctx context.Context, u stora
 	}); err != nil {
 		return nil, fmt.Errorf("regenerate recovery codes of %q: %w", u.ID, err)
 	}
+	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventRecoveryCodesRegenerated, TargetUserID: u.ID})
 	return codes, nil
 }
 

@@ -68,6 +68,7 @@ func (s *CredentialService) ChangePassword(ctx context.Context, u storage.User, 
 		return err
 	}
 	s.log.InfoContext(ctx, "password changed", "user_id", u.ID, "sessions_ended", ended, "tokens_revoked", revoked)
+	s.audit(ctx, Actor{Kind: ActorUser, UserID: u.ID, IP: ip, UserAgent: userAgent}, storage.AuditEvent{Type: EventPasswordChanged, TargetUserID: u.ID})
 	return nil
 }
 

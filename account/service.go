@@ -84,6 +84,7 @@ type Service struct {
 	SignIn      *SignInService
 	Directories *DirectoryService
 	Clients     *ClientService
+	Audit       *AuditService // reading the audit log
 
 	core *core
 }
@@ -127,6 +128,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 			guesses: throttle.NewGuesses[checkedGuess](), dummyHash: dummy, refreshWarns: &warnLimiter{every: refreshWarnEvery}},
 		Directories: dirs,
 		Clients:     &ClientService{core: c, store: store},
+		Audit:       &AuditService{core: c, store: store},
 		core:        c,
 	}, nil
 }

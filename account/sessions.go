@@ -57,6 +57,7 @@ func (s *SignInService) ResumeSession(ctx context.Context, secret string) (stora
 		_ = s.store.DeleteSession(ctx, sess.ID)
 		return storage.Session{}, storage.User{}, err
 	}
+	noteUser(ctx, u.ID) // who acts in this request, for the audit log
 	return sess, u, nil
 }
 
@@ -82,8 +83,13 @@ func (s *SignInService) Sessions(ctx context.Context, userID string) ([]storage.
 
 // SignOutEverywhere ends every session and revokes every token of the user.
 func (s *SignInService) SignOutEverywhere(ctx context.Context, userID string) error {
-	_, _, err := s.users.signOut(ctx, userID, "")
-	return err
+	ended, revoked, err := s.users.signOut(ctx, userID, "")
+	if err != nil {
+		return err
+	}
+	s.audit(ctx, actorIn(ctx, userActor(userID)), storage.AuditEvent{Type: EventSessionsEnded, TargetUserID: userID,
+		Reason: fmt.Sprintf("sessions ended: %d, tokens revoked: %d", ended, revoked)})
+	return nil
 }
 
 // History returns the user's newest sign-in attempts.

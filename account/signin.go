@@ -272,7 +272,15 @@ func (s *SignInService) recordSignIn(ctx context.Context, user storage.User, new
 		secret, sess = s.newSession(user, sessionAMR, c.IP, c.UserAgent)
 		w.Session = &sess
 	}
+	audit := s.attemptEvent(ctx, w.Attempt)
+	w.Audit = &audit
 	updated, err := s.store.RecordSignIn(ctx, w)
+	if auditRefused(err) {
+		// The sign-in stands without its event, as core.audit would have it.
+		s.log.ErrorContext(ctx, "write audit event", "type", audit.Type, "target", audit.TargetUserID, "err", err)
+		w.Audit = nil
+		updated, err = s.store.RecordSignIn(ctx, w)
+	}
 	if err != nil {
 		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, err)
 	}

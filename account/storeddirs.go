@@ -212,6 +212,11 @@ func (s *DirectoryService) putStored(ctx context.Context, id, typ string, raw, s
 		return fmt.Errorf("store directory %q: %w", d.ID, err)
 	}
 	s.log.InfoContext(ctx, "directory saved from the admin page", "directory", id, "type", typ, "created", create)
+	e := storage.AuditEvent{Type: EventDirectoryUpdated, TargetID: id, Changes: settingsChanges(old, d)}
+	if !exists {
+		e.Type = EventDirectoryCreated
+	}
+	s.audit(ctx, actorIn(ctx, cliActor), e)
 	return s.LoadStoredDirectories(ctx)
 }
 
@@ -224,5 +229,6 @@ func (s *DirectoryService) DeleteDirectory(ctx context.Context, id string) error
 		}
 		return fmt.Errorf("delete directory %q: %w", id, err)
 	}
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: EventDirectoryDeleted, TargetID: id})
 	return s.LoadStoredDirectories(ctx)
 }

@@ -145,6 +145,7 @@ func (s *CredentialService) ConfirmTOTP(ctx context.Context, u storage.User, cod
 		return nil, fmt.Errorf("enable TOTP of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "TOTP enabled", "user_id", u.ID)
+	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventTOTPEnabled, TargetUserID: u.ID})
 	return codes, nil
 }
 
@@ -161,6 +162,7 @@ func (s *CredentialService) DisableTOTP(ctx context.Context, u storage.User, pas
 		return fmt.Errorf("disable TOTP of %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "TOTP disabled", "user_id", u.ID)
+	s.audit(ctx, Actor{Kind: ActorUser, UserID: u.ID, IP: ip, UserAgent: userAgent}, storage.AuditEvent{Type: EventTOTPDisabled, TargetUserID: u.ID})
 	return nil
 }
 

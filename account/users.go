@@ -178,6 +178,7 @@ func (s *UserService) SetPassword(ctx context.Context, login, password string) e
 	}); err != nil {
 		return fmt.Errorf("set password of %q: %w", u.ID, err)
 	}
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: EventPasswordChanged, TargetUserID: u.ID})
 	_, _, err = s.signOut(ctx, u.ID, "")
 	return err
 }
@@ -195,6 +196,7 @@ func (s *UserService) SetBlocked(ctx context.Context, login string, blocked bool
 	}); err != nil {
 		return fmt.Errorf("block user %q: %w", u.ID, err)
 	}
+	s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: blockEvent(blocked), TargetUserID: u.ID})
 	if blocked {
 		_, _, err = s.signOut(ctx, u.ID, "")
 		return err

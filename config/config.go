@@ -43,6 +43,7 @@ type Config struct {
 	Limits   Limits   `toml:"limits"`
 	Accounts Accounts `toml:"accounts"`
 	HTTP     HTTP     `toml:"http"`
+	Audit    Audit    `toml:"audit"`
 	Clients  []Client `toml:"clients"`
 	// Directories are external identity sources (LDAP for now).
 	Directories []Directory `toml:"directories"`
@@ -117,6 +118,12 @@ type HTTP struct {
 	// for the header.
 	HSTSMaxAge            Duration `toml:"hsts_max_age"`
 	HSTSIncludeSubdomains bool     `toml:"hsts_include_subdomains"`
+}
+
+// Audit is the [audit] table: the audit log.
+type Audit struct {
+	// Retention is how long an audit event is kept.
+	Retention Duration `toml:"retention"`
 }
 
 // Limits is the [limits] table.

@@ -84,6 +84,7 @@ func TestDefault(t *testing.T) {
 		{"limits.login_window", c.Limits.LoginWindow.Duration, 15 * time.Minute},
 		{"http.hsts_max_age", c.HTTP.HSTSMaxAge.Duration, 8760 * time.Hour},
 		{"http.hsts_include_subdomains", c.HTTP.HSTSIncludeSubdomains, false},
+		{"audit.retention", c.Audit.Retention.Duration, 2160 * time.Hour},
 		{"limits.max_login_attempts_per_address", c.Limits.MaxLoginAttemptsPerAddress, 100},
 		{"limits.account_lockout_failures", c.Limits.AccountLockoutFailures, 30},
 		{"limits.account_lockout_wait", c.Limits.AccountLockoutWait.Duration, time.Minute},

@@ -65,6 +65,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateLimits(&p)
 	c.validateAccounts(&p)
 	c.validateHTTP(&p)
+	c.validateAudit(&p)
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	return p.warnings, errors.Join(p.errs...)
@@ -316,6 +317,12 @@ func (c *Config) validateAccounts(p *problems) {
 	}
 	if d := a.RecentAuth.Duration; d < time.Minute || d > time.Hour {
 		p.errorf("accounts.recent_auth", "must be between 1m and 1h, not %s", d)
+	}
+}
+
+func (c *Config) validateAudit(p *problems) {
+	if d := c.Audit.Retention.Duration; d <= 0 {
+		p.errorf("audit.retention", "must be more than 0 (events older than this are deleted), not %s", d)
 	}
 }
 

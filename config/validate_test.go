@@ -42,6 +42,7 @@ func validConfig() *Config {
 		Limits: Limits{MaxBodyBytes: 65536, MaxLoginAttempts: 10, LoginWindow: Duration{15 * time.Minute},
 			MaxPendingSignIns: 5000, MaxPendingSignInsPerAddress: 100},
 		Accounts: Accounts{TrustedDeviceLifetime: Duration{720 * time.Hour}, RecentAuth: Duration{5 * time.Minute}},
+		Audit:    Audit{Retention: Duration{2160 * time.Hour}},
 		Clients: []Client{
 			{
 				ID:           "wiki",
@@ -167,6 +168,8 @@ func TestValidateErrors(t *testing.T) {
 		}, "directories[1].id: duplicate"},
 		{"recent_auth short", func(c *Config) { c.Accounts.RecentAuth = Duration{time.Second} }, "accounts.recent_auth: must be between 1m and 1h"},
 		{"trusted devices forever", func(c *Config) { c.Accounts.TrustedDeviceLifetime = Duration{24 * 500 * time.Hour} }, "accounts.trusted_device_lifetime: must be between"},
+		{"audit retention zero", func(c *Config) { c.Audit.Retention = Duration{} }, "audit.retention: must be more than 0"},
+		{"audit retention negative", func(c *Config) { c.Audit.Retention = Duration{-time.Hour} }, "audit.retention: must be more than 0"},
 		{"hsts negative", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{-time.Hour} }, "http.hsts_max_age: must be 0 (off) or between 1s and 17520h"},
 		{"hsts under a second", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{time.Millisecond} }, "http.hsts_max_age: must be 0 (off) or between 1s"},
 		{"hsts beyond two years", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{3 * 8760 * time.Hour} }, "http.hsts_max_age: must be 0 (off) or between"},

@@ -192,6 +192,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = max(limit, avatarBodyLimit)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	// Request-scoped values for the audit log (account.WithRequest).
+	r = r.WithContext(account.WithRequest(r.Context(), clientIP(r), r.UserAgent()))
 	if r.Method == http.MethodPost && browserNavigation(r) {
 		w = s.handOver(w, r)
 	}

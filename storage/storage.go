@@ -591,6 +591,10 @@ type OneTimeTokens interface {
 // LoginAttempts persists the sign-in history.
 type LoginAttempts interface {
 	AddLoginAttempt(ctx context.Context, a LoginAttempt) error
+	// RecordAttempt is AddLoginAttempt with the attempt's audit event (nil
+	// for none) appended in the same transaction: both are written or
+	// neither. The event is checked like AppendAudit's.
+	RecordAttempt(ctx context.Context, a LoginAttempt, audit *AuditEvent) error
 	// ListLoginAttempts returns a user's newest attempts first, at most limit.
 	ListLoginAttempts(ctx context.Context, userID string, limit int) ([]LoginAttempt, error)
 }
@@ -609,16 +613,22 @@ type SignInWrite struct {
 	// Session is the browser's new session (its UserID must be UserID);
 	// nil when the sign-in starts none.
 	Session *Session
+	// Audit is the audit event of the sign-in, written in the same
+	// transaction (so a sign-in still costs one commit); nil for none. It
+	// is checked like AppendAudit's event, and a refused one refuses the
+	// whole sign-in.
+	Audit *AuditEvent
 }
 
 // SignIns persists completed sign-ins.
 type SignIns interface {
 	// RecordSignIn applies w.Update to the user, adds w.Attempt to the
-	// sign-in history and creates w.Session, all in one transaction, and
-	// returns the updated user. Either all of it is written or nothing: an
-	// unknown user gives ErrNotFound, a taken session ID ErrConflict, and
-	// an error from Update is returned (wrapped); none of them writes
-	// anything.
+	// sign-in history, creates w.Session and appends w.Audit, all in one
+	// transaction, and returns the updated user. Either all of it is
+	// written or nothing: an unknown user gives ErrNotFound, a taken
+	// session ID or audit event ErrConflict, an audit event AppendAudit
+	// would refuse ErrInvalid or ErrTooLarge, and an error from Update is
+	// returned (wrapped); none of them writes anything.
 	RecordSignIn(ctx context.Context, w SignInWrite) (User, error)
 }
 
@@ -729,12 +739,20 @@ type AuditEvent struct {
 	TargetUserID string `json:"target_user_id,omitempty"`
 	// ClientID is the app involved, if any.
 	ClientID string `json:"client_id,omitempty"`
+	// TargetID is the record the event is about when it is neither a user
+	// nor an app: a directory's ID.
+	TargetID string `json:"target_id,omitempty"`
 	IP       string `json:"ip,omitempty"`
 	// UserAgent is what the browser sent; stores keep at most
 	// MaxAuditUserAgent bytes of it.
 	UserAgent string        `json:"user_agent,omitempty"`
 	Reason    string        `json:"reason,omitempty"`
 	Changes   []AuditChange `json:"changes,omitempty"`
+	// Method and Login describe a sign-in: how ("pwd", "otp", "passkey",
+	// "app_password", …) and the name as typed, cut for the log (never a
+	// password: a sign-in event records that one was tried, not what).
+	Method string `json:"method,omitempty"`
+	Login  string `json:"login,omitempty"`
 }
 
 // AuditChange is one edited field of an admin action, before and after.

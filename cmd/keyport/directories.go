@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/sources"
@@ -113,6 +114,7 @@ func (m *Main) syncDirectories(ctx context.Context) {
 // syncDirectory runs one scheduled sync. Accounts logs a sync that ran;
 // a sync that could not run is logged here.
 func (m *Main) syncDirectory(ctx context.Context, id string) {
+	ctx = account.WithActor(ctx, account.SystemActor) // the audit log's actor: Keyport's schedule
 	if _, err := m.Accounts.Directories.SyncDirectory(ctx, id); err != nil {
 		m.Logger.Warn("directory sync failed", "directory", id, "err", err)
 	}

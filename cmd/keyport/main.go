@@ -530,14 +530,24 @@ func (m *Main) announceSetup(ctx context.Context) error {
 const probeInterval = 5 * time.Second
 
 func (m *Main) sweep(ctx context.Context) {
-	every(ctx, 5*time.Minute, false, func() {
-		rep, err := m.Store.Sweep(ctx)
-		if err != nil {
-			m.Logger.Error("sweep expired records", "err", err)
-			return
-		}
+	every(ctx, 5*time.Minute, false, func() { m.sweepOnce(ctx) })
+}
+
+// sweepOnce deletes what has expired, and the audit events older than
+// the retention (audit.retention).
+func (m *Main) sweepOnce(ctx context.Context) {
+	rep, err := m.Store.Sweep(ctx)
+	if err != nil {
+		m.Logger.Error("sweep expired records", "err", err)
+	} else {
 		m.Logger.Debug("swept expired records", "report", rep)
-	})
+	}
+	n, err := m.Store.SweepAudit(ctx, m.Now().Add(-m.Config.Audit.Retention.Duration))
+	if err != nil {
+		m.Logger.Error("sweep old audit events", "err", err)
+		return
+	}
+	m.Logger.Debug("swept old audit events", "audit_events", n)
 }
 
 // every calls fn every d until ctx ends, the first time at once when now is

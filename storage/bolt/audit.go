@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,35 +60,56 @@ func truncateUTF8(s string, n int) string {
 
 // AppendAudit stores one event with its index entries.
 func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
-	if e.ID == "" || e.Type == "" || e.ActorKind == "" || e.Time.IsZero() ||
-		!validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) {
-		return fmt.Errorf("append audit event %q: missing or malformed ID, type, actor kind, time, actor or target: %w",
-			truncateUTF8(e.ID, storage.MaxAuditID), storage.ErrInvalid)
-	}
-	e.UserAgent = truncateUTF8(e.UserAgent, storage.MaxAuditUserAgent)
-	raw, err := json.Marshal(e)
+	raw, err := encodeAudit(&e)
 	if err != nil {
-		return fmt.Errorf("encode audit event %q: %w", e.ID, err)
+		return err
 	}
-	// Checked before the transaction: a refused event must not roll back
-	// the writes it would share a commit with.
-	if len(raw) > storage.MaxAuditEventBytes {
-		return fmt.Errorf("audit event %q takes %d bytes, more than %d: %w", e.ID, len(raw), storage.MaxAuditEventBytes, storage.ErrTooLarge)
-	}
-	err = d.batch(func(tx *bbolt.Tx) error { return appendAuditTx(tx, e, raw) })
+	err = d.batch(func(tx *bbolt.Tx) error {
+		if err := auditFreeTx(tx, e); err != nil {
+			return err
+		}
+		return appendAuditTx(tx, e, raw)
+	})
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.ID, err)
 	}
 	return nil
 }
 
+// encodeAudit checks an event, cuts its user agent and encodes it, before
+// any transaction: a refused event must not roll back the writes it would
+// share a commit with (AppendAudit's batch, RecordSignIn, RecordAttempt).
+func encodeAudit(e *storage.AuditEvent) ([]byte, error) {
+	if e.ID == "" || e.Type == "" || e.ActorKind == "" || e.Time.IsZero() ||
+		!validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) {
+		return nil, fmt.Errorf("append audit event %q: missing or malformed ID, type, actor kind, time, actor or target: %w",
+			truncateUTF8(e.ID, storage.MaxAuditID), storage.ErrInvalid)
+	}
+	e.UserAgent = truncateUTF8(e.UserAgent, storage.MaxAuditUserAgent)
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit event %q: %w", e.ID, err)
+	}
+	if len(raw) > storage.MaxAuditEventBytes {
+		return nil, fmt.Errorf("audit event %q takes %d bytes, more than %d: %w", e.ID, len(raw), storage.MaxAuditEventBytes, storage.ErrTooLarge)
+	}
+	return raw, nil
+}
+
+// auditFreeTx refuses an event whose key is taken. It writes nothing, so
+// a transaction that shares its commit calls it before its first write
+// (see batch) and stays all-or-nothing.
+func auditFreeTx(tx *bbolt.Tx, e storage.AuditEvent) error {
+	if tx.Bucket(bAudit).Get(auditSortKey(e)) != nil {
+		return conflict("audit event", e.ID)
+	}
+	return nil
+}
+
+// appendAuditTx writes an event checked by encodeAudit and auditFreeTx.
 func appendAuditTx(tx *bbolt.Tx, e storage.AuditEvent, raw []byte) error {
 	key := auditSortKey(e)
-	events := tx.Bucket(bAudit)
-	if events.Get(key) != nil {
-		return conflict("audit event", e.ID) // before any write: see batch
-	}
-	if err := events.Put(key, raw); err != nil {
+	if err := tx.Bucket(bAudit).Put(key, raw); err != nil {
 		return err
 	}
 	if e.ActorID != "" {
@@ -99,6 +121,65 @@ func appendAuditTx(tx *bbolt.Tx, e storage.AuditEvent, raw []byte) error {
 		if err := tx.Bucket(bAuditByTarget).Put(auditIndexKey(e.TargetUserID, key), emptyValue); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// signInAudit is RecordSignIn's share of the audit log: its event checked
+// and encoded before the transaction (nil raw for none), then checked
+// free (free) before the transaction's first write and written (put)
+// with the rest.
+type signInAudit struct {
+	e   storage.AuditEvent
+	raw []byte
+}
+
+func newSignInAudit(e *storage.AuditEvent) (signInAudit, error) {
+	if e == nil {
+		return signInAudit{}, nil
+	}
+	a := signInAudit{e: *e}
+	raw, err := encodeAudit(&a.e)
+	a.raw = raw
+	return a, err
+}
+
+func (a signInAudit) free(tx *bbolt.Tx) error {
+	if a.raw == nil {
+		return nil
+	}
+	return auditFreeTx(tx, a.e)
+}
+
+func (a signInAudit) put(tx *bbolt.Tx) error {
+	if a.raw == nil {
+		return nil
+	}
+	return appendAuditTx(tx, a.e, a.raw)
+}
+
+// RecordAttempt adds a sign-in attempt and its audit event in one shared
+// commit, so recording a failure (or a forward-auth sign-in) costs one
+// fsync, as it did before the audit log.
+func (d *DB) RecordAttempt(ctx context.Context, a storage.LoginAttempt, e *storage.AuditEvent) error {
+	if a.ID == "" {
+		return errors.New("record attempt: empty ID")
+	}
+	audit, err := newSignInAudit(e)
+	if err != nil {
+		return fmt.Errorf("record attempt %q: %w", a.ID, err)
+	}
+	err = d.batch(func(tx *bbolt.Tx) error {
+		if err := audit.free(tx); err != nil {
+			return err
+		}
+		if err := addLoginAttemptTx(tx, a); err != nil {
+			return err
+		}
+		return audit.put(tx)
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %q: %w", a.ID, err)
 	}
 	return nil
 }

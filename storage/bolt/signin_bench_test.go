@@ -41,6 +41,21 @@ func BenchmarkSignInWrite(b *testing.B) {
 			_, err := d.RecordSignIn(ctx, w)
 			return err
 		}},
+		// With the sign-in's audit event: in the same commit (how account
+		// writes it), and appended after it (a second commit, for
+		// comparison).
+		{"RecordSignIn+audit", func(ctx context.Context, d *DB, w storage.SignInWrite) error {
+			e := signInAuditEvent(w)
+			w.Audit = &e
+			_, err := d.RecordSignIn(ctx, w)
+			return err
+		}},
+		{"RecordSignIn,AppendAudit", func(ctx context.Context, d *DB, w storage.SignInWrite) error {
+			if _, err := d.RecordSignIn(ctx, w); err != nil {
+				return err
+			}
+			return d.AppendAudit(ctx, signInAuditEvent(w))
+		}},
 	}
 	for _, parallel := range []int{1, 8} {
 		for _, way := range ways {
@@ -79,4 +94,10 @@ func BenchmarkSignInWrite(b *testing.B) {
 			})
 		}
 	}
+}
+
+// signInAuditEvent is the audit event of the sign-in w, as account makes it.
+func signInAuditEvent(w storage.SignInWrite) storage.AuditEvent {
+	return storage.AuditEvent{ID: "ev-" + w.Attempt.ID, Time: w.Attempt.Time, Type: "signin.succeeded", ActorKind: "user", ActorID: w.UserID,
+		TargetUserID: w.UserID, ClientID: "bench", IP: "192.0.2.1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) bench", Method: "pwd", Login: w.Attempt.Login}
 }

@@ -177,11 +177,18 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 	case w.Session != nil && (w.Session.ID == "" || w.Session.UserID != w.UserID):
 		return storage.User{}, fmt.Errorf("record sign-in of %q: the session has no ID or is another user's (%q)", w.UserID, w.Session.UserID)
 	}
+	audit, err := newSignInAudit(w.Audit)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("record sign-in of %q: %w", w.UserID, err)
+	}
 	var out storage.User
-	err := d.batch(func(tx *bbolt.Tx) error {
+	err = d.batch(func(tx *bbolt.Tx) error {
 		// Refusals first: until the user is written, nothing is.
 		if w.Session != nil && has(tx.Bucket(bSessions), w.Session.ID) {
 			return conflict("record sign-in: create session", w.Session.ID)
+		}
+		if err := audit.free(tx); err != nil {
+			return err
 		}
 		u, err := updateUserTx(tx, w.UserID, w.Update)
 		if err != nil {
@@ -194,6 +201,9 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 			if err := putSessionTx(tx, *w.Session); err != nil {
 				return fmt.Errorf("record sign-in of %q: create session: %w", w.UserID, err)
 			}
+		}
+		if err := audit.put(tx); err != nil {
+			return fmt.Errorf("record sign-in of %q: append audit event: %w", w.UserID, err)
 		}
 		out = u
 		return nil

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Directories", directoryTests},
 		{"Throttles", throttleTests},
 		{"Audit", auditTests},
+		{"SignInAudit", signInAuditTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}
