@@ -77,6 +77,9 @@ func (s *Server) withAdminAPI(h adminHandler) http.Handler {
 			writeAPIError(w, http.StatusForbidden, "insufficient_scope", "This credential may only read.", "")
 			return
 		}
+		// Account methods that take no actor (the directory ones) find
+		// it in the context, as the audit log's author.
+		r = r.WithContext(account.WithActor(r.Context(), a))
 		if err := h(w, r, a); err != nil {
 			s.apiError(w, r, err)
 		}
@@ -309,6 +312,7 @@ func pathID(r *http.Request, what string) (string, error) {
 // registerAdminAPIRoutes registers the management API, area by area.
 func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerAdminDirectoryAPI(at)
+	s.registerAdminAuditAPI(at)
 	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
 }
 

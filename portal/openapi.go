@@ -37,6 +37,9 @@ type apiOp struct {
 	Status int
 	// ETag: the answer carries an ETag, and the route honours If-Match.
 	ETag bool
+	// ContentType of a success answer that is not JSON (a stream); its
+	// schema is then not described.
+	ContentType string
 }
 
 type apiParam struct {
@@ -114,12 +117,18 @@ func buildOpenAPI(issuer string, ops map[routeKey]apiOp) ([]byte, error) {
 		responses := map[string]any{
 			"default": map[string]any{"description": "an error", "content": map[string]any{"application/json": map[string]any{"schema": errorRef}}},
 		}
-		if op.Response == nil {
+		switch {
+		case op.ContentType != "":
+			if status == 0 {
+				status = http.StatusOK
+			}
+			responses[strconv.Itoa(status)] = map[string]any{"description": http.StatusText(status), "content": map[string]any{op.ContentType: map[string]any{}}}
+		case op.Response == nil:
 			if status == 0 {
 				status = http.StatusNoContent
 			}
 			responses[strconv.Itoa(status)] = map[string]any{"description": http.StatusText(status)}
-		} else {
+		default:
 			if status == 0 {
 				status = http.StatusOK
 			}
