@@ -19,6 +19,7 @@ type Store interface {
 	storage.LoginAttempts
 	storage.Throttles
 	storage.Audit
+	AdminStore
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -84,6 +85,9 @@ type Service struct {
 	SignIn      *SignInService
 	Directories *DirectoryService
 	Clients     *ClientService
+	// Admin is administrators acting on users (adminedit.go,
+	// adminactions.go, adminlinks.go).
+	Admin *AdminService
 
 	core *core
 }
@@ -127,6 +131,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 			guesses: throttle.NewGuesses[checkedGuess](), dummyHash: dummy, refreshWarns: &warnLimiter{every: refreshWarnEvery}},
 		Directories: dirs,
 		Clients:     &ClientService{core: c, store: store},
+		Admin:       &AdminService{core: c, store: store, users: users},
 		core:        c,
 	}, nil
 }
