@@ -403,6 +403,58 @@ func TestAdminUpdateUserETag(t *testing.T) {
 	if _, _, err := f.svc.Admin.UpdateUser(f.ctx, f.actor, u.ID, account.UserETag(f.stored(u.ID)), account.UserPatch{Nickname: ptr("second")}); err != nil {
 		t.Errorf("current ETag: %v", err)
 	}
+	// Two admins saving at once with the same ETag: the check is inside
+	// the store's transaction, so exactly one wins.
+	etag := account.UserETag(f.stored(u.ID))
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			_, _, err := f.svc.Admin.UpdateUser(f.ctx, f.actor, u.ID, etag, account.UserPatch{Nickname: ptr("racer" + strings.Repeat("x", i))})
+			errs <- err
+		}()
+	}
+	won := 0
+	for range 8 {
+		switch err := <-errs; account.ErrorCode(err) {
+		case account.PreconditionFailed:
+		case account.Internal:
+			if err == nil {
+				won++
+				continue
+			}
+			t.Errorf("racing save: %v", err)
+		default:
+			t.Errorf("racing save: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d racing saves with one ETag won, want 1", won)
+	}
+}
+
+// TestAdminLastAdminRace demotes two admins at once, each by the other:
+// one of them must stay.
+func TestAdminLastAdminRace(t *testing.T) {
+	f := newAdminFixture(t)
+	second := f.user("second", true)
+	errs := make(chan error, 2)
+	for _, id := range []string{f.root.ID, second.ID} {
+		go func() {
+			_, _, err := f.svc.Admin.UpdateUser(f.ctx, account.Actor{Kind: account.ActorCLI}, id, "", account.UserPatch{Admin: ptr(false)})
+			errs <- err
+		}()
+	}
+	refused := 0
+	for range 2 {
+		if err := <-errs; account.ErrorCode(err) == account.Conflict {
+			refused++
+		} else if err != nil {
+			t.Error(err)
+		}
+	}
+	if refused != 1 || !(f.stored(f.root.ID).Admin || f.stored(second.ID).Admin) {
+		t.Errorf("%d of two demotions refused; admins left: root %v, second %v", refused, f.stored(f.root.ID).Admin, f.stored(second.ID).Admin)
+	}
 }
 
 func TestAdminReadOnlyAndNonAdminActors(t *testing.T) {
