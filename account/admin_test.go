@@ -19,7 +19,7 @@ const adminTestPassword = "correct horse battery"
 // adminFixture is a service on a real bbolt file with an administrator
 // (root) acting through the console, and a clock the test moves.
 type adminFixture struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	clock *testclock.Clock
 	svc   *account.Service
@@ -28,7 +28,7 @@ type adminFixture struct {
 	actor account.Actor
 }
 
-func newAdminFixture(t *testing.T) *adminFixture {
+func newAdminFixture(t testing.TB) *adminFixture {
 	t.Helper()
 	f := &adminFixture{t: t, ctx: context.Background(), clock: testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	f.svc, f.db = account.NewTestService(t, account.TestServiceOptions{Now: f.clock.Now, Policy: account.Policy{

@@ -107,15 +107,24 @@ func (s *AdminService) UpdateUser(ctx context.Context, actor Actor, id, ifMatch 
 	if err := s.validatePatch(ctx, id, &p); err != nil {
 		return storage.User{}, "", err
 	}
-	admins := -1 // unknown: the edit takes away no admin flag
+	// Taking the admin flag away counts the administrators, under
+	// adminMu, when the user is one who can act. If they were not when
+	// read here but are by the time the store applies the edit (promoted
+	// or unblocked meanwhile: those need no lock), the edit only undoes
+	// that, and every admin counted before is still there.
+	admins := -1 // not counted: the edit takes away no acting admin
 	if p.Admin != nil && !*p.Admin {
 		s.adminMu.Lock()
 		defer s.adminMu.Unlock()
-		n, err := s.adminCount(ctx)
+		cur, err := s.loadUser(ctx, id)
 		if err != nil {
 			return storage.User{}, "", err
 		}
-		admins = n
+		if cur.Admin && !cur.Blocked {
+			if admins, err = s.adminCount(ctx); err != nil {
+				return storage.User{}, "", err
+			}
+		}
 	}
 	var (
 		changes   []storage.AuditChange
@@ -140,7 +149,7 @@ func (s *AdminService) UpdateUser(ctx context.Context, actor Actor, id, ifMatch 
 				return u, &Error{Code: Forbidden, Field: c.Field, Message: reason}
 			}
 		}
-		if before.Admin && !u.Admin && !before.Blocked && admins <= 1 {
+		if admins >= 0 && admins <= 1 && before.Admin && !u.Admin && !before.Blocked {
 			return u, &Error{Code: Conflict, Field: "admin", Message: "This is the last administrator. Make someone else an administrator first."}
 		}
 		if u.EmailVerified && u.Email == "" {
