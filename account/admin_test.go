@@ -1078,3 +1078,21 @@ func TestAdminAuditEventFitsTheLog(t *testing.T) {
 		t.Errorf("the fitted event lost a field's name: %+v", last.Changes)
 	}
 }
+
+func TestParseAppMetadata(t *testing.T) {
+	for raw, want := range map[string]map[string]string{
+		"":                                {},
+		"  {}  ":                          {},
+		`{"plan":"pro","tenant.id":"42"}`: {"plan": "pro", "tenant.id": "42"},
+	} {
+		got, err := account.ParseAppMetadata(raw)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %v %v", raw, got, err)
+		}
+	}
+	for _, raw := range []string{`[]`, `null`, `{"n":1}`, `{"a":{"b":"c"}}`, `{"bad key":"v"}`, `{"a":"b"`, `"text"`, `{"k":"` + strings.Repeat("v", 20<<10) + `"}`} {
+		if _, err := account.ParseAppMetadata(raw); account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != "app_metadata" {
+			t.Errorf("%.40q: %v", raw, err)
+		}
+	}
+}
