@@ -19,6 +19,7 @@ type Store interface {
 	storage.LoginAttempts
 	storage.Throttles
 	storage.Audit
+	AdminStore
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -85,6 +86,9 @@ type Service struct {
 	Directories *DirectoryService
 	Clients     *ClientService
 	Audit       *AuditService // reading the audit log
+	// Admin is administrators acting on users (adminedit.go,
+	// adminactions.go, adminlinks.go).
+	Admin *AdminService
 
 	core *core
 }
@@ -129,6 +133,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Directories: dirs,
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
+		Admin:       &AdminService{core: c, store: store, users: users},
 		core:        c,
 	}, nil
 }

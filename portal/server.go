@@ -176,6 +176,9 @@ func (s *Server) routes() (*mux.Router, error) {
 	s.registerForwardAuthRoutes(t) // /auth/verify for reverse proxies
 	s.registerUpstreamRoutes(t)    // /login/upstream/…: sign-in through upstream OIDC providers
 	s.registerAdminRoutes(t)       // /admin/…: administrators only
+
+	// /invite, /reset-password: the one-time links an administrator hands out.
+	s.registerPasswordLinkRoutes(t)
 	if err := errors.Join(t.shared.errs...); err != nil {
 		return nil, fmt.Errorf("portal routes: %w", err)
 	}
@@ -305,6 +308,8 @@ func statusFor(c account.Code) int {
 		return http.StatusTooManyRequests
 	case account.Unavailable:
 		return http.StatusServiceUnavailable
+	case account.PreconditionFailed:
+		return http.StatusPreconditionFailed
 	}
 	return http.StatusInternalServerError
 }

@@ -591,6 +591,10 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 		{path: "/logout", method: "POST", portal: true},
 		{path: "/setup", method: "GET", portal: true},
 		{path: "/setup", method: "POST", portal: true},
+		{path: "/invite", method: "GET", portal: true},
+		{path: "/invite", method: "POST", portal: true},
+		{path: "/reset-password", method: "GET", portal: true},
+		{path: "/reset-password", method: "POST", portal: true},
 	}
 
 	reg := url.QueryEscape(app.RedirectURI)
@@ -731,6 +735,8 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 		"/consent":                          {"PUT", "DELETE"},
 		"/logout":                           {"PUT", "DELETE"},
 		"/setup":                            {"PUT", "DELETE"},
+		"/invite":                           {"PUT", "DELETE"},
+		"/reset-password":                   {"PUT", "DELETE"},
 	}
 	for p, ms := range wrongMethods {
 		for _, m := range ms {

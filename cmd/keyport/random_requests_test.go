@@ -21,7 +21,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
-		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify"}
+		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password"}
 	keys := []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code",
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
 		"id_token_hint", "post_logout_redirect_uri", "prompt", "max_age", "login_hint", "acr_values", "request", "request_uri",
@@ -106,7 +106,7 @@ func TestRandomPortalFormsNever5xx(t *testing.T) {
 		"/security/totp/confirm", "/security/totp/disable", "/consent", "/login/2fa", "/login/2fa/cancel",
 		"/admin/directories", "/admin/directories/new", "/admin/directories/x/edit", "/admin/directories/x/delete",
 		"/admin/directories/x/sync", "/admin/directories/x/test", "/admin/directories/x/toggle",
-		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup"}
+		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup", "/invite", "/reset-password"}
 	keys := []string{"name", "label", "scopes", "expires", "id", "token_id", "password", "current_password", "new_password",
 		"confirm_password", "code", "secret", "ip", "cidr", "allowlist", "email", "given_name", "family_name", "locale",
 		"zoneinfo", "picture", "type", "url", "bind_dn", "bind_password", "user_base_dn", "user_filter", "login_attributes",
