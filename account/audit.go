@@ -31,6 +31,14 @@ const (
 	ActorSystem = "system"
 )
 
+// The scopes an app needs for the management API, which an admin grants
+// it (client_credentials tokens only: an app acting for a person never
+// gets them).
+const (
+	ScopeAdmin     = "keyport:admin"
+	ScopeAdminRead = "keyport:admin.read"
+)
+
 // SystemActor is Keyport itself (sweeps, directory syncs on a schedule).
 var SystemActor = Actor{Kind: ActorSystem}
 

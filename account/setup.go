@@ -10,6 +10,15 @@ import (
 
 const purposeSetup = "setup"
 
+// CountUsers says how many accounts there are.
+func (s *UserService) CountUsers(ctx context.Context) (int, error) {
+	n, err := s.store.CountUsers(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
 // NeedsSetup reports whether the store has no users yet.
 func (s *UserService) NeedsSetup(ctx context.Context) (bool, error) {
 	n, err := s.store.CountUsers(ctx)

@@ -62,7 +62,10 @@ var backupWriteTimeout = time.Minute
 // Listen creates the socket at path. The caller holds the database lock,
 // so no other server uses this data directory and a socket file left by
 // one that crashed can go.
-func Listen(path string, b Backuper, log *slog.Logger) (*Server, error) {
+//
+// api, when not nil, answers /api/v1: the management API as the local
+// command line's (the caller vouches for the socket's owner-only access).
+func Listen(path string, b Backuper, api http.Handler, log *slog.Logger) (*Server, error) {
 	if len(path) > maxSocketPath {
 		return nil, fmt.Errorf("control socket %s: %w", path, errPathTooLong)
 	}
@@ -91,6 +94,9 @@ func Listen(path string, b Backuper, log *slog.Logger) (*Server, error) {
 		}
 		log.Info("backup taken through the control socket", "bytes", cw.n, "took", time.Since(start).Round(time.Millisecond))
 	})
+	if api != nil {
+		mux.Handle("/api/v1/", api)
+	}
 	return &Server{path: path, ln: ln, srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -152,19 +158,43 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Backup asks the server listening at socketPath for a backup and writes
-// it to w. Without a server it returns ErrNoServer before writing anything.
-func Backup(ctx context.Context, socketPath string, w io.Writer) error {
+// Client returns an HTTP client whose requests all go to the server
+// listening at socketPath, whatever their URL's host (use http://keyport/).
+// Its Do returns ErrNoServer (wrapped) when no server answers there.
+func Client(socketPath string) (*http.Client, error) {
 	if len(socketPath) > maxSocketPath {
 		// No server could have bound it either (Listen refuses).
-		return fmt.Errorf("%w: its path %s is %w", ErrNoServer, socketPath, errPathTooLong)
+		return nil, fmt.Errorf("%w: its path %s is %w", ErrNoServer, socketPath, errPathTooLong)
 	}
-	client := &http.Client{Transport: &http.Transport{
+	return &http.Client{Transport: noServerTransport{socketPath: socketPath, rt: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socketPath)
 		},
-	}}
+	}}}, nil
+}
+
+// noServerTransport names a missing server ErrNoServer.
+type noServerTransport struct {
+	socketPath string
+	rt         *http.Transport
+}
+
+func (t noServerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	if err != nil && (errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED)) {
+		return nil, fmt.Errorf("%w (%s)", ErrNoServer, t.socketPath)
+	}
+	return resp, err
+}
+
+// Backup asks the server listening at socketPath for a backup and writes
+// it to w. Without a server it returns ErrNoServer before writing anything.
+func Backup(ctx context.Context, socketPath string, w io.Writer) error {
+	client, err := Client(socketPath)
+	if err != nil {
+		return err
+	}
 	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://keyport/backup", nil)
 	if err != nil {
@@ -172,8 +202,8 @@ func Backup(ctx context.Context, socketPath string, w io.Writer) error {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (%s)", ErrNoServer, socketPath)
+		if errors.Is(err, ErrNoServer) {
+			return err
 		}
 		return fmt.Errorf("control socket %s: %w", socketPath, err)
 	}

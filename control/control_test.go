@@ -27,7 +27,7 @@ func (f fakeStore) Backup(_ context.Context, w io.Writer) error {
 func listen(t *testing.T, b Backuper) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), SocketName)
-	s, err := Listen(path, b, slog.New(slog.DiscardHandler))
+	s, err := Listen(path, b, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestNoServer(t *testing.T) {
 		t.Errorf("no socket: %v", err)
 	}
 	// A socket file left by a server that died: nobody listens.
-	s, err := Listen(missing, fakeStore{}, slog.New(slog.DiscardHandler))
+	s, err := Listen(missing, fakeStore{}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestNoServer(t *testing.T) {
 		t.Errorf("stale socket: %v", err)
 	}
 	// The next server replaces it.
-	s, err = Listen(missing, fakeStore{data: []byte("x")}, slog.New(slog.DiscardHandler))
+	s, err = Listen(missing, fakeStore{data: []byte("x")}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("listen over a stale socket: %v", err)
 	}

@@ -86,7 +86,7 @@ func TestLongSocketPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, SocketName)
-	if _, err := Listen(path, fakeStore{}, slog.New(slog.DiscardHandler)); err == nil || !errors.Is(err, errPathTooLong) {
+	if _, err := Listen(path, fakeStore{}, nil, slog.New(slog.DiscardHandler)); err == nil || !errors.Is(err, errPathTooLong) {
 		t.Errorf("listen on a %d-byte path: %v", len(path), err)
 	}
 	if err := Backup(context.Background(), path, io.Discard); !errors.Is(err, ErrNoServer) {
@@ -119,7 +119,7 @@ func TestOtherUsersRefused(t *testing.T) {
 		}
 	}
 	path := filepath.Join(dir, SocketName)
-	s, err := Listen(path, fakeStore{data: []byte("secrets")}, slog.New(slog.DiscardHandler))
+	s, err := Listen(path, fakeStore{data: []byte("secrets")}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 func (s *Server) registerAdminRoutes(t *routeTable) {
 	s.registerAdminDirectoryForms(t) // before the {id} routes below
 	s.registerAdminUpstreamForms(t)
+	t.add(levelAdmin, "GET", "/admin", s.adminOverview)
 	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)
@@ -46,7 +47,7 @@ type adminDirectoriesData struct {
 
 func (s *Server) showAdminDirectories(w http.ResponseWriter, r *http.Request, m me, status int, d *adminDirectoriesData) error {
 	d.Base = s.web.Base(r, &m.User, "Directories")
-	d.Nav = "admin"
+	d.Nav, d.AdminSection = "admin", "directories"
 	d.Directories = s.acct.Directories.DirectoryStatuses(r.Context())
 	s.web.Render(w, r, status, "admin_directories", d)
 	return nil
@@ -145,7 +146,7 @@ func formValue(r *http.Request) func(string) string {
 func (s *Server) adminDirectoryForm(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
 	d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing}
-	d.Nav = "admin"
+	d.Nav, d.AdminSection = "admin", "directories"
 	typ := directoryType("ldap")
 	if editing {
 		settings, err := s.acct.Directories.StoredSettings(r.Context(), typ.Name, id)
@@ -190,7 +191,7 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 	}
 	if refused != nil {
 		d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(refused)}
-		d.Nav = "admin"
+		d.Nav, d.AdminSection = "admin", "directories"
 		s.web.Render(w, r, status, "admin_directory", d)
 		return nil
 	}
@@ -272,7 +273,7 @@ type upstreamFormData struct {
 func (s *Server) adminUpstreamForm(w http.ResponseWriter, r *http.Request, m me) error {
 	id, editing := mux.Vars(r)["id"]
 	d := &upstreamFormData{Base: s.web.Base(r, &m.User, "Upstream provider"), Create: !editing, CallbackURL: s.acct.Directories.UpstreamCallbackURL()}
-	d.Nav = "admin"
+	d.Nav, d.AdminSection = "admin", "directories"
 	typ := directoryType("oidc")
 	if editing {
 		settings, err := s.acct.Directories.StoredSettings(r.Context(), typ.Name, id)
@@ -296,7 +297,7 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 	if refused != nil {
 		d := &upstreamFormData{Base: s.web.Base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
 			CallbackURL: s.acct.Directories.UpstreamCallbackURL(), Error: account.ErrorMessage(refused)}
-		d.Nav = "admin"
+		d.Nav, d.AdminSection = "admin", "directories"
 		s.web.Render(w, r, status, "admin_upstream", d)
 		return nil
 	}

@@ -3,10 +3,13 @@ package portal
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+
+	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -17,15 +20,52 @@ import (
 // so a token can never mint more of itself.
 func (s *Server) registerAPIRoutes(t *routeTable) {
 	api := t.router.PathPrefix("/api/v1").Subrouter()
+	// gorilla/mux answers 404 instead of 405 once a route with a path
+	// variable follows the ones whose method did not match, so the
+	// not-found handler asks the router itself which methods the path has.
 	api.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if allowed := s.allowedMethods(r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not accept that method.")
+			return
+		}
 		writeJSONError(w, http.StatusNotFound, "not_found", "There is no such API endpoint.")
 	})
 	api.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(s.allowedMethods(r), ", "))
 		writeJSONError(w, http.StatusMethodNotAllowed, "method_not_allowed", "This endpoint does not accept that method.")
 	})
 	at := t.within(api)
-	at.add(levelAPIToken, "GET", "/me", s.apiGetMe)
-	at.add(levelAPIToken, "PATCH", "/me", s.apiPatchMe)
+	at.add(levelPublic, "GET", "/openapi.json", s.openAPIDocument)
+	at.addAPI(levelAPIToken, "GET", "/me", s.apiGetMe, apiOp{Summary: "Your own profile (any API token)", Response: meJSON{}})
+	at.addAPI(levelAPIToken, "PATCH", "/me", s.apiPatchMe, apiOp{Summary: "Change your own profile (a read-write API token); the fields of the answer, as strings, and custom_data", Body: map[string]any{}, Response: meJSON{}})
+	s.registerAdminAPIRoutes(at)
+}
+
+// allowedMethods lists the methods the router has a route for at r's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var out []string
+	for _, m := range knownMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// openAPIDocument serves the OpenAPI 3.1 description of /api/v1.
+func (s *Server) openAPIDocument(w http.ResponseWriter, r *http.Request) error {
+	doc, err := s.docs.document(s.opts.Issuer)
+	if err != nil {
+		return fmt.Errorf("build the OpenAPI document: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(doc)
+	return nil
 }
 
 type apiCaller struct {
@@ -67,24 +107,24 @@ func (s *Server) withToken(h apiHandler) http.Handler {
 }
 
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errUnsupportedMedia) {
+		writeAPIError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send a JSON object with Content-Type: application/json.", "")
+		return
+	}
 	code := account.ErrorCode(err)
 	status := statusFor(code)
 	if code == account.Internal {
 		ref := newRef()
 		s.log.ErrorContext(r.Context(), "API request failed", "path", r.URL.Path, "err", err, "ref", ref)
-		writeJSON(w, status, map[string]string{"error": string(code), "message": account.ErrorMessage(nil), "ref": ref})
+		writeJSON(w, status, apiErrorBody{Error: apiErrorDetail{Code: string(code), Message: account.ErrorMessage(nil), Ref: ref}})
 		return
 	}
-	body := map[string]string{"error": string(code), "message": errorText("en", err)}
-	if f := account.ErrorField(err); f != "" {
-		body["field"] = f
-	}
 	setRetryAfter(w, err) // 429 (throttled) and 503 (busy) say when
-	writeJSON(w, status, body)
+	writeAPIError(w, status, string(code), errorText("en", err), account.ErrorField(err))
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]string{"error": code, "message": msg})
+	writeAPIError(w, status, code, msg, "")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
 )
 
 // level is what a route asks of its caller before its handler runs. Every
@@ -41,6 +43,10 @@ const (
 	// levelForwardAuth: a reverse proxy asking about its visitor, with an
 	// app password or the session cookie (/auth/verify).
 	levelForwardAuth
+	// levelAdminAPI: the management API (withAdminAPI): an administrator's
+	// API token, an app's token with the keyport:admin scope, or the local
+	// command line through the control socket.
+	levelAdminAPI
 )
 
 func (l level) String() string {
@@ -59,6 +65,8 @@ func (l level) String() string {
 		return "api-token"
 	case levelForwardAuth:
 		return "forward-auth"
+	case levelAdminAPI:
+		return "admin-api"
 	}
 	return fmt.Sprintf("level(%d)", int(l))
 }
@@ -86,10 +94,12 @@ type routeTable struct {
 type routeLevels struct {
 	levels map[routeKey]level
 	errs   []error
+	// docs describes the /api/v1 routes (addAPI, openapi.go).
+	docs map[routeKey]apiOp
 }
 
 func (s *Server) newRouteTable(r *mux.Router) *routeTable {
-	return &routeTable{s: s, router: r, shared: &routeLevels{levels: map[routeKey]level{}}}
+	return &routeTable{s: s, router: r, shared: &routeLevels{levels: map[routeKey]level{}, docs: map[routeKey]apiOp{}}}
 }
 
 // within registers on a subrouter into the same table.
@@ -104,6 +114,12 @@ func (t *routeTable) within(r *mux.Router) *routeTable {
 // mismatch, an unknown method or a route registered twice is recorded and
 // makes New fail.
 func (t *routeTable) add(lvl level, methods, path string, h any) {
+	t.register(lvl, methods, path, h)
+}
+
+// register is add, returning the route's path template ("" when it was
+// not registered).
+func (t *routeTable) register(lvl level, methods, path string, h any) string {
 	wrapped, err := t.wrap(lvl, h)
 	ms := strings.Fields(methods)
 	for _, m := range ms {
@@ -116,7 +132,7 @@ func (t *routeTable) add(lvl level, methods, path string, h any) {
 	}
 	if err != nil {
 		t.shared.errs = append(t.shared.errs, fmt.Errorf("route %s %s (%s): %w", methods, path, lvl, err))
-		return
+		return ""
 	}
 	var route *mux.Route
 	if prefix, ok := strings.CutSuffix(path, "*"); ok {
@@ -128,7 +144,7 @@ func (t *routeTable) add(lvl level, methods, path string, h any) {
 	tmpl, err := route.GetPathTemplate()
 	if err != nil {
 		t.shared.errs = append(t.shared.errs, fmt.Errorf("route %s %s: %w", methods, path, err))
-		return
+		return ""
 	}
 	for _, m := range ms {
 		k := routeKey{m, tmpl}
@@ -137,9 +153,10 @@ func (t *routeTable) add(lvl level, methods, path string, h any) {
 		}
 		t.shared.levels[k] = lvl
 	}
+	return tmpl
 }
 
-var knownMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch}
+var knownMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete}
 
 // wrap applies lvl's wrapper to h, or says why h does not fit lvl.
 func (t *routeTable) wrap(lvl level, h any) (http.Handler, error) {
@@ -189,6 +206,10 @@ func (t *routeTable) wrap(lvl level, h any) (http.Handler, error) {
 		if h, ok := h.(func(http.ResponseWriter, *http.Request)); ok {
 			return http.HandlerFunc(h), nil
 		}
+	case levelAdminAPI:
+		if h, ok := h.(func(http.ResponseWriter, *http.Request, account.Actor) error); ok {
+			return s.withAdminAPI(h), nil
+		}
 	default:
 		return nil, fmt.Errorf("unknown level")
 	}
@@ -213,6 +234,24 @@ func onRecentSignInRoute(ctx context.Context) bool {
 
 // Route is one method and path template of the portal.
 type Route struct{ Method, Path string }
+
+// AdminRoutes lists the console's routes and the management API's: the
+// end-to-end test calls each as a signed-in non-admin and with a
+// non-admin's API token, and expects 403 from every one.
+func (s *Server) AdminRoutes() (console, api []Route) {
+	for k, l := range s.levels {
+		switch l {
+		case levelAdmin:
+			console = append(console, Route(k))
+		case levelAdminAPI:
+			api = append(api, Route(k))
+		}
+	}
+	byPath := func(a, b Route) int { return strings.Compare(a.Path+" "+a.Method, b.Path+" "+b.Method) }
+	slices.SortFunc(console, byPath)
+	slices.SortFunc(api, byPath)
+	return console, api
+}
 
 // RecentSignInRoutes lists the routes that make security changes, which
 // need a recent sign-in or the password: the end-to-end test posts to each

@@ -7,6 +7,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -47,6 +48,18 @@ type Options struct {
 	// Health, when set, tells /healthz whether Keyport works: nil, or an
 	// error with a short reason that may be shown to anyone (503).
 	Health func() error
+	// AccessTokens lets the management API accept apps' client_credentials
+	// tokens with the keyport:admin scope; nil accepts only API tokens.
+	AccessTokens AccessTokens
+	// Keys rotates the signing keys for the management API; nil leaves
+	// POST /api/v1/keys/rotate answering 503.
+	Keys KeyRotator
+}
+
+// KeyRotator starts a new signing key (provider.KeyManager).
+type KeyRotator interface {
+	Rotate(ctx context.Context) error
+	SigningKeyID() string
 }
 
 // Server serves the portal.
@@ -62,6 +75,7 @@ type Server struct {
 	now     func() time.Time
 	router  *mux.Router
 	levels  map[routeKey]level // what each route asks of its caller (routes.go)
+	docs    *apiDocs           // the /api/v1 routes' descriptions (openapi.go)
 	handler http.Handler
 	// issuer is opts.Issuer parsed, once rather than on each request
 	// that compares a URL with it (handover.go, forwardauth.go).
@@ -169,6 +183,7 @@ func (s *Server) routes() (*mux.Router, error) {
 		return nil, fmt.Errorf("portal routes: %w", err)
 	}
 	s.levels = t.shared.levels
+	s.docs = &apiDocs{ops: t.shared.docs}
 	return r, nil
 }
 

@@ -620,10 +620,14 @@ func (s *opStorage) ClientCredentialsTokenRequest(_ context.Context, clientID st
 	if err := checkScopeTokens(scopes); err != nil {
 		return nil, err
 	}
-	// A machine token has no user, so the user-claim scopes mean nothing here.
+	// A machine token has no user, so the user-claim scopes mean nothing
+	// here. The management API's scopes are an admin's grant, never the
+	// app's own choice.
 	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
 		switch sc {
 		case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess, scopeGroups:
+			return true
+		case account.ScopeAdmin, account.ScopeAdminRead:
 			return true
 		}
 		return false

@@ -16,6 +16,19 @@ type Base struct {
 	Issuer    string
 	User      *UserView
 	Nav       string // which portal section is current, for the menu
+	// AdminSection is the console's current section (a Key of
+	// AdminSections) on pages with Nav "admin".
+	AdminSection  string
+	AdminSections []AdminSection
+}
+
+// AdminSection is one entry of the admin console's menu.
+type AdminSection struct{ Key, Label, Path string }
+
+// AdminSections is the console's menu, in order.
+var AdminSections = []AdminSection{
+	{"overview", "Overview", "/admin"},
+	{"directories", "Directories", "/admin/directories"},
 }
 
 // UserView is the signed-in user as the menu shows them.
@@ -27,7 +40,7 @@ type UserView struct {
 // Base fills what every page needs. Pass the signed-in user when there is
 // one: their language and theme apply.
 func (s *Web) Base(r *http.Request, u *storage.User, title string) Base {
-	b := Base{Title: title, Issuer: s.opts.Issuer, CSRFToken: s.CSRFToken(r)}
+	b := Base{Title: title, Issuer: s.opts.Issuer, CSRFToken: s.CSRFToken(r), AdminSections: AdminSections}
 	locale := ""
 	if u != nil {
 		b.User = &UserView{ID: u.ID, Name: u.Name, Username: u.Username, Email: u.Email, Admin: u.Admin}

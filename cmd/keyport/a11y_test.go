@@ -48,7 +48,7 @@ func TestStackedTablesStateTheirRoles(t *testing.T) {
 	for _, c := range []struct {
 		b    *browser
 		path string
-	}{{b, "/security/access"}, {b, "/security/activity"}, {b, "/security"}, {b, "/security/passkeys"}, {admin, "/admin/directories"}} {
+	}{{b, "/security/access"}, {b, "/security/activity"}, {b, "/security"}, {b, "/security/passkeys"}, {admin, "/admin/directories"}, {admin, "/admin"}} {
 		p := c.b.get(srv.URL + c.path)
 		if p.Status != http.StatusOK {
 			t.Fatalf("%s: %d", c.path, p.Status)

@@ -243,9 +243,20 @@ func apiCall(t *testing.T, srv *testServer, method, path, token, contentType, bo
 		req.Header.Set("Content-Type", contentType)
 	}
 	p := mustFetch(t, http.DefaultClient, req)
+	schemas := schemasOf(t, srv)
+	if body != "" {
+		schemas.checkRequest(t, method, path, []byte(body))
+	}
+	schemas.check(t, method, path, p.Status, []byte(p.Body))
+	if p.Status == http.StatusNoContent {
+		return p.Status, p.Header, nil
+	}
 	var out map[string]any
 	if err := json.Unmarshal([]byte(p.Body), &out); err != nil {
 		t.Fatalf("%s %s: not JSON (%d): %v", method, path, p.Status, err)
+	}
+	if p.Status >= 400 {
+		out = flattenAPIError(t, method+" "+path, out)
 	}
 	return p.Status, p.Header, out
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -482,18 +484,18 @@ func (c *cli) keysRotate(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	if err := m.load(); err != nil {
+	defer api.close()
+	var out struct {
+		SigningKeyID string `json:"signing_key_id"`
+	}
+	if _, err := api.call(ctx, http.MethodPost, "/keys/rotate", nil, &out); err != nil {
 		return err
 	}
-	if err := m.Keys.Rotate(ctx); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "new signing key %s; the previous one stays in JWKS until its tokens expire\n", m.Keys.SigningKeyID())
+	fmt.Fprintf(c.stdout, "new signing key %s; the previous one stays in JWKS until its tokens expire\n", out.SigningKeyID)
 	return nil
 }
 
@@ -591,13 +593,19 @@ func (c *cli) directorySync(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	m, err := c.open(*cfgPath)
+	if *id == "" {
+		return usageError{"directory sync needs --id"}
+	}
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	rep, err := m.Accounts.Directories.SyncDirectory(ctx, *id)
-	if err != nil {
+	defer api.close()
+	var rep struct {
+		Created, Updated, Blocked, Failed int
+		Errors                            []string
+	}
+	if _, err := api.call(ctx, http.MethodPost, "/directories/"+url.PathEscape(*id)+"/sync", nil, &rep); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "directory %s synced: %d created, %d updated, %d blocked, %d failed\n", *id, rep.Created, rep.Updated, rep.Blocked, rep.Failed)

@@ -560,7 +560,6 @@ func TestLockedDatabaseCLI(t *testing.T) {
 		{"", []string{"user", "list"}},
 		{"some-password-1\n", []string{"user", "create", "--username", "x", "--email", "x@example.com", "--password-stdin"}},
 		{"", []string{"client", "create", "--id", "x", "--grant", "client_credentials"}},
-		{"", []string{"keys", "rotate"}},
 	}
 	for _, c := range cmds {
 		done := make(chan cliResult, 1)
@@ -579,6 +578,14 @@ func TestLockedDatabaseCLI(t *testing.T) {
 			t.Errorf("keyport %s while serving: %s", strings.Join(c.args, " "), r)
 		}
 	}
+	// Commands that go through the management API reach the running
+	// server through its control socket instead.
+	before := srv.Main.Keys.SigningKeyID()
+	r := cliMust(t, env, "", "keys", "rotate")
+	if now := srv.Main.Keys.SigningKeyID(); now == before || !strings.Contains(r.Stdout, "new signing key "+now+";") {
+		t.Errorf("keys rotate through the socket: the server signs with %s (was %s); output %s", now, before, r)
+	}
+	cliFail(t, env, "", 1, `There is no directory "nope"`, "directory", "sync", "--id", "nope")
 	// A second serve on the same data dir gives up too, with the same words.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

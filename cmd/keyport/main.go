@@ -89,7 +89,7 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		MaxPendingSignIns: cfg.Limits.MaxPendingSignIns})
 	if err != nil {
 		if errors.Is(err, bolt.ErrLocked) {
-			return nil, fmt.Errorf("the database %s is in use by another process: is `keyport serve` running? Stop it first (`keyport backup` works while it runs)", cfg.DBPath())
+			return nil, &inUseError{path: cfg.DBPath(), err: err}
 		}
 		return nil, err
 	}
@@ -384,6 +384,9 @@ func (m *Main) load() error {
 		PerOrigin: cfg.Limits.MaxPendingSignInsPerAddress,
 		Total:     cfg.Limits.MaxPendingSignIns,
 	}
+	// The portal is built first (see above) but reads the provider's
+	// access tokens at request time, for apps calling the management API.
+	tokens := &lateAccessTokens{}
 	m.Portal, err = portal.New(portal.Options{
 		Issuer:       cfg.Issuer,
 		Accounts:     m.Accounts,
@@ -394,6 +397,8 @@ func (m *Main) load() error {
 		Now:          m.Now,
 		Logger:       log,
 		Health:       m.db.Health,
+		AccessTokens: tokens,
+		Keys:         m.Keys,
 	})
 	if err != nil {
 		return err
@@ -420,6 +425,7 @@ func (m *Main) load() error {
 		return err
 	}
 	m.Provider = prov
+	tokens.p = prov
 
 	mux := http.NewServeMux()
 	for _, p := range provider.Routes {
@@ -471,7 +477,7 @@ func (m *Main) Run(ctx context.Context) error {
 	go m.sweep(bg)
 	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
 	m.syncDirectories(bg)
-	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, log)
+	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, m.Portal.LocalAPI(), log)
 	if err != nil {
 		log.Warn("no control socket: `keyport backup` needs the server stopped", "err", err)
 	} else {
@@ -588,4 +594,28 @@ func flushLog(log *slog.Logger) {
 	if h, ok := log.Handler().(*loglimit.Handler); ok {
 		h.Flush()
 	}
+}
+
+// inUseError: another process (a running `keyport serve`) holds the
+// database.
+type inUseError struct {
+	path string
+	err  error
+}
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("the database %s is in use by another process: is `keyport serve` running? Stop it first (`keyport backup` works while it runs)", e.path)
+}
+
+func (e *inUseError) Unwrap() error { return e.err }
+
+// lateAccessTokens hands the portal's management API the provider's
+// access tokens; the provider is set before the server serves.
+type lateAccessTokens struct{ p *provider.Provider }
+
+func (l *lateAccessTokens) ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error) {
+	if l.p == nil {
+		return storage.AccessToken{}, errors.New("the provider is not ready")
+	}
+	return l.p.ReadAccessToken(ctx, raw)
 }

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// adminTokens makes an admin's read-write and read-only API tokens and a
+// non-admin's read-write token.
+func adminTokens(t *testing.T, srv *testServer) (rw, ro, user string) {
+	t.Helper()
+	ctx := context.Background()
+	admin := srv.createUser("root", true)
+	alice := srv.createUser("alice", false)
+	mk := func(u storage.User, scope string) string {
+		tok, _, err := srv.Main.Accounts.Credentials.CreateAPIToken(ctx, u, account.NewAPIToken{Name: "t-" + scope, Scope: scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	return mk(admin, account.ScopeReadWrite), mk(admin, account.ScopeReadOnly), mk(alice, account.ScopeReadWrite)
+}
+
+// Who may call the management API: an admin's token (read-only ones only
+// read), never a non-admin's, a person's access token, or an app's token
+// without the admin scope; and what every refusal looks like.
+func TestAdminAPIAuthentication(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, ro, user := adminTokens(t, srv)
+
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", rw, "", ""); status != http.StatusOK || body["items"] == nil {
+		t.Errorf("admin token: %d %v", status, body)
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/directories", ro, "", ""); status != http.StatusOK {
+		t.Errorf("read-only admin token, GET: %d", status)
+	}
+	if status, h, body := apiCall(t, srv, http.MethodPost, "/api/v1/keys/rotate", ro, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" || !strings.Contains(h.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("read-only admin token, POST: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", user, "", ""); status != http.StatusForbidden || body["error"] != "forbidden" {
+		t.Errorf("non-admin token: %d %v", status, body)
+	}
+	for name, tok := range map[string]string{"none": "", "garbage": "garbage", "unknown kp_": "kp_" + strings.Repeat("x", 40), "huge": strings.Repeat("a", 20000)} {
+		status, h, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", tok, "", "")
+		if status != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") || body["error"] == nil {
+			t.Errorf("%s token: %d %v", name, status, body)
+		}
+	}
+
+	// A person's access token, even an admin's, is not a management
+	// credential: the app holding it would act with the person's rights.
+	app := srv.createClient(account.NewClient{ID: "webapp", SkipConsent: true})
+	tok := app.tokens("root")
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", tok.AccessToken, "", ""); status != http.StatusUnauthorized || body["error"] != "invalid_token" {
+		t.Errorf("an admin's access token: %d %v", status, body)
+	}
+	// An app cannot give itself the admin scope: asking for it gets a token
+	// without it.
+	_, secret, err := srv.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "robot", GrantTypes: []string{account.GrantClientCredentials}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "scope": {account.ScopeAdmin + " " + account.ScopeAdminRead}}, "robot", secret)
+	machine, _ := body["access_token"].(string)
+	scope, _ := body["scope"].(string)
+	if status != http.StatusOK || machine == "" || strings.Contains(scope, "keyport:admin") {
+		t.Fatalf("client_credentials asking for the admin scope: %d %v", status, body)
+	}
+	if status, h, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", machine, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" || !strings.Contains(h.Get("WWW-Authenticate"), account.ScopeAdmin) {
+		t.Errorf("an app token without the admin scope: %d %v", status, body)
+	}
+
+	// Errors have one shape (apiCall checks it) and name what is wrong.
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories/nope", rw, "", ""); status != http.StatusNotFound || body["error"] != "not_found" {
+		t.Errorf("unknown directory: %d %v", status, body)
+	}
+	if status, h, body := apiCall(t, srv, http.MethodPut, "/api/v1/directories", rw, "", ""); status != http.StatusMethodNotAllowed || h.Get("Allow") != "GET, HEAD" && h.Get("Allow") != "GET" || body["error"] != "method_not_allowed" {
+		t.Errorf("PUT on a list: %d %q %v", status, h.Get("Allow"), body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/nothing/here", rw, "", ""); status != http.StatusNotFound || body["error"] != "not_found" {
+		t.Errorf("unknown endpoint: %d %v", status, body)
+	}
+
+	// A write by an admin token does what it says.
+	before := srv.Main.Keys.SigningKeyID()
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/keys/rotate", rw, "", ""); status != http.StatusOK || body["signing_key_id"] == before || body["signing_key_id"] != srv.Main.Keys.SigningKeyID() {
+		t.Errorf("rotate: %d %v (was %s)", status, body, before)
+	}
+}
+
+// Every admin route refuses a signed-in non-admin with 403, and every
+// management API route a non-admin's API token, changing nothing. The
+// routes come from the portal's own table, so a new one is covered the
+// day it is registered, and cannot forget its guard.
+func TestNonAdminsRefusedOnEveryAdminRoute(t *testing.T) {
+	srv := startServer(t, "", nil)
+	_, _, userToken := adminTokens(t, srv)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	csrf := csrfOf(t, b, srv.URL+"/security")
+	fill := strings.NewReplacer("{id}", "x", "{", "", "}", "")
+	console, api := srv.Main.Portal.AdminRoutes()
+	if len(console) < 10 || len(api) < 5 {
+		t.Fatalf("only %d console and %d API routes", len(console), len(api))
+	}
+	usersBefore, _ := srv.Main.Store.ListUsers(context.Background())
+	for _, r := range console {
+		path := srv.URL + fill.Replace(strings.TrimSuffix(r.Path, "*"))
+		var p page
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			req, _ := http.NewRequest(r.Method, path, nil)
+			p = b.do(req)
+		default:
+			req, _ := http.NewRequest(r.Method, path, strings.NewReader(url.Values{"csrf_token": {csrf}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			p = b.do(req)
+		}
+		if p.Status != http.StatusForbidden {
+			t.Errorf("%s %s as a non-admin: %d", r.Method, r.Path, p.Status)
+		}
+	}
+	for _, r := range api {
+		path := fill.Replace(r.Path)
+		body, ct := "", ""
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete {
+			body, ct = "{}", "application/json"
+		}
+		if r.Method == http.MethodHead {
+			continue // apiCall reads a body
+		}
+		if status, _, out := apiCall(t, srv, r.Method, path, userToken, ct, body); status != http.StatusForbidden || out["error"] != "forbidden" {
+			t.Errorf("%s %s with a non-admin's token: %d %v", r.Method, r.Path, status, out)
+		}
+	}
+	usersAfter, _ := srv.Main.Store.ListUsers(context.Background())
+	if !reflect.DeepEqual(usersBefore, usersAfter) {
+		t.Error("refused requests changed the users")
+	}
+}
+
+// The console's front page counts what there is and shows the console's
+// menu with itself as the current section.
+func TestAdminOverview(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("root", true)
+	srv.createUser("alice", false)
+	srv.createClient(account.NewClient{ID: "webapp"})
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	p := b.get(srv.URL + "/admin")
+	if p.Status != http.StatusOK {
+		t.Fatalf("/admin: %d", p.Status)
+	}
+	doc := parsePage(t, p.Body)
+	stats, ok := doc.byID("overview")
+	if !ok {
+		t.Fatalf("no overview:\n%s", truncateBody(p.Body))
+	}
+	if got := strings.Join(strings.Fields(stats.text()), " "); got != "Users 2 Apps 1 Directories 0" {
+		t.Errorf("overview says %q", got)
+	}
+	nav, ok := doc.first("nav", "class", "admin-nav")
+	if !ok {
+		t.Fatal("no admin menu")
+	}
+	if current, ok := nav.first("a", "aria-current", "page"); !ok || current.attr("href") != "/admin" {
+		t.Errorf("current section: %v", current.attr("href"))
+	}
+}

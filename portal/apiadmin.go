@@ -1,0 +1,328 @@
+package portal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// The management API: /api/v1 routes at levelAdminAPI. Three kinds of
+// caller reach them, and each becomes an account.Actor, so the rules and the
+// audit log see who acted:
+//   - an administrator's API token (kp_…); a read-only token may only read;
+//   - an app's client_credentials access token carrying ScopeAdmin (or
+//     account.ScopeAdminRead, which may only read), granted to the app by an admin;
+//   - the local command line, through the control socket (LocalAPI).
+//
+// Every answer is JSON; every error has one shape,
+// {"error": {"code", "message", "field"}}.
+
+// AccessTokens reads the provider's access tokens (opaque or JWT), so the
+// management API can accept an app's client_credentials token. The
+// provider implements it; cmd/keyport passes it in.
+type AccessTokens interface {
+	// ReadAccessToken returns the stored, live token raw stands for, or an
+	// error when it is not one of ours, expired or revoked.
+	ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error)
+}
+
+// adminHandler serves a management API route for an authenticated actor.
+type adminHandler func(w http.ResponseWriter, r *http.Request, a account.Actor) error
+
+// localCaller marks a request that came through the control socket.
+type localCaller struct{}
+
+// LocalAPI serves the management API to the local command line: the
+// control socket (mode 0600, in the 0700 data directory) hands it its
+// requests, so whoever reaches it is the server's own user or root and
+// acts as account.ActorCLI without a token. Only /api/v1 is served.
+func (s *Server) LocalAPI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1" && !strings.HasPrefix(r.URL.Path, "/api/v1/") {
+			writeAPIError(w, http.StatusNotFound, "not_found", "The control socket serves only /api/v1.", "")
+			return
+		}
+		s.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), localCaller{}, true)))
+	})
+}
+
+func isLocal(ctx context.Context) bool {
+	v, _ := ctx.Value(localCaller{}).(bool)
+	return v
+}
+
+// withAdminAPI authenticates the caller as an actor, refuses writes to
+// read-only credentials, and maps errors to the API's one error shape.
+func (s *Server) withAdminAPI(h adminHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		a, ok := s.adminActor(w, r)
+		if !ok {
+			return
+		}
+		if a.ReadOnly && !isRead(r.Method) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="insufficient_scope"`)
+			writeAPIError(w, http.StatusForbidden, "insufficient_scope", "This credential may only read.", "")
+			return
+		}
+		if err := h(w, r, a); err != nil {
+			s.apiError(w, r, err)
+		}
+	})
+}
+
+func isRead(method string) bool { return method == http.MethodGet || method == http.MethodHead }
+
+// adminActor finds who calls, or answers 401/403 and returns false.
+func (s *Server) adminActor(w http.ResponseWriter, r *http.Request) (account.Actor, bool) {
+	ip, ua := clientIP(r), r.UserAgent()
+	if isLocal(r.Context()) {
+		return account.Actor{Kind: account.ActorCLI, IP: "local", UserAgent: ua}, true
+	}
+	token, ok := bearerToken(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keyport"`)
+		writeAPIError(w, http.StatusUnauthorized, "unauthorized", "Send an administrator's API token or an app's access token: Authorization: Bearer …", "")
+		return account.Actor{}, false
+	}
+	if strings.HasPrefix(token, account.APITokenPrefix) {
+		u, cred, err := s.acct.Credentials.AuthenticateAPIToken(r.Context(), token, ip, ua)
+		if err != nil {
+			if account.ErrorCode(err) == account.Unauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="invalid_token"`)
+			}
+			s.apiError(w, r, err)
+			return account.Actor{}, false
+		}
+		if !u.Admin {
+			writeAPIError(w, http.StatusForbidden, "forbidden", "Only administrators may use the management API.", "")
+			return account.Actor{}, false
+		}
+		return account.Actor{Kind: account.ActorUser, UserID: u.ID, IP: ip, UserAgent: ua, ReadOnly: cred.Scope != account.ScopeReadWrite}, true
+	}
+	var t storage.AccessToken
+	var err error
+	if s.opts.AccessTokens != nil && len(token) <= maxBearerToken {
+		t, err = s.opts.AccessTokens.ReadAccessToken(r.Context(), token)
+	} else {
+		err = errors.New("not an access token")
+	}
+	if err != nil || t.UserID != "" {
+		// A user's access token never reaches the management API: an app
+		// acting for a person must not gain the person's admin rights.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="invalid_token"`)
+		writeAPIError(w, http.StatusUnauthorized, "invalid_token", "The token is not a valid API token or app access token.", "")
+		return account.Actor{}, false
+	}
+	switch {
+	case slices.Contains(t.Scopes, account.ScopeAdmin):
+		return account.Actor{Kind: account.ActorClient, ClientID: t.ClientID, IP: ip, UserAgent: ua}, true
+	case slices.Contains(t.Scopes, account.ScopeAdminRead):
+		return account.Actor{Kind: account.ActorClient, ClientID: t.ClientID, IP: ip, UserAgent: ua, ReadOnly: true}, true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="keyport", error="insufficient_scope", scope="`+account.ScopeAdmin+`"`)
+	writeAPIError(w, http.StatusForbidden, "insufficient_scope", "The app's token lacks the "+account.ScopeAdmin+" scope.", "")
+	return account.Actor{}, false
+}
+
+// maxBearerToken bounds the token an unauthenticated caller makes us parse.
+const maxBearerToken = 8 << 10
+
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// apiErrorBody is the one error shape of /api/v1.
+type apiErrorBody struct {
+	Error apiErrorDetail `json:"error"`
+}
+
+type apiErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the request field at fault, when there is one.
+	Field string `json:"field,omitempty"`
+	// Ref finds an internal error in the server's log.
+	Ref string `json:"ref,omitempty"`
+}
+
+func writeAPIError(w http.ResponseWriter, status int, code, msg, field string) {
+	writeJSON(w, status, apiErrorBody{Error: apiErrorDetail{Code: code, Message: msg, Field: field}})
+}
+
+// decodeAPIBody reads the request body into v: one JSON object of
+// Content-Type application/json, no unknown fields, within the body limit.
+// Its errors name the field at fault.
+func decodeAPIBody(r *http.Request, v any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return errUnsupportedMedia
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		return account.Errorf(account.Invalid, "The body must be one JSON object.")
+	}
+	return nil
+}
+
+var errUnsupportedMedia = errors.New("unsupported media type")
+
+// jsonError turns a decoding error into an account error naming the field.
+func jsonError(err error) error {
+	var tooBig *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &tooBig):
+		return account.Errorf(account.Invalid, "The request body is too large.")
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return account.Errorf(account.Invalid, "The body must be one JSON object.")
+		}
+		return account.FieldErrorf(field, "%s must be %s.", field, jsonKind(typeErr.Type.Kind().String()))
+	case errors.As(err, &syntax), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return account.Errorf(account.Invalid, "The body is not valid JSON.")
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return account.FieldErrorf(name, "There is no field %q here.", name)
+	}
+	return account.Errorf(account.Invalid, "The body must be one JSON object.")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "a list"
+	case "map", "struct":
+		return "an object"
+	}
+	if strings.HasPrefix(k, "int") || strings.HasPrefix(k, "uint") || strings.HasPrefix(k, "float") {
+		return "a number"
+	}
+	return "of another type"
+}
+
+// listJSON is one page of a list: the items and the cursor of the next
+// page ("" when this is the last).
+type listJSON[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func newList[T any](items []T, next string) listJSON[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return listJSON[T]{Items: items, NextCursor: next}
+}
+
+// maxCursor bounds a cursor: it comes back from the caller.
+const maxCursor = 512
+
+// pageParams reads ?limit= and ?cursor=; a limit out of 1..max is refused
+// rather than clamped, so a script learns the bound.
+func pageParams(r *http.Request, max int) (limit int, cursor string, err error) {
+	q := r.URL.Query()
+	if v := q.Get("limit"); v != "" {
+		n, convErr := strconv.Atoi(v)
+		if convErr != nil || n < 1 || n > max {
+			return 0, "", account.FieldErrorf("limit", "limit must be a whole number from 1 to %d.", max)
+		}
+		limit = n
+	}
+	cursor = q.Get("cursor")
+	if len(cursor) > maxCursor {
+		return 0, "", account.FieldErrorf("cursor", "The cursor is not one this API gave.")
+	}
+	return limit, cursor, nil
+}
+
+// ifMatch is the request's If-Match validator: "" when absent (no
+// check). A list of validators is refused: one record, one version.
+func ifMatch(r *http.Request) (string, error) {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "*" {
+		return "", nil
+	}
+	if strings.Contains(v, ",") {
+		return "", account.FieldErrorf("If-Match", "Send one ETag in If-Match.")
+	}
+	return v, nil
+}
+
+// writeWithETag answers v with its version in ETag.
+func writeWithETag(w http.ResponseWriter, status int, etag string, v any) {
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
+	writeJSON(w, status, v)
+}
+
+// apiDecode is decodeAPIBody with the unsupported-media answer mapped.
+func (s *Server) apiDecode(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
+	if err := decodeAPIBody(r, v); err != nil {
+		if errors.Is(err, errUnsupportedMedia) {
+			writeAPIError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Send a JSON object with Content-Type: application/json.", "")
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// pathID reads the {id} of a route about one record (what names its
+// kind, for the error); IDs are short, so a long one names nothing.
+func pathID(r *http.Request, what string) (string, error) {
+	v := mux.Vars(r)["id"]
+	if v == "" || len(v) > 256 {
+		return "", account.Errorf(account.NotFound, "There is no such %s.", what)
+	}
+	return v, nil
+}
+
+// registerAdminAPIRoutes registers the management API, area by area.
+func (s *Server) registerAdminAPIRoutes(at *routeTable) {
+	s.registerAdminDirectoryAPI(at)
+	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
+}
+
+type keyRotationJSON struct {
+	SigningKeyID string `json:"signing_key_id"`
+}
+
+func (s *Server) apiRotateKeys(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	if s.opts.Keys == nil {
+		return account.Errorf(account.Unavailable, "Key rotation is not available here.")
+	}
+	if err := s.opts.Keys.Rotate(r.Context()); err != nil {
+		return fmt.Errorf("rotate signing keys: %w", err)
+	}
+	writeJSON(w, http.StatusOK, keyRotationJSON{SigningKeyID: s.opts.Keys.SigningKeyID()})
+	return nil
+}
