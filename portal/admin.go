@@ -18,6 +18,7 @@ func (s *Server) registerAdminRoutes(t *routeTable) {
 	s.registerAdminDirectoryForms(t) // before the {id} routes below
 	s.registerAdminUpstreamForms(t)
 	t.add(levelAdmin, "GET", "/admin", s.adminOverview)
+	s.registerAdminUserPages(t)
 	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)

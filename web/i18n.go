@@ -29,6 +29,7 @@ var catalogs = map[string]map[string]string{
 		// time do not edit the same line.
 		deConsole,
 		deUserAdmin,
+		deConsoleUsers,
 	),
 }
 

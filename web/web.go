@@ -49,6 +49,22 @@ var templateFuncs = template.FuncMap{
 	"t": Translate,
 	// languageName names a language code in its own language.
 	"languageName": func(code string) string { return LanguageNames[code] },
+	// dict builds the argument of a sub-template from key/value pairs:
+	// {{template "field" (dict "P" . "Key" "email")}}.
+	"dict": func(kv ...any) (map[string]any, error) {
+		if len(kv)%2 != 0 {
+			return nil, fmt.Errorf("dict: odd number of arguments")
+		}
+		m := make(map[string]any, len(kv)/2)
+		for i := 0; i < len(kv); i += 2 {
+			k, ok := kv[i].(string)
+			if !ok {
+				return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+			}
+			m[k] = kv[i+1]
+		}
+		return m, nil
+	},
 }
 
 // New parses every template up front, so a broken one stops start-up

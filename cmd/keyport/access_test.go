@@ -235,7 +235,16 @@ func TestForwardAuthRequire2FA(t *testing.T) {
 
 func apiCall(t *testing.T, srv *testServer, method, path, token, contentType, body string) (int, http.Header, map[string]any) {
 	t.Helper()
+	return apiCallWith(t, srv, method, path, token, contentType, body, nil)
+}
+
+// apiCallWith is apiCall with extra request headers (If-Match).
+func apiCallWith(t *testing.T, srv *testServer, method, path, token, contentType, body string, header http.Header) (int, http.Header, map[string]any) {
+	t.Helper()
 	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -245,7 +254,7 @@ func apiCall(t *testing.T, srv *testServer, method, path, token, contentType, bo
 	p := mustFetch(t, http.DefaultClient, req)
 	schemas := schemasOf(t, srv)
 	if body != "" {
-		schemas.checkRequest(t, method, path, []byte(body))
+		schemas.checkRequest(t, method, path, p.Status, []byte(body))
 	}
 	schemas.check(t, method, path, p.Status, []byte(p.Body))
 	if p.Status == http.StatusNoContent {
