@@ -65,7 +65,8 @@ type ExportedUser struct {
 	PasswordChangedAt time.Time `json:"password_changed_at,omitzero"`
 }
 
-func exportedUser(u storage.User) ExportedUser {
+// ExportedUserOf is u as an export line has it.
+func ExportedUserOf(u storage.User) ExportedUser {
 	return ExportedUser{
 		ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified,
 		Name: u.Name, GivenName: u.GivenName, FamilyName: u.FamilyName, Nickname: u.Nickname,
@@ -103,7 +104,7 @@ func (s *UserService) ExportUsers(ctx context.Context, actor Actor, w io.Writer)
 	n := 0
 	err := s.eachUserPage(ctx, func(users []storage.User) error {
 		for _, u := range users {
-			if err := enc.Encode(exportedUser(u)); err != nil {
+			if err := enc.Encode(ExportedUserOf(u)); err != nil {
 				return fmt.Errorf("write user %q: %w", u.ID, err)
 			}
 			n++
