@@ -73,7 +73,7 @@ type User struct {
 	Identities []Identity `json:"identities,omitempty"`
 
 	// Internal.
-	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string
+	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string, or an imported hash until the next sign-in
 	Blocked      bool      `json:"blocked,omitempty"`
 	LastIP       string    `json:"last_ip,omitempty"`
 	LastLogin    time.Time `json:"last_login,omitempty"`
