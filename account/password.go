@@ -2,13 +2,10 @@ package account
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
-	"strings"
 
 	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Argon2Params are the argon2id cost parameters.
@@ -35,53 +32,19 @@ func HashPassword(password string, p Argon2Params) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
 }
 
-// VerifyPassword checks password against a stored hash (argon2id, or bcrypt
-// for imported users). needsRehash is true when the hash should be replaced
-// by one with the current parameters.
+// VerifyPassword checks password against a stored hash: argon2id (ours),
+// or a hash imported from another system (ParsePasswordHash lists the
+// formats). needsRehash is true when the hash should be replaced by an
+// argon2id one with the current parameters: always for an imported
+// format, and for argon2id with other parameters. A hash outside the
+// bounds ParsePasswordHash sets is an error, never worked on.
 func VerifyPassword(password, encoded string, current Argon2Params) (ok, needsRehash bool, err error) {
-	if strings.HasPrefix(encoded, "$2a$") || strings.HasPrefix(encoded, "$2b$") || strings.HasPrefix(encoded, "$2y$") {
-		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
-		if err == bcrypt.ErrMismatchedHashAndPassword {
-			return false, false, nil
-		}
-		if err != nil {
-			return false, false, fmt.Errorf("verify bcrypt hash: %w", err)
-		}
-		return true, true, nil
-	}
-	p, salt, want, err := parseArgon2id(encoded)
+	h, err := ParsePasswordHash(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
-	if subtle.ConstantTimeCompare(got, want) != 1 {
+	if !h.matches(password) {
 		return false, false, nil
 	}
-	return true, p != current, nil
-}
-
-func parseArgon2id(encoded string) (Argon2Params, []byte, []byte, error) {
-	var p Argon2Params
-	parts := strings.Split(encoded, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
-		return p, nil, nil, fmt.Errorf("parse password hash: not an argon2id PHC string")
-	}
-	var version int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return p, nil, nil, fmt.Errorf("parse password hash: unsupported version %q", parts[2])
-	}
-	var par uint32
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Iterations, &par); err != nil || par == 0 || par > 255 {
-		return p, nil, nil, fmt.Errorf("parse password hash: bad parameters %q", parts[3])
-	}
-	p.Parallelism = uint8(par)
-	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
-	if err != nil {
-		return p, nil, nil, fmt.Errorf("parse password hash: salt: %w", err)
-	}
-	key, err := base64.RawStdEncoding.DecodeString(parts[5])
-	if err != nil || len(key) == 0 {
-		return p, nil, nil, fmt.Errorf("parse password hash: key: %v", err)
-	}
-	return p, salt, key, nil
+	return true, !h.isCurrent(current), nil
 }

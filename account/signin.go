@@ -65,7 +65,7 @@ func (s *SignInService) Authenticate(ctx context.Context, c Credentials) (storag
 
 // checkPassword applies the throttle and the password check; on failure it
 // records the attempt. newHash is set when the stored hash should be
-// replaced (older parameters, or bcrypt from an import).
+// replaced (older parameters, or any hash from an import: VerifyPassword).
 func (s *SignInService) checkPassword(ctx context.Context, c Credentials) (user storage.User, newHash string, err error) {
 	return s.checkPasswordOr(ctx, c, "")
 }
@@ -216,7 +216,7 @@ func (s *SignInService) checkGuessOnce(ctx context.Context, c Credentials, g gue
 // an account, an account without a password and a refused password are
 // checked against a made-up hash, so they cost the same and fail alike.
 // rehash tells that the hash should be replaced (older parameters, or
-// bcrypt from an import).
+// a bcrypt, scrypt, PBKDF2 or argon2i hash from an import).
 func (s *SignInService) checkLocalPassword(ctx context.Context, c Credentials, g guess, attempt storage.LoginAttempt, res *throttle.Reservation) (rehash bool, err error) {
 	own := g.known && g.user.PasswordHash != "" && g.refuse == ""
 	hash := s.dummyHash
@@ -313,7 +313,7 @@ func (s *SignInService) PasswordStep(ctx context.Context, c Credentials) (u stor
 }
 
 // StoreRehash keeps a stronger hash of a password that was just verified
-// (older argon2 parameters, or bcrypt from an import) when the sign-in goes
+// (older argon2 parameters, or a hash from an import) when the sign-in goes
 // on to a second step: otherwise people with a second factor would keep the
 // weak hash forever. A hash changed meanwhile is left alone.
 func (s *SignInService) StoreRehash(ctx context.Context, u storage.User, newHash string) error {

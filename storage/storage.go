@@ -73,7 +73,7 @@ type User struct {
 	Identities []Identity `json:"identities,omitempty"`
 
 	// Internal.
-	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string
+	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string, or an imported hash until the next sign-in
 	Blocked      bool      `json:"blocked,omitempty"`
 	LastIP       string    `json:"last_ip,omitempty"`
 	LastLogin    time.Time `json:"last_login,omitempty"`
@@ -410,6 +410,12 @@ type Users interface {
 	// Returning an error from fn changes nothing.
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
 	DeleteUser(ctx context.Context, id string) error
+	// CreateUsers stores many new users (an import) in one transaction,
+	// with CreateUser's checks: each ID, username, email and identity must
+	// be free, in the store and among users. Either every user is stored
+	// or none: the first refusal (ErrConflict, or an invalid record) is
+	// returned and nothing is written.
+	CreateUsers(ctx context.Context, users []User) error
 }
 
 // Clients persists registered applications.

@@ -28,6 +28,8 @@ Usage:
   keyport user set-password --username NAME --password-stdin
   keyport user set-email-verified --username NAME [--false]
   keyport user block|unblock --username NAME
+  keyport user export [--out FILE]
+  keyport user import [--dry-run] FILE
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
                         [--public] [--grant authorization_code,refresh_token,client_credentials] [--secret-stdin]
                         [--skip-consent] [--jwt-access-tokens]
@@ -66,6 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"create": c.userCreate, "list": c.userList, "set-password": c.userSetPassword, "set-email-verified": c.userSetEmailVerified,
 			"block":   func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, true) },
 			"unblock": func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, false) },
+			"export":  c.userExport, "import": c.userImport,
 		})
 	case "client":
 		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{

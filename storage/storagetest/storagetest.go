@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"SignInAudit", signInAuditTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
+		{"ImportUsers", importUserTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
