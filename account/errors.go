@@ -34,6 +34,9 @@ const (
 	RateLimited  Code = "rate_limited" // too many attempts
 	Internal     Code = "internal"     // our fault; the message is generic
 	Unavailable  Code = "unavailable"  // a dependency is down
+	// PreconditionFailed: the record changed since the caller read it
+	// (an If-Match ETag that no longer matches).
+	PreconditionFailed Code = "precondition_failed"
 )
 
 // Error is an application error with a message that is safe to show a user.

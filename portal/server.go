@@ -288,6 +288,8 @@ func statusFor(c account.Code) int {
 		return http.StatusTooManyRequests
 	case account.Unavailable:
 		return http.StatusServiceUnavailable
+	case account.PreconditionFailed:
+		return http.StatusPreconditionFailed
 	}
 	return http.StatusInternalServerError
 }
