@@ -402,3 +402,42 @@ func TestMayUseClient(t *testing.T) {
 		t.Errorf("an app without groups refused: %v", err)
 	}
 }
+
+// TestFlowAllowedGroups: a person outside the app's groups, signing in or
+// holding a session, is told why and the record ends with access_denied
+// for the app (prompt=none fails at once); a member goes on to consent.
+func TestFlowAllowedGroups(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := t.Context()
+	if _, _, err := f.svc.Clients.UpdateClient(ctx, adminActor, f.app.ID, "", account.ClientPatch{AllowedGroups: &[]string{"Staff"}}); err != nil {
+		t.Fatal(err)
+	}
+	v := f.signedInVisitor(t)
+	a := f.request(t)
+	step := f.next(t, a, v)
+	if step.Kind != account.StepDenied || step.Code != "access_denied" || step.Client.ID != f.app.ID ||
+		account.ErrorMessage(step.Refusal) != "Your account is not allowed to use Wiki. Ask an administrator." {
+		t.Fatalf("non-member: %+v", step)
+	}
+	if err := f.flow.Apply(ctx, a, step, v); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := f.db.GetAuthRequest(ctx, a.ID); stored.FailCode != "access_denied" || stored.Completed {
+		t.Fatalf("record after the refusal: %+v", stored)
+	}
+	if s := f.next(t, f.request(t, "none"), v); s.Kind != account.StepFail || s.Code != "access_denied" {
+		t.Fatalf("non-member, prompt=none: %+v", s)
+	}
+
+	u, err := f.db.UpdateUser(ctx, f.user.ID, func(u storage.User) (storage.User, error) {
+		u.Groups = []string{"guests", "staff"}
+		return u, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.User = &u
+	if s := f.next(t, f.request(t), v); s.Kind != account.StepConsent {
+		t.Fatalf("member: %+v", s)
+	}
+}
