@@ -104,7 +104,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 		IDTokenLifetime:        n.IDTokenLifetime,
 		RefreshTokenLifetime:   n.RefreshTokenLifetime,
 	}
-	if err := normalizeClient(&c, managed); err != nil {
+	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
 	secret := n.Secret
@@ -126,8 +126,11 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 // its stored form: the name trimmed (the ID when empty), grants sorted,
 // scopes and groups without duplicates. managed applies the redirect-URI
 // rules of apps managed in Keyport (ValidateRedirectURI) rather than the
-// configuration file's. The error names the field at fault.
-func normalizeClient(c *storage.Client, managed bool) *Error {
+// configuration file's, except to the URIs in kept: those an edit leaves
+// as they were, which an older version may have accepted (http:// on any
+// host), so that such an app can still be edited, while every URI added
+// meets the rules. The error names the field at fault.
+func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	c.Name = strings.TrimSpace(c.Name)
 	if c.Name == "" {
 		c.Name = c.ID
@@ -166,7 +169,7 @@ func normalizeClient(c *storage.Client, managed bool) *Error {
 		}
 		for _, u := range f.uris {
 			var err *Error
-			if managed {
+			if managed && !slices.Contains(kept, u) {
 				err = ValidateRedirectURI(u, c.Public)
 			} else {
 				err = checkURIShape(u)
@@ -502,7 +505,13 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 		}
 		before = c
 		next := p.apply(c)
-		if err := normalizeClient(&next, true); err != nil {
+		// A switch between public and confidential changes which
+		// redirect URIs are allowed, so it checks all of them again.
+		var kept []string
+		if next.Public == c.Public {
+			kept = slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs)
+		}
+		if err := normalizeClient(&next, true, kept); err != nil {
 			if next.Public != c.Public && p.GrantTypes == nil && err.Field == "grant_types" {
 				err.Field = "public" // the switch is what clashes
 			}

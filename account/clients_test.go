@@ -111,6 +111,12 @@ func TestUpdateClientRefusesBadFieldsAndChangesNothing(t *testing.T) {
 			t.Errorf("%s: want invalid %s, got %v (field %q)", c.name, c.field, err, account.ErrorField(err))
 		}
 	}
+	if after, afterTag := f.stored(t); !reflect.DeepEqual(after, before) || afterTag != etag {
+		t.Fatalf("refused updates changed the app:\n%+v\n%+v", before, after)
+	}
+	if n := len(f.events(t, account.AuditClientUpdated)); n != 0 {
+		t.Fatalf("%d client.updated events for refused updates", n)
+	}
 	// Switching a client_credentials app to public clashes with its
 	// grants: the switch is named.
 	_, _, err := f.svc.Clients.UpdateClient(t.Context(), adminActor, "wiki", etag, account.ClientPatch{GrantTypes: &[]string{"authorization_code", "client_credentials"}})
@@ -439,5 +445,26 @@ func TestFlowAllowedGroups(t *testing.T) {
 	v.User = &u
 	if s := f.next(t, f.request(t), v); s.Kind != account.StepConsent {
 		t.Fatalf("member: %+v", s)
+	}
+}
+
+// TestUpdateClientKeepsLegacyRedirectURIs: an app an older version
+// registered with an http:// redirect URI on another host can still be
+// edited; only the URIs an edit adds must meet today's rules.
+func TestUpdateClientKeepsLegacyRedirectURIs(t *testing.T) {
+	f := newClientFixture(t)
+	legacy := storage.Client{ID: "old", Name: "Old", SecretHash: account.HashSecret("0123456789abcdef"), GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{"http://intranet.example/cb"}, CreatedAt: f.clock.Now()}
+	if err := f.db.CreateClient(t.Context(), legacy); err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := f.svc.Clients.UpdateClient(t.Context(), adminActor, "old", "", account.ClientPatch{Name: ptr("Intranet"), AllowedGroups: &[]string{"staff"},
+		RedirectURIs: &[]string{"http://intranet.example/cb", "https://intranet.example/cb"}})
+	if err != nil || c.Name != "Intranet" {
+		t.Fatalf("edit of a legacy app: %+v %v", c, err)
+	}
+	_, _, err = f.svc.Clients.UpdateClient(t.Context(), adminActor, "old", "", account.ClientPatch{RedirectURIs: &[]string{"http://intranet.example/cb", "http://intranet.example/cb2"}})
+	if account.ErrorField(err) != "redirect_uris" {
+		t.Fatalf("a new http:// URI on another host: %v", err)
 	}
 }
