@@ -92,11 +92,15 @@ func TestAppAllowedGroups(t *testing.T) {
 	}
 	next, _ := body["refresh_token"].(string)
 
-	// Taken out of the group, she can no longer refresh, nor sign in.
+	// Taken out of the group, she can no longer refresh, nor sign in, and
+	// introspection says her refresh token is not active.
 	srv.setGroups(alice.ID, "guests")
 	status, _, body = app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}}, true)
 	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
 		t.Fatalf("refresh after leaving the group: %d %v", status, body)
+	}
+	if status, _, intro := srv.postForm("/oauth/introspect", url.Values{"token": {next}}, app.ID, app.Secret); status != http.StatusOK || intro["active"] != false {
+		t.Fatalf("introspection of the refresh token after leaving the group: %d %v", status, intro)
 	}
 	b = newBrowser(t)
 	if p := app.finish(b, app.authorize(b, "st-alice"), "alice"); p.Status != http.StatusForbidden {
@@ -105,6 +109,9 @@ func TestAppAllowedGroups(t *testing.T) {
 	// Back in the group, the same refresh token works again: the refusal
 	// revoked nothing.
 	srv.setGroups(alice.ID, "STAFF")
+	if status, _, intro := srv.postForm("/oauth/introspect", url.Values{"token": {next}}, app.ID, app.Secret); status != http.StatusOK || intro["active"] != true {
+		t.Fatalf("introspection of the refresh token back in the group: %d %v", status, intro)
+	}
 	if status, _, body = app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}}, true); status != http.StatusOK {
 		t.Fatalf("refresh back in the group: %d %v", status, body)
 	}
