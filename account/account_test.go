@@ -249,19 +249,19 @@ func TestBuildClient(t *testing.T) {
 func TestDeleteClientErrors(t *testing.T) {
 	svc, db := newService(t, nil)
 	ctx := context.Background()
-	if err := svc.Clients.DeleteClient(ctx, "nope"); account.ErrorCode(err) != account.NotFound {
+	if err := svc.Clients.DeleteClient(ctx, account.SystemActor, "nope"); account.ErrorCode(err) != account.NotFound {
 		t.Fatalf("unknown client: %v", err)
 	}
 	static := storage.WithStaticClients(db, []storage.Client{{ID: "fixed"}})
 	svc2, _ := account.NewTestService(t, account.TestServiceOptions{Store: static, Policy: svc.Policy(), NoSealer: true})
-	if err := svc2.Clients.DeleteClient(ctx, "fixed"); account.ErrorCode(err) != account.Conflict {
+	if err := svc2.Clients.DeleteClient(ctx, account.SystemActor, "fixed"); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("static client: %v", err)
 	}
-	if _, _, err := svc2.Clients.RegisterClient(ctx, account.NewClient{ID: "fixed", RedirectURIs: []string{"https://a/cb"}}); account.ErrorCode(err) != account.Conflict {
+	if _, _, err := svc2.Clients.RegisterClient(ctx, account.SystemActor, account.NewClient{ID: "fixed", RedirectURIs: []string{"https://a/cb"}}); account.ErrorCode(err) != account.Conflict {
 		t.Fatalf("shadowing a static client: %v", err)
 	}
 	var ae *account.Error
-	if !errors.As(svc2.Clients.DeleteClient(ctx, "fixed"), &ae) {
+	if !errors.As(svc2.Clients.DeleteClient(ctx, account.SystemActor, "fixed"), &ae) {
 		t.Fatal("not an *account.Error")
 	}
 }

@@ -2,12 +2,17 @@ package account
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -24,6 +29,29 @@ var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 // MinClientSecretLength is the shortest secret an admin may choose.
 const MinClientSecretLength = 16
 
+// ClientScopes are the scopes the provider supports, and so the ones an
+// app may be limited to (storage.Client.AllowedScopes).
+var ClientScopes = []string{"openid", "profile", "email", "phone", "offline_access", "groups"}
+
+// Bounds of what an admin may set on an app. Access and ID tokens live at
+// most MaxClientTokenLifetime: retired signing keys stay published that
+// long, so every token they signed can still be verified.
+const (
+	MinClientTokenLifetime   = time.Minute
+	MaxClientTokenLifetime   = 24 * time.Hour
+	MinClientRefreshLifetime = 5 * time.Minute
+	MaxClientRefreshLifetime = 365 * 24 * time.Hour
+	// MaxSecretGrace is the longest the previous secret stays valid after
+	// a rotation.
+	MaxSecretGrace = 30 * 24 * time.Hour
+
+	MaxClientNameLength  = 128
+	MaxClientURIs        = 20 // redirect URIs, and post-logout URIs apart
+	MaxClientURILength   = 2048
+	MaxClientGroups      = 64
+	MaxClientGroupLength = 128
+)
+
 // NewClient is what it takes to register an application.
 type NewClient struct {
 	ID                     string
@@ -35,62 +63,58 @@ type NewClient struct {
 	AccessTokenJWT         bool
 	SkipConsent            bool
 	Secret                 string // empty: generate one (confidential clients)
+
+	AllowedGroups        []string // empty: every user may sign in
+	AllowedScopes        []string // empty: every scope in ClientScopes
+	AccessTokenLifetime  time.Duration
+	IDTokenLifetime      time.Duration
+	RefreshTokenLifetime time.Duration
 }
 
-// BuildClient validates a client definition and returns the record with its
-// secret hashed, plus the plain secret (generated when none was given) that
-// must be shown to the admin exactly once. It stores nothing, so static
-// clients from the configuration go through the same rules.
+// BuildClient validates a client definition from the configuration file
+// and returns the record with its secret hashed, plus the plain secret
+// (generated when none was given) that must be shown to the admin exactly
+// once. It stores nothing. Its redirect URIs get the shape checks only
+// (absolute, no fragment, no scheme a browser runs itself): config.toml is
+// the operator's own file, whose validation warns about http:// on other
+// hosts rather than refusing it. RegisterClient applies the full rules.
 func BuildClient(n NewClient) (storage.Client, string, error) {
+	return buildClient(n, false)
+}
+
+func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	if !clientIDPattern.MatchString(n.ID) {
-		return storage.Client{}, "", Errorf(Invalid, "Client ID must be 1 to 128 characters from A-Z a-z 0-9 . _ ~ -.")
+		return storage.Client{}, "", FieldErrorf("id", "Client ID must be 1 to 128 characters from A-Z a-z 0-9 . _ ~ -.")
 	}
 	if len(n.GrantTypes) == 0 {
 		n.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
 	}
-	for _, g := range n.GrantTypes {
-		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
-		default:
-			return storage.Client{}, "", Errorf(Invalid, "Unknown grant type %q (use authorization_code, refresh_token, client_credentials).", g)
-		}
+	c := storage.Client{
+		ID:                     n.ID,
+		Name:                   n.Name,
+		RedirectURIs:           slices.Clone(n.RedirectURIs),
+		PostLogoutRedirectURIs: slices.Clone(n.PostLogoutRedirectURIs),
+		GrantTypes:             slices.Clone(n.GrantTypes),
+		Public:                 n.Public,
+		AccessTokenJWT:         n.AccessTokenJWT,
+		SkipConsent:            n.SkipConsent,
+		AllowedGroups:          slices.Clone(n.AllowedGroups),
+		AllowedScopes:          slices.Clone(n.AllowedScopes),
+		AccessTokenLifetime:    n.AccessTokenLifetime,
+		IDTokenLifetime:        n.IDTokenLifetime,
+		RefreshTokenLifetime:   n.RefreshTokenLifetime,
 	}
-	n.GrantTypes = slices.Compact(slices.Sorted(slices.Values(n.GrantTypes)))
-	if n.Public && slices.Contains(n.GrantTypes, GrantClientCredentials) {
-		return storage.Client{}, "", Errorf(Invalid, "A public client cannot use client_credentials: it has no secret.")
-	}
-	if slices.Contains(n.GrantTypes, GrantRefreshToken) && !slices.Contains(n.GrantTypes, GrantAuthorizationCode) {
-		return storage.Client{}, "", Errorf(Invalid, "The refresh_token grant needs authorization_code too: refresh tokens are only issued with codes.")
-	}
-	if slices.Contains(n.GrantTypes, GrantAuthorizationCode) && len(n.RedirectURIs) == 0 {
-		return storage.Client{}, "", Errorf(Invalid, "A client using authorization_code needs at least one redirect URI.")
-	}
-	for _, u := range append(slices.Clone(n.RedirectURIs), n.PostLogoutRedirectURIs...) {
-		if err := ValidateRedirectURI(u); err != nil {
-			return storage.Client{}, "", err
-		}
+	if err := normalizeClient(&c, managed, nil); err != nil {
+		return storage.Client{}, "", err
 	}
 	secret := n.Secret
 	switch {
 	case n.Public && secret != "":
-		return storage.Client{}, "", Errorf(Invalid, "A public client must not have a secret.")
+		return storage.Client{}, "", FieldErrorf("secret", "A public client must not have a secret.")
 	case !n.Public && secret == "":
 		secret = NewSecret()
 	case !n.Public && len(secret) < MinClientSecretLength:
-		return storage.Client{}, "", Errorf(Invalid, "Client secret must be at least %d characters.", MinClientSecretLength)
-	}
-	c := storage.Client{
-		ID:                     n.ID,
-		Name:                   strings.TrimSpace(n.Name),
-		RedirectURIs:           slices.Clone(n.RedirectURIs),
-		PostLogoutRedirectURIs: slices.Clone(n.PostLogoutRedirectURIs),
-		GrantTypes:             n.GrantTypes,
-		Public:                 n.Public,
-		AccessTokenJWT:         n.AccessTokenJWT,
-		SkipConsent:            n.SkipConsent,
-	}
-	if c.Name == "" {
-		c.Name = c.ID
+		return storage.Client{}, "", FieldErrorf("secret", "Client secret must be at least %d characters.", MinClientSecretLength)
 	}
 	if !n.Public {
 		c.SecretHash = HashSecret(secret)
@@ -98,11 +122,172 @@ func BuildClient(n NewClient) (storage.Client, string, error) {
 	return c, secret, nil
 }
 
-// ValidateRedirectURI checks that a redirect URI is absolute, without a
-// fragment, and uses https, http, or a private-use scheme (native apps).
-func ValidateRedirectURI(raw string) error {
+// normalizeClient checks every field of c an admin sets and brings it to
+// its stored form: the name trimmed (the ID when empty), grants sorted,
+// scopes and groups without duplicates. managed applies the redirect-URI
+// rules of apps managed in Keyport (ValidateRedirectURI) rather than the
+// configuration file's, except to the URIs in kept: those an edit leaves
+// as they were, which an older version may have accepted (http:// on any
+// host), so that such an app can still be edited, while every URI added
+// meets the rules. The error names the field at fault.
+func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
+	c.Name = strings.TrimSpace(c.Name)
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if utf8.RuneCountInString(c.Name) > MaxClientNameLength || !plainText(c.Name) {
+		return FieldErrorf("name", "The name must be at most %d characters, without control characters.", MaxClientNameLength)
+	}
+
+	if len(c.GrantTypes) == 0 {
+		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials).")
+	}
+	for _, g := range c.GrantTypes {
+		switch g {
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+		default:
+			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials).", g)
+		}
+	}
+	c.GrantTypes = slices.Compact(slices.Sorted(slices.Values(c.GrantTypes)))
+	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
+		return FieldErrorf("grant_types", "A public client cannot use client_credentials: it has no secret.")
+	}
+	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
+		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code too: refresh tokens are only issued with codes.")
+	}
+
+	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return FieldErrorf("redirect_uris", "A client using authorization_code needs at least one redirect URI.")
+	}
+	for _, f := range []struct {
+		field string
+		uris  []string
+	}{{"redirect_uris", c.RedirectURIs}, {"post_logout_redirect_uris", c.PostLogoutRedirectURIs}} {
+		if len(f.uris) > MaxClientURIs {
+			return FieldErrorf(f.field, "At most %d URIs.", MaxClientURIs)
+		}
+		for _, u := range f.uris {
+			var err *Error
+			if managed && !slices.Contains(kept, u) {
+				err = ValidateRedirectURI(u, c.Public)
+			} else {
+				err = checkURIShape(u)
+			}
+			if err != nil {
+				err.Field = f.field
+				return err
+			}
+		}
+	}
+
+	scopes := make([]string, 0, len(c.AllowedScopes))
+	for _, sc := range c.AllowedScopes {
+		admin := sc == ScopeAdmin || sc == ScopeAdminRead
+		if !slices.Contains(ClientScopes, sc) && !admin {
+			return FieldErrorf("allowed_scopes", "Unknown scope %q (use %s).", sc, strings.Join(ClientScopes, ", "))
+		}
+		// The management API's scopes go to an app acting on its own
+		// behalf only: a person's token never carries them.
+		if admin && !slices.Contains(c.GrantTypes, GrantClientCredentials) {
+			return FieldErrorf("allowed_scopes", "%s is only for apps that use client_credentials.", sc)
+		}
+		if !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	c.AllowedScopes = nil
+	if len(scopes) > 0 {
+		c.AllowedScopes = scopes
+	}
+
+	if len(c.AllowedGroups) > MaxClientGroups {
+		return FieldErrorf("allowed_groups", "At most %d groups.", MaxClientGroups)
+	}
+	groups := make([]string, 0, len(c.AllowedGroups))
+	for _, g := range c.AllowedGroups {
+		g = strings.TrimSpace(g)
+		if g == "" || utf8.RuneCountInString(g) > MaxClientGroupLength || !plainText(g) {
+			return FieldErrorf("allowed_groups", "Group names must be 1 to %d characters, without control characters.", MaxClientGroupLength)
+		}
+		if !slices.ContainsFunc(groups, func(h string) bool { return strings.EqualFold(g, h) }) {
+			groups = append(groups, g)
+		}
+	}
+	c.AllowedGroups = nil
+	if len(groups) > 0 {
+		c.AllowedGroups = groups
+	}
+
+	for _, l := range []struct {
+		field    string
+		d        time.Duration
+		min, max time.Duration
+	}{
+		{"access_token_lifetime", c.AccessTokenLifetime, MinClientTokenLifetime, MaxClientTokenLifetime},
+		{"id_token_lifetime", c.IDTokenLifetime, MinClientTokenLifetime, MaxClientTokenLifetime},
+		{"refresh_token_lifetime", c.RefreshTokenLifetime, MinClientRefreshLifetime, MaxClientRefreshLifetime},
+	} {
+		if l.d != 0 && (l.d < l.min || l.d > l.max) {
+			return FieldErrorf(l.field, "Must be between %s and %s, or 0 for the server's default.", l.min, l.max)
+		}
+	}
+	return nil
+}
+
+// plainText reports whether s is UTF-8 without control characters.
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateRedirectURI checks a redirect (or post-logout) URI of an app
+// managed in Keyport: absolute, without a fragment, https, or http on a
+// loopback host (127.0.0.1, [::1], localhost; RFC 8252 §7.3), or, for a
+// public client (a native app), a private-use scheme such as
+// com.example.app:/callback (RFC 8252 §7.1). A confidential client runs
+// on a server, which has no use for a custom scheme.
+func ValidateRedirectURI(raw string, public bool) *Error {
+	if err := checkURIShape(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw)
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return nil
+		}
+		return Errorf(Invalid, "Redirect URI %q must use https:// (http:// only on 127.0.0.1, [::1] or localhost).", raw)
+	}
+	if !public {
+		return Errorf(Invalid, "Redirect URI %q uses a custom scheme, which only public clients (native apps) may use.", raw)
+	}
+	return nil
+}
+
+// isLoopbackHost tells whether a URI's host is the machine itself.
+func isLoopbackHost(host string) bool {
+	return host == "127.0.0.1" || host == "::1" || strings.EqualFold(host, "localhost")
+}
+
+// checkURIShape checks what every redirect URI must be, the configuration
+// file's included: absolute, no fragment, a host for http(s), bounded, and
+// no scheme a browser runs or reads itself.
+func checkURIShape(raw string) *Error {
+	if len(raw) > MaxClientURILength {
+		return Errorf(Invalid, "Redirect URI must be at most %d characters.", MaxClientURILength)
+	}
 	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Fragment != "" || strings.ContainsAny(raw, " \t\r\n") {
+	if err != nil || !u.IsAbs() || u.Fragment != "" || strings.ContainsAny(raw, "# \t\r\n") {
 		return Errorf(Invalid, "Redirect URI %q must be an absolute URL without a fragment.", raw)
 	}
 	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
@@ -117,34 +302,111 @@ func ValidateRedirectURI(raw string) error {
 	return nil
 }
 
+// ClientETag is the strong validator of a client record for If-Match: the
+// first 16 bytes of the SHA-256 of its stored JSON, base64url, quoted.
+// Any change to the record, a secret rotation included, changes it.
+func ClientETag(c storage.Client) string {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("encode client %q: %v", c.ID, err)) // plain data: cannot fail
+	}
+	sum := sha256.Sum256(raw)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+// etagMatches applies an If-Match value (RFC 9110 §13.1.1) to the current
+// ETag: "" asks nothing, "*" matches any record, otherwise one of the
+// listed strong tags must be equal (a weak one never is).
+func etagMatches(ifMatch, current string) bool {
+	ifMatch = strings.TrimSpace(ifMatch)
+	if ifMatch == "" || ifMatch == "*" {
+		return true
+	}
+	for _, tag := range strings.Split(ifMatch, ",") {
+		if strings.TrimSpace(tag) == current {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrClientChanged refuses an update whose If-Match names an older version
+// of the app.
+var ErrClientChanged = Errorf(PreconditionFailed, "Someone else changed this app since you loaded it. Reload it and make your change again.")
+
+// MayUseClient tells whether u may sign in to c: c lists no groups, or u
+// is a member of one of them (names compared case-insensitively, as
+// directories compare them). The refusal is Forbidden and names the app.
+func MayUseClient(u storage.User, c storage.Client) error {
+	if len(c.AllowedGroups) == 0 {
+		return nil
+	}
+	for _, g := range u.Groups {
+		if slices.ContainsFunc(c.AllowedGroups, func(a string) bool { return strings.EqualFold(a, g) }) {
+			return nil
+		}
+	}
+	return &Error{Code: Forbidden, Message: fmt.Sprintf(NotAllowedMessage, c.Name)}
+}
+
+// NotAllowedMessage is the refusal MayUseClient returns, with the app's
+// name for %s; the portal translates it.
+const NotAllowedMessage = "Your account is not allowed to use %s. Ask an administrator."
+
 // ClientStore is the part of storage ClientService needs.
 type ClientStore interface {
 	storage.Clients
 }
 
-// ClientService registers and removes the applications people sign in to.
+// ClientService registers, edits and removes the applications people sign
+// in to. Every change is made by an Actor and written to the audit log.
 type ClientService struct {
 	*core
 	store ClientStore
 }
 
+// Audit event types of the apps.
+const (
+	AuditClientCreated       = "client.created"
+	AuditClientUpdated       = "client.updated"
+	AuditClientSecretRotated = "client.secret_rotated"
+	AuditClientDeleted       = "client.deleted"
+)
+
+// errStaticClient refuses to change an app defined in config.toml, which
+// is read-only here; todo says what to do there.
+func errStaticClient(id, todo string) *Error {
+	return Errorf(Conflict, "Client %q is defined in the configuration file%s", id, todo)
+}
+
+const (
+	staticCreate = "."
+	staticChange = "; change it there."
+	staticDelete = "; remove it there."
+)
+
 // RegisterClient validates and stores a client. It returns the plain secret
 // (empty for public clients), to be shown once.
-func (s *ClientService) RegisterClient(ctx context.Context, n NewClient) (storage.Client, string, error) {
-	c, secret, err := BuildClient(n)
+func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewClient) (storage.Client, string, error) {
+	if err := actor.mayWrite(); err != nil {
+		return storage.Client{}, "", err
+	}
+	c, secret, err := buildClient(n, true)
 	if err != nil {
 		return storage.Client{}, "", err
 	}
 	c.CreatedAt = s.now()
+	c.UpdatedAt = c.CreatedAt
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrConflict):
-			return storage.Client{}, "", Errorf(Conflict, "A client with ID %q already exists.", c.ID)
+			return storage.Client{}, "", &Error{Code: Conflict, Field: "id", Message: fmt.Sprintf("A client with ID %q already exists.", c.ID)}
 		case errors.Is(err, storage.ErrReadOnly):
-			return storage.Client{}, "", Errorf(Conflict, "Client %q is defined in the configuration file.", c.ID)
+			return storage.Client{}, "", errStaticClient(c.ID, staticCreate)
 		}
 		return storage.Client{}, "", fmt.Errorf("create client %q: %w", c.ID, err)
 	}
+	s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientCreated, ClientID: c.ID, Changes: clientChanges(storage.Client{}, c)})
 	if c.Public {
 		secret = ""
 	}
@@ -156,17 +418,257 @@ func (s *ClientService) ListClients(ctx context.Context) ([]storage.Client, erro
 	return s.store.ListClients(ctx)
 }
 
+// GetClient returns one client and its ETag, for an edit form or the API
+// to send back in If-Match.
+func (s *ClientService) GetClient(ctx context.Context, id string) (storage.Client, string, error) {
+	c, err := s.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.Client{}, "", Errorf(NotFound, "No client %q.", id)
+	case err != nil:
+		return storage.Client{}, "", fmt.Errorf("load client %q: %w", id, err)
+	}
+	return c, ClientETag(c), nil
+}
+
+// ClientPatch is an edit of an app: every field left nil stays as it is.
+// The secret is not among them: RotateSecret replaces it.
+type ClientPatch struct {
+	Name                   *string
+	RedirectURIs           *[]string
+	PostLogoutRedirectURIs *[]string
+	GrantTypes             *[]string
+	// Public switches the app between public and confidential. A switch
+	// to public drops its secrets; a switch to confidential leaves it
+	// without one, so it authenticates with nothing until RotateSecret
+	// gives it its first.
+	Public               *bool
+	AllowedScopes        *[]string
+	SkipConsent          *bool
+	AccessTokenJWT       *bool
+	AccessTokenLifetime  *time.Duration
+	IDTokenLifetime      *time.Duration
+	RefreshTokenLifetime *time.Duration
+	AllowedGroups        *[]string
+}
+
+// apply returns c with p's fields set.
+func (p ClientPatch) apply(c storage.Client) storage.Client {
+	setList := func(dst *[]string, src *[]string) {
+		if src != nil {
+			*dst = slices.Clone(*src)
+		}
+	}
+	if p.Name != nil {
+		c.Name = *p.Name
+	}
+	setList(&c.RedirectURIs, p.RedirectURIs)
+	setList(&c.PostLogoutRedirectURIs, p.PostLogoutRedirectURIs)
+	setList(&c.GrantTypes, p.GrantTypes)
+	setList(&c.AllowedScopes, p.AllowedScopes)
+	setList(&c.AllowedGroups, p.AllowedGroups)
+	if p.Public != nil && *p.Public != c.Public {
+		c.Public = *p.Public
+		// Either way no secret carries over: a public app has none, and
+		// a confidential one must be given a new one, shown once.
+		c.SecretHash, c.PreviousSecretHash, c.PreviousSecretUntil = "", "", time.Time{}
+	}
+	if p.SkipConsent != nil {
+		c.SkipConsent = *p.SkipConsent
+	}
+	if p.AccessTokenJWT != nil {
+		c.AccessTokenJWT = *p.AccessTokenJWT
+	}
+	if p.AccessTokenLifetime != nil {
+		c.AccessTokenLifetime = *p.AccessTokenLifetime
+	}
+	if p.IDTokenLifetime != nil {
+		c.IDTokenLifetime = *p.IDTokenLifetime
+	}
+	if p.RefreshTokenLifetime != nil {
+		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
+	}
+	return c
+}
+
+// UpdateClient edits app id as p says, if ifMatch (an If-Match value: ""
+// asks nothing) still names the stored version; otherwise it changes
+// nothing and returns ErrClientChanged (PreconditionFailed). Bad input
+// changes nothing either, and its error names the field. It returns the
+// app as stored and its new ETag.
+func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMatch string, p ClientPatch) (storage.Client, string, error) {
+	if err := actor.mayWrite(); err != nil {
+		return storage.Client{}, "", err
+	}
+	var before storage.Client
+	changed := false
+	after, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+		if c.Static {
+			return c, errStaticClient(id, staticChange)
+		}
+		if !etagMatches(ifMatch, ClientETag(c)) {
+			return c, ErrClientChanged
+		}
+		before = c
+		next := p.apply(c)
+		// A switch between public and confidential changes which
+		// redirect URIs are allowed, so it checks all of them again.
+		var kept []string
+		if next.Public == c.Public {
+			kept = slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs)
+		}
+		if err := normalizeClient(&next, true, kept); err != nil {
+			if next.Public != c.Public && p.GrantTypes == nil && err.Field == "grant_types" {
+				err.Field = "public" // the switch is what clashes
+			}
+			return c, err
+		}
+		if changed = len(clientChanges(c, next)) > 0; !changed {
+			return c, nil
+		}
+		next.UpdatedAt = s.now()
+		return next, nil
+	})
+	var ae *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ae):
+		return storage.Client{}, "", ae
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.Client{}, "", Errorf(NotFound, "No client %q.", id)
+	case errors.Is(err, storage.ErrReadOnly):
+		return storage.Client{}, "", errStaticClient(id, staticChange)
+	default:
+		return storage.Client{}, "", fmt.Errorf("update client %q: %w", id, err)
+	}
+	if changed {
+		s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientUpdated, ClientID: id, Changes: clientChanges(before, after)})
+	}
+	return after, ClientETag(after), nil
+}
+
+// RotateSecret gives confidential app id a new secret, returned to be
+// shown once. The old one keeps working for grace (0 to MaxSecretGrace,
+// the admin's choice), so the app's servers can move to the new one
+// without an outage; 0 ends it at once. Only the secret just replaced is
+// kept: a second rotation within the grace ends the first one's old
+// secret, as Keycloak keeps one rotated secret.
+func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string, grace time.Duration) (string, error) {
+	if err := actor.mayWrite(); err != nil {
+		return "", err
+	}
+	if grace < 0 || grace > MaxSecretGrace {
+		return "", FieldErrorf("grace", "The grace period must be between 0 and %d days.", int(MaxSecretGrace/(24*time.Hour)))
+	}
+	secret := NewSecret()
+	var until time.Time
+	_, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+		if c.Static {
+			return c, errStaticClient(id, staticChange)
+		}
+		if c.Public {
+			return c, FieldErrorf("public", "A public client has no secret to rotate.")
+		}
+		now := s.now()
+		c.PreviousSecretHash, c.PreviousSecretUntil = "", time.Time{}
+		if grace > 0 && c.SecretHash != "" {
+			until = now.Add(grace)
+			c.PreviousSecretHash, c.PreviousSecretUntil = c.SecretHash, until
+		}
+		c.SecretHash = HashSecret(secret)
+		c.UpdatedAt = now
+		return c, nil
+	})
+	var ae *Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ae):
+		return "", ae
+	case errors.Is(err, storage.ErrNotFound):
+		return "", Errorf(NotFound, "No client %q.", id)
+	case errors.Is(err, storage.ErrReadOnly):
+		return "", errStaticClient(id, staticChange)
+	default:
+		return "", fmt.Errorf("rotate the secret of client %q: %w", id, err)
+	}
+	e := storage.AuditEvent{Type: AuditClientSecretRotated, ClientID: id, Reason: "the previous secret ended at once"}
+	if !until.IsZero() {
+		e.Reason = "the previous secret stays valid until " + until.UTC().Format(time.RFC3339)
+	}
+	s.audit(ctx, actor, e)
+	return secret, nil
+}
+
 // DeleteClient removes a client and revokes nothing else: its tokens stop
 // working because every use looks the client up.
-func (s *ClientService) DeleteClient(ctx context.Context, id string) error {
+func (s *ClientService) DeleteClient(ctx context.Context, actor Actor, id string) error {
+	if err := actor.mayWrite(); err != nil {
+		return err
+	}
 	err := s.store.DeleteClient(ctx, id)
 	switch {
 	case err == nil:
+		s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientDeleted, ClientID: id})
 		return nil
 	case errors.Is(err, storage.ErrNotFound):
 		return Errorf(NotFound, "No client %q.", id)
 	case errors.Is(err, storage.ErrReadOnly):
-		return Errorf(Conflict, "Client %q is defined in the configuration file; remove it there.", id)
+		return errStaticClient(id, staticDelete)
 	}
 	return fmt.Errorf("delete client %q: %w", id, err)
+}
+
+// maxAuditValue bounds one before or after value of an app's audit
+// change, so an edit of long URI lists stays within the event's bound.
+const maxAuditValue = 1024
+
+// clientChanges lists the fields an admin edits that differ between a and
+// b, as the audit log shows them. The secrets are never among them.
+func clientChanges(a, b storage.Client) []storage.AuditChange {
+	list := func(v []string) string { return strings.Join(v, " ") }
+	life := func(d time.Duration) string {
+		if d == 0 {
+			return ""
+		}
+		return d.String()
+	}
+	flag := func(v bool) string {
+		if v {
+			return "true"
+		}
+		return "false"
+	}
+	fields := []struct{ name, a, b string }{
+		{"name", a.Name, b.Name},
+		{"redirect_uris", list(a.RedirectURIs), list(b.RedirectURIs)},
+		{"post_logout_redirect_uris", list(a.PostLogoutRedirectURIs), list(b.PostLogoutRedirectURIs)},
+		{"grant_types", list(a.GrantTypes), list(b.GrantTypes)},
+		{"public", flag(a.Public), flag(b.Public)},
+		{"allowed_scopes", list(a.AllowedScopes), list(b.AllowedScopes)},
+		{"skip_consent", flag(a.SkipConsent), flag(b.SkipConsent)},
+		{"access_token_jwt", flag(a.AccessTokenJWT), flag(b.AccessTokenJWT)},
+		{"access_token_lifetime", life(a.AccessTokenLifetime), life(b.AccessTokenLifetime)},
+		{"id_token_lifetime", life(a.IDTokenLifetime), life(b.IDTokenLifetime)},
+		{"refresh_token_lifetime", life(a.RefreshTokenLifetime), life(b.RefreshTokenLifetime)},
+		{"allowed_groups", list(a.AllowedGroups), list(b.AllowedGroups)},
+	}
+	var out []storage.AuditChange
+	for _, f := range fields {
+		if f.a != f.b {
+			out = append(out, storage.AuditChange{Field: f.name, Before: clip(f.a, maxAuditValue), After: clip(f.b, maxAuditValue)})
+		}
+	}
+	return out
+}
+
+// clip cuts s to at most n bytes at a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -183,6 +183,11 @@ const (
 	// StepFail: the request ends with an OAuth error (Code,
 	// Description), for a request that may not show a page (prompt=none).
 	StepFail
+	// StepDenied: the person signed in is not allowed to use the app
+	// (its allowed groups). The record ends with access_denied for the
+	// app; the person is shown why (Refusal) and may go on to the app,
+	// which gets the error at the callback.
+	StepDenied
 )
 
 // Step is the next step of a sign-in.
@@ -202,6 +207,7 @@ type Step struct {
 	Code, Description string
 
 	networkRefused bool // Apply records the refusal in the user's history
+	groupRefused   bool // Apply logs the refusal
 }
 
 // Next is the one dispatcher of the sign-in flow: it reads the record and
@@ -222,6 +228,18 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 	step := Step{Who: who, User: user}
 	if step.Client, err = f.client(ctx, a); err != nil {
 		return Step{}, err
+	}
+	// Who may use the app is decided once the person is known, before
+	// anything they owe: a second factor to set up, or consent, would be
+	// asked for an app they cannot use. An existing session signing into
+	// the app comes through here too.
+	if err := MayUseClient(user, step.Client); err != nil {
+		step.Kind, step.Refusal, step.groupRefused = StepDenied, err, true
+		step.Code, step.Description = "access_denied", "the user is not allowed to use this application"
+		if slices.Contains(a.Prompt, "none") {
+			step.Kind = StepFail
+		}
+		return step, nil
 	}
 	switch owed, err := f.owed(ctx, a, user, step.Client); {
 	case err != nil:
@@ -358,7 +376,10 @@ func (f *Flow) Apply(ctx context.Context, a storage.AuthRequest, step Step, v Vi
 			return nil
 		})
 		return err
-	case StepFail:
+	case StepFail, StepDenied:
+		if step.groupRefused {
+			f.log.InfoContext(ctx, "sign-in refused: the user is not in the app's allowed groups", "client_id", step.Client.ID, "user_id", step.User.ID)
+		}
 		return f.Fail(ctx, a.ID, step.Code, step.Description)
 	}
 	return nil

@@ -28,7 +28,7 @@ func newFlowFixture(t *testing.T) *flowFixture {
 	t.Helper()
 	clock := newTestClock()
 	svc, db := newSecurityService(t, clock, 30*24*time.Hour)
-	app, _, err := svc.Clients.RegisterClient(context.Background(), account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
+	app, _, err := svc.Clients.RegisterClient(context.Background(), account.SystemActor, account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}

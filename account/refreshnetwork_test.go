@@ -28,7 +28,7 @@ func TestCheckRefreshNetwork(t *testing.T) {
 		{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/spa"}},
 		{ID: "web", RedirectURIs: []string{"https://web.example.com/cb"}},
 	} {
-		if _, _, err := svc.Clients.RegisterClient(ctx, c); err != nil {
+		if _, _, err := svc.Clients.RegisterClient(ctx, account.SystemActor, c); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -61,10 +61,29 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 		return nil
 	case account.StepConsent:
 		return s.showConsent(w, r, a, step.Client, &step.User)
+	case account.StepDenied:
+		return s.showDenied(w, r, a, step)
 	}
 	// Done or failed: the record says which, and the provider answers the
 	// app at the callback.
 	http.Redirect(w, r, s.callbackURL(a.ID), http.StatusFound)
+	return nil
+}
+
+// deniedData is the page of a person the app does not admit.
+type deniedData struct {
+	web.Base
+	ClientName  string
+	ContinueURL string // the callback, which sends the app access_denied
+}
+
+// showDenied tells the person signed in that the app does not admit them
+// (its allowed groups), as Keycloak's access-denied page does, with a way
+// back to the app, which gets error=access_denied: the record ended so
+// (Apply), and the callback answers the app from it.
+func (s *Server) showDenied(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, step account.Step) error {
+	d := &deniedData{Base: s.web.Base(r, &step.User, "Access denied"), ClientName: step.Client.Name, ContinueURL: s.callbackURL(a.ID)}
+	s.web.Render(w, r, http.StatusForbidden, "app_denied", d)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -138,8 +139,12 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 		}
 	}
 	// Spend the same hash on a missing client as on a real check, so a miss
-	// is not faster.
-	ok := account.SecretMatches(secret, c.secretHash)
+	// is not faster. The previous secret of a rotation authenticates the
+	// client until its grace ends; both are always compared, so the time
+	// taken does not tell which one matched.
+	current := account.SecretMatches(secret, c.secretHash)
+	previous := account.SecretMatches(secret, c.previousHash) && s.now().Before(c.previousUntil)
+	ok := current || previous
 	reason := ""
 	switch {
 	case !c.found:
@@ -171,6 +176,10 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 type clientRecord struct {
 	found, public bool
 	secretHash    string
+	// previousHash is the secret a rotation replaced, valid until
+	// previousUntil.
+	previousHash  string
+	previousUntil time.Time
 }
 
 // writeThrottled answers a client authentication refused by the throttle.

@@ -6,6 +6,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
 )
 
 // introspectRefreshToken answers the introspection of a refresh token, which
@@ -29,9 +31,13 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 	resp := oidc.IntrospectionResponse{}
 	rt, err := p.opts.Store.PeekRefreshToken(r.Context(), refreshKey(token))
 	if err == nil && rt.ClientID == clientID {
-		if u, err := p.storage.activeUser(r.Context(), rt.UserID); err == nil {
+		// Active means a refresh would succeed: the user may still sign
+		// in, and to this app (its allowed groups), for the scopes the
+		// app may still receive.
+		c, cerr := p.storage.getClient(r.Context(), rt.ClientID)
+		if u, err := p.storage.activeUser(r.Context(), rt.UserID); err == nil && cerr == nil && account.MayUseClient(u, c) == nil {
 			resp.Active = true
-			resp.Scope = rt.Scopes
+			resp.Scope = allowedScopes(c, rt.Scopes)
 			resp.ClientID = rt.ClientID
 			resp.Subject = rt.UserID
 			resp.Username = u.Username

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -114,7 +115,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		RedirectURI:         req.RedirectURI,
 		State:               req.State,
 		Nonce:               req.Nonce,
-		Scopes:              req.Scopes,
+		Scopes:              allowedScopes(c, req.Scopes),
 		ResponseType:        string(req.ResponseType),
 		ResponseMode:        string(req.ResponseMode),
 		CodeChallenge:       req.CodeChallenge,
@@ -278,8 +279,9 @@ func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 	return nil
 }
 
-// accessFor builds the access-token record for any kind of token request.
-func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.AccessToken {
+// accessFor builds the access-token record for any kind of token request,
+// living as long as its app's access tokens do.
+func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID string) storage.AccessToken {
 	now := s.now()
 	t := storage.AccessToken{
 		ID:        account.NewOrderedID(),
@@ -288,7 +290,6 @@ func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.Acce
 		Audience:  req.GetAudience(),
 		FamilyID:  familyID,
 		CreatedAt: now,
-		ExpiresAt: now.Add(s.life.Access),
 	}
 	switch r := req.(type) {
 	case *authRequest:
@@ -301,11 +302,32 @@ func (s *opStorage) accessFor(req op.TokenRequest, familyID string) storage.Acce
 	case *machineRequest:
 		t.ClientID = r.clientID
 	}
+	t.ExpiresAt = now.Add(s.lifetimes(ctx, t.ClientID).Access)
 	return t
 }
 
+// lifetimes are the lifetimes of what client id is issued: its own where
+// an admin set them, the server's otherwise. The client was read already
+// in this request (the memo), to authenticate it or for its grant; if it
+// is gone meanwhile, the server's apply, and its tokens fail at their
+// next use, which looks the client up.
+func (s *opStorage) lifetimes(ctx context.Context, id string) Lifetimes {
+	life := s.life
+	if c, err := s.getClient(ctx, id); err == nil {
+		life.Access = cmp.Or(c.AccessTokenLifetime, life.Access)
+		life.ID = cmp.Or(c.IDTokenLifetime, life.ID)
+		life.Refresh = cmp.Or(c.RefreshTokenLifetime, life.Refresh)
+	}
+	return life
+}
+
+// opClient adapts c for zitadel, with its ID-token lifetime.
+func (s *opStorage) opClient(c storage.Client) *client {
+	return &client{c: c, loginURL: s.loginURL, idLifetime: cmp.Or(c.IDTokenLifetime, s.life.ID)}
+}
+
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	t := s.accessFor(req, "")
+	t := s.accessFor(ctx, req, "")
 	if r, ok := req.(*authRequest); ok && r.codeHash != "" {
 		if err := s.createCodeTokens(ctx, r, t, nil); err != nil {
 			return "", time.Time{}, err
@@ -339,7 +361,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		}
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
-		next.ExpiresAt = now.Add(s.life.Refresh)
+		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
 	case *refreshRequest:
 		next.FamilyID = r.rt.FamilyID
 		next.ClientID, next.UserID = r.rt.ClientID, r.rt.UserID
@@ -358,7 +380,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if next.IdleExpiresAt.After(next.ExpiresAt) {
 		next.IdleExpiresAt = next.ExpiresAt
 	}
-	access := s.accessFor(req, next.FamilyID)
+	access := s.accessFor(ctx, req, next.FamilyID)
 	if current == "" {
 		if r, ok := req.(*authRequest); ok && r.codeHash != "" {
 			if err := s.createCodeTokens(ctx, r, access, &next); err != nil {
@@ -404,7 +426,7 @@ func (s *opStorage) reissueRefresh(ctx context.Context, r *refreshRequest, curre
 		s.log.WarnContext(ctx, "refresh retry: the kept successor cannot be opened; refused the retry", "client_id", r.rt.ClientID, "family_id", r.rt.FamilyID, "err", err)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	}
-	access := s.accessFor(r, r.rt.FamilyID)
+	access := s.accessFor(ctx, r, r.rt.FamilyID)
 	live, err := s.store.RetryRefreshToken(ctx, refreshKey(current), access)
 	switch {
 	case errors.Is(err, storage.ErrTokenReused), errors.Is(err, storage.ErrNotFound):
@@ -471,9 +493,40 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	if err := s.checkRefreshNetwork(ctx, u, rt); err != nil {
 		return nil, err
 	}
+	c, err := s.getClient(ctx, rt.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the client of this refresh token no longer exists")
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "load the client of a refresh token", err)
+	}
+	// The app's rules apply on every refresh as at sign-in: a user taken
+	// out of its groups can no longer refresh, and scopes an admin took
+	// from the app are no longer issued. The family itself stays as it
+	// is, so nothing is revoked that a correction could not give back.
+	if err := account.MayUseClient(u, c); err != nil {
+		s.log.InfoContext(ctx, "refresh refused: the user is not in the app's allowed groups", "client_id", c.ID, "user_id", u.ID)
+		return nil, oidc.ErrInvalidGrant().WithDescription("the user is no longer allowed to use this app")
+	}
 	// A retry within the reuse grace comes back as the successor.
 	retry := rt.Hash != refreshKey(token)
-	return &refreshRequest{rt: rt, scopes: slices.Clone(rt.Scopes), retry: retry}, nil
+	return &refreshRequest{rt: rt, scopes: allowedScopes(c, rt.Scopes), retry: retry}, nil
+}
+
+// allowedScopes drops from scopes those app c may not receive
+// (storage.Client.AllowedScopes; empty allows all). RFC 6749 §3.3 lets
+// the server ignore part of the requested scope and say so by the scope it
+// issues, which the token response carries; Keycloak ignores scopes not
+// assigned to a client the same way. openid is never dropped: it asks for
+// OpenID Connect itself, not for access to anything.
+func allowedScopes(c storage.Client, scopes []string) []string {
+	kept := slices.Clone(scopes)
+	if len(c.AllowedScopes) == 0 {
+		return kept
+	}
+	return slices.DeleteFunc(kept, func(sc string) bool {
+		return sc != oidc.ScopeOpenID && !slices.Contains(c.AllowedScopes, sc)
+	})
 }
 
 // checkRefreshNetwork applies the user's IP allowlist to a refresh, from
@@ -582,7 +635,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	if err != nil {
 		return nil, s.internal(ctx, "load client", err)
 	}
-	return &client{c: c, loginURL: s.loginURL, idLifetime: s.life.ID}, nil
+	return s.opClient(c), nil
 }
 
 func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (storage.Client, error) {
@@ -591,7 +644,8 @@ func (s *opStorage) authenticateClient(ctx context.Context, id, secret string) (
 		return storage.Client{}, s.internal(ctx, "load client", err)
 	}
 	// Throttled, counted and logged in clientauth.go.
-	if err := s.checkClientSecret(ctx, id, secret, clientRecord{found: err == nil, public: c.Public, secretHash: c.SecretHash}); err != nil {
+	rec := clientRecord{found: err == nil, public: c.Public, secretHash: c.SecretHash, previousHash: c.PreviousSecretHash, previousUntil: c.PreviousSecretUntil}
+	if err := s.checkClientSecret(ctx, id, secret, rec); err != nil {
 		return storage.Client{}, err
 	}
 	return c, nil
@@ -613,22 +667,27 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 	if err != nil {
 		return nil, err
 	}
-	return &client{c: c, loginURL: s.loginURL, idLifetime: s.life.ID}, nil
+	return s.opClient(c), nil
 }
 
-func (s *opStorage) ClientCredentialsTokenRequest(_ context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+func (s *opStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
 	if err := checkScopeTokens(scopes); err != nil {
 		return nil, err
 	}
+	c, err := s.getClient(ctx, clientID)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	scopes = allowedScopes(c, scopes)
 	// A machine token has no user, so the user-claim scopes mean nothing
 	// here. The management API's scopes are an admin's grant, never the
-	// app's own choice.
+	// app's own choice: only an app whose allowed scopes name one gets it.
 	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
 		switch sc {
 		case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess, scopeGroups:
 			return true
 		case account.ScopeAdmin, account.ScopeAdminRead:
-			return true
+			return !slices.Contains(c.AllowedScopes, sc)
 		}
 		return false
 	})

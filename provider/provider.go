@@ -104,8 +104,8 @@ var Routes = []string{
 	"/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session",
 }
 
-// Scopes the provider understands.
-var supportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeOfflineAccess, scopeGroups}
+// Scopes the provider understands: the ones an admin may limit an app to.
+var supportedScopes = account.ClientScopes
 
 // supportedClaims are the protocol's claims and, from the profile policy
 // table, every user claim a scope can release, so discovery advertises

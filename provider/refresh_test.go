@@ -40,6 +40,10 @@ func newRefreshFixture(t *testing.T) *refreshFixture {
 	if err := db.CreateUser(context.Background(), storage.User{ID: "u1", Username: "gus", Email: "gus@example.com", CreatedAt: f.now}); err != nil {
 		t.Fatal(err)
 	}
+	// Every refresh applies the app's rules, so the app must exist.
+	if err := db.CreateClient(context.Background(), storage.Client{ID: "app", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: f.now}); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 

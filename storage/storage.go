@@ -122,6 +122,27 @@ type Client struct {
 	SkipConsent            bool      `json:"skip_consent,omitempty"`     // first-party app: never ask for consent
 	Static                 bool      `json:"static,omitempty"`           // defined in config.toml; read-only
 	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at,omitzero"`
+
+	// AllowedGroups: only members of one of these groups (User.Groups,
+	// names compared case-insensitively) may sign in to the app; empty
+	// lets every user in.
+	AllowedGroups []string `json:"allowed_groups,omitempty"`
+	// AllowedScopes are the scopes the app may receive; others it asks
+	// for are dropped. Empty: every scope the provider supports.
+	AllowedScopes []string `json:"allowed_scopes,omitempty"`
+	// Lifetimes of what the app is issued; 0 is the server's default
+	// (config.toml's [tokens]). RefreshTokenLifetime is the absolute life
+	// of a refresh-token family.
+	AccessTokenLifetime  time.Duration `json:"access_token_lifetime,omitempty"`
+	IDTokenLifetime      time.Duration `json:"id_token_lifetime,omitempty"`
+	RefreshTokenLifetime time.Duration `json:"refresh_token_lifetime,omitempty"`
+	// PreviousSecretHash is the secret a rotation replaced (hex SHA-256,
+	// like SecretHash); it still authenticates the app until
+	// PreviousSecretUntil, so the app's servers can be moved to the new
+	// secret one by one.
+	PreviousSecretHash  string    `json:"previous_secret_hash,omitempty"`
+	PreviousSecretUntil time.Time `json:"previous_secret_until,omitzero"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.

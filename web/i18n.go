@@ -30,6 +30,7 @@ var catalogs = map[string]map[string]string{
 		deConsole,
 		deUserAdmin,
 		deConsoleUsers,
+		deApps,
 	),
 }
 

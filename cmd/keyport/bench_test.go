@@ -66,7 +66,7 @@ func startBenchServer(b *testing.B, jwt bool) *benchServer {
 	if _, err := m.Accounts.Users.CreateUser(bg, account.NewUser{Username: "bench", Email: "bench@example.com", Name: "Bench User", Password: testPassword}); err != nil {
 		b.Fatalf("create user: %v", err)
 	}
-	c, secret, err := m.Accounts.Clients.RegisterClient(bg, account.NewClient{
+	c, secret, err := m.Accounts.Clients.RegisterClient(bg, account.SystemActor, account.NewClient{
 		ID: "bench", RedirectURIs: []string{s.RedirectURI}, SkipConsent: true, AccessTokenJWT: jwt,
 		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
 	})

@@ -421,7 +421,7 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	cl, secret, err := m.Accounts.Clients.RegisterClient(ctx, n)
+	cl, secret, err := m.Accounts.Clients.RegisterClient(ctx, account.Actor{Kind: account.ActorCLI}, n)
 	if err != nil {
 		return err
 	}
@@ -475,7 +475,7 @@ func (c *cli) clientDelete(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	if err := m.Accounts.Clients.DeleteClient(ctx, *id); err != nil {
+	if err := m.Accounts.Clients.DeleteClient(ctx, account.Actor{Kind: account.ActorCLI}, *id); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "deleted client %s\n", *id)

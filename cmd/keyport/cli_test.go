@@ -545,7 +545,7 @@ redirect_uris = ["http://127.0.0.1:9/callback/static-spa"]
 	}
 
 	// Static clients cannot be deleted through the running store either.
-	if err := srv.Main.Accounts.Clients.DeleteClient(ctx, "static-web"); account.ErrorCode(err) != account.Conflict {
+	if err := srv.Main.Accounts.Clients.DeleteClient(ctx, account.SystemActor, "static-web"); account.ErrorCode(err) != account.Conflict {
 		t.Errorf("delete static client: %v", err)
 	}
 }

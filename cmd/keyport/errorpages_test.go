@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 )
 
 // The pages for refused authorization and sign-out requests say in plain
@@ -19,8 +20,13 @@ func TestProviderErrorPagesInPlainLanguage(t *testing.T) {
 	srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	// A confidential client that registered a native app's private-use
 	// scheme: zitadel refuses that kind of address for a client with a
-	// secret, though it is registered.
-	srv.createClient(account.NewClient{ID: "conf", RedirectURIs: []string{"com.example.app:/oauth2redirect"}})
+	// secret, though it is registered. Keyport no longer registers such
+	// a client (account.ValidateRedirectURI), but an older version did,
+	// so the record is written as that version left it.
+	if err := srv.Main.Store.CreateClient(t.Context(), storage.Client{ID: "conf", Name: "conf", SecretHash: account.HashSecret(account.NewSecret()),
+		RedirectURIs: []string{"com.example.app:/oauth2redirect"}, GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}}); err != nil {
+		t.Fatal(err)
+	}
 	authorize := func(q url.Values) string {
 		if !q.Has("response_type") {
 			q.Set("response_type", "code")

@@ -227,7 +227,7 @@ func (s *testServer) createClient(n account.NewClient) *testClient {
 	if len(n.PostLogoutRedirectURIs) == 0 {
 		n.PostLogoutRedirectURIs = []string{"http://127.0.0.1:9/bye/" + n.ID}
 	}
-	c, secret, err := s.Main.Accounts.Clients.RegisterClient(context.Background(), n)
+	c, secret, err := s.Main.Accounts.Clients.RegisterClient(context.Background(), account.SystemActor, n)
 	if err != nil {
 		s.t.Fatalf("register client: %v", err)
 	}

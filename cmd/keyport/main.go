@@ -348,7 +348,9 @@ func (m *Main) load() error {
 
 		RefreshReuseGrace: cfg.Tokens.RefreshReuseGrace.Duration,
 	}
-	keep := max(life.Access, life.ID) + 5*time.Minute
+	// An app may be given longer-lived tokens than the defaults, up to
+	// account.MaxClientTokenLifetime: retired keys stay published as long.
+	keep := max(life.Access, life.ID, account.MaxClientTokenLifetime) + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)

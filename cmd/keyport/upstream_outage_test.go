@@ -37,7 +37,7 @@ func startUpstreamRig(t *testing.T, mutate func(*config.Directory), mutateDown f
 	rig.up.createUser("ursula", false)
 	rig.down = startServerWith(t, serverOptions{logs: rig.downLogs, now: rig.clock.Now, mutate: func(c *config.Config) {
 		callback := c.Issuer + "/login/upstream/callback"
-		_, secret, err := rig.up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{callback}})
+		_, secret, err := rig.up.Main.Accounts.Clients.RegisterClient(context.Background(), account.SystemActor, account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{callback}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -187,7 +187,7 @@ func TestUpstreamNonceAndPKCEChecked(t *testing.T) {
 	up := startServer(t, "", nil)
 	up.createUser("ursula", false)
 	redirect := "http://127.0.0.1:9/callback/down"
-	_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "down", SkipConsent: true, RedirectURIs: []string{redirect}})
+	_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.SystemActor, account.NewClient{ID: "down", SkipConsent: true, RedirectURIs: []string{redirect}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestAdminAddsUpstream(t *testing.T) {
 	up := startServer(t, "", func(c *config.Config) { c.Session.CookieName = "upstream_session" })
 	up.createUser("ursula", false)
 	down := startServer(t, "", nil)
-	_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{down.URL + "/login/upstream/callback"}})
+	_, secret, err := up.Main.Accounts.Clients.RegisterClient(context.Background(), account.SystemActor, account.NewClient{ID: "downstream", SkipConsent: true, RedirectURIs: []string{down.URL + "/login/upstream/callback"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -271,6 +271,36 @@ var clientTests = []test{
 		ok(t, err, "list")
 		equal(t, list, []storage.Client{other}, "clients left")
 	}},
+	{"EveryFieldKept", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
+		// The fields an admin edits (access rules, lifetimes, a rotated
+		// secret's grace) come back as they were written, on create and on
+		// update.
+		ctx := t.Context()
+		c := newClient("full")
+		c.PostLogoutRedirectURIs = []string{"https://full.example/bye"}
+		c.Public, c.AccessTokenJWT, c.SkipConsent = false, true, true
+		c.UpdatedAt = base.Add(time.Minute)
+		c.AllowedGroups = []string{"Staff", "ops"}
+		c.AllowedScopes = []string{"openid", "email"}
+		c.AccessTokenLifetime, c.IDTokenLifetime, c.RefreshTokenLifetime = 5*time.Minute, 10*time.Minute, 48*time.Hour
+		c.PreviousSecretHash, c.PreviousSecretUntil = "cd34", base.Add(24*time.Hour)
+		ok(t, s.CreateClient(ctx, c), "create")
+		got, err := s.GetClient(ctx, "full")
+		ok(t, err, "get")
+		equal(t, got, c, "created client")
+
+		updated, err := s.UpdateClient(ctx, "full", func(c storage.Client) (storage.Client, error) {
+			c.AllowedGroups, c.AllowedScopes = nil, nil
+			c.AccessTokenLifetime, c.IDTokenLifetime, c.RefreshTokenLifetime = 0, 0, 0
+			c.PreviousSecretHash, c.PreviousSecretUntil = "", time.Time{}
+			return c, nil
+		})
+		ok(t, err, "update")
+		got, err = s.GetClient(ctx, "full")
+		ok(t, err, "get updated")
+		equal(t, got, updated, "updated client")
+		equal(t, got.AllowedGroups == nil && got.PreviousSecretUntil.IsZero() && got.AccessTokenLifetime == 0, true, "cleared fields stay cleared")
+	}},
 }
 
 var sessionTests = []test{
