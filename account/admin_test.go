@@ -166,7 +166,7 @@ func TestAdminUserDetail(t *testing.T) {
 	if _, err := f.svc.SignIn.Authenticate(f.ctx, account.Credentials{Login: "alice", Password: "wrong password", IP: "192.0.2.7"}); err == nil {
 		t.Fatal("a wrong password signed in")
 	}
-	app, _, err := f.svc.Clients.RegisterClient(f.ctx, account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
+	app, _, err := f.svc.Clients.RegisterClient(f.ctx, account.SystemActor, account.NewClient{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1034,7 +1034,7 @@ func TestAdminAuditHoldsNoSecrets(t *testing.T) {
 			types = append(types, e.Type)
 		}
 	}
-	want := []string{"user.created", "user.invitation_accepted", "user.password_reset_link_created", "user.password_reset", "user.updated", "user.second_factors_reset", "user.blocked", "user.deleted"}
+	want := []string{"user.created", "user.invitation_accepted", "user.password_reset_link_created", "user.password_reset", "user.updated", "api_token.created", "user.second_factors_reset", "user.blocked", "user.deleted"}
 	if !slices.Equal(types, want) {
 		t.Errorf("events\n%v\nwant\n%v", types, want)
 	}

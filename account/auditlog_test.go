@@ -40,7 +40,13 @@ func auditTrail(t *testing.T, db storage.Store) []storage.AuditEvent {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, page...)
+		for _, e := range page {
+			// The fixtures' app registration (client.created) is not
+			// what these tests are about; clients_test.go checks it.
+			if !strings.HasPrefix(e.Type, "client.") {
+				all = append(all, e)
+			}
+		}
 		if next == "" {
 			break
 		}

@@ -60,7 +60,6 @@ func (f *clientFixture) events(t *testing.T, types ...string) []storage.AuditEve
 	return evs
 }
 
-func ptr[T any](v T) *T { return &v }
 
 func TestUpdateClientRefusesBadFieldsAndChangesNothing(t *testing.T) {
 	f := newClientFixture(t)

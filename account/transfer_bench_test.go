@@ -26,8 +26,8 @@ func benchUser(prefix string, i int) storage.User {
 	}
 }
 
-// fillUsers stores n users in batches.
-func fillUsers(b *testing.B, db storage.Store, prefix string, n int) {
+// fillTransferUsers stores n users in batches.
+func fillTransferUsers(b *testing.B, db storage.Store, prefix string, n int) {
 	b.Helper()
 	for start := 0; start < n; start += 10_000 {
 		var batch []storage.User
@@ -47,7 +47,7 @@ func fillUsers(b *testing.B, db storage.Store, prefix string, n int) {
 func BenchmarkImportUsers(b *testing.B) {
 	const perFile = 10_000
 	svc, db := account.NewTestService(b, account.TestServiceOptions{})
-	fillUsers(b, db, "existing", 100_000)
+	fillTransferUsers(b, db, "existing", 100_000)
 	var files [][]byte
 	for f := range b.N {
 		var buf bytes.Buffer
@@ -80,7 +80,7 @@ func BenchmarkExportUsers(b *testing.B) {
 				o.Wrap = func(s account.Store) account.Store { return struct{ account.Store }{s} }
 			}
 			svc, db := account.NewTestService(b, o)
-			fillUsers(b, db, "user", users)
+			fillTransferUsers(b, db, "user", users)
 			runtime.GC()
 			w := &heapWatch{}
 			b.ResetTimer()

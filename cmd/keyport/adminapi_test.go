@@ -64,7 +64,7 @@ func TestAdminAPIAuthentication(t *testing.T) {
 	}
 	// An app cannot give itself the admin scope: asking for it gets a token
 	// without it.
-	_, secret, err := srv.Main.Accounts.Clients.RegisterClient(context.Background(), account.NewClient{ID: "robot", GrantTypes: []string{account.GrantClientCredentials}})
+	_, secret, err := srv.Main.Accounts.Clients.RegisterClient(context.Background(), account.SystemActor, account.NewClient{ID: "robot", GrantTypes: []string{account.GrantClientCredentials}})
 	if err != nil {
 		t.Fatal(err)
 	}
