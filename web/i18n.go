@@ -28,6 +28,7 @@ var catalogs = map[string]map[string]string{
 		// One line per area added since, so that areas added at the same
 		// time do not edit the same line.
 		deConsole,
+		deConsoleAudit,
 		deUserAdmin,
 		deConsoleUsers,
 		deApps,

@@ -15,3 +15,23 @@ var deConsole = map[string]string{
 	"The cursor is not valid for this query. Start again from the first page.": "Der Cursor passt nicht zu dieser Abfrage. Beginne wieder mit der ersten Seite.",
 	"Scripts and the command line reach the same functions through the management API, described at /api/v1/openapi.json.": "Skripte und die Kommandozeile erreichen dieselben Funktionen über die Verwaltungs-API, beschrieben unter /api/v1/openapi.json.",
 }
+
+// deConsoleAudit is German for the console's audit log page.
+var deConsoleAudit = map[string]string{
+	"Audit log": "Audit-Protokoll",
+	"Security events and every administrator's action, newest first. Events are kept for the retention period set in config.toml ([audit] retention).": "Sicherheitsereignisse und jede Aktion von Administratoren, neueste zuerst. Ereignisse werden so lange aufbewahrt, wie in config.toml ([audit] retention) eingestellt.",
+	"Event types (comma separated)": "Ereignistypen (durch Kommas getrennt)",
+	"About user (ID)":               "Betroffener Benutzer (ID)",
+	"By (user or app ID)":           "Von (Benutzer- oder App-ID)",
+	"From":                          "Von",
+	"Until":                         "Bis",
+	"Search":                        "Suchen",
+	"Export as JSON Lines":          "Als JSON Lines exportieren",
+	"Event":                         "Ereignis",
+	"By":                            "Durch",
+	"About":                         "Betrifft",
+	"Details":                       "Details",
+	"app":                           "App",
+	"Older events":                  "Ältere Ereignisse",
+	"No events match.":              "Keine passenden Ereignisse.",
+}

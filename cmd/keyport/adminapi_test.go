@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -174,5 +175,87 @@ func TestAdminOverview(t *testing.T) {
 	}
 	if current, ok := nav.first("a", "aria-current", "page"); !ok || current.attr("href") != "/admin" {
 		t.Errorf("current section: %v", current.attr("href"))
+	}
+}
+
+// The audit log through the API: filters, pages, bad filters named, and the
+// JSON Lines export of the same query.
+func TestAdminAPIAudit(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, ro, _ := adminTokens(t, srv)
+	for _, name := range []string{"a1", "a2", "a3"} {
+		if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/users", rw, "application/json", `{"username":"`+name+`","email":"`+name+`@example.com","invite":true}`); status != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", name, status, body)
+		}
+	}
+	status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/audit?type=user.created&limit=2", ro, "", "")
+	items, _ := body["items"].([]any)
+	if status != http.StatusOK || len(items) != 2 || body["next_cursor"] == "" {
+		t.Fatalf("first page: %d %v", status, body)
+	}
+	next := body["next_cursor"].(string)
+	status, _, body = apiCall(t, srv, http.MethodGet, "/api/v1/audit?type=user.created&limit=2&cursor="+url.QueryEscape(next), ro, "", "")
+	rest, _ := body["items"].([]any)
+	if status != http.StatusOK || len(rest) != 1 || body["next_cursor"] != "" {
+		t.Fatalf("second page: %d %v", status, body)
+	}
+	for _, e := range append(items, rest...) {
+		if ev := e.(map[string]any); ev["type"] != "user.created" || ev["actor_kind"] != "user" {
+			t.Errorf("event %v", ev)
+		}
+	}
+	for q, field := range map[string]string{"type=Not%20A%20Type": "type", "from=yesterday": "from", "limit=501": "limit", "cursor=garbage": "cursor", "from=2026-12-02&to=2026-12-01": "from"} {
+		if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/audit?"+q, ro, "", ""); status != http.StatusBadRequest || body["field"] != field {
+			t.Errorf("%s: %d %v, want 400 naming %s", q, status, body, field)
+		}
+	}
+	p := mustFetch(t, http.DefaultClient, authed(srv, http.MethodGet, "/api/v1/audit/export?type=user.created", ro))
+	lines := strings.Split(strings.TrimSpace(p.Body), "\n")
+	if p.Status != http.StatusOK || p.Header.Get("Content-Type") != "application/x-ndjson" || len(lines) != 3 {
+		t.Fatalf("export: %d %s, %d lines\n%s", p.Status, p.Header.Get("Content-Type"), len(lines), truncateBody(p.Body))
+	}
+	for _, l := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e["type"] != "user.created" {
+			t.Errorf("export line %q: %v", l, err)
+		}
+	}
+	if p := mustFetch(t, http.DefaultClient, authed(srv, http.MethodGet, "/api/v1/audit/export?type=BAD", ro)); p.Status != http.StatusBadRequest {
+		t.Errorf("export with a bad filter: %d", p.Status)
+	}
+}
+
+// The console's audit page: filtered events with links to the users, bad
+// filters named on the form, and the export of the same query.
+func TestAdminConsoleAudit(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("root", true)
+	bob := srv.createUser("bob", false)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	submitForm(t, b, b.get(srv.URL+"/admin/users/"+bob.ID), "/admin/users/"+bob.ID+"/block", nil)
+
+	p := b.get(srv.URL + "/admin/audit?type=user.blocked")
+	doc := parsePage(t, p.Body)
+	table, ok := doc.byID("audit-events")
+	if p.Status != http.StatusOK || !ok {
+		t.Fatalf("audit page: %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	rows := table.all("tr", "role", "row")
+	if len(rows) != 2 || !strings.Contains(rows[1].text(), "user.blocked") {
+		t.Errorf("rows: %d", len(rows))
+	}
+	if _, ok := table.first("a", "href", "/admin/users/"+bob.ID); !ok {
+		t.Error("no link to the blocked user")
+	}
+	bad := b.get(srv.URL + "/admin/audit?type=NOT+A+TYPE")
+	if in, ok := parsePage(t, bad.Body).byID("f-type"); bad.Status != http.StatusBadRequest || !ok || in.attr("aria-invalid") != "true" {
+		t.Errorf("bad filter: %d", bad.Status)
+	}
+	export, _ := doc.byID("audit-export")
+	u, _ := p.URL.Parse(export.attr("href"))
+	e := b.get(u.String())
+	if e.Status != http.StatusOK || strings.Count(strings.TrimSpace(e.Body), "\n") != 0 || !strings.Contains(e.Body, `"type":"user.blocked"`) {
+		t.Errorf("export: %d\n%s", e.Status, truncateBody(e.Body))
 	}
 }
