@@ -60,7 +60,6 @@ func (f *clientFixture) events(t *testing.T, types ...string) []storage.AuditEve
 	return evs
 }
 
-
 func TestUpdateClientRefusesBadFieldsAndChangesNothing(t *testing.T) {
 	f := newClientFixture(t)
 	before, etag := f.stored(t)
