@@ -56,6 +56,8 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Directories", directoryTests},
 		{"Throttles", throttleTests},
 		{"Audit", auditTests},
+		{"UserSearch", userSearchTests},
+		{"Groups", groupTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 	}
