@@ -19,19 +19,24 @@ func (d *DB) CreateUser(ctx context.Context, u storage.User) error {
 	if err := checkUser(u); err != nil {
 		return fmt.Errorf("create user %q: %w", u.ID, err)
 	}
-	return d.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bUsers)
-		if has(b, u.ID) {
-			return conflict("create user", u.ID)
-		}
-		if err := setUserIndexes(tx, nil, u, d.now()); err != nil {
-			return fmt.Errorf("create user %q: %w", u.ID, err)
-		}
-		if err := indexUserTx(tx, nil, &u); err != nil {
-			return fmt.Errorf("create user %q: %w", u.ID, err)
-		}
-		return putJSON(b, u.ID, u)
-	})
+	now := d.now()
+	return d.db.Update(func(tx *bbolt.Tx) error { return createUserTx(tx, u, now) })
+}
+
+// createUserTx stores a new user with every index; now decides which
+// reservations still hold.
+func createUserTx(tx *bbolt.Tx, u storage.User, now time.Time) error {
+	b := tx.Bucket(bUsers)
+	if has(b, u.ID) {
+		return conflict("create user", u.ID)
+	}
+	if err := setUserIndexes(tx, nil, u, now); err != nil {
+		return fmt.Errorf("create user %q: %w", u.ID, err)
+	}
+	if err := indexUserTx(tx, nil, &u); err != nil {
+		return fmt.Errorf("create user %q: %w", u.ID, err)
+	}
+	return putJSON(b, u.ID, u)
 }
 
 func (d *DB) GetUser(ctx context.Context, id string) (storage.User, error) {
