@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
@@ -500,6 +502,13 @@ type UserPage struct {
 // "straße"), in composition or in compatibility variants (full-width
 // letters, ligatures).
 func Fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		ascii = s[i] < utf8.RuneSelf
+	}
+	if ascii { // NFKC leaves ASCII alone, and folding it is lowering it
+		return strings.ToLower(s)
+	}
 	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(s)))
 }
 
