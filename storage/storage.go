@@ -550,8 +550,9 @@ type Groups interface {
 	// UpdateGroup applies fn inside one transaction; fn may not change the
 	// ID. A rename (a new Name, even only in case) also renames the group
 	// in every member's User.Groups, setting their UpdatedAt to now, in the
-	// same transaction; a name taken by another group gives ErrConflict
-	// and changes nothing.
+	// same transaction (a member who held the new name already keeps one
+	// entry, the one they had); a name taken by another group gives
+	// ErrConflict and changes nothing.
 	UpdateGroup(ctx context.Context, id string, fn func(Group) (Group, error)) (Group, error)
 	// DeleteGroup deletes the group and removes its name from every
 	// member's User.Groups (setting their UpdatedAt to now), in one

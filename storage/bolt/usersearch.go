@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,7 +25,8 @@ import (
 // page in either order is one backward cursor walk that stops once the
 // page is full; only the users on the page are decoded in full. Keeping
 // the second copy is what a sign-in pays: it moves the user's entry in
-// the sign-in order and rewrites the summary under the creation order.
+// the sign-in order. The summary holds no time, so the entry under the
+// creation order stays as it is.
 //
 // Beside it, users_by_group maps Fold(group) NUL user ID to
 // nanos(CreatedAt), so a group's members, renames and deletes, and the
@@ -34,8 +36,8 @@ import (
 // indexUserTx keeps all of it in the same transaction as every write of a
 // user; setPasskeyFlagTx follows passkeys for the two-factor flag.
 
-// Summary layout: version(1) flags(1) nanos(CreatedAt)(8)
-// nanos(LastLogin)(8), then three uvarint-length-prefixed byte strings:
+// Summary layout: version(1) flags(1), then three uvarint-length-prefixed
+// byte strings:
 // the source directory, the folded text (username, email, name, given
 // name, family name, nickname, phone, NUL-separated) and the folded groups
 // (each between NULs: NUL g1 NUL g2 NUL; empty without groups).
@@ -60,10 +62,9 @@ var groupPathMax = 1000
 const userCursorFingerprintLen = 8
 
 type userSummary struct {
-	flags              byte
-	created, lastLogin uint64
-	source, text       []byte
-	groups             []byte
+	flags        byte
+	source, text []byte
+	groups       []byte
 }
 
 // foldedGroups returns the user's group names folded, sorted and without
@@ -103,10 +104,8 @@ func summarize(u storage.User, passkey bool) []byte {
 	if fg := foldedGroups(u.Groups); len(fg) > 0 {
 		groups = "\x00" + strings.Join(fg, "\x00") + "\x00"
 	}
-	out := make([]byte, 0, 18+3*binary.MaxVarintLen32+len(u.Source)+len(text)+len(groups))
+	out := make([]byte, 0, 2+3*binary.MaxVarintLen32+len(u.Source)+len(text)+len(groups))
 	out = append(out, summaryVersion, flags)
-	out = appendNanos(out, u.CreatedAt)
-	out = appendNanos(out, u.LastLogin)
 	for _, part := range []string{u.Source, text, groups} {
 		out = binary.AppendUvarint(out, uint64(len(part)))
 		out = append(out, part...)
@@ -117,13 +116,11 @@ func summarize(u storage.User, passkey bool) []byte {
 // parseSummary reads a summary without copying: its slices point into v.
 func parseSummary(v []byte) (userSummary, bool) {
 	var s userSummary
-	if len(v) < 18 || v[0] != summaryVersion {
+	if len(v) < 2 || v[0] != summaryVersion {
 		return s, false
 	}
 	s.flags = v[1]
-	s.created = binary.BigEndian.Uint64(v[2:10])
-	s.lastLogin = binary.BigEndian.Uint64(v[10:18])
-	rest := v[18:]
+	rest := v[2:]
 	for _, part := range []*[]byte{&s.source, &s.text, &s.groups} {
 		n, w := binary.Uvarint(rest)
 		if w <= 0 || n > uint64(len(rest)-w) {
@@ -174,9 +171,7 @@ func indexUserTx(tx *bbolt.Tx, old, nu *storage.User) error {
 	if nu != nil {
 		newCK, newSK = createdKey(*nu), signInKey(*nu)
 		if oldParsed && sameSummaryFields(*old, *nu) {
-			// A sign-in: only the time changes, and nothing needs folding.
-			newSum = slices.Clone(oldSum)
-			binary.BigEndian.PutUint64(newSum[10:18], nanos(nu.LastLogin))
+			newSum = oldSum // a sign-in: nothing to fold again
 		} else {
 			newSum = summarize(*nu, passkey)
 		}
@@ -239,13 +234,13 @@ func indexUserTx(tx *bbolt.Tx, old, nu *storage.User) error {
 	return nil
 }
 
-// sameSummaryFields tells whether a and b have the same summary but for
-// the last sign-in.
+// sameSummaryFields tells whether a and b have the same summary (given
+// the same passkeys).
 func sameSummaryFields(a, b storage.User) bool {
 	return a.Username == b.Username && a.Email == b.Email && a.Name == b.Name && a.GivenName == b.GivenName &&
 		a.FamilyName == b.FamilyName && a.Nickname == b.Nickname && a.PhoneNumber == b.PhoneNumber &&
 		a.Source == b.Source && a.Blocked == b.Blocked && a.Admin == b.Admin &&
-		(len(a.TOTPSecret) > 0) == (len(b.TOTPSecret) > 0) && a.CreatedAt.Equal(b.CreatedAt) && slices.Equal(a.Groups, b.Groups)
+		(len(a.TOTPSecret) > 0) == (len(b.TOTPSecret) > 0) && slices.Equal(a.Groups, b.Groups)
 }
 
 // hasPasskey tells whether the user holds a passkey credential.
@@ -429,7 +424,8 @@ func (m *userMatcher) match(s userSummary) bool {
 // SearchUsers walks the sort order backwards from the cursor, matching
 // summaries, until the page is full and one more match shows there is a
 // next page (or the order ends); then it decodes the page's users. A
-// group filter on a small group reads the group's members instead.
+// group filter on a small group, sorted by creation, reads the group's
+// members instead.
 // Either way, a filter that matches few users reads every summary once:
 // about 100,000 of them in the 20 ms the admin console allows a page.
 func (d *DB) SearchUsers(ctx context.Context, q storage.UserQuery) (storage.UserPage, error) {
@@ -440,7 +436,7 @@ func (d *DB) SearchUsers(ctx context.Context, q storage.UserQuery) (storage.User
 	var page storage.UserPage
 	err = d.db.View(func(tx *bbolt.Tx) error {
 		keys, more, err := m.fromGroup(ctx, tx)
-		if err == errGroupTooLarge {
+		if err == errWalkInstead {
 			keys, more, err = m.walk(ctx, tx)
 		}
 		if err != nil {
@@ -518,14 +514,16 @@ func (m *userMatcher) walk(ctx context.Context, tx *bbolt.Tx) ([][]byte, bool, e
 	return keys, false, nil
 }
 
-var errGroupTooLarge = fmt.Errorf("group larger than groupPathMax")
+var errWalkInstead = errors.New("walk the sort order instead")
 
 // fromGroup reads the members of the query's group, matches their
-// summaries and sorts them; errGroupTooLarge when there is no group
-// filter or the group is larger than groupPathMax.
+// summaries and sorts them by creation; errWalkInstead when there is no
+// group filter, the group is larger than groupPathMax, or the sort is by
+// last sign-in (which the group index does not hold: it would change at
+// every sign-in of every member).
 func (m *userMatcher) fromGroup(ctx context.Context, tx *bbolt.Tx) ([][]byte, bool, error) {
-	if m.group == "" {
-		return nil, false, errGroupTooLarge
+	if m.group == "" || m.bySignIn {
+		return nil, false, errWalkInstead
 	}
 	prefix := groupKey(m.group, "")
 	type member struct{ id, created []byte }
@@ -533,7 +531,7 @@ func (m *userMatcher) fromGroup(ctx context.Context, tx *bbolt.Tx) ([][]byte, bo
 	c := tx.Bucket(bUsersByGroup).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if len(members) == groupPathMax {
-			return nil, false, errGroupTooLarge
+			return nil, false, errWalkInstead
 		}
 		members = append(members, member{id: k[len(prefix):], created: v})
 	}
@@ -551,14 +549,10 @@ func (m *userMatcher) fromGroup(ctx context.Context, tx *bbolt.Tx) ([][]byte, bo
 		if !m.match(s) {
 			continue
 		}
-		key := ck
-		if m.bySignIn {
-			key = append(binary.BigEndian.AppendUint64(nil, s.lastLogin), mb.id...)
-		}
-		if m.afterSortKey != nil && bytes.Compare(key, m.afterSortKey) >= 0 {
+		if m.afterSortKey != nil && bytes.Compare(ck, m.afterSortKey) >= 0 {
 			continue
 		}
-		keys = append(keys, key)
+		keys = append(keys, ck)
 	}
 	slices.SortFunc(keys, func(a, b []byte) int { return bytes.Compare(b, a) })
 	if len(keys) > m.limit {
