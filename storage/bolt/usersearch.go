@@ -192,8 +192,30 @@ func indexUserTx(tx *bbolt.Tx, old, nu *storage.User) error {
 		}
 	}
 
-	// Groups: the entries' values carry the creation time, so a changed
-	// CreatedAt rewrites them all.
+	if err := moveGroupEntriesTx(tx, old, nu); err != nil {
+		return err
+	}
+
+	// Admins who can act.
+	admins := tx.Bucket(bAdmins)
+	if activeAdmin(old) && !activeAdmin(nu) {
+		if err := admins.Delete([]byte(old.ID)); err != nil {
+			return err
+		}
+	}
+	if activeAdmin(nu) && !activeAdmin(old) {
+		return admins.Put([]byte(nu.ID), emptyValue)
+	}
+	return nil
+}
+
+// moveGroupEntriesTx moves the user's users_by_group entries from old to
+// nu. The entries' values carry the creation time, so a changed CreatedAt
+// rewrites them all.
+func moveGroupEntriesTx(tx *bbolt.Tx, old, nu *storage.User) error {
+	if old != nil && nu != nil && slices.Equal(old.Groups, nu.Groups) && old.CreatedAt.Equal(nu.CreatedAt) {
+		return nil // most updates, and every sign-in
+	}
 	var oldGroups, newGroups []string
 	var oldCreated, newCreated []byte
 	if old != nil {
@@ -219,17 +241,6 @@ func indexUserTx(tx *bbolt.Tx, old, nu *storage.User) error {
 		if err := byGroup.Put(groupKey(g, nu.ID), newCreated); err != nil {
 			return err
 		}
-	}
-
-	// Admins who can act.
-	admins := tx.Bucket(bAdmins)
-	if activeAdmin(old) && !activeAdmin(nu) {
-		if err := admins.Delete([]byte(old.ID)); err != nil {
-			return err
-		}
-	}
-	if activeAdmin(nu) && !activeAdmin(old) {
-		return admins.Put([]byte(nu.ID), emptyValue)
 	}
 	return nil
 }
