@@ -50,6 +50,10 @@ const (
 	sumPasskey // at least one passkey credential
 )
 
+// appendFill is the FillPercent of the two sort orders, written mostly
+// at their ends.
+const appendFill = 0.9
+
 // groupPathMax is the largest group whose members a group-filtered search
 // reads through users_by_group (then sorts them in memory), at about 2 µs
 // a member; a larger group is filtered while walking the sort order, where
@@ -145,6 +149,9 @@ func activeAdmin(u *storage.User) bool { return u != nil && u.Admin && !u.Blocke
 // flag from old's summary (or, for a new user, from the credentials).
 func indexUserTx(tx *bbolt.Tx, old, nu *storage.User) error {
 	created, signIn := tx.Bucket(bUserSearchCreated), tx.Bucket(bUserSearchSignIn)
+	// New users and sign-ins go to the end of their order (the newest), so
+	// pages split there fill up before splitting rather than at half.
+	created.FillPercent, signIn.FillPercent = appendFill, appendFill
 	var oldCK, oldSK, oldSum []byte
 	var passkey, oldParsed bool
 	if old != nil {
