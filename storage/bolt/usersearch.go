@@ -300,22 +300,60 @@ func setPasskeyFlagTx(tx *bbolt.Tx, userID string) error {
 }
 
 // buildUserIndexes indexes every stored user: the migration for
-// databases written before the index existed.
+// databases written before the index existed. It runs in one transaction,
+// where bbolt splits no page before the commit: entries put in random
+// order would each shift a growing page's entries along, so they are
+// gathered first and put in key order, each at the end.
 func buildUserIndexes(tx *bbolt.Tx) error {
-	var ids [][]byte
-	if err := tx.Bucket(bUsers).ForEach(func(k, _ []byte) error {
-		ids = append(ids, bytes.Clone(k))
+	passkeys := map[string]bool{}
+	err := tx.Bucket(bCredentials).ForEach(func(k, v []byte) error {
+		var c struct {
+			UserID string `json:"user_id"`
+			Kind   string `json:"kind"`
+		}
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("decode credential %q: %w", k, err)
+		}
+		if c.Kind == storage.KindPasskey {
+			passkeys[c.UserID] = true
+		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	for _, id := range ids {
+	type entry struct{ k, v []byte }
+	var created, signIn, groups, admins []entry
+	err = tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
 		var u storage.User
-		if _, err := getJSON(tx.Bucket(bUsers), string(id), &u); err != nil {
-			return err
+		if err := json.Unmarshal(v, &u); err != nil {
+			return fmt.Errorf("decode user %q: %w", k, err)
 		}
-		if err := indexUserTx(tx, nil, &u); err != nil {
-			return fmt.Errorf("index user %q: %w", id, err)
+		sum := summarize(u, passkeys[u.ID])
+		created = append(created, entry{createdKey(u), sum})
+		signIn = append(signIn, entry{signInKey(u), sum})
+		for _, g := range foldedGroups(u.Groups) {
+			groups = append(groups, entry{groupKey(g, u.ID), appendNanos(nil, u.CreatedAt)})
+		}
+		if activeAdmin(&u) {
+			admins = append(admins, entry{[]byte(u.ID), emptyValue})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, ix := range []struct {
+		name    []byte
+		entries []entry
+	}{{bUserSearchCreated, created}, {bUserSearchSignIn, signIn}, {bUsersByGroup, groups}, {bAdmins, admins}} {
+		slices.SortFunc(ix.entries, func(a, b entry) int { return bytes.Compare(a.k, b.k) })
+		b := tx.Bucket(ix.name)
+		b.FillPercent = appendFill
+		for _, e := range ix.entries {
+			if err := b.Put(e.k, e.v); err != nil {
+				return fmt.Errorf("build %s: %w", ix.name, err)
+			}
 		}
 	}
 	return nil
