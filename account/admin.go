@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -49,6 +50,10 @@ type AdminService struct {
 	adminMu sync.Mutex
 }
 
+// NameReservation is how long a deleted user's username and email stay
+// unavailable to new accounts.
+const NameReservation = 30 * 24 * time.Hour
+
 // HistoryOnDetail is how many sign-in attempts User returns.
 const HistoryOnDetail = 20
 
@@ -82,19 +87,11 @@ func (s *AdminService) authorize(ctx context.Context, a Actor, write bool) error
 var errNotAdmin = Errorf(Forbidden, "Only administrators may do this.")
 
 // adminCount counts the administrators who can act: admins that are not
-// blocked. It reads every user today; once storage has CountAdmins it
-// becomes that one call (it must leave blocked admins out, or be
-// followed by that filter).
+// blocked (storage keeps them counted).
 func (s *AdminService) adminCount(ctx context.Context) (int, error) {
-	users, err := s.store.ListUsers(ctx)
+	n, err := s.store.CountAdmins(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("count administrators: %w", err)
-	}
-	n := 0
-	for _, u := range users {
-		if u.Admin && !u.Blocked {
-			n++
-		}
 	}
 	return n, nil
 }

@@ -205,9 +205,9 @@ func (s *AdminService) DeleteUser(ctx context.Context, actor Actor, id string) e
 	if err := s.keepAnAdmin(ctx, u, ""); err != nil {
 		return err
 	}
-	// NAME RESERVATION: once storage.DeleteUser takes the reservation, this
-	// becomes s.store.DeleteUser(ctx, id, s.now().Add(30*24*time.Hour)).
-	err = s.store.DeleteUser(ctx, id)
+	// The names stay reserved, so a new account cannot inherit this one's
+	// identity at apps that key on the username or email.
+	err = s.store.DeleteUser(ctx, id, s.now().Add(NameReservation))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return errNoSuchUser

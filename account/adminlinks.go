@@ -117,7 +117,7 @@ func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUs
 	if n.Invite {
 		if link, err = s.newLink(ctx, purposeInvite, u.ID, InvitationTTL, InvitationPath); err != nil {
 			// An account nobody can reach is worth nothing: take it back.
-			if derr := s.store.DeleteUser(ctx, u.ID); derr != nil {
+			if derr := s.store.DeleteUser(ctx, u.ID, time.Time{}); derr != nil {
 				s.log.ErrorContext(ctx, "remove the account whose invitation failed", "user_id", u.ID, "err", derr)
 			}
 			return storage.User{}, Link{}, err

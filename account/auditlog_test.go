@@ -170,7 +170,7 @@ func TestAuditSignInEventIsPartOfTheSignIn(t *testing.T) {
 	before := auditTrail(t, f.db)
 	// Deleted meanwhile: RecordSignIn refuses the whole sign-in.
 	gone := f.user
-	if err := f.db.DeleteUser(ctx, gone.ID); err != nil {
+	if err := f.db.DeleteUser(ctx, gone.ID, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := f.svc.SignIn.FinishSignIn(ctx, gone, "", account.Credentials{IP: auditIP}, []string{"pwd"}); err == nil {

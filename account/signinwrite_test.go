@@ -3,6 +3,7 @@ package account_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
 )
@@ -25,7 +26,7 @@ func TestSignInOfDeletedAccountWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DeleteUser(ctx, u.ID); err != nil {
+	if err := db.DeleteUser(ctx, u.ID, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	_, secret, _, err := svc.SignIn.FinishSignIn(ctx, passed, newHash, c, []string{"pwd", "otp", "mfa"})

@@ -8,7 +8,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Sentinel errors. Backends wrap them with context; callers test with errors.Is.
@@ -33,6 +38,11 @@ var (
 	// ErrInvalid: an argument the store cannot use (a malformed record, a
 	// cursor that is not this query's); nothing was stored.
 	ErrInvalid = errors.New("invalid")
+	// ErrNameReserved: a username or email belonged to a deleted user and
+	// stays unavailable until its reservation ends (Users.DeleteUser).
+	// Stores return it together with ErrConflict, so errors.Is matches
+	// both: callers that only know "taken" keep working.
+	ErrNameReserved = errors.New("reserved: it belonged to a deleted account")
 )
 
 // User is a person who can sign in. The fields below "Internal" never leave
@@ -430,13 +440,156 @@ type Users interface {
 	// UpdateUser applies fn to the stored user inside one transaction.
 	// Returning an error from fn changes nothing.
 	UpdateUser(ctx context.Context, id string, fn func(User) (User, error)) (User, error)
-	DeleteUser(ctx context.Context, id string) error
+	// DeleteUser deletes the user with everything that would outlive it
+	// (sessions, tokens, grants, credentials, avatar). When
+	// reserveNamesUntil is after now, the user's username and email stay
+	// unavailable until then: CreateUser and UpdateUser taking one give an
+	// error that is both ErrConflict and ErrNameReserved. Zero reserves
+	// nothing. A name reserved already keeps the later of the two ends.
+	DeleteUser(ctx context.Context, id string, reserveNamesUntil time.Time) error
 	// CreateUsers stores many new users (an import) in one transaction,
 	// with CreateUser's checks: each ID, username, email and identity must
 	// be free, in the store and among users. Either every user is stored
 	// or none: the first refusal (ErrConflict, or an invalid record) is
 	// returned and nothing is written.
 	CreateUsers(ctx context.Context, users []User) error
+	// SearchUsers returns one page of the users matching q (see UserQuery).
+	// A page holds Limit users unless it is the last one; Next continues it.
+	SearchUsers(ctx context.Context, q UserQuery) (UserPage, error)
+	// CountAdmins counts the users who are Admin and not Blocked: the
+	// admins who can act, for the rule that leaves at least one.
+	CountAdmins(ctx context.Context) (int, error)
+}
+
+// User search sorts.
+const (
+	// UserSortCreated: newest account first, then by ID.
+	UserSortCreated = "created"
+	// UserSortLastSignIn: most recent sign-in first, then by ID; users who
+	// never signed in come last.
+	UserSortLastSignIn = "last_sign_in"
+)
+
+const (
+	// DefaultUserLimit and MaxUserLimit bound a page of SearchUsers (and of
+	// GroupMembers).
+	DefaultUserLimit = 50
+	MaxUserLimit     = 500
+	// MaxUserSearch bounds UserQuery.Search and UserQuery.Group, in bytes.
+	MaxUserSearch = 256
+)
+
+// UserQuery selects users for SearchUsers. Nil and empty fields do not
+// filter; the filters combine with AND.
+//
+// Text is compared after Fold (NFKC, then Unicode full case folding): "ÄRGER"
+// finds "ärger", "STRASSE" finds "straße" and the other way round, a
+// decomposed "a\u0308" finds "ä".
+type UserQuery struct {
+	// Search is a substring (so also a prefix) of the username, the email,
+	// Name, GivenName, FamilyName, Nickname or PhoneNumber; "" matches all.
+	// Longer than MaxUserSearch or holding a NUL: ErrInvalid.
+	Search string
+	// Source: nil any; "" local accounts; else that directory's ID.
+	Source *string
+	// Blocked and Admin match the user's flags.
+	Blocked *bool
+	Admin   *bool
+	// TwoFactor: the user has a confirmed TOTP secret or at least one
+	// passkey credential.
+	TwoFactor *bool
+	// Group: a member of this group, by name (compared after Fold): the
+	// name is in User.Groups, whether a local group or a directory's.
+	Group string
+	// Sort is UserSortCreated (also "") or UserSortLastSignIn; anything
+	// else gives ErrInvalid.
+	Sort string
+	// Cursor continues a previous page of the same query (Next); one that
+	// is malformed or comes from a query with other filters or another
+	// sort gives ErrInvalid. Paging is by sort key: users created (or, for
+	// UserSortLastSignIn, signing in) after the first page was read do not
+	// show on later pages, and a user whose sort key changes meanwhile (a
+	// sign-in under UserSortLastSignIn) may be missed or shown twice;
+	// other changes neither skip nor repeat anyone.
+	Cursor string
+	// Limit is the page size: DefaultUserLimit when <= 0, at most MaxUserLimit.
+	Limit int
+}
+
+// UserPage is one page of SearchUsers.
+type UserPage struct {
+	Users []User
+	// Next is the Cursor of the next page; "" when there are no more users.
+	Next string
+}
+
+// Fold is the form names are compared in by user search and groups: NFKC
+// compatibility normalisation, then Unicode full case folding. Folded
+// strings compare equal when they differ only in case ("STRASSE" and
+// "straße"), in composition or in compatibility variants (full-width
+// letters, ligatures).
+func Fold(s string) string {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		ascii = s[i] < utf8.RuneSelf
+	}
+	if ascii { // NFKC leaves ASCII alone, and folding it is lowering it
+		return strings.ToLower(s)
+	}
+	return norm.NFKC.String(cases.Fold().String(norm.NFKC.String(s)))
+}
+
+// MaxGroupName bounds Group.Name, in bytes; MaxGroupDescription its
+// Description.
+const (
+	MaxGroupName        = 128
+	MaxGroupDescription = 1024
+)
+
+// Group is a local group. Membership is the group's Name in User.Groups
+// (what the groups claim carries), so a user whose directory sends a group
+// of the same name is a member too.
+type Group struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"` // unique after Fold; what the groups claim carries
+	Description string    `json:"description,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// MemberPage is one page of GroupMembers.
+type MemberPage struct {
+	UserIDs []string // ordered by user ID
+	// Next is the cursor of the next page; "" when there are no more.
+	Next string
+}
+
+// Groups persists local groups.
+type Groups interface {
+	// CreateGroup stores a new group. A taken ID or name (after Fold) gives
+	// ErrConflict; an empty ID or name, a NUL in either, a name longer
+	// than MaxGroupName or a description longer than MaxGroupDescription
+	// ErrInvalid.
+	CreateGroup(ctx context.Context, g Group) error
+	GetGroup(ctx context.Context, id string) (Group, error)
+	// ListGroups returns every group ordered by name (after Fold).
+	ListGroups(ctx context.Context) ([]Group, error)
+	// UpdateGroup applies fn inside one transaction; fn may not change the
+	// ID. A rename (a new Name, even only in case) also renames the group
+	// in every member's User.Groups, setting their UpdatedAt to now, in the
+	// same transaction (a member who held the new name already keeps one
+	// entry, the one they had); a name taken by another group gives
+	// ErrConflict and changes nothing.
+	UpdateGroup(ctx context.Context, id string, fn func(Group) (Group, error)) (Group, error)
+	// DeleteGroup deletes the group and removes its name from every
+	// member's User.Groups (setting their UpdatedAt to now), in one
+	// transaction.
+	DeleteGroup(ctx context.Context, id string) error
+	// GroupMembers returns one page of the IDs of the group's members (the
+	// users whose Groups hold its name), ordered by user ID. cursor is ""
+	// or a previous page's Next (anything else gives ErrInvalid); limit is
+	// as UserQuery.Limit. An unknown group gives ErrNotFound.
+	GroupMembers(ctx context.Context, id, cursor string, limit int) (MemberPage, error)
 }
 
 // Clients persists registered applications.
@@ -718,6 +871,7 @@ type SweepReport struct {
 	LoginAttempts int
 	Credentials   int
 	Throttles     int
+	ReservedNames int // reservations of deleted users' names that ended
 }
 
 // Store is every record kind together. Consumers should accept the narrow
@@ -739,6 +893,7 @@ type Store interface {
 	Settings
 	Throttles
 	Audit
+	Groups
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)

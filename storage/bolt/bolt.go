@@ -490,14 +490,24 @@ var (
 	bAudit           = []byte("audit")           // nanos(8) event ID → AuditEvent
 	bAuditByActor    = []byte("audit_by_actor")  // actor ID NUL nanos(8) event ID → ""
 	bAuditByTarget   = []byte("audit_by_target") // target user ID NUL nanos(8) event ID → ""
-	emptyValue       = []byte{}
+	// The user search index (usersearch.go): nanos(CreatedAt) or
+	// nanos(LastLogin), then the user ID → the user's summary.
+	bUserSearchCreated = []byte("user_search_created")
+	bUserSearchSignIn  = []byte("user_search_signin")
+	bUsersByGroup      = []byte("users_by_group") // Fold(group) NUL user ID → nanos(CreatedAt)
+	bAdmins            = []byte("users_admins")   // user ID → "", for each admin who is not blocked
+	bGroups            = []byte("groups")         // group ID → Group
+	bGroupsByName      = []byte("groups_by_name") // Fold(name) → group ID
+	bReservedNames     = []byte("reserved_names") // lower(username or email) → reservation
+	emptyValue         = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
-	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget}
+	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
+		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -521,6 +531,7 @@ const (
 	expCredential   byte = 'k'
 	expThrottle     byte = 'r'
 	expRefreshGrace byte = 'g' // keyed by refresh token hash; drops its sealed value
+	expReservedName byte = 'n' // keyed by the reserved name
 )
 
 // Schema.
@@ -564,6 +575,14 @@ var migrations = []func(tx *bbolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	6: func(tx *bbolt.Tx) error { // the admin console: user search, local groups, reserved names
+		for _, name := range [][]byte{bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return buildUserIndexes(tx)
 	},
 }
 

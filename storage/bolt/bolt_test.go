@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -377,8 +378,78 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		wantExpiry(expThrottle, th.ExpiresAt, string(k))
 		return nil
 	})
+	errs = append(errs, checkUserSearchIndexes(tx)...)
+	_ = b(bReservedNames).ForEach(func(k, _ []byte) error {
+		var r reservation
+		get(bReservedNames, string(k), &r)
+		wantExpiry(expReservedName, r.Until, string(k))
+		return nil
+	})
 	for k := range expiries {
 		fail("stray expiry entry %q", k)
+	}
+	return errs
+}
+
+// checkUserSearchIndexes rebuilds the user search, group and admin
+// indexes from the users and their credentials, and compares them with
+// the stored ones entry by entry; and checks the group name index.
+func checkUserSearchIndexes(tx *bbolt.Tx) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	want := map[string]map[string]string{}
+	for _, name := range [][]byte{bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins} {
+		want[string(name)] = map[string]string{}
+	}
+	_ = tx.Bucket(bUsers).ForEach(func(k, v []byte) error {
+		var u storage.User
+		if err := json.Unmarshal(v, &u); err != nil {
+			fail("user %q: %v", k, err)
+			return nil
+		}
+		passkey, err := hasPasskey(tx, u.ID)
+		if err != nil {
+			fail("user %q: %v", k, err)
+		}
+		sum := string(summarize(u, passkey))
+		want[string(bUserSearchCreated)][string(createdKey(u))] = sum
+		want[string(bUserSearchSignIn)][string(signInKey(u))] = sum
+		for _, g := range foldedGroups(u.Groups) {
+			want[string(bUsersByGroup)][string(groupKey(g, u.ID))] = string(appendNanos(nil, u.CreatedAt))
+		}
+		if activeAdmin(&u) {
+			want[string(bAdmins)][u.ID] = ""
+		}
+		return nil
+	})
+	for name, entries := range want {
+		_ = tx.Bucket([]byte(name)).ForEach(func(k, v []byte) error {
+			w, found := entries[string(k)]
+			switch {
+			case !found:
+				fail("%s: stray entry %q", name, k)
+			case w != string(v):
+				fail("%s: %q holds %q, want %q", name, k, v, w)
+			}
+			delete(entries, string(k))
+			return nil
+		})
+		for k := range entries {
+			fail("%s: no entry %q", name, k)
+		}
+	}
+	groups := tx.Bucket(bGroups)
+	n := 0
+	_ = tx.Bucket(bGroupsByName).ForEach(func(name, id []byte) error {
+		n++
+		var g storage.Group
+		if found, err := getJSON(groups, string(id), &g); err != nil || !found || foldName(g.Name) != string(name) {
+			fail("group name %q points at group %q, which does not have it (%v)", name, id, err)
+		}
+		return nil
+	})
+	if m := groups.Stats().KeyN; m != n {
+		fail("%d groups but %d name index entries", m, n)
 	}
 	return errs
 }
@@ -856,7 +927,7 @@ func TestMigrateFromSchema1(t *testing.T) {
 	if err := d.PutAvatar(ctx, storage.Avatar{UserID: "u1", ContentType: "image/png", Data: []byte{1}}); err != nil {
 		t.Fatalf("put avatar after migration: %v", err)
 	}
-	if err := d.DeleteUser(ctx, "u1"); err != nil {
+	if err := d.DeleteUser(ctx, "u1", time.Time{}); err != nil {
 		t.Fatalf("delete user after migration: %v", err)
 	}
 }

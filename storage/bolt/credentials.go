@@ -52,7 +52,12 @@ func (d *DB) CreateCredential(ctx context.Context, c storage.Credential) error {
 			}
 		}
 		if !c.ExpiresAt.IsZero() {
-			return putExpiry(tx, expCredential, c.ExpiresAt, key)
+			if err := putExpiry(tx, expCredential, c.ExpiresAt, key); err != nil {
+				return err
+			}
+		}
+		if c.Kind == storage.KindPasskey {
+			return setPasskeyFlagTx(tx, c.UserID) // the user's two-factor flag
 		}
 		return nil
 	})
@@ -234,7 +239,13 @@ func deleteCredentialTx(tx *bbolt.Tx, key string) (bool, error) {
 			return false, err
 		}
 	}
-	return true, b.Delete([]byte(key))
+	if err := b.Delete([]byte(key)); err != nil {
+		return false, err
+	}
+	if c.Kind == storage.KindPasskey {
+		return true, setPasskeyFlagTx(tx, c.UserID) // the user's two-factor flag
+	}
+	return true, nil
 }
 
 func sweepCredential(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int, error) {

@@ -76,7 +76,7 @@ func populateFrom(t testing.TB, path string, first, users int) {
 	}
 	// Deleting some leaves free pages, so the freelist has entries.
 	for i := first; i < first+users; i += 7 {
-		if err := d.DeleteUser(ctx, fmt.Sprintf("u%04d", i)); err != nil {
+		if err := d.DeleteUser(ctx, fmt.Sprintf("u%04d", i), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}

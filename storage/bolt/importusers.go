@@ -33,18 +33,13 @@ func (d *DB) CreateUsers(ctx context.Context, users []storage.User) error {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(users[a].ID, users[b].ID) })
+	now := d.now()
 	return d.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bUsers)
 		for _, i := range order {
-			u := users[i]
-			if has(b, u.ID) {
-				return conflict("create users: user", u.ID)
-			}
-			if err := setUserIndexes(tx, nil, u); err != nil {
-				return fmt.Errorf("create users: user %q: %w", u.ID, err)
-			}
-			if err := putJSON(b, u.ID, u); err != nil {
-				return fmt.Errorf("create users: user %q: %w", u.ID, err)
+			// CreateUser's own write: the same checks, indexes (the search
+			// index included) and reservations.
+			if err := createUserTx(tx, users[i], now); err != nil {
+				return fmt.Errorf("create users: %w", err)
 			}
 		}
 		return nil

@@ -20,8 +20,9 @@ type sweeper func(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int, erro
 // Sweep deletes what has expired as of now: auth requests with their codes,
 // access tokens, refresh-token families whose absolute or idle deadline has
 // passed (every link, rotated ones included, and their access tokens),
-// sessions, one-time tokens, expired credentials and throttle records, and
-// login attempts older than 90 days. It works
+// sessions, one-time tokens, expired credentials and throttle records,
+// ended reservations of deleted users' names, and login attempts older
+// than 90 days. It works
 // in transactions of about 1000 deletions so writers never wait long.
 //
 // The report counts records: RefreshTokens includes rotated links, and
@@ -44,6 +45,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 		{d.db, expCredential, now, sweepCredential},
 		{d.db, expThrottle, now, sweepThrottle},
 		{d.db, expRefreshGrace, now, sweepRefreshGrace},
+		{d.db, expReservedName, now, sweepReservedName},
 	}
 	var rep storage.SweepReport
 	for _, s := range steps {
@@ -53,7 +55,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 	}
 	d.log.Debug("swept expired records",
 		"auth_requests", rep.AuthRequests, "access_tokens", rep.AccessTokens, "refresh_tokens", rep.RefreshTokens,
-		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials, "throttles", rep.Throttles)
+		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials, "throttles", rep.Throttles, "reserved_names", rep.ReservedNames)
 	return rep, nil
 }
 
@@ -103,6 +105,7 @@ func (d *DB) sweepKind(ctx context.Context, db *guardedDB, kind byte, cutoff tim
 		total.LoginAttempts += part.LoginAttempts
 		total.Credentials += part.Credentials
 		total.Throttles += part.Throttles
+		total.ReservedNames += part.ReservedNames
 		if !more {
 			return nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -18,16 +19,24 @@ func (d *DB) CreateUser(ctx context.Context, u storage.User) error {
 	if err := checkUser(u); err != nil {
 		return fmt.Errorf("create user %q: %w", u.ID, err)
 	}
-	return d.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bUsers)
-		if has(b, u.ID) {
-			return conflict("create user", u.ID)
-		}
-		if err := setUserIndexes(tx, nil, u); err != nil {
-			return fmt.Errorf("create user %q: %w", u.ID, err)
-		}
-		return putJSON(b, u.ID, u)
-	})
+	now := d.now()
+	return d.db.Update(func(tx *bbolt.Tx) error { return createUserTx(tx, u, now) })
+}
+
+// createUserTx stores a new user with every index; now decides which
+// reservations still hold.
+func createUserTx(tx *bbolt.Tx, u storage.User, now time.Time) error {
+	b := tx.Bucket(bUsers)
+	if has(b, u.ID) {
+		return conflict("create user", u.ID)
+	}
+	if err := setUserIndexes(tx, nil, u, now); err != nil {
+		return fmt.Errorf("create user %q: %w", u.ID, err)
+	}
+	if err := indexUserTx(tx, nil, &u); err != nil {
+		return fmt.Errorf("create user %q: %w", u.ID, err)
+	}
+	return putJSON(b, u.ID, u)
 }
 
 func (d *DB) GetUser(ctx context.Context, id string) (storage.User, error) {
@@ -122,12 +131,12 @@ func (d *DB) CountUsers(ctx context.Context) (int, error) {
 
 // UpdateUser applies fn inside one write transaction and moves the username
 // and email indexes along. A new username or email that belongs to someone
-// else gives ErrConflict and changes nothing.
+// else, or is reserved, gives ErrConflict and changes nothing.
 func (d *DB) UpdateUser(ctx context.Context, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
 	var out storage.User
 	err := d.db.Update(func(tx *bbolt.Tx) error {
 		var err error
-		out, err = updateUserTx(tx, id, fn)
+		out, err = updateUserTx(tx, id, d.now(), fn)
 		return err
 	})
 	if err != nil {
@@ -136,10 +145,11 @@ func (d *DB) UpdateUser(ctx context.Context, id string, fn func(storage.User) (s
 	return out, nil
 }
 
-// updateUserTx applies fn to the stored user. Every error that leaves the
-// transaction fit to commit (unknown user, fn's error, a taken name) comes
-// before anything is written, so it may run in a shared batch.
-func updateUserTx(tx *bbolt.Tx, id string, fn func(storage.User) (storage.User, error)) (storage.User, error) {
+// updateUserTx applies fn to the stored user, with every index. Every
+// error that leaves the transaction fit to commit (unknown user, fn's
+// error, a taken or reserved name) comes before anything is written, so it
+// may run in a shared batch. now decides which reservations still hold.
+func updateUserTx(tx *bbolt.Tx, id string, now time.Time, fn func(storage.User) (storage.User, error)) (storage.User, error) {
 	b := tx.Bucket(bUsers)
 	var old, arg storage.User
 	ok, err := getJSON(b, id, &old)
@@ -160,7 +170,10 @@ func updateUserTx(tx *bbolt.Tx, id string, fn func(storage.User) (storage.User, 
 	if err := checkUser(nu); err != nil {
 		return storage.User{}, fmt.Errorf("update user %q: %w", id, err)
 	}
-	if err := setUserIndexes(tx, &old, nu); err != nil {
+	if err := setUserIndexes(tx, &old, nu, now); err != nil {
+		return storage.User{}, fmt.Errorf("update user %q: %w", id, err)
+	}
+	if err := indexUserTx(tx, &old, &nu); err != nil {
 		return storage.User{}, fmt.Errorf("update user %q: %w", id, err)
 	}
 	return nu, putJSON(b, id, nu)
@@ -190,7 +203,7 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 		if err := audit.free(tx); err != nil {
 			return err
 		}
-		u, err := updateUserTx(tx, w.UserID, w.Update)
+		u, err := updateUserTx(tx, w.UserID, d.now(), w.Update)
 		if err != nil {
 			return err
 		}
@@ -217,8 +230,10 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 // DeleteUser removes the user with its indexes, and with everything that
 // would otherwise outlive it: sessions, tokens, grants, credentials and the
 // avatar. Login attempts
-// stay as history.
-func (d *DB) DeleteUser(ctx context.Context, id string) error {
+// stay as history. The username and email stay reserved until
+// reserveNamesUntil, when that is still to come.
+func (d *DB) DeleteUser(ctx context.Context, id string, reserveNamesUntil time.Time) error {
+	now := d.now()
 	return d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bUsers)
 		var u storage.User
@@ -231,6 +246,16 @@ func (d *DB) DeleteUser(ctx context.Context, id string) error {
 		}
 		if err := deleteUserIndexes(tx, u); err != nil {
 			return err
+		}
+		if err := indexUserTx(tx, &u, nil); err != nil {
+			return err
+		}
+		if reserveNamesUntil.After(now) {
+			for _, name := range []string{u.Username, u.Email} {
+				if err := reserveNameTx(tx, strings.ToLower(name), id, reserveNamesUntil); err != nil {
+					return fmt.Errorf("delete user %q: %w", id, err)
+				}
+			}
 		}
 		if err := b.Delete([]byte(id)); err != nil {
 			return err
@@ -262,8 +287,9 @@ func checkUser(u storage.User) error {
 }
 
 // setUserIndexes points the indexes at nu, dropping old's names (old is nil
-// for a new user). It checks everything before it writes anything.
-func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User) error {
+// for a new user). It checks everything before it writes anything: a name
+// taken by someone else, or new to nu and reserved as of now.
+func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User, now time.Time) error {
 	byName, byEmail := tx.Bucket(bUsersByUsername), tx.Bucket(bUsersByEmail)
 	name, email := strings.ToLower(nu.Username), strings.ToLower(nu.Email)
 	taken := func(b *bbolt.Bucket, key string) bool {
@@ -275,6 +301,17 @@ func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User) error {
 	}
 	if email != "" && (taken(byEmail, email) || taken(byName, email)) {
 		return fmt.Errorf("email %q: %w", nu.Email, storage.ErrConflict)
+	}
+	for _, n := range []struct{ what, value, key, before string }{
+		{"username", nu.Username, name, oldLower(old, func(u *storage.User) string { return u.Username })},
+		{"email", nu.Email, email, oldLower(old, func(u *storage.User) string { return u.Email })},
+	} {
+		if n.key == "" || n.key == n.before {
+			continue // kept names were never reserved against their holder
+		}
+		if err := checkReservedTx(tx, n.what, n.value, n.key, now); err != nil {
+			return err
+		}
 	}
 	byIdentity := tx.Bucket(bUsersByIdentity)
 	for _, ident := range nu.Identities {
@@ -302,6 +339,14 @@ func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User) error {
 		return byEmail.Put([]byte(email), []byte(nu.ID))
 	}
 	return nil
+}
+
+// oldLower is a field of old in lower case; "" when old is nil.
+func oldLower(old *storage.User, field func(*storage.User) string) string {
+	if old == nil {
+		return ""
+	}
+	return strings.ToLower(field(old))
 }
 
 func deleteUserIndexes(tx *bbolt.Tx, u storage.User) error {

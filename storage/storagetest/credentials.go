@@ -369,7 +369,7 @@ var credentialTests = []test{
 			ok(t, s.CreateCredential(ctx, dev), "device of %s", uid)
 			ok(t, s.PutAvatar(ctx, storage.Avatar{UserID: uid, ContentType: "image/png", Data: []byte(uid), UpdatedAt: clock.Now()}), "avatar of %s", uid)
 		}
-		ok(t, s.DeleteUser(ctx, "u1"), "delete user")
+		ok(t, s.DeleteUser(ctx, "u1", time.Time{}), "delete user")
 		_, err := s.GetCredentialByHash(ctx, "h-u1")
 		isErr(t, err, storage.ErrNotFound, "token of a deleted user")
 		_, err = s.GetCredentialByWebAuthnID(ctx, []byte("w-u1"))
@@ -393,7 +393,7 @@ var credentialTests = []test{
 		equal(t, rep.Credentials, 1, "swept credentials")
 		// A user without credentials or avatar deletes cleanly.
 		ok(t, s.CreateUser(ctx, newUser("u3", "carol", "")), "create carol")
-		ok(t, s.DeleteUser(ctx, "u3"), "delete carol")
+		ok(t, s.DeleteUser(ctx, "u3", time.Time{}), "delete carol")
 	}},
 	{"Avatars", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
@@ -580,7 +580,7 @@ var identityTests = []test{
 		got, err = s.GetUserByIdentity(ctx, "corp", "uuid-2")
 		ok(t, err, "the new link")
 		equal(t, got.ID, "u1", "relinked user")
-		ok(t, s.DeleteUser(ctx, "u1"), "delete")
+		ok(t, s.DeleteUser(ctx, "u1", time.Time{}), "delete")
 		_, err = s.GetUserByIdentity(ctx, "corp", "uuid-2")
 		isErr(t, err, storage.ErrNotFound, "a deleted user's link")
 	}},

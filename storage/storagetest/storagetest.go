@@ -57,6 +57,8 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Throttles", throttleTests},
 		{"Audit", auditTests},
 		{"SignInAudit", signInAuditTests},
+		{"UserSearch", userSearchTests},
+		{"Groups", groupTests},
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 		{"ImportUsers", importUserTests},
