@@ -175,7 +175,7 @@ func (s *AdminService) UpdateUser(ctx context.Context, actor Actor, id, ifMatch 
 		if p.Username != nil {
 			field = "username"
 		}
-		return storage.User{}, "", &Error{Code: Conflict, Field: field, Message: "Another account already has this username or email address.", Err: err}
+		return storage.User{}, "", nameTaken(err, field)
 	case err != nil:
 		return storage.User{}, "", fmt.Errorf("update user %q: %w", id, err)
 	}

@@ -109,7 +109,7 @@ func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUs
 	}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
-			return storage.User{}, Link{}, &Error{Code: Conflict, Field: "username", Message: "Another account already has this username or email address.", Err: err}
+			return storage.User{}, Link{}, nameTaken(err, "username")
 		}
 		return storage.User{}, Link{}, fmt.Errorf("create user %q: %w", u.Username, err)
 	}

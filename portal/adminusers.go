@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/web"
 )
 
@@ -16,6 +17,7 @@ import (
 // actions, creating a user, and the one-time links. Every change goes
 // through account.AdminService, as the API's and the CLI's do.
 func (s *Server) registerAdminUserPages(t *routeTable) {
+	t.add(levelAdmin, "GET", "/admin/users", s.adminUsersPage)
 	t.add(levelAdmin, "GET", "/admin/users/new", s.adminNewUserPage)
 	t.add(levelAdmin, "POST", "/admin/users/new", s.adminCreateUser)
 	t.add(levelAdmin, "GET", "/admin/users/{id}", s.adminUserPage)
@@ -287,4 +289,56 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request, m me) e
 	// The invitation is shown this once, on the new user's page.
 	w.Header().Set("Cache-Control", "no-store")
 	return s.showAdminUser(w, r, m, u.ID, http.StatusCreated, &adminUserData{Notice: userNotices["created"], Link: link.URL, LinkWhat: "invitation"})
+}
+
+type adminUsersData struct {
+	web.Base
+	Users []storage.User
+	// F is the search form as sent; Next the address of the next page.
+	F       url.Values
+	Next    string
+	Sources []account.DirectoryStatus
+	Notice  string
+	Error   string
+	Field   string
+}
+
+// usersPageSize is the console's page of users.
+const usersPageSize = 50
+
+func (s *Server) adminUsersPage(w http.ResponseWriter, r *http.Request, m me) error {
+	d := &adminUsersData{Base: s.web.Base(r, &m.User, "Users"), F: r.URL.Query()}
+	d.Nav, d.AdminSection = "admin", "users"
+	d.Sources = s.acct.Directories.DirectoryStatuses(r.Context())
+	if r.URL.Query().Get("done") == "deleted" {
+		d.Notice = "The user was deleted. Their username and email address stay unavailable for 30 days."
+	}
+	status := http.StatusOK
+	q, err := userQuery(d.F)
+	if err == nil {
+		q.Limit = usersPageSize
+		var page storage.UserPage
+		page, err = s.acct.Admin.SearchUsers(r.Context(), consoleActor(r, m), q)
+		d.Users = page.Users
+		if page.Next != "" {
+			nq := url.Values{}
+			for k, v := range d.F {
+				if k != "done" {
+					nq[k] = v
+				}
+			}
+			nq.Set("cursor", page.Next)
+			d.Next = "/admin/users?" + nq.Encode()
+		}
+	}
+	if err != nil {
+		code := account.ErrorCode(err)
+		if code != account.Invalid {
+			return err
+		}
+		status = statusFor(code)
+		d.Error, d.Field = errorText(d.Lang, err), account.ErrorField(err)
+	}
+	s.web.Render(w, r, status, "admin_users", d)
+	return nil
 }

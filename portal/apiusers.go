@@ -11,6 +11,7 @@ import (
 // The management API's users: every route calls account.AdminService, the
 // rules the console and the command line use too.
 func (s *Server) registerAdminUserAPI(at *routeTable) {
+	at.addAPI(levelAdminAPI, "GET", "/users", s.apiListUsers, apiOp{Summary: "Search users: text, filters, sort, a page at a time", Query: userQueryParams, Response: listJSON[adminUserJSON]{}})
 	at.addAPI(levelAdminAPI, "POST", "/users", s.apiCreateUser, apiOp{Summary: "Create a local user with a password, or with an invitation link (shown once in the answer)", Body: account.AdminNewUser{}, Response: createdUserJSON{}, Status: http.StatusCreated, ETag: true})
 	at.addAPI(levelAdminAPI, "GET", "/users/{id}", s.apiGetUser, apiOp{Summary: "A user with everything an administrator sees (never a secret)", Response: userDetailJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "PATCH", "/users/{id}", s.apiPatchUser, apiOp{Summary: "Edit a user; send If-Match with the ETag you read, or get 412 if someone changed the user since", Body: account.UserPatch{}, Response: adminUserJSON{}, ETag: true})
@@ -212,6 +213,26 @@ type factorsRemovedJSON struct {
 	Passkeys       int  `json:"passkeys"`
 	RecoveryCodes  int  `json:"recovery_codes"`
 	TrustedDevices int  `json:"trusted_devices"`
+}
+
+func (s *Server) apiListUsers(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	q, err := userQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if q.Limit, _, err = pageParams(r, storage.MaxUserLimit); err != nil {
+		return err
+	}
+	page, err := s.acct.Admin.SearchUsers(r.Context(), a, q)
+	if err != nil {
+		return err
+	}
+	items := make([]adminUserJSON, 0, len(page.Users))
+	for _, u := range page.Users {
+		items = append(items, adminUserView(u))
+	}
+	writeJSON(w, http.StatusOK, newList(items, page.Next))
+	return nil
 }
 
 func (s *Server) apiCreateUser(w http.ResponseWriter, r *http.Request, a account.Actor) error {

@@ -7,6 +7,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -44,6 +45,28 @@ var (
 	// both: callers that only know "taken" keep working.
 	ErrNameReserved = errors.New("reserved: it belonged to a deleted account")
 )
+
+// NameConflict is the error (matching ErrConflict, and ErrNameReserved
+// when Reserved) of a user write that takes a username or email another
+// account has, or that a deleted account's reservation holds. Field is
+// "username" or "email", so callers can name the field at fault.
+type NameConflict struct {
+	Field    string
+	Value    string
+	Reserved bool
+	Until    time.Time // the reservation's end
+}
+
+func (e *NameConflict) Error() string {
+	if e.Reserved {
+		return fmt.Sprintf("%s %q: %v until %s", e.Field, e.Value, ErrNameReserved, e.Until.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("%s %q: %v", e.Field, e.Value, ErrConflict)
+}
+
+func (e *NameConflict) Is(target error) bool {
+	return target == ErrConflict || (e.Reserved && target == ErrNameReserved)
+}
 
 // User is a person who can sign in. The fields below "Internal" never leave
 // Keyport through tokens or userinfo.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -153,4 +154,95 @@ func authed(srv *testServer, method, path, token string) *http.Request {
 	req, _ := http.NewRequest(method, srv.URL+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	return req
+}
+
+// Searching users through the API and the console: text (any case),
+// filters, sort, pages without gaps, bad parameters named; a deleted
+// user's names stay taken.
+func TestAdminUserSearch(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, ro, _ := adminTokens(t, srv) // root (admin), alice
+	for _, n := range []string{"jurgen2", "maria", "mario", "marianne"} {
+		srv.createUser(n, false)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/users", rw, "application/json", `{"username":"juergen","email":"j@example.com","name":"Jürgen Groß","invite":true}`); status != http.StatusCreated {
+		t.Fatalf("create juergen: %d %v", status, body)
+	}
+	ctx := context.Background()
+	jurgen, _ := srv.Main.Store.GetUserByLogin(ctx, "juergen")
+	if _, err := srv.Main.Store.UpdateUser(ctx, jurgen.ID, func(u storage.User) (storage.User, error) { u.Blocked = true; return u, nil }); err != nil {
+		t.Fatal(err)
+	}
+	names := func(body map[string]any) []string {
+		var out []string
+		for _, it := range body["items"].([]any) {
+			out = append(out, it.(map[string]any)["username"].(string))
+		}
+		return out
+	}
+	for q, want := range map[string]string{
+		"q=MARI":                            "marianne mario maria",
+		"q=JÜRGEN":                          "juergen",
+		"q=mari&limit=2":                    "marianne mario",
+		"blocked=true":                      "juergen",
+		"admin=true":                        "root",
+		"q=alice&admin=false&blocked=false": "alice",
+	} {
+		status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/users?"+q, ro, "", "")
+		if got := strings.Join(names(body), " "); status != http.StatusOK || got != want {
+			t.Errorf("%s: %d %q, want %q", q, status, got, want)
+		}
+	}
+	// Pages: every user once.
+	seen := map[string]bool{}
+	next := ""
+	for i := 0; i < 10; i++ {
+		status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/users?limit=3&sort=last_sign_in&cursor="+url.QueryEscape(next), ro, "", "")
+		if status != http.StatusOK {
+			t.Fatalf("page %d: %d %v", i, status, body)
+		}
+		for _, n := range names(body) {
+			if seen[n] {
+				t.Errorf("%s twice", n)
+			}
+			seen[n] = true
+		}
+		if next = body["next_cursor"].(string); next == "" {
+			break
+		}
+	}
+	if len(seen) != 7 {
+		t.Errorf("paged through %d users, want 7: %v", len(seen), seen)
+	}
+	for q, field := range map[string]string{"sort=name": "sort", "blocked=maybe": "blocked", "limit=0": "limit", "cursor=xyz": "cursor"} {
+		if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/users?"+q, ro, "", ""); status != http.StatusBadRequest || body["field"] != field {
+			t.Errorf("%s: %d %v, want 400 naming %s", q, status, body, field)
+		}
+	}
+	// A deleted user's username and email cannot be taken again at once.
+	maria, _ := srv.Main.Store.GetUserByLogin(ctx, "maria")
+	if status, _, _ := apiCall(t, srv, http.MethodDelete, "/api/v1/users/"+maria.ID, rw, "", ""); status != http.StatusNoContent {
+		t.Fatalf("delete maria: %d", status)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/users", rw, "application/json", `{"username":"maria","email":"new@example.com","invite":true}`); status != http.StatusConflict || body["field"] != "username" {
+		t.Errorf("maria again: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/users", rw, "application/json", `{"username":"maria2","email":"maria@example.com","invite":true}`); status != http.StatusConflict || body["field"] != "email" {
+		t.Errorf("maria's email again: %d %v", status, body)
+	}
+
+	// The console's list: the same search, as a page.
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	p := b.get(srv.URL + "/admin/users?q=MARI")
+	table, ok := parsePage(t, p.Body).byID("users")
+	if p.Status != http.StatusOK || !ok || len(table.all("a")) != 2 {
+		t.Fatalf("console search: %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	if _, ok := table.first("a", "href", "/admin/users/"+jurgen.ID); ok {
+		t.Error("jürgen listed for MARI")
+	}
+	if bad := b.get(srv.URL + "/admin/users?sort=name"); bad.Status != http.StatusBadRequest {
+		t.Errorf("console bad sort: %d", bad.Status)
+	}
 }

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"fmt"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -55,7 +54,7 @@ func checkReservedTx(tx *bbolt.Tx, what, value, key string, now time.Time) error
 		return err
 	}
 	if found && r.Until.After(now) {
-		return fmt.Errorf("%s %q: %w until %s: %w", what, value, storage.ErrNameReserved, r.Until.UTC().Format(time.RFC3339), storage.ErrConflict)
+		return &storage.NameConflict{Field: what, Value: value, Reserved: true, Until: r.Until}
 	}
 	return nil
 }

@@ -297,10 +297,10 @@ func setUserIndexes(tx *bbolt.Tx, old *storage.User, nu storage.User, now time.T
 		return owner != nil && string(owner) != nu.ID
 	}
 	if taken(byName, name) || taken(byEmail, name) {
-		return fmt.Errorf("username %q: %w", nu.Username, storage.ErrConflict)
+		return &storage.NameConflict{Field: "username", Value: nu.Username}
 	}
 	if email != "" && (taken(byEmail, email) || taken(byName, email)) {
-		return fmt.Errorf("email %q: %w", nu.Email, storage.ErrConflict)
+		return &storage.NameConflict{Field: "email", Value: nu.Email}
 	}
 	for _, n := range []struct{ what, value, key, before string }{
 		{"username", nu.Username, name, oldLower(old, func(u *storage.User) string { return u.Username })},
