@@ -313,6 +313,10 @@ func pathID(r *http.Request, what string) (string, error) {
 func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerAdminDirectoryAPI(at)
 	s.registerAdminAuditAPI(at)
+	// Before the users' /users/{id} routes, so /users/export and
+	// /users/by-login/sessions are not taken for a user's ID.
+	s.registerAdminUserPasswordAPI(at)
+	s.registerAdminTransferAPI(at)
 	s.registerAdminUserAPI(at)
 	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
 }

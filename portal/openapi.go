@@ -40,6 +40,12 @@ type apiOp struct {
 	// ContentType of a success answer that is not JSON (a stream); its
 	// schema is then not described.
 	ContentType string
+	// BodyType is the Content-Type of a request body that is not JSON
+	// (an upload; Body is then nil); its schema is not described.
+	BodyType string
+	// Unprocessable is a value of the type of a 422 answer that says
+	// more than the error shape (an import's report of every bad line).
+	Unprocessable any
 }
 
 type apiParam struct {
@@ -116,6 +122,13 @@ func buildOpenAPI(issuer string, ops map[routeKey]apiOp) ([]byte, error) {
 		status := op.Status
 		responses := map[string]any{
 			"default": map[string]any{"description": "an error", "content": map[string]any{"application/json": map[string]any{"schema": errorRef}}},
+		}
+		if op.Body == nil && op.BodyType != "" {
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{op.BodyType: map[string]any{}}}
+		}
+		if op.Unprocessable != nil {
+			responses["422"] = map[string]any{"description": http.StatusText(http.StatusUnprocessableEntity),
+				"content": map[string]any{"application/json": map[string]any{"schema": g.of(reflect.TypeOf(op.Unprocessable))}}}
 		}
 		switch {
 		case op.ContentType != "":

@@ -194,6 +194,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/profile/avatar" {
 		limit = max(limit, avatarBodyLimit)
 	}
+	if r.URL.Path == userImportPath {
+		limit = max(limit, userImportBodyLimit)
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	// Request-scoped values for the audit log (account.WithRequest).
 	r = r.WithContext(account.WithRequest(r.Context(), clientIP(r), r.UserAgent()))

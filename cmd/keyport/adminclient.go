@@ -70,40 +70,25 @@ func (e *apiError) Error() string {
 }
 
 // call sends a JSON request (body may be nil) and decodes a JSON answer
-// into out (may be nil); an error answer becomes an *apiError.
+// into out (may be nil; an io.Writer gets the answer as it is); an error
+// answer becomes an *apiError.
 func (a *adminClient) call(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	var rd io.Reader
+	contentType := ""
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		rd, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://keyport/api/v1"+path, rd)
+	resp, err := a.do(ctx, method, path, contentType, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("management API: %w", err)
-	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
-		var e struct {
-			Error struct{ Code, Message, Field, Ref string }
-		}
-		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) != nil || e.Error.Message == "" {
-			return resp.Header, &apiError{Status: resp.StatusCode, Message: resp.Status}
-		}
-		msg := e.Error.Message
-		if e.Error.Ref != "" {
-			msg += " (ref " + e.Error.Ref + ")"
-		}
-		return resp.Header, &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: msg, Field: e.Error.Field}
+		return resp.Header, readAPIError(resp)
 	}
 	if out != nil {
 		if w, ok := out.(io.Writer); ok {
@@ -116,6 +101,38 @@ func (a *adminClient) call(ctx context.Context, method, path string, body, out a
 		}
 	}
 	return resp.Header, nil
+}
+
+// do sends a request with a body of any type (contentType, when body is
+// not nil) and returns the answer as it is, for the caller to close.
+func (a *adminClient) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://keyport/api/v1"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("management API: %w", err)
+	}
+	return resp, nil
+}
+
+// readAPIError reads an error answer as an *apiError.
+func readAPIError(resp *http.Response) error {
+	var e struct {
+		Error struct{ Code, Message, Field, Ref string }
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) != nil || e.Error.Message == "" {
+		return &apiError{Status: resp.StatusCode, Message: resp.Status}
+	}
+	msg := e.Error.Message
+	if e.Error.Ref != "" {
+		msg += " (ref " + e.Error.Ref + ")"
+	}
+	return &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: msg, Field: e.Error.Field}
 }
 
 // handlerTransport serves requests with a handler in this process,

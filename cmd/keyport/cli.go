@@ -23,11 +23,15 @@ const usage = `Keyport: an OpenID Connect provider in one binary.
 
 Usage:
   keyport serve [--config FILE]
-  keyport user create --username NAME --email ADDR [--email-verified] [--name "Full Name"] [--admin] --password-stdin
+  keyport user create --username NAME --email ADDR [--email-verified] [--name "Full Name"] [--admin]
+                      --password-stdin | --invite
   keyport user list
   keyport user set-password --username NAME --password-stdin
   keyport user set-email-verified --username NAME [--false]
   keyport user block|unblock --username NAME
+  keyport user update --username NAME [--email ADDR] [--name "Full Name"] [--given-name NAME] [--family-name NAME]
+                      [--admin=true|false] [--roles a,b] [--groups a,b] [--email-verified=true|false]
+  keyport user delete|reset-2fa|verify-email|reset-link --username NAME
   keyport user export [--out FILE]
   keyport user import [--dry-run] FILE
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
@@ -39,11 +43,17 @@ Usage:
   keyport directory list
   keyport directory test --id ID
   keyport directory sync --id ID
+  keyport audit list [--user NAME] [--type a,b] [--since 24h] [--limit N]
+  keyport audit export [--out FILE]
   keyport backup --to FILE [--force]
 
 Every command takes --config FILE (default: the built-in configuration;
 KEYPORT_CONFIG names a file too). KEYPORT_ISSUER, KEYPORT_LISTEN and
 KEYPORT_DATA_DIR override the file.
+
+The user and audit commands (but user list) work while keyport serve
+runs: they reach it through its control socket in the data directory.
+NAME is a username or an email address.
 `
 
 // cli carries what every command needs.
@@ -69,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"block":   func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, true) },
 			"unblock": func(ctx context.Context, a []string) error { return c.userBlock(ctx, a, false) },
 			"export":  c.userExport, "import": c.userImport,
+			"delete": c.userDelete, "update": c.userUpdate, "reset-2fa": c.userResetSecondFactors,
+			"verify-email": c.userVerifyEmail, "reset-link": c.userResetLink,
 		})
 	case "client":
 		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{
@@ -78,6 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{
 			"list": c.directoryList, "test": c.directoryTest, "sync": c.directorySync,
 		})
+	case "audit":
+		err = c.sub(ctx, "audit", rest, map[string]func(context.Context, []string) error{"list": c.auditList, "export": c.auditExport})
 	case "backup":
 		err = c.backup(ctx, rest)
 	case "keys":
@@ -237,140 +251,6 @@ func (c *cli) readSecret(what string) (string, error) {
 		return "", usageError{what + " on stdin is empty"}
 	}
 	return s, nil
-}
-
-func (c *cli) userCreate(ctx context.Context, args []string) error {
-	fs, cfgPath := c.flags("user create")
-	username := fs.String("username", "", "sign-in name")
-	email := fs.String("email", "", "email address")
-	name := fs.String("name", "", "full name")
-	verified := fs.Bool("email-verified", false, "vouch for the email address (email_verified: true; some apps require it)")
-	admin := fs.Bool("admin", false, "make the user an administrator")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *username == "" || *email == "" || !*pwStdin {
-		return usageError{"user create needs --username, --email and --password-stdin"}
-	}
-	pw, err := c.readSecret("password")
-	if err != nil {
-		return err
-	}
-	m, err := c.open(*cfgPath)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	u, err := m.Accounts.Users.CreateUser(ctx, account.NewUser{Username: *username, Email: *email, EmailVerified: *verified, Name: *name, Admin: *admin, Password: pw})
-	if err != nil {
-		return err
-	}
-	role := "user"
-	if u.Admin {
-		role = "administrator"
-	}
-	fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", role, u.Username, u.ID)
-	return nil
-}
-
-func (c *cli) userList(ctx context.Context, args []string) error {
-	fs, cfgPath := c.flags("user list")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	m, err := c.open(*cfgPath)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	users, err := m.Accounts.Users.ListUsers(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tADMIN\tBLOCKED")
-	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", u.ID, u.Username, u.Email, u.Name, u.Admin, u.Blocked)
-	}
-	return tw.Flush()
-}
-
-func (c *cli) userSetPassword(ctx context.Context, args []string) error {
-	fs, cfgPath := c.flags("user set-password")
-	username := fs.String("username", "", "username or email")
-	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *username == "" || !*pwStdin {
-		return usageError{"user set-password needs --username and --password-stdin"}
-	}
-	pw, err := c.readSecret("password")
-	if err != nil {
-		return err
-	}
-	m, err := c.open(*cfgPath)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := m.Accounts.Users.SetPassword(ctx, *username, pw); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "password of %s changed; their sessions and refresh tokens were ended\n", *username)
-	return nil
-}
-
-// userSetEmailVerified vouches for a user's current email address (or,
-// with --false, withdraws that), as --email-verified does at creation.
-func (c *cli) userSetEmailVerified(ctx context.Context, args []string) error {
-	fs, cfgPath := c.flags("user set-email-verified")
-	username := fs.String("username", "", "username or email")
-	unverified := fs.Bool("false", false, "mark the address as not verified instead")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *username == "" {
-		return usageError{"user set-email-verified needs --username"}
-	}
-	m, err := c.open(*cfgPath)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	u, err := m.Accounts.Users.SetEmailVerified(ctx, *username, !*unverified)
-	if err != nil {
-		return err
-	}
-	state := "verified"
-	if !u.EmailVerified {
-		state = "not verified"
-	}
-	fmt.Fprintf(c.stdout, "the email %s of %s is now %s\n", u.Email, u.Username, state)
-	return nil
-}
-
-func (c *cli) userBlock(ctx context.Context, args []string, blocked bool) error {
-	verb := map[bool]string{true: "block", false: "unblock"}[blocked]
-	fs, cfgPath := c.flags("user " + verb)
-	username := fs.String("username", "", "username or email")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *username == "" {
-		return usageError{"user " + verb + " needs --username"}
-	}
-	m, err := c.open(*cfgPath)
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	if err := m.Accounts.Users.SetBlocked(ctx, *username, blocked); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%sed %s\n", verb, *username)
-	return nil
 }
 
 // listFlag collects a repeatable flag.

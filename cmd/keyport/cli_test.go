@@ -207,15 +207,15 @@ func TestCLIUserCreateListPasswordBlock(t *testing.T) {
 	}
 
 	// Refusals.
-	cliFail(t, env, "another-password-3\n", 1, "A user with that username or email address already exists.",
+	cliFail(t, env, "another-password-3\n", 1, "Another account already has this username or email address.",
 		"user", "create", "--username", "alice", "--email", "alice2@example.com", "--password-stdin")
-	cliFail(t, env, "another-password-3\n", 1, "already exists",
+	cliFail(t, env, "another-password-3\n", 1, "already has this username or email",
 		"user", "create", "--username", "alice2", "--email", "alice@example.com", "--password-stdin")
 	cliFail(t, env, "short\n", 1, "Password must be at least 10 characters long.",
 		"user", "create", "--username", "carol", "--email", "carol@example.com", "--password-stdin")
-	cliFail(t, env, "carol-password-4\n", 1, "not a valid email address",
+	cliFail(t, env, "carol-password-4\n", 1, "Enter a valid email address.",
 		"user", "create", "--username", "carol", "--email", "not-an-email", "--password-stdin")
-	cliFail(t, env, "carol-password-4\n", 2, "--password-stdin",
+	cliFail(t, env, "carol-password-4\n", 2, "--password-stdin or --invite",
 		"user", "create", "--username", "carol", "--email", "carol@example.com")
 	cliFail(t, env, "", 2, "password on stdin is empty",
 		"user", "create", "--username", "carol", "--email", "carol@example.com", "--password-stdin")
@@ -557,8 +557,8 @@ func TestLockedDatabaseCLI(t *testing.T) {
 		stdin string
 		args  []string
 	}{
+		// user list waits for the API's paged user search.
 		{"", []string{"user", "list"}},
-		{"some-password-1\n", []string{"user", "create", "--username", "x", "--email", "x@example.com", "--password-stdin"}},
 		{"", []string{"client", "create", "--id", "x", "--grant", "client_credentials"}},
 	}
 	for _, c := range cmds {
@@ -586,6 +586,10 @@ func TestLockedDatabaseCLI(t *testing.T) {
 		t.Errorf("keys rotate through the socket: the server signs with %s (was %s); output %s", now, before, r)
 	}
 	cliFail(t, env, "", 1, `There is no directory "nope"`, "directory", "sync", "--id", "nope")
+	r = cliMust(t, env, "some-password-1\n", "user", "create", "--username", "x", "--email", "x@example.com", "--password-stdin")
+	if u, err := srv.Main.Store.GetUserByLogin(context.Background(), "x"); err != nil || !strings.Contains(r.Stdout, "created user x (id "+u.ID+")") {
+		t.Errorf("user create through the socket: %v %s", err, r)
+	}
 	// A second serve on the same data dir gives up too, with the same words.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -601,7 +605,7 @@ func TestLockedDatabaseCLI(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	if n, err := srv.Main.Store.CountUsers(context.Background()); err != nil || n != 0 {
+	if n, err := srv.Main.Store.CountUsers(context.Background()); err != nil || n != 1 {
 		t.Errorf("users = %d, %v", n, err)
 	}
 	// Once it stops, the CLI gets the database.

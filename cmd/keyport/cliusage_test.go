@@ -11,7 +11,7 @@ var flagLine = regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
 
 // commandLine is a command of the usage text: "keyport client create ...";
 // a subcommand is a word, never a flag ("keyport backup --to FILE").
-var commandLine = regexp.MustCompile(`^  keyport ([a-z]+)(?: ([a-z][a-z|-]*))?`)
+var commandLine = regexp.MustCompile(`^  keyport ([a-z]+)(?: ([a-z][a-z0-9|-]*))?`)
 
 // usageEntry is one command's part of the usage text: its line and the
 // more deeply indented lines that continue it.
@@ -37,7 +37,7 @@ func usageEntries(usage string) []usageEntry {
 
 // mentions tells whether text names --flag as a whole word.
 func mentions(text, flag string) bool {
-	return regexp.MustCompile(`--` + regexp.QuoteMeta(flag) + `([ \]\n.,]|$)`).MatchString(text)
+	return regexp.MustCompile(`--` + regexp.QuoteMeta(flag) + `([ =\]\n.,]|$)`).MatchString(text)
 }
 
 // TestUsageListsEveryFlag runs every command of the usage text with --help

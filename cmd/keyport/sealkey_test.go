@@ -74,7 +74,13 @@ func TestNoNewSealingKeyBesideSealedData(t *testing.T) {
 // still gets a key when it has none; nothing is lost by it.
 func TestSealingKeyForADatabaseWithoutSecrets(t *testing.T) {
 	dir := t.TempDir()
-	cliMust(t, cliEnv(dir), testPassword, "user", "create", "--username", "bob", "--email", "bob@example.com", "--password-stdin")
+	// (Not `keyport user create`: it goes through the management API,
+	// whose in-process server makes a sealed signing key as serve does.)
+	m := cliOpen(t, dir)
+	if _, err := m.Accounts.Users.CreateUser(context.Background(), account.NewUser{Username: "bob", Email: "bob@example.com", Password: testPassword}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
 	keyPath := filepath.Join(dir, "secret.key")
 	if err := os.Remove(keyPath); err != nil {
 		t.Fatal(err)

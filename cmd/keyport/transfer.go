@@ -2,60 +2,59 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/keyport/keyport/account"
 )
 
-// cliActor is the command line as the audit log names it.
-var cliActor = account.Actor{Kind: account.ActorCLI}
-
 // userExport writes every user as JSON Lines to --out, or to standard
-// output. The file holds password hashes: it is created for its owner
-// only, and never over an existing file.
+// output, through the management API (GET /users/export). The file holds
+// password hashes: it is created for its owner only, and never over an
+// existing file.
 func (c *cli) userExport(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("user export")
 	out := fs.String("out", "", "write to this file (created, mode 0600) instead of standard output")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	w := c.stdout
-	var f *os.File
-	if *out != "" {
-		if f, err = os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
-			return fmt.Errorf("user export: %w", err)
-		}
-		w = f
-	}
-	n, err := m.Accounts.Users.ExportUsers(ctx, cliActor, w)
-	if f != nil {
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(*out) // half an export is worse than none
-			return err
-		}
+	defer api.close()
+	n, err := c.exportTo(*out, "user export", func(w io.Writer) error {
+		_, err := api.call(ctx, http.MethodGet, "/users/export", nil, w)
+		return err
+	})
+	if err == nil && *out != "" {
 		fmt.Fprintf(c.stdout, "exported %d users to %s\n", n, *out)
 	}
 	return err
 }
 
+// importReport is the answer of POST /users/import.
+type importReport struct {
+	Users    int  `json:"users"`
+	Created  int  `json:"created"`
+	DryRun   bool `json:"dry_run"`
+	Problems []struct {
+		Line    int    `json:"line"`
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"problems"`
+	Message string `json:"message"`
+}
+
 // userImport creates the users of a JSON Lines file (FILE, or - for
-// standard input), all or nothing; --dry-run only checks it. Every
-// problem goes to standard error with its line number.
+// standard input), all or nothing, through the management API (POST
+// /users/import); --dry-run only checks it. Every problem goes to
+// standard error with its line number.
 func (c *cli) userImport(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("user import")
 	dryRun := fs.Bool("dry-run", false, "check every line and report problems; write nothing")
@@ -82,17 +81,32 @@ func (c *cli) userImport(ctx context.Context, args []string) error {
 		defer f.Close()
 		r = f
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	rep, err := m.Accounts.Users.ImportUsers(ctx, cliActor, r, account.ImportOptions{DryRun: *dryRun})
+	defer api.close()
+	path := "/users/import"
+	if *dryRun {
+		path += "?dry_run=true"
+	}
+	resp, err := api.do(ctx, http.MethodPost, path, "application/x-ndjson", r)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnprocessableEntity {
+		return readAPIError(resp)
+	}
+	var rep importReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return fmt.Errorf("read the import report: %w", err)
+	}
 	for _, p := range rep.Problems {
-		fmt.Fprintf(c.stderr, "%s: %s\n", file, p)
+		fmt.Fprintf(c.stderr, "%s: %s\n", file, account.ImportProblem{Line: p.Line, Field: p.Field, Message: p.Message})
 	}
-	if err != nil {
-		return err
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(rep.Message)
 	}
 	if *dryRun {
 		fmt.Fprintf(c.stdout, "dry run: %d users checked, no problems; nothing was written\n", rep.Users)
