@@ -19,6 +19,7 @@ func (s *Server) registerAdminRoutes(t *routeTable) {
 	s.registerAdminUpstreamForms(t)
 	t.add(levelAdmin, "GET", "/admin", s.adminOverview)
 	s.registerAdminUserPages(t)
+	s.registerAdminAppPages(t)
 	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)

@@ -31,6 +31,7 @@ var catalogs = map[string]map[string]string{
 		deUserAdmin,
 		deConsoleUsers,
 		deApps,
+		deConsoleApps,
 	),
 }
 

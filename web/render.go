@@ -29,6 +29,7 @@ type AdminSection struct{ Key, Label, Path string }
 var AdminSections = []AdminSection{
 	{"overview", "Overview", "/admin"},
 	{"directories", "Directories", "/admin/directories"},
+	{"apps", "Apps", "/admin/apps"},
 }
 
 // UserView is the signed-in user as the menu shows them.
