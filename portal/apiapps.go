@@ -109,8 +109,9 @@ type createdClientJSON struct {
 
 type rotateSecretJSON struct {
 	// GraceSeconds is how long the old secret keeps working (0: it
-	// stops at once).
-	GraceSeconds int64 `json:"grace_seconds"`
+	// stops at once). Required: an outage or a leaked secret's longer
+	// life should be a choice, not a default.
+	GraceSeconds *int64 `json:"grace_seconds"`
 }
 
 type rotatedSecretJSON struct {
@@ -264,7 +265,10 @@ func (s *Server) apiRotateClientSecret(w http.ResponseWriter, r *http.Request, a
 	if ok, err := s.apiDecode(w, r, &b); !ok {
 		return err
 	}
-	grace, err := seconds("grace_seconds", b.GraceSeconds)
+	if b.GraceSeconds == nil {
+		return account.FieldErrorf("grace_seconds", "Say how long the old secret keeps working, in seconds (0: it stops at once).")
+	}
+	grace, err := seconds("grace_seconds", *b.GraceSeconds)
 	if err != nil {
 		return err
 	}

@@ -125,8 +125,10 @@ func TestAdminAPIClients(t *testing.T) {
 			t.Errorf("the %s secret within the grace: %d %v", which(s, secret), status, body)
 		}
 	}
-	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients/robot/rotate-secret", rw, "application/json", `{"grace_seconds":99999999}`); status != http.StatusBadRequest || body["field"] != "grace_seconds" {
-		t.Errorf("a grace beyond the bound: %d %v", status, body)
+	for _, b := range []string{`{"grace_seconds":99999999}`, `{"grace_seconds":-1}`, `{}`} {
+		if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients/robot/rotate-secret", rw, "application/json", b); status != http.StatusBadRequest || body["field"] != "grace_seconds" {
+			t.Errorf("rotate with %s: %d %v", b, status, body)
+		}
 	}
 	status, _, body = apiCall(t, srv, http.MethodPost, "/api/v1/clients/robot/rotate-secret", rw, "application/json", `{"grace_seconds":0}`)
 	newest, _ := body["secret"].(string)
