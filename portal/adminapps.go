@@ -154,7 +154,7 @@ func chosen(set map[string]bool, choices []string) []string {
 	return out
 }
 
-// values turns the form into what every field becomes; unknown grants or
+// lists reads the form's grant and scope checkboxes; unknown grants or
 // scopes posted (a crafted form) are kept, so the rules name them.
 func (f appForm) lists() (grants, scopes []string) {
 	grants, scopes = chosen(f.Grants, appGrantChoices), chosen(f.Scopes, appScopeChoices)
