@@ -31,6 +31,7 @@ var AdminSections = []AdminSection{
 	{"users", "Users", "/admin/users"},
 	{"audit", "Audit log", "/admin/audit"},
 	{"directories", "Directories", "/admin/directories"},
+	{"apps", "Apps", "/admin/apps"},
 }
 
 // UserView is the signed-in user as the menu shows them.

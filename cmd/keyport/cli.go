@@ -37,6 +37,11 @@ Usage:
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
                         [--public] [--grant authorization_code,refresh_token,client_credentials] [--secret-stdin]
                         [--skip-consent] [--jwt-access-tokens]
+  keyport client update --id ID [--name NAME] [--redirect-uri URI...] [--post-logout-redirect-uri URI...]
+                        [--grant GRANTS] [--public=true|false] [--skip-consent=true|false]
+                        [--jwt-access-tokens=true|false] [--allowed-scopes SCOPES] [--allowed-groups GROUPS]
+                        [--access-token-lifetime 10m] [--id-token-lifetime 10m] [--refresh-token-lifetime 720h]
+  keyport client rotate-secret --id ID [--grace 24h]
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
@@ -85,6 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "client":
 		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{
 			"create": c.clientCreate, "list": c.clientList, "delete": c.clientDelete,
+			"update": c.clientUpdate, "rotate-secret": c.clientRotateSecret,
 		})
 	case "directory":
 		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{
@@ -280,15 +286,8 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 	if *id == "" {
 		return usageError{"client create needs --id"}
 	}
-	n := account.NewClient{ID: *id, Name: *name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
-		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent}
-	if *grants != "" {
-		for _, g := range strings.Split(*grants, ",") {
-			if g = strings.TrimSpace(g); g != "" {
-				n.GrantTypes = append(n.GrantTypes, g)
-			}
-		}
-	}
+	n := clientFields{ID: *id, Name: *name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
+		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent, GrantTypes: commaList(*grants)}
 	if *secretStdin {
 		s, err := c.readSecret("secret")
 		if err != nil {
@@ -296,20 +295,51 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 		}
 		n.Secret = s
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	cl, secret, err := m.Accounts.Clients.RegisterClient(ctx, account.Actor{Kind: account.ActorCLI}, n)
-	if err != nil {
+	defer api.close()
+	var out struct {
+		Client clientFields `json:"client"`
+		Secret string       `json:"secret"`
+	}
+	if _, err := api.call(ctx, http.MethodPost, "/clients", n, &out); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "created client %s (%s)\n", cl.ID, strings.Join(cl.GrantTypes, ", "))
-	if secret != "" && !*secretStdin {
-		fmt.Fprintf(c.stdout, "client secret (shown once, store it now): %s\n", secret)
+	fmt.Fprintf(c.stdout, "created client %s (%s)\n", out.Client.ID, strings.Join(out.Client.GrantTypes, ", "))
+	if out.Secret != "" && !*secretStdin {
+		fmt.Fprintf(c.stdout, "client secret (shown once, store it now): %s\n", out.Secret)
 	}
 	return nil
+}
+
+// clientFields is an app as the management API reads and writes it
+// (portal/apiapps.go); the command line sends only the fields it sets.
+type clientFields struct {
+	ID                     string   `json:"id,omitempty"`
+	Name                   string   `json:"name,omitempty"`
+	Public                 bool     `json:"public,omitempty"`
+	RedirectURIs           []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string `json:"grant_types,omitempty"`
+	SkipConsent            bool     `json:"skip_consent,omitempty"`
+	AccessTokenJWT         bool     `json:"access_token_jwt,omitempty"`
+	Secret                 string   `json:"secret,omitempty"`
+	// Static is only read: an app from config.toml.
+	Static bool `json:"static,omitempty"`
+}
+
+// commaList splits a comma-separated flag value, dropping empty entries
+// (so "" is the empty list).
+func commaList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (c *cli) clientList(ctx context.Context, args []string) error {
@@ -317,18 +347,20 @@ func (c *cli) clientList(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	clients, err := m.Accounts.Clients.ListClients(ctx)
-	if err != nil {
+	defer api.close()
+	var list struct {
+		Items []clientFields `json:"items"`
+	}
+	if _, err := api.call(ctx, http.MethodGet, "/clients", nil, &list); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tGRANTS\tREDIRECT URIS\tSOURCE")
-	for _, cl := range clients {
+	for _, cl := range list.Items {
 		kind, src := "confidential", "database"
 		if cl.Public {
 			kind = "public"
@@ -350,15 +382,145 @@ func (c *cli) clientDelete(ctx context.Context, args []string) error {
 	if *id == "" {
 		return usageError{"client delete needs --id"}
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	if err := m.Accounts.Clients.DeleteClient(ctx, account.Actor{Kind: account.ActorCLI}, *id); err != nil {
+	defer api.close()
+	if _, err := api.call(ctx, http.MethodDelete, "/clients/"+url.PathEscape(*id), nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "deleted client %s\n", *id)
+	return nil
+}
+
+// clientUpdate edits the fields whose flags are given and leaves the rest
+// as they are. A list flag replaces the whole list; given as "" it empties
+// it.
+func (c *cli) clientUpdate(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("client update")
+	id := fs.String("id", "", "client ID")
+	name := fs.String("name", "", "display name")
+	var redirects, postLogout listFlag
+	fs.Var(&redirects, "redirect-uri", "redirect URI (repeatable; replaces the list; \"\" empties it)")
+	fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable; replaces the list; \"\" empties it)")
+	grants := fs.String("grant", "", "grant types, comma separated")
+	public := fs.Bool("public", false, "public client (true) or confidential (false); a switch drops the secret: rotate-secret gives a confidential app its new one")
+	jwt := fs.Bool("jwt-access-tokens", false, "JWT access tokens (true) or opaque ones (false)")
+	skipConsent := fs.Bool("skip-consent", false, "first-party app: never ask for consent (true), or ask (false)")
+	scopes := fs.String("allowed-scopes", "", "scopes the app may receive, comma separated (\"\": every scope); keyport:admin or keyport:admin.read grants the management API to a client_credentials app")
+	groups := fs.String("allowed-groups", "", "groups whose members may sign in, comma separated (\"\": everyone)")
+	access := fs.Duration("access-token-lifetime", 0, "access token lifetime (0: the server's default)")
+	idTok := fs.Duration("id-token-lifetime", 0, "ID token lifetime (0: the server's default)")
+	refresh := fs.Duration("refresh-token-lifetime", 0, "refresh token lifetime (0: the server's default)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return usageError{"client update needs --id"}
+	}
+	patch := map[string]any{}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "name":
+			patch["name"] = *name
+		case "redirect-uri":
+			patch["redirect_uris"] = nonEmpty(redirects)
+		case "post-logout-redirect-uri":
+			patch["post_logout_redirect_uris"] = nonEmpty(postLogout)
+		case "grant":
+			patch["grant_types"] = nonEmpty(commaList(*grants))
+		case "public":
+			patch["public"] = *public
+		case "jwt-access-tokens":
+			patch["access_token_jwt"] = *jwt
+		case "skip-consent":
+			patch["skip_consent"] = *skipConsent
+		case "allowed-scopes":
+			patch["allowed_scopes"] = nonEmpty(commaList(*scopes))
+		case "allowed-groups":
+			patch["allowed_groups"] = nonEmpty(commaList(*groups))
+		case "access-token-lifetime", "id-token-lifetime", "refresh-token-lifetime":
+			d := map[string]time.Duration{"access-token-lifetime": *access, "id-token-lifetime": *idTok, "refresh-token-lifetime": *refresh}[f.Name]
+			if d < 0 || d%time.Second != 0 {
+				bad = usageError{"--" + f.Name + " must be whole seconds or more, such as 10m"}
+			}
+			patch[strings.ReplaceAll(f.Name, "-", "_")] = int64(d / time.Second)
+		}
+	})
+	if bad != nil {
+		return bad
+	}
+	if len(patch) == 0 {
+		return usageError{"client update: say what to change (see keyport --help)"}
+	}
+	api, err := c.connect(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	var out struct {
+		ID        string `json:"id"`
+		Public    bool   `json:"public"`
+		HasSecret bool   `json:"has_secret"`
+	}
+	if _, err := api.call(ctx, http.MethodPatch, "/clients/"+url.PathEscape(*id), patch, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "updated client %s\n", out.ID)
+	if !out.Public && !out.HasSecret {
+		fmt.Fprintf(c.stdout, "it has no secret now: give it one with keyport client rotate-secret --id %s\n", out.ID)
+	}
+	return nil
+}
+
+// nonEmpty drops empty entries, so `--redirect-uri ""` empties a list;
+// never nil, so the list is sent.
+func nonEmpty(l []string) []string {
+	out := []string{}
+	for _, v := range l {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// clientRotateSecret gives a confidential app a new secret, printed once;
+// the old one keeps working for --grace.
+func (c *cli) clientRotateSecret(ctx context.Context, args []string) error {
+	fs, cfgPath := c.flags("client rotate-secret")
+	id := fs.String("id", "", "client ID")
+	grace := fs.Duration("grace", 0, "how long the old secret keeps working, such as 24h (default 0: it stops at once; at most 720h)")
+	if err := c.parse(fs, args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return usageError{"client rotate-secret needs --id"}
+	}
+	if *grace < 0 {
+		return usageError{"--grace must not be negative"}
+	}
+	api, err := c.connect(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	var out struct {
+		Secret              string     `json:"secret"`
+		PreviousSecretUntil *time.Time `json:"previous_secret_until"`
+	}
+	body := map[string]int64{"grace_seconds": int64((*grace + time.Second - 1) / time.Second)}
+	if _, err := api.call(ctx, http.MethodPost, "/clients/"+url.PathEscape(*id)+"/rotate-secret", body, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "new client secret for %s (shown once, store it now): %s\n", *id, out.Secret)
+	if out.PreviousSecretUntil != nil {
+		fmt.Fprintf(c.stdout, "the previous secret keeps working until %s\n", out.PreviousSecretUntil.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(c.stdout, "the previous secret stopped working")
+	}
 	return nil
 }
 

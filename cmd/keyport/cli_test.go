@@ -559,7 +559,6 @@ func TestLockedDatabaseCLI(t *testing.T) {
 	}{
 		// user list waits for the API's paged user search.
 		{"", []string{"user", "list"}},
-		{"", []string{"client", "create", "--id", "x", "--grant", "client_credentials"}},
 	}
 	for _, c := range cmds {
 		done := make(chan cliResult, 1)
@@ -590,6 +589,28 @@ func TestLockedDatabaseCLI(t *testing.T) {
 	if u, err := srv.Main.Store.GetUserByLogin(context.Background(), "x"); err != nil || !strings.Contains(r.Stdout, "created user x (id "+u.ID+")") {
 		t.Errorf("user create through the socket: %v %s", err, r)
 	}
+	// So do the client commands: the running server stores the app and
+	// takes its secrets at once.
+	r = cliMust(t, env, "", "client", "create", "--id", "x", "--grant", "client_credentials")
+	secret := cliSecret(t, r.Stdout, "client secret (shown once, store it now): ")
+	if status, _, body := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "x", secret); status != http.StatusOK {
+		t.Errorf("the secret of a client created through the socket: %d %v", status, body)
+	}
+	r = cliMust(t, env, "", "client", "update", "--id", "x", "--name", "Nightly job", "--skip-consent=true", "--allowed-scopes", "keyport:admin", "--access-token-lifetime", "10m")
+	if c, err := srv.Main.Store.GetClient(context.Background(), "x"); err != nil || c.Name != "Nightly job" || !c.SkipConsent || c.AccessTokenLifetime != 10*time.Minute || len(c.AllowedScopes) != 1 || !strings.Contains(r.Stdout, "updated client x") {
+		t.Errorf("client update through the socket: %+v %v %s", c, err, r)
+	}
+	cliFail(t, env, "", 1, "redirect_uris", "client", "update", "--id", "x", "--grant", "authorization_code", "--redirect-uri", "http://app.example.com/cb")
+	r = cliMust(t, env, "", "client", "rotate-secret", "--id", "x", "--grace", "1h")
+	fresh := cliSecret(t, r.Stdout, "new client secret for x (shown once, store it now): ")
+	for _, s := range []string{secret, fresh} {
+		if status, _, body := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "x", s); status != http.StatusOK || !strings.Contains(r.Stdout, "the previous secret keeps working until ") {
+			t.Errorf("a secret within the grace after rotate-secret through the socket: %d %v %s", status, body, r)
+		}
+	}
+	if row := cliClientRow(cliMust(t, env, "", "client", "list").Stdout, "x"); row == nil || row[1] != "Nightly" {
+		t.Errorf("client list through the socket: %v", row)
+	}
 	// A second serve on the same data dir gives up too, with the same words.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -608,9 +629,33 @@ func TestLockedDatabaseCLI(t *testing.T) {
 	if n, err := srv.Main.Store.CountUsers(context.Background()); err != nil || n != 1 {
 		t.Errorf("users = %d, %v", n, err)
 	}
-	// Once it stops, the CLI gets the database.
+	// Once it stops, the CLI gets the database, and the client commands
+	// serve the API themselves.
 	srv.stop()
 	cliMust(t, env, "", "user", "list")
+	cliMust(t, env, "", "client", "update", "--id", "x", "--skip-consent=false", "--allowed-groups", "ops,staff")
+	r = cliMust(t, env, "", "client", "rotate-secret", "--id", "x")
+	newest := cliSecret(t, r.Stdout, "new client secret for x (shown once, store it now): ")
+	m := cliOpen(t, srv.dir)
+	c, err := m.Store.GetClient(context.Background(), "x")
+	m.Close()
+	if err != nil || c.SkipConsent || len(c.AllowedGroups) != 2 || c.SecretHash != account.HashSecret(newest) || c.PreviousSecretHash != "" || !strings.Contains(r.Stdout, "the previous secret stopped working") {
+		t.Errorf("client update and rotate-secret with the server stopped: %+v %v %s", c, err, r)
+	}
+	cliFail(t, env, "", 1, `No client "nope".`, "client", "rotate-secret", "--id", "nope")
+	cliFail(t, env, "", 2, "client update: say what to change", "client", "update", "--id", "x")
+	cliMust(t, env, "", "client", "delete", "--id", "x")
+}
+
+// cliSecret finds the secret a command printed after prefix.
+func cliSecret(t *testing.T, out, prefix string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, prefix)
+	secret, _, _ := strings.Cut(rest, "\n")
+	if !ok || len(secret) < 16 {
+		t.Fatalf("no secret after %q in:\n%s", prefix, out)
+	}
+	return secret
 }
 
 func TestConfigErrorsStopCLIAndServe(t *testing.T) {

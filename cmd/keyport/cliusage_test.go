@@ -35,9 +35,10 @@ func usageEntries(usage string) []usageEntry {
 	return out
 }
 
-// mentions tells whether text names --flag as a whole word.
+// mentions tells whether text names --flag as a whole word (or with its
+// value: --skip-consent=true|false).
 func mentions(text, flag string) bool {
-	return regexp.MustCompile(`--` + regexp.QuoteMeta(flag) + `([ =\]\n.,]|$)`).MatchString(text)
+	return regexp.MustCompile(`--` + regexp.QuoteMeta(flag) + `([ \]\n.,=]|$)`).MatchString(text)
 }
 
 // TestUsageListsEveryFlag runs every command of the usage text with --help

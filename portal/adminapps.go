@@ -1,0 +1,429 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/web"
+)
+
+// The console's app pages: the list, a new app, an app's edit form,
+// rotating its secret and deleting it. Every change goes through
+// account.ClientService, as the API's (apiapps.go) and the CLI's do.
+func (s *Server) registerAdminAppPages(t *routeTable) {
+	t.add(levelAdmin, "GET", "/admin/apps", s.adminApps)
+	t.add(levelAdmin, "GET", "/admin/apps/new", s.adminNewAppPage) // before {id}
+	t.add(levelAdmin, "POST", "/admin/apps/new", s.adminCreateApp)
+	t.add(levelAdmin, "GET", "/admin/apps/{id}", s.adminAppPage)
+	t.add(levelAdmin, "POST", "/admin/apps/{id}/edit", s.adminEditApp)
+	t.add(levelAdmin, "POST", "/admin/apps/{id}/rotate-secret", s.adminRotateAppSecret)
+	t.add(levelAdmin, "GET", "/admin/apps/{id}/delete", s.adminDeleteAppPage) // asks first
+	t.add(levelAdmin, "POST", "/admin/apps/{id}/delete", s.adminDeleteApp)
+}
+
+// staticAppReason is why an app from config.toml cannot be edited here.
+const staticAppReason = "This app is defined in the configuration file (config.toml). Change or remove it there; the console shows it read-only."
+
+// appScopeChoices are the scopes the form offers: the provider's, then
+// the management API's (for client_credentials apps only).
+var appScopeChoices = append(slices.Clone(account.ClientScopes), account.ScopeAdmin, account.ScopeAdminRead)
+
+// appGrantChoices are the grant types the form offers.
+var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+
+// appForm is the app form's fields as text.
+type appForm struct {
+	ETag                   string
+	ID, Name               string
+	RedirectURIs           string // one per line
+	PostLogoutRedirectURIs string // one per line
+	AllowedGroups          string // comma separated
+	Public                 bool
+	SkipConsent            bool
+	AccessTokenJWT         bool
+	Grants                 map[string]bool
+	Scopes                 map[string]bool
+	// Lifetimes as written: "10m", "2h", "30d"; empty: the server's default.
+	AccessTokenLifetime, IDTokenLifetime, RefreshTokenLifetime string
+}
+
+func appFormOf(c storage.Client, etag string) appForm {
+	f := appForm{
+		ETag: etag, ID: c.ID, Name: c.Name,
+		RedirectURIs: strings.Join(c.RedirectURIs, "\n"), PostLogoutRedirectURIs: strings.Join(c.PostLogoutRedirectURIs, "\n"),
+		AllowedGroups: strings.Join(c.AllowedGroups, ", "), Public: c.Public, SkipConsent: c.SkipConsent, AccessTokenJWT: c.AccessTokenJWT,
+		Grants: map[string]bool{}, Scopes: map[string]bool{},
+		AccessTokenLifetime: lifetimeText(c.AccessTokenLifetime), IDTokenLifetime: lifetimeText(c.IDTokenLifetime),
+		RefreshTokenLifetime: lifetimeText(c.RefreshTokenLifetime),
+	}
+	for _, g := range c.GrantTypes {
+		f.Grants[g] = true
+	}
+	for _, sc := range c.AllowedScopes {
+		f.Scopes[sc] = true
+	}
+	return f
+}
+
+func postedAppForm(r *http.Request) appForm {
+	v := r.PostFormValue
+	f := appForm{
+		ETag: v("etag"), ID: strings.TrimSpace(v("id")), Name: v("name"),
+		RedirectURIs: v("redirect_uris"), PostLogoutRedirectURIs: v("post_logout_redirect_uris"), AllowedGroups: v("allowed_groups"),
+		Public: v("type") == "public", SkipConsent: v("skip_consent") == "1", AccessTokenJWT: v("access_token_jwt") == "1",
+		Grants: map[string]bool{}, Scopes: map[string]bool{},
+		AccessTokenLifetime: v("access_token_lifetime"), IDTokenLifetime: v("id_token_lifetime"), RefreshTokenLifetime: v("refresh_token_lifetime"),
+	}
+	for _, g := range r.PostForm["grant_types"] {
+		f.Grants[g] = true
+	}
+	for _, sc := range r.PostForm["allowed_scopes"] {
+		f.Scopes[sc] = true
+	}
+	return f
+}
+
+// lines reads a one-per-line list, dropping empty lines.
+func lines(s string) []string {
+	out := []string{}
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// lifetimeText writes a lifetime as the form reads it: whole days as
+// "30d", else Go's form without zero units ("10m", "1h30m").
+func lifetimeText(d time.Duration) string {
+	switch {
+	case d == 0:
+		return ""
+	case d%(24*time.Hour) == 0:
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	s := d.String() // "1h30m0s", "10m0s", "1h0m0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// parseLifetime reads a lifetime field: empty for the server's default,
+// "30d" for days, or a Go duration ("10m", "1h30m").
+func parseLifetime(field, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	bad := account.FieldErrorf(field, "Write the lifetime like 10m, 2h or 30d, or leave it empty for the server's default.")
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 || days > 3650 {
+			return 0, bad
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+// chosen lists the keys of set that are among choices, in their order.
+func chosen(set map[string]bool, choices []string) []string {
+	out := []string{}
+	for _, c := range choices {
+		if set[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// lists reads the form's grant and scope checkboxes; unknown grants or
+// scopes posted (a crafted form) are kept, so the rules name them.
+func (f appForm) lists() (grants, scopes []string) {
+	grants, scopes = chosen(f.Grants, appGrantChoices), chosen(f.Scopes, appScopeChoices)
+	for g := range f.Grants {
+		if !slices.Contains(appGrantChoices, g) {
+			grants = append(grants, g)
+		}
+	}
+	for sc := range f.Scopes {
+		if !slices.Contains(appScopeChoices, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	return grants, scopes
+}
+
+func (f appForm) lifetimes() (access, id, refresh time.Duration, err error) {
+	if access, err = parseLifetime("access_token_lifetime", f.AccessTokenLifetime); err != nil {
+		return
+	}
+	if id, err = parseLifetime("id_token_lifetime", f.IDTokenLifetime); err != nil {
+		return
+	}
+	refresh, err = parseLifetime("refresh_token_lifetime", f.RefreshTokenLifetime)
+	return
+}
+
+func (f appForm) newClient() (account.NewClient, error) {
+	grants, scopes := f.lists()
+	if len(grants) == 0 {
+		return account.NewClient{}, account.FieldErrorf("grant_types", "Choose at least one grant type.")
+	}
+	access, id, refresh, err := f.lifetimes()
+	if err != nil {
+		return account.NewClient{}, err
+	}
+	return account.NewClient{
+		ID: f.ID, Name: f.Name, RedirectURIs: lines(f.RedirectURIs), PostLogoutRedirectURIs: lines(f.PostLogoutRedirectURIs),
+		GrantTypes: grants, Public: f.Public, AccessTokenJWT: f.AccessTokenJWT, SkipConsent: f.SkipConsent,
+		AllowedGroups: splitList(f.AllowedGroups), AllowedScopes: scopes,
+		AccessTokenLifetime: access, IDTokenLifetime: id, RefreshTokenLifetime: refresh,
+	}, nil
+}
+
+// patch turns the form into an edit of every field; ClientService changes
+// only those that differ.
+func (f appForm) patch() (account.ClientPatch, error) {
+	grants, scopes := f.lists()
+	access, id, refresh, err := f.lifetimes()
+	if err != nil {
+		return account.ClientPatch{}, err
+	}
+	redirects, postLogout, groups := lines(f.RedirectURIs), lines(f.PostLogoutRedirectURIs), splitList(f.AllowedGroups)
+	return account.ClientPatch{
+		Name: &f.Name, RedirectURIs: &redirects, PostLogoutRedirectURIs: &postLogout, GrantTypes: &grants,
+		Public: &f.Public, AllowedScopes: &scopes, SkipConsent: &f.SkipConsent, AccessTokenJWT: &f.AccessTokenJWT,
+		AccessTokenLifetime: &access, IDTokenLifetime: &id, RefreshTokenLifetime: &refresh, AllowedGroups: &groups,
+	}, nil
+}
+
+type adminAppsData struct {
+	web.Base
+	Apps   []storage.Client
+	Notice string
+}
+
+func (s *Server) adminApps(w http.ResponseWriter, r *http.Request, m me) error {
+	apps, err := s.acct.Clients.ListClients(r.Context())
+	if err != nil {
+		return err
+	}
+	d := &adminAppsData{Base: s.web.Base(r, &m.User, "Apps"), Apps: apps}
+	d.Nav, d.AdminSection = "admin", "apps"
+	if r.URL.Query().Get("done") == "deleted" {
+		d.Notice = "The app was deleted. Its tokens no longer work."
+	}
+	s.web.Render(w, r, http.StatusOK, "admin_apps", d)
+	return nil
+}
+
+type adminAppData struct {
+	web.Base
+	New    bool           // the form registers a new app
+	App    storage.Client // the stored app (not for New)
+	F      appForm
+	Notice string
+	Error  string
+	Field  string // the field an error names
+	// Secret is a secret just made, shown this once.
+	Secret string
+	// PreviousUntil is when the secret a rotation replaced stops working
+	// ("" when none is in force).
+	PreviousUntil string
+	Static        string // why the app is read-only
+	GrantChoices  []string
+	ScopeChoices  []string
+}
+
+func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
+	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices}
+	d.Nav, d.AdminSection = "admin", "apps"
+	return d
+}
+
+// showAdminApp renders app id's page; d.F stays as given when set (a form
+// posted back with its error).
+func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id string, status int, d *adminAppData) error {
+	c, etag, err := s.acct.Clients.GetClient(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	base := s.appPageData(r, m, "App")
+	d.Base, d.GrantChoices, d.ScopeChoices = base.Base, base.GrantChoices, base.ScopeChoices
+	d.App = c
+	if d.F.ETag == "" {
+		d.F = appFormOf(c, etag)
+	}
+	if c.Static {
+		d.Static = staticAppReason
+	}
+	if c.PreviousSecretHash != "" && c.PreviousSecretUntil.After(s.now()) {
+		d.PreviousUntil = c.PreviousSecretUntil.UTC().Format("2006-01-02 15:04 MST")
+	}
+	if d.Secret != "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	s.web.Render(w, r, status, "admin_app", d)
+	return nil
+}
+
+// appNotices are the messages a redirect after an action names.
+var appNotices = map[string]string{
+	"saved": "The changes were saved.",
+}
+
+func (s *Server) adminAppPage(w http.ResponseWriter, r *http.Request, m me) error {
+	return s.showAdminApp(w, r, m, mux.Vars(r)["id"], http.StatusOK, &adminAppData{Notice: appNotices[r.URL.Query().Get("done")]})
+}
+
+// appRefused shows the app's page with a refusal the admin can act on
+// (bad input, a stale form, a static app); other errors go up.
+func (s *Server) appRefused(w http.ResponseWriter, r *http.Request, m me, err error, d *adminAppData) error {
+	switch code := account.ErrorCode(err); code {
+	case account.Invalid, account.Conflict, account.PreconditionFailed:
+		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+		if code == account.PreconditionFailed {
+			d.F = appForm{} // show what is stored now
+		}
+		return s.showAdminApp(w, r, m, mux.Vars(r)["id"], statusFor(code), d)
+	}
+	return err
+}
+
+func (s *Server) adminEditApp(w http.ResponseWriter, r *http.Request, m me) error {
+	id := mux.Vars(r)["id"]
+	f := postedAppForm(r)
+	f.ID = id
+	d := &adminAppData{F: f}
+	if f.ETag == "" {
+		// Every form carries its version: without one it would
+		// overwrite whatever is stored.
+		return s.appRefused(w, r, m, account.ErrClientChanged, d)
+	}
+	p, err := f.patch()
+	if err == nil {
+		_, _, err = s.acct.Clients.UpdateClient(r.Context(), consoleActor(r, m), id, f.ETag, p)
+	}
+	if err != nil {
+		return s.appRefused(w, r, m, err, d)
+	}
+	http.Redirect(w, r, "/admin/apps/"+url.PathEscape(id)+"?done=saved", http.StatusSeeOther)
+	return nil
+}
+
+// graceOf reads the rotation form's grace period: a whole number of
+// hours or days.
+func graceOf(r *http.Request) (time.Duration, error) {
+	unit := time.Hour
+	switch r.PostFormValue("grace_unit") {
+	case "hours":
+	case "days":
+		unit = 24 * time.Hour
+	default:
+		return 0, account.FieldErrorf("grace", "Choose hours or days for the grace period.")
+	}
+	v := strings.TrimSpace(r.PostFormValue("grace"))
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > int(account.MaxSecretGrace/time.Hour) {
+		return 0, account.FieldErrorf("grace", "The grace period must be a whole number of hours or days, at most 30 days.")
+	}
+	return time.Duration(n) * unit, nil
+}
+
+// adminRotateAppSecret gives the app a new secret and shows it once, on
+// the app's page (the answer to the POST: never in an address).
+func (s *Server) adminRotateAppSecret(w http.ResponseWriter, r *http.Request, m me) error {
+	id := mux.Vars(r)["id"]
+	grace, err := graceOf(r)
+	var secret string
+	if err == nil {
+		secret, err = s.acct.Clients.RotateSecret(r.Context(), consoleActor(r, m), id, grace)
+	}
+	if err != nil {
+		return s.appRefused(w, r, m, err, &adminAppData{})
+	}
+	notice := "The app has a new secret. The previous one stopped working."
+	if grace > 0 {
+		notice = "The app has a new secret. The previous one keeps working until the time below."
+	}
+	return s.showAdminApp(w, r, m, id, http.StatusOK, &adminAppData{Secret: secret, Notice: notice})
+}
+
+func (s *Server) adminDeleteAppPage(w http.ResponseWriter, r *http.Request, m me) error {
+	c, _, err := s.acct.Clients.GetClient(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	path := "/admin/apps/" + url.PathEscape(c.ID)
+	d := s.confirmPage(r, m, "admin", "Delete this app?", "Delete app", path+"/delete", path)
+	d.AdminSection = "apps"
+	d.Detail = c.Name + " (" + c.ID + ")"
+	d.Message = web.Translate(d.Lang, "People can no longer sign in to it, and every token it holds stops working. This cannot be undone.")
+	s.showConfirm(w, r, d, nil)
+	return nil
+}
+
+func (s *Server) adminDeleteApp(w http.ResponseWriter, r *http.Request, m me) error {
+	if !confirmed(r) {
+		return s.adminDeleteAppPage(w, r, m)
+	}
+	if err := s.acct.Clients.DeleteClient(r.Context(), consoleActor(r, m), mux.Vars(r)["id"]); err != nil {
+		return s.appRefused(w, r, m, err, &adminAppData{})
+	}
+	http.Redirect(w, r, "/admin/apps?done=deleted", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) adminNewAppPage(w http.ResponseWriter, r *http.Request, m me) error {
+	d := s.appPageData(r, m, "New app")
+	d.New = true
+	d.F = appForm{Grants: map[string]bool{account.GrantAuthorizationCode: true, account.GrantRefreshToken: true}, Scopes: map[string]bool{}}
+	s.web.Render(w, r, http.StatusOK, "admin_app", d)
+	return nil
+}
+
+// adminCreateApp registers the app and shows its page with the secret,
+// this once.
+func (s *Server) adminCreateApp(w http.ResponseWriter, r *http.Request, m me) error {
+	f := postedAppForm(r)
+	n, err := f.newClient()
+	var c storage.Client
+	var secret string
+	if err == nil {
+		c, secret, err = s.acct.Clients.RegisterClient(r.Context(), consoleActor(r, m), n)
+	}
+	if err != nil {
+		code := account.ErrorCode(err)
+		if code != account.Invalid && code != account.Conflict {
+			return err
+		}
+		d := s.appPageData(r, m, "New app")
+		d.New, d.F = true, f
+		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+		s.web.Render(w, r, statusFor(code), "admin_app", d)
+		return nil
+	}
+	d := &adminAppData{Notice: "The app was created.", Secret: secret}
+	return s.showAdminApp(w, r, m, c.ID, http.StatusCreated, d)
+}

@@ -1,0 +1,288 @@
+package portal
+
+import (
+	"math"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// The management API's apps (OIDC clients): every route calls
+// account.ClientService, the rules the console and the command line use
+// too. No answer ever holds a secret's hash; a plain secret appears only
+// in the answer that made it (create, rotate-secret).
+func (s *Server) registerAdminClientAPI(at *routeTable) {
+	at.addAPI(levelAdminAPI, "GET", "/clients", s.apiListClients, apiOp{Summary: "List the apps, those from config.toml (static, read-only) included", Response: listJSON[clientJSON]{}})
+	at.addAPI(levelAdminAPI, "POST", "/clients", s.apiCreateClient, apiOp{Summary: "Register an app; a confidential app's secret is in this answer only", Body: newClientJSON{}, Response: createdClientJSON{}, Status: http.StatusCreated, ETag: true})
+	at.addAPI(levelAdminAPI, "GET", "/clients/{id}", s.apiGetClient, apiOp{Summary: "One app (never its secret)", Response: clientJSON{}, ETag: true})
+	at.addAPI(levelAdminAPI, "PATCH", "/clients/{id}", s.apiPatchClient, apiOp{Summary: "Edit an app; send If-Match with the ETag you read, or get 412 if someone changed it since", Body: clientPatchJSON{}, Response: clientJSON{}, ETag: true})
+	at.addAPI(levelAdminAPI, "DELETE", "/clients/{id}", s.apiDeleteClient, apiOp{Summary: "Remove an app; its tokens stop working"})
+	at.addAPI(levelAdminAPI, "POST", "/clients/{id}/rotate-secret", s.apiRotateClientSecret, apiOp{Summary: "Give a confidential app a new secret (in this answer only); the old one keeps working for grace_seconds", Body: rotateSecretJSON{}, Response: rotatedSecretJSON{}, ETag: true})
+}
+
+// clientJSON is an app as administrators see it: never a secret or its
+// hash. Lifetimes are in seconds, 0 meaning the server's default.
+type clientJSON struct {
+	ID                     string   `json:"id"`
+	Name                   string   `json:"name"`
+	Public                 bool     `json:"public"`
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	GrantTypes             []string `json:"grant_types"`
+	AllowedScopes          []string `json:"allowed_scopes"` // empty: every scope the provider supports
+	AllowedGroups          []string `json:"allowed_groups"` // empty: every user may sign in
+	SkipConsent            bool     `json:"skip_consent"`
+	AccessTokenJWT         bool     `json:"access_token_jwt"`
+	AccessTokenLifetime    int64    `json:"access_token_lifetime"`
+	IDTokenLifetime        int64    `json:"id_token_lifetime"`
+	RefreshTokenLifetime   int64    `json:"refresh_token_lifetime"`
+	HasSecret              bool     `json:"has_secret"`
+	// PreviousSecretUntil is when the secret a rotation replaced stops
+	// working; absent when there is none in force.
+	PreviousSecretUntil *time.Time `json:"previous_secret_until,omitempty"`
+	// Static apps come from config.toml and are changed there only.
+	Static    bool       `json:"static"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+func (s *Server) clientView(c storage.Client) clientJSON {
+	out := clientJSON{
+		ID: c.ID, Name: c.Name, Public: c.Public,
+		RedirectURIs: nonNilStrings(c.RedirectURIs), PostLogoutRedirectURIs: nonNilStrings(c.PostLogoutRedirectURIs),
+		GrantTypes: nonNilStrings(c.GrantTypes), AllowedScopes: nonNilStrings(c.AllowedScopes), AllowedGroups: nonNilStrings(c.AllowedGroups),
+		SkipConsent: c.SkipConsent, AccessTokenJWT: c.AccessTokenJWT,
+		AccessTokenLifetime: int64(c.AccessTokenLifetime / time.Second), IDTokenLifetime: int64(c.IDTokenLifetime / time.Second),
+		RefreshTokenLifetime: int64(c.RefreshTokenLifetime / time.Second),
+		HasSecret:            c.SecretHash != "", Static: c.Static,
+		CreatedAt: optionalTime(c.CreatedAt), UpdatedAt: optionalTime(c.UpdatedAt),
+	}
+	if c.PreviousSecretHash != "" && c.PreviousSecretUntil.After(s.now()) {
+		out.PreviousSecretUntil = optionalTime(c.PreviousSecretUntil)
+	}
+	return out
+}
+
+// newClientJSON is POST /clients. A confidential app without a secret
+// gets a generated one.
+type newClientJSON struct {
+	ID                     string   `json:"id"`
+	Name                   string   `json:"name,omitempty"`
+	Public                 bool     `json:"public,omitempty"`
+	RedirectURIs           []string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             []string `json:"grant_types,omitempty"` // default: authorization_code, refresh_token
+	AllowedScopes          []string `json:"allowed_scopes,omitempty"`
+	AllowedGroups          []string `json:"allowed_groups,omitempty"`
+	SkipConsent            bool     `json:"skip_consent,omitempty"`
+	AccessTokenJWT         bool     `json:"access_token_jwt,omitempty"`
+	AccessTokenLifetime    int64    `json:"access_token_lifetime,omitempty"`
+	IDTokenLifetime        int64    `json:"id_token_lifetime,omitempty"`
+	RefreshTokenLifetime   int64    `json:"refresh_token_lifetime,omitempty"`
+	Secret                 string   `json:"secret,omitempty"`
+}
+
+// clientPatchJSON is PATCH /clients/{id}: every field left out stays.
+type clientPatchJSON struct {
+	Name                   *string   `json:"name,omitempty"`
+	Public                 *bool     `json:"public,omitempty"`
+	RedirectURIs           *[]string `json:"redirect_uris,omitempty"`
+	PostLogoutRedirectURIs *[]string `json:"post_logout_redirect_uris,omitempty"`
+	GrantTypes             *[]string `json:"grant_types,omitempty"`
+	AllowedScopes          *[]string `json:"allowed_scopes,omitempty"`
+	AllowedGroups          *[]string `json:"allowed_groups,omitempty"`
+	SkipConsent            *bool     `json:"skip_consent,omitempty"`
+	AccessTokenJWT         *bool     `json:"access_token_jwt,omitempty"`
+	AccessTokenLifetime    *int64    `json:"access_token_lifetime,omitempty"`
+	IDTokenLifetime        *int64    `json:"id_token_lifetime,omitempty"`
+	RefreshTokenLifetime   *int64    `json:"refresh_token_lifetime,omitempty"`
+}
+
+type createdClientJSON struct {
+	Client clientJSON `json:"client"`
+	// Secret is the confidential app's secret, shown only here.
+	Secret string `json:"secret,omitempty"`
+}
+
+type rotateSecretJSON struct {
+	// GraceSeconds is how long the old secret keeps working (0: it
+	// stops at once). Required: an outage or a leaked secret's longer
+	// life should be a choice, not a default.
+	GraceSeconds *int64 `json:"grace_seconds"`
+}
+
+type rotatedSecretJSON struct {
+	Secret              string     `json:"secret"`
+	PreviousSecretUntil *time.Time `json:"previous_secret_until,omitempty"`
+}
+
+// seconds turns a lifetime in seconds from a request into a Duration; the
+// account rules check its bounds, this only keeps it from overflowing.
+func seconds(field string, n int64) (time.Duration, error) {
+	if n < 0 || n > math.MaxInt64/int64(time.Second) {
+		return 0, account.FieldErrorf(field, "%s must be a number of seconds, 0 for the server's default.", field)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// optionalSeconds is seconds for a patch field that may be absent.
+func optionalSeconds(field string, n *int64) (*time.Duration, error) {
+	if n == nil {
+		return nil, nil
+	}
+	d, err := seconds(field, *n)
+	return &d, err
+}
+
+func (b newClientJSON) newClient() (account.NewClient, error) {
+	n := account.NewClient{
+		ID: b.ID, Name: b.Name, Public: b.Public, RedirectURIs: b.RedirectURIs, PostLogoutRedirectURIs: b.PostLogoutRedirectURIs,
+		GrantTypes: b.GrantTypes, AllowedScopes: b.AllowedScopes, AllowedGroups: b.AllowedGroups,
+		SkipConsent: b.SkipConsent, AccessTokenJWT: b.AccessTokenJWT, Secret: b.Secret,
+	}
+	var err error
+	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
+		return n, err
+	}
+	if n.IDTokenLifetime, err = seconds("id_token_lifetime", b.IDTokenLifetime); err != nil {
+		return n, err
+	}
+	if n.RefreshTokenLifetime, err = seconds("refresh_token_lifetime", b.RefreshTokenLifetime); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+func (b clientPatchJSON) patch() (account.ClientPatch, error) {
+	p := account.ClientPatch{
+		Name: b.Name, Public: b.Public, RedirectURIs: b.RedirectURIs, PostLogoutRedirectURIs: b.PostLogoutRedirectURIs,
+		GrantTypes: b.GrantTypes, AllowedScopes: b.AllowedScopes, AllowedGroups: b.AllowedGroups,
+		SkipConsent: b.SkipConsent, AccessTokenJWT: b.AccessTokenJWT,
+	}
+	var err error
+	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
+		return p, err
+	}
+	if p.IDTokenLifetime, err = optionalSeconds("id_token_lifetime", b.IDTokenLifetime); err != nil {
+		return p, err
+	}
+	if p.RefreshTokenLifetime, err = optionalSeconds("refresh_token_lifetime", b.RefreshTokenLifetime); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func (s *Server) apiListClients(w http.ResponseWriter, r *http.Request, _ account.Actor) error {
+	cs, err := s.acct.Clients.ListClients(r.Context())
+	if err != nil {
+		return err
+	}
+	items := make([]clientJSON, 0, len(cs))
+	for _, c := range cs {
+		items = append(items, s.clientView(c))
+	}
+	writeJSON(w, http.StatusOK, newList(items, ""))
+	return nil
+}
+
+func (s *Server) apiCreateClient(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	var b newClientJSON
+	if ok, err := s.apiDecode(w, r, &b); !ok {
+		return err
+	}
+	n, err := b.newClient()
+	if err != nil {
+		return err
+	}
+	c, secret, err := s.acct.Clients.RegisterClient(r.Context(), a, n)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/clients/"+url.PathEscape(c.ID))
+	writeWithETag(w, http.StatusCreated, account.ClientETag(c), createdClientJSON{Client: s.clientView(c), Secret: secret})
+	return nil
+}
+
+func (s *Server) apiGetClient(w http.ResponseWriter, r *http.Request, _ account.Actor) error {
+	id, err := pathID(r, "app")
+	if err != nil {
+		return err
+	}
+	c, etag, err := s.acct.Clients.GetClient(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeWithETag(w, http.StatusOK, etag, s.clientView(c))
+	return nil
+}
+
+func (s *Server) apiPatchClient(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	id, err := pathID(r, "app")
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var b clientPatchJSON
+	if ok, err := s.apiDecode(w, r, &b); !ok {
+		return err
+	}
+	p, err := b.patch()
+	if err != nil {
+		return err
+	}
+	c, etag, err := s.acct.Clients.UpdateClient(r.Context(), a, id, match, p)
+	if err != nil {
+		return err
+	}
+	writeWithETag(w, http.StatusOK, etag, s.clientView(c))
+	return nil
+}
+
+func (s *Server) apiDeleteClient(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	id, err := pathID(r, "app")
+	if err != nil {
+		return err
+	}
+	if err := s.acct.Clients.DeleteClient(r.Context(), a, id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) apiRotateClientSecret(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	id, err := pathID(r, "app")
+	if err != nil {
+		return err
+	}
+	var b rotateSecretJSON
+	if ok, err := s.apiDecode(w, r, &b); !ok {
+		return err
+	}
+	if b.GraceSeconds == nil {
+		return account.FieldErrorf("grace_seconds", "Say how long the old secret keeps working, in seconds (0: it stops at once).")
+	}
+	grace, err := seconds("grace_seconds", *b.GraceSeconds)
+	if err != nil {
+		return err
+	}
+	secret, err := s.acct.Clients.RotateSecret(r.Context(), a, id, grace)
+	if err != nil {
+		if account.ErrorField(err) == "grace" {
+			return account.FieldErrorf("grace_seconds", "%s", account.ErrorMessage(err))
+		}
+		return err
+	}
+	c, etag, err := s.acct.Clients.GetClient(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeWithETag(w, http.StatusOK, etag, rotatedSecretJSON{Secret: secret, PreviousSecretUntil: s.clientView(c).PreviousSecretUntil})
+	return nil
+}
