@@ -153,19 +153,33 @@ func (c *cli) userList(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	m, err := c.open(*cfgPath)
+	api, err := c.connect(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-	users, err := m.Accounts.Users.ListUsers(ctx)
-	if err != nil {
-		return err
-	}
+	defer api.close()
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tADMIN\tBLOCKED")
-	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", u.ID, u.Username, u.Email, u.Name, u.Admin, u.Blocked)
+	// Page through the search, newest account first, as the console
+	// lists them; one page at a time, so memory does not grow with users.
+	cursor := ""
+	for {
+		var page struct {
+			Items []struct {
+				ID, Username, Email, Name string
+				Admin, Blocked            bool
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if _, err := api.call(ctx, http.MethodGet, "/users?limit=500&cursor="+url.QueryEscape(cursor), nil, &page); err != nil {
+			return err
+		}
+		for _, u := range page.Items {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", u.ID, u.Username, u.Email, u.Name, u.Admin, u.Blocked)
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
 	}
 	return tw.Flush()
 }
