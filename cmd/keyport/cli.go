@@ -187,15 +187,6 @@ func (c *cli) loadConfigWarnings(path string) (*config.Config, []string, error) 
 	return cfg, warnings, nil
 }
 
-// open opens the store for a CLI command, failing fast when serve holds it.
-func (c *cli) open(path string) (*Main, error) {
-	cfg, err := c.loadConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	return openStore(cfg, newLogger("warn", c.stderr), 300*time.Millisecond, nil)
-}
-
 func (c *cli) serve(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("serve")
 	if err := c.parse(fs, args); err != nil {
