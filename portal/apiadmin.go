@@ -314,6 +314,7 @@ func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerAdminDirectoryAPI(at)
 	s.registerAdminAuditAPI(at)
 	s.registerAdminUserAPI(at)
+	s.registerAdminGroupAPI(at)
 	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
 }
 
