@@ -70,7 +70,7 @@ func validGroupName(name string) (string, error) {
 	case name == "":
 		return "", FieldErrorf("name", "Enter a name for the group.")
 	case len(name) > storage.MaxGroupName:
-		return "", FieldErrorf("name", "The name may be at most %d bytes long.", storage.MaxGroupName)
+		return "", FieldErrorf("name", "The name may be at most 128 bytes long.") // storage.MaxGroupName
 	case !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool {
 		return r == ',' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 	}):
@@ -85,7 +85,7 @@ func validGroupName(name string) (string, error) {
 func validGroupDescription(d string) (string, error) {
 	d = strings.TrimSpace(d)
 	if len(d) > storage.MaxGroupDescription {
-		return "", FieldErrorf("description", "The description may be at most %d bytes long.", storage.MaxGroupDescription)
+		return "", FieldErrorf("description", "The description may be at most 1024 bytes long.") // storage.MaxGroupDescription
 	}
 	if !utf8.ValidString(d) || strings.ContainsFunc(d, func(r rune) bool {
 		return r != '\n' && r != '\r' && r != '\t' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r))
@@ -344,7 +344,7 @@ func (s *AdminService) setMember(ctx context.Context, actor Actor, groupID, user
 		}
 		if member {
 			if len(u.Groups) >= maxNameListEntries {
-				return u, FieldErrorf("groups", "A user may be in at most %d groups.", maxNameListEntries)
+				return u, FieldErrorf("groups", "A user may be in at most 100 groups.") // maxNameListEntries
 			}
 			u.Groups = append(slices.Clip(u.Groups), g.Name)
 		} else {

@@ -20,6 +20,7 @@ func (s *Server) registerAdminRoutes(t *routeTable) {
 	t.add(levelAdmin, "GET", "/admin", s.adminOverview)
 	s.registerAdminUserPages(t)
 	s.registerAdminAuditPages(t)
+	s.registerAdminGroupPages(t)
 	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)

@@ -32,6 +32,7 @@ var catalogs = map[string]map[string]string{
 		deUserAdmin,
 		deConsoleUsers,
 		deApps,
+		deConsoleGroups,
 	),
 }
 

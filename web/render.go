@@ -28,6 +28,7 @@ type AdminSection struct{ Key, Label, Path string }
 // AdminSections is the console's menu, in order.
 var AdminSections = []AdminSection{
 	{"overview", "Overview", "/admin"},
+	{"groups", "Groups", "/admin/groups"},
 	{"audit", "Audit log", "/admin/audit"},
 	{"directories", "Directories", "/admin/directories"},
 }
