@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -19,6 +20,7 @@ func (s *Server) registerAdminGroupAPI(at *routeTable) {
 	at.addAPI(levelAdminAPI, "PATCH", "/groups/{id}", s.apiPatchGroup, apiOp{Summary: "Rename a group (its members' groups claim carries the new name) or change its description; send If-Match with the ETag you read, or get 412 if someone changed it since", Body: account.GroupPatch{}, Response: groupJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "DELETE", "/groups/{id}", s.apiDeleteGroup, apiOp{Summary: "Delete a group and take it out of every member's groups"})
 	at.addAPI(levelAdminAPI, "GET", "/groups/{id}/members", s.apiGroupMembers, apiOp{Summary: "A group's members (local users and directory users whose directory sends the group), ordered by user ID", Query: pageQuery, Response: listJSON[memberJSON]{}})
+	at.addAPI(levelAdminAPI, "POST", "/groups/{id}/members", s.apiAddMemberByLogin, apiOp{Summary: "Make the user with this username or email a member (as the console's form does)", Body: memberLoginJSON{}, Response: memberJSON{}})
 	at.addAPI(levelAdminAPI, "PUT", "/groups/{id}/members/{user_id}", s.apiAddMember, apiOp{Summary: "Make a user a member (refused for users whose groups their directory sets)"})
 	at.addAPI(levelAdminAPI, "DELETE", "/groups/{id}/members/{user_id}", s.apiRemoveMember, apiOp{Summary: "Take a user out of a group (refused for users whose groups their directory sets)"})
 }
@@ -44,6 +46,14 @@ type memberJSON struct {
 	Email    string `json:"email"`
 	Name     string `json:"name"`
 	Source   string `json:"source"` // "" for a local account, else the directory's ID
+}
+
+type memberLoginJSON struct {
+	Login string `json:"login"` // a username or an email address
+}
+
+func memberView(u storage.User) memberJSON {
+	return memberJSON{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Source: u.Source}
 }
 
 func groupView(g storage.Group) groupJSON {
@@ -138,7 +148,7 @@ func (s *Server) apiGroupMembers(w http.ResponseWriter, r *http.Request, a accou
 	}
 	items := make([]memberJSON, 0, len(page.Users))
 	for _, u := range page.Users {
-		items = append(items, memberJSON{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, Source: u.Source})
+		items = append(items, memberView(u))
 	}
 	writeJSON(w, http.StatusOK, newList(items, page.Next))
 	return nil
@@ -178,4 +188,36 @@ func (s *Server) apiRemoveMember(w http.ResponseWriter, r *http.Request, a accou
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func (s *Server) apiAddMemberByLogin(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	groupID, err := pathID(r, "group")
+	if err != nil {
+		return err
+	}
+	var body memberLoginJSON
+	if ok, err := s.apiDecode(w, r, &body); !ok {
+		return err
+	}
+	u, err := s.acct.Admin.UserByLogin(r.Context(), a, body.Login)
+	if err != nil {
+		return fieldRenamed(err, "username", "login")
+	}
+	if err := s.acct.Admin.AddMember(r.Context(), a, groupID, u.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, memberView(u))
+	return nil
+}
+
+// fieldRenamed is err naming the request's field when the rules call it
+// another name.
+func fieldRenamed(err error, from, to string) error {
+	var ae *account.Error
+	if errors.As(err, &ae) && ae.Field == from {
+		c := *ae
+		c.Field = to
+		return &c
+	}
+	return err
 }

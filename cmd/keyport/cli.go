@@ -36,6 +36,12 @@ Usage:
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
+  keyport group list
+  keyport group create --name NAME [--description TEXT]
+  keyport group rename --name NAME --to NEW
+  keyport group delete --name NAME
+  keyport group add-member|remove-member --name NAME --username NAME
+                        (--username takes a username or an email address)
   keyport directory list
   keyport directory test --id ID
   keyport directory sync --id ID
@@ -78,6 +84,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{
 			"list": c.directoryList, "test": c.directoryTest, "sync": c.directorySync,
 		})
+	case "group":
+		err = c.group(ctx, rest)
 	case "backup":
 		err = c.backup(ctx, rest)
 	case "keys":
