@@ -45,6 +45,12 @@ Usage:
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
+  keyport group list
+  keyport group create --name NAME [--description TEXT]
+  keyport group rename --name NAME --to NEW
+  keyport group delete --name NAME
+  keyport group add-member|remove-member --name NAME --username NAME
+                        (--username takes a username or an email address)
   keyport directory list
   keyport directory test --id ID
   keyport directory sync --id ID
@@ -98,6 +104,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		})
 	case "audit":
 		err = c.sub(ctx, "audit", rest, map[string]func(context.Context, []string) error{"list": c.auditList, "export": c.auditExport})
+	case "group":
+		err = c.group(ctx, rest)
 	case "backup":
 		err = c.backup(ctx, rest)
 	case "keys":
