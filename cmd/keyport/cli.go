@@ -561,16 +561,26 @@ func (c *cli) directoryList(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Type, where, d.UserBaseDN, d.SyncInterval.Duration)
 	}
-	// Directories added on the admin page live in the database.
-	if m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil); err == nil {
-		defer m.Close()
-		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
-			if st.Stored {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
-			}
-		}
-	} else {
+	// Directories added on the admin page live in the database: ask the
+	// management API (the running server's, or this process's).
+	var stored struct {
+		Items []struct {
+			ID, Name, Provider string
+			Stored             bool
+		} `json:"items"`
+	}
+	api, err := c.connect(*cfgPath)
+	if err == nil {
+		defer api.close()
+		_, err = api.call(ctx, http.MethodGet, "/directories", nil, &stored)
+	}
+	if err != nil {
 		fmt.Fprintf(c.stderr, "keyport: directories added on the admin page are not listed: %v\n", err)
+	}
+	for _, st := range stored.Items {
+		if st.Stored {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
+		}
 	}
 	return tw.Flush()
 }
