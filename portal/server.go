@@ -176,6 +176,7 @@ func (s *Server) routes() (*mux.Router, error) {
 	s.registerForwardAuthRoutes(t) // /auth/verify for reverse proxies
 	s.registerUpstreamRoutes(t)    // /login/upstream/…: sign-in through upstream OIDC providers
 	s.registerAdminRoutes(t)       // /admin/…: administrators only
+	s.registerSelfServiceRoutes(t) // /security: connected apps, signing out one browser
 	if err := errors.Join(t.shared.errs...); err != nil {
 		return nil, fmt.Errorf("portal routes: %w", err)
 	}

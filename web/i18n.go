@@ -23,7 +23,7 @@ var LanguageNames = map[string]string{"en": "English", "de": "Deutsch"}
 // portal keeps its strings in its own file (i18n_*.go) and they are merged
 // here, so areas never edit one shared table.
 var catalogs = map[string]map[string]string{
-	"de": merge(deCore, deProfile, deSecurity, deTwoFactor, dePasskeys, deAccess, deAdmin, deAdminDirectories, deAdminUpstreams, dePolicy, deWeb, deUI, deThrottle),
+	"de": merge(deCore, deProfile, deSecurity, deTwoFactor, dePasskeys, deAccess, deAdmin, deAdminDirectories, deAdminUpstreams, dePolicy, deWeb, deUI, deThrottle, deSelfService),
 }
 
 func merge(parts ...map[string]string) map[string]string {
