@@ -2,12 +2,8 @@ package account
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/keyport/keyport/storage"
@@ -82,51 +78,6 @@ func (s *SignInService) Sessions(ctx context.Context, userID string) ([]storage.
 		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
 	}
 	return sessions, nil
-}
-
-// SessionHandle names a session on a page and in a form. It is derived
-// from the session's ID, which is the hash of the cookie's secret and the
-// key that finds the session, and which therefore stays in the store.
-func SessionHandle(sess storage.Session) string {
-	sum := sha256.Sum256([]byte("keyport session handle\x00" + sess.ID))
-	return hex.EncodeToString(sum[:16])
-}
-
-var errNoSuchSession = Errorf(NotFound, "This browser is no longer signed in.")
-
-// EndUserSession signs one of userID's browsers out, the one whose
-// SessionHandle is handle, and returns it. A handle of no session of
-// userID (another user's, or one that has ended) is NotFound and changes
-// nothing. It writes a "session.ended" audit event.
-func (s *SignInService) EndUserSession(ctx context.Context, actor Actor, userID, handle string) (storage.Session, error) {
-	if err := s.mayActFor(ctx, actor, userID); err != nil {
-		return storage.Session{}, err
-	}
-	sessions, err := s.store.ListUserSessions(ctx, userID)
-	if err != nil {
-		return storage.Session{}, fmt.Errorf("list sessions of %q: %w", userID, err)
-	}
-	for _, sess := range sessions {
-		if subtle.ConstantTimeCompare([]byte(SessionHandle(sess)), []byte(handle)) != 1 {
-			continue
-		}
-		err := s.store.DeleteSession(ctx, sess.ID)
-		if errors.Is(err, storage.ErrNotFound) {
-			return storage.Session{}, errNoSuchSession
-		}
-		if err != nil {
-			return storage.Session{}, fmt.Errorf("end a session of %q: %w", userID, err)
-		}
-		browser, system := DeviceParts(sess.UserAgent)
-		s.audit(ctx, actor, storage.AuditEvent{Type: "session.ended", TargetUserID: userID,
-			Changes: []storage.AuditChange{
-				{Field: "session_device", Before: strings.TrimSpace(browser + " " + system)},
-				{Field: "session_ip", Before: sess.IP},
-				{Field: "session_signed_in", Before: sess.AuthTime.UTC().Format(time.RFC3339)},
-			}})
-		return sess, nil
-	}
-	return storage.Session{}, errNoSuchSession
 }
 
 // SignOutEverywhere ends every session and revokes every token of the user.

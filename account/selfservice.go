@@ -1,7 +1,14 @@
 package account
 
+// The self-service controls of a user's own account beyond the profile
+// and credentials: the apps they consented to (connected apps) and their
+// signed-in browsers, one at a time.
+
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,6 +98,51 @@ func (s *SignInService) RevokeApp(ctx context.Context, actor Actor, userID, clie
 		Changes: []storage.AuditChange{{Field: "scopes", Before: strings.Join(g.Scopes, " ")}}})
 	s.log.InfoContext(ctx, "consent revoked", "user_id", userID, "client_id", clientID, "tokens_revoked", n)
 	return nil
+}
+
+// SessionHandle names a session on a page and in a form. It is derived
+// from the session's ID, which is the hash of the cookie's secret and the
+// key that finds the session, and which therefore stays in the store.
+func SessionHandle(sess storage.Session) string {
+	sum := sha256.Sum256([]byte("keyport session handle\x00" + sess.ID))
+	return hex.EncodeToString(sum[:16])
+}
+
+var errNoSuchSession = Errorf(NotFound, "This browser is no longer signed in.")
+
+// EndUserSession signs one of userID's browsers out, the one whose
+// SessionHandle is handle, and returns it. A handle of no session of
+// userID (another user's, or one that has ended) is NotFound and changes
+// nothing. It writes a "session.ended" audit event.
+func (s *SignInService) EndUserSession(ctx context.Context, actor Actor, userID, handle string) (storage.Session, error) {
+	if err := s.mayActFor(ctx, actor, userID); err != nil {
+		return storage.Session{}, err
+	}
+	sessions, err := s.store.ListUserSessions(ctx, userID)
+	if err != nil {
+		return storage.Session{}, fmt.Errorf("list sessions of %q: %w", userID, err)
+	}
+	for _, sess := range sessions {
+		if subtle.ConstantTimeCompare([]byte(SessionHandle(sess)), []byte(handle)) != 1 {
+			continue
+		}
+		err := s.store.DeleteSession(ctx, sess.ID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.Session{}, errNoSuchSession
+		}
+		if err != nil {
+			return storage.Session{}, fmt.Errorf("end a session of %q: %w", userID, err)
+		}
+		browser, system := DeviceParts(sess.UserAgent)
+		s.audit(ctx, actor, storage.AuditEvent{Type: "session.ended", TargetUserID: userID,
+			Changes: []storage.AuditChange{
+				{Field: "session_device", Before: strings.TrimSpace(browser + " " + system)},
+				{Field: "session_ip", Before: sess.IP},
+				{Field: "session_signed_in", Before: sess.AuthTime.UTC().Format(time.RFC3339)},
+			}})
+		return sess, nil
+	}
+	return storage.Session{}, errNoSuchSession
 }
 
 // mayActFor refuses a change to userID's account by anyone but the user
