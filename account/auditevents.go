@@ -47,6 +47,8 @@ const (
 	// EventSessionsEnded: every session of a user was ended ("sign out
 	// everywhere").
 	EventSessionsEnded = "sessions.ended"
+	// EventSessionEnded: a user signed out one of their browsers.
+	EventSessionEnded = "session.ended"
 	// EventUserBlocked: a user was blocked (by an admin or their directory).
 	EventUserBlocked = "user.blocked"
 	// EventUserUnblocked: a user was unblocked.

@@ -32,6 +32,8 @@ type SignInStore interface {
 	storage.SignIns
 	storage.Sessions
 	storage.Clients
+	storage.Grants // connected apps
+	storage.Tokens // their tokens, revoked with the consent
 }
 
 // SignInService signs people in: the password step (throttle, hash gate,

@@ -48,6 +48,11 @@ type accessData struct {
 	// AllowlistNotice says the allowlist was saved, in its own section:
 	// the page opens there (#allowlist), not at the top.
 	AllowlistNotice string
+
+	// Apps are the apps the user consented to (selfservice.go), with their
+	// own notice (AppsNotice) in their section, #connected-apps.
+	Apps       []connectedAppView
+	AppsNotice string
 }
 
 func (s *Server) accessView(r *http.Request, m me) *accessData {
@@ -86,6 +91,7 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 	for _, c := range toks {
 		d.Tokens = append(d.Tokens, view(c))
 	}
+	d.Apps = s.connectedAppViews(r, u, d.Lang)
 	return d
 }
 
@@ -104,6 +110,8 @@ func (s *Server) accessPage(w http.ResponseWriter, r *http.Request, m me) error 
 		d.Notice = web.Translate(d.Lang, "Revoked. It no longer works.")
 	case "allowlist":
 		d.AllowlistNotice = web.Translate(d.Lang, "Your IP allowlist was saved.")
+	case "app-revoked":
+		d.AppsNotice = web.Translate(d.Lang, "The app's access was revoked. It asks for your consent again the next time you sign in to it.")
 	}
 	s.web.Render(w, r, http.StatusOK, "access", d)
 	return nil
@@ -259,21 +267,37 @@ type attemptView struct {
 type sessionView struct {
 	Device, IP, Since string
 	Current           bool
+	// Handle names the session in its "Sign out" form (account.SessionHandle).
+	Handle string
 }
 
 type activityData struct {
 	web.Base
 	Attempts []attemptView
 	Sessions []sessionView
+	// Notice and Error are about signing one browser out (selfservice.go).
+	Notice, Error string
 }
 
 func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) error {
+	d, err := s.activityView(r, m)
+	if err != nil {
+		return err
+	}
+	if r.URL.Query().Get("done") == "session-ended" {
+		d.Notice = web.Translate(d.Lang, "That browser was signed out.")
+	}
+	s.web.Render(w, r, http.StatusOK, "activity", d)
+	return nil
+}
+
+func (s *Server) activityView(r *http.Request, m me) (*activityData, error) {
 	u := m.User
 	d := &activityData{Base: s.web.Base(r, &u, "Activity")}
 	d.Nav = "activity"
 	attempts, err := s.acct.SignIn.History(r.Context(), u.ID, 5)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, a := range attempts {
 		v := attemptView{Time: showTime(a.Time, u.Zoneinfo), IP: a.IP, Device: deviceName(d.Lang, a.UserAgent), Method: methodText(d.Lang, a.Method), Success: a.Success}
@@ -286,13 +310,13 @@ func (s *Server) activityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	}
 	sessions, err := s.acct.SignIn.Sessions(r.Context(), u.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, sess := range sessions {
-		d.Sessions = append(d.Sessions, sessionView{Device: deviceName(d.Lang, sess.UserAgent), IP: sess.IP, Since: showTime(sess.AuthTime, u.Zoneinfo), Current: sess.ID == m.Session.ID})
+		d.Sessions = append(d.Sessions, sessionView{Device: deviceName(d.Lang, sess.UserAgent), IP: sess.IP, Since: showTime(sess.AuthTime, u.Zoneinfo), Current: sess.ID == m.Session.ID,
+			Handle: account.SessionHandle(sess)})
 	}
-	s.web.Render(w, r, http.StatusOK, "activity", d)
-	return nil
+	return d, nil
 }
 
 // deviceName summarises a user agent in the page's language: "Firefox on

@@ -176,6 +176,7 @@ func (s *Server) routes() (*mux.Router, error) {
 	s.registerForwardAuthRoutes(t) // /auth/verify for reverse proxies
 	s.registerUpstreamRoutes(t)    // /login/upstream/…: sign-in through upstream OIDC providers
 	s.registerAdminRoutes(t)       // /admin/…: administrators only
+	s.registerSelfServiceRoutes(t) // /security: connected apps, signing out one browser
 
 	// /invite, /reset-password: the one-time links an administrator hands out.
 	s.registerPasswordLinkRoutes(t)

@@ -345,6 +345,11 @@ type Grant struct {
 	Scopes    []string  `json:"scopes"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// LastUsedAt is when the app last got a token for the user: the store
+	// moves it to an access token's CreatedAt whenever it stores one for
+	// (UserID, ClientID) (sign-in, refresh), in the same write, and never
+	// back. Zero: no token since the consent.
+	LastUsedAt time.Time `json:"last_used_at,omitempty"`
 }
 
 // SigningKey is a token-signing key. The private key is sealed by the caller
@@ -772,6 +777,11 @@ type Grants interface {
 	GetGrant(ctx context.Context, userID, clientID string) (Grant, error)
 	// PutGrant creates or replaces the grant for (UserID, ClientID).
 	PutGrant(ctx context.Context, g Grant) error
+	// ListGrants returns every grant of a user, by client ID.
+	ListGrants(ctx context.Context, userID string) ([]Grant, error)
+	// DeleteGrant removes the grant of a user to a client; ErrNotFound
+	// when there is none.
+	DeleteGrant(ctx context.Context, userID, clientID string) error
 }
 
 // Keys persists signing keys.

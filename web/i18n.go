@@ -34,6 +34,7 @@ var catalogs = map[string]map[string]string{
 		deApps,
 		deConsoleApps,
 		deConsoleGroups,
+		deSelfService,
 	),
 }
 

@@ -126,6 +126,15 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 		t.Fatalf("add an upstream provider: %v", err)
 	}
 	app := srv.createClient(account.NewClient{ID: "wiki", Name: "Team Wiki of the Engineering Department", RedirectURIs: []string{appServer(t)}})
+	// Connected apps: one alice consented to, and one deleted since.
+	srv.createClient(account.NewClient{ID: "chat", Name: "Team Chat of the Engineering Department"})
+	for _, clientID := range []string{"chat", "timesheets-of-the-engineering-department"} {
+		now := time.Now()
+		if err := srv.Main.Store.PutGrant(ctx, storage.Grant{UserID: alice.ID, ClientID: clientID, Scopes: []string{"openid", "profile", "email", "groups", "offline_access"},
+			CreatedAt: now, UpdatedAt: now, LastUsedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, _, err := acct.Credentials.CreateAppPassword(ctx, alice, "Thunderbird on the office desktop", "wiki"); err != nil {
 		t.Fatal(err)
 	}

@@ -600,9 +600,12 @@ func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
 }
 
 // putAccessTx stores an access token with its expiry, user and family index
-// entries.
+// entries, and moves the last use of the user's grant to the app.
 func putAccessTx(tx *bbolt.Tx, a storage.AccessToken) error {
 	if err := putJSON(tx.Bucket(bAccessTokens), a.ID, a); err != nil {
+		return err
+	}
+	if err := touchGrantTx(tx, a); err != nil {
 		return err
 	}
 	if err := putExpiry(tx, expAccessToken, a.ExpiresAt, a.ID); err != nil {

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Tokens", tokenTests},
 		{"Sessions", sessionTests},
 		{"Grants", grantTests},
+		{"GrantLists", grantListTests},
 		{"SigningKeys", keyTests},
 		{"Settings", settingTests},
 		{"OneTimeTokens", oneTimeTokenTests},
