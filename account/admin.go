@@ -26,6 +26,7 @@ type AdminStore interface {
 	storage.Clients
 	storage.Grants
 	storage.LoginAttempts
+	storage.Groups
 }
 
 // AdminService holds the rules for administrators acting on users: the

@@ -356,7 +356,7 @@ func validateUsername(v string) error {
 // Bounds of roles, groups and app_metadata.
 const (
 	maxNameListEntries  = 100
-	maxNameListEntry    = 64 // characters
+	maxNameListEntry    = storage.MaxGroupName // bytes: a group's name fits
 	maxAppMetadataKeys  = 64
 	maxAppMetadataValue = 1 << 10 // bytes
 	maxAppMetadataTotal = 8 << 10 // bytes of keys and values together
@@ -378,10 +378,10 @@ func validateNameList(field string, list []string) ([]string, error) {
 		if v == "" || slices.Contains(out, v) {
 			continue
 		}
-		bad := !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxNameListEntry ||
+		bad := !utf8.ValidString(v) || len(v) > maxNameListEntry ||
 			strings.ContainsFunc(v, func(r rune) bool { return r == ',' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) })
 		if bad {
-			return nil, FieldErrorf(field, "Each entry must be at most 64 characters, without commas or control characters.")
+			return nil, FieldErrorf(field, "Each entry must be at most 128 bytes, without commas or control characters.")
 		}
 		out = append(out, v)
 	}

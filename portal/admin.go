@@ -21,6 +21,7 @@ func (s *Server) registerAdminRoutes(t *routeTable) {
 	s.registerAdminUserPages(t)
 	s.registerAdminAuditPages(t)
 	s.registerAdminAppPages(t)
+	s.registerAdminGroupPages(t)
 	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)

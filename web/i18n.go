@@ -33,6 +33,7 @@ var catalogs = map[string]map[string]string{
 		deConsoleUsers,
 		deApps,
 		deConsoleApps,
+		deConsoleGroups,
 	),
 }
 

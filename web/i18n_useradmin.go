@@ -12,7 +12,7 @@ var deUserAdmin = map[string]string{
 	"There is no email address to verify.":                                                   "Es gibt keine E-Mail-Adresse, die bestätigt werden könnte.",
 	"There is no phone number to verify.":                                                    "Es gibt keine Telefonnummer, die bestätigt werden könnte.",
 	"At most 100 entries are allowed.":                                                       "Höchstens 100 Einträge sind erlaubt.",
-	"Each entry must be at most 64 characters, without commas or control characters.":        "Jeder Eintrag darf höchstens 64 Zeichen lang sein, ohne Kommas oder Steuerzeichen.",
+	"Each entry must be at most 128 bytes, without commas or control characters.":            "Jeder Eintrag darf höchstens 128 Bytes lang sein, ohne Kommas oder Steuerzeichen.",
 	"At most 64 app_metadata keys are allowed.":                                              "Höchstens 64 Schlüssel sind in app_metadata erlaubt.",
 	"app_metadata keys are 1 to 64 letters, digits, dots, dashes or underscores.":            "Schlüssel in app_metadata bestehen aus 1 bis 64 Buchstaben, Ziffern, Punkten, Binde- oder Unterstrichen.",
 	"Each app_metadata value must be text of at most 1 KiB.":                                 "Jeder Wert in app_metadata muss Text von höchstens 1 KiB sein.",

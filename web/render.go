@@ -29,9 +29,10 @@ type AdminSection struct{ Key, Label, Path string }
 var AdminSections = []AdminSection{
 	{"overview", "Overview", "/admin"},
 	{"users", "Users", "/admin/users"},
+	{"groups", "Groups", "/admin/groups"},
+	{"apps", "Apps", "/admin/apps"},
 	{"audit", "Audit log", "/admin/audit"},
 	{"directories", "Directories", "/admin/directories"},
-	{"apps", "Apps", "/admin/apps"},
 }
 
 // UserView is the signed-in user as the menu shows them.

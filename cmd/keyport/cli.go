@@ -45,6 +45,12 @@ Usage:
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
+  keyport group list
+  keyport group create --name NAME [--description TEXT]
+  keyport group rename --name NAME --to NEW
+  keyport group delete --name NAME
+  keyport group add-member|remove-member --name NAME --username NAME
+                        (--username takes a username or an email address)
   keyport directory list
   keyport directory test --id ID
   keyport directory sync --id ID
@@ -98,6 +104,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		})
 	case "audit":
 		err = c.sub(ctx, "audit", rest, map[string]func(context.Context, []string) error{"list": c.auditList, "export": c.auditExport})
+	case "group":
+		err = c.group(ctx, rest)
 	case "backup":
 		err = c.backup(ctx, rest)
 	case "keys":
@@ -185,15 +193,6 @@ func (c *cli) loadConfigWarnings(path string) (*config.Config, []string, error) 
 		return nil, nil, fmt.Errorf("configuration is invalid:\n%w", err)
 	}
 	return cfg, warnings, nil
-}
-
-// open opens the store for a CLI command, failing fast when serve holds it.
-func (c *cli) open(path string) (*Main, error) {
-	cfg, err := c.loadConfig(path)
-	if err != nil {
-		return nil, err
-	}
-	return openStore(cfg, newLogger("warn", c.stderr), 300*time.Millisecond, nil)
 }
 
 func (c *cli) serve(ctx context.Context, args []string) error {
@@ -562,16 +561,26 @@ func (c *cli) directoryList(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Type, where, d.UserBaseDN, d.SyncInterval.Duration)
 	}
-	// Directories added on the admin page live in the database.
-	if m, err := openStore(cfg, newLogger("error", c.stderr), 300*time.Millisecond, nil); err == nil {
-		defer m.Close()
-		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
-			if st.Stored {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
-			}
-		}
-	} else {
+	// Directories added on the admin page live in the database: ask the
+	// management API (the running server's, or this process's).
+	var stored struct {
+		Items []struct {
+			ID, Name, Provider string
+			Stored             bool
+		} `json:"items"`
+	}
+	api, err := c.connect(*cfgPath)
+	if err == nil {
+		defer api.close()
+		_, err = api.call(ctx, http.MethodGet, "/directories", nil, &stored)
+	}
+	if err != nil {
 		fmt.Fprintf(c.stderr, "keyport: directories added on the admin page are not listed: %v\n", err)
+	}
+	for _, st := range stored.Items {
+		if st.Stored {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", st.ID, st.Name, st.Provider, "(admin page)", "", "1h0m0s")
+		}
 	}
 	return tw.Flush()
 }

@@ -561,6 +561,9 @@ func TestLockedDatabaseCLI(t *testing.T) {
 		t.Errorf("keys rotate through the socket: the server signs with %s (was %s); output %s", now, before, r)
 	}
 	cliFail(t, env, "", 1, `There is no directory "nope"`, "directory", "sync", "--id", "nope")
+	if r := cliMust(t, env, "", "directory", "list"); strings.Contains(r.Stderr, "not listed") {
+		t.Errorf("directory list through the socket: %s", r)
+	}
 	if r := cliMust(t, env, "", "user", "list"); !strings.HasPrefix(r.Stdout, "ID ") || strings.Count(r.Stdout, "\n") != 1 {
 		t.Errorf("user list through the socket: %s", r)
 	}
