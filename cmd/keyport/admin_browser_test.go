@@ -20,8 +20,8 @@ import (
 // action where it matters: in the store and with a real relying party. It
 // finds a user by part of their name, blocks them (their tokens stop
 // working and their next sign-in fails) and unblocks them, resets their
-// second factor, creates an app restricted to a group and puts the user in
-// that group, and rotates the app's secret with a grace period in which
+// second factor, creates a group with the user in it and an app
+// restricted to that group, and rotates the app's secret with a grace period in which
 // both secrets work.
 func TestAdminConsoleInChromium(t *testing.T) {
 	browser := newChrome(t)
@@ -150,6 +150,38 @@ func TestAdminConsoleInChromium(t *testing.T) {
 		return
 	}
 
+	if !t.Run("a group", func(t *testing.T) {
+		c := in(t)
+		c.do("open Groups", chromedp.Click(chromedp.CSS(`.admin-nav a[href="/admin/groups"]`)), chromedp.WaitVisible(chromedp.ID("create-group")))
+		c.do("create staff",
+			chromedp.SendKeys(chromedp.ID("g-name"), "staff"),
+			chromedp.SendKeys(chromedp.ID("g-description"), "Everyone on the payroll"),
+			chromedp.Click(chromedp.CSS(`#create-group button[type="submit"]`)))
+		if loc := c.waitLocation(base + "/admin/groups/"); !strings.HasSuffix(loc, "?done=created") {
+			t.Fatalf("creating the group led to %s", loc)
+		}
+		groups, err := srv.Main.Store.ListGroups(ctx)
+		if err != nil || len(groups) != 1 || groups[0].Name != "staff" || groups[0].Description != "Everyone on the payroll" {
+			t.Fatalf("stored groups after the form: %+v (%v)", groups, err)
+		}
+		// gina joins it on the group's page, by username.
+		c.do("add gina",
+			chromedp.WaitVisible(chromedp.ID("add-member")),
+			chromedp.SendKeys(chromedp.ID("g-login"), "gina"),
+			chromedp.Click(chromedp.CSS(`#add-member button[type="submit"]`)))
+		c.waitLocation(base + "/admin/groups/" + groups[0].ID + "?done=added")
+		if g := srv.user(gina).Groups; !slices.Equal(g, []string{"staff"}) {
+			t.Fatalf("gina's stored groups after joining: %v", g)
+		}
+		c.do("the group's page after adding", chromedp.WaitVisible(chromedp.ID("notice")))
+		members := eval[[]string](c, "read the members", `Array.from(document.querySelectorAll("#members tbody a")).map(a => a.getAttribute("href"))`)
+		if !slices.Equal(members, []string{"/admin/users/" + gina}) {
+			t.Errorf("the group's page lists %v, want gina", members)
+		}
+	}) {
+		return
+	}
+
 	const redirect = "http://127.0.0.1:9/callback/wiki"
 	var wiki *testClient
 	if !t.Run("an app for a group", func(t *testing.T) {
@@ -176,16 +208,6 @@ func TestAdminConsoleInChromium(t *testing.T) {
 			t.Fatalf("stored app: %+v", stored)
 		}
 		wiki = srv.rp("wiki", secret, redirect)
-
-		// gina joins the group through her edit form.
-		c.do("open the user page", chromedp.Navigate(userPage), chromedp.WaitVisible(chromedp.ID("u-groups")))
-		c.do("put gina in staff",
-			chromedp.SetValue(chromedp.ID("u-groups"), "staff"),
-			chromedp.Click(chromedp.CSS(`#edit-user button[type="submit"]`)))
-		c.waitLocation(userPage + "?done=saved")
-		if g := srv.user(gina).Groups; !slices.Equal(g, []string{"staff"}) {
-			t.Fatalf("gina's stored groups after the edit: %v", g)
-		}
 
 		// The member gets tokens for herself.
 		tok := wiki.tokens("gina")
