@@ -215,6 +215,18 @@ func TestAdminAPIClients(t *testing.T) {
 	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", plainTok, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" {
 		t.Errorf("an app without the admin scope: %d %v", status, body)
 	}
+	// An admin who takes the scope back ends the app's access at once, not
+	// when the token it already holds expires (the token can live 24 hours).
+	status, h, body := apiCall(t, srv, http.MethodGet, "/api/v1/clients/ops-bot", rw, "", "")
+	if status != http.StatusOK {
+		t.Fatalf("GET ops-bot: %d %v", status, body)
+	}
+	if status, _, body := apiCallWith(t, srv, http.MethodPatch, "/api/v1/clients/ops-bot", rw, "application/json", `{"allowed_scopes":[]}`, http.Header{"If-Match": {h.Get("ETag")}}); status != http.StatusOK {
+		t.Fatalf("take keyport:admin from ops-bot: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", opsTok, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" {
+		t.Errorf("ops-bot's token after its admin scope was taken back: %d %v", status, body)
+	}
 	// The rotation ops-bot made is in the log as the app's.
 	events, _, _ = srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Limit: 200})
 	found := false
