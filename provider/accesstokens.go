@@ -43,6 +43,11 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	if err != nil {
 		return storage.AccessToken{}, errNotOurToken // the app was deleted
 	}
+	if t.CreatedAt.Before(c.CreatedAt) {
+		// Issued to an app of this ID that was deleted since: the app
+		// registered again under it is another one.
+		return storage.AccessToken{}, errNotOurToken
+	}
 	// The app's rules as they are now, not as they were when the token
 	// was issued: a scope an admin took from the app (keyport:admin above
 	// all) stops working at once, as a refresh would no longer issue it.

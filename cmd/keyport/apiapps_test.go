@@ -227,6 +227,20 @@ func TestAdminAPIClients(t *testing.T) {
 	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", opsTok, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" {
 		t.Errorf("ops-bot's token after its admin scope was taken back: %d %v", status, body)
 	}
+	// An app deleted and registered again under the same ID is a new app:
+	// the tokens the old one was given do not come back to life with it.
+	doomed := mkApp("doomed-bot", `"keyport:admin"`)
+	doomedTok := token("doomed-bot", doomed, account.ScopeAdmin)
+	if status, _, body := apiCall(t, srv, http.MethodDelete, "/api/v1/clients/doomed-bot", rw, "", ""); status != http.StatusNoContent {
+		t.Fatalf("delete doomed-bot: %d %v", status, body)
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/directories", doomedTok, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("a deleted app's token: %d", status)
+	}
+	mkApp("doomed-bot", `"keyport:admin"`)
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/directories", doomedTok, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("the token of a deleted app, once an app of the same ID is registered again: %d", status)
+	}
 	// The rotation ops-bot made is in the log as the app's.
 	events, _, _ = srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Limit: 200})
 	found := false
