@@ -86,6 +86,12 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	if !clientIDPattern.MatchString(n.ID) {
 		return storage.Client{}, "", FieldErrorf("id", "Client ID must be 1 to 128 characters from A-Z a-z 0-9 . _ ~ -.")
 	}
+	// "." and ".." are path segments no address can name (routers clean
+	// them away), so a managed app of that ID could never be read, edited
+	// or deleted again.
+	if managed && (n.ID == "." || n.ID == "..") {
+		return storage.Client{}, "", FieldErrorf("id", "Client ID cannot be . or .. alone.")
+	}
 	if len(n.GrantTypes) == 0 {
 		n.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
 	}

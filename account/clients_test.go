@@ -362,9 +362,18 @@ func TestRegisterAndDeleteClientAudited(t *testing.T) {
 		{ID: "plain", RedirectURIs: []string{"http://app.example/cb"}},
 		{ID: "native", RedirectURIs: []string{"com.example.app:/cb"}},
 		{ID: "groups", RedirectURIs: []string{"https://a.example/cb"}, AllowedGroups: []string{""}},
+		// Path segments no address can name: the app could never be
+		// read, edited or deleted through the API or the console.
+		{ID: ".", RedirectURIs: []string{"https://a.example/cb"}},
+		{ID: "..", RedirectURIs: []string{"https://a.example/cb"}},
 	} {
 		if _, _, err := f.svc.Clients.RegisterClient(t.Context(), adminActor, n); account.ErrorCode(err) != account.Invalid {
 			t.Errorf("%s: %v", n.ID, err)
+		}
+	}
+	for _, id := range []string{".", ".."} {
+		if _, err := f.db.GetClient(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("app %q stored: %v", id, err)
 		}
 	}
 	f.clock.Add(time.Second) // the events of one instant have no order
