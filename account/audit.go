@@ -3,6 +3,8 @@ package account
 import (
 	"cmp"
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -61,6 +63,36 @@ var errReadOnly = Errorf(Forbidden, "This credential may only read.")
 func (a Actor) mayWrite() error {
 	if a.ReadOnly {
 		return errReadOnly
+	}
+	return nil
+}
+
+// userGetter reads a user: what mayAdminister needs of a store.
+type userGetter interface {
+	GetUser(ctx context.Context, id string) (storage.User, error)
+}
+
+// mayAdminister refuses a change to a read-only credential and to a person
+// who is not an active administrator (as AdminService.authorize does), so
+// the rules of the apps, the import and the export do not rely on the
+// HTTP layers' own check. The command line, apps with keyport:admin and
+// the system pass.
+func (a Actor) mayAdminister(ctx context.Context, users userGetter) error {
+	if err := a.mayWrite(); err != nil {
+		return err
+	}
+	if a.Kind != ActorUser {
+		return nil
+	}
+	u, err := users.GetUser(ctx, a.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return errNotAdmin
+	}
+	if err != nil {
+		return fmt.Errorf("load acting user %q: %w", a.UserID, err)
+	}
+	if !u.Admin || CheckActive(u) != nil {
+		return errNotAdmin
 	}
 	return nil
 }

@@ -86,6 +86,12 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	if !clientIDPattern.MatchString(n.ID) {
 		return storage.Client{}, "", FieldErrorf("id", "Client ID must be 1 to 128 characters from A-Z a-z 0-9 . _ ~ -.")
 	}
+	// "." and ".." are path segments no address can name (routers clean
+	// them away), so a managed app of that ID could never be read, edited
+	// or deleted again.
+	if managed && (n.ID == "." || n.ID == "..") {
+		return storage.Client{}, "", FieldErrorf("id", "Client ID cannot be . or .. alone.")
+	}
 	if len(n.GrantTypes) == 0 {
 		n.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
 	}
@@ -356,6 +362,8 @@ const NotAllowedMessage = "Your account is not allowed to use %s. Ask an adminis
 // ClientStore is the part of storage ClientService needs.
 type ClientStore interface {
 	storage.Clients
+	// GetUser finds the person acting, who must be an administrator.
+	GetUser(ctx context.Context, id string) (storage.User, error)
 }
 
 // ClientService registers, edits and removes the applications people sign
@@ -388,7 +396,7 @@ const (
 // RegisterClient validates and stores a client. It returns the plain secret
 // (empty for public clients), to be shown once.
 func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewClient) (storage.Client, string, error) {
-	if err := actor.mayWrite(); err != nil {
+	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return storage.Client{}, "", err
 	}
 	c, secret, err := buildClient(n, true)
@@ -497,7 +505,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 // changes nothing either, and its error names the field. It returns the
 // app as stored and its new ETag.
 func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMatch string, p ClientPatch) (storage.Client, string, error) {
-	if err := actor.mayWrite(); err != nil {
+	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return storage.Client{}, "", err
 	}
 	var before storage.Client
@@ -554,7 +562,7 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 // kept: a second rotation within the grace ends the first one's old
 // secret, as Keycloak keeps one rotated secret.
 func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string, grace time.Duration) (string, error) {
-	if err := actor.mayWrite(); err != nil {
+	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return "", err
 	}
 	if grace < 0 || grace > MaxSecretGrace {
@@ -602,7 +610,7 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 // DeleteClient removes a client and revokes nothing else: its tokens stop
 // working because every use looks the client up.
 func (s *ClientService) DeleteClient(ctx context.Context, actor Actor, id string) error {
-	if err := actor.mayWrite(); err != nil {
+	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return err
 	}
 	err := s.store.DeleteClient(ctx, id)

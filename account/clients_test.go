@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -29,6 +30,10 @@ func newClientFixture(t *testing.T) *clientFixture {
 	t.Helper()
 	clock := newTestClock()
 	svc, db := account.NewTestService(t, account.TestServiceOptions{Now: clock.Now})
+	// adminActor is an administrator: the rules of the apps check it.
+	if err := db.CreateUser(t.Context(), storage.User{ID: adminActor.UserID, Username: "admin1", Email: "admin1@example.com", Admin: true, CreatedAt: clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	app, secret, err := svc.Clients.RegisterClient(t.Context(), adminActor, account.NewClient{
 		ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"},
 		PostLogoutRedirectURIs: []string{"https://wiki.example/bye"},
@@ -357,9 +362,18 @@ func TestRegisterAndDeleteClientAudited(t *testing.T) {
 		{ID: "plain", RedirectURIs: []string{"http://app.example/cb"}},
 		{ID: "native", RedirectURIs: []string{"com.example.app:/cb"}},
 		{ID: "groups", RedirectURIs: []string{"https://a.example/cb"}, AllowedGroups: []string{""}},
+		// Path segments no address can name: the app could never be
+		// read, edited or deleted through the API or the console.
+		{ID: ".", RedirectURIs: []string{"https://a.example/cb"}},
+		{ID: "..", RedirectURIs: []string{"https://a.example/cb"}},
 	} {
 		if _, _, err := f.svc.Clients.RegisterClient(t.Context(), adminActor, n); account.ErrorCode(err) != account.Invalid {
 			t.Errorf("%s: %v", n.ID, err)
+		}
+	}
+	for _, id := range []string{".", ".."} {
+		if _, err := f.db.GetClient(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("app %q stored: %v", id, err)
 		}
 	}
 	f.clock.Add(time.Second) // the events of one instant have no order
@@ -413,7 +427,7 @@ func TestMayUseClient(t *testing.T) {
 func TestFlowAllowedGroups(t *testing.T) {
 	f := newFlowFixture(t)
 	ctx := t.Context()
-	if _, _, err := f.svc.Clients.UpdateClient(ctx, adminActor, f.app.ID, "", account.ClientPatch{AllowedGroups: &[]string{"Staff"}}); err != nil {
+	if _, _, err := f.svc.Clients.UpdateClient(ctx, cliActor, f.app.ID, "", account.ClientPatch{AllowedGroups: &[]string{"Staff"}}); err != nil {
 		t.Fatal(err)
 	}
 	v := f.signedInVisitor(t)
@@ -464,5 +478,46 @@ func TestUpdateClientKeepsLegacyRedirectURIs(t *testing.T) {
 	_, _, err = f.svc.Clients.UpdateClient(t.Context(), adminActor, "old", "", account.ClientPatch{RedirectURIs: &[]string{"http://intranet.example/cb", "http://intranet.example/cb2"}})
 	if account.ErrorField(err) != "redirect_uris" {
 		t.Fatalf("a new http:// URI on another host: %v", err)
+	}
+}
+
+// TestClientRulesRefuseNonAdmins: a person who is not an active
+// administrator may not register, edit, rotate the secret of or delete an
+// app, whatever credential they hold; nothing changes and nothing is
+// audited. The HTTP layers check this too; the rules do not rely on it.
+func TestClientRulesRefuseNonAdmins(t *testing.T) {
+	f := newClientFixture(t)
+	ctx := t.Context()
+	if err := f.db.CreateUser(ctx, storage.User{ID: "plain-1", Username: "plain", Email: "plain@example.com", CreatedAt: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.CreateUser(ctx, storage.User{ID: "blocked-admin", Username: "blocked", Email: "blocked@example.com", Admin: true, Blocked: true, CreatedAt: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	before, etag := f.stored(t)
+	eventsBefore := len(f.events(t))
+	for _, id := range []string{"plain-1", "blocked-admin", "nobody"} {
+		a := account.Actor{Kind: account.ActorUser, UserID: id}
+		if _, _, err := f.svc.Clients.RegisterClient(ctx, a, account.NewClient{ID: "mine", RedirectURIs: []string{"https://mine.example/cb"}}); account.ErrorCode(err) != account.Forbidden {
+			t.Errorf("%s registers an app: %v", id, err)
+		}
+		if _, _, err := f.svc.Clients.UpdateClient(ctx, a, f.app.ID, etag, account.ClientPatch{AllowedScopes: &[]string{"openid"}}); account.ErrorCode(err) != account.Forbidden {
+			t.Errorf("%s edits an app: %v", id, err)
+		}
+		if _, err := f.svc.Clients.RotateSecret(ctx, a, f.app.ID, 0); account.ErrorCode(err) != account.Forbidden {
+			t.Errorf("%s rotates an app's secret: %v", id, err)
+		}
+		if err := f.svc.Clients.DeleteClient(ctx, a, f.app.ID); account.ErrorCode(err) != account.Forbidden {
+			t.Errorf("%s deletes an app: %v", id, err)
+		}
+	}
+	if after, _ := f.stored(t); !reflect.DeepEqual(before, after) {
+		t.Errorf("the app changed:\n%+v\n%+v", before, after)
+	}
+	if _, err := f.db.GetClient(ctx, "mine"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("an app was registered: %v", err)
+	}
+	if n := len(f.events(t)); n != eventsBefore {
+		t.Errorf("%d audit events written by refused actions", n-eventsBefore)
 	}
 }

@@ -95,7 +95,7 @@ type userPager interface {
 // not make one (Keycloak, too, needs manage-realm for a partial export
 // with users); the audit log records it.
 func (s *UserService) ExportUsers(ctx context.Context, actor Actor, w io.Writer) (int, error) {
-	if err := actor.mayWrite(); err != nil {
+	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return 0, err
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
@@ -198,7 +198,7 @@ type ImportReport struct {
 // hashing happens. An import writes one audit event with the count.
 func (s *UserService) ImportUsers(ctx context.Context, actor Actor, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	rep := ImportReport{DryRun: opts.DryRun}
-	if err := actor.mayWrite(); err != nil {
+	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return rep, err
 	}
 	chk := &importCheck{s: s, now: s.now(), seen: map[string]int{}}

@@ -208,6 +208,25 @@ func TestImportAllOrNothing(t *testing.T) {
 	if _, err := svc.Users.ExportUsers(ctx, account.Actor{Kind: account.ActorUser, UserID: "x", ReadOnly: true}, &bytes.Buffer{}); account.ErrorCode(err) != account.Forbidden {
 		t.Fatalf("read-only export: %v", err)
 	}
+	// A person who is not an administrator (or no longer one) may neither
+	// export (it holds every password hash) nor import, whatever the
+	// credential: the rules do not rely on the HTTP layers' check.
+	u0, err := db.GetUserByLogin(ctx, "user0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAdmin := account.Actor{Kind: account.ActorUser, UserID: u0.ID}
+	var out bytes.Buffer
+	if _, err := svc.Users.ExportUsers(ctx, notAdmin, &out); account.ErrorCode(err) != account.Forbidden || out.Len() != 0 {
+		t.Fatalf("export by a non-admin: %v, %d bytes written", err, out.Len())
+	}
+	more := importLines(t, account.ExportedUser{Username: "user7", Email: "user7@example.com"})
+	if _, err := svc.Users.ImportUsers(ctx, notAdmin, strings.NewReader(more), account.ImportOptions{}); account.ErrorCode(err) != account.Forbidden {
+		t.Fatalf("import by a non-admin: %v", err)
+	}
+	if n, _ := db.CountUsers(ctx); n != 5 {
+		t.Fatalf("%d users after a non-admin's import, want 5", n)
+	}
 }
 
 // fullUser has every field of storage.User set, exported or not.

@@ -50,6 +50,18 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		return
 	}
+	if err := s.forwardAuthApp(r, u); err != nil {
+		if account.ErrorCode(err) != account.Forbidden {
+			s.log.ErrorContext(r.Context(), "forward auth failed", "err", err)
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		// Signed in, but not allowed into this app: 403, not a prompt
+		// to sign in again.
+		s.log.InfoContext(r.Context(), "forward auth refused: the user is not in the app's allowed groups", "client_id", account.LogName(r.URL.Query().Get("client")), "user_id", u.ID)
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
 	h.Set("Remote-User", u.Username)
 	h.Set("Remote-Email", headerSafe(u.Email))
 	h.Set("Remote-Name", headerSafe(account.DisplayName(u)))
@@ -76,6 +88,25 @@ func (s *Server) forwardAuthUser(r *http.Request) (storage.User, error) {
 		return storage.User{}, err
 	}
 	return *u, nil
+}
+
+// forwardAuthApp applies the allowed groups of the app the proxy names
+// (?client=ID), as a sign-in to that app through OIDC would: a person
+// outside them may not use it whatever credential they hold. An app that
+// is not registered has no rules here.
+func (s *Server) forwardAuthApp(r *http.Request, u storage.User) error {
+	id := r.URL.Query().Get("client")
+	if id == "" {
+		return nil
+	}
+	c, _, err := s.acct.Clients.GetClient(r.Context(), id)
+	if account.ErrorCode(err) == account.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return account.MayUseClient(u, c)
 }
 
 // loginHint is where the proxy may send the browser to sign in. The page to

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -37,10 +39,29 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	if t.Subject != subject || !p.opts.Now().Before(t.ExpiresAt) {
 		return storage.AccessToken{}, errNotOurToken
 	}
-	if _, err := p.storage.getClient(ctx, t.ClientID); err != nil {
+	c, err := p.storage.getClient(ctx, t.ClientID)
+	if err != nil {
 		return storage.AccessToken{}, errNotOurToken // the app was deleted
 	}
+	if t.CreatedAt.Before(c.CreatedAt) {
+		// Issued to an app of this ID that was deleted since: the app
+		// registered again under it is another one.
+		return storage.AccessToken{}, errNotOurToken
+	}
+	// The app's rules as they are now, not as they were when the token
+	// was issued: a scope an admin took from the app (keyport:admin above
+	// all) stops working at once, as a refresh would no longer issue it.
+	t.Scopes = liveScopes(c, t.Scopes)
 	return t, nil
+}
+
+// liveScopes narrows a token's scopes to those app c may still receive:
+// its allowed scopes, and the management API's only where they name them
+// (as ClientCredentialsTokenRequest grants them).
+func liveScopes(c storage.Client, scopes []string) []string {
+	return slices.DeleteFunc(allowedScopes(c, scopes), func(sc string) bool {
+		return (sc == account.ScopeAdmin || sc == account.ScopeAdminRead) && !slices.Contains(c.AllowedScopes, sc)
+	})
 }
 
 // accessTokenID finds the token ID and subject in an opaque or JWT token,

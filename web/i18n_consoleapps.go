@@ -52,6 +52,7 @@ var deConsoleApps = map[string]string{
 
 	// The app rules' fixed messages (account/clients.go).
 	"Client ID must be 1 to 128 characters from A-Z a-z 0-9 . _ ~ -.":                                  "Die Client-ID muss 1 bis 128 Zeichen aus A-Z a-z 0-9 . _ ~ - haben.",
+	"Client ID cannot be . or .. alone.":                                                               "Die Client-ID darf nicht nur . oder .. sein.",
 	"A public client must not have a secret.":                                                          "Ein öffentlicher Client darf kein Secret haben.",
 	"Choose at least one grant type (authorization_code, refresh_token, client_credentials).":          "Wählen Sie mindestens einen Grant-Typ (authorization_code, refresh_token, client_credentials).",
 	"A public client cannot use client_credentials: it has no secret.":                                 "Ein öffentlicher Client kann client_credentials nicht nutzen: Er hat kein Secret.",

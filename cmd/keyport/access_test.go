@@ -625,3 +625,46 @@ func TestAPIAcceptsCrossSiteTokenCalls(t *testing.T) {
 		t.Errorf("cross-site form post: %d", p.Status)
 	}
 }
+
+// TestForwardAuthAppAllowedGroups: when the proxy names the app
+// (?client=ID), only members of the app's allowed groups get through,
+// whatever they present: an app password for that app, the account
+// password, or the portal session. Others get 403 (signed in, not allowed).
+func TestForwardAuthAppAllowedGroups(t *testing.T) {
+	srv := startServer(t, "", nil)
+	alice := srv.createUser("alice", false)
+	wiki := newConfidentialClient("wiki")
+	wiki.AllowedGroups = []string{"wiki-users"}
+	srv.createClient(wiki)
+	ctx := context.Background()
+	appPassword, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, alice, "wiki sync", "wiki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "alice")
+	check := func(want int) {
+		t.Helper()
+		if status, h := verify(srv, "alice", appPassword, "?client=wiki", nil); status != want || (want == http.StatusOK) != (h.Get("Remote-User") == "alice") {
+			t.Errorf("app password for the app: %d, want %d", status, want)
+		}
+		if status, _ := verify(srv, "alice", testPassword, "?client=wiki", nil); status != want {
+			t.Errorf("account password: %d, want %d", status, want)
+		}
+		if status, _ := verify(srv, "", "", "?client=wiki", b); status != want {
+			t.Errorf("portal session: %d, want %d", status, want)
+		}
+	}
+	check(http.StatusForbidden)
+	// Without naming an app the proxy asks only who it is.
+	if status, _ := verify(srv, "", "", "", b); status != http.StatusOK {
+		t.Errorf("portal session without an app: %d", status)
+	}
+	if _, err := srv.Main.Store.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
+		u.Groups = []string{"Wiki-Users"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(http.StatusOK)
+}

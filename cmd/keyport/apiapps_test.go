@@ -215,6 +215,32 @@ func TestAdminAPIClients(t *testing.T) {
 	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", plainTok, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" {
 		t.Errorf("an app without the admin scope: %d %v", status, body)
 	}
+	// An admin who takes the scope back ends the app's access at once, not
+	// when the token it already holds expires (the token can live 24 hours).
+	status, h, body := apiCall(t, srv, http.MethodGet, "/api/v1/clients/ops-bot", rw, "", "")
+	if status != http.StatusOK {
+		t.Fatalf("GET ops-bot: %d %v", status, body)
+	}
+	if status, _, body := apiCallWith(t, srv, http.MethodPatch, "/api/v1/clients/ops-bot", rw, "application/json", `{"allowed_scopes":[]}`, http.Header{"If-Match": {h.Get("ETag")}}); status != http.StatusOK {
+		t.Fatalf("take keyport:admin from ops-bot: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/directories", opsTok, "", ""); status != http.StatusForbidden || body["error"] != "insufficient_scope" {
+		t.Errorf("ops-bot's token after its admin scope was taken back: %d %v", status, body)
+	}
+	// An app deleted and registered again under the same ID is a new app:
+	// the tokens the old one was given do not come back to life with it.
+	doomed := mkApp("doomed-bot", `"keyport:admin"`)
+	doomedTok := token("doomed-bot", doomed, account.ScopeAdmin)
+	if status, _, body := apiCall(t, srv, http.MethodDelete, "/api/v1/clients/doomed-bot", rw, "", ""); status != http.StatusNoContent {
+		t.Fatalf("delete doomed-bot: %d %v", status, body)
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/directories", doomedTok, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("a deleted app's token: %d", status)
+	}
+	mkApp("doomed-bot", `"keyport:admin"`)
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/directories", doomedTok, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("the token of a deleted app, once an app of the same ID is registered again: %d", status)
+	}
 	// The rotation ops-bot made is in the log as the app's.
 	events, _, _ = srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Limit: 200})
 	found := false
