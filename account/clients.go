@@ -92,6 +92,11 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	if managed && (n.ID == "." || n.ID == "..") {
 		return storage.Client{}, "", FieldErrorf("id", "Client ID cannot be . or .. alone.")
 	}
+	// /admin/apps/new is the console's form for a new app, so an app
+	// called "new" could not be opened there.
+	if managed && n.ID == "new" {
+		return storage.Client{}, "", FieldErrorf("id", "Client ID cannot be \"new\".")
+	}
 	if len(n.GrantTypes) == 0 {
 		n.GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken}
 	}

@@ -366,12 +366,14 @@ func TestRegisterAndDeleteClientAudited(t *testing.T) {
 		// read, edited or deleted through the API or the console.
 		{ID: ".", RedirectURIs: []string{"https://a.example/cb"}},
 		{ID: "..", RedirectURIs: []string{"https://a.example/cb"}},
+		// The console's address for a new app.
+		{ID: "new", RedirectURIs: []string{"https://a.example/cb"}},
 	} {
 		if _, _, err := f.svc.Clients.RegisterClient(t.Context(), adminActor, n); account.ErrorCode(err) != account.Invalid {
 			t.Errorf("%s: %v", n.ID, err)
 		}
 	}
-	for _, id := range []string{".", ".."} {
+	for _, id := range []string{".", "..", "new"} {
 		if _, err := f.db.GetClient(t.Context(), id); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("app %q stored: %v", id, err)
 		}

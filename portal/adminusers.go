@@ -24,6 +24,7 @@ func (s *Server) registerAdminUserPages(t *routeTable) {
 	t.add(levelAdmin, "POST", "/admin/users/{id}/edit", s.adminEditUser)
 	t.add(levelAdmin, "POST", "/admin/users/{id}/block", s.adminBlockUser)
 	t.add(levelAdmin, "POST", "/admin/users/{id}/unblock", s.adminUnblockUser)
+	t.add(levelAdmin, "GET", "/admin/users/{id}/reset-2fa", s.adminResetSecondFactorsPage) // asks first
 	t.add(levelAdmin, "POST", "/admin/users/{id}/reset-2fa", s.adminResetSecondFactors)
 	t.add(levelAdmin, "POST", "/admin/users/{id}/end-sessions", s.adminEndSessions)
 	t.add(levelAdmin, "POST", "/admin/users/{id}/reset-link", s.adminResetLink)
@@ -168,6 +169,12 @@ func (s *Server) adminEditUser(w http.ResponseWriter, r *http.Request, m me) err
 	id := mux.Vars(r)["id"]
 	f := postedUserForm(r)
 	d := &adminUserData{F: f}
+	if f.ETag == "" {
+		// The page always sends the version it showed; a form without
+		// one (an old page, a crafted post) could overwrite another
+		// admin's change unseen.
+		return s.refusedOnPage(w, r, m, account.Errorf(account.PreconditionFailed, "Someone else changed this user since you loaded it. Reload and make your change again."), d)
+	}
 	p, err := f.patch()
 	if err == nil {
 		_, _, err = s.acct.Admin.UpdateUser(r.Context(), consoleActor(r, m), id, f.ETag, p)
@@ -194,7 +201,26 @@ func (s *Server) adminUnblockUser(w http.ResponseWriter, r *http.Request, m me) 
 	return userDone(w, r, id, "unblocked")
 }
 
+// adminResetSecondFactorsPage asks before the reset: it removes passkeys
+// and the authenticator app for good.
+func (s *Server) adminResetSecondFactorsPage(w http.ResponseWriter, r *http.Request, m me) error {
+	detail, err := s.acct.Admin.User(r.Context(), consoleActor(r, m), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	path := "/admin/users/" + url.PathEscape(detail.User.ID)
+	d := s.confirmPage(r, m, "admin", "Reset this user's second factors?", "Reset second factors", path+"/reset-2fa", path)
+	d.AdminSection = "users"
+	d.Detail = detail.User.Username + " <" + detail.User.Email + ">"
+	d.Message = web.Translate(d.Lang, "Their authenticator app, passkeys, recovery codes and remembered devices are removed for good. If two-factor authentication is required, they set up a new one at their next sign-in.")
+	s.showConfirm(w, r, d, nil)
+	return nil
+}
+
 func (s *Server) adminResetSecondFactors(w http.ResponseWriter, r *http.Request, m me) error {
+	if !confirmed(r) {
+		return s.adminResetSecondFactorsPage(w, r, m)
+	}
 	id := mux.Vars(r)["id"]
 	if _, err := s.acct.Admin.ResetSecondFactors(r.Context(), consoleActor(r, m), id); err != nil {
 		return s.refusedOnPage(w, r, m, err, &adminUserData{})

@@ -60,4 +60,5 @@ var deConsoleApps = map[string]string{
 	"A client using authorization_code needs at least one redirect URI.":                               "Ein Client mit authorization_code braucht mindestens eine Weiterleitungs-URI.",
 	"Someone else changed this app since you loaded it. Reload it and make your change again.":         "Jemand anderes hat diese App geändert, seit Sie sie geladen haben. Laden Sie sie neu und nehmen Sie Ihre Änderung noch einmal vor.",
 	"A public client has no secret to rotate.":                                                         "Ein öffentlicher Client hat kein Secret, das erneuert werden könnte.",
+	"Client ID cannot be \"new\".":                                                                     "Die Client-ID kann nicht \"new\" sein.",
 }

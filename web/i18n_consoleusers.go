@@ -80,4 +80,6 @@ var deConsoleUsers = map[string]string{
 	"Another account already has this email address.":                                      "Ein anderes Konto hat diese E-Mail-Adresse bereits.",
 	"This email address belonged to a deleted account and stays unavailable until %s.":     "Diese E-Mail-Adresse gehörte einem gelöschten Konto und bleibt bis %s gesperrt.",
 	"This username belonged to a deleted account and stays unavailable until %s.":          "Dieser Benutzername gehörte einem gelöschten Konto und bleibt bis %s gesperrt.",
+	"Reset this user's second factors?":                                                    "Die zweiten Faktoren dieses Benutzers zurücksetzen?",
+	"Their authenticator app, passkeys, recovery codes and remembered devices are removed for good. If two-factor authentication is required, they set up a new one at their next sign-in.": "Authenticator-App, Passkeys, Wiederherstellungscodes und gemerkte Geräte werden endgültig entfernt. Ist Zwei-Faktor-Authentifizierung vorgeschrieben, richtet die Person bei der nächsten Anmeldung einen neuen Faktor ein.",
 }

@@ -137,7 +137,16 @@ func TestAdminConsoleInChromium(t *testing.T) {
 		if facts := c.text("#facts"); !strings.Contains(facts, "authenticator app") {
 			t.Errorf("the user page does not show the authenticator app: %q", facts)
 		}
-		clickAction(c, "reset-2fa", "reset-2fa")
+		// It asks first: the reset removes the factors for good.
+		c.do("ask to reset the second factors",
+			chromedp.Click(chromedp.CSS(`#user-actions a[href="/admin/users/`+gina+`/reset-2fa"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`form[action="/admin/users/`+gina+`/reset-2fa"]`)))
+		if u := srv.user(gina); len(u.TOTPSecret) == 0 {
+			t.Fatal("opening the question already reset the second factors")
+		}
+		c.do("confirm the reset", chromedp.Click(chromedp.CSS(`form[action="/admin/users/`+gina+`/reset-2fa"] button[type="submit"]`)))
+		c.waitLocation(userPage + "?done=reset-2fa")
+		c.do("the user page after the reset", chromedp.WaitVisible(chromedp.ID("notice")))
 		if u := srv.user(gina); len(u.TOTPSecret) != 0 || len(u.RecoveryCodes) != 0 {
 			t.Fatalf("after the reset: %d-byte TOTP secret, %d recovery codes stored", len(u.TOTPSecret), len(u.RecoveryCodes))
 		}

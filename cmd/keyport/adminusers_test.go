@@ -61,6 +61,22 @@ func TestAdminConsoleUserPages(t *testing.T) {
 		t.Error("unblock did not")
 	}
 
+	// Resetting the second factors asks first, and a form without the
+	// version it showed (a crafted post) is refused like a stale one.
+	hank := srv.createUser("hank", false)
+	withTOTP(t, srv, "hank")
+	hasTOTP := func() bool { u, _ := srv.Main.Store.GetUser(ctx, hank.ID); return len(u.TOTPSecret) > 0 }
+	hankPage := srv.URL + "/admin/users/" + hank.ID
+	reset := askFirst(t, b, b.get(hankPage), "/admin/users/"+hank.ID+"/reset-2fa", "/admin/users/"+hank.ID+"/reset-2fa", url.Values{}, hasTOTP)
+	submitForm(t, b, reset, "/admin/users/"+hank.ID+"/reset-2fa", nil)
+	if hasTOTP() {
+		t.Error("the confirmed reset left the authenticator app")
+	}
+	crafted := b.post(page+"/edit", url.Values{"csrf_token": {csrfOf(t, b, page)}, "username": {"gina"}, "email": {"gina@example.com"}, "name": {"Crafted"}})
+	if u, _ := srv.Main.Store.GetUser(ctx, gina.ID); crafted.Status != http.StatusPreconditionFailed || u.Name == "Crafted" {
+		t.Errorf("an edit without the form's version: %d, name %q", crafted.Status, u.Name)
+	}
+
 	// Delete asks first.
 	exists := func() bool { _, err := srv.Main.Store.GetUser(ctx, gina.ID); return err == nil }
 	confirm := askFirst(t, b, b.get(page), "/admin/users/"+gina.ID+"/delete", "/admin/users/"+gina.ID+"/delete", url.Values{}, exists)
