@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -43,5 +45,54 @@ func TestSettingsAPILocksProfilesAtOnce(t *testing.T) {
 	}
 	if status, _, _ := apiCall(t, srv, http.MethodPatch, "/api/v1/me", user, "application/json", `{"given_name":"Al"}`); status != http.StatusOK {
 		t.Errorf("profile change after the reset: %d", status)
+	}
+}
+
+// The console's settings form: each setting with config.toml's default,
+// saved values in force at once, a bad value named on the form, and an
+// empty field back to the default.
+func TestAdminConsoleSettings(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("root", true)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+
+	p := b.get(srv.URL + "/admin/settings")
+	doc := parsePage(t, p.Body)
+	hint, ok := doc.byID("d-password_min_length")
+	if p.Status != http.StatusOK || !ok || !strings.Contains(hint.text(), "config.toml") {
+		t.Fatalf("settings page: %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	bad := submitForm(t, b, p, "/admin/settings", url.Values{"password_min_length": {"3"}})
+	if in, ok := parsePage(t, bad.Body).byID("s-password_min_length"); bad.Status != http.StatusBadRequest || !ok || in.attr("aria-invalid") != "true" {
+		t.Fatalf("bad value: %d\n%s", bad.Status, truncateBody(bad.Body))
+	}
+	if srv.Main.Accounts.Policy().MinPasswordLength == 3 {
+		t.Fatal("a refused value took effect")
+	}
+	saved := submitForm(t, b, b.get(srv.URL+"/admin/settings"), "/admin/settings", url.Values{"password_min_length": {"20"}})
+	if _, ok := parsePage(t, saved.Body).byID("notice"); saved.Status != http.StatusOK || !ok {
+		t.Fatalf("save: %d\n%s", saved.Status, truncateBody(saved.Body))
+	}
+	if pol := srv.Main.Accounts.Policy(); pol.MinPasswordLength != 20 {
+		t.Fatalf("policy after saving: min %d", pol.MinPasswordLength)
+	}
+	in, _ := parsePage(t, saved.Body).byID("s-password_min_length")
+	if in.attr("value") != "20" {
+		t.Errorf("stored value shown: %q", in.attr("value"))
+	}
+	// Emptied: back to config.toml's default.
+	submitForm(t, b, saved, "/admin/settings", url.Values{"password_min_length": {""}})
+	if pol := srv.Main.Accounts.Policy(); pol.MinPasswordLength == 20 {
+		t.Errorf("policy after emptying: %+v", pol)
+	}
+	// 2FA for admins: root, an admin without a second factor, is sent to
+	// enrol on the next page, with no restart.
+	after := submitForm(t, b, b.get(srv.URL+"/admin/settings"), "/admin/settings", url.Values{"require_2fa": {"admins"}})
+	if pol := srv.Main.Accounts.Policy(); !pol.Require2FAForAdmins || pol.Require2FA {
+		t.Fatalf("policy after requiring 2FA of admins: %+v", pol)
+	}
+	if after.URL.Path != "/security" {
+		t.Errorf("admin without 2FA landed on %s, not the enrolment page", after.URL)
 	}
 }
