@@ -168,3 +168,23 @@ func TestSettingsRefusals(t *testing.T) {
 		t.Error("a refused change took effect")
 	}
 }
+
+// Stored settings survive a restart: a new Service over the same store
+// applies them once LoadSettings runs (main calls it at start), and a new
+// config.toml default shows through where nothing is stored.
+func TestSettingsLoadedAtStart(t *testing.T) {
+	f := newAdminFixture(t)
+	if _, _, err := f.svc.Admin.UpdateSettings(f.ctx, f.actor, "", settingsPatch(t, map[string]any{"require_2fa": "everyone", "password_min_score": 3})); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := account.NewTestService(t, account.TestServiceOptions{Store: f.db, Policy: account.Policy{MinPasswordLength: 12, MaxLoginAttempts: 7, LoginWindow: time.Minute}})
+	if again.Policy().Require2FA {
+		t.Fatal("settings in force before LoadSettings")
+	}
+	if err := again.Admin.LoadSettings(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := again.Policy(); !p.Require2FA || p.MinPasswordScore != 3 || p.MinPasswordLength != 12 || p.MaxLoginAttempts != 7 {
+		t.Errorf("policy after the restart: %+v", p)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/keyport/keyport/account"
 )
 
 // The runtime settings through the management API: locking profiles
@@ -94,5 +96,29 @@ func TestAdminConsoleSettings(t *testing.T) {
 	}
 	if after.URL.Path != "/security" {
 		t.Errorf("admin without 2FA landed on %s, not the enrolment page", after.URL)
+	}
+}
+
+// require_2fa set to "admins" through the API while the server runs: an
+// admin without a second factor signing in to an app is sent to enrol
+// (the flow's next step) and the app gets no code; a non-admin gets one.
+func TestSettingsRequire2FAForAdmins(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, _, _ := adminTokens(t, srv) // root (admin) and alice (not)
+	rp := srv.createClient(account.NewClient{ID: "app", SkipConsent: true, GrantTypes: []string{"authorization_code"}})
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/settings", rw, "application/json", `{"require_2fa":"admins"}`); status != http.StatusOK {
+		t.Fatalf("PATCH: %d %v", status, body)
+	}
+
+	admin := newBrowser(t)
+	p := admin.submit(rp.authorize(admin, "st"), "/login", url.Values{"login": {"root"}, "password": {testPassword}})
+	if p.URL.Path != "/security" || !strings.Contains(p.Body, "requires two-factor") {
+		t.Fatalf("an admin without a second factor was not sent to enrol: %s", p.URL)
+	}
+	if strings.Contains(strings.Join(admin.visited, " "), "code=") {
+		t.Fatal("the app got a code before the admin enrolled")
+	}
+	if code, _ := rp.signIn(newBrowser(t), "alice", oauthScope("openid")); code == "" {
+		t.Fatal("a non-admin got no code")
 	}
 }
