@@ -271,8 +271,11 @@ func (s *core) putInForce(st Settings) {
 }
 
 // LoadSettings puts the stored settings in force; main calls it once at
-// start. Stored settings that no longer pass the checks (bounds changed)
-// are refused, so Keyport does not start on rules nobody chose.
+// start. Settings that passed the checks when stored may clash with a
+// config.toml changed since (a longest lockout wait now below the
+// default first one): they stay in force, as the admin chose them, and an
+// ERROR line says which to fix on the console; refusing to start would
+// leave no console to fix them on.
 func (s *AdminService) LoadSettings(ctx context.Context) error {
 	settingsMu.Lock()
 	defer settingsMu.Unlock()
@@ -281,7 +284,7 @@ func (s *AdminService) LoadSettings(ctx context.Context) error {
 		return err
 	}
 	if err := checkSettings(st, st.apply(s.defaults)); err != nil {
-		return fmt.Errorf("the runtime settings stored in the database: %w", err)
+		s.log.ErrorContext(ctx, "the runtime settings clash with config.toml; change them on the console's settings page", "setting", ErrorField(err), "err", ErrorMessage(err))
 	}
 	s.putInForce(st)
 	return nil

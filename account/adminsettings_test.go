@@ -188,3 +188,25 @@ func TestSettingsLoadedAtStart(t *testing.T) {
 		t.Errorf("policy after the restart: %+v", p)
 	}
 }
+
+// A stored setting that clashes with a config.toml changed since stays in
+// force (the admin chose it) rather than stopping the start.
+func TestSettingsClashWithNewDefaults(t *testing.T) {
+	f := newAdminFixture(t)
+	lockout := account.Policy{AccountLockoutFailures: 5, AccountLockoutWait: time.Minute, AccountLockoutMaxWait: time.Hour, AccountLockoutReset: time.Hour, MaxLoginAttempts: 5, LoginWindow: time.Minute}
+	first, _ := account.NewTestService(t, account.TestServiceOptions{Store: f.db, Policy: lockout})
+	if _, _, err := first.Admin.UpdateSettings(f.ctx, f.actor, "", settingsPatch(t, map[string]any{"account_lockout_max_wait": "10m"})); err != nil {
+		t.Fatal(err)
+	}
+	lockout.AccountLockoutWait = time.Hour // config.toml's first wait, raised since
+	again, _ := account.NewTestService(t, account.TestServiceOptions{Store: f.db, Policy: lockout})
+	if err := again.Admin.LoadSettings(f.ctx); err != nil {
+		t.Fatalf("start refused: %v", err)
+	}
+	if p := again.Policy(); p.AccountLockoutMaxWait != 10*time.Minute {
+		t.Errorf("stored max wait not in force: %s", p.AccountLockoutMaxWait)
+	}
+	if _, _, err := again.Admin.UpdateSettings(f.ctx, f.actor, "", settingsPatch(t, map[string]any{"profiles_locked": true})); account.ErrorField(err) != "account_lockout_max_wait" {
+		t.Errorf("a change beside the clash: %v", err)
+	}
+}
