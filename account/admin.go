@@ -42,6 +42,8 @@ type AdminService struct {
 	*core
 	store AdminStore
 	users *UserService
+	// settings keeps the runtime settings (adminsettings.go).
+	settings storage.Settings
 
 	// adminMu serialises the actions that may take away an administrator
 	// (demote, block, delete), so two of them cannot each see the other

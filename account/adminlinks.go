@@ -146,7 +146,7 @@ func passwordField(err error) error {
 func (s *AdminService) newLink(ctx context.Context, purpose, userID string, ttl time.Duration, path string) (Link, error) {
 	secret := NewSecret()
 	now := s.now()
-	l := Link{Secret: secret, ExpiresAt: now.Add(ttl), URL: strings.TrimSuffix(s.policy.Issuer, "/") + path + "?token=" + secret}
+	l := Link{Secret: secret, ExpiresAt: now.Add(ttl), URL: strings.TrimSuffix(s.policy().Issuer, "/") + path + "?token=" + secret}
 	if err := s.store.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: userID, CreatedAt: now, ExpiresAt: l.ExpiresAt}); err != nil {
 		return Link{}, fmt.Errorf("create %s link for %q: %w", purpose, userID, err)
 	}

@@ -19,12 +19,17 @@ import (
 // every area holds a pointer to it; it holds no store beyond the history,
 // so an area reaches only the records its own store interface names.
 type core struct {
-	policy  Policy
-	now     func() time.Time
-	log     *slog.Logger
-	sealer  Sealer
-	limiter *throttle.Limiter
-	hashes  *hashGate
+	// defaults is the policy config.toml gives; effective is it overlaid
+	// with the settings an admin stored (Settings), swapped whole when
+	// they change so every rule sees the new values on its next request.
+	// Read it through policy().
+	defaults  Policy
+	effective atomic.Pointer[Policy]
+	now       func() time.Time
+	log       *slog.Logger
+	sealer    Sealer
+	limiter   *throttle.Limiter
+	hashes    *hashGate
 	// history is where every area records sign-in attempts (record), as
 	// it writes log lines: password, code, passkey, app password, API
 	// token and upstream sign-ins alike.
@@ -39,6 +44,10 @@ type core struct {
 	srcs   atomic.Pointer[sourceSet]
 	srcMu  sync.Mutex
 }
+
+// policy is the rules in force: config.toml's overlaid by the stored
+// settings.
+func (s *core) policy() Policy { return *s.effective.Load() }
 
 // record adds a sign-in attempt to the user's history, with its audit
 // event in the same write; a failure to write them is logged, never the

@@ -18,7 +18,7 @@ var errDevicesOff = Errorf(Invalid, "Remembering devices is turned off.")
 // TrustDevice remembers the browser for the configured lifetime and returns
 // the secret for its cookie.
 func (s *CredentialService) TrustDevice(ctx context.Context, u storage.User, ip, userAgent string) (string, error) {
-	if s.policy.TrustedDeviceLifetime <= 0 {
+	if s.policy().TrustedDeviceLifetime <= 0 {
 		return "", errDevicesOff
 	}
 	secret := NewSecret()
@@ -29,7 +29,7 @@ func (s *CredentialService) TrustDevice(ctx context.Context, u storage.User, ip,
 	err := s.store.CreateCredential(ctx, storage.Credential{
 		ID: NewID(), UserID: u.ID, Kind: storage.KindTrustedDevice, Hash: HashSecret(secret),
 		UserAgent: userAgent, IP: ip, CreatedAt: now, LastUsedAt: now, LastIP: ip,
-		ExpiresAt: now.Add(s.policy.TrustedDeviceLifetime),
+		ExpiresAt: now.Add(s.policy().TrustedDeviceLifetime),
 	})
 	if err != nil {
 		return "", fmt.Errorf("trust device of %q: %w", u.ID, err)
@@ -60,7 +60,7 @@ func (s *CredentialService) DeviceTrusted(ctx context.Context, u storage.User, s
 // secret itself never happens, and it reads whether or not u exists
 // (u.ID ""), so a made-up login name costs the same at sign-in.
 func (s *CredentialService) trustedDevice(ctx context.Context, u storage.User, secret string) (storage.Credential, bool) {
-	if secret == "" || len(secret) > 256 || s.policy.TrustedDeviceLifetime <= 0 {
+	if secret == "" || len(secret) > 256 || s.policy().TrustedDeviceLifetime <= 0 {
 		return storage.Credential{}, false
 	}
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(secret))

@@ -305,11 +305,8 @@ func deref(s *Step) Step {
 // owed is the step the signed-in user owes before the app gets a code:
 // enrolling a second factor, or consent; nil when none.
 func (f *Flow) owed(ctx context.Context, a storage.AuthRequest, u storage.User, c storage.Client) (*Step, error) {
-	if f.policy.Require2FA {
-		needs, err := f.credentials.NeedsEnrolment(ctx, u)
-		if err != nil || needs {
-			return &Step{Kind: StepEnrol, Code: "interaction_required", Description: "the user must set up two-factor authentication"}, err
-		}
+	if needs, err := f.credentials.NeedsEnrolment(ctx, u); err != nil || needs {
+		return &Step{Kind: StepEnrol, Code: "interaction_required", Description: "the user must set up two-factor authentication"}, err
 	}
 	if f.needsConsent(ctx, a, c, u.ID) {
 		return &Step{Kind: StepConsent, Code: "consent_required", Description: "the user has not granted these scopes"}, nil
@@ -619,7 +616,7 @@ func (f *Flow) SecondFactorPassed(ctx context.Context, a storage.AuthRequest, me
 		return Progress{}, err
 	}
 	var device string
-	if remember && f.policy.TrustedDeviceLifetime > 0 {
+	if remember && f.policy().TrustedDeviceLifetime > 0 {
 		if device, err = f.credentials.TrustDevice(ctx, u, v.IP, v.UserAgent); err != nil {
 			return Progress{}, err
 		}

@@ -64,7 +64,7 @@ func (g *hashGate) do(ctx context.Context, fn func()) error {
 
 // verifyPassword is VerifyPassword through the gate.
 func (s *core) verifyPassword(ctx context.Context, password, encoded string) (ok, needsRehash bool, err error) {
-	if gerr := s.hashes.do(ctx, func() { ok, needsRehash, err = VerifyPassword(password, encoded, s.policy.Argon2) }); gerr != nil {
+	if gerr := s.hashes.do(ctx, func() { ok, needsRehash, err = VerifyPassword(password, encoded, s.policy().Argon2) }); gerr != nil {
 		return false, false, gerr
 	}
 	return ok, needsRehash, err
@@ -72,7 +72,7 @@ func (s *core) verifyPassword(ctx context.Context, password, encoded string) (ok
 
 // hashPassword is HashPassword with the current parameters, through the gate.
 func (s *core) hashPassword(ctx context.Context, password string) (hash string, err error) {
-	if gerr := s.hashes.do(ctx, func() { hash, err = HashPassword(password, s.policy.Argon2) }); gerr != nil {
+	if gerr := s.hashes.do(ctx, func() { hash, err = HashPassword(password, s.policy().Argon2) }); gerr != nil {
 		return "", gerr
 	}
 	return hash, err

@@ -60,7 +60,7 @@ func relyingParty(issuer string) (rpID, origin string, err error) {
 
 func (s *CredentialService) webauthn() (*webauthn.WebAuthn, error) {
 	s.wa.once.Do(func() {
-		rpID, origin, err := relyingParty(s.policy.Issuer)
+		rpID, origin, err := relyingParty(s.policy().Issuer)
 		if err != nil {
 			s.wa.err = err
 			return

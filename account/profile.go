@@ -345,7 +345,7 @@ func (s *UserService) FieldLock(u storage.User, key string) (locked bool, reason
 	// directory would overwrite the value even if the lock were lifted.
 	case s.setBySource(u, a) || s.lockedWithDirectory(u, a):
 		return true, fmt.Sprintf(reasonDirectory, s.sourceName(u.Source))
-	case a.Lockable && s.policy.ProfilesLocked:
+	case a.Lockable && s.policy().ProfilesLocked:
 		return true, ReasonAdminLock
 	case !a.Editable:
 		return true, ReasonReadOnly
@@ -487,7 +487,7 @@ func (s *UserService) CheckChange(u storage.User, key, value string) error {
 	switch {
 	case !ok:
 		return FieldErrorf(key, "There is no profile field %q.", key)
-	case s.lockedWithDirectory(u, a) && strings.TrimSpace(value) == "" && !(a.Lockable && s.policy.ProfilesLocked):
+	case s.lockedWithDirectory(u, a) && strings.TrimSpace(value) == "" && !(a.Lockable && s.policy().ProfilesLocked):
 		return nil
 	case key == "picture":
 		if locked, reason := s.FieldLock(u, key); locked {
@@ -510,7 +510,7 @@ func (s *UserService) SetCustomData(ctx context.Context, userID string, data map
 		return storage.User{}, err
 	}
 	u, err := s.store.UpdateUser(ctx, userID, func(u storage.User) (storage.User, error) {
-		if s.policy.ProfilesLocked {
+		if s.policy().ProfilesLocked {
 			return u, &Error{Code: Forbidden, Field: "custom_data", Message: ReasonAdminLock}
 		}
 		u.CustomData = data

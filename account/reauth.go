@@ -9,7 +9,7 @@ import (
 // RecentlyAuthenticated tells whether sess signed in within the recent-auth
 // window, so a security change needs no password again.
 func (s *SignInService) RecentlyAuthenticated(sess storage.Session) bool {
-	return !sess.AuthTime.IsZero() && s.now().Sub(sess.AuthTime) <= s.policy.RecentAuth
+	return !sess.AuthTime.IsZero() && s.now().Sub(sess.AuthTime) <= s.policy().RecentAuth
 }
 
 // Reauthenticate guards a security change: it passes when the session signed

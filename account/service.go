@@ -45,6 +45,9 @@ type Policy struct {
 	// Require2FA: users without a second factor must enrol one before they
 	// reach any app.
 	Require2FA bool
+	// Require2FAForAdmins: administrators without a second factor must
+	// enrol one (Require2FA covers them too); set on the console.
+	Require2FAForAdmins bool
 	// TrustedDeviceLifetime is how long "remember this device" lasts; 0
 	// turns the option off (config.toml's default is 30 days).
 	TrustedDeviceLifetime time.Duration
@@ -112,7 +115,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		return nil, err
 	}
 	c := &core{
-		policy:   policy,
+		defaults: policy,
 		now:      now,
 		log:      log,
 		sealer:   sealer,
@@ -121,6 +124,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		history:  store,
 		auditLog: store,
 	}
+	c.effective.Store(&policy)
 
 	users := &UserService{core: c, store: store}
 	creds := &CredentialService{core: c, store: store, users: users}
@@ -133,13 +137,13 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Directories: dirs,
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
-		Admin:       &AdminService{core: c, store: store, users: users},
+		Admin:       &AdminService{core: c, store: store, users: users, settings: store},
 		core:        c,
 	}, nil
 }
 
 // Policy returns the rules in force.
-func (s *Service) Policy() Policy { return s.core.policy }
+func (s *Service) Policy() Policy { return s.core.policy() }
 
 // Throttle is the limiter every guessable secret goes through; the provider
 // uses it for client secrets, so both sides share one view of an address.

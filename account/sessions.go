@@ -35,7 +35,7 @@ func (s *SignInService) newSession(u storage.User, amr []string, ip, userAgent s
 		IP:        ip,
 		UserAgent: userAgent,
 		CreatedAt: now,
-		ExpiresAt: now.Add(s.policy.SessionLifetime),
+		ExpiresAt: now.Add(s.policy().SessionLifetime),
 	}
 }
 

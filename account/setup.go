@@ -33,7 +33,7 @@ func (s *UserService) CreateSetupToken(ctx context.Context) (string, error) {
 	secret := NewSecret()
 	now := s.now()
 	err := s.store.CreateOneTimeToken(ctx, storage.OneTimeToken{
-		Hash: HashSecret(secret), Purpose: purposeSetup, CreatedAt: now, ExpiresAt: now.Add(s.policy.SetupTokenTTL),
+		Hash: HashSecret(secret), Purpose: purposeSetup, CreatedAt: now, ExpiresAt: now.Add(s.policy().SetupTokenTTL),
 	})
 	if err != nil {
 		return "", fmt.Errorf("create setup token: %w", err)

@@ -112,7 +112,7 @@ func (s *DirectoryService) SaveDirectory(ctx context.Context, cfg ldap.Config, c
 // UpstreamCallbackURL is where upstream providers send the browser back;
 // register it there.
 func (s *DirectoryService) UpstreamCallbackURL() string {
-	return strings.TrimSuffix(s.policy.Issuer, "/") + "/login/upstream/callback"
+	return strings.TrimSuffix(s.policy().Issuer, "/") + "/login/upstream/callback"
 }
 
 // StoredUpstream returns the settings of an upstream provider added on the

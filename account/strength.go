@@ -33,7 +33,7 @@ const strengthRunes = 32
 // person can ask for it, so it shares the hashes' bound on cores and
 // queue, and a burst gets 503 with Retry-After instead of the CPU.
 func (s *core) checkStrength(ctx context.Context, password string, personal []string) error {
-	if s.policy.MinPasswordScore <= 0 {
+	if s.policy().MinPasswordScore <= 0 {
 		return nil
 	}
 	if utf8.RuneCountInString(password) > strengthRunes {
@@ -51,7 +51,7 @@ func (s *core) checkStrength(ctx context.Context, password string, personal []st
 		return err
 	}
 	s.log.DebugContext(ctx, "password strength estimated", "score", res.Score, "took", took)
-	if res.Score >= s.policy.MinPasswordScore {
+	if res.Score >= s.policy().MinPasswordScore {
 		return nil
 	}
 	for _, m := range res.Sequence {

@@ -42,7 +42,7 @@ func TOTPSealPurpose(userID string) string { return "totp:" + userID }
 
 // issuerLabel is the name authenticator apps show: the issuer's host.
 func (s *CredentialService) issuerLabel() string {
-	if u, err := url.Parse(s.policy.Issuer); err == nil && u.Host != "" {
+	if u, err := url.Parse(s.policy().Issuer); err == nil && u.Host != "" {
 		return u.Host
 	}
 	return "Keyport"

@@ -7,13 +7,14 @@ import (
 )
 
 // SecondFactorRequired is the one rule for whom the admin's require_2fa
-// applies to: everyone, except users whose directory handles second factors
+// applies to: everyone (or, set to admins, every administrator), except users whose directory handles second factors
 // itself (handles_second_factor), since their directory's own sign-in
 // already asked for one. Enrolment, forward auth, API tokens, app passwords
 // and the password alone all ask this, so no path exempts more or fewer
 // people than another.
 func (s *CredentialService) SecondFactorRequired(u storage.User) bool {
-	return s.policy.Require2FA && !s.SecondFactorByDirectory(u)
+	p := s.policy()
+	return (p.Require2FA || p.Require2FAForAdmins && u.Admin) && !s.SecondFactorByDirectory(u)
 }
 
 // SecondFactorByDirectory tells whether u's directory handles second

@@ -83,8 +83,8 @@ func validateEmail(email string) error {
 func (s *UserService) CheckPassword(ctx context.Context, password, username, email string, names ...string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
-	case n < s.policy.MinPasswordLength:
-		return Errorf(Invalid, "Password must be at least %d characters long.", s.policy.MinPasswordLength)
+	case n < s.policy().MinPasswordLength:
+		return Errorf(Invalid, "Password must be at least %d characters long.", s.policy().MinPasswordLength)
 	case len(password) > 1024:
 		return Errorf(Invalid, "Password must be at most 1024 bytes long.")
 	case strings.EqualFold(password, username) || (email != "" && strings.EqualFold(password, email)):

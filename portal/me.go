@@ -53,7 +53,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, read func(*htt
 	}
 	// An admin who requires a second factor gets it before anything
 	// else: every page but the enrolment pages sends the user there.
-	if s.acct.Policy().Require2FA && !enrolmentPath(r.URL.Path) {
+	if p := s.acct.Policy(); (p.Require2FA || p.Require2FAForAdmins && u.Admin) && !enrolmentPath(r.URL.Path) {
 		if needs, err := s.acct.Credentials.NeedsEnrolment(r.Context(), *u); err != nil {
 			return err
 		} else if needs {

@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -151,8 +152,11 @@ const minRetry = time.Second
 // process, so reservations made by the portal and the provider see each
 // other.
 type Limiter struct {
-	store  Store
-	policy Policy
+	store Store
+	// policy is the rules in force, swapped whole by SetPolicy when an
+	// admin changes the sign-in throttling, so reservations never see half
+	// of a change.
+	policy atomic.Pointer[Policy]
 	now    func() time.Time
 
 	mu       sync.Mutex
@@ -176,9 +180,18 @@ func New(store Store, p Policy, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{store: store, policy: p, now: now, inflight: make(map[string]int), tally: newTally(DefaultTallySize),
+	l := &Limiter{store: store, now: now, inflight: make(map[string]int), tally: newTally(DefaultTallySize),
 		unwritten: make(map[string]unwritten), maxUnwritten: maxUnwritten}
+	l.policy.Store(&p)
+	return l
 }
+
+// SetPolicy puts p in force from the next reservation on; the failures
+// counted so far stay (the store keeps them by key, not by limit).
+func (l *Limiter) SetPolicy(p Policy) { l.policy.Store(&p) }
+
+// rules is the policy in force.
+func (l *Limiter) rules() Policy { return *l.policy.Load() }
 
 // Subject is an account as the throttle knows it: by ID when the account
 // exists, by the normalised login name when it does not. Both kinds get the
@@ -217,8 +230,8 @@ func (c check) active() bool { return c.window.Limit > 0 || c.backoff.Failures >
 func (l *Limiter) Password(ctx context.Context, subject Subject, addr string, proven bool) (*Reservation, error) {
 	a := Address(addr)
 	checks := []check{
-		{key: key("pa", string(subject), a), scope: ScopeAccountAddress, window: l.policy.AccountAddress, enforce: true, forgive: true},
-		{key: key("p", string(subject)), scope: ScopeAccount, backoff: l.policy.Account, enforce: !proven, forgive: true},
+		{key: key("pa", string(subject), a), scope: ScopeAccountAddress, window: l.rules().AccountAddress, enforce: true, forgive: true},
+		{key: key("p", string(subject)), scope: ScopeAccount, backoff: l.rules().Account, enforce: !proven, forgive: true},
 	}
 	return l.reserve(ctx, l.withAddress(checks, a))
 }
@@ -227,7 +240,7 @@ func (l *Limiter) Password(ctx context.Context, subject Subject, addr string, pr
 // account userID, from addr.
 func (l *Limiter) Code(ctx context.Context, userID, addr string) (*Reservation, error) {
 	a := Address(addr)
-	checks := []check{{key: key("c", part(userID)), scope: ScopeCodes, window: l.policy.AccountAddress, enforce: true, forgive: true}}
+	checks := []check{{key: key("c", part(userID)), scope: ScopeCodes, window: l.rules().AccountAddress, enforce: true, forgive: true}}
 	return l.reserve(ctx, l.withAddress(checks, a))
 }
 
@@ -237,9 +250,9 @@ func (l *Limiter) Code(ctx context.Context, userID, addr string) (*Reservation, 
 // people's sign-ins.
 func (l *Limiter) Client(ctx context.Context, clientID, addr string) (*Reservation, error) {
 	a := Address(addr)
-	checks := []check{{key: key("ca", part(clientID), a), scope: ScopeClientAddress, window: l.policy.AccountAddress, enforce: true, forgive: true}}
+	checks := []check{{key: key("ca", part(clientID), a), scope: ScopeClientAddress, window: l.rules().AccountAddress, enforce: true, forgive: true}}
 	if a != "" {
-		checks = append(checks, check{key: key("ka", a), scope: ScopeClientsAddress, window: l.policy.ClientAddress, enforce: true})
+		checks = append(checks, check{key: key("ka", a), scope: ScopeClientsAddress, window: l.rules().ClientAddress, enforce: true})
 	}
 	return l.reserve(ctx, checks)
 }
@@ -256,7 +269,7 @@ func (l *Limiter) withAddress(checks []check, a string) []check {
 	if a == "" {
 		return checks
 	}
-	return append(checks, check{key: key("a", a), scope: ScopeAddress, window: l.policy.Address, enforce: true})
+	return append(checks, check{key: key("a", a), scope: ScopeAddress, window: l.rules().Address, enforce: true})
 }
 
 // Address is the form a client IP is throttled under: IPv4 addresses as
@@ -609,7 +622,7 @@ func (r *Reservation) Fail(ctx context.Context) ([]Trip, error) {
 			tripped[k] = trip
 			if !next.Empty() && !r.l.keepUnwritten(base, next, now) {
 				r.l.mu.Unlock()
-				return tripsOf(keys, tripped), fmt.Errorf("record failure (and no memory left for it: every attempt refused for %s): %w", r.l.policy.longest(), err)
+				return tripsOf(keys, tripped), fmt.Errorf("record failure (and no memory left for it: every attempt refused for %s): %w", r.l.rules().longest(), err)
 			}
 		}
 		r.l.mu.Unlock()

@@ -72,7 +72,7 @@ func (l *Limiter) keepUnwritten(base, next storage.Throttle, now time.Time) bool
 			}
 		}
 		if len(l.unwritten) >= l.maxUnwritten {
-			l.closedUntil = laterOf(l.closedUntil, now.Add(l.policy.longest()))
+			l.closedUntil = laterOf(l.closedUntil, now.Add(l.rules().longest()))
 			return false
 		}
 		l.gen++

@@ -35,6 +35,7 @@ var catalogs = map[string]map[string]string{
 		deConsoleApps,
 		deConsoleGroups,
 		deSelfService,
+		deConsoleSettings,
 	),
 }
 

@@ -31,6 +31,7 @@ var AdminSections = []AdminSection{
 	{"users", "Users", "/admin/users"},
 	{"groups", "Groups", "/admin/groups"},
 	{"apps", "Apps", "/admin/apps"},
+	{"settings", "Settings", "/admin/settings"},
 	{"audit", "Audit log", "/admin/audit"},
 	{"directories", "Directories", "/admin/directories"},
 }

@@ -146,6 +146,10 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		m.db.Close()
 		return nil, err
 	}
+	if err := m.Accounts.Admin.LoadSettings(context.Background()); err != nil {
+		m.db.Close()
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -1,0 +1,27 @@
+package web
+
+// deConsoleSettings is German for the console's settings page and the
+// settings rules' fixed messages.
+var deConsoleSettings = map[string]string{
+	"These settings take effect at once, without a restart. Leave a setting empty to use the default from config.toml.": "Diese Einstellungen gelten sofort, ohne Neustart. Lassen Sie eine Einstellung leer, um den Standardwert aus config.toml zu verwenden.",
+	"Default from config.toml: %s": "Standard aus config.toml: %s",
+	"In force: %s":                 "Gilt jetzt: %s",
+	"Use the default":              "Standard verwenden",
+	"Save settings":                "Einstellungen speichern",
+	"The settings were saved. They are in force now.":                 "Die Einstellungen wurden gespeichert. Sie gelten ab sofort.",
+	"The settings changed since you read them. Reload and try again.": "Die Einstellungen wurden geändert, seit Sie sie gelesen haben. Laden Sie neu und versuchen Sie es noch einmal.",
+	"Check “%s”:":                                     "Prüfen Sie „%s“:",
+	"Lock profiles":                                   "Profile sperren",
+	"Require two-factor authentication":               "Zwei-Faktor-Authentifizierung verlangen",
+	"Minimum password length":                         "Mindestlänge des Passworts",
+	"Minimum password strength (0–4)":                 "Mindeststärke des Passworts (0–4)",
+	"Failed sign-ins per account and address":         "Fehlgeschlagene Anmeldungen je Konto und Adresse",
+	"Failed sign-ins per address":                     "Fehlgeschlagene Anmeldungen je Adresse",
+	"Window the failures are counted in":              "Zeitraum, in dem Fehlschläge gezählt werden",
+	"Failures before an account must wait (0: never)": "Fehlschläge, bis ein Konto warten muss (0: nie)",
+	"First wait":                                      "Erste Wartezeit",
+	"Longest wait":                                    "Längste Wartezeit",
+	"Failures forgotten after":                        "Fehlschläge vergessen nach",
+	"Everyone":                                        "Alle",
+	"Administrators only":                             "Nur Administratoren",
+}
