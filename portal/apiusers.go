@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -15,13 +16,13 @@ func (s *Server) registerAdminUserAPI(at *routeTable) {
 	at.addAPI(levelAdminAPI, "POST", "/users", s.apiCreateUser, apiOp{Summary: "Create a local user with a password, or with an invitation link (shown once in the answer)", Body: account.AdminNewUser{}, Response: createdUserJSON{}, Status: http.StatusCreated, ETag: true})
 	at.addAPI(levelAdminAPI, "GET", "/users/{id}", s.apiGetUser, apiOp{Summary: "A user with everything an administrator sees (never a secret)", Response: userDetailJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "PATCH", "/users/{id}", s.apiPatchUser, apiOp{Summary: "Edit a user; send If-Match with the ETag you read, or get 412 if someone changed the user since", Body: account.UserPatch{}, Response: adminUserJSON{}, ETag: true})
-	at.addAPI(levelAdminAPI, "DELETE", "/users/{id}", s.apiDeleteUser, apiOp{Summary: "Delete a user and everything of theirs; the username and email stay unavailable for 30 days"})
-	at.addAPI(levelAdminAPI, "POST", "/users/{id}/block", s.apiBlockUser, apiOp{Summary: "Block a user: ends their sessions and revokes their tokens at once", Response: signedOutJSON{}})
-	at.addAPI(levelAdminAPI, "POST", "/users/{id}/unblock", s.apiUnblockUser, apiOp{Summary: "Unblock a user"})
-	at.addAPI(levelAdminAPI, "POST", "/users/{id}/reset-2fa", s.apiResetSecondFactors, apiOp{Summary: "Remove a user's authenticator app, passkeys, recovery codes and trusted devices", Response: factorsRemovedJSON{}})
+	at.addAPI(levelAdminAPI, "DELETE", "/users/{id}", userAction(s.apiDeleteUser), apiOp{Summary: "Delete a user and everything of theirs; the username and email stay unavailable for 30 days"})
+	at.addAPI(levelAdminAPI, "POST", "/users/{id}/block", userAction(s.apiBlockUser), apiOp{Summary: "Block a user: ends their sessions and revokes their tokens at once", Response: signedOutJSON{}})
+	at.addAPI(levelAdminAPI, "POST", "/users/{id}/unblock", userAction(s.apiUnblockUser), apiOp{Summary: "Unblock a user"})
+	at.addAPI(levelAdminAPI, "POST", "/users/{id}/reset-2fa", userAction(s.apiResetSecondFactors), apiOp{Summary: "Remove a user's authenticator app, passkeys, recovery codes and trusted devices", Response: factorsRemovedJSON{}})
 	at.addAPI(levelAdminAPI, "POST", "/users/{id}/password-reset-link", s.apiPasswordResetLink, apiOp{Summary: "A one-time link to set a new password (shown once; local accounts only)", Response: linkJSON{}, Status: http.StatusCreated})
 	at.addAPI(levelAdminAPI, "GET", "/users/{id}/sessions", s.apiUserSessions, apiOp{Summary: "A user's browser sessions", Response: listJSON[sessionJSON]{}})
-	at.addAPI(levelAdminAPI, "DELETE", "/users/{id}/sessions", s.apiEndUserSessions, apiOp{Summary: "End all of a user's sessions and revoke their tokens", Response: signedOutJSON{}})
+	at.addAPI(levelAdminAPI, "DELETE", "/users/{id}/sessions", userAction(s.apiEndUserSessions), apiOp{Summary: "End all of a user's sessions and revoke their tokens", Response: signedOutJSON{}})
 }
 
 // adminUserJSON is a user as administrators see them: every field but the
@@ -287,54 +288,53 @@ func (s *Server) apiPatchUser(w http.ResponseWriter, r *http.Request, a account.
 	return nil
 }
 
-func (s *Server) apiDeleteUser(w http.ResponseWriter, r *http.Request, a account.Actor) error {
-	id, err := pathID(r, "user")
-	if err != nil {
-		return err
+// userAction is a route that runs one AdminService action on the user of
+// its {id} and answers with what do returns: 200 with it, or 204 when it
+// returns nil.
+func userAction(do func(ctx context.Context, a account.Actor, id string) (any, error)) func(http.ResponseWriter, *http.Request, account.Actor) error {
+	return func(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+		id, err := pathID(r, "user")
+		if err != nil {
+			return err
+		}
+		out, err := do(r.Context(), a, id)
+		if err != nil {
+			return err
+		}
+		if out == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
 	}
-	if err := s.acct.Admin.DeleteUser(r.Context(), a, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
-func (s *Server) apiBlockUser(w http.ResponseWriter, r *http.Request, a account.Actor) error {
-	id, err := pathID(r, "user")
-	if err != nil {
-		return err
-	}
-	out, err := s.acct.Admin.BlockUser(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, signedOutJSON{SessionsEnded: out.Sessions, TokensRevoked: out.Tokens})
-	return nil
+func signedOutView(o account.SignedOut) signedOutJSON {
+	return signedOutJSON{SessionsEnded: o.Sessions, TokensRevoked: o.Tokens}
 }
 
-func (s *Server) apiUnblockUser(w http.ResponseWriter, r *http.Request, a account.Actor) error {
-	id, err := pathID(r, "user")
-	if err != nil {
-		return err
-	}
-	if err := s.acct.Admin.UnblockUser(r.Context(), a, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+func (s *Server) apiDeleteUser(ctx context.Context, a account.Actor, id string) (any, error) {
+	return nil, s.acct.Admin.DeleteUser(ctx, a, id)
 }
 
-func (s *Server) apiResetSecondFactors(w http.ResponseWriter, r *http.Request, a account.Actor) error {
-	id, err := pathID(r, "user")
-	if err != nil {
-		return err
-	}
-	out, err := s.acct.Admin.ResetSecondFactors(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, factorsRemovedJSON{TOTP: out.TOTP, Passkeys: out.Passkeys, RecoveryCodes: out.RecoveryCodes, TrustedDevices: out.TrustedDevices})
-	return nil
+func (s *Server) apiBlockUser(ctx context.Context, a account.Actor, id string) (any, error) {
+	out, err := s.acct.Admin.BlockUser(ctx, a, id)
+	return signedOutView(out), err
+}
+
+func (s *Server) apiUnblockUser(ctx context.Context, a account.Actor, id string) (any, error) {
+	return nil, s.acct.Admin.UnblockUser(ctx, a, id)
+}
+
+func (s *Server) apiResetSecondFactors(ctx context.Context, a account.Actor, id string) (any, error) {
+	out, err := s.acct.Admin.ResetSecondFactors(ctx, a, id)
+	return factorsRemovedJSON{TOTP: out.TOTP, Passkeys: out.Passkeys, RecoveryCodes: out.RecoveryCodes, TrustedDevices: out.TrustedDevices}, err
+}
+
+func (s *Server) apiEndUserSessions(ctx context.Context, a account.Actor, id string) (any, error) {
+	out, err := s.acct.Admin.EndSessions(ctx, a, id)
+	return signedOutView(out), err
 }
 
 func (s *Server) apiPasswordResetLink(w http.ResponseWriter, r *http.Request, a account.Actor) error {
@@ -360,18 +360,5 @@ func (s *Server) apiUserSessions(w http.ResponseWriter, r *http.Request, a accou
 		return err
 	}
 	writeJSON(w, http.StatusOK, newList(sessionViews(d.Sessions), ""))
-	return nil
-}
-
-func (s *Server) apiEndUserSessions(w http.ResponseWriter, r *http.Request, a account.Actor) error {
-	id, err := pathID(r, "user")
-	if err != nil {
-		return err
-	}
-	out, err := s.acct.Admin.EndSessions(r.Context(), a, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, signedOutJSON{SessionsEnded: out.Sessions, TokensRevoked: out.Tokens})
 	return nil
 }
