@@ -35,7 +35,8 @@ const (
 	// MaxPBKDF2Iterations is a few seconds of one core.
 	MaxPBKDF2Iterations = 10_000_000
 
-	// The argon2 bounds are config.toml's.
+	// The argon2 bounds are config.toml's: a hash Keyport made with the
+	// parameters its admin chose must always verify.
 	maxArgon2MemoryKiB   = 1 << 20
 	maxArgon2Iterations  = 64
 	maxArgon2Parallelism = 64
@@ -47,6 +48,24 @@ const (
 	// maxHashLen bounds the whole string before it is parsed.
 	maxHashLen = 512
 )
+
+// maxImportedArgon2Work bounds memory × passes (KiB) of an argon2 hash
+// that comes in through an import, which config.toml's bounds (1 GiB × 64
+// passes, minutes of work) do not: 2^21 is about a second of one core.
+// Keyport's default, 19 MiB × 2 passes, is 38,912 and takes about 20 ms.
+const maxImportedArgon2Work = 1 << 21
+
+// importWorkError says why an imported hash would cost too much at
+// sign-in, or "" when it would not. ParsePasswordHash's bounds apply too.
+func (h PasswordHash) importWorkError() string {
+	if h.Algorithm != AlgArgon2id && h.Algorithm != AlgArgon2i {
+		return ""
+	}
+	if work := uint64(h.argon.MemoryKiB) * uint64(h.argon.Iterations); work > maxImportedArgon2Work {
+		return fmt.Sprintf("argon2 memory × passes is %d KiB; an imported hash may ask for at most %d (about a second per sign-in)", work, maxImportedArgon2Work)
+	}
+	return ""
+}
 
 // Hash algorithms, as PasswordHashInfo names them.
 const (

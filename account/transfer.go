@@ -448,8 +448,10 @@ func (c *importCheck) user(line int, e ExportedUser) storage.User {
 	if e.PasswordHash != "" {
 		if e.Source != "" {
 			bad("password_hash", "an account from a directory signs in with the directory's password; leave the hash out")
-		} else if _, err := ParsePasswordHash(e.PasswordHash); err != nil {
+		} else if h, err := ParsePasswordHash(e.PasswordHash); err != nil {
 			bad("password_hash", "%v", strings.TrimPrefix(err.Error(), "parse "))
+		} else if msg := h.importWorkError(); msg != "" {
+			bad("password_hash", "%s", msg)
 		}
 	}
 	for _, f := range []struct {

@@ -313,3 +313,23 @@ func TestExportImportRoundTrip(t *testing.T) {
 		t.Errorf("export audit: %+v", ev)
 	}
 }
+
+// An imported argon2 hash may ask for about a second of work per sign-in,
+// not the minutes config.toml's bounds would allow: such a line is refused
+// naming the hash, and the file imports nothing.
+func TestImportBoundsArgon2Work(t *testing.T) {
+	svc, db := newService(t, nil)
+	salt, key := "c2FsdHNhbHRzYWx0c2FsdA", "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
+	costly := account.ExportedUser{Username: "costly", Email: "costly@example.com", PasswordHash: "$argon2id$v=19$m=1048576,t=64,p=4$" + salt + "$" + key}
+	fine := account.ExportedUser{Username: "fine", Email: "fine@example.com", PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$" + salt + "$" + key}
+	rep, err := svc.Users.ImportUsers(t.Context(), cliActor, strings.NewReader(importLines(t, fine, costly)), account.ImportOptions{})
+	if account.ErrorCode(err) != account.Invalid || len(rep.Problems) != 1 || rep.Problems[0].Line != 2 || rep.Problems[0].Field != "password_hash" {
+		t.Fatalf("costly hash: %+v %v", rep, err)
+	}
+	if n, _ := db.CountUsers(t.Context()); n != 0 {
+		t.Errorf("%d users stored", n)
+	}
+	if _, err := svc.Users.ImportUsers(t.Context(), cliActor, strings.NewReader(importLines(t, fine)), account.ImportOptions{}); err != nil {
+		t.Errorf("a hash within the bound: %v", err)
+	}
+}
