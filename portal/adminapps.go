@@ -356,6 +356,24 @@ func graceOf(r *http.Request) (time.Duration, error) {
 func (s *Server) adminRotateAppSecret(w http.ResponseWriter, r *http.Request, m me) error {
 	id := mux.Vars(r)["id"]
 	grace, err := graceOf(r)
+	if err == nil && grace == 0 && !confirmed(r) {
+		// Without a grace the old secret stops at once and the app's
+		// servers fail until they have the new one: ask first.
+		c, _, gerr := s.acct.Clients.GetClient(r.Context(), id)
+		if gerr != nil {
+			return gerr
+		}
+		if c.SecretHash != "" {
+			path := "/admin/apps/" + url.PathEscape(c.ID)
+			d := s.confirmPage(r, m, "admin", "Replace the secret now?", "New secret", path+"/rotate-secret", path)
+			d.AdminSection = "apps"
+			d.Detail = c.Name + " (" + c.ID + ")"
+			d.Message = web.Translate(d.Lang, "The current secret stops working at once: the app fails until it has the new one. To switch without downtime, go back and keep the old secret working for a while.")
+			d.Hidden = []hiddenField{{"grace", "0"}, {"grace_unit", "hours"}}
+			s.showConfirm(w, r, d, nil)
+			return nil
+		}
+	}
 	var secret string
 	if err == nil {
 		secret, err = s.acct.Clients.RotateSecret(r.Context(), consoleActor(r, m), id, grace)

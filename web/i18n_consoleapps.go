@@ -61,4 +61,6 @@ var deConsoleApps = map[string]string{
 	"Someone else changed this app since you loaded it. Reload it and make your change again.":         "Jemand anderes hat diese App geändert, seit Sie sie geladen haben. Laden Sie sie neu und nehmen Sie Ihre Änderung noch einmal vor.",
 	"A public client has no secret to rotate.":                                                         "Ein öffentlicher Client hat kein Secret, das erneuert werden könnte.",
 	"Client ID cannot be \"new\".":                                                                     "Die Client-ID kann nicht \"new\" sein.",
+	"Replace the secret now?":                                                                          "Das Secret jetzt ersetzen?",
+	"The current secret stops working at once: the app fails until it has the new one. To switch without downtime, go back and keep the old secret working for a while.": "Das jetzige Secret funktioniert sofort nicht mehr: Die App schlägt fehl, bis sie das neue hat. Für einen Wechsel ohne Ausfall geh zurück und lass das alte Secret noch eine Weile gelten.",
 }

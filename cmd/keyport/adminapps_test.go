@@ -91,6 +91,17 @@ func TestAdminConsoleAppPages(t *testing.T) {
 	if ccToken(secret) != http.StatusOK || ccToken(fresh) != http.StatusOK {
 		t.Errorf("within the grace: old %d, new %d", ccToken(secret), ccToken(fresh))
 	}
+	// Without a grace the old secret would stop at once: it asks first,
+	// and only the confirmed form replaces it.
+	ask := submitForm(t, b, b.get(page), "/admin/apps/crm/rotate-secret", url.Values{"grace": {"0"}})
+	if _, ok := parsePage(t, ask.Body).byID("new-secret"); ok || ccToken(fresh) != http.StatusOK || !strings.Contains(ask.Body, "Replace the secret now?") {
+		t.Fatalf("grace 0 did not ask first: %d\n%s", ask.Status, truncateBody(ask.Body))
+	}
+	now := submitForm(t, b, ask, "/admin/apps/crm/rotate-secret", nil)
+	newest, ok := parsePage(t, now.Body).byID("new-secret")
+	if !ok || ccToken(newest.text()) != http.StatusOK || ccToken(fresh) == http.StatusOK {
+		t.Errorf("confirmed rotation without grace: new %v, the one before still works %v", ok, ccToken(fresh) == http.StatusOK)
+	}
 	if p := submitForm(t, b, b.get(page), "/admin/apps/crm/rotate-secret", url.Values{"grace": {"31"}, "grace_unit": {"days"}}); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, `name="grace" type="number" min="0" max="720" value="0" inputmode="numeric" aria-invalid="true"`) {
 		t.Errorf("a grace beyond 30 days: %d", p.Status)
 	}
