@@ -171,8 +171,8 @@ type UserDetail struct {
 	// History is the newest HistoryOnDetail sign-in attempts.
 	History  []storage.LoginAttempt
 	Sessions []storage.Session
-	// Consents are the user's grants, one per app that has one. The
-	// store has no list by user, so they are read app by app.
+	// Consents are the user's grants, one per app (a deleted app's
+	// included: its consent is still on record).
 	Consents       []storage.Grant
 	APITokens      []storage.Credential
 	AppPasswords   []storage.Credential
@@ -200,8 +200,8 @@ func (s *AdminService) User(ctx context.Context, actor Actor, id string) (UserDe
 	if d.Sessions, err = s.store.ListUserSessions(ctx, id); err != nil {
 		return UserDetail{}, fmt.Errorf("list sessions of %q: %w", id, err)
 	}
-	if d.Consents, err = s.consents(ctx, id); err != nil {
-		return UserDetail{}, err
+	if d.Consents, err = s.store.ListGrants(ctx, id); err != nil {
+		return UserDetail{}, fmt.Errorf("list consents of %q: %w", id, err)
 	}
 	creds, err := s.store.ListCredentials(ctx, id, "")
 	if err != nil {
@@ -225,24 +225,30 @@ func (s *AdminService) User(ctx context.Context, actor Actor, id string) (UserDe
 	return d, nil
 }
 
-// consents reads the user's grant at each app.
-func (s *AdminService) consents(ctx context.Context, userID string) ([]storage.Grant, error) {
-	clients, err := s.store.ListClients(ctx)
+// UserRecord returns the user id without its secrets and nothing else:
+// for pages and answers that need only the record (a confirmation, a
+// list of sessions), not the detail User reads.
+func (s *AdminService) UserRecord(ctx context.Context, actor Actor, id string) (storage.User, error) {
+	if err := s.authorize(ctx, actor, false); err != nil {
+		return storage.User{}, err
+	}
+	u, err := s.loadUser(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("list clients: %w", err)
+		return storage.User{}, err
 	}
-	var out []storage.Grant
-	for _, c := range clients {
-		g, err := s.store.GetGrant(ctx, userID, c.ID)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load grant of %q at %q: %w", userID, c.ID, err)
-		}
-		out = append(out, g)
+	return withoutSecrets(u), nil
+}
+
+// UserSessions returns the live sessions of user id.
+func (s *AdminService) UserSessions(ctx context.Context, actor Actor, id string) ([]storage.Session, error) {
+	if _, err := s.UserRecord(ctx, actor, id); err != nil {
+		return nil, err
 	}
-	return out, nil
+	sessions, err := s.store.ListUserSessions(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", id, err)
+	}
+	return sessions, nil
 }
 
 // withoutSecrets is u without the password hash, the TOTP secrets and

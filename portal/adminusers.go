@@ -201,20 +201,27 @@ func (s *Server) adminUnblockUser(w http.ResponseWriter, r *http.Request, m me) 
 	return userDone(w, r, id, "unblocked")
 }
 
-// adminResetSecondFactorsPage asks before the reset: it removes passkeys
-// and the authenticator app for good.
-func (s *Server) adminResetSecondFactorsPage(w http.ResponseWriter, r *http.Request, m me) error {
-	detail, err := s.acct.Admin.User(r.Context(), consoleActor(r, m), mux.Vars(r)["id"])
+// confirmUserAction asks before a destructive action on the user of the
+// page's address, naming them; action is the path under the user's page.
+func (s *Server) confirmUserAction(w http.ResponseWriter, r *http.Request, m me, title, button, action, message string) error {
+	u, err := s.acct.Admin.UserRecord(r.Context(), consoleActor(r, m), mux.Vars(r)["id"])
 	if err != nil {
 		return err
 	}
-	path := "/admin/users/" + url.PathEscape(detail.User.ID)
-	d := s.confirmPage(r, m, "admin", "Reset this user's second factors?", "Reset second factors", path+"/reset-2fa", path)
+	path := "/admin/users/" + url.PathEscape(u.ID)
+	d := s.confirmPage(r, m, "admin", title, button, path+"/"+action, path)
 	d.AdminSection = "users"
-	d.Detail = detail.User.Username + " <" + detail.User.Email + ">"
-	d.Message = web.Translate(d.Lang, "Their authenticator app, passkeys, recovery codes and remembered devices are removed for good. If two-factor authentication is required, they set up a new one at their next sign-in.")
+	d.Detail = u.Username + " <" + u.Email + ">"
+	d.Message = web.Translate(d.Lang, message)
 	s.showConfirm(w, r, d, nil)
 	return nil
+}
+
+// adminResetSecondFactorsPage asks before the reset: it removes passkeys
+// and the authenticator app for good.
+func (s *Server) adminResetSecondFactorsPage(w http.ResponseWriter, r *http.Request, m me) error {
+	return s.confirmUserAction(w, r, m, "Reset this user's second factors?", "Reset second factors", "reset-2fa",
+		"Their authenticator app, passkeys, recovery codes and remembered devices are removed for good. If two-factor authentication is required, they set up a new one at their next sign-in.")
 }
 
 func (s *Server) adminResetSecondFactors(w http.ResponseWriter, r *http.Request, m me) error {
@@ -248,17 +255,8 @@ func (s *Server) adminResetLink(w http.ResponseWriter, r *http.Request, m me) er
 }
 
 func (s *Server) adminDeleteUserPage(w http.ResponseWriter, r *http.Request, m me) error {
-	detail, err := s.acct.Admin.User(r.Context(), consoleActor(r, m), mux.Vars(r)["id"])
-	if err != nil {
-		return err
-	}
-	path := "/admin/users/" + url.PathEscape(detail.User.ID)
-	d := s.confirmPage(r, m, "admin", "Delete this user?", "Delete user", path+"/delete", path)
-	d.AdminSection = "users"
-	d.Detail = detail.User.Username + " <" + detail.User.Email + ">"
-	d.Message = web.Translate(d.Lang, "Their passkeys, app passwords, API tokens, sessions, consents and picture are deleted, and every app's tokens for them revoked. Their username and email address stay unavailable for 30 days.")
-	s.showConfirm(w, r, d, nil)
-	return nil
+	return s.confirmUserAction(w, r, m, "Delete this user?", "Delete user", "delete",
+		"Their passkeys, app passwords, API tokens, sessions, consents and picture are deleted, and every app's tokens for them revoked. Their username and email address stay unavailable for 30 days.")
 }
 
 func (s *Server) adminDeleteUser(w http.ResponseWriter, r *http.Request, m me) error {

@@ -355,10 +355,10 @@ func (s *Server) apiUserSessions(w http.ResponseWriter, r *http.Request, a accou
 	if err != nil {
 		return err
 	}
-	d, err := s.acct.Admin.User(r.Context(), a, id)
+	sessions, err := s.acct.Admin.UserSessions(r.Context(), a, id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, newList(sessionViews(d.Sessions), ""))
+	writeJSON(w, http.StatusOK, newList(sessionViews(sessions), ""))
 	return nil
 }
