@@ -170,7 +170,7 @@ func TestAdminUserDetail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.db.PutGrant(f.ctx, storage.Grant{UserID: u.ID, ClientID: app.ID, Scopes: []string{"openid", "email"}, CreatedAt: f.clock.Now(), UpdatedAt: f.clock.Now()}); err != nil {
+	if err := f.db.PutGrant(f.ctx, storage.Grant{UserID: u.ID, ClientID: app.ID, Scopes: []string{"openid", "email"}, CreatedAt: f.clock.Now(), UpdatedAt: f.clock.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -31,7 +31,7 @@ type FlowStore interface {
 	DeleteAuthRequest(ctx context.Context, id string) error
 	GetClient(ctx context.Context, id string) (storage.Client, error)
 	GetGrant(ctx context.Context, userID, clientID string) (storage.Grant, error)
-	PutGrant(ctx context.Context, g storage.Grant) error
+	PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEvent) error
 }
 
 // Flow runs sign-ins on their records, with the rules of the areas it
@@ -416,11 +416,12 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 		}
 	}
 	g.UpdatedAt = now
-	if err := f.store.PutGrant(ctx, g); err != nil {
+	// The consent and its audit event share one commit.
+	e := f.auditEvent(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
+		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
+	if err := f.store.PutGrant(ctx, g, &e); err != nil {
 		return a, fmt.Errorf("store grant of %q to %q: %w", userID, a.ClientID, err)
 	}
-	f.audit(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
-		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
 	return f.update(ctx, a.ID, func(a *storage.AuthRequest) error {
 		a.ConsentOK = true
 		return nil

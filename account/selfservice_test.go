@@ -43,7 +43,7 @@ func newAppsFixture(t *testing.T) *appsFixture {
 	}
 	f.consentedAt = clock.Now()
 	grant := func(u storage.User, clientID string, scopes ...string) {
-		if err := db.PutGrant(ctx, storage.Grant{UserID: u.ID, ClientID: clientID, Scopes: scopes, CreatedAt: f.consentedAt, UpdatedAt: f.consentedAt}); err != nil {
+		if err := db.PutGrant(ctx, storage.Grant{UserID: u.ID, ClientID: clientID, Scopes: scopes, CreatedAt: f.consentedAt, UpdatedAt: f.consentedAt}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

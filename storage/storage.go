@@ -775,8 +775,11 @@ type Avatars interface {
 // Grants persists consent.
 type Grants interface {
 	GetGrant(ctx context.Context, userID, clientID string) (Grant, error)
-	// PutGrant creates or replaces the grant for (UserID, ClientID).
-	PutGrant(ctx context.Context, g Grant) error
+	// PutGrant creates or replaces the grant for (UserID, ClientID) and,
+	// when e is not nil, appends e to the audit log in the same commit, so
+	// a consent costs one write whether or not it is audited. An event the
+	// audit log refuses (see AuditLog.AppendAudit) changes nothing.
+	PutGrant(ctx context.Context, g Grant, e *AuditEvent) error
 	// ListGrants returns every grant of a user, by client ID.
 	ListGrants(ctx context.Context, userID string) ([]Grant, error)
 	// DeleteGrant removes the grant of a user to a client; ErrNotFound

@@ -40,7 +40,7 @@ func TestStackedTablesStateTheirRoles(t *testing.T) {
 	if err := acct.Directories.SaveDirectory(ctx, ldap.Config{ID: "corp", Name: "Corporate LDAP", URL: "ldap://127.0.0.1:1", UserBaseDN: "dc=example,dc=org"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Main.Store.PutGrant(ctx, storage.Grant{UserID: alice.ID, ClientID: "wiki", Scopes: []string{"openid", "email"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+	if err := srv.Main.Store.PutGrant(ctx, storage.Grant{UserID: alice.ID, ClientID: "wiki", Scopes: []string{"openid", "email"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err) // a connected app (deleted since: no such client)
 	}
 	b := newBrowser(t)

@@ -131,7 +131,7 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 	for _, clientID := range []string{"chat", "timesheets-of-the-engineering-department"} {
 		now := time.Now()
 		if err := srv.Main.Store.PutGrant(ctx, storage.Grant{UserID: alice.ID, ClientID: clientID, Scopes: []string{"openid", "profile", "email", "groups", "offline_access"},
-			CreatedAt: now, UpdatedAt: now, LastUsedAt: now}); err != nil {
+			CreatedAt: now, UpdatedAt: now, LastUsedAt: now}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

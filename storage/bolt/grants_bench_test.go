@@ -35,7 +35,7 @@ func BenchmarkRefreshWithGrant(b *testing.B) {
 			d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
 			d.db.db.NoSync = c.noSync
 			now := time.Now()
-			if err := d.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: "app", Scopes: []string{"openid", "profile", "email", "offline_access"}, CreatedAt: now, UpdatedAt: now}); err != nil {
+			if err := d.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: "app", Scopes: []string{"openid", "profile", "email", "offline_access"}, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 				b.Fatal(err)
 			}
 			var families, links atomic.Int64
@@ -81,7 +81,7 @@ func BenchmarkTouchGrant(b *testing.B) {
 	ctx := context.Background()
 	d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
 	now := time.Now()
-	if err := d.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: "app", Scopes: []string{"openid", "profile", "email", "offline_access"}, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := d.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: "app", Scopes: []string{"openid", "profile", "email", "offline_access"}, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		b.Fatal(err)
 	}
 	err := d.db.Update(func(tx *bbolt.Tx) error {

@@ -30,13 +30,29 @@ func (d *DB) GetGrant(ctx context.Context, userID, clientID string) (storage.Gra
 	return g, nil
 }
 
-func (d *DB) PutGrant(ctx context.Context, g storage.Grant) error {
+func (d *DB) PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEvent) error {
 	if g.UserID == "" || g.ClientID == "" {
 		return errors.New("put grant: empty user or client ID")
 	}
-	return d.db.Update(func(tx *bbolt.Tx) error {
-		return putJSON(tx.Bucket(bGrants), join(g.UserID, g.ClientID), g)
+	audit, err := newSignInAudit(e)
+	if err != nil {
+		return fmt.Errorf("put grant of user %q to client %q: %w", g.UserID, g.ClientID, err)
+	}
+	// Batched: consents of people signing in at the same moment share a
+	// commit, as their sign-ins do.
+	err = d.batch(func(tx *bbolt.Tx) error {
+		if err := audit.free(tx); err != nil {
+			return err
+		}
+		if err := putJSON(tx.Bucket(bGrants), join(g.UserID, g.ClientID), g); err != nil {
+			return err
+		}
+		return audit.put(tx)
 	})
+	if err != nil {
+		return fmt.Errorf("put grant of user %q to client %q: %w", g.UserID, g.ClientID, err)
+	}
+	return nil
 }
 
 // Signing keys.

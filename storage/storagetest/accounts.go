@@ -200,7 +200,7 @@ var userTests = []test{
 			ok(t, s.CreateSession(ctx, newSession("s-"+uid, uid, now, time.Hour)), "session of %s", uid)
 			r := newRefresh("r-"+uid, "f-"+uid, uid, "app", now, time.Hour)
 			ok(t, s.CreateTokens(ctx, newAccess("a-"+uid, "f-"+uid, uid, "app", now, time.Hour), &r), "tokens of %s", uid)
-			ok(t, s.PutGrant(ctx, storage.Grant{UserID: uid, ClientID: "app", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}), "grant of %s", uid)
+			ok(t, s.PutGrant(ctx, storage.Grant{UserID: uid, ClientID: "app", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}, nil), "grant of %s", uid)
 		}
 		ok(t, s.DeleteUser(ctx, "u1", time.Time{}), "delete alice")
 		_, err := s.GetSession(ctx, "s-u1")
@@ -368,15 +368,15 @@ var grantTests = []test{
 		_, err := s.GetGrant(ctx, "u1", "app")
 		isErr(t, err, storage.ErrNotFound, "missing grant")
 		g := storage.Grant{UserID: "u1", ClientID: "app", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}
-		ok(t, s.PutGrant(ctx, g), "put grant")
+		ok(t, s.PutGrant(ctx, g, nil), "put grant")
 		other := storage.Grant{UserID: "u1", ClientID: "other", Scopes: []string{"openid", "email"}, CreatedAt: now, UpdatedAt: now}
-		ok(t, s.PutGrant(ctx, other), "put grant for another client")
+		ok(t, s.PutGrant(ctx, other, nil), "put grant for another client")
 		got, err := s.GetGrant(ctx, "u1", "app")
 		ok(t, err, "get grant")
 		equal(t, got, g, "grant")
 
 		g.Scopes, g.UpdatedAt = []string{"openid", "profile"}, now.Add(time.Hour)
-		ok(t, s.PutGrant(ctx, g), "replace grant")
+		ok(t, s.PutGrant(ctx, g, nil), "replace grant")
 		got, err = s.GetGrant(ctx, "u1", "app")
 		ok(t, err, "get replaced grant")
 		equal(t, got, g, "replaced grant")

@@ -19,7 +19,7 @@ var grantListTests = []test{
 		equal(t, len(gs), 0, "grants of a user with none")
 		put := func(userID, clientID string, scopes ...string) storage.Grant {
 			g := storage.Grant{UserID: userID, ClientID: clientID, Scopes: scopes, CreatedAt: now, UpdatedAt: now, LastUsedAt: now.Add(-time.Hour)}
-			ok(t, s.PutGrant(ctx, g), "put grant of %s to %s", userID, clientID)
+			ok(t, s.PutGrant(ctx, g, nil), "put grant of %s to %s", userID, clientID)
 			return g
 		}
 		// Stored out of order; "u10" starts with "u1" and is someone else.
@@ -37,7 +37,7 @@ var grantListTests = []test{
 	{"DeleteOneGrant", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		for _, k := range [][2]string{{"u1", "wiki"}, {"u1", "chat"}, {"u2", "wiki"}} {
-			ok(t, s.PutGrant(ctx, storage.Grant{UserID: k[0], ClientID: k[1], Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}), "put grant %v", k)
+			ok(t, s.PutGrant(ctx, storage.Grant{UserID: k[0], ClientID: k[1], Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}, nil), "put grant %v", k)
 		}
 		ok(t, s.DeleteGrant(ctx, "u1", "wiki"), "delete u1's grant to wiki")
 		_, err := s.GetGrant(ctx, "u1", "wiki")
@@ -50,14 +50,14 @@ var grantListTests = []test{
 
 		isErr(t, s.DeleteGrant(ctx, "u1", "wiki"), storage.ErrNotFound, "delete the grant again")
 		isErr(t, s.DeleteGrant(ctx, "u3", "wiki"), storage.ErrNotFound, "delete a grant never given")
-		ok(t, s.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: "wiki", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}), "consent again after the removal")
+		ok(t, s.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: "wiki", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}, nil), "consent again after the removal")
 		_, err = s.GetGrant(ctx, "u1", "wiki")
 		ok(t, err, "the new grant")
 	}},
 	{"TokensMoveLastUse", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, t0 := t.Context(), c.Now()
 		for _, k := range [][2]string{{"u1", "wiki"}, {"u1", "chat"}, {"u2", "wiki"}} {
-			ok(t, s.PutGrant(ctx, storage.Grant{UserID: k[0], ClientID: k[1], Scopes: []string{"openid"}, CreatedAt: t0, UpdatedAt: t0}), "put grant %v", k)
+			ok(t, s.PutGrant(ctx, storage.Grant{UserID: k[0], ClientID: k[1], Scopes: []string{"openid"}, CreatedAt: t0, UpdatedAt: t0}, nil), "put grant %v", k)
 		}
 		lastUse := func(userID, clientID string) time.Time {
 			t.Helper()
@@ -88,7 +88,7 @@ var grantListTests = []test{
 		g, err := s.GetGrant(ctx, "u1", "wiki")
 		ok(t, err, "get grant")
 		g.Scopes, g.UpdatedAt = []string{"openid", "email"}, advance(c, time.Minute)
-		ok(t, s.PutGrant(ctx, g), "consent to more scopes")
+		ok(t, s.PutGrant(ctx, g, nil), "consent to more scopes")
 		equal(t, lastUse("u1", "wiki"), t2, "last use after the new consent")
 
 		// Tokens where there is no grant create none: an app that skips

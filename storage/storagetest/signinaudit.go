@@ -146,5 +146,31 @@ var signInAuditTests = []test{
 		ok(t, err, "list attempts")
 		equal(t, attemptIDs(attempts), []string{}, "sign-in history")
 		equal(t, auditOf(ctx, t, s), []storage.AuditEvent{first}, "audit log")
+	}}, {"PutGrantWritesBoth", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		g := storage.Grant{UserID: "u1", ClientID: "wiki", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}
+		e := auditEvent("ev1", now, "consent.granted", "", "u1")
+		ok(t, s.PutGrant(ctx, g, &e), "put grant with event")
+		got, err := s.GetGrant(ctx, "u1", "wiki")
+		ok(t, err, "get grant")
+		equal(t, got.Scopes, g.Scopes, "grant's scopes")
+		equal(t, auditOf(ctx, t, s), []storage.AuditEvent{e}, "audit log")
+	}},
+	{"PutGrantBadEventWritesNothing", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		first := auditEvent("ev1", now, "user.blocked", "", "u2")
+		ok(t, s.AppendAudit(ctx, first), "append")
+		cases := badAuditEvents(auditEvent("ev2", now, "consent.granted", "", "u1"))
+		cases["taken"] = struct {
+			e   storage.AuditEvent
+			err error
+		}{auditEvent("ev1", now, "consent.granted", "", "u1"), storage.ErrConflict}
+		for name, bad := range cases {
+			g := storage.Grant{UserID: "u1", ClientID: "wiki", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}
+			isErr(t, s.PutGrant(ctx, g, &bad.e), bad.err, "%s", name)
+		}
+		_, err := s.GetGrant(ctx, "u1", "wiki")
+		isErr(t, err, storage.ErrNotFound, "grant after refused events")
+		equal(t, auditOf(ctx, t, s), []storage.AuditEvent{first}, "audit log")
 	}},
 }
