@@ -97,3 +97,37 @@ func BenchmarkTouchGrant(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkConsentWrite is the consent step's write to the main file: the
+// grant and its consent.granted audit event, in one commit (PutGrant with
+// the event, as account.Flow.Consented writes them now) or in two (the
+// grant, then AppendAudit, as it did before the event joined the grant's
+// transaction). One run shows both:
+//
+//	go test ./storage/bolt -run '^$' -bench ConsentWrite -benchtime 400x -cpu 1
+func BenchmarkConsentWrite(b *testing.B) {
+	for _, c := range []struct {
+		name      string
+		oneCommit bool
+	}{{"grant-then-audit", false}, {"grant-with-audit", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			d := openTest(b, filepath.Join(b.TempDir(), "keyport.db"), Options{})
+			for i := 0; b.Loop(); i++ {
+				now := time.Now()
+				g := storage.Grant{UserID: fmt.Sprintf("u%d", i), ClientID: "app", Scopes: []string{"openid", "profile", "email"}, CreatedAt: now, UpdatedAt: now}
+				e := storage.AuditEvent{ID: fmt.Sprintf("%020d", i), Type: "consent.granted", Time: now, ActorKind: "user", ActorID: g.UserID, TargetUserID: g.UserID, ClientID: "app",
+					Changes: []storage.AuditChange{{Field: "scopes", After: "openid profile email"}}}
+				var err error
+				if c.oneCommit {
+					err = d.PutGrant(ctx, g, &e)
+				} else if err = d.PutGrant(ctx, g, nil); err == nil {
+					err = d.AppendAudit(ctx, e)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
