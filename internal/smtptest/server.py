@@ -61,7 +61,7 @@ class Handler:
             "listener": self.listener,
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
-            "tls": session.ssl is not None,
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
             "login": login,
         }
         write(name + ".json", json.dumps(meta).encode())
@@ -75,7 +75,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         and auth_data.login.decode() == user
         and auth_data.password.decode() == password
     )
-    return AuthResult(success=ok, auth_data=auth_data)
+    # handled=False: aiosmtpd answers 535 itself on a failure.
+    return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
 def tls_context():
@@ -94,6 +95,9 @@ controllers = [
     Controller(
         Handler("implicit"), hostname="127.0.0.1", port=implicit_port,
         ssl_context=tls_context(), authenticator=authenticator,
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; this listener
+        # speaks nothing else.
+        auth_require_tls=False,
     ),
 ]
 for c in controllers:
