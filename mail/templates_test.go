@@ -81,9 +81,13 @@ func TestParseTemplatesRefuses(t *testing.T) {
 		"missing language": func(f fstest.MapFS) { delete(f, "a.de.txt") },
 		"html for some":    func(f fstest.MapFS) { delete(f, "a.de.html") },
 		"no subject":       func(f fstest.MapFS) { f["a.de.txt"] = &fstest.MapFile{Data: []byte("a")} },
-		"remote image":     func(f fstest.MapFS) { f["a.en.html"] = &fstest.MapFile{Data: []byte(`<img src="https://t.example/p.gif">`)} },
-		"remote style":     func(f fstest.MapFS) { f["a.de.html"] = &fstest.MapFile{Data: []byte(`<p style="background:url(https://t.example/p)">`)} },
-		"bad syntax":       func(f fstest.MapFS) { f["a.en.txt"] = &fstest.MapFile{Data: []byte(`{{define "subject"}}A{{end}}{{.`)} },
+		"remote image": func(f fstest.MapFS) {
+			f["a.en.html"] = &fstest.MapFile{Data: []byte(`<img src="https://t.example/p.gif">`)}
+		},
+		"remote style": func(f fstest.MapFS) {
+			f["a.de.html"] = &fstest.MapFile{Data: []byte(`<p style="background:url(https://t.example/p)">`)}
+		},
+		"bad syntax": func(f fstest.MapFS) { f["a.en.txt"] = &fstest.MapFile{Data: []byte(`{{define "subject"}}A{{end}}{{.`)} },
 	} {
 		f := ok()
 		change(f)
