@@ -44,6 +44,7 @@ type Config struct {
 	Accounts Accounts `toml:"accounts"`
 	HTTP     HTTP     `toml:"http"`
 	Audit    Audit    `toml:"audit"`
+	Mail     Mail     `toml:"mail"`
 	Clients  []Client `toml:"clients"`
 	// Directories are external identity sources (LDAP for now).
 	Directories []Directory `toml:"directories"`
@@ -125,6 +126,41 @@ type Audit struct {
 	// Retention is how long an audit event is kept.
 	Retention Duration `toml:"retention"`
 }
+
+// Mail is the [mail] table: the SMTP server Keyport sends mail through.
+// Without host, mail is off.
+type Mail struct {
+	Host string `toml:"host"`
+	// Port defaults by TLS: 587 for "starttls", 465 for "implicit", 25
+	// for "none".
+	Port int `toml:"port"`
+	// TLS is "starttls" (the default), "implicit" or "none" (loopback
+	// hosts only); see the MailTLS constants.
+	TLS      string `toml:"tls"`
+	Username string `toml:"username"`
+	// Password holds the SMTP password; after Load it also holds the
+	// contents of PasswordFile when that was set. Never log it.
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// From is the RFC 5322 address mail comes from, such as
+	// "Keyport <id@example.com>".
+	From string `toml:"from"`
+	// CAFile is a PEM file of roots to trust instead of the system's.
+	CAFile string `toml:"ca_file"`
+	// HELO is the name Keyport gives in EHLO; empty: the machine's name.
+	HELO    string   `toml:"helo"`
+	Timeout Duration `toml:"timeout"`
+}
+
+// The values of mail.tls.
+const (
+	MailTLSStartTLS = "starttls"
+	MailTLSImplicit = "implicit"
+	MailTLSNone     = "none"
+)
+
+// Enabled reports whether mail is configured (mail.host is set).
+func (m Mail) Enabled() bool { return m.Host != "" }
 
 // Limits is the [limits] table.
 type Limits struct {
@@ -468,7 +504,48 @@ func (c *Config) normalize() error {
 			d.BindPassword = strings.TrimRight(string(b), "\r\n")
 		}
 	}
+	if err := c.Mail.normalize(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// normalize fills in the [mail] defaults that depend on other keys (the
+// port on tls) and reads password_file.
+func (m *Mail) normalize() error {
+	if m.TLS == "" {
+		m.TLS = MailTLSStartTLS
+	}
+	if m.Port == 0 {
+		switch m.TLS {
+		case MailTLSStartTLS:
+			m.Port = 587
+		case MailTLSImplicit:
+			m.Port = 465
+		case MailTLSNone:
+			m.Port = 25
+		}
+	}
+	if m.Timeout.Duration == 0 {
+		m.Timeout.Duration = 10 * time.Second
+	}
+	if m.PasswordFile == "" {
+		return nil
+	}
+	if m.Password != "" {
+		return errors.New("mail.password_file: set either password or password_file, not both")
+	}
+	b, err := os.ReadFile(m.PasswordFile)
+	if err != nil {
+		return fmt.Errorf("mail.password_file: %w", err)
+	}
+	// One trailing newline is what editors and `echo` add; anything else
+	// may belong to the password.
+	m.Password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	if m.Password == "" {
+		return fmt.Errorf("mail.password_file: %s is empty", m.PasswordFile)
+	}
+	return nil
 }
 
 // fillDefaults gives keys left out of the table their default values.

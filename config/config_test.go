@@ -116,7 +116,9 @@ func TestDefaultHasEveryKey(t *testing.T) {
 	walk = func(prefix string, typ reflect.Type, m map[string]any) {
 		for f := range typ.Fields() {
 			key := f.Tag.Get("toml")
-			if key == "" || key == "clients" || key == "directories" {
+			// clients, directories and mail are commented-out examples,
+			// loaded by their own tests below.
+			if key == "" || key == "clients" || key == "directories" || key == "mail" {
 				continue
 			}
 			v, ok := m[key]
@@ -187,6 +189,83 @@ func TestDefaultDirectoryExample(t *testing.T) {
 	d := c.Directories[0]
 	if d.ID != "corp" || d.BindPassword != "ldap-service-password" || d.SyncInterval.Duration != time.Hour || !slices.Equal(d.LoginAttributes, []string{"uid", "mail"}) {
 		t.Errorf("directory: %+v", d)
+	}
+}
+
+// TestDefaultMailExample loads the [mail] example of config.toml, so the
+// documentation stays valid, and checks that mail is off without it.
+func TestDefaultMailExample(t *testing.T) {
+	def, _ := mustLoad(t, "", nil)
+	if def.Mail.Enabled() {
+		t.Errorf("the built-in default turns mail on: %+v", def.Mail)
+	}
+	_, rest, ok := strings.Cut(string(keyport.DefaultConfig), "# Mail example:\n")
+	example, _, ok2 := strings.Cut(rest, "# (end of the mail example)")
+	if !ok || !ok2 {
+		t.Fatal("config.toml has no mail example")
+	}
+	pw := writeFile(t, "smtp", "smtp-password\n")
+	var b strings.Builder
+	for line := range strings.Lines(example) {
+		line = strings.TrimPrefix(strings.TrimPrefix(line, "#"), " ")
+		line = strings.Replace(line, "/run/secrets/smtp_password", filepath.ToSlash(pw), 1)
+		b.WriteString(line)
+	}
+	c, _ := mustLoad(t, b.String(), nil)
+	m := c.Mail
+	if !m.Enabled() || m.Host != "smtp.example.com" || m.Port != 587 || m.TLS != "starttls" || m.Password != "smtp-password" ||
+		m.From != "Keyport <keyport@example.com>" || m.Timeout.Duration != 10*time.Second {
+		t.Errorf("mail: %+v", m)
+	}
+}
+
+// TestMailDefaults checks the defaults Load fills in for a [mail] table
+// with only a host and from: the port follows tls.
+func TestMailDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		tls      string
+		wantTLS  string
+		wantPort int
+	}{
+		{"", "starttls", 587},
+		{"implicit", "implicit", 465},
+		{"none", "none", 25},
+	} {
+		file := "[mail]\nhost = \"localhost\"\nfrom = \"id@example.com\"\n"
+		if tt.tls != "" {
+			file += "tls = \"" + tt.tls + "\"\n"
+		}
+		c, _ := mustLoad(t, file, nil)
+		if c.Mail.TLS != tt.wantTLS || c.Mail.Port != tt.wantPort || c.Mail.Timeout.Duration != 10*time.Second {
+			t.Errorf("tls %q: got tls %q, port %d, timeout %s; want %q, %d, 10s", tt.tls, c.Mail.TLS, c.Mail.Port, c.Mail.Timeout, tt.wantTLS, tt.wantPort)
+		}
+	}
+}
+
+// TestMailPasswordFile: the file is read at load, one trailing newline
+// (LF or CRLF) is removed and nothing else; password and password_file
+// together are refused.
+func TestMailPasswordFile(t *testing.T) {
+	for content, want := range map[string]string{
+		"secret\n":     "secret",
+		"secret\r\n":   "secret",
+		"secret":       "secret",
+		" secret \n\n": " secret \n",
+	} {
+		pw := writeFile(t, "pw", content)
+		c, _ := mustLoad(t, "[mail]\nhost = \"localhost\"\nfrom = \"id@example.com\"\nusername = \"u\"\npassword_file = \""+filepath.ToSlash(pw)+"\"\n", nil)
+		if c.Mail.Password != want {
+			t.Errorf("file %q: password %q, want %q", content, c.Mail.Password, want)
+		}
+	}
+	pw := writeFile(t, "pw", "secret\n")
+	_, _, err := Load(writeFile(t, "k.toml", "[mail]\nhost = \"localhost\"\nfrom = \"id@example.com\"\nusername = \"u\"\npassword = \"x\"\npassword_file = \""+filepath.ToSlash(pw)+"\"\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "mail.password_file: set either password or password_file, not both") {
+		t.Errorf("password and password_file: %v", err)
+	}
+	_, _, err = Load(writeFile(t, "k.toml", "[mail]\nhost = \"localhost\"\nfrom = \"id@example.com\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"), nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "mail.password_file: ") {
+		t.Errorf("missing password_file: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/mail"
 	"net/url"
 	"reflect"
 	"slices"
@@ -66,6 +67,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateAccounts(&p)
 	c.validateHTTP(&p)
 	c.validateAudit(&p)
+	c.validateMail(&p)
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	return p.warnings, errors.Join(p.errs...)
@@ -324,6 +326,80 @@ func (c *Config) validateAudit(p *problems) {
 	if d := c.Audit.Retention.Duration; d <= 0 {
 		p.errorf("audit.retention", "must be more than 0 (events older than this are deleted), not %s", d)
 	}
+}
+
+// maxMailTimeout bounds mail.timeout: an outbox worker waits this long
+// for a dead server before retrying.
+const maxMailTimeout = 5 * time.Minute
+
+func (c *Config) validateMail(p *problems) {
+	m := c.Mail
+	if !m.Enabled() {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"mail.from", m.From != ""}, {"mail.username", m.Username != ""},
+			{"mail.password", m.Password != ""}, {"mail.ca_file", m.CAFile != ""},
+		} {
+			if k.set {
+				p.warnf(k.key, "has no effect while mail.host is not set (mail is off)")
+			}
+		}
+		return
+	}
+	if !validMailHost(m.Host) {
+		p.errorf("mail.host", "must be a host name or IP address without a scheme or port, such as \"smtp.example.com\", not %q", m.Host)
+	}
+	if m.Port < 1 || m.Port > 65535 {
+		p.errorf("mail.port", "must be between 1 and 65535, not %d", m.Port)
+	}
+	switch m.TLS {
+	case MailTLSStartTLS, MailTLSImplicit:
+	case MailTLSNone:
+		if !isLoopbackHost(m.Host) {
+			p.errorf("mail.tls", "\"none\" is allowed only for a loopback host (localhost, 127.0.0.1, ::1), not %q: use \"starttls\" or \"implicit\"", m.Host)
+		}
+		if m.CAFile != "" {
+			p.warnf("mail.ca_file", "has no effect with tls = \"none\"")
+		}
+	default:
+		p.errorf("mail.tls", "must be \"starttls\", \"implicit\" or \"none\", not %q", m.TLS)
+	}
+	if m.From == "" {
+		p.errorf("mail.from", "must be set when mail.host is: the address mail comes from, such as \"Keyport <id@example.com>\"")
+	} else if _, err := mail.ParseAddress(m.From); err != nil {
+		p.errorf("mail.from", "must be one RFC 5322 address, such as \"Keyport <id@example.com>\", not %q (%v)", m.From, err)
+	}
+	if m.Username != "" && m.Password == "" {
+		p.errorf("mail.password", "must be set (or mail.password_file) when mail.username is")
+	}
+	if m.Username == "" && m.Password != "" {
+		p.errorf("mail.username", "must be set when mail.password (or mail.password_file) is")
+	}
+	if m.HELO != "" && !validMailHost(m.HELO) {
+		p.errorf("mail.helo", "must be a host name, not %q", m.HELO)
+	}
+	if d := m.Timeout.Duration; d < time.Second || d > maxMailTimeout {
+		p.errorf("mail.timeout", "must be between 1s and 5m, not %s", d)
+	}
+}
+
+// validMailHost accepts an IP address or a DNS name of letters, digits,
+// hyphens and dots.
+func validMailHost(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	if h == "" || len(h) > 253 || strings.HasPrefix(h, ".") || strings.HasPrefix(h, "-") {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) validateHTTP(p *problems) {

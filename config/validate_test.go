@@ -62,6 +62,12 @@ func validConfig() *Config {
 	}
 }
 
+// withMail turns mail on with valid settings.
+func withMail(c *Config) {
+	c.Mail = Mail{Host: "smtp.example.com", Port: 587, TLS: MailTLSStartTLS, From: "Keyport <id@example.com>",
+		Username: "keyport", Password: "smtp-secret", Timeout: Duration{10 * time.Second}}
+}
+
 func TestValidConfig(t *testing.T) {
 	warnings, err := validConfig().Validate()
 	if err != nil {
@@ -204,6 +210,23 @@ func TestValidateErrors(t *testing.T) {
 		{"redirect javascript", func(c *Config) { c.Clients[0].RedirectURIs = []string{"javascript:alert(1)"} }, "clients[0].redirect_uris[0]: the javascript: scheme is not allowed"},
 		{"post logout relative", func(c *Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"https://wiki.example.com/", "bye"} },
 			"clients[0].post_logout_redirect_uris[1]: must be an absolute URL"},
+
+		{"mail without from", func(c *Config) { withMail(c); c.Mail.From = "" }, "mail.from: must be set when mail.host is"},
+		{"mail from two addresses", func(c *Config) { withMail(c); c.Mail.From = "a@example.com, b@example.com" }, "mail.from: must be one RFC 5322 address"},
+		{"mail from not an address", func(c *Config) { withMail(c); c.Mail.From = "Keyport" }, "mail.from: must be one RFC 5322 address"},
+		{"mail host with scheme", func(c *Config) { withMail(c); c.Mail.Host = "smtp://smtp.example.com" }, "mail.host: must be a host name or IP address"},
+		{"mail host with port", func(c *Config) { withMail(c); c.Mail.Host = "smtp.example.com:587" }, "mail.host: must be a host name or IP address"},
+		{"mail unix socket", func(c *Config) { withMail(c); c.Mail.Host = "unix:///run/smtp.sock" }, "mail.host: must be a host name or IP address"},
+		{"mail port", func(c *Config) { withMail(c); c.Mail.Port = 70000 }, "mail.port: must be between 1 and 65535, not 70000"},
+		{"mail tls unknown", func(c *Config) { withMail(c); c.Mail.TLS = "ssl" }, `mail.tls: must be "starttls", "implicit" or "none", not "ssl"`},
+		{"mail tls none remote", func(c *Config) { withMail(c); c.Mail.TLS = "none" }, `mail.tls: "none" is allowed only for a loopback host`},
+		{"mail tls none private address", func(c *Config) { withMail(c); c.Mail.TLS, c.Mail.Host = "none", "10.0.0.25" }, `mail.tls: "none" is allowed only for a loopback host`},
+		{"mail tls none localhost lookalike", func(c *Config) { withMail(c); c.Mail.TLS, c.Mail.Host = "none", "localhost.example.com" }, `mail.tls: "none" is allowed only for a loopback host`},
+		{"mail username without password", func(c *Config) { withMail(c); c.Mail.Password = "" }, "mail.password: must be set (or mail.password_file) when mail.username is"},
+		{"mail password without username", func(c *Config) { withMail(c); c.Mail.Username = "" }, "mail.username: must be set when mail.password"},
+		{"mail helo", func(c *Config) { withMail(c); c.Mail.HELO = "id example" }, `mail.helo: must be a host name, not "id example"`},
+		{"mail timeout zero", func(c *Config) { withMail(c); c.Mail.Timeout = Duration{} }, "mail.timeout: must be between 1s and 5m, not 0s"},
+		{"mail timeout long", func(c *Config) { withMail(c); c.Mail.Timeout = Duration{time.Hour} }, "mail.timeout: must be between 1s and 5m, not 1h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,6 +307,17 @@ func TestValidateWarnings(t *testing.T) {
 		{"rotation disabled", func(c *Config) { c.Keys.RotationPeriod = Duration{} }, nil},
 		{"every peer trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"trusted_proxies[1]: 0.0.0.0/0 trusts every peer"}},
 		{"hsts subdomains while off", func(c *Config) { c.HTTP.HSTSIncludeSubdomains = true }, []string{"http.hsts_include_subdomains: has no effect"}},
+		{"mail", withMail, nil},
+		{"mail tls none on loopback", func(c *Config) {
+			withMail(c)
+			c.Mail.TLS, c.Mail.Port, c.Mail.Host = "none", 25, "localhost"
+		}, nil},
+		{"mail tls none on ::1 with a ca_file", func(c *Config) {
+			withMail(c)
+			c.Mail.TLS, c.Mail.Host, c.Mail.CAFile = "none", "::1", "/etc/ca.pem"
+		}, []string{`mail.ca_file: has no effect with tls = "none"`}},
+		{"mail keys without host", func(c *Config) { c.Mail = Mail{From: "id@example.com", CAFile: "/etc/ca.pem"} },
+			[]string{"mail.from: has no effect while mail.host is not set", "mail.ca_file: has no effect while mail.host is not set"}},
 		{"upstream with second factors", func(c *Config) {
 			c.Directories = []Directory{{ID: "up", Type: "oidc", Issuer: "https://up.example.com", ClientID: "k", HandlesSecondFactor: true}}
 		}, nil},

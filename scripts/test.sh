@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # External servers the integration tests drive: OpenLDAP's slapd, Chromium
 # (for the browser tests), nginx and Caddy (reverse proxies in front of
-# Keyport) and fail2ban (whose fail2ban-regex checks the shipped filter),
-# from Debian's packages.
+# Keyport), fail2ban (whose fail2ban-regex checks the shipped filter) and
+# aiosmtpd (the SMTP server the mail tests send to), from Debian's packages.
 missing=()
 command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
@@ -15,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v fail2ban-regex >/dev/null 2>&1 || missing+=(fail2ban)
+# Debian's python3 (not one earlier on PATH, such as pyenv's) sees the package.
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""

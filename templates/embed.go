@@ -3,7 +3,8 @@ package templates
 
 import "embed"
 
-// FS contains the page templates (*.html) and the static directory.
+// FS contains the page templates (*.html), the static directory and the
+// mail templates (mail/, rendered by package mail).
 //
-//go:embed *.html static
+//go:embed *.html static mail
 var FS embed.FS

@@ -57,6 +57,8 @@ Usage:
   keyport audit list [--user NAME] [--type a,b] [--since 24h] [--limit N]
   keyport audit export [--out FILE]
   keyport backup --to FILE [--force]
+  keyport mail test --to ADDR [--lang en|de]
+                        (sends a test message with the [mail] settings)
 
 Every command takes --config FILE (default: the built-in configuration;
 KEYPORT_CONFIG names a file too). KEYPORT_ISSUER, KEYPORT_LISTEN and
@@ -110,6 +112,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.backup(ctx, rest)
 	case "keys":
 		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
+	case "mail":
+		err = c.sub(ctx, "mail", rest, map[string]func(context.Context, []string) error{"test": c.mailTest})
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

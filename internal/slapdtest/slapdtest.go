@@ -79,7 +79,7 @@ func start(t testing.TB, ldif string, withTLS bool) *Server {
 	configText := fmt.Sprintf(configLDIF, dir, dbDir)
 	s := &Server{dir: dir}
 	if withTLS {
-		ca, cert, key := writeTestPKI(t, dir)
+		ca, cert, key := daemontest.WriteTestPKI(t, dir)
 		s.CAFile = ca
 		configText = strings.Replace(configText, "olcPidFile: "+dir+"/slapd.pid\n",
 			"olcPidFile: "+dir+"/slapd.pid\nolcTLSCACertificateFile: "+ca+"\nolcTLSCertificateFile: "+cert+"\nolcTLSCertificateKeyFile: "+key+"\n", 1)

@@ -1,4 +1,4 @@
-package slapdtest
+package daemontest
 
 import (
 	"crypto/ecdsa"
@@ -15,9 +15,10 @@ import (
 	"time"
 )
 
-// writeTestPKI makes a throwaway CA and a server certificate for 127.0.0.1
-// and localhost, and writes them as PEM files.
-func writeTestPKI(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+// WriteTestPKI makes a throwaway CA and a server certificate for 127.0.0.1
+// and localhost, and writes them into dir as PEM files (ca.pem,
+// server.pem, server.key): for servers tests start with TLS.
+func WriteTestPKI(t testing.TB, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
