@@ -42,6 +42,8 @@ type AdminService struct {
 	*core
 	store AdminStore
 	users *UserService
+	// credentials issues a system account's API tokens (adminsystem.go).
+	credentials *CredentialService
 	// settings keeps the runtime settings (adminsettings.go).
 	settings storage.Settings
 

@@ -49,13 +49,18 @@ type AdminNewUser struct {
 	Groups        []string `json:"groups,omitempty"`
 	Password      string   `json:"password,omitempty"`
 	Invite        bool     `json:"invite,omitempty"`
+	// System makes an account for a program (see storage.User.System):
+	// neither a password nor an invitation; it acts through API tokens an
+	// administrator issues (AdminService.CreateAPIToken).
+	System bool `json:"system,omitempty"`
 }
 
 // CreateUser creates a local account. With Password, the password policy
 // applies (Invalid, field "password"). With Invite, the account has no
 // password yet and the returned Link (valid InvitationTTL) lets the person
 // set one; otherwise the Link is zero. Exactly one of the two must be
-// given. A taken username or email is a Conflict naming the field.
+// given, unless System, which takes neither. A taken username or email is
+// a Conflict naming the field.
 // Nothing is stored unless all of it is valid. Event: "user.created",
 // listing the fields set (Reason: "password" or "invitation").
 func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUser) (storage.User, Link, error) {
@@ -81,6 +86,9 @@ func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUs
 		return storage.User{}, Link{}, err
 	}
 	switch {
+	case n.System && (n.Invite || n.Password != ""):
+		return storage.User{}, Link{}, FieldErrorf("password", "A system account has no password and no invitation: give it API tokens.")
+	case n.System:
 	case n.Invite && n.Password != "":
 		return storage.User{}, Link{}, FieldErrorf("password", "Set a password or send an invitation, not both.")
 	case !n.Invite && n.Password == "":
@@ -94,10 +102,13 @@ func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUs
 	}
 	now := s.now()
 	u := storage.User{ID: NewID(), Username: n.Username, Email: n.Email, EmailVerified: n.EmailVerified, Name: n.Name,
-		Admin: n.Admin, Roles: nilIfEmpty(roles), Groups: nilIfEmpty(groups), CreatedAt: now, UpdatedAt: now}
+		Admin: n.Admin, Roles: nilIfEmpty(roles), Groups: nilIfEmpty(groups), System: n.System, CreatedAt: now, UpdatedAt: now}
 	rememberVerifiedEmail(&u)
 	how := "invitation"
-	if !n.Invite {
+	switch {
+	case n.System:
+		how = "system"
+	case !n.Invite:
 		how = "password"
 		if err := s.users.CheckPassword(ctx, n.Password, n.Username, n.Email, n.Name); err != nil {
 			return storage.User{}, Link{}, passwordField(err)
@@ -166,7 +177,7 @@ func (s *AdminService) PasswordResetLink(ctx context.Context, actor Actor, id st
 	if err != nil {
 		return Link{}, err
 	}
-	if u.Source != "" {
+	if u.Source != "" || u.System {
 		return Link{}, s.passwordElsewhere(u)
 	}
 	l, err := s.newLink(ctx, purposeReset, id, PasswordResetTTL, PasswordResetPath)
@@ -178,6 +189,9 @@ func (s *AdminService) PasswordResetLink(ctx context.Context, actor Actor, id st
 }
 
 func (s *AdminService) passwordElsewhere(u storage.User) error {
+	if u.System {
+		return Errorf(Forbidden, "%s is a system account: it has no password, only API tokens.", u.Username)
+	}
 	return Errorf(Forbidden, "The password of %s is kept by %s; reset it there.", u.Username, s.sourceName(u.Source))
 }
 

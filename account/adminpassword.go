@@ -25,7 +25,7 @@ func (s *AdminService) SetPassword(ctx context.Context, actor Actor, id, passwor
 	if err != nil {
 		return SignedOut{}, err
 	}
-	if u.Source != "" {
+	if u.Source != "" || u.System {
 		return SignedOut{}, s.passwordElsewhere(u)
 	}
 	if err := s.users.CheckPassword(ctx, password, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.Nickname); err != nil {

@@ -52,6 +52,9 @@ func (s *CredentialService) CreateAPIToken(ctx context.Context, u storage.User, 
 	if !n.ExpiresAt.IsZero() && !n.ExpiresAt.After(now) {
 		return "", storage.Credential{}, FieldErrorf("expires", "The expiry date must be in the future.")
 	}
+	if u.System && (n.ExpiresAt.IsZero() || n.ExpiresAt.After(now.Add(MaxSystemTokenLifetime))) {
+		return "", storage.Credential{}, FieldErrorf("expires", "A system account's token needs an expiry date at most %d days ahead.", int(MaxSystemTokenLifetime/(24*time.Hour)))
+	}
 	nets, err := ParseNetworks(n.AllowedNetworks)
 	if err != nil {
 		return "", storage.Credential{}, err
@@ -66,7 +69,7 @@ func (s *CredentialService) CreateAPIToken(ctx context.Context, u storage.User, 
 		return "", storage.Credential{}, fmt.Errorf("create API token for %q: %w", u.ID, err)
 	}
 	s.log.InfoContext(ctx, "API token created", "user_id", u.ID, "credential_id", c.ID, "scope", n.Scope)
-	s.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: EventAPITokenCreated, TargetUserID: u.ID,
+	s.audit(ctx, actorIn(ctx, userActor(u.ID)), storage.AuditEvent{Type: EventAPITokenCreated, TargetUserID: u.ID,
 		Changes: append(credentialNamed(c), storage.AuditChange{Field: "scope", After: n.Scope})})
 	return token, c, nil
 }

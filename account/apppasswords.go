@@ -145,8 +145,8 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 	switch {
 	case c.ClientID != "" && c.ClientID != clientID:
 		attempt.Reason = "app password for another app"
-	case CheckActive(user) != nil:
-		attempt.Reason = "account blocked"
+	case CheckInteractive(user) != nil:
+		attempt.Reason = signInRefusal(user)
 	case !NetworkAllows(user.AllowedNetworks, ip):
 		attempt.Reason = "network not allowed"
 	}

@@ -421,8 +421,8 @@ func (s *CredentialService) finishAssertion(ctx context.Context, purpose string,
 		s.log.WarnContext(ctx, "passkey counter went backwards", "user_id", u.ID, "credential_id", record.ID)
 		return fail("passkey signature counter went backwards (possible clone)", errPasskeyFailed)
 	}
-	if err := CheckActive(u); err != nil {
-		return fail("account disabled", err)
+	if err := CheckInteractive(u); err != nil {
+		return fail(signInRefusal(u), err)
 	}
 	if err := checkNetwork(u, ip); err != nil {
 		return fail("network not allowed", err)

@@ -137,7 +137,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Directories: dirs,
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
-		Admin:       &AdminService{core: c, store: store, users: users, settings: store},
+		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, settings: store},
 		core:        c,
 	}, nil
 }

@@ -91,7 +91,7 @@ func (s *core) failed(ctx context.Context, res *throttle.Reservation, a storage.
 // reservation is cancelled, and the attempt recorded with the reason. On
 // admission the reservation succeeds, which forgives earlier failures.
 func (s *core) admit(ctx context.Context, res *throttle.Reservation, attempt storage.LoginAttempt, u storage.User) error {
-	reason, err := "account blocked", CheckActive(u)
+	reason, err := signInRefusal(u), CheckInteractive(u)
 	if err == nil {
 		reason, err = "network not allowed", checkNetwork(u, attempt.IP)
 	}

@@ -54,6 +54,7 @@ type ExportedUser struct {
 	AppMetadata   map[string]string  `json:"app_metadata,omitempty"`
 	Admin         bool               `json:"admin,omitempty"`
 	Blocked       bool               `json:"blocked,omitempty"`
+	System        bool               `json:"system,omitempty"` // an account for programs: API tokens only
 	Source        string             `json:"source,omitempty"` // the directory the account comes from; "" is local
 	Identities    []storage.Identity `json:"identities,omitempty"`
 	// AllowedNetworks limits where the account may sign in from.
@@ -73,7 +74,7 @@ func ExportedUserOf(u storage.User) ExportedUser {
 		Locale: u.Locale, Zoneinfo: u.Zoneinfo, PhoneNumber: u.PhoneNumber, PhoneVerified: u.PhoneVerified,
 		RecoveryEmail: u.RecoveryEmail, Theme: u.Theme, CustomData: u.CustomData,
 		Groups: u.Groups, Roles: u.Roles, AppMetadata: u.AppMetadata,
-		Admin: u.Admin, Blocked: u.Blocked, Source: u.Source, Identities: u.Identities,
+		Admin: u.Admin, Blocked: u.Blocked, System: u.System, Source: u.Source, Identities: u.Identities,
 		AllowedNetworks: u.AllowedNetworks, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 		PasswordHash: u.PasswordHash, PasswordChangedAt: u.PasswordChangedAt,
 	}
@@ -383,9 +384,12 @@ func (c *importCheck) user(line int, e ExportedUser) storage.User {
 	u := storage.User{
 		ID: e.ID, Username: strings.TrimSpace(e.Username), Email: strings.TrimSpace(e.Email), EmailVerified: e.EmailVerified,
 		Groups: e.Groups, Roles: e.Roles, AppMetadata: e.AppMetadata, CustomData: e.CustomData,
-		Admin: e.Admin, Blocked: e.Blocked, Source: e.Source, Identities: e.Identities,
+		Admin: e.Admin, Blocked: e.Blocked, System: e.System, Source: e.Source, Identities: e.Identities,
 		CreatedAt: e.CreatedAt.UTC(), UpdatedAt: e.UpdatedAt.UTC(), PasswordChangedAt: e.PasswordChangedAt.UTC(),
 		PasswordHash: e.PasswordHash,
+	}
+	if e.System && (e.PasswordHash != "" || e.Source != "") {
+		bad("system", "a system account has no password and no directory")
 	}
 	if u.ID == "" {
 		u.ID = NewID()

@@ -48,8 +48,8 @@ func (s *DirectoryService) SignInUpstream(ctx context.Context, src directory.Cal
 	default:
 		return storage.User{}, fmt.Errorf("find the account linked to %s user %q: %w", src.ID(), ident.ID, err)
 	}
-	if err := CheckActive(linked); err != nil {
-		return fail(linked.ID, "account blocked", err)
+	if err := CheckInteractive(linked); err != nil {
+		return fail(linked.ID, signInRefusal(linked), err)
 	}
 	if err := checkNetwork(linked, ip); err != nil {
 		return fail(linked.ID, "network not allowed", err)

@@ -258,3 +258,27 @@ func CheckActive(u storage.User) error {
 }
 
 var errAccountDisabled = Errorf(Forbidden, "This account is disabled. Please contact your administrator.")
+
+// CheckInteractive is CheckActive for a person signing in (password,
+// passkey, upstream provider, app password): a system account acts only
+// through its API tokens.
+func CheckInteractive(u storage.User) error {
+	if err := CheckActive(u); err != nil {
+		return err
+	}
+	if u.System {
+		return errSystemAccount
+	}
+	return nil
+}
+
+var errSystemAccount = Errorf(Forbidden, "This is a system account: it cannot sign in, only use its API tokens.")
+
+// signInRefusal is the reason a sign-in history records for an account
+// CheckInteractive refuses.
+func signInRefusal(u storage.User) string {
+	if u.System && !u.Blocked {
+		return "system account"
+	}
+	return "account blocked"
+}

@@ -318,6 +318,7 @@ func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerAdminUserPasswordAPI(at)
 	s.registerAdminTransferAPI(at)
 	s.registerAdminUserAPI(at)
+	s.registerAdminSystemAPI(at)
 	s.registerAdminClientAPI(at)
 	s.registerAdminGroupAPI(at)
 	s.registerAdminSettingsAPI(at)

@@ -13,7 +13,7 @@ import (
 // rules the console and the command line use too.
 func (s *Server) registerAdminUserAPI(at *routeTable) {
 	at.addAPI(levelAdminAPI, "GET", "/users", s.apiListUsers, apiOp{Summary: "Search users: text, filters, sort, a page at a time", Query: userQueryParams, Response: listJSON[adminUserJSON]{}})
-	at.addAPI(levelAdminAPI, "POST", "/users", s.apiCreateUser, apiOp{Summary: "Create a local user with a password, or with an invitation link (shown once in the answer)", Body: account.AdminNewUser{}, Response: createdUserJSON{}, Status: http.StatusCreated, ETag: true})
+	at.addAPI(levelAdminAPI, "POST", "/users", s.apiCreateUser, apiOp{Summary: "Create a local user with a password, with an invitation link (shown once in the answer), or a system account (system: true; neither)", Body: account.AdminNewUser{}, Response: createdUserJSON{}, Status: http.StatusCreated, ETag: true})
 	at.addAPI(levelAdminAPI, "GET", "/users/{id}", s.apiGetUser, apiOp{Summary: "A user with everything an administrator sees (never a secret)", Response: userDetailJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "PATCH", "/users/{id}", s.apiPatchUser, apiOp{Summary: "Edit a user; send If-Match with the ETag you read, or get 412 if someone changed the user since", Body: account.UserPatch{}, Response: adminUserJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "DELETE", "/users/{id}", userAction(s.apiDeleteUser), apiOp{Summary: "Delete a user and everything of theirs; the username and email stay unavailable for 30 days"})
@@ -44,6 +44,7 @@ type adminUserJSON struct {
 	Roles             []string          `json:"roles"`
 	Admin             bool              `json:"admin"`
 	Blocked           bool              `json:"blocked"`
+	System            bool              `json:"system"` // an account for programs: no sign-in, API tokens only
 	Source            string            `json:"source"` // "" for a local account, else the directory's ID
 	Identities        []identityJSON    `json:"identities"`
 	AppMetadata       map[string]string `json:"app_metadata"`
@@ -82,7 +83,7 @@ func adminUserView(u storage.User) adminUserJSON {
 		ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified,
 		Name: u.Name, GivenName: u.GivenName, FamilyName: u.FamilyName, Nickname: u.Nickname,
 		Locale: u.Locale, Zoneinfo: u.Zoneinfo, PhoneNumber: u.PhoneNumber, PhoneVerified: u.PhoneVerified,
-		Groups: nonNilStrings(u.Groups), Roles: nonNilStrings(u.Roles), Admin: u.Admin, Blocked: u.Blocked,
+		Groups: nonNilStrings(u.Groups), Roles: nonNilStrings(u.Roles), Admin: u.Admin, Blocked: u.Blocked, System: u.System,
 		Source: u.Source, Identities: []identityJSON{}, AppMetadata: emptyIfNil(u.AppMetadata), CustomData: emptyIfNil(u.CustomData),
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(), LastSignIn: optionalTime(u.LastLogin), LastIP: u.LastIP,
 		SignInCount: u.LoginsCount, PasswordChangedAt: optionalTime(u.PasswordChangedAt),

@@ -106,11 +106,16 @@ type User struct {
 	Identities []Identity `json:"identities,omitempty"`
 
 	// Internal.
-	PasswordHash string    `json:"password_hash,omitempty"` // argon2id PHC string, or an imported hash until the next sign-in
-	Blocked      bool      `json:"blocked,omitempty"`
-	LastIP       string    `json:"last_ip,omitempty"`
-	LastLogin    time.Time `json:"last_login,omitempty"`
-	LoginsCount  int       `json:"logins_count,omitempty"`
+	PasswordHash string `json:"password_hash,omitempty"` // argon2id PHC string, or an imported hash until the next sign-in
+	// System marks an account for programs, not people: it never signs in
+	// interactively (no password, passkey, upstream provider, app password
+	// or session) and acts only through API tokens with an expiry, which
+	// an administrator issues. Set at creation; it never changes.
+	System      bool      `json:"system,omitempty"`
+	Blocked     bool      `json:"blocked,omitempty"`
+	LastIP      string    `json:"last_ip,omitempty"`
+	LastLogin   time.Time `json:"last_login,omitempty"`
+	LoginsCount int       `json:"logins_count,omitempty"`
 	// AppMetadata is admin-owned data about the user; never shown as editable
 	// and never put in tokens.
 	AppMetadata map[string]string `json:"app_metadata,omitempty"`

@@ -24,7 +24,7 @@ const usage = `Keyport: an OpenID Connect provider in one binary.
 Usage:
   keyport serve [--config FILE]
   keyport user create --username NAME --email ADDR [--email-verified] [--name "Full Name"] [--admin]
-                      --password-stdin | --invite
+                      --password-stdin | --invite | --system
   keyport user list
   keyport user set-password --username NAME --password-stdin
   keyport user set-email-verified --username NAME [--false]
@@ -32,6 +32,9 @@ Usage:
   keyport user update --username NAME [--email ADDR] [--name "Full Name"] [--given-name NAME] [--family-name NAME]
                       [--admin=true|false] [--roles a,b] [--groups a,b] [--email-verified=true|false]
   keyport user delete|reset-2fa|verify-email|reset-link --username NAME
+  keyport user create-token --username NAME --name LABEL --expires 90d [--scope read-write|read-only]
+                            [--networks CIDRS]   (system accounts only; prints the token once)
+  keyport user revoke-token --username NAME --id TOKEN_ID
   keyport user export [--out FILE]
   keyport user import [--dry-run] FILE
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
@@ -94,6 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			"export":  c.userExport, "import": c.userImport,
 			"delete": c.userDelete, "update": c.userUpdate, "reset-2fa": c.userResetSecondFactors,
 			"verify-email": c.userVerifyEmail, "reset-link": c.userResetLink,
+			"create-token": c.userCreateToken, "revoke-token": c.userRevokeToken,
 		})
 	case "client":
 		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/keyport/keyport/account"
 )
 
 // The `keyport user ...` commands. All but `user list` go through the
@@ -28,6 +31,7 @@ type apiUser struct {
 	GivenName     string   `json:"given_name"`
 	FamilyName    string   `json:"family_name"`
 	Admin         bool     `json:"admin"`
+	System        bool     `json:"system"`
 	Blocked       bool     `json:"blocked"`
 	Roles         []string `json:"roles"`
 	Groups        []string `json:"groups"`
@@ -103,16 +107,26 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	admin := fs.Bool("admin", false, "make the user an administrator")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
 	invite := fs.Bool("invite", false, "print a one-time invitation link (valid 7 days) through which the user sets their own password, instead of a password")
+	system := fs.Bool("system", false, "a system account for a program: no password and no sign-in, only API tokens (user create-token)")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if *username == "" || *email == "" || *pwStdin == *invite {
-		return usageError{"user create needs --username, --email and either --password-stdin or --invite"}
+	ways := 0
+	for _, set := range []bool{*pwStdin, *invite, *system} {
+		if set {
+			ways++
+		}
+	}
+	if *username == "" || *email == "" || ways != 1 {
+		return usageError{"user create needs --username, --email and one of --password-stdin, --invite or --system"}
 	}
 	body := map[string]any{"username": *username, "email": *email, "name": *name, "email_verified": *verified, "admin": *admin}
-	if *invite {
+	switch {
+	case *system:
+		body["system"] = true
+	case *invite:
 		body["invite"] = true
-	} else {
+	default:
 		pw, err := c.readSecret("password")
 		if err != nil {
 			return err
@@ -137,6 +151,9 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 	role := "user"
 	if out.User.Admin {
 		role = "administrator"
+	}
+	if out.User.System {
+		role = "system " + role
 	}
 	fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", role, out.User.Username, out.User.ID)
 	if inv := out.Invitation; inv != nil {
@@ -408,4 +425,79 @@ func (c *cli) userResetLink(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "password-reset link for %s (one use, shown once, valid until %s):\n%s\n", d.User.Username, link.ExpiresAt.Local().Format(time.RFC1123), link.URL)
 	return nil
+}
+
+// userCreateToken issues an API token for a system account: printed once.
+func (c *cli) userCreateToken(ctx context.Context, args []string) error {
+	uc := c.userCommand("create-token")
+	name := uc.fs.String("name", "", "what the token is for (unique among the account's tokens)")
+	expires := uc.fs.String("expires", "", "how long the token works, such as 720h or 90d (at most 400d)")
+	scope := uc.fs.String("scope", account.ScopeReadWrite, "read-write, or read-only (may only read)")
+	networks := uc.fs.String("networks", "", "IPs or CIDRs the token may be used from, comma separated (default: any)")
+	var until time.Time
+	api, d, err := uc.run(ctx, args, "create-token", func() error {
+		if *name == "" || *expires == "" {
+			return usageError{"user create-token needs --username, --name and --expires"}
+		}
+		life, err := parseDays(*expires)
+		if err != nil {
+			return usageError{"user create-token: --expires " + err.Error()}
+		}
+		until = time.Now().Add(life)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	var out struct {
+		Token      string `json:"token"`
+		Credential struct {
+			ID string `json:"id"`
+		} `json:"credential"`
+	}
+	body := map[string]any{"name": *name, "scope": *scope, "expires_at": until.UTC().Format(time.RFC3339), "allowed_networks": *networks}
+	if _, err := api.call(ctx, http.MethodPost, "/users/"+url.PathEscape(d.User.ID)+"/api-tokens", body, &out); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "API token %q for %s (id %s, %s, valid until %s; shown once):\n%s\n",
+		*name, d.User.Username, out.Credential.ID, *scope, until.Local().Format(time.RFC1123), out.Token)
+	return nil
+}
+
+// userRevokeToken revokes one API token of a user by its ID.
+func (c *cli) userRevokeToken(ctx context.Context, args []string) error {
+	uc := c.userCommand("revoke-token")
+	id := uc.fs.String("id", "", "the token's ID (user create-token prints it)")
+	api, d, err := uc.run(ctx, args, "revoke-token", func() error {
+		if *id == "" {
+			return usageError{"user revoke-token needs --username and --id"}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	if _, err := api.call(ctx, http.MethodDelete, "/users/"+url.PathEscape(d.User.ID)+"/api-tokens/"+url.PathEscape(*id), nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "revoked API token %s of %s\n", *id, d.User.Username)
+	return nil
+}
+
+// parseDays reads a duration such as 720h or 90d (days of 24 hours).
+func parseDays(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days <= 0 || days > 10000 {
+			return 0, fmt.Errorf("%q is not a number of days like 90d", v)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q is neither a duration like 720h nor days like 90d", v)
+	}
+	return d, nil
 }
