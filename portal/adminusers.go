@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -28,6 +30,8 @@ func (s *Server) registerAdminUserPages(t *routeTable) {
 	t.add(levelAdmin, "POST", "/admin/users/{id}/reset-2fa", s.adminResetSecondFactors)
 	t.add(levelAdmin, "POST", "/admin/users/{id}/end-sessions", s.adminEndSessions)
 	t.add(levelAdmin, "POST", "/admin/users/{id}/reset-link", s.adminResetLink)
+	t.add(levelAdmin, "POST", "/admin/users/{id}/api-tokens", s.adminCreateSystemToken)
+	t.add(levelAdmin, "POST", "/admin/users/{id}/api-tokens/{token_id}/revoke", s.adminRevokeUserToken)
 	t.add(levelAdmin, "GET", "/admin/users/{id}/delete", s.adminDeleteUserPage) // asks first
 	t.add(levelAdmin, "POST", "/admin/users/{id}/delete", s.adminDeleteUser)
 }
@@ -130,12 +134,13 @@ func (s *Server) showAdminUser(w http.ResponseWriter, r *http.Request, m me, id 
 
 // userNotices are the messages a redirect after an action names.
 var userNotices = map[string]string{
-	"saved":     "The changes were saved.",
-	"created":   "The user was created.",
-	"blocked":   "The user is blocked: their sessions ended and their tokens were revoked.",
-	"unblocked": "The user is no longer blocked.",
-	"reset-2fa": "The second factors were removed. The user enrols again at their next sign-in if two-factor authentication is required.",
-	"signedout": "Every session of the user ended and their tokens were revoked.",
+	"saved":         "The changes were saved.",
+	"created":       "The user was created.",
+	"blocked":       "The user is blocked: their sessions ended and their tokens were revoked.",
+	"unblocked":     "The user is no longer blocked.",
+	"reset-2fa":     "The second factors were removed. The user enrols again at their next sign-in if two-factor authentication is required.",
+	"signedout":     "Every session of the user ended and their tokens were revoked.",
+	"token-revoked": "The API token was revoked.",
 }
 
 func (s *Server) adminUserPage(w http.ResponseWriter, r *http.Request, m me) error {
@@ -290,9 +295,9 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request, m me) e
 	n := account.AdminNewUser{
 		Username: v("username"), Email: v("email"), Name: v("name"), EmailVerified: v("email_verified") == "1",
 		Admin: v("admin") == "1", Roles: splitList(v("roles")), Groups: splitList(v("groups")),
-		Invite: v("how") != "password",
+		Invite: v("how") != "password" && v("how") != "system", System: v("how") == "system",
 	}
-	if !n.Invite {
+	if v("how") == "password" {
 		n.Password = v("password")
 	}
 	u, link, err := s.acct.Admin.CreateUser(r.Context(), consoleActor(r, m), n)
@@ -365,4 +370,31 @@ func (s *Server) adminUsersPage(w http.ResponseWriter, r *http.Request, m me) er
 	}
 	s.web.Render(w, r, status, "admin_users", d)
 	return nil
+}
+
+// adminCreateSystemToken issues an API token for a system account and
+// shows it this once on the account's page.
+func (s *Server) adminCreateSystemToken(w http.ResponseWriter, r *http.Request, m me) error {
+	id := mux.Vars(r)["id"]
+	days, err := strconv.Atoi(r.PostFormValue("days"))
+	if err != nil || days < 1 || days > int(account.MaxSystemTokenLifetime/(24*time.Hour)) {
+		return s.refusedOnPage(w, r, m, account.FieldErrorf("expires", "Enter the number of days the token is valid, from 1 to 400."), &adminUserData{})
+	}
+	token, _, err := s.acct.Admin.CreateAPIToken(r.Context(), consoleActor(r, m), id, account.NewAPIToken{
+		Name: r.PostFormValue("name"), Scope: r.PostFormValue("scope"),
+		ExpiresAt: time.Now().Add(time.Duration(days) * 24 * time.Hour), AllowedNetworks: r.PostFormValue("networks")})
+	if err != nil {
+		return s.refusedOnPage(w, r, m, err, &adminUserData{})
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return s.showAdminUser(w, r, m, id, http.StatusCreated, &adminUserData{Link: token, LinkWhat: "api-token"})
+}
+
+// adminRevokeUserToken revokes one API token of a user.
+func (s *Server) adminRevokeUserToken(w http.ResponseWriter, r *http.Request, m me) error {
+	id := mux.Vars(r)["id"]
+	if err := s.acct.Admin.RevokeAPIToken(r.Context(), consoleActor(r, m), id, mux.Vars(r)["token_id"]); err != nil {
+		return s.refusedOnPage(w, r, m, err, &adminUserData{})
+	}
+	return userDone(w, r, id, "token-revoked")
 }

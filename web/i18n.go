@@ -36,6 +36,7 @@ var catalogs = map[string]map[string]string{
 		deConsoleGroups,
 		deSelfService,
 		deConsoleSettings,
+		deSystem,
 	),
 }
 

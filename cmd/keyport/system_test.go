@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,49 @@ func TestSystemAccountCLI(t *testing.T) {
 	defer m.Close()
 	if _, _, err := m.Accounts.Credentials.AuthenticateAPIToken(context.Background(), token, "192.0.2.1", "test"); err == nil {
 		t.Error("the revoked token still works")
+	}
+}
+
+// The console makes a system account, issues it a token shown once, and
+// revokes it; a bad number of days is named.
+func TestSystemAccountConsole(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("root", true)
+	ctx := context.Background()
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+
+	created := submitForm(t, b, b.get(srv.URL+"/admin/users/new"), "/admin/users/new", url.Values{"username": {"ci"}, "email": {"ci@example.com"}, "how": {"system"}})
+	bot, err := srv.Main.Store.GetUserByLogin(ctx, "ci")
+	if created.Status != http.StatusOK || err != nil || !bot.System || bot.PasswordHash != "" {
+		t.Fatalf("create: %d %v %+v\n%s", created.Status, err, bot, truncateBody(created.Body))
+	}
+	page := srv.URL + "/admin/users/" + bot.ID
+	bad := submitForm(t, b, b.get(page), "/admin/users/"+bot.ID+"/api-tokens", url.Values{"name": {"deploy"}, "scope": {"read-only"}, "days": {"401"}})
+	if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Body, `id="t-days" name="days" type="number" min="1" max="400" value="90" required aria-invalid="true"`) {
+		t.Errorf("401 days: %d", bad.Status)
+	}
+	issued := submitForm(t, b, b.get(page), "/admin/users/"+bot.ID+"/api-tokens", url.Values{"name": {"deploy"}, "scope": {"read-only"}, "days": {"30"}})
+	shown, ok := parsePage(t, issued.Body).byID("one-time-link")
+	if issued.Status != http.StatusCreated || !ok || !strings.HasPrefix(shown.text(), "kp_") {
+		t.Fatalf("issue: %d\n%s", issued.Status, truncateBody(issued.Body))
+	}
+	token := shown.text()
+	if again := b.get(page); strings.Contains(again.Body, token) {
+		t.Error("the token is shown again")
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", token, "", ""); status != http.StatusOK {
+		t.Errorf("the issued token: %d", status)
+	}
+	creds, err := srv.Main.Store.ListCredentials(ctx, bot.ID, storage.KindAPIToken)
+	if err != nil || len(creds) != 1 {
+		t.Fatalf("credentials: %v %+v", err, creds)
+	}
+	revoked := submitForm(t, b, b.get(page), "/admin/users/"+bot.ID+"/api-tokens/"+creds[0].ID+"/revoke", nil)
+	if notice(t, revoked) != "The API token was revoked." {
+		t.Errorf("revoke: %d %q", revoked.Status, notice(t, revoked))
+	}
+	if status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/me", token, "", ""); status != http.StatusUnauthorized {
+		t.Errorf("the revoked token: %d", status)
 	}
 }
