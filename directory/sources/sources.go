@@ -271,10 +271,10 @@ func (t Type) NewForm() map[string]any {
 // the two cannot allow different things.
 func (t Type) FormKeys() []string { return append([]string(nil), t.form...) }
 
-// NewSettings are the settings of a new directory of the type: empty, but
-// for the defaults the admin page's new form shows.
-func (t Type) NewSettings() directory.Settings {
-	s, err := t.FromForm("", func(key string) string { return t.formDefaults[key] })
+// NewSettings are the settings of new directory id of the type: empty,
+// but for the defaults the admin page's new form shows.
+func (t Type) NewSettings(id string) directory.Settings {
+	s, err := t.FromForm(id, func(key string) string { return t.formDefaults[key] })
 	if err != nil {
 		panic(err) // the registry lists a form key its settings lack; TestForms catches it
 	}
