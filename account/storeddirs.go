@@ -253,6 +253,11 @@ func (s *DirectoryService) putStored(ctx context.Context, id, typ string, raw, s
 func (s *DirectoryService) DeleteDirectory(ctx context.Context, id string) error {
 	storedDirMu.Lock()
 	defer storedDirMu.Unlock()
+	for _, st := range s.static {
+		if st.ID() == id {
+			return errConfigDirectory
+		}
+	}
 	if err := s.store.DeleteDirectory(ctx, id); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return Errorf(NotFound, "There is no directory %q that can be edited here.", id)

@@ -382,3 +382,16 @@ func (t Type) Patch(s directory.Settings, patch map[string]any) error {
 	reflect.ValueOf(s).Elem().Set(v)
 	return nil
 }
+
+// SecretKey is the config.toml key of the type's sealed setting.
+func (t Type) SecretKey() string {
+	s := t.newSettings()
+	v := reflect.ValueOf(s).Elem()
+	secret := reflect.ValueOf(s.Secret()).Pointer()
+	for i := range v.NumField() {
+		if v.Field(i).Addr().Pointer() == secret {
+			return v.Type().Field(i).Tag.Get("toml")
+		}
+	}
+	return ""
+}
