@@ -384,6 +384,13 @@ func (s *DirectoryService) DirectoryDisabled(id string) bool { return s.sourceSe
 // SetDirectoryDisabled turns a source off (its users cannot sign in through
 // it; their accounts stay) or on again.
 func (s *DirectoryService) SetDirectoryDisabled(ctx context.Context, id string, disabled bool) error {
+	storedDirMu.Lock()
+	defer storedDirMu.Unlock()
+	return s.setDisabled(ctx, id, disabled)
+}
+
+// setDisabled is SetDirectoryDisabled with storedDirMu held.
+func (s *DirectoryService) setDisabled(ctx context.Context, id string, disabled bool) error {
 	if s.source(id) == nil {
 		return Errorf(NotFound, "There is no directory %q.", id)
 	}

@@ -1,11 +1,13 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/directory/ldap"
@@ -147,6 +149,19 @@ var wrongType = map[string]string{
 // checked by building the source before anything is stored, and they are
 // stored without the secret.
 func (s *DirectoryService) SaveStoredDirectory(ctx context.Context, typ, id string, settings directory.Settings, create bool) error {
+	storedDirMu.Lock()
+	defer storedDirMu.Unlock()
+	return s.saveStored(ctx, typ, id, settings, create, "")
+}
+
+// storedDirMu serialises the changes to stored directories and their
+// switches, so an If-Match check and the change it guards are one step.
+var storedDirMu sync.Mutex
+
+// saveStored is SaveStoredDirectory with storedDirMu held; a refused
+// setting is named fieldPrefix + its config.toml key (the admin page's
+// input names are the keys; the API nests them under "settings.").
+func (s *DirectoryService) saveStored(ctx context.Context, typ, id string, settings directory.Settings, create bool, fieldPrefix string) error {
 	t, err := sources.Lookup(typ)
 	if err != nil {
 		return fmt.Errorf("directory %q: %w", id, err)
@@ -169,13 +184,26 @@ func (s *DirectoryService) SaveStoredDirectory(ctx context.Context, typ, id stri
 		*secret = string(kept)
 	}
 	if _, err := settings.Build(s.sourceEnv(id)); err != nil {
-		return &Error{Code: Invalid, Message: err.Error(), Err: err}
+		return invalidSettings(err, fieldPrefix)
 	}
 	raw, err := t.ToJSON(settings)
 	if err != nil {
 		return fmt.Errorf("encode directory settings: %w", err)
 	}
+	if exists && bytes.Equal(raw, old.Settings) && bytes.Equal(sealed, old.SealedSecret) {
+		return nil // nothing changed: nothing to store or audit
+	}
 	return s.putStored(ctx, id, typ, raw, sealed, old, exists, create)
+}
+
+// invalidSettings is a source's refusal of its settings as an account
+// error naming the field at fault: fieldPrefix + the config.toml key.
+func invalidSettings(err error, fieldPrefix string) error {
+	var se *directory.SettingsError
+	if errors.As(err, &se) && se.Key() != "" {
+		return &Error{Code: Invalid, Field: fieldPrefix + se.Key(), Message: err.Error(), Err: err}
+	}
+	return &Error{Code: Invalid, Message: err.Error(), Err: err}
 }
 
 // checkSave applies the rules common to saving any stored directory.
@@ -223,6 +251,13 @@ func (s *DirectoryService) putStored(ctx context.Context, id, typ string, raw, s
 // DeleteDirectory removes a directory added on the admin page. Its users
 // keep their accounts but cannot sign in through it any more.
 func (s *DirectoryService) DeleteDirectory(ctx context.Context, id string) error {
+	storedDirMu.Lock()
+	defer storedDirMu.Unlock()
+	for _, st := range s.static {
+		if st.ID() == id {
+			return errConfigDirectory
+		}
+	}
 	if err := s.store.DeleteDirectory(ctx, id); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return Errorf(NotFound, "There is no directory %q that can be edited here.", id)

@@ -8,7 +8,9 @@ package directory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -131,4 +133,40 @@ type Env struct {
 	// Logger and Now serve sources that log outages and keep a schedule.
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// Problem is one thing wrong with a source's settings: the config.toml key
+// at fault ("" when no one key is) and what is wrong with it.
+type Problem struct {
+	Key, Message string
+}
+
+// SettingsError is what Build (and a source's Open) reports about settings
+// that cannot work, every problem named by its key, so the admin page and
+// the management API can point at the field.
+type SettingsError struct {
+	// Type is the source type ("ldap", "oidc"), ID the directory's id.
+	Type, ID string
+	Problems []Problem
+}
+
+func (e *SettingsError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Message
+		if p.Key != "" {
+			parts[i] = p.Key + ": " + p.Message
+		}
+	}
+	return fmt.Sprintf("%s source %q: %s", e.Type, e.ID, strings.Join(parts, "; "))
+}
+
+// Key is the key of the first problem: the field to point at.
+func (e *SettingsError) Key() string {
+	for _, p := range e.Problems {
+		if p.Key != "" {
+			return p.Key
+		}
+	}
+	return ""
 }

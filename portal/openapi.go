@@ -284,6 +284,10 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 		props[name] = g.of(f.Type)
 		if !slices.Contains(strings.Split(opts, ","), "omitempty") && !slices.Contains(strings.Split(opts, ","), "omitzero") {
 			required = append(required, name)
+			if f.Type.Kind() == reflect.Pointer {
+				// encoding/json writes a nil pointer as null.
+				props[name] = map[string]any{"anyOf": []any{props[name], map[string]any{"type": "null"}}}
+			}
 		}
 	}
 	sort.Strings(required)

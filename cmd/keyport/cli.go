@@ -57,6 +57,14 @@ Usage:
   keyport directory list
   keyport directory test --id ID
   keyport directory sync --id ID
+  keyport directory add|update --id ID [--provider ldap|oidc] (add) [--disabled=true|false] (update)
+                        [--name NAME] [--handles-second-factor] [--secret-stdin] (bind password or client secret)
+                        ldap: [--url URL] [--start-tls] [--insecure-skip-verify] [--bind-dn DN] [--user-base-dn DN]
+                              [--user-filter F] [--login-attributes A,B] [--disabled-filter F] [--group-base-dn DN]
+                              [--group-filter F] [--member-attribute A]
+                        oidc: [--issuer URL] [--client-id ID] [--scopes S] [--username-claim C] [--email-claim C]
+                              [--groups-claim C] [--button-label TEXT] [--link-by-verified-email] [--create-users]
+                        (config.toml's [[directories]] keys; update changes only the flags given, "" resets one)
   keyport audit list [--user NAME] [--type a,b] [--since 24h] [--limit N]
   keyport audit export [--out FILE]
   keyport backup --to FILE [--force]
@@ -107,6 +115,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "directory":
 		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{
 			"list": c.directoryList, "test": c.directoryTest, "sync": c.directorySync,
+			"add": c.directoryAdd, "update": c.directoryUpdate,
 		})
 	case "audit":
 		err = c.sub(ctx, "audit", rest, map[string]func(context.Context, []string) error{"list": c.auditList, "export": c.auditExport})

@@ -242,6 +242,32 @@ group_base_dn = "ou=groups,dc=example,dc=org"
 		t.Errorf("synced users are not listed: %s", r)
 	}
 	cliFail(t, env, "", 2, "no directory", "directory", "test", "--config", cfgFile, "--id", "nope")
+
+	// add and update go through the management API, with its rules: a
+	// bad setting is named and nothing is stored; the password comes on
+	// stdin and is kept by an update that leaves it out.
+	add := []string{"directory", "add", "--config", cfgFile, "--id", "branch", "--provider", "ldap", "--name", "Branch office",
+		"--url", ldapSrv.URL, "--bind-dn", "cn=keyport,ou=people,dc=example,dc=org", "--user-base-dn", "ou=people,dc=example,dc=org",
+		"--user-filter", "(uid=dave)", "--login-attributes", "uid, mail", "--secret-stdin"}
+	cliFail(t, env, "service-secret\n", 1, "url", append(slices.Clone(add), "--url", "http://not-ldap")...)
+	cliFail(t, env, "", 1, "configuration file", "directory", "add", "--config", cfgFile, "--id", "corp", "--provider", "ldap", "--url", ldapSrv.URL, "--user-base-dn", "dc=x")
+	if r := cliMust(t, env, "service-secret\n", add...); !strings.Contains(r.Stdout, "directory branch (Branch office, ldap) added") {
+		t.Errorf("add: %s", r)
+	}
+	if r := cliMust(t, env, "", "directory", "test", "--config", cfgFile, "--id", "branch"); !strings.Contains(r.Stdout, "finds 1 users") {
+		t.Errorf("test the added directory: %s", r)
+	}
+	if r := cliMust(t, env, "", "directory", "update", "--config", cfgFile, "--id", "branch", "--user-filter", "(&(objectClass=inetOrgPerson)(mail=*))", "--disabled=false"); !strings.Contains(r.Stdout, "directory branch (Branch office, ldap) updated; it is on") {
+		t.Errorf("update: %s", r)
+	}
+	if r := cliMust(t, env, "", "directory", "test", "--config", cfgFile, "--id", "branch"); !strings.Contains(r.Stdout, "finds 3 users") {
+		t.Errorf("test after the update (password kept): %s", r)
+	}
+	cliFail(t, env, "", 1, "user_filter", "directory", "update", "--config", cfgFile, "--id", "branch", "--user-filter", "(uid=")
+	cliFail(t, env, "", 2, "say what to change", "directory", "update", "--config", cfgFile, "--id", "branch")
+	if r := cliMust(t, env, "", "directory", "list", "--config", cfgFile); !strings.Contains(r.Stdout, "branch") {
+		t.Errorf("list after add: %s", r)
+	}
 	ldapSrv.Stop()
 	cliFail(t, env, "", 1, "dial", "directory", "test", "--config", cfgFile, "--id", "corp")
 }

@@ -93,33 +93,33 @@ var _ directory.Lister = (*Source)(nil)
 // Open validates the configuration and returns the source. It does not
 // connect: a directory that is down at start-up must not stop Keyport.
 func (c Config) Open() (*Source, error) {
-	var problems []string
+	var problems []directory.Problem
+	bad := func(key, msg string) { problems = append(problems, directory.Problem{Key: key, Message: msg}) }
 	u, err := url.Parse(c.URL)
-	switch {
-	case c.ID == "":
-		problems = append(problems, "id: must be set")
+	if c.ID == "" {
+		bad("id", "must be set")
 	}
 	if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" {
-		problems = append(problems, "url: must be ldap://host[:port] or ldaps://host[:port]")
+		bad("url", "must be ldap://host[:port] or ldaps://host[:port]")
 	}
 	if c.StartTLS && u != nil && u.Scheme == "ldaps" {
-		problems = append(problems, "start_tls: not with ldaps://, which is TLS already")
+		bad("start_tls", "not with ldaps://, which is TLS already")
 	}
 	if c.UserBaseDN == "" {
-		problems = append(problems, "user_base_dn: must be set")
+		bad("user_base_dn", "must be set")
 	}
 	if c.UserFilter != "" {
 		if _, err := goldap.CompileFilter(c.UserFilter); err != nil {
-			problems = append(problems, fmt.Sprintf("user_filter: %v", err))
+			bad("user_filter", err.Error())
 		}
 	}
 	if c.GroupFilter != "" {
 		if _, err := goldap.CompileFilter(c.GroupFilter); err != nil {
-			problems = append(problems, fmt.Sprintf("group_filter: %v", err))
+			bad("group_filter", err.Error())
 		}
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("ldap source %q: %s", c.ID, strings.Join(problems, "; "))
+		return nil, &directory.SettingsError{Type: "ldap", ID: c.ID, Problems: problems}
 	}
 	def := func(p *string, v string) {
 		if *p == "" {

@@ -320,3 +320,22 @@ func BenchmarkLogin(b *testing.B) {
 		})
 	}
 }
+
+// Bad settings name their config.toml key, so the admin page and the API
+// point at the field; the message is the one config.toml errors have had.
+func TestOpenNamesTheBadSetting(t *testing.T) {
+	for key, c := range map[string]Config{
+		"id":           {URL: "ldap://x", UserBaseDN: "dc=x"},
+		"url":          {ID: "x", URL: "http://x", UserBaseDN: "dc=x"},
+		"user_base_dn": {ID: "x", URL: "ldap://x"},
+		"user_filter":  {ID: "x", URL: "ldap://x", UserBaseDN: "dc=x", UserFilter: "(uid=alice"},
+		"group_filter": {ID: "x", URL: "ldap://x", UserBaseDN: "dc=x", GroupFilter: "objectClass=group"},
+		"start_tls":    {ID: "x", URL: "ldaps://x", UserBaseDN: "dc=x", StartTLS: true},
+	} {
+		_, err := c.Open()
+		var se *directory.SettingsError
+		if !errors.As(err, &se) || se.Key() != key || !strings.Contains(err.Error(), key+": ") {
+			t.Errorf("%s: %v, want a problem with %s", key, err, key)
+		}
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -137,21 +136,22 @@ var _ directory.CallbackSource = (*Source)(nil)
 // Open validates the configuration; discovery waits until the first
 // sign-in, so an upstream that is down does not stop Keyport.
 func (c Config) Open() (*Source, error) {
-	var problems []string
+	var problems []directory.Problem
+	bad := func(key, msg string) { problems = append(problems, directory.Problem{Key: key, Message: msg}) }
 	if c.ID == "" {
-		problems = append(problems, "id: must be set")
+		bad("id", "must be set")
 	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
-		problems = append(problems, "issuer: must be an https:// URL (http:// only for localhost)")
+		bad("issuer", "must be an https:// URL (http:// only for localhost)")
 	}
 	if c.ClientID == "" {
-		problems = append(problems, "client_id: must be set")
+		bad("client_id", "must be set")
 	}
 	if c.RedirectURL == "" {
-		problems = append(problems, "redirect URL: must be set")
+		bad("", "redirect URL: must be set") // Keyport's, not a setting
 	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("oidc source %q: %s", c.ID, strings.Join(problems, "; "))
+		return nil, &directory.SettingsError{Type: "oidc", ID: c.ID, Problems: problems}
 	}
 	if c.Name == "" {
 		c.Name = c.ID

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -307,5 +308,18 @@ func TestDiscoveryPanicDoesNotWedge(t *testing.T) {
 	defer cancel()
 	if _, err := r.src.AuthURL(ctx, "state", "nonce", verifier); err != nil {
 		t.Errorf("press after a panicking discovery: %v", err)
+	}
+}
+
+func TestOpenNamesTheBadSetting(t *testing.T) {
+	for key, c := range map[string]oidc.Config{
+		"issuer":    {ID: "x", Issuer: "http://sso.example.com", ClientID: "k", RedirectURL: "https://id/cb"},
+		"client_id": {ID: "x", Issuer: "https://sso.example.com", RedirectURL: "https://id/cb"},
+	} {
+		_, err := c.Open()
+		var se *directory.SettingsError
+		if !errors.As(err, &se) || se.Key() != key || !strings.Contains(err.Error(), key+": ") {
+			t.Errorf("%s: %v, want a problem with %s", key, err, key)
+		}
 	}
 }

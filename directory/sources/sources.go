@@ -12,6 +12,7 @@ package sources
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -263,4 +264,134 @@ func (t Type) NewForm() map[string]any {
 		panic(err) // the registry lists a form key its settings lack; TestForms catches it
 	}
 	return t.FormValues("", s)
+}
+
+// FormKeys lists the config.toml keys the admin page's form of the type
+// edits, and so the settings the management API may set: one list, so
+// the two cannot allow different things.
+func (t Type) FormKeys() []string { return append([]string(nil), t.form...) }
+
+// NewSettings are the settings of new directory id of the type: empty,
+// but for the defaults the admin page's new form shows.
+func (t Type) NewSettings(id string) directory.Settings {
+	s, err := t.FromForm(id, func(key string) string { return t.formDefaults[key] })
+	if err != nil {
+		panic(err) // the registry lists a form key its settings lack; TestForms catches it
+	}
+	return s
+}
+
+// Values is what the management API shows of settings s: the form's
+// settings by config.toml key (strings, booleans, lists of strings), the
+// secret never.
+func (t Type) Values(s directory.Settings) map[string]any {
+	v := reflect.ValueOf(s).Elem()
+	secret := reflect.ValueOf(s.Secret()).Pointer()
+	out := map[string]any{}
+	for _, key := range t.form {
+		f, ok := field(v, key)
+		if !ok || f.Addr().Pointer() == secret {
+			continue
+		}
+		val := f.Interface()
+		if list, ok := val.([]string); ok && list == nil {
+			val = []string{}
+		}
+		out[key] = val
+	}
+	return out
+}
+
+// Patch applies a JSON merge patch (RFC 7396) of the management API to
+// settings s: patch maps config.toml keys of the type's form to values as
+// encoding/json decodes them (string, bool, []any of strings), or to nil,
+// which empties the setting so the source's default applies. Text is
+// trimmed except the secret; an empty secret keeps the stored one, as on
+// the admin page, and the secret cannot be removed. Every problem names its
+// key (a *directory.SettingsError); s is changed only when there is none.
+func (t Type) Patch(s directory.Settings, patch map[string]any) error {
+	next := reflect.New(reflect.TypeOf(s).Elem())
+	next.Elem().Set(reflect.ValueOf(s).Elem())
+	v := next.Elem()
+	secret := reflect.ValueOf(next.Interface().(directory.Settings).Secret()).Pointer()
+	var problems []directory.Problem
+	bad := func(key, msg string) { problems = append(problems, directory.Problem{Key: key, Message: msg}) }
+	for _, key := range slices.Sorted(maps.Keys(patch)) {
+		val := patch[key]
+		f, ok := field(v, key)
+		if !ok || !slices.Contains(t.form, key) {
+			bad(key, fmt.Sprintf("not a setting of a %s directory", t.Name))
+			continue
+		}
+		isSecret := f.Addr().Pointer() == secret
+		if val == nil {
+			if isSecret {
+				bad(key, "cannot be removed; leave it out to keep the stored one")
+				continue
+			}
+			f.Set(reflect.Zero(f.Type()))
+			continue
+		}
+		switch {
+		case f.Kind() == reflect.String:
+			text, ok := val.(string)
+			if !ok {
+				bad(key, "must be a string")
+				continue
+			}
+			if !isSecret {
+				text = strings.TrimSpace(text)
+			}
+			f.SetString(text)
+		case f.Kind() == reflect.Bool:
+			b, ok := val.(bool)
+			if !ok {
+				bad(key, "must be true or false")
+				continue
+			}
+			f.SetBool(b)
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+			items, ok := val.([]any)
+			list := make([]string, 0, len(items))
+			for _, item := range items {
+				text, isText := item.(string)
+				if !isText {
+					ok = false
+					break
+				}
+				if text = strings.TrimSpace(text); text != "" {
+					list = append(list, text)
+				}
+			}
+			if !ok {
+				bad(key, "must be a list of strings")
+				continue
+			}
+			f.Set(reflect.ValueOf(list))
+		default:
+			bad(key, fmt.Sprintf("%v settings cannot be set here", f.Type()))
+		}
+	}
+	if len(problems) > 0 {
+		id := ""
+		if f, ok := field(reflect.ValueOf(s).Elem(), "id"); ok {
+			id = f.String()
+		}
+		return &directory.SettingsError{Type: t.Name, ID: id, Problems: problems}
+	}
+	reflect.ValueOf(s).Elem().Set(v)
+	return nil
+}
+
+// SecretKey is the config.toml key of the type's sealed setting.
+func (t Type) SecretKey() string {
+	s := t.newSettings()
+	v := reflect.ValueOf(s).Elem()
+	secret := reflect.ValueOf(s.Secret()).Pointer()
+	for i := range v.NumField() {
+		if v.Field(i).Addr().Pointer() == secret {
+			return v.Type().Field(i).Tag.Get("toml")
+		}
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package sources_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -212,5 +213,87 @@ func TestForms(t *testing.T) {
 				t.Errorf("new form\n%v\nwant\n%v", got, tc.newForm)
 			}
 		})
+	}
+}
+
+// The management API shows the form's settings by config.toml key and
+// never the secret.
+func TestValuesShowTheFormWithoutTheSecret(t *testing.T) {
+	for _, tc := range []struct {
+		typ      string
+		settings directory.Settings
+		secret   string
+	}{{"ldap", fullLDAP(), "bind_password"}, {"oidc", fullOIDC(), "client_secret"}} {
+		typ, _ := sources.Lookup(tc.typ)
+		vals := typ.Values(tc.settings)
+		if _, ok := vals[tc.secret]; ok {
+			t.Errorf("%s: Values shows the secret: %v", tc.typ, vals)
+		}
+		raw, _ := json.Marshal(vals)
+		if strings.Contains(string(raw), *tc.settings.Secret()) {
+			t.Errorf("%s: Values holds the secret's text: %s", tc.typ, raw)
+		}
+		if len(vals) != len(typ.FormKeys())-1 {
+			t.Errorf("%s: Values has %d keys, want the %d form keys but the secret", tc.typ, len(vals), len(typ.FormKeys())-1)
+		}
+	}
+	typ, _ := sources.Lookup("ldap")
+	vals := typ.Values(fullLDAP())
+	if vals["url"] != "ldaps://ldap.example.org" || vals["start_tls"] != true || !reflect.DeepEqual(vals["login_attributes"], []string{"uid", "mail"}) {
+		t.Errorf("ldap values: %v", vals)
+	}
+}
+
+func TestPatchMergesByKey(t *testing.T) {
+	typ, _ := sources.Lookup("ldap")
+	s := fullLDAP()
+	var patch map[string]any
+	if err := json.Unmarshal([]byte(`{"url":" ldap://other:389 ","bind_password":"","login_attributes":["uid"," mail ",""],"start_tls":null,"disabled_filter":null}`), &patch); err != nil {
+		t.Fatal(err)
+	}
+	if err := typ.Patch(s, patch); err != nil {
+		t.Fatal(err)
+	}
+	want := fullLDAP()
+	want.URL, want.LoginAttributes, want.StartTLS, want.DisabledFilter = "ldap://other:389", []string{"uid", "mail"}, false, ""
+	want.BindPassword = "" // empty: SaveStoredDirectory keeps the stored one
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("patched\n%+v\nwant\n%+v", s, want)
+	}
+	s = fullLDAP()
+	s.BindPassword = "kept"
+	if err := typ.Patch(s, map[string]any{"bind_password": " new secret "}); err != nil || s.BindPassword != " new secret " {
+		t.Errorf("the secret is set as sent, untrimmed: %q %v", s.BindPassword, err)
+	}
+}
+
+// Every problem names its key, and settings with a problem are left as
+// they were.
+func TestPatchNamesTheKeyAndChangesNothing(t *testing.T) {
+	typ, _ := sources.Lookup("ldap")
+	for body, key := range map[string]string{
+		`{"url":5}`:                      "url",
+		`{"start_tls":"yes"}`:            "start_tls",
+		`{"login_attributes":"uid"}`:     "login_attributes",
+		`{"login_attributes":["uid",1]}`: "login_attributes",
+		`{"id":"other"}`:                 "id",
+		`{"page_size":10}`:               "page_size", // not on the form
+		`{"issuer":"https://x"}`:         "issuer",    // the other type's
+		`{"bind_password":null}`:         "bind_password",
+		`{"name":"ok","user_filter":{}}`: "user_filter",
+	} {
+		var patch map[string]any
+		if err := json.Unmarshal([]byte(body), &patch); err != nil {
+			t.Fatal(err)
+		}
+		s := fullLDAP()
+		err := typ.Patch(s, patch)
+		var se *directory.SettingsError
+		if !errors.As(err, &se) || se.Key() != key || se.ID != "corp" {
+			t.Errorf("%s: %v, want a problem with %q", body, err, key)
+		}
+		if !reflect.DeepEqual(s, fullLDAP()) {
+			t.Errorf("%s: refused, yet changed the settings to %+v", body, s)
+		}
 	}
 }
