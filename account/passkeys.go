@@ -422,7 +422,11 @@ func (s *CredentialService) finishAssertion(ctx context.Context, purpose string,
 		return fail("passkey signature counter went backwards (possible clone)", errPasskeyFailed)
 	}
 	if err := CheckInteractive(u); err != nil {
-		return fail(signInRefusal(u), err)
+		reason := "account disabled"
+		if !u.Blocked {
+			reason = "system account"
+		}
+		return fail(reason, err)
 	}
 	if err := checkNetwork(u, ip); err != nil {
 		return fail("network not allowed", err)
