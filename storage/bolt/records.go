@@ -35,6 +35,9 @@ func (d *DB) PutGrant(ctx context.Context, g storage.Grant) error {
 		return errors.New("put grant: empty user or client ID")
 	}
 	return d.db.Update(func(tx *bbolt.Tx) error {
+		if err := indexClientRecord(tx, g.ClientID, clientGrant, g.UserID); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bGrants), join(g.UserID, g.ClientID), g)
 	})
 }
