@@ -173,8 +173,9 @@ type UserDetail struct {
 	// History is the newest HistoryOnDetail sign-in attempts.
 	History  []storage.LoginAttempt
 	Sessions []storage.Session
-	// Consents are the user's grants, one per app (a deleted app's
-	// included: its consent is still on record).
+	// Consents are the user's grants, one per app (an app removed from
+	// config.toml included: its consent is still on record; deleting an
+	// app in Keyport deletes the consents to it).
 	Consents       []storage.Grant
 	APITokens      []storage.Credential
 	AppPasswords   []storage.Credential

@@ -566,7 +566,16 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 // without an outage; 0 ends it at once. Only the secret just replaced is
 // kept: a second rotation within the grace ends the first one's old
 // secret, as Keycloak keeps one rotated secret.
-func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string, grace time.Duration) (string, error) {
+//
+// revokeTokens also revokes every access and refresh token issued to the
+// app so far (client_credentials, codes, refreshes), in the same
+// transaction as the new secret: for a secret that leaked, whose holder
+// may have fetched tokens with it. Off by default, as in Keycloak and
+// Auth0: a planned rotation leaves the app's signed-in users signed in.
+// A JWT access token stays valid until it expires for a resource server
+// that checks only its signature; introspection, userinfo and the
+// management API look up the stored record and refuse it at once.
+func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string, grace time.Duration, revokeTokens bool) (string, error) {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return "", err
 	}
@@ -575,7 +584,7 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 	}
 	secret := NewSecret()
 	var until time.Time
-	_, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+	rotate := func(c storage.Client) (storage.Client, error) {
 		if c.Static {
 			return c, errStaticClient(id, staticChange)
 		}
@@ -591,7 +600,14 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 		c.SecretHash = HashSecret(secret)
 		c.UpdatedAt = now
 		return c, nil
-	})
+	}
+	var err error
+	revoked := 0
+	if revokeTokens {
+		_, revoked, err = s.store.UpdateClientRevokingTokens(ctx, id, rotate)
+	} else {
+		_, err = s.store.UpdateClient(ctx, id, rotate)
+	}
 	var ae *Error
 	switch {
 	case err == nil:
@@ -608,12 +624,18 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 	if !until.IsZero() {
 		e.Reason = "the previous secret stays valid until " + until.UTC().Format(time.RFC3339)
 	}
+	if revokeTokens {
+		e.Reason += fmt.Sprintf("; every token issued to the app was revoked (%d)", revoked)
+	}
 	s.audit(ctx, actor, e)
 	return secret, nil
 }
 
-// DeleteClient removes a client and revokes nothing else: its tokens stop
-// working because every use looks the client up.
+// DeleteClient removes a client with everything issued to it or bound to
+// it (storage.Clients.DeleteClient): its tokens, the consents users gave
+// it, app passwords restricted to it and its pending sign-ins. An app
+// registered again under the ID starts afresh: users are asked for their
+// consent again and no old token or app password works for it.
 func (s *ClientService) DeleteClient(ctx context.Context, actor Actor, id string) error {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return err

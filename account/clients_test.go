@@ -236,7 +236,7 @@ func TestUpdateClientETag(t *testing.T) {
 		second = tag
 	}
 	// A rotation changes the record, so the tag too.
-	if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 0); err != nil {
+	if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 0, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.svc.Clients.UpdateClient(t.Context(), adminActor, "wiki", second, account.ClientPatch{Name: ptr("late")}); account.ErrorCode(err) != account.PreconditionFailed {
@@ -255,7 +255,7 @@ func TestStaticClientsAreReadOnly(t *testing.T) {
 	if account.ErrorCode(err) != account.Conflict || !strings.Contains(account.ErrorMessage(err), "configuration file") {
 		t.Fatalf("update of a static app: %v", err)
 	}
-	if _, err := svc.Clients.RotateSecret(t.Context(), adminActor, "fixed", time.Hour); account.ErrorCode(err) != account.Conflict || !strings.Contains(account.ErrorMessage(err), "configuration file") {
+	if _, err := svc.Clients.RotateSecret(t.Context(), adminActor, "fixed", time.Hour, false); account.ErrorCode(err) != account.Conflict || !strings.Contains(account.ErrorMessage(err), "configuration file") {
 		t.Fatalf("rotation of a static app: %v", err)
 	}
 	if c, _, err := svc.Clients.GetClient(t.Context(), "fixed"); err != nil || !c.Static || c.Name != "Fixed" {
@@ -269,7 +269,7 @@ func TestStaticClientsAreReadOnly(t *testing.T) {
 func TestRotateSecret(t *testing.T) {
 	f := newClientFixture(t)
 	for _, bad := range []time.Duration{-time.Second, account.MaxSecretGrace + time.Second} {
-		if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", bad); account.ErrorField(err) != "grace" {
+		if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", bad, false); account.ErrorField(err) != "grace" {
 			t.Fatalf("grace %s: %v", bad, err)
 		}
 	}
@@ -277,7 +277,7 @@ func TestRotateSecret(t *testing.T) {
 		t.Fatal("a refused rotation changed the secret")
 	}
 
-	secret, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 48*time.Hour)
+	secret, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 48*time.Hour, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestRotateSecret(t *testing.T) {
 	}
 	// A second rotation keeps only the secret it replaced.
 	f.clock.Add(time.Second)
-	third, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 0)
+	third, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestRotateSecret(t *testing.T) {
 	// Read-only credentials change nothing.
 	ro := adminActor
 	ro.ReadOnly = true
-	if _, err := f.svc.Clients.RotateSecret(t.Context(), ro, "wiki", 0); account.ErrorCode(err) != account.Forbidden {
+	if _, err := f.svc.Clients.RotateSecret(t.Context(), ro, "wiki", 0, false); account.ErrorCode(err) != account.Forbidden {
 		t.Fatalf("read-only rotation: %v", err)
 	}
 	if _, _, err := f.svc.Clients.UpdateClient(t.Context(), ro, "wiki", "", account.ClientPatch{Name: ptr("x")}); account.ErrorCode(err) != account.Forbidden {
@@ -323,7 +323,7 @@ func TestRotateSecret(t *testing.T) {
 
 func TestSwitchPublicAndConfidential(t *testing.T) {
 	f := newClientFixture(t)
-	if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", time.Hour); err != nil {
+	if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", time.Hour, false); err != nil {
 		t.Fatal(err)
 	}
 	// To public: no secret stays, and a native app's scheme is allowed.
@@ -334,7 +334,7 @@ func TestSwitchPublicAndConfidential(t *testing.T) {
 	if !c.Public || c.SecretHash != "" || c.PreviousSecretHash != "" || !c.PreviousSecretUntil.IsZero() {
 		t.Fatalf("public: %+v", c)
 	}
-	if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 0); account.ErrorField(err) != "public" {
+	if _, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", 0, false); account.ErrorField(err) != "public" {
 		t.Fatalf("rotation of a public app: %v", err)
 	}
 	// Back to confidential keeps its custom scheme out, then has no secret
@@ -346,7 +346,7 @@ func TestSwitchPublicAndConfidential(t *testing.T) {
 	if err != nil || c.Public || c.SecretHash != "" {
 		t.Fatalf("confidential: %+v %v", c, err)
 	}
-	secret, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", time.Hour)
+	secret, err := f.svc.Clients.RotateSecret(t.Context(), adminActor, "wiki", time.Hour, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +506,7 @@ func TestClientRulesRefuseNonAdmins(t *testing.T) {
 		if _, _, err := f.svc.Clients.UpdateClient(ctx, a, f.app.ID, etag, account.ClientPatch{AllowedScopes: &[]string{"openid"}}); account.ErrorCode(err) != account.Forbidden {
 			t.Errorf("%s edits an app: %v", id, err)
 		}
-		if _, err := f.svc.Clients.RotateSecret(ctx, a, f.app.ID, 0); account.ErrorCode(err) != account.Forbidden {
+		if _, err := f.svc.Clients.RotateSecret(ctx, a, f.app.ID, 0, false); account.ErrorCode(err) != account.Forbidden {
 			t.Errorf("%s rotates an app's secret: %v", id, err)
 		}
 		if err := f.svc.Clients.DeleteClient(ctx, a, f.app.ID); account.ErrorCode(err) != account.Forbidden {

@@ -356,6 +356,7 @@ func graceOf(r *http.Request) (time.Duration, error) {
 func (s *Server) adminRotateAppSecret(w http.ResponseWriter, r *http.Request, m me) error {
 	id := mux.Vars(r)["id"]
 	grace, err := graceOf(r)
+	revoke := r.PostFormValue("revoke_tokens") == "1"
 	if err == nil && grace == 0 && !confirmed(r) {
 		// Without a grace the old secret stops at once and the app's
 		// servers fail until they have the new one: ask first.
@@ -370,20 +371,28 @@ func (s *Server) adminRotateAppSecret(w http.ResponseWriter, r *http.Request, m 
 			d.Detail = c.Name + " (" + c.ID + ")"
 			d.Message = web.Translate(d.Lang, "The current secret stops working at once: the app fails until it has the new one. To switch without downtime, go back and keep the old secret working for a while.")
 			d.Hidden = []hiddenField{{"grace", "0"}, {"grace_unit", "hours"}}
+			if revoke {
+				d.Hidden = append(d.Hidden, hiddenField{"revoke_tokens", "1"})
+			}
 			s.showConfirm(w, r, d, nil)
 			return nil
 		}
 	}
 	var secret string
 	if err == nil {
-		secret, err = s.acct.Clients.RotateSecret(r.Context(), consoleActor(r, m), id, grace)
+		secret, err = s.acct.Clients.RotateSecret(r.Context(), consoleActor(r, m), id, grace, revoke)
 	}
 	if err != nil {
 		return s.appRefused(w, r, m, err, &adminAppData{})
 	}
 	notice := "The app has a new secret. The previous one stopped working."
-	if grace > 0 {
+	switch {
+	case grace > 0 && revoke:
+		notice = "The app has a new secret. The previous one keeps working until the time below; every token issued to the app so far was revoked."
+	case grace > 0:
 		notice = "The app has a new secret. The previous one keeps working until the time below."
+	case revoke:
+		notice = "The app has a new secret. The previous one stopped working, and every token issued to the app so far was revoked."
 	}
 	return s.showAdminApp(w, r, m, id, http.StatusOK, &adminAppData{Secret: secret, Notice: notice})
 }

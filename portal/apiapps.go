@@ -20,7 +20,7 @@ func (s *Server) registerAdminClientAPI(at *routeTable) {
 	at.addAPI(levelAdminAPI, "GET", "/clients/{id}", s.apiGetClient, apiOp{Summary: "One app (never its secret)", Response: clientJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "PATCH", "/clients/{id}", s.apiPatchClient, apiOp{Summary: "Edit an app; send If-Match with the ETag you read, or get 412 if someone changed it since", Body: clientPatchJSON{}, Response: clientJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "DELETE", "/clients/{id}", s.apiDeleteClient, apiOp{Summary: "Remove an app; its tokens stop working"})
-	at.addAPI(levelAdminAPI, "POST", "/clients/{id}/rotate-secret", s.apiRotateClientSecret, apiOp{Summary: "Give a confidential app a new secret (in this answer only); the old one keeps working for grace_seconds", Body: rotateSecretJSON{}, Response: rotatedSecretJSON{}, ETag: true})
+	at.addAPI(levelAdminAPI, "POST", "/clients/{id}/rotate-secret", s.apiRotateClientSecret, apiOp{Summary: "Give a confidential app a new secret (in this answer only); the old one keeps working for grace_seconds; revoke_tokens also revokes every token issued to the app so far", Body: rotateSecretJSON{}, Response: rotatedSecretJSON{}, ETag: true})
 }
 
 // clientJSON is an app as administrators see it: never a secret or its
@@ -112,6 +112,10 @@ type rotateSecretJSON struct {
 	// stops at once). Required: an outage or a leaked secret's longer
 	// life should be a choice, not a default.
 	GraceSeconds *int64 `json:"grace_seconds"`
+	// RevokeTokens also revokes every access and refresh token issued to
+	// the app so far, with the new secret in one transaction: for a
+	// secret that leaked. Off by default, as in Keycloak and Auth0.
+	RevokeTokens bool `json:"revoke_tokens,omitempty"`
 }
 
 type rotatedSecretJSON struct {
@@ -272,7 +276,7 @@ func (s *Server) apiRotateClientSecret(w http.ResponseWriter, r *http.Request, a
 	if err != nil {
 		return err
 	}
-	secret, err := s.acct.Clients.RotateSecret(r.Context(), a, id, grace)
+	secret, err := s.acct.Clients.RotateSecret(r.Context(), a, id, grace, b.RevokeTokens)
 	if err != nil {
 		if account.ErrorField(err) == "grace" {
 			return account.FieldErrorf("grace_seconds", "%s", account.ErrorMessage(err))

@@ -12,7 +12,13 @@ import (
 // command line needs to name users as people do (`--username alice`) and
 // to keep `keyport user set-password` working while serve runs.
 func (s *Server) registerAdminUserPasswordAPI(at *routeTable) {
-	at.addAPI(levelAdminAPI, "GET", "/users/by-login/{login}", s.apiUserByLogin, apiOp{Summary: "The user whose username or email is login (case-insensitive), as GET /users/{id} shows them", Response: userDetailJSON{}, ETag: true})
+	// The login goes in the query: a path segment cannot hold a "/" (an
+	// email's local part may: "a/b@example.com"), since the router splits
+	// on it even when the client sends %2F. Auth0 (users-by-email?email=)
+	// and Keycloak (users?username=) ask the same way. The path form
+	// stays for the logins it can carry.
+	at.addAPI(levelAdminAPI, "GET", "/users/by-login", s.apiUserByLogin, apiOp{Summary: "The user whose username or email is login (case-insensitive), as GET /users/{id} shows them; any login, a / included", Query: []apiParam{{"login", "string", "the username or email address (required)"}}, Response: userDetailJSON{}, ETag: true})
+	at.addAPI(levelAdminAPI, "GET", "/users/by-login/{login}", s.apiUserByLogin, apiOp{Summary: "The user whose username or email is login (case-insensitive), for logins without a /; GET /users/by-login?login= takes any", Response: userDetailJSON{}, ETag: true})
 	at.addAPI(levelAdminAPI, "POST", "/users/{id}/password", s.apiSetUserPassword, apiOp{Summary: "Set a local user's password (the password policy applies); ends their sessions and revokes their tokens", Body: passwordJSON{}, Response: signedOutJSON{}})
 }
 
@@ -21,7 +27,14 @@ type passwordJSON struct {
 }
 
 func (s *Server) apiUserByLogin(w http.ResponseWriter, r *http.Request, a account.Actor) error {
-	d, err := s.acct.Admin.UserByLogin(r.Context(), a, mux.Vars(r)["login"])
+	login, inPath := mux.Vars(r)["login"]
+	if !inPath {
+		login = r.URL.Query().Get("login")
+		if login == "" {
+			return account.FieldErrorf("login", "Say whose account: ?login= a username or email address.")
+		}
+	}
+	d, err := s.acct.Admin.UserByLogin(r.Context(), a, login)
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,10 @@ func (p *Provider) accessTokenID(ctx context.Context, raw string) (id, subject s
 	if strings.Count(raw, ".") != 2 {
 		return "", "", errNotOurToken
 	}
+	// The verifier takes the issuer it expects from the context, which
+	// only requests through the provider's own handler carry: the
+	// management API's do not, and without it every JWT was refused.
+	ctx = op.ContextWithIssuer(ctx, p.opts.Issuer)
 	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, raw, p.op.AccessTokenVerifier(ctx))
 	if err != nil || claims.JWTID == "" {
 		return "", "", errNotOurToken

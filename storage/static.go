@@ -63,6 +63,13 @@ func (s *staticClients) UpdateClient(ctx context.Context, id string, fn func(Cli
 	return s.Store.UpdateClient(ctx, id, fn)
 }
 
+func (s *staticClients) UpdateClientRevokingTokens(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, int, error) {
+	if _, ok := s.byID[id]; ok {
+		return Client{}, 0, fmt.Errorf("update client %q: %w", id, ErrReadOnly)
+	}
+	return s.Store.UpdateClientRevokingTokens(ctx, id, fn)
+}
+
 func (s *staticClients) DeleteClient(ctx context.Context, id string) error {
 	if _, ok := s.byID[id]; ok {
 		return fmt.Errorf("delete client %q: %w", id, ErrReadOnly)

@@ -631,6 +631,21 @@ type Clients interface {
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	UpdateClient(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, error)
+	// UpdateClientRevokingTokens is UpdateClient that also deletes every
+	// access token and refresh-token family issued to the client so far
+	// (all grants: codes, refreshes, client_credentials), in the same
+	// transaction: both happen or neither (an error from fn changes
+	// nothing). It returns the updated client and how many live tokens
+	// went (access tokens plus unrotated refresh tokens).
+	UpdateClientRevokingTokens(ctx context.Context, id string, fn func(Client) (Client, error)) (Client, int, error)
+	// DeleteClient deletes the client with everything issued to it or
+	// bound to it: its access tokens and refresh-token families, users'
+	// grants (consents) to it and credentials restricted to it (app
+	// passwords), in one transaction; then its pending authorization
+	// requests, their codes and its remembered code redemptions. Those
+	// live minutes and may sit apart from the rest (storage/bolt keeps
+	// them in a second file), so they go in a second step: a client
+	// registered again under the ID never finds any of it.
 	DeleteClient(ctx context.Context, id string) error
 }
 

@@ -50,6 +50,11 @@ var deConsoleApps = map[string]string{
 	"keyport:admin and keyport:admin.read give a client_credentials app the management API (read and write, or read only).": "keyport:admin und keyport:admin.read geben einer client_credentials-App die Verwaltungs-API (lesen und schreiben, oder nur lesen).",
 	"public": "öffentlich",
 
+	// Revoking an app's tokens with its secret.
+	"Also revoke every token issued to the app so far (for a secret that leaked)":                                                      "Auch alle bisher an die App ausgegebenen Tokens widerrufen (bei einem bekannt gewordenen Secret)",
+	"The app has a new secret. The previous one keeps working until the time below; every token issued to the app so far was revoked.": "Die App hat ein neues Secret. Das bisherige gilt bis zum unten genannten Zeitpunkt weiter; alle bisher an die App ausgegebenen Tokens wurden widerrufen.",
+	"The app has a new secret. The previous one stopped working, and every token issued to the app so far was revoked.":                "Die App hat ein neues Secret. Das bisherige gilt nicht mehr, und alle bisher an die App ausgegebenen Tokens wurden widerrufen.",
+
 	// The app rules' fixed messages (account/clients.go).
 	"Client ID must be 1 to 128 characters from A-Z a-z 0-9 . _ ~ -.":                                  "Die Client-ID muss 1 bis 128 Zeichen aus A-Z a-z 0-9 . _ ~ - haben.",
 	"Client ID cannot be . or .. alone.":                                                               "Die Client-ID darf nicht nur . oder .. sein.",

@@ -157,7 +157,7 @@ func TestAppLifetimesScopesAndSecretRotation(t *testing.T) {
 
 	// Rotate with a day's grace: both secrets work everywhere.
 	old := app.Secret
-	fresh, err := srv.Main.Accounts.Clients.RotateSecret(context.Background(), account.Actor{Kind: account.ActorCLI}, "crm", 24*time.Hour)
+	fresh, err := srv.Main.Accounts.Clients.RotateSecret(context.Background(), account.Actor{Kind: account.ActorCLI}, "crm", 24*time.Hour, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ Usage:
                         [--grant GRANTS] [--public=true|false] [--skip-consent=true|false]
                         [--jwt-access-tokens=true|false] [--allowed-scopes SCOPES] [--allowed-groups GROUPS]
                         [--access-token-lifetime 10m] [--id-token-lifetime 10m] [--refresh-token-lifetime 720h]
-  keyport client rotate-secret --id ID [--grace 24h]
+  keyport client rotate-secret --id ID [--grace 24h] [--revoke-tokens]
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
@@ -504,11 +504,13 @@ func nonEmpty(l []string) []string {
 }
 
 // clientRotateSecret gives a confidential app a new secret, printed once;
-// the old one keeps working for --grace.
+// the old one keeps working for --grace; --revoke-tokens also revokes
+// every token issued to the app so far.
 func (c *cli) clientRotateSecret(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("client rotate-secret")
 	id := fs.String("id", "", "client ID")
 	grace := fs.Duration("grace", 0, "how long the old secret keeps working, such as 24h (default 0: it stops at once; at most 720h)")
+	revoke := fs.Bool("revoke-tokens", false, "also revoke every access and refresh token issued to the app so far (for a secret that leaked; default: they keep working until they expire)")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -527,7 +529,10 @@ func (c *cli) clientRotateSecret(ctx context.Context, args []string) error {
 		Secret              string     `json:"secret"`
 		PreviousSecretUntil *time.Time `json:"previous_secret_until"`
 	}
-	body := map[string]int64{"grace_seconds": int64((*grace + time.Second - 1) / time.Second)}
+	body := map[string]any{"grace_seconds": int64((*grace + time.Second - 1) / time.Second)}
+	if *revoke {
+		body["revoke_tokens"] = true
+	}
 	if _, err := api.call(ctx, http.MethodPost, "/clients/"+url.PathEscape(*id)+"/rotate-secret", body, &out); err != nil {
 		return err
 	}
@@ -536,6 +541,9 @@ func (c *cli) clientRotateSecret(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "the previous secret keeps working until %s\n", out.PreviousSecretUntil.UTC().Format(time.RFC3339))
 	} else {
 		fmt.Fprintln(c.stdout, "the previous secret stopped working")
+	}
+	if *revoke {
+		fmt.Fprintln(c.stdout, "every token issued to the app so far was revoked")
 	}
 	return nil
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
@@ -74,7 +76,8 @@ func auditTypes(t *testing.T, srv *testServer, userID string) []string {
 // consent; the App access page lists it with the scopes and the last use;
 // revoking it makes its refresh token fail and its next sign-in ask for
 // consent again, while her other app and another user of the same app
-// keep working. An app deleted since is shown as such and can be revoked.
+// keep working. An app gone since (its consent still on record, as one
+// removed from config.toml leaves it) is shown as such and can be revoked.
 func TestConnectedAppsRevoke(t *testing.T) {
 	srv := startServer(t, "", nil)
 	alice := srv.createUser("alice", false)
@@ -88,6 +91,15 @@ func TestConnectedAppsRevoke(t *testing.T) {
 	aliceWiki, aliceChat, bobWiki := wiki.tokens("alice"), chat.tokens("alice"), wiki.tokens("bob")
 	old.tokens("alice")
 	if err := srv.Main.Accounts.Clients.DeleteClient(context.Background(), account.SystemActor, "old"); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting an app takes its consents with it; an app removed from
+	// config.toml leaves them on record (Keyport never owned it), and
+	// that is the deleted app this page shows.
+	if _, err := srv.Main.Store.GetGrant(context.Background(), alice.ID, "old"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("alice's consent to the deleted app: %v", err)
+	}
+	if err := srv.Main.Store.PutGrant(context.Background(), storage.Grant{UserID: alice.ID, ClientID: "old", Scopes: []string{oidc.ScopeOpenID}, CreatedAt: time.Now(), UpdatedAt: time.Now(), LastUsedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	refresh := func(c *testClient, rt string) (int, string) {

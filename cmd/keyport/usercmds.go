@@ -19,7 +19,7 @@ import (
 // management API (adminClient), so they work whether or not `keyport
 // serve` runs, with the API's rules and audit entries (actor "cli").
 // Users are named as people name them, by username or email
-// (--username), and found through GET /users/by-login/{login}.
+// (--username), and found through GET /users/by-login?login=.
 
 // apiUser is what the commands read of a user of the API.
 type apiUser struct {
@@ -54,7 +54,8 @@ type json0 struct{}
 // lookupUser finds the user whose username or email is login.
 func (a *adminClient) lookupUser(ctx context.Context, login string) (apiUserDetail, error) {
 	var d apiUserDetail
-	_, err := a.call(ctx, http.MethodGet, "/users/by-login/"+url.PathEscape(login), nil, &d)
+	// In the query, not the path: a login may hold a "/".
+	_, err := a.call(ctx, http.MethodGet, "/users/by-login?"+url.Values{"login": {login}}.Encode(), nil, &d)
 	return d, err
 }
 

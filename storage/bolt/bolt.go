@@ -501,13 +501,16 @@ var (
 	bReservedNames     = []byte("reserved_names") // lower(username or email) → reservation
 	emptyValue         = []byte{}
 
+	// cid NUL kind NUL key → "": an app's tokens, grants and credentials (clientrecords.go)
+	bClientRecords = []byte("client_records")
+
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
-		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames}
+		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames, bClientRecords}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -583,6 +586,12 @@ var migrations = []func(tx *bbolt.Tx) error{
 			}
 		}
 		return buildUserIndexes(tx)
+	},
+	7: func(tx *bbolt.Tx) error { // an app's records, to delete them with it
+		if _, err := tx.CreateBucketIfNotExists(bClientRecords); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bClientRecords, err)
+		}
+		return indexClientRecordsTx(tx)
 	},
 }
 

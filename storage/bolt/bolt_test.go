@@ -379,6 +379,7 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		return nil
 	})
 	errs = append(errs, checkUserSearchIndexes(tx)...)
+	errs = append(errs, checkClientRecords(tx)...)
 	_ = b(bReservedNames).ForEach(func(k, _ []byte) error {
 		var r reservation
 		get(bReservedNames, string(k), &r)
@@ -1276,4 +1277,61 @@ func TestOversizedFlowFileRecreated(t *testing.T) {
 	}
 	checkAndClose(t, d)
 	t.Logf("flooded flow file %d KiB, recreated %d KiB", flooded>>10, size()>>10)
+}
+
+// checkClientRecords rebuilds the client_records index from the access
+// tokens, families, grants and credentials, and compares it with the
+// stored one entry by entry.
+func checkClientRecords(tx *bbolt.Tx) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	want := map[string]bool{}
+	add := func(clientID, kind, key string) {
+		if clientID != "" {
+			want[string(clientRecordKey(clientID, kind, key))] = true
+		}
+	}
+	_ = tx.Bucket(bAccessTokens).ForEach(func(k, v []byte) error {
+		var a storage.AccessToken
+		if err := json.Unmarshal(v, &a); err != nil {
+			fail("access token %q: %v", k, err)
+		}
+		add(a.ClientID, clientAccess, a.ID)
+		return nil
+	})
+	_ = tx.Bucket(bFamilies).ForEach(func(k, v []byte) error {
+		var f family
+		if err := json.Unmarshal(v, &f); err != nil {
+			fail("family %q: %v", k, err)
+		}
+		add(f.ClientID, clientFamily, f.ID)
+		return nil
+	})
+	_ = tx.Bucket(bGrants).ForEach(func(k, v []byte) error {
+		var g storage.Grant
+		if err := json.Unmarshal(v, &g); err != nil {
+			fail("grant %q: %v", k, err)
+		}
+		add(g.ClientID, clientGrant, g.UserID)
+		return nil
+	})
+	_ = tx.Bucket(bCredentials).ForEach(func(k, v []byte) error {
+		var c storage.Credential
+		if err := json.Unmarshal(v, &c); err != nil {
+			fail("credential %q: %v", k, err)
+		}
+		add(c.ClientID, clientCredential, string(k))
+		return nil
+	})
+	_ = tx.Bucket(bClientRecords).ForEach(func(k, _ []byte) error {
+		if !want[string(k)] {
+			fail("stray client record entry %q", k)
+		}
+		delete(want, string(k))
+		return nil
+	})
+	for k := range want {
+		fail("no client record entry %q", k)
+	}
+	return errs
 }

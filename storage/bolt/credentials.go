@@ -41,6 +41,9 @@ func (d *DB) CreateCredential(ctx context.Context, c storage.Credential) error {
 		if err := putJSON(b, key, c); err != nil {
 			return err
 		}
+		if err := indexClientRecord(tx, c.ClientID, clientCredential, key); err != nil {
+			return err
+		}
 		if c.Hash != "" {
 			if err := tx.Bucket(bCredentialsByHash).Put([]byte(c.Hash), []byte(key)); err != nil {
 				return err
@@ -162,6 +165,14 @@ func (d *DB) UpdateCredential(ctx context.Context, userID, id string, fn func(st
 				return err
 			}
 		}
+		if nc.ClientID != old.ClientID {
+			if err := unindexClientRecord(tx, old.ClientID, clientCredential, key); err != nil {
+				return err
+			}
+			if err := indexClientRecord(tx, nc.ClientID, clientCredential, key); err != nil {
+				return err
+			}
+		}
 		out = nc
 		return putJSON(tx.Bucket(bCredentials), key, nc)
 	})
@@ -238,6 +249,9 @@ func deleteCredentialTx(tx *bbolt.Tx, key string) (bool, error) {
 		if err := deleteExpiry(tx, expCredential, c.ExpiresAt, key); err != nil {
 			return false, err
 		}
+	}
+	if err := unindexClientRecord(tx, c.ClientID, clientCredential, key); err != nil {
+		return false, err
 	}
 	if err := b.Delete([]byte(key)); err != nil {
 		return false, err

@@ -47,6 +47,9 @@ func (d *DB) DeleteGrant(ctx context.Context, userID, clientID string) error {
 		if b.Get(key) == nil {
 			return fmt.Errorf("delete grant of user %q to client %q: %w", userID, clientID, storage.ErrNotFound)
 		}
+		if err := unindexClientRecord(tx, clientID, clientGrant, userID); err != nil {
+			return err
+		}
 		return b.Delete(key)
 	})
 }
@@ -67,6 +70,22 @@ func touchGrantTx(tx *bbolt.Tx, a storage.AccessToken) error {
 	}
 	g.LastUsedAt = a.CreatedAt
 	return putJSON(b, key, g)
+}
+
+// deleteUserGrantsTx deletes every grant of a user with its client index
+// entries.
+func deleteUserGrantsTx(tx *bbolt.Tx, userID string) error {
+	b := tx.Bucket(bGrants)
+	prefix := userID + "\x00"
+	for _, k := range prefixKeys(b, prefix) {
+		if err := unindexClientRecord(tx, string(k[len(prefix):]), clientGrant, userID); err != nil {
+			return err
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func unmarshalJSON(k, v []byte, into any) error {

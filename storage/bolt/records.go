@@ -44,6 +44,9 @@ func (d *DB) PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEven
 		if err := audit.free(tx); err != nil {
 			return err
 		}
+		if err := indexClientRecord(tx, g.ClientID, clientGrant, g.UserID); err != nil {
+			return err
+		}
 		if err := putJSON(tx.Bucket(bGrants), join(g.UserID, g.ClientID), g); err != nil {
 			return err
 		}

@@ -88,6 +88,9 @@ func (d *DB) CreateTokens(ctx context.Context, access storage.AccessToken, refre
 		if err := putExpiry(tx, expFamily, f.end(), f.ID); err != nil {
 			return err
 		}
+		if err := indexClientRecord(tx, f.ClientID, clientFamily, f.ID); err != nil {
+			return err
+		}
 		if f.UserID != "" {
 			if err := tx.Bucket(bUserTokens).Put([]byte(join(f.UserID, f.ClientID, memberFamily, f.ID)), emptyValue); err != nil {
 				return err
@@ -549,6 +552,9 @@ func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
 	if err := deleteExpiry(tx, expFamily, f.end(), f.ID); err != nil {
 		return c, err
 	}
+	if err := unindexClientRecord(tx, f.ClientID, clientFamily, f.ID); err != nil {
+		return c, err
+	}
 	return c, fb.Delete([]byte(familyID))
 }
 
@@ -599,8 +605,8 @@ func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
 	return tx.Bucket(bFamilyMembers).Put([]byte(join(r.FamilyID, memberRefresh, r.Hash)), emptyValue)
 }
 
-// putAccessTx stores an access token with its expiry, user and family index
-// entries, and moves the last use of the user's grant to the app.
+// putAccessTx stores an access token with its expiry, user, client and
+// family index entries, and moves the last use of the user's grant to the app.
 func putAccessTx(tx *bbolt.Tx, a storage.AccessToken) error {
 	if err := putJSON(tx.Bucket(bAccessTokens), a.ID, a); err != nil {
 		return err
@@ -609,6 +615,9 @@ func putAccessTx(tx *bbolt.Tx, a storage.AccessToken) error {
 		return err
 	}
 	if err := putExpiry(tx, expAccessToken, a.ExpiresAt, a.ID); err != nil {
+		return err
+	}
+	if err := indexClientRecord(tx, a.ClientID, clientAccess, a.ID); err != nil {
 		return err
 	}
 	if a.UserID != "" {
@@ -631,6 +640,9 @@ func deleteAccessTx(tx *bbolt.Tx, id string) (bool, error) {
 		return false, err
 	}
 	if err := deleteExpiry(tx, expAccessToken, a.ExpiresAt, id); err != nil {
+		return false, err
+	}
+	if err := unindexClientRecord(tx, a.ClientID, clientAccess, id); err != nil {
 		return false, err
 	}
 	if a.UserID != "" {

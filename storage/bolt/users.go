@@ -272,7 +272,7 @@ func (d *DB) DeleteUser(ctx context.Context, id string, reserveNamesUntil time.T
 		if err := tx.Bucket(bAvatars).Delete([]byte(id)); err != nil {
 			return err
 		}
-		return deleteKeys(tx.Bucket(bGrants), prefixKeys(tx.Bucket(bGrants), id+"\x00"))
+		return deleteUserGrantsTx(tx, id)
 	})
 }
 

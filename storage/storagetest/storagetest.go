@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 	}{
 		{"Users", userTests},
 		{"Clients", clientTests},
+		{"ClientRecords", clientRecordTests},
 		{"AuthRequests", authRequestTests},
 		{"Tokens", tokenTests},
 		{"Sessions", sessionTests},

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// TestRotateSecretRevokesTokens: apps fetch real client_credentials
+// tokens (x/oauth2/clientcredentials), opaque and JWT, and alice signs in
+// to a JWT app with a real code flow. A rotation without revoke_tokens
+// leaves every token working; with it (through the API, and through the
+// CLI's --revoke-tokens), the app's tokens fail at once at introspection,
+// the management API, userinfo and the refresh grant, even while the old
+// secret is still within its grace; other apps' tokens keep working.
+func TestRotateSecretRevokesTokens(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, _, _ := adminTokens(t, srv)
+	ctx := context.Background()
+	observer := srv.createClient(account.NewClient{ID: "observer", GrantTypes: []string{account.GrantClientCredentials}})
+	mkBot := func(id string, jwt bool) string {
+		body := `{"id":"` + id + `","grant_types":["client_credentials"],"allowed_scopes":["keyport:admin.read"],"access_token_jwt":` + map[bool]string{true: "true", false: "false"}[jwt] + `}`
+		status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json", body)
+		if status != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", id, status, out)
+		}
+		return out["secret"].(string)
+	}
+	ccToken := func(id, secret string) string {
+		cc := clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: srv.URL + "/oauth/token", Scopes: []string{account.ScopeAdminRead}}
+		tok, err := cc.Token(ctx)
+		if err != nil {
+			t.Fatalf("%s's client_credentials token: %v", id, err)
+		}
+		return tok.AccessToken
+	}
+	active := func(tok string) bool {
+		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
+		if status != http.StatusOK {
+			t.Fatalf("introspect: %d %v", status, out)
+		}
+		return out["active"] == true
+	}
+	apiStatus := func(tok string) int {
+		status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients", tok, "", "")
+		return status
+	}
+	works := func(what, tok string, want bool) {
+		t.Helper()
+		if got := active(tok); got != want {
+			t.Errorf("%s: introspection active=%v, want %v", what, got, want)
+		}
+		if status, wantStatus := apiStatus(tok), map[bool]int{true: http.StatusOK, false: http.StatusUnauthorized}[want]; status != wantStatus {
+			t.Errorf("%s at the management API: %d, want %d", what, status, wantStatus)
+		}
+	}
+	rotate := func(id, body string) map[string]any {
+		t.Helper()
+		status, hdr, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/rotate-secret", rw, "application/json", body)
+		if status != http.StatusOK || hdr.Get("ETag") == "" {
+			t.Fatalf("rotate %s with %s: %d %v", id, body, status, out)
+		}
+		return out
+	}
+
+	opaqueSecret, jwtSecret := mkBot("opaque-bot", false), mkBot("jwt-bot", true)
+	opaque, jwt := ccToken("opaque-bot", opaqueSecret), ccToken("jwt-bot", jwtSecret)
+	if strings.Count(jwt, ".") != 2 || strings.Count(opaque, ".") == 2 {
+		t.Fatalf("token shapes: opaque %q, jwt %q", opaque, jwt)
+	}
+	works("opaque-bot's token", opaque, true)
+	works("jwt-bot's token", jwt, true)
+
+	// Off by default: the tokens outlive the rotation.
+	rotate("opaque-bot", `{"grace_seconds":3600}`)
+	rotate("jwt-bot", `{"grace_seconds":0,"revoke_tokens":false}`)
+	works("opaque-bot's token after a rotation without revoke_tokens", opaque, true)
+	works("jwt-bot's token after a rotation without revoke_tokens", jwt, true)
+
+	// With it, every token issued so far goes; the old secret, still in
+	// its grace, gets new ones.
+	out := rotate("opaque-bot", `{"grace_seconds":3600,"revoke_tokens":true}`)
+	works("opaque-bot's token after revoke_tokens", opaque, false)
+	works("jwt-bot's token after opaque-bot's revocation", jwt, true)
+	works("opaque-bot's token from the newest secret", ccToken("opaque-bot", out["secret"].(string)), true)
+
+	// A code-flow app with JWT access tokens: alice's access token at
+	// userinfo and her refresh token.
+	wiki := srv.createClient(account.NewClient{ID: "wiki", AccessTokenJWT: true})
+	wiki.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+	alice := wiki.tokens("alice")
+	if status, _, info := srv.userinfo(alice.AccessToken); status != http.StatusOK {
+		t.Fatalf("alice's wiki token at userinfo: %d %v", status, info)
+	}
+
+	// The CLI: --revoke-tokens, documented in its help.
+	env := cliEnv(srv.dir)
+	if r := cliRun(t, env, "", "client", "rotate-secret", "--help"); !strings.Contains(r.Stdout+r.Stderr, "-revoke-tokens") {
+		t.Errorf("client rotate-secret --help does not document --revoke-tokens: %s", r)
+	}
+	r := cliMust(t, env, "", "client", "rotate-secret", "--id", "jwt-bot", "--revoke-tokens")
+	if !strings.Contains(r.Stdout, "every token issued to the app so far was revoked") {
+		t.Errorf("rotate-secret --revoke-tokens output: %s", r)
+	}
+	works("jwt-bot's token after rotate-secret --revoke-tokens", jwt, false)
+	r = cliMust(t, env, "", "client", "rotate-secret", "--id", "wiki", "--grace", "1h", "--revoke-tokens")
+	wiki.Secret = cliSecret(t, r.Stdout, "new client secret for wiki (shown once, store it now): ")
+	if status, _, info := srv.userinfo(alice.AccessToken); status != http.StatusUnauthorized {
+		t.Errorf("alice's revoked wiki token at userinfo: %d %v", status, info)
+	}
+	if active(alice.AccessToken) {
+		t.Error("alice's revoked wiki access token is active at introspection")
+	}
+	status, _, body := wiki.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {alice.RefreshToken}}, true)
+	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("alice's revoked wiki refresh token: %d %v", status, body)
+	}
+	// Her consent stays: revoking tokens is not revoking consent.
+	if u, err := srv.Main.Store.GetUserByLogin(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	} else if _, err := srv.Main.Store.GetGrant(ctx, u.ID, "wiki"); err != nil {
+		t.Errorf("alice's consent to wiki after the revocation: %v", err)
+	}
+
+	// The audit log says so, and holds no secret.
+	events, _, err := srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Types: []string{account.AuditClientSecretRotated}, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := map[string]int{}
+	for _, e := range events {
+		if strings.Contains(e.Reason, "every token issued to the app was revoked") {
+			revoked[e.ClientID]++
+		}
+		for _, s := range []string{opaqueSecret, jwtSecret, out["secret"].(string), wiki.Secret} {
+			if strings.Contains(e.Reason, s) || strings.Contains(e.Reason, account.HashSecret(s)) {
+				t.Errorf("a rotation event holds a secret: %+v", e)
+			}
+		}
+	}
+	if revoked["opaque-bot"] != 1 || revoked["jwt-bot"] != 1 || revoked["wiki"] != 1 || len(events) != 5 {
+		t.Errorf("rotation events with the revocation: %v of %d", revoked, len(events))
+	}
+}
