@@ -461,7 +461,7 @@ var credentialTests = []test{
 		u.Blocked, u.LastIP, u.LastLogin, u.LoginsCount = true, "192.0.2.4", clock.Now(), 7
 		u.VerifiedEmails = []string{"old@example.com", "alice@example.com"}
 		u.GivenName, u.FamilyName, u.Nickname, u.Locale, u.Zoneinfo = "Alice", "Liddell", "ally", "de", "Europe/Berlin"
-		u.PhoneNumber, u.PhoneVerified, u.Admin = "+4915123456789", true, true
+		u.PhoneNumber, u.PhoneVerified, u.Admin, u.System = "+4915123456789", true, true, true
 		u.Identities = []storage.Identity{{Connection: "corp-ldap", Provider: "ldap", UserID: "uuid-1", IsSocial: true}}
 		// Every field is set, so none can be lost without this test
 		// noticing; a field added to User must be set here too.
