@@ -22,11 +22,14 @@ type Options struct {
 	Issuer    string // public URL, shown on every page
 	Templates fs.FS  // *.html and static/
 	// CookieKey signs the browser's cookie (32 or 64 random bytes).
-	CookieKey       []byte
-	CookieName      string
-	CookieSecure    bool
-	CookieSameSite  http.SameSite
-	SessionLifetime time.Duration
+	CookieKey      []byte
+	CookieName     string
+	CookieSecure   bool
+	CookieSameSite http.SameSite
+	// SessionLifetime is the cookie's Max-Age, asked each time a cookie
+	// is written, so a lifetime changed while Keyport runs applies to the
+	// next cookie; nil writes cookies that end with the browser session.
+	SessionLifetime func() time.Duration
 	Logger          *slog.Logger
 }
 
@@ -108,7 +111,6 @@ func New(o Options) (*Web, error) {
 	s.cookies = sessions.NewCookieStore(o.CookieKey)
 	s.cookies.Options = &sessions.Options{
 		Path:     "/",
-		MaxAge:   int(o.SessionLifetime.Seconds()),
 		HttpOnly: true,
 		Secure:   o.CookieSecure,
 		SameSite: o.CookieSameSite,
