@@ -42,6 +42,11 @@ type Web struct {
 	log     *slog.Logger
 }
 
+// maxCookieAge is the oldest signature a cookie may carry, in seconds:
+// the longest a browser keeps a cookie, and the runtime settings' longest
+// session lifetime.
+const maxCookieAge = 400 * 24 * 60 * 60
+
 // requiredPages must exist; every other *.html beside layout.html is parsed
 // as a page too, so an area adds a page by adding its template.
 var requiredPages = []string{"login", "consent", "error", "setup", "home", "logged_out"}
@@ -109,6 +114,12 @@ func New(o Options) (*Web, error) {
 	}
 
 	s.cookies = sessions.NewCookieStore(o.CookieKey)
+	// The signature's own age limit (gorilla's default is 30 days) must
+	// not end a sign-in before its session does: the session's expiry,
+	// kept on the server, ends it, and its lifetime may be set up to 400
+	// days while Keyport runs, as long as browsers keep a cookie (RFC
+	// 6265bis caps Max-Age there). Options below set the cookie's Max-Age.
+	s.cookies.MaxAge(maxCookieAge)
 	s.cookies.Options = &sessions.Options{
 		Path:     "/",
 		HttpOnly: true,
