@@ -499,7 +499,11 @@ var (
 	bGroups            = []byte("groups")         // group ID → Group
 	bGroupsByName      = []byte("groups_by_name") // Fold(name) → group ID
 	bReservedNames     = []byte("reserved_names") // lower(username or email) → reservation
-	emptyValue         = []byte{}
+	// The outbox (outbox.go): message ID → OutboxMessage, and its indexes.
+	bOutbox        = []byte("outbox")
+	bOutboxDue     = []byte("outbox_due")      // nanos(due) message ID → "", pending messages only
+	bOutboxByState = []byte("outbox_by_state") // state NUL message ID → ""
+	emptyValue     = []byte{}
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
@@ -507,7 +511,8 @@ var (
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
-		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames}
+		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames,
+		bOutbox, bOutboxDue, bOutboxByState}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -532,6 +537,7 @@ const (
 	expThrottle     byte = 'r'
 	expRefreshGrace byte = 'g' // keyed by refresh token hash; drops its sealed value
 	expReservedName byte = 'n' // keyed by the reserved name
+	expOutbox       byte = 'm' // keyed by message ID, at DeliveredAt + storage.OutboxRetention
 )
 
 // Schema.
@@ -583,6 +589,14 @@ var migrations = []func(tx *bbolt.Tx) error{
 			}
 		}
 		return buildUserIndexes(tx)
+	},
+	7: func(tx *bbolt.Tx) error { // the durable outbox
+		for _, name := range [][]byte{bOutbox, bOutboxDue, bOutboxByState} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
 	},
 }
 
