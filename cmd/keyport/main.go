@@ -28,6 +28,7 @@ import (
 	"github.com/keyport/keyport/control"
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/loglimit"
+	"github.com/keyport/keyport/outbox"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/seal"
@@ -58,6 +59,9 @@ type Main struct {
 	// Config.Listen (tests pass a loopback listener on a free port).
 	Listener net.Listener
 	Now      func() time.Time
+	// Outbox delivers the store's outbox while serve runs; producers
+	// register their deliverers (Handle) in load, before Run.
+	Outbox *outbox.Worker
 
 	db     *bolt.DB
 	sealer *seal.Sealer
@@ -371,6 +375,7 @@ func (m *Main) load() error {
 	// signed with them can live.
 	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
+	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now})
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
@@ -495,7 +500,14 @@ func (m *Main) Run(ctx context.Context) error {
 	// has stopped.
 	var probing sync.WaitGroup
 	defer probing.Wait()
+	// Deliveries under way end with bg; Run returns once their outcomes
+	// are recorded (or, cut short, left to their lease), before Close.
+	var delivering sync.WaitGroup
+	defer delivering.Wait()
 	defer cancel()
+	if m.Outbox != nil {
+		delivering.Go(func() { m.Outbox.Run(bg) })
+	}
 	go m.Keys.Run(bg)
 	go m.sweep(bg)
 	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
