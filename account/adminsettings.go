@@ -38,6 +38,10 @@ const (
 	maxSettingPasswordLength = 128
 	maxSettingLoginAttempts  = 1000
 	maxSettingDuration       = 400 * 24 * time.Hour
+	// minSettingSessionLifetime leaves an admin who shortens the session
+	// time to use the console and set it right: a session shorter than a
+	// sign-in takes would lock every browser out, theirs too.
+	minSettingSessionLifetime = 5 * time.Minute
 )
 
 // Duration is a setting's length of time, in JSON as Go writes durations
@@ -79,6 +83,11 @@ type Settings struct {
 	AccountLockoutWait         *Duration `json:"account_lockout_wait,omitempty"`
 	AccountLockoutMaxWait      *Duration `json:"account_lockout_max_wait,omitempty"`
 	AccountLockoutReset        *Duration `json:"account_lockout_reset,omitempty"`
+	SessionLifetime            *Duration `json:"session_lifetime,omitempty"`
+	AccessTokenLifetime        *Duration `json:"access_token_lifetime,omitempty"`
+	IDTokenLifetime            *Duration `json:"id_token_lifetime,omitempty"`
+	RefreshTokenLifetime       *Duration `json:"refresh_token_lifetime,omitempty"`
+	RefreshTokenIdle           *Duration `json:"refresh_token_idle,omitempty"`
 }
 
 // SettingKind is how a setting is written: a checkbox, a whole number, a
@@ -114,6 +123,11 @@ var SettingFields = []SettingField{
 	{Key: "account_lockout_wait", Kind: SettingDuration},
 	{Key: "account_lockout_max_wait", Kind: SettingDuration},
 	{Key: "account_lockout_reset", Kind: SettingDuration},
+	{Key: "session_lifetime", Kind: SettingDuration},
+	{Key: "access_token_lifetime", Kind: SettingDuration},
+	{Key: "id_token_lifetime", Kind: SettingDuration},
+	{Key: "refresh_token_lifetime", Kind: SettingDuration},
+	{Key: "refresh_token_idle", Kind: SettingDuration},
 }
 
 // SettingsPatch is a JSON merge patch (RFC 7396) of Settings: a key with a
@@ -167,6 +181,11 @@ func settingsOf(p Policy) Settings {
 		AccountLockoutWait:         dur(p.AccountLockoutWait),
 		AccountLockoutMaxWait:      dur(p.AccountLockoutMaxWait),
 		AccountLockoutReset:        dur(p.AccountLockoutReset),
+		SessionLifetime:            dur(p.SessionLifetime),
+		AccessTokenLifetime:        dur(p.AccessTokenLifetime),
+		IDTokenLifetime:            dur(p.IDTokenLifetime),
+		RefreshTokenLifetime:       dur(p.RefreshTokenLifetime),
+		RefreshTokenIdle:           dur(p.RefreshTokenIdle),
 	}
 }
 
@@ -198,13 +217,19 @@ func (st Settings) apply(p Policy) Policy {
 	setDur(&p.AccountLockoutWait, st.AccountLockoutWait)
 	setDur(&p.AccountLockoutMaxWait, st.AccountLockoutMaxWait)
 	setDur(&p.AccountLockoutReset, st.AccountLockoutReset)
+	setDur(&p.SessionLifetime, st.SessionLifetime)
+	setDur(&p.AccessTokenLifetime, st.AccessTokenLifetime)
+	setDur(&p.IDTokenLifetime, st.IDTokenLifetime)
+	setDur(&p.RefreshTokenLifetime, st.RefreshTokenLifetime)
+	setDur(&p.RefreshTokenIdle, st.RefreshTokenIdle)
 	return p
 }
 
 // checkSettings refuses stored settings out of bounds, naming the first
 // setting at fault; p is the policy they make, for the checks across
-// settings (a lockout's longest wait against its first).
-func checkSettings(st Settings, p Policy) error {
+// settings (a lockout's longest wait against its first), and maxSigned
+// the longest an access or ID token may live (signedTokenCeiling).
+func checkSettings(st Settings, p Policy, maxSigned time.Duration) error {
 	between := func(key string, v *int, lo, hi int) error {
 		if v != nil && (*v < lo || *v > hi) {
 			return FieldErrorf(key, "%s must be between %d and %d, not %d.", key, lo, hi, *v)
@@ -216,6 +241,18 @@ func checkSettings(st Settings, p Policy) error {
 			return FieldErrorf(key, "%s must be longer than 0 and at most 9600h (400 days), not %s.", key, v)
 		}
 		return nil
+	}
+	// Signed tokens (ID tokens, JWT access tokens) may live no longer
+	// than retired signing keys stay published, or apps could no longer
+	// check them; an app's own lifetimes have the same bounds.
+	signed := func(key string, v *Duration) error {
+		if v != nil && (time.Duration(*v) < MinClientTokenLifetime || time.Duration(*v) > maxSigned) {
+			return FieldErrorf(key, "%s must be between %s and %s (signing keys stay published that long), not %s.", key, MinClientTokenLifetime, maxSigned, v)
+		}
+		return nil
+	}
+	if v := st.SessionLifetime; v != nil && (time.Duration(*v) < minSettingSessionLifetime || time.Duration(*v) > maxSettingDuration) {
+		return FieldErrorf("session_lifetime", "session_lifetime must be between %s and 9600h (400 days), not %s.", minSettingSessionLifetime, v)
 	}
 	if st.Require2FA != nil {
 		switch *st.Require2FA {
@@ -234,6 +271,10 @@ func checkSettings(st Settings, p Policy) error {
 		positive("account_lockout_wait", st.AccountLockoutWait),
 		positive("account_lockout_max_wait", st.AccountLockoutMaxWait),
 		positive("account_lockout_reset", st.AccountLockoutReset),
+		signed("access_token_lifetime", st.AccessTokenLifetime),
+		signed("id_token_lifetime", st.IDTokenLifetime),
+		positive("refresh_token_lifetime", st.RefreshTokenLifetime),
+		positive("refresh_token_idle", st.RefreshTokenIdle),
 	} {
 		if err != nil {
 			return err
@@ -243,6 +284,24 @@ func checkSettings(st Settings, p Policy) error {
 		return FieldErrorf("account_lockout_max_wait", "account_lockout_max_wait must be at least account_lockout_wait (%s), not %s.", p.AccountLockoutWait, p.AccountLockoutMaxWait)
 	}
 	return nil
+}
+
+// signedTokenCeiling is the longest an access or ID token may be given on
+// the settings page: an app's own longest (MaxClientTokenLifetime), or
+// config.toml's lifetimes where they are longer.
+func signedTokenCeiling(defaults Policy) time.Duration {
+	return max(MaxClientTokenLifetime, defaults.AccessTokenLifetime, defaults.IDTokenLifetime)
+}
+
+// MaxSignedTokenLifetime is the longest an access or ID token issued by
+// this process may live: main keeps retired signing keys published that
+// long (plus a margin). Called after LoadSettings, it also covers stored
+// lifetimes above today's ceiling (config.toml lowered since they were
+// set), which stay in force as LoadSettings says; every later change is
+// held to the ceiling.
+func (s *Service) MaxSignedTokenLifetime() time.Duration {
+	p := s.core.policy()
+	return max(signedTokenCeiling(s.core.defaults), p.AccessTokenLifetime, p.IDTokenLifetime)
 }
 
 // storedSettings reads the settings an admin stored; none is the zero
@@ -283,7 +342,7 @@ func (s *AdminService) LoadSettings(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkSettings(st, st.apply(s.defaults)); err != nil {
+	if err := checkSettings(st, st.apply(s.defaults), signedTokenCeiling(s.defaults)); err != nil {
 		s.log.ErrorContext(ctx, "the runtime settings clash with config.toml; change them on the console's settings page", "setting", ErrorField(err), "err", ErrorMessage(err))
 	}
 	s.putInForce(st)
@@ -328,7 +387,7 @@ func (s *AdminService) UpdateSettings(ctx context.Context, actor Actor, ifMatch 
 	if err != nil {
 		return SettingsView{}, "", err
 	}
-	if err := checkSettings(after, after.apply(s.defaults)); err != nil {
+	if err := checkSettings(after, after.apply(s.defaults), signedTokenCeiling(s.defaults)); err != nil {
 		return SettingsView{}, "", err
 	}
 	changes := settingChanges(before, after)

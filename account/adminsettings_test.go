@@ -210,3 +210,124 @@ func TestSettingsClashWithNewDefaults(t *testing.T) {
 		t.Errorf("a change beside the clash: %v", err)
 	}
 }
+
+// The session and token lifetimes are runtime settings: in force at once
+// (the policy the sign-in and the provider read per request), shown with
+// config.toml's defaults, held to their bounds by name, back to the
+// default with null, and audited like the others.
+func TestSettingsLifetimes(t *testing.T) {
+	f := newAdminFixture(t)
+	defaults := account.Policy{
+		SessionLifetime: 720 * time.Hour, AccessTokenLifetime: 15 * time.Minute, IDTokenLifetime: time.Hour,
+		RefreshTokenLifetime: 720 * time.Hour, RefreshTokenIdle: 168 * time.Hour, MaxLoginAttempts: 100, LoginWindow: time.Minute,
+	}
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{Store: f.db, Policy: defaults, Now: f.clock.Now})
+	view, etag, err := svc.Admin.Settings(f.ctx, f.actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *view.Defaults.SessionLifetime != account.Duration(720*time.Hour) || *view.Effective.AccessTokenLifetime != account.Duration(15*time.Minute) ||
+		*view.Defaults.RefreshTokenIdle != account.Duration(168*time.Hour) || view.Stored.IDTokenLifetime != nil {
+		t.Fatalf("before: %+v", view)
+	}
+
+	for _, c := range []struct {
+		key   string
+		value any
+	}{
+		{"session_lifetime", "1m"},
+		{"session_lifetime", "9601h"},
+		{"access_token_lifetime", "30s"},
+		{"access_token_lifetime", "25h"}, // longer than signing keys stay published
+		{"id_token_lifetime", "0s"},
+		{"id_token_lifetime", 3600},
+		{"refresh_token_lifetime", "0s"},
+		{"refresh_token_idle", "-1h"},
+	} {
+		_, _, err := svc.Admin.UpdateSettings(f.ctx, f.actor, etag, settingsPatch(t, map[string]any{c.key: c.value}))
+		if account.ErrorCode(err) != account.Invalid || account.ErrorField(err) != c.key {
+			t.Errorf("%s = %v: %v, want Invalid on %s", c.key, c.value, err, c.key)
+		}
+	}
+	if _, again, _ := svc.Admin.Settings(f.ctx, f.actor); again != etag || svc.Policy().AccessTokenLifetime != 15*time.Minute {
+		t.Fatal("a refused lifetime changed the settings")
+	}
+
+	view, _, err = svc.Admin.UpdateSettings(f.ctx, f.actor, etag, settingsPatch(t, map[string]any{
+		"session_lifetime": "2h", "access_token_lifetime": "2m", "id_token_lifetime": "24h",
+		"refresh_token_lifetime": "48h", "refresh_token_idle": "12h",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := svc.Policy()
+	if p.SessionLifetime != 2*time.Hour || p.AccessTokenLifetime != 2*time.Minute || p.IDTokenLifetime != 24*time.Hour ||
+		p.RefreshTokenLifetime != 48*time.Hour || p.RefreshTokenIdle != 12*time.Hour {
+		t.Fatalf("policy: %+v", p)
+	}
+	if view.Effective.SettingText("access_token_lifetime") != "2m0s" || view.Defaults.SettingText("access_token_lifetime") != "15m0s" {
+		t.Errorf("view: %+v", view)
+	}
+	ev := f.lastEvent("", account.EventSettingsUpdated)
+	want := []storage.AuditChange{
+		{Field: "session_lifetime", After: "2h0m0s"}, {Field: "access_token_lifetime", After: "2m0s"}, {Field: "id_token_lifetime", After: "24h0m0s"},
+		{Field: "refresh_token_lifetime", After: "48h0m0s"}, {Field: "refresh_token_idle", After: "12h0m0s"},
+	}
+	if len(ev.Changes) != len(want) {
+		t.Fatalf("event changes: %+v", ev.Changes)
+	}
+	for i := range want {
+		if ev.Changes[i] != want[i] {
+			t.Errorf("event change %d: %+v, want %+v", i, ev.Changes[i], want[i])
+		}
+	}
+	// The next session lasts the new lifetime.
+	_, sess, err := svc.SignIn.StartSession(f.ctx, f.root, []string{"pwd"}, "192.0.2.1", "test")
+	if err != nil || sess.ExpiresAt.Sub(sess.CreatedAt) != 2*time.Hour {
+		t.Errorf("session: %v, lasts %s", err, sess.ExpiresAt.Sub(sess.CreatedAt))
+	}
+
+	// null: back to config.toml's default.
+	view, _, err = svc.Admin.UpdateSettings(f.ctx, f.actor, "", account.SettingsPatch{"access_token_lifetime": json.RawMessage("null"), "session_lifetime": json.RawMessage("null")})
+	if err != nil || view.Stored.AccessTokenLifetime != nil || svc.Policy().AccessTokenLifetime != 15*time.Minute || svc.Policy().SessionLifetime != 720*time.Hour {
+		t.Fatalf("reset: %v %+v", err, view.Stored)
+	}
+	if ev := f.lastEvent("", account.EventSettingsUpdated); len(ev.Changes) != 2 || ev.Changes[1] != (storage.AuditChange{Field: "access_token_lifetime", Before: "2m0s"}) {
+		t.Errorf("reset event: %+v", ev.Changes)
+	}
+}
+
+// Access and ID tokens are signed: their lifetimes may reach config.toml's
+// where that is longer than an app's longest, and a stored lifetime above
+// a ceiling lowered since stays in force, reported by
+// MaxSignedTokenLifetime so main keeps retired signing keys that long.
+func TestSettingsSignedTokenCeiling(t *testing.T) {
+	f := newAdminFixture(t)
+	long := account.Policy{AccessTokenLifetime: 48 * time.Hour, IDTokenLifetime: time.Hour, MaxLoginAttempts: 100, LoginWindow: time.Minute}
+	first, _ := account.NewTestService(t, account.TestServiceOptions{Store: f.db, Policy: long})
+	if got := first.MaxSignedTokenLifetime(); got != 48*time.Hour {
+		t.Errorf("ceiling with a 48h default: %s", got)
+	}
+	if _, _, err := first.Admin.UpdateSettings(f.ctx, f.actor, "", settingsPatch(t, map[string]any{"id_token_lifetime": "49h"})); account.ErrorField(err) != "id_token_lifetime" {
+		t.Errorf("ID token above config.toml's access lifetime: %v", err)
+	}
+	if _, _, err := first.Admin.UpdateSettings(f.ctx, f.actor, "", settingsPatch(t, map[string]any{"id_token_lifetime": "30h"})); err != nil {
+		t.Fatalf("30h under a 48h default: %v", err)
+	}
+
+	short := long
+	short.AccessTokenLifetime = 15 * time.Minute // config.toml lowered since
+	again, _ := account.NewTestService(t, account.TestServiceOptions{Store: f.db, Policy: short})
+	if got := again.MaxSignedTokenLifetime(); got != account.MaxClientTokenLifetime {
+		t.Errorf("ceiling before the stored settings load: %s", got)
+	}
+	if err := again.Admin.LoadSettings(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p := again.Policy(); p.IDTokenLifetime != 30*time.Hour {
+		t.Errorf("stored ID token lifetime not in force: %s", p.IDTokenLifetime)
+	}
+	if got := again.MaxSignedTokenLifetime(); got != 30*time.Hour {
+		t.Errorf("retention after loading a 30h ID token lifetime: %s", got)
+	}
+}

@@ -78,6 +78,16 @@ type Policy struct {
 	// Beyond that, sign-ins get 503 with Retry-After.
 	HashConcurrency int
 	HashQueue       int
+
+	// The lifetimes of what the provider issues where an app has none of
+	// its own (config.toml's [tokens]); the provider asks for them per
+	// request (Service.Policy), so a change on the settings page applies
+	// to the next token. RefreshTokenLifetime is a refresh-token family's
+	// absolute life, RefreshTokenIdle how long it may go unused.
+	AccessTokenLifetime  time.Duration
+	IDTokenLifetime      time.Duration
+	RefreshTokenLifetime time.Duration
+	RefreshTokenIdle     time.Duration
 }
 
 // Service is the account rules, one area service per exported field:

@@ -31,6 +31,11 @@ var settingLabels = map[string]string{
 	"account_lockout_wait":           "First wait",
 	"account_lockout_max_wait":       "Longest wait",
 	"account_lockout_reset":          "Failures forgotten after",
+	"session_lifetime":               "Sign-in lasts (session lifetime)",
+	"access_token_lifetime":          "Access token lifetime",
+	"id_token_lifetime":              "ID token lifetime",
+	"refresh_token_lifetime":         "Refresh tokens end after (from sign-in)",
+	"refresh_token_idle":             "Refresh tokens end when unused for",
 }
 
 // settingWords are how the page says the values of checkboxes and choices.

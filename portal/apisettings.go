@@ -27,6 +27,11 @@ type settingsJSON struct {
 	AccountLockoutWait         *string `json:"account_lockout_wait,omitempty"`
 	AccountLockoutMaxWait      *string `json:"account_lockout_max_wait,omitempty"`
 	AccountLockoutReset        *string `json:"account_lockout_reset,omitempty"`
+	SessionLifetime            *string `json:"session_lifetime,omitempty"`
+	AccessTokenLifetime        *string `json:"access_token_lifetime,omitempty"`
+	IDTokenLifetime            *string `json:"id_token_lifetime,omitempty"`
+	RefreshTokenLifetime       *string `json:"refresh_token_lifetime,omitempty"`
+	RefreshTokenIdle           *string `json:"refresh_token_idle,omitempty"`
 }
 
 // settingsPatchJSON documents PATCH /settings: the keys of settingsJSON,
@@ -44,6 +49,11 @@ type settingsPatchJSON struct {
 	AccountLockoutWait         any `json:"account_lockout_wait,omitempty"`
 	AccountLockoutMaxWait      any `json:"account_lockout_max_wait,omitempty"`
 	AccountLockoutReset        any `json:"account_lockout_reset,omitempty"`
+	SessionLifetime            any `json:"session_lifetime,omitempty"`
+	AccessTokenLifetime        any `json:"access_token_lifetime,omitempty"`
+	IDTokenLifetime            any `json:"id_token_lifetime,omitempty"`
+	RefreshTokenLifetime       any `json:"refresh_token_lifetime,omitempty"`
+	RefreshTokenIdle           any `json:"refresh_token_idle,omitempty"`
 }
 
 type settingsViewJSON struct {
@@ -67,6 +77,9 @@ func settingsOut(st account.Settings) settingsJSON {
 		LoginWindow: dur(st.LoginWindow), AccountLockoutFailures: st.AccountLockoutFailures,
 		AccountLockoutWait: dur(st.AccountLockoutWait), AccountLockoutMaxWait: dur(st.AccountLockoutMaxWait),
 		AccountLockoutReset: dur(st.AccountLockoutReset),
+		SessionLifetime:     dur(st.SessionLifetime), AccessTokenLifetime: dur(st.AccessTokenLifetime),
+		IDTokenLifetime: dur(st.IDTokenLifetime), RefreshTokenLifetime: dur(st.RefreshTokenLifetime),
+		RefreshTokenIdle: dur(st.RefreshTokenIdle),
 	}
 }
 

@@ -66,6 +66,9 @@ type opStorage struct {
 	floodLog *slog.Logger
 	// secrets makes parallel checks of one client secret one guess.
 	secrets *throttle.Guesses[clientCheck]
+	// lifeNow, when set, replaces life (Options.LifetimesInForce); read
+	// them through inForce.
+	lifeNow func() Lifetimes
 }
 
 var (
@@ -126,7 +129,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		HintUserID:          hintUserID,
 		ACRValues:           req.ACRValues,
 		CreatedAt:           now,
-		ExpiresAt:           now.Add(s.life.AuthRequest),
+		ExpiresAt:           now.Add(s.inForce().AuthRequest),
 		Origin:              originOf(clientip.FromContext(ctx)),
 		OriginGroup:         originGroupOf(clientip.FromContext(ctx)),
 	}
@@ -261,7 +264,7 @@ func (s *opStorage) createCodeTokens(ctx context.Context, r *authRequest, access
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	// The code lives only briefly: the request's life is shortened to the code's.
-	err := s.store.IssueCode(ctx, id, account.HashSecret(code), s.now().Add(s.life.Code))
+	err := s.store.IssueCode(ctx, id, account.HashSecret(code), s.now().Add(s.inForce().Code))
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
 		// One request, one code: a replayed callback URL gets nothing.
 		return oidc.ErrInvalidRequest().WithDescription("authorization request not found, expired or already answered")
@@ -306,13 +309,21 @@ func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID
 	return t
 }
 
+// inForce are the server's lifetimes for this request.
+func (s *opStorage) inForce() Lifetimes {
+	if s.lifeNow != nil {
+		return s.lifeNow()
+	}
+	return s.life
+}
+
 // lifetimes are the lifetimes of what client id is issued: its own where
 // an admin set them, the server's otherwise. The client was read already
 // in this request (the memo), to authenticate it or for its grant; if it
 // is gone meanwhile, the server's apply, and its tokens fail at their
 // next use, which looks the client up.
 func (s *opStorage) lifetimes(ctx context.Context, id string) Lifetimes {
-	life := s.life
+	life := s.inForce()
 	if c, err := s.getClient(ctx, id); err == nil {
 		life.Access = cmp.Or(c.AccessTokenLifetime, life.Access)
 		life.ID = cmp.Or(c.IDTokenLifetime, life.ID)
@@ -323,7 +334,7 @@ func (s *opStorage) lifetimes(ctx context.Context, id string) Lifetimes {
 
 // opClient adapts c for zitadel, with its ID-token lifetime.
 func (s *opStorage) opClient(c storage.Client) *client {
-	return &client{c: c, loginURL: s.loginURL, idLifetime: cmp.Or(c.IDTokenLifetime, s.life.ID)}
+	return &client{c: c, loginURL: s.loginURL, idLifetime: cmp.Or(c.IDTokenLifetime, s.inForce().ID)}
 }
 
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
@@ -344,7 +355,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if r, ok := req.(*refreshRequest); ok && r.retry {
 		return s.reissueRefresh(ctx, r, current)
 	}
-	now := s.now()
+	now, life := s.now(), s.inForce()
 	secret, key := newRefreshToken()
 	next := storage.RefreshToken{
 		Hash:      key,
@@ -369,14 +380,14 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		// The family keeps its original scopes even when this request narrowed them.
 		next.Scopes = r.rt.Scopes
 		next.ExpiresAt = r.rt.ExpiresAt
-		if s.life.RefreshReuseGrace > 0 {
+		if life.RefreshReuseGrace > 0 {
 			next.SealedValue = s.tokens.sealRefresh(secret, key)
-			next.GraceUntil = now.Add(s.life.RefreshReuseGrace)
+			next.GraceUntil = now.Add(life.RefreshReuseGrace)
 		}
 	default:
 		return "", "", time.Time{}, oidc.ErrInvalidRequest().WithDescription("refresh tokens are not issued for this grant")
 	}
-	next.IdleExpiresAt = now.Add(s.life.RefreshIdle)
+	next.IdleExpiresAt = now.Add(life.RefreshIdle)
 	if next.IdleExpiresAt.After(next.ExpiresAt) {
 		next.IdleExpiresAt = next.ExpiresAt
 	}
@@ -397,7 +408,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	if errors.Is(err, storage.ErrNotFound) {
 		// Another request rotated this token a moment ago. Within the
 		// grace that is a retry: look again, and hand out its successor.
-		if r, ok := req.(*refreshRequest); ok && s.life.RefreshReuseGrace > 0 {
+		if r, ok := req.(*refreshRequest); ok && life.RefreshReuseGrace > 0 {
 			if rt, gerr := s.store.GetRefreshToken(ctx, refreshKey(current)); gerr == nil && rt.Hash != refreshKey(current) {
 				r.rt, r.retry = rt, true
 				return s.reissueRefresh(ctx, r, current)

@@ -61,6 +61,11 @@ type Options struct {
 	// PendingSignIns bounds the authorization requests waiting for a
 	// sign-in, per client address and in all ([limits] in config.toml).
 	PendingSignIns storage.PendingLimits
+	// LifetimesInForce, when set, is asked for the lifetimes at each
+	// request instead of Lifetimes, so lifetimes changed while Keyport
+	// runs (the runtime settings) apply to the next token. An app's own
+	// lifetimes still win over either.
+	LifetimesInForce func() Lifetimes
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -148,6 +153,7 @@ func New(o Options) (*Provider, error) {
 		store:    o.Store,
 		keys:     o.Keys,
 		life:     o.Lifetimes,
+		lifeNow:  o.LifetimesInForce,
 		loginURL: o.Issuer + o.LoginPath + "?authRequestID=",
 		issuer:   o.Issuer,
 		now:      o.Now,

@@ -928,6 +928,7 @@ type SweepReport struct {
 	Credentials   int
 	Throttles     int
 	ReservedNames int // reservations of deleted users' names that ended
+	Outbox        int // delivered and failed outbox messages past OutboxRetention
 }
 
 // Store is every record kind together. Consumers should accept the narrow
@@ -950,6 +951,7 @@ type Store interface {
 	Throttles
 	Audit
 	Groups
+	Outbox
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)
@@ -1052,4 +1054,119 @@ type Audit interface {
 	// SweepAudit deletes the events older than before (retention), with
 	// their indexes, in bounded transactions, and returns how many went.
 	SweepAudit(ctx context.Context, before time.Time) (int, error)
+}
+
+// Outbox message states.
+const (
+	OutboxPending   = "pending"   // waiting for (another) delivery attempt
+	OutboxDelivered = "delivered" // the receiver accepted it
+	OutboxFailed    = "failed"    // given up: a permanent error, or its Deadline passed
+)
+
+const (
+	// MaxOutboxPayloadBytes bounds OutboxMessage.Payload; EnqueueOutbox
+	// refuses a larger one with ErrTooLarge. A mail with its HTML part or
+	// a webhook's JSON fits well within it.
+	MaxOutboxPayloadBytes = 64 << 10
+	// MaxOutboxID bounds an outbox message's ID and Kind, in bytes.
+	MaxOutboxID = 128
+	// MaxOutboxError bounds the stored LastError, in bytes: it comes from
+	// what a remote server answered, so the store cuts it (at a character
+	// boundary) rather than refuse the update.
+	MaxOutboxError = 1024
+	// DefaultOutboxLifetime is how long a message is retried when its
+	// producer sets no Deadline: EnqueueOutbox sets CreatedAt plus it.
+	DefaultOutboxLifetime = 24 * time.Hour
+	// OutboxRetention is how long Sweep keeps a delivered or failed
+	// message (from its DeliveredAt, or the time it failed), so admins can
+	// look into what went out or why it did not.
+	OutboxRetention = 30 * 24 * time.Hour
+	// DefaultOutboxLimit and MaxOutboxLimit bound a page of ListOutbox and
+	// a ClaimOutbox.
+	DefaultOutboxLimit = 100
+	MaxOutboxLimit     = 500
+)
+
+// OutboxMessage is one thing to send out (a mail, a webhook call, a
+// back-channel logout), committed in the same transaction as the change
+// that causes it and delivered later by package outbox, at least once.
+type OutboxMessage struct {
+	// ID is unique, time-ordered (account.NewOrderedID) and stable across
+	// attempts: receivers de-duplicate on it. The producer makes it.
+	ID string `json:"id"`
+	// Kind picks the deliverer: "mail", "webhook", "backchannel_logout".
+	Kind string `json:"kind"`
+	// Payload is opaque to the store. Secrets in it (a reset link is one)
+	// are sealed by the producer.
+	Payload   []byte    `json:"payload,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// NextAttemptAt is when the message is due (zero at enqueue: at once).
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+	// Deadline is when retries stop and the message fails (zero at
+	// enqueue: CreatedAt + DefaultOutboxLifetime).
+	Deadline time.Time `json:"deadline"`
+	// Attempts counts the delivery attempts made so far: CompleteOutbox,
+	// RetryOutbox and FailOutbox each count one.
+	Attempts int `json:"attempts,omitempty"`
+	// LastError is why the last attempt failed; at most MaxOutboxError bytes.
+	LastError string `json:"last_error,omitempty"`
+	// State is OutboxPending, OutboxDelivered or OutboxFailed.
+	State string `json:"state"`
+	// DeliveredAt is when it was delivered, or failed for good.
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	// LeaseUntil: a worker holds the message (ClaimOutbox) until then, and
+	// no other worker gets it meanwhile.
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+}
+
+// OutboxQuery selects messages for ListOutbox. Empty fields do not filter.
+type OutboxQuery struct {
+	State string // OutboxPending, OutboxDelivered or OutboxFailed
+	Kind  string
+	// Cursor continues a previous ListOutbox of the same filters; "" starts
+	// with the newest message.
+	Cursor string
+	// Limit is the page size: DefaultOutboxLimit when <= 0, at most
+	// MaxOutboxLimit.
+	Limit int
+}
+
+// Outbox persists messages on their way out. Every message is due at
+// the later of its NextAttemptAt and its LeaseUntil, and stores keep an
+// index by that time, so claiming reads due messages only, however many
+// wait.
+type Outbox interface {
+	// EnqueueOutbox stores new pending messages, all or none. An empty or
+	// over-long ID or Kind, a NUL in either, a zero CreatedAt, or a message
+	// that is not new (a State other than "" or OutboxPending, Attempts,
+	// LeaseUntil or DeliveredAt set) gives ErrInvalid; a Payload larger
+	// than MaxOutboxPayloadBytes ErrTooLarge; an ID that is taken (or
+	// given twice) ErrConflict. None of them stores anything.
+	EnqueueOutbox(ctx context.Context, msgs ...OutboxMessage) error
+	// ClaimOutbox leases up to limit (at most MaxOutboxLimit) pending
+	// messages that are due at now (NextAttemptAt and LeaseUntil not after
+	// it) to the caller until now+lease, earliest due first, in one
+	// transaction: a second claim before the lease ends does not get
+	// them. A lease that ends unfinished makes the message due again.
+	ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error)
+	// CompleteOutbox marks a pending message delivered at at (counting
+	// the attempt and ending the lease).
+	// CompleteOutbox, RetryOutbox and FailOutbox give ErrNotFound for an
+	// unknown ID and ErrConflict for a message that is no longer pending
+	// (another worker finished it after this one's lease ended); neither
+	// changes anything.
+	CompleteOutbox(ctx context.Context, id string, at time.Time) error
+	// RetryOutbox counts a failed attempt, records lastErr, ends the lease
+	// and makes the message due at next.
+	RetryOutbox(ctx context.Context, id string, next time.Time, lastErr string) error
+	// FailOutbox gives the message up at at: it counts the attempt,
+	// records lastErr and leaves it failed for admins to see.
+	FailOutbox(ctx context.Context, id string, at time.Time, lastErr string) error
+	// ListOutbox returns the messages matching q, newest first (by ID,
+	// which is time-ordered), and the cursor of the next page ("" when
+	// there is none). A query by State reads only that state's messages.
+	// A page may hold fewer than Limit messages while the cursor is not
+	// "": each call does bounded work. A cursor that is malformed or comes
+	// from a query with other filters gives ErrInvalid.
+	ListOutbox(ctx context.Context, q OutboxQuery) ([]OutboxMessage, string, error)
 }

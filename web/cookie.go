@@ -22,6 +22,11 @@ const (
 // may be kept in it under keys of their own.
 func (s *Web) Cookie(r *http.Request) *sessions.Session {
 	sess, _ := s.cookies.Get(r, s.opts.CookieName)
+	if life := s.opts.SessionLifetime; life != nil && sess.Options.MaxAge >= 0 {
+		// Each request's cookie carries the lifetime in force now (a
+		// negative Max-Age deletes the cookie and stays).
+		sess.Options.MaxAge = int(life().Seconds())
+	}
 	return sess
 }
 

@@ -24,4 +24,10 @@ var deConsoleSettings = map[string]string{
 	"Failures forgotten after":                        "Fehlschläge vergessen nach",
 	"Everyone":                                        "Alle",
 	"Administrators only":                             "Nur Administratoren",
+	"Sign-in lasts (session lifetime)":                "Anmeldung gilt (Sitzungsdauer)",
+	"Access token lifetime":                           "Lebensdauer der Access-Tokens",
+	"ID token lifetime":                               "Lebensdauer der ID-Tokens",
+	"Refresh tokens end after (from sign-in)":         "Refresh-Tokens enden nach (ab der Anmeldung)",
+	"Refresh tokens end when unused for":              "Refresh-Tokens enden nach Nichtbenutzung von",
+	"Lifetimes apply to the sessions and tokens issued from now on; apps with token lifetimes of their own keep them.": "Lebensdauern gelten für Sitzungen und Tokens, die ab jetzt ausgestellt werden; Apps mit eigenen Token-Lebensdauern behalten diese.",
 }

@@ -22,11 +22,14 @@ type Options struct {
 	Issuer    string // public URL, shown on every page
 	Templates fs.FS  // *.html and static/
 	// CookieKey signs the browser's cookie (32 or 64 random bytes).
-	CookieKey       []byte
-	CookieName      string
-	CookieSecure    bool
-	CookieSameSite  http.SameSite
-	SessionLifetime time.Duration
+	CookieKey      []byte
+	CookieName     string
+	CookieSecure   bool
+	CookieSameSite http.SameSite
+	// SessionLifetime is the cookie's Max-Age, asked each time a cookie
+	// is written, so a lifetime changed while Keyport runs applies to the
+	// next cookie; nil writes cookies that end with the browser session.
+	SessionLifetime func() time.Duration
 	Logger          *slog.Logger
 }
 
@@ -38,6 +41,11 @@ type Web struct {
 	static  fs.FS
 	log     *slog.Logger
 }
+
+// maxCookieAge is the oldest signature a cookie may carry, in seconds:
+// the longest a browser keeps a cookie, and the runtime settings' longest
+// session lifetime.
+const maxCookieAge = 400 * 24 * 60 * 60
 
 // requiredPages must exist; every other *.html beside layout.html is parsed
 // as a page too, so an area adds a page by adding its template.
@@ -106,9 +114,14 @@ func New(o Options) (*Web, error) {
 	}
 
 	s.cookies = sessions.NewCookieStore(o.CookieKey)
+	// The signature's own age limit (gorilla's default is 30 days) must
+	// not end a sign-in before its session does: the session's expiry,
+	// kept on the server, ends it, and its lifetime may be set up to 400
+	// days while Keyport runs, as long as browsers keep a cookie (RFC
+	// 6265bis caps Max-Age there). Options below set the cookie's Max-Age.
+	s.cookies.MaxAge(maxCookieAge)
 	s.cookies.Options = &sessions.Options{
 		Path:     "/",
-		MaxAge:   int(o.SessionLifetime.Seconds()),
 		HttpOnly: true,
 		Secure:   o.CookieSecure,
 		SameSite: o.CookieSameSite,

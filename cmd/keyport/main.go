@@ -28,6 +28,7 @@ import (
 	"github.com/keyport/keyport/control"
 	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/loglimit"
+	"github.com/keyport/keyport/outbox"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/seal"
@@ -58,6 +59,9 @@ type Main struct {
 	// Config.Listen (tests pass a loopback listener on a free port).
 	Listener net.Listener
 	Now      func() time.Time
+	// Outbox delivers the store's outbox while serve runs; producers
+	// register their deliverers (Handle) in load, before Run.
+	Outbox *outbox.Worker
 
 	db     *bolt.DB
 	sealer *seal.Sealer
@@ -132,6 +136,11 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		AccountLockoutReset:        cfg.Limits.AccountLockoutReset.Duration,
 		HashConcurrency:            cfg.Limits.PasswordHashConcurrency,
 		HashQueue:                  hashQueue(cfg.Limits.PasswordHashQueue),
+
+		AccessTokenLifetime:  cfg.Tokens.Access.Duration,
+		IDTokenLifetime:      cfg.Tokens.ID.Duration,
+		RefreshTokenLifetime: cfg.Tokens.Refresh.Duration,
+		RefreshTokenIdle:     cfg.Tokens.RefreshIdle.Duration,
 	}, now, log)
 	if err != nil {
 		m.db.Close()
@@ -352,10 +361,21 @@ func (m *Main) load() error {
 
 		RefreshReuseGrace: cfg.Tokens.RefreshReuseGrace.Duration,
 	}
+	// The lifetimes an admin may change while Keyport runs (the runtime
+	// settings) come from the account policy in force, asked per request;
+	// the code's and the authorization request's stay config.toml's.
+	lifeInForce := func() provider.Lifetimes {
+		p, l := m.Accounts.Policy(), life
+		l.Access, l.ID, l.Refresh, l.RefreshIdle = p.AccessTokenLifetime, p.IDTokenLifetime, p.RefreshTokenLifetime, p.RefreshTokenIdle
+		return l
+	}
 	// An app may be given longer-lived tokens than the defaults, up to
-	// account.MaxClientTokenLifetime: retired keys stay published as long.
-	keep := max(life.Access, life.ID, account.MaxClientTokenLifetime) + 5*time.Minute
+	// account.MaxClientTokenLifetime, and the settings as long as that or
+	// config.toml's: retired keys stay published as long as any token
+	// signed with them can live.
+	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
+	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now})
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
@@ -380,7 +400,7 @@ func (m *Main) load() error {
 		CookieName:      cfg.Session.CookieName,
 		CookieSecure:    cfg.SecureCookie(),
 		CookieSameSite:  sameSite,
-		SessionLifetime: cfg.Session.Lifetime.Duration,
+		SessionLifetime: func() time.Duration { return m.Accounts.Policy().SessionLifetime },
 		Logger:          log,
 	})
 	if err != nil {
@@ -426,6 +446,8 @@ func (m *Main) load() error {
 		Throttle:       m.Accounts.Throttle(),
 		CheckRefresh:   m.Accounts.SignIn.CheckRefreshNetwork,
 		PendingSignIns: pending,
+
+		LifetimesInForce: lifeInForce,
 	})
 	if err != nil {
 		return err
@@ -478,7 +500,14 @@ func (m *Main) Run(ctx context.Context) error {
 	// has stopped.
 	var probing sync.WaitGroup
 	defer probing.Wait()
+	// Deliveries under way end with bg; Run returns once their outcomes
+	// are recorded (or, cut short, left to their lease), before Close.
+	var delivering sync.WaitGroup
+	defer delivering.Wait()
 	defer cancel()
+	if m.Outbox != nil {
+		delivering.Go(func() { m.Outbox.Run(bg) })
+	}
 	go m.Keys.Run(bg)
 	go m.sweep(bg)
 	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
 )
@@ -121,4 +124,92 @@ func TestSettingsRequire2FAForAdmins(t *testing.T) {
 	if code, _ := rp.signIn(newBrowser(t), "alice", oauthScope("openid")); code == "" {
 		t.Fatal("a non-admin got no code")
 	}
+}
+
+// The session and token lifetimes set through the API apply without a
+// restart: the next token's exp and expires_in, the next refresh token's
+// end, the next sign-in's cookie Max-Age and session record; an app with
+// lifetimes of its own keeps them.
+func TestSettingsLifetimesTakeEffectAtOnce(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, _, _ := adminTokens(t, srv) // root (admin) and alice
+	app := srv.createClient(account.NewClient{ID: "crm", SkipConsent: true, AccessTokenJWT: true})
+	app.oauth.Scopes = []string{"openid", "offline_access"}
+	own := srv.createClient(account.NewClient{ID: "own", SkipConsent: true, AccessTokenJWT: true})
+	srv.editClient("own", account.ClientPatch{AccessTokenLifetime: ptr(7 * time.Minute)})
+
+	if got := sessionCookieMaxAge(t, srv, "alice"); got != int((720 * time.Hour).Seconds()) {
+		t.Fatalf("session cookie Max-Age before the change: %d, want config.toml's 720h", got)
+	}
+	status, _, view := apiCall(t, srv, http.MethodPatch, "/api/v1/settings", rw, "application/json",
+		`{"access_token_lifetime":"2m","id_token_lifetime":"3m","refresh_token_lifetime":"90m","session_lifetime":"2h"}`)
+	if status != http.StatusOK {
+		t.Fatalf("PATCH: %d %v", status, view)
+	}
+	if eff, def := view["effective"].(map[string]any), view["defaults"].(map[string]any); eff["access_token_lifetime"] != "2m0s" || def["access_token_lifetime"] != "15m0s" || def["session_lifetime"] != "720h0m0s" {
+		t.Errorf("settings after the change: %v", view)
+	}
+
+	tok := app.tokens("alice")
+	if in, _ := tok.Extra("expires_in").(float64); in < 115 || in > 120 {
+		t.Errorf("expires_in = %v, want the new 2 minutes", tok.Extra("expires_in"))
+	}
+	var at struct{ Exp, Iat int64 }
+	if err := json.Unmarshal(jwtPayload(t, tok.AccessToken), &at); err != nil || at.Exp-at.Iat < 119 || at.Exp-at.Iat > 121 {
+		t.Errorf("JWT access token exp-iat = %d (%v), want 120", at.Exp-at.Iat, err)
+	}
+	if id := idTokenClaims(t, app, tok); id["exp"].(float64)-id["iat"].(float64) != 180 {
+		t.Errorf("ID token exp-iat = %v, want the new 3 minutes", id["exp"].(float64)-id["iat"].(float64))
+	}
+	status, _, intro := srv.postForm("/oauth/introspect", url.Values{"token": {tok.RefreshToken}}, app.ID, app.Secret)
+	if left := time.Until(time.Unix(int64(intro["exp"].(float64)), 0)); status != http.StatusOK || left < 89*time.Minute || left > 90*time.Minute {
+		t.Errorf("refresh token ends in %s (%d %v), want the new 90 minutes", left, status, intro)
+	}
+	if in, _ := own.tokens("alice").Extra("expires_in").(float64); in < 415 || in > 420 {
+		t.Errorf("expires_in of the app with its own lifetime = %v, want its 7 minutes", in)
+	}
+
+	if got := sessionCookieMaxAge(t, srv, "alice"); got != 7200 {
+		t.Errorf("session cookie Max-Age after the change: %d, want 7200", got)
+	}
+	alice, err := srv.Main.Store.GetUserByLogin(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, err := srv.Main.Store.ListUserSessions(context.Background(), alice.ID)
+	if err != nil || len(sessions) == 0 {
+		t.Fatalf("sessions: %v %v", sessions, err)
+	}
+	newest := sessions[0]
+	for _, s := range sessions {
+		if s.CreatedAt.After(newest.CreatedAt) {
+			newest = s
+		}
+	}
+	if d := newest.ExpiresAt.Sub(newest.CreatedAt); d != 2*time.Hour {
+		t.Errorf("the newest session lasts %s, want the new 2h", d)
+	}
+}
+
+// sessionCookieMaxAge signs login in on the portal and returns the Max-Age
+// of the cookie the sign-in sets.
+func sessionCookieMaxAge(t *testing.T, srv *testServer, login string) int {
+	t.Helper()
+	b := newBrowser(t)
+	p := b.get(srv.URL + "/login")
+	form := formFields(p.Body)
+	form.Set("login", login)
+	form.Set("password", testPassword)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	stay := *b.client // its cookies, but the sign-in's own answer
+	stay.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp := mustFetch(t, &stay, req)
+	for _, c := range (&http.Response{Header: resp.Header}).Cookies() {
+		if c.Name == srv.Main.Config.Session.CookieName {
+			return c.MaxAge
+		}
+	}
+	t.Fatalf("the sign-in set no session cookie: %v", resp)
+	return 0
 }

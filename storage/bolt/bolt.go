@@ -499,7 +499,11 @@ var (
 	bGroups            = []byte("groups")         // group ID → Group
 	bGroupsByName      = []byte("groups_by_name") // Fold(name) → group ID
 	bReservedNames     = []byte("reserved_names") // lower(username or email) → reservation
-	emptyValue         = []byte{}
+	// The outbox (outbox.go): message ID → OutboxMessage, and its indexes.
+	bOutbox        = []byte("outbox")
+	bOutboxDue     = []byte("outbox_due")      // nanos(due) message ID → "", pending messages only
+	bOutboxByState = []byte("outbox_by_state") // state NUL message ID → ""
+	emptyValue     = []byte{}
 
 	// cid NUL kind NUL key → "": an app's tokens, grants and credentials (clientrecords.go)
 	bClientRecords = []byte("client_records")
@@ -510,7 +514,8 @@ var (
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
-		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames, bClientRecords}
+		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames, bClientRecords,
+		bOutbox, bOutboxDue, bOutboxByState}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -535,6 +540,7 @@ const (
 	expThrottle     byte = 'r'
 	expRefreshGrace byte = 'g' // keyed by refresh token hash; drops its sealed value
 	expReservedName byte = 'n' // keyed by the reserved name
+	expOutbox       byte = 'm' // keyed by message ID, at DeliveredAt + storage.OutboxRetention
 )
 
 // Schema.
@@ -592,6 +598,14 @@ var migrations = []func(tx *bbolt.Tx) error{
 			return fmt.Errorf("create bucket %s: %w", bClientRecords, err)
 		}
 		return indexClientRecordsTx(tx)
+	},
+	8: func(tx *bbolt.Tx) error { // the durable outbox
+		for _, name := range [][]byte{bOutbox, bOutboxDue, bOutboxByState} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
 	},
 }
 

@@ -386,6 +386,7 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 		wantExpiry(expReservedName, r.Until, string(k))
 		return nil
 	})
+	errs = append(errs, checkOutboxIndexes(tx, wantExpiry)...)
 	for k := range expiries {
 		fail("stray expiry entry %q", k)
 	}

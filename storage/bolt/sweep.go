@@ -21,8 +21,9 @@ type sweeper func(tx *bbolt.Tx, key string, rep *storage.SweepReport) (int, erro
 // access tokens, refresh-token families whose absolute or idle deadline has
 // passed (every link, rotated ones included, and their access tokens),
 // sessions, one-time tokens, expired credentials and throttle records,
-// ended reservations of deleted users' names, and login attempts older
-// than 90 days. It works
+// ended reservations of deleted users' names, login attempts older
+// than 90 days, and delivered or failed outbox messages older than
+// storage.OutboxRetention. It works
 // in transactions of about 1000 deletions so writers never wait long.
 //
 // The report counts records: RefreshTokens includes rotated links, and
@@ -46,6 +47,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 		{d.db, expThrottle, now, sweepThrottle},
 		{d.db, expRefreshGrace, now, sweepRefreshGrace},
 		{d.db, expReservedName, now, sweepReservedName},
+		{d.db, expOutbox, now, sweepOutbox},
 	}
 	var rep storage.SweepReport
 	for _, s := range steps {
@@ -55,7 +57,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 	}
 	d.log.Debug("swept expired records",
 		"auth_requests", rep.AuthRequests, "access_tokens", rep.AccessTokens, "refresh_tokens", rep.RefreshTokens,
-		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials, "throttles", rep.Throttles, "reserved_names", rep.ReservedNames)
+		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials, "throttles", rep.Throttles, "reserved_names", rep.ReservedNames, "outbox", rep.Outbox)
 	return rep, nil
 }
 
@@ -106,6 +108,7 @@ func (d *DB) sweepKind(ctx context.Context, db *guardedDB, kind byte, cutoff tim
 		total.Credentials += part.Credentials
 		total.Throttles += part.Throttles
 		total.ReservedNames += part.ReservedNames
+		total.Outbox += part.Outbox
 		if !more {
 			return nil
 		}

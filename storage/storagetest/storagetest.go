@@ -64,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Sweep", sweepTests},
 		{"Backup", backupTests},
 		{"ImportUsers", importUserTests},
+		{"Outbox", outboxTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
