@@ -20,6 +20,7 @@ type Store interface {
 	storage.Throttles
 	storage.Audit
 	AdminStore
+	MailStore
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
