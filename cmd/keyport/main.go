@@ -613,6 +613,9 @@ func (m *Main) Close() error {
 	if m.db == nil {
 		return nil
 	}
+	if m.Accounts != nil {
+		m.Accounts.Mail.Wait() // password-reset requests still writing
+	}
 	err := m.db.Close()
 	m.db = nil
 	return err
