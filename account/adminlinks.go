@@ -247,7 +247,7 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 	}
 	now := s.now()
 	u, err = s.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
-		if u.Source != "" {
+		if u.Source != "" || u.System {
 			return u, s.passwordElsewhere(u)
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now

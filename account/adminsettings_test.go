@@ -287,7 +287,9 @@ func TestSettingsLifetimes(t *testing.T) {
 		t.Errorf("session: %v, lasts %s", err, sess.ExpiresAt.Sub(sess.CreatedAt))
 	}
 
-	// null: back to config.toml's default.
+	// null: back to config.toml's default. (The clock moves, so the two
+	// events have an order.)
+	f.clock.Add(time.Second)
 	view, _, err = svc.Admin.UpdateSettings(f.ctx, f.actor, "", account.SettingsPatch{"access_token_lifetime": json.RawMessage("null"), "session_lifetime": json.RawMessage("null")})
 	if err != nil || view.Stored.AccessTokenLifetime != nil || svc.Policy().AccessTokenLifetime != 15*time.Minute || svc.Policy().SessionLifetime != 720*time.Hour {
 		t.Fatalf("reset: %v %+v", err, view.Stored)

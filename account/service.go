@@ -20,6 +20,7 @@ type Store interface {
 	storage.Throttles
 	storage.Audit
 	AdminStore
+	MailStore
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -102,6 +103,8 @@ type Service struct {
 	// Admin is administrators acting on users (adminedit.go,
 	// adminactions.go, adminlinks.go).
 	Admin *AdminService
+	// Mail sends what needs mail (a forgotten password), through the outbox.
+	Mail *MailService
 
 	core *core
 }
@@ -148,6 +151,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
 		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, settings: store},
+		Mail:        &MailService{core: c, store: store, limits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)},
 		core:        c,
 	}, nil
 }

@@ -139,12 +139,13 @@ type loginData struct {
 	Login         string
 	Error         string
 	ShowPasskey   bool
+	ShowForgot    bool // mail is configured: offer the forgotten-password page
 	Upstream      []upstreamButton
 	Notice        string // what just happened (signed out everywhere)
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{Base: s.web.Base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), Upstream: s.upstreamButtons()}
+	d := &loginData{Base: s.web.Base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), ShowForgot: s.acct.Mail.Enabled(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 		if r.URL.Query().Get("done") == "signed-out-everywhere" {

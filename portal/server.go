@@ -180,6 +180,7 @@ func (s *Server) routes() (*mux.Router, error) {
 
 	// /invite, /reset-password: the one-time links an administrator hands out.
 	s.registerPasswordLinkRoutes(t)
+	s.registerForgotPasswordRoutes(t) // /forgot-password: a reset link by mail
 	if err := errors.Join(t.shared.errs...); err != nil {
 		return nil, fmt.Errorf("portal routes: %w", err)
 	}

@@ -817,7 +817,10 @@ type Keys interface {
 
 // OneTimeTokens persists single-use link secrets.
 type OneTimeTokens interface {
-	CreateOneTimeToken(ctx context.Context, t OneTimeToken) error
+	// CreateOneTimeToken stores t and, in the same transaction, the outbox
+	// messages out (a mail carrying the token's link): both or neither,
+	// the messages checked as EnqueueOutbox checks them.
+	CreateOneTimeToken(ctx context.Context, t OneTimeToken, out ...OutboxMessage) error
 	// ConsumeOneTimeToken returns the token and deletes it in one transaction.
 	ConsumeOneTimeToken(ctx context.Context, hash, purpose string) (OneTimeToken, error)
 	// PeekOneTimeToken returns a live token without consuming it.

@@ -376,6 +376,9 @@ func (m *Main) load() error {
 	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
 	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now})
+	if err := m.enableMail(); err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
@@ -609,6 +612,9 @@ func (m *Main) Close() error {
 	m.directories = nil
 	if m.db == nil {
 		return nil
+	}
+	if m.Accounts != nil {
+		m.Accounts.Mail.Wait() // password-reset requests still writing
 	}
 	err := m.db.Close()
 	m.db = nil

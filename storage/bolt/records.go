@@ -132,14 +132,21 @@ func (d *DB) PutSetting(ctx context.Context, name string, value []byte) error {
 
 // One-time tokens.
 
-func (d *DB) CreateOneTimeToken(ctx context.Context, t storage.OneTimeToken) error {
+func (d *DB) CreateOneTimeToken(ctx context.Context, t storage.OneTimeToken, out ...storage.OutboxMessage) error {
 	if t.Hash == "" {
 		return errors.New("create one-time token: empty hash")
+	}
+	w, err := newOutboxWrite(out)
+	if err != nil {
+		return fmt.Errorf("create one-time token for %q: %w", t.Purpose, err)
 	}
 	return d.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bOneTimeTokens)
 		if has(b, t.Hash) {
 			return fmt.Errorf("create one-time token for %q: %w", t.Purpose, storage.ErrConflict)
+		}
+		if err := enqueueOutboxTx(tx, w); err != nil {
+			return fmt.Errorf("create one-time token for %q: %w", t.Purpose, err)
 		}
 		if err := putJSON(b, t.Hash, t); err != nil {
 			return err

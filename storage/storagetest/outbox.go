@@ -14,6 +14,7 @@ import (
 
 var outboxTests = []test{
 	{"EnqueueFillsDefaults", testOutboxEnqueueDefaults},
+	{"OneTimeTokenWithMessages", testOutboxWithOneTimeToken},
 	{"EnqueueAllOrNothing", testOutboxEnqueueAllOrNothing},
 	{"EnqueueRefusesBadMessages", testOutboxEnqueueRefuses},
 	{"ClaimLeases", testOutboxClaimLeases},
@@ -339,4 +340,31 @@ func testOutboxConcurrentClaims(t *testing.T, s storage.Store, clock *testclock.
 	for id, c := range seen {
 		equal(t, c, 1, "claims of %s", id)
 	}
+}
+
+// testOutboxWithOneTimeToken: a one-time token and the mail carrying its
+// link are stored together, or neither is.
+func testOutboxWithOneTimeToken(t *testing.T, s storage.Store, c *testclock.Clock) {
+	ctx, now := t.Context(), c.Now()
+	tok := storage.OneTimeToken{Hash: "h1", Purpose: "password_reset", UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	ok(t, s.EnqueueOutbox(ctx, storage.OutboxMessage{ID: "taken", Kind: "mail", CreatedAt: now}), "enqueue")
+	err := s.CreateOneTimeToken(ctx, tok, storage.OutboxMessage{ID: "taken", Kind: "mail", CreatedAt: now})
+	isErr(t, err, storage.ErrConflict, "a token with a taken message ID")
+	_, err = s.PeekOneTimeToken(ctx, "h1", "password_reset")
+	isErr(t, err, storage.ErrNotFound, "the token of the refused write")
+	big := storage.OutboxMessage{ID: "big", Kind: "mail", CreatedAt: now, Payload: make([]byte, storage.MaxOutboxPayloadBytes+1)}
+	isErr(t, s.CreateOneTimeToken(ctx, tok, big), storage.ErrTooLarge, "a token with an oversize message")
+	_, err = s.PeekOneTimeToken(ctx, "h1", "password_reset")
+	isErr(t, err, storage.ErrNotFound, "the token of the refused write")
+
+	ok(t, s.CreateOneTimeToken(ctx, tok, storage.OutboxMessage{ID: "m1", Kind: "mail", Payload: []byte("sealed"), CreatedAt: now}), "token with its mail")
+	_, err = s.PeekOneTimeToken(ctx, "h1", "password_reset")
+	ok(t, err, "the token")
+	got, err := s.ClaimOutbox(ctx, now, time.Minute, 10)
+	ok(t, err, "claim")
+	ids := []string{}
+	for _, m := range got {
+		ids = append(ids, m.ID)
+	}
+	equal(t, ids, []string{"m1", "taken"}, "claimable messages")
 }

@@ -1,0 +1,13 @@
+package web
+
+// deMailFlows is German for the pages of the flows that send mail.
+var deMailFlows = map[string]string{
+	"Forgot your password?": "Passwort vergessen?",
+	"If an account with this name or address exists, we sent it an email with a link to choose a new password. The link works for one hour.": "Wenn ein Konto mit diesem Namen oder dieser Adresse existiert, haben wir ihm eine E-Mail mit einem Link geschickt, um ein neues Passwort zu wählen. Der Link gilt eine Stunde.",
+	"Back to sign-in": "Zurück zur Anmeldung",
+	"Enter your username or email address. We send a link to choose a new password to the account's email address.": "Geben Sie Ihren Benutzernamen oder Ihre E-Mail-Adresse ein. Wir schicken einen Link zum Wählen eines neuen Passworts an die E-Mail-Adresse des Kontos.",
+	"Send the link": "Link senden",
+	"Password reset by email is not available here. Please ask your administrator.":    "Das Zurücksetzen des Passworts per E-Mail ist hier nicht möglich. Bitte fragen Sie Ihre Administration.",
+	"Too many password reset requests from your network. Please try again in an hour.": "Zu viele Anfragen zum Zurücksetzen von Passwörtern aus Ihrem Netz. Bitte versuchen Sie es in einer Stunde erneut.",
+	"Enter your username or email address.":                                            "Geben Sie Ihren Benutzernamen oder Ihre E-Mail-Adresse ein.",
+}
