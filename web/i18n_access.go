@@ -152,6 +152,8 @@ var deAdminDirectories = map[string]string{
 	"The ID must be 1 to 64 letters, digits, dots, dashes or underscores.":         "Die ID besteht aus 1 bis 64 Buchstaben, Ziffern, Punkten, Binde- oder Unterstrichen.",
 	"This directory comes from the configuration file and cannot be changed here.": "Dieses Verzeichnis stammt aus der Konfigurationsdatei und kann hier nicht geändert werden.",
 	"A directory with this ID exists already.":                                     "Es gibt schon ein Verzeichnis mit dieser ID.",
+
+	"The server, issuer or TLS settings changed: enter the password or secret again, since the stored one goes only where it went before.": "Server-, Aussteller- oder TLS-Einstellungen wurden geändert: Geben Sie das Passwort oder Geheimnis erneut ein, denn das gespeicherte geht nur dorthin, wohin es bisher ging.",
 }
 
 // deAdminUpstreams is German for the upstream provider form.
