@@ -154,6 +154,7 @@ var deAdminDirectories = map[string]string{
 	"A directory with this ID exists already.":                                     "Es gibt schon ein Verzeichnis mit dieser ID.",
 
 	"The server, issuer or TLS settings changed: enter the password or secret again, since the stored one goes only where it went before.": "Server-, Aussteller- oder TLS-Einstellungen wurden geändert: Geben Sie das Passwort oder Geheimnis erneut ein, denn das gespeicherte geht nur dorthin, wohin es bisher ging.",
+	"Someone else changed this directory since you loaded it. Reload and make your change again.":                                          "Jemand anderes hat dieses Verzeichnis geändert, seit Sie es geladen haben. Laden Sie es neu und nehmen Sie Ihre Änderung erneut vor.",
 }
 
 // deAdminUpstreams is German for the upstream provider form.
