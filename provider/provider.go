@@ -111,7 +111,7 @@ var supportedScopes = account.ClientScopes
 // table, every user claim a scope can release, so discovery advertises
 // exactly what setClaims hands out.
 var supportedClaims = func() []string {
-	claims := []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp"}
+	claims := []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp", "sid"}
 	for _, a := range account.Attributes {
 		if a.Claim != "" && !slices.Contains(claims, a.Claim) {
 			claims = append(claims, a.Claim)
@@ -221,6 +221,12 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["claims_parameter_supported"] = false
 	m["request_parameter_supported"] = false
 	m["request_uri_parameter_supported"] = false
+	// OpenID Connect Front-Channel and Back-Channel Logout 1.0, with sid
+	// in ID tokens and logout tokens (logout.go, backchannel.go).
+	m["frontchannel_logout_supported"] = true
+	m["frontchannel_logout_session_supported"] = true
+	m["backchannel_logout_supported"] = true
+	m["backchannel_logout_session_supported"] = true
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)
