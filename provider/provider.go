@@ -72,8 +72,10 @@ type SignOut interface {
 	// SignedInUserID is the user signed in in the browser making r, or "".
 	SignedInUserID(r *http.Request) string
 	// EndBrowserSession signs the browser out when RP-initiated logout
-	// succeeds, before the redirect.
-	EndBrowserSession(w http.ResponseWriter, r *http.Request)
+	// succeeds, before the redirect to next. It may answer itself with a
+	// page that goes on to next (the signed-out page that loads the apps'
+	// front-channel logout URIs first) and then reports true.
+	EndBrowserSession(w http.ResponseWriter, r *http.Request, next string) bool
 	// LogoutPrompt asks the person signed in whether to sign out, for an
 	// end_session request that does not clearly come from their app (RP-
 	// Initiated Logout 1.0 §2); confirming signs them out and then goes on

@@ -37,6 +37,7 @@ var catalogs = map[string]map[string]string{
 		deSelfService,
 		deConsoleSettings,
 		deSystem,
+		deLogoutApps,
 	),
 }
 
