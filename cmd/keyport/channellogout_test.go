@@ -2,18 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/web"
 )
 
@@ -213,5 +219,163 @@ func TestFrontChannelLogout(t *testing.T) {
 	p = b.get(srv.URL + "/end_session?" + q.Encode())
 	if logoutFrame.MatchString(p.Body) || frameSrcOf(p.Header.Get("Content-Security-Policy")) != "" {
 		t.Errorf("a session without front-channel apps got frames: %d %s", p.Status, truncateBody(p.Body))
+	}
+}
+
+// A logout token (Back-Channel Logout 1.0 §2.4) for a signed-in session
+// passes a receiver's checks against the JWKS: signature, typ logout+jwt,
+// iss, aud, the event, sub, sid, and no nonce; it is posted form-encoded
+// to the app's URI, and answers other than 200/204 are errors that say the
+// status, redirects not followed. The apps to tell are those that got
+// tokens in the session and registered a back-channel URI.
+func TestBackChannelLogoutToken(t *testing.T) {
+	srv := startServer(t, "", nil)
+	lena := srv.createUser("lena", false)
+
+	type received struct {
+		contentType string
+		token       string
+	}
+	got := make(chan received, 4)
+	var status, redirectHits atomic.Int32
+	status.Store(http.StatusNoContent)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			redirectHits.Add(1)
+			return
+		}
+		_ = r.ParseForm()
+		got <- received{r.Header.Get("Content-Type"), r.PostForm.Get("logout_token")}
+		if status.Load() == http.StatusFound {
+			http.Redirect(w, r, "/moved", http.StatusFound)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer recv.Close()
+
+	app := srv.createClient(account.NewClient{ID: "bc-app", SkipConsent: true, BackchannelLogoutURI: recv.URL + "/bc?tenant=1", BackchannelLogoutSessionRequired: true})
+	srv.createClient(account.NewClient{ID: "bc-unused", SkipConsent: true, BackchannelLogoutURI: recv.URL + "/unused"})
+	quiet := srv.createClient(account.NewClient{ID: "quiet", SkipConsent: true})
+	b := newBrowser(t)
+	code, verifier := app.signIn(b, "lena")
+	tok, err := app.exchange(code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := sidOf(t, app, tok.Extra("id_token").(string))
+	code, verifier = quiet.signIn(b, "lena")
+	if _, err := quiet.exchange(code, verifier); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	sessions, err := srv.Main.Accounts.SignIn.Sessions(ctx, lena.ID)
+	if err != nil || len(sessions) != 1 {
+		t.Fatalf("sessions of lena: %v %v", sessions, err)
+	}
+	targets := srv.Main.Accounts.SignIn.BackChannelLogoutsForSession(ctx, sessions[0])
+	wantTarget := account.BackChannelLogout{ClientID: "bc-app", URI: recv.URL + "/bc?tenant=1", UserID: lena.ID, SID: sid}
+	if len(targets) != 1 || targets[0] != wantTarget {
+		t.Fatalf("back-channel logouts of the session = %+v, want %+v", targets, wantTarget)
+	}
+	if all, err := srv.Main.Accounts.SignIn.BackChannelLogoutsForUser(ctx, lena.ID); err != nil || len(all) != 1 || all[0] != wantTarget {
+		t.Fatalf("back-channel logouts of the user = %+v %v", all, err)
+	}
+
+	if err := srv.Main.Provider.BackChannelLogout(ctx, targets[0]); err != nil {
+		t.Fatalf("deliver: %v", err)
+	}
+	r := <-got
+	if r.contentType != "application/x-www-form-urlencoded" {
+		t.Errorf("Content-Type %q", r.contentType)
+	}
+	// The receiver's checks.
+	keys := oidc.NewRemoteKeySet(ctx, srv.URL+"/keys")
+	payload, err := keys.VerifySignature(ctx, r.token)
+	if err != nil {
+		t.Fatalf("logout token signature: %v", err)
+	}
+	jws, err := jose.ParseSigned(r.token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ := jws.Signatures[0].Header.ExtraHeaders["typ"]; typ != "logout+jwt" {
+		t.Errorf("typ header %v", typ)
+	}
+	idJWS, _ := jose.ParseSigned(tok.Extra("id_token").(string), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	if kid := jws.Signatures[0].Header.KeyID; kid == "" || kid != idJWS.Signatures[0].Header.KeyID {
+		t.Errorf("kid %q, the ID token's %q", kid, idJWS.Signatures[0].Header.KeyID)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	events, _ := claims["events"].(map[string]any)
+	ev, isObject := events["http://schemas.openid.net/event/backchannel-logout"].(map[string]any)
+	iat, _ := claims["iat"].(float64)
+	exp, _ := claims["exp"].(float64)
+	if claims["iss"] != srv.URL || claims["aud"] != "bc-app" || claims["sub"] != lena.ID || claims["sid"] != sid ||
+		!isObject || len(ev) != 0 || claims["jti"] == "" || claims["jti"] == nil || exp <= iat || exp-iat > 300 {
+		t.Errorf("logout token claims %v", claims)
+	}
+	if _, has := claims["nonce"]; has {
+		t.Error("logout token carries a nonce")
+	}
+
+	// The app answers otherwise: errors with the status; a redirect is not followed.
+	token, err := srv.Main.Provider.LogoutToken(ctx, "bc-app", lena.ID, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		status int
+		retry  bool
+	}{{http.StatusBadRequest, false}, {http.StatusServiceUnavailable, true}, {http.StatusFound, false}} {
+		status.Store(int32(c.status))
+		err := provider.DeliverLogoutToken(ctx, nil, recv.URL+"/bc", token)
+		<-got
+		var de *provider.LogoutDeliveryError
+		if !errors.As(err, &de) || de.Status != c.status || de.Retry != c.retry || !strings.Contains(err.Error(), strconv.Itoa(c.status)) {
+			t.Errorf("answer %d: error %v", c.status, err)
+		}
+	}
+	if redirectHits.Load() != 0 {
+		t.Error("the delivery followed a redirect")
+	}
+	// An app that requires sid gets no token without one.
+	if _, err := srv.Main.Provider.LogoutToken(ctx, "bc-app", lena.ID, ""); err == nil {
+		t.Error("a token without sid for an app that requires it")
+	}
+}
+
+// Bad logout URIs are refused through the API, naming the field.
+func TestAdminAPIClientLogoutURIs(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, _, _ := adminTokens(t, srv)
+	for _, c := range []struct{ body, field string }{
+		{`{"id":"w","redirect_uris":["https://a.example/cb"],"frontchannel_logout_uri":"http://a.example/fc"}`, "frontchannel_logout_uri"},
+		{`{"id":"w","redirect_uris":["https://a.example/cb"],"frontchannel_logout_uri":"https://a.example/fc#x"}`, "frontchannel_logout_uri"},
+		{`{"id":"w","redirect_uris":["https://a.example/cb"],"frontchannel_logout_uri":"/fc"}`, "frontchannel_logout_uri"},
+		{`{"id":"w","redirect_uris":["https://a.example/cb"],"backchannel_logout_uri":"com.example.app:/bc"}`, "backchannel_logout_uri"},
+		{`{"id":"w","redirect_uris":["https://a.example/cb"],"backchannel_logout_uri":"javascript:alert(1)"}`, "backchannel_logout_uri"},
+	} {
+		if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json", c.body); status != http.StatusBadRequest || body["field"] != c.field {
+			t.Errorf("create %s: %d %v, want the field %q named", c.body, status, body, c.field)
+		}
+	}
+	status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
+		`{"id":"w","redirect_uris":["https://a.example/cb"],"frontchannel_logout_uri":"https://a.example/fc?x=1","frontchannel_logout_session_required":true,"backchannel_logout_uri":"http://127.0.0.1:8080/bc"}`)
+	client, _ := body["client"].(map[string]any)
+	if status != http.StatusCreated || client["frontchannel_logout_uri"] != "https://a.example/fc?x=1" || client["frontchannel_logout_session_required"] != true ||
+		client["backchannel_logout_uri"] != "http://127.0.0.1:8080/bc" || client["backchannel_logout_session_required"] != false {
+		t.Fatalf("create with logout URIs: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/w", rw, "application/json", `{"backchannel_logout_uri":"http://bc.example/x"}`); status != http.StatusBadRequest || body["field"] != "backchannel_logout_uri" {
+		t.Errorf("patch to a bad URI: %d %v", status, body)
+	}
+	status, _, body = apiCall(t, srv, http.MethodPatch, "/api/v1/clients/w", rw, "application/json", `{"frontchannel_logout_uri":"","backchannel_logout_session_required":true}`)
+	if status != http.StatusOK || body["frontchannel_logout_uri"] != "" || body["backchannel_logout_session_required"] != true {
+		t.Errorf("patch clearing the front-channel URI: %d %v", status, body)
 	}
 }
