@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/provider"
+	"github.com/keyport/keyport/storage/bolt"
 	"github.com/keyport/keyport/web"
 )
 
@@ -377,5 +379,38 @@ func TestAdminAPIClientLogoutURIs(t *testing.T) {
 	status, _, body = apiCall(t, srv, http.MethodPatch, "/api/v1/clients/w", rw, "application/json", `{"frontchannel_logout_uri":"","backchannel_logout_session_required":true}`)
 	if status != http.StatusOK || body["frontchannel_logout_uri"] != "" || body["backchannel_logout_session_required"] != true {
 		t.Errorf("patch clearing the front-channel URI: %d %v", status, body)
+	}
+}
+
+// The command line registers and edits the logout URIs, with the API's
+// rules, and documents the flags in its usage.
+func TestCLIClientLogoutURIs(t *testing.T) {
+	dir := t.TempDir()
+	env := cliEnv(dir)
+	cliMust(t, env, "", "client", "create", "--id", "web", "--redirect-uri", "https://web.example.com/cb",
+		"--frontchannel-logout-uri", "https://web.example.com/fc?x=1", "--frontchannel-logout-session-required",
+		"--backchannel-logout-uri", "https://web.example.com/bc")
+	cliFail(t, env, "", 1, "frontchannel_logout_uri", "client", "create", "--id", "bad", "--redirect-uri", "https://web.example.com/cb",
+		"--frontchannel-logout-uri", "http://web.example.com/fc")
+	cliMust(t, env, "", "client", "update", "--id", "web", "--backchannel-logout-session-required=true", "--frontchannel-logout-uri", "")
+	cliFail(t, env, "", 1, "backchannel_logout_uri", "client", "update", "--id", "web", "--backchannel-logout-uri", "https://web.example.com/bc#f")
+
+	db, err := bolt.Open(filepath.Join(dir, "keyport.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c, err := db.GetClient(context.Background(), "web")
+	if err != nil || c.FrontchannelLogoutURI != "" || !c.FrontchannelLogoutSessionRequired || c.BackchannelLogoutURI != "https://web.example.com/bc" || !c.BackchannelLogoutSessionRequired {
+		t.Errorf("stored app: %+v %v", c, err)
+	}
+	if _, err := db.GetClient(context.Background(), "bad"); err == nil {
+		t.Error("the refused app was stored")
+	}
+	r := cliRun(t, env, "", "client", "update", "--help")
+	for _, f := range []string{"--frontchannel-logout-uri", "--backchannel-logout-uri"} {
+		if !strings.Contains(r.Stdout+r.Stderr, strings.TrimPrefix(f, "-")) {
+			t.Errorf("client update --help does not document %s: %s", f, r)
+		}
 	}
 }
