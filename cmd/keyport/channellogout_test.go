@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/storage/bolt"
 	"github.com/keyport/keyport/web"
@@ -353,8 +354,15 @@ func TestBackChannelLogoutToken(t *testing.T) {
 
 // Bad logout URIs are refused through the API, naming the field.
 func TestAdminAPIClientLogoutURIs(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "static-app", RedirectURIs: []string{"https://static.example.com/cb"}, GrantTypes: []string{"authorization_code"}, Secret: "static-secret-0123456789",
+			FrontchannelLogoutURI: "https://static.example.com/fc", BackchannelLogoutURI: "https://static.example.com/bc", BackchannelLogoutSessionRequired: true})
+	})
 	rw, _, _ := adminTokens(t, srv)
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/clients/static-app", rw, "", ""); status != http.StatusOK ||
+		body["frontchannel_logout_uri"] != "https://static.example.com/fc" || body["backchannel_logout_uri"] != "https://static.example.com/bc" || body["backchannel_logout_session_required"] != true {
+		t.Errorf("the static app's logout URIs from config.toml: %d %v", status, body)
+	}
 	for _, c := range []struct{ body, field string }{
 		{`{"id":"w","redirect_uris":["https://a.example/cb"],"frontchannel_logout_uri":"http://a.example/fc"}`, "frontchannel_logout_uri"},
 		{`{"id":"w","redirect_uris":["https://a.example/cb"],"frontchannel_logout_uri":"https://a.example/fc#x"}`, "frontchannel_logout_uri"},
