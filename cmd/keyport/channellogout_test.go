@@ -299,14 +299,14 @@ func TestBackChannelLogoutToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("logout token signature: %v", err)
 	}
-	jws, err := jose.ParseSigned(r.token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(r.token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if typ := jws.Signatures[0].Header.ExtraHeaders["typ"]; typ != "logout+jwt" {
 		t.Errorf("typ header %v", typ)
 	}
-	idJWS, _ := jose.ParseSigned(tok.Extra("id_token").(string), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	idJWS, _ := jose.ParseSignedCompact(tok.Extra("id_token").(string), []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if kid := jws.Signatures[0].Header.KeyID; kid == "" || kid != idJWS.Signatures[0].Header.KeyID {
 		t.Errorf("kid %q, the ID token's %q", kid, idJWS.Signatures[0].Header.KeyID)
 	}
