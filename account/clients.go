@@ -69,6 +69,12 @@ type NewClient struct {
 	AccessTokenLifetime  time.Duration
 	IDTokenLifetime      time.Duration
 	RefreshTokenLifetime time.Duration
+
+	// Logout to the app (storage.Client's fields of the same names).
+	FrontchannelLogoutURI             string
+	FrontchannelLogoutSessionRequired bool
+	BackchannelLogoutURI              string
+	BackchannelLogoutSessionRequired  bool
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -115,6 +121,8 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 		IDTokenLifetime:        n.IDTokenLifetime,
 		RefreshTokenLifetime:   n.RefreshTokenLifetime,
 	}
+	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
+	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -242,6 +250,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		if l.d != 0 && (l.d < l.min || l.d > l.max) {
 			return FieldErrorf(l.field, "Must be between %s and %s, or 0 for the server's default.", l.min, l.max)
 		}
+	}
+	if err := checkLogoutURIs(c); err != nil {
+		return err
 	}
 	return nil
 }
@@ -463,6 +474,12 @@ type ClientPatch struct {
 	IDTokenLifetime      *time.Duration
 	RefreshTokenLifetime *time.Duration
 	AllowedGroups        *[]string
+
+	// Logout to the app; "" clears a URI.
+	FrontchannelLogoutURI             *string
+	FrontchannelLogoutSessionRequired *bool
+	BackchannelLogoutURI              *string
+	BackchannelLogoutSessionRequired  *bool
 }
 
 // apply returns c with p's fields set.
@@ -501,6 +518,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	if p.RefreshTokenLifetime != nil {
 		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
 	}
+	p.applyLogout(&c)
 	return c
 }
 
@@ -686,6 +704,10 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"id_token_lifetime", life(a.IDTokenLifetime), life(b.IDTokenLifetime)},
 		{"refresh_token_lifetime", life(a.RefreshTokenLifetime), life(b.RefreshTokenLifetime)},
 		{"allowed_groups", list(a.AllowedGroups), list(b.AllowedGroups)},
+		{"frontchannel_logout_uri", a.FrontchannelLogoutURI, b.FrontchannelLogoutURI},
+		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
+		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
+		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -198,6 +198,13 @@ type Client struct {
 	Public                 bool     `toml:"public"`
 	AccessTokenJWT         bool     `toml:"access_token_jwt"`
 	SkipConsent            bool     `toml:"skip_consent"`
+
+	// Logout to the app (OpenID Connect Front-Channel and Back-Channel
+	// Logout 1.0).
+	FrontchannelLogoutURI             string `toml:"frontchannel_logout_uri"`
+	FrontchannelLogoutSessionRequired bool   `toml:"frontchannel_logout_session_required"`
+	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
 }
 
 // Directory is one [[directories]] entry.

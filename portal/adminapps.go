@@ -53,6 +53,10 @@ type appForm struct {
 	Scopes                 map[string]bool
 	// Lifetimes as written: "10m", "2h", "30d"; empty: the server's default.
 	AccessTokenLifetime, IDTokenLifetime, RefreshTokenLifetime string
+
+	// Logout to the app: the URIs as written, and their session flags.
+	FrontchannelLogoutURI, BackchannelLogoutURI                         string
+	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -64,6 +68,8 @@ func appFormOf(c storage.Client, etag string) appForm {
 		AccessTokenLifetime: lifetimeText(c.AccessTokenLifetime), IDTokenLifetime: lifetimeText(c.IDTokenLifetime),
 		RefreshTokenLifetime: lifetimeText(c.RefreshTokenLifetime),
 	}
+	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
+	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -82,6 +88,8 @@ func postedAppForm(r *http.Request) appForm {
 		Grants: map[string]bool{}, Scopes: map[string]bool{},
 		AccessTokenLifetime: v("access_token_lifetime"), IDTokenLifetime: v("id_token_lifetime"), RefreshTokenLifetime: v("refresh_token_lifetime"),
 	}
+	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
+	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -191,12 +199,15 @@ func (f appForm) newClient() (account.NewClient, error) {
 	if err != nil {
 		return account.NewClient{}, err
 	}
-	return account.NewClient{
+	n := account.NewClient{
 		ID: f.ID, Name: f.Name, RedirectURIs: lines(f.RedirectURIs), PostLogoutRedirectURIs: lines(f.PostLogoutRedirectURIs),
 		GrantTypes: grants, Public: f.Public, AccessTokenJWT: f.AccessTokenJWT, SkipConsent: f.SkipConsent,
 		AllowedGroups: splitList(f.AllowedGroups), AllowedScopes: scopes,
 		AccessTokenLifetime: access, IDTokenLifetime: id, RefreshTokenLifetime: refresh,
-	}, nil
+	}
+	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
+	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
+	return n, nil
 }
 
 // patch turns the form into an edit of every field; ClientService changes
@@ -208,11 +219,14 @@ func (f appForm) patch() (account.ClientPatch, error) {
 		return account.ClientPatch{}, err
 	}
 	redirects, postLogout, groups := lines(f.RedirectURIs), lines(f.PostLogoutRedirectURIs), splitList(f.AllowedGroups)
-	return account.ClientPatch{
+	p := account.ClientPatch{
 		Name: &f.Name, RedirectURIs: &redirects, PostLogoutRedirectURIs: &postLogout, GrantTypes: &grants,
 		Public: &f.Public, AllowedScopes: &scopes, SkipConsent: &f.SkipConsent, AccessTokenJWT: &f.AccessTokenJWT,
 		AccessTokenLifetime: &access, IDTokenLifetime: &id, RefreshTokenLifetime: &refresh, AllowedGroups: &groups,
-	}, nil
+	}
+	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
+	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
+	return p, nil
 }
 
 type adminAppsData struct {

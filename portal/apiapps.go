@@ -47,6 +47,13 @@ type clientJSON struct {
 	Static    bool       `json:"static"`
 	CreatedAt *time.Time `json:"created_at,omitempty"`
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+
+	// Logout to the app (OpenID Connect Front-Channel and Back-Channel
+	// Logout 1.0); "" for none.
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required"`
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
 }
 
 func (s *Server) clientView(c storage.Client) clientJSON {
@@ -63,6 +70,8 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	if c.PreviousSecretHash != "" && c.PreviousSecretUntil.After(s.now()) {
 		out.PreviousSecretUntil = optionalTime(c.PreviousSecretUntil)
 	}
+	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
+	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
 	return out
 }
 
@@ -83,6 +92,11 @@ type newClientJSON struct {
 	IDTokenLifetime        int64    `json:"id_token_lifetime,omitempty"`
 	RefreshTokenLifetime   int64    `json:"refresh_token_lifetime,omitempty"`
 	Secret                 string   `json:"secret,omitempty"`
+
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -99,6 +113,12 @@ type clientPatchJSON struct {
 	AccessTokenLifetime    *int64    `json:"access_token_lifetime,omitempty"`
 	IDTokenLifetime        *int64    `json:"id_token_lifetime,omitempty"`
 	RefreshTokenLifetime   *int64    `json:"refresh_token_lifetime,omitempty"`
+
+	// "" clears a logout URI.
+	FrontchannelLogoutURI             *string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired *bool   `json:"frontchannel_logout_session_required,omitempty"`
+	BackchannelLogoutURI              *string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  *bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -147,6 +167,8 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 		GrantTypes: b.GrantTypes, AllowedScopes: b.AllowedScopes, AllowedGroups: b.AllowedGroups,
 		SkipConsent: b.SkipConsent, AccessTokenJWT: b.AccessTokenJWT, Secret: b.Secret,
 	}
+	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
+	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -166,6 +188,8 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 		GrantTypes: b.GrantTypes, AllowedScopes: b.AllowedScopes, AllowedGroups: b.AllowedGroups,
 		SkipConsent: b.SkipConsent, AccessTokenJWT: b.AccessTokenJWT,
 	}
+	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
+	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -99,14 +99,23 @@ func (s *Server) signOut(w http.ResponseWriter, r *http.Request) error {
 // logs the user out (RP-initiated logout). A request that carried no
 // session (no cookie: a cross-site POST under SameSite=Lax, a browser that
 // withheld it) has none to end, and gets no cookie: a fresh one would
-// replace the session the browser still holds.
-func (s *Server) EndBrowserSession(w http.ResponseWriter, r *http.Request) {
+// replace the session the browser still holds. When apps of the session
+// take front-channel logout, it answers with the signed-out page that
+// loads them and then goes on to next, and reports that it answered.
+func (s *Server) EndBrowserSession(w http.ResponseWriter, r *http.Request, next string) bool {
 	if s.web.SessionSecret(r) == "" {
-		return
+		return false
 	}
-	if err := s.signOut(w, r); err != nil {
+	frames, err := s.signOutTelling(w, r)
+	if err != nil {
 		s.log.ErrorContext(r.Context(), "end session at logout", "err", err)
+		return false
 	}
+	if len(frames) == 0 {
+		return false
+	}
+	s.showSignedOut(w, r, frames, next)
+	return true
 }
 
 // clientIP is the address of the person behind r: the TCP peer, or what a

@@ -17,7 +17,7 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) loggedOut(w http.ResponseWriter, r *http.Request) error {
-	s.web.Render(w, r, http.StatusOK, "logged_out", &homeData{Base: s.web.Base(r, nil, "Signed out")})
+	s.web.Render(w, r, http.StatusOK, "logged_out", &loggedOutData{Base: s.web.Base(r, nil, "Signed out")})
 	return nil
 }
 
@@ -80,12 +80,17 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkCSRF(r); err != nil {
 		return err
 	}
-	if err := s.signOut(w, r); err != nil {
+	frames, err := s.signOutTelling(w, r)
+	if err != nil {
 		return err
 	}
 	next := "/logged-out"
 	if c, ok := localPath(r.PostFormValue("continue"), maxContinue); ok {
 		next = c
+	}
+	if len(frames) > 0 {
+		s.showSignedOut(w, r, frames, next)
+		return nil
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 	return nil

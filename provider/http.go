@@ -348,7 +348,9 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		return
 
 	case status == http.StatusFound && path == "/end_session":
-		p.opts.SignOut.EndBrowserSession(w, r)
+		if p.opts.SignOut.EndBrowserSession(w, r, h.Get("Location")) {
+			return
+		}
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
 		location := p.withIssuer(unsupportedResponseType(r, h.Get("Location")))

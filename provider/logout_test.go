@@ -96,8 +96,9 @@ func logoutWeb(t *testing.T) *web.Web {
 type logoutSignOut struct{ f *logoutFixture }
 
 func (logoutSignOut) SignedInUserID(*http.Request) string { return "u1" }
-func (b logoutSignOut) EndBrowserSession(http.ResponseWriter, *http.Request) {
+func (b logoutSignOut) EndBrowserSession(http.ResponseWriter, *http.Request, string) bool {
 	b.f.signedOut++
+	return false
 }
 func (b logoutSignOut) LogoutPrompt(w http.ResponseWriter, r *http.Request, continueURL string) {
 	b.f.prompts = append(b.f.prompts, continueURL)

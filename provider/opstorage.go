@@ -27,6 +27,9 @@ type Store interface {
 	storage.Clients
 	storage.AuthRequests
 	storage.Tokens
+	// AddSessionClient is storage.Sessions': it records on the browser
+	// session that an app got tokens in it (for logout to the app).
+	AddSessionClient(ctx context.Context, id, clientID string) error
 }
 
 // Lifetimes of what the provider issues.
@@ -259,7 +262,23 @@ func (s *opStorage) createCodeTokens(ctx context.Context, r *authRequest, access
 	if err != nil {
 		return s.internal(ctx, "store the tokens of a code", err)
 	}
+	s.noteSessionClient(ctx, r.a)
 	return nil
+}
+
+// noteSessionClient records on the browser session a sign-in ran in that
+// its app now holds tokens, so that signing out of the session reaches the
+// app (front- and back-channel logout). A session that ended meanwhile has
+// nothing to record; a failure is logged and costs the app only the
+// logout notice, not the sign-in.
+func (s *opStorage) noteSessionClient(ctx context.Context, a storage.AuthRequest) {
+	if a.SessionID == "" || a.ClientID == "" {
+		return
+	}
+	err := s.store.AddSessionClient(ctx, a.SessionID, a.ClientID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.log.ErrorContext(ctx, "record the app on the session", "client_id", a.ClientID, "err", err)
+	}
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
@@ -372,11 +391,13 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		}
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
+		next.SID = sidOf(r)
 		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
 	case *refreshRequest:
 		next.FamilyID = r.rt.FamilyID
 		next.ClientID, next.UserID = r.rt.ClientID, r.rt.UserID
 		next.AMR, next.AuthTime = r.rt.AMR, r.rt.AuthTime
+		next.SID = r.rt.SID
 		// The family keeps its original scopes even when this request narrowed them.
 		next.Scopes = r.rt.Scopes
 		next.ExpiresAt = r.rt.ExpiresAt
@@ -722,8 +743,26 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 	return nil
 }
 
-func (s *opStorage) SetUserinfoFromRequest(context.Context, *oidc.UserInfo, op.IDTokenRequest, []string) error {
+// SetUserinfoFromRequest adds what an ID token says about the request
+// rather than the user: sid, the browser session it was issued in (for
+// front- and back-channel logout). A refreshed ID token names the session
+// of the sign-in that started its family.
+func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+	if sid := sidOf(req); sid != "" {
+		info.AppendClaims("sid", sid)
+	}
 	return nil
+}
+
+// sidOf is the sid of the session a token request belongs to, or "".
+func sidOf(req op.TokenRequest) string {
+	switch r := req.(type) {
+	case *authRequest:
+		return account.SessionSID(r.a.SessionID)
+	case *refreshRequest:
+		return r.rt.SID
+	}
+	return ""
 }
 
 // errInvalidToken is how userinfo and introspection see a token that is

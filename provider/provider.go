@@ -77,8 +77,10 @@ type SignOut interface {
 	// SignedInUserID is the user signed in in the browser making r, or "".
 	SignedInUserID(r *http.Request) string
 	// EndBrowserSession signs the browser out when RP-initiated logout
-	// succeeds, before the redirect.
-	EndBrowserSession(w http.ResponseWriter, r *http.Request)
+	// succeeds, before the redirect to next. It may answer itself with a
+	// page that goes on to next (the signed-out page that loads the apps'
+	// front-channel logout URIs first) and then reports true.
+	EndBrowserSession(w http.ResponseWriter, r *http.Request, next string) bool
 	// LogoutPrompt asks the person signed in whether to sign out, for an
 	// end_session request that does not clearly come from their app (RP-
 	// Initiated Logout 1.0 §2); confirming signs them out and then goes on
@@ -116,7 +118,7 @@ var supportedScopes = account.ClientScopes
 // table, every user claim a scope can release, so discovery advertises
 // exactly what setClaims hands out.
 var supportedClaims = func() []string {
-	claims := []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp"}
+	claims := []string{"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp", "sid"}
 	for _, a := range account.Attributes {
 		if a.Claim != "" && !slices.Contains(claims, a.Claim) {
 			claims = append(claims, a.Claim)
@@ -227,6 +229,12 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["claims_parameter_supported"] = false
 	m["request_parameter_supported"] = false
 	m["request_uri_parameter_supported"] = false
+	// OpenID Connect Front-Channel and Back-Channel Logout 1.0, with sid
+	// in ID tokens and logout tokens (logout.go, backchannel.go).
+	m["frontchannel_logout_supported"] = true
+	m["frontchannel_logout_session_supported"] = true
+	m["backchannel_logout_supported"] = true
+	m["backchannel_logout_session_supported"] = true
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

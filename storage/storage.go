@@ -181,6 +181,16 @@ type Client struct {
 	// secret one by one.
 	PreviousSecretHash  string    `json:"previous_secret_hash,omitempty"`
 	PreviousSecretUntil time.Time `json:"previous_secret_until,omitzero"`
+
+	// Logout to the app (OpenID Connect Front-Channel Logout 1.0 and
+	// Back-Channel Logout 1.0): where the signed-out page loads the app in
+	// an iframe, and where a logout token is posted; "" for none. The
+	// SessionRequired flags ask for iss and sid with the iframe, and for
+	// sid in the logout token.
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -317,6 +327,12 @@ type RefreshToken struct {
 	// itself; the store drops it once the grace is over or the link is used.
 	SealedValue []byte    `json:"sealed_value,omitempty"`
 	GraceUntil  time.Time `json:"grace_until,omitempty"`
+
+	// SID is the sid claim of the family's ID tokens: the non-secret name
+	// of the browser session the family was issued in, kept so that a
+	// refreshed ID token names the same session. "" for families issued
+	// before sid existed.
+	SID string `json:"sid,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)
@@ -341,6 +357,10 @@ type Session struct {
 	UserAgent string    `json:"user_agent,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// ClientIDs are the apps that were issued tokens in this session (a
+	// code exchanged), in order: the apps the person is signed in to
+	// through it, told when it ends (front- and back-channel logout).
+	ClientIDs []string `json:"client_ids,omitempty"`
 }
 
 // Grant remembers the scopes a user consented to for a client.
@@ -750,6 +770,10 @@ type Sessions interface {
 	DeleteUserSessions(ctx context.Context, userID string) (int, error)
 	// ListUserSessions returns a user's live sessions, newest first.
 	ListUserSessions(ctx context.Context, userID string) ([]Session, error)
+	// AddSessionClient appends clientID to the live session id's
+	// ClientIDs unless it is there already. A missing or expired session
+	// gives ErrNotFound.
+	AddSessionClient(ctx context.Context, id, clientID string) error
 }
 
 // Credentials persists passkeys, app passwords, API tokens and trusted

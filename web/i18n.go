@@ -38,6 +38,7 @@ var catalogs = map[string]map[string]string{
 		deConsoleSettings,
 		deSystem,
 		deMailFlows,
+		deLogoutApps,
 	),
 }
 

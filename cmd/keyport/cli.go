@@ -40,10 +40,14 @@ Usage:
   keyport client create --id ID [--name NAME] --redirect-uri URI... [--post-logout-redirect-uri URI...]
                         [--public] [--grant authorization_code,refresh_token,client_credentials] [--secret-stdin]
                         [--skip-consent] [--jwt-access-tokens]
+                        [--frontchannel-logout-uri URI [--frontchannel-logout-session-required]]
+                        [--backchannel-logout-uri URI [--backchannel-logout-session-required]]
   keyport client update --id ID [--name NAME] [--redirect-uri URI...] [--post-logout-redirect-uri URI...]
                         [--grant GRANTS] [--public=true|false] [--skip-consent=true|false]
                         [--jwt-access-tokens=true|false] [--allowed-scopes SCOPES] [--allowed-groups GROUPS]
                         [--access-token-lifetime 10m] [--id-token-lifetime 10m] [--refresh-token-lifetime 720h]
+                        [--frontchannel-logout-uri URI] [--frontchannel-logout-session-required=true|false]
+                        [--backchannel-logout-uri URI] [--backchannel-logout-session-required=true|false]
   keyport client rotate-secret --id ID [--grace 24h] [--revoke-tokens]
   keyport client list
   keyport client delete --id ID
@@ -296,6 +300,7 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 	jwt := fs.Bool("jwt-access-tokens", false, "issue JWT access tokens instead of opaque ones")
 	skipConsent := fs.Bool("skip-consent", false, "first-party app: never ask for consent")
 	secretStdin := fs.Bool("secret-stdin", false, "read the client secret from standard input instead of generating one")
+	fcURI, fcSession, bcURI, bcSession := logoutFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -304,6 +309,8 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 	}
 	n := clientFields{ID: *id, Name: *name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
 		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent, GrantTypes: commaList(*grants)}
+	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = *fcURI, *fcSession
+	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = *bcURI, *bcSession
 	if *secretStdin {
 		s, err := c.readSecret("secret")
 		if err != nil {
@@ -344,6 +351,21 @@ type clientFields struct {
 	Secret                 string   `json:"secret,omitempty"`
 	// Static is only read: an app from config.toml.
 	Static bool `json:"static,omitempty"`
+
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+}
+
+// logoutFlags are the flags of an app's logout URIs (OpenID Connect
+// Front-Channel and Back-Channel Logout 1.0), for create and update.
+func logoutFlags(fs *flag.FlagSet) (fcURI *string, fcSession *bool, bcURI *string, bcSession *bool) {
+	fcURI = fs.String("frontchannel-logout-uri", "", "front-channel logout URI: loaded in a hidden iframe when a person signs out of Keyport (https, or http on loopback; \"\" removes it)")
+	fcSession = fs.Bool("frontchannel-logout-session-required", false, "add iss and sid to the front-channel logout URI")
+	bcURI = fs.String("backchannel-logout-uri", "", "back-channel logout URI: receives a signed logout token when a person's session ends (https, or http on loopback; \"\" removes it)")
+	bcSession = fs.Bool("backchannel-logout-session-required", false, "the app requires sid in logout tokens")
+	return fcURI, fcSession, bcURI, bcSession
 }
 
 // commaList splits a comma-separated flag value, dropping empty entries
@@ -429,6 +451,7 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 	access := fs.Duration("access-token-lifetime", 0, "access token lifetime (0: the server's default)")
 	idTok := fs.Duration("id-token-lifetime", 0, "ID token lifetime (0: the server's default)")
 	refresh := fs.Duration("refresh-token-lifetime", 0, "refresh token lifetime (0: the server's default)")
+	fcURI, fcSession, bcURI, bcSession := logoutFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -457,6 +480,14 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 			patch["allowed_scopes"] = nonEmpty(commaList(*scopes))
 		case "allowed-groups":
 			patch["allowed_groups"] = nonEmpty(commaList(*groups))
+		case "frontchannel-logout-uri":
+			patch["frontchannel_logout_uri"] = *fcURI
+		case "frontchannel-logout-session-required":
+			patch["frontchannel_logout_session_required"] = *fcSession
+		case "backchannel-logout-uri":
+			patch["backchannel_logout_uri"] = *bcURI
+		case "backchannel-logout-session-required":
+			patch["backchannel_logout_session_required"] = *bcSession
 		case "access-token-lifetime", "id-token-lifetime", "refresh-token-lifetime":
 			d := map[string]time.Duration{"access-token-lifetime": *access, "id-token-lifetime": *idTok, "refresh-token-lifetime": *refresh}[f.Name]
 			if d < 0 || d%time.Second != 0 {

@@ -317,6 +317,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 		sc, _, err := account.BuildClient(account.NewClient{
 			ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 			GrantTypes: c.GrantTypes, Public: c.Public, AccessTokenJWT: c.AccessTokenJWT, SkipConsent: c.SkipConsent, Secret: c.Secret,
+			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
+			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))

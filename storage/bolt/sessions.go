@@ -139,3 +139,37 @@ func (d *DB) ListUserSessions(ctx context.Context, userID string) ([]storage.Ses
 	slices.SortStableFunc(out, func(a, b storage.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	return out, nil
 }
+
+// AddSessionClient records that clientID was issued tokens in session id.
+// The common case, an app already recorded, is a read only.
+func (d *DB) AddSessionClient(ctx context.Context, id, clientID string) error {
+	if id == "" || clientID == "" {
+		return errors.New("add session client: empty session or client ID")
+	}
+	var s storage.Session
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bSessions), id, &s)
+		if err == nil && (!ok || expired(s.ExpiresAt, d.now())) {
+			err = notFound("add client to session", id)
+		}
+		return err
+	})
+	if err != nil || slices.Contains(s.ClientIDs, clientID) {
+		return err
+	}
+	return d.batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bSessions)
+		ok, err := getJSON(b, id, &s)
+		if err != nil {
+			return err
+		}
+		if !ok || expired(s.ExpiresAt, d.now()) {
+			return notFound("add client to session", id)
+		}
+		if slices.Contains(s.ClientIDs, clientID) {
+			return nil
+		}
+		s.ClientIDs = append(s.ClientIDs, clientID)
+		return putJSON(b, id, s)
+	})
+}

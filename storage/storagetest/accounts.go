@@ -332,6 +332,23 @@ var sessionTests = []test{
 		_, err = s.GetSession(ctx, "long")
 		ok(t, err, "live session")
 	}},
+	{"AddSessionClient", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx := t.Context()
+		ok(t, s.CreateSession(ctx, newSession("s1", "u1", c.Now(), time.Hour)), "create s1")
+		ok(t, s.CreateSession(ctx, newSession("s2", "u1", c.Now(), time.Hour)), "create s2")
+		for _, id := range []string{"app-b", "app-a", "app-b"} {
+			ok(t, s.AddSessionClient(ctx, "s1", id), "add %s to s1", id)
+		}
+		got, err := s.GetSession(ctx, "s1")
+		ok(t, err, "get s1")
+		equal(t, got.ClientIDs, []string{"app-b", "app-a"}, "apps of s1, in order, once each")
+		other, err := s.GetSession(ctx, "s2")
+		ok(t, err, "get s2")
+		equal(t, len(other.ClientIDs), 0, "apps of the other session")
+		isErr(t, s.AddSessionClient(ctx, "nobody", "app-a"), storage.ErrNotFound, "add to a missing session")
+		c.Add(time.Hour)
+		isErr(t, s.AddSessionClient(ctx, "s2", "app-a"), storage.ErrNotFound, "add to an expired session")
+	}},
 	{"DeleteUserSessions", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		for _, sess := range []storage.Session{
