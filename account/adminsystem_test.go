@@ -126,3 +126,26 @@ func TestImportSystemAccountWithPasswordRefused(t *testing.T) {
 		t.Fatalf("imported system account: %v, %+v", err, u)
 	}
 }
+
+// A system account cannot enrol a second factor (it never signs in), so a
+// policy requiring one must not shut its API tokens out: it applies to
+// people.
+func TestSystemAccountTokenUnderRequire2FA(t *testing.T) {
+	f := newAccessFixture(t, true)
+	cli := account.Actor{Kind: account.ActorCLI}
+	bot, _, err := f.svc.Admin.CreateUser(f.ctx, cli, account.AdminNewUser{Username: "bot", Email: "bot@example.com", System: true, Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := f.svc.Admin.CreateAPIToken(f.ctx, cli, bot.ID, account.NewAPIToken{Name: "job", Scope: account.ScopeReadOnly, ExpiresAt: f.clock.Now().Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := f.svc.Credentials.AuthenticateAPIToken(f.ctx, token, "192.0.2.1", "job"); err != nil || got.ID != bot.ID {
+		t.Fatalf("the system account's token under require_2fa: %v (user %q)", err, got.ID)
+	}
+	// A person without a second factor is still held to the policy.
+	if err := f.svc.Credentials.CheckTwoFactorPolicy(f.ctx, f.user()); account.ErrorCode(err) != account.Forbidden {
+		t.Errorf("alice without a second factor under require_2fa: %v", err)
+	}
+}

@@ -149,3 +149,48 @@ func TestCreateAndPatchDirectory(t *testing.T) {
 		t.Errorf("an unknown directory: %v", err)
 	}
 }
+
+// The stored secret is write-only, so it must not be sent somewhere new
+// without being entered again: an edit that points an LDAP directory at
+// another server (or lets its TLS be intercepted), or an upstream provider
+// at another issuer, and leaves the secret out would hand the kept bind
+// password or client secret to whoever runs the new endpoint, at the next
+// test, sync or sign-in. Such an edit is refused naming the secret and
+// changes nothing; with the secret given again it goes through.
+func TestDirectoryEndpointChangeNeedsTheSecret(t *testing.T) {
+	ctx := context.Background()
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Policy: account.Policy{
+		Issuer: "https://id.example.org", MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour}})
+	dirs := svc.Directories
+	if err := dirs.CreateDirectory(ctx, "ldap", "branch", settingsOf(t, `{"url":"ldap://127.0.0.1:1","bind_dn":"cn=svc","bind_password":"bind-secret","user_base_dn":"dc=example,dc=org"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := dirs.CreateDirectory(ctx, "oidc", "partner", settingsOf(t, `{"issuer":"https://sso.example.com","client_id":"keyport","client_secret":"client-secret"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ id, patch, field string }{
+		{"branch", `{"url":"http://not-ldap"}`, "settings.url"}, // a bad setting is named first
+		{"branch", `{"url":"ldap://attacker.example"}`, "settings.bind_password"},
+		{"branch", `{"insecure_skip_verify":true}`, "settings.bind_password"},
+		{"branch", `{"start_tls":true}`, "settings.bind_password"},
+		{"branch", `{"user_filter":"(uid=*)","bind_dn":"cn=other"}`, ""},
+		{"partner", `{"issuer":"https://attacker.example"}`, "settings.client_secret"},
+		{"partner", `{"button_label":"Partner"}`, ""},
+	} {
+		before, _ := db.GetDirectory(ctx, c.id)
+		err := dirs.PatchDirectory(ctx, c.id, "", account.DirectoryPatch{Settings: settingsOf(t, c.patch)})
+		if account.ErrorField(err) != c.field || (c.field == "" && err != nil) {
+			t.Errorf("patch %s with %s: %v (field %q), want field %q", c.id, c.patch, err, account.ErrorField(err), c.field)
+		}
+		if after, _ := db.GetDirectory(ctx, c.id); c.field != "" && string(after.Settings) != string(before.Settings) {
+			t.Errorf("the refused patch %s changed %s: %s", c.patch, c.id, after.Settings)
+		}
+	}
+	// Entered again, the secret may go to the new endpoint.
+	if err := dirs.PatchDirectory(ctx, "branch", "", account.DirectoryPatch{Settings: settingsOf(t, `{"url":"ldap://127.0.0.2:1","bind_password":"bind-secret"}`)}); err != nil {
+		t.Errorf("a new URL with the password: %v", err)
+	}
+	if d, _ := dirs.DirectoryDetail(ctx, "branch"); d.Settings["url"] != "ldap://127.0.0.2:1" {
+		t.Errorf("after the edit with the password: %v", d.Settings)
+	}
+}

@@ -173,10 +173,11 @@ func (s *DirectoryService) saveStored(ctx context.Context, typ, id string, setti
 	if exists && old.Type != typ {
 		return &Error{Code: Invalid, Field: "id", Message: wrongType[typ]}
 	}
-	sealed := old.SealedSecret
+	sealed, secretKept := old.SealedSecret, false
 	if secret := settings.Secret(); *secret != "" {
 		sealed = s.sealer.Seal([]byte(*secret), BindSealPurpose(id))
 	} else if len(sealed) > 0 {
+		secretKept = true
 		kept, err := s.sealer.Open(sealed, BindSealPurpose(id))
 		if err != nil {
 			return fmt.Errorf("open the %s of directory %q: %w", t.SecretName, id, err)
@@ -185,6 +186,15 @@ func (s *DirectoryService) saveStored(ctx context.Context, typ, id string, setti
 	}
 	if _, err := settings.Build(s.sourceEnv(id)); err != nil {
 		return invalidSettings(err, fieldPrefix)
+	}
+	if secretKept {
+		prev, err := t.FromJSON(old.Settings)
+		if err != nil {
+			return fmt.Errorf("decode settings of directory %q: %w", id, err)
+		}
+		if t.SecretRouteChange(prev, settings) != "" {
+			return &Error{Code: Invalid, Field: fieldPrefix + t.SecretKey(), Message: errSecretRoute}
+		}
 	}
 	raw, err := t.ToJSON(settings)
 	if err != nil {
@@ -195,6 +205,9 @@ func (s *DirectoryService) saveStored(ctx context.Context, typ, id string, setti
 	}
 	return s.putStored(ctx, id, typ, raw, sealed, old, exists, create)
 }
+
+// errSecretRoute refuses sending a kept secret to another endpoint.
+const errSecretRoute = "The server, issuer or TLS settings changed: enter the password or secret again, since the stored one goes only where it went before."
 
 // invalidSettings is a source's refusal of its settings as an account
 // error naming the field at fault: fieldPrefix + the config.toml key.

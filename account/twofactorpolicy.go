@@ -9,12 +9,13 @@ import (
 // SecondFactorRequired is the one rule for whom the admin's require_2fa
 // applies to: everyone (or, set to admins, every administrator), except users whose directory handles second factors
 // itself (handles_second_factor), since their directory's own sign-in
-// already asked for one. Enrolment, forward auth, API tokens, app passwords
-// and the password alone all ask this, so no path exempts more or fewer
-// people than another.
+// already asked for one, and system accounts, which never sign in and so
+// could never enrol one (their API tokens would be refused for good).
+// Enrolment, forward auth, API tokens, app passwords and the password
+// alone all ask this, so no path exempts more or fewer people than another.
 func (s *CredentialService) SecondFactorRequired(u storage.User) bool {
 	p := s.policy()
-	return (p.Require2FA || p.Require2FAForAdmins && u.Admin) && !s.SecondFactorByDirectory(u)
+	return (p.Require2FA || p.Require2FAForAdmins && u.Admin) && !s.SecondFactorByDirectory(u) && !u.System
 }
 
 // SecondFactorByDirectory tells whether u's directory handles second

@@ -149,10 +149,12 @@ var deAdmin = map[string]string{
 // deAdminDirectories is German for the messages of directories added on
 // the admin page.
 var deAdminDirectories = map[string]string{
-	"Someone else changed this directory since you loaded it. Reload and make your change again.": "Jemand anderes hat dieses Verzeichnis geändert, seit Sie es geladen haben. Laden Sie neu und nehmen Sie Ihre Änderung noch einmal vor.",
-	"The ID must be 1 to 64 letters, digits, dots, dashes or underscores.":                        "Die ID besteht aus 1 bis 64 Buchstaben, Ziffern, Punkten, Binde- oder Unterstrichen.",
-	"This directory comes from the configuration file and cannot be changed here.":                "Dieses Verzeichnis stammt aus der Konfigurationsdatei und kann hier nicht geändert werden.",
-	"A directory with this ID exists already.":                                                    "Es gibt schon ein Verzeichnis mit dieser ID.",
+	"The ID must be 1 to 64 letters, digits, dots, dashes or underscores.":         "Die ID besteht aus 1 bis 64 Buchstaben, Ziffern, Punkten, Binde- oder Unterstrichen.",
+	"This directory comes from the configuration file and cannot be changed here.": "Dieses Verzeichnis stammt aus der Konfigurationsdatei und kann hier nicht geändert werden.",
+	"A directory with this ID exists already.":                                     "Es gibt schon ein Verzeichnis mit dieser ID.",
+
+	"The server, issuer or TLS settings changed: enter the password or secret again, since the stored one goes only where it went before.": "Server-, Aussteller- oder TLS-Einstellungen wurden geändert: Geben Sie das Passwort oder Geheimnis erneut ein, denn das gespeicherte geht nur dorthin, wohin es bisher ging.",
+	"Someone else changed this directory since you loaded it. Reload and make your change again.":                                          "Jemand anderes hat dieses Verzeichnis geändert, seit Sie es geladen haben. Laden Sie es neu und nehmen Sie Ihre Änderung erneut vor.",
 }
 
 // deAdminUpstreams is German for the upstream provider form.

@@ -41,6 +41,9 @@ type Type struct {
 	// runKeys are config.toml keys of the type that Keyport reads itself
 	// rather than the source (sync_interval: cmd schedules the syncs).
 	runKeys []string
+	// secretRoute are the config.toml keys that say where the secret is
+	// sent and how it is protected on the way (SecretRouteChange).
+	secretRoute []string
 }
 
 // types is every source type, in the order configured directories are put
@@ -52,12 +55,14 @@ var types = []Type{{
 	formDefaults: map[string]string{"user_filter": "(objectClass=inetOrgPerson)", "login_attributes": "uid", "member_attribute": "member"},
 	listSep:      ", ",
 	runKeys:      []string{"sync_interval"},
+	secretRoute:  []string{"url", "start_tls", "insecure_skip_verify"},
 }, {
 	Name: "oidc", SecretName: "client secret", newSettings: func() directory.Settings { return &oidc.Config{} },
 	form: []string{"name", "issuer", "client_id", "client_secret", "scopes", "username_claim", "email_claim", "groups_claim",
 		"button_label", "link_by_verified_email", "create_users", "handles_second_factor"},
 	formDefaults: map[string]string{"scopes": "openid profile email"},
 	listSep:      " ",
+	secretRoute:  []string{"issuer"},
 }}
 
 // Types lists the source types.
@@ -391,6 +396,24 @@ func (t Type) SecretKey() string {
 	for i := range v.NumField() {
 		if v.Field(i).Addr().Pointer() == secret {
 			return v.Type().Field(i).Tag.Get("toml")
+		}
+	}
+	return ""
+}
+
+// SecretRouteChange names the first setting that says where the secret
+// goes or how it is protected on the way (an LDAP server's URL and TLS,
+// an upstream's issuer) and differs between old and next settings of the
+// type, or "" when none does. A stored secret is write-only: sent
+// somewhere new without being entered again, it would reach whoever runs
+// the new endpoint.
+func (t Type) SecretRouteChange(old, next directory.Settings) string {
+	ov, nv := reflect.ValueOf(old).Elem(), reflect.ValueOf(next).Elem()
+	for _, key := range t.secretRoute {
+		of, ok1 := field(ov, key)
+		nf, ok2 := field(nv, key)
+		if ok1 && ok2 && !reflect.DeepEqual(of.Interface(), nf.Interface()) {
+			return key
 		}
 	}
 	return ""
