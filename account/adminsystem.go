@@ -37,6 +37,11 @@ func (s *AdminService) CreateAPIToken(ctx context.Context, actor Actor, userID s
 	if !u.System {
 		return "", storage.Credential{}, errNotSystem
 	}
+	// A token may not renew itself: a system account that administers
+	// Keyport must not keep itself alive past the expiry it was given.
+	if actor.Kind == ActorUser && actor.UserID == userID {
+		return "", storage.Credential{}, Errorf(Forbidden, "A system account cannot issue its own API tokens; an administrator does.")
+	}
 	if err := CheckActive(u); err != nil {
 		return "", storage.Credential{}, err
 	}

@@ -37,9 +37,10 @@ type NewAPIToken struct {
 }
 
 // CreateAPIToken makes a token "kp_" + 40 base62 characters (about 238
-// bits). It is returned once; only its hash is stored. Only a signed-in
-// browser reaches this (the API has no endpoint for it), so a token can
-// never mint more tokens.
+// bits). It is returned once; only its hash is stored. A person reaches
+// this from a signed-in browser only; an administrator issues a system
+// account's tokens through AdminService.CreateAPIToken, which refuses a
+// system account issuing its own, so no token renews itself.
 func (s *CredentialService) CreateAPIToken(ctx context.Context, u storage.User, n NewAPIToken) (string, storage.Credential, error) {
 	name, err := s.checkCredentialName(ctx, u.ID, storage.KindAPIToken, n.Name)
 	if err != nil {

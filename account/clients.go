@@ -600,6 +600,11 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 	if grace < 0 || grace > MaxSecretGrace {
 		return "", FieldErrorf("grace", "The grace period must be between 0 and %d days.", int(MaxSecretGrace/(24*time.Hour)))
 	}
+	// Revoking is for a leaked secret: a grace would let its holder fetch
+	// new tokens right after the old ones were revoked.
+	if revokeTokens && grace > 0 {
+		return "", FieldErrorf("grace", "Revoking the app's tokens ends the old secret at once: set no grace period.")
+	}
 	secret := NewSecret()
 	var until time.Time
 	rotate := func(c storage.Client) (storage.Client, error) {

@@ -43,6 +43,8 @@ const (
 type MailStore interface {
 	GetUserByLogin(ctx context.Context, login string) (storage.User, error)
 	CreateOneTimeToken(ctx context.Context, t storage.OneTimeToken, out ...storage.OutboxMessage) error
+	PeekOneTimeToken(ctx context.Context, hash, purpose string) (storage.OneTimeToken, error)
+	ConsumeOneTimeToken(ctx context.Context, hash, purpose string) (storage.OneTimeToken, error)
 	EnqueueOutbox(ctx context.Context, msgs ...storage.OutboxMessage) error
 }
 
@@ -52,6 +54,7 @@ type MailStore interface {
 type MailService struct {
 	*core
 	store     MailStore
+	users     *UserService
 	templates *mail.Templates
 	// notify wakes the outbox worker after a message was committed.
 	notify func()

@@ -151,7 +151,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
 		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, settings: store},
-		Mail:        &MailService{core: c, store: store, limits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)},
+		Mail:        &MailService{core: c, store: store, users: users, limits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)},
 		core:        c,
 	}, nil
 }

@@ -174,7 +174,8 @@ func writeAPIError(w http.ResponseWriter, status int, code, msg, field string) {
 // Content-Type application/json, no unknown fields, within the body limit.
 // Its errors name the field at fault.
 func decodeAPIBody(r *http.Request, v any) error {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	// application/merge-patch+json is RFC 7396's name for the PATCH bodies.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
 		return errUnsupportedMedia
 	}
 	dec := json.NewDecoder(r.Body)

@@ -85,9 +85,14 @@ func TestRotateSecretRevokesTokens(t *testing.T) {
 	works("opaque-bot's token after a rotation without revoke_tokens", opaque, true)
 	works("jwt-bot's token after a rotation without revoke_tokens", jwt, true)
 
-	// With it, every token issued so far goes; the old secret, still in
-	// its grace, gets new ones.
-	out := rotate("opaque-bot", `{"grace_seconds":3600,"revoke_tokens":true}`)
+	// Revoking with a grace is refused: the leaked secret would fetch new
+	// tokens at once.
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients/opaque-bot/rotate-secret", rw, "application/json", `{"grace_seconds":3600,"revoke_tokens":true}`); status != http.StatusBadRequest || body["field"] != "grace_seconds" {
+		t.Errorf("revoke_tokens with a grace: %d %v", status, body)
+	}
+	// With it, every token issued so far goes; the new secret gets new
+	// ones.
+	out := rotate("opaque-bot", `{"grace_seconds":0,"revoke_tokens":true}`)
 	works("opaque-bot's token after revoke_tokens", opaque, false)
 	works("jwt-bot's token after opaque-bot's revocation", jwt, true)
 	works("opaque-bot's token from the newest secret", ccToken("opaque-bot", out["secret"].(string)), true)
@@ -111,7 +116,8 @@ func TestRotateSecretRevokesTokens(t *testing.T) {
 		t.Errorf("rotate-secret --revoke-tokens output: %s", r)
 	}
 	works("jwt-bot's token after rotate-secret --revoke-tokens", jwt, false)
-	r = cliMust(t, env, "", "client", "rotate-secret", "--id", "wiki", "--grace", "1h", "--revoke-tokens")
+	cliFail(t, env, "", 1, "no grace period", "client", "rotate-secret", "--id", "wiki", "--grace", "1h", "--revoke-tokens")
+	r = cliMust(t, env, "", "client", "rotate-secret", "--id", "wiki", "--revoke-tokens")
 	wiki.Secret = cliSecret(t, r.Stdout, "new client secret for wiki (shown once, store it now): ")
 	if status, _, info := srv.userinfo(alice.AccessToken); status != http.StatusUnauthorized {
 		t.Errorf("alice's revoked wiki token at userinfo: %d %v", status, info)

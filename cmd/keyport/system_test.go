@@ -59,6 +59,14 @@ func TestSystemAccountAPI(t *testing.T) {
 		body(map[string]any{"name": "x", "scope": "read-only", "expires_at": expires})); status != http.StatusConflict {
 		t.Errorf("a token for a person's account: %d %v", status, out)
 	}
+	// A token never renews itself, even an administrator's system account's.
+	if status, _, out := apiCall(t, srv, http.MethodPost, tokens, token, "application/json", body(map[string]any{"name": "renewal", "scope": "read-write", "expires_at": expires})); status != http.StatusForbidden {
+		t.Errorf("the system account issuing its own token: %d %v", status, out)
+	}
+	// A PATCH may name its body as RFC 7396 does.
+	if status, _, out := apiCall(t, srv, http.MethodPatch, "/api/v1/users/"+dave["id"].(string), token, "application/merge-patch+json", body(map[string]any{"name": "Dave"})); status != http.StatusOK || out["name"] != "Dave" {
+		t.Errorf("a merge-patch+json PATCH: %d %v", status, out)
+	}
 	if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/users/"+bot+"/password-reset-link", rw, "", ""); status != http.StatusForbidden {
 		t.Errorf("reset link for a system account: %d %v", status, out)
 	}

@@ -1,0 +1,263 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Email verification by mail: a link proves the person reads the address.
+// It confirms the account's current address (verification), or a new
+// address before it replaces the old one (a change; the old address is
+// told). Links are one-time tokens whose Data is the address they prove,
+// valid EmailLinkTTL, and opened by a POST from the page the link shows,
+// so a mail scanner that follows links spends nothing.
+const (
+	purposeVerifyEmail = "email_verify"
+	purposeChangeEmail = "email_change"
+	// EmailLinkTTL is how long a verification or change link works.
+	EmailLinkTTL = 24 * time.Hour
+	// VerifyEmailPath is the portal's page for both links.
+	VerifyEmailPath = "/verify-email"
+	// verifyMailsPerAccount bounds the verification and change mails of
+	// one account per hour.
+	verifyMailsPerAccount = 5
+)
+
+// Events of the email flows.
+const (
+	EventEmailVerificationSent = "user.email_verification_sent"
+	EventEmailChangeRequested  = "user.email_change_requested"
+	EventEmailConfirmed        = "user.email_confirmed"
+)
+
+var (
+	errEmailLink     = Errorf(NotFound, "This link is invalid, expired or already used. Ask for a new one on your profile page.")
+	errTooManyMails  = Errorf(RateLimited, "Too many emails were sent to this account in the last hour. Please try again later.")
+	errEmailMismatch = Errorf(Conflict, "This link is for an address the account no longer has. Ask for a new one on your profile page.")
+)
+
+// emailMailData is what the verify_email and email_change_notice
+// templates show.
+type emailMailData struct {
+	resetMailData
+	Address string // the address to confirm, or the new one (notice)
+}
+
+// SendVerification mails a link to u's current address that marks it
+// verified. Refused when mail is off, the address is verified already or
+// comes from a directory, or the account had verifyMailsPerAccount mails
+// this hour.
+func (m *MailService) SendVerification(ctx context.Context, u storage.User, lang string) error {
+	if !m.Enabled() {
+		return errMailOff
+	}
+	if u.EmailVerified || u.Email == "" {
+		return Errorf(Conflict, "Your email address is verified already.")
+	}
+	if u.Source != "" && slices.Contains(m.users.ownedFields(u.Source), "email") {
+		return Errorf(Forbidden, "Your email address comes from %s, which says whether it is verified.", m.sourceName(u.Source))
+	}
+	return m.sendEmailLink(ctx, u, purposeVerifyEmail, u.Email, lang)
+}
+
+// UpdateProfile is UserService.UpdateProfile for a person at their profile
+// page or /api/v1/me. With mail on, a new email address is not taken at
+// once: the other changes are saved, and the address replaces the old one
+// only when the person opens the link mailed to it (the old address is
+// told); pending is that address. An address the account had verified
+// before changes at once, as without mail.
+func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes map[string]string, lang string) (u storage.User, pending string, err error) {
+	addr, changing := changes["email"]
+	addr = strings.TrimSpace(addr)
+	if !m.Enabled() || !changing {
+		u, err = m.users.UpdateProfile(ctx, userID, changes)
+		return u, "", err
+	}
+	cur, err := m.users.getUser(ctx, userID)
+	if err != nil {
+		return storage.User{}, "", err
+	}
+	if strings.EqualFold(addr, cur.Email) || slices.Contains(cur.VerifiedEmails, strings.ToLower(addr)) {
+		u, err = m.users.UpdateProfile(ctx, userID, changes)
+		return u, "", err
+	}
+	if err := m.users.CheckChange(cur, "email", addr); err != nil {
+		return storage.User{}, "", err
+	}
+	if err := validateEmail(addr); err != nil {
+		return storage.User{}, "", &Error{Code: Invalid, Field: "email", Message: ErrorMessage(err)}
+	}
+	if other, err := m.store.GetUserByLogin(ctx, addr); err == nil && other.ID != userID {
+		return storage.User{}, "", &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account."}
+	}
+	rest := make(map[string]string, len(changes))
+	for k, v := range changes {
+		if k != "email" {
+			rest[k] = v
+		}
+	}
+	if u, err = m.users.UpdateProfile(ctx, userID, rest); err != nil {
+		return storage.User{}, "", err
+	}
+	if err := m.sendEmailLink(ctx, u, purposeChangeEmail, addr, lang); err != nil {
+		return storage.User{}, "", err
+	}
+	return u, addr, nil
+}
+
+// sendEmailLink stores a link of purpose proving addr for u, with its
+// mail (and, for a change, the notice to the old address) in the same
+// transaction.
+func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose, addr, lang string) error {
+	now := m.now()
+	if !m.limits.allow("v:"+u.ID, verifyMailsPerAccount, now) {
+		return errTooManyMails
+	}
+	lang = firstNonEmpty(u.Locale, lang)
+	secret := NewSecret()
+	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: firstNonEmpty(u.GivenName, u.Name, u.Username), Username: u.Username,
+		Link: strings.TrimSuffix(m.policy().Issuer, "/") + VerifyEmailPath + "?token=" + url.QueryEscape(secret)}, Address: addr}
+	name := "verify_email"
+	if purpose == purposeChangeEmail {
+		name = "confirm_email_change"
+	}
+	msg, err := m.outboxMail(addr, name, lang, data, now)
+	if err != nil {
+		return err
+	}
+	msgs := []storage.OutboxMessage{msg}
+	if purpose == purposeChangeEmail && u.Email != "" {
+		data.Link = ""
+		notice, err := m.outboxMail(u.Email, "email_change_notice", lang, data, now)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, notice)
+	}
+	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, Data: []byte(strings.ToLower(addr)), CreatedAt: now, ExpiresAt: now.Add(EmailLinkTTL)}
+	if err := m.store.CreateOneTimeToken(ctx, tok, msgs...); err != nil {
+		return fmt.Errorf("store the %s link of %q: %w", purpose, u.ID, err)
+	}
+	if m.notify != nil {
+		m.notify()
+	}
+	typ := EventEmailVerificationSent
+	if purpose == purposeChangeEmail {
+		typ = EventEmailChangeRequested
+	}
+	m.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: typ, TargetUserID: u.ID, Changes: []storage.AuditChange{{Field: "email", After: addr}}})
+	return nil
+}
+
+// EmailLink is what a verification or change link proves, for the page
+// that asks to confirm it.
+type EmailLink struct {
+	Username string
+	Address  string
+	Change   bool // a new address, not the current one
+}
+
+// CheckEmailLink tells what a link proves without spending it. Unknown
+// secrets count against ip's throttle, as other links do.
+func (m *MailService) CheckEmailLink(ctx context.Context, secret, ip string) (EmailLink, error) {
+	tok, u, err := m.peekEmailLink(ctx, secret, ip)
+	if err != nil {
+		return EmailLink{}, err
+	}
+	return EmailLink{Username: u.Username, Address: string(tok.Data), Change: tok.Purpose == purposeChangeEmail}, nil
+}
+
+// ConfirmEmail spends a link: the address it proves becomes the account's
+// verified email (replacing the old one for a change). A verification
+// link for an address the account no longer has is refused; a change to
+// an address another account took meanwhile is a Conflict.
+func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent string) (storage.User, error) {
+	tok, _, err := m.peekEmailLink(ctx, secret, ip)
+	if err != nil {
+		return storage.User{}, err
+	}
+	tok, err = m.store.ConsumeOneTimeToken(ctx, tok.Hash, tok.Purpose)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.User{}, errEmailLink
+	}
+	if err != nil {
+		return storage.User{}, fmt.Errorf("spend the email link: %w", err)
+	}
+	addr := string(tok.Data)
+	var before string
+	u, err := m.users.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
+		before = u.Email
+		switch {
+		case tok.Purpose == purposeChangeEmail:
+			if err := m.users.CheckChange(u, "email", addr); err != nil {
+				return u, err
+			}
+			u.Email = addr
+		case !strings.EqualFold(u.Email, addr):
+			return u, errEmailMismatch
+		}
+		u.EmailVerified = true
+		rememberVerifiedEmail(&u)
+		u.UpdatedAt = m.now()
+		return u, nil
+	})
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		return storage.User{}, ae
+	case errors.Is(err, storage.ErrConflict):
+		return storage.User{}, &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account.", Err: err}
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.User{}, errEmailLink
+	case err != nil:
+		return storage.User{}, fmt.Errorf("confirm the email of %q: %w", tok.UserID, err)
+	}
+	m.audit(ctx, Actor{Kind: ActorUser, UserID: u.ID, IP: ip, UserAgent: userAgent}, storage.AuditEvent{Type: EventEmailConfirmed, TargetUserID: u.ID,
+		Changes: []storage.AuditChange{{Field: "email", Before: before, After: u.Email}, {Field: "email_verified", After: "true"}}})
+	return u, nil
+}
+
+func (m *MailService) peekEmailLink(ctx context.Context, secret, ip string) (storage.OneTimeToken, storage.User, error) {
+	if len(secret) == SecretLen {
+		hash := HashSecret(secret)
+		for _, purpose := range []string{purposeVerifyEmail, purposeChangeEmail} {
+			tok, err := m.store.PeekOneTimeToken(ctx, hash, purpose)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return storage.OneTimeToken{}, storage.User{}, fmt.Errorf("find email link: %w", err)
+			}
+			u, err := m.users.getUser(ctx, tok.UserID)
+			if err != nil {
+				return storage.OneTimeToken{}, storage.User{}, errEmailLink
+			}
+			return tok, u, nil
+		}
+	}
+	res, err := m.limiter.Secret(ctx, ip)
+	if err != nil {
+		return storage.OneTimeToken{}, storage.User{}, m.refused(ctx, err, msgTooManyTokens, "email_link", "", ip)
+	}
+	if _, err := res.Fail(ctx); err != nil {
+		m.log.ErrorContext(ctx, "count failed link", "err", err)
+	}
+	m.logFailure(ctx, "email_link", "", ip, "unknown, expired or used link")
+	return storage.OneTimeToken{}, storage.User{}, errEmailLink
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
