@@ -44,6 +44,8 @@ type AdminService struct {
 	users *UserService
 	// credentials issues a system account's API tokens (adminsystem.go).
 	credentials *CredentialService
+	// mail mails invitations when mail is on.
+	mail *MailService
 	// settings keeps the runtime settings (adminsettings.go).
 	settings storage.Settings
 

@@ -205,6 +205,7 @@ func (s *AdminService) DeleteUser(ctx context.Context, actor Actor, id string) e
 	if err := s.keepAnAdmin(ctx, u, ""); err != nil {
 		return err
 	}
+	s.logoutUser(ctx, id)
 	// The names stay reserved, so a new account cannot inherit this one's
 	// identity at apps that key on the username or email.
 	err = s.store.DeleteUser(ctx, id, s.now().Add(NameReservation))

@@ -34,7 +34,14 @@ type Link struct {
 	URL       string // Issuer + path + "?token=" + Secret
 	Secret    string
 	ExpiresAt time.Time
+	// MailedTo is the address the link was also mailed to ("" when mail
+	// is off).
+	MailedTo string
 }
+
+// invitationMailed marks an invitation token whose link went by mail:
+// using it proves the address, which becomes verified.
+const invitationMailed = "mailed"
 
 // AdminNewUser is a local account an administrator creates: with a
 // password the administrator sets (Password), or with an invitation link
@@ -126,7 +133,7 @@ func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUs
 	}
 	var link Link
 	if n.Invite {
-		if link, err = s.newLink(ctx, purposeInvite, u.ID, InvitationTTL, InvitationPath); err != nil {
+		if link, err = s.newMailedLink(ctx, purposeInvite, u, InvitationTTL, InvitationPath, "invitation"); err != nil {
 			// An account nobody can reach is worth nothing: take it back.
 			if derr := s.store.DeleteUser(ctx, u.ID, time.Time{}); derr != nil {
 				s.log.ErrorContext(ctx, "remove the account whose invitation failed", "user_id", u.ID, "err", derr)
@@ -155,11 +162,30 @@ func passwordField(err error) error {
 
 // newLink stores a one-time link of purpose for userID and returns it.
 func (s *AdminService) newLink(ctx context.Context, purpose, userID string, ttl time.Duration, path string) (Link, error) {
+	return s.newMailedLink(ctx, purpose, storage.User{ID: userID}, ttl, path, "")
+}
+
+// newMailedLink is newLink that, with mail on and a template given, also
+// mails the link to u's email in the same transaction.
+func (s *AdminService) newMailedLink(ctx context.Context, purpose string, u storage.User, ttl time.Duration, path, template string) (Link, error) {
 	secret := NewSecret()
 	now := s.now()
 	l := Link{Secret: secret, ExpiresAt: now.Add(ttl), URL: strings.TrimSuffix(s.policy().Issuer, "/") + path + "?token=" + secret}
-	if err := s.store.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: userID, CreatedAt: now, ExpiresAt: l.ExpiresAt}); err != nil {
-		return Link{}, fmt.Errorf("create %s link for %q: %w", purpose, userID, err)
+	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, CreatedAt: now, ExpiresAt: l.ExpiresAt}
+	var out []storage.OutboxMessage
+	if template != "" && s.mail.Enabled() && u.Email != "" {
+		data := resetMailData{Common: s.mail.mailCommon(), Name: firstNonEmpty(u.GivenName, u.Name, u.Username), Username: u.Username, Link: l.URL}
+		msg, err := s.mail.outboxMail(u.Email, template, firstNonEmpty(u.Locale, "en"), data, now)
+		if err != nil {
+			return Link{}, err
+		}
+		out, tok.Data, l.MailedTo = append(out, msg), []byte(invitationMailed), u.Email
+	}
+	if err := s.store.CreateOneTimeToken(ctx, tok, out...); err != nil {
+		return Link{}, fmt.Errorf("create %s link for %q: %w", purpose, u.ID, err)
+	}
+	if len(out) > 0 && s.mail.notify != nil {
+		s.mail.notify()
 	}
 	return l, nil
 }
@@ -251,6 +277,11 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 			return u, s.passwordElsewhere(u)
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
+		// The invitation came by mail: opening it proves the address.
+		if purpose == purposeInvite && string(tok.Data) == invitationMailed && !u.EmailVerified {
+			u.EmailVerified = true
+			rememberVerifiedEmail(&u)
+		}
 		return u, nil
 	})
 	var ae *Error

@@ -36,6 +36,9 @@ type core struct {
 	history storage.LoginAttempts
 	// auditLog is where every area appends audit events (audit).
 	auditLog storage.Audit
+	// backChannel queues back-channel logouts when sessions end
+	// (backchannel.go); nil: off.
+	backChannel atomic.Pointer[backChannel]
 
 	// The directory sources: static are the ones from config.toml; srcs
 	// is every source in force (static and stored), swapped whole on

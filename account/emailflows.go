@@ -50,6 +50,13 @@ type emailMailData struct {
 	Address string // the address to confirm, or the new one (notice)
 }
 
+// CanVerify tells whether u's email can be verified by mail now: mail is
+// on, the address is not verified, and no directory owns it.
+func (m *MailService) CanVerify(u storage.User) bool {
+	return m.Enabled() && !u.EmailVerified && u.Email != "" &&
+		!(u.Source != "" && slices.Contains(m.users.ownedFields(u.Source), "email"))
+}
+
 // SendVerification mails a link to u's current address that marks it
 // verified. Refused when mail is off, the address is verified already or
 // comes from a directory, or the account had verifyMailsPerAccount mails

@@ -126,6 +126,7 @@ func (s *SignInService) EndUserSession(ctx context.Context, actor Actor, userID,
 		if subtle.ConstantTimeCompare([]byte(SessionHandle(sess)), []byte(handle)) != 1 {
 			continue
 		}
+		s.logoutSession(ctx, sess)
 		err := s.store.DeleteSession(ctx, sess.ID)
 		if errors.Is(err, storage.ErrNotFound) {
 			return storage.Session{}, errNoSuchSession

@@ -142,7 +142,9 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	users := &UserService{core: c, store: store}
 	creds := &CredentialService{core: c, store: store, users: users}
 	dirs := &DirectoryService{core: c, store: store, users: users}
+	mailer := &MailService{core: c, store: store, users: users, limits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)}
 	return &Service{
+		Mail:        mailer,
 		Users:       users,
 		Credentials: creds,
 		SignIn: &SignInService{core: c, store: store, users: users, creds: creds, dirs: dirs,
@@ -150,8 +152,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Directories: dirs,
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
-		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, settings: store},
-		Mail:        &MailService{core: c, store: store, users: users, limits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)},
+		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, mail: mailer, settings: store},
 		core:        c,
 	}, nil
 }

@@ -66,6 +66,9 @@ func (s *SignInService) EndSession(ctx context.Context, secret string) error {
 	if secret == "" {
 		return nil
 	}
+	if sess, err := s.store.GetSession(ctx, HashSecret(secret)); err == nil {
+		s.logoutSession(ctx, sess)
+	}
 	if err := s.store.DeleteSession(ctx, HashSecret(secret)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("delete session: %w", err)
 	}

@@ -209,6 +209,7 @@ func (s *UserService) SetBlocked(ctx context.Context, login string, blocked bool
 // no longer theirs, or an account that is now blocked, gave is gone.
 func (s *UserService) signOut(ctx context.Context, userID, keepSessionID string) (ended, revoked int, err error) {
 	if keepSessionID == "" {
+		s.logoutUser(ctx, userID)
 		if ended, err = s.store.DeleteUserSessions(ctx, userID); err != nil {
 			return 0, 0, fmt.Errorf("end sessions of %q: %w", userID, err)
 		}
@@ -221,6 +222,7 @@ func (s *UserService) signOut(ctx context.Context, userID, keepSessionID string)
 			if sess.ID == keepSessionID {
 				continue
 			}
+			s.logoutSession(ctx, sess)
 			if err := s.store.DeleteSession(ctx, sess.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return ended, 0, fmt.Errorf("end session of %q: %w", userID, err)
 			}

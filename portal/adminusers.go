@@ -51,6 +51,7 @@ type adminUserData struct {
 	// Link is a one-time link just made, shown this once.
 	Link     string
 	LinkWhat string
+	MailedTo string // the link went by mail to this address too
 }
 
 // userForm is the edit form's fields as text.
@@ -317,7 +318,7 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request, m me) e
 	}
 	// The invitation is shown this once, on the new user's page.
 	w.Header().Set("Cache-Control", "no-store")
-	return s.showAdminUser(w, r, m, u.ID, http.StatusCreated, &adminUserData{Notice: userNotices["created"], Link: link.URL, LinkWhat: "invitation"})
+	return s.showAdminUser(w, r, m, u.ID, http.StatusCreated, &adminUserData{Notice: userNotices["created"], Link: link.URL, LinkWhat: "invitation", MailedTo: link.MailedTo})
 }
 
 type adminUsersData struct {

@@ -247,7 +247,8 @@ func (s *Server) apiPatchMe(w http.ResponseWriter, r *http.Request, c apiCaller)
 	}
 	var err error
 	if len(changes) > 0 {
-		if u, err = s.acct.Users.UpdateProfile(r.Context(), u.ID, changes); err != nil {
+		// With mail on, a new email waits for its confirmation link.
+		if u, _, err = s.acct.Mail.UpdateProfile(r.Context(), u.ID, changes, u.Locale); err != nil {
 			return err
 		}
 	}

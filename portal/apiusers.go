@@ -203,6 +203,8 @@ type createdUserJSON struct {
 type linkJSON struct {
 	URL       string    `json:"url"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// MailedTo is where the link was also mailed (mail configured).
+	MailedTo string `json:"mailed_to,omitempty"`
 }
 
 type signedOutJSON struct {
@@ -248,7 +250,7 @@ func (s *Server) apiCreateUser(w http.ResponseWriter, r *http.Request, a account
 	}
 	out := createdUserJSON{User: adminUserView(u)}
 	if link.URL != "" {
-		out.Invitation = &linkJSON{URL: link.URL, ExpiresAt: link.ExpiresAt.UTC()}
+		out.Invitation = &linkJSON{URL: link.URL, ExpiresAt: link.ExpiresAt.UTC(), MailedTo: link.MailedTo}
 	}
 	w.Header().Set("Location", "/api/v1/users/"+u.ID)
 	writeWithETag(w, http.StatusCreated, account.UserETag(u), out)

@@ -28,6 +28,10 @@ func (s *Server) registerProfileRoutes(t *routeTable) {
 	t.add(levelSignedIn, "POST", "/profile/avatar", uploadForm{"avatar", account.MaxAvatarBytes, s.avatarUpload})
 	t.add(levelSignedIn, "POST", "/profile/avatar/remove", s.avatarRemove)
 	t.add(levelSignedIn, "POST", "/profile/custom-data", s.customDataSubmit)
+	t.add(levelSignedIn, "POST", "/profile/verify-email", s.verifyEmailRequest)
+	// Public: the link is the credential; the page asks before it spends it.
+	t.add(levelPublic, "GET", account.VerifyEmailPath, s.verifyEmailPage)
+	t.add(levelPublic, "POST", account.VerifyEmailPath, s.verifyEmailSubmit)
 	// Public: apps show it through the picture claim.
 	t.add(levelPublic, "GET HEAD", "/avatar/{id}", s.avatar)
 }
@@ -61,8 +65,10 @@ type profileData struct {
 	CustomLocked                 string
 	CustomError                  string
 	Notice, Error                string
-	Languages                    []string
-	Timezones                    []string
+	// CanVerifyEmail: the address is not verified, and mail can prove it.
+	CanVerifyEmail bool
+	Languages      []string
+	Timezones      []string
 }
 
 var commonTimezones = []string{
@@ -84,7 +90,8 @@ func audience(lang string, a account.Attribute) string {
 }
 
 func (s *Server) profileView(r *http.Request, u storage.User) *profileData {
-	d := &profileData{Base: s.web.Base(r, &u, "Your profile"), Languages: web.LanguageOptions(), Timezones: commonTimezones}
+	d := &profileData{Base: s.web.Base(r, &u, "Your profile"), Languages: web.LanguageOptions(), Timezones: commonTimezones,
+		CanVerifyEmail: s.acct.Mail.CanVerify(u)}
 	d.Nav = "profile"
 	for _, a := range account.Attributes {
 		if a.Key == "picture" {
@@ -138,8 +145,13 @@ func formatTime(rfc3339, tz string) string {
 
 func (s *Server) profilePage(w http.ResponseWriter, r *http.Request, m me) error {
 	d := s.profileView(r, m.User)
-	if r.URL.Query().Get("saved") == "1" {
+	switch r.URL.Query().Get("saved") {
+	case "1":
 		d.Notice = web.Translate(d.Lang, "Your profile was saved.")
+	case "email":
+		d.Notice = web.Translate(d.Lang, "Your profile was saved. We sent a link to your new email address: the address changes when you open it.")
+	case "verify":
+		d.Notice = web.Translate(d.Lang, "We sent a confirmation link to your email address. It works for 24 hours.")
 	}
 	s.web.Render(w, r, http.StatusOK, "profile", d)
 	return nil
@@ -155,8 +167,12 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 			changes[key] = vals[0]
 		}
 	}
-	_, err := s.acct.Users.UpdateProfile(r.Context(), m.User.ID, changes)
+	_, pending, err := s.acct.Mail.UpdateProfile(r.Context(), m.User.ID, changes, web.PickLanguage(r, m.User.Locale))
 	if err == nil {
+		if pending != "" {
+			http.Redirect(w, r, "/profile?saved=email", http.StatusSeeOther)
+			return nil
+		}
 		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
 		return nil
 	}

@@ -458,6 +458,7 @@ func (m *Main) load() error {
 		return err
 	}
 	m.Provider = prov
+	m.enableBackChannelLogout()
 	tokens.p = prov
 
 	mux := http.NewServeMux()

@@ -90,7 +90,7 @@ func TestSystemAccountCLI(t *testing.T) {
 	if !strings.Contains(r.Stdout, "created system user backup") {
 		t.Errorf("create: %s", r)
 	}
-	cliFail(t, env, "", 2, "one of --password-stdin, --invite or --system", "user", "create", "--username", "b2", "--email", "b2@example.com", "--system", "--invite")
+	cliFail(t, env, "", 2, "either --password-stdin or --invite (or --system", "user", "create", "--username", "b2", "--email", "b2@example.com", "--system", "--invite")
 	cliFail(t, env, "", 2, "--expires", "user", "create-token", "--username", "backup", "--name", "nightly")
 	cliFail(t, env, "", 2, "not a number of days", "user", "create-token", "--username", "backup", "--name", "nightly", "--expires", "xd")
 	r = cliMust(t, env, "", "user", "create-token", "--username", "backup", "--name", "nightly", "--expires", "90d", "--scope", "read-only")

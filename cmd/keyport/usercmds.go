@@ -119,7 +119,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 		}
 	}
 	if *username == "" || *email == "" || ways != 1 {
-		return usageError{"user create needs --username, --email and one of --password-stdin, --invite or --system"}
+		return usageError{"user create needs --username, --email and either --password-stdin or --invite (or --system, for a program)"}
 	}
 	body := map[string]any{"username": *username, "email": *email, "name": *name, "email_verified": *verified, "admin": *admin}
 	switch {

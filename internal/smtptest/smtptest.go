@@ -176,14 +176,21 @@ type Delivered struct {
 // recipient to has arrived and returns it; the test fails if none does.
 func (s *Server) WaitFor(t testing.TB, to string) Delivered {
 	t.Helper()
+	return s.WaitForNth(t, to, 1)
+}
+
+// WaitForNth waits (up to 10 seconds) until n messages for to have
+// arrived and returns the nth, oldest first.
+func (s *Server) WaitForNth(t testing.TB, to string, n int) Delivered {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := s.Received(t, to)
-		if len(got) > 0 {
-			return got[0]
+		if len(got) >= n {
+			return got[n-1]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("smtptest: no message for %s arrived within 10s; server log:\n%s", to, s.Log())
+			t.Fatalf("smtptest: %d messages for %s did not arrive within 10s; server log:\n%s", n, to, s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
