@@ -39,6 +39,10 @@ type core struct {
 	// backChannel queues back-channel logouts when sessions end
 	// (backchannel.go); nil: off.
 	backChannel atomic.Pointer[backChannel]
+	// reactors turn an audit event into the outbox messages it causes
+	// (notifications, webhook calls), written in the event's own commit
+	// (reactions.go).
+	reactors atomic.Pointer[[]Reactor]
 
 	// The directory sources: static are the ones from config.toml; srcs
 	// is every source in force (static and stored), swapped whole on

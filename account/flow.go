@@ -31,7 +31,7 @@ type FlowStore interface {
 	DeleteAuthRequest(ctx context.Context, id string) error
 	GetClient(ctx context.Context, id string) (storage.Client, error)
 	GetGrant(ctx context.Context, userID, clientID string) (storage.Grant, error)
-	PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEvent) error
+	PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEvent, out ...storage.OutboxMessage) error
 }
 
 // Flow runs sign-ins on their records, with the rules of the areas it
@@ -419,7 +419,7 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 	// The consent and its audit event share one commit.
 	e := f.auditEvent(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
 		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
-	if err := f.store.PutGrant(ctx, g, &e); err != nil {
+	if err := f.store.PutGrant(ctx, g, &e, f.reactions(ctx, e)...); err != nil {
 		return a, fmt.Errorf("store grant of %q to %q: %w", userID, a.ClientID, err)
 	}
 	return f.update(ctx, a.ID, func(a *storage.AuthRequest) error {

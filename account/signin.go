@@ -275,12 +275,12 @@ func (s *SignInService) recordSignIn(ctx context.Context, user storage.User, new
 		w.Session = &sess
 	}
 	audit := s.attemptEvent(ctx, w.Attempt)
-	w.Audit = &audit
+	w.Audit, w.Outbox = &audit, s.reactions(ctx, audit)
 	updated, err := s.store.RecordSignIn(ctx, w)
 	if auditRefused(err) {
 		// The sign-in stands without its event, as core.audit would have it.
 		s.log.ErrorContext(ctx, "write audit event", "type", audit.Type, "target", audit.TargetUserID, "err", err)
-		w.Audit = nil
+		w.Audit, w.Outbox = nil, nil
 		updated, err = s.store.RecordSignIn(ctx, w)
 	}
 	if err != nil {

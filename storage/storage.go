@@ -822,8 +822,9 @@ type Grants interface {
 	// PutGrant creates or replaces the grant for (UserID, ClientID) and,
 	// when e is not nil, appends e to the audit log in the same commit, so
 	// a consent costs one write whether or not it is audited. An event the
-	// audit log refuses (see AuditLog.AppendAudit) changes nothing.
-	PutGrant(ctx context.Context, g Grant, e *AuditEvent) error
+	// audit log refuses (see AuditLog.AppendAudit) changes nothing; so
+	// does a refused outbox message of out (what the event causes).
+	PutGrant(ctx context.Context, g Grant, e *AuditEvent, out ...OutboxMessage) error
 	// ListGrants returns every grant of a user, by client ID.
 	ListGrants(ctx context.Context, userID string) ([]Grant, error)
 	// DeleteGrant removes the grant of a user to a client; ErrNotFound
@@ -881,6 +882,10 @@ type SignInWrite struct {
 	// is checked like AppendAudit's event, and a refused one refuses the
 	// whole sign-in.
 	Audit *AuditEvent
+	// Outbox are the messages the sign-in causes (a notification, webhook
+	// calls), written in the same transaction and checked as
+	// EnqueueOutbox checks them.
+	Outbox []OutboxMessage
 }
 
 // SignIns persists completed sign-ins.
@@ -1069,8 +1074,10 @@ type Audit interface {
 	// or an ID, ActorID or TargetUserID longer than MaxAuditID or holding
 	// a NUL gives ErrInvalid; an event larger than MaxAuditEventBytes
 	// ErrTooLarge; an event with the same ID and Time as a stored one
-	// ErrConflict. None of them stores anything.
-	AppendAudit(ctx context.Context, e AuditEvent) error
+	// ErrConflict. None of them stores anything. The outbox messages out
+	// (what the event causes: a notification, webhook calls) are written
+	// in the same transaction, checked as EnqueueOutbox checks them.
+	AppendAudit(ctx context.Context, e AuditEvent, out ...OutboxMessage) error
 	// ListAudit returns the events matching q, newest first (by Time, then
 	// ID), and the cursor of the next page ("" when there is none). A
 	// query by target user or actor reads only that user's events. A page

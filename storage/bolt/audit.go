@@ -59,16 +59,26 @@ func truncateUTF8(s string, n int) string {
 }
 
 // AppendAudit stores one event with its index entries.
-func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent) error {
+func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent, out ...storage.OutboxMessage) error {
 	raw, err := encodeAudit(&e)
 	if err != nil {
 		return err
+	}
+	w, err := newOutboxWrite(out)
+	if err != nil {
+		return fmt.Errorf("append audit event %q: %w", e.ID, err)
 	}
 	err = d.batch(func(tx *bbolt.Tx) error {
 		if err := auditFreeTx(tx, e); err != nil {
 			return err
 		}
-		return appendAuditTx(tx, e, raw)
+		if err := w.free(tx); err != nil {
+			return err
+		}
+		if err := appendAuditTx(tx, e, raw); err != nil {
+			return err
+		}
+		return w.put(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("append audit event %q: %w", e.ID, err)

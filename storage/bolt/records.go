@@ -30,11 +30,15 @@ func (d *DB) GetGrant(ctx context.Context, userID, clientID string) (storage.Gra
 	return g, nil
 }
 
-func (d *DB) PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEvent) error {
+func (d *DB) PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEvent, out ...storage.OutboxMessage) error {
 	if g.UserID == "" || g.ClientID == "" {
 		return errors.New("put grant: empty user or client ID")
 	}
 	audit, err := newSignInAudit(e)
+	if err != nil {
+		return fmt.Errorf("put grant of user %q to client %q: %w", g.UserID, g.ClientID, err)
+	}
+	msgs, err := newOutboxWrite(out)
 	if err != nil {
 		return fmt.Errorf("put grant of user %q to client %q: %w", g.UserID, g.ClientID, err)
 	}
@@ -44,13 +48,19 @@ func (d *DB) PutGrant(ctx context.Context, g storage.Grant, e *storage.AuditEven
 		if err := audit.free(tx); err != nil {
 			return err
 		}
+		if err := msgs.free(tx); err != nil {
+			return err
+		}
 		if err := indexClientRecord(tx, g.ClientID, clientGrant, g.UserID); err != nil {
 			return err
 		}
 		if err := putJSON(tx.Bucket(bGrants), join(g.UserID, g.ClientID), g); err != nil {
 			return err
 		}
-		return audit.put(tx)
+		if err := audit.put(tx); err != nil {
+			return err
+		}
+		return msgs.put(tx)
 	})
 	if err != nil {
 		return fmt.Errorf("put grant of user %q to client %q: %w", g.UserID, g.ClientID, err)

@@ -194,6 +194,10 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 	if err != nil {
 		return storage.User{}, fmt.Errorf("record sign-in of %q: %w", w.UserID, err)
 	}
+	msgs, err := newOutboxWrite(w.Outbox)
+	if err != nil {
+		return storage.User{}, fmt.Errorf("record sign-in of %q: %w", w.UserID, err)
+	}
 	var out storage.User
 	err = d.batch(func(tx *bbolt.Tx) error {
 		// Refusals first: until the user is written, nothing is.
@@ -201,6 +205,9 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 			return conflict("record sign-in: create session", w.Session.ID)
 		}
 		if err := audit.free(tx); err != nil {
+			return err
+		}
+		if err := msgs.free(tx); err != nil {
 			return err
 		}
 		u, err := updateUserTx(tx, w.UserID, d.now(), w.Update)
@@ -217,6 +224,9 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 		}
 		if err := audit.put(tx); err != nil {
 			return fmt.Errorf("record sign-in of %q: append audit event: %w", w.UserID, err)
+		}
+		if err := msgs.put(tx); err != nil {
+			return fmt.Errorf("record sign-in of %q: outbox: %w", w.UserID, err)
 		}
 		out = u
 		return nil

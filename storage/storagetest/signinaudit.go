@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -172,5 +173,42 @@ var signInAuditTests = []test{
 		_, err := s.GetGrant(ctx, "u1", "wiki")
 		isErr(t, err, storage.ErrNotFound, "grant after refused events")
 		equal(t, auditOf(ctx, t, s), []storage.AuditEvent{first}, "audit log")
+	}},
+	{"EventsCarryTheirOutboxMessages", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		msg := func(id string) storage.OutboxMessage {
+			return storage.OutboxMessage{ID: id, Kind: "webhook", Payload: []byte("{}"), CreatedAt: now}
+		}
+		claimable := func() []string {
+			got, _, err := s.ListOutbox(ctx, storage.OutboxQuery{Limit: 100})
+			ok(t, err, "list outbox")
+			ids := []string{}
+			for _, m := range got {
+				ids = append(ids, m.ID)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		// AppendAudit: the event and its messages, or neither.
+		ok(t, s.AppendAudit(ctx, auditEvent("ev1", now, "user.blocked", "", "u1"), msg("m1"), msg("m2")), "append with messages")
+		isErr(t, s.AppendAudit(ctx, auditEvent("ev2", now, "user.blocked", "", "u1"), msg("m1")), storage.ErrConflict, "a taken message ID")
+		equal(t, auditIDs(auditOf(ctx, t, s)), []string{"ev1"}, "audit log")
+		// RecordSignIn and PutGrant the same.
+		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create")
+		w := signIn("u1", "a1", "s1", now)
+		e := auditEvent("ev3", now, "signin.succeeded", "u1", "u1")
+		w.Audit, w.Outbox = &e, []storage.OutboxMessage{msg("m3")}
+		_, err := s.RecordSignIn(ctx, w)
+		ok(t, err, "record sign-in with a message")
+		w = signIn("u1", "a2", "s2", now)
+		e4 := auditEvent("ev4", now, "signin.succeeded", "u1", "u1")
+		w.Audit, w.Outbox = &e4, []storage.OutboxMessage{msg("m3")}
+		_, err = s.RecordSignIn(ctx, w)
+		isErr(t, err, storage.ErrConflict, "a sign-in with a taken message ID")
+		g := storage.Grant{UserID: "u1", ClientID: "wiki", Scopes: []string{"openid"}, CreatedAt: now, UpdatedAt: now}
+		e5 := auditEvent("ev5", now, "consent.granted", "u1", "u1")
+		ok(t, s.PutGrant(ctx, g, &e5, msg("m5")), "consent with a message")
+		equal(t, claimable(), []string{"m1", "m2", "m3", "m5"}, "outbox")
+		equal(t, auditIDs(auditOf(ctx, t, s)), []string{"ev5", "ev3", "ev1"}, "audit log")
 	}},
 }
