@@ -105,6 +105,8 @@ type Service struct {
 	Admin *AdminService
 	// Mail sends what needs mail (a forgotten password), through the outbox.
 	Mail *MailService
+	// Webhooks is nil until EnableWebhooks.
+	Webhooks *WebhookService
 
 	core *core
 }

@@ -45,6 +45,7 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	Audit    Audit    `toml:"audit"`
 	Mail     Mail     `toml:"mail"`
+	Webhooks Webhooks `toml:"webhooks"`
 	Clients  []Client `toml:"clients"`
 	// Directories are external identity sources (LDAP for now).
 	Directories []Directory `toml:"directories"`
@@ -161,6 +162,17 @@ const (
 
 // Enabled reports whether mail is configured (mail.host is set).
 func (m Mail) Enabled() bool { return m.Host != "" }
+
+// Webhooks is the [webhooks] table: what webhook calls may reach.
+type Webhooks struct {
+	// AllowNetworks are CIDRs webhook calls may reach although they are
+	// not public (loopback, private, link-local...); empty: public
+	// addresses only.
+	AllowNetworks []string `toml:"allow_networks"`
+	// MaxFailures is how many failed delivery attempts in a row turn a
+	// webhook off; 0 means the default, 20.
+	MaxFailures int `toml:"max_failures"`
+}
 
 // Limits is the [limits] table.
 type Limits struct {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -68,6 +69,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateHTTP(&p)
 	c.validateAudit(&p)
 	c.validateMail(&p)
+	c.validateWebhooks(&p)
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	return p.warnings, errors.Join(p.errs...)
@@ -325,6 +327,21 @@ func (c *Config) validateAccounts(p *problems) {
 func (c *Config) validateAudit(p *problems) {
 	if d := c.Audit.Retention.Duration; d <= 0 {
 		p.errorf("audit.retention", "must be more than 0 (events older than this are deleted), not %s", d)
+	}
+}
+
+// maxWebhookFailures bounds webhooks.max_failures: with the outbox's
+// backoff, 30 failures in a row take about the outbox's 24 hours.
+const maxWebhookFailures = 1000
+
+func (c *Config) validateWebhooks(p *problems) {
+	for i, n := range c.Webhooks.AllowNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			p.errorf(fmt.Sprintf("webhooks.allow_networks[%d]", i), "%q is not a CIDR such as \"10.0.0.0/8\"", n)
+		}
+	}
+	if f := c.Webhooks.MaxFailures; f < 0 || f > maxWebhookFailures {
+		p.errorf("webhooks.max_failures", "must be from 1 to %d (0: the default, 20)", maxWebhookFailures)
 	}
 }
 

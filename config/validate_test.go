@@ -211,6 +211,8 @@ func TestValidateErrors(t *testing.T) {
 		{"post logout relative", func(c *Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"https://wiki.example.com/", "bye"} },
 			"clients[0].post_logout_redirect_uris[1]: must be an absolute URL"},
 
+		{"webhook network", func(c *Config) { c.Webhooks.AllowNetworks = []string{"127.0.0.0/8", "localhost"} }, `webhooks.allow_networks[1]: "localhost" is not a CIDR`},
+		{"webhook failures", func(c *Config) { c.Webhooks.MaxFailures = -1 }, "webhooks.max_failures: must be from 1 to 1000"},
 		{"mail without from", func(c *Config) { withMail(c); c.Mail.From = "" }, "mail.from: must be set when mail.host is"},
 		{"mail from two addresses", func(c *Config) { withMail(c); c.Mail.From = "a@example.com, b@example.com" }, "mail.from: must be one RFC 5322 address"},
 		{"mail from not an address", func(c *Config) { withMail(c); c.Mail.From = "Keyport" }, "mail.from: must be one RFC 5322 address"},

@@ -984,6 +984,7 @@ type Store interface {
 	Audit
 	Groups
 	Outbox
+	Webhooks
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)
@@ -1203,4 +1204,70 @@ type Outbox interface {
 	// "": each call does bounded work. A cursor that is malformed or comes
 	// from a query with other filters gives ErrInvalid.
 	ListOutbox(ctx context.Context, q OutboxQuery) ([]OutboxMessage, string, error)
+}
+
+// Webhooks: URLs that are told of account events (webhook calls go through
+// the outbox; see account/webhooks.go).
+
+// Webhook is one subscription. OwnerUserID "" is an admin's hook, told of
+// every user's events; a user's own hook is told of their account's
+// events only.
+type Webhook struct {
+	ID          string `json:"id"`
+	OwnerUserID string `json:"owner_user_id,omitempty"`
+	URL         string `json:"url"`
+	// EventTypes are the event types it wants; empty means all.
+	EventTypes []string `json:"event_types,omitempty"`
+	// SealedSecret is the signing secret, sealed by the caller; the store
+	// keeps the bytes.
+	SealedSecret []byte `json:"sealed_secret"`
+	Disabled     bool   `json:"disabled,omitempty"`
+	// DisabledReason says why Keyport (or its owner) turned it off.
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// ConsecutiveFailures counts the failed delivery attempts since the
+	// last success.
+	ConsecutiveFailures int       `json:"consecutive_failures,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+}
+
+// WebhookDelivery is one delivery attempt, for the webhook's log.
+type WebhookDelivery struct {
+	// MessageID is the outbox message; EventID the event it carries.
+	MessageID string        `json:"message_id"`
+	EventID   string        `json:"event_id,omitempty"`
+	EventType string        `json:"event_type,omitempty"`
+	At        time.Time     `json:"at"`
+	Attempt   int           `json:"attempt"`
+	Status    int           `json:"status,omitempty"` // the HTTP status; 0 when there was no answer
+	Latency   time.Duration `json:"latency"`
+	Error     string        `json:"error,omitempty"` // at most MaxOutboxError bytes
+}
+
+// MaxWebhookDeliveries is how many attempts a webhook's log keeps: the
+// newest ones.
+const MaxWebhookDeliveries = 50
+
+// Webhooks persists webhooks and their delivery logs.
+type Webhooks interface {
+	// CreateWebhook stores a new webhook; a taken ID gives ErrConflict.
+	CreateWebhook(ctx context.Context, w Webhook) error
+	GetWebhook(ctx context.Context, id string) (Webhook, error)
+	// ListWebhooks returns every webhook, oldest first.
+	ListWebhooks(ctx context.Context) ([]Webhook, error)
+	// ListWebhooksOf returns the webhooks of one owner ("" for the
+	// admins' hooks), oldest first.
+	ListWebhooksOf(ctx context.Context, ownerUserID string) ([]Webhook, error)
+	// UpdateWebhook applies fn to the stored webhook and stores the
+	// result, in one transaction; an error from fn changes nothing and is
+	// returned. ID, OwnerUserID and CreatedAt stay as stored.
+	UpdateWebhook(ctx context.Context, id string, fn func(*Webhook) error) (Webhook, error)
+	// DeleteWebhook removes a webhook and its delivery log.
+	DeleteWebhook(ctx context.Context, id string) error
+	// RecordWebhookDelivery appends d to the webhook's log (keeping the
+	// newest MaxWebhookDeliveries) and applies fn (may be nil) to the
+	// webhook, in one transaction.
+	RecordWebhookDelivery(ctx context.Context, id string, d WebhookDelivery, fn func(*Webhook) error) (Webhook, error)
+	// ListWebhookDeliveries returns the webhook's log, newest first.
+	ListWebhookDeliveries(ctx context.Context, id string) ([]WebhookDelivery, error)
 }

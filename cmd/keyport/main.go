@@ -381,6 +381,9 @@ func (m *Main) load() error {
 	if err := m.enableMail(); err != nil {
 		return fmt.Errorf("mail: %w", err)
 	}
+	if err := m.enableWebhooks(); err != nil {
+		return err
+	}
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}

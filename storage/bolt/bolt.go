@@ -505,6 +505,9 @@ var (
 	bOutboxByState = []byte("outbox_by_state") // state NUL message ID → ""
 	emptyValue     = []byte{}
 
+	// Webhooks (webhooks.go): ID → Webhook; owner NUL ID → ""; ID NUL seq(8) → WebhookDelivery.
+	bWebhooks, bWebhooksByOwner, bWebhookDeliveries = []byte("webhooks"), []byte("webhooks_by_owner"), []byte("webhook_deliveries")
+
 	// cid NUL kind NUL key → "": an app's tokens, grants and credentials (clientrecords.go)
 	bClientRecords = []byte("client_records")
 
@@ -515,7 +518,8 @@ var (
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
 		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames, bClientRecords,
-		bOutbox, bOutboxDue, bOutboxByState}
+		bOutbox, bOutboxDue, bOutboxByState,
+		bWebhooks, bWebhooksByOwner, bWebhookDeliveries}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -601,6 +605,14 @@ var migrations = []func(tx *bbolt.Tx) error{
 	},
 	8: func(tx *bbolt.Tx) error { // the durable outbox
 		for _, name := range [][]byte{bOutbox, bOutboxDue, bOutboxByState} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	9: func(tx *bbolt.Tx) error { // webhooks and their delivery logs
+		for _, name := range [][]byte{bWebhooks, bWebhooksByOwner, bWebhookDeliveries} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Backup", backupTests},
 		{"ImportUsers", importUserTests},
 		{"Outbox", outboxTests},
+		{"Webhooks", webhookTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
