@@ -27,9 +27,6 @@ type Store interface {
 	storage.Clients
 	storage.AuthRequests
 	storage.Tokens
-	// AddSessionClient is storage.Sessions': it records on the browser
-	// session that an app got tokens in it (for logout to the app).
-	AddSessionClient(ctx context.Context, id, clientID string) error
 }
 
 // Lifetimes of what the provider issues.
@@ -253,7 +250,10 @@ func (s *opStorage) revokeIssued(ctx context.Context, issued storage.IssuedToken
 // replayed while the exchange ran, the store has deleted them again and the
 // exchange fails like the replay.
 func (s *opStorage) createCodeTokens(ctx context.Context, r *authRequest, access storage.AccessToken, refresh *storage.RefreshToken) error {
-	err := s.store.CreateCodeTokens(ctx, r.codeHash, access, refresh)
+	// The app is recorded on the browser session in the tokens' commit, so
+	// signing out of the session reaches it (front- and back-channel
+	// logout).
+	err := s.store.CreateCodeTokens(ctx, r.codeHash, access, refresh, r.a.SessionID)
 	if errors.Is(err, storage.ErrTokenReused) {
 		s.log.WarnContext(ctx, "authorization code presented again during its exchange; revoked the tokens it issued",
 			"client_id", r.a.ClientID, "user_id", r.a.UserID)
@@ -262,23 +262,7 @@ func (s *opStorage) createCodeTokens(ctx context.Context, r *authRequest, access
 	if err != nil {
 		return s.internal(ctx, "store the tokens of a code", err)
 	}
-	s.noteSessionClient(ctx, r.a)
 	return nil
-}
-
-// noteSessionClient records on the browser session a sign-in ran in that
-// its app now holds tokens, so that signing out of the session reaches the
-// app (front- and back-channel logout). A session that ended meanwhile has
-// nothing to record; a failure is logged and costs the app only the
-// logout notice, not the sign-in.
-func (s *opStorage) noteSessionClient(ctx context.Context, a storage.AuthRequest) {
-	if a.SessionID == "" || a.ClientID == "" {
-		return
-	}
-	err := s.store.AddSessionClient(ctx, a.SessionID, a.ClientID)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		s.log.ErrorContext(ctx, "record the app on the session", "client_id", a.ClientID, "err", err)
-	}
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {

@@ -712,7 +712,11 @@ type AuthRequests interface {
 	// a mark before the check is seen here, and a replay marked after it
 	// finds the tokens stored when it revokes them. A code no longer
 	// remembered (its record lost) leaves the tokens standing.
-	CreateCodeTokens(ctx context.Context, codeHash string, access AccessToken, refresh *RefreshToken) error
+	//
+	// sessionID, when set, is the browser session the code was issued in:
+	// the app is recorded on it (Session.ClientIDs, as AddSessionClient)
+	// in the tokens' own commit.
+	CreateCodeTokens(ctx context.Context, codeHash string, access AccessToken, refresh *RefreshToken, sessionID string) error
 }
 
 // Tokens persists access and refresh tokens.

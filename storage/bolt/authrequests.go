@@ -313,8 +313,8 @@ func unlinkCode(tx *bbolt.Tx, codeHash, id string) error {
 // again. The two files (tokens in the main one, redemptions in the flow
 // file) cannot share a transaction; the order makes up for it (see
 // storage.AuthRequests).
-func (d *DB) CreateCodeTokens(ctx context.Context, codeHash string, access storage.AccessToken, refresh *storage.RefreshToken) error {
-	if err := d.CreateTokens(ctx, access, refresh); err != nil {
+func (d *DB) CreateCodeTokens(ctx context.Context, codeHash string, access storage.AccessToken, refresh *storage.RefreshToken, sessionID string) error {
+	if err := d.createTokens(access, refresh, sessionID); err != nil {
 		return err
 	}
 	var rc redeemedCode

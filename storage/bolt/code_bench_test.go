@@ -59,7 +59,7 @@ func codeWrites(ctx context.Context, d *DB, a storage.AuthRequest, i int64, now 
 	if _, err := d.RedeemCode(ctx, code, a.ClientID, storage.IssuedTokens{AccessTokenID: access.ID, FamilyID: refresh.FamilyID}); err != nil {
 		return err
 	}
-	if err := d.CreateCodeTokens(ctx, code, access, &refresh); err != nil {
+	if err := d.CreateCodeTokens(ctx, code, access, &refresh, ""); err != nil {
 		return err
 	}
 	return d.DeleteAuthRequest(ctx, a.ID)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -166,10 +167,19 @@ func (d *DB) AddSessionClient(ctx context.Context, id, clientID string) error {
 		if !ok || expired(s.ExpiresAt, d.now()) {
 			return notFound("add client to session", id)
 		}
-		if slices.Contains(s.ClientIDs, clientID) {
-			return nil
-		}
-		s.ClientIDs = append(s.ClientIDs, clientID)
-		return putJSON(b, id, s)
+		return addSessionClientTx(tx, id, clientID, d.now())
 	})
+}
+
+// addSessionClientTx records clientID on live session id, once; a session
+// that is gone or expired is left alone.
+func addSessionClientTx(tx *bbolt.Tx, id, clientID string, now time.Time) error {
+	var s storage.Session
+	b := tx.Bucket(bSessions)
+	ok, err := getJSON(b, id, &s)
+	if err != nil || !ok || expired(s.ExpiresAt, now) || slices.Contains(s.ClientIDs, clientID) {
+		return err
+	}
+	s.ClientIDs = append(s.ClientIDs, clientID)
+	return putJSON(b, id, s)
 }

@@ -43,6 +43,13 @@ func liveRefresh(r storage.RefreshToken, now time.Time) bool {
 // FamilyID is filled in when empty). Without refresh, an access token that
 // names a family joins that existing family.
 func (d *DB) CreateTokens(ctx context.Context, access storage.AccessToken, refresh *storage.RefreshToken) error {
+	return d.createTokens(access, refresh, "")
+}
+
+// createTokens is CreateTokens that, when sessionID is set, also records
+// the app on that browser session (Session.ClientIDs) in the same commit,
+// for the logout notices; a session that ended meanwhile is left alone.
+func (d *DB) createTokens(access storage.AccessToken, refresh *storage.RefreshToken, sessionID string) error {
 	if access.ID == "" {
 		return errors.New("create tokens: empty access token ID")
 	}
@@ -64,6 +71,18 @@ func (d *DB) CreateTokens(ctx context.Context, access storage.AccessToken, refre
 		}
 	}
 	return d.batch(func(tx *bbolt.Tx) error {
+		if err := createTokensTx(tx, access, refresh, r); err != nil {
+			return err
+		}
+		if sessionID == "" {
+			return nil
+		}
+		return addSessionClientTx(tx, sessionID, access.ClientID, d.now())
+	})
+}
+
+func createTokensTx(tx *bbolt.Tx, access storage.AccessToken, refresh *storage.RefreshToken, r storage.RefreshToken) error {
+	{
 		if has(tx.Bucket(bAccessTokens), access.ID) {
 			return conflict("create tokens: access token", access.ID)
 		}
@@ -100,7 +119,7 @@ func (d *DB) CreateTokens(ctx context.Context, access storage.AccessToken, refre
 			return err
 		}
 		return putAccessTx(tx, access)
-	})
+	}
 }
 
 func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken, error) {

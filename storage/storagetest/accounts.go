@@ -346,6 +346,12 @@ var sessionTests = []test{
 		ok(t, err, "get s2")
 		equal(t, len(other.ClientIDs), 0, "apps of the other session")
 		isErr(t, s.AddSessionClient(ctx, "nobody", "app-a"), storage.ErrNotFound, "add to a missing session")
+		// A code's tokens record their app on the session in their commit.
+		ok(t, s.CreateCodeTokens(ctx, "a-code", newAccess("a9", "", "u1", "app-c", c.Now(), time.Hour), nil, "s2"), "code tokens in s2")
+		ok(t, s.CreateCodeTokens(ctx, "b-code", newAccess("a10", "", "u1", "app-d", c.Now(), time.Hour), nil, "gone"), "code tokens in a session that ended")
+		other, err = s.GetSession(ctx, "s2")
+		ok(t, err, "get s2")
+		equal(t, other.ClientIDs, []string{"app-c"}, "apps of s2 after a code exchange")
 		c.Add(time.Hour)
 		isErr(t, s.AddSessionClient(ctx, "s2", "app-a"), storage.ErrNotFound, "add to an expired session")
 	}},

@@ -164,7 +164,7 @@ var authRequestTests = []test{
 		isErr(t, err, storage.ErrNotFound, "another client marks code1 replayed")
 		equal(t, issued, storage.IssuedTokens{}, "what another client's replay learns")
 		r1 := newRefresh("r1", "f1", "u1", "app", c.Now(), time.Hour)
-		ok(t, s.CreateCodeTokens(ctx, "code1", newAccess("a1", "f1", "u1", "app", c.Now(), time.Hour), &r1), "another client's replay did not mark code1")
+		ok(t, s.CreateCodeTokens(ctx, "code1", newAccess("a1", "f1", "u1", "app", c.Now(), time.Hour), &r1, ""), "another client's replay did not mark code1")
 		_, err = s.GetAccessToken(ctx, "a1")
 		ok(t, err, "code1's access token")
 	}},
@@ -195,10 +195,10 @@ var authRequestTests = []test{
 		want, access, refresh := tokens("1")
 		_, err = s.RedeemCode(ctx, "code-ar1", "app", want)
 		ok(t, err, "redeem code-ar1")
-		ok(t, s.CreateCodeTokens(ctx, "code-ar1", access, refresh), "store code-ar1's tokens")
+		ok(t, s.CreateCodeTokens(ctx, "code-ar1", access, refresh, ""), "store code-ar1's tokens")
 		a, r := stored("1")
 		equal(t, a && r, true, "code-ar1's tokens stored")
-		isErr(t, s.CreateCodeTokens(ctx, "code-ar1", access, refresh), storage.ErrConflict, "store code-ar1's tokens twice")
+		isErr(t, s.CreateCodeTokens(ctx, "code-ar1", access, refresh, ""), storage.ErrConflict, "store code-ar1's tokens twice")
 		_, err = s.RedeemCode(ctx, "code-ar1", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrTokenReused, "replay code-ar1")
 		issued, err := s.MarkCodeReplayed(ctx, "code-ar1", "app")
@@ -217,7 +217,7 @@ var authRequestTests = []test{
 		issued, err = s.MarkCodeReplayed(ctx, "code-ar2", "app")
 		ok(t, err, "mark code-ar2 replayed before its tokens are stored")
 		equal(t, issued, want2, "what code-ar2's exchange issues")
-		isErr(t, s.CreateCodeTokens(ctx, "code-ar2", access2, refresh2), storage.ErrTokenReused, "store the tokens of a replayed code")
+		isErr(t, s.CreateCodeTokens(ctx, "code-ar2", access2, refresh2, ""), storage.ErrTokenReused, "store the tokens of a replayed code")
 		a, r = stored("2")
 		equal(t, a || r, false, "a replayed code's tokens are kept")
 
@@ -228,7 +228,7 @@ var authRequestTests = []test{
 		ok(t, err, "redeem code-ar4")
 		_, err = s.MarkCodeReplayed(ctx, "code-ar4", "app")
 		ok(t, err, "mark code-ar4 replayed")
-		isErr(t, s.CreateCodeTokens(ctx, "code-ar4", newAccess("a4", "", "u1", "app", now, time.Hour), nil), storage.ErrTokenReused,
+		isErr(t, s.CreateCodeTokens(ctx, "code-ar4", newAccess("a4", "", "u1", "app", now, time.Hour), nil, ""), storage.ErrTokenReused,
 			"store the access token of a replayed code")
 		_, err = s.GetAccessToken(ctx, "a4")
 		isErr(t, err, storage.ErrNotFound, "a replayed code's access token")
@@ -240,14 +240,14 @@ var authRequestTests = []test{
 		ok(t, err, "redeem code-ar3")
 		_, err = s.RedeemCode(ctx, "code-ar3", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrTokenReused, "replay code-ar3")
-		ok(t, s.CreateCodeTokens(ctx, "code-ar3", access3, refresh3), "store the tokens of code-ar3 after an unmarked replay")
+		ok(t, s.CreateCodeTokens(ctx, "code-ar3", access3, refresh3, ""), "store the tokens of code-ar3 after an unmarked replay")
 		a, r = stored("3")
 		equal(t, a && r, true, "code-ar3's tokens stored")
 
 		// A code no longer remembered (forgotten, or its record lost) does
 		// not cost the exchange its tokens.
 		_, access5, refresh5 := tokens("5")
-		ok(t, s.CreateCodeTokens(ctx, "unknown-code", access5, refresh5), "store the tokens of a code not remembered")
+		ok(t, s.CreateCodeTokens(ctx, "unknown-code", access5, refresh5, ""), "store the tokens of a code not remembered")
 		a, r = stored("5")
 		equal(t, a && r, true, "the tokens of a code not remembered")
 		c.Add(time.Hour)
