@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/webhook"
@@ -126,7 +127,10 @@ func TestWebhooksDeliverSignedEvents(t *testing.T) {
 	if first.Header.Get("Webhook-Id") != first.Event.ID || strings.Contains(string(first.Body), "whsec_") {
 		t.Errorf("headers %v, body %s", first.Header, first.Body)
 	}
-	// The receiver answered 500: the same event comes again after the backoff.
+	// The receiver answered 500: the same event comes again after the
+	// backoff. The clock moves once the failure is recorded (its retry is
+	// due from the time it was recorded).
+	waitRetried(t, srv, first.Event.ID)
 	clock.Add(2 * time.Minute)
 	again := admins.next(t, srv)
 	if again.Event.ID != first.Event.ID || string(again.Body) != string(first.Body) {
@@ -213,4 +217,24 @@ func TestWebhooksRefuseInternalAddresses(t *testing.T) {
 	if status != http.StatusOK || on["disabled"] != false || on["consecutive_failures"] != float64(0) {
 		t.Fatalf("enable: %d %v", status, on)
 	}
+}
+
+// waitRetried waits until the outbox has recorded a failed attempt of a
+// webhook call (the message is pending again with an error).
+func waitRetried(t *testing.T, srv *testServer, eventID string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		msgs, _, err := srv.Main.Store.ListOutbox(context.Background(), storage.OutboxQuery{State: storage.OutboxPending, Kind: account.OutboxWebhook, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Attempts > 0 && m.LastError != "" && strings.Contains(string(m.Payload), eventID) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the failed call of event %s was not recorded", eventID)
 }
