@@ -141,6 +141,15 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		IDTokenLifetime:      cfg.Tokens.ID.Duration,
 		RefreshTokenLifetime: cfg.Tokens.Refresh.Duration,
 		RefreshTokenIdle:     cfg.Tokens.RefreshIdle.Duration,
+
+		Notify: account.Notify{
+			NewDevice:       cfg.Notifications.NewDevice,
+			PasswordChanged: cfg.Notifications.PasswordChanged,
+			SecondFactor:    cfg.Notifications.SecondFactor,
+			Credentials:     cfg.Notifications.Credentials,
+			TokenExpiry:     cfg.Notifications.TokenExpiry,
+			Blocked:         cfg.Notifications.Blocked,
+		},
 	}, now, log)
 	if err != nil {
 		m.db.Close()
