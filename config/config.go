@@ -45,11 +45,12 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	Audit    Audit    `toml:"audit"`
 	Mail     Mail     `toml:"mail"`
-	// Notifications: which security events are mailed to the user.
-	Notifications Notifications `toml:"notifications"`
 	Clients  []Client `toml:"clients"`
 	// Directories are external identity sources (LDAP for now).
 	Directories []Directory `toml:"directories"`
+
+	// Notifications: which security events are mailed to the user.
+	Notifications Notifications `toml:"notifications"`
 }
 
 // Session is the [session] table: the single sign-on cookie.

@@ -129,7 +129,7 @@ func TestSecurityNotifications(t *testing.T) {
 	}
 	all := mails()
 	for subject, want := range map[string]int{
-		"The password of your Keyport account was changed": 2,
+		"The password of your Keyport account was changed":  2,
 		"A second factor was added to your Keyport account": 1,
 		"A new API token for your Keyport account":          1,
 	} {
