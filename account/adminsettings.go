@@ -88,6 +88,12 @@ type Settings struct {
 	IDTokenLifetime            *Duration `json:"id_token_lifetime,omitempty"`
 	RefreshTokenLifetime       *Duration `json:"refresh_token_lifetime,omitempty"`
 	RefreshTokenIdle           *Duration `json:"refresh_token_idle,omitempty"`
+	NotifyNewDevice            *bool     `json:"notify_new_device,omitempty"`
+	NotifyPasswordChanged      *bool     `json:"notify_password_changed,omitempty"`
+	NotifySecondFactor         *bool     `json:"notify_second_factor,omitempty"`
+	NotifyCredentials          *bool     `json:"notify_credentials,omitempty"`
+	NotifyTokenExpiry          *bool     `json:"notify_token_expiry,omitempty"`
+	NotifyBlocked              *bool     `json:"notify_blocked,omitempty"`
 }
 
 // SettingKind is how a setting is written: a checkbox, a whole number, a
@@ -128,6 +134,12 @@ var SettingFields = []SettingField{
 	{Key: "id_token_lifetime", Kind: SettingDuration},
 	{Key: "refresh_token_lifetime", Kind: SettingDuration},
 	{Key: "refresh_token_idle", Kind: SettingDuration},
+	{Key: "notify_new_device", Kind: SettingBool},
+	{Key: "notify_password_changed", Kind: SettingBool},
+	{Key: "notify_second_factor", Kind: SettingBool},
+	{Key: "notify_credentials", Kind: SettingBool},
+	{Key: "notify_token_expiry", Kind: SettingBool},
+	{Key: "notify_blocked", Kind: SettingBool},
 }
 
 // SettingsPatch is a JSON merge patch (RFC 7396) of Settings: a key with a
@@ -186,6 +198,12 @@ func settingsOf(p Policy) Settings {
 		IDTokenLifetime:            dur(p.IDTokenLifetime),
 		RefreshTokenLifetime:       dur(p.RefreshTokenLifetime),
 		RefreshTokenIdle:           dur(p.RefreshTokenIdle),
+		NotifyNewDevice:            &p.Notify.NewDevice,
+		NotifyPasswordChanged:      &p.Notify.PasswordChanged,
+		NotifySecondFactor:         &p.Notify.SecondFactor,
+		NotifyCredentials:          &p.Notify.Credentials,
+		NotifyTokenExpiry:          &p.Notify.TokenExpiry,
+		NotifyBlocked:              &p.Notify.Blocked,
 	}
 }
 
@@ -222,6 +240,17 @@ func (st Settings) apply(p Policy) Policy {
 	setDur(&p.IDTokenLifetime, st.IDTokenLifetime)
 	setDur(&p.RefreshTokenLifetime, st.RefreshTokenLifetime)
 	setDur(&p.RefreshTokenIdle, st.RefreshTokenIdle)
+	setBool := func(dst *bool, v *bool) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	setBool(&p.Notify.NewDevice, st.NotifyNewDevice)
+	setBool(&p.Notify.PasswordChanged, st.NotifyPasswordChanged)
+	setBool(&p.Notify.SecondFactor, st.NotifySecondFactor)
+	setBool(&p.Notify.Credentials, st.NotifyCredentials)
+	setBool(&p.Notify.TokenExpiry, st.NotifyTokenExpiry)
+	setBool(&p.Notify.Blocked, st.NotifyBlocked)
 	return p
 }
 

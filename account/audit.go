@@ -103,9 +103,12 @@ func (a Actor) mayAdminister(ctx context.Context, users userGetter) error {
 // its content) rather than returned: the caller cannot undo the change.
 func (s *core) audit(ctx context.Context, a Actor, e storage.AuditEvent) {
 	e = s.auditEvent(ctx, a, e)
-	if err := s.auditLog.AppendAudit(ctx, e, s.reactions(ctx, e)...); err != nil {
+	out := s.reactions(ctx, e)
+	if err := s.auditLog.AppendAudit(ctx, e, out...); err != nil {
 		s.log.ErrorContext(ctx, "write audit event", "type", e.Type, "target", e.TargetUserID, "err", err)
+		return
 	}
+	s.reacted(out)
 }
 
 // auditEvent fills in e's ID, time and actor, and what the request

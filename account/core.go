@@ -43,6 +43,9 @@ type core struct {
 	// (notifications, webhook calls), written in the event's own commit
 	// (reactions.go).
 	reactors atomic.Pointer[[]Reactor]
+	// outboxWake wakes the outbox worker after reactions were committed
+	// (nil: none; the worker's poll finds them).
+	outboxWake atomic.Pointer[func()]
 
 	// The directory sources: static are the ones from config.toml; srcs
 	// is every source in force (static and stored), swapped whole on

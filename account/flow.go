@@ -419,9 +419,11 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 	// The consent and its audit event share one commit.
 	e := f.auditEvent(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
 		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
-	if err := f.store.PutGrant(ctx, g, &e, f.reactions(ctx, e)...); err != nil {
+	out := f.reactions(ctx, e)
+	if err := f.store.PutGrant(ctx, g, &e, out...); err != nil {
 		return a, fmt.Errorf("store grant of %q to %q: %w", userID, a.ClientID, err)
 	}
+	f.reacted(out)
 	return f.update(ctx, a.ID, func(a *storage.AuthRequest) error {
 		a.ConsentOK = true
 		return nil

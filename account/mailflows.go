@@ -46,6 +46,11 @@ type MailStore interface {
 	PeekOneTimeToken(ctx context.Context, hash, purpose string) (storage.OneTimeToken, error)
 	ConsumeOneTimeToken(ctx context.Context, hash, purpose string) (storage.OneTimeToken, error)
 	EnqueueOutbox(ctx context.Context, msgs ...storage.OutboxMessage) error
+	// For the security notifications (notifications.go).
+	GetUser(ctx context.Context, id string) (storage.User, error)
+	ListLoginAttempts(ctx context.Context, userID string, limit int) ([]storage.LoginAttempt, error)
+	ListExpiringTokens(ctx context.Context, from, before time.Time, limit int) ([]storage.Credential, error)
+	UpdateCredential(ctx context.Context, userID, id string, fn func(storage.Credential) (storage.Credential, error), out ...storage.OutboxMessage) (storage.Credential, error)
 }
 
 // MailService holds the flows that send mail: today the forgotten
@@ -69,6 +74,10 @@ type MailService struct {
 func (s *Service) EnableMail(templates *mail.Templates, notify func()) {
 	m := s.Mail
 	m.templates, m.notify = templates, notify
+	if notify != nil {
+		s.core.outboxWake.Store(&notify)
+	}
+	s.AddReactor(m.react) // the security notifications
 }
 
 // Enabled tells whether mail is sent: the pages offer what needs it only

@@ -45,3 +45,14 @@ func (s *core) reactions(ctx context.Context, e storage.AuditEvent) []storage.Ou
 	}
 	return out
 }
+
+// reacted wakes the outbox worker once reactions out were committed, so
+// they do not wait for its next poll.
+func (s *core) reacted(out []storage.OutboxMessage) {
+	if len(out) == 0 {
+		return
+	}
+	if wake := s.outboxWake.Load(); wake != nil {
+		(*wake)()
+	}
+}

@@ -89,6 +89,10 @@ type Policy struct {
 	IDTokenLifetime      time.Duration
 	RefreshTokenLifetime time.Duration
 	RefreshTokenIdle     time.Duration
+
+	// Notify says which security events are mailed to the user they
+	// concern (notifications.go); config.toml's [notifications].
+	Notify Notify
 }
 
 // Service is the account rules, one area service per exported field:
@@ -165,3 +169,15 @@ func (s *Service) Policy() Policy { return s.core.policy() }
 // Throttle is the limiter every guessable secret goes through; the provider
 // uses it for client secrets, so both sides share one view of an address.
 func (s *Service) Throttle() *throttle.Limiter { return s.core.limiter }
+
+// Notify says which security events are mailed to the user they concern
+// (when mail is on): config.toml's [notifications], changed on the
+// settings page.
+type Notify struct {
+	NewDevice       bool // a sign-in from a browser not seen lately
+	PasswordChanged bool
+	SecondFactor    bool // an authenticator app, passkey or recovery codes added or removed
+	Credentials     bool // a new API token or app password
+	TokenExpiry     bool // an API token expiring within 7 days
+	Blocked         bool
+}

@@ -275,6 +275,9 @@ func (s *SignInService) recordSignIn(ctx context.Context, user storage.User, new
 		w.Session = &sess
 	}
 	audit := s.attemptEvent(ctx, w.Attempt)
+	if sessionAMR != nil {
+		ctx = withBrowserSignIn(ctx) // an interactive sign-in (notifications.go)
+	}
 	w.Audit, w.Outbox = &audit, s.reactions(ctx, audit)
 	updated, err := s.store.RecordSignIn(ctx, w)
 	if auditRefused(err) {
@@ -286,6 +289,7 @@ func (s *SignInService) recordSignIn(ctx context.Context, user storage.User, new
 	if err != nil {
 		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, err)
 	}
+	s.reacted(w.Outbox)
 	return updated, secret, sess, nil
 }
 

@@ -49,6 +49,9 @@ type Config struct {
 	Clients  []Client `toml:"clients"`
 	// Directories are external identity sources (LDAP for now).
 	Directories []Directory `toml:"directories"`
+
+	// Notifications: which security events are mailed to the user.
+	Notifications Notifications `toml:"notifications"`
 }
 
 // Session is the [session] table: the single sign-on cookie.
@@ -159,6 +162,18 @@ const (
 	MailTLSImplicit = "implicit"
 	MailTLSNone     = "none"
 )
+
+// Notifications is the [notifications] table: which security events
+// are mailed to the user they concern (when mail is on). Each is a
+// default an admin may change on the console's settings page.
+type Notifications struct {
+	NewDevice       bool `toml:"new_device"`
+	PasswordChanged bool `toml:"password_changed"`
+	SecondFactor    bool `toml:"second_factor"`
+	Credentials     bool `toml:"credentials"`
+	TokenExpiry     bool `toml:"token_expiry"`
+	Blocked         bool `toml:"blocked"`
+}
 
 // Enabled reports whether mail is configured (mail.host is set).
 func (m Mail) Enabled() bool { return m.Host != "" }

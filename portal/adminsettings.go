@@ -36,6 +36,12 @@ var settingLabels = map[string]string{
 	"id_token_lifetime":              "ID token lifetime",
 	"refresh_token_lifetime":         "Refresh tokens end after (from sign-in)",
 	"refresh_token_idle":             "Refresh tokens end when unused for",
+	"notify_new_device":              "Mail users about a sign-in from a new device",
+	"notify_password_changed":        "Mail users when their password changes",
+	"notify_second_factor":           "Mail users when a second factor is added or removed",
+	"notify_credentials":             "Mail users about a new API token or app password",
+	"notify_token_expiry":            "Mail users about an API token expiring within 7 days",
+	"notify_blocked":                 "Mail users when their account is blocked",
 }
 
 // settingWords are how the page says the values of checkboxes and choices.

@@ -32,6 +32,12 @@ type settingsJSON struct {
 	IDTokenLifetime            *string `json:"id_token_lifetime,omitempty"`
 	RefreshTokenLifetime       *string `json:"refresh_token_lifetime,omitempty"`
 	RefreshTokenIdle           *string `json:"refresh_token_idle,omitempty"`
+	NotifyNewDevice            *bool   `json:"notify_new_device,omitempty"`
+	NotifyPasswordChanged      *bool   `json:"notify_password_changed,omitempty"`
+	NotifySecondFactor         *bool   `json:"notify_second_factor,omitempty"`
+	NotifyCredentials          *bool   `json:"notify_credentials,omitempty"`
+	NotifyTokenExpiry          *bool   `json:"notify_token_expiry,omitempty"`
+	NotifyBlocked              *bool   `json:"notify_blocked,omitempty"`
 }
 
 // settingsPatchJSON documents PATCH /settings: the keys of settingsJSON,
@@ -54,6 +60,12 @@ type settingsPatchJSON struct {
 	IDTokenLifetime            any `json:"id_token_lifetime,omitempty"`
 	RefreshTokenLifetime       any `json:"refresh_token_lifetime,omitempty"`
 	RefreshTokenIdle           any `json:"refresh_token_idle,omitempty"`
+	NotifyNewDevice            any `json:"notify_new_device,omitempty"`
+	NotifyPasswordChanged      any `json:"notify_password_changed,omitempty"`
+	NotifySecondFactor         any `json:"notify_second_factor,omitempty"`
+	NotifyCredentials          any `json:"notify_credentials,omitempty"`
+	NotifyTokenExpiry          any `json:"notify_token_expiry,omitempty"`
+	NotifyBlocked              any `json:"notify_blocked,omitempty"`
 }
 
 type settingsViewJSON struct {
@@ -80,6 +92,9 @@ func settingsOut(st account.Settings) settingsJSON {
 		SessionLifetime:     dur(st.SessionLifetime), AccessTokenLifetime: dur(st.AccessTokenLifetime),
 		IDTokenLifetime: dur(st.IDTokenLifetime), RefreshTokenLifetime: dur(st.RefreshTokenLifetime),
 		RefreshTokenIdle: dur(st.RefreshTokenIdle),
+		NotifyNewDevice:  st.NotifyNewDevice, NotifyPasswordChanged: st.NotifyPasswordChanged,
+		NotifySecondFactor: st.NotifySecondFactor, NotifyCredentials: st.NotifyCredentials,
+		NotifyTokenExpiry: st.NotifyTokenExpiry, NotifyBlocked: st.NotifyBlocked,
 	}
 }
 

@@ -444,6 +444,9 @@ type Credential struct {
 	ExpiresAt  time.Time `json:"expires_at,omitempty"` // zero: never
 	LastUsedAt time.Time `json:"last_used_at,omitempty"`
 	LastIP     string    `json:"last_ip,omitempty"`
+	// ExpiryWarnedAt is when the owner of an API token was told that it
+	// expires soon (zero: not yet): each token is warned about once.
+	ExpiryWarnedAt time.Time `json:"expiry_warned_at,omitempty"`
 }
 
 // Directory is an external identity source added on the admin page
@@ -796,8 +799,13 @@ type Credentials interface {
 	// all kinds), oldest first.
 	ListCredentials(ctx context.Context, userID, kind string) ([]Credential, error)
 	// UpdateCredential applies fn inside one transaction. fn may not change
-	// ID, UserID, Kind, Hash or WebAuthnID.
-	UpdateCredential(ctx context.Context, userID, id string, fn func(Credential) (Credential, error)) (Credential, error)
+	// ID, UserID, Kind, Hash or WebAuthnID. The outbox messages out are
+	// committed with the change (and not when fn fails).
+	UpdateCredential(ctx context.Context, userID, id string, fn func(Credential) (Credential, error), out ...OutboxMessage) (Credential, error)
+	// ListExpiringTokens returns live API tokens whose ValidUntil is in
+	// [from, before) and whose owner was not warned yet (ExpiryWarnedAt
+	// zero), at most limit of them (all when limit <= 0).
+	ListExpiringTokens(ctx context.Context, from, before time.Time, limit int) ([]Credential, error)
 	DeleteCredential(ctx context.Context, userID, id string) error
 	// DeleteCredentials deletes a user's credentials of one kind ("" for all)
 	// and returns how many went.

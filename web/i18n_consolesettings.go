@@ -30,4 +30,12 @@ var deConsoleSettings = map[string]string{
 	"Refresh tokens end after (from sign-in)":         "Refresh-Tokens enden nach (ab der Anmeldung)",
 	"Refresh tokens end when unused for":              "Refresh-Tokens enden nach Nichtbenutzung von",
 	"Lifetimes apply to the sessions and tokens issued from now on; apps with token lifetimes of their own keep them.": "Lebensdauern gelten für Sitzungen und Tokens, die ab jetzt ausgestellt werden; Apps mit eigenen Token-Lebensdauern behalten diese.",
+
+	// The security notifications' switches.
+	"Mail users about a sign-in from a new device":         "Benutzer über eine Anmeldung von einem neuen Gerät benachrichtigen",
+	"Mail users when their password changes":               "Benutzer benachrichtigen, wenn ihr Passwort geändert wird",
+	"Mail users when a second factor is added or removed":  "Benutzer benachrichtigen, wenn ein zweiter Faktor hinzugefügt oder entfernt wird",
+	"Mail users about a new API token or app password":     "Benutzer über ein neues API-Token oder App-Passwort benachrichtigen",
+	"Mail users about an API token expiring within 7 days": "Benutzer über ein API-Token benachrichtigen, das innerhalb von 7 Tagen abläuft",
+	"Mail users when their account is blocked":             "Benutzer benachrichtigen, wenn ihr Konto gesperrt wird",
 }

@@ -113,10 +113,11 @@ func TestForgotPassword(t *testing.T) {
 		t.Errorf("the eleventh request: %d", p.Status)
 	}
 	srv.Main.Accounts.Mail.Wait()
-	// Every message is in the outbox: alice's, dora's and bob's three.
+	// Every message is in the outbox: alice's link and the notice that her
+	// password changed, dora's and bob's three.
 	msgs, _, err := srv.Main.Store.ListOutbox(ctx, storage.OutboxQuery{Limit: 100})
-	if err != nil || len(msgs) != 5 {
-		t.Errorf("outbox: %d messages, want 5 (%v)", len(msgs), err)
+	if err != nil || len(msgs) != 6 {
+		t.Errorf("outbox: %d messages, want 6 (%v)", len(msgs), err)
 	}
 	if smtp.Received(t, botAddr) != nil {
 		t.Error("the system account got mail")

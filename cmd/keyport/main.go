@@ -141,6 +141,15 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 		IDTokenLifetime:      cfg.Tokens.ID.Duration,
 		RefreshTokenLifetime: cfg.Tokens.Refresh.Duration,
 		RefreshTokenIdle:     cfg.Tokens.RefreshIdle.Duration,
+
+		Notify: account.Notify{
+			NewDevice:       cfg.Notifications.NewDevice,
+			PasswordChanged: cfg.Notifications.PasswordChanged,
+			SecondFactor:    cfg.Notifications.SecondFactor,
+			Credentials:     cfg.Notifications.Credentials,
+			TokenExpiry:     cfg.Notifications.TokenExpiry,
+			Blocked:         cfg.Notifications.Blocked,
+		},
 	}, now, log)
 	if err != nil {
 		m.db.Close()
@@ -519,6 +528,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	go m.Keys.Run(bg)
 	go m.sweep(bg)
+	go every(bg, tokenExpiryCheckInterval, true, func() { m.warnExpiringTokens(bg) })
 	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
 	m.syncDirectories(bg)
 	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, m.Portal.LocalAPI(), log)
@@ -592,6 +602,23 @@ func (m *Main) sweepOnce(ctx context.Context) {
 		return
 	}
 	m.Logger.Debug("swept old audit events", "audit_events", n)
+}
+
+// tokenExpiryCheckInterval is how often the owners of API tokens that
+// expire soon are warned (each token once; a restart checks at once).
+const tokenExpiryCheckInterval = 24 * time.Hour
+
+// warnExpiringTokens mails the owners of API tokens that expire within a
+// week (account.MailService.WarnExpiringTokens; nothing without mail).
+func (m *Main) warnExpiringTokens(ctx context.Context) {
+	n, err := m.Accounts.Mail.WarnExpiringTokens(ctx)
+	if err != nil {
+		m.Logger.Error("warn of expiring API tokens", "warned", n, "err", err)
+		return
+	}
+	if n > 0 {
+		m.Logger.Info("warned of expiring API tokens", "warned", n)
+	}
 }
 
 // every calls fn every d until ctx ends, the first time at once when now is

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -144,12 +146,19 @@ func (d *DB) ListCredentials(ctx context.Context, userID, kind string) ([]storag
 	return out, nil
 }
 
-func (d *DB) UpdateCredential(ctx context.Context, userID, id string, fn func(storage.Credential) (storage.Credential, error)) (storage.Credential, error) {
+func (d *DB) UpdateCredential(ctx context.Context, userID, id string, fn func(storage.Credential) (storage.Credential, error), msgs ...storage.OutboxMessage) (storage.Credential, error) {
 	key := credentialKey(userID, id)
+	w, err := newOutboxWrite(msgs)
+	if err != nil {
+		return storage.Credential{}, fmt.Errorf("update credential %q: %w", id, err)
+	}
 	var out storage.Credential
-	err := d.db.Update(func(tx *bbolt.Tx) error {
+	err = d.db.Update(func(tx *bbolt.Tx) error {
 		old, err := d.liveCredential(tx, key, "update credential")
 		if err != nil {
+			return err
+		}
+		if err := w.free(tx); err != nil {
 			return err
 		}
 		arg, _ := d.liveCredential(tx, key, "update credential") // a second copy, so fn cannot alias old's slices
@@ -174,10 +183,50 @@ func (d *DB) UpdateCredential(ctx context.Context, userID, id string, fn func(st
 			}
 		}
 		out = nc
-		return putJSON(tx.Bucket(bCredentials), key, nc)
+		if err := putJSON(tx.Bucket(bCredentials), key, nc); err != nil {
+			return err
+		}
+		return w.put(tx)
 	})
 	if err != nil {
 		return storage.Credential{}, err
+	}
+	return out, nil
+}
+
+// apiTokenKind is how an API token's kind reads in its JSON: the scan of
+// ListExpiringTokens decodes only the records that hold it.
+var apiTokenKind = []byte(`"kind":"` + storage.KindAPIToken + `"`)
+
+// ListExpiringTokens scans every credential: it runs once a day, and the
+// records that are not API tokens are skipped undecoded.
+func (d *DB) ListExpiringTokens(ctx context.Context, from, before time.Time, limit int) ([]storage.Credential, error) {
+	var out []storage.Credential
+	now := d.now()
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bCredentials).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				return nil
+			}
+			if !bytes.Contains(v, apiTokenKind) {
+				continue
+			}
+			var cr storage.Credential
+			if err := json.Unmarshal(v, &cr); err != nil {
+				return fmt.Errorf("decode credential %q: %w", k, err)
+			}
+			if cr.Kind != storage.KindAPIToken || cr.ValidUntil.IsZero() || !cr.ExpiryWarnedAt.IsZero() || expired(cr.ExpiresAt, now) {
+				continue
+			}
+			if !cr.ValidUntil.Before(from) && cr.ValidUntil.Before(before) {
+				out = append(out, cr)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list expiring API tokens: %w", err)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -228,6 +229,87 @@ var credentialTests = []test{
 		equal(t, called, false, "fn called for a missing credential")
 		_, err = s.UpdateCredential(ctx, "u2", "c1", func(c storage.Credential) (storage.Credential, error) { return c, nil })
 		isErr(t, err, storage.ErrNotFound, "update another user's credential")
+	}},
+	{"UpdateCarriesOutboxMessages", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
+		ctx, now := t.Context(), clock.Now()
+		msg := func(id string) storage.OutboxMessage { return newOutboxMessage(id, "mail", now) }
+		outboxIDs := func() []string {
+			got, _, err := s.ListOutbox(ctx, storage.OutboxQuery{Limit: 100})
+			ok(t, err, "list outbox")
+			ids := []string{}
+			for _, m := range got {
+				ids = append(ids, m.ID)
+			}
+			slices.Sort(ids)
+			return ids
+		}
+		ok(t, s.CreateCredential(ctx, newCredential("t1", "u1", storage.KindAPIToken, "h1", nil, now)), "create")
+		got, err := s.UpdateCredential(ctx, "u1", "t1", func(c storage.Credential) (storage.Credential, error) {
+			c.ExpiryWarnedAt = now
+			return c, nil
+		}, msg("m1"))
+		ok(t, err, "update with a message")
+		equal(t, got.ExpiryWarnedAt.Equal(now), true, "ExpiryWarnedAt returned")
+		again, err := s.GetCredential(ctx, "u1", "t1")
+		ok(t, err, "get")
+		equal(t, again.ExpiryWarnedAt.Equal(now), true, "ExpiryWarnedAt stored")
+		equal(t, outboxIDs(), []string{"m1"}, "the message is committed with the change")
+		// A refused change commits no message, and a taken message ID
+		// refuses the change.
+		_, err = s.UpdateCredential(ctx, "u1", "t1", func(c storage.Credential) (storage.Credential, error) { return c, errBoom }, msg("m2"))
+		isErr(t, err, errBoom, "fn error")
+		_, err = s.UpdateCredential(ctx, "u1", "t1", func(c storage.Credential) (storage.Credential, error) {
+			c.Name = "renamed"
+			return c, nil
+		}, msg("m1"))
+		isErr(t, err, storage.ErrConflict, "a taken message ID")
+		again, err = s.GetCredential(ctx, "u1", "t1")
+		ok(t, err, "get")
+		equal(t, again.Name, "cred t1", "the refused change wrote nothing")
+		_, err = s.UpdateCredential(ctx, "u1", "missing", func(c storage.Credential) (storage.Credential, error) { return c, nil }, msg("m3"))
+		isErr(t, err, storage.ErrNotFound, "update missing")
+		equal(t, outboxIDs(), []string{"m1"}, "refused updates queued nothing")
+	}},
+	{"ListExpiringTokens", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
+		ctx, now := t.Context(), clock.Now()
+		day := 24 * time.Hour
+		token := func(id, user string, validFor time.Duration, change func(*storage.Credential)) {
+			c := newCredential(id, user, storage.KindAPIToken, "hash-"+id, nil, now)
+			if validFor != 0 {
+				c.ValidUntil = now.Add(validFor)
+			}
+			if change != nil {
+				change(&c)
+			}
+			ok(t, s.CreateCredential(ctx, c), "create %s", id)
+		}
+		token("soon", "u1", 3*day, nil)
+		token("soon2", "u2", 6*day, nil)
+		token("later", "u1", 30*day, nil)
+		token("never", "u1", 0, nil)
+		token("past", "u1", -day, nil)
+		token("warned", "u2", 2*day, func(c *storage.Credential) { c.ExpiryWarnedAt = now })
+		token("swept", "u2", 2*day, func(c *storage.Credential) { c.ExpiresAt = now.Add(-time.Second) })
+		ap := newCredential("app", "u1", storage.KindAppPassword, "hash-app", nil, now)
+		ap.ValidUntil = now.Add(day)
+		ok(t, s.CreateCredential(ctx, ap), "create app password")
+		got, err := s.ListExpiringTokens(ctx, now, now.Add(7*day), 0)
+		ok(t, err, "list")
+		ids := credIDs(got)
+		slices.Sort(ids)
+		equal(t, ids, []string{"soon", "soon2"}, "expiring tokens")
+		got, err = s.ListExpiringTokens(ctx, now, now.Add(7*day), 1)
+		ok(t, err, "list with a limit")
+		equal(t, len(got), 1, "limit")
+		// Once warned, a token is not listed again.
+		_, err = s.UpdateCredential(ctx, "u1", "soon", func(c storage.Credential) (storage.Credential, error) {
+			c.ExpiryWarnedAt = now
+			return c, nil
+		})
+		ok(t, err, "mark warned")
+		got, err = s.ListExpiringTokens(ctx, now, now.Add(7*day), 0)
+		ok(t, err, "list")
+		equal(t, credIDs(got), []string{"soon2"}, "after the warning")
 	}},
 	{"ExpiryAndSweep", func(t *testing.T, s storage.Store, clock *testclock.Clock) {
 		ctx := t.Context()
