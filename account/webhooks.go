@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/webhook"
@@ -55,7 +54,6 @@ const (
 	DefaultWebhookMaxFailures = 20
 	webhookSealPurpose        = "webhook secret"
 	webhookSecretPrefix       = "whsec_"
-	notifyDelay               = 50 * time.Millisecond
 )
 
 var eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
@@ -68,7 +66,6 @@ type WebhookService struct {
 	guard       *webhook.Guard
 	client      *http.Client
 	maxFailures int
-	notify      func()
 
 	// hooks is every stored webhook, for the reactor; reloading serializes
 	// its reloads, so the last one reads the newest state.
@@ -94,7 +91,11 @@ func (s *Service) EnableWebhooks(ctx context.Context, o WebhookOptions) (*Webhoo
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = DefaultWebhookMaxFailures
 	}
-	w := &WebhookService{core: s.core, store: o.Store, users: s.Users.store, guard: o.Guard, client: o.Guard.Client(), maxFailures: o.MaxFailures, notify: o.Notify}
+	w := &WebhookService{core: s.core, store: o.Store, users: s.Users.store, guard: o.Guard, client: o.Guard.Client(), maxFailures: o.MaxFailures}
+	if o.Notify != nil {
+		// Whoever commits a reaction wakes the worker (core.reacted).
+		s.core.outboxWake.Store(&o.Notify)
+	}
 	if err := w.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -200,12 +201,8 @@ func (s *WebhookService) react(ctx context.Context, e storage.AuditEvent) []stor
 		}
 		out = append(out, storage.OutboxMessage{ID: newOrderedID(e.Time), Kind: OutboxWebhook, Payload: raw, CreatedAt: e.Time})
 	}
-	if len(out) > 0 && s.notify != nil {
-		// The messages are committed after the reactor returns, with the
-		// event, so the worker is woken a moment later; a slower commit
-		// waits for the worker's next poll.
-		time.AfterFunc(notifyDelay, s.notify)
-	}
+	// The messages are committed after the reactor returns, with the
+	// event; whoever commits them wakes the worker (core.reacted).
 	return out
 }
 
