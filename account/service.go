@@ -21,6 +21,7 @@ type Store interface {
 	storage.Audit
 	AdminStore
 	MailStore
+	DeliveryStore
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -105,6 +106,8 @@ type Service struct {
 	Admin *AdminService
 	// Mail sends what needs mail (a forgotten password), through the outbox.
 	Mail *MailService
+	// Deliveries shows admins the outbox and retries failed messages.
+	Deliveries *DeliveryService
 
 	core *core
 }
@@ -153,6 +156,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
 		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, mail: mailer, settings: store},
+		Deliveries:  &DeliveryService{core: c, store: store},
 		core:        c,
 	}, nil
 }

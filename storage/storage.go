@@ -1206,7 +1206,8 @@ type Outbox interface {
 	// RetryFailedOutbox gives a failed message another life, as an admin
 	// asks: it is pending and due at now, with a fresh Deadline (now +
 	// DefaultOutboxLifetime) and no DeliveredAt; its Attempts and
-	// LastError stay as history. An unknown ID gives ErrNotFound, a
-	// message that is not failed ErrConflict; neither changes anything.
-	RetryFailedOutbox(ctx context.Context, id string, now time.Time) error
+	// LastError stay as history. It returns the message as stored. An
+	// unknown ID gives ErrNotFound, a message that is not failed
+	// ErrConflict; neither changes anything.
+	RetryFailedOutbox(ctx context.Context, id string, now time.Time) (OutboxMessage, error)
 }

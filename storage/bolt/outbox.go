@@ -393,7 +393,8 @@ func sweepOutbox(tx *bbolt.Tx, id string, rep *storage.SweepReport) (int, error)
 }
 
 // RetryFailedOutbox makes a failed message pending again, due at now.
-func (d *DB) RetryFailedOutbox(ctx context.Context, id string, now time.Time) error {
+func (d *DB) RetryFailedOutbox(ctx context.Context, id string, now time.Time) (storage.OutboxMessage, error) {
+	var out storage.OutboxMessage
 	err := d.batch(func(tx *bbolt.Tx) error {
 		var m storage.OutboxMessage
 		found, err := getJSON(tx.Bucket(bOutbox), id, &m)
@@ -410,10 +411,11 @@ func (d *DB) RetryFailedOutbox(ctx context.Context, id string, now time.Time) er
 		next.State = storage.OutboxPending
 		next.NextAttemptAt, next.Deadline = now, now.Add(storage.DefaultOutboxLifetime)
 		next.DeliveredAt, next.LeaseUntil = time.Time{}, time.Time{}
+		out = next
 		return replaceOutboxTx(tx, m, next)
 	})
 	if err != nil {
-		return fmt.Errorf("retry failed outbox message %q: %w", id, err)
+		return storage.OutboxMessage{}, fmt.Errorf("retry failed outbox message %q: %w", id, err)
 	}
-	return nil
+	return out, nil
 }

@@ -379,17 +379,19 @@ func testOutboxRetryFailed(t *testing.T, s storage.Store, clock *testclock.Clock
 	ok(t, s.FailOutbox(ctx, "failed", base.Add(time.Second), "550 mailbox unavailable"), "fail")
 	ok(t, s.CompleteOutbox(ctx, "done", base.Add(time.Second)), "complete")
 
-	isErr(t, s.RetryFailedOutbox(ctx, "done", base), storage.ErrConflict, "revive a delivered message")
-	isErr(t, s.RetryFailedOutbox(ctx, "waiting", base), storage.ErrConflict, "revive a pending message")
-	isErr(t, s.RetryFailedOutbox(ctx, "nobody", base), storage.ErrNotFound, "revive an unknown message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "done", base)), storage.ErrConflict, "revive a delivered message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "waiting", base)), storage.ErrConflict, "revive a pending message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "nobody", base)), storage.ErrNotFound, "revive an unknown message")
 
 	// Long after the first deadline: the message gets a fresh one.
 	now := base.Add(48 * time.Hour)
-	ok(t, s.RetryFailedOutbox(ctx, "failed", now), "revive the failed message")
-	isErr(t, s.RetryFailedOutbox(ctx, "failed", now), storage.ErrConflict, "revive it twice")
+	revived, err := s.RetryFailedOutbox(ctx, "failed", now)
+	ok(t, err, "revive the failed message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "failed", now)), storage.ErrConflict, "revive it twice")
 	got := listAllOutbox(t, s, storage.OutboxQuery{State: storage.OutboxPending})
 	equal(t, idsOf(got, outboxID), []string{"waiting", "failed"}, "pending after the revival")
 	m := got[1]
+	equal(t, revived, m, "the revived message as returned and as listed")
 	equal(t, []any{m.State, m.NextAttemptAt, m.Deadline, m.DeliveredAt, m.LeaseUntil, m.Attempts, m.LastError},
 		[]any{storage.OutboxPending, now, now.Add(storage.DefaultOutboxLifetime), time.Time{}, time.Time{}, 1, "550 mailbox unavailable"},
 		"revived message")
@@ -407,3 +409,6 @@ func testOutboxRetryFailed(t *testing.T, s storage.Store, clock *testclock.Clock
 	equal(t, idsOf(listAllOutbox(t, s, storage.OutboxQuery{State: storage.OutboxDelivered}), outboxID), []string{"failed"},
 		"delivered after a sweep at the old retention's end")
 }
+
+// second is the error of a call that also returns a value.
+func second[T any](_ T, err error) error { return err }
