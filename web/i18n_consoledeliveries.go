@@ -23,4 +23,7 @@ var deConsoleDeliveries = map[string]string{
 	"There is no such delivery.":                          "Diese Zustellung gibt es nicht.",
 	"The state must be pending, delivered or failed.":     "Der Zustand muss pending, delivered oder failed sein.",
 	"The kind is not valid.":                              "Die Art ist nicht gültig.",
+	"More than %d messages could not be delivered.":       "Mehr als %d Nachrichten konnten nicht zugestellt werden.",
+	"Messages that could not be delivered: %d.":           "Nachrichten, die nicht zugestellt werden konnten: %d.",
+	"See the deliveries":                                  "Zu den Zustellungen",
 }

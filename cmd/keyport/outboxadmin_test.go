@@ -16,7 +16,7 @@ import (
 // a reset mail the SMTP server refuses (550) is listed as failed with the
 // server's answer and one that it defers (451) as pending with its error,
 // through GET /api/v1/outbox (never with the sealed payload) and on the
-// console's Deliveries page; POST /api/v1/outbox/{id}/retry (or the page's
+// console's Deliveries page (and the overview warns of it); POST /api/v1/outbox/{id}/retry (or the page's
 // button) makes the failed one pending again with a fresh deadline, the
 // audit log records it, and the worker tries it once more at once.
 // Read-only credentials may list but not retry; bad input is a clear 4xx.
@@ -107,6 +107,9 @@ func TestOutboxForAdmins(t *testing.T) {
 	// The console lists both, with their errors, and its button retries.
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "root")
+	if o := b.get(srv.URL + "/admin"); !strings.Contains(o.Body, `id="failed-deliveries"`) || !strings.Contains(o.Body, "could not be delivered: 1.") {
+		t.Errorf("the overview does not warn of the failed delivery:\n%s", truncateBody(o.Body))
+	}
 	p := b.get(srv.URL + "/admin/deliveries")
 	if p.Status != http.StatusOK {
 		t.Fatalf("/admin/deliveries: %d", p.Status)
