@@ -21,6 +21,7 @@ type Store interface {
 	storage.Audit
 	AdminStore
 	MailStore
+	DeliveryStore
 }
 
 // Sealer encrypts secrets kept at rest (TOTP secrets). seal.Sealer is one.
@@ -111,6 +112,8 @@ type Service struct {
 	Mail *MailService
 	// Webhooks is nil until EnableWebhooks.
 	Webhooks *WebhookService
+	// Deliveries shows admins the outbox and retries failed messages.
+	Deliveries *DeliveryService
 
 	core *core
 }
@@ -159,6 +162,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		Clients:     &ClientService{core: c, store: store},
 		Audit:       &AuditService{core: c, store: store},
 		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, mail: mailer, settings: store},
+		Deliveries:  &DeliveryService{core: c, store: store},
 		core:        c,
 	}, nil
 }

@@ -3,6 +3,7 @@ package portal
 import (
 	"net/http"
 
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/web"
 )
 
@@ -12,6 +13,10 @@ import (
 type adminOverviewData struct {
 	web.Base
 	Users, Apps, Directories int
+	// FailedDeliveries counts the outbox's failed messages, up to
+	// FailedMore (then "or more"): the overview warns when there are any.
+	FailedDeliveries int
+	FailedMore       bool
 }
 
 func (s *Server) adminOverview(w http.ResponseWriter, r *http.Request, m me) error {
@@ -28,6 +33,11 @@ func (s *Server) adminOverview(w http.ResponseWriter, r *http.Request, m me) err
 	}
 	d.Apps = len(apps)
 	d.Directories = len(s.acct.Directories.DirectoryStatuses(r.Context()))
+	failed, more, err := s.acct.Deliveries.List(r.Context(), consoleActor(r, m), storage.OutboxQuery{State: storage.OutboxFailed, Limit: storage.DefaultOutboxLimit})
+	if err != nil {
+		return err
+	}
+	d.FailedDeliveries, d.FailedMore = len(failed), more != ""
 	s.web.Render(w, r, http.StatusOK, "admin_overview", d)
 	return nil
 }

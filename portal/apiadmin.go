@@ -324,6 +324,7 @@ func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerAdminGroupAPI(at)
 	s.registerAdminSettingsAPI(at)
 	s.registerWebhookAPI(at)
+	s.registerAdminOutboxAPI(at)
 	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
 }
 

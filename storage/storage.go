@@ -1216,6 +1216,13 @@ type Outbox interface {
 	// "": each call does bounded work. A cursor that is malformed or comes
 	// from a query with other filters gives ErrInvalid.
 	ListOutbox(ctx context.Context, q OutboxQuery) ([]OutboxMessage, string, error)
+	// RetryFailedOutbox gives a failed message another life, as an admin
+	// asks: it is pending and due at now, with a fresh Deadline (now +
+	// DefaultOutboxLifetime) and no DeliveredAt; its Attempts and
+	// LastError stay as history. It returns the message as stored. An
+	// unknown ID gives ErrNotFound, a message that is not failed
+	// ErrConflict; neither changes anything.
+	RetryFailedOutbox(ctx context.Context, id string, now time.Time) (OutboxMessage, error)
 }
 
 // Webhooks: URLs that are told of account events (webhook calls go through

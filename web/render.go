@@ -34,6 +34,7 @@ var AdminSections = []AdminSection{
 	{"settings", "Settings", "/admin/settings"},
 	{"audit", "Audit log", "/admin/audit"},
 	{"directories", "Directories", "/admin/directories"},
+	{"deliveries", "Deliveries", "/admin/deliveries"},
 }
 
 // UserView is the signed-in user as the menu shows them.

@@ -391,3 +391,31 @@ func sweepOutbox(tx *bbolt.Tx, id string, rep *storage.SweepReport) (int, error)
 	rep.Outbox++
 	return 1, tx.Bucket(bOutbox).Delete([]byte(id))
 }
+
+// RetryFailedOutbox makes a failed message pending again, due at now.
+func (d *DB) RetryFailedOutbox(ctx context.Context, id string, now time.Time) (storage.OutboxMessage, error) {
+	var out storage.OutboxMessage
+	err := d.batch(func(tx *bbolt.Tx) error {
+		var m storage.OutboxMessage
+		found, err := getJSON(tx.Bucket(bOutbox), id, &m)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return notFound("outbox message", id)
+		}
+		if m.State != storage.OutboxFailed {
+			return fmt.Errorf("outbox message %q is %s, not failed: %w", id, m.State, storage.ErrConflict)
+		}
+		next := m
+		next.State = storage.OutboxPending
+		next.NextAttemptAt, next.Deadline = now, now.Add(storage.DefaultOutboxLifetime)
+		next.DeliveredAt, next.LeaseUntil = time.Time{}, time.Time{}
+		out = next
+		return replaceOutboxTx(tx, m, next)
+	})
+	if err != nil {
+		return storage.OutboxMessage{}, fmt.Errorf("retry failed outbox message %q: %w", id, err)
+	}
+	return out, nil
+}

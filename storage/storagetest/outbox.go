@@ -24,6 +24,7 @@ var outboxTests = []test{
 	{"ListPagesAndFilters", testOutboxList},
 	{"SweepAfterRetention", testOutboxSweep},
 	{"ConcurrentClaimsShareNothing", testOutboxConcurrentClaims},
+	{"RetryFailedRevivesIt", testOutboxRetryFailed},
 }
 
 // newOutboxMessage is a message created at created, due then.
@@ -368,3 +369,46 @@ func testOutboxWithOneTimeToken(t *testing.T, s storage.Store, c *testclock.Cloc
 	}
 	equal(t, ids, []string{"m1", "taken"}, "claimable messages")
 }
+
+func testOutboxRetryFailed(t *testing.T, s storage.Store, clock *testclock.Clock) {
+	ctx := context.Background()
+	ok(t, s.EnqueueOutbox(ctx, newOutboxMessage("failed", "mail", base), newOutboxMessage("done", "mail", base),
+		newOutboxMessage("waiting", "mail", base.Add(time.Second))), "enqueue")
+	_, err := s.ClaimOutbox(ctx, base, time.Minute, 2)
+	ok(t, err, "claim")
+	ok(t, s.FailOutbox(ctx, "failed", base.Add(time.Second), "550 mailbox unavailable"), "fail")
+	ok(t, s.CompleteOutbox(ctx, "done", base.Add(time.Second)), "complete")
+
+	isErr(t, second(s.RetryFailedOutbox(ctx, "done", base)), storage.ErrConflict, "revive a delivered message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "waiting", base)), storage.ErrConflict, "revive a pending message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "nobody", base)), storage.ErrNotFound, "revive an unknown message")
+
+	// Long after the first deadline: the message gets a fresh one.
+	now := base.Add(48 * time.Hour)
+	revived, err := s.RetryFailedOutbox(ctx, "failed", now)
+	ok(t, err, "revive the failed message")
+	isErr(t, second(s.RetryFailedOutbox(ctx, "failed", now)), storage.ErrConflict, "revive it twice")
+	got := listAllOutbox(t, s, storage.OutboxQuery{State: storage.OutboxPending})
+	equal(t, idsOf(got, outboxID), []string{"waiting", "failed"}, "pending after the revival")
+	m := got[1]
+	equal(t, revived, m, "the revived message as returned and as listed")
+	equal(t, []any{m.State, m.NextAttemptAt, m.Deadline, m.DeliveredAt, m.LeaseUntil, m.Attempts, m.LastError},
+		[]any{storage.OutboxPending, now, now.Add(storage.DefaultOutboxLifetime), time.Time{}, time.Time{}, 1, "550 mailbox unavailable"},
+		"revived message")
+	equal(t, idsOf(listAllOutbox(t, s, storage.OutboxQuery{State: storage.OutboxFailed}), outboxID), []string{}, "failed after the revival")
+
+	// It is due at once, and its retention no longer runs: a sweep after
+	// the old one would have ended leaves it.
+	claimed, err := s.ClaimOutbox(ctx, now, time.Minute, 10)
+	ok(t, err, "claim after the revival")
+	equal(t, idsOf(claimed, outboxID), []string{"waiting", "failed"}, "claim after the revival")
+	ok(t, s.CompleteOutbox(ctx, "failed", now.Add(time.Second)), "deliver the revived message")
+	clock.Set(base.Add(time.Second + storage.OutboxRetention))
+	_, err = s.Sweep(ctx)
+	ok(t, err, "sweep")
+	equal(t, idsOf(listAllOutbox(t, s, storage.OutboxQuery{State: storage.OutboxDelivered}), outboxID), []string{"failed"},
+		"delivered after a sweep at the old retention's end")
+}
+
+// second is the error of a call that also returns a value.
+func second[T any](_ T, err error) error { return err }
