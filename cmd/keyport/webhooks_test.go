@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
-	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/webhook"
 )
 
