@@ -128,7 +128,9 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, a account
 	return nil
 }
 
-func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
+// withWebhook reads the service and the path's webhook ID, runs do, and
+// answers with what it returns: 200 with the value, 204 for nil.
+func (s *Server) withWebhook(w http.ResponseWriter, r *http.Request, do func(hs *account.WebhookService, id string) (any, error)) error {
 	hs, err := s.webhooks()
 	if err != nil {
 		return err
@@ -137,67 +139,51 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a account.Ac
 	if err != nil {
 		return err
 	}
-	h, err := hs.Get(r.Context(), a, own, id)
+	out, err := do(hs, id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, webhookView(h))
+	if out == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
+	return s.withWebhook(w, r, func(hs *account.WebhookService, id string) (any, error) {
+		h, err := hs.Get(r.Context(), a, own, id)
+		return webhookView(h), err
+	})
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
-	hs, err := s.webhooks()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "webhook")
-	if err != nil {
-		return err
-	}
-	if err := hs.Delete(r.Context(), a, own, id); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.withWebhook(w, r, func(hs *account.WebhookService, id string) (any, error) {
+		return nil, hs.Delete(r.Context(), a, own, id)
+	})
 }
 
 func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
-	hs, err := s.webhooks()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "webhook")
-	if err != nil {
-		return err
-	}
-	h, err := hs.Enable(r.Context(), a, own, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, webhookView(h))
-	return nil
+	return s.withWebhook(w, r, func(hs *account.WebhookService, id string) (any, error) {
+		h, err := hs.Enable(r.Context(), a, own, id)
+		return webhookView(h), err
+	})
 }
 
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
-	hs, err := s.webhooks()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "webhook")
-	if err != nil {
-		return err
-	}
-	log, err := hs.Deliveries(r.Context(), a, own, id)
-	if err != nil {
-		return err
-	}
-	items := make([]webhookDeliveryJSON, 0, len(log))
-	for _, d := range log {
-		items = append(items, webhookDeliveryJSON{MessageID: d.MessageID, EventID: d.EventID, EventType: d.EventType, At: d.At, Attempt: d.Attempt,
-			Status: d.Status, LatencyMS: d.Latency.Milliseconds(), Error: d.Error})
-	}
-	writeJSON(w, http.StatusOK, newList(items, ""))
-	return nil
+	return s.withWebhook(w, r, func(hs *account.WebhookService, id string) (any, error) {
+		log, err := hs.Deliveries(r.Context(), a, own, id)
+		if err != nil {
+			return nil, err
+		}
+		items := make([]webhookDeliveryJSON, 0, len(log))
+		for _, d := range log {
+			items = append(items, webhookDeliveryJSON{MessageID: d.MessageID, EventID: d.EventID, EventType: d.EventType, At: d.At, Attempt: d.Attempt,
+				Status: d.Status, LatencyMS: d.Latency.Milliseconds(), Error: d.Error})
+		}
+		return newList(items, ""), nil
+	})
 }
 
 func (s *Server) apiListWebhooks(w http.ResponseWriter, r *http.Request, a account.Actor) error {
