@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,29 +61,7 @@ func checkOutboxIndexes(tx *bbolt.Tx, wantExpiry func(kind byte, at time.Time, k
 // A database of schema 8, written before the outbox, gets its buckets at
 // open and can take messages at once.
 func TestMigrateAddsOutbox(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keyport.db")
-	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		for v := range 8 {
-			if err := migrations[v](tx); err != nil {
-				return err
-			}
-		}
-		meta, err := tx.CreateBucket(bMeta)
-		if err != nil {
-			return err
-		}
-		return meta.Put(kSchemaVersion, []byte("8"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := fileAtSchema(t, 8)
 	at := time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 	d := openTest(t, path, Options{Now: func() time.Time { return at }})
 	if err := d.EnqueueOutbox(t.Context(), storage.OutboxMessage{ID: "m1", Kind: "mail", CreatedAt: at}); err != nil {
@@ -154,4 +133,34 @@ func TestEnqueueOutboxTxSharesTheProducersCommit(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].ID != "new" && got[1].ID != "new" {
 		t.Fatalf("claim after the producer's commit: %+v, %v", got, err)
 	}
+}
+
+// fileAtSchema writes a database file as schema version ran the first
+// version migrations, for the migration tests, and returns its path.
+func fileAtSchema(t *testing.T, version int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		for v := range version {
+			if err := migrations[v](tx); err != nil {
+				return err
+			}
+		}
+		meta, err := tx.CreateBucket(bMeta)
+		if err != nil {
+			return err
+		}
+		return meta.Put(kSchemaVersion, []byte(strconv.Itoa(version)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

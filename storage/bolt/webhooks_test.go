@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,29 +12,7 @@ import (
 // A database at schema 9 (before webhooks) gets the webhook buckets when
 // it opens, and keeps them working.
 func TestMigrateAddsWebhooks(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keyport.db")
-	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = raw.Update(func(tx *bbolt.Tx) error {
-		for v := range 9 {
-			if err := migrations[v](tx); err != nil {
-				return err
-			}
-		}
-		meta, err := tx.CreateBucket(bMeta)
-		if err != nil {
-			return err
-		}
-		return meta.Put(kSchemaVersion, []byte("9"))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := fileAtSchema(t, 9)
 	at := time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
 	d := openTest(t, path, Options{Now: func() time.Time { return at }})
 	w := storage.Webhook{ID: "w1", URL: "https://hooks.example/", CreatedAt: at}
