@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/keyport/keyport/storage"
 )
 
