@@ -154,7 +154,8 @@ func TestWebhooksDeliverSignedEvents(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if status != http.StatusOK || len(items) != 3 || items[2].(map[string]any)["status"] != float64(500) || items[0].(map[string]any)["status"] != float64(200) {
+	if status != http.StatusOK || len(items) != 3 || items[2].(map[string]any)["status"] != float64(500) || items[0].(map[string]any)["status"] != float64(200) ||
+		items[2].(map[string]any)["attempt"] != float64(1) || items[1].(map[string]any)["attempt"] != float64(2) {
 		t.Fatalf("delivery log: %d %v", status, log)
 	}
 
