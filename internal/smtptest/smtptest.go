@@ -183,14 +183,20 @@ func (s *Server) WaitFor(t testing.TB, to string) Delivered {
 // arrived and returns the nth, oldest first.
 func (s *Server) WaitForNth(t testing.TB, to string, n int) Delivered {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	return s.WaitForNthWithin(t, to, n, 10*time.Second)
+}
+
+// WaitForNthWithin is WaitForNth waiting up to d.
+func (s *Server) WaitForNthWithin(t testing.TB, to string, n int, d time.Duration) Delivered {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		got := s.Received(t, to)
 		if len(got) >= n {
 			return got[n-1]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("smtptest: %d messages for %s did not arrive within 10s; server log:\n%s", n, to, s.Log())
+			t.Fatalf("smtptest: %d messages for %s did not arrive within %s; server log:\n%s", n, to, d, s.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
