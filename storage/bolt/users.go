@@ -282,6 +282,9 @@ func (d *DB) DeleteUser(ctx context.Context, id string, reserveNamesUntil time.T
 		if err := tx.Bucket(bAvatars).Delete([]byte(id)); err != nil {
 			return err
 		}
+		if err := deleteUserWebhooksTx(tx, id); err != nil {
+			return err
+		}
 		return deleteUserGrantsTx(tx, id)
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.etcd.io/bbolt"
 
@@ -151,15 +152,35 @@ func (d *DB) DeleteWebhook(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bWebhooksByOwner).Delete([]byte(join(w.OwnerUserID, w.ID))); err != nil {
-			return err
-		}
-		logs := tx.Bucket(bWebhookDeliveries)
-		if err := deleteKeys(logs, prefixKeys(logs, join(id, ""))); err != nil {
-			return err
-		}
-		return tx.Bucket(bWebhooks).Delete([]byte(id))
+		return deleteWebhookTx(tx, w)
 	})
+}
+
+func deleteWebhookTx(tx *bbolt.Tx, w storage.Webhook) error {
+	if err := tx.Bucket(bWebhooksByOwner).Delete([]byte(join(w.OwnerUserID, w.ID))); err != nil {
+		return err
+	}
+	logs := tx.Bucket(bWebhookDeliveries)
+	if err := deleteKeys(logs, prefixKeys(logs, join(w.ID, ""))); err != nil {
+		return err
+	}
+	return tx.Bucket(bWebhooks).Delete([]byte(w.ID))
+}
+
+// deleteUserWebhooksTx deletes the webhooks user id registered for their
+// own account (DeleteUser): nobody is left to hear of it.
+func deleteUserWebhooksTx(tx *bbolt.Tx, userID string) error {
+	for _, k := range prefixKeys(tx.Bucket(bWebhooksByOwner), join(userID, "")) {
+		_, hookID, _ := strings.Cut(string(k), "\x00")
+		w, err := getWebhookTx(tx, hookID)
+		if err != nil {
+			return err
+		}
+		if err := deleteWebhookTx(tx, w); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *DB) RecordWebhookDelivery(ctx context.Context, id string, del storage.WebhookDelivery, fn func(*storage.Webhook) error) (storage.Webhook, error) {

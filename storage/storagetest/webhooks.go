@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ var webhookTests = []test{
 	{"CreateGetListDelete", testWebhookCRUD},
 	{"UpdateKeepsIdentity", testWebhookUpdate},
 	{"DeliveryLogIsBounded", testWebhookDeliveryLog},
+	{"DeletedUserTakesTheirHooks", testWebhookDeletedUser},
 }
 
 func newWebhook(id, owner string, at time.Time) storage.Webhook {
@@ -120,4 +122,32 @@ func testWebhookDeliveryLog(t *testing.T, s storage.Store, clock *testclock.Cloc
 	equal(t, log[0].MessageID, fmt.Sprintf("m%02d", n-1), "a refused record logs nothing")
 	_, err = s.RecordWebhookDelivery(ctx, "gone", storage.WebhookDelivery{MessageID: "x"}, nil)
 	isErr(t, err, storage.ErrNotFound, "record for a missing hook")
+}
+
+// testWebhookDeletedUser: deleting a user deletes the hooks they
+// registered for their own account, and no one else's.
+func testWebhookDeletedUser(t *testing.T, s storage.Store, c *testclock.Clock) {
+	ctx, now := t.Context(), c.Now()
+	ok(t, s.CreateUser(ctx, newUser("u1", "alice", "alice@example.com")), "create alice")
+	ok(t, s.CreateUser(ctx, newUser("u10", "bob", "bob@example.com")), "create bob")
+	for _, w := range []storage.Webhook{
+		{ID: "mine", OwnerUserID: "u1", URL: "https://a.example/", CreatedAt: now},
+		{ID: "bobs", OwnerUserID: "u10", URL: "https://b.example/", CreatedAt: now},
+		{ID: "admins", URL: "https://c.example/", CreatedAt: now},
+	} {
+		ok(t, s.CreateWebhook(ctx, w), "create %s", w.ID)
+	}
+	_, err := s.RecordWebhookDelivery(ctx, "mine", storage.WebhookDelivery{MessageID: "m1", At: now}, nil)
+	ok(t, err, "record a delivery")
+	ok(t, s.DeleteUser(ctx, "u1", time.Time{}), "delete alice")
+	_, err = s.GetWebhook(ctx, "mine")
+	isErr(t, err, storage.ErrNotFound, "alice's hook")
+	all, err := s.ListWebhooks(ctx)
+	ok(t, err, "list")
+	ids := []string{}
+	for _, w := range all {
+		ids = append(ids, w.ID)
+	}
+	slices.Sort(ids)
+	equal(t, ids, []string{"admins", "bobs"}, "hooks left")
 }
