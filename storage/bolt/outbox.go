@@ -236,16 +236,9 @@ func (d *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration
 // finishOutbox applies change to a pending message.
 func (d *DB) finishOutbox(what, id string, change func(*storage.OutboxMessage)) error {
 	err := d.batch(func(tx *bbolt.Tx) error {
-		var m storage.OutboxMessage
-		found, err := getJSON(tx.Bucket(bOutbox), id, &m)
+		m, err := outboxInStateTx(tx, id, storage.OutboxPending)
 		if err != nil {
 			return err
-		}
-		if !found {
-			return notFound("outbox message", id)
-		}
-		if m.State != storage.OutboxPending {
-			return fmt.Errorf("outbox message %q is %s already: %w", id, m.State, storage.ErrConflict)
 		}
 		next := m
 		next.Attempts++
@@ -396,16 +389,9 @@ func sweepOutbox(tx *bbolt.Tx, id string, rep *storage.SweepReport) (int, error)
 func (d *DB) RetryFailedOutbox(ctx context.Context, id string, now time.Time) (storage.OutboxMessage, error) {
 	var out storage.OutboxMessage
 	err := d.batch(func(tx *bbolt.Tx) error {
-		var m storage.OutboxMessage
-		found, err := getJSON(tx.Bucket(bOutbox), id, &m)
+		m, err := outboxInStateTx(tx, id, storage.OutboxFailed)
 		if err != nil {
 			return err
-		}
-		if !found {
-			return notFound("outbox message", id)
-		}
-		if m.State != storage.OutboxFailed {
-			return fmt.Errorf("outbox message %q is %s, not failed: %w", id, m.State, storage.ErrConflict)
 		}
 		next := m
 		next.State = storage.OutboxPending
@@ -418,4 +404,21 @@ func (d *DB) RetryFailedOutbox(ctx context.Context, id string, now time.Time) (s
 		return storage.OutboxMessage{}, fmt.Errorf("retry failed outbox message %q: %w", id, err)
 	}
 	return out, nil
+}
+
+// outboxInStateTx reads message id, which must be in state: ErrNotFound
+// when there is none, ErrConflict when it is in another state.
+func outboxInStateTx(tx *bbolt.Tx, id, state string) (storage.OutboxMessage, error) {
+	var m storage.OutboxMessage
+	found, err := getJSON(tx.Bucket(bOutbox), id, &m)
+	if err != nil {
+		return m, err
+	}
+	if !found {
+		return m, notFound("outbox message", id)
+	}
+	if m.State != state {
+		return m, fmt.Errorf("outbox message %q is %s, not %s: %w", id, m.State, state, storage.ErrConflict)
+	}
+	return m, nil
 }
