@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -133,7 +134,7 @@ func (s *AdminService) CreateUser(ctx context.Context, actor Actor, n AdminNewUs
 	}
 	var link Link
 	if n.Invite {
-		if link, err = s.newMailedLink(ctx, purposeInvite, u, InvitationTTL, InvitationPath, "invitation"); err != nil {
+		if link, err = s.newMailedLink(ctx, actor, purposeInvite, u, InvitationTTL, InvitationPath, "invitation"); err != nil {
 			// An account nobody can reach is worth nothing: take it back.
 			if derr := s.store.DeleteUser(ctx, u.ID, time.Time{}); derr != nil {
 				s.log.ErrorContext(ctx, "remove the account whose invitation failed", "user_id", u.ID, "err", derr)
@@ -160,19 +161,34 @@ func passwordField(err error) error {
 	return &moved
 }
 
-// newLink stores a one-time link of purpose for userID and returns it.
-func (s *AdminService) newLink(ctx context.Context, purpose, userID string, ttl time.Duration, path string) (Link, error) {
-	return s.newMailedLink(ctx, purpose, storage.User{ID: userID}, ttl, path, "")
+// newLink stores a one-time link of purpose for userID, made by actor,
+// and returns it.
+func (s *AdminService) newLink(ctx context.Context, actor Actor, purpose, userID string, ttl time.Duration, path string) (Link, error) {
+	return s.newMailedLink(ctx, actor, purpose, storage.User{ID: userID}, ttl, path, "")
 }
 
 // newMailedLink is newLink that, with mail on and a template given, also
 // mails the link to u's email in the same transaction.
-func (s *AdminService) newMailedLink(ctx context.Context, purpose string, u storage.User, ttl time.Duration, path, template string) (Link, error) {
+//
+// A link a user made (an administrator, a system account) records them
+// as its creator, and an outbox message due when it expires reports an
+// unused link then (LinkExpired), so the creator's webhooks hear how the
+// workflow ended either way.
+func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose string, u storage.User, ttl time.Duration, path, template string) (Link, error) {
 	secret := NewSecret()
 	now := s.now()
 	l := Link{Secret: secret, ExpiresAt: now.Add(ttl), URL: strings.TrimSuffix(s.policy().Issuer, "/") + path + "?token=" + secret}
 	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, CreatedAt: now, ExpiresAt: l.ExpiresAt}
 	var out []storage.OutboxMessage
+	if actor.Kind == ActorUser && actor.UserID != "" {
+		tok.CreatedBy = actor.UserID
+		raw, err := json.Marshal(linkExpiry{Purpose: purpose, UserID: u.ID, Initiator: actor.UserID, CreatedAt: now})
+		if err != nil {
+			return Link{}, fmt.Errorf("encode the expiry of a %s link: %w", purpose, err)
+		}
+		out = append(out, storage.OutboxMessage{ID: newOrderedID(now), Kind: OutboxLinkExpiry, Payload: raw, CreatedAt: now,
+			NextAttemptAt: l.ExpiresAt.Add(time.Minute), Deadline: l.ExpiresAt.Add(storage.DefaultOutboxLifetime)})
+	}
 	if template != "" && s.mail.Enabled() && u.Email != "" {
 		data := resetMailData{Common: s.mail.mailCommon(), Name: firstNonEmpty(u.GivenName, u.Name, u.Username), Username: u.Username, Link: l.URL}
 		msg, err := s.mail.outboxMail(u.Email, template, firstNonEmpty(u.Locale, "en"), data, now)
@@ -206,7 +222,7 @@ func (s *AdminService) PasswordResetLink(ctx context.Context, actor Actor, id st
 	if u.Source != "" || u.System {
 		return Link{}, s.passwordElsewhere(u)
 	}
-	l, err := s.newLink(ctx, purposeReset, id, PasswordResetTTL, PasswordResetPath)
+	l, err := s.newLink(ctx, actor, purposeReset, id, PasswordResetTTL, PasswordResetPath)
 	if err != nil {
 		return Link{}, err
 	}
@@ -294,7 +310,7 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 		return storage.User{}, fmt.Errorf("set password of %q: %w", tok.UserID, err)
 	}
 	self := Actor{Kind: ActorUser, UserID: u.ID, IP: ip, UserAgent: userAgent}
-	e := storage.AuditEvent{Type: "user.invitation_accepted", TargetUserID: u.ID, Changes: []storage.AuditChange{{Field: "password"}}}
+	e := storage.AuditEvent{Type: "user.invitation_accepted", TargetUserID: u.ID, Initiator: tok.CreatedBy, Changes: []storage.AuditChange{{Field: "password"}}}
 	if purpose == purposeReset {
 		out, err := s.signOut(ctx, u.ID)
 		if err != nil {
@@ -345,4 +361,52 @@ func (s *AdminService) peekLink(ctx context.Context, purpose, secret, ip string)
 		return storage.OneTimeToken{}, storage.User{}, s.passwordElsewhere(u)
 	}
 	return tok, u, nil
+}
+
+// OutboxLinkExpiry is the outbox kind that reports, when an administrator's
+// link expires, whether it went unused (LinkExpired).
+const OutboxLinkExpiry = "link_expiry"
+
+// Events of links that expired unused.
+const (
+	EventInvitationExpired        = "user.invitation_expired"
+	EventPasswordResetLinkExpired = "user.password_reset_link_expired"
+)
+
+// linkExpiry is an OutboxLinkExpiry message: which link, for whom, by whom.
+type linkExpiry struct {
+	Purpose   string    `json:"purpose"`
+	UserID    string    `json:"user_id"`
+	Initiator string    `json:"initiator"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// LinkExpired handles an OutboxLinkExpiry message, due when its link
+// expired: an invitation whose account still has no password, or a reset
+// link after which the password did not change, ended unused, and an
+// event (with the link's creator as Initiator) says so. A user deleted
+// meanwhile ends nothing.
+func (s *AdminService) LinkExpired(ctx context.Context, payload []byte) error {
+	var l linkExpiry
+	if err := json.Unmarshal(payload, &l); err != nil {
+		return fmt.Errorf("decode a link expiry: %w", err)
+	}
+	u, err := s.store.GetUser(ctx, l.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load user %q: %w", l.UserID, err)
+	}
+	typ := ""
+	switch {
+	case l.Purpose == purposeInvite && u.PasswordHash == "":
+		typ = EventInvitationExpired
+	case l.Purpose == purposeReset && !u.PasswordChangedAt.After(l.CreatedAt):
+		typ = EventPasswordResetLinkExpired
+	default:
+		return nil // used
+	}
+	s.audit(ctx, SystemActor, storage.AuditEvent{Type: typ, TargetUserID: u.ID, Initiator: l.Initiator})
+	return nil
 }

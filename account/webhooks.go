@@ -17,7 +17,10 @@ import (
 
 // Webhooks tell other systems of account events. An admin's hook
 // (OwnerUserID "") hears every user's events; a user's own hook (the APIO
-// core profile's callbacks) hears only events about that user. The
+// core profile's callbacks) hears the events about that user, those of
+// what the user did (ActorID: a system account's blocks), and those that
+// end a workflow the user started (Initiator: an invitation accepted or
+// expired, a reset link used or expired). The
 // reactor below turns each audit event into one outbox message per
 // matching hook, committed with the event, deciding from a list of hooks
 // kept in memory (reloaded on every change), so an event costs nothing
@@ -169,7 +172,7 @@ func wants(h storage.Webhook, e storage.AuditEvent) bool {
 	if h.Disabled {
 		return false
 	}
-	if h.OwnerUserID != "" && h.OwnerUserID != e.TargetUserID {
+	if o := h.OwnerUserID; o != "" && o != e.TargetUserID && o != e.Initiator && (e.ActorKind != ActorUser || o != e.ActorID) {
 		return false
 	}
 	return len(h.EventTypes) == 0 || slices.Contains(h.EventTypes, e.Type)

@@ -397,7 +397,10 @@ type OneTimeToken struct {
 	UserID  string `json:"user_id,omitempty"`
 	// Data is state that belongs to the token, e.g. a WebAuthn ceremony's
 	// session data.
-	Data      []byte    `json:"data,omitempty"`
+	Data []byte `json:"data,omitempty"`
+	// CreatedBy is the user who made the token (an administrator's link),
+	// "" for one a person asked for themselves.
+	CreatedBy string    `json:"created_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
@@ -1038,6 +1041,10 @@ type AuditEvent struct {
 	// password: a sign-in event records that one was tried, not what).
 	Method string `json:"method,omitempty"`
 	Login  string `json:"login,omitempty"`
+	// Initiator is the user (often a system account) who started the
+	// workflow this event ends: the invitation accepted or expired, the
+	// reset link used or expired. Their own webhooks hear of it.
+	Initiator string `json:"initiator,omitempty"`
 }
 
 // AuditChange is one edited field of an admin action, before and after.

@@ -43,3 +43,12 @@ func (m *Main) enableBackChannelLogout() {
 	m.Outbox.Handle(account.OutboxBackChannelLogout, backChannelDeliverer{provider: m.Provider})
 	m.Accounts.EnableBackChannelLogout(m.Store, m.Outbox.Notify)
 }
+
+// enableLinkExpiry has the outbox report an administrator's link that
+// expired unused (account.LinkExpired): its message is due when the link
+// expires.
+func (m *Main) enableLinkExpiry() {
+	m.Outbox.Handle(account.OutboxLinkExpiry, outbox.DelivererFunc(func(ctx context.Context, msg storage.OutboxMessage) error {
+		return m.Accounts.Admin.LinkExpired(ctx, msg.Payload)
+	}))
+}

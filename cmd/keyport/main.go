@@ -472,6 +472,7 @@ func (m *Main) load() error {
 	}
 	m.Provider = prov
 	m.enableBackChannelLogout()
+	m.enableLinkExpiry()
 	tokens.p = prov
 
 	mux := http.NewServeMux()

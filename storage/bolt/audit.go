@@ -91,7 +91,7 @@ func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent, out ...stora
 // share a commit with (AppendAudit's batch, RecordSignIn, RecordAttempt).
 func encodeAudit(e *storage.AuditEvent) ([]byte, error) {
 	if e.ID == "" || e.Type == "" || e.ActorKind == "" || e.Time.IsZero() ||
-		!validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) {
+		!validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) || !validAuditID(e.Initiator) {
 		return nil, fmt.Errorf("append audit event %q: missing or malformed ID, type, actor kind, time, actor or target: %w",
 			truncateUTF8(e.ID, storage.MaxAuditID), storage.ErrInvalid)
 	}
