@@ -2,10 +2,14 @@ package account_test
 
 import (
 	"io/fs"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/mail"
+	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/templates"
 )
 
@@ -57,5 +61,67 @@ func TestMailedInvitationVerifiesOnlyTheAddressItWentTo(t *testing.T) {
 	}
 	if !f.stored(v.ID).EmailVerified {
 		t.Error("the invitation did not verify the address it was mailed to")
+	}
+}
+
+// mailedLink is the secret of the newest link mailed to "to" (read from
+// the sealed outbox, as the mail deliverer reads it).
+func mailedLink(t testing.TB, f *adminFixture, to string) string {
+	t.Helper()
+	sealer, err := seal.New(account.TestSealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := f.db.ListOutbox(f.ctx, storage.OutboxQuery{Limit: storage.MaxOutboxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := ""
+	for _, m := range msgs {
+		if m.Kind != account.OutboxMail {
+			continue
+		}
+		msg, err := account.OpenMail(sealer, m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.To != to {
+			continue
+		}
+		if _, rest, ok := strings.Cut(msg.Text, "?token="); ok {
+			secret, _ = url.QueryUnescape(strings.Fields(rest)[0])
+			break // ListOutbox is newest first
+		}
+	}
+	if secret == "" {
+		t.Fatalf("no link mailed to %s", to)
+	}
+	return secret
+}
+
+// Two pending changes of one account's email: once the account's address
+// changed through one link, the other link (say to a mistyped address,
+// whose owner opens it later) must not change it again, which would hand
+// the account's address (and its password reset) to that stranger.
+func TestEmailChangeLinkIsStaleOnceTheAddressChanged(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	if _, pending, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "alice@gmial.example"}, "en"); err != nil || pending == "" {
+		t.Fatalf("change to the typo: pending %q, %v", pending, err)
+	}
+	typo := mailedLink(t, f, "alice@gmial.example")
+	if _, pending, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "alice@gmail.example"}, "en"); err != nil || pending == "" {
+		t.Fatalf("change to the right address: pending %q, %v", pending, err)
+	}
+	right := mailedLink(t, f, "alice@gmail.example")
+	if u, err := f.svc.Mail.ConfirmEmail(f.ctx, right, "192.0.2.1", "test"); err != nil || u.Email != "alice@gmail.example" {
+		t.Fatalf("confirm the right address: %q, %v", u.Email, err)
+	}
+	if _, err := f.svc.Mail.ConfirmEmail(f.ctx, typo, "198.51.100.7", "stranger"); account.ErrorCode(err) != account.Conflict {
+		t.Errorf("the stale link to the typo: %v, want a conflict", err)
+	}
+	if got := f.stored(alice.ID); got.Email != "alice@gmail.example" || !got.EmailVerified {
+		t.Errorf("after the stale link: email %q verified %v", got.Email, got.EmailVerified)
 	}
 }
