@@ -1,10 +1,14 @@
 package account_test
 
 import (
+	"context"
+	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/mail"
@@ -123,5 +127,32 @@ func TestEmailChangeLinkIsStaleOnceTheAddressChanged(t *testing.T) {
 	}
 	if got := f.stored(alice.ID); got.Email != "alice@gmail.example" || !got.EmailVerified {
 		t.Errorf("after the stale link: email %q verified %v", got.Email, got.EmailVerified)
+	}
+}
+
+// A flood of password-reset requests from many networks fills the
+// per-address counts; it must not stop the per-account mails of everyone
+// else (here a verification mail, refused as "too many emails to this
+// account" though the account had none).
+func TestAddressFloodDoesNotBlockAccountMail(t *testing.T) {
+	svc, _ := account.NewTestService(t, account.TestServiceOptions{
+		Policy: account.Policy{Issuer: "https://id.example", SessionLifetime: time.Hour},
+		Log:    slog.New(slog.DiscardHandler),
+	})
+	enableTestMail(t, svc)
+	ctx := context.Background()
+	alice, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "a long passphrase 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100_000 {
+		ip := fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff)
+		if err := svc.Mail.RequestPasswordReset(ctx, "nobody", ip, "en"); err != nil {
+			t.Fatalf("request %d from %s: %v", i, ip, err)
+		}
+	}
+	svc.Mail.Wait()
+	if err := svc.Mail.SendVerification(ctx, alice, "en"); err != nil {
+		t.Errorf("verification mail after a flood from other networks: %v", err)
 	}
 }
