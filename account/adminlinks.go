@@ -41,7 +41,9 @@ type Link struct {
 }
 
 // invitationMailed marks an invitation token whose link went by mail:
-// using it proves the address, which becomes verified.
+// using it proves the address, which becomes verified. The token's Data is
+// invitationMailed + ":" + the address (lower case), so an address changed
+// since is not verified by a link it never received.
 const invitationMailed = "mailed"
 
 // AdminNewUser is a local account an administrator creates: with a
@@ -195,7 +197,7 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 		if err != nil {
 			return Link{}, err
 		}
-		out, tok.Data, l.MailedTo = append(out, msg), []byte(invitationMailed), u.Email
+		out, tok.Data, l.MailedTo = append(out, msg), []byte(invitationMailed+":"+strings.ToLower(u.Email)), u.Email
 	}
 	if err := s.store.CreateOneTimeToken(ctx, tok, out...); err != nil {
 		return Link{}, fmt.Errorf("create %s link for %q: %w", purpose, u.ID, err)
@@ -294,7 +296,7 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 		// The invitation came by mail: opening it proves the address.
-		if purpose == purposeInvite && string(tok.Data) == invitationMailed && !u.EmailVerified {
+		if purpose == purposeInvite && string(tok.Data) == invitationMailed+":"+strings.ToLower(u.Email) && !u.EmailVerified {
 			u.EmailVerified = true
 			rememberVerifiedEmail(&u)
 		}

@@ -41,6 +41,7 @@ var (
 	errEmailLink     = Errorf(NotFound, "This link is invalid, expired or already used. Ask for a new one on your profile page.")
 	errTooManyMails  = Errorf(RateLimited, "Too many emails were sent to this account in the last hour. Please try again later.")
 	errEmailMismatch = Errorf(Conflict, "This link is for an address the account no longer has. Ask for a new one on your profile page.")
+	errEmailStale    = Errorf(Conflict, "The account's email address changed since this link was sent. Ask for a new one on your profile page.")
 )
 
 // emailMailData is what the verify_email and email_change_notice
@@ -148,7 +149,14 @@ func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose
 		}
 		msgs = append(msgs, notice)
 	}
-	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, Data: []byte(strings.ToLower(addr)), CreatedAt: now, ExpiresAt: now.Add(EmailLinkTTL)}
+	// A change link also holds the address it changes from: once the
+	// account's address is another (through another link, say), the link
+	// is stale and changes nothing.
+	tokData := strings.ToLower(addr)
+	if purpose == purposeChangeEmail {
+		tokData += changeFromSep + strings.ToLower(u.Email)
+	}
+	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, Data: []byte(tokData), CreatedAt: now, ExpiresAt: now.Add(EmailLinkTTL)}
 	if err := m.store.CreateOneTimeToken(ctx, tok, msgs...); err != nil {
 		return fmt.Errorf("store the %s link of %q: %w", purpose, u.ID, err)
 	}
@@ -178,7 +186,8 @@ func (m *MailService) CheckEmailLink(ctx context.Context, secret, ip string) (Em
 	if err != nil {
 		return EmailLink{}, err
 	}
-	return EmailLink{Username: u.Username, Address: string(tok.Data), Change: tok.Purpose == purposeChangeEmail}, nil
+	addr, _ := emailLinkData(tok)
+	return EmailLink{Username: u.Username, Address: addr, Change: tok.Purpose == purposeChangeEmail}, nil
 }
 
 // ConfirmEmail spends a link: the address it proves becomes the account's
@@ -197,12 +206,15 @@ func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent st
 	if err != nil {
 		return storage.User{}, fmt.Errorf("spend the email link: %w", err)
 	}
-	addr := string(tok.Data)
+	addr, from := emailLinkData(tok)
 	var before string
 	u, err := m.users.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
 		before = u.Email
 		switch {
 		case tok.Purpose == purposeChangeEmail:
+			if !strings.EqualFold(u.Email, from) {
+				return u, errEmailStale
+			}
 			if err := m.users.CheckChange(u, "email", addr); err != nil {
 				return u, err
 			}
@@ -258,6 +270,17 @@ func (m *MailService) peekEmailLink(ctx context.Context, secret, ip string) (sto
 	}
 	m.logFailure(ctx, "email_link", "", ip, "unknown, expired or used link")
 	return storage.OneTimeToken{}, storage.User{}, errEmailLink
+}
+
+// changeFromSep separates, in a change link's Data, the new address from
+// the one it replaces (an email address holds no newline).
+const changeFromSep = "\n"
+
+// emailLinkData is the address a link proves and, for a change, the
+// address it changes from.
+func emailLinkData(tok storage.OneTimeToken) (addr, from string) {
+	addr, from, _ = strings.Cut(string(tok.Data), changeFromSep)
+	return addr, from
 }
 
 func firstNonEmpty(s ...string) string {

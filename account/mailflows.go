@@ -64,7 +64,11 @@ type MailService struct {
 	// notify wakes the outbox worker after a message was committed.
 	notify func()
 	limits *hourlyLimits
-	work   chan struct{}
+	// addressLimits counts requests per network apart from limits (per
+	// account), so a flood from many networks, which fills it, cannot
+	// refuse any account its mail.
+	addressLimits *hourlyLimits
+	work          chan struct{}
 	// wg tracks the requests under way, for Wait.
 	wg sync.WaitGroup
 }
@@ -113,7 +117,7 @@ func (m *MailService) RequestPasswordReset(ctx context.Context, login, ip, lang 
 	if login == "" || len(login) > 320 {
 		return FieldErrorf("login", "Enter your username or email address.")
 	}
-	if !m.limits.allow("a:"+throttle.Address(ip), resetRequestsPerAddress, m.now()) {
+	if !m.addressLimits.allow("a:"+throttle.Address(ip), resetRequestsPerAddress, m.now()) {
 		return errResetThrottle
 	}
 	select {

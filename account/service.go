@@ -151,7 +151,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	users := &UserService{core: c, store: store}
 	creds := &CredentialService{core: c, store: store, users: users}
 	dirs := &DirectoryService{core: c, store: store, users: users}
-	mailer := &MailService{core: c, store: store, users: users, limits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)}
+	mailer := &MailService{core: c, store: store, users: users, limits: newHourlyLimits(), addressLimits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)}
 	return &Service{
 		Mail:        mailer,
 		Users:       users,

@@ -100,15 +100,45 @@ func (g *Guard) CheckAddr(ip netip.Addr) error {
 		class = "\"this network\""
 	case ip == broadcast:
 		class = "broadcast"
+	case nat64Local.Contains(ip):
+		class = "local-use NAT64"
 	default:
+		// A translator (NAT64, 6to4) takes an IPv6 address that embeds an
+		// IPv4 one to that IPv4 address, which decides.
+		if v4, ok := embeddedIPv4(ip); ok {
+			if err := g.CheckAddr(v4); err != nil {
+				return fmt.Errorf("%w: %s leads to %s, which is refused", ErrRefusedAddress, ip, v4)
+			}
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: %s is a %s address", ErrRefusedAddress, ip, class)
 }
 
+// embeddedIPv4 is the IPv4 address an IPv6 address of NAT64
+// (64:ff9b::/96), 6to4 (2002::/16) or the old IPv4-compatible form
+// (::/96) carries.
+func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
+	if !ip.Is6() {
+		return netip.Addr{}, false
+	}
+	b := ip.As16()
+	switch {
+	case nat64.Contains(ip), ipv4Compatible.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(ip):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
+
 var (
-	cgnat     = netip.MustParsePrefix("100.64.0.0/10")
-	broadcast = netip.MustParseAddr("255.255.255.255")
+	cgnat          = netip.MustParsePrefix("100.64.0.0/10")
+	broadcast      = netip.MustParseAddr("255.255.255.255")
+	nat64          = netip.MustParsePrefix("64:ff9b::/96")
+	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFour      = netip.MustParsePrefix("2002::/16")
+	ipv4Compatible = netip.MustParsePrefix("::/96")
 )
 
 // CheckURL validates a webhook URL at registration: absolute http(s), no

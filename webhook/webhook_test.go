@@ -56,6 +56,33 @@ func TestGuardRefusesEachAddressClass(t *testing.T) {
 	}
 }
 
+// IPv6 addresses that carry an IPv4 address to a translator (NAT64, 6to4,
+// the old IPv4-compatible form) are judged by the IPv4 address they lead
+// to: a NAT64 gateway turns 64:ff9b::a9fe:a9fe into 169.254.169.254.
+func TestGuardJudgesEmbeddedIPv4(t *testing.T) {
+	g, err := NewGuard(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{"64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b::a00:1", "2002:a9fe:a9fe::1", "2002:7f00:1::", "::7f00:1", "64:ff9b:1::a00:1"} {
+		if err := g.CheckAddr(netip.MustParseAddr(addr)); !errors.Is(err, ErrRefusedAddress) {
+			t.Errorf("%s: %v, want refused", addr, err)
+		}
+	}
+	for _, addr := range []string{"64:ff9b::808:808", "2002:808:808::1"} {
+		if err := g.CheckAddr(netip.MustParseAddr(addr)); err != nil {
+			t.Errorf("%s (a public IPv4 address behind it): %v, want allowed", addr, err)
+		}
+	}
+	allowing, err := NewGuard([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := allowing.CheckAddr(netip.MustParseAddr("64:ff9b::a00:1")); err != nil {
+		t.Errorf("64:ff9b::a00:1 through a guard allowing 10/8: %v", err)
+	}
+}
+
 func TestCheckURL(t *testing.T) {
 	g, _ := NewGuard(nil)
 	loop, _ := NewGuard([]string{"127.0.0.0/8"})
