@@ -28,4 +28,5 @@ var deMailFlows = map[string]string{
 	"Confirm %s as the email address of %s?":         "%s als E-Mail-Adresse von %s bestätigen?",
 	"Confirm":                                        "Bestätigen",
 	"It was also sent to %s.":                        "Er wurde auch an %s geschickt.",
+	"The account's email address changed since this link was sent. Ask for a new one on your profile page.": "Die E-Mail-Adresse des Kontos hat sich geändert, seit dieser Link verschickt wurde. Fordern Sie auf Ihrer Profilseite einen neuen an.",
 }
