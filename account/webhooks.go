@@ -246,6 +246,11 @@ func (s *WebhookService) Deliver(ctx context.Context, m storage.OutboxMessage) e
 	d := storage.WebhookDelivery{MessageID: m.ID, EventID: ev.ID, EventType: ev.Type, At: now, Attempt: m.Attempts + 1, Status: res.Status, Latency: res.Latency}
 	if callErr != nil {
 		d.Error = callErr.Error()
+		// A user's own hook may not learn what a host name resolves to
+		// inside the network (the full reason is in the server's log).
+		if h.OwnerUserID != "" && errors.Is(callErr, webhook.ErrRefusedAddress) {
+			d.Error = "The receiver's address is not a public one."
+		}
 	}
 	var disabled string
 	_, err = s.store.RecordWebhookDelivery(ctx, h.ID, d, func(w *storage.Webhook) error {

@@ -181,7 +181,7 @@ func TestWebhooksDeliverSignedEvents(t *testing.T) {
 // and its owner turns it on again.
 func TestWebhooksRefuseInternalAddresses(t *testing.T) {
 	srv := startServerWith(t, serverOptions{mutate: func(c *config.Config) { c.Webhooks.MaxFailures = 1 }})
-	rw, _, _ := adminTokens(t, srv)
+	rw, _, aliceToken := adminTokens(t, srv)
 	rc := newHookReceiver(t)
 	port := rc.URL[strings.LastIndex(rc.URL, ":")+1:]
 	for _, u := range []string{rc.URL, "https://127.0.0.1:" + port + "/", "https://[::1]/", "https://169.254.169.254/", "https://10.0.0.1/", "http://hooks.example.com/"} {
@@ -217,6 +217,25 @@ func TestWebhooksRefuseInternalAddresses(t *testing.T) {
 	status, _, on := apiCall(t, srv, http.MethodPost, "/api/v1/webhooks/"+id+"/enable", rw, "", "")
 	if status != http.StatusOK || on["disabled"] != false || on["consecutive_failures"] != float64(0) {
 		t.Fatalf("enable: %d %v", status, on)
+	}
+
+	// A user's own hook learns only that the address is not public, not
+	// what the name resolved to inside the network.
+	userToken := aliceToken
+	mine, _ := createHook(t, srv, "/api/v1/me/webhooks", userToken, `{"url":"https://localhost:`+port+`/mine"}`)
+	alice, _ := srv.Main.Store.GetUserByLogin(context.Background(), "alice")
+	apiCall(t, srv, http.MethodPatch, "/api/v1/users/"+alice.ID, rw, "application/json", `{"name":"Alice A."}`)
+	var entries []any
+	for range 150 {
+		srv.Main.Outbox.Notify()
+		_, _, mlog := apiCall(t, srv, http.MethodGet, "/api/v1/me/webhooks/"+mine+"/deliveries", userToken, "", "")
+		if entries, _ = mlog["items"].([]any); len(entries) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(entries) == 0 || entries[0].(map[string]any)["error"] != "The receiver's address is not a public one." {
+		t.Errorf("the user's delivery log: %v", entries)
 	}
 }
 
