@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,6 +31,34 @@ type adminClient struct {
 }
 
 // connect finds the API for the configuration at cfgPath.
+// open parses a command's flags, refuses what check finds missing (nil:
+// nothing is required), and connects (connect): the start of every
+// command that goes through the management API.
+func (c *cli) open(fs *flag.FlagSet, cfgPath *string, args []string, check func() error) (*adminClient, error) {
+	if err := c.parse(fs, args); err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
+	return c.connect(*cfgPath)
+}
+
+// required is a check for open: usage (a usage error) when a flag's value
+// is empty.
+func required(usage string, values ...*string) func() error {
+	return func() error {
+		for _, v := range values {
+			if *v == "" {
+				return usageError{usage}
+			}
+		}
+		return nil
+	}
+}
+
 func (c *cli) connect(cfgPath string) (*adminClient, error) {
 	cfg, err := c.loadConfig(cfgPath)
 	if err != nil {

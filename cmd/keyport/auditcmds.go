@@ -137,10 +137,7 @@ func oneLine(s string) string {
 func (c *cli) auditExport(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("audit export")
 	out := fs.String("out", "", "write to this file (created, mode 0600) instead of standard output")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}

@@ -308,7 +308,7 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 		return usageError{"client create needs --id"}
 	}
 	n := clientFields{ID: *id, Name: *name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
-		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent, GrantTypes: commaList(*grants)}
+		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent, GrantTypes: splitList(*grants)}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = *fcURI, *fcSession
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = *bcURI, *bcSession
 	if *secretStdin {
@@ -368,24 +368,9 @@ func logoutFlags(fs *flag.FlagSet) (fcURI *string, fcSession *bool, bcURI *strin
 	return fcURI, fcSession, bcURI, bcSession
 }
 
-// commaList splits a comma-separated flag value, dropping empty entries
-// (so "" is the empty list).
-func commaList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 func (c *cli) clientList(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("client list")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}
@@ -414,13 +399,7 @@ func (c *cli) clientList(ctx context.Context, args []string) error {
 func (c *cli) clientDelete(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("client delete")
 	id := fs.String("id", "", "client ID")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *id == "" {
-		return usageError{"client delete needs --id"}
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, required("client delete needs --id", id))
 	if err != nil {
 		return err
 	}
@@ -469,7 +448,7 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 		case "post-logout-redirect-uri":
 			patch["post_logout_redirect_uris"] = nonEmpty(postLogout)
 		case "grant":
-			patch["grant_types"] = nonEmpty(commaList(*grants))
+			patch["grant_types"] = splitList(*grants)
 		case "public":
 			patch["public"] = *public
 		case "jwt-access-tokens":
@@ -477,9 +456,9 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 		case "skip-consent":
 			patch["skip_consent"] = *skipConsent
 		case "allowed-scopes":
-			patch["allowed_scopes"] = nonEmpty(commaList(*scopes))
+			patch["allowed_scopes"] = splitList(*scopes)
 		case "allowed-groups":
-			patch["allowed_groups"] = nonEmpty(commaList(*groups))
+			patch["allowed_groups"] = splitList(*groups)
 		case "frontchannel-logout-uri":
 			patch["frontchannel_logout_uri"] = *fcURI
 		case "frontchannel-logout-session-required":
@@ -520,18 +499,6 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "it has no secret now: give it one with keyport client rotate-secret --id %s\n", out.ID)
 	}
 	return nil
-}
-
-// nonEmpty drops empty entries, so `--redirect-uri ""` empties a list;
-// never nil, so the list is sent.
-func nonEmpty(l []string) []string {
-	out := []string{}
-	for _, v := range l {
-		if v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // clientRotateSecret gives a confidential app a new secret, printed once;
@@ -581,10 +548,7 @@ func (c *cli) clientRotateSecret(ctx context.Context, args []string) error {
 
 func (c *cli) keysRotate(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("keys rotate")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}
@@ -700,13 +664,7 @@ func (c *cli) testDirectory(ctx context.Context, cfg *config.Config, id string) 
 func (c *cli) directorySync(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("directory sync")
 	id := fs.String("id", "", "the directory's id")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *id == "" {
-		return usageError{"directory sync needs --id"}
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, required("directory sync needs --id", id))
 	if err != nil {
 		return err
 	}
@@ -723,4 +681,16 @@ func (c *cli) directorySync(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stdout, "  %s\n", e)
 	}
 	return nil
+}
+
+// nonEmpty drops empty values of a repeated flag; none left is the empty
+// list, which clears the field.
+func nonEmpty(l []string) []string {
+	out := []string{}
+	for _, v := range l {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

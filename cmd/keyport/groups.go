@@ -55,10 +55,7 @@ func groupByName(ctx context.Context, api *adminClient, name string) (apiGroup, 
 
 func (c *cli) groupList(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("group list")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}
@@ -79,13 +76,7 @@ func (c *cli) groupCreate(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("group create")
 	name := fs.String("name", "", "group name (unique without regard to case)")
 	desc := fs.String("description", "", "what the group is for")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *name == "" {
-		return usageError{"group create needs --name"}
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, required("group create needs --name", name))
 	if err != nil {
 		return err
 	}
@@ -102,13 +93,7 @@ func (c *cli) groupRename(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("group rename")
 	name := fs.String("name", "", "the group's name now")
 	to := fs.String("to", "", "its new name")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *name == "" || *to == "" {
-		return usageError{"group rename needs --name and --to"}
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, required("group rename needs --name and --to", name, to))
 	if err != nil {
 		return err
 	}
@@ -127,13 +112,7 @@ func (c *cli) groupRename(ctx context.Context, args []string) error {
 func (c *cli) groupDelete(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("group delete")
 	name := fs.String("name", "", "group name")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *name == "" {
-		return usageError{"group delete needs --name"}
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, required("group delete needs --name", name))
 	if err != nil {
 		return err
 	}
@@ -155,13 +134,7 @@ func (c *cli) groupMember(ctx context.Context, args []string, add bool) error {
 	fs, cfgPath := c.flags("group " + verb)
 	name := fs.String("name", "", "group name")
 	username := fs.String("username", "", "username or email")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	if *name == "" || *username == "" {
-		return usageError{"group " + verb + " needs --name and --username"}
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, required("group "+verb+" needs --name and --username", name, username))
 	if err != nil {
 		return err
 	}

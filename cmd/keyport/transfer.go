@@ -20,10 +20,7 @@ import (
 func (c *cli) userExport(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("user export")
 	out := fs.String("out", "", "write to this file (created, mode 0600) instead of standard output")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}

@@ -168,10 +168,7 @@ func (c *cli) userCreate(ctx context.Context, args []string) error {
 // holds the database.
 func (c *cli) userList(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("user list")
-	if err := c.parse(fs, args); err != nil {
-		return err
-	}
-	api, err := c.connect(*cfgPath)
+	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}
