@@ -1,0 +1,72 @@
+package account_test
+
+import (
+	"testing"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// An admin's reset link reports its end: used (the password changed after
+// it was made) ends nothing more; unused, it is reported as expired, with
+// the admin as the event's initiator. A user deleted meanwhile ends
+// nothing.
+func TestLinkExpired(t *testing.T) {
+	f := newAdminFixture(t)
+	expiry := func() storage.OutboxMessage {
+		t.Helper()
+		msgs, _, err := f.db.ListOutbox(f.ctx, storage.OutboxQuery{Kind: account.OutboxLinkExpiry, Limit: 10})
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("the link's expiry message: %v %d", err, len(msgs))
+		}
+		return msgs[0] // the newest
+	}
+	expired := func(id string) int {
+		evs, _, err := f.db.ListAudit(f.ctx, storage.AuditQuery{TargetUserID: id, Types: []string{account.EventPasswordResetLinkExpired}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+
+	bob := f.user("bob", false)
+	if _, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	unused := expiry()
+	if err := f.svc.Admin.LinkExpired(f.ctx, unused.Payload); err != nil {
+		t.Fatal(err)
+	}
+	if n := expired(bob.ID); n != 1 {
+		t.Fatalf("an unused link: %d expiry events", n)
+	}
+	if e := f.lastEvent(bob.ID, account.EventPasswordResetLinkExpired); e.Initiator != f.root.ID {
+		t.Errorf("initiator %q, want the admin", e.Initiator)
+	}
+
+	carol := f.user("carol", false)
+	link, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, carol.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := expiry()
+	f.clock.Add(1) // the password changes after the link was made
+	if _, err := f.svc.Admin.ResetPasswordWithLink(f.ctx, link.Secret, "a fresh passphrase for carol 7", "192.0.2.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Admin.LinkExpired(f.ctx, used.Payload); err != nil {
+		t.Fatal(err)
+	}
+	if n := expired(carol.ID); n != 0 {
+		t.Errorf("a used link was reported expired (%d)", n)
+	}
+	if err := f.svc.Admin.DeleteUser(f.ctx, f.actor, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Admin.LinkExpired(f.ctx, unused.Payload); err != nil {
+		t.Errorf("the link of a deleted user: %v", err)
+	}
+	if err := f.svc.Admin.LinkExpired(f.ctx, []byte("{")); err == nil {
+		t.Error("a malformed payload was taken")
+	}
+}
