@@ -1,6 +1,7 @@
 package account
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,8 +193,8 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 			NextAttemptAt: l.ExpiresAt.Add(time.Minute), Deadline: l.ExpiresAt.Add(storage.DefaultOutboxLifetime)})
 	}
 	if template != "" && s.mail.Enabled() && u.Email != "" {
-		data := resetMailData{Common: s.mail.mailCommon(), Name: firstNonEmpty(u.GivenName, u.Name, u.Username), Username: u.Username, Link: l.URL}
-		msg, err := s.mail.outboxMail(u.Email, template, firstNonEmpty(u.Locale, "en"), data, now)
+		data := resetMailData{Common: s.mail.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username, Link: l.URL}
+		msg, err := s.mail.outboxMail(u.Email, template, cmp.Or(u.Locale, "en"), data, now)
 		if err != nil {
 			return Link{}, err
 		}

@@ -1,6 +1,7 @@
 package account
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -128,9 +129,9 @@ func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose
 	if !m.limits.allow("v:"+u.ID, verifyMailsPerAccount, now) {
 		return errTooManyMails
 	}
-	lang = firstNonEmpty(u.Locale, lang)
+	lang = cmp.Or(u.Locale, lang)
 	secret := NewSecret()
-	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: firstNonEmpty(u.GivenName, u.Name, u.Username), Username: u.Username,
+	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username,
 		Link: strings.TrimSuffix(m.policy().Issuer, "/") + VerifyEmailPath + "?token=" + url.QueryEscape(secret)}, Address: addr}
 	name := "verify_email"
 	if purpose == purposeChangeEmail {
@@ -281,13 +282,4 @@ const changeFromSep = "\n"
 func emailLinkData(tok storage.OneTimeToken) (addr, from string) {
 	addr, from, _ = strings.Cut(string(tok.Data), changeFromSep)
 	return addr, from
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -99,18 +99,8 @@ func sortWebhooks(ws []storage.Webhook) {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
-		return cmpString(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (d *DB) UpdateWebhook(ctx context.Context, id string, fn func(*storage.Webhook) error) (storage.Webhook, error) {
