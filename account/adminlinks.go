@@ -203,8 +203,8 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 	if err := s.store.CreateOneTimeToken(ctx, tok, out...); err != nil {
 		return Link{}, fmt.Errorf("create %s link for %q: %w", purpose, u.ID, err)
 	}
-	if len(out) > 0 && s.mail.notify != nil {
-		s.mail.notify()
+	if len(out) > 0 {
+		s.wakeOutbox()
 	}
 	return l, nil
 }

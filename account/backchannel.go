@@ -25,14 +25,13 @@ const OutboxBackChannelLogout = "backchannel_logout"
 type backChannel struct {
 	signIn *SignInService
 	outbox storage.Outbox
-	notify func()
 }
 
 // EnableBackChannelLogout queues a logout for every app with a
-// back-channel logout URI whenever sessions end; notify (may be nil) wakes
-// the outbox worker, which must deliver OutboxBackChannelLogout.
-func (s *Service) EnableBackChannelLogout(outbox storage.Outbox, notify func()) {
-	s.core.backChannel.Store(&backChannel{signIn: s.SignIn, outbox: outbox, notify: notify})
+// back-channel logout URI whenever sessions end; the outbox worker must
+// deliver OutboxBackChannelLogout.
+func (s *Service) EnableBackChannelLogout(outbox storage.Outbox) {
+	s.core.backChannel.Store(&backChannel{signIn: s.SignIn, outbox: outbox})
 }
 
 // OpenBackChannelLogout reads an outbox message of kind
@@ -90,7 +89,5 @@ func (s *core) queueLogouts(ctx context.Context, bc *backChannel, ls []BackChann
 		s.log.ErrorContext(ctx, "queue back-channel logouts", "user_id", ls[0].UserID, "apps", len(msgs), "err", err)
 		return
 	}
-	if bc.notify != nil {
-		bc.notify()
-	}
+	s.wakeOutbox()
 }

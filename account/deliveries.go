@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/keyport/keyport/storage"
@@ -26,17 +25,11 @@ type DeliveryStore interface {
 type DeliveryService struct {
 	*core
 	store DeliveryStore
-	// notify wakes the outbox worker after a retry (SetNotify).
-	notify atomic.Pointer[func()]
 }
 
 // EventOutboxRetried: an administrator made a failed outbox message
 // pending again; TargetID is the message.
 const EventOutboxRetried = "outbox.retried"
-
-// SetNotify makes Retry wake the outbox worker (outbox.Worker.Notify), so
-// a retried message goes out at once rather than at the next poll.
-func (s *DeliveryService) SetNotify(notify func()) { s.notify.Store(&notify) }
 
 // List returns a page of the outbox messages q selects, newest first,
 // and the cursor of the next page ("" at the end). The payloads are left
@@ -95,9 +88,7 @@ func (s *DeliveryService) Retry(ctx context.Context, actor Actor, id string) (st
 	}
 	s.log.InfoContext(ctx, "failed outbox message retried by an administrator", "id", id)
 	s.audit(ctx, actor, storage.AuditEvent{Type: EventOutboxRetried, TargetID: id})
-	if n := s.notify.Load(); n != nil && *n != nil {
-		(*n)()
-	}
+	s.wakeOutbox() // the retried message goes out at once
 	m.Payload = nil
 	return m, nil
 }

@@ -161,9 +161,7 @@ func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose
 	if err := m.store.CreateOneTimeToken(ctx, tok, msgs...); err != nil {
 		return fmt.Errorf("store the %s link of %q: %w", purpose, u.ID, err)
 	}
-	if m.notify != nil {
-		m.notify()
-	}
+	m.wakeOutbox()
 	typ := EventEmailVerificationSent
 	if purpose == purposeChangeEmail {
 		typ = EventEmailChangeRequested

@@ -61,9 +61,7 @@ type MailService struct {
 	store     MailStore
 	users     *UserService
 	templates *mail.Templates
-	// notify wakes the outbox worker after a message was committed.
-	notify func()
-	limits *hourlyLimits
+	limits    *hourlyLimits
 	// addressLimits counts requests per network apart from limits (per
 	// account), so a flood from many networks, which fills it, cannot
 	// refuse any account its mail.
@@ -73,15 +71,11 @@ type MailService struct {
 	wg sync.WaitGroup
 }
 
-// EnableMail turns on the flows that send mail, rendering with templates;
-// notify (may be nil) is called after each committed message.
-func (s *Service) EnableMail(templates *mail.Templates, notify func()) {
-	m := s.Mail
-	m.templates, m.notify = templates, notify
-	if notify != nil {
-		s.core.outboxWake.Store(&notify)
-	}
-	s.AddReactor(m.react) // the security notifications
+// EnableMail turns on the flows that send mail, rendering with templates.
+// The messages wake the outbox worker SetOutboxWake names.
+func (s *Service) EnableMail(templates *mail.Templates) {
+	s.Mail.templates = templates
+	s.AddReactor(s.Mail.react) // the security notifications
 }
 
 // Enabled tells whether mail is sent: the pages offer what needs it only
@@ -180,9 +174,7 @@ func (m *MailService) sendReset(ctx context.Context, login, ip, lang string) err
 			return fmt.Errorf("store the password reset link of %q: %w", u.ID, err)
 		}
 	}
-	if m.notify != nil {
-		m.notify()
-	}
+	m.wakeOutbox()
 	m.audit(ctx, Actor{Kind: ActorUser, IP: ip}, storage.AuditEvent{Type: EventPasswordResetRequested, TargetUserID: u.ID, IP: ip})
 	return nil
 }

@@ -28,7 +28,7 @@ func enableTestMail(t testing.TB, svc *account.Service) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.EnableMail(tm, nil)
+	svc.EnableMail(tm)
 }
 
 // An invitation mailed to one address proves that address only: when an

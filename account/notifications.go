@@ -283,8 +283,8 @@ func (m *MailService) WarnExpiringTokens(ctx context.Context) (int, error) {
 		}
 		sent++
 	}
-	if sent > 0 && m.notify != nil {
-		m.notify()
+	if sent > 0 {
+		m.wakeOutbox()
 	}
 	return sent, nil
 }

@@ -37,7 +37,7 @@ func BenchmarkBrowserSignInRecord(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				svc.EnableMail(tm, nil)
+				svc.EnableMail(tm)
 			}
 			ctx := context.Background()
 			u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "a long passphrase 1"})
@@ -98,7 +98,7 @@ func BenchmarkNewDeviceReactor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc.EnableMail(tm, nil)
+	svc.EnableMail(tm)
 	ctx := context.Background()
 	u, err := svc.Users.CreateUser(ctx, account.NewUser{Username: "alice", Email: "alice@example.com", Password: "a long passphrase 1"})
 	if err != nil {

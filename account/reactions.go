@@ -46,13 +46,25 @@ func (s *core) reactions(ctx context.Context, e storage.AuditEvent) []storage.Ou
 	return out
 }
 
-// reacted wakes the outbox worker once reactions out were committed, so
-// they do not wait for its next poll.
-func (s *core) reacted(out []storage.OutboxMessage) {
-	if len(out) == 0 {
-		return
+// SetOutboxWake gives every producer of outbox messages (mail, reactions,
+// back-channel logouts, retries) the one way to wake the worker after a
+// commit, so a message does not wait for its next poll.
+func (s *Service) SetOutboxWake(wake func()) {
+	if wake != nil {
+		s.core.outboxWake.Store(&wake)
 	}
+}
+
+// wakeOutbox wakes the outbox worker after a commit that queued messages.
+func (s *core) wakeOutbox() {
 	if wake := s.outboxWake.Load(); wake != nil {
 		(*wake)()
+	}
+}
+
+// reacted wakes the outbox worker once reactions out were committed.
+func (s *core) reacted(out []storage.OutboxMessage) {
+	if len(out) > 0 {
+		s.wakeOutbox()
 	}
 }

@@ -83,8 +83,6 @@ type WebhookOptions struct {
 	// MaxFailures: failed attempts in a row that turn a hook off;
 	// DefaultWebhookMaxFailures when <= 0.
 	MaxFailures int
-	// Notify wakes the outbox worker after a commit (may be nil).
-	Notify func()
 }
 
 // EnableWebhooks loads the webhooks, sets s.Webhooks and starts turning
@@ -95,10 +93,6 @@ func (s *Service) EnableWebhooks(ctx context.Context, o WebhookOptions) (*Webhoo
 		o.MaxFailures = DefaultWebhookMaxFailures
 	}
 	w := &WebhookService{core: s.core, store: o.Store, users: s.Users.store, guard: o.Guard, client: o.Guard.Client(), maxFailures: o.MaxFailures}
-	if o.Notify != nil {
-		// Whoever commits a reaction wakes the worker (core.reacted).
-		s.core.outboxWake.Store(&o.Notify)
-	}
 	if err := w.reload(ctx); err != nil {
 		return nil, err
 	}

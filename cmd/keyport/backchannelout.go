@@ -41,7 +41,7 @@ func (d backChannelDeliverer) Deliver(ctx context.Context, m storage.OutboxMessa
 // a logout for the apps whenever sessions end.
 func (m *Main) enableBackChannelLogout() {
 	m.Outbox.Handle(account.OutboxBackChannelLogout, backChannelDeliverer{provider: m.Provider})
-	m.Accounts.EnableBackChannelLogout(m.Store, m.Outbox.Notify)
+	m.Accounts.EnableBackChannelLogout(m.Store)
 }
 
 // enableLinkExpiry has the outbox report an administrator's link that

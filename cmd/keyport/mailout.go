@@ -47,6 +47,6 @@ func (m *Main) enableMail() error {
 		return err
 	}
 	m.Outbox.Handle(account.OutboxMail, mailDeliverer{sealer: m.sealer, sender: sender})
-	m.Accounts.EnableMail(templates, m.Outbox.Notify)
+	m.Accounts.EnableMail(templates)
 	return nil
 }

@@ -387,7 +387,7 @@ func (m *Main) load() error {
 	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
 	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now})
-	m.Accounts.Deliveries.SetNotify(m.Outbox.Notify)
+	m.Accounts.SetOutboxWake(m.Outbox.Notify)
 	if err := m.enableMail(); err != nil {
 		return fmt.Errorf("mail: %w", err)
 	}

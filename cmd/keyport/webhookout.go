@@ -34,7 +34,7 @@ func (m *Main) enableWebhooks() error {
 		return err
 	}
 	hooks, err := m.Accounts.EnableWebhooks(context.Background(), account.WebhookOptions{
-		Store: m.Store, Guard: guard, MaxFailures: m.Config.Webhooks.MaxFailures, Notify: m.Outbox.Notify,
+		Store: m.Store, Guard: guard, MaxFailures: m.Config.Webhooks.MaxFailures,
 	})
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
