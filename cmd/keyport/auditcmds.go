@@ -135,19 +135,25 @@ func oneLine(s string) string {
 // --out (created for its owner only, never over a file) or standard
 // output.
 func (c *cli) auditExport(ctx context.Context, args []string) error {
-	fs, cfgPath := c.flags("audit export")
+	return c.export(ctx, args, "audit export", "/audit/export", "audit events")
+}
+
+// export is an export command: the API's JSON Lines at path to --out (see
+// exportTo) or standard output.
+func (c *cli) export(ctx context.Context, args []string, name, path, what string) error {
+	fs, cfgPath := c.flags(name)
 	out := fs.String("out", "", "write to this file (created, mode 0600) instead of standard output")
 	api, err := c.open(fs, cfgPath, args, nil)
 	if err != nil {
 		return err
 	}
 	defer api.close()
-	n, err := c.exportTo(*out, "audit export", func(w io.Writer) error {
-		_, err := api.call(ctx, http.MethodGet, "/audit/export", nil, w)
+	n, err := c.exportTo(*out, name, func(w io.Writer) error {
+		_, err := api.call(ctx, http.MethodGet, path, nil, w)
 		return err
 	})
 	if err == nil && *out != "" {
-		fmt.Fprintf(c.stdout, "exported %d audit events to %s\n", n, *out)
+		fmt.Fprintf(c.stdout, "exported %d %s to %s\n", n, what, *out)
 	}
 	return err
 }

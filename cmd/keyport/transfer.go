@@ -18,21 +18,7 @@ import (
 // password hashes: it is created for its owner only, and never over an
 // existing file.
 func (c *cli) userExport(ctx context.Context, args []string) error {
-	fs, cfgPath := c.flags("user export")
-	out := fs.String("out", "", "write to this file (created, mode 0600) instead of standard output")
-	api, err := c.open(fs, cfgPath, args, nil)
-	if err != nil {
-		return err
-	}
-	defer api.close()
-	n, err := c.exportTo(*out, "user export", func(w io.Writer) error {
-		_, err := api.call(ctx, http.MethodGet, "/users/export", nil, w)
-		return err
-	})
-	if err == nil && *out != "" {
-		fmt.Fprintf(c.stdout, "exported %d users to %s\n", n, *out)
-	}
-	return err
+	return c.export(ctx, args, "user export", "/users/export", "users")
 }
 
 // importReport is the answer of POST /users/import.
