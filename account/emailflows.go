@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,6 +23,8 @@ import (
 const (
 	purposeVerifyEmail = "email_verify"
 	purposeChangeEmail = "email_change"
+	// purposeChangeRecovery confirms a new recovery address.
+	purposeChangeRecovery = "recovery_email_change"
 	// EmailLinkTTL is how long a verification or change link works.
 	EmailLinkTTL = 24 * time.Hour
 	// VerifyEmailPath is the portal's page for both links.
@@ -36,6 +39,8 @@ const (
 	EventEmailVerificationSent = "user.email_verification_sent"
 	EventEmailChangeRequested  = "user.email_change_requested"
 	EventEmailConfirmed        = "user.email_confirmed"
+	// EventRecoveryEmailConfirmed: a new recovery address took effect.
+	EventRecoveryEmailConfirmed = "user.recovery_email_confirmed"
 )
 
 var (
@@ -43,6 +48,7 @@ var (
 	errTooManyMails  = Errorf(RateLimited, "Too many emails were sent to this account in the last hour. Please try again later.")
 	errEmailMismatch = Errorf(Conflict, "This link is for an address the account no longer has. Ask for a new one on your profile page.")
 	errEmailStale    = Errorf(Conflict, "The account's email address changed since this link was sent. Ask for a new one on your profile page.")
+	errRecoveryStale = Errorf(Conflict, "The account's recovery email address changed since this link was sent. Ask for a new one on your profile page.")
 )
 
 // emailMailData is what the verify_email and email_change_notice
@@ -50,6 +56,9 @@ var (
 type emailMailData struct {
 	resetMailData
 	Address string // the address to confirm, or the new one (notice)
+	// Recovery: the address is (or was) the recovery address, where
+	// password resets go, not the email.
+	Recovery bool
 }
 
 // CanVerify tells whether u's email can be verified by mail now: mail is
@@ -77,15 +86,19 @@ func (m *MailService) SendVerification(ctx context.Context, u storage.User, lang
 }
 
 // UpdateProfile is UserService.UpdateProfile for a person at their profile
-// page or /api/v1/me. With mail on, a new email address is not taken at
-// once: the other changes are saved, and the address replaces the old one
-// only when the person opens the link mailed to it (the old address is
-// told); pending is that address. An address the account had verified
-// before changes at once, as without mail.
+// page or /api/v1/me. With mail on, a new email address or a new recovery
+// address is not taken at once: the other changes are saved, and the
+// address replaces the old one only when the person opens the link
+// mailed to it. The account's addresses are told (the old one of a
+// change, and for a new recovery address also the email, since the
+// recovery address is where password resets go). pending is the first
+// address that waits for its link. An address the account had verified
+// before changes at once, as without mail; a recovery address removed
+// goes at once, and its old address is told.
 func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes map[string]string, lang string) (u storage.User, pending string, err error) {
-	addr, changing := changes["email"]
-	addr = strings.TrimSpace(addr)
-	if !m.Enabled() || !changing {
+	_, email := changes["email"]
+	_, recovery := changes["recovery_email"]
+	if !m.Enabled() || (!email && !recovery) {
 		u, err = m.users.UpdateProfile(ctx, userID, changes)
 		return u, "", err
 	}
@@ -93,32 +106,91 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	if strings.EqualFold(addr, cur.Email) || slices.Contains(cur.VerifiedEmails, strings.ToLower(addr)) {
-		u, err = m.users.UpdateProfile(ctx, userID, changes)
-		return u, "", err
-	}
-	if err := m.users.CheckChange(cur, "email", addr); err != nil {
+	links, err := m.addressLinks(ctx, cur, changes)
+	if err != nil {
 		return storage.User{}, "", err
 	}
-	if err := validateEmail(addr); err != nil {
-		return storage.User{}, "", &Error{Code: Invalid, Field: "email", Message: ErrorMessage(err)}
+	// Refused before anything is saved: a change that cannot send its
+	// link saves nothing, like any other refused change.
+	if len(links) > 0 && m.limits.left("v:"+cur.ID, verifyMailsPerAccount, m.now()) < len(links) {
+		return storage.User{}, "", &Error{Code: RateLimited, Field: links[0].field, Message: ErrorMessage(errTooManyMails)}
 	}
-	if other, err := m.store.GetUserByLogin(ctx, addr); err == nil && other.ID != userID {
-		return storage.User{}, "", &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account."}
-	}
-	rest := make(map[string]string, len(changes))
-	for k, v := range changes {
-		if k != "email" {
-			rest[k] = v
-		}
+	rest := maps.Clone(changes)
+	for _, l := range links {
+		delete(rest, l.field)
 	}
 	if u, err = m.users.UpdateProfile(ctx, userID, rest); err != nil {
 		return storage.User{}, "", err
 	}
-	if err := m.sendEmailLink(ctx, u, purposeChangeEmail, addr, lang); err != nil {
-		return storage.User{}, "", err
+	if old := cur.RecoveryEmail; recovery && old != "" && u.RecoveryEmail == "" {
+		m.recoveryRemovedNotice(ctx, u, old, lang)
 	}
-	return u, addr, nil
+	for _, l := range links {
+		if err := m.sendEmailLink(ctx, u, l.purpose, l.addr, lang); err != nil {
+			return storage.User{}, "", err
+		}
+	}
+	if len(links) > 0 {
+		pending = links[0].addr
+	}
+	return u, pending, nil
+}
+
+// addressLink is an address change that waits for its link.
+type addressLink struct{ field, purpose, addr string }
+
+// addressLinks checks the address changes in changes and returns those
+// that need a link first, refusing what the change itself would refuse.
+func (m *MailService) addressLinks(ctx context.Context, cur storage.User, changes map[string]string) ([]addressLink, error) {
+	known := func(addr string) bool {
+		return (cur.EmailVerified && strings.EqualFold(addr, cur.Email)) || slices.Contains(cur.VerifiedEmails, strings.ToLower(addr))
+	}
+	var links []addressLink
+	if addr, ok := changes["email"]; ok {
+		addr = strings.TrimSpace(addr)
+		if !strings.EqualFold(addr, cur.Email) && !known(addr) {
+			if err := m.users.CheckChange(cur, "email", addr); err != nil {
+				return nil, err
+			}
+			if err := validateEmail(addr); err != nil {
+				return nil, &Error{Code: Invalid, Field: "email", Message: ErrorMessage(err)}
+			}
+			if other, err := m.store.GetUserByLogin(ctx, addr); err == nil && other.ID != cur.ID {
+				return nil, &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account."}
+			}
+			links = append(links, addressLink{"email", purposeChangeEmail, addr})
+		}
+	}
+	if addr, ok := changes["recovery_email"]; ok {
+		addr = strings.TrimSpace(addr)
+		if addr != "" && !strings.EqualFold(addr, cur.RecoveryEmail) && !known(addr) {
+			if err := m.users.CheckChange(cur, "recovery_email", addr); err != nil {
+				return nil, err
+			}
+			if err := validateEmail(addr); err != nil {
+				return nil, FieldErrorf("recovery_email", "Enter a valid recovery email address, or leave it empty to use your primary email.")
+			}
+			links = append(links, addressLink{"recovery_email", purposeChangeRecovery, addr})
+		}
+	}
+	return links, nil
+}
+
+// recoveryRemovedNotice tells the old recovery address that it no longer
+// receives the account's password resets. Its own commit after the
+// change: a crash between the two loses this one notice.
+func (m *MailService) recoveryRemovedNotice(ctx context.Context, u storage.User, old, lang string) {
+	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username},
+		Recovery: true}
+	msg, err := m.outboxMail(old, "email_change_notice", cmp.Or(u.Locale, lang), data, m.now())
+	if err == nil {
+		err = m.store.EnqueueOutbox(ctx, msg)
+	}
+	if err != nil {
+		m.log.ErrorContext(ctx, "tell the old recovery address of its removal", "user_id", u.ID, "err", err)
+		return
+	}
+	m.wakeOutbox()
 }
 
 // sendEmailLink stores a link of purpose proving addr for u, with its
@@ -132,9 +204,10 @@ func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose
 	lang = cmp.Or(u.Locale, lang)
 	secret := NewSecret()
 	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username,
-		Link: strings.TrimSuffix(m.policy().Issuer, "/") + VerifyEmailPath + "?token=" + url.QueryEscape(secret)}, Address: addr}
+		Link: strings.TrimSuffix(m.policy().Issuer, "/") + VerifyEmailPath + "?token=" + url.QueryEscape(secret)}, Address: addr,
+		Recovery: purpose == purposeChangeRecovery}
 	name := "verify_email"
-	if purpose == purposeChangeEmail {
+	if purpose != purposeVerifyEmail {
 		name = "confirm_email_change"
 	}
 	msg, err := m.outboxMail(addr, name, lang, data, now)
@@ -142,9 +215,21 @@ func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose
 		return err
 	}
 	msgs := []storage.OutboxMessage{msg}
-	if purpose == purposeChangeEmail && u.Email != "" {
-		data.Link = ""
-		notice, err := m.outboxMail(u.Email, "email_change_notice", lang, data, now)
+	// The addresses the account has now are told of a change: the one it
+	// replaces and, for the recovery address, the email too.
+	var told []string
+	switch purpose {
+	case purposeChangeEmail:
+		told = []string{u.Email}
+	case purposeChangeRecovery:
+		told = []string{u.Email, u.RecoveryEmail}
+	}
+	data.Link = ""
+	for i, to := range told {
+		if to == "" || slices.ContainsFunc(told[:i], func(t string) bool { return strings.EqualFold(t, to) }) {
+			continue
+		}
+		notice, err := m.outboxMail(to, "email_change_notice", lang, data, now)
 		if err != nil {
 			return err
 		}
@@ -152,21 +237,29 @@ func (m *MailService) sendEmailLink(ctx context.Context, u storage.User, purpose
 	}
 	// A change link also holds the address it changes from: once the
 	// account's address is another (through another link, say), the link
-	// is stale and changes nothing.
+	// is stale and changes nothing. And only the newest link of each kind
+	// works (OnePerUser): asking again makes the earlier link void.
 	tokData := strings.ToLower(addr)
-	if purpose == purposeChangeEmail {
+	switch purpose {
+	case purposeChangeEmail:
 		tokData += changeFromSep + strings.ToLower(u.Email)
+	case purposeChangeRecovery:
+		tokData += changeFromSep + strings.ToLower(u.RecoveryEmail)
 	}
-	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, Data: []byte(tokData), CreatedAt: now, ExpiresAt: now.Add(EmailLinkTTL)}
+	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, Data: []byte(tokData), CreatedAt: now, ExpiresAt: now.Add(EmailLinkTTL),
+		OnePerUser: true}
 	if err := m.store.CreateOneTimeToken(ctx, tok, msgs...); err != nil {
 		return fmt.Errorf("store the %s link of %q: %w", purpose, u.ID, err)
 	}
 	m.wakeOutbox()
-	typ := EventEmailVerificationSent
-	if purpose == purposeChangeEmail {
+	typ, field := EventEmailVerificationSent, "email"
+	switch purpose {
+	case purposeChangeEmail:
 		typ = EventEmailChangeRequested
+	case purposeChangeRecovery:
+		typ, field = EventEmailChangeRequested, "recovery_email"
 	}
-	m.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: typ, TargetUserID: u.ID, Changes: []storage.AuditChange{{Field: "email", After: addr}}})
+	m.audit(ctx, userActor(u.ID), storage.AuditEvent{Type: typ, TargetUserID: u.ID, Changes: []storage.AuditChange{{Field: field, After: addr}}})
 	return nil
 }
 
@@ -176,6 +269,7 @@ type EmailLink struct {
 	Username string
 	Address  string
 	Change   bool // a new address, not the current one
+	Recovery bool // the new recovery address
 }
 
 // CheckEmailLink tells what a link proves without spending it. Unknown
@@ -186,31 +280,43 @@ func (m *MailService) CheckEmailLink(ctx context.Context, secret, ip string) (Em
 		return EmailLink{}, err
 	}
 	addr, _ := emailLinkData(tok)
-	return EmailLink{Username: u.Username, Address: addr, Change: tok.Purpose == purposeChangeEmail}, nil
+	return EmailLink{Username: u.Username, Address: addr, Change: tok.Purpose != purposeVerifyEmail, Recovery: tok.Purpose == purposeChangeRecovery}, nil
 }
 
 // ConfirmEmail spends a link: the address it proves becomes the account's
-// verified email (replacing the old one for a change). A verification
-// link for an address the account no longer has is refused; a change to
-// an address another account took meanwhile is a Conflict.
-func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent string) (storage.User, error) {
+// verified email (replacing the old one for a change), or its recovery
+// address. A verification link for an address the account no longer has
+// is refused; a change to an address another account took meanwhile is a
+// Conflict. link tells what was confirmed.
+func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent string) (u storage.User, link EmailLink, err error) {
 	tok, _, err := m.peekEmailLink(ctx, secret, ip)
 	if err != nil {
-		return storage.User{}, err
+		return storage.User{}, EmailLink{}, err
 	}
 	tok, err = m.store.ConsumeOneTimeToken(ctx, tok.Hash, tok.Purpose)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.User{}, errEmailLink
+		return storage.User{}, EmailLink{}, errEmailLink
 	}
 	if err != nil {
-		return storage.User{}, fmt.Errorf("spend the email link: %w", err)
+		return storage.User{}, EmailLink{}, fmt.Errorf("spend the email link: %w", err)
 	}
 	addr, from := emailLinkData(tok)
 	var before string
-	u, err := m.users.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
-		before = u.Email
-		switch {
-		case tok.Purpose == purposeChangeEmail:
+	u, err = m.users.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
+		switch tok.Purpose {
+		case purposeChangeRecovery:
+			before = u.RecoveryEmail
+			if !strings.EqualFold(u.RecoveryEmail, from) {
+				return u, errRecoveryStale
+			}
+			if err := m.users.CheckChange(u, "recovery_email", addr); err != nil {
+				return u, err
+			}
+			u.RecoveryEmail = addr
+			u.UpdatedAt = m.now()
+			return u, nil
+		case purposeChangeEmail:
+			before = u.Email
 			if !strings.EqualFold(u.Email, from) {
 				return u, errEmailStale
 			}
@@ -218,8 +324,11 @@ func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent st
 				return u, err
 			}
 			u.Email = addr
-		case !strings.EqualFold(u.Email, addr):
-			return u, errEmailMismatch
+		default:
+			before = u.Email
+			if !strings.EqualFold(u.Email, addr) {
+				return u, errEmailMismatch
+			}
 		}
 		u.EmailVerified = true
 		rememberVerifiedEmail(&u)
@@ -229,23 +338,29 @@ func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent st
 	var ae *Error
 	switch {
 	case errors.As(err, &ae):
-		return storage.User{}, ae
+		return storage.User{}, EmailLink{}, ae
 	case errors.Is(err, storage.ErrConflict):
-		return storage.User{}, &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account.", Err: err}
+		return storage.User{}, EmailLink{}, &Error{Code: Conflict, Field: "email", Message: "This email address belongs to another account.", Err: err}
 	case errors.Is(err, storage.ErrNotFound):
-		return storage.User{}, errEmailLink
+		return storage.User{}, EmailLink{}, errEmailLink
 	case err != nil:
-		return storage.User{}, fmt.Errorf("confirm the email of %q: %w", tok.UserID, err)
+		return storage.User{}, EmailLink{}, fmt.Errorf("confirm the email of %q: %w", tok.UserID, err)
 	}
-	m.audit(ctx, Actor{Kind: ActorUser, UserID: u.ID, IP: ip, UserAgent: userAgent}, storage.AuditEvent{Type: EventEmailConfirmed, TargetUserID: u.ID,
+	actor := Actor{Kind: ActorUser, UserID: u.ID, IP: ip, UserAgent: userAgent}
+	if tok.Purpose == purposeChangeRecovery {
+		m.audit(ctx, actor, storage.AuditEvent{Type: EventRecoveryEmailConfirmed, TargetUserID: u.ID,
+			Changes: []storage.AuditChange{{Field: "recovery_email", Before: before, After: u.RecoveryEmail}}})
+		return u, EmailLink{Username: u.Username, Address: u.RecoveryEmail, Change: true, Recovery: true}, nil
+	}
+	m.audit(ctx, actor, storage.AuditEvent{Type: EventEmailConfirmed, TargetUserID: u.ID,
 		Changes: []storage.AuditChange{{Field: "email", Before: before, After: u.Email}, {Field: "email_verified", After: "true"}}})
-	return u, nil
+	return u, EmailLink{Username: u.Username, Address: u.Email, Change: tok.Purpose == purposeChangeEmail}, nil
 }
 
 func (m *MailService) peekEmailLink(ctx context.Context, secret, ip string) (storage.OneTimeToken, storage.User, error) {
 	if len(secret) == SecretLen {
 		hash := HashSecret(secret)
-		for _, purpose := range []string{purposeVerifyEmail, purposeChangeEmail} {
+		for _, purpose := range []string{purposeVerifyEmail, purposeChangeEmail, purposeChangeRecovery} {
 			tok, err := m.store.PeekOneTimeToken(ctx, hash, purpose)
 			if errors.Is(err, storage.ErrNotFound) {
 				continue

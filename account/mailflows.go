@@ -245,6 +245,17 @@ type hourlyCount struct {
 
 func newHourlyLimits() *hourlyLimits { return &hourlyLimits{counts: map[string]hourlyCount{}} }
 
+// left tells how many more events of key limit allows now, counting none.
+func (l *hourlyLimits) left(key string, limit int, now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.counts[key]
+	if now.Sub(c.start) >= time.Hour {
+		return limit
+	}
+	return max(limit-c.n, 0)
+}
+
 // allow counts one event of key and tells whether it is within limit.
 func (l *hourlyLimits) allow(key string, limit int, now time.Time) bool {
 	l.mu.Lock()

@@ -106,7 +106,9 @@ func mailedLink(t testing.TB, f *adminFixture, to string) string {
 // Two pending changes of one account's email: once the account's address
 // changed through one link, the other link (say to a mistyped address,
 // whose owner opens it later) must not change it again, which would hand
-// the account's address (and its password reset) to that stranger.
+// the account's address (and its password reset) to that stranger. The
+// newer request made the earlier link void at once; and were it not, the
+// address it changes from is no longer the account's.
 func TestEmailChangeLinkIsStaleOnceTheAddressChanged(t *testing.T) {
 	f := newAdminFixture(t)
 	enableTestMail(t, f.svc)
@@ -119,11 +121,14 @@ func TestEmailChangeLinkIsStaleOnceTheAddressChanged(t *testing.T) {
 		t.Fatalf("change to the right address: pending %q, %v", pending, err)
 	}
 	right := mailedLink(t, f, "alice@gmail.example")
-	if u, err := f.svc.Mail.ConfirmEmail(f.ctx, right, "192.0.2.1", "test"); err != nil || u.Email != "alice@gmail.example" {
+	if _, err := f.svc.Mail.CheckEmailLink(f.ctx, typo, "198.51.100.7"); account.ErrorCode(err) != account.NotFound {
+		t.Errorf("the earlier link, once a newer one was sent: %v, want not found", err)
+	}
+	if u, _, err := f.svc.Mail.ConfirmEmail(f.ctx, right, "192.0.2.1", "test"); err != nil || u.Email != "alice@gmail.example" {
 		t.Fatalf("confirm the right address: %q, %v", u.Email, err)
 	}
-	if _, err := f.svc.Mail.ConfirmEmail(f.ctx, typo, "198.51.100.7", "stranger"); account.ErrorCode(err) != account.Conflict {
-		t.Errorf("the stale link to the typo: %v, want a conflict", err)
+	if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, typo, "198.51.100.7", "stranger"); account.ErrorCode(err) != account.NotFound {
+		t.Errorf("the void link to the typo: %v, want not found", err)
 	}
 	if got := f.stored(alice.ID); got.Email != "alice@gmail.example" || !got.EmailVerified {
 		t.Errorf("after the stale link: email %q verified %v", got.Email, got.EmailVerified)

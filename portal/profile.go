@@ -150,6 +150,8 @@ func (s *Server) profilePage(w http.ResponseWriter, r *http.Request, m me) error
 		d.Notice = web.Translate(d.Lang, "Your profile was saved.")
 	case "email":
 		d.Notice = web.Translate(d.Lang, "Your profile was saved. We sent a link to your new email address: the address changes when you open it.")
+	case "recovery":
+		d.Notice = web.Translate(d.Lang, "Your profile was saved. We sent a link to your new recovery email address: it takes effect when you open it.")
 	case "verify":
 		d.Notice = web.Translate(d.Lang, "We sent a confirmation link to your email address. It works for 24 hours.")
 	}
@@ -169,15 +171,19 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	}
 	_, pending, err := s.acct.Mail.UpdateProfile(r.Context(), m.User.ID, changes, web.PickLanguage(r, m.User.Locale))
 	if err == nil {
-		if pending != "" {
+		switch {
+		case pending != "" && strings.EqualFold(pending, strings.TrimSpace(changes["email"])):
 			http.Redirect(w, r, "/profile?saved=email", http.StatusSeeOther)
+			return nil
+		case pending != "":
+			http.Redirect(w, r, "/profile?saved=recovery", http.StatusSeeOther)
 			return nil
 		}
 		http.Redirect(w, r, "/profile?saved=1", http.StatusSeeOther)
 		return nil
 	}
 	code := account.ErrorCode(err)
-	if code != account.Invalid && code != account.Forbidden && code != account.Conflict {
+	if code != account.Invalid && code != account.Forbidden && code != account.Conflict && code != account.RateLimited {
 		return err
 	}
 	// Show the form again with what was typed and the message at its field.

@@ -49,12 +49,12 @@ func (s *Server) verifyEmailSubmit(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	d := &verifyEmailData{Base: s.web.Base(r, nil, "Confirm your email address")}
-	u, err := s.acct.Mail.ConfirmEmail(r.Context(), r.PostFormValue("token"), clientIP(r), r.UserAgent())
+	_, link, err := s.acct.Mail.ConfirmEmail(r.Context(), r.PostFormValue("token"), clientIP(r), r.UserAgent())
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	d.Done, d.Link = true, account.EmailLink{Username: u.Username, Address: u.Email}
+	d.Done, d.Link = true, link
 	s.web.Render(w, r, http.StatusOK, "verify_email", d)
 	return nil
 }

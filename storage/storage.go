@@ -403,6 +403,11 @@ type OneTimeToken struct {
 	CreatedBy string    `json:"created_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// OnePerUser keeps at most one live token of its Purpose for its
+	// UserID: storing it deletes the user's earlier OnePerUser token of
+	// that purpose, in the same transaction. So a newer link (an email
+	// change asked for again) makes the older one stop working.
+	OnePerUser bool `json:"one_per_user,omitempty"`
 }
 
 // Credential kinds.

@@ -28,5 +28,10 @@ var deMailFlows = map[string]string{
 	"Confirm %s as the email address of %s?":         "%s als E-Mail-Adresse von %s bestätigen?",
 	"Confirm":                                        "Bestätigen",
 	"It was also sent to %s.":                        "Er wurde auch an %s geschickt.",
-	"The account's email address changed since this link was sent. Ask for a new one on your profile page.": "Die E-Mail-Adresse des Kontos hat sich geändert, seit dieser Link verschickt wurde. Fordern Sie auf Ihrer Profilseite einen neuen an.",
+	"The account's email address changed since this link was sent. Ask for a new one on your profile page.":        "Die E-Mail-Adresse des Kontos hat sich geändert, seit dieser Link verschickt wurde. Fordern Sie auf Ihrer Profilseite einen neuen an.",
+	"Your profile was saved. We sent a link to your new recovery email address: it takes effect when you open it.": "Ihr Profil wurde gespeichert. Wir haben einen Link an Ihre neue Wiederherstellungsadresse geschickt: Sie gilt, sobald Sie ihn öffnen.",
+	"Your recovery email address is confirmed":                                                                       "Ihre Wiederherstellungsadresse ist bestätigt",
+	"%s is now the recovery email address of %s: password reset links go there.":                                     "%s ist jetzt die Wiederherstellungsadresse von %s: Links zum Zurücksetzen des Passworts gehen dorthin.",
+	"Use %s as the recovery email address of %s from now on? Password reset links will go there.":                    "%s ab jetzt als Wiederherstellungsadresse von %s verwenden? Links zum Zurücksetzen des Passworts gehen dann dorthin.",
+	"The account's recovery email address changed since this link was sent. Ask for a new one on your profile page.": "Die Wiederherstellungsadresse des Kontos hat sich geändert, seit dieser Link verschickt wurde. Fordern Sie auf Ihrer Profilseite einen neuen an.",
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,6 +94,33 @@ func TestEmailVerificationAndChange(t *testing.T) {
 	}
 	if !emailLinkPattern.MatchString(smtp.WaitFor(t, third).Text) {
 		t.Error("no link to the API's new address")
+	}
+
+	// A recovery address (where reset links go) waits for its link too,
+	// and the email is told.
+	backup := smtptest.NewAddress("backup")
+	saved = submitForm(t, b, b.get(srv.URL+"/profile"), "/profile", url.Values{"recovery_email": {backup}})
+	if saved.Status != http.StatusOK || !strings.Contains(saved.Body, "We sent a link to your new recovery email address") {
+		t.Fatalf("recovery change: %d %s", saved.Status, truncateBody(saved.Body))
+	}
+	if u, _ := srv.Main.Store.GetUser(ctx, alice.ID); u.RecoveryEmail != "" {
+		t.Fatalf("the recovery address changed before its link: %q", u.RecoveryEmail)
+	}
+	smtp.WaitForNth(t, second, 4) // its link, the API token's and the API change's notices, and this
+	if !slices.ContainsFunc(smtp.Received(t, second), func(d smtptest.Delivered) bool {
+		return strings.Contains(d.Subject, "recovery") && strings.Contains(d.Text, backup)
+	}) {
+		t.Error("the email was not told of the recovery change")
+	}
+	recovery := b.get(emailLinkPattern.FindString(smtp.WaitFor(t, backup).Text))
+	if !strings.Contains(recovery.Body, "recovery email address") {
+		t.Errorf("the recovery link's page:\n%s", truncateBody(recovery.Body))
+	}
+	if done := submitForm(t, b, recovery, "/verify-email", nil); done.Status != http.StatusOK || !strings.Contains(done.Body, "password reset links go there") {
+		t.Errorf("confirm the recovery address: %d %s", done.Status, truncateBody(done.Body))
+	}
+	if u, _ := srv.Main.Store.GetUser(ctx, alice.ID); u.RecoveryEmail != backup || u.Email != second {
+		t.Errorf("after the recovery link: recovery %q, email %q", u.RecoveryEmail, u.Email)
 	}
 }
 

@@ -511,6 +511,9 @@ var (
 	// cid NUL kind NUL key → "": an app's tokens, grants and credentials (clientrecords.go)
 	bClientRecords = []byte("client_records")
 
+	// uid NUL purpose → hash of the user's live OnePerUser one-time token
+	bOneTimeByUser = []byte("one_time_by_user")
+
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
 	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
@@ -519,7 +522,7 @@ var (
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
 		bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins, bGroups, bGroupsByName, bReservedNames, bClientRecords,
 		bOutbox, bOutboxDue, bOutboxByState,
-		bWebhooks, bWebhooksByOwner, bWebhookDeliveries}
+		bWebhooks, bWebhooksByOwner, bWebhookDeliveries, bOneTimeByUser}
 )
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
@@ -616,6 +619,12 @@ var migrations = []func(tx *bbolt.Tx) error{
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		return nil
+	},
+	10: func(tx *bbolt.Tx) error { // one live link per user for some purposes
+		if _, err := tx.CreateBucketIfNotExists(bOneTimeByUser); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bOneTimeByUser, err)
 		}
 		return nil
 	},

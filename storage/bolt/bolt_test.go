@@ -285,12 +285,24 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	}
 
 	// One-time tokens and login attempts.
+	onePerUser := map[string]string{} // index key → hash
+	_ = b(bOneTimeByUser).ForEach(func(k, v []byte) error { onePerUser[string(k)] = string(v); return nil })
 	_ = b(bOneTimeTokens).ForEach(func(k, _ []byte) error {
 		var o storage.OneTimeToken
 		get(bOneTimeTokens, string(k), &o)
 		wantExpiry(expOneTimeToken, o.ExpiresAt, o.Hash)
+		if o.OnePerUser {
+			key := string(oneTimeByUserKey(o.UserID, o.Purpose))
+			if onePerUser[key] != o.Hash {
+				fail("one-time token %q is not its user's indexed %s token", o.Hash, o.Purpose)
+			}
+			delete(onePerUser, key)
+		}
 		return nil
 	})
+	for k := range onePerUser {
+		fail("stray one-time-by-user entry %q", k)
+	}
 	_ = b(bRedeemedCodes).ForEach(func(k, _ []byte) error {
 		var rc redeemedCode
 		get(bRedeemedCodes, string(k), &rc)

@@ -158,11 +158,56 @@ func (d *DB) CreateOneTimeToken(ctx context.Context, t storage.OneTimeToken, out
 		if err := enqueueOutboxTx(tx, w); err != nil {
 			return fmt.Errorf("create one-time token for %q: %w", t.Purpose, err)
 		}
+		if t.OnePerUser {
+			if err := replaceUserOneTimeToken(tx, t); err != nil {
+				return fmt.Errorf("create one-time token for %q: %w", t.Purpose, err)
+			}
+		}
 		if err := putJSON(b, t.Hash, t); err != nil {
 			return err
 		}
 		return putExpiry(tx, expOneTimeToken, t.ExpiresAt, t.Hash)
 	})
+}
+
+func oneTimeByUserKey(userID, purpose string) []byte {
+	return []byte(userID + "\x00" + purpose)
+}
+
+// replaceUserOneTimeToken deletes t's user's earlier OnePerUser token of
+// t's purpose, live or not, and points the index at t.
+func replaceUserOneTimeToken(tx *bbolt.Tx, t storage.OneTimeToken) error {
+	idx, key := tx.Bucket(bOneTimeByUser), oneTimeByUserKey(t.UserID, t.Purpose)
+	if old := idx.Get(key); old != nil {
+		var prev storage.OneTimeToken
+		b := tx.Bucket(bOneTimeTokens)
+		ok, err := getJSON(b, string(old), &prev)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := deleteExpiry(tx, expOneTimeToken, prev.ExpiresAt, prev.Hash); err != nil {
+				return err
+			}
+			if err := b.Delete(old); err != nil {
+				return err
+			}
+		}
+	}
+	return idx.Put(key, []byte(t.Hash))
+}
+
+// forgetUserOneTimeToken drops the index entry of a OnePerUser token that
+// goes (spent or swept), unless a newer token took its place.
+func forgetUserOneTimeToken(tx *bbolt.Tx, t storage.OneTimeToken) error {
+	if !t.OnePerUser {
+		return nil
+	}
+	idx, key := tx.Bucket(bOneTimeByUser), oneTimeByUserKey(t.UserID, t.Purpose)
+	if string(idx.Get(key)) != t.Hash {
+		return nil
+	}
+	return idx.Delete(key)
 }
 
 // ConsumeOneTimeToken returns the live token with that hash and purpose and
@@ -176,6 +221,9 @@ func (d *DB) ConsumeOneTimeToken(ctx context.Context, hash, purpose string) (sto
 			return err
 		}
 		if err := deleteExpiry(tx, expOneTimeToken, t.ExpiresAt, hash); err != nil {
+			return err
+		}
+		if err := forgetUserOneTimeToken(tx, t); err != nil {
 			return err
 		}
 		return tx.Bucket(bOneTimeTokens).Delete([]byte(hash))

@@ -149,7 +149,15 @@ func sweepSession(tx *bbolt.Tx, id string, rep *storage.SweepReport) (int, error
 
 func sweepOneTimeToken(tx *bbolt.Tx, hash string, rep *storage.SweepReport) (int, error) {
 	b := tx.Bucket(bOneTimeTokens)
-	found := has(b, hash)
+	var t storage.OneTimeToken
+	found, err := getJSON(b, hash, &t)
+	if err != nil { // unreadable: it goes all the same, and its index entry with the next token
+		found = true
+	} else if found {
+		if err := forgetUserOneTimeToken(tx, t); err != nil {
+			return 0, err
+		}
+	}
 	rep.OneTimeTokens += count(found)
 	return count(found), b.Delete([]byte(hash))
 }

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -491,6 +492,50 @@ var oneTimeTokenTests = []test{
 		isErr(t, err, storage.ErrNotFound, "peek a consumed token")
 		_, err = s.ConsumeOneTimeToken(ctx, "nobody", "setup")
 		isErr(t, err, storage.ErrNotFound, "consume a missing token")
+	}},
+	{"OnePerUser", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		link := func(hash, user, purpose string, one bool) storage.OneTimeToken {
+			return storage.OneTimeToken{Hash: hash, Purpose: purpose, UserID: user, OnePerUser: one, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		}
+		live := func(hash, purpose string) bool {
+			_, err := s.PeekOneTimeToken(ctx, hash, purpose)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("peek %s: %v", hash, err)
+			}
+			return err == nil
+		}
+		ok(t, s.CreateOneTimeToken(ctx, link("a1", "u1", "change", true)), "first link")
+		ok(t, s.CreateOneTimeToken(ctx, link("other-purpose", "u1", "verify", true)), "another purpose")
+		ok(t, s.CreateOneTimeToken(ctx, link("other-user", "u2", "change", true)), "another user")
+		ok(t, s.CreateOneTimeToken(ctx, link("many", "u1", "change", false)), "a token that is not one per user")
+		ok(t, s.CreateOneTimeToken(ctx, link("a2", "u1", "change", true)), "second link")
+		equal(t, live("a1", "change"), false, "the earlier link works")
+		for _, h := range []string{"a2", "many", "other-user"} {
+			equal(t, live(h, "change"), true, "token %s works", h)
+		}
+		equal(t, live("other-purpose", "verify"), true, "the link for another purpose works")
+
+		// Spent, the newest leaves no trace: a later one replaces nothing
+		// live, and one after that still replaces its predecessor.
+		_, err := s.ConsumeOneTimeToken(ctx, "a2", "change")
+		ok(t, err, "spend the second link")
+		ok(t, s.CreateOneTimeToken(ctx, link("a3", "u1", "change", true)), "third link")
+		ok(t, s.CreateOneTimeToken(ctx, link("a4", "u1", "change", true)), "fourth link")
+		equal(t, live("a3", "change"), false, "the third link after a fourth")
+		equal(t, live("a4", "change"), true, "the fourth link")
+
+		// Swept after expiry, likewise.
+		c.Add(2 * time.Hour)
+		_, err = s.Sweep(ctx)
+		ok(t, err, "sweep")
+		now = c.Now()
+		ok(t, s.CreateOneTimeToken(ctx, link("a5", "u1", "change", true)), "a link after the sweep")
+		equal(t, live("a5", "change"), true, "the link after the sweep")
+
+		// A refused create (a taken hash) replaces nothing.
+		isErr(t, s.CreateOneTimeToken(ctx, link("a5", "u1", "change", true)), storage.ErrConflict, "create with a taken hash")
+		equal(t, live("a5", "change"), true, "the link after a refused create")
 	}},
 	{"ConcurrentConsume", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()

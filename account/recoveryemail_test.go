@@ -1,0 +1,140 @@
+package account_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/mail"
+	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/storage"
+)
+
+// mailsTo is every mail in the outbox to the address to, newest first.
+func mailsTo(t testing.TB, f *adminFixture, to string) []mail.Message {
+	t.Helper()
+	sealer, err := seal.New(account.TestSealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := f.db.ListOutbox(f.ctx, storage.OutboxQuery{Limit: storage.MaxOutboxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []mail.Message
+	for _, m := range msgs {
+		if m.Kind != account.OutboxMail {
+			continue
+		}
+		msg, err := account.OpenMail(sealer, m.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.EqualFold(msg.To, to) {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
+// The recovery address is where password-reset links go: whoever sets it
+// can take the account over with "forgot password". So a new one is taken
+// only once a link mailed to it is opened, and the account's addresses are
+// told, as for the email itself.
+func TestRecoveryEmailChangeWaitsForItsLink(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+
+	u, pending, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": "backup@example.net", "given_name": "Alice"}, "en")
+	if err != nil || pending == "" {
+		t.Fatalf("ask for a recovery address: pending %q, %v", pending, err)
+	}
+	if got := f.stored(alice.ID); got.RecoveryEmail != "" || got.GivenName != "Alice" || u.RecoveryEmail != "" {
+		t.Fatalf("before the link: recovery %q (returned %q), given name %q; want no recovery address yet and the name saved", got.RecoveryEmail, u.RecoveryEmail, got.GivenName)
+	}
+	if told := mailsTo(t, f, "alice@example.com"); len(told) != 1 || !strings.Contains(told[0].Text, "recovery email address, where password\nreset links go, to backup@example.net") {
+		t.Errorf("the email was told %d times, want once with the new recovery address: %+v", len(told), told)
+	}
+	if sent := mailsTo(t, f, "backup@example.net"); len(sent) != 1 || !strings.Contains(sent[0].Subject, "recovery email address") || !strings.Contains(sent[0].HTML, "as its recovery email address") {
+		t.Errorf("the link mail: %+v", sent)
+	}
+	link := mailedLink(t, f, "backup@example.net")
+	l, err := f.svc.Mail.CheckEmailLink(f.ctx, link, "192.0.2.1")
+	if err != nil || !l.Recovery || l.Address != "backup@example.net" {
+		t.Fatalf("the link's page: %+v, %v", l, err)
+	}
+	if _, l, err = f.svc.Mail.ConfirmEmail(f.ctx, link, "192.0.2.1", "test"); err != nil || !l.Recovery {
+		t.Fatalf("confirm: %+v, %v", l, err)
+	}
+	got := f.stored(alice.ID)
+	if got.RecoveryEmail != "backup@example.net" || got.Email != "alice@example.com" {
+		t.Fatalf("after the link: recovery %q, email %q", got.RecoveryEmail, got.Email)
+	}
+	if e := f.lastEvent(alice.ID, account.EventRecoveryEmailConfirmed); len(e.Changes) != 1 || e.Changes[0].After != "backup@example.net" {
+		t.Errorf("event %+v", e)
+	}
+	if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, link, "192.0.2.1", "test"); account.ErrorCode(err) != account.NotFound {
+		t.Errorf("the link a second time: %v", err)
+	}
+
+	// A second change tells the email and the recovery address it replaces.
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": "other@example.net"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(mailsTo(t, f, "backup@example.net")); n != 2 { // its own link, then the notice
+		t.Errorf("the old recovery address got %d mails, want its link and a notice", n)
+	}
+	if n := len(mailsTo(t, f, "alice@example.com")); n != 2 {
+		t.Errorf("the email was told %d times, want twice", n)
+	}
+	// Removing it takes effect at once (resets go to the email, which the
+	// account owns already) and tells the old address.
+	if _, pending, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": ""}, "en"); err != nil || pending != "" {
+		t.Fatalf("remove the recovery address: pending %q, %v", pending, err)
+	}
+	if got := f.stored(alice.ID); got.RecoveryEmail != "" {
+		t.Fatalf("after the removal: recovery %q", got.RecoveryEmail)
+	}
+	if got := mailsTo(t, f, "backup@example.net"); len(got) != 3 || !strings.Contains(got[0].Subject, "recovery email address was removed") {
+		t.Errorf("the removed address got %d mails, want a removal notice as the third: %+v", len(got), got[0])
+	}
+	// The link to other@ was for changing from backup@: the address is no
+	// longer that, so it changes nothing.
+	if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, "other@example.net"), "192.0.2.1", "test"); account.ErrorCode(err) != account.Conflict {
+		t.Errorf("a change link from a removed address: %v, want a conflict", err)
+	}
+	if got := f.stored(alice.ID); got.RecoveryEmail != "" {
+		t.Errorf("a stale link set the recovery address to %q", got.RecoveryEmail)
+	}
+
+	// Bad input is refused and changes nothing.
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": "not an address", "given_name": "Mallory"}, "en"); account.ErrorField(err) != "recovery_email" {
+		t.Errorf("a bad address: %v", err)
+	}
+	if got := f.stored(alice.ID); got.GivenName != "Alice" {
+		t.Errorf("a refused change saved the given name %q", got.GivenName)
+	}
+}
+
+// A change whose link cannot be sent (the account's mails this hour are
+// spent) saves nothing, not even the other fields of the same form.
+func TestRateLimitedAddressChangeSavesNothing(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	var err error
+	for i := 0; err == nil && i < 20; i++ {
+		_, _, err = f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "new" + string(rune('a'+i)) + "@example.org"}, "en")
+	}
+	if account.ErrorCode(err) != account.RateLimited {
+		t.Fatalf("20 change requests in an hour: %v, want rate limited", err)
+	}
+	_, _, err = f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": "r@example.org", "given_name": "Changed"}, "en")
+	if account.ErrorCode(err) != account.RateLimited || account.ErrorField(err) != "recovery_email" {
+		t.Fatalf("a change beyond the limit: %v (field %q)", err, account.ErrorField(err))
+	}
+	if got := f.stored(alice.ID); got.GivenName == "Changed" || got.RecoveryEmail != "" {
+		t.Errorf("a refused change saved given name %q, recovery %q", got.GivenName, got.RecoveryEmail)
+	}
+}
