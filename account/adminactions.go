@@ -61,6 +61,7 @@ func (s *AdminService) BlockUser(ctx context.Context, actor Actor, id string) (S
 	if changed {
 		e := userEvent("user.blocked", u, storage.AuditChange{Field: "blocked", Before: "false", After: "true"})
 		e.Reason = out.reason()
+		e.Initiator = s.pendingInitiator(ctx, actor, id)
 		s.audit(ctx, actor, e)
 		s.log.InfoContext(ctx, "user blocked by an administrator", "user_id", id, "sessions_ended", out.Sessions, "tokens_revoked", out.Tokens)
 	}
@@ -206,6 +207,7 @@ func (s *AdminService) DeleteUser(ctx context.Context, actor Actor, id string) e
 		return err
 	}
 	s.logoutUser(ctx, id)
+	initiator := s.pendingInitiator(ctx, actor, id)
 	// The names stay reserved, so a new account cannot inherit this one's
 	// identity at apps that key on the username or email.
 	err = s.store.DeleteUser(ctx, id, s.now().Add(NameReservation))
@@ -215,8 +217,10 @@ func (s *AdminService) DeleteUser(ctx context.Context, actor Actor, id string) e
 	case err != nil:
 		return fmt.Errorf("delete user %q: %w", id, err)
 	}
-	s.audit(ctx, actor, userEvent("user.deleted", u,
-		storage.AuditChange{Field: "username", Before: u.Username}, storage.AuditChange{Field: "email", Before: u.Email}))
+	e := userEvent("user.deleted", u,
+		storage.AuditChange{Field: "username", Before: u.Username}, storage.AuditChange{Field: "email", Before: u.Email})
+	e.Initiator = initiator
+	s.audit(ctx, actor, e)
 	s.log.InfoContext(ctx, "user deleted by an administrator", "user_id", id)
 	return nil
 }

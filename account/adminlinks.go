@@ -181,7 +181,10 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 	secret := NewSecret()
 	now := s.now()
 	l := Link{Secret: secret, ExpiresAt: now.Add(ttl), URL: strings.TrimSuffix(s.policy().Issuer, "/") + path + "?token=" + secret}
-	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, CreatedAt: now, ExpiresAt: l.ExpiresAt}
+	// One live link per user and purpose: a link made again (the first
+	// was lost) voids the earlier, and the account's pending workflow can
+	// be found (pendingInitiator).
+	tok := storage.OneTimeToken{Hash: HashSecret(secret), Purpose: purpose, UserID: u.ID, CreatedAt: now, ExpiresAt: l.ExpiresAt, OnePerUser: true}
 	var out []storage.OutboxMessage
 	if actor.Kind == ActorUser && actor.UserID != "" {
 		tok.CreatedBy = actor.UserID
@@ -212,7 +215,7 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 // PasswordResetLink makes a one-time link (valid PasswordResetTTL) through
 // which user id sets a new password; using it ends their sessions. It is
 // refused for accounts of a directory or upstream provider, which keeps
-// their password. Earlier links stay valid until used or expired. Event:
+// their password. A new link voids the earlier one. Event:
 // "user.password_reset_link_created" (never the link).
 func (s *AdminService) PasswordResetLink(ctx context.Context, actor Actor, id string) (Link, error) {
 	if err := s.authorize(ctx, actor, true); err != nil {
@@ -382,6 +385,26 @@ type linkExpiry struct {
 	UserID    string    `json:"user_id"`
 	Initiator string    `json:"initiator"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// pendingInitiator is who made a live invitation or reset link of user id,
+// other than actor: when actor ends the account's workflow (blocks or
+// deletes the account), the event names that user as its Initiator, so
+// their webhooks hear that the workflow they started was cut short.
+func (s *AdminService) pendingInitiator(ctx context.Context, actor Actor, id string) string {
+	for _, purpose := range []string{purposeInvite, purposeReset} {
+		tok, err := s.store.UserOneTimeToken(ctx, id, purpose)
+		if err != nil {
+			if !errors.Is(err, storage.ErrNotFound) {
+				s.log.ErrorContext(ctx, "find the pending link of a user", "user_id", id, "purpose", purpose, "err", err)
+			}
+			continue
+		}
+		if tok.CreatedBy != "" && (actor.Kind != ActorUser || tok.CreatedBy != actor.UserID) {
+			return tok.CreatedBy
+		}
+	}
+	return ""
 }
 
 // LinkExpired handles an OutboxLinkExpiry message, due when its link

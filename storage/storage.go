@@ -870,6 +870,9 @@ type OneTimeTokens interface {
 	ConsumeOneTimeToken(ctx context.Context, hash, purpose string) (OneTimeToken, error)
 	// PeekOneTimeToken returns a live token without consuming it.
 	PeekOneTimeToken(ctx context.Context, hash, purpose string) (OneTimeToken, error)
+	// UserOneTimeToken returns the user's live OnePerUser token of
+	// purpose, without consuming it; ErrNotFound when there is none.
+	UserOneTimeToken(ctx context.Context, userID, purpose string) (OneTimeToken, error)
 }
 
 // LoginAttempts persists the sign-in history.

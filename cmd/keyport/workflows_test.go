@@ -67,10 +67,29 @@ func TestSystemAccountWorkflowCallbacks(t *testing.T) {
 		t.Errorf("second callback: %s", c.Body)
 	}
 
-	// A week later ivan's invitation has expired unused; ines's was used.
-	clock.Add(account.InvitationTTL + 2*time.Minute)
-	if c := recv.next(t, srv); c.Event.Type != "user.invitation_expired" || c.Event.Subject != ivan {
+	// Another administrator blocks ida before she accepts: the workflow the
+	// system account started is cut short, and it hears so.
+	ida, _ := invite("ida")
+	if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/users/"+ida+"/block", rw, "", ""); status != http.StatusOK {
+		t.Fatalf("block ida: %d %v", status, out)
+	}
+	if c := recv.next(t, srv); c.Event.Type != "user.blocked" || c.Event.Subject != ida {
 		t.Errorf("third callback: %s", c.Body)
+	}
+
+	// A week later ivan's and ida's invitations have expired unused;
+	// ines's was used.
+	clock.Add(account.InvitationTTL + 2*time.Minute)
+	expired := map[string]bool{}
+	for range 2 {
+		if c := recv.next(t, srv); c.Event.Type == "user.invitation_expired" {
+			expired[c.Event.Subject] = true
+		} else {
+			t.Errorf("an expiry callback: %s", c.Body)
+		}
+	}
+	if !expired[ivan] || !expired[ida] {
+		t.Errorf("expired invitations reported: %v, want ivan's %s and ida's %s", expired, ivan, ida)
 	}
 	select {
 	case c := <-recv.calls:

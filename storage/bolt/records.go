@@ -247,6 +247,23 @@ func (d *DB) PeekOneTimeToken(ctx context.Context, hash, purpose string) (storag
 	return t, nil
 }
 
+func (d *DB) UserOneTimeToken(ctx context.Context, userID, purpose string) (storage.OneTimeToken, error) {
+	var t storage.OneTimeToken
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		hash := tx.Bucket(bOneTimeByUser).Get(oneTimeByUserKey(userID, purpose))
+		if hash == nil {
+			return fmt.Errorf("user one-time token for %q: %w", purpose, storage.ErrNotFound)
+		}
+		var err error
+		t, err = d.liveOneTimeToken(tx, string(hash), purpose, "user")
+		return err
+	})
+	if err != nil {
+		return storage.OneTimeToken{}, err
+	}
+	return t, nil
+}
+
 func (d *DB) liveOneTimeToken(tx *bbolt.Tx, hash, purpose, op string) (storage.OneTimeToken, error) {
 	var t storage.OneTimeToken
 	ok, err := getJSON(tx.Bucket(bOneTimeTokens), hash, &t)

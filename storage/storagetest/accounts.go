@@ -515,15 +515,26 @@ var oneTimeTokenTests = []test{
 			equal(t, live(h, "change"), true, "token %s works", h)
 		}
 		equal(t, live("other-purpose", "verify"), true, "the link for another purpose works")
+		got, err := s.UserOneTimeToken(ctx, "u1", "change")
+		ok(t, err, "the user's link")
+		equal(t, got.Hash, "a2", "the user's link")
+		_, err = s.UserOneTimeToken(ctx, "u3", "change")
+		isErr(t, err, storage.ErrNotFound, "the link of a user without one")
 
 		// Spent, the newest leaves no trace: a later one replaces nothing
 		// live, and one after that still replaces its predecessor.
-		_, err := s.ConsumeOneTimeToken(ctx, "a2", "change")
+		_, err = s.ConsumeOneTimeToken(ctx, "a2", "change")
 		ok(t, err, "spend the second link")
+		_, err = s.UserOneTimeToken(ctx, "u1", "change")
+		isErr(t, err, storage.ErrNotFound, "the user's link once spent")
 		ok(t, s.CreateOneTimeToken(ctx, link("a3", "u1", "change", true)), "third link")
 		ok(t, s.CreateOneTimeToken(ctx, link("a4", "u1", "change", true)), "fourth link")
 		equal(t, live("a3", "change"), false, "the third link after a fourth")
 		equal(t, live("a4", "change"), true, "the fourth link")
+		c.Add(2 * time.Hour)
+		_, err = s.UserOneTimeToken(ctx, "u1", "change")
+		isErr(t, err, storage.ErrNotFound, "the user's link once expired")
+		c.Add(-2 * time.Hour)
 
 		// Swept after expiry, likewise.
 		c.Add(2 * time.Hour)
