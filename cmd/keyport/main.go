@@ -348,6 +348,12 @@ func (m *Main) subkey(purpose string, n int) []byte {
 }
 
 // Load opens everything serve needs: store, keys, provider and portal.
+// outboxPollInterval is how often the outbox worker looks for due
+// messages unwoken; 0 is outbox's default. Producers wake it at once, so
+// this only paces retries; tests lengthen it to show that every producer
+// does wake it.
+var outboxPollInterval time.Duration
+
 func Load(cfg *config.Config, log *slog.Logger, now func() time.Time) (*Main, error) {
 	m, err := openStore(cfg, log, 2*time.Second, now)
 	if err != nil {
@@ -386,7 +392,7 @@ func (m *Main) load() error {
 	// signed with them can live.
 	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
-	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now})
+	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now, PollInterval: outboxPollInterval})
 	m.Accounts.SetOutboxWake(m.Outbox.Notify)
 	if err := m.enableMail(); err != nil {
 		return fmt.Errorf("mail: %w", err)
