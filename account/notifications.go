@@ -57,6 +57,9 @@ var (
 	blockedNote      = notification{"security_account_blocked", func(n Notify) bool { return n.Blocked }}
 	newDeviceNote    = notification{"security_new_device", func(n Notify) bool { return n.NewDevice }}
 	tokenExpiryNote  = notification{"security_token_expiring", func(n Notify) bool { return n.TokenExpiry }}
+	// A user's own webhook turned off after failures: not a security
+	// matter, but nobody else can turn it back on, so it cannot be off.
+	webhookOffNote = notification{"webhook_disabled", func(Notify) bool { return true }}
 )
 
 // notifications maps the audit events a user is told of to their mail.
@@ -74,6 +77,7 @@ var notifications = map[string]notification{
 	EventAPITokenCreated:          credentialNote,
 	EventAppPasswordCreated:       credentialNote,
 	EventUserBlocked:              blockedNote,
+	EventWebhookDisabled:          webhookOffNote,
 }
 
 // notifyMailData is what the security_* templates show.
@@ -96,6 +100,8 @@ type notifyMailData struct {
 	Expires string
 	// Link is the portal's security page.
 	Link string
+	// Reason is the event's reason (webhook_disabled: why it went off).
+	Reason string
 }
 
 // browserSignInKey marks a context whose sign-in starts a browser
@@ -217,6 +223,7 @@ func (m *MailService) notifyData(u storage.User, e storage.AuditEvent) notifyMai
 		Event: e.Type, Time: mailTime(e.Time), IP: e.IP, Browser: cut(e.UserAgent, deviceUserAgentBytes),
 		ByAdmin: e.ActorKind != ActorUser || (e.ActorID != "" && e.ActorID != u.ID),
 		Link:    strings.TrimSuffix(m.policy().Issuer, "/") + SecurityPath,
+		Reason:  e.Reason,
 	}
 	if d.ByAdmin {
 		// Where an administrator works from is not the user's business.

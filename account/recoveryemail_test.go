@@ -190,3 +190,33 @@ func TestAdminLinksOnePerUserAndInterruptedWorkflows(t *testing.T) {
 		t.Errorf("delete by another admin: initiator %q, want %q", e.Initiator, f.root.ID)
 	}
 }
+
+// A user's own webhook turned off after failures: only its owner can turn
+// it on again, so the owner is told, whatever the notification switches
+// say; an administrator's hook (no owner) mails nobody.
+func TestWebhookTurnedOffTellsItsOwner(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	e := storage.AuditEvent{Type: account.EventWebhookDisabled, ActorKind: account.ActorSystem, TargetUserID: alice.ID, TargetID: "hook-1",
+		Reason: "5 delivery attempts in a row failed; the last: connection refused"}
+	msgs := f.svc.ReactionsForTest(f.ctx, e)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages for the owner's hook turned off, want one mail", len(msgs))
+	}
+	sealer, err := seal.New(account.TestSealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := account.OpenMail(sealer, msgs[0].Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.To != "alice@example.com" || !strings.Contains(m.Subject, "webhook was turned off") || !strings.Contains(m.Text, "connection refused") || !strings.Contains(m.Text, "/security") {
+		t.Errorf("the mail: %+v", m)
+	}
+	e.TargetUserID = ""
+	if msgs := f.svc.ReactionsForTest(f.ctx, e); len(msgs) != 0 {
+		t.Errorf("an administrator's hook turned off: %d messages", len(msgs))
+	}
+}
