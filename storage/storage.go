@@ -986,6 +986,48 @@ type SweepReport struct {
 	Outbox        int // delivered and failed outbox messages past OutboxRetention
 }
 
+// Shared is what a store that several keyport processes use at once
+// (PostgreSQL, behind a load balancer) offers them to work together. A
+// store that belongs to one process (bbolt) does not implement it: that
+// process does every job, and its caches see every change it makes.
+type Shared interface {
+	// TryLead takes the lead of the job called name (work that must run
+	// in one process at a time: key rotation, sweeps, directory sync) when
+	// no other process holds it, and ErrLeadTaken when one does. The lead
+	// lasts until Release, or until this process loses its connection to
+	// the store (Lost is closed then, and another process may take it at
+	// once), whichever comes first.
+	TryLead(ctx context.Context, name string) (Lead, error)
+	// WatchChanges calls fn with the topic (Change*) of each change to
+	// records that processes keep in memory, committed by any process,
+	// until ctx ends or the connection fails (an error: watch again, and
+	// reload everything, since notices may have been missed meanwhile).
+	// ready is called once the watch is in place.
+	WatchChanges(ctx context.Context, ready func(), fn func(topic string)) error
+}
+
+// Lead is a job's lead held by this process (Shared.TryLead).
+type Lead interface {
+	// Lost is closed when the lead ends without Release: the connection
+	// that held it failed.
+	Lost() <-chan struct{}
+	// Release gives the lead up; calling it again does nothing.
+	Release()
+}
+
+// ErrLeadTaken: another process holds the lead (Shared.TryLead).
+var ErrLeadTaken = errors.New("the lead is held by another process")
+
+// Topics of the changes Shared.WatchChanges reports: each names records
+// that processes keep in memory, and a shared store reports every write
+// to them (in the writing transaction, so the notice comes with the commit).
+const (
+	ChangeSettings    = "settings"     // PutSetting
+	ChangeWebhooks    = "webhooks"     // CreateWebhook, UpdateWebhook, DeleteWebhook; RecordWebhookDelivery when it changes Disabled
+	ChangeDirectories = "directories"  // PutDirectory, DeleteDirectory
+	ChangeSigningKeys = "signing_keys" // PutSigningKey, DeleteSigningKey
+)
+
 // Store is every record kind together. Consumers should accept the narrow
 // interface they need.
 type Store interface {
