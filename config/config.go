@@ -39,6 +39,7 @@ type Config struct {
 	Tokens   Tokens   `toml:"tokens"`
 	Keys     Keys     `toml:"keys"`
 	Database Database `toml:"database"`
+	Storage  Storage  `toml:"storage"`
 	Password Password `toml:"password"`
 	Limits   Limits   `toml:"limits"`
 	Accounts Accounts `toml:"accounts"`
@@ -92,6 +93,26 @@ type Database struct {
 	// CheckTimeout is how long start-up waits for the check.
 	CheckTimeout Duration `toml:"check_timeout"`
 }
+
+// Storage is the [storage] table: where Keyport keeps its records.
+type Storage struct {
+	// Type is StorageBolt (one file in data_dir, one process) or
+	// StoragePostgres (a PostgreSQL database that several keyport
+	// processes can share).
+	Type string `toml:"type"`
+	// DSN is the PostgreSQL connection string; after Load it also holds
+	// the contents of DSNFile when that was set. Never log it.
+	DSN     string `toml:"dsn"`
+	DSNFile string `toml:"dsn_file"`
+	// MaxConns bounds the connections of one process to PostgreSQL.
+	MaxConns int `toml:"max_conns"`
+}
+
+// Storage types.
+const (
+	StorageBolt     = "bolt"
+	StoragePostgres = "postgres"
+)
 
 // Password is the [password] table: argon2id parameters and password policy.
 type Password struct {
@@ -342,6 +363,9 @@ const (
 	EnvIssuer  = "KEYPORT_ISSUER"
 	EnvListen  = "KEYPORT_LISTEN"
 	EnvDataDir = "KEYPORT_DATA_DIR"
+	// EnvStorageDSN is storage.dsn: the connection string holds a
+	// password, which containers pass in the environment.
+	EnvStorageDSN = "KEYPORT_STORAGE_DSN"
 )
 
 // Load builds the configuration: the embedded default, then the file at path
@@ -473,6 +497,7 @@ func applyEnv(c *Config, getenv func(string) string) {
 		{EnvIssuer, &c.Issuer},
 		{EnvListen, &c.Listen},
 		{EnvDataDir, &c.DataDir},
+		{EnvStorageDSN, &c.Storage.DSN},
 	} {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v
@@ -541,6 +566,9 @@ func (c *Config) normalize() error {
 	if err := c.Mail.normalize(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Storage.normalize(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -578,6 +606,25 @@ func (m *Mail) normalize() error {
 	m.Password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	if m.Password == "" {
 		return fmt.Errorf("mail.password_file: %s is empty", m.PasswordFile)
+	}
+	return nil
+}
+
+// normalize reads dsn_file.
+func (s *Storage) normalize() error {
+	if s.DSNFile == "" {
+		return nil
+	}
+	if s.DSN != "" {
+		return errors.New("storage.dsn_file: set either dsn (or KEYPORT_STORAGE_DSN) or dsn_file, not both")
+	}
+	b, err := os.ReadFile(s.DSNFile)
+	if err != nil {
+		return fmt.Errorf("storage.dsn_file: %w", err)
+	}
+	s.DSN = strings.TrimSpace(string(b))
+	if s.DSN == "" {
+		return fmt.Errorf("storage.dsn_file: %s is empty", s.DSNFile)
 	}
 	return nil
 }

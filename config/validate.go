@@ -63,6 +63,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateTokens(&p)
 	c.validateKeys(&p)
 	c.validateDatabase(&p)
+	c.validateStorage(&p)
 	c.validatePassword(&p)
 	c.validateLimits(&p)
 	c.validateAccounts(&p)
@@ -262,6 +263,25 @@ func (c *Config) validateKeys(p *problems) {
 func (c *Config) validateDatabase(p *problems) {
 	if t := c.Database.CheckTimeout.Duration; c.Database.Check && (t < time.Second || t > 24*time.Hour) {
 		p.errorf("database.check_timeout", "must be between 1s and 24h, not %s", t)
+	}
+}
+
+func (c *Config) validateStorage(p *problems) {
+	s := c.Storage
+	switch s.Type {
+	case StorageBolt:
+		if s.DSN != "" {
+			p.warnf("storage.dsn", "is ignored: storage.type is %q, which keeps its records in data_dir", StorageBolt)
+		}
+	case StoragePostgres:
+		if s.DSN == "" {
+			p.errorf("storage.dsn", "must be set (or storage.dsn_file, or %s) when storage.type is %q", EnvStorageDSN, StoragePostgres)
+		}
+	default:
+		p.errorf("storage.type", "must be %q or %q, not %q", StorageBolt, StoragePostgres, s.Type)
+	}
+	if s.MaxConns < 2 || s.MaxConns > 1000 {
+		p.errorf("storage.max_conns", "must be between 2 and 1000, not %d", s.MaxConns)
 	}
 }
 

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -38,6 +40,7 @@ func validConfig() *Config {
 			RefreshReuseGrace: Duration{5 * time.Second},
 		},
 		Keys:     Keys{RotationPeriod: Duration{720 * time.Hour}, Algorithm: "RS256"},
+		Storage:  Storage{Type: StorageBolt, MaxConns: 10},
 		Password: Password{MemoryKiB: 7168, Iterations: 5, Parallelism: 1, MinLength: 10},
 		Limits: Limits{MaxBodyBytes: 65536, MaxLoginAttempts: 10, LoginWindow: Duration{15 * time.Minute},
 			MaxPendingSignIns: 5000, MaxPendingSignInsPerAddress: 100},
@@ -530,5 +533,51 @@ client_secret = "upstream-secret"
 		if strings.HasPrefix(w, "directories[0].") {
 			t.Errorf("warning %q", w)
 		}
+	}
+}
+
+func TestStorageValidation(t *testing.T) {
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(dsnFile, []byte("postgres://keyport:pw@db/keyport\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		storage Storage
+		env     string
+		want    string // "" for valid
+		dsn     string // the DSN after Load
+	}{
+		{name: "bolt", storage: Storage{Type: StorageBolt, MaxConns: 10}},
+		{name: "postgres", storage: Storage{Type: StoragePostgres, DSN: "postgres://db/keyport", MaxConns: 10}, dsn: "postgres://db/keyport"},
+		{name: "postgres from the environment", storage: Storage{Type: StoragePostgres, MaxConns: 10}, env: "postgres://env/keyport", dsn: "postgres://env/keyport"},
+		{name: "postgres from a file", storage: Storage{Type: StoragePostgres, DSNFile: dsnFile, MaxConns: 10}, dsn: "postgres://keyport:pw@db/keyport"},
+		{name: "postgres without a DSN", storage: Storage{Type: StoragePostgres, MaxConns: 10}, want: "storage.dsn: must be set"},
+		{name: "dsn and dsn_file", storage: Storage{Type: StoragePostgres, DSN: "x", DSNFile: dsnFile, MaxConns: 10}, want: "storage.dsn_file: set either"},
+		{name: "unknown type", storage: Storage{Type: "mysql", MaxConns: 10}, want: `storage.type: must be "bolt" or "postgres", not "mysql"`},
+		{name: "one connection", storage: Storage{Type: StoragePostgres, DSN: "x", MaxConns: 1}, want: "storage.max_conns: must be between 2 and 1000"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "config.toml")
+			toml := fmt.Sprintf("issuer = \"https://id.example.com\"\n[storage]\ntype = %q\ndsn = %q\ndsn_file = %q\nmax_conns = %d\n",
+				c.storage.Type, c.storage.DSN, c.storage.DSNFile, c.storage.MaxConns)
+			if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, _, err := Load(path, func(k string) string {
+				if k == EnvStorageDSN {
+					return c.env
+				}
+				return ""
+			})
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("got %v, want an error with %q", err, c.want)
+			case c.want == "" && cfg.Storage.DSN != c.dsn:
+				t.Errorf("dsn %q, want %q", cfg.Storage.DSN, c.dsn)
+			}
+		})
 	}
 }

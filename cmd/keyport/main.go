@@ -84,6 +84,9 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Storage.Type != config.StorageBolt {
+		return nil, fmt.Errorf("storage.type %q: this keyport keeps its records in bbolt only", cfg.Storage.Type)
+	}
 	m := &Main{Config: cfg, Logger: log, Now: now}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
