@@ -44,27 +44,43 @@ func TestDatabasesAreFreshAndApart(t *testing.T) {
 	t.Logf("PostgreSQL %s", version)
 }
 
-var schema = Template{Name: "pgtest_schema", Prepare: func(ctx context.Context, dsn string) error {
+var schema = Template{Name: "pgtest_schema", Keep: []string{"seed"}, Prepare: func(ctx context.Context, dsn string) error {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE TABLE kv (k text PRIMARY KEY, v text); INSERT INTO kv VALUES ('seed', 'x')")
+	_, err = conn.Exec(ctx, "CREATE TABLE seed (v text); INSERT INTO seed VALUES ('x'); CREATE TABLE kv (k text PRIMARY KEY, v text)")
 	return err
 }}
 
-func TestTemplateCopies(t *testing.T) {
-	a, b := connect(t, schema.Database(t)), connect(t, schema.Database(t))
-	if _, err := a.Exec(t.Context(), "INSERT INTO kv VALUES ('only-a', 'y')"); err != nil {
-		t.Fatal(err)
-	}
+func count(t *testing.T, conn *pgx.Conn, table string) int {
+	t.Helper()
 	var n int
-	if err := b.QueryRow(t.Context(), "SELECT count(*) FROM kv").Scan(&n); err != nil {
+	if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Fatalf("rows in the second copy: %d, want the template's one", n)
+	return n
+}
+
+// Copies in use at once are apart, and a copy reused after a test ended
+// is as fresh as a new one: written tables empty, kept ones as prepared.
+func TestTemplateCopies(t *testing.T) {
+	for round := range 3 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			a, b := connect(t, schema.Database(t)), connect(t, schema.Database(t))
+			for _, c := range []*pgx.Conn{a, b} {
+				if n, m := count(t, c, "kv"), count(t, c, "seed"); n != 0 || m != 1 {
+					t.Fatalf("a fresh copy holds %d rows of kv and %d of seed, want 0 and 1", n, m)
+				}
+			}
+			if _, err := a.Exec(t.Context(), "INSERT INTO kv VALUES ('only-a', 'y')"); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, b, "kv"); n != 0 {
+				t.Fatalf("a row written in one copy shows in another")
+			}
+		})
 	}
 }
 

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // schema is a database migrated to this version, which every test's
 // database copies.
-var schema = pgtest.Template{Name: "keyport_schema", Prepare: func(ctx context.Context, dsn string) error {
+var schema = pgtest.Template{Name: "keyport_schema", Keep: []string{"schema_version"}, Prepare: func(ctx context.Context, dsn string) error {
 	d, err := Open(ctx, dsn, Options{})
 	if err != nil {
 		return err
