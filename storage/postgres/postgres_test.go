@@ -58,6 +58,8 @@ var implemented = []string{
 	"Settings",
 	"SigningKeys",
 	"Directories",
+	"Clients",
+	// ClientRecords: tokens, grants, auth requests
 	"Credentials/CreateGetList", "Credentials/CreateRefusesIncomplete", "Credentials/ConflictsWriteNothing",
 	"Credentials/Update", "Credentials/ListExpiringTokens", "Credentials/ExpiryAndSweep", "Credentials/UpdateMovesExpiry",
 	"Credentials/Delete", "Credentials/DeleteUserCascades", "Credentials/Avatars", "Credentials/UserProfileFieldsRoundTrip",
@@ -224,5 +226,46 @@ func TestConcurrentCreatesOfOneNameOneWins(t *testing.T) {
 	}
 	if wins != 1 {
 		t.Fatalf("%d creations of one email succeeded, want 1", wins)
+	}
+}
+
+// Until the token areas land, ClientRecords cannot run; what of it the
+// written areas hold is tested here: deleting an app deletes the app
+// passwords bound to it and no others, and an update that must revoke
+// tokens is refused whole while tokens cannot be revoked.
+func TestDeleteClientTakesItsAppPasswords(t *testing.T) {
+	d := openTest(t, time.Now)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, c := range []string{"app", "other"} {
+		if err := d.CreateClient(ctx, storage.Client{ID: c, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, client := range map[string]string{"pw-app": "app", "pw-other": "other", "pw-any": ""} {
+		if err := d.CreateCredential(ctx, storage.Credential{ID: id, UserID: "u1", Kind: storage.KindAppPassword, Hash: "h-" + id, ClientID: client, CreatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.DeleteClient(ctx, "app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.GetCredential(ctx, "u1", "pw-app"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the deleted app's app password: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{"pw-other", "pw-any"} {
+		if _, err := d.GetCredential(ctx, "u1", id); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+	}
+	_, _, err := d.UpdateClientRevokingTokens(ctx, "other", func(c storage.Client) (storage.Client, error) {
+		c.Name = "changed"
+		return c, nil
+	})
+	if !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("update revoking tokens without a tokens area: %v, want ErrUnsupported", err)
+	}
+	if c, err := d.GetClient(ctx, "other"); err != nil || c.Name != "" {
+		t.Fatalf("a refused update changed the client: %+v, %v", c, err)
 	}
 }

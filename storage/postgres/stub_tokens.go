@@ -8,6 +8,8 @@ package postgres
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keyport/keyport/storage"
 )
 
@@ -59,4 +61,13 @@ func (d *DB) RevokeFamily(ctx context.Context, familyID string) (err error) {
 func (d *DB) RevokeUserClient(ctx context.Context, userID, clientID string) (_ int, err error) {
 	err = unsupported("RevokeUserClient")
 	return
+}
+
+// revokeClientTokensTx deletes, in tx, every access token and
+// refresh-token family issued to client id and returns how many live
+// tokens went (for UpdateClientRevokingTokens). Until the tokens area is
+// written it refuses, so such an update is refused whole rather than
+// leaving tokens the caller believes revoked.
+func revokeClientTokensTx(ctx context.Context, tx pgx.Tx, id string) (int, error) {
+	return 0, unsupported("revoking a client's tokens")
 }
