@@ -37,6 +37,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,11 +168,23 @@ func start(bin string) (*Cluster, error) {
 		"-c", "max_connections=200", "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning")
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
+	// Linux sends the parent death signal when the thread that started
+	// the child ends, not the process: start it from a thread locked to a
+	// goroutine that lives as long as the server.
+	c.done = make(chan error, 1)
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		if err := c.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		c.done <- c.cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	c.done = make(chan error, 1)
-	go func() { c.done <- c.cmd.Wait() }()
 	if err := c.waitReady(); err != nil {
 		c.stop()
 		return nil, err

@@ -269,3 +269,38 @@ func TestDeleteClientTakesItsAppPasswords(t *testing.T) {
 		t.Fatalf("a refused update changed the client: %+v, %v", c, err)
 	}
 }
+
+// Concurrent updates of one user queue on its row lock: none is lost, and
+// each fn runs once.
+func TestConcurrentUpdatesOfOneUserAreNotLost(t *testing.T) {
+	d := openTest(t, time.Now)
+	ctx := t.Context()
+	if err := d.CreateUser(ctx, storage.User{ID: "u1", Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var calls sync.Map
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, err := d.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) {
+				if _, again := calls.LoadOrStore(i, true); again {
+					t.Errorf("fn of update %d ran twice", i)
+				}
+				u.LoginsCount++
+				return u, nil
+			})
+			if err != nil {
+				t.Errorf("update %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	u, err := d.GetUser(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.LoginsCount != n {
+		t.Fatalf("LoginsCount %d after %d concurrent increments", u.LoginsCount, n)
+	}
+}
