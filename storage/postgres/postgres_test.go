@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -48,6 +47,7 @@ func openTest(t *testing.T, now func() time.Time) *DB {
 var implemented = []string{
 	"Users/CreateGet", "Users/GetUserByLogin", "Users/UsernamesAndEmailsShareOneNamespace", "Users/List",
 	"Users/UpdateRename", "Users/UpdateConflict", "Users/UpdateErrors", "Users/Delete",
+	"Users/ConcurrentCreatesOfOneName", "Users/ConcurrentUpdatesLoseNothing",
 	// Users/DeleteTakesSessionsTokensAndGrants: sessions, tokens, grants
 	"Identities",
 	"UserSearch/EveryFilterAloneAndCombined", "UserSearch/UnicodeCaseFolding", "UserSearch/PagingWhileUsersChange",
@@ -201,34 +201,6 @@ func TestStubsAreUnsupported(t *testing.T) {
 	}
 }
 
-// Concurrent creations of one name: the unique index lets exactly one win,
-// whatever the timing (no read-then-write).
-func TestConcurrentCreatesOfOneNameOneWins(t *testing.T) {
-	d := openTest(t, time.Now)
-	ctx := t.Context()
-	const n = 16
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			errs[i] = d.CreateUser(ctx, storage.User{ID: fmt.Sprintf("u%d", i), Username: fmt.Sprintf("user%d", i), Email: "same@example.com"})
-		})
-	}
-	wg.Wait()
-	wins := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, storage.ErrConflict):
-			t.Fatalf("create %d: %v, want ErrConflict", i, err)
-		}
-	}
-	if wins != 1 {
-		t.Fatalf("%d creations of one email succeeded, want 1", wins)
-	}
-}
-
 // Until the token areas land, ClientRecords cannot run; what of it the
 // written areas hold is tested here: deleting an app deletes the app
 // passwords bound to it and no others, and an update that must revoke
@@ -267,40 +239,5 @@ func TestDeleteClientTakesItsAppPasswords(t *testing.T) {
 	}
 	if c, err := d.GetClient(ctx, "other"); err != nil || c.Name != "" {
 		t.Fatalf("a refused update changed the client: %+v, %v", c, err)
-	}
-}
-
-// Concurrent updates of one user queue on its row lock: none is lost, and
-// each fn runs once.
-func TestConcurrentUpdatesOfOneUserAreNotLost(t *testing.T) {
-	d := openTest(t, time.Now)
-	ctx := t.Context()
-	if err := d.CreateUser(ctx, storage.User{ID: "u1", Username: "alice"}); err != nil {
-		t.Fatal(err)
-	}
-	const n = 20
-	var calls sync.Map
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			_, err := d.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) {
-				if _, again := calls.LoadOrStore(i, true); again {
-					t.Errorf("fn of update %d ran twice", i)
-				}
-				u.LoginsCount++
-				return u, nil
-			})
-			if err != nil {
-				t.Errorf("update %d: %v", i, err)
-			}
-		})
-	}
-	wg.Wait()
-	u, err := d.GetUser(ctx, "u1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.LoginsCount != n {
-		t.Fatalf("LoginsCount %d after %d concurrent increments", u.LoginsCount, n)
 	}
 }
