@@ -45,9 +45,6 @@ func (d *DB) CreateCredential(ctx context.Context, c storage.Credential) error {
 	return dbErr(fmt.Sprintf("create credential %q", c.ID), err)
 }
 
-// live is the condition of a credential that has not expired at $1.
-const liveCredential = "(expires_at IS NULL OR expires_at > $1)"
-
 func scanCredential(r pgx.Row) (storage.Credential, error) {
 	var b []byte
 	if err := r.Scan(&b); err != nil {
@@ -57,7 +54,7 @@ func scanCredential(r pgx.Row) (storage.Credential, error) {
 }
 
 func (d *DB) getCredential(ctx context.Context, what, where string, args ...any) (storage.Credential, error) {
-	c, err := scanCredential(d.pool.QueryRow(ctx, "SELECT record FROM credentials WHERE "+liveCredential+" AND "+where, append([]any{d.now()}, args...)...))
+	c, err := scanCredential(d.pool.QueryRow(ctx, "SELECT record FROM credentials WHERE "+live+" AND "+where, append([]any{d.now()}, args...)...))
 	if err != nil {
 		return storage.Credential{}, dbErr(what, err)
 	}
@@ -83,7 +80,7 @@ func (d *DB) GetCredentialByWebAuthnID(ctx context.Context, webauthnID []byte) (
 }
 
 func (d *DB) listCredentials(ctx context.Context, what, where string, args ...any) ([]storage.Credential, error) {
-	rows, err := d.pool.Query(ctx, "SELECT record FROM credentials WHERE "+liveCredential+" AND "+where, append([]any{d.now()}, args...)...)
+	rows, err := d.pool.Query(ctx, "SELECT record FROM credentials WHERE "+live+" AND "+where, append([]any{d.now()}, args...)...)
 	if err != nil {
 		return nil, dbErr(what, err)
 	}
@@ -107,7 +104,7 @@ func (d *DB) UpdateCredential(ctx context.Context, userID, id string, fn func(st
 	var out storage.Credential
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		var rec []byte
-		err := tx.QueryRow(ctx, "SELECT record FROM credentials WHERE "+liveCredential+" AND user_id = $2 AND id = $3 FOR UPDATE",
+		err := tx.QueryRow(ctx, "SELECT record FROM credentials WHERE "+live+" AND user_id = $2 AND id = $3 FOR UPDATE",
 			d.now(), userID, id).Scan(&rec)
 		if err != nil {
 			return err

@@ -7,9 +7,9 @@ package postgres
 
 import (
 	"context"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"time"
 
 	"github.com/keyport/keyport/storage"
 )

@@ -17,6 +17,10 @@ type sweepStep func(ctx context.Context, q querier, now time.Time, rep *storage.
 var sweepSteps = []sweepStep{
 	sweepReservedNames,
 	sweepCredentials,
+	sweepSessions,
+	sweepOneTimeTokens,
+	sweepLoginAttempts,
+	sweepThrottles,
 }
 
 // Sweep deletes what has expired as of now.
