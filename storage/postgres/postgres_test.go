@@ -52,7 +52,6 @@ var implemented = []string{
 	"Identities",
 	"UserSearch/EveryFilterAloneAndCombined", "UserSearch/UnicodeCaseFolding", "UserSearch/PagingWhileUsersChange",
 	"UserSearch/BadQueriesAndForeignCursors", "UserSearch/ReservationOfANameTakenAgain",
-	// UserSearch/IndexFollowsEveryWrite, UserSearch/ReservedNames: sign-ins
 	"ImportUsers",
 	"Groups",
 	"Settings",
@@ -68,6 +67,14 @@ var implemented = []string{
 	"OneTimeTokens",
 	"LoginAttempts",
 	"Throttles",
+	"Audit",
+	"SignInAudit/RecordSignInAppendsTheEvent", "SignInAudit/RecordSignInWithoutEvent", "SignInAudit/RecordSignInBadEventWritesNothing",
+	"SignInAudit/RecordSignInTakenEventWritesNothing", "SignInAudit/RecordSignInFailureWritesNoEvent",
+	"SignInAudit/RecordAttemptWritesBoth", "SignInAudit/RecordAttemptBadEventWritesNothing",
+	"SignInAudit/PutGrantWritesBoth", "SignInAudit/PutGrantBadEventWritesNothing",
+	// SignInAudit/EventsCarryTheirOutboxMessages: outbox
+	"SignIns",
+	"UserSearch/IndexFollowsEveryWrite", "UserSearch/ReservedNames",
 	"Credentials/CreateGetList", "Credentials/CreateRefusesIncomplete", "Credentials/ConflictsWriteNothing",
 	"Credentials/Update", "Credentials/ListExpiringTokens", "Credentials/ExpiryAndSweep", "Credentials/UpdateMovesExpiry",
 	"Credentials/Delete", "Credentials/DeleteUserCascades", "Credentials/Avatars", "Credentials/UserProfileFieldsRoundTrip",
