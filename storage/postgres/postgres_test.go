@@ -68,18 +68,19 @@ var implemented = []string{
 	"LoginAttempts",
 	"Throttles",
 	"Audit",
+	"Outbox",
 	"SignInAudit/RecordSignInAppendsTheEvent", "SignInAudit/RecordSignInWithoutEvent", "SignInAudit/RecordSignInBadEventWritesNothing",
 	"SignInAudit/RecordSignInTakenEventWritesNothing", "SignInAudit/RecordSignInFailureWritesNoEvent",
 	"SignInAudit/RecordAttemptWritesBoth", "SignInAudit/RecordAttemptBadEventWritesNothing",
 	"SignInAudit/PutGrantWritesBoth", "SignInAudit/PutGrantBadEventWritesNothing",
-	// SignInAudit/EventsCarryTheirOutboxMessages: outbox
+	"SignInAudit/EventsCarryTheirOutboxMessages",
 	"SignIns",
 	"UserSearch/IndexFollowsEveryWrite", "UserSearch/ReservedNames",
 	"Credentials/CreateGetList", "Credentials/CreateRefusesIncomplete", "Credentials/ConflictsWriteNothing",
 	"Credentials/Update", "Credentials/ListExpiringTokens", "Credentials/ExpiryAndSweep", "Credentials/UpdateMovesExpiry",
 	"Credentials/Delete", "Credentials/DeleteUserCascades", "Credentials/Avatars", "Credentials/UserProfileFieldsRoundTrip",
 	"Credentials/ListUserSessions", "Credentials/OneTimeTokenData",
-	// Credentials/UpdateCarriesOutboxMessages: outbox
+	"Credentials/UpdateCarriesOutboxMessages",
 }
 
 func TestConformance(t *testing.T) {

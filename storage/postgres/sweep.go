@@ -21,6 +21,7 @@ var sweepSteps = []sweepStep{
 	sweepOneTimeTokens,
 	sweepLoginAttempts,
 	sweepThrottles,
+	sweepOutbox,
 }
 
 // Sweep deletes what has expired as of now.
