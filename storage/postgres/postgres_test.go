@@ -69,6 +69,7 @@ var implemented = []string{
 	"Throttles",
 	"Audit",
 	"Outbox",
+	"Webhooks",
 	"SignInAudit/RecordSignInAppendsTheEvent", "SignInAudit/RecordSignInWithoutEvent", "SignInAudit/RecordSignInBadEventWritesNothing",
 	"SignInAudit/RecordSignInTakenEventWritesNothing", "SignInAudit/RecordSignInFailureWritesNoEvent",
 	"SignInAudit/RecordAttemptWritesBoth", "SignInAudit/RecordAttemptBadEventWritesNothing",
