@@ -19,10 +19,25 @@
 // storage.ErrConflict (see dbErr).
 //
 // Adding an area: write schema/NNN_area.sql (the number orders the files;
-// take the area's slot, below), area.go with the methods, delete the
-// area's stub file, add its groups to implemented in postgres_test.go. If
+// take a free number), area.go with the methods, delete the area's stub
+// file, add its conformance groups to implemented in postgres_test.go. If
 // a user's or a client's deletion must take the area's records along, add
-// the statement to userRecords (users.go) or clientRecords (clients.go).
+// the statement to userRecords (users.go) or clientRecords (clients.go);
+// if its records expire, add a step to sweepSteps (sweep.go).
+//
+// Writes that span areas go through helpers that take the caller's
+// transaction (pgx.Tx), so one change commits whole or not at all:
+// appendAuditTx (audit.go), enqueueOutboxTx (outbox.go), createSessionTx
+// and addSessionClientTx (sessions.go), addLoginAttemptTx
+// (loginattempts.go), touchGrantTx (grants.go, for the tokens area), and
+// revokeClientTokensTx (still a stub in stub_tokens.go, which refuses
+// until the tokens area replaces it).
+//
+// Read-modify-write methods (UpdateUser, UpdateGroup, UpdateCredential, …)
+// run in READ COMMITTED and lock the row they read (SELECT … FOR UPDATE):
+// the caller's fn runs once, concurrent updates of one record queue, and
+// uniqueness is left to the indexes. Where there may be no row to lock
+// (throttles) a transaction-scoped advisory lock per key does the same.
 //
 // Schema files are applied, in name order, as migration 1 (see migrate.go)
 // while the backend has not shipped, so areas land in parallel without
