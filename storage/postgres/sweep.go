@@ -22,6 +22,8 @@ var sweepSteps = []sweepStep{
 	sweepLoginAttempts,
 	sweepThrottles,
 	sweepOutbox,
+	sweepTokens,
+	sweepSeals,
 }
 
 // Sweep deletes what has expired as of now.

@@ -17,14 +17,15 @@ import (
 // delete what a user owns in other areas' tables ($1 is the user's ID).
 // The users area's own tables (logins, identities, groups) go with the
 // user by their foreign keys. An area whose records belong to a user adds
-// its statement here when its table lands (until then the table does not
-// exist): tokens still have to.
+// its statement here when its table lands.
 var userRecords = []string{
 	"DELETE FROM avatars WHERE user_id = $1",
 	"DELETE FROM credentials WHERE user_id = $1",
 	"DELETE FROM sessions WHERE user_id = $1",
 	"DELETE FROM grants WHERE user_id = $1",
 	"DELETE FROM webhooks WHERE owner_user_id = $1",
+	"DELETE FROM access_tokens WHERE user_id = $1",
+	"DELETE FROM refresh_families WHERE user_id = $1",
 }
 
 // loginKey is the form usernames and emails are unique and looked up in:
