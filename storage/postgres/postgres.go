@@ -29,9 +29,10 @@
 // transaction (pgx.Tx), so one change commits whole or not at all:
 // appendAuditTx (audit.go), enqueueOutboxTx (outbox.go), createSessionTx
 // and addSessionClientTx (sessions.go), addLoginAttemptTx
-// (loginattempts.go), touchGrantTx (grants.go, for the tokens area), and
-// revokeClientTokensTx (still a stub in stub_tokens.go, which refuses
-// until the tokens area replaces it).
+// (loginattempts.go), touchGrantTx (grants.go), createTokensTx and
+// revokeClientTokensTx (tokens.go). The auth requests area's
+// CreateCodeTokens is createTokensTx plus addSessionClientTx in one
+// transaction.
 //
 // Read-modify-write methods (UpdateUser, UpdateGroup, UpdateCredential, …)
 // run in READ COMMITTED and lock the row they read (SELECT … FOR UPDATE):
