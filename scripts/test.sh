@@ -15,6 +15,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v fail2ban-regex >/dev/null 2>&1 || missing+=(fail2ban)
+# PostgreSQL for storage/postgres (internal/pgtest runs its own throwaway
+# cluster; policy-rc.d below keeps the package from starting the system one).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # Debian's python3 (not one earlier on PATH, such as pyenv's) sees the package.
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,6 +222,53 @@ var userTests = []test{
 		ok(t, err, "bob's refresh token")
 		_, err = s.GetGrant(ctx, "u2", "app")
 		ok(t, err, "bob's grant")
+	}},
+	{"ConcurrentCreatesOfOneName", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
+		// Many connections take one email at once: exactly one wins,
+		// however the store interleaves them (a unique index, not a read
+		// before the write, for a store with concurrent writers).
+		ctx := t.Context()
+		errs := concurrently(16, func(i int) error {
+			return s.CreateUser(ctx, newUser(fmt.Sprintf("u%d", i), fmt.Sprintf("user%d", i), "same@example.com"))
+		})
+		wins := 0
+		for i, err := range errs {
+			if err == nil {
+				wins++
+				continue
+			}
+			isErr(t, err, storage.ErrConflict, "creation %d", i)
+		}
+		equal(t, wins, 1, "creations of one email that succeeded")
+		n, err := s.CountUsers(ctx)
+		ok(t, err, "count")
+		equal(t, n, 1, "users stored")
+	}},
+	{"ConcurrentUpdatesLoseNothing", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
+		// Updates of one user at once each see the one before: none is
+		// lost, and each fn runs once.
+		ctx := t.Context()
+		ok(t, s.CreateUser(ctx, newUser("u1", "alice", "")), "create alice")
+		const n = 20
+		var mu sync.Mutex
+		calls := map[int]int{}
+		errs := concurrently(n, func(i int) error {
+			_, err := s.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) {
+				mu.Lock()
+				calls[i]++
+				mu.Unlock()
+				u.LoginsCount++
+				return u, nil
+			})
+			return err
+		})
+		for i, err := range errs {
+			ok(t, err, "update %d", i)
+			equal(t, calls[i], 1, "calls of fn %d", i)
+		}
+		got, err := s.GetUser(ctx, "u1")
+		ok(t, err, "get alice")
+		equal(t, got.LoginsCount, n, "LoginsCount after concurrent increments")
 	}},
 }
 

@@ -717,6 +717,34 @@ var tokenTests = []test{
 			}
 		}
 	}},
+	{"ConcurrentRotateThenReuse", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		// Rotations of one link racing on several connections: one wins,
+		// and presenting the link again afterwards is still reuse, which
+		// takes the winner's tokens with the family.
+		ctx, now := t.Context(), c.Now()
+		r1 := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
+		ok(t, s.CreateTokens(ctx, newAccess("a1", "f1", "u1", "app", now, time.Hour), &r1), "create")
+		errs := concurrently(8, func(i int) error {
+			return s.RotateRefreshToken(ctx, r1.Hash,
+				newRefresh(fmt.Sprintf("next%d", i), "f1", "u1", "app", now, time.Hour),
+				newAccess(fmt.Sprintf("access%d", i), "f1", "u1", "app", now, time.Hour))
+		})
+		winner := -1
+		for i, err := range errs {
+			if err == nil {
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no rotation succeeded")
+		}
+		_, err := s.GetRefreshToken(ctx, r1.Hash)
+		isErr(t, err, storage.ErrTokenReused, "r1 presented after the race")
+		_, err = s.GetRefreshToken(ctx, fmt.Sprintf("h-next%d", winner))
+		isErr(t, err, storage.ErrNotFound, "the winner's link after the reuse")
+		_, err = s.GetAccessToken(ctx, fmt.Sprintf("access%d", winner))
+		isErr(t, err, storage.ErrNotFound, "the winner's access token after the reuse")
+	}},
 	{"ConcurrentFamilies", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Independent families rotating at the same time all succeed.
 		ctx, now := t.Context(), c.Now()

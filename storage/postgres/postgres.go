@@ -1,0 +1,198 @@
+// Package postgres stores Keyport's records in PostgreSQL (15 or newer),
+// through github.com/jackc/pgx/v5, so that several Keyport processes can
+// share one database.
+//
+// INCOMPLETE: the backend is being built area by area. Every method of an
+// area not written yet lives in a stub_*.go file and returns an error
+// wrapping errors.ErrUnsupported; the backend is not usable until no stub
+// file is left (postgres_test.go's implemented list says which conformance
+// groups pass). Do not wire it into the configuration before then.
+//
+// Layout. Each area (users, groups, clients, …) has its tables in one SQL
+// file, schema/NNN_area.sql, and its methods in area.go. A record is kept
+// as its JSON (the record column, as storage/bolt keeps it, so every field
+// round-trips exactly and a field nobody queries needs no migration) next
+// to the columns the store looks records up by, sorts by and constrains:
+// uniqueness (usernames and emails, identities, group names, token hashes)
+// is the database's, through primary keys and unique indexes, never a read
+// before a write. A unique violation (SQLSTATE 23505) becomes
+// storage.ErrConflict (see dbErr).
+//
+// Adding an area: write schema/NNN_area.sql (the number orders the files;
+// take a free number), area.go with the methods, delete the area's stub
+// file, add its conformance groups to implemented in postgres_test.go. If
+// a user's or a client's deletion must take the area's records along, add
+// the statement to userRecords (users.go) or clientRecords (clients.go);
+// if its records expire, add a step to sweepSteps (sweep.go).
+//
+// Writes that span areas go through helpers that take the caller's
+// transaction (pgx.Tx), so one change commits whole or not at all:
+// appendAuditTx (audit.go), enqueueOutboxTx (outbox.go), createSessionTx
+// and addSessionClientTx (sessions.go), addLoginAttemptTx
+// (loginattempts.go), touchGrantTx (grants.go), createTokensTx and
+// revokeClientTokensTx (tokens.go). The auth requests area's
+// CreateCodeTokens is createTokensTx plus addSessionClientTx in one
+// transaction.
+//
+// Read-modify-write methods (UpdateUser, UpdateGroup, UpdateCredential, …)
+// run in READ COMMITTED and lock the row they read (SELECT … FOR UPDATE):
+// the caller's fn runs once, concurrent updates of one record queue, and
+// uniqueness is left to the indexes. Where there may be no row to lock
+// (throttles) a transaction-scoped advisory lock per key does the same.
+//
+// Schema files are applied, in name order, as migration 1 (see migrate.go)
+// while the backend has not shipped, so areas land in parallel without
+// renumbering. Once a release has shipped, version 1 is frozen and every
+// change is a new migration.
+//
+// Time: the store reads the clock only through Options.Now. Times are kept
+// as timestamptz, to the microsecond (PostgreSQL's resolution), and read
+// back in UTC.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Options tunes Open. The zero value is ready to use.
+type Options struct {
+	// Now is the clock used for expiry and reservations. Default time.Now.
+	Now func() time.Time
+	// MaxConns bounds the connection pool. Default: pgxpool's (the
+	// larger of 4 and the number of CPUs), or pool_max_conns in the DSN.
+	MaxConns int32
+	// Logger receives migration messages. Default: discard.
+	Logger *slog.Logger
+}
+
+// DB is a PostgreSQL-backed storage.Store.
+type DB struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+var _ storage.Store = (*DB)(nil)
+
+// Open connects to the database dsn names (a PostgreSQL URL or keyword/value
+// string), brings its schema to this version (see migrate) and returns the
+// store. A database whose schema is newer than this binary knows is refused
+// with ErrSchemaTooNew.
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: parse dsn: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	d := &DB{pool: pool, now: opts.Now, log: opts.Logger}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if err := d.migrate(ctx, migrations); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return d, nil
+}
+
+// Close closes the pool's connections.
+func (d *DB) Close() error {
+	d.pool.Close()
+	return nil
+}
+
+// querier is what a pool and a transaction have in common.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// inTx runs fn in a READ COMMITTED transaction, committed when fn returns
+// nil and rolled back otherwise. Read-modify-write methods lock what they
+// read (SELECT … FOR UPDATE) rather than run SERIALIZABLE: the caller's
+// fn then runs exactly once, writers of one record queue on its row lock,
+// and constraints are the unique indexes, which hold in any isolation.
+func (d *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, d.pool, fn)
+}
+
+// callbackError marks an error from a caller's fn, returned as it is (not
+// mapped by dbErr).
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+func (e *callbackError) Unwrap() error { return e.err }
+
+// dbErr maps PostgreSQL's errors to the storage package's and adds what
+// was done: no rows is ErrNotFound, a unique violation ErrConflict, a
+// value PostgreSQL cannot hold (a NUL, invalid UTF-8, an index entry too
+// large) ErrInvalid.
+func dbErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var cb *callbackError
+	if errors.As(err, &cb) {
+		return cb.err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%s: %w (%s)", what, storage.ErrConflict, pe.ConstraintName)
+		case "22021", "22P05", "54000": // NUL or bad UTF-8 in text; index row too large
+			return fmt.Errorf("%s: %w: %s", what, storage.ErrInvalid, pe.Message)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// isUniqueViolation tells whether err is a unique violation of constraint
+// ("" for any).
+func isUniqueViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && (constraint == "" || pe.ConstraintName == constraint)
+}
+
+// notFound is ErrNotFound for the record key.
+func notFound(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, storage.ErrNotFound)
+}
+
+// utc reads a timestamptz as storage keeps times: in UTC, and the zero
+// time as Go's zero time.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+// marshal encodes a record for its record column.
+func marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// unmarshal decodes a record column.
+func unmarshal[T any](b []byte) (T, error) {
+	var v T
+	err := json.Unmarshal(b, &v)
+	return v, err
+}
