@@ -20,10 +20,19 @@ func (d *DB) CreateOneTimeToken(ctx context.Context, t storage.OneTimeToken, out
 		return err
 	}
 	err = d.inTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "INSERT INTO one_time_tokens (hash, purpose, expires_at, record) VALUES ($1, $2, $3, $4)",
-			t.Hash, t.Purpose, orNull(t.ExpiresAt), rec)
+		// A OnePerUser token takes the place of the user's earlier one, if
+		// any (live or not): one statement, so concurrent creates for one
+		// user leave exactly one. A taken hash still fails on the key.
+		tag, err := tx.Exec(ctx, `INSERT INTO one_time_tokens (hash, purpose, user_id, one_per_user, expires_at, record) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (user_id, purpose) WHERE one_per_user
+			DO UPDATE SET hash = EXCLUDED.hash, expires_at = EXCLUDED.expires_at, record = EXCLUDED.record
+			WHERE one_time_tokens.hash <> EXCLUDED.hash`,
+			t.Hash, t.Purpose, t.UserID, t.OnePerUser, orNull(t.ExpiresAt), rec)
 		if err != nil {
 			return err
+		}
+		if tag.RowsAffected() == 0 { // the user's token has this hash already
+			return storage.ErrConflict
 		}
 		return enqueueOutboxTx(ctx, tx, out)
 	})
@@ -46,6 +55,15 @@ func (d *DB) PeekOneTimeToken(ctx context.Context, hash, purpose string) (storag
 		"SELECT record FROM one_time_tokens WHERE "+live+" AND hash = $2 AND purpose = $3", d.now(), hash, purpose))
 	if err != nil {
 		return storage.OneTimeToken{}, dbErr(fmt.Sprintf("peek one-time token for %q", purpose), err)
+	}
+	return t, nil
+}
+
+func (d *DB) UserOneTimeToken(ctx context.Context, userID, purpose string) (storage.OneTimeToken, error) {
+	t, err := scanRecord[storage.OneTimeToken](d.pool.QueryRow(ctx,
+		"SELECT record FROM one_time_tokens WHERE "+live+" AND one_per_user AND user_id = $2 AND purpose = $3", d.now(), userID, purpose))
+	if err != nil {
+		return storage.OneTimeToken{}, dbErr(fmt.Sprintf("user one-time token for %q", purpose), err)
 	}
 	return t, nil
 }
