@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/prometheus/common/expfmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/slapdtest"
 	"github.com/keyport/keyport/requestlog"
 )
 
@@ -298,3 +300,51 @@ func newDiscardWriter() *discardWriter               { return &discardWriter{h: 
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// TestMetricsCountDirectorySyncs: a sync that runs through and one with
+// the directory down, by result, with their durations; a directory that
+// does not exist adds no label.
+func TestMetricsCountDirectorySyncs(t *testing.T) {
+	ldapSrv := slapdtest.Start(t, directoryFixtures)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Directories = []config.Directory{corpDirectory(ldapSrv.URL)}
+		c.Metrics.Listen = "127.0.0.1:0"
+	})
+	addr := srv.Main.MetricsAddr()
+	ok := `keyport_directory_syncs_total{directory="corp",result="ok"}`
+	// The scheduled sync at start-up runs on its own; wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for scrape(t, addr)[ok] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the start-up sync was never counted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := scrape(t, addr)
+	ctx := context.Background()
+	if _, err := srv.Main.Accounts.Directories.SyncDirectory(ctx, "corp"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Main.Accounts.Directories.SyncDirectory(ctx, "no-such-directory"); account.ErrorCode(err) != account.NotFound {
+		t.Fatalf("sync of a directory that does not exist: %v", err)
+	}
+	ldapSrv.Stop()
+	if _, err := srv.Main.Accounts.Directories.SyncDirectory(ctx, "corp"); account.ErrorCode(err) != account.Unavailable {
+		t.Fatalf("sync with the directory down: %v", err)
+	}
+	after := scrape(t, addr)
+	for key, want := range map[string]float64{
+		ok: 1,
+		`keyport_directory_syncs_total{directory="corp",result="error"}`:  1,
+		`keyport_directory_sync_duration_seconds_count{directory="corp"}`: 2,
+	} {
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s moved by %v, want %v", key, got, want)
+		}
+	}
+	for key := range after {
+		if strings.Contains(key, "no-such-directory") {
+			t.Errorf("an unknown directory became a label: %s", key)
+		}
+	}
+}
