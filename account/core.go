@@ -46,6 +46,8 @@ type core struct {
 	// outboxWake wakes the outbox worker after reactions were committed
 	// (nil: none; the worker's poll finds them).
 	outboxWake atomic.Pointer[func()]
+	// observer is told of sign-in events (observer.go); nil: none.
+	observer atomic.Pointer[Observer]
 
 	// The directory sources: static are the ones from config.toml; srcs
 	// is every source in force (static and stored), swapped whole on
@@ -63,6 +65,7 @@ func (s *core) policy() Policy { return *s.effective.Load() }
 // event in the same write; a failure to write them is logged, never the
 // caller's problem.
 func (s *core) record(ctx context.Context, a storage.LoginAttempt) {
+	s.observe(func(o Observer) { o.SignInAttempt(a.Method, a.Success) })
 	e := s.attemptEvent(ctx, a)
 	err := s.history.RecordAttempt(ctx, a, &e)
 	if auditRefused(err) {

@@ -284,9 +284,8 @@ type SyncReport struct {
 	Errors                            []string
 }
 
-// SyncDirectory imports or refreshes every user the source lists and blocks
-// linked accounts the source no longer lists.
-func (s *DirectoryService) SyncDirectory(ctx context.Context, sourceID string) (SyncReport, error) {
+// syncDirectory is SyncDirectory (observer.go), unobserved.
+func (s *DirectoryService) syncDirectory(ctx context.Context, sourceID string) (SyncReport, error) {
 	rep := SyncReport{Source: sourceID, Started: s.now()}
 	src := s.source(sourceID)
 	if src == nil {

@@ -289,6 +289,7 @@ func (s *SignInService) recordSignIn(ctx context.Context, user storage.User, new
 	if err != nil {
 		return storage.User{}, "", storage.Session{}, fmt.Errorf("record sign-in of %q: %w", user.ID, err)
 	}
+	s.observe(func(o Observer) { o.SignInAttempt(w.Attempt.Method, true) })
 	s.reacted(w.Outbox)
 	return updated, secret, sess, nil
 }

@@ -59,6 +59,7 @@ func (s *core) refused(ctx context.Context, err error, message, method, login, i
 		// what varies is in attributes, so the log's handler folds a flood
 		// of them (LogRefused); the failures before it and the trip are at
 		// WARN.
+		s.observe(func(o Observer) { o.Throttled(method) })
 		s.log.InfoContext(ctx, LogRefused, "client_ip", ip, "client_net", throttle.Address(ip), "method", method, "login", LogName(login), "limit", r.Scope, "retry_after", r.RetryAfter)
 		return &Error{Code: RateLimited, Message: message, RetryAfter: r.RetryAfter}
 	}

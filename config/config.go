@@ -24,10 +24,12 @@ import (
 
 // Config mirrors config.toml. See that file for what each key means.
 type Config struct {
-	Issuer        string `toml:"issuer"`
-	Listen        string `toml:"listen"`
-	DataDir       string `toml:"data_dir"`
-	LogLevel      string `toml:"log_level"`
+	Issuer   string `toml:"issuer"`
+	Listen   string `toml:"listen"`
+	DataDir  string `toml:"data_dir"`
+	LogLevel string `toml:"log_level"`
+	// LogFormat is "text" (logfmt-style key=value lines) or "json".
+	LogFormat     string `toml:"log_format"`
 	TemplatesDir  string `toml:"templates_dir"`
 	SecretKeyFile string `toml:"secret_key_file"`
 	// TrustedProxies are the peers (addresses or CIDR ranges) whose
@@ -53,6 +55,16 @@ type Config struct {
 
 	// Notifications: which security events are mailed to the user.
 	Notifications Notifications `toml:"notifications"`
+
+	// Metrics is the [metrics] table: the Prometheus listener.
+	Metrics Metrics `toml:"metrics"`
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	// Listen is the host:port /metrics (and /healthz, /readyz) are
+	// served on, apart from the public listener; "" turns metrics off.
+	Listen string `toml:"listen"`
 }
 
 // Session is the [session] table: the single sign-on cookie.

@@ -73,6 +73,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateWebhooks(&p)
 	c.validateClients(&p)
 	c.validateDirectories(&p)
+	c.validateMetrics(&p)
 	return p.warnings, errors.Join(p.errs...)
 }
 
@@ -92,6 +93,8 @@ func (p *problems) warnf(key, format string, args ...any) {
 
 var logLevels = []string{"debug", "info", "warn", "error"}
 
+var logFormats = []string{"text", "json"}
+
 func (c *Config) validateTop(p *problems) {
 	validateIssuer(p, c.Issuer)
 
@@ -107,6 +110,9 @@ func (c *Config) validateTop(p *problems) {
 
 	if !oneOf(c.LogLevel, logLevels...) {
 		p.errorf("log_level", "must be one of %s, not %q", quoteList(logLevels), c.LogLevel)
+	}
+	if c.LogFormat != "" && !oneOf(c.LogFormat, logFormats...) { // "": text, for a Config built in code
+		p.errorf("log_format", "must be one of %s, not %q", quoteList(logFormats), c.LogFormat)
 	}
 
 	for i, t := range c.TrustedProxies {
@@ -699,4 +705,25 @@ func quoteList(ss []string) string {
 		q[i] = strconv.Quote(s)
 	}
 	return strings.Join(q, ", ")
+}
+
+// validateMetrics checks the [metrics] table. The listener must differ
+// from the public one: /metrics never answers there.
+func (c *Config) validateMetrics(p *problems) {
+	l := c.Metrics.Listen
+	if l == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(l)
+	if err != nil || !validPort(port) {
+		p.errorf("metrics.listen", "must be host:port, such as \"127.0.0.1:9090\", or \"\" (off), not %q", l)
+		return
+	}
+	if l == c.Listen && port != "0" {
+		p.errorf("metrics.listen", "must differ from listen (%q): metrics are never served on the public listener", c.Listen)
+		return
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && !ip.IsLoopback()) && host != "localhost" {
+		p.warnf("metrics.listen", "%s is reachable from other machines: the metrics show traffic and sign-in counts; prefer a loopback or internal address", l)
+	}
 }

@@ -101,6 +101,9 @@ func TestValidateErrors(t *testing.T) {
 		{"listen port too big", func(c *Config) { c.Listen = ":70000" }, "listen: must be host:port"},
 		{"empty data_dir", func(c *Config) { c.DataDir = "" }, "data_dir: must be set"},
 		{"log_level", func(c *Config) { c.LogLevel = "verbose" }, `log_level: must be one of "debug", "info", "warn", "error"`},
+		{"log_format", func(c *Config) { c.LogFormat = "logfmt" }, `log_format: must be one of "text", "json", not "logfmt"`},
+		{"metrics.listen without port", func(c *Config) { c.Metrics.Listen = "127.0.0.1" }, "metrics.listen: must be host:port"},
+		{"metrics.listen on the public listener", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen: must differ from listen"},
 		{"trusted_proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.example.com"} }, `trusted_proxies[1]: "proxy.example.com" is not an IP address or CIDR range`},
 		{"client_ip_header", func(c *Config) { c.ClientIPHeader = "X-Real-IP" }, `client_ip_header: must be "X-Forwarded-For" or "Forwarded", not "X-Real-IP"`},
 
@@ -311,6 +314,9 @@ func TestValidateWarnings(t *testing.T) {
 		}, nil},
 		{"rotation disabled", func(c *Config) { c.Keys.RotationPeriod = Duration{} }, nil},
 		{"every peer trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"trusted_proxies[1]: 0.0.0.0/0 trusts every peer"}},
+		{"metrics on loopback", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9090" }, nil},
+		{"metrics on every address", func(c *Config) { c.Metrics.Listen = ":9090" }, []string{"metrics.listen: :9090 is reachable from other machines"}},
+		{"json logs", func(c *Config) { c.LogFormat = "json" }, nil},
 		{"hsts subdomains while off", func(c *Config) { c.HTTP.HSTSIncludeSubdomains = true }, []string{"http.hsts_include_subdomains: has no effect"}},
 		{"mail", withMail, nil},
 		{"mail tls none on loopback", func(c *Config) {

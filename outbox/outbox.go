@@ -104,6 +104,10 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Jitter returns a number in [0, 1); default math/rand/v2. Tests fix it.
 	Jitter func() float64
+	// Observe, when set, is told of each attempt's outcome: "delivered",
+	// "retry" (failed, tried again later) or "failed" (given up), for
+	// metrics. It must be quick and safe for concurrent use.
+	Observe func(kind, outcome string)
 }
 
 // Worker delivers outbox messages. Register deliverers with Handle, then
@@ -248,6 +252,7 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage) {
 	now := w.opts.Now()
 	attempt := m.Attempts + 1
 	if err == nil {
+		w.observe(m.Kind, "delivered")
 		if cerr := w.opts.Store.CompleteOutbox(rctx, m.ID, now); cerr != nil {
 			w.log.Error("outbox message delivered but not recorded; it will go out again after its lease",
 				"kind", m.Kind, "id", m.ID, "attempt", attempt, "err", cerr)
@@ -264,9 +269,11 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage) {
 	var serr error
 	switch {
 	case IsPermanent(err):
+		w.observe(m.Kind, "failed")
 		w.log.Warn("outbox message failed for good", "kind", m.Kind, "id", m.ID, "attempt", attempt, "err", err)
 		serr = w.opts.Store.FailOutbox(rctx, m.ID, now, err.Error())
 	case !now.Before(deadline):
+		w.observe(m.Kind, "failed")
 		w.log.Warn("outbox message failed: its deadline has passed", "kind", m.Kind, "id", m.ID, "attempt", attempt, "deadline", deadline, "err", err)
 		serr = w.opts.Store.FailOutbox(rctx, m.ID, now, err.Error())
 	default:
@@ -274,11 +281,18 @@ func (w *Worker) deliver(ctx context.Context, m storage.OutboxMessage) {
 		if next.After(deadline) {
 			next = deadline // one last attempt at the deadline
 		}
+		w.observe(m.Kind, "retry")
 		w.log.Warn("outbox delivery failed; retrying", "kind", m.Kind, "id", m.ID, "attempt", attempt, "next", next, "err", err)
 		serr = w.opts.Store.RetryOutbox(rctx, m.ID, next, err.Error())
 	}
 	if serr != nil {
 		w.log.Error("record outbox delivery failure", "kind", m.Kind, "id", m.ID, "attempt", attempt, "err", serr)
+	}
+}
+
+func (w *Worker) observe(kind, outcome string) {
+	if w.opts.Observe != nil {
+		w.opts.Observe(kind, outcome)
 	}
 }
 

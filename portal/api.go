@@ -114,7 +114,7 @@ func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
 	code := account.ErrorCode(err)
 	status := statusFor(code)
 	if code == account.Internal {
-		ref := newRef()
+		ref := requestRef(r)
 		s.log.ErrorContext(r.Context(), "API request failed", "path", r.URL.Path, "err", err, "ref", ref)
 		writeJSON(w, status, apiErrorBody{Error: apiErrorDetail{Code: string(code), Message: account.ErrorMessage(nil), Ref: ref}})
 		return

@@ -228,7 +228,7 @@ func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
 	body := map[string]string{"error": string(code), "message": errorText(lang, err)}
 	setRetryAfter(w, err)
 	if code == account.Internal {
-		ref := newRef()
+		ref := requestRef(r)
 		s.log.ErrorContext(r.Context(), "passkey request failed", "path", r.URL.Path, "err", err, "ref", ref)
 		body["message"], body["ref"] = web.Translate(lang, account.ErrorMessage(nil)), ref
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/requestlog"
 )
 
 // level is what a route asks of its caller before its handler runs. Every
@@ -146,6 +147,8 @@ func (t *routeTable) register(lvl level, methods, path string, h any) string {
 		t.shared.errs = append(t.shared.errs, fmt.Errorf("route %s %s: %w", methods, path, err))
 		return ""
 	}
+	// Logs and metrics name the request by its template, never its path.
+	route.Handler(requestlog.Route(tmpl, wrapped))
 	for _, m := range ms {
 		k := routeKey{m, tmpl}
 		if _, dup := t.shared.levels[k]; dup {

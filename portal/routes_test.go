@@ -55,6 +55,8 @@ func TestEveryRouteHasALevel(t *testing.T) {
 	}{
 		{http.MethodGet, "/healthz", levelPublic},
 		{http.MethodHead, "/healthz", levelPublic},
+		{http.MethodGet, "/readyz", levelPublic},
+		{http.MethodHead, "/readyz", levelPublic},
 		{http.MethodGet, "/static/", levelPublic},
 		{http.MethodPost, "/login", levelSignIn},
 		{http.MethodPost, "/login/2fa/passkey/finish", levelSignIn},
@@ -88,7 +90,7 @@ func TestRouteTableRefusesMistakes(t *testing.T) {
 	page := func(http.ResponseWriter, *http.Request, me) error { return nil }
 	for name, register := range map[string]func(*routeTable){
 		"signed-in handler at public": func(t *routeTable) { t.add(levelPublic, "GET", "/x", page) },
-		"public handler at admin":     func(t *routeTable) { t.add(levelAdmin, "GET", "/x", s.healthz) },
+		"public handler at admin":     func(t *routeTable) { t.add(levelAdmin, "GET", "/x", s.loggedOut) },
 		"unknown method":              func(t *routeTable) { t.add(levelSignedIn, "GTE", "/x", page) },
 		"no method":                   func(t *routeTable) { t.add(levelSignedIn, "", "/x", page) },
 		"twice": func(t *routeTable) {

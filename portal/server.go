@@ -22,6 +22,8 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/health"
+	"github.com/keyport/keyport/requestlog"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/web"
 )
@@ -48,6 +50,9 @@ type Options struct {
 	// Health, when set, tells /healthz whether Keyport works: nil, or an
 	// error with a short reason that may be shown to anyone (503).
 	Health func() error
+	// Ready answers /readyz (health.Readiness): whether this instance can
+	// serve. Nil answers ready whenever the portal runs.
+	Ready http.Handler
 	// AccessTokens lets the management API accept apps' client_credentials
 	// tokens with the keyport:admin scope; nil accepts only API tokens.
 	AccessTokens AccessTokens
@@ -147,7 +152,12 @@ func (s *Server) routes() (*mux.Router, error) {
 	})
 	t := s.newRouteTable(r)
 
-	t.add(levelPublic, "GET HEAD", "/healthz", s.healthz)
+	t.add(levelPublic, "GET HEAD", "/healthz", health.Live(s.opts.Health))
+	ready := s.opts.Ready
+	if ready == nil {
+		ready = health.NewReadiness(0, 0, nil) // no checks: ready while it runs
+	}
+	t.add(levelPublic, "GET HEAD", "/readyz", ready)
 	t.add(levelPublic, "GET HEAD", "/static/*", s.static)
 	t.add(levelPublic, "GET HEAD", "/favicon.ico", s.favicon)
 	t.add(levelPublic, "GET", "/logged-out", s.loggedOut)
@@ -208,19 +218,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if s.opts.Health != nil {
-		if err := s.opts.Health(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(err.Error() + "\n"))
-			return
-		}
-	}
-	_, _ = w.Write([]byte("ok\n"))
-}
-
 func cacheFor(d time.Duration, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(d.Seconds())))
@@ -275,7 +272,7 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if p := recover(); p != nil {
-				ref := newRef()
+				ref := requestRef(r)
 				s.log.ErrorContext(r.Context(), "panic in portal handler", "path", r.URL.Path, "panic", p, "ref", ref)
 				s.web.ErrorPageWithRef(w, r, http.StatusInternalServerError, "Something went wrong", account.ErrorMessage(nil), ref)
 			}
@@ -287,7 +284,7 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 		code := account.ErrorCode(err)
 		status := statusFor(code)
 		if code == account.Internal {
-			ref := newRef()
+			ref := requestRef(r)
 			s.log.ErrorContext(r.Context(), "portal request failed", "path", r.URL.Path, "err", err, "ref", ref)
 			s.web.ErrorPageWithRef(w, r, status, "Something went wrong", account.ErrorMessage(nil), ref)
 			return
@@ -333,6 +330,16 @@ func headingFor(status int) string {
 		return "Too many attempts"
 	}
 	return "Something went wrong"
+}
+
+// requestRef is the reference an error page shows and its log line
+// carries: the request's id (requestlog) when there is one, so the page,
+// the X-Request-Id header and every log line of the request agree.
+func requestRef(r *http.Request) string {
+	if id := requestlog.ID(r.Context()); id != "" {
+		return id
+	}
+	return newRef()
 }
 
 func newRef() string {

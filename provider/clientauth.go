@@ -132,6 +132,9 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 			if errors.As(err, &refused) {
 				// One INFO line per refusal, its message constant (see
 				// account's refusals).
+				if s.observer != nil {
+					s.observer.Throttled("client_secret")
+				}
 				s.log.InfoContext(ctx, LogClientRefused, "client_ip", ip, "client_net", throttle.Address(ip), "client_id", account.LogName(id), "limit", refused.Scope, "retry_after", refused.RetryAfter)
 				return clientCheck{refused: refused}
 			}

@@ -363,6 +363,10 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		}
 		h.Set("Location", location)
 	}
+	if path == "/oauth/token" && status == http.StatusOK && p.opts.Observer != nil {
+		// refuseMalformed let only the grants Keyport offers through.
+		p.opts.Observer.TokenIssued(r.Form.Get("grant_type"))
+	}
 	copyHeader(w.Header(), h)
 	w.WriteHeader(status)
 	_, _ = w.Write(rec.body.Bytes())

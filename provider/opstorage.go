@@ -56,6 +56,8 @@ type opStorage struct {
 	throttle *throttle.Limiter // client secrets; nil: none
 	// checkRefresh is Options.CheckRefresh.
 	checkRefresh func(ctx context.Context, u storage.User, clientID, ip string) error
+	// observer is Options.Observer (nil: none).
+	observer Observer
 	// tokens seals a refresh token for its reuse grace.
 	tokens *tokenCrypto
 	// pending bounds the authorization requests waiting for a sign-in.
@@ -495,6 +497,9 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	rt, err := s.store.GetRefreshToken(ctx, refreshKey(token))
 	switch {
 	case errors.Is(err, storage.ErrTokenReused):
+		if s.observer != nil {
+			s.observer.RefreshTokenReused()
+		}
 		s.log.WarnContext(ctx, "refresh token reused; revoked its family", "err", err)
 		return nil, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 	case errors.Is(err, storage.ErrNotFound):

@@ -58,6 +58,9 @@ type Options struct {
 	// refusal. An account.Error with code NotFound means the client is
 	// gone. Nil allows every refresh.
 	CheckRefresh func(ctx context.Context, u storage.User, clientID, ip string) error
+	// Observer is told of tokens issued, refresh token reuse and throttled
+	// client authentications, for metrics; nil: nobody.
+	Observer Observer
 	// PendingSignIns bounds the authorization requests waiting for a
 	// sign-in, per client address and in all ([limits] in config.toml).
 	PendingSignIns storage.PendingLimits
@@ -164,6 +167,7 @@ func New(o Options) (*Provider, error) {
 		throttle: o.Throttle,
 
 		checkRefresh: o.CheckRefresh,
+		observer:     o.Observer,
 		tokens:       tokens,
 		pending:      o.PendingSignIns,
 		secrets:      throttle.NewGuesses[clientCheck](),

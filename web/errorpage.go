@@ -1,6 +1,10 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/keyport/keyport/requestlog"
+)
 
 type errorData struct {
 	Base
@@ -16,8 +20,13 @@ func (s *Web) ErrorPage(w http.ResponseWriter, r *http.Request, status int, head
 }
 
 // ErrorPageWithRef is ErrorPage with the reference of a log line (ref, or
-// ""), shown so that a report can be matched with the log.
+// ""), shown so that a report can be matched with the log. Without one the
+// page shows the request's id (requestlog), which is on the request's log
+// line and in the X-Request-Id header.
 func (s *Web) ErrorPageWithRef(w http.ResponseWriter, r *http.Request, status int, heading, message, ref string, args ...any) {
+	if ref == "" {
+		ref = requestlog.ID(r.Context())
+	}
 	b := s.Base(r, nil, heading)
 	s.Render(w, r, status, "error", &errorData{Base: b, Heading: Translate(b.Lang, heading), Message: Translate(b.Lang, message, args...), RequestID: ref})
 }

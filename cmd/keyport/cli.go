@@ -225,7 +225,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogLevel, c.stderr)
+	log := newFormatLogger(cfg.LogLevel, cfg.LogFormat, c.stderr)
 	defer flushLog(log)
 	for _, w := range warnings {
 		log.Warn("configuration: " + w)

@@ -87,6 +87,10 @@ func TestDiskFullHealth(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "database writes are failing (file too large)") {
 		t.Fatalf("healthz with writes failing: %d %q\n%s", code, body, c.Logs())
 	}
+	// Not ready either, with the reason in JSON.
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || body != `{"status":"unavailable","reason":"database: database writes are failing (file too large)"}`+"\n" {
+		t.Errorf("readyz with writes failing: %d %q", code, body)
+	}
 	// Reads still work.
 	if code, _ := get("/.well-known/openid-configuration"); code != 200 {
 		t.Errorf("discovery with a full disk: %d", code)
@@ -127,6 +131,14 @@ func TestDiskFullHealth(t *testing.T) {
 	}
 	if code := token(); code != 200 {
 		t.Errorf("token after the disk has room: %d", code)
+	}
+	for deadline := time.Now().Add(4 * probeInterval); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := get("/readyz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz stays failing after the disk has room:\n%s", c.Logs())
+		}
 	}
 	if err := c.stop(); err != nil {
 		var ee interface{ Sys() any }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,10 +28,13 @@ import (
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/control"
 	"github.com/keyport/keyport/directory"
+	"github.com/keyport/keyport/health"
 	"github.com/keyport/keyport/loglimit"
+	"github.com/keyport/keyport/metrics"
 	"github.com/keyport/keyport/outbox"
 	"github.com/keyport/keyport/portal"
 	"github.com/keyport/keyport/provider"
+	"github.com/keyport/keyport/requestlog"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
@@ -62,6 +66,14 @@ type Main struct {
 	// Outbox delivers the store's outbox while serve runs; producers
 	// register their deliverers (Handle) in load, before Run.
 	Outbox *outbox.Worker
+	// Metrics are the Prometheus metrics, nil unless [metrics] listen is
+	// set; MetricsListener, when set before Run, is used instead of
+	// listening on it (tests).
+	Metrics         *metrics.Metrics
+	MetricsListener net.Listener
+	// Ready answers /readyz; a part that must be ready before this
+	// instance takes traffic adds its check in load.
+	Ready *health.Readiness
 
 	db     *bolt.DB
 	sealer *seal.Sealer
@@ -69,11 +81,20 @@ type Main struct {
 	directories []directory.Source
 	sealKey     []byte
 	server      *http.Server
+	// metricsAddr is where the metrics listener listens, once Run has
+	// opened it.
+	metricsAddr atomic.Pointer[string]
 }
 
 // openStore opens the database and the sealing key. CLI commands stop here;
 // serve goes on to Load.
 func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now func() time.Time) (*Main, error) {
+	return openObservedStore(cfg, log, lockWait, now, nil)
+}
+
+// openObservedStore is openStore with the store's operations timed into
+// met (nil: not timed).
+func openObservedStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now func() time.Time, met *metrics.Metrics) (*Main, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -87,7 +108,7 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 	if cfg.Storage.Type != config.StorageBolt {
 		return nil, fmt.Errorf("storage.type %q: this keyport keeps its records in bbolt only", cfg.Storage.Type)
 	}
-	m := &Main{Config: cfg, Logger: log, Now: now}
+	m := &Main{Config: cfg, Logger: log, Now: now, Metrics: met}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
@@ -113,6 +134,11 @@ func openStore(cfg *config.Config, log *slog.Logger, lockWait time.Duration, now
 	}
 	m.sealKey = key
 	m.Store = storage.WithStaticClients(m.db, static)
+	if met != nil {
+		// Every consumer gets the timed store; m.db (health, backups,
+		// the control socket) stays untimed.
+		m.Store = met.Store(m.Store)
+	}
 	m.Accounts, err = account.New(m.Store, m.sealer, account.Policy{
 		Argon2: account.Argon2Params{
 			MemoryKiB:   uint32(cfg.Password.MemoryKiB),
@@ -358,7 +384,11 @@ func (m *Main) subkey(purpose string, n int) []byte {
 var outboxPollInterval time.Duration
 
 func Load(cfg *config.Config, log *slog.Logger, now func() time.Time) (*Main, error) {
-	m, err := openStore(cfg, log, 2*time.Second, now)
+	var met *metrics.Metrics
+	if cfg.Metrics.Listen != "" {
+		met = metrics.New()
+	}
+	m, err := openObservedStore(cfg, log, 2*time.Second, now, met)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +425,13 @@ func (m *Main) load() error {
 	// signed with them can live.
 	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
-	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now, PollInterval: outboxPollInterval})
+	var deliveries func(kind, outcome string)
+	if m.Metrics != nil {
+		deliveries = m.Metrics.OutboxDelivery
+		m.Accounts.SetObserver(m.Metrics)
+		m.Metrics.OutboxDepth(m.Store, outboxDepthTTL, outboxDepthLimit)
+	}
+	m.Outbox = outbox.New(outbox.Options{Store: m.Store, Logger: log, Now: m.Now, Observe: deliveries, PollInterval: outboxPollInterval})
 	m.Accounts.SetOutboxWake(m.Outbox.Notify)
 	if err := m.enableMail(); err != nil {
 		return fmt.Errorf("mail: %w", err)
@@ -406,6 +442,7 @@ func (m *Main) load() error {
 	if err := m.Keys.Load(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	m.Ready = m.readiness()
 
 	var tmpl fs.FS = templates.FS
 	if cfg.TemplatesDir != "" {
@@ -450,6 +487,7 @@ func (m *Main) load() error {
 		Now:          m.Now,
 		Logger:       log,
 		Health:       m.db.Health,
+		Ready:        m.Ready,
 		AccessTokens: tokens,
 		Keys:         m.Keys,
 	})
@@ -475,6 +513,7 @@ func (m *Main) load() error {
 		PendingSignIns: pending,
 
 		LifetimesInForce: lifeInForce,
+		Observer:         m.providerObserver(),
 	})
 	if err != nil {
 		return err
@@ -486,7 +525,7 @@ func (m *Main) load() error {
 
 	mux := http.NewServeMux()
 	for _, p := range provider.Routes {
-		mux.Handle(p, prov)
+		mux.Handle(p, requestlog.Route(p, prov))
 	}
 	mux.Handle("/", m.Portal)
 	header, err := clientip.ParseHeader(cfg.ClientIPHeader)
@@ -497,7 +536,7 @@ func (m *Main) load() error {
 	if err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
-	m.Handler = strictTransport(cfg.StrictTransportSecurity(), ips.Middleware(mux))
+	m.Handler = strictTransport(cfg.StrictTransportSecurity(), ips.Middleware(m.logRequests(mux)))
 	return nil
 }
 
@@ -554,6 +593,14 @@ func (m *Main) Run(ctx context.Context) error {
 		defer ctl.Close()
 	}
 
+	metricsSrv, err := m.serveMetrics(ln)
+	if err != nil {
+		return err
+	}
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- m.server.Serve(ln) }()
 	if !m.Accounts.Credentials.PasskeysAvailable() {
@@ -568,6 +615,9 @@ func (m *Main) Run(ctx context.Context) error {
 	log.Info("shutting down")
 	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
 	defer done()
+	if metricsSrv != nil {
+		_ = metricsSrv.Shutdown(shutdownCtx)
+	}
 	if err := m.server.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -666,6 +716,13 @@ func (m *Main) Close() error {
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {
+	return newFormatLogger(level, "text", w)
+}
+
+// newFormatLogger writes records at level and above to w as text
+// (key=value) or JSON lines, with each request's id on the records
+// logged with its context (requestlog.Handler).
+func newFormatLogger(level, format string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	switch strings.ToLower(level) {
 	case "debug":
@@ -679,7 +736,14 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	}
 	// A failing disk makes every request log the same error, and a client
 	// hammering a throttled account the same refusal.
-	return slog.New(loglimit.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}), loglimit.Options{
+	opts := &slog.HandlerOptions{Level: l}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	// The limiter sees records without the request id, which it adds to
+	// none of them: what makes records "the same" stays their message.
+	return slog.New(loglimit.New(requestlog.Handler(h), loglimit.Options{
 		Messages: []string{account.LogRefused, provider.LogClientRefused},
 	}))
 }
