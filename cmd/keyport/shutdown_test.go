@@ -207,3 +207,24 @@ func postFormTo(t *testing.T, u string, form url.Values, user, pass string) (int
 	req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	return doJSON(t, http.DefaultClient, req)
 }
+
+// TestHealthCommand: `keyport health` succeeds against a running server
+// found through the listen address, and fails once it has stopped.
+func TestHealthCommand(t *testing.T) {
+	c := startChild(t, "", "")
+	env := map[string]string{"KEYPORT_LISTEN": c.Addr}
+	r := cliMust(t, env, "", "health")
+	if !strings.Contains(r.Stdout, "http://"+c.Addr+"/healthz: 200 OK") {
+		t.Errorf("health: %s", r)
+	}
+	cliFail(t, env, "", 1, "answered 404 Not Found", "health", "--url", "http://"+c.Addr+"/nothing")
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+	cliFail(t, env, "", 1, "health: Get \"http://"+c.Addr+"/healthz\"", "health")
+	for listen, want := range map[string]string{":8080": "127.0.0.1:8080", "0.0.0.0:80": "127.0.0.1:80", "[::]:8080": "[::1]:8080", "localhost:8080": "localhost:8080"} {
+		if got := localAddr(listen); got != want {
+			t.Errorf("localAddr(%q) = %q, want %q", listen, got, want)
+		}
+	}
+}
