@@ -156,6 +156,9 @@ type HTTP struct {
 	// for the header.
 	HSTSMaxAge            Duration `toml:"hsts_max_age"`
 	HSTSIncludeSubdomains bool     `toml:"hsts_include_subdomains"`
+	// ShutdownTimeout bounds how long serve, told to stop (SIGTERM,
+	// SIGINT), waits for requests in progress before it cuts them.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 }
 
 // Audit is the [audit] table: the audit log.

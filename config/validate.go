@@ -453,7 +453,15 @@ func (c *Config) validateHTTP(p *problems) {
 	if h.HSTSIncludeSubdomains && h.HSTSMaxAge.Duration == 0 {
 		p.warnf("http.hsts_include_subdomains", "has no effect while http.hsts_max_age is 0")
 	}
+	if d := h.ShutdownTimeout.Duration; d < time.Second || d > maxShutdownTimeout {
+		p.errorf("http.shutdown_timeout", "must be between 1s and 10m, not %s", d)
+	}
 }
+
+// maxShutdownTimeout bounds http.shutdown_timeout: a supervisor kills a
+// process that takes longer to stop anyway (systemd after 90s by default,
+// Kubernetes after 30s).
+const maxShutdownTimeout = 10 * time.Minute
 
 func (c *Config) validateDirectories(p *problems) {
 	seen := map[string]int{}

@@ -46,6 +46,7 @@ func validConfig() *Config {
 			MaxPendingSignIns: 5000, MaxPendingSignInsPerAddress: 100},
 		Accounts: Accounts{TrustedDeviceLifetime: Duration{720 * time.Hour}, RecentAuth: Duration{5 * time.Minute}},
 		Audit:    Audit{Retention: Duration{2160 * time.Hour}},
+		HTTP:     HTTP{ShutdownTimeout: Duration{20 * time.Second}},
 		Clients: []Client{
 			{
 				ID:           "wiki",
@@ -184,6 +185,8 @@ func TestValidateErrors(t *testing.T) {
 		{"audit retention negative", func(c *Config) { c.Audit.Retention = Duration{-time.Hour} }, "audit.retention: must be more than 0"},
 		{"hsts negative", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{-time.Hour} }, "http.hsts_max_age: must be 0 (off) or between 1s and 17520h"},
 		{"hsts under a second", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{time.Millisecond} }, "http.hsts_max_age: must be 0 (off) or between 1s"},
+		{"shutdown timeout zero", func(c *Config) { c.HTTP.ShutdownTimeout = Duration{0} }, "http.shutdown_timeout: must be between 1s and 10m, not 0s"},
+		{"shutdown timeout beyond ten minutes", func(c *Config) { c.HTTP.ShutdownTimeout = Duration{time.Hour} }, "http.shutdown_timeout: must be between 1s and 10m, not 1h0m0s"},
 		{"hsts beyond two years", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{3 * 8760 * time.Hour} }, "http.hsts_max_age: must be 0 (off) or between"},
 
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id: must be set"},

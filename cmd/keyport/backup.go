@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,20 +18,25 @@ import (
 // running server's control socket, or straight from the file when no
 // server runs. The copy goes to a temporary file beside the target, is
 // checked as start-up would check it, and only then takes the target's
-// name; an existing file is replaced only with --force.
+// name; an existing file is replaced only with --force. With --check it
+// checks a backup instead, as restore would.
 func (c *cli) backup(ctx context.Context, args []string) error {
 	fs, cfgPath := c.flags("backup")
 	to := fs.String("to", "", "file to write the backup to")
 	force := fs.Bool("force", false, "replace the file if it exists")
+	check := fs.String("check", "", "check a backup file as keyport restore would, without restoring it")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if *to == "" {
-		return usageError{"backup needs --to FILE"}
+	if (*to == "") == (*check == "") {
+		return usageError{"backup needs --to FILE (or --check FILE)"}
 	}
 	cfg, err := c.loadConfig(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *check != "" {
+		return c.backupCheck(ctx, cfg, *check)
 	}
 	if err := notKeyportsOwn(cfg, *cfgPath, *to); err != nil {
 		return err
@@ -145,13 +149,8 @@ func place(tmp, to string, force bool) error {
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	dir, err := os.Open(filepath.Dir(to))
-	if err != nil {
+	if err := syncDir(filepath.Dir(to)); err != nil {
 		return fmt.Errorf("backup: %w", err)
-	}
-	defer dir.Close()
-	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("backup: sync %s: %w", filepath.Dir(to), err)
 	}
 	return nil
 }
@@ -160,28 +159,8 @@ func place(tmp, to string, force bool) error {
 // syncs it and removes tmp: the way to place a copy where the file system
 // can neither rename without replacing nor make hard links (FAT, some
 // network file systems).
-func copyNew(tmp, to string) (err error) {
-	src, err := os.Open(tmp)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			_ = os.Remove(to) // a partial copy must not look like a backup
-		}
-	}()
-	if _, err := io.Copy(dst, src); err != nil {
-		return err
-	}
-	if err := dst.Sync(); err != nil {
+func copyNew(tmp, to string) error {
+	if err := copyExclusive(tmp, to); err != nil {
 		return err
 	}
 	return os.Remove(tmp)

@@ -72,6 +72,10 @@ Usage:
   keyport audit list [--user NAME] [--type a,b] [--since 24h] [--limit N]
   keyport audit export [--out FILE]
   keyport backup --to FILE [--force]
+                 | --check FILE   (checks a backup as restore would; changes nothing)
+  keyport restore --from FILE     (with keyport serve stopped; keeps the replaced
+                        database as keyport.db.before-restore-TIMESTAMP)
+  keyport health [--url URL]     (GET /healthz on the listen address; exit 0 when it answers 200)
   keyport mail test --to ADDR [--lang en|de]
                         (sends a test message with the [mail] settings)
 
@@ -127,6 +131,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.group(ctx, rest)
 	case "backup":
 		err = c.backup(ctx, rest)
+	case "restore":
+		err = c.restore(ctx, rest)
+	case "health":
+		err = c.health(ctx, rest)
 	case "keys":
 		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
 	case "mail":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/keyport/keyport/account"
@@ -96,17 +97,21 @@ func closeSources(srcs []directory.Source) {
 // syncDirectories imports the users of every directory in the config now
 // and then every sync_interval, and those of directories added on the admin
 // page hourly (and whenever an admin presses Sync there), until ctx ends.
-func (m *Main) syncDirectories(ctx context.Context) {
-	go every(ctx, time.Hour, false, func() {
-		for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
-			if st.Stored && st.CanSync && !st.Disabled {
-				m.syncDirectory(ctx, st.ID)
+// workers counts the goroutines, so that shutdown can wait for a sync in
+// progress.
+func (m *Main) syncDirectories(ctx context.Context, workers *sync.WaitGroup) {
+	workers.Go(func() {
+		every(ctx, time.Hour, false, func() {
+			for _, st := range m.Accounts.Directories.DirectoryStatuses(ctx) {
+				if st.Stored && st.CanSync && !st.Disabled {
+					m.syncDirectory(ctx, st.ID)
+				}
 			}
-		}
+		})
 	})
 	for _, d := range m.Config.Directories {
 		if d.Type == "ldap" {
-			go every(ctx, d.SyncInterval.Duration, true, func() { m.syncDirectory(ctx, d.ID) })
+			workers.Go(func() { every(ctx, d.SyncInterval.Duration, true, func() { m.syncDirectory(ctx, d.ID) }) })
 		}
 	}
 }

@@ -45,6 +45,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; a second one, with the
+	// signals back to their default, ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }
 
@@ -563,24 +569,21 @@ func (m *Main) Run(ctx context.Context) error {
 		ln.Close() // nobody will serve it: refuse connections rather than hold them
 		return err
 	}
+	// Background work ends with bg, which ends with ctx; Run returns only
+	// once every worker has stopped (the probe and the outbox write,
+	// deliveries record their outcomes or leave them to their lease), so
+	// that Close finds no one still using the database.
 	bg, cancel := context.WithCancel(ctx)
-	// The probe writes: Run returns (and Close may follow) only once it
-	// has stopped.
-	var probing sync.WaitGroup
-	defer probing.Wait()
-	// Deliveries under way end with bg; Run returns once their outcomes
-	// are recorded (or, cut short, left to their lease), before Close.
-	var delivering sync.WaitGroup
-	defer delivering.Wait()
 	defer cancel()
+	var workers sync.WaitGroup
 	if m.Outbox != nil {
-		delivering.Go(func() { m.Outbox.Run(bg) })
+		workers.Go(func() { m.Outbox.Run(bg) })
 	}
-	go m.Keys.Run(bg)
-	go m.sweep(bg)
-	go every(bg, tokenExpiryCheckInterval, true, func() { m.warnExpiringTokens(bg) })
-	probing.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
-	m.syncDirectories(bg)
+	workers.Go(func() { m.Keys.Run(bg) })
+	workers.Go(func() { m.sweep(bg) })
+	workers.Go(func() { every(bg, tokenExpiryCheckInterval, true, func() { m.warnExpiringTokens(bg) }) })
+	workers.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
+	m.syncDirectories(bg, &workers)
 	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, m.Portal.LocalAPI(), log)
 	if err != nil {
 		log.Warn("no control socket: `keyport backup` needs the server stopped", "err", err)
@@ -609,18 +612,50 @@ func (m *Main) Run(ctx context.Context) error {
 	log.Info("keyport is running", "issuer", m.Config.Issuer, "listen", ln.Addr().String(), "data_dir", m.Config.DataDir)
 	select {
 	case err := <-errc:
+		cancel()
+		workers.Wait()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutdownCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	return m.shutdown(cancel, &workers, metricsSrv)
+}
+
+// shutdown stops serve gracefully, within http.shutdown_timeout: the
+// listener closes at once (new connections are refused), requests in
+// progress finish (idle keep-alive connections close), and background
+// work stops (ctx has ended already; it stops in parallel with the
+// requests). What outlasts the timeout is cut and logged; the database
+// is closed by Close after Run returns either way, so the next start
+// finds it closed cleanly.
+func (m *Main) shutdown(cancel context.CancelFunc, workers *sync.WaitGroup, metricsSrv *http.Server) error {
+	log := m.Logger
+	start := time.Now()
+	timeout := m.Config.HTTP.ShutdownTimeout.Duration
+	log.Info("shutting down: no new connections; finishing requests in progress", "timeout", timeout)
+	cancel()
+	ctx, done := context.WithTimeout(context.Background(), timeout)
 	defer done()
 	if metricsSrv != nil {
-		_ = metricsSrv.Shutdown(shutdownCtx)
+		_ = metricsSrv.Shutdown(ctx)
 	}
-	if err := m.server.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := m.server.Shutdown(ctx); err != nil {
+		log.Warn("requests still in progress after http.shutdown_timeout were cut", "timeout", timeout, "err", err)
+		_ = m.server.Close()
 	}
+	stopped := make(chan struct{})
+	go func() {
+		workers.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		// A worker that ignores its context (a directory that stopped
+		// answering) must not keep the process up; its store calls fail
+		// once the database is closed.
+		log.Warn("background work still running after http.shutdown_timeout; closing the database anyway", "timeout", timeout)
+	}
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

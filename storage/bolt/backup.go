@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // CopyFile writes a consistent copy of the database at path to w when no
@@ -43,6 +46,10 @@ type Report struct {
 	SigningKeys   int
 	Sessions      int
 	TokenFamilies int
+	// Settings are the file's stored settings (GetSetting), among them
+	// what a restore checks before it puts the file in place (the
+	// sealing key's check value).
+	Settings map[string][]byte
 }
 
 // Verify checks the database file at path as Open does (the header, then
@@ -84,7 +91,43 @@ func Verify(ctx context.Context, path string) (Report, error) {
 			}
 			*c.n = b.Stats().KeyN
 		}
+		if b := tx.Bucket(bSettings); b != nil {
+			rep.Settings = map[string][]byte{}
+			err := b.ForEach(func(k, v []byte) error {
+				rep.Settings[string(k)] = bytes.Clone(v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return rep, err
+}
+
+// LockFile takes the exclusive lock on the database file at path that a
+// server takes when it opens it, waiting at most timeout (ErrLocked when
+// a server holds it), so that no server opens the file while a restore
+// replaces it. A file that does not exist needs no lock. release gives it
+// up.
+func LockFile(path string, timeout time.Duration) (release func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return func() {}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock database %s: %w", path, err)
+	}
+	if err := lockFile(f, true, timeout); err != nil {
+		_ = f.Close()
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, &lockedError{path: path}
+		}
+		return nil, fmt.Errorf("lock database %s: %w", path, err)
+	}
+	return func() {
+		unlock(f)
+		_ = f.Close()
+	}, nil
 }
