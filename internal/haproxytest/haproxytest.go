@@ -33,9 +33,15 @@ type Server struct {
 // Start runs HAProxy balancing round robin over backends (host:port each).
 func Start(t testing.TB, backends ...string) *Server {
 	t.Helper()
+	return StartOn(t, daemontest.FreeAddr(t), backends...)
+}
+
+// StartOn is Start listening on addr: for backends that must know the
+// balancer's address (their issuer) before it starts.
+func StartOn(t testing.TB, addr string, backends ...string) *Server {
+	t.Helper()
 	bin := daemontest.Binary(t, "haproxy", "load-balancer tests", "haproxy", "/usr/sbin/haproxy")
 	dir := t.TempDir()
-	addr := daemontest.FreeAddr(t)
 	var servers strings.Builder
 	for i, b := range backends {
 		fmt.Fprintf(&servers, "\tserver replica%d %s check inter 200ms fall 1 rise 2\n", i+1, b)
