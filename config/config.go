@@ -381,6 +381,9 @@ const (
 	// EnvStorageDSN is storage.dsn: the connection string holds a
 	// password, which containers pass in the environment.
 	EnvStorageDSN = "KEYPORT_STORAGE_DSN"
+	// EnvSecretKeyFile is secret_key_file: replicas share one sealing
+	// key, which containers mount as a secret file.
+	EnvSecretKeyFile = "KEYPORT_SECRET_KEY_FILE"
 )
 
 // Load builds the configuration: the embedded default, then the file at path
@@ -513,6 +516,7 @@ func applyEnv(c *Config, getenv func(string) string) {
 		{EnvListen, &c.Listen},
 		{EnvDataDir, &c.DataDir},
 		{EnvStorageDSN, &c.Storage.DSN},
+		{EnvSecretKeyFile, &c.SecretKeyFile},
 	} {
 		if v := getenv(o.env); v != "" {
 			*o.dst = v

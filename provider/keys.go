@@ -77,6 +77,34 @@ func (m *KeyManager) Rotate(ctx context.Context) error {
 	return m.load(ctx, true)
 }
 
+// Refresh reads the keys another process may have changed (a replica
+// that rotated) and publishes them, generating, rotating and deleting
+// nothing: that is the work of the process that runs Run.
+func (m *KeyManager) Refresh(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	now := m.now()
+	var active *storage.SigningKey
+	var kept []storage.SigningKey
+	for _, k := range keys {
+		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
+			continue
+		}
+		kept = append(kept, k)
+		if k.RetiredAt.IsZero() {
+			active = &k
+		}
+	}
+	if active == nil {
+		return errors.New("refresh signing keys: none is active")
+	}
+	return m.publish(kept, *active)
+}
+
 // Run rotates on schedule until ctx ends.
 func (m *KeyManager) Run(ctx context.Context) {
 	t := time.NewTicker(time.Hour)

@@ -5,7 +5,12 @@
 #
 #   scripts/bench.sh [loadtest flags, e.g. -duration 5s -only refresh,cc]
 #
-# Environment: PORT (default 18480), KEEP_DATA=1 keeps the temp data dir.
+# Environment: PORT (default 18480), KEEP_DATA=1 keeps the temp data dir,
+# STORAGE=postgres measures the PostgreSQL backend instead of bbolt: a
+# throwaway PostgreSQL (Debian's postgresql package, run as the postgres
+# user, default durability: fsync and synchronous_commit on, as bbolt
+# fsyncs each commit) pinned to the server's core, so both backends get
+# the same one core for Keyport and its store together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +47,13 @@ cleanup() {
     rm -rf "$work"
   fi
 }
-trap cleanup EXIT
+pg_bin=""
+stop_pg() {
+  if [ -n "$pg_bin" ] && [ -f "$work/pg/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/pg/data" -m fast stop >/dev/null 2>&1 || true
+  fi
+}
+trap 'stop_pg; cleanup' EXIT
 trap 'exit 130' INT TERM
 
 # Build first, so compile time is not measured.
@@ -51,6 +62,21 @@ go build -o "$work/keyport" ./cmd/keyport
 go build -o "$work/loadtest" ./tools/loadtest
 
 export KEYPORT_DATA_DIR=$work/data KEYPORT_LISTEN=$ADDR KEYPORT_ISSUER=$URL
+if [ "${STORAGE:-bolt}" = postgres ]; then
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$pg_bin/initdb" ] || { echo "STORAGE=postgres needs Debian's postgresql package" >&2; exit 1; }
+  PGPORT=${PGPORT:-18490}
+  mkdir -p "$work/pg" && chown postgres "$work/pg" && chmod 755 "$work"
+  runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg/data" -U keyport --auth=trust >/dev/null
+  echo "starting: ${server_pin[*]} postgres on 127.0.0.1:$PGPORT"
+  runuser -u postgres -- "${server_pin[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$work/pg -c max_connections=50" start >/dev/null
+  runuser -u postgres -- "$pg_bin/createdb" -h 127.0.0.1 -p "$PGPORT" -U keyport keyport
+  export KEYPORT_STORAGE_DSN="postgres://keyport@127.0.0.1:$PGPORT/keyport?sslmode=disable"
+  export KEYPORT_SECRET_KEY_FILE=$work/secret.key KEYPORT_CONFIG=$work/keyport.toml
+  printf '[storage]\ntype = "postgres"\n' >"$KEYPORT_CONFIG"
+  "$work/keyport" keys new-sealing-key --to "$KEYPORT_SECRET_KEY_FILE" >/dev/null
+fi
 kp() { "$work/keyport" "$@"; }
 printf '%s\n' "$PASSWORD" | kp user create --username bench --email bench@example.com --name 'Bench User' --password-stdin
 printf '%s\n' "$SECRET" | kp client create --id bench --name Bench --redirect-uri http://127.0.0.1:9/cb \

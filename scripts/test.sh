@@ -15,6 +15,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 command -v fail2ban-regex >/dev/null 2>&1 || missing+=(fail2ban)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # PostgreSQL for storage/postgres (internal/pgtest runs its own throwaway
 # cluster; policy-rc.d below keeps the package from starting the system one).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)

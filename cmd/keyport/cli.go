@@ -52,6 +52,8 @@ Usage:
   keyport client list
   keyport client delete --id ID
   keyport keys rotate
+  keyport keys new-sealing-key --to FILE
+                        (a sealing key for replicas that share a PostgreSQL database)
   keyport group list
   keyport group create --name NAME [--description TEXT]
   keyport group rename --name NAME --to NEW
@@ -81,7 +83,8 @@ Usage:
 
 Every command takes --config FILE (default: the built-in configuration;
 KEYPORT_CONFIG names a file too). KEYPORT_ISSUER, KEYPORT_LISTEN and
-KEYPORT_DATA_DIR override the file.
+KEYPORT_DATA_DIR, KEYPORT_STORAGE_DSN and KEYPORT_SECRET_KEY_FILE override
+the file.
 
 The user and audit commands (but user list) work while keyport serve
 runs: they reach it through its control socket in the data directory.
@@ -136,7 +139,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "health":
 		err = c.health(ctx, rest)
 	case "keys":
-		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
+		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate, "new-sealing-key": c.newSealingKey})
 	case "mail":
 		err = c.sub(ctx, "mail", rest, map[string]func(context.Context, []string) error{"test": c.mailTest})
 	case "help", "-h", "--help":

@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
 	"github.com/keyport/keyport/internal/smtptest"
 	"github.com/keyport/keyport/storage"
 )
@@ -35,8 +36,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("KEYPORT_TEST_LOG") == "" {
 		slog.SetDefault(slog.New(slog.DiscardHandler))
 	}
-	// Run stops the SMTP test server when a test started it.
-	os.Exit(smtptest.Run(m))
+	// Run stops the SMTP test server when a test started it; Stop the
+	// PostgreSQL cluster.
+	code := smtptest.Run(m)
+	pgtest.Stop()
+	os.Exit(code)
 }
 
 // testServer is a real Keyport (the same Main that `keyport serve` runs) on a
@@ -73,6 +77,9 @@ type serverOptions struct {
 	now        func() time.Time     // the server's clock; the wall clock when nil
 	logs       io.Writer            // gets the log at debug level; discarded when nil
 	mutate     func(*config.Config) // adjusts the configuration, which must stay valid
+	// issuer, when set, is where the server is reached (a load balancer
+	// in front of several), instead of its own address.
+	issuer string
 }
 
 // startServerWith starts Keyport as o says and returns once it answers.
@@ -110,6 +117,9 @@ func testConfig(t testing.TB, o *serverOptions) (*config.Config, string) {
 	if o.localhost {
 		_, port, _ := net.SplitHostPort(addr)
 		issuer = "http://localhost:" + port
+	}
+	if o.issuer != "" {
+		issuer = o.issuer
 	}
 	env := map[string]string{"KEYPORT_DATA_DIR": o.dir, "KEYPORT_ISSUER": issuer, "KEYPORT_LISTEN": addr}
 	cfg, _, err := config.Load(o.configFile, func(k string) string { return env[k] })

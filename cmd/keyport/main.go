@@ -38,6 +38,7 @@ import (
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
+	"github.com/keyport/keyport/storage/postgres"
 	"github.com/keyport/keyport/templates"
 	"github.com/keyport/keyport/web"
 )
@@ -81,7 +82,12 @@ type Main struct {
 	// instance takes traffic adds its check in load.
 	Ready *health.Readiness
 
+	// The store (backend.go): db with bbolt, pg with PostgreSQL; store is
+	// whichever is open, shared its leads and notices (PostgreSQL only).
 	db     *bolt.DB
+	pg     *postgres.DB
+	store  storage.Store
+	shared storage.Shared
 	sealer *seal.Sealer
 	// directories are the sources of config.toml's [[directories]].
 	directories []directory.Source
@@ -111,37 +117,33 @@ func openObservedStore(cfg *config.Config, log *slog.Logger, lockWait time.Durat
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Storage.Type != config.StorageBolt {
-		return nil, fmt.Errorf("storage.type %q: this keyport keeps its records in bbolt only", cfg.Storage.Type)
-	}
 	m := &Main{Config: cfg, Logger: log, Now: now, Metrics: met}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir %s: %w", cfg.DataDir, err)
 	}
-	m.db, err = bolt.Open(cfg.DBPath(), bolt.Options{Now: now, Timeout: lockWait, Logger: log,
-		SkipCheck: !cfg.Database.Check, CheckTimeout: cfg.Database.CheckTimeout.Duration,
-		MaxPendingSignIns: cfg.Limits.MaxPendingSignIns})
-	if err != nil {
-		if errors.Is(err, bolt.ErrLocked) {
-			return nil, &inUseError{path: cfg.DBPath(), err: err}
-		}
+	if err := m.openBackend(context.Background(), lockWait); err != nil {
 		return nil, err
 	}
 	// The database opens first: whether a missing key may be generated
-	// depends on what it holds.
-	key, err := m.openSealingKey(context.Background())
+	// depends on what it holds. Replicas starting together check (and the
+	// first remembers) the key one at a time.
+	var key []byte
+	err = m.whileLeading(context.Background(), "sealing-key", func() (err error) {
+		key, err = m.openSealingKey(context.Background())
+		return err
+	})
 	if err != nil {
-		m.db.Close()
+		m.closeBackend()
 		return nil, err
 	}
 	if m.sealer, err = seal.New(key); err != nil {
-		m.db.Close()
+		m.closeBackend()
 		return nil, err
 	}
 	m.sealKey = key
-	m.Store = storage.WithStaticClients(m.db, static)
+	m.Store = storage.WithStaticClients(m.store, static)
 	if met != nil {
-		// Every consumer gets the timed store; m.db (health, backups,
+		// Every consumer gets the timed store; m.store (health, backups,
 		// the control socket) stays untimed.
 		m.Store = met.Store(m.Store)
 	}
@@ -187,20 +189,20 @@ func openObservedStore(cfg *config.Config, log *slog.Logger, lockWait time.Durat
 		},
 	}, now, log)
 	if err != nil {
-		m.db.Close()
+		m.closeBackend()
 		return nil, err
 	}
 	if m.directories, err = openDirectories(cfg.Directories, directoryEnv(cfg.Issuer, log, now)); err != nil {
-		m.db.Close()
+		m.closeBackend()
 		return nil, err
 	}
 	m.Accounts.Directories.UseDirectories(m.directories...)
 	if err := m.Accounts.Directories.LoadStoredDirectories(context.Background()); err != nil {
-		m.db.Close()
+		m.closeBackend()
 		return nil, err
 	}
 	if err := m.Accounts.Admin.LoadSettings(context.Background()); err != nil {
-		m.db.Close()
+		m.closeBackend()
 		return nil, err
 	}
 	return m, nil
@@ -231,14 +233,20 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 	path := cfg.SecretKeyPath()
 	key, _, err := seal.LoadOrCreateKey(path, false)
 	created := false
+	if errors.Is(err, os.ErrNotExist) && m.pg != nil {
+		// Every replica must seal with the same key: a key made here
+		// would be this replica's alone.
+		return nil, fmt.Errorf("the sealing key %s is missing: with storage.type \"postgres\" every replica uses the same key, made once with `keyport keys new-sealing-key --to FILE` and given to each (secret_key_file, or %s); if the database holds secrets already, use the key they were sealed with",
+			path, config.EnvSecretKeyFile)
+	}
 	if errors.Is(err, os.ErrNotExist) && cfg.SecretKeyFile == "" {
-		sealed, _, serr := sealedData(ctx, m.db)
+		sealed, _, serr := sealedData(ctx, m.store)
 		if serr != nil {
 			return nil, serr
 		}
 		if sealed != "" {
 			return nil, fmt.Errorf("the sealing key %s is missing, but the database %s holds %s sealed with it: restore %s from the backup you keep with the database (a new key could not open them)",
-				path, cfg.DBPath(), sealed, filepath.Base(path))
+				path, m.storeName(), sealed, filepath.Base(path))
 		}
 		key, created, err = seal.LoadOrCreateKey(path, true)
 	}
@@ -249,7 +257,7 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 		m.Logger.Info("generated the secret key that seals secrets at rest; back it up with the database", "path", path)
 	}
 	want := seal.Check(key)
-	stored, err := m.db.GetSetting(ctx, settingSealCheck)
+	stored, err := m.store.GetSetting(ctx, settingSealCheck)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("read the sealing key check: %w", err)
 	}
@@ -260,7 +268,7 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 	case stored != nil:
 		if subtle.ConstantTimeCompare(stored, want) != 1 {
 			return nil, fmt.Errorf("the sealing key %s is not the key the secrets in %s were sealed with: restore the %s that belongs to this database from your backup",
-				path, cfg.DBPath(), filepath.Base(path))
+				path, m.storeName(), filepath.Base(path))
 		}
 	default:
 		// A database from before the check was kept: remember the key once
@@ -269,11 +277,11 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 		// due for rotation is replaced before it is opened, sealed with
 		// whatever key this is, and the wrong key would be remembered.
 		var sample *sealedSample
-		if _, sample, err = sealedData(ctx, m.db); err == nil && sample != nil {
+		if _, sample, err = sealedData(ctx, m.store); err == nil && sample != nil {
 			err = sample.opensWith(key)
 			if err != nil {
 				return nil, fmt.Errorf("the sealing key %s does not open the %s in %s: restore the %s that belongs to this database from your backup",
-					path, sample.what, cfg.DBPath(), filepath.Base(path))
+					path, sample.what, m.storeName(), filepath.Base(path))
 			}
 		}
 		if err == nil {
@@ -288,7 +296,7 @@ func (m *Main) openSealingKey(ctx context.Context) ([]byte, error) {
 
 // rememberSealingKey stores the check of the key in use.
 func (m *Main) rememberSealingKey(ctx context.Context, check []byte) error {
-	if err := m.db.PutSetting(ctx, settingSealCheck, check); err != nil {
+	if err := m.store.PutSetting(ctx, settingSealCheck, check); err != nil {
 		return fmt.Errorf("store the sealing key check: %w", err)
 	}
 	return nil
@@ -445,7 +453,7 @@ func (m *Main) load() error {
 	if err := m.enableWebhooks(); err != nil {
 		return err
 	}
-	if err := m.Keys.Load(context.Background()); err != nil {
+	if err := m.loadSigningKeys(context.Background()); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	m.Ready = m.readiness()
@@ -492,7 +500,7 @@ func (m *Main) load() error {
 		MaxBodyBytes: cfg.Limits.MaxBodyBytes,
 		Now:          m.Now,
 		Logger:       log,
-		Health:       m.db.Health,
+		Health:       m.storeHealth,
 		Ready:        m.Ready,
 		AccessTokens: tokens,
 		Keys:         m.Keys,
@@ -579,12 +587,29 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Outbox != nil {
 		workers.Go(func() { m.Outbox.Run(bg) })
 	}
-	workers.Go(func() { m.Keys.Run(bg) })
-	workers.Go(func() { m.sweep(bg) })
-	workers.Go(func() { every(bg, tokenExpiryCheckInterval, true, func() { m.warnExpiringTokens(bg) }) })
-	workers.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
-	m.syncDirectories(bg, &workers)
-	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.db, m.Portal.LocalAPI(), log)
+	// Jobs that must run in one process at a time run where their lead
+	// is (every job here with bbolt); every replica delivers the outbox
+	// (claims are leased) and reloads what other replicas change.
+	workers.Go(func() { m.led(bg, "signing-key-rotation", m.Keys.Run) })
+	workers.Go(func() { m.led(bg, "sweep", m.sweep) })
+	workers.Go(func() {
+		m.led(bg, "token-expiry-warnings", func(ctx context.Context) {
+			every(ctx, tokenExpiryCheckInterval, true, func() { m.warnExpiringTokens(ctx) })
+		})
+	})
+	workers.Go(func() {
+		m.led(bg, "directory-sync", func(ctx context.Context) {
+			var syncs sync.WaitGroup
+			m.syncDirectories(ctx, &syncs)
+			<-ctx.Done()
+			syncs.Wait()
+		})
+	})
+	workers.Go(func() { m.watchChanges(bg) })
+	if m.db != nil {
+		workers.Go(func() { every(bg, probeInterval, true, func() { _ = m.db.Probe() }) })
+	}
+	ctl, err := control.Listen(filepath.Join(m.Config.DataDir, control.SocketName), m.store, m.Portal.LocalAPI(), log)
 	if err != nil {
 		log.Warn("no control socket: `keyport backup` needs the server stopped", "err", err)
 	} else {
@@ -739,15 +764,13 @@ func every(ctx context.Context, d time.Duration, now bool, fn func()) {
 func (m *Main) Close() error {
 	closeSources(m.directories)
 	m.directories = nil
-	if m.db == nil {
+	if m.store == nil {
 		return nil
 	}
 	if m.Accounts != nil {
 		m.Accounts.Mail.Wait() // password-reset requests still writing
 	}
-	err := m.db.Close()
-	m.db = nil
-	return err
+	return m.closeBackend()
 }
 
 func newLogger(level string, w io.Writer) *slog.Logger {

@@ -54,7 +54,7 @@ func (m *Main) readiness() *health.Readiness {
 	r := health.NewReadiness(health.DefaultTimeout, health.DefaultTTL, nil)
 	var read health.Bounded
 	r.Add(health.Check{Name: "database", Run: func(ctx context.Context) error {
-		if err := m.db.Health(); err != nil {
+		if err := m.storeHealth(); err != nil {
 			return err
 		}
 		return read.Run(ctx, func() error {
@@ -93,7 +93,7 @@ func (m *Main) serveMetrics(public net.Listener) (*http.Server, error) {
 	m.metricsAddr.Store(&addr)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", requestlog.Route("/metrics", m.Metrics.Handler()))
-	mux.Handle("GET /healthz", requestlog.Route("/healthz", health.Live(m.db.Health)))
+	mux.Handle("GET /healthz", requestlog.Route("/healthz", health.Live(m.storeHealth)))
 	mux.Handle("GET /readyz", requestlog.Route("/readyz", m.Ready))
 	srv := &http.Server{
 		Handler:           m.logRequests(mux),

@@ -81,6 +81,14 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// Stop stops the cluster, if this process started one: for a TestMain
+// that cannot hand its exit to Main (it runs other servers' Run too).
+func Stop() {
+	if cluster != nil {
+		cluster.stop()
+	}
+}
+
 // binDir finds the newest installed PostgreSQL's bin dir.
 func binDir() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")

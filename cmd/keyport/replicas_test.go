@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/daemontest"
+	"github.com/keyport/keyport/internal/haproxytest"
+	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/seal"
+)
+
+// replicaSet is two Keyport replicas on one PostgreSQL database behind a
+// real HAProxy (round robin, no stickiness): a in this process (the test
+// reaches its Main), b a child process (the test can SIGKILL it).
+type replicaSet struct {
+	lb   *haproxytest.Server
+	a    *testServer
+	b    *childServer
+	dsn  string
+	key  string // the sealing key file both use
+	addr string // the balancer's address; the issuer is http://addr
+}
+
+func startReplicas(t *testing.T) *replicaSet {
+	t.Helper()
+	r := &replicaSet{dsn: pgtest.Database(t), key: filepath.Join(t.TempDir(), "secret.key"), addr: daemontest.FreeAddr(t)}
+	if _, _, err := seal.LoadOrCreateKey(r.key, true); err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + r.addr
+	lnA := listenLoopback(t)
+	r.a = startServerWith(t, serverOptions{ln: lnA, issuer: issuer, mutate: func(c *config.Config) {
+		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, r.dsn, r.key
+	}})
+	r.b = startChild(t, "", "[storage]\ntype = \"postgres\"\n", "KEYPORT_ISSUER="+issuer, "KEYPORT_STORAGE_DSN="+r.dsn, "KEYPORT_SECRET_KEY_FILE="+r.key)
+	r.lb = haproxytest.StartOn(t, r.addr, r.a.addr, r.b.Addr)
+	return r
+}
+
+// via is an HTTP client whose every connection goes to replica addr,
+// whatever the URL's host: to send one step of a flow to a chosen replica
+// with the issuer's URLs.
+func via(addr string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Two replicas behind a load balancer share every state a flow needs: a
+// browser signs in at one replica and the app redeems the code at the
+// other; a refresh token rotated at one is reused at the other and the
+// family is revoked; a user blocked through one is refused at the other
+// at once (users are read per request, never cached); a setting changed
+// at one is in force at the other within the change notice's delay.
+func TestReplicasBehindALoadBalancer(t *testing.T) {
+	r := startReplicas(t)
+	ctx := context.Background()
+	a := r.a
+	a.createUser("alice", false)
+	c := a.createClient(account.NewClient{ID: "app", Name: "App", RedirectURIs: []string{"http://127.0.0.1:9/callback/app"}, SkipConsent: true})
+
+	// Sign in at a, redeem at b.
+	br := newBrowser(t)
+	br.client.Transport = via(a.addr).Transport
+	code, verifier := c.signIn(br, "alice")
+	atB := context.WithValue(ctx, oauth2.HTTPClient, via(r.b.Addr))
+	tok, err := c.oauth.Exchange(atB, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("redeem at b a code issued at a: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := c.verifier.Verify(ctx, raw)
+	if err != nil {
+		t.Fatalf("the ID token b signed, checked with the balancer's JWKS: %v", err)
+	}
+	if idt.Issuer != "http://"+r.addr {
+		t.Errorf("issuer %q", idt.Issuer)
+	}
+
+	// Rotate at a, reuse the old refresh token at b: refused, and the
+	// family (the new token too) is revoked.
+	atA := context.WithValue(ctx, oauth2.HTTPClient, via(a.addr))
+	rotated, err := c.oauth.TokenSource(atA, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh at a: %v", err)
+	}
+	if _, err := c.oauth.TokenSource(atB, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("b accepted a refresh token a had rotated")
+	}
+	if _, err := c.oauth.TokenSource(atA, &oauth2.Token{RefreshToken: rotated.RefreshToken}).Token(); err == nil {
+		t.Fatal("after the reuse at b, a still accepted the family's newest token")
+	}
+
+	// Block at a; b refuses the next refresh at once.
+	fresh := c.tokens("alice")
+	alice, err := a.Main.Store.GetUserByLogin(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Main.Accounts.Admin.BlockUser(ctx, account.SystemActor, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.oauth.TokenSource(atB, &oauth2.Token{RefreshToken: fresh.RefreshToken}).Token(); err == nil {
+		t.Fatal("b refreshed the token of a user a had blocked")
+	}
+
+	// A setting changed at a is in force at b: b's tokens get the new
+	// lifetime. (Change notices arrive within milliseconds; the bound,
+	// should one be lost, is replica.DefaultFallback.)
+	if err := a.Main.Accounts.Admin.UnblockUser(ctx, account.SystemActor, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Main.Accounts.Admin.UpdateSettings(ctx, account.SystemActor, "", account.SettingsPatch{"access_token_lifetime": json.RawMessage(`"7m"`)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		code, verifier := c.signIn(newBrowser(t), "alice")
+		tok, err := c.oauth.Exchange(atB, code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := time.Until(tok.Expiry); left > 6*time.Minute && left <= 7*time.Minute {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b still issues tokens for %s after the setting changed at a", time.Until(tok.Expiry).Round(time.Second))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A replica killed under load (SIGKILL) loses no write it acknowledged,
+// and sign-ins go on at the other.
+func TestReplicaKilledUnderLoad(t *testing.T) {
+	r := startReplicas(t)
+	ctx := context.Background()
+	rw, _, _ := adminTokens(t, r.a)
+	c := r.a.createClient(account.NewClient{ID: "app", Name: "App", RedirectURIs: []string{"http://127.0.0.1:9/callback/app"}, SkipConsent: true})
+	lb := &http.Client{Timeout: 10 * time.Second}
+	create := func(name string) (string, error) {
+		body, _ := json.Marshal(map[string]any{"username": name, "email": name + "@example.com", "invite": true})
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.addr+"/api/v1/users", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+rw)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := lb.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return "", fmt.Errorf("status %d", resp.StatusCode)
+		}
+		var out struct {
+			User struct {
+				ID string `json:"id"`
+			} `json:"user"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			return "", err
+		}
+		return out.User.ID, nil
+	}
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if id, err := create(fmt.Sprintf("load%d-%d", w, i)); err == nil {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	waitFor := func(n int) {
+		for deadline := time.Now().Add(60 * time.Second); ; {
+			mu.Lock()
+			got := len(acked)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d writes acknowledged, want %d", got, n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor(20)
+	r.b.kill()
+	mu.Lock()
+	atKill := len(acked)
+	mu.Unlock()
+	waitFor(atKill + 20) // writes go on at a
+	close(stop)
+	wg.Wait()
+	for _, id := range acked {
+		if _, err := r.a.Main.Store.GetUser(ctx, id); err != nil {
+			t.Errorf("acknowledged user %s: %v", id, err)
+		}
+	}
+	// Sign-ins go on through the balancer.
+	r.a.createUser("alice", false)
+	tok := c.tokens("alice")
+	if _, err := c.verifier.Verify(ctx, tok.Extra("id_token").(string)); err != nil {
+		t.Fatalf("sign-in after the kill: %v", err)
+	}
+}
