@@ -248,9 +248,12 @@ func (s *WebhookService) ownerBlocked(ctx context.Context, owner string) bool {
 	return u.Blocked
 }
 
-// ownerOffReason is the delivery log's entry for a call dropped because
-// its hook's owner is blocked.
-const ownerOffReason = "Not sent: the owner's account is blocked."
+// The delivery log's entries for a call dropped because its hook's owner
+// is blocked, or was deleted.
+const (
+	ownerOffReason  = "Not sent: the owner's account is blocked."
+	ownerGoneReason = "Not sent: the owner's account no longer exists."
+)
 
 // ErrWebhookGivenUp marks a delivery error that retrying cannot cure: the
 // hook is gone or off, its address is refused, or it answered with a
@@ -285,11 +288,15 @@ func (s *WebhookService) Deliver(ctx context.Context, m storage.OutboxMessage) e
 			return fmt.Errorf("load the owner of webhook %q: %w", h.ID, err)
 		}
 		if err != nil || u.Blocked {
-			d := storage.WebhookDelivery{MessageID: m.ID, EventID: ev.ID, EventType: ev.Type, At: s.now(), Attempt: m.Attempts + 1, Error: ownerOffReason}
+			reason := ownerOffReason
+			if err != nil {
+				reason = ownerGoneReason
+			}
+			d := storage.WebhookDelivery{MessageID: m.ID, EventID: ev.ID, EventType: ev.Type, At: s.now(), Attempt: m.Attempts + 1, Error: reason}
 			if _, err := s.store.RecordWebhookDelivery(ctx, h.ID, d, nil); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				s.log.ErrorContext(ctx, "log a webhook delivery", "webhook_id", h.ID, "err", err)
 			}
-			return fmt.Errorf("%w: the owner of webhook %q is blocked", ErrWebhookGivenUp, h.ID)
+			return fmt.Errorf("%w: webhook %q: %s", ErrWebhookGivenUp, h.ID, reason)
 		}
 	}
 	secret, err := s.sealer.Open(h.SealedSecret, webhookSealPurpose)

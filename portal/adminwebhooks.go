@@ -12,7 +12,6 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/web"
-	"github.com/keyport/keyport/webhook"
 )
 
 // The console's webhook pages: every hook (the admins', which hear every
@@ -92,21 +91,6 @@ func deliveryViews(log []storage.WebhookDelivery, tz string) []deliveryView {
 	return out
 }
 
-// hookSecret is a signing secret just made, shown once, with its form
-// for a Standard Webhooks library when that differs (secrets made before
-// Keyport sent those headers; a new one is the same string).
-type hookSecret struct {
-	Secret, Standard string
-}
-
-func newHookSecret(secret string) *hookSecret {
-	h := &hookSecret{Secret: secret}
-	if std := webhook.StandardSecret(secret); std != secret {
-		h.Standard = std
-	}
-	return h
-}
-
 type adminWebhooksData struct {
 	web.Base
 	Hooks  []hookView
@@ -164,7 +148,8 @@ type adminWebhookData struct {
 	Notice     string
 	Error      string
 	Field      string
-	Secret     *hookSecret
+	// Secret is a signing secret just made, shown this once.
+	Secret string
 }
 
 func (s *Server) webhookPageData(r *http.Request, m me, title string) *adminWebhookData {
@@ -196,7 +181,7 @@ func (s *Server) showAdminWebhook(w http.ResponseWriter, r *http.Request, m me, 
 		d.F = hookFormOf(h)
 	}
 	d.Deliveries = deliveryViews(log, m.User.Zoneinfo)
-	if d.Secret != nil {
+	if d.Secret != "" {
 		w.Header().Set("Cache-Control", "no-store")
 	}
 	s.web.Render(w, r, status, "admin_webhook", d)
@@ -248,7 +233,7 @@ func (s *Server) adminCreateWebhook(w http.ResponseWriter, r *http.Request, m me
 		s.web.Render(w, r, statusFor(code), "admin_webhook", d)
 		return nil
 	}
-	return s.showAdminWebhook(w, r, m, h.ID, http.StatusCreated, &adminWebhookData{Notice: "The webhook was created.", Secret: newHookSecret(secret)})
+	return s.showAdminWebhook(w, r, m, h.ID, http.StatusCreated, &adminWebhookData{Notice: "The webhook was created.", Secret: secret})
 }
 
 func (s *Server) adminEditWebhook(w http.ResponseWriter, r *http.Request, m me) error {
@@ -318,7 +303,7 @@ func (s *Server) adminRotateWebhookSecret(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	return s.showAdminWebhook(w, r, m, id, http.StatusOK, &adminWebhookData{Notice: "The webhook has a new signing secret. The previous one stopped working.", Secret: newHookSecret(secret)})
+	return s.showAdminWebhook(w, r, m, id, http.StatusOK, &adminWebhookData{Notice: "The webhook has a new signing secret. The previous one stopped working.", Secret: secret})
 }
 
 func (s *Server) adminDeleteWebhookPage(w http.ResponseWriter, r *http.Request, m me) error {

@@ -47,7 +47,7 @@ type myWebhooksData struct {
 	// just made.
 	Hook       *hookView
 	Deliveries []deliveryView
-	Secret     *hookSecret
+	Secret     string
 }
 
 var myWebhookNotices = map[string]string{
@@ -116,12 +116,12 @@ func (s *Server) myWebhookCreate(w http.ResponseWriter, r *http.Request, m me) e
 	if err != nil {
 		return s.myWebhookRefused(w, r, m, err)
 	}
-	return s.showMyWebhook(w, r, m, h.ID, http.StatusCreated, "The webhook was created.", newHookSecret(secret))
+	return s.showMyWebhook(w, r, m, h.ID, http.StatusCreated, "The webhook was created.", secret)
 }
 
 // showMyWebhook renders one of m's hooks with its delivery log; a hook
 // that is not m's is not found.
-func (s *Server) showMyWebhook(w http.ResponseWriter, r *http.Request, m me, id string, status int, notice string, secret *hookSecret) error {
+func (s *Server) showMyWebhook(w http.ResponseWriter, r *http.Request, m me, id string, status int, notice string, secret string) error {
 	hs, err := s.webhooks()
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func (s *Server) showMyWebhook(w http.ResponseWriter, r *http.Request, m me, id 
 	d := &myWebhooksData{Base: s.web.Base(r, &m.User, "Webhook"), Hook: &hookView{Webhook: h}, Deliveries: deliveryViews(log, m.User.Zoneinfo),
 		Notice: notice, Secret: secret, NeedsConfirm: !s.acct.SignIn.RecentlyAuthenticated(m.Session)}
 	d.Nav = "access"
-	if secret != nil {
+	if secret != "" {
 		w.Header().Set("Cache-Control", "no-store")
 	}
 	s.web.Render(w, r, status, "webhook", d)
@@ -146,7 +146,7 @@ func (s *Server) showMyWebhook(w http.ResponseWriter, r *http.Request, m me, id 
 }
 
 func (s *Server) myWebhookPage(w http.ResponseWriter, r *http.Request, m me) error {
-	return s.showMyWebhook(w, r, m, mux.Vars(r)["id"], http.StatusOK, myWebhookNotices[r.URL.Query().Get("done")], nil)
+	return s.showMyWebhook(w, r, m, mux.Vars(r)["id"], http.StatusOK, myWebhookNotices[r.URL.Query().Get("done")], "")
 }
 
 func (s *Server) myWebhookEnable(w http.ResponseWriter, r *http.Request, m me) error {
@@ -190,7 +190,7 @@ func (s *Server) myWebhookRotateSecret(w http.ResponseWriter, r *http.Request, m
 	if err != nil {
 		return err
 	}
-	return s.showMyWebhook(w, r, m, id, http.StatusOK, "The webhook has a new signing secret. The previous one stopped working.", newHookSecret(secret))
+	return s.showMyWebhook(w, r, m, id, http.StatusOK, "The webhook has a new signing secret. The previous one stopped working.", secret)
 }
 
 func (s *Server) myWebhookDeletePage(w http.ResponseWriter, r *http.Request, m me) error {

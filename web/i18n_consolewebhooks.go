@@ -42,7 +42,6 @@ var deConsoleWebhooks = map[string]string{
 	"Addresses Keyport tells of your account's events (a sign-in, a new password, a change to your profile) with a signed POST. They hear nothing while your account is blocked.":                         "Adressen, denen Keyport die Ereignisse Ihres Kontos (eine Anmeldung, ein neues Passwort, eine Änderung Ihres Profils) mit einem signierten POST mitteilt. Solange Ihr Konto gesperrt ist, erfahren sie nichts.",
 	"Copy the signing secret now and give it to the receiver. It is shown only this once.":                                                                                                                "Kopieren Sie das Signatur-Secret jetzt und geben Sie es dem Empfänger. Es wird nur dieses eine Mal angezeigt.",
 	"It verifies the Keyport-Signature header as written, and the webhook-signature header in any Standard Webhooks library.":                                                                             "So wie es dasteht, prüft es den Header Keyport-Signature, und in jeder Standard-Webhooks-Bibliothek den Header webhook-signature.",
-	"For a Standard Webhooks library, use it in this form:":                                                                                                                                               "Für eine Standard-Webhooks-Bibliothek verwenden Sie es in dieser Form:",
 
 	// Notices and confirmations (portal/adminwebhooks.go, webhookpages.go).
 	"The webhook was created.":                                                "Der Webhook wurde angelegt.",
@@ -59,6 +58,7 @@ var deConsoleWebhooks = map[string]string{
 	// The rules' messages (account/webhooks.go, webhookadmin.go) and the
 	// URL's faults (webhook.Guard.CheckURL).
 	"%q is not an event type Keyport sends.":                              "%q ist kein Ereignistyp, den Keyport sendet.",
+	"Not sent: the owner's account no longer exists.":                     "Nicht gesendet: Das Konto des Besitzers gibt es nicht mehr.",
 	"Not sent: the owner's account is blocked.":                           "Nicht gesendet: Das Konto des Besitzers ist gesperrt.",
 	"The receiver's address is not a public one.":                         "Die Adresse des Empfängers ist keine öffentliche.",
 	"Turned off by its owner.":                                            "Von seinem Besitzer ausgeschaltet.",
