@@ -136,6 +136,9 @@ func TestWebhookPages(t *testing.T) {
 				t.Fatalf("%s: %d webhooks stored", name, n)
 			}
 		}
+		if p := b.post(srv.URL+"/admin/webhooks/new", url.Values{"url": {rc.URL + "/in"}}); p.Status != http.StatusForbidden || len(hooks()) != 0 {
+			t.Fatalf("a form without its CSRF token: %d, %d stored", p.Status, len(hooks()))
+		}
 		created := submitForm(t, b, newPage, "/admin/webhooks/new", url.Values{"url": {rc.URL + "/in"}, "event_types": {"user.created", "user.updated"}})
 		secret, ok := textByID(t, created.Body, "new-secret")
 		if created.Status != http.StatusCreated || !ok || !strings.HasPrefix(secret, "whsec_") || created.Header.Get("Cache-Control") != "no-store" {
