@@ -61,6 +61,9 @@ func checkEventTypes(types []string) ([]string, error) {
 		if len(t) > 64 || !eventTypePattern.MatchString(t) {
 			return nil, FieldErrorf("event_types", "%q is not an event type (such as user.created).", t)
 		}
+		if !slices.Contains(WebhookEventTypes, t) {
+			return nil, FieldErrorf("event_types", "%q is not an event type Keyport sends.", t)
+		}
 		if !slices.Contains(out, t) {
 			out = append(out, t)
 		}
@@ -94,7 +97,7 @@ func (s *WebhookService) Create(ctx context.Context, actor Actor, own bool, n Ne
 		return storage.Webhook{}, "", Errorf(Conflict, "There are %d webhooks already, the most allowed.", limit)
 	}
 	now := s.now()
-	secret := webhookSecretPrefix + NewSecret()
+	secret := newWebhookSecret()
 	h := storage.Webhook{
 		ID: "wh_" + NewID(), OwnerUserID: owner, URL: n.URL, EventTypes: types,
 		SealedSecret: s.sealer.Seal([]byte(secret), webhookSealPurpose), CreatedAt: now, UpdatedAt: now,
@@ -258,4 +261,32 @@ func (s *WebhookService) Delete(ctx context.Context, actor Actor, own bool, id s
 	s.afterChange(ctx)
 	s.audit(ctx, actor, storage.AuditEvent{Type: EventWebhookDeleted, TargetUserID: h.OwnerUserID, TargetID: id})
 	return nil
+}
+
+// RotateSecret gives a hook a new signing secret, returned this once; the
+// old one stops at once (the calls still queued are signed with the new
+// one when they go out). Event: "webhook.secret_rotated".
+func (s *WebhookService) RotateSecret(ctx context.Context, actor Actor, own bool, id string) (storage.Webhook, string, error) {
+	owner, err := s.authorize(ctx, actor, own)
+	if err != nil {
+		return storage.Webhook{}, "", err
+	}
+	if _, err := s.get(ctx, owner, own, id); err != nil {
+		return storage.Webhook{}, "", err
+	}
+	secret := newWebhookSecret()
+	sealed := s.sealer.Seal([]byte(secret), webhookSealPurpose)
+	h, err := s.store.UpdateWebhook(ctx, id, func(w *storage.Webhook) error {
+		w.SealedSecret, w.UpdatedAt = sealed, s.now()
+		return nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Webhook{}, "", errNoWebhook
+	}
+	if err != nil {
+		return storage.Webhook{}, "", fmt.Errorf("rotate the secret of webhook %q: %w", id, err)
+	}
+	s.afterChange(ctx)
+	s.audit(ctx, actor, storage.AuditEvent{Type: EventWebhookSecretRotated, TargetUserID: h.OwnerUserID, TargetID: h.ID})
+	return h, secret, nil
 }

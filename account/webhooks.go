@@ -2,6 +2,8 @@ package account
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +42,9 @@ const (
 	EventWebhookDeleted  = "webhook.deleted"
 	EventWebhookDisabled = "webhook.disabled" // by Keyport, after failures; Reason says why
 	EventWebhookEnabled  = "webhook.enabled"
+	// EventWebhookSecretRotated: a hook got a new signing secret (never
+	// in the event); the old one stopped at once.
+	EventWebhookSecretRotated = "webhook.secret_rotated"
 )
 
 // Limits of webhooks.
@@ -56,8 +61,22 @@ const (
 	// backoff (30 s doubling to an hour) about ten hours of failure.
 	DefaultWebhookMaxFailures = 20
 	webhookSealPurpose        = "webhook secret"
-	webhookSecretPrefix       = "whsec_"
+	// webhookKeyBytes is the size of a hook's HMAC key (Standard Webhooks
+	// asks for 24 to 64 bytes).
+	webhookKeyBytes = 32
 )
+
+// newWebhookSecret makes a signing secret in the Standard Webhooks form:
+// "whsec_" and the key in standard base64, so that the same string works
+// as written for Keyport-Signature and in a Standard Webhooks library for
+// webhook-signature (webhook.StandardKey).
+func newWebhookSecret() string {
+	key := make([]byte, webhookKeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // never fails on supported platforms
+	}
+	return webhook.SecretPrefix + base64.StdEncoding.EncodeToString(key)
+}
 
 var eventTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$`)
 
@@ -180,9 +199,20 @@ func (s *WebhookService) react(ctx context.Context, e storage.AuditEvent) []stor
 	}
 	var out []storage.OutboxMessage
 	var body []byte
+	blocked := map[string]bool{} // owner → blocked, read once per event
 	for _, h := range *hooks {
 		if !wants(h, e) {
 			continue
+		}
+		if o := h.OwnerUserID; o != "" {
+			off, seen := blocked[o]
+			if !seen {
+				off = s.ownerBlocked(ctx, o)
+				blocked[o] = off
+			}
+			if off {
+				continue // a blocked account's hooks hear nothing while it is
+			}
 		}
 		if body == nil {
 			var err error
@@ -202,6 +232,28 @@ func (s *WebhookService) react(ctx context.Context, e storage.AuditEvent) []stor
 	// event; whoever commits them wakes the worker (core.reacted).
 	return out
 }
+
+// ownerBlocked tells whether the owner of a user's own hook is blocked
+// (or gone): their account is off, and so are its hooks. A failure to read
+// counts as not blocked (Deliver checks again).
+func (s *WebhookService) ownerBlocked(ctx context.Context, owner string) bool {
+	u, err := s.users.GetUser(ctx, owner)
+	if errors.Is(err, storage.ErrNotFound) {
+		return true
+	}
+	if err != nil {
+		s.log.ErrorContext(ctx, "load the owner of a webhook", "user_id", owner, "err", err)
+		return false
+	}
+	return u.Blocked
+}
+
+// The delivery log's entries for a call dropped because its hook's owner
+// is blocked, or was deleted.
+const (
+	ownerOffReason  = "Not sent: the owner's account is blocked."
+	ownerGoneReason = "Not sent: the owner's account no longer exists."
+)
 
 // ErrWebhookGivenUp marks a delivery error that retrying cannot cure: the
 // hook is gone or off, its address is refused, or it answered with a
@@ -228,12 +280,31 @@ func (s *WebhookService) Deliver(ctx context.Context, m storage.OutboxMessage) e
 	if h.Disabled {
 		return fmt.Errorf("%w: webhook %q is disabled", ErrWebhookGivenUp, h.ID)
 	}
+	if h.OwnerUserID != "" {
+		// A call queued before its owner was blocked is dropped, with
+		// the reason in the hook's log; it is not the receiver's failure.
+		u, err := s.users.GetUser(ctx, h.OwnerUserID)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("load the owner of webhook %q: %w", h.ID, err)
+		}
+		if err != nil || u.Blocked {
+			reason := ownerOffReason
+			if err != nil {
+				reason = ownerGoneReason
+			}
+			d := storage.WebhookDelivery{MessageID: m.ID, EventID: ev.ID, EventType: ev.Type, At: s.now(), Attempt: m.Attempts + 1, Error: reason}
+			if _, err := s.store.RecordWebhookDelivery(ctx, h.ID, d, nil); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				s.log.ErrorContext(ctx, "log a webhook delivery", "webhook_id", h.ID, "err", err)
+			}
+			return fmt.Errorf("%w: webhook %q: %s", ErrWebhookGivenUp, h.ID, reason)
+		}
+	}
 	secret, err := s.sealer.Open(h.SealedSecret, webhookSealPurpose)
 	if err != nil {
 		return fmt.Errorf("%w: open the secret of webhook %q: %w", ErrWebhookGivenUp, h.ID, err)
 	}
 	now := s.now()
-	res, callErr := webhook.Post(ctx, s.client, webhook.Call{URL: h.URL, Secret: secret, ID: ev.ID, Body: call.Event, At: now})
+	res, callErr := webhook.Post(ctx, s.client, webhook.Call{URL: h.URL, Secret: string(secret), ID: ev.ID, Body: call.Event, At: now})
 	if callErr != nil && ctx.Err() != nil {
 		return callErr // shutting down: not an attempt of the receiver's
 	}

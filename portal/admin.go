@@ -24,6 +24,7 @@ func (s *Server) registerAdminRoutes(t *routeTable) {
 	s.registerAdminGroupPages(t)
 	s.registerAdminSettingsPages(t)
 	s.registerAdminDeliveryPages(t)
+	s.registerAdminWebhookPages(t)
 	t.add(levelAdmin, "GET", "/admin/directories", s.adminDirectories)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/test", s.adminDirectoryTest)
 	t.add(levelAdmin, "POST", "/admin/directories/{id}/sync", s.adminDirectorySync)

@@ -21,6 +21,7 @@ func (s *Server) registerWebhookAPI(at *routeTable) {
 	at.addAPI(levelAdminAPI, "PATCH", "/webhooks/{id}", s.apiPatchWebhook, apiOp{Summary: "Change a webhook's URL, event types, or turn it off or on", Body: webhookPatchJSON{}, Response: webhookJSON{}})
 	at.addAPI(levelAdminAPI, "DELETE", "/webhooks/{id}", s.apiDeleteWebhook, apiOp{Summary: "Remove a webhook and its delivery log"})
 	at.addAPI(levelAdminAPI, "POST", "/webhooks/{id}/enable", s.apiEnableWebhook, apiOp{Summary: "Turn a webhook on again after Keyport turned it off", Response: webhookJSON{}})
+	at.addAPI(levelAdminAPI, "POST", "/webhooks/{id}/rotate-secret", s.apiRotateWebhookSecret, apiOp{Summary: "Give a webhook a new signing secret, in this answer only; the old one stops at once", Response: createdWebhookJSON{}})
 	at.addAPI(levelAdminAPI, "GET", "/webhooks/{id}/deliveries", s.apiWebhookDeliveries, apiOp{Summary: "A webhook's last delivery attempts, newest first", Response: listJSON[webhookDeliveryJSON]{}})
 
 	at.addAPI(levelAPIToken, "GET", "/me/webhooks", s.apiListMyWebhooks, apiOp{Summary: "Your own webhooks (any API token)", Response: listJSON[webhookJSON]{}})
@@ -28,6 +29,7 @@ func (s *Server) registerWebhookAPI(at *routeTable) {
 	at.addAPI(levelAPIToken, "GET", "/me/webhooks/{id}", s.apiGetMyWebhook, apiOp{Summary: "One of your webhooks", Response: webhookJSON{}})
 	at.addAPI(levelAPIToken, "DELETE", "/me/webhooks/{id}", s.apiDeleteMyWebhook, apiOp{Summary: "Remove one of your webhooks"})
 	at.addAPI(levelAPIToken, "POST", "/me/webhooks/{id}/enable", s.apiEnableMyWebhook, apiOp{Summary: "Turn one of your webhooks on again", Response: webhookJSON{}})
+	at.addAPI(levelAPIToken, "POST", "/me/webhooks/{id}/rotate-secret", s.apiRotateMyWebhookSecret, apiOp{Summary: "Give one of your webhooks a new signing secret (a read-write API token), in this answer only; the old one stops at once", Response: createdWebhookJSON{}})
 	at.addAPI(levelAPIToken, "GET", "/me/webhooks/{id}/deliveries", s.apiMyWebhookDeliveries, apiOp{Summary: "Your webhook's last delivery attempts, newest first", Response: listJSON[webhookDeliveryJSON]{}})
 }
 
@@ -45,7 +47,9 @@ type webhookJSON struct {
 
 type createdWebhookJSON struct {
 	Webhook webhookJSON `json:"webhook"`
-	// Secret signs the calls (Keyport-Signature); shown this once.
+	// Secret signs the calls, shown this once: as written it keys
+	// Keyport-Signature; in a Standard Webhooks library it verifies
+	// webhook-signature.
 	Secret string `json:"secret"`
 }
 
@@ -171,6 +175,17 @@ func (s *Server) enableWebhook(w http.ResponseWriter, r *http.Request, a account
 	})
 }
 
+func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
+	return s.withWebhook(w, r, func(hs *account.WebhookService, id string) (any, error) {
+		h, secret, err := hs.RotateSecret(r.Context(), a, own, id)
+		if err != nil {
+			return nil, err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return createdWebhookJSON{Webhook: webhookView(h), Secret: secret}, nil
+	})
+}
+
 func (s *Server) webhookDeliveries(w http.ResponseWriter, r *http.Request, a account.Actor, own bool) error {
 	return s.withWebhook(w, r, func(hs *account.WebhookService, id string) (any, error) {
 		log, err := hs.Deliveries(r.Context(), a, own, id)
@@ -253,4 +268,12 @@ func (s *Server) apiEnableMyWebhook(w http.ResponseWriter, r *http.Request, c ap
 
 func (s *Server) apiMyWebhookDeliveries(w http.ResponseWriter, r *http.Request, c apiCaller) error {
 	return s.webhookDeliveries(w, r, tokenActor(r, c), true)
+}
+
+func (s *Server) apiRotateWebhookSecret(w http.ResponseWriter, r *http.Request, a account.Actor) error {
+	return s.rotateWebhookSecret(w, r, a, false)
+}
+
+func (s *Server) apiRotateMyWebhookSecret(w http.ResponseWriter, r *http.Request, c apiCaller) error {
+	return s.rotateWebhookSecret(w, r, tokenActor(r, c), true)
 }

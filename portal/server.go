@@ -187,6 +187,7 @@ func (s *Server) routes() (*mux.Router, error) {
 	s.registerUpstreamRoutes(t)    // /login/upstream/…: sign-in through upstream OIDC providers
 	s.registerAdminRoutes(t)       // /admin/…: administrators only
 	s.registerSelfServiceRoutes(t) // /security: connected apps, signing out one browser
+	s.registerWebhookPages(t)      // /security/webhooks: a person's own webhooks
 
 	// /invite, /reset-password: the one-time links an administrator hands out.
 	s.registerPasswordLinkRoutes(t)

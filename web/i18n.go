@@ -41,6 +41,7 @@ var catalogs = map[string]map[string]string{
 		deLogoutApps,
 		deWebhooks,
 		deConsoleDeliveries,
+		deConsoleWebhooks,
 	),
 }
 

@@ -35,6 +35,7 @@ var AdminSections = []AdminSection{
 	{"audit", "Audit log", "/admin/audit"},
 	{"directories", "Directories", "/admin/directories"},
 	{"deliveries", "Deliveries", "/admin/deliveries"},
+	{"webhooks", "Webhooks", "/admin/webhooks"},
 }
 
 // UserView is the signed-in user as the menu shows them.

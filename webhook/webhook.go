@@ -1,6 +1,11 @@
-// Package webhook sends signed webhook calls safely: the Standard Webhooks
-// signature (Keyport-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
-// "t.body">), and a guard against server-side request forgery. A webhook
+// Package webhook sends signed webhook calls safely: two signatures of
+// the same call with the same secret (Keyport-Signature: t=<unix>,v1=<hex
+// HMAC-SHA256 of "t.body"> keyed with the secret as written; and the
+// Standard Webhooks headers webhook-id, webhook-timestamp and
+// webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body"> keyed
+// with the bytes the "whsec_" secret encodes, so that receivers using a
+// Standard Webhooks library verify it), and a guard against server-side
+// request forgery. A webhook
 // URL is chosen by whoever registers it, so Keyport must not become a way
 // to reach what only it can reach: loopback, link-local (cloud metadata
 // services), private and unspecified addresses are refused unless an
@@ -14,6 +19,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -220,6 +226,49 @@ func mac(secret []byte, ts string, body []byte) []byte {
 	return h.Sum(nil)
 }
 
+// SecretPrefix starts every signing secret, as Standard Webhooks writes
+// them: "whsec_" and then the key, base64-encoded.
+const SecretPrefix = "whsec_"
+
+// StandardKey is the HMAC key of the webhook-signature header for secret,
+// as a Standard Webhooks library derives it: the bytes the base64 after
+// "whsec_" encodes. Secrets Keyport made before it sent that header are
+// "whsec_" and unpadded URL-safe base64; their bytes are the key too (a
+// receiver's library reads such a secret once rewritten to the standard
+// alphabet, which StandardSecret does). Anything else is its own key.
+func StandardKey(secret string) []byte {
+	enc, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return []byte(secret)
+	}
+	if key, err := base64.StdEncoding.DecodeString(enc); err == nil && len(key) > 0 {
+		return key
+	}
+	if key, err := base64.RawURLEncoding.DecodeString(enc); err == nil && len(key) > 0 {
+		return key
+	}
+	return []byte(secret)
+}
+
+// StandardSecret is secret as a Standard Webhooks library accepts it:
+// "whsec_" and the standard base64 of StandardKey. For the secrets
+// Keyport makes now it is the secret itself.
+func StandardSecret(secret string) string {
+	return SecretPrefix + base64.StdEncoding.EncodeToString(StandardKey(secret))
+}
+
+// SignStandard is the webhook-signature header of a call with message id
+// id and body sent at t, keyed with key (StandardKey of the secret).
+func SignStandard(key []byte, id string, t time.Time, body []byte) string {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(id))
+	h.Write([]byte("."))
+	h.Write([]byte(strconv.FormatInt(t.Unix(), 10)))
+	h.Write([]byte("."))
+	h.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
 // Verify checks a Keyport-Signature header against body, as a receiver
 // does: the signature must match (in constant time) and t must be within
 // tolerance of now.
@@ -255,8 +304,11 @@ func Verify(secret []byte, header string, body []byte, now time.Time, tolerance 
 
 // Call is one webhook call.
 type Call struct {
-	URL    string
-	Secret []byte
+	URL string
+	// Secret is the hook's secret as its owner got it ("whsec_…"): as
+	// written, it keys Keyport-Signature; StandardKey of it keys
+	// webhook-signature.
+	Secret string
 	ID     string // the event's ID (webhook-id)
 	Body   []byte
 	At     time.Time // the signature's time
@@ -279,9 +331,10 @@ func Post(ctx context.Context, client *http.Client, c Call) (Result, error) {
 	ts := strconv.FormatInt(c.At.Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Keyport-Webhooks")
-	req.Header.Set("Keyport-Signature", Sign(c.Secret, c.At, c.Body))
+	req.Header.Set("Keyport-Signature", Sign([]byte(c.Secret), c.At, c.Body))
 	req.Header.Set("Webhook-Id", c.ID)
 	req.Header.Set("Webhook-Timestamp", ts)
+	req.Header.Set("Webhook-Signature", SignStandard(StandardKey(c.Secret), c.ID, c.At, c.Body))
 	resp, err := client.Do(req)
 	res := Result{Latency: time.Since(start)}
 	if err != nil {

@@ -126,7 +126,7 @@ func TestClientRefusesResolvedLoopback(t *testing.T) {
 	defer recv.Close()
 	u, _ := url.Parse(recv.URL)
 	g, _ := NewGuard(nil)
-	_, err := Post(t.Context(), g.Client(), Call{URL: "http://localhost:" + u.Port() + "/in", Secret: []byte("s"), ID: "e1", Body: []byte("{}"), At: time.Now()})
+	_, err := Post(t.Context(), g.Client(), Call{URL: "http://localhost:" + u.Port() + "/in", Secret: "s", ID: "e1", Body: []byte("{}"), At: time.Now()})
 	if !errors.Is(err, ErrRefusedAddress) || Retry(Result{}, err) {
 		t.Fatalf("call to localhost: %v, want a refused address, not retried", err)
 	}
@@ -135,7 +135,7 @@ func TestClientRefusesResolvedLoopback(t *testing.T) {
 	}
 	// Allowed, the same call goes through.
 	allow, _ := NewGuard([]string{"127.0.0.0/8", "::1/128"})
-	if _, err := Post(t.Context(), allow.Client(), Call{URL: "http://localhost:" + u.Port() + "/in", Secret: []byte("s"), ID: "e1", Body: []byte("{}"), At: time.Now()}); err != nil {
+	if _, err := Post(t.Context(), allow.Client(), Call{URL: "http://localhost:" + u.Port() + "/in", Secret: "s", ID: "e1", Body: []byte("{}"), At: time.Now()}); err != nil {
 		t.Fatalf("allowed call: %v", err)
 	}
 	if hits.Load() != 1 {
@@ -153,7 +153,7 @@ func TestClientDoesNotFollowRedirects(t *testing.T) {
 	}))
 	defer recv.Close()
 	g, _ := NewGuard([]string{"127.0.0.0/8"})
-	res, err := Post(t.Context(), g.Client(), Call{URL: recv.URL, Secret: []byte("s"), ID: "e1", Body: []byte("{}"), At: time.Now()})
+	res, err := Post(t.Context(), g.Client(), Call{URL: recv.URL, Secret: "s", ID: "e1", Body: []byte("{}"), At: time.Now()})
 	if err == nil || res.Status != http.StatusTemporaryRedirect || Retry(res, err) {
 		t.Fatalf("redirected call: %+v, %v; want a 307 failure, not retried", res, err)
 	}
@@ -177,7 +177,7 @@ func TestSignatureRoundTrip(t *testing.T) {
 	g, _ := NewGuard([]string{"127.0.0.0/8"})
 	now := time.Now()
 	body := []byte(`{"id":"e1","type":"user.created"}`)
-	if _, err := Post(t.Context(), g.Client(), Call{URL: recv.URL, Secret: []byte("secret"), ID: "e1", Body: body, At: now}); err != nil {
+	if _, err := Post(t.Context(), g.Client(), Call{URL: recv.URL, Secret: "secret", ID: "e1", Body: body, At: now}); err != nil {
 		t.Fatal(err)
 	}
 	if got.id != "e1" || got.ts == "" || !strings.HasPrefix(got.sig, "t="+got.ts+",v1=") {

@@ -145,6 +145,20 @@ func portalWithEverything(t *testing.T) (*testServer, string, storage.User, *tes
 	if _, err := acct.Credentials.TrustDevice(ctx, alice, "2001:db8:85a3::8a2e:370:7334", firefoxOnLinux); err != nil {
 		t.Fatal(err)
 	}
+	// A webhook of alice's, off with its reason, with a delivery in its log.
+	hook, _, err := acct.Webhooks.Create(ctx, account.Actor{Kind: account.ActorUser, UserID: alice.ID}, true, account.NewWebhook{
+		URL: "https://hooks.engineering-department.example.com/keyport/account-events/receiver", EventTypes: []string{"user.password_reset_link_expired", "user.email_change_requested"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Main.Store.RecordWebhookDelivery(ctx, hook.ID, storage.WebhookDelivery{MessageID: "06h4rohvr4l6bc3gc98c98sfjg", EventID: "06h4rohvr73jlmc5btcenchij8",
+		EventType: "user.password_reset_link_expired", At: time.Now(), Attempt: 20, Error: "Post \"https://hooks.engineering-department.example.com/keyport/account-events/receiver\": context deadline exceeded"},
+		func(w *storage.Webhook) error {
+			w.Disabled, w.DisabledReason = true, "20 delivery attempts in a row failed; the last: context deadline exceeded"
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 2; i++ {
 		_, _ = acct.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong password " + itoa(int64(i)), IP: "2001:db8:85a3::8a2e:370:7334", UserAgent: firefoxOnLinux})
 	}
@@ -220,6 +234,8 @@ func tourEveryPage(t *testing.T, lang string) {
 		chromedp.SendKeys(chromedp.ID("ap_name"), "Phone mail app"),
 		chromedp.Click(chromedp.CSS(`form[action="/security/app-passwords"] button[type="submit"]`)))
 	tour.check("new app password")
+	tour.visit("your webhooks", "/security/webhooks", "#webhook-form")
+	tour.visit("your webhook", "/security/webhooks/"+tourHook(t, srv, alice.ID), "#deliveries-title")
 	tour.visit("activity", "/security/activity", "#sessions")
 	if lang == "en" {
 		c.screenshot("mobile-activity")
@@ -271,6 +287,9 @@ func tourEveryPage(t *testing.T, lang string) {
 	tour.visit("edit an upstream provider", "/admin/upstreams/partner-sso/edit", "#u-issuer")
 	tour.visit("remove a directory?", "/admin/directories/corp-ldap-europe-west/delete", `form[action="/admin/directories/corp-ldap-europe-west/delete"]`)
 	tour.visit("no such directory", "/admin/directories/nope/edit", "main h1")
+	tour.visit("webhooks", "/admin/webhooks", "#webhooks")
+	tour.visit("new webhook", "/admin/webhooks/new", "#h-url")
+	tour.visit("a user's webhook", "/admin/webhooks/"+tourHook(t, srv, alice.ID), "#webhook-form")
 	if len(tour.visited) < 33 {
 		t.Errorf("only %d pages visited: %v", len(tour.visited), tour.visited)
 	}
@@ -668,4 +687,15 @@ func TestBrowserTooLargeAvatar(t *testing.T) {
 	if srv.user(alice.ID).AvatarAt.IsZero() {
 		t.Error("the second upload did not set the avatar")
 	}
+}
+
+// tourHook is the ID of userID's first webhook (portalWithEverything
+// makes one).
+func tourHook(t *testing.T, srv *testServer, userID string) string {
+	t.Helper()
+	hooks, err := srv.Main.Store.ListWebhooksOf(context.Background(), userID)
+	if err != nil || len(hooks) == 0 {
+		t.Fatalf("the tour's webhook: %v %v", hooks, err)
+	}
+	return hooks[0].ID
 }

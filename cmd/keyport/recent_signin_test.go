@@ -38,6 +38,10 @@ func TestRecentSignInRoutesRefuseAStaleSession(t *testing.T) {
 	if begun := postPage(b, b.get(srv.URL+"/security"), "/security/totp/begin", url.Values{}); totpSecret(t, begun.Body) == "" {
 		t.Fatalf("bob's enrolment page: %d %s", begun.Status, truncateBody(begun.Body))
 	}
+	hook, _, err := srv.Main.Accounts.Webhooks.Create(context.Background(), account.Actor{Kind: account.ActorUser, UserID: alice.ID}, true, account.NewWebhook{URL: "https://hooks.example.com/alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stale := srv.Main.Config.Accounts.RecentAuth.Duration + time.Minute
 	clock.Add(stale)
 
@@ -91,6 +95,12 @@ func TestRecentSignInRoutesRefuseAStaleSession(t *testing.T) {
 		"POST /security/allowlist": {reauthNeeded, func() (int, string) {
 			return onPage(post(a, "/security/allowlist", url.Values{"allowed_networks": {"127.0.0.0/8"}}))
 		}},
+		"POST /security/webhooks": {reauthNeeded, func() (int, string) {
+			return onPage(post(a, "/security/webhooks", url.Values{"url": {"https://hooks.example.com/in"}}))
+		}},
+		"POST /security/webhooks/{id}/rotate-secret": {reauthNeeded, func() (int, string) {
+			return onPage(post(a, "/security/webhooks/"+hook.ID+"/rotate-secret", url.Values{"confirm": {"yes"}}))
+		}},
 	}
 
 	routes := srv.Main.Portal.RecentSignInRoutes()
@@ -135,6 +145,7 @@ type securityState struct {
 	TOTPSecret, TOTPPending    []byte
 	RecoveryCodes, AllowedNets []string
 	Credentials                map[string][]string // kind: IDs
+	Webhooks                   map[string]string   // ID: sealed secret
 }
 
 func stateOf(t *testing.T, srv *testServer, userID string) securityState {
@@ -150,6 +161,14 @@ func stateOf(t *testing.T, srv *testServer, userID string) securityState {
 		for _, c := range cs {
 			st.Credentials[kind] = append(st.Credentials[kind], c.ID)
 		}
+	}
+	hooks, err := srv.Main.Store.ListWebhooksOf(context.Background(), userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Webhooks = map[string]string{}
+	for _, h := range hooks {
+		st.Webhooks[h.ID] = string(h.SealedSecret)
 	}
 	return st
 }
