@@ -7,7 +7,7 @@ package account
 // with the events the package writes.
 var WebhookEventTypes = []string{
 	"user.created", "user.updated", "user.deleted", "user.blocked", "user.unblocked",
-	"user.email_verified", "user.email_verification_sent", "user.email_change_requested", "user.email_confirmed",
+	"user.email_verified", "user.email_verification_sent", "user.email_change_requested", "user.email_confirmed", "user.recovery_email_confirmed",
 	"user.invitation_accepted", "user.invitation_expired",
 	"user.password_reset_requested", "user.password_reset_link_created", "user.password_reset_link_expired", "user.password_reset", "user.password_set",
 	"user.second_factors_reset", "user.sessions_ended",
