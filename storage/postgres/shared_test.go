@@ -188,26 +188,28 @@ func TestLeadKeysAreDistinctPerName(t *testing.T) {
 // it reports; it returns once the watch is ready.
 type watcher struct {
 	topics chan string
-	done   chan error
+	ended  chan struct{} // closed when WatchChanges has returned err
+	err    error
 	cancel context.CancelFunc
 }
 
 func startWatch(t *testing.T, d *DB) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	w := &watcher{topics: make(chan string, 100), done: make(chan error, 1), cancel: cancel}
+	w := &watcher{topics: make(chan string, 100), ended: make(chan struct{}), cancel: cancel}
 	ready := make(chan struct{})
 	go func() {
-		w.done <- d.WatchChanges(ctx, func() { close(ready) }, func(topic string) { w.topics <- topic })
+		defer close(w.ended)
+		w.err = d.WatchChanges(ctx, func() { close(ready) }, func(topic string) { w.topics <- topic })
 	}()
 	t.Cleanup(func() {
 		cancel()
-		<-w.done
+		<-w.ended
 	})
 	select {
 	case <-ready:
-	case err := <-w.done:
-		t.Fatalf("WatchChanges ended before it was ready: %v", err)
+	case <-w.ended:
+		t.Fatalf("WatchChanges ended before it was ready: %v", w.err)
 	case <-time.After(eventually):
 		t.Fatal("WatchChanges did not call ready")
 	}
@@ -220,8 +222,8 @@ func (w *watcher) next(t *testing.T, after string) string {
 	select {
 	case topic := <-w.topics:
 		return topic
-	case err := <-w.done:
-		t.Fatalf("after %s: WatchChanges ended: %v", after, err)
+	case <-w.ended:
+		t.Fatalf("after %s: WatchChanges ended: %v", after, w.err)
 	case <-time.After(eventually):
 		t.Fatalf("after %s: no notice within %v", after, eventually)
 	}
@@ -229,10 +231,31 @@ func (w *watcher) next(t *testing.T, after string) string {
 }
 
 func TestWatchChangesReportsOtherProcessesWrites(t *testing.T) {
-	dbs, _ := openProcesses(t, 2)
+	dbs, admin := openProcesses(t, 2)
 	writer, reader := dbs[0], dbs[1]
 	w := startWatch(t, reader)
 	ctx := t.Context()
+	// The watch outlives quiet spells: it pings its connection when no
+	// notice came for LeadCheck, and goes on listening.
+	for deadline := time.Now().Add(eventually); ; time.Sleep(10 * time.Millisecond) {
+		var pinged bool
+		err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE datname = current_database() AND query = '-- ping')`).Scan(&pinged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pinged {
+			break
+		}
+		select {
+		case <-w.ended:
+			t.Fatalf("WatchChanges ended in a quiet spell: %v", w.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch did not ping its connection within %v", eventually)
+		}
+	}
 	now := time.Date(2026, time.December, 7, 0, 0, 0, 0, time.UTC)
 	must := func(err error) {
 		t.Helper()
@@ -329,11 +352,10 @@ func TestWatchChangesReportsOtherProcessesWrites(t *testing.T) {
 
 	w.cancel()
 	select {
-	case err := <-w.done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("WatchChanges after cancel: %v, want context.Canceled", err)
+	case <-w.ended:
+		if !errors.Is(w.err, context.Canceled) {
+			t.Fatalf("WatchChanges after cancel: %v, want context.Canceled", w.err)
 		}
-		w.done <- err // for the cleanup
 	case <-time.After(eventually):
 		t.Fatal("WatchChanges did not return after its context was canceled")
 	}
@@ -353,11 +375,10 @@ func TestWatchChangesEndsWhenItsConnectionFails(t *testing.T) {
 	}
 	terminate(t, admin, pid)
 	select {
-	case err := <-w.done:
-		if err == nil || errors.Is(err, context.Canceled) {
-			t.Fatalf("WatchChanges on a terminated connection returned %v, want the connection's error", err)
+	case <-w.ended:
+		if w.err == nil || errors.Is(w.err, context.Canceled) {
+			t.Fatalf("WatchChanges on a terminated connection returned %v, want the connection's error", w.err)
 		}
-		w.done <- err
 	case <-time.After(eventually):
 		t.Fatal("WatchChanges did not return after its connection was terminated")
 	}
