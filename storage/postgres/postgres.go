@@ -34,6 +34,12 @@
 // CreateCodeTokens is createTokensTx plus addSessionClientTx in one
 // transaction.
 //
+// Several processes on one database (storage.Shared, shared.go): a job's
+// lead is a session-level advisory lock on a connection held out of the
+// pool; a write to records that processes keep in memory (the topics of
+// storage.Change*) announces itself in its own transaction, through
+// execNotify or notifyTx, so a new write of such records must too.
+//
 // Read-modify-write methods (UpdateUser, UpdateGroup, UpdateCredential, …)
 // run in READ COMMITTED and lock the row they read (SELECT … FOR UPDATE):
 // the caller's fn runs once, concurrent updates of one record queue, and
@@ -74,13 +80,18 @@ type Options struct {
 	MaxConns int32
 	// Logger receives migration messages. Default: discard.
 	Logger *slog.Logger
+	// LeadCheck is how often a held lead's connection and a change
+	// watch's connection are pinged (see shared.go). Default
+	// DefaultLeadCheck.
+	LeadCheck time.Duration
 }
 
 // DB is a PostgreSQL-backed storage.Store.
 type DB struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
-	log  *slog.Logger
+	pool      *pgxpool.Pool
+	now       func() time.Time
+	log       *slog.Logger
+	leadCheck time.Duration
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -101,7 +112,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	d := &DB{pool: pool, now: opts.Now, log: opts.Logger}
+	d := &DB{pool: pool, now: opts.Now, log: opts.Logger, leadCheck: opts.LeadCheck}
+	if d.leadCheck <= 0 {
+		d.leadCheck = DefaultLeadCheck
+	}
 	if d.now == nil {
 		d.now = time.Now
 	}

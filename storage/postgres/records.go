@@ -52,7 +52,7 @@ func (d *DB) PutSetting(ctx context.Context, name string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+	_, err := d.execNotify(ctx, storage.ChangeSettings, `INSERT INTO settings (name, value) VALUES ($1, $2)
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 	return dbErr(fmt.Sprintf("put setting %q", name), err)
 }
@@ -78,7 +78,7 @@ func (d *DB) PutSigningKey(ctx context.Context, k storage.SigningKey) error {
 	if k.ID == "" {
 		return fmt.Errorf("put signing key: empty ID: %w", storage.ErrInvalid)
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO signing_keys (id, algorithm, sealed_key, public_jwk, created_at, retired_at, verify_till)
+	_, err := d.execNotify(ctx, storage.ChangeSigningKeys, `INSERT INTO signing_keys (id, algorithm, sealed_key, public_jwk, created_at, retired_at, verify_till)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (id) DO UPDATE SET algorithm = excluded.algorithm, sealed_key = excluded.sealed_key,
 			public_jwk = excluded.public_jwk, created_at = excluded.created_at,
@@ -88,7 +88,7 @@ func (d *DB) PutSigningKey(ctx context.Context, k storage.SigningKey) error {
 }
 
 func (d *DB) DeleteSigningKey(ctx context.Context, id string) error {
-	tag, err := d.pool.Exec(ctx, "DELETE FROM signing_keys WHERE id = $1", id)
+	tag, err := d.execNotify(ctx, storage.ChangeSigningKeys, "DELETE FROM signing_keys WHERE id = $1", id)
 	return deleted("delete signing key", id, tag, err)
 }
 
@@ -96,7 +96,7 @@ func (d *DB) PutDirectory(ctx context.Context, dir storage.Directory) error {
 	if dir.ID == "" || dir.Type == "" {
 		return fmt.Errorf("put directory: empty ID or type: %w", storage.ErrInvalid)
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO directories (id, type, settings, sealed_secret, created_at, updated_at)
+	_, err := d.execNotify(ctx, storage.ChangeDirectories, `INSERT INTO directories (id, type, settings, sealed_secret, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (id) DO UPDATE SET type = excluded.type, settings = excluded.settings,
 			sealed_secret = excluded.sealed_secret, created_at = excluded.created_at, updated_at = excluded.updated_at`,
@@ -132,7 +132,7 @@ func (d *DB) ListDirectories(ctx context.Context) ([]storage.Directory, error) {
 }
 
 func (d *DB) DeleteDirectory(ctx context.Context, id string) error {
-	tag, err := d.pool.Exec(ctx, "DELETE FROM directories WHERE id = $1", id)
+	tag, err := d.execNotify(ctx, storage.ChangeDirectories, "DELETE FROM directories WHERE id = $1", id)
 	return deleted("delete directory", id, tag, err)
 }
 

@@ -19,7 +19,7 @@ func (d *DB) CreateWebhook(ctx context.Context, w storage.Webhook) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, "INSERT INTO webhooks (id, owner_user_id, created_at, record) VALUES ($1, $2, $3, $4)",
+	_, err = d.execNotify(ctx, storage.ChangeWebhooks, "INSERT INTO webhooks (id, owner_user_id, created_at, record) VALUES ($1, $2, $3, $4)",
 		w.ID, w.OwnerUserID, w.CreatedAt, rec)
 	return dbErr(fmt.Sprintf("create webhook %q", w.ID), err)
 }
@@ -55,8 +55,10 @@ func (d *DB) UpdateWebhook(ctx context.Context, id string, fn func(*storage.Webh
 	var out storage.Webhook
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		out, err = updateWebhookTx(ctx, tx, id, fn)
-		return err
+		if out, err = updateWebhookTx(ctx, tx, id, fn); err != nil {
+			return err
+		}
+		return notifyTx(ctx, tx, storage.ChangeWebhooks)
 	})
 	if err != nil {
 		return storage.Webhook{}, dbErr(fmt.Sprintf("update webhook %q", id), err)
@@ -91,7 +93,7 @@ func updateWebhookTx(ctx context.Context, tx pgx.Tx, id string, fn func(*storage
 
 // DeleteWebhook removes the webhook; its log goes by the foreign key.
 func (d *DB) DeleteWebhook(ctx context.Context, id string) error {
-	tag, err := d.pool.Exec(ctx, "DELETE FROM webhooks WHERE id = $1", id)
+	tag, err := d.execNotify(ctx, storage.ChangeWebhooks, "DELETE FROM webhooks WHERE id = $1", id)
 	return deleted("delete webhook", id, tag, err)
 }
 
@@ -100,10 +102,25 @@ func (d *DB) DeleteWebhook(ctx context.Context, id string) error {
 func (d *DB) RecordWebhookDelivery(ctx context.Context, id string, delivery storage.WebhookDelivery, fn func(*storage.Webhook) error) (storage.Webhook, error) {
 	delivery.Error = truncateUTF8(delivery.Error, storage.MaxOutboxError)
 	var out storage.Webhook
+	disabledChanged := false // processes that deliver keep the Disabled switch in memory
+	watched := fn
+	if fn != nil {
+		watched = func(w *storage.Webhook) error {
+			before := w.Disabled
+			err := fn(w)
+			disabledChanged = w.Disabled != before
+			return err
+		}
+	}
 	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		if out, err = updateWebhookTx(ctx, tx, id, fn); err != nil {
+		if out, err = updateWebhookTx(ctx, tx, id, watched); err != nil {
 			return err
+		}
+		if disabledChanged {
+			if err := notifyTx(ctx, tx, storage.ChangeWebhooks); err != nil {
+				return err
+			}
 		}
 		rec, err := marshal(delivery)
 		if err != nil {
