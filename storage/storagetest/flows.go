@@ -484,6 +484,51 @@ var authRequestTests = []test{
 		}
 		equal(t, wins, 1, "successful redemptions")
 	}},
+	{"PendingLimitsConcurrentCreates", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		// Creates at once (on several connections, as replicas make them)
+		// keep both limits, and every request that is gone was counted
+		// as evicted by exactly one of them. Each round's creates start
+		// together, and the limits are checked after every round.
+		ctx := t.Context()
+		limits := storage.PendingLimits{PerOrigin: 2, Total: 3}
+		const writers, rounds, origins = 8, 8, 4
+		origin := func(w int) string { return fmt.Sprintf("192.0.2.%d", w%origins) }
+		created, evicted := 0, 0
+		for round := range rounds {
+			counts := make([]int, writers)
+			errs := concurrently(writers, func(w int) error {
+				a := newAuthRequest(fmt.Sprintf("w%d-%d", w, round), c.Now(), 10*time.Minute)
+				a.Origin = origin(w)
+				n, err := s.CreateAuthRequest(ctx, a, limits)
+				counts[w] = n
+				return err
+			})
+			live, byOrigin := 0, map[string]int{}
+			for w, err := range errs {
+				ok(t, err, "round %d: writer %d", round, w)
+				created++
+				evicted += counts[w]
+				for r := 0; r <= round; r++ {
+					_, err := s.GetAuthRequest(ctx, fmt.Sprintf("w%d-%d", w, r))
+					if err == nil {
+						live++
+						byOrigin[origin(w)]++
+					} else {
+						isErr(t, err, storage.ErrNotFound, "request w%d-%d", w, r)
+					}
+				}
+			}
+			if live > limits.Total {
+				t.Fatalf("round %d: %d requests pending, the limit is %d", round, live, limits.Total)
+			}
+			for o, n := range byOrigin {
+				if n > limits.PerOrigin {
+					t.Fatalf("round %d: %d requests of %s pending, the limit is %d", round, n, o, limits.PerOrigin)
+				}
+			}
+			equal(t, live+evicted, created, "round %d: pending plus evicted", round)
+		}
+	}},
 	{"ReplayRacesTheExchange", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// A replay marked while the exchange stores its tokens, on another
 		// connection (another replica): whichever comes first, once the
