@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -40,60 +39,8 @@ func openTest(t *testing.T, now func() time.Time) *DB {
 	return d
 }
 
-// implemented are the conformance groups (or "Group/Subtest" for a test
-// of a group not all of whose tests can pass yet) that this backend
-// passes; the others are skipped, so CI runs exactly these. An area's
-// engineer adds its groups when deleting its stub file; this list goes
-// when the last stub does, and TestConformance then runs everything.
-var implemented = []string{
-	"Users/CreateGet", "Users/GetUserByLogin", "Users/UsernamesAndEmailsShareOneNamespace", "Users/List",
-	"Users/UpdateRename", "Users/UpdateConflict", "Users/UpdateErrors", "Users/Delete",
-	"Users/ConcurrentCreatesOfOneName", "Users/ConcurrentUpdatesLoseNothing",
-	"Users/DeleteTakesSessionsTokensAndGrants",
-	"Identities",
-	"UserSearch/EveryFilterAloneAndCombined", "UserSearch/UnicodeCaseFolding", "UserSearch/PagingWhileUsersChange",
-	"UserSearch/BadQueriesAndForeignCursors", "UserSearch/ReservationOfANameTakenAgain",
-	"ImportUsers",
-	"Groups",
-	"Settings",
-	"SigningKeys",
-	"Directories",
-	"Clients",
-	"ClientRecords",
-	"AuthRequests",
-	"Sessions",
-	"Sweep",
-	"Grants",
-	"GrantLists/ListOneUsersGrants", "GrantLists/DeleteOneGrant",
-	"GrantLists/TokensMoveLastUse",
-	"Tokens",
-	"OneTimeTokens",
-	"LoginAttempts",
-	"Throttles",
-	"Audit",
-	"Outbox",
-	"Webhooks",
-	"SignInAudit/RecordSignInAppendsTheEvent", "SignInAudit/RecordSignInWithoutEvent", "SignInAudit/RecordSignInBadEventWritesNothing",
-	"SignInAudit/RecordSignInTakenEventWritesNothing", "SignInAudit/RecordSignInFailureWritesNoEvent",
-	"SignInAudit/RecordAttemptWritesBoth", "SignInAudit/RecordAttemptBadEventWritesNothing",
-	"SignInAudit/PutGrantWritesBoth", "SignInAudit/PutGrantBadEventWritesNothing",
-	"SignInAudit/EventsCarryTheirOutboxMessages",
-	"SignIns",
-	"UserSearch/IndexFollowsEveryWrite", "UserSearch/ReservedNames",
-	"Credentials/CreateGetList", "Credentials/CreateRefusesIncomplete", "Credentials/ConflictsWriteNothing",
-	"Credentials/Update", "Credentials/ListExpiringTokens", "Credentials/ExpiryAndSweep", "Credentials/UpdateMovesExpiry",
-	"Credentials/Delete", "Credentials/DeleteUserCascades", "Credentials/Avatars", "Credentials/UserProfileFieldsRoundTrip",
-	"Credentials/ListUserSessions", "Credentials/OneTimeTokenData",
-	"Credentials/UpdateCarriesOutboxMessages",
-}
-
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T, now func() time.Time) storage.Store {
-		name := strings.TrimPrefix(t.Name(), "TestConformance/")
-		group, _, _ := strings.Cut(name, "/")
-		if !slices.Contains(implemented, name) && !slices.Contains(implemented, group) {
-			t.Skip("not implemented in storage/postgres yet (see implemented)")
-		}
 		return openTest(t, now)
 	})
 }
@@ -208,15 +155,5 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "999") {
 		t.Fatalf("the error does not name the database's version: %v", err)
-	}
-}
-
-// The stubs say what they are, so a caller that reaches one learns it is
-// not a bug of its own.
-func TestStubsAreUnsupported(t *testing.T) {
-	d := openTest(t, time.Now)
-	err := d.Backup(t.Context(), io.Discard)
-	if !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("a stub returned %v, want errors.ErrUnsupported", err)
 	}
 }
