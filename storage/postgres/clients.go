@@ -12,13 +12,14 @@ import (
 // clientRecords are the statements DeleteClient runs in its transaction
 // to delete what was issued to the client or is bound to it ($1 is the
 // client's ID). An area whose records belong to a client adds its
-// statement here when its table lands: auth requests with their codes and
-// redemptions still have to.
+// statement here when its table lands.
 var clientRecords = []string{
 	"DELETE FROM credentials WHERE client_id = $1",
 	"DELETE FROM grants WHERE client_id = $1",
 	"DELETE FROM access_tokens WHERE client_id = $1",
 	"DELETE FROM refresh_families WHERE client_id = $1",
+	"DELETE FROM auth_requests WHERE client_id = $1", // their codes go by the foreign key
+	"DELETE FROM redeemed_codes WHERE client_id = $1",
 }
 
 func scanClient(r pgx.Row) (storage.Client, error) {

@@ -2,11 +2,12 @@
 // through github.com/jackc/pgx/v5, so that several Keyport processes can
 // share one database.
 //
-// INCOMPLETE: the backend is being built area by area. Every method of an
-// area not written yet lives in a stub_*.go file and returns an error
-// wrapping errors.ErrUnsupported; the backend is not usable until no stub
-// file is left (postgres_test.go's implemented list says which conformance
-// groups pass). Do not wire it into the configuration before then.
+// It implements every storage interface and passes the whole conformance
+// suite (storage/storagetest), as storage/bolt does. Sign-ins in progress
+// (authorization requests, their codes and redemptions: authrequests.go)
+// live here too, so a browser may start at one replica and finish at
+// another. Backup writes a consistent logical copy that Restore loads into
+// a new database (backup.go describes the format).
 //
 // Layout. Each area (users, groups, clients, …) has its tables in one SQL
 // file, schema/NNN_area.sql, and its methods in area.go. A record is kept
@@ -19,11 +20,13 @@
 // storage.ErrConflict (see dbErr).
 //
 // Adding an area: write schema/NNN_area.sql (the number orders the files;
-// take a free number), area.go with the methods, delete the area's stub
-// file, add its conformance groups to implemented in postgres_test.go. If
-// a user's or a client's deletion must take the area's records along, add
-// the statement to userRecords (users.go) or clientRecords (clients.go);
-// if its records expire, add a step to sweepSteps (sweep.go).
+// take a free number) and area.go with the methods, and conformance tests
+// for them in storage/storagetest. If a user's or a client's deletion must
+// take the area's records along, add the statement to userRecords
+// (users.go) or clientRecords (clients.go); if its records expire, add a
+// step to sweepSteps (sweep.go). Backup copies every table of the schema
+// by itself; give the round trip's fixture (fillEveryTable in
+// backup_test.go) a record of each new table.
 //
 // Writes that span areas go through helpers that take the caller's
 // transaction (pgx.Tx), so one change commits whole or not at all:
@@ -32,7 +35,8 @@
 // (loginattempts.go), touchGrantTx (grants.go), createTokensTx and
 // revokeClientTokensTx (tokens.go). The auth requests area's
 // CreateCodeTokens is createTokensTx plus addSessionClientTx in one
-// transaction.
+// transaction, which holds a share lock on the code's redemption so a
+// replay marked meanwhile waits for it (authrequests.go).
 //
 // Several processes on one database (storage.Shared, shared.go): a job's
 // lead is a session-level advisory lock on a connection held out of the
@@ -44,7 +48,9 @@
 // run in READ COMMITTED and lock the row they read (SELECT … FOR UPDATE):
 // the caller's fn runs once, concurrent updates of one record queue, and
 // uniqueness is left to the indexes. Where there may be no row to lock
-// (throttles) a transaction-scoped advisory lock per key does the same.
+// (throttles) a transaction-scoped advisory lock per key does the same;
+// CreateAuthRequest counts the pending sign-ins under such locks (one for
+// the total, one per origin), so replicas keep the limits together.
 //
 // Schema files are applied, in name order, as migration 1 (see migrate.go)
 // while the backend has not shipped, so areas land in parallel without
@@ -53,7 +59,8 @@
 //
 // Time: the store reads the clock only through Options.Now. Times are kept
 // as timestamptz, to the microsecond (PostgreSQL's resolution), and read
-// back in UTC.
+// back in UTC; tokens and sign-ins in progress compare their deadlines as
+// Unix nanoseconds (bigint), to the nanosecond their records hold.
 package postgres
 
 import (

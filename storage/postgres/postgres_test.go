@@ -39,59 +39,8 @@ func openTest(t *testing.T, now func() time.Time) *DB {
 	return d
 }
 
-// implemented are the conformance groups (or "Group/Subtest" for a test
-// of a group not all of whose tests can pass yet) that this backend
-// passes; the others are skipped, so CI runs exactly these. An area's
-// engineer adds its groups when deleting its stub file; this list goes
-// when the last stub does, and TestConformance then runs everything.
-var implemented = []string{
-	"Users/CreateGet", "Users/GetUserByLogin", "Users/UsernamesAndEmailsShareOneNamespace", "Users/List",
-	"Users/UpdateRename", "Users/UpdateConflict", "Users/UpdateErrors", "Users/Delete",
-	"Users/ConcurrentCreatesOfOneName", "Users/ConcurrentUpdatesLoseNothing",
-	"Users/DeleteTakesSessionsTokensAndGrants",
-	"Identities",
-	"UserSearch/EveryFilterAloneAndCombined", "UserSearch/UnicodeCaseFolding", "UserSearch/PagingWhileUsersChange",
-	"UserSearch/BadQueriesAndForeignCursors", "UserSearch/ReservationOfANameTakenAgain",
-	"ImportUsers",
-	"Groups",
-	"Settings",
-	"SigningKeys",
-	"Directories",
-	"Clients",
-	// ClientRecords: tokens, auth requests
-	"Sessions/CRUD", "Sessions/Expiry", "Sessions/DeleteUserSessions",
-	// Sessions/AddSessionClient: CreateCodeTokens (auth requests, tokens)
-	"Grants",
-	"GrantLists/ListOneUsersGrants", "GrantLists/DeleteOneGrant",
-	"GrantLists/TokensMoveLastUse",
-	"Tokens",
-	"OneTimeTokens",
-	"LoginAttempts",
-	"Throttles",
-	"Audit",
-	"Outbox",
-	"Webhooks",
-	"SignInAudit/RecordSignInAppendsTheEvent", "SignInAudit/RecordSignInWithoutEvent", "SignInAudit/RecordSignInBadEventWritesNothing",
-	"SignInAudit/RecordSignInTakenEventWritesNothing", "SignInAudit/RecordSignInFailureWritesNoEvent",
-	"SignInAudit/RecordAttemptWritesBoth", "SignInAudit/RecordAttemptBadEventWritesNothing",
-	"SignInAudit/PutGrantWritesBoth", "SignInAudit/PutGrantBadEventWritesNothing",
-	"SignInAudit/EventsCarryTheirOutboxMessages",
-	"SignIns",
-	"UserSearch/IndexFollowsEveryWrite", "UserSearch/ReservedNames",
-	"Credentials/CreateGetList", "Credentials/CreateRefusesIncomplete", "Credentials/ConflictsWriteNothing",
-	"Credentials/Update", "Credentials/ListExpiringTokens", "Credentials/ExpiryAndSweep", "Credentials/UpdateMovesExpiry",
-	"Credentials/Delete", "Credentials/DeleteUserCascades", "Credentials/Avatars", "Credentials/UserProfileFieldsRoundTrip",
-	"Credentials/ListUserSessions", "Credentials/OneTimeTokenData",
-	"Credentials/UpdateCarriesOutboxMessages",
-}
-
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T, now func() time.Time) storage.Store {
-		name := strings.TrimPrefix(t.Name(), "TestConformance/")
-		group, _, _ := strings.Cut(name, "/")
-		if !slices.Contains(implemented, name) && !slices.Contains(implemented, group) {
-			t.Skip("not implemented in storage/postgres yet (see implemented)")
-		}
 		return openTest(t, now)
 	})
 }
@@ -207,76 +156,4 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "999") {
 		t.Fatalf("the error does not name the database's version: %v", err)
 	}
-}
-
-// The stubs say what they are, so a caller that reaches one learns it is
-// not a bug of its own.
-func TestStubsAreUnsupported(t *testing.T) {
-	d := openTest(t, time.Now)
-	_, err := d.GetAuthRequest(t.Context(), "x")
-	if !errors.Is(err, errors.ErrUnsupported) {
-		t.Fatalf("a stub returned %v, want errors.ErrUnsupported", err)
-	}
-}
-
-// Until the auth requests area lands, ClientRecords cannot run; what of
-// it the written areas hold is tested here: deleting an app deletes the
-// app passwords, grants and tokens bound to it and no others, and an
-// update that revokes tokens revokes the app's only.
-func TestDeleteClientTakesWhatIsBoundToIt(t *testing.T) {
-	now := time.Date(2026, time.March, 1, 12, 0, 0, 0, time.UTC)
-	d := openTest(t, func() time.Time { return now })
-	ctx := t.Context()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	gone := func(err error, what string) {
-		t.Helper()
-		if !errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("%s: %v, want ErrNotFound", what, err)
-		}
-	}
-	for _, c := range []string{"app", "other"} {
-		must(d.CreateClient(ctx, storage.Client{ID: c, CreatedAt: now}))
-		must(d.PutGrant(ctx, storage.Grant{UserID: "u1", ClientID: c, CreatedAt: now, UpdatedAt: now}, nil))
-		r := storage.RefreshToken{Hash: "h-" + c, ID: "r-" + c, FamilyID: "f-" + c, ClientID: c, UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-		must(d.CreateTokens(ctx, storage.AccessToken{ID: "a-" + c, ClientID: c, UserID: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, &r))
-		must(d.CreateTokens(ctx, storage.AccessToken{ID: "m-" + c, ClientID: c, Subject: c, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, nil))
-	}
-	for id, client := range map[string]string{"pw-app": "app", "pw-other": "other", "pw-any": ""} {
-		must(d.CreateCredential(ctx, storage.Credential{ID: id, UserID: "u1", Kind: storage.KindAppPassword, Hash: "h-" + id, ClientID: client, CreatedAt: now}))
-	}
-	must(d.DeleteClient(ctx, "app"))
-	_, err := d.GetCredential(ctx, "u1", "pw-app")
-	gone(err, "the deleted app's app password")
-	_, err = d.GetGrant(ctx, "u1", "app")
-	gone(err, "the grant to the deleted app")
-	for _, id := range []string{"a-app", "m-app"} {
-		_, err = d.GetAccessToken(ctx, id)
-		gone(err, "access token "+id)
-	}
-	_, err = d.GetRefreshTokenByID(ctx, "r-app")
-	gone(err, "the deleted app's refresh token")
-	for _, id := range []string{"pw-other", "pw-any"} {
-		_, err := d.GetCredential(ctx, "u1", id)
-		must(err)
-	}
-	_, err = d.GetGrant(ctx, "u1", "other")
-	must(err)
-
-	c, n, err := d.UpdateClientRevokingTokens(ctx, "other", func(c storage.Client) (storage.Client, error) {
-		c.Name = "changed"
-		return c, nil
-	})
-	must(err)
-	if c.Name != "changed" || n != 3 {
-		t.Fatalf("update revoking tokens: %+v, %d tokens, want the new name and 3 (a-other, m-other, r-other)", c, n)
-	}
-	_, err = d.GetAccessToken(ctx, "m-other")
-	gone(err, "the machine token of an app whose tokens were revoked")
-	_, err = d.GetGrant(ctx, "u1", "other")
-	must(err) // consent is not a token
 }

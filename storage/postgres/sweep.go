@@ -24,6 +24,8 @@ var sweepSteps = []sweepStep{
 	sweepOutbox,
 	sweepTokens,
 	sweepSeals,
+	sweepAuthRequests, // their codes go by the foreign key
+	sweepRedeemedCodes,
 }
 
 // Sweep deletes what has expired as of now.

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -482,6 +483,99 @@ var authRequestTests = []test{
 			isErr(t, err, storage.ErrTokenReused, "redeemer %d", i)
 		}
 		equal(t, wins, 1, "successful redemptions")
+	}},
+	{"PendingLimitsConcurrentCreates", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		// Creates at once (on several connections, as replicas make them)
+		// keep both limits, and every request that is gone was counted
+		// as evicted by exactly one of them. Each round's creates start
+		// together, and the limits are checked after every round.
+		ctx := t.Context()
+		limits := storage.PendingLimits{PerOrigin: 2, Total: 3}
+		const writers, rounds, origins = 8, 8, 4
+		origin := func(w int) string { return fmt.Sprintf("192.0.2.%d", w%origins) }
+		created, evicted := 0, 0
+		for round := range rounds {
+			counts := make([]int, writers)
+			errs := concurrently(writers, func(w int) error {
+				a := newAuthRequest(fmt.Sprintf("w%d-%d", w, round), c.Now(), 10*time.Minute)
+				a.Origin = origin(w)
+				n, err := s.CreateAuthRequest(ctx, a, limits)
+				counts[w] = n
+				return err
+			})
+			live, byOrigin := 0, map[string]int{}
+			for w, err := range errs {
+				ok(t, err, "round %d: writer %d", round, w)
+				created++
+				evicted += counts[w]
+				for r := 0; r <= round; r++ {
+					_, err := s.GetAuthRequest(ctx, fmt.Sprintf("w%d-%d", w, r))
+					if err == nil {
+						live++
+						byOrigin[origin(w)]++
+					} else {
+						isErr(t, err, storage.ErrNotFound, "request w%d-%d", w, r)
+					}
+				}
+			}
+			if live > limits.Total {
+				t.Fatalf("round %d: %d requests pending, the limit is %d", round, live, limits.Total)
+			}
+			for o, n := range byOrigin {
+				if n > limits.PerOrigin {
+					t.Fatalf("round %d: %d requests of %s pending, the limit is %d", round, n, o, limits.PerOrigin)
+				}
+			}
+			equal(t, live+evicted, created, "round %d: pending plus evicted", round)
+		}
+	}},
+	{"ReplayRacesTheExchange", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		// A replay marked while the exchange stores its tokens, on another
+		// connection (another replica): whichever comes first, once the
+		// replay has revoked what the mark named, none of the code's
+		// tokens is left. A store that checks the mark before its tokens
+		// are visible to the revocation loses that race now and then.
+		ctx, now := t.Context(), c.Now()
+		const rounds = 40
+		for i := range rounds {
+			id, code, fid, aid := fmt.Sprintf("ar%d", i), fmt.Sprintf("code%d", i), fmt.Sprintf("f%d", i), fmt.Sprintf("a%d", i)
+			ok(t, createAuthRequest(ctx, s, newAuthRequest(id, now, 10*time.Minute)), "create %s", id)
+			ok(t, s.IssueCode(ctx, id, code, now.Add(time.Minute)), "issue %s", code)
+			issue := storage.IssuedTokens{AccessTokenID: aid, FamilyID: fid}
+			_, err := s.RedeemCode(ctx, code, "app", issue)
+			ok(t, err, "redeem %s", code)
+			r := newRefresh("r"+fid, fid, "u1", "app", now, time.Hour)
+			errs := concurrently(2, func(j int) error {
+				if j == 0 {
+					err := s.CreateCodeTokens(ctx, code, newAccess(aid, fid, "u1", "app", now, time.Hour), &r, "")
+					if errors.Is(err, storage.ErrTokenReused) {
+						return nil // the mark came first
+					}
+					return err
+				}
+				issued, err := s.MarkCodeReplayed(ctx, code, "app")
+				if err != nil {
+					return err
+				}
+				if issued != issue {
+					return fmt.Errorf("the mark named %+v, the redemption %+v", issued, issue)
+				}
+				// What the provider does with it (opStorage.revokeIssued).
+				if err := s.RevokeFamily(ctx, issued.FamilyID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				if err := s.DeleteAccessToken(ctx, issued.AccessTokenID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+					return err
+				}
+				return nil
+			})
+			ok(t, errs[0], "round %d: the exchange", i)
+			ok(t, errs[1], "round %d: the replay", i)
+			_, err = s.GetAccessToken(ctx, aid)
+			isErr(t, err, storage.ErrNotFound, "round %d: the access token of a replayed code", i)
+			_, err = s.GetRefreshTokenByID(ctx, r.ID)
+			isErr(t, err, storage.ErrNotFound, "round %d: the refresh token of a replayed code", i)
+		}
 	}},
 	{"ConcurrentWrites", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		// Many requests created, completed and redeemed at once must not
