@@ -44,8 +44,9 @@ func startReplicas(t *testing.T) *replicaSet {
 	lnA := listenLoopback(t)
 	r.a = startServerWith(t, serverOptions{ln: lnA, issuer: issuer, mutate: func(c *config.Config) {
 		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, r.dsn, r.key
+		c.Tokens.RefreshReuseGrace = config.Duration{} // a reuse is a reuse at once, not a retry
 	}})
-	r.b = startChild(t, "", "[storage]\ntype = \"postgres\"\n", "KEYPORT_ISSUER="+issuer, "KEYPORT_STORAGE_DSN="+r.dsn, "KEYPORT_SECRET_KEY_FILE="+r.key)
+	r.b = startChild(t, "", "[storage]\ntype = \"postgres\"\n[tokens]\nrefresh_reuse_grace = \"0s\"\n", "KEYPORT_ISSUER="+issuer, "KEYPORT_STORAGE_DSN="+r.dsn, "KEYPORT_SECRET_KEY_FILE="+r.key)
 	r.lb = haproxytest.StartOn(t, r.addr, r.a.addr, r.b.Addr)
 	return r
 }
@@ -76,6 +77,7 @@ func TestReplicasBehindALoadBalancer(t *testing.T) {
 	a := r.a
 	a.createUser("alice", false)
 	c := a.createClient(account.NewClient{ID: "app", Name: "App", RedirectURIs: []string{"http://127.0.0.1:9/callback/app"}, SkipConsent: true})
+	c.oauth.Scopes = append(c.oauth.Scopes, "offline_access")
 
 	// Sign in at a, redeem at b.
 	br := newBrowser(t)
@@ -229,8 +231,8 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 		}
 	}
 	// Sign-ins go on through the balancer.
-	r.a.createUser("alice", false)
-	tok := c.tokens("alice")
+	r.a.createUser("carol", false)
+	tok := c.tokens("carol")
 	if _, err := c.verifier.Verify(ctx, tok.Extra("id_token").(string)); err != nil {
 		t.Fatalf("sign-in after the kill: %v", err)
 	}
