@@ -35,6 +35,15 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Storage.Type == config.StoragePostgres {
+		if *check != "" {
+			return usageError{"backup --check checks a bbolt copy; a PostgreSQL copy is checked as it is restored (keyport restore refuses a damaged one and changes nothing)"}
+		}
+		if _, err := os.Lstat(*to); err == nil && !*force {
+			return fmt.Errorf("%s exists; add --force to replace it", *to)
+		}
+		return c.postgresBackup(ctx, cfg, *to)
+	}
 	if *check != "" {
 		return c.backupCheck(ctx, cfg, *check)
 	}

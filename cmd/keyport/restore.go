@@ -49,6 +49,9 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Storage.Type == config.StoragePostgres {
+		return c.postgresRestore(ctx, cfg, *from)
+	}
 	db := cfg.DBPath()
 	if sameName(*from, db) {
 		return fmt.Errorf("%s is the database itself; restore from a backup written by keyport backup --to", *from)
