@@ -28,7 +28,9 @@ func TestPostgresBackupAndRestore(t *testing.T) {
 	}
 	from, into := pgtest.Database(t), pgtest.Database(t)
 	pg := func(dsn string) func(*config.Config) {
-		return func(c *config.Config) { c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key }
+		return func(c *config.Config) {
+			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
+		}
 	}
 	srv := startServerWith(t, serverOptions{mutate: pg(from)})
 	srv.createUser("alice", false)
