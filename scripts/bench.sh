@@ -10,7 +10,9 @@
 # throwaway PostgreSQL (Debian's postgresql package, run as the postgres
 # user, default durability: fsync and synchronous_commit on, as bbolt
 # fsyncs each commit) pinned to the server's core, so both backends get
-# the same one core for Keyport and its store together.
+# the same one core for Keyport and its store together; with PG_WRITES=1
+# it prints instead what one sign-in, refresh and client-credentials grant
+# writes to PostgreSQL (rows, WAL, syncs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,6 +107,25 @@ lt() {
   "${load_pin[@]}" "$work/loadtest" -url "$URL" -server-pid "$server_pid" -user bench -password "$PASSWORD" "$@"
 }
 status=0
+if [ -n "${PG_WRITES:-}" ] && [ -n "$pg_bin" ]; then
+  # What one request writes to PostgreSQL: rows inserted, updated or
+  # deleted, WAL records and bytes, and WAL syncs (fsyncs: a committed
+  # write transaction each, fewer when commits are grouped). Backends
+  # report their counts when idle, within 10 s: hence the pauses.
+  pgq() { runuser -u postgres -- "$pg_bin/psql" -h 127.0.0.1 -p "$PGPORT" -U keyport -d keyport -At -F ' ' -c "$1"; }
+  counts() {
+    sleep 11
+    pgq "select (select tup_inserted+tup_updated+tup_deleted from pg_stat_database where datname='keyport'), wal_records, wal_bytes, wal_sync from pg_stat_wal"
+  }
+  printf '%-10s %8s %10s %10s %12s %10s\n' scenario requests rows/req wal-rec/req wal-bytes/req syncs/req
+  for sc in codeflow refresh cc; do
+    before=$(counts)
+    n=$(lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" -only "$sc" | awk -v sc="$sc" '$1 == sc { n += $(NF-7) } END { print n+0 }')
+    after=$(counts)
+    echo "$before $after" | awk -v sc="$sc" -v n="$n" '{ printf "%-10s %8d %10.1f %10.1f %12.0f %10.2f\n", sc, n, ($5-$1)/n, ($6-$2)/n, ($7-$3)/n, ($8-$4)/n }'
+  done
+  exit 0
+fi
 lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || status=$?
 echo
 echo "JWT access tokens (client benchjwt): two RS256 signatures per refresh"
