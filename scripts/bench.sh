@@ -12,7 +12,8 @@
 # fsyncs each commit) pinned to the server's core, so both backends get
 # the same one core for Keyport and its store together; with PG_WRITES=1
 # it prints instead what one sign-in, refresh and client-credentials grant
-# writes to PostgreSQL (rows, WAL, syncs).
+# writes to PostgreSQL (rows, WAL, syncs); with REPLICAS=2 it compares
+# one replica with two on the same database (see there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,14 +32,26 @@ else
   echo "note: taskset missing or fewer than 2 CPUs; server and load generator share the CPUs" >&2
 fi
 
+if [ "${REPLICAS:-1}" = 2 ]; then
+  server_pin=() load_pin=() # see the REPLICAS=2 block below
+  # The replicas share the balancer's address as their issuer.
+  LB_ADDR=127.0.0.1:$((PORT + 2))
+  URL=http://$LB_ADDR
+fi
+
 if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "port $PORT is in use; set PORT" >&2
   exit 1
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/keyport-bench.XXXXXX")
-server_pid=""
+server_pid="" server2_pid="" lb_pid=""
 cleanup() {
+  [ -z "$lb_pid" ] || kill "$lb_pid" 2>/dev/null || true
+  if [ -n "$server2_pid" ] && kill -0 "$server2_pid" 2>/dev/null; then
+    kill "$server2_pid" 2>/dev/null || true
+    wait "$server2_pid" 2>/dev/null || true
+  fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -92,7 +105,7 @@ echo "starting: ${server_pin[*]} env GOMAXPROCS=1 keyport serve on $ADDR"
 "${server_pin[@]}" env GOMAXPROCS=1 "$work/keyport" serve >"$work/server.log" 2>&1 &
 server_pid=$!
 for i in $(seq 1 100); do
-  if curl -fsS "$URL/healthz" >/dev/null 2>&1; then
+  if curl -fsS "http://$ADDR/healthz" >/dev/null 2>&1; then
     break
   fi
   if ! kill -0 "$server_pid" 2>/dev/null || [ "$i" = 100 ]; then
@@ -107,6 +120,40 @@ lt() {
   "${load_pin[@]}" "$work/loadtest" -url "$URL" -server-pid "$server_pid" -user bench -password "$PASSWORD" "$@"
 }
 status=0
+if [ "${REPLICAS:-1}" = 2 ] && [ -n "$pg_bin" ]; then
+  # One replica against two on the same PostgreSQL, behind HAProxy (round
+  # robin), each replica with GOMAXPROCS=1. Nothing is pinned here: on a
+  # 2-core machine the replicas, PostgreSQL, HAProxy and the load generator
+  # share both cores, so this shows what a second replica adds when the
+  # first was bound by its one core, not how far replicas scale (that needs
+  # a core, or a machine, per replica).
+  ADDR2=127.0.0.1:$((PORT + 1))
+  balance() { # balance BACKEND...: (re)start HAProxy over the backends
+    [ -z "${lb_pid:-}" ] || { kill "$lb_pid"; wait "$lb_pid" 2>/dev/null || true; }
+    { printf 'defaults\n mode http\n timeout connect 2s\n timeout client 30s\n timeout server 30s\nfrontend f\n bind %s\n default_backend b\nbackend b\n balance roundrobin\n' "$LB_ADDR"
+      i=0; for b in "$@"; do i=$((i + 1)); printf ' server r%d %s\n' "$i" "$b"; done; } >"$work/haproxy.cfg"
+    haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+    lb_pid=$!
+    for i in $(seq 1 50); do curl -fsS "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  }
+  rate() { awk -v sc="$1" '$1 == sc { r += $(NF-5) } END { printf "%.0f", r }'; }
+  one() { "$work/loadtest" -url "$URL" -user bench -password "$PASSWORD" -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@"; }
+  balance "$ADDR"
+  declare -A single
+  for sc in refresh codeflow; do
+    single[$sc]=$(one "$@" -only "$sc" | rate "$sc")
+  done
+  KEYPORT_LISTEN=$ADDR2 env GOMAXPROCS=1 "$work/keyport" serve >"$work/server2.log" 2>&1 &
+  server2_pid=$!
+  for i in $(seq 1 100); do curl -fsS "http://$ADDR2/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  balance "$ADDR" "$ADDR2"
+  printf '%-10s %14s %14s\n' scenario "1 replica/s" "2 replicas/s"
+  for sc in refresh codeflow; do
+    printf '%-10s %14s %14s\n' "$sc" "${single[$sc]}" "$(one "$@" -only "$sc" | rate "$sc")"
+  done
+  kill "$lb_pid" 2>/dev/null || true
+  exit 0
+fi
 if [ -n "${PG_WRITES:-}" ] && [ -n "$pg_bin" ]; then
   # What one request writes to PostgreSQL: rows inserted, updated or
   # deleted, WAL records and bytes, and WAL syncs (fsyncs: a committed
