@@ -59,6 +59,9 @@ type emailMailData struct {
 	// Recovery: the address is (or was) the recovery address, where
 	// password resets go, not the email.
 	Recovery bool
+	// Changed: the notice's change took effect already (an address the
+	// account verified before needs no link), not one waiting for its link.
+	Changed bool
 }
 
 // CanVerify tells whether u's email can be verified by mail now: mail is
@@ -122,9 +125,7 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 	if u, err = m.users.UpdateProfile(ctx, userID, rest); err != nil {
 		return storage.User{}, "", err
 	}
-	if old := cur.RecoveryEmail; recovery && old != "" && u.RecoveryEmail == "" {
-		m.recoveryRemovedNotice(ctx, u, old, lang)
-	}
+	m.replacedAddressNotices(ctx, cur, u, lang)
 	for _, l := range links {
 		if err := m.sendEmailLink(ctx, u, l.purpose, l.addr, lang); err != nil {
 			return storage.User{}, "", err
@@ -176,18 +177,49 @@ func (m *MailService) addressLinks(ctx context.Context, cur storage.User, change
 	return links, nil
 }
 
-// recoveryRemovedNotice tells the old recovery address that it no longer
-// receives the account's password resets. Its own commit after the
-// change: a crash between the two loses this one notice.
-func (m *MailService) recoveryRemovedNotice(ctx context.Context, u storage.User, old, lang string) {
-	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username},
-		Recovery: true}
-	msg, err := m.outboxMail(old, "email_change_notice", cmp.Or(u.Locale, lang), data, m.now())
-	if err == nil {
-		err = m.store.EnqueueOutbox(ctx, msg)
+// replacedAddressNotices tells the addresses that a saved change
+// replaced at once: a recovery address removed (resets go to the email
+// now), or an address the account verified before (taken without a link)
+// in the place of the email or the recovery address. Whoever made the
+// change may hold only the session, and may have verified their own
+// address through an earlier change they then undid, so the owner's
+// addresses hear of it as they do of a change that waits for its link:
+// the one replaced and, for the recovery address, the email too. Their
+// own commit after the change: a crash between the two loses these
+// notices.
+func (m *MailService) replacedAddressNotices(ctx context.Context, cur, u storage.User, lang string) {
+	base := resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username}
+	lang = cmp.Or(u.Locale, lang)
+	var msgs []storage.OutboxMessage
+	tell := func(data emailMailData, to ...string) {
+		for i, addr := range to {
+			if addr == "" || strings.EqualFold(addr, data.Address) ||
+				slices.ContainsFunc(to[:i], func(t string) bool { return strings.EqualFold(t, addr) }) {
+				continue
+			}
+			msg, err := m.outboxMail(addr, "email_change_notice", lang, data, m.now())
+			if err != nil {
+				m.log.ErrorContext(ctx, "tell a replaced address", "user_id", u.ID, "err", err)
+				continue
+			}
+			msgs = append(msgs, msg)
+		}
 	}
-	if err != nil {
-		m.log.ErrorContext(ctx, "tell the old recovery address of its removal", "user_id", u.ID, "err", err)
+	switch {
+	case strings.EqualFold(cur.RecoveryEmail, u.RecoveryEmail):
+	case u.RecoveryEmail == "":
+		tell(emailMailData{resetMailData: base, Recovery: true}, cur.RecoveryEmail)
+	default:
+		tell(emailMailData{resetMailData: base, Recovery: true, Address: u.RecoveryEmail, Changed: true}, cur.RecoveryEmail, cur.Email)
+	}
+	if !strings.EqualFold(cur.Email, u.Email) {
+		tell(emailMailData{resetMailData: base, Address: u.Email, Changed: true}, cur.Email)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	if err := m.store.EnqueueOutbox(ctx, msgs...); err != nil {
+		m.log.ErrorContext(ctx, "tell the replaced addresses of a change", "user_id", u.ID, "err", err)
 		return
 	}
 	m.wakeOutbox()

@@ -220,3 +220,63 @@ func TestWebhookTurnedOffTellsItsOwner(t *testing.T) {
 		t.Errorf("an administrator's hook turned off: %d messages", len(msgs))
 	}
 }
+
+// An address the account verified once is taken at once, without a link.
+// Whoever holds only the session can have verified one (an email change
+// they confirmed, then undid): setting it as the recovery address, or as
+// the email, must still tell the addresses it replaces, or password
+// resets go there silently.
+func TestAddressChangedAtOnceTellsTheAddressItReplaces(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	confirm := func(to string) {
+		t.Helper()
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, to), "192.0.2.1", "test"); err != nil {
+			t.Fatalf("confirm %s: %v", to, err)
+		}
+	}
+	change := func(field, addr string) {
+		t.Helper()
+		if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{field: addr}, "en"); err != nil {
+			t.Fatalf("set %s to %s: %v", field, addr, err)
+		}
+	}
+	// The owner's recovery address, then an email change to the
+	// attacker's address, confirmed and undone.
+	change("recovery_email", "backup@example.net")
+	confirm("backup@example.net")
+	change("email", "evil@example.org")
+	confirm("evil@example.org")
+	change("email", "alice@example.com")
+	confirm("alice@example.com")
+	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "backup@example.net" {
+		t.Fatalf("before: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+	backup, email := len(mailsTo(t, f, "backup@example.net")), len(mailsTo(t, f, "alice@example.com"))
+
+	change("recovery_email", "evil@example.org")
+	if got := f.stored(alice.ID); got.RecoveryEmail != "evil@example.org" {
+		t.Fatalf("a verified address as the recovery address: %q, want it at once", got.RecoveryEmail)
+	}
+	told := mailsTo(t, f, "backup@example.net")
+	changed := func(m mail.Message) bool {
+		return strings.Contains(m.Subject, "was changed") && strings.Contains(m.Text, "evil@example.org") && !strings.Contains(m.Text, "only once the new")
+	}
+	if len(told) != backup+1 || !slices.ContainsFunc(told, changed) {
+		t.Errorf("the replaced recovery address got %d new mails, want one naming the new address: %+v", len(told)-backup, told)
+	}
+	if n := len(mailsTo(t, f, "alice@example.com")); n != email+1 {
+		t.Errorf("the email got %d new mails of the recovery change, want one", n-email)
+	}
+
+	email = len(mailsTo(t, f, "alice@example.com"))
+	change("email", "evil@example.org")
+	if got := f.stored(alice.ID); got.Email != "evil@example.org" {
+		t.Fatalf("a verified address as the email: %q, want it at once", got.Email)
+	}
+	told = mailsTo(t, f, "alice@example.com")
+	if len(told) != email+1 || !slices.ContainsFunc(told, changed) {
+		t.Errorf("the replaced email got %d new mails, want one saying it changed to the new address: %+v", len(told)-email, told)
+	}
+}
