@@ -188,7 +188,7 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 	var out []storage.OutboxMessage
 	if actor.Kind == ActorUser && actor.UserID != "" {
 		tok.CreatedBy = actor.UserID
-		raw, err := json.Marshal(linkExpiry{Purpose: purpose, UserID: u.ID, Initiator: actor.UserID, CreatedAt: now})
+		raw, err := json.Marshal(linkExpiry{Purpose: purpose, UserID: u.ID, Initiator: actor.UserID, CreatedAt: now, Hash: tok.Hash})
 		if err != nil {
 			return Link{}, fmt.Errorf("encode the expiry of a %s link: %w", purpose, err)
 		}
@@ -385,6 +385,9 @@ type linkExpiry struct {
 	UserID    string    `json:"user_id"`
 	Initiator string    `json:"initiator"`
 	CreatedAt time.Time `json:"created_at"`
+	// Hash is the link's one-time token (not the secret), to tell it from
+	// a newer link that took its place; empty in messages queued before.
+	Hash string `json:"hash,omitempty"`
 }
 
 // pendingInitiator is who made a live invitation or reset link of user id,
@@ -411,7 +414,7 @@ func (s *AdminService) pendingInitiator(ctx context.Context, actor Actor, id str
 // expired: an invitation whose account still has no password, or a reset
 // link after which the password did not change, ended unused, and an
 // event (with the link's creator as Initiator) says so. A user deleted
-// meanwhile ends nothing.
+// meanwhile, or a newer link by the same creator, ends nothing.
 func (s *AdminService) LinkExpired(ctx context.Context, payload []byte) error {
 	var l linkExpiry
 	if err := json.Unmarshal(payload, &l); err != nil {
@@ -423,6 +426,19 @@ func (s *AdminService) LinkExpired(ctx context.Context, payload []byte) error {
 	}
 	if err != nil {
 		return fmt.Errorf("load user %q: %w", l.UserID, err)
+	}
+	// The same maker made the link again, which voided this one (one live
+	// link per user and purpose): the workflow goes on with the newer
+	// link, whose own expiry reports its end. (A link another user made
+	// in its place cut this maker's workflow short: that is reported.)
+	if l.Hash != "" {
+		tok, err := s.store.UserOneTimeToken(ctx, l.UserID, l.Purpose)
+		switch {
+		case err == nil && tok.Hash != l.Hash && tok.CreatedBy == l.Initiator:
+			return nil
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("find the live %s link of %q: %w", l.Purpose, l.UserID, err)
+		}
 	}
 	typ := ""
 	switch {

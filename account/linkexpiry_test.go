@@ -1,6 +1,8 @@
 package account_test
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/keyport/keyport/account"
@@ -68,5 +70,55 @@ func TestLinkExpired(t *testing.T) {
 	}
 	if err := f.svc.Admin.LinkExpired(f.ctx, []byte("{")); err == nil {
 		t.Error("a malformed payload was taken")
+	}
+}
+
+// A link made again voids the earlier one (one live link per user): when
+// the earlier one's expiry comes due, the workflow goes on with the newer
+// link, so nothing is reported; the newer link's own expiry reports it.
+func TestLinkExpiredAfterANewerLink(t *testing.T) {
+	f := newAdminFixture(t)
+	newest := func() storage.OutboxMessage {
+		t.Helper()
+		msgs, _, err := f.db.ListOutbox(f.ctx, storage.OutboxQuery{Kind: account.OutboxLinkExpiry, Limit: 10})
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("the link's expiry message: %v %d", err, len(msgs))
+		}
+		return msgs[0]
+	}
+	expired := func(id string) int {
+		evs, _, err := f.db.ListAudit(f.ctx, storage.AuditQuery{TargetUserID: id, Types: []string{account.EventPasswordResetLinkExpired}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	bob := f.user("bob", false)
+	if _, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	first := newest()
+	f.clock.Add(10 * time.Minute)
+	if _, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	second := newest()
+	if first.ID == second.ID {
+		t.Fatal("one expiry message for two links")
+	}
+	// The first link's time is over, the second's is not.
+	f.clock.Add(account.PasswordResetTTL - 5*time.Minute)
+	if err := f.svc.Admin.LinkExpired(f.ctx, first.Payload); err != nil {
+		t.Fatal(err)
+	}
+	if n := expired(bob.ID); n != 0 {
+		t.Errorf("the voided link was reported expired (%d events) while the newer one still works", n)
+	}
+	f.clock.Add(10 * time.Minute)
+	if err := f.svc.Admin.LinkExpired(f.ctx, second.Payload); err != nil {
+		t.Fatal(err)
+	}
+	if n := expired(bob.ID); n != 1 {
+		t.Errorf("the newer link's end: %d expiry events, want one", n)
 	}
 }
