@@ -49,6 +49,9 @@ var (
 	errEmailMismatch = Errorf(Conflict, "This link is for an address the account no longer has. Ask for a new one on your profile page.")
 	errEmailStale    = Errorf(Conflict, "The account's email address changed since this link was sent. Ask for a new one on your profile page.")
 	errRecoveryStale = Errorf(Conflict, "The account's recovery email address changed since this link was sent. Ask for a new one on your profile page.")
+	// errChangeVoided: the password changed after the change was asked
+	// for, which is what the notice tells an owner who did not ask to do.
+	errChangeVoided = Errorf(Conflict, "The account's password changed since this link was sent, which cancels the change. Ask for a new one on your profile page.")
 )
 
 // emailMailData is what the verify_email and email_change_notice
@@ -335,6 +338,13 @@ func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent st
 	addr, from := emailLinkData(tok)
 	var before string
 	u, err = m.users.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
+		// A change asked for before the password last changed is void:
+		// the notice to the account's addresses tells an owner who did
+		// not ask for it to change the password, and the link must not
+		// outlive that (it needs no session, only the new mailbox).
+		if tok.Purpose != purposeVerifyEmail && u.PasswordChangedAt.After(tok.CreatedAt) {
+			return u, errChangeVoided
+		}
 		switch tok.Purpose {
 		case purposeChangeRecovery:
 			before = u.RecoveryEmail

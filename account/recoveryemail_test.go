@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/mail"
@@ -278,5 +279,39 @@ func TestAddressChangedAtOnceTellsTheAddressItReplaces(t *testing.T) {
 	told = mailsTo(t, f, "alice@example.com")
 	if len(told) != email+1 || !slices.ContainsFunc(told, changed) {
 		t.Errorf("the replaced email got %d new mails, want one saying it changed to the new address: %+v", len(told)-email, told)
+	}
+}
+
+// The notice of an address change tells the owner who did not ask for it
+// to change their password: that must void the change still waiting for
+// its link, which otherwise works from the new address's mailbox for a
+// day, with no session, after every session of the intruder ended.
+func TestPasswordChangeVoidsPendingAddressChanges(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "evil@example.org", "recovery_email": "evil2@example.org"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	emailLink, recoveryLink := mailedLink(t, f, "evil@example.org"), mailedLink(t, f, "evil2@example.org")
+	f.clock.Add(time.Minute)
+	if err := f.svc.Credentials.ChangePassword(f.ctx, f.stored(alice.ID), "", adminTestPassword, "a brand new passphrase 42", "192.0.2.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{emailLink, recoveryLink} {
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, link, "192.0.2.7", "test"); err == nil {
+			t.Errorf("a change asked for before the password changed was confirmed after it")
+		}
+	}
+	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "" {
+		t.Errorf("after the password change: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+	// A change asked for after the new password works.
+	f.clock.Add(time.Minute)
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": "backup@example.net"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, "backup@example.net"), "192.0.2.1", "test"); err != nil {
+		t.Errorf("a change after the password change: %v", err)
 	}
 }
