@@ -298,6 +298,9 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 		if u.Source != "" || u.System {
 			return u, s.passwordElsewhere(u)
 		}
+		if linkOutlived(tok, u) { // changed since the page was shown
+			return u, errLink
+		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 		// The invitation came by mail: opening it proves the address.
 		if purpose == purposeInvite && string(tok.Data) == invitationMailed+":"+strings.ToLower(u.Email) && !u.EmailVerified {
@@ -327,6 +330,14 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 	s.audit(ctx, self, e)
 	s.log.InfoContext(ctx, "password set through a one-time link", "user_id", u.ID, "purpose", purpose)
 	return u, nil
+}
+
+// linkOutlived tells whether u's password was set after link tok was
+// made, which voids the link: the owner changed it (as a security notice
+// tells them to) or set it through another link, and a link that leaked,
+// or a second one mailed, must not set it again.
+func linkOutlived(tok storage.OneTimeToken, u storage.User) bool {
+	return u.PasswordChangedAt.After(tok.CreatedAt)
 }
 
 // peekLink finds the live link of purpose for secret and its user. A
@@ -365,6 +376,9 @@ func (s *AdminService) peekLink(ctx context.Context, purpose, secret, ip string)
 	}
 	if purpose == purposeReset && u.Source != "" {
 		return storage.OneTimeToken{}, storage.User{}, s.passwordElsewhere(u)
+	}
+	if linkOutlived(tok, u) {
+		return storage.OneTimeToken{}, storage.User{}, errLink
 	}
 	return tok, u, nil
 }

@@ -122,3 +122,50 @@ func TestLinkExpiredAfterANewerLink(t *testing.T) {
 		t.Errorf("the newer link's end: %d expiry events, want one", n)
 	}
 }
+
+// A reset link made before the password last changed is void: the owner
+// changed it (after a notice, say) or reset it through a newer link, and
+// a link that leaked or was mailed twice must not set it again.
+func TestResetLinkVoidOnceThePasswordChanged(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	const changed = "a brand new passphrase 42"
+	check := func(name, link string) {
+		t.Helper()
+		if _, err := f.svc.Admin.CheckPasswordResetLink(f.ctx, link, "192.0.2.1"); account.ErrorCode(err) != account.NotFound {
+			t.Errorf("%s: its page after the password changed: %v, want not found", name, err)
+		}
+		if _, err := f.svc.Admin.ResetPasswordWithLink(f.ctx, link, "the intruder's passphrase 7", "192.0.2.7", "test"); account.ErrorCode(err) != account.NotFound {
+			t.Errorf("%s: used after the password changed: %v, want not found", name, err)
+		}
+	}
+	bob := f.user("bob", false)
+	adminLink, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Mail.RequestPasswordReset(f.ctx, "bob", "192.0.2.1", "en"); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Mail.Wait()
+	mailed := mailedLink(t, f, "bob@example.com")
+	f.clock.Add(time.Minute)
+	if err := f.svc.Credentials.ChangePassword(f.ctx, f.stored(bob.ID), "", adminTestPassword, changed, "192.0.2.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	before := f.stored(bob.ID).PasswordHash
+	check("the administrator's link", adminLink.Secret)
+	check("the mailed link", mailed)
+	if f.stored(bob.ID).PasswordHash != before {
+		t.Error("a link from before the change set the password")
+	}
+	// A link made after the change works.
+	f.clock.Add(time.Minute)
+	fresh, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Admin.ResetPasswordWithLink(f.ctx, fresh.Secret, "another new passphrase 9", "192.0.2.1", "test"); err != nil {
+		t.Errorf("a link made after the change: %v", err)
+	}
+}
