@@ -216,6 +216,11 @@ func TestWebhookTurnedOffTellsItsOwner(t *testing.T) {
 	if m.To != "alice@example.com" || !strings.Contains(m.Subject, "webhook was turned off") || !strings.Contains(m.Text, "connection refused") || !strings.Contains(m.Text, "/security") {
 		t.Errorf("the mail: %+v", m)
 	}
+	// Its link leads to the hook's page, where it can be turned on: the
+	// security page has no webhooks on it.
+	if want := "https://id.example/security/webhooks/hook-1"; !strings.Contains(m.Text, want) || !strings.Contains(m.HTML, want) {
+		t.Errorf("the mail does not link the hook's page %s:\n%s", want, m.Text)
+	}
 	e.TargetUserID = ""
 	if msgs := f.svc.ReactionsForTest(f.ctx, e); len(msgs) != 0 {
 		t.Errorf("an administrator's hook turned off: %d messages", len(msgs))
