@@ -301,6 +301,9 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 		if linkOutlived(tok, u) { // changed since the page was shown
 			return u, errLink
 		}
+		if err := CheckActive(u); err != nil { // blocked since
+			return u, err
+		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 		// The invitation came by mail: opening it proves the address.
 		if purpose == purposeInvite && string(tok.Data) == invitationMailed+":"+strings.ToLower(u.Email) && !u.EmailVerified {
@@ -379,6 +382,11 @@ func (s *AdminService) peekLink(ctx context.Context, purpose, secret, ip string)
 	}
 	if linkOutlived(tok, u) {
 		return storage.OneTimeToken{}, storage.User{}, errLink
+	}
+	// Blocking the account cut its workflow short (pendingInitiator): the
+	// link waits for the account to be unblocked, as a sign-in does.
+	if err := CheckActive(u); err != nil {
+		return storage.OneTimeToken{}, storage.User{}, err
 	}
 	return tok, u, nil
 }

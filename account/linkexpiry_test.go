@@ -169,3 +169,49 @@ func TestResetLinkVoidOnceThePasswordChanged(t *testing.T) {
 		t.Errorf("a link made after the change: %v", err)
 	}
 }
+
+// Blocking an account whose invitation or reset link is pending cuts the
+// workflow short (its maker hears so, through the event's Initiator): the
+// link must stop working then, not set a password on the blocked account
+// for whoever holds it to use once it is unblocked.
+func TestLinksOfABlockedAccountDoNotWork(t *testing.T) {
+	f := newAdminFixture(t)
+	ivan, invite, err := f.svc.Admin.CreateUser(f.ctx, f.actor, account.AdminNewUser{Username: "ivan", Email: "ivan@example.com", Invite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := f.user("bob", false)
+	reset, err := f.svc.Admin.PasswordResetLink(f.ctx, f.actor, bob.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{ivan.ID, bob.ID} {
+		if _, err := f.svc.Admin.BlockUser(f.ctx, f.actor, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bobHash := f.stored(bob.ID).PasswordHash
+	if _, err := f.svc.Admin.CheckInvitation(f.ctx, invite.Secret, "192.0.2.1"); err == nil {
+		t.Error("the invitation's page of a blocked account works")
+	}
+	if _, err := f.svc.Admin.RedeemInvitation(f.ctx, invite.Secret, "a passphrase for ivan 42", "192.0.2.1", "test"); err == nil {
+		t.Error("a blocked account's invitation was accepted")
+	}
+	if _, err := f.svc.Admin.CheckPasswordResetLink(f.ctx, reset.Secret, "192.0.2.1"); err == nil {
+		t.Error("the reset link's page of a blocked account works")
+	}
+	if _, err := f.svc.Admin.ResetPasswordWithLink(f.ctx, reset.Secret, "a passphrase for bob 42", "192.0.2.1", "test"); err == nil {
+		t.Error("a blocked account's password was reset through a link")
+	}
+	if got := f.stored(ivan.ID); got.PasswordHash != "" {
+		t.Error("the blocked invitee has a password")
+	}
+	if got := f.stored(bob.ID); got.PasswordHash != bobHash {
+		t.Error("the blocked account's password changed")
+	}
+	for _, e := range f.events(ivan.ID) {
+		if e.Type == "user.invitation_accepted" {
+			t.Error("an invitation_accepted event after the workflow was cut short")
+		}
+	}
+}
