@@ -345,6 +345,9 @@ func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent st
 		if tok.Purpose != purposeVerifyEmail && u.PasswordChangedAt.After(tok.CreatedAt) {
 			return u, errChangeVoided
 		}
+		if err := CheckActive(u); err != nil { // blocked since the page
+			return u, err
+		}
 		switch tok.Purpose {
 		case purposeChangeRecovery:
 			before = u.RecoveryEmail
@@ -413,6 +416,12 @@ func (m *MailService) peekEmailLink(ctx context.Context, secret, ip string) (sto
 			u, err := m.users.getUser(ctx, tok.UserID)
 			if err != nil {
 				return storage.OneTimeToken{}, storage.User{}, errEmailLink
+			}
+			// A blocked account's links wait for it to be unblocked:
+			// blocking is what an administrator does to an account
+			// taken over, and these links need no session.
+			if err := CheckActive(u); err != nil {
+				return storage.OneTimeToken{}, storage.User{}, err
 			}
 			return tok, u, nil
 		}

@@ -320,3 +320,31 @@ func TestPasswordChangeVoidsPendingAddressChanges(t *testing.T) {
 		t.Errorf("a change after the password change: %v", err)
 	}
 }
+
+// An administrator blocks an account they think taken over: a change of
+// its email or recovery address still waiting for its link must not go
+// through while it is blocked (the link needs no session), or the
+// intruder's address is the account's once it is unblocked.
+func TestEmailLinksOfABlockedAccountDoNotWork(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "evil@example.org", "recovery_email": "evil2@example.org"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Admin.BlockUser(f.ctx, f.actor, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"evil@example.org", "evil2@example.org"} {
+		link := mailedLink(t, f, to)
+		if _, err := f.svc.Mail.CheckEmailLink(f.ctx, link, "192.0.2.7"); err == nil {
+			t.Errorf("the page of the link to %s works for a blocked account", to)
+		}
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, link, "192.0.2.7", "test"); err == nil {
+			t.Errorf("the link to %s was confirmed for a blocked account", to)
+		}
+	}
+	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "" {
+		t.Errorf("the blocked account: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+}
