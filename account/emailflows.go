@@ -116,10 +116,21 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 	if err != nil {
 		return storage.User{}, "", err
 	}
+	// An address replaced at once sends notices (replacedAddressNotices),
+	// which count as one mail of the hour's, as a link does.
+	atOnce := replacedAtOnce(cur, changes, links)
+	need := len(links)
+	if atOnce != "" {
+		need++
+	}
 	// Refused before anything is saved: a change that cannot send its
-	// link saves nothing, like any other refused change.
-	if len(links) > 0 && m.limits.left("v:"+cur.ID, verifyMailsPerAccount, m.now()) < len(links) {
-		return storage.User{}, "", &Error{Code: RateLimited, Field: links[0].field, Message: ErrorMessage(errTooManyMails)}
+	// link or its notices saves nothing, like any other refused change.
+	if need > 0 && m.limits.left("v:"+cur.ID, verifyMailsPerAccount, m.now()) < need {
+		field := atOnce
+		if len(links) > 0 {
+			field = links[0].field
+		}
+		return storage.User{}, "", &Error{Code: RateLimited, Field: field, Message: ErrorMessage(errTooManyMails)}
 	}
 	rest := maps.Clone(changes)
 	for _, l := range links {
@@ -128,7 +139,10 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 	if u, err = m.users.UpdateProfile(ctx, userID, rest); err != nil {
 		return storage.User{}, "", err
 	}
-	m.replacedAddressNotices(ctx, cur, u, lang)
+	if atOnce != "" && !(strings.EqualFold(cur.Email, u.Email) && strings.EqualFold(cur.RecoveryEmail, u.RecoveryEmail)) {
+		m.limits.allow("v:"+cur.ID, verifyMailsPerAccount, m.now())
+		m.replacedAddressNotices(ctx, cur, u, lang)
+	}
 	for _, l := range links {
 		if err := m.sendEmailLink(ctx, u, l.purpose, l.addr, lang); err != nil {
 			return storage.User{}, "", err
@@ -138,6 +152,21 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 		pending = links[0].addr
 	}
 	return u, pending, nil
+}
+
+// replacedAtOnce is the field ("email" or "recovery_email") of an
+// address that changes replaces without a link (one the account verified
+// before, or a recovery address removed), or "" when there is none.
+func replacedAtOnce(cur storage.User, changes map[string]string, links []addressLink) string {
+	for _, f := range []struct{ field, now string }{{"email", cur.Email}, {"recovery_email", cur.RecoveryEmail}} {
+		addr, ok := changes[f.field]
+		if !ok || strings.EqualFold(strings.TrimSpace(addr), f.now) ||
+			slices.ContainsFunc(links, func(l addressLink) bool { return l.field == f.field }) {
+			continue
+		}
+		return f.field
+	}
+	return ""
 }
 
 // addressLink is an address change that waits for its link.

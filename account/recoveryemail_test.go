@@ -1,6 +1,7 @@
 package account_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -346,5 +347,41 @@ func TestEmailLinksOfABlockedAccountDoNotWork(t *testing.T) {
 	}
 	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "" {
 		t.Errorf("the blocked account: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+}
+
+// The notices of changes taken at once count against the account's mails
+// per hour like links do: switching the email back and forth between two
+// addresses it verified must not become a flood of mail to the owner.
+func TestAddressChangesAtOnceAreThrottled(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	for _, to := range []string{"evil@example.org", "alice@example.com"} {
+		if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": to}, "en"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, to), "192.0.2.1", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Add(time.Hour) // a new hour's mails
+	before := len(mailsTo(t, f, "alice@example.com"))
+	refused := 0
+	for i := range 20 {
+		to := []string{"evil@example.org", "alice@example.com"}[i%2]
+		_, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": to, "given_name": fmt.Sprint("Alice ", i)}, "en")
+		switch {
+		case account.ErrorCode(err) == account.RateLimited:
+			refused++
+			if got := f.stored(alice.ID); strings.EqualFold(got.Email, to) || got.GivenName == fmt.Sprint("Alice ", i) {
+				t.Errorf("switch %d was refused yet saved: email %q, given name %q", i, got.Email, got.GivenName)
+			}
+		case err != nil:
+			t.Fatalf("switch %d: %v", i, err)
+		}
+	}
+	if n := len(mailsTo(t, f, "alice@example.com")) - before; n > 5 || refused == 0 {
+		t.Errorf("20 switches in an hour: %d notices to the owner, %d refused; want at most 5 and the rest refused", n, refused)
 	}
 }
