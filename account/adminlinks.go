@@ -188,7 +188,7 @@ func (s *AdminService) newMailedLink(ctx context.Context, actor Actor, purpose s
 	var out []storage.OutboxMessage
 	if actor.Kind == ActorUser && actor.UserID != "" {
 		tok.CreatedBy = actor.UserID
-		raw, err := json.Marshal(linkExpiry{Purpose: purpose, UserID: u.ID, Initiator: actor.UserID, CreatedAt: now})
+		raw, err := json.Marshal(linkExpiry{Purpose: purpose, UserID: u.ID, Initiator: actor.UserID, CreatedAt: now, Hash: tok.Hash})
 		if err != nil {
 			return Link{}, fmt.Errorf("encode the expiry of a %s link: %w", purpose, err)
 		}
@@ -298,6 +298,12 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 		if u.Source != "" || u.System {
 			return u, s.passwordElsewhere(u)
 		}
+		if linkOutlived(tok, u) { // changed since the page was shown
+			return u, errLink
+		}
+		if err := CheckActive(u); err != nil { // blocked since
+			return u, err
+		}
 		u.PasswordHash, u.PasswordChangedAt, u.UpdatedAt = hash, now, now
 		// The invitation came by mail: opening it proves the address.
 		if purpose == purposeInvite && string(tok.Data) == invitationMailed+":"+strings.ToLower(u.Email) && !u.EmailVerified {
@@ -327,6 +333,14 @@ func (s *AdminService) redeem(ctx context.Context, purpose, secret, password, ip
 	s.audit(ctx, self, e)
 	s.log.InfoContext(ctx, "password set through a one-time link", "user_id", u.ID, "purpose", purpose)
 	return u, nil
+}
+
+// linkOutlived tells whether u's password was set after link tok was
+// made, which voids the link: the owner changed it (as a security notice
+// tells them to) or set it through another link, and a link that leaked,
+// or a second one mailed, must not set it again.
+func linkOutlived(tok storage.OneTimeToken, u storage.User) bool {
+	return u.PasswordChangedAt.After(tok.CreatedAt)
 }
 
 // peekLink finds the live link of purpose for secret and its user. A
@@ -366,6 +380,14 @@ func (s *AdminService) peekLink(ctx context.Context, purpose, secret, ip string)
 	if purpose == purposeReset && u.Source != "" {
 		return storage.OneTimeToken{}, storage.User{}, s.passwordElsewhere(u)
 	}
+	if linkOutlived(tok, u) {
+		return storage.OneTimeToken{}, storage.User{}, errLink
+	}
+	// Blocking the account cut its workflow short (pendingInitiator): the
+	// link waits for the account to be unblocked, as a sign-in does.
+	if err := CheckActive(u); err != nil {
+		return storage.OneTimeToken{}, storage.User{}, err
+	}
 	return tok, u, nil
 }
 
@@ -385,6 +407,9 @@ type linkExpiry struct {
 	UserID    string    `json:"user_id"`
 	Initiator string    `json:"initiator"`
 	CreatedAt time.Time `json:"created_at"`
+	// Hash is the link's one-time token (not the secret), to tell it from
+	// a newer link that took its place; empty in messages queued before.
+	Hash string `json:"hash,omitempty"`
 }
 
 // pendingInitiator is who made a live invitation or reset link of user id,
@@ -411,7 +436,7 @@ func (s *AdminService) pendingInitiator(ctx context.Context, actor Actor, id str
 // expired: an invitation whose account still has no password, or a reset
 // link after which the password did not change, ended unused, and an
 // event (with the link's creator as Initiator) says so. A user deleted
-// meanwhile ends nothing.
+// meanwhile, or a newer link by the same creator, ends nothing.
 func (s *AdminService) LinkExpired(ctx context.Context, payload []byte) error {
 	var l linkExpiry
 	if err := json.Unmarshal(payload, &l); err != nil {
@@ -423,6 +448,19 @@ func (s *AdminService) LinkExpired(ctx context.Context, payload []byte) error {
 	}
 	if err != nil {
 		return fmt.Errorf("load user %q: %w", l.UserID, err)
+	}
+	// The same maker made the link again, which voided this one (one live
+	// link per user and purpose): the workflow goes on with the newer
+	// link, whose own expiry reports its end. (A link another user made
+	// in its place cut this maker's workflow short: that is reported.)
+	if l.Hash != "" {
+		tok, err := s.store.UserOneTimeToken(ctx, l.UserID, l.Purpose)
+		switch {
+		case err == nil && tok.Hash != l.Hash && tok.CreatedBy == l.Initiator:
+			return nil
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("find the live %s link of %q: %w", l.Purpose, l.UserID, err)
+		}
 	}
 	typ := ""
 	switch {

@@ -49,6 +49,9 @@ var (
 	errEmailMismatch = Errorf(Conflict, "This link is for an address the account no longer has. Ask for a new one on your profile page.")
 	errEmailStale    = Errorf(Conflict, "The account's email address changed since this link was sent. Ask for a new one on your profile page.")
 	errRecoveryStale = Errorf(Conflict, "The account's recovery email address changed since this link was sent. Ask for a new one on your profile page.")
+	// errChangeVoided: the password changed after the change was asked
+	// for, which is what the notice tells an owner who did not ask to do.
+	errChangeVoided = Errorf(Conflict, "The account's password changed since this link was sent, which cancels the change. Ask for a new one on your profile page.")
 )
 
 // emailMailData is what the verify_email and email_change_notice
@@ -59,6 +62,9 @@ type emailMailData struct {
 	// Recovery: the address is (or was) the recovery address, where
 	// password resets go, not the email.
 	Recovery bool
+	// Changed: the notice's change took effect already (an address the
+	// account verified before needs no link), not one waiting for its link.
+	Changed bool
 }
 
 // CanVerify tells whether u's email can be verified by mail now: mail is
@@ -110,10 +116,21 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 	if err != nil {
 		return storage.User{}, "", err
 	}
+	// An address replaced at once sends notices (replacedAddressNotices),
+	// which count as one mail of the hour's, as a link does.
+	atOnce := replacedAtOnce(cur, changes, links)
+	need := len(links)
+	if atOnce != "" {
+		need++
+	}
 	// Refused before anything is saved: a change that cannot send its
-	// link saves nothing, like any other refused change.
-	if len(links) > 0 && m.limits.left("v:"+cur.ID, verifyMailsPerAccount, m.now()) < len(links) {
-		return storage.User{}, "", &Error{Code: RateLimited, Field: links[0].field, Message: ErrorMessage(errTooManyMails)}
+	// link or its notices saves nothing, like any other refused change.
+	if need > 0 && m.limits.left("v:"+cur.ID, verifyMailsPerAccount, m.now()) < need {
+		field := atOnce
+		if len(links) > 0 {
+			field = links[0].field
+		}
+		return storage.User{}, "", &Error{Code: RateLimited, Field: field, Message: ErrorMessage(errTooManyMails)}
 	}
 	rest := maps.Clone(changes)
 	for _, l := range links {
@@ -122,8 +139,9 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 	if u, err = m.users.UpdateProfile(ctx, userID, rest); err != nil {
 		return storage.User{}, "", err
 	}
-	if old := cur.RecoveryEmail; recovery && old != "" && u.RecoveryEmail == "" {
-		m.recoveryRemovedNotice(ctx, u, old, lang)
+	if atOnce != "" && !(strings.EqualFold(cur.Email, u.Email) && strings.EqualFold(cur.RecoveryEmail, u.RecoveryEmail)) {
+		m.limits.allow("v:"+cur.ID, verifyMailsPerAccount, m.now())
+		m.replacedAddressNotices(ctx, cur, u, lang)
 	}
 	for _, l := range links {
 		if err := m.sendEmailLink(ctx, u, l.purpose, l.addr, lang); err != nil {
@@ -134,6 +152,21 @@ func (m *MailService) UpdateProfile(ctx context.Context, userID string, changes 
 		pending = links[0].addr
 	}
 	return u, pending, nil
+}
+
+// replacedAtOnce is the field ("email" or "recovery_email") of an
+// address that changes replaces without a link (one the account verified
+// before, or a recovery address removed), or "" when there is none.
+func replacedAtOnce(cur storage.User, changes map[string]string, links []addressLink) string {
+	for _, f := range []struct{ field, now string }{{"email", cur.Email}, {"recovery_email", cur.RecoveryEmail}} {
+		addr, ok := changes[f.field]
+		if !ok || strings.EqualFold(strings.TrimSpace(addr), f.now) ||
+			slices.ContainsFunc(links, func(l addressLink) bool { return l.field == f.field }) {
+			continue
+		}
+		return f.field
+	}
+	return ""
 }
 
 // addressLink is an address change that waits for its link.
@@ -176,18 +209,49 @@ func (m *MailService) addressLinks(ctx context.Context, cur storage.User, change
 	return links, nil
 }
 
-// recoveryRemovedNotice tells the old recovery address that it no longer
-// receives the account's password resets. Its own commit after the
-// change: a crash between the two loses this one notice.
-func (m *MailService) recoveryRemovedNotice(ctx context.Context, u storage.User, old, lang string) {
-	data := emailMailData{resetMailData: resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username},
-		Recovery: true}
-	msg, err := m.outboxMail(old, "email_change_notice", cmp.Or(u.Locale, lang), data, m.now())
-	if err == nil {
-		err = m.store.EnqueueOutbox(ctx, msg)
+// replacedAddressNotices tells the addresses that a saved change
+// replaced at once: a recovery address removed (resets go to the email
+// now), or an address the account verified before (taken without a link)
+// in the place of the email or the recovery address. Whoever made the
+// change may hold only the session, and may have verified their own
+// address through an earlier change they then undid, so the owner's
+// addresses hear of it as they do of a change that waits for its link:
+// the one replaced and, for the recovery address, the email too. Their
+// own commit after the change: a crash between the two loses these
+// notices.
+func (m *MailService) replacedAddressNotices(ctx context.Context, cur, u storage.User, lang string) {
+	base := resetMailData{Common: m.mailCommon(), Name: cmp.Or(u.GivenName, u.Name, u.Username), Username: u.Username}
+	lang = cmp.Or(u.Locale, lang)
+	var msgs []storage.OutboxMessage
+	tell := func(data emailMailData, to ...string) {
+		for i, addr := range to {
+			if addr == "" || strings.EqualFold(addr, data.Address) ||
+				slices.ContainsFunc(to[:i], func(t string) bool { return strings.EqualFold(t, addr) }) {
+				continue
+			}
+			msg, err := m.outboxMail(addr, "email_change_notice", lang, data, m.now())
+			if err != nil {
+				m.log.ErrorContext(ctx, "tell a replaced address", "user_id", u.ID, "err", err)
+				continue
+			}
+			msgs = append(msgs, msg)
+		}
 	}
-	if err != nil {
-		m.log.ErrorContext(ctx, "tell the old recovery address of its removal", "user_id", u.ID, "err", err)
+	switch {
+	case strings.EqualFold(cur.RecoveryEmail, u.RecoveryEmail):
+	case u.RecoveryEmail == "":
+		tell(emailMailData{resetMailData: base, Recovery: true}, cur.RecoveryEmail)
+	default:
+		tell(emailMailData{resetMailData: base, Recovery: true, Address: u.RecoveryEmail, Changed: true}, cur.RecoveryEmail, cur.Email)
+	}
+	if !strings.EqualFold(cur.Email, u.Email) {
+		tell(emailMailData{resetMailData: base, Address: u.Email, Changed: true}, cur.Email)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	if err := m.store.EnqueueOutbox(ctx, msgs...); err != nil {
+		m.log.ErrorContext(ctx, "tell the replaced addresses of a change", "user_id", u.ID, "err", err)
 		return
 	}
 	m.wakeOutbox()
@@ -303,6 +367,16 @@ func (m *MailService) ConfirmEmail(ctx context.Context, secret, ip, userAgent st
 	addr, from := emailLinkData(tok)
 	var before string
 	u, err = m.users.store.UpdateUser(ctx, tok.UserID, func(u storage.User) (storage.User, error) {
+		// A change asked for before the password last changed is void:
+		// the notice to the account's addresses tells an owner who did
+		// not ask for it to change the password, and the link must not
+		// outlive that (it needs no session, only the new mailbox).
+		if tok.Purpose != purposeVerifyEmail && u.PasswordChangedAt.After(tok.CreatedAt) {
+			return u, errChangeVoided
+		}
+		if err := CheckActive(u); err != nil { // blocked since the page
+			return u, err
+		}
 		switch tok.Purpose {
 		case purposeChangeRecovery:
 			before = u.RecoveryEmail
@@ -371,6 +445,12 @@ func (m *MailService) peekEmailLink(ctx context.Context, secret, ip string) (sto
 			u, err := m.users.getUser(ctx, tok.UserID)
 			if err != nil {
 				return storage.OneTimeToken{}, storage.User{}, errEmailLink
+			}
+			// A blocked account's links wait for it to be unblocked:
+			// blocking is what an administrator does to an account
+			// taken over, and these links need no session.
+			if err := CheckActive(u); err != nil {
+				return storage.OneTimeToken{}, storage.User{}, err
 			}
 			return tok, u, nil
 		}

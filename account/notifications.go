@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ import (
 // SecurityPath is the portal page a notification points to, where the
 // user can change their password and end sessions.
 const SecurityPath = "/security"
+
+// OwnWebhooksPath is the portal's page of a person's own webhooks.
+const OwnWebhooksPath = "/security/webhooks"
 
 // Bounds of the notifications' work.
 const (
@@ -224,6 +228,11 @@ func (m *MailService) notifyData(u storage.User, e storage.AuditEvent) notifyMai
 		ByAdmin: e.ActorKind != ActorUser || (e.ActorID != "" && e.ActorID != u.ID),
 		Link:    strings.TrimSuffix(m.policy().Issuer, "/") + SecurityPath,
 		Reason:  e.Reason,
+	}
+	if e.Type == EventWebhookDisabled && e.TargetID != "" {
+		// The hook's own page, where its owner turns it on again (the
+		// security page does not list webhooks).
+		d.Link = strings.TrimSuffix(m.policy().Issuer, "/") + OwnWebhooksPath + "/" + url.PathEscape(e.TargetID)
 	}
 	if d.ByAdmin {
 		// Where an administrator works from is not the user's business.

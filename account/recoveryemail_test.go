@@ -1,9 +1,11 @@
 package account_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/mail"
@@ -215,8 +217,171 @@ func TestWebhookTurnedOffTellsItsOwner(t *testing.T) {
 	if m.To != "alice@example.com" || !strings.Contains(m.Subject, "webhook was turned off") || !strings.Contains(m.Text, "connection refused") || !strings.Contains(m.Text, "/security") {
 		t.Errorf("the mail: %+v", m)
 	}
+	// Its link leads to the hook's page, where it can be turned on: the
+	// security page has no webhooks on it.
+	if want := "https://id.example/security/webhooks/hook-1"; !strings.Contains(m.Text, want) || !strings.Contains(m.HTML, want) {
+		t.Errorf("the mail does not link the hook's page %s:\n%s", want, m.Text)
+	}
 	e.TargetUserID = ""
 	if msgs := f.svc.ReactionsForTest(f.ctx, e); len(msgs) != 0 {
 		t.Errorf("an administrator's hook turned off: %d messages", len(msgs))
+	}
+}
+
+// An address the account verified once is taken at once, without a link.
+// Whoever holds only the session can have verified one (an email change
+// they confirmed, then undid): setting it as the recovery address, or as
+// the email, must still tell the addresses it replaces, or password
+// resets go there silently.
+func TestAddressChangedAtOnceTellsTheAddressItReplaces(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	confirm := func(to string) {
+		t.Helper()
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, to), "192.0.2.1", "test"); err != nil {
+			t.Fatalf("confirm %s: %v", to, err)
+		}
+	}
+	change := func(field, addr string) {
+		t.Helper()
+		if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{field: addr}, "en"); err != nil {
+			t.Fatalf("set %s to %s: %v", field, addr, err)
+		}
+	}
+	// The owner's recovery address, then an email change to the
+	// attacker's address, confirmed and undone.
+	change("recovery_email", "backup@example.net")
+	confirm("backup@example.net")
+	change("email", "evil@example.org")
+	confirm("evil@example.org")
+	change("email", "alice@example.com")
+	confirm("alice@example.com")
+	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "backup@example.net" {
+		t.Fatalf("before: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+	backup, email := len(mailsTo(t, f, "backup@example.net")), len(mailsTo(t, f, "alice@example.com"))
+
+	change("recovery_email", "evil@example.org")
+	if got := f.stored(alice.ID); got.RecoveryEmail != "evil@example.org" {
+		t.Fatalf("a verified address as the recovery address: %q, want it at once", got.RecoveryEmail)
+	}
+	told := mailsTo(t, f, "backup@example.net")
+	changed := func(m mail.Message) bool {
+		return strings.Contains(m.Subject, "was changed") && strings.Contains(m.Text, "evil@example.org") && !strings.Contains(m.Text, "only once the new")
+	}
+	if len(told) != backup+1 || !slices.ContainsFunc(told, changed) {
+		t.Errorf("the replaced recovery address got %d new mails, want one naming the new address: %+v", len(told)-backup, told)
+	}
+	if n := len(mailsTo(t, f, "alice@example.com")); n != email+1 {
+		t.Errorf("the email got %d new mails of the recovery change, want one", n-email)
+	}
+
+	email = len(mailsTo(t, f, "alice@example.com"))
+	change("email", "evil@example.org")
+	if got := f.stored(alice.ID); got.Email != "evil@example.org" {
+		t.Fatalf("a verified address as the email: %q, want it at once", got.Email)
+	}
+	told = mailsTo(t, f, "alice@example.com")
+	if len(told) != email+1 || !slices.ContainsFunc(told, changed) {
+		t.Errorf("the replaced email got %d new mails, want one saying it changed to the new address: %+v", len(told)-email, told)
+	}
+}
+
+// The notice of an address change tells the owner who did not ask for it
+// to change their password: that must void the change still waiting for
+// its link, which otherwise works from the new address's mailbox for a
+// day, with no session, after every session of the intruder ended.
+func TestPasswordChangeVoidsPendingAddressChanges(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "evil@example.org", "recovery_email": "evil2@example.org"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	emailLink, recoveryLink := mailedLink(t, f, "evil@example.org"), mailedLink(t, f, "evil2@example.org")
+	f.clock.Add(time.Minute)
+	if err := f.svc.Credentials.ChangePassword(f.ctx, f.stored(alice.ID), "", adminTestPassword, "a brand new passphrase 42", "192.0.2.1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{emailLink, recoveryLink} {
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, link, "192.0.2.7", "test"); err == nil {
+			t.Errorf("a change asked for before the password changed was confirmed after it")
+		}
+	}
+	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "" {
+		t.Errorf("after the password change: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+	// A change asked for after the new password works.
+	f.clock.Add(time.Minute)
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"recovery_email": "backup@example.net"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, "backup@example.net"), "192.0.2.1", "test"); err != nil {
+		t.Errorf("a change after the password change: %v", err)
+	}
+}
+
+// An administrator blocks an account they think taken over: a change of
+// its email or recovery address still waiting for its link must not go
+// through while it is blocked (the link needs no session), or the
+// intruder's address is the account's once it is unblocked.
+func TestEmailLinksOfABlockedAccountDoNotWork(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": "evil@example.org", "recovery_email": "evil2@example.org"}, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Admin.BlockUser(f.ctx, f.actor, alice.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"evil@example.org", "evil2@example.org"} {
+		link := mailedLink(t, f, to)
+		if _, err := f.svc.Mail.CheckEmailLink(f.ctx, link, "192.0.2.7"); err == nil {
+			t.Errorf("the page of the link to %s works for a blocked account", to)
+		}
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, link, "192.0.2.7", "test"); err == nil {
+			t.Errorf("the link to %s was confirmed for a blocked account", to)
+		}
+	}
+	if got := f.stored(alice.ID); got.Email != "alice@example.com" || got.RecoveryEmail != "" {
+		t.Errorf("the blocked account: email %q, recovery %q", got.Email, got.RecoveryEmail)
+	}
+}
+
+// The notices of changes taken at once count against the account's mails
+// per hour like links do: switching the email back and forth between two
+// addresses it verified must not become a flood of mail to the owner.
+func TestAddressChangesAtOnceAreThrottled(t *testing.T) {
+	f := newAdminFixture(t)
+	enableTestMail(t, f.svc)
+	alice := f.user("alice", false)
+	for _, to := range []string{"evil@example.org", "alice@example.com"} {
+		if _, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": to}, "en"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.svc.Mail.ConfirmEmail(f.ctx, mailedLink(t, f, to), "192.0.2.1", "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Add(time.Hour) // a new hour's mails
+	before := len(mailsTo(t, f, "alice@example.com"))
+	refused := 0
+	for i := range 20 {
+		to := []string{"evil@example.org", "alice@example.com"}[i%2]
+		_, _, err := f.svc.Mail.UpdateProfile(f.ctx, alice.ID, map[string]string{"email": to, "given_name": fmt.Sprint("Alice ", i)}, "en")
+		switch {
+		case account.ErrorCode(err) == account.RateLimited:
+			refused++
+			if got := f.stored(alice.ID); strings.EqualFold(got.Email, to) || got.GivenName == fmt.Sprint("Alice ", i) {
+				t.Errorf("switch %d was refused yet saved: email %q, given name %q", i, got.Email, got.GivenName)
+			}
+		case err != nil:
+			t.Fatalf("switch %d: %v", i, err)
+		}
+	}
+	if n := len(mailsTo(t, f, "alice@example.com")) - before; n > 5 || refused == 0 {
+		t.Errorf("20 switches in an hour: %d notices to the owner, %d refused; want at most 5 and the rest refused", n, refused)
 	}
 }

@@ -34,4 +34,6 @@ var deMailFlows = map[string]string{
 	"%s is now the recovery email address of %s: password reset links go there.":                                     "%s ist jetzt die Wiederherstellungsadresse von %s: Links zum Zurücksetzen des Passworts gehen dorthin.",
 	"Use %s as the recovery email address of %s from now on? Password reset links will go there.":                    "%s ab jetzt als Wiederherstellungsadresse von %s verwenden? Links zum Zurücksetzen des Passworts gehen dann dorthin.",
 	"The account's recovery email address changed since this link was sent. Ask for a new one on your profile page.": "Die Wiederherstellungsadresse des Kontos hat sich geändert, seit dieser Link verschickt wurde. Fordern Sie auf Ihrer Profilseite einen neuen an.",
+	// A change link outlived by a password change (account.ConfirmEmail).
+	"The account's password changed since this link was sent, which cancels the change. Ask for a new one on your profile page.": "Das Passwort des Kontos wurde geändert, seit dieser Link verschickt wurde; das bricht die Änderung ab. Fordern Sie auf Ihrer Profilseite einen neuen an.",
 }
