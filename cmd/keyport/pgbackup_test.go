@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +51,47 @@ func TestPostgresBackupAndRestore(t *testing.T) {
 	c := restored.createClient(account.NewClient{ID: "app", SkipConsent: true})
 	if tok := c.tokens("alice"); tok.AccessToken == "" {
 		t.Fatal("no access token after the restore")
+	}
+}
+
+// Replicas share one sealing key: with PostgreSQL, serve never makes one
+// (each replica would make its own), and refuses a key other than the one
+// the database's secrets were sealed with, naming the file.
+func TestPostgresReplicaNeedsTheSharedSealingKey(t *testing.T) {
+	dsn := pgtest.Database(t)
+	dir := t.TempDir()
+	right, wrong := filepath.Join(dir, "right.key"), filepath.Join(dir, "wrong.key")
+	for _, k := range []string{right, wrong} {
+		if _, _, err := seal.LoadOrCreateKey(k, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(key string) error {
+		o := serverOptions{mutate: func(c *config.Config) {
+			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
+		}}
+		cfg, _ := testConfig(t, &o)
+		o.ln.Close() // Load does not listen
+		m, err := Load(cfg, slog.New(slog.DiscardHandler), nil)
+		if err == nil {
+			m.Close()
+		}
+		return err
+	}
+	if err := load(right); err != nil {
+		t.Fatalf("the first replica: %v", err)
+	}
+	if err := load(wrong); err == nil || !strings.Contains(err.Error(), "is not the key the secrets in the PostgreSQL database were sealed with") || !strings.Contains(err.Error(), wrong) {
+		t.Errorf("a replica with another key: %v", err)
+	}
+	missing := filepath.Join(dir, "missing.key")
+	if err := load(missing); err == nil || !strings.Contains(err.Error(), "keys new-sealing-key") {
+		t.Errorf("a replica without a key: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("serve made a sealing key for a PostgreSQL store")
+	}
+	if err := load(right); err != nil {
+		t.Errorf("the right key again: %v", err)
 	}
 }
