@@ -100,6 +100,16 @@ var grantListTests = []test{
 		ok(t, s.CreateTokens(ctx, newAccess("a4", "", "", "wiki", t3, time.Hour), nil), "machine token of wiki")
 		equal(t, lastUse("u1", "wiki"), t2, "u1's last use after wiki's machine token")
 		equal(t, lastUse("u2", "wiki"), time.Time{}, "u2's last use after wiki's machine token")
+
+		// An access token alone (no refresh token) moves it on too, and one
+		// of a family that does not exist is refused and moves nothing.
+		ok(t, s.CreateTokens(ctx, newAccess("a5", "", "u1", "wiki", t3, time.Hour), nil), "an access token alone")
+		equal(t, lastUse("u1", "wiki"), t3, "last use after an access token alone")
+		t4 := advance(c, time.Minute)
+		isErr(t, s.CreateTokens(ctx, newAccess("a6", "no-such-family", "u1", "wiki", t4, time.Hour), nil), storage.ErrNotFound, "an access token of a missing family")
+		equal(t, lastUse("u1", "wiki"), t3, "last use after a refused token")
+		_, err = s.GetAccessToken(ctx, "a6")
+		isErr(t, err, storage.ErrNotFound, "the refused token")
 	}},
 }
 
