@@ -155,38 +155,50 @@ func (k KindSummary) String() string {
 	return fmt.Sprintf("%s: %d, digest %x", k.Kind, k.Count, k.Digest[:8])
 }
 
-// Summarize dumps d and summarizes every kind (DumpKinds order; a kind
-// without records has Count 0).
+// Summarize dumps d and summarizes every kind (see Summarizer).
 func Summarize(ctx context.Context, d Dumper) ([]KindSummary, error) {
-	sums := map[string][][sha256.Size]byte{}
-	err := d.Dump(ctx, func(r Record) error {
-		c, err := canonicalRecord(r)
-		if err != nil {
-			return err
-		}
-		sums[r.Kind] = append(sums[r.Kind], sha256.Sum256(c))
-		return nil
-	})
-	if err != nil {
+	var sum Summarizer
+	if err := d.Dump(ctx, sum.Add); err != nil {
 		return nil, err
 	}
+	return sum.Result(), nil
+}
+
+// Summarizer adds records up into KindSummaries. The zero value is ready.
+type Summarizer struct {
+	hashes map[string][][sha256.Size]byte
+}
+
+// Add counts r and its digest; a record of an unknown kind, or one whose
+// value is not its kind's type, gives ErrInvalid.
+func (s *Summarizer) Add(r Record) error {
+	c, err := canonicalRecord(r)
+	if err != nil {
+		return err
+	}
+	if s.hashes == nil {
+		s.hashes = map[string][][sha256.Size]byte{}
+	}
+	s.hashes[r.Kind] = append(s.hashes[r.Kind], sha256.Sum256(c))
+	return nil
+}
+
+// Result summarizes every kind, in DumpKinds order (a kind without records
+// has Count 0).
+func (s *Summarizer) Result() []KindSummary {
 	out := make([]KindSummary, 0, len(DumpKinds))
 	for _, kind := range DumpKinds {
-		hs := sums[kind]
-		delete(sums, kind)
+		hs := slices.Clone(s.hashes[kind])
 		slices.SortFunc(hs, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
 		h := sha256.New()
 		for _, x := range hs {
 			h.Write(x[:])
 		}
-		s := KindSummary{Kind: kind, Count: len(hs)}
-		copy(s.Digest[:], h.Sum(nil))
-		out = append(out, s)
+		k := KindSummary{Kind: kind, Count: len(hs)}
+		copy(k.Digest[:], h.Sum(nil))
+		out = append(out, k)
 	}
-	for kind := range sums {
-		return nil, fmt.Errorf("summarize: unknown record kind %q: %w", kind, ErrInvalid)
-	}
-	return out, nil
+	return out
 }
 
 // canonicalRecord is r's value in one form whatever wrote it: decoded

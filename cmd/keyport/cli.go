@@ -72,6 +72,8 @@ Usage:
   keyport audit list [--user NAME] [--type a,b] [--since 24h] [--limit N]
   keyport audit export [--out FILE]
   keyport backup --to FILE [--force]
+  keyport migrate --from bolt|postgres --to postgres|bolt [--dsn DSN]
+                        (copies every record into an empty store and checks the copy; stop keyport serve first)
   keyport mail test --to ADDR [--lang en|de]
                         (sends a test message with the [mail] settings)
 
@@ -127,6 +129,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.group(ctx, rest)
 	case "backup":
 		err = c.backup(ctx, rest)
+	case "migrate":
+		err = c.migrate(ctx, rest)
 	case "keys":
 		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate})
 	case "mail":

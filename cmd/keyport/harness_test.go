@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
 	"github.com/keyport/keyport/internal/smtptest"
 	"github.com/keyport/keyport/storage"
 )
@@ -35,8 +36,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("KEYPORT_TEST_LOG") == "" {
 		slog.SetDefault(slog.New(slog.DiscardHandler))
 	}
-	// Run stops the SMTP test server when a test started it.
-	os.Exit(smtptest.Run(m))
+	// Run stops the SMTP test server when a test started it; Stop, the
+	// PostgreSQL cluster.
+	code := smtptest.Run(m)
+	pgtest.Stop()
+	os.Exit(code)
 }
 
 // testServer is a real Keyport (the same Main that `keyport serve` runs) on a

@@ -442,3 +442,11 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
+
+// Stop stops the cluster if a test started it: for a TestMain that runs
+// the tests itself, with other helpers' cleanup (Main does both).
+func Stop() {
+	if cluster != nil {
+		cluster.stop()
+	}
+}
