@@ -93,6 +93,9 @@ func (c *cli) migrate(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.stdout, "\nCopied %d records from %s (%s) to %s (%s): read in %s, written in %s.\n",
 		len(recs), *from, describeStore(cfg, *from), *to, describeStore(cfg, *to), dumped.Round(time.Millisecond), loaded.Round(time.Millisecond))
 	fmt.Fprintln(c.stdout, "Not copied: sign-ins in progress (authorization requests and codes, which live for minutes); people who were signing in start again.")
+	if *from == config.StoragePostgres {
+		fmt.Fprintln(c.stdout, "The copy is one snapshot of the database: stop every keyport serve on it before switching, or what they write afterwards is not in the copy.")
+	}
 	if mismatch > 0 {
 		return fmt.Errorf("the copy differs from the source in %d kinds of records (see the table); do not switch to it", mismatch)
 	}
