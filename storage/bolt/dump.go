@@ -38,6 +38,10 @@ var dumpBuckets = []struct {
 	{storage.DumpWebhook, bWebhooks},
 }
 
+// dumpedElsewhere are the buckets Dump reads into records of their own
+// shape, besides dumpBuckets.
+var dumpedElsewhere = [][]byte{bSettings, bReservedNames, bFamilies, bWebhookDeliveries}
+
 // Dump lists every record of the main file from one read transaction
 // (writers go on meanwhile); the flow file (sign-ins in progress) is left
 // out. See storage.Dumper.

@@ -41,3 +41,32 @@ func checkLoaded(t *testing.T, d *DB) {
 		t.Fatal(err)
 	}
 }
+
+// TestEveryBucketIsCopiedOrRebuilt: a bucket added to the schema must be
+// dumped or rebuilt by Load, or keyport migrate would lose it silently.
+func TestEveryBucketIsCopiedOrRebuilt(t *testing.T) {
+	seen := map[string]string{}
+	note := func(b []byte, how string) {
+		if prev, ok := seen[string(b)]; ok {
+			t.Errorf("bucket %s is both %s and %s", b, prev, how)
+		}
+		seen[string(b)] = how
+	}
+	for _, b := range dumpBuckets {
+		note(b.bucket, "dumped")
+	}
+	for _, b := range dumpedElsewhere {
+		note(b, "dumped")
+	}
+	for _, b := range rebuiltBuckets {
+		note(b, "rebuilt")
+	}
+	for _, b := range allDataBuckets {
+		if seen[string(b)] == "" {
+			t.Errorf("bucket %s is neither dumped (dump.go) nor rebuilt by Load (load.go's rebuiltBuckets)", b)
+		}
+	}
+	if len(seen) != len(allDataBuckets) {
+		t.Errorf("dump.go and load.go name %d buckets, the schema has %d", len(seen), len(allDataBuckets))
+	}
+}

@@ -15,6 +15,16 @@ import (
 
 var _ storage.Loader = (*DB)(nil)
 
+// rebuiltBuckets are the indexes Load builds from the records rather than
+// copies; every other bucket of allDataBuckets is dumped (dump.go). A new
+// bucket goes in one or the other (TestEveryBucketIsCopiedOrRebuilt).
+var rebuiltBuckets = [][]byte{
+	bUsersByUsername, bUsersByEmail, bUsersByIdentity, bUserSearchCreated, bUserSearchSignIn, bUsersByGroup, bAdmins,
+	bGroupsByName, bRefreshByID, bFamilyMembers, bUserTokens, bUserSessions, bExpiry, bCredentialsByHash,
+	bCredentialsByWebAuthn, bAuditByActor, bAuditByTarget, bClientRecords, bOutboxDue, bOutboxByState,
+	bWebhooksByOwner, bOneTimeByUser,
+}
+
 // Load stores a dump (storage.Dumper) in this empty database, in one
 // write transaction: all of it or, on any error, nothing. Indexes are
 // built from the records, as the write methods would have built them:

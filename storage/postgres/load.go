@@ -77,6 +77,41 @@ func lockEmpty(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
+// loadedTables are the tables Load fills, in an order where what a row
+// refers to (a foreign key) comes first, with the columns it fills. Every
+// table of the schema is here or in notCopiedTables
+// (TestEveryTableIsCopied).
+var loadedTables = []table{
+	{table: "settings", columns: []string{"name", "value"}},
+	{table: "signing_keys", columns: []string{"id", "algorithm", "sealed_key", "public_jwk", "created_at", "retired_at", "verify_till"}},
+	{table: "directories", columns: []string{"id", "type", "settings", "sealed_secret", "created_at", "updated_at"}},
+	{table: "groups", columns: []string{"id", "name_key", "record"}},
+	{table: "users", columns: []string{"id", "created_at", "last_login", "admin", "blocked", "totp", "source", "search", "record"}},
+	{table: "user_logins", columns: []string{"name", "user_id", "field"}},
+	{table: "user_identities", columns: []string{"connection", "external_id", "user_id"}},
+	{table: "user_groups", columns: []string{"user_id", "name"}},
+	{table: "reserved_names", columns: []string{"name", "user_id", "until"}},
+	{table: "avatars", columns: []string{"user_id", "content_type", "data", "updated_at"}},
+	{table: "clients", columns: []string{"id", "record"}},
+	{table: "credentials", columns: []string{"id", "user_id", "kind", "hash", "webauthn_id", "client_id", "created_at", "expires_at", "valid_until", "warned", "record"}},
+	{table: "sessions", columns: []string{"id", "user_id", "created_at", "expires_at", "record"}},
+	{table: "refresh_families", columns: []string{"id", "user_id", "client_id", "live_hash", "prev_hash", "end_ns"}},
+	{table: "refresh_tokens", columns: []string{"hash", "id", "family_id", "rotated", "grace_ns", "record"}},
+	{table: "access_tokens", columns: []string{"id", "client_id", "user_id", "family_id", "expires_ns", "record"}},
+	{table: "grants", columns: []string{"user_id", "client_id", "scopes", "created_at", "updated_at", "last_used_at"}},
+	{table: "one_time_tokens", columns: []string{"hash", "purpose", "user_id", "one_per_user", "expires_at", "record"}},
+	{table: "login_attempts", columns: []string{"user_id", "at", "id", "record"}},
+	{table: "throttles", columns: []string{"key", "expires_at", "record"}},
+	{table: "audit_events", columns: []string{"at_ns", "id", "type", "actor_id", "target_user_id", "record"}},
+	{table: "outbox", columns: []string{"id", "kind", "state", "due_ns", "ended_at", "record"}},
+	{table: "webhooks", columns: []string{"id", "owner_user_id", "created_at", "record"}},
+	{table: "webhook_deliveries", columns: []string{"webhook_id", "record"}},
+}
+
+// notCopiedTables are the tables a dump leaves out: the migrations' own,
+// and sign-ins in progress (which live for minutes).
+var notCopiedTables = []string{"schema_version"}
+
 // table is the rows Load copies into one table.
 type table struct {
 	table   string
@@ -106,32 +141,7 @@ func decode[T any](r storage.Record) (T, error) { return storage.DecodeRecord[T]
 // link is missing, links and deliveries whose family or webhook is.
 func loadRows(recs []storage.Record) (*loadTables, error) {
 	l := &loadTables{named: map[string]*table{}}
-	for _, t := range []table{
-		{table: "settings", columns: []string{"name", "value"}},
-		{table: "signing_keys", columns: []string{"id", "algorithm", "sealed_key", "public_jwk", "created_at", "retired_at", "verify_till"}},
-		{table: "directories", columns: []string{"id", "type", "settings", "sealed_secret", "created_at", "updated_at"}},
-		{table: "groups", columns: []string{"id", "name_key", "record"}},
-		{table: "users", columns: []string{"id", "created_at", "last_login", "admin", "blocked", "totp", "source", "search", "record"}},
-		{table: "user_logins", columns: []string{"name", "user_id", "field"}},
-		{table: "user_identities", columns: []string{"connection", "external_id", "user_id"}},
-		{table: "user_groups", columns: []string{"user_id", "name"}},
-		{table: "reserved_names", columns: []string{"name", "user_id", "until"}},
-		{table: "avatars", columns: []string{"user_id", "content_type", "data", "updated_at"}},
-		{table: "clients", columns: []string{"id", "record"}},
-		{table: "credentials", columns: []string{"id", "user_id", "kind", "hash", "webauthn_id", "client_id", "created_at", "expires_at", "valid_until", "warned", "record"}},
-		{table: "sessions", columns: []string{"id", "user_id", "created_at", "expires_at", "record"}},
-		{table: "refresh_families", columns: []string{"id", "user_id", "client_id", "live_hash", "prev_hash", "end_ns"}},
-		{table: "refresh_tokens", columns: []string{"hash", "id", "family_id", "rotated", "grace_ns", "record"}},
-		{table: "access_tokens", columns: []string{"id", "client_id", "user_id", "family_id", "expires_ns", "record"}},
-		{table: "grants", columns: []string{"user_id", "client_id", "scopes", "created_at", "updated_at", "last_used_at"}},
-		{table: "one_time_tokens", columns: []string{"hash", "purpose", "user_id", "one_per_user", "expires_at", "record"}},
-		{table: "login_attempts", columns: []string{"user_id", "at", "id", "record"}},
-		{table: "throttles", columns: []string{"key", "expires_at", "record"}},
-		{table: "audit_events", columns: []string{"at_ns", "id", "type", "actor_id", "target_user_id", "record"}},
-		{table: "outbox", columns: []string{"id", "kind", "state", "due_ns", "ended_at", "record"}},
-		{table: "webhooks", columns: []string{"id", "owner_user_id", "created_at", "record"}},
-		{table: "webhook_deliveries", columns: []string{"webhook_id", "record"}},
-	} {
+	for _, t := range loadedTables {
 		l.order = append(l.order, &t)
 		l.named[t.table] = &t
 	}

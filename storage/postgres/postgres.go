@@ -23,7 +23,12 @@
 // file, add its conformance groups to implemented in postgres_test.go. If
 // a user's or a client's deletion must take the area's records along, add
 // the statement to userRecords (users.go) or clientRecords (clients.go);
-// if its records expire, add a step to sweepSteps (sweep.go).
+// if its records expire, add a step to sweepSteps (sweep.go). So that
+// keyport migrate copies its rows, add the table to loadedTables and a
+// case to Load (load.go) and to Dump (dump.go), with a storage.Dump* kind;
+// a table whose rows are not worth copying (sign-ins in progress) goes in
+// notCopiedTables instead (TestEveryTableIsCopied holds every table to one
+// of the two).
 //
 // Writes that span areas go through helpers that take the caller's
 // transaction (pgx.Tx), so one change commits whole or not at all:
