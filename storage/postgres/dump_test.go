@@ -203,3 +203,14 @@ func TestEveryTableIsCopied(t *testing.T) {
 		t.Errorf("load.go names table %s, which the schema lacks", name)
 	}
 }
+
+// BenchmarkSummarize: what keyport migrate's verification costs per side
+// (a dump and a digest of every record) for copyBenchStore.
+func BenchmarkSummarize(b *testing.B) {
+	src := copyBenchStore(b)
+	for b.Loop() {
+		if _, err := storage.Summarize(context.Background(), src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
