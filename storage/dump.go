@@ -201,19 +201,22 @@ func (s *Summarizer) Result() []KindSummary {
 	return out
 }
 
+// columnTimes are the kinds whose times storage/postgres keeps in time
+// columns, to the microsecond, rather than in the record's JSON.
+var columnTimes = map[string]bool{DumpSigningKey: true, DumpDirectory: true, DumpReservedName: true, DumpAvatar: true, DumpGrant: true}
+
 // canonicalRecord is r's value in one form whatever wrote it: decoded
 // into its kind's type and encoded again (so a field an older version did
-// not write compares equal to its zero value), with every time in UTC to
-// the microsecond, the resolution storage/postgres keeps in its time
-// columns.
+// not write compares equal to its zero value), and for the kinds of
+// columnTimes with every time in UTC to the microsecond.
 func canonicalRecord(r Record) ([]byte, error) {
 	v, err := decodeKind(r)
 	if err != nil {
 		return nil, err
 	}
 	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+	if err != nil || !columnTimes[r.Kind] {
+		return raw, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
