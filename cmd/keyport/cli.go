@@ -78,6 +78,8 @@ Usage:
   keyport restore --from FILE     (with keyport serve stopped; keeps the replaced
                         database as keyport.db.before-restore-TIMESTAMP)
   keyport health [--url URL]     (GET /healthz on the listen address; exit 0 when it answers 200)
+  keyport migrate --from bolt|postgres --to postgres|bolt [--dsn DSN]
+                        (copies every record into an empty store and checks the copy; stop keyport serve first)
   keyport mail test --to ADDR [--lang en|de]
                         (sends a test message with the [mail] settings)
 
@@ -138,6 +140,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.restore(ctx, rest)
 	case "health":
 		err = c.health(ctx, rest)
+	case "migrate":
+		err = c.migrate(ctx, rest)
 	case "keys":
 		err = c.sub(ctx, "keys", rest, map[string]func(context.Context, []string) error{"rotate": c.keysRotate, "new-sealing-key": c.newSealingKey})
 	case "mail":

@@ -450,3 +450,4 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
+

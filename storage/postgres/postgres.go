@@ -26,7 +26,12 @@
 // (users.go) or clientRecords (clients.go); if its records expire, add a
 // step to sweepSteps (sweep.go). Backup copies every table of the schema
 // by itself; give the round trip's fixture (fillEveryTable in
-// backup_test.go) a record of each new table.
+// backup_test.go) a record of each new table. So that keyport migrate
+// copies its rows, add the table to loadedTables and a case to Load
+// (load.go) and to Dump (dump.go), with a storage.Dump* kind; a table whose
+// rows are not worth copying (sign-ins in progress) goes in
+// notCopiedTables instead (TestEveryTableIsCopied holds every table to one
+// of the two).
 //
 // Writes that span areas go through helpers that take the caller's
 // transaction (pgx.Tx), so one change commits whole or not at all:
