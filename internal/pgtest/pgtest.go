@@ -450,4 +450,3 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
-
