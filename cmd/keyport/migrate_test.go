@@ -3,16 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/pgtest"
-	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 	"github.com/keyport/keyport/storage/postgres"
@@ -69,39 +66,18 @@ func TestMigrateBoltToPostgresAndBack(t *testing.T) {
 	cliFail(t, env, "", 1, "already holds records, and keyport migrate copies into an empty store only; nothing was changed", toPostgres...)
 	cliFail(t, env, "", 2, "--from and --to are both bolt", "migrate", "--from", "bolt", "--to", "bolt", "--dsn", dsn)
 
-	// A sign-in on the copy, through the account package.
-	pg, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
+	// A server on the copy (storage.type postgres, the copied sealing key)
+	// signs alice in with the real client; a wrong password fails.
+	onPG := startServerWith(t, serverOptions{mutate: func(c *config.Config) {
+		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, filepath.Join(srv.dir, "secret.key")
+	}})
+	if tok := signInOffline(onPG.rp(app.ID, app.Secret, app.RedirectURI), "alice"); tok.AccessToken == "" || tok.RefreshToken == "" {
+		t.Fatal("no tokens from the server on the PostgreSQL copy")
 	}
-	key, _, err := seal.LoadOrCreateKey(filepath.Join(srv.dir, "secret.key"), false)
-	if err != nil {
-		t.Fatal(err)
+	if u, err := onPG.Main.Accounts.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong " + testPassword, IP: "192.0.2.1"}); err == nil {
+		t.Fatalf("a wrong password signed %s in on the copy", u.Username)
 	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, _, err := config.Load("", func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct, err := account.New(pg, sealer, account.Policy{
-		Argon2:            account.Argon2Params{MemoryKiB: uint32(cfg.Password.MemoryKiB), Iterations: uint32(cfg.Password.Iterations), Parallelism: uint8(cfg.Password.Parallelism)},
-		MinPasswordLength: cfg.Password.MinLength, MaxLoginAttempts: cfg.Limits.MaxLoginAttempts, LoginWindow: cfg.Limits.LoginWindow.Duration,
-		SessionLifetime: cfg.Session.Lifetime.Duration, Issuer: cfg.Issuer,
-	}, time.Now, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := acct.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: testPassword, IP: "192.0.2.1"})
-	if err != nil || u.Username != "alice" || u.LoginsCount < 2 {
-		t.Fatalf("sign alice in on the PostgreSQL copy: %+v, %v", u, err)
-	}
-	if _, err := acct.SignIn.Authenticate(ctx, account.Credentials{Login: "alice", Password: "wrong " + testPassword, IP: "192.0.2.1"}); err == nil {
-		t.Fatal("a wrong password signed alice in on the copy")
-	}
-	pg.Close()
+	onPG.stop()
 
 	// And back, into a new data dir with the sealing key.
 	back := t.TempDir()
