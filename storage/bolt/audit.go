@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -41,26 +40,9 @@ func auditIndexKey(owner string, sortKey []byte) []byte {
 	return append(append([]byte(owner), 0), sortKey...)
 }
 
-// validAuditID: IDs form index keys, where a NUL would make one user's
-// entries look like another's.
-func validAuditID(s string) bool {
-	return len(s) <= storage.MaxAuditID && !strings.ContainsRune(s, 0)
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // AppendAudit stores one event with its index entries.
 func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent, out ...storage.OutboxMessage) error {
-	raw, err := encodeAudit(&e)
+	raw, err := storage.EncodeAuditEvent(&e)
 	if err != nil {
 		return err
 	}
@@ -84,26 +66,6 @@ func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent, out ...stora
 		return fmt.Errorf("append audit event %q: %w", e.ID, err)
 	}
 	return nil
-}
-
-// encodeAudit checks an event, cuts its user agent and encodes it, before
-// any transaction: a refused event must not roll back the writes it would
-// share a commit with (AppendAudit's batch, RecordSignIn, RecordAttempt).
-func encodeAudit(e *storage.AuditEvent) ([]byte, error) {
-	if e.ID == "" || e.Type == "" || e.ActorKind == "" || e.Time.IsZero() ||
-		!validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) || !validAuditID(e.Initiator) {
-		return nil, fmt.Errorf("append audit event %q: missing or malformed ID, type, actor kind, time, actor or target: %w",
-			truncateUTF8(e.ID, storage.MaxAuditID), storage.ErrInvalid)
-	}
-	e.UserAgent = truncateUTF8(e.UserAgent, storage.MaxAuditUserAgent)
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode audit event %q: %w", e.ID, err)
-	}
-	if len(raw) > storage.MaxAuditEventBytes {
-		return nil, fmt.Errorf("audit event %q takes %d bytes, more than %d: %w", e.ID, len(raw), storage.MaxAuditEventBytes, storage.ErrTooLarge)
-	}
-	return raw, nil
 }
 
 // auditFreeTx refuses an event whose key is taken. It writes nothing, so
@@ -149,7 +111,7 @@ func newSignInAudit(e *storage.AuditEvent) (signInAudit, error) {
 		return signInAudit{}, nil
 	}
 	a := signInAudit{e: *e}
-	raw, err := encodeAudit(&a.e)
+	raw, err := storage.EncodeAuditEvent(&a.e)
 	a.raw = raw
 	return a, err
 }

@@ -280,7 +280,7 @@ func (l *loader) load(r storage.Record) error {
 		if err != nil {
 			return err
 		}
-		if e.ID == "" || !validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) {
+		if e.ID == "" || !storage.ValidAuditID(e.ID) || !storage.ValidAuditID(e.ActorID) || !storage.ValidAuditID(e.TargetUserID) {
 			return invalid("audit event %q: malformed ID, actor or target", e.ID)
 		}
 		if err := auditFreeTx(tx, e); err != nil {

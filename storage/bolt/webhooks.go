@@ -175,7 +175,7 @@ func deleteUserWebhooksTx(tx *bbolt.Tx, userID string) error {
 
 func (d *DB) RecordWebhookDelivery(ctx context.Context, id string, del storage.WebhookDelivery, fn func(*storage.Webhook) error) (storage.Webhook, error) {
 	if len(del.Error) > storage.MaxOutboxError {
-		del.Error = truncateUTF8(del.Error, storage.MaxOutboxError)
+		del.Error = storage.TruncateUTF8(del.Error, storage.MaxOutboxError)
 	}
 	var out storage.Webhook
 	err := d.batch(func(tx *bbolt.Tx) error {

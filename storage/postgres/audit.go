@@ -6,13 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,40 +24,6 @@ const auditScanBudget = 20 * storage.MaxAuditLimit
 
 // auditSweepChunk is how many events one SweepAudit transaction deletes.
 const auditSweepChunk = 1000
-
-// validAuditID: a bounded ID without a NUL (which text cannot hold).
-func validAuditID(s string) bool {
-	return len(s) <= storage.MaxAuditID && !strings.ContainsRune(s, 0)
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-// encodeAudit checks an event, cuts its user agent and encodes it.
-func encodeAudit(e *storage.AuditEvent) ([]byte, error) {
-	if e.ID == "" || e.Type == "" || e.ActorKind == "" || e.Time.IsZero() ||
-		!validAuditID(e.ID) || !validAuditID(e.ActorID) || !validAuditID(e.TargetUserID) || !validAuditID(e.Initiator) {
-		return nil, fmt.Errorf("audit event %q: missing or malformed ID, type, actor kind, time, actor or target: %w",
-			truncateUTF8(e.ID, storage.MaxAuditID), storage.ErrInvalid)
-	}
-	e.UserAgent = truncateUTF8(e.UserAgent, storage.MaxAuditUserAgent)
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode audit event %q: %w", e.ID, err)
-	}
-	if len(raw) > storage.MaxAuditEventBytes {
-		return nil, fmt.Errorf("audit event %q takes %d bytes, more than %d: %w", e.ID, len(raw), storage.MaxAuditEventBytes, storage.ErrTooLarge)
-	}
-	return raw, nil
-}
 
 // AppendAudit stores e with the outbox messages it causes.
 func (d *DB) AppendAudit(ctx context.Context, e storage.AuditEvent, out ...storage.OutboxMessage) error {
@@ -81,7 +45,7 @@ func appendAuditTx(ctx context.Context, tx pgx.Tx, e *storage.AuditEvent) error 
 		return nil
 	}
 	ev := *e
-	raw, err := encodeAudit(&ev)
+	raw, err := storage.EncodeAuditEvent(&ev)
 	if err != nil {
 		return err
 	}

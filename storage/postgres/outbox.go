@@ -32,7 +32,7 @@ func newOutboxMessages(msgs []storage.OutboxMessage) ([]storage.OutboxMessage, e
 	for i, m := range msgs {
 		if !validOutboxName(m.ID) || !validOutboxName(m.Kind) || m.CreatedAt.IsZero() {
 			return nil, fmt.Errorf("outbox message %q: missing or malformed ID, kind or creation time: %w",
-				truncateUTF8(m.ID, storage.MaxOutboxID), storage.ErrInvalid)
+				storage.TruncateUTF8(m.ID, storage.MaxOutboxID), storage.ErrInvalid)
 		}
 		if (m.State != "" && m.State != storage.OutboxPending) || m.Attempts != 0 || !m.LeaseUntil.IsZero() || !m.DeliveredAt.IsZero() {
 			return nil, fmt.Errorf("outbox message %q is not new (state %q, %d attempts, lease or delivery set): %w",
@@ -47,7 +47,7 @@ func newOutboxMessages(msgs []storage.OutboxMessage) ([]storage.OutboxMessage, e
 		}
 		seen[m.ID] = true
 		m.State = storage.OutboxPending
-		m.LastError = truncateUTF8(m.LastError, storage.MaxOutboxError)
+		m.LastError = storage.TruncateUTF8(m.LastError, storage.MaxOutboxError)
 		if m.NextAttemptAt.IsZero() {
 			m.NextAttemptAt = m.CreatedAt
 		}
@@ -184,13 +184,13 @@ func (d *DB) CompleteOutbox(ctx context.Context, id string, at time.Time) error 
 
 func (d *DB) RetryOutbox(ctx context.Context, id string, next time.Time, lastErr string) error {
 	return d.finishOutbox(ctx, "retry", id, func(m *storage.OutboxMessage) {
-		m.NextAttemptAt, m.LastError = next, truncateUTF8(lastErr, storage.MaxOutboxError)
+		m.NextAttemptAt, m.LastError = next, storage.TruncateUTF8(lastErr, storage.MaxOutboxError)
 	})
 }
 
 func (d *DB) FailOutbox(ctx context.Context, id string, at time.Time, lastErr string) error {
 	return d.finishOutbox(ctx, "fail", id, func(m *storage.OutboxMessage) {
-		m.State, m.DeliveredAt, m.LastError = storage.OutboxFailed, at, truncateUTF8(lastErr, storage.MaxOutboxError)
+		m.State, m.DeliveredAt, m.LastError = storage.OutboxFailed, at, storage.TruncateUTF8(lastErr, storage.MaxOutboxError)
 	})
 }
 

@@ -25,7 +25,7 @@ func (d *DB) RecordSignIn(ctx context.Context, w storage.SignInWrite) (storage.U
 	if w.Audit != nil {
 		// Refuse a bad event before fn runs, as the other checks.
 		e := *w.Audit
-		if _, err := encodeAudit(&e); err != nil {
+		if _, err := storage.EncodeAuditEvent(&e); err != nil {
 			return storage.User{}, fmt.Errorf("record sign-in of %q: %w", w.UserID, err)
 		}
 	}

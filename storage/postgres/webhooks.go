@@ -100,7 +100,7 @@ func (d *DB) DeleteWebhook(ctx context.Context, id string) error {
 // RecordWebhookDelivery appends d to the webhook's log, keeping the newest
 // storage.MaxWebhookDeliveries, and applies fn, in one transaction.
 func (d *DB) RecordWebhookDelivery(ctx context.Context, id string, delivery storage.WebhookDelivery, fn func(*storage.Webhook) error) (storage.Webhook, error) {
-	delivery.Error = truncateUTF8(delivery.Error, storage.MaxOutboxError)
+	delivery.Error = storage.TruncateUTF8(delivery.Error, storage.MaxOutboxError)
 	var out storage.Webhook
 	disabledChanged := false // processes that deliver keep the Disabled switch in memory
 	watched := fn
