@@ -89,13 +89,24 @@ func New(o Options) (*Web, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse layout template: %w", err)
 	}
+	// part_*.html define pieces several pages share (a table both the
+	// console and the portal show); every page sees them, as the layout.
+	parts, err := fs.Glob(o.Templates, "part_*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list template parts: %w", err)
+	}
+	if len(parts) > 0 {
+		if layout, err = layout.ParseFS(o.Templates, parts...); err != nil {
+			return nil, fmt.Errorf("parse template parts: %w", err)
+		}
+	}
 	names, err := fs.Glob(o.Templates, "*.html")
 	if err != nil {
 		return nil, fmt.Errorf("list templates: %w", err)
 	}
 	pageNames := slices.Clone(requiredPages)
 	for _, n := range names {
-		if n = strings.TrimSuffix(n, ".html"); n != "layout" && !slices.Contains(pageNames, n) {
+		if n = strings.TrimSuffix(n, ".html"); n != "layout" && !strings.HasPrefix(n, "part_") && !slices.Contains(pageNames, n) {
 			pageNames = append(pageNames, n)
 		}
 	}
