@@ -63,16 +63,20 @@ func (m *Main) storeName() string {
 }
 
 // closeBackend closes whichever store is open; closing twice is harmless.
+// It leaves m's fields as they are: a worker cut off at shutdown may still
+// read them (its store calls then fail), and must not race with Close.
 func (m *Main) closeBackend() error {
-	var err error
+	if m.storeClosed {
+		return nil
+	}
+	m.storeClosed = true
 	switch {
 	case m.db != nil:
-		err = m.db.Close()
+		return m.db.Close()
 	case m.pg != nil:
-		err = m.pg.Close()
+		m.pg.Close()
 	}
-	m.db, m.pg, m.store, m.shared = nil, nil, nil, nil
-	return err
+	return nil
 }
 
 // storeHealth is what /healthz reports of the store without touching it:

@@ -88,7 +88,9 @@ type Main struct {
 	pg     *postgres.DB
 	store  storage.Store
 	shared storage.Shared
-	sealer *seal.Sealer
+	// storeClosed: Close (or a failed open) closed the store.
+	storeClosed bool
+	sealer      *seal.Sealer
 	// directories are the sources of config.toml's [[directories]].
 	directories []directory.Source
 	sealKey     []byte
@@ -658,6 +660,12 @@ func (m *Main) shutdown(cancel context.CancelFunc, workers *sync.WaitGroup, metr
 	timeout := m.Config.HTTP.ShutdownTimeout.Duration
 	log.Info("shutting down: no new connections; finishing requests in progress", "timeout", timeout)
 	cancel()
+	// The workers stop while the requests finish: both within the timeout.
+	stopped := make(chan struct{})
+	go func() {
+		workers.Wait()
+		close(stopped)
+	}()
 	ctx, done := context.WithTimeout(context.Background(), timeout)
 	defer done()
 	if metricsSrv != nil {
@@ -667,18 +675,17 @@ func (m *Main) shutdown(cancel context.CancelFunc, workers *sync.WaitGroup, metr
 		log.Warn("requests still in progress after http.shutdown_timeout were cut", "timeout", timeout, "err", err)
 		_ = m.server.Close()
 	}
-	stopped := make(chan struct{})
-	go func() {
-		workers.Wait()
-		close(stopped)
-	}()
 	select {
 	case <-stopped:
-	case <-ctx.Done():
-		// A worker that ignores its context (a directory that stopped
-		// answering) must not keep the process up; its store calls fail
-		// once the database is closed.
-		log.Warn("background work still running after http.shutdown_timeout; closing the database anyway", "timeout", timeout)
+	default:
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			// A worker that ignores its context (a directory that stopped
+			// answering) must not keep the process up; its store calls fail
+			// once the database is closed.
+			log.Warn("background work still running after http.shutdown_timeout; closing the database anyway", "timeout", timeout)
+		}
 	}
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -764,7 +771,7 @@ func every(ctx context.Context, d time.Duration, now bool, fn func()) {
 func (m *Main) Close() error {
 	closeSources(m.directories)
 	m.directories = nil
-	if m.store == nil {
+	if m.store == nil || m.storeClosed {
 		return nil
 	}
 	if m.Accounts != nil {
