@@ -83,6 +83,7 @@ if [ "${STORAGE:-bolt}" = postgres ]; then
   PGPORT=${PGPORT:-18490}
   mkdir -p "$work/pg" && chown postgres "$work/pg" && chmod 755 "$work"
   runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg/data" -U keyport --auth=trust >/dev/null
+  # PG_OPTIONS adds server options ("-c log_statement=all").
   # PG_CPU=N pins PostgreSQL to core N instead (the database on a machine
   # of its own, as in production; with 2 cores it shares the load
   # generator's).
@@ -90,7 +91,7 @@ if [ "${STORAGE:-bolt}" = postgres ]; then
   [ -z "${PG_CPU:-}" ] || pg_pin=(taskset -c "$PG_CPU")
   echo "starting: ${pg_pin[*]} postgres on 127.0.0.1:$PGPORT"
   runuser -u postgres -- "${pg_pin[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$work/pg -c max_connections=50" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -c port=$PGPORT -c unix_socket_directories=$work/pg -c max_connections=50 ${PG_OPTIONS:-}" start >/dev/null
   runuser -u postgres -- "$pg_bin/createdb" -h 127.0.0.1 -p "$PGPORT" -U keyport keyport
   export KEYPORT_STORAGE_DSN="postgres://keyport@127.0.0.1:$PGPORT/keyport?sslmode=disable"
   export KEYPORT_SECRET_KEY_FILE=$work/secret.key KEYPORT_CONFIG=$work/keyport.toml
