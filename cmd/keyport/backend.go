@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/keyport/keyport/config"
@@ -25,11 +26,9 @@ func (m *Main) openBackend(ctx context.Context, lockWait time.Duration) error {
 	cfg := m.Config
 	switch cfg.Storage.Type {
 	case config.StoragePostgres:
-		db, err := postgres.Open(ctx, cfg.Storage.DSN, postgres.Options{Now: m.Now, MaxConns: int32(cfg.Storage.MaxConns), Logger: m.Logger})
+		db, err := openPostgres(ctx, cfg, m.Now, m.Logger)
 		if err != nil {
-			// pgx's errors name the host, user and database, never the
-			// password; the DSN itself is not repeated.
-			return fmt.Errorf("open the PostgreSQL store (storage.dsn): %w", err)
+			return err
 		}
 		m.pg, m.store = db, db
 		if s, ok := any(db).(storage.Shared); ok {
@@ -51,6 +50,18 @@ func (m *Main) openBackend(ctx context.Context, lockWait time.Duration) error {
 	default:
 		return fmt.Errorf("storage.type %q: unknown", cfg.Storage.Type)
 	}
+}
+
+// openPostgres opens cfg's PostgreSQL store, for serve and the commands
+// alike (now and log may be nil: the wall clock, no log).
+func openPostgres(ctx context.Context, cfg *config.Config, now func() time.Time, log *slog.Logger) (*postgres.DB, error) {
+	db, err := postgres.Open(ctx, cfg.Storage.DSN, postgres.Options{Now: now, MaxConns: int32(cfg.Storage.MaxConns), Logger: log})
+	if err != nil {
+		// pgx's errors name the host, user and database, never the
+		// password; the DSN itself is not repeated.
+		return nil, fmt.Errorf("open the PostgreSQL store (storage.dsn): %w", err)
+	}
+	return db, nil
 }
 
 // storeName names the store in messages: the bbolt file, or "the

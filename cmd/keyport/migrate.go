@@ -14,7 +14,6 @@ import (
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
-	"github.com/keyport/keyport/storage/postgres"
 )
 
 // migrateStore is a store keyport migrate copies from or into.
@@ -131,9 +130,9 @@ func openMigrateStore(ctx context.Context, cfg *config.Config, backend string, s
 		}
 		return db, nil
 	case config.StoragePostgres:
-		db, err := postgres.Open(ctx, cfg.Storage.DSN, postgres.Options{MaxConns: int32(min(max(cfg.Storage.MaxConns, 0), 1<<20)), Logger: log})
+		db, err := openPostgres(ctx, cfg, nil, log)
 		if err != nil {
-			return nil, fmt.Errorf("open the postgres store: %w", err)
+			return nil, err // not a typed nil in the interface
 		}
 		return db, nil
 	}

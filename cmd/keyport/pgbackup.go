@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/config"
-	"github.com/keyport/keyport/storage/postgres"
 )
 
 // Backup and restore with storage.type "postgres": the copy is Keyport's
@@ -18,18 +17,10 @@ import (
 // another schema version, or a damaged copy, and then changes nothing).
 // pg_dump remains the tool for whole-cluster backups.
 
-func openPostgres(ctx context.Context, cfg *config.Config) (*postgres.DB, error) {
-	db, err := postgres.Open(ctx, cfg.Storage.DSN, postgres.Options{MaxConns: 2})
-	if err != nil {
-		return nil, fmt.Errorf("open the PostgreSQL store (storage.dsn): %w", err)
-	}
-	return db, nil
-}
-
 // postgresBackup writes the copy to a temporary file beside to, then
 // gives it its name.
 func (c *cli) postgresBackup(ctx context.Context, cfg *config.Config, to string) error {
-	db, err := openPostgres(ctx, cfg)
+	db, err := openPostgres(ctx, cfg, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -72,7 +63,7 @@ func (c *cli) postgresRestore(ctx context.Context, cfg *config.Config, from stri
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
-	db, err := openPostgres(ctx, cfg)
+	db, err := openPostgres(ctx, cfg, nil, nil)
 	if err != nil {
 		return err
 	}
