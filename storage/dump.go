@@ -151,10 +151,6 @@ type KindSummary struct {
 	Digest [sha256.Size]byte
 }
 
-func (k KindSummary) String() string {
-	return fmt.Sprintf("%s: %d, digest %x", k.Kind, k.Count, k.Digest[:8])
-}
-
 // Summarize dumps d and summarizes every kind (see Summarizer).
 func Summarize(ctx context.Context, d Dumper) ([]KindSummary, error) {
 	var sum Summarizer

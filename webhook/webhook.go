@@ -235,7 +235,7 @@ const SecretPrefix = "whsec_"
 // "whsec_" encodes. Secrets Keyport made before it sent that header are
 // "whsec_" and unpadded URL-safe base64; their bytes are the key too (a
 // receiver's library reads such a secret once rewritten to the standard
-// alphabet, which StandardSecret does). Anything else is its own key.
+// alphabet). Anything else is its own key.
 func StandardKey(secret string) []byte {
 	enc, ok := strings.CutPrefix(secret, SecretPrefix)
 	if !ok {
@@ -248,13 +248,6 @@ func StandardKey(secret string) []byte {
 		return key
 	}
 	return []byte(secret)
-}
-
-// StandardSecret is secret as a Standard Webhooks library accepts it:
-// "whsec_" and the standard base64 of StandardKey. For the secrets
-// Keyport makes now it is the secret itself.
-func StandardSecret(secret string) string {
-	return SecretPrefix + base64.StdEncoding.EncodeToString(StandardKey(secret))
 }
 
 // SignStandard is the webhook-signature header of a call with message id
