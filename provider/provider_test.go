@@ -147,3 +147,44 @@ func TestKeyManagerRotation(t *testing.T) {
 		t.Fatal("loaded signing keys with the wrong sealing key")
 	}
 }
+
+// Refresh is how a replica that does not rotate follows the one that
+// does: it publishes what is stored (a new key signs, the old one stays in
+// JWKS), and with no key stored it fails rather than make one.
+func TestKeyManagerRefreshFollowsAnotherRotation(t *testing.T) {
+	clock := testclock.At(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sealer, _ := seal.New(bytes.Repeat([]byte{1}, 32))
+	ctx := context.Background()
+	follower := NewKeyManager(db, sealer, 30*24*time.Hour, 2*time.Hour, clock.Now, nil)
+	if err := follower.Refresh(ctx); err == nil {
+		t.Fatal("Refresh with no key stored succeeded")
+	}
+	if keys, _ := db.ListSigningKeys(ctx); len(keys) != 0 {
+		t.Fatalf("Refresh made %d keys", len(keys))
+	}
+	leader := NewKeyManager(db, sealer, 30*24*time.Hour, 2*time.Hour, clock.Now, nil)
+	if err := leader.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.Refresh(ctx); err != nil || follower.SigningKeyID() != leader.SigningKeyID() {
+		t.Fatalf("after the leader's first key: %q, want %q (%v)", follower.SigningKeyID(), leader.SigningKeyID(), err)
+	}
+	first := leader.SigningKeyID()
+	if err := leader.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := follower.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if follower.SigningKeyID() != leader.SigningKeyID() || !strings.Contains(string(follower.JWKS()), first) {
+		t.Fatalf("after the leader rotated: signs with %q (want %q), JWKS %s", follower.SigningKeyID(), leader.SigningKeyID(), follower.JWKS())
+	}
+	if keys, _ := db.ListSigningKeys(ctx); len(keys) != 2 {
+		t.Errorf("%d keys stored after one rotation and refreshes, want 2", len(keys))
+	}
+}

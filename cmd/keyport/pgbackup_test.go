@@ -43,6 +43,7 @@ func TestPostgresBackupAndRestore(t *testing.T) {
 		t.Errorf("backup: %s", r)
 	}
 	cliFail(t, env(from), "", 1, "exists", "backup", "--to", copyFile)
+	cliFail(t, env(from), "", 2, "checked as it is restored", "backup", "--check", copyFile)
 	// The source holds records: a restore into it changes nothing.
 	cliFail(t, env(from), "", 1, "the database was not changed", "restore", "--from", copyFile)
 	cliMust(t, env(into), "", "restore", "--from", copyFile)
@@ -93,5 +94,25 @@ func TestPostgresReplicaNeedsTheSharedSealingKey(t *testing.T) {
 	}
 	if err := load(right); err != nil {
 		t.Errorf("the right key again: %v", err)
+	}
+}
+
+// `keyport keys new-sealing-key` writes a key seal can load, mode 0600,
+// and never replaces a file (it may be the only key to a database).
+func TestNewSealingKey(t *testing.T) {
+	env := cliEnv(t.TempDir())
+	path := filepath.Join(t.TempDir(), "shared.key")
+	cliFail(t, env, "", 2, "needs --to FILE", "keys", "new-sealing-key")
+	cliMust(t, env, "", "keys", "new-sealing-key", "--to", path)
+	key, created, err := seal.LoadOrCreateKey(path, false)
+	if err != nil || created || len(key) != seal.KeySize {
+		t.Fatalf("the key written: %d bytes, created %v, %v", len(key), created, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the key file's mode: %v, %v", fi.Mode(), err)
+	}
+	cliFail(t, env, "", 1, "is never overwritten", "keys", "new-sealing-key", "--to", path)
+	if again, _, _ := seal.LoadOrCreateKey(path, false); string(again) != string(key) {
+		t.Error("a refused new-sealing-key changed the key")
 	}
 }
