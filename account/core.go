@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"sync"
@@ -55,6 +56,10 @@ type core struct {
 	static []directory.Source
 	srcs   atomic.Pointer[sourceSet]
 	srcMu  sync.Mutex
+	// storedSum is what LoadStoredDirectories last put in force (the
+	// stored directories and every on/off switch), so loading the same
+	// again reopens nothing; zero until then. Guarded by srcMu.
+	storedSum [sha256.Size]byte
 }
 
 // policy is the rules in force: config.toml's overlaid by the stored

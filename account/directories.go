@@ -2,6 +2,7 @@ package account
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type DirectoryService struct {
 // LoadStoredDirectories adds the ones from the admin page.
 func (s *DirectoryService) UseDirectories(sources ...directory.Source) {
 	s.static = sources
+	s.srcMu.Lock()
+	s.storedSum = [sha256.Size]byte{} // the next LoadStoredDirectories builds again
+	s.srcMu.Unlock()
 	s.rebuildSources(context.Background(), nil)
 }
 

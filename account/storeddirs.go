@@ -3,6 +3,8 @@ package account
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -27,11 +29,25 @@ var directoryIDPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
 func BindSealPurpose(id string) string { return "directory-bind:" + id }
 
 // LoadStoredDirectories opens the directories added on the admin page and
-// puts them in force beside the configured ones.
+// puts them in force beside the configured ones. When neither they nor
+// any on/off switch changed since the last load it keeps the sources in
+// force: a replica reloads on every settings notice and every 30 s
+// (cmd/keyport's watch), which must not reopen every directory's
+// connections each time.
 func (s *DirectoryService) LoadStoredDirectories(ctx context.Context) error {
 	dirs, err := s.store.ListDirectories(ctx)
 	if err != nil {
 		return fmt.Errorf("load directories: %w", err)
+	}
+	sum, err := s.storedDirectoriesSum(ctx, dirs)
+	if err != nil {
+		return err
+	}
+	s.srcMu.Lock()
+	same := sum == s.storedSum
+	s.srcMu.Unlock()
+	if same {
+		return nil
 	}
 	var opened []directory.Source
 	for _, d := range dirs {
@@ -43,7 +59,37 @@ func (s *DirectoryService) LoadStoredDirectories(ctx context.Context) error {
 		opened = append(opened, src)
 	}
 	s.rebuildSources(ctx, opened)
+	s.srcMu.Lock()
+	s.storedSum = sum
+	s.srcMu.Unlock()
 	return nil
+}
+
+// storedDirectoriesSum digests what LoadStoredDirectories puts in force:
+// the stored directories as stored, and the on/off switch of each
+// directory, stored or configured.
+func (s *DirectoryService) storedDirectoriesSum(ctx context.Context, dirs []storage.Directory) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	if err := json.NewEncoder(h).Encode(dirs); err != nil {
+		return [sha256.Size]byte{}, fmt.Errorf("digest the directories: %w", err)
+	}
+	ids := make([]string, 0, len(dirs)+len(s.static))
+	for _, d := range dirs {
+		ids = append(ids, d.ID)
+	}
+	for _, src := range s.static {
+		ids = append(ids, src.ID())
+	}
+	for _, id := range ids {
+		raw, err := s.store.GetSetting(ctx, disabledKey(id))
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return [sha256.Size]byte{}, fmt.Errorf("read the switch of directory %q: %w", id, err)
+		}
+		fmt.Fprintf(h, "%s=%s\n", id, raw)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 // openStored builds a stored directory through the source registry.

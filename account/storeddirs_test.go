@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/directory"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 )
@@ -94,5 +95,62 @@ func TestStoredDirectoriesOfEveryTypeLoad(t *testing.T) {
 	corp.ID = "partner"
 	if err := svc.Directories.SaveDirectory(ctx, corp, false); account.ErrorMessage(err) != "This directory is not an LDAP directory." {
 		t.Fatalf("LDAP settings over an upstream: %v", err)
+	}
+}
+
+// A replica reloads the stored directories on every settings notice and
+// every 30 s: loading what is already in force keeps the sources open
+// (the same values, not new connections), and a changed directory or
+// on/off switch builds them again.
+func TestLoadingUnchangedDirectoriesReopensNothing(t *testing.T) {
+	ctx := context.Background()
+	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
+	svc, db := account.NewTestService(t, account.TestServiceOptions{Now: now, Policy: account.Policy{
+		Issuer: "https://id.example.org", MaxLoginAttempts: 3, LoginWindow: time.Minute, SessionLifetime: time.Hour}})
+	sealer, err := seal.New(account.TestSealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(name string) {
+		t.Helper()
+		settings := `{"ID":"partner","Name":"` + name + `","Issuer":"https://sso.example.com","ClientID":"keyport","Scopes":["openid"]}`
+		if err := db.PutDirectory(ctx, storage.Directory{ID: "partner", Type: "oidc", Settings: []byte(settings),
+			SealedSecret: sealer.Seal([]byte("client-secret"), account.BindSealPurpose("partner")), CreatedAt: now(), UpdatedAt: now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func() directory.CallbackSource {
+		t.Helper()
+		if err := svc.Directories.LoadStoredDirectories(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return svc.Directories.UpstreamProvider("partner")
+	}
+	put("Partner")
+	first := load()
+	if first == nil {
+		t.Fatal("the stored directory is not in force")
+	}
+	if again := load(); again != first {
+		t.Error("loading the same directories again reopened them")
+	}
+	put("Partner 2")
+	changed := load()
+	if changed == first || changed.Name() != "Partner 2" {
+		t.Errorf("a changed directory was not built again: %v", changed.Name())
+	}
+	if err := svc.Directories.SetDirectoryDisabled(ctx, "partner", true); err != nil {
+		t.Fatal(err)
+	}
+	load()
+	if !svc.Directories.DirectoryDisabled("partner") {
+		t.Error("the switch turned off is not in force after a load")
+	}
+	if err := db.PutSetting(ctx, "directory-disabled:partner", []byte("0")); err != nil { // another replica turns it on
+		t.Fatal(err)
+	}
+	load()
+	if svc.Directories.DirectoryDisabled("partner") {
+		t.Error("a switch changed in the store (by another replica) is not in force after a load")
 	}
 }
