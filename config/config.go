@@ -65,6 +65,10 @@ type Metrics struct {
 	// Listen is the host:port /metrics (and /healthz, /readyz) are
 	// served on, apart from the public listener; "" turns metrics off.
 	Listen string `toml:"listen"`
+	// Profiling serves Go's profiles (net/http/pprof) under
+	// /debug/pprof/ on the same listener: CPU, heap, goroutines and
+	// locks of a running server, for finding where its time goes.
+	Profiling bool `toml:"profiling"`
 }
 
 // Session is the [session] table: the single sign-on cookie.

@@ -720,6 +720,9 @@ func quoteList(ss []string) string {
 func (c *Config) validateMetrics(p *problems) {
 	l := c.Metrics.Listen
 	if l == "" {
+		if c.Metrics.Profiling {
+			p.errorf("metrics.profiling", "needs metrics.listen: the profiles are served on the metrics listener")
+		}
 		return
 	}
 	host, port, err := net.SplitHostPort(l)

@@ -104,6 +104,7 @@ func TestValidateErrors(t *testing.T) {
 		{"log_level", func(c *Config) { c.LogLevel = "verbose" }, `log_level: must be one of "debug", "info", "warn", "error"`},
 		{"log_format", func(c *Config) { c.LogFormat = "logfmt" }, `log_format: must be one of "text", "json", not "logfmt"`},
 		{"metrics.listen without port", func(c *Config) { c.Metrics.Listen = "127.0.0.1" }, "metrics.listen: must be host:port"},
+		{"profiling without a metrics listener", func(c *Config) { c.Metrics.Profiling = true }, "metrics.profiling: needs metrics.listen"},
 		{"metrics.listen on the public listener", func(c *Config) { c.Metrics.Listen = c.Listen }, "metrics.listen: must differ from listen"},
 		{"trusted_proxies", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "proxy.example.com"} }, `trusted_proxies[1]: "proxy.example.com" is not an IP address or CIDR range`},
 		{"client_ip_header", func(c *Config) { c.ClientIPHeader = "X-Real-IP" }, `client_ip_header: must be "X-Forwarded-For" or "Forwarded", not "X-Real-IP"`},

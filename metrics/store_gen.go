@@ -49,6 +49,7 @@ const (
 	opEnqueueOutbox
 	opFailOutbox
 	opGetAccessToken
+	opGetAccessTokenAndUser
 	opGetAuthRequest
 	opGetAvatar
 	opGetClient
@@ -157,6 +158,7 @@ var opNames = [numOps]string{
 	opEnqueueOutbox:              "EnqueueOutbox",
 	opFailOutbox:                 "FailOutbox",
 	opGetAccessToken:             "GetAccessToken",
+	opGetAccessTokenAndUser:      "GetAccessTokenAndUser",
 	opGetAuthRequest:             "GetAuthRequest",
 	opGetAvatar:                  "GetAvatar",
 	opGetClient:                  "GetClient",
@@ -412,6 +414,11 @@ func (s *timedStore) FailOutbox(a0 context.Context, a1 string, a2 time.Time, a3 
 func (s *timedStore) GetAccessToken(a0 context.Context, a1 string) (storage.AccessToken, error) {
 	defer s.observe(opGetAccessToken, time.Now())
 	return s.next.GetAccessToken(a0, a1)
+}
+
+func (s *timedStore) GetAccessTokenAndUser(a0 context.Context, a1 string) (storage.AccessToken, storage.User, error) {
+	defer s.observe(opGetAccessTokenAndUser, time.Now())
+	return s.next.GetAccessTokenAndUser(a0, a1)
 }
 
 func (s *timedStore) GetAuthRequest(a0 context.Context, a1 string) (storage.AuthRequest, error) {

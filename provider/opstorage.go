@@ -759,12 +759,8 @@ func sidOf(req op.TokenRequest) string {
 var errInvalidToken = oidc.ErrInvalidRequest().WithDescription("invalid_token")
 
 func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	t, err := s.store.GetAccessToken(ctx, tokenID)
-	if err != nil || t.Subject != subject || t.UserID == "" {
-		return errInvalidToken
-	}
-	u, err := s.activeUser(ctx, t.UserID)
-	if err != nil {
+	t, u, err := s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
+	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
 		return errInvalidToken
 	}
 	s.setClaims(info, u, t.Scopes)
@@ -772,7 +768,7 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 }
 
 func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, _ string) error {
-	t, err := s.store.GetAccessToken(ctx, tokenID)
+	t, u, err := s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
 	if err != nil || t.Subject != subject {
 		return errInvalidToken
 	}
@@ -780,8 +776,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		return errInvalidToken // the client was deleted
 	}
 	if t.UserID != "" {
-		u, err := s.activeUser(ctx, t.UserID)
-		if err != nil {
+		if u.ID != t.UserID || account.CheckActive(u) != nil {
 			return errInvalidToken
 		}
 		resp.Username = u.Username

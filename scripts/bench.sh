@@ -13,7 +13,12 @@
 # the same one core for Keyport and its store together; with PG_WRITES=1
 # it prints instead what one sign-in, refresh and client-credentials grant
 # writes to PostgreSQL (rows, WAL, syncs); with REPLICAS=2 it compares
-# one replica with two on the same database (see there).
+# one replica with two on the same database (see there). PROFILE=FILE
+# writes a 4-second CPU profile of the server, taken from the start of the
+# first scenario ([metrics] profiling), for `go tool pprof FILE`: give the
+# scenario with -only and a -duration of 5s or more; PROFILE_AFTER=S starts
+# it S seconds later instead (the concurrent code flows come after the
+# sequential ones: PROFILE_AFTER=8 with -duration 6s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,6 +103,10 @@ if [ "${STORAGE:-bolt}" = postgres ]; then
   printf '[storage]\ntype = "postgres"\n' >"$KEYPORT_CONFIG"
   "$work/keyport" keys new-sealing-key --to "$KEYPORT_SECRET_KEY_FILE" >/dev/null
 fi
+if [ -n "${PROFILE:-}" ]; then
+  [ -n "${KEYPORT_CONFIG:-}" ] || { export KEYPORT_CONFIG=$work/keyport.toml; : >"$KEYPORT_CONFIG"; }
+  printf '[metrics]\nlisten = "127.0.0.1:%s"\nprofiling = true\n' "$((PORT + 3))" >>"$KEYPORT_CONFIG"
+fi
 kp() { "$work/keyport" "$@"; }
 printf '%s\n' "$PASSWORD" | kp user create --username bench --email bench@example.com --name 'Bench User' --password-stdin
 printf '%s\n' "$SECRET" | kp client create --id bench --name Bench --redirect-uri http://127.0.0.1:9/cb \
@@ -126,6 +135,10 @@ lt() {
   "${load_pin[@]}" "$work/loadtest" -url "$URL" -server-pid "$server_pid" -user bench -password "$PASSWORD" "$@"
 }
 status=0
+if [ -n "${PROFILE:-}" ]; then
+  (sleep "${PROFILE_AFTER:-0.5}"; curl -fsS -o "$PROFILE" "http://127.0.0.1:$((PORT + 3))/debug/pprof/profile?seconds=4" &&
+    echo "CPU profile written to $PROFILE" >&2) &
+fi
 if [ "${REPLICAS:-1}" = 2 ] && [ -n "$pg_bin" ]; then
   # One replica against two on the same PostgreSQL, behind HAProxy (round
   # robin), each replica with GOMAXPROCS=1. Nothing is pinned here: on a

@@ -736,6 +736,11 @@ type Tokens interface {
 	// first link of a new refresh-token family, in one transaction.
 	CreateTokens(ctx context.Context, access AccessToken, refresh *RefreshToken) error
 	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
+	// GetAccessTokenAndUser is GetAccessToken and, for a token issued to
+	// a user, that user as it is now, read together (one query on a
+	// database server): userinfo and introspection need both. A token of
+	// no user, or of one that is gone, comes with a zero User.
+	GetAccessTokenAndUser(ctx context.Context, id string) (AccessToken, User, error)
 	// GetRefreshToken returns the live token with that hash, for use. A token
 	// rotated into a successor that is still live and within its GraceUntil
 	// (a retry) gives that successor, whose Hash differs from the one asked
@@ -1026,6 +1031,7 @@ const (
 	ChangeWebhooks    = "webhooks"     // CreateWebhook, UpdateWebhook, DeleteWebhook; RecordWebhookDelivery when it changes Disabled
 	ChangeDirectories = "directories"  // PutDirectory, DeleteDirectory
 	ChangeSigningKeys = "signing_keys" // PutSigningKey, DeleteSigningKey
+	ChangeClients     = "clients"      // CreateClient, UpdateClient, UpdateClientRevokingTokens, DeleteClient
 )
 
 // Store is every record kind together. Consumers should accept the narrow

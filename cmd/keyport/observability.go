@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/keyport/keyport/health"
@@ -95,6 +96,15 @@ func (m *Main) serveMetrics(public net.Listener) (*http.Server, error) {
 	mux.Handle("GET /metrics", requestlog.Route("/metrics", m.Metrics.Handler()))
 	mux.Handle("GET /healthz", requestlog.Route("/healthz", health.Live(m.storeHealth)))
 	mux.Handle("GET /readyz", requestlog.Route("/readyz", m.Ready))
+	if m.Config.Metrics.Profiling {
+		// Registered by hand rather than through the package's init on
+		// http.DefaultServeMux, which nothing here serves.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{
 		Handler:           m.logRequests(mux),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -247,6 +247,38 @@ func TestMetricsOffByDefault(t *testing.T) {
 	}
 }
 
+// TestProfilingOnlyWhenAsked: [metrics] profiling serves Go's profiles on
+// the metrics listener, never on the public one, and not at all unless
+// turned on.
+func TestProfilingOnlyWhenAsked(t *testing.T) {
+	get := func(u string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, on := range []bool{false, true} {
+		srv := startServerWith(t, serverOptions{mutate: func(c *config.Config) {
+			c.Metrics.Listen = "127.0.0.1:0"
+			c.Metrics.Profiling = on
+		}})
+		status, body := get("http://" + srv.Main.MetricsAddr() + "/debug/pprof/goroutine?debug=1")
+		switch {
+		case on && (status != http.StatusOK || !strings.Contains(body, "goroutine profile")):
+			t.Errorf("profiling on: %d %.200q", status, body)
+		case !on && status != http.StatusNotFound:
+			t.Errorf("profiling off: %d", status)
+		}
+		if status, _ := get(srv.URL + "/debug/pprof/goroutine?debug=1"); status != http.StatusNotFound {
+			t.Errorf("profiling %v: public listener answers /debug/pprof/ with %d", on, status)
+		}
+	}
+}
+
 // TestJSONLogFormat: log_format = "json" writes one JSON object a line,
 // with the request id added to records logged with a request's context,
 // while the limiter still folds a flood of refusals.

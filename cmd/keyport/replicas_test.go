@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -69,8 +70,9 @@ func via(addr string) *http.Client {
 // browser signs in at one replica and the app redeems the code at the
 // other; a refresh token rotated at one is reused at the other and the
 // family is revoked; a user blocked through one is refused at the other
-// at once (users are read per request, never cached); a setting changed
-// at one is in force at the other within the change notice's delay.
+// at once (users are read per request, never cached); a setting changed,
+// or a client's secret rotated, at one is in force at the other within
+// the change notice's delay.
 func TestReplicasBehindALoadBalancer(t *testing.T) {
 	r := startReplicas(t)
 	ctx := context.Background()
@@ -147,6 +149,33 @@ func TestReplicasBehindALoadBalancer(t *testing.T) {
 			t.Fatalf("b still issues tokens for %s after the setting changed at a", time.Until(tok.Expiry).Round(time.Second))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A client's secret rotated at a stops working at b once the change
+	// notice arrives, though b keeps the clients it has read in memory.
+	warm, err := c.oauth.TokenSource(atB, &oauth2.Token{RefreshToken: c.tokens("alice").RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh at b before the rotation: %v", err)
+	}
+	if _, err := a.Main.Accounts.Clients.RotateSecret(ctx, account.SystemActor, "app", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	// Well below the 30 s an entry lives at most: only the notice can
+	// make this pass.
+	deadline = time.Now().Add(10 * time.Second)
+	for rt := warm.RefreshToken; ; time.Sleep(20 * time.Millisecond) {
+		next, err := c.oauth.TokenSource(atB, &oauth2.Token{RefreshToken: rt}).Token()
+		var refused *oauth2.RetrieveError
+		if errors.As(err, &refused) && refused.ErrorCode == "invalid_client" {
+			break
+		}
+		if err != nil {
+			t.Fatalf("refresh at b with the old secret: %v, want invalid_client", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b still takes the secret a rotated away")
+		}
+		rt = next.RefreshToken
 	}
 }
 

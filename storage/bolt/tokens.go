@@ -137,6 +137,29 @@ func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken
 	return a, nil
 }
 
+func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.AccessToken, storage.User, error) {
+	var a storage.AccessToken
+	var u storage.User
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		ok, err := getJSON(tx.Bucket(bAccessTokens), id, &a)
+		if err == nil && (!ok || expired(a.ExpiresAt, d.now())) {
+			return notFound("get access token", id)
+		}
+		if err != nil || a.UserID == "" {
+			return err
+		}
+		if ok, err := getJSON(tx.Bucket(bUsers), a.UserID, &u); err != nil || !ok {
+			u = storage.User{}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return storage.AccessToken{}, storage.User{}, err
+	}
+	return a, u, nil
+}
+
 // GetRefreshToken returns the live link stored under hash. Presenting the
 // link a live one replaced, within the live one's grace, returns the live
 // one (a retry); presenting any other rotated link revokes its whole family

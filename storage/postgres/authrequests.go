@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -107,6 +108,9 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	var evicted int
 	err = d.inTx(ctx, func(tx pgx.Tx) error {
 		evicted = 0
+		if done, err := createAuthRequestFast(ctx, tx, a, rec, limits); done || err != nil {
+			return err
+		}
 		// Always in this order, so two creates cannot deadlock.
 		if limits.Total > 0 {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pendingTotalLock); err != nil {
@@ -151,6 +155,45 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 		return 0, dbErr(fmt.Sprintf("create auth request %q", a.ID), err)
 	}
 	return evicted, nil
+}
+
+// createAuthRequestFast is CreateAuthRequest's common case in one round
+// trip: under the same locks, in the same order, it inserts the request
+// when its ID is free and both counts are below their limits, and reports
+// done. Otherwise it inserts nothing, and the caller goes the long way
+// (which takes the locks again: they are the transaction's already),
+// finding the taken ID or evicting.
+func createAuthRequestFast(ctx context.Context, tx pgx.Tx, a storage.AuthRequest, rec []byte, limits storage.PendingLimits) (bool, error) {
+	perOrigin := 0
+	if limits.PerOrigin > 0 && a.Origin != "" {
+		perOrigin = limits.PerOrigin
+	}
+	b := &pgx.Batch{}
+	if limits.Total > 0 {
+		b.Queue("SELECT pg_advisory_xact_lock($1)", pendingTotalLock)
+	}
+	if perOrigin > 0 {
+		b.Queue("SELECT pg_advisory_xact_lock($1)", pendingOriginLock(a.Origin))
+	}
+	b.Queue(`INSERT INTO auth_requests (id, client_id, origin, origin_group, class, created_ns, expires_ns, record)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8
+		WHERE NOT EXISTS (SELECT 1 FROM auth_requests WHERE id = $1)
+			AND ($9 = 0 OR (SELECT count(*) FROM auth_requests WHERE origin = $3) < $9)
+			AND ($10 = 0 OR (SELECT count(*) FROM auth_requests) < $10)`,
+		a.ID, a.ClientID, a.Origin, requestGroup(a), requestClass(a), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec,
+		perOrigin, max(limits.Total, 0))
+	br := tx.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	var err error
+	for range b.Len() {
+		if tag, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err == nil && tag.RowsAffected() == 1, err
 }
 
 // evictForOrigin deletes requests of origin, those no browser opened

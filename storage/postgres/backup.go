@@ -204,7 +204,7 @@ func (d *DB) Restore(ctx context.Context, r io.Reader) error {
 				if _, err := br.Peek(1); err != io.EOF {
 					return fmt.Errorf("the backup goes on after its end line: %w", storage.ErrInvalid)
 				}
-				return nil
+				return notifyTx(ctx, tx, storage.ChangeClients)
 			}
 			fields := strings.Fields(line)
 			if len(fields) < 2 || fields[0] != "table" {
@@ -230,6 +230,7 @@ func (d *DB) Restore(ctx context.Context, r io.Reader) error {
 			}
 		}
 	})
+	d.clients.drop()
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,14 +39,28 @@ func (d *DB) CreateClient(ctx context.Context, c storage.Client) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.pool.Exec(ctx, "INSERT INTO clients (id, record) VALUES ($1, $2)", c.ID, rec)
+	// The notice drops what other processes may still hold of a client
+	// of this ID that was deleted moments ago.
+	_, err = d.execNotify(ctx, storage.ChangeClients, "INSERT INTO clients (id, record) VALUES ($1, $2)", c.ID, rec)
+	d.clients.drop()
 	return dbErr(fmt.Sprintf("create client %q", c.ID), err)
 }
 
+// GetClient reads a client, from the cache when it holds it
+// (clientcache.go).
 func (d *DB) GetClient(ctx context.Context, id string) (storage.Client, error) {
-	c, err := scanClient(d.pool.QueryRow(ctx, "SELECT record FROM clients WHERE id = $1", id))
+	now := time.Now()
+	rec, gen, ok := d.clients.get(id, now)
+	if !ok {
+		d.startClientWatch()
+		if err := d.pool.QueryRow(ctx, "SELECT record FROM clients WHERE id = $1", id).Scan(&rec); err != nil {
+			return storage.Client{}, dbErr(fmt.Sprintf("get client %q", id), err)
+		}
+		d.clients.put(id, rec, gen, now)
+	}
+	c, err := unmarshal[storage.Client](rec)
 	if err != nil {
-		return storage.Client{}, dbErr(fmt.Sprintf("get client %q", id), err)
+		return storage.Client{}, fmt.Errorf("get client %q: %w", id, err)
 	}
 	return c, nil
 }
@@ -67,6 +82,7 @@ func (d *DB) UpdateClient(ctx context.Context, id string, fn func(storage.Client
 		out, err = updateClientTx(ctx, tx, id, fn)
 		return err
 	})
+	d.clients.drop()
 	if err != nil {
 		return storage.Client{}, dbErr(fmt.Sprintf("update client %q", id), err)
 	}
@@ -86,6 +102,7 @@ func (d *DB) UpdateClientRevokingTokens(ctx context.Context, id string, fn func(
 		n, err = revokeClientTokensTx(ctx, tx, id)
 		return err
 	})
+	d.clients.drop()
 	if err != nil {
 		return storage.Client{}, 0, dbErr(fmt.Sprintf("update client %q revoking its tokens", id), err)
 	}
@@ -115,7 +132,7 @@ func updateClientTx(ctx context.Context, tx pgx.Tx, id string, fn func(storage.C
 	if _, err := tx.Exec(ctx, "UPDATE clients SET record = $2 WHERE id = $1", id, rec); err != nil {
 		return storage.Client{}, err
 	}
-	return nc, nil
+	return nc, notifyTx(ctx, tx, storage.ChangeClients)
 }
 
 // DeleteClient deletes the client with everything issued to it or bound
@@ -134,7 +151,8 @@ func (d *DB) DeleteClient(ctx context.Context, id string) error {
 				return err
 			}
 		}
-		return nil
+		return notifyTx(ctx, tx, storage.ChangeClients)
 	})
+	d.clients.drop()
 	return dbErr(fmt.Sprintf("delete client %q", id), err)
 }

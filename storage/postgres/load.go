@@ -38,8 +38,9 @@ func (d *DB) Load(ctx context.Context, recs []storage.Record) error {
 				return fmt.Errorf("copy %d rows into %s: %w", len(t.rows), t.table, err)
 			}
 		}
-		return nil
+		return notifyTx(ctx, tx, storage.ChangeClients)
 	})
+	d.clients.drop()
 	return dbErr("load", err)
 }
 

@@ -74,6 +74,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,6 +105,13 @@ type DB struct {
 	now       func() time.Time
 	log       *slog.Logger
 	leadCheck time.Duration
+
+	// clients caches clients read (clientcache.go), kept honest by a
+	// watch of the changes channel started with the first read.
+	clients         clientCache
+	clientWatchOnce sync.Once
+	stopClientWatch context.CancelFunc
+	clientWatchDone sync.WaitGroup
 }
 
 var _ storage.Store = (*DB)(nil)
@@ -141,8 +149,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	return d, nil
 }
 
-// Close closes the pool's connections.
+// Close stops the client cache's watch and closes the pool's connections.
 func (d *DB) Close() error {
+	d.clientWatchOnce.Do(func() {}) // no watch starts after this
+	if d.stopClientWatch != nil {
+		d.stopClientWatch()
+		d.clientWatchDone.Wait()
+	}
 	d.pool.Close()
 	return nil
 }

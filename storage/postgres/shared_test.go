@@ -326,6 +326,36 @@ func TestWatchChangesReportsOtherProcessesWrites(t *testing.T) {
 			return writer.PutSigningKey(ctx, storage.SigningKey{ID: "k1", Algorithm: "RS256", CreatedAt: now})
 		}, storage.ChangeSigningKeys},
 		{"DeleteSigningKey", func() error { return writer.DeleteSigningKey(ctx, "k1") }, storage.ChangeSigningKeys},
+		{"CreateClient", func() error {
+			return writer.CreateClient(ctx, storage.Client{ID: "c1", Name: "One", RedirectURIs: []string{"https://one.example/cb"}})
+		}, storage.ChangeClients},
+		{"CreateClient of a taken ID", func() error {
+			if err := writer.CreateClient(ctx, storage.Client{ID: "c1", Name: "Two"}); !errors.Is(err, storage.ErrConflict) {
+				return errors.New("creating a client twice did not fail")
+			}
+			return nil
+		}, ""},
+		{"UpdateClient", func() error {
+			_, err := writer.UpdateClient(ctx, "c1", func(c storage.Client) (storage.Client, error) { c.Name = "Uno"; return c, nil })
+			return err
+		}, storage.ChangeClients},
+		{"UpdateClient refused by fn", func() error {
+			if _, err := writer.UpdateClient(ctx, "c1", func(storage.Client) (storage.Client, error) { return storage.Client{}, refuse }); !errors.Is(err, refuse) {
+				return errors.New("the refused update did not fail")
+			}
+			return nil
+		}, ""},
+		{"UpdateClientRevokingTokens", func() error {
+			_, _, err := writer.UpdateClientRevokingTokens(ctx, "c1", func(c storage.Client) (storage.Client, error) { c.Name = "Eins"; return c, nil })
+			return err
+		}, storage.ChangeClients},
+		{"DeleteClient", func() error { return writer.DeleteClient(ctx, "c1") }, storage.ChangeClients},
+		{"DeleteClient of none", func() error {
+			if err := writer.DeleteClient(ctx, "c1"); !errors.Is(err, storage.ErrNotFound) {
+				return errors.New("deleting a missing client did not fail")
+			}
+			return nil
+		}, ""},
 	}
 	for _, s := range steps {
 		must(s.write())

@@ -177,6 +177,26 @@ func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken
 	return a, nil
 }
 
+func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.AccessToken, storage.User, error) {
+	var arec, urec []byte
+	err := d.pool.QueryRow(ctx, `SELECT a.record, u.record FROM access_tokens a LEFT JOIN users u ON u.id = a.user_id
+		WHERE a.id = $2 AND (a.expires_ns IS NULL OR a.expires_ns > $1)`, d.now().UnixNano(), id).Scan(&arec, &urec)
+	if err != nil {
+		return storage.AccessToken{}, storage.User{}, dbErr(fmt.Sprintf("get access token %q", id), err)
+	}
+	a, err := unmarshal[storage.AccessToken](arec)
+	if err != nil {
+		return storage.AccessToken{}, storage.User{}, fmt.Errorf("get access token %q: %w", id, err)
+	}
+	var u storage.User
+	if urec != nil {
+		if u, err = unmarshal[storage.User](urec); err != nil {
+			return storage.AccessToken{}, storage.User{}, fmt.Errorf("get access token %q: its user: %w", id, err)
+		}
+	}
+	return a, u, nil
+}
+
 // lockLinkTx reads and locks the link stored under hash.
 func lockLinkTx(ctx context.Context, tx pgx.Tx, hash string) (storage.RefreshToken, error) {
 	return scanRecord[storage.RefreshToken](tx.QueryRow(ctx, "SELECT record FROM refresh_tokens WHERE hash = $1 FOR UPDATE", hash))

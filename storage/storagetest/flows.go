@@ -658,6 +658,46 @@ var tokenTests = []test{
 		ok(t, err, "r1 after refused duplicates")
 		equal(t, gotR, r1, "r1 after refused duplicates")
 	}},
+	{"AccessTokenAndUser", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		alice := newUser("u1", "alice", "alice@example.com")
+		ok(t, s.CreateUser(ctx, alice), "create alice")
+		alice, err := s.GetUser(ctx, "u1")
+		ok(t, err, "get alice")
+		a1 := newAccess("a1", "", "u1", "app", now, time.Hour)
+		machine := newAccess("m1", "", "", "app", now, time.Hour)
+		orphan := newAccess("o1", "", "u-gone", "app", now, 2*time.Hour)
+		for _, a := range []storage.AccessToken{a1, machine, orphan} {
+			ok(t, s.CreateTokens(ctx, a, nil), "create %s", a.ID)
+		}
+		gotA, gotU, err := s.GetAccessTokenAndUser(ctx, "a1")
+		ok(t, err, "a1 and its user")
+		equal(t, gotA, a1, "a1")
+		equal(t, gotU, alice, "a1's user")
+		gotA, gotU, err = s.GetAccessTokenAndUser(ctx, "m1")
+		ok(t, err, "a token of no user")
+		equal(t, gotA, machine, "m1")
+		equal(t, gotU, storage.User{}, "m1's user")
+		gotA, gotU, err = s.GetAccessTokenAndUser(ctx, "o1")
+		ok(t, err, "a token whose user is gone")
+		equal(t, gotA, orphan, "o1")
+		equal(t, gotU, storage.User{}, "o1's user")
+		_, _, err = s.GetAccessTokenAndUser(ctx, "nobody")
+		isErr(t, err, storage.ErrNotFound, "missing token")
+		// The user as it is now, not as it was when the token was made.
+		_, err = s.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) { u.Blocked = true; return u, nil })
+		ok(t, err, "block alice")
+		_, gotU, err = s.GetAccessTokenAndUser(ctx, "a1")
+		ok(t, err, "a1 after blocking")
+		if !gotU.Blocked {
+			t.Fatalf("a1's user read before the block: %+v", gotU)
+		}
+		c.Add(time.Hour)
+		_, _, err = s.GetAccessTokenAndUser(ctx, "a1")
+		isErr(t, err, storage.ErrNotFound, "expired token")
+		_, _, err = s.GetAccessTokenAndUser(ctx, "o1")
+		ok(t, err, "live token")
+	}},
 	{"Expiry", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		idle := newRefresh("idle", "f1", "u1", "app", now, 24*time.Hour)
