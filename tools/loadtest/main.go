@@ -50,6 +50,7 @@ type options struct {
 	warmup       time.Duration
 	concurrency  int
 	flowConc     int
+	flowUsers    int
 	maxRequests  int64
 	only         map[string]bool
 	stdlibGets   bool
@@ -72,6 +73,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per scenario")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent requests (refresh: chains)")
 	flag.IntVar(&o.flowConc, "flow-concurrency", 8, "concurrent code flows in the second code-flow run")
+	flag.IntVar(&o.flowUsers, "flow-users", 1, "people the concurrent code flows sign in as: -user, then -user with 2, 3, … appended (same password); with 1, concurrent checks of the one user's password are shared (one guess) and the figure flatters")
 	flag.Int64Var(&o.maxRequests, "max-requests", 5_000_000, "stop a scenario after this many requests")
 	flag.BoolVar(&o.stdlibGets, "stdlib-gets", false, "use net/http for the GET scenarios instead of the lean keep-alive client")
 	flag.BoolVar(&o.consentEach, "consent-every-flow", false, "codeflow: send prompt=consent so every flow shows and answers the consent page (default: consent once, then remembered)")
@@ -100,7 +102,7 @@ func main() {
 		}
 		o.only[s] = true
 	}
-	if o.concurrency < 1 || o.flowConc < 1 || o.duration <= 0 || o.maxRequests < 1 {
+	if o.concurrency < 1 || o.flowConc < 1 || o.flowUsers < 1 || o.duration <= 0 || o.maxRequests < 1 {
 		fatalf("-concurrency, -flow-concurrency, -duration and -max-requests must be positive")
 	}
 	needsUser := o.only["userinfo"] || o.only["refresh"] || o.only["codeflow"]
@@ -635,6 +637,7 @@ type browser struct {
 	c        *http.Client
 	steps    map[string]time.Duration // time per step of the last flow
 	prompt   string                   // prompt parameter of the authorization request
+	user     string                   // who signs in; "" is -user
 }
 
 func (lt *loadTest) browser(clientID, secret string) *browser {
@@ -739,7 +742,11 @@ func (b *browser) tokens(scope string) (tokenSet, error) {
 	for i := 0; err == nil && i < 4; i++ {
 		switch {
 		case isLoginPage(p):
-			p, err = b.submit("login", p, "/login", url.Values{"login": {o.user}, "password": {o.password}})
+			user := o.user
+			if b.user != "" {
+				user = b.user
+			}
+			p, err = b.submit("login", p, "/login", url.Values{"login": {user}, "password": {o.password}})
 		case isConsentPage(p):
 			p, err = b.submit("consent", p, "/consent", url.Values{"decision": {"allow"}})
 		default:
@@ -788,14 +795,28 @@ func (lt *loadTest) codeFlows() error {
 	const scope = "openid profile email offline_access"
 	// One flow outside the measurement, which also answers consent once for
 	// this user and client the way a first visit does.
-	if _, err := lt.browser(id, secret).tokens(scope); err != nil {
-		return err
+	// flowUser is who worker i signs in as in the concurrent run.
+	flowUser := func(i int) string {
+		if n := i % lt.o.flowUsers; n > 0 {
+			return fmt.Sprintf("%s%d", lt.o.user, n+1)
+		}
+		return lt.o.user
+	}
+	for i := range lt.o.flowUsers {
+		b := lt.browser(id, secret)
+		b.user = flowUser(i)
+		if _, err := b.tokens(scope); err != nil {
+			return fmt.Errorf("first sign-in of %s: %w", b.user, err)
+		}
 	}
 	var mu sync.Mutex
 	steps := map[string][]time.Duration{}
 	flow := func(record bool) func(int) error {
-		return func(int) error {
+		return func(i int) error {
 			b := lt.browser(id, secret)
+			if !record {
+				b.user = flowUser(i)
+			}
 			if lt.o.consentEach {
 				b.prompt = "consent"
 			}
