@@ -66,8 +66,9 @@ type Metrics struct {
 	// served on, apart from the public listener; "" turns metrics off.
 	Listen string `toml:"listen"`
 	// Profiling serves Go's profiles (net/http/pprof) under
-	// /debug/pprof/ on the same listener: CPU, heap, goroutines and
-	// locks of a running server, for finding where its time goes.
+	// /debug/pprof/ on the same listener: CPU, heap and goroutines of a
+	// running server, for finding where its time goes (the mutex and
+	// block profiles stay empty: nothing sets their sampling rates).
 	Profiling bool `toml:"profiling"`
 }
 

@@ -736,5 +736,8 @@ func (c *Config) validateMetrics(p *problems) {
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && !ip.IsLoopback()) && host != "localhost" {
 		p.warnf("metrics.listen", "%s is reachable from other machines: the metrics show traffic and sign-in counts; prefer a loopback or internal address", l)
+		if c.Metrics.Profiling {
+			p.warnf("metrics.profiling", "serves Go's profiles, unauthenticated, on %s, reachable from other machines: anyone there can run CPU profiles and execution traces (load on the server) and read goroutine stacks and the command line; prefer a loopback address", l)
+		}
 	}
 }

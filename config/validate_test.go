@@ -320,6 +320,8 @@ func TestValidateWarnings(t *testing.T) {
 		{"every peer trusted", func(c *Config) { c.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"trusted_proxies[1]: 0.0.0.0/0 trusts every peer"}},
 		{"metrics on loopback", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9090" }, nil},
 		{"metrics on every address", func(c *Config) { c.Metrics.Listen = ":9090" }, []string{"metrics.listen: :9090 is reachable from other machines"}},
+		{"profiles on every address", func(c *Config) { c.Metrics.Listen, c.Metrics.Profiling = ":9090", true }, []string{"metrics.listen: :9090 is reachable from other machines", "metrics.profiling: serves Go's profiles, unauthenticated"}},
+		{"profiles on loopback", func(c *Config) { c.Metrics.Listen, c.Metrics.Profiling = "127.0.0.1:9090", true }, nil},
 		{"json logs", func(c *Config) { c.LogFormat = "json" }, nil},
 		{"hsts subdomains while off", func(c *Config) { c.HTTP.HSTSIncludeSubdomains = true }, []string{"http.hsts_include_subdomains: has no effect"}},
 		{"mail", withMail, nil},

@@ -104,7 +104,12 @@ if [ "${STORAGE:-bolt}" = postgres ]; then
   "$work/keyport" keys new-sealing-key --to "$KEYPORT_SECRET_KEY_FILE" >/dev/null
 fi
 if [ -n "${PROFILE:-}" ]; then
-  [ -n "${KEYPORT_CONFIG:-}" ] || { export KEYPORT_CONFIG=$work/keyport.toml; : >"$KEYPORT_CONFIG"; }
+  [ "${REPLICAS:-1}" != 2 ] || { echo "PROFILE with REPLICAS=2: both replicas would take the one metrics port" >&2; exit 1; }
+  # Never append to a configuration file of the caller's: copy it.
+  if [ "${KEYPORT_CONFIG:-}" != "$work/keyport.toml" ]; then
+    if [ -n "${KEYPORT_CONFIG:-}" ]; then cp "$KEYPORT_CONFIG" "$work/keyport.toml"; else : >"$work/keyport.toml"; fi
+    export KEYPORT_CONFIG=$work/keyport.toml
+  fi
   printf '[metrics]\nlisten = "127.0.0.1:%s"\nprofiling = true\n' "$((PORT + 3))" >>"$KEYPORT_CONFIG"
 fi
 kp() { "$work/keyport" "$@"; }

@@ -1031,7 +1031,7 @@ const (
 	ChangeWebhooks    = "webhooks"     // CreateWebhook, UpdateWebhook, DeleteWebhook; RecordWebhookDelivery when it changes Disabled
 	ChangeDirectories = "directories"  // PutDirectory, DeleteDirectory
 	ChangeSigningKeys = "signing_keys" // PutSigningKey, DeleteSigningKey
-	ChangeClients     = "clients"      // CreateClient, UpdateClient, UpdateClientRevokingTokens, DeleteClient
+	ChangeClients     = "clients"      // CreateClient, UpdateClient, UpdateClientRevokingTokens, DeleteClient; Load and Restore
 )
 
 // Store is every record kind together. Consumers should accept the narrow
