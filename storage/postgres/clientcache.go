@@ -34,6 +34,16 @@ import (
 // could ever cost. Clients that do not exist are never kept, so callers
 // naming random IDs cannot grow the cache: its size is bounded by the
 // number of clients.
+//
+// What the delay allows: for the notice's few milliseconds (at worst
+// LeadCheck and a ping's timeout when the listening connection dies
+// without a word, and clientCacheTTL for a write that sends no notice: SQL
+// run by hand, or a connection pooler in transaction mode, which does not
+// pass notices and is not supported), another replica may still take a
+// secret that was just rotated away, or issue a token to a client that was
+// just deleted; such a token lives out its lifetime. Before this cache
+// the same window was the time between reading the client and storing
+// the token.
 
 // clientCacheTTL is how long a client read from the database is served
 // from memory at most.
@@ -130,13 +140,19 @@ func (d *DB) watchClients(ctx context.Context) {
 	const minPause, maxPause = 100 * time.Millisecond, 5 * time.Second
 	pause := minPause
 	for ctx.Err() == nil {
+		var listened time.Time
 		err := d.WatchChanges(ctx, func() {
 			d.clients.listen(true)
-			pause = minPause
+			listened = time.Now()
 		}, d.clients.heard)
 		d.clients.listen(false)
 		if ctx.Err() != nil {
 			return
+		}
+		// A watch that held for a while starts the pauses over; one whose
+		// connection fails right after LISTEN keeps them growing.
+		if !listened.IsZero() && time.Since(listened) > time.Minute {
+			pause = minPause
 		}
 		if !errors.Is(err, context.Canceled) {
 			d.log.Warn("client cache: listening for changes failed; reading clients from the database until it listens again", "err", err)
