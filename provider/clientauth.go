@@ -97,7 +97,14 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	if note.decided(id) {
 		return errInvalidClient
 	}
-	out := s.secrets.Check([]string{id, ip, secret}, func() clientCheck {
+	// The stored hashes are parts too: once the secret is rotated, what
+	// was kept for the old one no longer applies.
+	parts := []string{id, ip, secret, c.secretHash, c.previousHash, c.previousUntil.String()}
+	now, keep := s.now(), rightSecretKept
+	if c.previousHash != "" {
+		keep = min(keep, max(c.previousUntil.Sub(now), 0)) // never past the old secret's grace
+	}
+	out := s.secrets.CheckRecent(parts, now, keep, clientCheck.passed, func() clientCheck {
 		return s.checkClientSecretOnce(ctx, id, ip, secret, c)
 	})
 	switch {
@@ -111,12 +118,24 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	return out.err
 }
 
+// rightSecretKept is how long a right client secret, presented again by
+// the same client from the same address, is taken without another check
+// and without reading the throttle's records (throttle.Guesses.CheckRecent).
+// Short, so that an address locked out meanwhile by someone else's wrong
+// guesses (behind one NAT) is refused again soon even with the right
+// secret; a guess never gains from it, since only the right secret is
+// kept.
+const rightSecretKept = time.Second
+
 // clientCheck is the outcome of one check of a client secret.
 type clientCheck struct {
 	refused *throttle.Refused // throttled: not checked
 	failed  bool              // checked and wrong
 	err     error             // anything else that went wrong
 }
+
+// passed tells a right secret, accepted.
+func (c clientCheck) passed() bool { return c.refused == nil && !c.failed && c.err == nil }
 
 // LogClientRefused is the message of the INFO line written for each
 // refused client authentication; like account.LogRefused, the log's handler

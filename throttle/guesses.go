@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"time"
 )
 
 // Guesses makes concurrent checks of the same guess one check. A client
@@ -25,7 +26,17 @@ type Guesses[T any] struct {
 
 	mu      sync.Mutex
 	running map[string]*guess[T]
+	recent  map[string]recentGuess[T] // CheckRecent's, by id
 }
+
+type recentGuess[T any] struct {
+	result T
+	until  time.Time
+}
+
+// maxRecent bounds the results CheckRecent keeps: when it is reached, the
+// expired ones go, and if none had, all of them (they only save work).
+const maxRecent = 4096
 
 type guess[T any] struct {
 	done   chan struct{}
@@ -38,7 +49,7 @@ func NewGuesses[T any]() *Guesses[T] {
 	if _, err := rand.Read(key); err != nil {
 		panic("crypto/rand failed: " + err.Error())
 	}
-	return &Guesses[T]{key: key, running: make(map[string]*guess[T])}
+	return &Guesses[T]{key: key, running: make(map[string]*guess[T]), recent: make(map[string]recentGuess[T])}
 }
 
 // Check runs check unless a check of the same parts (who, from where, and
@@ -63,6 +74,42 @@ func (g *Guesses[T]) Check(parts []string, check func() T) T {
 	}()
 	mine.result = check()
 	return mine.result
+}
+
+// CheckRecent is Check that also keeps a result keep approves for ttl
+// after now: the same parts presented again within that time get it
+// without a check. Meant for right secrets only (keep approves nothing
+// else): a busy backend that sends its secret on every request then costs
+// one check (and one read of the throttle's records) per ttl, while any
+// other guess, whoever makes it, is checked and counted as before. Parts
+// must include whatever a right answer depends on besides the guess (the
+// stored hash), so that a change to it is a different id.
+func (g *Guesses[T]) CheckRecent(parts []string, now time.Time, ttl time.Duration, keep func(T) bool, check func() T) T {
+	id := g.id(parts)
+	g.mu.Lock()
+	if r, ok := g.recent[id]; ok && now.Before(r.until) {
+		g.mu.Unlock()
+		return r.result
+	}
+	g.mu.Unlock()
+	result := g.Check(parts, check)
+	if !keep(result) {
+		return result
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.recent) >= maxRecent {
+		for k, r := range g.recent {
+			if !now.Before(r.until) {
+				delete(g.recent, k)
+			}
+		}
+		if len(g.recent) >= maxRecent {
+			clear(g.recent)
+		}
+	}
+	g.recent[id] = recentGuess[T]{result: result, until: now.Add(ttl)}
+	return result
 }
 
 // id is the HMAC of parts, each preceded by its length so that no two

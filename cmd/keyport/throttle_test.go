@@ -312,6 +312,60 @@ func TestClientSecretThrottled(t *testing.T) {
 	}
 }
 
+// A right client secret sent again from the same address within a second
+// is taken without another check (a busy backend costs one check a
+// second), but nothing else is: a rotated-away secret is refused at once,
+// wrong guesses are checked and counted as ever, and once that second has
+// passed an address locked out meanwhile is refused the right secret too.
+func TestRightClientSecretKeptForASecond(t *testing.T) {
+	clock := testclock.At(time.Now().UTC())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
+	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
+	c := browserFrom(t, "127.0.0.5").client
+	token := func(secret string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", url.QueryEscape(secret))
+		status, _, _ := doJSON(t, c, req)
+		return status
+	}
+	if s := token(svc.Secret); s != http.StatusOK {
+		t.Fatalf("right secret: %d", s)
+	}
+	for i := range 10 {
+		if s := token("wrong-secret-" + strconv.Itoa(i)); s != http.StatusUnauthorized {
+			t.Fatalf("wrong secret %d: %d", i+1, s)
+		}
+	}
+	if s := token("wrong-secret-x"); s != http.StatusTooManyRequests {
+		t.Fatalf("guess after the limit: %d, want 429", s)
+	}
+	if s := token(svc.Secret); s != http.StatusOK {
+		t.Fatalf("the right secret again within its second: %d, want 200", s)
+	}
+	clock.Add(2 * time.Second)
+	if s := token(svc.Secret); s != http.StatusTooManyRequests {
+		t.Fatalf("the right secret from the locked-out address after its second: %d, want 429", s)
+	}
+
+	// Elsewhere: the secret is kept, then rotated away: refused at once.
+	c = browserFrom(t, "127.0.0.6").client
+	if s := token(svc.Secret); s != http.StatusOK {
+		t.Fatalf("right secret from another address: %d", s)
+	}
+	fresh, err := srv.Main.Accounts.Clients.RotateSecret(t.Context(), account.SystemActor, "svc", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := token(svc.Secret); s != http.StatusUnauthorized {
+		t.Fatalf("the rotated-away secret within the second it was kept: %d, want 401", s)
+	}
+	if s := token(fresh); s != http.StatusOK {
+		t.Fatalf("the new secret: %d", s)
+	}
+}
+
 // A throttled password confirmation answers 429 with Retry-After and the
 // wait in words on every page that asks for the password: the security
 // page, app access, the recovery-codes and passkey-removal confirmations.
