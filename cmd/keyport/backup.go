@@ -37,7 +37,7 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	}
 	if cfg.Storage.Type == config.StoragePostgres {
 		if *check != "" {
-			return usageError{"backup --check checks a bbolt copy; a PostgreSQL copy is checked as it is restored (keyport restore refuses a damaged one and changes nothing)"}
+			return usageError{"backup --check checks a bbolt copy; a PostgreSQL copy is checked as it is restored (keyport restore refuses a damaged one and changes nothing), and keyport check checks the database itself"}
 		}
 		if _, err := os.Lstat(*to); err == nil && !*force {
 			return fmt.Errorf("%s exists; add --force to replace it", *to)
@@ -45,7 +45,7 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 		return c.postgresBackup(ctx, cfg, *to)
 	}
 	if *check != "" {
-		return c.backupCheck(ctx, cfg, *check)
+		return c.backupCheck(ctx, cfg, *check, "backup")
 	}
 	if err := notKeyportsOwn(cfg, *cfgPath, *to); err != nil {
 		return err

@@ -77,6 +77,8 @@ Usage:
                  | --check FILE   (checks a backup as restore would; changes nothing)
   keyport restore --from FILE     (with keyport serve stopped; keeps the replaced
                         database as keyport.db.before-restore-TIMESTAMP)
+  keyport check                  (checks the configured store as serve would open it, e.g. after
+                        pg_restore or a point-in-time recovery; changes nothing)
   keyport health [--url URL]     (GET /healthz on the listen address; exit 0 when it answers 200)
   keyport migrate --from bolt|postgres --to postgres|bolt [--dsn DSN]
                         (copies every record into an empty store and checks the copy; stop keyport serve first)
@@ -138,6 +140,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.backup(ctx, rest)
 	case "restore":
 		err = c.restore(ctx, rest)
+	case "check":
+		err = c.check(ctx, rest)
 	case "health":
 		err = c.health(ctx, rest)
 	case "migrate":

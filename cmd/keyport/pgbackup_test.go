@@ -3,9 +3,12 @@ package main
 import (
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
@@ -53,6 +56,76 @@ func TestPostgresBackupAndRestore(t *testing.T) {
 	if tok := c.tokens("alice"); tok.AccessToken == "" {
 		t.Fatal("no access token after the restore")
 	}
+}
+
+// A PostgreSQL store copied with pg_dump and pg_restore (the tools of
+// whole-cluster backups, outside keyport) is checked by keyport check
+// before replicas use it: the restored copy passes, with its counts and
+// the sealing key proven; a wrong key, a unique index the restore lost
+// and a database holding no keyport schema are each refused, naming what
+// is wrong; and a server on the restored copy signs the user in.
+func TestPostgresDumpRestoreAndCheck(t *testing.T) {
+	pgBin, err := pgtest.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key, other := filepath.Join(dir, "secret.key"), filepath.Join(dir, "other.key")
+	for _, k := range []string{key, other} {
+		if _, _, err := seal.LoadOrCreateKey(k, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgFile := filepath.Join(dir, "keyport.toml")
+	if err := os.WriteFile(cfgFile, []byte("[storage]\ntype = \"postgres\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from, into := pgtest.Database(t), pgtest.Database(t)
+	pg := func(dsn string) func(*config.Config) {
+		return func(c *config.Config) {
+			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
+		}
+	}
+	srv := startServerWith(t, serverOptions{mutate: pg(from)})
+	srv.createUser("alice", false)
+	srv.stop()
+	dump := filepath.Join(t.TempDir(), "keyport.dump")
+	for _, cmd := range [][]string{
+		{filepath.Join(pgBin, "pg_dump"), "--format=custom", "--file=" + dump, "--dbname=" + from},
+		{filepath.Join(pgBin, "pg_restore"), "--exit-on-error", "--dbname=" + into, dump},
+	} {
+		if out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", filepath.Base(cmd[0]), err, out)
+		}
+	}
+	env := func(dsn, key string) map[string]string {
+		return map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_CONFIG": cfgFile, "KEYPORT_STORAGE_DSN": dsn, "KEYPORT_SECRET_KEY_FILE": key}
+	}
+	r := cliMust(t, env(into, key), "", "check")
+	for _, want := range []string{"a consistent keyport store: schema 1, users: 1, apps: 0, signing keys: 1,", "indexes and constraints are the ones this keyport builds", "its secrets open with the sealing key " + key} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("check of the restored copy: no %q in\n%s", want, r)
+		}
+	}
+	cliFail(t, env(into, other), "", 1, "is not the key the secrets in the PostgreSQL database were sealed with", "check")
+	cliFail(t, env(pgtest.Database(t), key), "", 1, "holds no keyport schema", "check")
+
+	restored := startServerWith(t, serverOptions{mutate: pg(into)})
+	c := restored.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	if tok := c.tokens("alice"); tok.AccessToken == "" {
+		t.Fatal("no access token on the restored copy")
+	}
+	restored.stop()
+
+	conn, err := pgx.Connect(t.Context(), into)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	if _, err := conn.Exec(t.Context(), "ALTER TABLE credentials DROP CONSTRAINT credentials_hash_key"); err != nil {
+		t.Fatal(err)
+	}
+	cliFail(t, env(into, key), "", 1, "missing index credentials_hash_key: CREATE UNIQUE INDEX", "check")
 }
 
 // Replicas share one sealing key: with PostgreSQL, serve never makes one

@@ -117,13 +117,14 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 
 // backupCheck is `keyport backup --check FILE`: every check restore makes,
 // without restoring.
-func (c *cli) backupCheck(ctx context.Context, cfg *config.Config, file string) error {
+// what is what file is: "backup", or "store" for keyport check.
+func (c *cli) backupCheck(ctx context.Context, cfg *config.Config, file, what string) error {
 	rep, note, err := checkBackup(ctx, cfg, file, file)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "%s is a consistent keyport backup: %.1f MiB, schema %d, users: %d, apps: %d, signing keys: %d, sessions: %d, token families: %d\n",
-		file, float64(rep.Size)/(1<<20), rep.SchemaVersion, rep.Users, rep.Clients, rep.SigningKeys, rep.Sessions, rep.TokenFamilies)
+	fmt.Fprintf(c.stdout, "%s is a consistent keyport %s: %.1f MiB, schema %d, users: %d, apps: %d, signing keys: %d, sessions: %d, token families: %d\n",
+		file, what, float64(rep.Size)/(1<<20), rep.SchemaVersion, rep.Users, rep.Clients, rep.SigningKeys, rep.Sessions, rep.TokenFamilies)
 	if note != "" {
 		fmt.Fprintln(c.stdout, note)
 	} else {
@@ -204,25 +205,31 @@ func checkBackup(ctx context.Context, cfg *config.Config, path, name string) (re
 	if rep.SchemaVersion < bolt.SchemaVersion() {
 		note = fmt.Sprintf("the backup has schema version %d; keyport serve migrates it to %d when it starts", rep.SchemaVersion, bolt.SchemaVersion())
 	}
+	keyNote, err := checkSealingKey(cfg, rep.Settings[settingSealCheck], name, "the backup")
+	return rep, joinNotes(note, keyNote), err
+}
+
+// checkSealingKey checks that the configured sealing key is the one whose
+// check value, stored, the copy called name (what: "the backup") holds. A
+// copy that stores none gives a note: start-up proves the key against a
+// sealed secret instead (openSealingKey).
+func checkSealingKey(cfg *config.Config, stored []byte, name, what string) (note string, err error) {
 	keyPath := cfg.SecretKeyPath()
-	stored := rep.Settings[settingSealCheck]
 	if stored == nil {
-		// Written before keyport remembered its key: start-up proves the
-		// key against a sealed secret instead (openSealingKey).
-		return rep, joinNotes(note, fmt.Sprintf("the backup does not record which sealing key its secrets need; keyport serve checks %s against them when it starts", keyPath)), nil
+		return fmt.Sprintf("%s does not record which sealing key its secrets need; keyport serve checks %s against them when it starts", what, keyPath), nil
 	}
 	key, _, err := seal.LoadOrCreateKey(keyPath, false)
 	if errors.Is(err, fs.ErrNotExist) {
-		return rep, "", fmt.Errorf("the secrets in %s are sealed with a key, and the sealing key %s does not exist: put the secret.key kept with the backup there first; nothing was changed", name, keyPath)
+		return "", fmt.Errorf("the secrets in %s are sealed with a key, and the sealing key %s does not exist: put the secret.key kept with %s there first; nothing was changed", name, keyPath, what)
 	}
 	if err != nil {
-		return rep, "", fmt.Errorf("read the sealing key: %w", err)
+		return "", fmt.Errorf("read the sealing key: %w", err)
 	}
 	if subtle.ConstantTimeCompare(seal.Check(key), stored) != 1 {
-		return rep, "", fmt.Errorf("the sealing key %s is not the key the secrets in %s were sealed with: put the secret.key kept with that backup at %s first, or restore the backup taken with this key; nothing was changed",
-			keyPath, name, keyPath)
+		return "", fmt.Errorf("the sealing key %s is not the key the secrets in %s were sealed with: put the secret.key kept with %s at %s first; nothing was changed",
+			keyPath, name, what, keyPath)
 	}
-	return rep, note, nil
+	return "", nil
 }
 
 func joinNotes(a, b string) string {

@@ -43,6 +43,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 	}
 	db := filepath.Join(srv.dir, "keyport.db")
 	cliFail(t, env, "", 1, "keyport serve is running on "+srv.dir, "restore", "--from", backup)
+	cliFail(t, env, "", 1, "keyport serve is running on "+srv.dir, "check")
 
 	srv.stop()
 	before, err := os.ReadFile(db)
@@ -52,6 +53,9 @@ func TestRestoreRoundTrip(t *testing.T) {
 	r = cliMust(t, env, "", "restore", "--from", backup)
 	if !strings.Contains(r.Stdout, "restored "+db+" from "+backup) || !strings.Contains(r.Stdout, "users: 1, apps: 1,") {
 		t.Errorf("restore said: %s", r)
+	}
+	if r := cliMust(t, env, "", "check"); !strings.Contains(r.Stdout, db+" is a consistent keyport store") || !strings.Contains(r.Stdout, "users: 1, apps: 1,") {
+		t.Errorf("check after the restore: %s", r)
 	}
 	kept, _ := filepath.Glob(db + ".before-restore-*")
 	if len(kept) != 1 || !strings.Contains(r.Stdout, "kept as "+kept[0]) {

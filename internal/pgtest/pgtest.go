@@ -90,6 +90,10 @@ func Stop() {
 }
 
 // binDir finds the newest installed PostgreSQL's bin dir.
+// BinDir is the directory of the PostgreSQL programs the clusters run
+// (pg_dump and pg_restore too), the newest installed.
+func BinDir() (string, error) { return binDir() }
+
 func binDir() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	slices.SortFunc(dirs, func(a, b string) int { return versionOf(b) - versionOf(a) })
