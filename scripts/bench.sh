@@ -166,7 +166,9 @@ if [ "${REPLICAS:-1}" = 2 ] && [ -n "$pg_bin" ]; then
     lb_pid=$!
     for i in $(seq 1 50); do curl -fsS "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   }
-  rate() { awk -v sc="$1" '$1 == sc { r += $(NF-5) } END { printf "%.0f", r }'; }
+  # req/s of the scenario's line (of the concurrent one for the code flow),
+  # the fourth field from the end (one() gives no -server-pid: no CPU columns).
+  rate() { awk -v sc="$1" '$1 == sc && (sc != "codeflow" || /at once/) { r = $(NF-3) } END { printf "%.0f", r }'; }
   one() { "$work/loadtest" -url "$URL" -user bench -password "$PASSWORD" -flow-users 8 -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@"; }
   balance "$ADDR"
   declare -A single
