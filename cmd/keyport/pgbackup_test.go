@@ -16,31 +16,49 @@ import (
 	"github.com/keyport/keyport/seal"
 )
 
+// pgCLI is a sealing key and a configuration file for a PostgreSQL store,
+// with what servers and commands on a given database need.
+type pgCLI struct {
+	t       *testing.T
+	key     string
+	cfgFile string
+}
+
+func newPGCLI(t *testing.T) pgCLI {
+	dir := t.TempDir()
+	p := pgCLI{t: t, key: filepath.Join(dir, "secret.key"), cfgFile: filepath.Join(dir, "keyport.toml")}
+	if _, _, err := seal.LoadOrCreateKey(p.key, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.cfgFile, []byte("[storage]\ntype = \"postgres\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// server is the configuration change of a server on dsn.
+func (p pgCLI) server(dsn string) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, p.key
+	}
+}
+
+// env is the environment of a command on dsn with the sealing key key.
+func (p pgCLI) env(dsn, key string) map[string]string {
+	return map[string]string{"KEYPORT_DATA_DIR": p.t.TempDir(), "KEYPORT_CONFIG": p.cfgFile, "KEYPORT_STORAGE_DSN": dsn, "KEYPORT_SECRET_KEY_FILE": key}
+}
+
 // With PostgreSQL, `keyport backup` copies the live database (the CLI
 // reaches PostgreSQL itself while replicas run) and `keyport restore` loads
 // the copy into an empty database, refusing one that holds records; a
 // server on the restored database signs the user in.
 func TestPostgresBackupAndRestore(t *testing.T) {
-	dir := t.TempDir()
-	key := filepath.Join(dir, "secret.key")
-	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(dir, "keyport.toml")
-	if err := os.WriteFile(cfgFile, []byte("[storage]\ntype = \"postgres\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := newPGCLI(t)
 	from, into := pgtest.Database(t), pgtest.Database(t)
-	pg := func(dsn string) func(*config.Config) {
-		return func(c *config.Config) {
-			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
-		}
-	}
+	pg := p.server
 	srv := startServerWith(t, serverOptions{mutate: pg(from)})
 	srv.createUser("alice", false)
-	env := func(dsn string) map[string]string {
-		return map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_CONFIG": cfgFile, "KEYPORT_STORAGE_DSN": dsn, "KEYPORT_SECRET_KEY_FILE": key}
-	}
+	env := func(dsn string) map[string]string { return p.env(dsn, p.key) }
 	copyFile := filepath.Join(t.TempDir(), "keyport.pgcopy")
 	if r := cliMust(t, env(from), "", "backup", "--to", copyFile); !strings.Contains(r.Stdout, "one consistent snapshot") {
 		t.Errorf("backup: %s", r)
@@ -69,23 +87,13 @@ func TestPostgresDumpRestoreAndCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	key, other := filepath.Join(dir, "secret.key"), filepath.Join(dir, "other.key")
-	for _, k := range []string{key, other} {
-		if _, _, err := seal.LoadOrCreateKey(k, true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfgFile := filepath.Join(dir, "keyport.toml")
-	if err := os.WriteFile(cfgFile, []byte("[storage]\ntype = \"postgres\"\n"), 0o600); err != nil {
+	p := newPGCLI(t)
+	key, other := p.key, filepath.Join(t.TempDir(), "other.key")
+	if _, _, err := seal.LoadOrCreateKey(other, true); err != nil {
 		t.Fatal(err)
 	}
 	from, into := pgtest.Database(t), pgtest.Database(t)
-	pg := func(dsn string) func(*config.Config) {
-		return func(c *config.Config) {
-			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
-		}
-	}
+	pg := p.server
 	srv := startServerWith(t, serverOptions{mutate: pg(from)})
 	srv.createUser("alice", false)
 	srv.stop()
@@ -98,9 +106,7 @@ func TestPostgresDumpRestoreAndCheck(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", filepath.Base(cmd[0]), err, out)
 		}
 	}
-	env := func(dsn, key string) map[string]string {
-		return map[string]string{"KEYPORT_DATA_DIR": t.TempDir(), "KEYPORT_CONFIG": cfgFile, "KEYPORT_STORAGE_DSN": dsn, "KEYPORT_SECRET_KEY_FILE": key}
-	}
+	env := p.env
 	r := cliMust(t, env(into, key), "", "check")
 	for _, want := range []string{"a consistent keyport store: schema 1, users: 1, apps: 0, signing keys: 1,", "indexes and constraints are the ones this keyport builds", "its secrets open with the sealing key " + key} {
 		if !strings.Contains(r.Stdout, want) {
