@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A database restored by pg_restore, recovered to a point in time or
@@ -49,7 +50,14 @@ type CheckReport struct {
 // one with no Keyport schema at all reports SchemaVersion 0.
 func Check(ctx context.Context, dsn, setting string) (CheckReport, error) {
 	rep := CheckReport{Latest: migrations[len(migrations)-1].version, Rows: map[string]int64{}}
-	conn, err := pgx.Connect(ctx, dsn)
+	// Parsed as Open parses it: a DSN may carry pgxpool's own settings
+	// (pool_max_conns …), which pgx.Connect would send to the server as
+	// unknown parameters.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return rep, fmt.Errorf("check: parse dsn: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return rep, fmt.Errorf("check: connect: %w", err)
 	}
