@@ -67,8 +67,12 @@ func Check(ctx context.Context, dsn, setting string) (CheckReport, error) {
 		return rep, fmt.Errorf("check: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // everything it did is undone
+	// In current_schema(), where Open builds (and creates schema_version
+	// when that schema lacks it), not wherever search_path finds one: a
+	// schema_version in a later schema of the path is not what serve
+	// would use.
 	var hasVersions bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass('schema_version') IS NOT NULL").Scan(&hasVersions); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version')`).Scan(&hasVersions); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
 	}
 	if !hasVersions {

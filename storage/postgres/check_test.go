@@ -166,3 +166,37 @@ func TestCheckTakesTheDSNOpenTakes(t *testing.T) {
 		t.Errorf("%+v", rep)
 	}
 }
+
+// TestCheckLooksWhereOpenBuilds: Open builds in current_schema(), the
+// first schema of search_path that exists, and creates schema_version
+// there when that schema lacks one. A database whose keyport tables are
+// in public while search_path names an existing, empty schema before it
+// (a schema named after the role, "$user", as PostgreSQL 15's locked-down
+// public schema has administrators create) is a database serve starts
+// afresh on; Check must not read public's schema_version and report a
+// keyport schema there.
+func TestCheckLooksWhereOpenBuilds(t *testing.T) {
+	dsn := alterableDatabase(t)
+	admin, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(t.Context())
+	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA app"); err != nil {
+		t.Fatal(err)
+	}
+	inApp := dsn + " options='-c search_path=app,public'"
+	rep := mustCheck(t, inApp)
+	if rep.SchemaVersion != 0 {
+		t.Errorf("check reads schema version %d, with the app schema empty (missing %d, rows %v)", rep.SchemaVersion, len(rep.Missing), rep.Rows)
+	}
+	d, err := Open(t.Context(), inApp, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	var n int
+	if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("open did not build in schema app: %d tables, %v", n, err)
+	}
+}
