@@ -101,8 +101,12 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	// was kept for the old one no longer applies.
 	parts := []string{id, ip, secret, c.secretHash, c.previousHash, c.previousUntil.String()}
 	now, keep := s.now(), rightSecretKept
-	if c.previousHash != "" {
-		keep = min(keep, max(c.previousUntil.Sub(now), 0)) // never past the old secret's grace
+	if c.previousHash != "" && now.Before(c.previousUntil) {
+		// Never past the old secret's grace. A grace that is over (its
+		// hash stays in the record until the next rotation) holds
+		// nothing back: the old secret no longer matches, so what is
+		// kept is the current one.
+		keep = min(keep, c.previousUntil.Sub(now))
 	}
 	out := s.secrets.CheckRecent(parts, now, keep, clientCheck.passed, func() clientCheck {
 		return s.checkClientSecretOnce(ctx, id, ip, secret, c)

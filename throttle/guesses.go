@@ -93,8 +93,8 @@ func (g *Guesses[T]) CheckRecent(parts []string, now time.Time, ttl time.Duratio
 	}
 	g.mu.Unlock()
 	result := g.Check(parts, check)
-	if !keep(result) {
-		return result
+	if ttl <= 0 || !keep(result) {
+		return result // nothing to keep it for: no room taken
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

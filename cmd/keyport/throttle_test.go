@@ -366,6 +366,45 @@ func TestRightClientSecretKeptForASecond(t *testing.T) {
 	}
 }
 
+// A client whose secret was once rotated with a grace period keeps its
+// previous hash (and the grace's end) in its record after the grace ends;
+// the right secret must still be kept for its second then, as for a
+// client never rotated: the old secret can no longer match, so there is
+// no grace left to stay within.
+func TestRightClientSecretKeptAfterAGraceEnded(t *testing.T) {
+	clock := testclock.At(time.Now().UTC())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
+	srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
+	secret, err := srv.Main.Accounts.Clients.RotateSecret(t.Context(), account.SystemActor, "svc", time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Hour) // the grace is over
+	c := browserFrom(t, "127.0.0.5").client
+	token := func(secret string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", url.QueryEscape(secret))
+		status, _, _ := doJSON(t, c, req)
+		return status
+	}
+	if s := token(secret); s != http.StatusOK {
+		t.Fatalf("right secret: %d", s)
+	}
+	for i := range 10 {
+		if s := token("wrong-secret-" + strconv.Itoa(i)); s != http.StatusUnauthorized {
+			t.Fatalf("wrong secret %d: %d", i+1, s)
+		}
+	}
+	if s := token("wrong-secret-x"); s != http.StatusTooManyRequests {
+		t.Fatalf("guess after the limit: %d, want 429", s)
+	}
+	if s := token(secret); s != http.StatusOK {
+		t.Fatalf("the right secret again within its second, the old secret's grace long over: %d, want 200 (kept)", s)
+	}
+}
+
 // A throttled password confirmation answers 429 with Retry-After and the
 // wait in words on every page that asks for the password: the security
 // page, app access, the recovery-codes and passkey-removal confirmations.

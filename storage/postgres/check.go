@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // A database restored by pg_restore, recovered to a point in time or
@@ -49,7 +50,14 @@ type CheckReport struct {
 // one with no Keyport schema at all reports SchemaVersion 0.
 func Check(ctx context.Context, dsn, setting string) (CheckReport, error) {
 	rep := CheckReport{Latest: migrations[len(migrations)-1].version, Rows: map[string]int64{}}
-	conn, err := pgx.Connect(ctx, dsn)
+	// Parsed as Open parses it: a DSN may carry pgxpool's own settings
+	// (pool_max_conns …), which pgx.Connect would send to the server as
+	// unknown parameters.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return rep, fmt.Errorf("check: parse dsn: %w", err)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.ConnConfig)
 	if err != nil {
 		return rep, fmt.Errorf("check: connect: %w", err)
 	}
@@ -59,8 +67,12 @@ func Check(ctx context.Context, dsn, setting string) (CheckReport, error) {
 		return rep, fmt.Errorf("check: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // everything it did is undone
+	// In current_schema(), where Open builds (and creates schema_version
+	// when that schema lacks it), not wherever search_path finds one: a
+	// schema_version in a later schema of the path is not what serve
+	// would use.
 	var hasVersions bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass('schema_version') IS NOT NULL").Scan(&hasVersions); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version')`).Scan(&hasVersions); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
 	}
 	if !hasVersions {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -22,6 +23,21 @@ func mustCheck(t *testing.T, dsn string) CheckReport {
 	return rep
 }
 
+// alterableDatabase is a database migrated by Open, of the test's own:
+// not one of schema's copies, which are emptied and handed to the next
+// test, since these tests change the schema (a dropped constraint, an
+// index, a version from the future) and the next test would get it.
+func alterableDatabase(t *testing.T) string {
+	t.Helper()
+	dsn := pgtest.Database(t)
+	d, err := Open(t.Context(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	return dsn
+}
+
 func containing(list []string, part string) bool {
 	return slices.ContainsFunc(list, func(s string) bool { return strings.Contains(s, part) })
 }
@@ -31,7 +47,7 @@ func containing(list []string, part string) bool {
 // is named for it; its rows and the asked-for setting are reported; and
 // the check itself changes nothing.
 func TestCheckFindsWhatARestoreLost(t *testing.T) {
-	dsn := schema.Database(t)
+	dsn := alterableDatabase(t)
 	d, err := Open(t.Context(), dsn, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +106,7 @@ func TestCheckOfOtherDatabases(t *testing.T) {
 		t.Errorf("empty database: %+v", empty)
 	}
 
-	dsn := schema.Database(t)
+	dsn := alterableDatabase(t)
 	admin, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -105,12 +121,20 @@ func TestCheckOfOtherDatabases(t *testing.T) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
+	// Not t.Context(): it is canceled before cleanups run, and the role,
+	// the cluster's and not the database's, would outlive the test.
 	t.Cleanup(func() {
-		c, err := pgx.Connect(t.Context(), dsn)
-		if err == nil {
-			c.Exec(t.Context(), "DROP OWNED BY keyport_reader")
-			c.Exec(t.Context(), "DROP ROLE keyport_reader")
-			c.Close(t.Context())
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop keyport_reader: %v", err)
+			return
+		}
+		defer c.Close(ctx)
+		for _, sql := range []string{"DROP OWNED BY keyport_reader", "DROP ROLE keyport_reader"} {
+			if _, err := c.Exec(ctx, sql); err != nil {
+				t.Errorf("%s: %v", sql, err)
+			}
 		}
 	})
 	reader := strings.Replace(dsn, "user=postgres", "user=keyport_reader", 1)
@@ -124,5 +148,55 @@ func TestCheckOfOtherDatabases(t *testing.T) {
 	}
 	if _, err := Check(ctx, dsn, "seal-key-check"); !errors.Is(err, ErrSchemaTooNew) {
 		t.Errorf("a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+}
+
+// TestCheckTakesTheDSNOpenTakes: keyport check checks the store "as serve
+// would open it", so a DSN that Open accepts must reach the database in
+// Check too; pgxpool's own settings (pool_max_conns and the other pool_*
+// keys) are part of such a DSN.
+func TestCheckTakesTheDSNOpenTakes(t *testing.T) {
+	dsn := schema.Database(t) + " pool_max_conns=4"
+	d, err := Open(t.Context(), dsn, Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	d.Close()
+	if rep := mustCheck(t, dsn); rep.SchemaVersion != rep.Latest {
+		t.Errorf("%+v", rep)
+	}
+}
+
+// TestCheckLooksWhereOpenBuilds: Open builds in current_schema(), the
+// first schema of search_path that exists, and creates schema_version
+// there when that schema lacks one. A database whose keyport tables are
+// in public while search_path names an existing, empty schema before it
+// (a schema named after the role, "$user", as PostgreSQL 15's locked-down
+// public schema has administrators create) is a database serve starts
+// afresh on; Check must not read public's schema_version and report a
+// keyport schema there.
+func TestCheckLooksWhereOpenBuilds(t *testing.T) {
+	dsn := alterableDatabase(t)
+	admin, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(t.Context())
+	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA app"); err != nil {
+		t.Fatal(err)
+	}
+	inApp := dsn + " options='-c search_path=app,public'"
+	rep := mustCheck(t, inApp)
+	if rep.SchemaVersion != 0 {
+		t.Errorf("check reads schema version %d, with the app schema empty (missing %d, rows %v)", rep.SchemaVersion, len(rep.Missing), rep.Rows)
+	}
+	d, err := Open(t.Context(), inApp, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	var n int
+	if err := admin.QueryRow(t.Context(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'app'").Scan(&n); err != nil || n == 0 {
+		t.Fatalf("open did not build in schema app: %d tables, %v", n, err)
 	}
 }
