@@ -22,15 +22,12 @@ func (c *cli) check(ctx context.Context, args []string) error {
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{"check takes no arguments: it checks the store the configuration names"}
-	}
 	cfg, err := c.loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	if cfg.Storage.Type != config.StoragePostgres {
-		if err := noServer(cfg); err != nil {
+		if err := noServer(cfg, "check reads the database file it holds open (keyport backup --to FILE copies it online, and backup --check checks the copy)"); err != nil {
 			return err
 		}
 		return c.backupCheck(ctx, cfg, cfg.DBPath(), "store")
@@ -47,7 +44,9 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		notes = append(notes, fmt.Sprintf("the database has schema version %d; keyport serve migrates it to %d when it starts", rep.SchemaVersion, rep.Latest))
 	}
 	if !rep.Compared {
-		notes = append(notes, fmt.Sprintf("the tables were not compared with this keyport's: %v", rep.CompareErr))
+		// The comparison is what finds what a restore lost: without it
+		// the check has not been made.
+		problems = append(problems, fmt.Sprintf("the tables could not be compared with the ones this keyport builds: %v", rep.CompareErr))
 	}
 	for _, m := range rep.Missing {
 		problems = append(problems, "missing "+m)
@@ -56,7 +55,7 @@ func (c *cli) check(ctx context.Context, args []string) error {
 		problems = append(problems, "index "+i+" is not valid (an interrupted build): drop it and create it again")
 	}
 	for _, e := range rep.Extra {
-		notes = append(notes, "not keyport's (kept, and harmless unless it constrains keyport's rows): "+e)
+		notes = append(notes, "not in keyport's schema (kept; harmless unless it constrains keyport's rows): "+e)
 	}
 	keyNote, keyErr := checkSealingKey(cfg, rep.Setting, "the PostgreSQL database", "the database's backup")
 	if keyErr != nil {

@@ -59,7 +59,7 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	if _, err := os.Stat(*from); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := noServer(cfg); err != nil {
+	if err := noServer(cfg, "restore replaces the database it has open"); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -83,7 +83,7 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	}
 	defer os.Remove(tmp) // after the rename there is nothing left to remove
 	// The checks read the copy: what is put in place is what was checked.
-	rep, note, err := checkBackup(ctx, cfg, tmp, *from)
+	rep, note, err := checkBackup(ctx, cfg, tmp, *from, "backup")
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 // without restoring.
 // what is what file is: "backup", or "store" for keyport check.
 func (c *cli) backupCheck(ctx context.Context, cfg *config.Config, file, what string) error {
-	rep, note, err := checkBackup(ctx, cfg, file, file)
+	rep, note, err := checkBackup(ctx, cfg, file, file, what)
 	if err != nil {
 		return err
 	}
@@ -135,14 +135,14 @@ func (c *cli) backupCheck(ctx context.Context, cfg *config.Config, file, what st
 
 // noServer refuses when a server answers on the data directory's control
 // socket (the file lock, taken next, catches one that runs without it).
-func noServer(cfg *config.Config) error {
+func noServer(cfg *config.Config, why string) error {
 	sock := filepath.Join(cfg.DataDir, control.SocketName)
 	conn, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
 		return nil
 	}
 	conn.Close()
-	return fmt.Errorf("keyport serve is running on %s (it answers on %s): stop it first, restore replaces the database it has open; nothing was changed", cfg.DataDir, sock)
+	return fmt.Errorf("keyport serve is running on %s (it answers on %s): stop it first, %s; nothing was changed", cfg.DataDir, sock, why)
 }
 
 // copyToTemp copies the backup to a new file in dir, synced, and returns
@@ -189,23 +189,23 @@ func (c ctxWriter) Write(p []byte) (int, error) {
 // start-up makes), a schema this keyport understands, and secrets sealed
 // with the data directory's key. note says what could not be checked, or
 // what start-up will do.
-func checkBackup(ctx context.Context, cfg *config.Config, path, name string) (rep bolt.Report, note string, err error) {
+func checkBackup(ctx context.Context, cfg *config.Config, path, name, what string) (rep bolt.Report, note string, err error) {
 	rep, err = bolt.Verify(ctx, path)
 	if err != nil {
 		var de *bolt.DamagedError
 		if errors.As(err, &de) {
-			return rep, "", fmt.Errorf("%s is not a usable backup: it fails the consistency check (%s); nothing was changed", name, de.Reason)
+			return rep, "", fmt.Errorf("%s is not a usable %s: it fails the consistency check (%s); nothing was changed", name, what, de.Reason)
 		}
-		return rep, "", fmt.Errorf("check the backup %s: %w", name, err)
+		return rep, "", fmt.Errorf("check the %s %s: %w", what, name, err)
 	}
 	if rep.SchemaVersion > bolt.SchemaVersion() {
 		return rep, "", fmt.Errorf("%s has schema version %d, but this keyport understands up to %d: restore it with the keyport that wrote it (or a newer one); nothing was changed",
 			name, rep.SchemaVersion, bolt.SchemaVersion())
 	}
 	if rep.SchemaVersion < bolt.SchemaVersion() {
-		note = fmt.Sprintf("the backup has schema version %d; keyport serve migrates it to %d when it starts", rep.SchemaVersion, bolt.SchemaVersion())
+		note = fmt.Sprintf("the %s has schema version %d; keyport serve migrates it to %d when it starts", what, rep.SchemaVersion, bolt.SchemaVersion())
 	}
-	keyNote, err := checkSealingKey(cfg, rep.Settings[settingSealCheck], name, "the backup")
+	keyNote, err := checkSealingKey(cfg, rep.Settings[settingSealCheck], name, "the "+what)
 	return rep, joinNotes(note, keyNote), err
 }
 

@@ -87,7 +87,10 @@ func sneakRename(t *testing.T, admin *pgx.Conn, id, name string) {
 // changed or deleted once the notice of that change has arrived, nor one
 // it changed itself; and it keeps nothing while it cannot hear notices.
 func TestClientCacheFollowsEveryProcessesChanges(t *testing.T) {
-	dbs, admin := openProcesses(t, 2)
+	// Pinged every second, not every 50 ms: on a loaded machine a ping
+	// that took over its 2 s would end the watch, empty the cache and
+	// make a read that should come from memory go to the database.
+	dbs, admin := openProcessesChecking(t, 2, time.Second)
 	writer, reader := dbs[0], dbs[1]
 	ctx := t.Context()
 	awaitClientCache(t, reader)
@@ -180,7 +183,7 @@ func TestClientCacheFollowsEveryProcessesChanges(t *testing.T) {
 // TestClientCacheEntriesAge: an entry older than clientCacheTTL is read
 // again, so even a notice that never came costs at most that long.
 func TestClientCacheEntriesAge(t *testing.T) {
-	dbs, admin := openProcesses(t, 1)
+	dbs, admin := openProcessesChecking(t, 1, time.Second)
 	d := dbs[0]
 	ctx := t.Context()
 	awaitClientCache(t, d)

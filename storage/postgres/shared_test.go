@@ -24,10 +24,17 @@ const eventually = 30 * time.Second
 // database, for the test's own look at the server (the "third process").
 func openProcesses(t *testing.T, n int) ([]*DB, *pgx.Conn) {
 	t.Helper()
+	return openProcessesChecking(t, n, testLeadCheck)
+}
+
+// openProcessesChecking is openProcesses with leads and watches pinged
+// every leadCheck.
+func openProcessesChecking(t *testing.T, n int, leadCheck time.Duration) ([]*DB, *pgx.Conn) {
+	t.Helper()
 	dsn := schema.Database(t)
 	dbs := make([]*DB, n)
 	for i := range dbs {
-		d, err := Open(t.Context(), dsn, Options{LeadCheck: testLeadCheck})
+		d, err := Open(t.Context(), dsn, Options{LeadCheck: leadCheck})
 		if err != nil {
 			t.Fatalf("open process %d: %v", i, err)
 		}
