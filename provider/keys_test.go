@@ -282,4 +282,3 @@ func TestDiscoveryFollowsKeyAlgorithms(t *testing.T) {
 		t.Fatalf("discovery algorithms after the RS256 key expired %v, want [ES256]", got)
 	}
 }
-
