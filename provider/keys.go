@@ -346,6 +346,15 @@ func (m *KeyManager) SignatureAlgorithms() []jose.SignatureAlgorithm {
 	return nil
 }
 
+// AlgorithmChanged tells whether the published signing key is of another
+// algorithm than SetAlgorithm chose, so that the next Load replaces it.
+func (m *KeyManager) AlgorithmChanged() bool {
+	st := m.state.Load()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return st != nil && st.signing.alg != m.alg
+}
+
 // SigningKeyID returns the ID of the key that signs new tokens.
 func (m *KeyManager) SigningKeyID() string {
 	if st := m.state.Load(); st != nil {

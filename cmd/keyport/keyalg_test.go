@@ -4,15 +4,20 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/seal"
 )
 
 // jwtHeader is the protected header of a compact JWS.
@@ -164,5 +169,39 @@ func TestSigningAlgorithmSwitch(t *testing.T) {
 	// A relying party that accepts only ES256 now refuses the old token.
 	if _, err := fresh.provider.Verifier(&oidc.Config{ClientID: app.ID, SupportedSigningAlgs: []string{"ES256"}}).Verify(context.Background(), oldID); err == nil {
 		t.Error("an ES256-only verifier accepted the RS256 token")
+	}
+}
+
+// A replica on PostgreSQL that starts with another [keys] algorithm than
+// the signing key's makes a key of its algorithm, as a single server does,
+// instead of taking the stored keys as they are; the old key stays
+// published.
+func TestPostgresReplicaSwitchesAlgorithm(t *testing.T) {
+	dsn := pgtest.Database(t)
+	key := filepath.Join(t.TempDir(), "secret.key")
+	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
+		t.Fatal(err)
+	}
+	load := func(alg string) []jose.SignatureAlgorithm {
+		o := serverOptions{mutate: func(c *config.Config) {
+			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile, c.Keys.Algorithm = config.StoragePostgres, dsn, key, alg
+		}}
+		cfg, _ := testConfig(t, &o)
+		o.ln.Close() // Load does not listen
+		m, err := Load(cfg, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			t.Fatalf("load with %s: %v", alg, err)
+		}
+		defer m.Close()
+		return m.Keys.SignatureAlgorithms()
+	}
+	if got := load("RS256"); !slices.Equal(got, []jose.SignatureAlgorithm{jose.RS256}) {
+		t.Fatalf("first replica: algorithms %v, want [RS256]", got)
+	}
+	if got := load("EdDSA"); !slices.Equal(got, []jose.SignatureAlgorithm{jose.EdDSA, jose.RS256}) {
+		t.Fatalf("replica with EdDSA: algorithms %v, want [EdDSA RS256]", got)
+	}
+	if got := load("EdDSA"); !slices.Equal(got, []jose.SignatureAlgorithm{jose.EdDSA, jose.RS256}) {
+		t.Fatalf("another replica with EdDSA: algorithms %v, want [EdDSA RS256] (no second switch)", got)
 	}
 }
