@@ -95,7 +95,7 @@ func sign(t *testing.T, m *KeyManager, payload string) string {
 // alg, as a relying party does.
 func verify(t *testing.T, set jose.JSONWebKeySet, alg, token string) string {
 	t.Helper()
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 	if err != nil {
 		t.Fatalf("parse %s token: %v", alg, err)
 	}
@@ -171,6 +171,18 @@ func TestKeyManagerAlgorithms(t *testing.T) {
 			if got := verify(t, jwksOf(t, made), tc.alg, token); got != `{"sub":"u1"}` {
 				t.Fatalf("verified payload %q", got)
 			}
+
+			// A rotation makes a key of the same algorithm; both verify.
+			if err := loaded.Rotate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			set := jwksOf(t, loaded)
+			rotated := set.Key(loaded.SigningKeyID())
+			if loaded.SigningKeyID() == k.ID || len(set.Keys) != 2 || len(rotated) != 1 || rotated[0].Algorithm != tc.alg {
+				t.Fatalf("after a rotation: signing %q, JWKS %s", loaded.SigningKeyID(), loaded.JWKS())
+			}
+			verify(t, set, tc.alg, token)
+			verify(t, set, tc.alg, sign(t, loaded, `{"sub":"u2"}`))
 		})
 	}
 }
