@@ -100,7 +100,9 @@ type Tokens struct {
 type Keys struct {
 	// RotationPeriod zero disables rotation.
 	RotationPeriod Duration `toml:"rotation_period"`
-	Algorithm      string   `toml:"algorithm"`
+	// Algorithm signs new ID tokens and JWT access tokens: "RS256",
+	// "ES256" or "EdDSA".
+	Algorithm string `toml:"algorithm"`
 }
 
 // Database is the [database] table: how Keyport treats its database file.

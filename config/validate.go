@@ -261,8 +261,10 @@ func (c *Config) validateKeys(p *problems) {
 	if r := k.RotationPeriod.Duration; r < 0 || (r > 0 && r < minRotationPeriod) {
 		p.errorf("keys.rotation_period", "must be 0 (no rotation) or at least %s, not %s", minRotationPeriod, k.RotationPeriod)
 	}
-	if k.Algorithm != "RS256" {
-		p.errorf("keys.algorithm", "must be \"RS256\" (the only algorithm supported for now), not %q", k.Algorithm)
+	switch k.Algorithm {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		p.errorf("keys.algorithm", "must be \"RS256\", \"ES256\" or \"EdDSA\", not %q", k.Algorithm)
 	}
 }
 

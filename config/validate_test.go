@@ -82,6 +82,18 @@ func TestValidConfig(t *testing.T) {
 	}
 }
 
+// Each signing algorithm Keyport can make keys for is a valid
+// [keys] algorithm.
+func TestValidKeyAlgorithms(t *testing.T) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		c := validConfig()
+		c.Keys.Algorithm = alg
+		if _, err := c.Validate(); err != nil {
+			t.Errorf("keys.algorithm %q: %v", alg, err)
+		}
+	}
+}
+
 func TestValidateErrors(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -126,7 +138,8 @@ func TestValidateErrors(t *testing.T) {
 
 		{"rotation negative", func(c *Config) { c.Keys.RotationPeriod = Duration{-time.Hour} }, "keys.rotation_period: must be 0"},
 		{"rotation tiny", func(c *Config) { c.Keys.RotationPeriod = Duration{time.Second} }, "keys.rotation_period: must be 0"},
-		{"algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, `keys.algorithm: must be "RS256"`},
+		{"algorithm", func(c *Config) { c.Keys.Algorithm = "HS256" }, `keys.algorithm: must be "RS256", "ES256" or "EdDSA", not "HS256"`},
+		{"algorithm case", func(c *Config) { c.Keys.Algorithm = "eddsa" }, `keys.algorithm: must be "RS256", "ES256" or "EdDSA", not "eddsa"`},
 		{"check_timeout zero", func(c *Config) { c.Database.Check = true }, "database.check_timeout: must be between 1s and 24h, not 0s"},
 		{"check_timeout huge", func(c *Config) { c.Database = Database{Check: true, CheckTimeout: Duration{48 * time.Hour}} }, "database.check_timeout: must be between 1s and 24h"},
 

@@ -2,6 +2,10 @@ package provider
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -9,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,14 +43,20 @@ type KeyManager struct {
 	// keep is how long a retired key stays in JWKS: as long as the longest
 	// lived token it can have signed.
 	keep time.Duration
+	// alg is the algorithm new keys are made for (SetAlgorithm).
+	alg jose.SignatureAlgorithm
 
 	mu    sync.Mutex // serialises Load and Rotate
 	state atomic.Pointer[keyState]
 }
 
 type keyState struct {
-	signing  *signingKey
-	public   []op.Key
+	signing *signingKey
+	public  []op.Key
+	// algs are the algorithms of the published keys, the signing key's
+	// first: what a token Keyport issued and still vouches for can be
+	// signed with, and so what discovery advertises.
+	algs     []jose.SignatureAlgorithm
 	jwks     []byte
 	jwksETag string
 }
@@ -57,7 +69,25 @@ func NewKeyManager(store storage.Keys, sealer *seal.Sealer, rotation, keep time.
 	if log == nil {
 		log = slog.Default()
 	}
-	return &KeyManager{store: store, sealer: sealer, rotation: rotation, keep: keep, now: now, log: log}
+	return &KeyManager{store: store, sealer: sealer, rotation: rotation, keep: keep, now: now, log: log, alg: jose.RS256}
+}
+
+// Algorithms are the signing algorithms a KeyManager can make keys for
+// ([keys] algorithm).
+var Algorithms = []string{string(jose.RS256), string(jose.ES256), string(jose.EdDSA)}
+
+// SetAlgorithm chooses the algorithm of the keys Load and Rotate make
+// (RS256 unless set); call it before Load. When the signing key is of
+// another algorithm, the next Load replaces it with a key of this one and
+// keeps the old key published until its tokens have expired.
+func (m *KeyManager) SetAlgorithm(alg string) error {
+	if !slices.Contains(Algorithms, alg) {
+		return fmt.Errorf("signing algorithm %q: not one of %s", alg, strings.Join(Algorithms, ", "))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.alg = jose.SignatureAlgorithm(alg)
+	return nil
 }
 
 // Load reads the keys, drops expired retired ones, creates the first key when
@@ -144,7 +174,10 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 		}
 	}
 	due := active != nil && m.rotation > 0 && now.Sub(active.CreatedAt) >= m.rotation
-	if active == nil || forceRotate || due {
+	// The configured algorithm changed: a key of the new one signs from
+	// now on, the old key is retired like a rotated one.
+	switched := active != nil && jose.SignatureAlgorithm(active.Algorithm) != m.alg
+	if active == nil || forceRotate || due || switched {
 		fresh, err := m.generate(now)
 		if err != nil {
 			return err
@@ -165,7 +198,7 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 		if active == nil && !forceRotate {
 			m.log.InfoContext(ctx, "generated the first signing key", "kid", fresh.ID, "alg", fresh.Algorithm)
 		} else {
-			m.log.InfoContext(ctx, "rotated signing key", "kid", fresh.ID, "old_keys_kept_until", now.Add(m.keep))
+			m.log.InfoContext(ctx, "rotated signing key", "kid", fresh.ID, "alg", fresh.Algorithm, "old_keys_kept_until", now.Add(m.keep))
 		}
 		kept = append(kept, fresh)
 		active = &fresh
@@ -174,26 +207,75 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 }
 
 func (m *KeyManager) generate(now time.Time) (storage.SigningKey, error) {
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	priv, err := newPrivateKey(m.alg)
 	if err != nil {
-		return storage.SigningKey{}, fmt.Errorf("generate RSA key: %w", err)
+		return storage.SigningKey{}, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return storage.SigningKey{}, fmt.Errorf("encode RSA key: %w", err)
+		return storage.SigningKey{}, fmt.Errorf("encode %s key: %w", m.alg, err)
 	}
 	id := account.RandomString(12)
-	pub, err := json.Marshal(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: id, Algorithm: string(jose.RS256), Use: "sig"})
+	pub, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: id, Algorithm: string(m.alg), Use: "sig"})
 	if err != nil {
 		return storage.SigningKey{}, fmt.Errorf("encode public JWK: %w", err)
 	}
 	return storage.SigningKey{
 		ID:        id,
-		Algorithm: string(jose.RS256),
+		Algorithm: string(m.alg),
 		SealedKey: m.sealer.Seal(der, SealPurposeSigningKey),
 		PublicJWK: pub,
 		CreatedAt: now,
 	}, nil
+}
+
+// newPrivateKey makes a key for alg: RSA 2048 for RS256, P-256 for ES256,
+// Ed25519 for EdDSA.
+func newPrivateKey(alg jose.SignatureAlgorithm) (crypto.Signer, error) {
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch alg {
+	case jose.RS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	case jose.ES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case jose.EdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return nil, fmt.Errorf("generate signing key: unsupported algorithm %q", alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("generate %s key: %w", alg, err)
+	}
+	return priv, nil
+}
+
+// signerFor returns the private key in der as go-jose signs with it for
+// alg, and refuses a key of another type: a stored key's algorithm and key
+// must agree, or tokens would carry an alg their signature does not match.
+func signerFor(alg jose.SignatureAlgorithm, der []byte) (any, error) {
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	switch k := parsed.(type) {
+	case *rsa.PrivateKey:
+		if alg == jose.RS256 {
+			k.Precompute()
+			return k, nil
+		}
+	case *ecdsa.PrivateKey:
+		if alg == jose.ES256 && k.Curve == elliptic.P256() {
+			return k, nil
+		}
+	case ed25519.PrivateKey:
+		if alg == jose.EdDSA {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("a %T is not a key for %q", parsed, alg)
 }
 
 func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKey) error {
@@ -201,17 +283,14 @@ func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKe
 	if err != nil {
 		return fmt.Errorf("open signing key %q (is secret_key_file the one this data was created with?): %w", active.ID, err)
 	}
-	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	alg := jose.SignatureAlgorithm(active.Algorithm)
+	priv, err := signerFor(alg, der)
 	if err != nil {
 		return fmt.Errorf("parse signing key %q: %w", active.ID, err)
 	}
-	priv, ok := parsed.(*rsa.PrivateKey)
-	if !ok {
-		return fmt.Errorf("signing key %q is not RSA", active.ID)
-	}
-	priv.Precompute()
 	st := &keyState{
-		signing: &signingKey{id: active.ID, alg: jose.SignatureAlgorithm(active.Algorithm), key: priv},
+		signing: &signingKey{id: active.ID, alg: alg, key: priv},
+		algs:    []jose.SignatureAlgorithm{alg},
 	}
 	set := jose.JSONWebKeySet{}
 	for _, k := range keys {
@@ -221,6 +300,9 @@ func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKe
 		}
 		set.Keys = append(set.Keys, jwk)
 		st.public = append(st.public, &publicKey{jwk: jwk})
+		if a := jose.SignatureAlgorithm(jwk.Algorithm); !slices.Contains(st.algs, a) {
+			st.algs = append(st.algs, a)
+		}
 	}
 	if st.jwks, err = json.Marshal(set); err != nil {
 		return fmt.Errorf("encode JWKS: %w", err)
@@ -255,6 +337,24 @@ func (m *KeyManager) jwksDocument() ([]byte, string) {
 	return body, etagOf(body)
 }
 
+// SignatureAlgorithms returns the algorithms of the published keys, the
+// signing key's first.
+func (m *KeyManager) SignatureAlgorithms() []jose.SignatureAlgorithm {
+	if st := m.state.Load(); st != nil {
+		return st.algs
+	}
+	return nil
+}
+
+// AlgorithmChanged tells whether the published signing key is of another
+// algorithm than SetAlgorithm chose, so that the next Load replaces it.
+func (m *KeyManager) AlgorithmChanged() bool {
+	st := m.state.Load()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return st != nil && st.signing.alg != m.alg
+}
+
 // SigningKeyID returns the ID of the key that signs new tokens.
 func (m *KeyManager) SigningKeyID() string {
 	if st := m.state.Load(); st != nil {
@@ -266,7 +366,7 @@ func (m *KeyManager) SigningKeyID() string {
 type signingKey struct {
 	id  string
 	alg jose.SignatureAlgorithm
-	key *rsa.PrivateKey
+	key any // *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey (signerFor)
 }
 
 func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.alg }

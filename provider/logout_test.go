@@ -43,6 +43,12 @@ type logoutFixture struct {
 
 func newLogoutFixture(t *testing.T) *logoutFixture {
 	t.Helper()
+	return newLogoutFixtureSigning(t, "RS256")
+}
+
+// newLogoutFixtureSigning is newLogoutFixture with keys of alg.
+func newLogoutFixtureSigning(t *testing.T, alg string) *logoutFixture {
+	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{})
@@ -67,6 +73,9 @@ func newLogoutFixture(t *testing.T) *logoutFixture {
 	}
 	f := &logoutFixture{t: t, db: db, store: &countingStore{DB: db}, hintIssued: now}
 	f.keys = NewKeyManager(db, sealer, 30*24*time.Hour, 2*time.Hour, time.Now, nil)
+	if err := f.keys.SetAlgorithm(alg); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +169,21 @@ func TestEndSessionValidatesOnce(t *testing.T) {
 	}
 	if n := f.store.clients.Load(); n != 1 {
 		t.Errorf("the client was read %d times, want 1 (the request validated once)", n)
+	}
+}
+
+// An ID token signed with an ES256 or EdDSA key is a valid id_token_hint:
+// zitadel accepts only RS256, ES256 and PS256 unless told.
+func TestEndSessionHintOfEveryAlgorithm(t *testing.T) {
+	for _, alg := range Algorithms {
+		t.Run(alg, func(t *testing.T) {
+			f := newLogoutFixtureSigning(t, alg)
+			rec := f.endSession(url.Values{"id_token_hint": {f.hint()}, "post_logout_redirect_uri": {logoutBack}, "state": {"s1"}})
+			if rec.Code != http.StatusFound || rec.Header().Get("Location") != logoutBack+"?state=s1" || f.tokenKept() {
+				t.Fatalf("status %d, Location %q, token kept %v; want 302 to %s?state=s1 and the logout done; body %.300s",
+					rec.Code, rec.Header().Get("Location"), f.tokenKept(), logoutBack, rec.Body)
+			}
+		})
 	}
 }
 

@@ -636,8 +636,14 @@ func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
 	return st.signing, nil
 }
 
+// SignatureAlgorithms are the algorithms of the published keys, which
+// discovery advertises as id_token_signing_alg_values_supported.
 func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.RS256}, nil
+	st, err := s.keys.current()
+	if err != nil {
+		return nil, err
+	}
+	return st.algs, nil
 }
 
 func (s *opStorage) KeySet(context.Context) ([]op.Key, error) {

@@ -15,8 +15,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -99,13 +101,20 @@ type SignOut interface {
 
 // Provider serves the OIDC endpoints.
 type Provider struct {
-	opts      Options
-	op        *op.Provider
-	storage   *opStorage
-	log       *slog.Logger
-	discovery []byte
-	discETag  string
+	opts    Options
+	op      *op.Provider
+	storage *opStorage
+	log     *slog.Logger
+	// discovery is the prepared discovery document, rebuilt when the
+	// algorithms of the published keys change (discoveryDocument).
+	discovery atomic.Pointer[preparedDiscovery]
 	wrapped   http.Handler
+}
+
+type preparedDiscovery struct {
+	body []byte
+	etag string
+	algs []jose.SignatureAlgorithm // the keys' algorithms it was built for
 }
 
 // Routes are the paths the provider answers; everything else is the portal's.
@@ -181,7 +190,13 @@ func New(o Options) (*Provider, error) {
 		SupportedScopes:          supportedScopes,
 		SupportedClaims:          supportedClaims,
 	}
-	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens)}
+	// zitadel accepts RS256, ES256 and PS256 in an id_token_hint or a JWT
+	// access token unless told; the keys it checks them against are
+	// Keyport's own, of any algorithm Keyport signs with.
+	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens),
+		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(Algorithms...)),
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(Algorithms...)),
+	}
 	if strings.HasPrefix(o.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
 	}
@@ -190,10 +205,9 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("create OIDC provider: %w", err)
 	}
 	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger}
-	if p.discovery, err = p.buildDiscovery(); err != nil {
+	if _, err := p.prepareDiscovery(); err != nil {
 		return nil, err
 	}
-	p.discETag = etagOf(p.discovery)
 	p.wrapped = p.middleware(inner)
 	return p, nil
 }
@@ -202,7 +216,36 @@ func New(o Options) (*Provider, error) {
 // use one is checked per client.
 var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
 
-// buildDiscovery prepares the discovery document once: it never changes
+// discoveryDocument returns the prepared discovery document, first
+// preparing it again when the published keys' algorithms are no longer
+// the ones it lists (a changed [keys] algorithm, a retired key of the old
+// one that expired).
+func (p *Provider) discoveryDocument() *preparedDiscovery {
+	d := p.discovery.Load()
+	if slices.Equal(d.algs, p.opts.Keys.SignatureAlgorithms()) {
+		return d
+	}
+	fresh, err := p.prepareDiscovery()
+	if err != nil {
+		p.log.Error("prepare discovery document", "err", err)
+		return d
+	}
+	return fresh
+}
+
+func (p *Provider) prepareDiscovery() (*preparedDiscovery, error) {
+	algs := p.opts.Keys.SignatureAlgorithms()
+	body, err := p.buildDiscovery()
+	if err != nil {
+		return nil, err
+	}
+	d := &preparedDiscovery{body: body, etag: etagOf(body), algs: algs}
+	p.discovery.Store(d)
+	return d, nil
+}
+
+// buildDiscovery prepares the discovery document: apart from the signing
+// algorithms (discoveryDocument) it never changes
 // while the server runs.
 func (p *Provider) buildDiscovery() ([]byte, error) {
 	ctx := op.ContextWithIssuer(context.Background(), p.opts.Issuer)
@@ -255,7 +298,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case oidc.DiscoveryEndpoint:
-		servePrepared(w, r, p.discovery, p.discETag)
+		d := p.discoveryDocument()
+		servePrepared(w, r, d.body, d.etag)
 	case "/keys":
 		body, etag := p.opts.Keys.jwksDocument()
 		servePrepared(w, r, body, etag)

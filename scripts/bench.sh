@@ -207,7 +207,7 @@ if [ -n "${PG_WRITES:-}" ] && [ -n "$pg_bin" ]; then
 fi
 lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || status=$?
 echo
-echo "JWT access tokens (client benchjwt): two RS256 signatures per refresh"
+echo "JWT access tokens (client benchjwt): two signatures ([keys] algorithm) per refresh"
 lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
 echo
 echo "Code flow with the consent page answered in every flow (prompt=consent)"

@@ -159,13 +159,14 @@ func (m *Main) whileLeading(ctx context.Context, name string, fn func() error) e
 
 // loadSigningKeys loads the signing keys at start. A replica takes the
 // keys as they are (the replica leading "signing-key-rotation" rotates
-// them); only when there is none yet does it make the first one, holding
-// a lead so that replicas starting together make one between them.
+// them); only when there is none yet, or the signing key is not of the
+// configured [keys] algorithm, does it make one, holding a lead so that
+// replicas starting together make one between them.
 func (m *Main) loadSigningKeys(ctx context.Context) error {
 	if m.shared == nil {
 		return m.Keys.Load(ctx)
 	}
-	if err := m.Keys.Refresh(ctx); err == nil {
+	if err := m.Keys.Refresh(ctx); err == nil && !m.Keys.AlgorithmChanged() {
 		return nil
 	}
 	return m.whileLeading(ctx, "first-signing-key", func() error { return m.Keys.Load(ctx) })

@@ -441,6 +441,9 @@ func (m *Main) load() error {
 	// signed with them can live.
 	keep := m.Accounts.MaxSignedTokenLifetime() + 5*time.Minute
 	m.Keys = provider.NewKeyManager(m.Store, m.sealer, cfg.Keys.RotationPeriod.Duration, keep, m.Now, log)
+	if err := m.Keys.SetAlgorithm(cfg.Keys.Algorithm); err != nil {
+		return fmt.Errorf("keys.algorithm: %w", err)
+	}
 	var deliveries func(kind, outcome string)
 	if m.Metrics != nil {
 		deliveries = m.Metrics.OutboxDelivery
