@@ -312,25 +312,22 @@ func TestClientSecretThrottled(t *testing.T) {
 	}
 }
 
-// A right client secret sent again from the same address within a second
-// is taken without another check (a busy backend costs one check a
-// second), but nothing else is: a rotated-away secret is refused at once,
-// wrong guesses are checked and counted as ever, and once that second has
-// passed an address locked out meanwhile is refused the right secret too.
-func TestRightClientSecretKeptForASecond(t *testing.T) {
-	clock := testclock.At(time.Now().UTC())
-	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
-	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
-	c := browserFrom(t, "127.0.0.5").client
-	token := func(secret string) int {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("svc", url.QueryEscape(secret))
-		status, _, _ := doJSON(t, c, req)
-		return status
-	}
-	if s := token(svc.Secret); s != http.StatusOK {
+// svcToken asks for a client_credentials token as app "svc" with secret,
+// from c, and returns the status.
+func svcToken(t *testing.T, srv *testServer, c *http.Client, secret string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("svc", url.QueryEscape(secret))
+	status, _, _ := doJSON(t, c, req)
+	return status
+}
+
+// keepThenLockOut sends the right secret (kept for its second), then wrong
+// ones until the address is locked out.
+func keepThenLockOut(t *testing.T, token func(string) int, right string) {
+	t.Helper()
+	if s := token(right); s != http.StatusOK {
 		t.Fatalf("right secret: %d", s)
 	}
 	for i := range 10 {
@@ -341,6 +338,20 @@ func TestRightClientSecretKeptForASecond(t *testing.T) {
 	if s := token("wrong-secret-x"); s != http.StatusTooManyRequests {
 		t.Fatalf("guess after the limit: %d, want 429", s)
 	}
+}
+
+// A right client secret sent again from the same address within a second
+// is taken without another check (a busy backend costs one check a
+// second), but nothing else is: a rotated-away secret is refused at once,
+// wrong guesses are checked and counted as ever, and once that second has
+// passed an address locked out meanwhile is refused the right secret too.
+func TestRightClientSecretKeptForASecond(t *testing.T) {
+	clock := testclock.At(time.Now().UTC())
+	srv := startServerWith(t, serverOptions{localhost: true, now: clock.Now})
+	svc := srv.createClient(account.NewClient{ID: "svc", Name: "Service", GrantTypes: []string{"client_credentials"}})
+	c := browserFrom(t, "127.0.0.5").client
+	token := func(secret string) int { return svcToken(t, srv, c, secret) }
+	keepThenLockOut(t, token, svc.Secret)
 	if s := token(svc.Secret); s != http.StatusOK {
 		t.Fatalf("the right secret again within its second: %d, want 200", s)
 	}
@@ -381,25 +392,8 @@ func TestRightClientSecretKeptAfterAGraceEnded(t *testing.T) {
 	}
 	clock.Add(2 * time.Hour) // the grace is over
 	c := browserFrom(t, "127.0.0.5").client
-	token := func(secret string) int {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("svc", url.QueryEscape(secret))
-		status, _, _ := doJSON(t, c, req)
-		return status
-	}
-	if s := token(secret); s != http.StatusOK {
-		t.Fatalf("right secret: %d", s)
-	}
-	for i := range 10 {
-		if s := token("wrong-secret-" + strconv.Itoa(i)); s != http.StatusUnauthorized {
-			t.Fatalf("wrong secret %d: %d", i+1, s)
-		}
-	}
-	if s := token("wrong-secret-x"); s != http.StatusTooManyRequests {
-		t.Fatalf("guess after the limit: %d, want 429", s)
-	}
+	token := func(secret string) int { return svcToken(t, srv, c, secret) }
+	keepThenLockOut(t, token, secret)
 	if s := token(secret); s != http.StatusOK {
 		t.Fatalf("the right secret again within its second, the old secret's grace long over: %d, want 200 (kept)", s)
 	}
