@@ -99,7 +99,7 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	}
 	// The stored hashes are parts too: once the secret is rotated, what
 	// was kept for the old one no longer applies.
-	parts := []string{id, ip, secret, c.secretHash, c.previousHash, c.previousUntil.String()}
+	parts := []string{id, ip, secret, c.secretHash, c.previousHash, strconv.FormatInt(c.previousUntil.UnixNano(), 10)}
 	now, keep := s.now(), rightSecretKept
 	if c.previousHash != "" && now.Before(c.previousUntil) {
 		// Never past the old secret's grace. A grace that is over (its

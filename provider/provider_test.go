@@ -152,13 +152,8 @@ func TestKeyManagerRotation(t *testing.T) {
 // does: it publishes what is stored (a new key signs, the old one stays in
 // JWKS), and with no key stored it fails rather than make one.
 func TestKeyManagerRefreshFollowsAnotherRotation(t *testing.T) {
-	clock := testclock.At(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "k.db"), bolt.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	sealer, _ := seal.New(bytes.Repeat([]byte{1}, 32))
+	f := newKeysFixture(t)
+	db, sealer, clock := f.db, f.sealer, f.clock
 	ctx := context.Background()
 	follower := NewKeyManager(db, sealer, 30*24*time.Hour, 2*time.Hour, clock.Now, nil)
 	if err := follower.Refresh(ctx); err == nil {

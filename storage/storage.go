@@ -5,7 +5,9 @@
 package storage
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -260,6 +262,57 @@ type AuthRequest struct {
 // bounds every parameter a request stores well within it; this backstop
 // keeps the bound on the flow file true whichever field grows.
 const MaxAuthRequestBytes = 16 << 10
+
+// EncodeAuthRequest is the stored form of a request, the same in every
+// store: JSON without HTML escaping, refused (ErrTooLarge) when larger than
+// MaxAuthRequestBytes. Nothing renders it as HTML, and escaping <, > and &
+// (common in a state that carries a return URL) would store text at up to
+// six times its length; without it, text free of control characters takes
+// at most twice (a quote or a backslash), which is what bounds a request's
+// size (see the provider's authorizeParamLimits).
+func EncodeAuthRequest(a AuthRequest) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a); err != nil {
+		return nil, fmt.Errorf("encode auth request %q: %w", a.ID, err)
+	}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(raw) > MaxAuthRequestBytes {
+		return nil, fmt.Errorf("auth request %q takes %d bytes, more than %d: %w", a.ID, len(raw), MaxAuthRequestBytes, ErrTooLarge)
+	}
+	return raw, nil
+}
+
+// PendingClass orders pending requests for eviction (PendingLimits):
+// lower classes go first.
+type PendingClass int
+
+const (
+	PendingUnopened PendingClass = iota // no browser has opened it yet
+	PendingOpened                       // a person is signing in
+	PendingIssued                       // its code went out: never evicted
+)
+
+// PendingClass is the request's eviction class.
+func (a AuthRequest) PendingClass() PendingClass {
+	switch {
+	case a.CodeIssued:
+		return PendingIssued
+	case a.BrowserID != "":
+		return PendingOpened
+	}
+	return PendingUnopened
+}
+
+// EvictionGroup is the group PendingLimits.Total evicts the request with:
+// its OriginGroup, else its Origin.
+func (a AuthRequest) EvictionGroup() string {
+	if a.OriginGroup != "" {
+		return a.OriginGroup
+	}
+	return a.Origin
+}
 
 // PendingLimits bounds the authorization requests a store keeps, so that
 // unauthenticated callers of /authorize cannot fill the disk. When one more

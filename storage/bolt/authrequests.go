@@ -1,9 +1,7 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -22,7 +20,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	if a.ID == "" {
 		return 0, fmt.Errorf("create auth request: empty ID")
 	}
-	raw, err := encodeAuthRequest(a)
+	raw, err := storage.EncodeAuthRequest(a)
 	if err != nil {
 		return 0, err
 	}
@@ -66,34 +64,13 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	return evicted, nil
 }
 
-// putAuthRequest stores a request (encodeAuthRequest).
+// putAuthRequest stores a request (storage.EncodeAuthRequest).
 func putAuthRequest(b *bbolt.Bucket, a storage.AuthRequest) error {
-	raw, err := encodeAuthRequest(a)
+	raw, err := storage.EncodeAuthRequest(a)
 	if err != nil {
 		return err
 	}
 	return b.Put([]byte(a.ID), raw)
-}
-
-// encodeAuthRequest encodes a request as JSON without HTML escaping, and
-// refuses one larger than storage.MaxAuthRequestBytes. Nothing renders it
-// as HTML, and escaping <, > and & (common in a state that carries a return
-// URL) would store text at up to six times its length; without it, text
-// free of control characters takes at most twice (a quote or a backslash),
-// which is what bounds a request's size (see the provider's
-// authorizeParamLimits).
-func encodeAuthRequest(a storage.AuthRequest) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(a); err != nil {
-		return nil, fmt.Errorf("encode auth request %q: %w", a.ID, err)
-	}
-	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(raw) > storage.MaxAuthRequestBytes {
-		return nil, fmt.Errorf("auth request %q takes %d bytes, more than %d: %w", a.ID, len(raw), storage.MaxAuthRequestBytes, storage.ErrTooLarge)
-	}
-	return raw, nil
 }
 
 func (d *DB) GetAuthRequest(ctx context.Context, id string) (storage.AuthRequest, error) {

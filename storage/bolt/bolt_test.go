@@ -148,7 +148,7 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			want[string(bAuthRequestsByOrigin)][string(pendingKey(a.Origin, a))] = true
 			counts[string(countKey('o', a.Origin))]++
 		}
-		if g := groupOf(a); classOf(a) != classIssued {
+		if g := a.EvictionGroup(); classOf(a) != classIssued {
 			want[string(bAuthRequestsByGroup)][string(pendingKey(g, a))] = true
 			counts[string(countKey('g', g))]++
 			if first, ok := firsts[g]; !ok || bytes.Compare(pendingKey(g, a), pendingKey(g, first)) < 0 {

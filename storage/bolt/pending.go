@@ -38,30 +38,11 @@ var (
 	pendingIndexes = [][]byte{bAuthRequestsByOrigin, bAuthRequestsByGroup, bAuthRequestCounts, bAuthRequestGroups}
 )
 
-// Classes of a pending request, in the order they are evicted.
-const (
-	classUnopened byte = '0' // no browser has opened it yet
-	classOpened   byte = '1' // a person is signing in
-	classIssued   byte = '2' // its code went out: never evicted
-)
+// Classes of a pending request in index keys (storage.PendingClass as one
+// digit), so that keys sort in the order requests are evicted.
+const classIssued = '0' + byte(storage.PendingIssued)
 
-func classOf(a storage.AuthRequest) byte {
-	switch {
-	case a.CodeIssued:
-		return classIssued
-	case a.BrowserID != "":
-		return classOpened
-	}
-	return classUnopened
-}
-
-// groupOf is the group a request is evicted with under PendingLimits.Total.
-func groupOf(a storage.AuthRequest) string {
-	if a.OriginGroup != "" {
-		return a.OriginGroup
-	}
-	return a.Origin
-}
+func classOf(a storage.AuthRequest) byte { return '0' + byte(a.PendingClass()) }
 
 // pendingKey is a request's entry under owner (an origin or a group).
 func pendingKey(owner string, a storage.AuthRequest) []byte {
@@ -92,11 +73,11 @@ func indexAuthRequest(tx *bbolt.Tx, a storage.AuthRequest) error {
 	if classOf(a) == classIssued {
 		return nil
 	}
-	added, err := putNew(tx.Bucket(bAuthRequestsByGroup), pendingKey(groupOf(a), a))
+	added, err := putNew(tx.Bucket(bAuthRequestsByGroup), pendingKey(a.EvictionGroup(), a))
 	if err != nil || !added {
 		return err
 	}
-	return addGroupCount(tx, groupOf(a), 1)
+	return addGroupCount(tx, a.EvictionGroup(), 1)
 }
 
 // unindexAuthRequest removes a's entries and counts; entries already gone
@@ -110,14 +91,14 @@ func unindexAuthRequest(tx *bbolt.Tx, a storage.AuthRequest) error {
 	if classOf(a) == classIssued {
 		return nil
 	}
-	return dropGroupEntry(tx, groupOf(a), pendingKey(groupOf(a), a))
+	return dropGroupEntry(tx, a.EvictionGroup(), pendingKey(a.EvictionGroup(), a))
 }
 
 // reindexAuthRequest moves a request's entries when an update changed its
 // class (a browser opened it, its code went out) or anything else they
 // are keyed by.
 func reindexAuthRequest(tx *bbolt.Tx, old, updated storage.AuthRequest) error {
-	if old.Origin == updated.Origin && groupOf(old) == groupOf(updated) && classOf(old) == classOf(updated) &&
+	if old.Origin == updated.Origin && old.EvictionGroup() == updated.EvictionGroup() && classOf(old) == classOf(updated) &&
 		old.CreatedAt.Equal(updated.CreatedAt) {
 		return nil
 	}

@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -26,30 +24,9 @@ import (
 // rows they touch; an eviction deletes a request only while it may still
 // be evicted (class < 2), so a code issued meanwhile keeps it.
 
-// Classes of a pending request, in the order PendingLimits evicts them.
-const (
-	classUnopened = 0 // no browser has opened it yet
-	classOpened   = 1 // a person is signing in
-	classIssued   = 2 // its code went out: never evicted
-)
-
-func requestClass(a storage.AuthRequest) int {
-	switch {
-	case a.CodeIssued:
-		return classIssued
-	case a.BrowserID != "":
-		return classOpened
-	}
-	return classUnopened
-}
-
-// requestGroup is the group PendingLimits.Total evicts a request with.
-func requestGroup(a storage.AuthRequest) string {
-	if a.OriginGroup != "" {
-		return a.OriginGroup
-	}
-	return a.Origin
-}
+// classIssued is storage.PendingIssued as the class column holds it (the
+// SQL below writes it as 2: "class < 2" is a request that may be evicted).
+const classIssued = int(storage.PendingIssued)
 
 // createdNS orders requests by creation; the zero time is 0.
 func createdNS(t time.Time) int64 {
@@ -72,24 +49,6 @@ var pendingTotalLock = advisoryKey("pending sign-ins")
 
 func pendingOriginLock(origin string) int64 { return advisoryKey("pending sign-ins\x00" + origin) }
 
-// encodeAuthRequest encodes a request as JSON without HTML escaping (as
-// storage/bolt does: nothing renders it as HTML, and escaping would store
-// <, > and & at six times their length) and refuses one larger than
-// storage.MaxAuthRequestBytes.
-func encodeAuthRequest(a storage.AuthRequest) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(a); err != nil {
-		return nil, fmt.Errorf("encode auth request %q: %w", a.ID, err)
-	}
-	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(raw) > storage.MaxAuthRequestBytes {
-		return nil, fmt.Errorf("auth request %q takes %d bytes, more than %d: %w", a.ID, len(raw), storage.MaxAuthRequestBytes, storage.ErrTooLarge)
-	}
-	return raw, nil
-}
-
 // liveRequest is the condition of a request whose expiry has not come at
 // $1 (Unix nanoseconds).
 const liveRequest = "(expires_ns IS NULL OR expires_ns > $1)"
@@ -101,7 +60,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 	if a.ID == "" {
 		return 0, fmt.Errorf("create auth request: empty ID: %w", storage.ErrInvalid)
 	}
-	rec, err := encodeAuthRequest(a)
+	rec, err := storage.EncodeAuthRequest(a)
 	if err != nil {
 		return 0, fmt.Errorf("create auth request: %w", err)
 	}
@@ -148,7 +107,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO auth_requests (id, client_id, origin, origin_group, class, created_ns, expires_ns, record)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			a.ID, a.ClientID, a.Origin, requestGroup(a), requestClass(a), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec)
+			a.ID, a.ClientID, a.Origin, a.EvictionGroup(), int(a.PendingClass()), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec)
 		return err
 	})
 	if err != nil {
@@ -180,7 +139,7 @@ func createAuthRequestFast(ctx context.Context, tx pgx.Tx, a storage.AuthRequest
 		WHERE NOT EXISTS (SELECT 1 FROM auth_requests WHERE id = $1)
 			AND ($9 = 0 OR (SELECT count(*) FROM auth_requests WHERE origin = $3) < $9)
 			AND ($10 = 0 OR (SELECT count(*) FROM auth_requests) < $10)`,
-		a.ID, a.ClientID, a.Origin, requestGroup(a), requestClass(a), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec,
+		a.ID, a.ClientID, a.Origin, a.EvictionGroup(), int(a.PendingClass()), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec,
 		perOrigin, max(limits.Total, 0))
 	br := tx.SendBatch(ctx, b)
 	var tag pgconn.CommandTag
@@ -292,13 +251,13 @@ func lockLiveRequestTx(ctx context.Context, tx pgx.Tx, id string, now time.Time)
 
 // putRequestTx rewrites the stored request a.ID with its columns.
 func putRequestTx(ctx context.Context, tx pgx.Tx, a storage.AuthRequest) error {
-	rec, err := encodeAuthRequest(a)
+	rec, err := storage.EncodeAuthRequest(a)
 	if err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `UPDATE auth_requests SET client_id = $2, origin = $3, origin_group = $4, class = $5,
 		created_ns = $6, expires_ns = $7, record = $8 WHERE id = $1`,
-		a.ID, a.ClientID, a.Origin, requestGroup(a), requestClass(a), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec)
+		a.ID, a.ClientID, a.Origin, a.EvictionGroup(), int(a.PendingClass()), createdNS(a.CreatedAt), ns(a.ExpiresAt), rec)
 	return err
 }
 

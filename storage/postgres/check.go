@@ -103,8 +103,9 @@ func Check(ctx context.Context, dsn, setting string) (CheckReport, error) {
 	if rep.Invalid, err = invalidIndexes(ctx, tx); err != nil {
 		return rep, fmt.Errorf("check: %w", err)
 	}
+	tables := tablesOf(have)
 	for _, t := range CountedTables {
-		if !slices.Contains(tablesOf(have), t) {
+		if !slices.Contains(tables, t) {
 			continue
 		}
 		var n int64
@@ -113,7 +114,7 @@ func Check(ctx context.Context, dsn, setting string) (CheckReport, error) {
 		}
 		rep.Rows[t] = n
 	}
-	if slices.Contains(tablesOf(have), "settings") {
+	if slices.Contains(tables, "settings") {
 		err := tx.QueryRow(ctx, "SELECT value FROM settings WHERE name = $1", setting).Scan(&rep.Setting)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return rep, fmt.Errorf("check: read setting %q: %w", setting, err)

@@ -98,6 +98,12 @@ func (c *clientCache) put(id string, record []byte, gen uint64, now time.Time) {
 func (c *clientCache) drop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.emptyLocked()
+}
+
+// emptyLocked drops every entry and fails the puts of reads under way.
+// The caller holds c.mu.
+func (c *clientCache) emptyLocked() {
 	c.gen++
 	clear(c.entries)
 }
@@ -108,8 +114,7 @@ func (c *clientCache) heard(topic string) {
 	defer c.mu.Unlock()
 	c.lastNotice = topic
 	if topic == storage.ChangeClients {
-		c.gen++
-		clear(c.entries)
+		c.emptyLocked()
 	}
 }
 
@@ -118,9 +123,8 @@ func (c *clientCache) heard(topic string) {
 func (c *clientCache) listen(on bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
 	c.listening = on
-	clear(c.entries)
+	c.emptyLocked()
 }
 
 // startClientWatch starts, once, the watch that keeps the client cache
