@@ -75,6 +75,9 @@ type NewClient struct {
 	FrontchannelLogoutSessionRequired bool
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
+
+	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -123,6 +126,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.IDTokenSignedResponseAlg = n.IDTokenSignedResponseAlg
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -252,6 +256,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		}
 	}
 	if err := checkLogoutURIs(c); err != nil {
+		return err
+	}
+	if err := CheckSigningAlgorithm("id_token_signed_response_alg", c.IDTokenSignedResponseAlg); err != nil {
 		return err
 	}
 	return nil
@@ -387,6 +394,8 @@ type ClientStore interface {
 type ClientService struct {
 	*core
 	store ClientStore
+	// ensureKey makes a signing key of an algorithm (SetSigningKeys).
+	ensureKey func(ctx context.Context, alg string) error
 }
 
 // Audit event types of the apps.
@@ -431,6 +440,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 		return storage.Client{}, "", fmt.Errorf("create client %q: %w", c.ID, err)
 	}
 	s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientCreated, ClientID: c.ID, Changes: clientChanges(storage.Client{}, c)})
+	s.ensureSigningKey(ctx, c)
 	if c.Public {
 		secret = ""
 	}
@@ -480,6 +490,9 @@ type ClientPatch struct {
 	FrontchannelLogoutSessionRequired *bool
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
+
+	// IDTokenSignedResponseAlg: "" sets the server's default.
+	IDTokenSignedResponseAlg *string
 }
 
 // apply returns c with p's fields set.
@@ -519,6 +532,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
 	}
 	p.applyLogout(&c)
+	p.applySigning(&c)
 	return c
 }
 
@@ -574,6 +588,7 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 	}
 	if changed {
 		s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientUpdated, ClientID: id, Changes: clientChanges(before, after)})
+		s.ensureSigningKey(ctx, after)
 	}
 	return after, ClientETag(after), nil
 }
@@ -713,6 +728,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

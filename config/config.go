@@ -275,6 +275,11 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `toml:"frontchannel_logout_session_required"`
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
+
+	// IDTokenSignedResponseAlg signs the app's ID tokens (and its JWT
+	// access tokens and logout tokens): "RS256", "ES256", "EdDSA", or ""
+	// for [keys] algorithm.
+	IDTokenSignedResponseAlg string `toml:"id_token_signed_response_alg"`
 }
 
 // Directory is one [[directories]] entry.

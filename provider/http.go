@@ -205,6 +205,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		// refresh its user) more than once; see readMemo.
 		r = r.WithContext(withReadMemo(r.Context()))
 	}
+	if path == "/oauth/token" {
+		r = r.WithContext(withSigningNote(r.Context()))
+	}
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
 		return p.checkCodeClient(w, r)
 	}

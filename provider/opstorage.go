@@ -628,12 +628,10 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	return nil
 }
 
-func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
-	st, err := s.keys.current()
-	if err != nil {
-		return nil, err
-	}
-	return st.signing, nil
+// SigningKey is the key of the algorithm the app of this token request
+// asked for, the default one when it asked for none (signing.go).
+func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	return s.keys.signer(ctx, signingNoteFrom(ctx).algorithm())
 }
 
 // SignatureAlgorithms are the algorithms of the published keys, which
@@ -662,6 +660,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	if err != nil {
 		return nil, s.internal(ctx, "load client", err)
 	}
+	signingNoteFrom(ctx).set(c)
 	return s.opClient(c), nil
 }
 
@@ -694,6 +693,7 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 	if err != nil {
 		return nil, err
 	}
+	signingNoteFrom(ctx).set(c)
 	return s.opClient(c), nil
 }
 

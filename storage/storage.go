@@ -193,6 +193,11 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	// IDTokenSignedResponseAlg is the JWS algorithm of the app's ID
+	// tokens (OpenID Connect Dynamic Client Registration 1.0 §2): "" for
+	// the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
