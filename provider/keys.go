@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -173,6 +174,7 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
+	slices.SortStableFunc(keys, keyOrder)
 	var kept []storage.SigningKey
 	active := map[jose.SignatureAlgorithm]storage.SigningKey{}
 	for _, k := range keys {
@@ -233,6 +235,13 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 		}
 	}
 	return m.publish(kept)
+}
+
+// keyOrder orders keys oldest first, and keys made at the same moment by
+// ID, so that every process takes the same one for the newest of its
+// algorithm and serves the same JWKS (and ETag).
+func keyOrder(a, b storage.SigningKey) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }
 
 // wanted are the algorithms that need an active key: the default first,
@@ -435,6 +444,7 @@ func signerFor(alg jose.SignatureAlgorithm, der []byte) (any, error) {
 // with and serves: the newest active key of each algorithm signs, the
 // default algorithm's by default; every key is in JWKS.
 func (m *KeyManager) publish(keys []storage.SigningKey) error {
+	keys = slices.SortedStableFunc(slices.Values(keys), keyOrder)
 	st := &keyState{signers: map[jose.SignatureAlgorithm]*signingKey{}}
 	var newest *signingKey
 	for _, k := range keys {
