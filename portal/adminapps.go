@@ -57,6 +57,9 @@ type appForm struct {
 	// Logout to the app: the URIs as written, and their session flags.
 	FrontchannelLogoutURI, BackchannelLogoutURI                         string
 	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
+
+	// IDTokenSignedResponseAlg: "" for the server's default.
+	IDTokenSignedResponseAlg string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -70,6 +73,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	f.IDTokenSignedResponseAlg = c.IDTokenSignedResponseAlg
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -90,6 +94,7 @@ func postedAppForm(r *http.Request) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
+	f.IDTokenSignedResponseAlg = v("id_token_signed_response_alg")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -207,6 +212,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
+	n.IDTokenSignedResponseAlg = f.IDTokenSignedResponseAlg
 	return n, nil
 }
 
@@ -226,6 +232,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
+	p.IDTokenSignedResponseAlg = &f.IDTokenSignedResponseAlg
 	return p, nil
 }
 
@@ -265,10 +272,12 @@ type adminAppData struct {
 	Static        string // why the app is read-only
 	GrantChoices  []string
 	ScopeChoices  []string
+	// AlgorithmChoices are the signing algorithms an app may choose.
+	AlgorithmChoices []string
 }
 
 func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
-	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices}
+	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices, AlgorithmChoices: account.SigningAlgorithms}
 	d.Nav, d.AdminSection = "admin", "apps"
 	return d
 }
@@ -282,6 +291,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 	}
 	base := s.appPageData(r, m, "App")
 	d.Base, d.GrantChoices, d.ScopeChoices = base.Base, base.GrantChoices, base.ScopeChoices
+	d.AlgorithmChoices = base.AlgorithmChoices
 	d.App = c
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage/bolt"
 )
 
 // kidsByAlgorithm maps each algorithm to the kids of the server's JWKS.
@@ -170,5 +173,61 @@ func TestPerAppSigningAlgorithms(t *testing.T) {
 		}
 		idToken, _ := es.tokens("ines").Extra("id_token").(string)
 		checkSigned(t, es, "ID token after the patch", idToken, want, kids[want][0])
+	}
+
+	// The console's app form shows the algorithm, keeps it when saved
+	// unchanged, refuses an unknown one and changes it.
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	page := srv.URL + "/admin/apps/app-EdDSA"
+	stored := func() string {
+		c, err := srv.Main.Store.GetClient(ctx, "app-EdDSA")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.IDTokenSignedResponseAlg
+	}
+	shown := b.get(page)
+	if sel, ok := parsePage(t, shown.Body).byID("a-id_token_signed_response_alg"); !ok || len(sel.selectedOptions()) != 1 || sel.selectedOptions()[0].optionValue() != "EdDSA" {
+		t.Fatalf("the form does not show EdDSA chosen: %d\n%s", shown.Status, shown.Body)
+	}
+	if saved := submitForm(t, b, shown, "/admin/apps/app-EdDSA/edit", nil); saved.Status != http.StatusOK || stored() != "EdDSA" {
+		t.Errorf("saved unchanged: %d, stored %q", saved.Status, stored())
+	}
+	bad := submitForm(t, b, b.get(page), "/admin/apps/app-EdDSA/edit", url.Values{"id_token_signed_response_alg": {"HS256"}})
+	if invalid, ok := parsePage(t, bad.Body).first("select", "aria-invalid", "true"); bad.Status != http.StatusBadRequest || !ok || invalid.attr("name") != "id_token_signed_response_alg" || stored() != "EdDSA" {
+		t.Errorf("HS256 in the form: %d, stored %q\n%s", bad.Status, stored(), truncateBody(bad.Body))
+	}
+	if saved := submitForm(t, b, b.get(page), "/admin/apps/app-EdDSA/edit", url.Values{"id_token_signed_response_alg": {"ES256"}}); saved.Status != http.StatusOK || stored() != "ES256" {
+		t.Errorf("ES256 in the form: %d, stored %q", saved.Status, stored())
+	}
+}
+
+// The command line sets an app's signing algorithm, with the API's rules:
+// an unknown one is refused and stores nothing.
+func TestCLIClientSigningAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	env := cliEnv(dir)
+	cliMust(t, env, "", "client", "create", "--id", "web", "--redirect-uri", "https://web.example.com/cb", "--id-token-signed-response-alg", "ES256")
+	cliFail(t, env, "", 1, "id_token_signed_response_alg", "client", "create", "--id", "bad", "--redirect-uri", "https://web.example.com/cb", "--id-token-signed-response-alg", "HS256")
+	cliFail(t, env, "", 1, "id_token_signed_response_alg", "client", "update", "--id", "web", "--id-token-signed-response-alg", "RS512")
+	stored := func(id string) (string, error) {
+		db, err := bolt.Open(filepath.Join(dir, "keyport.db"), bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		c, err := db.GetClient(context.Background(), id)
+		return c.IDTokenSignedResponseAlg, err
+	}
+	if alg, err := stored("web"); err != nil || alg != "ES256" {
+		t.Errorf("stored algorithm %q, %v; want ES256", alg, err)
+	}
+	if _, err := stored("bad"); err == nil {
+		t.Error("the refused app was stored")
+	}
+	cliMust(t, env, "", "client", "update", "--id", "web", "--id-token-signed-response-alg", "")
+	if alg, err := stored("web"); err != nil || alg != "" {
+		t.Errorf("stored algorithm %q, %v after clearing it", alg, err)
 	}
 }
