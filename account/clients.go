@@ -78,6 +78,8 @@ type NewClient struct {
 
 	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
 	IDTokenSignedResponseAlg string
+	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
+	UserinfoSignedResponseAlg string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -126,7 +128,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
-	c.IDTokenSignedResponseAlg = n.IDTokenSignedResponseAlg
+	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -259,6 +261,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		return err
 	}
 	if err := CheckSigningAlgorithm("id_token_signed_response_alg", c.IDTokenSignedResponseAlg); err != nil {
+		return err
+	}
+	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
 	return nil
@@ -493,6 +498,8 @@ type ClientPatch struct {
 
 	// IDTokenSignedResponseAlg: "" sets the server's default.
 	IDTokenSignedResponseAlg *string
+	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
+	UserinfoSignedResponseAlg *string
 }
 
 // apply returns c with p's fields set.
@@ -729,6 +736,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
 		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
+		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

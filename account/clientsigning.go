@@ -30,6 +30,9 @@ func (p ClientPatch) applySigning(c *storage.Client) {
 	if p.IDTokenSignedResponseAlg != nil {
 		c.IDTokenSignedResponseAlg = *p.IDTokenSignedResponseAlg
 	}
+	if p.UserinfoSignedResponseAlg != nil {
+		c.UserinfoSignedResponseAlg = *p.UserinfoSignedResponseAlg
+	}
 }
 
 // SetSigningKeys gives the service what makes sure a signing key of an
@@ -41,15 +44,17 @@ func (s *ClientService) SetSigningKeys(ensure func(ctx context.Context, alg stri
 	s.ensureKey = ensure
 }
 
-// ensureSigningKey makes the key of c's algorithm, after c was stored. A
-// failure is logged, not returned: the app is stored, and its first token
-// makes the key if this could not.
+// ensureSigningKey makes the keys of c's algorithms, after c was stored.
+// A failure is logged, not returned: the app is stored, and its first
+// token makes the key if this could not.
 func (s *ClientService) ensureSigningKey(ctx context.Context, c storage.Client) {
-	if s.ensureKey == nil || c.IDTokenSignedResponseAlg == "" {
+	if s.ensureKey == nil {
 		return
 	}
-	if err := s.ensureKey(ctx, c.IDTokenSignedResponseAlg); err != nil {
-		s.log.ErrorContext(ctx, "make the signing key of an app's algorithm", "client_id", c.ID, "alg", c.IDTokenSignedResponseAlg, "err", err)
+	for _, alg := range ClientSigningAlgorithms([]storage.Client{c}) {
+		if err := s.ensureKey(ctx, alg); err != nil {
+			s.log.ErrorContext(ctx, "make the signing key of an app's algorithm", "client_id", c.ID, "alg", alg, "err", err)
+		}
 	}
 }
 
@@ -58,8 +63,10 @@ func (s *ClientService) ensureSigningKey(ctx context.Context, c storage.Client) 
 func ClientSigningAlgorithms(clients []storage.Client) []string {
 	var algs []string
 	for _, c := range clients {
-		if a := c.IDTokenSignedResponseAlg; a != "" && !slices.Contains(algs, a) {
-			algs = append(algs, a)
+		for _, a := range []string{c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg} {
+			if a != "" && !slices.Contains(algs, a) {
+				algs = append(algs, a)
+			}
 		}
 	}
 	return algs

@@ -280,6 +280,9 @@ type Client struct {
 	// access tokens and logout tokens): "RS256", "ES256", "EdDSA", or ""
 	// for [keys] algorithm.
 	IDTokenSignedResponseAlg string `toml:"id_token_signed_response_alg"`
+	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
+	// JWT of this algorithm; "" (the default) answers with JSON.
+	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
 }
 
 // Directory is one [[directories]] entry.

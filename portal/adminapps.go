@@ -58,8 +58,9 @@ type appForm struct {
 	FrontchannelLogoutURI, BackchannelLogoutURI                         string
 	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
 
-	// IDTokenSignedResponseAlg: "" for the server's default.
-	IDTokenSignedResponseAlg string
+	// IDTokenSignedResponseAlg: "" for the server's default;
+	// UserinfoSignedResponseAlg: "" for plain JSON.
+	IDTokenSignedResponseAlg, UserinfoSignedResponseAlg string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -73,7 +74,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
-	f.IDTokenSignedResponseAlg = c.IDTokenSignedResponseAlg
+	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -94,7 +95,7 @@ func postedAppForm(r *http.Request) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
-	f.IDTokenSignedResponseAlg = v("id_token_signed_response_alg")
+	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -212,7 +213,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
-	n.IDTokenSignedResponseAlg = f.IDTokenSignedResponseAlg
+	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	return n, nil
 }
 
@@ -232,7 +233,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
-	p.IDTokenSignedResponseAlg = &f.IDTokenSignedResponseAlg
+	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = &f.IDTokenSignedResponseAlg, &f.UserinfoSignedResponseAlg
 	return p, nil
 }
 

@@ -58,6 +58,9 @@ type clientJSON struct {
 	// IDTokenSignedResponseAlg signs the app's ID tokens: RS256, ES256 or
 	// EdDSA; "" for the server's [keys] algorithm.
 	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg"`
+	// UserinfoSignedResponseAlg makes userinfo answer the app with a JWT
+	// of this algorithm; "" answers with JSON.
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg"`
 }
 
 func (s *Server) clientView(c storage.Client) clientJSON {
@@ -76,7 +79,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	}
 	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
-	out.IDTokenSignedResponseAlg = c.IDTokenSignedResponseAlg
+	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	return out
 }
 
@@ -103,7 +106,8 @@ type newClientJSON struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 
-	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	IDTokenSignedResponseAlg  string `json:"id_token_signed_response_alg,omitempty"`
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -129,6 +133,8 @@ type clientPatchJSON struct {
 
 	// "" goes back to the server's [keys] algorithm.
 	IDTokenSignedResponseAlg *string `json:"id_token_signed_response_alg,omitempty"`
+	// "" goes back to plain JSON at userinfo.
+	UserinfoSignedResponseAlg *string `json:"userinfo_signed_response_alg,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -179,7 +185,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
-	n.IDTokenSignedResponseAlg = b.IDTokenSignedResponseAlg
+	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -201,7 +207,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
-	p.IDTokenSignedResponseAlg = b.IDTokenSignedResponseAlg
+	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

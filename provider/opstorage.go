@@ -769,6 +769,7 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
 		return errInvalidToken
 	}
+	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
 	s.setClaims(info, u, t.Scopes)
 	return nil
 }

@@ -1,8 +1,14 @@
 package provider
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"sync"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -21,6 +27,9 @@ import (
 type signingNote struct {
 	mu  sync.Mutex
 	alg string
+	// userinfoClient is, at userinfo, the app the access token was
+	// issued to (signUserinfo).
+	userinfoClient string
 }
 
 type signingNoteKey struct{}
@@ -52,4 +61,84 @@ func (n *signingNote) algorithm() string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.alg
+}
+
+// setUserinfoClient notes, at userinfo, the app of the access token.
+func (n *signingNote) setUserinfoClient(id string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.userinfoClient = id
+}
+
+func (n *signingNote) userinfoClientID() string {
+	if n == nil {
+		return ""
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.userinfoClient
+}
+
+// signUserinfo turns a successful userinfo answer into a JWT for an app
+// that registered userinfo_signed_response_alg (OpenID Connect Core 1.0
+// §5.3.2): the claims with iss and aud (the app) added, signed with the
+// key of that algorithm, as application/jwt. Other answers stay as they
+// are. A failure to sign becomes a server error rather than unsigned
+// claims the app would refuse.
+func (p *Provider) signUserinfo(ctx context.Context, rec *recorder) {
+	if rec.status != 0 && rec.status != http.StatusOK {
+		return
+	}
+	id := signingNoteFrom(ctx).userinfoClientID()
+	if id == "" {
+		return
+	}
+	c, err := p.storage.getClient(ctx, id)
+	if err != nil || c.UserinfoSignedResponseAlg == "" {
+		return // a deleted app's token was refused already
+	}
+	jwt, err := p.signedUserinfo(ctx, c, rec.body.Bytes())
+	if err != nil {
+		p.log.ErrorContext(ctx, "sign userinfo", "client_id", c.ID, "err", err)
+		rec.status = http.StatusInternalServerError
+		return
+	}
+	rec.body.Reset()
+	rec.body.WriteString(jwt)
+	rec.header.Set("Content-Type", "application/jwt")
+	rec.header.Del("Content-Length")
+}
+
+func (p *Provider) signedUserinfo(ctx context.Context, c storage.Client, body []byte) (string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var claims map[string]any
+	if err := dec.Decode(&claims); err != nil {
+		return "", fmt.Errorf("decode the claims: %w", err)
+	}
+	claims["iss"] = p.opts.Issuer
+	claims["aud"] = c.ID
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode the claims: %w", err)
+	}
+	key, err := p.opts.Keys.signer(ctx, c.UserinfoSignedResponseAlg)
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: key.alg, Key: jose.JSONWebKey{Key: key.key, KeyID: key.id}},
+		(&jose.SignerOptions{}).WithType("JWT"),
+	)
+	if err != nil {
+		return "", fmt.Errorf("signer: %w", err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	return jws.CompactSerialize()
 }

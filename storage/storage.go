@@ -198,6 +198,10 @@ type Client struct {
 	// tokens (OpenID Connect Dynamic Client Registration 1.0 §2): "" for
 	// the server's [keys] algorithm.
 	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// UserinfoSignedResponseAlg, when set, makes /userinfo answer the app
+	// with a JWT signed with this algorithm (OpenID Connect Core 1.0
+	// §5.3.2); "" answers with plain JSON.
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -229,5 +231,92 @@ func TestCLIClientSigningAlgorithm(t *testing.T) {
 	cliMust(t, env, "", "client", "update", "--id", "web", "--id-token-signed-response-alg", "")
 	if alg, err := stored("web"); err != nil || alg != "" {
 		t.Errorf("stored algorithm %q, %v after clearing it", alg, err)
+	}
+}
+
+// Signed userinfo (OpenID Connect Core 1.0 §5.3.2): an app that registered
+// userinfo_signed_response_alg gets application/jwt from /userinfo, signed
+// with that algorithm's key, whose claims are the JSON answer's plus iss
+// and aud (the app); it verifies through JWKS. An app without it gets
+// JSON. Discovery lists the algorithms for userinfo as for ID tokens. An
+// unknown algorithm is refused by the API and changes nothing.
+func TestSignedUserinfo(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rw, _, _ := adminTokens(t, srv)
+	ulla := srv.createUser("ulla", false)
+	ctx := context.Background()
+	signed := srv.createClient(account.NewClient{ID: "signed", SkipConsent: true, IDTokenSignedResponseAlg: "ES256", UserinfoSignedResponseAlg: "EdDSA"})
+	plain := srv.createClient(account.NewClient{ID: "plain", SkipConsent: true})
+	kids := kidsByAlgorithm(t, srv)
+	if len(kids["EdDSA"]) != 1 {
+		t.Fatalf("JWKS kids %v: no EdDSA key for the signed userinfo", kids)
+	}
+	resp, err := http.Get(srv.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Userinfo []string `json:"userinfo_signing_alg_values_supported"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !slices.Equal(doc.Userinfo, []string{"RS256", "ES256", "EdDSA"}) {
+		t.Errorf("userinfo_signing_alg_values_supported %v", doc.Userinfo)
+	}
+
+	userinfo := func(accessToken string) (string, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+accessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("userinfo: %d %q %s", resp.StatusCode, resp.Header.Get("Cache-Control"), body)
+		}
+		return resp.Header.Get("Content-Type"), string(body)
+	}
+	tok := signed.tokens("ulla")
+	ctype, jwt := userinfo(tok.AccessToken)
+	if ctype != "application/jwt" {
+		t.Fatalf("Content-Type %q, want application/jwt: %s", ctype, jwt)
+	}
+	if alg, kid := jwtHeader(t, jwt); alg != "EdDSA" || kid != kids["EdDSA"][0] {
+		t.Errorf("signed userinfo with %s by %q, want EdDSA by %q", alg, kid, kids["EdDSA"][0])
+	}
+	payload, err := oidc.NewRemoteKeySet(ctx, srv.URL+"/keys").VerifySignature(ctx, jwt)
+	if err != nil {
+		t.Fatalf("signed userinfo does not verify against JWKS: %v", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims["iss"] != srv.URL || claims["aud"] != "signed" || claims["sub"] != ulla.ID || claims["email"] != "ulla@example.com" {
+		t.Errorf("signed userinfo claims %v", claims)
+	}
+	// The app's ID tokens keep their own algorithm.
+	idToken, _ := tok.Extra("id_token").(string)
+	checkSigned(t, signed, "ID token", idToken, "ES256", kids["ES256"][0])
+
+	ctype, body := userinfo(plain.tokens("ulla").AccessToken)
+	var plainClaims map[string]any
+	if !strings.HasPrefix(ctype, "application/json") || json.Unmarshal([]byte(body), &plainClaims) != nil || plainClaims["sub"] != ulla.ID || plainClaims["iss"] != nil {
+		t.Errorf("plain userinfo: %q %s", ctype, body)
+	}
+
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/signed", rw, "application/json", `{"userinfo_signed_response_alg":"HS256"}`); status != http.StatusBadRequest || body["field"] != "userinfo_signed_response_alg" {
+		t.Errorf("patch to HS256: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/signed", rw, "application/json", `{"userinfo_signed_response_alg":""}`); status != http.StatusOK || body["userinfo_signed_response_alg"] != "" {
+		t.Fatalf("patch to plain JSON: %d %v", status, body)
+	}
+	if ctype, body := userinfo(tok.AccessToken); !strings.HasPrefix(ctype, "application/json") {
+		t.Errorf("after going back to JSON: %q %s", ctype, body)
 	}
 }
