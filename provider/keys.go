@@ -65,8 +65,9 @@ type keyState struct {
 	signers map[jose.SignatureAlgorithm]*signingKey
 	public  []op.Key
 	// algs are the algorithms of the published keys, the signing key's
-	// first: what a token Keyport issued and still vouches for can be
-	// signed with, and so what discovery advertises.
+	// first, the others in the order of Algorithms: what a token Keyport
+	// issued and still vouches for can be signed with, and so what
+	// discovery advertises.
 	algs     []jose.SignatureAlgorithm
 	jwks     []byte
 	jwksETag string
@@ -472,8 +473,8 @@ func (m *KeyManager) publish(keys []storage.SigningKey) error {
 		// (AlgorithmChanged): until it makes one, the newest signs.
 		st.signing = newest
 	}
-	st.algs = []jose.SignatureAlgorithm{st.signing.alg}
 	set := jose.JSONWebKeySet{}
+	published := map[jose.SignatureAlgorithm]bool{}
 	for _, k := range keys {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(k.PublicJWK, &jwk); err != nil {
@@ -481,7 +482,13 @@ func (m *KeyManager) publish(keys []storage.SigningKey) error {
 		}
 		set.Keys = append(set.Keys, jwk)
 		st.public = append(st.public, &publicKey{jwk: jwk})
-		if a := jose.SignatureAlgorithm(jwk.Algorithm); !slices.Contains(st.algs, a) {
+		published[jose.SignatureAlgorithm(jwk.Algorithm)] = true
+	}
+	// The default first, then the others in a fixed order, so that
+	// discovery reads the same in every process.
+	st.algs = []jose.SignatureAlgorithm{st.signing.alg}
+	for _, a := range Algorithms {
+		if a := jose.SignatureAlgorithm(a); published[a] && a != st.signing.alg {
 			st.algs = append(st.algs, a)
 		}
 	}
