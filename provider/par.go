@@ -222,12 +222,18 @@ func (p *Provider) authorizePushed(w http.ResponseWriter, r *http.Request) {
 		p.showError(w, r, errPageServer)
 		return
 	}
-	client, err := p.storage.GetClientByClientID(ctx, clientID)
-	if err != nil {
+	c, err := p.storage.getClient(ctx, clientID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		// Deleted since it pushed: its sign-ins are over.
+		p.showError(w, r, errPageRequestURI)
+		return
+	case err != nil:
+		p.log.ErrorContext(ctx, "load the client of a pushed authorization request", "client_id", clientID, "err", err)
 		p.showError(w, r, errPageServer)
 		return
 	}
-	op.RedirectToLogin(id, client, w, r)
+	op.RedirectToLogin(id, p.storage.opClient(c), w, r)
 }
 
 // mustPush tells whether an /authorize request without request_uri is to
