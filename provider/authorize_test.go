@@ -119,6 +119,8 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// The sign-in's progress (account.Flow): who owes a second factor,
 		// and the longest failure the flow records.
 		"PendingUserID": strings.Repeat("u", 26), "PendingSince": now,
+		// Set for a pushed request until a browser opens it (par.go).
+		"PushedUntil":     now,
 		"PendingAMR":      []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},
 		"FailCode":        "interaction_required",
 		"FailDescription": "the user may not sign in from this network",

@@ -138,6 +138,9 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
 	}
+	if n, ok := pushedFrom(ctx); ok {
+		markPushed(&a, n)
+	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
 	if errors.Is(err, storage.ErrLimitReached) {
 		// Every pending sign-in of this address, or of all, has its code

@@ -193,6 +193,11 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	// RequirePushedAuthorizationRequests: the app's authorization
+	// requests must come through the pushed authorization request
+	// endpoint (RFC 9126 §6), never as parameters in the browser.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -215,6 +220,12 @@ type AuthRequest struct {
 	UILocales           []string  `json:"ui_locales,omitempty"`
 	CreatedAt           time.Time `json:"created_at"`
 	ExpiresAt           time.Time `json:"expires_at"`
+
+	// PushedUntil is set when the app pushed the request to the pushed
+	// authorization request endpoint (RFC 9126) instead of sending it
+	// through the browser: the browser may bring its request_uri to
+	// /authorize until then, once; opening it there sets it back to zero.
+	PushedUntil time.Time `json:"pushed_until,omitzero"`
 
 	// BrowserID is the portal's ID of the browser that first opened the
 	// sign-in page for this request; only that browser may finish it.

@@ -20,7 +20,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	app := srv.createClient(account.NewClient{ID: "app"})
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
-		"/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
+		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
 		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password"}
 	keys := []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code",
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
@@ -29,8 +29,10 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"access_token", "csrf_token", "login", "password"}
 	values := []string{"", "app", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
-		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}"}
-	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")), "Basic %%%", "Bearer x", "Bearer ",
+		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
+		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x"}
+	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}
 	methods := []string{"GET", "POST", "POST", "HEAD", "OPTIONS", "PUT"}
 	ctypes := []string{"application/x-www-form-urlencoded", "application/json", "multipart/form-data", "text/plain"}
