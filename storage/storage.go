@@ -216,6 +216,17 @@ type AuthRequest struct {
 	CreatedAt           time.Time `json:"created_at"`
 	ExpiresAt           time.Time `json:"expires_at"`
 
+	// ACREssential: the ACRValues (the classes Keyport knows, from
+	// acr_values or from the claims parameter's acr) are essential: a
+	// sign-in that cannot meet one of them fails rather than getting a
+	// weaker class.
+	ACREssential bool `json:"acr_essential,omitempty"`
+	// IDTokenClaims and UserinfoClaims are the individual user claims the
+	// claims parameter (OIDC Core §5.5) asks for, each one the app may
+	// receive; they come on top of what the scopes release.
+	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+
 	// BrowserID is the portal's ID of the browser that first opened the
 	// sign-in page for this request; only that browser may finish it.
 	BrowserID string `json:"browser_id,omitempty"`
@@ -351,6 +362,10 @@ type AccessToken struct {
 	FamilyID  string    `json:"family_id,omitempty"` // refresh token family this token belongs to
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+
+	// UserinfoClaims are the individual claims the sign-in's claims
+	// parameter asked userinfo for (AuthRequest.UserinfoClaims).
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the
@@ -386,6 +401,11 @@ type RefreshToken struct {
 	// refreshed ID token names the same session. "" for families issued
 	// before sid existed.
 	SID string `json:"sid,omitempty"`
+	// IDTokenClaims and UserinfoClaims are the individual claims the
+	// sign-in's claims parameter asked for (AuthRequest), kept for the
+	// family's refreshed ID tokens and access tokens.
+	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)
