@@ -29,7 +29,12 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"access_token", "csrf_token", "login", "password"}
 	values := []string{"", "app", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
-		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}"}
+		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
+		// The sign-in parameters of an authorization request: prompt values,
+		// classes (acr_values), claims parameters good and bad.
+		"select_account", "none select_account", "0", "urn:keyport:acr:2fa", "urn:keyport:acr:passkey urn:keyport:acr:1fa",
+		`{"id_token":{"acr":{"essential":true,"values":["urn:keyport:acr:passkey"]}}}`, `{"id_token":{"acr":{"essential":true,"value":"x"}}}`,
+		`{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}`, `{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":[]}`, `{"id_token":`}
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}
 	methods := []string{"GET", "POST", "POST", "HEAD", "OPTIONS", "PUT"}
