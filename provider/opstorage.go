@@ -383,14 +383,14 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
 		next.SID = sidOf(r)
-		next.IDTokenClaims, next.UserinfoClaims = r.a.IDTokenClaims, r.a.UserinfoClaims
+		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.a.IDTokenClaims, r.a.UserinfoClaims, r.GetACR()
 		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
 	case *refreshRequest:
 		next.FamilyID = r.rt.FamilyID
 		next.ClientID, next.UserID = r.rt.ClientID, r.rt.UserID
 		next.AMR, next.AuthTime = r.rt.AMR, r.rt.AuthTime
 		next.SID = r.rt.SID
-		next.IDTokenClaims, next.UserinfoClaims = r.rt.IDTokenClaims, r.rt.UserinfoClaims
+		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.rt.IDTokenClaims, r.rt.UserinfoClaims, r.rt.ACR
 		// The family keeps its original scopes even when this request narrowed them.
 		next.Scopes = r.rt.Scopes
 		next.ExpiresAt = r.rt.ExpiresAt
@@ -747,11 +747,17 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 
 // SetUserinfoFromRequest adds what an ID token says about the request
 // rather than the user: sid, the browser session it was issued in (for
-// front- and back-channel logout). A refreshed ID token names the session
+// front- and back-channel logout), and the individual claims the claims
+// parameter asked for. A refreshed ID token names the session and the acr
 // of the sign-in that started its family.
 func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
 	if sid := sidOf(req); sid != "" {
 		info.AppendClaims("sid", sid)
+	}
+	if r, ok := req.(*refreshRequest); ok && r.rt.ACR != "" {
+		// zitadel puts acr only in the ID token of a code; a refreshed
+		// one repeats the sign-in's, as its auth_time and amr do.
+		info.AppendClaims("acr", r.rt.ACR)
 	}
 	if names := idTokenClaimsOf(req); len(names) > 0 {
 		// The individual claims the sign-in's claims parameter asked the

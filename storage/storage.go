@@ -406,6 +406,9 @@ type RefreshToken struct {
 	// family's refreshed ID tokens and access tokens.
 	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
 	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+	// ACR is the acr claim of the family's first ID token, which its
+	// refreshed ID tokens repeat; "" for families issued before.
+	ACR string `json:"acr,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)

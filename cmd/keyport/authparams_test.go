@@ -265,7 +265,7 @@ func TestAuthRequestParameters(t *testing.T) {
 		if err != nil {
 			t.Fatalf("refresh: %v", err)
 		}
-		if again := idTokenClaims(t, app, refreshed); again["email"] != "cleo@example.com" {
+		if again := idTokenClaims(t, app, refreshed); again["email"] != "cleo@example.com" || again["acr"] != account.ACRPassword || again["auth_time"] != claims["auth_time"] {
 			t.Fatalf("refreshed ID token: %v", again)
 		}
 		if _, _, info := srv.userinfo(refreshed.AccessToken); info["preferred_username"] != "cleo" {
