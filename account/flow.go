@@ -229,6 +229,12 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 	if step.Client, err = f.client(ctx, a); err != nil {
 		return Step{}, err
 	}
+	if a.Subject != "" && who.UserID != a.Subject {
+		// The claims parameter named the user (sub with a value): no ID
+		// token for anyone else (OIDC Core §5.5.1).
+		step.Kind, step.Code, step.Description = StepFail, "access_denied", "the user signed in is not the one the request names"
+		return step, nil
+	}
 	// Who may use the app is decided once the person is known, before
 	// anything they owe: a second factor to set up, or consent, would be
 	// asked for an app they cannot use. An existing session signing into
@@ -351,7 +357,7 @@ func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, userI
 	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > time.Duration(*a.MaxAge)*time.Second:
 		return false
 	}
-	return a.HintUserID == "" || a.HintUserID == userID
+	return (a.HintUserID == "" || a.HintUserID == userID) && (a.Subject == "" || a.Subject == userID)
 }
 
 func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storage.Client, userID string) bool {

@@ -130,6 +130,7 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// The claims parameter is stored as the names of the claims Keyport
 		// releases (account.RequestableClaims): at most all of them.
 		"ACREssential": true, "IDTokenClaims": supportedClaims, "UserinfoClaims": supportedClaims,
+		"Subject": strings.Repeat(`"`, maxSubject),
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

@@ -31,6 +31,9 @@ type claimsRequest struct {
 	acr          []string
 	acrAsked     bool
 	acrEssential bool
+	// subject is the value the ID token's sub is asked for with, "" for
+	// none.
+	subject string
 }
 
 // claimSpec is one claim's request (OIDC Core §5.5.1): null, or an object
@@ -76,6 +79,12 @@ func parseClaimsParam(raw string) (claimsRequest, *oidc.Error) {
 				}
 				continue
 			}
+			if name == "sub" && member == "id_token" {
+				if err := cr.setSubject(spec); err != nil {
+					return cr, err
+				}
+				continue
+			}
 			if member == "id_token" {
 				cr.idToken = append(cr.idToken, name)
 			} else {
@@ -111,6 +120,24 @@ func (cr *claimsRequest) setACR(spec *claimSpec) *oidc.Error {
 	return nil
 }
 
+// maxSubject bounds the sub a claims parameter asks for: Keyport's user
+// IDs are 22 characters, and an honest app names one of them.
+const maxSubject = 128
+
+// setSubject takes the ID token's sub request: with a value, only that
+// user may finish the request (§5.5.1).
+func (cr *claimsRequest) setSubject(spec *claimSpec) *oidc.Error {
+	if spec == nil || len(spec.Value) == 0 || string(spec.Value) == "null" {
+		return nil
+	}
+	var v string
+	if err := json.Unmarshal(spec.Value, &v); err != nil || v == "" || len(v) > maxSubject || !printableText(v) {
+		return oidc.ErrInvalidRequest().WithDescription("claims.id_token.sub.value must be a user's subject")
+	}
+	cr.subject = v
+	return nil
+}
+
 type claimsRequestKey struct{}
 
 // withClaimsRequest carries the parsed claims parameter of an /authorize
@@ -141,6 +168,7 @@ func errUnmetACR() *oidc.Error {
 func applyClaimsRequest(a *storage.AuthRequest, c storage.Client, cr claimsRequest) *oidc.Error {
 	a.IDTokenClaims = account.RequestableClaims(c, cr.idToken)
 	a.UserinfoClaims = account.RequestableClaims(c, cr.userinfo)
+	a.Subject = cr.subject
 	if cr.acrAsked {
 		a.ACRValues, a.ACREssential = account.KnownACRs(cr.acr), cr.acrEssential
 	} else {

@@ -30,6 +30,9 @@ func TestParseClaimsParam(t *testing.T) {
 	if cr, err := parseClaimsParam(`{"id_token":{"acr":{"essential":true}}}`); err != nil || cr.acrEssential || cr.acrAsked {
 		t.Errorf("essential acr without values: %+v %v", cr, err)
 	}
+	if cr, err := parseClaimsParam(`{"id_token":{"sub":{"value":"u-1"}},"userinfo":{"sub":{"value":"ignored"}}}`); err != nil || cr.subject != "u-1" || len(cr.idToken) != 0 {
+		t.Errorf("sub with a value: %+v %v", cr, err)
+	}
 	if cr, err := parseClaimsParam(""); err != nil || cr.acrAsked || cr.idToken != nil {
 		t.Errorf("no claims parameter: %+v %v", cr, err)
 	}
@@ -39,7 +42,7 @@ func TestParseClaimsParam(t *testing.T) {
 	}
 	many := `{"userinfo":{` + strings.Join(names, ",") + `}}`
 	for _, bad := range []string{`{`, `null`, `[]`, `"x"`, `1`, `{"id_token":[]}`, `{"userinfo":"x"}`, `{"id_token":{"email":1}}`,
-		`{"id_token":{"acr":{"values":"x"}}}`, `{"id_token":{"acr":{"value":["x"]}}}`, `{"id_token":{"acr":{"values":[1]}}}`,
+		`{"id_token":{"acr":{"values":"x"}}}`, `{"id_token":{"sub":{"value":1}}}`, `{"id_token":{"sub":{"value":""}}}`, `{"id_token":{"acr":{"value":["x"]}}}`, `{"id_token":{"acr":{"values":[1]}}}`,
 		`{"id_token":{}}` + strings.Repeat(" ", maxClaimsParam), many} {
 		if _, err := parseClaimsParam(bad); err == nil || err.ErrorType != oidc.InvalidRequest {
 			t.Errorf("parseClaimsParam(%.60q) = %v, want invalid_request", bad, err)

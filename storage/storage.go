@@ -226,6 +226,9 @@ type AuthRequest struct {
 	// receive; they come on top of what the scopes release.
 	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
 	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+	// Subject is the sub the claims parameter asks the ID token for with a
+	// value (§5.5.1): only that user may finish the request.
+	Subject string `json:"subject,omitempty"`
 
 	// BrowserID is the portal's ID of the browser that first opened the
 	// sign-in page for this request; only that browser may finish it.

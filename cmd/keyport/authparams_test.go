@@ -242,7 +242,7 @@ func TestAuthRequestParameters(t *testing.T) {
 	})
 
 	t.Run("claims parameter", func(t *testing.T) {
-		srv.createUser("cleo", false)
+		cleo := srv.createUser("cleo", false)
 		b := newBrowser(t)
 		for _, bad := range []string{`{"id_token":`, `[]`, `"x"`, `{"userinfo":[]}`, `{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":{"email":` + strings.Repeat(" ", 4100) + `null}}`} {
 			p, _ := flow(t, b, app, "bad-claims", map[string]string{"claims": bad})
@@ -271,6 +271,18 @@ func TestAuthRequestParameters(t *testing.T) {
 		if _, _, info := srv.userinfo(refreshed.AccessToken); info["preferred_username"] != "cleo" {
 			t.Fatalf("userinfo with a refreshed access token: %v", info)
 		}
+		// sub with a value: only that user. The session of cleo answers
+		// for her; for someone else it is a new sign-in, and signing in as
+		// cleo then gets no ID token.
+		p, v = flow(t, b, app, "sub-cleo", map[string]string{"claims": `{"id_token":{"sub":{"value":"` + cleo.ID + `"}}}`})
+		if claims, _ := idToken(t, app, p, "sub-cleo", v); claims["sub"] != cleo.ID {
+			t.Fatalf("sub asked for: %v", claims["sub"])
+		}
+		other := srv.createUser("otto", false)
+		p, _ = flow(t, b, app, "sub-otto", map[string]string{"claims": `{"id_token":{"sub":{"value":"` + other.ID + `"}}}`})
+		appError(t, password(t, b, p, "cleo"), app, "sub-otto", "access_denied")
+		p, _ = flow(t, b, app, "sub-bad", map[string]string{"claims": `{"id_token":{"sub":{"value":1}}}`})
+		appError(t, p, app, "sub-bad", "invalid_request")
 		// An app limited to the profile scope gets no email however it
 		// asks.
 		limited := srv.createClient(account.NewClient{ID: "limited", Name: "Limited", SkipConsent: true, AllowedScopes: []string{"openid", "profile"}})
