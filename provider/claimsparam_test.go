@@ -73,3 +73,21 @@ func TestApplyClaimsRequest(t *testing.T) {
 		t.Errorf("an essential class Keyport does not offer: %v", err)
 	}
 }
+
+// BenchmarkParseClaimsParam parses a claims parameter of nearly
+// maxClaimsParam bytes: two members of claims asked for as essential.
+func BenchmarkParseClaimsParam(b *testing.B) {
+	var names []string
+	for i := range 60 {
+		names = append(names, `"claim_`+strconv.Itoa(i)+`":{"essential":true}`)
+	}
+	member := `{` + strings.Join(names, ",") + `}`
+	raw := `{"id_token":` + member + `,"userinfo":` + member + `}`
+	if _, err := parseClaimsParam(raw); err != nil || len(raw) < maxClaimsParam*3/4 {
+		b.Fatalf("%d bytes: %v", len(raw), err)
+	}
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		_, _ = parseClaimsParam(raw)
+	}
+}
