@@ -195,6 +195,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		}
 		if problem, bad := checkAuthorizeParams(r.Form); bad {
 			r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+		} else if cr, err := parseClaimsParam(r.Form.Get("claims")); err != nil {
+			r = r.WithContext(withAuthorizeProblem(r.Context(), authorizeProblem{param: "claims", err: err}))
+		} else {
+			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
 	}
 	if postOnly(path) {

@@ -122,6 +122,11 @@ func (p *Provider) pushAuthorizationRequest(w http.ResponseWriter, r *http.Reque
 		writeOAuthError(w, problem.err)
 		return
 	}
+	claims, claimsErr := parseClaimsParam(r.Form.Get("claims"))
+	if claimsErr != nil {
+		writeOAuthError(w, claimsErr)
+		return
+	}
 	opClient, err := p.storage.GetClientByClientID(ctx, client.id)
 	if err != nil {
 		writeOAuthError(w, err)
@@ -140,7 +145,7 @@ func (p *Provider) pushAuthorizationRequest(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	until := p.opts.Now().Add(pushedRequestLifetime)
-	ctx = withPushed(ctx, pushedNote{clientID: client.id, public: client.public, until: until})
+	ctx = withClaimsRequest(withPushed(ctx, pushedNote{clientID: client.id, public: client.public, until: until}), claims)
 	stored, err := p.storage.CreateAuthRequest(ctx, authReq, hintUserID)
 	if err != nil {
 		writeOAuthError(w, err)

@@ -275,9 +275,9 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
 	m["authorization_response_iss_parameter_supported"] = true // RFC 9207
 	m["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
-	m["prompt_values_supported"] = []string{"none", "login", "consent"}
-	m["acr_values_supported"] = []string{acrSingleFactor, acrMultiFactor}
-	m["claims_parameter_supported"] = false
+	m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
+	m["acr_values_supported"] = account.ACRValues
+	m["claims_parameter_supported"] = true // claimsparam.go
 	m["request_parameter_supported"] = false
 	// request_uri is taken from the pushed authorization request
 	// endpoint only (RFC 9126), never fetched from elsewhere.

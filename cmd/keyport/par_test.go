@@ -160,6 +160,28 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		}
 	})
 
+	t.Run("claims parameter pushed", func(t *testing.T) {
+		// Pushed parameters are those of /authorize: the claims parameter
+		// (OIDC Core §5.5) too, checked at the push.
+		form, verifier := pushedParams(app)
+		form.Set("scope", "openid")
+		form.Set("claims", `{"id_token":{"email":null}}`)
+		_, _, body := app.push(form)
+		b := newBrowser(t)
+		res := landed(t, app.finish(b, b.get(app.authorizeURI(body["request_uri"].(string), nil)), "pia"), app.RedirectURI)
+		tok, err := app.exchange(res.Code, verifier)
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		if claims := idTokenClaims(t, app, tok); claims["email"] == nil || claims["name"] != nil {
+			t.Errorf("ID token for scope openid with email asked for by the pushed claims parameter: %v", claims)
+		}
+		form.Set("claims", `{"id_token":`)
+		if status, _, body := app.push(form); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("pushed claims that are not JSON: %d %v", status, body)
+		}
+	})
+
 	t.Run("pushes do not count per address", func(t *testing.T) {
 		var uris []string
 		for range 4 {
