@@ -76,6 +76,8 @@ type NewClient struct {
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
 
+	// RequirePushedAuthorizationRequests: see storage.Client.
+	RequirePushedAuthorizationRequests bool
 	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
 	IDTokenSignedResponseAlg string
 	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
@@ -128,6 +130,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
@@ -496,6 +499,7 @@ type ClientPatch struct {
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
 
+	RequirePushedAuthorizationRequests *bool
 	// IDTokenSignedResponseAlg: "" sets the server's default.
 	IDTokenSignedResponseAlg *string
 	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
@@ -525,6 +529,9 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	}
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
+	}
+	if p.RequirePushedAuthorizationRequests != nil {
+		c.RequirePushedAuthorizationRequests = *p.RequirePushedAuthorizationRequests
 	}
 	if p.AccessTokenJWT != nil {
 		c.AccessTokenJWT = *p.AccessTokenJWT
@@ -735,6 +742,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
 		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
 	}

@@ -58,6 +58,18 @@ type Config struct {
 
 	// Metrics is the [metrics] table: the Prometheus listener.
 	Metrics Metrics `toml:"metrics"`
+
+	// OAuth is the [oauth] table: protocol features switched on or off
+	// for every app.
+	OAuth OAuth `toml:"oauth"`
+}
+
+// OAuth is the [oauth] table.
+type OAuth struct {
+	// RequirePushedAuthorizationRequests makes every app push its
+	// authorization requests (RFC 9126 §5); an app can also be made to
+	// alone ([[clients]] require_pushed_authorization_requests).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
 }
 
 // Metrics is the [metrics] table.
@@ -276,6 +288,9 @@ type Client struct {
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
 
+	// The app's authorization requests must come through the pushed
+	// authorization request endpoint (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
 	// IDTokenSignedResponseAlg signs the app's ID tokens (and its JWT
 	// access tokens and logout tokens): "RS256", "ES256", "EdDSA", or ""
 	// for [keys] algorithm.

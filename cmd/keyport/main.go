@@ -373,7 +373,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			GrantTypes: c.GrantTypes, Public: c.Public, AccessTokenJWT: c.AccessTokenJWT, SkipConsent: c.SkipConsent, Secret: c.Secret,
 			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
-			IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
+			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -542,6 +543,8 @@ func (m *Main) load() error {
 
 		LifetimesInForce: lifeInForce,
 		Observer:         m.providerObserver(),
+
+		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 	})
 	if err != nil {
 		return err
