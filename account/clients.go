@@ -78,6 +78,10 @@ type NewClient struct {
 
 	// RequirePushedAuthorizationRequests: see storage.Client.
 	RequirePushedAuthorizationRequests bool
+	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string
+	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
+	UserinfoSignedResponseAlg string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -127,6 +131,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
 	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
+	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -256,6 +261,12 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		}
 	}
 	if err := checkLogoutURIs(c); err != nil {
+		return err
+	}
+	if err := CheckSigningAlgorithm("id_token_signed_response_alg", c.IDTokenSignedResponseAlg); err != nil {
+		return err
+	}
+	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
 	return nil
@@ -391,6 +402,8 @@ type ClientStore interface {
 type ClientService struct {
 	*core
 	store ClientStore
+	// ensureKey makes a signing key of an algorithm (SetSigningKeys).
+	ensureKey func(ctx context.Context, alg string) error
 }
 
 // Audit event types of the apps.
@@ -435,6 +448,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 		return storage.Client{}, "", fmt.Errorf("create client %q: %w", c.ID, err)
 	}
 	s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientCreated, ClientID: c.ID, Changes: clientChanges(storage.Client{}, c)})
+	s.ensureSigningKey(ctx, c)
 	if c.Public {
 		secret = ""
 	}
@@ -486,6 +500,10 @@ type ClientPatch struct {
 	BackchannelLogoutSessionRequired  *bool
 
 	RequirePushedAuthorizationRequests *bool
+	// IDTokenSignedResponseAlg: "" sets the server's default.
+	IDTokenSignedResponseAlg *string
+	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
+	UserinfoSignedResponseAlg *string
 }
 
 // apply returns c with p's fields set.
@@ -528,6 +546,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
 	}
 	p.applyLogout(&c)
+	p.applySigning(&c)
 	return c
 }
 
@@ -583,6 +602,7 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 	}
 	if changed {
 		s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientUpdated, ClientID: id, Changes: clientChanges(before, after)})
+		s.ensureSigningKey(ctx, after)
 	}
 	return after, ClientETag(after), nil
 }
@@ -723,6 +743,8 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
 		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
+		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
+		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -291,6 +291,13 @@ type Client struct {
 	// The app's authorization requests must come through the pushed
 	// authorization request endpoint (RFC 9126 §6).
 	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
+	// IDTokenSignedResponseAlg signs the app's ID tokens (and its JWT
+	// access tokens and logout tokens): "RS256", "ES256", "EdDSA", or ""
+	// for [keys] algorithm.
+	IDTokenSignedResponseAlg string `toml:"id_token_signed_response_alg"`
+	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
+	// JWT of this algorithm; "" (the default) answers with JSON.
+	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
 }
 
 // Directory is one [[directories]] entry.

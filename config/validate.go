@@ -630,6 +630,16 @@ func (c *Config) validateClients(p *problems) {
 		for j, u := range cl.PostLogoutRedirectURIs {
 			validateRedirectURI(p, fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), u)
 		}
+		switch cl.IDTokenSignedResponseAlg {
+		case "", "RS256", "ES256", "EdDSA":
+		default:
+			p.errorf(key+".id_token_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty ([keys] algorithm), not %q", cl.IDTokenSignedResponseAlg)
+		}
+		switch cl.UserinfoSignedResponseAlg {
+		case "", "RS256", "ES256", "EdDSA":
+		default:
+			p.errorf(key+".userinfo_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty (plain JSON), not %q", cl.UserinfoSignedResponseAlg)
+		}
 	}
 }
 

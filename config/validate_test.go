@@ -204,6 +204,11 @@ func TestValidateErrors(t *testing.T) {
 		{"hsts beyond two years", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{3 * 8760 * time.Hour} }, "http.hsts_max_age: must be 0 (off) or between"},
 
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id: must be set"},
+		{"client signing alg", func(c *Config) { c.Clients[1].IDTokenSignedResponseAlg = "HS256" },
+			`clients[1].id_token_signed_response_alg: must be "RS256", "ES256", "EdDSA" or empty ([keys] algorithm), not "HS256"`},
+		{"client signing alg none", func(c *Config) { c.Clients[0].IDTokenSignedResponseAlg = "none" }, `clients[0].id_token_signed_response_alg: must be`},
+		{"client userinfo alg", func(c *Config) { c.Clients[0].UserinfoSignedResponseAlg = "HS256" },
+			`clients[0].userinfo_signed_response_alg: must be "RS256", "ES256", "EdDSA" or empty (plain JSON), not "HS256"`},
 		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},
 		{"client id slash", func(c *Config) { c.Clients[1].ID = "a/b" }, "clients[1].id: may contain only"},
 		{"client id long", func(c *Config) { c.Clients[0].ID = strings.Repeat("a", 129) }, "clients[0].id: must be at most 128"},

@@ -57,6 +57,10 @@ type appForm struct {
 	// Logout to the app: the URIs as written, and their session flags.
 	FrontchannelLogoutURI, BackchannelLogoutURI                         string
 	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
+
+	// IDTokenSignedResponseAlg: "" for the server's default;
+	// UserinfoSignedResponseAlg: "" for plain JSON.
+	IDTokenSignedResponseAlg, UserinfoSignedResponseAlg string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -70,6 +74,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -90,6 +95,7 @@ func postedAppForm(r *http.Request) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
+	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -207,6 +213,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
+	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	return n, nil
 }
 
@@ -226,6 +233,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
+	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = &f.IDTokenSignedResponseAlg, &f.UserinfoSignedResponseAlg
 	return p, nil
 }
 
@@ -265,10 +273,12 @@ type adminAppData struct {
 	Static        string // why the app is read-only
 	GrantChoices  []string
 	ScopeChoices  []string
+	// AlgorithmChoices are the signing algorithms an app may choose.
+	AlgorithmChoices []string
 }
 
 func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
-	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices}
+	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices, AlgorithmChoices: account.SigningAlgorithms}
 	d.Nav, d.AdminSection = "admin", "apps"
 	return d
 }
@@ -282,6 +292,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 	}
 	base := s.appPageData(r, m, "App")
 	d.Base, d.GrantChoices, d.ScopeChoices = base.Base, base.GrantChoices, base.ScopeChoices
+	d.AlgorithmChoices = base.AlgorithmChoices
 	d.App = c
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)

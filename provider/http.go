@@ -70,7 +70,9 @@ var repeatable = map[string]bool{"resource": true}
 //     internals;
 //   - /authorize parameters that would be stored are bounded (authorize.go);
 //   - a code exchange authenticates its client before zitadel looks at the
-//     code (tokenclient.go).
+//     code (tokenclient.go);
+//   - the token endpoint signs with the key of the app's algorithm, and
+//     userinfo answers with a JWT for apps that asked for one (signing.go).
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
@@ -90,6 +92,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)
+		if path == "/userinfo" {
+			p.signUserinfo(r.Context(), rec)
+		}
 		if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
 			writeThrottled(w, refused)
 			return
@@ -224,6 +229,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		// The client-authenticated endpoints read their client (and a
 		// refresh its user) more than once; see readMemo.
 		r = r.WithContext(withReadMemo(r.Context()))
+	}
+	if path == "/oauth/token" || path == "/userinfo" {
+		r = r.WithContext(withSigningNote(r.Context()))
 	}
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
 		return p.checkCodeClient(w, r)

@@ -638,12 +638,10 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	return nil
 }
 
-func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
-	st, err := s.keys.current()
-	if err != nil {
-		return nil, err
-	}
-	return st.signing, nil
+// SigningKey is the key of the algorithm the app of this token request
+// asked for, the default one when it asked for none (signing.go).
+func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	return s.keys.signer(ctx, signingNoteFrom(ctx).algorithm())
 }
 
 // SignatureAlgorithms are the algorithms of the published keys, which
@@ -672,6 +670,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	if err != nil {
 		return nil, s.internal(ctx, "load client", err)
 	}
+	signingNoteFrom(ctx).set(c)
 	return s.opClient(c), nil
 }
 
@@ -704,6 +703,7 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 	if err != nil {
 		return nil, err
 	}
+	signingNoteFrom(ctx).set(c)
 	return s.opClient(c), nil
 }
 
@@ -796,6 +796,7 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
 		return errInvalidToken
 	}
+	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
 	s.setClaims(info, u, t.Scopes)
 	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
 		info.AppendClaims(k, v)

@@ -290,6 +290,9 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["frontchannel_logout_session_supported"] = true
 	m["backchannel_logout_supported"] = true
 	m["backchannel_logout_session_supported"] = true
+	// Signed userinfo for apps that register userinfo_signed_response_alg
+	// (signing.go), with the keys there are, as ID tokens.
+	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

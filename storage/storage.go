@@ -198,6 +198,14 @@ type Client struct {
 	// requests must come through the pushed authorization request
 	// endpoint (RFC 9126 §6), never as parameters in the browser.
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+	// IDTokenSignedResponseAlg is the JWS algorithm of the app's ID
+	// tokens (OpenID Connect Dynamic Client Registration 1.0 §2): "" for
+	// the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// UserinfoSignedResponseAlg, when set, makes /userinfo answer the app
+	// with a JWT signed with this algorithm (OpenID Connect Core 1.0
+	// §5.3.2); "" answers with plain JSON.
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.

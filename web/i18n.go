@@ -43,6 +43,7 @@ var catalogs = map[string]map[string]string{
 		deConsoleDeliveries,
 		deConsoleWebhooks,
 		deAuthRequest,
+		deSigningAlgorithms,
 	),
 }
 

@@ -374,6 +374,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -445,6 +446,14 @@ func (m *Main) load() error {
 	if err := m.Keys.SetAlgorithm(cfg.Keys.Algorithm); err != nil {
 		return fmt.Errorf("keys.algorithm: %w", err)
 	}
+	// Apps that ask for another algorithm (id_token_signed_response_alg)
+	// get a key of theirs, made when an app is given it and rotated with
+	// the default one.
+	m.Keys.SetAlgorithmsInUse(func(ctx context.Context) ([]string, error) {
+		clients, err := m.Store.ListClients(ctx)
+		return account.ClientSigningAlgorithms(clients), err
+	})
+	m.Accounts.Clients.SetSigningKeys(m.Keys.EnsureAlgorithm)
 	var deliveries func(kind, outcome string)
 	if m.Metrics != nil {
 		deliveries = m.Metrics.OutboxDelivery
