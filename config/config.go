@@ -58,6 +58,9 @@ type Config struct {
 
 	// Metrics is the [metrics] table: the Prometheus listener.
 	Metrics Metrics `toml:"metrics"`
+	// OAuth are the protocol features switched on or off for the whole
+	// server.
+	OAuth OAuth `toml:"oauth"`
 }
 
 // Metrics is the [metrics] table.
@@ -341,7 +344,22 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
+
+// OAuth is the [oauth] table.
+type OAuth struct {
+	// DeviceFlow serves the device authorization grant (RFC 8628): the
+	// device authorization endpoint, the portal's /device page and the
+	// device_code grant for apps that list it.
+	DeviceFlow bool `toml:"device_flow"`
+	// DeviceCodeLifetime is how long a device has for its person to
+	// approve it.
+	DeviceCodeLifetime Duration `toml:"device_code_lifetime"`
+	// DevicePollInterval is the least time between two polls of a device.
+	DevicePollInterval Duration `toml:"device_poll_interval"`
+}
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.
 func DefaultGrantTypes() []string {
