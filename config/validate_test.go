@@ -614,3 +614,14 @@ func TestStorageValidation(t *testing.T) {
 		})
 	}
 }
+
+// With [oauth] device_flow on, an app may use the device code grant with
+// refresh tokens and no redirect URIs.
+func TestDeviceFlowClient(t *testing.T) {
+	c := validConfig()
+	c.OAuth.DeviceFlow = true
+	c.Clients = append(c.Clients, Client{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{GrantDeviceCode, GrantRefreshToken}})
+	if _, err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+}
