@@ -287,6 +287,22 @@ func TestDeviceFlow(t *testing.T) {
 		}
 	})
 
+	t.Run("app from the management API", func(t *testing.T) {
+		root := d.createUser("root", true)
+		rw, _, err := d.Main.Accounts.Credentials.CreateAPIToken(context.Background(), root, account.NewAPIToken{Name: "admin", Scope: account.ScopeReadWrite})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, _, body := apiCall(t, d.testServer, http.MethodPost, "/api/v1/clients", rw, "application/json",
+			`{"id":"set-top","name":"Set-top box","public":true,"grant_types":["`+account.GrantDeviceCode+`","refresh_token"]}`)
+		if status != http.StatusCreated {
+			t.Fatalf("create a device app through the API: %d %v", status, body)
+		}
+		if da := d.start(t, d.rp("set-top", "", "")); da.UserCode == "" {
+			t.Errorf("no user code for the API's device app: %+v", da)
+		}
+	})
+
 	t.Run("wrong user codes throttled", func(t *testing.T) {
 		da := d.start(t, d.tv)
 		carol := d.createUser("carol", false)
