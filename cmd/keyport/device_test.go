@@ -105,6 +105,9 @@ func TestDeviceFlow(t *testing.T) {
 	if got := d.tv.oauth.Endpoint.DeviceAuthURL; got != d.URL+"/device_authorization" {
 		t.Fatalf("device_authorization_endpoint from discovery = %q", got)
 	}
+	if grants := toStrings(discoveryOf(t, d.testServer)["grant_types_supported"]); !slices.Contains(grants, account.GrantDeviceCode) {
+		t.Errorf("grant_types_supported %v lacks the device code grant", grants)
+	}
 
 	t.Run("approved", func(t *testing.T) {
 		da := d.start(t, d.tv)
@@ -342,6 +345,9 @@ func TestDeviceFlowOff(t *testing.T) {
 	if c.oauth.Endpoint.DeviceAuthURL != "" {
 		t.Errorf("discovery advertises %q", c.oauth.Endpoint.DeviceAuthURL)
 	}
+	if grants := toStrings(discoveryOf(t, srv)["grant_types_supported"]); slices.Contains(grants, account.GrantDeviceCode) || !slices.Contains(grants, "authorization_code") {
+		t.Errorf("grant_types_supported %v", grants)
+	}
 	if status, _, _ := srv.postForm("/device_authorization", url.Values{"client_id": {"web"}}, "", ""); status != http.StatusNotFound {
 		t.Errorf("/device_authorization: %d", status)
 	}
@@ -353,6 +359,16 @@ func TestDeviceFlowOff(t *testing.T) {
 	if p := b.get(srv.URL + "/device"); p.Status != http.StatusNotFound {
 		t.Errorf("/device: %d", p.Status)
 	}
+}
+
+func discoveryOf(t *testing.T, srv *testServer) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/.well-known/openid-configuration", nil)
+	d := mustFetch(t, http.DefaultClient, req).JSON()
+	if d == nil {
+		t.Fatal("discovery is not a JSON object")
+	}
+	return d
 }
 
 func keysOf(m map[string]any) []string {
