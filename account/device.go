@@ -126,7 +126,7 @@ func (d *DeviceFlow) Find(ctx context.Context, u storage.User, ip, typed string)
 		return DeviceRequest{}, ErrUserCodeUnknown
 	}
 	if err := res.Succeed(ctx); err != nil {
-		d.log.ErrorContext(ctx, "forgive wrong user codes", "err", err)
+		d.log.ErrorContext(ctx, "end a user-code check", "err", err)
 	}
 	return req, nil
 }

@@ -118,7 +118,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	verify := p.opts.Issuer + p.opts.Device.VerificationPath
-	writeJSON(rec, http.StatusOK, map[string]any{
+	writeDeviceJSON(rec, http.StatusOK, map[string]any{
 		"device_code":               deviceCode,
 		"user_code":                 account.FormatUserCode(a.UserCode),
 		"verification_uri":          verify,
@@ -247,10 +247,10 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(rec, r, err, nil)
 		return
 	}
-	writeJSON(rec, http.StatusOK, resp)
+	writeDeviceJSON(rec, http.StatusOK, resp)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)

@@ -10,8 +10,10 @@ const ScopeUserCodes Scope = "user_codes"
 // signed-in person userID from addr. A user code is short (RFC 8628 §6.1),
 // so guesses are limited per person and per address, as one-time codes
 // are, but under a key of the person's own: a mistyped user code never
-// counts against their second factor.
+// counts against their second factor. A right code forgives nothing: the
+// person's own device's code, typed between guesses, must not wipe them
+// out; the window (the sign-in's) lets old mistakes go.
 func (l *Limiter) UserCode(ctx context.Context, userID, addr string) (*Reservation, error) {
-	checks := []check{{key: key("dc", part(userID)), scope: ScopeUserCodes, window: l.rules().AccountAddress, enforce: true, forgive: true}}
+	checks := []check{{key: key("dc", part(userID)), scope: ScopeUserCodes, window: l.rules().AccountAddress, enforce: true}}
 	return l.reserve(ctx, l.withAddress(checks, Address(addr)))
 }
