@@ -78,6 +78,9 @@ type NewClient struct {
 	FrontchannelLogoutSessionRequired bool
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
+
+	// RequirePushedAuthorizationRequests: see storage.Client.
+	RequirePushedAuthorizationRequests bool
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -126,6 +129,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -483,6 +487,8 @@ type ClientPatch struct {
 	FrontchannelLogoutSessionRequired *bool
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
+
+	RequirePushedAuthorizationRequests *bool
 }
 
 // apply returns c with p's fields set.
@@ -508,6 +514,9 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	}
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
+	}
+	if p.RequirePushedAuthorizationRequests != nil {
+		c.RequirePushedAuthorizationRequests = *p.RequirePushedAuthorizationRequests
 	}
 	if p.AccessTokenJWT != nil {
 		c.AccessTokenJWT = *p.AccessTokenJWT
@@ -716,6 +725,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -58,9 +58,28 @@ type Config struct {
 
 	// Metrics is the [metrics] table: the Prometheus listener.
 	Metrics Metrics `toml:"metrics"`
-	// OAuth are the protocol features switched on or off for the whole
-	// server.
+
+	// OAuth is the [oauth] table: protocol features switched on or off
+	// for every app.
 	OAuth OAuth `toml:"oauth"`
+}
+
+// OAuth is the [oauth] table.
+type OAuth struct {
+	// RequirePushedAuthorizationRequests makes every app push its
+	// authorization requests (RFC 9126 §5); an app can also be made to
+	// alone ([[clients]] require_pushed_authorization_requests).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
+
+	// DeviceFlow serves the device authorization grant (RFC 8628): the
+	// device authorization endpoint, the portal's /device page and the
+	// device_code grant for apps that list it.
+	DeviceFlow bool `toml:"device_flow"`
+	// DeviceCodeLifetime is how long a device has for its person to
+	// approve it.
+	DeviceCodeLifetime Duration `toml:"device_code_lifetime"`
+	// DevicePollInterval is the least time between two polls of a device.
+	DevicePollInterval Duration `toml:"device_poll_interval"`
 }
 
 // Metrics is the [metrics] table.
@@ -278,6 +297,10 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `toml:"frontchannel_logout_session_required"`
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
+
+	// The app's authorization requests must come through the pushed
+	// authorization request endpoint (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
 }
 
 // Directory is one [[directories]] entry.
@@ -347,19 +370,6 @@ const (
 	// GrantDeviceCode is the device authorization grant (RFC 8628).
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
-
-// OAuth is the [oauth] table.
-type OAuth struct {
-	// DeviceFlow serves the device authorization grant (RFC 8628): the
-	// device authorization endpoint, the portal's /device page and the
-	// device_code grant for apps that list it.
-	DeviceFlow bool `toml:"device_flow"`
-	// DeviceCodeLifetime is how long a device has for its person to
-	// approve it.
-	DeviceCodeLifetime Duration `toml:"device_code_lifetime"`
-	// DevicePollInterval is the least time between two polls of a device.
-	DevicePollInterval Duration `toml:"device_poll_interval"`
-}
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.
 func DefaultGrantTypes() []string {

@@ -54,6 +54,9 @@ type clientJSON struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
+
+	// The app's authorization requests must be pushed (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests"`
 }
 
 func (s *Server) clientView(c storage.Client) clientJSON {
@@ -72,6 +75,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	}
 	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
 	return out
 }
 
@@ -97,6 +101,8 @@ type newClientJSON struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -119,6 +125,8 @@ type clientPatchJSON struct {
 	FrontchannelLogoutSessionRequired *bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              *string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  *bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	RequirePushedAuthorizationRequests *bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -169,6 +177,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -190,6 +199,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

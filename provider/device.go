@@ -268,7 +268,7 @@ var (
 )
 
 func (r *deviceRequest) GetID() string                         { return r.a.DeviceCodeHash }
-func (r *deviceRequest) GetACR() string                        { return acrFor(r.a.AMR) }
+func (r *deviceRequest) GetACR() string                        { return account.ACRFor(r.a.AMR, nil) }
 func (r *deviceRequest) GetAMR() []string                      { return r.a.AMR }
 func (r *deviceRequest) GetAudience() []string                 { return []string{r.a.ClientID} }
 func (r *deviceRequest) GetAuthTime() time.Time                { return r.a.AuthTime }
