@@ -22,6 +22,9 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628); it
+	// works while [oauth] device_flow is on.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
@@ -172,17 +175,17 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode:
 		default:
-			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials).", g)
+			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code).", g)
 		}
 	}
 	c.GrantTypes = slices.Compact(slices.Sorted(slices.Values(c.GrantTypes)))
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return FieldErrorf("grant_types", "A public client cannot use client_credentials: it has no secret.")
 	}
-	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
-		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code too: refresh tokens are only issued with codes.")
+	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) && !slices.Contains(c.GrantTypes, GrantDeviceCode) {
+		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.")
 	}
 
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {

@@ -70,6 +70,16 @@ type OAuth struct {
 	// authorization requests (RFC 9126 §5); an app can also be made to
 	// alone ([[clients]] require_pushed_authorization_requests).
 	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
+
+	// DeviceFlow serves the device authorization grant (RFC 8628): the
+	// device authorization endpoint, the portal's /device page and the
+	// device_code grant for apps that list it.
+	DeviceFlow bool `toml:"device_flow"`
+	// DeviceCodeLifetime is how long a device has for its person to
+	// approve it.
+	DeviceCodeLifetime Duration `toml:"device_code_lifetime"`
+	// DevicePollInterval is the least time between two polls of a device.
+	DevicePollInterval Duration `toml:"device_poll_interval"`
 }
 
 // Metrics is the [metrics] table.
@@ -364,6 +374,8 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.

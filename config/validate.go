@@ -74,6 +74,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	c.validateMetrics(&p)
+	c.validateOAuth(&p)
 	return p.warnings, errors.Join(p.errs...)
 }
 
@@ -559,7 +560,7 @@ var directoryFields = func() map[string]int {
 	return fields
 }()
 
-var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}
 
 func (c *Config) validateClients(p *problems) {
 	seen := make(map[string]int, len(c.Clients))
@@ -617,8 +618,11 @@ func (c *Config) validateClients(p *problems) {
 		if cl.Public && grants[GrantClientCredentials] {
 			p.errorf(key+".grant_types", "a public client may not use %q", GrantClientCredentials)
 		}
-		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] {
-			p.errorf(key+".grant_types", "%q needs %q", GrantRefreshToken, GrantAuthorizationCode)
+		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] && !grants[GrantDeviceCode] {
+			p.errorf(key+".grant_types", "%q needs %q or %q", GrantRefreshToken, GrantAuthorizationCode, GrantDeviceCode)
+		}
+		if grants[GrantDeviceCode] && !c.OAuth.DeviceFlow {
+			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
@@ -751,5 +755,23 @@ func (c *Config) validateMetrics(p *problems) {
 		if c.Metrics.Profiling {
 			p.warnf("metrics.profiling", "serves Go's profiles, unauthenticated, on %s, reachable from other machines: anyone there can run CPU profiles and execution traces (load on the server) and read goroutine stacks and the command line; prefer a loopback address", l)
 		}
+	}
+}
+
+// Bounds of the device flow's timing ([oauth]).
+const (
+	minDeviceCodeLifetime = time.Minute
+	maxDeviceCodeLifetime = time.Hour
+	minDevicePollInterval = time.Second
+	maxDevicePollInterval = time.Minute
+)
+
+func (c *Config) validateOAuth(p *problems) {
+	o := c.OAuth
+	if d := o.DeviceCodeLifetime.Duration; d < minDeviceCodeLifetime || d > maxDeviceCodeLifetime {
+		p.errorf("oauth.device_code_lifetime", "must be between %s and %s, not %s", minDeviceCodeLifetime, maxDeviceCodeLifetime, o.DeviceCodeLifetime)
+	}
+	if d := o.DevicePollInterval.Duration; d < minDevicePollInterval || d > maxDevicePollInterval || d%time.Second != 0 {
+		p.errorf("oauth.device_poll_interval", "must be whole seconds between %s and %s, not %s", minDevicePollInterval, maxDevicePollInterval, o.DevicePollInterval)
 	}
 }

@@ -37,7 +37,7 @@ const staticAppReason = "This app is defined in the configuration file (config.t
 var appScopeChoices = append(slices.Clone(account.ClientScopes), account.ScopeAdmin, account.ScopeAdminRead)
 
 // appGrantChoices are the grant types the form offers.
-var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode}
 
 // appForm is the app form's fields as text.
 type appForm struct {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
 )
 
 // recorder buffers a response so the middleware can correct it before it
@@ -50,7 +52,8 @@ func browserFacing(path string) bool {
 
 // postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 func postOnly(path string) bool {
-	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == parPath
+	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == parPath ||
+		path == DeviceAuthorizationPath // RFC 8628 §3.1
 }
 
 // Parameters that may repeat; every other one must appear at most once
@@ -135,7 +138,7 @@ func (p *Provider) refuseMalformed(w http.ResponseWriter, r *http.Request, path 
 		p.badRequest(w, r, http.StatusBadRequest, problem)
 		return true
 	}
-	if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
+	if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(p.offeredGrantTypes(), gt) {
 		// zitadel handles some grants Keyport does not offer (the JWT
 		// bearer grant answers invalid_client); RFC 6749 §5.2 has one code
 		// for them all.
@@ -236,6 +239,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
 		return p.checkCodeClient(w, r)
 	}
+	if p.deviceEnabled() && (path == DeviceAuthorizationPath || path == "/oauth/token" && r.Form.Get("grant_type") == account.GrantDeviceCode) {
+		p.serveDevice(w, r, path)
+		return r, true
+	}
 	return r, false
 }
 
@@ -318,7 +325,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 	}
 	h := rec.header
 	switch path {
-	case "/oauth/token", "/oauth/introspect", "/userinfo":
+	case "/oauth/token", "/oauth/introspect", "/userinfo", DeviceAuthorizationPath:
 		h.Set("Cache-Control", "no-store")
 		h.Set("Pragma", "no-cache")
 	}
@@ -346,7 +353,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
 		return
 
-	case status == http.StatusUnauthorized && (path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke"):
+	case status == http.StatusUnauthorized && (path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == DeviceAuthorizationPath):
 		copyHeader(w.Header(), h)
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.opts.Issuer+`", charset="UTF-8"`)
 		if !isJSON(h) {

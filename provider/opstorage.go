@@ -27,6 +27,7 @@ type Store interface {
 	storage.Clients
 	storage.AuthRequests
 	storage.Tokens
+	storage.DeviceAuthorizations
 }
 
 // Lifetimes of what the provider issues.
@@ -317,6 +318,8 @@ func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID
 		t.UserinfoClaims = r.rt.UserinfoClaims
 	case *machineRequest:
 		t.ClientID = r.clientID
+	case *deviceRequest:
+		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
 	}
 	t.ExpiresAt = now.Add(s.lifetimes(ctx, t.ClientID).Access)
 	return t
@@ -387,6 +390,12 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
 		next.SID = sidOf(r)
 		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.a.IDTokenClaims, r.a.UserinfoClaims, r.GetACR()
+		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
+	case *deviceRequest:
+		// A device's tokens belong to no browser session: no sid.
+		next.FamilyID = account.NewOrderedID()
+		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
+		next.AMR, next.AuthTime, next.ACR = r.a.AMR, r.a.AuthTime, r.GetACR()
 		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
 	case *refreshRequest:
 		next.FamilyID = r.rt.FamilyID

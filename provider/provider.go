@@ -74,6 +74,9 @@ type Options struct {
 	// RequirePushedAuthorizationRequests refuses authorization requests
 	// of every app unless pushed (RFC 9126; [oauth] in config.toml).
 	RequirePushedAuthorizationRequests bool
+	// Device is the device authorization grant (device.go); off unless
+	// Enabled.
+	Device DeviceOptions
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -262,7 +265,11 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)
 	}
+	// The device flow is advertised exactly when it is served.
 	delete(m, "device_authorization_endpoint")
+	if p.deviceEnabled() {
+		m["device_authorization_endpoint"] = p.opts.Issuer + DeviceAuthorizationPath
+	}
 	delete(m, "check_session_iframe")
 	delete(m, "request_object_signing_alg_values_supported")
 	// These advertise private_key_jwt, which Keyport does not accept.
@@ -270,7 +277,7 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	delete(m, "introspection_endpoint_auth_signing_alg_values_supported")
 	delete(m, "revocation_endpoint_auth_signing_alg_values_supported")
 	m["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost)}
-	m["grant_types_supported"] = grantTypes
+	m["grant_types_supported"] = p.offeredGrantTypes()
 	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
 	m["authorization_response_iss_parameter_supported"] = true // RFC 9207
@@ -314,6 +321,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/keys":
 		body, etag := p.opts.Keys.jwksDocument()
 		servePrepared(w, r, body, etag)
+	case DeviceAuthorizationPath:
+		if !p.deviceEnabled() {
+			// zitadel serves the endpoint whatever the configuration.
+			http.NotFound(w, r)
+			return
+		}
+		p.wrapped.ServeHTTP(w, r)
 	default:
 		p.wrapped.ServeHTTP(w, r)
 	}

@@ -1087,6 +1087,8 @@ type SweepReport struct {
 	Throttles     int
 	ReservedNames int // reservations of deleted users' names that ended
 	Outbox        int // delivered and failed outbox messages past OutboxRetention
+	// DeviceAuthorizations past ExpiresAt + DeviceAuthorizationKept.
+	DeviceAuthorizations int
 }
 
 // Shared is what a store that several keyport processes use at once
@@ -1154,6 +1156,7 @@ type Store interface {
 	Groups
 	Outbox
 	Webhooks
+	DeviceAuthorizations
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)

@@ -44,6 +44,7 @@ var catalogs = map[string]map[string]string{
 		deConsoleWebhooks,
 		deAuthRequest,
 		deSigningAlgorithms,
+		deDevice,
 	),
 }
 

@@ -519,6 +519,7 @@ func (m *Main) load() error {
 		Ready:        m.Ready,
 		AccessTokens: tokens,
 		Keys:         m.Keys,
+		DeviceFlow:   m.deviceFlow(cfg),
 	})
 	if err != nil {
 		return err
@@ -543,6 +544,7 @@ func (m *Main) load() error {
 
 		LifetimesInForce: lifeInForce,
 		Observer:         m.providerObserver(),
+		Device:           deviceOptions(cfg),
 
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 	})
@@ -557,6 +559,9 @@ func (m *Main) load() error {
 	mux := http.NewServeMux()
 	for _, p := range provider.Routes {
 		mux.Handle(p, requestlog.Route(p, prov))
+	}
+	if cfg.OAuth.DeviceFlow {
+		mux.Handle(provider.DeviceAuthorizationPath, requestlog.Route(provider.DeviceAuthorizationPath, prov))
 	}
 	mux.Handle("/", m.Portal)
 	header, err := clientip.ParseHeader(cfg.ClientIPHeader)

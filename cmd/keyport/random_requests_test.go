@@ -12,25 +12,28 @@ import (
 	"testing"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 )
 
 // Random requests built from the parameters, values, methods and headers
 // that break servers: none may get a 5xx. The seed is fixed, so a failure
 // is reproducible; the enumerated cases are in TestGarbageParametersNeverCause5xx.
 func TestRandomRequestsNever5xx(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow = true })
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
+	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
-		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password"}
+		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password",
+		"/device_authorization", "/device"}
 	keys := []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code",
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
 		"id_token_hint", "post_logout_redirect_uri", "prompt", "max_age", "login_hint", "acr_values", "request", "request_uri",
 		"id", "authRequestID", "client_secret", "client_assertion", "client_assertion_type", "ui_locales", "claims",
-		"access_token", "csrf_token", "login", "password"}
-	values := []string{"", "app", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
+		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision"}
+	values := []string{"", "app", "tv", account.GrantDeviceCode, "BCDF-GHJK", "approve", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
 		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
 		// The sign-in parameters of an authorization request: prompt values,
@@ -99,7 +102,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 // Nothing may get a 5xx, and the session must survive (only sign-out ends
 // it, and it is left out).
 func TestRandomPortalFormsNever5xx(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow = true })
 	srv.createUser("ada", true)
 	b := newBrowser(t)
 	home := signInPortal(t, srv, b, "ada")
@@ -116,14 +119,15 @@ func TestRandomPortalFormsNever5xx(t *testing.T) {
 		"/security/totp/confirm", "/security/totp/disable", "/consent", "/login/2fa", "/login/2fa/cancel",
 		"/admin/directories", "/admin/directories/new", "/admin/directories/x/edit", "/admin/directories/x/delete",
 		"/admin/directories/x/sync", "/admin/directories/x/test", "/admin/directories/x/toggle",
-		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup", "/invite", "/reset-password"}
+		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup", "/invite", "/reset-password",
+		"/device"}
 	keys := []string{"name", "label", "scopes", "expires", "id", "token_id", "password", "current_password", "new_password",
 		"confirm_password", "code", "secret", "ip", "cidr", "allowlist", "email", "given_name", "family_name", "locale",
 		"zoneinfo", "picture", "type", "url", "bind_dn", "bind_password", "user_base_dn", "user_filter", "login_attributes",
-		"issuer", "client_id", "client_secret", "enabled", "decision", "authRequestID", "return_to", "key", "value"}
+		"issuer", "client_id", "client_secret", "enabled", "decision", "authRequestID", "return_to", "key", "value", "user_code"}
 	values := []string{"", "x", "0", "-1", "99999999999999999999", "%zz", "\x00", strings.Repeat("z", 3000), "10.0.0.0/8",
 		"::1/200", "999.1.1.1", "openid profile", "https://evil.example/", "//evil.example", "javascript:alert(1)",
-		"ldap://127.0.0.1:1", "(uid=*)", "*)(|(uid=*", "é", "\u202e", "<script>", "{}", "[]", "true", "2026-13-45"}
+		"ldap://127.0.0.1:1", "(uid=*)", "*)(|(uid=*", "é", "\u202e", "<script>", "{}", "[]", "true", "2026-13-45", "BCDF-GHJK", "approve", "deny"}
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
