@@ -75,6 +75,11 @@ type NewClient struct {
 	FrontchannelLogoutSessionRequired bool
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
+
+	// Client authentication (storage.Client's fields of the same names).
+	TokenEndpointAuthMethod string
+	JWKS                    json.RawMessage
+	JWKSURI                 string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -123,6 +128,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI = n.TokenEndpointAuthMethod, slices.Clone(n.JWKS), n.JWKSURI
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -134,6 +140,8 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 		secret = NewSecret()
 	case !n.Public && len(secret) < MinClientSecretLength:
 		return storage.Client{}, "", FieldErrorf("secret", "Client secret must be at least %d characters.", MinClientSecretLength)
+	case c.TokenEndpointAuthMethod == AuthClientSecretJWT && len(secret) < MinHMACSecretLength:
+		return storage.Client{}, "", FieldErrorf("secret", "client_secret_jwt needs a secret of at least %d characters: it is the HS256 key (RFC 7518 §3.2).", MinHMACSecretLength)
 	}
 	if !n.Public {
 		c.SecretHash = HashSecret(secret)
@@ -254,7 +262,7 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := checkLogoutURIs(c); err != nil {
 		return err
 	}
-	return nil
+	return checkClientAuth(c)
 }
 
 // plainText reports whether s is UTF-8 without control characters.
@@ -421,6 +429,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	}
 	c.CreatedAt = s.now()
 	c.UpdatedAt = c.CreatedAt
+	SealClientSecret(s.sealer, &c, secret)
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrConflict):
@@ -480,6 +489,12 @@ type ClientPatch struct {
 	FrontchannelLogoutSessionRequired *bool
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
+
+	// Client authentication; "" clears the method or the URI, an empty
+	// or null JWKS clears the keys.
+	TokenEndpointAuthMethod *string
+	JWKS                    *json.RawMessage
+	JWKSURI                 *string
 }
 
 // apply returns c with p's fields set.
@@ -502,6 +517,10 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		// Either way no secret carries over: a public app has none, and
 		// a confidential one must be given a new one, shown once.
 		c.SecretHash, c.PreviousSecretHash, c.PreviousSecretUntil = "", "", time.Time{}
+		c.SealedSecret = nil
+		if p.TokenEndpointAuthMethod == nil {
+			c.TokenEndpointAuthMethod = "" // the default of either kind
+		}
 	}
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
@@ -519,6 +538,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
 	}
 	p.applyLogout(&c)
+	p.applyClientAuth(&c)
 	return c
 }
 
@@ -621,6 +641,7 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 			c.PreviousSecretHash, c.PreviousSecretUntil = c.SecretHash, until
 		}
 		c.SecretHash = HashSecret(secret)
+		SealClientSecret(s.sealer, &c, secret)
 		c.UpdatedAt = now
 		return c, nil
 	}
@@ -713,6 +734,9 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"token_endpoint_auth_method", a.TokenEndpointAuthMethod, b.TokenEndpointAuthMethod},
+		{"jwks", string(a.JWKS), string(b.JWKS)},
+		{"jwks_uri", a.JWKSURI, b.JWKSURI},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -58,6 +58,18 @@ type Config struct {
 
 	// Metrics is the [metrics] table: the Prometheus listener.
 	Metrics Metrics `toml:"metrics"`
+
+	// ClientAuth is the [client_auth] table: apps that authenticate with
+	// signed assertions (RFC 7523).
+	ClientAuth ClientAuth `toml:"client_auth"`
+}
+
+// ClientAuth is the [client_auth] table.
+type ClientAuth struct {
+	// JWKSAllowNetworks are CIDRs an app's jwks_uri may reach although
+	// they are not public (loopback, private, link-local...); empty:
+	// public addresses only, as for webhooks.
+	JWKSAllowNetworks []string `toml:"jwks_allow_networks"`
 }
 
 // Metrics is the [metrics] table.
@@ -275,6 +287,13 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `toml:"frontchannel_logout_session_required"`
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
+
+	// Client authentication (RFC 7591 names): the method, and the app's
+	// public keys for private_key_jwt, inline (a JWK Set as a JSON
+	// string) or by URL.
+	TokenEndpointAuthMethod string `toml:"token_endpoint_auth_method"`
+	JWKS                    string `toml:"jwks"`
+	JWKSURI                 string `toml:"jwks_uri"`
 }
 
 // Directory is one [[directories]] entry.

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
@@ -54,6 +55,44 @@ type clientJSON struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
+
+	// Client authentication (RFC 7591 names): "" is a secret sent by
+	// HTTP Basic or in the form; jwks or jwks_uri hold the app's public
+	// keys.
+	TokenEndpointAuthMethod string      `json:"token_endpoint_auth_method"`
+	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
+	JWKSURI                 string      `json:"jwks_uri"`
+}
+
+// jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
+// the app's keys.
+type jwkSetJSON struct {
+	Keys []map[string]any `json:"keys"`
+}
+
+// jwksView is the stored JWK Set c as the API shows it.
+func jwksView(raw json.RawMessage) *jwkSetJSON {
+	if len(raw) == 0 {
+		return nil
+	}
+	var set jwkSetJSON
+	if json.Unmarshal(raw, &set) != nil {
+		return nil
+	}
+	return &set
+}
+
+// jwksRecord is a JWK Set from a request as the account rules take it: nil
+// (or no keys) for none.
+func (j *jwkSetJSON) record() json.RawMessage {
+	if j == nil || len(j.Keys) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(j)
+	if err != nil {
+		return nil // decoded from JSON: cannot fail
+	}
+	return raw
 }
 
 func (s *Server) clientView(c storage.Client) clientJSON {
@@ -72,6 +111,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	}
 	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	out.TokenEndpointAuthMethod, out.JWKS, out.JWKSURI = c.TokenEndpointAuthMethod, jwksView(c.JWKS), c.JWKSURI
 	return out
 }
 
@@ -97,6 +137,10 @@ type newClientJSON struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	TokenEndpointAuthMethod string      `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
+	JWKSURI                 string      `json:"jwks_uri,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -119,6 +163,12 @@ type clientPatchJSON struct {
 	FrontchannelLogoutSessionRequired *bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              *string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  *bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	// "" goes back to the default method or clears the URI; a key set
+	// without keys clears the keys.
+	TokenEndpointAuthMethod *string     `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
+	JWKSURI                 *string     `json:"jwks_uri,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -169,6 +219,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = b.TokenEndpointAuthMethod, b.JWKS.record(), b.JWKSURI
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -190,6 +241,11 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	p.TokenEndpointAuthMethod, p.JWKSURI = b.TokenEndpointAuthMethod, b.JWKSURI
+	if b.JWKS != nil {
+		raw := b.JWKS.record()
+		p.JWKS = &raw
+	}
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

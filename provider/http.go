@@ -188,6 +188,12 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		// A client secret refused by the throttle comes back through
 		// the context (clientauth.go).
 		r = r.WithContext(withClientAuthNote(r.Context()))
+		if presentsAssertion(r.Form) {
+			var answered bool
+			if r, answered = p.checkClientAssertion(w, r, path); answered {
+				return r, true
+			}
+		}
 	}
 	switch path {
 	case "/oauth/introspect":
