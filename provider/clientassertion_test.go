@@ -110,7 +110,7 @@ func newAssertionFixture(t *testing.T, guard *webhook.Guard) *assertionFixture {
 	}
 	f.p, err = New(Options{Issuer: assertionIssuer, Store: db, Keys: keys, Logger: slog.New(slog.DiscardHandler), Now: clock.Now,
 		Lifetimes: Lifetimes{Access: time.Hour, ID: time.Hour, Code: time.Minute, Refresh: time.Hour, RefreshIdle: time.Hour, AuthRequest: time.Minute},
-		Web: logoutWeb(t), SignOut: logoutSignOut{&logoutFixture{}}, LoggedOutURL: assertionIssuer + "/logged-out",
+		Web:       logoutWeb(t), SignOut: logoutSignOut{&logoutFixture{}}, LoggedOutURL: assertionIssuer + "/logged-out",
 		ClientAssertions: ClientAssertionOptions{Sealer: sealer, JWKSGuard: guard}})
 	if err != nil {
 		t.Fatal(err)
