@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/provider"
 )
 
 // Random requests built from the parameters, values, methods and headers
@@ -18,6 +21,17 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	srv := startServer(t, "", nil)
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
+	// An app that authenticates with signed assertions (RFC 7523), and
+	// assertions for it: valid, signed with another key, HS256, made for
+	// another audience, and of a client that does not exist.
+	pkKey, otherKey := newRPKey(t, jose.ES256, "k1"), newRPKey(t, jose.ES256, "k1")
+	srv.createClient(account.NewClient{ID: "pk", GrantTypes: []string{account.GrantAuthorizationCode, account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: pkKey.jwks(t)})
+	assertions := []string{provider.ClientAssertionType, "pk",
+		assertion(t, pkKey.signing(), "pk", srv.URL+"/oauth/token"), assertion(t, pkKey.signing(), "pk", srv.URL),
+		assertion(t, otherKey.signing(), "pk", srv.URL), assertion(t, hs256(strings.Repeat("s", 32)), "pk", srv.URL),
+		assertion(t, pkKey.signing(), "pk", "https://elsewhere.example"), assertion(t, pkKey.signing(), "nobody", srv.URL),
+		"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJwayJ9.AAAA", "eyJhbGciOiJIUzI1NiJ9." + strings.Repeat("A", 9000) + ".AA"}
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
@@ -30,6 +44,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	values := []string{"", "app", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
 		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}"}
+	values = append(values, assertions...)
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}
 	methods := []string{"GET", "POST", "POST", "HEAD", "OPTIONS", "PUT"}
