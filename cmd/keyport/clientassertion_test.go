@@ -24,6 +24,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/provider"
 )
 
@@ -308,4 +309,46 @@ func merge(a, b url.Values) url.Values {
 		}
 	}
 	return out
+}
+
+// Failed assertions count against the app and address as wrong secrets
+// do, in one budget: a guesser gains nothing by switching methods, the
+// right assertion from the locked-out address is refused unchecked, and
+// the app elsewhere is not locked out.
+func TestClientAssertionThrottled(t *testing.T) {
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{localhost: true, logs: logs})
+	key := newRPKey(t, jose.ES256, "k1")
+	app := srv.createClient(account.NewClient{ID: "svc", GrantTypes: []string{account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: key.jwks(t)})
+	tokenURL := srv.URL + "/oauth/token"
+	send := func(c *http.Client, form url.Values, basic bool) (int, http.Header, map[string]any) {
+		form.Set("grant_type", "client_credentials")
+		req := srv.formRequest("/oauth/token", form, "", "")
+		if basic {
+			req.SetBasicAuth(app.ID, app.Secret)
+		}
+		return doJSON(t, c, req)
+	}
+	attacker := browserFrom(t, "127.0.0.5").client
+	wrong := newRPKey(t, jose.ES256, "k1")
+	for i := range 10 {
+		form, basic := assertionParams(assertion(t, wrong.signing(), app.ID, tokenURL)), false
+		if i%2 == 0 {
+			form, basic = url.Values{}, true // the app's secret: not its method
+		}
+		if status, _, body := send(attacker, form, basic); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Fatalf("failure %d: %d %v", i+1, status, body)
+		}
+	}
+	status, h, body := send(attacker, assertionParams(assertion(t, key.signing(), app.ID, tokenURL)), false)
+	if status != http.StatusTooManyRequests || retryAfter(h) <= 0 || body["error"] != "temporarily_unavailable" {
+		t.Fatalf("the right assertion from the locked-out address: %d %v", status, body)
+	}
+	if status, _, body := send(browserFrom(t, "127.0.0.6").client, assertionParams(assertion(t, key.signing(), app.ID, tokenURL)), false); status != http.StatusOK {
+		t.Fatalf("the app from its own address: %d %v", status, body)
+	}
+	if n := strings.Count(logs.String(), `msg="client authentication failed" client_ip=127.0.0.5 client_net=127.0.0.5 client_id=svc reason=`); n != 10 {
+		t.Errorf("%d failure lines, want 10:\n%s", n, logs)
+	}
 }
