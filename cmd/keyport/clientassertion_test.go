@@ -352,3 +352,63 @@ func TestClientAssertionThrottled(t *testing.T) {
 		t.Errorf("%d failure lines, want 10:\n%s", n, logs)
 	}
 }
+
+// The methods and keys through the management API and config.toml: an
+// app registered for private_key_jwt with its keys, edited to
+// client_secret_jwt and given a secret, refused keys, and an app from the
+// file that signs its assertions.
+func TestClientAuthenticationSettings(t *testing.T) {
+	fileKey := newRPKey(t, jose.RS256, "f1")
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "file-job", GrantTypes: []string{"client_credentials"},
+			TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(fileKey.jwks(t))})
+	})
+	rw, _, _ := adminTokens(t, srv)
+	tokenURL := srv.URL + "/oauth/token"
+	token := func(a string) (int, map[string]any) {
+		status, _, body := srv.postForm("/oauth/token", merge(url.Values{"grant_type": {"client_credentials"}}, assertionParams(a)), "", "")
+		return status, body
+	}
+	if status, body := token(assertion(t, fileKey.signing(), "file-job", tokenURL)); status != http.StatusOK {
+		t.Fatalf("the file's private_key_jwt app: %d %v", status, body)
+	}
+
+	key := newRPKey(t, jose.ES256, "api-1")
+	status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
+		`{"id":"robot","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","jwks":`+string(key.jwks(t))+`}`)
+	client, _ := body["client"].(map[string]any)
+	jwks, _ := client["jwks"].(map[string]any)
+	if status != http.StatusCreated || client["token_endpoint_auth_method"] != "private_key_jwt" || jwks == nil || len(jwks["keys"].([]any)) != 1 {
+		t.Fatalf("create robot: %d %v", status, body)
+	}
+	if status, body := token(assertion(t, key.signing(), "robot", tokenURL)); status != http.StatusOK {
+		t.Fatalf("robot's assertion: %d %v", status, body)
+	}
+	for _, c := range []struct{ body, field string }{
+		{`{"token_endpoint_auth_method":"tls_client_auth"}`, "token_endpoint_auth_method"},
+		{`{"jwks_uri":"https://robot.example/jwks"}`, "jwks"}, // keys inline already
+		{`{"jwks":{"keys":[]}}`, "jwks"},                      // private_key_jwt needs keys
+		{`{"jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}}`, "jwks"},
+	} {
+		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/json", c.body); status != http.StatusBadRequest || body["field"] != c.field {
+			t.Errorf("patch %s: %d %v", c.body, status, body)
+		}
+	}
+	// To client_secret_jwt: no secret for it until it is rotated.
+	status, _, body = apiCall(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/json",
+		`{"token_endpoint_auth_method":"client_secret_jwt","jwks":{"keys":[]}}`)
+	if status != http.StatusOK || body["token_endpoint_auth_method"] != "client_secret_jwt" || body["jwks"] != nil {
+		t.Fatalf("to client_secret_jwt: %d %v", status, body)
+	}
+	status, _, body = apiCall(t, srv, http.MethodPost, "/api/v1/clients/robot/rotate-secret", rw, "application/json", `{"grace_seconds":0}`)
+	secret, _ := body["secret"].(string)
+	if status != http.StatusOK || secret == "" {
+		t.Fatalf("rotate: %d %v", status, body)
+	}
+	if status, body := token(assertion(t, hs256(secret), "robot", tokenURL)); status != http.StatusOK {
+		t.Fatalf("robot's client_secret_jwt: %d %v", status, body)
+	}
+	if status, body := token(assertion(t, key.signing(), "robot", tokenURL)); status != http.StatusUnauthorized {
+		t.Fatalf("robot's old key after the switch: %d %v", status, body)
+	}
+}
