@@ -369,6 +369,11 @@ func TestClientAuthMethodEnforced(t *testing.T) {
 	if w.Code != http.StatusBadRequest {
 		t.Errorf("assertion and Basic: %d %s", w.Code, w.Body)
 	}
+	w = f.post("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {ClientAssertionType},
+		"client_assertion": {signAs(t, f.pk, f.claims("pk"))}, "client_secret": {"whatever-it-may-be-of-32-characters"}})
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("assertion and client_secret: %d %s", w.Code, w.Body)
+	}
 }
 
 func TestClientAssertionAtIntrospectionAndRevocation(t *testing.T) {
