@@ -205,7 +205,7 @@ func (s *opStorage) verifyClientAssertion(ctx context.Context, form url.Values, 
 	case len(raw) > maxAssertionBytes:
 		return storage.Client{}, errAssertion(fmt.Sprintf("client_assertion is longer than %d bytes", maxAssertionBytes))
 	}
-	jws, err := jose.ParseSigned(raw, append(slices.Clone(AssertionAlgorithms), jose.HS256))
+	jws, err := jose.ParseSignedCompact(raw, append(slices.Clone(AssertionAlgorithms), jose.HS256))
 	if err != nil || len(jws.Signatures) != 1 {
 		return storage.Client{}, errAssertion("client_assertion is not a JWT signed with " + algNames(append(slices.Clone(AssertionAlgorithms), jose.HS256)))
 	}
