@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -57,6 +58,10 @@ type appForm struct {
 	// Logout to the app: the URIs as written, and their session flags.
 	FrontchannelLogoutURI, BackchannelLogoutURI                         string
 	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
+
+	// Client authentication: the method, the keys as written (a JWK Set
+	// in JSON) and their URL.
+	TokenEndpointAuthMethod, JWKS, JWKSURI string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -70,6 +75,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -90,6 +96,7 @@ func postedAppForm(r *http.Request) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
+	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -207,6 +214,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
+	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	return n, nil
 }
 
@@ -226,6 +234,8 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
+	jwks := json.RawMessage(f.JWKS)
+	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
 	return p, nil
 }
 
@@ -265,10 +275,14 @@ type adminAppData struct {
 	Static        string // why the app is read-only
 	GrantChoices  []string
 	ScopeChoices  []string
+	// AuthMethodChoices are the client authentication methods the form
+	// offers; "" is the default (the secret, sent either way).
+	AuthMethodChoices []string
 }
 
 func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
-	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices}
+	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices,
+		AuthMethodChoices: append([]string{""}, account.TokenEndpointAuthMethods...)}
 	d.Nav, d.AdminSection = "admin", "apps"
 	return d
 }
@@ -281,7 +295,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 		return err
 	}
 	base := s.appPageData(r, m, "App")
-	d.Base, d.GrantChoices, d.ScopeChoices = base.Base, base.GrantChoices, base.ScopeChoices
+	d.Base, d.GrantChoices, d.ScopeChoices, d.AuthMethodChoices = base.Base, base.GrantChoices, base.ScopeChoices, base.AuthMethodChoices
 	d.App = c
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)

@@ -412,3 +412,44 @@ func TestClientAuthenticationSettings(t *testing.T) {
 		t.Fatalf("robot's old key after the switch: %d %v", status, body)
 	}
 }
+
+// The console's app form sets the method and keys, keeps them through
+// other edits, and names the field at fault.
+func TestConsoleAppClientAuthentication(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("root", true)
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	key := newRPKey(t, jose.EdDSA, "c1")
+	form := url.Values{"id": {"batch"}, "name": {"Batch"}, "type": {"confidential"}, "grant_types": {"client_credentials"},
+		"token_endpoint_auth_method": {"private_key_jwt"}, "jwks": {string(key.jwks(t))}}
+	created := submitForm(t, b, b.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", form)
+	if created.Status != http.StatusCreated {
+		e, _ := parsePage(t, created.Body).byID("form-error")
+		t.Fatalf("create: %d %s", created.Status, e.text())
+	}
+	tokenURL := srv.URL + "/oauth/token"
+	token := func() int {
+		status, _, _ := srv.postForm("/oauth/token", merge(url.Values{"grant_type": {"client_credentials"}},
+			assertionParams(assertion(t, key.signing(), "batch", tokenURL))), "", "")
+		return status
+	}
+	if s := token(); s != http.StatusOK {
+		t.Fatalf("the console's private_key_jwt app: %d", s)
+	}
+	page := srv.URL + "/admin/apps/batch"
+	if saved := submitForm(t, b, b.get(page), "/admin/apps/batch/edit", url.Values{"name": {"Batch 2"}}); saved.Status != http.StatusOK {
+		t.Fatalf("rename: %d", saved.Status)
+	}
+	c, err := srv.Main.Store.GetClient(context.Background(), "batch")
+	if err != nil || c.Name != "Batch 2" || c.TokenEndpointAuthMethod != account.AuthPrivateKeyJWT || len(c.JWKS) == 0 {
+		t.Fatalf("after a rename: %+v %v", c, err)
+	}
+	if s := token(); s != http.StatusOK {
+		t.Fatalf("after a rename: %d", s)
+	}
+	bad := submitForm(t, b, b.get(page), "/admin/apps/batch/edit", url.Values{"jwks": {""}})
+	if invalid, ok := parsePage(t, bad.Body).first("textarea", "aria-invalid", "true"); bad.Status != http.StatusBadRequest || !ok || invalid.attr("name") != "jwks" {
+		t.Errorf("private_key_jwt without keys: %d\n%s", bad.Status, truncateBody(bad.Body))
+	}
+}
