@@ -80,6 +80,8 @@ type NewClient struct {
 	TokenEndpointAuthMethod string
 	JWKS                    json.RawMessage
 	JWKSURI                 string
+	// RequirePushedAuthorizationRequests: see storage.Client.
+	RequirePushedAuthorizationRequests bool
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -129,6 +131,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
 	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI = n.TokenEndpointAuthMethod, slices.Clone(n.JWKS), n.JWKSURI
+	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -495,6 +498,8 @@ type ClientPatch struct {
 	TokenEndpointAuthMethod *string
 	JWKS                    *json.RawMessage
 	JWKSURI                 *string
+
+	RequirePushedAuthorizationRequests *bool
 }
 
 // apply returns c with p's fields set.
@@ -524,6 +529,9 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	}
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
+	}
+	if p.RequirePushedAuthorizationRequests != nil {
+		c.RequirePushedAuthorizationRequests = *p.RequirePushedAuthorizationRequests
 	}
 	if p.AccessTokenJWT != nil {
 		c.AccessTokenJWT = *p.AccessTokenJWT
@@ -737,6 +745,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"token_endpoint_auth_method", a.TokenEndpointAuthMethod, b.TokenEndpointAuthMethod},
 		{"jwks", string(a.JWKS), string(b.JWKS)},
 		{"jwks_uri", a.JWKSURI, b.JWKSURI},
+		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

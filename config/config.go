@@ -62,6 +62,10 @@ type Config struct {
 	// ClientAuth is the [client_auth] table: apps that authenticate with
 	// signed assertions (RFC 7523).
 	ClientAuth ClientAuth `toml:"client_auth"`
+
+	// OAuth is the [oauth] table: protocol features switched on or off
+	// for every app.
+	OAuth OAuth `toml:"oauth"`
 }
 
 // ClientAuth is the [client_auth] table.
@@ -70,6 +74,14 @@ type ClientAuth struct {
 	// they are not public (loopback, private, link-local...); empty:
 	// public addresses only, as for webhooks.
 	JWKSAllowNetworks []string `toml:"jwks_allow_networks"`
+}
+
+// OAuth is the [oauth] table.
+type OAuth struct {
+	// RequirePushedAuthorizationRequests makes every app push its
+	// authorization requests (RFC 9126 §5); an app can also be made to
+	// alone ([[clients]] require_pushed_authorization_requests).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
 }
 
 // Metrics is the [metrics] table.
@@ -294,6 +306,9 @@ type Client struct {
 	TokenEndpointAuthMethod string `toml:"token_endpoint_auth_method"`
 	JWKS                    string `toml:"jwks"`
 	JWKSURI                 string `toml:"jwks_uri"`
+	// The app's authorization requests must come through the pushed
+	// authorization request endpoint (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
 }
 
 // Directory is one [[directories]] entry.

@@ -62,6 +62,8 @@ type clientJSON struct {
 	TokenEndpointAuthMethod string      `json:"token_endpoint_auth_method"`
 	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
 	JWKSURI                 string      `json:"jwks_uri"`
+	// The app's authorization requests must be pushed (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -112,6 +114,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
 	out.TokenEndpointAuthMethod, out.JWKS, out.JWKSURI = c.TokenEndpointAuthMethod, jwksView(c.JWKS), c.JWKSURI
+	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
 	return out
 }
 
@@ -141,6 +144,8 @@ type newClientJSON struct {
 	TokenEndpointAuthMethod string      `json:"token_endpoint_auth_method,omitempty"`
 	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
 	JWKSURI                 string      `json:"jwks_uri,omitempty"`
+
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -169,6 +174,8 @@ type clientPatchJSON struct {
 	TokenEndpointAuthMethod *string     `json:"token_endpoint_auth_method,omitempty"`
 	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
 	JWKSURI                 *string     `json:"jwks_uri,omitempty"`
+
+	RequirePushedAuthorizationRequests *bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -220,6 +227,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = b.TokenEndpointAuthMethod, b.JWKS.record(), b.JWKSURI
+	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -246,6 +254,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 		raw := b.JWKS.record()
 		p.JWKS = &raw
 	}
+	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

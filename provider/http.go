@@ -50,7 +50,7 @@ func browserFacing(path string) bool {
 
 // postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 func postOnly(path string) bool {
-	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke"
+	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == parPath
 }
 
 // Parameters that may repeat; every other one must appear at most once
@@ -166,8 +166,13 @@ func formProblem(r *http.Request, path string) string {
 		return "token missing"
 	}
 	if path == "/authorize" {
+		required := []string{"client_id", "redirect_uri"}
+		if r.Form.Has("request_uri") {
+			// A pushed request holds the rest (RFC 9126 §4).
+			required = required[:1]
+		}
 		// zitadel refuses these too, but as server errors in its log.
-		for _, k := range []string{"client_id", "redirect_uri"} {
+		for _, k := range required {
 			if r.Form.Get(k) == "" {
 				return k + " is missing"
 			}
@@ -184,8 +189,20 @@ func formProblem(r *http.Request, path string) string {
 // request to hand on, and whether it answered.
 func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
 	if path == "/authorize" {
+		if r.Form.Has("request_uri") {
+			p.authorizePushed(w, r)
+			return r, true
+		}
+		if p.mustPush(r) {
+			p.showError(w, r, invalidRequest(http.StatusBadRequest, "this application must push its sign-in requests first (RFC 9126)"))
+			return r, true
+		}
 		if problem, bad := checkAuthorizeParams(r.Form); bad {
 			r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+		} else if cr, err := parseClaimsParam(r.Form.Get("claims")); err != nil {
+			r = r.WithContext(withAuthorizeProblem(r.Context(), authorizeProblem{param: "claims", err: err}))
+		} else {
+			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
 	}
 	if postOnly(path) {
@@ -200,6 +217,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		}
 	}
 	switch path {
+	case parPath:
+		p.pushAuthorizationRequest(w, r)
+		return r, true
 	case "/oauth/introspect":
 		secretInBodyAsBasic(r)
 		if p.introspectRefreshToken(w, r) {

@@ -74,6 +74,9 @@ type Options struct {
 	// ClientAssertions is what client authentication with signed JWTs
 	// (private_key_jwt, client_secret_jwt) needs: clientassertion.go.
 	ClientAssertions ClientAssertionOptions
+	// RequirePushedAuthorizationRequests refuses authorization requests
+	// of every app unless pushed (RFC 9126; [oauth] in config.toml).
+	RequirePushedAuthorizationRequests bool
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -124,6 +127,7 @@ type preparedDiscovery struct {
 var Routes = []string{
 	oidc.DiscoveryEndpoint, "/keys", "/authorize", "/authorize/callback",
 	"/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session",
+	parPath,
 }
 
 // Scopes the provider understands: the ones an admin may limit an app to.
@@ -277,11 +281,15 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
 	m["authorization_response_iss_parameter_supported"] = true // RFC 9207
 	m["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
-	m["prompt_values_supported"] = []string{"none", "login", "consent"}
-	m["acr_values_supported"] = []string{acrSingleFactor, acrMultiFactor}
-	m["claims_parameter_supported"] = false
+	m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
+	m["acr_values_supported"] = account.ACRValues
+	m["claims_parameter_supported"] = true // claimsparam.go
 	m["request_parameter_supported"] = false
+	// request_uri is taken from the pushed authorization request
+	// endpoint only (RFC 9126), never fetched from elsewhere.
 	m["request_uri_parameter_supported"] = false
+	m["pushed_authorization_request_endpoint"] = p.opts.Issuer + parPath
+	m["require_pushed_authorization_requests"] = p.opts.RequirePushedAuthorizationRequests
 	// OpenID Connect Front-Channel and Back-Channel Logout 1.0, with sid
 	// in ID tokens and logout tokens (logout.go, backchannel.go).
 	m["frontchannel_logout_supported"] = true

@@ -206,6 +206,10 @@ type Client struct {
 	JWKS                    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI                 string          `json:"jwks_uri,omitempty"`
 	SealedSecret            []byte          `json:"sealed_secret,omitempty"`
+	// RequirePushedAuthorizationRequests: the app's authorization
+	// requests must come through the pushed authorization request
+	// endpoint (RFC 9126 §6), never as parameters in the browser.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -228,6 +232,26 @@ type AuthRequest struct {
 	UILocales           []string  `json:"ui_locales,omitempty"`
 	CreatedAt           time.Time `json:"created_at"`
 	ExpiresAt           time.Time `json:"expires_at"`
+
+	// PushedUntil is set when the app pushed the request to the pushed
+	// authorization request endpoint (RFC 9126) instead of sending it
+	// through the browser: the browser may bring its request_uri to
+	// /authorize until then, once; opening it there sets it back to zero.
+	PushedUntil time.Time `json:"pushed_until,omitzero"`
+
+	// ACREssential: the ACRValues (the classes Keyport knows, from
+	// acr_values or from the claims parameter's acr) are essential: a
+	// sign-in that cannot meet one of them fails rather than getting a
+	// weaker class.
+	ACREssential bool `json:"acr_essential,omitempty"`
+	// IDTokenClaims and UserinfoClaims are the individual user claims the
+	// claims parameter (OIDC Core §5.5) asks for, each one the app may
+	// receive; they come on top of what the scopes release.
+	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+	// Subject is the sub the claims parameter asks the ID token for with a
+	// value (§5.5.1): only that user may finish the request.
+	Subject string `json:"subject,omitempty"`
 
 	// BrowserID is the portal's ID of the browser that first opened the
 	// sign-in page for this request; only that browser may finish it.
@@ -364,6 +388,10 @@ type AccessToken struct {
 	FamilyID  string    `json:"family_id,omitempty"` // refresh token family this token belongs to
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+
+	// UserinfoClaims are the individual claims the sign-in's claims
+	// parameter asked userinfo for (AuthRequest.UserinfoClaims).
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the
@@ -399,6 +427,14 @@ type RefreshToken struct {
 	// refreshed ID token names the same session. "" for families issued
 	// before sid existed.
 	SID string `json:"sid,omitempty"`
+	// IDTokenClaims and UserinfoClaims are the individual claims the
+	// sign-in's claims parameter asked for (AuthRequest), kept for the
+	// family's refreshed ID tokens and access tokens.
+	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+	// ACR is the acr claim of the family's first ID token, which its
+	// refreshed ID tokens repeat; "" for families issued before.
+	ACR string `json:"acr,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)

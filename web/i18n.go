@@ -43,6 +43,7 @@ var catalogs = map[string]map[string]string{
 		deWebhooks,
 		deConsoleDeliveries,
 		deConsoleWebhooks,
+		deAuthRequest,
 	),
 }
 

@@ -190,6 +190,35 @@ func TestClientAssertionProtocol(t *testing.T) {
 		}
 	})
 
+	t.Run("pushed authorization request with private_key_jwt", func(t *testing.T) {
+		verifier, challenge := pkce()
+		push := url.Values{"response_type": {"code"}, "client_id": {web.ID}, "redirect_uri": {web.RedirectURI}, "scope": {"openid"},
+			"state": {"par-1"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		a := assertion(t, webKey.signing(), web.ID, srv.URL+"/oauth/par")
+		status, _, body := srv.postForm("/oauth/par", merge(push, assertionParams(a)), "", "")
+		requestURI, _ := body["request_uri"].(string)
+		if status != http.StatusCreated || requestURI == "" {
+			t.Fatalf("push with private_key_jwt: %d %v", status, body)
+		}
+		if status, _, body := srv.postForm("/oauth/par", merge(push, assertionParams(a)), "", ""); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Fatalf("push with a replayed assertion: %d %v", status, body)
+		}
+		if status, _, body := srv.postForm("/oauth/par", push, web.ID, web.Secret); status != http.StatusUnauthorized {
+			t.Fatalf("push with the secret of a private_key_jwt app: %d %v", status, body)
+		}
+		b := newBrowser(t)
+		p := web.finish(b, b.get(srv.URL+"/authorize?"+url.Values{"client_id": {web.ID}, "request_uri": {requestURI}}.Encode()), "alice")
+		res := landed(t, p, web.RedirectURI)
+		if res.Code == "" || res.State != "par-1" {
+			t.Fatalf("after the pushed request: %+v", res)
+		}
+		status, _, body = srv.postForm("/oauth/token", merge(url.Values{"grant_type": {"authorization_code"}, "code": {res.Code},
+			"redirect_uri": {web.RedirectURI}, "code_verifier": {verifier}}, assertionParams(assertion(t, webKey.signing(), web.ID, tokenURL))), "", "")
+		if status != http.StatusOK || body["id_token"] == nil {
+			t.Fatalf("exchange of the pushed request's code: %d %v", status, body)
+		}
+	})
+
 	t.Run("client_credentials with keys at a jwks_uri", func(t *testing.T) {
 		for i := range 2 {
 			cc := clientcredentials.Config{ClientID: job.ID, TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams,

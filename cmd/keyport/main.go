@@ -381,6 +381,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 			TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, JWKS: json.RawMessage(c.JWKS), JWKSURI: c.JWKSURI,
+			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -546,6 +547,8 @@ func (m *Main) load() error {
 		LifetimesInForce: lifeInForce,
 		Observer:         m.providerObserver(),
 		ClientAssertions: provider.ClientAssertionOptions{Sealer: m.sealer, JWKSGuard: jwksGuard},
+
+		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 	})
 	if err != nil {
 		return err
