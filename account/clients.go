@@ -79,6 +79,10 @@ type NewClient struct {
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
 
+	// Client authentication (storage.Client's fields of the same names).
+	TokenEndpointAuthMethod string
+	JWKS                    json.RawMessage
+	JWKSURI                 string
 	// RequirePushedAuthorizationRequests: see storage.Client.
 	RequirePushedAuthorizationRequests bool
 	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
@@ -133,6 +137,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI = n.TokenEndpointAuthMethod, slices.Clone(n.JWKS), n.JWKSURI
 	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	if err := normalizeClient(&c, managed, nil); err != nil {
@@ -146,6 +151,8 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 		secret = NewSecret()
 	case !n.Public && len(secret) < MinClientSecretLength:
 		return storage.Client{}, "", FieldErrorf("secret", "Client secret must be at least %d characters.", MinClientSecretLength)
+	case c.TokenEndpointAuthMethod == AuthClientSecretJWT && len(secret) < MinHMACSecretLength:
+		return storage.Client{}, "", FieldErrorf("secret", "client_secret_jwt needs a secret of at least %d characters: it is the HS256 key (RFC 7518 §3.2).", MinHMACSecretLength)
 	}
 	if !n.Public {
 		c.SecretHash = HashSecret(secret)
@@ -272,7 +279,7 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
-	return nil
+	return checkClientAuth(c)
 }
 
 // plainText reports whether s is UTF-8 without control characters.
@@ -441,6 +448,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	}
 	c.CreatedAt = s.now()
 	c.UpdatedAt = c.CreatedAt
+	SealClientSecret(s.sealer, &c, secret)
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrConflict):
@@ -502,6 +510,12 @@ type ClientPatch struct {
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
 
+	// Client authentication; "" clears the method or the URI, an empty
+	// or null JWKS clears the keys.
+	TokenEndpointAuthMethod *string
+	JWKS                    *json.RawMessage
+	JWKSURI                 *string
+
 	RequirePushedAuthorizationRequests *bool
 	// IDTokenSignedResponseAlg: "" sets the server's default.
 	IDTokenSignedResponseAlg *string
@@ -529,6 +543,10 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		// Either way no secret carries over: a public app has none, and
 		// a confidential one must be given a new one, shown once.
 		c.SecretHash, c.PreviousSecretHash, c.PreviousSecretUntil = "", "", time.Time{}
+		c.SealedSecret = nil
+		if p.TokenEndpointAuthMethod == nil {
+			c.TokenEndpointAuthMethod = "" // the default of either kind
+		}
 	}
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
@@ -550,6 +568,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	}
 	p.applyLogout(&c)
 	p.applySigning(&c)
+	p.applyClientAuth(&c)
 	return c
 }
 
@@ -653,6 +672,7 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 			c.PreviousSecretHash, c.PreviousSecretUntil = c.SecretHash, until
 		}
 		c.SecretHash = HashSecret(secret)
+		SealClientSecret(s.sealer, &c, secret)
 		c.UpdatedAt = now
 		return c, nil
 	}
@@ -745,6 +765,9 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"token_endpoint_auth_method", a.TokenEndpointAuthMethod, b.TokenEndpointAuthMethod},
+		{"jwks", string(a.JWKS), string(b.JWKS)},
+		{"jwks_uri", a.JWKSURI, b.JWKSURI},
 		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
 		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},

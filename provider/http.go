@@ -164,6 +164,10 @@ func formProblem(r *http.Request, path string) string {
 		// checks this for code and refresh grants only.
 		return "client authentication must not use more than one method"
 	}
+	if postOnly(path) && r.Form.Has("client_secret") && presentsAssertion(r.Form) {
+		// A secret and an assertion (clientassertion.go): two methods too.
+		return "client authentication must not use more than one method"
+	}
 	if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
 		// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
 		// would answer {"active":false} or 200.
@@ -213,6 +217,12 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		// A client secret refused by the throttle comes back through
 		// the context (clientauth.go).
 		r = r.WithContext(withClientAuthNote(r.Context()))
+		if presentsAssertion(r.Form) {
+			var answered bool
+			if r, answered = p.checkClientAssertion(w, r, path); answered {
+				return r, true
+			}
+		}
 	}
 	switch path {
 	case parPath:

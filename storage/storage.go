@@ -194,6 +194,18 @@ type Client struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 
+	// How the app authenticates at the token, introspection and
+	// revocation endpoints (RFC 7591 token_endpoint_auth_method): ""
+	// takes a secret by HTTP Basic or in the form (client_secret_basic
+	// and client_secret_post, as before the setting existed). JWKS (a
+	// JWK Set, inline) or JWKSURI hold the app's public keys for
+	// private_key_jwt. SealedSecret is the secret itself, sealed
+	// (seal.Sealer, purpose "client-secret:" + ID), kept only for
+	// client_secret_jwt, whose HMAC needs the secret and not its hash.
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	SealedSecret            []byte          `json:"sealed_secret,omitempty"`
 	// RequirePushedAuthorizationRequests: the app's authorization
 	// requests must come through the pushed authorization request
 	// endpoint (RFC 9126 §6), never as parameters in the browser.

@@ -39,6 +39,7 @@ var catalogs = map[string]map[string]string{
 		deSystem,
 		deMailFlows,
 		deLogoutApps,
+		deClientAuth,
 		deWebhooks,
 		deConsoleDeliveries,
 		deConsoleWebhooks,

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/provider"
 )
 
 // Random requests built from the parameters, values, methods and headers
@@ -23,6 +26,17 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
 	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
+	// An app that authenticates with signed assertions (RFC 7523), and
+	// assertions for it: valid, signed with another key, HS256, made for
+	// another audience, and of a client that does not exist.
+	pkKey, otherKey := newRPKey(t, jose.ES256, "k1"), newRPKey(t, jose.ES256, "k1")
+	srv.createClient(account.NewClient{ID: "pk", GrantTypes: []string{account.GrantAuthorizationCode, account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: pkKey.jwks(t)})
+	assertions := []string{provider.ClientAssertionType, "pk",
+		assertion(t, pkKey.signing(), "pk", srv.URL+"/oauth/token"), assertion(t, pkKey.signing(), "pk", srv.URL),
+		assertion(t, otherKey.signing(), "pk", srv.URL), assertion(t, hs256(strings.Repeat("s", 32)), "pk", srv.URL),
+		assertion(t, pkKey.signing(), "pk", "https://elsewhere.example"), assertion(t, pkKey.signing(), "nobody", srv.URL),
+		"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJwayJ9.AAAA", "eyJhbGciOiJIUzI1NiJ9." + strings.Repeat("A", 9000) + ".AA"}
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
@@ -42,6 +56,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		`{"id_token":{"acr":{"essential":true,"values":["urn:keyport:acr:passkey"]}}}`, `{"id_token":{"acr":{"essential":true,"value":"x"}}}`,
 		`{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}`, `{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":[]}`, `{"id_token":`,
 		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x"}
+	values = append(values, assertions...)
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}
