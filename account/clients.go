@@ -89,6 +89,9 @@ type NewClient struct {
 	IDTokenSignedResponseAlg string
 	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
 	UserinfoSignedResponseAlg string
+
+	// RequireSignedRequestObject: see storage.Client.
+	RequireSignedRequestObject bool
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -140,6 +143,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI = n.TokenEndpointAuthMethod, slices.Clone(n.JWKS), n.JWKSURI
 	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
+	c.RequireSignedRequestObject = n.RequireSignedRequestObject
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -279,7 +283,10 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
-	return checkClientAuth(c)
+	if err := checkClientAuth(c); err != nil {
+		return err
+	}
+	return checkRequestObjectKeys(c)
 }
 
 // plainText reports whether s is UTF-8 without control characters.
@@ -521,6 +528,8 @@ type ClientPatch struct {
 	IDTokenSignedResponseAlg *string
 	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
 	UserinfoSignedResponseAlg *string
+
+	RequireSignedRequestObject *bool
 }
 
 // apply returns c with p's fields set.
@@ -569,6 +578,9 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	p.applyLogout(&c)
 	p.applySigning(&c)
 	p.applyClientAuth(&c)
+	if p.RequireSignedRequestObject != nil {
+		c.RequireSignedRequestObject = *p.RequireSignedRequestObject
+	}
 	return c
 }
 
@@ -771,6 +783,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
 		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
+		{"require_signed_request_object", flag(a.RequireSignedRequestObject), flag(b.RequireSignedRequestObject)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -326,6 +326,10 @@ type Client struct {
 	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
 	// JWT of this algorithm; "" (the default) answers with JSON.
 	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
+
+	// RequireSignedRequestObject accepts the app's authorization requests
+	// only as request objects signed with its keys (RFC 9101 §10.5).
+	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
 }
 
 // Directory is one [[directories]] entry.

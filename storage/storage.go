@@ -218,6 +218,11 @@ type Client struct {
 	// with a JWT signed with this algorithm (OpenID Connect Core 1.0
 	// §5.3.2); "" answers with plain JSON.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+
+	// RequireSignedRequestObject: the app's authorization requests, at
+	// /authorize and at the pushed authorization request endpoint, must
+	// be signed request objects (RFC 9101 §10.5).
+	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
