@@ -383,7 +383,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, JWKS: json.RawMessage(c.JWKS), JWKSURI: c.JWKSURI,
 			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
-			RequireSignedRequestObject:         c.RequireSignedRequestObject,
+			RequireSignedRequestObject: c.RequireSignedRequestObject,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
