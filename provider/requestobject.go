@@ -201,6 +201,9 @@ func (p *Provider) authorizeRequestObject(r *http.Request) (authorizeProblem, bo
 	if !r.Form.Has("request") {
 		c, err := p.storage.getClient(r.Context(), clientID)
 		if err == nil && c.RequireSignedRequestObject {
+			if problem, bad := checkAuthorizeParams(r.Form); bad {
+				return problem, true // an oversized state is not echoed
+			}
 			return authorizeProblem{param: "request", err: oidc.ErrInvalidRequest().WithDescription(
 				"this application must send its authorization requests as signed request objects (RFC 9101)")}, true
 		}
