@@ -150,7 +150,8 @@ var deviceTests = []test{
 		equal(t, rep.DeviceAuthorizations, 1, "swept after the shortened expiry")
 		_, err = s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJL")
 		isErr(t, err, storage.ErrNotFound, "shortened request swept")
-	}},	{"OriginLimit", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+	}},
+	{"OriginLimit", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, t0 := t.Context(), c.Now()
 		from := func(origin, hash, userCode string, life time.Duration) storage.DeviceAuthorization {
 			d := newDeviceAuth(c.Now(), hash, userCode)
