@@ -376,6 +376,9 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
+		if err := rebuildDeviceOrigins(tx); err != nil {
+			return err
+		}
 		return rebuildPendingIndexes(tx)
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -170,6 +171,26 @@ func dropDeviceOrigin(tx *bbolt.Tx, a storage.DeviceAuthorization) error {
 		return nil
 	}
 	return tx.Bucket(bDeviceByOrigin).Delete(deviceOriginKey(a))
+}
+
+// rebuildDeviceOrigins rebuilds bDeviceByOrigin from the requests, at
+// every open (at most storage.MaxDeviceAuthorizations of them), so that
+// entries left by a version that did not keep it cannot count against an
+// origin.
+func rebuildDeviceOrigins(tx *bbolt.Tx) error {
+	if err := tx.DeleteBucket(bDeviceByOrigin); err != nil {
+		return fmt.Errorf("delete bucket %s: %w", bDeviceByOrigin, err)
+	}
+	if _, err := tx.CreateBucket(bDeviceByOrigin); err != nil {
+		return fmt.Errorf("create bucket %s: %w", bDeviceByOrigin, err)
+	}
+	return tx.Bucket(bDeviceAuths).ForEach(func(k, v []byte) error {
+		var a storage.DeviceAuthorization
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("device authorization %q: %w", k, err)
+		}
+		return putDeviceOrigin(tx, a)
+	})
 }
 
 // liveOfOrigin counts origin's requests that expire after now, up to

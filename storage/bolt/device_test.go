@@ -72,3 +72,43 @@ func TestDeviceAuthorizationLimit(t *testing.T) {
 	}
 	setCount(1) // as stored, for the index check at cleanup
 }
+
+// The origin index is rebuilt at open: a reopened store still counts an
+// origin's requests, and an entry without its request (left by a version
+// that did not keep the index) counts for nobody.
+func TestDeviceOriginsRebuiltAtOpen(t *testing.T) {
+	clock := testclock.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "keyport.db")
+	d := openTest(t, path, Options{Now: clock.Now})
+	ctx := t.Context()
+	a := storage.DeviceAuthorization{DeviceCodeHash: "h1", UserCode: "BCDFGHJK", ClientID: "tv", State: storage.DevicePending,
+		CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(10 * time.Minute), Interval: 5 * time.Second, Origin: "192.0.2.1"}
+	if err := d.CreateDeviceAuthorization(ctx, a, 2); err != nil {
+		t.Fatal(err)
+	}
+	stale := a
+	stale.DeviceCodeHash, stale.Origin = "gone", "192.0.2.2"
+	if err := d.flow.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bDeviceByOrigin).Put(deviceOriginKey(stale), emptyValue)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = openTest(t, path, Options{Now: clock.Now})
+	b := a
+	b.DeviceCodeHash, b.UserCode = "h2", "BCDFGHJL"
+	if err := d.CreateDeviceAuthorization(ctx, b, 2); err != nil {
+		t.Fatalf("second of 192.0.2.1: %v", err)
+	}
+	b.DeviceCodeHash, b.UserCode = "h3", "BCDFGHJM"
+	if err := d.CreateDeviceAuthorization(ctx, b, 2); !errors.Is(err, storage.ErrLimitReached) {
+		t.Fatalf("third of 192.0.2.1 after a reopen: %v", err)
+	}
+	c := a
+	c.DeviceCodeHash, c.UserCode, c.Origin = "h4", "BCDFGHJN", "192.0.2.2"
+	if err := d.CreateDeviceAuthorization(ctx, c, 1); err != nil {
+		t.Fatalf("192.0.2.2, whose only entry was stale: %v", err)
+	}
+}
