@@ -314,6 +314,52 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 			t.Fatal("no code for an app that need not push")
 		}
 	})
+
+	t.Run("required per app, whatever the case of the parameter names", func(t *testing.T) {
+		// zitadel decodes parameter names ignoring their case
+		// (strings.EqualFold): a client_id that names no app beside a
+		// CLIENT_ID naming the app that must push would pass the check,
+		// and zitadel picks one of the two at random.
+		n := newConfidentialClient("par-required-case")
+		n.RequirePushedAuthorizationRequests = true
+		strict := srv.createClient(n)
+		_, challenge := pkce()
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {"no-such-app"}, "CLIENT_ID": {strict.ID},
+			"redirect_uri": {strict.RedirectURI}, "scope": {"openid"}, "state": {"s"},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"},
+		}
+		for i := range 24 {
+			p := newBrowser(t).get(srv.URL + "/authorize?" + q.Encode())
+			if isLoginPage(p) || p.Status != http.StatusBadRequest {
+				t.Errorf("try %d: a plain request of an app that must push, client_id in two cases: %d %s", i, p.Status, p.URL)
+				break
+			}
+		}
+		// A parameter Keyport bounds, in another case, is bounded too.
+		form, _ := pushedParams(app)
+		form.Del("state")
+		form.Set("STATE", strings.Repeat("s", 5000))
+		if status, _, body := app.push(form); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("pushed STATE of 5000 bytes: %d %v", status, body)
+		}
+	})
+
+	t.Run("the sign-in page only after /authorize", func(t *testing.T) {
+		// A pushed request is opened at /authorize, for its app, once;
+		// the sign-in page does not take its ID before that.
+		form, _ := pushedParams(app)
+		_, _, body := app.push(form)
+		uri, _ := body["request_uri"].(string)
+		id := strings.TrimPrefix(uri, "urn:ietf:params:oauth:request_uri:")
+		b := newBrowser(t)
+		if p := b.get(srv.URL + "/login?authRequestID=" + url.QueryEscape(id)); strings.Contains(p.Body, id) {
+			t.Fatalf("the sign-in page took an unopened pushed request: %d %s", p.Status, p.URL)
+		}
+		if p := b.get(app.authorizeURI(uri, nil)); !isLoginPage(p) || !strings.Contains(p.Body, id) {
+			t.Fatalf("opening it at /authorize then: %d %s", p.Status, p.URL)
+		}
+	})
 }
 
 // TestPushedAuthorizationRequestsRequiredForAll turns on [oauth]
