@@ -116,6 +116,12 @@ func (f *Flow) load(ctx context.Context, id string) (storage.AuthRequest, error)
 	if a.Completed || a.FailCode != "" || a.ClientID == "" && a.ReturnTo == "" {
 		return storage.AuthRequest{}, ErrFlowGone
 	}
+	if !a.PushedUntil.IsZero() {
+		// Pushed (RFC 9126) and not yet opened at /authorize, which
+		// checks its app and opens it once: until then no page of the
+		// sign-in takes it.
+		return storage.AuthRequest{}, ErrFlowGone
+	}
 	noteClient(ctx, a.ClientID) // the audit log names the app of this request's events
 	return a, nil
 }
