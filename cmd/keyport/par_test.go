@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -342,6 +343,36 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		form.Set("STATE", strings.Repeat("s", 5000))
 		if status, _, body := app.push(form); status != http.StatusBadRequest || body["error"] != "invalid_request" {
 			t.Errorf("pushed STATE of 5000 bytes: %d %v", status, body)
+		}
+	})
+
+	t.Run("opened by one of many browsers at once", func(t *testing.T) {
+		form, _ := pushedParams(app)
+		_, _, body := app.push(form)
+		uri, _ := body["request_uri"].(string)
+		const n = 8
+		pages := make([]page, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			b := newBrowser(t)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pages[i] = b.get(app.authorizeURI(uri, nil))
+			}()
+		}
+		wg.Wait()
+		opened := 0
+		for _, p := range pages {
+			switch {
+			case isLoginPage(p):
+				opened++
+			case p.Status != http.StatusBadRequest || p.Location != "":
+				t.Errorf("a browser that lost the race: %d %s", p.Status, p.Location)
+			}
+		}
+		if opened != 1 {
+			t.Errorf("%d of %d browsers opened one request_uri at once", opened, n)
 		}
 	})
 
