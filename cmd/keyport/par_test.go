@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/seal"
 )
 
 // pushedParams are the parameters of a code-flow request for c, with a
@@ -417,5 +420,41 @@ func TestPushedAuthorizationRequestsRequiredForAll(t *testing.T) {
 	}
 	if _, err := app.provider.Verifier(&oidc.Config{ClientID: app.ID}).Verify(context.Background(), tok.Extra("id_token").(string)); err != nil {
 		t.Fatalf("verify ID token: %v", err)
+	}
+}
+
+// TestPushedAuthorizationRequestsOnPostgres: on PostgreSQL a request_uri
+// opens once, and one whose ID is no text PostgreSQL stores (invalid
+// UTF-8, a NUL) is an unknown request_uri (400), not a server error.
+func TestPushedAuthorizationRequestsOnPostgres(t *testing.T) {
+	dsn, key := pgtest.Database(t), filepath.Join(t.TempDir(), "secret.key")
+	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
+	})
+	srv.createUser("pia", false)
+	app := srv.createClient(newConfidentialClient("par-pg"))
+	form, verifier := pushedParams(app)
+	status, _, body := app.push(form)
+	uri, _ := body["request_uri"].(string)
+	if status != http.StatusCreated {
+		t.Fatalf("push: %d %v", status, body)
+	}
+	b := newBrowser(t)
+	first := b.get(app.authorizeURI(uri, nil))
+	if p := newBrowser(t).get(app.authorizeURI(uri, nil)); p.Status != http.StatusBadRequest || p.Location != "" {
+		t.Fatalf("request_uri opened twice: %d %s", p.Status, p.Location)
+	}
+	res := landed(t, app.finish(b, first, "pia"), app.RedirectURI)
+	if _, err := app.exchange(res.Code, verifier); err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	for _, id := range []string{"%FF%FE", "a%00b"} {
+		p := bareGet(t, srv.URL+"/authorize?client_id="+app.ID+"&request_uri=urn:ietf:params:oauth:request_uri:"+id)
+		if p.Status != http.StatusBadRequest || p.Location != "" {
+			t.Errorf("request_uri with ID %s: %d %s", id, p.Status, p.Location)
+		}
 	}
 }
