@@ -457,4 +457,14 @@ func TestPushedAuthorizationRequestsOnPostgres(t *testing.T) {
 			t.Errorf("request_uri with ID %s: %d %s", id, p.Status, p.Location)
 		}
 	}
+	for _, id := range []string{"\xff\xfe", "a\x00b"} {
+		f, _ := pushedParams(app)
+		f.Set("client_id", id)
+		if status, _, body := srv.postForm("/oauth/par", f, "", ""); status >= 500 {
+			t.Errorf("push with client_id %q: %d %v", id, status, body)
+		}
+		if p := bareGet(t, srv.URL+"/authorize?"+url.Values{"client_id": {id}, "redirect_uri": {app.RedirectURI}, "response_type": {"code"}, "scope": {"openid"}}.Encode()); p.Status >= 500 {
+			t.Errorf("/authorize with client_id %q: %d", id, p.Status)
+		}
+	}
 }
