@@ -290,7 +290,7 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		n := newConfidentialClient("par-required")
 		n.RequirePushedAuthorizationRequests = true
 		strict := srv.createClient(n)
-		verifier, challenge := pkce()
+		_, challenge := pkce()
 		p := strict.authorize(newBrowser(t), "plain", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oidc.Nonce("n"))
 		if p.Status != http.StatusBadRequest || p.Location != "" {
 			t.Fatalf("a plain request of an app that must push: %d %s", p.Status, p.Location)
