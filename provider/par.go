@@ -197,6 +197,13 @@ var errPageRequestURI = errPageCallback
 // app on failure, as its redirect_uri is not known to be good until the
 // pushed request is found.
 func (p *Provider) authorizePushed(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// A link checker or a mail scanner looking ahead must not use up
+		// the request_uri the person's browser is about to bring.
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	ctx := r.Context()
 	clientID := r.Form.Get("client_id")
 	id, ok := strings.CutPrefix(r.Form.Get("request_uri"), requestURIPrefix)

@@ -104,6 +104,10 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		if h.Get("Cache-Control") != "no-store" {
 			t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
 		}
+		// A HEAD (a link checker looking ahead) does not use it up.
+		if p := newBrowser(t).do(mustRequest(http.MethodHead, app.authorizeURI(uri, nil))); p.Status != http.StatusOK {
+			t.Fatalf("HEAD of the request_uri: %d", p.Status)
+		}
 		b := newBrowser(t)
 		// Parameters beside request_uri are ignored (RFC 9126 §4): the
 		// pushed state comes back, not this one.
