@@ -24,6 +24,14 @@ const (
 	GrantClientCredentials = "client_credentials"
 )
 
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): a confidential
+// app trades a user's access token (or an app password limited to it) for
+// an access token for another audience.
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+// MaxTokenExchangeAudiences bounds an app's TokenExchangeAudiences.
+const MaxTokenExchangeAudiences = 32
+
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 
 // MinClientSecretLength is the shortest secret an admin may choose.
@@ -75,6 +83,9 @@ type NewClient struct {
 	FrontchannelLogoutSessionRequired bool
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
+
+	// TokenExchangeAudiences (storage.Client's field of the same name).
+	TokenExchangeAudiences []string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -123,6 +134,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -159,18 +171,21 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 
 	if len(c.GrantTypes) == 0 {
-		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials).")
+		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials, %s).", GrantTokenExchange)
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange:
 		default:
-			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials).", g)
+			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, %s).", g, GrantTokenExchange)
 		}
 	}
 	c.GrantTypes = slices.Compact(slices.Sorted(slices.Values(c.GrantTypes)))
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return FieldErrorf("grant_types", "A public client cannot use client_credentials: it has no secret.")
+	}
+	if err := normalizeTokenExchange(c); err != nil {
+		return err
 	}
 	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
 		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code too: refresh tokens are only issued with codes.")
@@ -480,6 +495,8 @@ type ClientPatch struct {
 	FrontchannelLogoutSessionRequired *bool
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
+
+	TokenExchangeAudiences *[]string
 }
 
 // apply returns c with p's fields set.
@@ -519,6 +536,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
 	}
 	p.applyLogout(&c)
+	setList(&c.TokenExchangeAudiences, p.TokenExchangeAudiences)
 	return c
 }
 
@@ -713,6 +731,8 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+
+		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -275,6 +275,10 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `toml:"frontchannel_logout_session_required"`
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
+
+	// TokenExchangeAudiences: the audiences (other apps' IDs, or resource
+	// URIs) the app may exchange a user's access token for (RFC 8693).
+	TokenExchangeAudiences []string `toml:"token_exchange_audiences"`
 }
 
 // Directory is one [[directories]] entry.
@@ -342,6 +346,9 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 )
+
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.
 func DefaultGrantTypes() []string {

@@ -559,7 +559,7 @@ var directoryFields = func() map[string]int {
 	return fields
 }()
 
-var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange}
 
 func (c *Config) validateClients(p *problems) {
 	seen := make(map[string]int, len(c.Clients))
@@ -617,6 +617,7 @@ func (c *Config) validateClients(p *problems) {
 		if cl.Public && grants[GrantClientCredentials] {
 			p.errorf(key+".grant_types", "a public client may not use %q", GrantClientCredentials)
 		}
+		validateTokenExchange(p, key, cl, grants)
 		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] {
 			p.errorf(key+".grant_types", "%q needs %q", GrantRefreshToken, GrantAuthorizationCode)
 		}

@@ -37,7 +37,8 @@ const staticAppReason = "This app is defined in the configuration file (config.t
 var appScopeChoices = append(slices.Clone(account.ClientScopes), account.ScopeAdmin, account.ScopeAdminRead)
 
 // appGrantChoices are the grant types the form offers.
-var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials,
+	account.GrantTokenExchange}
 
 // appForm is the app form's fields as text.
 type appForm struct {
@@ -57,6 +58,8 @@ type appForm struct {
 	// Logout to the app: the URIs as written, and their session flags.
 	FrontchannelLogoutURI, BackchannelLogoutURI                         string
 	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
+
+	TokenExchangeAudiences string // comma separated
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -70,6 +73,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -90,6 +94,7 @@ func postedAppForm(r *http.Request) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
+	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -207,6 +212,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
+	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
 	return n, nil
 }
 
@@ -226,6 +232,8 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
+	audiences := splitList(f.TokenExchangeAudiences)
+	p.TokenExchangeAudiences = &audiences
 	return p, nil
 }
 

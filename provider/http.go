@@ -55,7 +55,7 @@ func postOnly(path string) bool {
 
 // Parameters that may repeat; every other one must appear at most once
 // (RFC 6749 §3.1).
-var repeatable = map[string]bool{"resource": true}
+var repeatable = map[string]bool{"resource": true, "audience": true} // audience: RFC 8693 §2.1
 
 // middleware checks requests before zitadel sees them and fixes responses
 // where zitadel falls short of the specifications:
@@ -207,6 +207,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 	}
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
 		return p.checkCodeClient(w, r)
+	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeTokenExchange) {
+		p.serveTokenExchange(w, r) // tokenexchange.go
+		return r, true
 	}
 	return r, false
 }

@@ -193,6 +193,11 @@ type Client struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	// TokenExchangeAudiences are the audiences (client IDs of other apps,
+	// or resource URIs) the app may exchange a user's access token for
+	// with token exchange (RFC 8693); empty: none.
+	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -351,6 +356,14 @@ type AccessToken struct {
 	FamilyID  string    `json:"family_id,omitempty"` // refresh token family this token belongs to
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+
+	// Actors are, for a token issued by token exchange (RFC 8693), the
+	// client IDs that acted for the subject, the latest first: the act
+	// claim, nested. Empty for every other token.
+	Actors []string `json:"actors,omitempty"`
+	// AppPassword: issued for an app password by token exchange, not at
+	// a sign-in.
+	AppPassword bool `json:"app_password,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the

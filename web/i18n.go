@@ -42,6 +42,7 @@ var catalogs = map[string]map[string]string{
 		deWebhooks,
 		deConsoleDeliveries,
 		deConsoleWebhooks,
+		deTokenExchange,
 	),
 }
 

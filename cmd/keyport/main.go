@@ -373,6 +373,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			GrantTypes: c.GrantTypes, Public: c.Public, AccessTokenJWT: c.AccessTokenJWT, SkipConsent: c.SkipConsent, Secret: c.Secret,
 			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+			TokenExchangeAudiences: c.TokenExchangeAudiences,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -533,6 +534,8 @@ func (m *Main) load() error {
 
 		LifetimesInForce: lifeInForce,
 		Observer:         m.providerObserver(),
+
+		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
 	})
 	if err != nil {
 		return err
