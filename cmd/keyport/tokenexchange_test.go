@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -312,4 +314,76 @@ func TestTokenExchange(t *testing.T) {
 		defer offset.Store(0)
 		wantError("expired", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
 	})
+}
+
+// TestRandomTokenExchangeNever5xx sends token-exchange requests built from
+// random parameters, valid and not, with an app that may use the grant
+// and a live subject token among the values: nothing may get a 5xx, and
+// every refusal is one of the codes RFC 6749 §5.2 and RFC 8693 §2.2.2 name.
+func TestRandomTokenExchangeNever5xx(t *testing.T) {
+	srv := startServer(t, "", nil)
+	rex := srv.createUser("rex", false)
+	app := srv.createClient(account.NewClient{ID: "app", Secret: tokenExchangeSecret,
+		GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantClientCredentials, grantTokenExchange},
+		TokenExchangeAudiences: []string{"api", "https://api.example.com/"}})
+	srv.createClient(account.NewClient{ID: "api", GrantTypes: []string{account.GrantClientCredentials}, AccessTokenJWT: true})
+	password, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), rex, "cli", "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := app.tokens("rex").AccessToken
+
+	keys := []string{"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type",
+		"audience", "audience", "resource", "scope", "client_id", "client_secret"}
+	values := []string{"", live, live, "rex:" + password, "rex:", ":" + password, "app", "api", "https://api.example.com/",
+		"https://api.example.com/#f", "/relative", typeAccessToken, typeAccessToken, typeAppPassword, typeAppPassword,
+		"urn:ietf:params:oauth:token-type:refresh_token", "urn:ietf:params:oauth:token-type:id_token", "openid", "openid email offline_access",
+		"keyport:admin", strings.Repeat("a", 9000), "%", "\x00", "é", "x.y.z", "eyJhbGciOiJub25lIn0.e30.", tokenExchangeSecret}
+	allowed := map[string]bool{"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+		"invalid_scope": true, "invalid_target": true, "temporarily_unavailable": true}
+	rng := rand.New(rand.NewPCG(8693, 1))
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	issued, failures := 0, 0
+	for i := 0; i < 600 && failures < 10; i++ {
+		form := url.Values{"grant_type": {grantTokenExchange}}
+		switch rng.IntN(3) {
+		case 0: // a valid subject, so the rest of the request is what decides
+			form.Set("subject_token", live)
+			form.Set("subject_token_type", typeAccessToken)
+			form.Set("audience", "api")
+		case 1:
+			form.Set("subject_token", "rex:"+password)
+			form.Set("subject_token_type", typeAppPassword)
+		}
+		for n := rng.IntN(4); n > 0; n-- {
+			form.Add(pick(keys), pick(values))
+		}
+		req := srv.formRequest("/oauth/token", form, "", "")
+		if rng.IntN(4) != 0 {
+			req.SetBasicAuth(app.ID, pick([]string{tokenExchangeSecret, tokenExchangeSecret, "wrong", "%zz"}))
+		}
+		r, err := fetch(bareClient, req)
+		if err != nil {
+			t.Errorf("%v: %v", form, err)
+			failures++
+			continue
+		}
+		var m map[string]any
+		_ = json.Unmarshal([]byte(r.Body), &m)
+		switch {
+		case r.Status >= 500:
+			t.Errorf("%s: %d %s", truncateBody(form.Encode()), r.Status, truncateBody(r.Body))
+			failures++
+		case r.Status == http.StatusOK:
+			issued++
+			if m["issued_token_type"] != typeAccessToken || m["refresh_token"] != nil {
+				t.Errorf("%s: %s", truncateBody(form.Encode()), r.Body)
+				failures++
+			}
+		case !allowed[fmt.Sprint(m["error"])]:
+			t.Errorf("%s: %d with error %v", truncateBody(form.Encode()), r.Status, m["error"])
+			failures++
+		}
+	}
+	t.Logf("%d of 600 random exchanges issued a token", issued)
 }
