@@ -16,6 +16,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -77,7 +78,8 @@ func TestTokenExchange(t *testing.T) {
 	frontend := srv.createClient(account.NewClient{ID: "frontend", Secret: tokenExchangeSecret,
 		GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, grantTokenExchange},
 		TokenExchangeAudiences: []string{"orders-api", "reports-api", "https://files.example.com/"}})
-	orders := srv.createClient(account.NewClient{ID: "orders-api", GrantTypes: []string{account.GrantClientCredentials}, AccessTokenJWT: true})
+	orders := srv.createClient(account.NewClient{ID: "orders-api", GrantTypes: []string{account.GrantClientCredentials}, AccessTokenJWT: true,
+		AccessTokenLifetime: 2 * time.Hour}) // longer than the subject token's
 	reports := srv.createClient(account.NewClient{ID: "reports-api", GrantTypes: []string{account.GrantClientCredentials},
 		AllowedGroups: []string{"finance"}, AllowedScopes: []string{"openid", "email"}})
 	other := srv.createClient(account.NewClient{ID: "other", GrantTypes: []string{account.GrantAuthorizationCode, grantTokenExchange},
@@ -386,4 +388,63 @@ func TestRandomTokenExchangeNever5xx(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 600 random exchanges issued a token", issued)
+}
+
+// The grant and the audiences an app may exchange for are set in
+// config.toml, the management API and the console, under the same rules.
+func TestTokenExchangeSettings(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "static-app", RedirectURIs: []string{"https://static.example.com/cb"}, Secret: "static-secret-0123456789",
+			GrantTypes: []string{"authorization_code", grantTokenExchange}, TokenExchangeAudiences: []string{"api", "https://api.example.com/"}})
+	})
+	rw, _, _ := adminTokens(t, srv)
+	if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/clients/static-app", rw, "", ""); status != http.StatusOK ||
+		!slices.Contains(toStrings(body["grant_types"]), grantTokenExchange) || !slices.Equal(toStrings(body["token_exchange_audiences"]), []string{"api", "https://api.example.com/"}) {
+		t.Errorf("the static app from config.toml: %d %v", status, body)
+	}
+	for _, c := range []struct{ body, field string }{
+		{`{"id":"w","public":true,"redirect_uris":["https://a.example/cb"],"grant_types":["authorization_code","` + grantTokenExchange + `"]}`, "grant_types"},
+		{`{"id":"w","grant_types":["` + grantTokenExchange + `"],"token_exchange_audiences":["not an id"]}`, "token_exchange_audiences"},
+		{`{"id":"w","grant_types":["` + grantTokenExchange + `"],"token_exchange_audiences":["javascript:alert(1)"]}`, "token_exchange_audiences"},
+		{`{"id":"w","grant_types":["urn:ietf:params:oauth:grant-type:jwt-bearer"]}`, "grant_types"},
+	} {
+		if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json", c.body); status != http.StatusBadRequest || body["field"] != c.field {
+			t.Errorf("create %s: %d %v, want the field %q named", c.body, status, body, c.field)
+		}
+	}
+	status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
+		`{"id":"w","grant_types":["`+grantTokenExchange+`"],"token_exchange_audiences":["api","api"," static-app "]}`)
+	client, _ := body["client"].(map[string]any)
+	if status != http.StatusCreated || !slices.Equal(toStrings(client["token_exchange_audiences"]), []string{"api", "static-app"}) {
+		t.Fatalf("create with audiences: %d %v", status, body)
+	}
+	status, _, body = apiCall(t, srv, http.MethodPatch, "/api/v1/clients/w", rw, "application/json", `{"token_exchange_audiences":[]}`)
+	if status != http.StatusOK || len(toStrings(body["token_exchange_audiences"])) != 0 {
+		t.Errorf("patch clearing the audiences: %d %v", status, body)
+	}
+	// The console's app form sets both.
+	b := newBrowser(t)
+	signInPortal(t, srv, b, "root")
+	form := url.Values{"id": {"console-app"}, "name": {"Console"}, "type": {"confidential"},
+		"grant_types": {grantTokenExchange}, "token_exchange_audiences": {"api, https://api.example.com/"}}
+	if p := submitForm(t, b, b.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", form); p.Status >= 400 {
+		t.Fatalf("create in the console: %d %s", p.Status, truncateBody(p.Body))
+	}
+	c, err := srv.Main.Store.GetClient(context.Background(), "console-app")
+	if err != nil || !slices.Equal(c.GrantTypes, []string{grantTokenExchange}) || !slices.Equal(c.TokenExchangeAudiences, []string{"api", "https://api.example.com/"}) {
+		t.Errorf("the console's app: %+v, %v", c, err)
+	}
+	if p := b.get(srv.URL + "/admin/apps/console-app"); !strings.Contains(p.Body, `value="api, https://api.example.com/"`) {
+		t.Errorf("the app page does not show the audiences")
+	}
+}
+
+func toStrings(v any) []string {
+	list, _ := v.([]any)
+	out := []string{}
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
 }
