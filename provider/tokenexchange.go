@@ -283,7 +283,7 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 		UserID:    sub.UserID,
 		Subject:   sub.Subject,
 		Scopes:    scopes,
-		Audience:  slices.Compact(slices.Concat(audiences, resources)),
+		Audience:  distinct(slices.Concat(audiences, resources)),
 		CreatedAt: now,
 		ExpiresAt: now.Add(life),
 		Actors:    append([]string{requester.ID}, sub.Actors...),
@@ -362,4 +362,15 @@ func (p *Provider) checkExchangeNetwork(ctx context.Context, u storage.User, cli
 		return s.internal(ctx, "check exchange network", err)
 	}
 	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
+}
+
+// distinct is list without repeats, in its order.
+func distinct(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -78,7 +78,8 @@ func TestTokenExchange(t *testing.T) {
 	frontend := srv.createClient(account.NewClient{ID: "frontend", Secret: tokenExchangeSecret,
 		GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, grantTokenExchange},
 		TokenExchangeAudiences: []string{"orders-api", "reports-api", "https://files.example.com/"}})
-	orders := srv.createClient(account.NewClient{ID: "orders-api", GrantTypes: []string{account.GrantClientCredentials}, AccessTokenJWT: true,
+	orders := srv.createClient(account.NewClient{ID: "orders-api", GrantTypes: []string{account.GrantClientCredentials, grantTokenExchange}, AccessTokenJWT: true,
+		TokenExchangeAudiences: []string{"reports-api"},
 		AccessTokenLifetime: 2 * time.Hour}) // longer than the subject token's
 	reports := srv.createClient(account.NewClient{ID: "reports-api", GrantTypes: []string{account.GrantClientCredentials},
 		AllowedGroups: []string{"finance"}, AllowedScopes: []string{"openid", "email"}})
@@ -186,6 +187,31 @@ func TestTokenExchange(t *testing.T) {
 		if intro := introspect(reports, m["access_token"].(string)); !slices.Equal(audiences(intro["aud"]), []string{"https://files.example.com/"}) {
 			t.Errorf("introspection of a resource token: %v", intro)
 		}
+	})
+
+	t.Run("chained delegation", func(t *testing.T) {
+		bobTok := frontend.tokens("bob")
+		status, _, m := frontend.tokenPost(exchangeForm(bobTok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange for orders-api: %d %v", status, m)
+		}
+		// orders-api holds a token issued for it, and passes the user on.
+		status, _, m = orders.tokenPost(exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "reports-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange by orders-api for reports-api: %d %v", status, m)
+		}
+		intro := introspect(reports, m["access_token"].(string))
+		act, _ := intro["act"].(map[string]any)
+		if intro["active"] != true || intro["client_id"] != "orders-api" || actorOf(intro) != "orders-api" || actorOf(act) != "frontend" || intro["sub"] != bob.ID {
+			t.Errorf("introspection of the twice exchanged token: %v (want act orders-api, then frontend)", intro)
+		}
+		// Its own token (issued to it, not for it by a user) it cannot pass on.
+		status, _, m = orders.tokenPost(url.Values{"grant_type": {"client_credentials"}}, true)
+		if status != http.StatusOK {
+			t.Fatalf("client_credentials: %d %v", status, m)
+		}
+		wantError("orders-api's own machine token", orders, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "reports-api"),
+			http.StatusBadRequest, "invalid_grant")
 	})
 
 	t.Run("refusals", func(t *testing.T) {
