@@ -22,6 +22,9 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628); it
+	// works while [oauth] device_flow is on.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): a confidential
@@ -84,6 +87,12 @@ type NewClient struct {
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
 
+	// RequirePushedAuthorizationRequests: see storage.Client.
+	RequirePushedAuthorizationRequests bool
+	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string
+	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
+	UserinfoSignedResponseAlg string
 	// TokenExchangeAudiences (storage.Client's field of the same name).
 	TokenExchangeAudiences []string
 }
@@ -134,6 +143,8 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
+	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
@@ -175,20 +186,20 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange:
 		default:
-			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, %s).", g, GrantTokenExchange)
+			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code, %s).", g, GrantTokenExchange)
 		}
 	}
 	c.GrantTypes = slices.Compact(slices.Sorted(slices.Values(c.GrantTypes)))
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return FieldErrorf("grant_types", "A public client cannot use client_credentials: it has no secret.")
 	}
+	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) && !slices.Contains(c.GrantTypes, GrantDeviceCode) {
+		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.")
+	}
 	if err := normalizeTokenExchange(c); err != nil {
 		return err
-	}
-	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
-		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code too: refresh tokens are only issued with codes.")
 	}
 
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
@@ -267,6 +278,12 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		}
 	}
 	if err := checkLogoutURIs(c); err != nil {
+		return err
+	}
+	if err := CheckSigningAlgorithm("id_token_signed_response_alg", c.IDTokenSignedResponseAlg); err != nil {
+		return err
+	}
+	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
 	return nil
@@ -402,6 +419,8 @@ type ClientStore interface {
 type ClientService struct {
 	*core
 	store ClientStore
+	// ensureKey makes a signing key of an algorithm (SetSigningKeys).
+	ensureKey func(ctx context.Context, alg string) error
 }
 
 // Audit event types of the apps.
@@ -446,6 +465,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 		return storage.Client{}, "", fmt.Errorf("create client %q: %w", c.ID, err)
 	}
 	s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientCreated, ClientID: c.ID, Changes: clientChanges(storage.Client{}, c)})
+	s.ensureSigningKey(ctx, c)
 	if c.Public {
 		secret = ""
 	}
@@ -496,6 +516,12 @@ type ClientPatch struct {
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
 
+	RequirePushedAuthorizationRequests *bool
+	// IDTokenSignedResponseAlg: "" sets the server's default.
+	IDTokenSignedResponseAlg *string
+	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
+	UserinfoSignedResponseAlg *string
+
 	TokenExchangeAudiences *[]string
 }
 
@@ -523,6 +549,9 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
 	}
+	if p.RequirePushedAuthorizationRequests != nil {
+		c.RequirePushedAuthorizationRequests = *p.RequirePushedAuthorizationRequests
+	}
 	if p.AccessTokenJWT != nil {
 		c.AccessTokenJWT = *p.AccessTokenJWT
 	}
@@ -536,6 +565,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		c.RefreshTokenLifetime = *p.RefreshTokenLifetime
 	}
 	p.applyLogout(&c)
+	p.applySigning(&c)
 	setList(&c.TokenExchangeAudiences, p.TokenExchangeAudiences)
 	return c
 }
@@ -592,6 +622,7 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 	}
 	if changed {
 		s.audit(ctx, actor, storage.AuditEvent{Type: AuditClientUpdated, ClientID: id, Changes: clientChanges(before, after)})
+		s.ensureSigningKey(ctx, after)
 	}
 	return after, ClientETag(after), nil
 }
@@ -731,6 +762,9 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
+		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
+		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
 
 		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 	}

@@ -523,3 +523,23 @@ func TestClientRulesRefuseNonAdmins(t *testing.T) {
 		t.Errorf("%d audit events written by refused actions", n-eventsBefore)
 	}
 }
+
+// An app may be registered for the device authorization grant (RFC 8628),
+// with refresh tokens and without the code grant or redirect URIs, public
+// or confidential.
+func TestDeviceCodeGrant(t *testing.T) {
+	f := newClientFixture(t)
+	_, etag := f.stored(t)
+	grants := []string{account.GrantDeviceCode, account.GrantRefreshToken}
+	c, etag, err := f.svc.Clients.UpdateClient(t.Context(), adminActor, "wiki", etag, account.ClientPatch{GrantTypes: &grants, RedirectURIs: &[]string{}})
+	if err != nil {
+		t.Fatalf("device code and refresh tokens without codes: %v", err)
+	}
+	if !slices.Equal(c.GrantTypes, []string{account.GrantRefreshToken, account.GrantDeviceCode}) {
+		t.Errorf("grant types %v", c.GrantTypes)
+	}
+	_, _, err = f.svc.Clients.UpdateClient(t.Context(), adminActor, "wiki", etag, account.ClientPatch{GrantTypes: &[]string{"urn:ietf:params:oauth:grant-type:device-code"}})
+	if account.ErrorField(err) != "grant_types" {
+		t.Errorf("a misspelt URN: %v", err)
+	}
+}

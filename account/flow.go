@@ -229,6 +229,12 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 	if step.Client, err = f.client(ctx, a); err != nil {
 		return Step{}, err
 	}
+	if a.Subject != "" && who.UserID != a.Subject {
+		// The claims parameter named the user (sub with a value): no ID
+		// token for anyone else (OIDC Core §5.5.1).
+		step.Kind, step.Code, step.Description = StepFail, "access_denied", "the user signed in is not the one the request names"
+		return step, nil
+	}
 	// Who may use the app is decided once the person is known, before
 	// anything they owe: a second factor to set up, or consent, would be
 	// asked for an app they cannot use. An existing session signing into
@@ -240,6 +246,20 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 			step.Kind = StepFail
 		}
 		return step, nil
+	}
+	// The class of authentication the app asks for (acr_values, or the
+	// claims parameter's acr): a session below it signs in again (and the
+	// sign-in then asks for the second factor: FirstStepPassed); a sign-in
+	// that cannot meet an essential class fails rather than giving the
+	// app a weaker one.
+	switch target, unmet, err := f.acrTarget(ctx, a, user); {
+	case err != nil:
+		return Step{}, err
+	case unmet || a.UserID != "" && a.ACREssential && amrLevel(who.AMR) < target:
+		step.Kind, step.Code, step.Description = StepFail, errUnmetACR, "the user cannot meet the requested authentication context class"
+		return step, nil
+	case a.UserID == "" && amrLevel(who.AMR) < target:
+		return ask(a, Step{Kind: StepSignIn, User: user, Code: "login_required", Description: "the user must sign in again with a stronger method"}), nil
 	}
 	switch owed, err := f.owed(ctx, a, user, step.Client); {
 	case err != nil:
@@ -317,7 +337,9 @@ func (f *Flow) owed(ctx context.Context, a storage.AuthRequest, u storage.User, 
 // SignedIn is who is signed in for record a: whoever signed in during the
 // request, or else the browser's session if it answers the request
 // (prompt=login, max_age and an id_token_hint naming someone else need a
-// new sign-in).
+// new sign-in). prompt=select_account is a new sign-in too: a browser
+// holds one session, so choosing an account is signing in as it (the
+// sign-in page offers the current account's name), as Keycloak does.
 func (f *Flow) SignedIn(a storage.AuthRequest, v Visitor) (Completion, bool) {
 	if a.UserID != "" {
 		return Completion{UserID: a.UserID, SessionID: a.SessionID, AMR: a.AMR, AuthTime: a.AuthTime}, true
@@ -330,12 +352,12 @@ func (f *Flow) SignedIn(a storage.AuthRequest, v Visitor) (Completion, bool) {
 
 func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, userID string) bool {
 	switch {
-	case slices.Contains(a.Prompt, "login"):
+	case slices.Contains(a.Prompt, "login"), slices.Contains(a.Prompt, "select_account"):
 		return false
 	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > time.Duration(*a.MaxAge)*time.Second:
 		return false
 	}
-	return a.HintUserID == "" || a.HintUserID == userID
+	return (a.HintUserID == "" || a.HintUserID == userID) && (a.Subject == "" || a.Subject == userID)
 }
 
 func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storage.Client, userID string) bool {
@@ -349,7 +371,7 @@ func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storag
 	if err != nil {
 		return true
 	}
-	for _, sc := range a.Scopes {
+	for _, sc := range ConsentScopes(a) {
 		if !slices.Contains(g.Scopes, sc) {
 			return true
 		}
@@ -410,7 +432,8 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 	if err != nil {
 		return a, fmt.Errorf("load grant of %q to %q: %w", userID, a.ClientID, err)
 	}
-	for _, sc := range a.Scopes {
+	consented := ConsentScopes(a)
+	for _, sc := range consented {
 		if !slices.Contains(g.Scopes, sc) {
 			g.Scopes = append(g.Scopes, sc)
 		}
@@ -418,7 +441,7 @@ func (f *Flow) Consented(ctx context.Context, a storage.AuthRequest, userID stri
 	g.UpdatedAt = now
 	// The consent and its audit event share one commit.
 	e := f.auditEvent(ctx, userActor(userID), storage.AuditEvent{Type: EventConsentGranted, TargetUserID: userID, ClientID: a.ClientID,
-		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(a.Scopes, " ")}}})
+		Changes: []storage.AuditChange{{Field: "scopes", After: strings.Join(consented, " ")}}})
 	out := f.reactions(ctx, e)
 	if err := f.store.PutGrant(ctx, g, &e, out...); err != nil {
 		return a, fmt.Errorf("store grant of %q to %q: %w", userID, a.ClientID, err)
@@ -475,6 +498,19 @@ func (f *Flow) FirstStepPassed(ctx context.Context, s FirstStep) (Progress, erro
 		var err error
 		if owes, err = f.owes(ctx, s.User, s.DeviceProof, s.Visitor.IP); err != nil {
 			return Progress{}, err
+		}
+		// An app that asks for two factors (acr) gets them: a remembered
+		// device does not stand in for the second factor then.
+		if !owes && s.Request.ClientID != "" {
+			target, _, err := f.acrTarget(ctx, s.Request, s.User)
+			if err != nil {
+				return Progress{}, err
+			}
+			if target >= acrLevel(ACRSecondFactor) {
+				if owes, err = f.credentials.HasSecondFactor(ctx, s.User); err != nil {
+					return Progress{}, err
+				}
+			}
 		}
 	}
 	if !owes {

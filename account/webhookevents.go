@@ -21,4 +21,5 @@ var WebhookEventTypes = []string{
 	"directory.created", "directory.updated", "directory.deleted", "directory.enabled", "directory.disabled", "directory.synced",
 	"settings.updated", "outbox.retried",
 	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted, EventWebhookDisabled, EventWebhookEnabled, EventWebhookSecretRotated,
+	EventDeviceApproved, EventDeviceDenied,
 }

@@ -58,6 +58,28 @@ type Config struct {
 
 	// Metrics is the [metrics] table: the Prometheus listener.
 	Metrics Metrics `toml:"metrics"`
+
+	// OAuth is the [oauth] table: protocol features switched on or off
+	// for every app.
+	OAuth OAuth `toml:"oauth"`
+}
+
+// OAuth is the [oauth] table.
+type OAuth struct {
+	// RequirePushedAuthorizationRequests makes every app push its
+	// authorization requests (RFC 9126 §5); an app can also be made to
+	// alone ([[clients]] require_pushed_authorization_requests).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
+
+	// DeviceFlow serves the device authorization grant (RFC 8628): the
+	// device authorization endpoint, the portal's /device page and the
+	// device_code grant for apps that list it.
+	DeviceFlow bool `toml:"device_flow"`
+	// DeviceCodeLifetime is how long a device has for its person to
+	// approve it.
+	DeviceCodeLifetime Duration `toml:"device_code_lifetime"`
+	// DevicePollInterval is the least time between two polls of a device.
+	DevicePollInterval Duration `toml:"device_poll_interval"`
 }
 
 // Metrics is the [metrics] table.
@@ -276,6 +298,17 @@ type Client struct {
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
 
+	// The app's authorization requests must come through the pushed
+	// authorization request endpoint (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
+	// IDTokenSignedResponseAlg signs the app's ID tokens (and its JWT
+	// access tokens and logout tokens): "RS256", "ES256", "EdDSA", or ""
+	// for [keys] algorithm.
+	IDTokenSignedResponseAlg string `toml:"id_token_signed_response_alg"`
+	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
+	// JWT of this algorithm; "" (the default) answers with JSON.
+	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
+
 	// TokenExchangeAudiences: the audiences (other apps' IDs, or resource
 	// URIs) the app may exchange a user's access token for (RFC 8693).
 	TokenExchangeAudiences []string `toml:"token_exchange_audiences"`
@@ -345,6 +378,8 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantDeviceCode is the device authorization grant (RFC 8628).
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).

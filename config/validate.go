@@ -74,6 +74,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	c.validateMetrics(&p)
+	c.validateOAuth(&p)
 	return p.warnings, errors.Join(p.errs...)
 }
 
@@ -559,7 +560,7 @@ var directoryFields = func() map[string]int {
 	return fields
 }()
 
-var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange}
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange}
 
 func (c *Config) validateClients(p *problems) {
 	seen := make(map[string]int, len(c.Clients))
@@ -617,10 +618,13 @@ func (c *Config) validateClients(p *problems) {
 		if cl.Public && grants[GrantClientCredentials] {
 			p.errorf(key+".grant_types", "a public client may not use %q", GrantClientCredentials)
 		}
-		validateTokenExchange(p, key, cl, grants)
-		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] {
-			p.errorf(key+".grant_types", "%q needs %q", GrantRefreshToken, GrantAuthorizationCode)
+		if grants[GrantRefreshToken] && !grants[GrantAuthorizationCode] && !grants[GrantDeviceCode] {
+			p.errorf(key+".grant_types", "%q needs %q or %q", GrantRefreshToken, GrantAuthorizationCode, GrantDeviceCode)
 		}
+		if grants[GrantDeviceCode] && !c.OAuth.DeviceFlow {
+			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
+		}
+		validateTokenExchange(p, key, cl, grants)
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
 		}
@@ -630,6 +634,16 @@ func (c *Config) validateClients(p *problems) {
 		}
 		for j, u := range cl.PostLogoutRedirectURIs {
 			validateRedirectURI(p, fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, j), u)
+		}
+		switch cl.IDTokenSignedResponseAlg {
+		case "", "RS256", "ES256", "EdDSA":
+		default:
+			p.errorf(key+".id_token_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty ([keys] algorithm), not %q", cl.IDTokenSignedResponseAlg)
+		}
+		switch cl.UserinfoSignedResponseAlg {
+		case "", "RS256", "ES256", "EdDSA":
+		default:
+			p.errorf(key+".userinfo_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty (plain JSON), not %q", cl.UserinfoSignedResponseAlg)
 		}
 	}
 }
@@ -742,5 +756,23 @@ func (c *Config) validateMetrics(p *problems) {
 		if c.Metrics.Profiling {
 			p.warnf("metrics.profiling", "serves Go's profiles, unauthenticated, on %s, reachable from other machines: anyone there can run CPU profiles and execution traces (load on the server) and read goroutine stacks and the command line; prefer a loopback address", l)
 		}
+	}
+}
+
+// Bounds of the device flow's timing ([oauth]).
+const (
+	minDeviceCodeLifetime = time.Minute
+	maxDeviceCodeLifetime = time.Hour
+	minDevicePollInterval = time.Second
+	maxDevicePollInterval = time.Minute
+)
+
+func (c *Config) validateOAuth(p *problems) {
+	o := c.OAuth
+	if d := o.DeviceCodeLifetime.Duration; d < minDeviceCodeLifetime || d > maxDeviceCodeLifetime {
+		p.errorf("oauth.device_code_lifetime", "must be between %s and %s, not %s", minDeviceCodeLifetime, maxDeviceCodeLifetime, o.DeviceCodeLifetime)
+	}
+	if d := o.DevicePollInterval.Duration; d < minDevicePollInterval || d > maxDevicePollInterval || d%time.Second != 0 {
+		p.errorf("oauth.device_poll_interval", "must be whole seconds between %s and %s, not %s", minDevicePollInterval, maxDevicePollInterval, o.DevicePollInterval)
 	}
 }

@@ -47,6 +47,7 @@ func validConfig() *Config {
 		Accounts: Accounts{TrustedDeviceLifetime: Duration{720 * time.Hour}, RecentAuth: Duration{5 * time.Minute}},
 		Audit:    Audit{Retention: Duration{2160 * time.Hour}},
 		HTTP:     HTTP{ShutdownTimeout: Duration{20 * time.Second}},
+		OAuth:    OAuth{DeviceCodeLifetime: Duration{10 * time.Minute}, DevicePollInterval: Duration{5 * time.Second}},
 		Clients: []Client{
 			{
 				ID:           "wiki",
@@ -204,6 +205,11 @@ func TestValidateErrors(t *testing.T) {
 		{"hsts beyond two years", func(c *Config) { c.HTTP.HSTSMaxAge = Duration{3 * 8760 * time.Hour} }, "http.hsts_max_age: must be 0 (off) or between"},
 
 		{"client id empty", func(c *Config) { c.Clients[0].ID = "" }, "clients[0].id: must be set"},
+		{"client signing alg", func(c *Config) { c.Clients[1].IDTokenSignedResponseAlg = "HS256" },
+			`clients[1].id_token_signed_response_alg: must be "RS256", "ES256", "EdDSA" or empty ([keys] algorithm), not "HS256"`},
+		{"client signing alg none", func(c *Config) { c.Clients[0].IDTokenSignedResponseAlg = "none" }, `clients[0].id_token_signed_response_alg: must be`},
+		{"client userinfo alg", func(c *Config) { c.Clients[0].UserinfoSignedResponseAlg = "HS256" },
+			`clients[0].userinfo_signed_response_alg: must be "RS256", "ES256", "EdDSA" or empty (plain JSON), not "HS256"`},
 		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},
 		{"client id slash", func(c *Config) { c.Clients[1].ID = "a/b" }, "clients[1].id: may contain only"},
 		{"client id long", func(c *Config) { c.Clients[0].ID = strings.Repeat("a", 129) }, "clients[0].id: must be at most 128"},
@@ -220,7 +226,14 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicate grant", func(c *Config) { c.Clients[0].GrantTypes = []string{"authorization_code", "authorization_code"} },
 			`clients[0].grant_types[1]: duplicate "authorization_code"`},
 		{"no grants", func(c *Config) { c.Clients[0].GrantTypes = nil }, "clients[0].grant_types: must list at least one"},
-		{"refresh alone", func(c *Config) { c.Clients[0].GrantTypes = []string{"refresh_token"} }, `clients[0].grant_types: "refresh_token" needs "authorization_code"`},
+		{"refresh alone", func(c *Config) { c.Clients[0].GrantTypes = []string{"refresh_token"} }, `clients[0].grant_types: "refresh_token" needs "authorization_code" or "urn:ietf:params:oauth:grant-type:device_code"`},
+		{"device code without the device flow", func(c *Config) {
+			c.Clients[0].GrantTypes = []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}
+		}, `clients[0].grant_types: "urn:ietf:params:oauth:grant-type:device_code" needs oauth.device_flow = true`},
+		{"device_code_lifetime short", func(c *Config) { c.OAuth.DeviceCodeLifetime = Duration{30 * time.Second} }, "oauth.device_code_lifetime: must be between 1m0s and 1h0m0s, not 30s"},
+		{"device_code_lifetime long", func(c *Config) { c.OAuth.DeviceCodeLifetime = Duration{2 * time.Hour} }, "oauth.device_code_lifetime: must be between 1m0s and 1h0m0s"},
+		{"device_poll_interval zero", func(c *Config) { c.OAuth.DevicePollInterval = Duration{} }, "oauth.device_poll_interval: must be whole seconds between 1s and 1m0s, not 0s"},
+		{"device_poll_interval fraction", func(c *Config) { c.OAuth.DevicePollInterval = Duration{1500 * time.Millisecond} }, "oauth.device_poll_interval: must be whole seconds"},
 		{"code without redirect", func(c *Config) { c.Clients[0].RedirectURIs = nil }, "clients[0].redirect_uris: must list at least one URI"},
 		{"relative redirect", func(c *Config) { c.Clients[1].RedirectURIs = []string{"https://ok.example.com/cb", "/cb"} },
 			"clients[1].redirect_uris[1]: must be an absolute URL"},
@@ -604,5 +617,16 @@ func TestStorageValidation(t *testing.T) {
 				t.Errorf("dsn %q, want %q", cfg.Storage.DSN, c.dsn)
 			}
 		})
+	}
+}
+
+// With [oauth] device_flow on, an app may use the device code grant with
+// refresh tokens and no redirect URIs.
+func TestDeviceFlowClient(t *testing.T) {
+	c := validConfig()
+	c.OAuth.DeviceFlow = true
+	c.Clients = append(c.Clients, Client{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{GrantDeviceCode, GrantRefreshToken}})
+	if _, err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
 	}
 }

@@ -25,6 +25,7 @@ const (
 	opCreateClient
 	opCreateCodeTokens
 	opCreateCredential
+	opCreateDeviceAuthorization
 	opCreateGroup
 	opCreateOneTimeToken
 	opCreateSession
@@ -56,6 +57,7 @@ const (
 	opGetCredential
 	opGetCredentialByHash
 	opGetCredentialByWebAuthnID
+	opGetDeviceAuthorizationByUserCode
 	opGetDirectory
 	opGetGrant
 	opGetGroup
@@ -110,6 +112,7 @@ const (
 	opUpdateClient
 	opUpdateClientRevokingTokens
 	opUpdateCredential
+	opUpdateDeviceAuthorization
 	opUpdateGroup
 	opUpdateThrottles
 	opUpdateUser
@@ -120,110 +123,113 @@ const (
 
 // opNames are the operation label values, by operation.
 var opNames = [numOps]string{
-	opAddLoginAttempt:            "AddLoginAttempt",
-	opAddSessionClient:           "AddSessionClient",
-	opAppendAudit:                "AppendAudit",
-	opBackup:                     "Backup",
-	opClaimOutbox:                "ClaimOutbox",
-	opClose:                      "Close",
-	opCompleteOutbox:             "CompleteOutbox",
-	opConsumeOneTimeToken:        "ConsumeOneTimeToken",
-	opCountAdmins:                "CountAdmins",
-	opCountUsers:                 "CountUsers",
-	opCreateAuthRequest:          "CreateAuthRequest",
-	opCreateClient:               "CreateClient",
-	opCreateCodeTokens:           "CreateCodeTokens",
-	opCreateCredential:           "CreateCredential",
-	opCreateGroup:                "CreateGroup",
-	opCreateOneTimeToken:         "CreateOneTimeToken",
-	opCreateSession:              "CreateSession",
-	opCreateTokens:               "CreateTokens",
-	opCreateUser:                 "CreateUser",
-	opCreateUsers:                "CreateUsers",
-	opCreateWebhook:              "CreateWebhook",
-	opDeleteAccessToken:          "DeleteAccessToken",
-	opDeleteAuthRequest:          "DeleteAuthRequest",
-	opDeleteAvatar:               "DeleteAvatar",
-	opDeleteClient:               "DeleteClient",
-	opDeleteCredential:           "DeleteCredential",
-	opDeleteCredentials:          "DeleteCredentials",
-	opDeleteDirectory:            "DeleteDirectory",
-	opDeleteGrant:                "DeleteGrant",
-	opDeleteGroup:                "DeleteGroup",
-	opDeleteSession:              "DeleteSession",
-	opDeleteSigningKey:           "DeleteSigningKey",
-	opDeleteUser:                 "DeleteUser",
-	opDeleteUserSessions:         "DeleteUserSessions",
-	opDeleteWebhook:              "DeleteWebhook",
-	opEnqueueOutbox:              "EnqueueOutbox",
-	opFailOutbox:                 "FailOutbox",
-	opGetAccessToken:             "GetAccessToken",
-	opGetAccessTokenAndUser:      "GetAccessTokenAndUser",
-	opGetAuthRequest:             "GetAuthRequest",
-	opGetAvatar:                  "GetAvatar",
-	opGetClient:                  "GetClient",
-	opGetCredential:              "GetCredential",
-	opGetCredentialByHash:        "GetCredentialByHash",
-	opGetCredentialByWebAuthnID:  "GetCredentialByWebAuthnID",
-	opGetDirectory:               "GetDirectory",
-	opGetGrant:                   "GetGrant",
-	opGetGroup:                   "GetGroup",
-	opGetRefreshToken:            "GetRefreshToken",
-	opGetRefreshTokenByID:        "GetRefreshTokenByID",
-	opGetSession:                 "GetSession",
-	opGetSetting:                 "GetSetting",
-	opGetThrottles:               "GetThrottles",
-	opGetUser:                    "GetUser",
-	opGetUserByIdentity:          "GetUserByIdentity",
-	opGetUserByLogin:             "GetUserByLogin",
-	opGetWebhook:                 "GetWebhook",
-	opGroupMembers:               "GroupMembers",
-	opIssueCode:                  "IssueCode",
-	opListAudit:                  "ListAudit",
-	opListClients:                "ListClients",
-	opListCredentials:            "ListCredentials",
-	opListDirectories:            "ListDirectories",
-	opListExpiringTokens:         "ListExpiringTokens",
-	opListGrants:                 "ListGrants",
-	opListGroups:                 "ListGroups",
-	opListLoginAttempts:          "ListLoginAttempts",
-	opListOutbox:                 "ListOutbox",
-	opListSigningKeys:            "ListSigningKeys",
-	opListUserSessions:           "ListUserSessions",
-	opListUsers:                  "ListUsers",
-	opListWebhookDeliveries:      "ListWebhookDeliveries",
-	opListWebhooks:               "ListWebhooks",
-	opListWebhooksOf:             "ListWebhooksOf",
-	opMarkCodeReplayed:           "MarkCodeReplayed",
-	opPeekOneTimeToken:           "PeekOneTimeToken",
-	opPeekRefreshToken:           "PeekRefreshToken",
-	opPutAvatar:                  "PutAvatar",
-	opPutDirectory:               "PutDirectory",
-	opPutGrant:                   "PutGrant",
-	opPutSetting:                 "PutSetting",
-	opPutSigningKey:              "PutSigningKey",
-	opRecordAttempt:              "RecordAttempt",
-	opRecordSignIn:               "RecordSignIn",
-	opRecordWebhookDelivery:      "RecordWebhookDelivery",
-	opRedeemCode:                 "RedeemCode",
-	opRetryFailedOutbox:          "RetryFailedOutbox",
-	opRetryOutbox:                "RetryOutbox",
-	opRetryRefreshToken:          "RetryRefreshToken",
-	opRevokeFamily:               "RevokeFamily",
-	opRevokeUserClient:           "RevokeUserClient",
-	opRotateRefreshToken:         "RotateRefreshToken",
-	opSearchUsers:                "SearchUsers",
-	opSweep:                      "Sweep",
-	opSweepAudit:                 "SweepAudit",
-	opUpdateAuthRequest:          "UpdateAuthRequest",
-	opUpdateClient:               "UpdateClient",
-	opUpdateClientRevokingTokens: "UpdateClientRevokingTokens",
-	opUpdateCredential:           "UpdateCredential",
-	opUpdateGroup:                "UpdateGroup",
-	opUpdateThrottles:            "UpdateThrottles",
-	opUpdateUser:                 "UpdateUser",
-	opUpdateWebhook:              "UpdateWebhook",
-	opUserOneTimeToken:           "UserOneTimeToken",
+	opAddLoginAttempt:                  "AddLoginAttempt",
+	opAddSessionClient:                 "AddSessionClient",
+	opAppendAudit:                      "AppendAudit",
+	opBackup:                           "Backup",
+	opClaimOutbox:                      "ClaimOutbox",
+	opClose:                            "Close",
+	opCompleteOutbox:                   "CompleteOutbox",
+	opConsumeOneTimeToken:              "ConsumeOneTimeToken",
+	opCountAdmins:                      "CountAdmins",
+	opCountUsers:                       "CountUsers",
+	opCreateAuthRequest:                "CreateAuthRequest",
+	opCreateClient:                     "CreateClient",
+	opCreateCodeTokens:                 "CreateCodeTokens",
+	opCreateCredential:                 "CreateCredential",
+	opCreateDeviceAuthorization:        "CreateDeviceAuthorization",
+	opCreateGroup:                      "CreateGroup",
+	opCreateOneTimeToken:               "CreateOneTimeToken",
+	opCreateSession:                    "CreateSession",
+	opCreateTokens:                     "CreateTokens",
+	opCreateUser:                       "CreateUser",
+	opCreateUsers:                      "CreateUsers",
+	opCreateWebhook:                    "CreateWebhook",
+	opDeleteAccessToken:                "DeleteAccessToken",
+	opDeleteAuthRequest:                "DeleteAuthRequest",
+	opDeleteAvatar:                     "DeleteAvatar",
+	opDeleteClient:                     "DeleteClient",
+	opDeleteCredential:                 "DeleteCredential",
+	opDeleteCredentials:                "DeleteCredentials",
+	opDeleteDirectory:                  "DeleteDirectory",
+	opDeleteGrant:                      "DeleteGrant",
+	opDeleteGroup:                      "DeleteGroup",
+	opDeleteSession:                    "DeleteSession",
+	opDeleteSigningKey:                 "DeleteSigningKey",
+	opDeleteUser:                       "DeleteUser",
+	opDeleteUserSessions:               "DeleteUserSessions",
+	opDeleteWebhook:                    "DeleteWebhook",
+	opEnqueueOutbox:                    "EnqueueOutbox",
+	opFailOutbox:                       "FailOutbox",
+	opGetAccessToken:                   "GetAccessToken",
+	opGetAccessTokenAndUser:            "GetAccessTokenAndUser",
+	opGetAuthRequest:                   "GetAuthRequest",
+	opGetAvatar:                        "GetAvatar",
+	opGetClient:                        "GetClient",
+	opGetCredential:                    "GetCredential",
+	opGetCredentialByHash:              "GetCredentialByHash",
+	opGetCredentialByWebAuthnID:        "GetCredentialByWebAuthnID",
+	opGetDeviceAuthorizationByUserCode: "GetDeviceAuthorizationByUserCode",
+	opGetDirectory:                     "GetDirectory",
+	opGetGrant:                         "GetGrant",
+	opGetGroup:                         "GetGroup",
+	opGetRefreshToken:                  "GetRefreshToken",
+	opGetRefreshTokenByID:              "GetRefreshTokenByID",
+	opGetSession:                       "GetSession",
+	opGetSetting:                       "GetSetting",
+	opGetThrottles:                     "GetThrottles",
+	opGetUser:                          "GetUser",
+	opGetUserByIdentity:                "GetUserByIdentity",
+	opGetUserByLogin:                   "GetUserByLogin",
+	opGetWebhook:                       "GetWebhook",
+	opGroupMembers:                     "GroupMembers",
+	opIssueCode:                        "IssueCode",
+	opListAudit:                        "ListAudit",
+	opListClients:                      "ListClients",
+	opListCredentials:                  "ListCredentials",
+	opListDirectories:                  "ListDirectories",
+	opListExpiringTokens:               "ListExpiringTokens",
+	opListGrants:                       "ListGrants",
+	opListGroups:                       "ListGroups",
+	opListLoginAttempts:                "ListLoginAttempts",
+	opListOutbox:                       "ListOutbox",
+	opListSigningKeys:                  "ListSigningKeys",
+	opListUserSessions:                 "ListUserSessions",
+	opListUsers:                        "ListUsers",
+	opListWebhookDeliveries:            "ListWebhookDeliveries",
+	opListWebhooks:                     "ListWebhooks",
+	opListWebhooksOf:                   "ListWebhooksOf",
+	opMarkCodeReplayed:                 "MarkCodeReplayed",
+	opPeekOneTimeToken:                 "PeekOneTimeToken",
+	opPeekRefreshToken:                 "PeekRefreshToken",
+	opPutAvatar:                        "PutAvatar",
+	opPutDirectory:                     "PutDirectory",
+	opPutGrant:                         "PutGrant",
+	opPutSetting:                       "PutSetting",
+	opPutSigningKey:                    "PutSigningKey",
+	opRecordAttempt:                    "RecordAttempt",
+	opRecordSignIn:                     "RecordSignIn",
+	opRecordWebhookDelivery:            "RecordWebhookDelivery",
+	opRedeemCode:                       "RedeemCode",
+	opRetryFailedOutbox:                "RetryFailedOutbox",
+	opRetryOutbox:                      "RetryOutbox",
+	opRetryRefreshToken:                "RetryRefreshToken",
+	opRevokeFamily:                     "RevokeFamily",
+	opRevokeUserClient:                 "RevokeUserClient",
+	opRotateRefreshToken:               "RotateRefreshToken",
+	opSearchUsers:                      "SearchUsers",
+	opSweep:                            "Sweep",
+	opSweepAudit:                       "SweepAudit",
+	opUpdateAuthRequest:                "UpdateAuthRequest",
+	opUpdateClient:                     "UpdateClient",
+	opUpdateClientRevokingTokens:       "UpdateClientRevokingTokens",
+	opUpdateCredential:                 "UpdateCredential",
+	opUpdateDeviceAuthorization:        "UpdateDeviceAuthorization",
+	opUpdateGroup:                      "UpdateGroup",
+	opUpdateThrottles:                  "UpdateThrottles",
+	opUpdateUser:                       "UpdateUser",
+	opUpdateWebhook:                    "UpdateWebhook",
+	opUserOneTimeToken:                 "UserOneTimeToken",
 }
 
 func (s *timedStore) AddLoginAttempt(a0 context.Context, a1 storage.LoginAttempt) error {
@@ -294,6 +300,11 @@ func (s *timedStore) CreateCodeTokens(a0 context.Context, a1 string, a2 storage.
 func (s *timedStore) CreateCredential(a0 context.Context, a1 storage.Credential) error {
 	defer s.observe(opCreateCredential, time.Now())
 	return s.next.CreateCredential(a0, a1)
+}
+
+func (s *timedStore) CreateDeviceAuthorization(a0 context.Context, a1 storage.DeviceAuthorization) error {
+	defer s.observe(opCreateDeviceAuthorization, time.Now())
+	return s.next.CreateDeviceAuthorization(a0, a1)
 }
 
 func (s *timedStore) CreateGroup(a0 context.Context, a1 storage.Group) error {
@@ -449,6 +460,11 @@ func (s *timedStore) GetCredentialByHash(a0 context.Context, a1 string) (storage
 func (s *timedStore) GetCredentialByWebAuthnID(a0 context.Context, a1 []uint8) (storage.Credential, error) {
 	defer s.observe(opGetCredentialByWebAuthnID, time.Now())
 	return s.next.GetCredentialByWebAuthnID(a0, a1)
+}
+
+func (s *timedStore) GetDeviceAuthorizationByUserCode(a0 context.Context, a1 string) (storage.DeviceAuthorization, error) {
+	defer s.observe(opGetDeviceAuthorizationByUserCode, time.Now())
+	return s.next.GetDeviceAuthorizationByUserCode(a0, a1)
 }
 
 func (s *timedStore) GetDirectory(a0 context.Context, a1 string) (storage.Directory, error) {
@@ -719,6 +735,11 @@ func (s *timedStore) UpdateClientRevokingTokens(a0 context.Context, a1 string, a
 func (s *timedStore) UpdateCredential(a0 context.Context, a1 string, a2 string, a3 func(storage.Credential) (storage.Credential, error), a4 ...storage.OutboxMessage) (storage.Credential, error) {
 	defer s.observe(opUpdateCredential, time.Now())
 	return s.next.UpdateCredential(a0, a1, a2, a3, a4...)
+}
+
+func (s *timedStore) UpdateDeviceAuthorization(a0 context.Context, a1 string, a2 func(storage.DeviceAuthorization) (storage.DeviceAuthorization, error)) (storage.DeviceAuthorization, error) {
+	defer s.observe(opUpdateDeviceAuthorization, time.Now())
+	return s.next.UpdateDeviceAuthorization(a0, a1, a2)
 }
 
 func (s *timedStore) UpdateGroup(a0 context.Context, a1 string, a2 func(storage.Group) (storage.Group, error)) (storage.Group, error) {

@@ -37,7 +37,7 @@ const staticAppReason = "This app is defined in the configuration file (config.t
 var appScopeChoices = append(slices.Clone(account.ClientScopes), account.ScopeAdmin, account.ScopeAdminRead)
 
 // appGrantChoices are the grant types the form offers.
-var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials,
+var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode,
 	account.GrantTokenExchange}
 
 // appForm is the app form's fields as text.
@@ -59,6 +59,10 @@ type appForm struct {
 	FrontchannelLogoutURI, BackchannelLogoutURI                         string
 	FrontchannelLogoutSessionRequired, BackchannelLogoutSessionRequired bool
 
+	// IDTokenSignedResponseAlg: "" for the server's default;
+	// UserinfoSignedResponseAlg: "" for plain JSON.
+	IDTokenSignedResponseAlg, UserinfoSignedResponseAlg string
+
 	TokenExchangeAudiences string // comma separated
 }
 
@@ -73,6 +77,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
@@ -94,6 +99,7 @@ func postedAppForm(r *http.Request) appForm {
 	}
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
+	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
@@ -212,6 +218,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
+	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
 	return n, nil
 }
@@ -232,6 +239,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
+	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = &f.IDTokenSignedResponseAlg, &f.UserinfoSignedResponseAlg
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
 	return p, nil
@@ -273,10 +281,12 @@ type adminAppData struct {
 	Static        string // why the app is read-only
 	GrantChoices  []string
 	ScopeChoices  []string
+	// AlgorithmChoices are the signing algorithms an app may choose.
+	AlgorithmChoices []string
 }
 
 func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
-	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices}
+	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices, AlgorithmChoices: account.SigningAlgorithms}
 	d.Nav, d.AdminSection = "admin", "apps"
 	return d
 }
@@ -290,6 +300,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 	}
 	base := s.appPageData(r, m, "App")
 	d.Base, d.GrantChoices, d.ScopeChoices = base.Base, base.GrantChoices, base.ScopeChoices
+	d.AlgorithmChoices = base.AlgorithmChoices
 	d.App = c
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)

@@ -55,6 +55,15 @@ type clientJSON struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
 
+	// The app's authorization requests must be pushed (RFC 9126 §6).
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests"`
+	// IDTokenSignedResponseAlg signs the app's ID tokens: RS256, ES256 or
+	// EdDSA; "" for the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg"`
+	// UserinfoSignedResponseAlg makes userinfo answer the app with a JWT
+	// of this algorithm; "" answers with JSON.
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg"`
+
 	// TokenExchangeAudiences: what the app may exchange a user's access
 	// token for (RFC 8693), other apps' IDs or resource URIs; empty: none.
 	TokenExchangeAudiences []string `json:"token_exchange_audiences"`
@@ -76,6 +85,8 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	}
 	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
+	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	return out
 }
@@ -103,6 +114,10 @@ type newClientJSON struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 
+	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
+	IDTokenSignedResponseAlg           string `json:"id_token_signed_response_alg,omitempty"`
+	UserinfoSignedResponseAlg          string `json:"userinfo_signed_response_alg,omitempty"`
+
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 }
 
@@ -126,6 +141,12 @@ type clientPatchJSON struct {
 	FrontchannelLogoutSessionRequired *bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              *string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  *bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	RequirePushedAuthorizationRequests *bool `json:"require_pushed_authorization_requests,omitempty"`
+	// "" goes back to the server's [keys] algorithm.
+	IDTokenSignedResponseAlg *string `json:"id_token_signed_response_alg,omitempty"`
+	// "" goes back to plain JSON at userinfo.
+	UserinfoSignedResponseAlg *string `json:"userinfo_signed_response_alg,omitempty"`
 
 	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 }
@@ -178,6 +199,8 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
+	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
@@ -200,6 +223,8 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
+	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {

@@ -3,6 +3,8 @@ package portal
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -52,7 +54,14 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 		if step.Refusal != nil {
 			return s.showLogin(w, r, a, account.ErrorMessage(step.Refusal), "", http.StatusForbidden)
 		}
-		return s.showLogin(w, r, a, "", a.LoginHint, http.StatusOK)
+		// The app's login_hint fills in the username; else, when the
+		// browser's session must sign in again (prompt=login or
+		// select_account, max_age, a stronger acr), its account's.
+		login := a.LoginHint
+		if login == "" && v.User != nil {
+			login = v.User.Username
+		}
+		return s.showLogin(w, r, a, "", login, http.StatusOK)
 	case account.StepSecondFactor:
 		http.Redirect(w, r, secondFactorPath(a.ID), http.StatusSeeOther)
 		return nil
@@ -82,7 +91,7 @@ type deniedData struct {
 // back to the app, which gets error=access_denied: the record ended so
 // (Apply), and the callback answers the app from it.
 func (s *Server) showDenied(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, step account.Step) error {
-	d := &deniedData{Base: s.web.Base(r, &step.User, "Access denied"), ClientName: step.Client.Name, ContinueURL: s.callbackURL(a.ID)}
+	d := &deniedData{Base: s.flowBase(r, a, &step.User, "Access denied"), ClientName: step.Client.Name, ContinueURL: s.callbackURL(a.ID)}
 	s.web.Render(w, r, http.StatusForbidden, "app_denied", d)
 	return nil
 }
@@ -145,7 +154,7 @@ type loginData struct {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, errMsg, login string, status int) error {
-	d := &loginData{Base: s.web.Base(r, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), ShowForgot: s.acct.Mail.Enabled(), Upstream: s.upstreamButtons()}
+	d := &loginData{Base: s.flowBase(r, a, nil, "Sign in"), AuthRequestID: a.ID, Login: login, Error: errMsg, ShowPasskey: s.acct.Credentials.PasskeysAvailable(), ShowForgot: s.acct.Mail.Enabled(), Upstream: s.upstreamButtons()}
 	if a.ID == "" {
 		d.ReturnTo = safeReturn(r.FormValue("return_to"))
 		if r.URL.Query().Get("done") == "signed-out-everywhere" {
@@ -155,6 +164,9 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, a storage.Aut
 	if a.ClientID != "" {
 		if c, err := s.store.GetClient(r.Context(), a.ClientID); err == nil {
 			d.ClientName = c.Name
+		}
+		if d.ShowPasskey && slices.Contains(a.ACRValues, account.ACRPasskey) {
+			d.Notice = web.Translate(d.Lang, "This application asks you to sign in with a passkey.")
 		}
 	}
 	s.web.Render(w, r, status, "login", d)
@@ -202,7 +214,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) error {
 		// Throttled or busy: 429 or 503 with Retry-After, and the page
 		// says how long to wait.
 		setRetryAfter(w, err)
-		return s.showLogin(w, r, a, errorText(web.PickLanguage(r, ""), err), login, statusFor(account.ErrorCode(err)))
+		return s.showLogin(w, r, a, errorText(flowLanguage(r, a, nil), err), login, statusFor(account.ErrorCode(err)))
 	}
 	p, err := s.flow.FirstStepPassed(r.Context(), account.FirstStep{
 		Request: a, ReturnTo: safeReturn(r.PostFormValue("return_to")), User: u, NewHash: newHash,
@@ -233,8 +245,8 @@ type consentData struct {
 }
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, u *storage.User) error {
-	d := &consentData{Base: s.web.Base(r, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
-	for _, sc := range a.Scopes {
+	d := &consentData{Base: s.flowBase(r, a, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
+	for _, sc := range account.ConsentScopes(a) {
 		d.Scopes = append(d.Scopes, scopeView{Name: sc, Description: scopeDescriptions[sc]})
 	}
 	s.web.Render(w, r, http.StatusOK, "consent", d)
@@ -277,4 +289,28 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.next(w, r, a)
+}
+
+// flowLanguage is the language of the pages of sign-in record a: the
+// person's own (their profile) when known, else the one the app's request
+// asks for with ui_locales, else the browser's: Keycloak's order, as the
+// sign-out confirmation (showLogout). The record carries ui_locales, so
+// every page of the sign-in follows it, not only the first.
+func flowLanguage(r *http.Request, a storage.AuthRequest, u *storage.User) string {
+	if u != nil && web.SupportedLanguage(web.BaseLanguage(u.Locale)) {
+		return web.BaseLanguage(u.Locale)
+	}
+	if lang := web.UILocalesLanguage(strings.Join(a.UILocales, " ")); lang != "" {
+		return lang
+	}
+	return web.PickLanguage(r, "")
+}
+
+// flowBase is web.Base for a page of sign-in record a, in its language
+// (flowLanguage).
+func (s *Server) flowBase(r *http.Request, a storage.AuthRequest, u *storage.User, title string) web.Base {
+	b := s.web.Base(r, u, title)
+	b.Lang = flowLanguage(r, a, u)
+	b.Title = web.Translate(b.Lang, title)
+	return b
 }

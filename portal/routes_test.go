@@ -70,6 +70,8 @@ func TestEveryRouteHasALevel(t *testing.T) {
 		{http.MethodPost, "/admin/upstreams/{id}/edit", levelAdmin},
 		{http.MethodPatch, "/api/v1/me", levelAPIToken},
 		{http.MethodGet, "/auth/verify", levelForwardAuth},
+		{http.MethodGet, "/device", levelSignedIn},
+		{http.MethodPost, "/device", levelSignedIn},
 	} {
 		if got := s.levels[routeKey{c.method, c.path}]; got != c.want {
 			t.Errorf("%s %s: level %s, want %s", c.method, c.path, got, c.want)

@@ -59,6 +59,9 @@ type Options struct {
 	// Keys rotates the signing keys for the management API; nil leaves
 	// POST /api/v1/keys/rotate answering 503.
 	Keys KeyRotator
+	// DeviceFlow decides device authorizations on /device (device.go);
+	// nil: the device flow is off and the page is not found.
+	DeviceFlow *account.DeviceFlow
 }
 
 // KeyRotator starts a new signing key (provider.KeyManager).
@@ -192,6 +195,7 @@ func (s *Server) routes() (*mux.Router, error) {
 	// /invite, /reset-password: the one-time links an administrator hands out.
 	s.registerPasswordLinkRoutes(t)
 	s.registerForgotPasswordRoutes(t) // /forgot-password: a reset link by mail
+	s.registerDeviceRoutes(t)         // /device: approving a device (RFC 8628)
 	if err := errors.Join(t.shared.errs...); err != nil {
 		return nil, fmt.Errorf("portal routes: %w", err)
 	}

@@ -76,7 +76,7 @@ func (s *Server) showTwoFactor(w http.ResponseWriter, r *http.Request, a storage
 	d := &twoFactorData{Base: s.web.Base(r, nil, "Two-factor authentication"), HasTOTP: account.HasTOTP(u), HasRecovery: len(u.RecoveryCodes) > 0,
 		RememberDays: rememberDays(s.acct.Policy().TrustedDeviceLifetime), AuthRequestID: a.ID,
 		UseRecovery: r.URL.Query().Get("recovery") == "1"}
-	d.Lang = web.PickLanguage(r, u.Locale)
+	d.Lang = flowLanguage(r, a, &u)
 	d.Title = web.Translate(d.Lang, "Two-factor authentication")
 	if keys, err := s.acct.Credentials.Passkeys(r.Context(), u.ID); err == nil {
 		d.HasPasskey = len(keys) > 0
@@ -120,7 +120,7 @@ func (s *Server) twoFactorSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		if c := account.ErrorCode(err); c == account.Invalid || c == account.RateLimited {
 			setRetryAfter(w, err)
-			return s.showTwoFactor(w, r, a, u, errorText(web.PickLanguage(r, u.Locale), err), statusFor(c))
+			return s.showTwoFactor(w, r, a, u, errorText(flowLanguage(r, a, &u), err), statusFor(c))
 		}
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -118,21 +119,11 @@ var (
 	_ op.TokenRequest   = (*authRequest)(nil)
 )
 
-// ACR values: what kind of authentication happened.
-const (
-	acrSingleFactor = "urn:keyport:acr:1fa"
-	acrMultiFactor  = "urn:keyport:acr:2fa"
-)
-
-func acrFor(amr []string) string {
-	if slices.Contains(amr, "mfa") {
-		return acrMultiFactor
-	}
-	return acrSingleFactor
-}
+// GetACR is the class of authentication that happened, among those the
+// request asked for when it meets one (account.ACRFor).
+func (r *authRequest) GetACR() string { return account.ACRFor(r.a.AMR, r.a.ACRValues) }
 
 func (r *authRequest) GetID() string          { return r.a.ID }
-func (r *authRequest) GetACR() string         { return acrFor(r.a.AMR) }
 func (r *authRequest) GetAMR() []string       { return r.a.AMR }
 func (r *authRequest) GetAudience() []string  { return []string{r.a.ClientID} }
 func (r *authRequest) GetAuthTime() time.Time { return r.a.AuthTime }

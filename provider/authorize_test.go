@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -20,7 +21,7 @@ func TestCheckAuthorizeParams(t *testing.T) {
 	ok := url.Values{
 		"client_id": {"app"}, "redirect_uri": {"https://app.example/cb"}, "response_type": {"code"},
 		"scope": {"openid profile email offline_access groups"}, "prompt": {"login consent"},
-		"ui_locales": {"de-DE en"}, "acr_values": {acrMultiFactor + " " + acrSingleFactor},
+		"ui_locales": {"de-DE en"}, "acr_values": {account.ACRSecondFactor + " " + account.ACRPassword},
 		"code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"},
 		// oauth2-proxy's state: a nonce and the return URL.
 		"state": {"Xq3vT0n3cRd7YyL0dC9uQw:https://app.example/path?a=1&b=<2>&c=\"3\""}, "nonce": {"n-0S6_WzA2Mj"},
@@ -119,6 +120,8 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// The sign-in's progress (account.Flow): who owes a second factor,
 		// and the longest failure the flow records.
 		"PendingUserID": strings.Repeat("u", 26), "PendingSince": now,
+		// Set for a pushed request until a browser opens it (par.go).
+		"PushedUntil":     now,
 		"PendingAMR":      []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},
 		"FailCode":        "interaction_required",
 		"FailDescription": "the user may not sign in from this network",
@@ -126,6 +129,10 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// request's parameters) hold a return path, bounded by
 		// account.MaxReturnTo: never this record.
 		"ReturnTo": "",
+		// The claims parameter is stored as the names of the claims Keyport
+		// releases (account.RequestableClaims): at most all of them.
+		"ACREssential": true, "IDTokenClaims": supportedClaims, "UserinfoClaims": supportedClaims,
+		"Subject": strings.Repeat(`"`, maxSubject),
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

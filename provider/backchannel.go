@@ -49,8 +49,9 @@ type logoutClaims struct {
 // LogoutToken builds and signs a logout token for app clientID about user
 // userID (sub, as in the user's ID tokens) and, when sid is not "", that
 // session (the sid of the user's ID tokens). It is signed with the key
-// that signs ID tokens (same alg and kid, so the app checks it against
-// the JWKS it already reads) and typed logout+jwt (§2.4). An app that
+// that signs the app's ID tokens (its id_token_signed_response_alg, as
+// Back-Channel Logout 1.0 §2.4 asks; same kid, so the app checks it
+// against the JWKS it already reads) and typed logout+jwt (§2.4). An app that
 // requires sid gets no token without one, and an app that is gone none at
 // all: both are errors.
 func (p *Provider) LogoutToken(ctx context.Context, clientID, userID, sid string) (string, error) {
@@ -64,7 +65,7 @@ func (p *Provider) LogoutToken(ctx context.Context, clientID, userID, sid string
 	if c.BackchannelLogoutSessionRequired && sid == "" {
 		return "", fmt.Errorf("logout token for app %q: the app requires sid and none is known", clientID)
 	}
-	key, err := p.storage.SigningKey(ctx)
+	key, err := p.opts.Keys.signer(ctx, c.IDTokenSignedResponseAlg)
 	if err != nil {
 		return "", fmt.Errorf("logout token: signing key: %w", err)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
 )
 
 // recorder buffers a response so the middleware can correct it before it
@@ -50,7 +52,8 @@ func browserFacing(path string) bool {
 
 // postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 func postOnly(path string) bool {
-	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke"
+	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == parPath ||
+		path == DeviceAuthorizationPath // RFC 8628 §3.1
 }
 
 // Parameters that may repeat; every other one must appear at most once
@@ -70,7 +73,9 @@ var repeatable = map[string]bool{"resource": true, "audience": true} // audience
 //     internals;
 //   - /authorize parameters that would be stored are bounded (authorize.go);
 //   - a code exchange authenticates its client before zitadel looks at the
-//     code (tokenclient.go).
+//     code (tokenclient.go);
+//   - the token endpoint signs with the key of the app's algorithm, and
+//     userinfo answers with a JWT for apps that asked for one (signing.go).
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
@@ -90,6 +95,9 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)
+		if path == "/userinfo" {
+			p.signUserinfo(r.Context(), rec)
+		}
 		if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
 			writeThrottled(w, refused)
 			return
@@ -130,7 +138,7 @@ func (p *Provider) refuseMalformed(w http.ResponseWriter, r *http.Request, path 
 		p.badRequest(w, r, http.StatusBadRequest, problem)
 		return true
 	}
-	if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(grantTypes, gt) {
+	if gt := r.Form.Get("grant_type"); path == "/oauth/token" && gt != "" && !slices.Contains(p.offeredGrantTypes(), gt) {
 		// zitadel handles some grants Keyport does not offer (the JWT
 		// bearer grant answers invalid_client); RFC 6749 §5.2 has one code
 		// for them all.
@@ -162,8 +170,13 @@ func formProblem(r *http.Request, path string) string {
 		return "token missing"
 	}
 	if path == "/authorize" {
+		required := []string{"client_id", "redirect_uri"}
+		if r.Form.Has("request_uri") {
+			// A pushed request holds the rest (RFC 9126 §4).
+			required = required[:1]
+		}
 		// zitadel refuses these too, but as server errors in its log.
-		for _, k := range []string{"client_id", "redirect_uri"} {
+		for _, k := range required {
 			if r.Form.Get(k) == "" {
 				return k + " is missing"
 			}
@@ -180,8 +193,20 @@ func formProblem(r *http.Request, path string) string {
 // request to hand on, and whether it answered.
 func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
 	if path == "/authorize" {
+		if r.Form.Has("request_uri") {
+			p.authorizePushed(w, r)
+			return r, true
+		}
+		if p.mustPush(r) {
+			p.showError(w, r, invalidRequest(http.StatusBadRequest, "this application must push its sign-in requests first (RFC 9126)"))
+			return r, true
+		}
 		if problem, bad := checkAuthorizeParams(r.Form); bad {
 			r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+		} else if cr, err := parseClaimsParam(r.Form.Get("claims")); err != nil {
+			r = r.WithContext(withAuthorizeProblem(r.Context(), authorizeProblem{param: "claims", err: err}))
+		} else {
+			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
 	}
 	if postOnly(path) {
@@ -190,6 +215,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		r = r.WithContext(withClientAuthNote(r.Context()))
 	}
 	switch path {
+	case parPath:
+		p.pushAuthorizationRequest(w, r)
+		return r, true
 	case "/oauth/introspect":
 		secretInBodyAsBasic(r)
 		if p.introspectRefreshToken(w, r) {
@@ -205,8 +233,15 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		// refresh its user) more than once; see readMemo.
 		r = r.WithContext(withReadMemo(r.Context()))
 	}
+	if path == "/oauth/token" || path == "/userinfo" {
+		r = r.WithContext(withSigningNote(r.Context()))
+	}
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
 		return p.checkCodeClient(w, r)
+	}
+	if p.deviceEnabled() && (path == DeviceAuthorizationPath || path == "/oauth/token" && r.Form.Get("grant_type") == account.GrantDeviceCode) {
+		p.serveDevice(w, r, path)
+		return r, true
 	}
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeTokenExchange) {
 		p.serveTokenExchange(w, r) // tokenexchange.go
@@ -294,7 +329,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 	}
 	h := rec.header
 	switch path {
-	case "/oauth/token", "/oauth/introspect", "/userinfo":
+	case "/oauth/token", "/oauth/introspect", "/userinfo", DeviceAuthorizationPath:
 		h.Set("Cache-Control", "no-store")
 		h.Set("Pragma", "no-cache")
 	}
@@ -322,7 +357,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
 		return
 
-	case status == http.StatusUnauthorized && (path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke"):
+	case status == http.StatusUnauthorized && (path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == DeviceAuthorizationPath):
 		copyHeader(w.Header(), h)
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.opts.Issuer+`", charset="UTF-8"`)
 		if !isJSON(h) {

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -31,9 +32,11 @@ import (
 // (seal.Sealer).
 const SealPurposeSigningKey = "signing-key"
 
-// KeyManager owns the token-signing keys. It keeps the current signing key
-// and a prepared JWKS document in memory, so issuing a token or serving
-// /keys never touches storage.
+// KeyManager owns the token-signing keys. It keeps one active key per
+// algorithm in use (the [keys] algorithm, and those apps chose with
+// id_token_signed_response_alg or userinfo_signed_response_alg) and a
+// prepared JWKS document in memory, so issuing a token or serving /keys
+// never touches storage.
 type KeyManager struct {
 	store    storage.Keys
 	sealer   *seal.Sealer
@@ -43,19 +46,28 @@ type KeyManager struct {
 	// keep is how long a retired key stays in JWKS: as long as the longest
 	// lived token it can have signed.
 	keep time.Duration
-	// alg is the algorithm new keys are made for (SetAlgorithm).
+	// alg is the default algorithm ([keys] algorithm, SetAlgorithm): of
+	// the key that signs whatever no app chose an algorithm for.
 	alg jose.SignatureAlgorithm
+	// inUse lists the algorithms apps ask for (SetAlgorithmsInUse); nil:
+	// none but alg.
+	inUse func(context.Context) ([]string, error)
 
 	mu    sync.Mutex // serialises Load and Rotate
 	state atomic.Pointer[keyState]
 }
 
 type keyState struct {
+	// signing is the key of the default algorithm (or, on a replica
+	// whose default has no key yet, the newest active key).
 	signing *signingKey
+	// signers is the active key of each algorithm that has one.
+	signers map[jose.SignatureAlgorithm]*signingKey
 	public  []op.Key
 	// algs are the algorithms of the published keys, the signing key's
-	// first: what a token Keyport issued and still vouches for can be
-	// signed with, and so what discovery advertises.
+	// first, the others in the order of Algorithms: what a token Keyport
+	// issued and still vouches for can be signed with, and so what
+	// discovery advertises.
 	algs     []jose.SignatureAlgorithm
 	jwks     []byte
 	jwksETag string
@@ -73,8 +85,8 @@ func NewKeyManager(store storage.Keys, sealer *seal.Sealer, rotation, keep time.
 }
 
 // Algorithms are the signing algorithms a KeyManager can make keys for
-// ([keys] algorithm).
-var Algorithms = []string{string(jose.RS256), string(jose.ES256), string(jose.EdDSA)}
+// ([keys] algorithm, and an app's id_token_signed_response_alg).
+var Algorithms = account.SigningAlgorithms
 
 // SetAlgorithm chooses the algorithm of the keys Load and Rotate make
 // (RS256 unless set); call it before Load. When the signing key is of
@@ -99,8 +111,8 @@ func (m *KeyManager) Load(ctx context.Context) error {
 	return m.load(ctx, false)
 }
 
-// Rotate replaces the signing key now. The old key stays in JWKS until the
-// tokens it signed have expired.
+// Rotate replaces the signing key of every algorithm in use now. The old
+// keys stay in JWKS until the tokens they signed have expired.
 func (m *KeyManager) Rotate(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -118,21 +130,14 @@ func (m *KeyManager) Refresh(ctx context.Context) error {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
 	now := m.now()
-	var active *storage.SigningKey
 	var kept []storage.SigningKey
 	for _, k := range keys {
 		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
 			continue
 		}
 		kept = append(kept, k)
-		if k.RetiredAt.IsZero() {
-			active = &k
-		}
 	}
-	if active == nil {
-		return errors.New("refresh signing keys: none is active")
-	}
-	return m.publish(kept, *active)
+	return m.publish(kept)
 }
 
 // Run rotates on schedule until ctx ends.
@@ -151,14 +156,28 @@ func (m *KeyManager) Run(ctx context.Context) {
 	}
 }
 
+// load makes the stored keys what they should be, then publishes them:
+// expired retired keys deleted; one active key for each algorithm in use
+// (the default and those apps ask for), made where there is none;
+// every active key replaced when forceRotate, or when the oldest of them
+// reached the rotation period, so that all algorithms rotate together;
+// active keys of an algorithm nobody uses any more, and all but the
+// newest of one algorithm (two replicas that made one at once), retired.
+// A retired key stays published for keep: as long as a token it signed
+// can live.
 func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 	now := m.now()
+	wanted, err := m.wanted(ctx)
+	if err != nil {
+		return err
+	}
 	keys, err := m.store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
-	var active *storage.SigningKey
+	slices.SortStableFunc(keys, keyOrder)
 	var kept []storage.SigningKey
+	active := map[jose.SignatureAlgorithm]storage.SigningKey{}
 	for _, k := range keys {
 		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
 			if err := m.store.DeleteSigningKey(ctx, k.ID); err != nil {
@@ -169,60 +188,204 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 		}
 		kept = append(kept, k)
 		if k.RetiredAt.IsZero() {
-			k := k
-			active = &k // the newest unretired key wins (list is oldest first)
+			active[jose.SignatureAlgorithm(k.Algorithm)] = k // the newest wins (list is oldest first)
 		}
 	}
-	due := active != nil && m.rotation > 0 && now.Sub(active.CreatedAt) >= m.rotation
-	// The configured algorithm changed: a key of the new one signs from
-	// now on, the old key is retired like a rotated one.
-	switched := active != nil && jose.SignatureAlgorithm(active.Algorithm) != m.alg
-	if active == nil || forceRotate || due || switched {
-		fresh, err := m.generate(now)
+	first := len(active) == 0
+	due := false
+	for _, alg := range wanted {
+		if k, ok := active[alg]; ok && m.rotation > 0 && now.Sub(k.CreatedAt) >= m.rotation {
+			due = true
+		}
+	}
+	for _, alg := range wanted {
+		if _, ok := active[alg]; ok && !forceRotate && !due {
+			continue
+		}
+		fresh, err := m.generate(alg, now)
 		if err != nil {
 			return err
 		}
 		if err := m.store.PutSigningKey(ctx, fresh); err != nil {
 			return fmt.Errorf("store signing key: %w", err)
 		}
-		// Retire the old ones only after the new key is safely stored.
-		for i := range kept {
-			if kept[i].RetiredAt.IsZero() {
-				kept[i].RetiredAt = now
-				kept[i].VerifyTill = now.Add(m.keep)
-				if err := m.store.PutSigningKey(ctx, kept[i]); err != nil {
-					return fmt.Errorf("retire signing key %q: %w", kept[i].ID, err)
-				}
-			}
-		}
-		if active == nil && !forceRotate {
+		switch {
+		case first && !forceRotate:
 			m.log.InfoContext(ctx, "generated the first signing key", "kid", fresh.ID, "alg", fresh.Algorithm)
-		} else {
+		case forceRotate || due:
 			m.log.InfoContext(ctx, "rotated signing key", "kid", fresh.ID, "alg", fresh.Algorithm, "old_keys_kept_until", now.Add(m.keep))
+		default:
+			m.log.InfoContext(ctx, "generated a signing key for an algorithm now in use", "kid", fresh.ID, "alg", fresh.Algorithm)
 		}
 		kept = append(kept, fresh)
-		active = &fresh
+		active[alg] = fresh
 	}
-	return m.publish(kept, *active)
+	// Retire the others only after the new keys are safely stored.
+	for i, k := range kept {
+		alg := jose.SignatureAlgorithm(k.Algorithm)
+		if !k.RetiredAt.IsZero() || (slices.Contains(wanted, alg) && active[alg].ID == k.ID) {
+			continue
+		}
+		kept[i].RetiredAt = now
+		kept[i].VerifyTill = now.Add(m.keep)
+		if err := m.store.PutSigningKey(ctx, kept[i]); err != nil {
+			return fmt.Errorf("retire signing key %q: %w", k.ID, err)
+		}
+		if !slices.Contains(wanted, alg) {
+			m.log.InfoContext(ctx, "retired the signing key of an algorithm no longer in use", "kid", k.ID, "alg", k.Algorithm, "kept_until", kept[i].VerifyTill)
+		}
+	}
+	return m.publish(kept)
 }
 
-func (m *KeyManager) generate(now time.Time) (storage.SigningKey, error) {
-	priv, err := newPrivateKey(m.alg)
+// keyOrder orders keys oldest first, and keys made at the same moment by
+// ID, so that every process takes the same one for the newest of its
+// algorithm and serves the same JWKS (and ETag).
+func keyOrder(a, b storage.SigningKey) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+}
+
+// wanted are the algorithms that need an active key: the default first,
+// then those apps ask for, in the order of Algorithms.
+func (m *KeyManager) wanted(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	wanted := []jose.SignatureAlgorithm{m.alg}
+	if m.inUse == nil {
+		return wanted, nil
+	}
+	algs, err := m.inUse(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("signing algorithms the apps use: %w", err)
+	}
+	for _, a := range Algorithms {
+		if slices.Contains(algs, a) && !slices.Contains(wanted, jose.SignatureAlgorithm(a)) {
+			wanted = append(wanted, jose.SignatureAlgorithm(a))
+		}
+	}
+	return wanted, nil
+}
+
+// SetAlgorithmsInUse tells the manager how to find the algorithms apps
+// ask for (id_token_signed_response_alg, userinfo_signed_response_alg),
+// besides the default: Load keeps an active key for each and retires
+// the key of one nobody uses any more. Call it before Load.
+func (m *KeyManager) SetAlgorithmsInUse(inUse func(context.Context) ([]string, error)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.inUse = inUse
+}
+
+// EnsureAlgorithm makes sure an active key of alg ("" is the default) is
+// published, making and storing one if no process has: called when an
+// app is given alg, and when a token is about to be signed with an
+// algorithm that has no key here yet (another replica made the app's key,
+// and its notice has not arrived). It never rotates, retires or deletes:
+// that is Load's work, in the process leading the rotation. Two replicas
+// that make a key of alg at the same moment both store one; both are
+// published, and the next Load retires the older.
+func (m *KeyManager) EnsureAlgorithm(ctx context.Context, alg string) error {
+	if alg == "" {
+		return nil
+	}
+	if !slices.Contains(Algorithms, alg) {
+		return fmt.Errorf("signing algorithm %q: not one of %s", alg, strings.Join(Algorithms, ", "))
+	}
+	a := jose.SignatureAlgorithm(alg)
+	if st := m.state.Load(); st != nil && st.signers[a] != nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.state.Load(); st != nil && st.signers[a] != nil {
+		return nil
+	}
+	keys, err := m.store.ListSigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	now := m.now()
+	var kept []storage.SigningKey
+	found := false
+	for _, k := range keys {
+		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
+			continue
+		}
+		kept = append(kept, k)
+		found = found || (k.RetiredAt.IsZero() && k.Algorithm == alg)
+	}
+	if !found {
+		fresh, err := m.generate(a, now)
+		if err != nil {
+			return err
+		}
+		if err := m.store.PutSigningKey(ctx, fresh); err != nil {
+			return fmt.Errorf("store signing key: %w", err)
+		}
+		m.log.InfoContext(ctx, "generated a signing key for an algorithm now in use", "kid", fresh.ID, "alg", alg)
+		kept = append(kept, fresh)
+	}
+	return m.publish(kept)
+}
+
+// EnsureInUse makes sure each algorithm apps use has an active key
+// (EnsureAlgorithm): for a replica's start, which takes the keys as
+// they are and leaves rotating and retiring to the lead.
+func (m *KeyManager) EnsureInUse(ctx context.Context) error {
+	m.mu.Lock()
+	wanted, err := m.wanted(ctx)
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, alg := range wanted[1:] {
+		if err := m.EnsureAlgorithm(ctx, string(alg)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// signer returns the active key of alg ("" is the default algorithm),
+// making one when there is none yet (EnsureAlgorithm).
+func (m *KeyManager) signer(ctx context.Context, alg string) (*signingKey, error) {
+	st, err := m.current()
+	if err != nil {
+		return nil, err
+	}
+	if alg == "" {
+		return st.signing, nil
+	}
+	if k := st.signers[jose.SignatureAlgorithm(alg)]; k != nil {
+		return k, nil
+	}
+	if err := m.EnsureAlgorithm(ctx, alg); err != nil {
+		return nil, err
+	}
+	if st, err = m.current(); err != nil {
+		return nil, err
+	}
+	if k := st.signers[jose.SignatureAlgorithm(alg)]; k != nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("no %s signing key", alg)
+}
+
+func (m *KeyManager) generate(alg jose.SignatureAlgorithm, now time.Time) (storage.SigningKey, error) {
+	priv, err := newPrivateKey(alg)
 	if err != nil {
 		return storage.SigningKey{}, err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return storage.SigningKey{}, fmt.Errorf("encode %s key: %w", m.alg, err)
+		return storage.SigningKey{}, fmt.Errorf("encode %s key: %w", alg, err)
 	}
 	id := account.RandomString(12)
-	pub, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: id, Algorithm: string(m.alg), Use: "sig"})
+	pub, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: id, Algorithm: string(alg), Use: "sig"})
 	if err != nil {
 		return storage.SigningKey{}, fmt.Errorf("encode public JWK: %w", err)
 	}
 	return storage.SigningKey{
 		ID:        id,
-		Algorithm: string(m.alg),
+		Algorithm: string(alg),
 		SealedKey: m.sealer.Seal(der, SealPurposeSigningKey),
 		PublicJWK: pub,
 		CreatedAt: now,
@@ -278,21 +441,40 @@ func signerFor(alg jose.SignatureAlgorithm, der []byte) (any, error) {
 	return nil, fmt.Errorf("a %T is not a key for %q", parsed, alg)
 }
 
-func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKey) error {
-	der, err := m.sealer.Open(active.SealedKey, SealPurposeSigningKey)
-	if err != nil {
-		return fmt.Errorf("open signing key %q (is secret_key_file the one this data was created with?): %w", active.ID, err)
+// publish makes keys (the live ones, oldest first) what the manager signs
+// with and serves: the newest active key of each algorithm signs, the
+// default algorithm's by default; every key is in JWKS.
+func (m *KeyManager) publish(keys []storage.SigningKey) error {
+	keys = slices.SortedStableFunc(slices.Values(keys), keyOrder)
+	st := &keyState{signers: map[jose.SignatureAlgorithm]*signingKey{}}
+	var newest *signingKey
+	for _, k := range keys {
+		if !k.RetiredAt.IsZero() {
+			continue
+		}
+		der, err := m.sealer.Open(k.SealedKey, SealPurposeSigningKey)
+		if err != nil {
+			return fmt.Errorf("open signing key %q (is secret_key_file the one this data was created with?): %w", k.ID, err)
+		}
+		alg := jose.SignatureAlgorithm(k.Algorithm)
+		priv, err := signerFor(alg, der)
+		if err != nil {
+			return fmt.Errorf("parse signing key %q: %w", k.ID, err)
+		}
+		newest = &signingKey{id: k.ID, alg: alg, key: priv}
+		st.signers[alg] = newest
 	}
-	alg := jose.SignatureAlgorithm(active.Algorithm)
-	priv, err := signerFor(alg, der)
-	if err != nil {
-		return fmt.Errorf("parse signing key %q: %w", active.ID, err)
+	if newest == nil {
+		return errors.New("publish signing keys: none is active")
 	}
-	st := &keyState{
-		signing: &signingKey{id: active.ID, alg: alg, key: priv},
-		algs:    []jose.SignatureAlgorithm{alg},
+	st.signing = st.signers[m.alg]
+	if st.signing == nil {
+		// A replica whose [keys] algorithm has no key yet
+		// (AlgorithmChanged): until it makes one, the newest signs.
+		st.signing = newest
 	}
 	set := jose.JSONWebKeySet{}
+	published := map[jose.SignatureAlgorithm]bool{}
 	for _, k := range keys {
 		var jwk jose.JSONWebKey
 		if err := json.Unmarshal(k.PublicJWK, &jwk); err != nil {
@@ -300,10 +482,17 @@ func (m *KeyManager) publish(keys []storage.SigningKey, active storage.SigningKe
 		}
 		set.Keys = append(set.Keys, jwk)
 		st.public = append(st.public, &publicKey{jwk: jwk})
-		if a := jose.SignatureAlgorithm(jwk.Algorithm); !slices.Contains(st.algs, a) {
+		published[jose.SignatureAlgorithm(jwk.Algorithm)] = true
+	}
+	// The default first, then the others in a fixed order, so that
+	// discovery reads the same in every process.
+	st.algs = []jose.SignatureAlgorithm{st.signing.alg}
+	for _, a := range Algorithms {
+		if a := jose.SignatureAlgorithm(a); published[a] && a != st.signing.alg {
 			st.algs = append(st.algs, a)
 		}
 	}
+	var err error
 	if st.jwks, err = json.Marshal(set); err != nil {
 		return fmt.Errorf("encode JWKS: %w", err)
 	}

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -12,7 +13,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -333,5 +336,285 @@ func BenchmarkSign(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
 		})
+	}
+}
+
+// signWith signs payload with m's key of alg ("" the default), as the
+// token endpoint does for an app that asked for alg.
+func signWith(t *testing.T, m *KeyManager, alg, payload string) (token, kid string) {
+	t.Helper()
+	key, err := m.signer(context.Background(), alg)
+	if err != nil {
+		t.Fatalf("signer for %q: %v", alg, err)
+	}
+	signer, err := op.SignerFromKey(key)
+	if err != nil {
+		t.Fatalf("signer for %s: %v", key.alg, err)
+	}
+	jws, err := signer.Sign([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token, err = jws.CompactSerialize(); err != nil {
+		t.Fatal(err)
+	}
+	return token, key.id
+}
+
+// appAlgorithms is what SetAlgorithmsInUse asks: the algorithms the apps
+// use, changed by the test as an admin changes apps.
+type appAlgorithms struct {
+	mu   sync.Mutex
+	algs []string
+}
+
+func (a *appAlgorithms) set(algs ...string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.algs = algs
+}
+
+func (a *appAlgorithms) list(context.Context) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.algs), nil
+}
+
+// multiManager is a loaded KeyManager of default alg whose apps use what
+// apps lists.
+func (f *keysFixture) multiManager(t *testing.T, alg string, apps *appAlgorithms) *KeyManager {
+	t.Helper()
+	m := NewKeyManager(f.db, f.sealer, 30*24*time.Hour, 2*time.Hour, f.clock.Now, nil)
+	if err := m.SetAlgorithm(alg); err != nil {
+		t.Fatal(err)
+	}
+	m.SetAlgorithmsInUse(apps.list)
+	if err := m.Load(context.Background()); err != nil {
+		t.Fatalf("load keys: %v", err)
+	}
+	return m
+}
+
+// activeKeys maps each algorithm to the IDs of its stored active keys.
+func activeKeys(t *testing.T, f *keysFixture) map[string][]string {
+	t.Helper()
+	stored, err := f.db.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, k := range stored {
+		if k.RetiredAt.IsZero() {
+			out[k.Algorithm] = append(out[k.Algorithm], k.ID)
+		}
+	}
+	return out
+}
+
+// With apps using ES256 and EdDSA on an RS256 server there is one active
+// key of each algorithm: each signs what is asked of it, with its own kid,
+// and verifies through JWKS; discovery's list has the three, the default
+// first; another process loading the same store makes no key of its own.
+func TestKeyManagerSeveralAlgorithms(t *testing.T) {
+	f := newKeysFixture(t)
+	apps := &appAlgorithms{}
+	apps.set("EdDSA", "ES256", "EdDSA")
+	m := f.multiManager(t, "RS256", apps)
+	if got := m.SignatureAlgorithms(); !slices.Equal(got, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}) {
+		t.Fatalf("algorithms %v, want [RS256 ES256 EdDSA]", got)
+	}
+	active := activeKeys(t, f)
+	if len(active) != 3 || len(active["RS256"]) != 1 || len(active["ES256"]) != 1 || len(active["EdDSA"]) != 1 {
+		t.Fatalf("active keys %v, want one of each algorithm", active)
+	}
+	set := jwksOf(t, m)
+	if len(set.Keys) != 3 {
+		t.Fatalf("JWKS has %d keys, want 3: %s", len(set.Keys), m.JWKS())
+	}
+	for _, alg := range []string{"", "RS256", "ES256", "EdDSA"} {
+		want := cmp.Or(alg, "RS256")
+		token, kid := signWith(t, m, alg, `{"sub":"x"}`)
+		if kid != active[want][0] {
+			t.Errorf("%q signed by %s, want the %s key %s", alg, kid, want, active[want][0])
+		}
+		verify(t, set, want, token)
+	}
+	if m.SigningKeyID() != active["RS256"][0] {
+		t.Errorf("the default signing key is %s, want the RS256 one", m.SigningKeyID())
+	}
+
+	again := f.multiManager(t, "RS256", apps)
+	if got := activeKeys(t, f); !reflect.DeepEqual(got, active) || !bytes.Equal(again.JWKS(), m.JWKS()) {
+		t.Fatalf("a second Load changed the keys: %v, want %v", got, active)
+	}
+}
+
+// Rotation, asked for or on schedule, replaces the key of every algorithm
+// in use at once, even one made later than the others; the old keys stay
+// in JWKS, so tokens signed before still verify.
+func TestKeyManagerRotatesEveryAlgorithm(t *testing.T) {
+	f := newKeysFixture(t)
+	ctx := context.Background()
+	apps := &appAlgorithms{}
+	apps.set("ES256")
+	m := f.multiManager(t, "RS256", apps)
+	before := map[string]string{}
+	for _, alg := range []string{"RS256", "ES256"} {
+		before[alg], _ = signWith(t, m, alg, `{"sub":"before"}`)
+	}
+	old := activeKeys(t, f)
+
+	f.clock.Add(time.Minute)
+	if err := m.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rotated := activeKeys(t, f)
+	for _, alg := range []string{"RS256", "ES256"} {
+		if len(rotated[alg]) != 1 || rotated[alg][0] == old[alg][0] {
+			t.Errorf("%s: active %v after the rotation, before %v", alg, rotated[alg], old[alg])
+		}
+	}
+	set := jwksOf(t, m)
+	if len(set.Keys) != 4 {
+		t.Fatalf("JWKS has %d keys after the rotation, want 4: %s", len(set.Keys), m.JWKS())
+	}
+	for alg, token := range before {
+		verify(t, set, alg, token)
+		after, kid := signWith(t, m, alg, `{"sub":"after"}`)
+		if kid != rotated[alg][0] {
+			t.Errorf("%s signed by %s after the rotation, want %s", alg, kid, rotated[alg][0])
+		}
+		verify(t, set, alg, after)
+	}
+
+	// An app starts using EdDSA 20 days later; 10 days after that the
+	// other keys are due, and the EdDSA key is rotated with them.
+	f.clock.Add(20 * 24 * time.Hour)
+	apps.set("ES256", "EdDSA")
+	if err := m.EnsureAlgorithm(ctx, "EdDSA"); err != nil {
+		t.Fatal(err)
+	}
+	eddsa := activeKeys(t, f)["EdDSA"]
+	f.clock.Add(10 * 24 * time.Hour)
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	due := activeKeys(t, f)
+	rotated["EdDSA"] = eddsa
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		if len(due[alg]) != 1 || due[alg][0] == rotated[alg][0] {
+			t.Errorf("%s: active %v after the scheduled rotation, before %v", alg, due[alg], rotated[alg])
+		}
+	}
+}
+
+// An algorithm no app uses any more: its key stops signing at the next
+// Load but stays in JWKS (and discovery's list) until its last token can
+// have expired, then leaves the store, JWKS and the list.
+func TestKeyManagerRetiresUnusedAlgorithm(t *testing.T) {
+	f := newKeysFixture(t)
+	ctx := context.Background()
+	apps := &appAlgorithms{}
+	apps.set("ES256")
+	m := f.multiManager(t, "RS256", apps)
+	token, kid := signWith(t, m, "ES256", `{"sub":"x"}`)
+
+	apps.set()
+	f.clock.Add(time.Minute)
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if active := activeKeys(t, f); len(active) != 1 || len(active["RS256"]) != 1 {
+		t.Fatalf("active keys %v, want the RS256 one alone", active)
+	}
+	set := jwksOf(t, m)
+	if len(set.Keys) != 2 || len(set.Key(kid)) != 1 {
+		t.Fatalf("JWKS %s, want the RS256 key and the retired ES256 %s", m.JWKS(), kid)
+	}
+	verify(t, set, "ES256", token)
+	if got := m.SignatureAlgorithms(); !slices.Equal(got, []jose.SignatureAlgorithm{jose.RS256, jose.ES256}) {
+		t.Errorf("algorithms %v while the ES256 key is published, want [RS256 ES256]", got)
+	}
+
+	// Keep is 2 h in the fixture.
+	f.clock.Add(2*time.Hour + time.Second)
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if set := jwksOf(t, m); len(set.Keys) != 1 || len(set.Key(kid)) != 0 {
+		t.Fatalf("JWKS %s after the ES256 key's tokens expired", m.JWKS())
+	}
+	if got := m.SignatureAlgorithms(); !slices.Equal(got, []jose.SignatureAlgorithm{jose.RS256}) {
+		t.Errorf("algorithms %v, want [RS256]", got)
+	}
+	if stored, _ := f.db.ListSigningKeys(ctx); len(stored) != 1 {
+		t.Errorf("%d keys stored, want 1", len(stored))
+	}
+	// An app asks for ES256 again: a new key is made on demand.
+	_, again := signWith(t, m, "ES256", `{"sub":"y"}`)
+	if again == kid || len(activeKeys(t, f)["ES256"]) != 1 {
+		t.Errorf("ES256 signed by %s, the expired key was %s; active %v", again, kid, activeKeys(t, f))
+	}
+}
+
+// Two processes on one store (replicas): an algorithm one of them made a
+// key for is taken from the store by the other, which makes none; two
+// that make one at the same moment both publish theirs until the next
+// Load retires the older, which stays in JWKS. An unknown algorithm is
+// refused and makes nothing.
+func TestKeyManagerEnsureAlgorithmAcrossProcesses(t *testing.T) {
+	f := newKeysFixture(t)
+	ctx := context.Background()
+	apps := &appAlgorithms{}
+	a := f.multiManager(t, "RS256", apps)
+	b := f.multiManager(t, "RS256", apps)
+
+	apps.set("EdDSA")
+	if err := a.EnsureAlgorithm(ctx, "EdDSA"); err != nil {
+		t.Fatal(err)
+	}
+	made := activeKeys(t, f)["EdDSA"]
+	token, kid := signWith(t, b, "EdDSA", `{"sub":"x"}`) // b has not heard of it
+	if len(made) != 1 || kid != made[0] || len(activeKeys(t, f)["EdDSA"]) != 1 {
+		t.Fatalf("b signed with %s; EdDSA keys %v, made by a %v", kid, activeKeys(t, f)["EdDSA"], made)
+	}
+	verify(t, jwksOf(t, a), "EdDSA", token)
+
+	// Both make an ES256 key before either sees the other's.
+	apps.set("EdDSA", "ES256")
+	for _, m := range []*KeyManager{a, b} {
+		k, err := m.generate(jose.ES256, f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.PutSigningKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Add(time.Second)
+	}
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	twins := activeKeys(t, f)["ES256"]
+	published := jwksOf(t, a)
+	if len(twins) != 2 || len(published.Key(twins[0])) != 1 || len(published.Key(twins[1])) != 1 {
+		t.Fatalf("ES256 keys %v, JWKS %s", twins, a.JWKS())
+	}
+	f.clock.Add(time.Minute)
+	if err := a.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	published = jwksOf(t, a)
+	if got := activeKeys(t, f)["ES256"]; len(got) != 1 || got[0] != twins[1] || len(published.Key(twins[0])) != 1 {
+		t.Fatalf("after Load: active ES256 %v, want the newer %s with the older still in JWKS %s", got, twins[1], a.JWKS())
+	}
+
+	for _, bad := range []string{"HS256", "none", "es256"} {
+		if err := a.EnsureAlgorithm(ctx, bad); err == nil {
+			t.Errorf("EnsureAlgorithm accepted %q", bad)
+		}
+	}
+	if stored, _ := f.db.ListSigningKeys(ctx); len(stored) != 4 {
+		t.Errorf("%d keys stored, want 4 (RS256, EdDSA, two ES256)", len(stored))
 	}
 }

@@ -27,6 +27,7 @@ type Store interface {
 	storage.Clients
 	storage.AuthRequests
 	storage.Tokens
+	storage.DeviceAuthorizations
 }
 
 // Lifetimes of what the provider issues.
@@ -137,6 +138,12 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	}
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
+	}
+	if err := applyClaimsRequest(&a, c, claimsRequestFrom(ctx)); err != nil {
+		return nil, err
+	}
+	if n, ok := pushedFrom(ctx); ok {
+		markPushed(&a, n)
 	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
 	if errors.Is(err, storage.ErrLimitReached) {
@@ -302,13 +309,17 @@ func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID
 	switch r := req.(type) {
 	case *authRequest:
 		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
+		t.UserinfoClaims = r.a.UserinfoClaims
 		if r.codeHash != "" {
 			t.ID = r.issue.AccessTokenID
 		}
 	case *refreshRequest:
 		t.ClientID, t.UserID = r.rt.ClientID, r.rt.UserID
+		t.UserinfoClaims = r.rt.UserinfoClaims
 	case *machineRequest:
 		t.ClientID = r.clientID
+	case *deviceRequest:
+		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
 	}
 	t.ExpiresAt = now.Add(s.lifetimes(ctx, t.ClientID).Access)
 	return t
@@ -378,12 +389,20 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime = r.a.AMR, r.a.AuthTime
 		next.SID = sidOf(r)
+		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.a.IDTokenClaims, r.a.UserinfoClaims, r.GetACR()
+		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
+	case *deviceRequest:
+		// A device's tokens belong to no browser session: no sid.
+		next.FamilyID = account.NewOrderedID()
+		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
+		next.AMR, next.AuthTime, next.ACR = r.a.AMR, r.a.AuthTime, r.GetACR()
 		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
 	case *refreshRequest:
 		next.FamilyID = r.rt.FamilyID
 		next.ClientID, next.UserID = r.rt.ClientID, r.rt.UserID
 		next.AMR, next.AuthTime = r.rt.AMR, r.rt.AuthTime
 		next.SID = r.rt.SID
+		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.rt.IDTokenClaims, r.rt.UserinfoClaims, r.rt.ACR
 		// The family keeps its original scopes even when this request narrowed them.
 		next.Scopes = r.rt.Scopes
 		next.ExpiresAt = r.rt.ExpiresAt
@@ -628,12 +647,10 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	return nil
 }
 
-func (s *opStorage) SigningKey(context.Context) (op.SigningKey, error) {
-	st, err := s.keys.current()
-	if err != nil {
-		return nil, err
-	}
-	return st.signing, nil
+// SigningKey is the key of the algorithm the app of this token request
+// asked for, the default one when it asked for none (signing.go).
+func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	return s.keys.signer(ctx, signingNoteFrom(ctx).algorithm())
 }
 
 // SignatureAlgorithms are the algorithms of the published keys, which
@@ -662,6 +679,7 @@ func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Clie
 	if err != nil {
 		return nil, s.internal(ctx, "load client", err)
 	}
+	signingNoteFrom(ctx).set(c)
 	return s.opClient(c), nil
 }
 
@@ -694,6 +712,7 @@ func (s *opStorage) ClientCredentials(ctx context.Context, id, secret string) (o
 	if err != nil {
 		return nil, err
 	}
+	signingNoteFrom(ctx).set(c)
 	return s.opClient(c), nil
 }
 
@@ -740,11 +759,28 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 
 // SetUserinfoFromRequest adds what an ID token says about the request
 // rather than the user: sid, the browser session it was issued in (for
-// front- and back-channel logout). A refreshed ID token names the session
+// front- and back-channel logout), and the individual claims the claims
+// parameter asked for. A refreshed ID token names the session and the acr
 // of the sign-in that started its family.
-func (s *opStorage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
 	if sid := sidOf(req); sid != "" {
 		info.AppendClaims("sid", sid)
+	}
+	if r, ok := req.(*refreshRequest); ok && r.rt.ACR != "" {
+		// zitadel puts acr only in the ID token of a code; a refreshed
+		// one repeats the sign-in's, as its auth_time and amr do.
+		info.AppendClaims("acr", r.rt.ACR)
+	}
+	if names := idTokenClaimsOf(req); len(names) > 0 {
+		// The individual claims the sign-in's claims parameter asked the
+		// ID token for (claimsparam.go).
+		u, err := s.activeUser(ctx, req.GetSubject())
+		if err != nil {
+			return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
+		}
+		for k, v := range account.NamedClaims(u, names, s.issuer) {
+			info.AppendClaims(k, v)
+		}
 	}
 	return nil
 }
@@ -769,7 +805,11 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
 		return errInvalidToken
 	}
+	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
 	s.setClaims(info, u, t.Scopes)
+	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
+		info.AppendClaims(k, v)
+	}
 	return nil
 }
 

@@ -71,6 +71,12 @@ type Options struct {
 	// runs (the runtime settings) apply to the next token. An app's own
 	// lifetimes still win over either.
 	LifetimesInForce func() Lifetimes
+	// RequirePushedAuthorizationRequests refuses authorization requests
+	// of every app unless pushed (RFC 9126; [oauth] in config.toml).
+	RequirePushedAuthorizationRequests bool
+	// Device is the device authorization grant (device.go); off unless
+	// Enabled.
+	Device DeviceOptions
 
 	// VerifyAppPassword checks an app password an app exchanges for an
 	// access token (token exchange, tokenexchange.go): the account
@@ -127,6 +133,7 @@ type preparedDiscovery struct {
 var Routes = []string{
 	oidc.DiscoveryEndpoint, "/keys", "/authorize", "/authorize/callback",
 	"/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session",
+	parPath,
 }
 
 // Scopes the provider understands: the ones an admin may limit an app to.
@@ -265,7 +272,11 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)
 	}
+	// The device flow is advertised exactly when it is served.
 	delete(m, "device_authorization_endpoint")
+	if p.deviceEnabled() {
+		m["device_authorization_endpoint"] = p.opts.Issuer + DeviceAuthorizationPath
+	}
 	delete(m, "check_session_iframe")
 	delete(m, "request_object_signing_alg_values_supported")
 	// These advertise private_key_jwt, which Keyport does not accept.
@@ -273,22 +284,29 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	delete(m, "introspection_endpoint_auth_signing_alg_values_supported")
 	delete(m, "revocation_endpoint_auth_signing_alg_values_supported")
 	m["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost)}
-	m["grant_types_supported"] = grantTypes
+	m["grant_types_supported"] = p.offeredGrantTypes()
 	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
 	m["authorization_response_iss_parameter_supported"] = true // RFC 9207
 	m["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
-	m["prompt_values_supported"] = []string{"none", "login", "consent"}
-	m["acr_values_supported"] = []string{acrSingleFactor, acrMultiFactor}
-	m["claims_parameter_supported"] = false
+	m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
+	m["acr_values_supported"] = account.ACRValues
+	m["claims_parameter_supported"] = true // claimsparam.go
 	m["request_parameter_supported"] = false
+	// request_uri is taken from the pushed authorization request
+	// endpoint only (RFC 9126), never fetched from elsewhere.
 	m["request_uri_parameter_supported"] = false
+	m["pushed_authorization_request_endpoint"] = p.opts.Issuer + parPath
+	m["require_pushed_authorization_requests"] = p.opts.RequirePushedAuthorizationRequests
 	// OpenID Connect Front-Channel and Back-Channel Logout 1.0, with sid
 	// in ID tokens and logout tokens (logout.go, backchannel.go).
 	m["frontchannel_logout_supported"] = true
 	m["frontchannel_logout_session_supported"] = true
 	m["backchannel_logout_supported"] = true
 	m["backchannel_logout_session_supported"] = true
+	// Signed userinfo for apps that register userinfo_signed_response_alg
+	// (signing.go), with the keys there are, as ID tokens.
+	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)
@@ -310,6 +328,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/keys":
 		body, etag := p.opts.Keys.jwksDocument()
 		servePrepared(w, r, body, etag)
+	case DeviceAuthorizationPath:
+		if !p.deviceEnabled() {
+			// zitadel serves the endpoint whatever the configuration.
+			http.NotFound(w, r)
+			return
+		}
+		p.wrapped.ServeHTTP(w, r)
 	default:
 		p.wrapped.ServeHTTP(w, r)
 	}

@@ -172,6 +172,9 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	}
 	var token string
 	if format.AccessTokenJWT {
+		// Signed with the key of the algorithm of the app whose token it
+		// is in format (signing.go): the audience that verifies it.
+		signingNoteFrom(ctx).set(*format)
 		token, err = op.CreateJWT(ctx, p.opts.Issuer, exchangeRequest{t: t}, t.ExpiresAt, t.ID, s.opClient(requester), s)
 	} else {
 		token, err = op.CreateBearerToken(t.ID, t.Subject, p.op.Crypto())

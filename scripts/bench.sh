@@ -6,6 +6,7 @@
 #   scripts/bench.sh [loadtest flags, e.g. -duration 5s -only refresh,cc]
 #
 # Environment: PORT (default 18480), KEEP_DATA=1 keeps the temp data dir,
+# APP_ALG=ES256 or EdDSA gives the apps that id_token_signed_response_alg;
 # STORAGE=postgres measures the PostgreSQL backend instead of bbolt: a
 # throwaway PostgreSQL (Debian's postgresql package, run as the postgres
 # user, default durability: fsync and synchronous_commit on, as bbolt
@@ -120,10 +121,14 @@ printf '%s\n' "$PASSWORD" | kp user create --username bench --email bench@exampl
 for i in 2 3 4 5 6 7 8; do
   printf '%s\n' "$PASSWORD" | kp user create --username "bench$i" --email "bench$i@example.com" --name "Bench User $i" --password-stdin >/dev/null
 done
+# APP_ALG=ES256|EdDSA gives the two confidential apps that signing
+# algorithm (id_token_signed_response_alg), whatever [keys] algorithm is.
+app_alg=()
+[ -z "${APP_ALG:-}" ] || app_alg=(--id-token-signed-response-alg "$APP_ALG")
 printf '%s\n' "$SECRET" | kp client create --id bench --name Bench --redirect-uri http://127.0.0.1:9/cb \
-  --grant authorization_code,refresh_token,client_credentials --skip-consent --secret-stdin
+  --grant authorization_code,refresh_token,client_credentials --skip-consent --secret-stdin "${app_alg[@]}"
 printf '%s\n' "$JWT_SECRET" | kp client create --id benchjwt --name 'Bench JWT' --redirect-uri http://127.0.0.1:9/cb \
-  --grant authorization_code,refresh_token,client_credentials --skip-consent --jwt-access-tokens --secret-stdin
+  --grant authorization_code,refresh_token,client_credentials --skip-consent --jwt-access-tokens --secret-stdin "${app_alg[@]}"
 # The public client asks for consent (once per user), as a third-party app would.
 kp client create --id benchpub --name 'Bench SPA' --redirect-uri http://127.0.0.1:9/cb --public
 

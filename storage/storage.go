@@ -194,6 +194,19 @@ type Client struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 
+	// RequirePushedAuthorizationRequests: the app's authorization
+	// requests must come through the pushed authorization request
+	// endpoint (RFC 9126 §6), never as parameters in the browser.
+	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests,omitempty"`
+	// IDTokenSignedResponseAlg is the JWS algorithm of the app's ID
+	// tokens (OpenID Connect Dynamic Client Registration 1.0 §2): "" for
+	// the server's [keys] algorithm.
+	IDTokenSignedResponseAlg string `json:"id_token_signed_response_alg,omitempty"`
+	// UserinfoSignedResponseAlg, when set, makes /userinfo answer the app
+	// with a JWT signed with this algorithm (OpenID Connect Core 1.0
+	// §5.3.2); "" answers with plain JSON.
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+
 	// TokenExchangeAudiences are the audiences (client IDs of other apps,
 	// or resource URIs) the app may exchange a user's access token for
 	// with token exchange (RFC 8693); empty: none.
@@ -220,6 +233,26 @@ type AuthRequest struct {
 	UILocales           []string  `json:"ui_locales,omitempty"`
 	CreatedAt           time.Time `json:"created_at"`
 	ExpiresAt           time.Time `json:"expires_at"`
+
+	// PushedUntil is set when the app pushed the request to the pushed
+	// authorization request endpoint (RFC 9126) instead of sending it
+	// through the browser: the browser may bring its request_uri to
+	// /authorize until then, once; opening it there sets it back to zero.
+	PushedUntil time.Time `json:"pushed_until,omitzero"`
+
+	// ACREssential: the ACRValues (the classes Keyport knows, from
+	// acr_values or from the claims parameter's acr) are essential: a
+	// sign-in that cannot meet one of them fails rather than getting a
+	// weaker class.
+	ACREssential bool `json:"acr_essential,omitempty"`
+	// IDTokenClaims and UserinfoClaims are the individual user claims the
+	// claims parameter (OIDC Core §5.5) asks for, each one the app may
+	// receive; they come on top of what the scopes release.
+	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+	// Subject is the sub the claims parameter asks the ID token for with a
+	// value (§5.5.1): only that user may finish the request.
+	Subject string `json:"subject,omitempty"`
 
 	// BrowserID is the portal's ID of the browser that first opened the
 	// sign-in page for this request; only that browser may finish it.
@@ -357,6 +390,10 @@ type AccessToken struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 
+	// UserinfoClaims are the individual claims the sign-in's claims
+	// parameter asked userinfo for (AuthRequest.UserinfoClaims).
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+
 	// Actors are, for a token issued by token exchange (RFC 8693), the
 	// client IDs that acted for the subject, the latest first: the act
 	// claim, nested. Empty for every other token.
@@ -399,6 +436,14 @@ type RefreshToken struct {
 	// refreshed ID token names the same session. "" for families issued
 	// before sid existed.
 	SID string `json:"sid,omitempty"`
+	// IDTokenClaims and UserinfoClaims are the individual claims the
+	// sign-in's claims parameter asked for (AuthRequest), kept for the
+	// family's refreshed ID tokens and access tokens.
+	IDTokenClaims  []string `json:"id_token_claims,omitempty"`
+	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+	// ACR is the acr claim of the family's first ID token, which its
+	// refreshed ID tokens repeat; "" for families issued before.
+	ACR string `json:"acr,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)
@@ -1055,6 +1100,8 @@ type SweepReport struct {
 	Throttles     int
 	ReservedNames int // reservations of deleted users' names that ended
 	Outbox        int // delivered and failed outbox messages past OutboxRetention
+	// DeviceAuthorizations past ExpiresAt + DeviceAuthorizationKept.
+	DeviceAuthorizations int
 }
 
 // Shared is what a store that several keyport processes use at once
@@ -1122,6 +1169,7 @@ type Store interface {
 	Groups
 	Outbox
 	Webhooks
+	DeviceAuthorizations
 	// Sweep deletes what has expired as of now, and drops the SealedValue of
 	// refresh tokens whose reuse grace is over.
 	Sweep(ctx context.Context) (SweepReport, error)

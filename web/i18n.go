@@ -42,6 +42,9 @@ var catalogs = map[string]map[string]string{
 		deWebhooks,
 		deConsoleDeliveries,
 		deConsoleWebhooks,
+		deAuthRequest,
+		deSigningAlgorithms,
+		deDevice,
 		deTokenExchange,
 	),
 }

@@ -161,13 +161,15 @@ func (m *Main) whileLeading(ctx context.Context, name string, fn func() error) e
 // keys as they are (the replica leading "signing-key-rotation" rotates
 // them); only when there is none yet, or the signing key is not of the
 // configured [keys] algorithm, does it make one, holding a lead so that
-// replicas starting together make one between them.
+// replicas starting together make one between them. An algorithm an app
+// uses that has no key yet gets one without the lead: two replicas that
+// make one at once both publish theirs, and the lead retires the older.
 func (m *Main) loadSigningKeys(ctx context.Context) error {
 	if m.shared == nil {
 		return m.Keys.Load(ctx)
 	}
 	if err := m.Keys.Refresh(ctx); err == nil && !m.Keys.AlgorithmChanged() {
-		return nil
+		return m.Keys.EnsureInUse(ctx)
 	}
 	return m.whileLeading(ctx, "first-signing-key", func() error { return m.Keys.Load(ctx) })
 }

@@ -42,12 +42,14 @@ Usage:
                         [--skip-consent] [--jwt-access-tokens]
                         [--frontchannel-logout-uri URI [--frontchannel-logout-session-required]]
                         [--backchannel-logout-uri URI [--backchannel-logout-session-required]]
+                        [--id-token-signed-response-alg RS256|ES256|EdDSA] [--userinfo-signed-response-alg ALG]
   keyport client update --id ID [--name NAME] [--redirect-uri URI...] [--post-logout-redirect-uri URI...]
                         [--grant GRANTS] [--public=true|false] [--skip-consent=true|false]
                         [--jwt-access-tokens=true|false] [--allowed-scopes SCOPES] [--allowed-groups GROUPS]
                         [--access-token-lifetime 10m] [--id-token-lifetime 10m] [--refresh-token-lifetime 720h]
                         [--frontchannel-logout-uri URI] [--frontchannel-logout-session-required=true|false]
                         [--backchannel-logout-uri URI] [--backchannel-logout-session-required=true|false]
+                        [--id-token-signed-response-alg RS256|ES256|EdDSA|""] [--userinfo-signed-response-alg ALG|""]
   keyport client rotate-secret --id ID [--grace 24h] [--revoke-tokens]
   keyport client list
   keyport client delete --id ID
@@ -320,6 +322,7 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 	skipConsent := fs.Bool("skip-consent", false, "first-party app: never ask for consent")
 	secretStdin := fs.Bool("secret-stdin", false, "read the client secret from standard input instead of generating one")
 	fcURI, fcSession, bcURI, bcSession := logoutFlags(fs)
+	signingAlg, userinfoAlg := signingAlgFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -330,6 +333,7 @@ func (c *cli) clientCreate(ctx context.Context, args []string) error {
 		Public: *public, AccessTokenJWT: *jwt, SkipConsent: *skipConsent, GrantTypes: splitList(*grants)}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = *fcURI, *fcSession
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = *bcURI, *bcSession
+	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = *signingAlg, *userinfoAlg
 	if *secretStdin {
 		s, err := c.readSecret("secret")
 		if err != nil {
@@ -375,6 +379,17 @@ type clientFields struct {
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+
+	IDTokenSignedResponseAlg  string `json:"id_token_signed_response_alg,omitempty"`
+	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+}
+
+// signingAlgFlags are the flags of an app's signing algorithms (ID
+// tokens, userinfo), for create and update.
+func signingAlgFlags(fs *flag.FlagSet) (idToken, userinfo *string) {
+	idToken = fs.String("id-token-signed-response-alg", "", "signing algorithm of the app's ID tokens: RS256, ES256 or EdDSA (\"\": the [keys] algorithm)")
+	userinfo = fs.String("userinfo-signed-response-alg", "", "answer the app's userinfo requests with a JWT signed with RS256, ES256 or EdDSA (\"\": plain JSON)")
+	return idToken, userinfo
 }
 
 // logoutFlags are the flags of an app's logout URIs (OpenID Connect
@@ -450,6 +465,7 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 	idTok := fs.Duration("id-token-lifetime", 0, "ID token lifetime (0: the server's default)")
 	refresh := fs.Duration("refresh-token-lifetime", 0, "refresh token lifetime (0: the server's default)")
 	fcURI, fcSession, bcURI, bcSession := logoutFlags(fs)
+	signingAlg, userinfoAlg := signingAlgFlags(fs)
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -486,6 +502,10 @@ func (c *cli) clientUpdate(ctx context.Context, args []string) error {
 			patch["backchannel_logout_uri"] = *bcURI
 		case "backchannel-logout-session-required":
 			patch["backchannel_logout_session_required"] = *bcSession
+		case "id-token-signed-response-alg":
+			patch["id_token_signed_response_alg"] = *signingAlg
+		case "userinfo-signed-response-alg":
+			patch["userinfo_signed_response_alg"] = *userinfoAlg
 		case "access-token-lifetime", "id-token-lifetime", "refresh-token-lifetime":
 			d := map[string]time.Duration{"access-token-lifetime": *access, "id-token-lifetime": *idTok, "refresh-token-lifetime": *refresh}[f.Name]
 			if d < 0 || d%time.Second != 0 {

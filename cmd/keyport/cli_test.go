@@ -357,7 +357,7 @@ func TestCLIClientCreate(t *testing.T) {
 	cliFail(t, env, "", 1, "A public client cannot use client_credentials", "client", "create", "--id", "bad7", "--public", "--grant", "client_credentials")
 	cliFail(t, env, "some-long-secret-0123456789\n", 1, "A public client must not have a secret.", "client", "create", "--id", "bad7", "--public", "--redirect-uri", "https://app.example.com/cb", "--secret-stdin")
 	// The same rule as for [[clients]] in the config file.
-	cliFail(t, env, "", 1, "The refresh_token grant needs authorization_code too", "client", "create", "--id", "bad7", "--grant", "refresh_token,client_credentials")
+	cliFail(t, env, "", 1, "The refresh_token grant needs authorization_code or the device code grant too", "client", "create", "--id", "bad7", "--grant", "refresh_token,client_credentials")
 	cliFail(t, env, "", 1, "Client ID must be", "client", "create", "--id", "bad id!", "--grant", "client_credentials")
 	cliFail(t, env, "short-secret\n", 1, "Client secret must be at least 16 characters.", "client", "create", "--id", "bad8", "--grant", "client_credentials", "--secret-stdin")
 	cliFail(t, env, "", 2, "secret on stdin is empty", "client", "create", "--id", "bad9", "--grant", "client_credentials", "--secret-stdin")

@@ -182,9 +182,13 @@ func TestPostgresReplicaSwitchesAlgorithm(t *testing.T) {
 	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
 		t.Fatal(err)
 	}
-	load := func(alg string) []jose.SignatureAlgorithm {
+	var lastActive map[string][]string // the active keys by algorithm after the last load
+	loadWith := func(alg string, more func(*config.Config)) []jose.SignatureAlgorithm {
 		o := serverOptions{mutate: func(c *config.Config) {
 			c.Storage.Type, c.Storage.DSN, c.SecretKeyFile, c.Keys.Algorithm = config.StoragePostgres, dsn, key, alg
+			if more != nil {
+				more(c)
+			}
 		}}
 		cfg, _ := testConfig(t, &o)
 		o.ln.Close() // Load does not listen
@@ -193,8 +197,19 @@ func TestPostgresReplicaSwitchesAlgorithm(t *testing.T) {
 			t.Fatalf("load with %s: %v", alg, err)
 		}
 		defer m.Close()
+		keys, err := m.Store.ListSigningKeys(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastActive = map[string][]string{}
+		for _, k := range keys {
+			if k.RetiredAt.IsZero() {
+				lastActive[k.Algorithm] = append(lastActive[k.Algorithm], k.ID)
+			}
+		}
 		return m.Keys.SignatureAlgorithms()
 	}
+	load := func(alg string) []jose.SignatureAlgorithm { return loadWith(alg, nil) }
 	if got := load("RS256"); !slices.Equal(got, []jose.SignatureAlgorithm{jose.RS256}) {
 		t.Fatalf("first replica: algorithms %v, want [RS256]", got)
 	}
@@ -203,5 +218,20 @@ func TestPostgresReplicaSwitchesAlgorithm(t *testing.T) {
 	}
 	if got := load("EdDSA"); !slices.Equal(got, []jose.SignatureAlgorithm{jose.EdDSA, jose.RS256}) {
 		t.Fatalf("another replica with EdDSA: algorithms %v, want [EdDSA RS256] (no second switch)", got)
+	}
+
+	// A replica whose config.toml has an app with id_token_signed_response_alg
+	// = ES256 makes the ES256 key at start, without a switch of the
+	// default; the next replica with the same file takes it as it is.
+	esApp := func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "es-app", GrantTypes: []string{"client_credentials"}, Secret: "es-app-secret-0123456789", IDTokenSignedResponseAlg: "ES256"})
+	}
+	for i, want := range [][]jose.SignatureAlgorithm{{jose.EdDSA, jose.RS256, jose.ES256}, {jose.EdDSA, jose.RS256, jose.ES256}} {
+		if got := loadWith("EdDSA", esApp); !slices.Equal(got, want) {
+			t.Fatalf("replica %d with an ES256 app: algorithms %v, want %v", i+1, got, want)
+		}
+		if got := lastActive["ES256"]; len(got) != 1 {
+			t.Fatalf("after replica %d with an ES256 app: active ES256 keys %v, want one", i+1, got)
+		}
 	}
 }

@@ -373,6 +373,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			GrantTypes: c.GrantTypes, Public: c.Public, AccessTokenJWT: c.AccessTokenJWT, SkipConsent: c.SkipConsent, Secret: c.Secret,
 			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
+			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
 			TokenExchangeAudiences: c.TokenExchangeAudiences,
 		})
 		if err != nil {
@@ -445,6 +447,14 @@ func (m *Main) load() error {
 	if err := m.Keys.SetAlgorithm(cfg.Keys.Algorithm); err != nil {
 		return fmt.Errorf("keys.algorithm: %w", err)
 	}
+	// Apps that ask for another algorithm (id_token_signed_response_alg)
+	// get a key of theirs, made when an app is given it and rotated with
+	// the default one.
+	m.Keys.SetAlgorithmsInUse(func(ctx context.Context) ([]string, error) {
+		clients, err := m.Store.ListClients(ctx)
+		return account.ClientSigningAlgorithms(clients), err
+	})
+	m.Accounts.Clients.SetSigningKeys(m.Keys.EnsureAlgorithm)
 	var deliveries func(kind, outcome string)
 	if m.Metrics != nil {
 		deliveries = m.Metrics.OutboxDelivery
@@ -510,6 +520,7 @@ func (m *Main) load() error {
 		Ready:        m.Ready,
 		AccessTokens: tokens,
 		Keys:         m.Keys,
+		DeviceFlow:   m.deviceFlow(cfg),
 	})
 	if err != nil {
 		return err
@@ -534,6 +545,9 @@ func (m *Main) load() error {
 
 		LifetimesInForce: lifeInForce,
 		Observer:         m.providerObserver(),
+		Device:           deviceOptions(cfg),
+
+		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 
 		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
 	})
@@ -548,6 +562,9 @@ func (m *Main) load() error {
 	mux := http.NewServeMux()
 	for _, p := range provider.Routes {
 		mux.Handle(p, requestlog.Route(p, prov))
+	}
+	if cfg.OAuth.DeviceFlow {
+		mux.Handle(provider.DeviceAuthorizationPath, requestlog.Route(provider.DeviceAuthorizationPath, prov))
 	}
 	mux.Handle("/", m.Portal)
 	header, err := clientip.ParseHeader(cfg.ClientIPHeader)

@@ -1,40 +1,53 @@
 package main
 
 import (
+	"cmp"
 	"encoding/base64"
+	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 )
 
 // Random requests built from the parameters, values, methods and headers
 // that break servers: none may get a 5xx. The seed is fixed, so a failure
 // is reproducible; the enumerated cases are in TestGarbageParametersNeverCause5xx.
 func TestRandomRequestsNever5xx(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow = true })
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
+	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
-		"/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
-		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password"}
+		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
+		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password",
+		"/device_authorization", "/device"}
 	keys := []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code",
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
 		"id_token_hint", "post_logout_redirect_uri", "prompt", "max_age", "login_hint", "acr_values", "request", "request_uri",
 		"id", "authRequestID", "client_secret", "client_assertion", "client_assertion_type", "ui_locales", "claims",
-		"access_token", "csrf_token", "login", "password",
+		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision",
 		// token exchange (RFC 8693)
 		"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type", "audience", "resource"}
-	values := []string{"", "app", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
+	values := []string{"", "app", "tv", account.GrantDeviceCode, "BCDF-GHJK", "approve", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
 		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
+		// The sign-in parameters of an authorization request: prompt values,
+		// classes (acr_values), claims parameters good and bad.
+		"select_account", "none select_account", "0", "urn:keyport:acr:2fa", "urn:keyport:acr:passkey urn:keyport:acr:1fa",
+		`{"id_token":{"acr":{"essential":true,"values":["urn:keyport:acr:passkey"]}}}`, `{"id_token":{"acr":{"essential":true,"value":"x"}}}`,
+		`{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}`, `{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":[]}`, `{"id_token":`,
+		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x",
 		"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:token-type:access_token",
 		"urn:keyport:params:oauth:token-type:app-password", "rex:x", "https://api.example.com/"}
-	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")), "Basic %%%", "Bearer x", "Bearer ",
+	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}
 	methods := []string{"GET", "POST", "POST", "HEAD", "OPTIONS", "PUT"}
 	ctypes := []string{"application/x-www-form-urlencoded", "application/json", "multipart/form-data", "text/plain"}
@@ -93,7 +106,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 // Nothing may get a 5xx, and the session must survive (only sign-out ends
 // it, and it is left out).
 func TestRandomPortalFormsNever5xx(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow = true })
 	srv.createUser("ada", true)
 	b := newBrowser(t)
 	home := signInPortal(t, srv, b, "ada")
@@ -110,14 +123,15 @@ func TestRandomPortalFormsNever5xx(t *testing.T) {
 		"/security/totp/confirm", "/security/totp/disable", "/consent", "/login/2fa", "/login/2fa/cancel",
 		"/admin/directories", "/admin/directories/new", "/admin/directories/x/edit", "/admin/directories/x/delete",
 		"/admin/directories/x/sync", "/admin/directories/x/test", "/admin/directories/x/toggle",
-		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup", "/invite", "/reset-password"}
+		"/admin/upstreams/new", "/admin/upstreams/x/edit", "/login/upstream/x", "/avatar/x", "/setup", "/invite", "/reset-password",
+		"/device"}
 	keys := []string{"name", "label", "scopes", "expires", "id", "token_id", "password", "current_password", "new_password",
 		"confirm_password", "code", "secret", "ip", "cidr", "allowlist", "email", "given_name", "family_name", "locale",
 		"zoneinfo", "picture", "type", "url", "bind_dn", "bind_password", "user_base_dn", "user_filter", "login_attributes",
-		"issuer", "client_id", "client_secret", "enabled", "decision", "authRequestID", "return_to", "key", "value"}
+		"issuer", "client_id", "client_secret", "enabled", "decision", "authRequestID", "return_to", "key", "value", "user_code"}
 	values := []string{"", "x", "0", "-1", "99999999999999999999", "%zz", "\x00", strings.Repeat("z", 3000), "10.0.0.0/8",
 		"::1/200", "999.1.1.1", "openid profile", "https://evil.example/", "//evil.example", "javascript:alert(1)",
-		"ldap://127.0.0.1:1", "(uid=*)", "*)(|(uid=*", "é", "\u202e", "<script>", "{}", "[]", "true", "2026-13-45"}
+		"ldap://127.0.0.1:1", "(uid=*)", "*)(|(uid=*", "é", "\u202e", "<script>", "{}", "[]", "true", "2026-13-45", "BCDF-GHJK", "approve", "deny"}
 
 	rng := rand.New(rand.NewPCG(3, 4))
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }
@@ -189,5 +203,78 @@ func TestRandomAPIRequestsNever5xx(t *testing.T) {
 	// What the API does not own stayed as it was.
 	if u := srv.user(abe.ID); u.Username != "abe" || u.Blocked || u.ID != abe.ID || u.Admin {
 		t.Errorf("the API changed fields it does not own: %+v", u)
+	}
+}
+
+// Random combinations of the parameters that shape a sign-in (prompt,
+// max_age, acr_values, claims, login_hint, ui_locales) on otherwise good
+// authorization requests, from browsers with and without a session: none
+// gets a 5xx, every answer to the app is a code or an error OIDC Core
+// names, and a request §3.1.2.1 or §5.5 calls invalid never gets a code.
+func TestRandomSignInParameters(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("rex", false)
+	app := srv.createClient(newConfidentialClient("app"))
+	withSession := newBrowser(t)
+	signInPortal(t, srv, withSession, "rex")
+
+	params := map[string][]string{
+		"prompt":     {"none", "login", "consent", "select_account", "none login", "none select_account", "login consent", "bogus", ""},
+		"max_age":    {"0", "1", "3600", "-1", "x", "99999999999999999999"},
+		"acr_values": {account.ACRPassword, account.ACRSecondFactor, account.ACRPasskey + " " + account.ACRPassword, "urn:example:x", ""},
+		"claims": {`{"id_token":{"acr":{"essential":true,"values":["` + account.ACRSecondFactor + `"]}}}`,
+			`{"id_token":{"acr":{"essential":true,"value":"urn:example:x"}}}`, `{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}`,
+			`{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":[]}`, `{"id_token":`, `null`, `{}`, strings.Repeat(" ", 5000)},
+		"login_hint": {"rex", "<b>x</b>", strings.Repeat("h", 600), "\x01"},
+		"ui_locales": {"de", "fr de-AT", "xx-invalid-", strings.Repeat("de ", 100)},
+	}
+	names := []string{"prompt", "max_age", "acr_values", "claims", "login_hint", "ui_locales"}
+	errorsAllowed := []string{"invalid_request", "login_required", "consent_required", "interaction_required",
+		"unmet_authentication_requirements", "temporarily_unavailable"}
+
+	seen := map[string]int{} // the app's answers: "code" or the error
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 300 && !t.Failed(); i++ {
+		b := newBrowser(t)
+		if rng.IntN(2) == 0 {
+			b = withSession
+		}
+		_, challenge := pkce()
+		q := url.Values{"client_id": {app.ID}, "redirect_uri": {app.RedirectURI}, "response_type": {"code"}, "scope": {"openid email"},
+			"state": {"s"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+		for _, n := range names {
+			if rng.IntN(3) == 0 {
+				q.Set(n, params[n][rng.IntN(len(params[n]))])
+			}
+		}
+		p := b.get(srv.URL + "/authorize?" + q.Encode())
+		what := q.Encode()
+		if p.Status >= 500 {
+			t.Fatalf("%s: %d %s", what, p.Status, truncateBody(p.Body))
+		}
+		if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, app.RedirectURI) {
+			continue // a page of the sign-in, or a refusal shown to the person
+		}
+		res := landed(t, p, app.RedirectURI)
+		if res.Code == "" && !slices.Contains(errorsAllowed, res.Error) {
+			t.Fatalf("%s: the app got %v", what, res.Query)
+		}
+		seen[cmp.Or(res.Error, "code")]++
+		prompt := strings.Fields(q.Get("prompt"))
+		var claimsErr error
+		var claims map[string]any
+		if c := q.Get("claims"); c != "" {
+			claimsErr = json.Unmarshal([]byte(c), &claims)
+		}
+		invalid := slices.Contains(prompt, "none") && len(prompt) > 1 || claimsErr != nil || q.Has("claims") && claims == nil
+		if invalid && res.Code != "" {
+			t.Fatalf("%s: an invalid request got a code", what)
+		}
+	}
+	// The seed reaches each kind of answer, or the test proves little.
+	for _, want := range []string{"code", "invalid_request", "login_required", "unmet_authentication_requirements"} {
+		if seen[want] == 0 {
+			t.Errorf("no request ended with %s: %v", want, seen)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
@@ -149,6 +150,56 @@ func TestReplicasBehindALoadBalancer(t *testing.T) {
 			t.Fatalf("b still issues tokens for %s after the setting changed at a", time.Until(tok.Expiry).Round(time.Second))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// An app given ES256 at a: a makes the ES256 key, and b signs the
+	// app's ID tokens with that key once the client's change notice
+	// arrived, whether or not the key's notice did, making none of its own.
+	if _, _, err := a.Main.Accounts.Clients.UpdateClient(ctx, account.SystemActor, "app", "", account.ClientPatch{IDTokenSignedResponseAlg: ptr("ES256")}); err != nil {
+		t.Fatal(err)
+	}
+	esKeys := func() []string {
+		t.Helper()
+		keys, err := a.Main.Store.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range keys {
+			if k.Algorithm == "ES256" && k.RetiredAt.IsZero() {
+				out = append(out, k.ID)
+			}
+		}
+		return out
+	}
+	made := esKeys()
+	if len(made) != 1 {
+		t.Fatalf("active ES256 keys after the change at a: %v, want one", made)
+	}
+	esVerifier := c.provider.Verifier(&oidc.Config{ClientID: c.ID, SupportedSigningAlgs: []string{"ES256"}})
+	deadline = time.Now().Add(10 * time.Second)
+	for ; ; time.Sleep(20 * time.Millisecond) {
+		code, verifier := c.signIn(newBrowser(t), "alice")
+		tok, err := c.oauth.Exchange(atB, code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		if alg, kid := jwtHeader(t, raw); alg == "ES256" {
+			if kid != made[0] {
+				t.Errorf("b signed the ES256 ID token with %q, want a's key %q", kid, made[0])
+			}
+			if _, err := esVerifier.Verify(ctx, raw); err != nil {
+				t.Errorf("b's ES256 ID token, checked with the balancer's JWKS: %v", err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b still signs the app's ID tokens with RS256")
+		}
+	}
+	if got := esKeys(); len(got) != 1 {
+		t.Errorf("active ES256 keys after b signed: %v, want a's alone", got)
 	}
 
 	// A client's secret rotated at a stops working at b once the change

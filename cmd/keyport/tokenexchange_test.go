@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -79,7 +80,7 @@ func TestTokenExchange(t *testing.T) {
 		GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, grantTokenExchange},
 		TokenExchangeAudiences: []string{"orders-api", "reports-api", "https://files.example.com/"}})
 	orders := srv.createClient(account.NewClient{ID: "orders-api", GrantTypes: []string{account.GrantClientCredentials, grantTokenExchange}, AccessTokenJWT: true,
-		TokenExchangeAudiences: []string{"reports-api"},
+		TokenExchangeAudiences: []string{"reports-api"}, IDTokenSignedResponseAlg: "ES256",
 		AccessTokenLifetime: 2 * time.Hour}) // longer than the subject token's
 	reports := srv.createClient(account.NewClient{ID: "reports-api", GrantTypes: []string{account.GrantClientCredentials},
 		AllowedGroups: []string{"finance"}, AllowedScopes: []string{"openid", "email"}})
@@ -134,6 +135,10 @@ func TestTokenExchange(t *testing.T) {
 		payload, err := oidc.NewRemoteKeySet(ctx, srv.URL+"/keys").VerifySignature(ctx, token)
 		if err != nil {
 			t.Fatalf("the exchanged token is no JWT signed by the server's keys: %v", err)
+		}
+		// orders-api verifies ES256 (its id_token_signed_response_alg).
+		if header, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0]); err != nil || !strings.Contains(string(header), `"alg":"ES256"`) {
+			t.Errorf("the exchanged token's header %s (%v): want ES256, orders-api's algorithm", header, err)
 		}
 		var claims map[string]any
 		if err := json.Unmarshal(payload, &claims); err != nil {
@@ -466,14 +471,4 @@ func TestTokenExchangeSettings(t *testing.T) {
 	if p := b.get(srv.URL + "/admin/apps/console-app"); !strings.Contains(p.Body, `value="api, https://api.example.com/"`) {
 		t.Errorf("the app page does not show the audiences")
 	}
-}
-
-func toStrings(v any) []string {
-	list, _ := v.([]any)
-	out := []string{}
-	for _, x := range list {
-		s, _ := x.(string)
-		out = append(out, s)
-	}
-	return out
 }

@@ -514,9 +514,12 @@ var (
 	// uid NUL purpose → hash of the user's live OnePerUser one-time token
 	bOneTimeByUser = []byte("one_time_by_user")
 
+	// Device authorizations (device.go): device code hash → record; user code → device code hash.
+	bDeviceAuths, bDeviceByUserCode = []byte("device_authorizations"), []byte("device_by_user_code")
+
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
-	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry}
+	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bDeviceAuths, bDeviceByUserCode}
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,
@@ -548,6 +551,7 @@ const (
 	expRefreshGrace byte = 'g' // keyed by refresh token hash; drops its sealed value
 	expReservedName byte = 'n' // keyed by the reserved name
 	expOutbox       byte = 'm' // keyed by message ID, at DeliveredAt + storage.OutboxRetention
+	expDeviceAuth   byte = 'd' // in the flow file, keyed by device code hash, at ExpiresAt + storage.DeviceAuthorizationKept
 )
 
 // Schema.

@@ -303,6 +303,29 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	for k := range onePerUser {
 		fail("stray one-time-by-user entry %q", k)
 	}
+	// Device authorizations: indexed by user code, counted in the
+	// bucket's sequence, with an expiry entry at ExpiresAt plus the time
+	// they are kept.
+	deviceUserCodes := map[string]string{}
+	_ = b(bDeviceByUserCode).ForEach(func(k, v []byte) error { deviceUserCodes[string(k)] = string(v); return nil })
+	devices := 0
+	_ = b(bDeviceAuths).ForEach(func(k, _ []byte) error {
+		var d storage.DeviceAuthorization
+		get(bDeviceAuths, string(k), &d)
+		devices++
+		if deviceUserCodes[d.UserCode] != string(k) {
+			fail("device authorization %q is not indexed by its user code %q", k, d.UserCode)
+		}
+		delete(deviceUserCodes, d.UserCode)
+		wantExpiry(expDeviceAuth, d.ExpiresAt.Add(storage.DeviceAuthorizationKept), string(k))
+		return nil
+	})
+	for k := range deviceUserCodes {
+		fail("stray device user code entry %q", k)
+	}
+	if n := b(bDeviceAuths).Sequence(); n != uint64(devices) {
+		fail("device authorizations counted %d, %d stored", n, devices)
+	}
 	_ = b(bRedeemedCodes).ForEach(func(k, _ []byte) error {
 		var rc redeemedCode
 		get(bRedeemedCodes, string(k), &rc)

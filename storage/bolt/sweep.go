@@ -48,6 +48,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 		{d.db, expRefreshGrace, now, sweepRefreshGrace},
 		{d.db, expReservedName, now, sweepReservedName},
 		{d.db, expOutbox, now, sweepOutbox},
+		{d.flow, expDeviceAuth, now, sweepDeviceAuth},
 	}
 	var rep storage.SweepReport
 	for _, s := range steps {
@@ -57,7 +58,7 @@ func (d *DB) Sweep(ctx context.Context) (storage.SweepReport, error) {
 	}
 	d.log.Debug("swept expired records",
 		"auth_requests", rep.AuthRequests, "access_tokens", rep.AccessTokens, "refresh_tokens", rep.RefreshTokens,
-		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials, "throttles", rep.Throttles, "reserved_names", rep.ReservedNames, "outbox", rep.Outbox)
+		"sessions", rep.Sessions, "one_time_tokens", rep.OneTimeTokens, "login_attempts", rep.LoginAttempts, "credentials", rep.Credentials, "throttles", rep.Throttles, "reserved_names", rep.ReservedNames, "outbox", rep.Outbox, "device_authorizations", rep.DeviceAuthorizations)
 	return rep, nil
 }
 
@@ -109,6 +110,7 @@ func (d *DB) sweepKind(ctx context.Context, db *guardedDB, kind byte, cutoff tim
 		total.Throttles += part.Throttles
 		total.ReservedNames += part.ReservedNames
 		total.Outbox += part.Outbox
+		total.DeviceAuthorizations += part.DeviceAuthorizations
 		if !more {
 			return nil
 		}

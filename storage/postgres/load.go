@@ -114,7 +114,9 @@ var loadedTables = []table{
 var notCopiedTables = []string{"schema_version",
 	// Sign-ins in progress, their codes and the redemptions that catch a
 	// code's replay: minutes-long, started again by whoever was signing in.
-	"auth_requests", "auth_codes", "redeemed_codes"}
+	"auth_requests", "auth_codes", "redeemed_codes",
+	// Device authorizations (RFC 8628): minutes-long too.
+	"device_authorizations"}
 
 // table is the rows Load copies into one table.
 type table struct {

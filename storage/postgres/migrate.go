@@ -35,6 +35,7 @@ type migration struct {
 // never an edit of a file version 1 applied.
 var migrations = []migration{
 	{1, "initial schema", applySchemaFiles},
+	{2, "device authorizations", applyDeviceSchema},
 }
 
 // applySchemaFiles runs every schema file, in name order.

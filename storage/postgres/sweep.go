@@ -26,6 +26,7 @@ var sweepSteps = []sweepStep{
 	sweepSeals,
 	sweepAuthRequests, // their codes go by the foreign key
 	sweepRedeemedCodes,
+	sweepDeviceAuthorizations,
 }
 
 // Sweep deletes what has expired as of now.

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"ImportUsers", importUserTests},
 		{"Outbox", outboxTests},
 		{"Webhooks", webhookTests},
+		{"DeviceAuthorizations", deviceTests},
 		{"TokenExchange", tokenExchangeTests},
 	}
 	for _, g := range groups {

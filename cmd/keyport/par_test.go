@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+)
+
+// pushedParams are the parameters of a code-flow request for c, with a
+// fresh state, nonce and PKCE pair; the verifier is returned.
+func pushedParams(c *testClient) (url.Values, string) {
+	verifier, challenge := pkce()
+	return url.Values{
+		"response_type":         {"code"},
+		"client_id":             {c.ID},
+		"redirect_uri":          {c.RedirectURI},
+		"scope":                 {"openid profile email"},
+		"state":                 {"pushed-" + account.RandomString(8)},
+		"nonce":                 {account.RandomString(12)},
+		"code_challenge":        {challenge},
+		"code_challenge_method": {"S256"},
+	}, verifier
+}
+
+// push posts form to the pushed authorization request endpoint as c (HTTP
+// Basic with its secret; the form alone for a public client).
+func (c *testClient) push(form url.Values) (int, http.Header, map[string]any) {
+	c.srv.t.Helper()
+	par, _ := c.srv.discovery()["pushed_authorization_request_endpoint"].(string)
+	path := strings.TrimPrefix(par, c.srv.URL)
+	if c.Secret == "" {
+		return c.srv.postForm(path, form, "", "")
+	}
+	return c.srv.postForm(path, form, c.ID, c.Secret)
+}
+
+// discovery is the server's discovery document.
+func (s *testServer) discovery() map[string]any {
+	s.t.Helper()
+	_, _, doc := doJSON(s.t, nil, mustRequest(http.MethodGet, s.URL+"/.well-known/openid-configuration"))
+	return doc
+}
+
+func mustRequest(method, u string) *http.Request {
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
+// authorizeURI is /authorize with only client_id and request_uri, plus
+// extra parameters the server must ignore.
+func (c *testClient) authorizeURI(requestURI string, extra url.Values) string {
+	q := url.Values{"client_id": {c.ID}, "request_uri": {requestURI}}
+	for k, v := range extra {
+		q[k] = v
+	}
+	return c.srv.URL + "/authorize?" + q.Encode()
+}
+
+// TestPushedAuthorizationRequests runs code flows through RFC 9126's
+// endpoint with go-oidc and x/oauth2 on the app's side, and the refusals
+// the RFC asks for: a request_uri used twice, expired, of another app, or
+// pushed with bad credentials or parameters.
+func TestPushedAuthorizationRequests(t *testing.T) {
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	srv := startServerWith(t, serverOptions{now: now, mutate: func(c *config.Config) {
+		// Pushes come from the app's server, all from one address: they
+		// must not count against it as a browser's /authorize would.
+		c.Limits.MaxPendingSignInsPerAddress = 2
+	}})
+	srv.createUser("pia", false)
+	app := srv.createClient(newConfidentialClient("par-app"))
+	other := srv.createClient(newConfidentialClient("par-other"))
+
+	doc := srv.discovery()
+	if doc["pushed_authorization_request_endpoint"] != srv.URL+"/oauth/par" || doc["require_pushed_authorization_requests"] != false {
+		t.Fatalf("discovery: endpoint %v, required %v", doc["pushed_authorization_request_endpoint"], doc["require_pushed_authorization_requests"])
+	}
+
+	t.Run("code flow", func(t *testing.T) {
+		form, verifier := pushedParams(app)
+		status, h, body := app.push(form)
+		uri, _ := body["request_uri"].(string)
+		if status != http.StatusCreated || !strings.HasPrefix(uri, "urn:ietf:params:oauth:request_uri:") || body["expires_in"] != float64(60) {
+			t.Fatalf("push: %d %v", status, body)
+		}
+		if h.Get("Cache-Control") != "no-store" {
+			t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
+		}
+		b := newBrowser(t)
+		// Parameters beside request_uri are ignored (RFC 9126 §4): the
+		// pushed state comes back, not this one.
+		first := b.get(app.authorizeURI(uri, url.Values{"state": {"from-the-browser"}, "scope": {"openid"}}))
+		if !isLoginPage(first) {
+			t.Fatalf("opening the request_uri: %d %s", first.Status, first.URL)
+		}
+		// Opened once, it cannot be opened again, not even while the
+		// first browser is still signing in.
+		if p := newBrowser(t).get(app.authorizeURI(uri, nil)); p.Status != http.StatusBadRequest || p.Location != "" {
+			t.Fatalf("request_uri opened twice: %d %s", p.Status, p.Location)
+		}
+		res := landed(t, app.finish(b, first, "pia"), app.RedirectURI)
+		if res.Code == "" || res.State != form.Get("state") || res.Iss != srv.URL {
+			t.Fatalf("landed with %+v", res)
+		}
+		tok, err := app.exchange(res.Code, verifier)
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		claims := idTokenClaims(t, app, tok)
+		if claims["nonce"] != form.Get("nonce") || claims["email"] == nil {
+			t.Errorf("ID token claims %v: want the pushed nonce and the pushed scopes' claims", claims)
+		}
+
+		// Used once: a second visit shows an error and goes nowhere.
+		again := newBrowser(t).get(app.authorizeURI(uri, nil))
+		if again.Status != http.StatusBadRequest || again.Location != "" {
+			t.Errorf("request_uri used twice: %d %s", again.Status, again.Location)
+		}
+	})
+
+	t.Run("bound to the app and to its lifetime", func(t *testing.T) {
+		form, _ := pushedParams(app)
+		_, _, body := app.push(form)
+		uri, _ := body["request_uri"].(string)
+		b := newBrowser(t)
+		if p := b.get(other.authorizeURI(uri, nil)); p.Status != http.StatusBadRequest {
+			t.Fatalf("another app's client_id opened the request: %d %s", p.Status, p.Location)
+		}
+		// The refusal changed nothing: the right app still opens it.
+		if p := b.get(app.authorizeURI(uri, nil)); !isLoginPage(p) {
+			t.Fatalf("after a refused open, the right app got %d %s", p.Status, p.URL)
+		}
+
+		form, _ = pushedParams(app)
+		_, _, body = app.push(form)
+		uri, _ = body["request_uri"].(string)
+		skew.Store(int64(61 * time.Second))
+		defer skew.Store(0)
+		if p := newBrowser(t).get(app.authorizeURI(uri, nil)); p.Status != http.StatusBadRequest {
+			t.Fatalf("expired request_uri: %d %s", p.Status, p.URL)
+		}
+		for _, bad := range []string{"urn:ietf:params:oauth:request_uri:nope", "https://app.example/request.jwt", ""} {
+			if p := newBrowser(t).get(app.authorizeURI(bad, nil)); p.Status != http.StatusBadRequest || p.Location != "" {
+				t.Errorf("request_uri %q: %d %s", bad, p.Status, p.Location)
+			}
+		}
+	})
+
+	t.Run("claims parameter pushed", func(t *testing.T) {
+		// Pushed parameters are those of /authorize: the claims parameter
+		// (OIDC Core §5.5) too, checked at the push.
+		form, verifier := pushedParams(app)
+		form.Set("scope", "openid")
+		form.Set("claims", `{"id_token":{"email":null}}`)
+		_, _, body := app.push(form)
+		b := newBrowser(t)
+		res := landed(t, app.finish(b, b.get(app.authorizeURI(body["request_uri"].(string), nil)), "pia"), app.RedirectURI)
+		tok, err := app.exchange(res.Code, verifier)
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		if claims := idTokenClaims(t, app, tok); claims["email"] == nil || claims["name"] != nil {
+			t.Errorf("ID token for scope openid with email asked for by the pushed claims parameter: %v", claims)
+		}
+		form.Set("claims", `{"id_token":`)
+		if status, _, body := app.push(form); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("pushed claims that are not JSON: %d %v", status, body)
+		}
+	})
+
+	t.Run("pushes do not count per address", func(t *testing.T) {
+		var uris []string
+		for range 4 {
+			form, _ := pushedParams(app)
+			status, _, body := app.push(form)
+			if status != http.StatusCreated {
+				t.Fatalf("push: %d %v", status, body)
+			}
+			uris = append(uris, body["request_uri"].(string))
+		}
+		// With two pending sign-ins allowed per address, the oldest
+		// pushes would have been evicted had they counted by address.
+		for _, uri := range uris {
+			if p := newBrowser(t).get(app.authorizeURI(uri, nil)); !isLoginPage(p) {
+				t.Fatalf("pushed request %s: %d %s", uri, p.Status, p.URL)
+			}
+		}
+	})
+
+	t.Run("refused pushes", func(t *testing.T) {
+		good, _ := pushedParams(app)
+		with := func(change func(url.Values)) url.Values {
+			f := url.Values{}
+			for k, v := range good {
+				f[k] = append([]string(nil), v...)
+			}
+			change(f)
+			return f
+		}
+		cases := []struct {
+			name   string
+			status int
+			code   string
+			send   func() (int, http.Header, map[string]any)
+		}{
+			{"wrong secret", 401, "invalid_client", func() (int, http.Header, map[string]any) {
+				return srv.postForm("/oauth/par", good, app.ID, "wrong")
+			}},
+			{"no credentials", 401, "invalid_client", func() (int, http.Header, map[string]any) {
+				return srv.postForm("/oauth/par", good, "", "")
+			}},
+			{"client_id of another app", 400, "invalid_request", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Set("client_id", other.ID) }))
+			}},
+			{"unregistered redirect_uri", 400, "invalid_request", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Set("redirect_uri", "https://evil.example/cb") }))
+			}},
+			{"request_uri pushed", 400, "invalid_request", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Set("request_uri", "urn:ietf:params:oauth:request_uri:x") }))
+			}},
+			{"request object", 400, "request_not_supported", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Set("request", "eyJhbGciOiJub25lIn0.e30.") }))
+			}},
+			{"unsupported response_type", 400, "unsupported_response_type", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Set("response_type", "token") }))
+			}},
+			{"oversized state", 400, "invalid_request", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Set("state", strings.Repeat("s", 5000)) }))
+			}},
+			{"no redirect_uri", 400, "invalid_request", func() (int, http.Header, map[string]any) {
+				return app.push(with(func(f url.Values) { f.Del("redirect_uri") }))
+			}},
+		}
+		for _, c := range cases {
+			status, h, body := c.send()
+			if status != c.status || body["error"] != c.code {
+				t.Errorf("%s: %d %v, want %d %s", c.name, status, body, c.status, c.code)
+			}
+			if status == http.StatusUnauthorized && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic") {
+				t.Errorf("%s: WWW-Authenticate %q", c.name, h.Get("WWW-Authenticate"))
+			}
+		}
+		if p := bareGet(t, srv.URL+"/oauth/par?"+good.Encode()); p.Status != http.StatusMethodNotAllowed {
+			t.Errorf("GET /oauth/par: %d", p.Status)
+		}
+	})
+
+	t.Run("public app", func(t *testing.T) {
+		spa := srv.createClient(account.NewClient{ID: "par-spa", Public: true, SkipConsent: true})
+		form, verifier := pushedParams(spa)
+		noPKCE := url.Values{}
+		for k, v := range form {
+			if !strings.HasPrefix(k, "code_challenge") {
+				noPKCE[k] = v
+			}
+		}
+		if status, _, body := spa.push(noPKCE); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("public app without PKCE: %d %v", status, body)
+		}
+		status, _, body := spa.push(form)
+		if status != http.StatusCreated {
+			t.Fatalf("public push: %d %v", status, body)
+		}
+		b := newBrowser(t)
+		res := landed(t, spa.finish(b, b.get(spa.authorizeURI(body["request_uri"].(string), nil)), "pia"), spa.RedirectURI)
+		if _, err := spa.exchange(res.Code, verifier); err != nil {
+			t.Fatalf("public exchange: %v", err)
+		}
+	})
+
+	t.Run("required per app", func(t *testing.T) {
+		n := newConfidentialClient("par-required")
+		n.RequirePushedAuthorizationRequests = true
+		strict := srv.createClient(n)
+		_, challenge := pkce()
+		p := strict.authorize(newBrowser(t), "plain", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oidc.Nonce("n"))
+		if p.Status != http.StatusBadRequest || p.Location != "" {
+			t.Fatalf("a plain request of an app that must push: %d %s", p.Status, p.Location)
+		}
+		form, verifier := pushedParams(strict)
+		_, _, body := strict.push(form)
+		b := newBrowser(t)
+		res := landed(t, strict.finish(b, b.get(strict.authorizeURI(body["request_uri"].(string), nil)), "pia"), strict.RedirectURI)
+		if _, err := strict.exchange(res.Code, verifier); err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		// The management API switches it on for another app.
+		rw, _, _ := adminTokens(t, srv)
+		_, hdr, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+other.ID, rw, "", "")
+		status, _, body := apiCallWith(t, srv, http.MethodPatch, "/api/v1/clients/"+other.ID, rw, "application/json",
+			`{"require_pushed_authorization_requests":true}`, http.Header{"If-Match": {hdr.Get("ETag")}})
+		if status != http.StatusOK || body["require_pushed_authorization_requests"] != true {
+			t.Fatalf("PATCH require_pushed_authorization_requests: %d %v", status, body)
+		}
+		if p := other.authorize(newBrowser(t), "plain", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")); p.Status != http.StatusBadRequest {
+			t.Fatalf("a plain request after the API made the app push: %d %s", p.Status, p.Location)
+		}
+		// Other apps still send requests the old way.
+		if code, _ := app.signIn(newBrowser(t), "pia"); code == "" {
+			t.Fatal("no code for an app that need not push")
+		}
+	})
+}
+
+// TestPushedAuthorizationRequestsRequiredForAll turns on [oauth]
+// require_pushed_authorization_requests: discovery says so, and no app's
+// request comes through the browser any more.
+func TestPushedAuthorizationRequestsRequiredForAll(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.RequirePushedAuthorizationRequests = true })
+	srv.createUser("pia", false)
+	app := srv.createClient(newConfidentialClient("par-all"))
+	if doc := srv.discovery(); doc["require_pushed_authorization_requests"] != true {
+		t.Fatalf("discovery: require_pushed_authorization_requests %v", doc["require_pushed_authorization_requests"])
+	}
+	_, challenge := pkce()
+	if p := app.authorize(newBrowser(t), "plain", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")); p.Status != http.StatusBadRequest {
+		t.Fatalf("plain request: %d %s", p.Status, p.Location)
+	}
+	form, verifier := pushedParams(app)
+	_, _, body := app.push(form)
+	b := newBrowser(t)
+	res := landed(t, app.finish(b, b.get(app.authorizeURI(body["request_uri"].(string), nil)), "pia"), app.RedirectURI)
+	tok, err := app.exchange(res.Code, verifier)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	if _, err := app.provider.Verifier(&oidc.Config{ClientID: app.ID}).Verify(context.Background(), tok.Extra("id_token").(string)); err != nil {
+		t.Fatalf("verify ID token: %v", err)
+	}
+}
