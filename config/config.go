@@ -326,6 +326,10 @@ type Client struct {
 	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
 	// JWT of this algorithm; "" (the default) answers with JSON.
 	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
+
+	// TokenExchangeAudiences: the audiences (other apps' IDs, or resource
+	// URIs) the app may exchange a user's access token for (RFC 8693).
+	TokenExchangeAudiences []string `toml:"token_exchange_audiences"`
 }
 
 // Directory is one [[directories]] entry.
@@ -395,6 +399,9 @@ const (
 	// GrantDeviceCode is the device authorization grant (RFC 8628).
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
+
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.
 func DefaultGrantTypes() []string {

@@ -562,7 +562,7 @@ var directoryFields = func() map[string]int {
 	return fields
 }()
 
-var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange}
 
 func (c *Config) validateClients(p *problems) {
 	seen := make(map[string]int, len(c.Clients))
@@ -628,6 +628,7 @@ func (c *Config) validateClients(p *problems) {
 		if grants[GrantDeviceCode] && !c.OAuth.DeviceFlow {
 			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
+		validateTokenExchange(p, key, cl, grants)
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
 		}

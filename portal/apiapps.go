@@ -70,6 +70,10 @@ type clientJSON struct {
 	// UserinfoSignedResponseAlg makes userinfo answer the app with a JWT
 	// of this algorithm; "" answers with JSON.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg"`
+
+	// TokenExchangeAudiences: what the app may exchange a user's access
+	// token for (RFC 8693), other apps' IDs or resource URIs; empty: none.
+	TokenExchangeAudiences []string `json:"token_exchange_audiences"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -122,6 +126,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.TokenEndpointAuthMethod, out.JWKS, out.JWKSURI = c.TokenEndpointAuthMethod, jwksView(c.JWKS), c.JWKSURI
 	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
+	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	return out
 }
 
@@ -155,6 +160,8 @@ type newClientJSON struct {
 	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
 	IDTokenSignedResponseAlg           string `json:"id_token_signed_response_alg,omitempty"`
 	UserinfoSignedResponseAlg          string `json:"userinfo_signed_response_alg,omitempty"`
+
+	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -189,6 +196,8 @@ type clientPatchJSON struct {
 	IDTokenSignedResponseAlg *string `json:"id_token_signed_response_alg,omitempty"`
 	// "" goes back to plain JSON at userinfo.
 	UserinfoSignedResponseAlg *string `json:"userinfo_signed_response_alg,omitempty"`
+
+	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -242,6 +251,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = b.TokenEndpointAuthMethod, b.JWKS.record(), b.JWKSURI
 	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
+	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -270,6 +280,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
+	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -59,7 +59,7 @@ func postOnly(path string) bool {
 
 // Parameters that may repeat; every other one must appear at most once
 // (RFC 6749 §3.1).
-var repeatable = map[string]bool{"resource": true}
+var repeatable = map[string]bool{"resource": true, "audience": true} // audience: RFC 8693 §2.1
 
 // caseSensitiveParams are the parameters zitadel decodes (oidc.AuthRequest
 // and the token request types) or Keyport reads itself before it: spelled
@@ -295,6 +295,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 	}
 	if p.deviceEnabled() && (path == DeviceAuthorizationPath || path == "/oauth/token" && r.Form.Get("grant_type") == account.GrantDeviceCode) {
 		p.serveDevice(w, r, path)
+		return r, true
+	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeTokenExchange) {
+		p.serveTokenExchange(w, r) // tokenexchange.go
 		return r, true
 	}
 	return r, false
