@@ -27,6 +27,14 @@ const (
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): a confidential
+// app trades a user's access token (or an app password limited to it) for
+// an access token for another audience.
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+// MaxTokenExchangeAudiences bounds an app's TokenExchangeAudiences.
+const MaxTokenExchangeAudiences = 32
+
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 
 // MinClientSecretLength is the shortest secret an admin may choose.
@@ -79,12 +87,18 @@ type NewClient struct {
 	BackchannelLogoutURI              string
 	BackchannelLogoutSessionRequired  bool
 
+	// Client authentication (storage.Client's fields of the same names).
+	TokenEndpointAuthMethod string
+	JWKS                    json.RawMessage
+	JWKSURI                 string
 	// RequirePushedAuthorizationRequests: see storage.Client.
 	RequirePushedAuthorizationRequests bool
 	// IDTokenSignedResponseAlg: "" for the server's [keys] algorithm.
 	IDTokenSignedResponseAlg string
 	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
 	UserinfoSignedResponseAlg string
+	// TokenExchangeAudiences (storage.Client's field of the same name).
+	TokenExchangeAudiences []string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -133,8 +147,10 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	}
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired
+	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI = n.TokenEndpointAuthMethod, slices.Clone(n.JWKS), n.JWKSURI
 	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
+	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -146,6 +162,8 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 		secret = NewSecret()
 	case !n.Public && len(secret) < MinClientSecretLength:
 		return storage.Client{}, "", FieldErrorf("secret", "Client secret must be at least %d characters.", MinClientSecretLength)
+	case c.TokenEndpointAuthMethod == AuthClientSecretJWT && len(secret) < MinHMACSecretLength:
+		return storage.Client{}, "", FieldErrorf("secret", "client_secret_jwt needs a secret of at least %d characters: it is the HS256 key (RFC 7518 §3.2).", MinHMACSecretLength)
 	}
 	if !n.Public {
 		c.SecretHash = HashSecret(secret)
@@ -171,13 +189,13 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 
 	if len(c.GrantTypes) == 0 {
-		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials).")
+		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials, %s).", GrantTokenExchange)
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange:
 		default:
-			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code).", g)
+			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code, %s).", g, GrantTokenExchange)
 		}
 	}
 	c.GrantTypes = slices.Compact(slices.Sorted(slices.Values(c.GrantTypes)))
@@ -186,6 +204,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) && !slices.Contains(c.GrantTypes, GrantDeviceCode) {
 		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.")
+	}
+	if err := normalizeTokenExchange(c); err != nil {
+		return err
 	}
 
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
@@ -272,7 +293,7 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
-	return nil
+	return checkClientAuth(c)
 }
 
 // plainText reports whether s is UTF-8 without control characters.
@@ -441,6 +462,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	}
 	c.CreatedAt = s.now()
 	c.UpdatedAt = c.CreatedAt
+	SealClientSecret(s.sealer, &c, secret)
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrConflict):
@@ -502,11 +524,19 @@ type ClientPatch struct {
 	BackchannelLogoutURI              *string
 	BackchannelLogoutSessionRequired  *bool
 
+	// Client authentication; "" clears the method or the URI, an empty
+	// or null JWKS clears the keys.
+	TokenEndpointAuthMethod *string
+	JWKS                    *json.RawMessage
+	JWKSURI                 *string
+
 	RequirePushedAuthorizationRequests *bool
 	// IDTokenSignedResponseAlg: "" sets the server's default.
 	IDTokenSignedResponseAlg *string
 	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
 	UserinfoSignedResponseAlg *string
+
+	TokenExchangeAudiences *[]string
 }
 
 // apply returns c with p's fields set.
@@ -529,6 +559,10 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		// Either way no secret carries over: a public app has none, and
 		// a confidential one must be given a new one, shown once.
 		c.SecretHash, c.PreviousSecretHash, c.PreviousSecretUntil = "", "", time.Time{}
+		c.SealedSecret = nil
+		if p.TokenEndpointAuthMethod == nil {
+			c.TokenEndpointAuthMethod = "" // the default of either kind
+		}
 	}
 	if p.SkipConsent != nil {
 		c.SkipConsent = *p.SkipConsent
@@ -550,6 +584,8 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	}
 	p.applyLogout(&c)
 	p.applySigning(&c)
+	p.applyClientAuth(&c)
+	setList(&c.TokenExchangeAudiences, p.TokenExchangeAudiences)
 	return c
 }
 
@@ -653,6 +689,7 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 			c.PreviousSecretHash, c.PreviousSecretUntil = c.SecretHash, until
 		}
 		c.SecretHash = HashSecret(secret)
+		SealClientSecret(s.sealer, &c, secret)
 		c.UpdatedAt = now
 		return c, nil
 	}
@@ -745,9 +782,14 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"frontchannel_logout_session_required", flag(a.FrontchannelLogoutSessionRequired), flag(b.FrontchannelLogoutSessionRequired)},
 		{"backchannel_logout_uri", a.BackchannelLogoutURI, b.BackchannelLogoutURI},
 		{"backchannel_logout_session_required", flag(a.BackchannelLogoutSessionRequired), flag(b.BackchannelLogoutSessionRequired)},
+		{"token_endpoint_auth_method", a.TokenEndpointAuthMethod, b.TokenEndpointAuthMethod},
+		{"jwks", string(a.JWKS), string(b.JWKS)},
+		{"jwks_uri", a.JWKSURI, b.JWKSURI},
 		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
 		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
+
+		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

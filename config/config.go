@@ -59,9 +59,21 @@ type Config struct {
 	// Metrics is the [metrics] table: the Prometheus listener.
 	Metrics Metrics `toml:"metrics"`
 
+	// ClientAuth is the [client_auth] table: apps that authenticate with
+	// signed assertions (RFC 7523).
+	ClientAuth ClientAuth `toml:"client_auth"`
+
 	// OAuth is the [oauth] table: protocol features switched on or off
 	// for every app.
 	OAuth OAuth `toml:"oauth"`
+}
+
+// ClientAuth is the [client_auth] table.
+type ClientAuth struct {
+	// JWKSAllowNetworks are CIDRs an app's jwks_uri may reach although
+	// they are not public (loopback, private, link-local...); empty:
+	// public addresses only, as for webhooks.
+	JWKSAllowNetworks []string `toml:"jwks_allow_networks"`
 }
 
 // OAuth is the [oauth] table.
@@ -302,6 +314,12 @@ type Client struct {
 	BackchannelLogoutURI              string `toml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `toml:"backchannel_logout_session_required"`
 
+	// Client authentication (RFC 7591 names): the method, and the app's
+	// public keys for private_key_jwt, inline (a JWK Set as a JSON
+	// string) or by URL.
+	TokenEndpointAuthMethod string `toml:"token_endpoint_auth_method"`
+	JWKS                    string `toml:"jwks"`
+	JWKSURI                 string `toml:"jwks_uri"`
 	// The app's authorization requests must come through the pushed
 	// authorization request endpoint (RFC 9126 §6).
 	RequirePushedAuthorizationRequests bool `toml:"require_pushed_authorization_requests"`
@@ -312,6 +330,10 @@ type Client struct {
 	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
 	// JWT of this algorithm; "" (the default) answers with JSON.
 	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
+
+	// TokenExchangeAudiences: the audiences (other apps' IDs, or resource
+	// URIs) the app may exchange a user's access token for (RFC 8693).
+	TokenExchangeAudiences []string `toml:"token_exchange_audiences"`
 }
 
 // Directory is one [[directories]] entry.
@@ -381,6 +403,9 @@ const (
 	// GrantDeviceCode is the device authorization grant (RFC 8628).
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
+
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.
 func DefaultGrantTypes() []string {

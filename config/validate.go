@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -71,6 +72,7 @@ func (c *Config) Validate() (warnings []string, err error) {
 	c.validateAudit(&p)
 	c.validateMail(&p)
 	c.validateWebhooks(&p)
+	c.validateClientAuth(&p)
 	c.validateClients(&p)
 	c.validateDirectories(&p)
 	c.validateMetrics(&p)
@@ -561,7 +563,7 @@ var directoryFields = func() map[string]int {
 	return fields
 }()
 
-var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange}
 
 func (c *Config) validateClients(p *problems) {
 	seen := make(map[string]int, len(c.Clients))
@@ -589,7 +591,9 @@ func (c *Config) validateClients(p *problems) {
 				p.errorf(key+".secret", "must not be set for a public client")
 			}
 		} else if cl.Secret == "" {
-			if cl.SecretFile == "" {
+			// An app that signs its assertions with its own key has no
+			// use for a secret; it cannot authenticate with one either.
+			if cl.SecretFile == "" && cl.TokenEndpointAuthMethod != authPrivateKeyJWT {
 				p.errorf(key+".secret", "must be set (or secret_file) for a confidential client; set public = true for apps that cannot keep a secret")
 			}
 			// With secret_file set, Load has already reported why it could
@@ -625,6 +629,7 @@ func (c *Config) validateClients(p *problems) {
 		if grants[GrantDeviceCode] && !c.OAuth.DeviceFlow {
 			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
+		validateTokenExchange(p, key, cl, grants)
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
 		}
@@ -644,6 +649,40 @@ func (c *Config) validateClients(p *problems) {
 		case "", "RS256", "ES256", "EdDSA":
 		default:
 			p.errorf(key+".userinfo_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty (plain JSON), not %q", cl.UserinfoSignedResponseAlg)
+		}
+		validateClientAuthMethod(p, key, cl)
+	}
+}
+
+// Client authentication methods (RFC 7591 token_endpoint_auth_method).
+const authPrivateKeyJWT = "private_key_jwt"
+
+var authMethods = []string{"client_secret_basic", "client_secret_post", "client_secret_jwt", authPrivateKeyJWT, "none"}
+
+// validateClientAuthMethod checks a client's token_endpoint_auth_method,
+// jwks and jwks_uri as far as the file goes; the keys themselves are
+// checked when the clients are built (account.BuildClient).
+func validateClientAuthMethod(p *problems, key string, cl Client) {
+	m := cl.TokenEndpointAuthMethod
+	switch {
+	case m != "" && !oneOf(m, authMethods...):
+		p.errorf(key+".token_endpoint_auth_method", "unknown method %q; must be one of %s", m, quoteList(authMethods))
+	case m == "none" && !cl.Public:
+		p.errorf(key+".token_endpoint_auth_method", "\"none\" is for public clients (public = true)")
+	case cl.Public && m != "" && m != "none":
+		p.errorf(key+".token_endpoint_auth_method", "a public client has no credentials; use \"none\" or leave it unset")
+	case m == authPrivateKeyJWT && cl.JWKS == "" && cl.JWKSURI == "":
+		p.errorf(key+".jwks", "private_key_jwt needs the app's public keys: set jwks or jwks_uri")
+	}
+	if cl.JWKS != "" && cl.JWKSURI != "" {
+		p.errorf(key+".jwks", "set either jwks or jwks_uri, not both")
+	}
+	if cl.JWKS != "" && !json.Valid([]byte(cl.JWKS)) {
+		p.errorf(key+".jwks", "must be a JWK Set in JSON, such as {\"keys\": [...]}")
+	}
+	if cl.JWKSURI != "" {
+		if u, err := url.Parse(cl.JWKSURI); err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			p.errorf(key+".jwks_uri", "must be an absolute https URL")
 		}
 	}
 }
@@ -778,5 +817,14 @@ func (c *Config) validateOAuth(p *problems) {
 	}
 	if d := o.DevicePollInterval.Duration; d < minDevicePollInterval || d > maxDevicePollInterval || d%time.Second != 0 {
 		p.errorf("oauth.device_poll_interval", "must be whole seconds between %s and %s, not %s", minDevicePollInterval, maxDevicePollInterval, o.DevicePollInterval)
+	}
+}
+
+// validateClientAuth checks [client_auth].
+func (c *Config) validateClientAuth(p *problems) {
+	for i, n := range c.ClientAuth.JWKSAllowNetworks {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
+			p.errorf(fmt.Sprintf("client_auth.jwks_allow_networks[%d]", i), "%q is not a CIDR such as \"10.0.0.0/8\"", n)
+		}
 	}
 }

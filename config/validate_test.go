@@ -253,6 +253,15 @@ func TestValidateErrors(t *testing.T) {
 
 		{"webhook network", func(c *Config) { c.Webhooks.AllowNetworks = []string{"127.0.0.0/8", "localhost"} }, `webhooks.allow_networks[1]: "localhost" is not a CIDR`},
 		{"webhook failures", func(c *Config) { c.Webhooks.MaxFailures = -1 }, "webhooks.max_failures: must be from 1 to 1000"},
+		{"jwks network", func(c *Config) { c.ClientAuth.JWKSAllowNetworks = []string{"10.0.0.0/8", "intranet"} }, `client_auth.jwks_allow_networks[1]: "intranet" is not a CIDR`},
+		{"auth method unknown", func(c *Config) { c.Clients[0].TokenEndpointAuthMethod = "tls_client_auth" }, `clients[0].token_endpoint_auth_method: unknown method "tls_client_auth"`},
+		{"auth method none confidential", func(c *Config) { c.Clients[0].TokenEndpointAuthMethod = "none" }, `clients[0].token_endpoint_auth_method: "none" is for public clients`},
+		{"private_key_jwt without keys", func(c *Config) { c.Clients[0].TokenEndpointAuthMethod = "private_key_jwt" }, "clients[0].jwks: private_key_jwt needs the app's public keys"},
+		{"jwks and jwks_uri", func(c *Config) {
+			c.Clients[0].JWKS, c.Clients[0].JWKSURI = `{"keys":[]}`, "https://wiki.example.com/jwks"
+		}, "clients[0].jwks: set either jwks or jwks_uri, not both"},
+		{"jwks not json", func(c *Config) { c.Clients[0].JWKS = "{keys" }, "clients[0].jwks: must be a JWK Set in JSON"},
+		{"jwks_uri relative", func(c *Config) { c.Clients[0].JWKSURI = "/jwks" }, "clients[0].jwks_uri: must be an absolute https URL"},
 		{"mail without from", func(c *Config) { withMail(c); c.Mail.From = "" }, "mail.from: must be set when mail.host is"},
 		{"mail from two addresses", func(c *Config) { withMail(c); c.Mail.From = "a@example.com, b@example.com" }, "mail.from: must be one RFC 5322 address"},
 		{"mail from not an address", func(c *Config) { withMail(c); c.Mail.From = "Keyport" }, "mail.from: must be one RFC 5322 address"},

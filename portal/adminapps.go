@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -37,7 +38,8 @@ const staticAppReason = "This app is defined in the configuration file (config.t
 var appScopeChoices = append(slices.Clone(account.ClientScopes), account.ScopeAdmin, account.ScopeAdminRead)
 
 // appGrantChoices are the grant types the form offers.
-var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode}
+var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode,
+	account.GrantTokenExchange}
 
 // appForm is the app form's fields as text.
 type appForm struct {
@@ -61,6 +63,13 @@ type appForm struct {
 	// IDTokenSignedResponseAlg: "" for the server's default;
 	// UserinfoSignedResponseAlg: "" for plain JSON.
 	IDTokenSignedResponseAlg, UserinfoSignedResponseAlg string
+
+	// Client authentication: the method, the keys as written (a JWK Set
+	// in JSON) and their URL.
+	TokenEndpointAuthMethod, JWKS, JWKSURI string
+
+	// TokenExchangeAudiences: comma separated.
+	TokenExchangeAudiences string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -75,6 +84,8 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
+	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
+	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -96,6 +107,8 @@ func postedAppForm(r *http.Request) appForm {
 	f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired = strings.TrimSpace(v("frontchannel_logout_uri")), v("frontchannel_logout_session_required") == "1"
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
+	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
+	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -214,6 +227,8 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = f.FrontchannelLogoutURI, f.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
+	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
+	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
 	return n, nil
 }
 
@@ -234,6 +249,10 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = &f.FrontchannelLogoutURI, &f.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = &f.BackchannelLogoutURI, &f.BackchannelLogoutSessionRequired
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = &f.IDTokenSignedResponseAlg, &f.UserinfoSignedResponseAlg
+	jwks := json.RawMessage(f.JWKS)
+	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
+	audiences := splitList(f.TokenExchangeAudiences)
+	p.TokenExchangeAudiences = &audiences
 	return p, nil
 }
 
@@ -275,10 +294,14 @@ type adminAppData struct {
 	ScopeChoices  []string
 	// AlgorithmChoices are the signing algorithms an app may choose.
 	AlgorithmChoices []string
+	// AuthMethodChoices are the client authentication methods the form
+	// offers; "" is the default (the secret, sent either way).
+	AuthMethodChoices []string
 }
 
 func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
-	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices, AlgorithmChoices: account.SigningAlgorithms}
+	d := &adminAppData{Base: s.web.Base(r, &m.User, title), GrantChoices: appGrantChoices, ScopeChoices: appScopeChoices, AlgorithmChoices: account.SigningAlgorithms,
+		AuthMethodChoices: append([]string{""}, account.TokenEndpointAuthMethods...)}
 	d.Nav, d.AdminSection = "admin", "apps"
 	return d
 }
@@ -293,6 +316,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 	base := s.appPageData(r, m, "App")
 	d.Base, d.GrantChoices, d.ScopeChoices = base.Base, base.GrantChoices, base.ScopeChoices
 	d.AlgorithmChoices = base.AlgorithmChoices
+	d.AuthMethodChoices = base.AuthMethodChoices
 	d.App = c
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)

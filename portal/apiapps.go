@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
@@ -55,6 +56,12 @@ type clientJSON struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
 
+	// Client authentication (RFC 7591 names): "" is a secret sent by
+	// HTTP Basic or in the form; jwks or jwks_uri hold the app's public
+	// keys.
+	TokenEndpointAuthMethod string      `json:"token_endpoint_auth_method"`
+	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
+	JWKSURI                 string      `json:"jwks_uri"`
 	// The app's authorization requests must be pushed (RFC 9126 §6).
 	RequirePushedAuthorizationRequests bool `json:"require_pushed_authorization_requests"`
 	// IDTokenSignedResponseAlg signs the app's ID tokens: RS256, ES256 or
@@ -63,6 +70,41 @@ type clientJSON struct {
 	// UserinfoSignedResponseAlg makes userinfo answer the app with a JWT
 	// of this algorithm; "" answers with JSON.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg"`
+
+	// TokenExchangeAudiences: what the app may exchange a user's access
+	// token for (RFC 8693), other apps' IDs or resource URIs; empty: none.
+	TokenExchangeAudiences []string `json:"token_exchange_audiences"`
+}
+
+// jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
+// the app's keys.
+type jwkSetJSON struct {
+	Keys []map[string]any `json:"keys"`
+}
+
+// jwksView is the stored JWK Set c as the API shows it.
+func jwksView(raw json.RawMessage) *jwkSetJSON {
+	if len(raw) == 0 {
+		return nil
+	}
+	var set jwkSetJSON
+	if json.Unmarshal(raw, &set) != nil {
+		return nil
+	}
+	return &set
+}
+
+// jwksRecord is a JWK Set from a request as the account rules take it: nil
+// (or no keys) for none.
+func (j *jwkSetJSON) record() json.RawMessage {
+	if j == nil || len(j.Keys) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(j)
+	if err != nil {
+		return nil // decoded from JSON: cannot fail
+	}
+	return raw
 }
 
 func (s *Server) clientView(c storage.Client) clientJSON {
@@ -81,8 +123,10 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	}
 	out.FrontchannelLogoutURI, out.FrontchannelLogoutSessionRequired = c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired
 	out.BackchannelLogoutURI, out.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
+	out.TokenEndpointAuthMethod, out.JWKS, out.JWKSURI = c.TokenEndpointAuthMethod, jwksView(c.JWKS), c.JWKSURI
 	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
+	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	return out
 }
 
@@ -109,9 +153,15 @@ type newClientJSON struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 
+	TokenEndpointAuthMethod string      `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
+	JWKSURI                 string      `json:"jwks_uri,omitempty"`
+
 	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
 	IDTokenSignedResponseAlg           string `json:"id_token_signed_response_alg,omitempty"`
 	UserinfoSignedResponseAlg          string `json:"userinfo_signed_response_alg,omitempty"`
+
+	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -135,11 +185,19 @@ type clientPatchJSON struct {
 	BackchannelLogoutURI              *string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  *bool   `json:"backchannel_logout_session_required,omitempty"`
 
+	// "" goes back to the default method or clears the URI; a key set
+	// without keys clears the keys.
+	TokenEndpointAuthMethod *string     `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    *jwkSetJSON `json:"jwks,omitempty"`
+	JWKSURI                 *string     `json:"jwks_uri,omitempty"`
+
 	RequirePushedAuthorizationRequests *bool `json:"require_pushed_authorization_requests,omitempty"`
 	// "" goes back to the server's [keys] algorithm.
 	IDTokenSignedResponseAlg *string `json:"id_token_signed_response_alg,omitempty"`
 	// "" goes back to plain JSON at userinfo.
 	UserinfoSignedResponseAlg *string `json:"userinfo_signed_response_alg,omitempty"`
+
+	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -190,8 +248,10 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	}
 	n.FrontchannelLogoutURI, n.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = b.TokenEndpointAuthMethod, b.JWKS.record(), b.JWKSURI
 	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
+	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -213,8 +273,14 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.FrontchannelLogoutURI, p.FrontchannelLogoutSessionRequired = b.FrontchannelLogoutURI, b.FrontchannelLogoutSessionRequired
 	p.BackchannelLogoutURI, p.BackchannelLogoutSessionRequired = b.BackchannelLogoutURI, b.BackchannelLogoutSessionRequired
+	p.TokenEndpointAuthMethod, p.JWKSURI = b.TokenEndpointAuthMethod, b.JWKSURI
+	if b.JWKS != nil {
+		raw := b.JWKS.record()
+		p.JWKS = &raw
+	}
 	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
+	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

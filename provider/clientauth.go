@@ -99,7 +99,7 @@ func (s *opStorage) checkClientSecret(ctx context.Context, id, secret string, c 
 	}
 	// The stored hashes are parts too: once the secret is rotated, what
 	// was kept for the old one no longer applies.
-	parts := []string{id, ip, secret, c.secretHash, c.previousHash, strconv.FormatInt(c.previousUntil.UnixNano(), 10)}
+	parts := []string{id, ip, secret, c.secretHash, c.previousHash, strconv.FormatInt(c.previousUntil.UnixNano(), 10), strconv.FormatBool(c.assertionOnly)}
 	now, keep := s.now(), rightSecretKept
 	if c.previousHash != "" && now.Before(c.previousUntil) {
 		// Never past the old secret's grace. A grace that is over (its
@@ -147,6 +147,36 @@ func (c clientCheck) passed() bool { return c.refused == nil && !c.failed && c.e
 const LogClientRefused = "client authentication refused: throttled"
 
 func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret string, c clientRecord) clientCheck {
+	return s.throttledClientCheck(ctx, id, ip, func() (string, error) {
+		// Spend the same hash on a missing client as on a real check, so a miss
+		// is not faster. The previous secret of a rotation authenticates the
+		// client until its grace ends; both are always compared, so the time
+		// taken does not tell which one matched.
+		current := account.SecretMatches(secret, c.secretHash)
+		previous := account.SecretMatches(secret, c.previousHash) && s.now().Before(c.previousUntil)
+		ok := current || previous
+		switch {
+		case !c.found:
+			return "unknown client", nil
+		case c.public:
+			return "public client sent a secret", nil
+		case c.assertionOnly:
+			// Registered for private_key_jwt or client_secret_jwt: the
+			// method is the app's, a secret does not stand in for it.
+			return "app authenticates with a signed assertion, sent a secret", nil
+		case !ok:
+			return "wrong secret", nil
+		}
+		return "", nil
+	})
+}
+
+// throttledClientCheck reserves an attempt of client id from ip, runs
+// check (the reason the client failed, "" when it passed, or an error of
+// the server's, which counts nothing) and counts its outcome: client
+// secrets and client assertions are one budget, so a guesser gains
+// nothing by switching.
+func (s *opStorage) throttledClientCheck(ctx context.Context, id, ip string, check func() (string, error)) clientCheck {
 	var res *throttle.Reservation // nil: no throttle configured
 	if s.throttle != nil {
 		var err error
@@ -164,21 +194,10 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 			return clientCheck{err: s.internal(ctx, "reserve client authentication", err)}
 		}
 	}
-	// Spend the same hash on a missing client as on a real check, so a miss
-	// is not faster. The previous secret of a rotation authenticates the
-	// client until its grace ends; both are always compared, so the time
-	// taken does not tell which one matched.
-	current := account.SecretMatches(secret, c.secretHash)
-	previous := account.SecretMatches(secret, c.previousHash) && s.now().Before(c.previousUntil)
-	ok := current || previous
-	reason := ""
-	switch {
-	case !c.found:
-		reason = "unknown client"
-	case c.public:
-		reason = "public client sent a secret"
-	case !ok:
-		reason = "wrong secret"
+	reason, err := check()
+	if err != nil {
+		res.Cancel()
+		return clientCheck{err: s.internal(ctx, "authenticate client", err)}
 	}
 	if reason == "" {
 		if err := res.Succeed(ctx); err != nil {
@@ -201,6 +220,9 @@ func (s *opStorage) checkClientSecretOnce(ctx context.Context, id, ip, secret st
 // clientRecord is what checkClientSecret needs of the client.
 type clientRecord struct {
 	found, public bool
+	// assertionOnly: the app is registered for a JWT method and may not
+	// send its secret (account.UsesAssertion).
+	assertionOnly bool
 	secretHash    string
 	// previousHash is the secret a rotation replaced, valid until
 	// previousUntil.

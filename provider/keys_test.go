@@ -339,9 +339,9 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
-// signWith signs payload with m's key of alg ("" the default), as the
+// signWithKeyOf signs payload with m's key of alg ("" the default), as the
 // token endpoint does for an app that asked for alg.
-func signWith(t *testing.T, m *KeyManager, alg, payload string) (token, kid string) {
+func signWithKeyOf(t *testing.T, m *KeyManager, alg, payload string) (token, kid string) {
 	t.Helper()
 	key, err := m.signer(context.Background(), alg)
 	if err != nil {
@@ -433,7 +433,7 @@ func TestKeyManagerSeveralAlgorithms(t *testing.T) {
 	}
 	for _, alg := range []string{"", "RS256", "ES256", "EdDSA"} {
 		want := cmp.Or(alg, "RS256")
-		token, kid := signWith(t, m, alg, `{"sub":"x"}`)
+		token, kid := signWithKeyOf(t, m, alg, `{"sub":"x"}`)
 		if kid != active[want][0] {
 			t.Errorf("%q signed by %s, want the %s key %s", alg, kid, want, active[want][0])
 		}
@@ -460,7 +460,7 @@ func TestKeyManagerRotatesEveryAlgorithm(t *testing.T) {
 	m := f.multiManager(t, "RS256", apps)
 	before := map[string]string{}
 	for _, alg := range []string{"RS256", "ES256"} {
-		before[alg], _ = signWith(t, m, alg, `{"sub":"before"}`)
+		before[alg], _ = signWithKeyOf(t, m, alg, `{"sub":"before"}`)
 	}
 	old := activeKeys(t, f)
 
@@ -480,7 +480,7 @@ func TestKeyManagerRotatesEveryAlgorithm(t *testing.T) {
 	}
 	for alg, token := range before {
 		verify(t, set, alg, token)
-		after, kid := signWith(t, m, alg, `{"sub":"after"}`)
+		after, kid := signWithKeyOf(t, m, alg, `{"sub":"after"}`)
 		if kid != rotated[alg][0] {
 			t.Errorf("%s signed by %s after the rotation, want %s", alg, kid, rotated[alg][0])
 		}
@@ -517,7 +517,7 @@ func TestKeyManagerRetiresUnusedAlgorithm(t *testing.T) {
 	apps := &appAlgorithms{}
 	apps.set("ES256")
 	m := f.multiManager(t, "RS256", apps)
-	token, kid := signWith(t, m, "ES256", `{"sub":"x"}`)
+	token, kid := signWithKeyOf(t, m, "ES256", `{"sub":"x"}`)
 
 	apps.set()
 	f.clock.Add(time.Minute)
@@ -551,7 +551,7 @@ func TestKeyManagerRetiresUnusedAlgorithm(t *testing.T) {
 		t.Errorf("%d keys stored, want 1", len(stored))
 	}
 	// An app asks for ES256 again: a new key is made on demand.
-	_, again := signWith(t, m, "ES256", `{"sub":"y"}`)
+	_, again := signWithKeyOf(t, m, "ES256", `{"sub":"y"}`)
 	if again == kid || len(activeKeys(t, f)["ES256"]) != 1 {
 		t.Errorf("ES256 signed by %s, the expired key was %s; active %v", again, kid, activeKeys(t, f))
 	}
@@ -574,7 +574,7 @@ func TestKeyManagerEnsureAlgorithmAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	made := activeKeys(t, f)["EdDSA"]
-	token, kid := signWith(t, b, "EdDSA", `{"sub":"x"}`) // b has not heard of it
+	token, kid := signWithKeyOf(t, b, "EdDSA", `{"sub":"x"}`) // b has not heard of it
 	if len(made) != 1 || kid != made[0] || len(activeKeys(t, f)["EdDSA"]) != 1 {
 		t.Fatalf("b signed with %s; EdDSA keys %v, made by a %v", kid, activeKeys(t, f)["EdDSA"], made)
 	}

@@ -71,12 +71,21 @@ type Options struct {
 	// runs (the runtime settings) apply to the next token. An app's own
 	// lifetimes still win over either.
 	LifetimesInForce func() Lifetimes
+	// ClientAssertions is what client authentication with signed JWTs
+	// (private_key_jwt, client_secret_jwt) needs: clientassertion.go.
+	ClientAssertions ClientAssertionOptions
 	// RequirePushedAuthorizationRequests refuses authorization requests
 	// of every app unless pushed (RFC 9126; [oauth] in config.toml).
 	RequirePushedAuthorizationRequests bool
 	// Device is the device authorization grant (device.go); off unless
 	// Enabled.
 	Device DeviceOptions
+
+	// VerifyAppPassword checks an app password an app exchanges for an
+	// access token (token exchange, tokenexchange.go): the account
+	// service's check (account.SignInService.VerifyAppPassword), which
+	// throttles and records. Nil: app passwords cannot be exchanged.
+	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error)
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -188,6 +197,9 @@ func New(o Options) (*Provider, error) {
 		pending:      o.PendingSignIns,
 		secrets:      throttle.NewGuesses[clientCheck](),
 	}
+	if st.assertions, err = newAssertions(o); err != nil {
+		return nil, err
+	}
 	cfg := &op.Config{
 		CryptoKey:                o.TokenKey,
 		DefaultLogoutRedirectURI: o.LoggedOutURL,
@@ -221,7 +233,8 @@ func New(o Options) (*Provider, error) {
 
 // grantTypes are the grants the token endpoint serves; whether a client may
 // use one is checked per client.
-var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials,
+	account.GrantTokenExchange}
 
 // discoveryDocument returns the prepared discovery document, first
 // preparing it again when the published keys' algorithms are no longer
@@ -272,11 +285,11 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	}
 	delete(m, "check_session_iframe")
 	delete(m, "request_object_signing_alg_values_supported")
-	// These advertise private_key_jwt, which Keyport does not accept.
-	delete(m, "token_endpoint_auth_signing_alg_values_supported")
-	delete(m, "introspection_endpoint_auth_signing_alg_values_supported")
-	delete(m, "revocation_endpoint_auth_signing_alg_values_supported")
-	m["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost)}
+	// Client authentication: what clientassertion.go and the secret
+	// checks accept at each endpoint.
+	for k, v := range clientAuthDiscovery() {
+		m[k] = v
+	}
 	m["grant_types_supported"] = p.offeredGrantTypes()
 	m["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
 	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}

@@ -23,8 +23,11 @@ import (
 // client is identified by client_id alone, its codes are bound to it by
 // PKCE.
 func (p *Provider) authenticateCodeClient(r *http.Request) (codeClient, *oidc.Error) {
-	if r.Form.Has("client_assertion") || r.Form.Has("client_assertion_type") {
-		return codeClient{}, oidc.ErrInvalidClient().WithDescription("private_key_jwt is not supported")
+	if presentsAssertion(r.Form) {
+		// The middleware checks a client assertion and replaces it with
+		// the client it authenticated (clientassertion.go); one still
+		// here was never checked.
+		return codeClient{}, oidc.ErrInvalidClient().WithDescription("the client assertion was not checked")
 	}
 	id, secret, basic := r.BasicAuth()
 	if basic {

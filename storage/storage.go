@@ -194,6 +194,18 @@ type Client struct {
 	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
 
+	// How the app authenticates at the token, introspection and
+	// revocation endpoints (RFC 7591 token_endpoint_auth_method): ""
+	// takes a secret by HTTP Basic or in the form (client_secret_basic
+	// and client_secret_post, as before the setting existed). JWKS (a
+	// JWK Set, inline) or JWKSURI hold the app's public keys for
+	// private_key_jwt. SealedSecret is the secret itself, sealed
+	// (seal.Sealer, purpose "client-secret:" + ID), kept only for
+	// client_secret_jwt, whose HMAC needs the secret and not its hash.
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	SealedSecret            []byte          `json:"sealed_secret,omitempty"`
 	// RequirePushedAuthorizationRequests: the app's authorization
 	// requests must come through the pushed authorization request
 	// endpoint (RFC 9126 §6), never as parameters in the browser.
@@ -206,6 +218,11 @@ type Client struct {
 	// with a JWT signed with this algorithm (OpenID Connect Core 1.0
 	// §5.3.2); "" answers with plain JSON.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
+
+	// TokenExchangeAudiences are the audiences (client IDs of other apps,
+	// or resource URIs) the app may exchange a user's access token for
+	// with token exchange (RFC 8693); empty: none.
+	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -388,6 +405,14 @@ type AccessToken struct {
 	// UserinfoClaims are the individual claims the sign-in's claims
 	// parameter asked userinfo for (AuthRequest.UserinfoClaims).
 	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+
+	// Actors are, for a token issued by token exchange (RFC 8693), the
+	// client IDs that acted for the subject, the latest first: the act
+	// claim, nested. Empty for every other token.
+	Actors []string `json:"actors,omitempty"`
+	// AppPassword: issued for an app password by token exchange, not at
+	// a sign-in.
+	AppPassword bool `json:"app_password,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the

@@ -39,12 +39,14 @@ var catalogs = map[string]map[string]string{
 		deSystem,
 		deMailFlows,
 		deLogoutApps,
+		deClientAuth,
 		deWebhooks,
 		deConsoleDeliveries,
 		deConsoleWebhooks,
 		deAuthRequest,
 		deSigningAlgorithms,
 		deDevice,
+		deTokenExchange,
 	),
 }
 

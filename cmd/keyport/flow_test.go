@@ -640,7 +640,7 @@ func TestDiscoveryDocument(t *testing.T) {
 			}
 		}
 	}
-	if has("code_challenge_methods_supported", "plain") || has("token_endpoint_auth_methods_supported", "private_key_jwt") {
+	if has("code_challenge_methods_supported", "plain") {
 		t.Error("advertises something it refuses")
 	}
 	if d["authorization_response_iss_parameter_supported"] != true {

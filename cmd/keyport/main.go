@@ -7,6 +7,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,7 @@ import (
 	"github.com/keyport/keyport/storage/postgres"
 	"github.com/keyport/keyport/templates"
 	"github.com/keyport/keyport/web"
+	"github.com/keyport/keyport/webhook"
 )
 
 func main() {
@@ -143,6 +145,11 @@ func openObservedStore(cfg *config.Config, log *slog.Logger, lockWait time.Durat
 		return nil, err
 	}
 	m.sealKey = key
+	for i := range static {
+		// A client_secret_jwt app's secret is kept sealed, in memory
+		// only for an app of the file (account.SealClientSecret).
+		account.SealClientSecret(m.sealer, &static[i], cfg.Clients[i].Secret)
+	}
 	m.Store = storage.WithStaticClients(m.store, static)
 	if met != nil {
 		// Every consumer gets the timed store; m.store (health, backups,
@@ -373,8 +380,10 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			GrantTypes: c.GrantTypes, Public: c.Public, AccessTokenJWT: c.AccessTokenJWT, SkipConsent: c.SkipConsent, Secret: c.Secret,
 			FrontchannelLogoutURI: c.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 			BackchannelLogoutURI: c.BackchannelLogoutURI, BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
+			TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, JWKS: json.RawMessage(c.JWKS), JWKSURI: c.JWKSURI,
 			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
+			TokenExchangeAudiences: c.TokenExchangeAudiences,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -526,6 +535,10 @@ func (m *Main) load() error {
 	}
 	var tokenKey [32]byte
 	copy(tokenKey[:], m.subkey("access tokens", 32))
+	jwksGuard, err := webhook.NewGuard(cfg.ClientAuth.JWKSAllowNetworks)
+	if err != nil {
+		return fmt.Errorf("client_auth.jwks_allow_networks: %w", err)
+	}
 	prov, err := provider.New(provider.Options{
 		Issuer:         cfg.Issuer,
 		Store:          m.Store,
@@ -545,8 +558,11 @@ func (m *Main) load() error {
 		LifetimesInForce: lifeInForce,
 		Observer:         m.providerObserver(),
 		Device:           deviceOptions(cfg),
+		ClientAssertions: provider.ClientAssertionOptions{Sealer: m.sealer, JWKSGuard: jwksGuard},
 
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
+
+		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
 	})
 	if err != nil {
 		return err

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/provider"
 )
 
 // Random requests built from the parameters, values, methods and headers
@@ -23,6 +26,17 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
 	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
+	// An app that authenticates with signed assertions (RFC 7523), and
+	// assertions for it: valid, signed with another key, HS256, made for
+	// another audience, and of a client that does not exist.
+	pkKey, otherKey := newRPKey(t, jose.ES256, "k1"), newRPKey(t, jose.ES256, "k1")
+	srv.createClient(account.NewClient{ID: "pk", GrantTypes: []string{account.GrantAuthorizationCode, account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: pkKey.jwks(t)})
+	assertions := []string{provider.ClientAssertionType, "pk",
+		assertion(t, pkKey.signing(), "pk", srv.URL+"/oauth/token"), assertion(t, pkKey.signing(), "pk", srv.URL),
+		assertion(t, otherKey.signing(), "pk", srv.URL), assertion(t, hs256(strings.Repeat("s", 32)), "pk", srv.URL),
+		assertion(t, pkKey.signing(), "pk", "https://elsewhere.example"), assertion(t, pkKey.signing(), "nobody", srv.URL),
+		"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJwayJ9.AAAA", "eyJhbGciOiJIUzI1NiJ9." + strings.Repeat("A", 9000) + ".AA"}
 
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
@@ -32,7 +46,9 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
 		"id_token_hint", "post_logout_redirect_uri", "prompt", "max_age", "login_hint", "acr_values", "request", "request_uri",
 		"id", "authRequestID", "client_secret", "client_assertion", "client_assertion_type", "ui_locales", "claims",
-		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision"}
+		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision",
+		// token exchange (RFC 8693)
+		"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type", "audience", "resource"}
 	values := []string{"", "app", "tv", account.GrantDeviceCode, "BCDF-GHJK", "approve", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
 		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
@@ -41,7 +57,10 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"select_account", "none select_account", "0", "urn:keyport:acr:2fa", "urn:keyport:acr:passkey urn:keyport:acr:1fa",
 		`{"id_token":{"acr":{"essential":true,"values":["urn:keyport:acr:passkey"]}}}`, `{"id_token":{"acr":{"essential":true,"value":"x"}}}`,
 		`{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}`, `{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":[]}`, `{"id_token":`,
-		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x"}
+		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x",
+		"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:token-type:access_token",
+		"urn:keyport:params:oauth:token-type:app-password", "rex:x", "https://api.example.com/"}
+	values = append(values, assertions...)
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}

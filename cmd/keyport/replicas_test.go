@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
@@ -112,6 +115,24 @@ func TestReplicasBehindALoadBalancer(t *testing.T) {
 	}
 	if _, err := c.oauth.TokenSource(atA, &oauth2.Token{RefreshToken: rotated.RefreshToken}).Token(); err == nil {
 		t.Fatal("after the reuse at b, a still accepted the family's newest token")
+	}
+
+	// A client assertion used at a is a replay at b: the jti records
+	// are in the shared database.
+	jobKey := newRPKey(t, jose.ES256, "k1")
+	a.createClient(account.NewClient{ID: "job", GrantTypes: []string{account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: jobKey.jwks(t)})
+	once := assertion(t, jobKey.signing(), "job", "http://"+r.addr+"/oauth/token")
+	for _, step := range []struct {
+		at   string
+		want int
+	}{{a.addr, http.StatusOK}, {r.b.Addr, http.StatusUnauthorized}} {
+		form := merge(url.Values{"grant_type": {"client_credentials"}}, assertionParams(once))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.addr+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if status, _, body := doJSON(t, via(step.at), req); status != step.want {
+			t.Fatalf("client assertion at %s: %d %v, want %d", step.at, status, body, step.want)
+		}
 	}
 
 	// Block at a; b refuses the next refresh at once.

@@ -273,6 +273,27 @@ var userTests = []test{
 }
 
 var clientTests = []test{
+	// The client authentication fields come back as they went in: the
+	// method, the key set's bytes, the URI, the sealed secret.
+	{"AuthenticationFields", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
+		ctx := t.Context()
+		app := newClient("app")
+		app.TokenEndpointAuthMethod = "private_key_jwt"
+		app.JWKS = []byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`)
+		ok(t, s.CreateClient(ctx, app), "create app")
+		got, err := s.GetClient(ctx, "app")
+		ok(t, err, "get app")
+		equal(t, got, app, "app with its keys")
+		_, err = s.UpdateClient(ctx, "app", func(c storage.Client) (storage.Client, error) {
+			c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.SealedSecret = "client_secret_jwt", nil, "https://app.example/jwks", []byte{0, 1, 0xff}
+			return c, nil
+		})
+		ok(t, err, "update app")
+		got, err = s.GetClient(ctx, "app")
+		ok(t, err, "get updated app")
+		equal(t, [4]any{got.TokenEndpointAuthMethod, len(got.JWKS), got.JWKSURI, string(got.SealedSecret)},
+			[4]any{"client_secret_jwt", 0, "https://app.example/jwks", "\x00\x01\xff"}, "updated authentication fields")
+	}},
 	{"CRUD", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
 		app, other := newClient("app"), newClient("other")
@@ -621,6 +642,38 @@ var oneTimeTokenTests = []test{
 		isErr(t, err, storage.ErrNotFound, "peek an expired token")
 		_, err = s.ConsumeOneTimeToken(ctx, "h1", "setup")
 		isErr(t, err, storage.ErrNotFound, "consume an expired token")
+	}},
+	// A hash is created once, however many try at once: the provider
+	// records the jti of each client assertion this way, and a replay on
+	// another replica must find it taken.
+	{"ConcurrentCreate", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		errs := concurrently(8, func(int) error {
+			return s.CreateOneTimeToken(ctx, storage.OneTimeToken{Hash: "jti", Purpose: "client_assertion", CreatedAt: now, ExpiresAt: now.Add(time.Minute)})
+		})
+		wins := 0
+		for i, err := range errs {
+			if err == nil {
+				wins++
+				continue
+			}
+			isErr(t, err, storage.ErrConflict, "creator %d", i)
+		}
+		equal(t, wins, 1, "successful creations")
+	}},
+	// An expired record holds its hash until it is swept, then the hash
+	// is free again.
+	{"SweptHashFree", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, now := t.Context(), c.Now()
+		rec := storage.OneTimeToken{Hash: "jti", Purpose: "client_assertion", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+		ok(t, s.CreateOneTimeToken(ctx, rec), "create")
+		c.Add(2 * time.Minute)
+		isErr(t, s.CreateOneTimeToken(ctx, rec), storage.ErrConflict, "create over an expired record not yet swept")
+		rep, err := s.Sweep(ctx)
+		ok(t, err, "sweep")
+		equal(t, rep.OneTimeTokens, 1, "one-time tokens swept")
+		rec.CreatedAt, rec.ExpiresAt = c.Now(), c.Now().Add(time.Minute)
+		ok(t, s.CreateOneTimeToken(ctx, rec), "create after the sweep")
 	}},
 }
 

@@ -1,0 +1,179 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/webhook"
+)
+
+// The keys of an app that publishes them at a jwks_uri are fetched when an
+// assertion needs them and kept for as long as the answer's Cache-Control
+// max-age says, within jwksMinAge and jwksMaxAge (jwksDefaultAge without
+// one). An assertion signed with a key the kept set does not hold (a
+// rotation at the app) fetches the set again, at most once per
+// jwksRefetchInterval, so assertions with made-up key IDs cannot make
+// Keyport hammer the app. Fetches go through the webhooks' SSRF guard
+// (webhook.Guard: public addresses only unless an admin allows a
+// network, checked after DNS resolution, no redirects, no proxy), with
+// its timeout, and read at most maxJWKSResponseBytes.
+const (
+	jwksDefaultAge       = 10 * time.Minute
+	jwksMinAge           = time.Minute
+	jwksMaxAge           = time.Hour
+	jwksRefetchInterval  = 30 * time.Second
+	maxJWKSResponseBytes = 64 << 10
+	// jwksForgetAfter drops a kept set nobody asked for this long (an app
+	// deleted, or moved to another URI).
+	jwksForgetAfter = 24 * time.Hour
+)
+
+type jwksCache struct {
+	guard  *webhook.Guard
+	client *http.Client
+	now    func() time.Time
+
+	mu      sync.Mutex
+	entries map[string]*jwksEntry
+	swept   time.Time
+}
+
+// jwksEntry is what is known of one jwks_uri. Its lock is held during a
+// fetch, so requests that need the same set wait for one fetch rather
+// than each making their own.
+type jwksEntry struct {
+	mu      sync.Mutex
+	set     jose.JSONWebKeySet
+	fetched bool
+	expires time.Time // the set is fresh until then
+	tried   time.Time // the last fetch, successful or not
+	err     error     // of the last fetch
+	used    time.Time
+}
+
+func newJWKSCache(guard *webhook.Guard, now func() time.Time) *jwksCache {
+	return &jwksCache{guard: guard, client: guard.Client(), now: now, entries: map[string]*jwksEntry{}}
+}
+
+// entry returns the entry of uri, making one; it forgets entries unused
+// for jwksForgetAfter, once an hour.
+func (c *jwksCache) entry(uri string) *jwksEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if now.Sub(c.swept) > time.Hour {
+		c.swept = now
+		for k, e := range c.entries {
+			if e.mu.TryLock() {
+				if now.Sub(e.used) > jwksForgetAfter {
+					delete(c.entries, k)
+				}
+				e.mu.Unlock()
+			}
+		}
+	}
+	e, ok := c.entries[uri]
+	if !ok {
+		e = &jwksEntry{}
+		c.entries[uri] = e
+	}
+	return e
+}
+
+// keys returns the key set at uri, fetched again when the kept one is
+// stale or lacks kid (and the last fetch is jwksRefetchInterval ago).
+func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeySet, error) {
+	e := c.entry(uri)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := c.now()
+	e.used = now
+	fresh := e.fetched && now.Before(e.expires)
+	if fresh && (kid == "" || len(e.set.Key(kid)) > 0) {
+		return e.set, nil
+	}
+	if !e.tried.IsZero() && now.Sub(e.tried) < jwksRefetchInterval {
+		if fresh {
+			return e.set, nil // kid unknown; asked again too soon
+		}
+		if e.err != nil {
+			return jose.JSONWebKeySet{}, e.err
+		}
+	}
+	e.tried = now
+	set, age, err := c.fetch(ctx, uri)
+	if err != nil {
+		e.err = err
+		if fresh {
+			return e.set, nil
+		}
+		return jose.JSONWebKeySet{}, err
+	}
+	e.set, e.fetched, e.expires, e.err = set, true, now.Add(age), nil
+	return set, nil
+}
+
+// fetch gets the key set at uri and how long it may be kept.
+func (c *jwksCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, time.Duration, error) {
+	if err := c.guard.CheckURL(uri); err != nil {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: %w", uri, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, webhook.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: %w", uri, err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("fetch jwks_uri: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("fetch jwks_uri %s: the app answered %d", uri, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSResponseBytes+1))
+	if err != nil {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("read jwks_uri %s: %w", uri, err)
+	}
+	if len(body) > maxJWKSResponseBytes {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: the key set is larger than %d bytes", uri, maxJWKSResponseBytes)
+	}
+	set, err := account.ParseClientJWKS(body)
+	if err != nil {
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: %w", uri, err)
+	}
+	if len(set.Keys) == 0 {
+		return jose.JSONWebKeySet{}, 0, errors.New("jwks_uri " + uri + ": the key set holds no signing key")
+	}
+	return set, maxAge(resp.Header.Get("Cache-Control")), nil
+}
+
+// maxAge is how long a key set may be kept by its Cache-Control header,
+// within jwksMinAge and jwksMaxAge.
+func maxAge(cacheControl string) time.Duration {
+	age := jwksDefaultAge
+	for _, d := range strings.Split(cacheControl, ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
+		switch strings.ToLower(name) {
+		case "no-store", "no-cache":
+			return jwksMinAge
+		case "max-age":
+			if secs, err := strconv.Atoi(strings.Trim(value, `"`)); err == nil {
+				age = time.Duration(min(max(secs, 0), int(jwksMaxAge/time.Second))) * time.Second
+			}
+		}
+	}
+	return min(max(age, jwksMinAge), jwksMaxAge)
+}
