@@ -132,8 +132,8 @@ func (d *DB) UpdateDeviceAuthorization(ctx context.Context, hash string, fn func
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "UPDATE device_authorizations SET kept_until = $2, record = $3 WHERE device_code_hash = $1",
-			hash, keptUntil(next), rec); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE device_authorizations SET kept_until = $2, record = $3, origin = $4 WHERE device_code_hash = $1",
+			hash, keptUntil(next), rec, next.Origin); err != nil {
 			return err
 		}
 		out = next
