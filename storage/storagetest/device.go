@@ -238,4 +238,20 @@ var deviceTests = []test{
 		}
 		equal(t, created, limit, "created of %d at once", tries)
 	}},
+	{"OriginMovesWithUpdate", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx := t.Context()
+		d := newDeviceAuth(c.Now(), "h1", "BCDFGHJK")
+		d.Origin = "192.0.2.1"
+		ok(t, s.CreateDeviceAuthorization(ctx, d, 1), "create")
+		_, err := s.UpdateDeviceAuthorization(ctx, "h1", func(d storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
+			d.Origin = "192.0.2.2"
+			return d, nil
+		})
+		ok(t, err, "move to another origin")
+		e := newDeviceAuth(c.Now(), "h2", "BCDFGHJL")
+		e.Origin = "192.0.2.1"
+		ok(t, s.CreateDeviceAuthorization(ctx, e, 1), "the first origin, free again")
+		e.DeviceCodeHash, e.UserCode, e.Origin = "h3", "BCDFGHJM", "192.0.2.2"
+		isErr(t, s.CreateDeviceAuthorization(ctx, e, 1), storage.ErrLimitReached, "the origin it moved to")
+	}},
 }
