@@ -286,6 +286,10 @@ type Limits struct {
 	// in all and per client address.
 	MaxPendingSignIns           int `toml:"max_pending_sign_ins"`
 	MaxPendingSignInsPerAddress int `toml:"max_pending_sign_ins_per_address"`
+
+	// Unexpired device authorizations (RFC 8628) one client address may
+	// hold.
+	MaxDeviceAuthorizationsPerAddress int `toml:"max_device_authorizations_per_address"`
 }
 
 // Client is one [[clients]] entry.

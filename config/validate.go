@@ -327,6 +327,7 @@ func (c *Config) validateLimits(p *problems) {
 	if totalOK && perAddressOK && l.MaxPendingSignInsPerAddress > l.MaxPendingSignIns {
 		p.errorf("limits.max_pending_sign_ins_per_address", "must not be more than limits.max_pending_sign_ins (%d), not %d", l.MaxPendingSignIns, l.MaxPendingSignInsPerAddress)
 	}
+	between(p, "limits.max_device_authorizations_per_address", l.MaxDeviceAuthorizationsPerAddress, 1, maxDeviceAuthorizations)
 	c.validateThrottle(p)
 }
 
@@ -799,6 +800,10 @@ func (c *Config) validateMetrics(p *problems) {
 
 // Bounds of the device flow's timing ([oauth]).
 const (
+	// maxDeviceAuthorizations is storage.MaxDeviceAuthorizations, the
+	// most the store holds: a per-address limit above it means nothing.
+	maxDeviceAuthorizations = 10000
+
 	minDeviceCodeLifetime = time.Minute
 	maxDeviceCodeLifetime = time.Hour
 	minDevicePollInterval = time.Second
