@@ -49,6 +49,19 @@ func amrLevel(amr []string) int {
 	return acrLevel(ACRPassword)
 }
 
+// acrFloor is the strength of the weakest class Keyport knows among
+// values: a sign-in at least as strong meets one of them (ACRFor). -1
+// when values names none.
+func acrFloor(values []string) int {
+	floor := -1
+	for _, v := range values {
+		if l := acrLevel(v); l >= 0 && (floor < 0 || l < floor) {
+			floor = l
+		}
+	}
+	return floor
+}
+
 // KnownACRs keeps of values those Keyport can meet, in their order,
 // without repeats: what a request asks for that Keyport could honour.
 func KnownACRs(values []string) []string {

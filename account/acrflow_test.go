@@ -78,3 +78,49 @@ func TestFlowACR(t *testing.T) {
 		t.Errorf("prompt=select_account with a session: %+v", s)
 	}
 }
+
+// TestFlowEssentialACRAnyClassAsked: an essential acr with several values
+// is met by any one of them (OIDC Core §5.5.1.1), not only by the
+// strongest the user could reach: a sign-in with two factors answers a
+// request for "2fa or passkey" from a user who also has a passkey.
+func TestFlowEssentialACRAnyClassAsked(t *testing.T) {
+	f := newFlowFixture(t)
+	ctx := context.Background()
+	_, _, f.user = enrol(t, f.svc, f.db, f.clock, f.user)
+	opts, id, err := f.svc.Credentials.BeginPasskeyRegistration(ctx, f.user, "key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Credentials.FinishPasskeyRegistration(ctx, f.user, id, newSoftKey(t, "https://id.example.com").Register(opts)); err != nil {
+		t.Fatal(err)
+	}
+	v := f.signedInVisitor(t)
+	if _, err := f.flow.Consented(ctx, f.request(t), f.user.ID); err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.db.UpdateAuthRequest(ctx, f.request(t).ID, func(r storage.AuthRequest) (storage.AuthRequest, error) {
+		r.ACRValues, r.ACREssential = []string{account.ACRSecondFactor, account.ACRPasskey}, true
+		r.UserID, r.SessionID, r.AMR, r.AuthTime = f.user.ID, v.Session.ID, []string{"pwd", "otp", "mfa"}, f.clock.Now()
+		return r, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.next(t, a, f.visitor()); s.Kind != account.StepDone {
+		t.Fatalf("a two-factor sign-in on an essential request for 2fa or passkey: step %v, %s", s.Kind, s.Code)
+	}
+	if got := account.ACRFor(a.AMR, a.ACRValues); got != account.ACRSecondFactor {
+		t.Errorf("its acr: %q", got)
+	}
+	// One factor meets neither: the request fails.
+	a, err = f.db.UpdateAuthRequest(ctx, a.ID, func(r storage.AuthRequest) (storage.AuthRequest, error) {
+		r.AMR = []string{"pwd"}
+		return r, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.next(t, a, f.visitor()); s.Kind != account.StepFail || s.Code != "unmet_authentication_requirements" {
+		t.Errorf("a one-factor sign-in on an essential request for 2fa or passkey: step %v, %s", s.Kind, s.Code)
+	}
+}

@@ -131,7 +131,9 @@ var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 // tryAppPassword checks password as one of user's app passwords. ok is
 // false when it is none of them (the caller then tries the account
 // password); err is set when it is one but may not be used here.
-func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time) (storage.User, bool, error) {
+// limitedOnly refuses an app password that is not limited to clientID
+// (one for every app), as token exchange does.
+func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, limitedOnly bool) (storage.User, bool, error) {
 	// The lookup is by the SHA-256 of the normalised secret: a guess
 	// reveals nothing through timing that is not already in the hash.
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
@@ -145,6 +147,8 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 	switch {
 	case c.ClientID != "" && c.ClientID != clientID:
 		attempt.Reason = "app password for another app"
+	case limitedOnly && c.ClientID == "":
+		attempt.Reason = "app password not limited to this app"
 	case CheckInteractive(user) != nil:
 		attempt.Reason = signInRefusal(user)
 	case !NetworkAllows(user.AllowedNetworks, ip):

@@ -27,6 +27,14 @@ const (
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): a confidential
+// app trades a user's access token (or an app password limited to it) for
+// an access token for another audience.
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+// MaxTokenExchangeAudiences bounds an app's TokenExchangeAudiences.
+const MaxTokenExchangeAudiences = 32
+
 var clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
 
 // MinClientSecretLength is the shortest secret an admin may choose.
@@ -89,6 +97,8 @@ type NewClient struct {
 	IDTokenSignedResponseAlg string
 	// UserinfoSignedResponseAlg: "" for plain JSON at userinfo.
 	UserinfoSignedResponseAlg string
+	// TokenExchangeAudiences (storage.Client's field of the same name).
+	TokenExchangeAudiences []string
 
 	// RequireSignedRequestObject: see storage.Client.
 	RequireSignedRequestObject bool
@@ -143,6 +153,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI = n.TokenEndpointAuthMethod, slices.Clone(n.JWKS), n.JWKSURI
 	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
+	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	c.RequireSignedRequestObject = n.RequireSignedRequestObject
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
@@ -182,13 +193,13 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 
 	if len(c.GrantTypes) == 0 {
-		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials).")
+		return FieldErrorf("grant_types", "Choose at least one grant type (authorization_code, refresh_token, client_credentials, %s).", GrantTokenExchange)
 	}
 	for _, g := range c.GrantTypes {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange:
 		default:
-			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code).", g)
+			return FieldErrorf("grant_types", "Unknown grant type %q (use authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code, %s).", g, GrantTokenExchange)
 		}
 	}
 	c.GrantTypes = slices.Compact(slices.Sorted(slices.Values(c.GrantTypes)))
@@ -197,6 +208,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	}
 	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) && !slices.Contains(c.GrantTypes, GrantDeviceCode) {
 		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.")
+	}
+	if err := normalizeTokenExchange(c); err != nil {
+		return err
 	}
 
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
@@ -529,6 +543,8 @@ type ClientPatch struct {
 	// UserinfoSignedResponseAlg: "" goes back to plain JSON.
 	UserinfoSignedResponseAlg *string
 
+	TokenExchangeAudiences *[]string
+
 	RequireSignedRequestObject *bool
 }
 
@@ -578,6 +594,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	p.applyLogout(&c)
 	p.applySigning(&c)
 	p.applyClientAuth(&c)
+	setList(&c.TokenExchangeAudiences, p.TokenExchangeAudiences)
 	if p.RequireSignedRequestObject != nil {
 		c.RequireSignedRequestObject = *p.RequireSignedRequestObject
 	}
@@ -783,6 +800,8 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"require_pushed_authorization_requests", flag(a.RequirePushedAuthorizationRequests), flag(b.RequirePushedAuthorizationRequests)},
 		{"id_token_signed_response_alg", a.IDTokenSignedResponseAlg, b.IDTokenSignedResponseAlg},
 		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
+
+		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 		{"require_signed_request_object", flag(a.RequireSignedRequestObject), flag(b.RequireSignedRequestObject)},
 	}
 	var out []storage.AuditChange

@@ -116,6 +116,12 @@ func (f *Flow) load(ctx context.Context, id string) (storage.AuthRequest, error)
 	if a.Completed || a.FailCode != "" || a.ClientID == "" && a.ReturnTo == "" {
 		return storage.AuthRequest{}, ErrFlowGone
 	}
+	if !a.PushedUntil.IsZero() {
+		// Pushed (RFC 9126) and not yet opened at /authorize, which
+		// checks its app and opens it once: until then no page of the
+		// sign-in takes it.
+		return storage.AuthRequest{}, ErrFlowGone
+	}
 	noteClient(ctx, a.ClientID) // the audit log names the app of this request's events
 	return a, nil
 }
@@ -250,12 +256,13 @@ func (f *Flow) Next(ctx context.Context, a storage.AuthRequest, v Visitor) (Step
 	// The class of authentication the app asks for (acr_values, or the
 	// claims parameter's acr): a session below it signs in again (and the
 	// sign-in then asks for the second factor: FirstStepPassed); a sign-in
-	// that cannot meet an essential class fails rather than giving the
-	// app a weaker one.
+	// that meets none of the essential classes fails rather than giving
+	// the app a weaker one. Any one of them will do (OIDC Core
+	// §5.5.1.1), not only the strongest the user could have reached.
 	switch target, unmet, err := f.acrTarget(ctx, a, user); {
 	case err != nil:
 		return Step{}, err
-	case unmet || a.UserID != "" && a.ACREssential && amrLevel(who.AMR) < target:
+	case unmet || a.UserID != "" && a.ACREssential && amrLevel(who.AMR) < acrFloor(a.ACRValues):
 		step.Kind, step.Code, step.Description = StepFail, errUnmetACR, "the user cannot meet the requested authentication context class"
 		return step, nil
 	case a.UserID == "" && amrLevel(who.AMR) < target:

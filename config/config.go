@@ -286,6 +286,10 @@ type Limits struct {
 	// in all and per client address.
 	MaxPendingSignIns           int `toml:"max_pending_sign_ins"`
 	MaxPendingSignInsPerAddress int `toml:"max_pending_sign_ins_per_address"`
+
+	// Unexpired device authorizations (RFC 8628) one client address may
+	// hold.
+	MaxDeviceAuthorizationsPerAddress int `toml:"max_device_authorizations_per_address"`
 }
 
 // Client is one [[clients]] entry.
@@ -326,6 +330,10 @@ type Client struct {
 	// UserinfoSignedResponseAlg makes /userinfo answer the app with a
 	// JWT of this algorithm; "" (the default) answers with JSON.
 	UserinfoSignedResponseAlg string `toml:"userinfo_signed_response_alg"`
+
+	// TokenExchangeAudiences: the audiences (other apps' IDs, or resource
+	// URIs) the app may exchange a user's access token for (RFC 8693).
+	TokenExchangeAudiences []string `toml:"token_exchange_audiences"`
 
 	// RequireSignedRequestObject accepts the app's authorization requests
 	// only as request objects signed with its keys (RFC 9101 §10.5).
@@ -399,6 +407,9 @@ const (
 	// GrantDeviceCode is the device authorization grant (RFC 8628).
 	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
+
+// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693).
+const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 // DefaultGrantTypes are given to a client whose grant_types is empty.
 func DefaultGrantTypes() []string {

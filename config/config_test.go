@@ -165,7 +165,7 @@ func TestDefaultClientExamples(t *testing.T) {
 	for _, cl := range c.Clients {
 		ids = append(ids, cl.ID)
 	}
-	if want := []string{"wiki", "dashboard-spa", "backup-job", "payments"}; !slices.Equal(ids, want) {
+	if want := []string{"wiki", "dashboard-spa", "backup-job", "payments", "frontend-api"}; !slices.Equal(ids, want) {
 		t.Fatalf("client ids = %q, want %q", ids, want)
 	}
 	if got := c.Clients[0].Secret; got != "a-secret-of-thirty-two-characters" {

@@ -327,6 +327,7 @@ func (c *Config) validateLimits(p *problems) {
 	if totalOK && perAddressOK && l.MaxPendingSignInsPerAddress > l.MaxPendingSignIns {
 		p.errorf("limits.max_pending_sign_ins_per_address", "must not be more than limits.max_pending_sign_ins (%d), not %d", l.MaxPendingSignIns, l.MaxPendingSignInsPerAddress)
 	}
+	between(p, "limits.max_device_authorizations_per_address", l.MaxDeviceAuthorizationsPerAddress, 1, maxDeviceAuthorizations)
 	c.validateThrottle(p)
 }
 
@@ -562,7 +563,7 @@ var directoryFields = func() map[string]int {
 	return fields
 }()
 
-var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode}
+var grantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantTokenExchange}
 
 func (c *Config) validateClients(p *problems) {
 	seen := make(map[string]int, len(c.Clients))
@@ -628,6 +629,7 @@ func (c *Config) validateClients(p *problems) {
 		if grants[GrantDeviceCode] && !c.OAuth.DeviceFlow {
 			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
+		validateTokenExchange(p, key, cl, grants)
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
 		}
@@ -801,6 +803,10 @@ func (c *Config) validateMetrics(p *problems) {
 
 // Bounds of the device flow's timing ([oauth]).
 const (
+	// maxDeviceAuthorizations is storage.MaxDeviceAuthorizations, the
+	// most the store holds: a per-address limit above it means nothing.
+	maxDeviceAuthorizations = 10000
+
 	minDeviceCodeLifetime = time.Minute
 	maxDeviceCodeLifetime = time.Hour
 	minDevicePollInterval = time.Second

@@ -38,7 +38,8 @@ const staticAppReason = "This app is defined in the configuration file (config.t
 var appScopeChoices = append(slices.Clone(account.ClientScopes), account.ScopeAdmin, account.ScopeAdminRead)
 
 // appGrantChoices are the grant types the form offers.
-var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode}
+var appGrantChoices = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode,
+	account.GrantTokenExchange}
 
 // appForm is the app form's fields as text.
 type appForm struct {
@@ -66,6 +67,9 @@ type appForm struct {
 	// Client authentication: the method, the keys as written (a JWK Set
 	// in JSON) and their URL.
 	TokenEndpointAuthMethod, JWKS, JWKSURI string
+
+	// TokenExchangeAudiences: comma separated.
+	TokenExchangeAudiences string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -81,6 +85,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
+	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -103,6 +108,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired = strings.TrimSpace(v("backchannel_logout_uri")), v("backchannel_logout_session_required") == "1"
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
+	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -222,6 +228,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.BackchannelLogoutURI, n.BackchannelLogoutSessionRequired = f.BackchannelLogoutURI, f.BackchannelLogoutSessionRequired
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
+	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
 	return n, nil
 }
 
@@ -244,6 +251,8 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = &f.IDTokenSignedResponseAlg, &f.UserinfoSignedResponseAlg
 	jwks := json.RawMessage(f.JWKS)
 	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
+	audiences := splitList(f.TokenExchangeAudiences)
+	p.TokenExchangeAudiences = &audiences
 	return p, nil
 }
 

@@ -71,6 +71,9 @@ type clientJSON struct {
 	// of this algorithm; "" answers with JSON.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg"`
 
+	// TokenExchangeAudiences: what the app may exchange a user's access
+	// token for (RFC 8693), other apps' IDs or resource URIs; empty: none.
+	TokenExchangeAudiences []string `json:"token_exchange_audiences"`
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
@@ -126,6 +129,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.TokenEndpointAuthMethod, out.JWKS, out.JWKSURI = c.TokenEndpointAuthMethod, jwksView(c.JWKS), c.JWKSURI
 	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
+	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
 	return out
 }
@@ -160,6 +164,8 @@ type newClientJSON struct {
 	RequirePushedAuthorizationRequests bool   `json:"require_pushed_authorization_requests,omitempty"`
 	IDTokenSignedResponseAlg           string `json:"id_token_signed_response_alg,omitempty"`
 	UserinfoSignedResponseAlg          string `json:"userinfo_signed_response_alg,omitempty"`
+
+	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 }
@@ -196,6 +202,8 @@ type clientPatchJSON struct {
 	IDTokenSignedResponseAlg *string `json:"id_token_signed_response_alg,omitempty"`
 	// "" goes back to plain JSON at userinfo.
 	UserinfoSignedResponseAlg *string `json:"userinfo_signed_response_alg,omitempty"`
+
+	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject *bool `json:"require_signed_request_object,omitempty"`
 }
@@ -251,6 +259,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = b.TokenEndpointAuthMethod, b.JWKS.record(), b.JWKSURI
 	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
+	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
@@ -280,6 +289,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	}
 	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
+	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	p.RequireSignedRequestObject = b.RequireSignedRequestObject
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {

@@ -3,8 +3,10 @@ package provider
 import (
 	"bytes"
 	"encoding/json"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,6 +277,43 @@ func TestOriginOf(t *testing.T) {
 	} {
 		if got := originGroupOf(in); got != want {
 			t.Errorf("originGroupOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestFormProblemCaseVariants: zitadel's decoder matches parameter names
+// ignoring case, so a name Keyport checks must not slip past it in
+// another case, or twice in two cases.
+func TestFormProblemCaseVariants(t *testing.T) {
+	// Every parameter zitadel decodes into an authorization request is
+	// one Keyport refuses in another case.
+	ty := reflect.TypeFor[oidc.AuthRequest]()
+	for i := range ty.NumField() {
+		name, _, _ := strings.Cut(ty.Field(i).Tag.Get("schema"), ",")
+		if name != "" && !slices.Contains(caseSensitiveParams, name) {
+			t.Errorf("oidc.AuthRequest decodes %q, missing from caseSensitiveParams", name)
+		}
+	}
+	base := "client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code&scope=openid"
+	for _, tc := range []struct {
+		query string
+		bad   bool
+	}{
+		{base, false},
+		{base + "&kc_idp_hint=x&appState=y", false}, // names Keyport does not know, in any case
+		{base + "&CLIENT_ID=other", true},
+		{base + "&Client_Id=app", true},
+		{base + "&STATE=x", true},
+		{base + "&%C5%BFtate=x", true}, // "ſtate": ſ folds with s
+		{base + "&prompt=none&Prompt=login", true},
+		{base + "&request_URI=urn%3Ax", true},
+	} {
+		r := httptest.NewRequest("GET", "/authorize?"+tc.query, nil)
+		if err := r.ParseForm(); err != nil {
+			t.Fatal(err)
+		}
+		if got := formProblem(r, "/authorize"); (got != "") != tc.bad {
+			t.Errorf("%s: formProblem %q, want a refusal: %v", tc.query, got, tc.bad)
 		}
 	}
 }

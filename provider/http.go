@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -58,7 +59,36 @@ func postOnly(path string) bool {
 
 // Parameters that may repeat; every other one must appear at most once
 // (RFC 6749 §3.1).
-var repeatable = map[string]bool{"resource": true}
+var repeatable = map[string]bool{"resource": true, "audience": true} // audience: RFC 8693 §2.1
+
+// caseSensitiveParams are the parameters zitadel decodes (oidc.AuthRequest
+// and the token request types) or Keyport reads itself before it: spelled
+// in any other case they are refused (formProblem), since zitadel's
+// decoder would take them and Keyport's checks would not see them.
+var caseSensitiveParams = []string{
+	"scope", "response_type", "client_id", "redirect_uri", "state", "nonce",
+	"response_mode", "display", "prompt", "max_age", "ui_locales",
+	"id_token_hint", "login_hint", "acr_values", "code_challenge",
+	"code_challenge_method", "request", "request_uri", "claims",
+	"client_secret", "client_assertion", "client_assertion_type",
+	"grant_type", "code", "code_verifier", "refresh_token", "token",
+	"token_type_hint",
+}
+
+// foldName is parameter name k folded as strings.EqualFold compares (the
+// way zitadel's form decoder matches names): each rune replaced by the
+// lower case of the smallest rune of its Unicode simple-folding orbit, so
+// "CLIENT_ID" and "client_id" fold alike, and so do the Kelvin sign and
+// "k", or "ſ" and "s".
+func foldName(k string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return unicode.ToLower(least)
+	}, k)
+}
 
 // middleware checks requests before zitadel sees them and fixes responses
 // where zitadel falls short of the specifications:
@@ -154,9 +184,23 @@ func (p *Provider) refuseMalformed(w http.ResponseWriter, r *http.Request, path 
 // The checks read r.Form, the query string included, as zitadel does
 // (r.FormValue, and r.Form for the rest).
 func formProblem(r *http.Request, path string) string {
+	folded := make(map[string]bool, len(r.Form))
 	for k, v := range r.Form {
 		if len(v) > 1 && !repeatable[k] {
 			return "parameter " + strconv.Quote(truncate(k, 64)) + " must not be repeated"
+		}
+		// zitadel decodes parameters by name ignoring case; Keyport's own
+		// checks read them by their exact name. Two spellings of one
+		// name would let zitadel take one Keyport did not check (and
+		// pick at random between them), and a lone other spelling of a
+		// name Keyport checks would pass unchecked.
+		f := foldName(k)
+		if folded[f] {
+			return "parameter " + strconv.Quote(truncate(f, 64)) + " must not be repeated"
+		}
+		folded[f] = true
+		if f != k && slices.Contains(caseSensitiveParams, f) {
+			return "parameter names are case-sensitive: " + strconv.Quote(truncate(k, 64)) + " is not " + strconv.Quote(f)
 		}
 	}
 	if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
@@ -258,6 +302,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 	}
 	if p.deviceEnabled() && (path == DeviceAuthorizationPath || path == "/oauth/token" && r.Form.Get("grant_type") == account.GrantDeviceCode) {
 		p.serveDevice(w, r, path)
+		return r, true
+	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeTokenExchange) {
+		p.serveTokenExchange(w, r) // tokenexchange.go
 		return r, true
 	}
 	return r, false

@@ -845,6 +845,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.Expiration = oidc.FromTime(t.ExpiresAt)
 	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
 	resp.JWTID = t.ID
+	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
 	return nil
 }
 

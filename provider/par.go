@@ -196,10 +196,17 @@ var errPageRequestURI = errPageCallback
 // app on failure, as its redirect_uri is not known to be good until the
 // pushed request is found.
 func (p *Provider) authorizePushed(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// A link checker or a mail scanner looking ahead must not use up
+		// the request_uri the person's browser is about to bring.
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	ctx := r.Context()
 	clientID := r.Form.Get("client_id")
 	id, ok := strings.CutPrefix(r.Form.Get("request_uri"), requestURIPrefix)
-	if !ok || id == "" || len(id) > 128 {
+	if !ok || id == "" || len(id) > 128 || strings.ContainsFunc(id, notIDRune) {
 		p.showError(w, r, invalidRequest(http.StatusBadRequest, "request_uri was not issued by Keyport's pushed authorization request endpoint"))
 		return
 	}
@@ -238,6 +245,14 @@ func (p *Provider) authorizePushed(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	op.RedirectToLogin(id, p.storage.opClient(c), w, r)
+}
+
+// notIDRune tells a rune no request ID holds: IDs are URL-safe base64
+// (account.NewID). Anything else names no request, and would not even
+// reach the store on PostgreSQL, which refuses invalid UTF-8 and NULs in
+// text.
+func notIDRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 }
 
 // mustPush tells whether an /authorize request without request_uri is to

@@ -80,6 +80,12 @@ type Options struct {
 	// Device is the device authorization grant (device.go); off unless
 	// Enabled.
 	Device DeviceOptions
+
+	// VerifyAppPassword checks an app password an app exchanges for an
+	// access token (token exchange, tokenexchange.go): the account
+	// service's check (account.SignInService.VerifyAppPassword), which
+	// throttles and records. Nil: app passwords cannot be exchanged.
+	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error)
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -227,7 +233,8 @@ func New(o Options) (*Provider, error) {
 
 // grantTypes are the grants the token endpoint serves; whether a client may
 // use one is checked per client.
-var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}
+var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials,
+	account.GrantTokenExchange}
 
 // discoveryDocument returns the prepared discovery document, first
 // preparing it again when the published keys' algorithms are no longer

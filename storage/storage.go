@@ -219,6 +219,11 @@ type Client struct {
 	// §5.3.2); "" answers with plain JSON.
 	UserinfoSignedResponseAlg string `json:"userinfo_signed_response_alg,omitempty"`
 
+	// TokenExchangeAudiences are the audiences (client IDs of other apps,
+	// or resource URIs) the app may exchange a user's access token for
+	// with token exchange (RFC 8693); empty: none.
+	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
+
 	// RequireSignedRequestObject: the app's authorization requests, at
 	// /authorize and at the pushed authorization request endpoint, must
 	// be signed request objects (RFC 9101 §10.5).
@@ -405,6 +410,14 @@ type AccessToken struct {
 	// UserinfoClaims are the individual claims the sign-in's claims
 	// parameter asked userinfo for (AuthRequest.UserinfoClaims).
 	UserinfoClaims []string `json:"userinfo_claims,omitempty"`
+
+	// Actors are, for a token issued by token exchange (RFC 8693), the
+	// client IDs that acted for the subject, the latest first: the act
+	// claim, nested. Empty for every other token.
+	Actors []string `json:"actors,omitempty"`
+	// AppPassword: issued for an app password by token exchange, not at
+	// a sign-in.
+	AppPassword bool `json:"app_password,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the

@@ -383,6 +383,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, JWKS: json.RawMessage(c.JWKS), JWKSURI: c.JWKSURI,
 			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
+			TokenExchangeAudiences: c.TokenExchangeAudiences,
+
 			RequireSignedRequestObject: c.RequireSignedRequestObject,
 		})
 		if err != nil {
@@ -561,6 +563,8 @@ func (m *Main) load() error {
 		ClientAssertions: provider.ClientAssertionOptions{Sealer: m.sealer, JWKSGuard: jwksGuard},
 
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
+
+		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
 	})
 	if err != nil {
 		return err

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/seal"
 )
 
 // pushedParams are the parameters of a code-flow request for c, with a
@@ -99,6 +103,10 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		}
 		if h.Get("Cache-Control") != "no-store" {
 			t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
+		}
+		// A HEAD (a link checker looking ahead) does not use it up.
+		if p := newBrowser(t).do(mustRequest(http.MethodHead, app.authorizeURI(uri, nil))); p.Status != http.StatusOK {
+			t.Fatalf("HEAD of the request_uri: %d", p.Status)
 		}
 		b := newBrowser(t)
 		// Parameters beside request_uri are ignored (RFC 9126 §4): the
@@ -314,6 +322,82 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 			t.Fatal("no code for an app that need not push")
 		}
 	})
+
+	t.Run("required per app, whatever the case of the parameter names", func(t *testing.T) {
+		// zitadel decodes parameter names ignoring their case
+		// (strings.EqualFold): a client_id that names no app beside a
+		// CLIENT_ID naming the app that must push would pass the check,
+		// and zitadel picks one of the two at random.
+		n := newConfidentialClient("par-required-case")
+		n.RequirePushedAuthorizationRequests = true
+		strict := srv.createClient(n)
+		_, challenge := pkce()
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {"no-such-app"}, "CLIENT_ID": {strict.ID},
+			"redirect_uri": {strict.RedirectURI}, "scope": {"openid"}, "state": {"s"},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"},
+		}
+		for i := range 24 {
+			p := newBrowser(t).get(srv.URL + "/authorize?" + q.Encode())
+			if isLoginPage(p) || p.Status != http.StatusBadRequest {
+				t.Errorf("try %d: a plain request of an app that must push, client_id in two cases: %d %s", i, p.Status, p.URL)
+				break
+			}
+		}
+		// A parameter Keyport bounds, in another case, is bounded too.
+		form, _ := pushedParams(app)
+		form.Del("state")
+		form.Set("STATE", strings.Repeat("s", 5000))
+		if status, _, body := app.push(form); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("pushed STATE of 5000 bytes: %d %v", status, body)
+		}
+	})
+
+	t.Run("opened by one of many browsers at once", func(t *testing.T) {
+		form, _ := pushedParams(app)
+		_, _, body := app.push(form)
+		uri, _ := body["request_uri"].(string)
+		const n = 8
+		pages := make([]page, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			b := newBrowser(t)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pages[i] = b.get(app.authorizeURI(uri, nil))
+			}()
+		}
+		wg.Wait()
+		opened := 0
+		for _, p := range pages {
+			switch {
+			case isLoginPage(p):
+				opened++
+			case p.Status != http.StatusBadRequest || p.Location != "":
+				t.Errorf("a browser that lost the race: %d %s", p.Status, p.Location)
+			}
+		}
+		if opened != 1 {
+			t.Errorf("%d of %d browsers opened one request_uri at once", opened, n)
+		}
+	})
+
+	t.Run("the sign-in page only after /authorize", func(t *testing.T) {
+		// A pushed request is opened at /authorize, for its app, once;
+		// the sign-in page does not take its ID before that.
+		form, _ := pushedParams(app)
+		_, _, body := app.push(form)
+		uri, _ := body["request_uri"].(string)
+		id := strings.TrimPrefix(uri, "urn:ietf:params:oauth:request_uri:")
+		b := newBrowser(t)
+		if p := b.get(srv.URL + "/login?authRequestID=" + url.QueryEscape(id)); strings.Contains(p.Body, id) {
+			t.Fatalf("the sign-in page took an unopened pushed request: %d %s", p.Status, p.URL)
+		}
+		if p := b.get(app.authorizeURI(uri, nil)); !isLoginPage(p) || !strings.Contains(p.Body, id) {
+			t.Fatalf("opening it at /authorize then: %d %s", p.Status, p.URL)
+		}
+	})
 }
 
 // TestPushedAuthorizationRequestsRequiredForAll turns on [oauth]
@@ -340,5 +424,51 @@ func TestPushedAuthorizationRequestsRequiredForAll(t *testing.T) {
 	}
 	if _, err := app.provider.Verifier(&oidc.Config{ClientID: app.ID}).Verify(context.Background(), tok.Extra("id_token").(string)); err != nil {
 		t.Fatalf("verify ID token: %v", err)
+	}
+}
+
+// TestPushedAuthorizationRequestsOnPostgres: on PostgreSQL a request_uri
+// opens once, and one whose ID is no text PostgreSQL stores (invalid
+// UTF-8, a NUL) is an unknown request_uri (400), not a server error.
+func TestPushedAuthorizationRequestsOnPostgres(t *testing.T) {
+	dsn, key := pgtest.Database(t), filepath.Join(t.TempDir(), "secret.key")
+	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
+	})
+	srv.createUser("pia", false)
+	app := srv.createClient(newConfidentialClient("par-pg"))
+	form, verifier := pushedParams(app)
+	status, _, body := app.push(form)
+	uri, _ := body["request_uri"].(string)
+	if status != http.StatusCreated {
+		t.Fatalf("push: %d %v", status, body)
+	}
+	b := newBrowser(t)
+	first := b.get(app.authorizeURI(uri, nil))
+	if p := newBrowser(t).get(app.authorizeURI(uri, nil)); p.Status != http.StatusBadRequest || p.Location != "" {
+		t.Fatalf("request_uri opened twice: %d %s", p.Status, p.Location)
+	}
+	res := landed(t, app.finish(b, first, "pia"), app.RedirectURI)
+	if _, err := app.exchange(res.Code, verifier); err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	for _, id := range []string{"%FF%FE", "a%00b"} {
+		p := bareGet(t, srv.URL+"/authorize?client_id="+app.ID+"&request_uri=urn:ietf:params:oauth:request_uri:"+id)
+		if p.Status != http.StatusBadRequest || p.Location != "" {
+			t.Errorf("request_uri with ID %s: %d %s", id, p.Status, p.Location)
+		}
+	}
+	for _, id := range []string{"\xff\xfe", "a\x00b"} {
+		f, _ := pushedParams(app)
+		f.Set("client_id", id)
+		if status, _, body := srv.postForm("/oauth/par", f, "", ""); status >= 500 {
+			t.Errorf("push with client_id %q: %d %v", id, status, body)
+		}
+		if p := bareGet(t, srv.URL+"/authorize?"+url.Values{"client_id": {id}, "redirect_uri": {app.RedirectURI}, "response_type": {"code"}, "scope": {"openid"}}.Encode()); p.Status >= 500 {
+			t.Errorf("/authorize with client_id %q: %d", id, p.Status)
+		}
 	}
 }

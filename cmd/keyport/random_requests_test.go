@@ -82,7 +82,9 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
 		"id_token_hint", "post_logout_redirect_uri", "prompt", "max_age", "login_hint", "acr_values", "request", "request_uri",
 		"id", "authRequestID", "client_secret", "client_assertion", "client_assertion_type", "ui_locales", "claims",
-		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision"}
+		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision",
+		// token exchange (RFC 8693)
+		"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type", "audience", "resource"}
 	values := []string{"", "app", "tv", account.GrantDeviceCode, "BCDF-GHJK", "approve", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
 		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
@@ -91,7 +93,9 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"select_account", "none select_account", "0", "urn:keyport:acr:2fa", "urn:keyport:acr:passkey urn:keyport:acr:1fa",
 		`{"id_token":{"acr":{"essential":true,"values":["urn:keyport:acr:passkey"]}}}`, `{"id_token":{"acr":{"essential":true,"value":"x"}}}`,
 		`{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}`, `{"id_token":{"acr":{"values":"x"}}}`, `{"userinfo":[]}`, `{"id_token":`,
-		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x"}
+		"urn:ietf:params:oauth:request_uri:", "urn:ietf:params:oauth:request_uri:x",
+		"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:token-type:access_token",
+		"urn:keyport:params:oauth:token-type:app-password", "rex:x", "https://api.example.com/"}
 	values = append(values, assertions...)
 	values = append(values, objects...)
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),

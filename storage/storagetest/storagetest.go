@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Outbox", outboxTests},
 		{"Webhooks", webhookTests},
 		{"DeviceAuthorizations", deviceTests},
+		{"TokenExchange", tokenExchangeTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

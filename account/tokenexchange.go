@@ -1,0 +1,78 @@
+package account
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// normalizeTokenExchange checks the token-exchange side of app c: only a
+// confidential app may use the grant (RFC 8693 §2.1 expects the client to
+// authenticate), and TokenExchangeAudiences lists at most
+// MaxTokenExchangeAudiences client IDs or absolute resource URIs, kept
+// without duplicates. The list may name apps that do not exist yet (a
+// config file registers apps in any order); an audience that names no app
+// is a resource URI at exchange time.
+func normalizeTokenExchange(c *storage.Client) *Error {
+	if c.Public && slices.Contains(c.GrantTypes, GrantTokenExchange) {
+		return FieldErrorf("grant_types", "A public client cannot use token exchange: it has no secret.")
+	}
+	if len(c.TokenExchangeAudiences) > MaxTokenExchangeAudiences {
+		return FieldErrorf("token_exchange_audiences", "At most %d audiences.", MaxTokenExchangeAudiences)
+	}
+	kept := make([]string, 0, len(c.TokenExchangeAudiences))
+	for _, a := range c.TokenExchangeAudiences {
+		a = strings.TrimSpace(a)
+		if !clientIDPattern.MatchString(a) {
+			if err := checkURIShape(a); err != nil || !strings.Contains(a, "://") {
+				return FieldErrorf("token_exchange_audiences", "%q is neither a client ID nor an absolute URI.", clip(a, 64))
+			}
+		}
+		if !slices.Contains(kept, a) {
+			kept = append(kept, a)
+		}
+	}
+	c.TokenExchangeAudiences = nil
+	if len(kept) > 0 {
+		c.TokenExchangeAudiences = kept
+	}
+	return nil
+}
+
+// VerifyAppPassword checks an app password presented for token exchange
+// (RFC 8693) by app clientID: login is the username or email, and only an
+// app password limited to clientID is accepted, never the account
+// password or an app password for every app. The checks are forward
+// auth's (VerifyBasic): a password found is let in under the account's
+// rules (blocked, network allowlist, second-factor policy), recorded in
+// the history; one that is none of the account's app passwords is a guess,
+// reserved and counted by the throttle like forward auth's app-password
+// misses, and refused with RateLimited once the throttle says so.
+func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error) {
+	now := s.now()
+	ctx = withClient(ctx, LogName(clientID))
+	name, err := s.loginName(ctx, "app_password", login, password, ip)
+	if err != nil {
+		return storage.User{}, err
+	}
+	user, known, err := userByLogin(ctx, s.store, name)
+	if err != nil {
+		return storage.User{}, err
+	}
+	u, ok, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, true)
+	if err != nil {
+		return storage.User{}, err
+	}
+	if ok {
+		return u, nil
+	}
+	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
+	res, err := s.limiter.Password(ctx, subject(user, known, name), ip, true)
+	if err != nil {
+		return storage.User{}, s.refused(ctx, err, msgTooManySignIns, attempt.Method, login, ip)
+	}
+	s.failed(ctx, res, attempt, "wrong app password")
+	return storage.User{}, errInvalidCredentials
+}

@@ -1,0 +1,379 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	httphelper "github.com/zitadel/oidc/v3/pkg/http"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/throttle"
+)
+
+// Token exchange (RFC 8693) is served here rather than by zitadel's
+// TokenExchangeStorage: zitadel's request cannot be given an audience
+// other than the one requested (a resource alone would issue a token for
+// nobody), carries nothing from the subject token's record to the token it
+// stores (its remaining life, its actors), answers a bad subject token
+// before Keyport's store is asked, and would issue refresh and ID tokens.
+// The tokens themselves are made with zitadel's builders (op.CreateJWT,
+// op.CreateBearerToken), so they are the same as every other grant's.
+//
+// Two kinds of subject token are taken:
+//   - a user's access token issued by Keyport (opaque or JWT), for
+//     delegation: the requesting app must hold it (issued to it or for it)
+//     and may exchange it only for the audiences an admin listed for it
+//     (storage.Client.TokenExchangeAudiences); the new token names the app
+//     in act;
+//   - an app password limited to the requesting app, sent as
+//     "<username or email>:<app password>" (the app password has no colon;
+//     the name is what comes before the last one), for apps that cannot
+//     show a sign-in page: a short-lived access token for that app alone.
+const (
+	tokenTypeAccessToken = string(oidc.AccessTokenType)
+	// TokenTypeAppPassword is Keyport's subject_token_type for an app
+	// password.
+	TokenTypeAppPassword = "urn:keyport:params:oauth:token-type:app-password"
+
+	// maxAppPasswordTokenLife bounds the life of a token issued for an
+	// app password; the app's own access-token lifetime applies when it is
+	// shorter.
+	maxAppPasswordTokenLife = time.Hour
+	// maxActors bounds how many exchanges one token may pass through.
+	maxActors = 5
+	// maxTargets bounds the audience and resource values of one request.
+	maxTargets = 8
+)
+
+// exchangeRequest is a token-exchange request Keyport decided to grant;
+// the op.TokenRequest that op.CreateJWT builds the access token from.
+type exchangeRequest struct {
+	t storage.AccessToken
+}
+
+var _ op.TokenActorRequest = exchangeRequest{}
+
+func (r exchangeRequest) GetSubject() string    { return r.t.Subject }
+func (r exchangeRequest) GetAudience() []string { return r.t.Audience }
+func (r exchangeRequest) GetScopes() []string   { return r.t.Scopes }
+func (r exchangeRequest) GetActor() *oidc.ActorClaims {
+	return actorClaims(r.t.Actors)
+}
+
+// actorClaims is the act claim (RFC 8693 §4.1) of a chain of actors, the
+// latest first and outermost.
+func actorClaims(actors []string) *oidc.ActorClaims {
+	var act *oidc.ActorClaims
+	for i := len(actors) - 1; i >= 0; i-- {
+		act = &oidc.ActorClaims{Subject: actors[i], Actor: act}
+	}
+	return act
+}
+
+// tokenExchangeError is an OAuth error of the token endpoint that
+// zitadel has no constructor for (invalid_target, RFC 8707 §2).
+func tokenExchangeError(code, format string, args ...any) *oidc.Error {
+	return oauthError(code, fmt.Sprintf(format, args...))
+}
+
+// serveTokenExchange answers a token-exchange request.
+func (p *Provider) serveTokenExchange(w http.ResponseWriter, r *http.Request) {
+	rec := newRecorder()
+	resp, err := p.exchangeToken(r)
+	if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+		writeThrottled(w, refused)
+		return
+	}
+	var limited *account.Error
+	if errors.As(err, &limited) && limited.Code == account.RateLimited {
+		secs := throttle.RetryAfterSeconds(limited.RetryAfter)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSONError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed app-password checks; try again in "+strconv.Itoa(secs)+" seconds")
+		return
+	}
+	if err != nil {
+		op.RequestError(rec, r, err, nil)
+	} else {
+		httphelper.MarshalJSON(rec, resp)
+	}
+	p.finish(w, r, "/oauth/token", rec)
+}
+
+// exchangeToken authenticates the client and decides the request.
+func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, error) {
+	ctx := r.Context()
+	f := r.PostForm
+	subjectToken, subjectType := f.Get("subject_token"), f.Get("subject_token_type")
+	if subjectToken == "" || subjectType == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token and subject_token_type are required")
+	}
+	cc, authErr := p.authenticateCodeClient(r)
+	if authErr != nil {
+		return nil, authErr
+	}
+	s := p.storage
+	requester, err := s.getClient(ctx, cc.id)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	if requester.Public || !slices.Contains(requester.GrantTypes, account.GrantTokenExchange) {
+		return nil, oidc.ErrUnauthorizedClient().WithDescription("the client may not use token exchange")
+	}
+	if rt := f.Get("requested_token_type"); rt != "" && rt != tokenTypeAccessToken {
+		return nil, oidc.ErrInvalidRequest().WithDescription("requested_token_type must be %s", tokenTypeAccessToken)
+	}
+	if f.Get("actor_token") != "" || f.Get("actor_token_type") != "" {
+		// The requesting client is the actor, and it authenticated.
+		return nil, oidc.ErrInvalidRequest().WithDescription("actor_token is not supported: the authenticated client is the actor")
+	}
+	scopes := strings.Fields(f.Get("scope"))
+	if err := checkScopeTokens(scopes); err != nil {
+		return nil, err
+	}
+	audiences, resources := f["audience"], f["resource"]
+	if len(audiences)+len(resources) > maxTargets {
+		return nil, oidc.ErrInvalidRequest().WithDescription("at most %d audience and resource values", maxTargets)
+	}
+	for _, res := range resources {
+		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" || len(res) > account.MaxClientURILength {
+			// RFC 8707 §2: an absolute URI without a fragment.
+			return nil, tokenExchangeError("invalid_target", "resource must be an absolute URI without a fragment")
+		}
+	}
+	var (
+		t      storage.AccessToken
+		format *storage.Client
+	)
+	switch subjectType {
+	case tokenTypeAccessToken:
+		t, format, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
+	case TokenTypeAppPassword:
+		t, format, err = p.appPasswordToken(r, requester, subjectToken, scopes, audiences, resources)
+	default:
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type must be %s or %s", tokenTypeAccessToken, TokenTypeAppPassword)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
+		return nil, s.internal(ctx, "store an exchanged access token", err)
+	}
+	var token string
+	if format.AccessTokenJWT {
+		// Signed with the key of the algorithm of the app whose token it
+		// is in format (signing.go): the audience that verifies it.
+		signingNoteFrom(ctx).set(*format)
+		token, err = op.CreateJWT(ctx, p.opts.Issuer, exchangeRequest{t: t}, t.ExpiresAt, t.ID, s.opClient(requester), s)
+	} else {
+		token, err = op.CreateBearerToken(t.ID, t.Subject, p.op.Crypto())
+	}
+	if err != nil {
+		return nil, s.internal(ctx, "make an exchanged access token", err)
+	}
+	s.log.InfoContext(ctx, "token exchanged", "client_id", requester.ID, "user_id", t.UserID, "subject_token_type", subjectType,
+		"audience", strings.Join(t.Audience, " "), "access_token_id", t.ID)
+	return &oidc.TokenExchangeResponse{
+		AccessToken:     token,
+		IssuedTokenType: oidc.AccessTokenType,
+		TokenType:       oidc.BearerToken,
+		ExpiresIn:       uint64(max(0, t.ExpiresAt.Sub(s.now()).Round(time.Second).Seconds())),
+		Scopes:          t.Scopes,
+	}, nil
+}
+
+// delegate decides an exchange of a user's access token held by requester
+// for the audiences and resources asked for. It returns the token to
+// store and the app whose access-token format it takes: the target app
+// when there is one app among the audiences, else the requester.
+func (p *Provider) delegate(ctx context.Context, requester storage.Client, subjectToken string, scopes, audiences, resources []string) (storage.AccessToken, *storage.Client, error) {
+	s := p.storage
+	invalid := oidc.ErrInvalidGrant().WithDescription("subject_token is invalid, expired or revoked")
+	if len(subjectToken) > 8192 {
+		return storage.AccessToken{}, nil, invalid
+	}
+	id, subject, err := p.accessTokenID(ctx, subjectToken)
+	if err != nil {
+		return storage.AccessToken{}, nil, invalid
+	}
+	sub, u, err := s.store.GetAccessTokenAndUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.AccessToken{}, nil, invalid
+	}
+	if err != nil {
+		return storage.AccessToken{}, nil, s.internal(ctx, "load the subject token of an exchange", err)
+	}
+	now := s.now()
+	if !now.Before(sub.ExpiresAt) || sub.Subject != subject {
+		return storage.AccessToken{}, nil, invalid
+	}
+	if sub.UserID == "" || u.ID != sub.UserID {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("subject_token is not a user's token")
+	}
+	if sub.ClientID != requester.ID && !slices.Contains(sub.Audience, requester.ID) {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("subject_token was not issued to or for this client")
+	}
+	if len(sub.Actors) >= maxActors {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("subject_token has been exchanged too many times")
+	}
+	if account.CheckActive(u) != nil {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in")
+	}
+	if err := p.checkExchangeNetwork(ctx, u, requester.ID); err != nil {
+		return storage.AccessToken{}, nil, err
+	}
+	if len(audiences)+len(resources) == 0 {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("audience or resource is required")
+	}
+	// Scopes are never widened: asking for one the subject token lacks is
+	// refused (RFC 6749 §5.2 invalid_scope), and none asked for means the
+	// subject token's. offline_access is dropped: no refresh token is
+	// issued.
+	if len(scopes) == 0 {
+		scopes = slices.Clone(sub.Scopes)
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(sub.Scopes, sc) {
+			return storage.AccessToken{}, nil, oidc.ErrInvalidScope().WithDescription("scope %q is not in the subject token", sc)
+		}
+	}
+	scopes = slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return sc == oidc.ScopeOfflineAccess })
+	format := &requester
+	var targetApps []storage.Client
+	for _, a := range slices.Concat(audiences, resources) {
+		if !slices.Contains(requester.TokenExchangeAudiences, a) {
+			return storage.AccessToken{}, nil, tokenExchangeError("invalid_target", "this client may not exchange tokens for %q", truncate(a, 128))
+		}
+	}
+	for _, a := range audiences {
+		target, err := s.getClient(ctx, a)
+		if errors.Is(err, storage.ErrNotFound) {
+			if strings.Contains(a, "://") {
+				continue // a resource URI given as an audience
+			}
+			return storage.AccessToken{}, nil, tokenExchangeError("invalid_target", "no app %q", truncate(a, 128))
+		}
+		if err != nil {
+			return storage.AccessToken{}, nil, s.internal(ctx, "load the target of an exchange", err)
+		}
+		// The target's rules apply as at a sign-in to it: its allowed
+		// groups, and the scopes it may receive.
+		if account.MayUseClient(u, target) != nil {
+			s.log.InfoContext(ctx, "token exchange refused: the user is not in the target app's allowed groups", "client_id", requester.ID, "target", target.ID, "user_id", u.ID)
+			return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user may not use %q", target.ID)
+		}
+		scopes = allowedScopes(target, scopes)
+		targetApps = append(targetApps, target)
+	}
+	if len(targetApps) == 1 && len(audiences)+len(resources) == 1 {
+		format = &targetApps[0]
+	}
+	life := s.lifetimes(ctx, format.ID).Access
+	t := storage.AccessToken{
+		ID:        account.NewOrderedID(),
+		ClientID:  requester.ID,
+		UserID:    sub.UserID,
+		Subject:   sub.Subject,
+		Scopes:    scopes,
+		Audience:  distinct(slices.Concat(audiences, resources)),
+		CreatedAt: now,
+		ExpiresAt: now.Add(life),
+		Actors:    append([]string{requester.ID}, sub.Actors...),
+	}
+	if sub.ExpiresAt.Before(t.ExpiresAt) {
+		t.ExpiresAt = sub.ExpiresAt // never outlives the token it replaces
+	}
+	return t, format, nil
+}
+
+// appPasswordToken decides an exchange of an app password limited to
+// requester for a short-lived access token for requester itself.
+func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, subjectToken string, scopes, audiences, resources []string) (storage.AccessToken, *storage.Client, error) {
+	ctx, s := r.Context(), p.storage
+	if p.opts.VerifyAppPassword == nil {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type must be %s", tokenTypeAccessToken)
+	}
+	for _, a := range slices.Concat(audiences, resources) {
+		if a != requester.ID {
+			return storage.AccessToken{}, nil, tokenExchangeError("invalid_target", "an app password gives a token for the app it is limited to only")
+		}
+	}
+	i := strings.LastIndexByte(subjectToken, ':')
+	if i <= 0 || i == len(subjectToken)-1 {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("an app password subject_token is <username>:<app password>")
+	}
+	u, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester.ID)
+	if err != nil {
+		switch account.ErrorCode(err) {
+		case account.RateLimited:
+			return storage.AccessToken{}, nil, err
+		case account.Internal:
+			return storage.AccessToken{}, nil, s.internal(ctx, "check an app password", err)
+		}
+		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("invalid username or app password, or the app password may not be used here")
+	}
+	if account.MayUseClient(u, requester) != nil {
+		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user may not use this app")
+	}
+	if len(scopes) == 0 {
+		scopes = []string{oidc.ScopeOpenID}
+	}
+	scopes = slices.DeleteFunc(allowedScopes(requester, scopes), func(sc string) bool {
+		// A person's token never carries the management API's scopes,
+		// and no refresh token is issued.
+		return sc == oidc.ScopeOfflineAccess || sc == account.ScopeAdmin || sc == account.ScopeAdminRead
+	})
+	now := s.now()
+	life := min(s.lifetimes(ctx, requester.ID).Access, maxAppPasswordTokenLife)
+	t := storage.AccessToken{
+		ID:          account.NewOrderedID(),
+		ClientID:    requester.ID,
+		UserID:      u.ID,
+		Subject:     u.ID,
+		Scopes:      scopes,
+		Audience:    []string{requester.ID},
+		CreatedAt:   now,
+		ExpiresAt:   now.Add(life),
+		AppPassword: true,
+	}
+	return t, &requester, nil
+}
+
+// checkExchangeNetwork applies the user's IP allowlist as a refresh by
+// the requesting client would (Options.CheckRefresh).
+func (p *Provider) checkExchangeNetwork(ctx context.Context, u storage.User, clientID string) error {
+	s := p.storage
+	if s.checkRefresh == nil {
+		return nil
+	}
+	err := s.checkRefresh(ctx, u, clientID, clientip.FromContext(ctx))
+	switch {
+	case err == nil:
+		return nil
+	case account.ErrorCode(err) == account.Internal:
+		return s.internal(ctx, "check exchange network", err)
+	}
+	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
+}
+
+// distinct is list without repeats, in its order.
+func distinct(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
