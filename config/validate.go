@@ -651,6 +651,9 @@ func (c *Config) validateClients(p *problems) {
 			p.errorf(key+".userinfo_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty (plain JSON), not %q", cl.UserinfoSignedResponseAlg)
 		}
 		validateClientAuthMethod(p, key, cl)
+		if cl.RequireSignedRequestObject && cl.JWKS == "" && cl.JWKSURI == "" && cl.TokenEndpointAuthMethod != "client_secret_jwt" {
+			p.errorf(key+".require_signed_request_object", "needs the app's keys: jwks or jwks_uri (or token_endpoint_auth_method = \"client_secret_jwt\")")
+		}
 	}
 }
 

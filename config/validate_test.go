@@ -214,6 +214,8 @@ func TestValidateErrors(t *testing.T) {
 		{"client signing alg none", func(c *Config) { c.Clients[0].IDTokenSignedResponseAlg = "none" }, `clients[0].id_token_signed_response_alg: must be`},
 		{"client userinfo alg", func(c *Config) { c.Clients[0].UserinfoSignedResponseAlg = "HS256" },
 			`clients[0].userinfo_signed_response_alg: must be "RS256", "ES256", "EdDSA" or empty (plain JSON), not "HS256"`},
+		{"signed request objects without keys", func(c *Config) { c.Clients[0].RequireSignedRequestObject = true },
+			`clients[0].require_signed_request_object: needs the app's keys: jwks or jwks_uri`},
 		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},
 		{"client id slash", func(c *Config) { c.Clients[1].ID = "a/b" }, "clients[1].id: may contain only"},
 		{"client id long", func(c *Config) { c.Clients[0].ID = strings.Repeat("a", 129) }, "clients[0].id: must be at most 128"},
