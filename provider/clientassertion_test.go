@@ -601,3 +601,53 @@ func TestClientAssertionReplayRecordExpires(t *testing.T) {
 		t.Error("the record is found under another purpose")
 	}
 }
+
+// A caller that goes away while its assertion's jwks_uri is being fetched
+// must not lock the app out: the fetch is the app's, not the caller's, so
+// its cancellation was remembered as the app's failure and every
+// assertion of that app was refused for jwksRefetchInterval.
+func TestJWKSFetchOutlivesTheCaller(t *testing.T) {
+	f := newAssertionFixture(t, loopbackGuard(t))
+	k := newAppKey(t, jose.ES256, "k")
+	keys := jwks(t, k)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+			<-release // the first fetch answers only once its caller left
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(keys)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	f.register(account.NewClient{ID: "remote", GrantTypes: []string{account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: srv.URL + "/jwks"}, "")
+
+	// An anonymous caller names the app with a made-up assertion and
+	// hangs up while Keyport fetches the app's keys.
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {ClientAssertionType},
+		"client_assertion": {signAs(t, newAppKey(t, jose.ES256, "k"), f.claims("remote"))}}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, assertionIssuer+"/oauth/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.p.ServeHTTP(httptest.NewRecorder(), r)
+	}()
+	<-arrived
+	cancel()
+	close(release)
+	<-done
+
+	// The app itself, a moment later, is not refused for it.
+	wantToken(t, "the app after an anonymous caller hung up", f.machineToken(signAs(t, k, f.claims("remote"))))
+}
