@@ -261,6 +261,43 @@ func TestTokenExchange(t *testing.T) {
 		wantError("revoked", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
 	})
 
+	t.Run("subject token's sign-in revoked", func(t *testing.T) {
+		// The app revokes the sign-in's refresh token (RFC 7009), which
+		// revokes the access tokens of its family: what was exchanged
+		// from them goes with them, at the app and down a chain.
+		offline := *frontend
+		offline.oauth.Scopes = append(slices.Clone(frontend.oauth.Scopes), oidc.ScopeOfflineAccess)
+		tok := offline.tokens("bob")
+		if tok.RefreshToken == "" {
+			t.Fatal("the sign-in gave no refresh token")
+		}
+		status, _, m := frontend.tokenPost(exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange: %d %v", status, m)
+		}
+		exchanged := m["access_token"].(string)
+		status, _, m = orders.tokenPost(exchangeForm(exchanged, typeAccessToken, "audience", "reports-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange by orders-api: %d %v", status, m)
+		}
+		chained := m["access_token"].(string)
+		if status, _, m := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}, frontend.ID, frontend.Secret); status != http.StatusOK {
+			t.Fatalf("revoke: %d %v", status, m)
+		}
+		if intro := introspect(orders, tok.AccessToken); intro["active"] != false {
+			t.Fatalf("the subject token outlived its family: %v", intro)
+		}
+		for name, token := range map[string]string{"exchanged": exchanged, "exchanged twice": chained} {
+			if intro := introspect(reports, token); intro["active"] != false {
+				t.Errorf("the %s token outlived the revocation of the sign-in it came from: %v", name, intro)
+			}
+			if status, _, _ := srv.userinfo(token); status != http.StatusUnauthorized {
+				t.Errorf("userinfo with the %s token of a revoked sign-in: %d", name, status)
+			}
+		}
+		wantError("exchanged token of a revoked sign-in", orders, exchangeForm(exchanged, typeAccessToken, "audience", "reports-api"), http.StatusBadRequest, "invalid_grant")
+	})
+
 	t.Run("user blocked after issue", func(t *testing.T) {
 		tok := frontend.tokens("carol")
 		status, _, m := frontend.tokenPost(exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
