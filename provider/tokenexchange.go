@@ -81,6 +81,11 @@ func actorClaims(actors []string) *oidc.ActorClaims {
 	return act
 }
 
+// A subject token that is invalid, or unacceptable by policy (another
+// app's, a blocked user's, a wrong app password), is refused with
+// invalid_request, which RFC 8693 §2.2.2 requires (not invalid_grant); a
+// target Keyport will not issue a token for, with invalid_target.
+
 // tokenExchangeError is an OAuth error of the token endpoint that
 // zitadel has no constructor for (invalid_target, RFC 8707 §2).
 func tokenExchangeError(code, format string, args ...any) *oidc.Error {
@@ -182,7 +187,7 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 			if !errors.Is(err, storage.ErrNotFound) {
 				return nil, s.internal(ctx, "load the subject token of an exchange", err)
 			}
-			return nil, oidc.ErrInvalidGrant().WithDescription("subject_token is invalid, expired or revoked")
+			return nil, oidc.ErrInvalidRequest().WithDescription("subject_token is invalid, expired or revoked")
 		}
 	}
 	var token string
@@ -218,7 +223,7 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 // too, whichever app holds it.
 func (p *Provider) delegate(ctx context.Context, requester storage.Client, subjectToken string, scopes, audiences, resources []string) (storage.AccessToken, *storage.Client, string, error) {
 	s := p.storage
-	invalid := oidc.ErrInvalidGrant().WithDescription("subject_token is invalid, expired or revoked")
+	invalid := oidc.ErrInvalidRequest().WithDescription("subject_token is invalid, expired or revoked")
 	if len(subjectToken) > 8192 {
 		return storage.AccessToken{}, nil, "", invalid
 	}
@@ -238,16 +243,16 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 		return storage.AccessToken{}, nil, "", invalid
 	}
 	if sub.UserID == "" || u.ID != sub.UserID {
-		return storage.AccessToken{}, nil, "", oidc.ErrInvalidGrant().WithDescription("subject_token is not a user's token")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token is not a user's token")
 	}
 	if sub.ClientID != requester.ID && !slices.Contains(sub.Audience, requester.ID) {
-		return storage.AccessToken{}, nil, "", oidc.ErrInvalidGrant().WithDescription("subject_token was not issued to or for this client")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token was not issued to or for this client")
 	}
 	if len(sub.Actors) >= maxActors {
-		return storage.AccessToken{}, nil, "", oidc.ErrInvalidGrant().WithDescription("subject_token has been exchanged too many times")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token has been exchanged too many times")
 	}
 	if account.CheckActive(u) != nil {
-		return storage.AccessToken{}, nil, "", oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("the user can no longer sign in")
 	}
 	if err := p.checkExchangeNetwork(ctx, u, requester.ID); err != nil {
 		return storage.AccessToken{}, nil, "", err
@@ -290,7 +295,7 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 		// groups, and the scopes it may receive.
 		if account.MayUseClient(u, target) != nil {
 			s.log.InfoContext(ctx, "token exchange refused: the user is not in the target app's allowed groups", "client_id", requester.ID, "target", target.ID, "user_id", u.ID)
-			return storage.AccessToken{}, nil, "", oidc.ErrInvalidGrant().WithDescription("the user may not use %q", target.ID)
+			return storage.AccessToken{}, nil, "", tokenExchangeError("invalid_target", "the user may not use %q", target.ID)
 		}
 		scopes = allowedScopes(target, scopes)
 		targetApps = append(targetApps, target)
@@ -341,10 +346,10 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		case account.Internal:
 			return storage.AccessToken{}, nil, s.internal(ctx, "check an app password", err)
 		}
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("invalid username or app password, or the app password may not be used here")
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("invalid username or app password, or the app password may not be used here")
 	}
 	if account.MayUseClient(u, requester) != nil {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user may not use this app")
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("the user may not use this app")
 	}
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID}
@@ -384,7 +389,7 @@ func (p *Provider) checkExchangeNetwork(ctx context.Context, u storage.User, cli
 	case account.ErrorCode(err) == account.Internal:
 		return s.internal(ctx, "check exchange network", err)
 	}
-	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
+	return oidc.ErrInvalidRequest().WithDescription("the user may not use this app from this network")
 }
 
 // distinct is list without repeats, in its order.
