@@ -214,7 +214,9 @@ func (s *opStorage) verifyClientAssertion(ctx context.Context, form url.Values, 
 		return storage.Client{}, errAssertion("its claims cannot be read")
 	}
 	id := claims.Issuer
-	if id == "" || len(id) > 128 {
+	// A NUL (JSON's \u0000) is no client ID, and PostgreSQL refuses it
+	// in text: it must not reach the store.
+	if id == "" || len(id) > 128 || strings.ContainsRune(id, 0) {
 		return storage.Client{}, errAssertion("iss must be the client_id")
 	}
 	if cid := form.Get("client_id"); cid != "" && cid != id {
