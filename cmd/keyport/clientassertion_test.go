@@ -487,9 +487,10 @@ func TestConsoleAppClientAuthentication(t *testing.T) {
 }
 
 // On PostgreSQL a text with a NUL (or invalid UTF-8) cannot reach the
-// store: an assertion's iss, read from its JSON, is refused as an unknown
-// client, never a 5xx.
-func TestClientAssertionOnPostgres(t *testing.T) {
+// store: an assertion's iss, read from its JSON, a client_id at the
+// client-authenticated endpoints and the name before an app password are
+// refused as naming nobody, never with a 5xx.
+func TestClientAssertionAndNamesOnPostgres(t *testing.T) {
 	dsn, key := pgtest.Database(t), filepath.Join(t.TempDir(), "secret.key")
 	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
 		t.Fatal(err)
@@ -508,6 +509,18 @@ func TestClientAssertionOnPostgres(t *testing.T) {
 			t.Errorf("the app's own assertion: %d %v", status, body)
 		case id != "pg-pk" && (status != http.StatusUnauthorized || body["error"] != "invalid_client"):
 			t.Errorf("assertion with iss %q: %d %v, want 401 invalid_client", id, status, body)
+		}
+	}
+	for _, gt := range []string{"client_credentials", grantTokenExchange, "authorization_code", "refresh_token"} {
+		form := exchangeForm("x", typeAccessToken, "client_id", "a\x00b", "client_secret", "s", "code", "c", "refresh_token", "r", "token", "t")
+		form.Set("grant_type", gt)
+		for _, path := range []string{"/oauth/token", "/oauth/introspect", "/revoke"} {
+			if status, _, body := srv.postForm(path, form, "", ""); status >= 500 {
+				t.Errorf("%s %s with client_id a\\x00b: %d %v", path, gt, status, body)
+			}
+			if status, _, body := srv.postForm(path, form, "a\x00b", "s"); status >= 500 {
+				t.Errorf("%s %s with a\\x00b by Basic: %d %v", path, gt, status, body)
+			}
 		}
 	}
 	// The name before an app password in a token exchange, likewise.
