@@ -651,3 +651,24 @@ func TestJWKSFetchOutlivesTheCaller(t *testing.T) {
 	// The app itself, a moment later, is not refused for it.
 	wantToken(t, "the app after an anonymous caller hung up", f.machineToken(signAs(t, k, f.claims("remote"))))
 }
+
+// The token endpoint's URL is an audience every client-authenticated
+// endpoint accepts: RFC 9126 §2 requires it at the pushed authorization
+// request endpoint, and OpenID Connect Core §9 names it as the aud of
+// client assertions, which relying parties then send to introspection and
+// revocation too. Other endpoints' URLs stay refused at the token endpoint.
+func TestClientAssertionTokenEndpointAudience(t *testing.T) {
+	f := newAssertionFixture(t, nil)
+	token := wantToken(t, "token", f.machineToken(signAs(t, f.pk, f.claims("pk"))))
+	for _, path := range []string{"/oauth/introspect", "/revoke", parPath} {
+		form := url.Values{"token": {token}, "client_assertion_type": {ClientAssertionType}, "client_assertion": {signAs(t, f.pk, f.claims("pk"))}}
+		if path == parPath {
+			form = url.Values{"response_type": {"code"}, "scope": {"openid"}, "redirect_uri": {"https://pk.example/cb"},
+				"client_assertion_type": {ClientAssertionType}, "client_assertion": {signAs(t, f.pk, f.claims("pk"))}}
+		}
+		w := f.post(path, form)
+		if w.Code == http.StatusUnauthorized || strings.Contains(w.Body.String(), "invalid_client") {
+			t.Errorf("%s with aud the token endpoint: %d %s", path, w.Code, w.Body)
+		}
+	}
+}
