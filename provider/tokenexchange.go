@@ -180,12 +180,12 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 		// The token is in the subject token's family, so revoking that
 		// family revokes it too; one revoked between the check and the
 		// store above would have missed it.
-		if _, err := s.store.GetAccessToken(ctx, subjectID); err != nil {
+		if _, gone := s.store.GetAccessToken(ctx, subjectID); gone != nil {
 			if err := s.store.DeleteAccessToken(ctx, t.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return nil, s.internal(ctx, "drop the exchanged token of a revoked subject token", err)
 			}
-			if !errors.Is(err, storage.ErrNotFound) {
-				return nil, s.internal(ctx, "load the subject token of an exchange", err)
+			if !errors.Is(gone, storage.ErrNotFound) {
+				return nil, s.internal(ctx, "load the subject token of an exchange", gone)
 			}
 			return nil, oidc.ErrInvalidRequest().WithDescription("subject_token is invalid, expired or revoked")
 		}
