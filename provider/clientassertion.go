@@ -15,7 +15,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
@@ -166,22 +165,15 @@ func (p *Provider) AuthenticateClient(r *http.Request, path string) (storage.Cli
 	if presentsAssertion(r.Form) {
 		return check(p.storage.verifyClientAssertion(ctx, r.Form, p.opts.Issuer+path))
 	}
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return storage.Client{}, oidc.ErrInvalidClient().WithDescription("invalid basic auth header")
-		}
-	} else {
-		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
+	id, secret, credErr := clientCredentials(r)
+	if credErr != nil {
+		return storage.Client{}, credErr
 	}
 	c, err := p.storage.getClient(ctx, id)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storage.Client{}, p.storage.internal(ctx, "load client", err)
 	}
-	if err == nil && c.Public && secret == "" && !basic {
+	if _, _, basic := r.BasicAuth(); err == nil && c.Public && secret == "" && !basic {
 		return c, nil
 	}
 	return check(p.storage.authenticateClient(ctx, id, secret))
@@ -390,14 +382,7 @@ func algNames(algs []jose.SignatureAlgorithm) string {
 // and answers a refusal itself. It returns the request to hand on.
 func (p *Provider) checkClientAssertion(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
 	next, _, err := p.authenticateAssertion(r, path)
-	if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
-		writeThrottled(w, refused)
-		return r, true
-	}
-	if err != nil {
-		rec := newRecorder()
-		op.RequestError(rec, r, err, nil)
-		p.finish(w, r, path, rec)
+	if p.answerClientRefusal(w, r, path, err) {
 		return r, true
 	}
 	return next, false

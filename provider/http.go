@@ -12,7 +12,6 @@ import (
 	"unicode"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keyport/keyport/account"
 )
@@ -338,14 +337,11 @@ func (p *Provider) answerEndSession(w http.ResponseWriter, r *http.Request) bool
 // the client is read once.
 func (p *Provider) checkCodeClient(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	client, err := p.authenticateCodeClient(r)
-	if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
-		writeThrottled(w, refused)
-		return r, true
-	}
+	var failed error // a nil *oidc.Error is not a nil error
 	if err != nil {
-		rec := newRecorder()
-		op.RequestError(rec, r, err, nil)
-		p.finish(w, r, "/oauth/token", rec)
+		failed = err
+	}
+	if p.answerClientRefusal(w, r, "/oauth/token", failed) {
 		return r, true
 	}
 	return r.WithContext(withCodeClient(r.Context(), client)), false

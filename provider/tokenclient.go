@@ -8,6 +8,7 @@ import (
 	"net/url"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -29,22 +30,48 @@ func (p *Provider) authenticateCodeClient(r *http.Request) (codeClient, *oidc.Er
 		// here was never checked.
 		return codeClient{}, oidc.ErrInvalidClient().WithDescription("the client assertion was not checked")
 	}
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return codeClient{}, oidc.ErrInvalidClient().WithDescription("invalid basic auth header")
-		}
-	} else {
-		id, secret = r.Form.Get("client_id"), r.Form.Get("client_secret")
+	id, secret, credErr := clientCredentials(r)
+	if credErr != nil {
+		return codeClient{}, credErr
 	}
 	public, err := p.storage.authenticateTokenClient(r.Context(), id, secret)
 	if err != nil {
 		return codeClient{}, err
 	}
 	return codeClient{id: id, public: public, verifier: r.Form.Get("code_verifier")}, nil
+}
+
+// clientCredentials reads a client's ID and secret as zitadel reads them:
+// HTTP Basic (form-urlencoded, RFC 6749 §2.3.1), else client_id and
+// client_secret from the form, the query string included.
+func clientCredentials(r *http.Request) (id, secret string, _ *oidc.Error) {
+	id, secret, basic := r.BasicAuth()
+	if !basic {
+		return r.Form.Get("client_id"), r.Form.Get("client_secret"), nil
+	}
+	id, err1 := url.QueryUnescape(id)
+	secret, err2 := url.QueryUnescape(secret)
+	if err1 != nil || err2 != nil {
+		return "", "", oidc.ErrInvalidClient().WithDescription("invalid basic auth header")
+	}
+	return id, secret, nil
+}
+
+// answerClientRefusal answers a request whose client authentication the
+// throttle refused (429) or that failed (zitadel's error, corrected by
+// finish), and reports whether it did; with neither it answers nothing.
+func (p *Provider) answerClientRefusal(w http.ResponseWriter, r *http.Request, path string, err error) bool {
+	if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
+		writeThrottled(w, refused)
+		return true
+	}
+	if err == nil {
+		return false
+	}
+	rec := newRecorder()
+	op.RequestError(rec, r, err, nil)
+	p.finish(w, r, path, rec)
+	return true
 }
 
 // authenticateTokenClient checks a client at the token endpoint: a public
