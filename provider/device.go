@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -237,6 +238,9 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	case deviceUsed:
 		refusal = oidc.ErrInvalidGrant().WithDescription("invalid or already used device code")
 	}
+	if refusal == nil {
+		refusal = p.stillAllowed(r.Context(), a, c)
+	}
 	if refusal != nil {
 		op.RequestError(rec, r, refusal, nil)
 		return
@@ -251,6 +255,30 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeDeviceJSON(rec, http.StatusOK, resp)
+}
+
+// stillAllowed checks, as the device's code is redeemed, what the approval
+// checked: the person may still sign in (blocking ends everything issued
+// before it, and a device approved minutes earlier has been issued
+// nothing yet) and is still allowed the app, as a refresh checks. The
+// code is spent either way.
+func (p *Provider) stillAllowed(ctx context.Context, a storage.DeviceAuthorization, c storage.Client) *oidc.Error {
+	u, err := p.storage.getUser(ctx, a.UserID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return p.storage.internal(ctx, "load the user of a device authorization", err)
+	}
+	if err == nil {
+		err = account.CheckActive(u)
+	}
+	if err != nil {
+		p.log.InfoContext(ctx, "device tokens refused: the user can no longer sign in", "client_id", c.ID, "user_id", a.UserID, "err", err)
+		return oidc.ErrAccessDenied().WithDescription("the person who approved the device can no longer sign in")
+	}
+	if account.MayUseClient(u, c) != nil {
+		p.log.InfoContext(ctx, "device tokens refused: the user is not in the app's allowed groups", "client_id", c.ID, "user_id", a.UserID)
+		return oidc.ErrAccessDenied().WithDescription("the person who approved the device is no longer allowed to use this app")
+	}
+	return nil
 }
 
 func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
