@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 )
@@ -277,6 +278,18 @@ func (p *Provider) stillAllowed(ctx context.Context, a storage.DeviceAuthorizati
 	if account.MayUseClient(u, c) != nil {
 		p.log.InfoContext(ctx, "device tokens refused: the user is not in the app's allowed groups", "client_id", c.ID, "user_id", a.UserID)
 		return oidc.ErrAccessDenied().WithDescription("the person who approved the device is no longer allowed to use this app")
+	}
+	// A public app runs where its person is: its first tokens are held to
+	// the person's IP allowlist from the device's address, as its
+	// refreshes are (a confidential one polls from its server).
+	if p.storage.checkRefresh != nil {
+		switch err := p.storage.checkRefresh(ctx, u, c.ID, clientip.FromContext(ctx)); {
+		case err == nil:
+		case account.ErrorCode(err) == account.Internal:
+			return p.storage.internal(ctx, "check the device's network", err)
+		default:
+			return oidc.ErrAccessDenied().WithDescription("the person who approved the device may not use this app from this network")
+		}
 	}
 	return nil
 }

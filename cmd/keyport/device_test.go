@@ -317,6 +317,28 @@ func TestDeviceFlow(t *testing.T) {
 		}
 	})
 
+	t.Run("public device outside the person's IP allowlist", func(t *testing.T) {
+		// A public app runs where its person is, so its refresh is held
+		// to their IP allowlist (policy_test.go); the device's first
+		// tokens are too, from the device's address, not the address of
+		// the browser that approved it.
+		gina := d.createUser("gina", false)
+		if _, _, err := d.Main.Accounts.SignIn.SetAllowedNetworks(context.Background(), gina, "127.0.0.1", "127.0.0.1", false); err != nil {
+			t.Fatal(err)
+		}
+		da := d.start(t, d.tv)
+		b := newBrowser(t)
+		if p := decide(t, b, openPage(t, d, b, da.VerificationURI, "gina"), da.UserCode, "approve"); !strings.Contains(p.Body, "The device is connected") {
+			t.Fatalf("approval from inside the allowlist: %d %s", p.Status, truncateBody(p.Body))
+		}
+		form := url.Values{"grant_type": {account.GrantDeviceCode}, "device_code": {da.DeviceCode}, "client_id": {"tv"}}
+		req, _ := http.NewRequest(http.MethodPost, d.URL+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if status, _, body := doJSON(t, browserFrom(t, "127.0.0.5").client, req); status != http.StatusBadRequest || body["error"] != "access_denied" || body["access_token"] != nil {
+			t.Errorf("device polling from outside the allowlist: %d %v", status, body)
+		}
+	})
+
 	t.Run("expired_token", func(t *testing.T) {
 		da := d.start(t, d.tv)
 		b := newBrowser(t)
