@@ -194,3 +194,13 @@ func (p ClientPatch) applyClientAuth(c *storage.Client) {
 		c.JWKSURI = *p.JWKSURI
 	}
 }
+
+// checkRequestObjectKeys checks that an app that must sign its
+// authorization requests (RFC 9101 §10.5) has keys to sign them with:
+// its public keys, or its secret for client_secret_jwt (HS256).
+func checkRequestObjectKeys(c *storage.Client) *Error {
+	if c.RequireSignedRequestObject && len(c.JWKS) == 0 && c.JWKSURI == "" && c.TokenEndpointAuthMethod != AuthClientSecretJWT {
+		return FieldErrorf("require_signed_request_object", "Signed request objects need the app's keys: jwks or jwks_uri (or client_secret_jwt, signing with HS256).")
+	}
+	return nil
+}

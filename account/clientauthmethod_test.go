@@ -65,6 +65,12 @@ func TestClientAuthMethodRules(t *testing.T) {
 		{"jwks_uri with user info", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "https://u:p@app.example/jwks"}, "jwks_uri"},
 		{"jwks_uri file", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "file:///etc/passwd"}, "jwks_uri"},
 		{"client_secret_jwt short secret", account.NewClient{TokenEndpointAuthMethod: account.AuthClientSecretJWT, Secret: strings.Repeat("s", 20)}, "secret"},
+		// Signed request objects (RFC 9101) need keys to be signed with.
+		{"require_signed_request_object with jwks", account.NewClient{JWKS: good, RequireSignedRequestObject: true}, ""},
+		{"require_signed_request_object with jwks_uri", account.NewClient{JWKSURI: "https://app.example/jwks", RequireSignedRequestObject: true}, ""},
+		{"require_signed_request_object with client_secret_jwt", account.NewClient{TokenEndpointAuthMethod: account.AuthClientSecretJWT, Secret: long,
+			RequireSignedRequestObject: true}, ""},
+		{"require_signed_request_object without keys", account.NewClient{RequireSignedRequestObject: true}, "require_signed_request_object"},
 	} {
 		tc.n.ID = "app"
 		if tc.n.GrantTypes == nil {

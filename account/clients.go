@@ -99,6 +99,9 @@ type NewClient struct {
 	UserinfoSignedResponseAlg string
 	// TokenExchangeAudiences (storage.Client's field of the same name).
 	TokenExchangeAudiences []string
+
+	// RequireSignedRequestObject: see storage.Client.
+	RequireSignedRequestObject bool
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -151,6 +154,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.RequirePushedAuthorizationRequests = n.RequirePushedAuthorizationRequests
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
+	c.RequireSignedRequestObject = n.RequireSignedRequestObject
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -293,7 +297,10 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
-	return checkClientAuth(c)
+	if err := checkClientAuth(c); err != nil {
+		return err
+	}
+	return checkRequestObjectKeys(c)
 }
 
 // plainText reports whether s is UTF-8 without control characters.
@@ -537,6 +544,8 @@ type ClientPatch struct {
 	UserinfoSignedResponseAlg *string
 
 	TokenExchangeAudiences *[]string
+
+	RequireSignedRequestObject *bool
 }
 
 // apply returns c with p's fields set.
@@ -586,6 +595,9 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	p.applySigning(&c)
 	p.applyClientAuth(&c)
 	setList(&c.TokenExchangeAudiences, p.TokenExchangeAudiences)
+	if p.RequireSignedRequestObject != nil {
+		c.RequireSignedRequestObject = *p.RequireSignedRequestObject
+	}
 	return c
 }
 
@@ -790,6 +802,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"userinfo_signed_response_alg", a.UserinfoSignedResponseAlg, b.UserinfoSignedResponseAlg},
 
 		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
+		{"require_signed_request_object", flag(a.RequireSignedRequestObject), flag(b.RequireSignedRequestObject)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -91,10 +91,11 @@ func (s *SignInService) checkPasswordOr(ctx context.Context, c Credentials, refu
 // and lower-cased. One normalisation for both: were they to differ, a
 // spelling that finds no account would spend the budget of a name that
 // does not exist, and tell which names do. Missing and oversized fields
-// are refused before anything is looked up or hashed.
+// are refused before anything is looked up or hashed, and so is a name
+// with a NUL, which no account has and PostgreSQL cannot look up.
 func (s *SignInService) loginName(ctx context.Context, method, login, password, ip string) (string, error) {
 	name := normalizeLogin(login)
-	if name == "" || password == "" || len(login) > 320 || len(password) > 1024 {
+	if name == "" || password == "" || len(login) > 320 || len(password) > 1024 || strings.ContainsRune(name, 0) {
 		s.logFailure(ctx, method, login, ip, "missing or oversized field")
 		return "", errInvalidCredentials
 	}

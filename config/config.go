@@ -286,6 +286,10 @@ type Limits struct {
 	// in all and per client address.
 	MaxPendingSignIns           int `toml:"max_pending_sign_ins"`
 	MaxPendingSignInsPerAddress int `toml:"max_pending_sign_ins_per_address"`
+
+	// Unexpired device authorizations (RFC 8628) one client address may
+	// hold.
+	MaxDeviceAuthorizationsPerAddress int `toml:"max_device_authorizations_per_address"`
 }
 
 // Client is one [[clients]] entry.
@@ -330,6 +334,10 @@ type Client struct {
 	// TokenExchangeAudiences: the audiences (other apps' IDs, or resource
 	// URIs) the app may exchange a user's access token for (RFC 8693).
 	TokenExchangeAudiences []string `toml:"token_exchange_audiences"`
+
+	// RequireSignedRequestObject accepts the app's authorization requests
+	// only as request objects signed with its keys (RFC 9101 §10.5).
+	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
 }
 
 // Directory is one [[directories]] entry.

@@ -327,6 +327,7 @@ func (c *Config) validateLimits(p *problems) {
 	if totalOK && perAddressOK && l.MaxPendingSignInsPerAddress > l.MaxPendingSignIns {
 		p.errorf("limits.max_pending_sign_ins_per_address", "must not be more than limits.max_pending_sign_ins (%d), not %d", l.MaxPendingSignIns, l.MaxPendingSignInsPerAddress)
 	}
+	between(p, "limits.max_device_authorizations_per_address", l.MaxDeviceAuthorizationsPerAddress, 1, maxDeviceAuthorizations)
 	c.validateThrottle(p)
 }
 
@@ -650,6 +651,9 @@ func (c *Config) validateClients(p *problems) {
 			p.errorf(key+".userinfo_signed_response_alg", "must be \"RS256\", \"ES256\", \"EdDSA\" or empty (plain JSON), not %q", cl.UserinfoSignedResponseAlg)
 		}
 		validateClientAuthMethod(p, key, cl)
+		if cl.RequireSignedRequestObject && cl.JWKS == "" && cl.JWKSURI == "" && cl.TokenEndpointAuthMethod != "client_secret_jwt" {
+			p.errorf(key+".require_signed_request_object", "needs the app's keys: jwks or jwks_uri (or token_endpoint_auth_method = \"client_secret_jwt\")")
+		}
 	}
 }
 
@@ -799,6 +803,10 @@ func (c *Config) validateMetrics(p *problems) {
 
 // Bounds of the device flow's timing ([oauth]).
 const (
+	// maxDeviceAuthorizations is storage.MaxDeviceAuthorizations, the
+	// most the store holds: a per-address limit above it means nothing.
+	maxDeviceAuthorizations = 10000
+
 	minDeviceCodeLifetime = time.Minute
 	maxDeviceCodeLifetime = time.Hour
 	minDevicePollInterval = time.Second

@@ -302,9 +302,9 @@ func (s *timedStore) CreateCredential(a0 context.Context, a1 storage.Credential)
 	return s.next.CreateCredential(a0, a1)
 }
 
-func (s *timedStore) CreateDeviceAuthorization(a0 context.Context, a1 storage.DeviceAuthorization) error {
+func (s *timedStore) CreateDeviceAuthorization(a0 context.Context, a1 storage.DeviceAuthorization, a2 int) error {
 	defer s.observe(opCreateDeviceAuthorization, time.Now())
-	return s.next.CreateDeviceAuthorization(a0, a1)
+	return s.next.CreateDeviceAuthorization(a0, a1, a2)
 }
 
 func (s *timedStore) CreateGroup(a0 context.Context, a1 storage.Group) error {

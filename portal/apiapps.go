@@ -74,6 +74,9 @@ type clientJSON struct {
 	// TokenExchangeAudiences: what the app may exchange a user's access
 	// token for (RFC 8693), other apps' IDs or resource URIs; empty: none.
 	TokenExchangeAudiences []string `json:"token_exchange_audiences"`
+	// The app's authorization requests must be signed request objects
+	// (RFC 9101 §10.5).
+	RequireSignedRequestObject bool `json:"require_signed_request_object"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -127,6 +130,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.RequirePushedAuthorizationRequests = c.RequirePushedAuthorizationRequests
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
+	out.RequireSignedRequestObject = c.RequireSignedRequestObject
 	return out
 }
 
@@ -162,6 +166,8 @@ type newClientJSON struct {
 	UserinfoSignedResponseAlg          string `json:"userinfo_signed_response_alg,omitempty"`
 
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
+
+	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -198,6 +204,8 @@ type clientPatchJSON struct {
 	UserinfoSignedResponseAlg *string `json:"userinfo_signed_response_alg,omitempty"`
 
 	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
+
+	RequireSignedRequestObject *bool `json:"require_signed_request_object,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -252,6 +260,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
+	n.RequireSignedRequestObject = b.RequireSignedRequestObject
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -281,6 +290,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	p.RequirePushedAuthorizationRequests = b.RequirePushedAuthorizationRequests
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
+	p.RequireSignedRequestObject = b.RequireSignedRequestObject
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -214,7 +214,9 @@ func (s *opStorage) verifyClientAssertion(ctx context.Context, form url.Values, 
 		return storage.Client{}, errAssertion("its claims cannot be read")
 	}
 	id := claims.Issuer
-	if id == "" || len(id) > 128 {
+	// A NUL (JSON's \u0000) is no client ID, and PostgreSQL refuses it
+	// in text: it must not reach the store.
+	if id == "" || len(id) > 128 || strings.ContainsRune(id, 0) {
 		return storage.Client{}, errAssertion("iss must be the client_id")
 	}
 	if cid := form.Get("client_id"); cid != "" && cid != id {
@@ -278,7 +280,7 @@ func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignatu
 	case claims.Subject != c.ID:
 		return "sub must be the client_id", nil
 	case !audienceNames(claims.Audience, s.issuer, endpointURL):
-		return "aud must be the issuer " + s.issuer + " or the endpoint " + endpointURL, nil
+		return "aud must be the issuer " + s.issuer + ", the token endpoint or the endpoint " + endpointURL, nil
 	case claims.Expiry == nil:
 		return "exp is missing", nil
 	case now.After(claims.Expiry.Time().Add(assertionSkew)):
@@ -366,10 +368,13 @@ func (s *opStorage) verifyAssertionSignature(ctx context.Context, jws *jose.JSON
 	return "the signature does not verify with any of the app's keys"
 }
 
-// audienceNames tells whether aud names this server: its issuer or the
-// endpoint's URL (RFC 7523 §3, OpenID Connect Core §9).
+// audienceNames tells whether aud names this server: its issuer, the
+// endpoint's URL (RFC 7523 §3), or the token endpoint's, which OpenID
+// Connect Core §9 names as an assertion's aud and RFC 9126 §2 requires
+// at the pushed authorization request endpoint too. The jti is recorded
+// for every endpoint alike, so one assertion serves one request anywhere.
 func audienceNames(aud jwt.Audience, issuer, endpointURL string) bool {
-	return slices.Contains(aud, issuer) || slices.Contains(aud, endpointURL)
+	return slices.Contains(aud, issuer) || slices.Contains(aud, endpointURL) || slices.Contains(aud, issuer+"/oauth/token")
 }
 
 func algNames(algs []jose.SignatureAlgorithm) string {

@@ -601,3 +601,74 @@ func TestClientAssertionReplayRecordExpires(t *testing.T) {
 		t.Error("the record is found under another purpose")
 	}
 }
+
+// A caller that goes away while its assertion's jwks_uri is being fetched
+// must not lock the app out: the fetch is the app's, not the caller's, so
+// its cancellation was remembered as the app's failure and every
+// assertion of that app was refused for jwksRefetchInterval.
+func TestJWKSFetchOutlivesTheCaller(t *testing.T) {
+	f := newAssertionFixture(t, loopbackGuard(t))
+	k := newAppKey(t, jose.ES256, "k")
+	keys := jwks(t, k)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+			<-release // the first fetch answers only once its caller left
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(keys)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	f.register(account.NewClient{ID: "remote", GrantTypes: []string{account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: srv.URL + "/jwks"}, "")
+
+	// An anonymous caller names the app with a made-up assertion and
+	// hangs up while Keyport fetches the app's keys.
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {ClientAssertionType},
+		"client_assertion": {signAs(t, newAppKey(t, jose.ES256, "k"), f.claims("remote"))}}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, assertionIssuer+"/oauth/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.p.ServeHTTP(httptest.NewRecorder(), r)
+	}()
+	<-arrived
+	cancel()
+	close(release)
+	<-done
+
+	// The app itself, a moment later, is not refused for it.
+	wantToken(t, "the app after an anonymous caller hung up", f.machineToken(signAs(t, k, f.claims("remote"))))
+}
+
+// The token endpoint's URL is an audience every client-authenticated
+// endpoint accepts: RFC 9126 §2 requires it at the pushed authorization
+// request endpoint, and OpenID Connect Core §9 names it as the aud of
+// client assertions, which relying parties then send to introspection and
+// revocation too. Other endpoints' URLs stay refused at the token endpoint.
+func TestClientAssertionTokenEndpointAudience(t *testing.T) {
+	f := newAssertionFixture(t, nil)
+	token := wantToken(t, "token", f.machineToken(signAs(t, f.pk, f.claims("pk"))))
+	for _, path := range []string{"/oauth/introspect", "/revoke", parPath} {
+		form := url.Values{"token": {token}, "client_assertion_type": {ClientAssertionType}, "client_assertion": {signAs(t, f.pk, f.claims("pk"))}}
+		if path == parPath {
+			form = url.Values{"response_type": {"code"}, "scope": {"openid"}, "redirect_uri": {"https://pk.example/cb"},
+				"client_assertion_type": {ClientAssertionType}, "client_assertion": {signAs(t, f.pk, f.claims("pk"))}}
+		}
+		w := f.post(path, form)
+		if w.Code == http.StatusUnauthorized || strings.Contains(w.Body.String(), "invalid_client") {
+			t.Errorf("%s with aud the token endpoint: %d %s", path, w.Code, w.Body)
+		}
+	}
+}

@@ -41,6 +41,12 @@ type DeviceOptions struct {
 	Interval time.Duration
 	// VerificationPath is the portal page where people type the user code.
 	VerificationPath string
+	// PerAddress bounds the unexpired requests one client address (an
+	// IPv6 address by its /64) may hold; 0: no bound. A confidential app,
+	// authenticated by its secret, is not bounded by address: its backend
+	// may ask for many devices of its users from one address, and only
+	// the store's bound (storage.MaxDeviceAuthorizations) holds it.
+	PerAddress int
 }
 
 // slowDownStep is how much longer a device that polled too fast must wait
@@ -99,19 +105,26 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		DeviceCodeHash: account.HashSecret(deviceCode), ClientID: c.ID, Scopes: scopes,
 		State: storage.DevicePending, CreatedAt: now, ExpiresAt: now.Add(life), Interval: p.opts.Device.Interval,
 	}
+	if c.Public {
+		a.Origin = originOf(clientip.FromContext(r.Context()))
+	}
 	var err error
 	// A taken user code (one in 20^8 per stored request) is drawn again.
 	for range 3 {
 		if a.UserCode, err = op.NewUserCode([]rune(account.UserCodeAlphabet), account.UserCodeLength, 0); err != nil {
 			break
 		}
-		if err = p.opts.Store.CreateDeviceAuthorization(r.Context(), a); !errors.Is(err, storage.ErrConflict) {
+		if err = p.opts.Store.CreateDeviceAuthorization(r.Context(), a, p.opts.Device.PerAddress); !errors.Is(err, storage.ErrConflict) {
 			break
 		}
 	}
+	var perAddress *storage.DeviceOriginLimitError
 	switch {
+	case errors.As(err, &perAddress):
+		p.refuseDeviceFlood(rec, r, c.ID, perAddress)
+		return
 	case errors.Is(err, storage.ErrLimitReached):
-		p.log.WarnContext(r.Context(), "device authorization refused: too many stored", "client_id", c.ID)
+		p.storage.floodLog.WarnContext(r.Context(), "device authorization refused: too many stored", "client_id", c.ID)
 		rec.header.Set("Retry-After", strconv.Itoa(int(p.opts.Device.Interval/time.Second)))
 		writeJSONError(rec, http.StatusServiceUnavailable, "temporarily_unavailable", "too many devices are waiting; try again later")
 		return
@@ -128,6 +141,25 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		"expires_in":                int(life / time.Second),
 		"interval":                  int(a.Interval / time.Second),
 	})
+}
+
+// refuseDeviceFlood answers a request from an address that holds its
+// limit of unexpired device authorizations: 429 with Retry-After until
+// its first one expires, and slow_down. RFC 8628 §3.2 answers errors of
+// this endpoint as the token endpoint's (RFC 6749 §5.2), whose codes all
+// say the request itself is wrong; slow_down is the device flow's own
+// "this device is going too fast, wait" (§3.5), and 429 (RFC 6585) with
+// Retry-After tells any HTTP client the same, where a 400 would read as a
+// permanent error and 503 (the store-wide bound) as one of the server.
+func (p *Provider) refuseDeviceFlood(w http.ResponseWriter, r *http.Request, clientID string, e *storage.DeviceOriginLimitError) {
+	wait := max(e.FreeAt.Sub(p.opts.Now()), time.Second)
+	secs := int((wait + time.Second - 1) / time.Second)
+	p.storage.floodLog.WarnContext(r.Context(), "device authorization refused: this address holds its limit of unexpired ones (a flood of /device_authorization?)",
+		"client_id", clientID, "per_address_limit", e.Limit, "client_ip", clientip.FromContext(r.Context()))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSONError(w, http.StatusTooManyRequests, "slow_down",
+		"too many device authorizations from this address; try again in "+strconv.Itoa(secs)+" seconds")
 }
 
 // deviceClient authenticates the client of a device request as a code

@@ -219,9 +219,13 @@ func formProblem(r *http.Request, path string) string {
 	}
 	if path == "/authorize" {
 		required := []string{"client_id", "redirect_uri"}
-		if r.Form.Has("request_uri") {
-			// A pushed request holds the rest (RFC 9126 §4).
+		if r.Form.Has("request_uri") || r.Form.Has("request") {
+			// A pushed request holds the rest (RFC 9126 §4), and so
+			// does a request object (requestobject.go).
 			required = required[:1]
+		}
+		if r.Form.Has("request_uri") && r.Form.Has("request") {
+			return "request and request_uri must not both be sent (RFC 9101 §5)"
 		}
 		// zitadel refuses these too, but as server errors in its log.
 		for _, k := range required {
@@ -249,7 +253,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 			p.showError(w, r, invalidRequest(http.StatusBadRequest, "this application must push its sign-in requests first (RFC 9126)"))
 			return r, true
 		}
-		if problem, bad := checkAuthorizeParams(r.Form); bad {
+		if problem, bad := p.authorizeRequestObject(r); bad {
+			// requestobject.go
+			r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
+		} else if problem, bad := checkAuthorizeParams(r.Form); bad {
 			r = r.WithContext(withAuthorizeProblem(r.Context(), problem))
 		} else if cr, err := parseClaimsParam(r.Form.Get("claims")); err != nil {
 			r = r.WithContext(withAuthorizeProblem(r.Context(), authorizeProblem{param: "claims", err: err}))

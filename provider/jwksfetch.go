@@ -111,7 +111,11 @@ func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeyS
 		}
 	}
 	e.tried = now
-	set, age, err := c.fetch(ctx, uri)
+	// The fetch is the app's, remembered for every caller: one who goes
+	// away meanwhile must not make it fail (an anonymous caller could
+	// otherwise lock the app out for jwksRefetchInterval). It stays
+	// bounded by webhook.Timeout.
+	set, age, err := c.fetch(context.WithoutCancel(ctx), uri)
 	if err != nil {
 		e.err = err
 		if fresh {

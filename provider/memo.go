@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/keyport/keyport/storage"
@@ -63,7 +65,16 @@ func (s *opStorage) getUser(ctx context.Context, id string) (storage.User, error
 
 // getClient reads a client, once per request.
 func (s *opStorage) getClient(ctx context.Context, id string) (storage.Client, error) {
-	load := func() (storage.Client, error) { return s.store.GetClient(ctx, id) }
+	load := func() (storage.Client, error) {
+		c, err := s.store.GetClient(ctx, id)
+		if errors.Is(err, storage.ErrInvalid) {
+			// An ID the store cannot even look up (on PostgreSQL, one with
+			// a NUL) names no client: a 4xx wherever a client is named,
+			// not a server error.
+			return storage.Client{}, fmt.Errorf("%w: %w", storage.ErrNotFound, err)
+		}
+		return c, err
+	}
 	if m := memoFrom(ctx); m != nil {
 		return m.client.get(id, load)
 	}

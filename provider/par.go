@@ -86,10 +86,6 @@ func (p *Provider) pushAuthorizationRequest(w http.ResponseWriter, r *http.Reque
 		writeJSONError(w, http.StatusBadRequest, "invalid_request", "request_uri must not be pushed")
 		return
 	}
-	if r.Form.Has("request") {
-		writeJSONError(w, http.StatusBadRequest, "request_not_supported", "request objects are not supported")
-		return
-	}
 	formID := r.Form.Get("client_id")
 	client, authErr := p.authenticateCodeClient(r)
 	if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
@@ -108,6 +104,9 @@ func (p *Provider) pushAuthorizationRequest(w http.ResponseWriter, r *http.Reque
 	// With HTTP Basic the form may lack client_id; the request is parsed
 	// as /authorize would parse it, which needs it.
 	r.Form.Set("client_id", client.id)
+	if p.pushedRequestObject(w, r, client.id) {
+		return // requestobject.go
+	}
 	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
 	authReq, err := op.ParseAuthorizeRequest(r, p.op.Decoder())
 	if err != nil {

@@ -298,7 +298,8 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
 	m["acr_values_supported"] = account.ACRValues
 	m["claims_parameter_supported"] = true // claimsparam.go
-	m["request_parameter_supported"] = false
+	m["request_parameter_supported"] = true
+	m["request_object_signing_alg_values_supported"] = RequestObjectAlgorithms
 	// request_uri is taken from the pushed authorization request
 	// endpoint only (RFC 9126), never fetched from elsewhere.
 	m["request_uri_parameter_supported"] = false

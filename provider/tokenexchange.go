@@ -81,6 +81,11 @@ func actorClaims(actors []string) *oidc.ActorClaims {
 	return act
 }
 
+// A subject token that is invalid, or unacceptable by policy (another
+// app's, a blocked user's, a wrong app password), is refused with
+// invalid_request, which RFC 8693 §2.2.2 requires (not invalid_grant); a
+// target Keyport will not issue a token for, with invalid_target.
+
 // tokenExchangeError is an OAuth error of the token endpoint that
 // zitadel has no constructor for (invalid_target, RFC 8707 §2).
 func tokenExchangeError(code, format string, args ...any) *oidc.Error {
@@ -153,12 +158,13 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 		}
 	}
 	var (
-		t      storage.AccessToken
-		format *storage.Client
+		t         storage.AccessToken
+		format    *storage.Client
+		subjectID string // of the subject access token, for delegation
 	)
 	switch subjectType {
 	case tokenTypeAccessToken:
-		t, format, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
+		t, format, subjectID, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
 	case TokenTypeAppPassword:
 		t, format, err = p.appPasswordToken(r, requester, subjectToken, scopes, audiences, resources)
 	default:
@@ -169,6 +175,20 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	}
 	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
 		return nil, s.internal(ctx, "store an exchanged access token", err)
+	}
+	if subjectID != "" {
+		// The token is in the subject token's family, so revoking that
+		// family revokes it too; one revoked between the check and the
+		// store above would have missed it.
+		if _, gone := s.store.GetAccessToken(ctx, subjectID); gone != nil {
+			if err := s.store.DeleteAccessToken(ctx, t.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, s.internal(ctx, "drop the exchanged token of a revoked subject token", err)
+			}
+			if !errors.Is(gone, storage.ErrNotFound) {
+				return nil, s.internal(ctx, "load the subject token of an exchange", gone)
+			}
+			return nil, oidc.ErrInvalidRequest().WithDescription("subject_token is invalid, expired or revoked")
+		}
 	}
 	var token string
 	if format.AccessTokenJWT {
@@ -195,46 +215,50 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 
 // delegate decides an exchange of a user's access token held by requester
 // for the audiences and resources asked for. It returns the token to
-// store and the app whose access-token format it takes: the target app
-// when there is one app among the audiences, else the requester.
-func (p *Provider) delegate(ctx context.Context, requester storage.Client, subjectToken string, scopes, audiences, resources []string) (storage.AccessToken, *storage.Client, error) {
+// store, the app whose access-token format it takes (the target app when
+// there is one app among the audiences, else the requester) and the
+// subject token's ID. The new token joins the subject token's refresh
+// family: what revokes the sign-in it came from (RFC 7009 revocation, a
+// refresh token or code used twice, the user revoking the app) revokes it
+// too, whichever app holds it.
+func (p *Provider) delegate(ctx context.Context, requester storage.Client, subjectToken string, scopes, audiences, resources []string) (storage.AccessToken, *storage.Client, string, error) {
 	s := p.storage
-	invalid := oidc.ErrInvalidGrant().WithDescription("subject_token is invalid, expired or revoked")
+	invalid := oidc.ErrInvalidRequest().WithDescription("subject_token is invalid, expired or revoked")
 	if len(subjectToken) > 8192 {
-		return storage.AccessToken{}, nil, invalid
+		return storage.AccessToken{}, nil, "", invalid
 	}
 	id, subject, err := p.accessTokenID(ctx, subjectToken)
 	if err != nil {
-		return storage.AccessToken{}, nil, invalid
+		return storage.AccessToken{}, nil, "", invalid
 	}
 	sub, u, err := s.store.GetAccessTokenAndUser(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.AccessToken{}, nil, invalid
+		return storage.AccessToken{}, nil, "", invalid
 	}
 	if err != nil {
-		return storage.AccessToken{}, nil, s.internal(ctx, "load the subject token of an exchange", err)
+		return storage.AccessToken{}, nil, "", s.internal(ctx, "load the subject token of an exchange", err)
 	}
 	now := s.now()
 	if !now.Before(sub.ExpiresAt) || sub.Subject != subject {
-		return storage.AccessToken{}, nil, invalid
+		return storage.AccessToken{}, nil, "", invalid
 	}
 	if sub.UserID == "" || u.ID != sub.UserID {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("subject_token is not a user's token")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token is not a user's token")
 	}
 	if sub.ClientID != requester.ID && !slices.Contains(sub.Audience, requester.ID) {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("subject_token was not issued to or for this client")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token was not issued to or for this client")
 	}
 	if len(sub.Actors) >= maxActors {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("subject_token has been exchanged too many times")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token has been exchanged too many times")
 	}
 	if account.CheckActive(u) != nil {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("the user can no longer sign in")
 	}
 	if err := p.checkExchangeNetwork(ctx, u, requester.ID); err != nil {
-		return storage.AccessToken{}, nil, err
+		return storage.AccessToken{}, nil, "", err
 	}
 	if len(audiences)+len(resources) == 0 {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("audience or resource is required")
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("audience or resource is required")
 	}
 	// Scopes are never widened: asking for one the subject token lacks is
 	// refused (RFC 6749 §5.2 invalid_scope), and none asked for means the
@@ -245,7 +269,7 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	}
 	for _, sc := range scopes {
 		if !slices.Contains(sub.Scopes, sc) {
-			return storage.AccessToken{}, nil, oidc.ErrInvalidScope().WithDescription("scope %q is not in the subject token", sc)
+			return storage.AccessToken{}, nil, "", oidc.ErrInvalidScope().WithDescription("scope %q is not in the subject token", sc)
 		}
 	}
 	scopes = slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return sc == oidc.ScopeOfflineAccess })
@@ -253,7 +277,7 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	var targetApps []storage.Client
 	for _, a := range slices.Concat(audiences, resources) {
 		if !slices.Contains(requester.TokenExchangeAudiences, a) {
-			return storage.AccessToken{}, nil, tokenExchangeError("invalid_target", "this client may not exchange tokens for %q", truncate(a, 128))
+			return storage.AccessToken{}, nil, "", tokenExchangeError("invalid_target", "this client may not exchange tokens for %q", truncate(a, 128))
 		}
 	}
 	for _, a := range audiences {
@@ -262,16 +286,16 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 			if strings.Contains(a, "://") {
 				continue // a resource URI given as an audience
 			}
-			return storage.AccessToken{}, nil, tokenExchangeError("invalid_target", "no app %q", truncate(a, 128))
+			return storage.AccessToken{}, nil, "", tokenExchangeError("invalid_target", "no app %q", truncate(a, 128))
 		}
 		if err != nil {
-			return storage.AccessToken{}, nil, s.internal(ctx, "load the target of an exchange", err)
+			return storage.AccessToken{}, nil, "", s.internal(ctx, "load the target of an exchange", err)
 		}
 		// The target's rules apply as at a sign-in to it: its allowed
 		// groups, and the scopes it may receive.
 		if account.MayUseClient(u, target) != nil {
 			s.log.InfoContext(ctx, "token exchange refused: the user is not in the target app's allowed groups", "client_id", requester.ID, "target", target.ID, "user_id", u.ID)
-			return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user may not use %q", target.ID)
+			return storage.AccessToken{}, nil, "", tokenExchangeError("invalid_target", "the user may not use %q", target.ID)
 		}
 		scopes = allowedScopes(target, scopes)
 		targetApps = append(targetApps, target)
@@ -290,11 +314,12 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 		CreatedAt: now,
 		ExpiresAt: now.Add(life),
 		Actors:    append([]string{requester.ID}, sub.Actors...),
+		FamilyID:  sub.FamilyID,
 	}
 	if sub.ExpiresAt.Before(t.ExpiresAt) {
 		t.ExpiresAt = sub.ExpiresAt // never outlives the token it replaces
 	}
-	return t, format, nil
+	return t, format, sub.ID, nil
 }
 
 // appPasswordToken decides an exchange of an app password limited to
@@ -321,10 +346,10 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		case account.Internal:
 			return storage.AccessToken{}, nil, s.internal(ctx, "check an app password", err)
 		}
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("invalid username or app password, or the app password may not be used here")
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("invalid username or app password, or the app password may not be used here")
 	}
 	if account.MayUseClient(u, requester) != nil {
-		return storage.AccessToken{}, nil, oidc.ErrInvalidGrant().WithDescription("the user may not use this app")
+		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("the user may not use this app")
 	}
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID}
@@ -364,7 +389,7 @@ func (p *Provider) checkExchangeNetwork(ctx context.Context, u storage.User, cli
 	case account.ErrorCode(err) == account.Internal:
 		return s.internal(ctx, "check exchange network", err)
 	}
-	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
+	return oidc.ErrInvalidRequest().WithDescription("the user may not use this app from this network")
 }
 
 // distinct is list without repeats, in its order.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -31,6 +32,13 @@ type DeviceAuthorization struct {
 	// LastPoll is when the device last polled (zero: never).
 	LastPoll time.Time `json:"last_poll,omitempty"`
 
+	// Origin is what the request counts under for the per-origin limit
+	// (CreateDeviceAuthorization): the address of the device that asked
+	// for it, reduced as the throttles reduce it (an IPv6 address to its
+	// /64); "" counts under no origin (an authenticated app's backend,
+	// which asks for all its users).
+	Origin string `json:"origin,omitempty"`
+
 	// Who approved, how and when they had authenticated (set with the
 	// decision).
 	UserID   string    `json:"user_id,omitempty"`
@@ -56,14 +64,34 @@ const DeviceAuthorizationKept = 10 * time.Minute
 // them, and each is kept for minutes.
 const MaxDeviceAuthorizations = 10000
 
+// DeviceOriginLimitError refuses a new device authorization because its
+// origin holds its limit of requests that have not expired yet. It is an
+// ErrLimitReached.
+type DeviceOriginLimitError struct {
+	Origin string
+	Limit  int
+	// FreeAt is when the origin's first request expires, making room.
+	FreeAt time.Time
+}
+
+func (e *DeviceOriginLimitError) Error() string {
+	return fmt.Sprintf("%d device authorizations of %s not expired yet (until %s)", e.Limit, e.Origin, e.FreeAt.UTC().Format(time.RFC3339))
+}
+
+func (e *DeviceOriginLimitError) Unwrap() error { return ErrLimitReached }
+
 // DeviceAuthorizations persists the requests of the device authorization
 // grant. They are short-lived: a backup does not copy them.
 type DeviceAuthorizations interface {
 	// CreateDeviceAuthorization stores a new request. A taken
 	// DeviceCodeHash or UserCode gives ErrConflict; an empty one, or an
-	// empty ClientID, ErrInvalid; MaxDeviceAuthorizations stored already
-	// (expired ones not yet swept count) ErrLimitReached.
-	CreateDeviceAuthorization(ctx context.Context, d DeviceAuthorization) error
+	// empty ClientID, ErrInvalid. When perOrigin > 0 and d.Origin is
+	// not empty, perOrigin requests of d.Origin that have not expired
+	// (ExpiresAt after the store's clock) give a *DeviceOriginLimitError;
+	// concurrent creates never pass it. With MaxDeviceAuthorizations
+	// stored already, the one whose keeping time ends first is deleted to
+	// make room if it has expired; if none has, ErrLimitReached.
+	CreateDeviceAuthorization(ctx context.Context, d DeviceAuthorization, perOrigin int) error
 	// GetDeviceAuthorizationByUserCode finds a stored request by its user
 	// code (normalised), expired or not; ErrNotFound when there is none.
 	GetDeviceAuthorizationByUserCode(ctx context.Context, userCode string) (DeviceAuthorization, error)

@@ -223,6 +223,11 @@ type Client struct {
 	// or resource URIs) the app may exchange a user's access token for
 	// with token exchange (RFC 8693); empty: none.
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
+
+	// RequireSignedRequestObject: the app's authorization requests, at
+	// /authorize and at the pushed authorization request endpoint, must
+	// be signed request objects (RFC 9101 §10.5).
+	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.

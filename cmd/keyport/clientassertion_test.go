@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,8 +25,10 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
 	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/provider"
+	"github.com/keyport/keyport/seal"
 )
 
 // rpKey is a relying party's signing key for private_key_jwt.
@@ -480,5 +483,52 @@ func TestConsoleAppClientAuthentication(t *testing.T) {
 	bad := submitForm(t, b, b.get(page), "/admin/apps/batch/edit", url.Values{"jwks": {""}})
 	if invalid, ok := parsePage(t, bad.Body).first("textarea", "aria-invalid", "true"); bad.Status != http.StatusBadRequest || !ok || invalid.attr("name") != "jwks" {
 		t.Errorf("private_key_jwt without keys: %d\n%s", bad.Status, truncateBody(bad.Body))
+	}
+}
+
+// On PostgreSQL a text with a NUL (or invalid UTF-8) cannot reach the
+// store: an assertion's iss, read from its JSON, a client_id at the
+// client-authenticated endpoints and the name before an app password are
+// refused as naming nobody, never with a 5xx.
+func TestClientAssertionAndNamesOnPostgres(t *testing.T) {
+	dsn, key := pgtest.Database(t), filepath.Join(t.TempDir(), "secret.key")
+	if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, dsn, key
+	})
+	k := newRPKey(t, jose.ES256, "k1")
+	srv.createClient(account.NewClient{ID: "pg-pk", GrantTypes: []string{account.GrantClientCredentials},
+		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: k.jwks(t)})
+	for _, id := range []string{"pg-pk", "a\x00b", "\xff\xfe"} {
+		form := merge(url.Values{"grant_type": {"client_credentials"}}, assertionParams(assertion(t, k.signing(), id, srv.URL+"/oauth/token")))
+		status, _, body := srv.postForm("/oauth/token", form, "", "")
+		switch {
+		case id == "pg-pk" && status != http.StatusOK:
+			t.Errorf("the app's own assertion: %d %v", status, body)
+		case id != "pg-pk" && (status != http.StatusUnauthorized || body["error"] != "invalid_client"):
+			t.Errorf("assertion with iss %q: %d %v, want 401 invalid_client", id, status, body)
+		}
+	}
+	for _, gt := range []string{"client_credentials", grantTokenExchange, "authorization_code", "refresh_token"} {
+		form := exchangeForm("x", typeAccessToken, "client_id", "a\x00b", "client_secret", "s", "code", "c", "refresh_token", "r", "token", "t")
+		form.Set("grant_type", gt)
+		for _, path := range []string{"/oauth/token", "/oauth/introspect", "/revoke"} {
+			if status, _, body := srv.postForm(path, form, "", ""); status >= 500 {
+				t.Errorf("%s %s with client_id a\\x00b: %d %v", path, gt, status, body)
+			}
+			if status, _, body := srv.postForm(path, form, "a\x00b", "s"); status >= 500 {
+				t.Errorf("%s %s with a\\x00b by Basic: %d %v", path, gt, status, body)
+			}
+		}
+	}
+	// The name before an app password in a token exchange, likewise.
+	mailer := srv.createClient(account.NewClient{ID: "pg-mailer", GrantTypes: []string{grantTokenExchange}})
+	for _, login := range []string{"a\x00b", "\xff\xfe"} {
+		status, _, body := mailer.tokenPost(exchangeForm(login+":some-app-password", typeAppPassword), true)
+		if status >= 500 {
+			t.Errorf("app password exchange for %q: %d %v", login, status, body)
+		}
 	}
 }

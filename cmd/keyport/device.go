@@ -25,5 +25,6 @@ func deviceOptions(cfg *config.Config) provider.DeviceOptions {
 		Lifetime:         cfg.OAuth.DeviceCodeLifetime.Duration,
 		Interval:         cfg.OAuth.DevicePollInterval.Duration,
 		VerificationPath: portal.DevicePath,
+		PerAddress:       cfg.Limits.MaxDeviceAuthorizationsPerAddress,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -419,6 +420,57 @@ func TestDeviceFlow(t *testing.T) {
 			t.Errorf("a post without the CSRF token: %d", q.Status)
 		}
 	})
+}
+
+// TestDeviceFlowPerAddress: one client address may hold
+// [limits] max_device_authorizations_per_address (20 by default)
+// unexpired device authorizations of public apps; more are refused with
+// 429 and slow_down until the first expires, while other addresses, and a
+// confidential app's backend on the same address, still get codes.
+func TestDeviceFlowPerAddress(t *testing.T) {
+	d := startDeviceServer(t)
+	const limit = 20
+	flood := func() (int, http.Header, map[string]any) {
+		return d.postForm("/device_authorization", url.Values{"client_id": {"tv"}, "scope": {"openid"}}, "", "")
+	}
+	for i := range limit {
+		if status, _, body := flood(); status != http.StatusOK || body["device_code"] == nil {
+			t.Fatalf("device authorization %d of %d: %d %v", i+1, limit, status, body)
+		}
+	}
+	last := d.clock.Now()
+	status, hdr, body := flood()
+	if status != http.StatusTooManyRequests || body["error"] != "slow_down" {
+		t.Fatalf("device authorization %d from one address: %d %v", limit+1, status, body)
+	}
+	if secs, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || secs < 1 || secs > 600 {
+		t.Errorf("Retry-After %q, want the seconds until the first expires (at most 600)", hdr.Get("Retry-After"))
+	}
+	if hdr.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control %q on the refusal", hdr.Get("Cache-Control"))
+	}
+	// Another address still gets its codes: a real device, x/oauth2
+	// dialling from 127.0.0.2.
+	other := context.WithValue(context.Background(), oauth2.HTTPClient, browserFrom(t, "127.0.0.2").client)
+	if da, err := d.tv.oauth.DeviceAuth(other); err != nil || da.UserCode == "" {
+		t.Errorf("device authorization from another address: %+v %v", da, err)
+	}
+	// A confidential app's backend is not bounded by its address.
+	for i := range 3 {
+		if da := d.start(t, d.console); da.UserCode == "" {
+			t.Fatalf("confidential app's device authorization %d past the address's limit: %+v", i, da)
+		}
+	}
+	// The refusal stored nothing: still refused a little later.
+	d.clock.Add(5 * time.Minute)
+	if status, _, body := flood(); status != http.StatusTooManyRequests {
+		t.Errorf("still at the limit: %d %v", status, body)
+	}
+	// Expired ones stop counting, though they are kept a while.
+	d.clock.Set(last.Add(10*time.Minute + time.Second))
+	if status, _, body := flood(); status != http.StatusOK || body["device_code"] == nil {
+		t.Errorf("device authorization once the first ones expired: %d %v", status, body)
+	}
 }
 
 // TestDeviceFlowOff: without [oauth] device_flow nothing of it is served

@@ -384,6 +384,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 			IDTokenSignedResponseAlg:           c.IDTokenSignedResponseAlg, UserinfoSignedResponseAlg: c.UserinfoSignedResponseAlg,
 			TokenExchangeAudiences: c.TokenExchangeAudiences,
+
+			RequireSignedRequestObject: c.RequireSignedRequestObject,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))

@@ -776,10 +776,10 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 		gcase{name: "end_session NUL client", method: "GET", target: "/end_session?client_id=%00", want4xx: true},
 		gcase{name: "userinfo garbage bearer", method: "GET", target: "/userinfo", want4xx: true},
 		gcase{name: "callback with a garbage id", method: "GET", target: "/authorize/callback?id=%ff%00", want4xx: true},
-		gcase{name: "authorize with request object", method: "GET", target: "/authorize?client_id=app&response_type=code&scope=openid&redirect_uri=" + reg + "&request=e30.e30.", want4xx: false,
+		gcase{name: "authorize with an unsigned request object", method: "GET", target: "/authorize?client_id=app&response_type=code&scope=openid&redirect_uri=" + reg + "&request=e30.e30.", want4xx: false,
 			check: func(t *testing.T, r page) {
-				// Request objects are not supported: an error back to the app, never a code.
-				if loc := r.Header.Get("Location"); r.Status != http.StatusFound || !strings.Contains(loc, "error=request_not_supported") || strings.Contains(loc, "code=") {
+				// Only signed request objects (RFC 9101): an error back to the app, never a code.
+				if loc := r.Header.Get("Location"); r.Status != http.StatusFound || !strings.Contains(loc, "error=invalid_request_object") || strings.Contains(loc, "code=") {
 					t.Errorf("request object: %s", r)
 				}
 			}},

@@ -240,7 +240,7 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 			{"request_uri pushed", 400, "invalid_request", func() (int, http.Header, map[string]any) {
 				return app.push(with(func(f url.Values) { f.Set("request_uri", "urn:ietf:params:oauth:request_uri:x") }))
 			}},
-			{"request object", 400, "request_not_supported", func() (int, http.Header, map[string]any) {
+			{"unsigned request object", 400, "invalid_request_object", func() (int, http.Header, map[string]any) {
 				return app.push(with(func(f url.Values) { f.Set("request", "eyJhbGciOiJub25lIn0.e30.") }))
 			}},
 			{"unsupported response_type", 400, "unsupported_response_type", func() (int, http.Header, map[string]any) {

@@ -108,7 +108,7 @@ func TestPostgresDumpRestoreAndCheck(t *testing.T) {
 	}
 	env := p.env
 	r := cliMust(t, env(into, key), "", "check")
-	for _, want := range []string{"a consistent keyport store: schema 2, users: 1, apps: 0, signing keys: 1,", "indexes and constraints are the ones this keyport builds", "its secrets open with the sealing key " + key} {
+	for _, want := range []string{"a consistent keyport store: schema 3, users: 1, apps: 0, signing keys: 1,", "indexes and constraints are the ones this keyport builds", "its secrets open with the sealing key " + key} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("check of the restored copy: no %q in\n%s", want, r)
 		}

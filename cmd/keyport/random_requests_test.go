@@ -38,6 +38,42 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		assertion(t, pkKey.signing(), "pk", "https://elsewhere.example"), assertion(t, pkKey.signing(), "nobody", srv.URL),
 		"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJwayJ9.AAAA", "eyJhbGciOiJIUzI1NiJ9." + strings.Repeat("A", 9000) + ".AA"}
 
+	// Request objects (RFC 9101) of that app: valid, with objects and
+	// numbers for parameters, expired, wrongly signed, unsigned, with
+	// parameters of the wrong JSON types; and an app that must sign.
+	_, challenge := pkce()
+	jar := map[string]any{"response_type": "code", "client_id": "pk", "redirect_uri": "http://127.0.0.1:9/callback/pk", "scope": "openid",
+		"state": "s", "code_challenge": challenge, "code_challenge_method": "S256"}
+	objects := []string{requestObject(t, pkKey.signing(), "pk", srv.URL, jar),
+		requestObject(t, pkKey.signing(), "pk", srv.URL, jar, func(c map[string]any) {
+			c["claims"], c["max_age"], c["prompt"] = map[string]any{"id_token": map[string]any{"acr": map[string]any{"essential": true, "values": []string{"x"}}}}, 1e30, "none"
+		}),
+		requestObject(t, pkKey.signing(), "pk", srv.URL, jar, func(c map[string]any) {
+			c["scope"], c["state"], c["max_age"], c["response_mode"], c["resource"] = []any{1, "x"}, map[string]any{"a": nil}, -1, true, []string{"https://a.example", "x"}
+		}),
+		requestObject(t, pkKey.signing(), "pk", srv.URL, jar, func(c map[string]any) { c["exp"] = "soon" }),
+		requestObject(t, pkKey.signing(), "pk", srv.URL, jar, func(c map[string]any) { c["aud"] = []any{srv.URL, 7} }),
+		requestObject(t, pkKey.signing(), "pk", srv.URL, jar, func(c map[string]any) { c["redirect_uri"] = "https://evil.example/cb" }),
+		requestObject(t, otherKey.signing(), "pk", srv.URL, jar), requestObject(t, hs256(strings.Repeat("s", 32)), "pk", srv.URL, jar),
+		requestObject(t, pkKey.signing(), "app", srv.URL, jar), requestObject(t, pkKey.signing(), "jarstrict", srv.URL, jar),
+		"eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"pk","aud":"`+srv.URL+`"}`)) + ".",
+		"a.b.c.d.e", "eyJhbGciOiJFUzI1NiJ9.W10.AA", "eyJhbGciOiJFUzI1NiJ9." + strings.Repeat("A", 17<<10) + ".AA"}
+	srv.createClient(account.NewClient{ID: "jarstrict", JWKS: pkKey.jwks(t), RequireSignedRequestObject: true})
+	for _, object := range objects {
+		for _, outer := range []url.Values{{"client_id": {"pk"}}, {"client_id": {"pk"}, "redirect_uri": {"http://127.0.0.1:9/callback/pk"}, "response_type": {"token"}},
+			{"client_id": {"jarstrict"}}, {"client_id": {"nobody"}, "request_uri": {"urn:ietf:params:oauth:request_uri:x"}}, {}} {
+			q := url.Values{"request": {object}}
+			for k, v := range outer {
+				q[k] = v
+			}
+			for _, req := range []*http.Request{mustRequest(http.MethodGet, srv.URL+"/authorize?"+q.Encode()), srv.formRequest("/oauth/par", q, "", "")} {
+				if r, err := fetch(bareClient, req); err != nil || r.Status >= 500 {
+					t.Errorf("%s %s with a request object: %v %d %s", req.Method, req.URL.Path, err, r.Status, truncateBody(r.Body))
+				}
+			}
+		}
+	}
+
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
 		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password",
@@ -61,6 +97,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:token-type:access_token",
 		"urn:keyport:params:oauth:token-type:app-password", "rex:x", "https://api.example.com/"}
 	values = append(values, assertions...)
+	values = append(values, objects...)
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}

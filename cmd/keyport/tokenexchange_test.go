@@ -216,7 +216,7 @@ func TestTokenExchange(t *testing.T) {
 			t.Fatalf("client_credentials: %d %v", status, m)
 		}
 		wantError("orders-api's own machine token", orders, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "reports-api"),
-			http.StatusBadRequest, "invalid_grant")
+			http.StatusBadRequest, "invalid_request")
 	})
 
 	t.Run("refusals", func(t *testing.T) {
@@ -227,7 +227,7 @@ func TestTokenExchange(t *testing.T) {
 		wantError("no audience", frontend, form(), http.StatusBadRequest, "invalid_request")
 		// A token issued to frontend, presented by another app allowed to
 		// exchange for the same audience.
-		wantError("token not issued to the app", other, form("audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("token not issued to the app", other, form("audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		wantError("app without the grant", plain, form("audience", "orders-api"), http.StatusBadRequest, "unauthorized_client")
 		bad := *frontend
 		bad.Secret = "wrong-secret-0123456789"
@@ -239,18 +239,18 @@ func TestTokenExchange(t *testing.T) {
 			http.StatusBadRequest, "invalid_request")
 		wantError("actor_token", frontend, form("audience", "orders-api", "actor_token", aliceTok.AccessToken, "actor_token_type", typeAccessToken),
 			http.StatusBadRequest, "invalid_request")
-		wantError("garbage subject token", frontend, exchangeForm("not-a-token", typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("garbage subject token", frontend, exchangeForm("not-a-token", typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		idToken, _ := aliceTok.Extra("id_token").(string)
-		wantError("ID token as access token", frontend, exchangeForm(idToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("ID token as access token", frontend, exchangeForm(idToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		// alice is not in reports-api's allowed groups.
-		wantError("target app's allowed groups", frontend, form("audience", "reports-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("target app's allowed groups", frontend, form("audience", "reports-api"), http.StatusBadRequest, "invalid_target")
 
 		status, _, m := frontend.tokenPost(url.Values{"grant_type": {"client_credentials"}}, true)
 		if status != http.StatusOK {
 			t.Fatalf("client_credentials: %d %v", status, m)
 		}
 		wantError("client_credentials token", frontend, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "orders-api"),
-			http.StatusBadRequest, "invalid_grant")
+			http.StatusBadRequest, "invalid_request")
 	})
 
 	t.Run("revoked subject token", func(t *testing.T) {
@@ -258,7 +258,44 @@ func TestTokenExchange(t *testing.T) {
 		if status, _, m := srv.postForm("/revoke", url.Values{"token": {tok.AccessToken}}, frontend.ID, frontend.Secret); status != http.StatusOK {
 			t.Fatalf("revoke: %d %v", status, m)
 		}
-		wantError("revoked", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("revoked", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+	})
+
+	t.Run("subject token's sign-in revoked", func(t *testing.T) {
+		// The app revokes the sign-in's refresh token (RFC 7009), which
+		// revokes the access tokens of its family: what was exchanged
+		// from them goes with them, at the app and down a chain.
+		offline := *frontend
+		offline.oauth.Scopes = append(slices.Clone(frontend.oauth.Scopes), oidc.ScopeOfflineAccess)
+		tok := offline.tokens("bob")
+		if tok.RefreshToken == "" {
+			t.Fatal("the sign-in gave no refresh token")
+		}
+		status, _, m := frontend.tokenPost(exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange: %d %v", status, m)
+		}
+		exchanged := m["access_token"].(string)
+		status, _, m = orders.tokenPost(exchangeForm(exchanged, typeAccessToken, "audience", "reports-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange by orders-api: %d %v", status, m)
+		}
+		chained := m["access_token"].(string)
+		if status, _, m := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}, frontend.ID, frontend.Secret); status != http.StatusOK {
+			t.Fatalf("revoke: %d %v", status, m)
+		}
+		if intro := introspect(orders, tok.AccessToken); intro["active"] != false {
+			t.Fatalf("the subject token outlived its family: %v", intro)
+		}
+		for name, token := range map[string]string{"exchanged": exchanged, "exchanged twice": chained} {
+			if intro := introspect(reports, token); intro["active"] != false {
+				t.Errorf("the %s token outlived the revocation of the sign-in it came from: %v", name, intro)
+			}
+			if status, _, _ := srv.userinfo(token); status != http.StatusUnauthorized {
+				t.Errorf("userinfo with the %s token of a revoked sign-in: %d", name, status)
+			}
+		}
+		wantError("exchanged token of a revoked sign-in", orders, exchangeForm(exchanged, typeAccessToken, "audience", "reports-api"), http.StatusBadRequest, "invalid_request")
 	})
 
 	t.Run("user blocked after issue", func(t *testing.T) {
@@ -274,7 +311,7 @@ func TestTokenExchange(t *testing.T) {
 		if _, err := srv.Main.Store.UpdateUser(ctx, carol.ID, func(u storage.User) (storage.User, error) { u.Blocked = true; return u, nil }); err != nil {
 			t.Fatal(err)
 		}
-		wantError("blocked user", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("blocked user", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		if status, _, _ := srv.userinfo(exchanged); status != http.StatusUnauthorized {
 			t.Errorf("userinfo with a blocked user's exchanged token: %d", status)
 		}
@@ -317,10 +354,10 @@ func TestTokenExchange(t *testing.T) {
 		if status, _, m := mailer.tokenPost(exchangeForm("alice@example.com:"+limited, typeAppPassword), true); status != http.StatusOK {
 			t.Errorf("by email: %d %v", status, m)
 		}
-		wantError("password limited to another app", mailer, exchangeForm("alice:"+forFrontend, typeAppPassword), http.StatusBadRequest, "invalid_grant")
-		wantError("password for every app", mailer, exchangeForm("alice:"+anyApp, typeAppPassword), http.StatusBadRequest, "invalid_grant")
-		wantError("the account password", mailer, exchangeForm("alice:"+testPassword, typeAppPassword), http.StatusBadRequest, "invalid_grant")
-		wantError("another app presents it", frontend, exchangeForm("alice:"+limited, typeAppPassword), http.StatusBadRequest, "invalid_grant")
+		wantError("password limited to another app", mailer, exchangeForm("alice:"+forFrontend, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantError("password for every app", mailer, exchangeForm("alice:"+anyApp, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantError("the account password", mailer, exchangeForm("alice:"+testPassword, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantError("another app presents it", frontend, exchangeForm("alice:"+limited, typeAppPassword), http.StatusBadRequest, "invalid_request")
 		wantError("for another audience", mailer, exchangeForm("alice:"+limited, typeAppPassword, "audience", "orders-api"), http.StatusBadRequest, "invalid_target")
 		wantError("no name", mailer, exchangeForm(limited, typeAppPassword), http.StatusBadRequest, "invalid_request")
 
@@ -334,7 +371,7 @@ func TestTokenExchange(t *testing.T) {
 			switch {
 			case status == http.StatusTooManyRequests && h.Get("Retry-After") != "":
 				throttled = i + 1
-			case status != http.StatusBadRequest || m["error"] != "invalid_grant":
+			case status != http.StatusBadRequest || m["error"] != "invalid_request":
 				t.Fatalf("wrong app password %d: %d %v", i, status, m)
 			}
 		}
@@ -348,7 +385,7 @@ func TestTokenExchange(t *testing.T) {
 		tok := frontend.tokens("alice")
 		offset.Store(int64(24 * time.Hour))
 		defer offset.Store(0)
-		wantError("expired", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_grant")
+		wantError("expired", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 	})
 }
 
@@ -375,7 +412,7 @@ func TestRandomTokenExchangeNever5xx(t *testing.T) {
 		"https://api.example.com/#f", "/relative", typeAccessToken, typeAccessToken, typeAppPassword, typeAppPassword,
 		"urn:ietf:params:oauth:token-type:refresh_token", "urn:ietf:params:oauth:token-type:id_token", "openid", "openid email offline_access",
 		"keyport:admin", strings.Repeat("a", 9000), "%", "\x00", "é", "x.y.z", "eyJhbGciOiJub25lIn0.e30.", tokenExchangeSecret}
-	allowed := map[string]bool{"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	allowed := map[string]bool{"invalid_request": true, "invalid_client": true, "unauthorized_client": true,
 		"invalid_scope": true, "invalid_target": true, "temporarily_unavailable": true}
 	rng := rand.New(rand.NewPCG(8693, 1))
 	pick := func(s []string) string { return s[rng.IntN(len(s))] }

@@ -376,6 +376,9 @@ func (d *DB) openFlowFile(path string, timeout time.Duration) (*guardedDB, error
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
+		if err := rebuildDeviceOrigins(tx); err != nil {
+			return err
+		}
 		return rebuildPendingIndexes(tx)
 	})
 	if err != nil {
@@ -516,10 +519,12 @@ var (
 
 	// Device authorizations (device.go): device code hash → record; user code → device code hash.
 	bDeviceAuths, bDeviceByUserCode = []byte("device_authorizations"), []byte("device_by_user_code")
+	// origin NUL nanos(ExpiresAt) device code hash → "", for requests with an Origin.
+	bDeviceByOrigin = []byte("device_by_origin")
 
 	// flowBuckets live in the flow file (see openFlows), with their own expiry bucket.
 	// The pending limits' indexes (pendingIndexes) are rebuilt at open.
-	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bDeviceAuths, bDeviceByUserCode}
+	flowBuckets = [][]byte{bAuthRequests, bCodes, bCodesByRequest, bRedeemedCodes, bExpiry, bDeviceAuths, bDeviceByUserCode, bDeviceByOrigin}
 
 	// allDataBuckets must all exist once migrations have run.
 	allDataBuckets = [][]byte{bUsers, bUsersByUsername, bUsersByEmail, bClients, bAccessTokens, bRefreshTokens, bRefreshByID, bFamilies, bFamilyMembers, bUserTokens, bSessions, bUserSessions, bGrants, bSigningKeys, bSettings, bOneTimeTokens, bLoginAttempts, bExpiry, bCredentials, bCredentialsByHash, bCredentialsByWebAuthn, bAvatars, bUsersByIdentity, bDirectories, bThrottles, bAudit, bAuditByActor, bAuditByTarget,

@@ -308,6 +308,8 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	// they are kept.
 	deviceUserCodes := map[string]string{}
 	_ = b(bDeviceByUserCode).ForEach(func(k, v []byte) error { deviceUserCodes[string(k)] = string(v); return nil })
+	deviceOrigins := map[string]bool{}
+	_ = b(bDeviceByOrigin).ForEach(func(k, _ []byte) error { deviceOrigins[string(k)] = true; return nil })
 	devices := 0
 	_ = b(bDeviceAuths).ForEach(func(k, _ []byte) error {
 		var d storage.DeviceAuthorization
@@ -317,11 +319,21 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			fail("device authorization %q is not indexed by its user code %q", k, d.UserCode)
 		}
 		delete(deviceUserCodes, d.UserCode)
+		if d.Origin != "" {
+			if key := string(deviceOriginKey(d)); !deviceOrigins[key] {
+				fail("device authorization %q is not indexed by its origin %q", k, d.Origin)
+			} else {
+				delete(deviceOrigins, key)
+			}
+		}
 		wantExpiry(expDeviceAuth, d.ExpiresAt.Add(storage.DeviceAuthorizationKept), string(k))
 		return nil
 	})
 	for k := range deviceUserCodes {
 		fail("stray device user code entry %q", k)
+	}
+	for k := range deviceOrigins {
+		fail("stray device origin entry %q", k)
 	}
 	if n := b(bDeviceAuths).Sequence(); n != uint64(devices) {
 		fail("device authorizations counted %d, %d stored", n, devices)

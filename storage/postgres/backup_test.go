@@ -74,7 +74,7 @@ func fillEveryTable(t *testing.T, d *DB, now time.Time) {
 	_, err = d.RedeemCode(ctx, "code-ar2", "app", storage.IssuedTokens{AccessTokenID: "a9"})
 	must(err, "redeem code-ar2")
 	must(d.CreateDeviceAuthorization(ctx, storage.DeviceAuthorization{DeviceCodeHash: "dh1", UserCode: "BCDFGHJK", ClientID: "app",
-		Scopes: []string{"openid"}, State: storage.DevicePending, CreatedAt: now, ExpiresAt: later, Interval: 5 * time.Second}), "create a device authorization")
+		Scopes: []string{"openid"}, State: storage.DevicePending, CreatedAt: now, ExpiresAt: later, Interval: 5 * time.Second}, 0), "create a device authorization")
 }
 
 // tableRows returns every table's rows as text, sorted, by table.

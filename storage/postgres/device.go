@@ -30,10 +30,30 @@ func keptUntil(a storage.DeviceAuthorization) time.Time {
 	return a.ExpiresAt.Add(storage.DeviceAuthorizationKept)
 }
 
-// CreateDeviceAuthorization stores a new request. The count and the insert
-// are one statement; concurrent creates may pass the bound by a few rows,
-// which is all it is for: a bound on what a flood can store.
-func (d *DB) CreateDeviceAuthorization(ctx context.Context, a storage.DeviceAuthorization) error {
+// deviceOriginSchema is schema version 3: each device authorization's
+// origin, for the per-origin limit, with its requests in the order their
+// keeping ends ("" for requests that count under no origin, as those
+// stored by version 2 do).
+const deviceOriginSchema = `ALTER TABLE device_authorizations ADD COLUMN origin text COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX device_authorizations_by_origin ON device_authorizations (origin, kept_until) WHERE origin <> '';`
+
+func applyDeviceOriginSchema(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, deviceOriginSchema)
+	return err
+}
+
+// deviceOriginLock(o) is held while a create counts the requests of
+// origin o, so concurrent creates never pass the per-origin limit.
+func deviceOriginLock(origin string) int64 { return advisoryKey("device authorizations\x00" + origin) }
+
+// CreateDeviceAuthorization stores a new request. Under the origin's
+// advisory lock it counts the origin's requests that have not expired (a
+// request expires DeviceAuthorizationKept before its kept_until). The
+// total's count and the insert are one statement; concurrent creates may
+// pass that bound by a few rows, which is all it is for: a bound on what
+// a flood can store. At the bound, the request whose keeping ends first
+// is deleted if it has expired, and the insert tried once more.
+func (d *DB) CreateDeviceAuthorization(ctx context.Context, a storage.DeviceAuthorization, perOrigin int) error {
 	if a.DeviceCodeHash == "" || a.UserCode == "" || a.ClientID == "" {
 		return fmt.Errorf("create device authorization: no device code, user code or client: %w", storage.ErrInvalid)
 	}
@@ -41,16 +61,45 @@ func (d *DB) CreateDeviceAuthorization(ctx context.Context, a storage.DeviceAuth
 	if err != nil {
 		return err
 	}
-	tag, err := d.pool.Exec(ctx, `INSERT INTO device_authorizations (device_code_hash, user_code, kept_until, record)
-		SELECT $1, $2, $3, $4 WHERE (SELECT count(*) FROM device_authorizations) < $5`,
-		a.DeviceCodeHash, a.UserCode, keptUntil(a), rec, storage.MaxDeviceAuthorizations)
-	if err != nil {
-		return dbErr("create device authorization", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("create device authorization: %w", storage.ErrLimitReached)
-	}
-	return nil
+	// A request is live while its kept_until is after liveAfter.
+	liveAfter := d.now().Add(storage.DeviceAuthorizationKept)
+	err = d.inTx(ctx, func(tx pgx.Tx) error {
+		if perOrigin > 0 && a.Origin != "" {
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", deviceOriginLock(a.Origin)); err != nil {
+				return err
+			}
+			var n int
+			var first *time.Time
+			if err := tx.QueryRow(ctx, `SELECT count(*), min(kept_until) FROM (SELECT kept_until FROM device_authorizations
+				WHERE origin = $1 AND kept_until > $2 ORDER BY kept_until LIMIT $3) AS live`,
+				a.Origin, liveAfter, perOrigin).Scan(&n, &first); err != nil {
+				return err
+			}
+			if n >= perOrigin && first != nil {
+				return &callbackError{&storage.DeviceOriginLimitError{Origin: a.Origin, Limit: perOrigin, FreeAt: first.Add(-storage.DeviceAuthorizationKept)}}
+			}
+		}
+		for try := 0; ; try++ {
+			tag, err := tx.Exec(ctx, `INSERT INTO device_authorizations (device_code_hash, user_code, kept_until, origin, record)
+				SELECT $1, $2, $3, $4, $5 WHERE (SELECT count(*) FROM device_authorizations) < $6`,
+				a.DeviceCodeHash, a.UserCode, keptUntil(a), a.Origin, rec, storage.MaxDeviceAuthorizations)
+			if err != nil || tag.RowsAffected() == 1 {
+				return err
+			}
+			if try > 0 {
+				return &callbackError{fmt.Errorf("create device authorization: %w", storage.ErrLimitReached)}
+			}
+			tag, err = tx.Exec(ctx, `DELETE FROM device_authorizations WHERE device_code_hash =
+				(SELECT device_code_hash FROM device_authorizations WHERE kept_until <= $1 ORDER BY kept_until LIMIT 1)`, liveAfter)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return &callbackError{fmt.Errorf("create device authorization: none expired: %w", storage.ErrLimitReached)}
+			}
+		}
+	})
+	return dbErr("create device authorization", err)
 }
 
 func (d *DB) GetDeviceAuthorizationByUserCode(ctx context.Context, userCode string) (storage.DeviceAuthorization, error) {
@@ -83,8 +132,8 @@ func (d *DB) UpdateDeviceAuthorization(ctx context.Context, hash string, fn func
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "UPDATE device_authorizations SET kept_until = $2, record = $3 WHERE device_code_hash = $1",
-			hash, keptUntil(next), rec); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE device_authorizations SET kept_until = $2, record = $3, origin = $4 WHERE device_code_hash = $1",
+			hash, keptUntil(next), rec, next.Origin); err != nil {
 			return err
 		}
 		out = next

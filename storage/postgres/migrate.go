@@ -36,6 +36,7 @@ type migration struct {
 var migrations = []migration{
 	{1, "initial schema", applySchemaFiles},
 	{2, "device authorizations", applyDeviceSchema},
+	{3, "device authorizations by origin", applyDeviceOriginSchema},
 }
 
 // applySchemaFiles runs every schema file, in name order.

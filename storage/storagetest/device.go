@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ var deviceTests = []test{
 	{"CreateGetUpdate", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
 		d := newDeviceAuth(now, "h1", "BCDFGHJK")
-		ok(t, s.CreateDeviceAuthorization(ctx, d), "create")
+		ok(t, s.CreateDeviceAuthorization(ctx, d, 0), "create")
 		got, err := s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJK")
 		ok(t, err, "get")
 		equal(t, got, d, "stored request")
@@ -54,14 +55,14 @@ var deviceTests = []test{
 	}},
 	{"Refusals", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
-		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h1", "BCDFGHJK")), "create")
-		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h1", "BCDFGHJL")), storage.ErrConflict, "taken device code")
-		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h2", "BCDFGHJK")), storage.ErrConflict, "taken user code")
-		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "", "BCDFGHJM")), storage.ErrInvalid, "no device code")
-		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h3", "")), storage.ErrInvalid, "no user code")
+		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h1", "BCDFGHJK"), 0), "create")
+		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h1", "BCDFGHJL"), 0), storage.ErrConflict, "taken device code")
+		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h2", "BCDFGHJK"), 0), storage.ErrConflict, "taken user code")
+		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "", "BCDFGHJM"), 0), storage.ErrInvalid, "no device code")
+		isErr(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h3", ""), 0), storage.ErrInvalid, "no user code")
 		noClient := newDeviceAuth(now, "h4", "BCDFGHJN")
 		noClient.ClientID = ""
-		isErr(t, s.CreateDeviceAuthorization(ctx, noClient), storage.ErrInvalid, "no client")
+		isErr(t, s.CreateDeviceAuthorization(ctx, noClient, 0), storage.ErrInvalid, "no client")
 		_, err := s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJL")
 		isErr(t, err, storage.ErrNotFound, "a refused create stored nothing")
 
@@ -85,7 +86,7 @@ var deviceTests = []test{
 		// Of devices polling an approved request at once, exactly one
 		// redeems it: the update is a transaction.
 		ctx := t.Context()
-		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(c.Now(), "h1", "BCDFGHJK")), "create")
+		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(c.Now(), "h1", "BCDFGHJK"), 0), "create")
 		_, err := s.UpdateDeviceAuthorization(ctx, "h1", approve(c.Now()))
 		ok(t, err, "approve")
 		var wg sync.WaitGroup
@@ -114,10 +115,10 @@ var deviceTests = []test{
 	}},
 	{"Sweep", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx, now := t.Context(), c.Now()
-		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h1", "BCDFGHJK")), "create")
+		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(now, "h1", "BCDFGHJK"), 0), "create")
 		later := newDeviceAuth(now, "h2", "BCDFGHJL")
 		later.ExpiresAt = now.Add(time.Hour)
-		ok(t, s.CreateDeviceAuthorization(ctx, later), "create later")
+		ok(t, s.CreateDeviceAuthorization(ctx, later, 0), "create later")
 
 		// Expired, but kept a while so a late poll hears expired_token.
 		c.Add(10*time.Minute + time.Second)
@@ -135,7 +136,7 @@ var deviceTests = []test{
 		isErr(t, err, storage.ErrNotFound, "swept request")
 		_, err = s.UpdateDeviceAuthorization(ctx, "h1", approve(c.Now()))
 		isErr(t, err, storage.ErrNotFound, "swept request by device code")
-		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(c.Now(), "h3", "BCDFGHJK")), "the user code is free again")
+		ok(t, s.CreateDeviceAuthorization(ctx, newDeviceAuth(c.Now(), "h3", "BCDFGHJK"), 0), "the user code is free again")
 
 		// An update that moves the expiry moves the sweep.
 		_, err = s.UpdateDeviceAuthorization(ctx, "h2", func(d storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
@@ -149,5 +150,108 @@ var deviceTests = []test{
 		equal(t, rep.DeviceAuthorizations, 1, "swept after the shortened expiry")
 		_, err = s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJL")
 		isErr(t, err, storage.ErrNotFound, "shortened request swept")
+	}},
+	{"OriginLimit", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx, t0 := t.Context(), c.Now()
+		from := func(origin, hash, userCode string, life time.Duration) storage.DeviceAuthorization {
+			d := newDeviceAuth(c.Now(), hash, userCode)
+			d.Origin, d.ExpiresAt = origin, c.Now().Add(life)
+			return d
+		}
+		const limit = 3
+		// The first expires soonest, though created last.
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a1", "BCDFGHJA", 10*time.Minute), limit), "create a1")
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a2", "BCDFGHJB", 10*time.Minute), limit), "create a2")
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a3", "BCDFGHJC", 5*time.Minute), limit), "create a3")
+		err := s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a4", "BCDFGHJD", 10*time.Minute), limit)
+		isErr(t, err, storage.ErrLimitReached, "a fourth of one origin")
+		var lim *storage.DeviceOriginLimitError
+		if !errors.As(err, &lim) {
+			t.Fatalf("a fourth of one origin: %v, want a *storage.DeviceOriginLimitError", err)
+		}
+		equal(t, lim.Origin, "192.0.2.1", "refused origin")
+		equal(t, lim.Limit, limit, "refused limit")
+		equal(t, lim.FreeAt.Equal(t0.Add(5*time.Minute)), true, "room at %v, want when a3 expires", lim.FreeAt)
+		_, err = s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJD")
+		isErr(t, err, storage.ErrNotFound, "the refused request")
+
+		// Other origins, requests without one and creates without a limit
+		// are not counted against it.
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.2", "b1", "BCDFGHJF", 10*time.Minute), limit), "another origin")
+		ok(t, s.CreateDeviceAuthorization(ctx, from("", "n1", "BCDFGHJG", 10*time.Minute), limit), "no origin")
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "u1", "BCDFGHJH", 10*time.Minute), 0), "no limit")
+		isErr(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a5", "BCDFGHJJ", 10*time.Minute), limit), storage.ErrLimitReached, "still at the limit")
+
+		// A decision does not free a place; expiry does, though the
+		// expired request is kept (and swept later).
+		_, err = s.UpdateDeviceAuthorization(ctx, "a3", approve(c.Now()))
+		ok(t, err, "approve a3")
+		isErr(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a5", "BCDFGHJJ", 10*time.Minute), limit), storage.ErrLimitReached, "after an approval")
+		c.Add(5 * time.Minute)
+		_, err = s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJC")
+		ok(t, err, "a3, expired, still kept")
+		// u1 (made without a limit) counts: a1, a2 and u1 are live.
+		isErr(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a5", "BCDFGHJJ", 10*time.Minute), limit), storage.ErrLimitReached, "three live")
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a5", "BCDFGHJJ", 10*time.Minute), limit+1), "under a higher limit")
+
+		// An update that moves the expiry moves the count with it.
+		_, err = s.UpdateDeviceAuthorization(ctx, "a1", func(d storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
+			d.ExpiresAt = c.Now()
+			return d, nil
+		})
+		ok(t, err, "expire a1")
+		ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "a6", "BCDFGHJK", 10*time.Minute), limit+1), "in a1's place")
+
+		c.Add(10*time.Minute + storage.DeviceAuthorizationKept)
+		rep, err := s.Sweep(ctx)
+		ok(t, err, "sweep")
+		equal(t, rep.DeviceAuthorizations, 8, "swept")
+		for i, code := range []string{"BCDFGHJL", "BCDFGHJM", "BCDFGHJN"} {
+			ok(t, s.CreateDeviceAuthorization(ctx, from("192.0.2.1", "c"+code, code, 10*time.Minute), limit), "create %d after the sweep", i)
+		}
+	}},
+	{"OriginLimitConcurrent", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		// Many creates of one origin at once: exactly the limit succeed.
+		ctx := t.Context()
+		const limit, tries = 5, 24
+		var wg sync.WaitGroup
+		errs := make([]error, tries)
+		for i := range tries {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := newDeviceAuth(c.Now(), fmt.Sprintf("h%02d", i), fmt.Sprintf("BCDFGH%02d", i))
+				d.Origin = "2001:db8:1:2::/64"
+				errs[i] = s.CreateDeviceAuthorization(ctx, d, limit)
+			}()
+		}
+		wg.Wait()
+		created := 0
+		for i, err := range errs {
+			var lim *storage.DeviceOriginLimitError
+			switch {
+			case err == nil:
+				created++
+			case !errors.As(err, &lim):
+				t.Fatalf("create %d: %v", i, err)
+			}
+		}
+		equal(t, created, limit, "created of %d at once", tries)
+	}},
+	{"OriginMovesWithUpdate", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx := t.Context()
+		d := newDeviceAuth(c.Now(), "h1", "BCDFGHJK")
+		d.Origin = "192.0.2.1"
+		ok(t, s.CreateDeviceAuthorization(ctx, d, 1), "create")
+		_, err := s.UpdateDeviceAuthorization(ctx, "h1", func(d storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
+			d.Origin = "192.0.2.2"
+			return d, nil
+		})
+		ok(t, err, "move to another origin")
+		e := newDeviceAuth(c.Now(), "h2", "BCDFGHJL")
+		e.Origin = "192.0.2.1"
+		ok(t, s.CreateDeviceAuthorization(ctx, e, 1), "the first origin, free again")
+		e.DeviceCodeHash, e.UserCode, e.Origin = "h3", "BCDFGHJM", "192.0.2.2"
+		isErr(t, s.CreateDeviceAuthorization(ctx, e, 1), storage.ErrLimitReached, "the origin it moved to")
 	}},
 }
