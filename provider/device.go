@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -270,6 +271,9 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	case deviceUsed:
 		refusal = oidc.ErrInvalidGrant().WithDescription("invalid or already used device code")
 	}
+	if refusal == nil {
+		refusal = p.stillAllowed(r.Context(), a, c)
+	}
 	if refusal != nil {
 		op.RequestError(rec, r, refusal, nil)
 		return
@@ -284,6 +288,42 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeDeviceJSON(rec, http.StatusOK, resp)
+}
+
+// stillAllowed checks, as the device's code is redeemed, what the approval
+// checked: the person may still sign in (blocking ends everything issued
+// before it, and a device approved minutes earlier has been issued
+// nothing yet) and is still allowed the app, as a refresh checks. The
+// code is spent either way.
+func (p *Provider) stillAllowed(ctx context.Context, a storage.DeviceAuthorization, c storage.Client) *oidc.Error {
+	u, err := p.storage.getUser(ctx, a.UserID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return p.storage.internal(ctx, "load the user of a device authorization", err)
+	}
+	if err == nil {
+		err = account.CheckActive(u)
+	}
+	if err != nil {
+		p.log.InfoContext(ctx, "device tokens refused: the user can no longer sign in", "client_id", c.ID, "user_id", a.UserID, "err", err)
+		return oidc.ErrAccessDenied().WithDescription("the person who approved the device can no longer sign in")
+	}
+	if account.MayUseClient(u, c) != nil {
+		p.log.InfoContext(ctx, "device tokens refused: the user is not in the app's allowed groups", "client_id", c.ID, "user_id", a.UserID)
+		return oidc.ErrAccessDenied().WithDescription("the person who approved the device is no longer allowed to use this app")
+	}
+	// A public app runs where its person is: its first tokens are held to
+	// the person's IP allowlist from the device's address, as its
+	// refreshes are (a confidential one polls from its server).
+	if p.storage.checkRefresh != nil {
+		switch err := p.storage.checkRefresh(ctx, u, c.ID, clientip.FromContext(ctx)); {
+		case err == nil:
+		case account.ErrorCode(err) == account.Internal:
+			return p.storage.internal(ctx, "check the device's network", err)
+		default:
+			return oidc.ErrAccessDenied().WithDescription("the person who approved the device may not use this app from this network")
+		}
+	}
+	return nil
 }
 
 func writeDeviceJSON(w http.ResponseWriter, status int, v any) {

@@ -17,6 +17,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/testclock"
+	"github.com/keyport/keyport/storage"
 )
 
 // deviceServer is a server with the device flow on, a poll interval of one
@@ -277,6 +278,65 @@ func TestDeviceFlow(t *testing.T) {
 		}
 		if status, body := d.poll(kiosk, da); body["error"] != "access_denied" {
 			t.Errorf("device of a refused person: %d %v", status, body)
+		}
+	})
+
+	t.Run("blocked or taken out of the app's groups after approving", func(t *testing.T) {
+		// Blocking ends everything issued before it; a device the person
+		// approved just before must not get tokens afterwards. Without
+		// openid no ID token is made, whose claims would check the user.
+		d.createClient(account.NewClient{ID: "frame", Name: "Photo frame", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken},
+			AllowedGroups: []string{"frame-users"}})
+		frame := d.rp("frame", "", "")
+		frame.oauth.Scopes = []string{"profile", "offline_access"}
+		for _, name := range []string{"erin", "fred"} {
+			u := d.createUser(name, false)
+			if _, err := d.Main.Store.UpdateUser(context.Background(), u.ID, func(u storage.User) (storage.User, error) {
+				u.Groups = []string{"frame-users"}
+				return u, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			da := d.start(t, frame)
+			b := newBrowser(t)
+			if p := decide(t, b, openPage(t, d, b, da.VerificationURI, name), da.UserCode, "approve"); !strings.Contains(p.Body, "The device is connected") {
+				t.Fatalf("approval by %s: %d %s", name, p.Status, truncateBody(p.Body))
+			}
+			if name == "erin" {
+				if _, err := d.Main.Accounts.Admin.BlockUser(context.Background(), account.SystemActor, u.ID); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := d.Main.Store.UpdateUser(context.Background(), u.ID, func(u storage.User) (storage.User, error) {
+				u.Groups = nil
+				return u, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if status, body := d.poll(frame, da); status != http.StatusBadRequest || body["error"] != "access_denied" || body["access_token"] != nil {
+				t.Errorf("device of %s after the approval no longer holds: %d %v", name, status, body)
+			}
+		}
+	})
+
+	t.Run("public device outside the person's IP allowlist", func(t *testing.T) {
+		// A public app runs where its person is, so its refresh is held
+		// to their IP allowlist (policy_test.go); the device's first
+		// tokens are too, from the device's address, not the address of
+		// the browser that approved it.
+		gina := d.createUser("gina", false)
+		if _, _, err := d.Main.Accounts.SignIn.SetAllowedNetworks(context.Background(), gina, "127.0.0.1", "127.0.0.1", false); err != nil {
+			t.Fatal(err)
+		}
+		da := d.start(t, d.tv)
+		b := newBrowser(t)
+		if p := decide(t, b, openPage(t, d, b, da.VerificationURI, "gina"), da.UserCode, "approve"); !strings.Contains(p.Body, "The device is connected") {
+			t.Fatalf("approval from inside the allowlist: %d %s", p.Status, truncateBody(p.Body))
+		}
+		form := url.Values{"grant_type": {account.GrantDeviceCode}, "device_code": {da.DeviceCode}, "client_id": {"tv"}}
+		req, _ := http.NewRequest(http.MethodPost, d.URL+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if status, _, body := doJSON(t, browserFrom(t, "127.0.0.5").client, req); status != http.StatusBadRequest || body["error"] != "access_denied" || body["access_token"] != nil {
+			t.Errorf("device polling from outside the allowlist: %d %v", status, body)
 		}
 	})
 
