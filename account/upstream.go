@@ -87,6 +87,22 @@ func UpstreamError(src directory.CallbackSource, err error) error {
 	return &Error{Code: Unauthorized, Message: fmt.Sprintf("The sign-in with %s could not be verified. Please try again.", src.Name()), Err: err}
 }
 
+// UpstreamSessionAMR is the amr a session started through an upstream
+// records: UpstreamAMR, less the upstream's "mfa" unless its source
+// handles second factors (handles_second_factor, trusted). The class a
+// sign-in meets (ACRFor) reads "mfa", and Keyport vouches for a second
+// factor only when it asked for one itself or the administrator told it
+// to trust the upstream's: the rule by which the upstream's own "mfa"
+// never spares anyone Keyport's second factor either. The upstream's other
+// values stay, saying how it authenticated the person.
+func UpstreamSessionAMR(ident directory.Identity, trusted bool) []string {
+	amr := UpstreamAMR(ident)
+	if trusted {
+		return amr
+	}
+	return slices.DeleteFunc(amr, func(m string) bool { return m == "mfa" })
+}
+
 // maxUpstreamAMR bounds how many of an upstream's amr values are kept.
 const maxUpstreamAMR = 8
 

@@ -40,6 +40,20 @@ func TestUsernameFrom(t *testing.T) {
 	}
 }
 
+// TestUpstreamSessionAMR: an upstream's own "mfa" makes a sign-in two-
+// factor (acr) only when its source handles second factors.
+func TestUpstreamSessionAMR(t *testing.T) {
+	ident := directory.Identity{AMR: []string{"pwd", "otp", "mfa"}}
+	untrusted := UpstreamSessionAMR(ident, false)
+	if !slices.Equal(untrusted, []string{"fed", "pwd", "otp"}) || ACRFor(untrusted, []string{ACRSecondFactor}) != ACRPassword {
+		t.Errorf("upstream without handles_second_factor: amr %q, acr %s", untrusted, ACRFor(untrusted, []string{ACRSecondFactor}))
+	}
+	trusted := UpstreamSessionAMR(ident, true)
+	if !slices.Equal(trusted, []string{"fed", "pwd", "otp", "mfa"}) || ACRFor(trusted, []string{ACRSecondFactor}) != ACRSecondFactor {
+		t.Errorf("upstream with handles_second_factor: amr %q, acr %s", trusted, ACRFor(trusted, []string{ACRSecondFactor}))
+	}
+}
+
 func TestUpstreamAMRValues(t *testing.T) {
 	for _, c := range []struct{ in, want []string }{
 		{nil, []string{"fed"}},

@@ -119,7 +119,7 @@ func (s *Server) upstreamCallback(w http.ResponseWriter, r *http.Request) error 
 	}
 	// "fed" and the upstream's own methods; never "pwd" of its own, since
 	// Keyport saw no password.
-	amr := account.UpstreamAMR(ident)
+	amr := account.UpstreamSessionAMR(ident, src.Capabilities().SecondFactor)
 	// The upstream is the first step, like a password: someone with a
 	// second factor here (which require_2fa made them enrol) shows it, as
 	// on the password path. The upstream's own "mfa" does not count: amr is
