@@ -243,6 +243,12 @@ func formProblem(r *http.Request, path string) string {
 // to confirm or already validated, a refused code client). It returns the
 // request to hand on, and whether it answered.
 func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
+	if postOnly(path) || path == "/authorize" || path == "/userinfo" {
+		// These read their client more than once (a refresh its user
+		// too): Keyport's checks (the pushed-request rule, client
+		// assertions, signed userinfo) and then zitadel's; see readMemo.
+		r = r.WithContext(withReadMemo(r.Context()))
+	}
 	if path == "/authorize" {
 		if r.Form.Has("request_uri") {
 			p.authorizePushed(w, r)
@@ -287,11 +293,6 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		return r.WithContext(withFormPostNote(r.Context())), p.answerCallback(w, r)
 	case "/end_session":
 		return r, p.answerEndSession(w, r)
-	}
-	if postOnly(path) {
-		// The client-authenticated endpoints read their client (and a
-		// refresh its user) more than once; see readMemo.
-		r = r.WithContext(withReadMemo(r.Context()))
 	}
 	if path == "/oauth/token" || path == "/userinfo" {
 		r = r.WithContext(withSigningNote(r.Context()))

@@ -89,8 +89,9 @@ func TestReadMemoReadsOncePerRequest(t *testing.T) {
 	}
 }
 
-// The middleware gives the client-authenticated endpoints a memo and leaves
-// the others (discovery, JWKS, userinfo) without the extra context.
+// The middleware gives the client-authenticated endpoints and userinfo
+// (which reads the token's app for signed userinfo) a memo and leaves the
+// others (discovery, JWKS) without the extra context.
 func TestMiddlewareAddsMemoToClientEndpoints(t *testing.T) {
 	p := &Provider{opts: Options{Issuer: "https://id.example.com", MaxBodyBytes: 1 << 10}, log: slog.New(slog.DiscardHandler)}
 	var saw bool
@@ -100,7 +101,7 @@ func TestMiddlewareAddsMemoToClientEndpoints(t *testing.T) {
 	}))
 	for path, want := range map[string]bool{
 		"/oauth/token": true, "/oauth/introspect": true, "/revoke": true,
-		"/keys": false, "/.well-known/openid-configuration": false, "/userinfo": false,
+		"/keys": false, "/.well-known/openid-configuration": false, "/userinfo": true,
 	} {
 		method := http.MethodGet
 		if want {

@@ -75,7 +75,14 @@ func assertion(t *testing.T, key jose.SigningKey, id, aud string, change ...func
 	for _, c := range change {
 		c(claims)
 	}
-	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
+	return signJWT(t, key, "JWT", claims)
+}
+
+// signJWT signs claims with key as a compact JWS of type typ, as a relying
+// party's library does (assertions, request objects).
+func signJWT(t *testing.T, key jose.SigningKey, typ string, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 	if err != nil {
 		t.Fatal(err)
 	}

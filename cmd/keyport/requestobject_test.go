@@ -30,20 +30,7 @@ func requestObject(t *testing.T, key jose.SigningKey, id, aud string, params map
 	for _, c := range change {
 		c(claims)
 	}
-	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("oauth-authz-req+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return signJWT(t, key, "oauth-authz-req+jwt", claims)
 }
 
 // objectParams are the parameters of a code-flow request of c for a
