@@ -350,13 +350,13 @@ func TestDPoP(t *testing.T) {
 		for name, c := range map[string]struct {
 			proof, code string
 		}{
-			"missing ath":       {key.proof(t, "GET", ui, ""), "invalid_dpop_proof"},
-			"wrong ath":         {key.proof(t, "GET", ui, "another token"), "invalid_dpop_proof"},
-			"wrong htu":         {key.proof(t, "GET", tokenURL, at), "invalid_dpop_proof"},
-			"wrong htm":         {key.proof(t, "POST", ui, at), "invalid_dpop_proof"},
-			"no proof":          {"", "invalid_dpop_proof"},
-			"another key":       {newDPoPKey(t).proof(t, "GET", ui, at), "invalid_token"},
-			"iat too old":       {key.proof(t, "GET", ui, at, func(c map[string]any) { c["iat"] = time.Now().Add(-10 * time.Minute).Unix() }), "invalid_dpop_proof"},
+			"missing ath": {key.proof(t, "GET", ui, ""), "invalid_dpop_proof"},
+			"wrong ath":   {key.proof(t, "GET", ui, "another token"), "invalid_dpop_proof"},
+			"wrong htu":   {key.proof(t, "GET", tokenURL, at), "invalid_dpop_proof"},
+			"wrong htm":   {key.proof(t, "POST", ui, at), "invalid_dpop_proof"},
+			"no proof":    {"", "invalid_dpop_proof"},
+			"another key": {newDPoPKey(t).proof(t, "GET", ui, at), "invalid_token"},
+			"iat too old": {key.proof(t, "GET", ui, at, func(c map[string]any) { c["iat"] = time.Now().Add(-10 * time.Minute).Unix() }), "invalid_dpop_proof"},
 		} {
 			status, h, m := dpopUserinfo(srv, "GET", "DPoP", at, c.proof)
 			if status != http.StatusUnauthorized || m["error"] != c.code || !strings.Contains(h.Get("WWW-Authenticate"), `error="`+c.code+`"`) ||
