@@ -185,7 +185,10 @@ func dpopUserinfo(srv *testServer, method, scheme, token, proof string) (int, ht
 // go-oidc and x/oauth2 with a transport that adds proofs for the flows,
 // and hand-built proofs for the refusals the RFC names.
 func TestDPoP(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.OAuth.DeviceFlow = true
+		c.OAuth.DevicePollInterval = config.Duration{Duration: time.Second}
+	})
 	srv.createUser("dora", false)
 	web := srv.createClient(account.NewClient{ID: "dpop-web", GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, SkipConsent: true})
 	jwtApp := srv.createClient(account.NewClient{ID: "dpop-jwt", AccessTokenJWT: true, SkipConsent: true})
@@ -441,6 +444,41 @@ func TestDPoP(t *testing.T) {
 		res := landed(t, web.finish(b, b.get(web.authorizeURI(pushed["request_uri"].(string), nil)), "dora"), web.RedirectURI)
 		if _, err := web.oauth.Exchange(dpopContext(t, other), res.Code, oauth2.VerifierOption(verifier)); oauthErr(err) != "invalid_grant" {
 			t.Errorf("pushed with a proof, exchanged with another key: %v", err)
+		}
+	})
+
+	t.Run("device code and token exchange", func(t *testing.T) {
+		key := newDPoPKey(t)
+		tv := srv.createClient(account.NewClient{ID: "dpop-tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
+		tv.oauth.Scopes = []string{"openid", "offline_access"}
+		da, err := tv.oauth.DeviceAuth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBrowser(t)
+		decide(t, b, openPage(t, &deviceServer{testServer: srv}, b, da.VerificationURIComplete, "dora"), da.UserCode, "approve")
+		tok, err := tv.oauth.DeviceAccessToken(dpopContext(t, key), da)
+		if err != nil || tok.Type() != "DPoP" {
+			t.Fatalf("device code with a proof: %v %v", err, tok)
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
+		if status, _, m := dpopPost(tv, "/oauth/token", refresh, newDPoPKey(t).proof(t, "POST", tokenURL, "")); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("the device's refresh token with another key: %d %v", status, m)
+		}
+
+		front := srv.createClient(account.NewClient{ID: "dpop-front", GrantTypes: []string{account.GrantAuthorizationCode, account.GrantTokenExchange},
+			TokenExchangeAudiences: []string{"dpop-api"}, SkipConsent: true})
+		srv.createClient(account.NewClient{ID: "dpop-api", GrantTypes: []string{account.GrantClientCredentials}})
+		subject := front.tokens("dora")
+		exchange := url.Values{"grant_type": {account.GrantTokenExchange}, "subject_token": {subject.AccessToken},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {"dpop-api"}}
+		status, _, m := dpopPost(front, "/oauth/token", exchange, key.proof(t, "POST", tokenURL, ""))
+		if status != http.StatusOK || m["token_type"] != "DPoP" {
+			t.Fatalf("token exchange with a proof: %d %v", status, m)
+		}
+		status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {m["access_token"].(string)}}, front.ID, front.Secret)
+		if cnf, _ := in["cnf"].(map[string]any); status != http.StatusOK || cnf["jkt"] != key.jkt {
+			t.Errorf("the exchanged token: %d %v, want cnf.jkt %s", status, in, key.jkt)
 		}
 	})
 
