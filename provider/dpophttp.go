@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/keyport/keyport/storage"
@@ -265,4 +266,18 @@ func (p *Provider) dpopRequest(w http.ResponseWriter, r *http.Request, path stri
 		return p.dpopPushed(w, r)
 	}
 	return r, false
+}
+
+// dpopCORS are zitadel's CORS rules with DPoP's headers added: browser
+// apps, the public clients DPoP is for, send the DPoP header across
+// origins (the preflight must allow it) and must read DPoP-Nonce and the
+// DPoP challenge from the answers.
+func dpopCORS() *cors.Options {
+	return &cors.Options{
+		AllowCredentials: true,
+		AllowedHeaders:   []string{"Origin", "Accept", "Accept-Language", "Authorization", "Content-Type", "X-Requested-With", "DPoP"},
+		AllowedMethods:   []string{http.MethodGet, http.MethodHead, http.MethodPost},
+		ExposedHeaders:   []string{"Location", "Content-Length", dpopNonceHeader, "WWW-Authenticate"},
+		AllowOriginFunc:  func(string) bool { return true },
+	}
 }

@@ -220,6 +220,7 @@ func New(o Options) (*Provider, error) {
 	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens),
 		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(Algorithms...)),
 		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(Algorithms...)),
+		op.WithCORSOptions(dpopCORS()), // dpophttp.go
 	}
 	if strings.HasPrefix(o.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())

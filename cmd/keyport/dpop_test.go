@@ -482,6 +482,35 @@ func TestDPoP(t *testing.T) {
 		}
 	})
 
+	t.Run("browser apps", func(t *testing.T) {
+		// A browser app (RFC 9449's main audience) sends the DPoP header
+		// across origins: the preflight must allow it, and the answer must
+		// let the app read DPoP-Nonce and the challenge.
+		const origin = "https://spa.example"
+		for _, c := range []struct{ path, method, headers string }{
+			{"/oauth/token", "POST", "content-type, dpop"},
+			{"/userinfo", "GET", "authorization, dpop"},
+		} {
+			req := mustRequest(http.MethodOptions, srv.URL+c.path)
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Access-Control-Request-Method", c.method)
+			req.Header.Set("Access-Control-Request-Headers", c.headers)
+			r := mustFetch(t, bareClient, req)
+			if allow := r.Header.Get("Access-Control-Allow-Origin"); r.Status > 299 || allow != origin && allow != "*" ||
+				!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "dpop") {
+				t.Errorf("preflight of %s %s with a DPoP header: %d %v", c.method, c.path, r.Status, r.Header)
+			}
+		}
+		key := newDPoPKey(t)
+		req := nonceApp.srv.formRequest("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, nonceApp.ID, nonceApp.Secret)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("DPoP", key.proof(t, "POST", tokenURL, ""))
+		r := mustFetch(t, bareClient, req)
+		if r.Status != http.StatusBadRequest || r.Header.Get("DPoP-Nonce") == "" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") {
+			t.Errorf("use_dpop_nonce to a browser app: %d %v", r.Status, r.Header)
+		}
+	})
+
 	t.Run("nonce required", func(t *testing.T) {
 		key := newDPoPKey(t)
 		cc := url.Values{"grant_type": {"client_credentials"}}
