@@ -222,3 +222,31 @@ func TestDPoPNonces(t *testing.T) {
 		t.Error("two replicas with one key disagree")
 	}
 }
+
+// BenchmarkVerifyDPoPProof measures what checking a proof adds to a token
+// or userinfo request (the jti's record aside).
+func BenchmarkVerifyDPoPProof(b *testing.B) {
+	now := time.Now()
+	for _, alg := range []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256} {
+		var key crypto.Signer
+		switch alg {
+		case jose.ES256:
+			key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		case jose.EdDSA:
+			_, key, _ = ed25519.GenerateKey(rand.Reader)
+		default:
+			key, _ = rsa.GenerateKey(rand.Reader, 2048)
+		}
+		signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+		body, _ := json.Marshal(proofClaims(now))
+		jws, _ := signer.Sign(body)
+		raw, _ := jws.CompactSerialize()
+		b.Run(string(alg), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := verifyDPoPProof([]string{raw}, "POST", testHTU, "", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
