@@ -150,6 +150,9 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		markPushed(&a, n)
 	}
 	a.DPoPJKT = dpopJKTFrom(ctx) // RFC 9449 §10 (dpophttp.go)
+	if err := s.spendDPoPProof(ctx); err != nil { // a pushed request's proof
+		return nil, err
+	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
 	if errors.Is(err, storage.ErrLimitReached) {
 		// Every pending sign-in of this address, or of all, has its code

@@ -440,6 +440,10 @@ func TestDPoP(t *testing.T) {
 		if status != http.StatusCreated {
 			t.Fatalf("push with a proof: %d %v", status, pushed)
 		}
+		// The same proof again is a replay (RFC 9449 §11.1).
+		if status, _, m := doJSON(t, nil, withHeader(srv.formRequest("/oauth/par", form, web.ID, web.Secret), "DPoP", req.Header.Get("DPoP"))); status != http.StatusBadRequest || m["error"] != "invalid_dpop_proof" {
+			t.Errorf("a pushed request's proof used twice: %d %v", status, m)
+		}
 		b := newBrowser(t)
 		res := landed(t, web.finish(b, b.get(web.authorizeURI(pushed["request_uri"].(string), nil)), "dora"), web.RedirectURI)
 		if _, err := web.oauth.Exchange(dpopContext(t, other), res.Code, oauth2.VerifierOption(verifier)); oauthErr(err) != "invalid_grant" {
@@ -572,4 +576,9 @@ func TestDPoPSettings(t *testing.T) {
 	if status != http.StatusOK || body["dpop_bound_access_tokens"] != false || body["require_dpop_nonce"] != true {
 		t.Errorf("patched: %d %v", status, body)
 	}
+}
+
+func withHeader(req *http.Request, key, value string) *http.Request {
+	req.Header.Set(key, value)
+	return req
 }
