@@ -149,8 +149,10 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if n, ok := pushedFrom(ctx); ok {
 		markPushed(&a, n)
 	}
-	a.DPoPJKT = dpopJKTFrom(ctx) // RFC 9449 §10 (dpophttp.go)
-	if err := s.spendDPoPProof(ctx); err != nil { // a pushed request's proof
+	// DPoP (dpophttp.go): the key dpop_jkt or a pushed request's proof
+	// binds the code to (RFC 9449 §10), and that proof's jti.
+	a.DPoPJKT = dpopJKTFrom(ctx)
+	if err := s.spendDPoPProof(ctx); err != nil {
 		return nil, err
 	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
