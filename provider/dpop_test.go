@@ -43,11 +43,11 @@ func rawES256(t *testing.T, key *ecdsa.PrivateKey, header, claims map[string]any
 }
 
 func ecJWK(key *ecdsa.PrivateKey, private bool) map[string]any {
-	m := map[string]any{"kty": "EC", "crv": "P-256",
-		"x": b64.EncodeToString(key.X.FillBytes(make([]byte, 32))),
-		"y": b64.EncodeToString(key.Y.FillBytes(make([]byte, 32)))}
+	point, _ := key.PublicKey.Bytes() // 0x04 || X || Y
+	m := map[string]any{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(point[1:33]), "y": b64.EncodeToString(point[33:])}
 	if private {
-		m["d"] = b64.EncodeToString(key.D.FillBytes(make([]byte, 32)))
+		d, _ := key.Bytes()
+		m["d"] = b64.EncodeToString(d)
 	}
 	return m
 }
