@@ -511,3 +511,16 @@ func (s *opStorage) refreshBinding(ctx context.Context, req any, clientID string
 	}
 	return ""
 }
+
+// spendPushedDPoPProof records the jti of a pushed request's proof. Only an
+// authenticated (confidential) app's: anyone may push for a public app,
+// whose pushed requests are bounded by evicting the oldest (pending sign-in
+// limits), and the jti records would not be; and a replayed proof binds
+// the code to the key that signed it, which whoever replays it does not
+// hold: they gain nothing.
+func (s *opStorage) spendPushedDPoPProof(ctx context.Context) error {
+	if n, ok := pushedFrom(ctx); !ok || n.public {
+		return nil
+	}
+	return s.spendDPoPProof(ctx)
+}

@@ -246,8 +246,9 @@ func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Req
 			return r, true
 		}
 		jkt = proof.jkt
-		// Its jti is recorded with the pushed request (CreateAuthRequest),
-		// once the app is authenticated and the request good.
+		// Its jti is recorded with the pushed request (CreateAuthRequest,
+		// spendPushedDPoPProof), once the app is authenticated and the
+		// request good.
 		r = r.WithContext(withDPoPNote(r.Context(), &dpopNote{proof: proof}))
 	}
 	if jkt == "" {

@@ -152,7 +152,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	// DPoP (dpophttp.go): the key dpop_jkt or a pushed request's proof
 	// binds the code to (RFC 9449 §10), and that proof's jti.
 	a.DPoPJKT = dpopJKTFrom(ctx)
-	if err := s.spendDPoPProof(ctx); err != nil {
+	if err := s.spendPushedDPoPProof(ctx); err != nil {
 		return nil, err
 	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
