@@ -65,7 +65,7 @@ const (
 	dpopNonceWindow = 5 * time.Minute
 	// dpopReplayPurpose is the one-time tokens' purpose of proofs' jti's.
 	dpopReplayPurpose = "dpop_proof"
-	// maxDPoPJKTParam bounds dpop_jkt: a base64url SHA-256 is 43 bytes.
+	// dpopJKTLen is the length of a jkt (dpop_jkt): a base64url SHA-256.
 	dpopJKTLen = 43
 
 	dpopTokenType = "DPoP" // token_type and the Authorization scheme
