@@ -102,6 +102,10 @@ type NewClient struct {
 
 	// RequireSignedRequestObject: see storage.Client.
 	RequireSignedRequestObject bool
+
+	// DPoP (RFC 9449): see storage.Client.
+	DPoPBoundAccessTokens bool
+	RequireDPoPNonce      bool
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -155,6 +159,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	c.RequireSignedRequestObject = n.RequireSignedRequestObject
+	c.DPoPBoundAccessTokens, c.RequireDPoPNonce = n.DPoPBoundAccessTokens, n.RequireDPoPNonce
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -546,6 +551,10 @@ type ClientPatch struct {
 	TokenExchangeAudiences *[]string
 
 	RequireSignedRequestObject *bool
+
+	// DPoP (RFC 9449).
+	DPoPBoundAccessTokens *bool
+	RequireDPoPNonce      *bool
 }
 
 // apply returns c with p's fields set.
@@ -597,6 +606,12 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	setList(&c.TokenExchangeAudiences, p.TokenExchangeAudiences)
 	if p.RequireSignedRequestObject != nil {
 		c.RequireSignedRequestObject = *p.RequireSignedRequestObject
+	}
+	if p.DPoPBoundAccessTokens != nil {
+		c.DPoPBoundAccessTokens = *p.DPoPBoundAccessTokens
+	}
+	if p.RequireDPoPNonce != nil {
+		c.RequireDPoPNonce = *p.RequireDPoPNonce
 	}
 	return c
 }
@@ -803,6 +818,9 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 
 		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 		{"require_signed_request_object", flag(a.RequireSignedRequestObject), flag(b.RequireSignedRequestObject)},
+
+		{"dpop_bound_access_tokens", flag(a.DPoPBoundAccessTokens), flag(b.DPoPBoundAccessTokens)},
+		{"require_dpop_nonce", flag(a.RequireDPoPNonce), flag(b.RequireDPoPNonce)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -338,6 +338,12 @@ type Client struct {
 	// RequireSignedRequestObject accepts the app's authorization requests
 	// only as request objects signed with its keys (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
+
+	// DPoP (RFC 9449): the app must send a DPoP proof with every token
+	// request (RFC 7591's dpop_bound_access_tokens), and its proofs must
+	// carry the server's nonce.
+	DPoPBoundAccessTokens bool `toml:"dpop_bound_access_tokens"`
+	RequireDPoPNonce      bool `toml:"require_dpop_nonce"`
 }
 
 // Directory is one [[directories]] entry.

@@ -70,6 +70,9 @@ type appForm struct {
 
 	// TokenExchangeAudiences: comma separated.
 	TokenExchangeAudiences string
+
+	// DPoP (RFC 9449).
+	DPoPBoundAccessTokens, RequireDPoPNonce bool
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -86,6 +89,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
+	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -109,6 +113,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
+	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = v("dpop_bound_access_tokens") == "1", v("require_dpop_nonce") == "1"
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -229,6 +234,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
+	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = f.DPoPBoundAccessTokens, f.RequireDPoPNonce
 	return n, nil
 }
 
@@ -253,6 +259,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
+	p.DPoPBoundAccessTokens, p.RequireDPoPNonce = &f.DPoPBoundAccessTokens, &f.RequireDPoPNonce
 	return p, nil
 }
 

@@ -77,6 +77,11 @@ type clientJSON struct {
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
+
+	// DPoP (RFC 9449): the app must send proofs with its token requests
+	// (RFC 7591's dpop_bound_access_tokens), with the server's nonce.
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+	RequireDPoPNonce      bool `json:"require_dpop_nonce"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -131,6 +136,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
+	out.DPoPBoundAccessTokens, out.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
 	return out
 }
 
@@ -168,6 +174,9 @@ type newClientJSON struct {
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	RequireDPoPNonce      bool `json:"require_dpop_nonce,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -206,6 +215,9 @@ type clientPatchJSON struct {
 	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject *bool `json:"require_signed_request_object,omitempty"`
+
+	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens,omitempty"`
+	RequireDPoPNonce      *bool `json:"require_dpop_nonce,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -261,6 +273,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
+	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = b.DPoPBoundAccessTokens, b.RequireDPoPNonce
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -291,6 +304,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	p.RequireSignedRequestObject = b.RequireSignedRequestObject
+	p.DPoPBoundAccessTokens, p.RequireDPoPNonce = b.DPoPBoundAccessTokens, b.RequireDPoPNonce
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -39,6 +39,11 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	if t.Subject != subject || !p.opts.Now().Before(t.ExpiresAt) {
 		return storage.AccessToken{}, errNotOurToken
 	}
+	if t.DPoPJKT != "" {
+		// A DPoP-bound token is good only with a proof of its key (RFC
+		// 9449 §7.1), which the management API does not take.
+		return storage.AccessToken{}, errNotOurToken
+	}
 	c, err := p.storage.getClient(ctx, t.ClientID)
 	if err != nil {
 		return storage.AccessToken{}, errNotOurToken // the app was deleted

@@ -135,6 +135,9 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// releases (account.RequestableClaims): at most all of them.
 		"ACREssential": true, "IDTokenClaims": supportedClaims, "UserinfoClaims": supportedClaims,
 		"Subject": strings.Repeat(`"`, maxSubject),
+		// dpop_jkt is a thumbprint, refused unless exactly its length
+		// (validJKT).
+		"DPoPJKT": strings.Repeat("j", dpopJKTLen),
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

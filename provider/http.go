@@ -268,6 +268,7 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		} else {
 			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
+		r = p.dpopAuthorizeParam(r) // RFC 9449 §10 (dpophttp.go)
 	}
 	if postOnly(path) {
 		// A client secret refused by the throttle comes back through
@@ -278,6 +279,13 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 			if r, answered = p.checkClientAssertion(w, r, path); answered {
 				return r, true
 			}
+		}
+	}
+	switch path {
+	case "/oauth/token", "/userinfo", parPath: // DPoP proofs (dpophttp.go)
+		var answered bool
+		if r, answered = p.dpopRequest(w, r, path); answered {
+			return r, true
 		}
 	}
 	switch path {
@@ -385,6 +393,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 	if status == 0 {
 		status = http.StatusOK
 	}
+	p.dpopAnswer(r, path, rec) // dpophttp.go
 	h := rec.header
 	switch path {
 	case "/oauth/token", "/oauth/introspect", "/userinfo", DeviceAuthorizationPath:
@@ -392,6 +401,9 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		h.Set("Pragma", "no-cache")
 	}
 
+	if path == "/userinfo" && (status == http.StatusUnauthorized || status == http.StatusForbidden) && p.dpopChallenge(w, r, h) {
+		return
+	}
 	switch {
 	case status >= 500:
 		p.log.ErrorContext(r.Context(), "provider error", "path", path, "status", status, "body", truncate(rec.body.String(), 500))

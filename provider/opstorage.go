@@ -74,6 +74,8 @@ type opStorage struct {
 	lifeNow func() Lifetimes
 	// assertions checks client assertions (clientassertion.go).
 	assertions *assertions
+	// dpopNonces makes and checks DPoP nonces (dpop.go).
+	dpopNonces dpopNonces
 }
 
 var (
@@ -147,6 +149,12 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if n, ok := pushedFrom(ctx); ok {
 		markPushed(&a, n)
 	}
+	// DPoP (dpophttp.go): the key dpop_jkt or a pushed request's proof
+	// binds the code to (RFC 9449 §10), and that proof's jti.
+	a.DPoPJKT = dpopJKTFrom(ctx)
+	if err := s.spendPushedDPoPProof(ctx); err != nil {
+		return nil, err
+	}
 	evicted, err := s.store.CreateAuthRequest(ctx, a, s.pending)
 	if errors.Is(err, storage.ErrLimitReached) {
 		// Every pending sign-in of this address, or of all, has its code
@@ -216,6 +224,10 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	}
 	if err != nil {
 		return nil, s.internal(ctx, "redeem code", err)
+	}
+	if a.DPoPJKT != "" && a.DPoPJKT != presentedJKT(ctx) {
+		// RFC 9449 §10: the code is bound to the key dpop_jkt named.
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code is bound to a DPoP key: the token request must carry a proof of that key")
 	}
 	return &authRequest{a: a, codeHash: hash, issue: issue}, nil
 }
@@ -324,6 +336,7 @@ func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID
 		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
 	}
 	t.ExpiresAt = now.Add(s.lifetimes(ctx, t.ClientID).Access)
+	t.DPoPJKT = dpopBinding(ctx) // dpop.go
 	return t
 }
 
@@ -356,6 +369,9 @@ func (s *opStorage) opClient(c storage.Client) *client {
 }
 
 func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	if err := s.spendDPoPProof(ctx); err != nil { // dpop.go
+		return "", time.Time{}, err
+	}
 	t := s.accessFor(ctx, req, "")
 	if r, ok := req.(*authRequest); ok && r.codeHash != "" {
 		if err := s.createCodeTokens(ctx, r, t, nil); err != nil {
@@ -370,6 +386,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 }
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	if err := s.spendDPoPProof(ctx); err != nil { // dpop.go
+		return "", "", time.Time{}, err
+	}
 	if r, ok := req.(*refreshRequest); ok && r.retry {
 		return s.reissueRefresh(ctx, r, current)
 	}
@@ -415,6 +434,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 	default:
 		return "", "", time.Time{}, oidc.ErrInvalidRequest().WithDescription("refresh tokens are not issued for this grant")
 	}
+	next.DPoPJKT = s.refreshBinding(ctx, req, next.ClientID) // dpop.go
 	next.IdleExpiresAt = now.Add(life.RefreshIdle)
 	if next.IdleExpiresAt.After(next.ExpiresAt) {
 		next.IdleExpiresAt = next.ExpiresAt
@@ -527,6 +547,10 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid or expired refresh token")
 	case err != nil:
 		return nil, s.internal(ctx, "load refresh token", err)
+	}
+	if rt.DPoPJKT != "" && rt.DPoPJKT != presentedJKT(ctx) {
+		// RFC 9449 §5: a public app's refresh token is bound to its key.
+		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to a DPoP key: the request must carry a proof of that key")
 	}
 	u, err := s.activeUser(ctx, rt.UserID)
 	if err != nil {
@@ -813,6 +837,9 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
 		return errInvalidToken
 	}
+	if err := s.checkDPoPBinding(ctx, t); err != nil { // dpop.go
+		return err
+	}
 	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
 	s.setClaims(info, u, t.Scopes)
 	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
@@ -846,11 +873,19 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
 	resp.JWTID = t.ID
 	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
+	if t.DPoPJKT != "" {
+		// RFC 9449 §6.2: the key the token is bound to.
+		resp.TokenType = dpopTokenType
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		resp.Claims["cnf"] = map[string]any{"jkt": t.DPoPJKT}
+	}
 	return nil
 }
 
-func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
-	return nil, nil
+func (s *opStorage) GetPrivateClaimsFromScopes(ctx context.Context, _, _ string, _ []string) (map[string]any, error) {
+	return dpopClaimsFor(ctx), nil // cnf of a DPoP-bound JWT access token (dpop.go)
 }
 
 func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {

@@ -86,6 +86,10 @@ type Options struct {
 	// service's check (account.SignInService.VerifyAppPassword), which
 	// throttles and records. Nil: app passwords cannot be exchanged.
 	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error)
+
+	// DPoPNonceKey keys the stateless DPoP nonces (dpop.go); it must be
+	// the same on every replica. Zero derives one from TokenKey.
+	DPoPNonceKey [32]byte
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -197,6 +201,7 @@ func New(o Options) (*Provider, error) {
 		pending:      o.PendingSignIns,
 		secrets:      throttle.NewGuesses[clientCheck](),
 	}
+	st.dpopNonces = dpopNonces{key: dpopNonceKey(o), now: o.Now}
 	if st.assertions, err = newAssertions(o); err != nil {
 		return nil, err
 	}
@@ -215,6 +220,7 @@ func New(o Options) (*Provider, error) {
 	opts := []op.Option{op.WithLogger(o.Logger), op.WithCrypto(tokens),
 		op.WithIDTokenHintVerifierOpts(op.WithSupportedIDTokenHintSigningAlgorithms(Algorithms...)),
 		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(Algorithms...)),
+		op.WithCORSOptions(dpopCORS()), // dpophttp.go
 	}
 	if strings.HasPrefix(o.Issuer, "http://") {
 		opts = append(opts, op.WithAllowInsecure())
@@ -314,6 +320,8 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	// Signed userinfo for apps that register userinfo_signed_response_alg
 	// (signing.go), with the keys there are, as ID tokens.
 	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
+	// DPoP proofs are accepted from every app (dpop.go).
+	m["dpop_signing_alg_values_supported"] = DPoPAlgorithms
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

@@ -173,6 +173,10 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	if err != nil {
 		return nil, err
 	}
+	t.DPoPJKT = dpopBinding(ctx) // dpop.go
+	if err := s.spendDPoPProof(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.store.CreateTokens(ctx, t, nil); err != nil {
 		return nil, s.internal(ctx, "store an exchanged access token", err)
 	}

@@ -228,6 +228,13 @@ type Client struct {
 	// /authorize and at the pushed authorization request endpoint, must
 	// be signed request objects (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	// DPoP (RFC 9449). DPoPBoundAccessTokens (RFC 7591's
+	// dpop_bound_access_tokens): the app must send a DPoP proof with
+	// every token request. RequireDPoPNonce: its proofs must carry a
+	// nonce the server handed out (RFC 9449 §8, §9).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	RequireDPoPNonce      bool `json:"require_dpop_nonce,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -309,6 +316,11 @@ type AuthRequest struct {
 	// which PendingLimits.Total evicts from as one; "" means Origin.
 	Origin      string `json:"origin,omitempty"`
 	OriginGroup string `json:"origin_group,omitempty"`
+
+	// DPoPJKT is the dpop_jkt authorization request parameter (RFC 9449
+	// §10), or the key of the DPoP proof a pushed request carried: the
+	// code's exchange must come with a proof of that key.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured
@@ -418,6 +430,11 @@ type AccessToken struct {
 	// AppPassword: issued for an app password by token exchange, not at
 	// a sign-in.
 	AppPassword bool `json:"app_password,omitempty"`
+
+	// DPoPJKT is the JWK SHA-256 thumbprint (RFC 7638) of the key the
+	// token is bound to (RFC 9449 DPoP): it is accepted only with a proof
+	// signed by that key. "" for a bearer token.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the
@@ -461,6 +478,11 @@ type RefreshToken struct {
 	// ACR is the acr claim of the family's first ID token, which its
 	// refreshed ID tokens repeat; "" for families issued before.
 	ACR string `json:"acr,omitempty"`
+
+	// DPoPJKT binds the family of a public app to the key of the DPoP
+	// proof its first token request carried (RFC 9449 §5): each refresh
+	// must come with a proof of that key. "" for an unbound family.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)

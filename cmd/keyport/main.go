@@ -386,6 +386,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			TokenExchangeAudiences: c.TokenExchangeAudiences,
 
 			RequireSignedRequestObject: c.RequireSignedRequestObject,
+
+			DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequireDPoPNonce: c.RequireDPoPNonce,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -565,6 +567,8 @@ func (m *Main) load() error {
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 
 		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
+
+		DPoPNonceKey: [32]byte(m.subkey("dpop nonces", 32)),
 	})
 	if err != nil {
 		return err

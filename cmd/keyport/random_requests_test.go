@@ -84,7 +84,9 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"id", "authRequestID", "client_secret", "client_assertion", "client_assertion_type", "ui_locales", "claims",
 		"access_token", "csrf_token", "login", "password", "device_code", "user_code", "decision",
 		// token exchange (RFC 8693)
-		"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type", "audience", "resource"}
+		"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type", "audience", "resource",
+		// DPoP (RFC 9449 §10)
+		"dpop_jkt"}
 	values := []string{"", "app", "tv", account.GrantDeviceCode, "BCDF-GHJK", "approve", "openid", "code", app.RedirectURI, "%", "%zz", "\x00", strings.Repeat("a", 5000), "-1",
 		"99999999999999999999", "S256", "plain", "none", "login consent", "form_post", "refresh_token", "client_credentials",
 		"authorization_code", "eyJhbGciOiJub25lIn0.e30.", "x.y.z", "é", "\u202e", "<script>", "../../etc/passwd", "[]", "{}",
@@ -98,9 +100,23 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		"urn:keyport:params:oauth:token-type:app-password", "rex:x", "https://api.example.com/"}
 	values = append(values, assertions...)
 	values = append(values, objects...)
+	// DPoP proofs (RFC 9449) for each endpoint that reads them, good and
+	// bad, as the DPoP header; thumbprints for dpop_jkt; the DPoP scheme.
+	dk := newDPoPKey(t)
+	var proofs []string
+	for _, target := range []string{srv.URL + "/oauth/token", srv.URL + "/userinfo", srv.URL + "/oauth/par"} {
+		for _, m := range []string{"POST", "GET"} {
+			proofs = append(proofs, dk.proof(t, m, target, ""), dk.proof(t, m, target, "x"),
+				dk.proof(t, m, target, "", func(c map[string]any) { c["nonce"], c["jti"] = []any{1}, strings.Repeat("j", 300) }),
+				dk.proof(t, m, target, "", func(c map[string]any) { c["iat"], c["htu"] = "now", "%zz" }))
+		}
+	}
+	proofs = append(proofs, "", "x", "a.b.c", "eyJhbGciOiJIUzI1NiIsInR5cCI6ImRwb3Arand0In0.e30.AA", strings.Repeat("A", 9000),
+		"eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIn19.e30.AA")
+	values = append(values, dk.jkt, strings.Repeat("A", 43), "!!")
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
-		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%"))}
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%")), "DPoP x", "DPoP ", "dpop " + strings.Repeat("a", 5000)}
 	methods := []string{"GET", "POST", "POST", "HEAD", "OPTIONS", "PUT"}
 	ctypes := []string{"application/x-www-form-urlencoded", "application/json", "multipart/form-data", "text/plain"}
 
@@ -133,6 +149,12 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 		}
 		if rng.IntN(3) == 0 {
 			req.Header.Set("Authorization", pick(auths))
+		}
+		if rng.IntN(3) == 0 {
+			req.Header.Set("DPoP", pick(proofs))
+			if rng.IntN(8) == 0 {
+				req.Header.Add("DPoP", pick(proofs))
+			}
 		}
 		if rng.IntN(5) == 0 {
 			req.Header.Set("Origin", "https://x.example")
