@@ -77,6 +77,12 @@ type clientJSON struct {
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
+
+	// Dynamic client registration: the app registered itself (RFC 7591),
+	// and waits for an administrator's approval (POST
+	// /clients/{id}/approve) before anyone can use it.
+	Registered      bool `json:"registered"`
+	PendingApproval bool `json:"pending_approval"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -131,6 +137,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
+	out.Registered, out.PendingApproval = c.RegistrationAccessTokenHash != "", c.PendingApproval
 	return out
 }
 

@@ -86,6 +86,11 @@ type Options struct {
 	// service's check (account.SignInService.VerifyAppPassword), which
 	// throttles and records. Nil: app passwords cannot be exchanged.
 	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error)
+
+	// RegistrationEndpoint is the URL of the dynamic client registration
+	// endpoint (RFC 7591, served by the portal) that discovery
+	// advertises; "" while registration is off.
+	RegistrationEndpoint string
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -314,6 +319,11 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	// Signed userinfo for apps that register userinfo_signed_response_alg
 	// (signing.go), with the keys there are, as ID tokens.
 	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
+	// Dynamic client registration is advertised exactly when it is served.
+	delete(m, "registration_endpoint")
+	if p.opts.RegistrationEndpoint != "" {
+		m["registration_endpoint"] = p.opts.RegistrationEndpoint
+	}
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

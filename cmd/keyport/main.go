@@ -531,6 +531,8 @@ func (m *Main) load() error {
 		AccessTokens: tokens,
 		Keys:         m.Keys,
 		DeviceFlow:   m.deviceFlow(cfg),
+
+		DynamicRegistration: cfg.OAuth.DynamicRegistration,
 	})
 	if err != nil {
 		return err
@@ -565,6 +567,8 @@ func (m *Main) load() error {
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 
 		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
+
+		RegistrationEndpoint: registrationEndpoint(cfg),
 	})
 	if err != nil {
 		return err
@@ -880,4 +884,13 @@ func (l *lateAccessTokens) ReadAccessToken(ctx context.Context, raw string) (sto
 		return storage.AccessToken{}, errors.New("the provider is not ready")
 	}
 	return l.p.ReadAccessToken(ctx, raw)
+}
+
+// registrationEndpoint is the portal's dynamic client registration
+// endpoint for discovery, or "" while [oauth] dynamic_registration is off.
+func registrationEndpoint(cfg *config.Config) string {
+	if !cfg.OAuth.DynamicRegistration {
+		return ""
+	}
+	return cfg.Issuer + portal.RegistrationPath
 }
