@@ -13,7 +13,7 @@ import (
 // approval of apps registered held.
 func (s *Server) registerAdminRegistrationAPI(at *routeTable) {
 	at.addAPI(levelAdminAPI, "GET", "/registration-tokens", s.apiListInitialAccessTokens, apiOp{Summary: "List the live initial access tokens of dynamic client registration (never the tokens themselves)", Response: listJSON[initialAccessTokenJSON]{}})
-	at.addAPI(levelAdminAPI, "POST", "/registration-tokens", s.apiCreateInitialAccessToken, apiOp{Summary: "Make an initial access token for dynamic client registration (RFC 7591 §3); the token is in this answer only", Body: newInitialAccessTokenJSON{}, Response: createdInitialAccessTokenJSON{}, Status: http.StatusCreated})
+	at.addAPI(levelAdminAPI, "POST", "/registration-tokens", s.apiCreateInitialAccessToken, apiOp{Summary: "Make an initial access token for dynamic client registration (RFC 7591 §3); the token is in this answer only", Body: newInitialAccessTokenJSON{}, Response: initialAccessTokenJSON{}, Status: http.StatusCreated})
 	at.addAPI(levelAdminAPI, "DELETE", "/registration-tokens/{id}", s.apiRevokeInitialAccessToken, apiOp{Summary: "Revoke an initial access token; the apps it registered stay"})
 	at.addAPI(levelAdminAPI, "POST", "/clients/{id}/approve", s.apiApproveClient, apiOp{Summary: "Approve an app that registered itself held for approval: from now on people sign in to it and it gets tokens", Response: clientJSON{}, ETag: true})
 }
@@ -29,6 +29,9 @@ type initialAccessTokenJSON struct {
 	HoldForApproval bool       `json:"hold_for_approval"`
 	CreatedAt       time.Time  `json:"created_at"`
 	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
+	// Token is the bearer token for the registration endpoint: in the
+	// answer that made it only.
+	Token string `json:"token,omitempty"`
 }
 
 func initialAccessTokenView(c storage.Credential) initialAccessTokenJSON {
@@ -43,13 +46,6 @@ type newInitialAccessTokenJSON struct {
 	ExpiresIn       int64 `json:"expires_in"`
 	MaxUses         int   `json:"max_uses"`
 	HoldForApproval bool  `json:"hold_for_approval"`
-}
-
-type createdInitialAccessTokenJSON struct {
-	initialAccessTokenJSON
-	// Token is the bearer token for the registration endpoint, shown
-	// this once.
-	Token string `json:"token"`
 }
 
 func (s *Server) apiListInitialAccessTokens(w http.ResponseWriter, r *http.Request, _ account.Actor) error {
@@ -79,7 +75,9 @@ func (s *Server) apiCreateInitialAccessToken(w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, createdInitialAccessTokenJSON{initialAccessTokenJSON: initialAccessTokenView(c), Token: token})
+	out := initialAccessTokenView(c)
+	out.Token = token
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 
