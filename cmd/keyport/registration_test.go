@@ -472,6 +472,42 @@ func TestDynamicRegistration(t *testing.T) {
 			}
 		}
 	})
+
+	// Guessing tokens is throttled per client address ([limits]
+	// max_login_attempts_per_address, 100 by default), as unknown API
+	// tokens are; a holder of the right token is not held back.
+	t.Run("throttled guesses", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("guessed"))
+		uri, _ := reg["registration_client_uri"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		guesser := browserFrom(t, "127.0.0.7")
+		call := func(token string) (int, http.Header, map[string]any) {
+			req, _ := http.NewRequest(http.MethodGet, uri, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			return doJSON(t, guesser.client, req)
+		}
+		refusedAt := 0
+		for i := 1; i <= 120 && refusedAt == 0; i++ {
+			status, header, out := call(account.RegistrationAccessTokenPrefix + account.RandomString(20))
+			switch status {
+			case http.StatusUnauthorized:
+			case http.StatusTooManyRequests:
+				refusedAt = i
+				if header.Get("Retry-After") == "" || out["error"] != "temporarily_unavailable" {
+					t.Errorf("throttled answer: %v %v", header, out)
+				}
+			default:
+				t.Fatalf("guess %d: %d %v", i, status, out)
+			}
+		}
+		if refusedAt != 101 {
+			t.Errorf("the guesses were throttled at %d, want 101", refusedAt)
+		}
+		if status, _, out := call(regToken); status != http.StatusOK {
+			t.Errorf("the right token from the throttled address: %d %v", status, out)
+		}
+	})
 }
 
 // With [oauth] dynamic_registration off (the default), the endpoints are
