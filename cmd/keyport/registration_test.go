@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -471,6 +472,39 @@ func TestDynamicRegistration(t *testing.T) {
 				t.Errorf("a registered app got what only an admin grants: %+v", c)
 			}
 		}
+	})
+
+	// The command line makes, lists and revokes initial access tokens and
+	// approves held apps, through the running server's control socket.
+	t.Run("command line", func(t *testing.T) {
+		env := cliEnv(srv.dir)
+		r := cliMust(t, env, "", "registration", "create-token", "--name", "partners", "--expires", "2h", "--max-uses", "2", "--hold-for-approval")
+		m := regexp.MustCompile(`initial access token (kpi_\S+) \(id (\S+)\)`).FindStringSubmatch(r.Stdout)
+		if m == nil {
+			t.Fatalf("create-token output: %s", r)
+		}
+		iat, iatID := m[1], m[2]
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("cli"))
+		if status != http.StatusCreated {
+			t.Fatalf("register with the command line's token: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Error("the token's hold_for_approval did not hold the app")
+		}
+		if r := cliMust(t, env, "", "registration", "list-tokens"); !regexp.MustCompile(iatID + `\s+partners\s+\S+\s+1 of 2\s+true`).MatchString(r.Stdout) || strings.Contains(r.Stdout, iat) {
+			t.Errorf("list-tokens: %s", r)
+		}
+		cliMust(t, env, "", "client", "approve", "--id", id)
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval {
+			t.Error("client approve left the app held")
+		}
+		cliFail(t, env, "", 1, "not waiting for approval", "client", "approve", "--id", id)
+		cliMust(t, env, "", "registration", "revoke-token", "--id", iatID)
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("cli2")); status != http.StatusUnauthorized {
+			t.Errorf("register with a revoked token: %d %v", status, out)
+		}
+		cliFail(t, env, "", 1, "No such initial access token", "registration", "revoke-token", "--id", iatID)
 	})
 
 	// Guessing tokens is throttled per client address ([limits]
