@@ -2,7 +2,10 @@ package portal
 
 import (
 	"net/http"
+	"net/url"
 	"time"
+
+	"github.com/gorilla/mux"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -103,5 +106,16 @@ func (s *Server) apiApproveClient(w http.ResponseWriter, r *http.Request, a acco
 		return err
 	}
 	writeWithETag(w, http.StatusOK, account.ClientETag(c), s.clientView(c))
+	return nil
+}
+
+// adminApproveApp is the console's approval of a held app (the button on
+// its page, admin_app.html).
+func (s *Server) adminApproveApp(w http.ResponseWriter, r *http.Request, m me) error {
+	id := mux.Vars(r)["id"]
+	if _, err := s.acct.Registration.ApproveClient(r.Context(), consoleActor(r, m), id); err != nil {
+		return s.appRefused(w, r, m, err, &adminAppData{})
+	}
+	http.Redirect(w, r, "/admin/apps/"+url.PathEscape(id)+"?done=approved", http.StatusSeeOther)
 	return nil
 }

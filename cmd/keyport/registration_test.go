@@ -474,6 +474,25 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// An administrator approves a held app on its console page.
+	t.Run("console approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("console"))
+		id, _ := out["client_id"].(string)
+		b := newBrowser(t)
+		signInPortal(t, srv, b, "root")
+		p := b.get(srv.URL + "/admin/apps/" + id)
+		action := "/admin/apps/" + id + "/approve"
+		if p.Status != http.StatusOK || !hasForm(p.Body, action) {
+			t.Fatalf("the held app's page: %d, approval form %v", p.Status, hasForm(p.Body, action))
+		}
+		p = submitForm(t, b, p, action, nil)
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || p.Status != http.StatusOK || hasForm(p.Body, action) ||
+			!strings.Contains(p.Body, "The app is approved") {
+			t.Errorf("after approving: held %v, %d %s", c.PendingApproval, p.Status, truncateBody(p.Body))
+		}
+	})
+
 	// The command line makes, lists and revokes initial access tokens and
 	// approves held apps, through the running server's control socket.
 	t.Run("command line", func(t *testing.T) {
