@@ -511,7 +511,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
 			t.Error("the token's hold_for_approval did not hold the app")
 		}
-		if r := cliMust(t, env, "", "registration", "list-tokens"); !regexp.MustCompile(iatID + `\s+partners\s+\S+\s+1 of 2\s+true`).MatchString(r.Stdout) || strings.Contains(r.Stdout, iat) {
+		if r := cliMust(t, env, "", "registration", "list-tokens"); !regexp.MustCompile(iatID+`\s+partners\s+\S+\s+1 of 2\s+true`).MatchString(r.Stdout) || strings.Contains(r.Stdout, iat) {
 			t.Errorf("list-tokens: %s", r)
 		}
 		cliMust(t, env, "", "client", "approve", "--id", id)
