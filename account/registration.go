@@ -426,6 +426,19 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if next.Public != c.Public {
 			return c, FieldErrorf("token_endpoint_auth_method", "A client cannot switch between public and confidential; register a new one.")
 		}
+		// The scopes the app registered with (or an administrator left it)
+		// bound what it may ask for later: an update narrows them, never
+		// widens them, and one that names none keeps them.
+		if len(c.AllowedScopes) > 0 {
+			if len(next.AllowedScopes) == 0 {
+				next.AllowedScopes = slices.Clone(c.AllowedScopes)
+			}
+			for _, sc := range next.AllowedScopes {
+				if !slices.Contains(c.AllowedScopes, sc) {
+					return c, FieldErrorf("scope", "A client can only narrow its scope here; ask an administrator for more.")
+				}
+			}
+		}
 		if err := normalizeClient(&next, true, nil); err != nil {
 			return c, err
 		}

@@ -17,6 +17,7 @@ var deRegistration = map[string]string{
 	"The client was not issued a secret this method can use; register a new one.":                                                 "Der Client hat kein Secret erhalten, das diese Methode verwenden kann; registrieren Sie einen neuen.",
 	"The app is approved: people can sign in to it now.":                                                                          "Die App ist freigegeben: Man kann sich jetzt bei ihr anmelden.",
 	"This app registered itself and waits for your approval: nobody can sign in to it and it gets no token until you approve it.": "Diese App hat sich selbst registriert und wartet auf Ihre Freigabe: Bis Sie sie freigeben, kann sich niemand bei ihr anmelden und sie erhält keine Tokens.",
+	"A client can only narrow its scope here; ask an administrator for more.":                                                     "Ein Client kann seinen Scope hier nur einschränken; für mehr wenden Sie sich an einen Administrator.",
 	"Approve app":                           "App freigeben",
 	"This app is not waiting for approval.": "Diese App wartet nicht auf Freigabe.",
 }

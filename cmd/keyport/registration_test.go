@@ -207,6 +207,7 @@ func TestDynamicRegistration(t *testing.T) {
 			"an http redirect URI":      func(m map[string]any) { m["redirect_uris"] = []string{"http://app.example/cb"} },
 			"the management API scope":  func(m map[string]any) { m["grant_types"], m["scope"] = []string{"client_credentials"}, "keyport:admin" },
 			"a method without a secret": func(m map[string]any) { m["token_endpoint_auth_method"] = "client_secret_jwt" },
+			"a wider scope":             func(m map[string]any) { m["scope"] = "openid profile email offline_access phone" },
 		} {
 			m := webMetadata("managed")
 			m["client_id"] = id
@@ -511,7 +512,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
 			t.Error("the token's hold_for_approval did not hold the app")
 		}
-		if r := cliMust(t, env, "", "registration", "list-tokens"); !regexp.MustCompile(iatID+`\s+partners\s+\S+\s+1 of 2\s+true`).MatchString(r.Stdout) || strings.Contains(r.Stdout, iat) {
+		if r := cliMust(t, env, "", "registration", "list-tokens"); !regexp.MustCompile(regexp.QuoteMeta(iatID)+`\s+partners\s+\S+\s+1 of 2\s+true`).MatchString(r.Stdout) || strings.Contains(r.Stdout, iat) {
 			t.Errorf("list-tokens: %s", r)
 		}
 		cliMust(t, env, "", "client", "approve", "--id", id)
