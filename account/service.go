@@ -114,6 +114,8 @@ type Service struct {
 	Webhooks *WebhookService
 	// Deliveries shows admins the outbox and retries failed messages.
 	Deliveries *DeliveryService
+	// Registration is dynamic client registration (registration.go).
+	Registration *RegistrationService
 
 	core *core
 }
@@ -151,6 +153,7 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 	users := &UserService{core: c, store: store}
 	creds := &CredentialService{core: c, store: store, users: users}
 	dirs := &DirectoryService{core: c, store: store, users: users}
+	clients := &ClientService{core: c, store: store}
 	mailer := &MailService{core: c, store: store, users: users, limits: newHourlyLimits(), addressLimits: newHourlyLimits(), work: make(chan struct{}, mailWorkers)}
 	return &Service{
 		Mail:        mailer,
@@ -159,11 +162,13 @@ func New(store Store, sealer Sealer, policy Policy, now func() time.Time, log *s
 		SignIn: &SignInService{core: c, store: store, users: users, creds: creds, dirs: dirs,
 			guesses: throttle.NewGuesses[checkedGuess](), dummyHash: dummy, refreshWarns: &warnLimiter{every: refreshWarnEvery}},
 		Directories: dirs,
-		Clients:     &ClientService{core: c, store: store},
+		Clients:     clients,
 		Audit:       &AuditService{core: c, store: store},
 		Admin:       &AdminService{core: c, store: store, users: users, credentials: creds, mail: mailer, settings: store},
 		Deliveries:  &DeliveryService{core: c, store: store},
 		core:        c,
+
+		Registration: &RegistrationService{core: c, store: store, clients: clients},
 	}, nil
 }
 

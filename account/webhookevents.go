@@ -22,4 +22,5 @@ var WebhookEventTypes = []string{
 	"settings.updated", "outbox.retried",
 	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted, EventWebhookDisabled, EventWebhookEnabled, EventWebhookSecretRotated,
 	EventDeviceApproved, EventDeviceDenied,
+	AuditInitialAccessTokenCreated, AuditInitialAccessTokenRevoked, AuditClientRegistered, AuditClientApproved,
 }

@@ -92,6 +92,11 @@ type OAuth struct {
 	DeviceCodeLifetime Duration `toml:"device_code_lifetime"`
 	// DevicePollInterval is the least time between two polls of a device.
 	DevicePollInterval Duration `toml:"device_poll_interval"`
+
+	// DynamicRegistration serves dynamic client registration (RFC 7591)
+	// and its management protocol (RFC 7592) at /oauth/register, for
+	// holders of an initial access token an administrator made.
+	DynamicRegistration bool `toml:"dynamic_registration"`
 }
 
 // Metrics is the [metrics] table.

@@ -645,3 +645,19 @@ func TestDeviceFlowClient(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 }
+
+// Dynamic client registration is off in the built-in default, and a
+// configuration that turns it on is valid as it is: it needs no other key.
+func TestDynamicRegistrationSetting(t *testing.T) {
+	c, _ := mustLoad(t, "", nil)
+	if c.OAuth.DynamicRegistration {
+		t.Error("[oauth] dynamic_registration is on by default")
+	}
+	on, _ := mustLoad(t, "[oauth]\ndynamic_registration = true\n", nil)
+	if !on.OAuth.DynamicRegistration {
+		t.Error("[oauth] dynamic_registration = true was not read")
+	}
+	if _, err := on.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}

@@ -28,6 +28,7 @@ func (s *Server) registerAdminAppPages(t *routeTable) {
 	t.add(levelAdmin, "POST", "/admin/apps/{id}/rotate-secret", s.adminRotateAppSecret)
 	t.add(levelAdmin, "GET", "/admin/apps/{id}/delete", s.adminDeleteAppPage) // asks first
 	t.add(levelAdmin, "POST", "/admin/apps/{id}/delete", s.adminDeleteApp)
+	t.add(levelAdmin, "POST", "/admin/apps/{id}/approve", s.adminApproveApp) // apiregistration.go
 }
 
 // staticAppReason is why an app from config.toml cannot be edited here.
@@ -343,7 +344,8 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 
 // appNotices are the messages a redirect after an action names.
 var appNotices = map[string]string{
-	"saved": "The changes were saved.",
+	"saved":    "The changes were saved.",
+	"approved": "The app is approved: people can sign in to it now.",
 }
 
 func (s *Server) adminAppPage(w http.ResponseWriter, r *http.Request, m me) error {

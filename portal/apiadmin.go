@@ -325,6 +325,7 @@ func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerAdminSettingsAPI(at)
 	s.registerWebhookAPI(at)
 	s.registerAdminOutboxAPI(at)
+	s.registerAdminRegistrationAPI(at) // initial access tokens, approving held apps
 	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
 }
 

@@ -82,6 +82,12 @@ type clientJSON struct {
 	// (RFC 7591's dpop_bound_access_tokens), with the server's nonce.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 	RequireDPoPNonce      bool `json:"require_dpop_nonce"`
+
+	// Dynamic client registration: the app registered itself (RFC 7591),
+	// and waits for an administrator's approval (POST
+	// /clients/{id}/approve) before anyone can use it.
+	Registered      bool `json:"registered"`
+	PendingApproval bool `json:"pending_approval"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -137,6 +143,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
 	out.DPoPBoundAccessTokens, out.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
+	out.Registered, out.PendingApproval = c.RegistrationAccessTokenHash != "", c.PendingApproval
 	return out
 }
 

@@ -15,7 +15,7 @@ import (
 func (s *Server) withCSRFToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Machine endpoints never set cookies.
-		if p := r.URL.Path; strings.HasPrefix(p, "/api/") || p == "/auth/verify" || strings.HasPrefix(p, "/avatar/") {
+		if p := r.URL.Path; strings.HasPrefix(p, "/api/") || p == "/auth/verify" || strings.HasPrefix(p, "/avatar/") || isRegistrationPath(p) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -48,6 +48,11 @@ const (
 	// API token, an app's token with the keyport:admin scope, or the local
 	// command line through the control socket.
 	levelAdminAPI
+	// levelRegistration: dynamic client registration (RFC 7591, 7592):
+	// a bearer initial access token or registration access token, which
+	// the handler checks (withRegistration); not found while [oauth]
+	// dynamic_registration is off.
+	levelRegistration
 )
 
 func (l level) String() string {
@@ -68,6 +73,8 @@ func (l level) String() string {
 		return "forward-auth"
 	case levelAdminAPI:
 		return "admin-api"
+	case levelRegistration:
+		return "registration"
 	}
 	return fmt.Sprintf("level(%d)", int(l))
 }
@@ -212,6 +219,10 @@ func (t *routeTable) wrap(lvl level, h any) (http.Handler, error) {
 	case levelAdminAPI:
 		if h, ok := h.(func(http.ResponseWriter, *http.Request, account.Actor) error); ok {
 			return s.withAdminAPI(h), nil
+		}
+	case levelRegistration:
+		if h, ok := h.(registrationHandler); ok {
+			return s.withRegistration(h), nil
 		}
 	default:
 		return nil, fmt.Errorf("unknown level")

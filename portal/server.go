@@ -62,6 +62,9 @@ type Options struct {
 	// DeviceFlow decides device authorizations on /device (device.go);
 	// nil: the device flow is off and the page is not found.
 	DeviceFlow *account.DeviceFlow
+	// DynamicRegistration serves dynamic client registration (RFC 7591,
+	// 7592; registration.go); off, its endpoints are not found.
+	DynamicRegistration bool
 }
 
 // KeyRotator starts a new signing key (provider.KeyManager).
@@ -137,6 +140,9 @@ func New(o Options) (*Server, error) {
 	// cross-site request there carries no ambient authority; its own
 	// handlers answer in JSON.
 	cop.AddInsecureBypassPattern("/api/")
+	// So does dynamic client registration (bearer tokens, JSON).
+	cop.AddInsecureBypassPattern(RegistrationPath)
+	cop.AddInsecureBypassPattern(RegistrationPath + "/")
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.web.ErrorPage(w, r, http.StatusForbidden, "Access denied", account.ErrorMessage(errCSRF))
 	}))
@@ -196,6 +202,7 @@ func (s *Server) routes() (*mux.Router, error) {
 	s.registerPasswordLinkRoutes(t)
 	s.registerForgotPasswordRoutes(t) // /forgot-password: a reset link by mail
 	s.registerDeviceRoutes(t)         // /device: approving a device (RFC 8628)
+	s.registerRegistrationRoutes(t)   // /oauth/register: dynamic client registration (RFC 7591, 7592)
 	if err := errors.Join(t.shared.errs...); err != nil {
 		return nil, fmt.Errorf("portal routes: %w", err)
 	}

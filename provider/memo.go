@@ -73,6 +73,12 @@ func (s *opStorage) getClient(ctx context.Context, id string) (storage.Client, e
 			// not a server error.
 			return storage.Client{}, fmt.Errorf("%w: %w", storage.ErrNotFound, err)
 		}
+		if err == nil && c.PendingApproval {
+			// An app that registered itself and waits for an
+			// administrator's approval exists for no one here: nobody
+			// signs in to it and it gets no token.
+			return storage.Client{}, fmt.Errorf("client %q waits for approval: %w", id, storage.ErrNotFound)
+		}
 		return c, err
 	}
 	if m := memoFrom(ctx); m != nil {

@@ -90,6 +90,11 @@ type Options struct {
 	// DPoPNonceKey keys the stateless DPoP nonces (dpop.go); it must be
 	// the same on every replica. Zero derives one from TokenKey.
 	DPoPNonceKey [32]byte
+
+	// RegistrationEndpoint is the URL of the dynamic client registration
+	// endpoint (RFC 7591, served by the portal) that discovery
+	// advertises; "" while registration is off.
+	RegistrationEndpoint string
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -322,6 +327,12 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
 	// DPoP proofs are accepted from every app (dpop.go).
 	m["dpop_signing_alg_values_supported"] = DPoPAlgorithms
+
+	// Dynamic client registration is advertised exactly when it is served.
+	delete(m, "registration_endpoint")
+	if p.opts.RegistrationEndpoint != "" {
+		m["registration_endpoint"] = p.opts.RegistrationEndpoint
+	}
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

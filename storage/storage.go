@@ -235,6 +235,16 @@ type Client struct {
 	// nonce the server handed out (RFC 9449 §8, §9).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 	RequireDPoPNonce      bool `json:"require_dpop_nonce,omitempty"`
+
+	// Dynamic client registration (RFC 7591, RFC 7592).
+	// RegistrationAccessTokenHash is the hex SHA-256 of the registration
+	// access token that manages an app registered through the
+	// registration endpoint; "" for every other app (config.toml's, the
+	// admin's), which the endpoint never reaches. PendingApproval holds
+	// such an app until an administrator approves it: it exists but no
+	// one signs in to it and it gets no token.
+	RegistrationAccessTokenHash string `json:"registration_access_token_hash,omitempty"`
+	PendingApproval             bool   `json:"pending_approval,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -566,7 +576,17 @@ const (
 	KindAppPassword   = "app_password"
 	KindAPIToken      = "api_token"
 	KindTrustedDevice = "trusted_device"
+	// KindInitialAccessToken is an initial access token of dynamic client
+	// registration (RFC 7591 §3), owned by InitialAccessTokenOwner.
+	KindInitialAccessToken = "initial_access_token"
 )
+
+// InitialAccessTokenOwner is the UserID of every initial access token: the
+// tokens belong to the server, not to the administrator who made one, so
+// they are listed together and outlive that administrator's account. No
+// user can have this ID: generated IDs are base64url, and an import takes
+// only IDs that start with a letter or digit.
+const InitialAccessTokenOwner = "~registration"
 
 // Credential is something a user holds besides their password: a passkey, an
 // app password, an API token or a trusted-device cookie. One record shape
@@ -605,6 +625,14 @@ type Credential struct {
 	// ExpiryWarnedAt is when the owner of an API token was told that it
 	// expires soon (zero: not yet): each token is warned about once.
 	ExpiryWarnedAt time.Time `json:"expiry_warned_at,omitempty"`
+
+	// Initial access tokens (KindInitialAccessToken): MaxUses is how many
+	// apps the token may register (0: any number until ValidUntil), Uses
+	// how many it has; HoldForApproval registers them held
+	// (Client.PendingApproval).
+	MaxUses         int  `json:"max_uses,omitempty"`
+	Uses            int  `json:"uses,omitempty"`
+	HoldForApproval bool `json:"hold_for_approval,omitempty"`
 }
 
 // Directory is an external identity source added on the admin page

@@ -53,6 +53,11 @@ Usage:
   keyport client rotate-secret --id ID [--grace 24h] [--revoke-tokens]
   keyport client list
   keyport client delete --id ID
+  keyport client approve --id ID   (an app that registered itself held for approval)
+  keyport registration create-token --name LABEL --expires 24h [--max-uses N] [--hold-for-approval]
+                        (an initial access token for dynamic client registration; printed once)
+  keyport registration list-tokens
+  keyport registration revoke-token --id TOKEN_ID
   keyport keys rotate
   keyport keys new-sealing-key --to FILE
                         (a sealing key for replicas that share a PostgreSQL database)
@@ -128,6 +133,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = c.sub(ctx, "client", rest, map[string]func(context.Context, []string) error{
 			"create": c.clientCreate, "list": c.clientList, "delete": c.clientDelete,
 			"update": c.clientUpdate, "rotate-secret": c.clientRotateSecret,
+			"approve": c.clientApprove,
+		})
+	case "registration":
+		err = c.sub(ctx, "registration", rest, map[string]func(context.Context, []string) error{
+			"create-token": c.registrationCreateToken, "list-tokens": c.registrationListTokens, "revoke-token": c.registrationRevokeToken,
 		})
 	case "directory":
 		err = c.sub(ctx, "directory", rest, map[string]func(context.Context, []string) error{

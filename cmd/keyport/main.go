@@ -533,6 +533,8 @@ func (m *Main) load() error {
 		AccessTokens: tokens,
 		Keys:         m.Keys,
 		DeviceFlow:   m.deviceFlow(cfg),
+
+		DynamicRegistration: cfg.OAuth.DynamicRegistration,
 	})
 	if err != nil {
 		return err
@@ -568,7 +570,8 @@ func (m *Main) load() error {
 
 		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
 
-		DPoPNonceKey: [32]byte(m.subkey("dpop nonces", 32)),
+		DPoPNonceKey:         [32]byte(m.subkey("dpop nonces", 32)),
+		RegistrationEndpoint: registrationEndpoint(cfg),
 	})
 	if err != nil {
 		return err
@@ -884,4 +887,13 @@ func (l *lateAccessTokens) ReadAccessToken(ctx context.Context, raw string) (sto
 		return storage.AccessToken{}, errors.New("the provider is not ready")
 	}
 	return l.p.ReadAccessToken(ctx, raw)
+}
+
+// registrationEndpoint is the portal's dynamic client registration
+// endpoint for discovery, or "" while [oauth] dynamic_registration is off.
+func registrationEndpoint(cfg *config.Config) string {
+	if !cfg.OAuth.DynamicRegistration {
+		return ""
+	}
+	return cfg.Issuer + portal.RegistrationPath
 }

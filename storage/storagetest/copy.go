@@ -138,6 +138,12 @@ func fillForCopy(ctx context.Context, t *testing.T, s storage.Store, c *testcloc
 
 	ok(t, s.CreateClient(ctx, newClient("app")), "client app")
 	ok(t, s.CreateClient(ctx, newClient("m2m")), "client m2m")
+	registered := newClient("dyn")
+	registered.RegistrationAccessTokenHash, registered.PendingApproval = "hash-reg", true
+	ok(t, s.CreateClient(ctx, registered), "registered client dyn")
+	iat := newCredential("iat1", storage.InitialAccessTokenOwner, storage.KindInitialAccessToken, "hash-iat1", nil, c.Now())
+	iat.ValidUntil, iat.ExpiresAt, iat.MaxUses, iat.Uses, iat.HoldForApproval = c.Now().Add(24*time.Hour), c.Now().Add(24*time.Hour), 3, 1, true
+	ok(t, s.CreateCredential(ctx, iat), "initial access token")
 
 	ok(t, s.CreateCredential(ctx, newCredential("pk1", "u2", storage.KindPasskey, "", []byte{1, 2, 3}, c.Now())), "passkey")
 	appPw := newCredential("ap1", "u1", storage.KindAppPassword, "hash-ap1", nil, c.Now())
@@ -290,7 +296,9 @@ func readAll(ctx context.Context, t *testing.T, s storage.Store) map[string]any 
 	}
 	cl, err := s.ListClients(ctx)
 	read("clients", cl, err)
-	for _, h := range []string{"hash-ap1", "hash-at1", "hash-td1"} {
+	iats, err := s.ListCredentials(ctx, storage.InitialAccessTokenOwner, "")
+	read("initial access tokens", iats, err)
+	for _, h := range []string{"hash-ap1", "hash-at1", "hash-td1", "hash-iat1"} {
 		c, err := s.GetCredentialByHash(ctx, h)
 		read("credential by hash "+h, c, err)
 	}

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"DeviceAuthorizations", deviceTests},
 		{"TokenExchange", tokenExchangeTests},
 		{"DPoP", dpopTests},
+		{"Registration", registrationTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,75 @@
+package account
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Every RFC 7591 metadata field Keyport reads is stored and shown again:
+// applyClientMetadata and ClientMetadataOf map each one, both ways. A
+// field added to ClientMetadata must be set here, so that a mapping
+// forgotten in either direction fails.
+func TestClientMetadataRoundTrip(t *testing.T) {
+	m := ClientMetadata{
+		RedirectURIs:                       []string{"https://app.example/cb"},
+		TokenEndpointAuthMethod:            AuthPrivateKeyJWT,
+		GrantTypes:                         []string{GrantAuthorizationCode, GrantRefreshToken},
+		ResponseTypes:                      []string{"code"},
+		ClientName:                         "App",
+		Scope:                              "openid profile",
+		JWKS:                               json.RawMessage(`{"keys":[]}`),
+		JWKSURI:                            "https://app.example/jwks",
+		PostLogoutRedirectURIs:             []string{"https://app.example/bye"},
+		IDTokenSignedResponseAlg:           "ES256",
+		UserinfoSignedResponseAlg:          "EdDSA",
+		FrontchannelLogoutURI:              "https://app.example/fc",
+		FrontchannelLogoutSessionRequired:  true,
+		BackchannelLogoutURI:               "https://app.example/bc",
+		BackchannelLogoutSessionRequired:   true,
+		RequirePushedAuthorizationRequests: true,
+		RequireSignedRequestObject:         true,
+		DPoPBoundAccessTokens:              true,
+	}
+	v := reflect.ValueOf(m)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("ClientMetadata.%s is not set in this test", v.Type().Field(i).Name)
+		}
+	}
+	c := storage.Client{ID: "app"}
+	if err := applyClientMetadata(&c, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := ClientMetadataOf(c); !reflect.DeepEqual(got, m) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, m)
+	}
+}
+
+// What RFC 7591 §2 says when metadata is left out, and what no app may
+// register for itself.
+func TestClientMetadataDefaultsAndRefusals(t *testing.T) {
+	var c storage.Client
+	if err := applyClientMetadata(&c, ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Public || c.TokenEndpointAuthMethod != AuthClientSecretBasic || !reflect.DeepEqual(c.GrantTypes, []string{GrantAuthorizationCode}) {
+		t.Errorf("defaults: %+v", c)
+	}
+	if err := applyClientMetadata(&c, ClientMetadata{TokenEndpointAuthMethod: AuthNone}); err != nil || !c.Public {
+		t.Errorf("none: public %v, %v", c.Public, err)
+	}
+	for name, m := range map[string]ClientMetadata{
+		"the management scope":      {GrantTypes: []string{GrantClientCredentials}, Scope: ScopeAdmin},
+		"the read management scope": {GrantTypes: []string{GrantClientCredentials}, Scope: "openid " + ScopeAdminRead},
+		"response type token":       {ResponseTypes: []string{"token"}},
+		"code without its grant":    {GrantTypes: []string{GrantClientCredentials}, ResponseTypes: []string{"code"}},
+	} {
+		var c storage.Client
+		if err := applyClientMetadata(&c, m); err == nil || err.Code != Invalid {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

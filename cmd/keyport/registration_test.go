@@ -1,0 +1,587 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
+)
+
+// registrationCall sends a dynamic client registration request (RFC 7591,
+// RFC 7592) with a bearer token and decodes the JSON answer.
+func registrationCall(t *testing.T, srv *testServer, method, target, token string, body any) (int, http.Header, map[string]any) {
+	t.Helper()
+	var raw string
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = b
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = string(enc)
+	}
+	if !strings.HasPrefix(target, "http") {
+		target = srv.URL + target
+	}
+	req, _ := http.NewRequest(method, target, strings.NewReader(raw))
+	if raw != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return doJSON(t, bareClient, req)
+}
+
+// initialAccessToken makes an initial access token through the management
+// API and returns it with its ID.
+func initialAccessToken(t *testing.T, srv *testServer, adminToken string, maxUses int, hold bool) (token, id string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"name": "t", "expires_in": 3600, "max_uses": maxUses, "hold_for_approval": hold})
+	status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/registration-tokens", adminToken, "application/json", string(body))
+	if status != http.StatusCreated {
+		t.Fatalf("create an initial access token: %d %v", status, out)
+	}
+	token, _ = out["token"].(string)
+	id, _ = out["id"].(string)
+	if !strings.HasPrefix(token, account.InitialAccessTokenPrefix) || id == "" {
+		t.Fatalf("initial access token answer: %v", out)
+	}
+	return token, id
+}
+
+// webMetadata is the registration of a web app that signs people in.
+func webMetadata(name string) map[string]any {
+	return map[string]any{
+		"client_name": name, "redirect_uris": []string{"http://127.0.0.1:9/callback/" + name},
+		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
+		"scope": "openid profile email offline_access", "post_logout_redirect_uris": []string{"https://app.example/bye"},
+		"id_token_signed_response_alg": "ES256", "backchannel_logout_uri": "https://app.example/logout",
+		"software_id": "ignored: metadata Keyport does not know", "logo_uri": "https://app.example/logo.png",
+	}
+}
+
+// TestDynamicRegistration runs dynamic client registration (RFC 7591) and
+// its management protocol (RFC 7592) against one real server, with
+// go-oidc and x/oauth2 signing in with the credentials it hands out.
+func TestDynamicRegistration(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	srv.createUser("rex", false)
+	adminToken, readOnly, _ := adminTokens(t, srv)
+	ctx := context.Background()
+
+	t.Run("discovery advertises the endpoint", func(t *testing.T) {
+		p, err := oidc.NewProvider(ctx, srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct {
+			RegistrationEndpoint string `json:"registration_endpoint"`
+		}
+		if err := p.Claims(&claims); err != nil || claims.RegistrationEndpoint != srv.URL+"/oauth/register" {
+			t.Errorf("registration_endpoint %q (%v)", claims.RegistrationEndpoint, err)
+		}
+	})
+
+	t.Run("register and sign in", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		status, header, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("web"))
+		if status != http.StatusCreated {
+			t.Fatalf("register: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		secret, _ := out["client_secret"].(string)
+		regToken, _ := out["registration_access_token"].(string)
+		if id == "" || len(secret) < 32 || !strings.HasPrefix(regToken, account.RegistrationAccessTokenPrefix) {
+			t.Fatalf("credentials: %v", out)
+		}
+		if out["registration_client_uri"] != srv.URL+"/oauth/register/"+id || header.Get("Location") != out["registration_client_uri"] {
+			t.Errorf("registration_client_uri %v, Location %q", out["registration_client_uri"], header.Get("Location"))
+		}
+		if out["client_secret_expires_at"] != 0.0 || out["client_id_issued_at"] == nil || header.Get("Cache-Control") != "no-store" {
+			t.Errorf("client_secret_expires_at %v, client_id_issued_at %v, Cache-Control %q", out["client_secret_expires_at"], out["client_id_issued_at"], header.Get("Cache-Control"))
+		}
+		// The metadata as stored: RFC 7591's default method, and nothing
+		// Keyport does not know.
+		if out["token_endpoint_auth_method"] != "client_secret_basic" || out["client_name"] != "web" || out["id_token_signed_response_alg"] != "ES256" ||
+			out["scope"] != "openid profile email offline_access" || out["software_id"] != nil || out["logo_uri"] != nil {
+			t.Errorf("metadata: %v", out)
+		}
+		// Only hashes are stored.
+		c, err := srv.Main.Store.GetClient(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.SecretHash != account.HashSecret(secret) || c.RegistrationAccessTokenHash != account.HashSecret(regToken) || c.PendingApproval || c.SkipConsent {
+			t.Errorf("stored: %+v", c)
+		}
+		raw, _ := json.Marshal(c)
+		if strings.Contains(string(raw), secret) || strings.Contains(string(raw), regToken) {
+			t.Error("a plain secret is stored")
+		}
+
+		rp := srv.rp(id, secret, "http://127.0.0.1:9/callback/web")
+		rp.oauth.Scopes = append(rp.oauth.Scopes, "offline_access")
+		tok := rp.tokens("rex")
+		rawID, _ := tok.Extra("id_token").(string)
+		idToken, err := rp.provider.Verifier(&oidc.Config{ClientID: id, SupportedSigningAlgs: []string{"ES256"}}).Verify(ctx, rawID)
+		if err != nil {
+			t.Fatalf("ID token: %v", err)
+		}
+		if idToken.Audience[0] != id || tok.RefreshToken == "" {
+			t.Errorf("aud %v, refresh token %q", idToken.Audience, tok.RefreshToken)
+		}
+	})
+
+	t.Run("private_key_jwt", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		key := newRPKey(t, jose.ES256, "k1")
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, map[string]any{
+			"client_name": "signer", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks": json.RawMessage(key.jwks(t)),
+		})
+		if status != http.StatusCreated {
+			t.Fatalf("register: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		if out["client_secret"] != nil || out["client_secret_expires_at"] != nil || out["token_endpoint_auth_method"] != "private_key_jwt" || out["jwks"] == nil {
+			t.Errorf("a private_key_jwt app's answer: %v", out)
+		}
+		form := assertionParams(assertion(t, key.signing(), id, srv.URL+"/oauth/token"))
+		form.Set("grant_type", "client_credentials")
+		status, _, tok := srv.postForm("/oauth/token", form, "", "")
+		if status != http.StatusOK || tok["access_token"] == nil {
+			t.Errorf("client_credentials with a signed assertion: %d %v", status, tok)
+		}
+	})
+
+	t.Run("read, update and delete (RFC 7592)", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("managed"))
+		id, _ := reg["client_id"].(string)
+		secret, _ := reg["client_secret"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+
+		status, _, got := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
+		if status != http.StatusOK || got["client_id"] != id || got["client_secret"] != nil || got["registration_access_token"] != nil ||
+			!reflect.DeepEqual(got["redirect_uris"], reg["redirect_uris"]) || got["client_secret_expires_at"] != 0.0 {
+			t.Fatalf("read: %d %v", status, got)
+		}
+
+		update := webMetadata("managed")
+		update["client_id"], update["client_secret"] = id, secret
+		update["client_name"] = "Managed Again"
+		update["redirect_uris"] = []string{"https://app.example/cb"}
+		status, _, got = registrationCall(t, srv, http.MethodPut, uri, regToken, update)
+		if status != http.StatusOK || got["client_name"] != "Managed Again" || !reflect.DeepEqual(got["redirect_uris"], []any{"https://app.example/cb"}) {
+			t.Fatalf("update: %d %v", status, got)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.Name != "Managed Again" || c.SecretHash != account.HashSecret(secret) {
+			t.Errorf("stored after the update: %+v", c)
+		}
+
+		// Refused updates change nothing.
+		before, _ := srv.Main.Store.GetClient(ctx, id)
+		for name, change := range map[string]func(m map[string]any){
+			"another client's ID":       func(m map[string]any) { m["client_id"] = "someone-else" },
+			"a wrong secret":            func(m map[string]any) { m["client_secret"] = "not-the-secret" },
+			"a switch to public":        func(m map[string]any) { m["token_endpoint_auth_method"] = "none" },
+			"an http redirect URI":      func(m map[string]any) { m["redirect_uris"] = []string{"http://app.example/cb"} },
+			"the management API scope":  func(m map[string]any) { m["grant_types"], m["scope"] = []string{"client_credentials"}, "keyport:admin" },
+			"a method without a secret": func(m map[string]any) { m["token_endpoint_auth_method"] = "client_secret_jwt" },
+			"a wider scope":             func(m map[string]any) { m["scope"] = "openid profile email offline_access phone" },
+		} {
+			m := webMetadata("managed")
+			m["client_id"] = id
+			change(m)
+			if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusBadRequest ||
+				(out["error"] != "invalid_client_metadata" && out["error"] != "invalid_redirect_uri") {
+				t.Errorf("update with %s: %d %v", name, status, out)
+			}
+		}
+		if after, _ := srv.Main.Store.GetClient(ctx, id); !reflect.DeepEqual(before, after) {
+			t.Errorf("refused updates changed the app:\n%+v\n%+v", before, after)
+		}
+
+		if status, _, out := registrationCall(t, srv, http.MethodDelete, uri, regToken, nil); status != http.StatusNoContent {
+			t.Fatalf("delete: %d %v", status, out)
+		}
+		if _, err := srv.Main.Store.GetClient(ctx, id); err == nil {
+			t.Error("the app is still there")
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodGet, uri, regToken, nil); status != http.StatusUnauthorized || out["error"] != "invalid_token" {
+			t.Errorf("read after delete: %d %v", status, out)
+		}
+	})
+
+	t.Run("wrong registration access tokens", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, a := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("a"))
+		_, _, b := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("b"))
+		aURI, _ := a["registration_client_uri"].(string)
+		bToken, _ := b["registration_access_token"].(string)
+		admin := srv.createClient(account.NewClient{ID: "admins-app"})
+
+		status, header, nobody := registrationCall(t, srv, http.MethodGet, "/oauth/register/no-such-app", bToken, nil)
+		if status != http.StatusUnauthorized || nobody["error"] != "invalid_token" || !strings.Contains(header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Fatalf("a client that does not exist: %d %v %q", status, nobody, header.Get("WWW-Authenticate"))
+		}
+		before, _ := srv.Main.Store.GetClient(ctx, a["client_id"].(string))
+		for name, call := range map[string]struct{ method, uri, token string }{
+			"another client's token":   {http.MethodGet, aURI, bToken},
+			"another client's delete":  {http.MethodDelete, aURI, bToken},
+			"another client's update":  {http.MethodPut, aURI, bToken},
+			"a made-up token":          {http.MethodGet, aURI, account.RegistrationAccessTokenPrefix + strings.Repeat("x", 40)},
+			"the initial access token": {http.MethodGet, aURI, iat},
+			"an admin's app":           {http.MethodGet, "/oauth/register/" + admin.ID, bToken},
+			"an admin's API token":     {http.MethodDelete, "/oauth/register/" + admin.ID, adminToken},
+		} {
+			var body any
+			if call.method == http.MethodPut {
+				m := webMetadata("stolen")
+				m["client_id"] = a["client_id"]
+				body = m
+			}
+			status, _, out := registrationCall(t, srv, call.method, call.uri, call.token, body)
+			if status != http.StatusUnauthorized || !reflect.DeepEqual(out, nobody) {
+				t.Errorf("%s: %d %v (a client that does not exist: %v)", name, status, out, nobody)
+			}
+		}
+		if after, _ := srv.Main.Store.GetClient(ctx, a["client_id"].(string)); !reflect.DeepEqual(before, after) {
+			t.Error("refused requests changed the app")
+		}
+		if _, err := srv.Main.Store.GetClient(ctx, admin.ID); err != nil {
+			t.Errorf("the admin's app: %v", err)
+		}
+	})
+
+	t.Run("refused registrations", func(t *testing.T) {
+		// One use, which none of the refusals spends.
+		iat, iatID := initialAccessToken(t, srv, adminToken, 1, false)
+		clientsBefore, _ := srv.Main.Store.ListClients(ctx)
+		withChange := func(change func(m map[string]any)) map[string]any {
+			m := webMetadata("refused")
+			change(m)
+			return m
+		}
+		for _, c := range []struct {
+			name   string
+			token  string
+			body   any
+			status int
+			err    string
+		}{
+			{"no token", "", webMetadata("x"), http.StatusUnauthorized, "invalid_token"},
+			{"an unknown token", account.InitialAccessTokenPrefix + "nope", webMetadata("x"), http.StatusUnauthorized, "invalid_token"},
+			{"an API token", adminToken, webMetadata("x"), http.StatusUnauthorized, "invalid_token"},
+			{"http on another host", iat, withChange(func(m map[string]any) { m["redirect_uris"] = []string{"http://app.example/cb"} }), http.StatusBadRequest, "invalid_redirect_uri"},
+			{"a fragment", iat, withChange(func(m map[string]any) { m["redirect_uris"] = []string{"https://app.example/cb#x"} }), http.StatusBadRequest, "invalid_redirect_uri"},
+			{"a custom scheme on a confidential app", iat, withChange(func(m map[string]any) { m["redirect_uris"] = []string{"com.example:/cb"} }), http.StatusBadRequest, "invalid_redirect_uri"},
+			{"a bad post-logout URI", iat, withChange(func(m map[string]any) { m["post_logout_redirect_uris"] = []string{"javascript:alert(1)"} }), http.StatusBadRequest, "invalid_redirect_uri"},
+			{"no redirect URI", iat, withChange(func(m map[string]any) { delete(m, "redirect_uris") }), http.StatusBadRequest, "invalid_redirect_uri"},
+			{"the implicit grant", iat, withChange(func(m map[string]any) { m["grant_types"] = []string{"implicit"} }), http.StatusBadRequest, "invalid_client_metadata"},
+			{"response type token", iat, withChange(func(m map[string]any) { m["response_types"] = []string{"token"} }), http.StatusBadRequest, "invalid_client_metadata"},
+			{"an unknown auth method", iat, withChange(func(m map[string]any) { m["token_endpoint_auth_method"] = "tls_client_auth" }), http.StatusBadRequest, "invalid_client_metadata"},
+			{"private_key_jwt without keys", iat, withChange(func(m map[string]any) { m["token_endpoint_auth_method"] = "private_key_jwt" }), http.StatusBadRequest, "invalid_client_metadata"},
+			{"an unknown algorithm", iat, withChange(func(m map[string]any) { m["id_token_signed_response_alg"] = "none" }), http.StatusBadRequest, "invalid_client_metadata"},
+			{"the management scope", iat, map[string]any{"grant_types": []string{"client_credentials"}, "scope": "keyport:admin"}, http.StatusBadRequest, "invalid_client_metadata"},
+			{"a wrong JSON type", iat, `{"redirect_uris":"https://app.example/cb"}`, http.StatusBadRequest, "invalid_client_metadata"},
+			{"malformed JSON", iat, `{"redirect_uris":[`, http.StatusBadRequest, "invalid_client_metadata"},
+			{"two objects", iat, `{}{}`, http.StatusBadRequest, "invalid_client_metadata"},
+			{"an oversized body", iat, `{"client_name":"` + strings.Repeat("a", 70<<10) + `"}`, http.StatusRequestEntityTooLarge, "invalid_client_metadata"},
+		} {
+			status, header, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", c.token, c.body)
+			if status != c.status || out["error"] != c.err {
+				t.Errorf("%s: %d %v, want %d %s", c.name, status, out, c.status, c.err)
+			}
+			if status == http.StatusUnauthorized && !strings.HasPrefix(header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s: WWW-Authenticate %q", c.name, header.Get("WWW-Authenticate"))
+			}
+		}
+		if clientsAfter, _ := srv.Main.Store.ListClients(ctx); len(clientsAfter) != len(clientsBefore) {
+			t.Errorf("refused registrations made %d apps", len(clientsAfter)-len(clientsBefore))
+		}
+
+		// The use is still there; then it is spent.
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("first")); status != http.StatusCreated {
+			t.Fatalf("the token's one registration: %d %v", status, out)
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("second")); status != http.StatusUnauthorized || out["error"] != "invalid_token" {
+			t.Errorf("a used-up token: %d %v", status, out)
+		}
+		_, _, list := apiCall(t, srv, http.MethodGet, "/api/v1/registration-tokens", readOnly, "", "")
+		items, _ := list["items"].([]any)
+		found := false
+		for _, it := range items {
+			if m, _ := it.(map[string]any); m["id"] == iatID {
+				found = m["uses"] == 1.0 && m["max_uses"] == 1.0 && m["token"] == nil
+			}
+		}
+		if !found {
+			t.Errorf("token list: %v", list)
+		}
+
+		// An expired token.
+		expired, expiredID := initialAccessToken(t, srv, adminToken, 0, false)
+		if _, err := srv.Main.Store.UpdateCredential(ctx, storage.InitialAccessTokenOwner, expiredID, func(c storage.Credential) (storage.Credential, error) {
+			c.ValidUntil = time.Now().Add(-time.Second)
+			return c, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", expired, webMetadata("late")); status != http.StatusUnauthorized || out["error"] != "invalid_token" {
+			t.Errorf("an expired token: %d %v", status, out)
+		}
+
+		// A revoked token.
+		revoked, revokedID := initialAccessToken(t, srv, adminToken, 0, false)
+		if status, _, out := apiCall(t, srv, http.MethodDelete, "/api/v1/registration-tokens/"+revokedID, adminToken, "", ""); status != http.StatusNoContent {
+			t.Fatalf("revoke: %d %v", status, out)
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", revoked, webMetadata("revoked")); status != http.StatusUnauthorized {
+			t.Errorf("a revoked token: %d %v", status, out)
+		}
+	})
+
+	t.Run("held for approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("held"))
+		if status != http.StatusCreated {
+			t.Fatalf("register: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		secret, _ := out["client_secret"].(string)
+		_, _, view := apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+id, readOnly, "", "")
+		if view["pending_approval"] != true || view["registered"] != true {
+			t.Errorf("the app as admins see it: %v", view)
+		}
+		rp := srv.rp(id, secret, "http://127.0.0.1:9/callback/held")
+		// No sign-in: the authorization request never reaches the app.
+		p := rp.authorize(newBrowser(t), "s")
+		if p.Status != http.StatusBadRequest || strings.Contains(p.Header.Get("Location"), "callback/held") {
+			t.Errorf("authorization request of a held app: %d %s", p.Status, p.Header.Get("Location"))
+		}
+		// No token.
+		if status, _, tok := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, id, secret); status != http.StatusUnauthorized || tok["error"] != "invalid_client" {
+			t.Errorf("token for a held app: %d %v", status, tok)
+		}
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", readOnly, "", ""); status != http.StatusForbidden {
+			t.Errorf("approval with a read-only token: %d %v", status, out)
+		}
+		status, _, approved := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", "")
+		if status != http.StatusOK || approved["pending_approval"] != false {
+			t.Fatalf("approve: %d %v", status, approved)
+		}
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusConflict {
+			t.Errorf("approve twice: %d %v", status, out)
+		}
+		if tok := rp.tokens("rex"); tok.AccessToken == "" {
+			t.Error("no access token after the approval")
+		}
+		events, _, err := srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Types: []string{account.AuditClientRegistered, account.AuditClientApproved}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, e := range events {
+			if e.ClientID == id {
+				kinds = append(kinds, e.Type+"/"+e.ActorKind)
+				if strings.Contains(e.Reason, secret) || strings.Contains(e.Reason, iat) {
+					t.Errorf("a secret in the audit log: %+v", e)
+				}
+			}
+		}
+		slices.Sort(kinds)
+		if !reflect.DeepEqual(kinds, []string{"client.approved/user", "client.registered/client"}) {
+			t.Errorf("audit events: %v", kinds)
+		}
+	})
+
+	// Random registration requests (bodies, methods, tokens, paths): none
+	// gets a 5xx, every answer is JSON or a 404/405, and none registers an
+	// app that holds a management scope. The seed is fixed.
+	t.Run("random requests", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("target"))
+		regToken, _ := reg["registration_access_token"].(string)
+		id, _ := reg["client_id"].(string)
+		key := newRPKey(t, jose.ES256, "k1")
+		fields := []string{"redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types", "client_name", "scope",
+			"jwks", "jwks_uri", "post_logout_redirect_uris", "id_token_signed_response_alg", "userinfo_signed_response_alg",
+			"backchannel_logout_uri", "backchannel_logout_session_required", "frontchannel_logout_uri",
+			"require_pushed_authorization_requests", "require_signed_request_object", "client_id", "client_secret", "software_statement"}
+		values := []string{`""`, `"x"`, `0`, `-1`, `1e400`, `null`, `true`, `[]`, `{}`, `["https://app.example/cb"]`,
+			`["http://127.0.0.1:9/cb"]`, `["http://evil.example/cb"]`, `["https://a.example/#f"]`, `["javascript:alert(1)"]`,
+			`["authorization_code"]`, `["client_credentials"]`, `["refresh_token"]`, `["implicit"]`, `["code"]`, `["token"]`,
+			`"none"`, `"private_key_jwt"`, `"client_secret_jwt"`, `"client_secret_post"`, `"openid keyport:admin"`, `"openid"`,
+			`"ES256"`, `"EdDSA"`, `"HS256"`, `"https://app.example/jwks"`, string(key.jwks(t)), `{"keys":[{"kty":"EC"}]}`,
+			`"` + strings.Repeat("z", 5000) + `"`, `"\u0000"`, `"\ud800"`, `"` + id + `"`, `[` + strings.Repeat(`"https://a.example/cb",`, 30) + `"x"]`}
+		broken := []string{"", "{", "}", "[", "null", "[]", `"x"`, "\x00", `{"a":1}{"b":2}`, strings.Repeat("[", 10000), `{"redirect_uris":}`}
+		tokens := []string{iat, regToken, "", "x", account.InitialAccessTokenPrefix + "x", account.RegistrationAccessTokenPrefix + "x", adminToken, strings.Repeat("k", 300)}
+		paths := []string{"/oauth/register", "/oauth/register/" + id, "/oauth/register/", "/oauth/register/nobody", "/oauth/register/%00", "/oauth/register/" + id + "/x"}
+		rng := rand.New(rand.NewPCG(7, 3))
+		pick := func(s []string) string { return s[rng.IntN(len(s))] }
+		failures := 0
+		for i := 0; i < 500 && failures < 10; i++ {
+			body := pick(broken)
+			if rng.IntN(4) != 0 {
+				parts := []string{}
+				for n := rng.IntN(7); n > 0; n-- {
+					parts = append(parts, `"`+pick(fields)+`":`+pick(values))
+				}
+				body = "{" + strings.Join(parts, ",") + "}"
+			}
+			method := pick([]string{"POST", "POST", "GET", "PUT", "DELETE", "PATCH"})
+			req, err := http.NewRequest(method, srv.URL+pick(paths), strings.NewReader(body))
+			if err != nil {
+				continue
+			}
+			req.Header.Set("Content-Type", pick([]string{"application/json", "application/json; charset=utf-8", "text/plain", ""}))
+			if tok := pick(tokens); tok != "" {
+				req.Header.Set("Authorization", pick([]string{"Bearer ", "bearer ", "Basic "})+tok)
+			}
+			r, err := fetch(bareClient, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Status >= 500 || r.JSON() == nil && r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed && r.Status != http.StatusNoContent {
+				t.Errorf("%s %s with %q: %d %s", method, req.URL.Path, truncateBody(body), r.Status, truncateBody(r.Body))
+				failures++
+			}
+		}
+		clients, _ := srv.Main.Store.ListClients(ctx)
+		for _, c := range clients {
+			if c.RegistrationAccessTokenHash != "" && (slices.Contains(c.AllowedScopes, account.ScopeAdmin) || slices.Contains(c.AllowedScopes, account.ScopeAdminRead) || c.SkipConsent) {
+				t.Errorf("a registered app got what only an admin grants: %+v", c)
+			}
+		}
+	})
+
+	// An administrator approves a held app on its console page.
+	t.Run("console approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("console"))
+		id, _ := out["client_id"].(string)
+		b := newBrowser(t)
+		signInPortal(t, srv, b, "root")
+		p := b.get(srv.URL + "/admin/apps/" + id)
+		action := "/admin/apps/" + id + "/approve"
+		if p.Status != http.StatusOK || !hasForm(p.Body, action) {
+			t.Fatalf("the held app's page: %d, approval form %v", p.Status, hasForm(p.Body, action))
+		}
+		p = submitForm(t, b, p, action, nil)
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || p.Status != http.StatusOK || hasForm(p.Body, action) ||
+			!strings.Contains(p.Body, "The app is approved") {
+			t.Errorf("after approving: held %v, %d %s", c.PendingApproval, p.Status, truncateBody(p.Body))
+		}
+	})
+
+	// The command line makes, lists and revokes initial access tokens and
+	// approves held apps, through the running server's control socket.
+	t.Run("command line", func(t *testing.T) {
+		env := cliEnv(srv.dir)
+		r := cliMust(t, env, "", "registration", "create-token", "--name", "partners", "--expires", "2h", "--max-uses", "2", "--hold-for-approval")
+		m := regexp.MustCompile(`initial access token (kpi_\S+) \(id (\S+)\)`).FindStringSubmatch(r.Stdout)
+		if m == nil {
+			t.Fatalf("create-token output: %s", r)
+		}
+		iat, iatID := m[1], m[2]
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("cli"))
+		if status != http.StatusCreated {
+			t.Fatalf("register with the command line's token: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Error("the token's hold_for_approval did not hold the app")
+		}
+		if r := cliMust(t, env, "", "registration", "list-tokens"); !regexp.MustCompile(regexp.QuoteMeta(iatID)+`\s+partners\s+\S+\s+1 of 2\s+true`).MatchString(r.Stdout) || strings.Contains(r.Stdout, iat) {
+			t.Errorf("list-tokens: %s", r)
+		}
+		cliMust(t, env, "", "client", "approve", "--id", id)
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval {
+			t.Error("client approve left the app held")
+		}
+		cliFail(t, env, "", 1, "not waiting for approval", "client", "approve", "--id", id)
+		cliMust(t, env, "", "registration", "revoke-token", "--id", iatID)
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("cli2")); status != http.StatusUnauthorized {
+			t.Errorf("register with a revoked token: %d %v", status, out)
+		}
+		cliFail(t, env, "", 1, "No such initial access token", "registration", "revoke-token", "--id", iatID)
+	})
+
+	// Guessing tokens is throttled per client address ([limits]
+	// max_login_attempts_per_address, 100 by default), as unknown API
+	// tokens are; a holder of the right token is not held back.
+	t.Run("throttled guesses", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("guessed"))
+		uri, _ := reg["registration_client_uri"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		guesser := browserFrom(t, "127.0.0.7")
+		call := func(token string) (int, http.Header, map[string]any) {
+			req, _ := http.NewRequest(http.MethodGet, uri, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			return doJSON(t, guesser.client, req)
+		}
+		refusedAt := 0
+		for i := 1; i <= 120 && refusedAt == 0; i++ {
+			status, header, out := call(account.RegistrationAccessTokenPrefix + account.RandomString(20))
+			switch status {
+			case http.StatusUnauthorized:
+			case http.StatusTooManyRequests:
+				refusedAt = i
+				if header.Get("Retry-After") == "" || out["error"] != "temporarily_unavailable" {
+					t.Errorf("throttled answer: %v %v", header, out)
+				}
+			default:
+				t.Fatalf("guess %d: %d %v", i, status, out)
+			}
+		}
+		if refusedAt != 101 {
+			t.Errorf("the guesses were throttled at %d, want 101", refusedAt)
+		}
+		if status, _, out := call(regToken); status != http.StatusOK {
+			t.Errorf("the right token from the throttled address: %d %v", status, out)
+		}
+	})
+}
+
+// With [oauth] dynamic_registration off (the default), the endpoints are
+// not found and discovery does not name them.
+func TestDynamicRegistrationOff(t *testing.T) {
+	srv := startServer(t, "", nil)
+	adminToken, _, _ := adminTokens(t, srv)
+	// An initial access token can be made ahead of switching it on, and
+	// still registers nothing while it is off.
+	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+	for _, c := range []struct{ method, path string }{{"POST", "/oauth/register"}, {"GET", "/oauth/register/x"}, {"PUT", "/oauth/register/x"}, {"DELETE", "/oauth/register/x"}} {
+		if status, _, out := registrationCall(t, srv, c.method, c.path, iat, webMetadata("off")); status != http.StatusNotFound {
+			t.Errorf("%s %s: %d %v", c.method, c.path, status, out)
+		}
+	}
+	p := bareGet(t, srv.URL+"/.well-known/openid-configuration")
+	if strings.Contains(p.Body, "registration_endpoint") {
+		t.Errorf("discovery names the registration endpoint: %s", p.Body)
+	}
+	if clients, _ := srv.Main.Store.ListClients(context.Background()); len(clients) != 0 {
+		t.Errorf("apps registered while off: %d", len(clients))
+	}
+}
