@@ -770,7 +770,7 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 // front- and back-channel logout), and the individual claims the claims
 // parameter asked for. A refreshed ID token names the session and the acr
 // of the sign-in that started its family.
-func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	if sid := sidOf(req); sid != "" {
 		info.AppendClaims("sid", sid)
 	}
@@ -790,6 +790,7 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 			info.AppendClaims(k, v)
 		}
 	}
+	s.appendCustomClaims(ctx, info, req, scopes) // customclaims.go
 	return nil
 }
 
@@ -816,6 +817,9 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
 	s.setClaims(info, u, t.Scopes)
 	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
+		info.AppendClaims(k, v)
+	}
+	for k, v := range s.customClaims(ctx, t.ClientID, u.ID, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
 		info.AppendClaims(k, v)
 	}
 	return nil
@@ -846,6 +850,10 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
 	resp.JWTID = t.ID
 	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
+	// What a JWT access token of the app carries (customclaims.go).
+	if custom := s.customClaims(ctx, t.ClientID, t.UserID, t.Scopes, nil, account.ClaimInAccessToken); custom != nil {
+		resp.Claims = custom
+	}
 	return nil
 }
 

@@ -228,6 +228,22 @@ type Client struct {
 	// /authorize and at the pushed authorization request endpoint, must
 	// be signed request objects (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	// CustomClaims map user data to claims of the app's own naming
+	// (account/customclaims.go): each released with its scope, in the
+	// tokens it names. Empty: only the standard claims.
+	CustomClaims []ClaimMapping `json:"custom_claims,omitempty"`
+}
+
+// ClaimMapping is one custom claim of an app: the claim Claim carries the
+// user's value of Source ("app_metadata.<key>", "roles", "groups" or a
+// profile field such as "email"), released when the app was granted Scope,
+// in the tokens In lists ("id_token", "userinfo", "access_token").
+type ClaimMapping struct {
+	Claim  string   `json:"claim"`
+	Source string   `json:"source"`
+	Scope  string   `json:"scope"`
+	In     []string `json:"in"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.

@@ -1,0 +1,148 @@
+package provider
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// Custom claims per app (account/customclaims.go) reach the tokens here:
+// the ID token (SetUserinfoFromRequest), userinfo (SetUserinfoFromToken),
+// JWT access tokens (GetPrivateClaimsFromRequest) and introspection. Each
+// place reads the app from the request's memo, which the request has read
+// already (to authenticate it, for its grant, or to sign userinfo), and an
+// app without mappings costs a length check: no read, no allocation. The
+// user is read only for an app with mappings, and then from the memo too.
+
+var _ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
+
+// userIDOf is the user a token request is for, "" for none (a machine
+// token, an exchanged token). It is the record's user ID, not the token's
+// subject, which need not be the ID.
+func userIDOf(req op.TokenRequest) string {
+	switch r := req.(type) {
+	case *authRequest:
+		return r.a.UserID
+	case *refreshRequest:
+		return r.rt.UserID
+	case *deviceRequest:
+		return r.a.UserID
+	}
+	return ""
+}
+
+// customClaims are the custom claims of app clientID for user userID at
+// place, released by scopes or asked for by name; nil for an app without
+// mappings, or when the user cannot be read (the caller has refused an
+// inactive user already).
+func (s *opStorage) customClaims(ctx context.Context, clientID, userID string, scopes, names []string, place string) map[string]any {
+	if clientID == "" || userID == "" {
+		return nil
+	}
+	c, err := s.getClient(ctx, clientID)
+	if err != nil || len(c.CustomClaims) == 0 {
+		return nil
+	}
+	u, err := s.getUser(ctx, userID)
+	if err != nil {
+		return nil
+	}
+	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+}
+
+// appendCustomClaims adds the custom claims of the token request req to
+// an ID token's claims.
+func (s *opStorage) appendCustomClaims(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) {
+	tr, ok := req.(op.TokenRequest)
+	if !ok {
+		return
+	}
+	for k, v := range s.customClaims(ctx, req.GetClientID(), userIDOf(tr), scopes, idTokenClaimsOf(req), account.ClaimInIDToken) {
+		info.AppendClaims(k, v)
+	}
+}
+
+// GetPrivateClaimsFromRequest gives a JWT access token the custom claims
+// its app puts in access tokens. zitadel hands it the scopes without
+// profile, email, phone and address; the request's own scopes decide
+// here, as they do for the ID token.
+func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	clientID := ""
+	switch r := req.(type) {
+	case *authRequest:
+		clientID = r.a.ClientID
+	case *refreshRequest:
+		clientID = r.rt.ClientID
+	case *deviceRequest:
+		clientID = r.a.ClientID
+	default:
+		return nil, nil
+	}
+	return s.customClaims(ctx, clientID, userIDOf(req), req.GetScopes(), nil, account.ClaimInAccessToken), nil
+}
+
+// customScopeRefresh is how long discovery's list of the apps' custom
+// scopes and claims may be old: apps change rarely, and discovery must not
+// read every app for each unauthenticated request.
+const customScopeRefresh = 5 * time.Second
+
+// customDiscovery keeps the custom scopes and claims of every app, read
+// at most once per customScopeRefresh.
+type customDiscovery struct {
+	mu      sync.Mutex
+	read    time.Time
+	scopes  []string
+	claims  []string
+	fresher func(context.Context) ([]storage.Client, error)
+}
+
+// current returns the apps' custom scopes and claims, sorted, reading the
+// apps again when the last read is older than customScopeRefresh. A failed
+// read keeps the last lists.
+func (d *customDiscovery) current(ctx context.Context, now time.Time) (scopes, claims []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fresher == nil || (!d.read.IsZero() && now.Sub(d.read) < customScopeRefresh) {
+		return d.scopes, d.claims
+	}
+	cs, err := d.fresher(ctx)
+	if err != nil {
+		return d.scopes, d.claims
+	}
+	d.read = now
+	scopes, claims = nil, nil
+	for _, c := range cs {
+		for _, sc := range account.CustomScopes(c) {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+		for _, m := range c.CustomClaims {
+			if !slices.Contains(claims, m.Claim) {
+				claims = append(claims, m.Claim)
+			}
+		}
+	}
+	slices.Sort(scopes)
+	slices.Sort(claims)
+	d.scopes, d.claims = scopes, claims
+	return scopes, claims
+}
+
+// addCustomDiscovery adds the apps' custom scopes and claims to the
+// discovery document m.
+func addCustomDiscovery(m map[string]any, scopes, claims []string) {
+	if len(scopes) > 0 {
+		m["scopes_supported"] = slices.Concat(supportedScopes, scopes)
+	}
+	if len(claims) > 0 {
+		m["claims_supported"] = slices.Concat(supportedClaims, claims)
+	}
+}
