@@ -70,6 +70,9 @@ type appForm struct {
 
 	// TokenExchangeAudiences: comma separated.
 	TokenExchangeAudiences string
+
+	// CustomClaims: one mapping a line (adminappclaims.go).
+	CustomClaims string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -86,6 +89,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
+	f.CustomClaims = customClaimsText(c.CustomClaims)
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -109,6 +113,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
+	f.CustomClaims = v("custom_claims")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -229,6 +234,9 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
+	if n.CustomClaims, err = parseCustomClaims(f.CustomClaims); err != nil {
+		return account.NewClient{}, err
+	}
 	return n, nil
 }
 
@@ -253,6 +261,11 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
+	claims, err := parseCustomClaims(f.CustomClaims)
+	if err != nil {
+		return account.ClientPatch{}, err
+	}
+	p.CustomClaims = &claims
 	return p, nil
 }
 
@@ -321,6 +334,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)
 	}
+	d.ScopeChoices = withCustomScopes(d.ScopeChoices, d.F)
 	if c.Static {
 		d.Static = staticAppReason
 	}
@@ -349,6 +363,7 @@ func (s *Server) appRefused(w http.ResponseWriter, r *http.Request, m me, err er
 	switch code := account.ErrorCode(err); code {
 	case account.Invalid, account.Conflict, account.PreconditionFailed:
 		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+		customClaimsError(web.PickLanguage(r, m.User.Locale), err, d)
 		if code == account.PreconditionFailed {
 			d.F = appForm{} // show what is stored now
 		}
@@ -497,6 +512,8 @@ func (s *Server) adminCreateApp(w http.ResponseWriter, r *http.Request, m me) er
 		d := s.appPageData(r, m, "New app")
 		d.New, d.F = true, f
 		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+		customClaimsError(web.PickLanguage(r, m.User.Locale), err, d)
+		d.ScopeChoices = withCustomScopes(d.ScopeChoices, f)
 		s.web.Render(w, r, statusFor(code), "admin_app", d)
 		return nil
 	}

@@ -77,6 +77,44 @@ type clientJSON struct {
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
+
+	// CustomClaims map user data to claims of the app's own naming, each
+	// released by a scope, in the tokens "in" lists.
+	CustomClaims []claimMappingJSON `json:"custom_claims"`
+}
+
+// claimMappingJSON is one custom claim of an app (account/customclaims.go).
+type claimMappingJSON struct {
+	// Claim is the claim's name; registered and Keyport's own are refused.
+	Claim string `json:"claim"`
+	// Source: "app_metadata.<key>", "roles", "groups", or a profile field
+	// such as "email".
+	Source string `json:"source"`
+	// Scope releases the claim; one not among the standard ones becomes
+	// a scope the app may ask for.
+	Scope string `json:"scope"`
+	// In: any of "id_token", "userinfo", "access_token"; empty or absent:
+	// id_token and userinfo.
+	In []string `json:"in,omitempty"`
+}
+
+// claimMappingsView is an app's custom claims as the API shows them.
+func claimMappingsView(ms []storage.ClaimMapping) []claimMappingJSON {
+	out := make([]claimMappingJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, claimMappingJSON{Claim: m.Claim, Source: m.Source, Scope: m.Scope, In: nonNilStrings(m.In)})
+	}
+	return out
+}
+
+// claimMappingsRecord is custom claims from a request as the account
+// rules take them.
+func claimMappingsRecord(ms []claimMappingJSON) []storage.ClaimMapping {
+	out := make([]storage.ClaimMapping, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, storage.ClaimMapping{Claim: m.Claim, Source: m.Source, Scope: m.Scope, In: m.In})
+	}
+	return out
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -131,6 +169,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
+	out.CustomClaims = claimMappingsView(c.CustomClaims)
 	return out
 }
 
@@ -168,6 +207,8 @@ type newClientJSON struct {
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	CustomClaims []claimMappingJSON `json:"custom_claims,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -206,6 +247,9 @@ type clientPatchJSON struct {
 	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject *bool `json:"require_signed_request_object,omitempty"`
+
+	// CustomClaims replaces the app's custom claims; [] removes them.
+	CustomClaims *[]claimMappingJSON `json:"custom_claims,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -261,6 +305,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
+	n.CustomClaims = claimMappingsRecord(b.CustomClaims)
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -291,6 +336,10 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	p.RequireSignedRequestObject = b.RequireSignedRequestObject
+	if b.CustomClaims != nil {
+		ms := claimMappingsRecord(*b.CustomClaims)
+		p.CustomClaims = &ms
+	}
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

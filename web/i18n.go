@@ -48,6 +48,7 @@ var catalogs = map[string]map[string]string{
 		deDevice,
 		deTokenExchange,
 		deCustomClaims,
+		deCustomClaimsConsole,
 	),
 }
 

@@ -13,3 +13,13 @@ var deCustomClaims = map[string]string{
 	"The app's allowed scopes do not include this scope: add it there, or allow every scope.":                                                  "Die erlaubten Scopes der App enthalten diesen Scope nicht: Fügen Sie ihn dort hinzu oder erlauben Sie alle Scopes.",
 	"A custom claim goes in id_token, userinfo or access_token.":                                                                               "Ein eigener Claim kommt in id_token, userinfo oder access_token.",
 }
+
+// deCustomClaimsConsole is German for the console's custom claims field
+// and the consent page's description of a custom scope.
+var deCustomClaimsConsole = map[string]string{
+	"Custom claims (one per line: claim, source, scope and, optionally, where it goes)": "Eigene Claims (einer je Zeile: Claim, Quelle, Scope und optional, wohin er kommt)",
+	"For example: department app_metadata.department org id_token,userinfo. Sources: app_metadata.<key>, roles, groups or a profile field (username, email, name, ...). The scope releases the claim; a scope of the app's own becomes one it may ask for. Where: id_token, userinfo, access_token (default: id_token,userinfo).": "Zum Beispiel: department app_metadata.department org id_token,userinfo. Quellen: app_metadata.<Schlüssel>, roles, groups oder ein Profilfeld (username, email, name, …). Der Scope gibt den Claim frei; ein eigener Scope der App wird einer, den sie anfordern darf. Wohin: id_token, userinfo, access_token (Standard: id_token,userinfo).",
+	"Custom claims, line %d: %s": "Eigene Claims, Zeile %d: %s",
+	"Write one custom claim per line: the claim, its source, its scope and, if you like, where it goes (id_token,userinfo,access_token), separated by spaces.": "Schreiben Sie einen eigenen Claim je Zeile: den Claim, seine Quelle, seinen Scope und, wenn Sie möchten, wohin er kommt (id_token,userinfo,access_token), durch Leerzeichen getrennt.",
+	"See further details about you that your administrator set up for this app":                                                                                "Weitere Angaben über Sie sehen, die Ihre Administration für diese App eingerichtet hat",
+}
