@@ -325,6 +325,11 @@ type AuthRequest struct {
 	// which PendingLimits.Total evicts from as one; "" means Origin.
 	Origin      string `json:"origin,omitempty"`
 	OriginGroup string `json:"origin_group,omitempty"`
+
+	// CustomClaimScopes are the scopes of the app's custom claims that the
+	// claims parameter asked for by name (in IDTokenClaims or
+	// UserinfoClaims): the person consents to them as to scopes asked for.
+	CustomClaimScopes []string `json:"custom_claim_scopes,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured

@@ -289,6 +289,38 @@ func TestCustomClaimsPerApp(t *testing.T) {
 	if c2, _ := srv.Main.Store.GetClient(ctx, "crm"); mustJSON(c2.CustomClaims) != mustJSON(c.CustomClaims) {
 		t.Errorf("a refused form changed the mappings: %+v", c2.CustomClaims)
 	}
+
+	// The claims parameter asks for a custom claim by name, without its
+	// scope (OIDC Core §5.5): the person consents to the claim's scope,
+	// and the claim goes where it was asked for and its mapping allows.
+	bob := srv.createUser("bob", false)
+	if _, err := srv.Main.Store.UpdateUser(ctx, bob.ID, func(u storage.User) (storage.User, error) {
+		u.AppMetadata, u.Roles = map[string]string{"team": "red"}, []string{"lead"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	crm.oauth.Scopes = []string{oidc.ScopeOpenID}
+	b = newBrowser(t)
+	verifier, challenge = pkce()
+	p = crm.authorize(b, "s2", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"),
+		oauth2.SetAuthURLParam("claims", `{"id_token":{"team":null},"userinfo":{"boss":{"essential":true}}}`))
+	p = b.submit(p, "/login", url.Values{"login": {"bob"}, "password": {testPassword}})
+	if !isConsentPage(p) || !strings.Contains(p.Body, ">crm<") {
+		t.Fatalf("consent for a custom claim asked for by name: %d\n%s", p.Status, truncateBody(p.Body))
+	}
+	res = landed(t, b.submit(p, "/consent", url.Values{"decision": {"allow"}}), crm.RedirectURI)
+	btok, err := crm.exchange(res.Code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc, _ := btok.Extra("scope").(string); sc != "openid" {
+		t.Errorf("scope %q: the claims parameter grants no scope", sc)
+	}
+	has("ID token with claims={id_token:{team}}", idClaims(btok), map[string]any{"team": "red"}, "boss")
+	if status, _, ui := srv.userinfo(btok.AccessToken); status != http.StatusOK || ui["team"] != nil || ui["boss"] != nil {
+		t.Errorf("userinfo: team was asked for in the ID token only, boss goes in access tokens only: %d %v", status, ui)
+	}
 }
 
 // A bad mapping in config.toml stops serve, with the TOML key first.
