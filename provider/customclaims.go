@@ -38,20 +38,39 @@ func userIDOf(req op.TokenRequest) string {
 	return ""
 }
 
+// mappedClient is app clientID when it has custom claims.
+func (s *opStorage) mappedClient(ctx context.Context, clientID string) (storage.Client, bool) {
+	if clientID == "" {
+		return storage.Client{}, false
+	}
+	c, err := s.getClient(ctx, clientID)
+	return c, err == nil && len(c.CustomClaims) > 0
+}
+
 // customClaims are the custom claims of app clientID for user userID at
 // place, released by scopes or asked for by name; nil for an app without
 // mappings, or when the user cannot be read (the caller has refused an
 // inactive user already).
 func (s *opStorage) customClaims(ctx context.Context, clientID, userID string, scopes, names []string, place string) map[string]any {
-	if clientID == "" || userID == "" {
+	if userID == "" {
 		return nil
 	}
-	c, err := s.getClient(ctx, clientID)
-	if err != nil || len(c.CustomClaims) == 0 {
+	c, ok := s.mappedClient(ctx, clientID)
+	if !ok {
 		return nil
 	}
 	u, err := s.getUser(ctx, userID)
 	if err != nil {
+		return nil
+	}
+	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+}
+
+// customClaimsOf is customClaims for a user the caller has read already
+// (with its token, at userinfo and introspection).
+func (s *opStorage) customClaimsOf(ctx context.Context, clientID string, u storage.User, scopes, names []string, place string) map[string]any {
+	c, ok := s.mappedClient(ctx, clientID)
+	if !ok || u.ID == "" {
 		return nil
 	}
 	return account.CustomClaims(c, u, scopes, names, place, s.issuer)

@@ -819,7 +819,7 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
 		info.AppendClaims(k, v)
 	}
-	for k, v := range s.customClaims(ctx, t.ClientID, u.ID, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
+	for k, v := range s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
 		info.AppendClaims(k, v)
 	}
 	return nil
@@ -851,7 +851,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.JWTID = t.ID
 	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
 	// What a JWT access token of the app carries (customclaims.go).
-	if custom := s.customClaims(ctx, t.ClientID, t.UserID, t.Scopes, nil, account.ClaimInAccessToken); custom != nil {
+	if custom := s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, nil, account.ClaimInAccessToken); t.UserID != "" && custom != nil {
 		resp.Claims = custom
 	}
 	return nil
