@@ -135,6 +135,9 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// releases (account.RequestableClaims): at most all of them.
 		"ACREssential": true, "IDTokenClaims": supportedClaims, "UserinfoClaims": supportedClaims,
 		"Subject": strings.Repeat(`"`, maxSubject),
+		// Custom claims asked for by name add their names and scopes
+		// within maxCustomClaimBytes (customclaims.go), as stored.
+		"CustomClaimScopes": []string{strings.Repeat("s", maxCustomClaimBytes-3)},
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

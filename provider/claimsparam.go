@@ -171,10 +171,10 @@ func applyClaimsRequest(a *storage.AuthRequest, c storage.Client, cr claimsReque
 	// The app's custom claims, where its mappings let them go
 	// (customclaims.go).
 	if len(c.CustomClaims) > 0 {
-		id := account.RequestableCustomClaims(c, cr.idToken, account.ClaimInIDToken)
-		ui := account.RequestableCustomClaims(c, cr.userinfo, account.ClaimInUserinfo)
+		id, ui, scopes := boundCustomClaims(c, account.RequestableCustomClaims(c, cr.idToken, account.ClaimInIDToken),
+			account.RequestableCustomClaims(c, cr.userinfo, account.ClaimInUserinfo))
 		a.IDTokenClaims, a.UserinfoClaims = append(a.IDTokenClaims, id...), append(a.UserinfoClaims, ui...)
-		a.CustomClaimScopes = account.CustomClaimScopes(c, append(id, ui...))
+		a.CustomClaimScopes = scopes
 	}
 	a.Subject = cr.subject
 	if cr.acrAsked {

@@ -165,3 +165,39 @@ func addCustomDiscovery(m map[string]any, scopes, claims []string) {
 		m["claims_supported"] = slices.Concat(supportedClaims, claims)
 	}
 }
+
+// maxCustomClaimBytes bounds what custom claims asked for by name add to a
+// stored authorization request: their names in both members and their
+// scopes, each counted as stored in JSON (quotes and a comma). An app may
+// name 32 claims of 128 characters, which would not fit beside the
+// largest request otherwise (TestWorstCaseAuthRequestSize); claims beyond
+// the bound are not released, as OIDC Core §5.5 lets a provider decline.
+const maxCustomClaimBytes = 512
+
+// boundCustomClaims keeps of the custom claims id and ui (asked for in the
+// ID token and at userinfo) those that fit in maxCustomClaimBytes with
+// their scopes, and returns those scopes, each once.
+func boundCustomClaims(c storage.Client, id, ui []string) (idKept, uiKept, scopes []string) {
+	used := 0
+	take := func(names []string) []string {
+		var out []string
+		for _, n := range names {
+			cost := len(n) + 3
+			var fresh []string
+			for _, sc := range account.CustomClaimScopes(c, []string{n}) {
+				if !slices.Contains(scopes, sc) {
+					fresh = append(fresh, sc)
+					cost += len(sc) + 3
+				}
+			}
+			if used+cost > maxCustomClaimBytes {
+				continue
+			}
+			used += cost
+			out = append(out, n)
+			scopes = append(scopes, fresh...)
+		}
+		return out
+	}
+	return take(id), take(ui), scopes
+}

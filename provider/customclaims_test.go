@@ -2,7 +2,10 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +102,30 @@ func TestCustomClaimsReadNothingMore(t *testing.T) {
 		if got := ui.Claims["department"] == "R&D"; got != wantID {
 			t.Errorf("%s: userinfo claims %v", app, ui.Claims)
 		}
+	}
+}
+
+// Custom claims asked for by name add at most maxCustomClaimBytes to a
+// stored request, however many long ones an app maps.
+func TestBoundCustomClaims(t *testing.T) {
+	c := storage.Client{ID: "app"}
+	var names []string
+	for i := range 32 {
+		n := fmt.Sprintf("c%02d%s", i, strings.Repeat("x", 125))
+		names = append(names, n)
+		c.CustomClaims = append(c.CustomClaims, storage.ClaimMapping{Claim: n, Source: "roles", Scope: fmt.Sprintf("s%02d%s", i, strings.Repeat("y", 61)), In: []string{"id_token", "userinfo"}})
+	}
+	id, ui, scopes := boundCustomClaims(c, names, names)
+	cost := 0
+	for _, s := range slices.Concat(id, ui, scopes) {
+		cost += len(s) + 3
+	}
+	if cost > maxCustomClaimBytes || len(id) == 0 || len(scopes) != len(id) {
+		t.Errorf("kept %d + %d claims and %d scopes, %d bytes (bound %d)", len(id), len(ui), len(scopes), cost, maxCustomClaimBytes)
+	}
+	short := []string{"team"}
+	c.CustomClaims = append(c.CustomClaims, storage.ClaimMapping{Claim: "team", Source: "roles", Scope: "crm", In: []string{"id_token"}})
+	if id, ui, scopes := boundCustomClaims(c, short, short); !slices.Equal(id, short) || !slices.Equal(ui, short) || !slices.Equal(scopes, []string{"crm"}) {
+		t.Errorf("a short claim in both members: %v %v %v", id, ui, scopes)
 	}
 }

@@ -177,7 +177,7 @@ func TestCustomClaimsPerApp(t *testing.T) {
 	}
 
 	// An app made through the API: its claim, consented to with its scope.
-	status, hdr, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
+	status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
 		`{"id":"crm","name":"CRM","redirect_uris":["http://127.0.0.1:9/callback/crm"],"custom_claims":[{"claim":"team","source":"app_metadata.team","scope":"crm"}]}`)
 	created, _ := out["client"].(map[string]any)
 	if status != http.StatusCreated || mustJSON(created["custom_claims"]) != `[{"claim":"team","in":["id_token","userinfo"],"scope":"crm","source":"app_metadata.team"}]` {
@@ -211,7 +211,7 @@ func TestCustomClaimsPerApp(t *testing.T) {
 	has("crm ID token", idClaims(ctok), map[string]any{"team": "blue"})
 
 	// The mapping changes through the API; the next refresh follows it.
-	_, hdr, _ = apiCall(t, srv, http.MethodGet, "/api/v1/clients/crm", rw, "", "")
+	_, hdr, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients/crm", rw, "", "")
 	status, _, out = apiCallWith(t, srv, http.MethodPatch, "/api/v1/clients/crm", rw, "application/json",
 		`{"custom_claims":[{"claim":"squad","source":"app_metadata.team","scope":"crm"}]}`, http.Header{"If-Match": {hdr.Get("ETag")}})
 	if status != http.StatusOK {
