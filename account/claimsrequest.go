@@ -67,5 +67,10 @@ func ConsentScopes(a storage.AuthRequest) []string {
 			out = append(out, sc)
 		}
 	}
+	for _, sc := range a.CustomClaimScopes { // customclaims.go
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
 	return out
 }

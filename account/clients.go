@@ -106,6 +106,9 @@ type NewClient struct {
 	// DPoP (RFC 9449): see storage.Client.
 	DPoPBoundAccessTokens bool
 	RequireDPoPNonce      bool
+
+	// CustomClaims: see storage.Client (customclaims.go).
+	CustomClaims []storage.ClaimMapping
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -160,6 +163,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	c.RequireSignedRequestObject = n.RequireSignedRequestObject
 	c.DPoPBoundAccessTokens, c.RequireDPoPNonce = n.DPoPBoundAccessTokens, n.RequireDPoPNonce
+	c.CustomClaims = cloneMappings(n.CustomClaims)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -245,7 +249,7 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	scopes := make([]string, 0, len(c.AllowedScopes))
 	for _, sc := range c.AllowedScopes {
 		admin := sc == ScopeAdmin || sc == ScopeAdminRead
-		if !slices.Contains(ClientScopes, sc) && !admin {
+		if !slices.Contains(ClientScopes, sc) && !admin && !customScopeOf(c.CustomClaims, sc) {
 			return FieldErrorf("allowed_scopes", "Unknown scope %q (use %s).", sc, strings.Join(ClientScopes, ", "))
 		}
 		// The management API's scopes go to an app acting on its own
@@ -303,6 +307,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		return err
 	}
 	if err := checkClientAuth(c); err != nil {
+		return err
+	}
+	if err := normalizeCustomClaims(c); err != nil {
 		return err
 	}
 	return checkRequestObjectKeys(c)
@@ -555,6 +562,10 @@ type ClientPatch struct {
 	// DPoP (RFC 9449).
 	DPoPBoundAccessTokens *bool
 	RequireDPoPNonce      *bool
+
+	// CustomClaims replaces the app's custom claims; an empty list
+	// removes them.
+	CustomClaims *[]storage.ClaimMapping
 }
 
 // apply returns c with p's fields set.
@@ -613,7 +624,24 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	if p.RequireDPoPNonce != nil {
 		c.RequireDPoPNonce = *p.RequireDPoPNonce
 	}
+	if p.CustomClaims != nil {
+		c.CustomClaims = cloneMappings(*p.CustomClaims)
+	}
 	return c
+}
+
+// cloneMappings copies ms deeply, so a caller's slices never alias the
+// stored record's.
+func cloneMappings(ms []storage.ClaimMapping) []storage.ClaimMapping {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]storage.ClaimMapping, len(ms))
+	for i, m := range ms {
+		out[i] = m
+		out[i].In = slices.Clone(m.In)
+	}
+	return out
 }
 
 // UpdateClient edits app id as p says, if ifMatch (an If-Match value: ""
@@ -821,6 +849,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 
 		{"dpop_bound_access_tokens", flag(a.DPoPBoundAccessTokens), flag(b.DPoPBoundAccessTokens)},
 		{"require_dpop_nonce", flag(a.RequireDPoPNonce), flag(b.RequireDPoPNonce)},
+		{"custom_claims", customClaimsText(a.CustomClaims), customClaimsText(b.CustomClaims)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -349,6 +349,20 @@ type Client struct {
 	// carry the server's nonce.
 	DPoPBoundAccessTokens bool `toml:"dpop_bound_access_tokens"`
 	RequireDPoPNonce      bool `toml:"require_dpop_nonce"`
+
+	// CustomClaims map user data to claims of the app's own naming
+	// ([[clients.custom_claims]]). Their rules are the account package's,
+	// the same as the console's and the API's: they are checked when the
+	// clients are built at startup, with messages naming the TOML key.
+	CustomClaims []ClaimMapping `toml:"custom_claims"`
+}
+
+// ClaimMapping is one [[clients.custom_claims]] entry.
+type ClaimMapping struct {
+	Claim  string   `toml:"claim"`
+	Source string   `toml:"source"`
+	Scope  string   `toml:"scope"`
+	In     []string `toml:"in"`
 }
 
 // Directory is one [[directories]] entry.

@@ -165,8 +165,12 @@ func TestDefaultClientExamples(t *testing.T) {
 	for _, cl := range c.Clients {
 		ids = append(ids, cl.ID)
 	}
-	if want := []string{"wiki", "dashboard-spa", "backup-job", "payments", "frontend-api"}; !slices.Equal(ids, want) {
+	if want := []string{"wiki", "dashboard-spa", "backup-job", "payments", "frontend-api", "intranet"}; !slices.Equal(ids, want) {
 		t.Fatalf("client ids = %q, want %q", ids, want)
+	}
+	if got, want := c.Clients[5].CustomClaims, []ClaimMapping{{Claim: "department", Source: "app_metadata.department", Scope: "org"},
+		{Claim: "intranet_roles", Source: "roles", Scope: "org", In: []string{"id_token", "access_token"}}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("intranet custom claims = %+v, want %+v", got, want)
 	}
 	if got := c.Clients[0].Secret; got != "a-secret-of-thirty-two-characters" {
 		t.Errorf("wiki secret = %q", got)

@@ -74,6 +74,9 @@ type appForm struct {
 
 	// DPoP (RFC 9449).
 	DPoPBoundAccessTokens, RequireDPoPNonce bool
+
+	// CustomClaims: one mapping a line (adminappclaims.go).
+	CustomClaims string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -91,6 +94,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
+	f.CustomClaims = customClaimsText(c.CustomClaims)
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -115,6 +119,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = v("dpop_bound_access_tokens") == "1", v("require_dpop_nonce") == "1"
+	f.CustomClaims = v("custom_claims")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -236,6 +241,9 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
 	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = f.DPoPBoundAccessTokens, f.RequireDPoPNonce
+	if n.CustomClaims, err = parseCustomClaims(f.CustomClaims); err != nil {
+		return account.NewClient{}, err
+	}
 	return n, nil
 }
 
@@ -261,6 +269,11 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
 	p.DPoPBoundAccessTokens, p.RequireDPoPNonce = &f.DPoPBoundAccessTokens, &f.RequireDPoPNonce
+	claims, err := parseCustomClaims(f.CustomClaims)
+	if err != nil {
+		return account.ClientPatch{}, err
+	}
+	p.CustomClaims = &claims
 	return p, nil
 }
 
@@ -329,6 +342,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 	if d.F.ETag == "" {
 		d.F = appFormOf(c, etag)
 	}
+	d.ScopeChoices = withCustomScopes(d.ScopeChoices, d.F)
 	if c.Static {
 		d.Static = staticAppReason
 	}
@@ -358,6 +372,7 @@ func (s *Server) appRefused(w http.ResponseWriter, r *http.Request, m me, err er
 	switch code := account.ErrorCode(err); code {
 	case account.Invalid, account.Conflict, account.PreconditionFailed:
 		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+		customClaimsError(web.PickLanguage(r, m.User.Locale), err, d)
 		if code == account.PreconditionFailed {
 			d.F = appForm{} // show what is stored now
 		}
@@ -506,6 +521,8 @@ func (s *Server) adminCreateApp(w http.ResponseWriter, r *http.Request, m me) er
 		d := s.appPageData(r, m, "New app")
 		d.New, d.F = true, f
 		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+		customClaimsError(web.PickLanguage(r, m.User.Locale), err, d)
+		d.ScopeChoices = withCustomScopes(d.ScopeChoices, f)
 		s.web.Render(w, r, statusFor(code), "admin_app", d)
 		return nil
 	}

@@ -88,6 +88,44 @@ type clientJSON struct {
 	// /clients/{id}/approve) before anyone can use it.
 	Registered      bool `json:"registered"`
 	PendingApproval bool `json:"pending_approval"`
+
+	// CustomClaims map user data to claims of the app's own naming, each
+	// released by a scope, in the tokens "in" lists.
+	CustomClaims []claimMappingJSON `json:"custom_claims"`
+}
+
+// claimMappingJSON is one custom claim of an app (account/customclaims.go).
+type claimMappingJSON struct {
+	// Claim is the claim's name; registered and Keyport's own are refused.
+	Claim string `json:"claim"`
+	// Source: "app_metadata.<key>", "roles", "groups", or a profile field
+	// such as "email".
+	Source string `json:"source"`
+	// Scope releases the claim; one not among the standard ones becomes
+	// a scope the app may ask for.
+	Scope string `json:"scope"`
+	// In: any of "id_token", "userinfo", "access_token"; empty or absent:
+	// id_token and userinfo.
+	In []string `json:"in,omitempty"`
+}
+
+// claimMappingsView is an app's custom claims as the API shows them.
+func claimMappingsView(ms []storage.ClaimMapping) []claimMappingJSON {
+	out := make([]claimMappingJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, claimMappingJSON{Claim: m.Claim, Source: m.Source, Scope: m.Scope, In: nonNilStrings(m.In)})
+	}
+	return out
+}
+
+// claimMappingsRecord is custom claims from a request as the account
+// rules take them.
+func claimMappingsRecord(ms []claimMappingJSON) []storage.ClaimMapping {
+	out := make([]storage.ClaimMapping, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, storage.ClaimMapping{Claim: m.Claim, Source: m.Source, Scope: m.Scope, In: m.In})
+	}
+	return out
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -144,6 +182,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
 	out.DPoPBoundAccessTokens, out.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
 	out.Registered, out.PendingApproval = c.RegistrationAccessTokenHash != "", c.PendingApproval
+	out.CustomClaims = claimMappingsView(c.CustomClaims)
 	return out
 }
 
@@ -182,8 +221,9 @@ type newClientJSON struct {
 
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 
-	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
-	RequireDPoPNonce      bool `json:"require_dpop_nonce,omitempty"`
+	DPoPBoundAccessTokens bool               `json:"dpop_bound_access_tokens,omitempty"`
+	RequireDPoPNonce      bool               `json:"require_dpop_nonce,omitempty"`
+	CustomClaims          []claimMappingJSON `json:"custom_claims,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -225,6 +265,9 @@ type clientPatchJSON struct {
 
 	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens,omitempty"`
 	RequireDPoPNonce      *bool `json:"require_dpop_nonce,omitempty"`
+
+	// CustomClaims replaces the app's custom claims; [] removes them.
+	CustomClaims *[]claimMappingJSON `json:"custom_claims,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -281,6 +324,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
 	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = b.DPoPBoundAccessTokens, b.RequireDPoPNonce
+	n.CustomClaims = claimMappingsRecord(b.CustomClaims)
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -312,6 +356,10 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	p.RequireSignedRequestObject = b.RequireSignedRequestObject
 	p.DPoPBoundAccessTokens, p.RequireDPoPNonce = b.DPoPBoundAccessTokens, b.RequireDPoPNonce
+	if b.CustomClaims != nil {
+		ms := claimMappingsRecord(*b.CustomClaims)
+		p.CustomClaims = &ms
+	}
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -247,7 +247,11 @@ type consentData struct {
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, u *storage.User) error {
 	d := &consentData{Base: s.flowBase(r, a, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
 	for _, sc := range account.ConsentScopes(a) {
-		d.Scopes = append(d.Scopes, scopeView{Name: sc, Description: scopeDescriptions[sc]})
+		desc := scopeDescriptions[sc]
+		if desc == "" && account.IsCustomScope(c, sc) {
+			desc = customScopeDescription // the app's custom claims (adminappclaims.go)
+		}
+		d.Scopes = append(d.Scopes, scopeView{Name: sc, Description: desc})
 	}
 	s.web.Render(w, r, http.StatusOK, "consent", d)
 	return nil

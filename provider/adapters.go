@@ -92,7 +92,11 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
 
-func (c *client) IsScopeAllowed(scope string) bool { return scope == scopeGroups }
+// IsScopeAllowed lets through, besides the standard scopes zitadel knows,
+// groups and the scopes of the app's custom claims (customclaims.go).
+func (c *client) IsScopeAllowed(scope string) bool {
+	return scope == scopeGroups || account.IsCustomScope(c.c, scope)
+}
 
 // IDTokenUserinfoClaimsAssertion puts the scope's claims in the ID token too,
 // as most relying parties expect to find email and name there.

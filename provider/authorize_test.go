@@ -138,6 +138,10 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// dpop_jkt is a thumbprint, refused unless exactly its length
 		// (validJKT).
 		"DPoPJKT": strings.Repeat("j", dpopJKTLen),
+
+		// Custom claims asked for by name add their names and scopes
+		// within maxCustomClaimBytes (customclaims.go), as stored.
+		"CustomClaimScopes": []string{strings.Repeat("s", maxCustomClaimBytes-3)},
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

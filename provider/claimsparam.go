@@ -168,6 +168,14 @@ func errUnmetACR() *oidc.Error {
 func applyClaimsRequest(a *storage.AuthRequest, c storage.Client, cr claimsRequest) *oidc.Error {
 	a.IDTokenClaims = account.RequestableClaims(c, cr.idToken)
 	a.UserinfoClaims = account.RequestableClaims(c, cr.userinfo)
+	// The app's custom claims, where its mappings let them go
+	// (customclaims.go).
+	if len(c.CustomClaims) > 0 {
+		id, ui, scopes := boundCustomClaims(c, account.RequestableCustomClaims(c, cr.idToken, account.ClaimInIDToken),
+			account.RequestableCustomClaims(c, cr.userinfo, account.ClaimInUserinfo))
+		a.IDTokenClaims, a.UserinfoClaims = append(a.IDTokenClaims, id...), append(a.UserinfoClaims, ui...)
+		a.CustomClaimScopes = scopes
+	}
 	a.Subject = cr.subject
 	if cr.acrAsked {
 		a.ACRValues, a.ACREssential = account.KnownACRs(cr.acr), cr.acrEssential

@@ -794,7 +794,7 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 // front- and back-channel logout), and the individual claims the claims
 // parameter asked for. A refreshed ID token names the session and the acr
 // of the sign-in that started its family.
-func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	if sid := sidOf(req); sid != "" {
 		info.AppendClaims("sid", sid)
 	}
@@ -814,6 +814,7 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 			info.AppendClaims(k, v)
 		}
 	}
+	s.appendCustomClaims(ctx, info, req, scopes) // customclaims.go
 	return nil
 }
 
@@ -845,6 +846,9 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
 		info.AppendClaims(k, v)
 	}
+	for k, v := range s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
+		info.AppendClaims(k, v)
+	}
 	return nil
 }
 
@@ -873,6 +877,10 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.IssuedAt = oidc.FromTime(t.CreatedAt)
 	resp.JWTID = t.ID
 	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
+	// What a JWT access token of the app carries (customclaims.go).
+	if custom := s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, nil, account.ClaimInAccessToken); t.UserID != "" && custom != nil {
+		resp.Claims = custom
+	}
 	if t.DPoPJKT != "" {
 		// RFC 9449 §6.2: the key the token is bound to.
 		resp.TokenType = dpopTokenType

@@ -245,6 +245,22 @@ type Client struct {
 	// one signs in to it and it gets no token.
 	RegistrationAccessTokenHash string `json:"registration_access_token_hash,omitempty"`
 	PendingApproval             bool   `json:"pending_approval,omitempty"`
+
+	// CustomClaims map user data to claims of the app's own naming
+	// (account/customclaims.go): each released with its scope, in the
+	// tokens it names. Empty: only the standard claims.
+	CustomClaims []ClaimMapping `json:"custom_claims,omitempty"`
+}
+
+// ClaimMapping is one custom claim of an app: the claim Claim carries the
+// user's value of Source ("app_metadata.<key>", "roles", "groups" or a
+// profile field such as "email"), released when the app was granted Scope,
+// in the tokens In lists ("id_token", "userinfo", "access_token").
+type ClaimMapping struct {
+	Claim  string   `json:"claim"`
+	Source string   `json:"source"`
+	Scope  string   `json:"scope"`
+	In     []string `json:"in"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -331,6 +347,11 @@ type AuthRequest struct {
 	// §10), or the key of the DPoP proof a pushed request carried: the
 	// code's exchange must come with a proof of that key.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+
+	// CustomClaimScopes are the scopes of the app's custom claims that the
+	// claims parameter asked for by name (in IDTokenClaims or
+	// UserinfoClaims): the person consents to them as to scopes asked for.
+	CustomClaimScopes []string `json:"custom_claim_scopes,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured

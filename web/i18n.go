@@ -49,6 +49,8 @@ var catalogs = map[string]map[string]string{
 		deTokenExchange,
 		deDPoP,
 		deRegistration,
+		deCustomClaims,
+		deCustomClaimsConsole,
 	),
 }
 

@@ -388,13 +388,27 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			RequireSignedRequestObject: c.RequireSignedRequestObject,
 
 			DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequireDPoPNonce: c.RequireDPoPNonce,
+			CustomClaims: claimMappings(c.CustomClaims),
 		})
+		if f := account.ErrorField(err); strings.HasPrefix(f, "custom_claims") {
+			// The rules are account's; the message names the TOML key.
+			return nil, fmt.Errorf("clients[%d].%s: %s", i, f, account.ErrorMessage(err))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
 		}
 		out = append(out, sc)
 	}
 	return out, nil
+}
+
+// claimMappings are a [[clients]] entry's custom claims as stored.
+func claimMappings(ms []config.ClaimMapping) []storage.ClaimMapping {
+	out := make([]storage.ClaimMapping, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, storage.ClaimMapping{Claim: m.Claim, Source: m.Source, Scope: m.Scope, In: m.In})
+	}
+	return out
 }
 
 // subkey derives a purpose-specific key from the sealing key, so one secret

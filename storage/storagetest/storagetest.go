@@ -70,6 +70,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"TokenExchange", tokenExchangeTests},
 		{"DPoP", dpopTests},
 		{"Registration", registrationTests},
+		{"CustomClaims", customClaimTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,41 @@
+package portal
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// The app form writes an app's custom claims the way it reads them back,
+// so saving an unchanged form changes nothing; a line it cannot read
+// names its index.
+func TestCustomClaimsTextRoundTrip(t *testing.T) {
+	ms := []storage.ClaimMapping{
+		{Claim: "department", Source: "app_metadata.department", Scope: "org", In: []string{"id_token", "userinfo"}},
+		{Claim: "https://example.com/roles", Source: "roles", Scope: "org", In: []string{"access_token"}},
+	}
+	got, err := parseCustomClaims(customClaimsText(ms))
+	if err != nil || !reflect.DeepEqual(got, ms) {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if got, err := parseCustomClaims("\n  \r\n"); err != nil || len(got) != 0 {
+		t.Errorf("blank text: %+v %v", got, err)
+	}
+	for _, bad := range []struct{ text, field string }{
+		{"a b c\nonly two\n", "custom_claims[1]"},
+		{"a b c d e\n", "custom_claims[0]"},
+	} {
+		if _, err := parseCustomClaims(bad.text); account.ErrorField(err) != bad.field {
+			t.Errorf("%q: %v (field %q), want %q", bad.text, err, account.ErrorField(err), bad.field)
+		}
+	}
+	many := ""
+	for range maxClaimLines + 1 {
+		many += "a b c\n"
+	}
+	if _, err := parseCustomClaims(many); account.ErrorField(err) != "custom_claims" {
+		t.Errorf("%d lines: %v", maxClaimLines+1, err)
+	}
+}

@@ -1,0 +1,214 @@
+package provider
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
+)
+
+// Custom claims per app (account/customclaims.go) reach the tokens here:
+// the ID token (SetUserinfoFromRequest), userinfo (SetUserinfoFromToken),
+// JWT access tokens (GetPrivateClaimsFromRequest) and introspection. Each
+// place reads the app from the request's memo, which the request has read
+// already (to authenticate it, for its grant, or to sign userinfo), and an
+// app without mappings costs a length check: no read, no allocation. The
+// user is read only for an app with mappings, and then from the memo too.
+
+var _ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
+
+// userIDOf is the user a token request is for, "" for none (a machine
+// token, an exchanged token). It is the record's user ID, not the token's
+// subject, which need not be the ID.
+func userIDOf(req op.TokenRequest) string {
+	switch r := req.(type) {
+	case *authRequest:
+		return r.a.UserID
+	case *refreshRequest:
+		return r.rt.UserID
+	case *deviceRequest:
+		return r.a.UserID
+	}
+	return ""
+}
+
+// mappedClient is app clientID when it has custom claims.
+func (s *opStorage) mappedClient(ctx context.Context, clientID string) (storage.Client, bool) {
+	if clientID == "" {
+		return storage.Client{}, false
+	}
+	c, err := s.getClient(ctx, clientID)
+	return c, err == nil && len(c.CustomClaims) > 0
+}
+
+// customClaims are the custom claims of app clientID for user userID at
+// place, released by scopes or asked for by name; nil for an app without
+// mappings, or when the user cannot be read (the caller has refused an
+// inactive user already).
+func (s *opStorage) customClaims(ctx context.Context, clientID, userID string, scopes, names []string, place string) map[string]any {
+	if userID == "" {
+		return nil
+	}
+	c, ok := s.mappedClient(ctx, clientID)
+	if !ok {
+		return nil
+	}
+	u, err := s.getUser(ctx, userID)
+	if err != nil {
+		return nil
+	}
+	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+}
+
+// customClaimsOf is customClaims for a user the caller has read already
+// (with its token, at userinfo and introspection).
+func (s *opStorage) customClaimsOf(ctx context.Context, clientID string, u storage.User, scopes, names []string, place string) map[string]any {
+	c, ok := s.mappedClient(ctx, clientID)
+	if !ok || u.ID == "" {
+		return nil
+	}
+	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+}
+
+// appendCustomClaims adds the custom claims of the token request req to
+// an ID token's claims.
+func (s *opStorage) appendCustomClaims(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) {
+	tr, ok := req.(op.TokenRequest)
+	if !ok {
+		return
+	}
+	for k, v := range s.customClaims(ctx, req.GetClientID(), userIDOf(tr), scopes, idTokenClaimsOf(req), account.ClaimInIDToken) {
+		info.AppendClaims(k, v)
+	}
+}
+
+// GetPrivateClaimsFromRequest gives a JWT access token the custom claims
+// its app puts in access tokens. zitadel hands it the scopes without
+// profile, email, phone and address; the request's own scopes decide
+// here, as they do for the ID token.
+func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	clientID := ""
+	switch r := req.(type) {
+	case *authRequest:
+		clientID = r.a.ClientID
+	case *refreshRequest:
+		clientID = r.rt.ClientID
+	case *deviceRequest:
+		clientID = r.a.ClientID
+	}
+	var claims map[string]any
+	if clientID != "" {
+		claims = s.customClaims(ctx, clientID, userIDOf(req), req.GetScopes(), nil, account.ClaimInAccessToken)
+	}
+	// cnf of a DPoP-bound token (dpop.go), for every grant: zitadel asks
+	// this method instead of GetPrivateClaimsFromScopes once it exists.
+	if cnf := dpopClaimsFor(ctx); cnf != nil {
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		maps.Copy(claims, cnf)
+	}
+	return claims, nil
+}
+
+// customScopeRefresh is how long discovery's list of the apps' custom
+// scopes and claims may be old: apps change rarely, and discovery must not
+// read every app for each unauthenticated request.
+const customScopeRefresh = 5 * time.Second
+
+// customDiscovery keeps the custom scopes and claims of every app, read
+// at most once per customScopeRefresh.
+type customDiscovery struct {
+	mu      sync.Mutex
+	read    time.Time
+	scopes  []string
+	claims  []string
+	fresher func(context.Context) ([]storage.Client, error)
+}
+
+// current returns the apps' custom scopes and claims, sorted, reading the
+// apps again when the last read is older than customScopeRefresh. A failed
+// read keeps the last lists.
+func (d *customDiscovery) current(ctx context.Context, now time.Time) (scopes, claims []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fresher == nil || (!d.read.IsZero() && now.Sub(d.read) < customScopeRefresh) {
+		return d.scopes, d.claims
+	}
+	cs, err := d.fresher(ctx)
+	if err != nil {
+		return d.scopes, d.claims
+	}
+	d.read = now
+	scopes, claims = nil, nil
+	for _, c := range cs {
+		for _, sc := range account.CustomScopes(c) {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+		for _, m := range c.CustomClaims {
+			if !slices.Contains(claims, m.Claim) {
+				claims = append(claims, m.Claim)
+			}
+		}
+	}
+	slices.Sort(scopes)
+	slices.Sort(claims)
+	d.scopes, d.claims = scopes, claims
+	return scopes, claims
+}
+
+// addCustomDiscovery adds the apps' custom scopes and claims to the
+// discovery document m.
+func addCustomDiscovery(m map[string]any, scopes, claims []string) {
+	if len(scopes) > 0 {
+		m["scopes_supported"] = slices.Concat(supportedScopes, scopes)
+	}
+	if len(claims) > 0 {
+		m["claims_supported"] = slices.Concat(supportedClaims, claims)
+	}
+}
+
+// maxCustomClaimBytes bounds what custom claims asked for by name add to a
+// stored authorization request: their names in both members and their
+// scopes, each counted as stored in JSON (quotes and a comma). An app may
+// name 32 claims of 128 characters, which would not fit beside the
+// largest request otherwise (TestWorstCaseAuthRequestSize); claims beyond
+// the bound are not released, as OIDC Core §5.5 lets a provider decline.
+const maxCustomClaimBytes = 512
+
+// boundCustomClaims keeps of the custom claims id and ui (asked for in the
+// ID token and at userinfo) those that fit in maxCustomClaimBytes with
+// their scopes, and returns those scopes, each once.
+func boundCustomClaims(c storage.Client, id, ui []string) (idKept, uiKept, scopes []string) {
+	used := 0
+	take := func(names []string) []string {
+		var out []string
+		for _, n := range names {
+			cost := len(n) + 3
+			var fresh []string
+			for _, sc := range account.CustomClaimScopes(c, []string{n}) {
+				if !slices.Contains(scopes, sc) {
+					fresh = append(fresh, sc)
+					cost += len(sc) + 3
+				}
+			}
+			if used+cost > maxCustomClaimBytes {
+				continue
+			}
+			used += cost
+			out = append(out, n)
+			scopes = append(scopes, fresh...)
+		}
+		return out
+	}
+	return take(id), take(ui), scopes
+}
