@@ -20,6 +20,18 @@
 # scenario with -only and a -duration of 5s or more; PROFILE_AFTER=S starts
 # it S seconds later instead (the concurrent code flows come after the
 # sequential ones: PROFILE_AFTER=8 with -duration 6s).
+# KEYPORT_BIN=FILE runs that keyport binary as the server (and for the
+# setup commands) instead of one built from this checkout, so two builds
+# can be measured one after the other under the same conditions.
+# REFRESH_ALGS="RS256 ES256 EdDSA" runs the refresh scenario once per
+# algorithm, with an app (bench-ALG) whose ID tokens use it. The ccjwt
+# scenario (-only ccjwt) measures client_credentials with JWT access tokens
+# signed CCJWT_ALG (default ES256), app benchccjwt.
+# EXTRA_RUNS=0 skips the two runs after the main one (refresh with JWT
+# access tokens, code flows with consent every time).
+# The cpu/req column (server CPU time per completed request, from
+# /proc/PID/stat) is the figure to compare on a machine that others load:
+# req/s moves with their load, CPU per request far less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,7 +91,11 @@ trap 'exit 130' INT TERM
 
 # Build first, so compile time is not measured.
 echo "building keyport and tools/loadtest"
-go build -o "$work/keyport" ./cmd/keyport
+if [ -n "${KEYPORT_BIN:-}" ]; then
+  cp "$KEYPORT_BIN" "$work/keyport"
+else
+  go build -o "$work/keyport" ./cmd/keyport
+fi
 go build -o "$work/loadtest" ./tools/loadtest
 
 export KEYPORT_DATA_DIR=$work/data KEYPORT_LISTEN=$ADDR KEYPORT_ISSUER=$URL
@@ -129,6 +145,19 @@ printf '%s\n' "$SECRET" | kp client create --id bench --name Bench --redirect-ur
   --grant authorization_code,refresh_token,client_credentials --skip-consent --secret-stdin "${app_alg[@]}"
 printf '%s\n' "$JWT_SECRET" | kp client create --id benchjwt --name 'Bench JWT' --redirect-uri http://127.0.0.1:9/cb \
   --grant authorization_code,refresh_token,client_credentials --skip-consent --jwt-access-tokens --secret-stdin "${app_alg[@]}"
+JWT_CC_SECRET='bench-ccjwt-client-secret-0123456789'
+printf '%s\n' "$JWT_CC_SECRET" | kp client create --id benchccjwt --name 'Bench CC JWT' --redirect-uri http://127.0.0.1:9/cb \
+  --grant client_credentials --jwt-access-tokens --secret-stdin --id-token-signed-response-alg "${CCJWT_ALG:-ES256}"
+refresh_clients=()
+if [ -n "${REFRESH_ALGS:-}" ]; then
+  ids=""
+  for alg in $REFRESH_ALGS; do
+    printf '%s\n' "$SECRET" | kp client create --id "bench-$alg" --name "Bench $alg" --redirect-uri http://127.0.0.1:9/cb \
+      --grant authorization_code,refresh_token --skip-consent --secret-stdin --id-token-signed-response-alg "$alg"
+    ids+="${ids:+,}bench-$alg"
+  done
+  refresh_clients=(-refresh-clients "$ids")
+fi
 # The public client asks for consent (once per user), as a third-party app would.
 kp client create --id benchpub --name 'Bench SPA' --redirect-uri http://127.0.0.1:9/cb --public
 
@@ -210,13 +239,16 @@ if [ -n "${PG_WRITES:-}" ] && [ -n "$pg_bin" ]; then
   done
   exit 0
 fi
-lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || status=$?
-echo
-echo "JWT access tokens (client benchjwt): two signatures ([keys] algorithm) per refresh"
-lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
-echo
-echo "Code flow with the consent page answered in every flow (prompt=consent)"
-lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" -only codeflow -consent-every-flow || status=$?
+lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub -jwt-client-id benchccjwt -jwt-client-secret "$JWT_CC_SECRET" \
+  "${refresh_clients[@]}" "$@" || status=$?
+if [ "${EXTRA_RUNS:-1}" != 0 ]; then
+  echo
+  echo "JWT access tokens (client benchjwt): two signatures ([keys] algorithm) per refresh"
+  lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
+  echo
+  echo "Code flow with the consent page answered in every flow (prompt=consent)"
+  lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" -only codeflow -consent-every-flow || status=$?
+fi
 
 if grep -q 'level=ERROR' "$work/server.log"; then
   echo "server logged errors:" >&2
