@@ -122,3 +122,55 @@ func fill(v reflect.Value, seed int) {
 		}
 	}
 }
+
+// BenchmarkRecordCodec is one decode and one encode of the records a
+// refresh reads and writes, with encoding/json and with the codec of
+// getJSON and putJSON:
+//
+//	go test ./storage/bolt -run '^$' -bench RecordCodec -cpu 1 -benchmem
+func BenchmarkRecordCodec(b *testing.B) {
+	now := time.Date(2026, 12, 7, 9, 30, 1, 123456789, time.UTC)
+	records := map[string]any{
+		"refresh": &storage.RefreshToken{Hash: "8c1f0e5b6a2d4c3e9f7a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60", ID: "01JEXAMPLEREFRESHID0000", FamilyID: "01JEXAMPLEFAMILYID00000",
+			ClientID: "bench-ES256", UserID: "0f8fad5bd9cb469fa16570867728950e", Scopes: []string{"openid", "profile", "email", "offline_access"}, AMR: []string{"pwd"},
+			AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(720 * time.Hour), IdleExpiresAt: now.Add(240 * time.Hour),
+			SealedValue: make([]byte, 76), GraceUntil: now.Add(time.Minute), SID: "c2lkLWV4YW1wbGU", ACR: "urn:keyport:acr:pwd"},
+		"access": &storage.AccessToken{ID: "01JEXAMPLEACCESSID00000", ClientID: "bench-ES256", UserID: "0f8fad5bd9cb469fa16570867728950e", Subject: "0f8fad5bd9cb469fa16570867728950e",
+			Scopes: []string{"openid", "profile", "email", "offline_access"}, FamilyID: "01JEXAMPLEFAMILYID00000", CreatedAt: now, ExpiresAt: now.Add(time.Hour)},
+		"family": &family{ID: "01JEXAMPLEFAMILYID00000", UserID: "0f8fad5bd9cb469fa16570867728950e", ClientID: "bench-ES256", Live: "8c1f0e5b6a2d4c3e9f7a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60",
+			Prev: "9d2f0e5b6a2d4c3e9f7a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f61", ExpiresAt: now.Add(720 * time.Hour), IdleExpiresAt: now.Add(240 * time.Hour)},
+	}
+	for _, name := range []string{"refresh", "access", "family"} {
+		rec := records[name]
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		typ := reflect.TypeOf(rec).Elem()
+		for _, codec := range []struct {
+			name      string
+			marshal   func(any) ([]byte, error)
+			unmarshal func([]byte, any) error
+		}{
+			{"encoding-json", json.Marshal, json.Unmarshal},
+			{"jsonv1", func(v any) ([]byte, error) { return jsonv1.Marshal(v) }, func(d []byte, v any) error { return jsonv1.Unmarshal(d, v) }},
+		} {
+			b.Run(name+"/decode/"+codec.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := codec.unmarshal(raw, reflect.New(typ).Interface()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run(name+"/encode/"+codec.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := codec.marshal(rec); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
