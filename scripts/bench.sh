@@ -28,7 +28,8 @@
 # scenario (-only ccjwt) measures client_credentials with JWT access tokens
 # signed CCJWT_ALG (default ES256), app benchccjwt.
 # CEILING=1 first measures the signing ceilings (BenchmarkSign, signatures
-# per second on the server's core) twice: with the other core idle, and
+# per CPU second on the server's core, from its CPU time, which waiting
+# for a core shared with other work leaves out) twice: with the other core idle, and
 # with it busy, as the load generator keeps it during a run. The two cores
 # of a small VM may share one physical core's execution units: then a
 # signature costs more while the load generator runs (RSA-2048 about 1.4x
@@ -107,7 +108,8 @@ go build -o "$work/loadtest" ./tools/loadtest
 if [ "${CEILING:-}" = 1 ]; then
   go test -c -o "$work/provider.test" ./provider
   ceiling() { "${server_pin[@]}" "$work/provider.test" -test.run '^$' -test.bench BenchmarkSign -test.cpu 1 -test.benchtime 2s 2>/dev/null |
-    awk -v what="$1" '/^BenchmarkSign/ { split($1, n, "/"); printf "signing ceiling, other core %s: %-6s %8.0f sigs/s (%s ns/op)\n", what, n[2], $5, $3 }'; }
+    awk -v what="$1" '/^BenchmarkSign/ { split($1, n, "/"); for (i = 2; i < NF; i++) if ($(i+1) == "cpu-ns/op") c = $i
+      printf "signing ceiling, other core %s: %-6s %8.0f sigs per CPU second (%.0f µs of CPU a signature)\n", what, n[2], 1e9 / c, c / 1000 }'; }
   ceiling idle
   if [ ${#load_pin[@]} -gt 0 ]; then
     "${load_pin[@]}" sh -c 'while :; do :; done' &

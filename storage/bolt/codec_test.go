@@ -157,6 +157,7 @@ func BenchmarkRecordCodec(b *testing.B) {
 		} {
 			b.Run(name+"/decode/"+codec.name, func(b *testing.B) {
 				b.ReportAllocs()
+				defer reportCPU(b, processCPU())
 				for b.Loop() {
 					if err := codec.unmarshal(raw, reflect.New(typ).Interface()); err != nil {
 						b.Fatal(err)
@@ -165,6 +166,7 @@ func BenchmarkRecordCodec(b *testing.B) {
 			})
 			b.Run(name+"/encode/"+codec.name, func(b *testing.B) {
 				b.ReportAllocs()
+				defer reportCPU(b, processCPU())
 				for b.Loop() {
 					if _, err := codec.marshal(rec); err != nil {
 						b.Fatal(err)
