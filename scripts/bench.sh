@@ -29,11 +29,12 @@
 # signed CCJWT_ALG (default ES256), app benchccjwt.
 # CEILING=1 first measures the signing ceilings (BenchmarkSign, signatures
 # per CPU second on the server's core, from its CPU time, which waiting
-# for a core shared with other work leaves out) twice: with the other core idle, and
-# with it busy, as the load generator keeps it during a run. The two cores
-# of a small VM may share one physical core's execution units: then a
-# signature costs more while the load generator runs (RSA-2048 about 1.4x
-# here), and the busy figure is the ceiling a scenario can approach.
+# for a core shared with other work leaves out) twice: with the other core
+# idle, and with it busy, as the load generator keeps it during a run. On
+# a VM the two cores may share caches or execution units, and a signature
+# then costs more CPU time while the other core works (RSA-2048 here: from
+# no difference to 1.2x, run to run); compare a scenario with the ceiling
+# measured in the same run, never with one from another day.
 # EXTRA_RUNS=0 skips the two runs after the main one (refresh with JWT
 # access tokens, code flows with consent every time).
 # The cpu/req column (server CPU time per completed request, from
