@@ -196,6 +196,7 @@ func New(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	untraceZitadel()
 	st := &opStorage{
 		store:    o.Store,
 		keys:     o.Keys,

@@ -20,6 +20,26 @@
 # scenario with -only and a -duration of 5s or more; PROFILE_AFTER=S starts
 # it S seconds later instead (the concurrent code flows come after the
 # sequential ones: PROFILE_AFTER=8 with -duration 6s).
+# KEYPORT_BIN=FILE runs that keyport binary as the server (and for the
+# setup commands) instead of one built from this checkout, so two builds
+# can be measured one after the other under the same conditions.
+# REFRESH_ALGS="RS256 ES256 EdDSA" runs the refresh scenario once per
+# algorithm, with an app (bench-ALG) whose ID tokens use it. The ccjwt
+# scenario (-only ccjwt) measures client_credentials with JWT access tokens
+# signed CCJWT_ALG (default ES256), app benchccjwt.
+# CEILING=1 first measures the signing ceilings (BenchmarkSign, signatures
+# per CPU second on the server's core, from its CPU time, which waiting
+# for a core shared with other work leaves out) twice: with the other core
+# idle, and with it busy, as the load generator keeps it during a run. On
+# a VM the two cores may share caches or execution units, and a signature
+# then costs more CPU time while the other core works (RSA-2048 here: from
+# no difference to 1.2x, run to run); compare a scenario with the ceiling
+# measured in the same run, never with one from another day.
+# EXTRA_RUNS=0 skips the two runs after the main one (refresh with JWT
+# access tokens, code flows with consent every time).
+# The cpu/req column (server CPU time per completed request, from
+# /proc/PID/stat) is the figure to compare on a machine that others load:
+# req/s moves with their load, CPU per request far less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -79,8 +99,27 @@ trap 'exit 130' INT TERM
 
 # Build first, so compile time is not measured.
 echo "building keyport and tools/loadtest"
-go build -o "$work/keyport" ./cmd/keyport
+if [ -n "${KEYPORT_BIN:-}" ]; then
+  cp "$KEYPORT_BIN" "$work/keyport"
+else
+  go build -o "$work/keyport" ./cmd/keyport
+fi
 go build -o "$work/loadtest" ./tools/loadtest
+
+if [ "${CEILING:-}" = 1 ]; then
+  go test -c -o "$work/provider.test" ./provider
+  ceiling() { "${server_pin[@]}" "$work/provider.test" -test.run '^$' -test.bench BenchmarkSign -test.cpu 1 -test.benchtime 2s 2>/dev/null |
+    awk -v what="$1" '/^BenchmarkSign/ { split($1, n, "/"); for (i = 2; i < NF; i++) if ($(i+1) == "cpu-ns/op") c = $i
+      printf "signing ceiling, other core %s: %-6s %8.0f sigs per CPU second (%.0f µs of CPU a signature)\n", what, n[2], 1e9 / c, c / 1000 }'; }
+  ceiling idle
+  if [ ${#load_pin[@]} -gt 0 ]; then
+    "${load_pin[@]}" sh -c 'while :; do :; done' &
+    spin_pid=$!
+    ceiling busy
+    kill "$spin_pid"
+    wait "$spin_pid" 2>/dev/null || true
+  fi
+fi
 
 export KEYPORT_DATA_DIR=$work/data KEYPORT_LISTEN=$ADDR KEYPORT_ISSUER=$URL
 if [ "${STORAGE:-bolt}" = postgres ]; then
@@ -129,6 +168,19 @@ printf '%s\n' "$SECRET" | kp client create --id bench --name Bench --redirect-ur
   --grant authorization_code,refresh_token,client_credentials --skip-consent --secret-stdin "${app_alg[@]}"
 printf '%s\n' "$JWT_SECRET" | kp client create --id benchjwt --name 'Bench JWT' --redirect-uri http://127.0.0.1:9/cb \
   --grant authorization_code,refresh_token,client_credentials --skip-consent --jwt-access-tokens --secret-stdin "${app_alg[@]}"
+JWT_CC_SECRET='bench-ccjwt-client-secret-0123456789'
+printf '%s\n' "$JWT_CC_SECRET" | kp client create --id benchccjwt --name 'Bench CC JWT' --redirect-uri http://127.0.0.1:9/cb \
+  --grant client_credentials --jwt-access-tokens --secret-stdin --id-token-signed-response-alg "${CCJWT_ALG:-ES256}"
+refresh_clients=()
+if [ -n "${REFRESH_ALGS:-}" ]; then
+  ids=""
+  for alg in $REFRESH_ALGS; do
+    printf '%s\n' "$SECRET" | kp client create --id "bench-$alg" --name "Bench $alg" --redirect-uri http://127.0.0.1:9/cb \
+      --grant authorization_code,refresh_token --skip-consent --secret-stdin --id-token-signed-response-alg "$alg"
+    ids+="${ids:+,}bench-$alg"
+  done
+  refresh_clients=(-refresh-clients "$ids")
+fi
 # The public client asks for consent (once per user), as a third-party app would.
 kp client create --id benchpub --name 'Bench SPA' --redirect-uri http://127.0.0.1:9/cb --public
 
@@ -210,13 +262,16 @@ if [ -n "${PG_WRITES:-}" ] && [ -n "$pg_bin" ]; then
   done
   exit 0
 fi
-lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" || status=$?
-echo
-echo "JWT access tokens (client benchjwt): two signatures ([keys] algorithm) per refresh"
-lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
-echo
-echo "Code flow with the consent page answered in every flow (prompt=consent)"
-lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" -only codeflow -consent-every-flow || status=$?
+lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub -jwt-client-id benchccjwt -jwt-client-secret "$JWT_CC_SECRET" \
+  "${refresh_clients[@]}" "$@" || status=$?
+if [ "${EXTRA_RUNS:-1}" != 0 ]; then
+  echo
+  echo "JWT access tokens (client benchjwt): two signatures ([keys] algorithm) per refresh"
+  lt -client-id benchjwt -client-secret "$JWT_SECRET" "$@" -only refresh || status=$?
+  echo
+  echo "Code flow with the consent page answered in every flow (prompt=consent)"
+  lt -client-id bench -client-secret "$SECRET" -public-client-id benchpub "$@" -only codeflow -consent-every-flow || status=$?
+fi
 
 if grep -q 'level=ERROR' "$work/server.log"; then
   echo "server logged errors:" >&2

@@ -40,7 +40,9 @@ func BenchmarkRefreshWithGrant(b *testing.B) {
 			}
 			var families, links atomic.Int64
 			b.SetParallelism(parallel)
+			b.ReportAllocs()
 			b.ResetTimer()
+			defer reportCPU(b, processCPU())
 			b.RunParallel(func(pb *testing.PB) {
 				fid := fmt.Sprintf("f%d", families.Add(1))
 				link := func() storage.RefreshToken {

@@ -5,7 +5,8 @@
 //
 //	go run ./tools/loadtest -url http://127.0.0.1:8080 -client-id bench -client-secret S \
 //	    -public-client-id benchpub -user bench -password P [-duration 10s] [-concurrency 16] \
-//	    [-only refresh,cc,userinfo,discovery,jwks,codeflow]
+//	    [-only refresh,cc,ccjwt,userinfo,discovery,jwks,codeflow]
+//	    [-jwt-client-id benchccjwt -jwt-client-secret S] [-refresh-clients bench-RS256,bench-ES256]
 //
 // It talks to loopback addresses only. scripts/bench.sh sets up a server
 // pinned to one core and runs this on the other.
@@ -56,9 +57,21 @@ type options struct {
 	stdlibGets   bool
 	consentEach  bool
 	serverPID    int
+	// jwtClientID and jwtClientSecret: the app of the ccjwt scenario,
+	// one with JWT access tokens.
+	jwtClientID     string
+	jwtClientSecret string
+	// refreshClients are the apps the refresh scenario runs a chain set
+	// for, one after the other (they share -client-secret); empty is
+	// -client-id alone.
+	refreshClients []string
 }
 
-var allScenarios = []string{"discovery", "jwks", "userinfo", "cc", "refresh", "codeflow"}
+var allScenarios = []string{"discovery", "jwks", "userinfo", "cc", "ccjwt", "refresh", "codeflow"}
+
+// defaultScenarios run when -only is not given; ccjwt joins them when
+// -jwt-client-id names its app.
+var defaultScenarios = []string{"discovery", "jwks", "userinfo", "cc", "refresh", "codeflow"}
 
 func main() {
 	var o options
@@ -78,8 +91,17 @@ func main() {
 	flag.BoolVar(&o.stdlibGets, "stdlib-gets", false, "use net/http for the GET scenarios instead of the lean keep-alive client")
 	flag.BoolVar(&o.consentEach, "consent-every-flow", false, "codeflow: send prompt=consent so every flow shows and answers the consent page (default: consent once, then remembered)")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "the server's process ID: adds its CPU use per scenario (server cpu%, CPU time per request) from /proc")
-	only := flag.String("only", strings.Join(allScenarios, ","), "scenarios to run, comma separated")
+	flag.StringVar(&o.jwtClientID, "jwt-client-id", "", "ccjwt: a confidential client with JWT access tokens and the client_credentials grant")
+	flag.StringVar(&o.jwtClientSecret, "jwt-client-secret", "", "ccjwt: its secret")
+	refreshClients := flag.String("refresh-clients", "", "refresh: run the scenario once per client in this comma-separated list (they share -client-secret), e.g. one app per signing algorithm; default -client-id")
+	only := flag.String("only", "", "scenarios to run, comma separated, from "+strings.Join(allScenarios, ",")+" (default all but ccjwt, and ccjwt too with -jwt-client-id)")
 	flag.Parse()
+	if *only == "" {
+		*only = strings.Join(defaultScenarios, ",")
+		if o.jwtClientID != "" {
+			*only += ",ccjwt"
+		}
+	}
 
 	u, err := url.Parse(strings.TrimSuffix(*rawURL, "/"))
 	if err != nil || u.Scheme != "http" || u.Host == "" {
@@ -112,10 +134,18 @@ func main() {
 	if o.clientSecret == "" && (needsUser || o.only["cc"]) {
 		fatalf("-client-secret is required")
 	}
+	if o.only["ccjwt"] && (o.jwtClientID == "" || o.jwtClientSecret == "") {
+		fatalf("ccjwt needs -jwt-client-id and -jwt-client-secret")
+	}
+	for _, c := range strings.Split(*refreshClients, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			o.refreshClients = append(o.refreshClients, c)
+		}
+	}
 
 	lt := newLoadTest(o)
 	fmt.Printf("keyport load test against %s: %s per scenario, concurrency %d\n", u, o.duration, o.concurrency)
-	header := fmt.Sprintf("%-40s %9s %7s %10s %9s %9s %9s", "scenario", "requests", "errors", "req/s", "p50", "p90", "p99")
+	header := fmt.Sprintf("%-52s %9s %7s %10s %9s %9s %9s", "scenario", "requests", "errors", "req/s", "p50", "p90", "p99")
 	if o.serverPID > 0 {
 		if _, err := processCPU(o.serverPID); err != nil {
 			fatalf("-server-pid: %v", err)
@@ -129,7 +159,7 @@ func main() {
 			continue
 		}
 		if err := lt.run(name); err != nil {
-			fmt.Printf("%-40s setup failed: %v\n", name, err)
+			fmt.Printf("%-52s setup failed: %v\n", name, err)
 			ok = false
 		}
 	}
@@ -206,9 +236,19 @@ func (lt *loadTest) run(name string) error {
 		}
 		lt.gets("userinfo (at="+tokenKind(t.AccessToken)+")", "/userinfo", t.AccessToken)
 	case "cc":
-		return lt.clientCredentials()
+		return lt.clientCredentials("cc", lt.o.clientID, lt.o.clientSecret)
+	case "ccjwt":
+		return lt.clientCredentials("ccjwt", lt.o.jwtClientID, lt.o.jwtClientSecret)
 	case "refresh":
-		return lt.refresh()
+		clients := lt.o.refreshClients
+		if len(clients) == 0 {
+			clients = []string{lt.o.clientID}
+		}
+		for _, id := range clients {
+			if err := lt.refresh(id); err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+		}
 	case "codeflow":
 		return lt.codeFlows()
 	}
@@ -313,7 +353,7 @@ func (r result) print() {
 	}
 	n := int64(len(r.lats)) + r.errs
 	slices.Sort(r.lats)
-	line := fmt.Sprintf("%-40s %9d %7d %10.0f %9s %9s %9s", r.name, n, r.errs, float64(n)/r.elapsed.Seconds(),
+	line := fmt.Sprintf("%-52s %9d %7d %10.0f %9s %9s %9s", r.name, n, r.errs, float64(n)/r.elapsed.Seconds(),
 		pct(r.lats, 0.50), pct(r.lats, 0.90), pct(r.lats, 0.99))
 	if r.serverCPU > 0 && n > 0 {
 		line += fmt.Sprintf(" %6.0f%% %9s", 100*r.serverCPU.Seconds()/r.elapsed.Seconds(), pct([]time.Duration{r.serverCPU / time.Duration(n)}, 0))
@@ -570,31 +610,49 @@ func (lt *loadTest) tokenPost(clientID, secret string, form url.Values) (tokenSe
 	return t, nil
 }
 
-func (lt *loadTest) clientCredentials() error {
+// clientCredentials hammers the client_credentials grant of one app.
+func (lt *loadTest) clientCredentials(name, clientID, secret string) error {
 	form := func() url.Values { return url.Values{"grant_type": {"client_credentials"}, "scope": {"api"}} }
-	t, err := lt.tokenPost(lt.o.clientID, lt.o.clientSecret, form())
+	t, err := lt.tokenPost(clientID, secret, form())
 	if err != nil {
 		return err
 	}
+	kind := tokenKind(t.AccessToken)
+	if kind == "jwt" {
+		kind += " " + jwtAlg(t.AccessToken)
+	}
 	fn := func(int) error {
-		_, err := lt.tokenPost(lt.o.clientID, lt.o.clientSecret, form())
+		_, err := lt.tokenPost(clientID, secret, form())
 		return err
 	}
-	lt.drive("cc (at="+tokenKind(t.AccessToken)+")", lt.o.concurrency, lt.o.warmup, lt.o.duration, lt.o.maxRequests, fn).print()
+	lt.drive(fmt.Sprintf("%s (%s, at=%s)", name, clientID, kind), lt.o.concurrency, lt.o.warmup, lt.o.duration, lt.o.maxRequests, fn).print()
 	return nil
+}
+
+// jwtAlg is the alg of a compact JWS's header, "?" when it cannot be read.
+func jwtAlg(jws string) string {
+	head, _, _ := strings.Cut(jws, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err != nil || json.Unmarshal(raw, &h) != nil || h.Alg == "" {
+		return "?"
+	}
+	return h.Alg
 }
 
 // refresh runs one refresh-token chain per worker: every request presents
 // the token the previous answer rotated to. A chain that breaks is replaced
 // by a new one from the signed-in session.
-func (lt *loadTest) refresh() error {
-	sess, err := lt.signIn(lt.o.clientID, lt.o.clientSecret)
+func (lt *loadTest) refresh(clientID string) error {
+	sess, err := lt.signIn(clientID, lt.o.clientSecret)
 	if err != nil {
 		return err
 	}
 	const scope = "openid profile email offline_access"
 	chains := make([]string, lt.o.concurrency)
-	var kind string
+	var kind, idAlg string
 	for i := range chains {
 		t, err := sess.tokens(scope)
 		if err != nil {
@@ -603,11 +661,11 @@ func (lt *loadTest) refresh() error {
 		if t.RefreshToken == "" || t.IDToken == "" {
 			return fmt.Errorf("code flow with offline_access gave no refresh or ID token")
 		}
-		chains[i], kind = t.RefreshToken, tokenKind(t.AccessToken)
+		chains[i], kind, idAlg = t.RefreshToken, tokenKind(t.AccessToken), jwtAlg(t.IDToken)
 	}
 	var mu sync.Mutex // the session browser is not for concurrent flows
 	fn := func(i int) error {
-		t, err := lt.tokenPost(lt.o.clientID, lt.o.clientSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {chains[i]}})
+		t, err := lt.tokenPost(clientID, lt.o.clientSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {chains[i]}})
 		if err == nil && (t.RefreshToken == "" || t.RefreshToken == chains[i] || t.IDToken == "") {
 			err = fmt.Errorf("refresh answer without a rotated refresh token or an ID token")
 		}
@@ -622,7 +680,7 @@ func (lt *loadTest) refresh() error {
 		chains[i] = t.RefreshToken
 		return nil
 	}
-	name := fmt.Sprintf("refresh (%s, at=%s, %d chains)", lt.o.clientID, kind, len(chains))
+	name := fmt.Sprintf("refresh (%s, id %s, at=%s, %d chains)", clientID, idAlg, kind, len(chains))
 	lt.drive(name, len(chains), lt.o.warmup, lt.o.duration, lt.o.maxRequests, fn).print()
 	return nil
 }

@@ -40,3 +40,19 @@ func TestProcessCPU(t *testing.T) {
 		t.Errorf("no PID: %v, %v; want nothing measured and no error", d, err)
 	}
 }
+
+func TestJWTAlg(t *testing.T) {
+	for _, c := range []struct{ jws, want string }{
+		// {"alg":"ES256","kid":"k1","typ":"JWT"}
+		{"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.e30.sig", "ES256"},
+		// {"alg":"EdDSA"}
+		{"eyJhbGciOiJFZERTQSJ9.e30.sig", "EdDSA"},
+		{"opaque-token", "?"},
+		{"!!!.e30.sig", "?"},
+		{"e30.e30.sig", "?"}, // {} has no alg
+	} {
+		if got := jwtAlg(c.jws); got != c.want {
+			t.Errorf("jwtAlg(%q) = %q, want %q", c.jws, got, c.want)
+		}
+	}
+}
