@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +27,6 @@ import (
 	"strings"
 	"time"
 
-	jsonv1 "github.com/go-json-experiment/json/v1"
 	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
@@ -763,27 +763,19 @@ func isOutcome(err error) bool {
 
 // Encoding helpers.
 
-// getJSON and putJSON, through which every refresh, code exchange and
-// client_credentials grant reads and writes its records, use the JSON v1
-// package of go-json-experiment (the Go team's prototype of
-// encoding/json/v2, whose v1 package keeps encoding/json's behaviour and
-// output) rather than encoding/json: it decodes a refresh-token record in
-// about half the time with a quarter of the allocations, and the records
-// on disk are the same JSON either way (TestRecordCodecMatchesEncodingJSON).
-
 func getJSON(b *bbolt.Bucket, key string, v any) (bool, error) {
 	raw := b.Get([]byte(key))
 	if raw == nil {
 		return false, nil
 	}
-	if err := jsonv1.Unmarshal(raw, v); err != nil {
+	if err := json.Unmarshal(raw, v); err != nil {
 		return true, fmt.Errorf("decode %q: %w", key, err)
 	}
 	return true, nil
 }
 
 func putJSON(b *bbolt.Bucket, key string, v any) error {
-	raw, err := jsonv1.Marshal(v)
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
