@@ -228,6 +228,12 @@ type Client struct {
 	// /authorize and at the pushed authorization request endpoint, must
 	// be signed request objects (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	// Resource indicators (RFC 8707).
+	// Resources are the resource URIs (absolute, without a fragment) the
+	// app may ask access tokens for with the resource parameter; empty:
+	// none, and its access tokens are for the app itself.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // AuthRequest is one /authorize request on its way through sign-in.
@@ -309,6 +315,13 @@ type AuthRequest struct {
 	// which PendingLimits.Total evicts from as one; "" means Origin.
 	Origin      string `json:"origin,omitempty"`
 	OriginGroup string `json:"origin_group,omitempty"`
+
+	// Resource indicators (RFC 8707).
+	// Resources are the resources the request asked for, each one
+	// registered for the app (Client.Resources): the code's and its
+	// refresh family's access tokens are for them, or for a part of them a
+	// token request names.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured
@@ -461,6 +474,12 @@ type RefreshToken struct {
 	// ACR is the acr claim of the family's first ID token, which its
 	// refreshed ID tokens repeat; "" for families issued before.
 	ACR string `json:"acr,omitempty"`
+
+	// Resource indicators (RFC 8707).
+	// Resources are the resources granted to the family (at the sign-in,
+	// AuthRequest.Resources, or at a device code's redemption): each
+	// refresh may ask access tokens for all of them or for a part.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)
