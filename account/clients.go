@@ -102,6 +102,9 @@ type NewClient struct {
 
 	// RequireSignedRequestObject: see storage.Client.
 	RequireSignedRequestObject bool
+
+	// Resource indicators (RFC 8707): storage.Client.Resources.
+	Resources []string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -155,6 +158,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	c.RequireSignedRequestObject = n.RequireSignedRequestObject
+	c.Resources = slices.Clone(n.Resources)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -210,6 +214,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.")
 	}
 	if err := normalizeTokenExchange(c); err != nil {
+		return err
+	}
+	if err := normalizeResources(c); err != nil { // resources.go
 		return err
 	}
 
@@ -546,6 +553,9 @@ type ClientPatch struct {
 	TokenExchangeAudiences *[]string
 
 	RequireSignedRequestObject *bool
+
+	// Resources replaces storage.Client.Resources (resource indicators).
+	Resources *[]string
 }
 
 // apply returns c with p's fields set.
@@ -598,6 +608,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	if p.RequireSignedRequestObject != nil {
 		c.RequireSignedRequestObject = *p.RequireSignedRequestObject
 	}
+	setList(&c.Resources, p.Resources)
 	return c
 }
 
@@ -803,6 +814,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 
 		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 		{"require_signed_request_object", flag(a.RequireSignedRequestObject), flag(b.RequireSignedRequestObject)},
+		{"resources", list(a.Resources), list(b.Resources)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -338,6 +338,10 @@ type Client struct {
 	// RequireSignedRequestObject accepts the app's authorization requests
 	// only as request objects signed with its keys (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
+
+	// Resources (resource indicators, RFC 8707): the resource URIs the
+	// app may ask access tokens for with the resource parameter.
+	Resources []string `toml:"resources"`
 }
 
 // Directory is one [[directories]] entry.

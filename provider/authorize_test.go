@@ -135,6 +135,10 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// releases (account.RequestableClaims): at most all of them.
 		"ACREssential": true, "IDTokenClaims": supportedClaims, "UserinfoClaims": supportedClaims,
 		"Subject": strings.Repeat(`"`, maxSubject),
+		// Resources registered for the app (resources.go): at most
+		// maxResources of maxResourceBytes together, of URI characters,
+		// which JSON stores as they are.
+		"Resources": slices.Repeat([]string{strings.Repeat("r", maxResourceBytes/maxResources)}, maxResources),
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

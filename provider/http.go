@@ -268,6 +268,17 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		} else {
 			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
+		// The request object's, when there is one (resources.go).
+		r = r.WithContext(withResources(r.Context(), r.Form["resource"]))
+	}
+	if path == "/oauth/token" {
+		// resources.go: a malformed value is refused whatever the grant.
+		if err := resourceProblem(r.Form["resource"]); err != nil {
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSONError(w, http.StatusBadRequest, string(err.ErrorType), err.Description)
+			return r, true
+		}
+		r = r.WithContext(withResources(r.Context(), r.Form["resource"]))
 	}
 	if postOnly(path) {
 		// A client secret refused by the throttle comes back through

@@ -386,6 +386,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			TokenExchangeAudiences: c.TokenExchangeAudiences,
 
 			RequireSignedRequestObject: c.RequireSignedRequestObject,
+			Resources:                  c.Resources,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
