@@ -127,6 +127,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		if path == "/userinfo" {
 			p.signUserinfo(r.Context(), rec)
 		}
+		answerTargetRefusal(r, rec) // resources.go
 		if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
 			writeThrottled(w, refused)
 			return

@@ -226,7 +226,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	// code_verifier.
 	resources, rerr := narrowResources(a.Resources, resourcesFrom(ctx)) // resources.go
 	if rerr != nil {
-		return nil, rerr
+		return nil, refuseTarget(ctx, rerr)
 	}
 	return &authRequest{a: a, codeHash: hash, issue: issue, resources: resources}, nil
 }
@@ -568,7 +568,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	}
 	resources, rerr := narrowResources(rt.Resources, resourcesFrom(ctx)) // resources.go
 	if rerr != nil {
-		return nil, rerr
+		return nil, refuseTarget(ctx, rerr)
 	}
 	// A retry within the reuse grace comes back as the successor.
 	retry := rt.Hash != refreshKey(token)

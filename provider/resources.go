@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"slices"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -107,16 +109,48 @@ func accessAudience(clientID string, resources []string) []string {
 
 // resourcesNote carries the resource values of an /authorize, pushed or
 // token request from the middleware (which has the form) to the op.Storage
-// callbacks (which zitadel hands only its own parsed request).
+// callbacks (which zitadel hands only its own parsed request), and back
+// the refusal of a code or refresh grant: zitadel answers any error of
+// AuthRequestByCode and TokenRequestByRefreshToken as invalid_grant, so
+// the middleware puts RFC 8707's error back (answerTargetRefusal).
+type resourcesNote struct {
+	values  []string
+	refused *oidc.Error
+}
+
 type resourcesKey struct{}
 
 func withResources(ctx context.Context, values []string) context.Context {
-	return context.WithValue(ctx, resourcesKey{}, slices.Clone(values))
+	return context.WithValue(ctx, resourcesKey{}, &resourcesNote{values: slices.Clone(values)})
 }
 
 func resourcesFrom(ctx context.Context) []string {
-	v, _ := ctx.Value(resourcesKey{}).([]string)
-	return v
+	if n, ok := ctx.Value(resourcesKey{}).(*resourcesNote); ok {
+		return n.values
+	}
+	return nil
+}
+
+// refuseTarget notes err, an invalid_target refusal of a token request,
+// for answerTargetRefusal, and returns it.
+func refuseTarget(ctx context.Context, err *oidc.Error) *oidc.Error {
+	if n, ok := ctx.Value(resourcesKey{}).(*resourcesNote); ok {
+		n.refused = err
+	}
+	return err
+}
+
+// answerTargetRefusal replaces zitadel's answer to a token request that
+// refuseTarget refused with the refusal itself (400 invalid_target).
+func answerTargetRefusal(r *http.Request, rec *recorder) {
+	n, ok := r.Context().Value(resourcesKey{}).(*resourcesNote)
+	if !ok || n.refused == nil || rec.status < 400 {
+		return
+	}
+	rec.body.Reset()
+	rec.header.Set("Content-Type", "application/json")
+	rec.status = http.StatusBadRequest
+	_ = json.NewEncoder(&rec.body).Encode(map[string]string{"error": string(n.refused.ErrorType), "error_description": n.refused.Description})
 }
 
 // jwtAudience hands the resources of a token request to zitadel's JWT

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/keyport/keyport/account"
+)
+
+// Resource indicators (RFC 8707) with a real relying party: go-oidc and
+// x/oauth2 send resource at /authorize and at the token endpoint
+// (oauth2.SetAuthURLParam, clientcredentials' EndpointParams); the
+// refresh grant, which x/oauth2's token source sends without extra
+// parameters, is posted by hand.
+const (
+	resOrders  = "https://orders.example.com/"
+	resFiles   = "https://files.example.com/api"
+	resReports = "urn:example:reports"
+)
+
+// authURL is c's authorization URL with the resources: the first through
+// oauth2.SetAuthURLParam, which sets one value, the others appended, since
+// x/oauth2 has no option that repeats a parameter.
+func authURL(c *testClient, state string, resources []string, opts ...oauth2.AuthCodeOption) string {
+	if len(resources) > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("resource", resources[0]))
+	}
+	u := c.oauth.AuthCodeURL(state, opts...)
+	for _, r := range resources[min(1, len(resources)):] {
+		u += "&resource=" + url.QueryEscape(r)
+	}
+	return u
+}
+
+// signInFor signs alice in to c asking for resources, and returns the
+// code and the PKCE verifier.
+func signInFor(t *testing.T, c *testClient, resources ...string) (code, verifier string) {
+	t.Helper()
+	verifier = oauth2.GenerateVerifier()
+	b := newBrowser(t)
+	p := b.get(authURL(c, "st-res", resources, oauth2.S256ChallengeOption(verifier)))
+	res := landed(t, c.finish(b, p, "alice"), c.RedirectURI)
+	if res.Error != "" || res.Code == "" || res.State != "st-res" {
+		t.Fatalf("flow ended with %+v", res)
+	}
+	return res.Code, verifier
+}
+
+// jwtClaims verifies token's signature with the server's JWKS (as a
+// resource server does) and returns its claims.
+func jwtClaims(t *testing.T, srv *testServer, token string) map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	payload, err := oidc.NewRemoteKeySet(ctx, srv.URL+"/keys").VerifySignature(ctx, token)
+	if err != nil {
+		t.Fatalf("the access token is no JWT signed by the server's keys: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// idTokenAudience is the aud of the ID token of tok, verified for c.
+func idTokenAudience(t *testing.T, c *testClient, tok *oauth2.Token) []string {
+	t.Helper()
+	raw, _ := tok.Extra("id_token").(string)
+	id, err := c.verifier.Verify(context.Background(), raw)
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	return id.Audience
+}
+
+func TestResourceIndicators(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("alice", false)
+	jwtApp := srv.createClient(account.NewClient{ID: "jwt-app", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
+		Resources:  []string{resOrders, resFiles, resReports}})
+	jwtApp.oauth.Scopes = append(jwtApp.oauth.Scopes, oidc.ScopeOfflineAccess)
+	opaqueApp := srv.createClient(account.NewClient{ID: "opaque-app", Secret: tokenExchangeSecret, SkipConsent: true,
+		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
+		Resources:  []string{resOrders, resFiles}})
+	opaqueApp.oauth.Scopes = append(opaqueApp.oauth.Scopes, oidc.ScopeOfflineAccess)
+	// An app with no resources: every resource is refused, and without one
+	// nothing changes.
+	plainApp := srv.createClient(account.NewClient{ID: "plain-app", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials}})
+
+	flow := func(c *testClient, authorize []string, exchange ...string) *oauth2.Token {
+		t.Helper()
+		code, verifier := signInFor(t, c, authorize...)
+		opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
+		for _, r := range exchange {
+			opts = append(opts, oauth2.SetAuthURLParam("resource", r))
+		}
+		tok, err := c.oauth.Exchange(context.Background(), code, opts...)
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		return tok
+	}
+	introspect := func(c *testClient, token string) map[string]any {
+		t.Helper()
+		status, _, m := srv.postForm("/oauth/introspect", url.Values{"token": {token}}, c.ID, c.Secret)
+		if status != http.StatusOK || m["active"] != true {
+			t.Fatalf("introspect: %d %v", status, m)
+		}
+		return m
+	}
+	refresh := func(c *testClient, tok *oauth2.Token, resources ...string) (int, map[string]any) {
+		t.Helper()
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
+		for _, r := range resources {
+			form.Add("resource", r)
+		}
+		status, _, m := c.tokenPost(form, true)
+		return status, m
+	}
+
+	t.Run("code flow with one resource: the JWT is for it, the ID token for the app", func(t *testing.T) {
+		tok := flow(jwtApp, []string{resOrders})
+		claims := jwtClaims(t, srv, tok.AccessToken)
+		if got := audiences(claims["aud"]); !slices.Equal(got, []string{resOrders}) {
+			t.Errorf("access token aud %v, want [%s]", got, resOrders)
+		}
+		if claims["client_id"] != jwtApp.ID {
+			t.Errorf("access token client_id %v, want %s", claims["client_id"], jwtApp.ID)
+		}
+		if got := idTokenAudience(t, jwtApp, tok); !slices.Equal(got, []string{jwtApp.ID}) {
+			t.Errorf("ID token aud %v, want [%s]", got, jwtApp.ID)
+		}
+		// Introspection says the same of the JWT.
+		if got := audiences(introspect(jwtApp, tok.AccessToken)["aud"]); !slices.Equal(got, []string{resOrders}) {
+			t.Errorf("introspected aud %v", got)
+		}
+	})
+
+	t.Run("code flow with two resources, refresh narrows to one and may not widen", func(t *testing.T) {
+		tok := flow(jwtApp, []string{resOrders, resFiles})
+		if got := audiences(jwtClaims(t, srv, tok.AccessToken)["aud"]); !slices.Equal(got, []string{resOrders, resFiles}) {
+			t.Errorf("access token aud %v, want both resources", got)
+		}
+		if got := idTokenAudience(t, jwtApp, tok); !slices.Equal(got, []string{jwtApp.ID}) {
+			t.Errorf("ID token aud %v, want [%s]", got, jwtApp.ID)
+		}
+		status, m := refresh(jwtApp, tok, resFiles)
+		if status != http.StatusOK {
+			t.Fatalf("refresh for one resource: %d %v", status, m)
+		}
+		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("narrowed access token aud %v, want [%s]", got, resFiles)
+		}
+		// The refreshed ID token is still the app's.
+		if id, err := jwtApp.verifier.Verify(context.Background(), m["id_token"].(string)); err != nil || !slices.Equal(id.Audience, []string{jwtApp.ID}) {
+			t.Errorf("refreshed ID token: %v (aud %v)", err, id)
+		}
+		// The family keeps both: the next refresh, naming none, gets both.
+		next := &oauth2.Token{RefreshToken: m["refresh_token"].(string)}
+		status, m = refresh(jwtApp, next)
+		if status != http.StatusOK {
+			t.Fatalf("refresh for all: %d %v", status, m)
+		}
+		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{resOrders, resFiles}) {
+			t.Errorf("access token aud after a refresh naming none: %v, want both", got)
+		}
+		// Registered for the app, but not granted at the sign-in: refused,
+		// and the refresh token still works.
+		next = &oauth2.Token{RefreshToken: m["refresh_token"].(string)}
+		status, m = refresh(jwtApp, next, resReports)
+		if status != http.StatusBadRequest || m["error"] != "invalid_target" || m["access_token"] != nil {
+			t.Errorf("widening refresh: %d %v, want 400 invalid_target", status, m)
+		}
+		if status, m = refresh(jwtApp, next, resOrders); status != http.StatusOK {
+			t.Errorf("refresh after a refused one: %d %v", status, m)
+		}
+	})
+
+	t.Run("the code exchange may narrow, not widen", func(t *testing.T) {
+		tok := flow(jwtApp, []string{resOrders, resFiles}, resOrders)
+		if got := audiences(jwtClaims(t, srv, tok.AccessToken)["aud"]); !slices.Equal(got, []string{resOrders}) {
+			t.Errorf("access token aud %v, want [%s]", got, resOrders)
+		}
+		code, verifier := signInFor(t, jwtApp, resOrders)
+		_, err := jwtApp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resFiles))
+		if oauthErr(err) != "invalid_target" {
+			t.Errorf("exchange for a resource the sign-in did not ask for: %v, want invalid_target", err)
+		}
+	})
+
+	t.Run("opaque token: introspection's aud is the resources", func(t *testing.T) {
+		tok := flow(opaqueApp, []string{resOrders, resFiles})
+		if strings.Count(tok.AccessToken, ".") == 2 {
+			t.Fatalf("opaque-app got a JWT")
+		}
+		m := introspect(opaqueApp, tok.AccessToken)
+		if got := audiences(m["aud"]); !slices.Equal(got, []string{resOrders, resFiles}) {
+			t.Errorf("introspected aud %v, want both resources", got)
+		}
+		if m["client_id"] != opaqueApp.ID {
+			t.Errorf("introspected client_id %v", m["client_id"])
+		}
+		if got := idTokenAudience(t, opaqueApp, tok); !slices.Equal(got, []string{opaqueApp.ID}) {
+			t.Errorf("ID token aud %v", got)
+		}
+		status, r := refresh(opaqueApp, tok, resFiles)
+		if status != http.StatusOK {
+			t.Fatalf("refresh: %d %v", status, r)
+		}
+		if got := audiences(introspect(opaqueApp, r["access_token"].(string))["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("introspected aud after narrowing %v", got)
+		}
+		// Without resources, the token is the app's, as before.
+		plain := flow(opaqueApp, nil)
+		if got := audiences(introspect(opaqueApp, plain.AccessToken)["aud"]); !slices.Equal(got, []string{opaqueApp.ID}) {
+			t.Errorf("introspected aud without resources %v, want [%s]", got, opaqueApp.ID)
+		}
+	})
+
+	t.Run("no resource: nothing changes", func(t *testing.T) {
+		tok := flow(plainApp, nil)
+		if got := audiences(jwtClaims(t, srv, tok.AccessToken)["aud"]); !slices.Equal(got, []string{plainApp.ID}) {
+			t.Errorf("access token aud %v, want [%s]", got, plainApp.ID)
+		}
+	})
+
+	t.Run("client_credentials with a resource", func(t *testing.T) {
+		cc := clientcredentials.Config{ClientID: jwtApp.ID, ClientSecret: jwtApp.Secret, TokenURL: srv.URL + "/oauth/token",
+			EndpointParams: url.Values{"resource": {resReports}}}
+		tok, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatalf("client_credentials: %v", err)
+		}
+		claims := jwtClaims(t, srv, tok.AccessToken)
+		if got := audiences(claims["aud"]); !slices.Equal(got, []string{resReports}) || claims["sub"] != jwtApp.ID {
+			t.Errorf("aud %v sub %v, want [%s] and the app", got, claims["sub"], resReports)
+		}
+		opaque := clientcredentials.Config{ClientID: opaqueApp.ID, ClientSecret: opaqueApp.Secret, TokenURL: srv.URL + "/oauth/token",
+			EndpointParams: url.Values{"resource": {resOrders}}}
+		tok, err = opaque.Token(context.Background())
+		if err != nil {
+			t.Fatalf("client_credentials (opaque): %v", err)
+		}
+		if got := audiences(introspect(opaqueApp, tok.AccessToken)["aud"]); !slices.Equal(got, []string{resOrders}) {
+			t.Errorf("introspected aud %v", got)
+		}
+		opaque.EndpointParams = url.Values{"resource": {resReports}} // not registered for opaque-app
+		if _, err := opaque.Token(context.Background()); oauthErr(err) != "invalid_target" {
+			t.Errorf("client_credentials for an unregistered resource: %v, want invalid_target", err)
+		}
+	})
+
+	// Refusals: at /authorize back to the app's redirect URI with its state
+	// (RFC 8707 §2, RFC 6749 §4.1.2.1), at the token endpoint 400.
+	tooMany := make([]string, 9)
+	for i := range tooMany {
+		tooMany[i] = resOrders + strings.Repeat("x", i)
+	}
+	for _, tc := range []struct {
+		name      string
+		c         *testClient
+		resources []string
+	}{
+		{"unregistered", jwtApp, []string{"https://elsewhere.example.com/"}},
+		{"unregistered for this app", opaqueApp, []string{resReports}},
+		{"any for an app with none", plainApp, []string{resOrders}},
+		{"fragment", jwtApp, []string{resOrders + "#frag"}},
+		{"empty fragment", jwtApp, []string{resOrders + "#"}},
+		{"relative", jwtApp, []string{"/orders"}},
+		{"not a URI", jwtApp, []string{"orders api"}},
+		{"too many", jwtApp, tooMany},
+		{"too long", jwtApp, []string{resOrders + strings.Repeat("a", 600)}},
+	} {
+		t.Run("refused at /authorize: "+tc.name, func(t *testing.T) {
+			p := newBrowser(t).get(authURL(tc.c, "st-refused", tc.resources))
+			res := landed(t, p, tc.c.RedirectURI)
+			if res.Error != "invalid_target" || res.State != "st-refused" || res.Code != "" || res.Iss != srv.URL {
+				t.Errorf("landed with %+v, want invalid_target with the state and iss", res)
+			}
+		})
+		t.Run("refused at the token endpoint: "+tc.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {"client_credentials"}, "resource": tc.resources}
+			status, h, m := tc.c.tokenPost(form, true)
+			if status != http.StatusBadRequest || m["error"] != "invalid_target" || m["access_token"] != nil {
+				t.Errorf("client_credentials: %d %v, want 400 invalid_target", status, m)
+			}
+			if h.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q", h.Get("Cache-Control"))
+			}
+		})
+	}
+	t.Run("refused at the code exchange: malformed", func(t *testing.T) {
+		code, verifier := signInFor(t, jwtApp, resOrders)
+		_, err := jwtApp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", "/orders"))
+		if oauthErr(err) != "invalid_target" {
+			t.Errorf("exchange with a relative resource: %v, want invalid_target", err)
+		}
+	})
+
+	t.Run("pushed requests carry resources", func(t *testing.T) {
+		verifier, challenge := pkce()
+		pushed := url.Values{"response_type": {"code"}, "redirect_uri": {jwtApp.RedirectURI}, "scope": {"openid"}, "state": {"st-par"},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {resOrders, resFiles}}
+		status, _, m := jwtApp.push(pushed)
+		if status != http.StatusCreated {
+			t.Fatalf("push: %d %v", status, m)
+		}
+		b := newBrowser(t)
+		res := landed(t, jwtApp.finish(b, b.get(jwtApp.authorizeURI(m["request_uri"].(string), nil)), "alice"), jwtApp.RedirectURI)
+		tok, err := jwtApp.oauth.Exchange(context.Background(), res.Code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		if got := audiences(jwtClaims(t, srv, tok.AccessToken)["aud"]); !slices.Equal(got, []string{resOrders, resFiles}) {
+			t.Errorf("access token aud %v, want both pushed resources", got)
+		}
+		pushed["resource"] = []string{"https://elsewhere.example.com/"}
+		status, _, m = jwtApp.push(pushed)
+		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Errorf("push of an unregistered resource: %d %v, want 400 invalid_target", status, m)
+		}
+		pushed["resource"] = []string{resOrders + "#frag"}
+		status, _, m = jwtApp.push(pushed)
+		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Errorf("push of a resource with a fragment: %d %v, want 400 invalid_target", status, m)
+		}
+	})
+}
