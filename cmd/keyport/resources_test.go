@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -308,6 +310,64 @@ func TestResourceIndicators(t *testing.T) {
 		}
 	})
 
+	// Seeded random resource lists at the token endpoint: never a 5xx; a
+	// token exactly when every value is granted (client_credentials: every
+	// registered one) within the bounds, otherwise 400 invalid_target.
+	t.Run("random resource lists at the token endpoint", func(t *testing.T) {
+		pool := []string{resOrders, resFiles, resReports, "https://elsewhere.example/", resOrders + "#", "/orders", "", "%zz",
+			"urn:", "https://bücher.example/", "\x00", resOrders + strings.Repeat("r", 300)}
+		tok := flow(jwtApp, []string{resOrders, resFiles})
+		granted := []string{resOrders, resFiles}
+		rng := rand.New(rand.NewPCG(8, 707))
+		seen := map[string]int{}
+		for i := 0; i < 200 && !t.Failed(); i++ {
+			var picked []string
+			for k := rng.IntN(11); k > 0; k-- {
+				picked = append(picked, pool[rng.IntN(len(pool))])
+			}
+			form := url.Values{"grant_type": {"client_credentials"}}
+			allowed := []string{resOrders, resFiles, resReports}
+			if i%2 == 0 {
+				form = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
+				allowed = granted
+			}
+			form["resource"] = picked
+			total := 0
+			for _, p := range picked {
+				total += len(p)
+			}
+			good := len(picked) <= 8 && total <= 512 && !slices.ContainsFunc(picked, func(p string) bool { return !slices.Contains(allowed, p) })
+			status, _, m := jwtApp.tokenPost(form, true)
+			switch {
+			case status >= 500:
+				t.Fatalf("%v: %d %v", form, status, m)
+			case good && status != http.StatusOK:
+				t.Fatalf("%v: %d %v, want a token", picked, status, m)
+			case !good && (status != http.StatusBadRequest || m["error"] != "invalid_target"):
+				t.Fatalf("%v: %d %v, want 400 invalid_target", picked, status, m)
+			}
+			if status == http.StatusOK {
+				want := picked
+				if len(picked) == 0 {
+					want = granted
+					if form.Get("grant_type") == "client_credentials" {
+						want = []string{jwtApp.ID}
+					}
+				}
+				if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, distinctOf(want)) {
+					t.Fatalf("%v: aud %v", picked, got)
+				}
+				if rt, ok := m["refresh_token"].(string); ok {
+					tok.RefreshToken = rt
+				}
+			}
+			seen[fmt.Sprint(status)]++
+		}
+		if seen["200"] == 0 || seen["400"] == 0 {
+			t.Errorf("the seed reached %v; want both tokens and refusals", seen)
+		}
+	})
+
 	t.Run("pushed requests carry resources", func(t *testing.T) {
 		verifier, challenge := pkce()
 		pushed := url.Values{"response_type": {"code"}, "redirect_uri": {jwtApp.RedirectURI}, "scope": {"openid"}, "state": {"st-par"},
@@ -336,4 +396,15 @@ func TestResourceIndicators(t *testing.T) {
 			t.Errorf("push of a resource with a fragment: %d %v, want 400 invalid_target", status, m)
 		}
 	})
+}
+
+// distinctOf is list without repeats.
+func distinctOf(list []string) []string {
+	var out []string
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
 }
