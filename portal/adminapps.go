@@ -70,6 +70,10 @@ type appForm struct {
 
 	// TokenExchangeAudiences: comma separated.
 	TokenExchangeAudiences string
+
+	// Resources (resource indicators, RFC 8707): one URI a line, as a
+	// URI may hold a comma.
+	Resources string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -86,6 +90,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
+	f.Resources = strings.Join(c.Resources, "\n")
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -109,6 +114,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
+	f.Resources = v("resources")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -229,6 +235,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
+	n.Resources = lines(f.Resources)
 	return n, nil
 }
 
@@ -253,6 +260,8 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
+	resources := lines(f.Resources)
+	p.Resources = &resources
 	return p, nil
 }
 

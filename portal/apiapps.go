@@ -77,6 +77,10 @@ type clientJSON struct {
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
+
+	// Resources: the resource URIs the app may ask access tokens for
+	// (RFC 8707 resource indicators); empty: none.
+	Resources []string `json:"resources"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -131,6 +135,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
+	out.Resources = nonNilStrings(c.Resources)
 	return out
 }
 
@@ -168,6 +173,8 @@ type newClientJSON struct {
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	Resources []string `json:"resources,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -206,6 +213,8 @@ type clientPatchJSON struct {
 	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject *bool `json:"require_signed_request_object,omitempty"`
+
+	Resources *[]string `json:"resources,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -261,6 +270,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
+	n.Resources = b.Resources
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -291,6 +301,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	p.RequireSignedRequestObject = b.RequireSignedRequestObject
+	p.Resources = b.Resources
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 )
 
 // Resource indicators (RFC 8707) with a real relying party: go-oidc and
@@ -85,8 +86,11 @@ func idTokenAudience(t *testing.T, c *testClient, tok *oauth2.Token) []string {
 }
 
 func TestResourceIndicators(t *testing.T) {
-	srv := startServer(t, "", nil)
-	srv.createUser("alice", false)
+	srv := startServer(t, "", func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "static-app", RedirectURIs: []string{"https://static.example.com/cb"},
+			Secret: "static-secret-0123456789", GrantTypes: []string{"authorization_code"}, Resources: []string{resOrders, "urn:example:static"}})
+	})
+	rw, _, _ := adminTokens(t, srv) // and the users root and alice
 	jwtApp := srv.createClient(account.NewClient{ID: "jwt-app", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
 		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
 		Resources:  []string{resOrders, resFiles, resReports}})
@@ -365,6 +369,48 @@ func TestResourceIndicators(t *testing.T) {
 		}
 		if seen["200"] == 0 || seen["400"] == 0 {
 			t.Errorf("the seed reached %v; want both tokens and refusals", seen)
+		}
+	})
+
+	// config.toml, the management API and the console set an app's
+	// resources under the same rules.
+	t.Run("settings", func(t *testing.T) {
+		if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/clients/static-app", rw, "", ""); status != http.StatusOK ||
+			!slices.Equal(toStrings(body["resources"]), []string{resOrders, "urn:example:static"}) {
+			t.Errorf("the static app from config.toml: %d %v", status, body)
+		}
+		for _, bad := range []string{`["/relative"]`, `["https://a.example/#f"]`, `["not a uri"]`, `[""]`, `["https://a.example/` + strings.Repeat("a", 600) + `"]`} {
+			body := `{"id":"r","redirect_uris":["https://r.example/cb"],"resources":` + bad + `}`
+			if status, _, m := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json", body); status != http.StatusBadRequest || m["field"] != "resources" {
+				t.Errorf("create with resources %s: %d %v, want the field named", bad, status, m)
+			}
+		}
+		status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
+			`{"id":"r","redirect_uris":["https://r.example/cb"],"resources":["`+resOrders+`","`+resOrders+`"," `+resFiles+` "]}`)
+		client, _ := body["client"].(map[string]any)
+		if status != http.StatusCreated || !slices.Equal(toStrings(client["resources"]), []string{resOrders, resFiles}) {
+			t.Fatalf("create with resources: %d %v", status, body)
+		}
+		status, _, body = apiCall(t, srv, http.MethodPatch, "/api/v1/clients/r", rw, "application/json", `{"resources":[]}`)
+		if status != http.StatusOK || len(toStrings(body["resources"])) != 0 {
+			t.Errorf("patch clearing the resources: %d %v", status, body)
+		}
+		if c, err := srv.Main.Store.GetClient(context.Background(), "r"); err != nil || len(c.Resources) != 0 {
+			t.Errorf("the app after the patch: %v %v", c.Resources, err)
+		}
+		b := newBrowser(t)
+		signInPortal(t, srv, b, "root")
+		form := url.Values{"id": {"console-app"}, "name": {"Console"}, "type": {"confidential"}, "grant_types": {"authorization_code"},
+			"redirect_uris": {"https://console.example/cb"}, "resources": {resOrders + "\r\n" + resReports + "\r\n"}}
+		if p := submitForm(t, b, b.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", form); p.Status >= 400 {
+			t.Fatalf("create in the console: %d %s", p.Status, truncateBody(p.Body))
+		}
+		c, err := srv.Main.Store.GetClient(context.Background(), "console-app")
+		if err != nil || !slices.Equal(c.Resources, []string{resOrders, resReports}) {
+			t.Errorf("the console's app: %v, %v", c.Resources, err)
+		}
+		if p := b.get(srv.URL + "/admin/apps/console-app"); !strings.Contains(p.Body, resOrders+"\n"+resReports+"</textarea>") {
+			t.Errorf("the app page does not show the resources")
 		}
 	})
 
