@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -89,11 +90,13 @@ func TestResourceIndicators(t *testing.T) {
 	srv := startServer(t, "", func(c *config.Config) {
 		c.Clients = append(c.Clients, config.Client{ID: "static-app", RedirectURIs: []string{"https://static.example.com/cb"},
 			Secret: "static-secret-0123456789", GrantTypes: []string{"authorization_code"}, Resources: []string{resOrders, "urn:example:static"}})
+		c.OAuth.DeviceFlow = true
 	})
-	rw, _, _ := adminTokens(t, srv) // and the users root and alice
+	rw, _, _ := adminTokens(t, srv)                // and the users root and alice
+	jwtKey := newRPKey(t, jose.ES256, "jwt-app-1") // for its request objects
 	jwtApp := srv.createClient(account.NewClient{ID: "jwt-app", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
 		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
-		Resources:  []string{resOrders, resFiles, resReports}})
+		Resources:  []string{resOrders, resFiles, resReports}, JWKS: jwtKey.jwks(t)})
 	jwtApp.oauth.Scopes = append(jwtApp.oauth.Scopes, oidc.ScopeOfflineAccess)
 	opaqueApp := srv.createClient(account.NewClient{ID: "opaque-app", Secret: tokenExchangeSecret, SkipConsent: true,
 		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
@@ -411,6 +414,81 @@ func TestResourceIndicators(t *testing.T) {
 		}
 		if p := b.get(srv.URL + "/admin/apps/console-app"); !strings.Contains(p.Body, resOrders+"\n"+resReports+"</textarea>") {
 			t.Errorf("the app page does not show the resources")
+		}
+	})
+
+	t.Run("signed request objects carry resources", func(t *testing.T) {
+		params, verifier := objectParams(jwtApp)
+		params["resource"] = []string{resOrders, resFiles}
+		object := requestObject(t, jwtKey.signing(), jwtApp.ID, srv.URL, params)
+		// A resource beside the object is ignored (RFC 9101 §5).
+		b := newBrowser(t)
+		p := b.get(jwtApp.objectURI(object, url.Values{"resource": {resReports}}))
+		res := landed(t, jwtApp.finish(b, p, "alice"), jwtApp.RedirectURI)
+		tok, err := jwtApp.oauth.Exchange(context.Background(), res.Code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		if got := audiences(jwtClaims(t, srv, tok.AccessToken)["aud"]); !slices.Equal(got, []string{resOrders, resFiles}) {
+			t.Errorf("access token aud %v, want the object's resources", got)
+		}
+		params, _ = objectParams(jwtApp)
+		params["resource"] = "https://elsewhere.example.com/"
+		object = requestObject(t, jwtKey.signing(), jwtApp.ID, srv.URL, params)
+		res = landed(t, newBrowser(t).get(jwtApp.objectURI(object, nil)), jwtApp.RedirectURI)
+		if res.Error != "invalid_target" || res.State != params["state"] {
+			t.Errorf("an object with an unregistered resource: %+v, want invalid_target with its state", res)
+		}
+	})
+
+	t.Run("device code grant with a resource", func(t *testing.T) {
+		tv := srv.createClient(account.NewClient{ID: "tv-res", Name: "TV", AccessTokenJWT: true,
+			GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}})
+		tv.oauth.Scopes = []string{"openid", "offline_access"}
+		da, err := tv.oauth.DeviceAuth(context.Background(), oauth2.SetAuthURLParam("client_secret", tv.Secret))
+		if err != nil {
+			t.Fatalf("device authorization: %v", err)
+		}
+		b := newBrowser(t)
+		p := b.get(da.VerificationURIComplete)
+		if isLoginPage(p) {
+			p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
+		}
+		if p = postPage(b, p, "/device", url.Values{"user_code": {da.UserCode}}); !strings.Contains(p.Body, `value="approve"`) {
+			t.Fatalf("decision page: %d %s", p.Status, truncateBody(p.Body))
+		}
+		postPage(b, p, "/device", url.Values{"user_code": {formFields(p.Body).Get("user_code")}, "decision": {"approve"}})
+		poll := url.Values{"grant_type": {account.GrantDeviceCode}, "device_code": {da.DeviceCode}, "resource": {resReports}}
+		status, _, m := tv.tokenPost(poll, true)
+		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Fatalf("poll for an unregistered resource: %d %v, want 400 invalid_target", status, m)
+		}
+		// The refusal did not spend the code.
+		poll["resource"] = []string{resFiles}
+		status, _, m = tv.tokenPost(poll, true)
+		if status != http.StatusOK {
+			t.Fatalf("poll for a registered resource: %d %v", status, m)
+		}
+		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("device access token aud %v, want [%s]", got, resFiles)
+		}
+		if id, err := tv.verifier.Verify(context.Background(), m["id_token"].(string)); err != nil || !slices.Equal(id.Audience, []string{tv.ID}) {
+			t.Errorf("device ID token: %v %v, want aud [%s]", err, id, tv.ID)
+		}
+		status, refreshed := refresh(tv, &oauth2.Token{RefreshToken: m["refresh_token"].(string)}, resOrders)
+		if status != http.StatusBadRequest || refreshed["error"] != "invalid_target" {
+			t.Errorf("refresh widening a device family: %d %v, want 400 invalid_target", status, refreshed)
+		}
+		status, refreshed = refresh(tv, &oauth2.Token{RefreshToken: m["refresh_token"].(string)})
+		if status != http.StatusOK || !slices.Equal(audiences(jwtClaims(t, srv, refreshed["access_token"].(string))["aud"]), []string{resFiles}) {
+			t.Errorf("refresh of a device family: %d %v", status, refreshed)
+		}
+	})
+
+	t.Run("token exchange checks resources the same way", func(t *testing.T) {
+		status, _, m := jwtApp.tokenPost(exchangeForm("x", typeAccessToken, "resource", resOrders+"#f"), true)
+		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Errorf("exchange for a resource with a fragment: %d %v, want 400 invalid_target", status, m)
 		}
 	})
 
