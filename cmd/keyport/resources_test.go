@@ -485,6 +485,29 @@ func TestResourceIndicators(t *testing.T) {
 		}
 	})
 
+	// An app's token for other resources does not open the management
+	// API, even with the admin scope: those resource servers hold it.
+	t.Run("management API refuses tokens for other resources", func(t *testing.T) {
+		admin := srv.createClient(account.NewClient{ID: "admin-job", GrantTypes: []string{account.GrantClientCredentials},
+			AllowedScopes: []string{account.ScopeAdmin}, Resources: []string{resOrders}})
+		cc := clientcredentials.Config{ClientID: admin.ID, ClientSecret: admin.Secret, TokenURL: srv.URL + "/oauth/token", Scopes: []string{account.ScopeAdmin}}
+		own, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, _, m := apiCall(t, srv, http.MethodGet, "/api/v1/clients/admin-job", own.AccessToken, "", ""); status != http.StatusOK {
+			t.Fatalf("the app's own token: %d %v", status, m)
+		}
+		cc.EndpointParams = url.Values{"resource": {resOrders}}
+		forOrders, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, _, m := apiCall(t, srv, http.MethodGet, "/api/v1/clients/admin-job", forOrders.AccessToken, "", ""); status != http.StatusUnauthorized {
+			t.Errorf("a token for %s at the management API: %d %v, want 401", resOrders, status, m)
+		}
+	})
+
 	t.Run("token exchange checks resources the same way", func(t *testing.T) {
 		status, _, m := jwtApp.tokenPost(exchangeForm("x", typeAccessToken, "resource", resOrders+"#f"), true)
 		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
