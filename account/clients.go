@@ -109,6 +109,9 @@ type NewClient struct {
 
 	// CustomClaims: see storage.Client (customclaims.go).
 	CustomClaims []storage.ClaimMapping
+
+	// Resource indicators (RFC 8707): storage.Client.Resources.
+	Resources []string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -164,6 +167,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.RequireSignedRequestObject = n.RequireSignedRequestObject
 	c.DPoPBoundAccessTokens, c.RequireDPoPNonce = n.DPoPBoundAccessTokens, n.RequireDPoPNonce
 	c.CustomClaims = cloneMappings(n.CustomClaims)
+	c.Resources = slices.Clone(n.Resources)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -219,6 +223,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		return FieldErrorf("grant_types", "The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.")
 	}
 	if err := normalizeTokenExchange(c); err != nil {
+		return err
+	}
+	if err := normalizeResources(c); err != nil { // resources.go
 		return err
 	}
 
@@ -566,6 +573,9 @@ type ClientPatch struct {
 	// CustomClaims replaces the app's custom claims; an empty list
 	// removes them.
 	CustomClaims *[]storage.ClaimMapping
+
+	// Resources replaces storage.Client.Resources (resource indicators).
+	Resources *[]string
 }
 
 // apply returns c with p's fields set.
@@ -627,6 +637,7 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	if p.CustomClaims != nil {
 		c.CustomClaims = cloneMappings(*p.CustomClaims)
 	}
+	setList(&c.Resources, p.Resources)
 	return c
 }
 
@@ -850,6 +861,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"dpop_bound_access_tokens", flag(a.DPoPBoundAccessTokens), flag(b.DPoPBoundAccessTokens)},
 		{"require_dpop_nonce", flag(a.RequireDPoPNonce), flag(b.RequireDPoPNonce)},
 		{"custom_claims", customClaimsText(a.CustomClaims), customClaimsText(b.CustomClaims)},
+		{"resources", list(a.Resources), list(b.Resources)},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -344,6 +344,10 @@ type Client struct {
 	// only as request objects signed with its keys (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
 
+	// Resources (resource indicators, RFC 8707): the resource URIs the
+	// app may ask access tokens for with the resource parameter.
+	Resources []string `toml:"resources"`
+
 	// DPoP (RFC 9449): the app must send a DPoP proof with every token
 	// request (RFC 7591's dpop_bound_access_tokens), and its proofs must
 	// carry the server's nonce.

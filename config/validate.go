@@ -630,6 +630,7 @@ func (c *Config) validateClients(p *problems) {
 			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
 		validateTokenExchange(p, key, cl, grants)
+		validateResources(p, key, cl) // resources.go
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
 		}

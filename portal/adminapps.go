@@ -77,6 +77,10 @@ type appForm struct {
 
 	// CustomClaims: one mapping a line (adminappclaims.go).
 	CustomClaims string
+
+	// Resources (resource indicators, RFC 8707): one URI a line, as a
+	// URI may hold a comma.
+	Resources string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -95,6 +99,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
 	f.CustomClaims = customClaimsText(c.CustomClaims)
+	f.Resources = strings.Join(c.Resources, "\n")
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -120,6 +125,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = v("dpop_bound_access_tokens") == "1", v("require_dpop_nonce") == "1"
 	f.CustomClaims = v("custom_claims")
+	f.Resources = v("resources")
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -244,6 +250,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	if n.CustomClaims, err = parseCustomClaims(f.CustomClaims); err != nil {
 		return account.NewClient{}, err
 	}
+	n.Resources = lines(f.Resources)
 	return n, nil
 }
 
@@ -274,6 +281,8 @@ func (f appForm) patch() (account.ClientPatch, error) {
 		return account.ClientPatch{}, err
 	}
 	p.CustomClaims = &claims
+	resources := lines(f.Resources)
+	p.Resources = &resources
 	return p, nil
 }
 

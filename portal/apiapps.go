@@ -78,6 +78,10 @@ type clientJSON struct {
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
 
+	// Resources: the resource URIs the app may ask access tokens for
+	// (RFC 8707 resource indicators); empty: none.
+	Resources []string `json:"resources"`
+
 	// DPoP (RFC 9449): the app must send proofs with its token requests
 	// (RFC 7591's dpop_bound_access_tokens), with the server's nonce.
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
@@ -183,6 +187,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.DPoPBoundAccessTokens, out.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
 	out.Registered, out.PendingApproval = c.RegistrationAccessTokenHash != "", c.PendingApproval
 	out.CustomClaims = claimMappingsView(c.CustomClaims)
+	out.Resources = nonNilStrings(c.Resources)
 	return out
 }
 
@@ -224,6 +229,7 @@ type newClientJSON struct {
 	DPoPBoundAccessTokens bool               `json:"dpop_bound_access_tokens,omitempty"`
 	RequireDPoPNonce      bool               `json:"require_dpop_nonce,omitempty"`
 	CustomClaims          []claimMappingJSON `json:"custom_claims,omitempty"`
+	Resources             []string           `json:"resources,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -268,6 +274,7 @@ type clientPatchJSON struct {
 
 	// CustomClaims replaces the app's custom claims; [] removes them.
 	CustomClaims *[]claimMappingJSON `json:"custom_claims,omitempty"`
+	Resources    *[]string           `json:"resources,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -325,6 +332,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
 	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = b.DPoPBoundAccessTokens, b.RequireDPoPNonce
 	n.CustomClaims = claimMappingsRecord(b.CustomClaims)
+	n.Resources = b.Resources
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -360,6 +368,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 		ms := claimMappingsRecord(*b.CustomClaims)
 		p.CustomClaims = &ms
 	}
+	p.Resources = b.Resources
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

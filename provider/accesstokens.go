@@ -53,6 +53,11 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 		// registered again under it is another one.
 		return storage.AccessToken{}, errNotOurToken
 	}
+	if !slices.Contains(t.Audience, t.ClientID) {
+		// A token for other resources (RFC 8707, resources.go): those
+		// may present it, so it must not work here too.
+		return storage.AccessToken{}, errNotOurToken
+	}
 	// The app's rules as they are now, not as they were when the token
 	// was issued: a scope an admin took from the app (keyport:admin above
 	// all) stops working at once, as a refresh would no longer issue it.

@@ -113,6 +113,11 @@ type authRequest struct {
 	// issue is, for a redeemed code, the IDs its exchange gives the tokens
 	// it stores, chosen at redemption so the redemption names them.
 	issue storage.IssuedTokens
+
+	// Resource indicators (resources.go): the resources of the code's
+	// access token, and their hand-off to its JWT.
+	resources []string
+	aud       jwtAudience
 }
 
 var (
@@ -129,7 +134,7 @@ func (r *authRequest) GetACR() string { return account.ACRFor(r.a.AMR, r.a.ACRVa
 
 func (r *authRequest) GetID() string          { return r.a.ID }
 func (r *authRequest) GetAMR() []string       { return r.a.AMR }
-func (r *authRequest) GetAudience() []string  { return []string{r.a.ClientID} }
+func (r *authRequest) GetAudience() []string  { return r.aud.take([]string{r.a.ClientID}) }
 func (r *authRequest) GetAuthTime() time.Time { return r.a.AuthTime }
 func (r *authRequest) GetClientID() string    { return r.a.ClientID }
 func (r *authRequest) GetNonce() string       { return r.a.Nonce }
@@ -169,12 +174,17 @@ type refreshRequest struct {
 	rt     storage.RefreshToken
 	scopes []string
 	retry  bool
+
+	// Resource indicators (resources.go): the resources of this access
+	// token, and their hand-off to its JWT.
+	resources []string
+	aud       jwtAudience
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
 
 func (r *refreshRequest) GetAMR() []string            { return r.rt.AMR }
-func (r *refreshRequest) GetAudience() []string       { return r.rt.Audience }
+func (r *refreshRequest) GetAudience() []string       { return r.aud.take(r.rt.Audience) }
 func (r *refreshRequest) GetAuthTime() time.Time      { return r.rt.AuthTime }
 func (r *refreshRequest) GetClientID() string         { return r.rt.ClientID }
 func (r *refreshRequest) GetScopes() []string         { return r.scopes }
@@ -186,10 +196,13 @@ func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 type machineRequest struct {
 	clientID string
 	scopes   []string
+
+	// resources the token is for (resources.go); none: the app itself.
+	resources []string
 }
 
 var _ op.TokenRequest = (*machineRequest)(nil)
 
 func (r *machineRequest) GetSubject() string    { return r.clientID }
-func (r *machineRequest) GetAudience() []string { return []string{r.clientID} }
+func (r *machineRequest) GetAudience() []string { return accessAudience(r.clientID, r.resources) }
 func (r *machineRequest) GetScopes() []string   { return r.scopes }

@@ -142,6 +142,11 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 		// Custom claims asked for by name add their names and scopes
 		// within maxCustomClaimBytes (customclaims.go), as stored.
 		"CustomClaimScopes": []string{strings.Repeat("s", maxCustomClaimBytes-3)},
+
+		// Resources registered for the app (resources.go): at most
+		// maxResources of maxResourceBytes together, of URI characters,
+		// which JSON stores as they are.
+		"Resources": slices.Repeat([]string{strings.Repeat("r", maxResourceBytes/maxResources)}, maxResources),
 	}
 
 	// The worst parameters: each limited one at its limit, of quotes

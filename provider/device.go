@@ -224,6 +224,11 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(rec, r, oidc.ErrInvalidRequest().WithDescription("device_code missing or too long"), nil)
 		return
 	}
+	resources, rerr := grantResources(c, r.Form["resource"]) // resources.go; before the code is spent
+	if rerr != nil {
+		op.RequestError(rec, r, rerr, nil)
+		return
+	}
 	var outcome deviceOutcome
 	a, err := p.opts.Store.UpdateDeviceAuthorization(r.Context(), account.HashSecret(code), func(a storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
 		if a.ClientID != c.ID {
@@ -282,7 +287,7 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	// the app's signing algorithm is noted for SigningKey (signing.go).
 	signingNoteFrom(r.Context()).set(c)
 	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
-	resp, err := op.CreateDeviceTokenResponse(ctx, &deviceRequest{a: a}, p.op, p.storage.opClient(c))
+	resp, err := op.CreateDeviceTokenResponse(ctx, &deviceRequest{a: a, resources: resources}, p.op, p.storage.opClient(c))
 	if err != nil {
 		op.RequestError(rec, r, err, nil)
 		return
@@ -336,7 +341,14 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 // token creation. It is an op.AuthRequest so that its tokens are made as a
 // code flow's are: the ACR of how the person authenticated, and a refresh
 // token for offline_access when the app may refresh.
-type deviceRequest struct{ a storage.DeviceAuthorization }
+type deviceRequest struct {
+	a storage.DeviceAuthorization
+
+	// Resource indicators (resources.go): the resources asked for at the
+	// redemption, and their hand-off to the JWT access token.
+	resources []string
+	aud       jwtAudience
+}
 
 var (
 	_ op.AuthRequest    = (*deviceRequest)(nil)
@@ -346,7 +358,7 @@ var (
 func (r *deviceRequest) GetID() string                         { return r.a.DeviceCodeHash }
 func (r *deviceRequest) GetACR() string                        { return account.ACRFor(r.a.AMR, nil) }
 func (r *deviceRequest) GetAMR() []string                      { return r.a.AMR }
-func (r *deviceRequest) GetAudience() []string                 { return []string{r.a.ClientID} }
+func (r *deviceRequest) GetAudience() []string                 { return r.aud.take([]string{r.a.ClientID}) }
 func (r *deviceRequest) GetAuthTime() time.Time                { return r.a.AuthTime }
 func (r *deviceRequest) GetClientID() string                   { return r.a.ClientID }
 func (r *deviceRequest) GetCodeChallenge() *oidc.CodeChallenge { return nil }

@@ -127,6 +127,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		if path == "/userinfo" {
 			p.signUserinfo(r.Context(), rec)
 		}
+		answerTargetRefusal(r, rec) // resources.go
 		if refused := clientAuthNoteFrom(r.Context()).get(); refused != nil {
 			writeThrottled(w, refused)
 			return
@@ -269,6 +270,18 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
 		r = p.dpopAuthorizeParam(r) // RFC 9449 §10 (dpophttp.go)
+
+		// The request object's, when there is one (resources.go).
+		r = r.WithContext(withResources(r.Context(), r.Form["resource"]))
+	}
+	if path == "/oauth/token" {
+		// resources.go: a malformed value is refused whatever the grant.
+		if err := resourceProblem(r.Form["resource"]); err != nil {
+			w.Header().Set("Cache-Control", "no-store")
+			writeJSONError(w, http.StatusBadRequest, string(err.ErrorType), err.Description)
+			return r, true
+		}
+		r = r.WithContext(withResources(r.Context(), r.Form["resource"]))
 	}
 	if postOnly(path) {
 		// A client secret refused by the throttle comes back through

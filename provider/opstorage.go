@@ -118,6 +118,10 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if c.Public && req.CodeChallenge == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (code_challenge with S256) is required for public clients")
 	}
+	resources, rerr := grantResources(c, resourcesFrom(ctx)) // resources.go
+	if rerr != nil {
+		return nil, rerr
+	}
 	now := s.now()
 	a := storage.AuthRequest{
 		ID:                  account.NewID(),
@@ -139,6 +143,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		ExpiresAt:           now.Add(s.inForce().AuthRequest),
 		Origin:              originOf(clientip.FromContext(ctx)),
 		OriginGroup:         originGroupOf(clientip.FromContext(ctx)),
+		Resources:           resources,
 	}
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
@@ -229,7 +234,13 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 		// RFC 9449 §10: the code is bound to the key dpop_jkt named.
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code is bound to a DPoP key: the token request must carry a proof of that key")
 	}
-	return &authRequest{a: a, codeHash: hash, issue: issue}, nil
+	// The code is spent even when it is refused here, as for a wrong
+	// code_verifier.
+	resources, rerr := narrowResources(a.Resources, resourcesFrom(ctx)) // resources.go
+	if rerr != nil {
+		return nil, refuseTarget(ctx, rerr)
+	}
+	return &authRequest{a: a, codeHash: hash, issue: issue, resources: resources}, nil
 }
 
 // replayed handles a redeemed code presented again: when its client proves
@@ -336,7 +347,8 @@ func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID
 		t.ClientID, t.UserID = r.a.ClientID, r.a.UserID
 	}
 	t.ExpiresAt = now.Add(s.lifetimes(ctx, t.ClientID).Access)
-	t.DPoPJKT = dpopBinding(ctx) // dpop.go
+	t.DPoPJKT = dpopBinding(ctx)     // dpop.go
+	s.resourceAudience(ctx, req, &t) // resources.go
 	return t
 }
 
@@ -412,20 +424,24 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Tok
 		next.SID = sidOf(r)
 		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.a.IDTokenClaims, r.a.UserinfoClaims, r.GetACR()
 		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
+		next.Resources = r.a.Resources // all granted, whatever this request narrowed
 	case *deviceRequest:
 		// A device's tokens belong to no browser session: no sid.
 		next.FamilyID = account.NewOrderedID()
 		next.ClientID, next.UserID = r.a.ClientID, r.a.UserID
 		next.AMR, next.AuthTime, next.ACR = r.a.AMR, r.a.AuthTime, r.GetACR()
 		next.ExpiresAt = now.Add(s.lifetimes(ctx, r.a.ClientID).Refresh)
+		next.Resources = r.resources
 	case *refreshRequest:
 		next.FamilyID = r.rt.FamilyID
 		next.ClientID, next.UserID = r.rt.ClientID, r.rt.UserID
 		next.AMR, next.AuthTime = r.rt.AMR, r.rt.AuthTime
 		next.SID = r.rt.SID
 		next.IDTokenClaims, next.UserinfoClaims, next.ACR = r.rt.IDTokenClaims, r.rt.UserinfoClaims, r.rt.ACR
-		// The family keeps its original scopes even when this request narrowed them.
+		// The family keeps its original scopes even when this request narrowed them,
+		// and its resources.
 		next.Scopes = r.rt.Scopes
+		next.Resources = r.rt.Resources
 		next.ExpiresAt = r.rt.ExpiresAt
 		if life.RefreshReuseGrace > 0 {
 			next.SealedValue = s.tokens.sealRefresh(secret, key)
@@ -574,9 +590,13 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		s.log.InfoContext(ctx, "refresh refused: the user is not in the app's allowed groups", "client_id", c.ID, "user_id", u.ID)
 		return nil, oidc.ErrInvalidGrant().WithDescription("the user is no longer allowed to use this app")
 	}
+	resources, rerr := narrowResources(rt.Resources, resourcesFrom(ctx)) // resources.go
+	if rerr != nil {
+		return nil, refuseTarget(ctx, rerr)
+	}
 	// A retry within the reuse grace comes back as the successor.
 	retry := rt.Hash != refreshKey(token)
-	return &refreshRequest{rt: rt, scopes: allowedScopes(c, rt.Scopes), retry: retry}, nil
+	return &refreshRequest{rt: rt, scopes: allowedScopes(c, rt.Scopes), retry: retry, resources: resources}, nil
 }
 
 // allowedScopes drops from scopes those app c may not receive
@@ -769,7 +789,11 @@ func (s *opStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID 
 		}
 		return false
 	})
-	return &machineRequest{clientID: clientID, scopes: kept}, nil
+	resources, rerr := grantResources(c, resourcesFrom(ctx)) // resources.go
+	if rerr != nil {
+		return nil, rerr
+	}
+	return &machineRequest{clientID: clientID, scopes: kept, resources: resources}, nil
 }
 
 func (s *opStorage) activeUser(ctx context.Context, id string) (storage.User, error) {

@@ -145,6 +145,7 @@ func (p *Provider) pushAuthorizationRequest(w http.ResponseWriter, r *http.Reque
 	}
 	until := p.opts.Now().Add(pushedRequestLifetime)
 	ctx = withClaimsRequest(withPushed(ctx, pushedNote{clientID: client.id, public: client.public, until: until}), claims)
+	ctx = withResources(ctx, r.Form["resource"]) // resources.go
 	stored, err := p.storage.CreateAuthRequest(ctx, authReq, hintUserID)
 	if err != nil {
 		writeOAuthError(w, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,11 +150,10 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	if len(audiences)+len(resources) > maxTargets {
 		return nil, oidc.ErrInvalidRequest().WithDescription("at most %d audience and resource values", maxTargets)
 	}
-	for _, res := range resources {
-		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" || len(res) > account.MaxClientURILength {
-			// RFC 8707 §2: an absolute URI without a fragment.
-			return nil, tokenExchangeError("invalid_target", "resource must be an absolute URI without a fragment")
-		}
+	if err := resourceProblem(resources); err != nil {
+		// As at every grant (resources.go); the middleware refused it
+		// already.
+		return nil, err
 	}
 	var (
 		t         storage.AccessToken

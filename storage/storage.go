@@ -229,6 +229,12 @@ type Client struct {
 	// be signed request objects (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 
+	// Resource indicators (RFC 8707).
+	// Resources are the resource URIs (absolute, without a fragment) the
+	// app may ask access tokens for with the resource parameter; empty:
+	// none, and its access tokens are for the app itself.
+	Resources []string `json:"resources,omitempty"`
+
 	// DPoP (RFC 9449). DPoPBoundAccessTokens (RFC 7591's
 	// dpop_bound_access_tokens): the app must send a DPoP proof with
 	// every token request. RequireDPoPNonce: its proofs must carry a
@@ -352,6 +358,13 @@ type AuthRequest struct {
 	// claims parameter asked for by name (in IDTokenClaims or
 	// UserinfoClaims): the person consents to them as to scopes asked for.
 	CustomClaimScopes []string `json:"custom_claim_scopes,omitempty"`
+
+	// Resource indicators (RFC 8707).
+	// Resources are the resources the request asked for, each one
+	// registered for the app (Client.Resources): the code's and its
+	// refresh family's access tokens are for them, or for a part of them a
+	// token request names.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured
@@ -514,6 +527,12 @@ type RefreshToken struct {
 	// proof its first token request carried (RFC 9449 §5): each refresh
 	// must come with a proof of that key. "" for an unbound family.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+
+	// Resource indicators (RFC 8707).
+	// Resources are the resources granted to the family (at the sign-in,
+	// AuthRequest.Resources, or at a device code's redemption): each
+	// refresh may ask access tokens for all of them or for a part.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // End is when the token stops working unless it is used (and so rotated)

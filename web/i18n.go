@@ -51,6 +51,7 @@ var catalogs = map[string]map[string]string{
 		deRegistration,
 		deCustomClaims,
 		deCustomClaimsConsole,
+		deResources,
 	),
 }
 

@@ -135,9 +135,9 @@ func dpopContext(t testing.TB, key *dpopKey) context.Context {
 	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: dpopTransport{t: t, key: key}, Timeout: 30 * time.Second})
 }
 
-// jwtClaims reads the payload of a JWT the server signed (verified by the
+// unverifiedJWTClaims reads the payload of a JWT the server signed (verified by the
 // flows elsewhere), for the claims a DPoP binding adds.
-func jwtClaims(t *testing.T, raw string) map[string]any {
+func unverifiedJWTClaims(t *testing.T, raw string) map[string]any {
 	t.Helper()
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
@@ -271,7 +271,7 @@ func TestDPoP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cnf, _ := jwtClaims(t, tok.AccessToken)["cnf"].(map[string]any)
+		cnf, _ := unverifiedJWTClaims(t, tok.AccessToken)["cnf"].(map[string]any)
 		if cnf["jkt"] != key.jkt {
 			t.Errorf("JWT access token cnf = %v, want jkt %s", cnf, key.jkt)
 		}
@@ -280,8 +280,8 @@ func TestDPoP(t *testing.T) {
 		}
 		// A bearer JWT access token carries no cnf.
 		bearer := jwtApp.tokens("dora")
-		if _, ok := jwtClaims(t, bearer.AccessToken)["cnf"]; ok || bearer.Type() != "Bearer" {
-			t.Errorf("a bearer JWT access token: type %s, claims %v", bearer.Type(), jwtClaims(t, bearer.AccessToken))
+		if _, ok := unverifiedJWTClaims(t, bearer.AccessToken)["cnf"]; ok || bearer.Type() != "Bearer" {
+			t.Errorf("a bearer JWT access token: type %s, claims %v", bearer.Type(), unverifiedJWTClaims(t, bearer.AccessToken))
 		}
 	})
 

@@ -389,6 +389,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 
 			DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequireDPoPNonce: c.RequireDPoPNonce,
 			CustomClaims: claimMappings(c.CustomClaims),
+			Resources:    c.Resources,
 		})
 		if f := account.ErrorField(err); strings.HasPrefix(f, "custom_claims") {
 			// The rules are account's; the message names the TOML key.

@@ -26,6 +26,9 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
 	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
+	// An app with resources (RFC 8707), asked for by the values below.
+	srv.createClient(account.NewClient{ID: "res", Secret: app.Secret, GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
+		Resources: []string{"https://api.example.com/", "urn:example:x"}})
 	// An app that authenticates with signed assertions (RFC 7523), and
 	// assertions for it: valid, signed with another key, HS256, made for
 	// another audience, and of a client that does not exist.
@@ -114,7 +117,13 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	proofs = append(proofs, "", "x", "a.b.c", "eyJhbGciOiJIUzI1NiIsInR5cCI6ImRwb3Arand0In0.e30.AA", strings.Repeat("A", 9000),
 		"eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIn19.e30.AA")
 	values = append(values, dk.jkt, strings.Repeat("A", 43), "!!")
+
+	// Resource indicators (RFC 8707): registered, with a fragment, relative,
+	// oversized, an IRI, a URN.
+	values = append(values, "res", "urn:example:x", "https://api.example.com/#", "https://api.example.com/#f", "/api", "//api.example.com/",
+		"https://api.example.com/"+strings.Repeat("r", 600), "https://bücher.example/", "urn:", "a:b")
 	auths := []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("app:x")),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("res:"+app.Secret)),
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("app:"+app.Secret)), "Basic %%%", "Bearer x", "Bearer ",
 		"Basic " + base64.StdEncoding.EncodeToString([]byte("%zz:%")), "DPoP x", "DPoP ", "dpop " + strings.Repeat("a", 5000)}
 	methods := []string{"GET", "POST", "POST", "HEAD", "OPTIONS", "PUT"}
@@ -288,9 +297,15 @@ func TestRandomAPIRequestsNever5xx(t *testing.T) {
 func TestRandomSignInParameters(t *testing.T) {
 	srv := startServer(t, "", nil)
 	srv.createUser("rex", false)
-	app := srv.createClient(newConfidentialClient("app"))
+	registered := []string{"https://api.example.com/", "urn:example:orders"}
+	n := newConfidentialClient("app")
+	n.Resources = registered
+	app := srv.createClient(n)
 	withSession := newBrowser(t)
 	signInPortal(t, srv, withSession, "rex")
+	// Resource indicators (RFC 8707): registered or not, malformed.
+	resources := append(slices.Clone(registered), "https://other.example/", "https://api.example.com/#f", "/api", "x", "",
+		"https://api.example.com/"+strings.Repeat("r", 600))
 
 	params := map[string][]string{
 		"prompt":     {"none", "login", "consent", "select_account", "none login", "none select_account", "login consent", "bogus", ""},
@@ -304,7 +319,7 @@ func TestRandomSignInParameters(t *testing.T) {
 	}
 	names := []string{"prompt", "max_age", "acr_values", "claims", "login_hint", "ui_locales"}
 	errorsAllowed := []string{"invalid_request", "login_required", "consent_required", "interaction_required",
-		"unmet_authentication_requirements", "temporarily_unavailable"}
+		"unmet_authentication_requirements", "temporarily_unavailable", "invalid_target"}
 
 	seen := map[string]int{} // the app's answers: "code" or the error
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -319,6 +334,11 @@ func TestRandomSignInParameters(t *testing.T) {
 		for _, n := range names {
 			if rng.IntN(3) == 0 {
 				q.Set(n, params[n][rng.IntN(len(params[n]))])
+			}
+		}
+		if i%2 == 1 { // every other request, so the others draw as before
+			for k := rng.IntN(4); k > 0; k-- {
+				q.Add("resource", resources[rng.IntN(len(resources))])
 			}
 		}
 		p := b.get(srv.URL + "/authorize?" + q.Encode())
@@ -341,12 +361,16 @@ func TestRandomSignInParameters(t *testing.T) {
 			claimsErr = json.Unmarshal([]byte(c), &claims)
 		}
 		invalid := slices.Contains(prompt, "none") && len(prompt) > 1 || claimsErr != nil || q.Has("claims") && claims == nil
-		if invalid && res.Code != "" {
+		unregistered := slices.ContainsFunc(q["resource"], func(r string) bool { return !slices.Contains(registered, r) })
+		if (invalid || unregistered) && res.Code != "" {
 			t.Fatalf("%s: an invalid request got a code", what)
+		}
+		if res.Error == "invalid_target" && !unregistered {
+			t.Fatalf("%s: registered resources refused", what)
 		}
 	}
 	// The seed reaches each kind of answer, or the test proves little.
-	for _, want := range []string{"code", "invalid_request", "login_required", "unmet_authentication_requirements"} {
+	for _, want := range []string{"code", "invalid_request", "login_required", "unmet_authentication_requirements", "invalid_target"} {
 		if seen[want] == 0 {
 			t.Errorf("no request ended with %s: %v", want, seen)
 		}

@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"DPoP", dpopTests},
 		{"Registration", registrationTests},
 		{"CustomClaims", customClaimTests},
+		{"Resources", resourceTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
