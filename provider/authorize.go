@@ -17,9 +17,12 @@ import (
 // authorizeParamLimits are the largest values /authorize accepts for the
 // parameters an authorization request stores, in bytes. Real clients send
 // far less: state and nonce are usually random strings of 16 to 64
-// characters, at most a nonce plus a return URL; 2 KiB is many times that,
-// and both together still fit the 8 KiB request line nginx accepts by
-// default, and most deployments are reached through such a proxy. A
+// characters, a state at most a nonce plus a return URL; 2 KiB of state and
+// 1 KiB of nonce are many times that, and both together still fit the 8 KiB
+// request line nginx accepts by default, and most deployments are reached
+// through such a proxy. (The nonce had 2 KiB until the resource, DPoP and
+// custom-claim fields joined the stored request: 1 KiB keeps the worst case
+// within storage.MaxAuthRequestBytes.) A
 // login_hint is a username or an email address (at most 254 characters,
 // RFC 5321). A code_challenge is at most 128 characters (RFC 7636 §4.2;
 // S256 gives 43). Keyport offers two acr values and four prompt values, and
@@ -37,7 +40,7 @@ var authorizeParamLimits = []struct {
 	max  int
 }{
 	{"state", 2048},
-	{"nonce", 2048},
+	{"nonce", 1024},
 	{"login_hint", 512},
 	{"code_challenge", 128},
 	{"acr_values", 256},

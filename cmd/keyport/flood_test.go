@@ -388,7 +388,7 @@ skip_consent = true
 	quotes := func(n int) string { return strings.Repeat(`"`, n) }
 	items := func(n int) string { return strings.TrimSpace(strings.Repeat(`" `, n/2)) }
 	atLimit := url.Values{
-		"state": {quotes(2048)}, "nonce": {quotes(2048)}, "login_hint": {quotes(512)},
+		"state": {quotes(2048)}, "nonce": {quotes(1024)}, "login_hint": {quotes(512)},
 		"code_challenge": {quotes(128)}, "code_challenge_method": {"S256"},
 		"ui_locales": {items(256)}, "acr_values": {items(256)}, "prompt": {"login consent select_account " + items(34)},
 		"response_mode": {"form_post"}, "max_age": {"18446744073709551615"},
