@@ -102,6 +102,11 @@ type NewClient struct {
 
 	// RequireSignedRequestObject: see storage.Client.
 	RequireSignedRequestObject bool
+
+	// Pairwise subjects (storage.Client's fields of the same names):
+	// SubjectType "public" (or "") or "pairwise".
+	SubjectType         string
+	SectorIdentifierURI string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -155,6 +160,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg
 	c.TokenExchangeAudiences = slices.Clone(n.TokenExchangeAudiences)
 	c.RequireSignedRequestObject = n.RequireSignedRequestObject
+	c.SubjectType, c.SectorIdentifierURI = strings.TrimSpace(n.SubjectType), strings.TrimSpace(n.SectorIdentifierURI)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -300,6 +306,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := checkClientAuth(c); err != nil {
 		return err
 	}
+	if err := checkSubject(c); err != nil {
+		return err
+	}
 	return checkRequestObjectKeys(c)
 }
 
@@ -435,6 +444,8 @@ type ClientService struct {
 	store ClientStore
 	// ensureKey makes a signing key of an algorithm (SetSigningKeys).
 	ensureKey func(ctx context.Context, alg string) error
+	// sectorCheck fetches and checks sector_identifier_uri (SetSectorCheck).
+	sectorCheck SectorCheck
 }
 
 // Audit event types of the apps.
@@ -465,6 +476,9 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	}
 	c, secret, err := buildClient(n, true)
 	if err != nil {
+		return storage.Client{}, "", err
+	}
+	if err := s.checkSectorDocument(ctx, c); err != nil {
 		return storage.Client{}, "", err
 	}
 	c.CreatedAt = s.now()
@@ -546,6 +560,11 @@ type ClientPatch struct {
 	TokenExchangeAudiences *[]string
 
 	RequireSignedRequestObject *bool
+
+	// SubjectType: "public" (or "") or "pairwise"; SectorIdentifierURI:
+	// "" clears it.
+	SubjectType         *string
+	SectorIdentifierURI *string
 }
 
 // apply returns c with p's fields set.
@@ -598,6 +617,12 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 	if p.RequireSignedRequestObject != nil {
 		c.RequireSignedRequestObject = *p.RequireSignedRequestObject
 	}
+	if p.SubjectType != nil {
+		c.SubjectType = strings.TrimSpace(*p.SubjectType)
+	}
+	if p.SectorIdentifierURI != nil {
+		c.SectorIdentifierURI = strings.TrimSpace(*p.SectorIdentifierURI)
+	}
 	return c
 }
 
@@ -608,6 +633,10 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 // app as stored and its new ETag.
 func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMatch string, p ClientPatch) (storage.Client, string, error) {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
+		return storage.Client{}, "", err
+	}
+	checked, err := s.checkSectorOfPatch(ctx, id, p)
+	if err != nil {
 		return storage.Client{}, "", err
 	}
 	var before storage.Client
@@ -635,6 +664,11 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 		}
 		if changed = len(clientChanges(c, next)) > 0; !changed {
 			return c, nil
+		}
+		if sectorDocumentNeeded(c, next) && (checked == nil || !sectorInputsEqual(*checked, next)) {
+			// Changed since the document was fetched (outside this
+			// transaction, which must not wait on the network).
+			return c, ErrClientChanged
 		}
 		next.UpdatedAt = s.now()
 		return next, nil
@@ -803,6 +837,9 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 
 		{"token_exchange_audiences", list(a.TokenExchangeAudiences), list(b.TokenExchangeAudiences)},
 		{"require_signed_request_object", flag(a.RequireSignedRequestObject), flag(b.RequireSignedRequestObject)},
+
+		{"subject_type", a.SubjectType, b.SubjectType},
+		{"sector_identifier_uri", a.SectorIdentifierURI, b.SectorIdentifierURI},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -338,6 +338,12 @@ type Client struct {
 	// RequireSignedRequestObject accepts the app's authorization requests
 	// only as request objects signed with its keys (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
+
+	// Pairwise subjects (OpenID Connect Core 1.0 §8): SubjectType "public"
+	// (the default) or "pairwise"; SectorIdentifierURI, an https URL of a
+	// JSON array of redirect URIs whose host names the sector.
+	SubjectType         string `toml:"subject_type"`
+	SectorIdentifierURI string `toml:"sector_identifier_uri"`
 }
 
 // Directory is one [[directories]] entry.
