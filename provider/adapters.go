@@ -109,6 +109,9 @@ type authRequest struct {
 	// issue is, for a redeemed code, the IDs its exchange gives the tokens
 	// it stores, chosen at redemption so the redemption names them.
 	issue storage.IssuedTokens
+	// subject is the sub the app knows the user by (opStorage.subjectFor),
+	// set for a redeemed code: only its exchange issues tokens.
+	subject string
 }
 
 var (
@@ -132,7 +135,7 @@ func (r *authRequest) GetNonce() string       { return r.a.Nonce }
 func (r *authRequest) GetRedirectURI() string { return r.a.RedirectURI }
 func (r *authRequest) GetScopes() []string    { return r.a.Scopes }
 func (r *authRequest) GetState() string       { return r.a.State }
-func (r *authRequest) GetSubject() string     { return r.a.UserID }
+func (r *authRequest) GetSubject() string     { return r.subject }
 func (r *authRequest) Done() bool             { return r.a.Completed }
 func (r *authRequest) GetResponseType() oidc.ResponseType {
 	return oidc.ResponseType(r.a.ResponseType)
@@ -165,6 +168,8 @@ type refreshRequest struct {
 	rt     storage.RefreshToken
 	scopes []string
 	retry  bool
+	// subject is the sub the app knows the user by (opStorage.subjectFor).
+	subject string
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
@@ -174,7 +179,7 @@ func (r *refreshRequest) GetAudience() []string       { return r.rt.Audience }
 func (r *refreshRequest) GetAuthTime() time.Time      { return r.rt.AuthTime }
 func (r *refreshRequest) GetClientID() string         { return r.rt.ClientID }
 func (r *refreshRequest) GetScopes() []string         { return r.scopes }
-func (r *refreshRequest) GetSubject() string          { return r.rt.UserID }
+func (r *refreshRequest) GetSubject() string          { return r.subject }
 func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 
 // machineRequest is a client_credentials token request: the client acts for

@@ -282,7 +282,7 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	// the app's signing algorithm is noted for SigningKey (signing.go).
 	signingNoteFrom(r.Context()).set(c)
 	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
-	resp, err := op.CreateDeviceTokenResponse(ctx, &deviceRequest{a: a}, p.op, p.storage.opClient(c))
+	resp, err := op.CreateDeviceTokenResponse(ctx, &deviceRequest{a: a, subject: p.opts.Subjects.Subject(c, a.UserID)}, p.op, p.storage.opClient(c))
 	if err != nil {
 		op.RequestError(rec, r, err, nil)
 		return
@@ -336,7 +336,11 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 // token creation. It is an op.AuthRequest so that its tokens are made as a
 // code flow's are: the ACR of how the person authenticated, and a refresh
 // token for offline_access when the app may refresh.
-type deviceRequest struct{ a storage.DeviceAuthorization }
+type deviceRequest struct {
+	a storage.DeviceAuthorization
+	// subject is the sub the app knows the user by (account.Subjects).
+	subject string
+}
 
 var (
 	_ op.AuthRequest    = (*deviceRequest)(nil)
@@ -356,5 +360,5 @@ func (r *deviceRequest) GetResponseType() oidc.ResponseType    { return oidc.Res
 func (r *deviceRequest) GetResponseMode() oidc.ResponseMode    { return "" }
 func (r *deviceRequest) GetScopes() []string                   { return r.a.Scopes }
 func (r *deviceRequest) GetState() string                      { return "" }
-func (r *deviceRequest) GetSubject() string                    { return r.a.UserID }
+func (r *deviceRequest) GetSubject() string                    { return r.subject }
 func (r *deviceRequest) Done() bool                            { return true }

@@ -86,6 +86,10 @@ type Options struct {
 	// service's check (account.SignInService.VerifyAppPassword), which
 	// throttles and records. Nil: app passwords cannot be exchanged.
 	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error)
+
+	// Subjects decides the sub each app knows a person by: the user ID,
+	// or a pairwise one (OpenID Connect Core 1.0 §8). Required.
+	Subjects *account.Subjects
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -175,6 +179,9 @@ func New(o Options) (*Provider, error) {
 	if o.SignOut == nil {
 		return nil, errors.New("provider: Options.SignOut is required")
 	}
+	if o.Subjects == nil {
+		return nil, errors.New("provider: Options.Subjects is required")
+	}
 	tokens, err := newTokenCrypto(o.TokenKey)
 	if err != nil {
 		return nil, err
@@ -196,6 +203,8 @@ func New(o Options) (*Provider, error) {
 		tokens:       tokens,
 		pending:      o.PendingSignIns,
 		secrets:      throttle.NewGuesses[clientCheck](),
+
+		subjects: o.Subjects,
 	}
 	if st.assertions, err = newAssertions(o); err != nil {
 		return nil, err
@@ -314,6 +323,9 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	// Signed userinfo for apps that register userinfo_signed_response_alg
 	// (signing.go), with the keys there are, as ID tokens.
 	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
+	// Pairwise subjects per app (OpenID Connect Core 1.0 §8,
+	// account.Subjects); public stays the default.
+	m["subject_types_supported"] = []string{account.SubjectPublic, account.SubjectPairwise}
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

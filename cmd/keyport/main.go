@@ -386,6 +386,8 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			TokenExchangeAudiences: c.TokenExchangeAudiences,
 
 			RequireSignedRequestObject: c.RequireSignedRequestObject,
+
+			SubjectType: c.SubjectType, SectorIdentifierURI: c.SectorIdentifierURI,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("clients[%d] (%s): %s", i, c.ID, account.ErrorMessage(err))
@@ -541,6 +543,10 @@ func (m *Main) load() error {
 	if err != nil {
 		return fmt.Errorf("client_auth.jwks_allow_networks: %w", err)
 	}
+	subjects, err := m.enablePairwiseSubjects(jwksGuard)
+	if err != nil {
+		return err
+	}
 	prov, err := provider.New(provider.Options{
 		Issuer:         cfg.Issuer,
 		Store:          m.Store,
@@ -565,6 +571,8 @@ func (m *Main) load() error {
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 
 		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
+
+		Subjects: subjects,
 	})
 	if err != nil {
 		return err
