@@ -70,6 +70,9 @@ type appForm struct {
 
 	// TokenExchangeAudiences: comma separated.
 	TokenExchangeAudiences string
+
+	// Pairwise subjects: "public" or "pairwise", and the sector URI.
+	SubjectType, SectorIdentifierURI string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -86,6 +89,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
+	f.SubjectType, f.SectorIdentifierURI = c.SubjectType, c.SectorIdentifierURI
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -109,6 +113,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg = v("id_token_signed_response_alg"), v("userinfo_signed_response_alg")
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
+	f.SubjectType, f.SectorIdentifierURI = v("subject_type"), strings.TrimSpace(v("sector_identifier_uri"))
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -229,6 +234,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = f.IDTokenSignedResponseAlg, f.UserinfoSignedResponseAlg
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
+	n.SubjectType, n.SectorIdentifierURI = f.SubjectType, f.SectorIdentifierURI
 	return n, nil
 }
 
@@ -253,6 +259,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.TokenEndpointAuthMethod, p.JWKS, p.JWKSURI = &f.TokenEndpointAuthMethod, &jwks, &f.JWKSURI
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
+	p.SubjectType, p.SectorIdentifierURI = &f.SubjectType, &f.SectorIdentifierURI
 	return p, nil
 }
 

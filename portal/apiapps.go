@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -77,6 +78,12 @@ type clientJSON struct {
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
+
+	// Pairwise subjects (OpenID Connect Core 1.0 §8): "public" or
+	// "pairwise"; the sector_identifier_uri, whose document must list
+	// every redirect URI.
+	SubjectType         string `json:"subject_type"`
+	SectorIdentifierURI string `json:"sector_identifier_uri"`
 }
 
 // jwkSetJSON is a JWK Set (RFC 7517 §5); an empty one in a patch clears
@@ -131,6 +138,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.IDTokenSignedResponseAlg, out.UserinfoSignedResponseAlg = c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg
 	out.TokenExchangeAudiences = nonNilStrings(c.TokenExchangeAudiences)
 	out.RequireSignedRequestObject = c.RequireSignedRequestObject
+	out.SubjectType, out.SectorIdentifierURI = cmp.Or(c.SubjectType, account.SubjectPublic), c.SectorIdentifierURI
 	return out
 }
 
@@ -168,6 +176,12 @@ type newClientJSON struct {
 	TokenExchangeAudiences []string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+
+	// "public" (the default) or "pairwise"; a pairwise app with a
+	// sector_identifier_uri is registered only if its document lists
+	// every redirect URI.
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -206,6 +220,10 @@ type clientPatchJSON struct {
 	TokenExchangeAudiences *[]string `json:"token_exchange_audiences,omitempty"`
 
 	RequireSignedRequestObject *bool `json:"require_signed_request_object,omitempty"`
+
+	// "public" or "pairwise"; "" clears the sector_identifier_uri.
+	SubjectType         *string `json:"subject_type,omitempty"`
+	SectorIdentifierURI *string `json:"sector_identifier_uri,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -261,6 +279,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.IDTokenSignedResponseAlg, n.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	n.TokenExchangeAudiences = b.TokenExchangeAudiences
 	n.RequireSignedRequestObject = b.RequireSignedRequestObject
+	n.SubjectType, n.SectorIdentifierURI = b.SubjectType, b.SectorIdentifierURI
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -291,6 +310,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 	p.IDTokenSignedResponseAlg, p.UserinfoSignedResponseAlg = b.IDTokenSignedResponseAlg, b.UserinfoSignedResponseAlg
 	p.TokenExchangeAudiences = b.TokenExchangeAudiences
 	p.RequireSignedRequestObject = b.RequireSignedRequestObject
+	p.SubjectType, p.SectorIdentifierURI = b.SubjectType, b.SectorIdentifierURI
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -47,6 +47,7 @@ var catalogs = map[string]map[string]string{
 		deSigningAlgorithms,
 		deDevice,
 		deTokenExchange,
+		dePairwise,
 	),
 }
 
