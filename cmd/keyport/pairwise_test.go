@@ -119,6 +119,8 @@ func TestPairwiseSubjects(t *testing.T) {
 	const staticSecret = "static-secret-0123456789"
 	srv := startServer(t, "", func(c *config.Config) {
 		c.ClientAuth.JWKSAllowNetworks = []string{"127.0.0.0/8"}
+		c.OAuth.DeviceFlow = true
+		c.OAuth.DevicePollInterval = config.Duration{Duration: time.Second}
 		// A pairwise app of config.toml, its sector document checked at
 		// the start.
 		c.Clients = append(c.Clients, config.Client{ID: "static", RedirectURIs: []string{"https://static.example/cb"},
@@ -291,6 +293,35 @@ func TestPairwiseSubjects(t *testing.T) {
 		// A public app is as before: the user ID.
 		if res := ask(wiki, claims(alice.ID), oauth2.SetAuthURLParam("id_token_hint", hint(wiki))); res.Code == "" {
 			t.Errorf("the public app's hint and claims sub: %+v", res)
+		}
+	})
+
+	t.Run("device flow", func(t *testing.T) {
+		// A device app has no redirect URI: its sector document names
+		// its sector, the one of crm and hr.
+		if _, _, err := srv.Main.Accounts.Clients.RegisterClient(context.Background(), account.SystemActor, account.NewClient{ID: "tv", Public: true,
+			GrantTypes: []string{account.GrantDeviceCode}, SubjectType: account.SubjectPairwise, SectorIdentifierURI: sectorURI}); err != nil {
+			t.Fatal(err)
+		}
+		tv := srv.rp("tv", "", "")
+		da, err := tv.oauth.DeviceAuth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := newBrowser(t)
+		p := openPage(t, nil, db, da.VerificationURIComplete, "pia")
+		if p = decide(t, db, p, da.UserCode, "approve"); !strings.Contains(p.Body, "The device is connected") {
+			t.Fatalf("approval: %d: %s", p.Status, truncateBody(p.Body))
+		}
+		tok, err := tv.oauth.DeviceAccessToken(context.Background(), da)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := idTokenSub(t, tv, tok); got != subs["crm"] {
+			t.Errorf("the device's ID token has sub %q, want the sector's %q", got, subs["crm"])
+		}
+		if status, _, info := srv.userinfo(tok.AccessToken); status != http.StatusOK || info["sub"] != subs["crm"] {
+			t.Errorf("userinfo with the device's token: %d %v", status, info)
 		}
 	})
 
