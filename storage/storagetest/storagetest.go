@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Webhooks", webhookTests},
 		{"DeviceAuthorizations", deviceTests},
 		{"TokenExchange", tokenExchangeTests},
+		{"Pairwise", pairwiseTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
