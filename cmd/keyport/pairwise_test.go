@@ -377,6 +377,35 @@ func TestPairwiseSubjects(t *testing.T) {
 		}
 	})
 
+	t.Run("console form", func(t *testing.T) {
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root") // made by adminTokens above
+		form := url.Values{"id": {"console-crm"}, "type": {"confidential"}, "redirect_uris": {"https://crm.example/cb\nhttps://hr.example/cb"},
+			"grant_types": {"authorization_code"}, "subject_type": {"pairwise"}, "sector_identifier_uri": {sectors.URL + "/partial.json"}}
+		bad := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", form)
+		if invalid, ok := parsePage(t, bad.Body).first("input", "aria-invalid", "true"); bad.Status != http.StatusBadRequest || !ok || invalid.attr("name") != "sector_identifier_uri" {
+			t.Errorf("a sector document without hr's redirect URI: %d\n%s", bad.Status, truncateBody(bad.Body))
+		}
+		form.Set("sector_identifier_uri", sectorURI)
+		if created := submitForm(t, ab, bad, "/admin/apps/new", form); created.Status != http.StatusCreated {
+			t.Fatalf("create: %d\n%s", created.Status, truncateBody(created.Body))
+		}
+		c, _, err := srv.Main.Accounts.Clients.GetClient(context.Background(), "console-crm")
+		if err != nil || c.SubjectType != account.SubjectPairwise || c.SectorIdentifierURI != sectorURI {
+			t.Fatalf("stored: %+v %v", c, err)
+		}
+		edit := ab.get(srv.URL + "/admin/apps/console-crm")
+		if _, ok := parsePage(t, edit.Body).first("option", "value", "pairwise"); !ok || !strings.Contains(edit.Body, `<option value="pairwise" selected>`) {
+			t.Errorf("the edit form does not show pairwise chosen")
+		}
+		if saved := submitForm(t, ab, edit, "/admin/apps/console-crm/edit", url.Values{"subject_type": {"public"}, "sector_identifier_uri": {""}}); saved.Status != http.StatusOK {
+			t.Errorf("back to public: %d", saved.Status)
+		}
+		if c, _, _ := srv.Main.Accounts.Clients.GetClient(context.Background(), "console-crm"); c.SubjectType != "" || c.SectorIdentifierURI != "" {
+			t.Errorf("after going back to public: %q %q", c.SubjectType, c.SectorIdentifierURI)
+		}
+	})
+
 	t.Run("logout by a pairwise id_token_hint", func(t *testing.T) {
 		raw, _ := toks["shop"].Extra("id_token").(string)
 		q := url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {"http://127.0.0.1:9/bye/shop"}}
