@@ -112,6 +112,11 @@ type NewClient struct {
 
 	// Resource indicators (RFC 8707): storage.Client.Resources.
 	Resources []string
+
+	// Pairwise subjects (storage.Client's fields of the same names):
+	// SubjectType "public" (or "") or "pairwise".
+	SubjectType         string
+	SectorIdentifierURI string
 }
 
 // BuildClient validates a client definition from the configuration file
@@ -168,6 +173,7 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 	c.DPoPBoundAccessTokens, c.RequireDPoPNonce = n.DPoPBoundAccessTokens, n.RequireDPoPNonce
 	c.CustomClaims = cloneMappings(n.CustomClaims)
 	c.Resources = slices.Clone(n.Resources)
+	c.SubjectType, c.SectorIdentifierURI = strings.TrimSpace(n.SubjectType), strings.TrimSpace(n.SectorIdentifierURI)
 	if err := normalizeClient(&c, managed, nil); err != nil {
 		return storage.Client{}, "", err
 	}
@@ -319,6 +325,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if err := normalizeCustomClaims(c); err != nil {
 		return err
 	}
+	if err := checkSubject(c); err != nil {
+		return err
+	}
 	return checkRequestObjectKeys(c)
 }
 
@@ -454,6 +463,8 @@ type ClientService struct {
 	store ClientStore
 	// ensureKey makes a signing key of an algorithm (SetSigningKeys).
 	ensureKey func(ctx context.Context, alg string) error
+	// sectorCheck fetches and checks sector_identifier_uri (SetSectorCheck).
+	sectorCheck SectorCheck
 }
 
 // Audit event types of the apps.
@@ -484,6 +495,9 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	}
 	c, secret, err := buildClient(n, true)
 	if err != nil {
+		return storage.Client{}, "", err
+	}
+	if err := s.checkSectorDocument(ctx, c); err != nil {
 		return storage.Client{}, "", err
 	}
 	c.CreatedAt = s.now()
@@ -576,6 +590,11 @@ type ClientPatch struct {
 
 	// Resources replaces storage.Client.Resources (resource indicators).
 	Resources *[]string
+
+	// SubjectType: "public" (or "") or "pairwise"; SectorIdentifierURI:
+	// "" clears it.
+	SubjectType         *string
+	SectorIdentifierURI *string
 }
 
 // apply returns c with p's fields set.
@@ -638,6 +657,12 @@ func (p ClientPatch) apply(c storage.Client) storage.Client {
 		c.CustomClaims = cloneMappings(*p.CustomClaims)
 	}
 	setList(&c.Resources, p.Resources)
+	if p.SubjectType != nil {
+		c.SubjectType = strings.TrimSpace(*p.SubjectType)
+	}
+	if p.SectorIdentifierURI != nil {
+		c.SectorIdentifierURI = strings.TrimSpace(*p.SectorIdentifierURI)
+	}
 	return c
 }
 
@@ -662,6 +687,10 @@ func cloneMappings(ms []storage.ClaimMapping) []storage.ClaimMapping {
 // app as stored and its new ETag.
 func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMatch string, p ClientPatch) (storage.Client, string, error) {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
+		return storage.Client{}, "", err
+	}
+	checked, err := s.checkSectorOfPatch(ctx, id, p)
+	if err != nil {
 		return storage.Client{}, "", err
 	}
 	var before storage.Client
@@ -689,6 +718,11 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 		}
 		if changed = len(clientChanges(c, next)) > 0; !changed {
 			return c, nil
+		}
+		if sectorDocumentNeeded(c, next) && (checked == nil || !sectorInputsEqual(*checked, next)) {
+			// Changed since the document was fetched (outside this
+			// transaction, which must not wait on the network).
+			return c, ErrClientChanged
 		}
 		next.UpdatedAt = s.now()
 		return next, nil
@@ -862,6 +896,8 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"require_dpop_nonce", flag(a.RequireDPoPNonce), flag(b.RequireDPoPNonce)},
 		{"custom_claims", customClaimsText(a.CustomClaims), customClaimsText(b.CustomClaims)},
 		{"resources", list(a.Resources), list(b.Resources)},
+		{"subject_type", a.SubjectType, b.SubjectType},
+		{"sector_identifier_uri", a.SectorIdentifierURI, b.SectorIdentifierURI},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

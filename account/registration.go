@@ -1,6 +1,7 @@
 package account
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -82,6 +83,11 @@ type ClientMetadata struct {
 	RequirePushedAuthorizationRequests bool            `json:"require_pushed_authorization_requests,omitempty"`
 	RequireSignedRequestObject         bool            `json:"require_signed_request_object,omitempty"`
 	DPoPBoundAccessTokens              bool            `json:"dpop_bound_access_tokens,omitempty"` // RFC 9449 §5.2
+	// OpenID Connect Dynamic Client Registration 1.0 §2: "public" (the
+	// default) or "pairwise", and the sector document (checked as for an
+	// administrator's app, subject.go).
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
 }
 
 // applyClientMetadata sets the fields of c that an app's registration
@@ -132,6 +138,7 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	c.RequirePushedAuthorizationRequests = m.RequirePushedAuthorizationRequests
 	c.RequireSignedRequestObject = m.RequireSignedRequestObject
 	c.DPoPBoundAccessTokens = m.DPoPBoundAccessTokens
+	c.SubjectType, c.SectorIdentifierURI = strings.TrimSpace(m.SubjectType), strings.TrimSpace(m.SectorIdentifierURI)
 	return nil
 }
 
@@ -156,6 +163,8 @@ func ClientMetadataOf(c storage.Client) ClientMetadata {
 		RequirePushedAuthorizationRequests: c.RequirePushedAuthorizationRequests,
 		RequireSignedRequestObject:         c.RequireSignedRequestObject,
 		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
+		SubjectType:                        cmp.Or(c.SubjectType, SubjectPublic),
+		SectorIdentifierURI:                c.SectorIdentifierURI,
 	}
 	switch {
 	case c.Public:
@@ -330,6 +339,11 @@ func (s *RegistrationService) RegisterClient(ctx context.Context, initialToken, 
 	if err := normalizeClient(&c, true, nil); err != nil {
 		return RegisteredClient{}, err
 	}
+	// The sector document is fetched before the token's use is spent, so
+	// a refused one spends nothing.
+	if err := s.clients.checkSectorDocument(ctx, c); err != nil {
+		return RegisteredClient{}, err
+	}
 	secret := ""
 	if usesSecret(c) {
 		secret = NewSecret()
@@ -410,8 +424,19 @@ func (s *RegistrationService) ReadRegisteredClient(ctx context.Context, id, toke
 // must be the app's. An app cannot switch between public and
 // confidential here: that changes its credentials, so it registers anew.
 func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, token, ip, secret string, m ClientMetadata) (storage.Client, error) {
-	if _, err := s.registeredClient(ctx, id, token, ip); err != nil {
+	current, err := s.registeredClient(ctx, id, token, ip)
+	if err != nil {
 		return storage.Client{}, err
+	}
+	// A new sector document is fetched outside the update's transaction,
+	// which must not wait on the network; the update then holds only if
+	// nothing the check read changed meanwhile.
+	var checked *storage.Client
+	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, nil) == nil && sectorDocumentNeeded(current, preview) {
+		if err := s.clients.checkSectorDocument(ctx, preview); err != nil {
+			return storage.Client{}, err
+		}
+		checked = &preview
 	}
 	var before storage.Client
 	changed := false
@@ -444,6 +469,9 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		}
 		if err := normalizeClient(&next, true, nil); err != nil {
 			return c, err
+		}
+		if sectorDocumentNeeded(c, next) && (checked == nil || !sectorInputsEqual(*checked, next)) {
+			return c, FieldErrorf("sector_identifier_uri", "The client changed while its sector_identifier_uri was checked; try again.")
 		}
 		// A secret is issued at registration only, and kept as the method
 		// then chosen needs it: a change to a method that needs one the

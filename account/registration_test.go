@@ -32,6 +32,8 @@ func TestClientMetadataRoundTrip(t *testing.T) {
 		RequirePushedAuthorizationRequests: true,
 		RequireSignedRequestObject:         true,
 		DPoPBoundAccessTokens:              true,
+		SubjectType:                        SubjectPairwise,
+		SectorIdentifierURI:                "https://app.example/sector.json",
 	}
 	v := reflect.ValueOf(m)
 	for i := range v.NumField() {

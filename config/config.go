@@ -344,6 +344,12 @@ type Client struct {
 	// only as request objects signed with its keys (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `toml:"require_signed_request_object"`
 
+	// Pairwise subjects (OpenID Connect Core 1.0 §8): SubjectType "public"
+	// (the default) or "pairwise"; SectorIdentifierURI, an https URL of a
+	// JSON array of redirect URIs whose host names the sector.
+	SubjectType         string `toml:"subject_type"`
+	SectorIdentifierURI string `toml:"sector_identifier_uri"`
+
 	// Resources (resource indicators, RFC 8707): the resource URIs the
 	// app may ask access tokens for with the resource parameter.
 	Resources []string `toml:"resources"`

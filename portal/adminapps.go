@@ -81,6 +81,9 @@ type appForm struct {
 	// Resources (resource indicators, RFC 8707): one URI a line, as a
 	// URI may hold a comma.
 	Resources string
+
+	// Pairwise subjects: "public" or "pairwise", and the sector URI.
+	SubjectType, SectorIdentifierURI string
 }
 
 func appFormOf(c storage.Client, etag string) appForm {
@@ -100,6 +103,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
 	f.CustomClaims = customClaimsText(c.CustomClaims)
 	f.Resources = strings.Join(c.Resources, "\n")
+	f.SubjectType, f.SectorIdentifierURI = c.SubjectType, c.SectorIdentifierURI
 	for _, g := range c.GrantTypes {
 		f.Grants[g] = true
 	}
@@ -126,6 +130,7 @@ func postedAppForm(r *http.Request) appForm {
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = v("dpop_bound_access_tokens") == "1", v("require_dpop_nonce") == "1"
 	f.CustomClaims = v("custom_claims")
 	f.Resources = v("resources")
+	f.SubjectType, f.SectorIdentifierURI = v("subject_type"), strings.TrimSpace(v("sector_identifier_uri"))
 	for _, g := range r.PostForm["grant_types"] {
 		f.Grants[g] = true
 	}
@@ -251,6 +256,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 		return account.NewClient{}, err
 	}
 	n.Resources = lines(f.Resources)
+	n.SubjectType, n.SectorIdentifierURI = f.SubjectType, f.SectorIdentifierURI
 	return n, nil
 }
 
@@ -283,6 +289,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	p.CustomClaims = &claims
 	resources := lines(f.Resources)
 	p.Resources = &resources
+	p.SubjectType, p.SectorIdentifierURI = &f.SubjectType, &f.SectorIdentifierURI
 	return p, nil
 }
 

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -77,6 +78,12 @@ type clientJSON struct {
 	// The app's authorization requests must be signed request objects
 	// (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object"`
+
+	// Pairwise subjects (OpenID Connect Core 1.0 §8): "public" or
+	// "pairwise"; the sector_identifier_uri, whose document must list
+	// every redirect URI.
+	SubjectType         string `json:"subject_type"`
+	SectorIdentifierURI string `json:"sector_identifier_uri"`
 
 	// Resources: the resource URIs the app may ask access tokens for
 	// (RFC 8707 resource indicators); empty: none.
@@ -188,6 +195,7 @@ func (s *Server) clientView(c storage.Client) clientJSON {
 	out.Registered, out.PendingApproval = c.RegistrationAccessTokenHash != "", c.PendingApproval
 	out.CustomClaims = claimMappingsView(c.CustomClaims)
 	out.Resources = nonNilStrings(c.Resources)
+	out.SubjectType, out.SectorIdentifierURI = cmp.Or(c.SubjectType, account.SubjectPublic), c.SectorIdentifierURI
 	return out
 }
 
@@ -230,6 +238,12 @@ type newClientJSON struct {
 	RequireDPoPNonce      bool               `json:"require_dpop_nonce,omitempty"`
 	CustomClaims          []claimMappingJSON `json:"custom_claims,omitempty"`
 	Resources             []string           `json:"resources,omitempty"`
+
+	// "public" (the default) or "pairwise"; a pairwise app with a
+	// sector_identifier_uri is registered only if its document lists
+	// every redirect URI.
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
 }
 
 // clientPatchJSON is PATCH /clients/{id}: every field left out stays.
@@ -275,6 +289,10 @@ type clientPatchJSON struct {
 	// CustomClaims replaces the app's custom claims; [] removes them.
 	CustomClaims *[]claimMappingJSON `json:"custom_claims,omitempty"`
 	Resources    *[]string           `json:"resources,omitempty"`
+
+	// "public" or "pairwise"; "" clears the sector_identifier_uri.
+	SubjectType         *string `json:"subject_type,omitempty"`
+	SectorIdentifierURI *string `json:"sector_identifier_uri,omitempty"`
 }
 
 type createdClientJSON struct {
@@ -333,6 +351,7 @@ func (b newClientJSON) newClient() (account.NewClient, error) {
 	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = b.DPoPBoundAccessTokens, b.RequireDPoPNonce
 	n.CustomClaims = claimMappingsRecord(b.CustomClaims)
 	n.Resources = b.Resources
+	n.SubjectType, n.SectorIdentifierURI = b.SubjectType, b.SectorIdentifierURI
 	var err error
 	if n.AccessTokenLifetime, err = seconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return n, err
@@ -369,6 +388,7 @@ func (b clientPatchJSON) patch() (account.ClientPatch, error) {
 		p.CustomClaims = &ms
 	}
 	p.Resources = b.Resources
+	p.SubjectType, p.SectorIdentifierURI = b.SubjectType, b.SectorIdentifierURI
 	var err error
 	if p.AccessTokenLifetime, err = optionalSeconds("access_token_lifetime", b.AccessTokenLifetime); err != nil {
 		return p, err

@@ -118,6 +118,10 @@ type authRequest struct {
 	// access token, and their hand-off to its JWT.
 	resources []string
 	aud       jwtAudience
+
+	// subject is the sub the app knows the user by (opStorage.subjectFor),
+	// set for a redeemed code: only its exchange issues tokens.
+	subject string
 }
 
 var (
@@ -141,7 +145,7 @@ func (r *authRequest) GetNonce() string       { return r.a.Nonce }
 func (r *authRequest) GetRedirectURI() string { return r.a.RedirectURI }
 func (r *authRequest) GetScopes() []string    { return r.a.Scopes }
 func (r *authRequest) GetState() string       { return r.a.State }
-func (r *authRequest) GetSubject() string     { return r.a.UserID }
+func (r *authRequest) GetSubject() string     { return r.subject }
 func (r *authRequest) Done() bool             { return r.a.Completed }
 func (r *authRequest) GetResponseType() oidc.ResponseType {
 	return oidc.ResponseType(r.a.ResponseType)
@@ -179,6 +183,9 @@ type refreshRequest struct {
 	// token, and their hand-off to its JWT.
 	resources []string
 	aud       jwtAudience
+
+	// subject is the sub the app knows the user by (opStorage.subjectFor).
+	subject string
 }
 
 var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
@@ -188,7 +195,7 @@ func (r *refreshRequest) GetAudience() []string       { return r.aud.take(r.rt.A
 func (r *refreshRequest) GetAuthTime() time.Time      { return r.rt.AuthTime }
 func (r *refreshRequest) GetClientID() string         { return r.rt.ClientID }
 func (r *refreshRequest) GetScopes() []string         { return r.scopes }
-func (r *refreshRequest) GetSubject() string          { return r.rt.UserID }
+func (r *refreshRequest) GetSubject() string          { return r.subject }
 func (r *refreshRequest) SetCurrentScopes(s []string) { r.scopes = s }
 
 // machineRequest is a client_credentials token request: the client acts for

@@ -47,7 +47,8 @@ type logoutClaims struct {
 }
 
 // LogoutToken builds and signs a logout token for app clientID about user
-// userID (sub, as in the user's ID tokens) and, when sid is not "", that
+// userID (sub, as in the user's ID tokens to the app: pairwise for a
+// pairwise app) and, when sid is not "", that
 // session (the sid of the user's ID tokens). It is signed with the key
 // that signs the app's ID tokens (its id_token_signed_response_alg, as
 // Back-Channel Logout 1.0 §2.4 asks; same kid, so the app checks it
@@ -78,7 +79,7 @@ func (p *Provider) LogoutToken(ctx context.Context, clientID, userID, sid string
 	}
 	now := p.opts.Now()
 	claims := logoutClaims{
-		Issuer: p.opts.Issuer, Subject: userID, Audience: clientID,
+		Issuer: p.opts.Issuer, Subject: p.opts.Subjects.Subject(c, userID), Audience: clientID,
 		IssuedAt: now.Unix(), Expires: now.Add(LogoutTokenLifetime).Unix(),
 		JWTID: account.NewSecret(), SessionID: sid,
 		Events: map[string]struct{}{backChannelLogoutEvent: {}},

@@ -120,9 +120,10 @@ func (cr *claimsRequest) setACR(spec *claimSpec) *oidc.Error {
 	return nil
 }
 
-// maxSubject bounds the sub a claims parameter asks for: Keyport's user
-// IDs are 22 characters, and an honest app names one of them.
-const maxSubject = 128
+// maxSubject bounds the sub a claims parameter asks for: OpenID Connect
+// Core 1.0 §2 caps a sub at 255 ASCII characters (Keyport's user IDs are
+// 22, a pairwise sub of one is 67).
+const maxSubject = 255
 
 // setSubject takes the ID token's sub request: with a value, only that
 // user may finish the request (§5.5.1).
@@ -164,8 +165,10 @@ func errUnmetACR() *oidc.Error {
 // may receive, and the classes Keyport knows. An acr in the claims
 // parameter with values takes the place of acr_values (it says more: it
 // may be essential). An essential acr naming no class Keyport offers
-// fails at once.
-func applyClaimsRequest(a *storage.AuthRequest, c storage.Client, cr claimsRequest) *oidc.Error {
+// fails at once. A sub with a value is the one app c knows the person by,
+// kept as the user ID the sign-in compares; one c was never given fails
+// at once, as no one could answer it (§5.5.1).
+func applyClaimsRequest(a *storage.AuthRequest, c storage.Client, cr claimsRequest, subjects *account.Subjects) *oidc.Error {
 	a.IDTokenClaims = account.RequestableClaims(c, cr.idToken)
 	a.UserinfoClaims = account.RequestableClaims(c, cr.userinfo)
 	// The app's custom claims, where its mappings let them go
@@ -176,7 +179,13 @@ func applyClaimsRequest(a *storage.AuthRequest, c storage.Client, cr claimsReque
 		a.IDTokenClaims, a.UserinfoClaims = append(a.IDTokenClaims, id...), append(a.UserinfoClaims, ui...)
 		a.CustomClaimScopes = scopes
 	}
-	a.Subject = cr.subject
+	if cr.subject != "" {
+		userID, ok := subjects.UserOf(c, cr.subject)
+		if !ok {
+			return oidc.ErrAccessDenied().WithDescription("claims.id_token.sub.value names no user of this app")
+		}
+		a.Subject = userID
+	}
 	if cr.acrAsked {
 		a.ACRValues, a.ACREssential = account.KnownACRs(cr.acr), cr.acrEssential
 	} else {

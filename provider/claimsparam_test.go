@@ -53,7 +53,7 @@ func TestParseClaimsParam(t *testing.T) {
 func TestApplyClaimsRequest(t *testing.T) {
 	c := storage.Client{AllowedScopes: []string{"openid", "email"}}
 	a := storage.AuthRequest{ACRValues: []string{"urn:example:x", account.ACRSecondFactor}}
-	if err := applyClaimsRequest(&a, c, claimsRequest{idToken: []string{"email", "name"}, userinfo: []string{"email_verified"}}); err != nil {
+	if err := applyClaimsRequest(&a, c, claimsRequest{idToken: []string{"email", "name"}, userinfo: []string{"email_verified"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(a.IDTokenClaims, []string{"email"}) || !slices.Equal(a.UserinfoClaims, []string{"email_verified"}) ||
@@ -62,14 +62,14 @@ func TestApplyClaimsRequest(t *testing.T) {
 	}
 	// The claims parameter's acr takes the place of acr_values.
 	a = storage.AuthRequest{ACRValues: []string{account.ACRPassword}}
-	if err := applyClaimsRequest(&a, c, claimsRequest{acr: []string{account.ACRPasskey}, acrAsked: true, acrEssential: true}); err != nil {
+	if err := applyClaimsRequest(&a, c, claimsRequest{acr: []string{account.ACRPasskey}, acrAsked: true, acrEssential: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(a.ACRValues, []string{account.ACRPasskey}) || !a.ACREssential {
 		t.Errorf("stored %+v", a)
 	}
 	a = storage.AuthRequest{}
-	if err := applyClaimsRequest(&a, c, claimsRequest{acr: []string{"urn:example:x"}, acrAsked: true, acrEssential: true}); err == nil || err.ErrorType != "unmet_authentication_requirements" {
+	if err := applyClaimsRequest(&a, c, claimsRequest{acr: []string{"urn:example:x"}, acrAsked: true, acrEssential: true}, nil); err == nil || err.ErrorType != "unmet_authentication_requirements" {
 		t.Errorf("an essential class Keyport does not offer: %v", err)
 	}
 }

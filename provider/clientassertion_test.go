@@ -108,7 +108,7 @@ func newAssertionFixture(t *testing.T, guard *webhook.Guard) *assertionFixture {
 	if err := keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.p, err = New(Options{Issuer: assertionIssuer, Store: db, Keys: keys, Logger: slog.New(slog.DiscardHandler), Now: clock.Now,
+	f.p, err = New(Options{Subjects: testSubjects(t), Issuer: assertionIssuer, Store: db, Keys: keys, Logger: slog.New(slog.DiscardHandler), Now: clock.Now,
 		Lifetimes: Lifetimes{Access: time.Hour, ID: time.Hour, Code: time.Minute, Refresh: time.Hour, RefreshIdle: time.Hour, AuthRequest: time.Minute},
 		Web:       logoutWeb(t), SignOut: logoutSignOut{&logoutFixture{}}, LoggedOutURL: assertionIssuer + "/logged-out",
 		ClientAssertions: ClientAssertionOptions{Sealer: sealer, JWKSGuard: guard}})
@@ -326,7 +326,7 @@ func TestClientAssertionReplay(t *testing.T) {
 	wantToken(t, "same jti, other app", f.machineToken(signHS(t, f.hsKey, hs)))
 
 	// A second provider on the same store (a replica) refuses it too.
-	second, err := New(Options{Issuer: assertionIssuer, Store: f.db, Keys: f.p.opts.Keys, Logger: slog.New(slog.DiscardHandler), Now: f.clock.Now,
+	second, err := New(Options{Subjects: testSubjects(t), Issuer: assertionIssuer, Store: f.db, Keys: f.p.opts.Keys, Logger: slog.New(slog.DiscardHandler), Now: f.clock.Now,
 		Web: logoutWeb(t), SignOut: logoutSignOut{&logoutFixture{}}, ClientAssertions: ClientAssertionOptions{Sealer: f.sealer}})
 	if err != nil {
 		t.Fatal(err)

@@ -24,21 +24,6 @@ import (
 
 var _ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
 
-// userIDOf is the user a token request is for, "" for none (a machine
-// token, an exchanged token). It is the record's user ID, not the token's
-// subject, which need not be the ID.
-func userIDOf(req op.TokenRequest) string {
-	switch r := req.(type) {
-	case *authRequest:
-		return r.a.UserID
-	case *refreshRequest:
-		return r.rt.UserID
-	case *deviceRequest:
-		return r.a.UserID
-	}
-	return ""
-}
-
 // mappedClient is app clientID when it has custom claims.
 func (s *opStorage) mappedClient(ctx context.Context, clientID string) (storage.Client, bool) {
 	if clientID == "" {

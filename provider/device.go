@@ -287,7 +287,7 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	// the app's signing algorithm is noted for SigningKey (signing.go).
 	signingNoteFrom(r.Context()).set(c)
 	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
-	resp, err := op.CreateDeviceTokenResponse(ctx, &deviceRequest{a: a, resources: resources}, p.op, p.storage.opClient(c))
+	resp, err := op.CreateDeviceTokenResponse(ctx, &deviceRequest{a: a, resources: resources, subject: p.opts.Subjects.Subject(c, a.UserID)}, p.op, p.storage.opClient(c))
 	if err != nil {
 		op.RequestError(rec, r, err, nil)
 		return
@@ -348,6 +348,9 @@ type deviceRequest struct {
 	// redemption, and their hand-off to the JWT access token.
 	resources []string
 	aud       jwtAudience
+
+	// subject is the sub the app knows the user by (account.Subjects).
+	subject string
 }
 
 var (
@@ -368,5 +371,5 @@ func (r *deviceRequest) GetResponseType() oidc.ResponseType    { return oidc.Res
 func (r *deviceRequest) GetResponseMode() oidc.ResponseMode    { return "" }
 func (r *deviceRequest) GetScopes() []string                   { return r.a.Scopes }
 func (r *deviceRequest) GetState() string                      { return "" }
-func (r *deviceRequest) GetSubject() string                    { return r.a.UserID }
+func (r *deviceRequest) GetSubject() string                    { return r.subject }
 func (r *deviceRequest) Done() bool                            { return true }

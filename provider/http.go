@@ -340,6 +340,9 @@ func (p *Provider) answerEndSession(w http.ResponseWriter, r *http.Request) bool
 		p.badRequest(w, r, http.StatusBadRequest, problem)
 		return true
 	}
+	// The hint's client is read to validate it and again to read its sub
+	// back (pairwise subjects): once, with the memo.
+	r = r.WithContext(withReadMemo(r.Context()))
 	held, session := p.holdEndSession(w, r)
 	if held {
 		return true

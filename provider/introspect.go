@@ -39,7 +39,7 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 			resp.Active = true
 			resp.Scope = allowedScopes(c, rt.Scopes)
 			resp.ClientID = rt.ClientID
-			resp.Subject = rt.UserID
+			resp.Subject = p.opts.Subjects.Subject(c, rt.UserID)
 			resp.Username = u.Username
 			resp.Audience = []string{rt.ClientID}
 			resp.IssuedAt = oidc.FromTime(rt.CreatedAt)

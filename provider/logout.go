@@ -69,7 +69,15 @@ func (p *Provider) logoutNeedsConfirmation(r *http.Request) (*op.EndSessionReque
 	if err != nil {
 		return nil, false
 	}
-	return session, session.UserID != userID
+	// The hint's sub is the one its app knows the person by (pairwise
+	// or not): read back, it must be the person signed in.
+	hinted := ""
+	if session.UserID != "" {
+		if hinted, err = p.storage.userOf(ctx, session.ClientID, session.UserID); err != nil {
+			return nil, false
+		}
+	}
+	return session, hinted != userID
 }
 
 // endSession runs an end_session request validated by holdEndSession as

@@ -79,7 +79,7 @@ func newLogoutFixtureSigning(t *testing.T, alg string) *logoutFixture {
 	if err := f.keys.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.p, err = New(Options{Issuer: logoutIssuer, Store: f.store, Keys: f.keys, Logger: slog.New(slog.DiscardHandler),
+	f.p, err = New(Options{Subjects: testSubjects(t), Issuer: logoutIssuer, Store: f.store, Keys: f.keys, Logger: slog.New(slog.DiscardHandler),
 		Web:          logoutWeb(t),
 		SignOut:      logoutSignOut{f},
 		LoggedOutURL: logoutIssuer + "/logged-out"})

@@ -76,6 +76,9 @@ type opStorage struct {
 	assertions *assertions
 	// dpopNonces makes and checks DPoP nonces (dpop.go).
 	dpopNonces dpopNonces
+
+	// subjects decides the sub an app knows a person by (subjectFor).
+	subjects *account.Subjects
 }
 
 var (
@@ -122,6 +125,14 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if rerr != nil {
 		return nil, rerr
 	}
+	if hintUserID != "" {
+		// The id_token_hint's sub is the one this app knows the person
+		// by; the sign-in compares user IDs.
+		var ok bool
+		if hintUserID, ok = s.subjects.UserOf(c, hintUserID); !ok {
+			return nil, oidc.ErrInvalidRequest().WithDescription("id_token_hint was not issued for this app's sector")
+		}
+	}
 	now := s.now()
 	a := storage.AuthRequest{
 		ID:                  account.NewID(),
@@ -148,7 +159,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())
 	}
-	if err := applyClaimsRequest(&a, c, claimsRequestFrom(ctx)); err != nil {
+	if err := applyClaimsRequest(&a, c, claimsRequestFrom(ctx), s.subjects); err != nil {
 		return nil, err
 	}
 	if n, ok := pushedFrom(ctx); ok {
@@ -240,7 +251,11 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if rerr != nil {
 		return nil, refuseTarget(ctx, rerr)
 	}
-	return &authRequest{a: a, codeHash: hash, issue: issue, resources: resources}, nil
+	subject, err := s.subjectFor(ctx, a.ClientID, a.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &authRequest{a: a, codeHash: hash, issue: issue, resources: resources, subject: subject}, nil
 }
 
 // replayed handles a redeemed code presented again: when its client proves
@@ -596,7 +611,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	}
 	// A retry within the reuse grace comes back as the successor.
 	retry := rt.Hash != refreshKey(token)
-	return &refreshRequest{rt: rt, scopes: allowedScopes(c, rt.Scopes), retry: retry, resources: resources}, nil
+	return &refreshRequest{rt: rt, scopes: allowedScopes(c, rt.Scopes), retry: retry, resources: resources, subject: s.subjects.Subject(c, rt.UserID)}, nil
 }
 
 // allowedScopes drops from scopes those app c may not receive
@@ -638,9 +653,19 @@ func (s *opStorage) checkRefreshNetwork(ctx context.Context, u storage.User, rt 
 	return oidc.ErrInvalidGrant().WithDescription("the user may not use this app from this network")
 }
 
-func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	if userID == "" {
+// TerminateSession revokes the tokens of the person an end_session
+// request's id_token_hint names (subject, as app clientID knows them) at
+// that app.
+func (s *opStorage) TerminateSession(ctx context.Context, subject, clientID string) error {
+	if subject == "" {
 		return nil
+	}
+	userID, err := s.userOf(ctx, clientID, subject)
+	if err != nil {
+		return err
+	}
+	if userID == "" {
+		return nil // no one Keyport gave this sub to: nothing to revoke
 	}
 	if _, err := s.store.RevokeUserClient(ctx, userID, clientID); err != nil {
 		return s.internal(ctx, "revoke tokens at logout", err)
@@ -804,12 +829,18 @@ func (s *opStorage) activeUser(ctx context.Context, id string) (storage.User, er
 	return u, account.CheckActive(u)
 }
 
-func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo, userID, _ string, scopes []string) error {
+// SetUserinfoFromScopes fills an ID token's claims; zitadel hands it the
+// token request's sub, which for a pairwise app is read back here.
+func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo, subject, clientID string, scopes []string) error {
+	userID, err := s.userOf(ctx, clientID, subject)
+	if err != nil {
+		return err
+	}
 	u, err := s.activeUser(ctx, userID)
 	if err != nil {
 		return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
 	}
-	s.setClaims(info, u, scopes)
+	s.setClaims(info, u, subject, scopes)
 	return nil
 }
 
@@ -830,7 +861,7 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 	if names := idTokenClaimsOf(req); len(names) > 0 {
 		// The individual claims the sign-in's claims parameter asked the
 		// ID token for (claimsparam.go).
-		u, err := s.activeUser(ctx, req.GetSubject())
+		u, err := s.activeUser(ctx, userIDOf(req))
 		if err != nil {
 			return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
 		}
@@ -866,7 +897,7 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 		return err
 	}
 	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
-	s.setClaims(info, u, t.Scopes)
+	s.setClaims(info, u, t.Subject, t.Scopes)
 	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
 		info.AppendClaims(k, v)
 	}
@@ -932,8 +963,8 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 // policy table (account.Claims). It is the only place user fields become
 // claims; the table has no claim for the internal fields (blocked, last IP,
 // last login, login count, password and second-factor data, app metadata).
-func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, scopes []string) {
-	info.Subject = u.ID
+func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, subject string, scopes []string) {
+	info.Subject = subject // as the app knows u (subjectFor)
 	for k, v := range account.Claims(u, scopes, s.issuer) {
 		info.AppendClaims(k, v)
 	}
@@ -956,4 +987,46 @@ func checkScopeTokens(scopes []string) *oidc.Error {
 		}
 	}
 	return nil
+}
+
+// subjectFor is the sub app clientID knows user userID by: the one
+// decision, account.Subjects, applied to the app as stored.
+func (s *opStorage) subjectFor(ctx context.Context, clientID, userID string) (string, error) {
+	c, err := s.getClient(ctx, clientID)
+	if err != nil {
+		return "", s.internal(ctx, "load the client of a token", err)
+	}
+	return s.subjects.Subject(c, userID), nil
+}
+
+// userOf is the user ID behind sub as app clientID knows it, "" when
+// Keyport gave no one that sub there.
+func (s *opStorage) userOf(ctx context.Context, clientID, sub string) (string, error) {
+	c, err := s.getClient(ctx, clientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	if err != nil {
+		return "", s.internal(ctx, "load client", err)
+	}
+	userID, ok := s.subjects.UserOf(c, sub)
+	if !ok {
+		return "", nil
+	}
+	return userID, nil
+}
+
+// userIDOf is the user a token request is for, "" for an app's own.
+func userIDOf(req op.TokenRequest) string {
+	switch r := req.(type) {
+	case *authRequest:
+		return r.a.UserID
+	case *refreshRequest:
+		return r.rt.UserID
+	case *deviceRequest:
+		return r.a.UserID
+	case exchangeRequest:
+		return r.t.UserID
+	}
+	return ""
 }

@@ -95,6 +95,10 @@ type Options struct {
 	// endpoint (RFC 7591, served by the portal) that discovery
 	// advertises; "" while registration is off.
 	RegistrationEndpoint string
+
+	// Subjects decides the sub each app knows a person by: the user ID,
+	// or a pairwise one (OpenID Connect Core 1.0 §8). Required.
+	Subjects *account.Subjects
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -192,6 +196,9 @@ func New(o Options) (*Provider, error) {
 	if o.SignOut == nil {
 		return nil, errors.New("provider: Options.SignOut is required")
 	}
+	if o.Subjects == nil {
+		return nil, errors.New("provider: Options.Subjects is required")
+	}
 	tokens, err := newTokenCrypto(o.TokenKey)
 	if err != nil {
 		return nil, err
@@ -214,6 +221,8 @@ func New(o Options) (*Provider, error) {
 		tokens:       tokens,
 		pending:      o.PendingSignIns,
 		secrets:      throttle.NewGuesses[clientCheck](),
+
+		subjects: o.Subjects,
 	}
 	st.dpopNonces = dpopNonces{key: dpopNonceKey(o), now: o.Now}
 	if st.assertions, err = newAssertions(o); err != nil {
@@ -346,6 +355,10 @@ func (p *Provider) buildDiscovery(customScopes, customClaims []string) ([]byte, 
 		m["registration_endpoint"] = p.opts.RegistrationEndpoint
 	}
 	addCustomDiscovery(m, customScopes, customClaims)
+
+	// Pairwise subjects per app (OpenID Connect Core 1.0 §8,
+	// account.Subjects); public stays the default.
+	m["subject_types_supported"] = []string{account.SubjectPublic, account.SubjectPairwise}
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)

@@ -307,10 +307,12 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	}
 	life := s.lifetimes(ctx, format.ID).Access
 	t := storage.AccessToken{
-		ID:        account.NewOrderedID(),
-		ClientID:  requester.ID,
-		UserID:    sub.UserID,
-		Subject:   sub.Subject,
+		ID:       account.NewOrderedID(),
+		ClientID: requester.ID,
+		UserID:   sub.UserID,
+		// The sub the app the token is for knows the person by: the one
+		// target app's, else the requester's (account.Subjects).
+		Subject:   p.opts.Subjects.Subject(*format, sub.UserID),
 		Scopes:    scopes,
 		Audience:  distinct(slices.Concat(audiences, resources)),
 		CreatedAt: now,
@@ -367,7 +369,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		ID:          account.NewOrderedID(),
 		ClientID:    requester.ID,
 		UserID:      u.ID,
-		Subject:     u.ID,
+		Subject:     p.opts.Subjects.Subject(requester, u.ID),
 		Scopes:      scopes,
 		Audience:    []string{requester.ID},
 		CreatedAt:   now,

@@ -229,6 +229,13 @@ type Client struct {
 	// be signed request objects (RFC 9101 §10.5).
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 
+	// Pairwise subjects (OpenID Connect Core 1.0 §8): SubjectType is
+	// "pairwise" or "" (public, the user ID as sub). The sector is the host
+	// of SectorIdentifierURI when set, else the one host of RedirectURIs
+	// (account.Sector).
+	SubjectType         string `json:"subject_type,omitempty"`
+	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
+
 	// Resource indicators (RFC 8707).
 	// Resources are the resource URIs (absolute, without a fragment) the
 	// app may ask access tokens for with the resource parameter; empty:

@@ -52,6 +52,7 @@ var catalogs = map[string]map[string]string{
 		deCustomClaims,
 		deCustomClaimsConsole,
 		deResources,
+		dePairwise,
 	),
 }
 

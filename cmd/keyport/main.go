@@ -390,6 +390,7 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, RequireDPoPNonce: c.RequireDPoPNonce,
 			CustomClaims: claimMappings(c.CustomClaims),
 			Resources:    c.Resources,
+			SubjectType:  c.SubjectType, SectorIdentifierURI: c.SectorIdentifierURI,
 		})
 		if f := account.ErrorField(err); strings.HasPrefix(f, "custom_claims") {
 			// The rules are account's; the message names the TOML key.
@@ -560,6 +561,10 @@ func (m *Main) load() error {
 	if err != nil {
 		return fmt.Errorf("client_auth.jwks_allow_networks: %w", err)
 	}
+	subjects, err := m.enablePairwiseSubjects(jwksGuard)
+	if err != nil {
+		return err
+	}
 	prov, err := provider.New(provider.Options{
 		Issuer:         cfg.Issuer,
 		Store:          m.Store,
@@ -587,6 +592,7 @@ func (m *Main) load() error {
 
 		DPoPNonceKey:         [32]byte(m.subkey("dpop nonces", 32)),
 		RegistrationEndpoint: registrationEndpoint(cfg),
+		Subjects:             subjects,
 	})
 	if err != nil {
 		return err

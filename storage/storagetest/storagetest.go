@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) storage
 		{"Registration", registrationTests},
 		{"CustomClaims", customClaimTests},
 		{"Resources", resourceTests},
+		{"Pairwise", pairwiseTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,247 @@
+package account
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Subject types of an app (OpenID Connect Core 1.0 §8): public gives every
+// app the person's user ID as sub; pairwise gives every sector its own.
+const (
+	SubjectPublic   = "public"
+	SubjectPairwise = "pairwise"
+)
+
+// Subjects decides the sub an app knows a person by (Subject), and reads
+// one back (UserOf). It is the only place that does: every sub Keyport
+// sends (ID tokens, userinfo, introspection, access tokens, logout
+// tokens, token exchange) comes from Subject, every sub it is sent back
+// (id_token_hint, the claims parameter's sub) goes through UserOf.
+//
+// A pairwise sub is the user ID sealed for the app's sector with a
+// deterministic authenticated encryption in the SIV manner: the nonce is
+// HMAC-SHA256(macKey, sector, user ID) cut to 12 bytes, and the user ID is
+// sealed with AES-256-GCM under that nonce with the sector as additional
+// data; sub = base64url(nonce || sealed). So one person has one sub in a
+// sector, another in every other sector, nobody without the key can
+// compute or read one, and Keyport reads a sub back without a lookup
+// table (a logout by id_token_hint when nobody is signed in in the
+// browser must find the person). The keys come from the sealing key
+// (stable across restarts, replicas and backup/restore).
+type Subjects struct {
+	aead   cipher.AEAD
+	macKey []byte
+}
+
+// SubjectKeyLen is the length of the key NewSubjects takes: 32 bytes for
+// AES-256-GCM, 32 for the HMAC.
+const SubjectKeyLen = 64
+
+// NewSubjects makes the subject rules from a key of SubjectKeyLen bytes.
+func NewSubjects(key []byte) (*Subjects, error) {
+	if len(key) != SubjectKeyLen {
+		return nil, fmt.Errorf("pairwise subject key: %d bytes, want %d", len(key), SubjectKeyLen)
+	}
+	block, err := aes.NewCipher(key[:32])
+	if err != nil {
+		return nil, fmt.Errorf("pairwise subject key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("pairwise subject key: %w", err)
+	}
+	return &Subjects{aead: aead, macKey: append([]byte(nil), key[32:]...)}, nil
+}
+
+// Pairwise tells whether c gets pairwise subjects.
+func Pairwise(c storage.Client) bool { return c.SubjectType == SubjectPairwise }
+
+// Subject is the sub app c knows user userID by.
+func (s *Subjects) Subject(c storage.Client, userID string) string {
+	if !Pairwise(c) || userID == "" {
+		return userID
+	}
+	sector := sectorOrApp(c)
+	nonce := s.nonce(sector, userID)
+	out := s.aead.Seal(nonce, nonce, []byte(userID), []byte(sector))
+	return base64.RawURLEncoding.EncodeToString(out)
+}
+
+// UserOf is the user ID behind sub as app c knows it, and whether sub is
+// one Keyport gave c's sector (for a public app, any sub is the user ID).
+func (s *Subjects) UserOf(c storage.Client, sub string) (string, bool) {
+	if !Pairwise(c) {
+		return sub, true
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sub)
+	n := s.aead.NonceSize()
+	if err != nil || len(raw) < n+s.aead.Overhead() {
+		return "", false
+	}
+	sector := sectorOrApp(c)
+	userID, err := s.aead.Open(nil, raw[:n], raw[n:], []byte(sector))
+	if err != nil || len(userID) == 0 {
+		return "", false
+	}
+	// The nonce is a function of what it seals: one made any other way
+	// is no sub of ours.
+	if subtle.ConstantTimeCompare(raw[:n], s.nonce(sector, string(userID))) != 1 {
+		return "", false
+	}
+	return string(userID), true
+}
+
+func (s *Subjects) nonce(sector, userID string) []byte {
+	m := hmac.New(sha256.New, s.macKey)
+	// Lengths first, so no two (sector, user) pairs write the same bytes.
+	fmt.Fprintf(m, "%d:%s%d:%s", len(sector), sector, len(userID), userID)
+	return m.Sum(nil)[:s.aead.NonceSize()]
+}
+
+// sectorOrApp is c's sector; a stored app always has one (checkSubject),
+// and one that somehow has none is a sector of its own, never another's.
+func sectorOrApp(c storage.Client) string {
+	if sector, err := Sector(c); err == nil {
+		return sector
+	}
+	return "app:" + c.ID
+}
+
+// Sector is the sector identifier of app c (OpenID Connect Core 1.0
+// §8.1): the host of its sector_identifier_uri, else the host of its
+// redirect URIs, which must then all have the same one.
+func Sector(c storage.Client) (string, error) {
+	if c.SectorIdentifierURI != "" {
+		u, err := url.Parse(c.SectorIdentifierURI)
+		if err != nil || u.Host == "" {
+			return "", errors.New("the sector_identifier_uri has no host")
+		}
+		return strings.ToLower(u.Hostname()), nil
+	}
+	sector := ""
+	for _, raw := range c.RedirectURIs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "", fmt.Errorf("redirect URI %q: %w", raw, err)
+		}
+		host := strings.ToLower(u.Hostname())
+		if host == "" {
+			// A native app's private-use scheme (com.example.app:/cb)
+			// names no host: its scheme is what identifies it.
+			host = strings.ToLower(u.Scheme) + ":"
+		}
+		if sector != "" && host != sector {
+			return "", errors.New("the redirect URIs have several hosts")
+		}
+		sector = host
+	}
+	if sector == "" {
+		return "", errors.New("the app has no redirect URI")
+	}
+	return sector, nil
+}
+
+// MaxSectorIdentifierURILength bounds sector_identifier_uri.
+const MaxSectorIdentifierURILength = 2048
+
+// checkSubject checks an app's subject_type and sector_identifier_uri
+// (all but the document at the URI, which CheckSector fetches).
+func checkSubject(c *storage.Client) *Error {
+	switch c.SubjectType {
+	case "", SubjectPublic:
+		c.SubjectType = ""
+	case SubjectPairwise:
+	default:
+		return FieldErrorf("subject_type", "subject_type must be public or pairwise.")
+	}
+	if c.SectorIdentifierURI != "" && c.SubjectType != SubjectPairwise {
+		return FieldErrorf("sector_identifier_uri", "A sector_identifier_uri is only for pairwise apps.")
+	}
+	if c.SectorIdentifierURI == "" {
+		if c.SubjectType == SubjectPairwise {
+			if _, err := Sector(*c); err != nil {
+				return FieldErrorf("sector_identifier_uri", "A pairwise app whose redirect URIs have several hosts needs a sector_identifier_uri (OpenID Connect Core 1.0 §8.1).")
+			}
+		}
+		return nil
+	}
+	if len(c.SectorIdentifierURI) > MaxSectorIdentifierURILength {
+		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri must be at most %d characters.", MaxSectorIdentifierURILength)
+	}
+	u, err := url.Parse(c.SectorIdentifierURI)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" || strings.ContainsAny(c.SectorIdentifierURI, "# \t\r\n") {
+		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri must be an https URL without user name or fragment.")
+	}
+	return nil
+}
+
+// SectorCheck fetches the JSON array at an app's sector_identifier_uri and
+// checks that it lists every redirect URI (OpenID Connect Dynamic Client
+// Registration 1.0 §5); the error says what is wrong.
+type SectorCheck func(ctx context.Context, uri string, redirectURIs []string) error
+
+// SetSectorCheck makes the apps registered or changed here have their
+// sector_identifier_uri checked with check.
+func (s *ClientService) SetSectorCheck(check SectorCheck) { s.sectorCheck = check }
+
+// checkSectorDocument runs the sector check of c when it is pairwise with
+// a sector_identifier_uri; nil is a pass.
+func (s *ClientService) checkSectorDocument(ctx context.Context, c storage.Client) *Error {
+	if !Pairwise(c) || c.SectorIdentifierURI == "" {
+		return nil
+	}
+	if s.sectorCheck == nil {
+		return FieldErrorf("sector_identifier_uri", "sector_identifier_uri cannot be checked here.")
+	}
+	if err := s.sectorCheck(ctx, c.SectorIdentifierURI, c.RedirectURIs); err != nil {
+		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri was refused: %s", err.Error())
+	}
+	return nil
+}
+
+// sectorInputsEqual tells whether a and b agree on everything the sector
+// check reads, so a check of one holds for the other.
+func sectorInputsEqual(a, b storage.Client) bool {
+	return a.SubjectType == b.SubjectType && a.SectorIdentifierURI == b.SectorIdentifierURI && slices.Equal(a.RedirectURIs, b.RedirectURIs)
+}
+
+// sectorDocumentNeeded tells whether an edit from c to next must fetch
+// next's sector document: it is pairwise with a sector_identifier_uri, and
+// something the check reads changed.
+func sectorDocumentNeeded(c, next storage.Client) bool {
+	return Pairwise(next) && next.SectorIdentifierURI != "" && !sectorInputsEqual(c, next)
+}
+
+// checkSectorOfPatch checks the sector document app id will have after p,
+// before the edit's transaction (which must not wait on the network). It
+// returns the app as checked, or nil when no check was needed; the edit
+// then makes sure nothing the check read changed meanwhile.
+func (s *ClientService) checkSectorOfPatch(ctx context.Context, id string, p ClientPatch) (*storage.Client, error) {
+	if p.SubjectType == nil && p.SectorIdentifierURI == nil && p.RedirectURIs == nil {
+		return nil, nil
+	}
+	c, err := s.store.GetClient(ctx, id)
+	if err != nil {
+		return nil, nil // the edit itself says why (not found, static)
+	}
+	next := p.apply(c)
+	if normalizeClient(&next, true, slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs)) != nil || !sectorDocumentNeeded(c, next) {
+		return nil, nil // the edit refuses it, or no document to check
+	}
+	if err := s.checkSectorDocument(ctx, next); err != nil {
+		return nil, err
+	}
+	return &next, nil
+}

@@ -1,0 +1,91 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/keyport/keyport/webhook"
+)
+
+// maxSectorDocumentBytes bounds a sector_identifier_uri document: a JSON
+// array of at most an app's redirect URIs and those of its sector's other
+// apps, which this holds many times over.
+const maxSectorDocumentBytes = 64 << 10
+
+// SectorChecker fetches the document at a pairwise app's
+// sector_identifier_uri and checks it lists every redirect URI of the app
+// (OpenID Connect Core 1.0 §8.1, Dynamic Client Registration 1.0 §5). The
+// fetch goes through the SSRF guard of jwks_uri fetches
+// ([client_auth] jwks_allow_networks: public addresses only unless a
+// network is allowed, checked after DNS resolution, no redirect, no
+// proxy), with its timeout, reads at most maxSectorDocumentBytes, and
+// takes https only.
+type SectorChecker struct {
+	guard  *webhook.Guard
+	client *http.Client
+}
+
+// NewSectorChecker checks sector documents through guard; roots, when not
+// nil, replaces the system's certificate authorities (tests serve their
+// documents from a loopback https server).
+func NewSectorChecker(guard *webhook.Guard, roots *x509.CertPool) *SectorChecker {
+	client := guard.Client()
+	if roots != nil {
+		if tr, ok := client.Transport.(*http.Transport); ok {
+			tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		}
+	}
+	return &SectorChecker{guard: guard, client: client}
+}
+
+// Check fetches uri and checks that it is a JSON array of strings holding
+// every one of redirectURIs; the error says what is wrong.
+func (s *SectorChecker) Check(ctx context.Context, uri string, redirectURIs []string) error {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "https" {
+		return errors.New("it must be an https URL")
+	}
+	if err := s.guard.CheckURL(uri); err != nil {
+		return fmt.Errorf("%s: %w", uri, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, webhook.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", uri, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", uri, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch %s: the server answered %d", uri, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSectorDocumentBytes+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", uri, err)
+	}
+	if len(body) > maxSectorDocumentBytes {
+		return fmt.Errorf("%s: the document is larger than %d bytes", uri, maxSectorDocumentBytes)
+	}
+	var listed []string
+	if err := json.Unmarshal(body, &listed); err != nil {
+		return fmt.Errorf("%s: not a JSON array of redirect URIs", uri)
+	}
+	for _, r := range redirectURIs {
+		if !slices.Contains(listed, r) {
+			return fmt.Errorf("%s does not list the redirect URI %s", uri, r)
+		}
+	}
+	return nil
+}
