@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -82,7 +83,15 @@ func webMetadata(name string) map[string]any {
 // its management protocol (RFC 7592) against one real server, with
 // go-oidc and x/oauth2 signing in with the credentials it hands out.
 func TestDynamicRegistration(t *testing.T) {
-	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	// Sector documents for pairwise registrations, on loopback https.
+	sectors := sectorServer(t, map[string]string{
+		"/pw.json":    `["http://127.0.0.1:9/callback/pw", "http://localhost:9/callback/pw"]`,
+		"/other.json": `["https://elsewhere.example/cb"]`,
+	})
+	srv := startServer(t, "", func(c *config.Config) {
+		c.OAuth.DynamicRegistration = true
+		c.ClientAuth.JWKSAllowNetworks = []string{"127.0.0.0/8"}
+	})
 	srv.createUser("rex", false)
 	adminToken, readOnly, _ := adminTokens(t, srv)
 	ctx := context.Background()
@@ -147,6 +156,64 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 		if idToken.Audience[0] != id || tok.RefreshToken == "" {
 			t.Errorf("aud %v, refresh token %q", idToken.Audience, tok.RefreshToken)
+		}
+	})
+
+	// OpenID Connect Dynamic Client Registration 1.0 §2: subject_type and
+	// sector_identifier_uri, the document checked as for an
+	// administrator's app, and the sub the app then gets.
+	t.Run("pairwise subjects", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 2, false)
+		meta := webMetadata("pw")
+		meta["redirect_uris"] = []string{"http://127.0.0.1:9/callback/pw", "http://localhost:9/callback/pw"}
+		meta["subject_type"] = "pairwise"
+
+		// A document that does not list the redirect URIs, and one not
+		// served at all: refused, and the token's uses are not spent.
+		for _, doc := range []string{"/other.json", "/missing.json"} {
+			meta["sector_identifier_uri"] = sectors.URL + doc
+			status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)
+			if status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" || !strings.Contains(fmt.Sprint(out["error_description"]), "sector_identifier_uri") {
+				t.Errorf("sector document %s: %d %v", doc, status, out)
+			}
+		}
+		// Several redirect hosts and no sector: refused (OIDC Core §8.1).
+		delete(meta, "sector_identifier_uri")
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta); status != http.StatusBadRequest {
+			t.Errorf("two redirect hosts without a sector: %d %v", status, out)
+		}
+
+		meta["sector_identifier_uri"] = sectors.URL + "/pw.json"
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)
+		if status != http.StatusCreated || out["subject_type"] != "pairwise" || out["sector_identifier_uri"] != sectors.URL+"/pw.json" {
+			t.Fatalf("register a pairwise app: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		secret, _ := out["client_secret"].(string)
+		regToken, _ := out["registration_access_token"].(string)
+		rp := srv.rp(id, secret, "http://127.0.0.1:9/callback/pw")
+		rex, err := srv.Main.Store.GetUserByLogin(ctx, "rex")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := idTokenSub(t, rp, rp.tokens("rex"))
+		if sub == rex.ID || sub == "" {
+			t.Errorf("a pairwise app got sub %q (the user ID is %q)", sub, rex.ID)
+		}
+
+		// An update to a document that does not list the redirect URIs is
+		// refused and changes nothing; the second use was never spent, so
+		// the same initial access token still registers a public app.
+		meta["sector_identifier_uri"] = sectors.URL + "/other.json"
+		meta["client_id"] = id
+		if status, _, out := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+id, regToken, meta); status != http.StatusBadRequest {
+			t.Errorf("update to a sector document without the redirect URIs: %d %v", status, out)
+		}
+		if c, err := srv.Main.Store.GetClient(ctx, id); err != nil || c.SectorIdentifierURI != sectors.URL+"/pw.json" {
+			t.Errorf("after a refused update: %q (%v)", c.SectorIdentifierURI, err)
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("pub")); status != http.StatusCreated || out["subject_type"] != "public" {
+			t.Errorf("a public registration with the same token: %d %v", status, out)
 		}
 	})
 
