@@ -3,6 +3,7 @@ package web
 // deRegistration is German for dynamic client registration: the account
 // rules' refusals of registrations and initial access tokens.
 var deRegistration = map[string]string{
+	"The client changed while its sector_identifier_uri was checked; try again.":                                                  "Der Client wurde geändert, während seine sector_identifier_uri geprüft wurde; bitte erneut versuchen.",
 	"The initial access token is missing, unknown, expired or used up.":                                                           "Der Initial Access Token fehlt, ist unbekannt, abgelaufen oder aufgebraucht.",
 	"The registration access token is missing or not valid for this client.":                                                      "Der Registration Access Token fehlt oder gilt nicht für diesen Client.",
 	"The name must be 1 to 64 characters, without control characters.":                                                            "Der Name muss 1 bis 64 Zeichen lang sein, ohne Steuerzeichen.",
