@@ -451,6 +451,46 @@ func TestDPoP(t *testing.T) {
 		}
 	})
 
+	t.Run("dpop_jkt in a pushed request object", func(t *testing.T) {
+		// RFC 9101 §5 and RFC 9126 §3: a pushed request's parameters are
+		// the object's; dpop_jkt is one of them (RFC 9449 §10).
+		key, other := newDPoPKey(t), newDPoPKey(t)
+		jarKey := newRPKey(t, jose.ES256, "dpop-jar-1")
+		n := newConfidentialClient("dpop-jar")
+		n.JWKS = jarKey.jwks(t)
+		jar := srv.createClient(n)
+		push := func(proof string, params map[string]any) (int, map[string]any) {
+			req := srv.formRequest("/oauth/par", url.Values{"request": {requestObject(t, jarKey.signing(), jar.ID, srv.URL, params)}}, jar.ID, jar.Secret)
+			if proof != "" {
+				req.Header.Set("DPoP", proof)
+			}
+			status, _, m := doJSON(t, nil, req)
+			return status, m
+		}
+		params, verifier := objectParams(jar)
+		params["dpop_jkt"] = key.jkt
+		status, pushed := push("", params)
+		if status != http.StatusCreated {
+			t.Fatalf("push of an object with dpop_jkt: %d %v", status, pushed)
+		}
+		b := newBrowser(t)
+		res := landed(t, jar.finish(b, b.get(jar.authorizeURI(pushed["request_uri"].(string), nil)), "dora"), jar.RedirectURI)
+		if _, err := jar.oauth.Exchange(dpopContext(t, other), res.Code, oauth2.VerifierOption(verifier)); oauthErr(err) != "invalid_grant" {
+			t.Errorf("the object's dpop_jkt, exchanged with another key: %v, want invalid_grant", err)
+		}
+		// The object's dpop_jkt and the push's proof must name one key.
+		params, _ = objectParams(jar)
+		params["dpop_jkt"] = key.jkt
+		if status, m := push(other.proof(t, "POST", srv.URL+"/oauth/par", ""), params); status != http.StatusBadRequest || m["error"] != "invalid_dpop_proof" {
+			t.Errorf("the object's dpop_jkt and a proof of another key: %d %v", status, m)
+		}
+		params, _ = objectParams(jar)
+		params["dpop_jkt"] = "short"
+		if status, m := push("", params); status != http.StatusBadRequest || m["error"] != "invalid_request" {
+			t.Errorf("a malformed dpop_jkt in the object: %d %v", status, m)
+		}
+	})
+
 	t.Run("device code and token exchange", func(t *testing.T) {
 		key := newDPoPKey(t)
 		tv := srv.createClient(account.NewClient{ID: "dpop-tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
