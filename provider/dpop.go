@@ -455,7 +455,8 @@ func dpopClaimsFor(ctx context.Context) map[string]any {
 
 // checkDPoPBinding applies, at /userinfo, the binding of access token t
 // to the proof the request carried: a bound token needs a proof of its
-// key (a bound token presented as Bearer is refused, RFC 9449 §7.1), the
+// key (a bound token presented as Bearer is refused, RFC 9449 §7.1, and
+// a bearer token presented with a proof too, §4.3 point 12), the
 // nonce when its app requires one, and a jti not seen before. A refusal
 // is noted for the middleware, which answers with the DPoP challenge.
 func (s *opStorage) checkDPoPBinding(ctx context.Context, t storage.AccessToken) error {
@@ -473,7 +474,13 @@ func (s *opStorage) checkDPoPBinding(ctx context.Context, t storage.AccessToken)
 		n.refuse(&dpopError{code: "invalid_token", description: "the access token is bound to a DPoP key: present it with the DPoP scheme and a proof"})
 		return errInvalidToken
 	}
-	if t.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(t.DPoPJKT), []byte(n.proof.jkt)) != 1 {
+	if t.DPoPJKT == "" {
+		// RFC 9449 §4.3 point 12: the proof's key must be the one the
+		// token is bound to; a bearer token is bound to none.
+		n.refuse(&dpopError{code: "invalid_token", description: "the access token is not bound to a DPoP key: present it with the Bearer scheme"})
+		return errInvalidToken
+	}
+	if subtle.ConstantTimeCompare([]byte(t.DPoPJKT), []byte(n.proof.jkt)) != 1 {
 		n.refuse(&dpopError{code: "invalid_token", description: "the access token is bound to another DPoP key"})
 		return errInvalidToken
 	}

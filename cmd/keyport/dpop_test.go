@@ -374,6 +374,13 @@ func TestDPoP(t *testing.T) {
 		if status, h, m := dpopUserinfo(srv, "GET", "DPoP", at, proof); status != http.StatusUnauthorized || m["error"] != "invalid_dpop_proof" {
 			t.Errorf("replayed proof at userinfo: %d %v %q", status, m, h.Get("WWW-Authenticate"))
 		}
+		// A bearer token under the DPoP scheme: it is bound to no key, so
+		// no proof matches it (RFC 9449 §4.3 point 12, §7.1).
+		bearer := web.tokens("dora").AccessToken
+		if status, h, m := dpopUserinfo(srv, "GET", "DPoP", bearer, key.proof(t, "GET", ui, bearer)); status != http.StatusUnauthorized || m["error"] != "invalid_token" ||
+			!strings.HasPrefix(h.Get("WWW-Authenticate"), "DPoP ") {
+			t.Errorf("an unbound token with the DPoP scheme: %d %v %q, want 401 invalid_token", status, m, h.Get("WWW-Authenticate"))
+		}
 		// No token at all: the challenge names DPoP and no error (RFC 6750 §3.1).
 		req := mustRequest("GET", ui)
 		req.Header.Set("Authorization", "DPoP")
