@@ -218,7 +218,7 @@ func unparsedProofProblem(raw string) string {
 // sameHTU compares a proof's htu with the endpoint's URL as RFC 9449 §4.3
 // says: without query and fragment, after RFC 3986's syntax- and
 // scheme-based normalisation (case of scheme and host, the default port,
-// an empty path, percent-encoding).
+// an empty path, percent-encoding, dot segments).
 func sameHTU(got, want string) bool {
 	g, err1 := normalizeHTU(got)
 	w, err2 := normalizeHTU(want)
@@ -244,14 +244,78 @@ func normalizeHTU(s string) (string, error) {
 	if port != "" {
 		host += ":" + port
 	}
-	path := u.EscapedPath()
-	if p, err := url.PathUnescape(path); err == nil {
-		path = (&url.URL{Path: p}).EscapedPath()
-	}
+	path := removeDotSegments(normalizePercents(u.EscapedPath()))
 	if path == "" {
 		path = "/"
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// normalizePercents is RFC 3986 §6.2.2.1 and §6.2.2.2 on an escaped
+// path: percent-encoded unreserved characters decoded, the others' hex
+// digits in upper case. Reserved ones stay encoded: "%2F" is not "/".
+func normalizePercents(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	const hexUpper = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		hi, lo := -1, -1
+		if p[i] == '%' && i+2 < len(p) {
+			hi, lo = strings.IndexByte(hexUpper, upperASCII(p[i+1])), strings.IndexByte(hexUpper, upperASCII(p[i+2]))
+		}
+		if hi < 0 || lo < 0 {
+			b.WriteByte(p[i])
+			continue
+		}
+		c := byte(hi<<4 | lo)
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			b.WriteString("%" + hexUpper[hi:hi+1] + hexUpper[lo:lo+1])
+		}
+		i += 2
+	}
+	return b.String()
+}
+
+func upperASCII(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// removeDotSegments is RFC 3986 §5.2.4 on an absolute path: "." and ".."
+// segments resolved, as §6.2.2.3 asks of a normalised URI.
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, ".") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch {
+		case i == 0:
+			out = append(out, seg) // "" before the leading "/"
+		case seg == ".":
+			if last {
+				out = append(out, "")
+			}
+		case seg == "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return strings.Join(out, "/")
 }
 
 // dpopNonces makes and checks stateless nonces.

@@ -95,6 +95,23 @@ func TestVerifyDPoPProof(t *testing.T) {
 			t.Errorf("htu %q refused: %v", htu, err)
 		}
 	}
+	// RFC 3986 §6.2.2: dot segments are removed, and only unreserved
+	// characters are decoded; an encoded "/" is another path.
+	for htu, same := range map[string]bool{
+		"https://id.example.com/oauth/./token":        true,
+		"https://id.example.com/oauth/x/../token":     true,
+		"https://id.example.com/x/../oauth/%74oken":   true,
+		"https://id.example.com/oauth%2Ftoken":        false,
+		"https://id.example.com/oauth%2ftoken":        false,
+		"https://id.example.com/oauth/token/":         false,
+		"https://id.example.com/oauth/token/..":       false,
+		"https://id.example.com/oauth/token/x/%2E%2E": false,
+	} {
+		_, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["htu"] = htu })}, "POST", testHTU, "", now)
+		if same != (err == nil) {
+			t.Errorf("htu %q: %v, want the same URI as %s: %v", htu, err, testHTU, same)
+		}
+	}
 	if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["ath"] = ath })}, "GET", testHTU, token, now.Add(-time.Minute)); err == nil {
 		t.Error("htm POST accepted for GET")
 	}
