@@ -273,6 +273,28 @@ func (p *Provider) dpopPushedJKT(w http.ResponseWriter, r *http.Request) (*http.
 // endpoint, /userinfo or the pushed authorization request endpoint) and
 // answers a refusal.
 func (p *Provider) dpopRequest(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
+	var before http.Header
+	if r.Header.Get("Origin") != "" {
+		// A refusal here is Keyport's own answer, which zitadel's CORS
+		// handler never sees; without its headers a browser app could
+		// not read use_dpop_nonce and the nonce (RFC 9449 §8). Headers
+		// of an answer zitadel gives are zitadel's.
+		before = w.Header().Clone()
+		dpopCORSHandler.HandlerFunc(w, r)
+	}
+	out, answered := p.dpopRefusal(w, r, path)
+	if before != nil && !answered {
+		clear(w.Header())
+		copyHeader(w.Header(), before)
+	}
+	return out, answered
+}
+
+// dpopCORSHandler adds the CORS headers of dpopCORS to an answer.
+var dpopCORSHandler = cors.New(*dpopCORS())
+
+// dpopRefusal checks the proof of a request to path, by endpoint.
+func (p *Provider) dpopRefusal(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
 	switch path {
 	case "/oauth/token":
 		return p.dpopTokenRequest(w, r)

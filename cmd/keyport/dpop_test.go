@@ -557,8 +557,27 @@ func TestDPoP(t *testing.T) {
 		req.Header.Set("Origin", origin)
 		req.Header.Set("DPoP", key.proof(t, "POST", tokenURL, ""))
 		r := mustFetch(t, bareClient, req)
-		if r.Status != http.StatusBadRequest || r.Header.Get("DPoP-Nonce") == "" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") {
+		if r.Status != http.StatusBadRequest || r.Header.Get("DPoP-Nonce") == "" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") ||
+			r.Header.Get("Access-Control-Allow-Origin") != origin {
 			t.Errorf("use_dpop_nonce to a browser app: %d %v", r.Status, r.Header)
+		}
+		// A refused proof at /userinfo: without Access-Control-Allow-Origin
+		// the browser hides the answer from the app, challenge and all.
+		req = mustRequest("GET", srv.URL+"/userinfo")
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Authorization", "DPoP some-token")
+		req.Header.Set("DPoP", "not.a.proof")
+		r = mustFetch(t, bareClient, req)
+		if r.Status != http.StatusUnauthorized || r.Header.Get("Access-Control-Allow-Origin") != origin ||
+			!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Expose-Headers")), "www-authenticate") {
+			t.Errorf("invalid_dpop_proof at userinfo to a browser app: %d %v", r.Status, r.Header)
+		}
+		// An answer zitadel gives keeps one set of CORS headers.
+		req = nonceApp.srv.formRequest("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, nonceApp.ID, "wrong-secret")
+		req.Header.Set("Origin", origin)
+		r = mustFetch(t, bareClient, req)
+		if len(r.Header.Values("Access-Control-Allow-Origin")) != 1 || r.Header.Get("Access-Control-Allow-Origin") != origin {
+			t.Errorf("a refused client to a browser app: %d %v", r.Status, r.Header)
 		}
 	})
 
