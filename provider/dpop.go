@@ -11,8 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,7 +107,7 @@ type dpopClaims struct {
 	JTI   string          `json:"jti"`
 	HTM   string          `json:"htm"`
 	HTU   string          `json:"htu"`
-	IAT   json.Number     `json:"iat"`
+	IAT   json.RawMessage `json:"iat"`
 	ATH   string          `json:"ath"`
 	Nonce json.RawMessage `json:"nonce"`
 }
@@ -148,12 +150,10 @@ func verifyDPoPProof(values []string, method, htu, accessToken string, now time.
 		return dpopProof{}, badProof("the signature does not verify with the jwk header")
 	}
 	var c dpopClaims
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return dpopProof{}, badProof("its claims cannot be read")
 	}
-	iat, err := c.IAT.Int64()
+	iat, iatOK := numericDate(c.IAT)
 	switch {
 	case c.JTI == "":
 		return dpopProof{}, badProof("jti is missing")
@@ -163,11 +163,11 @@ func verifyDPoPProof(values []string, method, htu, accessToken string, now time.
 		return dpopProof{}, badProof("htm must be %s", method)
 	case !sameHTU(c.HTU, htu):
 		return dpopProof{}, badProof("htu must be %s", htu)
-	case c.IAT == "" || err != nil:
+	case !iatOK:
 		return dpopProof{}, badProof("iat is missing or not a number")
-	case time.Unix(iat, 0).Before(now.Add(-dpopProofMaxAge)):
+	case iat.Before(now.Add(-dpopProofMaxAge)):
 		return dpopProof{}, badProof("iat is more than %s old", dpopProofMaxAge)
-	case time.Unix(iat, 0).After(now.Add(dpopProofSkew)):
+	case iat.After(now.Add(dpopProofSkew)):
 		return dpopProof{}, badProof("iat is in the future")
 	}
 	if accessToken != "" {
@@ -190,7 +190,21 @@ func verifyDPoPProof(values []string, method, htu, accessToken string, now time.
 	if err != nil {
 		return dpopProof{}, badProof("the jwk header has no thumbprint")
 	}
-	return dpopProof{jkt: base64.RawURLEncoding.EncodeToString(thumb), jti: c.JTI, iat: time.Unix(iat, 0), nonce: nonce}, nil
+	return dpopProof{jkt: base64.RawURLEncoding.EncodeToString(thumb), jti: c.JTI, iat: iat, nonce: nonce}, nil
+}
+
+// numericDate reads a JWT NumericDate (RFC 7519 §2): a JSON number of
+// seconds, which may have a fraction; not a string.
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f < 0 || f > 1<<40 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
 // unparsedProofProblem says why go-jose would not parse a proof: its alg,

@@ -120,6 +120,17 @@ func TestVerifyDPoPProof(t *testing.T) {
 		t.Errorf("resource proof with ath refused: %v", err)
 	}
 
+	// iat is a NumericDate (RFC 7519 §2), which may have a fraction, as
+	// some libraries send it.
+	if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["iat"] = json.Number("1800000000.25") })}, "POST", testHTU, "", now); err != nil {
+		t.Errorf("a fractional iat refused: %v", err)
+	}
+	for _, iat := range []string{"1e300", "-1e300", "null", `"1800000000"`} {
+		if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["iat"] = json.RawMessage(iat) })}, "POST", testHTU, "", now); err == nil {
+			t.Errorf("iat %s accepted", iat)
+		}
+	}
+
 	hs := func() string {
 		h, _ := json.Marshal(map[string]any{"typ": "dpop+jwt", "alg": "HS256", "jwk": ecJWK(key, false)})
 		c, _ := json.Marshal(proofClaims(now))
