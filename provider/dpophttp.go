@@ -239,10 +239,18 @@ func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Req
 		writeDPoPTokenError(w, bad.code, bad.description, "")
 		return r, true
 	}
+	n := &dpopNote{proof: proof}
+	if c, found := p.tokenRequestClient(r); found && c.RequireDPoPNonce {
+		// As at the token endpoint: the app's proofs carry the nonce.
+		if e := n.checkNonce(p.storage.dpopNonces); e != nil {
+			writeDPoPTokenError(w, e.code, e.description, n.nonceToSend())
+			return r, true
+		}
+	}
 	// Its jti is recorded with the pushed request (CreateAuthRequest,
 	// spendPushedDPoPProof), once the app is authenticated and the
 	// request good.
-	return r.WithContext(withDPoPNote(r.Context(), &dpopNote{proof: proof})), false
+	return r.WithContext(withDPoPNote(r.Context(), n)), false
 }
 
 // dpopPushedJKT reads the key a pushed authorization request binds its
@@ -257,6 +265,10 @@ func (p *Provider) dpopPushedJKT(w http.ResponseWriter, r *http.Request) (*http.
 		return r, true
 	}
 	if n := dpopNoteFrom(r.Context()); n != nil && n.proof.jkt != "" {
+		if nonce := n.nonceToSend(); nonce != "" {
+			// The proof's nonce is about to expire (dpopPushed).
+			w.Header().Set(dpopNonceHeader, nonce)
+		}
 		if jkt != "" && jkt != n.proof.jkt {
 			writeDPoPTokenError(w, errInvalidDPoPProof, "DPoP proof refused: its key is not the one dpop_jkt names", "")
 			return r, true

@@ -603,6 +603,19 @@ func TestDPoP(t *testing.T) {
 		if err != nil || tok.Type() != "DPoP" {
 			t.Fatalf("code flow of a nonce app: %v %v", err, tok)
 		}
+		// A push's proof too (RFC 9449 §10.1 checks it as §4.3 does, nonce included).
+		form, _ := pushedParams(nonceApp)
+		parURL := srv.URL + "/oauth/par"
+		push := func(proof string) (int, http.Header, map[string]any) {
+			return doJSON(t, nil, withHeader(srv.formRequest("/oauth/par", form, nonceApp.ID, nonceApp.Secret), "DPoP", proof))
+		}
+		status, h, m = push(key.proof(t, "POST", parURL, "", func(c map[string]any) { delete(c, "nonce") }))
+		if status != http.StatusBadRequest || m["error"] != "use_dpop_nonce" || h.Get("DPoP-Nonce") == "" {
+			t.Errorf("push without the nonce: %d %v nonce %q, want 400 use_dpop_nonce with DPoP-Nonce", status, m, h.Get("DPoP-Nonce"))
+		}
+		if status, _, m := push(key.proof(t, "POST", parURL, "", withNonce)); status != http.StatusCreated {
+			t.Errorf("push with the nonce: %d %v", status, m)
+		}
 		// userinfo: 401 use_dpop_nonce with a nonce, then success.
 		ui := srv.URL + "/userinfo"
 		status, h, m = dpopUserinfo(srv, "GET", "DPoP", tok.AccessToken, key.proof(t, "GET", ui, tok.AccessToken, func(c map[string]any) { delete(c, "nonce") }))
