@@ -20,6 +20,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -608,4 +609,15 @@ func (s *opStorage) spendPushedDPoPProof(ctx context.Context) error {
 		return nil
 	}
 	return s.spendDPoPProof(ctx)
+}
+
+// subjectTokenBinding refuses a token exchange whose DPoP-bound subject
+// token does not come with a proof of its key: a bound token is accepted
+// only with one (RFC 9449 §7.1), and the exchange would otherwise strip
+// its binding or move it to another key. Keycloak refuses it too.
+func subjectTokenBinding(ctx context.Context, sub storage.AccessToken) error {
+	if sub.DPoPJKT == "" || sub.DPoPJKT == presentedJKT(ctx) {
+		return nil
+	}
+	return oidc.ErrInvalidRequest().WithDescription("subject_token is bound to a DPoP key: the request must carry a proof of that key")
 }

@@ -531,6 +531,25 @@ func TestDPoP(t *testing.T) {
 		if cnf, _ := in["cnf"].(map[string]any); status != http.StatusOK || cnf["jkt"] != key.jkt {
 			t.Errorf("the exchanged token: %d %v, want cnf.jkt %s", status, in, key.jkt)
 		}
+		// A DPoP-bound subject token is presented with a proof of its key,
+		// as everywhere a bound token is accepted (RFC 9449 §7.1; Keycloak
+		// refuses it otherwise too): else its binding would be stripped.
+		code, verifier := front.signIn(newBrowser(t), "dora")
+		bound, err := front.oauth.Exchange(dpopContext(t, key), code, oauth2.VerifierOption(verifier))
+		if err != nil || bound.Type() != "DPoP" {
+			t.Fatalf("a bound subject token: %v %v", err, bound)
+		}
+		exchange.Set("subject_token", bound.AccessToken)
+		if status, _, m := dpopPost(front, "/oauth/token", exchange, ""); status != http.StatusBadRequest || m["error"] != "invalid_request" {
+			t.Errorf("a bound subject token without a proof: %d %v, want 400 invalid_request", status, m)
+		}
+		if status, _, m := dpopPost(front, "/oauth/token", exchange, newDPoPKey(t).proof(t, "POST", tokenURL, "")); status != http.StatusBadRequest || m["error"] != "invalid_request" {
+			t.Errorf("a bound subject token with another key's proof: %d %v, want 400 invalid_request", status, m)
+		}
+		status, _, m = dpopPost(front, "/oauth/token", exchange, key.proof(t, "POST", tokenURL, ""))
+		if status != http.StatusOK || m["token_type"] != "DPoP" {
+			t.Fatalf("a bound subject token with its key's proof: %d %v", status, m)
+		}
 	})
 
 	t.Run("browser apps", func(t *testing.T) {
