@@ -11,13 +11,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
@@ -105,7 +108,7 @@ type dpopClaims struct {
 	JTI   string          `json:"jti"`
 	HTM   string          `json:"htm"`
 	HTU   string          `json:"htu"`
-	IAT   json.Number     `json:"iat"`
+	IAT   json.RawMessage `json:"iat"`
 	ATH   string          `json:"ath"`
 	Nonce json.RawMessage `json:"nonce"`
 }
@@ -148,12 +151,10 @@ func verifyDPoPProof(values []string, method, htu, accessToken string, now time.
 		return dpopProof{}, badProof("the signature does not verify with the jwk header")
 	}
 	var c dpopClaims
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return dpopProof{}, badProof("its claims cannot be read")
 	}
-	iat, err := c.IAT.Int64()
+	iat, iatOK := numericDate(c.IAT)
 	switch {
 	case c.JTI == "":
 		return dpopProof{}, badProof("jti is missing")
@@ -163,11 +164,11 @@ func verifyDPoPProof(values []string, method, htu, accessToken string, now time.
 		return dpopProof{}, badProof("htm must be %s", method)
 	case !sameHTU(c.HTU, htu):
 		return dpopProof{}, badProof("htu must be %s", htu)
-	case c.IAT == "" || err != nil:
+	case !iatOK:
 		return dpopProof{}, badProof("iat is missing or not a number")
-	case time.Unix(iat, 0).Before(now.Add(-dpopProofMaxAge)):
+	case iat.Before(now.Add(-dpopProofMaxAge)):
 		return dpopProof{}, badProof("iat is more than %s old", dpopProofMaxAge)
-	case time.Unix(iat, 0).After(now.Add(dpopProofSkew)):
+	case iat.After(now.Add(dpopProofSkew)):
 		return dpopProof{}, badProof("iat is in the future")
 	}
 	if accessToken != "" {
@@ -190,7 +191,21 @@ func verifyDPoPProof(values []string, method, htu, accessToken string, now time.
 	if err != nil {
 		return dpopProof{}, badProof("the jwk header has no thumbprint")
 	}
-	return dpopProof{jkt: base64.RawURLEncoding.EncodeToString(thumb), jti: c.JTI, iat: time.Unix(iat, 0), nonce: nonce}, nil
+	return dpopProof{jkt: base64.RawURLEncoding.EncodeToString(thumb), jti: c.JTI, iat: iat, nonce: nonce}, nil
+}
+
+// numericDate reads a JWT NumericDate (RFC 7519 §2): a JSON number of
+// seconds, which may have a fraction; not a string.
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f < 0 || f > 1<<40 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
 // unparsedProofProblem says why go-jose would not parse a proof: its alg,
@@ -218,7 +233,7 @@ func unparsedProofProblem(raw string) string {
 // sameHTU compares a proof's htu with the endpoint's URL as RFC 9449 §4.3
 // says: without query and fragment, after RFC 3986's syntax- and
 // scheme-based normalisation (case of scheme and host, the default port,
-// an empty path, percent-encoding).
+// an empty path, percent-encoding, dot segments).
 func sameHTU(got, want string) bool {
 	g, err1 := normalizeHTU(got)
 	w, err2 := normalizeHTU(want)
@@ -244,14 +259,78 @@ func normalizeHTU(s string) (string, error) {
 	if port != "" {
 		host += ":" + port
 	}
-	path := u.EscapedPath()
-	if p, err := url.PathUnescape(path); err == nil {
-		path = (&url.URL{Path: p}).EscapedPath()
-	}
+	path := removeDotSegments(normalizePercents(u.EscapedPath()))
 	if path == "" {
 		path = "/"
 	}
 	return scheme + "://" + host + path, nil
+}
+
+// normalizePercents is RFC 3986 §6.2.2.1 and §6.2.2.2 on an escaped
+// path: percent-encoded unreserved characters decoded, the others' hex
+// digits in upper case. Reserved ones stay encoded: "%2F" is not "/".
+func normalizePercents(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	const hexUpper = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		hi, lo := -1, -1
+		if p[i] == '%' && i+2 < len(p) {
+			hi, lo = strings.IndexByte(hexUpper, upperASCII(p[i+1])), strings.IndexByte(hexUpper, upperASCII(p[i+2]))
+		}
+		if hi < 0 || lo < 0 {
+			b.WriteByte(p[i])
+			continue
+		}
+		c := byte(hi<<4 | lo)
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
+			b.WriteByte(c)
+		} else {
+			b.WriteString("%" + hexUpper[hi:hi+1] + hexUpper[lo:lo+1])
+		}
+		i += 2
+	}
+	return b.String()
+}
+
+func upperASCII(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// removeDotSegments is RFC 3986 §5.2.4 on an absolute path: "." and ".."
+// segments resolved, as §6.2.2.3 asks of a normalised URI.
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, ".") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch {
+		case i == 0:
+			out = append(out, seg) // "" before the leading "/"
+		case seg == ".":
+			if last {
+				out = append(out, "")
+			}
+		case seg == "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return strings.Join(out, "/")
 }
 
 // dpopNonces makes and checks stateless nonces.
@@ -455,7 +534,8 @@ func dpopClaimsFor(ctx context.Context) map[string]any {
 
 // checkDPoPBinding applies, at /userinfo, the binding of access token t
 // to the proof the request carried: a bound token needs a proof of its
-// key (a bound token presented as Bearer is refused, RFC 9449 §7.1), the
+// key (a bound token presented as Bearer is refused, RFC 9449 §7.1, and
+// a bearer token presented with a proof too, §4.3 point 12), the
 // nonce when its app requires one, and a jti not seen before. A refusal
 // is noted for the middleware, which answers with the DPoP challenge.
 func (s *opStorage) checkDPoPBinding(ctx context.Context, t storage.AccessToken) error {
@@ -473,7 +553,13 @@ func (s *opStorage) checkDPoPBinding(ctx context.Context, t storage.AccessToken)
 		n.refuse(&dpopError{code: "invalid_token", description: "the access token is bound to a DPoP key: present it with the DPoP scheme and a proof"})
 		return errInvalidToken
 	}
-	if t.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(t.DPoPJKT), []byte(n.proof.jkt)) != 1 {
+	if t.DPoPJKT == "" {
+		// RFC 9449 §4.3 point 12: the proof's key must be the one the
+		// token is bound to; a bearer token is bound to none.
+		n.refuse(&dpopError{code: "invalid_token", description: "the access token is not bound to a DPoP key: present it with the Bearer scheme"})
+		return errInvalidToken
+	}
+	if subtle.ConstantTimeCompare([]byte(t.DPoPJKT), []byte(n.proof.jkt)) != 1 {
 		n.refuse(&dpopError{code: "invalid_token", description: "the access token is bound to another DPoP key"})
 		return errInvalidToken
 	}
@@ -523,4 +609,15 @@ func (s *opStorage) spendPushedDPoPProof(ctx context.Context) error {
 		return nil
 	}
 	return s.spendDPoPProof(ctx)
+}
+
+// subjectTokenBinding refuses a token exchange whose DPoP-bound subject
+// token does not come with a proof of its key: a bound token is accepted
+// only with one (RFC 9449 §7.1), and the exchange would otherwise strip
+// its binding or move it to another key. Keycloak refuses it too.
+func subjectTokenBinding(ctx context.Context, sub storage.AccessToken) error {
+	if sub.DPoPJKT == "" || sub.DPoPJKT == presentedJKT(ctx) {
+		return nil
+	}
+	return oidc.ErrInvalidRequest().WithDescription("subject_token is bound to a DPoP key: the request must carry a proof of that key")
 }

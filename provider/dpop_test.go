@@ -95,12 +95,40 @@ func TestVerifyDPoPProof(t *testing.T) {
 			t.Errorf("htu %q refused: %v", htu, err)
 		}
 	}
+	// RFC 3986 §6.2.2: dot segments are removed, and only unreserved
+	// characters are decoded; an encoded "/" is another path.
+	for htu, same := range map[string]bool{
+		"https://id.example.com/oauth/./token":        true,
+		"https://id.example.com/oauth/x/../token":     true,
+		"https://id.example.com/x/../oauth/%74oken":   true,
+		"https://id.example.com/oauth%2Ftoken":        false,
+		"https://id.example.com/oauth%2ftoken":        false,
+		"https://id.example.com/oauth/token/":         false,
+		"https://id.example.com/oauth/token/..":       false,
+		"https://id.example.com/oauth/token/x/%2E%2E": false,
+	} {
+		_, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["htu"] = htu })}, "POST", testHTU, "", now)
+		if same != (err == nil) {
+			t.Errorf("htu %q: %v, want the same URI as %s: %v", htu, err, testHTU, same)
+		}
+	}
 	if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["ath"] = ath })}, "GET", testHTU, token, now.Add(-time.Minute)); err == nil {
 		t.Error("htm POST accepted for GET")
 	}
 	withATH, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["ath"] = ath; c["htm"] = "GET" })}, "GET", testHTU, token, now)
 	if err != nil || withATH.jkt != p.jkt {
 		t.Errorf("resource proof with ath refused: %v", err)
+	}
+
+	// iat is a NumericDate (RFC 7519 §2), which may have a fraction, as
+	// some libraries send it.
+	if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["iat"] = json.Number("1800000000.25") })}, "POST", testHTU, "", now); err != nil {
+		t.Errorf("a fractional iat refused: %v", err)
+	}
+	for _, iat := range []string{"1e300", "-1e300", "null", `"1800000000"`} {
+		if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["iat"] = json.RawMessage(iat) })}, "POST", testHTU, "", now); err == nil {
+			t.Errorf("iat %s accepted", iat)
+		}
 	}
 
 	hs := func() string {

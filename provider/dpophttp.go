@@ -225,31 +225,55 @@ func (p *Provider) dpopAuthorizeParam(r *http.Request) *http.Request {
 	return r.WithContext(withDPoPJKT(r.Context(), jkt))
 }
 
-// dpopPushed reads the key a pushed authorization request binds its code
-// to: dpop_jkt, or the key of the DPoP proof the push carried (RFC 9449
-// §10.1); with both, they must be the same key. It answers a refusal.
+// dpopPushed checks the DPoP proof a pushed authorization request
+// carried, ahead of the app's authentication, and answers a refusal. A
+// good proof rides in the context for dpopPushedJKT.
 func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	values := r.Header.Values("DPoP")
+	if len(values) == 0 {
+		return r, false
+	}
+	proof, err := verifyDPoPProof(values, http.MethodPost, p.opts.Issuer+parPath, "", p.opts.Now())
+	var bad *dpopError
+	if errors.As(err, &bad) {
+		writeDPoPTokenError(w, bad.code, bad.description, "")
+		return r, true
+	}
+	n := &dpopNote{proof: proof}
+	if c, found := p.tokenRequestClient(r); found && c.RequireDPoPNonce {
+		// As at the token endpoint: the app's proofs carry the nonce.
+		if e := n.checkNonce(p.storage.dpopNonces); e != nil {
+			writeDPoPTokenError(w, e.code, e.description, n.nonceToSend())
+			return r, true
+		}
+	}
+	// Its jti is recorded with the pushed request (CreateAuthRequest,
+	// spendPushedDPoPProof), once the app is authenticated and the
+	// request good.
+	return r.WithContext(withDPoPNote(r.Context(), n)), false
+}
+
+// dpopPushedJKT reads the key a pushed authorization request binds its
+// code to: dpop_jkt, or the key of the DPoP proof the push carried (RFC
+// 9449 §10.1); with both, they must be the same key. It runs once r's
+// form holds the request's parameters, a request object's when there is
+// one (RFC 9101 §5, RFC 9126 §3), and answers a refusal.
+func (p *Provider) dpopPushedJKT(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	jkt := r.Form.Get("dpop_jkt")
 	if r.Form.Has("dpop_jkt") && !validJKT(jkt) {
 		writeDPoPTokenError(w, "invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url", "")
 		return r, true
 	}
-	if values := r.Header.Values("DPoP"); len(values) > 0 {
-		proof, err := verifyDPoPProof(values, http.MethodPost, p.opts.Issuer+parPath, "", p.opts.Now())
-		var bad *dpopError
-		if errors.As(err, &bad) {
-			writeDPoPTokenError(w, bad.code, bad.description, "")
-			return r, true
+	if n := dpopNoteFrom(r.Context()); n != nil && n.proof.jkt != "" {
+		if nonce := n.nonceToSend(); nonce != "" {
+			// The proof's nonce is about to expire (dpopPushed).
+			w.Header().Set(dpopNonceHeader, nonce)
 		}
-		if jkt != "" && jkt != proof.jkt {
+		if jkt != "" && jkt != n.proof.jkt {
 			writeDPoPTokenError(w, errInvalidDPoPProof, "DPoP proof refused: its key is not the one dpop_jkt names", "")
 			return r, true
 		}
-		jkt = proof.jkt
-		// Its jti is recorded with the pushed request (CreateAuthRequest,
-		// spendPushedDPoPProof), once the app is authenticated and the
-		// request good.
-		r = r.WithContext(withDPoPNote(r.Context(), &dpopNote{proof: proof}))
+		jkt = n.proof.jkt
 	}
 	if jkt == "" {
 		return r, false
@@ -261,6 +285,28 @@ func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Req
 // endpoint, /userinfo or the pushed authorization request endpoint) and
 // answers a refusal.
 func (p *Provider) dpopRequest(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
+	var before http.Header
+	if r.Header.Get("Origin") != "" {
+		// A refusal here is Keyport's own answer, which zitadel's CORS
+		// handler never sees; without its headers a browser app could
+		// not read use_dpop_nonce and the nonce (RFC 9449 §8). Headers
+		// of an answer zitadel gives are zitadel's.
+		before = w.Header().Clone()
+		dpopCORSHandler.HandlerFunc(w, r)
+	}
+	out, answered := p.dpopRefusal(w, r, path)
+	if before != nil && !answered {
+		clear(w.Header())
+		copyHeader(w.Header(), before)
+	}
+	return out, answered
+}
+
+// dpopCORSHandler adds the CORS headers of dpopCORS to an answer.
+var dpopCORSHandler = cors.New(*dpopCORS())
+
+// dpopRefusal checks the proof of a request to path, by endpoint.
+func (p *Provider) dpopRefusal(w http.ResponseWriter, r *http.Request, path string) (*http.Request, bool) {
 	switch path {
 	case "/oauth/token":
 		return p.dpopTokenRequest(w, r)

@@ -107,6 +107,10 @@ func (p *Provider) pushAuthorizationRequest(w http.ResponseWriter, r *http.Reque
 	if p.pushedRequestObject(w, r, client.id) {
 		return // requestobject.go
 	}
+	var answered bool
+	if r, answered = p.dpopPushedJKT(w, r); answered {
+		return // dpophttp.go
+	}
 	ctx := op.ContextWithIssuer(r.Context(), p.opts.Issuer)
 	authReq, err := op.ParseAuthorizeRequest(r, p.op.Decoder())
 	if err != nil {

@@ -247,6 +247,9 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if sub.UserID == "" || u.ID != sub.UserID {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token is not a user's token")
 	}
+	if err := subjectTokenBinding(ctx, sub); err != nil { // dpop.go
+		return storage.AccessToken{}, nil, "", err
+	}
 	if sub.ClientID != requester.ID && !slices.Contains(sub.Audience, requester.ID) {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token was not issued to or for this client")
 	}

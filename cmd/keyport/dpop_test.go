@@ -374,6 +374,13 @@ func TestDPoP(t *testing.T) {
 		if status, h, m := dpopUserinfo(srv, "GET", "DPoP", at, proof); status != http.StatusUnauthorized || m["error"] != "invalid_dpop_proof" {
 			t.Errorf("replayed proof at userinfo: %d %v %q", status, m, h.Get("WWW-Authenticate"))
 		}
+		// A bearer token under the DPoP scheme: it is bound to no key, so
+		// no proof matches it (RFC 9449 §4.3 point 12, §7.1).
+		bearer := web.tokens("dora").AccessToken
+		if status, h, m := dpopUserinfo(srv, "GET", "DPoP", bearer, key.proof(t, "GET", ui, bearer)); status != http.StatusUnauthorized || m["error"] != "invalid_token" ||
+			!strings.HasPrefix(h.Get("WWW-Authenticate"), "DPoP ") {
+			t.Errorf("an unbound token with the DPoP scheme: %d %v %q, want 401 invalid_token", status, m, h.Get("WWW-Authenticate"))
+		}
 		// No token at all: the challenge names DPoP and no error (RFC 6750 §3.1).
 		req := mustRequest("GET", ui)
 		req.Header.Set("Authorization", "DPoP")
@@ -451,6 +458,46 @@ func TestDPoP(t *testing.T) {
 		}
 	})
 
+	t.Run("dpop_jkt in a pushed request object", func(t *testing.T) {
+		// RFC 9101 §5 and RFC 9126 §3: a pushed request's parameters are
+		// the object's; dpop_jkt is one of them (RFC 9449 §10).
+		key, other := newDPoPKey(t), newDPoPKey(t)
+		jarKey := newRPKey(t, jose.ES256, "dpop-jar-1")
+		n := newConfidentialClient("dpop-jar")
+		n.JWKS = jarKey.jwks(t)
+		jar := srv.createClient(n)
+		push := func(proof string, params map[string]any) (int, map[string]any) {
+			req := srv.formRequest("/oauth/par", url.Values{"request": {requestObject(t, jarKey.signing(), jar.ID, srv.URL, params)}}, jar.ID, jar.Secret)
+			if proof != "" {
+				req.Header.Set("DPoP", proof)
+			}
+			status, _, m := doJSON(t, nil, req)
+			return status, m
+		}
+		params, verifier := objectParams(jar)
+		params["dpop_jkt"] = key.jkt
+		status, pushed := push("", params)
+		if status != http.StatusCreated {
+			t.Fatalf("push of an object with dpop_jkt: %d %v", status, pushed)
+		}
+		b := newBrowser(t)
+		res := landed(t, jar.finish(b, b.get(jar.authorizeURI(pushed["request_uri"].(string), nil)), "dora"), jar.RedirectURI)
+		if _, err := jar.oauth.Exchange(dpopContext(t, other), res.Code, oauth2.VerifierOption(verifier)); oauthErr(err) != "invalid_grant" {
+			t.Errorf("the object's dpop_jkt, exchanged with another key: %v, want invalid_grant", err)
+		}
+		// The object's dpop_jkt and the push's proof must name one key.
+		params, _ = objectParams(jar)
+		params["dpop_jkt"] = key.jkt
+		if status, m := push(other.proof(t, "POST", srv.URL+"/oauth/par", ""), params); status != http.StatusBadRequest || m["error"] != "invalid_dpop_proof" {
+			t.Errorf("the object's dpop_jkt and a proof of another key: %d %v", status, m)
+		}
+		params, _ = objectParams(jar)
+		params["dpop_jkt"] = "short"
+		if status, m := push("", params); status != http.StatusBadRequest || m["error"] != "invalid_request" {
+			t.Errorf("a malformed dpop_jkt in the object: %d %v", status, m)
+		}
+	})
+
 	t.Run("device code and token exchange", func(t *testing.T) {
 		key := newDPoPKey(t)
 		tv := srv.createClient(account.NewClient{ID: "dpop-tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
@@ -484,6 +531,25 @@ func TestDPoP(t *testing.T) {
 		if cnf, _ := in["cnf"].(map[string]any); status != http.StatusOK || cnf["jkt"] != key.jkt {
 			t.Errorf("the exchanged token: %d %v, want cnf.jkt %s", status, in, key.jkt)
 		}
+		// A DPoP-bound subject token is presented with a proof of its key,
+		// as everywhere a bound token is accepted (RFC 9449 §7.1; Keycloak
+		// refuses it otherwise too): else its binding would be stripped.
+		code, verifier := front.signIn(newBrowser(t), "dora")
+		bound, err := front.oauth.Exchange(dpopContext(t, key), code, oauth2.VerifierOption(verifier))
+		if err != nil || bound.Type() != "DPoP" {
+			t.Fatalf("a bound subject token: %v %v", err, bound)
+		}
+		exchange.Set("subject_token", bound.AccessToken)
+		if status, _, m := dpopPost(front, "/oauth/token", exchange, ""); status != http.StatusBadRequest || m["error"] != "invalid_request" {
+			t.Errorf("a bound subject token without a proof: %d %v, want 400 invalid_request", status, m)
+		}
+		if status, _, m := dpopPost(front, "/oauth/token", exchange, newDPoPKey(t).proof(t, "POST", tokenURL, "")); status != http.StatusBadRequest || m["error"] != "invalid_request" {
+			t.Errorf("a bound subject token with another key's proof: %d %v, want 400 invalid_request", status, m)
+		}
+		status, _, m = dpopPost(front, "/oauth/token", exchange, key.proof(t, "POST", tokenURL, ""))
+		if status != http.StatusOK || m["token_type"] != "DPoP" {
+			t.Fatalf("a bound subject token with its key's proof: %d %v", status, m)
+		}
 	})
 
 	t.Run("browser apps", func(t *testing.T) {
@@ -510,8 +576,27 @@ func TestDPoP(t *testing.T) {
 		req.Header.Set("Origin", origin)
 		req.Header.Set("DPoP", key.proof(t, "POST", tokenURL, ""))
 		r := mustFetch(t, bareClient, req)
-		if r.Status != http.StatusBadRequest || r.Header.Get("DPoP-Nonce") == "" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") {
+		if r.Status != http.StatusBadRequest || r.Header.Get("DPoP-Nonce") == "" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "DPoP-Nonce") ||
+			r.Header.Get("Access-Control-Allow-Origin") != origin {
 			t.Errorf("use_dpop_nonce to a browser app: %d %v", r.Status, r.Header)
+		}
+		// A refused proof at /userinfo: without Access-Control-Allow-Origin
+		// the browser hides the answer from the app, challenge and all.
+		req = mustRequest("GET", srv.URL+"/userinfo")
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Authorization", "DPoP some-token")
+		req.Header.Set("DPoP", "not.a.proof")
+		r = mustFetch(t, bareClient, req)
+		if r.Status != http.StatusUnauthorized || r.Header.Get("Access-Control-Allow-Origin") != origin ||
+			!strings.Contains(strings.ToLower(r.Header.Get("Access-Control-Expose-Headers")), "www-authenticate") {
+			t.Errorf("invalid_dpop_proof at userinfo to a browser app: %d %v", r.Status, r.Header)
+		}
+		// An answer zitadel gives keeps one set of CORS headers.
+		req = nonceApp.srv.formRequest("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, nonceApp.ID, "wrong-secret")
+		req.Header.Set("Origin", origin)
+		r = mustFetch(t, bareClient, req)
+		if len(r.Header.Values("Access-Control-Allow-Origin")) != 1 || r.Header.Get("Access-Control-Allow-Origin") != origin {
+			t.Errorf("a refused client to a browser app: %d %v", r.Status, r.Header)
 		}
 	})
 
@@ -536,6 +621,19 @@ func TestDPoP(t *testing.T) {
 		tok, err := nonceApp.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 		if err != nil || tok.Type() != "DPoP" {
 			t.Fatalf("code flow of a nonce app: %v %v", err, tok)
+		}
+		// A push's proof too (RFC 9449 §10.1 checks it as §4.3 does, nonce included).
+		form, _ := pushedParams(nonceApp)
+		parURL := srv.URL + "/oauth/par"
+		push := func(proof string) (int, http.Header, map[string]any) {
+			return doJSON(t, nil, withHeader(srv.formRequest("/oauth/par", form, nonceApp.ID, nonceApp.Secret), "DPoP", proof))
+		}
+		status, h, m = push(key.proof(t, "POST", parURL, "", func(c map[string]any) { delete(c, "nonce") }))
+		if status != http.StatusBadRequest || m["error"] != "use_dpop_nonce" || h.Get("DPoP-Nonce") == "" {
+			t.Errorf("push without the nonce: %d %v nonce %q, want 400 use_dpop_nonce with DPoP-Nonce", status, m, h.Get("DPoP-Nonce"))
+		}
+		if status, _, m := push(key.proof(t, "POST", parURL, "", withNonce)); status != http.StatusCreated {
+			t.Errorf("push with the nonce: %d %v", status, m)
 		}
 		// userinfo: 401 use_dpop_nonce with a nonce, then success.
 		ui := srv.URL + "/userinfo"
