@@ -236,6 +236,9 @@ func New(o Options) (*Provider, error) {
 		GrantTypeRefreshToken:    true,
 		SupportedScopes:          supportedScopes,
 		SupportedClaims:          supportedClaims,
+		// The sign-in pages follow ui_locales in these languages
+		// (discovery's ui_locales_supported).
+		SupportedUILocales: web.Languages,
 	}
 	// zitadel accepts RS256, ES256 and PS256 in an id_token_hint or a JWT
 	// access token unless told; the keys it checks them against are

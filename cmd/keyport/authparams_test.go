@@ -343,11 +343,12 @@ func TestAuthRequestParameters(t *testing.T) {
 			Claims  bool     `json:"claims_parameter_supported"`
 			ACR     []string `json:"acr_values_supported"`
 			Prompts []string `json:"prompt_values_supported"`
+			Locales []string `json:"ui_locales_supported"`
 		}
 		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
 			t.Fatal(err)
 		}
-		if !d.Claims || !slices.Equal(d.ACR, account.ACRValues) || !slices.Contains(d.Prompts, "select_account") {
+		if !d.Claims || !slices.Equal(d.ACR, account.ACRValues) || !slices.Contains(d.Prompts, "select_account") || !slices.Equal(d.Locales, []string{"en", "de"}) {
 			t.Fatalf("discovery: %+v", d)
 		}
 	})
