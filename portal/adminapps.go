@@ -75,6 +75,10 @@ type appForm struct {
 	// DPoP (RFC 9449).
 	DPoPBoundAccessTokens, RequireDPoPNonce bool
 
+	// Authorization requests only pushed (RFC 9126 §6) or only as
+	// signed request objects (RFC 9101 §10.5).
+	RequirePushedAuthorizationRequests, RequireSignedRequestObject bool
+
 	// CustomClaims: one mapping a line (adminappclaims.go).
 	CustomClaims string
 
@@ -101,6 +105,7 @@ func appFormOf(c storage.Client, etag string) appForm {
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = c.TokenEndpointAuthMethod, string(c.JWKS), c.JWKSURI
 	f.TokenExchangeAudiences = strings.Join(c.TokenExchangeAudiences, ", ")
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = c.DPoPBoundAccessTokens, c.RequireDPoPNonce
+	f.RequirePushedAuthorizationRequests, f.RequireSignedRequestObject = c.RequirePushedAuthorizationRequests, c.RequireSignedRequestObject
 	f.CustomClaims = customClaimsText(c.CustomClaims)
 	f.Resources = strings.Join(c.Resources, "\n")
 	f.SubjectType, f.SectorIdentifierURI = c.SubjectType, c.SectorIdentifierURI
@@ -128,6 +133,8 @@ func postedAppForm(r *http.Request) appForm {
 	f.TokenEndpointAuthMethod, f.JWKS, f.JWKSURI = v("token_endpoint_auth_method"), strings.TrimSpace(v("jwks")), strings.TrimSpace(v("jwks_uri"))
 	f.TokenExchangeAudiences = v("token_exchange_audiences")
 	f.DPoPBoundAccessTokens, f.RequireDPoPNonce = v("dpop_bound_access_tokens") == "1", v("require_dpop_nonce") == "1"
+	f.RequirePushedAuthorizationRequests = v("require_pushed_authorization_requests") == "1"
+	f.RequireSignedRequestObject = v("require_signed_request_object") == "1"
 	f.CustomClaims = v("custom_claims")
 	f.Resources = v("resources")
 	f.SubjectType, f.SectorIdentifierURI = v("subject_type"), strings.TrimSpace(v("sector_identifier_uri"))
@@ -252,6 +259,7 @@ func (f appForm) newClient() (account.NewClient, error) {
 	n.TokenEndpointAuthMethod, n.JWKS, n.JWKSURI = f.TokenEndpointAuthMethod, json.RawMessage(f.JWKS), f.JWKSURI
 	n.TokenExchangeAudiences = splitList(f.TokenExchangeAudiences)
 	n.DPoPBoundAccessTokens, n.RequireDPoPNonce = f.DPoPBoundAccessTokens, f.RequireDPoPNonce
+	n.RequirePushedAuthorizationRequests, n.RequireSignedRequestObject = f.RequirePushedAuthorizationRequests, f.RequireSignedRequestObject
 	if n.CustomClaims, err = parseCustomClaims(f.CustomClaims); err != nil {
 		return account.NewClient{}, err
 	}
@@ -282,6 +290,7 @@ func (f appForm) patch() (account.ClientPatch, error) {
 	audiences := splitList(f.TokenExchangeAudiences)
 	p.TokenExchangeAudiences = &audiences
 	p.DPoPBoundAccessTokens, p.RequireDPoPNonce = &f.DPoPBoundAccessTokens, &f.RequireDPoPNonce
+	p.RequirePushedAuthorizationRequests, p.RequireSignedRequestObject = &f.RequirePushedAuthorizationRequests, &f.RequireSignedRequestObject
 	claims, err := parseCustomClaims(f.CustomClaims)
 	if err != nil {
 		return account.ClientPatch{}, err

@@ -321,6 +321,33 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		if code, _ := app.signIn(newBrowser(t), "pia"); code == "" {
 			t.Fatal("no code for an app that need not push")
 		}
+
+		// The console shows the switch and turns it off again.
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root") // made by adminTokens above
+		edit := ab.get(srv.URL + "/admin/apps/" + other.ID)
+		box, ok := parsePage(t, edit.Body).first("input", "name", "require_pushed_authorization_requests")
+		if _, checked := box.lookup("checked"); !ok || !checked {
+			t.Fatalf("the console does not show the app must push:\n%s", truncateBody(edit.Body))
+		}
+		off := url.Values{"require_pushed_authorization_requests": nil, "require_signed_request_object": nil}
+		if saved := submitForm(t, ab, edit, "/admin/apps/"+other.ID+"/edit", off); saved.Status != http.StatusOK {
+			t.Fatalf("console save: %d\n%s", saved.Status, truncateBody(saved.Body))
+		}
+		if c, _, err := srv.Main.Accounts.Clients.GetClient(context.Background(), other.ID); err != nil || c.RequirePushedAuthorizationRequests {
+			t.Fatalf("after the console turned PAR off: %v %v", c.RequirePushedAuthorizationRequests, err)
+		}
+		if code, _ := other.signIn(newBrowser(t), "pia"); code == "" {
+			t.Fatal("no code for a plain request once the console turned PAR off")
+		}
+		// And on again, as a checkbox sends it.
+		edit = ab.get(srv.URL + "/admin/apps/" + other.ID)
+		if saved := submitForm(t, ab, edit, "/admin/apps/"+other.ID+"/edit", url.Values{"require_pushed_authorization_requests": {"1"}}); saved.Status != http.StatusOK {
+			t.Fatalf("console save: %d", saved.Status)
+		}
+		if p := other.authorize(newBrowser(t), "plain", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")); p.Status != http.StatusBadRequest {
+			t.Fatalf("a plain request after the console made the app push: %d %s", p.Status, p.Location)
+		}
 	})
 
 	t.Run("required per app, whatever the case of the parameter names", func(t *testing.T) {
