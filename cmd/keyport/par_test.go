@@ -327,7 +327,10 @@ func TestPushedAuthorizationRequests(t *testing.T) {
 		signInPortal(t, srv, ab, "root") // made by adminTokens above
 		edit := ab.get(srv.URL + "/admin/apps/" + other.ID)
 		box, ok := parsePage(t, edit.Body).first("input", "name", "require_pushed_authorization_requests")
-		if _, checked := box.lookup("checked"); !ok || !checked {
+		if !ok {
+			t.Fatalf("the console has no PAR switch:\n%s", truncateBody(edit.Body))
+		}
+		if _, checked := box.lookup("checked"); !checked {
 			t.Fatalf("the console does not show the app must push:\n%s", truncateBody(edit.Body))
 		}
 		off := url.Values{"require_pushed_authorization_requests": nil, "require_signed_request_object": nil}
