@@ -177,8 +177,8 @@ func customScopeOf(mappings []storage.ClaimMapping, sc string) bool {
 }
 
 // CustomScopes are the scopes of c's custom claims that are not among the
-// provider's own (ClientScopes), each once: scopes c may ask for at
-// /authorize and that discovery advertises.
+// provider's own (ClientScopes), each once: scopes c, and no other app,
+// may ask for at /authorize. Discovery does not list them.
 func CustomScopes(c storage.Client) []string {
 	var out []string
 	for _, m := range c.CustomClaims {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -118,64 +116,13 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 	return claims, nil
 }
 
-// customScopeRefresh is how long discovery's list of the apps' custom
-// scopes and claims may be old: apps change rarely, and discovery must not
-// read every app for each unauthenticated request.
-const customScopeRefresh = 5 * time.Second
-
-// customDiscovery keeps the custom scopes and claims of every app, read
-// at most once per customScopeRefresh.
-type customDiscovery struct {
-	mu      sync.Mutex
-	read    time.Time
-	scopes  []string
-	claims  []string
-	fresher func(context.Context) ([]storage.Client, error)
-}
-
-// current returns the apps' custom scopes and claims, sorted, reading the
-// apps again when the last read is older than customScopeRefresh. A failed
-// read keeps the last lists.
-func (d *customDiscovery) current(ctx context.Context, now time.Time) (scopes, claims []string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.fresher == nil || (!d.read.IsZero() && now.Sub(d.read) < customScopeRefresh) {
-		return d.scopes, d.claims
-	}
-	cs, err := d.fresher(ctx)
-	if err != nil {
-		return d.scopes, d.claims
-	}
-	d.read = now
-	scopes, claims = nil, nil
-	for _, c := range cs {
-		for _, sc := range account.CustomScopes(c) {
-			if !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
-		for _, m := range c.CustomClaims {
-			if !slices.Contains(claims, m.Claim) {
-				claims = append(claims, m.Claim)
-			}
-		}
-	}
-	slices.Sort(scopes)
-	slices.Sort(claims)
-	d.scopes, d.claims = scopes, claims
-	return scopes, claims
-}
-
-// addCustomDiscovery adds the apps' custom scopes and claims to the
-// discovery document m.
-func addCustomDiscovery(m map[string]any, scopes, claims []string) {
-	if len(scopes) > 0 {
-		m["scopes_supported"] = slices.Concat(supportedScopes, scopes)
-	}
-	if len(claims) > 0 {
-		m["claims_supported"] = slices.Concat(supportedClaims, claims)
-	}
-}
+// Discovery lists no app's custom scopes or claims: they are that app's
+// alone (IsScopeAllowed refuses them to every other app), and their names
+// are configuration of one app, nothing for every unauthenticated caller
+// to read. OpenID Connect Discovery 1.0 §3 lets a provider leave
+// supported scopes out of scopes_supported; Keycloak does not list a
+// client's dedicated mappers either. The app's administrator tells it
+// which scopes to ask for.
 
 // maxCustomClaimBytes bounds what custom claims asked for by name add to a
 // stored authorization request: their names in both members and their
