@@ -23,8 +23,8 @@ import (
 var _ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
 
 // userIDOf is the user a token request is for, "" for none (a machine
-// token, an exchanged token). It is the record's user ID, not the token's
-// subject, which need not be the ID.
+// token). It is the record's user ID, not the token's subject, which need
+// not be the ID.
 func userIDOf(req op.TokenRequest) string {
 	switch r := req.(type) {
 	case *authRequest:
@@ -33,6 +33,8 @@ func userIDOf(req op.TokenRequest) string {
 		return r.rt.UserID
 	case *deviceRequest:
 		return r.a.UserID
+	case exchangeRequest:
+		return r.t.UserID
 	}
 	return ""
 }
@@ -90,7 +92,8 @@ func (s *opStorage) appendCustomClaims(ctx context.Context, info *oidc.UserInfo,
 // GetPrivateClaimsFromRequest gives a JWT access token the custom claims
 // its app puts in access tokens. zitadel hands it the scopes without
 // profile, email, phone and address; the request's own scopes decide
-// here, as they do for the ID token.
+// here, as they do for the ID token. An exchanged token (RFC 8693) is its
+// requesting app's, with the scopes it kept, as introspection reports it.
 func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
 	clientID := ""
 	switch r := req.(type) {
@@ -100,6 +103,8 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 		clientID = r.rt.ClientID
 	case *deviceRequest:
 		clientID = r.a.ClientID
+	case exchangeRequest:
+		clientID = r.t.ClientID
 	}
 	var claims map[string]any
 	if clientID != "" {
