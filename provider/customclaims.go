@@ -164,3 +164,21 @@ func boundCustomClaims(c storage.Client, id, ui []string) (idKept, uiKept, scope
 	}
 	return take(id), take(ui), scopes
 }
+
+// requestableScopes keeps of scopes those app c may ask for, as
+// /authorize does (zitadel's ValidateAuthReqScopes with IsScopeAllowed):
+// the standard scopes, groups and c's own custom scopes, then those its
+// allowed scopes name. The grants that take scopes from the app outside
+// /authorize (the device flow, an app-password exchange) use it, so no
+// app gets another app's custom scope there either.
+func requestableScopes(c storage.Client, scopes []string) []string {
+	own := &client{c: c}
+	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
+		switch sc {
+		case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess:
+			return false
+		}
+		return !own.IsScopeAllowed(sc)
+	})
+	return allowedScopes(c, kept)
+}

@@ -358,7 +358,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID}
 	}
-	scopes = slices.DeleteFunc(allowedScopes(requester, scopes), func(sc string) bool {
+	scopes = slices.DeleteFunc(requestableScopes(requester, scopes), func(sc string) bool { // as at /authorize (customclaims.go)
 		// A person's token never carries the management API's scopes,
 		// and no refresh token is issued.
 		return sc == oidc.ScopeOfflineAccess || sc == account.ScopeAdmin || sc == account.ScopeAdminRead

@@ -378,3 +378,57 @@ func mustUser(t *testing.T, srv *testServer, username string) storage.User {
 	}
 	return u
 }
+
+// An app's custom scope is its own at every grant that takes a scope from
+// the app, as at /authorize (where zitadel keeps only the standard scopes
+// and those IsScopeAllowed lets through): the device flow and an
+// app-password exchange do not grant another app's custom scope, which a
+// resource server may take as that app's permission. The app's own custom
+// scope they grant, with its claims.
+func TestCustomScopesOfAnotherAppRefusedAtEveryGrant(t *testing.T) {
+	d := startDeviceServer(t)
+	ctx := context.Background()
+	alice := d.createUser("alice", false)
+	if _, err := d.Main.Store.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
+		u.AppMetadata = map[string]string{"band": "B3", "desk": "4.12"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d.createClient(account.NewClient{ID: "payroll", Name: "Payroll", CustomClaims: []storage.ClaimMapping{{Claim: "salary_band", Source: "app_metadata.band", Scope: "payroll"}}})
+	grants := []string{account.GrantDeviceCode, account.GrantTokenExchange}
+	kiosk := d.createClient(account.NewClient{ID: "kiosk", Name: "Kiosk", GrantTypes: grants,
+		CustomClaims: []storage.ClaimMapping{{Claim: "desk", Source: "app_metadata.desk", Scope: "office"}}})
+
+	// The device flow.
+	kiosk.oauth.Scopes = []string{"openid", "payroll", "office"}
+	da := d.start(t, kiosk)
+	b := newBrowser(t)
+	p := openPage(t, d, b, da.VerificationURIComplete, "alice")
+	if shown := postPage(b, p, "/device", url.Values{"user_code": {da.UserCode}}); !strings.Contains(shown.Body, "See further details about you that your administrator set up for this app") || strings.Contains(shown.Body, "payroll") {
+		t.Errorf("the device page should describe office as the consent page does, and not offer payroll:\n%s", truncateBody(shown.Body))
+	}
+	decide(t, b, p, da.UserCode, "approve")
+	tok, err := kiosk.oauth.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatalf("device access token: %v", err)
+	}
+	if sc, _ := tok.Extra("scope").(string); sc != "openid office" {
+		t.Errorf("device flow granted %q, want openid office (not payroll's scope)", sc)
+	}
+	if status, _, ui := d.userinfo(tok.AccessToken); status != http.StatusOK || ui["desk"] != "4.12" || ui["salary_band"] != nil {
+		t.Errorf("userinfo of the device's token: %d %v", status, ui)
+	}
+
+	// An app password limited to the kiosk, exchanged for a token.
+	password, _, err := d.Main.Accounts.Credentials.CreateAppPassword(ctx, alice, "kiosk", "kiosk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, m := kiosk.tokenPost(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {"alice:" + password}, "subject_token_type": {"urn:keyport:params:oauth:token-type:app-password"},
+		"scope": {"openid payroll office"}}, true)
+	if status != http.StatusOK || m["scope"] != "openid office" {
+		t.Errorf("app-password exchange: %d %v, want scope openid office (not payroll's scope)", status, m)
+	}
+}
