@@ -23,8 +23,9 @@ import (
 var _ op.CanGetPrivateClaimsFromRequest = (*opStorage)(nil)
 
 // userIDOf is the user a token request is for, "" for none (a machine
-// token). It is the record's user ID, not the token's subject, which need
-// not be the ID.
+// token; GetPrivateClaimsFromRequest reads an exchanged token's own). It
+// is the record's user ID, not the token's subject, which need not be the
+// ID.
 func userIDOf(req op.TokenRequest) string {
 	switch r := req.(type) {
 	case *authRequest:
@@ -33,8 +34,6 @@ func userIDOf(req op.TokenRequest) string {
 		return r.rt.UserID
 	case *deviceRequest:
 		return r.a.UserID
-	case exchangeRequest:
-		return r.t.UserID
 	}
 	return ""
 }
@@ -103,12 +102,17 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 		clientID = r.rt.ClientID
 	case *deviceRequest:
 		clientID = r.a.ClientID
-	case exchangeRequest:
-		clientID = r.t.ClientID
 	}
 	var claims map[string]any
 	if clientID != "" {
 		claims = s.customClaims(ctx, clientID, userIDOf(req), req.GetScopes(), nil, account.ClaimInAccessToken)
+	}
+	if r, ok := req.(exchangeRequest); ok && len(r.app.CustomClaims) > 0 && r.t.UserID != "" {
+		// The requesting app came with the request: an app without
+		// mappings costs no read here either.
+		if u, err := s.getUser(ctx, r.t.UserID); err == nil {
+			claims = account.CustomClaims(r.app, u, r.t.Scopes, nil, account.ClaimInAccessToken, s.issuer)
+		}
 	}
 	// cnf of a DPoP-bound token (dpop.go), for every grant: zitadel asks
 	// this method instead of GetPrivateClaimsFromScopes once it exists.

@@ -146,8 +146,9 @@ func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
 	if err := db.CreateUser(bg, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now, Roles: []string{"editor"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CreateClient(bg, storage.Client{ID: "mapped", RedirectURIs: []string{"https://app.example.com/cb"}, CreatedAt: now,
-		CustomClaims: []storage.ClaimMapping{{Claim: "app_roles", Source: "roles", Scope: "org", In: []string{"access_token"}}}}); err != nil {
+	app := storage.Client{ID: "mapped", RedirectURIs: []string{"https://app.example.com/cb"}, CreatedAt: now,
+		CustomClaims: []storage.ClaimMapping{{Claim: "app_roles", Source: "roles", Scope: "org", In: []string{"access_token"}}}}
+	if err := db.CreateClient(bg, app); err != nil {
 		t.Fatal(err)
 	}
 	s := &opStorage{store: db, issuer: "https://id.example.com", now: time.Now}
@@ -160,7 +161,7 @@ func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
 		if err := db.CreateTokens(bg, tok, nil); err != nil {
 			t.Fatal(err)
 		}
-		jwt, err := s.GetPrivateClaimsFromRequest(withReadMemo(bg), exchangeRequest{t: tok}, nil)
+		jwt, err := s.GetPrivateClaimsFromRequest(withReadMemo(bg), exchangeRequest{t: tok, app: app}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,5 +172,12 @@ func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
 		if fmt.Sprint(jwt) != fmt.Sprint(resp.Claims) || fmt.Sprint(jwt["app_roles"]) != "[editor]" {
 			t.Errorf("%s: the JWT's custom claims %v, introspection's %v; want app_roles [editor] in both", name, jwt, resp.Claims)
 		}
+	}
+	// An app without mappings: no read for them.
+	cs := &countingStore{DB: db}
+	counted := &opStorage{store: cs, issuer: s.issuer, now: time.Now}
+	plain := exchangeRequest{t: storage.AccessToken{ClientID: "plain", UserID: "u1", Subject: "u1", Scopes: []string{oidc.ScopeOpenID, "org"}}, app: storage.Client{ID: "plain"}}
+	if jwt, err := counted.GetPrivateClaimsFromRequest(withReadMemo(bg), plain, nil); err != nil || len(jwt) != 0 || cs.users.Load() != 0 || cs.clients.Load() != 0 {
+		t.Errorf("an app without mappings: claims %v (%v), %d user and %d app reads, want none", jwt, err, cs.users.Load(), cs.clients.Load())
 	}
 }

@@ -60,6 +60,9 @@ const (
 // the op.TokenRequest that op.CreateJWT builds the access token from.
 type exchangeRequest struct {
 	t storage.AccessToken
+	// app is the requesting app, whose token it is: its custom claims
+	// (customclaims.go) go in the JWT without reading it again.
+	app storage.Client
 }
 
 var _ op.TokenActorRequest = exchangeRequest{}
@@ -199,7 +202,7 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 		// Signed with the key of the algorithm of the app whose token it
 		// is in format (signing.go): the audience that verifies it.
 		signingNoteFrom(ctx).set(*format)
-		token, err = op.CreateJWT(ctx, p.opts.Issuer, exchangeRequest{t: t}, t.ExpiresAt, t.ID, s.opClient(requester), s)
+		token, err = op.CreateJWT(ctx, p.opts.Issuer, exchangeRequest{t: t, app: requester}, t.ExpiresAt, t.ID, s.opClient(requester), s)
 	} else {
 		token, err = op.CreateBearerToken(t.ID, t.Subject, p.op.Crypto())
 	}
