@@ -73,8 +73,11 @@ var protectedClaims = func() map[string]bool {
 	return m
 }()
 
-// ProtectedClaim tells whether name is a claim no mapping may take.
-func ProtectedClaim(name string) bool { return protectedClaims[name] }
+// ProtectedClaim tells whether name is a claim no mapping may take, in
+// any case: Go's encoding/json (go-oidc, zitadel's relying party) and
+// other decoders match a token's keys regardless of case, so Email in a
+// token without the email scope would be read as email.
+func ProtectedClaim(name string) bool { return protectedClaims[strings.ToLower(name)] }
 
 // claimSource is the profile policy table's row a source names: every row
 // whose value reaches tokens (Attribute.Claim), sub aside. Rows without a
@@ -138,8 +141,8 @@ func normalizeCustomClaims(c *storage.Client) *Error {
 			return FieldErrorf(key+".claim", "A claim name is 1 to 128 characters from A-Z a-z 0-9 _ . : / -, starting with a letter.")
 		case ProtectedClaim(m.Claim):
 			return FieldErrorf(key+".claim", "This claim is registered or filled by Keyport itself (such as sub, iss, aud, exp, email, email_verified or groups); choose another name.")
-		case slices.ContainsFunc(out, func(o storage.ClaimMapping) bool { return o.Claim == m.Claim }):
-			return FieldErrorf(key+".claim", "Each claim may be mapped only once per app.")
+		case slices.ContainsFunc(out, func(o storage.ClaimMapping) bool { return strings.EqualFold(o.Claim, m.Claim) }):
+			return FieldErrorf(key+".claim", "Each claim may be mapped only once per app (names that differ only in case count as one).")
 		case !validSource(m.Source):
 			return FieldErrorf(key+".source", "Unknown source: use app_metadata.<key>, roles, groups or a profile field such as username, email or name.")
 		case m.Scope == "":
@@ -174,8 +177,8 @@ func customScopeOf(mappings []storage.ClaimMapping, sc string) bool {
 }
 
 // CustomScopes are the scopes of c's custom claims that are not among the
-// provider's own (ClientScopes), each once: scopes c may ask for at
-// /authorize and that discovery advertises.
+// provider's own (ClientScopes), each once: scopes c, and no other app,
+// may ask for at /authorize. Discovery does not list them.
 func CustomScopes(c storage.Client) []string {
 	var out []string
 	for _, m := range c.CustomClaims {

@@ -26,6 +26,13 @@ func TestCustomClaimsRefusedWithTheFieldAtFault(t *testing.T) {
 		{"protected email_verified", []storage.ClaimMapping{ok, {Claim: "email_verified", Source: "app_metadata.x", Scope: "org"}}, nil, "custom_claims[1].claim"},
 		{"protected cnf", []storage.ClaimMapping{{Claim: "cnf", Source: "roles", Scope: "org"}}, nil, "custom_claims[0].claim"},
 		{"protected groups", []storage.ClaimMapping{{Claim: "groups", Source: "roles", Scope: "org"}}, nil, "custom_claims[0].claim"},
+		// Go's encoding/json (go-oidc, zitadel's relying party) and other
+		// decoders match keys regardless of case: Email in a token without
+		// the email scope reads as email there.
+		{"protected Email", []storage.ClaimMapping{{Claim: "Email", Source: "nickname", Scope: "org"}}, nil, "custom_claims[0].claim"},
+		{"protected PREFERRED_USERNAME", []storage.ClaimMapping{{Claim: "PREFERRED_USERNAME", Source: "app_metadata.x", Scope: "org"}}, nil, "custom_claims[0].claim"},
+		{"protected Cnf", []storage.ClaimMapping{{Claim: "Cnf", Source: "app_metadata.x", Scope: "org"}}, nil, "custom_claims[0].claim"},
+		{"duplicate but for case", []storage.ClaimMapping{ok, {Claim: "Department", Source: "roles", Scope: "org"}}, nil, "custom_claims[1].claim"},
 		{"bad claim name", []storage.ClaimMapping{{Claim: "a b", Source: "roles", Scope: "org"}}, nil, "custom_claims[0].claim"},
 		{"long claim name", []storage.ClaimMapping{{Claim: "a" + strings.Repeat("b", account.MaxCustomClaimLength), Source: "roles", Scope: "org"}}, nil, "custom_claims[0].claim"},
 		{"duplicate", []storage.ClaimMapping{ok, ok}, nil, "custom_claims[1].claim"},

@@ -67,7 +67,8 @@ func parseCustomClaims(text string) ([]storage.ClaimMapping, error) {
 var claimLinePattern = regexp.MustCompile(`^custom_claims\[(\d+)\]`)
 
 // customClaimsError turns an error about custom claim N into the form's
-// terms: the whole field is marked, and the message names line N+1.
+// terms: the whole field is marked, and the message names the line of the
+// posted text that mapping N is on.
 func customClaimsError(lang string, err error, d *adminAppData) bool {
 	m := claimLinePattern.FindStringSubmatch(account.ErrorField(err))
 	if m == nil {
@@ -75,8 +76,25 @@ func customClaimsError(lang string, err error, d *adminAppData) bool {
 	}
 	i, _ := strconv.Atoi(m[1])
 	d.Field = "custom_claims"
-	d.Error = web.Translate(lang, "Custom claims, line %d: %s", i+1, errorText(lang, err))
+	d.Error = web.Translate(lang, "Custom claims, line %d: %s", claimLineOf(d.F.CustomClaims, i), errorText(lang, err))
 	return true
+}
+
+// claimLineOf is the line number in text of mapping i: the (i+1)th line
+// that is not blank, as parseCustomClaims counts them.
+func claimLineOf(text string, i int) int {
+	line, n := 0, 0
+	for l := range strings.Lines(text) {
+		line++
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if n == i {
+			return line
+		}
+		n++
+	}
+	return i + 1 // not in the text: the mapping's own number
 }
 
 // withCustomScopes adds to the form's scope choices the scopes it has

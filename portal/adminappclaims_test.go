@@ -2,6 +2,7 @@ package portal
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/keyport/keyport/account"
@@ -37,5 +38,26 @@ func TestCustomClaimsTextRoundTrip(t *testing.T) {
 	}
 	if _, err := parseCustomClaims(many); account.ErrorField(err) != "custom_claims" {
 		t.Errorf("%d lines: %v", maxClaimLines+1, err)
+	}
+}
+
+// A refusal names the line of the text area the mapping is on, counting
+// the blank lines the form skips, in the rules' terms and the form's.
+func TestCustomClaimsErrorNamesTheLine(t *testing.T) {
+	text := "team app_metadata.team crm\r\n\r\n\r\nsub username crm\r\n"
+	ms, err := parseCustomClaims(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = account.BuildClient(account.NewClient{ID: "crm", RedirectURIs: []string{"https://crm.example/cb"}, CustomClaims: ms})
+	d := &adminAppData{F: appForm{CustomClaims: text}}
+	if !customClaimsError("en", err, d) || !strings.HasPrefix(d.Error, "Custom claims, line 4: ") || d.Field != "custom_claims" {
+		t.Errorf("a protected claim on line 4: %q (field %q)", d.Error, d.Field)
+	}
+	text = "\nteam app_metadata.team crm\n\nonly two\n"
+	_, err = parseCustomClaims(text)
+	d = &adminAppData{F: appForm{CustomClaims: text}}
+	if !customClaimsError("de", err, d) || !strings.HasPrefix(d.Error, "Eigene Claims, Zeile 4: ") {
+		t.Errorf("a short line 4: %q", d.Error)
 	}
 }

@@ -87,7 +87,11 @@ func (s *Server) deviceSubmit(w http.ResponseWriter, r *http.Request, m me) erro
 	case err == nil && decision == "":
 		d.Decide, d.UserCode, d.ClientName = true, account.FormatUserCode(req.Auth.UserCode), req.Client.Name
 		for _, sc := range req.Auth.Scopes {
-			d.Scopes = append(d.Scopes, scopeView{Name: sc, Description: scopeDescriptions[sc]})
+			desc := scopeDescriptions[sc]
+			if desc == "" && account.IsCustomScope(req.Client, sc) {
+				desc = customScopeDescription // as the consent page (adminappclaims.go)
+			}
+			d.Scopes = append(d.Scopes, scopeView{Name: sc, Description: desc})
 		}
 		s.web.Render(w, r, http.StatusOK, "device", d)
 		return nil

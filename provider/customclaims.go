@@ -4,8 +4,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -77,7 +75,8 @@ func (s *opStorage) appendCustomClaims(ctx context.Context, info *oidc.UserInfo,
 // GetPrivateClaimsFromRequest gives a JWT access token the custom claims
 // its app puts in access tokens. zitadel hands it the scopes without
 // profile, email, phone and address; the request's own scopes decide
-// here, as they do for the ID token.
+// here, as they do for the ID token. An exchanged token (RFC 8693) is its
+// requesting app's, with the scopes it kept, as introspection reports it.
 func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
 	clientID := ""
 	switch r := req.(type) {
@@ -92,6 +91,13 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 	if clientID != "" {
 		claims = s.customClaims(ctx, clientID, userIDOf(req), req.GetScopes(), nil, account.ClaimInAccessToken)
 	}
+	if r, ok := req.(exchangeRequest); ok && len(r.app.CustomClaims) > 0 && r.t.UserID != "" {
+		// The requesting app came with the request: an app without
+		// mappings costs no read here either.
+		if u, err := s.getUser(ctx, r.t.UserID); err == nil {
+			claims = account.CustomClaims(r.app, u, r.t.Scopes, nil, account.ClaimInAccessToken, s.issuer)
+		}
+	}
 	// cnf of a DPoP-bound token (dpop.go), for every grant: zitadel asks
 	// this method instead of GetPrivateClaimsFromScopes once it exists.
 	if cnf := dpopClaimsFor(ctx); cnf != nil {
@@ -103,64 +109,13 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 	return claims, nil
 }
 
-// customScopeRefresh is how long discovery's list of the apps' custom
-// scopes and claims may be old: apps change rarely, and discovery must not
-// read every app for each unauthenticated request.
-const customScopeRefresh = 5 * time.Second
-
-// customDiscovery keeps the custom scopes and claims of every app, read
-// at most once per customScopeRefresh.
-type customDiscovery struct {
-	mu      sync.Mutex
-	read    time.Time
-	scopes  []string
-	claims  []string
-	fresher func(context.Context) ([]storage.Client, error)
-}
-
-// current returns the apps' custom scopes and claims, sorted, reading the
-// apps again when the last read is older than customScopeRefresh. A failed
-// read keeps the last lists.
-func (d *customDiscovery) current(ctx context.Context, now time.Time) (scopes, claims []string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.fresher == nil || (!d.read.IsZero() && now.Sub(d.read) < customScopeRefresh) {
-		return d.scopes, d.claims
-	}
-	cs, err := d.fresher(ctx)
-	if err != nil {
-		return d.scopes, d.claims
-	}
-	d.read = now
-	scopes, claims = nil, nil
-	for _, c := range cs {
-		for _, sc := range account.CustomScopes(c) {
-			if !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
-		for _, m := range c.CustomClaims {
-			if !slices.Contains(claims, m.Claim) {
-				claims = append(claims, m.Claim)
-			}
-		}
-	}
-	slices.Sort(scopes)
-	slices.Sort(claims)
-	d.scopes, d.claims = scopes, claims
-	return scopes, claims
-}
-
-// addCustomDiscovery adds the apps' custom scopes and claims to the
-// discovery document m.
-func addCustomDiscovery(m map[string]any, scopes, claims []string) {
-	if len(scopes) > 0 {
-		m["scopes_supported"] = slices.Concat(supportedScopes, scopes)
-	}
-	if len(claims) > 0 {
-		m["claims_supported"] = slices.Concat(supportedClaims, claims)
-	}
-}
+// Discovery lists no app's custom scopes or claims: they are that app's
+// alone (IsScopeAllowed refuses them to every other app), and their names
+// are configuration of one app, nothing for every unauthenticated caller
+// to read. OpenID Connect Discovery 1.0 §3 lets a provider leave
+// supported scopes out of scopes_supported; Keycloak does not list a
+// client's dedicated mappers either. The app's administrator tells it
+// which scopes to ask for.
 
 // maxCustomClaimBytes bounds what custom claims asked for by name add to a
 // stored authorization request: their names in both members and their
@@ -196,4 +151,22 @@ func boundCustomClaims(c storage.Client, id, ui []string) (idKept, uiKept, scope
 		return out
 	}
 	return take(id), take(ui), scopes
+}
+
+// requestableScopes keeps of scopes those app c may ask for, as
+// /authorize does (zitadel's ValidateAuthReqScopes with IsScopeAllowed):
+// the standard scopes, groups and c's own custom scopes, then those its
+// allowed scopes name. The grants that take scopes from the app outside
+// /authorize (the device flow, an app-password exchange) use it, so no
+// app gets another app's custom scope there either.
+func requestableScopes(c storage.Client, scopes []string) []string {
+	own := &client{c: c}
+	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
+		switch sc {
+		case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess:
+			return false
+		}
+		return !own.IsScopeAllowed(sc)
+	})
+	return allowedScopes(c, kept)
 }

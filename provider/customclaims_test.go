@@ -129,3 +129,55 @@ func TestBoundCustomClaims(t *testing.T) {
 		t.Errorf("a short claim in both members: %v %v %v", id, ui, scopes)
 	}
 }
+
+// An exchanged token (RFC 8693: delegation, or an app password) carries
+// the same custom claims in its JWT as introspection reports for it: the
+// claims of its app (the requesting app) by its scopes, as for every
+// other grant. A resource server that verifies the JWT and one that
+// introspects the token see one token.
+func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	bg := context.Background()
+	now := time.Now()
+	if err := db.CreateUser(bg, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now, Roles: []string{"editor"}}); err != nil {
+		t.Fatal(err)
+	}
+	app := storage.Client{ID: "mapped", RedirectURIs: []string{"https://app.example.com/cb"}, CreatedAt: now,
+		CustomClaims: []storage.ClaimMapping{{Claim: "app_roles", Source: "roles", Scope: "org", In: []string{"access_token"}}}}
+	if err := db.CreateClient(bg, app); err != nil {
+		t.Fatal(err)
+	}
+	s := &opStorage{store: db, issuer: "https://id.example.com", now: time.Now}
+	for name, tok := range map[string]storage.AccessToken{
+		"delegated":    {ID: "at-delegated", Actors: []string{"mapped"}, Audience: []string{"orders-api"}},
+		"app password": {ID: "at-app-password", AppPassword: true, Audience: []string{"mapped"}},
+	} {
+		tok.ClientID, tok.UserID, tok.Subject, tok.Scopes = "mapped", "u1", "u1", []string{oidc.ScopeOpenID, "org"}
+		tok.CreatedAt, tok.ExpiresAt = now, now.Add(time.Hour)
+		if err := db.CreateTokens(bg, tok, nil); err != nil {
+			t.Fatal(err)
+		}
+		jwt, err := s.GetPrivateClaimsFromRequest(withReadMemo(bg), exchangeRequest{t: tok, app: app}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := &oidc.IntrospectionResponse{}
+		if err := s.SetIntrospectionFromToken(withReadMemo(bg), resp, tok.ID, "u1", ""); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(jwt) != fmt.Sprint(resp.Claims) || fmt.Sprint(jwt["app_roles"]) != "[editor]" {
+			t.Errorf("%s: the JWT's custom claims %v, introspection's %v; want app_roles [editor] in both", name, jwt, resp.Claims)
+		}
+	}
+	// An app without mappings: no read for them.
+	cs := &countingStore{DB: db}
+	counted := &opStorage{store: cs, issuer: s.issuer, now: time.Now}
+	plain := exchangeRequest{t: storage.AccessToken{ClientID: "plain", UserID: "u1", Subject: "u1", Scopes: []string{oidc.ScopeOpenID, "org"}}, app: storage.Client{ID: "plain"}}
+	if jwt, err := counted.GetPrivateClaimsFromRequest(withReadMemo(bg), plain, nil); err != nil || len(jwt) != 0 || cs.users.Load() != 0 || cs.clients.Load() != 0 {
+		t.Errorf("an app without mappings: claims %v (%v), %d user and %d app reads, want none", jwt, err, cs.users.Load(), cs.clients.Load())
+	}
+}

@@ -98,7 +98,7 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(rec, r, err, nil)
 		return
 	}
-	scopes = allowedScopes(c, scopes)
+	scopes = requestableScopes(c, scopes) // as at /authorize (customclaims.go)
 	now, life := p.opts.Now(), p.opts.Device.Lifetime
 	deviceCode := account.NewSecret()
 	a := storage.DeviceAuthorization{

@@ -137,20 +137,12 @@ type Provider struct {
 	// algorithms of the published keys change (discoveryDocument).
 	discovery atomic.Pointer[preparedDiscovery]
 	wrapped   http.Handler
-
-	// custom lists the apps' custom scopes and claims for discovery
-	// (customclaims.go).
-	custom customDiscovery
 }
 
 type preparedDiscovery struct {
 	body []byte
 	etag string
 	algs []jose.SignatureAlgorithm // the keys' algorithms it was built for
-
-	// customScopes and customClaims are the apps' custom scopes and
-	// claims it lists (customclaims.go).
-	customScopes, customClaims []string
 }
 
 // Routes are the paths the provider answers; everything else is the portal's.
@@ -256,7 +248,6 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("create OIDC provider: %w", err)
 	}
 	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger}
-	p.custom.fresher = o.Store.ListClients
 	if _, err := p.prepareDiscovery(); err != nil {
 		return nil, err
 	}
@@ -275,8 +266,7 @@ var grantTypes = []string{account.GrantAuthorizationCode, account.GrantRefreshTo
 // one that expired).
 func (p *Provider) discoveryDocument() *preparedDiscovery {
 	d := p.discovery.Load()
-	scopes, claims := p.custom.current(context.Background(), p.opts.Now())
-	if slices.Equal(d.algs, p.opts.Keys.SignatureAlgorithms()) && slices.Equal(d.customScopes, scopes) && slices.Equal(d.customClaims, claims) {
+	if slices.Equal(d.algs, p.opts.Keys.SignatureAlgorithms()) {
 		return d
 	}
 	fresh, err := p.prepareDiscovery()
@@ -289,12 +279,11 @@ func (p *Provider) discoveryDocument() *preparedDiscovery {
 
 func (p *Provider) prepareDiscovery() (*preparedDiscovery, error) {
 	algs := p.opts.Keys.SignatureAlgorithms()
-	scopes, claims := p.custom.current(context.Background(), p.opts.Now())
-	body, err := p.buildDiscovery(scopes, claims)
+	body, err := p.buildDiscovery()
 	if err != nil {
 		return nil, err
 	}
-	d := &preparedDiscovery{body: body, etag: etagOf(body), algs: algs, customScopes: scopes, customClaims: claims}
+	d := &preparedDiscovery{body: body, etag: etagOf(body), algs: algs}
 	p.discovery.Store(d)
 	return d, nil
 }
@@ -302,7 +291,7 @@ func (p *Provider) prepareDiscovery() (*preparedDiscovery, error) {
 // buildDiscovery prepares the discovery document: apart from the signing
 // algorithms (discoveryDocument) it never changes
 // while the server runs.
-func (p *Provider) buildDiscovery(customScopes, customClaims []string) ([]byte, error) {
+func (p *Provider) buildDiscovery() ([]byte, error) {
 	ctx := op.ContextWithIssuer(context.Background(), p.opts.Issuer)
 	doc := op.CreateDiscoveryConfig(ctx, p.op, p.storage)
 	raw, err := json.Marshal(doc)
@@ -357,8 +346,6 @@ func (p *Provider) buildDiscovery(customScopes, customClaims []string) ([]byte, 
 	if p.opts.RegistrationEndpoint != "" {
 		m["registration_endpoint"] = p.opts.RegistrationEndpoint
 	}
-	addCustomDiscovery(m, customScopes, customClaims)
-
 	// Pairwise subjects per app (OpenID Connect Core 1.0 §8,
 	// account.Subjects); public stays the default.
 	m["subject_types_supported"] = []string{account.SubjectPublic, account.SubjectPairwise}

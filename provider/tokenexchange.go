@@ -59,6 +59,9 @@ const (
 // the op.TokenRequest that op.CreateJWT builds the access token from.
 type exchangeRequest struct {
 	t storage.AccessToken
+	// app is the requesting app, whose token it is: its custom claims
+	// (customclaims.go) go in the JWT without reading it again.
+	app storage.Client
 }
 
 var _ op.TokenActorRequest = exchangeRequest{}
@@ -197,7 +200,7 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 		// Signed with the key of the algorithm of the app whose token it
 		// is in format (signing.go): the audience that verifies it.
 		signingNoteFrom(ctx).set(*format)
-		token, err = op.CreateJWT(ctx, p.opts.Issuer, exchangeRequest{t: t}, t.ExpiresAt, t.ID, s.opClient(requester), s)
+		token, err = op.CreateJWT(ctx, p.opts.Issuer, exchangeRequest{t: t, app: requester}, t.ExpiresAt, t.ID, s.opClient(requester), s)
 	} else {
 		token, err = op.CreateBearerToken(t.ID, t.Subject, p.op.Crypto())
 	}
@@ -361,7 +364,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID}
 	}
-	scopes = slices.DeleteFunc(allowedScopes(requester, scopes), func(sc string) bool {
+	scopes = slices.DeleteFunc(requestableScopes(requester, scopes), func(sc string) bool { // as at /authorize (customclaims.go)
 		// A person's token never carries the management API's scopes,
 		// and no refresh token is issued.
 		return sc == oidc.ScopeOfflineAccess || sc == account.ScopeAdmin || sc == account.ScopeAdminRead

@@ -29,8 +29,9 @@ import (
 // configured, and only with their scope; an app without mappings that gets
 // none even when it asks for the scope; an app made through the
 // management API whose mapping changes take effect at the next refresh;
-// the API refusing bad mappings with 4xx; discovery advertising the custom
-// scopes; and the console's form round trip, in German.
+// the API refusing bad mappings with 4xx; discovery keeping one app's
+// scopes and claims to itself; and the console's form round trip, in
+// German.
 func TestCustomClaimsPerApp(t *testing.T) {
 	clock := testclock.Running()
 	intranetSecret := "intranet-secret-0123456789"
@@ -137,7 +138,12 @@ func TestCustomClaimsPerApp(t *testing.T) {
 		has(where+" of an app without mappings", claims, nil, "department", "intranet_roles", "teams", "login")
 	}
 
-	// Discovery lists the custom scope of the app from the file.
+	// Discovery does not list one app's custom scopes and claims: they
+	// are that app's alone (another app asking for org is not granted
+	// it), and their names (a salary band, an HR level) are nothing for
+	// every unauthenticated caller to read. OpenID Connect Discovery 1.0
+	// §3 lets a provider leave supported scopes out; Keycloak lists no
+	// client's dedicated mappers either.
 	discovery := func() (scopes, claims []string) {
 		t.Helper()
 		var d struct {
@@ -150,7 +156,7 @@ func TestCustomClaimsPerApp(t *testing.T) {
 		}
 		return d.Scopes, d.Claims
 	}
-	if scopes, claims := discovery(); !slices.Contains(scopes, "org") || !slices.Contains(scopes, "email") || !slices.Contains(claims, "department") {
+	if scopes, claims := discovery(); slices.Contains(scopes, "org") || !slices.Contains(scopes, "email") || slices.Contains(claims, "department") || !slices.Contains(claims, "email") {
 		t.Errorf("discovery: scopes %v claims %v", scopes, claims)
 	}
 
@@ -235,9 +241,9 @@ func TestCustomClaimsPerApp(t *testing.T) {
 		t.Errorf("audit of the change: %+v %v", evs, err)
 	}
 
-	// Discovery follows within its refresh.
+	// Nor those of an app the API made, however long one waits.
 	clock.Add(6 * time.Second)
-	if scopes, claims := discovery(); !slices.Contains(scopes, "crm") || !slices.Contains(claims, "squad") || slices.Contains(claims, "team") {
+	if scopes, claims := discovery(); slices.Contains(scopes, "crm") || slices.Contains(claims, "squad") || slices.Contains(claims, "team") {
 		t.Errorf("discovery after the API's changes: scopes %v claims %v", scopes, claims)
 	}
 
@@ -371,4 +377,58 @@ func mustUser(t *testing.T, srv *testServer, username string) storage.User {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// An app's custom scope is its own at every grant that takes a scope from
+// the app, as at /authorize (where zitadel keeps only the standard scopes
+// and those IsScopeAllowed lets through): the device flow and an
+// app-password exchange do not grant another app's custom scope, which a
+// resource server may take as that app's permission. The app's own custom
+// scope they grant, with its claims.
+func TestCustomScopesOfAnotherAppRefusedAtEveryGrant(t *testing.T) {
+	d := startDeviceServer(t)
+	ctx := context.Background()
+	alice := d.createUser("alice", false)
+	if _, err := d.Main.Store.UpdateUser(ctx, alice.ID, func(u storage.User) (storage.User, error) {
+		u.AppMetadata = map[string]string{"band": "B3", "desk": "4.12"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d.createClient(account.NewClient{ID: "payroll", Name: "Payroll", CustomClaims: []storage.ClaimMapping{{Claim: "salary_band", Source: "app_metadata.band", Scope: "payroll"}}})
+	grants := []string{account.GrantDeviceCode, account.GrantTokenExchange}
+	kiosk := d.createClient(account.NewClient{ID: "kiosk", Name: "Kiosk", GrantTypes: grants,
+		CustomClaims: []storage.ClaimMapping{{Claim: "desk", Source: "app_metadata.desk", Scope: "office"}}})
+
+	// The device flow.
+	kiosk.oauth.Scopes = []string{"openid", "payroll", "office"}
+	da := d.start(t, kiosk)
+	b := newBrowser(t)
+	p := openPage(t, d, b, da.VerificationURIComplete, "alice")
+	if shown := postPage(b, p, "/device", url.Values{"user_code": {da.UserCode}}); !strings.Contains(shown.Body, "See further details about you that your administrator set up for this app") || strings.Contains(shown.Body, "payroll") {
+		t.Errorf("the device page should describe office as the consent page does, and not offer payroll:\n%s", truncateBody(shown.Body))
+	}
+	decide(t, b, p, da.UserCode, "approve")
+	tok, err := kiosk.oauth.DeviceAccessToken(ctx, da)
+	if err != nil {
+		t.Fatalf("device access token: %v", err)
+	}
+	if sc, _ := tok.Extra("scope").(string); sc != "openid office" {
+		t.Errorf("device flow granted %q, want openid office (not payroll's scope)", sc)
+	}
+	if status, _, ui := d.userinfo(tok.AccessToken); status != http.StatusOK || ui["desk"] != "4.12" || ui["salary_band"] != nil {
+		t.Errorf("userinfo of the device's token: %d %v", status, ui)
+	}
+
+	// An app password limited to the kiosk, exchanged for a token.
+	password, _, err := d.Main.Accounts.Credentials.CreateAppPassword(ctx, alice, "kiosk", "kiosk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, m := kiosk.tokenPost(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token": {"alice:" + password}, "subject_token_type": {"urn:keyport:params:oauth:token-type:app-password"},
+		"scope": {"openid payroll office"}}, true)
+	if status != http.StatusOK || m["scope"] != "openid office" {
+		t.Errorf("app-password exchange: %d %v, want scope openid office (not payroll's scope)", status, m)
+	}
 }
