@@ -22,6 +22,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/keyport/keyport/internal/cputime"
 	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage/bolt"
@@ -323,7 +324,7 @@ func BenchmarkSign(b *testing.B) {
 			b.ResetTimer()
 			// CPU time per signature as well as wall time: on a shared
 			// machine the wall time includes waiting for the core.
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				signer, err := op.SignerFromKey(st.signing)
 				if err != nil {
@@ -338,7 +339,7 @@ func BenchmarkSign(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
-			if used := processCPU() - cpu0; used > 0 {
+			if used := cputime.Process() - cpu0; used > 0 {
 				b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 		})

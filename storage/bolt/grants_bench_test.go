@@ -10,6 +10,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/keyport/keyport/internal/cputime"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkRefreshWithGrant(b *testing.B) {
 			b.SetParallelism(parallel)
 			b.ReportAllocs()
 			b.ResetTimer()
-			defer reportCPU(b, processCPU())
+			defer reportCPU(b, cputime.Process())
 			b.RunParallel(func(pb *testing.PB) {
 				fid := fmt.Sprintf("f%d", families.Add(1))
 				link := func() storage.RefreshToken {

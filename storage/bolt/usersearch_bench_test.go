@@ -12,6 +12,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/keyport/keyport/internal/cputime"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -120,7 +121,7 @@ func BenchmarkUserSearch(b *testing.B) {
 	for _, c := range queries {
 		b.Run(c.name, func(b *testing.B) {
 			var took []time.Duration
-			defer reportCPU(b, processCPU())
+			defer reportCPU(b, cputime.Process())
 			for b.Loop() {
 				t0 := time.Now()
 				page, err := d.SearchUsers(ctx, c.q)
@@ -136,7 +137,7 @@ func BenchmarkUserSearch(b *testing.B) {
 		ids := userIDsOf(first.Users)
 		var took []time.Duration
 		i := 0
-		defer reportCPU(b, processCPU())
+		defer reportCPU(b, cputime.Process())
 		for b.Loop() {
 			t0 := time.Now()
 			if _, err := d.GetUser(ctx, ids[i%len(ids)]); err != nil {
@@ -161,7 +162,7 @@ func BenchmarkUserSearch(b *testing.B) {
 		defer func() { d.db.db.NoSync = false }()
 		ids := userIDsOf(first.Users)
 		i := 0
-		defer reportCPU(b, processCPU())
+		defer reportCPU(b, cputime.Process())
 		for b.Loop() {
 			now := time.Now()
 			uid := ids[i%len(ids)]
@@ -192,7 +193,7 @@ func userIDsOf(users []storage.User) []string {
 // (cpu-ns/op): on a machine shared with other work, ns/op and p50-ns
 // include the time spent waiting for a core, this does not.
 func reportCPU(b *testing.B, start time.Duration) {
-	if used := processCPU() - start; used > 0 && b.N > 0 {
+	if used := cputime.Process() - start; used > 0 && b.N > 0 {
 		b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
@@ -221,11 +222,11 @@ func reportIndexBuild(b *testing.B, d *DB) {
 				return err
 			}
 		}
-		t0, c0 := time.Now(), processCPU()
+		t0, c0 := time.Now(), cputime.Process()
 		if err := buildUserIndexes(tx); err != nil {
 			return err
 		}
-		took, cpu = time.Since(t0), processCPU()-c0
+		took, cpu = time.Since(t0), cputime.Process()-c0
 		return errRollBack
 	})
 	if !errors.Is(err, errRollBack) {

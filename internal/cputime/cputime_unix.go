@@ -1,16 +1,16 @@
 //go:build unix
 
-package provider
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time the process has used, user and system: what a
+// Process is the CPU time the process has used, user and system: what a
 // benchmark costs a core, apart from the time it waits for one on a shared
 // machine.
-func processCPU() time.Duration {
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
