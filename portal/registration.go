@@ -41,6 +41,11 @@ func isRegistrationPath(p string) bool {
 type registrationHandler func(w http.ResponseWriter, r *http.Request, token string)
 
 func (s *Server) registerRegistrationRoutes(t *routeTable) {
+	if !s.opts.DynamicRegistration {
+		// Off: no routes, so every method on every path is not found; a
+		// route would answer other methods 405, which tells it is there.
+		return
+	}
 	t.add(levelRegistration, "POST", RegistrationPath, registrationHandler(s.registerClient))
 	t.add(levelRegistration, "GET PUT DELETE", RegistrationPath+"/{client_id}", registrationHandler(s.manageRegisteredClient))
 }

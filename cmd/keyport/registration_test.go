@@ -572,7 +572,14 @@ func TestDynamicRegistrationOff(t *testing.T) {
 	// An initial access token can be made ahead of switching it on, and
 	// still registers nothing while it is off.
 	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
-	for _, c := range []struct{ method, path string }{{"POST", "/oauth/register"}, {"GET", "/oauth/register/x"}, {"PUT", "/oauth/register/x"}, {"DELETE", "/oauth/register/x"}} {
+	// Every method on every path: a 405 would tell the endpoint is there.
+	var calls []struct{ method, path string }
+	for _, method := range []string{"POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+		for _, path := range []string{"/oauth/register", "/oauth/register/x"} {
+			calls = append(calls, struct{ method, path string }{method, path})
+		}
+	}
+	for _, c := range calls {
 		if status, _, out := registrationCall(t, srv, c.method, c.path, iat, webMetadata("off")); status != http.StatusNotFound {
 			t.Errorf("%s %s: %d %v", c.method, c.path, status, out)
 		}
