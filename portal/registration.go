@@ -215,7 +215,9 @@ func (s *Server) manageRegisteredClient(w http.ResponseWriter, r *http.Request, 
 			s.failRegistration(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", ""))
+		// RFC 7592 §3 requires the registration access token in every
+		// answer; only its hash is kept, so it is the one presented.
+		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", token))
 	case http.MethodPut:
 		req, ok := decodeRegistration(w, r)
 		if !ok {
@@ -236,7 +238,7 @@ func (s *Server) manageRegisteredClient(w http.ResponseWriter, r *http.Request, 
 			s.failRegistration(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", ""))
+		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", token))
 	case http.MethodDelete:
 		if err := s.acct.Registration.DeleteRegisteredClient(ctx, id, token, ip); err != nil {
 			s.failRegistration(w, r, err)

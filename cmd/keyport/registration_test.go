@@ -180,8 +180,11 @@ func TestDynamicRegistration(t *testing.T) {
 		regToken, _ := reg["registration_access_token"].(string)
 		uri, _ := reg["registration_client_uri"].(string)
 
+		// RFC 7592 §3: registration_access_token and registration_client_uri
+		// are REQUIRED in every client information response; the token is
+		// the one presented (only its hash is kept), the secret is not shown.
 		status, _, got := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
-		if status != http.StatusOK || got["client_id"] != id || got["client_secret"] != nil || got["registration_access_token"] != nil ||
+		if status != http.StatusOK || got["client_id"] != id || got["client_secret"] != nil || got["registration_access_token"] != regToken || got["registration_client_uri"] != uri ||
 			!reflect.DeepEqual(got["redirect_uris"], reg["redirect_uris"]) || got["client_secret_expires_at"] != 0.0 {
 			t.Fatalf("read: %d %v", status, got)
 		}
@@ -191,7 +194,8 @@ func TestDynamicRegistration(t *testing.T) {
 		update["client_name"] = "Managed Again"
 		update["redirect_uris"] = []string{"https://app.example/cb"}
 		status, _, got = registrationCall(t, srv, http.MethodPut, uri, regToken, update)
-		if status != http.StatusOK || got["client_name"] != "Managed Again" || !reflect.DeepEqual(got["redirect_uris"], []any{"https://app.example/cb"}) {
+		if status != http.StatusOK || got["client_name"] != "Managed Again" || !reflect.DeepEqual(got["redirect_uris"], []any{"https://app.example/cb"}) ||
+			got["registration_access_token"] != regToken || got["registration_client_uri"] != uri || got["client_secret"] != nil {
 			t.Fatalf("update: %d %v", status, got)
 		}
 		if c, _ := srv.Main.Store.GetClient(ctx, id); c.Name != "Managed Again" || c.SecretHash != account.HashSecret(secret) {
