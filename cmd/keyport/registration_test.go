@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"regexp"
@@ -594,5 +595,78 @@ func TestDynamicRegistrationOff(t *testing.T) {
 	}
 	if clients, _ := srv.Main.Store.ListClients(context.Background()); len(clients) != 0 {
 		t.Errorf("apps registered while off: %d", len(clients))
+	}
+}
+
+// An app that registered itself names its own back-channel logout URI,
+// which Keyport then posts to from the server: like its jwks_uri, that
+// address goes through the SSRF guard (public addresses only unless an
+// administrator allows a network), or a registrant could make Keyport
+// post to services on its own machine or network. An administrator's app
+// at the same loopback address still gets its logout token.
+func TestRegisteredAppBackChannelLogoutGuarded(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	srv.createUser("lena", false)
+	adminToken, _, _ := adminTokens(t, srv)
+	ctx := context.Background()
+
+	got := make(chan string, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer recv.Close()
+	admins := srv.createClient(account.NewClient{ID: "bc-admin", SkipConsent: true, BackchannelLogoutURI: recv.URL + "/admin"})
+
+	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+	m := webMetadata("bc")
+	m["backchannel_logout_uri"] = recv.URL + "/registered"
+	status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+	if status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	id, _ := out["client_id"].(string)
+	secret, _ := out["client_secret"].(string)
+	registered := srv.rp(id, secret, "http://127.0.0.1:9/callback/bc")
+
+	b := newBrowser(t)
+	for _, app := range []*testClient{admins, registered} {
+		code, verifier := app.signIn(b, "lena")
+		if _, err := app.exchange(code, verifier); err != nil {
+			t.Fatalf("%s: %v", app.ID, err)
+		}
+	}
+	b.submit(b.get(srv.URL+"/logout"), "/logout", nil)
+	select {
+	case p := <-got:
+		if p != "/admin" {
+			t.Fatalf("a logout token went to %s", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the administrator's app got no logout token")
+	}
+	// The registered app's message was attempted and refused by the guard.
+	var refused storage.OutboxMessage
+	for deadline := time.Now().Add(10 * time.Second); refused.ID == "" && time.Now().Before(deadline); {
+		msgs, _, err := srv.Main.Store.ListOutbox(ctx, storage.OutboxQuery{Kind: account.OutboxBackChannelLogout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range msgs {
+			if l, err := account.OpenBackChannelLogout(msg.Payload); err == nil && l.ClientID == id && msg.Attempts > 0 {
+				refused = msg
+			}
+		}
+		if refused.ID == "" {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if refused.ID == "" || refused.State == storage.OutboxDelivered || !strings.Contains(refused.LastError, "loopback") {
+		t.Errorf("the registered app's logout: %+v", refused)
+	}
+	select {
+	case p := <-got:
+		t.Errorf("a logout token went to %s", p)
+	default:
 	}
 }
