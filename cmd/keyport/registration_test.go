@@ -388,6 +388,12 @@ func TestDynamicRegistration(t *testing.T) {
 		if status, _, tok := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, id, secret); status != http.StatusUnauthorized || tok["error"] != "invalid_client" {
 			t.Errorf("token for a held app: %d %v", status, tok)
 		}
+		// Nor is it among the apps a person may limit an app password to.
+		person := newBrowser(t)
+		signInPortal(t, srv, person, "rex")
+		if p := person.get(srv.URL + "/security/access"); p.Status != http.StatusOK || strings.Contains(p.Body, `value="`+id+`"`) {
+			t.Errorf("the app access page offers the held app: %d", p.Status)
+		}
 		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", readOnly, "", ""); status != http.StatusForbidden {
 			t.Errorf("approval with a read-only token: %d %v", status, out)
 		}
@@ -400,6 +406,9 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 		if tok := rp.tokens("rex"); tok.AccessToken == "" {
 			t.Error("no access token after the approval")
+		}
+		if p := person.get(srv.URL + "/security/access"); !strings.Contains(p.Body, `value="`+id+`"`) {
+			t.Errorf("the app access page does not offer the approved app: %d", p.Status)
 		}
 		events, _, err := srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Types: []string{account.AuditClientRegistered, account.AuditClientApproved}, Limit: 100})
 		if err != nil {
