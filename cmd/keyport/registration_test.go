@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -677,5 +681,74 @@ func TestRegisteredAppBackChannelLogoutGuarded(t *testing.T) {
 	case p := <-got:
 		t.Errorf("a logout token went to %s", p)
 	default:
+	}
+}
+
+// Registrations that race for an initial access token's last use: on
+// either backend exactly as many apps are registered as the token allows,
+// and its use count says so.
+func TestDynamicRegistrationUsesRace(t *testing.T) {
+	for _, backend := range []string{"bolt", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			srv := startServer(t, "", func(c *config.Config) {
+				c.OAuth.DynamicRegistration = true
+				if backend == "postgres" {
+					key := filepath.Join(t.TempDir(), "secret.key")
+					if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
+						t.Fatal(err)
+					}
+					c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, pgtest.Database(t), key
+				}
+			})
+			adminToken, _, _ := adminTokens(t, srv)
+			ctx := context.Background()
+			for _, maxUses := range []int{1, 3} {
+				iat, iatID := initialAccessToken(t, srv, adminToken, maxUses, false)
+				const racers = 8
+				statuses := make(chan int, racers)
+				start := make(chan struct{})
+				for i := range racers {
+					go func() {
+						body, _ := json.Marshal(webMetadata(fmt.Sprintf("race-%d-%d", maxUses, i)))
+						req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/register", strings.NewReader(string(body)))
+						req.Header.Set("Content-Type", "application/json")
+						req.Header.Set("Authorization", "Bearer "+iat)
+						<-start
+						resp, err := bareClient.Do(req)
+						if err != nil {
+							statuses <- 0
+							return
+						}
+						resp.Body.Close()
+						statuses <- resp.StatusCode
+					}()
+				}
+				close(start)
+				created := 0
+				for range racers {
+					switch s := <-statuses; s {
+					case http.StatusCreated:
+						created++
+					case http.StatusUnauthorized:
+					default:
+						t.Errorf("max_uses %d: a racing registration got %d", maxUses, s)
+					}
+				}
+				tok, err := srv.Main.Store.GetCredential(ctx, storage.InitialAccessTokenOwner, iatID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				apps := 0
+				clients, _ := srv.Main.Store.ListClients(ctx)
+				for _, c := range clients {
+					if strings.HasPrefix(c.Name, fmt.Sprintf("race-%d-", maxUses)) {
+						apps++
+					}
+				}
+				if created != maxUses || tok.Uses != maxUses || apps != maxUses {
+					t.Errorf("max_uses %d: %d registered, %d uses counted, %d apps stored", maxUses, created, tok.Uses, apps)
+				}
+			}
+		})
 	}
 }
