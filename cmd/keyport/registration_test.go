@@ -493,6 +493,39 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// The approval route honours If-Match, as its ETag promises: an app
+	// that changed its registration after an administrator read it (new
+	// redirect URIs) is not approved on the strength of the old version.
+	t.Run("approval under If-Match", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("reviewed"))
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		status, header, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+id, adminToken, "", "")
+		reviewed := header.Get("ETag")
+		if status != http.StatusOK || reviewed == "" {
+			t.Fatalf("read the held app: %d, ETag %q", status, reviewed)
+		}
+		m := webMetadata("reviewed")
+		m["client_id"], m["redirect_uris"] = id, []string{"https://elsewhere.example/cb"}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK {
+			t.Fatalf("the app changes its registration: %d %v", status, out)
+		}
+		ifm := http.Header{"If-Match": {reviewed}}
+		if status, _, out := apiCallWith(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", "", ifm); status != http.StatusPreconditionFailed {
+			t.Errorf("approval of the version reviewed, since changed: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Fatal("a stale approval let the app in")
+		}
+		_, header, _ = apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+id, adminToken, "", "")
+		ifm = http.Header{"If-Match": {header.Get("ETag")}}
+		if status, _, out := apiCallWith(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", "", ifm); status != http.StatusOK || out["pending_approval"] != false {
+			t.Errorf("approval of the current version: %d %v", status, out)
+		}
+	})
+
 	// An administrator approves a held app on its console page.
 	t.Run("console approval", func(t *testing.T) {
 		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
