@@ -87,7 +87,7 @@ func webMetadata(name string) map[string]any {
 // its management protocol (RFC 7592) against one real server, with
 // go-oidc and x/oauth2 signing in with the credentials it hands out.
 func TestDynamicRegistration(t *testing.T) {
-	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration, c.OAuth.DeviceFlow = true, true })
 	srv.createUser("rex", false)
 	adminToken, readOnly, _ := adminTokens(t, srv)
 	ctx := context.Background()
@@ -490,6 +490,45 @@ func TestDynamicRegistration(t *testing.T) {
 			if c.RegistrationAccessTokenHash != "" && (slices.Contains(c.AllowedScopes, account.ScopeAdmin) || slices.Contains(c.AllowedScopes, account.ScopeAdminRead) || c.SkipConsent) {
 				t.Errorf("a registered app got what only an admin grants: %+v", c)
 			}
+		}
+	})
+
+	// A held app, with its right credentials, is an unknown client at
+	// every endpoint an app calls, and no target of a token exchange.
+	t.Run("held app everywhere", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		m := webMetadata("held-everywhere")
+		m["grant_types"] = []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+		id, _ := reg["client_id"].(string)
+		secret, _ := reg["client_secret"].(string)
+		if id == "" {
+			t.Fatalf("register: %v", reg)
+		}
+		for _, c := range []struct {
+			path string
+			form url.Values
+		}{
+			{"/oauth/par", url.Values{"response_type": {"code"}, "redirect_uri": {"http://127.0.0.1:9/callback/held-everywhere"}, "scope": {"openid"},
+				"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}},
+			{"/device_authorization", url.Values{"scope": {"openid"}}},
+			{"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}},
+			{"/oauth/token", url.Values{"grant_type": {"client_credentials"}}},
+			{"/oauth/introspect", url.Values{"token": {"x"}}},
+			{"/revoke", url.Values{"token": {"x"}}},
+		} {
+			if status, _, out := srv.postForm(c.path, c.form, id, secret); status < 400 || status >= 500 || out["error"] != "invalid_client" {
+				t.Errorf("%s %v as the held app: %d %v", c.path, c.form.Get("grant_type"), status, out)
+			}
+		}
+		front := srv.createClient(account.NewClient{ID: "held-exchanger", Secret: "exchanger-secret-0123456789", SkipConsent: true,
+			GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantTokenExchange},
+			TokenExchangeAudiences: []string{id}})
+		tok := front.tokens("rex")
+		form := url.Values{"grant_type": {account.GrantTokenExchange}, "subject_token": {tok.AccessToken},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {id}}
+		if status, _, out := front.tokenPost(form, true); status != http.StatusBadRequest || out["error"] != "invalid_target" {
+			t.Errorf("a token exchanged for the held app: %d %v", status, out)
 		}
 	})
 
