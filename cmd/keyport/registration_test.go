@@ -371,7 +371,14 @@ func TestDynamicRegistration(t *testing.T) {
 	})
 
 	t.Run("held for approval", func(t *testing.T) {
-		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		iat, iatID := initialAccessToken(t, srv, adminToken, 0, true)
+		// A read-only credential neither makes nor revokes tokens.
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/registration-tokens", readOnly, "application/json", `{"name":"ro","expires_in":3600}`); status != http.StatusForbidden || out["token"] != nil {
+			t.Errorf("a token made with a read-only credential: %d %v", status, out)
+		}
+		if status, _, out := apiCall(t, srv, http.MethodDelete, "/api/v1/registration-tokens/"+iatID, readOnly, "", ""); status != http.StatusForbidden {
+			t.Errorf("a token revoked with a read-only credential: %d %v", status, out)
+		}
 		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("held"))
 		if status != http.StatusCreated {
 			t.Fatalf("register: %d %v", status, out)
