@@ -177,7 +177,7 @@ func (s *Server) registrationResponse(c storage.Client, secret, regToken string)
 	out := registrationResponse{
 		ClientID: c.ID, ClientSecret: secret, ClientIDIssuedAt: c.CreatedAt.Unix(),
 		RegistrationAccessToken: regToken,
-		RegistrationClientURI:   s.opts.Issuer + RegistrationPath + "/" + c.ID,
+		RegistrationClientURI:   strings.TrimSuffix(s.opts.Issuer, "/") + RegistrationPath + "/" + c.ID,
 		ClientMetadata:          account.ClientMetadataOf(c),
 	}
 	if c.SecretHash != "" {

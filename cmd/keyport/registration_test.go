@@ -831,3 +831,30 @@ func TestDynamicRegistrationUsesRace(t *testing.T) {
 		})
 	}
 }
+
+// An issuer written with a trailing slash ("https://id.example/") still
+// gets registration URLs without a double slash, which the router would
+// answer with a redirect instead of the endpoint.
+func TestDynamicRegistrationIssuerWithSlash(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.OAuth.DynamicRegistration = true
+		c.Issuer += "/"
+	})
+	adminToken, _, _ := adminTokens(t, srv)
+	var doc struct {
+		RegistrationEndpoint string `json:"registration_endpoint"`
+	}
+	if err := json.Unmarshal([]byte(bareGet(t, srv.URL+"/.well-known/openid-configuration").Body), &doc); err != nil || doc.RegistrationEndpoint != srv.URL+"/oauth/register" {
+		t.Errorf("registration_endpoint %q (%v)", doc.RegistrationEndpoint, err)
+	}
+	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+	status, header, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("slash"))
+	id, _ := out["client_id"].(string)
+	if status != http.StatusCreated || out["registration_client_uri"] != srv.URL+"/oauth/register/"+id || header.Get("Location") != out["registration_client_uri"] {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	regToken, _ := out["registration_access_token"].(string)
+	if status, _, out := registrationCall(t, srv, http.MethodGet, out["registration_client_uri"].(string), regToken, nil); status != http.StatusOK {
+		t.Errorf("read at registration_client_uri: %d %v", status, out)
+	}
+}
