@@ -67,7 +67,8 @@ func (s *CredentialService) CreateAppPassword(ctx context.Context, u storage.Use
 		return "", storage.Credential{}, err
 	}
 	if clientID != "" {
-		if _, err := s.store.GetClient(ctx, clientID); err != nil {
+		// An app held for approval (registration.go) is not one to choose.
+		if c, err := s.store.GetClient(ctx, clientID); err != nil || c.PendingApproval {
 			return "", storage.Credential{}, FieldErrorf("client_id", "Choose an app from the list.")
 		}
 	}

@@ -521,14 +521,20 @@ func (s *RegistrationService) DeleteRegisteredClient(ctx context.Context, id, to
 }
 
 // ApproveClient lets in app id, held since it registered: from now on
-// people sign in to it and it gets tokens.
-func (s *RegistrationService) ApproveClient(ctx context.Context, actor Actor, id string) (storage.Client, error) {
+// people sign in to it and it gets tokens. ifMatch, when not "", is the
+// ETag (ClientETag) of the version the administrator reviewed: the app
+// may have changed its registration since (RFC 7592), and then nothing is
+// approved (ErrClientChanged).
+func (s *RegistrationService) ApproveClient(ctx context.Context, actor Actor, id, ifMatch string) (storage.Client, error) {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return storage.Client{}, err
 	}
 	c, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
 		if !c.PendingApproval {
 			return c, Errorf(Conflict, "This app is not waiting for approval.")
+		}
+		if !etagMatches(ifMatch, ClientETag(c)) {
+			return c, ErrClientChanged
 		}
 		c.PendingApproval = false
 		c.UpdatedAt = s.now()

@@ -75,3 +75,28 @@ func TestClientMetadataDefaultsAndRefusals(t *testing.T) {
 		}
 	}
 }
+
+// An app held for approval exists for no one but administrators: people
+// cannot make an app password limited to it (the list they choose from
+// does not show it either, portal/access.go).
+func TestHeldAppTakesNoAppPassword(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	u := storage.User{ID: "u1", Username: "una", Email: "una@example.com"}
+	if err := db.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	held := storage.Client{ID: "held", Name: "Held", GrantTypes: []string{GrantClientCredentials}, RegistrationAccessTokenHash: HashSecret("kpr_x"), PendingApproval: true}
+	if err := db.CreateClient(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Credentials.CreateAppPassword(ctx, u, "sync", "held"); err == nil || ErrorCode(err) != Invalid {
+		t.Errorf("an app password for a held app: %v", err)
+	}
+	if _, err := db.UpdateClient(ctx, "held", func(c storage.Client) (storage.Client, error) { c.PendingApproval = false; return c, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Credentials.CreateAppPassword(ctx, u, "sync", "held"); err != nil {
+		t.Errorf("an app password for the approved app: %v", err)
+	}
+}

@@ -69,7 +69,9 @@ func (s *Server) accessView(r *http.Request, m me) *accessData {
 			name = c.ID
 		}
 		names[c.ID] = name
-		d.Clients = append(d.Clients, clientOption{ID: c.ID, Name: name})
+		if !c.PendingApproval { // held for approval: no one's to choose yet
+			d.Clients = append(d.Clients, clientOption{ID: c.ID, Name: name})
+		}
 	}
 	view := func(c storage.Credential) credentialView {
 		v := credentialView{ID: c.ID, Name: c.Name, Scope: c.Scope, Created: showTime(c.CreatedAt, u.Zoneinfo),

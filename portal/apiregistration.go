@@ -101,7 +101,11 @@ func (s *Server) apiApproveClient(w http.ResponseWriter, r *http.Request, a acco
 	if err != nil {
 		return err
 	}
-	c, err := s.acct.Registration.ApproveClient(r.Context(), a, id)
+	match, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.acct.Registration.ApproveClient(r.Context(), a, id, match)
 	if err != nil {
 		return err
 	}
@@ -110,10 +114,10 @@ func (s *Server) apiApproveClient(w http.ResponseWriter, r *http.Request, a acco
 }
 
 // adminApproveApp is the console's approval of a held app (the button on
-// its page, admin_app.html).
+// its page, admin_app.html), of the version that page showed.
 func (s *Server) adminApproveApp(w http.ResponseWriter, r *http.Request, m me) error {
 	id := mux.Vars(r)["id"]
-	if _, err := s.acct.Registration.ApproveClient(r.Context(), consoleActor(r, m), id); err != nil {
+	if _, err := s.acct.Registration.ApproveClient(r.Context(), consoleActor(r, m), id, r.PostFormValue("etag")); err != nil {
 		return s.appRefused(w, r, m, err, &adminAppData{})
 	}
 	http.Redirect(w, r, "/admin/apps/"+url.PathEscape(id)+"?done=approved", http.StatusSeeOther)

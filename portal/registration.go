@@ -41,6 +41,11 @@ func isRegistrationPath(p string) bool {
 type registrationHandler func(w http.ResponseWriter, r *http.Request, token string)
 
 func (s *Server) registerRegistrationRoutes(t *routeTable) {
+	if !s.opts.DynamicRegistration {
+		// Off: no routes, so every method on every path is not found; a
+		// route would answer other methods 405, which tells it is there.
+		return
+	}
 	t.add(levelRegistration, "POST", RegistrationPath, registrationHandler(s.registerClient))
 	t.add(levelRegistration, "GET PUT DELETE", RegistrationPath+"/{client_id}", registrationHandler(s.manageRegisteredClient))
 }
@@ -172,7 +177,7 @@ func (s *Server) registrationResponse(c storage.Client, secret, regToken string)
 	out := registrationResponse{
 		ClientID: c.ID, ClientSecret: secret, ClientIDIssuedAt: c.CreatedAt.Unix(),
 		RegistrationAccessToken: regToken,
-		RegistrationClientURI:   s.opts.Issuer + RegistrationPath + "/" + c.ID,
+		RegistrationClientURI:   strings.TrimSuffix(s.opts.Issuer, "/") + RegistrationPath + "/" + c.ID,
 		ClientMetadata:          account.ClientMetadataOf(c),
 	}
 	if c.SecretHash != "" {
@@ -210,7 +215,9 @@ func (s *Server) manageRegisteredClient(w http.ResponseWriter, r *http.Request, 
 			s.failRegistration(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", ""))
+		// RFC 7592 §3 requires the registration access token in every
+		// answer; only its hash is kept, so it is the one presented.
+		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", token))
 	case http.MethodPut:
 		req, ok := decodeRegistration(w, r)
 		if !ok {
@@ -231,7 +238,7 @@ func (s *Server) manageRegisteredClient(w http.ResponseWriter, r *http.Request, 
 			s.failRegistration(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", ""))
+		writeJSON(w, http.StatusOK, s.registrationResponse(c, "", token))
 	case http.MethodDelete:
 		if err := s.acct.Registration.DeleteRegisteredClient(ctx, id, token, ip); err != nil {
 			s.failRegistration(w, r, err)

@@ -102,7 +102,15 @@ func (p *Provider) BackChannelLogout(ctx context.Context, l account.BackChannelL
 	if err != nil {
 		return err
 	}
-	return DeliverLogoutToken(ctx, nil, l.URI, token)
+	var client *http.Client // an administrator's app: the URI they set
+	if c, err := p.opts.Store.GetClient(ctx, l.ClientID); err == nil && c.RegistrationAccessTokenHash != "" {
+		// An app that registered itself (RFC 7591) chose the URI itself:
+		// it goes through the SSRF guard its jwks_uri goes through, so a
+		// registrant cannot make Keyport post to its own machine or
+		// network.
+		client = p.storage.assertions.jwks.client
+	}
+	return DeliverLogoutToken(ctx, client, l.URI, token)
 }
 
 // Bounds of a delivery: the time it may take (as the webhooks),

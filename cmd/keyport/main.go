@@ -916,5 +916,5 @@ func registrationEndpoint(cfg *config.Config) string {
 	if !cfg.OAuth.DynamicRegistration {
 		return ""
 	}
-	return cfg.Issuer + portal.RegistrationPath
+	return strings.TrimSuffix(cfg.Issuer, "/") + portal.RegistrationPath
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -89,7 +93,7 @@ func TestDynamicRegistration(t *testing.T) {
 		"/other.json": `["https://elsewhere.example/cb"]`,
 	})
 	srv := startServer(t, "", func(c *config.Config) {
-		c.OAuth.DynamicRegistration = true
+		c.OAuth.DynamicRegistration, c.OAuth.DeviceFlow = true, true
 		c.ClientAuth.JWKSAllowNetworks = []string{"127.0.0.0/8"}
 	})
 	srv.createUser("rex", false)
@@ -247,8 +251,11 @@ func TestDynamicRegistration(t *testing.T) {
 		regToken, _ := reg["registration_access_token"].(string)
 		uri, _ := reg["registration_client_uri"].(string)
 
+		// RFC 7592 §3: registration_access_token and registration_client_uri
+		// are REQUIRED in every client information response; the token is
+		// the one presented (only its hash is kept), the secret is not shown.
 		status, _, got := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
-		if status != http.StatusOK || got["client_id"] != id || got["client_secret"] != nil || got["registration_access_token"] != nil ||
+		if status != http.StatusOK || got["client_id"] != id || got["client_secret"] != nil || got["registration_access_token"] != regToken || got["registration_client_uri"] != uri ||
 			!reflect.DeepEqual(got["redirect_uris"], reg["redirect_uris"]) || got["client_secret_expires_at"] != 0.0 {
 			t.Fatalf("read: %d %v", status, got)
 		}
@@ -258,7 +265,8 @@ func TestDynamicRegistration(t *testing.T) {
 		update["client_name"] = "Managed Again"
 		update["redirect_uris"] = []string{"https://app.example/cb"}
 		status, _, got = registrationCall(t, srv, http.MethodPut, uri, regToken, update)
-		if status != http.StatusOK || got["client_name"] != "Managed Again" || !reflect.DeepEqual(got["redirect_uris"], []any{"https://app.example/cb"}) {
+		if status != http.StatusOK || got["client_name"] != "Managed Again" || !reflect.DeepEqual(got["redirect_uris"], []any{"https://app.example/cb"}) ||
+			got["registration_access_token"] != regToken || got["registration_client_uri"] != uri || got["client_secret"] != nil {
 			t.Fatalf("update: %d %v", status, got)
 		}
 		if c, _ := srv.Main.Store.GetClient(ctx, id); c.Name != "Managed Again" || c.SecretHash != account.HashSecret(secret) {
@@ -429,7 +437,14 @@ func TestDynamicRegistration(t *testing.T) {
 	})
 
 	t.Run("held for approval", func(t *testing.T) {
-		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		iat, iatID := initialAccessToken(t, srv, adminToken, 0, true)
+		// A read-only credential neither makes nor revokes tokens.
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/registration-tokens", readOnly, "application/json", `{"name":"ro","expires_in":3600}`); status != http.StatusForbidden || out["token"] != nil {
+			t.Errorf("a token made with a read-only credential: %d %v", status, out)
+		}
+		if status, _, out := apiCall(t, srv, http.MethodDelete, "/api/v1/registration-tokens/"+iatID, readOnly, "", ""); status != http.StatusForbidden {
+			t.Errorf("a token revoked with a read-only credential: %d %v", status, out)
+		}
 		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("held"))
 		if status != http.StatusCreated {
 			t.Fatalf("register: %d %v", status, out)
@@ -450,6 +465,12 @@ func TestDynamicRegistration(t *testing.T) {
 		if status, _, tok := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}}, id, secret); status != http.StatusUnauthorized || tok["error"] != "invalid_client" {
 			t.Errorf("token for a held app: %d %v", status, tok)
 		}
+		// Nor is it among the apps a person may limit an app password to.
+		person := newBrowser(t)
+		signInPortal(t, srv, person, "rex")
+		if p := person.get(srv.URL + "/security/access"); p.Status != http.StatusOK || strings.Contains(p.Body, `value="`+id+`"`) {
+			t.Errorf("the app access page offers the held app: %d", p.Status)
+		}
 		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", readOnly, "", ""); status != http.StatusForbidden {
 			t.Errorf("approval with a read-only token: %d %v", status, out)
 		}
@@ -462,6 +483,9 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 		if tok := rp.tokens("rex"); tok.AccessToken == "" {
 			t.Error("no access token after the approval")
+		}
+		if p := person.get(srv.URL + "/security/access"); !strings.Contains(p.Body, `value="`+id+`"`) {
+			t.Errorf("the app access page does not offer the approved app: %d", p.Status)
 		}
 		events, _, err := srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Types: []string{account.AuditClientRegistered, account.AuditClientApproved}, Limit: 100})
 		if err != nil {
@@ -539,6 +563,78 @@ func TestDynamicRegistration(t *testing.T) {
 			if c.RegistrationAccessTokenHash != "" && (slices.Contains(c.AllowedScopes, account.ScopeAdmin) || slices.Contains(c.AllowedScopes, account.ScopeAdminRead) || c.SkipConsent) {
 				t.Errorf("a registered app got what only an admin grants: %+v", c)
 			}
+		}
+	})
+
+	// A held app, with its right credentials, is an unknown client at
+	// every endpoint an app calls, and no target of a token exchange.
+	t.Run("held app everywhere", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		m := webMetadata("held-everywhere")
+		m["grant_types"] = []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+		id, _ := reg["client_id"].(string)
+		secret, _ := reg["client_secret"].(string)
+		if id == "" {
+			t.Fatalf("register: %v", reg)
+		}
+		for _, c := range []struct {
+			path string
+			form url.Values
+		}{
+			{"/oauth/par", url.Values{"response_type": {"code"}, "redirect_uri": {"http://127.0.0.1:9/callback/held-everywhere"}, "scope": {"openid"},
+				"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}},
+			{"/device_authorization", url.Values{"scope": {"openid"}}},
+			{"/oauth/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x"}}},
+			{"/oauth/token", url.Values{"grant_type": {"client_credentials"}}},
+			{"/oauth/introspect", url.Values{"token": {"x"}}},
+			{"/revoke", url.Values{"token": {"x"}}},
+		} {
+			if status, _, out := srv.postForm(c.path, c.form, id, secret); status < 400 || status >= 500 || out["error"] != "invalid_client" {
+				t.Errorf("%s %v as the held app: %d %v", c.path, c.form.Get("grant_type"), status, out)
+			}
+		}
+		front := srv.createClient(account.NewClient{ID: "held-exchanger", Secret: "exchanger-secret-0123456789", SkipConsent: true,
+			GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantTokenExchange},
+			TokenExchangeAudiences: []string{id}})
+		tok := front.tokens("rex")
+		form := url.Values{"grant_type": {account.GrantTokenExchange}, "subject_token": {tok.AccessToken},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {id}}
+		if status, _, out := front.tokenPost(form, true); status != http.StatusBadRequest || out["error"] != "invalid_target" {
+			t.Errorf("a token exchanged for the held app: %d %v", status, out)
+		}
+	})
+
+	// The approval route honours If-Match, as its ETag promises: an app
+	// that changed its registration after an administrator read it (new
+	// redirect URIs) is not approved on the strength of the old version.
+	t.Run("approval under If-Match", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("reviewed"))
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		status, header, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+id, adminToken, "", "")
+		reviewed := header.Get("ETag")
+		if status != http.StatusOK || reviewed == "" {
+			t.Fatalf("read the held app: %d, ETag %q", status, reviewed)
+		}
+		m := webMetadata("reviewed")
+		m["client_id"], m["redirect_uris"] = id, []string{"https://elsewhere.example/cb"}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK {
+			t.Fatalf("the app changes its registration: %d %v", status, out)
+		}
+		ifm := http.Header{"If-Match": {reviewed}}
+		if status, _, out := apiCallWith(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", "", ifm); status != http.StatusPreconditionFailed {
+			t.Errorf("approval of the version reviewed, since changed: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Fatal("a stale approval let the app in")
+		}
+		_, header, _ = apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+id, adminToken, "", "")
+		ifm = http.Header{"If-Match": {header.Get("ETag")}}
+		if status, _, out := apiCallWith(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", "", ifm); status != http.StatusOK || out["pending_approval"] != false {
+			t.Errorf("approval of the current version: %d %v", status, out)
 		}
 	})
 
@@ -639,7 +735,14 @@ func TestDynamicRegistrationOff(t *testing.T) {
 	// An initial access token can be made ahead of switching it on, and
 	// still registers nothing while it is off.
 	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
-	for _, c := range []struct{ method, path string }{{"POST", "/oauth/register"}, {"GET", "/oauth/register/x"}, {"PUT", "/oauth/register/x"}, {"DELETE", "/oauth/register/x"}} {
+	// Every method on every path: a 405 would tell the endpoint is there.
+	var calls []struct{ method, path string }
+	for _, method := range []string{"POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+		for _, path := range []string{"/oauth/register", "/oauth/register/x"} {
+			calls = append(calls, struct{ method, path string }{method, path})
+		}
+	}
+	for _, c := range calls {
 		if status, _, out := registrationCall(t, srv, c.method, c.path, iat, webMetadata("off")); status != http.StatusNotFound {
 			t.Errorf("%s %s: %d %v", c.method, c.path, status, out)
 		}
@@ -650,5 +753,174 @@ func TestDynamicRegistrationOff(t *testing.T) {
 	}
 	if clients, _ := srv.Main.Store.ListClients(context.Background()); len(clients) != 0 {
 		t.Errorf("apps registered while off: %d", len(clients))
+	}
+}
+
+// An app that registered itself names its own back-channel logout URI,
+// which Keyport then posts to from the server: like its jwks_uri, that
+// address goes through the SSRF guard (public addresses only unless an
+// administrator allows a network), or a registrant could make Keyport
+// post to services on its own machine or network. An administrator's app
+// at the same loopback address still gets its logout token.
+func TestRegisteredAppBackChannelLogoutGuarded(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	srv.createUser("lena", false)
+	adminToken, _, _ := adminTokens(t, srv)
+	ctx := context.Background()
+
+	got := make(chan string, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.Path
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer recv.Close()
+	admins := srv.createClient(account.NewClient{ID: "bc-admin", SkipConsent: true, BackchannelLogoutURI: recv.URL + "/admin"})
+
+	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+	m := webMetadata("bc")
+	m["backchannel_logout_uri"] = recv.URL + "/registered"
+	status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+	if status != http.StatusCreated {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	id, _ := out["client_id"].(string)
+	secret, _ := out["client_secret"].(string)
+	registered := srv.rp(id, secret, "http://127.0.0.1:9/callback/bc")
+
+	b := newBrowser(t)
+	for _, app := range []*testClient{admins, registered} {
+		code, verifier := app.signIn(b, "lena")
+		if _, err := app.exchange(code, verifier); err != nil {
+			t.Fatalf("%s: %v", app.ID, err)
+		}
+	}
+	b.submit(b.get(srv.URL+"/logout"), "/logout", nil)
+	select {
+	case p := <-got:
+		if p != "/admin" {
+			t.Fatalf("a logout token went to %s", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the administrator's app got no logout token")
+	}
+	// The registered app's message was attempted and refused by the guard.
+	var refused storage.OutboxMessage
+	for deadline := time.Now().Add(10 * time.Second); refused.ID == "" && time.Now().Before(deadline); {
+		msgs, _, err := srv.Main.Store.ListOutbox(ctx, storage.OutboxQuery{Kind: account.OutboxBackChannelLogout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range msgs {
+			if l, err := account.OpenBackChannelLogout(msg.Payload); err == nil && l.ClientID == id && msg.Attempts > 0 {
+				refused = msg
+			}
+		}
+		if refused.ID == "" {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if refused.ID == "" || refused.State == storage.OutboxDelivered || !strings.Contains(refused.LastError, "loopback") {
+		t.Errorf("the registered app's logout: %+v", refused)
+	}
+	select {
+	case p := <-got:
+		t.Errorf("a logout token went to %s", p)
+	default:
+	}
+}
+
+// Registrations that race for an initial access token's last use: on
+// either backend exactly as many apps are registered as the token allows,
+// and its use count says so.
+func TestDynamicRegistrationUsesRace(t *testing.T) {
+	for _, backend := range []string{"bolt", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			srv := startServer(t, "", func(c *config.Config) {
+				c.OAuth.DynamicRegistration = true
+				if backend == "postgres" {
+					key := filepath.Join(t.TempDir(), "secret.key")
+					if _, _, err := seal.LoadOrCreateKey(key, true); err != nil {
+						t.Fatal(err)
+					}
+					c.Storage.Type, c.Storage.DSN, c.SecretKeyFile = config.StoragePostgres, pgtest.Database(t), key
+				}
+			})
+			adminToken, _, _ := adminTokens(t, srv)
+			ctx := context.Background()
+			for _, maxUses := range []int{1, 3} {
+				iat, iatID := initialAccessToken(t, srv, adminToken, maxUses, false)
+				const racers = 8
+				statuses := make(chan int, racers)
+				start := make(chan struct{})
+				for i := range racers {
+					go func() {
+						body, _ := json.Marshal(webMetadata(fmt.Sprintf("race-%d-%d", maxUses, i)))
+						req, _ := http.NewRequest(http.MethodPost, srv.URL+"/oauth/register", strings.NewReader(string(body)))
+						req.Header.Set("Content-Type", "application/json")
+						req.Header.Set("Authorization", "Bearer "+iat)
+						<-start
+						resp, err := bareClient.Do(req)
+						if err != nil {
+							statuses <- 0
+							return
+						}
+						resp.Body.Close()
+						statuses <- resp.StatusCode
+					}()
+				}
+				close(start)
+				created := 0
+				for range racers {
+					switch s := <-statuses; s {
+					case http.StatusCreated:
+						created++
+					case http.StatusUnauthorized:
+					default:
+						t.Errorf("max_uses %d: a racing registration got %d", maxUses, s)
+					}
+				}
+				tok, err := srv.Main.Store.GetCredential(ctx, storage.InitialAccessTokenOwner, iatID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				apps := 0
+				clients, _ := srv.Main.Store.ListClients(ctx)
+				for _, c := range clients {
+					if strings.HasPrefix(c.Name, fmt.Sprintf("race-%d-", maxUses)) {
+						apps++
+					}
+				}
+				if created != maxUses || tok.Uses != maxUses || apps != maxUses {
+					t.Errorf("max_uses %d: %d registered, %d uses counted, %d apps stored", maxUses, created, tok.Uses, apps)
+				}
+			}
+		})
+	}
+}
+
+// An issuer written with a trailing slash ("https://id.example/") still
+// gets registration URLs without a double slash, which the router would
+// answer with a redirect instead of the endpoint.
+func TestDynamicRegistrationIssuerWithSlash(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) {
+		c.OAuth.DynamicRegistration = true
+		c.Issuer += "/"
+	})
+	adminToken, _, _ := adminTokens(t, srv)
+	var doc struct {
+		RegistrationEndpoint string `json:"registration_endpoint"`
+	}
+	if err := json.Unmarshal([]byte(bareGet(t, srv.URL+"/.well-known/openid-configuration").Body), &doc); err != nil || doc.RegistrationEndpoint != srv.URL+"/oauth/register" {
+		t.Errorf("registration_endpoint %q (%v)", doc.RegistrationEndpoint, err)
+	}
+	iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+	status, header, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("slash"))
+	id, _ := out["client_id"].(string)
+	if status != http.StatusCreated || out["registration_client_uri"] != srv.URL+"/oauth/register/"+id || header.Get("Location") != out["registration_client_uri"] {
+		t.Fatalf("register: %d %v", status, out)
+	}
+	regToken, _ := out["registration_access_token"].(string)
+	if status, _, out := registrationCall(t, srv, http.MethodGet, out["registration_client_uri"].(string), regToken, nil); status != http.StatusOK {
+		t.Errorf("read at registration_client_uri: %d %v", status, out)
 	}
 }
