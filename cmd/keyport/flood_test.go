@@ -86,7 +86,7 @@ func TestAuthorizeParameterLimits(t *testing.T) {
 	// At the limits, with the characters that cost most to store, a real
 	// relying party signs in and gets its state and nonce back intact.
 	state := strings.Repeat(`<&"\>`, 2048/5) + "xxx"
-	nonce := strings.Repeat("n", 2048)
+	nonce := strings.Repeat("n", 1024)
 	verifier, challenge := pkce()
 	p := app.authorize(b, state, oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"), oidc.Nonce(nonce))
 	res := landed(t, app.finish(b, p, "gus"), app.RedirectURI)
