@@ -98,6 +98,25 @@ func narrowResources(granted, requested []string) ([]string, *oidc.Error) {
 	return distinct(requested), nil
 }
 
+// liveResources is the part of a grant's resources (a sign-in's, a
+// refresh family's) that app c may still ask for, narrowed as
+// narrowResources does. An admin who takes a resource from the app stops
+// the app's grants from reaching it at their next token, as refreshes
+// apply the app's scopes as they are now (allowedScopes); the grant keeps
+// it, so giving it back restores it. A grant for resources none of which
+// is left gets no token: one for the app itself would be for an audience
+// the grant never had.
+func liveResources(c storage.Client, granted, requested []string) ([]string, *oidc.Error) {
+	live := slices.DeleteFunc(slices.Clone(granted), func(v string) bool { return !slices.Contains(c.Resources, v) })
+	if len(granted) > 0 && len(live) == 0 {
+		if err := resourceProblem(requested); err != nil {
+			return nil, err
+		}
+		return nil, invalidTarget("the resources of this grant are no longer registered for this client")
+	}
+	return narrowResources(live, requested)
+}
+
 // accessAudience is the audience of an access token for app clientID:
 // the resources, or the app itself when there are none.
 func accessAudience(clientID string, resources []string) []string {

@@ -508,6 +508,58 @@ func TestResourceIndicators(t *testing.T) {
 		}
 	})
 
+	// An admin who takes a resource from an app stops its grants from
+	// reaching it: a sign-in's code and a refresh family keep what was
+	// granted, but get tokens only for what the app may still ask for, as
+	// refreshes apply the app's scopes as they are now. Given back, it
+	// works again: nothing was revoked.
+	t.Run("a resource taken from the app is no longer issued", func(t *testing.T) {
+		app := srv.createClient(account.NewClient{ID: "shrinking-app", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+			GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}})
+		app.oauth.Scopes = append(app.oauth.Scopes, oidc.ScopeOfflineAccess)
+		setResources := func(resources ...string) {
+			t.Helper()
+			body, _ := json.Marshal(map[string]any{"resources": append([]string{}, resources...)})
+			if status, _, m := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/"+app.ID, rw, "application/json", string(body)); status != http.StatusOK {
+				t.Fatalf("patch resources: %d %v", status, m)
+			}
+		}
+		tok := flow(app, []string{resOrders, resFiles})
+		code, verifier := signInFor(t, app, resOrders, resFiles)
+
+		setResources(resFiles)
+		status, m := refresh(app, tok)
+		if status != http.StatusOK {
+			t.Fatalf("refresh: %d %v", status, m)
+		}
+		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("refreshed access token aud %v, want [%s] only: %s was taken from the app", got, resFiles, resOrders)
+		}
+		next := &oauth2.Token{RefreshToken: m["refresh_token"].(string)}
+		if status, m = refresh(app, next, resOrders); status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Errorf("refresh naming the taken resource: %d %v, want 400 invalid_target", status, m)
+		}
+		tok2, err := app.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		if got := audiences(jwtClaims(t, srv, tok2.AccessToken)["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("code exchange access token aud %v, want [%s] only", got, resFiles)
+		}
+
+		// None of the family's resources left: no token, and never one
+		// for the app itself, which the family was not granted.
+		setResources()
+		if status, m = refresh(app, next); status != http.StatusBadRequest || m["error"] != "invalid_target" || m["access_token"] != nil {
+			t.Errorf("refresh with every resource taken: %d %v, want 400 invalid_target", status, m)
+		}
+		setResources(resOrders, resFiles)
+		status, m = refresh(app, next)
+		if status != http.StatusOK || !slices.Equal(audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]), []string{resOrders, resFiles}) {
+			t.Errorf("refresh with the resources given back: %d %v, want both", status, m)
+		}
+	})
+
 	t.Run("token exchange checks resources the same way", func(t *testing.T) {
 		status, _, m := jwtApp.tokenPost(exchangeForm("x", typeAccessToken, "resource", resOrders+"#f"), true)
 		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
