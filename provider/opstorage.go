@@ -872,6 +872,9 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
 		return errInvalidToken
 	}
+	if !s.readsUserinfo(ctx, t) { // resources.go
+		return errInvalidToken
+	}
 	if err := s.checkDPoPBinding(ctx, t); err != nil { // dpop.go
 		return err
 	}

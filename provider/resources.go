@@ -223,3 +223,24 @@ func (s *opStorage) resourceAudience(ctx context.Context, req any, t *storage.Ac
 		hand.set(t.Audience)
 	}
 }
+
+// readsUserinfo tells whether access token t may read /userinfo, the
+// provider's own protected resource (OpenID Connect Core §5.3): a token
+// for its app, or exchanged for an app (tokenexchange.go), which is an
+// OpenID Connect client too. A token only for other resources is theirs:
+// one of them must not read the person's claims with it (RFC 8707 §3,
+// "an audience-restricted access token that is legitimately presented to
+// a resource cannot then be taken by that resource and presented
+// elsewhere"), as the management API refuses it (accesstokens.go).
+func (s *opStorage) readsUserinfo(ctx context.Context, t storage.AccessToken) bool {
+	if slices.Contains(t.Audience, t.ClientID) {
+		return true
+	}
+	if len(t.Actors) == 0 {
+		return false // a grant's token for resources (resourceAudience)
+	}
+	return slices.ContainsFunc(t.Audience, func(a string) bool {
+		_, err := s.getClient(ctx, a)
+		return err == nil
+	})
+}

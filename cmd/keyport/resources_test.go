@@ -560,6 +560,37 @@ func TestResourceIndicators(t *testing.T) {
 		}
 	})
 
+	// /userinfo is the provider's own protected resource (OpenID Connect
+	// Core §5.3): a token for other resources is theirs, and one of them
+	// must not read the person's claims with it (RFC 8707 §3).
+	t.Run("userinfo refuses tokens for other resources", func(t *testing.T) {
+		for _, c := range []*testClient{jwtApp, opaqueApp} {
+			tok := flow(c, []string{resOrders})
+			if status, _, m := srv.userinfo(tok.AccessToken); status != http.StatusUnauthorized {
+				t.Errorf("%s: userinfo with a token for %s: %d %v, want 401", c.ID, resOrders, status, m)
+			}
+			own := flow(c, nil)
+			if status, _, m := srv.userinfo(own.AccessToken); status != http.StatusOK || m["sub"] == nil {
+				t.Errorf("%s: userinfo with the app's own token: %d %v", c.ID, status, m)
+			}
+		}
+		// Exchanged (RFC 8693): for an app, which is an OpenID Connect
+		// client too, it reads userinfo; for a resource only, it does not.
+		broker := srv.createClient(account.NewClient{ID: "broker-app", Secret: tokenExchangeSecret, SkipConsent: true,
+			GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantTokenExchange},
+			TokenExchangeAudiences: []string{resOrders, opaqueApp.ID}})
+		subject := flow(broker, nil)
+		for target, want := range map[string]int{resOrders: http.StatusUnauthorized, opaqueApp.ID: http.StatusOK} {
+			status, _, m := broker.tokenPost(exchangeForm(subject.AccessToken, typeAccessToken, "audience", target), true)
+			if status != http.StatusOK {
+				t.Fatalf("exchange for %s: %d %v", target, status, m)
+			}
+			if status, _, info := srv.userinfo(m["access_token"].(string)); status != want {
+				t.Errorf("userinfo with a token exchanged for %s: %d %v, want %d", target, status, info, want)
+			}
+		}
+	})
+
 	t.Run("token exchange checks resources the same way", func(t *testing.T) {
 		status, _, m := jwtApp.tokenPost(exchangeForm("x", typeAccessToken, "resource", resOrders+"#f"), true)
 		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
