@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -309,6 +310,21 @@ func TestResourceIndicators(t *testing.T) {
 			}
 		})
 	}
+	// A refused resource goes back to the app only once its redirect_uri
+	// is known good (RFC 6749 §4.1.2.1): with another one, the person gets
+	// the error page, never a redirect, however the resource is refused.
+	t.Run("refused with a bad redirect_uri: the error page", func(t *testing.T) {
+		for _, resource := range []string{"https://elsewhere.example.com/", resOrders + "#frag", "/orders", resOrders} {
+			u := strings.Replace(authURL(jwtApp, "st-bad", []string{resource}), url.QueryEscape(jwtApp.RedirectURI), url.QueryEscape("https://evil.example.com/cb"), 1)
+			if !strings.Contains(u, "evil.example.com") {
+				t.Fatalf("no redirect_uri replaced in %s", u)
+			}
+			p := newBrowser(t).get(u)
+			if p.Location != "" || p.Status < 400 {
+				t.Errorf("resource %q with a bad redirect_uri: %d, Location %q", resource, p.Status, p.Location)
+			}
+		}
+	})
 	t.Run("refused at the code exchange: malformed", func(t *testing.T) {
 		code, verifier := signInFor(t, jwtApp, resOrders)
 		_, err := jwtApp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", "/orders"))
@@ -506,6 +522,70 @@ func TestResourceIndicators(t *testing.T) {
 		if status, _, m := apiCall(t, srv, http.MethodGet, "/api/v1/clients/admin-job", forOrders.AccessToken, "", ""); status != http.StatusUnauthorized {
 			t.Errorf("a token for %s at the management API: %d %v, want 401", resOrders, status, m)
 		}
+	})
+
+	// The JWT's audience is handed to zitadel per request (jwtAudience):
+	// concurrent code exchanges and refreshes, and a refresh token shown
+	// twice at once (the second a retry within the reuse grace, answered
+	// from the successor), each get the resources they asked for, and
+	// every ID token stays the app's.
+	t.Run("concurrent grants each get their own audience", func(t *testing.T) {
+		want := [][]string{{resOrders}, {resFiles}, {resOrders, resFiles}, {resReports}}
+		type grant struct {
+			code, verifier string
+			tok            *oauth2.Token
+		}
+		grants := make([]grant, len(want))
+		for i, w := range want {
+			grants[i].code, grants[i].verifier = signInFor(t, jwtApp, w...)
+		}
+		check := func(what string, status int, m map[string]any, aud []string) {
+			if status != http.StatusOK {
+				t.Errorf("%s: %d %v", what, status, m)
+				return
+			}
+			if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, aud) {
+				t.Errorf("%s: access token aud %v, want %v", what, got, aud)
+			}
+			if id, err := jwtApp.verifier.Verify(context.Background(), m["id_token"].(string)); err != nil || !slices.Equal(id.Audience, []string{jwtApp.ID}) {
+				t.Errorf("%s: ID token %v %v, want aud [%s]", what, err, id, jwtApp.ID)
+			}
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range grants {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {grants[i].code}, "code_verifier": {grants[i].verifier},
+					"redirect_uri": {jwtApp.RedirectURI}}
+				status, _, m := jwtApp.tokenPost(form, true)
+				mu.Lock()
+				defer mu.Unlock()
+				check(fmt.Sprintf("code exchange %d", i), status, m, want[i])
+				if rt, _ := m["refresh_token"].(string); rt != "" {
+					grants[i].tok = &oauth2.Token{RefreshToken: rt}
+				}
+			}()
+		}
+		wg.Wait()
+		for i, g := range grants {
+			if g.tok == nil {
+				t.Fatalf("grant %d has no refresh token", i)
+			}
+			// Twice at once, narrowed differently where there is a choice.
+			for j, narrow := range [][]string{want[i][:1], want[i][len(want[i])-1:]} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					status, m := refresh(jwtApp, g.tok, narrow...)
+					mu.Lock()
+					defer mu.Unlock()
+					check(fmt.Sprintf("refresh %d.%d", i, j), status, m, narrow)
+				}()
+			}
+		}
+		wg.Wait()
 	})
 
 	// An admin who takes a resource from an app stops its grants from
