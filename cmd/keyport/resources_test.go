@@ -19,6 +19,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 )
 
 // Resource indicators (RFC 8707) with a real relying party: go-oidc and
@@ -586,6 +587,59 @@ func TestResourceIndicators(t *testing.T) {
 			}
 		}
 		wg.Wait()
+	})
+
+	// Where the features meet: a DPoP proof at the token endpoint and an
+	// app's custom access-token claims beside the resources. The JWT keeps
+	// its cnf and custom claim with the resources as aud, the ID token is
+	// the app's, and an opaque token's introspection says the same.
+	t.Run("with DPoP and custom claims", func(t *testing.T) {
+		mapping := []storage.ClaimMapping{{Claim: "login", Source: "username", Scope: "profile", In: []string{"id_token", "access_token"}}}
+		jwtDPoP := srv.createClient(account.NewClient{ID: "dpop-res-jwt", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+			GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}, CustomClaims: mapping})
+		opaqueDPoP := srv.createClient(account.NewClient{ID: "dpop-res-opaque", Secret: tokenExchangeSecret, SkipConsent: true,
+			GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}, CustomClaims: mapping})
+		for _, c := range []*testClient{jwtDPoP, opaqueDPoP} {
+			c.oauth.Scopes = append(c.oauth.Scopes, oidc.ScopeOfflineAccess)
+			key := newDPoPKey(t)
+			post := func(form url.Values) map[string]any {
+				t.Helper()
+				status, _, m := dpopPost(c, "/oauth/token", form, key.proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
+				if status != http.StatusOK {
+					t.Fatalf("%s: token request: %d %v", c.ID, status, m)
+				}
+				return m
+			}
+			checkTokens := func(what string, m map[string]any, aud []string) {
+				t.Helper()
+				access := m["access_token"].(string)
+				claims := introspect(c, access)
+				if c.ID == jwtDPoP.ID {
+					claims = jwtClaims(t, srv, access)
+				}
+				cnf, _ := claims["cnf"].(map[string]any)
+				if got := audiences(claims["aud"]); !slices.Equal(got, aud) || cnf["jkt"] != key.jkt || claims["login"] != "alice" {
+					t.Errorf("%s %s: access token aud %v cnf %v login %v, want %v, the key's jkt, alice", c.ID, what, got, cnf, claims["login"], aud)
+				}
+				id, err := c.verifier.Verify(context.Background(), m["id_token"].(string))
+				var idClaims map[string]any
+				if err == nil {
+					err = id.Claims(&idClaims)
+				}
+				if err != nil || !slices.Equal(id.Audience, []string{c.ID}) || idClaims["login"] != "alice" {
+					t.Errorf("%s %s: ID token %v %v, want aud [%s] and login", c.ID, what, err, idClaims, c.ID)
+				}
+			}
+			code, verifier := signInFor(t, c, resOrders, resFiles)
+			m := post(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "redirect_uri": {c.RedirectURI}})
+			checkTokens("code", m, []string{resOrders, resFiles})
+			m = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {m["refresh_token"].(string)}, "resource": {resFiles}})
+			checkTokens("refresh", m, []string{resFiles})
+			access := m["access_token"].(string)
+			if status, _, info := dpopUserinfo(srv, http.MethodGet, "DPoP", access, key.proof(t, http.MethodGet, srv.URL+"/userinfo", access)); status != http.StatusUnauthorized {
+				t.Errorf("%s: userinfo with a DPoP token for %s: %d %v, want 401", c.ID, resFiles, status, info)
+			}
+		}
 	})
 
 	// An admin who takes a resource from an app stops its grants from
