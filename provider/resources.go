@@ -28,7 +28,9 @@ import (
 // audience (the JWT's aud, introspection's aud for an opaque one) lists
 // them instead of the app; the app stays in client_id. With no resource
 // asked for, the token is the app's, as before. The ID token's aud is
-// always the app.
+// always the app. A resource an admin takes from the app is no longer
+// issued to its grants (liveResources), and a token for other resources
+// reads neither /userinfo (readsUserinfo) nor the management API.
 
 // Bounds of the resource values of one request. Resource URIs are short
 // ("https://api.example.com/orders"); these leave room for many times
