@@ -247,7 +247,17 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	}
 	// The code is spent even when it is refused here, as for a wrong
 	// code_verifier.
-	resources, rerr := narrowResources(a.Resources, resourcesFrom(ctx)) // resources.go
+	var c storage.Client // read only for a sign-in with resources, from the memo
+	if len(a.Resources) > 0 {
+		c, err = s.getClient(ctx, a.ClientID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, oidc.ErrInvalidGrant().WithDescription("the client of this code no longer exists")
+		}
+		if err != nil {
+			return nil, s.internal(ctx, "load the client of a code", err)
+		}
+	}
+	resources, rerr := liveResources(c, a.Resources, resourcesFrom(ctx)) // resources.go
 	if rerr != nil {
 		return nil, refuseTarget(ctx, rerr)
 	}
@@ -605,7 +615,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		s.log.InfoContext(ctx, "refresh refused: the user is not in the app's allowed groups", "client_id", c.ID, "user_id", u.ID)
 		return nil, oidc.ErrInvalidGrant().WithDescription("the user is no longer allowed to use this app")
 	}
-	resources, rerr := narrowResources(rt.Resources, resourcesFrom(ctx)) // resources.go
+	resources, rerr := liveResources(c, rt.Resources, resourcesFrom(ctx)) // resources.go
 	if rerr != nil {
 		return nil, refuseTarget(ctx, rerr)
 	}
@@ -891,6 +901,9 @@ var errInvalidToken = oidc.ErrInvalidRequest().WithDescription("invalid_token")
 func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
 	t, u, err := s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
 	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
+		return errInvalidToken
+	}
+	if !s.readsUserinfo(ctx, t) { // resources.go
 		return errInvalidToken
 	}
 	if err := s.checkDPoPBinding(ctx, t); err != nil { // dpop.go

@@ -28,7 +28,9 @@ import (
 // audience (the JWT's aud, introspection's aud for an opaque one) lists
 // them instead of the app; the app stays in client_id. With no resource
 // asked for, the token is the app's, as before. The ID token's aud is
-// always the app.
+// always the app. A resource an admin takes from the app is no longer
+// issued to its grants (liveResources), and a token for other resources
+// reads neither /userinfo (readsUserinfo) nor the management API.
 
 // Bounds of the resource values of one request. Resource URIs are short
 // ("https://api.example.com/orders"); these leave room for many times
@@ -96,6 +98,25 @@ func narrowResources(granted, requested []string) ([]string, *oidc.Error) {
 		}
 	}
 	return distinct(requested), nil
+}
+
+// liveResources is the part of a grant's resources (a sign-in's, a
+// refresh family's) that app c may still ask for, narrowed as
+// narrowResources does. An admin who takes a resource from the app stops
+// the app's grants from reaching it at their next token, as refreshes
+// apply the app's scopes as they are now (allowedScopes); the grant keeps
+// it, so giving it back restores it. A grant for resources none of which
+// is left gets no token: one for the app itself would be for an audience
+// the grant never had.
+func liveResources(c storage.Client, granted, requested []string) ([]string, *oidc.Error) {
+	live := slices.DeleteFunc(slices.Clone(granted), func(v string) bool { return !slices.Contains(c.Resources, v) })
+	if len(granted) > 0 && len(live) == 0 {
+		if err := resourceProblem(requested); err != nil {
+			return nil, err
+		}
+		return nil, invalidTarget("the resources of this grant are no longer registered for this client")
+	}
+	return narrowResources(live, requested)
 }
 
 // accessAudience is the audience of an access token for app clientID:
@@ -203,4 +224,25 @@ func (s *opStorage) resourceAudience(ctx context.Context, req any, t *storage.Ac
 	if c, err := s.getClient(ctx, t.ClientID); err == nil && c.AccessTokenJWT {
 		hand.set(t.Audience)
 	}
+}
+
+// readsUserinfo tells whether access token t may read /userinfo, the
+// provider's own protected resource (OpenID Connect Core §5.3): a token
+// for its app, or exchanged for an app (tokenexchange.go), which is an
+// OpenID Connect client too. A token only for other resources is theirs:
+// one of them must not read the person's claims with it (RFC 8707 §3,
+// "an audience-restricted access token that is legitimately presented to
+// a resource cannot then be taken by that resource and presented
+// elsewhere"), as the management API refuses it (accesstokens.go).
+func (s *opStorage) readsUserinfo(ctx context.Context, t storage.AccessToken) bool {
+	if len(t.Audience) == 0 || slices.Contains(t.Audience, t.ClientID) {
+		return true // none recorded: the app's, as every token before resources
+	}
+	if len(t.Actors) == 0 {
+		return false // a grant's token for resources (resourceAudience)
+	}
+	return slices.ContainsFunc(t.Audience, func(a string) bool {
+		_, err := s.getClient(ctx, a)
+		return err == nil
+	})
 }

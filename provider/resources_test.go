@@ -66,6 +66,32 @@ func TestResourceValues(t *testing.T) {
 	}
 }
 
+// A grant's resources an admin took from the app are not issued; with
+// none left, nothing is, not even a token for the app itself.
+func TestLiveResources(t *testing.T) {
+	granted := []string{"https://a.example/", "urn:b"}
+	app := storage.Client{ID: "app", Resources: []string{"urn:b", "urn:c"}}
+	if got, err := liveResources(app, granted, nil); err != nil || !slices.Equal(got, []string{"urn:b"}) {
+		t.Errorf("nothing named: %v %v, want the one still registered", got, err)
+	}
+	if _, err := liveResources(app, granted, []string{"https://a.example/"}); err == nil || err.ErrorType != "invalid_target" {
+		t.Errorf("naming the one taken: %v, want invalid_target", err)
+	}
+	if _, err := liveResources(app, granted, []string{"urn:c"}); err == nil || err.ErrorType != "invalid_target" {
+		t.Errorf("naming one registered but never granted: %v, want invalid_target", err)
+	}
+	none := storage.Client{ID: "app"}
+	if got, err := liveResources(none, granted, nil); err == nil || err.ErrorType != "invalid_target" || got != nil {
+		t.Errorf("every one taken: %v %v, want invalid_target", got, err)
+	}
+	if got, err := liveResources(none, nil, nil); err != nil || got != nil {
+		t.Errorf("a grant without resources: %v %v, want none and no error", got, err)
+	}
+	if _, err := liveResources(none, granted, []string{"/relative"}); err == nil || err.ErrorType != "invalid_target" {
+		t.Errorf("malformed: %v", err)
+	}
+}
+
 // The JWT hand-off gives the audience once: to the access token, never
 // to the ID token zitadel builds next from the same request.
 func TestJWTAudienceOnce(t *testing.T) {

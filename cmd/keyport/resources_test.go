@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
 )
 
 // Resource indicators (RFC 8707) with a real relying party: go-oidc and
@@ -309,6 +311,21 @@ func TestResourceIndicators(t *testing.T) {
 			}
 		})
 	}
+	// A refused resource goes back to the app only once its redirect_uri
+	// is known good (RFC 6749 §4.1.2.1): with another one, the person gets
+	// the error page, never a redirect, however the resource is refused.
+	t.Run("refused with a bad redirect_uri: the error page", func(t *testing.T) {
+		for _, resource := range []string{"https://elsewhere.example.com/", resOrders + "#frag", "/orders", resOrders} {
+			u := strings.Replace(authURL(jwtApp, "st-bad", []string{resource}), url.QueryEscape(jwtApp.RedirectURI), url.QueryEscape("https://evil.example.com/cb"), 1)
+			if !strings.Contains(u, "evil.example.com") {
+				t.Fatalf("no redirect_uri replaced in %s", u)
+			}
+			p := newBrowser(t).get(u)
+			if p.Location != "" || p.Status < 400 {
+				t.Errorf("resource %q with a bad redirect_uri: %d, Location %q", resource, p.Status, p.Location)
+			}
+		}
+	})
 	t.Run("refused at the code exchange: malformed", func(t *testing.T) {
 		code, verifier := signInFor(t, jwtApp, resOrders)
 		_, err := jwtApp.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", "/orders"))
@@ -505,6 +522,206 @@ func TestResourceIndicators(t *testing.T) {
 		}
 		if status, _, m := apiCall(t, srv, http.MethodGet, "/api/v1/clients/admin-job", forOrders.AccessToken, "", ""); status != http.StatusUnauthorized {
 			t.Errorf("a token for %s at the management API: %d %v, want 401", resOrders, status, m)
+		}
+	})
+
+	// The JWT's audience is handed to zitadel per request (jwtAudience):
+	// concurrent code exchanges and refreshes, and a refresh token shown
+	// twice at once (the second a retry within the reuse grace, answered
+	// from the successor), each get the resources they asked for, and
+	// every ID token stays the app's.
+	t.Run("concurrent grants each get their own audience", func(t *testing.T) {
+		want := [][]string{{resOrders}, {resFiles}, {resOrders, resFiles}, {resReports}}
+		type grant struct {
+			code, verifier string
+			tok            *oauth2.Token
+		}
+		grants := make([]grant, len(want))
+		for i, w := range want {
+			grants[i].code, grants[i].verifier = signInFor(t, jwtApp, w...)
+		}
+		check := func(what string, status int, m map[string]any, aud []string) {
+			if status != http.StatusOK {
+				t.Errorf("%s: %d %v", what, status, m)
+				return
+			}
+			if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, aud) {
+				t.Errorf("%s: access token aud %v, want %v", what, got, aud)
+			}
+			if id, err := jwtApp.verifier.Verify(context.Background(), m["id_token"].(string)); err != nil || !slices.Equal(id.Audience, []string{jwtApp.ID}) {
+				t.Errorf("%s: ID token %v %v, want aud [%s]", what, err, id, jwtApp.ID)
+			}
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range grants {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				form := url.Values{"grant_type": {"authorization_code"}, "code": {grants[i].code}, "code_verifier": {grants[i].verifier},
+					"redirect_uri": {jwtApp.RedirectURI}}
+				status, _, m := jwtApp.tokenPost(form, true)
+				mu.Lock()
+				defer mu.Unlock()
+				check(fmt.Sprintf("code exchange %d", i), status, m, want[i])
+				if rt, _ := m["refresh_token"].(string); rt != "" {
+					grants[i].tok = &oauth2.Token{RefreshToken: rt}
+				}
+			}()
+		}
+		wg.Wait()
+		for i, g := range grants {
+			if g.tok == nil {
+				t.Fatalf("grant %d has no refresh token", i)
+			}
+			// Twice at once, narrowed differently where there is a choice.
+			for j, narrow := range [][]string{want[i][:1], want[i][len(want[i])-1:]} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					status, m := refresh(jwtApp, g.tok, narrow...)
+					mu.Lock()
+					defer mu.Unlock()
+					check(fmt.Sprintf("refresh %d.%d", i, j), status, m, narrow)
+				}()
+			}
+		}
+		wg.Wait()
+	})
+
+	// Where the features meet: a DPoP proof at the token endpoint and an
+	// app's custom access-token claims beside the resources. The JWT keeps
+	// its cnf and custom claim with the resources as aud, the ID token is
+	// the app's, and an opaque token's introspection says the same.
+	t.Run("with DPoP and custom claims", func(t *testing.T) {
+		mapping := []storage.ClaimMapping{{Claim: "login", Source: "username", Scope: "profile", In: []string{"id_token", "access_token"}}}
+		jwtDPoP := srv.createClient(account.NewClient{ID: "dpop-res-jwt", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+			GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}, CustomClaims: mapping})
+		opaqueDPoP := srv.createClient(account.NewClient{ID: "dpop-res-opaque", Secret: tokenExchangeSecret, SkipConsent: true,
+			GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}, CustomClaims: mapping})
+		for _, c := range []*testClient{jwtDPoP, opaqueDPoP} {
+			c.oauth.Scopes = append(c.oauth.Scopes, oidc.ScopeOfflineAccess)
+			key := newDPoPKey(t)
+			post := func(form url.Values) map[string]any {
+				t.Helper()
+				status, _, m := dpopPost(c, "/oauth/token", form, key.proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
+				if status != http.StatusOK {
+					t.Fatalf("%s: token request: %d %v", c.ID, status, m)
+				}
+				return m
+			}
+			checkTokens := func(what string, m map[string]any, aud []string) {
+				t.Helper()
+				access := m["access_token"].(string)
+				claims := introspect(c, access)
+				if c.ID == jwtDPoP.ID {
+					claims = jwtClaims(t, srv, access)
+				}
+				cnf, _ := claims["cnf"].(map[string]any)
+				if got := audiences(claims["aud"]); !slices.Equal(got, aud) || cnf["jkt"] != key.jkt || claims["login"] != "alice" {
+					t.Errorf("%s %s: access token aud %v cnf %v login %v, want %v, the key's jkt, alice", c.ID, what, got, cnf, claims["login"], aud)
+				}
+				id, err := c.verifier.Verify(context.Background(), m["id_token"].(string))
+				var idClaims map[string]any
+				if err == nil {
+					err = id.Claims(&idClaims)
+				}
+				if err != nil || !slices.Equal(id.Audience, []string{c.ID}) || idClaims["login"] != "alice" {
+					t.Errorf("%s %s: ID token %v %v, want aud [%s] and login", c.ID, what, err, idClaims, c.ID)
+				}
+			}
+			code, verifier := signInFor(t, c, resOrders, resFiles)
+			m := post(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}, "redirect_uri": {c.RedirectURI}})
+			checkTokens("code", m, []string{resOrders, resFiles})
+			m = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {m["refresh_token"].(string)}, "resource": {resFiles}})
+			checkTokens("refresh", m, []string{resFiles})
+			access := m["access_token"].(string)
+			if status, _, info := dpopUserinfo(srv, http.MethodGet, "DPoP", access, key.proof(t, http.MethodGet, srv.URL+"/userinfo", access)); status != http.StatusUnauthorized {
+				t.Errorf("%s: userinfo with a DPoP token for %s: %d %v, want 401", c.ID, resFiles, status, info)
+			}
+		}
+	})
+
+	// An admin who takes a resource from an app stops its grants from
+	// reaching it: a sign-in's code and a refresh family keep what was
+	// granted, but get tokens only for what the app may still ask for, as
+	// refreshes apply the app's scopes as they are now. Given back, it
+	// works again: nothing was revoked.
+	t.Run("a resource taken from the app is no longer issued", func(t *testing.T) {
+		app := srv.createClient(account.NewClient{ID: "shrinking-app", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+			GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}})
+		app.oauth.Scopes = append(app.oauth.Scopes, oidc.ScopeOfflineAccess)
+		setResources := func(resources ...string) {
+			t.Helper()
+			body, _ := json.Marshal(map[string]any{"resources": append([]string{}, resources...)})
+			if status, _, m := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/"+app.ID, rw, "application/json", string(body)); status != http.StatusOK {
+				t.Fatalf("patch resources: %d %v", status, m)
+			}
+		}
+		tok := flow(app, []string{resOrders, resFiles})
+		code, verifier := signInFor(t, app, resOrders, resFiles)
+
+		setResources(resFiles)
+		status, m := refresh(app, tok)
+		if status != http.StatusOK {
+			t.Fatalf("refresh: %d %v", status, m)
+		}
+		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("refreshed access token aud %v, want [%s] only: %s was taken from the app", got, resFiles, resOrders)
+		}
+		next := &oauth2.Token{RefreshToken: m["refresh_token"].(string)}
+		if status, m = refresh(app, next, resOrders); status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Errorf("refresh naming the taken resource: %d %v, want 400 invalid_target", status, m)
+		}
+		tok2, err := app.oauth.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatalf("exchange: %v", err)
+		}
+		if got := audiences(jwtClaims(t, srv, tok2.AccessToken)["aud"]); !slices.Equal(got, []string{resFiles}) {
+			t.Errorf("code exchange access token aud %v, want [%s] only", got, resFiles)
+		}
+
+		// None of the family's resources left: no token, and never one
+		// for the app itself, which the family was not granted.
+		setResources()
+		if status, m = refresh(app, next); status != http.StatusBadRequest || m["error"] != "invalid_target" || m["access_token"] != nil {
+			t.Errorf("refresh with every resource taken: %d %v, want 400 invalid_target", status, m)
+		}
+		setResources(resOrders, resFiles)
+		status, m = refresh(app, next)
+		if status != http.StatusOK || !slices.Equal(audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]), []string{resOrders, resFiles}) {
+			t.Errorf("refresh with the resources given back: %d %v, want both", status, m)
+		}
+	})
+
+	// /userinfo is the provider's own protected resource (OpenID Connect
+	// Core §5.3): a token for other resources is theirs, and one of them
+	// must not read the person's claims with it (RFC 8707 §3).
+	t.Run("userinfo refuses tokens for other resources", func(t *testing.T) {
+		for _, c := range []*testClient{jwtApp, opaqueApp} {
+			tok := flow(c, []string{resOrders})
+			if status, _, m := srv.userinfo(tok.AccessToken); status != http.StatusUnauthorized {
+				t.Errorf("%s: userinfo with a token for %s: %d %v, want 401", c.ID, resOrders, status, m)
+			}
+			own := flow(c, nil)
+			if status, _, m := srv.userinfo(own.AccessToken); status != http.StatusOK || m["sub"] == nil {
+				t.Errorf("%s: userinfo with the app's own token: %d %v", c.ID, status, m)
+			}
+		}
+		// Exchanged (RFC 8693): for an app, which is an OpenID Connect
+		// client too, it reads userinfo; for a resource only, it does not.
+		broker := srv.createClient(account.NewClient{ID: "broker-app", Secret: tokenExchangeSecret, SkipConsent: true,
+			GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantTokenExchange},
+			TokenExchangeAudiences: []string{resOrders, opaqueApp.ID}})
+		subject := flow(broker, nil)
+		for target, want := range map[string]int{resOrders: http.StatusUnauthorized, opaqueApp.ID: http.StatusOK} {
+			status, _, m := broker.tokenPost(exchangeForm(subject.AccessToken, typeAccessToken, "audience", target), true)
+			if status != http.StatusOK {
+				t.Fatalf("exchange for %s: %d %v", target, status, m)
+			}
+			if status, _, info := srv.userinfo(m["access_token"].(string)); status != want {
+				t.Errorf("userinfo with a token exchanged for %s: %d %v, want %d", target, status, info, want)
+			}
 		}
 	})
 
