@@ -165,3 +165,40 @@ func TestBuildClientSubjectType(t *testing.T) {
 		})
 	}
 }
+
+// TestPairwiseAvatarPath: a pairwise app's picture URL names the user
+// sealed for its sector (one per sector, never the user ID), and only
+// such a URL reads back to the user.
+func TestPairwiseAvatarPath(t *testing.T) {
+	s := newTestSubjects(t, 7)
+	u := storage.User{ID: "u1234567890abcdef"}
+	shop := pairwiseApp("shop", "", "https://shop.example/cb")
+	shop2 := pairwiseApp("shop2", "", "https://shop.example/other")
+	blog := pairwiseApp("blog", "", "https://blog.example/cb")
+	public := storage.Client{ID: "wiki", RedirectURIs: []string{"https://wiki.example/cb"}}
+	if got := s.AvatarPath(public, u); got != AvatarPath(u) {
+		t.Errorf("a public app's avatar path %q, want %q", got, AvatarPath(u))
+	}
+	p := s.AvatarPath(shop, u)
+	if strings.Contains(p, u.ID) || p == s.AvatarPath(blog, u) || p != s.AvatarPath(shop2, u) {
+		t.Errorf("pairwise avatar paths: shop %q, shop2 %q, blog %q", p, s.AvatarPath(shop2, u), s.AvatarPath(blog, u))
+	}
+	id := strings.TrimPrefix(p, "/avatar/")
+	if got, ok := s.avatarUserOf(id); !ok || got != u.ID {
+		t.Errorf("avatarUserOf(%q) = %q %v", id, got, ok)
+	}
+	tampered := id[:len(id)-2] + "AA"
+	if got, ok := s.avatarUserOf(tampered); ok {
+		t.Errorf("a tampered avatar ID read back as %q", got)
+	}
+	if got, ok := newTestSubjects(t, 8).avatarUserOf(id); ok {
+		t.Errorf("another key read the avatar ID back as %q", got)
+	}
+	// A sub is no avatar ID, nor the other way round.
+	if got, ok := s.avatarUserOf(pairwiseAvatarPrefix + s.Subject(shop, u.ID)); ok {
+		t.Errorf("a sub read back as an avatar ID: %q", got)
+	}
+	if got, ok := s.UserOf(shop, strings.TrimPrefix(id, pairwiseAvatarPrefix)); ok {
+		t.Errorf("an avatar ID read back as a sub: %q", got)
+	}
+}

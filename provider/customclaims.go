@@ -47,7 +47,7 @@ func (s *opStorage) customClaims(ctx context.Context, clientID, userID string, s
 	if err != nil {
 		return nil
 	}
-	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+	return s.pairwisePictures(c, u, account.CustomClaims(c, u, scopes, names, place, s.issuer))
 }
 
 // customClaimsOf is customClaims for a user the caller has read already
@@ -57,7 +57,7 @@ func (s *opStorage) customClaimsOf(ctx context.Context, clientID string, u stora
 	if !ok || u.ID == "" {
 		return nil
 	}
-	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+	return s.pairwisePictures(c, u, account.CustomClaims(c, u, scopes, names, place, s.issuer))
 }
 
 // appendCustomClaims adds the custom claims of the token request req to
@@ -95,7 +95,8 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 		// The requesting app came with the request: an app without
 		// mappings costs no read here either.
 		if u, err := s.getUser(ctx, r.t.UserID); err == nil {
-			claims = account.CustomClaims(r.app, u, r.t.Scopes, nil, account.ClaimInAccessToken, s.issuer)
+			// The picture as the requesting app knows it.
+			claims = s.pairwisePictures(r.app, u, account.CustomClaims(r.app, u, r.t.Scopes, nil, account.ClaimInAccessToken, s.issuer))
 		}
 	}
 	// cnf of a DPoP-bound token (dpop.go), for every grant: zitadel asks
