@@ -919,7 +919,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		if u.ID != t.UserID || account.CheckActive(u) != nil {
 			return errInvalidToken
 		}
-		resp.Username = u.Username
+		resp.Username = introspectedUsername(u, t.Subject, t.Scopes)
 	}
 	// Metadata only: any authenticated client may introspect, so profile
 	// claims stay behind userinfo, where the token's own scopes apply.
@@ -945,6 +945,19 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		resp.Claims["cnf"] = map[string]any{"jkt": t.DPoPJKT}
 	}
 	return nil
+}
+
+// introspectedUsername is the username introspection reports for a token
+// of u with sub subject and scopes. A token with a pairwise sub (one that
+// is not the user ID) reports it only with the profile scope, which
+// releases it as preferred_username anyway (Keycloak's introspection
+// reads it from there too): a name every app knows the person by would
+// undo the pairwise sub (OpenID Connect Core 1.0 §8.1).
+func introspectedUsername(u storage.User, subject string, scopes []string) string {
+	if subject != u.ID && !slices.Contains(scopes, oidc.ScopeProfile) {
+		return ""
+	}
+	return u.Username
 }
 
 func (s *opStorage) GetPrivateClaimsFromScopes(ctx context.Context, _, _ string, _ []string) (map[string]any, error) {

@@ -274,6 +274,30 @@ func TestPairwiseSubjects(t *testing.T) {
 		}
 	})
 
+	t.Run("introspection without the profile scope names no username", func(t *testing.T) {
+		// The username is one name every app knows the person by: a
+		// pairwise app learns it with the profile scope only, as
+		// preferred_username.
+		saved := shop.oauth.Scopes
+		shop.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+		tok := signIn(shop)
+		shop.oauth.Scopes = saved
+		for kind, token := range map[string]string{"access": tok.AccessToken, "refresh": tok.RefreshToken} {
+			status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {token}}, "shop", shop.Secret)
+			if status != http.StatusOK || in["active"] != true || in["sub"] != subs["shop"] {
+				t.Errorf("shop's %s token without profile: %d %v", kind, status, in)
+			}
+			if u, ok := in["username"]; ok {
+				t.Errorf("shop's %s token without profile introspected with username %v", kind, u)
+			}
+		}
+		// With profile, as preferred_username is at userinfo.
+		status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {toks["shop"].AccessToken}}, "shop", shop.Secret)
+		if status != http.StatusOK || in["username"] != "pia" {
+			t.Errorf("shop's access token with profile: %d %v, want username pia", status, in)
+		}
+	})
+
 	t.Run("token exchange", func(t *testing.T) {
 		status, _, body := shop.tokenPost(exchangeForm(toks["shop"].AccessToken, typeAccessToken, "audience", "blog"), true)
 		if status != http.StatusOK {
