@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -137,10 +138,16 @@ func Sector(c storage.Client) (string, error) {
 			return "", fmt.Errorf("redirect URI %q: %w", raw, err)
 		}
 		host := strings.ToLower(u.Hostname())
-		if host == "" {
+		switch {
+		case host == "":
 			// A native app's private-use scheme (com.example.app:/cb)
 			// names no host: its scheme is what identifies it.
 			host = strings.ToLower(u.Scheme) + ":"
+		case loopbackHost(host):
+			// A loopback address (RFC 8252 §7.3) is every native app's
+			// host, no one's sector: the app is a sector of its own
+			// (apps of one vendor share one by a sector_identifier_uri).
+			host = "app:" + c.ID
 		}
 		if sector != "" && host != sector {
 			return "", errors.New("the redirect URIs have several hosts")
@@ -151,6 +158,15 @@ func Sector(c storage.Client) (string, error) {
 		return "", errors.New("the app has no redirect URI")
 	}
 	return sector, nil
+}
+
+// loopbackHost tells whether host is a loopback name or address.
+func loopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // MaxSectorIdentifierURILength bounds sector_identifier_uri.

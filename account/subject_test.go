@@ -106,6 +106,11 @@ func TestSector(t *testing.T) {
 		{pairwiseApp("a", "", "https://a.example/cb", "https://b.example/cb"), ""},
 		{pairwiseApp("a", ""), ""},
 		{pairwiseApp("a", "", "com.example.app:/cb"), "com.example.app:"},
+		// Loopback redirect URIs (RFC 8252 §7.3) are every native app's:
+		// the app is a sector of its own.
+		{pairwiseApp("cli", "", "http://127.0.0.1/cb", "http://localhost:8080/cb", "http://[::1]/cb"), "app:cli"},
+		{pairwiseApp("cli", "", "http://127.0.0.1/cb", "https://cli.example/cb"), ""},
+		{pairwiseApp("cli", "https://sector.example/s.json", "http://127.0.0.1/cb"), "sector.example"},
 	} {
 		got, err := Sector(tt.c)
 		if tt.want == "" {
@@ -200,5 +205,20 @@ func TestPairwiseAvatarPath(t *testing.T) {
 	}
 	if got, ok := s.UserOf(shop, strings.TrimPrefix(id, pairwiseAvatarPrefix)); ok {
 		t.Errorf("an avatar ID read back as a sub: %q", got)
+	}
+}
+
+// TestPairwiseLoopbackApps: two native apps whose only redirect URIs are
+// on loopback share no host with each other in any meaningful sense: each
+// gets subs of its own, not one sector "127.0.0.1" for every such app.
+func TestPairwiseLoopbackApps(t *testing.T) {
+	s := newTestSubjects(t, 1)
+	a := pairwiseApp("cli-a", "", "http://127.0.0.1/cb")
+	b := pairwiseApp("cli-b", "", "http://127.0.0.1:9000/callback")
+	if sa, sb := s.Subject(a, "u1"), s.Subject(b, "u1"); sa == sb {
+		t.Errorf("two loopback apps got the same sub %q", sa)
+	}
+	if _, ok := s.UserOf(b, s.Subject(a, "u1")); ok {
+		t.Error("one loopback app's sub read back at another")
 	}
 }
