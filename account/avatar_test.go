@@ -366,7 +366,7 @@ func TestPairwiseAvatar(t *testing.T) {
 	svc.Users.SetSubjects(subjects)
 	u := newProfileUser(t, svc, "alice")
 	shop := storage.Client{ID: "shop", SubjectType: account.SubjectPairwise, RedirectURIs: []string{"https://shop.example/cb"}}
-	id := strings.TrimPrefix(subjects.AvatarPath(shop, u), "/avatar/")
+	id := strings.TrimPrefix(subjects.PairwiseAvatarPath(subjects.Subject(shop, u.ID), u), "/avatar/")
 	if ctype, data, _, err := svc.Users.Avatar(ctx, id); err != nil || ctype != "image/svg+xml" || !bytes.Contains(data, []byte(">A<")) {
 		t.Errorf("alice's avatar by shop's avatar ID %q: %q %s %v", id, ctype, data, err)
 	}

@@ -262,26 +262,25 @@ func (s *ClientService) checkSectorOfPatch(ctx context.Context, id string, p Cli
 	return &next, nil
 }
 
-// pairwiseAvatarPrefix marks an avatar ID sealed for a sector
-// (AvatarPath). An imported user ID may start so too (importIDPattern):
+// pairwiseAvatarPrefix marks an avatar ID sealed for a pairwise sub
+// (PairwiseAvatarPath). An imported user ID may start so too (importIDPattern):
 // one that does not open is taken as a user ID.
 const pairwiseAvatarPrefix = "p."
 
-// AvatarPath is where app c finds u's picture. For a public app it is
-// AvatarPath(u); a pairwise app's names the user ID sealed with c's sector,
-// as the sub is (another nonce and additional data), since the user ID in
-// the picture claim would give every sector the same identifier to join
-// people by (OpenID Connect Core 1.0 §8.1).
-func (s *Subjects) AvatarPath(c storage.Client, u storage.User) string {
-	if !Pairwise(c) {
-		return AvatarPath(u)
-	}
-	sector := sectorOrApp(c)
-	plain := fmt.Sprintf("%d:%s%s", len(sector), sector, u.ID)
+// PairwiseAvatarPath is where an app that knows u by the pairwise sub
+// subject finds u's picture: the user ID sealed under a nonce of that sub
+// (another domain of the HMAC than the subs' nonces, other additional
+// data), so one per sector as the sub is, never the user ID, which in the
+// picture claim would give every sector one identifier to join people by
+// (OpenID Connect Core 1.0 §8.1). It follows the sub, whichever app's a
+// token carries (an exchanged one's is its target's), with no read.
+func (s *Subjects) PairwiseAvatarPath(subject string, u storage.User) string {
 	m := hmac.New(sha256.New, s.macKey)
-	fmt.Fprintf(m, "avatar:%s", plain)
+	// The user ID too, so two plaintexts never share a nonce, whatever
+	// the caller pairs.
+	fmt.Fprintf(m, "avatar:%d:%s%s", len(subject), subject, u.ID)
 	nonce := m.Sum(nil)[:s.aead.NonceSize()]
-	out := s.aead.Seal(nonce, nonce, []byte(plain), []byte("avatar"))
+	out := s.aead.Seal(nonce, nonce, []byte(u.ID), []byte("avatar"))
 	p := "/avatar/" + pairwiseAvatarPrefix + base64.RawURLEncoding.EncodeToString(out)
 	if !u.AvatarAt.IsZero() {
 		p += fmt.Sprintf("?v=%d", u.AvatarAt.Unix())
@@ -289,8 +288,8 @@ func (s *Subjects) AvatarPath(c storage.Client, u storage.User) string {
 	return p
 }
 
-// avatarUserOf is the user ID of an avatar ID AvatarPath sealed for a
-// sector, and whether id is one.
+// avatarUserOf is the user ID of an avatar ID PairwiseAvatarPath
+// sealed, and whether id is one.
 func (s *Subjects) avatarUserOf(id string) (string, bool) {
 	enc, ok := strings.CutPrefix(id, pairwiseAvatarPrefix)
 	if !ok || len(enc) > 1024 {
@@ -301,18 +300,13 @@ func (s *Subjects) avatarUserOf(id string) (string, bool) {
 	if err != nil || len(raw) < n+s.aead.Overhead() {
 		return "", false
 	}
-	plain, err := s.aead.Open(nil, raw[:n], raw[n:], []byte("avatar"))
-	if err != nil {
+	userID, err := s.aead.Open(nil, raw[:n], raw[n:], []byte("avatar"))
+	if err != nil || len(userID) == 0 {
 		return "", false
 	}
-	size, rest, ok := strings.Cut(string(plain), ":")
-	var l int
-	if _, err := fmt.Sscanf(size, "%d", &l); !ok || err != nil || l < 0 || l > len(rest) || rest[l:] == "" {
-		return "", false
-	}
-	return rest[l:], true
+	return string(userID), true
 }
 
 // SetSubjects lets Avatar read the avatar IDs pairwise apps are given
-// (Subjects.AvatarPath).
+// (Subjects.PairwiseAvatarPath).
 func (s *UserService) SetSubjects(subjects *Subjects) { s.subjects = subjects }

@@ -171,8 +171,8 @@ func TestBuildClientSubjectType(t *testing.T) {
 	}
 }
 
-// TestPairwiseAvatarPath: a pairwise app's picture URL names the user
-// sealed for its sector (one per sector, never the user ID), and only
+// TestPairwiseAvatarPath: the picture URL of a pairwise sub names the
+// user sealed for that sub (one per sector, never the user ID), and only
 // such a URL reads back to the user.
 func TestPairwiseAvatarPath(t *testing.T) {
 	s := newTestSubjects(t, 7)
@@ -180,13 +180,10 @@ func TestPairwiseAvatarPath(t *testing.T) {
 	shop := pairwiseApp("shop", "", "https://shop.example/cb")
 	shop2 := pairwiseApp("shop2", "", "https://shop.example/other")
 	blog := pairwiseApp("blog", "", "https://blog.example/cb")
-	public := storage.Client{ID: "wiki", RedirectURIs: []string{"https://wiki.example/cb"}}
-	if got := s.AvatarPath(public, u); got != AvatarPath(u) {
-		t.Errorf("a public app's avatar path %q, want %q", got, AvatarPath(u))
-	}
-	p := s.AvatarPath(shop, u)
-	if strings.Contains(p, u.ID) || p == s.AvatarPath(blog, u) || p != s.AvatarPath(shop2, u) {
-		t.Errorf("pairwise avatar paths: shop %q, shop2 %q, blog %q", p, s.AvatarPath(shop2, u), s.AvatarPath(blog, u))
+	path := func(c storage.Client) string { return s.PairwiseAvatarPath(s.Subject(c, u.ID), u) }
+	p := path(shop)
+	if strings.Contains(p, u.ID) || p == path(blog) || p != path(shop2) {
+		t.Errorf("pairwise avatar paths: shop %q, shop2 %q, blog %q", p, path(shop2), path(blog))
 	}
 	id := strings.TrimPrefix(p, "/avatar/")
 	if got, ok := s.avatarUserOf(id); !ok || got != u.ID {

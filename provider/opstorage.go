@@ -840,7 +840,7 @@ func (s *opStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserIn
 	if err != nil {
 		return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
 	}
-	s.setClaims(ctx, info, u, clientID, subject, scopes)
+	s.setClaims(info, u, subject, scopes)
 	return nil
 }
 
@@ -865,7 +865,7 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 		if err != nil {
 			return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
 		}
-		for k, v := range s.pairwiseClaims(ctx, req.GetClientID(), u, req.GetSubject(), account.NamedClaims(u, names, s.issuer)) {
+		for k, v := range s.pairwiseClaims(u, req.GetSubject(), account.NamedClaims(u, names, s.issuer)) {
 			info.AppendClaims(k, v)
 		}
 	}
@@ -897,11 +897,11 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 		return err
 	}
 	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
-	s.setClaims(ctx, info, u, t.ClientID, t.Subject, t.Scopes)
-	for k, v := range s.pairwiseClaims(ctx, t.ClientID, u, t.Subject, account.NamedClaims(u, t.UserinfoClaims, s.issuer)) {
+	s.setClaims(info, u, t.Subject, t.Scopes)
+	for k, v := range s.pairwiseClaims(u, t.Subject, account.NamedClaims(u, t.UserinfoClaims, s.issuer)) {
 		info.AppendClaims(k, v)
 	}
-	for k, v := range s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
+	for k, v := range s.customClaimsOf(ctx, t.ClientID, u, t.Subject, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
 		info.AppendClaims(k, v)
 	}
 	return nil
@@ -933,7 +933,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.JWTID = t.ID
 	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
 	// What a JWT access token of the app carries (customclaims.go).
-	if custom := s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, nil, account.ClaimInAccessToken); t.UserID != "" && custom != nil {
+	if custom := s.customClaimsOf(ctx, t.ClientID, u, t.Subject, t.Scopes, nil, account.ClaimInAccessToken); t.UserID != "" && custom != nil {
 		resp.Claims = custom
 	}
 	if t.DPoPJKT != "" {
@@ -976,39 +976,27 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 // policy table (account.Claims). It is the only place user fields become
 // claims; the table has no claim for the internal fields (blocked, last IP,
 // last login, login count, password and second-factor data, app metadata).
-func (s *opStorage) setClaims(ctx context.Context, info *oidc.UserInfo, u storage.User, clientID, subject string, scopes []string) {
+func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, subject string, scopes []string) {
 	info.Subject = subject // as the app knows u (subjectFor)
-	for k, v := range s.pairwiseClaims(ctx, clientID, u, subject, account.Claims(u, scopes, s.issuer)) {
+	for k, v := range s.pairwiseClaims(u, subject, account.Claims(u, scopes, s.issuer)) {
 		info.AppendClaims(k, v)
 	}
 }
 
-// pairwiseClaims gives a pairwise app its own picture URL in claims: the
-// one of every other app has the user ID in its path (account.AvatarPath),
-// which would undo the pairwise sub (OpenID Connect Core 1.0 §8.1). A
-// public app's sub is the user ID, which is all this needs to know for it:
-// it reads nothing.
-func (s *opStorage) pairwiseClaims(ctx context.Context, clientID string, u storage.User, subject string, claims map[string]any) map[string]any {
+// pairwiseClaims gives an app that knows u by a pairwise sub its own
+// picture URL in claims: the one of every other app has the user ID in its
+// path (account.AvatarPath), which would undo the pairwise sub (OpenID
+// Connect Core 1.0 §8.1). The URL follows the sub (a public one is the
+// user ID), so it reads nothing and costs a public app nothing.
+func (s *opStorage) pairwiseClaims(u storage.User, subject string, claims map[string]any) map[string]any {
 	if subject == u.ID || len(claims) == 0 {
-		return claims
-	}
-	c, err := s.getClient(ctx, clientID)
-	if err != nil {
-		return claims
-	}
-	return s.pairwisePictures(c, u, claims)
-}
-
-// pairwisePictures is pairwiseClaims for an app already read.
-func (s *opStorage) pairwisePictures(c storage.Client, u storage.User, claims map[string]any) map[string]any {
-	if !account.Pairwise(c) || len(claims) == 0 {
 		return claims
 	}
 	base := strings.TrimSuffix(s.issuer, "/")
 	shared := base + account.AvatarPath(u)
 	for k, v := range claims {
 		if v == shared {
-			claims[k] = base + s.subjects.AvatarPath(c, u)
+			claims[k] = base + s.subjects.PairwiseAvatarPath(subject, u)
 		}
 	}
 	return claims

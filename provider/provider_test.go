@@ -33,7 +33,7 @@ func TestClaimsNeverLeakInternalFields(t *testing.T) {
 	all := []string{"openid", "profile", "email", "phone", "groups", "offline_access", "address"}
 	st := &opStorage{issuer: "https://id.example.com"}
 	var info oidc.UserInfo
-	st.setClaims(context.Background(), &info, u, "app", u.ID, all)
+	st.setClaims(&info, u, u.ID, all)
 	raw, err := json.Marshal(&info)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestClaimsNeverLeakInternalFields(t *testing.T) {
 
 	// Only what the scopes release.
 	var narrow oidc.UserInfo
-	st.setClaims(context.Background(), &narrow, u, "app", u.ID, []string{"openid", "email"})
+	st.setClaims(&narrow, u, u.ID, []string{"openid", "email"})
 	raw, _ = json.Marshal(&narrow)
 	got = nil
 	json.Unmarshal(raw, &got)

@@ -219,11 +219,11 @@ func TestPairwiseSubjects(t *testing.T) {
 		toks["shop"] = refreshed
 	})
 
+	pictures := map[string]string{} // each app's picture claim
 	t.Run("no claim carries the user ID", func(t *testing.T) {
 		// The picture claim is a URL of Keyport's: with the user ID in
 		// its path, it gave every sector one identifier to join people
 		// by, whatever the sub (OpenID Connect Core 1.0 §8.1).
-		pictures := map[string]string{}
 		for _, c := range []*testClient{shop, blog, crm, hr, static, wiki} {
 			raw, _ := toks[c.ID].Extra("id_token").(string)
 			idt := unverifiedJWTClaims(t, raw)
@@ -310,6 +310,11 @@ func TestPairwiseSubjects(t *testing.T) {
 		status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {exchanged}}, "blog", blog.Secret)
 		if status != http.StatusOK || in["sub"] != subs["blog"] {
 			t.Errorf("the token for blog introspected: %d %v, want sub %q", status, in, subs["blog"])
+		}
+		// Its picture is the one of the sub it carries, blog's, not shop's
+		// (which would tell blog shop's name for the person).
+		if status, _, info := srv.userinfo(exchanged); status != http.StatusOK || info["sub"] != subs["blog"] || info["picture"] != pictures["blog"] {
+			t.Errorf("userinfo with the token for blog: %d sub %v picture %v, want blog's %q", status, info["sub"], info["picture"], pictures["blog"])
 		}
 	})
 
