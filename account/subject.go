@@ -277,15 +277,17 @@ const pairwiseAvatarPrefix = "p."
 func (s *Subjects) PairwiseAvatarPath(subject string, u storage.User) string {
 	m := hmac.New(sha256.New, s.macKey)
 	// The user ID too, so two plaintexts never share a nonce, whatever
-	// the caller pairs.
-	fmt.Fprintf(m, "avatar:%d:%s%s", len(subject), subject, u.ID)
+	// the caller pairs; and the picture's version (AvatarPath's ?v=), so
+	// the ID changes with each upload and caches refetch, without the
+	// upload's second, which is nearly one person's alone, in clear.
+	var version int64
+	if !u.AvatarAt.IsZero() {
+		version = u.AvatarAt.Unix()
+	}
+	fmt.Fprintf(m, "avatar:%d:%s%d:%s", len(subject), subject, version, u.ID)
 	nonce := m.Sum(nil)[:s.aead.NonceSize()]
 	out := s.aead.Seal(nonce, nonce, []byte(u.ID), []byte("avatar"))
-	p := "/avatar/" + pairwiseAvatarPrefix + base64.RawURLEncoding.EncodeToString(out)
-	if !u.AvatarAt.IsZero() {
-		p += fmt.Sprintf("?v=%d", u.AvatarAt.Unix())
-	}
-	return p
+	return "/avatar/" + pairwiseAvatarPrefix + base64.RawURLEncoding.EncodeToString(out)
 }
 
 // avatarUserOf is the user ID of an avatar ID PairwiseAvatarPath

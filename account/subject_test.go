@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -195,6 +196,15 @@ func TestPairwiseAvatarPath(t *testing.T) {
 	}
 	if got, ok := newTestSubjects(t, 8).avatarUserOf(id); ok {
 		t.Errorf("another key read the avatar ID back as %q", got)
+	}
+	// The picture's version, which makes caches refetch a new one, is
+	// sealed too: the second it was uploaded in is nearly one person's
+	// alone, and every sector would see it.
+	u.AvatarAt = time.Unix(1733567890, 0)
+	if p2 := path(shop); p2 == p || strings.Contains(p2, "1733567890") || strings.Contains(p2, "?") {
+		t.Errorf("shop's avatar path after an upload: %q (before %q)", p2, p)
+	} else if got, ok := s.avatarUserOf(strings.TrimPrefix(p2, "/avatar/")); !ok || got != u.ID {
+		t.Errorf("the new avatar ID read back as %q %v", got, ok)
 	}
 	// A sub is no avatar ID, nor the other way round.
 	if got, ok := s.avatarUserOf(pairwiseAvatarPrefix + s.Subject(shop, u.ID)); ok {
