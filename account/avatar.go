@@ -177,6 +177,14 @@ func (s *UserService) RemoveAvatar(ctx context.Context, userID string) error {
 
 // Avatar returns the user's picture: the uploaded one, or an initials image.
 func (s *UserService) Avatar(ctx context.Context, userID string) (contentType string, data []byte, modTime time.Time, err error) {
+	if s.subjects != nil && strings.HasPrefix(userID, pairwiseAvatarPrefix) {
+		// The avatar ID a pairwise app was given (Subjects.PairwiseAvatarPath);
+		// one that does not open is a user ID (an imported one may start
+		// so too).
+		if sealed, ok := s.subjects.avatarUserOf(userID); ok {
+			userID = sealed
+		}
+	}
 	a, err := s.store.GetAvatar(ctx, userID)
 	if err == nil {
 		return a.ContentType, a.Data, a.UpdatedAt, nil

@@ -352,3 +352,31 @@ func TestInitialsSVG(t *testing.T) {
 		t.Error("the initials image changes between calls")
 	}
 }
+
+// TestPairwiseAvatar: the avatar ID a pairwise app is given reads back to
+// the person's picture, and an imported user ID that happens to look like
+// one is still that user's.
+func TestPairwiseAvatar(t *testing.T) {
+	ctx := context.Background()
+	svc, db, _ := newProfileService(t, account.Policy{})
+	subjects, err := account.NewSubjects(bytes.Repeat([]byte{3}, account.SubjectKeyLen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Users.SetSubjects(subjects)
+	u := newProfileUser(t, svc, "alice")
+	shop := storage.Client{ID: "shop", SubjectType: account.SubjectPairwise, RedirectURIs: []string{"https://shop.example/cb"}}
+	id := strings.TrimPrefix(subjects.PairwiseAvatarPath(subjects.Subject(shop, u.ID), u), "/avatar/")
+	if ctype, data, _, err := svc.Users.Avatar(ctx, id); err != nil || ctype != "image/svg+xml" || !bytes.Contains(data, []byte(">A<")) {
+		t.Errorf("alice's avatar by shop's avatar ID %q: %q %s %v", id, ctype, data, err)
+	}
+	if err := db.CreateUser(ctx, storage.User{ID: "p.imported", Username: "imported", CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if ctype, data, _, err := svc.Users.Avatar(ctx, "p.imported"); err != nil || ctype != "image/svg+xml" || !bytes.Contains(data, []byte(">I<")) {
+		t.Errorf("the avatar of user p.imported: %q %s %v", ctype, data, err)
+	}
+	if _, _, _, err := svc.Users.Avatar(ctx, "p."+strings.Repeat("A", 40)); account.ErrorCode(err) != account.NotFound {
+		t.Errorf("a forged avatar ID: %v", err)
+	}
+}

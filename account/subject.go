@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -137,10 +138,16 @@ func Sector(c storage.Client) (string, error) {
 			return "", fmt.Errorf("redirect URI %q: %w", raw, err)
 		}
 		host := strings.ToLower(u.Hostname())
-		if host == "" {
+		switch {
+		case host == "":
 			// A native app's private-use scheme (com.example.app:/cb)
 			// names no host: its scheme is what identifies it.
 			host = strings.ToLower(u.Scheme) + ":"
+		case loopbackHost(host):
+			// A loopback address (RFC 8252 §7.3) is every native app's
+			// host, no one's sector: the app is a sector of its own
+			// (apps of one vendor share one by a sector_identifier_uri).
+			host = "app:" + c.ID
 		}
 		if sector != "" && host != sector {
 			return "", errors.New("the redirect URIs have several hosts")
@@ -151,6 +158,15 @@ func Sector(c storage.Client) (string, error) {
 		return "", errors.New("the app has no redirect URI")
 	}
 	return sector, nil
+}
+
+// loopbackHost tells whether host is a loopback name or address.
+func loopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // MaxSectorIdentifierURILength bounds sector_identifier_uri.
@@ -245,3 +261,54 @@ func (s *ClientService) checkSectorOfPatch(ctx context.Context, id string, p Cli
 	}
 	return &next, nil
 }
+
+// pairwiseAvatarPrefix marks an avatar ID sealed for a pairwise sub
+// (PairwiseAvatarPath). An imported user ID may start so too (importIDPattern):
+// one that does not open is taken as a user ID.
+const pairwiseAvatarPrefix = "p."
+
+// PairwiseAvatarPath is where an app that knows u by the pairwise sub
+// subject finds u's picture: the user ID sealed under a nonce of that sub
+// (another domain of the HMAC than the subs' nonces, other additional
+// data), so one per sector as the sub is, never the user ID, which in the
+// picture claim would give every sector one identifier to join people by
+// (OpenID Connect Core 1.0 §8.1). It follows the sub, whichever app's a
+// token carries (an exchanged one's is its target's), with no read.
+func (s *Subjects) PairwiseAvatarPath(subject string, u storage.User) string {
+	m := hmac.New(sha256.New, s.macKey)
+	// The user ID too, so two plaintexts never share a nonce, whatever
+	// the caller pairs; and the picture's version (AvatarPath's ?v=), so
+	// the ID changes with each upload and caches refetch, without the
+	// upload's second, which is nearly one person's alone, in clear.
+	var version int64
+	if !u.AvatarAt.IsZero() {
+		version = u.AvatarAt.Unix()
+	}
+	fmt.Fprintf(m, "avatar:%d:%s%d:%s", len(subject), subject, version, u.ID)
+	nonce := m.Sum(nil)[:s.aead.NonceSize()]
+	out := s.aead.Seal(nonce, nonce, []byte(u.ID), []byte("avatar"))
+	return "/avatar/" + pairwiseAvatarPrefix + base64.RawURLEncoding.EncodeToString(out)
+}
+
+// avatarUserOf is the user ID of an avatar ID PairwiseAvatarPath
+// sealed, and whether id is one.
+func (s *Subjects) avatarUserOf(id string) (string, bool) {
+	enc, ok := strings.CutPrefix(id, pairwiseAvatarPrefix)
+	if !ok || len(enc) > 1024 {
+		return "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	n := s.aead.NonceSize()
+	if err != nil || len(raw) < n+s.aead.Overhead() {
+		return "", false
+	}
+	userID, err := s.aead.Open(nil, raw[:n], raw[n:], []byte("avatar"))
+	if err != nil || len(userID) == 0 {
+		return "", false
+	}
+	return string(userID), true
+}
+
+// SetSubjects lets Avatar read the avatar IDs pairwise apps are given
+// (Subjects.PairwiseAvatarPath).
+func (s *UserService) SetSubjects(subjects *Subjects) { s.subjects = subjects }

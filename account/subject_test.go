@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -106,6 +107,11 @@ func TestSector(t *testing.T) {
 		{pairwiseApp("a", "", "https://a.example/cb", "https://b.example/cb"), ""},
 		{pairwiseApp("a", ""), ""},
 		{pairwiseApp("a", "", "com.example.app:/cb"), "com.example.app:"},
+		// Loopback redirect URIs (RFC 8252 §7.3) are every native app's:
+		// the app is a sector of its own.
+		{pairwiseApp("cli", "", "http://127.0.0.1/cb", "http://localhost:8080/cb", "http://[::1]/cb"), "app:cli"},
+		{pairwiseApp("cli", "", "http://127.0.0.1/cb", "https://cli.example/cb"), ""},
+		{pairwiseApp("cli", "https://sector.example/s.json", "http://127.0.0.1/cb"), "sector.example"},
 	} {
 		got, err := Sector(tt.c)
 		if tt.want == "" {
@@ -163,5 +169,63 @@ func TestBuildClientSubjectType(t *testing.T) {
 				t.Fatalf("err = %v, want one on %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// TestPairwiseAvatarPath: the picture URL of a pairwise sub names the
+// user sealed for that sub (one per sector, never the user ID), and only
+// such a URL reads back to the user.
+func TestPairwiseAvatarPath(t *testing.T) {
+	s := newTestSubjects(t, 7)
+	u := storage.User{ID: "u1234567890abcdef"}
+	shop := pairwiseApp("shop", "", "https://shop.example/cb")
+	shop2 := pairwiseApp("shop2", "", "https://shop.example/other")
+	blog := pairwiseApp("blog", "", "https://blog.example/cb")
+	path := func(c storage.Client) string { return s.PairwiseAvatarPath(s.Subject(c, u.ID), u) }
+	p := path(shop)
+	if strings.Contains(p, u.ID) || p == path(blog) || p != path(shop2) {
+		t.Errorf("pairwise avatar paths: shop %q, shop2 %q, blog %q", p, path(shop2), path(blog))
+	}
+	id := strings.TrimPrefix(p, "/avatar/")
+	if got, ok := s.avatarUserOf(id); !ok || got != u.ID {
+		t.Errorf("avatarUserOf(%q) = %q %v", id, got, ok)
+	}
+	tampered := id[:len(id)-2] + "AA"
+	if got, ok := s.avatarUserOf(tampered); ok {
+		t.Errorf("a tampered avatar ID read back as %q", got)
+	}
+	if got, ok := newTestSubjects(t, 8).avatarUserOf(id); ok {
+		t.Errorf("another key read the avatar ID back as %q", got)
+	}
+	// The picture's version, which makes caches refetch a new one, is
+	// sealed too: the second it was uploaded in is nearly one person's
+	// alone, and every sector would see it.
+	u.AvatarAt = time.Unix(1733567890, 0)
+	if p2 := path(shop); p2 == p || strings.Contains(p2, "1733567890") || strings.Contains(p2, "?") {
+		t.Errorf("shop's avatar path after an upload: %q (before %q)", p2, p)
+	} else if got, ok := s.avatarUserOf(strings.TrimPrefix(p2, "/avatar/")); !ok || got != u.ID {
+		t.Errorf("the new avatar ID read back as %q %v", got, ok)
+	}
+	// A sub is no avatar ID, nor the other way round.
+	if got, ok := s.avatarUserOf(pairwiseAvatarPrefix + s.Subject(shop, u.ID)); ok {
+		t.Errorf("a sub read back as an avatar ID: %q", got)
+	}
+	if got, ok := s.UserOf(shop, strings.TrimPrefix(id, pairwiseAvatarPrefix)); ok {
+		t.Errorf("an avatar ID read back as a sub: %q", got)
+	}
+}
+
+// TestPairwiseLoopbackApps: two native apps whose only redirect URIs are
+// on loopback share no host with each other in any meaningful sense: each
+// gets subs of its own, not one sector "127.0.0.1" for every such app.
+func TestPairwiseLoopbackApps(t *testing.T) {
+	s := newTestSubjects(t, 1)
+	a := pairwiseApp("cli-a", "", "http://127.0.0.1/cb")
+	b := pairwiseApp("cli-b", "", "http://127.0.0.1:9000/callback")
+	if sa, sb := s.Subject(a, "u1"), s.Subject(b, "u1"); sa == sb {
+		t.Errorf("two loopback apps got the same sub %q", sa)
+	}
+	if _, ok := s.UserOf(b, s.Subject(a, "u1")); ok {
+		t.Error("one loopback app's sub read back at another")
 	}
 }

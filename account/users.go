@@ -29,6 +29,8 @@ type UserStore interface {
 type UserService struct {
 	*core
 	store UserStore
+	// subjects reads pairwise apps' avatar IDs (SetSubjects).
+	subjects *Subjects
 }
 
 // NewUser is what it takes to create an account.

@@ -862,6 +862,9 @@ func validateSubjectType(p *problems, key string, cl Client) {
 			if h == "" {
 				h = strings.ToLower(u.Scheme) + ":" // a native app's private-use scheme
 			}
+			if ip, err := netip.ParseAddr(h); h == "localhost" || strings.HasSuffix(h, ".localhost") || err == nil && ip.Unmap().IsLoopback() {
+				h = "" // loopback: the app's own sector (account.Sector)
+			}
 			hosts[h] = true
 		}
 	}

@@ -672,3 +672,19 @@ func TestDynamicRegistrationSetting(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+// TestPairwiseLoopbackRedirects: a pairwise native app's loopback
+// redirect URIs (127.0.0.1, [::1], localhost) are the app's own sector, as
+// account.Sector has it, not several hosts that need a sector document.
+func TestPairwiseLoopbackRedirects(t *testing.T) {
+	c := validConfig()
+	c.Clients[1].SubjectType = "pairwise"
+	c.Clients[1].RedirectURIs = []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://localhost/cb"}
+	if _, err := c.Validate(); err != nil {
+		t.Errorf("a pairwise app with loopback redirect URIs: %v", err)
+	}
+	c.Clients[1].RedirectURIs = append(c.Clients[1].RedirectURIs, "https://app.example/cb")
+	if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), "clients[1].sector_identifier_uri: is needed") {
+		t.Errorf("loopback and another host without a sector document: %v", err)
+	}
+}

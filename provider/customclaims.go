@@ -35,7 +35,7 @@ func (s *opStorage) mappedClient(ctx context.Context, clientID string) (storage.
 // place, released by scopes or asked for by name; nil for an app without
 // mappings, or when the user cannot be read (the caller has refused an
 // inactive user already).
-func (s *opStorage) customClaims(ctx context.Context, clientID, userID string, scopes, names []string, place string) map[string]any {
+func (s *opStorage) customClaims(ctx context.Context, clientID, userID, subject string, scopes, names []string, place string) map[string]any {
 	if userID == "" {
 		return nil
 	}
@@ -47,17 +47,17 @@ func (s *opStorage) customClaims(ctx context.Context, clientID, userID string, s
 	if err != nil {
 		return nil
 	}
-	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+	return s.pairwiseClaims(u, subject, account.CustomClaims(c, u, scopes, names, place, s.issuer))
 }
 
 // customClaimsOf is customClaims for a user the caller has read already
 // (with its token, at userinfo and introspection).
-func (s *opStorage) customClaimsOf(ctx context.Context, clientID string, u storage.User, scopes, names []string, place string) map[string]any {
+func (s *opStorage) customClaimsOf(ctx context.Context, clientID string, u storage.User, subject string, scopes, names []string, place string) map[string]any {
 	c, ok := s.mappedClient(ctx, clientID)
 	if !ok || u.ID == "" {
 		return nil
 	}
-	return account.CustomClaims(c, u, scopes, names, place, s.issuer)
+	return s.pairwiseClaims(u, subject, account.CustomClaims(c, u, scopes, names, place, s.issuer))
 }
 
 // appendCustomClaims adds the custom claims of the token request req to
@@ -67,7 +67,7 @@ func (s *opStorage) appendCustomClaims(ctx context.Context, info *oidc.UserInfo,
 	if !ok {
 		return
 	}
-	for k, v := range s.customClaims(ctx, req.GetClientID(), userIDOf(tr), scopes, idTokenClaimsOf(req), account.ClaimInIDToken) {
+	for k, v := range s.customClaims(ctx, req.GetClientID(), userIDOf(tr), req.GetSubject(), scopes, idTokenClaimsOf(req), account.ClaimInIDToken) {
 		info.AppendClaims(k, v)
 	}
 }
@@ -89,13 +89,13 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 	}
 	var claims map[string]any
 	if clientID != "" {
-		claims = s.customClaims(ctx, clientID, userIDOf(req), req.GetScopes(), nil, account.ClaimInAccessToken)
+		claims = s.customClaims(ctx, clientID, userIDOf(req), req.GetSubject(), req.GetScopes(), nil, account.ClaimInAccessToken)
 	}
 	if r, ok := req.(exchangeRequest); ok && len(r.app.CustomClaims) > 0 && r.t.UserID != "" {
 		// The requesting app came with the request: an app without
 		// mappings costs no read here either.
 		if u, err := s.getUser(ctx, r.t.UserID); err == nil {
-			claims = account.CustomClaims(r.app, u, r.t.Scopes, nil, account.ClaimInAccessToken, s.issuer)
+			claims = s.pairwiseClaims(u, r.t.Subject, account.CustomClaims(r.app, u, r.t.Scopes, nil, account.ClaimInAccessToken, s.issuer))
 		}
 	}
 	// cnf of a DPoP-bound token (dpop.go), for every grant: zitadel asks

@@ -40,7 +40,7 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 			resp.Scope = allowedScopes(c, rt.Scopes)
 			resp.ClientID = rt.ClientID
 			resp.Subject = p.opts.Subjects.Subject(c, rt.UserID)
-			resp.Username = u.Username
+			resp.Username = introspectedUsername(u, resp.Subject, resp.Scope)
 			resp.Audience = []string{rt.ClientID}
 			resp.IssuedAt = oidc.FromTime(rt.CreatedAt)
 			resp.Expiration = oidc.FromTime(rt.End())

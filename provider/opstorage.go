@@ -875,7 +875,7 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 		if err != nil {
 			return oidc.ErrAccessDenied().WithDescription("the user can no longer sign in").WithParent(err)
 		}
-		for k, v := range account.NamedClaims(u, names, s.issuer) {
+		for k, v := range s.pairwiseClaims(u, req.GetSubject(), account.NamedClaims(u, names, s.issuer)) {
 			info.AppendClaims(k, v)
 		}
 	}
@@ -911,10 +911,10 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	}
 	signingNoteFrom(ctx).setUserinfoClient(t.ClientID) // signed userinfo (signing.go)
 	s.setClaims(info, u, t.Subject, t.Scopes)
-	for k, v := range account.NamedClaims(u, t.UserinfoClaims, s.issuer) {
+	for k, v := range s.pairwiseClaims(u, t.Subject, account.NamedClaims(u, t.UserinfoClaims, s.issuer)) {
 		info.AppendClaims(k, v)
 	}
-	for k, v := range s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
+	for k, v := range s.customClaimsOf(ctx, t.ClientID, u, t.Subject, t.Scopes, t.UserinfoClaims, account.ClaimInUserinfo) { // customclaims.go
 		info.AppendClaims(k, v)
 	}
 	return nil
@@ -932,7 +932,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		if u.ID != t.UserID || account.CheckActive(u) != nil {
 			return errInvalidToken
 		}
-		resp.Username = u.Username
+		resp.Username = introspectedUsername(u, t.Subject, t.Scopes)
 	}
 	// Metadata only: any authenticated client may introspect, so profile
 	// claims stay behind userinfo, where the token's own scopes apply.
@@ -946,7 +946,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	resp.JWTID = t.ID
 	resp.Actor = actorClaims(t.Actors) // token exchange (tokenexchange.go)
 	// What a JWT access token of the app carries (customclaims.go).
-	if custom := s.customClaimsOf(ctx, t.ClientID, u, t.Scopes, nil, account.ClaimInAccessToken); t.UserID != "" && custom != nil {
+	if custom := s.customClaimsOf(ctx, t.ClientID, u, t.Subject, t.Scopes, nil, account.ClaimInAccessToken); t.UserID != "" && custom != nil {
 		resp.Claims = custom
 	}
 	if t.DPoPJKT != "" {
@@ -958,6 +958,19 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		resp.Claims["cnf"] = map[string]any{"jkt": t.DPoPJKT}
 	}
 	return nil
+}
+
+// introspectedUsername is the username introspection reports for a token
+// of u with sub subject and scopes. A token with a pairwise sub (one that
+// is not the user ID) reports it only with the profile scope, which
+// releases it as preferred_username anyway (Keycloak's introspection
+// reads it from there too): a name every app knows the person by would
+// undo the pairwise sub (OpenID Connect Core 1.0 §8.1).
+func introspectedUsername(u storage.User, subject string, scopes []string) string {
+	if subject != u.ID && !slices.Contains(scopes, oidc.ScopeProfile) {
+		return ""
+	}
+	return u.Username
 }
 
 func (s *opStorage) GetPrivateClaimsFromScopes(ctx context.Context, _, _ string, _ []string) (map[string]any, error) {
@@ -978,9 +991,28 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 // last login, login count, password and second-factor data, app metadata).
 func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, subject string, scopes []string) {
 	info.Subject = subject // as the app knows u (subjectFor)
-	for k, v := range account.Claims(u, scopes, s.issuer) {
+	for k, v := range s.pairwiseClaims(u, subject, account.Claims(u, scopes, s.issuer)) {
 		info.AppendClaims(k, v)
 	}
+}
+
+// pairwiseClaims gives an app that knows u by a pairwise sub its own
+// picture URL in claims: the one of every other app has the user ID in its
+// path (account.AvatarPath), which would undo the pairwise sub (OpenID
+// Connect Core 1.0 §8.1). The URL follows the sub (a public one is the
+// user ID), so it reads nothing and costs a public app nothing.
+func (s *opStorage) pairwiseClaims(u storage.User, subject string, claims map[string]any) map[string]any {
+	if subject == u.ID || len(claims) == 0 {
+		return claims
+	}
+	base := strings.TrimSuffix(s.issuer, "/")
+	shared := base + account.AvatarPath(u)
+	for k, v := range claims {
+		if v == shared {
+			claims[k] = base + s.subjects.PairwiseAvatarPath(subject, u)
+		}
+	}
+	return claims
 }
 
 // checkScopeTokens bounds what a client may ask for: at most 32 scopes of at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -218,6 +219,85 @@ func TestPairwiseSubjects(t *testing.T) {
 		toks["shop"] = refreshed
 	})
 
+	pictures := map[string]string{} // each app's picture claim
+	t.Run("no claim carries the user ID", func(t *testing.T) {
+		// The picture claim is a URL of Keyport's: with the user ID in
+		// its path, it gave every sector one identifier to join people
+		// by, whatever the sub (OpenID Connect Core 1.0 §8.1).
+		for _, c := range []*testClient{shop, blog, crm, hr, static, wiki} {
+			raw, _ := toks[c.ID].Extra("id_token").(string)
+			idt := unverifiedJWTClaims(t, raw)
+			status, _, info := srv.userinfo(toks[c.ID].AccessToken)
+			if status != http.StatusOK {
+				t.Fatalf("%s: userinfo %d", c.ID, status)
+			}
+			pic, _ := info["picture"].(string)
+			if pic == "" || idt["picture"] != pic {
+				t.Errorf("%s: picture %q in userinfo, %v in the ID token", c.ID, pic, idt["picture"])
+			}
+			pictures[c.ID] = pic
+			if c == wiki {
+				continue
+			}
+			for where, claims := range map[string]map[string]any{"ID token": idt, "userinfo": info} {
+				for k, v := range claims {
+					if strings.Contains(fmt.Sprint(v), alice.ID) {
+						t.Errorf("%s: the %s's %s carries the user ID: %v", c.ID, where, k, v)
+					}
+				}
+			}
+			// The app's picture URL shows the person's picture.
+			resp, err := http.Get(pic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "image/") {
+				t.Errorf("%s: its picture URL %s answers %d %s", c.ID, pic, resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+		}
+		if pictures["shop"] == pictures["blog"] || pictures["shop"] == pictures["crm"] {
+			t.Errorf("apps of different sectors got one picture URL: shop %s, blog %s, crm %s", pictures["shop"], pictures["blog"], pictures["crm"])
+		}
+		if pictures["crm"] != pictures["hr"] || pictures["crm"] != pictures["static"] {
+			t.Errorf("apps of one sector got different picture URLs: crm %s, hr %s, static %s", pictures["crm"], pictures["hr"], pictures["static"])
+		}
+		if !strings.Contains(pictures["wiki"], alice.ID) {
+			t.Errorf("the public app's picture URL changed: %s", pictures["wiki"])
+		}
+		// An avatar ID that is no one's.
+		forged := strings.TrimSuffix(srv.URL, "/") + "/avatar/p.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		if resp, err := http.Get(forged); err != nil || resp.StatusCode != http.StatusNotFound {
+			t.Errorf("a forged pairwise avatar ID: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+	})
+
+	t.Run("introspection without the profile scope names no username", func(t *testing.T) {
+		// The username is one name every app knows the person by: a
+		// pairwise app learns it with the profile scope only, as
+		// preferred_username.
+		saved := shop.oauth.Scopes
+		shop.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
+		tok := signIn(shop)
+		shop.oauth.Scopes = saved
+		for kind, token := range map[string]string{"access": tok.AccessToken, "refresh": tok.RefreshToken} {
+			status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {token}}, "shop", shop.Secret)
+			if status != http.StatusOK || in["active"] != true || in["sub"] != subs["shop"] {
+				t.Errorf("shop's %s token without profile: %d %v", kind, status, in)
+			}
+			if u, ok := in["username"]; ok {
+				t.Errorf("shop's %s token without profile introspected with username %v", kind, u)
+			}
+		}
+		// With profile, as preferred_username is at userinfo.
+		status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {toks["shop"].AccessToken}}, "shop", shop.Secret)
+		if status != http.StatusOK || in["username"] != "pia" {
+			t.Errorf("shop's access token with profile: %d %v, want username pia", status, in)
+		}
+	})
+
 	t.Run("token exchange", func(t *testing.T) {
 		status, _, body := shop.tokenPost(exchangeForm(toks["shop"].AccessToken, typeAccessToken, "audience", "blog"), true)
 		if status != http.StatusOK {
@@ -230,6 +310,11 @@ func TestPairwiseSubjects(t *testing.T) {
 		status, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {exchanged}}, "blog", blog.Secret)
 		if status != http.StatusOK || in["sub"] != subs["blog"] {
 			t.Errorf("the token for blog introspected: %d %v, want sub %q", status, in, subs["blog"])
+		}
+		// Its picture is the one of the sub it carries, blog's, not shop's
+		// (which would tell blog shop's name for the person).
+		if status, _, info := srv.userinfo(exchanged); status != http.StatusOK || info["sub"] != subs["blog"] || info["picture"] != pictures["blog"] {
+			t.Errorf("userinfo with the token for blog: %d sub %v picture %v, want blog's %q", status, info["sub"], info["picture"], pictures["blog"])
 		}
 	})
 

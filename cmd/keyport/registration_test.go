@@ -182,10 +182,15 @@ func TestDynamicRegistration(t *testing.T) {
 			}
 		}
 		// Several redirect hosts and no sector: refused (OIDC Core §8.1).
+		// (127.0.0.1 and localhost are not two: loopback is the app's own
+		// sector, account.Sector.)
 		delete(meta, "sector_identifier_uri")
+		loopback := meta["redirect_uris"]
+		meta["redirect_uris"] = []string{"https://a.example/cb", "https://b.example/cb"}
 		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta); status != http.StatusBadRequest {
 			t.Errorf("two redirect hosts without a sector: %d %v", status, out)
 		}
+		meta["redirect_uris"] = loopback
 
 		meta["sector_identifier_uri"] = sectors.URL + "/pw.json"
 		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)

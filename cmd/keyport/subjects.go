@@ -31,6 +31,7 @@ func (m *Main) enablePairwiseSubjects(guard *webhook.Guard) (*account.Subjects, 
 	}
 	sectors := provider.NewSectorChecker(guard, sectorRoots)
 	m.Accounts.Clients.SetSectorCheck(sectors.Check)
+	m.Accounts.Users.SetSubjects(subjects)
 	for i, c := range m.Config.Clients {
 		if c.SubjectType != account.SubjectPairwise || c.SectorIdentifierURI == "" {
 			continue
