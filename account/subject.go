@@ -188,6 +188,11 @@ func checkSubject(c *storage.Client) *Error {
 	if c.SectorIdentifierURI == "" {
 		if c.SubjectType == SubjectPairwise {
 			if _, err := Sector(*c); err != nil {
+				if len(c.RedirectURIs) == 0 {
+					// A device or machine app: no redirect URI names its
+					// sector.
+					return FieldErrorf("sector_identifier_uri", "A pairwise app without redirect URIs needs a sector_identifier_uri to name its sector.")
+				}
 				return FieldErrorf("sector_identifier_uri", "A pairwise app whose redirect URIs have several hosts needs a sector_identifier_uri (OpenID Connect Core 1.0 §8.1).")
 			}
 		}

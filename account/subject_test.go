@@ -229,3 +229,14 @@ func TestPairwiseLoopbackApps(t *testing.T) {
 		t.Error("one loopback app's sub read back at another")
 	}
 }
+
+// A pairwise app without redirect URIs (one that signs people in by the
+// device flow only) is told it needs a sector document, not that its
+// redirect URIs have several hosts.
+func TestPairwiseAppWithoutRedirectURIs(t *testing.T) {
+	_, _, err := BuildClient(NewClient{ID: "tv", SubjectType: SubjectPairwise, Public: true,
+		GrantTypes: []string{GrantDeviceCode}})
+	if ErrorField(err) != "sector_identifier_uri" || !strings.Contains(ErrorMessage(err), "without redirect URIs") {
+		t.Fatalf("a pairwise app without redirect URIs: %v", err)
+	}
+}
