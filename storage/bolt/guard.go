@@ -185,8 +185,31 @@ func (g *guardedDB) Damaged() error {
 }
 
 // Sync, Close and Path pass through.
-func (g *guardedDB) Sync() error  { return g.db.Sync() }
-func (g *guardedDB) Close() error { return g.db.Close() }
+func (g *guardedDB) Sync() error { return g.db.Sync() }
+
+// Close closes the file. Once the file is known damaged, a transaction
+// that panicked on the damage may have left bbolt's writer lock held (its
+// rollback panicking in turn, before it let go), and bbolt's Close would
+// wait for that lock forever: a shutdown, or a test, hung on a damaged
+// file. Close then waits closeDamagedWait and gives up, leaving the file to
+// the process's exit.
+func (g *guardedDB) Close() error {
+	if g.Damaged() == nil {
+		return g.db.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.db.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(closeDamagedWait):
+		return fmt.Errorf("close damaged database %s: a transaction that failed on the damage still holds it; the file is let go when the process exits", g.path)
+	}
+}
+
+// closeDamagedWait is how long Close waits for a damaged file's locks.
+const closeDamagedWait = 5 * time.Second
+
 func (g *guardedDB) Path() string { return g.db.Path() }
 
 // fromDamage tells whether the panic being recovered (p) was raised by
