@@ -630,7 +630,6 @@ func (c *Config) validateClients(p *problems) {
 			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
 		validateTokenExchange(p, key, cl, grants)
-		validateResources(p, key, cl) // resources.go
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
 		}
@@ -655,7 +654,6 @@ func (c *Config) validateClients(p *problems) {
 		if cl.RequireSignedRequestObject && cl.JWKS == "" && cl.JWKSURI == "" && cl.TokenEndpointAuthMethod != "client_secret_jwt" {
 			p.errorf(key+".require_signed_request_object", "needs the app's keys: jwks or jwks_uri (or token_endpoint_auth_method = \"client_secret_jwt\")")
 		}
-		validateSubjectType(p, key, cl)
 	}
 }
 
@@ -831,44 +829,5 @@ func (c *Config) validateClientAuth(p *problems) {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
 			p.errorf(fmt.Sprintf("client_auth.jwks_allow_networks[%d]", i), "%q is not a CIDR such as \"10.0.0.0/8\"", n)
 		}
-	}
-}
-
-// validateSubjectType checks a client's subject_type and
-// sector_identifier_uri as far as the file goes; the document at the URI
-// is fetched and checked when the server starts.
-func validateSubjectType(p *problems, key string, cl Client) {
-	switch cl.SubjectType {
-	case "", "public":
-		if cl.SectorIdentifierURI != "" {
-			p.errorf(key+".sector_identifier_uri", "is only for subject_type = \"pairwise\"")
-		}
-		return
-	case "pairwise":
-	default:
-		p.errorf(key+".subject_type", "must be \"public\" or \"pairwise\", not %q", cl.SubjectType)
-		return
-	}
-	if cl.SectorIdentifierURI != "" {
-		if u, err := url.Parse(cl.SectorIdentifierURI); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.Fragment != "" {
-			p.errorf(key+".sector_identifier_uri", "must be an https URL without user name or fragment")
-		}
-		return
-	}
-	hosts := map[string]bool{}
-	for _, raw := range cl.RedirectURIs {
-		if u, err := url.Parse(raw); err == nil {
-			h := strings.ToLower(u.Hostname())
-			if h == "" {
-				h = strings.ToLower(u.Scheme) + ":" // a native app's private-use scheme
-			}
-			if ip, err := netip.ParseAddr(h); h == "localhost" || strings.HasSuffix(h, ".localhost") || err == nil && ip.Unmap().IsLoopback() {
-				h = "" // loopback: the app's own sector (account.Sector)
-			}
-			hosts[h] = true
-		}
-	}
-	if len(hosts) > 1 {
-		p.errorf(key+".sector_identifier_uri", "is needed by a pairwise app whose redirect URIs have several hosts (OpenID Connect Core 1.0 §8.1)")
 	}
 }

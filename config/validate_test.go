@@ -216,17 +216,6 @@ func TestValidateErrors(t *testing.T) {
 			`clients[0].userinfo_signed_response_alg: must be "RS256", "ES256", "EdDSA" or empty (plain JSON), not "HS256"`},
 		{"signed request objects without keys", func(c *Config) { c.Clients[0].RequireSignedRequestObject = true },
 			`clients[0].require_signed_request_object: needs the app's keys: jwks or jwks_uri`},
-		{"subject_type unknown", func(c *Config) { c.Clients[0].SubjectType = "private" },
-			`clients[0].subject_type: must be "public" or "pairwise", not "private"`},
-		{"sector_identifier_uri on a public app", func(c *Config) { c.Clients[0].SectorIdentifierURI = "https://rp.example/sector.json" },
-			`clients[0].sector_identifier_uri: is only for subject_type = "pairwise"`},
-		{"sector_identifier_uri over http", func(c *Config) {
-			c.Clients[0].SubjectType, c.Clients[0].SectorIdentifierURI = "pairwise", "http://rp.example/sector.json"
-		}, `clients[0].sector_identifier_uri: must be an https URL`},
-		{"pairwise with several redirect hosts", func(c *Config) {
-			c.Clients[0].SubjectType = "pairwise"
-			c.Clients[0].RedirectURIs = []string{"https://a.example/cb", "https://b.example/cb"}
-		}, `clients[0].sector_identifier_uri: is needed by a pairwise app whose redirect URIs have several hosts`},
 		{"client id chars", func(c *Config) { c.Clients[1].ID = "my app" }, "clients[1].id: may contain only"},
 		{"client id slash", func(c *Config) { c.Clients[1].ID = "a/b" }, "clients[1].id: may contain only"},
 		{"client id long", func(c *Config) { c.Clients[0].ID = strings.Repeat("a", 129) }, "clients[0].id: must be at most 128"},
@@ -670,21 +659,5 @@ func TestDynamicRegistrationSetting(t *testing.T) {
 	}
 	if _, err := on.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
-	}
-}
-
-// TestPairwiseLoopbackRedirects: a pairwise native app's loopback
-// redirect URIs (127.0.0.1, [::1], localhost) are the app's own sector, as
-// account.Sector has it, not several hosts that need a sector document.
-func TestPairwiseLoopbackRedirects(t *testing.T) {
-	c := validConfig()
-	c.Clients[1].SubjectType = "pairwise"
-	c.Clients[1].RedirectURIs = []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://localhost/cb"}
-	if _, err := c.Validate(); err != nil {
-		t.Errorf("a pairwise app with loopback redirect URIs: %v", err)
-	}
-	c.Clients[1].RedirectURIs = append(c.Clients[1].RedirectURIs, "https://app.example/cb")
-	if _, err := c.Validate(); err == nil || !strings.Contains(err.Error(), "clients[1].sector_identifier_uri: is needed") {
-		t.Errorf("loopback and another host without a sector document: %v", err)
 	}
 }

@@ -392,8 +392,10 @@ func staticClients(cs []config.Client) ([]storage.Client, error) {
 			Resources:    c.Resources,
 			SubjectType:  c.SubjectType, SectorIdentifierURI: c.SectorIdentifierURI,
 		})
-		if f := account.ErrorField(err); strings.HasPrefix(f, "custom_claims") {
-			// The rules are account's; the message names the TOML key.
+		if f := account.ErrorField(err); f != "" {
+			// The rules are account's, the same as the console's and the
+			// API's; its fields are the TOML keys, so the message names
+			// the key at fault.
 			return nil, fmt.Errorf("clients[%d].%s: %s", i, f, account.ErrorMessage(err))
 		}
 		if err != nil {
