@@ -42,7 +42,9 @@ func TestStaticClientsNameTheKeyAtFault(t *testing.T) {
 		{"pairwise with loopback and another host", func(c *config.Client) {
 			c.SubjectType, c.RedirectURIs = "pairwise", []string{"http://127.0.0.1/cb", "https://app.example/cb"}
 		}, "clients[0].sector_identifier_uri: "},
-		{"resources", func(c *config.Client) { c.Resources = []string{"https://api.example.com/orders", "urn:example:reports"} }, ""},
+		{"resources", func(c *config.Client) {
+			c.Resources = []string{"https://api.example.com/orders", "urn:example:reports"}
+		}, ""},
 		{"resource relative", func(c *config.Client) { c.Resources = []string{"/orders"} }, "clients[0].resources: "},
 		{"resource with a fragment", func(c *config.Client) { c.Resources = []string{"https://api.example.com/#x"} }, "clients[0].resources: "},
 		{"resource with an empty fragment", func(c *config.Client) { c.Resources = []string{"https://api.example.com/#"} }, "clients[0].resources: "},
