@@ -95,6 +95,9 @@ func TestDynamicRegistration(t *testing.T) {
 	srv := startServer(t, "", func(c *config.Config) {
 		c.OAuth.DynamicRegistration, c.OAuth.DeviceFlow = true, true
 		c.ClientAuth.JWKSAllowNetworks = []string{"127.0.0.0/8"}
+		// Above registration's own 64 KiB, so the oversized body below
+		// meets that bound and not the portal's.
+		c.Limits.MaxBodyBytes = 1 << 20
 	})
 	srv.createUser("rex", false)
 	adminToken, readOnly, _ := adminTokens(t, srv)
