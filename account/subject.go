@@ -75,9 +75,28 @@ func (s *Subjects) Subject(c storage.Client, userID string) string {
 		return userID
 	}
 	sector := sectorOrApp(c)
-	nonce := s.nonce(sector, userID)
-	out := s.aead.Seal(nonce, nonce, []byte(userID), []byte(sector))
-	return base64.RawURLEncoding.EncodeToString(out)
+	return s.seal(s.nonce(sector, userID), userID, sector)
+}
+
+// seal is userID sealed under nonce with additional data ad, the nonce in
+// front, in base64url: a pairwise sub, or an avatar ID.
+func (s *Subjects) seal(nonce []byte, userID, ad string) string {
+	return base64.RawURLEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(userID), []byte(ad)))
+}
+
+// open reads back what seal made with additional data ad: the user ID
+// and the nonce it came with, ok false for anything seal did not make.
+func (s *Subjects) open(enc, ad string) (userID string, nonce []byte, ok bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	n := s.aead.NonceSize()
+	if err != nil || len(raw) < n+s.aead.Overhead() {
+		return "", nil, false
+	}
+	plain, err := s.aead.Open(nil, raw[:n], raw[n:], []byte(ad))
+	if err != nil || len(plain) == 0 {
+		return "", nil, false
+	}
+	return string(plain), raw[:n], true
 }
 
 // UserOf is the user ID behind sub as app c knows it, and whether sub is
@@ -86,22 +105,14 @@ func (s *Subjects) UserOf(c storage.Client, sub string) (string, bool) {
 	if !Pairwise(c) {
 		return sub, true
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(sub)
-	n := s.aead.NonceSize()
-	if err != nil || len(raw) < n+s.aead.Overhead() {
-		return "", false
-	}
 	sector := sectorOrApp(c)
-	userID, err := s.aead.Open(nil, raw[:n], raw[n:], []byte(sector))
-	if err != nil || len(userID) == 0 {
-		return "", false
-	}
+	userID, nonce, ok := s.open(sub, sector)
 	// The nonce is a function of what it seals: one made any other way
 	// is no sub of ours.
-	if subtle.ConstantTimeCompare(raw[:n], s.nonce(sector, string(userID))) != 1 {
+	if !ok || subtle.ConstantTimeCompare(nonce, s.nonce(sector, userID)) != 1 {
 		return "", false
 	}
-	return string(userID), true
+	return userID, true
 }
 
 func (s *Subjects) nonce(sector, userID string) []byte {
@@ -290,9 +301,7 @@ func (s *Subjects) PairwiseAvatarPath(subject string, u storage.User) string {
 		version = u.AvatarAt.Unix()
 	}
 	fmt.Fprintf(m, "avatar:%d:%s%d:%s", len(subject), subject, version, u.ID)
-	nonce := m.Sum(nil)[:s.aead.NonceSize()]
-	out := s.aead.Seal(nonce, nonce, []byte(u.ID), []byte("avatar"))
-	return "/avatar/" + pairwiseAvatarPrefix + base64.RawURLEncoding.EncodeToString(out)
+	return "/avatar/" + pairwiseAvatarPrefix + s.seal(m.Sum(nil)[:s.aead.NonceSize()], u.ID, "avatar")
 }
 
 // avatarUserOf is the user ID of an avatar ID PairwiseAvatarPath
@@ -302,16 +311,8 @@ func (s *Subjects) avatarUserOf(id string) (string, bool) {
 	if !ok || len(enc) > 1024 {
 		return "", false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(enc)
-	n := s.aead.NonceSize()
-	if err != nil || len(raw) < n+s.aead.Overhead() {
-		return "", false
-	}
-	userID, err := s.aead.Open(nil, raw[:n], raw[n:], []byte("avatar"))
-	if err != nil || len(userID) == 0 {
-		return "", false
-	}
-	return string(userID), true
+	userID, _, ok := s.open(enc, "avatar")
+	return userID, ok
 }
 
 // SetSubjects lets Avatar read the avatar IDs pairwise apps are given
