@@ -107,6 +107,26 @@ func newAssertions(o Options) (*assertions, error) {
 	return a, nil
 }
 
+// recordOnce records that the signed token named by key (a client and jti,
+// a DPoP key and jti) was accepted, until until, and tells whether it was
+// already: the one replay check of client assertions and DPoP proofs. The
+// key is hashed, so any jti fits.
+func (a *assertions) recordOnce(ctx context.Context, purpose, key string, now, until time.Time) (replayed bool, _ error) {
+	if a.replays == nil {
+		return false, fmt.Errorf("no store for the jti's of %s", purpose)
+	}
+	err := a.replays.CreateOneTimeToken(ctx, storage.OneTimeToken{
+		Hash: account.HashSecret(key), Purpose: purpose, CreatedAt: now, ExpiresAt: until,
+	})
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("record a jti of %s: %w", purpose, err)
+	}
+	return false, nil
+}
+
 // presentsAssertion tells whether a request authenticates its client with
 // an assertion (or tries to).
 func presentsAssertion(form url.Values) bool {
@@ -288,23 +308,13 @@ func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignatu
 	case len(claims.ID) > maxJTIBytes:
 		return fmt.Sprintf("jti is longer than %d bytes", maxJTIBytes), nil
 	}
-	if s.assertions.replays == nil {
-		return "", errors.New("no store for the jti of client assertions")
-	}
-	// The record lives as long as the assertion could be accepted; the
-	// key is the client and jti hashed, so any jti fits.
-	rec := storage.OneTimeToken{
-		Hash:      account.HashSecret(c.ID + "\x00" + claims.ID),
-		Purpose:   assertionReplayPurpose,
-		CreatedAt: now,
-		ExpiresAt: claims.Expiry.Time().Add(assertionSkew),
-	}
-	err := s.assertions.replays.CreateOneTimeToken(ctx, rec)
+	// The record lives as long as the assertion could be accepted.
+	replayed, err := s.assertions.recordOnce(ctx, assertionReplayPurpose, c.ID+"\x00"+claims.ID, now, claims.Expiry.Time().Add(assertionSkew))
 	switch {
-	case errors.Is(err, storage.ErrConflict):
-		return "its jti was used already", nil
 	case err != nil:
-		return "", fmt.Errorf("record the jti of a client assertion: %w", err)
+		return "", err
+	case replayed:
+		return "its jti was used already", nil
 	}
 	return "", nil
 }

@@ -22,7 +22,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
-	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -501,23 +500,13 @@ func (s *opStorage) recordDPoPJTI(ctx context.Context, n *dpopNote) (replayed bo
 	if n.spent {
 		return false, nil
 	}
-	if s.assertions.replays == nil {
-		return false, s.internal(ctx, "record a DPoP proof", errors.New("no store for the jti of DPoP proofs"))
-	}
-	rec := storage.OneTimeToken{
-		// The key and jti hashed: any jti fits, and two keys' jti's
-		// never collide.
-		Hash:      account.HashSecret("dpop\x00" + n.proof.jkt + "\x00" + n.proof.jti),
-		Purpose:   dpopReplayPurpose,
-		CreatedAt: s.now(),
-		ExpiresAt: n.proof.iat.Add(dpopProofMaxAge + dpopProofSkew),
-	}
-	err := s.assertions.replays.CreateOneTimeToken(ctx, rec)
+	// Keyed by the proof's key and jti, so two keys' jti's never collide.
+	replayed, err := s.assertions.recordOnce(ctx, dpopReplayPurpose, "dpop\x00"+n.proof.jkt+"\x00"+n.proof.jti, s.now(), n.proof.iat.Add(dpopProofMaxAge+dpopProofSkew))
 	switch {
-	case errors.Is(err, storage.ErrConflict):
-		return true, nil
 	case err != nil:
 		return false, s.internal(ctx, "record the jti of a DPoP proof", err)
+	case replayed:
+		return true, nil
 	}
 	n.spent = true
 	return false, nil
