@@ -433,6 +433,13 @@ func TestDynamicRegistration(t *testing.T) {
 		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", expired, webMetadata("late")); status != http.StatusUnauthorized || out["error"] != "invalid_token" {
 			t.Errorf("an expired token: %d %v", status, out)
 		}
+		// Checked before the metadata: an expired token fetches no sector
+		// document (one that cannot be fetched would answer 400 if it did).
+		late := webMetadata("late")
+		late["subject_type"], late["sector_identifier_uri"] = "pairwise", sectors.URL+"/missing.json"
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", expired, late); status != http.StatusUnauthorized || out["error"] != "invalid_token" {
+			t.Errorf("an expired token with a sector document to fetch: %d %v", status, out)
+		}
 
 		// A revoked token.
 		revoked, revokedID := initialAccessToken(t, srv, adminToken, 0, false)
