@@ -82,7 +82,7 @@ func TestCustomClaimsReadNothingMore(t *testing.T) {
 
 		// Userinfo: the token and its user in one read; the app once,
 		// for the claims and for signed userinfo alike.
-		at := storage.AccessToken{ID: "at-" + app, Subject: "u1", UserID: "u1", ClientID: app, Scopes: scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		at := storage.AccessToken{ID: "at-" + app, Subject: "u1", UserID: "u1", ClientID: app, Audience: []string{app}, Scopes: scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 		if err := db.CreateTokens(bg, at, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -235,8 +235,8 @@ func (s *opStorage) resourceAudience(ctx context.Context, req any, t *storage.Ac
 // a resource cannot then be taken by that resource and presented
 // elsewhere"), as the management API refuses it (accesstokens.go).
 func (s *opStorage) readsUserinfo(ctx context.Context, t storage.AccessToken) bool {
-	if len(t.Audience) == 0 || slices.Contains(t.Audience, t.ClientID) {
-		return true // none recorded: the app's, as every token before resources
+	if slices.Contains(t.Audience, t.ClientID) {
+		return true
 	}
 	if len(t.Actors) == 0 {
 		return false // a grant's token for resources (resourceAudience)
