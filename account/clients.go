@@ -719,7 +719,7 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 		if changed = len(clientChanges(c, next)) > 0; !changed {
 			return c, nil
 		}
-		if sectorDocumentNeeded(c, next) && (checked == nil || !sectorInputsEqual(*checked, next)) {
+		if sectorCheckStale(checked, c, next) {
 			// Changed since the document was fetched (outside this
 			// transaction, which must not wait on the network).
 			return c, ErrClientChanged

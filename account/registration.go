@@ -470,7 +470,7 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if err := normalizeClient(&next, true, nil); err != nil {
 			return c, err
 		}
-		if sectorDocumentNeeded(c, next) && (checked == nil || !sectorInputsEqual(*checked, next)) {
+		if sectorCheckStale(checked, c, next) {
 			return c, FieldErrorf("sector_identifier_uri", "The client changed while its sector_identifier_uri was checked; try again.")
 		}
 		// A secret is issued at registration only, and kept as the method

@@ -249,6 +249,13 @@ func sectorInputsEqual(a, b storage.Client) bool {
 	return a.SubjectType == b.SubjectType && a.SectorIdentifierURI == b.SectorIdentifierURI && slices.Equal(a.RedirectURIs, b.RedirectURIs)
 }
 
+// sectorCheckStale tells whether an edit from c to next needs a sector
+// document that the check made before its transaction (checked, nil for
+// none) did not read as next has it: something changed meanwhile.
+func sectorCheckStale(checked *storage.Client, c, next storage.Client) bool {
+	return sectorDocumentNeeded(c, next) && (checked == nil || !sectorInputsEqual(*checked, next))
+}
+
 // sectorDocumentNeeded tells whether an edit from c to next must fetch
 // next's sector document: it is pairwise with a sector_identifier_uri, and
 // something the check reads changed.
