@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -129,30 +128,9 @@ func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeyS
 
 // fetch gets the key set at uri and how long it may be kept.
 func (c *jwksCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, time.Duration, error) {
-	if err := c.guard.CheckURL(uri); err != nil {
-		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: %w", uri, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, webhook.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	body, header, err := fetchDocument(ctx, c.guard, c.client, uri, "application/jwk-set+json, application/json", maxJWKSResponseBytes)
 	if err != nil {
-		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: %w", uri, err)
-	}
-	req.Header.Set("Accept", "application/jwk-set+json, application/json")
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return jose.JSONWebKeySet{}, 0, fmt.Errorf("fetch jwks_uri: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return jose.JSONWebKeySet{}, 0, fmt.Errorf("fetch jwks_uri %s: the app answered %d", uri, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSResponseBytes+1))
-	if err != nil {
-		return jose.JSONWebKeySet{}, 0, fmt.Errorf("read jwks_uri %s: %w", uri, err)
-	}
-	if len(body) > maxJWKSResponseBytes {
-		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: the key set is larger than %d bytes", uri, maxJWKSResponseBytes)
+		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri: %w", err)
 	}
 	set, err := account.ParseClientJWKS(body)
 	if err != nil {
@@ -161,7 +139,7 @@ func (c *jwksCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, 
 	if len(set.Keys) == 0 {
 		return jose.JSONWebKeySet{}, 0, errors.New("jwks_uri " + uri + ": the key set holds no signing key")
 	}
-	return set, maxAge(resp.Header.Get("Cache-Control")), nil
+	return set, maxAge(header.Get("Cache-Control")), nil
 }
 
 // maxAge is how long a key set may be kept by its Cache-Control header,

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -53,30 +52,9 @@ func (s *SectorChecker) Check(ctx context.Context, uri string, redirectURIs []st
 	if err != nil || u.Scheme != "https" {
 		return errors.New("it must be an https URL")
 	}
-	if err := s.guard.CheckURL(uri); err != nil {
-		return fmt.Errorf("%s: %w", uri, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, webhook.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	body, _, err := fetchDocument(ctx, s.guard, s.client, uri, "application/json", maxSectorDocumentBytes)
 	if err != nil {
-		return fmt.Errorf("%s: %w", uri, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", uri, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch %s: the server answered %d", uri, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSectorDocumentBytes+1))
-	if err != nil {
-		return fmt.Errorf("read %s: %w", uri, err)
-	}
-	if len(body) > maxSectorDocumentBytes {
-		return fmt.Errorf("%s: the document is larger than %d bytes", uri, maxSectorDocumentBytes)
+		return err
 	}
 	var listed []string
 	if err := json.Unmarshal(body, &listed); err != nil {
