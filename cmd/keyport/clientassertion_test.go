@@ -80,9 +80,16 @@ func assertion(t *testing.T, key jose.SigningKey, id, aud string, change ...func
 
 // signJWT signs claims with key as a compact JWS of type typ, as a relying
 // party's library does (assertions, request objects).
-func signJWT(t *testing.T, key jose.SigningKey, typ string, claims map[string]any) string {
+func signJWT(t testing.TB, key jose.SigningKey, typ string, claims map[string]any) string {
 	t.Helper()
-	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	return signJWTWith(t, key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)), claims)
+}
+
+// signJWTWith signs claims with key and the signer options opts (a DPoP
+// proof embeds its public key) as a compact JWS.
+func signJWTWith(t testing.TB, key jose.SigningKey, opts *jose.SignerOptions, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(key, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
