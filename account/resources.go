@@ -26,21 +26,33 @@ func normalizeResources(c *storage.Client) *Error {
 	if len(c.Resources) > MaxClientResources {
 		return FieldErrorf("resources", "At most %d resources.", MaxClientResources)
 	}
-	kept := make([]string, 0, len(c.Resources))
-	for _, r := range c.Resources {
-		r = strings.TrimSpace(r)
+	var err *Error
+	c.Resources, err = normalizeList(c.Resources, func(r string) *Error {
 		if !ResourceURI(r) {
 			return FieldErrorf("resources", "%q is not an absolute URI without a fragment of at most %d characters.", clip(r, 64), MaxClientResourceLength)
 		}
-		if !slices.Contains(kept, r) {
-			kept = append(kept, r)
+		return nil
+	})
+	return err
+}
+
+// normalizeList is list trimmed, without repeats, nil when empty, or the
+// refusal of its first entry that refusal refuses.
+func normalizeList(list []string, refusal func(string) *Error) ([]string, *Error) {
+	kept := make([]string, 0, len(list))
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if err := refusal(v); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(kept, v) {
+			kept = append(kept, v)
 		}
 	}
-	c.Resources = nil
-	if len(kept) > 0 {
-		c.Resources = kept
+	if len(kept) == 0 {
+		return nil, nil
 	}
-	return nil
+	return kept, nil
 }
 
 // ResourceURI tells whether r may name a resource (RFC 8707 §2): an

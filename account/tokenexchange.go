@@ -22,23 +22,14 @@ func normalizeTokenExchange(c *storage.Client) *Error {
 	if len(c.TokenExchangeAudiences) > MaxTokenExchangeAudiences {
 		return FieldErrorf("token_exchange_audiences", "At most %d audiences.", MaxTokenExchangeAudiences)
 	}
-	kept := make([]string, 0, len(c.TokenExchangeAudiences))
-	for _, a := range c.TokenExchangeAudiences {
-		a = strings.TrimSpace(a)
-		if !clientIDPattern.MatchString(a) {
-			if err := checkURIShape(a); err != nil || !strings.Contains(a, "://") {
-				return FieldErrorf("token_exchange_audiences", "%q is neither a client ID nor an absolute URI.", clip(a, 64))
-			}
+	var err *Error
+	c.TokenExchangeAudiences, err = normalizeList(c.TokenExchangeAudiences, func(a string) *Error {
+		if !clientIDPattern.MatchString(a) && (checkURIShape(a) != nil || !strings.Contains(a, "://")) {
+			return FieldErrorf("token_exchange_audiences", "%q is neither a client ID nor an absolute URI.", clip(a, 64))
 		}
-		if !slices.Contains(kept, a) {
-			kept = append(kept, a)
-		}
-	}
-	c.TokenExchangeAudiences = nil
-	if len(kept) > 0 {
-		c.TokenExchangeAudiences = kept
-	}
-	return nil
+		return nil
+	})
+	return err
 }
 
 // VerifyAppPassword checks an app password presented for token exchange
