@@ -760,7 +760,9 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 // Auth0: a planned rotation leaves the app's signed-in users signed in.
 // A JWT access token stays valid until it expires for a resource server
 // that checks only its signature; introspection, userinfo and the
-// management API look up the stored record and refuse it at once.
+// management API refuse it at once: the stored record is gone, and a
+// client_credentials JWT, which is not stored, was issued before the
+// app's TokensRevokedAt.
 func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string, grace time.Duration, revokeTokens bool) (string, error) {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return "", err
@@ -791,6 +793,9 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 		c.SecretHash = HashSecret(secret)
 		SealClientSecret(s.sealer, &c, secret)
 		c.UpdatedAt = now
+		if revokeTokens {
+			c.TokensRevokedAt = now // for the tokens never stored
+		}
 		return c, nil
 	}
 	var err error

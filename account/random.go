@@ -36,6 +36,23 @@ func newOrderedID(t time.Time) string {
 	return orderedEncoding.EncodeToString(b[:])
 }
 
+// OrderedIDTime is the time, to the millisecond, at which NewOrderedID
+// made id; false for a string that is not one.
+func OrderedIDTime(id string) (time.Time, bool) {
+	var b [16]byte
+	if len(id) != orderedEncoding.EncodedLen(len(b)) {
+		return time.Time{}, false
+	}
+	if n, err := orderedEncoding.Decode(b[:], []byte(id)); err != nil || n != len(b) {
+		return time.Time{}, false
+	}
+	var ms uint64
+	for _, c := range b[:6] {
+		ms = ms<<8 | uint64(c)
+	}
+	return time.UnixMilli(int64(ms)), true
+}
+
 // orderedEncoding is base32hex: its alphabet is in ASCII order, so encoded
 // strings of equal length sort as the bytes they encode.
 var orderedEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -18,22 +19,25 @@ import (
 // errNotOurToken: the value is not a live access token of this provider.
 var errNotOurToken = errors.New("not a live access token")
 
-// ReadAccessToken returns the stored, live access token raw stands for:
-// an opaque token (sealed "ID:subject") or a JWT signed by one of our keys
-// and naming us as issuer. Either way the stored record decides, so a
-// revoked or expired token is refused even when its JWT still verifies.
-// The portal's management API uses it to accept apps' client_credentials
-// tokens.
+// ReadAccessToken returns the live access token raw stands for: an opaque
+// token (sealed "ID:subject") or a JWT signed by one of our keys and naming
+// us as issuer. For a stored token the record decides, so a revoked or
+// expired token is refused even when its JWT still verifies; a stateless
+// one (statelessPrefix) is read from its verified claims. The portal's
+// management API uses it to accept apps' client_credentials tokens.
 func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error) {
-	id, subject, err := p.accessTokenID(ctx, raw)
+	id, subject, claims, err := p.presentedToken(ctx, raw)
 	if err != nil {
 		return storage.AccessToken{}, err
 	}
-	t, err := p.opts.Store.GetAccessToken(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
+	var t storage.AccessToken
+	if isStateless(id) {
+		if t, err = p.statelessToken(ctx, claims); err != nil {
+			return storage.AccessToken{}, err
+		}
+	} else if t, err = p.opts.Store.GetAccessToken(ctx, id); errors.Is(err, storage.ErrNotFound) {
 		return storage.AccessToken{}, errNotOurToken
-	}
-	if err != nil {
+	} else if err != nil {
 		return storage.AccessToken{}, fmt.Errorf("load access token: %w", err)
 	}
 	if t.Subject != subject || !p.opts.Now().Before(t.ExpiresAt) {
@@ -48,7 +52,7 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	if err != nil {
 		return storage.AccessToken{}, errNotOurToken // the app was deleted
 	}
-	if t.CreatedAt.Before(c.CreatedAt) {
+	if issuedBefore(t, c) {
 		// Issued to an app of this ID that was deleted since: the app
 		// registered again under it is another one.
 		return storage.AccessToken{}, errNotOurToken
@@ -65,6 +69,117 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	return t, nil
 }
 
+// issuedBefore tells whether token t was issued before app c was created:
+// to an app of the same ID that was deleted since. A stateless token's
+// issue time is its ID's (its iat has whole seconds only), to the
+// millisecond: one issued in the same millisecond as the app's creation
+// counts as the app's.
+func issuedBefore(t storage.AccessToken, c storage.Client) bool {
+	if isStateless(t.ID) {
+		issued, ok := account.OrderedIDTime(strings.TrimPrefix(t.ID, statelessPrefix))
+		return !ok || issued.Before(c.CreatedAt.Truncate(time.Millisecond))
+	}
+	return t.CreatedAt.Before(c.CreatedAt)
+}
+
+// revokedWithApp tells whether stateless token t was issued before its
+// app's tokens were last revoked (storage.Client.TokensRevokedAt). One
+// issued in that very millisecond stays, as a stored token whose grant
+// authenticated just before the revocation's commit and stored it just
+// after does.
+func revokedWithApp(t storage.AccessToken, c storage.Client) bool {
+	if c.TokensRevokedAt.IsZero() {
+		return false
+	}
+	issued, ok := account.OrderedIDTime(strings.TrimPrefix(t.ID, statelessPrefix))
+	return !ok || issued.Before(c.TokensRevokedAt.Truncate(time.Millisecond))
+}
+
+// statelessPrefix starts the ID (jti) of an access token that is not
+// stored: a JWT access token of the client_credentials grant. It carries
+// everything a resource server and introspection need (app, scopes,
+// audience, expiry, DPoP key) under our signature, and there is no user,
+// session or refresh family whose end would have to end it, so storing it
+// bought nothing but a disk commit on every grant, which bounded the grant
+// by the disk's sync latency. Revoking one (RFC 7009) stores a tombstone
+// under its ID until it expires. The dot keeps the prefix out of the
+// alphabet of stored token IDs (account.NewOrderedID).
+const statelessPrefix = "s."
+
+func isStateless(id string) bool { return strings.HasPrefix(id, statelessPrefix) }
+
+// issuesStateless tells whether the access token of this grant goes
+// unstored: a client_credentials grant of an app with JWT access tokens.
+func (s *opStorage) issuesStateless(ctx context.Context, req op.TokenRequest) bool {
+	r, ok := req.(*machineRequest)
+	if !ok {
+		return false
+	}
+	c, err := s.getClient(ctx, r.clientID)
+	return err == nil && c.AccessTokenJWT
+}
+
+// statelessToken is the record a stateless access token's verified claims
+// stand for, unless it was revoked (its tombstone is stored), has expired,
+// or its app is gone or is another app of the same ID.
+func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenClaims) (storage.AccessToken, error) {
+	t := storage.AccessToken{
+		ID:        claims.JWTID,
+		ClientID:  claims.ClientID,
+		Subject:   claims.Subject,
+		Scopes:    claims.Scopes,
+		Audience:  claims.Audience,
+		CreatedAt: claims.IssuedAt.AsTime(),
+		ExpiresAt: claims.Expiration.AsTime(),
+	}
+	if cnf, ok := claims.Claims["cnf"].(map[string]any); ok {
+		t.DPoPJKT, _ = cnf["jkt"].(string)
+	}
+	if t.ClientID == "" || t.Subject != t.ClientID || !p.opts.Now().Before(t.ExpiresAt) {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	if _, err := p.opts.Store.GetAccessToken(ctx, t.ID); err == nil {
+		return storage.AccessToken{}, errNotOurToken // revoked
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return storage.AccessToken{}, fmt.Errorf("look for the revocation of access token %q: %w", t.ID, err)
+	}
+	c, err := p.storage.getClient(ctx, t.ClientID)
+	if err != nil || issuedBefore(t, c) || revokedWithApp(t, c) {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	return t, nil
+}
+
+// withPresentedStateless puts the stateless access token an introspection
+// or revocation request presents into its context, for opStorage's
+// SetIntrospectionFromToken and RevokeToken, which zitadel hands only the
+// token's ID. Anything else (other tokens, a revoked or unverifiable one)
+// leaves the context as it is.
+func (p *Provider) withPresentedStateless(r *http.Request) *http.Request {
+	raw := r.PostForm.Get("token")
+	if strings.Count(raw, ".") != 2 || len(raw) > 8192 {
+		return r
+	}
+	id, _, claims, err := p.presentedToken(r.Context(), raw)
+	if err != nil || !isStateless(id) {
+		return r
+	}
+	t, err := p.statelessToken(r.Context(), claims)
+	if err != nil {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), statelessKey{}, t))
+}
+
+type statelessKey struct{}
+
+// presentedStateless is the stateless token with this ID the request
+// presented (withPresentedStateless), if it is live.
+func presentedStateless(ctx context.Context, id string) (storage.AccessToken, bool) {
+	t, ok := ctx.Value(statelessKey{}).(storage.AccessToken)
+	return t, ok && t.ID == id
+}
+
 // liveScopes narrows a token's scopes to those app c may still receive:
 // its allowed scopes, and the management API's only where they name them
 // (as ClientCredentialsTokenRequest grants them).
@@ -77,26 +192,55 @@ func liveScopes(c storage.Client, scopes []string) []string {
 // accessTokenID finds the token ID and subject in an opaque or JWT token,
 // as zitadel's userinfo endpoint does.
 func (p *Provider) accessTokenID(ctx context.Context, raw string) (id, subject string, err error) {
+	id, subject, _, err = p.presentedToken(ctx, raw)
+	return id, subject, err
+}
+
+// presentedToken is accessTokenID with, for a JWT, its verified claims
+// (nil for an opaque token).
+func (p *Provider) presentedToken(ctx context.Context, raw string) (id, subject string, claims *oidc.AccessTokenClaims, err error) {
 	if plain, err := p.op.Crypto().Decrypt(raw); err == nil {
 		id, subject, ok := strings.Cut(plain, ":")
-		if !ok || id == "" {
-			return "", "", errNotOurToken
+		if !ok || id == "" || isStateless(id) {
+			return "", "", nil, errNotOurToken
 		}
-		return id, subject, nil
+		return id, subject, nil, nil
 	}
 	if strings.Count(raw, ".") != 2 {
-		return "", "", errNotOurToken
+		return "", "", nil, errNotOurToken
 	}
 	// The verifier takes the issuer it expects from the context, which
 	// only requests through the provider's own handler carry: the
 	// management API's do not, and without it every JWT was refused.
 	ctx = op.ContextWithIssuer(ctx, p.opts.Issuer)
-	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, raw, p.op.AccessTokenVerifier(ctx))
+	claims, err = op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, raw, p.op.AccessTokenVerifier(ctx))
 	if err != nil || claims.JWTID == "" {
-		return "", "", errNotOurToken
+		return "", "", nil, errNotOurToken
 	}
 	if exp := claims.GetExpiration(); !exp.IsZero() && !p.opts.Now().Before(exp.Add(time.Second)) {
-		return "", "", errNotOurToken
+		return "", "", nil, errNotOurToken
 	}
-	return claims.JWTID, claims.Subject, nil
+	return claims.JWTID, claims.Subject, claims, nil
+}
+
+// revokeStateless revokes the stateless access token with this ID (RFC
+// 7009) by storing its tombstone, which statelessToken finds, until the
+// token expires and the sweep takes both. A token that is unknown, expired
+// or revoked already is not an error (§2.2).
+func (s *opStorage) revokeStateless(ctx context.Context, id, clientID string) *oidc.Error {
+	t, ok := presentedStateless(ctx, id)
+	if !ok {
+		return nil
+	}
+	if t.ClientID != clientID {
+		return oidc.ErrUnauthorizedClient().WithDescription("token was not issued to this client")
+	}
+	tombstone := storage.AccessToken{ID: t.ID, ClientID: t.ClientID, Subject: t.Subject, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt}
+	if err := s.store.CreateTokens(ctx, tombstone, nil); err != nil {
+		if _, gerr := s.store.GetAccessToken(ctx, id); gerr == nil {
+			return nil // a concurrent revocation stored it first
+		}
+		return s.internal(ctx, "revoke access token", err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"maps"
+	"strings"
 	"slices"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -105,6 +106,15 @@ func (s *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Toke
 			claims = map[string]any{}
 		}
 		maps.Copy(claims, cnf)
+	}
+	// The token's scopes (RFC 9068 §2.2.3), which zitadel's JWT leaves
+	// out: a resource server decides by them, and a stateless token
+	// (accesstokens.go) is read back from them.
+	if scopes := req.GetScopes(); len(scopes) > 0 {
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		claims["scope"] = strings.Join(scopes, " ")
 	}
 	return claims, nil
 }

@@ -169,15 +169,21 @@ func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
 		if err := s.SetIntrospectionFromToken(withReadMemo(bg), resp, tok.ID, "u1", ""); err != nil {
 			t.Fatal(err)
 		}
+		// scope is the token's own (RFC 9068 §2.2.3), which introspection
+		// has in its own field.
+		if jwt["scope"] != "openid org" {
+			t.Errorf("%s: the JWT's scope %v, want \"openid org\"", name, jwt["scope"])
+		}
+		delete(jwt, "scope")
 		if fmt.Sprint(jwt) != fmt.Sprint(resp.Claims) || fmt.Sprint(jwt["app_roles"]) != "[editor]" {
 			t.Errorf("%s: the JWT's custom claims %v, introspection's %v; want app_roles [editor] in both", name, jwt, resp.Claims)
 		}
 	}
-	// An app without mappings: no read for them.
+	// An app without mappings: no read for them, and only the scope.
 	cs := &countingStore{DB: db}
 	counted := &opStorage{store: cs, issuer: s.issuer, now: time.Now}
 	plain := exchangeRequest{t: storage.AccessToken{ClientID: "plain", UserID: "u1", Subject: "u1", Scopes: []string{oidc.ScopeOpenID, "org"}}, app: storage.Client{ID: "plain"}}
-	if jwt, err := counted.GetPrivateClaimsFromRequest(withReadMemo(bg), plain, nil); err != nil || len(jwt) != 0 || cs.users.Load() != 0 || cs.clients.Load() != 0 {
+	if jwt, err := counted.GetPrivateClaimsFromRequest(withReadMemo(bg), plain, nil); err != nil || len(jwt) != 1 || jwt["scope"] == nil || cs.users.Load() != 0 || cs.clients.Load() != 0 {
 		t.Errorf("an app without mappings: claims %v (%v), %d user and %d app reads, want none", jwt, err, cs.users.Load(), cs.clients.Load())
 	}
 }

@@ -410,6 +410,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) 
 		return "", time.Time{}, err
 	}
 	t := s.accessFor(ctx, req, "")
+	if s.issuesStateless(ctx, req) { // accesstokens.go
+		return statelessPrefix + t.ID, t.ExpiresAt, nil
+	}
 	if r, ok := req.(*authRequest); ok && r.codeHash != "" {
 		if err := s.createCodeTokens(ctx, r, t, nil); err != nil {
 			return "", time.Time{}, err
@@ -712,6 +715,9 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 		}
 		return nil
 	}
+	if isStateless(tokenOrID) {
+		return s.revokeStateless(ctx, tokenOrID, clientID)
+	}
 	t, err := s.store.GetAccessToken(ctx, tokenOrID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil // RFC 7009 §2.2: an unknown token is not an error
@@ -921,7 +927,20 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 }
 
 func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, _ string) error {
-	t, u, err := s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
+	var (
+		t   storage.AccessToken
+		u   storage.User
+		err error
+	)
+	if isStateless(tokenID) {
+		if presented, ok := presentedStateless(ctx, tokenID); ok { // accesstokens.go
+			t = presented
+		} else {
+			err = errInvalidToken
+		}
+	} else {
+		t, u, err = s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
+	}
 	if err != nil || t.Subject != subject {
 		return errInvalidToken
 	}

@@ -236,6 +236,9 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if err != nil {
 		return storage.AccessToken{}, nil, "", invalid
 	}
+	if isStateless(id) { // an app's own client_credentials token
+		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token is not a user's token")
+	}
 	sub, u, err := s.store.GetAccessTokenAndUser(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.AccessToken{}, nil, "", invalid

@@ -263,6 +263,12 @@ type Client struct {
 	// (account/customclaims.go): each released with its scope, in the
 	// tokens it names. Empty: only the standard claims.
 	CustomClaims []ClaimMapping `json:"custom_claims,omitempty"`
+
+	// TokensRevokedAt is when an admin last revoked every token issued to
+	// the app (a secret rotation with revoke_tokens): the stored ones
+	// went then, and a stateless access token (a client_credentials JWT,
+	// never stored) issued before it is refused from then on. Zero: never.
+	TokensRevokedAt time.Time `json:"tokens_revoked_at,omitzero"`
 }
 
 // ClaimMapping is one custom claim of an app: the claim Claim carries the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -154,5 +155,105 @@ func TestRotateSecretRevokesTokens(t *testing.T) {
 	}
 	if revoked["opaque-bot"] != 1 || revoked["jwt-bot"] != 1 || revoked["wiki"] != 1 || len(events) != 5 {
 		t.Errorf("rotation events with the revocation: %v of %d", revoked, len(events))
+	}
+}
+
+// TestStatelessMachineTokens: a client_credentials JWT access token is not
+// stored (its jti says so), yet everything that reads tokens treats it as
+// one: it carries its scopes, introspection and the management API accept
+// it, RFC 7009 revocation by its app ends it at once (by a tombstone, and
+// a second revocation is no error), another app cannot revoke it, it is no
+// user's token for token exchange, and an app deleted and registered again
+// under its ID does not inherit it.
+func TestStatelessMachineTokens(t *testing.T) {
+	srv := startServer(t, "", nil)
+	ctx := context.Background()
+	observer := srv.createClient(account.NewClient{ID: "observer", GrantTypes: []string{account.GrantClientCredentials}})
+	bot := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdminRead}, AccessTokenJWT: true})
+	token := func(c *testClient) string {
+		t.Helper()
+		cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: srv.URL + "/oauth/token", Scopes: []string{account.ScopeAdminRead}}
+		tok, err := cc.Token(ctx)
+		if err != nil {
+			t.Fatalf("%s's client_credentials token: %v", c.ID, err)
+		}
+		return tok.AccessToken
+	}
+	introspect := func(tok string) map[string]any {
+		t.Helper()
+		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
+		if status != http.StatusOK {
+			t.Fatalf("introspect: %d %v", status, out)
+		}
+		return out
+	}
+	apiStatus := func(tok string) int {
+		status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients", tok, "", "")
+		return status
+	}
+
+	tok := token(bot)
+	claims := jwtClaims(t, srv, tok)
+	jti, _ := claims["jti"].(string)
+	if !strings.HasPrefix(jti, "s.") || claims["scope"] != account.ScopeAdminRead || claims["client_id"] != "bot" || claims["sub"] != "bot" {
+		t.Fatalf("the machine token's claims: %v", claims)
+	}
+	if _, err := srv.Main.Store.GetAccessToken(ctx, jti); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the machine token was stored: %v", err)
+	}
+	if out := introspect(tok); out["active"] != true || out["scope"] != account.ScopeAdminRead || out["client_id"] != "bot" || out["jti"] != jti || out["exp"] != claims["exp"] {
+		t.Errorf("introspection of the machine token: %v (claims %v)", out, claims)
+	}
+	if status := apiStatus(tok); status != http.StatusOK {
+		t.Errorf("the machine token at the management API: %d", status)
+	}
+
+	// Token exchange takes users' tokens only.
+	status, _, out := srv.postForm("/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {tok},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}, bot.ID, bot.Secret)
+	if status < 400 || status >= 500 {
+		t.Errorf("token exchange of the machine token: %d %v", status, out)
+	}
+
+	// Only its own app revokes it.
+	status, _, out = srv.postForm("/revoke", url.Values{"token": {tok}}, observer.ID, observer.Secret)
+	if status == http.StatusOK {
+		t.Errorf("another app revoked the machine token: %d %v", status, out)
+	}
+	if introspect(tok)["active"] != true {
+		t.Fatal("the machine token is inactive after another app's revocation attempt")
+	}
+	for i := range 2 {
+		if status, _, out := srv.postForm("/revoke", url.Values{"token": {tok}, "token_type_hint": {"access_token"}}, bot.ID, bot.Secret); status != http.StatusOK {
+			t.Fatalf("revocation %d by its app: %d %v", i+1, status, out)
+		}
+	}
+	if out := introspect(tok); out["active"] != false {
+		t.Errorf("introspection of the revoked machine token: %v", out)
+	}
+	if status := apiStatus(tok); status != http.StatusUnauthorized {
+		t.Errorf("the revoked machine token at the management API: %d", status)
+	}
+	if status := apiStatus(token(bot)); status != http.StatusOK {
+		t.Errorf("a new machine token after the revocation: %d", status)
+	}
+
+	// Deleted and registered again: the new app is another one.
+	old := token(bot)
+	if err := srv.Main.Accounts.Clients.DeleteClient(ctx, account.SystemActor, "bot"); err != nil {
+		t.Fatal(err)
+	}
+	if out := introspect(old); out["active"] != false {
+		t.Errorf("introspection of the deleted app's token: %v", out)
+	}
+	again := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdminRead}, AccessTokenJWT: true})
+	if out := introspect(old); out["active"] != false {
+		t.Errorf("introspection of the deleted app's token once its ID is registered again: %v", out)
+	}
+	if status := apiStatus(old); status != http.StatusUnauthorized {
+		t.Errorf("the deleted app's token at the management API: %d", status)
+	}
+	if out := introspect(token(again)); out["active"] != true {
+		t.Errorf("introspection of the new app's token: %v", out)
 	}
 }
