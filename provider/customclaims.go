@@ -3,8 +3,8 @@ package provider
 import (
 	"context"
 	"maps"
-	"strings"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
