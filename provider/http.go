@@ -324,6 +324,10 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
 		return p.checkCodeClient(w, r)
 	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeClientCredentials) {
+		p.serveClientCredentials(w, r) // clientcredentials.go
+		return r, true
+	}
 	if p.deviceEnabled() && (path == DeviceAuthorizationPath || path == "/oauth/token" && r.Form.Get("grant_type") == account.GrantDeviceCode) {
 		p.serveDevice(w, r, path)
 		return r, true

@@ -556,6 +556,7 @@ type signingKey struct {
 	id  string
 	alg jose.SignatureAlgorithm
 	key any // *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey (signerFor)
+	jwsHeader
 }
 
 func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.alg }

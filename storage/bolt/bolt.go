@@ -93,6 +93,8 @@ var minOversizedFlowFile int64 = 64 << 20
 type DB struct {
 	db      *guardedDB
 	commits *groupCommit
+	// decodedClients: see clientMemo (clients.go).
+	decodedClients clientMemo
 	path    string
 	// flow holds authorization requests and codes: records that live for
 	// minutes and sit on the sign-in path, where every durable commit costs
