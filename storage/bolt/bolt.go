@@ -95,7 +95,7 @@ type DB struct {
 	commits *groupCommit
 	// decodedClients: see clientMemo (clients.go).
 	decodedClients clientMemo
-	path    string
+	path           string
 	// flow holds authorization requests and codes: records that live for
 	// minutes and sit on the sign-in path, where every durable commit costs
 	// a disk sync. It is a second bbolt file written without syncs: a
