@@ -47,7 +47,9 @@ const (
 	AuditInitialAccessTokenRevoked = "initial_access_token.revoked"
 	// AuditClientRegistered: an app registered itself with an initial
 	// access token (RFC 7591); its changes and deletion through RFC 7592
-	// are client.updated and client.deleted with the app as the actor.
+	// are client.updated and client.deleted with the app as the actor
+	// (an update that holds an approved app again records
+	// pending_approval among its changes).
 	AuditClientRegistered = "client.registered"
 	// AuditClientApproved: an administrator let a held app in.
 	AuditClientApproved = "client.approved"
@@ -439,7 +441,7 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		checked = &preview
 	}
 	var before storage.Client
-	changed := false
+	changed, heldAgain := false, false
 	after, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
 		if !registrationTokenMatches(c, token) {
 			return c, errBadRegistrationAccessToken
@@ -481,8 +483,16 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 			return c, FieldErrorf("token_endpoint_auth_method", "The client was not issued a secret this method can use; register a new one.")
 		}
 		before = c
-		if changed = len(clientChanges(c, next)) > 0; !changed {
+		changes := clientChanges(c, next)
+		if changed = len(changes) > 0; !changed {
 			return c, nil
+		}
+		// An administrator approved the app as it then was: a change that
+		// bears on security holds it until one approves it again, as it
+		// was held when it registered. Its tokens stay; new sign-ins and
+		// grants wait (a held app is unknown to the provider).
+		if heldAgain = !c.PendingApproval && !c.ApprovedAt.IsZero() && needsReapproval(changes); heldAgain {
+			next.PendingApproval = true
 		}
 		next.UpdatedAt = s.now()
 		return next, nil
@@ -498,10 +508,30 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		return storage.Client{}, fmt.Errorf("update registered client %q: %w", id, err)
 	}
 	if changed {
-		s.audit(ctx, Actor{Kind: ActorClient, ClientID: id, IP: ip}, storage.AuditEvent{Type: AuditClientUpdated, ClientID: id, Changes: clientChanges(before, after)})
+		e := storage.AuditEvent{Type: AuditClientUpdated, ClientID: id, Changes: clientChanges(before, after)}
+		if heldAgain {
+			// As a registration held for approval says so in its event.
+			e.Changes = append(e.Changes, storage.AuditChange{Field: "pending_approval", Before: "false", After: "true"})
+			e.Reason = "changed security-relevant metadata after an administrator approved it; held for approval again"
+		}
+		s.audit(ctx, Actor{Kind: ActorClient, ClientID: id, IP: ip}, e)
 		s.clients.ensureSigningKey(ctx, after)
 	}
 	return after, nil
+}
+
+// cosmeticFields are the fields (clientChanges' names) of an app's
+// registration that only name it to people: changing them keeps an
+// administrator's approval. Every other field is held for a new approval,
+// so metadata Keyport learns later is held until it is listed here.
+// (logo_uri, client_uri, contacts and the like are not stored at all.)
+var cosmeticFields = []string{"name"}
+
+// needsReapproval tells whether changes to an approved app's registration
+// touch anything but cosmeticFields: redirect and logout URIs, keys,
+// grant types, client authentication, scopes, the sector, ...
+func needsReapproval(changes []storage.AuditChange) bool {
+	return slices.ContainsFunc(changes, func(ch storage.AuditChange) bool { return !slices.Contains(cosmeticFields, ch.Field) })
 }
 
 // DeleteRegisteredClient removes the app and everything issued to it
@@ -520,11 +550,12 @@ func (s *RegistrationService) DeleteRegisteredClient(ctx context.Context, id, to
 	return nil
 }
 
-// ApproveClient lets in app id, held since it registered: from now on
-// people sign in to it and it gets tokens. ifMatch, when not "", is the
-// ETag (ClientETag) of the version the administrator reviewed: the app
-// may have changed its registration since (RFC 7592), and then nothing is
-// approved (ErrClientChanged).
+// ApproveClient lets in app id, held since it registered or since it
+// changed security-relevant metadata after an earlier approval
+// (UpdateRegisteredClient): from now on people sign in to it and it gets
+// tokens. ifMatch, when not "", is the ETag (ClientETag) of the version
+// the administrator reviewed: the app may have changed its registration
+// since (RFC 7592), and then nothing is approved (ErrClientChanged).
 func (s *RegistrationService) ApproveClient(ctx context.Context, actor Actor, id, ifMatch string) (storage.Client, error) {
 	if err := actor.mayAdminister(ctx, s.store); err != nil {
 		return storage.Client{}, err
@@ -538,6 +569,7 @@ func (s *RegistrationService) ApproveClient(ctx context.Context, actor Actor, id
 		}
 		c.PendingApproval = false
 		c.UpdatedAt = s.now()
+		c.ApprovedAt = c.UpdatedAt
 		return c, nil
 	})
 	var ae *Error

@@ -3,7 +3,9 @@ package account
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -98,5 +100,107 @@ func TestHeldAppTakesNoAppPassword(t *testing.T) {
 	}
 	if _, _, err := svc.Credentials.CreateAppPassword(ctx, u, "sync", "held"); err != nil {
 		t.Errorf("an app password for the approved app: %v", err)
+	}
+}
+
+// An approved app that changes any of its registration but its name
+// through RFC 7592 is held again until an administrator approves it
+// again; a new name keeps the approval. Every metadata field Keyport
+// reads is changed here, so that a field added to ClientMetadata is
+// classed on purpose (cosmeticFields).
+func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	base := ClientMetadata{
+		RedirectURIs: []string{"https://app.example/cb"}, GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken},
+		ResponseTypes: []string{"code"}, ClientName: "App", Scope: "openid profile email",
+		PostLogoutRedirectURIs: []string{"https://app.example/bye"},
+	}
+	const token = RegistrationAccessTokenPrefix + "test-token"
+	c := storage.Client{ID: "app"}
+	if err := applyClientMetadata(&c, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := normalizeClient(&c, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.SecretHash, c.RegistrationAccessTokenHash, c.PendingApproval = HashSecret("secret"), HashSecret(token), true
+	if err := db.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	approved, err := svc.Registration.ApproveClient(ctx, SystemActor, "app", "")
+	if err != nil || approved.PendingApproval || approved.ApprovedAt.IsZero() {
+		t.Fatalf("approve: %+v, %v", approved, err)
+	}
+	jwks := json.RawMessage(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k1","use":"sig","alg":"ES256"}]}`)
+	changes := map[string]func(m *ClientMetadata){
+		"client_name":                  func(m *ClientMetadata) { m.ClientName = "Renamed" },
+		"redirect_uris":                func(m *ClientMetadata) { m.RedirectURIs = []string{"https://app.example/other"} },
+		"token_endpoint_auth_method":   func(m *ClientMetadata) { m.TokenEndpointAuthMethod = AuthClientSecretPost },
+		"grant_types":                  func(m *ClientMetadata) { m.GrantTypes = []string{GrantAuthorizationCode} },
+		"response_types":               nil, // only "code", which the grant types imply
+		"scope":                        func(m *ClientMetadata) { m.Scope = "openid" },
+		"jwks":                         func(m *ClientMetadata) { m.JWKS = jwks },
+		"jwks_uri":                     func(m *ClientMetadata) { m.JWKSURI = "https://app.example/jwks" },
+		"post_logout_redirect_uris":    func(m *ClientMetadata) { m.PostLogoutRedirectURIs = []string{"https://app.example/later"} },
+		"id_token_signed_response_alg": func(m *ClientMetadata) { m.IDTokenSignedResponseAlg = "ES256" },
+		"userinfo_signed_response_alg": func(m *ClientMetadata) { m.UserinfoSignedResponseAlg = "ES256" },
+		"frontchannel_logout_uri":      func(m *ClientMetadata) { m.FrontchannelLogoutURI = "https://app.example/fc" },
+		"frontchannel_logout_session_required": func(m *ClientMetadata) {
+			m.FrontchannelLogoutURI, m.FrontchannelLogoutSessionRequired = "https://app.example/fc", true
+		},
+		"backchannel_logout_uri": func(m *ClientMetadata) { m.BackchannelLogoutURI = "https://app.example/bc" },
+		"backchannel_logout_session_required": func(m *ClientMetadata) {
+			m.BackchannelLogoutURI, m.BackchannelLogoutSessionRequired = "https://app.example/bc", true
+		},
+		"require_pushed_authorization_requests": func(m *ClientMetadata) { m.RequirePushedAuthorizationRequests = true },
+		"require_signed_request_object":         func(m *ClientMetadata) { m.JWKS, m.RequireSignedRequestObject = jwks, true },
+		"dpop_bound_access_tokens":              func(m *ClientMetadata) { m.DPoPBoundAccessTokens = true },
+		"subject_type":                          func(m *ClientMetadata) { m.SubjectType = SubjectPairwise },
+		"sector_identifier_uri":                 nil, // fetched from the network: the protocol tests change it
+	}
+	ty := reflect.TypeFor[ClientMetadata]()
+	for i := range ty.NumField() {
+		name, _, _ := strings.Cut(ty.Field(i).Tag.Get("json"), ",")
+		if _, ok := changes[name]; !ok {
+			t.Errorf("ClientMetadata's %s is not changed in this test", name)
+		}
+	}
+	for name, change := range changes {
+		if change == nil {
+			continue
+		}
+		// Back to the approved registration, as stored.
+		if _, err := db.UpdateClient(ctx, "app", func(storage.Client) (storage.Client, error) { return approved, nil }); err != nil {
+			t.Fatal(err)
+		}
+		m := base
+		change(&m)
+		got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if want := name != "client_name"; got.PendingApproval != want {
+			t.Errorf("%s changed: held %v, want %v", name, got.PendingApproval, want)
+		}
+		if !got.ApprovedAt.Equal(approved.ApprovedAt) {
+			t.Errorf("%s changed: approved at %v, was %v", name, got.ApprovedAt, approved.ApprovedAt)
+		}
+	}
+
+	// An app no administrator approved (registered without a hold) is
+	// not held by any change.
+	if _, err := db.UpdateClient(ctx, "app", func(storage.Client) (storage.Client, error) {
+		c := approved
+		c.ApprovedAt = time.Time{}
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := base
+	m.RedirectURIs = []string{"https://app.example/unreviewed"}
+	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval {
+		t.Errorf("an app never approved: held %v, %v", got.PendingApproval, err)
 	}
 }

@@ -242,10 +242,18 @@ type consentData struct {
 	AuthRequestID string
 	ClientName    string
 	Scopes        []scopeView
+
+	// SelfRegistered: the app registered itself (dynamic client
+	// registration) and was not set up by an administrator, so its name
+	// is its own choice; AdminApproved: an administrator approved it as
+	// it now is (it was held for approval). A held app never gets here.
+	SelfRegistered, AdminApproved bool
 }
 
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, u *storage.User) error {
 	d := &consentData{Base: s.flowBase(r, a, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
+	d.SelfRegistered = c.RegistrationAccessTokenHash != ""
+	d.AdminApproved = d.SelfRegistered && !c.PendingApproval && !c.ApprovedAt.IsZero()
 	for _, sc := range account.ConsentScopes(a) {
 		desc := scopeDescriptions[sc]
 		if desc == "" && account.IsCustomScope(c, sc) {

@@ -269,6 +269,14 @@ type Client struct {
 	// went then, and a stateless access token (a client_credentials JWT,
 	// never stored) issued before it is refused from then on. Zero: never.
 	TokensRevokedAt time.Time `json:"tokens_revoked_at,omitzero"`
+
+	// Review of an app that registered itself: ApprovedAt is when an
+	// administrator last approved it (it was held, PendingApproval);
+	// zero for an app no administrator ever approved. An approved app
+	// that changes security-relevant metadata through RFC 7592 is held
+	// again (account.UpdateRegisteredClient) and keeps this time, so the
+	// console can tell a change since the approval from a new app.
+	ApprovedAt time.Time `json:"approved_at,omitzero"`
 }
 
 // ClaimMapping is one custom claim of an app: the claim Claim carries the

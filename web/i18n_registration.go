@@ -21,4 +21,11 @@ var deRegistration = map[string]string{
 	"A client can only narrow its scope here; ask an administrator for more.":                                                     "Ein Client kann seinen Scope hier nur einschränken; für mehr wenden Sie sich an einen Administrator.",
 	"Approve app":                           "App freigeben",
 	"This app is not waiting for approval.": "Diese App wartet nicht auf Freigabe.",
+
+	"This app changed security-relevant settings of its registration since it was approved (see the audit log) and waits for your approval again: nobody can sign in to it and it gets no new token until you approve it.": "Diese App hat seit ihrer Freigabe sicherheitsrelevante Einstellungen ihrer Registrierung geändert (siehe Audit-Protokoll) und wartet erneut auf Ihre Freigabe: Bis Sie sie freigeben, kann sich niemand bei ihr anmelden und sie erhält keine neuen Tokens.",
+	"waiting for approval": "wartet auf Freigabe",
+
+	// The consent page, to the person signing in.
+	"This app registered itself; your administrator has not reviewed it.": "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft.",
+	"This app registered itself; your administrator approved it.":         "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben.",
 }

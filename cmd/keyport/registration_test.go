@@ -18,6 +18,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
@@ -650,6 +651,194 @@ func TestDynamicRegistration(t *testing.T) {
 		ifm = http.Header{"If-Match": {header.Get("ETag")}}
 		if status, _, out := apiCallWith(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", "", ifm); status != http.StatusOK || out["pending_approval"] != false {
 			t.Errorf("approval of the current version: %d %v", status, out)
+		}
+	})
+
+	// An approved app that changes security-relevant metadata through
+	// RFC 7592 (here its redirect URIs) is held again until an
+	// administrator approves it again: no sign-in, no grant. Its refresh
+	// token stays and works again after the new approval.
+	t.Run("held again after a security-relevant update", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("reheld"))
+		id, _ := reg["client_id"].(string)
+		secret, _ := reg["client_secret"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK || out["pending_approval"] != false {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		rp := srv.rp(id, secret, "http://127.0.0.1:9/callback/reheld")
+		rp.oauth.Scopes = append(rp.oauth.Scopes, "offline_access")
+		tok := rp.tokens("rex")
+		if tok.RefreshToken == "" {
+			t.Fatal("no refresh token after the approval")
+		}
+
+		const moved = "http://127.0.0.1:9/callback/reheld-moved"
+		m := webMetadata("reheld")
+		m["client_id"], m["redirect_uris"] = id, []string{moved}
+		status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m)
+		if status != http.StatusOK || !reflect.DeepEqual(out["redirect_uris"], []any{moved}) {
+			t.Fatalf("update the redirect URIs: %d %v", status, out)
+		}
+		if _, _, view := apiCall(t, srv, http.MethodGet, "/api/v1/clients/"+id, readOnly, "", ""); view["pending_approval"] != true {
+			t.Errorf("after the update, as admins see it: %v", view)
+		}
+		// Refused as a held app is: the authorization request never
+		// reaches the app, and its refresh token gets nothing.
+		moving := srv.rp(id, secret, moved)
+		if p := moving.authorize(newBrowser(t), "s"); p.Status != http.StatusBadRequest || strings.Contains(p.Header.Get("Location"), "callback/reheld") {
+			t.Errorf("authorization request of the app held again: %d %s", p.Status, p.Header.Get("Location"))
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
+		if status, _, out := srv.postForm("/oauth/token", refresh, id, secret); status != http.StatusUnauthorized || out["error"] != "invalid_client" {
+			t.Errorf("refresh grant of the app held again: %d %v", status, out)
+		}
+		// The console lists it as waiting, and its page offers approval
+		// again, saying why.
+		b := newBrowser(t)
+		signInPortal(t, srv, b, "root")
+		list := b.get(srv.URL + "/admin/apps")
+		row := ""
+		for _, r := range parsePage(t, list.Body).all("tr", "role", "row") {
+			if strings.Contains(r.text(), id) {
+				row = r.text()
+			}
+		}
+		if !strings.Contains(row, "waiting for approval") {
+			t.Errorf("the app list's row of the app held again: %q", row)
+		}
+		page := b.get(srv.URL + "/admin/apps/" + id)
+		if text, _ := textByID(t, page.Body, "approve-app"); !hasForm(page.Body, "/admin/apps/"+id+"/approve") || !strings.Contains(text, "since it was approved") {
+			t.Errorf("the app's page: approval form %v, %q", hasForm(page.Body, "/admin/apps/"+id+"/approve"), text)
+		}
+		// The audit log says the app's update held it.
+		events, _, err := srv.Main.Store.ListAudit(ctx, storage.AuditQuery{Types: []string{account.AuditClientUpdated}, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := false
+		for _, e := range events {
+			if e.ClientID == id && e.ActorKind == account.ActorClient &&
+				slices.Contains(e.Changes, storage.AuditChange{Field: "pending_approval", Before: "false", After: "true"}) &&
+				slices.ContainsFunc(e.Changes, func(c storage.AuditChange) bool { return c.Field == "redirect_uris" && c.After == moved }) {
+				held = true
+			}
+		}
+		if !held {
+			t.Errorf("no client.updated event holds the app: %+v", events)
+		}
+
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK || out["pending_approval"] != false {
+			t.Fatalf("approve again: %d %v", status, out)
+		}
+		if tok := moving.tokens("rex"); tok.AccessToken == "" {
+			t.Error("no access token after the new approval")
+		}
+		if status, _, out := srv.postForm("/oauth/token", refresh, id, secret); status != http.StatusOK || out["access_token"] == nil {
+			t.Errorf("the refresh token after the new approval: %d %v", status, out)
+		}
+	})
+
+	// A change that only names the app to people keeps its approval:
+	// client_name, and metadata Keyport does not store (logo_uri,
+	// client_uri, contacts). An app never held stays unheld whatever it
+	// changes.
+	t.Run("cosmetic update keeps the approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("cosmetic"))
+		id, _ := reg["client_id"].(string)
+		secret, _ := reg["client_secret"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		m := webMetadata("cosmetic")
+		m["client_id"], m["client_name"] = id, "Cosmetic, renamed"
+		m["logo_uri"], m["client_uri"], m["contacts"] = "https://app.example/new-logo.png", "https://app.example/about", []string{"ops@app.example"}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK || out["client_name"] != "Cosmetic, renamed" {
+			t.Fatalf("rename: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || c.Name != "Cosmetic, renamed" {
+			t.Errorf("after a cosmetic update: held %v, name %q", c.PendingApproval, c.Name)
+		}
+		if tok := srv.rp(id, secret, "http://127.0.0.1:9/callback/cosmetic").tokens("rex"); tok.AccessToken == "" {
+			t.Error("no access token after a cosmetic update")
+		}
+
+		open, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, reg = registrationCall(t, srv, http.MethodPost, "/oauth/register", open, webMetadata("never-held"))
+		id, _ = reg["client_id"].(string)
+		regToken, _ = reg["registration_access_token"].(string)
+		uri, _ = reg["registration_client_uri"].(string)
+		m = webMetadata("never-held")
+		m["client_id"], m["redirect_uris"] = id, []string{"https://app.example/elsewhere"}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK {
+			t.Fatalf("update an app never held: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval {
+			t.Error("an app registered without a hold was held by its update")
+		}
+	})
+
+	// The consent page tells the person when an app registered itself,
+	// and whether an administrator approved it; an administrator's app
+	// gets no such line.
+	t.Run("consent page names a self-registered app", func(t *testing.T) {
+		b := newBrowser(t)
+		consent := func(rp *testClient, lang string) page {
+			t.Helper()
+			_, challenge := pkce()
+			p := rp.authorize(b, "s", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"),
+				oauth2.SetAuthURLParam("ui_locales", lang))
+			if isLoginPage(p) {
+				p = b.submit(p, "/login", url.Values{"login": {"rex"}, "password": {testPassword}})
+			}
+			if !isConsentPage(p) {
+				t.Fatalf("expected the consent page of %s, got %d\n%s", rp.ID, p.Status, truncateBody(p.Body))
+			}
+			return p
+		}
+		line := func(p page) string {
+			text, _ := textByID(t, p.Body, "self-registered")
+			return text
+		}
+
+		admins := srv.createClient(account.NewClient{ID: "admins-own", Name: "Admins Own"})
+		if p := consent(admins, "en"); line(p) != "" || strings.Contains(p.Body, "registered itself") {
+			t.Errorf("an administrator's app: %q", line(p))
+		}
+
+		register := func(hold bool, name string) *testClient {
+			t.Helper()
+			iat, _ := initialAccessToken(t, srv, adminToken, 0, hold)
+			status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata(name))
+			id, _ := reg["client_id"].(string)
+			secret, _ := reg["client_secret"].(string)
+			if status != http.StatusCreated || id == "" {
+				t.Fatalf("register %s: %d %v", name, status, reg)
+			}
+			return srv.rp(id, secret, "http://127.0.0.1:9/callback/"+name)
+		}
+		unreviewed := register(false, "unreviewed")
+		if got := line(consent(unreviewed, "en")); got != "This app registered itself; your administrator has not reviewed it." {
+			t.Errorf("an app never reviewed: %q", got)
+		}
+		if got := line(consent(unreviewed, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft." {
+			t.Errorf("an app never reviewed, in German: %q", got)
+		}
+
+		approved := register(true, "reviewed-ok")
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+approved.ID+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		if got := line(consent(approved, "en")); got != "This app registered itself; your administrator approved it." {
+			t.Errorf("an approved app: %q", got)
+		}
+		if got := line(consent(approved, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben." {
+			t.Errorf("an approved app, in German: %q", got)
 		}
 	})
 

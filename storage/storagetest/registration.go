@@ -61,7 +61,7 @@ var registrationTests = []test{
 		ok(t, err, "get it")
 		equal(t, got, c, "the registration fields round-trip")
 		got, err = s.UpdateClient(ctx, "dyn", func(c storage.Client) (storage.Client, error) {
-			c.PendingApproval = false
+			c.PendingApproval, c.ApprovedAt = false, clock.Now()
 			return c, nil
 		})
 		ok(t, err, "approve it")
@@ -69,5 +69,6 @@ var registrationTests = []test{
 		ok(t, err, "get it again")
 		equal(t, again, got, "approved")
 		equal(t, again.RegistrationAccessTokenHash, "hash-reg", "the token hash stays")
+		equal(t, again.ApprovedAt.Equal(clock.Now()), true, "the approval time stays")
 	}},
 }
