@@ -263,6 +263,14 @@ type Client struct {
 	// (account/customclaims.go): each released with its scope, in the
 	// tokens it names. Empty: only the standard claims.
 	CustomClaims []ClaimMapping `json:"custom_claims,omitempty"`
+
+	// ApplicationType is the application_type an app registered with
+	// through dynamic registration (OpenID Connect Dynamic Client
+	// Registration 1.0 §2): "web" or "native", which bound its redirect
+	// URIs (account.checkApplicationType). "" for every other app, and
+	// for apps registered before it was kept: only the usual redirect URI
+	// rules apply to them.
+	ApplicationType string `json:"application_type,omitempty"`
 }
 
 // ClaimMapping is one custom claim of an app: the claim Claim carries the
@@ -537,8 +545,9 @@ type RefreshToken struct {
 
 	// Resource indicators (RFC 8707).
 	// Resources are the resources granted to the family (at the sign-in,
-	// AuthRequest.Resources, or at a device code's redemption): each
-	// refresh may ask access tokens for all of them or for a part.
+	// AuthRequest.Resources, or at the device authorization,
+	// DeviceAuthorization.Resources): each refresh may ask access tokens
+	// for all of them or for a part.
 	Resources []string `json:"resources,omitempty"`
 }
 
