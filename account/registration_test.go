@@ -34,6 +34,7 @@ func TestClientMetadataRoundTrip(t *testing.T) {
 		DPoPBoundAccessTokens:              true,
 		SubjectType:                        SubjectPairwise,
 		SectorIdentifierURI:                "https://app.example/sector.json",
+		ApplicationType:                    AppTypeNative,
 	}
 	v := reflect.ValueOf(m)
 	for i := range v.NumField() {
@@ -57,7 +58,7 @@ func TestClientMetadataDefaultsAndRefusals(t *testing.T) {
 	if err := applyClientMetadata(&c, ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}}); err != nil {
 		t.Fatal(err)
 	}
-	if c.Public || c.TokenEndpointAuthMethod != AuthClientSecretBasic || !reflect.DeepEqual(c.GrantTypes, []string{GrantAuthorizationCode}) {
+	if c.Public || c.TokenEndpointAuthMethod != AuthClientSecretBasic || !reflect.DeepEqual(c.GrantTypes, []string{GrantAuthorizationCode}) || c.ApplicationType != AppTypeWeb {
 		t.Errorf("defaults: %+v", c)
 	}
 	if err := applyClientMetadata(&c, ClientMetadata{TokenEndpointAuthMethod: AuthNone}); err != nil || !c.Public {
@@ -98,5 +99,54 @@ func TestHeldAppTakesNoAppPassword(t *testing.T) {
 	}
 	if _, _, err := svc.Credentials.CreateAppPassword(ctx, u, "sync", "held"); err != nil {
 		t.Errorf("an app password for the approved app: %v", err)
+	}
+}
+
+// The redirect URIs an application type allows (OpenID Connect Dynamic
+// Client Registration 1.0 §2), on top of ValidateRedirectURI's: a native
+// app's are a custom scheme or http on loopback, a web app's are never a
+// custom scheme; an app without a type (the administrator's) keeps the
+// usual rules. post_logout_redirect_uris are not bound by it.
+func TestApplicationTypeRedirectURIs(t *testing.T) {
+	for _, tc := range []struct {
+		appType string
+		public  bool
+		uri     string
+		ok      bool
+	}{
+		{AppTypeNative, true, "com.example.app:/callback", true},
+		{AppTypeNative, true, "http://127.0.0.1:8400/cb", true},
+		{AppTypeNative, true, "http://[::1]/cb", true},
+		{AppTypeNative, true, "http://localhost:8400/cb", true},
+		{AppTypeNative, true, "https://app.example/cb", false},
+		{AppTypeNative, true, "http://app.example/cb", false},
+		{AppTypeNative, false, "http://127.0.0.1:8400/cb", true},
+		{AppTypeNative, false, "com.example.app:/callback", false}, // ValidateRedirectURI: public only
+		{AppTypeWeb, false, "https://app.example/cb", true},
+		{AppTypeWeb, false, "http://127.0.0.1:8400/cb", true},
+		{AppTypeWeb, true, "https://app.example/cb", true},
+		{AppTypeWeb, true, "com.example.app:/callback", false},
+		{AppTypeWeb, false, "http://app.example/cb", false},
+		{"", true, "com.example.app:/callback", true},
+		{"", true, "https://app.example/cb", true},
+	} {
+		c := storage.Client{ID: "app", GrantTypes: []string{GrantAuthorizationCode}, Public: tc.public, ApplicationType: tc.appType, RedirectURIs: []string{tc.uri}}
+		if tc.public {
+			c.TokenEndpointAuthMethod = AuthNone
+		}
+		err := normalizeClient(&c, true, nil)
+		if tc.ok != (err == nil) || err != nil && (err.Code != Invalid || err.Field != "redirect_uris") {
+			t.Errorf("%q app (public %v) with redirect URI %s: %v, want ok %v", tc.appType, tc.public, tc.uri, err, tc.ok)
+		}
+	}
+	// post_logout_redirect_uris are not bound by the type: a native app's may be https.
+	c := storage.Client{ID: "app", GrantTypes: []string{GrantAuthorizationCode}, Public: true, TokenEndpointAuthMethod: AuthNone, ApplicationType: AppTypeNative,
+		RedirectURIs: []string{"com.example.app:/callback"}, PostLogoutRedirectURIs: []string{"https://app.example/bye"}}
+	if err := normalizeClient(&c, true, nil); err != nil {
+		t.Errorf("a native app's https post-logout URI: %v", err)
+	}
+	c.ApplicationType = "desktop"
+	if err := normalizeClient(&c, true, nil); err == nil || err.Field != "application_type" {
+		t.Errorf("an unknown application type: %v, want refused for application_type", err)
 	}
 }

@@ -19,6 +19,9 @@ var deRegistration = map[string]string{
 	"The app is approved: people can sign in to it now.":                                                                          "Die App ist freigegeben: Man kann sich jetzt bei ihr anmelden.",
 	"This app registered itself and waits for your approval: nobody can sign in to it and it gets no token until you approve it.": "Diese App hat sich selbst registriert und wartet auf Ihre Freigabe: Bis Sie sie freigeben, kann sich niemand bei ihr anmelden und sie erhält keine Tokens.",
 	"A client can only narrow its scope here; ask an administrator for more.":                                                     "Ein Client kann seinen Scope hier nur einschränken; für mehr wenden Sie sich an einen Administrator.",
-	"Approve app":                           "App freigeben",
-	"This app is not waiting for approval.": "Diese App wartet nicht auf Freigabe.",
+	"Approve app":                                 "App freigeben",
+	"This app is not waiting for approval.":       "Diese App wartet nicht auf Freigabe.",
+	"The application_type must be web or native.": "Der application_type muss web oder native sein.",
+	"A web application's redirect URIs must use https:// (http:// only on 127.0.0.1, [::1] or localhost); custom URI schemes are for native applications.": "Die Redirect-URIs einer Webanwendung müssen https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost); eigene URI-Schemata sind nativen Anwendungen vorbehalten.",
+	"A native application's redirect URIs must use a custom URI scheme (com.example.app:/callback) or http:// on 127.0.0.1, [::1] or localhost.":           "Die Redirect-URIs einer nativen Anwendung müssen ein eigenes URI-Schema (com.example.app:/callback) oder http:// auf 127.0.0.1, [::1] oder localhost verwenden.",
 }
