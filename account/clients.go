@@ -235,6 +235,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 		return err
 	}
 
+	if err := knownApplicationType(*c); err != nil { // registration.go
+		return err
+	}
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return FieldErrorf("redirect_uris", "A client using authorization_code needs at least one redirect URI.")
 	}
@@ -249,6 +252,9 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 			var err *Error
 			if managed && !slices.Contains(kept, u) {
 				err = ValidateRedirectURI(u, c.Public)
+				if err == nil && f.field == "redirect_uris" {
+					err = checkApplicationType(*c, u) // registration.go
+				}
 			} else {
 				err = checkURIShape(u)
 			}
@@ -903,6 +909,7 @@ func clientChanges(a, b storage.Client) []storage.AuditChange {
 		{"resources", list(a.Resources), list(b.Resources)},
 		{"subject_type", a.SubjectType, b.SubjectType},
 		{"sector_identifier_uri", a.SectorIdentifierURI, b.SectorIdentifierURI},
+		{"application_type", a.ApplicationType, b.ApplicationType},
 	}
 	var out []storage.AuditChange
 	for _, f := range fields {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -90,6 +91,54 @@ type ClientMetadata struct {
 	// administrator's app, subject.go).
 	SubjectType         string `json:"subject_type,omitempty"`
 	SectorIdentifierURI string `json:"sector_identifier_uri,omitempty"`
+	// OpenID Connect Dynamic Client Registration 1.0 §2: AppTypeWeb (the
+	// default) or AppTypeNative, which bound the redirect URIs
+	// (checkApplicationType).
+	ApplicationType string `json:"application_type,omitempty"`
+}
+
+// Application types (OpenID Connect Dynamic Client Registration 1.0 §2,
+// storage.Client.ApplicationType).
+const (
+	AppTypeWeb    = "web"
+	AppTypeNative = "native"
+)
+
+// checkApplicationType checks app c's application_type and what it asks
+// of the redirect URI raw, which has passed ValidateRedirectURI already
+// (https, http on a loopback host, a custom scheme for a public client).
+// The registration spec (§2): "Native Clients MUST only register
+// redirect_uris using custom URI schemes or loopback URLs using the http
+// scheme", so a native app's https URI is refused, for a claimed https URI
+// (RFC 8252 §7.2) is a web app's page too; a web app's custom scheme is
+// refused, a browser having no app to hand it to. Its http URIs on
+// loopback stay allowed, as for every app (the spec refuses localhost only
+// to apps using the implicit grant, which Keyport does not offer). An app
+// without an application type (every app but a registered one) has only
+// ValidateRedirectURI's rules.
+func checkApplicationType(c storage.Client, raw string) *Error {
+	u, _ := url.Parse(raw)
+	switch c.ApplicationType {
+	case AppTypeWeb:
+		if u.Scheme != "https" && u.Scheme != "http" {
+			return Errorf(Invalid, "A web application's redirect URIs must use https:// (http:// only on 127.0.0.1, [::1] or localhost); custom URI schemes are for native applications.")
+		}
+	case AppTypeNative:
+		if u.Scheme == "https" || u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+			return Errorf(Invalid, "A native application's redirect URIs must use a custom URI scheme (com.example.app:/callback) or http:// on 127.0.0.1, [::1] or localhost.")
+		}
+	}
+	return nil
+}
+
+// knownApplicationType refuses an application type other than the two the
+// spec names ("" being no application type).
+func knownApplicationType(c storage.Client) *Error {
+	switch c.ApplicationType {
+	case "", AppTypeWeb, AppTypeNative:
+		return nil
+	}
+	return FieldErrorf("application_type", "The application_type must be web or native.")
 }
 
 // applyClientMetadata sets the fields of c that an app's registration
@@ -141,6 +190,7 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	c.RequireSignedRequestObject = m.RequireSignedRequestObject
 	c.DPoPBoundAccessTokens = m.DPoPBoundAccessTokens
 	c.SubjectType, c.SectorIdentifierURI = strings.TrimSpace(m.SubjectType), strings.TrimSpace(m.SectorIdentifierURI)
+	c.ApplicationType = cmp.Or(m.ApplicationType, AppTypeWeb) // the spec's default
 	return nil
 }
 
@@ -167,6 +217,9 @@ func ClientMetadataOf(c storage.Client) ClientMetadata {
 		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
 		SubjectType:                        cmp.Or(c.SubjectType, SubjectPublic),
 		SectorIdentifierURI:                c.SectorIdentifierURI,
+		// An app registered before the type was kept registered without
+		// one: the default, web.
+		ApplicationType: cmp.Or(c.ApplicationType, AppTypeWeb),
 	}
 	switch {
 	case c.Public:
@@ -531,7 +584,14 @@ var cosmeticFields = []string{"name"}
 // touch anything but cosmeticFields: redirect and logout URIs, keys,
 // grant types, client authentication, scopes, the sector, ...
 func needsReapproval(changes []storage.AuditChange) bool {
-	return slices.ContainsFunc(changes, func(ch storage.AuditChange) bool { return !slices.Contains(cosmeticFields, ch.Field) })
+	return slices.ContainsFunc(changes, func(ch storage.AuditChange) bool {
+		if ch.Field == "application_type" && ch.Before == "" && ch.After == AppTypeWeb {
+			// An app registered before the type was kept is a web app:
+			// its first update names what it was all along.
+			return false
+		}
+		return !slices.Contains(cosmeticFields, ch.Field)
+	})
 }
 
 // DeleteRegisteredClient removes the app and everything issued to it

@@ -36,6 +36,7 @@ func TestClientMetadataRoundTrip(t *testing.T) {
 		DPoPBoundAccessTokens:              true,
 		SubjectType:                        SubjectPairwise,
 		SectorIdentifierURI:                "https://app.example/sector.json",
+		ApplicationType:                    AppTypeNative,
 	}
 	v := reflect.ValueOf(m)
 	for i := range v.NumField() {
@@ -59,7 +60,7 @@ func TestClientMetadataDefaultsAndRefusals(t *testing.T) {
 	if err := applyClientMetadata(&c, ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}}); err != nil {
 		t.Fatal(err)
 	}
-	if c.Public || c.TokenEndpointAuthMethod != AuthClientSecretBasic || !reflect.DeepEqual(c.GrantTypes, []string{GrantAuthorizationCode}) {
+	if c.Public || c.TokenEndpointAuthMethod != AuthClientSecretBasic || !reflect.DeepEqual(c.GrantTypes, []string{GrantAuthorizationCode}) || c.ApplicationType != AppTypeWeb {
 		t.Errorf("defaults: %+v", c)
 	}
 	if err := applyClientMetadata(&c, ClientMetadata{TokenEndpointAuthMethod: AuthNone}); err != nil || !c.Public {
@@ -158,6 +159,9 @@ func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 		"dpop_bound_access_tokens":              func(m *ClientMetadata) { m.DPoPBoundAccessTokens = true },
 		"subject_type":                          func(m *ClientMetadata) { m.SubjectType = SubjectPairwise },
 		"sector_identifier_uri":                 nil, // fetched from the network: the protocol tests change it
+		"application_type": func(m *ClientMetadata) {
+			m.ApplicationType, m.RedirectURIs, m.PostLogoutRedirectURIs = AppTypeNative, []string{"http://127.0.0.1:8400/cb"}, nil
+		},
 	}
 	ty := reflect.TypeFor[ClientMetadata]()
 	for i := range ty.NumField() {
@@ -189,6 +193,24 @@ func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 		}
 	}
 
+	// An app registered before application_type was kept, and approved
+	// then, is a web app: an update that names it so (or names no type)
+	// keeps the approval.
+	for _, typ := range []string{"", AppTypeWeb} {
+		if _, err := db.UpdateClient(ctx, "app", func(storage.Client) (storage.Client, error) {
+			c := approved
+			c.ApplicationType = ""
+			return c, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		m := base
+		m.ApplicationType = typ
+		if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval || got.ApplicationType != AppTypeWeb {
+			t.Errorf("an app of no stored type updated with application_type %q: held %v, type %q, %v", typ, got.PendingApproval, got.ApplicationType, err)
+		}
+	}
+
 	// An app no administrator approved (registered without a hold) is
 	// not held by any change.
 	if _, err := db.UpdateClient(ctx, "app", func(storage.Client) (storage.Client, error) {
@@ -202,5 +224,54 @@ func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 	m.RedirectURIs = []string{"https://app.example/unreviewed"}
 	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval {
 		t.Errorf("an app never approved: held %v, %v", got.PendingApproval, err)
+	}
+}
+
+// The redirect URIs an application type allows (OpenID Connect Dynamic
+// Client Registration 1.0 §2), on top of ValidateRedirectURI's: a native
+// app's are a custom scheme or http on loopback, a web app's are never a
+// custom scheme; an app without a type (the administrator's) keeps the
+// usual rules. post_logout_redirect_uris are not bound by it.
+func TestApplicationTypeRedirectURIs(t *testing.T) {
+	for _, tc := range []struct {
+		appType string
+		public  bool
+		uri     string
+		ok      bool
+	}{
+		{AppTypeNative, true, "com.example.app:/callback", true},
+		{AppTypeNative, true, "http://127.0.0.1:8400/cb", true},
+		{AppTypeNative, true, "http://[::1]/cb", true},
+		{AppTypeNative, true, "http://localhost:8400/cb", true},
+		{AppTypeNative, true, "https://app.example/cb", false},
+		{AppTypeNative, true, "http://app.example/cb", false},
+		{AppTypeNative, false, "http://127.0.0.1:8400/cb", true},
+		{AppTypeNative, false, "com.example.app:/callback", false}, // ValidateRedirectURI: public only
+		{AppTypeWeb, false, "https://app.example/cb", true},
+		{AppTypeWeb, false, "http://127.0.0.1:8400/cb", true},
+		{AppTypeWeb, true, "https://app.example/cb", true},
+		{AppTypeWeb, true, "com.example.app:/callback", false},
+		{AppTypeWeb, false, "http://app.example/cb", false},
+		{"", true, "com.example.app:/callback", true},
+		{"", true, "https://app.example/cb", true},
+	} {
+		c := storage.Client{ID: "app", GrantTypes: []string{GrantAuthorizationCode}, Public: tc.public, ApplicationType: tc.appType, RedirectURIs: []string{tc.uri}}
+		if tc.public {
+			c.TokenEndpointAuthMethod = AuthNone
+		}
+		err := normalizeClient(&c, true, nil)
+		if tc.ok != (err == nil) || err != nil && (err.Code != Invalid || err.Field != "redirect_uris") {
+			t.Errorf("%q app (public %v) with redirect URI %s: %v, want ok %v", tc.appType, tc.public, tc.uri, err, tc.ok)
+		}
+	}
+	// post_logout_redirect_uris are not bound by the type: a native app's may be https.
+	c := storage.Client{ID: "app", GrantTypes: []string{GrantAuthorizationCode}, Public: true, TokenEndpointAuthMethod: AuthNone, ApplicationType: AppTypeNative,
+		RedirectURIs: []string{"com.example.app:/callback"}, PostLogoutRedirectURIs: []string{"https://app.example/bye"}}
+	if err := normalizeClient(&c, true, nil); err != nil {
+		t.Errorf("a native app's https post-logout URI: %v", err)
+	}
+	c.ApplicationType = "desktop"
+	if err := normalizeClient(&c, true, nil); err == nil || err.Field != "application_type" {
+		t.Errorf("an unknown application type: %v, want refused for application_type", err)
 	}
 }

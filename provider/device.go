@@ -99,11 +99,20 @@ func (p *Provider) deviceAuthorization(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scopes = requestableScopes(c, scopes) // as at /authorize (customclaims.go)
+	// Resource indicators (resources.go), read from the body as scope is:
+	// each one registered for the app, as at /authorize. They are kept
+	// with the request, and the device's tokens are for them.
+	resources, rerr := grantResources(c, r.PostForm["resource"])
+	if rerr != nil {
+		op.RequestError(rec, r, rerr, nil)
+		return
+	}
 	now, life := p.opts.Now(), p.opts.Device.Lifetime
 	deviceCode := account.NewSecret()
 	a := storage.DeviceAuthorization{
 		DeviceCodeHash: account.HashSecret(deviceCode), ClientID: c.ID, Scopes: scopes,
 		State: storage.DevicePending, CreatedAt: now, ExpiresAt: now.Add(life), Interval: p.opts.Device.Interval,
+		Resources: resources,
 	}
 	if c.Public {
 		a.Origin = originOf(clientip.FromContext(r.Context()))
@@ -202,11 +211,19 @@ const (
 // changes nothing.
 var errOtherClient = errors.New("device code of another client")
 
+// errTargetRefused refuses a poll whose resource values the request does
+// not hold (resources.go); it changes nothing.
+var errTargetRefused = errors.New("resources not granted to this device code")
+
 // deviceToken answers the device_code grant at the token endpoint (RFC
 // 8628 §3.4, §3.5). Each poll is one transaction on the request: it
 // records the poll's time, tells a device polling faster than its
 // interval slow_down (and makes the interval 5 s longer), and redeems an
-// approved request exactly once.
+// approved request exactly once. A poll may name resources (RFC 8707) to
+// narrow the request's to (resources.go), never others: a live code
+// polled for others is refused with invalid_target and left as it was,
+// not spent and the poll not counted, since the device's request is
+// wrong rather than the device too fast.
 func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	c, refused, oerr := p.deviceClient(r)
 	if refused != nil {
@@ -224,12 +241,11 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		op.RequestError(rec, r, oidc.ErrInvalidRequest().WithDescription("device_code missing or too long"), nil)
 		return
 	}
-	resources, rerr := grantResources(c, r.Form["resource"]) // resources.go; before the code is spent
-	if rerr != nil {
-		op.RequestError(rec, r, rerr, nil)
-		return
-	}
-	var outcome deviceOutcome
+	var (
+		outcome   deviceOutcome
+		resources []string
+		target    *oidc.Error
+	)
 	a, err := p.opts.Store.UpdateDeviceAuthorization(r.Context(), account.HashSecret(code), func(a storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
 		if a.ClientID != c.ID {
 			return a, errOtherClient
@@ -242,6 +258,13 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 		case !now.Before(a.ExpiresAt):
 			outcome = deviceExpired
 			return a, nil
+		}
+		// As a code's redemption (AuthRequestByCode): the resources the
+		// app may still ask for, narrowed by the poll's.
+		if resources, target = liveResources(c, a.Resources, r.Form["resource"]); target != nil {
+			return a, errTargetRefused
+		}
+		switch {
 		case !a.LastPoll.IsZero() && now.Sub(a.LastPoll) < a.Interval:
 			outcome = deviceSlowDown
 			a.Interval += slowDownStep
@@ -259,6 +282,9 @@ func (p *Provider) deviceToken(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, errOtherClient):
 		outcome = deviceUsed
+	case errors.Is(err, errTargetRefused):
+		op.RequestError(rec, r, target, nil)
+		return
 	case err != nil:
 		op.RequestError(rec, r, p.storage.internal(r.Context(), "poll device authorization", err), nil)
 		return
@@ -344,8 +370,10 @@ func writeDeviceJSON(w http.ResponseWriter, status int, v any) {
 type deviceRequest struct {
 	a storage.DeviceAuthorization
 
-	// Resource indicators (resources.go): the resources asked for at the
-	// redemption, and their hand-off to the JWT access token.
+	// Resource indicators (resources.go): the resources of this
+	// redemption's access token (the request's, or the part the poll
+	// named; a.Resources stays what was granted), and their hand-off to
+	// the JWT access token.
 	resources []string
 	aud       jwtAudience
 

@@ -23,8 +23,10 @@ import (
 // What a sign-in asked for is stored with it (storage.AuthRequest) and
 // given to its code and refresh family (storage.RefreshToken); a token
 // request may name a part of it, never more (§2.2), and names all of it
-// when it names none. client_credentials and the device code grant ask at
-// the token endpoint itself. The access token is for the resources: its
+// when it names none. The device code grant asks at the device
+// authorization endpoint (device.go), and its request
+// (storage.DeviceAuthorization) holds them as a sign-in does.
+// client_credentials asks at the token endpoint itself. The access token is for the resources: its
 // audience (the JWT's aud, introspection's aud for an opaque one) lists
 // them instead of the app; the app stays in client_id. With no resource
 // asked for, the token is the app's, as before. The ID token's aud is

@@ -44,6 +44,12 @@ type DeviceAuthorization struct {
 	UserID   string    `json:"user_id,omitempty"`
 	AMR      []string  `json:"amr,omitempty"`
 	AuthTime time.Time `json:"auth_time,omitempty"`
+
+	// Resources are the resource indicators (RFC 8707) the device asked
+	// for at the device authorization endpoint, checked against the app's
+	// then: its tokens are for them, as a sign-in's are for those it asked
+	// for at /authorize (AuthRequest.Resources). Empty: the app itself.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // States of a DeviceAuthorization.

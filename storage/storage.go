@@ -277,6 +277,14 @@ type Client struct {
 	// again (account.UpdateRegisteredClient) and keeps this time, so the
 	// console can tell a change since the approval from a new app.
 	ApprovedAt time.Time `json:"approved_at,omitzero"`
+
+	// ApplicationType is the application_type an app registered with
+	// through dynamic registration (OpenID Connect Dynamic Client
+	// Registration 1.0 §2): "web" or "native", which bound its redirect
+	// URIs (account.checkApplicationType). "" for every other app, and
+	// for apps registered before it was kept: only the usual redirect URI
+	// rules apply to them.
+	ApplicationType string `json:"application_type,omitempty"`
 }
 
 // ClaimMapping is one custom claim of an app: the claim Claim carries the
@@ -551,8 +559,9 @@ type RefreshToken struct {
 
 	// Resource indicators (RFC 8707).
 	// Resources are the resources granted to the family (at the sign-in,
-	// AuthRequest.Resources, or at a device code's redemption): each
-	// refresh may ask access tokens for all of them or for a part.
+	// AuthRequest.Resources, or at the device authorization,
+	// DeviceAuthorization.Resources): each refresh may ask access tokens
+	// for all of them or for a part.
 	Resources []string `json:"resources,omitempty"`
 }
 

@@ -28,4 +28,8 @@ var deRegistration = map[string]string{
 	// The consent page, to the person signing in.
 	"This app registered itself; your administrator has not reviewed it.": "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft.",
 	"This app registered itself; your administrator approved it.":         "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben.",
+
+	"The application_type must be web or native.": "Der application_type muss web oder native sein.",
+	"A web application's redirect URIs must use https:// (http:// only on 127.0.0.1, [::1] or localhost); custom URI schemes are for native applications.": "Die Redirect-URIs einer Webanwendung müssen https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost); eigene URI-Schemata sind nativen Anwendungen vorbehalten.",
+	"A native application's redirect URIs must use a custom URI scheme (com.example.app:/callback) or http:// on 127.0.0.1, [::1] or localhost.":           "Die Redirect-URIs einer nativen Anwendung müssen ein eigenes URI-Schema (com.example.app:/callback) oder http:// auf 127.0.0.1, [::1] oder localhost verwenden.",
 }

@@ -231,6 +231,107 @@ func TestDeviceFlow(t *testing.T) {
 		}
 	})
 
+	t.Run("resource indicators", func(t *testing.T) {
+		// RFC 8707 at the device authorization endpoint, as at
+		// /authorize: each resource registered for the app, the device's
+		// access tokens for them, a poll narrowing them but never
+		// widening, the refresh family holding all of them.
+		ctx := context.Background()
+		app := d.createClient(account.NewClient{ID: "tv-api", Name: "Smart TV", AccessTokenJWT: true,
+			GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}})
+		app.oauth.Scopes = []string{"openid", "offline_access"}
+		ask := func(resources ...string) (int, map[string]any, *oauth2.DeviceAuthResponse) {
+			t.Helper()
+			// By hand: x/oauth2 sends one value of a parameter at most.
+			status, _, m := d.postForm("/device_authorization", url.Values{"scope": {"openid offline_access"}, "resource": resources}, app.ID, app.Secret)
+			da := &oauth2.DeviceAuthResponse{}
+			da.DeviceCode, _ = m["device_code"].(string)
+			da.UserCode, _ = m["user_code"].(string)
+			da.VerificationURI, _ = m["verification_uri"].(string)
+			return status, m, da
+		}
+		approve := func(da *oauth2.DeviceAuthResponse) {
+			t.Helper()
+			b := newBrowser(t)
+			if p := decide(t, b, openPage(t, d, b, da.VerificationURI, "alice"), da.UserCode, "approve"); !strings.Contains(p.Body, "The device is connected") {
+				t.Fatalf("approval: %d %s", p.Status, truncateBody(p.Body))
+			}
+		}
+		poll := func(da *oauth2.DeviceAuthResponse, resources ...string) (int, map[string]any) {
+			t.Helper()
+			status, _, m := app.tokenPost(url.Values{"grant_type": {account.GrantDeviceCode}, "device_code": {da.DeviceCode}, "resource": resources}, true)
+			return status, m
+		}
+		accessAud := func(m map[string]any) []string {
+			t.Helper()
+			access, _ := m["access_token"].(string)
+			return audiences(jwtClaims(t, d.testServer, access)["aud"])
+		}
+
+		// One resource, asked for as a device does (x/oauth2): the JWT
+		// access token and introspection name it, the ID token the app.
+		da, err := app.oauth.DeviceAuth(ctx, oauth2.SetAuthURLParam("client_secret", app.Secret), oauth2.SetAuthURLParam("resource", resOrders))
+		if err != nil {
+			t.Fatalf("device authorization for %s: %v", resOrders, err)
+		}
+		approve(da)
+		tok, err := app.oauth.DeviceAccessToken(ctx, da)
+		if err != nil {
+			t.Fatalf("device access token: %v", err)
+		}
+		claims := jwtClaims(t, d.testServer, tok.AccessToken)
+		if got := audiences(claims["aud"]); !slices.Equal(got, []string{resOrders}) || claims["client_id"] != app.ID {
+			t.Errorf("device access token aud %v client_id %v, want [%s] and %s", got, claims["client_id"], resOrders, app.ID)
+		}
+		status, _, info := d.postForm("/oauth/introspect", url.Values{"token": {tok.AccessToken}}, app.ID, app.Secret)
+		if got := audiences(info["aud"]); status != http.StatusOK || info["active"] != true || !slices.Equal(got, []string{resOrders}) {
+			t.Errorf("introspection of the device's access token: %d %v, want aud [%s]", status, info, resOrders)
+		}
+		if got := toStrings(idTokenClaims(t, app, tok)["aud"]); !slices.Equal(got, []string{app.ID}) {
+			t.Errorf("device ID token aud %v, want [%s]", got, app.ID)
+		}
+
+		// Two resources: a poll naming one gets it; the family keeps both.
+		status, m, da := ask(resOrders, resFiles)
+		if status != http.StatusOK || da.DeviceCode == "" {
+			t.Fatalf("device authorization for two resources: %d %v", status, m)
+		}
+		approve(da)
+		// Registered for the app but not asked for: refused, and the code
+		// is neither spent nor counted as a poll.
+		if status, m := poll(da, resFiles, resReports); status != http.StatusBadRequest || m["error"] != "invalid_target" || m["access_token"] != nil {
+			t.Errorf("poll widening the request: %d %v, want 400 invalid_target", status, m)
+		}
+		status, m = poll(da, resFiles)
+		if status != http.StatusOK || !slices.Equal(accessAud(m), []string{resFiles}) {
+			t.Fatalf("poll narrowing to %s: %d %v", resFiles, status, m)
+		}
+		rt, _ := m["refresh_token"].(string)
+		status, _, m = app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, true)
+		if status != http.StatusOK || !slices.Equal(accessAud(m), []string{resOrders, resFiles}) {
+			t.Errorf("refresh of the family naming no resource: %d %v, want both resources", status, m)
+		}
+
+		// A device code asked for no resource: its tokens are the app's,
+		// and a poll may not add one (the request holds none to narrow).
+		_, _, da = ask()
+		approve(da)
+		if status, m := poll(da, resOrders); status != http.StatusBadRequest || m["error"] != "invalid_target" {
+			t.Errorf("poll adding a resource the request did not ask for: %d %v, want 400 invalid_target", status, m)
+		}
+		if status, m := poll(da); status != http.StatusOK || !slices.Equal(accessAud(m), []string{app.ID}) {
+			t.Errorf("poll of a request without resources: %d %v, want aud [%s]", status, m, app.ID)
+		}
+
+		// Refused at the device authorization endpoint, with nothing
+		// stored: not registered for the app, a fragment, relative.
+		for _, bad := range [][]string{{resReports}, {resOrders, "https://elsewhere.example.com/"}, {resOrders + "#frag"}, {"/orders"}} {
+			if status, _, m := d.postForm("/device_authorization", url.Values{"resource": bad}, app.ID, app.Secret); status != http.StatusBadRequest || m["error"] != "invalid_target" || m["device_code"] != nil {
+				t.Errorf("device authorization for %q: %d %v, want 400 invalid_target", bad, status, m)
+			}
+		}
+	})
+
 	t.Run("slow_down", func(t *testing.T) {
 		da := d.start(t, d.tv)
 		if status, body := d.poll(d.tv, da); status != http.StatusBadRequest || body["error"] != "authorization_pending" {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -26,9 +27,11 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
 	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
-	// An app with resources (RFC 8707), asked for by the values below.
-	srv.createClient(account.NewClient{ID: "res", Secret: app.Secret, GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials},
-		Resources: []string{"https://api.example.com/", "urn:example:x"}})
+	// An app with resources (RFC 8707), asked for by the values below,
+	// and at the device authorization endpoint after the random requests.
+	registered := []string{"https://api.example.com/", "urn:example:x"}
+	srv.createClient(account.NewClient{ID: "res", Secret: app.Secret, Resources: registered,
+		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantClientCredentials, account.GrantDeviceCode}})
 	// An app that authenticates with signed assertions (RFC 7523), and
 	// assertions for it: valid, signed with another key, HS256, made for
 	// another audience, and of a client that does not exist.
@@ -181,6 +184,33 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 			t.Errorf("%s %s (%q): %d %s", method, truncateBody(target), truncateBody(raw), r.Status, truncateBody(r.Body))
 			failures++
 		}
+	}
+
+	// The device authorization endpoint with random lists of resource
+	// indicators (RFC 8707): registered for the app, another's, with a
+	// fragment, relative, empty, oversized. A list with one the app may
+	// not ask for is invalid_target, any other gets a device code.
+	resources := append(slices.Clone(registered), "https://other.example/", "https://api.example.com/#f", "/api", "x", "", "urn:",
+		"https://api.example.com/"+strings.Repeat("r", 600), "https://bücher.example/")
+	seen := map[string]int{}
+	for i := 0; i < 80 && !t.Failed(); i++ {
+		form := url.Values{"scope": {"openid"}}
+		for n := rng.IntN(4); n > 0; n-- {
+			form.Add("resource", pick(resources))
+		}
+		status, _, m := srv.postForm("/device_authorization", form, "res", app.Secret)
+		refused := slices.ContainsFunc(form["resource"], func(r string) bool { return !slices.Contains(registered, r) })
+		switch {
+		case refused && (status != http.StatusBadRequest || m["error"] != "invalid_target" || m["device_code"] != nil):
+			t.Errorf("device authorization for %q: %d %v, want 400 invalid_target", form["resource"], status, m)
+		case !refused && (status != http.StatusOK || m["device_code"] == nil):
+			t.Errorf("device authorization for %q: %d %v, want a device code", form["resource"], status, m)
+		}
+		seen[fmt.Sprint(status)]++
+	}
+	// The seed reaches both answers, or the test proves little.
+	if seen["200"] == 0 || seen["400"] == 0 {
+		t.Errorf("device authorizations with resources answered %v, want both 200 and 400", seen)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -316,6 +317,104 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// OpenID Connect Dynamic Client Registration 1.0 §2: application_type,
+	// web by default. A native app's redirect URIs are a custom scheme or
+	// http on loopback; a web app's are never a custom scheme. The type is
+	// kept, shown by GET (RFC 7592) and applied again by each update.
+	t.Run("application_type", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		native := map[string]any{"client_name": "Native", "application_type": "native", "token_endpoint_auth_method": "none",
+			"redirect_uris": []string{"com.example.app:/callback", "http://127.0.0.1:9/callback/native"}, "scope": "openid profile"}
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, native)
+		if status != http.StatusCreated || out["application_type"] != "native" {
+			t.Fatalf("register a native app: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		regToken, _ := out["registration_access_token"].(string)
+		uri, _ := out["registration_client_uri"].(string)
+		if c, err := srv.Main.Store.GetClient(ctx, id); err != nil || c.ApplicationType != "native" {
+			t.Errorf("stored application type %q (%v), want native", c.ApplicationType, err)
+		}
+		if status, _, got := registrationCall(t, srv, http.MethodGet, uri, regToken, nil); status != http.StatusOK || got["application_type"] != "native" {
+			t.Errorf("read the native app: %d %v", status, got)
+		}
+		// It signs people in through its loopback redirect, with PKCE.
+		rp := srv.rp(id, "", "http://127.0.0.1:9/callback/native")
+		if tok := rp.tokens("rex"); tok.AccessToken == "" {
+			t.Errorf("the native app's tokens: %+v", tok)
+		}
+
+		// Left out, it is web, and said so.
+		status, _, web := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("typed-web"))
+		if status != http.StatusCreated || web["application_type"] != "web" {
+			t.Fatalf("register a web app without application_type: %d %v", status, web)
+		}
+		webURI, _ := web["registration_client_uri"].(string)
+		webToken, _ := web["registration_access_token"].(string)
+		if status, _, got := registrationCall(t, srv, http.MethodGet, webURI, webToken, nil); status != http.StatusOK || got["application_type"] != "web" {
+			t.Errorf("read the web app: %d %v", status, got)
+		}
+
+		// Refused registrations make no app.
+		clientsBefore, _ := srv.Main.Store.ListClients(ctx)
+		with := func(change func(m map[string]any)) map[string]any {
+			m := maps.Clone(native)
+			change(m)
+			return m
+		}
+		for _, c := range []struct {
+			name string
+			body any
+			err  string
+		}{
+			{"a native app's https redirect URI", with(func(m map[string]any) { m["redirect_uris"] = []string{"https://app.example/cb"} }), "invalid_redirect_uri"},
+			{"a native app's http redirect URI off loopback", with(func(m map[string]any) { m["redirect_uris"] = []string{"http://app.example/cb"} }), "invalid_redirect_uri"},
+			{"a web app's custom scheme", with(func(m map[string]any) { m["application_type"] = "web" }), "invalid_redirect_uri"},
+			{"a custom scheme without application_type (web)", with(func(m map[string]any) { delete(m, "application_type") }), "invalid_redirect_uri"},
+			{"an unknown application_type", with(func(m map[string]any) { m["application_type"] = "desktop" }), "invalid_client_metadata"},
+			{"application_type in capitals", with(func(m map[string]any) { m["application_type"] = "NATIVE" }), "invalid_client_metadata"},
+			{"application_type of the wrong JSON type", with(func(m map[string]any) { m["application_type"] = []string{"native"} }), "invalid_client_metadata"},
+		} {
+			if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, c.body); status != http.StatusBadRequest || out["error"] != c.err {
+				t.Errorf("%s: %d %v, want 400 %s", c.name, status, out, c.err)
+			}
+		}
+		if clientsAfter, _ := srv.Main.Store.ListClients(ctx); len(clientsAfter) != len(clientsBefore) {
+			t.Errorf("refused registrations made %d apps", len(clientsAfter)-len(clientsBefore))
+		}
+
+		// Updates (RFC 7592 §2.2) apply the type they send, web when they
+		// send none: the native app cannot keep its custom scheme as web.
+		before, _ := srv.Main.Store.GetClient(ctx, id)
+		for name, change := range map[string]func(m map[string]any){
+			"web with a custom scheme":      func(m map[string]any) { m["application_type"] = "web" },
+			"no application_type":           func(m map[string]any) { delete(m, "application_type") },
+			"native with an https redirect": func(m map[string]any) { m["redirect_uris"] = []string{"https://app.example/cb"} },
+			"an unknown application_type":   func(m map[string]any) { m["application_type"] = "desktop" },
+		} {
+			m := with(change)
+			m["client_id"] = id
+			if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusBadRequest ||
+				(out["error"] != "invalid_redirect_uri" && out["error"] != "invalid_client_metadata") {
+				t.Errorf("update to %s: %d %v", name, status, out)
+			}
+		}
+		if after, _ := srv.Main.Store.GetClient(ctx, id); !reflect.DeepEqual(before, after) {
+			t.Errorf("refused updates changed the app:\n%+v\n%+v", before, after)
+		}
+		// Web with only its loopback URI: accepted, kept and shown.
+		m := with(func(m map[string]any) {
+			m["application_type"], m["redirect_uris"] = "web", []string{"http://127.0.0.1:9/callback/native"}
+		})
+		m["client_id"] = id
+		if status, _, got := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK || got["application_type"] != "web" {
+			t.Errorf("update to web: %d %v", status, got)
+		}
+		if status, _, got := registrationCall(t, srv, http.MethodGet, uri, regToken, nil); status != http.StatusOK || got["application_type"] != "web" {
+			t.Errorf("read after the update to web: %d %v", status, got)
+		}
+	})
+
 	t.Run("wrong registration access tokens", func(t *testing.T) {
 		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
 		_, _, a := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("a"))
@@ -534,13 +633,15 @@ func TestDynamicRegistration(t *testing.T) {
 		fields := []string{"redirect_uris", "token_endpoint_auth_method", "grant_types", "response_types", "client_name", "scope",
 			"jwks", "jwks_uri", "post_logout_redirect_uris", "id_token_signed_response_alg", "userinfo_signed_response_alg",
 			"backchannel_logout_uri", "backchannel_logout_session_required", "frontchannel_logout_uri",
-			"require_pushed_authorization_requests", "require_signed_request_object", "client_id", "client_secret", "software_statement"}
+			"require_pushed_authorization_requests", "require_signed_request_object", "client_id", "client_secret", "software_statement",
+			"application_type"}
 		values := []string{`""`, `"x"`, `0`, `-1`, `1e400`, `null`, `true`, `[]`, `{}`, `["https://app.example/cb"]`,
 			`["http://127.0.0.1:9/cb"]`, `["http://evil.example/cb"]`, `["https://a.example/#f"]`, `["javascript:alert(1)"]`,
 			`["authorization_code"]`, `["client_credentials"]`, `["refresh_token"]`, `["implicit"]`, `["code"]`, `["token"]`,
 			`"none"`, `"private_key_jwt"`, `"client_secret_jwt"`, `"client_secret_post"`, `"openid keyport:admin"`, `"openid"`,
 			`"ES256"`, `"EdDSA"`, `"HS256"`, `"https://app.example/jwks"`, string(key.jwks(t)), `{"keys":[{"kty":"EC"}]}`,
-			`"` + strings.Repeat("z", 5000) + `"`, `"\u0000"`, `"\ud800"`, `"` + id + `"`, `[` + strings.Repeat(`"https://a.example/cb",`, 30) + `"x"]`}
+			`"` + strings.Repeat("z", 5000) + `"`, `"\u0000"`, `"\ud800"`, `"` + id + `"`, `[` + strings.Repeat(`"https://a.example/cb",`, 30) + `"x"]`,
+			`"web"`, `"native"`, `["com.example.app:/cb"]`}
 		broken := []string{"", "{", "}", "[", "null", "[]", `"x"`, "\x00", `{"a":1}{"b":2}`, strings.Repeat("[", 10000), `{"redirect_uris":}`}
 		tokens := []string{iat, regToken, "", "x", account.InitialAccessTokenPrefix + "x", account.RegistrationAccessTokenPrefix + "x", adminToken, strings.Repeat("k", 300)}
 		paths := []string{"/oauth/register", "/oauth/register/" + id, "/oauth/register/", "/oauth/register/nobody", "/oauth/register/%00", "/oauth/register/" + id + "/x"}

@@ -459,10 +459,13 @@ func TestResourceIndicators(t *testing.T) {
 	})
 
 	t.Run("device code grant with a resource", func(t *testing.T) {
+		// The device asks at the device authorization endpoint (RFC 8628
+		// §3.1), as an app does at /authorize; its polls may narrow that,
+		// never widen it (device_test.go has the rest).
 		tv := srv.createClient(account.NewClient{ID: "tv-res", Name: "TV", AccessTokenJWT: true,
 			GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}, Resources: []string{resOrders, resFiles}})
 		tv.oauth.Scopes = []string{"openid", "offline_access"}
-		da, err := tv.oauth.DeviceAuth(context.Background(), oauth2.SetAuthURLParam("client_secret", tv.Secret))
+		da, err := tv.oauth.DeviceAuth(context.Background(), oauth2.SetAuthURLParam("client_secret", tv.Secret), oauth2.SetAuthURLParam("resource", resFiles))
 		if err != nil {
 			t.Fatalf("device authorization: %v", err)
 		}
@@ -475,16 +478,18 @@ func TestResourceIndicators(t *testing.T) {
 			t.Fatalf("decision page: %d %s", p.Status, truncateBody(p.Body))
 		}
 		postPage(b, p, "/device", url.Values{"user_code": {formFields(p.Body).Get("user_code")}, "decision": {"approve"}})
-		poll := url.Values{"grant_type": {account.GrantDeviceCode}, "device_code": {da.DeviceCode}, "resource": {resReports}}
-		status, _, m := tv.tokenPost(poll, true)
-		if status != http.StatusBadRequest || m["error"] != "invalid_target" {
-			t.Fatalf("poll for an unregistered resource: %d %v, want 400 invalid_target", status, m)
+		poll := url.Values{"grant_type": {account.GrantDeviceCode}, "device_code": {da.DeviceCode}}
+		for _, r := range []string{resReports, resOrders} { // not registered; registered but not asked for
+			poll["resource"] = []string{r}
+			if status, _, m := tv.tokenPost(poll, true); status != http.StatusBadRequest || m["error"] != "invalid_target" {
+				t.Fatalf("poll for %s: %d %v, want 400 invalid_target", r, status, m)
+			}
 		}
-		// The refusal did not spend the code.
-		poll["resource"] = []string{resFiles}
-		status, _, m = tv.tokenPost(poll, true)
+		// The refusals did not spend the code.
+		delete(poll, "resource")
+		status, _, m := tv.tokenPost(poll, true)
 		if status != http.StatusOK {
-			t.Fatalf("poll for a registered resource: %d %v", status, m)
+			t.Fatalf("poll for the request's resource: %d %v", status, m)
 		}
 		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{resFiles}) {
 			t.Errorf("device access token aud %v, want [%s]", got, resFiles)

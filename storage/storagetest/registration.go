@@ -56,6 +56,7 @@ var registrationTests = []test{
 		ctx := t.Context()
 		c := newClient("dyn")
 		c.RegistrationAccessTokenHash, c.PendingApproval = "hash-reg", true
+		c.ApplicationType = "native"
 		ok(t, s.CreateClient(ctx, c), "create a registered app")
 		got, err := s.GetClient(ctx, "dyn")
 		ok(t, err, "get it")
@@ -70,5 +71,6 @@ var registrationTests = []test{
 		equal(t, again, got, "approved")
 		equal(t, again.RegistrationAccessTokenHash, "hash-reg", "the token hash stays")
 		equal(t, again.ApprovedAt.Equal(clock.Now()), true, "the approval time stays")
+		equal(t, again.ApplicationType, "native", "the application type stays")
 	}},
 }

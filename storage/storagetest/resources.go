@@ -10,8 +10,9 @@ import (
 
 // resourceTests check that what resource indicators (RFC 8707) add to the
 // records comes back as it was stored: an app's resources, the resources
-// of a sign-in through to its code's redemption, and a refresh family's
-// through a rotation.
+// of a sign-in through to its code's redemption, a device authorization's
+// through its approval and redemption, and a refresh family's through a
+// rotation.
 var resourceTests = []test{
 	{"ClientResources", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
@@ -35,6 +36,27 @@ var resourceTests = []test{
 		got, err = s.RedeemCode(ctx, "code1", "app", storage.IssuedTokens{})
 		ok(t, err, "redeem")
 		equal(t, got.Resources, a.Resources, "resources of the redeemed request")
+	}},
+	{"DeviceResources", func(t *testing.T, s storage.Store, c *testclock.Clock) {
+		ctx := t.Context()
+		d := newDeviceAuth(c.Now(), "h1", "BCDFGHJK")
+		d.Resources = []string{"https://api.example.com/", "urn:example:orders"}
+		ok(t, s.CreateDeviceAuthorization(ctx, d, 0), "create")
+		got, err := s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJK")
+		ok(t, err, "get")
+		equal(t, got.Resources, d.Resources, "stored resources")
+		got, err = s.UpdateDeviceAuthorization(ctx, "h1", approve(c.Now()))
+		ok(t, err, "approve")
+		equal(t, got.Resources, d.Resources, "resources of the approved request")
+		got, err = s.UpdateDeviceAuthorization(ctx, "h1", func(d storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
+			d.State = storage.DeviceRedeemed
+			return d, nil
+		})
+		ok(t, err, "redeem")
+		equal(t, got.Resources, d.Resources, "resources of the redeemed request")
+		got, err = s.GetDeviceAuthorizationByUserCode(ctx, "BCDFGHJK")
+		ok(t, err, "get the redeemed request")
+		equal(t, got.Resources, d.Resources, "resources read back after the updates")
 	}},
 	{"RefreshFamilyResources", func(t *testing.T, s storage.Store, c *testclock.Clock) {
 		ctx := t.Context()
