@@ -12,6 +12,7 @@ import (
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/keyport/keyport/dpop"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -36,16 +37,16 @@ func (p *Provider) dpopTokenRequest(w http.ResponseWriter, r *http.Request) (*ht
 		}
 		return r, false
 	}
-	proof, err := verifyDPoPProof(values, http.MethodPost, p.opts.Issuer+"/oauth/token", "", p.opts.Now())
-	var bad *dpopError
+	proof, err := dpop.Verify(values, http.MethodPost, p.opts.Issuer+"/oauth/token", "", p.opts.Now())
+	var bad *dpop.Error
 	if errors.As(err, &bad) {
-		writeDPoPTokenError(w, bad.code, bad.description, "")
+		writeDPoPTokenError(w, bad.Code, bad.Description, "")
 		return r, true
 	}
 	n := &dpopNote{proof: proof, bind: true}
 	if found && c.RequireDPoPNonce {
 		if e := n.checkNonce(p.storage.dpopNonces); e != nil {
-			writeDPoPTokenError(w, e.code, e.description, n.nonceToSend())
+			writeDPoPTokenError(w, e.Code, e.Description, n.nonceToSend())
 			return r, true
 		}
 	}
@@ -99,10 +100,10 @@ func (p *Provider) dpopUserinfoRequest(w http.ResponseWriter, r *http.Request) (
 			writeJSONError(w, http.StatusUnauthorized, "invalid_request", "access token missing")
 			return r, true
 		}
-		proof, err := verifyDPoPProof(r.Header.Values("DPoP"), r.Method, p.opts.Issuer+"/userinfo", token, p.opts.Now())
-		var bad *dpopError
+		proof, err := dpop.Verify(r.Header.Values("DPoP"), r.Method, p.opts.Issuer+"/userinfo", token, p.opts.Now())
+		var bad *dpop.Error
 		if errors.As(err, &bad) {
-			p.writeDPoPChallenge(w, http.StatusUnauthorized, bad.code, bad.description, "")
+			p.writeDPoPChallenge(w, http.StatusUnauthorized, bad.Code, bad.Description, "")
 			return r, true
 		}
 		n.proof = proof
@@ -124,10 +125,10 @@ func (p *Provider) dpopChallenge(w http.ResponseWriter, r *http.Request, h http.
 		return false
 	}
 	if e == nil {
-		e = &dpopError{code: "invalid_token", description: "the access token is invalid, expired or revoked"}
+		e = &dpop.Error{Code: "invalid_token", Description: "the access token is invalid, expired or revoked"}
 	}
 	copyHeader(w.Header(), h)
-	p.writeDPoPChallenge(w, http.StatusUnauthorized, e.code, e.description, n.nonceToSend())
+	p.writeDPoPChallenge(w, http.StatusUnauthorized, e.Code, e.Description, n.nonceToSend())
 	return true
 }
 
@@ -147,7 +148,7 @@ func (p *Provider) writeDPoPChallenge(w http.ResponseWriter, status int, code, d
 // dpopChallengeValue is the DPoP challenge of RFC 9449 §7.1, with the
 // algorithms proofs may use.
 func dpopChallengeValue(code, description string) string {
-	v := `DPoP algs="` + strings.ReplaceAll(algNames(DPoPAlgorithms), ", ", " ") + `"`
+	v := `DPoP algs="` + strings.ReplaceAll(algNames(dpop.Algorithms), ", ", " ") + `"`
 	if code != "" {
 		v += `, error="` + code + `", error_description=` + strconv.Quote(description)
 	}
@@ -233,17 +234,17 @@ func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Req
 	if len(values) == 0 {
 		return r, false
 	}
-	proof, err := verifyDPoPProof(values, http.MethodPost, p.opts.Issuer+parPath, "", p.opts.Now())
-	var bad *dpopError
+	proof, err := dpop.Verify(values, http.MethodPost, p.opts.Issuer+parPath, "", p.opts.Now())
+	var bad *dpop.Error
 	if errors.As(err, &bad) {
-		writeDPoPTokenError(w, bad.code, bad.description, "")
+		writeDPoPTokenError(w, bad.Code, bad.Description, "")
 		return r, true
 	}
 	n := &dpopNote{proof: proof}
 	if c, found := p.tokenRequestClient(r); found && c.RequireDPoPNonce {
 		// As at the token endpoint: the app's proofs carry the nonce.
 		if e := n.checkNonce(p.storage.dpopNonces); e != nil {
-			writeDPoPTokenError(w, e.code, e.description, n.nonceToSend())
+			writeDPoPTokenError(w, e.Code, e.Description, n.nonceToSend())
 			return r, true
 		}
 	}
@@ -264,16 +265,16 @@ func (p *Provider) dpopPushedJKT(w http.ResponseWriter, r *http.Request) (*http.
 		writeDPoPTokenError(w, "invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url", "")
 		return r, true
 	}
-	if n := dpopNoteFrom(r.Context()); n != nil && n.proof.jkt != "" {
+	if n := dpopNoteFrom(r.Context()); n != nil && n.proof.JKT != "" {
 		if nonce := n.nonceToSend(); nonce != "" {
 			// The proof's nonce is about to expire (dpopPushed).
 			w.Header().Set(dpopNonceHeader, nonce)
 		}
-		if jkt != "" && jkt != n.proof.jkt {
-			writeDPoPTokenError(w, errInvalidDPoPProof, "DPoP proof refused: its key is not the one dpop_jkt names", "")
+		if jkt != "" && jkt != n.proof.JKT {
+			writeDPoPTokenError(w, dpop.CodeInvalidProof, "DPoP proof refused: its key is not the one dpop_jkt names", "")
 			return r, true
 		}
-		jkt = n.proof.jkt
+		jkt = n.proof.JKT
 	}
 	if jkt == "" {
 		return r, false

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/dpop"
 	"github.com/keyport/keyport/loglimit"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
@@ -75,7 +76,7 @@ type opStorage struct {
 	// assertions checks client assertions (clientassertion.go).
 	assertions *assertions
 	// dpopNonces makes and checks DPoP nonces (dpop.go).
-	dpopNonces dpopNonces
+	dpopNonces dpop.Nonces
 
 	// subjects decides the sub an app knows a person by (subjectFor).
 	subjects *account.Subjects

@@ -23,6 +23,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/dpop"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/throttle"
 	"github.com/keyport/keyport/web"
@@ -216,7 +217,7 @@ func New(o Options) (*Provider, error) {
 
 		subjects: o.Subjects,
 	}
-	st.dpopNonces = dpopNonces{key: dpopNonceKey(o), now: o.Now}
+	st.dpopNonces = dpop.Nonces{Key: dpopNonceKey(o), Now: o.Now}
 	if st.assertions, err = newAssertions(o); err != nil {
 		return nil, err
 	}
@@ -339,7 +340,7 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	// (signing.go), with the keys there are, as ID tokens.
 	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
 	// DPoP proofs are accepted from every app (dpop.go).
-	m["dpop_signing_alg_values_supported"] = DPoPAlgorithms
+	m["dpop_signing_alg_values_supported"] = dpop.Algorithms
 
 	// Dynamic client registration is advertised exactly when it is served.
 	delete(m, "registration_endpoint")

@@ -1,4 +1,4 @@
-package provider
+package dpop
 
 import (
 	"crypto"
@@ -82,16 +82,16 @@ func TestVerifyDPoPProof(t *testing.T) {
 	sum := sha256.Sum256([]byte(token))
 	ath := b64.EncodeToString(sum[:])
 
-	p, err := verifyDPoPProof([]string{good(nil)}, "POST", testHTU, "", now)
+	p, err := Verify([]string{good(nil)}, "POST", testHTU, "", now)
 	if err != nil {
 		t.Fatalf("good proof refused: %v", err)
 	}
-	if p.jkt != ecThumbprint(key) {
-		t.Fatalf("jkt %q, want RFC 7638 thumbprint %q", p.jkt, ecThumbprint(key))
+	if p.JKT != ecThumbprint(key) {
+		t.Fatalf("jkt %q, want RFC 7638 thumbprint %q", p.JKT, ecThumbprint(key))
 	}
 	// htu is compared without query and fragment, after normalisation.
 	for _, htu := range []string{testHTU + "?x=1", testHTU + "#f", "HTTPS://ID.example.com:443/oauth/token", "https://id.example.com/oauth/%74oken"} {
-		if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["htu"] = htu })}, "POST", testHTU, "", now); err != nil {
+		if _, err := Verify([]string{good(func(_, c map[string]any) { c["htu"] = htu })}, "POST", testHTU, "", now); err != nil {
 			t.Errorf("htu %q refused: %v", htu, err)
 		}
 	}
@@ -107,26 +107,26 @@ func TestVerifyDPoPProof(t *testing.T) {
 		"https://id.example.com/oauth/token/..":       false,
 		"https://id.example.com/oauth/token/x/%2E%2E": false,
 	} {
-		_, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["htu"] = htu })}, "POST", testHTU, "", now)
+		_, err := Verify([]string{good(func(_, c map[string]any) { c["htu"] = htu })}, "POST", testHTU, "", now)
 		if same != (err == nil) {
 			t.Errorf("htu %q: %v, want the same URI as %s: %v", htu, err, testHTU, same)
 		}
 	}
-	if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["ath"] = ath })}, "GET", testHTU, token, now.Add(-time.Minute)); err == nil {
+	if _, err := Verify([]string{good(func(_, c map[string]any) { c["ath"] = ath })}, "GET", testHTU, token, now.Add(-time.Minute)); err == nil {
 		t.Error("htm POST accepted for GET")
 	}
-	withATH, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["ath"] = ath; c["htm"] = "GET" })}, "GET", testHTU, token, now)
-	if err != nil || withATH.jkt != p.jkt {
+	withATH, err := Verify([]string{good(func(_, c map[string]any) { c["ath"] = ath; c["htm"] = "GET" })}, "GET", testHTU, token, now)
+	if err != nil || withATH.JKT != p.JKT {
 		t.Errorf("resource proof with ath refused: %v", err)
 	}
 
 	// iat is a NumericDate (RFC 7519 §2), which may have a fraction, as
 	// some libraries send it.
-	if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["iat"] = json.Number("1800000000.25") })}, "POST", testHTU, "", now); err != nil {
+	if _, err := Verify([]string{good(func(_, c map[string]any) { c["iat"] = json.Number("1800000000.25") })}, "POST", testHTU, "", now); err != nil {
 		t.Errorf("a fractional iat refused: %v", err)
 	}
 	for _, iat := range []string{"1e300", "-1e300", "null", `"1800000000"`} {
-		if _, err := verifyDPoPProof([]string{good(func(_, c map[string]any) { c["iat"] = json.RawMessage(iat) })}, "POST", testHTU, "", now); err == nil {
+		if _, err := Verify([]string{good(func(_, c map[string]any) { c["iat"] = json.RawMessage(iat) })}, "POST", testHTU, "", now); err == nil {
 			t.Errorf("iat %s accepted", iat)
 		}
 	}
@@ -147,7 +147,7 @@ func TestVerifyDPoPProof(t *testing.T) {
 	}{
 		"no header":       {nil, "POST", "", "missing"},
 		"two headers":     {[]string{good(nil), good(nil)}, "POST", "", "more than one"},
-		"oversized":       {[]string{strings.Repeat("a", maxDPoPProofBytes+1)}, "POST", "", "longer than"},
+		"oversized":       {[]string{strings.Repeat("a", MaxProofBytes+1)}, "POST", "", "longer than"},
 		"not a JWT":       {[]string{"abc"}, "POST", "", "not a JWT"},
 		"symmetric alg":   {[]string{hs}, "POST", "", "alg must be one of"},
 		"wrong typ":       {[]string{good(func(h, _ map[string]any) { h["typ"] = "JWT" })}, "POST", "", "typ"},
@@ -157,7 +157,7 @@ func TestVerifyDPoPProof(t *testing.T) {
 		"wrong htu":       {[]string{good(func(_, c map[string]any) { c["htu"] = "https://id.example.com/userinfo" })}, "POST", "", "htu"},
 		"other host htu":  {[]string{good(func(_, c map[string]any) { c["htu"] = "https://evil.example/oauth/token" })}, "POST", "", "htu"},
 		"no jti":          {[]string{good(func(_, c map[string]any) { delete(c, "jti") })}, "POST", "", "jti"},
-		"iat too old":     {[]string{good(func(_, c map[string]any) { c["iat"] = now.Add(-dpopProofMaxAge - time.Second).Unix() })}, "POST", "", "old"},
+		"iat too old":     {[]string{good(func(_, c map[string]any) { c["iat"] = now.Add(-ProofMaxAge - time.Second).Unix() })}, "POST", "", "old"},
 		"iat in future":   {[]string{good(func(_, c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() })}, "POST", "", "future"},
 		"iat missing":     {[]string{good(func(_, c map[string]any) { delete(c, "iat") })}, "POST", "", "iat"},
 		"ath missing":     {[]string{good(nil)}, "POST", token, "ath is missing"},
@@ -166,9 +166,9 @@ func TestVerifyDPoPProof(t *testing.T) {
 		"other key's sig": {[]string{otherKeySigned(t, now)}, "POST", "", "signature"},
 	}
 	for name, tc := range refusals {
-		_, err := verifyDPoPProof(tc.values, tc.method, testHTU, tc.token, now)
-		var de *dpopError
-		if !errors.As(err, &de) || de.code != errInvalidDPoPProof || !strings.Contains(de.description, tc.want) {
+		_, err := Verify(tc.values, tc.method, testHTU, tc.token, now)
+		var de *Error
+		if !errors.As(err, &de) || de.Code != CodeInvalidProof || !strings.Contains(de.Description, tc.want) {
 			t.Errorf("%s: got %v, want invalid_dpop_proof saying %q", name, err, tc.want)
 		}
 	}
@@ -189,7 +189,7 @@ func TestDPoPProofAlgorithms(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	keys := map[jose.SignatureAlgorithm]crypto.Signer{jose.RS256: rsaKey, jose.PS256: rsaKey, jose.ES256: ecKey, jose.EdDSA: edKey}
-	for _, alg := range DPoPAlgorithms {
+	for _, alg := range Algorithms {
 		key := keys[alg]
 		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
 		if err != nil {
@@ -201,14 +201,14 @@ func TestDPoPProofAlgorithms(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw, _ := jws.CompactSerialize()
-		p, err := verifyDPoPProof([]string{raw}, "POST", testHTU, "", now)
+		p, err := Verify([]string{raw}, "POST", testHTU, "", now)
 		if err != nil {
 			t.Errorf("%s: %v", alg, err)
 			continue
 		}
 		thumb, _ := (&jose.JSONWebKey{Key: key.Public()}).Thumbprint(crypto.SHA256)
-		if p.jkt != b64.EncodeToString(thumb) {
-			t.Errorf("%s: jkt %q is not the key's thumbprint", alg, p.jkt)
+		if p.JKT != b64.EncodeToString(thumb) {
+			t.Errorf("%s: jkt %q is not the key's thumbprint", alg, p.JKT)
 		}
 	}
 }
@@ -218,35 +218,35 @@ func TestDPoPProofAlgorithms(t *testing.T) {
 func TestDPoPNonces(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	n := dpopNonces{key: [32]byte{1}, now: clock}
-	first := n.current()
-	if ok, stale := n.check(first); !ok || stale {
+	n := Nonces{Key: [32]byte{1}, Now: clock}
+	first := n.Current()
+	if ok, stale := n.Check(first); !ok || stale {
 		t.Fatalf("current nonce: ok=%v stale=%v", ok, stale)
 	}
-	now = now.Add(dpopNonceWindow)
-	if ok, stale := n.check(first); !ok || !stale {
+	now = now.Add(NonceWindow)
+	if ok, stale := n.Check(first); !ok || !stale {
 		t.Errorf("previous window's nonce: ok=%v stale=%v, want accepted and stale", ok, stale)
 	}
-	if n.current() == first {
+	if n.Current() == first {
 		t.Error("the nonce did not change with the window")
 	}
-	now = now.Add(dpopNonceWindow)
-	if ok, _ := n.check(first); ok {
+	now = now.Add(NonceWindow)
+	if ok, _ := n.Check(first); ok {
 		t.Error("a nonce two windows old was accepted")
 	}
-	other := dpopNonces{key: [32]byte{2}, now: clock}
-	if ok, _ := n.check(other.current()); ok {
+	other := Nonces{Key: [32]byte{2}, Now: clock}
+	if ok, _ := n.Check(other.Current()); ok {
 		t.Error("a nonce made with another key was accepted")
 	}
-	forged, _ := b64.DecodeString(n.current())
+	forged, _ := b64.DecodeString(n.Current())
 	forged[len(forged)-1] ^= 1
 	for _, bad := range []string{"", "x", b64.EncodeToString(forged), strings.Repeat("A", 32)} {
-		if ok, _ := n.check(bad); ok {
+		if ok, _ := n.Check(bad); ok {
 			t.Errorf("nonce %q accepted", bad)
 		}
 	}
 	// A replica with the same key makes and accepts the same nonces.
-	if (dpopNonces{key: [32]byte{1}, now: clock}).current() != n.current() {
+	if (Nonces{Key: [32]byte{1}, Now: clock}).Current() != n.Current() {
 		t.Error("two replicas with one key disagree")
 	}
 }
@@ -271,7 +271,7 @@ func BenchmarkVerifyDPoPProof(b *testing.B) {
 		raw, _ := jws.CompactSerialize()
 		b.Run(string(alg), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := verifyDPoPProof([]string{raw}, "POST", testHTU, "", now); err != nil {
+				if _, err := Verify([]string{raw}, "POST", testHTU, "", now); err != nil {
 					b.Fatal(err)
 				}
 			}
