@@ -108,7 +108,7 @@ func (p *Provider) BackChannelLogout(ctx context.Context, l account.BackChannelL
 		// it goes through the SSRF guard its jwks_uri goes through, so a
 		// registrant cannot make Keyport post to its own machine or
 		// network.
-		client = p.storage.assertions.jwks.client
+		client = p.storage.assertions.jwks.Client
 	}
 	return DeliverLogoutToken(ctx, client, l.URI, token)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/appdoc"
 	"github.com/keyport/keyport/clientip"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/webhook"
@@ -88,7 +89,7 @@ type assertions struct {
 	sealer  interface {
 		Open(sealed []byte, purpose string) ([]byte, error)
 	}
-	jwks *jwksCache
+	jwks *appdoc.JWKSCache
 }
 
 func newAssertions(o Options) (*assertions, error) {
@@ -103,7 +104,7 @@ func newAssertions(o Options) (*assertions, error) {
 			return nil, err
 		}
 	}
-	a.jwks = newJWKSCache(guard, o.Now)
+	a.jwks = appdoc.NewJWKSCache(guard, o.Now)
 	return a, nil
 }
 
@@ -346,7 +347,7 @@ func (s *opStorage) verifyAssertionSignature(ctx context.Context, jws *jose.JSON
 		}
 	case c.JWKSURI != "":
 		var err error
-		if set, err = s.assertions.jwks.keys(ctx, c.JWKSURI, kid); err != nil {
+		if set, err = s.assertions.jwks.Keys(ctx, c.JWKSURI, kid); err != nil {
 			s.log.WarnContext(ctx, "private_key_jwt: the app's jwks_uri cannot be fetched", "client_id", c.ID, "jwks_uri", c.JWKSURI, "err", err)
 			return "the app's keys cannot be fetched from its jwks_uri"
 		}

@@ -24,6 +24,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/appdoc"
 	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage/bolt"
@@ -522,7 +523,7 @@ func TestPrivateKeyJWTFromJWKSURI(t *testing.T) {
 	k2 := newAppKey(t, jose.ES256, "e2")
 	both := jwks(t, k1, k2)
 	srv.keys.Store(&both)
-	f.clock.Add(jwksRefetchInterval) // the first fetch was just now
+	f.clock.Add(appdoc.RefetchInterval) // the first fetch was just now
 	wantToken(t, "after the app's rotation", f.machineToken(signAs(t, k2, f.claims("remote"))))
 	if n := srv.calls.Load(); n != 2 {
 		t.Fatalf("fetched %d times, want 2 (a refetch for the new kid)", n)
@@ -532,7 +533,7 @@ func TestPrivateKeyJWTFromJWKSURI(t *testing.T) {
 		wantInvalidClient(t, "made-up kid", f.machineToken(signAs(t, appKey{alg: jose.ES256, key: k2.key, kid: "x" + string(rune('a'+i))}, f.claims("remote"))), "does not verify")
 	}
 	if n := srv.calls.Load(); n != 2 {
-		t.Fatalf("fetched %d times after made-up kids, want still 2 (at most one refetch every %s)", n, jwksRefetchInterval)
+		t.Fatalf("fetched %d times after made-up kids, want still 2 (at most one refetch every %s)", n, appdoc.RefetchInterval)
 	}
 	// Past the cache's age, the set is fetched again.
 	f.clock.Add(11 * time.Minute)
@@ -563,25 +564,10 @@ func TestJWKSURIUnreachableOrRefused(t *testing.T) {
 		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: downURL + "/jwks"}, "")
 	wantInvalidClient(t, "jwks_uri unreachable", g.machineToken(signAs(t, k, g.claims("down"))), "cannot be fetched")
 	// An answer too large, or not a key set: refused too.
-	huge := newJWKSServer(t, json.RawMessage(`{"keys":[],"pad":"`+strings.Repeat("x", maxJWKSResponseBytes)+`"}`))
+	huge := newJWKSServer(t, json.RawMessage(`{"keys":[],"pad":"`+strings.Repeat("x", appdoc.MaxJWKSBytes)+`"}`))
 	g.register(account.NewClient{ID: "huge", GrantTypes: []string{account.GrantClientCredentials},
 		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: huge.URL}, "")
 	wantInvalidClient(t, "jwks_uri answer too large", g.machineToken(signAs(t, k, g.claims("huge"))), "cannot be fetched")
-}
-
-func TestMaxAge(t *testing.T) {
-	for cc, want := range map[string]time.Duration{
-		"":                       jwksDefaultAge,
-		"max-age=120":            2 * time.Minute,
-		"public, max-age=5":      jwksMinAge,
-		"max-age=999999999999":   jwksMaxAge,
-		"no-store":               jwksMinAge,
-		"max-age=\"300\", other": 5 * time.Minute,
-	} {
-		if got := maxAge(cc); got != want {
-			t.Errorf("maxAge(%q) = %s, want %s", cc, got, want)
-		}
-	}
 }
 
 // The jti records are one-time tokens that expire with the assertion.
@@ -605,7 +591,7 @@ func TestClientAssertionReplayRecordExpires(t *testing.T) {
 // A caller that goes away while its assertion's jwks_uri is being fetched
 // must not lock the app out: the fetch is the app's, not the caller's, so
 // its cancellation was remembered as the app's failure and every
-// assertion of that app was refused for jwksRefetchInterval.
+// assertion of that app was refused for appdoc.RefetchInterval.
 func TestJWKSFetchOutlivesTheCaller(t *testing.T) {
 	f := newAssertionFixture(t, loopbackGuard(t))
 	k := newAppKey(t, jose.ES256, "k")

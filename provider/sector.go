@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 
+	"github.com/keyport/keyport/appdoc"
 	"github.com/keyport/keyport/webhook"
 )
 
@@ -52,7 +53,7 @@ func (s *SectorChecker) Check(ctx context.Context, uri string, redirectURIs []st
 	if err != nil || u.Scheme != "https" {
 		return errors.New("it must be an https URL")
 	}
-	body, _, err := fetchDocument(ctx, s.guard, s.client, uri, "application/json", maxSectorDocumentBytes)
+	body, _, err := appdoc.Fetch(ctx, s.guard, s.client, uri, "application/json", maxSectorDocumentBytes)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package provider
+package appdoc
 
 import (
 	"context"
@@ -18,28 +18,31 @@ import (
 
 // The keys of an app that publishes them at a jwks_uri are fetched when an
 // assertion needs them and kept for as long as the answer's Cache-Control
-// max-age says, within jwksMinAge and jwksMaxAge (jwksDefaultAge without
+// max-age says, within MinAge and MaxAge (DefaultAge without
 // one). An assertion signed with a key the kept set does not hold (a
 // rotation at the app) fetches the set again, at most once per
-// jwksRefetchInterval, so assertions with made-up key IDs cannot make
+// RefetchInterval, so assertions with made-up key IDs cannot make
 // Keyport hammer the app. Fetches go through the webhooks' SSRF guard
 // (webhook.Guard: public addresses only unless an admin allows a
 // network, checked after DNS resolution, no redirects, no proxy), with
-// its timeout, and read at most maxJWKSResponseBytes.
+// its timeout, and read at most MaxJWKSBytes.
 const (
-	jwksDefaultAge       = 10 * time.Minute
-	jwksMinAge           = time.Minute
-	jwksMaxAge           = time.Hour
-	jwksRefetchInterval  = 30 * time.Second
-	maxJWKSResponseBytes = 64 << 10
-	// jwksForgetAfter drops a kept set nobody asked for this long (an app
+	DefaultAge      = 10 * time.Minute
+	MinAge          = time.Minute
+	MaxAge          = time.Hour
+	RefetchInterval = 30 * time.Second
+	MaxJWKSBytes    = 64 << 10
+	// forgetAfter drops a kept set nobody asked for this long (an app
 	// deleted, or moved to another URI).
-	jwksForgetAfter = 24 * time.Hour
+	forgetAfter = 24 * time.Hour
 )
 
-type jwksCache struct {
-	guard  *webhook.Guard
-	client *http.Client
+// JWKSCache keeps the JWK sets apps publish at their jwks_uri (see above).
+type JWKSCache struct {
+	guard *webhook.Guard
+	// Client is guard's client, which the cache fetches with; the
+	// provider sends back-channel logout tokens with it too.
+	Client *http.Client
 	now    func() time.Time
 
 	mu      sync.Mutex
@@ -60,13 +63,14 @@ type jwksEntry struct {
 	used    time.Time
 }
 
-func newJWKSCache(guard *webhook.Guard, now func() time.Time) *jwksCache {
-	return &jwksCache{guard: guard, client: guard.Client(), now: now, entries: map[string]*jwksEntry{}}
+// NewJWKSCache fetches through guard's client, and keeps time by now.
+func NewJWKSCache(guard *webhook.Guard, now func() time.Time) *JWKSCache {
+	return &JWKSCache{guard: guard, Client: guard.Client(), now: now, entries: map[string]*jwksEntry{}}
 }
 
 // entry returns the entry of uri, making one; it forgets entries unused
-// for jwksForgetAfter, once an hour.
-func (c *jwksCache) entry(uri string) *jwksEntry {
+// for forgetAfter, once an hour.
+func (c *JWKSCache) entry(uri string) *jwksEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -74,7 +78,7 @@ func (c *jwksCache) entry(uri string) *jwksEntry {
 		c.swept = now
 		for k, e := range c.entries {
 			if e.mu.TryLock() {
-				if now.Sub(e.used) > jwksForgetAfter {
+				if now.Sub(e.used) > forgetAfter {
 					delete(c.entries, k)
 				}
 				e.mu.Unlock()
@@ -89,9 +93,9 @@ func (c *jwksCache) entry(uri string) *jwksEntry {
 	return e
 }
 
-// keys returns the key set at uri, fetched again when the kept one is
-// stale or lacks kid (and the last fetch is jwksRefetchInterval ago).
-func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeySet, error) {
+// Keys returns the key set at uri, fetched again when the kept one is
+// stale or lacks kid (and the last fetch is RefetchInterval ago).
+func (c *JWKSCache) Keys(ctx context.Context, uri, kid string) (jose.JSONWebKeySet, error) {
 	e := c.entry(uri)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -101,7 +105,7 @@ func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeyS
 	if fresh && (kid == "" || len(e.set.Key(kid)) > 0) {
 		return e.set, nil
 	}
-	if !e.tried.IsZero() && now.Sub(e.tried) < jwksRefetchInterval {
+	if !e.tried.IsZero() && now.Sub(e.tried) < RefetchInterval {
 		if fresh {
 			return e.set, nil // kid unknown; asked again too soon
 		}
@@ -112,7 +116,7 @@ func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeyS
 	e.tried = now
 	// The fetch is the app's, remembered for every caller: one who goes
 	// away meanwhile must not make it fail (an anonymous caller could
-	// otherwise lock the app out for jwksRefetchInterval). It stays
+	// otherwise lock the app out for RefetchInterval). It stays
 	// bounded by webhook.Timeout.
 	set, age, err := c.fetch(context.WithoutCancel(ctx), uri)
 	if err != nil {
@@ -127,8 +131,8 @@ func (c *jwksCache) keys(ctx context.Context, uri, kid string) (jose.JSONWebKeyS
 }
 
 // fetch gets the key set at uri and how long it may be kept.
-func (c *jwksCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, time.Duration, error) {
-	body, header, err := fetchDocument(ctx, c.guard, c.client, uri, "application/jwk-set+json, application/json", maxJWKSResponseBytes)
+func (c *JWKSCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, time.Duration, error) {
+	body, header, err := Fetch(ctx, c.guard, c.Client, uri, "application/jwk-set+json, application/json", MaxJWKSBytes)
 	if err != nil {
 		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri: %w", err)
 	}
@@ -143,19 +147,19 @@ func (c *jwksCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, 
 }
 
 // maxAge is how long a key set may be kept by its Cache-Control header,
-// within jwksMinAge and jwksMaxAge.
+// within MinAge and MaxAge.
 func maxAge(cacheControl string) time.Duration {
-	age := jwksDefaultAge
+	age := DefaultAge
 	for _, d := range strings.Split(cacheControl, ",") {
 		name, value, _ := strings.Cut(strings.TrimSpace(d), "=")
 		switch strings.ToLower(name) {
 		case "no-store", "no-cache":
-			return jwksMinAge
+			return MinAge
 		case "max-age":
 			if secs, err := strconv.Atoi(strings.Trim(value, `"`)); err == nil {
-				age = time.Duration(min(max(secs, 0), int(jwksMaxAge/time.Second))) * time.Second
+				age = time.Duration(min(max(secs, 0), int(MaxAge/time.Second))) * time.Second
 			}
 		}
 	}
-	return min(max(age, jwksMinAge), jwksMaxAge)
+	return min(max(age, MinAge), MaxAge)
 }

@@ -1,4 +1,8 @@
-package provider
+// Package appdoc fetches the documents apps publish for the provider to
+// read (a jwks_uri, a sector_identifier_uri) through the webhooks' SSRF
+// guard, with a timeout and a size limit, and keeps JWK sets for as long
+// as their Cache-Control allows (JWKSCache).
+package appdoc
 
 import (
 	"context"
@@ -9,11 +13,11 @@ import (
 	"github.com/keyport/keyport/webhook"
 )
 
-// fetchDocument GETs a document an app publishes (its jwks_uri, its
+// Fetch GETs a document an app publishes (its jwks_uri, its
 // sector_identifier_uri) through guard's client: an address the SSRF guard
 // allows, within webhook.Timeout, at most limit bytes, a 200 only. It
 // returns the body and the answer's header.
-func fetchDocument(ctx context.Context, guard *webhook.Guard, client *http.Client, uri, accept string, limit int) ([]byte, http.Header, error) {
+func Fetch(ctx context.Context, guard *webhook.Guard, client *http.Client, uri, accept string, limit int) ([]byte, http.Header, error) {
 	if err := guard.CheckURL(uri); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", uri, err)
 	}
