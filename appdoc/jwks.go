@@ -12,7 +12,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/webhook"
 )
 
@@ -43,6 +42,7 @@ type JWKSCache struct {
 	// Client is guard's client, which the cache fetches with; the
 	// provider sends back-channel logout tokens with it too.
 	Client *http.Client
+	parse  func([]byte) (jose.JSONWebKeySet, error)
 	now    func() time.Time
 
 	mu      sync.Mutex
@@ -63,9 +63,11 @@ type jwksEntry struct {
 	used    time.Time
 }
 
-// NewJWKSCache fetches through guard's client, and keeps time by now.
-func NewJWKSCache(guard *webhook.Guard, now func() time.Time) *JWKSCache {
-	return &JWKSCache{guard: guard, Client: guard.Client(), now: now, entries: map[string]*jwksEntry{}}
+// NewJWKSCache fetches through guard's client, reads what it fetched with
+// parse (which refuses what is not a set of public signing keys), and
+// keeps time by now.
+func NewJWKSCache(guard *webhook.Guard, parse func([]byte) (jose.JSONWebKeySet, error), now func() time.Time) *JWKSCache {
+	return &JWKSCache{guard: guard, Client: guard.Client(), parse: parse, now: now, entries: map[string]*jwksEntry{}}
 }
 
 // entry returns the entry of uri, making one; it forgets entries unused
@@ -136,7 +138,7 @@ func (c *JWKSCache) fetch(ctx context.Context, uri string) (jose.JSONWebKeySet, 
 	if err != nil {
 		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri: %w", err)
 	}
-	set, err := account.ParseClientJWKS(body)
+	set, err := c.parse(body)
 	if err != nil {
 		return jose.JSONWebKeySet{}, 0, fmt.Errorf("jwks_uri %s: %w", uri, err)
 	}

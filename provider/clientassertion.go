@@ -104,7 +104,7 @@ func newAssertions(o Options) (*assertions, error) {
 			return nil, err
 		}
 	}
-	a.jwks = appdoc.NewJWKSCache(guard, o.Now)
+	a.jwks = appdoc.NewJWKSCache(guard, account.ParseClientJWKS, o.Now)
 	return a, nil
 }
 
