@@ -129,20 +129,20 @@ func (s *CredentialService) RevokeCredential(ctx context.Context, userID, kind, 
 // outside the allowlist). Forward auth shows it as a plain 401.
 var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 
-// tryAppPassword checks password as one of user's app passwords. ok is
-// false when it is none of them (the caller then tries the account
-// password); err is set when it is one but may not be used here.
-// limitedOnly refuses an app password that is not limited to clientID
-// (one for every app), as token exchange does.
-func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, limitedOnly bool) (storage.User, bool, error) {
+// tryAppPassword checks password as one of user's app passwords and
+// returns the ID of the one it is. The ID is "" when it is none of them
+// (the caller then tries the account password); err is set when it is one
+// but may not be used here. limitedOnly refuses an app password that is
+// not limited to clientID (one for every app), as token exchange does.
+func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, limitedOnly bool) (storage.User, string, error) {
 	// The lookup is by the SHA-256 of the normalised secret: a guess
 	// reveals nothing through timing that is not already in the hash.
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (c.Kind != storage.KindAppPassword || user.ID == "" || c.UserID != user.ID)) {
-		return storage.User{}, false, nil
+		return storage.User{}, "", nil
 	}
 	if err != nil {
-		return storage.User{}, false, fmt.Errorf("forward auth: find app password: %w", err)
+		return storage.User{}, "", fmt.Errorf("forward auth: find app password: %w", err)
 	}
 	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
 	switch {
@@ -158,7 +158,7 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 	if attempt.Reason == "" {
 		if err := s.CheckTwoFactorPolicy(ctx, user); err != nil {
 			if ErrorCode(err) == Internal {
-				return storage.User{}, false, err
+				return storage.User{}, "", err
 			}
 			attempt.Reason = "second factor required but not set up"
 		}
@@ -168,7 +168,7 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 		// it is a failed sign-in all the same.
 		s.logFailure(ctx, attempt.Method, login, ip, attempt.Reason)
 		s.record(ctx, attempt)
-		return storage.User{}, false, errNotHere
+		return storage.User{}, "", errNotHere
 	}
 	attempt.Success = true
 	s.record(ctx, attempt)
@@ -179,5 +179,5 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 		// The sign-in stands; only the "last used" column is behind.
 		s.log.WarnContext(ctx, "note app password use", "user_id", user.ID, "credential_id", c.ID, "err", err)
 	}
-	return user, true, nil
+	return user, c.ID, nil
 }

@@ -32,11 +32,11 @@ func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, us
 		return storage.User{}, "", err
 	}
 	// Names that match no account go through the same steps.
-	u, ok, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, false)
+	u, credentialID, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, false)
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	if ok {
+	if credentialID != "" {
 		return u, "app_password", nil
 	}
 	c := Credentials{Login: login, Password: password, IP: ip, UserAgent: userAgent}

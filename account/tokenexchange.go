@@ -41,29 +41,31 @@ func normalizeTokenExchange(c *storage.Client) *Error {
 // the history; one that is none of the account's app passwords is a guess,
 // reserved and counted by the throttle like forward auth's app-password
 // misses, and refused with RateLimited once the throttle says so.
-func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error) {
+// credentialID is the app password's ID: the token issued for it lives
+// only as long as the app password (storage.AccessToken.CredentialID).
+func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, ip, userAgent, clientID string) (u storage.User, credentialID string, err error) {
 	now := s.now()
 	ctx = withClient(ctx, LogName(clientID))
 	name, err := s.loginName(ctx, "app_password", login, password, ip)
 	if err != nil {
-		return storage.User{}, err
+		return storage.User{}, "", err
 	}
 	user, known, err := userByLogin(ctx, s.store, name)
 	if err != nil {
-		return storage.User{}, err
+		return storage.User{}, "", err
 	}
-	u, ok, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, true)
+	u, credentialID, err = s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, true)
 	if err != nil {
-		return storage.User{}, err
+		return storage.User{}, "", err
 	}
-	if ok {
-		return u, nil
+	if credentialID != "" {
+		return u, credentialID, nil
 	}
 	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
 	res, err := s.limiter.Password(ctx, subject(user, known, name), ip, true)
 	if err != nil {
-		return storage.User{}, s.refused(ctx, err, msgTooManySignIns, attempt.Method, login, ip)
+		return storage.User{}, "", s.refused(ctx, err, msgTooManySignIns, attempt.Method, login, ip)
 	}
 	s.failed(ctx, res, attempt, "wrong app password")
-	return storage.User{}, errInvalidCredentials
+	return storage.User{}, "", errInvalidCredentials
 }

@@ -22,7 +22,8 @@ var errNotOurToken = errors.New("not a live access token")
 // ReadAccessToken returns the live access token raw stands for: an opaque
 // token (sealed "ID:subject") or a JWT signed by one of our keys and naming
 // us as issuer. For a stored token the record decides, so a revoked or
-// expired token is refused even when its JWT still verifies; a stateless
+// expired token, one of a blocked user or one whose app password was
+// revoked, is refused even when its JWT still verifies; a stateless
 // one (statelessPrefix) is read from its verified claims. The portal's
 // management API uses it to accept apps' client_credentials tokens.
 func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error) {
@@ -30,18 +31,31 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	if err != nil {
 		return storage.AccessToken{}, err
 	}
-	var t storage.AccessToken
+	var (
+		t storage.AccessToken
+		u storage.User
+	)
 	if isStateless(id) {
 		if t, err = p.statelessToken(ctx, claims); err != nil {
 			return storage.AccessToken{}, err
 		}
-	} else if t, err = p.opts.Store.GetAccessToken(ctx, id); errors.Is(err, storage.ErrNotFound) {
+	} else if t, u, err = p.opts.Store.GetAccessTokenAndUser(ctx, id); errors.Is(err, storage.ErrNotFound) {
 		return storage.AccessToken{}, errNotOurToken
 	} else if err != nil {
 		return storage.AccessToken{}, fmt.Errorf("load access token: %w", err)
 	}
 	if t.Subject != subject || !p.opts.Now().Before(t.ExpiresAt) {
 		return storage.AccessToken{}, errNotOurToken
+	}
+	if t.UserID != "" && (u.ID != t.UserID || account.CheckActive(u) != nil) {
+		// A person's token ends when the person is blocked or deleted,
+		// as at userinfo and introspection.
+		return storage.AccessToken{}, errNotOurToken
+	}
+	if live, err := p.storage.credentialLive(ctx, t); err != nil { // tokenexchange.go
+		return storage.AccessToken{}, err
+	} else if !live {
+		return storage.AccessToken{}, errNotOurToken // its app password was revoked or expired
 	}
 	if t.DPoPJKT != "" {
 		// A DPoP-bound token is good only with a proof of its key (RFC

@@ -29,6 +29,10 @@ type Store interface {
 	storage.AuthRequests
 	storage.Tokens
 	storage.DeviceAuthorizations
+	// GetCredential is storage.Credentials': a token issued for an app
+	// password works only while the app password is live
+	// (tokenexchange.go, credentialLive).
+	GetCredential(ctx context.Context, userID, id string) (storage.Credential, error)
 }
 
 // Lifetimes of what the provider issues.
@@ -913,6 +917,11 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if !s.readsUserinfo(ctx, t) { // resources.go
 		return errInvalidToken
 	}
+	if live, err := s.credentialLive(ctx, t); err != nil { // tokenexchange.go
+		return s.internal(ctx, "userinfo: check the token's app password", err) // answered as invalid_token
+	} else if !live {
+		return errInvalidToken // its app password was revoked or expired
+	}
 	if err := s.checkDPoPBinding(ctx, t); err != nil { // dpop.go
 		return err
 	}
@@ -951,6 +960,11 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	if t.UserID != "" {
 		if u.ID != t.UserID || account.CheckActive(u) != nil {
 			return errInvalidToken
+		}
+		if live, err := s.credentialLive(ctx, t); err != nil { // tokenexchange.go
+			return s.internal(ctx, "introspection: check the token's app password", err) // answered as active=false
+		} else if !live {
+			return errInvalidToken // its app password was revoked or expired
 		}
 		resp.Username = introspectedUsername(u, t.Subject, t.Scopes)
 	}

@@ -85,8 +85,10 @@ type Options struct {
 	// VerifyAppPassword checks an app password an app exchanges for an
 	// access token (token exchange, tokenexchange.go): the account
 	// service's check (account.SignInService.VerifyAppPassword), which
-	// throttles and records. Nil: app passwords cannot be exchanged.
-	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, error)
+	// throttles and records, and names the app password it is (its
+	// credential ID, kept on the token). Nil: app passwords cannot be
+	// exchanged.
+	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (u storage.User, credentialID string, err error)
 
 	// DPoPNonceKey keys the stateless DPoP nonces (dpop.go); it must be
 	// the same on every replica. Zero derives one from TokenKey.

@@ -265,6 +265,11 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if account.CheckActive(u) != nil {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("the user can no longer sign in")
 	}
+	if live, err := s.credentialLive(ctx, sub); err != nil {
+		return storage.AccessToken{}, nil, "", s.internal(ctx, "check the app password of a subject token", err)
+	} else if !live {
+		return storage.AccessToken{}, nil, "", invalid // its app password was revoked or expired
+	}
 	if err := p.checkExchangeNetwork(ctx, u, requester.ID); err != nil {
 		return storage.AccessToken{}, nil, "", err
 	}
@@ -328,6 +333,10 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 		ExpiresAt: now.Add(life),
 		Actors:    append([]string{requester.ID}, sub.Actors...),
 		FamilyID:  sub.FamilyID,
+		// A token exchanged from one issued for an app password ends
+		// with that app password, as the subject token does: passing it
+		// on must not outlive a revocation.
+		CredentialID: sub.CredentialID,
 	}
 	if sub.ExpiresAt.Before(t.ExpiresAt) {
 		t.ExpiresAt = sub.ExpiresAt // never outlives the token it replaces
@@ -351,7 +360,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 	if i <= 0 || i == len(subjectToken)-1 {
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("an app password subject_token is <username>:<app password>")
 	}
-	u, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester.ID)
+	u, credentialID, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester.ID)
 	if err != nil {
 		switch account.ErrorCode(err) {
 		case account.RateLimited:
@@ -384,8 +393,37 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		CreatedAt:   now,
 		ExpiresAt:   now.Add(life),
 		AppPassword: true,
+		// Revoking the app password (or its expiry, or the user's
+		// deletion) ends the token at once: every reader checks it
+		// (credentialLive).
+		CredentialID: credentialID,
 	}
 	return t, &requester, nil
+}
+
+// credentialLive tells whether the app password token t was issued for
+// (storage.AccessToken.CredentialID) is still live: not revoked or
+// deleted, not expired. A token issued for none is. Every place that
+// reads a stored access token asks (userinfo, introspection, delegation,
+// ReadAccessToken), so a revoked app password's tokens stop working at
+// once without the store having to find and delete them; it is one read
+// by key, and only for tokens that came from an app password. err is a
+// store failure, never a dead credential.
+func (s *opStorage) credentialLive(ctx context.Context, t storage.AccessToken) (bool, error) {
+	if t.CredentialID == "" {
+		return true, nil
+	}
+	c, err := s.store.GetCredential(ctx, t.UserID, t.CredentialID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load app password %q of access token %q: %w", t.CredentialID, t.ID, err)
+	}
+	// The store hides expired credentials; the provider's clock decides
+	// too, as it does for the token itself.
+	expired := !c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt)
+	return c.Kind == storage.KindAppPassword && c.UserID == t.UserID && !expired, nil
 }
 
 // checkExchangeNetwork applies the user's IP allowlist as a refresh by

@@ -508,6 +508,13 @@ type AccessToken struct {
 	// token is bound to (RFC 9449 DPoP): it is accepted only with a proof
 	// signed by that key. "" for a bearer token.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+
+	// CredentialID is, for a token issued by token exchange for an app
+	// password, and for every token exchanged from it in turn, the ID of
+	// that app password (a Credential of UserID): the token is good only
+	// while the app password is live, so revoking, deleting or expiring it
+	// ends the token at once. "" for every other token.
+	CredentialID string `json:"credential_id,omitempty"`
 }
 
 // RefreshToken is one link of a refresh-token family. It is stored under the

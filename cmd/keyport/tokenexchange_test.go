@@ -381,6 +381,116 @@ func TestTokenExchange(t *testing.T) {
 		}
 	})
 
+	// A token exchanged from an app password lives only as long as the app
+	// password: revoked on the security page, expired or its user blocked,
+	// the token stops working at once at every reader (userinfo,
+	// introspection, token exchange, the management API's reader), and
+	// so does what was exchanged from it in turn; another app password's
+	// token is untouched.
+	t.Run("app password revoked or expired", func(t *testing.T) {
+		erin := srv.createUser("erin", false)
+		b := newBrowser(t)
+		signInPortal(t, srv, b, "erin")
+		secrets := map[string]string{}
+		for _, name := range []string{"laptop", "phone", "tablet"} {
+			secrets[name] = createOnPage(t, srv, b, "/security/app-passwords", url.Values{"ap_name": {name}, "client_id": {"frontend"}})
+		}
+		stored, err := srv.Main.Store.ListCredentials(ctx, erin.ID, storage.KindAppPassword)
+		if err != nil || len(stored) != 3 {
+			t.Fatalf("erin's app passwords: %v %v", stored, err)
+		}
+		ids := map[string]string{}
+		for _, c := range stored {
+			ids[c.Name] = c.ID
+		}
+		exchange := func(name string) string {
+			t.Helper()
+			status, _, m := frontend.tokenPost(exchangeForm("erin:"+secrets[name], typeAppPassword, "scope", "openid email"), true)
+			if status != http.StatusOK {
+				t.Fatalf("exchange app password %s: %d %v", name, status, m)
+			}
+			return m["access_token"].(string)
+		}
+		// works checks token at every reader; alive says whether it should
+		// be accepted.
+		works := func(what, token string, alive bool) {
+			t.Helper()
+			status, h, info := srv.userinfo(token)
+			switch {
+			case alive && (status != http.StatusOK || info["sub"] != erin.ID):
+				t.Errorf("%s: userinfo %d %v, want erin's claims", what, status, info)
+			case !alive && (status != http.StatusUnauthorized || info["error"] != "invalid_token" || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`)):
+				t.Errorf("%s: userinfo %d %v %q, want 401 invalid_token", what, status, info, h.Get("WWW-Authenticate"))
+			}
+			if intro := introspect(frontend, token); intro["active"] != alive || (alive && intro["sub"] != erin.ID) {
+				t.Errorf("%s: introspection %v, want active %v", what, intro, alive)
+			}
+			// The management API's reader (ReadAccessToken); /api/v1
+			// itself never takes a person's token, whether or not it is
+			// live, so an app acting for a person gains no admin rights.
+			if read, err := srv.Main.Provider.ReadAccessToken(ctx, token); (err == nil) != alive || (alive && read.UserID != erin.ID) {
+				t.Errorf("%s: ReadAccessToken %+v, %v; want it live %v", what, read, err, alive)
+			}
+			if status, _, body := apiCall(t, srv, http.MethodGet, "/api/v1/users", token, "", ""); status != http.StatusUnauthorized {
+				t.Errorf("%s: the management API took a person's token: %d %v", what, status, body)
+			}
+		}
+
+		laptop, phone, tablet := exchange("laptop"), exchange("phone"), exchange("tablet")
+		// Passed on by delegation (the app holds it) to orders-api.
+		status, _, m := frontend.tokenPost(exchangeForm(laptop, typeAccessToken, "audience", "orders-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("delegate the app password's token: %d %v", status, m)
+		}
+		delegated := m["access_token"].(string)
+		works("laptop token", laptop, true)
+		works("phone token", phone, true)
+		if intro := introspect(orders, delegated); intro["active"] != true || actorOf(intro) != "frontend" {
+			t.Errorf("introspection of the delegated token: %v", intro)
+		}
+
+		// erin revokes the laptop's app password on her security page.
+		p := b.get(srv.URL + "/security/access")
+		if r := postPage(b, p, "/security/app-passwords/revoke", url.Values{"id": {ids["laptop"]}}); r.Status != http.StatusOK || !strings.Contains(r.Body, "Revoked") {
+			t.Fatalf("revoke on the security page: %d %s", r.Status, truncateBody(r.Body))
+		}
+		works("laptop token after its app password was revoked", laptop, false)
+		if intro := introspect(orders, delegated); intro["active"] != false {
+			t.Errorf("the token delegated from the revoked app password's token is still active: %v", intro)
+		}
+		if status, _, _ := srv.userinfo(delegated); status != http.StatusUnauthorized {
+			t.Errorf("userinfo with the token delegated from the revoked app password's token: %d", status)
+		}
+		wantError("revoked app password's token as subject_token", frontend, exchangeForm(laptop, typeAccessToken, "audience", "orders-api"),
+			http.StatusBadRequest, "invalid_request")
+		wantError("the revoked app password", frontend, exchangeForm("erin:"+secrets["laptop"], typeAppPassword), http.StatusBadRequest, "invalid_request")
+		// The other app passwords' tokens are untouched.
+		works("phone token after another app password was revoked", phone, true)
+		works("tablet token after another app password was revoked", tablet, true)
+
+		// The tablet's app password expires (app passwords have no expiry
+		// of their own yet; the store's record does): its token, which
+		// would live longer, ends with it.
+		if _, err := srv.Main.Store.UpdateCredential(ctx, erin.ID, ids["tablet"], func(c storage.Credential) (storage.Credential, error) {
+			c.ExpiresAt = clock().Add(time.Minute)
+			return c, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		works("tablet token before its app password expires", tablet, true)
+		offset.Store(int64(2 * time.Minute))
+		defer offset.Store(0)
+		works("tablet token after its app password expired", tablet, false)
+		works("phone token after another app password expired", phone, true)
+
+		// Blocking erin (in the store, as a directory sync does, which
+		// leaves the tokens stored) ends the last one too.
+		if _, err := srv.Main.Store.UpdateUser(ctx, erin.ID, func(u storage.User) (storage.User, error) { u.Blocked = true; return u, nil }); err != nil {
+			t.Fatal(err)
+		}
+		works("phone token of a blocked user", phone, false)
+	})
+
 	t.Run("expired subject token", func(t *testing.T) {
 		tok := frontend.tokens("alice")
 		offset.Store(int64(24 * time.Hour))

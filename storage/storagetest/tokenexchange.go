@@ -10,7 +10,8 @@ import (
 
 // tokenExchangeTests check that what token exchange (RFC 8693) adds to the
 // records comes back as it was stored: an app's exchange audiences, and an
-// exchanged token's actors and app-password mark.
+// exchanged token's actors, app-password mark and the app password it was
+// issued for (CredentialID, which ends it when the app password goes).
 var tokenExchangeTests = []test{
 	{"ClientAudiences", func(t *testing.T, s storage.Store, _ *testclock.Clock) {
 		ctx := t.Context()
@@ -29,7 +30,7 @@ var tokenExchangeTests = []test{
 		a := newAccess("a1", "", "u1", "app", now, time.Hour)
 		a.Audience, a.Actors = []string{"api"}, []string{"app", "front"}
 		p := newAccess("a2", "", "u1", "app", now, time.Hour)
-		p.AppPassword = true
+		p.AppPassword, p.CredentialID = true, "cred-1"
 		ok(t, s.CreateTokens(ctx, a, nil), "create a1")
 		ok(t, s.CreateTokens(ctx, p, nil), "create a2")
 		got, err := s.GetAccessToken(ctx, "a1")
