@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/provider"
 	"github.com/keyport/keyport/seal"
 )
 
@@ -247,5 +249,48 @@ func TestReviewClientCredentialsHandler(t *testing.T) {
 	}
 	if status, _, out := dpopPost(bot, "/oauth/token", ccForm(""), proof); status != http.StatusBadRequest || out["error"] != "invalid_dpop_proof" {
 		t.Errorf("a replayed proof: %d %v", status, out)
+	}
+}
+
+// TestReviewForgedStatelessTokenAtManagementAPI: before 1ebd3f6 every
+// app token the management API took had to be a stored record, so
+// Keyport's own admin API did not trust a signature alone: whoever held
+// a signing key (a key unsealed from a backup with the secret key file,
+// a memory dump) could forge tokens for relying parties, but not act as
+// an app with keyport:admin. A stateless token is taken on its signature
+// and claims alone, so a token forged with the signing key, for any app
+// allowed keyport:admin, writes through the management API; and
+// statelessToken does not even ask whether the app could ever have been
+// issued one (its access tokens are opaque here). The same forgery with
+// a stored token's jti is refused.
+func TestReviewForgedStatelessTokenAtManagementAPI(t *testing.T) {
+	srv := startServer(t, "", nil)
+	ctx := context.Background()
+	srv.createClient(account.NewClient{ID: "automation", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdmin}})
+	keys, err := srv.Main.Store.ListSigningKeys(ctx)
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("signing keys: %v %d", err, len(keys))
+	}
+	k := keys[len(keys)-1]
+	der, err := srv.Main.sealer.Open(k.SealedKey, provider.SealPurposeSigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(jti string) string {
+		now := time.Now()
+		return signJWT(t, jose.SigningKey{Algorithm: jose.SignatureAlgorithm(k.Algorithm), Key: jose.JSONWebKey{Key: priv, KeyID: k.ID}}, "JWT", map[string]any{
+			"iss": srv.URL, "sub": "automation", "client_id": "automation", "aud": []string{"automation"}, "scope": account.ScopeAdmin,
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "jti": jti})
+	}
+	body := `{"id":"planted","grant_types":["client_credentials"],"allowed_scopes":["keyport:admin"]}`
+	if status, _, _ := apiCall(t, srv, http.MethodPost, "/api/v1/clients", forge(account.NewOrderedID()), "application/json", body); status != http.StatusUnauthorized {
+		t.Errorf("a forged token with a stored token's jti: %d, want 401", status)
+	}
+	if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients", forge("s."+account.NewOrderedID()), "application/json", body); status != http.StatusUnauthorized {
+		t.Errorf("a token forged with the signing key, jti s.…, for an app with opaque tokens: %d %v; the management API took it", status, out)
 	}
 }
