@@ -828,7 +828,7 @@ func (s *ClientService) RotateSecret(ctx context.Context, actor Actor, id string
 		e.Reason = "the previous secret stays valid until " + until.UTC().Format(time.RFC3339)
 	}
 	if revokeTokens {
-		e.Reason += fmt.Sprintf("; every token issued to the app was revoked (%d)", revoked)
+		e.Reason += fmt.Sprintf("; every token issued to the app was revoked (%d stored; its client-credentials JWTs, which are not stored, end by the app's revocation time)", revoked)
 	}
 	s.audit(ctx, actor, e)
 	return secret, nil

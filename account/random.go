@@ -23,6 +23,10 @@ func NewID() string { return RandomString(16) }
 // time land on the last pages, which many records share.
 func NewOrderedID() string { return newOrderedID(time.Now()) }
 
+// NewOrderedIDAt is NewOrderedID for time t: an ID whose time
+// (OrderedIDTime) is later compared with times from the same clock.
+func NewOrderedIDAt(t time.Time) string { return newOrderedID(t) }
+
 func newOrderedID(t time.Time) string {
 	var b [16]byte
 	ms := uint64(t.UnixMilli())

@@ -23,23 +23,21 @@ var errNotOurToken = errors.New("not a live access token")
 // token (sealed "ID:subject") or a JWT signed by one of our keys and naming
 // us as issuer. For a stored token the record decides, so a revoked or
 // expired token, one of a blocked user or one whose app password was
-// revoked, is refused even when its JWT still verifies; a stateless
-// one (statelessPrefix) is read from its verified claims. The portal's
-// management API uses it to accept apps' client_credentials tokens.
+// revoked, is refused even when its JWT still verifies. A stateless token
+// (statelessPrefix) is refused: the portal's management API, which uses
+// this to accept apps' client_credentials tokens, takes stored ones only.
 func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error) {
-	id, subject, claims, err := p.presentedToken(ctx, raw)
+	id, subject, err := p.accessTokenID(ctx, raw)
 	if err != nil {
 		return storage.AccessToken{}, err
 	}
-	var (
-		t storage.AccessToken
-		u storage.User
-	)
 	if isStateless(id) {
-		if t, err = p.statelessToken(ctx, claims); err != nil {
-			return storage.AccessToken{}, err
-		}
-	} else if t, u, err = p.opts.Store.GetAccessTokenAndUser(ctx, id); errors.Is(err, storage.ErrNotFound) {
+		// A stateless token never carries a management scope
+		// (issuesStateless): the API takes stored tokens only.
+		return storage.AccessToken{}, errNotOurToken
+	}
+	t, u, err := p.opts.Store.GetAccessTokenAndUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		return storage.AccessToken{}, errNotOurToken
 	} else if err != nil {
 		return storage.AccessToken{}, fmt.Errorf("load access token: %w", err)
@@ -123,19 +121,28 @@ const statelessPrefix = "s."
 func isStateless(id string) bool { return strings.HasPrefix(id, statelessPrefix) }
 
 // issuesStateless tells whether the access token of this grant goes
-// unstored: a client_credentials grant of an app with JWT access tokens.
+// unstored: a client_credentials grant of an app with JWT access tokens,
+// unless it carries a scope of the management API. Keyport's own API
+// takes stored tokens only (ReadAccessToken), so that a signature alone,
+// which a leaked signing key could make, never opens it.
 func (s *opStorage) issuesStateless(ctx context.Context, req op.TokenRequest) bool {
 	r, ok := req.(*machineRequest)
-	if !ok {
+	if !ok || slices.ContainsFunc(r.scopes, isManagementScope) {
 		return false
 	}
 	c, err := s.getClient(ctx, r.clientID)
 	return err == nil && c.AccessTokenJWT
 }
 
+func isManagementScope(sc string) bool {
+	return sc == account.ScopeAdmin || sc == account.ScopeAdminRead
+}
+
 // statelessToken is the record a stateless access token's verified claims
-// stand for, unless it was revoked (its tombstone is stored), has expired,
-// or its app is gone or is another app of the same ID.
+// stand for. It gives errNotOurToken when the token was revoked (its
+// tombstone is stored), has expired, names a management scope, or its app
+// is gone, is another app of the same ID, revoked its tokens since, or
+// never had stateless tokens; another error when the store cannot tell.
 func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenClaims) (storage.AccessToken, error) {
 	t := storage.AccessToken{
 		ID:        claims.JWTID,
@@ -149,7 +156,7 @@ func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenC
 	if cnf, ok := claims.Claims["cnf"].(map[string]any); ok {
 		t.DPoPJKT, _ = cnf["jkt"].(string)
 	}
-	if t.ClientID == "" || t.Subject != t.ClientID || !p.opts.Now().Before(t.ExpiresAt) {
+	if t.ClientID == "" || t.Subject != t.ClientID || !p.opts.Now().Before(t.ExpiresAt) || slices.ContainsFunc(t.Scopes, isManagementScope) {
 		return storage.AccessToken{}, errNotOurToken
 	}
 	if _, err := p.opts.Store.GetAccessToken(ctx, t.ID); err == nil {
@@ -158,40 +165,61 @@ func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenC
 		return storage.AccessToken{}, fmt.Errorf("look for the revocation of access token %q: %w", t.ID, err)
 	}
 	c, err := p.storage.getClient(ctx, t.ClientID)
-	if err != nil || issuedBefore(t, c) || revokedWithApp(t, c) {
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	if err != nil {
+		return storage.AccessToken{}, fmt.Errorf("load client %q of access token %q: %w", t.ClientID, t.ID, err)
+	}
+	if !c.AccessTokenJWT || !slices.Contains(c.GrantTypes, account.GrantClientCredentials) || issuedBefore(t, c) || revokedWithApp(t, c) {
 		return storage.AccessToken{}, errNotOurToken
 	}
 	return t, nil
 }
 
-// withPresentedStateless puts the stateless access token an introspection
-// or revocation request presents into its context, for opStorage's
-// SetIntrospectionFromToken and RevokeToken, which zitadel hands only the
-// token's ID. Anything else (other tokens, a revoked or unverifiable one)
-// leaves the context as it is.
-func (p *Provider) withPresentedStateless(r *http.Request) *http.Request {
+// readStateless is the live stateless token raw is (statelessToken), or
+// errNotOurToken for any other value.
+func (p *Provider) readStateless(ctx context.Context, raw string) (storage.AccessToken, error) {
+	id, _, claims, err := p.presentedToken(ctx, raw)
+	if err != nil || !isStateless(id) {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	return p.statelessToken(ctx, claims)
+}
+
+// withPresentedToken keeps the token an introspection or revocation
+// request presents, for opStorage's SetIntrospectionFromToken and
+// RevokeToken: zitadel hands them only the token's ID, once it has
+// authenticated the caller, and only then is a stateless token read from
+// its claims (presentedStateless), so an unauthenticated caller costs no
+// signature check or read.
+func withPresentedToken(r *http.Request) *http.Request {
 	raw := r.PostForm.Get("token")
 	if strings.Count(raw, ".") != 2 || len(raw) > 8192 {
 		return r
 	}
-	id, _, claims, err := p.presentedToken(r.Context(), raw)
-	if err != nil || !isStateless(id) {
-		return r
-	}
-	t, err := p.statelessToken(r.Context(), claims)
-	if err != nil {
-		return r
-	}
-	return r.WithContext(context.WithValue(r.Context(), statelessKey{}, t))
+	return r.WithContext(context.WithValue(r.Context(), presentedKey{}, raw))
 }
 
-type statelessKey struct{}
+type presentedKey struct{}
 
-// presentedStateless is the stateless token with this ID the request
-// presented (withPresentedStateless), if it is live.
-func presentedStateless(ctx context.Context, id string) (storage.AccessToken, bool) {
-	t, ok := ctx.Value(statelessKey{}).(storage.AccessToken)
-	return t, ok && t.ID == id
+// presentedStateless reads the stateless token with this ID that the
+// request presented (withPresentedToken): errNotOurToken when it presented
+// no such token or the token is not live, another error when the store
+// could not tell.
+func (s *opStorage) presentedStateless(ctx context.Context, id string) (storage.AccessToken, error) {
+	raw, _ := ctx.Value(presentedKey{}).(string)
+	if raw == "" || s.readStateless == nil {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	t, err := s.readStateless(ctx, raw)
+	if err != nil {
+		return storage.AccessToken{}, err
+	}
+	if t.ID != id {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	return t, nil
 }
 
 // liveScopes narrows a token's scopes to those app c may still receive:
@@ -242,14 +270,21 @@ func (p *Provider) presentedToken(ctx context.Context, raw string) (id, subject 
 // token expires and the sweep takes both. A token that is unknown, expired
 // or revoked already is not an error (§2.2).
 func (s *opStorage) revokeStateless(ctx context.Context, id, clientID string) *oidc.Error {
-	t, ok := presentedStateless(ctx, id)
-	if !ok {
+	t, err := s.presentedStateless(ctx, id)
+	if errors.Is(err, errNotOurToken) {
 		return nil
+	}
+	if err != nil {
+		// Not "unknown": the app must learn that its token may still
+		// work, and try again.
+		return s.internal(ctx, "read the access token to revoke", err)
 	}
 	if t.ClientID != clientID {
 		return oidc.ErrUnauthorizedClient().WithDescription("token was not issued to this client")
 	}
-	tombstone := storage.AccessToken{ID: t.ID, ClientID: t.ClientID, Subject: t.Subject, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt}
+	// Kept a minute past the token's expiry: a replica whose clock runs
+	// a little behind the one that sweeps still finds it.
+	tombstone := storage.AccessToken{ID: t.ID, ClientID: t.ClientID, Subject: t.Subject, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt.Add(time.Minute)}
 	if err := s.store.CreateTokens(ctx, tombstone, nil); err != nil {
 		if _, gerr := s.store.GetAccessToken(ctx, id); gerr == nil {
 			return nil // a concurrent revocation stored it first

@@ -64,7 +64,8 @@ func (p *Provider) clientCredentialsGrant(r *http.Request) (*oidc.AccessTokenRes
 	}
 	var scopes []string
 	if s := r.Form.Get("scope"); s != "" {
-		scopes = strings.Split(s, " ") // as zitadel splits: an empty scope is refused
+		// As zitadel splits: an empty token inside ("a  b") is refused.
+		scopes = strings.Split(s, " ")
 	}
 	req, err := p.storage.ClientCredentialsTokenRequest(ctx, id, scopes)
 	if err != nil {
@@ -112,7 +113,7 @@ type machineClaims struct {
 // request req, with the key of the app's algorithm.
 func (p *Provider) machineJWT(r *http.Request, req op.TokenRequest, tokenID string, exp time.Time) (string, error) {
 	ctx := r.Context()
-	now := time.Now().Unix()
+	now := p.opts.Now().Unix() // the clock exp and the app's times come from
 	claims := machineClaims{
 		Issuer:     p.opts.Issuer,
 		Subject:    req.GetSubject(),

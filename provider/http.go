@@ -310,9 +310,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		if p.introspectRefreshToken(w, r) {
 			return r, true
 		}
-		r = p.withPresentedStateless(r) // accesstokens.go
+		r = withPresentedToken(r) // accesstokens.go
 	case "/revoke":
-		r = p.withPresentedStateless(r)
+		r = withPresentedToken(r)
 	case "/authorize/callback":
 		return r.WithContext(withFormPostNote(r.Context())), p.answerCallback(w, r)
 	case "/end_session":

@@ -79,6 +79,9 @@ type opStorage struct {
 	lifeNow func() Lifetimes
 	// assertions checks client assertions (clientassertion.go).
 	assertions *assertions
+	// readStateless reads a stateless access token from its value
+	// (Provider.readStateless, accesstokens.go).
+	readStateless func(ctx context.Context, raw string) (storage.AccessToken, error)
 	// dpopNonces makes and checks DPoP nonces (dpop.go).
 	dpopNonces dpop.Nonces
 
@@ -354,7 +357,7 @@ func (s *opStorage) DeleteAuthRequest(ctx context.Context, id string) error {
 func (s *opStorage) accessFor(ctx context.Context, req op.TokenRequest, familyID string) storage.AccessToken {
 	now := s.now()
 	t := storage.AccessToken{
-		ID:        account.NewOrderedID(),
+		ID:        account.NewOrderedIDAt(now), // a stateless token's issue time (accesstokens.go)
 		Subject:   req.GetSubject(),
 		Scopes:    req.GetScopes(),
 		Audience:  req.GetAudience(),
@@ -943,11 +946,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 		err error
 	)
 	if isStateless(tokenID) {
-		if presented, ok := presentedStateless(ctx, tokenID); ok { // accesstokens.go
-			t = presented
-		} else {
-			err = errInvalidToken
-		}
+		t, err = s.presentedStateless(ctx, tokenID) // accesstokens.go
 	} else {
 		t, u, err = s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
 	}

@@ -160,25 +160,27 @@ func TestRotateSecretRevokesTokens(t *testing.T) {
 
 // TestStatelessMachineTokens: a client_credentials JWT access token is not
 // stored (its jti says so), yet everything that reads tokens treats it as
-// one: it carries its scopes, introspection and the management API accept
-// it, RFC 7009 revocation by its app ends it at once (by a tombstone, and
-// a second revocation is no error), another app cannot revoke it, it is no
-// user's token for token exchange, and an app deleted and registered again
-// under its ID does not inherit it.
+// one: it carries its scopes, introspection accepts it, RFC 7009
+// revocation by its app ends it at once (by a tombstone, and a second
+// revocation is no error), another app cannot revoke it, it is no user's
+// token for token exchange, and an app deleted and registered again under
+// its ID does not inherit it. A token with a management API scope is
+// stored, and the management API takes it and no stateless one.
 func TestStatelessMachineTokens(t *testing.T) {
 	srv := startServer(t, "", nil)
 	ctx := context.Background()
 	observer := srv.createClient(account.NewClient{ID: "observer", GrantTypes: []string{account.GrantClientCredentials}})
 	bot := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdminRead}, AccessTokenJWT: true})
-	token := func(c *testClient) string {
+	tokenFor := func(c *testClient, scopes ...string) string {
 		t.Helper()
-		cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: srv.URL + "/oauth/token", Scopes: []string{account.ScopeAdminRead}}
+		cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: srv.URL + "/oauth/token", Scopes: scopes}
 		tok, err := cc.Token(ctx)
 		if err != nil {
 			t.Fatalf("%s's client_credentials token: %v", c.ID, err)
 		}
 		return tok.AccessToken
 	}
+	token := func(c *testClient) string { t.Helper(); return tokenFor(c) }
 	introspect := func(tok string) map[string]any {
 		t.Helper()
 		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
@@ -195,17 +197,28 @@ func TestStatelessMachineTokens(t *testing.T) {
 	tok := token(bot)
 	claims := jwtClaims(t, srv, tok)
 	jti, _ := claims["jti"].(string)
-	if !strings.HasPrefix(jti, "s.") || claims["scope"] != account.ScopeAdminRead || claims["client_id"] != "bot" || claims["sub"] != "bot" {
+	if !strings.HasPrefix(jti, "s.") || claims["scope"] != nil || claims["client_id"] != "bot" || claims["sub"] != "bot" {
 		t.Fatalf("the machine token's claims: %v", claims)
 	}
 	if _, err := srv.Main.Store.GetAccessToken(ctx, jti); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the machine token was stored: %v", err)
 	}
-	if out := introspect(tok); out["active"] != true || out["scope"] != account.ScopeAdminRead || out["client_id"] != "bot" || out["jti"] != jti || out["exp"] != claims["exp"] {
+	if out := introspect(tok); out["active"] != true || out["scope"] != nil && out["scope"] != "" || out["client_id"] != "bot" || out["jti"] != jti || out["exp"] != claims["exp"] {
 		t.Errorf("introspection of the machine token: %v (claims %v)", out, claims)
 	}
-	if status := apiStatus(tok); status != http.StatusOK {
-		t.Errorf("the machine token at the management API: %d", status)
+	if status := apiStatus(tok); status != http.StatusUnauthorized {
+		t.Errorf("a stateless machine token at the management API: %d, want 401", status)
+	}
+	// With the management API's scope: stored, and taken there.
+	admin := tokenFor(bot, account.ScopeAdminRead)
+	adminJTI, _ := jwtClaims(t, srv, admin)["jti"].(string)
+	if strings.HasPrefix(adminJTI, "s.") {
+		t.Errorf("a token with %s is stateless: jti %q", account.ScopeAdminRead, adminJTI)
+	} else if _, err := srv.Main.Store.GetAccessToken(ctx, adminJTI); err != nil {
+		t.Errorf("the token with %s was not stored: %v", account.ScopeAdminRead, err)
+	}
+	if status := apiStatus(admin); status != http.StatusOK {
+		t.Errorf("the stored machine token at the management API: %d", status)
 	}
 
 	// Token exchange takes users' tokens only.
@@ -231,11 +244,8 @@ func TestStatelessMachineTokens(t *testing.T) {
 	if out := introspect(tok); out["active"] != false {
 		t.Errorf("introspection of the revoked machine token: %v", out)
 	}
-	if status := apiStatus(tok); status != http.StatusUnauthorized {
-		t.Errorf("the revoked machine token at the management API: %d", status)
-	}
-	if status := apiStatus(token(bot)); status != http.StatusOK {
-		t.Errorf("a new machine token after the revocation: %d", status)
+	if out := introspect(token(bot)); out["active"] != true {
+		t.Errorf("a new machine token after the revocation: %v", out)
 	}
 
 	// Deleted and registered again: the new app is another one.
@@ -246,12 +256,9 @@ func TestStatelessMachineTokens(t *testing.T) {
 	if out := introspect(old); out["active"] != false {
 		t.Errorf("introspection of the deleted app's token: %v", out)
 	}
-	again := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdminRead}, AccessTokenJWT: true})
+	again := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AccessTokenJWT: true})
 	if out := introspect(old); out["active"] != false {
 		t.Errorf("introspection of the deleted app's token once its ID is registered again: %v", out)
-	}
-	if status := apiStatus(old); status != http.StatusUnauthorized {
-		t.Errorf("the deleted app's token at the management API: %d", status)
 	}
 	if out := introspect(token(again)); out["active"] != true {
 		t.Errorf("introspection of the new app's token: %v", out)
