@@ -17,7 +17,7 @@ import (
 // security-relevant metadata through RFC 7592 is held for approval
 // again): what a held-again app still reaches. One server for all cases.
 func TestReviewHeldAgainApp(t *testing.T) {
-	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration, c.OAuth.DeviceFlow = true, true })
 	srv.createUser("rex", false)
 	adminToken, _, _ := adminTokens(t, srv)
 	rs := srv.createClient(account.NewClient{ID: "review-rs", Name: "Resource server", GrantTypes: []string{account.GrantClientCredentials}})
@@ -31,6 +31,9 @@ func TestReviewHeldAgainApp(t *testing.T) {
 		m = webMetadata(name)
 		if name == "weather" {
 			m["client_name"] = "Weather widget"
+		}
+		if strings.HasPrefix(name, "device") {
+			m["grant_types"] = []string{"authorization_code", "refresh_token", account.GrantDeviceCode}
 		}
 		m["frontchannel_logout_uri"] = "https://approved.example/fc/" + name
 		status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
@@ -137,6 +140,59 @@ func TestReviewHeldAgainApp(t *testing.T) {
 		line, _ := textByID(t, p.Body, "self-registered")
 		if strings.Contains(line, "approved it") && !strings.Contains(p.Body, "Weather widget") {
 			t.Errorf("the consent page of the renamed app says %q under the name %q, which no administrator approved", line, "Keyport account security")
+		}
+	})
+
+	// The device flow's approval page is where a person consents for a
+	// device, and the flow most open to phishing (a code sent by someone
+	// else): it names the app and its scopes but not that the app
+	// registered itself, nor whether an administrator approved it, as the
+	// consent page does (portal/flow.go showConsent). And a device code an
+	// app got before an update held it again is still offered for
+	// approval (account.DeviceFlow.Find reads the store directly); the
+	// approval stores the person's consent to the held app.
+	t.Run("the device approval page", func(t *testing.T) {
+		srv.createUser("vic", false)
+		startDevice := func(t *testing.T, app *testClient) (userCode, verify string) {
+			t.Helper()
+			status, _, da := srv.postForm("/device_authorization", url.Values{"scope": {"openid profile"}}, app.ID, app.Secret)
+			if status != http.StatusOK {
+				t.Fatalf("device authorization: %d %v", status, da)
+			}
+			return da["user_code"].(string), da["verification_uri"].(string)
+		}
+		b := newBrowser(t)
+		decisionPage := func(t *testing.T, userCode, verify string) page {
+			t.Helper()
+			p := b.get(verify)
+			if isLoginPage(p) {
+				p = b.submit(p, "/login", url.Values{"login": {"vic"}, "password": {testPassword}})
+			}
+			return postPage(b, p, "/device", url.Values{"user_code": {userCode}})
+		}
+
+		app, _, regToken, uri, m := register(t, "device-unreviewed", nil)
+		code, verify := startDevice(t, app)
+		p := decisionPage(t, code, verify)
+		if !strings.Contains(p.Body, `value="approve"`) {
+			t.Fatalf("no decision page: %d %s", p.Status, truncateBody(p.Body))
+		}
+		if !strings.Contains(p.Body, "registered itself") {
+			t.Error("the device approval page of a self-registered app does not say it registered itself (the consent page does)")
+		}
+
+		// A code asked for while approved; the app then changes its
+		// redirect URIs and is held again.
+		code, verify = startDevice(t, app)
+		m["redirect_uris"] = []string{"http://127.0.0.1:9/callback/device-moved"}
+		holdAgain(t, app, regToken, uri, m)
+		p = decisionPage(t, code, verify)
+		if strings.Contains(p.Body, `value="approve"`) {
+			t.Errorf("the device page offers to approve a device of the held app %s", app.ID)
+			p = postPage(b, p, "/device", url.Values{"user_code": {formFields(p.Body).Get("user_code")}, "decision": {"approve"}})
+			if strings.Contains(p.Body, "The device is connected") {
+				t.Errorf("a person approved a device of the held app %s", app.ID)
+			}
 		}
 	})
 }
