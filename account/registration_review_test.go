@@ -132,3 +132,43 @@ func TestReviewEchoedRegistrationKeepsApproval(t *testing.T) {
 		}
 	}
 }
+
+// An app that registered before application_type was kept has none
+// (storage.Client.ApplicationType ""); ClientMetadataOf shows it as web,
+// "what it was all along" (needsReapproval). For a native app of then (a
+// public app with a custom-scheme redirect URI, which ValidateRedirectURI
+// allowed), that is wrong: its registration read back (GET) and sent
+// with only a new name (PUT) is refused, its own redirect URI not being a
+// web app's; and the update it must send instead (application_type
+// native) is not exempt like web, so a rename holds it again.
+func TestReviewNativeAppOfBeforeApplicationType(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	const token = RegistrationAccessTokenPrefix + "old-native"
+	m := ClientMetadata{
+		RedirectURIs: []string{"com.example.app:/cb"}, GrantTypes: []string{GrantAuthorizationCode},
+		TokenEndpointAuthMethod: AuthNone, ClientName: "Old native", ApplicationType: AppTypeNative,
+	}
+	registerHeldForReview(t, svc, db, "old-native", token, m)
+	// The record as the release before application_type left it.
+	c, err := db.UpdateClient(ctx, "old-native", func(c storage.Client) (storage.Client, error) {
+		c.ApplicationType = ""
+		return c, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := ClientMetadataOf(c)
+	echo.ClientName = "Old native, renamed"
+	got, err := svc.Registration.UpdateRegisteredClient(ctx, "old-native", token, "192.0.2.1", "", echo)
+	if err != nil {
+		t.Errorf("its registration read back (application_type %q) with a new name: %v", ClientMetadataOf(c).ApplicationType, err)
+	}
+	if err == nil && got.PendingApproval {
+		t.Errorf("held again by its own registration read back with a new name: %+v", clientChanges(c, got))
+	}
+	echo.ApplicationType = AppTypeNative
+	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "old-native", token, "192.0.2.1", "", echo); err != nil || got.PendingApproval {
+		t.Errorf("renamed, naming the type it was all along (native): held %v, %v", got.PendingApproval, err)
+	}
+}
