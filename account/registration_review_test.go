@@ -1,0 +1,174 @@
+package account
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keyport/keyport/storage"
+)
+
+// Review of the re-approval of self-registered apps (c60095b) and of
+// application_type (72abc4a).
+
+// registerHeldForReview stores a registered app as RegisterClient would
+// with a --hold-for-approval token, and approves it as an administrator.
+func registerHeldForReview(t *testing.T, svc *Service, db storage.Store, id, token string, m ClientMetadata) storage.Client {
+	t.Helper()
+	ctx := t.Context()
+	c := storage.Client{ID: id}
+	if err := applyClientMetadata(&c, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := normalizeClient(&c, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if usesSecret(c) {
+		c.SecretHash = HashSecret("secret")
+	}
+	c.RegistrationAccessTokenHash, c.PendingApproval = HashSecret(token), true
+	if err := db.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	approved, err := svc.Registration.ApproveClient(ctx, SystemActor, id, "")
+	if err != nil || approved.PendingApproval {
+		t.Fatalf("approve %s: %+v, %v", id, approved, err)
+	}
+	return approved
+}
+
+// An app an administrator approved before this release has no ApprovedAt
+// (the field is new; the approval is only in the audit log as
+// client.approved). Such an app is indistinguishable from one registered
+// without a hold, so needsReapproval is never asked: it changes its
+// redirect URIs (or keys, or grant types) through RFC 7592 and stays
+// approved. Every app approved before the upgrade escapes re-approval.
+func TestReviewApprovedBeforeUpgradeIsHeldAgain(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	const token = RegistrationAccessTokenPrefix + "legacy-token"
+	base := ClientMetadata{
+		RedirectURIs: []string{"https://app.example/cb"}, GrantTypes: []string{GrantAuthorizationCode},
+		ClientName: "Legacy", Scope: "openid profile",
+	}
+	approved := registerHeldForReview(t, svc, db, "legacy", token, base)
+	// The record as the previous release left it after its approval.
+	if _, err := db.UpdateClient(ctx, "legacy", func(c storage.Client) (storage.Client, error) {
+		c.ApprovedAt = time.Time{}
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := db.ListAudit(ctx, storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 10})
+	if err != nil || len(events) != 1 || events[0].ClientID != "legacy" {
+		t.Fatalf("the approval in the audit log: %+v, %v", events, err)
+	}
+
+	m := base
+	m.RedirectURIs = []string{"https://attacker.example/cb"}
+	got, err := svc.Registration.UpdateRegisteredClient(ctx, "legacy", token, "192.0.2.1", "", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.PendingApproval {
+		t.Errorf("an app approved before ApprovedAt existed (approved %v per the audit log) changed its redirect URIs to %v and stays approved",
+			approved.ApprovedAt.Format(time.RFC3339), got.RedirectURIs)
+	}
+}
+
+// application_type binds a registered app's redirect URIs wherever they
+// change. An administrator's edit keeps the URIs it leaves as they were
+// unchecked (kept), and kept is the redirect URIs and the post-logout
+// URIs together: a post-logout URI (never checked against the app's type,
+// rightly) moved into redirect_uris of a native app escapes the type's
+// rule, where the same URI typed fresh is refused.
+func TestReviewAdminEditKeepsApplicationTypeRule(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	const token = RegistrationAccessTokenPrefix + "native-token"
+	native := ClientMetadata{
+		RedirectURIs: []string{"com.example.app:/cb"}, GrantTypes: []string{GrantAuthorizationCode},
+		TokenEndpointAuthMethod: AuthNone, ClientName: "Native", ApplicationType: AppTypeNative,
+		PostLogoutRedirectURIs: []string{"https://app.example/bye"},
+	}
+	registerHeldForReview(t, svc, db, "native", token, native)
+
+	fresh := []string{"com.example.app:/cb", "https://app.example/other"}
+	if _, _, err := svc.Clients.UpdateClient(ctx, SystemActor, "native", "", ClientPatch{RedirectURIs: &fresh}); err == nil {
+		t.Fatal("a native app got an https redirect URI from an administrator's edit")
+	}
+	moved := []string{"com.example.app:/cb", "https://app.example/bye"}
+	if c, _, err := svc.Clients.UpdateClient(ctx, SystemActor, "native", "", ClientPatch{RedirectURIs: &moved}); err == nil {
+		t.Errorf("a native app got the https redirect URI %q, its post-logout URI, from an administrator's edit: %v", moved[1], c.RedirectURIs)
+	}
+}
+
+// The usual RFC 7592 update is the registration read back (GET), one
+// field changed, and sent (PUT). With only the name changed, the approval
+// stays, for every kind of app: nothing in what GET says reads back as a
+// change.
+func TestReviewEchoedRegistrationKeepsApproval(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	for id, m := range map[string]ClientMetadata{
+		"web": {RedirectURIs: []string{"https://app.example/cb"}, GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, Scope: "openid email"},
+		"native": {RedirectURIs: []string{"com.example.app:/cb", "http://127.0.0.1/cb"}, TokenEndpointAuthMethod: AuthNone,
+			ApplicationType: AppTypeNative, GrantTypes: []string{GrantAuthorizationCode, GrantDeviceCode}},
+		"machine": {GrantTypes: []string{GrantClientCredentials}, TokenEndpointAuthMethod: AuthClientSecretPost},
+		"pairwise": {RedirectURIs: []string{"https://app.example/cb"}, SubjectType: SubjectPairwise,
+			PostLogoutRedirectURIs: []string{"https://app.example/bye"}, BackchannelLogoutURI: "https://app.example/bc"},
+	} {
+		token := RegistrationAccessTokenPrefix + id
+		m.ClientName = id
+		c := registerHeldForReview(t, svc, db, id, token, m)
+		echo := ClientMetadataOf(c)
+		echo.ClientName = id + " renamed"
+		got, err := svc.Registration.UpdateRegisteredClient(ctx, id, token, "192.0.2.1", "", echo)
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			continue
+		}
+		if got.PendingApproval {
+			t.Errorf("%s: held again by its registration read back with a new name: %+v", id, clientChanges(c, got))
+		}
+	}
+}
+
+// An app that registered before application_type was kept has none
+// (storage.Client.ApplicationType ""); ClientMetadataOf shows it as web,
+// "what it was all along" (needsReapproval). For a native app of then (a
+// public app with a custom-scheme redirect URI, which ValidateRedirectURI
+// allowed), that is wrong: its registration read back (GET) and sent
+// with only a new name (PUT) is refused, its own redirect URI not being a
+// web app's; and the update it must send instead (application_type
+// native) is not exempt like web, so a rename holds it again.
+func TestReviewNativeAppOfBeforeApplicationType(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	const token = RegistrationAccessTokenPrefix + "old-native"
+	m := ClientMetadata{
+		RedirectURIs: []string{"com.example.app:/cb"}, GrantTypes: []string{GrantAuthorizationCode},
+		TokenEndpointAuthMethod: AuthNone, ClientName: "Old native", ApplicationType: AppTypeNative,
+	}
+	registerHeldForReview(t, svc, db, "old-native", token, m)
+	// The record as the release before application_type left it.
+	c, err := db.UpdateClient(ctx, "old-native", func(c storage.Client) (storage.Client, error) {
+		c.ApplicationType = ""
+		return c, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo := ClientMetadataOf(c)
+	echo.ClientName = "Old native, renamed"
+	got, err := svc.Registration.UpdateRegisteredClient(ctx, "old-native", token, "192.0.2.1", "", echo)
+	if err != nil {
+		t.Errorf("its registration read back (application_type %q) with a new name: %v", ClientMetadataOf(c).ApplicationType, err)
+	}
+	if err == nil && got.PendingApproval {
+		t.Errorf("held again by its own registration read back with a new name: %+v", clientChanges(c, got))
+	}
+	echo.ApplicationType = AppTypeNative
+	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "old-native", token, "192.0.2.1", "", echo); err != nil || got.PendingApproval {
+		t.Errorf("renamed, naming the type it was all along (native): held %v, %v", got.PendingApproval, err)
+	}
+}
