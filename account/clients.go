@@ -198,11 +198,14 @@ func buildClient(n NewClient, managed bool) (storage.Client, string, error) {
 // its stored form: the name trimmed (the ID when empty), grants sorted,
 // scopes and groups without duplicates. managed applies the redirect-URI
 // rules of apps managed in Keyport (ValidateRedirectURI) rather than the
-// configuration file's, except to the URIs in kept: those an edit leaves
-// as they were, which an older version may have accepted (http:// on any
-// host), so that such an app can still be edited, while every URI added
-// meets the rules. The error names the field at fault.
-func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
+// configuration file's, except to the URIs kept (the app before an edit,
+// nil for none) has in the same list: those an edit leaves as they were,
+// which an older version may have accepted (http:// on any host), so that
+// such an app can still be edited, while every URI added meets the rules.
+// A URI moved from one list to the other counts as added: the two lists
+// do not have the same rules (application_type binds redirect URIs only).
+// The error names the field at fault.
+func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Error {
 	c.Name = strings.TrimSpace(c.Name)
 	if c.Name == "" {
 		c.Name = c.ID
@@ -241,16 +244,21 @@ func normalizeClient(c *storage.Client, managed bool, kept []string) *Error {
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return FieldErrorf("redirect_uris", "A client using authorization_code needs at least one redirect URI.")
 	}
+	var keptRedirect, keptPostLogout []string
+	if kept != nil {
+		keptRedirect, keptPostLogout = kept.RedirectURIs, kept.PostLogoutRedirectURIs
+	}
 	for _, f := range []struct {
 		field string
 		uris  []string
-	}{{"redirect_uris", c.RedirectURIs}, {"post_logout_redirect_uris", c.PostLogoutRedirectURIs}} {
+		kept  []string
+	}{{"redirect_uris", c.RedirectURIs, keptRedirect}, {"post_logout_redirect_uris", c.PostLogoutRedirectURIs, keptPostLogout}} {
 		if len(f.uris) > MaxClientURIs {
 			return FieldErrorf(f.field, "At most %d URIs.", MaxClientURIs)
 		}
 		for _, u := range f.uris {
 			var err *Error
-			if managed && !slices.Contains(kept, u) {
+			if managed && !slices.Contains(f.kept, u) {
 				err = ValidateRedirectURI(u, c.Public)
 				if err == nil && f.field == "redirect_uris" {
 					err = checkApplicationType(*c, u) // registration.go
@@ -712,9 +720,9 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 		next := p.apply(c)
 		// A switch between public and confidential changes which
 		// redirect URIs are allowed, so it checks all of them again.
-		var kept []string
+		var kept *storage.Client
 		if next.Public == c.Public {
-			kept = slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs)
+			kept = &c
 		}
 		if err := normalizeClient(&next, true, kept); err != nil {
 			if next.Public != c.Public && p.GrantTypes == nil && err.Field == "grant_types" {

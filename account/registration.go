@@ -131,6 +131,22 @@ func checkApplicationType(c storage.Client, raw string) *Error {
 	return nil
 }
 
+// applicationTypeOf is app c's application type: the one it registered
+// with, or for an app registered before the type was kept, the one its
+// redirect URIs show: native when one has a custom scheme (which only a
+// native app may use), web otherwise.
+func applicationTypeOf(c storage.Client) string {
+	if c.ApplicationType != "" {
+		return c.ApplicationType
+	}
+	for _, raw := range c.RedirectURIs {
+		if u, err := url.Parse(raw); err == nil && u.Scheme != "https" && u.Scheme != "http" {
+			return AppTypeNative
+		}
+	}
+	return AppTypeWeb
+}
+
 // knownApplicationType refuses an application type other than the two the
 // spec names ("" being no application type).
 func knownApplicationType(c storage.Client) *Error {
@@ -217,9 +233,9 @@ func ClientMetadataOf(c storage.Client) ClientMetadata {
 		DPoPBoundAccessTokens:              c.DPoPBoundAccessTokens,
 		SubjectType:                        cmp.Or(c.SubjectType, SubjectPublic),
 		SectorIdentifierURI:                c.SectorIdentifierURI,
-		// An app registered before the type was kept registered without
-		// one: the default, web.
-		ApplicationType: cmp.Or(c.ApplicationType, AppTypeWeb),
+		// An app registered before the type was kept has none: the one
+		// its redirect URIs show (applicationTypeOf).
+		ApplicationType: applicationTypeOf(c),
 	}
 	switch {
 	case c.Public:
@@ -238,6 +254,9 @@ type RegistrationStore interface {
 	storage.Clients
 	storage.Credentials
 	GetUser(ctx context.Context, id string) (storage.User, error)
+	// ListAudit finds approvals made before they were kept on the app
+	// (approvedInAuditLog).
+	ListAudit(ctx context.Context, q storage.AuditQuery) ([]storage.AuditEvent, string, error)
 }
 
 // RegistrationService is dynamic client registration: the initial access
@@ -493,6 +512,15 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		}
 		checked = &preview
 	}
+	// An app approved before ApprovedAt was kept has its approval in the
+	// audit log only.
+	approvedBefore := false
+	if current.ApprovedAt.IsZero() && registrationTokenMatches(current, token) {
+		var err error
+		if approvedBefore, err = s.approvedInAuditLog(ctx, id); err != nil {
+			return storage.Client{}, err
+		}
+	}
 	var before storage.Client
 	changed, heldAgain := false, false
 	after, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
@@ -536,15 +564,21 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 			return c, FieldErrorf("token_endpoint_auth_method", "The client was not issued a secret this method can use; register a new one.")
 		}
 		before = c
-		changes := clientChanges(c, next)
+		was := c
+		if was.ApplicationType == "" && next.ApplicationType == applicationTypeOf(c) {
+			// Naming the type it has shown all along is no change.
+			was.ApplicationType = next.ApplicationType
+		}
+		changes := clientChanges(was, next)
 		if changed = len(changes) > 0; !changed {
 			return c, nil
 		}
 		// An administrator approved the app as it then was: a change that
 		// bears on security holds it until one approves it again, as it
-		// was held when it registered. Its tokens stay; new sign-ins and
-		// grants wait (a held app is unknown to the provider).
-		if heldAgain = !c.PendingApproval && !c.ApprovedAt.IsZero() && needsReapproval(changes); heldAgain {
+		// was held when it registered. New sign-ins and grants wait (a
+		// held app is unknown to the provider).
+		approved := !c.ApprovedAt.IsZero() || approvedBefore
+		if heldAgain = !c.PendingApproval && approved && needsReapproval(changes); heldAgain {
 			next.PendingApproval = true
 		}
 		next.UpdatedAt = s.now()
@@ -574,22 +608,45 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 }
 
 // cosmeticFields are the fields (clientChanges' names) of an app's
-// registration that only name it to people: changing them keeps an
-// administrator's approval. Every other field is held for a new approval,
-// so metadata Keyport learns later is held until it is listed here.
-// (logo_uri, client_uri, contacts and the like are not stored at all.)
-var cosmeticFields = []string{"name"}
+// registration whose change keeps an administrator's approval. None: even
+// its name is what people see on the consent page under "your
+// administrator approved it", and RFC 7591 §5 names the client_name as a
+// means to impersonate another app. (logo_uri, client_uri, contacts and
+// the like are not stored, so they change nothing.) A field listed here
+// later is one an administrator decided not to review.
+var cosmeticFields []string
+
+// approvedInAuditLog tells whether the audit log records an
+// administrator's approval of app id (client.approved), for apps approved
+// before the approval was kept on the app (storage.Client.ApprovedAt). It
+// reads at most maxApprovalPages pages of approvals, newest first: an
+// approval older than that, or pruned from the log, is not found, and
+// such an app's changes are not held.
+func (s *RegistrationService) approvedInAuditLog(ctx context.Context, id string) (bool, error) {
+	q := storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 200}
+	for range maxApprovalPages {
+		events, next, err := s.store.ListAudit(ctx, q)
+		if err != nil {
+			return false, fmt.Errorf("look for the approval of client %q: %w", id, err)
+		}
+		if slices.ContainsFunc(events, func(e storage.AuditEvent) bool { return e.ClientID == id }) {
+			return true, nil
+		}
+		if next == "" {
+			return false, nil
+		}
+		q.Cursor = next
+	}
+	return false, nil
+}
+
+const maxApprovalPages = 10
 
 // needsReapproval tells whether changes to an approved app's registration
 // touch anything but cosmeticFields: redirect and logout URIs, keys,
 // grant types, client authentication, scopes, the sector, ...
 func needsReapproval(changes []storage.AuditChange) bool {
 	return slices.ContainsFunc(changes, func(ch storage.AuditChange) bool {
-		if ch.Field == "application_type" && ch.Before == "" && ch.After == AppTypeWeb {
-			// An app registered before the type was kept is a web app:
-			// its first update names what it was all along.
-			return false
-		}
 		return !slices.Contains(cosmeticFields, ch.Field)
 	})
 }

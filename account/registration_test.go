@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -185,8 +184,8 @@ func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if want := name != "client_name"; got.PendingApproval != want {
-			t.Errorf("%s changed: held %v, want %v", name, got.PendingApproval, want)
+		if !got.PendingApproval { // even a new name: it is what the consent page shows as approved
+			t.Errorf("%s changed: not held again", name)
 		}
 		if !got.ApprovedAt.Equal(approved.ApprovedAt) {
 			t.Errorf("%s changed: approved at %v, was %v", name, got.ApprovedAt, approved.ApprovedAt)
@@ -206,23 +205,28 @@ func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 		}
 		m := base
 		m.ApplicationType = typ
-		if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval || got.ApplicationType != AppTypeWeb {
-			t.Errorf("an app of no stored type updated with application_type %q: held %v, type %q, %v", typ, got.PendingApproval, got.ApplicationType, err)
+		if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval || ClientMetadataOf(got).ApplicationType != AppTypeWeb {
+			t.Errorf("an app of no stored type updated with application_type %q: held %v, type %q, %v", typ, got.PendingApproval, ClientMetadataOf(got).ApplicationType, err)
 		}
 	}
 
 	// An app no administrator approved (registered without a hold) is
 	// not held by any change.
-	if _, err := db.UpdateClient(ctx, "app", func(storage.Client) (storage.Client, error) {
-		c := approved
-		c.ApprovedAt = time.Time{}
-		return c, nil
-	}); err != nil {
+	const openToken = RegistrationAccessTokenPrefix + "open-token"
+	open := storage.Client{ID: "open"}
+	if err := applyClientMetadata(&open, base); err != nil {
+		t.Fatal(err)
+	}
+	if err := normalizeClient(&open, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	open.SecretHash, open.RegistrationAccessTokenHash = HashSecret("secret"), HashSecret(openToken)
+	if err := db.CreateClient(ctx, open); err != nil {
 		t.Fatal(err)
 	}
 	m := base
 	m.RedirectURIs = []string{"https://app.example/unreviewed"}
-	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval {
+	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "open", openToken, "192.0.2.1", "", m); err != nil || got.PendingApproval {
 		t.Errorf("an app never approved: held %v, %v", got.PendingApproval, err)
 	}
 }

@@ -276,7 +276,7 @@ func (s *ClientService) checkSectorOfPatch(ctx context.Context, id string, p Cli
 		return nil, nil // the edit itself says why (not found, static)
 	}
 	next := p.apply(c)
-	if normalizeClient(&next, true, slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs)) != nil || !sectorDocumentNeeded(c, next) {
+	if normalizeClient(&next, true, &c) != nil || !sectorDocumentNeeded(c, next) {
 		return nil, nil // the edit refuses it, or no document to check
 	}
 	if err := s.checkSectorDocument(ctx, next); err != nil {

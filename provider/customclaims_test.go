@@ -152,9 +152,12 @@ func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &opStorage{store: db, issuer: "https://id.example.com", now: time.Now}
+	if err := db.CreateCredential(bg, storage.Credential{ID: "apw", UserID: "u1", Kind: storage.KindAppPassword, Hash: "h-apw", ClientID: "mapped", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
 	for name, tok := range map[string]storage.AccessToken{
 		"delegated":    {ID: "at-delegated", Actors: []string{"mapped"}, Audience: []string{"orders-api"}},
-		"app password": {ID: "at-app-password", AppPassword: true, Audience: []string{"mapped"}},
+		"app password": {ID: "at-app-password", AppPassword: true, CredentialID: "apw", Audience: []string{"mapped"}},
 	} {
 		tok.ClientID, tok.UserID, tok.Subject, tok.Scopes = "mapped", "u1", "u1", []string{oidc.ScopeOpenID, "org"}
 		tok.CreatedAt, tok.ExpiresAt = now, now.Add(time.Hour)

@@ -411,7 +411,10 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 // store failure, never a dead credential.
 func (s *opStorage) credentialLive(ctx context.Context, t storage.AccessToken) (bool, error) {
 	if t.CredentialID == "" {
-		return true, nil
+		// An app password's token issued before the credential was kept
+		// on it cannot show its app password is live: it ends (it lives
+		// an access token's lifetime at most; the app exchanges again).
+		return !t.AppPassword, nil
 	}
 	c, err := s.store.GetCredential(ctx, t.UserID, t.CredentialID)
 	if errors.Is(err, storage.ErrNotFound) {

@@ -846,7 +846,7 @@ func TestDynamicRegistration(t *testing.T) {
 	// client_name, and metadata Keyport does not store (logo_uri,
 	// client_uri, contacts). An app never held stays unheld whatever it
 	// changes.
-	t.Run("cosmetic update keeps the approval", func(t *testing.T) {
+	t.Run("an update of unstored metadata keeps the approval, a new name does not", func(t *testing.T) {
 		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
 		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("cosmetic"))
 		id, _ := reg["client_id"].(string)
@@ -857,16 +857,24 @@ func TestDynamicRegistration(t *testing.T) {
 			t.Fatalf("approve: %d %v", status, out)
 		}
 		m := webMetadata("cosmetic")
-		m["client_id"], m["client_name"] = id, "Cosmetic, renamed"
+		m["client_id"] = id
 		m["logo_uri"], m["client_uri"], m["contacts"] = "https://app.example/new-logo.png", "https://app.example/about", []string{"ops@app.example"}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK {
+			t.Fatalf("update of unstored metadata: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval {
+			t.Errorf("held after an update of unstored metadata")
+		}
+		if tok := srv.rp(id, secret, "http://127.0.0.1:9/callback/cosmetic").tokens("rex"); tok.AccessToken == "" {
+			t.Error("no access token after an update of unstored metadata")
+		}
+		// A new name is what the consent page shows as approved.
+		m["client_name"] = "Cosmetic, renamed"
 		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK || out["client_name"] != "Cosmetic, renamed" {
 			t.Fatalf("rename: %d %v", status, out)
 		}
-		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || c.Name != "Cosmetic, renamed" {
-			t.Errorf("after a cosmetic update: held %v, name %q", c.PendingApproval, c.Name)
-		}
-		if tok := srv.rp(id, secret, "http://127.0.0.1:9/callback/cosmetic").tokens("rex"); tok.AccessToken == "" {
-			t.Error("no access token after a cosmetic update")
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Error("a renamed app kept its approval")
 		}
 
 		open, _ := initialAccessToken(t, srv, adminToken, 0, false)
