@@ -949,7 +949,7 @@ func TestDynamicRegistration(t *testing.T) {
 	t.Run("device page names a self-registered app", func(t *testing.T) {
 		b := newBrowser(t)
 		var entry page
-		decision := func(id, secret, lang string) page {
+		start := func(id, secret string) (userCode string) {
 			t.Helper()
 			status, _, da := srv.postForm("/device_authorization", url.Values{"scope": {"openid"}}, id, secret)
 			if status != http.StatusOK {
@@ -961,11 +961,22 @@ func TestDynamicRegistration(t *testing.T) {
 					entry = b.submit(entry, "/login", url.Values{"login": {"rex"}, "password": {testPassword}})
 				}
 			}
-			form := url.Values{"user_code": {da["user_code"].(string)}, "csrf_token": {formFields(entry.Body).Get("csrf_token")}}
+			return da["user_code"].(string)
+		}
+		post := func(userCode, decision, lang string) page {
+			t.Helper()
+			form := url.Values{"user_code": {userCode}, "csrf_token": {formFields(entry.Body).Get("csrf_token")}}
+			if decision != "" {
+				form.Set("decision", decision)
+			}
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/device", strings.NewReader(form.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.Header.Set("Accept-Language", lang)
-			p := b.do(req)
+			return b.do(req)
+		}
+		decision := func(id, secret, lang string) page {
+			t.Helper()
+			p := post(start(id, secret), "", lang)
 			if p.Status != http.StatusOK || !strings.Contains(p.Body, `value="approve"`) {
 				t.Fatalf("the decision page for %s: %d %s", id, p.Status, truncateBody(p.Body))
 			}
@@ -1009,6 +1020,31 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben." {
 			t.Errorf("an approved app, in German: %q", got)
+		}
+
+		// Held for approval again after its code was issued: an approval
+		// posted straight away is answered as for a code that is not
+		// there, and changes nothing; approved again, the code is good.
+		code := start(id, secret)
+		hold := func(held bool) {
+			t.Helper()
+			if _, err := srv.Main.Store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+				c.PendingApproval = held
+				return c, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hold(true)
+		if p := post(code, "approve", "en"); p.Status != http.StatusNotFound || !strings.Contains(p.Body, "This code is wrong") || strings.Contains(p.Body, "The device is connected") {
+			t.Errorf("approving a device of the held app: %d %s", p.Status, truncateBody(p.Body))
+		}
+		if a, err := srv.Main.Store.GetDeviceAuthorizationByUserCode(ctx, account.NormalizeUserCode(code)); err != nil || a.State != storage.DevicePending || a.UserID != "" {
+			t.Errorf("the held app's device authorization after the refused approval: %+v %v", a, err)
+		}
+		hold(false)
+		if p := post(code, "approve", "en"); p.Status != http.StatusOK || !strings.Contains(p.Body, "The device is connected") {
+			t.Errorf("approving the device once the app is approved again: %d %s", p.Status, truncateBody(p.Body))
 		}
 	})
 
