@@ -131,7 +131,8 @@ func (d *DeviceFlow) Find(ctx context.Context, u storage.User, ip, typed string)
 	return req, nil
 }
 
-// lookup finds the live, pending request of code and its app.
+// lookup finds the live, pending request of code and its app, which must
+// exist and not be held for approval.
 func (d *DeviceFlow) lookup(ctx context.Context, code string) (DeviceRequest, bool, error) {
 	if code == "" {
 		return DeviceRequest{}, false, nil
@@ -149,6 +150,12 @@ func (d *DeviceFlow) lookup(ctx context.Context, code string) (DeviceRequest, bo
 	c, err := d.store.GetClient(ctx, a.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return DeviceRequest{}, false, nil // the app was deleted since
+	}
+	if err == nil && c.PendingApproval {
+		// Held for an administrator's approval (again, after an update
+		// since the code was issued): the app exists for no one, so
+		// nobody approves a device for it, as nobody signs in to it.
+		return DeviceRequest{}, false, nil
 	}
 	if err != nil {
 		return DeviceRequest{}, false, fmt.Errorf("load client %q of a device authorization: %w", a.ClientID, err)

@@ -21,7 +21,7 @@ import (
 
 // FrontChannelLogoutURLs are the addresses the signed-out page loads in
 // iframes for session sess, which is ending: the front-channel logout URI
-// of every app that got tokens in it, with iss (issuer) and sid added to
+// of every app that got tokens in it (not held for approval), with iss (issuer) and sid added to
 // its query for an app that asks for them
 // (FrontchannelLogoutSessionRequired), its own query kept as it is. Apps
 // removed since, or without the URI, are left out; a store failure is
@@ -58,12 +58,17 @@ func withQuery(raw string, extra url.Values) string {
 	return u.String()
 }
 
-// sessionApps are the apps that got tokens in sess and still exist.
+// sessionApps are the apps that got tokens in sess, still exist and are
+// not held for approval.
 func (s *SignInService) sessionApps(ctx context.Context, sess storage.Session) []storage.Client {
 	out := make([]storage.Client, 0, len(sess.ClientIDs))
 	for _, id := range sess.ClientIDs {
 		c, err := s.store.GetClient(ctx, id)
-		if errors.Is(err, storage.ErrNotFound) {
+		if errors.Is(err, storage.ErrNotFound) || err == nil && c.PendingApproval {
+			// A held app's logout URIs may be the ones it chose in the
+			// very update that held it, which no administrator has seen:
+			// no browser loads them and no logout token goes there. Its
+			// tokens do not work while it is held (provider/memo.go).
 			continue
 		}
 		if err != nil {
@@ -143,6 +148,9 @@ func (s *SignInService) BackChannelLogoutsForUser(ctx context.Context, userID st
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load app %q for back-channel logout: %w", id, err)
+		}
+		if c.PendingApproval {
+			continue // its logout URI may be unapproved (sessionApps)
 		}
 		if c.BackchannelLogoutURI == "" {
 			continue

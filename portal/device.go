@@ -35,6 +35,9 @@ type deviceData struct {
 	Decide     bool
 	ClientName string
 	Scopes     []scopeView
+	// Whether the app registered itself and an administrator approved
+	// it, as the consent page says (flow.go).
+	registrationNote
 	// Done: the person decided; Approved says how.
 	Done, Approved bool
 }
@@ -86,6 +89,7 @@ func (s *Server) deviceSubmit(w http.ResponseWriter, r *http.Request, m me) erro
 	switch code := account.ErrorCode(err); {
 	case err == nil && decision == "":
 		d.Decide, d.UserCode, d.ClientName = true, account.FormatUserCode(req.Auth.UserCode), req.Client.Name
+		d.registrationNote = registrationNoteOf(req.Client)
 		for _, sc := range req.Auth.Scopes {
 			desc := scopeDescriptions[sc]
 			if desc == "" && account.IsCustomScope(req.Client, sc) {

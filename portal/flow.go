@@ -242,7 +242,13 @@ type consentData struct {
 	AuthRequestID string
 	ClientName    string
 	Scopes        []scopeView
+	registrationNote
+}
 
+// registrationNote is what the consent page and the device approval page
+// (device.go) tell a person about an app that registered itself
+// (templates/part_registration.html): one decision for both.
+type registrationNote struct {
 	// SelfRegistered: the app registered itself (dynamic client
 	// registration) and was not set up by an administrator, so its name
 	// is its own choice; AdminApproved: an administrator approved it as
@@ -250,10 +256,13 @@ type consentData struct {
 	SelfRegistered, AdminApproved bool
 }
 
+func registrationNoteOf(c storage.Client) registrationNote {
+	self := c.RegistrationAccessTokenHash != ""
+	return registrationNote{SelfRegistered: self, AdminApproved: self && !c.PendingApproval && !c.ApprovedAt.IsZero()}
+}
+
 func (s *Server) showConsent(w http.ResponseWriter, r *http.Request, a storage.AuthRequest, c storage.Client, u *storage.User) error {
-	d := &consentData{Base: s.flowBase(r, a, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name}
-	d.SelfRegistered = c.RegistrationAccessTokenHash != ""
-	d.AdminApproved = d.SelfRegistered && !c.PendingApproval && !c.ApprovedAt.IsZero()
+	d := &consentData{Base: s.flowBase(r, a, u, "Allow access?"), AuthRequestID: a.ID, ClientName: c.Name, registrationNote: registrationNoteOf(c)}
 	for _, sc := range account.ConsentScopes(a) {
 		desc := scopeDescriptions[sc]
 		if desc == "" && account.IsCustomScope(c, sc) {

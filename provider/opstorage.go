@@ -920,6 +920,15 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 	if !s.readsUserinfo(ctx, t) { // resources.go
 		return errInvalidToken
 	}
+	// The app the token was issued to must still be one: deleted, or held
+	// for an administrator's approval again (getClient hides it), its
+	// tokens are dead here as at introspection, and live again once it is
+	// approved.
+	if _, err := s.getClient(ctx, t.ClientID); errors.Is(err, storage.ErrNotFound) {
+		return errInvalidToken
+	} else if err != nil {
+		return s.internal(ctx, "userinfo: load the token's app", err) // answered as invalid_token
+	}
 	if live, err := s.credentialLive(ctx, t); err != nil { // tokenexchange.go
 		return s.internal(ctx, "userinfo: check the token's app password", err) // answered as invalid_token
 	} else if !live {

@@ -265,6 +265,17 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if account.CheckActive(u) != nil {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("the user can no longer sign in")
 	}
+	if sub.ClientID != requester.ID {
+		// The app the subject token was issued to must still be one:
+		// deleted, or held for an administrator's approval again
+		// (getClient hides it), its tokens work nowhere, so they are not
+		// passed on either. The requester was loaded the same way.
+		if _, err := s.getClient(ctx, sub.ClientID); errors.Is(err, storage.ErrNotFound) {
+			return storage.AccessToken{}, nil, "", invalid
+		} else if err != nil {
+			return storage.AccessToken{}, nil, "", s.internal(ctx, "load the app of a subject token", err)
+		}
+	}
 	if live, err := s.credentialLive(ctx, sub); err != nil {
 		return storage.AccessToken{}, nil, "", s.internal(ctx, "check the app password of a subject token", err)
 	} else if !live {

@@ -22,7 +22,7 @@ var deRegistration = map[string]string{
 	"Approve app":                           "App freigeben",
 	"This app is not waiting for approval.": "Diese App wartet nicht auf Freigabe.",
 
-	"This app changed security-relevant settings of its registration since it was approved (see the audit log) and waits for your approval again: nobody can sign in to it and it gets no new token until you approve it.": "Diese App hat seit ihrer Freigabe sicherheitsrelevante Einstellungen ihrer Registrierung geändert (siehe Audit-Protokoll) und wartet erneut auf Ihre Freigabe: Bis Sie sie freigeben, kann sich niemand bei ihr anmelden und sie erhält keine neuen Tokens.",
+	"This app changed security-relevant settings of its registration since it was approved (see the audit log) and waits for your approval again: nobody can sign in to it, it gets no new token and the tokens it has do not work until you approve it.": "Diese App hat seit ihrer Freigabe sicherheitsrelevante Einstellungen ihrer Registrierung geändert (siehe Audit-Protokoll) und wartet erneut auf Ihre Freigabe: Bis Sie sie freigeben, kann sich niemand bei ihr anmelden, sie erhält keine neuen Tokens und ihre bisherigen Tokens funktionieren nicht.",
 	"waiting for approval": "wartet auf Freigabe",
 
 	// The consent page, to the person signing in.

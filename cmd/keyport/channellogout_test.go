@@ -22,6 +22,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/provider"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 	"github.com/keyport/keyport/web"
 )
@@ -284,6 +285,30 @@ func TestBackChannelLogoutToken(t *testing.T) {
 	}
 	if all, err := srv.Main.Accounts.SignIn.BackChannelLogoutsForUser(ctx, lena.ID); err != nil || len(all) != 1 || all[0] != wantTarget {
 		t.Fatalf("back-channel logouts of the user = %+v %v", all, err)
+	}
+	// An app held for an administrator's approval (a self-registered app
+	// that changed its registration, its logout URI perhaps among the
+	// changes no one has seen) is sent no logout token; approved again,
+	// it is.
+	hold := func(held bool) {
+		t.Helper()
+		if _, err := srv.Main.Store.UpdateClient(ctx, app.ID, func(c storage.Client) (storage.Client, error) {
+			c.PendingApproval = held
+			return c, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold(true)
+	if held := srv.Main.Accounts.SignIn.BackChannelLogoutsForSession(ctx, sessions[0]); len(held) != 0 {
+		t.Errorf("back-channel logouts of the session while bc-app is held = %+v, want none", held)
+	}
+	if held, err := srv.Main.Accounts.SignIn.BackChannelLogoutsForUser(ctx, lena.ID); err != nil || len(held) != 0 {
+		t.Errorf("back-channel logouts of the user while bc-app is held = %+v %v, want none", held, err)
+	}
+	hold(false)
+	if again := srv.Main.Accounts.SignIn.BackChannelLogoutsForSession(ctx, sessions[0]); len(again) != 1 || again[0] != wantTarget {
+		t.Errorf("back-channel logouts of the session once bc-app is approved again = %+v, want %+v", again, wantTarget)
 	}
 
 	if err := srv.Main.Provider.BackChannelLogout(ctx, targets[0]); err != nil {

@@ -951,6 +951,111 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// The device approval page (RFC 8628 §3.3) says what the consent page
+	// says of a self-registered app, in the person's language; an
+	// administrator's app gets no such line.
+	t.Run("device page names a self-registered app", func(t *testing.T) {
+		b := newBrowser(t)
+		var entry page
+		start := func(id, secret string) (userCode string) {
+			t.Helper()
+			status, _, da := srv.postForm("/device_authorization", url.Values{"scope": {"openid"}}, id, secret)
+			if status != http.StatusOK {
+				t.Fatalf("device authorization for %s: %d %v", id, status, da)
+			}
+			if entry.Body == "" {
+				entry = b.get(da["verification_uri"].(string))
+				if isLoginPage(entry) {
+					entry = b.submit(entry, "/login", url.Values{"login": {"rex"}, "password": {testPassword}})
+				}
+			}
+			return da["user_code"].(string)
+		}
+		post := func(userCode, decision, lang string) page {
+			t.Helper()
+			form := url.Values{"user_code": {userCode}, "csrf_token": {formFields(entry.Body).Get("csrf_token")}}
+			if decision != "" {
+				form.Set("decision", decision)
+			}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/device", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Accept-Language", lang)
+			return b.do(req)
+		}
+		decision := func(id, secret, lang string) page {
+			t.Helper()
+			p := post(start(id, secret), "", lang)
+			if p.Status != http.StatusOK || !strings.Contains(p.Body, `value="approve"`) {
+				t.Fatalf("the decision page for %s: %d %s", id, p.Status, truncateBody(p.Body))
+			}
+			return p
+		}
+		line := func(p page) string {
+			text, _ := textByID(t, p.Body, "self-registered")
+			return text
+		}
+		register := func(hold bool, name string) (id, secret string) {
+			t.Helper()
+			iat, _ := initialAccessToken(t, srv, adminToken, 0, hold)
+			m := webMetadata(name)
+			m["grant_types"] = []string{"authorization_code", account.GrantDeviceCode}
+			status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+			id, _ = reg["client_id"].(string)
+			secret, _ = reg["client_secret"].(string)
+			if status != http.StatusCreated || id == "" {
+				t.Fatalf("register %s: %d %v", name, status, reg)
+			}
+			return id, secret
+		}
+
+		admins := srv.createClient(account.NewClient{ID: "admins-device", Name: "Admins Device", GrantTypes: []string{account.GrantDeviceCode}})
+		if p := decision(admins.ID, admins.Secret, "en"); line(p) != "" || strings.Contains(p.Body, "registered itself") {
+			t.Errorf("an administrator's app: %q", line(p))
+		}
+		id, secret := register(false, "device-unreviewed")
+		if got := line(decision(id, secret, "en")); got != "This app registered itself; your administrator has not reviewed it." {
+			t.Errorf("an app never reviewed: %q", got)
+		}
+		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft." {
+			t.Errorf("an app never reviewed, in German: %q", got)
+		}
+		id, secret = register(true, "device-reviewed")
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		if got := line(decision(id, secret, "en")); got != "This app registered itself; your administrator approved it." {
+			t.Errorf("an approved app: %q", got)
+		}
+		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben." {
+			t.Errorf("an approved app, in German: %q", got)
+		}
+
+		// Held for approval again after its code was issued: an approval
+		// posted straight away is answered as for a code that is not
+		// there, and changes nothing; approved again, the code is good.
+		code := start(id, secret)
+		hold := func(held bool) {
+			t.Helper()
+			if _, err := srv.Main.Store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+				c.PendingApproval = held
+				return c, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hold(true)
+		if p := post(code, "approve", "en"); p.Status != http.StatusNotFound || !strings.Contains(p.Body, "This code is wrong") || strings.Contains(p.Body, "The device is connected") {
+			t.Errorf("approving a device of the held app: %d %s", p.Status, truncateBody(p.Body))
+		}
+		if a, err := srv.Main.Store.GetDeviceAuthorizationByUserCode(ctx, account.NormalizeUserCode(code)); err != nil || a.State != storage.DevicePending || a.UserID != "" {
+			t.Errorf("the held app's device authorization after the refused approval: %+v %v", a, err)
+		}
+		hold(false)
+		if p := post(code, "approve", "en"); p.Status != http.StatusOK || !strings.Contains(p.Body, "The device is connected") {
+			t.Errorf("approving the device once the app is approved again: %d %s", p.Status, truncateBody(p.Body))
+		}
+	})
+
 	// An administrator approves a held app on its console page.
 	t.Run("console approval", func(t *testing.T) {
 		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)

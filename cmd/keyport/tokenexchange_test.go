@@ -219,6 +219,50 @@ func TestTokenExchange(t *testing.T) {
 			http.StatusBadRequest, "invalid_request")
 	})
 
+	// A token of an app held for an administrator's approval (a
+	// self-registered app that changed its registration; here the flag
+	// set in the store) works nowhere while the app is held: not at
+	// userinfo, not at introspection, and it is not passed on by the app
+	// it was issued for. Approved again, it works again.
+	t.Run("a token of an app held for approval", func(t *testing.T) {
+		bobTok := frontend.tokens("bob")
+		status, _, m := frontend.tokenPost(exchangeForm(bobTok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange for orders-api: %d %v", status, m)
+		}
+		forOrders := m["access_token"].(string) // issued to frontend, for orders-api
+		hold := func(held bool) {
+			t.Helper()
+			if _, err := srv.Main.Store.UpdateClient(ctx, frontend.ID, func(c storage.Client) (storage.Client, error) {
+				c.PendingApproval = held
+				return c, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() { hold(false) })
+		works := func(when string, want bool) {
+			t.Helper()
+			if status, _, info := srv.userinfo(forOrders); (status == http.StatusOK) != want {
+				t.Errorf("%s: userinfo %d %v, want it to work: %v", when, status, info, want)
+			}
+			if intro := introspect(orders, forOrders); (intro["active"] == true) != want {
+				t.Errorf("%s: introspection %v, want active %v", when, intro, want)
+			}
+			status, _, m := orders.tokenPost(exchangeForm(forOrders, typeAccessToken, "audience", "reports-api"), true)
+			if want && status != http.StatusOK {
+				t.Errorf("%s: exchange by orders-api: %d %v", when, status, m)
+			}
+			if !want && (status != http.StatusBadRequest || m["error"] != "invalid_request" || m["access_token"] != nil) {
+				t.Errorf("%s: exchange by orders-api: %d %v, want 400 invalid_request", when, status, m)
+			}
+		}
+		hold(true)
+		works("frontend held", false)
+		hold(false)
+		works("frontend approved again", true)
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		form := func(extra ...string) url.Values { return exchangeForm(aliceTok.AccessToken, typeAccessToken, extra...) }
 		wantError("audience not allowed for the app", frontend, form("audience", "other"), http.StatusBadRequest, "invalid_target")
