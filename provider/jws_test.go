@@ -24,7 +24,7 @@ func TestSignCompactVerifies(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", alg, err)
 		}
-		jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{alg})
+		jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{alg})
 		if err != nil {
 			t.Fatalf("%s: go-jose cannot parse %q: %v", alg, token, err)
 		}
@@ -43,7 +43,7 @@ func TestSignCompactVerifies(t *testing.T) {
 			first = "B"
 		}
 		forged := parts[0] + "." + first + parts[1][1:] + "." + parts[2]
-		if f, err := jose.ParseSigned(forged, []jose.SignatureAlgorithm{alg}); err == nil {
+		if f, err := jose.ParseSignedCompact(forged, []jose.SignatureAlgorithm{alg}); err == nil {
 			if _, err := f.Verify(priv.Public()); err == nil {
 				t.Errorf("%s: a changed payload verifies", alg)
 			}
