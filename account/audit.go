@@ -42,6 +42,11 @@ const (
 	ScopeAdminRead = "keyport:admin.read"
 )
 
+// IsManagementScope tells the management API's scopes (ScopeAdmin,
+// ScopeAdminRead), which only an administrator grants, to an app acting
+// on its own behalf, and never ride on a person's token.
+func IsManagementScope(sc string) bool { return sc == ScopeAdmin || sc == ScopeAdminRead }
+
 // SystemActor is Keyport itself (sweeps, directory syncs on a schedule).
 var SystemActor = Actor{Kind: ActorSystem}
 

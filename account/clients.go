@@ -275,7 +275,7 @@ func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Err
 
 	scopes := make([]string, 0, len(c.AllowedScopes))
 	for _, sc := range c.AllowedScopes {
-		admin := sc == ScopeAdmin || sc == ScopeAdminRead
+		admin := IsManagementScope(sc)
 		if !slices.Contains(ClientScopes, sc) && !admin && !customScopeOf(c.CustomClaims, sc) {
 			return FieldErrorf("allowed_scopes", "Unknown scope %q (use %s).", sc, strings.Join(ClientScopes, ", "))
 		}

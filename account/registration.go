@@ -191,7 +191,7 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	}
 	c.AllowedScopes = strings.Fields(m.Scope)
 	for _, sc := range c.AllowedScopes {
-		if sc == ScopeAdmin || sc == ScopeAdminRead {
+		if IsManagementScope(sc) {
 			return FieldErrorf("scope", "The management API's scopes are granted by an administrator only.")
 		}
 	}
@@ -513,9 +513,12 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		checked = &preview
 	}
 	// An app approved before ApprovedAt was kept has its approval in the
-	// audit log only.
+	// audit log only. Such an app has no application type either (both
+	// came in one release, and its first change that is stored holds it,
+	// so its next approval sets ApprovedAt): an app with a type and no
+	// ApprovedAt was never approved, and costs no search of the log.
 	approvedBefore := false
-	if current.ApprovedAt.IsZero() && registrationTokenMatches(current, token) {
+	if current.ApprovedAt.IsZero() && current.ApplicationType == "" && registrationTokenMatches(current, token) {
 		var err error
 		if approvedBefore, err = s.approvedInAuditLog(ctx, id); err != nil {
 			return storage.Client{}, err

@@ -51,9 +51,10 @@ func TestReviewApprovedBeforeUpgradeIsHeldAgain(t *testing.T) {
 		ClientName: "Legacy", Scope: "openid profile",
 	}
 	approved := registerHeldForReview(t, svc, db, "legacy", token, base)
-	// The record as the previous release left it after its approval.
+	// The record as the previous release left it after its approval:
+	// neither the approval time nor the application type kept.
 	if _, err := db.UpdateClient(ctx, "legacy", func(c storage.Client) (storage.Client, error) {
-		c.ApprovedAt = time.Time{}
+		c.ApprovedAt, c.ApplicationType = time.Time{}, ""
 		return c, nil
 	}); err != nil {
 		t.Fatal(err)

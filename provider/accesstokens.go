@@ -83,15 +83,10 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 
 // issuedBefore tells whether token t was issued before app c was created:
 // to an app of the same ID that was deleted since. A stateless token's
-// issue time is its ID's (its iat has whole seconds only), to the
-// millisecond: one issued in the same millisecond as the app's creation
-// counts as the app's.
+// issue time has milliseconds only (statelessToken): one issued in the
+// same millisecond as the app's creation counts as the app's.
 func issuedBefore(t storage.AccessToken, c storage.Client) bool {
-	if isStateless(t.ID) {
-		issued, ok := account.OrderedIDTime(strings.TrimPrefix(t.ID, statelessPrefix))
-		return !ok || issued.Before(c.CreatedAt.Truncate(time.Millisecond))
-	}
-	return t.CreatedAt.Before(c.CreatedAt)
+	return t.CreatedAt.Before(c.CreatedAt.Truncate(time.Millisecond))
 }
 
 // revokedWithApp tells whether stateless token t was issued before its
@@ -103,8 +98,7 @@ func revokedWithApp(t storage.AccessToken, c storage.Client) bool {
 	if c.TokensRevokedAt.IsZero() {
 		return false
 	}
-	issued, ok := account.OrderedIDTime(strings.TrimPrefix(t.ID, statelessPrefix))
-	return !ok || issued.Before(c.TokensRevokedAt.Truncate(time.Millisecond))
+	return t.CreatedAt.Before(c.TokensRevokedAt.Truncate(time.Millisecond))
 }
 
 // statelessPrefix starts the ID (jti) of an access token that is not
@@ -127,15 +121,11 @@ func isStateless(id string) bool { return strings.HasPrefix(id, statelessPrefix)
 // which a leaked signing key could make, never opens it.
 func (s *opStorage) issuesStateless(ctx context.Context, req op.TokenRequest) bool {
 	r, ok := req.(*machineRequest)
-	if !ok || slices.ContainsFunc(r.scopes, isManagementScope) {
+	if !ok || slices.ContainsFunc(r.scopes, account.IsManagementScope) {
 		return false
 	}
 	c, err := s.getClient(ctx, r.clientID)
 	return err == nil && c.AccessTokenJWT
-}
-
-func isManagementScope(sc string) bool {
-	return sc == account.ScopeAdmin || sc == account.ScopeAdminRead
 }
 
 // statelessToken is the record a stateless access token's verified claims
@@ -150,13 +140,19 @@ func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenC
 		Subject:   claims.Subject,
 		Scopes:    claims.Scopes,
 		Audience:  claims.Audience,
-		CreatedAt: claims.IssuedAt.AsTime(),
 		ExpiresAt: claims.Expiration.AsTime(),
 	}
+	// Issued at its ordered ID's time, to the millisecond (its iat has
+	// whole seconds only), which the provider's clock made (accessFor).
+	issued, ok := account.OrderedIDTime(strings.TrimPrefix(t.ID, statelessPrefix))
+	if !ok {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	t.CreatedAt = issued
 	if cnf, ok := claims.Claims["cnf"].(map[string]any); ok {
 		t.DPoPJKT, _ = cnf["jkt"].(string)
 	}
-	if t.ClientID == "" || t.Subject != t.ClientID || !p.opts.Now().Before(t.ExpiresAt) || slices.ContainsFunc(t.Scopes, isManagementScope) {
+	if t.ClientID == "" || t.Subject != t.ClientID || !p.opts.Now().Before(t.ExpiresAt) || slices.ContainsFunc(t.Scopes, account.IsManagementScope) {
 		return storage.AccessToken{}, errNotOurToken
 	}
 	if _, err := p.opts.Store.GetAccessToken(ctx, t.ID); err == nil {
@@ -227,7 +223,7 @@ func (s *opStorage) presentedStateless(ctx context.Context, id string) (storage.
 // (as ClientCredentialsTokenRequest grants them).
 func liveScopes(c storage.Client, scopes []string) []string {
 	return slices.DeleteFunc(allowedScopes(c, scopes), func(sc string) bool {
-		return (sc == account.ScopeAdmin || sc == account.ScopeAdminRead) && !slices.Contains(c.AllowedScopes, sc)
+		return account.IsManagementScope(sc) && !slices.Contains(c.AllowedScopes, sc)
 	})
 }
 

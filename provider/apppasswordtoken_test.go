@@ -18,11 +18,7 @@ import (
 // refuses it. One that names a live app password works; once that app
 // password is revoked, it ends too.
 func TestAppPasswordTokenWithoutCredentialEnds(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "a.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
 	if err := db.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
@@ -61,4 +57,16 @@ func TestAppPasswordTokenWithoutCredentialEnds(t *testing.T) {
 	if active("named") {
 		t.Error("an app password's token is active after its app password was deleted")
 	}
+}
+
+// openTestDB opens a bbolt store in the test's directory, closed when the
+// test ends.
+func openTestDB(t *testing.T) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "keyport.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

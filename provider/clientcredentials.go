@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +78,7 @@ func (p *Provider) clientCredentialsGrant(r *http.Request) (*oidc.AccessTokenRes
 	}
 	var token string
 	if c.AccessTokenType() == op.AccessTokenTypeJWT {
-		token, err = p.machineJWT(r, req, tokenID, exp)
+		token, err = p.machineJWT(ctx, req, tokenID, exp)
 	} else {
 		token, err = op.CreateBearerToken(tokenID, req.GetSubject(), p.op.Crypto())
 	}
@@ -111,8 +112,7 @@ type machineClaims struct {
 
 // machineJWT signs the JWT access token tokenID of client_credentials
 // request req, with the key of the app's algorithm.
-func (p *Provider) machineJWT(r *http.Request, req op.TokenRequest, tokenID string, exp time.Time) (string, error) {
-	ctx := r.Context()
+func (p *Provider) machineJWT(ctx context.Context, req op.TokenRequest, tokenID string, exp time.Time) (string, error) {
 	now := p.opts.Now().Unix() // the clock exp and the app's times come from
 	claims := machineClaims{
 		Issuer:     p.opts.Issuer,

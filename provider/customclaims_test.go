@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/keyport/keyport/storage"
-	"github.com/keyport/keyport/storage/bolt"
 )
 
 // Custom claims cost no store read of their own: the ID token, the JWT
@@ -20,11 +18,7 @@ import (
 // app as often as those of an app without, once per request (the memo),
 // and an app without mappings gets no custom claim.
 func TestCustomClaimsReadNothingMore(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTestDB(t)
 	bg := context.Background()
 	now := time.Now()
 	if err := db.CreateUser(bg, storage.User{ID: "u1", Username: "alice", Email: "alice@example.com", CreatedAt: now, UpdatedAt: now,
@@ -136,11 +130,7 @@ func TestBoundCustomClaims(t *testing.T) {
 // other grant. A resource server that verifies the JWT and one that
 // introspects the token see one token.
 func TestCustomClaimsOfExchangedTokensAgree(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTestDB(t)
 	bg := context.Background()
 	now := time.Now()
 	if err := db.CreateUser(bg, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now, Roles: []string{"editor"}}); err != nil {

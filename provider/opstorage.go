@@ -825,16 +825,14 @@ func (s *opStorage) ClientCredentialsTokenRequest(ctx context.Context, clientID 
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
-	scopes = allowedScopes(c, scopes)
 	// A machine token has no user, so the user-claim scopes mean nothing
 	// here. The management API's scopes are an admin's grant, never the
-	// app's own choice: only an app whose allowed scopes name one gets it.
-	kept := slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool {
+	// app's own choice: only an app whose allowed scopes name one gets it
+	// (liveScopes, the rule every reader of its tokens applies too).
+	kept := slices.DeleteFunc(liveScopes(c, scopes), func(sc string) bool {
 		switch sc {
 		case oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone, oidc.ScopeAddress, oidc.ScopeOfflineAccess, scopeGroups:
 			return true
-		case account.ScopeAdmin, account.ScopeAdminRead:
-			return !slices.Contains(c.AllowedScopes, sc)
 		}
 		return false
 	})

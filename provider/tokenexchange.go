@@ -390,7 +390,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 	scopes = slices.DeleteFunc(requestableScopes(requester, scopes), func(sc string) bool { // as at /authorize (customclaims.go)
 		// A person's token never carries the management API's scopes,
 		// and no refresh token is issued.
-		return sc == oidc.ScopeOfflineAccess || sc == account.ScopeAdmin || sc == account.ScopeAdminRead
+		return sc == oidc.ScopeOfflineAccess || account.IsManagementScope(sc)
 	})
 	now := s.now()
 	life := min(s.lifetimes(ctx, requester.ID).Access, maxAppPasswordTokenLife)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,16 @@ import (
 
 // Review of the stateless client_credentials tokens (1ebd3f6) and
 // Keyport's own client_credentials handler (3b0dad4).
+
+// mustBeStateless fails the test unless tok is a stateless token (jti
+// "s.…"): one with a management API scope is stored, and a test of the
+// stateless path must not quietly test the stored one.
+func mustBeStateless(t *testing.T, srv *testServer, tok string) {
+	t.Helper()
+	if jti, _ := jwtClaims(t, srv, tok)["jti"].(string); !strings.HasPrefix(jti, "s.") {
+		t.Fatalf("not a stateless token: jti %q", jti)
+	}
+}
 
 // ccForm is a client_credentials grant form.
 func ccForm(scope string) url.Values {
@@ -45,11 +56,12 @@ func TestReviewStatelessTokenAssertionCallers(t *testing.T) {
 	srv.createClient(account.NewClient{ID: "pk-observer", GrantTypes: []string{account.GrantClientCredentials},
 		TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: ok.jwks(t)})
 
-	status, _, out := srv.postForm("/oauth/token", merge(ccForm(account.ScopeAdminRead), assertionParams(assertion(t, k.signing(), "pk-bot", srv.URL+"/oauth/token"))), "", "")
+	status, _, out := srv.postForm("/oauth/token", merge(ccForm(""), assertionParams(assertion(t, k.signing(), "pk-bot", srv.URL+"/oauth/token"))), "", "")
 	tok, _ := out["access_token"].(string)
 	if status != http.StatusOK || tok == "" {
 		t.Fatalf("pk-bot's grant: %d %v", status, out)
 	}
+	mustBeStateless(t, srv, tok)
 	introspect := func() map[string]any {
 		t.Helper()
 		status, _, out := srv.postForm("/oauth/introspect", merge(url.Values{"token": {tok}}, assertionParams(assertion(t, ok.signing(), "pk-observer", srv.URL+"/oauth/introspect"))), "", "")
@@ -88,11 +100,12 @@ func TestReviewStatelessTokensOnPostgres(t *testing.T) {
 	})
 	observer := srv.createClient(account.NewClient{ID: "observer", GrantTypes: []string{account.GrantClientCredentials}})
 	bot := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdminRead}, AccessTokenJWT: true})
-	status, _, out := bot.tokenPost(ccForm(account.ScopeAdminRead), true)
+	status, _, out := bot.tokenPost(ccForm(""), true)
 	tok, _ := out["access_token"].(string)
 	if status != http.StatusOK || tok == "" {
 		t.Fatalf("grant: %d %v", status, out)
 	}
+	mustBeStateless(t, srv, tok)
 	active := func() bool {
 		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
 		if status != http.StatusOK {
@@ -157,10 +170,13 @@ func TestReviewStatelessTokenClock(t *testing.T) {
 			for _, jwt := range []bool{false, true} {
 				id := map[bool]string{false: "opaque-bot", true: "jwt-bot"}[jwt]
 				bot := srv.createClient(account.NewClient{ID: id, GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{account.ScopeAdminRead}, AccessTokenJWT: jwt})
-				status, _, out := bot.tokenPost(ccForm(account.ScopeAdminRead), true)
+				status, _, out := bot.tokenPost(ccForm(""), true)
 				tok, _ := out["access_token"].(string)
 				if status != http.StatusOK || tok == "" {
 					t.Fatalf("%s's grant: %d %v", id, status, out)
+				}
+				if jwt {
+					mustBeStateless(t, srv, tok)
 				}
 				active := func() bool {
 					status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)

@@ -221,10 +221,12 @@ func TestStatelessMachineTokens(t *testing.T) {
 		t.Errorf("the stored machine token at the management API: %d", status)
 	}
 
-	// Token exchange takes users' tokens only.
+	// Token exchange takes users' tokens only: an app allowed to exchange
+	// gets the RFC 8693 refusal for a machine token.
+	exchanger := srv.createClient(account.NewClient{ID: "exchanger", GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}})
 	status, _, out := srv.postForm("/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {tok},
-		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}, bot.ID, bot.Secret)
-	if status < 400 || status >= 500 {
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}}, exchanger.ID, exchanger.Secret)
+	if desc, _ := out["error_description"].(string); status != http.StatusBadRequest || out["error"] != "invalid_request" || !strings.Contains(desc, "not a user's token") {
 		t.Errorf("token exchange of the machine token: %d %v", status, out)
 	}
 
