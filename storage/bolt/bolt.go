@@ -471,7 +471,7 @@ var (
 	bRefreshTokens   = []byte("refresh_tokens") // hash → RefreshToken (live links and rotated tombstones)
 	bRefreshByID     = []byte("refresh_by_id")  // refresh token ID → hash
 	bFamilies        = []byte("families")       // family ID → family
-	bFamilyMembers   = []byte("family_members") // fid NUL r NUL hash, fid NUL a NUL access ID → ""
+	bFamilyMembers   = []byte("family_members") // fid NUL link ID NUL r → hash, fid NUL access ID NUL a → "" (familyMemberKey)
 	bUserTokens      = []byte("user_tokens")    // uid NUL cid NUL f NUL fid, uid NUL cid NUL a NUL access ID → ""
 	bSessions        = []byte("sessions")
 	bUserSessions    = []byte("user_sessions") // uid NUL session ID → ""
@@ -639,6 +639,7 @@ var migrations = []func(tx *bbolt.Tx) error{
 		}
 		return nil
 	},
+	11: reorderFamilyMembers, // a family's index entries in issue order
 }
 
 // SchemaVersion is the schema version this code writes.
