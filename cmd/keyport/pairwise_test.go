@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,14 +24,17 @@ import (
 
 // sectorServer serves sector_identifier_uri documents over https on
 // loopback, and makes the server under test trust it (sectorRoots) for
-// the test's life.
-func sectorServer(t *testing.T, docs map[string]string) *httptest.Server {
+// the test's life. onFetch, if given, runs before each document is served.
+func sectorServer(t *testing.T, docs map[string]string, onFetch ...func(path string)) *httptest.Server {
 	t.Helper()
 	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		doc, ok := docs[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
 			return
+		}
+		for _, f := range onFetch {
+			f(r.URL.Path)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(doc))
@@ -87,8 +92,15 @@ func TestPairwiseSubjects(t *testing.T) {
 		"/partial.json": `["https://crm.example/cb"]`,
 		"/notjson":      `<html>hello</html>`,
 		"/big.json":     string(big),
+		"/race.json":    string(docJSON),
 	}
-	sectors := sectorServer(t, docs)
+	var raceOnce sync.Once
+	var onRace func()
+	sectors := sectorServer(t, docs, func(path string) {
+		if path == "/race.json" && onRace != nil {
+			raceOnce.Do(onRace)
+		}
+	})
 	sectorURI := sectors.URL + "/sector.json"
 
 	recv := make(chan map[string]any, 8)
@@ -468,6 +480,34 @@ func TestPairwiseSubjects(t *testing.T) {
 		}
 		if c, _, _ := srv.Main.Accounts.Clients.GetClient(context.Background(), "console-crm"); c.SubjectType != "" || c.SectorIdentifierURI != "" {
 			t.Errorf("after going back to public: %q %q", c.SubjectType, c.SectorIdentifierURI)
+		}
+	})
+
+	// An edit whose sector document is fetched before its transaction
+	// (which must not wait on the network) is refused when the app changed
+	// meanwhile: the document was checked against redirect URIs the app no
+	// longer has. The other edit stays, and the edit tried again is
+	// checked against what the app has now.
+	t.Run("an edit racing its sector check", func(t *testing.T) {
+		ctx := context.Background()
+		app(account.NewClient{ID: "race", RedirectURIs: []string{"https://hr.example/cb"}, SubjectType: account.SubjectPairwise, SectorIdentifierURI: sectorURI})
+		crmOnly := []string{"https://crm.example/cb"}
+		onRace = func() {
+			if _, _, err := srv.Main.Accounts.Clients.UpdateClient(ctx, account.SystemActor, "race", "", account.ClientPatch{RedirectURIs: &crmOnly}); err != nil {
+				t.Errorf("the edit made while the sector document was fetched: %v", err)
+			}
+		}
+		raceURI := sectors.URL + "/race.json"
+		_, _, err := srv.Main.Accounts.Clients.UpdateClient(ctx, account.SystemActor, "race", "", account.ClientPatch{SectorIdentifierURI: &raceURI})
+		if err == nil || !strings.Contains(account.ErrorMessage(err), "changed") {
+			t.Fatalf("an edit whose sector check went stale: %v, want a refusal saying the app changed", err)
+		}
+		c, _, err := srv.Main.Accounts.Clients.GetClient(ctx, "race")
+		if err != nil || c.SectorIdentifierURI != sectorURI || !slices.Equal(c.RedirectURIs, crmOnly) {
+			t.Errorf("race after the refused edit: %q %v (%v), want the other edit's redirect URIs and the old sector", c.SectorIdentifierURI, c.RedirectURIs, err)
+		}
+		if _, _, err := srv.Main.Accounts.Clients.UpdateClient(ctx, account.SystemActor, "race", "", account.ClientPatch{SectorIdentifierURI: &raceURI}); err != nil {
+			t.Errorf("the edit tried again: %v", err)
 		}
 	})
 
