@@ -69,6 +69,10 @@ type guardedDB struct {
 	mu      sync.Mutex
 	damaged *DamagedError
 	health  writeHealth
+
+	// appendBuckets are filled to appendFill before a page splits, in
+	// every write transaction (appendOnlyBuckets; none for the flow file).
+	appendBuckets [][]byte
 }
 
 func newGuarded(db *bbolt.DB, path string, log *slog.Logger) *guardedDB {
@@ -90,6 +94,9 @@ func (g *guardedDB) Update(fn func(*bbolt.Tx) error) error {
 		return err
 	}
 	fnFailed := false
+	if len(g.appendBuckets) > 0 {
+		fn = g.fillAppendBuckets(fn)
+	}
 	err := g.guard("write", func() error { return g.db.Update(g.inner("write", fn, &fnFailed)) })
 	switch {
 	case err == nil:
@@ -99,6 +106,20 @@ func (g *guardedDB) Update(fn func(*bbolt.Tx) error) error {
 		g.writeFailed(err)
 	}
 	return err
+}
+
+// fillAppendBuckets runs fn with appendBuckets set to split at appendFill
+// (bbolt keeps a bucket's handle, and so its FillPercent, for the
+// transaction; a bucket not created yet is skipped).
+func (g *guardedDB) fillAppendBuckets(fn func(*bbolt.Tx) error) func(*bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
+		for _, name := range g.appendBuckets {
+			if b := tx.Bucket(name); b != nil {
+				b.FillPercent = appendFill
+			}
+		}
+		return fn(tx)
+	}
 }
 
 // writeFailed records a failed write for Health, logging the first.

@@ -50,8 +50,14 @@ const (
 	sumPasskey // at least one passkey credential
 )
 
-// appendFill is the FillPercent of the two sort orders, written mostly
-// at their ends.
+// appendFill is the FillPercent of buckets written mostly at their ends:
+// the two sort orders here, and appendOnlyBuckets (guardedDB). By default
+// a page that overflows is split in half, which suits keys inserted
+// anywhere; keys that grow with time are inserted at the end, where a
+// half-full page stays half full: the bucket takes twice the pages, and
+// each commit writes more of them at its tail. Not 1.0: a record
+// rewritten in place (a rotated refresh link gains its rotation time) may
+// grow a little.
 const appendFill = 0.9
 
 // groupPathMax is the largest group whose members a group-filtered search
