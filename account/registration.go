@@ -514,13 +514,14 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	}
 	// An app approved before ApprovedAt was kept has its approval in the
 	// audit log only. Such an app has no application type either (both
-	// came in one release, and its first change that is stored holds it,
-	// so its next approval sets ApprovedAt): an app with a type and no
-	// ApprovedAt was never approved, and costs no search of the log.
-	approvedBefore := false
-	if current.ApprovedAt.IsZero() && current.ApplicationType == "" && registrationTokenMatches(current, token) {
+	// came in one release): an app with a type and no ApprovedAt was never
+	// approved, and costs no search of the log. The update stores both
+	// (backfill below), so the log is searched once per such app.
+	var approvedAt time.Time
+	legacy := current.ApprovedAt.IsZero() && current.ApplicationType == ""
+	if legacy {
 		var err error
-		if approvedBefore, err = s.approvedInAuditLog(ctx, id); err != nil {
+		if approvedAt, err = s.approvedInAuditLog(ctx, id); err != nil {
 			return storage.Client{}, err
 		}
 	}
@@ -572,18 +573,30 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 			// Naming the type it has shown all along is no change.
 			was.ApplicationType = next.ApplicationType
 		}
-		changes := clientChanges(was, next)
-		if changed = len(changes) > 0; !changed {
-			return c, nil
+		// backfill keeps what the search of the log found on the app.
+		backfill := func(a storage.Client) storage.Client {
+			if legacy && a.ApplicationType == "" {
+				a.ApplicationType = applicationTypeOf(c)
+			}
+			if legacy && a.ApprovedAt.IsZero() {
+				a.ApprovedAt = approvedAt
+			}
+			return a
 		}
-		// An administrator approved the app as it then was: a change that
-		// bears on security holds it until one approves it again, as it
-		// was held when it registered. New sign-ins and grants wait (a
-		// held app is unknown to the provider).
-		approved := !c.ApprovedAt.IsZero() || approvedBefore
-		if heldAgain = !c.PendingApproval && approved && needsReapproval(changes); heldAgain {
+		if changed = len(clientChanges(was, next)) > 0; !changed {
+			return backfill(c), nil
+		}
+		// An administrator approved the app as it then was: any change
+		// holds it until one approves it again, as it was held when it
+		// registered, even of its name, which people see on the consent
+		// page under "your administrator approved it" (RFC 7591 §5 names
+		// client_name as a means to impersonate another app; logo_uri and
+		// the like are not stored). New sign-ins and grants wait (a held
+		// app is unknown to the provider).
+		if heldAgain = !c.PendingApproval && (!c.ApprovedAt.IsZero() || !approvedAt.IsZero()); heldAgain {
 			next.PendingApproval = true
 		}
+		next = backfill(next)
 		next.UpdatedAt = s.now()
 		return next, nil
 	})
@@ -610,49 +623,33 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	return after, nil
 }
 
-// cosmeticFields are the fields (clientChanges' names) of an app's
-// registration whose change keeps an administrator's approval. None: even
-// its name is what people see on the consent page under "your
-// administrator approved it", and RFC 7591 §5 names the client_name as a
-// means to impersonate another app. (logo_uri, client_uri, contacts and
-// the like are not stored, so they change nothing.) A field listed here
-// later is one an administrator decided not to review.
-var cosmeticFields []string
-
-// approvedInAuditLog tells whether the audit log records an
-// administrator's approval of app id (client.approved), for apps approved
-// before the approval was kept on the app (storage.Client.ApprovedAt). It
-// reads at most maxApprovalPages pages of approvals, newest first: an
-// approval older than that, or pruned from the log, is not found, and
-// such an app's changes are not held.
-func (s *RegistrationService) approvedInAuditLog(ctx context.Context, id string) (bool, error) {
+// approvedInAuditLog returns when the audit log records an
+// administrator's approval of app id (client.approved), the zero time for
+// none, for apps approved before the approval was kept on the app
+// (storage.Client.ApprovedAt). It reads at most maxApprovalPages pages of
+// approvals, newest first (each page a bounded scan of the store's log):
+// an approval older than that, or pruned from the log, is not found, and
+// such an app's changes are not held. The update that asked stores what
+// it found, so an app costs one search.
+func (s *RegistrationService) approvedInAuditLog(ctx context.Context, id string) (time.Time, error) {
 	q := storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 200}
 	for range maxApprovalPages {
 		events, next, err := s.store.ListAudit(ctx, q)
 		if err != nil {
-			return false, fmt.Errorf("look for the approval of client %q: %w", id, err)
+			return time.Time{}, fmt.Errorf("look for the approval of client %q: %w", id, err)
 		}
-		if slices.ContainsFunc(events, func(e storage.AuditEvent) bool { return e.ClientID == id }) {
-			return true, nil
+		if i := slices.IndexFunc(events, func(e storage.AuditEvent) bool { return e.ClientID == id }); i >= 0 {
+			return events[i].Time, nil
 		}
 		if next == "" {
-			return false, nil
+			return time.Time{}, nil
 		}
 		q.Cursor = next
 	}
-	return false, nil
+	return time.Time{}, nil
 }
 
 const maxApprovalPages = 10
-
-// needsReapproval tells whether changes to an approved app's registration
-// touch anything but cosmeticFields: redirect and logout URIs, keys,
-// grant types, client authentication, scopes, the sector, ...
-func needsReapproval(changes []storage.AuditChange) bool {
-	return slices.ContainsFunc(changes, func(ch storage.AuditChange) bool {
-		return !slices.Contains(cosmeticFields, ch.Field)
-	})
-}
 
 // DeleteRegisteredClient removes the app and everything issued to it
 // (RFC 7592 §2.3), as an administrator's DeleteClient does.

@@ -39,7 +39,7 @@ func registerHeldForReview(t *testing.T, svc *Service, db storage.Store, id, tok
 // An app an administrator approved before this release has no ApprovedAt
 // (the field is new; the approval is only in the audit log as
 // client.approved). Such an app is indistinguishable from one registered
-// without a hold, so needsReapproval is never asked: it changes its
+// without a hold, so its approval is never asked for: it changes its
 // redirect URIs (or keys, or grant types) through RFC 7592 and stays
 // approved. Every app approved before the upgrade escapes re-approval.
 func TestReviewApprovedBeforeUpgradeIsHeldAgain(t *testing.T) {
@@ -73,6 +73,48 @@ func TestReviewApprovedBeforeUpgradeIsHeldAgain(t *testing.T) {
 	if !got.PendingApproval {
 		t.Errorf("an app approved before ApprovedAt existed (approved %v per the audit log) changed its redirect URIs to %v and stays approved",
 			approved.ApprovedAt.Format(time.RFC3339), got.RedirectURIs)
+	}
+}
+
+// The update of an app from before the upgrade stores what the search of
+// the audit log found, the approval's time and the type the app has shown,
+// even when it changes nothing: the log is searched once per such app, and
+// a later change is still held.
+func TestLegacyApprovalKeptAfterOneSearch(t *testing.T) {
+	svc, db := NewTestService(t, TestServiceOptions{})
+	ctx := t.Context()
+	const token = RegistrationAccessTokenPrefix + "legacy-token"
+	base := ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, GrantTypes: []string{GrantAuthorizationCode}, ClientName: "Legacy"}
+	registerHeldForReview(t, svc, db, "legacy", token, base)
+	if _, err := db.UpdateClient(ctx, "legacy", func(c storage.Client) (storage.Client, error) {
+		c.ApprovedAt, c.ApplicationType = time.Time{}, ""
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := db.ListAudit(ctx, storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 10})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("the approval in the audit log: %+v, %v", events, err)
+	}
+	c, err := db.GetClient(ctx, "legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Registration.UpdateRegisteredClient(ctx, "legacy", token, "192.0.2.1", "", ClientMetadataOf(c)); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := db.GetClient(ctx, "legacy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !kept.ApprovedAt.Equal(events[0].Time) || kept.ApplicationType != "web" || kept.PendingApproval {
+		t.Errorf("after an update that changes nothing: approved %v (the log says %v), type %q, held %v",
+			kept.ApprovedAt, events[0].Time, kept.ApplicationType, kept.PendingApproval)
+	}
+	m := base
+	m.RedirectURIs = []string{"https://elsewhere.example/cb"}
+	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "legacy", token, "192.0.2.1", "", m); err != nil || !got.PendingApproval {
+		t.Errorf("a change after the approval was kept: held %v, %v", got.PendingApproval, err)
 	}
 }
 
@@ -135,7 +177,7 @@ func TestReviewEchoedRegistrationKeepsApproval(t *testing.T) {
 
 // An app that registered before application_type was kept has none
 // (storage.Client.ApplicationType ""); ClientMetadataOf shows it as web,
-// "what it was all along" (needsReapproval). For a native app of then (a
+// "what it was all along". For a native app of then (a
 // public app with a custom-scheme redirect URI, which ValidateRedirectURI
 // allowed), that is wrong: its registration read back (GET) and sent
 // with only a new name (PUT) is refused, its own redirect URI not being a

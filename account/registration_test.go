@@ -103,11 +103,10 @@ func TestHeldAppTakesNoAppPassword(t *testing.T) {
 	}
 }
 
-// An approved app that changes any of its registration but its name
-// through RFC 7592 is held again until an administrator approves it
-// again; a new name keeps the approval. Every metadata field Keyport
-// reads is changed here, so that a field added to ClientMetadata is
-// classed on purpose (cosmeticFields).
+// An approved app that changes anything of its registration through RFC
+// 7592, its name too, is held again until an administrator approves it
+// again. Every metadata field Keyport reads is changed here, so a field
+// added to ClientMetadata is held on too.
 func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 	svc, db := NewTestService(t, TestServiceOptions{})
 	ctx := t.Context()

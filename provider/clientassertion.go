@@ -19,6 +19,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/appdoc"
 	"github.com/keyport/keyport/clientip"
+	"github.com/keyport/keyport/dpop"
 	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/webhook"
 )
@@ -63,9 +64,10 @@ const (
 	assertionReplayPurpose = "client_assertion"
 )
 
-// AssertionAlgorithms are the algorithms of private_key_jwt assertions;
-// client_secret_jwt takes HS256.
-var AssertionAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
+// AssertionAlgorithms are the algorithms of private_key_jwt assertions
+// (client_secret_jwt takes HS256): the asymmetric ones Keyport verifies,
+// one list with DPoP proofs'.
+var AssertionAlgorithms = dpop.Algorithms
 
 // ClientAssertionOptions is what client authentication with signed JWTs
 // needs besides the provider's store.

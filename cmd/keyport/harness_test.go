@@ -576,6 +576,17 @@ func (c *testClient) tokenPost(form url.Values, basic bool) (int, http.Header, m
 	return doJSON(c.srv.t, nil, req)
 }
 
+// introspect asks the introspection endpoint (RFC 7662) about tok as c,
+// authenticated with its secret, and fails the test unless it answers 200.
+func (c *testClient) introspect(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	status, _, out := c.srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, c.ID, c.Secret)
+	if status != http.StatusOK {
+		t.Fatalf("introspect as %s: %d %v", c.ID, status, out)
+	}
+	return out
+}
+
 // doJSON performs req with c (http.DefaultClient when nil) and decodes a
 // JSON answer; any other body comes back as {"_raw": body}. It fails the
 // test with Errorf, so goroutines may call it; the status is 0 then.

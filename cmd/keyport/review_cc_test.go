@@ -106,13 +106,7 @@ func TestReviewStatelessTokensOnPostgres(t *testing.T) {
 		t.Fatalf("grant: %d %v", status, out)
 	}
 	mustBeStateless(t, srv, tok)
-	active := func() bool {
-		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
-		if status != http.StatusOK {
-			t.Fatalf("introspect: %d %v", status, out)
-		}
-		return out["active"] == true
-	}
+	active := func() bool { return observer.introspect(t, tok)["active"] == true }
 	if !active() {
 		t.Fatal("the new token is inactive")
 	}
@@ -178,13 +172,7 @@ func TestReviewStatelessTokenClock(t *testing.T) {
 				if jwt {
 					mustBeStateless(t, srv, tok)
 				}
-				active := func() bool {
-					status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
-					if status != http.StatusOK {
-						t.Fatalf("introspect: %d %v", status, out)
-					}
-					return out["active"] == true
-				}
+				active := func() bool { return observer.introspect(t, tok)["active"] == true }
 				if !active() {
 					t.Errorf("%s's new token is inactive", id)
 				}

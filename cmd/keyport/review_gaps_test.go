@@ -68,14 +68,7 @@ func TestReviewHeldAgainApp(t *testing.T) {
 			t.Fatalf("%s was not held again by its update", app.ID)
 		}
 	}
-	introspected := func(t *testing.T, token string) bool {
-		t.Helper()
-		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {token}}, rs.ID, rs.Secret)
-		if status != http.StatusOK {
-			t.Fatalf("introspect: %d %v", status, out)
-		}
-		return out["active"] == true
-	}
+	introspected := func(t *testing.T, token string) bool { return rs.introspect(t, token)["active"] == true }
 
 	// README: "the tokens it has are not revoked; while held it gets no
 	// new ones". Userinfo takes the held app's access token (it never looks

@@ -43,13 +43,7 @@ func TestRotateSecretRevokesTokens(t *testing.T) {
 		}
 		return tok.AccessToken
 	}
-	active := func(tok string) bool {
-		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
-		if status != http.StatusOK {
-			t.Fatalf("introspect: %d %v", status, out)
-		}
-		return out["active"] == true
-	}
+	active := func(tok string) bool { return observer.introspect(t, tok)["active"] == true }
 	apiStatus := func(tok string) int {
 		status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients", tok, "", "")
 		return status
@@ -181,14 +175,7 @@ func TestStatelessMachineTokens(t *testing.T) {
 		return tok.AccessToken
 	}
 	token := func(c *testClient) string { t.Helper(); return tokenFor(c) }
-	introspect := func(tok string) map[string]any {
-		t.Helper()
-		status, _, out := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, observer.ID, observer.Secret)
-		if status != http.StatusOK {
-			t.Fatalf("introspect: %d %v", status, out)
-		}
-		return out
-	}
+	introspect := func(tok string) map[string]any { return observer.introspect(t, tok) }
 	apiStatus := func(tok string) int {
 		status, _, _ := apiCall(t, srv, http.MethodGet, "/api/v1/clients", tok, "", "")
 		return status

@@ -472,7 +472,7 @@ var (
 	bRefreshTokens   = []byte("refresh_tokens") // hash → RefreshToken (live links and rotated tombstones)
 	bRefreshByID     = []byte("refresh_by_id")  // refresh token ID → hash
 	bFamilies        = []byte("families")       // family ID → family
-	bFamilyMembers   = []byte("family_members") // fid NUL link ID NUL r → hash, fid NUL access ID NUL a → "" (familyMemberKey)
+	bFamilyMembers   = []byte("family_members") // fid NUL token ID NUL kind (r or a) → "" (familyMemberKey)
 	bUserTokens      = []byte("user_tokens")    // uid NUL cid NUL f NUL fid, uid NUL cid NUL a NUL access ID → ""
 	bSessions        = []byte("sessions")
 	bUserSessions    = []byte("user_sessions") // uid NUL session ID → ""
@@ -539,11 +539,13 @@ var (
 // appendOnlyBuckets are the main file's buckets whose keys grow with time,
 // so new records go at their end: access tokens and refresh links (keys
 // led by ordered IDs or a time prefix), refresh link IDs, expiry entries
-// (kind, then instant) and audit events (instant first). Their pages are
+// (kind, then instant), audit events (instant first) and the user
+// search's two orders (creation and last sign-in; new users and sign-ins
+// are the newest). Their pages are
 // filled to appendFill before they split (guardedDB). The refresh
 // benchmark's rotations write about a tenth fewer pages so
 // (BenchmarkRotationPages), and the buckets take about half the space.
-var appendOnlyBuckets = [][]byte{bAccessTokens, bRefreshTokens, bRefreshByID, bExpiry, bAudit}
+var appendOnlyBuckets = [][]byte{bAccessTokens, bRefreshTokens, bRefreshByID, bExpiry, bAudit, bUserSearchCreated, bUserSearchSignIn}
 
 // sweepChunk bounds the deletions of one Sweep transaction (a variable so
 // tests can make it small).

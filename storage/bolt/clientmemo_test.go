@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/keyport/keyport/storage"
 )
 
@@ -22,6 +24,16 @@ func TestClientMemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := d.GetClient(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second read is a hit: the memo answers for the stored bytes.
+	err = d.db.View(func(tx *bbolt.Tx) error {
+		if _, ok := d.decodedClients.get("app", tx.Bucket(bClients).Get([]byte("app"))); !ok {
+			t.Error("the memo does not answer for the unchanged client")
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

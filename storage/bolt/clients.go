@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -36,8 +35,8 @@ func (d *DB) GetClient(ctx context.Context, id string) (storage.Client, error) {
 		if c, ok = d.decodedClients.get(id, raw); ok {
 			return nil
 		}
-		if err := json.Unmarshal(raw, &c); err != nil {
-			return fmt.Errorf("decode client %q: %w", id, err)
+		if err := unmarshalJSON([]byte(id), raw, &c); err != nil {
+			return err
 		}
 		d.decodedClients.put(id, raw, c)
 		return nil
@@ -59,7 +58,7 @@ func (d *DB) GetClient(ctx context.Context, id string) (storage.Client, error) {
 // clients that exist are kept, and at most maxMemoClients: callers naming
 // random IDs cannot grow it.
 type clientMemo struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[string]memoClient
 }
 
@@ -72,24 +71,25 @@ const maxMemoClients = 4096
 
 // get returns a clone of client id if it was decoded from exactly raw.
 func (m *clientMemo) get(id string, raw []byte) (storage.Client, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.mu.RLock()
 	e, ok := m.entries[id]
+	m.mu.RUnlock()
 	if !ok || !bytes.Equal(e.raw, raw) {
 		return storage.Client{}, false
 	}
-	return e.c.Clone(), true
+	return e.c.Clone(), true // an entry is never changed, only replaced
 }
 
 // put keeps c, decoded from raw (which lives only as long as the
 // transaction it was read in, so it is copied).
 func (m *clientMemo) put(id string, raw []byte, c storage.Client) {
+	e := memoClient{raw: bytes.Clone(raw), c: c.Clone()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.entries == nil || len(m.entries) >= maxMemoClients {
 		m.entries = make(map[string]memoClient)
 	}
-	m.entries[id] = memoClient{raw: bytes.Clone(raw), c: c.Clone()}
+	m.entries[id] = e
 }
 
 // ListClients returns every stored client ordered by ID.

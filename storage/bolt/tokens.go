@@ -63,7 +63,7 @@ func reorderFamilyMembers(tx *bbolt.Tx) error {
 		if err := unmarshalJSON(k, v, &r); err != nil {
 			return err
 		}
-		return members.Put(familyMemberKey(r.FamilyID, r.ID, memberRefresh), []byte(r.Hash))
+		return members.Put(familyMemberKey(r.FamilyID, r.ID, memberRefresh), emptyValue)
 	})
 	if err != nil {
 		return fmt.Errorf("reorder family members: refresh tokens: %w", err)
@@ -596,23 +596,26 @@ func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
 		return c, err
 	}
 	members := tx.Bucket(bFamilyMembers)
-	var keys, refs [][]byte
-	prefix := []byte(familyID + "\x00")
-	cur := members.Cursor()
-	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		keys, refs = append(keys, bytes.Clone(k)), append(refs, bytes.Clone(v))
-	}
+	prefix := familyID + "\x00"
+	keys := prefixKeys(members, prefix)
 	rb, byID := tx.Bucket(bRefreshTokens), tx.Bucket(bRefreshByID)
-	for i, k := range keys {
+	for _, k := range keys {
 		id, kind, ok := cutMemberKey(k[len(prefix):])
 		if !ok {
 			return c, fmt.Errorf("bad family index key %q", k)
 		}
 		switch kind {
 		case memberRefresh:
+			hash := byID.Get([]byte(id))
+			if hash == nil {
+				continue
+			}
 			var r storage.RefreshToken
-			found, err := getJSON(rb, string(refs[i]), &r)
+			found, err := getJSON(rb, string(hash), &r)
 			if err != nil {
+				return c, err
+			}
+			if err := byID.Delete([]byte(id)); err != nil {
 				return c, err
 			}
 			if !found {
@@ -621,12 +624,7 @@ func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
 			if err := dropGraceTx(tx, &r); err != nil {
 				return c, err
 			}
-			if string(byID.Get([]byte(r.ID))) == r.Hash {
-				if err := byID.Delete([]byte(r.ID)); err != nil {
-					return c, err
-				}
-			}
-			if err := rb.Delete(refs[i]); err != nil {
+			if err := rb.Delete([]byte(r.Hash)); err != nil {
 				return c, err
 			}
 			c.refresh++
@@ -704,7 +702,7 @@ func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
 	if err := tx.Bucket(bRefreshByID).Put([]byte(r.ID), []byte(r.Hash)); err != nil {
 		return err
 	}
-	return tx.Bucket(bFamilyMembers).Put(familyMemberKey(r.FamilyID, r.ID, memberRefresh), []byte(r.Hash))
+	return tx.Bucket(bFamilyMembers).Put(familyMemberKey(r.FamilyID, r.ID, memberRefresh), emptyValue)
 }
 
 // putAccessTx stores an access token with its expiry, user, client and

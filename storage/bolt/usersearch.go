@@ -50,8 +50,8 @@ const (
 	sumPasskey // at least one passkey credential
 )
 
-// appendFill is the FillPercent of buckets written mostly at their ends:
-// the two sort orders here, and appendOnlyBuckets (guardedDB). By default
+// appendFill is the FillPercent of buckets written mostly at their ends
+// (appendOnlyBuckets; guardedDB sets it in every write transaction). By default
 // a page that overflows is split in half, which suits keys inserted
 // anywhere; keys that grow with time are inserted at the end, where a
 // half-full page stays half full: the bucket takes twice the pages, and
@@ -155,9 +155,6 @@ func activeAdmin(u *storage.User) bool { return u != nil && u.Admin && !u.Blocke
 // flag from old's summary (or, for a new user, from the credentials).
 func indexUserTx(tx *bbolt.Tx, old, nu *storage.User) error {
 	created, signIn := tx.Bucket(bUserSearchCreated), tx.Bucket(bUserSearchSignIn)
-	// New users and sign-ins go to the end of their order (the newest), so
-	// pages split there fill up before splitting rather than at half.
-	created.FillPercent, signIn.FillPercent = appendFill, appendFill
 	var oldCK, oldSK, oldSum []byte
 	var passkey, oldParsed bool
 	if old != nil {
