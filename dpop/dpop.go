@@ -189,7 +189,7 @@ func unparsedProofProblem(raw string) string {
 	seg, _, _ := strings.Cut(raw, ".")
 	if b, err := base64.RawURLEncoding.DecodeString(seg); err == nil && json.Unmarshal(b, &h) == nil {
 		if h.Alg != "" && !slices.Contains(Algorithms, jose.SignatureAlgorithm(h.Alg)) {
-			return "alg must be one of " + algNames()
+			return "alg must be one of " + AlgNames(Algorithms)
 		}
 		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
 			if _, ok := h.JWK[private]; ok {
@@ -197,7 +197,7 @@ func unparsedProofProblem(raw string) string {
 			}
 		}
 	}
-	return "not a JWT signed with one of " + algNames()
+	return "not a JWT signed with one of " + AlgNames(Algorithms)
 }
 
 // SameHTU compares a proof's htu with the endpoint's URL as RFC 9449 §4.3
@@ -345,10 +345,10 @@ func (n Nonces) Check(nonce string) (ok, stale bool) {
 	return true, w != now
 }
 
-// algNames lists Algorithms for an error description.
-func algNames() string {
-	names := make([]string, len(Algorithms))
-	for i, a := range Algorithms {
+// AlgNames lists algs for an error description: "RS256, ES256".
+func AlgNames(algs []jose.SignatureAlgorithm) string {
+	names := make([]string, len(algs))
+	for i, a := range algs {
 		names[i] = string(a)
 	}
 	return strings.Join(names, ", ")

@@ -382,13 +382,8 @@ func audienceNames(aud jwt.Audience, issuer, endpointURL string) bool {
 	return slices.Contains(aud, issuer) || slices.Contains(aud, endpointURL) || slices.Contains(aud, issuer+"/oauth/token")
 }
 
-func algNames(algs []jose.SignatureAlgorithm) string {
-	names := make([]string, len(algs))
-	for i, a := range algs {
-		names[i] = string(a)
-	}
-	return strings.Join(names, ", ")
-}
+// algNames lists algs for an error description (dpop.AlgNames).
+var algNames = dpop.AlgNames
 
 // checkClientAssertion authenticates the client of a request to one of
 // the client-authenticated endpoints by its assertion, ahead of zitadel,

@@ -87,8 +87,8 @@ func (p *Provider) clientCredentialsGrant(r *http.Request) (*oidc.AccessTokenRes
 	}
 	return &oidc.AccessTokenResponse{
 		AccessToken: token,
-		TokenType:   oidc.BearerToken, // DPoP when bound (dpopAnswer, in finish)
-		ExpiresIn:   uint64(time.Until(exp).Seconds()),
+		TokenType:   oidc.BearerToken,                        // DPoP when bound (dpopAnswer, in finish)
+		ExpiresIn:   uint64(exp.Sub(p.opts.Now()).Seconds()), // the clock exp came from
 		Scope:       req.GetScopes(),
 	}, nil
 }
@@ -125,8 +125,8 @@ func (p *Provider) machineJWT(ctx context.Context, req op.TokenRequest, tokenID 
 		JWTID:      tokenID,
 		Scope:      strings.Join(req.GetScopes(), " "),
 	}
-	if cnf := dpopClaimsFor(ctx); cnf != nil { // dpop.go
-		claims.Cnf = cnf["cnf"]
+	if jkt := dpopBinding(ctx); jkt != "" { // dpop.go
+		claims.Cnf = map[string]string{"jkt": jkt}
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {

@@ -145,10 +145,13 @@ func (p *Provider) writeDPoPChallenge(w http.ResponseWriter, status int, code, d
 	writeJSONError(w, status, code, description)
 }
 
-// dpopChallengeValue is the DPoP challenge of RFC 9449 §7.1, with the
+// dpopChallenge is the start of the DPoP challenge of RFC 9449 §7.1: the
 // algorithms proofs may use.
+var dpopChallenge = `DPoP algs="` + strings.ReplaceAll(dpop.AlgNames(dpop.Algorithms), ", ", " ") + `"`
+
+// dpopChallengeValue is the DPoP challenge with its error, if any.
 func dpopChallengeValue(code, description string) string {
-	v := `DPoP algs="` + strings.ReplaceAll(algNames(dpop.Algorithms), ", ", " ") + `"`
+	v := dpopChallenge
 	if code != "" {
 		v += `, error="` + code + `", error_description=` + strconv.Quote(description)
 	}
