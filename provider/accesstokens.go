@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -133,7 +135,7 @@ func (s *opStorage) issuesStateless(ctx context.Context, req op.TokenRequest) bo
 // tombstone is stored), has expired, names a management scope, or its app
 // is gone, is another app of the same ID, revoked its tokens since, or
 // never had stateless tokens; another error when the store cannot tell.
-func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenClaims) (storage.AccessToken, error) {
+func (s *opStorage) statelessToken(ctx context.Context, claims *oidc.AccessTokenClaims) (storage.AccessToken, error) {
 	t := storage.AccessToken{
 		ID:        claims.JWTID,
 		ClientID:  claims.ClientID,
@@ -152,15 +154,15 @@ func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenC
 	if cnf, ok := claims.Claims["cnf"].(map[string]any); ok {
 		t.DPoPJKT, _ = cnf["jkt"].(string)
 	}
-	if t.ClientID == "" || t.Subject != t.ClientID || !p.opts.Now().Before(t.ExpiresAt) || slices.ContainsFunc(t.Scopes, account.IsManagementScope) {
+	if t.ClientID == "" || t.Subject != t.ClientID || !s.now().Before(t.ExpiresAt) || slices.ContainsFunc(t.Scopes, account.IsManagementScope) {
 		return storage.AccessToken{}, errNotOurToken
 	}
-	if _, err := p.opts.Store.GetAccessToken(ctx, t.ID); err == nil {
+	if _, err := s.store.GetAccessToken(ctx, t.ID); err == nil {
 		return storage.AccessToken{}, errNotOurToken // revoked
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return storage.AccessToken{}, fmt.Errorf("look for the revocation of access token %q: %w", t.ID, err)
 	}
-	c, err := p.storage.getClient(ctx, t.ClientID)
+	c, err := s.getClient(ctx, t.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.AccessToken{}, errNotOurToken
 	}
@@ -171,16 +173,6 @@ func (p *Provider) statelessToken(ctx context.Context, claims *oidc.AccessTokenC
 		return storage.AccessToken{}, errNotOurToken
 	}
 	return t, nil
-}
-
-// readStateless is the live stateless token raw is (statelessToken), or
-// errNotOurToken for any other value.
-func (p *Provider) readStateless(ctx context.Context, raw string) (storage.AccessToken, error) {
-	id, _, claims, err := p.presentedToken(ctx, raw)
-	if err != nil || !isStateless(id) {
-		return storage.AccessToken{}, errNotOurToken
-	}
-	return p.statelessToken(ctx, claims)
 }
 
 // withPresentedToken keeps the token an introspection or revocation
@@ -202,20 +194,26 @@ type presentedKey struct{}
 // presentedStateless reads the stateless token with this ID that the
 // request presented (withPresentedToken): errNotOurToken when it presented
 // no such token or the token is not live, another error when the store
-// could not tell.
+// could not tell. Its claims are read without checking the signature
+// again: zitadel's introspection and revocation handlers name a JWT's ID
+// here only after verifying that very token (getTokenIDAndSubject), and an
+// ID taken from anything else (an opaque token, or a refresh token's value
+// at revocation) is not the jti of the JWT presented.
 func (s *opStorage) presentedStateless(ctx context.Context, id string) (storage.AccessToken, error) {
 	raw, _ := ctx.Value(presentedKey{}).(string)
-	if raw == "" || s.readStateless == nil {
+	if !isStateless(id) || raw == "" {
 		return storage.AccessToken{}, errNotOurToken
 	}
-	t, err := s.readStateless(ctx, raw)
+	parts := strings.Split(raw, ".") // three: withPresentedToken
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return storage.AccessToken{}, err
-	}
-	if t.ID != id {
 		return storage.AccessToken{}, errNotOurToken
 	}
-	return t, nil
+	claims := new(oidc.AccessTokenClaims)
+	if err := json.Unmarshal(payload, claims); err != nil || claims.JWTID != id {
+		return storage.AccessToken{}, errNotOurToken
+	}
+	return s.statelessToken(ctx, claims)
 }
 
 // liveScopes narrows a token's scopes to those app c may still receive:

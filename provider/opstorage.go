@@ -79,9 +79,6 @@ type opStorage struct {
 	lifeNow func() Lifetimes
 	// assertions checks client assertions (clientassertion.go).
 	assertions *assertions
-	// readStateless reads a stateless access token from its value
-	// (Provider.readStateless, accesstokens.go).
-	readStateless func(ctx context.Context, raw string) (storage.AccessToken, error)
 	// dpopNonces makes and checks DPoP nonces (dpop.go).
 	dpopNonces dpop.Nonces
 

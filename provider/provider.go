@@ -251,7 +251,6 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("create OIDC provider: %w", err)
 	}
 	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger}
-	st.readStateless = p.readStateless
 	if _, err := p.prepareDiscovery(); err != nil {
 		return nil, err
 	}

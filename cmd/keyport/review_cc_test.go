@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -297,4 +299,52 @@ func TestReviewForgedStatelessTokenAtManagementAPI(t *testing.T) {
 	if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients", forge("s."+account.NewOrderedID()), "application/json", body); status != http.StatusUnauthorized {
 		t.Errorf("a token forged with the signing key, jti s.…, for an app with opaque tokens: %d %v; the management API took it", status, out)
 	}
+}
+
+// TestStatelessTokenTampered: introspection and revocation read a stateless
+// token's claims without checking its signature a second time, after
+// zitadel checked it. A token whose claims were changed (a wider scope,
+// the same jti) or whose signature is another's is inactive at
+// introspection, and revoking it leaves the genuine token working.
+func TestStatelessTokenTampered(t *testing.T) {
+	srv := startServer(t, "", nil)
+	observer := srv.createClient(account.NewClient{ID: "observer", GrantTypes: []string{account.GrantClientCredentials}})
+	bot := srv.createClient(account.NewClient{ID: "bot", GrantTypes: []string{account.GrantClientCredentials}, AllowedScopes: []string{"profile", "email"}, AccessTokenJWT: true})
+	status, _, out := bot.tokenPost(ccForm("profile"), true)
+	tok, _ := out["access_token"].(string)
+	if status != http.StatusOK || tok == "" {
+		t.Fatalf("grant: %d %v", status, out)
+	}
+	mustBeStateless(t, srv, tok)
+	parts := strings.Split(tok, ".")
+	claims := jwtClaims(t, srv, tok)
+	claims["scope"] = "profile email"
+	payload, _ := json.Marshal(claims)
+	widened := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
+	for name, bad := range map[string]string{
+		"claims changed":      widened,
+		"another's signature": parts[0] + "." + parts[1] + "." + strings.Split(anotherToken(t, srv, bot), ".")[2],
+	} {
+		if got := observer.introspect(t, bad); got["active"] != false {
+			t.Errorf("%s: introspection %v, want inactive", name, got)
+		}
+		if p, err := srv.sendForm("/revoke", url.Values{"token": {bad}}, bot.ID, bot.Secret); err != nil || p.Status != http.StatusOK {
+			t.Errorf("%s: revocation %d %v, want 200 (RFC 7009 §2.2)", name, p.Status, err)
+		}
+	}
+	if got := observer.introspect(t, tok); got["active"] != true || got["jti"] != claims["jti"] {
+		t.Errorf("the genuine token after its tampered copies were revoked: %v", got)
+	}
+}
+
+// anotherToken is another stateless token of bot, for its signature.
+func anotherToken(t *testing.T, srv *testServer, bot *testClient) string {
+	t.Helper()
+	status, _, out := bot.tokenPost(ccForm("profile"), true)
+	tok, _ := out["access_token"].(string)
+	if status != http.StatusOK || tok == "" {
+		t.Fatalf("grant: %d %v", status, out)
+	}
+	mustBeStateless(t, srv, tok)
+	return tok
 }
