@@ -67,8 +67,7 @@ func (s *CredentialService) CreateAppPassword(ctx context.Context, u storage.Use
 		return "", storage.Credential{}, err
 	}
 	if clientID != "" {
-		// An app held for approval (registration.go) is not one to choose.
-		if c, err := s.store.GetClient(ctx, clientID); err != nil || c.PendingApproval {
+		if _, err := GetLiveClient(ctx, s.store, clientID); err != nil {
 			return "", storage.Credential{}, FieldErrorf("client_id", "Choose an app from the list.")
 		}
 	}

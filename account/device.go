@@ -147,15 +147,9 @@ func (d *DeviceFlow) lookup(ctx context.Context, code string) (DeviceRequest, bo
 	if a.State != storage.DevicePending || !d.now().Before(a.ExpiresAt) {
 		return DeviceRequest{}, false, nil
 	}
-	c, err := d.store.GetClient(ctx, a.ClientID)
+	c, err := GetLiveClient(ctx, d.store, a.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return DeviceRequest{}, false, nil // the app was deleted since
-	}
-	if err == nil && c.PendingApproval {
-		// Held for an administrator's approval (again, after an update
-		// since the code was issued): the app exists for no one, so
-		// nobody approves a device for it, as nobody signs in to it.
-		return DeviceRequest{}, false, nil
+		return DeviceRequest{}, false, nil // deleted, or held for approval, since the code was issued
 	}
 	if err != nil {
 		return DeviceRequest{}, false, fmt.Errorf("load client %q of a device authorization: %w", a.ClientID, err)

@@ -63,12 +63,9 @@ func withQuery(raw string, extra url.Values) string {
 func (s *SignInService) sessionApps(ctx context.Context, sess storage.Session) []storage.Client {
 	out := make([]storage.Client, 0, len(sess.ClientIDs))
 	for _, id := range sess.ClientIDs {
-		c, err := s.store.GetClient(ctx, id)
-		if errors.Is(err, storage.ErrNotFound) || err == nil && c.PendingApproval {
-			// A held app's logout URIs may be the ones it chose in the
-			// very update that held it, which no administrator has seen:
-			// no browser loads them and no logout token goes there. Its
-			// tokens do not work while it is held (provider/memo.go).
+		c, err := GetLiveClient(ctx, s.store, id)
+		if errors.Is(err, storage.ErrNotFound) {
+			// Gone, or held: a held app's logout URIs may be unapproved.
 			continue
 		}
 		if err != nil {
@@ -142,15 +139,12 @@ func (s *SignInService) BackChannelLogoutsForUser(ctx context.Context, userID st
 	}
 	var out []BackChannelLogout
 	for _, id := range ids {
-		c, err := s.store.GetClient(ctx, id)
+		c, err := GetLiveClient(ctx, s.store, id)
 		if errors.Is(err, storage.ErrNotFound) {
-			continue
+			continue // gone, or held with a logout URI maybe unapproved
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load app %q for back-channel logout: %w", id, err)
-		}
-		if c.PendingApproval {
-			continue // its logout URI may be unapproved (sessionApps)
 		}
 		if c.BackchannelLogoutURI == "" {
 			continue

@@ -623,6 +623,25 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	return after, nil
 }
 
+// clientReader reads stored apps.
+type clientReader interface {
+	GetClient(ctx context.Context, id string) (storage.Client, error)
+}
+
+// GetLiveClient reads app id as everyone but its administrators sees it:
+// one held for an administrator's approval, when it registered or again
+// after an update, exists for no one (storage.ErrNotFound). Nobody signs
+// in to it, approves a device for it or makes it an app password, it gets
+// no token, and no browser or logout token goes to the URIs it chose in
+// the update that held it, which no administrator has seen.
+func GetLiveClient(ctx context.Context, store clientReader, id string) (storage.Client, error) {
+	c, err := store.GetClient(ctx, id)
+	if err == nil && c.PendingApproval {
+		return storage.Client{}, fmt.Errorf("client %q waits for approval: %w", id, storage.ErrNotFound)
+	}
+	return c, err
+}
+
 // approvedInAuditLog returns when the audit log records an
 // administrator's approval of app id (client.approved), the zero time for
 // none, for apps approved before the approval was kept on the app

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -66,18 +67,12 @@ func (s *opStorage) getUser(ctx context.Context, id string) (storage.User, error
 // getClient reads a client, once per request.
 func (s *opStorage) getClient(ctx context.Context, id string) (storage.Client, error) {
 	load := func() (storage.Client, error) {
-		c, err := s.store.GetClient(ctx, id)
+		c, err := account.GetLiveClient(ctx, s.store, id) // a held app is unknown here
 		if errors.Is(err, storage.ErrInvalid) {
 			// An ID the store cannot even look up (on PostgreSQL, one with
 			// a NUL) names no client: a 4xx wherever a client is named,
 			// not a server error.
 			return storage.Client{}, fmt.Errorf("%w: %w", storage.ErrNotFound, err)
-		}
-		if err == nil && c.PendingApproval {
-			// An app that registered itself and waits for an
-			// administrator's approval exists for no one here: nobody
-			// signs in to it and it gets no token.
-			return storage.Client{}, fmt.Errorf("client %q waits for approval: %w", id, storage.ErrNotFound)
 		}
 		return c, err
 	}
