@@ -85,6 +85,11 @@ func refusedSoon(addr string) error {
 	for range 500 {
 		var c net.Conn
 		c, err = net.DialTimeout("tcp", addr, time.Second)
+		if errors.Is(err, syscall.ECONNRESET) {
+			// Accepted into the backlog as the listener closed, and reset
+			// with it: the close is under way; the next dial tells.
+			continue
+		}
 		if err != nil {
 			return err
 		}
