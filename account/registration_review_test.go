@@ -36,6 +36,25 @@ func registerHeldForReview(t *testing.T, svc *Service, db storage.Store, id, tok
 	return approved
 }
 
+// legacyApproval makes approved app id as the release before ApprovedAt
+// left it, neither the approval time nor the application type kept, and
+// returns its approval as the audit log holds it.
+func legacyApproval(t *testing.T, db storage.Store, id string) storage.AuditEvent {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := db.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+		c.ApprovedAt, c.ApplicationType = time.Time{}, ""
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := db.ListAudit(ctx, storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 10})
+	if err != nil || len(events) != 1 || events[0].ClientID != id {
+		t.Fatalf("the approval in the audit log: %+v, %v", events, err)
+	}
+	return events[0]
+}
+
 // An app an administrator approved before this release has no ApprovedAt
 // (the field is new; the approval is only in the audit log as
 // client.approved). Such an app is indistinguishable from one registered
@@ -51,18 +70,7 @@ func TestReviewApprovedBeforeUpgradeIsHeldAgain(t *testing.T) {
 		ClientName: "Legacy", Scope: "openid profile",
 	}
 	approved := registerHeldForReview(t, svc, db, "legacy", token, base)
-	// The record as the previous release left it after its approval:
-	// neither the approval time nor the application type kept.
-	if _, err := db.UpdateClient(ctx, "legacy", func(c storage.Client) (storage.Client, error) {
-		c.ApprovedAt, c.ApplicationType = time.Time{}, ""
-		return c, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	events, _, err := db.ListAudit(ctx, storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 10})
-	if err != nil || len(events) != 1 || events[0].ClientID != "legacy" {
-		t.Fatalf("the approval in the audit log: %+v, %v", events, err)
-	}
+	legacyApproval(t, db, "legacy")
 
 	m := base
 	m.RedirectURIs = []string{"https://attacker.example/cb"}
@@ -86,16 +94,7 @@ func TestLegacyApprovalKeptAfterOneSearch(t *testing.T) {
 	const token = RegistrationAccessTokenPrefix + "legacy-token"
 	base := ClientMetadata{RedirectURIs: []string{"https://app.example/cb"}, GrantTypes: []string{GrantAuthorizationCode}, ClientName: "Legacy"}
 	registerHeldForReview(t, svc, db, "legacy", token, base)
-	if _, err := db.UpdateClient(ctx, "legacy", func(c storage.Client) (storage.Client, error) {
-		c.ApprovedAt, c.ApplicationType = time.Time{}, ""
-		return c, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	events, _, err := db.ListAudit(ctx, storage.AuditQuery{Types: []string{AuditClientApproved}, Limit: 10})
-	if err != nil || len(events) != 1 {
-		t.Fatalf("the approval in the audit log: %+v, %v", events, err)
-	}
+	approval := legacyApproval(t, db, "legacy")
 	c, err := db.GetClient(ctx, "legacy")
 	if err != nil {
 		t.Fatal(err)
@@ -107,9 +106,9 @@ func TestLegacyApprovalKeptAfterOneSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !kept.ApprovedAt.Equal(events[0].Time) || kept.ApplicationType != "web" || kept.PendingApproval {
+	if !kept.ApprovedAt.Equal(approval.Time) || kept.ApplicationType != "web" || kept.PendingApproval {
 		t.Errorf("after an update that changes nothing: approved %v (the log says %v), type %q, held %v",
-			kept.ApprovedAt, events[0].Time, kept.ApplicationType, kept.PendingApproval)
+			kept.ApprovedAt, approval.Time, kept.ApplicationType, kept.PendingApproval)
 	}
 	m := base
 	m.RedirectURIs = []string{"https://elsewhere.example/cb"}
