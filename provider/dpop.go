@@ -247,12 +247,15 @@ func (s *opStorage) checkDPoPBinding(ctx context.Context, t storage.AccessToken)
 }
 
 // refreshBinding is the key a new refresh token of app clientID is bound
-// to: a family keeps its key; a new one of a public app takes the key of
-// the request's proof (RFC 9449 §5). A confidential app's refresh tokens
-// are bound by its client authentication instead, and stay unbound.
+// to: a bound family keeps its key; any other refresh token issued to a
+// public app with a proof takes the proof's key (RFC 9449 §5: one issued
+// to a public client that presents a valid proof MUST be bound), so an
+// unbound family that a public app refreshes with a proof is bound from
+// then on. A confidential app's refresh tokens are bound by its client
+// authentication instead, and stay unbound.
 func (s *opStorage) refreshBinding(ctx context.Context, req any, clientID string) string {
-	if r, ok := req.(*refreshRequest); ok {
-		return r.rt.DPoPJKT
+	if r, ok := req.(*refreshRequest); ok && r.rt.DPoPJKT != "" {
+		return r.rt.DPoPJKT // TokenRequestByRefreshToken checked the proof's key
 	}
 	jkt := dpopBinding(ctx)
 	if jkt == "" {

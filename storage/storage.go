@@ -559,9 +559,10 @@ type RefreshToken struct {
 	// refreshed ID tokens repeat; "" for families issued before.
 	ACR string `json:"acr,omitempty"`
 
-	// DPoPJKT binds the family of a public app to the key of the DPoP
-	// proof its first token request carried (RFC 9449 §5): each refresh
-	// must come with a proof of that key. "" for an unbound family.
+	// DPoPJKT binds the family of a public app to the key of the first
+	// DPoP proof it was issued with (RFC 9449 §5), at its sign-in or a
+	// later refresh: each refresh must come with a proof of that key. ""
+	// for an unbound family.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
 
 	// Resource indicators (RFC 8707).

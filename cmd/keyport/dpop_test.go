@@ -405,6 +405,32 @@ func TestDPoP(t *testing.T) {
 		}
 	})
 
+	t.Run("public app's unbound refresh token is bound by its first proof", func(t *testing.T) {
+		// RFC 9449 §5: a refresh token issued to a public client that
+		// presents a valid proof MUST be bound to its key, also when the
+		// sign-in had none (an app that started using DPoP since).
+		code, verifier := spa.signIn(newBrowser(t), "dora")
+		tok, err := spa.exchange(code, verifier)
+		if err != nil || tok.Type() != "Bearer" {
+			t.Fatalf("public app's exchange without a proof: %v %v", err, tok)
+		}
+		key := newDPoPKey(t)
+		next, err := spa.oauth.TokenSource(dpopContext(t, key), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil || next.Type() != "DPoP" {
+			t.Fatalf("refresh with a proof: %v %v", err, next)
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next.RefreshToken}}
+		if status, _, m := dpopPost(spa, "/oauth/token", refresh, ""); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("the refresh token issued with a proof, refreshed without one: %d %v, want invalid_grant", status, m)
+		}
+		if status, _, m := dpopPost(spa, "/oauth/token", refresh, newDPoPKey(t).proof(t, "POST", tokenURL, "")); status != http.StatusBadRequest || m["error"] != "invalid_grant" {
+			t.Errorf("the refresh token issued with a proof, refreshed with another key: %d %v, want invalid_grant", status, m)
+		}
+		if last, err := spa.oauth.TokenSource(dpopContext(t, key), &oauth2.Token{RefreshToken: next.RefreshToken}).Token(); err != nil || last.Type() != "DPoP" {
+			t.Errorf("refresh with the key it is bound to: %v %v", err, last)
+		}
+	})
+
 	t.Run("dpop_jkt binds the code", func(t *testing.T) {
 		key, other := newDPoPKey(t), newDPoPKey(t)
 		exchange := func(k *dpopKey) (*oauth2.Token, error) {
