@@ -427,7 +427,7 @@ func (s *timedStore) GetAccessToken(a0 context.Context, a1 string) (storage.Acce
 	return s.next.GetAccessToken(a0, a1)
 }
 
-func (s *timedStore) GetAccessTokenAndUser(a0 context.Context, a1 string) (storage.AccessToken, storage.User, error) {
+func (s *timedStore) GetAccessTokenAndUser(a0 context.Context, a1 string) (storage.AccessToken, storage.User, storage.Credential, error) {
 	defer s.observe(opGetAccessTokenAndUser, time.Now())
 	return s.next.GetAccessTokenAndUser(a0, a1)
 }

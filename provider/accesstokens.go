@@ -23,11 +23,13 @@ var errNotOurToken = errors.New("not a live access token")
 
 // ReadAccessToken returns the live access token raw stands for: an opaque
 // token (sealed "ID:subject") or a JWT signed by one of our keys and naming
-// us as issuer. For a stored token the record decides, so a revoked or
-// expired token, one of a blocked user or one whose app password was
-// revoked, is refused even when its JWT still verifies. A stateless token
-// (statelessPrefix) is refused: the portal's management API, which uses
-// this to accept apps' client_credentials tokens, takes stored ones only.
+// us as issuer. For a stored token the record decides (liveAccessToken), so
+// a revoked or expired token, one of a blocked user or one whose app
+// password was revoked, is refused even when its JWT still verifies. A
+// stateless token (statelessPrefix) is refused: the portal's management
+// API, which uses this to accept apps' client_credentials tokens, takes
+// stored ones only. The error is errNotOurToken for a token that is not a
+// live one, another one when the store could not tell.
 func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error) {
 	id, subject, err := p.accessTokenID(ctx, raw)
 	if err != nil {
@@ -38,37 +40,13 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 		// (issuesStateless): the API takes stored tokens only.
 		return storage.AccessToken{}, errNotOurToken
 	}
-	t, u, err := p.opts.Store.GetAccessTokenAndUser(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.AccessToken{}, errNotOurToken
-	} else if err != nil {
-		return storage.AccessToken{}, fmt.Errorf("load access token: %w", err)
-	}
-	if t.Subject != subject || !p.opts.Now().Before(t.ExpiresAt) {
-		return storage.AccessToken{}, errNotOurToken
-	}
-	if t.UserID != "" && (u.ID != t.UserID || account.CheckActive(u) != nil) {
-		// A person's token ends when the person is blocked or deleted,
-		// as at userinfo and introspection.
-		return storage.AccessToken{}, errNotOurToken
-	}
-	if live, err := p.storage.credentialLive(ctx, t); err != nil { // tokenexchange.go
+	t, _, c, err := p.storage.liveAccessToken(ctx, id, subject)
+	if err != nil {
 		return storage.AccessToken{}, err
-	} else if !live {
-		return storage.AccessToken{}, errNotOurToken // its app password was revoked or expired
 	}
 	if t.DPoPJKT != "" {
 		// A DPoP-bound token is good only with a proof of its key (RFC
 		// 9449 §7.1), which the management API does not take.
-		return storage.AccessToken{}, errNotOurToken
-	}
-	c, err := p.storage.getClient(ctx, t.ClientID)
-	if err != nil {
-		return storage.AccessToken{}, errNotOurToken // the app was deleted
-	}
-	if issuedBefore(t, c) {
-		// Issued to an app of this ID that was deleted since: the app
-		// registered again under it is another one.
 		return storage.AccessToken{}, errNotOurToken
 	}
 	if !slices.Contains(t.Audience, t.ClientID) {
@@ -81,6 +59,104 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 	// all) stops working at once, as a refresh would no longer issue it.
 	t.Scopes = liveScopes(c, t.Scopes)
 	return t, nil
+}
+
+// liveAccessToken is the one reading of whether the access token with ID
+// id, presented as naming subject, is still good. Every reader of a
+// presented token (userinfo, introspection, token exchange's subject
+// token, the management API's ReadAccessToken) asks here and adds only
+// its own rules, so a token that is dead at one is dead at all.
+//
+// A token is dead when it is unknown or revoked (a stateless one: its
+// tombstone is stored, or its app revoked its tokens since, statelessToken);
+// names another subject; has expired by the provider's clock (the store
+// hides what its own clock says expired, but the provider's decides, as
+// for everything it issues); its user is gone, blocked or disabled; it
+// was issued for an app password that is revoked, deleted or expired
+// (credentialLive); its app is gone or held for approval again
+// (getClient); or it was issued to an earlier app of the same ID
+// (issuedBefore). It comes with its user (zero for an app's own token)
+// and its app as they are now.
+//
+// The error is errNotOurToken for a dead token, another one when the
+// store could not tell: a reader answers a dead token as it answers a
+// token it does not know (never with a 5xx), and logs the other.
+func (s *opStorage) liveAccessToken(ctx context.Context, id, subject string) (storage.AccessToken, storage.User, storage.Client, error) {
+	var (
+		t    storage.AccessToken
+		u    storage.User
+		cred storage.Credential
+		err  error
+	)
+	if isStateless(id) {
+		// Not stored: its claims stand for the record, read from the JWT
+		// the request presented (introspection only; anywhere else it is
+		// not ours).
+		t, err = s.presentedStateless(ctx, id)
+	} else {
+		// The token, its user and its app password in one read (one
+		// query on PostgreSQL).
+		t, u, cred, err = s.store.GetAccessTokenAndUser(ctx, id)
+		switch {
+		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrInvalid):
+			err = errNotOurToken
+		case err != nil:
+			err = fmt.Errorf("load access token %q: %w", id, err)
+		}
+	}
+	if err != nil {
+		return storage.AccessToken{}, storage.User{}, storage.Client{}, err
+	}
+	dead := func() (storage.AccessToken, storage.User, storage.Client, error) {
+		return storage.AccessToken{}, storage.User{}, storage.Client{}, errNotOurToken
+	}
+	now := s.now()
+	if t.Subject != subject || !now.Before(t.ExpiresAt) {
+		return dead()
+	}
+	if t.UserID != "" && (u.ID != t.UserID || account.CheckActive(u) != nil) {
+		// A person's token ends when the person is blocked or deleted.
+		return dead()
+	}
+	if !credentialLive(t, cred, now) {
+		return dead() // its app password was revoked, deleted or expired
+	}
+	// The app the token was issued to must still be one: deleted, or held
+	// for an administrator's approval again (getClient hides it), its
+	// tokens are dead, and live again once it is approved.
+	c, err := s.getClient(ctx, t.ClientID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return dead()
+	}
+	if err != nil {
+		return storage.AccessToken{}, storage.User{}, storage.Client{}, fmt.Errorf("load app %q of access token %q: %w", t.ClientID, t.ID, err)
+	}
+	if issuedBefore(t, c) {
+		// Issued to an app of this ID that was deleted since (a grant
+		// that authenticated it before the deletion and stored its token
+		// after): the app registered again under it is another one.
+		return dead()
+	}
+	return t, u, c, nil
+}
+
+// credentialLive tells whether the app password token t was issued for
+// (storage.AccessToken.CredentialID) is still live: c is that credential
+// as the store read it with the token (GetAccessTokenAndUser), zero when
+// it is revoked, deleted or expired by the store's clock; the provider's
+// clock decides too, as it does for the token itself. A token issued for
+// none is. So a revoked app password's tokens stop working at once
+// without the store having to find and delete them, and without a read
+// of their own.
+func credentialLive(t storage.AccessToken, c storage.Credential, now time.Time) bool {
+	if t.CredentialID == "" {
+		// An app password's token issued before the credential was kept
+		// on it cannot show its app password is live: it ends (it lives
+		// an access token's lifetime at most; the app exchanges again).
+		return !t.AppPassword
+	}
+	expired := !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt)
+	return c.ID == t.CredentialID && c.UserID == t.UserID && c.Kind == storage.KindAppPassword && !expired
 }
 
 // issuedBefore tells whether token t was issued before app c was created:

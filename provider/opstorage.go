@@ -29,10 +29,6 @@ type Store interface {
 	storage.AuthRequests
 	storage.Tokens
 	storage.DeviceAuthorizations
-	// GetCredential is storage.Credentials': a token issued for an app
-	// password works only while the app password is live
-	// (tokenexchange.go, credentialLive).
-	GetCredential(ctx context.Context, userID, id string) (storage.Credential, error)
 }
 
 // Lifetimes of what the provider issues.
@@ -904,30 +900,22 @@ func sidOf(req op.TokenRequest) string {
 }
 
 // errInvalidToken is how userinfo and introspection see a token that is
-// unknown, revoked, expired, a machine token, or whose user is blocked.
+// dead (liveAccessToken), or one their own rules refuse.
 var errInvalidToken = oidc.ErrInvalidRequest().WithDescription("invalid_token")
 
 func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
-	t, u, err := s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
-	if err != nil || t.Subject != subject || t.UserID == "" || u.ID != t.UserID || account.CheckActive(u) != nil {
+	t, u, _, err := s.liveAccessToken(ctx, tokenID, subject) // accesstokens.go
+	if errors.Is(err, errNotOurToken) {
 		return errInvalidToken
+	}
+	if err != nil {
+		return s.internal(ctx, "userinfo: read the access token", err) // answered as invalid_token
+	}
+	if t.UserID == "" {
+		return errInvalidToken // an app's own token: no person to describe
 	}
 	if !s.readsUserinfo(ctx, t) { // resources.go
 		return errInvalidToken
-	}
-	// The app the token was issued to must still be one: deleted, or held
-	// for an administrator's approval again (getClient hides it), its
-	// tokens are dead here as at introspection, and live again once it is
-	// approved.
-	if _, err := s.getClient(ctx, t.ClientID); errors.Is(err, storage.ErrNotFound) {
-		return errInvalidToken
-	} else if err != nil {
-		return s.internal(ctx, "userinfo: load the token's app", err) // answered as invalid_token
-	}
-	if live, err := s.credentialLive(ctx, t); err != nil { // tokenexchange.go
-		return s.internal(ctx, "userinfo: check the token's app password", err) // answered as invalid_token
-	} else if !live {
-		return errInvalidToken // its app password was revoked or expired
 	}
 	if err := s.checkDPoPBinding(ctx, t); err != nil { // dpop.go
 		return err
@@ -944,31 +932,14 @@ func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInf
 }
 
 func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, _ string) error {
-	var (
-		t   storage.AccessToken
-		u   storage.User
-		err error
-	)
-	if isStateless(tokenID) {
-		t, err = s.presentedStateless(ctx, tokenID) // accesstokens.go
-	} else {
-		t, u, err = s.store.GetAccessTokenAndUser(ctx, tokenID) // one query on PostgreSQL
-	}
-	if err != nil || t.Subject != subject {
+	t, u, _, err := s.liveAccessToken(ctx, tokenID, subject) // accesstokens.go
+	if errors.Is(err, errNotOurToken) {
 		return errInvalidToken
 	}
-	if _, err := s.getClient(ctx, t.ClientID); err != nil {
-		return errInvalidToken // the client was deleted
+	if err != nil {
+		return s.internal(ctx, "introspection: read the access token", err) // answered as active=false
 	}
 	if t.UserID != "" {
-		if u.ID != t.UserID || account.CheckActive(u) != nil {
-			return errInvalidToken
-		}
-		if live, err := s.credentialLive(ctx, t); err != nil { // tokenexchange.go
-			return s.internal(ctx, "introspection: check the token's app password", err) // answered as active=false
-		} else if !live {
-			return errInvalidToken // its app password was revoked or expired
-		}
 		resp.Username = introspectedUsername(u, t.Subject, t.Scopes)
 	}
 	// Metadata only: any authenticated client may introspect, so profile

@@ -239,18 +239,17 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if isStateless(id) { // an app's own client_credentials token
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token is not a user's token")
 	}
-	sub, u, err := s.store.GetAccessTokenAndUser(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
+	// Live as at every reader (liveAccessToken): its user active, its app
+	// still the one it was issued to (a deleted or held app's tokens work
+	// nowhere, so they are not passed on either), its app password live.
+	sub, u, _, err := s.liveAccessToken(ctx, id, subject) // accesstokens.go
+	if errors.Is(err, errNotOurToken) {
 		return storage.AccessToken{}, nil, "", invalid
 	}
 	if err != nil {
-		return storage.AccessToken{}, nil, "", s.internal(ctx, "load the subject token of an exchange", err)
+		return storage.AccessToken{}, nil, "", s.internal(ctx, "read the subject token of an exchange", err)
 	}
-	now := s.now()
-	if !now.Before(sub.ExpiresAt) || sub.Subject != subject {
-		return storage.AccessToken{}, nil, "", invalid
-	}
-	if sub.UserID == "" || u.ID != sub.UserID {
+	if sub.UserID == "" {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token is not a user's token")
 	}
 	if err := subjectTokenBinding(ctx, sub); err != nil { // dpop.go
@@ -261,25 +260,6 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	}
 	if len(sub.Actors) >= maxActors {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("subject_token has been exchanged too many times")
-	}
-	if account.CheckActive(u) != nil {
-		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("the user can no longer sign in")
-	}
-	if sub.ClientID != requester.ID {
-		// The app the subject token was issued to must still be one:
-		// deleted, or held for an administrator's approval again
-		// (getClient hides it), its tokens work nowhere, so they are not
-		// passed on either. The requester was loaded the same way.
-		if _, err := s.getClient(ctx, sub.ClientID); errors.Is(err, storage.ErrNotFound) {
-			return storage.AccessToken{}, nil, "", invalid
-		} else if err != nil {
-			return storage.AccessToken{}, nil, "", s.internal(ctx, "load the app of a subject token", err)
-		}
-	}
-	if live, err := s.credentialLive(ctx, sub); err != nil {
-		return storage.AccessToken{}, nil, "", s.internal(ctx, "check the app password of a subject token", err)
-	} else if !live {
-		return storage.AccessToken{}, nil, "", invalid // its app password was revoked or expired
 	}
 	if err := p.checkExchangeNetwork(ctx, u, requester.ID); err != nil {
 		return storage.AccessToken{}, nil, "", err
@@ -330,7 +310,7 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if len(targetApps) == 1 && len(audiences)+len(resources) == 1 {
 		format = &targetApps[0]
 	}
-	life := s.lifetimes(ctx, format.ID).Access
+	life, now := s.lifetimes(ctx, format.ID).Access, s.now()
 	t := storage.AccessToken{
 		ID:       account.NewOrderedID(),
 		ClientID: requester.ID,
@@ -410,34 +390,6 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		CredentialID: credentialID,
 	}
 	return t, &requester, nil
-}
-
-// credentialLive tells whether the app password token t was issued for
-// (storage.AccessToken.CredentialID) is still live: not revoked or
-// deleted, not expired. A token issued for none is. Every place that
-// reads a stored access token asks (userinfo, introspection, delegation,
-// ReadAccessToken), so a revoked app password's tokens stop working at
-// once without the store having to find and delete them; it is one read
-// by key, and only for tokens that came from an app password. err is a
-// store failure, never a dead credential.
-func (s *opStorage) credentialLive(ctx context.Context, t storage.AccessToken) (bool, error) {
-	if t.CredentialID == "" {
-		// An app password's token issued before the credential was kept
-		// on it cannot show its app password is live: it ends (it lives
-		// an access token's lifetime at most; the app exchanges again).
-		return !t.AppPassword, nil
-	}
-	c, err := s.store.GetCredential(ctx, t.UserID, t.CredentialID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("load app password %q of access token %q: %w", t.CredentialID, t.ID, err)
-	}
-	// The store hides expired credentials; the provider's clock decides
-	// too, as it does for the token itself.
-	expired := !c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt)
-	return c.Kind == storage.KindAppPassword && c.UserID == t.UserID && !expired, nil
 }
 
 // checkExchangeNetwork applies the user's IP allowlist as a refresh by

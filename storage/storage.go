@@ -993,10 +993,15 @@ type Tokens interface {
 	CreateTokens(ctx context.Context, access AccessToken, refresh *RefreshToken) error
 	GetAccessToken(ctx context.Context, id string) (AccessToken, error)
 	// GetAccessTokenAndUser is GetAccessToken and, for a token issued to
-	// a user, that user as it is now, read together (one query on a
-	// database server): userinfo and introspection need both. A token of
-	// no user, or of one that is gone, comes with a zero User.
-	GetAccessTokenAndUser(ctx context.Context, id string) (AccessToken, User, error)
+	// a user, that user as it is now, and for a token issued for an app
+	// password (AccessToken.CredentialID), that credential as it is now,
+	// all read together (one query on a database server): whoever reads
+	// a presented token needs all three to tell whether it is still good,
+	// and a revoked app password must end its tokens without a second
+	// read on every use. A token of no user, or of one that is gone,
+	// comes with a zero User; one of no credential, or of one that is
+	// gone or expired (as GetCredential hides it), with a zero Credential.
+	GetAccessTokenAndUser(ctx context.Context, id string) (AccessToken, User, Credential, error)
 	// GetRefreshToken returns the live token with that hash, for use. A token
 	// rotated into a successor that is still live and within its GraceUntil
 	// (a retry) gives that successor, whose Hash differs from the one asked

@@ -535,6 +535,69 @@ func TestTokenExchange(t *testing.T) {
 		works("phone token of a blocked user", phone, false)
 	})
 
+	// A token issued to an app that was deleted since is the old app's,
+	// not the one registered again under its ID: dead at every reader
+	// (userinfo, introspection, token exchange, the management API's
+	// reader), not only at the management API. Deleting the app deletes
+	// its stored tokens; a grant that authenticated the old app just
+	// before the deletion stores its token just after, which the test
+	// does by storing the old token's record again.
+	t.Run("app deleted and registered again", func(t *testing.T) {
+		kim := srv.createUser("kim", false)
+		kioskApp := account.NewClient{ID: "kiosk", GrantTypes: []string{account.GrantAuthorizationCode, grantTokenExchange},
+			AccessTokenJWT: true, TokenExchangeAudiences: []string{"orders-api"}}
+		kiosk := srv.createClient(kioskApp)
+		token := kiosk.tokens("kim").AccessToken
+		jti, _ := jwtClaims(t, srv, token)["jti"].(string)
+		record, err := srv.Main.Store.GetAccessToken(ctx, jti)
+		if err != nil {
+			t.Fatalf("kiosk's token %q is not stored: %v", jti, err)
+		}
+		// works checks token at every reader; alive says whether it should
+		// be accepted.
+		works := func(what string, alive bool) {
+			t.Helper()
+			status, h, info := srv.userinfo(token)
+			switch {
+			case alive && (status != http.StatusOK || info["sub"] != kim.ID):
+				t.Errorf("%s: userinfo %d %v, want kim's claims", what, status, info)
+			case !alive && (status != http.StatusUnauthorized || info["error"] != "invalid_token" || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_token"`)):
+				t.Errorf("%s: userinfo %d %v %q, want 401 invalid_token", what, status, info, h.Get("WWW-Authenticate"))
+			}
+			if intro := introspect(orders, token); intro["active"] != alive || (alive && intro["client_id"] != "kiosk") {
+				t.Errorf("%s: introspection %v, want active %v", what, intro, alive)
+			}
+			if _, err := srv.Main.Provider.ReadAccessToken(ctx, token); (err == nil) != alive {
+				t.Errorf("%s: ReadAccessToken: %v; want it live %v", what, err, alive)
+			}
+			status, _, m := kiosk.tokenPost(exchangeForm(token, typeAccessToken, "audience", "orders-api"), true)
+			switch {
+			case alive && status != http.StatusOK:
+				t.Errorf("%s: exchange by kiosk: %d %v", what, status, m)
+			case !alive && (status != http.StatusBadRequest || m["error"] != "invalid_request" || m["access_token"] != nil):
+				t.Errorf("%s: exchange by kiosk: %d %v, want 400 invalid_request", what, status, m)
+			}
+		}
+		works("kiosk's token", true)
+
+		if err := srv.Main.Accounts.Clients.DeleteClient(ctx, account.SystemActor, "kiosk"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the new app is created in a later millisecond (issuedBefore)
+		kiosk = srv.createClient(kioskApp)
+		again, err := srv.Main.Store.GetClient(ctx, "kiosk")
+		if err != nil || !record.CreatedAt.Before(again.CreatedAt.Truncate(time.Millisecond)) {
+			t.Fatalf("kiosk registered again at %v (%v), not after its token of %v", again.CreatedAt, err, record.CreatedAt)
+		}
+		// Stored after the deletion, without the refresh family the
+		// deletion took (the grant in flight stores its own).
+		record.FamilyID = ""
+		if err := srv.Main.Store.CreateTokens(ctx, record, nil); err != nil {
+			t.Fatal(err)
+		}
+		works("the deleted kiosk's token once kiosk is registered again", false)
+	})
+
 	t.Run("expired subject token", func(t *testing.T) {
 		tok := frontend.tokens("alice")
 		offset.Store(int64(24 * time.Hour))

@@ -193,9 +193,10 @@ func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken
 	return a, nil
 }
 
-func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.AccessToken, storage.User, error) {
+func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.AccessToken, storage.User, storage.Credential, error) {
 	var a storage.AccessToken
 	var u storage.User
+	var c storage.Credential
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bAccessTokens), id, &a)
 		if err == nil && (!ok || expired(a.ExpiresAt, d.now())) {
@@ -208,12 +209,21 @@ func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.Acce
 			u = storage.User{}
 			return err
 		}
-		return nil
+		if a.CredentialID == "" {
+			return nil
+		}
+		// In the same transaction: a revocation committed before it
+		// shows, and no second read per use of the token.
+		c, err = d.liveCredential(tx, credentialKey(a.UserID, a.CredentialID), "get access token's credential")
+		if errors.Is(err, storage.ErrNotFound) {
+			c, err = storage.Credential{}, nil
+		}
+		return err
 	})
 	if err != nil {
-		return storage.AccessToken{}, storage.User{}, err
+		return storage.AccessToken{}, storage.User{}, storage.Credential{}, err
 	}
-	return a, u, nil
+	return a, u, c, nil
 }
 
 // GetRefreshToken returns the live link stored under hash. Presenting the

@@ -177,24 +177,36 @@ func (d *DB) GetAccessToken(ctx context.Context, id string) (storage.AccessToken
 	return a, nil
 }
 
-func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.AccessToken, storage.User, error) {
-	var arec, urec []byte
-	err := d.pool.QueryRow(ctx, `SELECT a.record, u.record FROM access_tokens a LEFT JOIN users u ON u.id = a.user_id
-		WHERE a.id = $2 AND (a.expires_ns IS NULL OR a.expires_ns > $1)`, d.now().UnixNano(), id).Scan(&arec, &urec)
+func (d *DB) GetAccessTokenAndUser(ctx context.Context, id string) (storage.AccessToken, storage.User, storage.Credential, error) {
+	var arec, urec, crec []byte
+	now := d.now()
+	// The credential is joined by the key GetCredential reads it by, live
+	// as GetCredential sees it: an app password's token is checked on
+	// every use, and this keeps that to the one query.
+	err := d.pool.QueryRow(ctx, `SELECT a.record, u.record, c.record FROM access_tokens a
+		LEFT JOIN users u ON u.id = a.user_id
+		LEFT JOIN credentials c ON c.user_id = a.user_id AND c.id = a.record->>'credential_id' AND (c.expires_at IS NULL OR c.expires_at > $3)
+		WHERE a.id = $2 AND (a.expires_ns IS NULL OR a.expires_ns > $1)`, now.UnixNano(), id, now).Scan(&arec, &urec, &crec)
 	if err != nil {
-		return storage.AccessToken{}, storage.User{}, dbErr(fmt.Sprintf("get access token %q", id), err)
+		return storage.AccessToken{}, storage.User{}, storage.Credential{}, dbErr(fmt.Sprintf("get access token %q", id), err)
 	}
 	a, err := unmarshal[storage.AccessToken](arec)
 	if err != nil {
-		return storage.AccessToken{}, storage.User{}, fmt.Errorf("get access token %q: %w", id, err)
+		return storage.AccessToken{}, storage.User{}, storage.Credential{}, fmt.Errorf("get access token %q: %w", id, err)
 	}
 	var u storage.User
 	if urec != nil {
 		if u, err = unmarshal[storage.User](urec); err != nil {
-			return storage.AccessToken{}, storage.User{}, fmt.Errorf("get access token %q: its user: %w", id, err)
+			return storage.AccessToken{}, storage.User{}, storage.Credential{}, fmt.Errorf("get access token %q: its user: %w", id, err)
 		}
 	}
-	return a, u, nil
+	var c storage.Credential
+	if crec != nil && urec != nil { // as on bbolt: a gone user's token has neither
+		if c, err = unmarshal[storage.Credential](crec); err != nil {
+			return storage.AccessToken{}, storage.User{}, storage.Credential{}, fmt.Errorf("get access token %q: its credential: %w", id, err)
+		}
+	}
+	return a, u, c, nil
 }
 
 // lockLinkTx reads and locks the link stored under hash.

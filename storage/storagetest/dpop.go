@@ -31,7 +31,7 @@ var dpopTests = []test{
 		r := newRefresh("r1", "f1", "u1", "app", now, time.Hour)
 		r.DPoPJKT = jkt
 		ok(t, s.CreateTokens(ctx, a, &r), "create bound tokens")
-		got, u, err := s.GetAccessTokenAndUser(ctx, "a1")
+		got, u, _, err := s.GetAccessTokenAndUser(ctx, "a1")
 		ok(t, err, "get a1 and its user")
 		equal(t, got, a, "a1")
 		equal(t, u.ID, "u1", "a1's user")

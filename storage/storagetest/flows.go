@@ -670,32 +670,32 @@ var tokenTests = []test{
 		for _, a := range []storage.AccessToken{a1, machine, orphan} {
 			ok(t, s.CreateTokens(ctx, a, nil), "create %s", a.ID)
 		}
-		gotA, gotU, err := s.GetAccessTokenAndUser(ctx, "a1")
+		gotA, gotU, _, err := s.GetAccessTokenAndUser(ctx, "a1")
 		ok(t, err, "a1 and its user")
 		equal(t, gotA, a1, "a1")
 		equal(t, gotU, alice, "a1's user")
-		gotA, gotU, err = s.GetAccessTokenAndUser(ctx, "m1")
+		gotA, gotU, _, err = s.GetAccessTokenAndUser(ctx, "m1")
 		ok(t, err, "a token of no user")
 		equal(t, gotA, machine, "m1")
 		equal(t, gotU, storage.User{}, "m1's user")
-		gotA, gotU, err = s.GetAccessTokenAndUser(ctx, "o1")
+		gotA, gotU, _, err = s.GetAccessTokenAndUser(ctx, "o1")
 		ok(t, err, "a token whose user is gone")
 		equal(t, gotA, orphan, "o1")
 		equal(t, gotU, storage.User{}, "o1's user")
-		_, _, err = s.GetAccessTokenAndUser(ctx, "nobody")
+		_, _, _, err = s.GetAccessTokenAndUser(ctx, "nobody")
 		isErr(t, err, storage.ErrNotFound, "missing token")
 		// The user as it is now, not as it was when the token was made.
 		_, err = s.UpdateUser(ctx, "u1", func(u storage.User) (storage.User, error) { u.Blocked = true; return u, nil })
 		ok(t, err, "block alice")
-		_, gotU, err = s.GetAccessTokenAndUser(ctx, "a1")
+		_, gotU, _, err = s.GetAccessTokenAndUser(ctx, "a1")
 		ok(t, err, "a1 after blocking")
 		if !gotU.Blocked {
 			t.Fatalf("a1's user read before the block: %+v", gotU)
 		}
 		c.Add(time.Hour)
-		_, _, err = s.GetAccessTokenAndUser(ctx, "a1")
+		_, _, _, err = s.GetAccessTokenAndUser(ctx, "a1")
 		isErr(t, err, storage.ErrNotFound, "expired token")
-		_, _, err = s.GetAccessTokenAndUser(ctx, "o1")
+		_, _, _, err = s.GetAccessTokenAndUser(ctx, "o1")
 		ok(t, err, "live token")
 	}},
 	{"Expiry", func(t *testing.T, s storage.Store, c *testclock.Clock) {
