@@ -41,6 +41,12 @@ import (
 //     show a sign-in page: a short-lived access token for that app alone.
 const (
 	tokenTypeAccessToken = string(oidc.AccessTokenType)
+	// tokenTypeJWT is RFC 8693 §3's type for any JWT. A JWT access token
+	// of ours is one, and clients that label a subject token by its format
+	// rather than its role send it (Spring Security's token-exchange
+	// client does for every JWT it holds); it is taken as an access token
+	// that must be a JWT.
+	tokenTypeJWT = string(oidc.JWTTokenType)
 	// TokenTypeAppPassword is Keyport's subject_token_type for an app
 	// password.
 	TokenTypeAppPassword = "urn:keyport:params:oauth:token-type:app-password"
@@ -166,10 +172,15 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	switch subjectType {
 	case tokenTypeAccessToken:
 		t, format, subjectID, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
+	case tokenTypeJWT:
+		if strings.Count(subjectToken, ".") != 2 {
+			return nil, oidc.ErrInvalidRequest().WithDescription("subject_token is not a JWT")
+		}
+		t, format, subjectID, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
 	case TokenTypeAppPassword:
 		t, format, err = p.appPasswordToken(r, requester, subjectToken, scopes, audiences, resources)
 	default:
-		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type must be %s or %s", tokenTypeAccessToken, TokenTypeAppPassword)
+		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type must be %s, %s or %s", tokenTypeAccessToken, tokenTypeJWT, TokenTypeAppPassword)
 	}
 	if err != nil {
 		return nil, err

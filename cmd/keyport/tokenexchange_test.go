@@ -24,6 +24,7 @@ import (
 const (
 	grantTokenExchange  = "urn:ietf:params:oauth:grant-type:token-exchange"
 	typeAccessToken     = "urn:ietf:params:oauth:token-type:access_token"
+	typeJWT             = "urn:ietf:params:oauth:token-type:jwt"
 	typeAppPassword     = "urn:keyport:params:oauth:token-type:app-password"
 	tokenExchangeSecret = "frontend-secret-0123456789"
 )
@@ -210,6 +211,24 @@ func TestTokenExchange(t *testing.T) {
 		if intro["active"] != true || intro["client_id"] != "orders-api" || actorOf(intro) != "orders-api" || actorOf(act) != "frontend" || intro["sub"] != bob.ID {
 			t.Errorf("introspection of the twice exchanged token: %v (want act orders-api, then frontend)", intro)
 		}
+		// A JWT access token may be typed by its format too (RFC 8693 §3),
+		// as Spring Security's client types every JWT; an opaque token or
+		// an ID token so typed is refused.
+		status, _, j := frontend.tokenPost(exchangeForm(bobTok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
+		if status != http.StatusOK {
+			t.Fatalf("exchange for orders-api: %d %v", status, j)
+		}
+		status, _, j = orders.tokenPost(exchangeForm(j["access_token"].(string), typeJWT, "audience", "reports-api"), true)
+		if status != http.StatusOK || j["issued_token_type"] != typeAccessToken {
+			t.Fatalf("exchange of a JWT access token typed jwt: %d %v", status, j)
+		}
+		if intro := introspect(reports, j["access_token"].(string)); intro["active"] != true || actorOf(intro) != "orders-api" || intro["sub"] != bob.ID {
+			t.Errorf("introspection of the token exchanged from one typed jwt: %v", intro)
+		}
+		wantError("opaque token typed jwt", frontend, exchangeForm(bobTok.AccessToken, typeJWT, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		idToken, _ := bobTok.Extra("id_token").(string)
+		wantError("ID token typed jwt", frontend, exchangeForm(idToken, typeJWT, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+
 		// Its own token (issued to it, not for it by a user) it cannot pass on.
 		status, _, m = orders.tokenPost(url.Values{"grant_type": {"client_credentials"}}, true)
 		if status != http.StatusOK {
