@@ -97,6 +97,11 @@ type ClientMetadata struct {
 	ApplicationType string `json:"application_type,omitempty"`
 }
 
+// RegistrationDefaultSigningAlgorithm is the id_token_signed_response_alg
+// of an app that registers without one (OpenID Connect Dynamic Client
+// Registration 1.0 §2).
+const RegistrationDefaultSigningAlgorithm = "RS256"
+
 // Application types (OpenID Connect Dynamic Client Registration 1.0 §2,
 // storage.Client.ApplicationType).
 const (
@@ -199,7 +204,11 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	if string(c.JWKS) == "null" {
 		c.JWKS = nil
 	}
-	c.IDTokenSignedResponseAlg, c.UserinfoSignedResponseAlg = m.IDTokenSignedResponseAlg, m.UserinfoSignedResponseAlg
+	// OpenID Connect Dynamic Client Registration 1.0 §2: "The default, if
+	// omitted, is RS256", which is what a relying party that registered
+	// without it verifies, whatever the server's [keys] algorithm.
+	c.IDTokenSignedResponseAlg = cmp.Or(m.IDTokenSignedResponseAlg, RegistrationDefaultSigningAlgorithm)
+	c.UserinfoSignedResponseAlg = m.UserinfoSignedResponseAlg
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = m.FrontchannelLogoutURI, m.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = m.BackchannelLogoutURI, m.BackchannelLogoutSessionRequired
 	c.RequirePushedAuthorizationRequests = m.RequirePushedAuthorizationRequests
@@ -537,6 +546,12 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		next := c
 		if err := applyClientMetadata(&next, m); err != nil {
 			return c, err
+		}
+		if m.IDTokenSignedResponseAlg == "" && c.IDTokenSignedResponseAlg == "" {
+			// Registered before the spec's default was stored: it keeps
+			// the server's algorithm, which it has been verifying, rather
+			// than change it (and be held again) for naming none again.
+			next.IDTokenSignedResponseAlg = ""
 		}
 		if next.Public != c.Public {
 			return c, FieldErrorf("token_endpoint_auth_method", "A client cannot switch between public and confidential; register a new one.")

@@ -62,6 +62,11 @@ func TestClientMetadataDefaultsAndRefusals(t *testing.T) {
 	if c.Public || c.TokenEndpointAuthMethod != AuthClientSecretBasic || !reflect.DeepEqual(c.GrantTypes, []string{GrantAuthorizationCode}) || c.ApplicationType != AppTypeWeb {
 		t.Errorf("defaults: %+v", c)
 	}
+	// OpenID Connect Dynamic Client Registration 1.0 §2: RS256 when
+	// omitted, whatever the server's [keys] algorithm, and said so.
+	if c.IDTokenSignedResponseAlg != "RS256" || ClientMetadataOf(c).IDTokenSignedResponseAlg != "RS256" {
+		t.Errorf("id_token_signed_response_alg left out: stored %q, shown %q, want RS256", c.IDTokenSignedResponseAlg, ClientMetadataOf(c).IDTokenSignedResponseAlg)
+	}
 	if err := applyClientMetadata(&c, ClientMetadata{TokenEndpointAuthMethod: AuthNone}); err != nil || !c.Public {
 		t.Errorf("none: public %v, %v", c.Public, err)
 	}
@@ -207,6 +212,20 @@ func TestUpdateHoldsApprovedAppAgain(t *testing.T) {
 		if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", m); err != nil || got.PendingApproval || ClientMetadataOf(got).ApplicationType != AppTypeWeb {
 			t.Errorf("an app of no stored type updated with application_type %q: held %v, type %q, %v", typ, got.PendingApproval, ClientMetadataOf(got).ApplicationType, err)
 		}
+	}
+
+	// An app registered before the spec's default algorithm was stored
+	// has none (the server's [keys] algorithm signs for it): an update
+	// that names none keeps that, and the approval.
+	if _, err := db.UpdateClient(ctx, "app", func(storage.Client) (storage.Client, error) {
+		c := approved
+		c.IDTokenSignedResponseAlg = ""
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svc.Registration.UpdateRegisteredClient(ctx, "app", token, "192.0.2.1", "", base); err != nil || got.PendingApproval || got.IDTokenSignedResponseAlg != "" {
+		t.Errorf("an app of no stored signing algorithm updated without one: held %v, algorithm %q, %v", got.PendingApproval, got.IDTokenSignedResponseAlg, err)
 	}
 
 	// An app no administrator approved (registered without a hold) is

@@ -256,7 +256,9 @@ func TestKeyManagerRefusesMismatchedKey(t *testing.T) {
 }
 
 // Discovery lists the published keys' algorithms and follows them while
-// the server runs: after a switch, both; once the old key expired, one.
+// the server runs: after a switch, both; once the old key expired, the
+// new one, and RS256 all the same (OpenID Connect Discovery 1.0 §3: "The
+// algorithm RS256 MUST be included"), though JWKS no longer has its key.
 func TestDiscoveryFollowsKeyAlgorithms(t *testing.T) {
 	f := newLogoutFixture(t)
 	algs := func() []string {
@@ -294,8 +296,11 @@ func TestDiscoveryFollowsKeyAlgorithms(t *testing.T) {
 	if err := f.keys.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := algs(); !slices.Equal(got, []string{"ES256"}) {
-		t.Fatalf("discovery algorithms after the RS256 key expired %v, want [ES256]", got)
+	if got := algs(); !slices.Equal(got, []string{"ES256", "RS256"}) {
+		t.Fatalf("discovery algorithms after the RS256 key expired %v, want [ES256 RS256]", got)
+	}
+	if got := f.keys.SignatureAlgorithms(); !slices.Equal(got, []jose.SignatureAlgorithm{jose.ES256}) {
+		t.Fatalf("published algorithms after the RS256 key expired %v, want [ES256]", got)
 	}
 }
 

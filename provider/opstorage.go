@@ -741,14 +741,21 @@ func (s *opStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	return s.keys.signer(ctx, signingNoteFrom(ctx).algorithm())
 }
 
-// SignatureAlgorithms are the algorithms of the published keys, which
-// discovery advertises as id_token_signing_alg_values_supported.
+// SignatureAlgorithms are what discovery advertises as
+// id_token_signing_alg_values_supported: the algorithms of the published
+// keys, and RS256 in any case. OpenID Connect Discovery 1.0 §3 says "The
+// algorithm RS256 MUST be included", and it is supported whatever [keys]
+// algorithm says: an app that asks for it (id_token_signed_response_alg,
+// the registration spec's default) gets a key of its own.
 func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	st, err := s.keys.current()
 	if err != nil {
 		return nil, err
 	}
-	return st.algs, nil
+	if slices.Contains(st.algs, jose.RS256) {
+		return st.algs, nil
+	}
+	return append(slices.Clip(st.algs), jose.RS256), nil
 }
 
 func (s *opStorage) KeySet(context.Context) ([]op.Key, error) {

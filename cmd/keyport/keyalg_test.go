@@ -116,13 +116,15 @@ func withKeyAlgorithm(alg string) func(*config.Config) {
 
 // With [keys] algorithm = "EdDSA", a relying party gets Ed25519-signed ID
 // and access tokens that verify against JWKS, which holds one OKP key, and
-// discovery names EdDSA alone. (go-oidc v3.21 verifies EdDSA.)
+// discovery names EdDSA first, then RS256, which OpenID Connect Discovery
+// 1.0 §3 requires in the list and which an app gets when it asks for it.
+// (go-oidc v3.21 verifies EdDSA.)
 func TestEdDSASigningEndToEnd(t *testing.T) {
 	srv := startServer(t, "", withKeyAlgorithm("EdDSA"))
 	srv.createUser("olga", false)
 	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true, AccessTokenJWT: true})
-	if got := discoveredAlgorithms(t, srv); !slices.Equal(got, []string{"EdDSA"}) {
-		t.Errorf("discovery lists %v, want [EdDSA]", got)
+	if got := discoveredAlgorithms(t, srv); !slices.Equal(got, []string{"EdDSA", "RS256"}) {
+		t.Errorf("discovery lists %v, want [EdDSA RS256]", got)
 	}
 	kid := srv.Main.Keys.SigningKeyID()
 	if got := publishedKeys(t, srv); len(got) != 1 || got[kid] != "OKP/Ed25519/EdDSA/sig" {

@@ -168,6 +168,31 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// OpenID Connect Dynamic Client Registration 1.0 §2: an app that
+	// registers without id_token_signed_response_alg gets RS256, "the
+	// default, if omitted", which the answer and GET say and which its ID
+	// tokens are signed with: a relying party that follows the spec
+	// (openid-client, say) accepts nothing else.
+	t.Run("id_token_signed_response_alg defaults to RS256", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		meta := webMetadata("rs-default")
+		delete(meta, "id_token_signed_response_alg")
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)
+		if status != http.StatusCreated || out["id_token_signed_response_alg"] != "RS256" {
+			t.Fatalf("register without id_token_signed_response_alg: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		regToken, _ := out["registration_access_token"].(string)
+		if status, _, got := registrationCall(t, srv, http.MethodGet, out["registration_client_uri"].(string), regToken, nil); status != http.StatusOK || got["id_token_signed_response_alg"] != "RS256" {
+			t.Errorf("read: %d %v", status, got)
+		}
+		rp := srv.rp(id, out["client_secret"].(string), "http://127.0.0.1:9/callback/rs-default")
+		rawID, _ := rp.tokens("rex").Extra("id_token").(string)
+		if _, err := rp.provider.Verifier(&oidc.Config{ClientID: id, SupportedSigningAlgs: []string{"RS256"}}).Verify(ctx, rawID); err != nil {
+			t.Errorf("the ID token, verified as RS256: %v", err)
+		}
+	})
+
 	// OpenID Connect Dynamic Client Registration 1.0 §2: subject_type and
 	// sector_identifier_uri, the document checked as for an
 	// administrator's app, and the sub the app then gets.
