@@ -159,10 +159,13 @@ func ParseClientJWKS(raw []byte) (jose.JSONWebKeySet, error) {
 	return set, nil
 }
 
-// checkJWKSURI checks the shape of an app's jwks_uri: an absolute http(s)
-// URL without user info or fragment. Which addresses it may reach is
-// decided when it is fetched (the provider's SSRF guard), since a name
-// may resolve elsewhere later.
+// checkJWKSURI checks the shape of an app's jwks_uri: an absolute https
+// URL without user info or fragment, or http on a loopback host. The keys
+// it serves decide who may authenticate as the app (private_key_jwt) and
+// sign its request objects, so they must not be fetched where anyone on
+// the path can replace them; logout URIs follow the same rule. Which
+// addresses it may reach is decided when it is fetched (the provider's
+// SSRF guard), since a name may resolve elsewhere later.
 func checkJWKSURI(raw string) *Error {
 	if len(raw) > MaxClientURILength {
 		return FieldErrorf("jwks_uri", "The URL must be at most %d characters.", MaxClientURILength)
@@ -171,6 +174,9 @@ func checkJWKSURI(raw string) *Error {
 	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(raw, "# \t\r\n") ||
 		(u.Scheme != "https" && u.Scheme != "http") {
 		return FieldErrorf("jwks_uri", "jwks_uri %q must be an absolute http(s) URL without user info or fragment.", raw)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return FieldErrorf("jwks_uri", "jwks_uri %q must use https:// (http:// only on 127.0.0.1, [::1] or localhost).", raw)
 	}
 	return nil
 }

@@ -63,6 +63,8 @@ func TestClientAuthMethodRules(t *testing.T) {
 			JWKS: keySet(t, ed, ed, ed, ed, ed, ed, ed, ed, ed, ed, ed)}, "jwks"},
 		{"jwks_uri not a URL", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "/jwks"}, "jwks_uri"},
 		{"jwks_uri with user info", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "https://u:p@app.example/jwks"}, "jwks_uri"},
+		{"jwks_uri over plain http", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "http://app.example/jwks"}, "jwks_uri"},
+		{"jwks_uri over http on loopback", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "http://127.0.0.1:8081/jwks"}, ""},
 		{"jwks_uri file", account.NewClient{TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: "file:///etc/passwd"}, "jwks_uri"},
 		{"client_secret_jwt short secret", account.NewClient{TokenEndpointAuthMethod: account.AuthClientSecretJWT, Secret: strings.Repeat("s", 20)}, "secret"},
 		// Signed request objects (RFC 9101) need keys to be signed with.

@@ -331,9 +331,9 @@ func TestClientAssertionProtocol(t *testing.T) {
 		for id, uri := range map[string]string{
 			"down": downURL + "/jwks",
 			// A private address, outside the allowed 127.0.0.0/8.
-			"private": "http://10.255.255.1/jwks",
+			"private": "https://10.255.255.1/jwks",
 			// The cloud metadata address.
-			"metadata": "http://169.254.169.254/jwks",
+			"metadata": "https://169.254.169.254/jwks",
 		} {
 			srv.createClient(account.NewClient{ID: id, GrantTypes: []string{account.GrantClientCredentials},
 				TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKSURI: uri})
