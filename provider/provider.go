@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -150,10 +151,18 @@ type preparedDiscovery struct {
 
 // Routes are the paths the provider answers; everything else is the portal's.
 var Routes = []string{
-	oidc.DiscoveryEndpoint, "/keys", "/authorize", "/authorize/callback",
+	oidc.DiscoveryEndpoint, AuthorizationServerMetadataPath, AuthorizationServerMetadataPath + "/", "/keys", "/authorize", "/authorize/callback",
 	"/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session",
 	parPath,
 }
+
+// AuthorizationServerMetadataPath is where OAuth 2.0 clients that know no
+// OpenID Connect look for the server's metadata (RFC 8414 §3). They get the
+// discovery document: OpenID Connect Discovery's fields are RFC 8414's,
+// with the same issuer. For an issuer with a path, RFC 8414 puts the path
+// after this one (/.well-known/oauth-authorization-server/sso for
+// https://host/sso), which is answered too.
+const AuthorizationServerMetadataPath = "/.well-known/oauth-authorization-server"
 
 // Scopes the provider understands: the ones an admin may limit an app to.
 var supportedScopes = account.ClientScopes
@@ -367,7 +376,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
-	case oidc.DiscoveryEndpoint:
+	case oidc.DiscoveryEndpoint, AuthorizationServerMetadataPath, AuthorizationServerMetadataPath + p.issuerPath():
 		d := p.discoveryDocument()
 		servePrepared(w, r, d.body, d.etag)
 	case "/keys":
@@ -383,6 +392,16 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.wrapped.ServeHTTP(w, r)
 	}
+}
+
+// issuerPath is the path of the issuer URL, "" for one without
+// (AuthorizationServerMetadataPath).
+func (p *Provider) issuerPath() string {
+	u, err := url.Parse(p.opts.Issuer)
+	if err != nil || u.Path == "/" {
+		return ""
+	}
+	return u.Path
 }
 
 // servePrepared answers with bytes (and their ETag) built ahead of time;
