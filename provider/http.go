@@ -212,6 +212,13 @@ func formProblem(r *http.Request, path string) string {
 		// A secret and an assertion (clientassertion.go): two methods too.
 		return "client authentication must not use more than one method"
 	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
+		// Refused before the code is looked at, so that it stays unspent
+		// (tokenclient.go).
+		if v := r.Form.Get("code_verifier"); v != "" && !validCodeVerifier(v) {
+			return "code_verifier must be 43 to 128 characters from A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)"
+		}
+	}
 	if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
 		// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
 		// would answer {"active":false} or 200.

@@ -5,7 +5,10 @@ package main
 // (RFC 7009) and userinfo (RFC 6750), each against the real server.
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -54,6 +57,44 @@ func TestCoreConformance(t *testing.T) {
 		res := landed(t, p, m2m.RedirectURI)
 		if res.Error != "unauthorized_client" || res.Code != "" || res.State != "st-m2m" {
 			t.Errorf("authorize for an app without the code grant: %v, want error=unauthorized_client", res.Query)
+		}
+	})
+
+	// RFC 7636 §4.1: a code_verifier is 43 to 128 characters of
+	// [A-Z a-z 0-9 - . _ ~]. A malformed one is refused as such and
+	// spends nothing; a short one never passes, so a client cannot use
+	// PKCE with a guessable verifier.
+	t.Run("code_verifier syntax", func(t *testing.T) {
+		code, verifier := app.signIn(b, "cora")
+		for name, bad := range map[string]string{
+			"42 characters":       verifier[:42],
+			"129 characters":      strings.Repeat("a", 129),
+			"a character outside": verifier[:42] + "+",
+		} {
+			status, h, body := app.tokenPost(negCodeForm(code, app.RedirectURI, bad), true)
+			negTokenError(t, "code_verifier of "+name, status, h, body, 400, "invalid_request")
+		}
+		if status, _, body := app.tokenPost(negCodeForm(code, app.RedirectURI, verifier), true); status != 200 {
+			t.Errorf("the right verifier after malformed ones: %d %v (the refusals spent the code?)", status, body)
+		}
+
+		// A challenge of a short verifier: its code is never exchanged.
+		short := "too-short-to-be-a-verifier"
+		sum := sha256.Sum256([]byte(short))
+		p := app.authorize(b, "st-short", oauth2.SetAuthURLParam("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:])),
+			oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		res := landed(t, app.finish(b, p, "cora"), app.RedirectURI)
+		status, h, body := app.tokenPost(negCodeForm(res.Code, app.RedirectURI, short), true)
+		negTokenError(t, "a short verifier matching its challenge", status, h, body, 400, "invalid_request")
+
+		// 128 characters, every allowed one: fine.
+		long := strings.Repeat("AZaz09-._~", 12) + "abcdefgh"
+		sum = sha256.Sum256([]byte(long))
+		p = app.authorize(b, "st-long", oauth2.SetAuthURLParam("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:])),
+			oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		res = landed(t, app.finish(b, p, "cora"), app.RedirectURI)
+		if status, _, body := app.tokenPost(negCodeForm(res.Code, app.RedirectURI, long), true); status != 200 {
+			t.Errorf("a verifier of 128 allowed characters: %d %v", status, body)
 		}
 	})
 
