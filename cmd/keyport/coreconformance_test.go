@@ -5,6 +5,7 @@ package main
 // (RFC 7009) and userinfo (RFC 6750), each against the real server.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/url"
@@ -96,6 +97,19 @@ func TestCoreConformance(t *testing.T) {
 		if status, _, body := app.tokenPost(negCodeForm(res.Code, app.RedirectURI, long), true); status != 200 {
 			t.Errorf("a verifier of 128 allowed characters: %d %v", status, body)
 		}
+	})
+
+	// RFC 6749 §5.2 names the token endpoint's error codes; a code whose
+	// user can no longer sign in is an invalid grant (access_denied is
+	// the authorization endpoint's).
+	t.Run("code of a user blocked since", func(t *testing.T) {
+		srv.createUser("bea", false)
+		code, verifier := app.signIn(newBrowser(t), "bea")
+		if err := srv.Main.Accounts.Users.SetBlocked(context.Background(), "bea", true); err != nil {
+			t.Fatal(err)
+		}
+		status, h, body := app.tokenPost(negCodeForm(code, app.RedirectURI, verifier), true)
+		negTokenError(t, "the code of a blocked user", status, h, body, 400, "invalid_grant")
 	})
 
 }
