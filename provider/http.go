@@ -219,6 +219,11 @@ func formProblem(r *http.Request, path string) string {
 			return "code_verifier must be 43 to 128 characters from A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)"
 		}
 	}
+	if path == "/userinfo" && r.Header.Get("Authorization") != "" && r.Form.Has("access_token") {
+		// RFC 6750 §2: one method per request; zitadel would take the
+		// header's token and ignore the other.
+		return "the access token must be sent one way: in the Authorization header or as access_token, not both"
+	}
 	if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
 		// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
 		// would answer {"active":false} or 200.
@@ -429,6 +434,10 @@ func (p *Provider) badRequest(w http.ResponseWriter, r *http.Request, status int
 	}
 	if r.URL.Path == "/oauth/token" || r.URL.Path == "/oauth/introspect" || r.URL.Path == "/userinfo" {
 		w.Header().Set("Cache-Control", "no-store")
+	}
+	if r.URL.Path == "/userinfo" && status == http.StatusBadRequest {
+		// RFC 6750 §3, §3.1: the protected resource's error code.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.opts.Issuer+`", error="invalid_request"`)
 	}
 	writeJSONError(w, status, "invalid_request", msg)
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -112,4 +113,28 @@ func TestCoreConformance(t *testing.T) {
 		negTokenError(t, "the code of a blocked user", status, h, body, 400, "invalid_grant")
 	})
 
+	// RFC 6750 §2: one way to send the token per request; §3.1: two are
+	// invalid_request, 400.
+	t.Run("userinfo with the token sent twice", func(t *testing.T) {
+		tok := app.tokens("cora")
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		status, h, body := doJSON(t, nil, req)
+		if status != 400 || body["error"] != "invalid_request" || body["sub"] != nil {
+			t.Errorf("userinfo with the token in the header and the body: %d %v, want 400 invalid_request", status, body)
+		}
+		if wa := h.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer") || !strings.Contains(wa, `error="invalid_request"`) {
+			t.Errorf("WWW-Authenticate = %q, want Bearer with error=\"invalid_request\"", wa)
+		}
+		// Each way alone still works.
+		if status, _, body := srv.userinfo(tok.AccessToken); status != 200 || body["sub"] == nil {
+			t.Errorf("userinfo with the header alone: %d %v", status, body)
+		}
+		req, _ = http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if status, _, body := doJSON(t, nil, req); status != 200 || body["sub"] == nil {
+			t.Errorf("userinfo with the body alone: %d %v", status, body)
+		}
+	})
 }
