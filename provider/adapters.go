@@ -54,7 +54,14 @@ func (c *client) AuthMethod() oidc.AuthMethod {
 	return oidc.AuthMethodBasic
 }
 
+// ResponseTypes is code for an app with the authorization_code grant and
+// nothing for any other: zitadel then refuses its authorization requests
+// with unauthorized_client (RFC 6749 §4.1.2.1) before anyone signs in for
+// a code the token endpoint would refuse.
 func (c *client) ResponseTypes() []oidc.ResponseType {
+	if !slices.Contains(c.c.GrantTypes, account.GrantAuthorizationCode) {
+		return nil
+	}
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
 

@@ -212,6 +212,18 @@ func formProblem(r *http.Request, path string) string {
 		// A secret and an assertion (clientassertion.go): two methods too.
 		return "client authentication must not use more than one method"
 	}
+	if path == "/oauth/token" && r.Form.Get("grant_type") == string(oidc.GrantTypeCode) {
+		// Refused before the code is looked at, so that it stays unspent
+		// (tokenclient.go).
+		if v := r.Form.Get("code_verifier"); v != "" && !validCodeVerifier(v) {
+			return "code_verifier must be 43 to 128 characters from A-Z a-z 0-9 - . _ ~ (RFC 7636 §4.1)"
+		}
+	}
+	if path == "/userinfo" && r.Header.Get("Authorization") != "" && r.Form.Has("access_token") {
+		// RFC 6750 §2: one method per request; zitadel would take the
+		// header's token and ignore the other.
+		return "the access token must be sent one way: in the Authorization header or as access_token, not both"
+	}
 	if (path == "/oauth/introspect" || path == "/revoke") && r.PostForm.Get("token") == "" {
 		// token is REQUIRED (RFC 7662 §2.1, RFC 7009 §2.1); zitadel
 		// would answer {"active":false} or 200.
@@ -312,6 +324,7 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		}
 		r = withPresentedToken(r) // accesstokens.go
 	case "/revoke":
+		lookPastAccessTokenHint(r)
 		r = withPresentedToken(r)
 	case "/authorize/callback":
 		return r.WithContext(withFormPostNote(r.Context())), p.answerCallback(w, r)
@@ -399,6 +412,21 @@ func secretInBodyAsBasic(r *http.Request) {
 	}
 }
 
+// lookPastAccessTokenHint drops token_type_hint=access_token from the
+// revocation of a refresh token. zitadel looks for refresh tokens only
+// under any other hint: it would search the access tokens alone, find
+// nothing and answer 200, and the refresh token would live on. RFC 7009
+// §2.1 has the server search past a wrong hint. Nothing else Keyport
+// issues has a refresh token's length (refreshShaped).
+func lookPastAccessTokenHint(r *http.Request) {
+	if r.Form.Get("token_type_hint") != "access_token" || !refreshShaped(r.Form.Get("token")) {
+		return
+	}
+	for _, form := range []url.Values{r.PostForm, r.Form} {
+		form.Del("token_type_hint")
+	}
+}
+
 func (p *Provider) badRequest(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	if browserFacing(r.URL.Path) {
 		p.showError(w, r, invalidRequest(status, msg))
@@ -406,6 +434,10 @@ func (p *Provider) badRequest(w http.ResponseWriter, r *http.Request, status int
 	}
 	if r.URL.Path == "/oauth/token" || r.URL.Path == "/oauth/introspect" || r.URL.Path == "/userinfo" {
 		w.Header().Set("Cache-Control", "no-store")
+	}
+	if r.URL.Path == "/userinfo" && status == http.StatusBadRequest {
+		// RFC 6750 §3, §3.1: the protected resource's error code.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+p.opts.Issuer+`", error="invalid_request"`)
 	}
 	writeJSONError(w, status, "invalid_request", msg)
 }

@@ -248,6 +248,17 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	}
 	// The code is spent even when it is refused here, as for a wrong
 	// code_verifier.
+	//
+	// A user blocked or deleted since the sign-in: an invalid grant (RFC
+	// 6749 §5.2), refused before any token is stored. The ID token's
+	// claims would refuse it only after, as access_denied, which is no
+	// answer of the token endpoint. The read is the memo's, which the ID
+	// token's claims read again.
+	if u, err := s.getUser(ctx, a.UserID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, s.internal(ctx, "load the user of a code", err)
+	} else if err != nil || account.CheckActive(u) != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the user can no longer sign in")
+	}
 	var c storage.Client // read only for a sign-in with resources, from the memo
 	if len(a.Resources) > 0 {
 		c, err = s.getClient(ctx, a.ClientID)

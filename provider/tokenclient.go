@@ -132,3 +132,23 @@ func codeClientFrom(ctx context.Context) (codeClient, bool) {
 	c, ok := ctx.Value(codeClientKey{}).(codeClient)
 	return c, ok
 }
+
+// validCodeVerifier tells whether v has the syntax of a PKCE code_verifier
+// (RFC 7636 §4.1): 43 to 128 characters from the URI's unreserved ones.
+// zitadel compares any string with the challenge, so a client that made
+// its verifier short, and its challenge with it, would be let through
+// with a verifier that can be guessed from the challenge seen in the
+// authorization request (§7.1).
+func validCodeVerifier(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,140 @@
+package main
+
+// Conformance of the core endpoints found wanting in a review: the token
+// endpoint's code grant (RFC 6749 §4.1, §5.2; RFC 7636), revocation
+// (RFC 7009) and userinfo (RFC 6750), each against the real server.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+)
+
+func TestCoreConformance(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createUser("cora", false)
+	app := srv.createClient(account.NewClient{ID: "app", SkipConsent: true})
+	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
+	other := srv.createClient(account.NewClient{ID: "other", SkipConsent: true})
+	b := newBrowser(t)
+
+	// RFC 7009 §2.1: token_type_hint is a hint; a server that does not
+	// find the token under it must search its other types. A refresh
+	// token sent as an "access_token" must die, not get a 200 and live on.
+	t.Run("revocation looks past a wrong token_type_hint", func(t *testing.T) {
+		tok := app.tokens("cora")
+		// Another client cannot revoke it under that hint either.
+		if status, _, body := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"access_token"}}, other.ID, other.Secret); status == 200 {
+			t.Errorf("another client revoked the refresh token with hint access_token: %d %v", status, body)
+		}
+		if status, _, body := srv.postForm("/revoke", url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"access_token"}}, app.ID, app.Secret); status != 200 {
+			t.Fatalf("revoke the refresh token with hint access_token: %d %v", status, body)
+		}
+		status, h, body := app.tokenPost(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, true)
+		negTokenError(t, "refresh with a token revoked under a wrong hint", status, h, body, 400, "invalid_grant")
+		if status, _, _ := srv.userinfo(tok.AccessToken); status != 401 {
+			t.Errorf("the access token of the revoked refresh token at userinfo: %d, want 401", status)
+		}
+	})
+
+	// RFC 6749 §4.1.2.1: an app without the authorization_code grant is
+	// refused at /authorize (unauthorized_client), before anyone signs in
+	// for a code it can never redeem.
+	t.Run("authorize refuses an app without the code grant", func(t *testing.T) {
+		m2m := srv.createClient(account.NewClient{ID: "m2m", GrantTypes: []string{account.GrantClientCredentials}})
+		_, challenge := pkce()
+		p := m2m.authorize(b, "st-m2m", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		if isLoginPage(p) {
+			t.Fatalf("an app without the authorization_code grant got the sign-in page")
+		}
+		res := landed(t, p, m2m.RedirectURI)
+		if res.Error != "unauthorized_client" || res.Code != "" || res.State != "st-m2m" {
+			t.Errorf("authorize for an app without the code grant: %v, want error=unauthorized_client", res.Query)
+		}
+	})
+
+	// RFC 7636 §4.1: a code_verifier is 43 to 128 characters of
+	// [A-Z a-z 0-9 - . _ ~]. A malformed one is refused as such and
+	// spends nothing; a short one never passes, so a client cannot use
+	// PKCE with a guessable verifier.
+	t.Run("code_verifier syntax", func(t *testing.T) {
+		code, verifier := app.signIn(b, "cora")
+		for name, bad := range map[string]string{
+			"42 characters":       verifier[:42],
+			"129 characters":      strings.Repeat("a", 129),
+			"a character outside": verifier[:42] + "+",
+		} {
+			status, h, body := app.tokenPost(negCodeForm(code, app.RedirectURI, bad), true)
+			negTokenError(t, "code_verifier of "+name, status, h, body, 400, "invalid_request")
+		}
+		if status, _, body := app.tokenPost(negCodeForm(code, app.RedirectURI, verifier), true); status != 200 {
+			t.Errorf("the right verifier after malformed ones: %d %v (the refusals spent the code?)", status, body)
+		}
+
+		// A challenge of a short verifier: its code is never exchanged.
+		short := "too-short-to-be-a-verifier"
+		sum := sha256.Sum256([]byte(short))
+		p := app.authorize(b, "st-short", oauth2.SetAuthURLParam("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:])),
+			oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		res := landed(t, app.finish(b, p, "cora"), app.RedirectURI)
+		status, h, body := app.tokenPost(negCodeForm(res.Code, app.RedirectURI, short), true)
+		negTokenError(t, "a short verifier matching its challenge", status, h, body, 400, "invalid_request")
+
+		// 128 characters, every allowed one: fine.
+		long := strings.Repeat("AZaz09-._~", 12) + "abcdefgh"
+		sum = sha256.Sum256([]byte(long))
+		p = app.authorize(b, "st-long", oauth2.SetAuthURLParam("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:])),
+			oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+		res = landed(t, app.finish(b, p, "cora"), app.RedirectURI)
+		if status, _, body := app.tokenPost(negCodeForm(res.Code, app.RedirectURI, long), true); status != 200 {
+			t.Errorf("a verifier of 128 allowed characters: %d %v", status, body)
+		}
+	})
+
+	// RFC 6749 §5.2 names the token endpoint's error codes; a code whose
+	// user can no longer sign in is an invalid grant (access_denied is
+	// the authorization endpoint's).
+	t.Run("code of a user blocked since", func(t *testing.T) {
+		srv.createUser("bea", false)
+		code, verifier := app.signIn(newBrowser(t), "bea")
+		if err := srv.Main.Accounts.Users.SetBlocked(context.Background(), "bea", true); err != nil {
+			t.Fatal(err)
+		}
+		status, h, body := app.tokenPost(negCodeForm(code, app.RedirectURI, verifier), true)
+		negTokenError(t, "the code of a blocked user", status, h, body, 400, "invalid_grant")
+	})
+
+	// RFC 6750 §2: one way to send the token per request; §3.1: two are
+	// invalid_request, 400.
+	t.Run("userinfo with the token sent twice", func(t *testing.T) {
+		tok := app.tokens("cora")
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		status, h, body := doJSON(t, nil, req)
+		if status != 400 || body["error"] != "invalid_request" || body["sub"] != nil {
+			t.Errorf("userinfo with the token in the header and the body: %d %v, want 400 invalid_request", status, body)
+		}
+		if wa := h.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer") || !strings.Contains(wa, `error="invalid_request"`) {
+			t.Errorf("WWW-Authenticate = %q, want Bearer with error=\"invalid_request\"", wa)
+		}
+		// Each way alone still works.
+		if status, _, body := srv.userinfo(tok.AccessToken); status != 200 || body["sub"] == nil {
+			t.Errorf("userinfo with the header alone: %d %v", status, body)
+		}
+		req, _ = http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if status, _, body := doJSON(t, nil, req); status != 200 || body["sub"] == nil {
+			t.Errorf("userinfo with the body alone: %d %v", status, body)
+		}
+	})
+}
