@@ -51,6 +51,21 @@ func browserFacing(path string) bool {
 }
 
 // postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
+// queryHasCredential tells whether a query string carries a client secret
+// or assertion, under any spelling of the names zitadel would take.
+func queryHasCredential(rawQuery string) bool {
+	if rawQuery == "" {
+		return false
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	for k := range q {
+		if f := foldName(k); f == "client_secret" || f == "client_assertion" {
+			return true
+		}
+	}
+	return false
+}
+
 func postOnly(path string) bool {
 	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == parPath ||
 		path == DeviceAuthorizationPath // RFC 8628 §3.1
@@ -202,6 +217,11 @@ func formProblem(r *http.Request, path string) string {
 		if f != k && slices.Contains(caseSensitiveParams, f) {
 			return "parameter names are case-sensitive: " + strconv.Quote(truncate(k, 64)) + " is not " + strconv.Quote(f)
 		}
+	}
+	if postOnly(path) && queryHasCredential(r.URL.RawQuery) {
+		// RFC 6749 §2.3.1: client credentials MUST NOT be in the request
+		// URI, which access logs, proxies and browser histories keep.
+		return "client credentials must be sent in the request body or the Authorization header, not in the URL"
 	}
 	if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
 		// RFC 6749 §2.3: one authentication method per request. zitadel

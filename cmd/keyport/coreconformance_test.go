@@ -137,4 +137,26 @@ func TestCoreConformance(t *testing.T) {
 			t.Errorf("userinfo with the body alone: %d %v", status, body)
 		}
 	})
+
+	// RFC 6749 §2.3.1: client credentials MUST NOT be in the request URI,
+	// which access logs, proxies and histories keep. Refused at every
+	// endpoint that authenticates clients, under any spelling of the name.
+	t.Run("client secret in the URL", func(t *testing.T) {
+		m2m := srv.createClient(account.NewClient{ID: "m2m-url", GrantTypes: []string{account.GrantClientCredentials}})
+		for _, path := range []string{"/oauth/token", "/oauth/introspect", "/revoke", "/oauth/par"} {
+			for _, name := range []string{"client_secret", "Client_Secret", "client_assertion"} {
+				q := url.Values{"client_id": {m2m.ID}, name: {m2m.Secret}}
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+path+"?"+q.Encode(),
+					strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "token": {"x"}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if status, _, body := doJSON(t, nil, req); status != 400 || body["error"] != "invalid_request" || body["access_token"] != nil {
+					t.Errorf("%s with %s in the URL: %d %v, want 400 invalid_request", path, name, status, body)
+				}
+			}
+		}
+		// In the body it works.
+		if status, _, body := srv.postForm("/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {m2m.ID}, "client_secret": {m2m.Secret}}, "", ""); status != 200 || body["access_token"] == nil {
+			t.Errorf("client_credentials with the secret in the body: %d %v", status, body)
+		}
+	})
 }
