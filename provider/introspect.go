@@ -37,6 +37,7 @@ func (p *Provider) introspectRefreshToken(w http.ResponseWriter, r *http.Request
 		c, cerr := p.storage.getClient(r.Context(), rt.ClientID)
 		if u, err := p.storage.activeUser(r.Context(), rt.UserID); err == nil && cerr == nil && account.MayUseClient(u, c) == nil {
 			resp.Active = true
+			resp.Issuer = p.opts.Issuer
 			resp.Scope = allowedScopes(c, rt.Scopes)
 			resp.ClientID = rt.ClientID
 			resp.Subject = p.opts.Subjects.Subject(c, rt.UserID)

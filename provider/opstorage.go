@@ -962,6 +962,7 @@ func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.In
 	}
 	// Metadata only: any authenticated client may introspect, so profile
 	// claims stay behind userinfo, where the token's own scopes apply.
+	resp.Issuer = s.issuer // RFC 7662 §2.2: for a resource server that trusts several
 	resp.Subject = t.Subject
 	resp.ClientID = t.ClientID
 	resp.Scope = t.Scopes

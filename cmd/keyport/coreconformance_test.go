@@ -159,4 +159,16 @@ func TestCoreConformance(t *testing.T) {
 			t.Errorf("client_credentials with the secret in the body: %d %v", status, body)
 		}
 	})
+
+	// RFC 7662 §2.2: an active token's answer names its issuer (iss), which
+	// a resource server trusting several servers needs; refresh tokens too.
+	t.Run("introspection names the issuer", func(t *testing.T) {
+		tok := app.tokens("cora")
+		for what, token := range map[string]string{"access token": tok.AccessToken, "refresh token": tok.RefreshToken} {
+			status, _, body := srv.postForm("/oauth/introspect", url.Values{"token": {token}}, app.ID, app.Secret)
+			if status != 200 || body["active"] != true || body["iss"] != srv.URL {
+				t.Errorf("introspection of the %s: %d %v, want active with iss %s", what, status, body, srv.URL)
+			}
+		}
+	})
 }
