@@ -21,12 +21,7 @@ func TestAppPasswordTokenWithoutCredentialEnds(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
 	now := time.Now()
-	if err := db.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateClient(ctx, storage.Client{ID: "app", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	seedAliceAndApp(t, db, now)
 	if err := db.CreateCredential(ctx, storage.Credential{ID: "apw", UserID: "u1", Kind: storage.KindAppPassword, Hash: "h-apw", ClientID: "app", CreatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,4 +64,16 @@ func openTestDB(t *testing.T) *bolt.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// seedAliceAndApp stores user u1 (alice) and app "app", created at now.
+func seedAliceAndApp(t *testing.T, db *bolt.DB, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if err := db.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateClient(ctx, storage.Client{ID: "app", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -31,12 +31,7 @@ func TestLiveAccessTokenByTheProvidersClock(t *testing.T) {
 	db := openTestDB(t) // the wall clock
 	ctx := context.Background()
 	now := time.Now()
-	if err := db.CreateUser(ctx, storage.User{ID: "u1", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateClient(ctx, storage.Client{ID: "app", RedirectURIs: []string{"https://app.example/cb"}, CreatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	seedAliceAndApp(t, db, now)
 	tok := storage.AccessToken{ID: "a1", ClientID: "app", UserID: "u1", Subject: "u1", Audience: []string{"app"}, Scopes: []string{"openid"},
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 	if err := db.CreateTokens(ctx, tok, nil); err != nil {
