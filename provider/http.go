@@ -269,6 +269,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		} else {
 			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
+		if _, refused := authorizeProblemFrom(r.Context()); refused {
+			readableByZitadel(r.Form) // authorize.go
+		}
 		r = p.dpopAuthorizeParam(r) // RFC 9449 §10 (dpophttp.go)
 
 		// The request object's, when there is one (resources.go).
