@@ -523,13 +523,22 @@ func (p *Provider) withIssuer(location string) string {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	if frag, err := url.ParseQuery(u.Fragment); err == nil && (frag.Has("code") || frag.Has("error")) {
+	if frag, err := url.ParseQuery(u.EscapedFragment()); err == nil && (frag.Has("code") || frag.Has("error")) {
 		frag.Set("iss", p.opts.Issuer)
-		u.RawFragment = frag.Encode()
-		u.Fragment, _ = url.PathUnescape(u.RawFragment)
+		setFragment(u, frag)
 		return u.String()
 	}
 	return location
+}
+
+// setFragment makes params u's fragment, form-encoded as zitadel writes
+// a fragment response. The fragment must be read back the same way, from
+// u.EscapedFragment(): u.Fragment is decoded once already, so a state
+// holding + & = or % would come out changed (a space, a parameter of its
+// own) or not at all.
+func setFragment(u *url.URL, params url.Values) {
+	u.RawFragment = params.Encode()
+	u.Fragment, _ = url.PathUnescape(u.RawFragment)
 }
 
 // unsupportedResponseType corrects zitadel's refusal of a response type
@@ -556,8 +565,8 @@ func unsupportedResponseType(r *http.Request, location string) string {
 	// The error is in the fragment for types that would have used it.
 	if q := u.Query(); fix(q) {
 		u.RawQuery = q.Encode()
-	} else if f, err := url.ParseQuery(u.Fragment); err == nil && fix(f) {
-		u.Fragment = f.Encode()
+	} else if f, err := url.ParseQuery(u.EscapedFragment()); err == nil && fix(f) {
+		setFragment(u, f)
 	}
 	return u.String()
 }
