@@ -488,7 +488,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		}
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
-		location := p.withIssuer(unsupportedResponseType(r, h.Get("Location")))
+		location := p.withIssuer(implicitErrorInFragment(r, unsupportedResponseType(r, h.Get("Location"))))
 		if target := formPostTarget(r); target != "" {
 			if body, ok := formPostBody(target, location); ok {
 				copyHeader(w.Header(), h)
@@ -568,6 +568,39 @@ func unsupportedResponseType(r *http.Request, location string) string {
 	} else if f, err := url.ParseQuery(u.EscapedFragment()); err == nil && fix(f) {
 		setFragment(u, f)
 	}
+	return u.String()
+}
+
+// implicitErrorInFragment moves an error zitadel sent in the query to the
+// fragment for a response type whose answers go there unless
+// response_mode says otherwise: any with token or id_token (RFC 6749
+// §4.2.2.1; OAuth 2.0 Multiple Response Type Encoding Practices §2.1,
+// §3, §5). zitadel does so for id_token and "id_token token" alone, and
+// an implicit app, reading only the fragment, never saw the refusal.
+func implicitErrorInFragment(r *http.Request, location string) string {
+	if r.URL.Path != "/authorize" || r.Form.Get("response_mode") != "" {
+		return location
+	}
+	if !slices.ContainsFunc(strings.Fields(r.Form.Get("response_type")), func(t string) bool { return t == "token" || t == "id_token" }) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil || u.Fragment != "" {
+		return location
+	}
+	q := u.Query()
+	if !q.Has("error") {
+		return location
+	}
+	f := url.Values{}
+	for _, k := range []string{"error", "error_description", "error_uri", "state"} {
+		if v, ok := q[k]; ok {
+			f[k] = v
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	setFragment(u, f)
 	return u.String()
 }
 
