@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -361,10 +362,18 @@ func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, userI
 	switch {
 	case slices.Contains(a.Prompt, "login"), slices.Contains(a.Prompt, "select_account"):
 		return false
-	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > time.Duration(*a.MaxAge)*time.Second:
+	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > maxAgeDuration(*a.MaxAge):
 		return false
 	}
 	return (a.HintUserID == "" || a.HintUserID == userID) && (a.Subject == "" || a.Subject == userID)
+}
+
+// maxAgeDuration is a max_age of secs seconds as a time.Duration. One
+// beyond what a Duration holds (some 292 years) is as good as no limit:
+// multiplied as it is, it would wrap, often below zero, and ask everyone
+// to sign in again.
+func maxAgeDuration(secs uint) time.Duration {
+	return time.Duration(min(secs, uint(math.MaxInt64/int64(time.Second)))) * time.Second
 }
 
 func (f *Flow) needsConsent(ctx context.Context, a storage.AuthRequest, c storage.Client, userID string) bool {

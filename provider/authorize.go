@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -107,12 +108,38 @@ func checkAuthorizeParams(form url.Values) (authorizeProblem, bool) {
 				"%s must be one of %s", p.name, strings.Join(p.values[1:], ", "))}, true
 		}
 	}
+	if !maxAgeParses(form.Get("max_age")) {
+		return authorizeProblem{param: "max_age", err: oidc.ErrInvalidRequest().WithDescription(
+			"max_age must be a whole number of seconds")}, true
+	}
 	if scope := form.Get("scope"); scope != "" {
 		if err := checkScopeTokens(strings.Fields(scope)); err != nil {
 			return authorizeProblem{param: "scope", err: err}, true
 		}
 	}
 	return authorizeProblem{}, false
+}
+
+// maxAgeParses tells whether zitadel's decoder reads max_age v, as an
+// unsigned integer ("" is none). One it cannot read fails the whole
+// request before zitadel knows the redirect URI, so the problem would be
+// the person's error page instead of the app's answer.
+func maxAgeParses(v string) bool {
+	if v == "" {
+		return true
+	}
+	_, err := strconv.ParseUint(v, 10, 64)
+	return err == nil
+}
+
+// readableByZitadel drops a max_age zitadel cannot decode from an
+// /authorize request already refused for it (checkAuthorizeParams), so
+// zitadel parses the rest, checks the client and redirect URI, and
+// CreateAuthRequest sends the refusal there (RFC 6749 §4.1.2.1).
+func readableByZitadel(form url.Values) {
+	if !maxAgeParses(form.Get("max_age")) {
+		form.Del("max_age")
+	}
 }
 
 // redirectURIProblem says what is wrong with a redirect_uri zitadel has

@@ -70,6 +70,17 @@ func TestCheckAuthorizeParams(t *testing.T) {
 			}
 		}
 	}
+	// max_age as zitadel's decoder reads it, an unsigned integer: anything
+	// else is refused here, so the app hears of it.
+	for maxAge, good := range map[string]bool{"0": true, "3600": true, "18446744073709551615": true,
+		"abc": false, "-1": false, "1.5": false, "+5": false, " 5": false, "18446744073709551616": false} {
+		v := cloneValues(ok)
+		v.Set("max_age", maxAge)
+		p, bad := checkAuthorizeParams(v)
+		if bad == good || bad && (p.param != "max_age" || p.err.ErrorType != oidc.InvalidRequest) {
+			t.Errorf("max_age %q: refused %v %+v", maxAge, bad, p)
+		}
+	}
 	for _, scope := range []string{
 		strings.TrimSpace(strings.Repeat("openid ", 33)),
 		"openid " + strings.Repeat("s", 129),

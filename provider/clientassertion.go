@@ -287,6 +287,9 @@ func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignatu
 	default:
 		return "the app is not registered for private_key_jwt or client_secret_jwt (token_endpoint_auth_method)", nil
 	}
+	if why := requestObjectAsAssertion(jws); why != "" {
+		return why, nil
+	}
 	if why := s.verifyAssertionSignature(ctx, jws, c, alg); why != "" {
 		return why, nil
 	}
@@ -320,6 +323,30 @@ func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignatu
 		return "its jti was used already", nil
 	}
 	return "", nil
+}
+
+// requestObjectAsAssertion says why a JWT is a request object rather than
+// a client assertion, or "". Apps sign both with the same keys, and a
+// request object sent by value crosses the browser in /authorize's URL:
+// one that also carries sub, a jti and an exp, as some libraries add,
+// would pass every check below and authenticate its app to whoever saw
+// it. A client assertion is told from one by its type when the app says
+// it and by the authorization request it holds when not (RFC 9101 §10.8,
+// RFC 8725 §3.11 and §3.12): every request object Keyport accepts names a
+// response_type and a redirect_uri, and no client assertion does.
+func requestObjectAsAssertion(jws *jose.JSONWebSignature) string {
+	typ, _ := jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType].(string)
+	if strings.TrimPrefix(strings.ToLower(typ), "application/") == "oauth-authz-req+jwt" {
+		return "it is typed as a request object (oauth-authz-req+jwt)"
+	}
+	var claims map[string]json.RawMessage
+	_ = json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims) // read already as jwt.Claims
+	for _, k := range []string{"response_type", "redirect_uri"} {
+		if _, ok := claims[k]; ok {
+			return "it holds " + k + ": a request object is no client assertion"
+		}
+	}
+	return ""
 }
 
 // verifyAssertionSignature checks the signature of an assertion of

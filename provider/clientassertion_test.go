@@ -296,6 +296,22 @@ func TestClientAssertionRefusals(t *testing.T) {
 		{"oversized", signAs(t, f.pk, big), "longer than"},
 		{"not a JWT", "not.a.jwt", "not a JWT"},
 		{"unsigned", "eyJhbGciOiJub25lIn0.eyJpc3MiOiJwayJ9.", "not a JWT"},
+		// Request objects (RFC 9101) cross the browser: one with sub, jti
+		// and exp is still no client assertion.
+		{"a request object's claims", signAs(t, f.pk, with(func(c map[string]any) { c["response_type"], c["redirect_uri"] = "code", "https://app.example.com/cb" })), "a request object is no client assertion"},
+		{"typed as a request object", func() string {
+			signer, err := jose.NewSigner(jose.SigningKey{Algorithm: f.pk.alg, Key: jose.JSONWebKey{Key: f.pk.key, KeyID: f.pk.kid}}, (&jose.SignerOptions{}).WithType("oauth-authz-req+jwt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, _ := json.Marshal(f.claims("pk"))
+			jws, err := signer.Sign(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := jws.CompactSerialize()
+			return out
+		}(), "typed as a request object"},
 	} {
 		wantInvalidClient(t, tc.name, f.machineToken(tc.assertion), tc.why)
 	}

@@ -301,6 +301,9 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 		} else {
 			r = r.WithContext(withClaimsRequest(r.Context(), cr))
 		}
+		if _, refused := authorizeProblemFrom(r.Context()); refused {
+			readableByZitadel(r.Form) // authorize.go
+		}
 		r = p.dpopAuthorizeParam(r) // RFC 9449 §10 (dpophttp.go)
 
 		// The request object's, when there is one (resources.go).
@@ -537,7 +540,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, path string, r
 		}
 
 	case status == http.StatusFound && (path == "/authorize" || path == "/authorize/callback"):
-		location := p.withIssuer(unsupportedResponseType(r, h.Get("Location")))
+		location := p.withIssuer(implicitErrorInFragment(r, unsupportedResponseType(r, h.Get("Location"))))
 		if target := formPostTarget(r); target != "" {
 			if body, ok := formPostBody(target, location); ok {
 				copyHeader(w.Header(), h)
@@ -572,13 +575,22 @@ func (p *Provider) withIssuer(location string) string {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	if frag, err := url.ParseQuery(u.Fragment); err == nil && (frag.Has("code") || frag.Has("error")) {
+	if frag, err := url.ParseQuery(u.EscapedFragment()); err == nil && (frag.Has("code") || frag.Has("error")) {
 		frag.Set("iss", p.opts.Issuer)
-		u.RawFragment = frag.Encode()
-		u.Fragment, _ = url.PathUnescape(u.RawFragment)
+		setFragment(u, frag)
 		return u.String()
 	}
 	return location
+}
+
+// setFragment makes params u's fragment, form-encoded as zitadel writes
+// a fragment response. The fragment must be read back the same way, from
+// u.EscapedFragment(): u.Fragment is decoded once already, so a state
+// holding + & = or % would come out changed (a space, a parameter of its
+// own) or not at all.
+func setFragment(u *url.URL, params url.Values) {
+	u.RawFragment = params.Encode()
+	u.Fragment, _ = url.PathUnescape(u.RawFragment)
 }
 
 // unsupportedResponseType corrects zitadel's refusal of a response type
@@ -605,9 +617,42 @@ func unsupportedResponseType(r *http.Request, location string) string {
 	// The error is in the fragment for types that would have used it.
 	if q := u.Query(); fix(q) {
 		u.RawQuery = q.Encode()
-	} else if f, err := url.ParseQuery(u.Fragment); err == nil && fix(f) {
-		u.Fragment = f.Encode()
+	} else if f, err := url.ParseQuery(u.EscapedFragment()); err == nil && fix(f) {
+		setFragment(u, f)
 	}
+	return u.String()
+}
+
+// implicitErrorInFragment moves an error zitadel sent in the query to the
+// fragment for a response type whose answers go there unless
+// response_mode says otherwise: any with token or id_token (RFC 6749
+// §4.2.2.1; OAuth 2.0 Multiple Response Type Encoding Practices §2.1,
+// §3, §5). zitadel does so for id_token and "id_token token" alone, and
+// an implicit app, reading only the fragment, never saw the refusal.
+func implicitErrorInFragment(r *http.Request, location string) string {
+	if r.URL.Path != "/authorize" || r.Form.Get("response_mode") != "" {
+		return location
+	}
+	if !slices.ContainsFunc(strings.Fields(r.Form.Get("response_type")), func(t string) bool { return t == "token" || t == "id_token" }) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil || u.Fragment != "" {
+		return location
+	}
+	q := u.Query()
+	if !q.Has("error") {
+		return location
+	}
+	f := url.Values{}
+	for _, k := range []string{"error", "error_description", "error_uri", "state"} {
+		if v, ok := q[k]; ok {
+			f[k] = v
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	setFragment(u, f)
 	return u.String()
 }
 

@@ -81,9 +81,13 @@ func TestWithIssuer(t *testing.T) {
 		"https://app.example.com/cb?code=abc&state=s":     "https://app.example.com/cb?code=abc&iss=https%3A%2F%2Fid.example.com&state=s",
 		"https://app.example.com/cb?error=login_required": "https://app.example.com/cb?error=login_required&iss=https%3A%2F%2Fid.example.com",
 		"https://app.example.com/cb#code=abc&state=s":     "https://app.example.com/cb#code=abc&iss=https%3A%2F%2Fid.example.com&state=s",
-		"https://id.example.com/login?authRequestID=x":    "https://id.example.com/login?authRequestID=x",
-		"/login?authRequestID=x":                          "/login?authRequestID=x",
-		"https://app.example.com/other":                   "https://app.example.com/other",
+		// The fragment is read as sent: an encoded + & = or % in the
+		// state stays encoded, and the response still gets iss.
+		"https://app.example.com/cb#code=abc&state=a%2Bb%26c%3Dd": "https://app.example.com/cb#code=abc&iss=https%3A%2F%2Fid.example.com&state=a%2Bb%26c%3Dd",
+		"https://app.example.com/cb#error=x&state=100%25":         "https://app.example.com/cb#error=x&iss=https%3A%2F%2Fid.example.com&state=100%25",
+		"https://id.example.com/login?authRequestID=x":            "https://id.example.com/login?authRequestID=x",
+		"/login?authRequestID=x":                                  "/login?authRequestID=x",
+		"https://app.example.com/other":                           "https://app.example.com/other",
 	}
 	for in, want := range cases {
 		if got := p.withIssuer(in); got != want {

@@ -239,6 +239,18 @@ func TestAuthRequestParameters(t *testing.T) {
 		if at <= was {
 			t.Fatalf("max_age=0: auth_time %v, not after the first sign-in's %v", at, was)
 		}
+		// A max_age beyond what a time.Duration holds (300 years) is no
+		// limit, not a wrapped one: the session answers, even to
+		// prompt=none.
+		p, v = flow(t, b, app, "centuries", map[string]string{"max_age": "10000000000", "prompt": "none"})
+		idToken(t, app, p, "centuries", v)
+		// A max_age that is no number of seconds is the app's mistake,
+		// told to the app at its redirect URI (RFC 6749 §4.1.2.1), not
+		// an error page for the person.
+		for _, bad := range []string{"abc", "-1", "1.5", "99999999999999999999"} {
+			p, _ = flow(t, b, app, "bad-max-age", map[string]string{"max_age": bad})
+			appError(t, p, app, "bad-max-age", "invalid_request")
+		}
 	})
 
 	t.Run("claims parameter", func(t *testing.T) {

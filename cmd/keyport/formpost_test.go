@@ -88,4 +88,38 @@ func TestFormPostResponseMode(t *testing.T) {
 	if action != "http://127.0.0.1:9/cb?tenant=7" || f.Get("code") == "" || f.Get("state") != "st-4" || f.Has("tenant") {
 		t.Errorf("form_post to a redirect URI with a query: action %q fields %v", action, f)
 	}
+
+	// response_mode=fragment: the parameters come back in the fragment as
+	// they went out, a state full of the characters a form encoding
+	// treats specially included, and with iss (RFC 9207). The state of an
+	// app that keeps its return URL in it (oauth2-proxy) holds & and =.
+	fragment := oauth2.SetAuthURLParam("response_mode", "fragment")
+	fromFragment := func(t *testing.T, p page) url.Values {
+		t.Helper()
+		u, err := url.Parse(p.Location)
+		if p.Status != 302 || err != nil || !strings.HasPrefix(p.Location, app.RedirectURI+"#") {
+			t.Fatalf("fragment response: %d %s", p.Status, p.Location)
+		}
+		// As the app's script reads location.hash.
+		got, err := url.ParseQuery(u.EscapedFragment())
+		if err != nil {
+			t.Fatalf("fragment %q: %v", u.EscapedFragment(), err)
+		}
+		return got
+	}
+	for _, state := range []string{"a+b c", "n0nce:https://app.example/p?a=1&b=2", "100%"} {
+		b = newBrowser(t)
+		verifier, challenge = pkce()
+		p = app.finish(b, app.authorize(b, state, fragment, oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")), "fay")
+		got := fromFragment(t, p)
+		if got.Get("state") != state || got.Get("iss") != srv.URL || got.Get("code") == "" || len(got) != 3 {
+			t.Errorf("fragment success for state %q: %v", state, got)
+		} else if _, err := app.exchange(got.Get("code"), verifier); err != nil {
+			t.Errorf("exchange of a fragment code: %v", err)
+		}
+		got = fromFragment(t, newBrowser(t).get(app.oauth.AuthCodeURL(state, fragment, oauth2.SetAuthURLParam("prompt", "none"))))
+		if got.Get("state") != state || got.Get("iss") != srv.URL || got.Get("error") != "login_required" {
+			t.Errorf("fragment error for state %q: %v", state, got)
+		}
+	}
 }

@@ -300,23 +300,35 @@ func TestAuthorizeRejectsUnknownClientAndRedirectURI(t *testing.T) {
 		q.Del("code_challenge_method")
 		refused(t, q, "invalid_request")
 	})
-	for _, rt := range []string{"token", "id_token", "code id_token", "code token", "none"} {
-		t.Run("response_type="+rt, func(t *testing.T) {
-			q := negAuthParams("app", reg, "rt")
-			q.Set("response_type", rt)
-			r := bareGet(t, negAuthorizeURL(srv, q))
-			u, err := url.Parse(r.Header.Get("Location"))
-			if r.Status != http.StatusFound || err != nil || !strings.HasPrefix(u.String(), reg) {
-				t.Fatalf("expected an error redirect to the app, got %s", r)
-			}
-			got := u.Query()
-			if rt == "id_token" { // implicit: the fragment (OAuth 2.0 Multiple Response Types §5)
-				got, _ = url.ParseQuery(u.Fragment)
-			}
-			if got.Get("error") != "unsupported_response_type" || got.Get("state") != "rt" || got.Get("iss") != srv.URL || got.Has("code") {
-				t.Errorf("refusal: %s", u)
-			}
-		})
+	// A response type with token or id_token answers in the fragment
+	// unless response_mode says otherwise, its errors too (RFC 6749
+	// §4.2.2.1, OAuth 2.0 Multiple Response Type Encoding Practices §2.1,
+	// §3, §5): an implicit app reads nothing else. none and types Keyport
+	// does not know answer in the query (RFC 6749 §4.1.2.1).
+	for rt, inFragment := range map[string]bool{"token": true, "id_token": true, "code id_token": true, "code token": true,
+		"id_token token": true, "code id_token token": true, "none": false, "foo": false} {
+		for _, mode := range []string{"", "query"} {
+			t.Run("response_type="+rt+" response_mode="+mode, func(t *testing.T) {
+				q := negAuthParams("app", reg, "rt")
+				q.Set("response_type", rt)
+				if mode != "" {
+					q.Set("response_mode", mode)
+				}
+				r := bareGet(t, negAuthorizeURL(srv, q))
+				u, err := url.Parse(r.Header.Get("Location"))
+				if r.Status != http.StatusFound || err != nil || !strings.HasPrefix(u.String(), reg) {
+					t.Fatalf("expected an error redirect to the app, got %s", r)
+				}
+				got, other := u.Query(), u.EscapedFragment()
+				if inFragment && mode == "" {
+					got, _ = url.ParseQuery(u.EscapedFragment())
+					other = u.RawQuery
+				}
+				if got.Get("error") != "unsupported_response_type" || got.Get("state") != "rt" || got.Get("iss") != srv.URL || got.Has("code") || other != "" {
+					t.Errorf("refusal: %s", u)
+				}
+			})
+		}
 	}
 }
 
@@ -685,7 +697,17 @@ func TestGarbageParametersNeverCause5xx(t *testing.T) {
 				// A portal POST with only query garbage has no CSRF token: 403.
 				want = true
 			}
-			cases = append(cases, gcase{name: e.method + " " + e.path + " ?" + q.name, method: e.method, target: e.path + "?" + q.q, want4xx: want})
+			c := gcase{name: e.method + " " + e.path + " ?" + q.name, method: e.method, target: e.path + "?" + q.q, want4xx: want}
+			if e.path == "/authorize" && strings.HasPrefix(q.name, "max_age-") {
+				// The app and its redirect URI are good: it hears of its
+				// bad max_age (RFC 6749 §4.1.2.1), and gets no code.
+				c.want4xx, c.check = false, func(t *testing.T, r page) {
+					if loc := r.Header.Get("Location"); r.Status != http.StatusFound || !strings.Contains(loc, "error=invalid_request&") || strings.Contains(loc, "code=") {
+						t.Errorf("max_age: %s", r)
+					}
+				}
+			}
+			cases = append(cases, c)
 		}
 		if getLike {
 			continue

@@ -164,6 +164,39 @@ func TestRequestObjects(t *testing.T) {
 		}
 	})
 
+	t.Run("a request object is no client assertion", func(t *testing.T) {
+		// A request object sent by value crosses the browser in the URL.
+		// Signed with the key the app authenticates with, and carrying a
+		// sub, a jti and an exp as some libraries add, it must not
+		// authenticate the app to whoever saw it (RFC 9101 §10.8, RFC
+		// 8725 §3.11 and §3.12), typed as a request object or not.
+		introspect := func(a string) (int, map[string]any) {
+			status, _, body := srv.postForm("/oauth/introspect", merge(url.Values{"token": {"x"}}, assertionParams(a)), "", "")
+			return status, body
+		}
+		if status, body := introspect(assertion(t, hs256(hsSecret), hs.ID, srv.URL)); status != http.StatusOK {
+			t.Fatalf("a client assertion of the app: %d %v", status, body)
+		}
+		params, _ := objectParams(hs)
+		withSub := func(c map[string]any) { c["sub"] = hs.ID }
+		typed := requestObject(t, hs256(hsSecret), hs.ID, srv.URL, params, withSub)
+		untyped := func() string {
+			claims := map[string]any{"iss": hs.ID, "sub": hs.ID, "aud": srv.URL, "client_id": hs.ID, "jti": account.NewID(), "exp": time.Now().Add(5 * time.Minute).Unix()}
+			for k, v := range params {
+				claims[k] = v
+			}
+			return signJWT(t, hs256(hsSecret), "JWT", claims)
+		}()
+		for name, object := range map[string]string{"oauth-authz-req+jwt": typed, "JWT": untyped} {
+			if p := newBrowser(t).get(hs.objectURI(object, nil)); !isLoginPage(p) {
+				t.Fatalf("typ %s: the request object was refused: %s", name, p)
+			}
+			if status, body := introspect(object); status != http.StatusUnauthorized || body["error"] != "invalid_client" {
+				t.Errorf("typ %s: the request object authenticated its app: %d %v", name, status, body)
+			}
+		}
+	})
+
 	// Refusals. At /authorize a bad object goes back to the outer
 	// redirect_uri, with the outer state, as invalid_request_object once
 	// the client and that redirect_uri are known good; at /oauth/par it
