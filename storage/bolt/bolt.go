@@ -652,6 +652,10 @@ var migrations = []func(tx *bbolt.Tx) error{
 		return nil
 	},
 	11: reorderFamilyMembers, // a family's index entries in issue order
+	// A family's newest members may be pending on its record (family.
+	// Pending), where a release before this one would not look: nothing
+	// to change in the file, but such a release must not open it again.
+	12: func(*bbolt.Tx) error { return nil },
 }
 
 // SchemaVersion is the schema version this code writes.

@@ -204,6 +204,22 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	// Tokens.
 	members := map[string]bool{}
 	_ = b(bFamilyMembers).ForEach(func(k, _ []byte) error { members[string(k)] = true; return nil })
+	// A family's newest members may be pending on its record instead
+	// (family.Pending), and those of them swept since stay there until the
+	// pending ones are written: a member is in one place or the other.
+	pending := map[string]bool{}
+	_ = b(bFamilies).ForEach(func(k, _ []byte) error {
+		var f family
+		get(bFamilies, string(k), &f)
+		for _, m := range f.Pending {
+			key := string(familyMemberKey(f.ID, m[1:], m[:1]))
+			if members[key] || pending[key] {
+				fail("family %q: member %q both pending and indexed, or pending twice", f.ID, m)
+			}
+			pending[key] = true
+		}
+		return nil
+	})
 	userTokens := map[string]bool{}
 	_ = b(bUserTokens).ForEach(func(k, _ []byte) error { userTokens[string(k)] = true; return nil })
 	wantIn := func(set map[string]bool, what, key string) {
@@ -211,6 +227,13 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			fail("no %s entry %q", what, key)
 		}
 		delete(set, key)
+	}
+	wantMember := func(key string) {
+		if pending[key] {
+			delete(pending, key)
+			return
+		}
+		wantIn(members, "family member", key)
 	}
 	_ = b(bAccessTokens).ForEach(func(k, _ []byte) error {
 		var a storage.AccessToken
@@ -220,7 +243,7 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			wantIn(userTokens, "user token", join(a.UserID, a.ClientID, memberAccess, a.ID))
 		}
 		if a.FamilyID != "" {
-			wantIn(members, "family member", string(familyMemberKey(a.FamilyID, a.ID, memberAccess)))
+			wantMember(string(familyMemberKey(a.FamilyID, a.ID, memberAccess)))
 		}
 		return nil
 	})
@@ -240,7 +263,7 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 			}
 			lives[r.FamilyID] = r.Hash
 		}
-		wantIn(members, "family member", string(familyMemberKey(r.FamilyID, r.ID, memberRefresh)))
+		wantMember(string(familyMemberKey(r.FamilyID, r.ID, memberRefresh)))
 		if len(r.SealedValue) > 0 {
 			wantExpiry(expRefreshGrace, r.GraceUntil, r.Hash)
 		} else if !r.GraceUntil.IsZero() {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -133,32 +135,80 @@ func TestFamilyMemberKeyWithNUL(t *testing.T) {
 	}
 }
 
-// With the provider's IDs (account.NewOrderedID, link first, then its
-// access token), a rotation's two family entries are the last two of the
-// family's range.
-func TestRotationEntriesAdjacent(t *testing.T) {
+// A rotation's two members (the new link, its access token) are pending on
+// the family's record until pendingMembersMax are, and then go to
+// family_members together, in issue order at the end of the family's
+// range; a pending one swept meanwhile gets no entry (openTest's index
+// check fails on a stray one). Revocation finds members in both places.
+func TestRotationMembersPendingThenIndexed(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now().UTC()
 	d := openTest(t, filepath.Join(t.TempDir(), "keyport.db"), Options{})
 	fid := account.NewOrderedID()
 	cur := memberTestLink(account.NewOrderedID()[:10]+account.HashSecret(account.NewSecret()), account.NewOrderedID(), fid, "u1", now)
-	if err := d.CreateTokens(ctx, memberTestAccess(account.NewOrderedID(), fid, "u1", now), &cur); err != nil {
+	first := memberTestAccess(account.NewOrderedID(), fid, "u1", now)
+	if err := d.CreateTokens(ctx, first, &cur); err != nil {
 		t.Fatal(err)
 	}
-	for range 20 {
-		time.Sleep(2 * time.Millisecond)
+	state := func() (indexed []string, f family) {
+		_ = d.db.View(func(tx *bbolt.Tx) error {
+			for _, k := range prefixKeys(tx.Bucket(bFamilyMembers), fid+"\x00") {
+				id, kind, _ := cutMemberKey(k[len(fid)+1:])
+				indexed = append(indexed, kind+id)
+			}
+			_, err := getJSON(tx.Bucket(bFamilies), fid, &f)
+			return err
+		})
+		return indexed, f
+	}
+	var issued []string // kind+ID of each member, in issue order
+	issued = append(issued, memberRefresh+cur.ID, memberAccess+first.ID)
+	swept := ""
+	for i := range 20 {
 		next := memberTestLink(account.NewOrderedID()[:10]+account.HashSecret(account.NewSecret()), account.NewOrderedID(), "", "", now)
 		a := memberTestAccess(account.NewOrderedID(), "", "u1", now)
 		if err := d.RotateRefreshToken(ctx, cur.Hash, next, a); err != nil {
 			t.Fatal(err)
 		}
 		cur = next
-		var keys [][]byte
-		_ = d.db.View(func(tx *bbolt.Tx) error { keys = prefixKeys(tx.Bucket(bFamilyMembers), fid+"\x00"); return nil })
-		last := map[string]bool{string(keys[len(keys)-1]): true, string(keys[len(keys)-2]): true}
-		if !last[string(familyMemberKey(fid, next.ID, memberRefresh))] || !last[string(familyMemberKey(fid, a.ID, memberAccess))] {
-			t.Fatalf("rotation's entries are not the last two of the family's range")
+		issued = append(issued, memberRefresh+next.ID, memberAccess+a.ID)
+		if i == 3 {
+			// An access token swept while it is pending.
+			if err := d.DeleteAccessToken(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			swept = memberAccess + a.ID
 		}
+		indexed, f := state()
+		flushed := len(issued) / pendingMembersMax * pendingMembersMax
+		wantIndexed := slices.DeleteFunc(slices.Clone(issued[:flushed]), func(m string) bool { return m == swept })
+		// The index is in token ID order: issue order, but for IDs made in
+		// the same instant.
+		byID := func(a, b string) int { return strings.Compare(a[1:], b[1:]) }
+		slices.SortFunc(wantIndexed, byID)
+		if !slices.Equal(indexed, wantIndexed) || !slices.Equal(f.Pending, issued[flushed:]) {
+			t.Fatalf("after rotation %d: indexed %v pending %v, want %v then %v", i+1, indexed, f.Pending, wantIndexed, issued[flushed:])
+		}
+	}
+	var c revoked
+	err := d.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		c, err = revokeFamilyTx(tx, fid)
+		return err
+	})
+	if err != nil || c.refresh != 21 || c.live != 1 || c.access != 20 {
+		t.Fatalf("revokeFamilyTx = %+v, %v; want 21 links (1 live) and 20 access tokens (one swept)", c, err)
+	}
+	err = d.db.View(func(tx *bbolt.Tx) error {
+		for _, m := range issued {
+			if tokenStored(tx, m[:1], m[1:]) {
+				t.Errorf("member %s outlived its family's revocation", m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

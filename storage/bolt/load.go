@@ -217,7 +217,7 @@ func (l *loader) load(r storage.Record) error {
 		case has(tx.Bucket(bRefreshTokens), t.Hash) || has(tx.Bucket(bRefreshByID), t.ID):
 			return invalid("refresh token %s is in the dump twice", t.ID)
 		}
-		return putRefreshTx(tx, t)
+		return putRefreshTx(tx, t, nil)
 	case storage.DumpAccessToken:
 		a, err := decode[storage.AccessToken](r)
 		if err != nil {
@@ -226,7 +226,7 @@ func (l *loader) load(r storage.Record) error {
 		if a.ID == "" || has(tx.Bucket(bAccessTokens), a.ID) {
 			return invalid("access token %q empty or in the dump twice", a.ID)
 		}
-		return putAccessTx(tx, a) // grants come later: their LastUsedAt stays as dumped
+		return putAccessTx(tx, a, nil) // grants come later: their LastUsedAt stays as dumped
 	case storage.DumpGrant:
 		g, err := decode[storage.Grant](r)
 		if err != nil {

@@ -22,6 +22,64 @@ type family struct {
 	Prev          string    `json:"prev,omitempty"` // hash of the link Live replaced
 	ExpiresAt     time.Time `json:"expires_at"`
 	IdleExpiresAt time.Time `json:"idle_expires_at"` // of the live link
+	// Pending are the family's tokens issued since its index entries
+	// (family_members) were last written, each its kind then its ID
+	// ("r…", "a…"): a rotation adds two here, in the record it rewrites
+	// anyway, and every pendingMembersMax the lot goes to family_members
+	// at once (addMember). Written one rotation at a time, the entries of
+	// concurrent families each dirtied a page of their own, which made
+	// family_members 40% of the pages a rotation wrote
+	// (BenchmarkRotationPages: 3.7 pages per rotation with, 2.1 without).
+	// Revocation reads both.
+	Pending []string `json:"pending,omitempty"`
+}
+
+// pendingMembersMax is how many tokens a family keeps in Pending before
+// they go to family_members: about a kilobyte of the record at most.
+const pendingMembersMax = 16
+
+// addMember records token id (of kind) as f's: in f.Pending, which goes to
+// family_members when it is full. f must be stored in the same
+// transaction.
+func (f *family) addMember(tx *bbolt.Tx, id, kind string) error {
+	f.Pending = append(f.Pending, kind+id)
+	if len(f.Pending) < pendingMembersMax {
+		return nil
+	}
+	members := tx.Bucket(bFamilyMembers)
+	for _, m := range f.Pending {
+		kind, id := m[:1], m[1:]
+		if !tokenStored(tx, kind, id) {
+			continue // swept since (deleteAccessTx found no entry to drop)
+		}
+		if err := members.Put(familyMemberKey(f.ID, id, kind), emptyValue); err != nil {
+			return err
+		}
+	}
+	f.Pending = nil
+	return nil
+}
+
+// tokenStored tells whether the token id of kind (memberRefresh,
+// memberAccess) is stored.
+func tokenStored(tx *bbolt.Tx, kind, id string) bool {
+	switch kind {
+	case memberRefresh:
+		return has(tx.Bucket(bRefreshByID), id)
+	case memberAccess:
+		return has(tx.Bucket(bAccessTokens), id)
+	}
+	return false
+}
+
+// indexMember records token id (of kind) as a member of family familyID:
+// through f, the family's record as the caller will store it, or, when
+// the caller does not store it (f nil), straight in family_members.
+func indexMember(tx *bbolt.Tx, f *family, familyID, id, kind string) error {
+	if f != nil {
+		return f.addMember(tx, id, kind)
+	}
+	return tx.Bucket(bFamilyMembers).Put(familyMemberKey(familyID, id, kind), emptyValue)
 }
 
 // end is when the family stops being usable.
@@ -146,7 +204,7 @@ func createTokensTx(tx *bbolt.Tx, access storage.AccessToken, refresh *storage.R
 			if access.FamilyID != "" && !has(tx.Bucket(bFamilies), access.FamilyID) {
 				return notFound("create tokens: family", access.FamilyID)
 			}
-			return putAccessTx(tx, access)
+			return putAccessTx(tx, access, nil)
 		}
 		switch {
 		case has(tx.Bucket(bRefreshTokens), r.Hash):
@@ -157,6 +215,12 @@ func createTokensTx(tx *bbolt.Tx, access storage.AccessToken, refresh *storage.R
 			return conflict("create tokens: family", r.FamilyID)
 		}
 		f := family{ID: r.FamilyID, UserID: r.UserID, ClientID: r.ClientID, Live: r.Hash, ExpiresAt: r.ExpiresAt, IdleExpiresAt: r.IdleExpiresAt}
+		if err := putRefreshTx(tx, r, &f); err != nil {
+			return err
+		}
+		if err := putAccessTx(tx, access, &f); err != nil {
+			return err
+		}
 		if err := putJSON(tx.Bucket(bFamilies), f.ID, f); err != nil {
 			return err
 		}
@@ -167,14 +231,9 @@ func createTokensTx(tx *bbolt.Tx, access storage.AccessToken, refresh *storage.R
 			return err
 		}
 		if f.UserID != "" {
-			if err := tx.Bucket(bUserTokens).Put([]byte(join(f.UserID, f.ClientID, memberFamily, f.ID)), emptyValue); err != nil {
-				return err
-			}
+			return tx.Bucket(bUserTokens).Put([]byte(join(f.UserID, f.ClientID, memberFamily, f.ID)), emptyValue)
 		}
-		if err := putRefreshTx(tx, r); err != nil {
-			return err
-		}
-		return putAccessTx(tx, access)
+		return nil
 	}
 }
 
@@ -311,7 +370,7 @@ func (d *DB) RetryRefreshToken(ctx context.Context, hash string, access storage.
 			return conflict("retry refresh token: access token", a.ID)
 		}
 		live = successor
-		return putAccessTx(tx, a)
+		return putAccessTx(tx, a, nil)
 	})
 	if reused {
 		d.log.Warn("refresh token reused; family revoked",
@@ -485,10 +544,10 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 		if err := putJSON(rb, oldHash, old); err != nil {
 			return err
 		}
-		if err := putRefreshTx(tx, n); err != nil {
+		if err := putRefreshTx(tx, n, &f); err != nil {
 			return err
 		}
-		if err := putAccessTx(tx, a); err != nil {
+		if err := putAccessTx(tx, a, &f); err != nil {
 			return err
 		}
 		before := f.end()
@@ -608,13 +667,25 @@ func revokeFamilyTx(tx *bbolt.Tx, familyID string) (revoked, error) {
 	members := tx.Bucket(bFamilyMembers)
 	prefix := familyID + "\x00"
 	keys := prefixKeys(members, prefix)
-	rb, byID := tx.Bucket(bRefreshTokens), tx.Bucket(bRefreshByID)
+	type member struct{ id, kind string }
+	all := make([]member, 0, len(keys)+len(f.Pending))
 	for _, k := range keys {
 		id, kind, ok := cutMemberKey(k[len(prefix):])
 		if !ok {
 			return c, fmt.Errorf("bad family index key %q", k)
 		}
-		switch kind {
+		all = append(all, member{id, kind})
+	}
+	for _, m := range f.Pending {
+		if len(m) < 2 {
+			return c, fmt.Errorf("family %q: bad pending member %q", familyID, m)
+		}
+		all = append(all, member{m[1:], m[:1]})
+	}
+	rb, byID := tx.Bucket(bRefreshTokens), tx.Bucket(bRefreshByID)
+	for _, m := range all {
+		id := m.id
+		switch m.kind {
 		case memberRefresh:
 			hash := byID.Get([]byte(id))
 			if hash == nil {
@@ -698,8 +769,9 @@ func dropGraceOf(tx *bbolt.Tx, hash string, drop func(storage.RefreshToken) bool
 }
 
 // putRefreshTx stores a link with its ID and family index entries, and the
-// end of its grace when it has one.
-func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
+// end of its grace when it has one. f is its family's record when the
+// caller stores that too (indexMember).
+func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken, f *family) error {
 	if len(r.SealedValue) == 0 {
 		r.GraceUntil = time.Time{}
 	}
@@ -712,12 +784,14 @@ func putRefreshTx(tx *bbolt.Tx, r storage.RefreshToken) error {
 	if err := tx.Bucket(bRefreshByID).Put([]byte(r.ID), []byte(r.Hash)); err != nil {
 		return err
 	}
-	return tx.Bucket(bFamilyMembers).Put(familyMemberKey(r.FamilyID, r.ID, memberRefresh), emptyValue)
+	return indexMember(tx, f, r.FamilyID, r.ID, memberRefresh)
 }
 
 // putAccessTx stores an access token with its expiry, user, client and
-// family index entries, and moves the last use of the user's grant to the app.
-func putAccessTx(tx *bbolt.Tx, a storage.AccessToken) error {
+// family index entries, and moves the last use of the user's grant to the
+// app. f is its family's record when the caller stores that too
+// (indexMember).
+func putAccessTx(tx *bbolt.Tx, a storage.AccessToken, f *family) error {
 	if err := putJSON(tx.Bucket(bAccessTokens), a.ID, a); err != nil {
 		return err
 	}
@@ -736,7 +810,7 @@ func putAccessTx(tx *bbolt.Tx, a storage.AccessToken) error {
 		}
 	}
 	if a.FamilyID != "" {
-		return tx.Bucket(bFamilyMembers).Put(familyMemberKey(a.FamilyID, a.ID, memberAccess), emptyValue)
+		return indexMember(tx, f, a.FamilyID, a.ID, memberAccess)
 	}
 	return nil
 }
