@@ -208,15 +208,24 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	// (family.Pending), and those of them swept since stay there until the
 	// pending ones are written: a member is in one place or the other.
 	pending := map[string]bool{}
+	pendingAs := map[string]string{} // key → kind+ID, for those no token claims
 	_ = b(bFamilies).ForEach(func(k, _ []byte) error {
 		var f family
 		get(bFamilies, string(k), &f)
+		if len(f.Pending) >= pendingMembersMax {
+			fail("family %q: %d pending members, they go to family_members at %d", f.ID, len(f.Pending), pendingMembersMax)
+		}
 		for _, m := range f.Pending {
+			if len(m) < 2 || (m[:1] != memberRefresh && m[:1] != memberAccess) {
+				fail("family %q: bad pending member %q", f.ID, m)
+				continue
+			}
 			key := string(familyMemberKey(f.ID, m[1:], m[:1]))
 			if members[key] || pending[key] {
 				fail("family %q: member %q both pending and indexed, or pending twice", f.ID, m)
 			}
 			pending[key] = true
+			pendingAs[key] = m
 		}
 		return nil
 	})
@@ -288,6 +297,14 @@ func checkIndexes(tx, flowTx *bbolt.Tx) []error {
 	})
 	for k := range members {
 		fail("stray family member entry %q", k)
+	}
+	// A pending member no token of the family claimed can only be an
+	// access token swept since (links go with their family only).
+	for k := range pending {
+		m := pendingAs[k]
+		if m[:1] != memberAccess || tokenStored(tx, m[:1], m[1:]) {
+			fail("stray pending member %q of family entry %q", m, k)
+		}
 	}
 	for k := range userTokens {
 		fail("stray user token entry %q", k)
