@@ -48,11 +48,11 @@ func (f *family) addMember(tx *bbolt.Tx, id, kind string) error {
 	}
 	members := tx.Bucket(bFamilyMembers)
 	for _, m := range f.Pending {
-		kind, id := m[:1], m[1:]
-		if !tokenStored(tx, kind, id) {
+		mKind, mID := m[:1], m[1:]
+		if !tokenStored(tx, mKind, mID) {
 			continue // swept since (deleteAccessTx found no entry to drop)
 		}
-		if err := members.Put(familyMemberKey(f.ID, id, kind), emptyValue); err != nil {
+		if err := members.Put(familyMemberKey(f.ID, mID, mKind), emptyValue); err != nil {
 			return err
 		}
 	}
@@ -77,6 +77,9 @@ func tokenStored(tx *bbolt.Tx, kind, id string) bool {
 // the caller does not store it (f nil), straight in family_members.
 func indexMember(tx *bbolt.Tx, f *family, familyID, id, kind string) error {
 	if f != nil {
+		if f.ID != familyID {
+			return fmt.Errorf("index token %s of family %q in the record of family %q", id, familyID, f.ID)
+		}
 		return f.addMember(tx, id, kind)
 	}
 	return tx.Bucket(bFamilyMembers).Put(familyMemberKey(familyID, id, kind), emptyValue)
@@ -94,9 +97,9 @@ const (
 
 // familyMemberKey is a family's index entry for one of its tokens: family
 // ID, token ID, kind. Token IDs are ordered by issue time, so a family's
-// entries stay in the order it issued them and a rotation's two entries
-// (the new link's and its access token's) sit side by side at the end of
-// the family's range, on one page. Keyed by kind first, as before schema
+// entries stay in the order it issued them and the entries written
+// together (family.Pending, sixteen at a time) sit side by side at the end
+// of the family's range, on one page. Keyed by kind first, as before schema
 // 12, they went to the ends of two sub-ranges (links, access tokens), two
 // pages once a family has issued a few hundred tokens: a rotation wrote
 // about a quarter more pages, and the fsync that ends a commit grows with
