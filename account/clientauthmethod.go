@@ -66,7 +66,7 @@ func UsesAssertion(c storage.Client) bool {
 // field at fault: a method Keyport serves that fits the app (none exactly
 // for public apps), keys for private_key_jwt (inline or by URI, never
 // both), and only public keys Keyport can verify with.
-func checkClientAuth(c *storage.Client) *Error {
+func checkClientAuth(c *storage.Client, kept *storage.Client) *Error {
 	m := c.TokenEndpointAuthMethod
 	switch m {
 	case "", AuthClientSecretBasic, AuthClientSecretPost, AuthClientSecretJWT, AuthPrivateKeyJWT:
@@ -94,7 +94,9 @@ func checkClientAuth(c *storage.Client) *Error {
 		c.JWKS = compact
 	}
 	if c.JWKSURI != "" {
-		if err := checkJWKSURI(c.JWKSURI); err != nil {
+		// An app stored before jwks_uri had to use https keeps its URI
+		// through edits of anything else, as redirect URIs are kept.
+		if err := checkJWKSURI(c.JWKSURI, kept != nil && kept.JWKSURI == c.JWKSURI); err != nil {
 			return err
 		}
 	}
@@ -163,10 +165,11 @@ func ParseClientJWKS(raw []byte) (jose.JSONWebKeySet, error) {
 // URL without user info or fragment, or http on a loopback host. The keys
 // it serves decide who may authenticate as the app (private_key_jwt) and
 // sign its request objects, so they must not be fetched where anyone on
-// the path can replace them; logout URIs follow the same rule. Which
+// the path can replace them; logout URIs follow the same rule (kept: the
+// app's stored URI, unchanged by this edit, is not held to it). Which
 // addresses it may reach is decided when it is fetched (the provider's
 // SSRF guard), since a name may resolve elsewhere later.
-func checkJWKSURI(raw string) *Error {
+func checkJWKSURI(raw string, kept bool) *Error {
 	if len(raw) > MaxClientURILength {
 		return FieldErrorf("jwks_uri", "The URL must be at most %d characters.", MaxClientURILength)
 	}
@@ -175,7 +178,7 @@ func checkJWKSURI(raw string) *Error {
 		(u.Scheme != "https" && u.Scheme != "http") {
 		return FieldErrorf("jwks_uri", "jwks_uri %q must be an absolute http(s) URL without user info or fragment.", raw)
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) && !kept {
 		return FieldErrorf("jwks_uri", "jwks_uri %q must use https:// (http:// only on 127.0.0.1, [::1] or localhost).", raw)
 	}
 	return nil

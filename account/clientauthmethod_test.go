@@ -13,6 +13,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/storage"
 )
 
 // keySet is the JWK Set of keys, as an app would give it.
@@ -131,5 +132,26 @@ func TestClientSecretJWTSecretSealed(t *testing.T) {
 	w, _, err = f.svc.Clients.UpdateClient(ctx, adminActor, "wiki", "", account.ClientPatch{Public: ptr(true)})
 	if err != nil || w.TokenEndpointAuthMethod != "" {
 		t.Fatalf("made public: %v, method %q", err, w.TokenEndpointAuthMethod)
+	}
+}
+
+// An app stored with a jwks_uri over http, from before the https rule,
+// stays editable: the rule applies to a new or changed URI, as stored
+// redirect URIs are kept (normalizeClient).
+func TestStoredHTTPJWKSURIStaysEditable(t *testing.T) {
+	f := newClientFixture(t)
+	if _, err := f.db.UpdateClient(t.Context(), "wiki", func(c storage.Client) (storage.Client, error) {
+		c.TokenEndpointAuthMethod, c.JWKSURI = account.AuthPrivateKeyJWT, "http://keys.example.com/jwks"
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	name := "Wiki renamed"
+	if _, _, err := f.svc.Clients.UpdateClient(t.Context(), adminActor, "wiki", "", account.ClientPatch{Name: &name}); err != nil {
+		t.Errorf("renaming an app whose stored jwks_uri uses http: %v", err)
+	}
+	other := "http://other.example.com/jwks"
+	if _, _, err := f.svc.Clients.UpdateClient(t.Context(), adminActor, "wiki", "", account.ClientPatch{JWKSURI: &other}); err == nil {
+		t.Errorf("changing the jwks_uri to another http URL was accepted")
 	}
 }

@@ -333,7 +333,7 @@ func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Err
 	if err := CheckSigningAlgorithm("userinfo_signed_response_alg", c.UserinfoSignedResponseAlg); err != nil {
 		return err
 	}
-	if err := checkClientAuth(c); err != nil {
+	if err := checkClientAuth(c, kept); err != nil {
 		return err
 	}
 	if err := normalizeCustomClaims(c); err != nil {

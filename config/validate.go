@@ -684,8 +684,9 @@ func validateClientAuthMethod(p *problems, key string, cl Client) {
 		p.errorf(key+".jwks", "must be a JWK Set in JSON, such as {\"keys\": [...]}")
 	}
 	if cl.JWKSURI != "" {
-		if u, err := url.Parse(cl.JWKSURI); err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			p.errorf(key+".jwks_uri", "must be an absolute https URL")
+		if u, err := url.Parse(cl.JWKSURI); err != nil || !u.IsAbs() || u.Host == "" ||
+			(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+			p.errorf(key+".jwks_uri", "must be an absolute https URL (http only on 127.0.0.1, [::1] or localhost)")
 		}
 	}
 }
