@@ -98,8 +98,8 @@ type ClientMetadata struct {
 }
 
 // RegistrationDefaultSigningAlgorithm is the id_token_signed_response_alg
-// of an app that registers without one (OpenID Connect Dynamic Client
-// Registration 1.0 §2).
+// of an app that registers without one and may get ID tokens (OpenID
+// Connect Dynamic Client Registration 1.0 §2).
 const RegistrationDefaultSigningAlgorithm = "RS256"
 
 // Application types (OpenID Connect Dynamic Client Registration 1.0 §2,
@@ -206,8 +206,15 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	}
 	// OpenID Connect Dynamic Client Registration 1.0 §2: "The default, if
 	// omitted, is RS256", which is what a relying party that registered
-	// without it verifies, whatever the server's [keys] algorithm.
-	c.IDTokenSignedResponseAlg = cmp.Or(m.IDTokenSignedResponseAlg, RegistrationDefaultSigningAlgorithm)
+	// without it verifies, whatever the server's [keys] algorithm. It is an
+	// ID token's: an app that gets none (client_credentials alone) keeps
+	// the server's algorithm for what else its key signs (JWT access
+	// tokens), and a server on ES256 or EdDSA no RSA key it would never
+	// otherwise need.
+	c.IDTokenSignedResponseAlg = m.IDTokenSignedResponseAlg
+	if c.IDTokenSignedResponseAlg == "" && (slices.Contains(c.GrantTypes, GrantAuthorizationCode) || slices.Contains(c.GrantTypes, GrantDeviceCode)) {
+		c.IDTokenSignedResponseAlg = RegistrationDefaultSigningAlgorithm
+	}
 	c.UserinfoSignedResponseAlg = m.UserinfoSignedResponseAlg
 	c.FrontchannelLogoutURI, c.FrontchannelLogoutSessionRequired = m.FrontchannelLogoutURI, m.FrontchannelLogoutSessionRequired
 	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = m.BackchannelLogoutURI, m.BackchannelLogoutSessionRequired

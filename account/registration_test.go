@@ -67,6 +67,12 @@ func TestClientMetadataDefaultsAndRefusals(t *testing.T) {
 	if c.IDTokenSignedResponseAlg != "RS256" || ClientMetadataOf(c).IDTokenSignedResponseAlg != "RS256" {
 		t.Errorf("id_token_signed_response_alg left out: stored %q, shown %q, want RS256", c.IDTokenSignedResponseAlg, ClientMetadataOf(c).IDTokenSignedResponseAlg)
 	}
+	// The default is an ID token's: an app with client_credentials alone
+	// gets none, and keeps the server's algorithm.
+	var machine storage.Client
+	if err := applyClientMetadata(&machine, ClientMetadata{GrantTypes: []string{GrantClientCredentials}}); err != nil || machine.IDTokenSignedResponseAlg != "" {
+		t.Errorf("client_credentials alone: id_token_signed_response_alg %q (%v), want the server's", machine.IDTokenSignedResponseAlg, err)
+	}
 	if err := applyClientMetadata(&c, ClientMetadata{TokenEndpointAuthMethod: AuthNone}); err != nil || !c.Public {
 		t.Errorf("none: public %v, %v", c.Public, err)
 	}
