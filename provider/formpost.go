@@ -169,6 +169,14 @@ func formPostBody(redirectURI, location string) ([]byte, bool) {
 		return nil, false
 	}
 	own, params := target.Query(), loc.Query()
+	if len(params) == 0 && loc.EscapedFragment() != "" {
+		// zitadel writes its answer to the implicit types (id_token,
+		// "id_token token") into the fragment whatever the response
+		// mode, refusals included; form_post posts it all the same.
+		if frag, err := url.ParseQuery(loc.EscapedFragment()); err == nil {
+			params = frag
+		}
+	}
 	var fields []formField
 	for _, k := range responseParams {
 		if params.Has(k) && !own.Has(k) {

@@ -50,22 +50,18 @@ func browserFacing(path string) bool {
 	return path == "/authorize" || path == "/authorize/callback" || path == "/end_session"
 }
 
-// postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 // queryHasCredential tells whether a query string carries a client secret
-// or assertion, under any spelling of the names zitadel would take.
+// or assertion (other spellings of the names are refused before:
+// caseSensitiveParams).
 func queryHasCredential(rawQuery string) bool {
 	if rawQuery == "" {
 		return false
 	}
 	q, _ := url.ParseQuery(rawQuery)
-	for k := range q {
-		if f := foldName(k); f == "client_secret" || f == "client_assertion" {
-			return true
-		}
-	}
-	return false
+	return q.Has("client_secret") || q.Has("client_assertion")
 }
 
+// postOnly endpoints accept only POST (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662 §2.1).
 func postOnly(path string) bool {
 	return path == "/oauth/token" || path == "/oauth/introspect" || path == "/revoke" || path == parPath ||
 		path == DeviceAuthorizationPath // RFC 8628 §3.1
@@ -87,6 +83,7 @@ var caseSensitiveParams = []string{
 	"client_secret", "client_assertion", "client_assertion_type",
 	"grant_type", "code", "code_verifier", "refresh_token", "token",
 	"token_type_hint",
+	"access_token", // userinfo's form body (RFC 6750 §2.2): one token per request
 }
 
 // foldName is parameter name k folded as strings.EqualFold compares (the

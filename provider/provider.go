@@ -141,6 +141,8 @@ type Provider struct {
 	// algorithms of the published keys change (discoveryDocument).
 	discovery atomic.Pointer[preparedDiscovery]
 	wrapped   http.Handler
+	// metadataPathOfIssuer: AuthorizationServerMetadataPath.
+	metadataPathOfIssuer string
 }
 
 type preparedDiscovery struct {
@@ -259,7 +261,7 @@ func New(o Options) (*Provider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create OIDC provider: %w", err)
 	}
-	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger}
+	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger, metadataPathOfIssuer: metadataPathOf(o.Issuer)}
 	if _, err := p.prepareDiscovery(); err != nil {
 		return nil, err
 	}
@@ -376,7 +378,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
-	case oidc.DiscoveryEndpoint, AuthorizationServerMetadataPath, AuthorizationServerMetadataPath + p.issuerPath():
+	case oidc.DiscoveryEndpoint, AuthorizationServerMetadataPath, p.metadataPathOfIssuer:
 		d := p.discoveryDocument()
 		servePrepared(w, r, d.body, d.etag)
 	case "/keys":
@@ -394,14 +396,15 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// issuerPath is the path of the issuer URL, "" for one without
-// (AuthorizationServerMetadataPath).
-func (p *Provider) issuerPath() string {
-	u, err := url.Parse(p.opts.Issuer)
+// metadataPathOf is where RFC 8414 puts the metadata of issuer: the
+// well-known path followed by the issuer's path (the well-known path alone
+// for an issuer without one).
+func metadataPathOf(issuer string) string {
+	u, err := url.Parse(issuer)
 	if err != nil || u.Path == "/" {
-		return ""
+		return AuthorizationServerMetadataPath
 	}
-	return u.Path
+	return AuthorizationServerMetadataPath + u.Path
 }
 
 // servePrepared answers with bytes (and their ETag) built ahead of time;

