@@ -33,8 +33,9 @@ import (
 // management API can accept an app's client_credentials token. The
 // provider implements it; cmd/keyport passes it in.
 type AccessTokens interface {
-	// ReadAccessToken returns the stored, live token raw stands for, or an
-	// error when it is not one of ours, expired or revoked.
+	// ReadAccessToken returns the stored, live token raw stands for; an
+	// error wrapping storage.ErrNotFound when it is not one of ours,
+	// expired or revoked, another when the store could not tell.
 	ReadAccessToken(ctx context.Context, raw string) (storage.AccessToken, error)
 }
 
@@ -120,7 +121,12 @@ func (s *Server) adminActor(w http.ResponseWriter, r *http.Request) (account.Act
 	if s.opts.AccessTokens != nil && len(token) <= maxBearerToken {
 		t, err = s.opts.AccessTokens.ReadAccessToken(r.Context(), token)
 	} else {
-		err = errors.New("not an access token")
+		err = storage.ErrNotFound
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		// The store could not tell: not the caller's fault, and logged.
+		s.apiError(w, r, fmt.Errorf("management API: read an access token: %w", err))
+		return account.Actor{}, false
 	}
 	if err != nil || t.UserID != "" {
 		// A user's access token never reaches the management API: an app

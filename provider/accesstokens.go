@@ -19,7 +19,10 @@ import (
 )
 
 // errNotOurToken: the value is not a live access token of this provider.
-var errNotOurToken = errors.New("not a live access token")
+// It is a storage.ErrNotFound to callers outside the provider
+// (ReadAccessToken's, the management API), which tell it from a store
+// failure by that.
+var errNotOurToken = fmt.Errorf("not a live access token: %w", storage.ErrNotFound)
 
 // ReadAccessToken returns the live access token raw stands for: an opaque
 // token (sealed "ID:subject") or a JWT signed by one of our keys and naming
