@@ -119,6 +119,11 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256")
 	}
+	if req.CodeChallenge != "" && !validS256Challenge(req.CodeChallenge) {
+		// No code_verifier (tokenclient.go) can match it: refused here,
+		// before anyone signs in for a code that cannot be redeemed.
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge must be the 43 base64url characters of a SHA-256 (RFC 7636 §4.2)")
+	}
 	if c.Public && req.CodeChallenge == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (code_challenge with S256) is required for public clients")
 	}

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -131,6 +132,16 @@ func withCodeClient(ctx context.Context, c codeClient) context.Context {
 func codeClientFrom(ctx context.Context) (codeClient, bool) {
 	c, ok := ctx.Value(codeClientKey{}).(codeClient)
 	return c, ok
+}
+
+// validS256Challenge tells whether c can be an S256 code_challenge: the
+// unpadded base64url of a SHA-256 (RFC 7636 §4.2), 43 characters.
+func validS256Challenge(c string) bool {
+	if len(c) != 43 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(c)
+	return err == nil
 }
 
 // validCodeVerifier tells whether v has the syntax of a PKCE code_verifier

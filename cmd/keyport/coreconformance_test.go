@@ -65,6 +65,27 @@ func TestCoreConformance(t *testing.T) {
 		}
 	})
 
+	// RFC 7636 §4.2: an S256 code_challenge is the 43 base64url characters
+	// of a SHA-256. Any other can match no code_verifier, so it is refused
+	// at /authorize, before anyone signs in for a code that cannot be
+	// redeemed.
+	t.Run("authorize refuses a malformed S256 challenge", func(t *testing.T) {
+		_, good := pkce()
+		for _, challenge := range []string{"abc", good + "A", good[:42] + "=", good[:42] + "+", strings.Repeat("A", 128)} {
+			p := app.authorize(b, "st-pkce", oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256"))
+			if isLoginPage(p) {
+				t.Errorf("challenge %q: got the sign-in page", challenge)
+				continue
+			}
+			if res := landed(t, p, app.RedirectURI); res.Error != "invalid_request" || res.Code != "" || res.State != "st-pkce" {
+				t.Errorf("challenge %q: %v, want error=invalid_request", challenge, res.Query)
+			}
+		}
+		if p := app.authorize(b, "st-pkce", oauth2.SetAuthURLParam("code_challenge", good), oauth2.SetAuthURLParam("code_challenge_method", "S256")); !isLoginPage(p) {
+			t.Errorf("a well-formed challenge: %d, want the sign-in page", p.Status)
+		}
+	})
+
 	// RFC 7636 §4.1: a code_verifier is 43 to 128 characters of
 	// [A-Z a-z 0-9 - . _ ~]. A malformed one is refused as such and
 	// spends nothing; a short one never passes, so a client cannot use

@@ -382,14 +382,15 @@ skip_consent = true
 	_, peakBefore := child.memory()
 
 	// Every flood request is stored at the largest size allowed: each
-	// limited parameter at its limit, of quotes (stored as \"), lists of
+	// limited parameter at its limit (the code challenge at the length of
+	// an S256 one), of quotes (stored as \"), lists of
 	// one-character items, the longest response mode, 32 scopes, the long
 	// redirect URI.
 	quotes := func(n int) string { return strings.Repeat(`"`, n) }
 	items := func(n int) string { return strings.TrimSpace(strings.Repeat(`" `, n/2)) }
 	atLimit := url.Values{
 		"state": {quotes(2048)}, "nonce": {quotes(1024)}, "login_hint": {quotes(512)},
-		"code_challenge": {quotes(128)}, "code_challenge_method": {"S256"},
+		"code_challenge": {strings.Repeat("A", 43)}, "code_challenge_method": {"S256"}, // S256's only length
 		"ui_locales": {items(256)}, "acr_values": {items(256)}, "prompt": {"login consent select_account " + items(34)},
 		"response_mode": {"form_post"}, "max_age": {"18446744073709551615"},
 		"scope":        {"openid" + strings.Repeat(" offline_access", 31)},
