@@ -34,7 +34,7 @@ func (s *SignInService) FrontChannelLogoutURLs(ctx context.Context, issuer strin
 		}
 		u := c.FrontchannelLogoutURI
 		if c.FrontchannelLogoutSessionRequired {
-			u = withQuery(u, url.Values{"iss": {issuer}, "sid": {SessionSID(sess.ID)}})
+			u = withQuery(u, url.Values{"iss": {issuer}, "sid": {ClientSID(c, sess.ID)}})
 		}
 		if !slices.Contains(out, u) {
 			out = append(out, u)
@@ -94,10 +94,9 @@ type BackChannelLogout struct {
 // back-channel logout URI, each naming the session's sid.
 func (s *SignInService) BackChannelLogoutsForSession(ctx context.Context, sess storage.Session) []BackChannelLogout {
 	var out []BackChannelLogout
-	sid := SessionSID(sess.ID)
 	for _, c := range s.sessionApps(ctx, sess) {
 		if c.BackchannelLogoutURI != "" {
-			out = append(out, BackChannelLogout{ClientID: c.ID, URI: c.BackchannelLogoutURI, UserID: sess.UserID, SID: sid})
+			out = append(out, BackChannelLogout{ClientID: c.ID, URI: c.BackchannelLogoutURI, UserID: sess.UserID, SID: ClientSID(c, sess.ID)})
 		}
 	}
 	return out
@@ -123,13 +122,13 @@ func (s *SignInService) BackChannelLogoutsForUser(ctx context.Context, userID st
 		return nil, fmt.Errorf("list grants of %q for back-channel logout: %w", userID, err)
 	}
 	var ids []string
-	sidsOf := map[string][]string{}
+	sessionsOf := map[string][]string{} // the IDs of each app's sessions
 	for _, sess := range sessions {
 		for _, id := range sess.ClientIDs {
 			if !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
-			sidsOf[id] = append(sidsOf[id], SessionSID(sess.ID))
+			sessionsOf[id] = append(sessionsOf[id], sess.ID)
 		}
 	}
 	for _, g := range grants {
@@ -153,8 +152,8 @@ func (s *SignInService) BackChannelLogoutsForUser(ctx context.Context, userID st
 			out = append(out, BackChannelLogout{ClientID: c.ID, URI: c.BackchannelLogoutURI, UserID: userID})
 			continue
 		}
-		for _, sid := range sidsOf[id] {
-			out = append(out, BackChannelLogout{ClientID: c.ID, URI: c.BackchannelLogoutURI, UserID: userID, SID: sid})
+		for _, sessID := range sessionsOf[id] {
+			out = append(out, BackChannelLogout{ClientID: c.ID, URI: c.BackchannelLogoutURI, UserID: userID, SID: ClientSID(c, sessID)})
 		}
 	}
 	return out, nil

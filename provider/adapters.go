@@ -126,9 +126,12 @@ type authRequest struct {
 	resources []string
 	aud       jwtAudience
 
-	// subject is the sub the app knows the user by (opStorage.subjectFor),
+	// subject is the sub the app knows the user by (account.Subjects),
 	// set for a redeemed code: only its exchange issues tokens.
 	subject string
+	// sid is the sid the app knows the sign-in's session by
+	// (account.ClientSID), set with subject.
+	sid string
 }
 
 var (
@@ -191,7 +194,7 @@ type refreshRequest struct {
 	resources []string
 	aud       jwtAudience
 
-	// subject is the sub the app knows the user by (opStorage.subjectFor).
+	// subject is the sub the app knows the user by (account.Subjects).
 	subject string
 }
 

@@ -78,7 +78,7 @@ type opStorage struct {
 	// dpopNonces makes and checks DPoP nonces (dpop.go).
 	dpopNonces dpop.Nonces
 
-	// subjects decides the sub an app knows a person by (subjectFor).
+	// subjects decides the sub an app knows a person by.
 	subjects *account.Subjects
 }
 
@@ -278,11 +278,15 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if rerr != nil {
 		return nil, refuseTarget(ctx, rerr)
 	}
-	subject, err := s.subjectFor(ctx, a.ClientID, a.UserID)
-	if err != nil {
-		return nil, err
+	// The sub and sid the app knows the person and the session by; the
+	// client is the memo's.
+	if c.ID == "" {
+		if c, err = s.getClient(ctx, a.ClientID); err != nil {
+			return nil, s.internal(ctx, "load the client of a token", err)
+		}
 	}
-	return &authRequest{a: a, codeHash: hash, issue: issue, resources: resources, subject: subject}, nil
+	subject, sid := s.subjects.Subject(c, a.UserID), account.ClientSID(c, a.SessionID)
+	return &authRequest{a: a, codeHash: hash, issue: issue, resources: resources, subject: subject, sid: sid}, nil
 }
 
 // replayed handles a redeemed code presented again: when its client proves
@@ -915,7 +919,7 @@ func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserI
 func sidOf(req op.TokenRequest) string {
 	switch r := req.(type) {
 	case *authRequest:
-		return account.SessionSID(r.a.SessionID)
+		return r.sid
 	case *refreshRequest:
 		return r.rt.SID
 	}
@@ -1022,7 +1026,7 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 // claims; the table has no claim for the internal fields (blocked, last IP,
 // last login, login count, password and second-factor data, app metadata).
 func (s *opStorage) setClaims(info *oidc.UserInfo, u storage.User, subject string, scopes []string) {
-	info.Subject = subject // as the app knows u (subjectFor)
+	info.Subject = subject // as the app knows u (account.Subjects)
 	for k, v := range s.pairwiseClaims(u, subject, account.Claims(u, scopes, s.issuer)) {
 		info.AppendClaims(k, v)
 	}
@@ -1064,16 +1068,6 @@ func checkScopeTokens(scopes []string) *oidc.Error {
 		}
 	}
 	return nil
-}
-
-// subjectFor is the sub app clientID knows user userID by: the one
-// decision, account.Subjects, applied to the app as stored.
-func (s *opStorage) subjectFor(ctx context.Context, clientID, userID string) (string, error) {
-	c, err := s.getClient(ctx, clientID)
-	if err != nil {
-		return "", s.internal(ctx, "load the client of a token", err)
-	}
-	return s.subjects.Subject(c, userID), nil
 }
 
 // userOf is the user ID behind sub as app clientID knows it, "" when

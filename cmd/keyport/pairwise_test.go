@@ -286,6 +286,29 @@ func TestPairwiseSubjects(t *testing.T) {
 		}
 	})
 
+	sids := map[string]string{} // each app's sid of the one browser session
+	t.Run("sid by sector", func(t *testing.T) {
+		// Every app was signed in to through one browser session. Its sid
+		// is one more identifier apps could join people by, whatever
+		// their subs: a pairwise app's is its sector's, as its sub is
+		// (OpenID Connect Core 1.0 §8). shop's ID token is a refreshed
+		// one, which keeps the sign-in's sid.
+		for _, c := range []*testClient{shop, blog, crm, hr, static, wiki} {
+			raw, _ := toks[c.ID].Extra("id_token").(string)
+			if sids[c.ID] = sidOf(t, c, raw); sids[c.ID] == "" {
+				t.Fatalf("%s: no sid in the ID token", c.ID)
+			}
+		}
+		for _, pair := range [][2]string{{"shop", "blog"}, {"shop", "crm"}, {"blog", "crm"}, {"shop", "wiki"}, {"crm", "wiki"}} {
+			if sids[pair[0]] == sids[pair[1]] {
+				t.Errorf("apps of different sectors %s and %s got one sid %q", pair[0], pair[1], sids[pair[0]])
+			}
+		}
+		if sids["crm"] != sids["hr"] || sids["crm"] != sids["static"] {
+			t.Errorf("apps of one sector got different sids: crm %q, hr %q, static %q", sids["crm"], sids["hr"], sids["static"])
+		}
+	})
+
 	t.Run("introspection without the profile scope names no username", func(t *testing.T) {
 		// The username is one name every app knows the person by: a
 		// pairwise app learns it with the profile scope only, as
@@ -526,8 +549,8 @@ func TestPairwiseSubjects(t *testing.T) {
 		}
 		select {
 		case l := <-recv:
-			if l["sub"] != subs["shop"] || l["aud"] != "shop" {
-				t.Errorf("shop's logout token: sub %v aud %v, want sub %q", l["sub"], l["aud"], subs["shop"])
+			if l["sub"] != subs["shop"] || l["aud"] != "shop" || l["sid"] != sids["shop"] {
+				t.Errorf("shop's logout token: sub %v aud %v sid %v, want sub %q sid %q", l["sub"], l["aud"], l["sid"], subs["shop"], sids["shop"])
 			}
 		case <-time.After(10 * time.Second):
 			t.Error("no back-channel logout token for shop")
