@@ -321,6 +321,17 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if len(targetApps) == 1 && len(audiences)+len(resources) == 1 {
 		format = &targetApps[0]
 	}
+	// Every app in the token's audience reads its sub. One that knows the
+	// person by another sub (a pairwise app, OpenID Connect Core 1.0 §8,
+	// beside the requester's or another sector's app) would learn a sub of
+	// another sector, or the user ID, which its pairwise sub is there to
+	// keep from it: such an app gets its token from an exchange of its own.
+	newSubject := p.opts.Subjects.Subject(*format, sub.UserID)
+	for _, target := range targetApps {
+		if p.opts.Subjects.Subject(target, sub.UserID) != newSubject {
+			return storage.AccessToken{}, nil, "", tokenExchangeError("invalid_target", "%q knows the person by another subject than the token's other audiences: exchange for it alone", target.ID)
+		}
+	}
 	life, now := s.lifetimes(ctx, format.ID).Access, s.now()
 	t := storage.AccessToken{
 		ID:       account.NewOrderedID(),
@@ -328,7 +339,7 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 		UserID:   sub.UserID,
 		// The sub the app the token is for knows the person by: the one
 		// target app's, else the requester's (account.Subjects).
-		Subject:   p.opts.Subjects.Subject(*format, sub.UserID),
+		Subject:   newSubject,
 		Scopes:    scopes,
 		Audience:  distinct(slices.Concat(audiences, resources)),
 		CreatedAt: now,

@@ -130,7 +130,8 @@ func TestPairwiseSubjects(t *testing.T) {
 	}
 	shop := app(account.NewClient{ID: "shop", RedirectURIs: []string{"https://shop.example/cb"}, SubjectType: account.SubjectPairwise,
 		AccessTokenJWT: true, BackchannelLogoutURI: bc.URL + "/shop",
-		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantTokenExchange}, TokenExchangeAudiences: []string{"blog"}})
+		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantTokenExchange},
+		TokenExchangeAudiences: []string{"blog", "wiki", "https://api.example/"}})
 	shop.oauth.Scopes = append(shop.oauth.Scopes, oidc.ScopeOfflineAccess)
 	blog := app(account.NewClient{ID: "blog", RedirectURIs: []string{"https://blog.example/cb"}, SubjectType: account.SubjectPairwise, AccessTokenJWT: true})
 	crm := app(account.NewClient{ID: "crm", RedirectURIs: []string{"https://crm.example/cb"}, SubjectType: account.SubjectPairwise, SectorIdentifierURI: sectorURI})
@@ -350,6 +351,34 @@ func TestPairwiseSubjects(t *testing.T) {
 		// (which would tell blog shop's name for the person).
 		if status, _, info := srv.userinfo(exchanged); status != http.StatusOK || info["sub"] != subs["blog"] || info["picture"] != pictures["blog"] {
 			t.Errorf("userinfo with the token for blog: %d sub %v picture %v, want blog's %q", status, info["sub"], info["picture"], pictures["blog"])
+		}
+		// A token for blog and an audience that knows the person by
+		// another sub (wiki: the user ID; a resource: shop's, the
+		// requester's) would tell blog that sub too: refused, nothing
+		// issued. Each alone is fine.
+		for _, form := range []url.Values{
+			exchangeForm(toks["shop"].AccessToken, typeAccessToken, "audience", "blog", "audience", "wiki"),
+			exchangeForm(toks["shop"].AccessToken, typeAccessToken, "audience", "blog", "resource", "https://api.example/"),
+		} {
+			status, _, body := shop.tokenPost(form, true)
+			if status != http.StatusBadRequest || body["error"] != "invalid_target" {
+				t.Errorf("exchange for %v %v: %d %v, want invalid_target", form["audience"], form["resource"], status, body)
+			}
+			if tok, _ := body["access_token"].(string); tok != "" {
+				t.Errorf("exchange for %v %v issued a token with sub %v (blog's is %q)", form["audience"], form["resource"], unverifiedJWTClaims(t, tok)["sub"], subs["blog"])
+			}
+		}
+		for aud, want := range map[string]string{"wiki": alice.ID, "https://api.example/": subs["shop"]} {
+			key := "audience"
+			if strings.Contains(aud, "://") {
+				key = "resource"
+			}
+			status, _, body := shop.tokenPost(exchangeForm(toks["shop"].AccessToken, typeAccessToken, key, aud), true)
+			if tok, _ := body["access_token"].(string); status != http.StatusOK || tok == "" {
+				t.Errorf("exchange for %s alone: %d %v", aud, status, body)
+			} else if st, _, in := srv.postForm("/oauth/introspect", url.Values{"token": {tok}}, "shop", shop.Secret); st != http.StatusOK || in["sub"] != want {
+				t.Errorf("the token for %s alone introspected: %d %v, want sub %q", aud, st, in, want)
+			}
 		}
 	})
 
