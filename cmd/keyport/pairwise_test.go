@@ -308,6 +308,27 @@ func TestPairwiseSubjects(t *testing.T) {
 		if sids["crm"] != sids["hr"] || sids["crm"] != sids["static"] {
 			t.Errorf("apps of one sector got different sids: crm %q, hr %q, static %q", sids["crm"], sids["hr"], sids["static"])
 		}
+		// Front-channel logout names the session as the app's ID tokens
+		// do (blog has a front-channel logout URI for the check only:
+		// the logout below expects a redirect, not the iframes' page).
+		ctx := context.Background()
+		fcURI, on, off, none := "https://blog.example/fc", true, false, ""
+		if _, _, err := srv.Main.Accounts.Clients.UpdateClient(ctx, account.SystemActor, "blog", "", account.ClientPatch{FrontchannelLogoutURI: &fcURI, FrontchannelLogoutSessionRequired: &on}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if _, _, err := srv.Main.Accounts.Clients.UpdateClient(ctx, account.SystemActor, "blog", "", account.ClientPatch{FrontchannelLogoutURI: &none, FrontchannelLogoutSessionRequired: &off}); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		sessions, err := srv.Main.Store.ListUserSessions(ctx, alice.ID)
+		if err != nil || len(sessions) != 1 {
+			t.Fatalf("pia's sessions: %v (%v)", sessions, err)
+		}
+		fc := srv.Main.Accounts.SignIn.FrontChannelLogoutURLs(ctx, srv.URL, sessions[0])
+		if len(fc) != 1 || !strings.HasPrefix(fc[0], "https://blog.example/fc?") || !strings.Contains(fc[0], "sid="+sids["blog"]) {
+			t.Errorf("front-channel logout URIs %v, want blog's with its sid %q", fc, sids["blog"])
+		}
 	})
 
 	t.Run("introspection without the profile scope names no username", func(t *testing.T) {
