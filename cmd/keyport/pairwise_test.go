@@ -130,7 +130,7 @@ func TestPairwiseSubjects(t *testing.T) {
 	}
 	shop := app(account.NewClient{ID: "shop", RedirectURIs: []string{"https://shop.example/cb"}, SubjectType: account.SubjectPairwise,
 		AccessTokenJWT: true, BackchannelLogoutURI: bc.URL + "/shop",
-		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantTokenExchange},
+		GrantTypes:             []string{account.GrantAuthorizationCode, account.GrantRefreshToken, account.GrantTokenExchange},
 		TokenExchangeAudiences: []string{"blog", "wiki", "https://api.example/"}})
 	shop.oauth.Scopes = append(shop.oauth.Scopes, oidc.ScopeOfflineAccess)
 	blog := app(account.NewClient{ID: "blog", RedirectURIs: []string{"https://blog.example/cb"}, SubjectType: account.SubjectPairwise, AccessTokenJWT: true})
