@@ -108,6 +108,13 @@ func TestAdminAPIClients(t *testing.T) {
 	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/json", `{"Name":"Other case"}`); status != http.StatusBadRequest || body["field"] != "Name" {
 		t.Errorf("a name in another case: %d %v", status, body)
 	}
+	// null is no value of an app's fields (nor left out, which would
+	// answer 200 to a client that meant RFC 7396's removal).
+	for _, field := range []string{"name", "jwks", "jwks_uri", "allowed_groups"} {
+		if status, _, body := apiCallWith(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/merge-patch+json", `{"`+field+`":null}`, nil); status != http.StatusBadRequest || body["field"] != field {
+			t.Errorf("%s null: %d %v", field, status, body)
+		}
+	}
 	if c, _ := srv.Main.Store.GetClient(ctx, "robot"); c.Name != "Nightly batch" || len(c.RedirectURIs) != 0 || len(c.AllowedGroups) != 1 {
 		t.Errorf("stored after the edits: %+v", c)
 	}
