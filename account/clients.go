@@ -479,6 +479,9 @@ type ClientService struct {
 	ensureKey func(ctx context.Context, alg string) error
 	// sectorCheck fetches and checks sector_identifier_uri (SetSectorCheck).
 	sectorCheck SectorCheck
+
+	// deviceFlowOff: [oauth] device_flow is off (SetDeviceFlow).
+	deviceFlowOff bool
 }
 
 // Audit event types of the apps.
@@ -509,6 +512,9 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	}
 	c, secret, err := buildClient(n, true)
 	if err != nil {
+		return storage.Client{}, "", err
+	}
+	if err := s.checkDeviceGrant(c, nil); err != nil {
 		return storage.Client{}, "", err
 	}
 	if err := s.checkSectorDocument(ctx, c); err != nil {
@@ -728,6 +734,9 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 			if next.Public != c.Public && p.GrantTypes == nil && err.Field == "grant_types" {
 				err.Field = "public" // the switch is what clashes
 			}
+			return c, err
+		}
+		if err := s.checkDeviceGrant(next, &c); err != nil {
 			return c, err
 		}
 		if changed = len(clientChanges(c, next)) > 0; !changed {

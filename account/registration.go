@@ -429,6 +429,9 @@ func (s *RegistrationService) RegisterClient(ctx context.Context, initialToken, 
 	if err := normalizeClient(&c, true, nil); err != nil {
 		return RegisteredClient{}, err
 	}
+	if err := s.clients.checkDeviceGrant(c, nil); err != nil {
+		return RegisteredClient{}, err
+	}
 	// The sector document is fetched before the token's use is spent, so
 	// a refused one spends nothing.
 	if err := s.clients.checkSectorDocument(ctx, c); err != nil {
@@ -577,6 +580,9 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 			}
 		}
 		if err := normalizeClient(&next, true, nil); err != nil {
+			return c, err
+		}
+		if err := s.clients.checkDeviceGrant(next, &c); err != nil {
 			return c, err
 		}
 		if sectorCheckStale(checked, c, next) {

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -548,7 +550,7 @@ func decode(c *Config, name string, data []byte) error {
 	d.DisallowUnknownFields()
 	err := d.Decode(c)
 	if err == nil {
-		return nil
+		return keysInAnotherCase(name, data)
 	}
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
@@ -583,6 +585,59 @@ func decode(c *Config, name string, data []byte) error {
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("%s: %w", name, err)
+}
+
+// keysInAnotherCase refuses the keys of data that name a setting in another
+// case ("Public", "Skip_Consent"), as unknown keys are refused: go-toml
+// matches keys in any case, so such a key would be taken for the setting,
+// and a table could set one setting twice, the last silently winning.
+func keysInAnotherCase(name string, data []byte) error {
+	var doc map[string]any
+	if toml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	var errs []error
+	var walk func(prefix string, typ reflect.Type, m map[string]any)
+	walk = func(prefix string, typ reflect.Type, m map[string]any) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			var field reflect.StructField
+			found, exact := false, false
+			for f := range typ.Fields() {
+				tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+				if tag == k {
+					field, found, exact = f, true, true
+					break
+				}
+				if strings.EqualFold(tag, k) && !found {
+					field, found = f, true
+				}
+			}
+			switch {
+			case !found:
+				continue // none: DisallowUnknownFields reported it
+			case !exact:
+				tag, _, _ := strings.Cut(field.Tag.Get("toml"), ",")
+				errs = append(errs, fmt.Errorf("%s: unknown key %q (keys are case-sensitive: %q)", name, prefix+k, tag))
+				continue
+			}
+			switch v := m[k].(type) {
+			case map[string]any:
+				if field.Type.Kind() == reflect.Struct {
+					walk(prefix+k+".", field.Type, v)
+				}
+			case []any:
+				if field.Type.Kind() == reflect.Slice && field.Type.Elem().Kind() == reflect.Struct {
+					for i, item := range v {
+						if sub, ok := item.(map[string]any); ok {
+							walk(fmt.Sprintf("%s%s[%d].", prefix, k, i), field.Type.Elem(), sub)
+						}
+					}
+				}
+			}
+		}
+	}
+	walk("", reflect.TypeFor[Config](), doc)
+	return errors.Join(errs...)
 }
 
 // unquotedDurations returns the keys of data that map to a Duration field

@@ -498,6 +498,12 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`:1:1: unknown key "foo"`, `:4:1: unknown key "clients.redirect_uri"`},
 		},
 		{
+			// go-toml matches keys in any case; Keyport's are lower case.
+			name: "keys in another case, all reported",
+			file: "Issuer = \"https://a.example.com\"\n[Tokens]\naccess = \"5m\"\n[tokens]\nAccess = \"6m\"\n[[clients]]\nid = \"a\"\nredirect_uris = [\"https://a.example.com/cb\"]\nPublic = true\n[[clients.custom_claims]]\nclaim = \"dept\"\nSource = \"app_metadata.dept\"\nscope = \"org\"\n",
+			want: []string{`unknown key "Issuer" (keys are case-sensitive: "issuer")`, `unknown key "Tokens"`, `unknown key "tokens.Access"`, `unknown key "clients[0].Public"`, `unknown key "clients[0].custom_claims[0].Source"`},
+		},
+		{
 			name: "bad duration",
 			file: "[tokens]\naccess = \"15 minutes\"\n",
 			want: []string{":2:", "tokens.access", `invalid duration "15 minutes"`},

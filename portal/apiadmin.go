@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,7 +187,11 @@ func decodeAPIBody(r *http.Request, v any) error {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
 		return errUnsupportedMedia
 	}
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return jsonError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
@@ -192,7 +199,66 @@ func decodeAPIBody(r *http.Request, v any) error {
 	if dec.Decode(&struct{}{}) != io.EOF {
 		return account.Errorf(account.Invalid, "The body must be one JSON object.")
 	}
+	return exactFieldNames(body, reflect.TypeOf(v))
+}
+
+// exactFieldNames refuses a member whose name is one of t's fields in
+// another case ("Public", "ID"): encoding/json matches names regardless of
+// case, so without this {"id":"a","ID":"b"} would create b, and a name the
+// API does not have would pass for one it has. data has decoded into t, so
+// it is well-formed; only the names are checked, in nested objects too.
+func exactFieldNames(data []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		return nil // reads its value its own way
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var members map[string]json.RawMessage
+		if json.Unmarshal(data, &members) != nil {
+			return nil // null
+		}
+		for name, raw := range members {
+			f, ok := jsonField(t, name)
+			if !ok {
+				return account.FieldErrorf(name, "There is no field %q here.", name)
+			}
+			if err := exactFieldNames(raw, f.Type); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var items []json.RawMessage
+		if json.Unmarshal(data, &items) != nil {
+			return nil // null
+		}
+		for _, raw := range items {
+			if err := exactFieldNames(raw, t.Elem()); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// jsonField is the field of struct t that encoding/json fills from a member
+// named exactly name.
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous || !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" {
+			continue
+		}
+		if cmp.Or(tag, f.Name) == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 var errUnsupportedMedia = errors.New("unsupported media type")

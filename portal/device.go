@@ -3,6 +3,8 @@ package portal
 import (
 	"net/http"
 
+	"github.com/gorilla/mux"
+
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/web"
 )
@@ -15,14 +17,17 @@ import (
 // guess the throttle counts (account.DeviceFlow.Find), which a page from
 // another site must not be able to spend. The routes exist whether the
 // device flow is on or not, so their levels are always in the table; off,
-// they answer as unknown pages.
+// they match nothing and answer as unknown pages, to the signed-out too
+// (who would otherwise be sent to sign in first, for a 404).
 
 // DevicePath is the device flow's verification URI on the portal.
 const DevicePath = "/device"
 
 func (s *Server) registerDeviceRoutes(t *routeTable) {
-	t.add(levelSignedIn, "GET", DevicePath, s.devicePage)
-	t.add(levelSignedIn, "POST", DevicePath, s.deviceSubmit)
+	on := t.router.MatcherFunc(func(*http.Request, *mux.RouteMatch) bool { return s.opts.DeviceFlow != nil }).Subrouter()
+	dt := t.within(on)
+	dt.add(levelSignedIn, "GET", DevicePath, s.devicePage)
+	dt.add(levelSignedIn, "POST", DevicePath, s.deviceSubmit)
 }
 
 type deviceData struct {

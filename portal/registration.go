@@ -1,11 +1,13 @@
 package portal
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -133,10 +135,9 @@ func decodeRegistration(w http.ResponseWriter, r *http.Request) (registrationReq
 		writeRegistrationError(w, http.StatusBadRequest, "invalid_client_metadata", "the body must be application/json")
 		return req, false
 	}
-	dec := json.NewDecoder(r.Body)
-	err := dec.Decode(&req)
-	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
-		err = errors.New("the body must be one JSON object")
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = decodeExactMembers(body, &req)
 	}
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -246,4 +247,31 @@ func (s *Server) manageRegisteredClient(w http.ResponseWriter, r *http.Request, 
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// decodeExactMembers decodes body, one JSON object, into the struct v
+// from the members named exactly as v's fields. The others are metadata
+// Keyport does not know, ignored (RFC 7591 §2), though some differ from a
+// name it knows in case only ("Token_Endpoint_Auth_Method"), which
+// encoding/json alone, matching names in any case, would take for it.
+func decodeExactMembers(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var members map[string]json.RawMessage
+	if err := dec.Decode(&members); err != nil {
+		return err
+	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		return errors.New("the body must be one JSON object")
+	}
+	t := reflect.TypeOf(v).Elem()
+	for name := range members {
+		if _, ok := jsonField(t, name); !ok {
+			delete(members, name)
+		}
+	}
+	exact, err := json.Marshal(members)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(exact, v)
 }

@@ -53,13 +53,20 @@ func TestAdminAPIClients(t *testing.T) {
 		{`{"id":"web","redirect_uris":["https://app.example.com/cb"],"access_token_lifetime":5}`, "access_token_lifetime"},
 		{`{"id":"web","redirect_uris":["https://app.example.com/cb"],"allowed_scopes":["keyport:admin"]}`, "allowed_scopes"},
 		{`{"id":"web","redirect_uris":["https://app.example.com/cb"],"colour":"red"}`, "colour"},
+		// JSON names are case-sensitive: another case is not the field
+		// (encoding/json alone would take "ID" for id, the last winning).
+		{`{"id":"web","redirect_uris":["https://app.example.com/cb"],"ID":"web2"}`, "ID"},
+		{`{"id":"web","redirect_uris":["https://app.example.com/cb"],"Public":true}`, "Public"},
+		{`{"id":"web","redirect_uris":["https://app.example.com/cb"],"custom_claims":[{"claim":"dept","Source":"app_metadata.dept","scope":"org"}]}`, "Source"},
 	} {
 		if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json", c.body); status < 400 || status > 499 || body["field"] != c.field {
 			t.Errorf("create %s: %d %v, want the field %q named", c.body, status, body, c.field)
 		}
 	}
-	if _, err := srv.Main.Store.GetClient(ctx, "web"); err == nil {
-		t.Error("a refused create stored web")
+	for _, id := range []string{"web", "web2"} {
+		if _, err := srv.Main.Store.GetClient(ctx, id); err == nil {
+			t.Errorf("a refused create stored %s", id)
+		}
 	}
 
 	// List and read: never a secret's hash; the static app marked.
@@ -97,6 +104,16 @@ func TestAdminAPIClients(t *testing.T) {
 	}
 	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/json", `{"grant_types":["authorization_code"],"redirect_uris":["javascript:alert(1)"]}`); status != http.StatusBadRequest || body["field"] != "redirect_uris" {
 		t.Errorf("bad redirect URI: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/json", `{"Name":"Other case"}`); status != http.StatusBadRequest || body["field"] != "Name" {
+		t.Errorf("a name in another case: %d %v", status, body)
+	}
+	// null is no value of an app's fields (nor left out, which would
+	// answer 200 to a client that meant RFC 7396's removal).
+	for _, field := range []string{"name", "jwks", "jwks_uri", "allowed_groups"} {
+		if status, _, body := apiCallWith(t, srv, http.MethodPatch, "/api/v1/clients/robot", rw, "application/merge-patch+json", `{"`+field+`":null}`, nil); status != http.StatusBadRequest || body["field"] != field {
+			t.Errorf("%s null: %d %v", field, status, body)
+		}
 	}
 	if c, _ := srv.Main.Store.GetClient(ctx, "robot"); c.Name != "Nightly batch" || len(c.RedirectURIs) != 0 || len(c.AllowedGroups) != 1 {
 		t.Errorf("stored after the edits: %+v", c)

@@ -575,9 +575,11 @@ func TestDeviceFlowPerAddress(t *testing.T) {
 }
 
 // TestDeviceFlowOff: without [oauth] device_flow nothing of it is served
-// or advertised.
+// or advertised, and no app is given its grant, as none in config.toml may
+// be: not by the management API (the console's rules) nor by dynamic
+// registration. An app that has it from before keeps it through its edits.
 func TestDeviceFlowOff(t *testing.T) {
-	srv := startServer(t, "", nil)
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
 	srv.createUser("dora", false)
 	c := srv.createClient(account.NewClient{ID: "web", Name: "Web", Public: true})
 	if c.oauth.Endpoint.DeviceAuthURL != "" {
@@ -593,9 +595,40 @@ func TestDeviceFlowOff(t *testing.T) {
 		t.Errorf("device_code grant: %d %v", status, body)
 	}
 	b := newBrowser(t)
+	if p := b.get(srv.URL + "/device?user_code=BCDF-GHJK"); p.Status != http.StatusNotFound || len(b.visited) > 0 {
+		t.Errorf("/device signed out: %d after %v, want a 404 rather than a sign-in for one", p.Status, b.visited)
+	}
 	signInPortal(t, srv, b, "dora")
 	if p := b.get(srv.URL + "/device"); p.Status != http.StatusNotFound {
 		t.Errorf("/device: %d", p.Status)
+	}
+
+	rw, _, _ := adminTokens(t, srv)
+	if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json",
+		`{"id":"tv","public":true,"grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`); status != http.StatusBadRequest || body["field"] != "grant_types" {
+		t.Errorf("create an app with the device code grant: %d %v", status, body)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/web", rw, "application/json",
+		`{"grant_types":["authorization_code","urn:ietf:params:oauth:grant-type:device_code"]}`); status != http.StatusBadRequest || body["field"] != "grant_types" {
+		t.Errorf("give an app the device code grant: %d %v", status, body)
+	}
+	ctx := context.Background()
+	if err := srv.Main.Store.CreateClient(ctx, storage.Client{ID: "old-tv", Name: "Old TV", Public: true, GrantTypes: []string{account.GrantDeviceCode}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/old-tv", rw, "application/json", `{"name":"Living room TV"}`); status != http.StatusOK || body["name"] != "Living room TV" {
+		t.Errorf("edit an app that had the grant before: %d %v", status, body)
+	}
+	iat, _ := initialAccessToken(t, srv, rw, 0, false)
+	m := map[string]any{"client_name": "TV", "token_endpoint_auth_method": "none", "grant_types": []string{account.GrantDeviceCode}}
+	if status, _, body := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" {
+		t.Errorf("register an app with the device code grant: %d %v", status, body)
+	}
+	if _, err := srv.Main.Store.GetClient(ctx, "tv"); err == nil {
+		t.Error("the refused app tv was stored")
+	}
+	if c, _ := srv.Main.Store.GetClient(ctx, "web"); slices.Contains(c.GrantTypes, account.GrantDeviceCode) {
+		t.Errorf("a refused edit gave web the grant: %v", c.GrantTypes)
 	}
 }
 

@@ -485,6 +485,7 @@ func (m *Main) load() error {
 		return account.ClientSigningAlgorithms(clients), err
 	})
 	m.Accounts.Clients.SetSigningKeys(m.Keys.EnsureAlgorithm)
+	m.Accounts.Clients.SetDeviceFlow(cfg.OAuth.DeviceFlow)
 	var deliveries func(kind, outcome string)
 	if m.Metrics != nil {
 		deliveries = m.Metrics.OutboxDelivery

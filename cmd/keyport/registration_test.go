@@ -481,6 +481,25 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// Metadata names are case-sensitive: one Keyport knows in another case
+	// is unknown metadata, ignored, not taken for the one it knows.
+	t.Run("metadata names in another case", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		m := webMetadata("cased")
+		m["Token_Endpoint_Auth_Method"], m["CLIENT_NAME"] = "none", "Shouted"
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+		if status != http.StatusCreated || out["token_endpoint_auth_method"] != "client_secret_basic" || out["client_secret"] == nil || out["client_name"] != "cased" {
+			t.Fatalf("register with names in another case: %d %v", status, out)
+		}
+		id, _ := out["client_id"].(string)
+		regToken, _ := out["registration_access_token"].(string)
+		m["client_id"], m["Redirect_URIs"] = id, []string{"https://elsewhere.example/cb"}
+		status, _, out = registrationCall(t, srv, http.MethodPut, "/oauth/register/"+id, regToken, m)
+		if uris := toStrings(out["redirect_uris"]); status != http.StatusOK || len(uris) != 1 || uris[0] != "http://127.0.0.1:9/callback/cased" {
+			t.Errorf("update with names in another case: %d %v", status, out)
+		}
+	})
+
 	t.Run("refused registrations", func(t *testing.T) {
 		// One use, which none of the refusals spends.
 		iat, iatID := initialAccessToken(t, srv, adminToken, 1, false)
