@@ -85,33 +85,31 @@ func (p *Provider) ReadAccessToken(ctx context.Context, raw string) (storage.Acc
 // store could not tell: a reader answers a dead token as it answers a
 // token it does not know (never with a 5xx), and logs the other.
 func (s *opStorage) liveAccessToken(ctx context.Context, id, subject string) (storage.AccessToken, storage.User, storage.Client, error) {
-	var (
-		t    storage.AccessToken
-		u    storage.User
-		cred storage.Credential
-		err  error
-	)
+	dead := func() (storage.AccessToken, storage.User, storage.Client, error) {
+		return storage.AccessToken{}, storage.User{}, storage.Client{}, errNotOurToken
+	}
 	if isStateless(id) {
 		// Not stored: its claims stand for the record, read from the JWT
 		// the request presented (introspection only; anywhere else it is
-		// not ours).
-		t, err = s.presentedStateless(ctx, id)
-	} else {
-		// The token, its user and its app password in one read (one
-		// query on PostgreSQL).
-		t, u, cred, err = s.store.GetAccessTokenAndUser(ctx, id)
-		switch {
-		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrInvalid):
-			err = errNotOurToken
-		case err != nil:
-			err = fmt.Errorf("load access token %q: %w", id, err)
+		// not ours), and statelessToken applies the rules that fit an
+		// app's own token (expiry, app, revocation).
+		t, c, err := s.presentedStateless(ctx, id)
+		if err != nil {
+			return storage.AccessToken{}, storage.User{}, storage.Client{}, err
 		}
+		if t.Subject != subject {
+			return dead()
+		}
+		return t, storage.User{}, c, nil
 	}
-	if err != nil {
-		return storage.AccessToken{}, storage.User{}, storage.Client{}, err
-	}
-	dead := func() (storage.AccessToken, storage.User, storage.Client, error) {
-		return storage.AccessToken{}, storage.User{}, storage.Client{}, errNotOurToken
+	// The token, its user and its app password in one read (one query on
+	// PostgreSQL).
+	t, u, cred, err := s.store.GetAccessTokenAndUser(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrInvalid):
+		return dead()
+	case err != nil:
+		return storage.AccessToken{}, storage.User{}, storage.Client{}, fmt.Errorf("load access token %q: %w", id, err)
 	}
 	now := s.now()
 	if t.Subject != subject || !now.Before(t.ExpiresAt) {
@@ -214,7 +212,8 @@ func (s *opStorage) issuesStateless(ctx context.Context, req op.TokenRequest) bo
 // tombstone is stored), has expired, names a management scope, or its app
 // is gone, is another app of the same ID, revoked its tokens since, or
 // never had stateless tokens; another error when the store cannot tell.
-func (s *opStorage) statelessToken(ctx context.Context, claims *oidc.AccessTokenClaims) (storage.AccessToken, error) {
+// It comes with its app as it is now.
+func (s *opStorage) statelessToken(ctx context.Context, claims *oidc.AccessTokenClaims) (storage.AccessToken, storage.Client, error) {
 	t := storage.AccessToken{
 		ID:        claims.JWTID,
 		ClientID:  claims.ClientID,
@@ -227,31 +226,31 @@ func (s *opStorage) statelessToken(ctx context.Context, claims *oidc.AccessToken
 	// whole seconds only), which the provider's clock made (accessFor).
 	issued, ok := account.OrderedIDTime(strings.TrimPrefix(t.ID, statelessPrefix))
 	if !ok {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
 	t.CreatedAt = issued
 	if cnf, ok := claims.Claims["cnf"].(map[string]any); ok {
 		t.DPoPJKT, _ = cnf["jkt"].(string)
 	}
 	if t.ClientID == "" || t.Subject != t.ClientID || !s.now().Before(t.ExpiresAt) || slices.ContainsFunc(t.Scopes, account.IsManagementScope) {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
 	if _, err := s.store.GetAccessToken(ctx, t.ID); err == nil {
-		return storage.AccessToken{}, errNotOurToken // revoked
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken // revoked
 	} else if !errors.Is(err, storage.ErrNotFound) {
-		return storage.AccessToken{}, fmt.Errorf("look for the revocation of access token %q: %w", t.ID, err)
+		return storage.AccessToken{}, storage.Client{}, fmt.Errorf("look for the revocation of access token %q: %w", t.ID, err)
 	}
 	c, err := s.getClient(ctx, t.ClientID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
 	if err != nil {
-		return storage.AccessToken{}, fmt.Errorf("load client %q of access token %q: %w", t.ClientID, t.ID, err)
+		return storage.AccessToken{}, storage.Client{}, fmt.Errorf("load client %q of access token %q: %w", t.ClientID, t.ID, err)
 	}
 	if !c.AccessTokenJWT || !slices.Contains(c.GrantTypes, account.GrantClientCredentials) || issuedBefore(t, c) || revokedWithApp(t, c) {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
-	return t, nil
+	return t, c, nil
 }
 
 // withPresentedToken keeps the token an introspection or revocation
@@ -278,19 +277,19 @@ type presentedKey struct{}
 // here only after verifying that very token (getTokenIDAndSubject), and an
 // ID taken from anything else (an opaque token, or a refresh token's value
 // at revocation) is not the jti of the JWT presented.
-func (s *opStorage) presentedStateless(ctx context.Context, id string) (storage.AccessToken, error) {
+func (s *opStorage) presentedStateless(ctx context.Context, id string) (storage.AccessToken, storage.Client, error) {
 	raw, _ := ctx.Value(presentedKey{}).(string)
 	if !isStateless(id) || raw == "" {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
 	parts := strings.Split(raw, ".") // three: withPresentedToken
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
 	claims := new(oidc.AccessTokenClaims)
 	if err := json.Unmarshal(payload, claims); err != nil || claims.JWTID != id {
-		return storage.AccessToken{}, errNotOurToken
+		return storage.AccessToken{}, storage.Client{}, errNotOurToken
 	}
 	return s.statelessToken(ctx, claims)
 }
@@ -343,7 +342,7 @@ func (p *Provider) presentedToken(ctx context.Context, raw string) (id, subject 
 // token expires and the sweep takes both. A token that is unknown, expired
 // or revoked already is not an error (§2.2).
 func (s *opStorage) revokeStateless(ctx context.Context, id, clientID string) *oidc.Error {
-	t, err := s.presentedStateless(ctx, id)
+	t, _, err := s.presentedStateless(ctx, id)
 	if errors.Is(err, errNotOurToken) {
 		return nil
 	}
