@@ -170,10 +170,8 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 		subjectID string // of the subject access token, for delegation
 	)
 	switch subjectType {
-	case tokenTypeAccessToken:
-		t, format, subjectID, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
-	case tokenTypeJWT:
-		if strings.Count(subjectToken, ".") != 2 {
+	case tokenTypeAccessToken, tokenTypeJWT:
+		if subjectType == tokenTypeJWT && strings.Count(subjectToken, ".") != 2 {
 			return nil, oidc.ErrInvalidRequest().WithDescription("subject_token is not a JWT")
 		}
 		t, format, subjectID, err = p.delegate(ctx, requester, subjectToken, scopes, audiences, resources)
