@@ -151,11 +151,47 @@ type preparedDiscovery struct {
 	algs []jose.SignatureAlgorithm // the keys' algorithms it was built for
 }
 
-// Routes are the paths the provider answers; everything else is the portal's.
-var Routes = []string{
-	oidc.DiscoveryEndpoint, AuthorizationServerMetadataPath, AuthorizationServerMetadataPath + "/", "/keys", "/authorize", "/authorize/callback",
-	"/oauth/token", "/oauth/introspect", "/userinfo", "/revoke", "/end_session",
-	parPath,
+// A Route is a path the provider answers and what it asks of its caller:
+// the provider's half of the route table (the portal's is
+// portal/routes.go's, with its levels). Everything else is the portal's.
+type Route struct {
+	Path   string
+	Caller string
+}
+
+// Callers of provider routes.
+const (
+	// CallerPublic: anyone; a document prepared ahead of time, the same
+	// bytes for every caller (servePrepared).
+	CallerPublic = "public"
+	// CallerBrowser: a person's browser; a registered app and exact
+	// redirect URI before anything is stored, the stored request bounded
+	// (authorizeParamLimits, storage.PendingLimits).
+	CallerBrowser = "browser"
+	// CallerClient: an app, authenticated by its secret, an assertion or,
+	// for a public one, its ID (clientauth.go, clientassertion.go), with
+	// the form bounded (MaxBodyBytes) and failures throttled.
+	CallerClient = "client"
+	// CallerBearer: the holder of an access token (and its DPoP proof).
+	CallerBearer = "bearer"
+)
+
+// Routes are the provider's routes. The device authorization endpoint
+// (DeviceAuthorizationPath, CallerClient) is added only with [oauth]
+// device_flow.
+var Routes = []Route{
+	{oidc.DiscoveryEndpoint, CallerPublic},
+	{AuthorizationServerMetadataPath, CallerPublic},       // RFC 8414
+	{AuthorizationServerMetadataPath + "/", CallerPublic}, // RFC 8414, an issuer with a path
+	{"/keys", CallerPublic},
+	{"/authorize", CallerBrowser},
+	{"/authorize/callback", CallerBrowser},
+	{"/end_session", CallerBrowser},
+	{"/oauth/token", CallerClient},
+	{"/oauth/introspect", CallerClient},
+	{"/revoke", CallerClient},
+	{parPath, CallerClient},
+	{"/userinfo", CallerBearer},
 }
 
 // AuthorizationServerMetadataPath is where OAuth 2.0 clients that know no

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -43,5 +44,41 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 	doc = nil
 	if err := json.Unmarshal(rec.Body.Bytes(), &doc); rec.Code != http.StatusOK || err != nil || doc["issuer"] != pathIssuer {
 		t.Errorf("metadata of an issuer with a path: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Every endpoint discovery advertises that the provider serves is in its
+// route table with what it asks of its caller; the registration endpoint
+// is the portal's, in its own table.
+func TestDiscoveredEndpointsAreRoutes(t *testing.T) {
+	f := newLogoutFixture(t)
+	rec := httptest.NewRecorder()
+	f.p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, logoutIssuer+"/.well-known/openid-configuration", nil))
+	var doc map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	callers := map[string]string{DeviceAuthorizationPath: CallerClient}
+	for _, r := range Routes {
+		switch r.Caller {
+		case CallerPublic, CallerBrowser, CallerClient, CallerBearer:
+		default:
+			t.Errorf("route %s: unknown caller %q", r.Path, r.Caller)
+		}
+		callers[r.Path] = r.Caller
+	}
+	checked := 0
+	for k, v := range doc {
+		u, ok := v.(string)
+		if !ok || k == "issuer" || k == "registration_endpoint" || !strings.HasPrefix(u, logoutIssuer+"/") {
+			continue
+		}
+		checked++
+		if callers[strings.TrimPrefix(u, logoutIssuer)] == "" {
+			t.Errorf("discovery's %s (%s) is not in provider.Routes", k, u)
+		}
+	}
+	if checked < 7 {
+		t.Fatalf("only %d endpoints in the discovery document: %v", checked, doc)
 	}
 }

@@ -606,8 +606,8 @@ func (m *Main) load() error {
 	tokens.p = prov
 
 	mux := http.NewServeMux()
-	for _, p := range provider.Routes {
-		mux.Handle(p, requestlog.Route(p, prov))
+	for _, r := range provider.Routes {
+		mux.Handle(r.Path, requestlog.Route(r.Path, prov))
 	}
 	if cfg.OAuth.DeviceFlow {
 		mux.Handle(provider.DeviceAuthorizationPath, requestlog.Route(provider.DeviceAuthorizationPath, prov))
