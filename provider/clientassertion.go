@@ -224,7 +224,7 @@ func (s *opStorage) verifyClientAssertion(ctx context.Context, form url.Values, 
 	if err != nil || len(jws.Signatures) != 1 {
 		return storage.Client{}, errAssertion("client_assertion is not a JWT signed with " + algNames(append(slices.Clone(AssertionAlgorithms), jose.HS256)))
 	}
-	var claims jwt.Claims
+	var claims assertionClaims
 	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
 		return storage.Client{}, errAssertion("its claims cannot be read")
 	}
@@ -270,7 +270,7 @@ func (s *opStorage) verifyClientAssertion(ctx context.Context, form url.Values, 
 // checkAssertion checks the assertion of client c (found: it exists) and
 // records its jti. It returns why it fails, "" when it passes, or an
 // error of the server's.
-func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignature, claims jwt.Claims, c storage.Client, found bool, endpointURL string) (string, error) {
+func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignature, claims assertionClaims, c storage.Client, found bool, endpointURL string) (string, error) {
 	if !found {
 		return "unknown client", nil
 	}
@@ -287,7 +287,7 @@ func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignatu
 	default:
 		return "the app is not registered for private_key_jwt or client_secret_jwt (token_endpoint_auth_method)", nil
 	}
-	if why := requestObjectAsAssertion(jws); why != "" {
+	if why := requestObjectAsAssertion(jws, claims); why != "" {
 		return why, nil
 	}
 	if why := s.verifyAssertionSignature(ctx, jws, c, alg); why != "" {
@@ -334,19 +334,26 @@ func (s *opStorage) checkAssertion(ctx context.Context, jws *jose.JSONWebSignatu
 // it and by the authorization request it holds when not (RFC 9101 §10.8,
 // RFC 8725 §3.11 and §3.12): every request object Keyport accepts names a
 // response_type and a redirect_uri, and no client assertion does.
-func requestObjectAsAssertion(jws *jose.JSONWebSignature) string {
+func requestObjectAsAssertion(jws *jose.JSONWebSignature, claims assertionClaims) string {
 	typ, _ := jws.Signatures[0].Header.ExtraHeaders[jose.HeaderType].(string)
-	if strings.TrimPrefix(strings.ToLower(typ), "application/") == "oauth-authz-req+jwt" {
+	switch {
+	case strings.TrimPrefix(strings.ToLower(typ), "application/") == "oauth-authz-req+jwt":
 		return "it is typed as a request object (oauth-authz-req+jwt)"
-	}
-	var claims map[string]json.RawMessage
-	_ = json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims) // read already as jwt.Claims
-	for _, k := range []string{"response_type", "redirect_uri"} {
-		if _, ok := claims[k]; ok {
-			return "it holds " + k + ": a request object is no client assertion"
-		}
+	case claims.ResponseType != nil:
+		return "it holds response_type: a request object is no client assertion"
+	case claims.RedirectURI != nil:
+		return "it holds redirect_uri: a request object is no client assertion"
 	}
 	return ""
+}
+
+// assertionClaims are an assertion's claims, and the two members whose
+// presence shows a request object instead (requestObjectAsAssertion), read
+// in one decoding.
+type assertionClaims struct {
+	jwt.Claims
+	ResponseType json.RawMessage `json:"response_type"`
+	RedirectURI  json.RawMessage `json:"redirect_uri"`
 }
 
 // verifyAssertionSignature checks the signature of an assertion of
