@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gorilla/mux"
 
@@ -246,6 +247,20 @@ func exactFieldNames(data []byte, t reflect.Type) error {
 // jsonField is the field of struct t that encoding/json fills from a member
 // named exactly name.
 func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	f, ok := jsonFieldsOf(t)[name]
+	return f, ok
+}
+
+// jsonFields holds, per struct type, its fields by the exact member name
+// encoding/json fills each from, built once: a body's every member is
+// looked up, and a registration body comes before its caller is known.
+var jsonFields sync.Map // reflect.Type → map[string]reflect.StructField
+
+func jsonFieldsOf(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := jsonFields.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
+	m := map[string]reflect.StructField{}
 	for _, f := range reflect.VisibleFields(t) {
 		if f.Anonymous || !f.IsExported() {
 			continue
@@ -254,11 +269,10 @@ func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
 		if tag == "-" {
 			continue
 		}
-		if cmp.Or(tag, f.Name) == name {
-			return f, true
-		}
+		m[cmp.Or(tag, f.Name)] = f
 	}
-	return reflect.StructField{}, false
+	jsonFields.Store(t, m)
+	return m
 }
 
 var errUnsupportedMedia = errors.New("unsupported media type")

@@ -263,15 +263,17 @@ func decodeExactMembers(body []byte, v any) error {
 	if dec.Decode(&struct{}{}) != io.EOF {
 		return errors.New("the body must be one JSON object")
 	}
-	t := reflect.TypeOf(v).Elem()
+	known := jsonFieldsOf(reflect.TypeOf(v).Elem())
+	dropped := false
 	for name := range members {
-		if _, ok := jsonField(t, name); !ok {
+		if _, ok := known[name]; !ok {
 			delete(members, name)
+			dropped = true
 		}
 	}
-	exact, err := json.Marshal(members)
-	if err != nil {
-		return err
+	if !dropped {
+		return json.Unmarshal(body, v)
 	}
+	exact, _ := json.Marshal(members) // raw members decoded already: cannot fail
 	return json.Unmarshal(exact, v)
 }
