@@ -286,7 +286,7 @@ func (f *Flow) client(ctx context.Context, a storage.AuthRequest) (storage.Clien
 	if a.ClientID == "" {
 		return storage.Client{}, ErrFlowGone
 	}
-	c, err := f.store.GetClient(ctx, a.ClientID)
+	c, err := GetLiveClient(ctx, f.store, a.ClientID) // held for approval since: gone too
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return c, ErrFlowGone

@@ -504,3 +504,20 @@ func TestFlowPortalRecordWithoutRoom(t *testing.T) {
 		t.Errorf("%d sessions after a refused portal sign-in", len(sessions))
 	}
 }
+
+// An app held for an administrator's approval again while a sign-in to it
+// is under way is gone for that sign-in too (account.GetLiveClient): its
+// consent page would show the unapproved registration's name.
+func TestFlowAppHeldMidSignIn(t *testing.T) {
+	f := newFlowFixture(t)
+	a := f.request(t)
+	if _, err := f.db.UpdateClient(context.Background(), f.app.ID, func(c storage.Client) (storage.Client, error) {
+		c.PendingApproval = true
+		return c, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.flow.Next(context.Background(), a, f.signedInVisitor(t)); !errors.Is(err, account.ErrFlowGone) {
+		t.Errorf("Next for a held app = %v, want ErrFlowGone", err)
+	}
+}

@@ -685,7 +685,7 @@ func validateClientAuthMethod(p *problems, key string, cl Client) {
 	}
 	if cl.JWKSURI != "" {
 		if u, err := url.Parse(cl.JWKSURI); err != nil || !u.IsAbs() || u.Host == "" ||
-			(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+			(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackName(u.Hostname()))) {
 			p.errorf(key+".jwks_uri", "must be an absolute https URL (http only on 127.0.0.1, [::1] or localhost)")
 		}
 	}

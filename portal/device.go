@@ -53,10 +53,6 @@ const deviceTitle = "Connect a device"
 const maxShownUserCode = 32
 
 func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, m me) error {
-	if s.opts.DeviceFlow == nil {
-		s.notFound(w, r)
-		return nil
-	}
 	d := &deviceData{Base: s.web.Base(r, &m.User, deviceTitle)}
 	// verification_uri_complete fills the code in; the person still
 	// compares it with the device's and continues.
@@ -68,10 +64,6 @@ func (s *Server) devicePage(w http.ResponseWriter, r *http.Request, m me) error 
 }
 
 func (s *Server) deviceSubmit(w http.ResponseWriter, r *http.Request, m me) error {
-	if s.opts.DeviceFlow == nil {
-		s.notFound(w, r)
-		return nil
-	}
 	d := &deviceData{Base: s.web.Base(r, &m.User, deviceTitle)}
 	typed := r.PostFormValue("user_code")
 	if len(typed) > maxShownUserCode {

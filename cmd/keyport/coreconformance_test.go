@@ -220,7 +220,7 @@ func TestCoreConformance(t *testing.T) {
 // loopback only) when the file is read, so a file that validates is one
 // the server starts with.
 func TestConfigJWKSURIRule(t *testing.T) {
-	for uri, ok := range map[string]bool{"http://keys.example.com/jwks": false, "http://127.0.0.1:9/jwks": true, "https://keys.example.com/jwks": true} {
+	for uri, ok := range map[string]bool{"http://keys.example.com/jwks": false, "http://127.0.0.2/jwks": false, "http://127.0.0.1:9/jwks": true, "https://keys.example.com/jwks": true} {
 		path := filepath.Join(t.TempDir(), "keyport.toml")
 		toml := `issuer = "https://id.example.com"
 
