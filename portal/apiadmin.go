@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"reflect"
@@ -200,7 +201,36 @@ func decodeAPIBody(r *http.Request, v any) error {
 	if dec.Decode(&struct{}{}) != io.EOF {
 		return account.Errorf(account.Invalid, "The body must be one JSON object.")
 	}
-	return exactFieldNames(body, reflect.TypeOf(v))
+	if err := exactFieldNames(body, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	if r.Method == http.MethodPatch {
+		return patchNulls(body, reflect.TypeOf(v))
+	}
+	return nil
+}
+
+// patchNulls refuses, in a PATCH body, null for a member whose field is a
+// pointer: there nil means the field is left out, so null, which RFC 7396
+// (a media type the API takes) reads as removal, would be answered 200
+// while nothing changed ({"jwks": null} for a key that leaked). A field
+// of any or a map keeps null, whose meaning it decides itself.
+func patchNulls(data []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var members map[string]json.RawMessage
+	_ = json.Unmarshal(data, &members) // decoded already: one object
+	fields := jsonFieldsOf(t)
+	for _, k := range slices.Sorted(maps.Keys(members)) {
+		if f, ok := fields[k]; ok && f.Type.Kind() == reflect.Pointer && string(members[k]) == "null" {
+			return account.FieldErrorf(k, "%s cannot be null: send the value it should have (\"\", [], false or 0; {\"keys\": []} clears jwks).", k)
+		}
+	}
+	return nil
 }
 
 // exactFieldNames refuses a member whose name is one of t's fields in

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/storage"
 )
 
@@ -50,6 +52,26 @@ func TestAdminAPIAccessTokenReadFailures(t *testing.T) {
 		}
 		if c.status == http.StatusInternalServerError && body.Error.Ref == "" {
 			t.Errorf("%s: no reference to the log: %+v", c.name, body.Error)
+		}
+	}
+}
+
+// null in any PATCH body, for a field a patch leaves out when nil, is
+// refused with the field named, not answered 200 while nothing changes:
+// an app's, a user's (app_metadata: null reads as RFC 7396's removal).
+func TestPatchNullsRefused(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		typ  reflect.Type
+		bad  string
+	}{
+		{`{"email":null}`, reflect.TypeOf(&account.UserPatch{}), "email"},
+		{`{"name":"x","app_metadata":null}`, reflect.TypeOf(&account.UserPatch{}), "app_metadata"},
+		{`{"email":"a@example.com"}`, reflect.TypeOf(&account.UserPatch{}), ""},
+	} {
+		err := patchNulls([]byte(c.body), c.typ)
+		if got := account.ErrorField(err); got != c.bad {
+			t.Errorf("%s: field %q (%v), want %q", c.body, got, err, c.bad)
 		}
 	}
 }

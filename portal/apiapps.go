@@ -1,15 +1,11 @@
 package portal
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
-	"io"
-	"maps"
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/keyport/keyport/account"
@@ -460,7 +456,7 @@ func (s *Server) apiPatchClient(w http.ResponseWriter, r *http.Request, a accoun
 		return err
 	}
 	var b clientPatchJSON
-	if ok, err := s.apiDecodePatch(w, r, &b); !ok {
+	if ok, err := s.apiDecode(w, r, &b); !ok {
 		return err
 	}
 	p, err := b.patch()
@@ -516,28 +512,4 @@ func (s *Server) apiRotateClientSecret(w http.ResponseWriter, r *http.Request, a
 	}
 	writeWithETag(w, http.StatusOK, etag, rotatedSecretJSON{Secret: secret, PreviousSecretUntil: s.clientView(c).PreviousSecretUntil})
 	return nil
-}
-
-// apiDecodePatch is apiDecode for an app's patch, which has no null: its
-// schema allows none, and decoded, null is a field left out, so a client
-// that meant RFC 7396's removal ({"jwks": null} for a key that leaked)
-// would be told 200 while the app kept it. Such a member is refused with
-// the field named.
-func (s *Server) apiDecodePatch(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
-	raw, err := io.ReadAll(r.Body)
-	if err != nil {
-		return false, jsonError(err)
-	}
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	if ok, err := s.apiDecode(w, r, v); !ok {
-		return false, err
-	}
-	var members map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &members) // decoded above: one object
-	for _, k := range slices.Sorted(maps.Keys(members)) {
-		if string(members[k]) == "null" {
-			return false, account.FieldErrorf(k, "%s cannot be null: send the value it should have (\"\", [], false or 0; {\"keys\": []} clears jwks).", k)
-		}
-	}
-	return true, nil
 }
