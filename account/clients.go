@@ -480,8 +480,8 @@ type ClientService struct {
 	// sectorCheck fetches and checks sector_identifier_uri (SetSectorCheck).
 	sectorCheck SectorCheck
 
-	// deviceFlowOff: [oauth] device_flow is off (SetDeviceFlow).
-	deviceFlowOff bool
+	// off: the [oauth] features that are off (SetFeaturesOff).
+	off FeaturesOff
 }
 
 // Audit event types of the apps.
@@ -514,7 +514,7 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	if err != nil {
 		return storage.Client{}, "", err
 	}
-	if err := s.checkDeviceGrant(c, nil); err != nil {
+	if err := s.checkFeatures(c, nil); err != nil {
 		return storage.Client{}, "", err
 	}
 	if err := s.checkSectorDocument(ctx, c); err != nil {
@@ -736,7 +736,7 @@ func (s *ClientService) UpdateClient(ctx context.Context, actor Actor, id, ifMat
 			}
 			return c, err
 		}
-		if err := s.checkDeviceGrant(next, &c); err != nil {
+		if err := s.checkFeatures(next, &c); err != nil {
 			return c, err
 		}
 		if changed = len(clientChanges(c, next)) > 0; !changed {

@@ -238,19 +238,3 @@ func (d *DeviceFlow) keepGrant(ctx context.Context, userID string, req DeviceReq
 	d.reacted(out)
 	return nil
 }
-
-// SetDeviceFlow tells the app rules whether [oauth] device_flow is on. Off,
-// an app is not given the device code grant, as config.toml's [[clients]]
-// are not: the grant could not be used, and discovery does not offer it. An
-// app that has it already (given while the flow was on) keeps it through
-// its edits. Unset, the rules do not check.
-func (s *ClientService) SetDeviceFlow(on bool) { s.deviceFlowOff = !on }
-
-// checkDeviceGrant refuses the device code grant on c while the device
-// flow is off, unless kept (the app before an edit, nil for none) had it.
-func (s *ClientService) checkDeviceGrant(c storage.Client, kept *storage.Client) *Error {
-	if !s.deviceFlowOff || !slices.Contains(c.GrantTypes, GrantDeviceCode) || kept != nil && slices.Contains(kept.GrantTypes, GrantDeviceCode) {
-		return nil
-	}
-	return FieldErrorf("grant_types", "The device code grant is off on this server ([oauth] device_flow in config.toml).")
-}

@@ -429,7 +429,7 @@ func (s *RegistrationService) RegisterClient(ctx context.Context, initialToken, 
 	if err := normalizeClient(&c, true, nil); err != nil {
 		return RegisteredClient{}, err
 	}
-	if err := s.clients.checkDeviceGrant(c, nil); err != nil {
+	if err := s.clients.checkFeatures(c, nil); err != nil {
 		return RegisteredClient{}, err
 	}
 	// The sector document is fetched before the token's use is spent, so
@@ -582,7 +582,7 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if err := normalizeClient(&next, true, nil); err != nil {
 			return c, err
 		}
-		if err := s.clients.checkDeviceGrant(next, &c); err != nil {
+		if err := s.clients.checkFeatures(next, &c); err != nil {
 			return c, err
 		}
 		if sectorCheckStale(checked, c, next) {

@@ -99,6 +99,26 @@ type OAuth struct {
 	// and its management protocol (RFC 7592) at /oauth/register, for
 	// holders of an initial access token an administrator made.
 	DynamicRegistration bool `toml:"dynamic_registration"`
+
+	// The features below are on by default: each takes effect only for
+	// an app that uses it, and off, it is neither served nor advertised
+	// (account.FeaturesOff).
+
+	// PushedAuthorizationRequests serves the pushed authorization request
+	// endpoint (RFC 9126).
+	PushedAuthorizationRequests bool `toml:"pushed_authorization_requests"`
+	// RequestObjects accepts signed request objects (RFC 9101) at the
+	// authorization and pushed authorization request endpoints.
+	RequestObjects bool `toml:"request_objects"`
+	// DPoP binds tokens to the keys of the DPoP proofs apps send (RFC
+	// 9449).
+	DPoP bool `toml:"dpop"`
+	// TokenExchange serves the token exchange grant (RFC 8693) to the
+	// apps that list it.
+	TokenExchange bool `toml:"token_exchange"`
+	// PairwiseSubjects lets apps be given pairwise subject identifiers
+	// (OpenID Connect Core 1.0 §8).
+	PairwiseSubjects bool `toml:"pairwise_subjects"`
 }
 
 // Metrics is the [metrics] table.

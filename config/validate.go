@@ -629,6 +629,10 @@ func (c *Config) validateClients(p *problems) {
 		if grants[GrantDeviceCode] && !c.OAuth.DeviceFlow {
 			p.errorf(key+".grant_types", "%q needs oauth.device_flow = true", GrantDeviceCode)
 		}
+		if grants[GrantTokenExchange] && !c.OAuth.TokenExchange {
+			p.errorf(key+".grant_types", "%q needs oauth.token_exchange = true", GrantTokenExchange)
+		}
+		c.validateClientFeatures(p, key, cl)
 		validateTokenExchange(p, key, cl, grants)
 		if grants[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 			p.errorf(key+".redirect_uris", "must list at least one URI for %q", GrantAuthorizationCode)
@@ -816,11 +820,33 @@ const (
 
 func (c *Config) validateOAuth(p *problems) {
 	o := c.OAuth
+	if o.RequirePushedAuthorizationRequests && !o.PushedAuthorizationRequests {
+		p.errorf("oauth.require_pushed_authorization_requests", "needs oauth.pushed_authorization_requests = true")
+	}
 	if d := o.DeviceCodeLifetime.Duration; d < minDeviceCodeLifetime || d > maxDeviceCodeLifetime {
 		p.errorf("oauth.device_code_lifetime", "must be between %s and %s, not %s", minDeviceCodeLifetime, maxDeviceCodeLifetime, o.DeviceCodeLifetime)
 	}
 	if d := o.DevicePollInterval.Duration; d < minDevicePollInterval || d > maxDevicePollInterval || d%time.Second != 0 {
 		p.errorf("oauth.device_poll_interval", "must be whole seconds between %s and %s, not %s", minDevicePollInterval, maxDevicePollInterval, o.DevicePollInterval)
+	}
+}
+
+// validateClientFeatures refuses the settings of [[clients]] entry key that
+// need an [oauth] feature that is off: the app could not sign in, or
+// would not get what it asked for.
+func (c *Config) validateClientFeatures(p *problems, key string, cl Client) {
+	o := c.OAuth
+	if cl.RequirePushedAuthorizationRequests && !o.PushedAuthorizationRequests {
+		p.errorf(key+".require_pushed_authorization_requests", "needs oauth.pushed_authorization_requests = true")
+	}
+	if cl.RequireSignedRequestObject && !o.RequestObjects {
+		p.errorf(key+".require_signed_request_object", "needs oauth.request_objects = true")
+	}
+	if (cl.DPoPBoundAccessTokens || cl.RequireDPoPNonce) && !o.DPoP {
+		p.errorf(key+".dpop_bound_access_tokens", "needs oauth.dpop = true")
+	}
+	if cl.SubjectType == "pairwise" && !o.PairwiseSubjects {
+		p.errorf(key+".subject_type", "\"pairwise\" needs oauth.pairwise_subjects = true")
 	}
 }
 

@@ -47,7 +47,8 @@ func validConfig() *Config {
 		Accounts: Accounts{TrustedDeviceLifetime: Duration{720 * time.Hour}, RecentAuth: Duration{5 * time.Minute}},
 		Audit:    Audit{Retention: Duration{2160 * time.Hour}},
 		HTTP:     HTTP{ShutdownTimeout: Duration{20 * time.Second}},
-		OAuth:    OAuth{DeviceCodeLifetime: Duration{10 * time.Minute}, DevicePollInterval: Duration{5 * time.Second}},
+		OAuth: OAuth{DeviceCodeLifetime: Duration{10 * time.Minute}, DevicePollInterval: Duration{5 * time.Second},
+			PushedAuthorizationRequests: true, RequestObjects: true, DPoP: true, TokenExchange: true, PairwiseSubjects: true},
 		Clients: []Client{
 			{
 				ID:           "wiki",
@@ -236,6 +237,24 @@ func TestValidateErrors(t *testing.T) {
 		{"device code without the device flow", func(c *Config) {
 			c.Clients[0].GrantTypes = []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}
 		}, `clients[0].grant_types: "urn:ietf:params:oauth:grant-type:device_code" needs oauth.device_flow = true`},
+		{"require PAR with PAR off", func(c *Config) {
+			c.OAuth.RequirePushedAuthorizationRequests, c.OAuth.PushedAuthorizationRequests = true, false
+		}, "oauth.require_pushed_authorization_requests: needs oauth.pushed_authorization_requests = true"},
+		{"app requires PAR with PAR off", func(c *Config) {
+			c.Clients[0].RequirePushedAuthorizationRequests, c.OAuth.PushedAuthorizationRequests = true, false
+		}, "clients[0].require_pushed_authorization_requests: needs oauth.pushed_authorization_requests = true"},
+		{"app requires request objects with them off", func(c *Config) {
+			c.Clients[0].RequireSignedRequestObject, c.Clients[0].TokenEndpointAuthMethod, c.OAuth.RequestObjects = true, "client_secret_jwt", false
+		}, "clients[0].require_signed_request_object: needs oauth.request_objects = true"},
+		{"app requires DPoP with DPoP off", func(c *Config) { c.Clients[1].DPoPBoundAccessTokens, c.OAuth.DPoP = true, false },
+			"clients[1].dpop_bound_access_tokens: needs oauth.dpop = true"},
+		{"app requires DPoP nonces with DPoP off", func(c *Config) { c.Clients[1].RequireDPoPNonce, c.OAuth.DPoP = true, false },
+			"clients[1].dpop_bound_access_tokens: needs oauth.dpop = true"},
+		{"pairwise app with pairwise subjects off", func(c *Config) { c.Clients[1].SubjectType, c.OAuth.PairwiseSubjects = "pairwise", false },
+			`clients[1].subject_type: "pairwise" needs oauth.pairwise_subjects = true`},
+		{"token exchange with it off", func(c *Config) {
+			c.Clients[0].GrantTypes, c.OAuth.TokenExchange = []string{"client_credentials", GrantTokenExchange}, false
+		}, `clients[0].grant_types: "urn:ietf:params:oauth:grant-type:token-exchange" needs oauth.token_exchange = true`},
 		{"device_code_lifetime short", func(c *Config) { c.OAuth.DeviceCodeLifetime = Duration{30 * time.Second} }, "oauth.device_code_lifetime: must be between 1m0s and 1h0m0s, not 30s"},
 		{"device_code_lifetime long", func(c *Config) { c.OAuth.DeviceCodeLifetime = Duration{2 * time.Hour} }, "oauth.device_code_lifetime: must be between 1m0s and 1h0m0s"},
 		{"device_poll_interval zero", func(c *Config) { c.OAuth.DevicePollInterval = Duration{} }, "oauth.device_poll_interval: must be whole seconds between 1s and 1m0s, not 0s"},
@@ -659,5 +678,18 @@ func TestDynamicRegistrationSetting(t *testing.T) {
 	}
 	if _, err := on.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// The [oauth] features an app opts into are on in the built-in default,
+// so an upgrade keeps serving what apps used before the switches existed.
+func TestOAuthFeaturesOnByDefault(t *testing.T) {
+	c, _ := mustLoad(t, "", nil)
+	o := c.OAuth
+	if !o.PushedAuthorizationRequests || !o.RequestObjects || !o.DPoP || !o.TokenExchange || !o.PairwiseSubjects {
+		t.Errorf("built-in [oauth]: %+v", o)
+	}
+	if o.DeviceFlow || o.DynamicRegistration || o.RequirePushedAuthorizationRequests {
+		t.Errorf("built-in [oauth] turns on what is off by default: %+v", o)
 	}
 }

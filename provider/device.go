@@ -60,12 +60,21 @@ const maxDeviceCodeParam = 256
 // deviceEnabled tells whether the device flow is served.
 func (p *Provider) deviceEnabled() bool { return p.opts.Device.Enabled }
 
-// offeredGrantTypes are the grants the token endpoint serves now.
-func (p *Provider) offeredGrantTypes() []string {
-	if p.deviceEnabled() {
-		return append(slices.Clone(grantTypes), account.GrantDeviceCode)
+// offeredGrantTypes are the grants the token endpoint serves.
+func (p *Provider) offeredGrantTypes() []string { return p.grantsOffered }
+
+// grantsOffered are the grants a provider with options o serves: the
+// token exchange grant unless [oauth] turned it off, the device code grant
+// only when the device flow is on.
+func grantsOffered(o Options) []string {
+	offered := slices.Clone(grantTypes)
+	if o.Off.TokenExchange {
+		offered = slices.DeleteFunc(offered, func(g string) bool { return g == account.GrantTokenExchange })
 	}
-	return grantTypes
+	if o.Device.Enabled {
+		offered = append(offered, account.GrantDeviceCode)
+	}
+	return offered
 }
 
 // serveDevice answers the device flow's requests (beforeZitadel).

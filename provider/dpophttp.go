@@ -29,6 +29,9 @@ import (
 func (p *Provider) dpopTokenRequest(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	values := r.Header.Values("DPoP")
 	c, found := p.tokenRequestClient(r)
+	if p.opts.Off.DPoP {
+		return p.dpopOffTokenRequest(w, r, values, found && c.DPoPBoundAccessTokens)
+	}
 	if len(values) == 0 {
 		if found && c.DPoPBoundAccessTokens {
 			// RFC 9449 §5.2: the app promised to send proofs.
@@ -51,6 +54,27 @@ func (p *Provider) dpopTokenRequest(w http.ResponseWriter, r *http.Request) (*ht
 		}
 	}
 	return r.WithContext(withDPoPNote(r.Context(), n)), false
+}
+
+// dpopOffTokenRequest is dpopTokenRequest while [oauth] dpop is off: no
+// token is bound to a key any more, and a proof is read only for the
+// tokens bound before, whose refresh or code still needs one (a bad proof
+// counts as none: a server without DPoP ignores the header, RFC 9449 §5).
+// An app registered with dpop_bound_access_tokens is refused rather than
+// given bearer tokens it said it must not get.
+func (p *Provider) dpopOffTokenRequest(w http.ResponseWriter, r *http.Request, values []string, appBound bool) (*http.Request, bool) {
+	if appBound {
+		writeDPoPTokenError(w, "invalid_request", "this app must get DPoP-bound tokens (dpop_bound_access_tokens), and DPoP is off on this server", "")
+		return r, true
+	}
+	if len(values) == 0 {
+		return r, false
+	}
+	proof, err := dpop.Verify(values, http.MethodPost, p.opts.Issuer+"/oauth/token", "", p.opts.Now())
+	if err != nil {
+		return r, false
+	}
+	return r.WithContext(withDPoPNote(r.Context(), &dpopNote{proof: proof})), false
 }
 
 // tokenRequestClient is the app a token request names (by HTTP Basic, the
@@ -215,7 +239,7 @@ func validJKT(s string) bool {
 // dpopAuthorizeParam reads dpop_jkt at /authorize (RFC 9449 §10): a bad
 // one is refused like any bad parameter, back at the app.
 func (p *Provider) dpopAuthorizeParam(r *http.Request) *http.Request {
-	if !r.Form.Has("dpop_jkt") {
+	if p.opts.Off.DPoP || !r.Form.Has("dpop_jkt") {
 		return r
 	}
 	jkt := r.Form.Get("dpop_jkt")
@@ -234,7 +258,7 @@ func (p *Provider) dpopAuthorizeParam(r *http.Request) *http.Request {
 // good proof rides in the context for dpopPushedJKT.
 func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	values := r.Header.Values("DPoP")
-	if len(values) == 0 {
+	if len(values) == 0 || p.opts.Off.DPoP {
 		return r, false
 	}
 	proof, err := dpop.Verify(values, http.MethodPost, p.opts.Issuer+parPath, "", p.opts.Now())
@@ -263,6 +287,9 @@ func (p *Provider) dpopPushed(w http.ResponseWriter, r *http.Request) (*http.Req
 // form holds the request's parameters, a request object's when there is
 // one (RFC 9101 §5, RFC 9126 §3), and answers a refusal.
 func (p *Provider) dpopPushedJKT(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	if p.opts.Off.DPoP {
+		return r, false // codes are not bound to keys
+	}
 	jkt := r.Form.Get("dpop_jkt")
 	if r.Form.Has("dpop_jkt") && !validJKT(jkt) {
 		writeDPoPTokenError(w, "invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638), base64url", "")

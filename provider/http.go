@@ -281,11 +281,21 @@ func (p *Provider) beforeZitadel(w http.ResponseWriter, r *http.Request, path st
 	}
 	if path == "/authorize" {
 		if r.Form.Has("request_uri") {
+			if p.opts.Off.PushedRequests {
+				// OpenID Connect Core 1.0 §6.3: request_uri_not_supported;
+				// its only source, the push endpoint, is off.
+				p.showError(w, r, invalidRequest(http.StatusBadRequest, "request_uri_not_supported: pushed authorization requests are off on this server"))
+				return r, true
+			}
 			p.authorizePushed(w, r)
 			return r, true
 		}
 		if p.mustPush(r) {
-			p.showError(w, r, invalidRequest(http.StatusBadRequest, "this application must push its sign-in requests first (RFC 9126)"))
+			msg := "this application must push its sign-in requests first (RFC 9126)"
+			if p.opts.Off.PushedRequests {
+				msg = "this application must push its sign-in requests (RFC 9126), but pushed authorization requests are off on this server"
+			}
+			p.showError(w, r, invalidRequest(http.StatusBadRequest, msg))
 			return r, true
 		}
 		if problem, bad := p.authorizeRequestObject(r); bad {

@@ -103,6 +103,11 @@ type Options struct {
 	// Subjects decides the sub each app knows a person by: the user ID,
 	// or a pairwise one (OpenID Connect Core 1.0 §8). Required.
 	Subjects *account.Subjects
+
+	// Off are the features turned off in [oauth]: neither served nor
+	// advertised. The zero value has every one on. (The device flow and
+	// registration, off by default, have Device and RegistrationEndpoint.)
+	Off account.FeaturesOff
 }
 
 // SignOut is what the provider needs from the sign-in side, for RP-
@@ -143,6 +148,8 @@ type Provider struct {
 	wrapped   http.Handler
 	// metadataPathOfIssuer: AuthorizationServerMetadataPath.
 	metadataPathOfIssuer string
+	// grantsOffered: offeredGrantTypes, fixed when the provider is made.
+	grantsOffered []string
 }
 
 type preparedDiscovery struct {
@@ -298,6 +305,7 @@ func New(o Options) (*Provider, error) {
 		return nil, fmt.Errorf("create OIDC provider: %w", err)
 	}
 	p := &Provider{opts: o, op: inner, storage: st, log: o.Logger, metadataPathOfIssuer: metadataPathOf(o.Issuer)}
+	p.grantsOffered = grantsOffered(o)
 	if _, err := p.prepareDiscovery(); err != nil {
 		return nil, err
 	}
@@ -372,13 +380,18 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
 	m["acr_values_supported"] = account.ACRValues
 	m["claims_parameter_supported"] = true // claimsparam.go
-	m["request_parameter_supported"] = true
-	m["request_object_signing_alg_values_supported"] = RequestObjectAlgorithms
+	// Each feature [oauth] can turn off is advertised exactly when on.
+	m["request_parameter_supported"] = !p.opts.Off.RequestObjects
+	if !p.opts.Off.RequestObjects {
+		m["request_object_signing_alg_values_supported"] = RequestObjectAlgorithms
+	}
 	// request_uri is taken from the pushed authorization request
 	// endpoint only (RFC 9126), never fetched from elsewhere.
 	m["request_uri_parameter_supported"] = false
-	m["pushed_authorization_request_endpoint"] = p.opts.Issuer + parPath
-	m["require_pushed_authorization_requests"] = p.opts.RequirePushedAuthorizationRequests
+	if !p.opts.Off.PushedRequests {
+		m["pushed_authorization_request_endpoint"] = p.opts.Issuer + parPath
+		m["require_pushed_authorization_requests"] = p.opts.RequirePushedAuthorizationRequests
+	}
 	// OpenID Connect Front-Channel and Back-Channel Logout 1.0, with sid
 	// in ID tokens and logout tokens (logout.go, backchannel.go).
 	m["frontchannel_logout_supported"] = true
@@ -389,7 +402,9 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	// (signing.go), with the keys there are, as ID tokens.
 	m["userinfo_signing_alg_values_supported"] = m["id_token_signing_alg_values_supported"]
 	// DPoP proofs are accepted from every app (dpop.go).
-	m["dpop_signing_alg_values_supported"] = dpop.Algorithms
+	if !p.opts.Off.DPoP {
+		m["dpop_signing_alg_values_supported"] = dpop.Algorithms
+	}
 
 	// Dynamic client registration is advertised exactly when it is served.
 	delete(m, "registration_endpoint")
@@ -399,6 +414,10 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 	// Pairwise subjects per app (OpenID Connect Core 1.0 §8,
 	// account.Subjects); public stays the default.
 	m["subject_types_supported"] = []string{account.SubjectPublic, account.SubjectPairwise}
+	if p.opts.Off.PairwiseSubjects {
+		// Apps made pairwise before keep their subs (account.FeaturesOff).
+		m["subject_types_supported"] = []string{account.SubjectPublic}
+	}
 	out, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode discovery: %w", err)
@@ -420,6 +439,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/keys":
 		body, etag := p.opts.Keys.jwksDocument()
 		servePrepared(w, r, body, etag)
+	case parPath:
+		if p.opts.Off.PushedRequests {
+			http.NotFound(w, r)
+			return
+		}
+		p.wrapped.ServeHTTP(w, r)
 	case DeviceAuthorizationPath:
 		if !p.deviceEnabled() {
 			// zitadel serves the endpoint whatever the configuration.

@@ -209,7 +209,14 @@ func (p *Provider) authorizeRequestObject(r *http.Request) (authorizeProblem, bo
 		}
 		return authorizeProblem{}, false
 	}
-	params, oerr := p.storage.openRequestObject(r.Context(), r.Form.Get("request"), clientID)
+	var params url.Values
+	var oerr *oidc.Error
+	if p.opts.Off.RequestObjects {
+		// OpenID Connect Core 1.0 §6.1, at the app's redirect_uri.
+		oerr = oidc.ErrRequestNotSupported().WithDescription("request objects are off on this server")
+	} else {
+		params, oerr = p.storage.openRequestObject(r.Context(), r.Form.Get("request"), clientID)
+	}
 	if oerr == nil {
 		if rt := r.Form.Get("response_type"); rt != "" && rt != params.Get("response_type") {
 			oerr = badRequestObject("response_type differs from the object's")
@@ -251,6 +258,10 @@ func (p *Provider) pushedRequestObject(w http.ResponseWriter, r *http.Request, c
 			return true
 		}
 		return false
+	}
+	if p.opts.Off.RequestObjects {
+		writeJSONError(w, http.StatusBadRequest, string(oidc.RequestNotSupported), "request objects are off on this server")
+		return true
 	}
 	params, err := p.storage.openRequestObject(r.Context(), r.Form.Get("request"), clientID)
 	if err != nil {

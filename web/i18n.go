@@ -46,6 +46,7 @@ var catalogs = map[string]map[string]string{
 		deAuthRequest,
 		deSigningAlgorithms,
 		deDevice,
+		deFeatures,
 		deTokenExchange,
 		deDPoP,
 		deRegistration,

@@ -15,5 +15,4 @@ var deDevice = map[string]string{
 
 	// With the device flow, refresh tokens come with device codes too (account/clients.go).
 	"The refresh_token grant needs authorization_code or the device code grant too: refresh tokens are only issued with them.": "Der Grant refresh_token braucht auch authorization_code oder den Device-Code-Grant: Refresh-Tokens gibt es nur zusammen mit ihnen.",
-	"The device code grant is off on this server ([oauth] device_flow in config.toml).":                                        "Der Device-Code-Grant ist auf diesem Server ausgeschaltet ([oauth] device_flow in config.toml).",
 }

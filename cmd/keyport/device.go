@@ -28,3 +28,16 @@ func deviceOptions(cfg *config.Config) provider.DeviceOptions {
 		PerAddress:       cfg.Limits.MaxDeviceAuthorizationsPerAddress,
 	}
 }
+
+// featuresOff are the [oauth] features o turns off, for the app rules and
+// the provider.
+func featuresOff(o config.OAuth) account.FeaturesOff {
+	return account.FeaturesOff{
+		DeviceFlow:       !o.DeviceFlow,
+		TokenExchange:    !o.TokenExchange,
+		PushedRequests:   !o.PushedAuthorizationRequests,
+		RequestObjects:   !o.RequestObjects,
+		DPoP:             !o.DPoP,
+		PairwiseSubjects: !o.PairwiseSubjects,
+	}
+}

@@ -485,7 +485,7 @@ func (m *Main) load() error {
 		return account.ClientSigningAlgorithms(clients), err
 	})
 	m.Accounts.Clients.SetSigningKeys(m.Keys.EnsureAlgorithm)
-	m.Accounts.Clients.SetDeviceFlow(cfg.OAuth.DeviceFlow)
+	m.Accounts.Clients.SetFeaturesOff(featuresOff(cfg.OAuth))
 	var deliveries func(kind, outcome string)
 	if m.Metrics != nil {
 		deliveries = m.Metrics.OutboxDelivery
@@ -590,6 +590,7 @@ func (m *Main) load() error {
 		ClientAssertions: provider.ClientAssertionOptions{Sealer: m.sealer, JWKSGuard: jwksGuard},
 
 		RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
+		Off:                                featuresOff(cfg.OAuth),
 
 		VerifyAppPassword: m.Accounts.SignIn.VerifyAppPassword,
 

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/keyport/keyport/account"
+	"github.com/keyport/keyport/config"
+	"github.com/keyport/keyport/storage"
+)
+
+// allFeaturesOff turns off every [oauth] feature that is on by default.
+func allFeaturesOff(c *config.Config) {
+	c.OAuth.PushedAuthorizationRequests = false
+	c.OAuth.RequestObjects = false
+	c.OAuth.DPoP = false
+	c.OAuth.TokenExchange = false
+	c.OAuth.PairwiseSubjects = false
+	c.OAuth.DynamicRegistration = true
+}
+
+// TestOAuthFeaturesOff: each feature [oauth] turns off is neither served
+// nor advertised, and no app is given a setting that needs it, by the
+// management API or by registration; an app that had one keeps it through
+// its edits. A DPoP-bound refresh token made while DPoP was on still needs
+// its proof after DPoP is turned off, and the tokens it then gets are
+// bearer tokens.
+func TestOAuthFeaturesOff(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	srv.createUser("olga", false)
+	spa := srv.createClient(account.NewClient{ID: "off-spa", Public: true, SkipConsent: true})
+	spa.oauth.Scopes = append(spa.oauth.Scopes, "offline_access")
+	key := newDPoPKey(t)
+	code, verifier := spa.signIn(newBrowser(t), "olga")
+	bound, err := spa.oauth.Exchange(dpopContext(t, key), code, oauth2.VerifierOption(verifier))
+	if err != nil || bound.Type() != "DPoP" || bound.RefreshToken == "" {
+		t.Fatalf("DPoP-bound tokens while DPoP is on: %v %v", err, bound)
+	}
+	ctx := context.Background()
+	// Apps given each setting while the features were on.
+	for _, c := range []storage.Client{
+		{ID: "old-pairwise", Name: "Old pairwise", Public: true, SubjectType: account.SubjectPairwise},
+		{ID: "old-par", Name: "Old PAR", Public: true, RequirePushedAuthorizationRequests: true},
+		{ID: "old-dpop", Name: "Old DPoP", Public: true, DPoPBoundAccessTokens: true},
+	} {
+		c.GrantTypes, c.RedirectURIs = []string{account.GrantAuthorizationCode}, []string{"http://127.0.0.1:9/callback/" + c.ID}
+		if err := srv.Main.Store.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	srv.opts.mutate = allFeaturesOff
+	srv = srv.restart()
+	spa.srv = srv
+	web := srv.createClient(newConfidentialClient("off-web"))
+	webKey := newRPKey(t, jose.ES256, "off-web-1")
+
+	t.Run("discovery", func(t *testing.T) {
+		doc := srv.discovery()
+		for _, k := range []string{"pushed_authorization_request_endpoint", "require_pushed_authorization_requests",
+			"request_object_signing_alg_values_supported", "dpop_signing_alg_values_supported"} {
+			if v, ok := doc[k]; ok {
+				t.Errorf("%s advertised: %v", k, v)
+			}
+		}
+		if doc["request_parameter_supported"] != false {
+			t.Errorf("request_parameter_supported = %v", doc["request_parameter_supported"])
+		}
+		if grants := toStrings(doc["grant_types_supported"]); slices.Contains(grants, account.GrantTokenExchange) || !slices.Contains(grants, "refresh_token") {
+			t.Errorf("grant_types_supported %v", grants)
+		}
+		if subs := toStrings(doc["subject_types_supported"]); !slices.Equal(subs, []string{"public"}) {
+			t.Errorf("subject_types_supported %v", subs)
+		}
+	})
+
+	t.Run("pushed authorization requests", func(t *testing.T) {
+		form, _ := pushedParams(web)
+		if status, _, body := srv.postForm("/oauth/par", form, web.ID, web.Secret); status != http.StatusNotFound {
+			t.Errorf("/oauth/par: %d %v", status, body)
+		}
+		b := newBrowser(t)
+		p := b.get(web.authorizeURI("urn:ietf:params:oauth:request_uri:abc", nil))
+		if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "request_uri_not_supported") {
+			t.Errorf("/authorize with a request_uri: %d %s", p.Status, truncateBody(p.Body))
+		}
+		// An app that must push cannot sign in, and is told why.
+		old := srv.rp("old-par", "", "http://127.0.0.1:9/callback/old-par")
+		p = old.authorize(newBrowser(t), "s1")
+		if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "pushed authorization requests are off") {
+			t.Errorf("/authorize for an app that must push: %d %s", p.Status, truncateBody(p.Body))
+		}
+	})
+
+	t.Run("request objects", func(t *testing.T) {
+		params, _ := objectParams(web)
+		object := requestObject(t, webKey.signing(), web.ID, srv.URL, params)
+		b := newBrowser(t)
+		p := b.get(web.objectURI(object, url.Values{"redirect_uri": {web.RedirectURI}, "state": {"outer"}}))
+		to, err := url.Parse(p.Location)
+		if p.Status != http.StatusFound || err != nil || !strings.HasPrefix(p.Location, web.RedirectURI) ||
+			to.Query().Get("error") != "request_not_supported" || to.Query().Get("state") != "outer" {
+			t.Errorf("/authorize with a request object: %d %q", p.Status, p.Location)
+		}
+		if len(b.visited) > 0 && isLoginPage(p) {
+			t.Error("a request object led to a sign-in")
+		}
+	})
+
+	t.Run("token exchange", func(t *testing.T) {
+		status, _, body := web.tokenPost(exchangeForm(bound.AccessToken, "urn:ietf:params:oauth:token-type:access_token"), true)
+		if status != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
+			t.Errorf("token exchange: %d %v", status, body)
+		}
+	})
+
+	t.Run("dpop", func(t *testing.T) {
+		// The bound refresh token needs its proof still.
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}
+		if status, _, body := dpopPost(spa, "/oauth/token", form, ""); status != http.StatusBadRequest || body["error"] != "invalid_grant" && body["error"] != "invalid_dpop_proof" {
+			t.Errorf("a bound refresh token without its proof: %d %v", status, body)
+		}
+		other := newDPoPKey(t)
+		form = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}
+		if status, _, body := dpopPost(spa, "/oauth/token", form, other.proof(t, http.MethodPost, srv.URL+"/oauth/token", "")); status != http.StatusBadRequest {
+			t.Errorf("a bound refresh token with another key's proof: %d %v", status, body)
+		}
+		form = url.Values{"grant_type": {"refresh_token"}, "refresh_token": {bound.RefreshToken}}
+		status, _, body := dpopPost(spa, "/oauth/token", form, key.proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
+		if status != http.StatusOK || body["token_type"] != "Bearer" {
+			t.Fatalf("a bound refresh token with its proof: %d %v", status, body)
+		}
+		// The access token got is a bearer token: userinfo takes it as one.
+		if status, _, info := srv.userinfo(body["access_token"].(string)); status != http.StatusOK || info["sub"] == nil {
+			t.Errorf("userinfo with the new access token as Bearer: %d %v", status, info)
+		}
+		// A confidential app's proof is ignored: a bearer token.
+		cc := srv.createClient(account.NewClient{ID: "off-machine", GrantTypes: []string{account.GrantClientCredentials}})
+		status, _, body = dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, newDPoPKey(t).proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
+		if status != http.StatusOK || body["token_type"] != "Bearer" {
+			t.Errorf("client_credentials with a proof: %d %v", status, body)
+		}
+		status, _, body = dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "not a proof")
+		if status != http.StatusOK || body["token_type"] != "Bearer" {
+			t.Errorf("client_credentials with a malformed proof, ignored: %d %v", status, body)
+		}
+		// An app registered to get bound tokens only is refused rather than given bearer ones.
+		old := srv.rp("old-dpop", "", "http://127.0.0.1:9/callback/old-dpop")
+		status, _, body = dpopPost(old, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {old.RedirectURI}}, key.proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
+		if status != http.StatusBadRequest || body["error"] != "invalid_request" || !strings.Contains(body["error_description"].(string), "DPoP is off") {
+			t.Errorf("token request of an app with dpop_bound_access_tokens: %d %v", status, body)
+		}
+	})
+
+	rw, _, _ := adminTokens(t, srv)
+	settings := []struct{ field, create, patch string }{
+		{"subject_type", `{"id":"new-1","public":true,"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`, `{"subject_type":"pairwise"}`},
+		{"require_pushed_authorization_requests", `{"id":"new-2","public":true,"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":true}`, `{"require_pushed_authorization_requests":true}`},
+		{"dpop_bound_access_tokens", `{"id":"new-3","public":true,"redirect_uris":["https://app.example/cb"],"dpop_bound_access_tokens":true}`, `{"dpop_bound_access_tokens":true}`},
+		{"grant_types", `{"id":"new-4","grant_types":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]}`, `{"grant_types":["authorization_code","urn:ietf:params:oauth:grant-type:token-exchange"]}`},
+		{"require_signed_request_object", `{"id":"new-5","public":true,"redirect_uris":["https://app.example/cb"],"require_signed_request_object":true,"jwks":` + string(webKey.jwks(t)) + `}`, `{"require_signed_request_object":true}`},
+	}
+	t.Run("management API", func(t *testing.T) {
+		for _, s := range settings {
+			if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", rw, "application/json", s.create); status != http.StatusBadRequest || body["field"] != s.field {
+				t.Errorf("create an app with %s: %d %v", s.field, status, body)
+			}
+			if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/off-web", rw, "application/json", s.patch); status != http.StatusBadRequest || body["field"] != s.field {
+				t.Errorf("give an app %s: %d %v", s.field, status, body)
+			}
+		}
+		c, err := srv.Main.Store.GetClient(ctx, "off-web")
+		if err != nil || c.SubjectType != "" || c.RequirePushedAuthorizationRequests || c.DPoPBoundAccessTokens || c.RequireSignedRequestObject || slices.Contains(c.GrantTypes, account.GrantTokenExchange) {
+			t.Errorf("refused edits changed the app: %+v %v", c, err)
+		}
+		// Apps that had a setting keep it through other edits.
+		for _, id := range []string{"old-pairwise", "old-par", "old-dpop"} {
+			if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/"+id, rw, "application/json", `{"name":"Renamed"}`); status != http.StatusOK || body["name"] != "Renamed" {
+				t.Errorf("edit %s, which had its setting before: %d %v", id, status, body)
+			}
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise {
+			t.Errorf("old-pairwise lost its subject type: %q", c.SubjectType)
+		}
+	})
+
+	t.Run("registration", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, rw, 0, false)
+		for _, m := range []map[string]any{
+			{"subject_type": "pairwise"},
+			{"require_pushed_authorization_requests": true},
+			{"dpop_bound_access_tokens": true},
+			{"grant_types": []string{"client_credentials", account.GrantTokenExchange}, "token_endpoint_auth_method": "client_secret_basic"},
+		} {
+			m["client_name"] = "Registered"
+			if _, ok := m["grant_types"]; !ok {
+				m["redirect_uris"] = []string{"https://app.example/cb"}
+			}
+			if status, _, body := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" {
+				t.Errorf("register %v: %d %v", m, status, body)
+			}
+		}
+	})
+}
