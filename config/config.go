@@ -9,6 +9,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -607,88 +608,125 @@ func decode(c *Config, name string, data []byte) error {
 	return fmt.Errorf("%s: %w", name, err)
 }
 
+// tomlKey is one key of a TOML document with the Config field it sets.
+type tomlKey struct {
+	// path names the key as messages do: dotted, with an index in each
+	// array of tables ("clients[0].custom_claims[1].source"), each key as
+	// written.
+	path  string
+	field reflect.StructField
+	// tag is the field's TOML name; key != tag when the key names it in
+	// another case, which go-toml accepts.
+	key, tag string
+	value    any
+}
+
+// walkTOML decodes data without a schema and calls visit for every key
+// that names a field of Config, at every depth: tables, inline tables,
+// arrays of tables and arrays of inline tables, nested. A key that matches
+// no field is skipped with what is under it (strict decoding reports it).
+// A key in another case is visited and descended into, as go-toml decodes
+// it. Keys come in sorted order within each table, so messages are stable.
+//
+// Both checks of the document use it (keysInAnotherCase and
+// unquotedDurations), so neither can miss a kind of table the other sees.
+func walkTOML(data []byte, visit func(tomlKey)) {
+	var doc map[string]any
+	if toml.Unmarshal(data, &doc) != nil {
+		return // the strict decoder reports it with its position
+	}
+	walkTable("", reflect.TypeFor[Config](), doc, visit)
+}
+
+func walkTable(prefix string, typ reflect.Type, m map[string]any, visit func(tomlKey)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		f, tag, ok := tomlField(typ, k)
+		if !ok {
+			continue
+		}
+		v := m[k]
+		visit(tomlKey{path: prefix + k, field: f, key: k, tag: tag, value: v})
+		t := f.Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			if isTOMLTable(t) {
+				walkTable(prefix+k+".", t, v, visit)
+			}
+		case []any:
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+				break
+			}
+			elem := t.Elem()
+			if elem.Kind() == reflect.Pointer {
+				elem = elem.Elem()
+			}
+			if !isTOMLTable(elem) {
+				break
+			}
+			for i, item := range v {
+				if sub, ok := item.(map[string]any); ok {
+					walkTable(fmt.Sprintf("%s%s[%d].", prefix, k, i), elem, sub, visit)
+				}
+			}
+		}
+	}
+}
+
+// tomlField finds the field of struct type typ that key k sets: the one
+// whose toml tag is k, else, as go-toml matches keys in any case, one whose
+// tag is k in another case.
+func tomlField(typ reflect.Type, k string) (reflect.StructField, string, bool) {
+	var field reflect.StructField
+	var fieldTag string
+	found := false
+	for f := range typ.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if tag == k {
+			return f, tag, true
+		}
+		if !found && strings.EqualFold(tag, k) {
+			field, fieldTag, found = f, tag, true
+		}
+	}
+	return field, fieldTag, found
+}
+
+// isTOMLTable reports whether a value of type t is written as a table whose
+// keys are its fields; a Duration, which decodes itself from a string, is
+// not.
+func isTOMLTable(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]())
+}
+
 // keysInAnotherCase refuses the keys of data that name a setting in another
 // case ("Public", "Skip_Consent"), as unknown keys are refused: go-toml
 // matches keys in any case, so such a key would be taken for the setting,
 // and a table could set one setting twice, the last silently winning.
 func keysInAnotherCase(name string, data []byte) error {
-	var doc map[string]any
-	if toml.Unmarshal(data, &doc) != nil {
-		return nil
-	}
 	var errs []error
-	var walk func(prefix string, typ reflect.Type, m map[string]any)
-	walk = func(prefix string, typ reflect.Type, m map[string]any) {
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			var field reflect.StructField
-			found, exact := false, false
-			for f := range typ.Fields() {
-				tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-				if tag == k {
-					field, found, exact = f, true, true
-					break
-				}
-				if strings.EqualFold(tag, k) && !found {
-					field, found = f, true
-				}
-			}
-			switch {
-			case !found:
-				continue // none: DisallowUnknownFields reported it
-			case !exact:
-				tag, _, _ := strings.Cut(field.Tag.Get("toml"), ",")
-				errs = append(errs, fmt.Errorf("%s: unknown key %q (keys are case-sensitive: %q)", name, prefix+k, tag))
-				continue
-			}
-			switch v := m[k].(type) {
-			case map[string]any:
-				if field.Type.Kind() == reflect.Struct {
-					walk(prefix+k+".", field.Type, v)
-				}
-			case []any:
-				if field.Type.Kind() == reflect.Slice && field.Type.Elem().Kind() == reflect.Struct {
-					for i, item := range v {
-						if sub, ok := item.(map[string]any); ok {
-							walk(fmt.Sprintf("%s%s[%d].", prefix, k, i), field.Type.Elem(), sub)
-						}
-					}
-				}
-			}
+	walkTOML(data, func(k tomlKey) {
+		if k.key != k.tag {
+			errs = append(errs, fmt.Errorf("%s: unknown key %q (keys are case-sensitive: %q)", name, k.path, k.tag))
 		}
-	}
-	walk("", reflect.TypeFor[Config](), doc)
+	})
 	return errors.Join(errs...)
 }
 
 // unquotedDurations returns the keys of data that map to a Duration field
 // of Config but hold something other than a string.
 func unquotedDurations(data []byte) []string {
-	var doc map[string]any
-	if toml.Unmarshal(data, &doc) != nil {
-		return nil
-	}
 	var keys []string
-	var walk func(prefix string, typ reflect.Type, m map[string]any)
-	walk = func(prefix string, typ reflect.Type, m map[string]any) {
-		for f := range typ.Fields() {
-			key := f.Tag.Get("toml")
-			v, ok := m[key]
-			if key == "" || !ok {
-				continue
-			}
-			switch {
-			case f.Type == reflect.TypeFor[Duration]():
-				if _, isString := v.(string); !isString {
-					keys = append(keys, prefix+key)
-				}
-			case f.Type.Kind() == reflect.Struct:
-				if sub, ok := v.(map[string]any); ok {
-					walk(prefix+key+".", f.Type, sub)
-				}
-			}
+	walkTOML(data, func(k tomlKey) {
+		if _, isString := k.value.(string); k.field.Type == reflect.TypeFor[Duration]() && !isString {
+			keys = append(keys, k.path)
 		}
-	}
-	walk("", reflect.TypeFor[Config](), doc)
+	})
 	return keys
 }
 
