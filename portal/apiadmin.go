@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/gorilla/mux"
 
@@ -286,23 +287,119 @@ func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
 // looked up, and a registration body comes before its caller is known.
 var jsonFields sync.Map // reflect.Type → map[string]reflect.StructField
 
+// jsonFieldsOf gives the fields of struct t by the exact member names
+// encoding/json decodes into them, by its rules (typeFields in its
+// source): an untagged embedded struct, or pointer to one, has its fields
+// promoted; a tagged one is a member of the tag's name; among fields of
+// one name the shallowest wins, then the one whose name is its tag, and
+// two that tie are both dropped, as are fields of a struct embedded twice
+// at one depth. A promoted field's Index is its path from t.
 func jsonFieldsOf(t reflect.Type) map[string]reflect.StructField {
 	if m, ok := jsonFields.Load(t); ok {
 		return m.(map[string]reflect.StructField)
 	}
-	m := map[string]reflect.StructField{}
-	for _, f := range reflect.VisibleFields(t) {
-		if f.Anonymous || !f.IsExported() {
-			continue
+	type candidate struct {
+		field  reflect.StructField
+		tagged bool
+	}
+	byName := map[string][]candidate{}
+	type embedded struct {
+		typ   reflect.Type
+		index []int
+	}
+	// Breadth first, one depth at a time, as encoding/json goes: the
+	// structs to scan at this depth, those found for the next, and how
+	// many times each of these was found.
+	var current, next []embedded
+	next = []embedded{{typ: t}}
+	var count, nextCount map[reflect.Type]int
+	visited := map[reflect.Type]bool{}
+	for len(next) > 0 {
+		current, next = next, nil
+		count, nextCount = nextCount, map[reflect.Type]int{}
+		for _, e := range current {
+			if visited[e.typ] {
+				continue
+			}
+			visited[e.typ] = true
+			for i := range e.typ.NumField() {
+				sf := e.typ.Field(i)
+				ft := sf.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if sf.Anonymous {
+					// An unexported struct may have exported fields.
+					if !sf.IsExported() && ft.Kind() != reflect.Struct {
+						continue
+					}
+				} else if !sf.IsExported() {
+					continue
+				}
+				tag := sf.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, _, _ := strings.Cut(tag, ",")
+				if !validJSONTag(name) {
+					name = ""
+				}
+				sf.Index = append(slices.Clip(e.index), i)
+				if name == "" && sf.Anonymous && ft.Kind() == reflect.Struct {
+					nextCount[ft]++
+					if nextCount[ft] == 1 {
+						next = append(next, embedded{ft, sf.Index})
+					}
+					continue
+				}
+				c := candidate{sf, name != ""}
+				name = cmp.Or(name, sf.Name)
+				byName[name] = append(byName[name], c)
+				if count[e.typ] > 1 {
+					// The struct is embedded more than once at this
+					// depth: its fields tie with themselves.
+					byName[name] = append(byName[name], c)
+				}
+			}
 		}
-		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if tag == "-" {
-			continue
+	}
+	m := make(map[string]reflect.StructField, len(byName))
+	for name, cs := range byName {
+		slices.SortFunc(cs, func(a, b candidate) int {
+			if c := cmp.Compare(len(a.field.Index), len(b.field.Index)); c != 0 {
+				return c
+			}
+			if a.tagged != b.tagged {
+				if a.tagged {
+					return -1
+				}
+				return +1
+			}
+			return slices.Compare(a.field.Index, b.field.Index)
+		})
+		if len(cs) > 1 && len(cs[0].field.Index) == len(cs[1].field.Index) && cs[0].tagged == cs[1].tagged {
+			continue // neither dominates: encoding/json drops the name
 		}
-		m[cmp.Or(tag, f.Name)] = f
+		m[name] = cs[0].field
 	}
 	jsonFields.Store(t, m)
 	return m
+}
+
+// validJSONTag is encoding/json's isValidTag: a tag name it does not take
+// leaves the field its Go name.
+func validJSONTag(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case strings.ContainsRune("!#$%&()*+-./:;<=>?@[]^_{|}~ ", c):
+		case !unicode.IsLetter(c) && !unicode.IsDigit(c):
+			return false
+		}
+	}
+	return true
 }
 
 var errUnsupportedMedia = errors.New("unsupported media type")
