@@ -171,6 +171,10 @@ func knownApplicationType(c storage.Client) *Error {
 // see: the response types, and the management scopes, which no app
 // registers for itself.
 func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
+	// An app that gets ID tokens and has no algorithm stored was
+	// registered before the spec's default was stored (below); a new one
+	// (c empty) or one that got no ID tokens is not.
+	algBeforeDefault := c.IDTokenSignedResponseAlg == "" && getsIDTokens(*c)
 	c.Name = m.ClientName
 	c.RedirectURIs = slices.Clone(m.RedirectURIs)
 	c.PostLogoutRedirectURIs = slices.Clone(m.PostLogoutRedirectURIs)
@@ -210,9 +214,16 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	// ID token's: an app that gets none (client_credentials alone) keeps
 	// the server's algorithm for what else its key signs (JWT access
 	// tokens), and a server on ES256 or EdDSA no RSA key it would never
-	// otherwise need.
+	// otherwise need. On an update (RFC 7592 §2.2) a member left out is
+	// deleted, which for this one is the same default: an ES256 app that
+	// names none gets RS256, and an app that gets ID tokens from now on
+	// (client_credentials, then authorization_code too) gets RS256 as its
+	// registration with the same metadata would. Only an app registered
+	// before the default was stored keeps the server's algorithm, which it
+	// has been verifying, rather than change it (and be held again) for
+	// naming none again.
 	c.IDTokenSignedResponseAlg = m.IDTokenSignedResponseAlg
-	if c.IDTokenSignedResponseAlg == "" && (slices.Contains(c.GrantTypes, GrantAuthorizationCode) || slices.Contains(c.GrantTypes, GrantDeviceCode)) {
+	if c.IDTokenSignedResponseAlg == "" && getsIDTokens(*c) && !algBeforeDefault {
 		c.IDTokenSignedResponseAlg = RegistrationDefaultSigningAlgorithm
 	}
 	c.UserinfoSignedResponseAlg = m.UserinfoSignedResponseAlg
@@ -224,6 +235,11 @@ func applyClientMetadata(c *storage.Client, m ClientMetadata) *Error {
 	c.SubjectType, c.SectorIdentifierURI = strings.TrimSpace(m.SubjectType), strings.TrimSpace(m.SectorIdentifierURI)
 	c.ApplicationType = cmp.Or(m.ApplicationType, AppTypeWeb) // the spec's default
 	return nil
+}
+
+// getsIDTokens tells whether app c has a grant that issues ID tokens.
+func getsIDTokens(c storage.Client) bool {
+	return slices.Contains(c.GrantTypes, GrantAuthorizationCode) || slices.Contains(c.GrantTypes, GrantDeviceCode)
 }
 
 // ClientMetadataOf is app c's registration as RFC 7591 metadata, as
@@ -525,7 +541,7 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	// which must not wait on the network; the update then holds only if
 	// nothing the check read changed meanwhile.
 	var checked *storage.Client
-	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, nil) == nil && sectorDocumentNeeded(current, preview) {
+	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, keptByUpdate(current)) == nil && sectorDocumentNeeded(current, preview) {
 		if err := s.clients.checkSectorDocument(ctx, preview); err != nil {
 			return storage.Client{}, err
 		}
@@ -557,12 +573,6 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if err := applyClientMetadata(&next, m); err != nil {
 			return c, err
 		}
-		if m.IDTokenSignedResponseAlg == "" && c.IDTokenSignedResponseAlg == "" {
-			// Registered before the spec's default was stored: it keeps
-			// the server's algorithm, which it has been verifying, rather
-			// than change it (and be held again) for naming none again.
-			next.IDTokenSignedResponseAlg = ""
-		}
 		if next.Public != c.Public {
 			return c, FieldErrorf("token_endpoint_auth_method", "A client cannot switch between public and confidential; register a new one.")
 		}
@@ -579,7 +589,7 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 				}
 			}
 		}
-		if err := normalizeClient(&next, true, nil); err != nil {
+		if err := normalizeClient(&next, true, keptByUpdate(c)); err != nil {
 			return c, err
 		}
 		if err := s.clients.checkFeatures(next, &c); err != nil {
@@ -649,6 +659,17 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		s.clients.ensureSigningKey(ctx, after)
 	}
 	return after, nil
+}
+
+// keptByUpdate is what an RFC 7592 update of app c keeps of it as
+// normalizeClient's kept: its jwks_uri, which an app stored before
+// jwks_uri had to be https may have on http, so that such an app can still
+// update its registration (repeating the URI) as an administrator can
+// still edit it; a changed jwks_uri meets the rule. Its redirect URIs are
+// not kept: an update may change the application_type, which binds them,
+// so each is checked again.
+func keptByUpdate(c storage.Client) *storage.Client {
+	return &storage.Client{JWKSURI: c.JWKSURI}
 }
 
 // clientReader reads stored apps.

@@ -3,7 +3,6 @@ package account
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -36,8 +35,8 @@ func ClientSID(c storage.Client, sessionID string) string {
 	if !Pairwise(c) || sessionID == "" {
 		return SessionSID(sessionID)
 	}
-	sector := sectorOrApp(c)
-	// Lengths first, so no two (sector, session) pairs hash the same bytes.
-	sum := sha256.Sum256(fmt.Appendf(nil, "keyport oidc pairwise sid\x00%d:%s%d:%s", len(sector), sector, len(sessionID), sessionID))
+	// The sector and session as the pairwise subs' nonces take a sector
+	// and user (sectorPair), under a label of the sids' own.
+	sum := sha256.Sum256(append([]byte("keyport oidc pairwise sid\x00"), sectorPair(sectorOrApp(c), sessionID)...))
 	return hex.EncodeToString(sum[:16])
 }

@@ -117,9 +117,17 @@ func (s *Subjects) UserOf(c storage.Client, sub string) (string, bool) {
 
 func (s *Subjects) nonce(sector, userID string) []byte {
 	m := hmac.New(sha256.New, s.macKey)
-	// Lengths first, so no two (sector, user) pairs write the same bytes.
-	fmt.Fprintf(m, "%d:%s%d:%s", len(sector), sector, len(userID), userID)
+	m.Write(sectorPair(sector, userID))
 	return m.Sum(nil)[:s.aead.NonceSize()]
+}
+
+// sectorPair is what a value derived per sector is derived from: the
+// sector and id (a user's, a session's), each behind its length, so that
+// no two pairs are the same bytes. The pairwise subs' nonces (nonce) and
+// the pairwise sids (ClientSID) both hash it, each under its own key or
+// label.
+func sectorPair(sector, id string) []byte {
+	return fmt.Appendf(nil, "%d:%s%d:%s", len(sector), sector, len(id), id)
 }
 
 // sectorOrApp is c's sector; a stored app always has one (checkSubject),

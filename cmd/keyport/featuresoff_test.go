@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -33,7 +36,9 @@ func allFeaturesOff(c *config.Config) {
 // its proof after DPoP is turned off, and the tokens it then gets are
 // bearer tokens.
 func TestOAuthFeaturesOff(t *testing.T) {
-	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
+	// The device flow is on too (it is off by default, and so again after
+	// the restart below).
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration, c.OAuth.DeviceFlow = true, true })
 	srv.createUser("olga", false)
 	spa := srv.createClient(account.NewClient{ID: "off-spa", Public: true, SkipConsent: true})
 	spa.oauth.Scopes = append(spa.oauth.Scopes, "offline_access")
@@ -54,6 +59,29 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if err := srv.Main.Store.CreateClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// Apps registered (RFC 7591) with a setting while its feature was on,
+	// and one without, each with what it registered.
+	type registered struct {
+		meta       map[string]any
+		token, uri string
+	}
+	rw, _, _ := adminTokens(t, srv)
+	onIAT, _ := initialAccessToken(t, srv, rw, 0, false)
+	regs := map[string]*registered{
+		"device":   {meta: map[string]any{"client_name": "Reg TV", "token_endpoint_auth_method": "none", "grant_types": []string{account.GrantDeviceCode}}},
+		"pairwise": {meta: map[string]any{"client_name": "Reg pairwise", "redirect_uris": []string{"http://127.0.0.1:9/callback/reg-pw"}, "subject_type": "pairwise"}},
+		"plain":    {meta: map[string]any{"client_name": "Reg plain", "token_endpoint_auth_method": "none", "redirect_uris": []string{"http://127.0.0.1:9/callback/reg-plain"}}},
+	}
+	for name, r := range regs {
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", onIAT, r.meta)
+		if status != http.StatusCreated {
+			t.Fatalf("register %s while its feature is on: %d %v", name, status, out)
+		}
+		r.meta["client_id"] = out["client_id"]
+		r.token, _ = out["registration_access_token"].(string)
+		r.uri, _ = out["registration_client_uri"].(string)
 	}
 
 	srv.opts.mutate = allFeaturesOff
@@ -159,7 +187,6 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		}
 	})
 
-	rw, _, _ := adminTokens(t, srv)
 	settings := []struct{ field, create, patch string }{
 		{"subject_type", `{"id":"new-1","public":true,"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`, `{"subject_type":"pairwise"}`},
 		{"require_pushed_authorization_requests", `{"id":"new-2","public":true,"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":true}`, `{"require_pushed_authorization_requests":true}`},
@@ -206,6 +233,44 @@ func TestOAuthFeaturesOff(t *testing.T) {
 			if status, _, body := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" {
 				t.Errorf("register %v: %d %v", m, status, body)
 			}
+		}
+	})
+
+	// RFC 7592 updates follow the same rule as the management API's edits:
+	// an app registered with a setting while its feature was on keeps it
+	// through an update that repeats it, and no update adds one.
+	t.Run("registration updates", func(t *testing.T) {
+		for name, r := range regs {
+			r.meta["client_name"] = r.meta["client_name"].(string) + ", renamed"
+			if status, _, body := registrationCall(t, srv, http.MethodPut, r.uri, r.token, r.meta); status != http.StatusOK || body["client_name"] != r.meta["client_name"] {
+				t.Errorf("update %s repeating its setting: %d %v", name, status, body)
+			}
+		}
+		id, _ := regs["device"].meta["client_id"].(string)
+		if c, err := srv.Main.Store.GetClient(ctx, id); err != nil || !slices.Contains(c.GrantTypes, account.GrantDeviceCode) {
+			t.Errorf("the registered device app after its update: %v %v", c.GrantTypes, err)
+		}
+		id, _ = regs["pairwise"].meta["client_id"].(string)
+		if c, err := srv.Main.Store.GetClient(ctx, id); err != nil || c.SubjectType != account.SubjectPairwise {
+			t.Errorf("the registered pairwise app after its update: %q %v", c.SubjectType, err)
+		}
+
+		plain := regs["plain"]
+		id, _ = plain.meta["client_id"].(string)
+		before, _ := srv.Main.Store.GetClient(ctx, id)
+		for field, add := range map[string]func(m map[string]any){
+			"grant_types":  func(m map[string]any) { m["grant_types"] = []string{"authorization_code", account.GrantDeviceCode} },
+			"subject_type": func(m map[string]any) { m["subject_type"] = "pairwise" },
+		} {
+			m := maps.Clone(plain.meta)
+			add(m)
+			if status, _, body := registrationCall(t, srv, http.MethodPut, plain.uri, plain.token, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" ||
+				!strings.Contains(fmt.Sprint(body["error_description"]), "off on this server") {
+				t.Errorf("an update adding %s: %d %v", field, status, body)
+			}
+		}
+		if after, _ := srv.Main.Store.GetClient(ctx, id); !reflect.DeepEqual(before, after) {
+			t.Errorf("refused updates changed the app:\n%+v\n%+v", before, after)
 		}
 	})
 }

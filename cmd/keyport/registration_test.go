@@ -342,6 +342,98 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// An app's jwks_uri must be https (http on loopback only), but an app
+	// stored before that rule with an http one keeps it through RFC 7592
+	// updates that repeat it, as through the management API's edits; a
+	// changed http jwks_uri is refused and changes nothing.
+	t.Run("an http jwks_uri stored before the https rule is kept by updates", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		meta := map[string]any{
+			"client_name": "old-keys", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks_uri": "https://keys.example/old-keys.json",
+		}
+		status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)
+		if status != http.StatusCreated {
+			t.Fatalf("register: %d %v", status, reg)
+		}
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		const legacy = "http://keys.example/old-keys.json"
+		if _, err := srv.Main.Store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
+			c.JWKSURI = legacy // as stored before the https rule
+			return c, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		meta["client_id"], meta["jwks_uri"] = id, legacy
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, meta); status != http.StatusOK || out["jwks_uri"] != legacy {
+			t.Errorf("update repeating the stored http jwks_uri: %d %v", status, out)
+		}
+		meta["client_name"] = "old-keys, renamed"
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, meta); status != http.StatusOK || out["client_name"] != "old-keys, renamed" || out["jwks_uri"] != legacy {
+			t.Errorf("rename keeping the stored http jwks_uri: %d %v", status, out)
+		}
+		before, _ := srv.Main.Store.GetClient(ctx, id)
+		meta["jwks_uri"] = "http://keys.example/new-keys.json"
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, meta); status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" {
+			t.Errorf("update to another http jwks_uri: %d %v", status, out)
+		}
+		if after, _ := srv.Main.Store.GetClient(ctx, id); !reflect.DeepEqual(before, after) {
+			t.Errorf("a refused update changed the app:\n%+v\n%+v", before, after)
+		}
+		// An app given an http jwks_uri is refused from the start.
+		meta = map[string]any{"client_name": "new-keys", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": legacy}
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta); status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" {
+			t.Errorf("register with an http jwks_uri: %d %v", status, out)
+		}
+	})
+
+	// id_token_signed_response_alg on an RFC 7592 update: a member left out
+	// is deleted (RFC 7592 §2.2), which for this one is its default, RS256
+	// (OpenID Connect Dynamic Client Registration 1.0 §2), as at
+	// registration. An app that gets no ID token (client_credentials alone)
+	// has none stored, and when an update gives it the authorization_code
+	// grant it gets the default as a registration of the same metadata
+	// does.
+	t.Run("id_token_signed_response_alg left out of an update", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("alg-update"))
+		if reg["id_token_signed_response_alg"] != "ES256" {
+			t.Fatalf("register with ES256: %v", reg)
+		}
+		m := webMetadata("alg-update")
+		m["client_id"] = reg["client_id"]
+		delete(m, "id_token_signed_response_alg")
+		status, _, out := registrationCall(t, srv, http.MethodPut, reg["registration_client_uri"].(string), reg["registration_access_token"].(string), m)
+		if status != http.StatusOK || out["id_token_signed_response_alg"] != "RS256" {
+			t.Errorf("an ES256 app updated without id_token_signed_response_alg: %d %v", status, out)
+		}
+
+		machine := map[string]any{"client_name": "alg-machine", "grant_types": []string{"client_credentials"}}
+		status, _, reg = registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, machine)
+		if status != http.StatusCreated || reg["id_token_signed_response_alg"] != nil {
+			t.Fatalf("register a client_credentials app: %d %v", status, reg)
+		}
+		signsIn := webMetadata("alg-machine")
+		delete(signsIn, "id_token_signed_response_alg")
+		signsIn["grant_types"] = []string{"authorization_code", "client_credentials"}
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, signsIn); status != http.StatusCreated || out["id_token_signed_response_alg"] != "RS256" {
+			t.Errorf("register the same metadata: %d %v", status, out)
+		}
+		signsIn["client_id"] = reg["client_id"]
+		status, _, out = registrationCall(t, srv, http.MethodPut, reg["registration_client_uri"].(string), reg["registration_access_token"].(string), signsIn)
+		if status != http.StatusOK || out["id_token_signed_response_alg"] != "RS256" {
+			t.Errorf("a client_credentials app given authorization_code by an update: %d %v", status, out)
+		}
+		rp := srv.rp(reg["client_id"].(string), reg["client_secret"].(string), "http://127.0.0.1:9/callback/alg-machine")
+		rawID, _ := rp.tokens("rex").Extra("id_token").(string)
+		if _, err := rp.provider.Verifier(&oidc.Config{ClientID: rp.ID, SupportedSigningAlgs: []string{"RS256"}}).Verify(ctx, rawID); err != nil {
+			t.Errorf("its ID token, verified as RS256: %v", err)
+		}
+	})
+
 	// OpenID Connect Dynamic Client Registration 1.0 §2: application_type,
 	// web by default. A native app's redirect URIs are a custom scheme or
 	// http on loopback; a web app's are never a custom scheme. The type is
