@@ -457,7 +457,7 @@ func patched(st Settings, patch SettingsPatch) (Settings, error) {
 		one, _ := json.Marshal(map[string]json.RawMessage{key: raw})
 		var probe Settings
 		if err := json.Unmarshal(one, &probe); err != nil {
-			return st, FieldErrorf(key, "%s must be %s, or null for the default.", key, f.Kind.describe())
+			return st, FieldErrorf(key, "%s must be %s, or null for the default.", key, phrase(f.Kind.describe()))
 		}
 		fields[key] = raw
 	}

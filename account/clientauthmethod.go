@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strings"
 
@@ -110,6 +111,10 @@ func checkClientJWKS(raw json.RawMessage) (json.RawMessage, *Error) {
 	}
 	set, err := ParseClientJWKS(raw)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, inField("jwks", e)
+		}
 		return nil, FieldErrorf("jwks", "%s", err.Error())
 	}
 	if len(set.Keys) == 0 {

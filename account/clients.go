@@ -495,7 +495,7 @@ const (
 // errStaticClient refuses to change an app defined in config.toml, which
 // is read-only here; todo says what to do there.
 func errStaticClient(id, todo string) *Error {
-	return Errorf(Conflict, "Client %q is defined in the configuration file%s", id, todo)
+	return Errorf(Conflict, "Client %q is defined in the configuration file%s", id, phrase(todo))
 }
 
 const (

@@ -162,7 +162,9 @@ func (s *DirectoryService) checkDirectoryPassword(ctx context.Context, c Credent
 		return fail("disabled in the directory", errAccountDisabled, false)
 	default:
 		s.log.ErrorContext(ctx, "directory sign-in failed", "source", src.ID(), "err", err)
-		return fail("directory unavailable", &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached right now. Please try again later.", src.Name()), Err: err}, false)
+		unavailable := Errorf(Unavailable, "The directory %s cannot be reached right now. Please try again later.", src.Name())
+		unavailable.Err = err
+		return fail("directory unavailable", unavailable, false)
 	}
 	u, _, perr := s.provision(ctx, src, ident)
 	if perr != nil {
@@ -308,7 +310,9 @@ func (s *DirectoryService) syncDirectory(ctx context.Context, sourceID string) (
 		rep.Errors = append(rep.Errors, err.Error())
 		s.saveSyncReport(ctx, rep)
 		s.audit(ctx, actorIn(ctx, cliActor), storage.AuditEvent{Type: EventDirectorySynced, TargetID: sourceID, Reason: "directory unreachable"})
-		return rep, &Error{Code: Unavailable, Message: fmt.Sprintf("The directory %s cannot be reached: %v", src.Name(), err), Err: err}
+		unreachable := Errorf(Unavailable, "The directory %s cannot be reached: %v", src.Name(), err)
+		unreachable.Err = err
+		return rep, unreachable
 	}
 	seen := map[string]bool{}
 	for _, ident := range idents {

@@ -186,6 +186,10 @@ func (m *MailService) addressLinks(ctx context.Context, cur storage.User, change
 				return nil, err
 			}
 			if err := validateEmail(addr); err != nil {
+				var e *Error
+				if errors.As(err, &e) {
+					return nil, inField("email", e)
+				}
 				return nil, &Error{Code: Invalid, Field: "email", Message: ErrorMessage(err)}
 			}
 			if other, err := m.store.GetUserByLogin(ctx, addr); err == nil && other.ID != cur.ID {

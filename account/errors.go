@@ -50,6 +50,13 @@ type Error struct {
 	// Unavailable); zero when unknown. The HTTP layers send it as
 	// Retry-After and say it on the page.
 	RetryAfter time.Duration
+
+	// format and args are what Errorf or FieldErrorf made Message of, kept
+	// so that LocalMessage can translate the format, whose words the
+	// catalogs know, and then put the args in; Message is formatted
+	// already and so never found in a catalog when it has args.
+	format string
+	args   []any
 }
 
 func (e *Error) Error() string {
@@ -63,7 +70,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf builds an Error whose message is shown to users.
 func Errorf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), format: format, args: args}
 }
 
 // ErrorCode returns the code of err, or Internal when it is not an *Error.
@@ -90,7 +97,53 @@ var errInvalidCredentials = &Error{Code: Unauthorized, Message: "Incorrect usern
 
 // FieldErrorf is Errorf for bad input in one named field.
 func FieldErrorf(field string, format string, args ...any) *Error {
-	return &Error{Code: Invalid, Field: field, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: Invalid, Field: field, Message: fmt.Sprintf(format, args...), format: format, args: args}
+}
+
+// phrase is an Errorf arg that is fixed English text (a setting's kind, a
+// field's label, a message of another package), which LocalMessage
+// translates too; any other arg is a value and is put in as it is.
+type phrase string
+
+// inField is e about field: a rule's message reported at the input it
+// came from, keeping what LocalMessage needs.
+func inField(field string, e *Error) *Error {
+	f := *e
+	f.Code, f.Field = Invalid, field
+	return &f
+}
+
+// LocalMessage returns the user-safe message of err in a person's
+// language. translate turns fixed English text into that language (the
+// portal's catalog lookup; text it does not know comes back as it is).
+// A message with args is translated by its format, then the args are put
+// in, those of them that are phrases translated as well; a format the
+// catalog does not know falls back to the finished message. The JSON API
+// and the protocol endpoints keep ErrorMessage: machines read English.
+func LocalMessage(err error, translate func(text string) string) string {
+	var e *Error
+	if !errors.As(err, &e) {
+		return translate(ErrorMessage(err))
+	}
+	if len(e.args) == 0 {
+		return translate(e.Message)
+	}
+	local := translate(e.format)
+	if local == e.format {
+		// Not in the catalog (or English): the whole message may be, as
+		// for a "%s" that passes on another rule's message.
+		if whole := translate(e.Message); whole != e.Message {
+			return whole
+		}
+	}
+	args := make([]any, len(e.args))
+	for i, a := range e.args {
+		if p, ok := a.(phrase); ok {
+			a = translate(string(p))
+		}
+		args[i] = a
+	}
+	return fmt.Sprintf(local, args...)
 }
 
 // ErrorField returns the field an error is about, or "".

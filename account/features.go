@@ -62,7 +62,7 @@ var featureSettings = []featureSetting{
 func (s *ClientService) checkFeatures(c storage.Client, kept *storage.Client) *Error {
 	for _, f := range featureSettings {
 		if f.off(s.off) && f.has(c) && (kept == nil || !f.has(*kept)) {
-			return FieldErrorf(f.field, "%s", f.message)
+			return FieldErrorf(f.field, "%s", phrase(f.message))
 		}
 	}
 	return nil

@@ -96,10 +96,10 @@ func textSetter(key, label string, apply func(u *storage.User, v string)) func(u
 	return func(u *storage.User, v string) error {
 		v = strings.TrimSpace(v)
 		if utf8.RuneCountInString(v) > maxNameRunes {
-			return FieldErrorf(key, "%s must be at most %d characters.", label, maxNameRunes)
+			return FieldErrorf(key, "%s must be at most %d characters.", phrase(label), maxNameRunes)
 		}
 		if !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\r\n") {
-			return FieldErrorf(key, "%s contains characters that are not allowed.", label)
+			return FieldErrorf(key, "%s contains characters that are not allowed.", phrase(label))
 		}
 		apply(u, v)
 		return nil

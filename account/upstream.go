@@ -81,10 +81,12 @@ func (s *DirectoryService) linkOrCreate(ctx context.Context, src directory.Callb
 
 // UpstreamError is the user-facing error for a failed upstream sign-in.
 func UpstreamError(src directory.CallbackSource, err error) error {
+	e := Errorf(Unauthorized, "The sign-in with %s could not be verified. Please try again.", src.Name())
 	if errors.Is(err, directory.ErrUnavailable) {
-		return &Error{Code: Unavailable, Message: fmt.Sprintf("%s cannot be reached right now. Please try again later.", src.Name()), Err: err}
+		e = Errorf(Unavailable, "%s cannot be reached right now. Please try again later.", src.Name())
 	}
-	return &Error{Code: Unauthorized, Message: fmt.Sprintf("The sign-in with %s could not be verified. Please try again.", src.Name()), Err: err}
+	e.Err = err
+	return e
 }
 
 // UpstreamSessionAMR is the amr a session started through an upstream

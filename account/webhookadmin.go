@@ -47,7 +47,7 @@ func (s *WebhookService) mayRead(ctx context.Context, actor Actor, own bool) (st
 
 func (s *WebhookService) checkURL(raw string) error {
 	if err := s.guard.CheckURL(raw); err != nil {
-		return FieldErrorf("url", "The URL %s.", err.Error())
+		return FieldErrorf("url", "The URL %s.", phrase(err.Error()))
 	}
 	return nil
 }

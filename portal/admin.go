@@ -85,7 +85,8 @@ func (s *Server) adminDirectoryTest(w http.ResponseWriter, r *http.Request, m me
 		if account.ErrorCode(err) == account.NotFound {
 			return err
 		}
-		d.Error = "Test of " + id + " failed: " + account.ErrorMessage(err)
+		lang := web.PickLanguage(r, m.User.Locale)
+		d.Error = web.Translate(lang, "Test of %s failed: %s", id, errorText(lang, err))
 		return s.showAdminDirectories(w, r, m, http.StatusBadGateway, d)
 	}
 	d.Test = "Connected and bound; the filter finds " + strconv.Itoa(rep.Users) + " users."
@@ -102,7 +103,7 @@ func (s *Server) adminDirectorySync(w http.ResponseWriter, r *http.Request, m me
 		if code == account.NotFound {
 			return err
 		}
-		return s.showAdminDirectories(w, r, m, statusFor(code), &adminDirectoriesData{Error: account.ErrorMessage(err)})
+		return s.showAdminDirectories(w, r, m, statusFor(code), &adminDirectoriesData{Error: errorText(web.PickLanguage(r, m.User.Locale), err)})
 	}
 	http.Redirect(w, r, "/admin/directories?done=sync", http.StatusSeeOther)
 	return nil
@@ -197,7 +198,8 @@ func (s *Server) adminDirectorySave(w http.ResponseWriter, r *http.Request, m me
 		return err
 	}
 	if refused != nil {
-		d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing, F: form, Error: account.ErrorMessage(refused)}
+		d := &directoryFormData{Base: s.web.Base(r, &m.User, "Directory"), Create: !editing, F: form}
+		d.Error = errorText(d.Lang, refused)
 		d.Nav, d.AdminSection = "admin", "directories"
 		s.web.Render(w, r, status, "admin_directory", d)
 		return nil
@@ -303,7 +305,8 @@ func (s *Server) adminUpstreamSave(w http.ResponseWriter, r *http.Request, m me)
 	}
 	if refused != nil {
 		d := &upstreamFormData{Base: s.web.Base(r, &m.User, "Upstream provider"), Create: !editing, F: form, Scopes: strings.TrimSpace(r.PostFormValue("scopes")),
-			CallbackURL: s.acct.Directories.UpstreamCallbackURL(), Error: account.ErrorMessage(refused)}
+			CallbackURL: s.acct.Directories.UpstreamCallbackURL()}
+		d.Error = errorText(d.Lang, refused)
 		d.Nav, d.AdminSection = "admin", "directories"
 		s.web.Render(w, r, status, "admin_upstream", d)
 		return nil

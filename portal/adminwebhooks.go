@@ -3,7 +3,6 @@ package portal
 import (
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -199,7 +198,7 @@ func (s *Server) hookRefused(w http.ResponseWriter, r *http.Request, m me, err e
 	if code != account.Invalid && code != account.Conflict {
 		return err
 	}
-	d.Error, d.Field = webhookErrorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
+	d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
 	return s.showAdminWebhook(w, r, m, mux.Vars(r)["id"], statusFor(code), d)
 }
 
@@ -229,7 +228,7 @@ func (s *Server) adminCreateWebhook(w http.ResponseWriter, r *http.Request, m me
 		}
 		d := s.webhookPageData(r, m, "New webhook")
 		d.New, d.F = true, f
-		d.Error, d.Field = webhookErrorText(d.Lang, err), account.ErrorField(err)
+		d.Error, d.Field = errorText(d.Lang, err), account.ErrorField(err)
 		s.web.Render(w, r, statusFor(code), "admin_webhook", d)
 		return nil
 	}
@@ -337,24 +336,4 @@ func (s *Server) adminDeleteWebhook(w http.ResponseWriter, r *http.Request, m me
 	}
 	http.Redirect(w, r, "/admin/webhooks?done=deleted", http.StatusSeeOther)
 	return nil
-}
-
-// The webhook rules' messages that carry a part of their own: the URL's
-// fault (webhook.Guard.CheckURL's words) and an unknown event type.
-var (
-	urlMessage       = regexp.MustCompile(`^The URL (.+)\.$`)
-	eventTypeMessage = regexp.MustCompile(`^"(.*)" is not an event type Keyport sends\.$`)
-)
-
-// webhookErrorText is errorText for the webhook rules, translating the
-// messages with a variable part, which the catalog cannot look up whole.
-func webhookErrorText(lang string, err error) string {
-	msg := account.ErrorMessage(err)
-	if m := urlMessage.FindStringSubmatch(msg); m != nil && account.ErrorField(err) == "url" {
-		return web.Translate(lang, "The URL %s.", web.Translate(lang, m[1]))
-	}
-	if m := eventTypeMessage.FindStringSubmatch(msg); m != nil {
-		return web.Translate(lang, "%q is not an event type Keyport sends.", m[1])
-	}
-	return errorText(lang, err)
 }

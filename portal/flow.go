@@ -52,7 +52,7 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 	switch step.Kind {
 	case account.StepSignIn:
 		if step.Refusal != nil {
-			return s.showLogin(w, r, a, account.ErrorMessage(step.Refusal), "", http.StatusForbidden)
+			return s.showLogin(w, r, a, errorText(flowLanguage(r, a, nil), step.Refusal), "", http.StatusForbidden)
 		}
 		// The app's login_hint fills in the username; else, when the
 		// browser's session must sign in again (prompt=login or

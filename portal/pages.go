@@ -138,7 +138,7 @@ func (s *Server) setupSubmit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		code := account.ErrorCode(err)
 		if code == account.Invalid || code == account.Conflict {
-			d.Error = account.ErrorMessage(err)
+			d.Error = errorText(d.Lang, err)
 			s.web.Render(w, r, statusFor(code), "setup", d)
 			return nil
 		}

@@ -98,7 +98,7 @@ func (s *Server) passwordLinkSubmit(l passwordLink) func(http.ResponseWriter, *h
 		}
 		if err := l.redeem(s, r, d.Token, pw); err != nil {
 			if account.ErrorCode(err) == account.Invalid {
-				d.Error = account.ErrorMessage(err)
+				d.Error = errorText(d.Lang, err)
 				s.web.Render(w, r, http.StatusBadRequest, "password_link", d)
 				return nil
 			}

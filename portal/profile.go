@@ -188,7 +188,7 @@ func (s *Server) profileSubmit(w http.ResponseWriter, r *http.Request, m me) err
 	}
 	// Show the form again with what was typed and the message at its field.
 	d := s.profileView(r, m.User)
-	field, msg := account.ErrorField(err), web.Translate(d.Lang, account.ErrorMessage(err))
+	field, msg := account.ErrorField(err), errorText(d.Lang, err)
 	for i := range d.Fields {
 		f := &d.Fields[i]
 		if v, ok := changes[f.Key]; ok && f.Editable {
@@ -352,7 +352,7 @@ func (s *Server) avatarFailed(w http.ResponseWriter, r *http.Request, m me, err 
 		return err
 	}
 	d := s.profileView(r, m.User)
-	d.AvatarError = web.Translate(d.Lang, account.ErrorMessage(err))
+	d.AvatarError = errorText(d.Lang, err)
 	d.Error = d.AvatarError
 	s.web.Render(w, r, statusFor(code), "profile", d)
 	return nil
@@ -409,7 +409,7 @@ func (s *Server) customDataSubmit(w http.ResponseWriter, r *http.Request, m me) 
 			d.Custom = append(d.Custom, e)
 		}
 	}
-	d.CustomError = web.Translate(d.Lang, account.ErrorMessage(err))
+	d.CustomError = errorText(d.Lang, err)
 	d.Error = d.CustomError
 	s.web.Render(w, r, statusFor(code), "profile", d)
 	return nil

@@ -22,8 +22,10 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 }
 
 // errorText is err's message in lang, with how long to wait when it says.
+// A message with args is translated by its format (account.LocalMessage),
+// so that "No client %q." is German too.
 func errorText(lang string, err error) string {
-	msg := web.Translate(lang, account.ErrorMessage(err))
+	msg := account.LocalMessage(err, func(text string) string { return web.Translate(lang, text) })
 	if d := account.RetryAfter(err); d > 0 {
 		msg += " " + web.Translate(lang, "Please try again in %s.", waitText(lang, d))
 	}

@@ -55,3 +55,15 @@ func TestRefusalText(t *testing.T) {
 		t.Errorf("Retry-After on an error without a wait: %q", got)
 	}
 }
+
+// A message with args reaches a German page in German, args and all; the
+// JSON API's English is the message as it was formatted.
+func TestFormattedErrorText(t *testing.T) {
+	err := account.FieldErrorf("redirect_uris", "Redirect URI %q has no host.", "https:///cb")
+	if got, want := errorText("de", err), `Die Redirect URI "https:///cb" hat keinen Host.`; got != want {
+		t.Errorf("errorText(de) = %q, want %q", got, want)
+	}
+	if got := errorText("en", err); got != err.Message || got != `Redirect URI "https:///cb" has no host.` {
+		t.Errorf("errorText(en) = %q", got)
+	}
+}

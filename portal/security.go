@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -92,9 +91,6 @@ func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, m me) erro
 	return nil
 }
 
-// passwordTooShort is the account rules' message for a short password.
-const passwordTooShort = "Password must be at least %d characters long."
-
 // securityFailed shows the page again with the message at its field.
 func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, err error) error {
 	code := account.ErrorCode(err)
@@ -103,10 +99,6 @@ func (s *Server) securityFailed(w http.ResponseWriter, r *http.Request, m me, er
 	}
 	d := s.securityView(r, m)
 	d.Error = errorText(d.Lang, err)
-	// The one policy message with a number: translated by its format.
-	if minLen := fmt.Sprintf(passwordTooShort, d.MinLength); account.ErrorMessage(err) == minLen {
-		d.Error = web.Translate(d.Lang, passwordTooShort, d.MinLength)
-	}
 	if f := account.ErrorField(err); f != "" {
 		d.FieldErrors[f] = d.Error
 	}

@@ -97,7 +97,7 @@ func (s *Server) myWebhookRefused(w http.ResponseWriter, r *http.Request, m me, 
 		return verr
 	}
 	d.F = postedHookForm(r)
-	d.Error, d.Field = webhookErrorText(d.Lang, err), account.ErrorField(err)
+	d.Error, d.Field = errorText(d.Lang, err), account.ErrorField(err)
 	setRetryAfter(w, err)
 	s.web.Render(w, r, statusFor(code), "webhooks", d)
 	return nil

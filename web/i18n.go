@@ -54,6 +54,7 @@ var catalogs = map[string]map[string]string{
 		deCustomClaimsConsole,
 		deResources,
 		dePairwise,
+		deFormats,
 	),
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,16 +61,29 @@ func TestGermanCatalogComplete(t *testing.T) {
 // clients.go is not one: the console's app pages show its rules.
 var machineMessages = map[string]bool{"apitokens.go": true, "apppasswords.go": true}
 
-// TestGermanAccountMessages makes sure every fixed message of the account
-// rules that a portal page can show ({{t .Lang .Error}}) has German. Messages
-// with format verbs cannot be looked up and are translated where shown.
+// formatVerb finds the verbs of a fmt format, %% among them.
+var formatVerb = regexp.MustCompile(`%[-+# 0]*(?:\[\d+\])?(?:\d+|\*)?(?:\.(?:\d+|\*)?)?[a-zA-Z%]`)
+
+// sameVerbs reports whether a translation has the verbs of its English
+// text in the same order, so that Sprintf with the English args cannot
+// give %!d(string=…) or a missing value.
+func sameVerbs(en, tr string) bool {
+	return slices.Equal(formatVerb.FindAllString(en, -1), formatVerb.FindAllString(tr, -1))
+}
+
+// TestGermanAccountMessages makes sure every message of the account rules
+// that a portal page can show has German: a fixed message whole, a message
+// with args by its format (account.LocalMessage translates the format,
+// then puts the args in), whose German must keep the English verbs in
+// their order. A format that is only verbs ("%s") passes on text
+// translated on its own.
 func TestGermanAccountMessages(t *testing.T) {
 	files, err := filepath.Glob("../account/*.go")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("account sources: %v", err)
 	}
 	fset := token.NewFileSet()
-	checked := 0
+	checked, formats := 0, 0
 	for _, f := range files {
 		name := filepath.Base(f)
 		if strings.HasSuffix(name, "_test.go") || machineMessages[name] {
@@ -93,18 +107,42 @@ func TestGermanAccountMessages(t *testing.T) {
 				return true
 			}
 			msg, err := strconv.Unquote(lit.Value)
-			if err != nil || strings.Contains(msg, "%") {
+			if err != nil {
 				return true
 			}
+			if len(call.Args) == 2 {
+				if strings.Contains(msg, "%") {
+					t.Errorf("%s: %q has a %% but no args", fset.Position(lit.Pos()), msg)
+					return true
+				}
+			} else if strings.TrimSpace(formatVerb.ReplaceAllString(msg, "")) == "" {
+				return true
+			} else {
+				formats++
+			}
 			checked++
-			if _, ok := catalogs["de"][msg]; !ok {
+			de, ok := catalogs["de"][msg]
+			switch {
+			case !ok:
 				t.Errorf("%s: no German for %q", fset.Position(lit.Pos()), msg)
+			case !sameVerbs(msg, de):
+				t.Errorf("%s: the German of %q has other verbs: %q", fset.Position(lit.Pos()), msg, de)
 			}
 			return true
 		})
 	}
-	if checked < 30 {
-		t.Fatalf("only %d account messages found; is the parser right?", checked)
+	if checked < 30 || formats < 50 {
+		t.Fatalf("only %d account messages found, %d with args; is the parser right?", checked, formats)
+	}
+}
+
+// TestGermanFormatVerbs checks every catalog entry, not only the account
+// rules': a translation keeps its text's verbs in their order.
+func TestGermanFormatVerbs(t *testing.T) {
+	for en, de := range catalogs["de"] {
+		if !sameVerbs(en, de) {
+			t.Errorf("the German of %q has other verbs: %q", en, de)
+		}
 	}
 }
 

@@ -42,6 +42,29 @@ func TestAdminConsoleAppPages(t *testing.T) {
 	if _, err := srv.Main.Store.GetClient(ctx, "crm"); err == nil {
 		t.Fatal("a refused form stored the app")
 	}
+	// The same refusal to a German browser is German, with the URI in it:
+	// the message has an arg, so it is translated by its format.
+	inGerman := func(method, target string, form url.Values) page {
+		req, _ := http.NewRequest(method, target, strings.NewReader(form.Encode()))
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("Accept-Language", "de-DE,de;q=0.9")
+		return b.do(req)
+	}
+	newApp, _ := parsePage(t, bad.Body).formByAction("/admin/apps/new")
+	deForm := newApp.formValues()
+	for k, vs := range form {
+		deForm[k] = vs
+	}
+	de := inGerman(http.MethodPost, srv.URL+"/admin/apps/new", deForm)
+	wantDE := `Die Redirect URI "http://crm.example.com/cb" muss https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost).`
+	if msg, _ := parsePage(t, de.Body).byID("form-error"); de.Status != http.StatusBadRequest || msg.text() != wantDE {
+		t.Errorf("an http:// redirect URI in German: %d %q, want %q", de.Status, msg.text(), wantDE)
+	}
+	if p := inGerman(http.MethodGet, srv.URL+"/admin/apps/nope", nil); p.Status != http.StatusNotFound || !strings.Contains(p.Body, "Es gibt keinen Client &#34;nope&#34;.") {
+		t.Errorf("an unknown app in German: %d\n%s", p.Status, truncateBody(p.Body))
+	}
 	form.Set("redirect_uris", "https://crm.example.com/cb\n\nhttp://127.0.0.1:8080/cb\n")
 	created := submitForm(t, b, bad, "/admin/apps/new", form)
 	secretNode, ok := parsePage(t, created.Body).byID("new-secret")
