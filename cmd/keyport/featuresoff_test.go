@@ -86,6 +86,14 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if status, _, body := srv.postForm("/oauth/par", form, web.ID, web.Secret); status != http.StatusNotFound {
 			t.Errorf("/oauth/par: %d %v", status, body)
 		}
+		// Nor does a browser app's preflight find it: the endpoint is off
+		// for every method, as the device endpoint is while it is off.
+		req := mustRequest(http.MethodOptions, srv.URL+"/oauth/par")
+		req.Header.Set("Origin", "https://spa.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		if r := mustFetch(t, bareClient, req); r.Status != http.StatusNotFound || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight of /oauth/par: %d %v", r.Status, r.Header)
+		}
 		b := newBrowser(t)
 		p := b.get(web.authorizeURI("urn:ietf:params:oauth:request_uri:abc", nil))
 		if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "request_uri_not_supported") {
@@ -141,11 +149,27 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if status, _, info := srv.userinfo(body["access_token"].(string)); status != http.StatusOK || info["sub"] == nil {
 			t.Errorf("userinfo with the new access token as Bearer: %d %v", status, info)
 		}
+		// The access token bound before still needs its proof at /userinfo.
+		ui := srv.URL + "/userinfo"
+		if status, _, info := dpopUserinfo(srv, http.MethodGet, "DPoP", bound.AccessToken, key.proof(t, http.MethodGet, ui, bound.AccessToken)); status != http.StatusOK || info["sub"] == nil {
+			t.Errorf("userinfo with the access token bound before and its proof: %d %v", status, info)
+		}
+		if status, _, info := srv.userinfo(bound.AccessToken); status != http.StatusUnauthorized {
+			t.Errorf("userinfo with the access token bound before as Bearer: %d %v", status, info)
+		}
 		// A confidential app's proof is ignored: a bearer token.
 		cc := srv.createClient(account.NewClient{ID: "off-machine", GrantTypes: []string{account.GrantClientCredentials}})
 		status, _, body = dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, newDPoPKey(t).proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
 		if status != http.StatusOK || body["token_type"] != "Bearer" {
 			t.Errorf("client_credentials with a proof: %d %v", status, body)
+		}
+		// Ignored means not spent either: a server without DPoP does not
+		// refuse a proof it has seen, as a replay (invalid_dpop_proof).
+		proof := newDPoPKey(t).proof(t, http.MethodPost, srv.URL+"/oauth/token", "")
+		for i := range 2 {
+			if status, _, body := dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, proof); status != http.StatusOK || body["token_type"] != "Bearer" {
+				t.Errorf("client_credentials with a proof sent before (%d): %d %v", i, status, body)
+			}
 		}
 		status, _, body = dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "not a proof")
 		if status != http.StatusOK || body["token_type"] != "Bearer" {
@@ -164,6 +188,7 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		{"subject_type", `{"id":"new-1","public":true,"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`, `{"subject_type":"pairwise"}`},
 		{"require_pushed_authorization_requests", `{"id":"new-2","public":true,"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":true}`, `{"require_pushed_authorization_requests":true}`},
 		{"dpop_bound_access_tokens", `{"id":"new-3","public":true,"redirect_uris":["https://app.example/cb"],"dpop_bound_access_tokens":true}`, `{"dpop_bound_access_tokens":true}`},
+		{"require_dpop_nonce", `{"id":"new-6","public":true,"redirect_uris":["https://app.example/cb"],"require_dpop_nonce":true}`, `{"require_dpop_nonce":true}`},
 		{"grant_types", `{"id":"new-4","grant_types":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]}`, `{"grant_types":["authorization_code","urn:ietf:params:oauth:grant-type:token-exchange"]}`},
 		{"require_signed_request_object", `{"id":"new-5","public":true,"redirect_uris":["https://app.example/cb"],"require_signed_request_object":true,"jwks":` + string(webKey.jwks(t)) + `}`, `{"require_signed_request_object":true}`},
 	}
@@ -188,6 +213,10 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		}
 		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise {
 			t.Errorf("old-pairwise lost its subject type: %q", c.SubjectType)
+		}
+		// Keeping one DPoP setting is not being given the other.
+		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/old-dpop", rw, "application/json", `{"require_dpop_nonce":true}`); status != http.StatusBadRequest || body["field"] != "require_dpop_nonce" {
+			t.Errorf("give old-dpop require_dpop_nonce: %d %v", status, body)
 		}
 	})
 
