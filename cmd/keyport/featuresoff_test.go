@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -55,6 +57,18 @@ func TestOAuthFeaturesOff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// And one that registered itself with one (RFC 7591).
+	rw, _, _ := adminTokens(t, srv)
+	iat, _ := initialAccessToken(t, srv, rw, 0, false)
+	regMeta := map[string]any{"client_name": "Registered DPoP", "token_endpoint_auth_method": "none",
+		"redirect_uris": []string{"https://app.example/cb"}, "dpop_bound_access_tokens": true}
+	status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, regMeta)
+	if status != http.StatusCreated || reg["dpop_bound_access_tokens"] != true {
+		t.Fatalf("register with dpop_bound_access_tokens while DPoP is on: %d %v", status, reg)
+	}
+	regID, _ := reg["client_id"].(string)
+	regToken, _ := reg["registration_access_token"].(string)
 
 	srv.opts.mutate = allFeaturesOff
 	srv = srv.restart()
@@ -183,7 +197,6 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		}
 	})
 
-	rw, _, _ := adminTokens(t, srv)
 	settings := []struct{ field, create, patch string }{
 		{"subject_type", `{"id":"new-1","public":true,"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`, `{"subject_type":"pairwise"}`},
 		{"require_pushed_authorization_requests", `{"id":"new-2","public":true,"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":true}`, `{"require_pushed_authorization_requests":true}`},
@@ -235,6 +248,23 @@ func TestOAuthFeaturesOff(t *testing.T) {
 			if status, _, body := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" {
 				t.Errorf("register %v: %d %v", m, status, body)
 			}
+		}
+		// RFC 7592: an app that registered with a setting keeps it through
+		// its updates, and is not given another.
+		regMeta["client_id"], regMeta["client_name"] = regID, "Renamed DPoP"
+		if status, _, body := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+regID, regToken, regMeta); status != http.StatusOK || body["dpop_bound_access_tokens"] != true || body["client_name"] != "Renamed DPoP" {
+			t.Errorf("update of an app registered with dpop_bound_access_tokens: %d %v", status, body)
+		}
+		for k, v := range map[string]any{"subject_type": "pairwise", "require_pushed_authorization_requests": true} {
+			m := maps.Clone(regMeta)
+			m[k] = v
+			if status, _, body := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+regID, regToken, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" ||
+				!strings.HasPrefix(fmt.Sprint(body["error_description"]), k+": ") || !strings.Contains(fmt.Sprint(body["error_description"]), "off on this server") {
+				t.Errorf("update that adds %s: %d %v", k, status, body)
+			}
+		}
+		if c, err := srv.Main.Store.GetClient(ctx, regID); err != nil || c.SubjectType != "" || c.RequirePushedAuthorizationRequests || !c.DPoPBoundAccessTokens {
+			t.Errorf("after refused updates: %+v %v", c, err)
 		}
 	})
 }
