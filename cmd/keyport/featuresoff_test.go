@@ -233,6 +233,40 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		}
 	})
 
+	t.Run("console", func(t *testing.T) {
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root") // made by adminTokens
+		for _, k := range []string{"dpop_bound_access_tokens", "require_dpop_nonce", "require_pushed_authorization_requests", "require_signed_request_object"} {
+			form := url.Values{"id": {"console-new"}, "type": {"public"}, "redirect_uris": {"https://app.example/cb"}, "grant_types": {"authorization_code"}, k: {"1"}}
+			bad := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", form)
+			marked := ""
+			if invalid, ok := parsePage(t, bad.Body).first("input", "aria-invalid", "true"); ok {
+				marked = invalid.attr("name")
+			}
+			if bad.Status != http.StatusBadRequest || marked != k {
+				t.Errorf("a new app with %s: %d, the field marked invalid is %q", k, bad.Status, marked)
+			}
+		}
+		bad := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", url.Values{"id": {"console-new"}, "type": {"public"},
+			"redirect_uris": {"https://app.example/cb"}, "grant_types": {"authorization_code"}, "subject_type": {"pairwise"}})
+		if invalid, ok := parsePage(t, bad.Body).first("select", "aria-invalid", "true"); bad.Status != http.StatusBadRequest || !ok || invalid.attr("name") != "subject_type" {
+			t.Errorf("a new pairwise app: %d\n%s", bad.Status, truncateBody(bad.Body))
+		}
+		if _, err := srv.Main.Store.GetClient(ctx, "console-new"); err == nil {
+			t.Error("a refused app was stored")
+		}
+		// The edit form of an app that had its settings sends them back
+		// unchanged: kept.
+		for _, id := range []string{"old-pairwise", "old-par", "old-dpop"} {
+			if saved := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/"+id), "/admin/apps/"+id+"/edit", url.Values{"name": {"Console " + id}}); saved.Status != http.StatusOK {
+				t.Errorf("console edit of %s: %d\n%s", id, saved.Status, truncateBody(saved.Body))
+			}
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise || c.Name != "Console old-pairwise" {
+			t.Errorf("old-pairwise after a console edit: %q %q", c.SubjectType, c.Name)
+		}
+	})
+
 	t.Run("registration", func(t *testing.T) {
 		iat, _ := initialAccessToken(t, srv, rw, 0, false)
 		for _, m := range []map[string]any{
