@@ -189,6 +189,14 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if status != http.StatusOK || body["token_type"] != "Bearer" {
 			t.Errorf("client_credentials with a malformed proof, ignored: %d %v", status, body)
 		}
+		// dpop_jkt at /authorize is ignored, as by a server without DPoP:
+		// the code is not bound, and a malformed one is not refused.
+		for _, jkt := range []string{newDPoPKey(t).jkt, "short"} {
+			code, verifier := spa.signIn(newBrowser(t), "olga", oauth2.SetAuthURLParam("dpop_jkt", jkt))
+			if tok, err := spa.exchange(code, verifier); err != nil || tok.Type() != "Bearer" {
+				t.Errorf("a code asked for with dpop_jkt %q, exchanged without a proof: %v %v", jkt, err, tok)
+			}
+		}
 		// An app registered to get bound tokens only is refused rather than given bearer ones.
 		old := srv.rp("old-dpop", "", "http://127.0.0.1:9/callback/old-dpop")
 		status, _, body = dpopPost(old, "/oauth/token", url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "redirect_uri": {old.RedirectURI}}, key.proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
@@ -301,4 +309,39 @@ func TestOAuthFeaturesOff(t *testing.T) {
 			t.Errorf("after refused updates: %+v %v", c, err)
 		}
 	})
+
+	// PAR on again, request objects and DPoP still off: a pushed request
+	// object is refused as at /authorize, and a pushed request's DPoP
+	// proof and dpop_jkt are ignored, as by a server without DPoP.
+	srv.opts.mutate = func(c *config.Config) { allFeaturesOff(c); c.OAuth.PushedAuthorizationRequests = true }
+	srv = srv.restart()
+	web.srv = srv
+	t.Run("pushed requests with request objects and DPoP off", func(t *testing.T) {
+		if doc := srv.discovery(); doc["pushed_authorization_request_endpoint"] != srv.URL+"/oauth/par" || doc["request_parameter_supported"] != false {
+			t.Errorf("discovery: %v %v", doc["pushed_authorization_request_endpoint"], doc["request_parameter_supported"])
+		}
+		params, _ := objectParams(web)
+		object := requestObject(t, webKey.signing(), web.ID, srv.URL, params)
+		if status, _, body := web.push(url.Values{"client_id": {web.ID}, "request": {object}}); status != http.StatusBadRequest || body["error"] != "request_not_supported" {
+			t.Errorf("a pushed request object: %d %v", status, body)
+		}
+		for _, jkt := range []string{"", "short"} {
+			form, verifier := pushedParams(web)
+			if jkt != "" {
+				form.Set("dpop_jkt", jkt)
+			}
+			status, _, body := dpopPost(web, "/oauth/par", form, key.proof(t, http.MethodPost, srv.URL+"/oauth/par", ""))
+			uri, _ := body["request_uri"].(string)
+			if status != http.StatusCreated || uri == "" {
+				t.Errorf("a push with a DPoP proof and dpop_jkt %q: %d %v", jkt, status, body)
+				continue
+			}
+			b := newBrowser(t)
+			res := landed(t, web.finish(b, b.get(web.authorizeURI(uri, nil)), "olga"), web.RedirectURI)
+			if tok, err := web.exchange(res.Code, verifier); err != nil || tok.Type() != "Bearer" {
+				t.Errorf("the code of a push with a DPoP proof, exchanged without one: %v %v", err, tok)
+			}
+		}
+	})
+
 }
