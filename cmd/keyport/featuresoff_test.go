@@ -235,6 +235,12 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise {
 			t.Errorf("old-pairwise lost its subject type: %q", c.SubjectType)
 		}
+		// Refused before the sector document is fetched, under subject_type
+		// (the fetch, refused here by the SSRF guard, was the refusal).
+		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/off-web", rw, "application/json",
+			`{"subject_type":"pairwise","sector_identifier_uri":"https://127.0.0.1:1/sector.json"}`); status != http.StatusBadRequest || body["field"] != "subject_type" {
+			t.Errorf("make an app pairwise with a sector document: %d %v", status, body)
+		}
 		// Keeping one DPoP setting is not being given the other.
 		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/old-dpop", rw, "application/json", `{"require_dpop_nonce":true}`); status != http.StatusBadRequest || body["field"] != "require_dpop_nonce" {
 			t.Errorf("give old-dpop require_dpop_nonce: %d %v", status, body)
@@ -300,6 +306,9 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		for k, v := range map[string]any{"subject_type": "pairwise", "require_pushed_authorization_requests": true} {
 			m := maps.Clone(regMeta)
 			m[k] = v
+			if k == "subject_type" {
+				m["sector_identifier_uri"] = "https://127.0.0.1:1/sector.json" // not fetched
+			}
 			if status, _, body := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+regID, regToken, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" ||
 				!strings.HasPrefix(fmt.Sprint(body["error_description"]), k+": ") || !strings.Contains(fmt.Sprint(body["error_description"]), "off on this server") {
 				t.Errorf("update that adds %s: %d %v", k, status, body)
