@@ -51,6 +51,7 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		{ID: "old-pairwise", Name: "Old pairwise", Public: true, SubjectType: account.SubjectPairwise},
 		{ID: "old-par", Name: "Old PAR", Public: true, RequirePushedAuthorizationRequests: true},
 		{ID: "old-dpop", Name: "Old DPoP", Public: true, DPoPBoundAccessTokens: true},
+		{ID: "old-signed", Name: "Old signed", Public: true, RequireSignedRequestObject: true},
 	} {
 		c.GrantTypes, c.RedirectURIs = []string{account.GrantAuthorizationCode}, []string{"http://127.0.0.1:9/callback/" + c.ID}
 		if err := srv.Main.Store.CreateClient(ctx, c); err != nil {
@@ -133,6 +134,14 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		}
 		if len(b.visited) > 0 && isLoginPage(p) {
 			t.Error("a request object led to a sign-in")
+		}
+		// An app that must send them cannot sign in, and is told why.
+		old := srv.rp("old-signed", "", "http://127.0.0.1:9/callback/old-signed")
+		p = old.authorize(newBrowser(t), "s2")
+		to, err = url.Parse(p.Location)
+		if p.Status != http.StatusFound || err != nil || to.Query().Get("error") != "invalid_request" ||
+			!strings.Contains(to.Query().Get("error_description"), "request objects are off") {
+			t.Errorf("/authorize for an app that must send request objects: %d %q", p.Status, p.Location)
 		}
 	})
 
