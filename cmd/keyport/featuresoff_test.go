@@ -146,9 +146,13 @@ func TestOAuthFeaturesOff(t *testing.T) {
 	})
 
 	t.Run("token exchange", func(t *testing.T) {
-		status, _, body := web.tokenPost(exchangeForm(bound.AccessToken, "urn:ietf:params:oauth:token-type:access_token"), true)
-		if status != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
-			t.Errorf("token exchange: %d %v", status, body)
+		for _, f := range []url.Values{
+			exchangeForm(bound.AccessToken, "urn:ietf:params:oauth:token-type:access_token"),
+			exchangeForm("not-an-app-password", "urn:keyport:params:oauth:token-type:app-password", "username", "olga"),
+		} {
+			if status, _, body := web.tokenPost(f, true); status != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
+				t.Errorf("token exchange of a %s: %d %v", f.Get("subject_token_type"), status, body)
+			}
 		}
 	})
 
@@ -331,12 +335,21 @@ func TestOAuthFeaturesOff(t *testing.T) {
 	// PAR on again, request objects and DPoP still off: a pushed request
 	// object is refused as at /authorize, and a pushed request's DPoP
 	// proof and dpop_jkt are ignored, as by a server without DPoP.
-	srv.opts.mutate = func(c *config.Config) { allFeaturesOff(c); c.OAuth.PushedAuthorizationRequests = true }
+	// The device flow on beside them: its grant is offered, the token
+	// exchange grant still not.
+	srv.opts.mutate = func(c *config.Config) {
+		allFeaturesOff(c)
+		c.OAuth.PushedAuthorizationRequests, c.OAuth.DeviceFlow = true, true
+	}
 	srv = srv.restart()
 	web.srv = srv
-	t.Run("pushed requests with request objects and DPoP off", func(t *testing.T) {
-		if doc := srv.discovery(); doc["pushed_authorization_request_endpoint"] != srv.URL+"/oauth/par" || doc["request_parameter_supported"] != false {
+	t.Run("pushed requests and the device flow on, request objects and DPoP off", func(t *testing.T) {
+		doc := srv.discovery()
+		if doc["pushed_authorization_request_endpoint"] != srv.URL+"/oauth/par" || doc["request_parameter_supported"] != false {
 			t.Errorf("discovery: %v %v", doc["pushed_authorization_request_endpoint"], doc["request_parameter_supported"])
+		}
+		if grants := toStrings(doc["grant_types_supported"]); !slices.Contains(grants, account.GrantDeviceCode) || slices.Contains(grants, account.GrantTokenExchange) {
+			t.Errorf("grant_types_supported with the device flow on: %v", grants)
 		}
 		params, _ := objectParams(web)
 		object := requestObject(t, webKey.signing(), web.ID, srv.URL, params)
