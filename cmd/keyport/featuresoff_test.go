@@ -30,10 +30,11 @@ func allFeaturesOff(c *config.Config) {
 
 // TestOAuthFeaturesOff: each feature [oauth] turns off is neither served
 // nor advertised, and no app is given a setting that needs it, by the
-// management API or by registration; an app that had one keeps it through
-// its edits. A DPoP-bound refresh token made while DPoP was on still needs
-// its proof after DPoP is turned off, and the tokens it then gets are
-// bearer tokens.
+// management API, the console or registration (RFC 7591 and 7592); an app
+// that had one keeps it through its edits. A DPoP-bound refresh token made
+// while DPoP was on still needs its proof after DPoP is turned off, and the
+// tokens it then gets are bearer tokens; a proof nothing bound needs is
+// ignored. A last restart turns PAR back on with the others off.
 func TestOAuthFeaturesOff(t *testing.T) {
 	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DynamicRegistration = true })
 	srv.createUser("olga", false)
