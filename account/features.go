@@ -49,8 +49,13 @@ var featureSettings = []featureSetting{
 	{func(o FeaturesOff) bool { return o.RequestObjects }, "require_signed_request_object",
 		func(c storage.Client) bool { return c.RequireSignedRequestObject },
 		"Request objects are off on this server ([oauth] request_objects in config.toml)."},
+	// Each DPoP setting on its own: an app that kept one is not given
+	// the other, and a refusal names the field that was set.
 	{func(o FeaturesOff) bool { return o.DPoP }, "dpop_bound_access_tokens",
-		func(c storage.Client) bool { return c.DPoPBoundAccessTokens || c.RequireDPoPNonce },
+		func(c storage.Client) bool { return c.DPoPBoundAccessTokens },
+		"DPoP is off on this server ([oauth] dpop in config.toml)."},
+	{func(o FeaturesOff) bool { return o.DPoP }, "require_dpop_nonce",
+		func(c storage.Client) bool { return c.RequireDPoPNonce },
 		"DPoP is off on this server ([oauth] dpop in config.toml)."},
 	{func(o FeaturesOff) bool { return o.PairwiseSubjects }, "subject_type",
 		func(c storage.Client) bool { return Pairwise(c) },

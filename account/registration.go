@@ -541,7 +541,9 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	// which must not wait on the network; the update then holds only if
 	// nothing the check read changed meanwhile.
 	var checked *storage.Client
-	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, keptByUpdate(current)) == nil && sectorDocumentNeeded(current, preview) {
+	// An update the [oauth] switches refuse fetches nothing (checkFeatures).
+	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, keptByUpdate(current)) == nil &&
+		s.clients.checkFeatures(preview, &current) == nil && sectorDocumentNeeded(current, preview) {
 		if err := s.clients.checkSectorDocument(ctx, preview); err != nil {
 			return storage.Client{}, err
 		}

@@ -284,8 +284,10 @@ func (s *ClientService) checkSectorOfPatch(ctx context.Context, id string, p Cli
 		return nil, nil // the edit itself says why (not found, static)
 	}
 	next := p.apply(c)
-	if normalizeClient(&next, true, &c) != nil || !sectorDocumentNeeded(c, next) {
-		return nil, nil // the edit refuses it, or no document to check
+	if normalizeClient(&next, true, &c) != nil || s.checkFeatures(next, &c) != nil || !sectorDocumentNeeded(c, next) {
+		// The edit refuses it (pairwise subjects off, say: no fetch, and
+		// the refusal names subject_type), or no document to check.
+		return nil, nil
 	}
 	if err := s.checkSectorDocument(ctx, next); err != nil {
 		return nil, err

@@ -842,8 +842,11 @@ func (c *Config) validateClientFeatures(p *problems, key string, cl Client) {
 	if cl.RequireSignedRequestObject && !o.RequestObjects {
 		p.errorf(key+".require_signed_request_object", "needs oauth.request_objects = true")
 	}
-	if (cl.DPoPBoundAccessTokens || cl.RequireDPoPNonce) && !o.DPoP {
+	if cl.DPoPBoundAccessTokens && !o.DPoP {
 		p.errorf(key+".dpop_bound_access_tokens", "needs oauth.dpop = true")
+	}
+	if cl.RequireDPoPNonce && !o.DPoP {
+		p.errorf(key+".require_dpop_nonce", "needs oauth.dpop = true")
 	}
 	if cl.SubjectType == "pairwise" && !o.PairwiseSubjects {
 		p.errorf(key+".subject_type", "\"pairwise\" needs oauth.pairwise_subjects = true")

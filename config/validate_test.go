@@ -249,7 +249,7 @@ func TestValidateErrors(t *testing.T) {
 		{"app requires DPoP with DPoP off", func(c *Config) { c.Clients[1].DPoPBoundAccessTokens, c.OAuth.DPoP = true, false },
 			"clients[1].dpop_bound_access_tokens: needs oauth.dpop = true"},
 		{"app requires DPoP nonces with DPoP off", func(c *Config) { c.Clients[1].RequireDPoPNonce, c.OAuth.DPoP = true, false },
-			"clients[1].dpop_bound_access_tokens: needs oauth.dpop = true"},
+			"clients[1].require_dpop_nonce: needs oauth.dpop = true"},
 		{"pairwise app with pairwise subjects off", func(c *Config) { c.Clients[1].SubjectType, c.OAuth.PairwiseSubjects = "pairwise", false },
 			`clients[1].subject_type: "pairwise" needs oauth.pairwise_subjects = true`},
 		{"token exchange with it off", func(c *Config) {

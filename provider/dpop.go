@@ -70,9 +70,14 @@ type dpopNote struct {
 	bind bool
 	// scheme is the Authorization scheme at /userinfo ("DPoP" or another).
 	scheme string
+	// onlyBound: [oauth] dpop is off (dpopOffTokenRequest), and the proof
+	// counts only for a code or token bound to a key before (provesKey);
+	// otherwise it is ignored, not spent, as a server without DPoP would.
+	onlyBound bool
 
 	mu         sync.Mutex
 	spent      bool        // the jti is recorded
+	proved     bool        // provesKey matched: a bound code or token needs the proof
 	refusal    *dpop.Error // at /userinfo: why the token was refused
 	freshNonce string      // a nonce to hand out with the answer
 }
@@ -97,12 +102,18 @@ func dpopBinding(ctx context.Context) string {
 	return ""
 }
 
-// presentedJKT is the key of the proof a request carried, or "".
-func presentedJKT(ctx context.Context) string {
-	if n := dpopNoteFrom(ctx); n != nil {
-		return n.proof.JKT
+// provesKey tells whether the request carried a proof of key jkt, the key
+// a code or token it presents is bound to; the proof is then spent
+// (spendDPoPProof) even while [oauth] dpop is off.
+func provesKey(ctx context.Context, jkt string) bool {
+	n := dpopNoteFrom(ctx)
+	if n == nil || jkt == "" || n.proof.JKT != jkt {
+		return false
 	}
-	return ""
+	n.mu.Lock()
+	n.proved = true
+	n.mu.Unlock()
+	return true
 }
 
 func (n *dpopNote) refuse(e *dpop.Error) {
@@ -141,6 +152,14 @@ func (n *dpopNote) checkNonce(nonces dpop.Nonces) *dpop.Error {
 	return nil
 }
 
+// ignored tells whether n's proof is ignored: DPoP is off and nothing
+// the request presents is bound to its key.
+func (n *dpopNote) ignored() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.onlyBound && !n.proved
+}
+
 func (n *dpopNote) nonceToSend() string {
 	if n == nil {
 		return ""
@@ -156,7 +175,7 @@ func (n *dpopNote) nonceToSend() string {
 // records nothing.
 func (s *opStorage) spendDPoPProof(ctx context.Context) error {
 	n := dpopNoteFrom(ctx)
-	if n == nil || n.proof.JKT == "" {
+	if n == nil || n.proof.JKT == "" || n.ignored() {
 		return nil
 	}
 	replayed, err := s.recordDPoPJTI(ctx, n)
@@ -285,7 +304,7 @@ func (s *opStorage) spendPushedDPoPProof(ctx context.Context) error {
 // only with one (RFC 9449 §7.1), and the exchange would otherwise strip
 // its binding or move it to another key. Keycloak refuses it too.
 func subjectTokenBinding(ctx context.Context, sub storage.AccessToken) error {
-	if sub.DPoPJKT == "" || sub.DPoPJKT == presentedJKT(ctx) {
+	if sub.DPoPJKT == "" || provesKey(ctx, sub.DPoPJKT) {
 		return nil
 	}
 	return oidc.ErrInvalidRequest().WithDescription("subject_token is bound to a DPoP key: the request must carry a proof of that key")

@@ -74,7 +74,7 @@ func (p *Provider) dpopOffTokenRequest(w http.ResponseWriter, r *http.Request, v
 	if err != nil {
 		return r, false
 	}
-	return r.WithContext(withDPoPNote(r.Context(), &dpopNote{proof: proof})), false
+	return r.WithContext(withDPoPNote(r.Context(), &dpopNote{proof: proof, onlyBound: true})), false
 }
 
 // tokenRequestClient is the app a token request names (by HTTP Basic, the

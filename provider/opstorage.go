@@ -247,7 +247,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	if err != nil {
 		return nil, s.internal(ctx, "redeem code", err)
 	}
-	if a.DPoPJKT != "" && a.DPoPJKT != presentedJKT(ctx) {
+	if a.DPoPJKT != "" && !provesKey(ctx, a.DPoPJKT) {
 		// RFC 9449 §10: the code is bound to the key dpop_jkt named.
 		return nil, oidc.ErrInvalidGrant().WithDescription("the code is bound to a DPoP key: the token request must carry a proof of that key")
 	}
@@ -613,7 +613,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	case err != nil:
 		return nil, s.internal(ctx, "load refresh token", err)
 	}
-	if rt.DPoPJKT != "" && rt.DPoPJKT != presentedJKT(ctx) {
+	if rt.DPoPJKT != "" && !provesKey(ctx, rt.DPoPJKT) {
 		// RFC 9449 §5: a public app's refresh token is bound to its key.
 		return nil, oidc.ErrInvalidGrant().WithDescription("the refresh token is bound to a DPoP key: the request must carry a proof of that key")
 	}

@@ -426,6 +426,12 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == parPath && p.opts.Off.PushedRequests {
+		// Off for every method, the CORS preflight too, which zitadel's
+		// CORS handler would answer below as for an endpoint served.
+		http.NotFound(w, r)
+		return
+	}
 	if isPreflight(r) {
 		// zitadel's CORS handler answers every preflight, the prepared
 		// documents' too.
@@ -439,12 +445,6 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/keys":
 		body, etag := p.opts.Keys.jwksDocument()
 		servePrepared(w, r, body, etag)
-	case parPath:
-		if p.opts.Off.PushedRequests {
-			http.NotFound(w, r)
-			return
-		}
-		p.wrapped.ServeHTTP(w, r)
 	case DeviceAuthorizationPath:
 		if !p.deviceEnabled() {
 			// zitadel serves the endpoint whatever the configuration.

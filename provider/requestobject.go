@@ -204,8 +204,7 @@ func (p *Provider) authorizeRequestObject(r *http.Request) (authorizeProblem, bo
 			if problem, bad := checkAuthorizeParams(r.Form); bad {
 				return problem, true // an oversized state is not echoed
 			}
-			return authorizeProblem{param: "request", err: oidc.ErrInvalidRequest().WithDescription(
-				"this application must send its authorization requests as signed request objects (RFC 9101)")}, true
+			return authorizeProblem{param: "request", err: oidc.ErrInvalidRequest().WithDescription("%s", p.mustSignMessage())}, true
 		}
 		return authorizeProblem{}, false
 	}
@@ -246,6 +245,16 @@ func (p *Provider) authorizeRequestObject(r *http.Request) (authorizeProblem, bo
 	return authorizeProblem{}, false
 }
 
+// mustSignMessage tells an app that must send signed request objects
+// (require_signed_request_object) and sent none what to do, or, while
+// [oauth] request_objects is off, that it cannot sign anyone in.
+func (p *Provider) mustSignMessage() string {
+	if p.opts.Off.RequestObjects {
+		return "this application must send its authorization requests as signed request objects (RFC 9101), but request objects are off on this server"
+	}
+	return "this application must send its authorization requests as signed request objects (RFC 9101)"
+}
+
 // pushedRequestObject handles the request parameter of a pushed request
 // by app clientID, authenticated (RFC 9126 §3), and an app that must send
 // one but did not: it answers a refusal itself and reports whether it
@@ -254,7 +263,7 @@ func (p *Provider) pushedRequestObject(w http.ResponseWriter, r *http.Request, c
 	if !r.Form.Has("request") {
 		c, err := p.storage.getClient(r.Context(), clientID)
 		if err == nil && c.RequireSignedRequestObject {
-			writeJSONError(w, http.StatusBadRequest, "invalid_request", "this application must send its authorization requests as signed request objects (RFC 9101)")
+			writeJSONError(w, http.StatusBadRequest, "invalid_request", p.mustSignMessage())
 			return true
 		}
 		return false

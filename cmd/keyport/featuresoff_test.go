@@ -31,10 +31,11 @@ func allFeaturesOff(c *config.Config) {
 
 // TestOAuthFeaturesOff: each feature [oauth] turns off is neither served
 // nor advertised, and no app is given a setting that needs it, by the
-// management API or by registration; an app that had one keeps it through
-// its edits. A DPoP-bound refresh token made while DPoP was on still needs
-// its proof after DPoP is turned off, and the tokens it then gets are
-// bearer tokens.
+// management API, the console or registration (RFC 7591 and 7592); an app
+// that had one keeps it through its edits. A DPoP-bound refresh token made
+// while DPoP was on still needs its proof after DPoP is turned off, and the
+// tokens it then gets are bearer tokens; a proof nothing bound needs is
+// ignored. A last restart turns PAR back on with the others off.
 func TestOAuthFeaturesOff(t *testing.T) {
 	// The device flow is on too (it is off by default, and so again after
 	// the restart below).
@@ -54,6 +55,7 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		{ID: "old-pairwise", Name: "Old pairwise", Public: true, SubjectType: account.SubjectPairwise},
 		{ID: "old-par", Name: "Old PAR", Public: true, RequirePushedAuthorizationRequests: true},
 		{ID: "old-dpop", Name: "Old DPoP", Public: true, DPoPBoundAccessTokens: true},
+		{ID: "old-signed", Name: "Old signed", Public: true, RequireSignedRequestObject: true},
 	} {
 		c.GrantTypes, c.RedirectURIs = []string{account.GrantAuthorizationCode}, []string{"http://127.0.0.1:9/callback/" + c.ID}
 		if err := srv.Main.Store.CreateClient(ctx, c); err != nil {
@@ -83,6 +85,16 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		r.token, _ = out["registration_access_token"].(string)
 		r.uri, _ = out["registration_client_uri"].(string)
 	}
+	// And one that registered itself with one (RFC 7591).
+	iat, _ := initialAccessToken(t, srv, rw, 0, false)
+	regMeta := map[string]any{"client_name": "Registered DPoP", "token_endpoint_auth_method": "none",
+		"redirect_uris": []string{"https://app.example/cb"}, "dpop_bound_access_tokens": true}
+	status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, regMeta)
+	if status != http.StatusCreated || reg["dpop_bound_access_tokens"] != true {
+		t.Fatalf("register with dpop_bound_access_tokens while DPoP is on: %d %v", status, reg)
+	}
+	regID, _ := reg["client_id"].(string)
+	regToken, _ := reg["registration_access_token"].(string)
 
 	srv.opts.mutate = allFeaturesOff
 	srv = srv.restart()
@@ -114,6 +126,14 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if status, _, body := srv.postForm("/oauth/par", form, web.ID, web.Secret); status != http.StatusNotFound {
 			t.Errorf("/oauth/par: %d %v", status, body)
 		}
+		// Nor does a browser app's preflight find it: the endpoint is off
+		// for every method, as the device endpoint is while it is off.
+		req := mustRequest(http.MethodOptions, srv.URL+"/oauth/par")
+		req.Header.Set("Origin", "https://spa.example")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		if r := mustFetch(t, bareClient, req); r.Status != http.StatusNotFound || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight of /oauth/par: %d %v", r.Status, r.Header)
+		}
 		b := newBrowser(t)
 		p := b.get(web.authorizeURI("urn:ietf:params:oauth:request_uri:abc", nil))
 		if p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "request_uri_not_supported") {
@@ -140,12 +160,24 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if len(b.visited) > 0 && isLoginPage(p) {
 			t.Error("a request object led to a sign-in")
 		}
+		// An app that must send them cannot sign in, and is told why.
+		old := srv.rp("old-signed", "", "http://127.0.0.1:9/callback/old-signed")
+		p = old.authorize(newBrowser(t), "s2")
+		to, err = url.Parse(p.Location)
+		if p.Status != http.StatusFound || err != nil || to.Query().Get("error") != "invalid_request" ||
+			!strings.Contains(to.Query().Get("error_description"), "request objects are off") {
+			t.Errorf("/authorize for an app that must send request objects: %d %q", p.Status, p.Location)
+		}
 	})
 
 	t.Run("token exchange", func(t *testing.T) {
-		status, _, body := web.tokenPost(exchangeForm(bound.AccessToken, "urn:ietf:params:oauth:token-type:access_token"), true)
-		if status != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
-			t.Errorf("token exchange: %d %v", status, body)
+		for _, f := range []url.Values{
+			exchangeForm(bound.AccessToken, "urn:ietf:params:oauth:token-type:access_token"),
+			exchangeForm("not-an-app-password", "urn:keyport:params:oauth:token-type:app-password", "username", "olga"),
+		} {
+			if status, _, body := web.tokenPost(f, true); status != http.StatusBadRequest || body["error"] != "unsupported_grant_type" {
+				t.Errorf("token exchange of a %s: %d %v", f.Get("subject_token_type"), status, body)
+			}
 		}
 	})
 
@@ -169,15 +201,39 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if status, _, info := srv.userinfo(body["access_token"].(string)); status != http.StatusOK || info["sub"] == nil {
 			t.Errorf("userinfo with the new access token as Bearer: %d %v", status, info)
 		}
+		// The access token bound before still needs its proof at /userinfo.
+		ui := srv.URL + "/userinfo"
+		if status, _, info := dpopUserinfo(srv, http.MethodGet, "DPoP", bound.AccessToken, key.proof(t, http.MethodGet, ui, bound.AccessToken)); status != http.StatusOK || info["sub"] == nil {
+			t.Errorf("userinfo with the access token bound before and its proof: %d %v", status, info)
+		}
+		if status, _, info := srv.userinfo(bound.AccessToken); status != http.StatusUnauthorized {
+			t.Errorf("userinfo with the access token bound before as Bearer: %d %v", status, info)
+		}
 		// A confidential app's proof is ignored: a bearer token.
 		cc := srv.createClient(account.NewClient{ID: "off-machine", GrantTypes: []string{account.GrantClientCredentials}})
 		status, _, body = dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, newDPoPKey(t).proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
 		if status != http.StatusOK || body["token_type"] != "Bearer" {
 			t.Errorf("client_credentials with a proof: %d %v", status, body)
 		}
+		// Ignored means not spent either: a server without DPoP does not
+		// refuse a proof it has seen, as a replay (invalid_dpop_proof).
+		proof := newDPoPKey(t).proof(t, http.MethodPost, srv.URL+"/oauth/token", "")
+		for i := range 2 {
+			if status, _, body := dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, proof); status != http.StatusOK || body["token_type"] != "Bearer" {
+				t.Errorf("client_credentials with a proof sent before (%d): %d %v", i, status, body)
+			}
+		}
 		status, _, body = dpopPost(cc, "/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "not a proof")
 		if status != http.StatusOK || body["token_type"] != "Bearer" {
 			t.Errorf("client_credentials with a malformed proof, ignored: %d %v", status, body)
+		}
+		// dpop_jkt at /authorize is ignored, as by a server without DPoP:
+		// the code is not bound, and a malformed one is not refused.
+		for _, jkt := range []string{newDPoPKey(t).jkt, "short"} {
+			code, verifier := spa.signIn(newBrowser(t), "olga", oauth2.SetAuthURLParam("dpop_jkt", jkt))
+			if tok, err := spa.exchange(code, verifier); err != nil || tok.Type() != "Bearer" {
+				t.Errorf("a code asked for with dpop_jkt %q, exchanged without a proof: %v %v", jkt, err, tok)
+			}
 		}
 		// An app registered to get bound tokens only is refused rather than given bearer ones.
 		old := srv.rp("old-dpop", "", "http://127.0.0.1:9/callback/old-dpop")
@@ -191,6 +247,7 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		{"subject_type", `{"id":"new-1","public":true,"redirect_uris":["https://app.example/cb"],"subject_type":"pairwise"}`, `{"subject_type":"pairwise"}`},
 		{"require_pushed_authorization_requests", `{"id":"new-2","public":true,"redirect_uris":["https://app.example/cb"],"require_pushed_authorization_requests":true}`, `{"require_pushed_authorization_requests":true}`},
 		{"dpop_bound_access_tokens", `{"id":"new-3","public":true,"redirect_uris":["https://app.example/cb"],"dpop_bound_access_tokens":true}`, `{"dpop_bound_access_tokens":true}`},
+		{"require_dpop_nonce", `{"id":"new-6","public":true,"redirect_uris":["https://app.example/cb"],"require_dpop_nonce":true}`, `{"require_dpop_nonce":true}`},
 		{"grant_types", `{"id":"new-4","grant_types":["client_credentials","urn:ietf:params:oauth:grant-type:token-exchange"]}`, `{"grant_types":["authorization_code","urn:ietf:params:oauth:grant-type:token-exchange"]}`},
 		{"require_signed_request_object", `{"id":"new-5","public":true,"redirect_uris":["https://app.example/cb"],"require_signed_request_object":true,"jwks":` + string(webKey.jwks(t)) + `}`, `{"require_signed_request_object":true}`},
 	}
@@ -216,6 +273,50 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise {
 			t.Errorf("old-pairwise lost its subject type: %q", c.SubjectType)
 		}
+		// Refused before the sector document is fetched, under subject_type
+		// (the fetch, refused here by the SSRF guard, was the refusal).
+		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/off-web", rw, "application/json",
+			`{"subject_type":"pairwise","sector_identifier_uri":"https://127.0.0.1:1/sector.json"}`); status != http.StatusBadRequest || body["field"] != "subject_type" {
+			t.Errorf("make an app pairwise with a sector document: %d %v", status, body)
+		}
+		// Keeping one DPoP setting is not being given the other.
+		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/old-dpop", rw, "application/json", `{"require_dpop_nonce":true}`); status != http.StatusBadRequest || body["field"] != "require_dpop_nonce" {
+			t.Errorf("give old-dpop require_dpop_nonce: %d %v", status, body)
+		}
+	})
+
+	t.Run("console", func(t *testing.T) {
+		ab := newBrowser(t)
+		signInPortal(t, srv, ab, "root") // made by adminTokens
+		for _, k := range []string{"dpop_bound_access_tokens", "require_dpop_nonce", "require_pushed_authorization_requests", "require_signed_request_object"} {
+			form := url.Values{"id": {"console-new"}, "type": {"public"}, "redirect_uris": {"https://app.example/cb"}, "grant_types": {"authorization_code"}, k: {"1"}}
+			bad := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", form)
+			marked := ""
+			if invalid, ok := parsePage(t, bad.Body).first("input", "aria-invalid", "true"); ok {
+				marked = invalid.attr("name")
+			}
+			if bad.Status != http.StatusBadRequest || marked != k {
+				t.Errorf("a new app with %s: %d, the field marked invalid is %q", k, bad.Status, marked)
+			}
+		}
+		bad := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/new"), "/admin/apps/new", url.Values{"id": {"console-new"}, "type": {"public"},
+			"redirect_uris": {"https://app.example/cb"}, "grant_types": {"authorization_code"}, "subject_type": {"pairwise"}})
+		if invalid, ok := parsePage(t, bad.Body).first("select", "aria-invalid", "true"); bad.Status != http.StatusBadRequest || !ok || invalid.attr("name") != "subject_type" {
+			t.Errorf("a new pairwise app: %d\n%s", bad.Status, truncateBody(bad.Body))
+		}
+		if _, err := srv.Main.Store.GetClient(ctx, "console-new"); err == nil {
+			t.Error("a refused app was stored")
+		}
+		// The edit form of an app that had its settings sends them back
+		// unchanged: kept.
+		for _, id := range []string{"old-pairwise", "old-par", "old-dpop"} {
+			if saved := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/"+id), "/admin/apps/"+id+"/edit", url.Values{"name": {"Console " + id}}); saved.Status != http.StatusOK {
+				t.Errorf("console edit of %s: %d\n%s", id, saved.Status, truncateBody(saved.Body))
+			}
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise || c.Name != "Console old-pairwise" {
+			t.Errorf("old-pairwise after a console edit: %q %q", c.SubjectType, c.Name)
+		}
 	})
 
 	t.Run("registration", func(t *testing.T) {
@@ -233,6 +334,26 @@ func TestOAuthFeaturesOff(t *testing.T) {
 			if status, _, body := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" {
 				t.Errorf("register %v: %d %v", m, status, body)
 			}
+		}
+		// RFC 7592: an app that registered with a setting keeps it through
+		// its updates, and is not given another.
+		regMeta["client_id"], regMeta["client_name"] = regID, "Renamed DPoP"
+		if status, _, body := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+regID, regToken, regMeta); status != http.StatusOK || body["dpop_bound_access_tokens"] != true || body["client_name"] != "Renamed DPoP" {
+			t.Errorf("update of an app registered with dpop_bound_access_tokens: %d %v", status, body)
+		}
+		for k, v := range map[string]any{"subject_type": "pairwise", "require_pushed_authorization_requests": true} {
+			m := maps.Clone(regMeta)
+			m[k] = v
+			if k == "subject_type" {
+				m["sector_identifier_uri"] = "https://127.0.0.1:1/sector.json" // not fetched
+			}
+			if status, _, body := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+regID, regToken, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" ||
+				!strings.HasPrefix(fmt.Sprint(body["error_description"]), k+": ") || !strings.Contains(fmt.Sprint(body["error_description"]), "off on this server") {
+				t.Errorf("update that adds %s: %d %v", k, status, body)
+			}
+		}
+		if c, err := srv.Main.Store.GetClient(ctx, regID); err != nil || c.SubjectType != "" || c.RequirePushedAuthorizationRequests || !c.DPoPBoundAccessTokens {
+			t.Errorf("after refused updates: %+v %v", c, err)
 		}
 	})
 
@@ -273,4 +394,47 @@ func TestOAuthFeaturesOff(t *testing.T) {
 			t.Errorf("refused updates changed the app:\n%+v\n%+v", before, after)
 		}
 	})
+	// PAR on again, request objects and DPoP still off: a pushed request
+	// object is refused as at /authorize, and a pushed request's DPoP
+	// proof and dpop_jkt are ignored, as by a server without DPoP.
+	// The device flow on beside them: its grant is offered, the token
+	// exchange grant still not.
+	srv.opts.mutate = func(c *config.Config) {
+		allFeaturesOff(c)
+		c.OAuth.PushedAuthorizationRequests, c.OAuth.DeviceFlow = true, true
+	}
+	srv = srv.restart()
+	web.srv = srv
+	t.Run("pushed requests and the device flow on, request objects and DPoP off", func(t *testing.T) {
+		doc := srv.discovery()
+		if doc["pushed_authorization_request_endpoint"] != srv.URL+"/oauth/par" || doc["request_parameter_supported"] != false {
+			t.Errorf("discovery: %v %v", doc["pushed_authorization_request_endpoint"], doc["request_parameter_supported"])
+		}
+		if grants := toStrings(doc["grant_types_supported"]); !slices.Contains(grants, account.GrantDeviceCode) || slices.Contains(grants, account.GrantTokenExchange) {
+			t.Errorf("grant_types_supported with the device flow on: %v", grants)
+		}
+		params, _ := objectParams(web)
+		object := requestObject(t, webKey.signing(), web.ID, srv.URL, params)
+		if status, _, body := web.push(url.Values{"client_id": {web.ID}, "request": {object}}); status != http.StatusBadRequest || body["error"] != "request_not_supported" {
+			t.Errorf("a pushed request object: %d %v", status, body)
+		}
+		for _, jkt := range []string{"", "short"} {
+			form, verifier := pushedParams(web)
+			if jkt != "" {
+				form.Set("dpop_jkt", jkt)
+			}
+			status, _, body := dpopPost(web, "/oauth/par", form, key.proof(t, http.MethodPost, srv.URL+"/oauth/par", ""))
+			uri, _ := body["request_uri"].(string)
+			if status != http.StatusCreated || uri == "" {
+				t.Errorf("a push with a DPoP proof and dpop_jkt %q: %d %v", jkt, status, body)
+				continue
+			}
+			b := newBrowser(t)
+			res := landed(t, web.finish(b, b.get(web.authorizeURI(uri, nil)), "olga"), web.RedirectURI)
+			if tok, err := web.exchange(res.Code, verifier); err != nil || tok.Type() != "Bearer" {
+				t.Errorf("the code of a push with a DPoP proof, exchanged without one: %v %v", err, tok)
+			}
+		}
+	})
+
 }
