@@ -587,6 +587,18 @@ func (m *KeyManager) SigningKeyID() string {
 	return ""
 }
 
+// SigningKeyIDs returns the ID of the active key of each algorithm, by
+// algorithm: what a rotation made, apps' algorithms too.
+func (m *KeyManager) SigningKeyIDs() map[string]string {
+	ids := map[string]string{}
+	if st := m.state.Load(); st != nil {
+		for alg, k := range st.signers {
+			ids[string(alg)] = k.id
+		}
+	}
+	return ids
+}
+
 type signingKey struct {
 	id  string
 	alg jose.SignatureAlgorithm

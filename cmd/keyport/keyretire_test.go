@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,30 @@ func TestIDTokenHintFromBeforeARotation(t *testing.T) {
 	}
 	if slices.ContainsFunc(keys, func(k storage.SigningKey) bool { return k.ID == oldKid }) {
 		t.Errorf("the old key %s is kept past the longest session", oldKid)
+	}
+}
+
+// `keyport keys rotate` (through the running server's API) replaces the
+// key of every algorithm in use and says so for each, not only for the
+// default one; the old keys stay in JWKS.
+func TestCLIKeysRotateEveryAlgorithm(t *testing.T) {
+	srv := startServer(t, "", nil)
+	srv.createClient(account.NewClient{ID: "es", IDTokenSignedResponseAlg: "ES256"})
+	before := kidsByAlgorithm(t, srv)
+	r := cliMust(t, cliEnv(srv.dir), "", "keys", "rotate")
+	now := srv.Main.Keys.SigningKeyIDs()
+	if len(now) != 2 || now["ES256"] == before["ES256"][0] || now["RS256"] == before["RS256"][0] {
+		t.Fatalf("active keys after the rotation %v, before %v", now, before)
+	}
+	for _, want := range []string{"new signing key " + now["RS256"] + ";", "new ES256 signing key " + now["ES256"] + ";"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("keys rotate output lacks %q: %s", want, r)
+		}
+	}
+	after := kidsByAlgorithm(t, srv)
+	for alg, kids := range before {
+		if !slices.Contains(after[alg], kids[0]) || !slices.Contains(after[alg], now[alg]) {
+			t.Errorf("%s keys in JWKS %v, want the old %s and the new %s", alg, after[alg], kids[0], now[alg])
+		}
 	}
 }
