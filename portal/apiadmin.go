@@ -539,11 +539,14 @@ func (s *Server) registerAdminAPIRoutes(at *routeTable) {
 	s.registerWebhookAPI(at)
 	s.registerAdminOutboxAPI(at)
 	s.registerAdminRegistrationAPI(at) // initial access tokens, approving held apps
-	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key; the previous one stays in JWKS until its tokens expire", Response: keyRotationJSON{}})
+	at.addAPI(levelAdminAPI, "POST", "/keys/rotate", s.apiRotateKeys, apiOp{Summary: "Start signing with a new key of every algorithm in use; the previous ones stay in JWKS until their tokens expire", Response: keyRotationJSON{}})
 }
 
 type keyRotationJSON struct {
-	SigningKeyID string `json:"signing_key_id"`
+	SigningKeyID string `json:"signing_key_id"` // the default algorithm's
+	// SigningKeys are the new keys of every algorithm in use, by
+	// algorithm: a rotation replaces each.
+	SigningKeys map[string]string `json:"signing_keys"`
 }
 
 func (s *Server) apiRotateKeys(w http.ResponseWriter, r *http.Request, a account.Actor) error {
@@ -553,6 +556,6 @@ func (s *Server) apiRotateKeys(w http.ResponseWriter, r *http.Request, a account
 	if err := s.opts.Keys.Rotate(r.Context()); err != nil {
 		return fmt.Errorf("rotate signing keys: %w", err)
 	}
-	writeJSON(w, http.StatusOK, keyRotationJSON{SigningKeyID: s.opts.Keys.SigningKeyID()})
+	writeJSON(w, http.StatusOK, keyRotationJSON{SigningKeyID: s.opts.Keys.SigningKeyID(), SigningKeys: s.opts.Keys.SigningKeyIDs()})
 	return nil
 }

@@ -71,6 +71,8 @@ type Options struct {
 type KeyRotator interface {
 	Rotate(ctx context.Context) error
 	SigningKeyID() string
+	// SigningKeyIDs are the active keys by algorithm.
+	SigningKeyIDs() map[string]string
 }
 
 // Server serves the portal.

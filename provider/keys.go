@@ -46,6 +46,9 @@ type KeyManager struct {
 	// keep is how long a retired key stays in JWKS: as long as the longest
 	// lived token it can have signed.
 	keep time.Duration
+	// hintKeep is how long after its retirement a key still verifies what
+	// Keyport is shown again itself, out of JWKS (SetHintRetention).
+	hintKeep time.Duration
 	// alg is the default algorithm ([keys] algorithm, SetAlgorithm): of
 	// the key that signs whatever no app chose an algorithm for.
 	alg jose.SignatureAlgorithm
@@ -63,7 +66,9 @@ type keyState struct {
 	signing *signingKey
 	// signers is the active key of each algorithm that has one.
 	signers map[jose.SignatureAlgorithm]*signingKey
-	public  []op.Key
+	// public are the keys Keyport verifies its own tokens with (KeySet):
+	// those in JWKS, and retired ones kept for hints (SetHintRetention).
+	public []op.Key
 	// algs are the algorithms of the published keys, the signing key's
 	// first, the others in the order of Algorithms: what a token Keyport
 	// issued and still vouches for can be signed with, and so what
@@ -132,12 +137,37 @@ func (m *KeyManager) Refresh(ctx context.Context) error {
 	now := m.now()
 	var kept []storage.SigningKey
 	for _, k := range keys {
-		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
+		if m.gone(k, now) {
 			continue
 		}
 		kept = append(kept, k)
 	}
-	return m.publish(kept)
+	return m.publish(kept, now)
+}
+
+// SetHintRetention keeps a retired key d after its retirement (d longer
+// than keep), out of JWKS, for Keyport's own checks of the ID tokens it
+// is shown again after they expired: an id_token_hint at end_session or
+// /authorize, which OpenID Connect lets an RP send expired, and which an
+// RP keeps for as long as the person's session, weeks. Without it, once a
+// rotation's old key left JWKS its hints were "a token Keyport cannot
+// verify" and the person was not signed out. Call it before Load.
+func (m *KeyManager) SetHintRetention(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hintKeep = d
+}
+
+// gone tells whether k is done with: retired, out of JWKS (VerifyTill)
+// and past its time for hints (SetHintRetention).
+func (m *KeyManager) gone(k storage.SigningKey, now time.Time) bool {
+	return !k.RetiredAt.IsZero() && now.After(k.VerifyTill) && now.After(k.RetiredAt.Add(m.hintKeep))
+}
+
+// inJWKS tells whether k is published: active, or retired and a token
+// it signed may still live.
+func inJWKS(k storage.SigningKey, now time.Time) bool {
+	return k.RetiredAt.IsZero() || !now.After(k.VerifyTill)
 }
 
 // Run rotates on schedule until ctx ends.
@@ -179,11 +209,11 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 	var kept []storage.SigningKey
 	active := map[jose.SignatureAlgorithm]storage.SigningKey{}
 	for _, k := range keys {
-		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
+		if m.gone(k, now) {
 			if err := m.store.DeleteSigningKey(ctx, k.ID); err != nil {
 				return fmt.Errorf("delete expired signing key %q: %w", k.ID, err)
 			}
-			m.log.InfoContext(ctx, "removed expired signing key from JWKS", "kid", k.ID)
+			m.log.InfoContext(ctx, "deleted expired signing key", "kid", k.ID)
 			continue
 		}
 		kept = append(kept, k)
@@ -235,7 +265,7 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 			m.log.InfoContext(ctx, "retired the signing key of an algorithm no longer in use", "kid", k.ID, "alg", k.Algorithm, "kept_until", kept[i].VerifyTill)
 		}
 	}
-	return m.publish(kept)
+	return m.publish(kept, now)
 }
 
 // keyOrder orders keys oldest first, and keys made at the same moment by
@@ -306,7 +336,7 @@ func (m *KeyManager) EnsureAlgorithm(ctx context.Context, alg string) error {
 	var kept []storage.SigningKey
 	found := false
 	for _, k := range keys {
-		if !k.RetiredAt.IsZero() && now.After(k.VerifyTill) {
+		if m.gone(k, now) {
 			continue
 		}
 		kept = append(kept, k)
@@ -323,7 +353,7 @@ func (m *KeyManager) EnsureAlgorithm(ctx context.Context, alg string) error {
 		m.log.InfoContext(ctx, "generated a signing key for an algorithm now in use", "kid", fresh.ID, "alg", alg)
 		kept = append(kept, fresh)
 	}
-	return m.publish(kept)
+	return m.publish(kept, now)
 }
 
 // EnsureInUse makes sure each algorithm apps use has an active key
@@ -443,8 +473,10 @@ func signerFor(alg jose.SignatureAlgorithm, der []byte) (any, error) {
 
 // publish makes keys (the live ones, oldest first) what the manager signs
 // with and serves: the newest active key of each algorithm signs, the
-// default algorithm's by default; every key is in JWKS.
-func (m *KeyManager) publish(keys []storage.SigningKey) error {
+// default algorithm's by default; every key still in JWKS at now is
+// published, and every key verifies (KeySet: a key kept only for hints
+// too, SetHintRetention).
+func (m *KeyManager) publish(keys []storage.SigningKey, now time.Time) error {
 	keys = slices.SortedStableFunc(slices.Values(keys), keyOrder)
 	st := &keyState{signers: map[jose.SignatureAlgorithm]*signingKey{}}
 	var newest *signingKey
@@ -480,8 +512,11 @@ func (m *KeyManager) publish(keys []storage.SigningKey) error {
 		if err := json.Unmarshal(k.PublicJWK, &jwk); err != nil {
 			return fmt.Errorf("parse public key %q: %w", k.ID, err)
 		}
-		set.Keys = append(set.Keys, jwk)
 		st.public = append(st.public, &publicKey{jwk: jwk})
+		if !inJWKS(k, now) {
+			continue
+		}
+		set.Keys = append(set.Keys, jwk)
 		published[jose.SignatureAlgorithm(jwk.Algorithm)] = true
 	}
 	// The default first, then the others in a fixed order, so that
@@ -550,6 +585,18 @@ func (m *KeyManager) SigningKeyID() string {
 		return st.signing.id
 	}
 	return ""
+}
+
+// SigningKeyIDs returns the ID of the active key of each algorithm, by
+// algorithm: what a rotation made, apps' algorithms too.
+func (m *KeyManager) SigningKeyIDs() map[string]string {
+	ids := map[string]string{}
+	if st := m.state.Load(); st != nil {
+		for alg, k := range st.signers {
+			ids[string(alg)] = k.id
+		}
+	}
+	return ids
 }
 
 type signingKey struct {

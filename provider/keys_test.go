@@ -25,6 +25,7 @@ import (
 	"github.com/keyport/keyport/internal/cputime"
 	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/seal"
+	"github.com/keyport/keyport/storage"
 	"github.com/keyport/keyport/storage/bolt"
 )
 
@@ -629,4 +630,65 @@ func TestKeyManagerEnsureAlgorithmAcrossProcesses(t *testing.T) {
 	if stored, _ := f.db.ListSigningKeys(ctx); len(stored) != 4 {
 		t.Errorf("%d keys stored, want 4 (RS256, EdDSA, two ES256)", len(stored))
 	}
+}
+
+// A retired key leaves JWKS once its tokens have expired (keep), but
+// stays for Keyport's own checks (KeySet: expired id_token_hints) until
+// the hint retention after its retirement has passed, in the process
+// that rotates and in a replica that only refreshes; then it is deleted.
+func TestKeyManagerKeepsRetiredKeysForHints(t *testing.T) {
+	f := newKeysFixture(t)
+	ctx := context.Background()
+	newManager := func() *KeyManager {
+		m := NewKeyManager(f.db, f.sealer, 30*24*time.Hour, 2*time.Hour, f.clock.Now, nil)
+		m.SetHintRetention(48 * time.Hour)
+		return m
+	}
+	m := newManager()
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	oldKid := m.SigningKeyID()
+	if err := m.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	replica := newManager()
+	verifiesWith := func(m *KeyManager) []string {
+		st, err := m.current()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kids []string
+		for _, k := range st.public {
+			kids = append(kids, k.ID())
+		}
+		return kids
+	}
+	check := func(what string, inJWKS, verifies, stored bool) {
+		t.Helper()
+		if err := m.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := replica.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for name, km := range map[string]*KeyManager{"rotating process": m, "replica": replica} {
+			set := jwksOf(t, km)
+			if got := len(set.Key(oldKid)) == 1; got != inJWKS {
+				t.Errorf("%s, %s: old key in JWKS %v, want %v", what, name, got, inJWKS)
+			}
+			if got := slices.Contains(verifiesWith(km), oldKid); got != verifies {
+				t.Errorf("%s, %s: old key verifies %v, want %v", what, name, got, verifies)
+			}
+		}
+		keys, _ := f.db.ListSigningKeys(ctx)
+		if got := slices.ContainsFunc(keys, func(k storage.SigningKey) bool { return k.ID == oldKid }); got != stored {
+			t.Errorf("%s: old key stored %v, want %v", what, got, stored)
+		}
+	}
+	check("just rotated", true, true, true)
+	f.clock.Add(2*time.Hour + time.Second)
+	check("its tokens expired", false, true, true)
+	f.clock.Add(46 * time.Hour)
+	check("the hint retention passed", false, false, false)
 }

@@ -603,12 +603,19 @@ func (c *cli) keysRotate(ctx context.Context, args []string) error {
 	}
 	defer api.close()
 	var out struct {
-		SigningKeyID string `json:"signing_key_id"`
+		SigningKeyID string            `json:"signing_key_id"`
+		SigningKeys  map[string]string `json:"signing_keys"`
 	}
 	if _, err := api.call(ctx, http.MethodPost, "/keys/rotate", nil, &out); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "new signing key %s; the previous one stays in JWKS until its tokens expire\n", out.SigningKeyID)
+	// The keys of the algorithms apps chose were replaced too.
+	for _, alg := range account.SigningAlgorithms {
+		if kid := out.SigningKeys[alg]; kid != "" && kid != out.SigningKeyID {
+			fmt.Fprintf(c.stdout, "new %s signing key %s; the previous one stays in JWKS until its tokens expire\n", alg, kid)
+		}
+	}
 	return nil
 }
 

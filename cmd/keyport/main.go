@@ -477,6 +477,10 @@ func (m *Main) load() error {
 	if err := m.Keys.SetAlgorithm(cfg.Keys.Algorithm); err != nil {
 		return fmt.Errorf("keys.algorithm: %w", err)
 	}
+	// An app may send an ID token back as id_token_hint, expired, for as
+	// long as the person's session lasts: a retired key verifies hints
+	// that long, out of JWKS.
+	m.Keys.SetHintRetention(max(cfg.Session.Lifetime.Duration, m.Accounts.Policy().SessionLifetime))
 	// Apps that ask for another algorithm (id_token_signed_response_alg)
 	// get a key of theirs, made when an app is given it and rotated with
 	// the default one.
