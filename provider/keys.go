@@ -258,6 +258,11 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 		}
 		kept[i].RetiredAt = now
 		kept[i].VerifyTill = now.Add(m.keep)
+		// A retired key never signs again (publish opens only active
+		// ones), and it stays stored for as long as hints may name it
+		// (SetHintRetention): weeks. Its private half goes now, so the
+		// store holds no more private keys than sign.
+		kept[i].SealedKey = []byte{}
 		if err := m.store.PutSigningKey(ctx, kept[i]); err != nil {
 			return fmt.Errorf("retire signing key %q: %w", k.ID, err)
 		}

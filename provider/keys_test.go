@@ -687,6 +687,13 @@ func TestKeyManagerKeepsRetiredKeysForHints(t *testing.T) {
 		}
 	}
 	check("just rotated", true, true, true)
+	// The retired key keeps its public half only.
+	keys, _ := f.db.ListSigningKeys(ctx)
+	for _, k := range keys {
+		if retired := !k.RetiredAt.IsZero(); retired != (len(k.SealedKey) == 0) {
+			t.Errorf("key %s (retired %v) keeps %d bytes of its sealed private half", k.ID, retired, len(k.SealedKey))
+		}
+	}
 	f.clock.Add(2*time.Hour + time.Second)
 	check("its tokens expired", false, true, true)
 	f.clock.Add(46 * time.Hour)

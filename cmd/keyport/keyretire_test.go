@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/testclock"
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/storage/bolt"
 )
 
 // An app switched from ES256 to EdDSA through the API, the last one on
@@ -193,5 +195,29 @@ func TestCLIKeysRotateEveryAlgorithm(t *testing.T) {
 		if !slices.Contains(after[alg], kids[0]) || !slices.Contains(after[alg], now[alg]) {
 			t.Errorf("%s keys in JWKS %v, want the old %s and the new %s", alg, after[alg], kids[0], now[alg])
 		}
+	}
+}
+
+// The check that a database's sealing key is the right one opens a sealed
+// signing key: never a retired one, whose private half is gone.
+func TestSealedDataSkipsRetiredKeys(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "keyport.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	now := time.Now()
+	// IDs sorted so the retired key is listed first.
+	if err := db.PutSigningKey(ctx, storage.SigningKey{ID: "a-retired", Algorithm: "RS256", SealedKey: []byte{}, PublicJWK: []byte(`{}`),
+		CreatedAt: now.Add(-time.Hour), RetiredAt: now, VerifyTill: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutSigningKey(ctx, storage.SigningKey{ID: "b-active", Algorithm: "RS256", SealedKey: []byte("sealed"), PublicJWK: []byte(`{}`), CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	kinds, sample, err := sealedData(ctx, db)
+	if err != nil || kinds != "signing keys" || sample == nil || string(sample.sealed) != "sealed" {
+		t.Fatalf("sealedData: %q %+v %v", kinds, sample, err)
 	}
 }

@@ -342,8 +342,12 @@ func sealedData(ctx context.Context, s storage.Store) (string, *sealedSample, er
 	if err != nil {
 		return "", nil, fmt.Errorf("look for sealed data: %w", err)
 	}
-	if len(keys) > 0 {
-		found("signing keys", keys[0].SealedKey, provider.SealPurposeSigningKey)
+	for _, k := range keys {
+		// A retired key's private half is gone (provider.KeyManager).
+		if len(k.SealedKey) > 0 {
+			found("signing keys", k.SealedKey, provider.SealPurposeSigningKey)
+			break
+		}
 	}
 	users, err := s.ListUsers(ctx)
 	if err != nil {
