@@ -36,7 +36,7 @@ import (
 // mixed in, so a generator that only ever makes refusals is noticed.
 func TestRandomProtocolErrorCodes(t *testing.T) {
 	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow, c.OAuth.DynamicRegistration = true, true })
-	srv.createUser("rex", false)
+	rex := srv.createUser("rex", false)
 	pkKey, otherKey := newRPKey(t, jose.ES256, "k1"), newRPKey(t, jose.ES256, "k1")
 	registered := []string{"https://api.example.com/", "urn:example:x"}
 	// pk authenticates with signed assertions and signs request objects.
@@ -49,6 +49,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 	web := srv.createClient(account.NewClient{ID: "web", SkipConsent: true})
 	tv := srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
 	tokenURL, parURL, userinfoURL := srv.URL+"/oauth/token", srv.URL+"/oauth/par", srv.URL+"/userinfo"
+	adminRW, _, _ := adminTokens(t, srv)
 
 	// Failed client authentication is throttled per app and address; each
 	// request comes from its own loopback address, so the throttle, tested
@@ -89,6 +90,9 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			for _, p := range proofs {
 				req.Header.Add("DPoP", p)
 			}
+			if rng.IntN(3) == 0 {
+				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
+			}
 			status, _, m := doJSON(t, bareClient, req)
 			wantStatus(t, "token request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
 			if what != "" && m["access_token"] != nil {
@@ -119,6 +123,9 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			for _, p := range proofs {
 				req.Header.Add("DPoP", p)
 			}
+			if rng.IntN(3) == 0 {
+				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
+			}
 			status, h, m := doJSON(t, bareClient, req)
 			wantStatus(t, method+" userinfo with a DPoP proof: "+what, status, m, what == "", http.StatusUnauthorized, "invalid_dpop_proof")
 			if what != "" && (m["sub"] != nil || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`)) {
@@ -142,6 +149,9 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			req := srv.formRequest("/oauth/par", form, web.ID, web.Secret)
 			for _, p := range proofs {
 				req.Header.Add("DPoP", p)
+			}
+			if rng.IntN(3) == 0 {
+				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
 			}
 			status, _, m := doJSON(t, bareClient, req)
 			wantStatus(t, "pushed request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
@@ -203,6 +213,68 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 		reached(t, seen)
 	})
 
+	// Token exchange (RFC 8693) by an app that signs its assertions, with
+	// random assertions, DPoP proofs and audiences: each bad part refuses
+	// the exchange with its code (invalid_client, invalid_dpop_proof,
+	// invalid_target); good ones get a token, DPoP-bound with a proof.
+	t.Run("token exchange with assertions and proofs", func(t *testing.T) {
+		rng := seeded(t, 8693, 2)
+		srv.createClient(account.NewClient{ID: "pkx", TokenEndpointAuthMethod: account.AuthPrivateKeyJWT, JWKS: pkKey.jwks(t),
+			GrantTypes: []string{account.GrantClientCredentials, account.GrantTokenExchange}})
+		password, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(context.Background(), rex, "cli", "pkx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := newDPoPKey(t)
+		seen, usedProof := map[string]int{}, ""
+		for i := 0; i < 120 && !t.Failed(); i++ {
+			var codes []string
+			a, what := randomAssertion(t, rng, pkKey, otherKey, srv.URL, "")
+			if what == "" {
+				// randomAssertion's good ones speak for pk; this is pkx's.
+				a = assertion(t, pkKey.signing(), "pkx", srv.URL)
+			}
+			if what != "" {
+				codes = append(codes, "invalid_client")
+			}
+			form := merge(assertionParams(a), url.Values{"grant_type": {account.GrantTokenExchange}, "subject_token": {"rex:" + password},
+				"subject_token_type": {"urn:keyport:params:oauth:token-type:app-password"}})
+			switch rng.IntN(4) {
+			case 0: // an app password is exchanged for a token of its own app only
+				form.Set("audience", []string{"machine", "nobody", "https://other.example/"}[rng.IntN(3)])
+				codes = append(codes, "invalid_target")
+			case 1:
+				form.Set("audience", "pkx")
+			}
+			req := srv.formRequest("/oauth/token", form, "", "")
+			var proofs []string
+			if rng.IntN(2) == 0 {
+				var pw string
+				proofs, pw = randomProof(t, rng, key, http.MethodPost, tokenURL, "", usedProof)
+				if pw != "" {
+					codes = append(codes, "invalid_dpop_proof")
+				}
+				for _, p := range proofs {
+					req.Header.Add("DPoP", p)
+				}
+			}
+			status, _, m := doJSON(t, clientFrom(i), req)
+			code, _ := m["error"].(string)
+			switch {
+			case len(codes) == 0 && (status != http.StatusOK || (len(proofs) > 0) != (m["token_type"] == "DPoP")):
+				t.Errorf("a good exchange (DPoP %d): %d %v", len(proofs), status, m)
+			case len(codes) > 0 && (status < 400 || status >= 500 || !slices.Contains(codes, code) || m["access_token"] != nil):
+				t.Errorf("an exchange with bad parts %v (assertion %q, audience %q): %d %v", codes, what, form.Get("audience"), status, m)
+			}
+			if status == http.StatusOK && len(proofs) > 0 {
+				// Its jti is spent now; a refused request spends none.
+				usedProof = proofs[0]
+			}
+			seen[goodOrNot(len(codes) == 0)]++
+		}
+		reached(t, seen)
+	})
+
 	t.Run("request objects", func(t *testing.T) {
 		rng := seeded(t, 9101, 1)
 		seen := map[string]int{}
@@ -243,6 +315,113 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 		reached(t, seen)
 	})
 
+	// The sign-in parameters (prompt, max_age, acr_values, claims,
+	// login_hint, ui_locales, resource) inside request objects, of any
+	// JSON type, by value at /authorize or pushed, from browsers with and
+	// without a session: never a 5xx; what reaches the app is a code or
+	// an error OIDC Core and RFC 9101 name; an invalid claims parameter
+	// or prompt=none with another value never gets a code.
+	t.Run("sign-in parameters inside request objects", func(t *testing.T) {
+		rng := seeded(t, 9101, 2)
+		app := srv.createClient(account.NewClient{ID: "ro-signin", JWKS: pkKey.jwks(t), SkipConsent: true, Resources: registered})
+		withSession := newBrowser(t)
+		signInPortal(t, srv, withSession, "rex")
+		inner := map[string][]any{
+			"prompt":     {"none", "login", "none login", "select_account", "bogus", "", 7, []string{"none"}, nil},
+			"max_age":    {0, 3600, -1, 1e30, "x", "60", true, []any{}, nil},
+			"acr_values": {account.ACRSecondFactor, account.ACRPasskey + " " + account.ACRPassword, "urn:example:x", 7, []string{"x"}},
+			"claims": {map[string]any{"id_token": map[string]any{"acr": map[string]any{"essential": true, "values": []string{account.ACRSecondFactor}}}},
+				map[string]any{"userinfo": map[string]any{"email": nil}}, `{"id_token":{"name":null}}`, `{"id_token":`, 7, []any{}, map[string]any{"userinfo": []any{}}, "null"},
+			"login_hint":    {"rex", strings.Repeat("h", 600), 7, map[string]any{}},
+			"ui_locales":    {"de", "fr de-AT", 7, []string{"de"}},
+			"resource":      {registered[0], []string{registered[0], registered[1]}, "https://other.example/", []any{7}, "/api"},
+			"response_mode": {"query", "form_post", "fragment", "x", 7},
+			"nonce":         {7, strings.Repeat("n", 600), map[string]any{}},
+		}
+		names := make([]string, 0, len(inner))
+		for k := range inner {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		allowed := []string{"invalid_request", "invalid_request_object", "login_required", "consent_required", "interaction_required",
+			"unmet_authentication_requirements", "invalid_target", "invalid_scope", "temporarily_unavailable"}
+		seen := map[string]int{}
+		for i := 0; i < 150 && !t.Failed(); i++ {
+			params, _ := objectParams(app)
+			for n := 1 + rng.IntN(3); n > 0; n-- {
+				name := names[rng.IntN(len(names))]
+				params[name] = inner[name][rng.IntN(len(inner[name]))]
+			}
+			object := requestObject(t, pkKey.signing(), app.ID, srv.URL, params)
+			b := newBrowser(t)
+			if rng.IntN(2) == 0 {
+				b = withSession
+			}
+			target := app.objectURI(object, nil)
+			if rng.IntN(3) == 0 {
+				status, _, m := app.push(url.Values{"request": {object}})
+				if status >= 500 || status != http.StatusCreated && !slices.Contains(allowed, fmt.Sprint(m["error"])) {
+					t.Fatalf("pushed %v: %d %v", params, status, m)
+				}
+				if status != http.StatusCreated {
+					seen[fmt.Sprint(m["error"])]++
+					continue
+				}
+				target = app.authorizeURI(m["request_uri"].(string), nil)
+			}
+			p := b.get(target)
+			if p.Status >= 500 {
+				t.Fatalf("%v: %d %s", params, p.Status, truncateBody(p.Body))
+			}
+			if p.Status != http.StatusFound || !strings.HasPrefix(p.Location, app.RedirectURI) {
+				seen["page"]++
+				continue // a page of the sign-in, or a refusal shown to the person
+			}
+			res := landed(t, p, app.RedirectURI)
+			if u, _ := url.Parse(p.Location); u.Fragment != "" { // response_mode=fragment
+				q, _ := url.ParseQuery(u.Fragment)
+				res = flowResult{Code: q.Get("code"), Error: q.Get("error"), Query: q}
+			}
+			if res.Code == "" && !slices.Contains(allowed, res.Error) {
+				t.Fatalf("%v: the app got %v", params, res.Query)
+			}
+			seen[cmpOr(res.Error, "code")]++
+			var prompt []string
+			if s, ok := params["prompt"].(string); ok {
+				prompt = strings.Fields(s)
+			}
+			claimsOK := true
+			switch c := params["claims"].(type) {
+			case nil:
+			case map[string]any:
+				_, bad := c["userinfo"].([]any)
+				claimsOK = !bad
+			case string:
+				var m map[string]any
+				claimsOK = json.Unmarshal([]byte(c), &m) == nil && m != nil
+			default:
+				claimsOK = false
+			}
+			resourceOK := true
+			switch r := params["resource"].(type) {
+			case nil:
+			case string:
+				resourceOK = slices.Contains(registered, r)
+			case []string:
+				resourceOK = !slices.ContainsFunc(r, func(v string) bool { return !slices.Contains(registered, v) })
+			default:
+				resourceOK = false
+			}
+			if res.Code != "" && (slices.Contains(prompt, "none") && len(prompt) > 1 || !claimsOK || !resourceOK) {
+				t.Fatalf("%v: an invalid request got a code", params)
+			}
+		}
+		t.Logf("answers: %v", seen)
+		if seen["code"] == 0 || seen["invalid_request"] == 0 {
+			t.Errorf("the seed reached %v; want codes and refusals", seen)
+		}
+	})
+
 	t.Run("resource indicators at PAR", func(t *testing.T) {
 		rng := seeded(t, 8707, 1)
 		pool := append(slices.Clone(registered), "https://other.example/", "https://api.example.com/#f", "/api", "x", "", "urn:",
@@ -275,6 +454,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 		seen, usedProof, usedAssertion := map[string]int{}, "", ""
 		for i := 0; i < 200 && !t.Failed(); i++ {
 			var codes []string // the codes a refusal may carry; none for a good push
+			var parts []string
 			bad := func(code, what string) {
 				if what != "" {
 					codes = append(codes, code)
@@ -302,8 +482,8 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				var what string
 				proofs, what = randomProof(t, rng, key, http.MethodPost, parURL, "", usedProof)
 				bad("invalid_dpop_proof", what)
-				if what == "" {
-					usedProof = proofs[0]
+				if what != "" {
+					parts = append(parts, "proof: "+what)
 				}
 			}
 			switch rng.IntN(5) {
@@ -352,13 +532,21 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			for _, p := range proofs {
 				req.Header.Add("DPoP", p)
 			}
+			if rng.IntN(3) == 0 {
+				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
+			}
 			status, _, m := doJSON(t, clientFrom(i), req)
 			code, _ := m["error"].(string)
 			switch {
 			case len(codes) == 0 && (status != http.StatusCreated || m["request_uri"] == nil):
 				t.Errorf("a good push %q (DPoP %d): %d %v", truncateBody(form.Encode()), len(proofs), status, m)
 			case len(codes) > 0 && (status < 400 || status >= 500 || !slices.Contains(codes, code) || m["request_uri"] != nil):
-				t.Errorf("a push %q (DPoP %d) with bad parts %v: %d %v", truncateBody(form.Encode()), len(proofs), codes, status, m)
+				t.Errorf("a push %q (DPoP %d, %v, Origin %q) with bad parts %v: %d %v", truncateBody(form.Encode()), len(proofs), parts, req.Header.Get("Origin"), codes, status, m)
+			}
+			if status == http.StatusCreated && len(proofs) > 0 {
+				// Its jti is spent now; a refused push spends none
+				// (provider/dpop.go), so only this one is a replay after.
+				usedProof = proofs[0]
 			}
 			seen[goodOrNot(len(codes) == 0)]++
 		}
@@ -395,10 +583,52 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 		reached(t, seen)
 	})
 
+	// Oversized and repeated input at each endpoint that takes a form:
+	// a body past the bound is 413, a parameter sent twice that may not
+	// repeat (RFC 6749 §3.1) is 400 invalid_request, before anything
+	// else is read; nothing is issued.
+	t.Run("oversized and repeated parameters", func(t *testing.T) {
+		rng := seeded(t, 6749, 1)
+		dk := newDPoPKey(t)
+		paths := []string{"/oauth/token", "/oauth/par", "/device_authorization", "/oauth/introspect", "/revoke"}
+		params := []string{"client_assertion", "client_assertion_type", "request", "dpop_jkt", "grant_type", "device_code", "subject_token",
+			"client_id", "scope", "token"}
+		for i := 0; i < 100 && !t.Failed(); i++ {
+			path := paths[rng.IntN(len(paths))]
+			form, _ := pushedParams(web)
+			form.Set("grant_type", "client_credentials")
+			form.Set("token", "x")
+			wantStatus, what := http.StatusBadRequest, ""
+			if rng.IntN(2) == 0 {
+				name := params[rng.IntN(len(params))]
+				form[name] = []string{"a", "b"}
+				what = "repeated " + name
+			} else {
+				form.Set(params[rng.IntN(len(params))], strings.Repeat("o", 65<<10))
+				wantStatus, what = http.StatusRequestEntityTooLarge, "oversized"
+			}
+			req := srv.formRequest(path, form, web.ID, web.Secret)
+			if rng.IntN(2) == 0 {
+				proofs, _ := randomProof(t, rng, dk, http.MethodPost, srv.URL+path, "", "")
+				req.Header.Set("DPoP", proofs[0])
+			}
+			status, _, m := doJSON(t, clientFrom(i), req)
+			if status != wantStatus || m["error"] != "invalid_request" || m["access_token"] != nil || m["request_uri"] != nil || m["device_code"] != nil {
+				t.Errorf("%s with a %s parameter: %d %v, want %d invalid_request", path, what, status, m, wantStatus)
+			}
+		}
+		// A registration body past its bound.
+		iat, _ := initialAccessToken(t, srv, adminRW, 0, false)
+		body := webMetadata("oversized")
+		body["client_name"] = strings.Repeat("o", 65<<10)
+		if status, _, m := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, body); status != http.StatusRequestEntityTooLarge || m["error"] != "invalid_client_metadata" {
+			t.Errorf("an oversized registration: %d %v", status, m)
+		}
+	})
+
 	t.Run("registration bodies", func(t *testing.T) {
 		rng := seeded(t, 7591, 1)
-		rw, _, _ := adminTokens(t, srv)
-		iat, _ := initialAccessToken(t, srv, rw, 0, false)
+		iat, _ := initialAccessToken(t, srv, adminRW, 0, false)
 		key := newRPKey(t, jose.ES256, "k1")
 		badRedirects := []any{[]string{"javascript:alert(1)"}, []string{"https://a.example/cb#f"}, []string{"/cb"}, []string{""},
 			[]string{"http://evil.example/cb"}, []string{"https://a.example/cb", "http://evil.example/cb"},
