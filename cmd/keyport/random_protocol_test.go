@@ -639,12 +639,13 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			"response_types":               {[]string{"token"}, []string{"code id_token"}, "code"},
 			"scope":                        {"openid keyport:admin", 7, []string{"openid"}},
 			"jwks":                         {"x", map[string]any{"keys": []any{map[string]any{"kty": "EC"}}}, []any{}},
-			"jwks_uri":                     {"http://evil.example/jwks", "javascript:x", 7},
+			"jwks_uri":                     {"http://127.0.0.1:1/jwks", "javascript:x", 7},
 			"id_token_signed_response_alg": {"none", "HS256", "XX"},
 			"subject_type":                 {"x", "pairwise ", 7},
-			"sector_identifier_uri":        {"http://evil.example/s.json", "x", "https://a.example/s.json#f"},
-			"backchannel_logout_uri":       {"javascript:x", "https://a.example/l#f", 7},
-			"client_name":                  {strings.Repeat("n", 5000), 7, []string{"x"}},
+			// Never a name to resolve: the checks must refuse these before any fetch.
+			"sector_identifier_uri":  {"http://127.0.0.1:1/s.json", "x", "https://127.0.0.1:1/s.json#f"},
+			"backchannel_logout_uri": {"javascript:x", "https://a.example/l#f", 7},
+			"client_name":            {strings.Repeat("n", 5000), 7, []string{"x"}},
 			// A list of redirect URIs that is not a list of strings is a body
 			// that is not client metadata, before any URI is read.
 			"redirect_uris": {"https://a.example/cb", 7, []any{1}, map[string]any{}},
