@@ -215,6 +215,12 @@ func formProblem(r *http.Request, path string) string {
 			return "parameter names are case-sensitive: " + strconv.Quote(truncate(k, 64)) + " is not " + strconv.Quote(f)
 		}
 	}
+	if (postOnly(path) || path == "/userinfo") && len(r.Header.Values("Authorization")) > 1 {
+		// One set of credentials per request (RFC 6749 §2.3, §5.2; RFC
+		// 6750 §2, §3.1): with two, the endpoint would take the first and
+		// a proxy or log might read the other.
+		return "the Authorization header must not be repeated"
+	}
 	if postOnly(path) && queryHasCredential(r.URL.RawQuery) {
 		// RFC 6749 §2.3.1: client credentials MUST NOT be in the request
 		// URI, which access logs, proxies and browser histories keep.

@@ -585,8 +585,9 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 
 	// Oversized and repeated input at each endpoint that takes a form:
 	// a body past the bound is 413, a parameter sent twice that may not
-	// repeat (RFC 6749 §3.1) is 400 invalid_request, before anything
-	// else is read; nothing is issued.
+	// repeat (RFC 6749 §3.1) or a second Authorization header (two client
+	// authentications, §2.3) is 400 invalid_request, before anything else
+	// is read; nothing is issued.
 	t.Run("oversized and repeated parameters", func(t *testing.T) {
 		rng := seeded(t, 6749, 1)
 		dk := newDPoPKey(t)
@@ -599,15 +600,24 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			form.Set("grant_type", "client_credentials")
 			form.Set("token", "x")
 			wantStatus, what := http.StatusBadRequest, ""
-			if rng.IntN(2) == 0 {
+			var second string // a second Authorization header
+			switch rng.IntN(3) {
+			case 0:
 				name := params[rng.IntN(len(params))]
 				form[name] = []string{"a", "b"}
 				what = "repeated " + name
-			} else {
+			case 1:
 				form.Set(params[rng.IntN(len(params))], strings.Repeat("o", 65<<10))
 				wantStatus, what = http.StatusRequestEntityTooLarge, "oversized"
+			default:
+				second = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("machine:"+machine.Secret)),
+					"Basic " + base64.StdEncoding.EncodeToString([]byte("web:"+web.Secret)), "Bearer x", "DPoP x", ""}[rng.IntN(5)]
+				what = "repeated Authorization"
 			}
 			req := srv.formRequest(path, form, web.ID, web.Secret)
+			if what == "repeated Authorization" {
+				req.Header.Add("Authorization", second)
+			}
 			if rng.IntN(2) == 0 {
 				proofs, _ := randomProof(t, rng, dk, http.MethodPost, srv.URL+path, "", "")
 				req.Header.Set("DPoP", proofs[0])
@@ -615,6 +625,16 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			status, _, m := doJSON(t, clientFrom(i), req)
 			if status != wantStatus || m["error"] != "invalid_request" || m["access_token"] != nil || m["request_uri"] != nil || m["device_code"] != nil {
 				t.Errorf("%s with a %s parameter: %d %v, want %d invalid_request", path, what, status, m, wantStatus)
+			}
+		}
+		// /userinfo takes one access token (RFC 6750 §2, §3.1).
+		for _, second := range []string{"Bearer x", "DPoP x", ""} {
+			req := mustRequest(http.MethodGet, userinfoURL)
+			req.Header.Add("Authorization", "Bearer "+web.tokens("rex").AccessToken)
+			req.Header.Add("Authorization", second)
+			if status, h, m := doJSON(t, bareClient, req); status != http.StatusBadRequest || m["error"] != "invalid_request" ||
+				!strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_request"`) || m["sub"] != nil {
+				t.Errorf("userinfo with a second Authorization header %q: %d %v %q, want 400 invalid_request", second, status, m, h.Get("WWW-Authenticate"))
 			}
 		}
 		// A registration body past its bound.
