@@ -231,6 +231,15 @@ func formProblem(r *http.Request, path string) string {
 		// checks this for code and refresh grants only.
 		return "client authentication must not use more than one method"
 	}
+	if id, _, basic := r.BasicAuth(); basic && postOnly(path) && r.Form.Get("client_id") != "" { // empty is omitted (RFC 6749 §3.1)
+		// One client per request: the pushed request endpoint refuses a
+		// client_id naming another app than the Authorization header
+		// (par.go), as an assertion's must match (RFC 7521 §4.2); the
+		// others took the header's and ignored the other.
+		if decoded, err := url.QueryUnescape(id); err == nil && decoded != r.Form.Get("client_id") {
+			return "client_id is not the client of the Authorization header"
+		}
+	}
 	if postOnly(path) && r.Form.Has("client_secret") && presentsAssertion(r.Form) {
 		// A secret and an assertion (clientassertion.go): two methods too.
 		return "client authentication must not use more than one method"

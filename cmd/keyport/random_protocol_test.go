@@ -585,9 +585,10 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 
 	// Oversized and repeated input at each endpoint that takes a form:
 	// a body past the bound is 413, a parameter sent twice that may not
-	// repeat (RFC 6749 §3.1) or a second Authorization header (two client
-	// authentications, §2.3) is 400 invalid_request, before anything else
-	// is read; nothing is issued.
+	// repeat (RFC 6749 §3.1), a second Authorization header (two client
+	// authentications, §2.3) or a client_id naming another app than the
+	// header is 400 invalid_request, before anything else is read;
+	// nothing is issued.
 	t.Run("oversized and repeated parameters", func(t *testing.T) {
 		rng := seeded(t, 6749, 1)
 		dk := newDPoPKey(t)
@@ -601,7 +602,11 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			form.Set("token", "x")
 			wantStatus, what := http.StatusBadRequest, ""
 			var second string // a second Authorization header
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
+			case 3:
+				// Another app's client_id beside the Authorization header.
+				form.Set("client_id", []string{"machine", "nobody", "WEB", "web "}[rng.IntN(4)])
+				what = "mismatched client_id"
 			case 0:
 				name := params[rng.IntN(len(params))]
 				form[name] = []string{"a", "b"}
