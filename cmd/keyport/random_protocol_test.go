@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,14 +27,19 @@ import (
 // TestRandomProtocolErrorCodes sends seeded random bad input to the
 // endpoints and parameters of the newer RFCs, on one server, and holds
 // each answer to the error code its RFC names, never a 5xx, with nothing
-// issued or registered: DPoP proofs (RFC 9449) at the token endpoint,
-// /userinfo and /oauth/par; client assertions (RFC 7523) at every
-// endpoint that authenticates apps; request objects (RFC 9101) at
-// /authorize and /oauth/par; resource indicators (RFC 8707) at PAR;
-// registration bodies (RFC 7591); device authorization requests and
-// device_code grants (RFC 8628). Each subtest has its own fixed seed,
-// logged, so a failure replays alone with -run. A few good requests are
-// mixed in, so a generator that only ever makes refusals is noticed.
+// issued or registered: DPoP proofs (RFC 9449) at the token endpoint
+// (under every grant), /userinfo and /oauth/par, and dpop_jkt; client
+// assertions (RFC 7523) at every endpoint that authenticates apps;
+// request objects (RFC 9101) at /authorize and /oauth/par, and the
+// sign-in parameters inside them; resource indicators (RFC 8707); pushes
+// (RFC 9126) mixing all of these; token exchange (RFC 8693) with
+// assertions and proofs; oversized and repeated parameters and
+// credentials; registrations and their updates (RFC 7591, RFC 7592,
+// pairwise metadata); device authorization requests and device_code
+// polls (RFC 8628). Each subtest has its own fixed seed, logged, so a
+// failure replays alone with -run. Good requests are mixed in, and each
+// subtest checks its seed reached both, so a generator that only ever
+// makes refusals (or none) is noticed.
 func TestRandomProtocolErrorCodes(t *testing.T) {
 	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow, c.OAuth.DynamicRegistration = true, true })
 	rex := srv.createUser("rex", false)
@@ -58,7 +64,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 	clientFrom := func(i int) *http.Client {
 		i %= 250
 		if from[i] == nil {
-			from[i] = browserFrom(t, fmt.Sprintf("127.0.%d.%d", 10+i/250, 1+i)).client
+			from[i] = browserFrom(t, fmt.Sprintf("127.0.10.%d", 1+i)).client
 		}
 		return from[i]
 	}
@@ -94,7 +100,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
 			}
 			status, _, m := doJSON(t, bareClient, req)
-			wantStatus(t, "token request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
+			wantAnswer(t, "token request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
 			if what != "" && m["access_token"] != nil {
 				t.Errorf("%s: a token was issued", what)
 			}
@@ -127,7 +133,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
 			}
 			status, h, m := doJSON(t, bareClient, req)
-			wantStatus(t, method+" userinfo with a DPoP proof: "+what, status, m, what == "", http.StatusUnauthorized, "invalid_dpop_proof")
+			wantAnswer(t, method+" userinfo with a DPoP proof: "+what, status, m, what == "", http.StatusUnauthorized, "invalid_dpop_proof")
 			if what != "" && (m["sub"] != nil || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`)) {
 				t.Errorf("%s: %v, WWW-Authenticate %q", what, m, h.Get("WWW-Authenticate"))
 			}
@@ -154,7 +160,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
 			}
 			status, _, m := doJSON(t, bareClient, req)
-			wantStatus(t, "pushed request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
+			wantAnswer(t, "pushed request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
 			if what != "" && m["request_uri"] != nil {
 				t.Errorf("%s: a request_uri was issued", what)
 			}
@@ -203,7 +209,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			}
 			status, _, m := doJSON(t, clientFrom(i), srv.formRequest(e.path, form, "", ""))
 			if what == "" && status != e.ok || what != "" && ((status != http.StatusUnauthorized && status != http.StatusBadRequest) || m["error"] != "invalid_client") {
-				t.Errorf("%s with a client assertion (%s): %d %v", e.path, cmpOr(what, "valid"), status, m)
+				t.Errorf("%s with a client assertion (%s): %d %v", e.path, cmp.Or(what, "valid"), status, m)
 			}
 			if what != "" && (m["access_token"] != nil || m["request_uri"] != nil || m["device_code"] != nil || m["active"] != nil) {
 				t.Errorf("%s (%s): answered %v", e.path, what, m)
@@ -288,9 +294,9 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				if what == "unregistered redirect_uri" {
 					want = "invalid_request"
 				}
-				wantStatus(t, "pushed request object: "+what, status, m, what == "", http.StatusBadRequest, want)
+				wantAnswer(t, "pushed request object: "+what, status, m, what == "", http.StatusBadRequest, want)
 				if what == "" && status != http.StatusCreated || what != "" && m["request_uri"] != nil {
-					t.Errorf("pushed request object (%s): %d %v", cmpOr(what, "valid"), status, m)
+					t.Errorf("pushed request object (%s): %d %v", cmp.Or(what, "valid"), status, m)
 				}
 			} else {
 				outer.Set("redirect_uri", ro.RedirectURI)
@@ -385,7 +391,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			if res.Code == "" && !slices.Contains(allowed, res.Error) {
 				t.Fatalf("%v: the app got %v", params, res.Query)
 			}
-			seen[cmpOr(res.Error, "code")]++
+			seen[cmp.Or(res.Error, "code")]++
 			var prompt []string
 			if s, ok := params["prompt"].(string); ok {
 				prompt = strings.Fields(s)
@@ -600,7 +606,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			form, _ := pushedParams(web)
 			form.Set("grant_type", "client_credentials")
 			form.Set("token", "x")
-			wantStatus, what := http.StatusBadRequest, ""
+			wantHTTP, what := http.StatusBadRequest, ""
 			var second string // a second Authorization header
 			switch rng.IntN(4) {
 			case 3:
@@ -613,7 +619,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				what = "repeated " + name
 			case 1:
 				form.Set(params[rng.IntN(len(params))], strings.Repeat("o", 65<<10))
-				wantStatus, what = http.StatusRequestEntityTooLarge, "oversized"
+				wantHTTP, what = http.StatusRequestEntityTooLarge, "oversized"
 			default:
 				second = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("machine:"+machine.Secret)),
 					"Basic " + base64.StdEncoding.EncodeToString([]byte("web:"+web.Secret)), "Bearer x", "DPoP x", ""}[rng.IntN(5)]
@@ -628,8 +634,8 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				req.Header.Set("DPoP", proofs[0])
 			}
 			status, _, m := doJSON(t, clientFrom(i), req)
-			if status != wantStatus || m["error"] != "invalid_request" || m["access_token"] != nil || m["request_uri"] != nil || m["device_code"] != nil {
-				t.Errorf("%s with a %s parameter: %d %v, want %d invalid_request", path, what, status, m, wantStatus)
+			if status != wantHTTP || m["error"] != "invalid_request" || m["access_token"] != nil || m["request_uri"] != nil || m["device_code"] != nil {
+				t.Errorf("%s with a %s parameter: %d %v, want %d invalid_request", path, what, status, m, wantHTTP)
 			}
 		}
 		// /userinfo takes one access token (RFC 6750 §2, §3.1).
@@ -925,13 +931,6 @@ func goodOrNot(good bool) string {
 	return "refused"
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 // reached fails the test unless the seed reached both good requests and
 // refusals: a test that only ever draws one proves little.
 func reached(t *testing.T, seen map[string]int) {
@@ -942,9 +941,9 @@ func reached(t *testing.T, seen map[string]int) {
 	}
 }
 
-// wantStatus checks an answer: a refusal (good false) must be status with
+// wantAnswer checks an answer: a refusal (good false) must be status with
 // the error code; a good request must not be refused with it.
-func wantStatus(t *testing.T, what string, status int, m map[string]any, good bool, want int, code string) {
+func wantAnswer(t *testing.T, what string, status int, m map[string]any, good bool, want int, code string) {
 	t.Helper()
 	switch {
 	case status >= 500:
