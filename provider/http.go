@@ -215,6 +215,12 @@ func formProblem(r *http.Request, path string) string {
 			return "parameter names are case-sensitive: " + strconv.Quote(truncate(k, 64)) + " is not " + strconv.Quote(f)
 		}
 	}
+	if (postOnly(path) || path == "/userinfo") && len(r.Header.Values("Authorization")) > 1 {
+		// One set of credentials per request (RFC 6749 §2.3, §5.2; RFC
+		// 6750 §2, §3.1): with two, the endpoint would take the first and
+		// a proxy or log might read the other.
+		return "the Authorization header must not be repeated"
+	}
 	if postOnly(path) && queryHasCredential(r.URL.RawQuery) {
 		// RFC 6749 §2.3.1: client credentials MUST NOT be in the request
 		// URI, which access logs, proxies and browser histories keep.
@@ -224,6 +230,15 @@ func formProblem(r *http.Request, path string) string {
 		// RFC 6749 §2.3: one authentication method per request. zitadel
 		// checks this for code and refresh grants only.
 		return "client authentication must not use more than one method"
+	}
+	if id, _, basic := r.BasicAuth(); basic && postOnly(path) && r.Form.Get("client_id") != "" { // empty is omitted (RFC 6749 §3.1)
+		// One client per request: the pushed request endpoint refuses a
+		// client_id naming another app than the Authorization header
+		// (par.go), as an assertion's must match (RFC 7521 §4.2); the
+		// others took the header's and ignored the other.
+		if decoded, err := url.QueryUnescape(id); err == nil && decoded != r.Form.Get("client_id") {
+			return "client_id is not the client of the Authorization header"
+		}
 	}
 	if postOnly(path) && r.Form.Has("client_secret") && presentsAssertion(r.Form) {
 		// A secret and an assertion (clientassertion.go): two methods too.

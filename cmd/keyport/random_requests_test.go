@@ -23,7 +23,7 @@ import (
 // that break servers: none may get a 5xx. The seed is fixed, so a failure
 // is reproducible; the enumerated cases are in TestGarbageParametersNeverCause5xx.
 func TestRandomRequestsNever5xx(t *testing.T) {
-	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow = true })
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.DeviceFlow, c.OAuth.DynamicRegistration = true, true })
 	srv.createUser("rex", false)
 	app := srv.createClient(account.NewClient{ID: "app"})
 	srv.createClient(account.NewClient{ID: "tv", Public: true, GrantTypes: []string{account.GrantDeviceCode, account.GrantRefreshToken}})
@@ -83,7 +83,7 @@ func TestRandomRequestsNever5xx(t *testing.T) {
 	paths := []string{"/authorize", "/authorize/callback", "/oauth/token", "/oauth/introspect", "/revoke", "/userinfo",
 		"/oauth/par", "/oauth/par", "/end_session", "/keys", "/.well-known/openid-configuration", "/login", "/consent", "/logout", "/logged-out",
 		"/setup", "/api/v1/me", "/admin/users", "/security", "/profile", "/auth/verify", "/invite", "/reset-password",
-		"/device_authorization", "/device"}
+		"/device_authorization", "/device", "/oauth/register", "/oauth/register/app"}
 	keys := []string{"client_id", "redirect_uri", "response_type", "response_mode", "scope", "state", "nonce", "code",
 		"code_verifier", "code_challenge", "code_challenge_method", "grant_type", "refresh_token", "token", "token_type_hint",
 		"id_token_hint", "post_logout_redirect_uri", "prompt", "max_age", "login_hint", "acr_values", "request", "request_uri",
