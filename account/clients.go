@@ -250,13 +250,16 @@ func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Err
 	}
 	for _, f := range []struct {
 		field string
-		uris  []string
+		list  *[]string
 		kept  []string
-	}{{"redirect_uris", c.RedirectURIs, keptRedirect}, {"post_logout_redirect_uris", c.PostLogoutRedirectURIs, keptPostLogout}} {
-		if len(f.uris) > MaxClientURIs {
+	}{{"redirect_uris", &c.RedirectURIs, keptRedirect}, {"post_logout_redirect_uris", &c.PostLogoutRedirectURIs, keptPostLogout}} {
+		if len(*f.list) > MaxClientURIs {
 			return FieldErrorf(f.field, "At most %d URIs.", MaxClientURIs)
 		}
-		for _, u := range f.uris {
+		// A URI listed twice is kept once: matching is exact, and the
+		// app's page and its registration read back each URI once.
+		*f.list = withoutRepeats(*f.list)
+		for _, u := range *f.list {
 			var err *Error
 			if managed && !slices.Contains(f.kept, u) {
 				err = ValidateRedirectURI(u, c.Public)
@@ -947,4 +950,19 @@ func clip(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// withoutRepeats is list with each value once, in the order of its first
+// appearance.
+func withoutRepeats(list []string) []string {
+	out := list[:0:0]
+	for _, v := range list {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == len(list) {
+		return list
+	}
+	return out
 }

@@ -543,3 +543,24 @@ func TestDeviceCodeGrant(t *testing.T) {
 		t.Errorf("a misspelt URN: %v", err)
 	}
 }
+
+// A URI listed twice is stored once, at registration and at an edit.
+func TestClientURIsListedOnce(t *testing.T) {
+	f := newClientFixture(t)
+	c, _, err := f.svc.Clients.RegisterClient(t.Context(), adminActor, account.NewClient{ID: "twice",
+		RedirectURIs:           []string{"https://a.example/cb", "https://b.example/cb", "https://a.example/cb"},
+		PostLogoutRedirectURIs: []string{"https://a.example/bye", "https://a.example/bye"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.RedirectURIs, []string{"https://a.example/cb", "https://b.example/cb"}) || !slices.Equal(c.PostLogoutRedirectURIs, []string{"https://a.example/bye"}) {
+		t.Errorf("registered: %q %q", c.RedirectURIs, c.PostLogoutRedirectURIs)
+	}
+	c, _, err = f.svc.Clients.UpdateClient(t.Context(), adminActor, "twice", "", account.ClientPatch{RedirectURIs: &[]string{"https://c.example/cb", "https://c.example/cb"}})
+	if err != nil || !slices.Equal(c.RedirectURIs, []string{"https://c.example/cb"}) {
+		t.Errorf("edited: %q %v", c.RedirectURIs, err)
+	}
+	if stored, _ := f.db.GetClient(t.Context(), "twice"); !slices.Equal(stored.RedirectURIs, []string{"https://c.example/cb"}) {
+		t.Errorf("stored: %q", stored.RedirectURIs)
+	}
+}
