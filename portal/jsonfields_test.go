@@ -25,8 +25,10 @@ type (
 		*JSONEmbedTaggedPtr `json:"tagged_ptr,omitempty"`
 		jsonEmbedHidden
 		JSONEmbedLabel
-		Bad    string `json:"a\"b"` // not a tag encoding/json takes: "Bad"
-		Opts   string `json:",omitempty"`
+		//lint:ignore SA5008 a tag encoding/json does not take, on purpose
+		Bad  string `json:"a\"b"` // not a tag encoding/json takes: "Bad"
+		Opts string `json:",omitempty"`
+		//lint:ignore U1000 an unexported field, which no member names
 		ignore string
 	}
 	JSONEmbedBase struct {
@@ -56,7 +58,8 @@ type (
 	}
 	jsonEmbedHidden struct {
 		Visible string `json:"visible"` // promoted from an unexported struct
-		hidden  string
+		//lint:ignore U1000 an unexported field, which no member names
+		hidden string
 	}
 	JSONEmbedLabel string // an embedded non-struct: "JSONEmbedLabel"
 
