@@ -93,12 +93,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				form = grants[rng.IntN(len(grants))]
 			}
 			req := srv.formRequest("/oauth/token", form, machine.ID, machine.Secret)
-			for _, p := range proofs {
-				req.Header.Add("DPoP", p)
-			}
-			if rng.IntN(3) == 0 {
-				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
-			}
+			addProofs(rng, req, proofs)
 			status, _, m := doJSON(t, bareClient, req)
 			wantAnswer(t, "token request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
 			if what != "" && m["access_token"] != nil {
@@ -126,12 +121,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			proofs, what := randomProof(t, rng, key, method, userinfoURL, tok.AccessToken, used)
 			req := mustRequest(method, userinfoURL)
 			req.Header.Set("Authorization", "DPoP "+tok.AccessToken)
-			for _, p := range proofs {
-				req.Header.Add("DPoP", p)
-			}
-			if rng.IntN(3) == 0 {
-				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
-			}
+			addProofs(rng, req, proofs)
 			status, h, m := doJSON(t, bareClient, req)
 			wantAnswer(t, method+" userinfo with a DPoP proof: "+what, status, m, what == "", http.StatusUnauthorized, "invalid_dpop_proof")
 			if what != "" && (m["sub"] != nil || !strings.Contains(h.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`)) {
@@ -153,12 +143,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 			proofs, what := randomProof(t, rng, key, http.MethodPost, parURL, "", used)
 			form, _ := pushedParams(web)
 			req := srv.formRequest("/oauth/par", form, web.ID, web.Secret)
-			for _, p := range proofs {
-				req.Header.Add("DPoP", p)
-			}
-			if rng.IntN(3) == 0 {
-				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
-			}
+			addProofs(rng, req, proofs)
 			status, _, m := doJSON(t, bareClient, req)
 			wantAnswer(t, "pushed request with a DPoP proof: "+what, status, m, what == "", http.StatusBadRequest, "invalid_dpop_proof")
 			if what != "" && m["request_uri"] != nil {
@@ -535,12 +520,7 @@ func TestRandomProtocolErrorCodes(t *testing.T) {
 				}
 			}
 			req := srv.formRequest("/oauth/par", form, user, pass)
-			for _, p := range proofs {
-				req.Header.Add("DPoP", p)
-			}
-			if rng.IntN(3) == 0 {
-				req.Header.Set("Origin", "https://spa.example") // a browser app: the answers get CORS headers
-			}
+			addProofs(rng, req, proofs)
 			status, _, m := doJSON(t, clientFrom(i), req)
 			code, _ := m["error"].(string)
 			switch {
@@ -1133,5 +1113,16 @@ func randomRequestObject(t *testing.T, rng *rand.Rand, key, other rpKey, id, aud
 			"exp": time.Now().Add(time.Minute).Unix()}), "typ"
 	default:
 		return edit(func(c map[string]any) { c["redirect_uri"] = "https://evil.example/cb" }), "unregistered redirect_uri"
+	}
+}
+
+// addProofs puts proofs in req's DPoP headers and, one time in three, an
+// Origin: a browser app's request, whose answers get CORS headers.
+func addProofs(rng *rand.Rand, req *http.Request, proofs []string) {
+	for _, p := range proofs {
+		req.Header.Add("DPoP", p)
+	}
+	if rng.IntN(3) == 0 {
+		req.Header.Set("Origin", "https://spa.example")
 	}
 }
