@@ -162,5 +162,4 @@ func TestAuthRequestParametersReview(t *testing.T) {
 		}
 	})
 
-
 }
