@@ -347,25 +347,36 @@ func (f *Flow) owed(ctx context.Context, a storage.AuthRequest, u storage.User, 
 // (prompt=login, max_age and an id_token_hint naming someone else need a
 // new sign-in). prompt=select_account is a new sign-in too: a browser
 // holds one session, so choosing an account is signing in as it (the
-// sign-in page offers the current account's name), as Keycloak does.
+// sign-in page offers the current account's name), as Keycloak does. So
+// is a login_hint that names someone else: the app expects another
+// account than the one signed in here, and the sign-in page offers the
+// hinted one (OIDC Core §3.1.2.1).
 func (f *Flow) SignedIn(a storage.AuthRequest, v Visitor) (Completion, bool) {
 	if a.UserID != "" {
 		return Completion{UserID: a.UserID, SessionID: a.SessionID, AMR: a.AMR, AuthTime: a.AuthTime}, true
 	}
-	if v.Session == nil || v.User == nil || !f.sessionAnswers(a, *v.Session, v.User.ID) {
+	if v.Session == nil || v.User == nil || !f.sessionAnswers(a, *v.Session, *v.User) {
 		return Completion{}, false
 	}
 	return Completion{UserID: v.User.ID, SessionID: v.Session.ID, AMR: v.Session.AMR, AuthTime: v.Session.AuthTime}, true
 }
 
-func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, userID string) bool {
+func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, u storage.User) bool {
 	switch {
 	case slices.Contains(a.Prompt, "login"), slices.Contains(a.Prompt, "select_account"):
 		return false
 	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > maxAgeDuration(*a.MaxAge):
 		return false
 	}
-	return (a.HintUserID == "" || a.HintUserID == userID) && (a.Subject == "" || a.Subject == userID)
+	return (a.HintUserID == "" || a.HintUserID == u.ID) && (a.Subject == "" || a.Subject == u.ID) && loginHintFits(a.LoginHint, u)
+}
+
+// loginHintFits tells whether the login_hint hint ("" for none) may name
+// u: it is u's username or email address, in any case, as the sign-in
+// page takes either. A hint that is neither names someone else.
+func loginHintFits(hint string, u storage.User) bool {
+	hint = strings.TrimSpace(hint)
+	return hint == "" || strings.EqualFold(hint, u.Username) || u.Email != "" && strings.EqualFold(hint, u.Email)
 }
 
 // maxAgeDuration is a max_age of secs seconds as a time.Duration. One

@@ -151,6 +151,33 @@ func TestAuthRequestParametersReview(t *testing.T) {
 		}
 	})
 
+	t.Run("login_hint of someone else", func(t *testing.T) {
+		srv.createUser("lena", false)
+		lars := srv.createUser("lars", false)
+		b := newBrowser(t)
+		p, v := flow(t, b, app, "first", nil)
+		lena, _ := idToken(t, app, password(t, b, p, "lena"), "first", v)
+		// A hint naming lena, by username or address in any case, is
+		// answered by her session.
+		for _, hint := range []string{"lena", "LENA@example.com", " Lena "} {
+			p, v = flow(t, b, app, "hint-lena", map[string]string{"login_hint": hint, "prompt": "none"})
+			if claims, _ := idToken(t, app, p, "hint-lena", v); claims["sub"] != lena["sub"] {
+				t.Fatalf("login_hint %q: sub %v", hint, claims["sub"])
+			}
+		}
+		// One naming lars is not: prompt=none cannot sign him in, and
+		// otherwise the sign-in page offers his name, not lena's.
+		p, _ = flow(t, b, app, "none-lars", map[string]string{"login_hint": "lars", "prompt": "none"})
+		appError(t, p, app, "none-lars", "login_required")
+		p, v = flow(t, b, app, "hint-lars", map[string]string{"login_hint": "lars@example.com"})
+		if !isLoginPage(p) || formValue(p.Body, "login") != "lars@example.com" {
+			t.Fatalf("login_hint of another account answered by lena's session: %d %s %s", p.Status, p.URL, p.Location)
+		}
+		if claims, _ := idToken(t, app, password(t, b, p, "lars"), "hint-lars", v); claims["sub"] != lars.ID {
+			t.Fatalf("signed in as %v, want lars", claims["sub"])
+		}
+	})
+
 	t.Run("ui_locales", func(t *testing.T) {
 		for _, c := range []struct{ locales, lang string }{
 			{"de", "de"}, {"xx-Invalid!! de-AT", "de"}, {"fr de", "de"}, {"fr", "en"},
