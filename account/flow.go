@@ -347,25 +347,36 @@ func (f *Flow) owed(ctx context.Context, a storage.AuthRequest, u storage.User, 
 // (prompt=login, max_age and an id_token_hint naming someone else need a
 // new sign-in). prompt=select_account is a new sign-in too: a browser
 // holds one session, so choosing an account is signing in as it (the
-// sign-in page offers the current account's name), as Keycloak does.
+// sign-in page offers the current account's name), as Keycloak does. So
+// is a login_hint that names someone else: the app expects another
+// account than the one signed in here, and the sign-in page offers the
+// hinted one (OIDC Core §3.1.2.1).
 func (f *Flow) SignedIn(a storage.AuthRequest, v Visitor) (Completion, bool) {
 	if a.UserID != "" {
 		return Completion{UserID: a.UserID, SessionID: a.SessionID, AMR: a.AMR, AuthTime: a.AuthTime}, true
 	}
-	if v.Session == nil || v.User == nil || !f.sessionAnswers(a, *v.Session, v.User.ID) {
+	if v.Session == nil || v.User == nil || !f.sessionAnswers(a, *v.Session, *v.User) {
 		return Completion{}, false
 	}
 	return Completion{UserID: v.User.ID, SessionID: v.Session.ID, AMR: v.Session.AMR, AuthTime: v.Session.AuthTime}, true
 }
 
-func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, userID string) bool {
+func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, u storage.User) bool {
 	switch {
 	case slices.Contains(a.Prompt, "login"), slices.Contains(a.Prompt, "select_account"):
 		return false
 	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > maxAgeDuration(*a.MaxAge):
 		return false
 	}
-	return (a.HintUserID == "" || a.HintUserID == userID) && (a.Subject == "" || a.Subject == userID)
+	return (a.HintUserID == "" || a.HintUserID == u.ID) && (a.Subject == "" || a.Subject == u.ID) && loginHintFits(a.LoginHint, u)
+}
+
+// loginHintFits tells whether the login_hint hint ("" for none) may name
+// u: it is u's username or email address, in any case, as the sign-in
+// page takes either. A hint that is neither names someone else.
+func loginHintFits(hint string, u storage.User) bool {
+	hint = strings.TrimSpace(hint)
+	return hint == "" || strings.EqualFold(hint, u.Username) || u.Email != "" && strings.EqualFold(hint, u.Email)
 }
 
 // maxAgeDuration is a max_age of secs seconds as a time.Duration. One
@@ -511,8 +522,17 @@ type Progress struct {
 func (f *Flow) FirstStepPassed(ctx context.Context, s FirstStep) (Progress, error) {
 	owes := false
 	if s.MayOweSecondFactor {
+		// A passkey that did not verify the person is one factor, a
+		// thing they have: the factor of another kind they set up (an
+		// app code) is owed as after a password. Another passkey would
+		// be the same kind again (twoFactorAMR), so a person with
+		// passkeys alone owes nothing more.
+		has := f.credentials.HasSecondFactor
+		if keyAMR(s.AMR) {
+			has = func(_ context.Context, u storage.User) (bool, error) { return HasTOTP(u), nil }
+		}
 		var err error
-		if owes, err = f.owes(ctx, s.User, s.DeviceProof, s.Visitor.IP); err != nil {
+		if owes, err = f.owes(ctx, s.User, s.DeviceProof, s.Visitor.IP, has); err != nil {
 			return Progress{}, err
 		}
 		// An app that asks for two factors (acr) gets them: a remembered
@@ -523,7 +543,7 @@ func (f *Flow) FirstStepPassed(ctx context.Context, s FirstStep) (Progress, erro
 				return Progress{}, err
 			}
 			if target >= acrLevel(ACRSecondFactor) {
-				if owes, err = f.credentials.HasSecondFactor(ctx, s.User); err != nil {
+				if owes, err = has(ctx, s.User); err != nil {
 					return Progress{}, err
 				}
 			}
@@ -549,6 +569,13 @@ func (f *Flow) FirstStepPassed(ctx context.Context, s FirstStep) (Progress, erro
 	return Progress{Request: a}, err
 }
 
+// keyAMR tells whether amr is that of a passkey that did not verify the
+// person: "hwk" or "swk" first, without "mfa" (FinishPasskeyLogin). An
+// upstream provider's ("fed" first) is not.
+func keyAMR(amr []string) bool {
+	return len(amr) > 0 && (amr[0] == "hwk" || amr[0] == "swk") && !slices.Contains(amr, "mfa")
+}
+
 func orPassword(amr []string) []string {
 	if len(amr) == 0 {
 		return []string{"pwd"}
@@ -559,8 +586,8 @@ func orPassword(amr []string) []string {
 // owes tells whether u must show a second factor in this browser after the
 // first step: they have one, and this is not a device they told Keyport to
 // remember.
-func (f *Flow) owes(ctx context.Context, u storage.User, deviceProof, ip string) (bool, error) {
-	has, err := f.credentials.HasSecondFactor(ctx, u)
+func (f *Flow) owes(ctx context.Context, u storage.User, deviceProof, ip string, hasSecondFactor func(context.Context, storage.User) (bool, error)) (bool, error) {
+	has, err := hasSecondFactor(ctx, u)
 	if err != nil || !has {
 		return false, err
 	}
@@ -686,11 +713,21 @@ func (f *Flow) SecondFactorPassed(ctx context.Context, a storage.AuthRequest, me
 // upstream provider), the second factor's own value, and "mfa" because
 // there were two. A recovery code is a one-time password, so it is "otp"
 // like an app code; passkeys are "hwk" (or "swk").
+//
+// A passkey after a passkey that did not verify the person (keyAMR) is
+// the same kind of factor twice, a thing they have: no "mfa", and never
+// the ["hwk", "mfa"] of a passkey that verified them (amrLevel).
 func twoFactorAMR(first []string, method string) []string {
 	if method == "recovery" {
 		method = "otp"
 	}
 	amr := slices.Clone(orPassword(first))
+	if keyAMR(first) && keyAMR([]string{method}) {
+		if !slices.Contains(amr, method) {
+			amr = append(amr, method)
+		}
+		return amr
+	}
 	for _, m := range []string{method, "mfa"} {
 		if !slices.Contains(amr, m) {
 			amr = append(amr, m)

@@ -389,9 +389,12 @@ func (s *Server) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, body
 		}
 	}
 	return s.finishAsJSON(w, func(w http.ResponseWriter) error {
-		// A passkey is two factors in itself: nothing more is owed.
+		// A passkey that verified the person (amr has "mfa") is two
+		// factors in itself: nothing more is owed. One that did not is
+		// one factor, and the flow decides what is owed after it.
 		p, err := s.flow.FirstStepPassed(r.Context(), account.FirstStep{
 			Request: a, ReturnTo: safeReturn(req.ReturnTo), User: u, AMR: amr, Visitor: s.visitor(r),
+			MayOweSecondFactor: !slices.Contains(amr, "mfa"), DeviceProof: s.deviceProof(r),
 		})
 		if err != nil {
 			return err
