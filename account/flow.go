@@ -373,10 +373,11 @@ func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, u sto
 
 // loginHintFits tells whether the login_hint hint ("" for none) may name
 // u: it is u's username or email address, in any case, as the sign-in
-// page takes either. A hint that is neither names someone else.
+// page takes either, or u's ID, the sub an app with public subjects knows
+// u by. A hint that is none of these names someone else.
 func loginHintFits(hint string, u storage.User) bool {
 	hint = strings.TrimSpace(hint)
-	return hint == "" || strings.EqualFold(hint, u.Username) || u.Email != "" && strings.EqualFold(hint, u.Email)
+	return hint == "" || hint == u.ID || strings.EqualFold(hint, u.Username) || u.Email != "" && strings.EqualFold(hint, u.Email)
 }
 
 // maxAgeDuration is a max_age of secs seconds as a time.Duration. One

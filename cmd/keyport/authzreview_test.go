@@ -176,6 +176,12 @@ func TestAuthRequestParametersReview(t *testing.T) {
 		if claims, _ := idToken(t, app, password(t, b, p, "lars"), "hint-lars", v); claims["sub"] != lars.ID {
 			t.Fatalf("signed in as %v, want lars", claims["sub"])
 		}
+		// A hint of the sub the app knows him by (public subjects: his ID)
+		// names him too.
+		p, v = flow(t, b, app, "sub-lars", map[string]string{"login_hint": lars.ID, "prompt": "none"})
+		if claims, _ := idToken(t, app, p, "sub-lars", v); claims["sub"] != lars.ID {
+			t.Fatalf("login_hint of his sub: sub %v", claims["sub"])
+		}
 	})
 
 	t.Run("ui_locales", func(t *testing.T) {
