@@ -459,7 +459,9 @@ func MayUseClient(u storage.User, c storage.Client) error {
 			return nil
 		}
 	}
-	return &Error{Code: Forbidden, Message: fmt.Sprintf(NotAllowedMessage, c.Name)}
+	// Errorf keeps the format, so that the device page says it in the
+	// person's language (LocalMessage).
+	return Errorf(Forbidden, NotAllowedMessage, c.Name)
 }
 
 // NotAllowedMessage is the refusal MayUseClient returns, with the app's
@@ -529,7 +531,9 @@ func (s *ClientService) RegisterClient(ctx context.Context, actor Actor, n NewCl
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrConflict):
-			return storage.Client{}, "", &Error{Code: Conflict, Field: "id", Message: fmt.Sprintf("A client with ID %q already exists.", c.ID)}
+			e := Errorf(Conflict, "A client with ID %q already exists.", c.ID)
+			e.Field = "id"
+			return storage.Client{}, "", e
 		case errors.Is(err, storage.ErrReadOnly):
 			return storage.Client{}, "", errStaticClient(c.ID, staticCreate)
 		}

@@ -60,7 +60,7 @@ func TestRefusalText(t *testing.T) {
 // JSON API's English is the message as it was formatted.
 func TestFormattedErrorText(t *testing.T) {
 	err := account.FieldErrorf("redirect_uris", "Redirect URI %q has no host.", "https:///cb")
-	if got, want := errorText("de", err), `Die Redirect URI "https:///cb" hat keinen Host.`; got != want {
+	if got, want := errorText("de", err), `Die Weiterleitungs-URI "https:///cb" hat keinen Host.`; got != want {
 		t.Errorf("errorText(de) = %q, want %q", got, want)
 	}
 	if got := errorText("en", err); got != err.Message || got != `Redirect URI "https:///cb" has no host.` {

@@ -58,7 +58,7 @@ func TestAdminConsoleAppPages(t *testing.T) {
 		deForm[k] = vs
 	}
 	de := inGerman(http.MethodPost, srv.URL+"/admin/apps/new", deForm)
-	wantDE := `Die Redirect URI "http://crm.example.com/cb" muss https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost).`
+	wantDE := `Die Weiterleitungs-URI "http://crm.example.com/cb" muss https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost).`
 	if msg, _ := parsePage(t, de.Body).byID("form-error"); de.Status != http.StatusBadRequest || msg.text() != wantDE {
 		t.Errorf("an http:// redirect URI in German: %d %q, want %q", de.Status, msg.text(), wantDE)
 	}
@@ -71,6 +71,13 @@ func TestAdminConsoleAppPages(t *testing.T) {
 	secret := secretNode.text()
 	if created.Status != http.StatusCreated || !ok || len(secret) < 16 || created.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("create: %d %q\n%s", created.Status, created.Header.Get("Cache-Control"), truncateBody(created.Body))
+	}
+	// An ID taken is German too (it was English), at the ID field.
+	deForm.Set("redirect_uris", "https://crm.example.com/cb")
+	taken := inGerman(http.MethodPost, srv.URL+"/admin/apps/new", deForm)
+	if msg, _ := parsePage(t, taken.Body).byID("form-error"); taken.Status != http.StatusConflict || msg.text() != `Es gibt schon einen Client mit der ID "crm".` ||
+		!strings.Contains(taken.Body, `name="id" type="text" value="crm" required aria-invalid="true"`) {
+		t.Errorf("an ID taken, in German: %d %q", taken.Status, msg.text())
 	}
 	c, err := srv.Main.Store.GetClient(ctx, "crm")
 	if err != nil || len(c.RedirectURIs) != 2 || !c.SkipConsent || c.AccessTokenLifetime != 10*time.Minute || c.SecretHash != account.HashSecret(secret) {

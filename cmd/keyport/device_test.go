@@ -382,6 +382,28 @@ func TestDeviceFlow(t *testing.T) {
 		}
 	})
 
+	t.Run("allowed groups, in German", func(t *testing.T) {
+		// The refusal has the app's name as an arg: a German browser
+		// gets it in German (it was English), the name HTML-escaped.
+		d.createClient(account.NewClient{ID: "kiosk-de", Name: "Kiosk <b>2</b>", Public: true, GrantTypes: []string{account.GrantDeviceCode}, AllowedGroups: []string{"kiosk-users"}})
+		kiosk := d.rp("kiosk-de", "", "")
+		da := d.start(t, kiosk)
+		b := newBrowser(t)
+		p := postPage(b, openPage(t, d, b, da.VerificationURI, "alice"), "/device", url.Values{"user_code": {da.UserCode}})
+		form := url.Values{"user_code": {formFields(p.Body).Get("user_code")}, "decision": {"approve"}, "csrf_token": {formFields(p.Body).Get("csrf_token")}}
+		req, _ := http.NewRequest(http.MethodPost, d.URL+"/device", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept-Language", "de-DE,de;q=0.9")
+		p = b.do(req)
+		want := "Dein Konto darf Kiosk &lt;b&gt;2&lt;/b&gt; nicht verwenden. Wende dich an eine Administratorin oder einen Administrator."
+		if p.Status != http.StatusForbidden || !strings.Contains(p.Body, want) || strings.Contains(p.Body, "<b>2</b>") {
+			t.Errorf("a refusal in German: %d %s", p.Status, truncateBody(p.Body))
+		}
+		if status, body := d.poll(kiosk, da); body["error"] != "access_denied" {
+			t.Errorf("device of a refused person: %d %v", status, body)
+		}
+	})
+
 	t.Run("blocked or taken out of the app's groups after approving", func(t *testing.T) {
 		// Blocking ends everything issued before it; a device the person
 		// approved just before must not get tokens afterwards. Without
