@@ -8,5 +8,5 @@ var deFeatures = map[string]string{
 	"Pushed authorization requests are off on this server ([oauth] pushed_authorization_requests in config.toml).": "Pushed Authorization Requests sind auf diesem Server ausgeschaltet ([oauth] pushed_authorization_requests in config.toml).",
 	"Request objects are off on this server ([oauth] request_objects in config.toml).":                             "Request-Objekte sind auf diesem Server ausgeschaltet ([oauth] request_objects in config.toml).",
 	"DPoP is off on this server ([oauth] dpop in config.toml).":                                                    "DPoP ist auf diesem Server ausgeschaltet ([oauth] dpop in config.toml).",
-	"Pairwise subject identifiers are off on this server ([oauth] pairwise_subjects in config.toml).":              "Paarweise Subject-Kennungen sind auf diesem Server ausgeschaltet ([oauth] pairwise_subjects in config.toml).",
+	"Pairwise subject identifiers are off on this server ([oauth] pairwise_subjects in config.toml).":              "Paarweise Subjekt-Kennungen sind auf diesem Server ausgeschaltet ([oauth] pairwise_subjects in config.toml).",
 }

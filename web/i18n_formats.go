@@ -91,7 +91,7 @@ var deFormats = map[string]string{
 	"Key %d is a private key: give only the public key.":                                     "Schlüssel %d ist ein privater Schlüssel: gib nur den öffentlichen Schlüssel an.",
 	"Key %d: RSA keys must have at least 2048 bits.":                                         "Schlüssel %d: RSA-Schlüssel müssen mindestens 2048 Bit haben.",
 	"Key %d: EC keys must use P-256.":                                                        "Schlüssel %d: EC-Schlüssel müssen P-256 verwenden.",
-	"Key %d is of a kind Keyport does not verify with (use RSA, EC P-256 or Ed25519).":       "Schlüssel %d ist von einer Art, mit der Keyport nicht prüft (nimm RSA, EC P-256 oder Ed25519).",
+	"Key %d is of a kind Keyport does not verify with (use RSA, EC P-256 or Ed25519).":       "Schlüssel %d hat einen Typ, mit dem Keyport keine Signaturen prüft (nimm RSA, EC P-256 oder Ed25519).",
 	"The URL must be at most %d characters.":                                                 "Die URL darf höchstens %d Zeichen lang sein.",
 	"jwks_uri %q must be an absolute http(s) URL without user info or fragment.":             "jwks_uri %q muss eine absolute http(s)-URL ohne Benutzerangaben und Fragment sein.",
 	"jwks_uri %q must use https:// (http:// only on 127.0.0.1, [::1] or localhost).":         "jwks_uri %q muss https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost).",
@@ -104,6 +104,6 @@ var deFormats = map[string]string{
 	"%q is not an absolute URI without a fragment of at most %d characters.":                 "%q ist keine absolute URI ohne Fragment mit höchstens %d Zeichen.",
 	"The sector_identifier_uri must be at most %d characters.":                               "Die sector_identifier_uri darf höchstens %d Zeichen lang sein.",
 	"The sector_identifier_uri was refused: %s":                                              "Die sector_identifier_uri wurde abgelehnt: %s",
-	"At most %d audiences.":                                                                  "Höchstens %d Audiences.",
+	"At most %d audiences.":                                                                  "Höchstens %d Zielgruppen.",
 	"%q is neither a client ID nor an absolute URI.":                                         "%q ist weder eine Client-ID noch eine absolute URI.",
 }
