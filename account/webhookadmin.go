@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 
 	"github.com/keyport/keyport/storage"
+	"github.com/keyport/keyport/webhook"
 )
 
 // Managing webhooks. Every method takes the actor and whether it acts on
@@ -46,7 +48,20 @@ func (s *WebhookService) mayRead(ctx context.Context, actor Actor, own bool) (st
 }
 
 func (s *WebhookService) checkURL(raw string) error {
+	if len(raw) > webhook.MaxURLBytes {
+		return FieldErrorf("url", "The URL must be at most %d bytes.", webhook.MaxURLBytes)
+	}
 	if err := s.guard.CheckURL(raw); err != nil {
+		if errors.Is(err, webhook.ErrRefusedAddress) {
+			// The guard's words ("refused address: 10.0.0.1 is a private
+			// address") are for the log; a person is told which address
+			// and what lets it through, in their language.
+			host := raw
+			if u, perr := url.Parse(raw); perr == nil {
+				host = u.Hostname()
+			}
+			return FieldErrorf("url", "The URL's address %s is not a public one: webhooks call it only when its network is in webhooks.allow_networks.", host)
+		}
 		return FieldErrorf("url", "The URL %s.", phrase(err.Error()))
 	}
 	return nil

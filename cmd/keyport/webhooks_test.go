@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -191,6 +192,19 @@ func TestWebhooksRefuseInternalAddresses(t *testing.T) {
 		status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/webhooks", rw, "application/json", `{"url":"`+u+`"}`)
 		if status != http.StatusBadRequest || out["field"] != "url" {
 			t.Errorf("register %s: %d %v", u, status, out)
+		}
+	}
+	// The refusal names the address and what lets it through, in words
+	// (it was the guard's log text: "The URL refused address: 10.0.0.1
+	// is a private address.").
+	for u, want := range map[string]string{
+		"https://10.0.0.1/hook": "The URL's address 10.0.0.1 is not a public one: webhooks call it only when its network is in webhooks.allow_networks.",
+		"https://[::1]:8443/":   "The URL's address ::1 is not a public one: webhooks call it only when its network is in webhooks.allow_networks.",
+		"https://hooks.example.com/" + strings.Repeat("a", webhook.MaxURLBytes): fmt.Sprintf("The URL must be at most %d bytes.", webhook.MaxURLBytes),
+	} {
+		status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/webhooks", rw, "application/json", `{"url":"`+u+`"}`)
+		if status != http.StatusBadRequest || out["field"] != "url" || out["message"] != want {
+			t.Errorf("register %.40s: %d %v, want %q", u, status, out["message"], want)
 		}
 	}
 	id, _ := createHook(t, srv, "/api/v1/webhooks", rw, `{"url":"https://localhost:`+port+`/in"}`)
