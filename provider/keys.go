@@ -216,6 +216,14 @@ func (m *KeyManager) load(ctx context.Context, forceRotate bool) error {
 			m.log.InfoContext(ctx, "deleted expired signing key", "kid", k.ID)
 			continue
 		}
+		if !k.RetiredAt.IsZero() && len(k.SealedKey) > 0 {
+			// Retired by a version that kept private halves (see the
+			// retirement below): drop it now.
+			k.SealedKey = []byte{}
+			if err := m.store.PutSigningKey(ctx, k); err != nil {
+				return fmt.Errorf("drop the private half of retired signing key %q: %w", k.ID, err)
+			}
+		}
 		kept = append(kept, k)
 		if k.RetiredAt.IsZero() {
 			active[jose.SignatureAlgorithm(k.Algorithm)] = k // the newest wins (list is oldest first)

@@ -687,8 +687,21 @@ func TestKeyManagerKeepsRetiredKeysForHints(t *testing.T) {
 		}
 	}
 	check("just rotated", true, true, true)
-	// The retired key keeps its public half only.
+	// The retired key keeps its public half only; one retired by an older
+	// version with its private half loses it at the next load.
 	keys, _ := f.db.ListSigningKeys(ctx)
+	for _, k := range keys {
+		if !k.RetiredAt.IsZero() {
+			k.SealedKey = []byte("sealed by an older version")
+			if err := f.db.PutSigningKey(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ = f.db.ListSigningKeys(ctx)
 	for _, k := range keys {
 		if retired := !k.RetiredAt.IsZero(); retired != (len(k.SealedKey) == 0) {
 			t.Errorf("key %s (retired %v) keeps %d bytes of its sealed private half", k.ID, retired, len(k.SealedKey))
