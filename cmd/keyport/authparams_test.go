@@ -26,45 +26,7 @@ func TestAuthRequestParameters(t *testing.T) {
 	app := srv.createClient(newConfidentialClient("params"))
 	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
 
-	// flow starts a code flow with PKCE and the parameters params in
-	// browser b and returns its first page and the verifier.
-	flow := func(t *testing.T, b *browser, rp *testClient, state string, params map[string]string) (page, string) {
-		t.Helper()
-		verifier, challenge := pkce()
-		opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")}
-		for k, v := range params {
-			opts = append(opts, oauth2.SetAuthURLParam(k, v))
-		}
-		return rp.authorize(b, state, opts...), verifier
-	}
-	password := func(t *testing.T, b *browser, p page, login string) page {
-		t.Helper()
-		if !isLoginPage(p) {
-			t.Fatalf("expected the sign-in page, got %d %s\n%s", p.Status, p.URL, truncateBody(p.Body))
-		}
-		return b.submit(p, "/login", url.Values{"login": {login}, "password": {testPassword}})
-	}
-	// idToken exchanges the code the flow landed with and returns the ID
-	// token's claims.
-	idToken := func(t *testing.T, rp *testClient, p page, state, verifier string) (map[string]any, *oauth2.Token) {
-		t.Helper()
-		res := landed(t, p, rp.RedirectURI)
-		if res.Error != "" || res.Code == "" || res.State != state {
-			t.Fatalf("%s: the app got %v", state, res.Query)
-		}
-		tok, err := rp.exchange(res.Code, verifier)
-		if err != nil {
-			t.Fatalf("%s: exchange: %v", state, err)
-		}
-		return idTokenClaims(t, rp, tok), tok
-	}
-	appError := func(t *testing.T, p page, rp *testClient, state, want string) {
-		t.Helper()
-		res := landed(t, p, rp.RedirectURI)
-		if res.Error != want || res.Code != "" || res.State != state {
-			t.Fatalf("%s: the app got %v, want error=%s", state, res.Query, want)
-		}
-	}
+	flow, password, idToken, appError := paramFlow, passwordStep, flowIDToken, flowError
 
 	t.Run("acr step-up to a second factor", func(t *testing.T) {
 		srv.createUser("tom", false)
@@ -371,4 +333,50 @@ func formValue(body, name string) string {
 	doc, _ := parseHTML(body) // never fails on a string; see parseHTML
 	in, _ := doc.first("input", "name", name)
 	return in.attr("value")
+}
+
+// paramFlow starts a code flow with PKCE and the parameters params in
+// browser b and returns its first page and the verifier.
+func paramFlow(t *testing.T, b *browser, rp *testClient, state string, params map[string]string) (page, string) {
+	t.Helper()
+	verifier, challenge := pkce()
+	opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")}
+	for k, v := range params {
+		opts = append(opts, oauth2.SetAuthURLParam(k, v))
+	}
+	return rp.authorize(b, state, opts...), verifier
+}
+
+// passwordStep signs in as login on the sign-in page p.
+func passwordStep(t *testing.T, b *browser, p page, login string) page {
+	t.Helper()
+	if !isLoginPage(p) {
+		t.Fatalf("expected the sign-in page, got %d %s\n%s", p.Status, p.URL, truncateBody(p.Body))
+	}
+	return b.submit(p, "/login", url.Values{"login": {login}, "password": {testPassword}})
+}
+
+// flowIDToken exchanges the code the flow landed with and returns the ID
+// token's claims.
+func flowIDToken(t *testing.T, rp *testClient, p page, state, verifier string) (map[string]any, *oauth2.Token) {
+	t.Helper()
+	res := landed(t, p, rp.RedirectURI)
+	if res.Error != "" || res.Code == "" || res.State != state {
+		t.Fatalf("%s: the app got %v", state, res.Query)
+	}
+	tok, err := rp.exchange(res.Code, verifier)
+	if err != nil {
+		t.Fatalf("%s: exchange: %v", state, err)
+	}
+	return idTokenClaims(t, rp, tok), tok
+}
+
+// flowError: the app gets error want at its redirect URI, with its state
+// and the issuer (RFC 9207), and no code.
+func flowError(t *testing.T, p page, rp *testClient, state, want string) {
+	t.Helper()
+	res := landed(t, p, rp.RedirectURI)
+	if res.Error != want || res.Code != "" || res.State != state || res.Iss != rp.srv.URL {
+		t.Fatalf("%s: the app got %v, want error=%s with state and iss", state, res.Query, want)
+	}
 }

@@ -24,43 +24,7 @@ func TestAuthRequestParametersReview(t *testing.T) {
 	app := srv.createClient(newConfidentialClient("review"))
 	app.oauth.Scopes = []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}
 
-	flow := func(t *testing.T, b *browser, rp *testClient, state string, params map[string]string) (page, string) {
-		t.Helper()
-		verifier, challenge := pkce()
-		opts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("code_challenge", challenge), oauth2.SetAuthURLParam("code_challenge_method", "S256")}
-		for k, v := range params {
-			opts = append(opts, oauth2.SetAuthURLParam(k, v))
-		}
-		return rp.authorize(b, state, opts...), verifier
-	}
-	password := func(t *testing.T, b *browser, p page, login string) page {
-		t.Helper()
-		if !isLoginPage(p) {
-			t.Fatalf("expected the sign-in page, got %d %s\n%s", p.Status, p.URL, truncateBody(p.Body))
-		}
-		return b.submit(p, "/login", url.Values{"login": {login}, "password": {testPassword}})
-	}
-	idToken := func(t *testing.T, rp *testClient, p page, state, verifier string) (map[string]any, *oauth2.Token) {
-		t.Helper()
-		res := landed(t, p, rp.RedirectURI)
-		if res.Error != "" || res.Code == "" || res.State != state {
-			t.Fatalf("%s: the app got %v", state, res.Query)
-		}
-		tok, err := rp.exchange(res.Code, verifier)
-		if err != nil {
-			t.Fatalf("%s: exchange: %v", state, err)
-		}
-		return idTokenClaims(t, rp, tok), tok
-	}
-	// appError: the app gets error want at its redirect URI, with its
-	// state and the issuer (RFC 9207), and no code.
-	appError := func(t *testing.T, p page, rp *testClient, state, want string) {
-		t.Helper()
-		res := landed(t, p, rp.RedirectURI)
-		if res.Error != want || res.Code != "" || res.State != state || res.Iss != srv.URL {
-			t.Fatalf("%s: the app got %v, want error=%s with state and iss", state, res.Query, want)
-		}
-	}
+	flow, password, idToken, appError := paramFlow, passwordStep, flowIDToken, flowError
 
 	t.Run("passkey without user verification", func(t *testing.T) {
 		srv.createUser("vera", false)
