@@ -226,17 +226,18 @@ func formProblem(r *http.Request, path string) string {
 		// URI, which access logs, proxies and browser histories keep.
 		return "client credentials must be sent in the request body or the Authorization header, not in the URL"
 	}
-	if _, _, basic := r.BasicAuth(); basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
+	basicID, _, basic := r.BasicAuth()
+	if basic && postOnly(path) && (r.Form.Has("client_secret") || r.Form.Has("client_assertion")) {
 		// RFC 6749 §2.3: one authentication method per request. zitadel
 		// checks this for code and refresh grants only.
 		return "client authentication must not use more than one method"
 	}
-	if id, _, basic := r.BasicAuth(); basic && postOnly(path) && r.Form.Get("client_id") != "" { // empty is omitted (RFC 6749 §3.1)
+	if basic && postOnly(path) && r.Form.Get("client_id") != "" { // empty is omitted (RFC 6749 §3.1)
 		// One client per request: the pushed request endpoint refuses a
 		// client_id naming another app than the Authorization header
 		// (par.go), as an assertion's must match (RFC 7521 §4.2); the
 		// others took the header's and ignored the other.
-		if decoded, err := url.QueryUnescape(id); err == nil && decoded != r.Form.Get("client_id") {
+		if decoded, err := url.QueryUnescape(basicID); err == nil && decoded != r.Form.Get("client_id") {
 			return "client_id is not the client of the Authorization header"
 		}
 	}

@@ -136,17 +136,7 @@ func TestAuthRequestParameters(t *testing.T) {
 		if p.URL.Path != "/login/2fa" {
 			t.Fatalf("alice's password step: %s", p.URL)
 		}
-		pending := formFields(p.Body)
-		status, opts := passkeyPost(t, d, srv.URL+"/login/2fa/passkey/begin", pending.Get("csrf_token"), map[string]any{"authRequestID": pending.Get("authRequestID")})
-		if status != http.StatusOK {
-			t.Fatalf("second-factor passkey begin: %d %v", status, opts)
-		}
-		status, done = passkeyPost(t, d, srv.URL+"/login/2fa/passkey/finish", pending.Get("csrf_token"), map[string]any{"authRequestID": pending.Get("authRequestID"), "credential": key.get(opts)})
-		next, _ = done["redirect"].(string)
-		if status != http.StatusOK || next == "" {
-			t.Fatalf("second-factor passkey finish: %d %v", status, done)
-		}
-		appError(t, d.get(srv.URL+next), app, "passkey-by-password", "unmet_authentication_requirements")
+		appError(t, passkeySecondStep(t, srv, d, p, key), app, "passkey-by-password", "unmet_authentication_requirements")
 	})
 
 	t.Run("prompt", func(t *testing.T) {
@@ -379,4 +369,21 @@ func flowError(t *testing.T, p page, rp *testClient, state, want string) {
 	if res.Error != want || res.Code != "" || res.State != state || res.Iss != rp.srv.URL {
 		t.Fatalf("%s: the app got %v, want error=%s with state and iss", state, res.Query, want)
 	}
+}
+
+// passkeySecondStep answers the second-factor page p with a passkey of
+// key and returns where the flow goes next.
+func passkeySecondStep(t *testing.T, srv *testServer, b *browser, p page, key *passkeyDevice) page {
+	t.Helper()
+	pending := formFields(p.Body)
+	status, opts := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/begin", pending.Get("csrf_token"), map[string]any{"authRequestID": pending.Get("authRequestID")})
+	if status != http.StatusOK {
+		t.Fatalf("second-factor passkey begin: %d %v", status, opts)
+	}
+	status, done := passkeyPost(t, b, srv.URL+"/login/2fa/passkey/finish", pending.Get("csrf_token"), map[string]any{"authRequestID": pending.Get("authRequestID"), "credential": key.get(opts)})
+	next, _ := done["redirect"].(string)
+	if status != http.StatusOK || next == "" {
+		t.Fatalf("second-factor passkey finish: %d %v", status, done)
+	}
+	return b.get(srv.URL + next)
 }

@@ -63,17 +63,7 @@ func TestAuthRequestParametersReview(t *testing.T) {
 		if p = d.get(srv.URL + next); status != http.StatusOK || p.URL.Path != "/login/2fa" {
 			t.Fatalf("UV-less passkey, essential 2fa: %d %s", p.Status, p.URL)
 		}
-		pending := formFields(p.Body)
-		status, opts := passkeyPost(t, d, srv.URL+"/login/2fa/passkey/begin", pending.Get("csrf_token"), map[string]any{"authRequestID": pending.Get("authRequestID")})
-		if status != http.StatusOK {
-			t.Fatalf("second-factor passkey begin: %d %v", status, opts)
-		}
-		status, done = passkeyPost(t, d, srv.URL+"/login/2fa/passkey/finish", pending.Get("csrf_token"), map[string]any{"authRequestID": pending.Get("authRequestID"), "credential": key.get(opts)})
-		next, _ = done["redirect"].(string)
-		if status != http.StatusOK || next == "" {
-			t.Fatalf("second-factor passkey finish: %d %v", status, done)
-		}
-		appError(t, d.get(srv.URL+next), app, "key-twice", "unmet_authentication_requirements")
+		appError(t, passkeySecondStep(t, srv, d, p, key), app, "key-twice", "unmet_authentication_requirements")
 	})
 
 	t.Run("prompt=none errors", func(t *testing.T) {
