@@ -305,8 +305,10 @@ func (c *importCheck) problem(line int, field, format string, args ...any) {
 var (
 	// importIDPattern: IDs from other systems ("auth0|5f7c…", Keycloak's
 	// UUIDs) are kept as the OIDC subject; they appear in URLs and logs,
-	// so they are plain ASCII.
-	importIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@|+-]{0,127}$`)
+	// so they are plain ASCII. Keyport's own (NewID, base64url) may start
+	// with - or _, and an export must import again; a leading dot could
+	// make "." or "..", which no URL path can name.
+	importIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._:@|+-]{0,127}$`)
 	sourcePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
@@ -394,7 +396,7 @@ func (c *importCheck) user(line int, e ExportedUser) storage.User {
 	if u.ID == "" {
 		u.ID = NewID()
 	} else if !importIDPattern.MatchString(u.ID) {
-		bad("id", "must be 1 to 128 letters, digits or . _ : @ | + -, starting with a letter or digit")
+		bad("id", "must be 1 to 128 letters, digits or . _ : @ | + -, not starting with a dot")
 	}
 	if e.Source != "" && !sourcePattern.MatchString(e.Source) {
 		bad("source", "must be a directory ID: 1 to 64 letters, digits, dots, dashes or underscores")

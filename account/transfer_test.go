@@ -344,3 +344,25 @@ func TestImportBoundsArgon2Work(t *testing.T) {
 		t.Errorf("a hash within the bound: %v", err)
 	}
 }
+
+// IDs Keyport makes (NewID, base64url) may start with - or _: users
+// exported with such IDs import again, under the same IDs; a leading dot
+// is still refused.
+func TestImportKeepsKeyportIDs(t *testing.T) {
+	svc, db := newService(t, nil)
+	ctx := t.Context()
+	file := importLines(t,
+		account.ExportedUser{ID: "-dash0123456789ab", Username: "dash", Email: "dash@example.com"},
+		account.ExportedUser{ID: "_under0123456789a", Username: "under", Email: "under@example.com"})
+	if rep, err := svc.Users.ImportUsers(ctx, cliActor, strings.NewReader(file), account.ImportOptions{}); err != nil || rep.Created != 2 {
+		t.Fatalf("import: %+v %v", rep, err)
+	}
+	for _, id := range []string{"-dash0123456789ab", "_under0123456789a"} {
+		if _, err := db.GetUser(ctx, id); err != nil {
+			t.Errorf("user %s: %v", id, err)
+		}
+	}
+	if _, err := svc.Users.ImportUsers(ctx, cliActor, strings.NewReader(importLines(t, account.ExportedUser{ID: "..", Username: "dots", Email: "dots@example.com"})), account.ImportOptions{}); err == nil {
+		t.Error("an ID of two dots was imported")
+	}
+}
