@@ -6,22 +6,37 @@ import (
 	"time"
 )
 
-// TestClientCloneSharesNothing fills every field of a Client, at any
-// depth, and checks that Clone copies it equal and shares no slice, map or
-// pointer with the original: a field added to Client later that Clone
-// does not copy fails here.
-func TestClientCloneSharesNothing(t *testing.T) {
+// TestCloneSharesNothing fills every field of each record a store keeps
+// decoded (Client, User, RefreshToken), at any depth, and checks that
+// Clone copies it equal and shares no slice, map or pointer with the
+// original: a field added later that Clone does not copy fails here.
+func TestCloneSharesNothing(t *testing.T) {
+	check := func(name string, orig, clone any) {
+		t.Helper()
+		if !reflect.DeepEqual(orig, clone) {
+			t.Fatalf("%s: the clone differs:\n%+v\n%+v", name, orig, clone)
+		}
+		sharesNothing(t, name, reflect.ValueOf(orig), reflect.ValueOf(clone))
+	}
 	var c Client
 	fill(reflect.ValueOf(&c).Elem())
-	clone := c.Clone()
-	if !reflect.DeepEqual(c, clone) {
-		t.Fatalf("the clone differs:\n%+v\n%+v", c, clone)
-	}
-	sharesNothing(t, "Client", reflect.ValueOf(c), reflect.ValueOf(clone))
+	check("Client", c, c.Clone())
+	var u User
+	fill(reflect.ValueOf(&u).Elem())
+	check("User", u, u.Clone())
+	var r RefreshToken
+	fill(reflect.ValueOf(&r).Elem())
+	check("RefreshToken", r, r.Clone())
 
 	// nil stays nil: an absent list is not an empty one to the stores.
 	if empty := (Client{ID: "x"}).Clone(); !reflect.DeepEqual(empty, Client{ID: "x"}) {
 		t.Errorf("a clone of a client without lists: %+v", empty)
+	}
+	if empty := (User{ID: "x"}).Clone(); !reflect.DeepEqual(empty, User{ID: "x"}) {
+		t.Errorf("a clone of a user without lists: %+v", empty)
+	}
+	if empty := (RefreshToken{ID: "x"}).Clone(); !reflect.DeepEqual(empty, RefreshToken{ID: "x"}) {
+		t.Errorf("a clone of a refresh token without lists: %+v", empty)
 	}
 }
 

@@ -93,9 +93,9 @@ var minOversizedFlowFile int64 = 64 << 20
 type DB struct {
 	db      *guardedDB
 	commits *groupCommit
-	// decodedClients: see clientMemo (clients.go).
-	decodedClients clientMemo
-	path           string
+	// memos keep decoded clients, users and refresh tokens (memo.go).
+	memos memos
+	path  string
 	// flow holds authorization requests and codes: records that live for
 	// minutes and sit on the sign-in path, where every durable commit costs
 	// a disk sync. It is a second bbolt file written without syncs: a
@@ -143,7 +143,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	g := newGuarded(bdb, path, opts.Logger)
 	g.appendBuckets = appendOnlyBuckets
-	d := &DB{db: g, commits: &groupCommit{db: g, maxGather: opts.MaxBatchDelay}, path: path, now: opts.Now, log: opts.Logger}
+	d := &DB{db: g, commits: &groupCommit{db: g, maxGather: opts.MaxBatchDelay}, memos: newMemos(), path: path, now: opts.Now, log: opts.Logger}
 	if !opts.SkipCheck {
 		if err := d.checkAtOpen(opts.CheckTimeout); err != nil {
 			_ = d.closeMain()

@@ -29,7 +29,7 @@ func TestClientMemo(t *testing.T) {
 	}
 	// The second read is a hit: the memo answers for the stored bytes.
 	err = d.db.View(func(tx *bbolt.Tx) error {
-		if _, ok := d.decodedClients.get("app", tx.Bucket(bClients).Get([]byte("app"))); !ok {
+		if _, ok := d.memos.clients.get("app", tx.Bucket(bClients).Get([]byte("app"))); !ok {
 			t.Error("the memo does not answer for the unchanged client")
 		}
 		return nil
@@ -41,8 +41,8 @@ func TestClientMemo(t *testing.T) {
 	if again, _ := d.GetClient(ctx, "app"); again.RedirectURIs[0] != "https://a.example/cb" {
 		t.Errorf("a caller's change reached the next reader: %v", again.RedirectURIs)
 	}
-	if len(d.decodedClients.entries) != 1 {
-		t.Errorf("memo holds %d clients, want 1", len(d.decodedClients.entries))
+	if d.memos.clients.size() != 1 {
+		t.Errorf("memo holds %d clients, want 1", d.memos.clients.size())
 	}
 
 	if _, err := d.UpdateClient(ctx, "app", func(c storage.Client) (storage.Client, error) {
@@ -73,7 +73,7 @@ func TestClientMemo(t *testing.T) {
 			t.Fatalf("client %q found", id)
 		}
 	}
-	if len(d.decodedClients.entries) != 1 {
-		t.Errorf("memo holds %d clients after reads of unknown IDs, want 1", len(d.decodedClients.entries))
+	if d.memos.clients.size() != 1 {
+		t.Errorf("memo holds %d clients after reads of unknown IDs, want 1", d.memos.clients.size())
 	}
 }

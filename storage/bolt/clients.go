@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -27,69 +26,16 @@ func (d *DB) CreateClient(ctx context.Context, c storage.Client) error {
 func (d *DB) GetClient(ctx context.Context, id string) (storage.Client, error) {
 	var c storage.Client
 	err := d.db.View(func(tx *bbolt.Tx) error {
-		raw := tx.Bucket(bClients).Get([]byte(id))
-		if raw == nil {
-			return notFound("get client", id)
+		ok, err := getMemo(tx.Bucket(bClients), d.memos.clients, id, &c)
+		if err == nil && !ok {
+			err = notFound("get client", id)
 		}
-		var ok bool
-		if c, ok = d.decodedClients.get(id, raw); ok {
-			return nil
-		}
-		if err := unmarshalJSON([]byte(id), raw, &c); err != nil {
-			return err
-		}
-		d.decodedClients.put(id, raw, c)
-		return nil
+		return err
 	})
 	if err != nil {
 		return storage.Client{}, err
 	}
 	return c, nil
-}
-
-// clientMemo keeps the clients GetClient decoded, each with the stored
-// bytes it was decoded from. Clients are read on nearly every protocol
-// request and decoding one was about a twentieth of a client-credentials
-// grant's CPU time; comparing its stored bytes costs next to nothing.
-// Nothing needs to drop an entry when a client changes: the bytes read in
-// the same transaction decide, so whatever wrote the record (an update, a
-// restore, a load) is seen at once. Entries are clones both ways
-// (storage.Client.Clone), so no caller changes what another reads. Only
-// clients that exist are kept, and at most maxMemoClients: callers naming
-// random IDs cannot grow it.
-type clientMemo struct {
-	mu      sync.RWMutex
-	entries map[string]memoClient
-}
-
-type memoClient struct {
-	raw []byte
-	c   storage.Client
-}
-
-const maxMemoClients = 4096
-
-// get returns a clone of client id if it was decoded from exactly raw.
-func (m *clientMemo) get(id string, raw []byte) (storage.Client, bool) {
-	m.mu.RLock()
-	e, ok := m.entries[id]
-	m.mu.RUnlock()
-	if !ok || !bytes.Equal(e.raw, raw) {
-		return storage.Client{}, false
-	}
-	return e.c.Clone(), true // an entry is never changed, only replaced
-}
-
-// put keeps c, decoded from raw (which lives only as long as the
-// transaction it was read in, so it is copied).
-func (m *clientMemo) put(id string, raw []byte, c storage.Client) {
-	e := memoClient{raw: bytes.Clone(raw), c: c.Clone()}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.entries == nil || len(m.entries) >= maxMemoClients {
-		m.entries = make(map[string]memoClient)
-	}
-	m.entries[id] = e
 }
 
 // ListClients returns every stored client ordered by ID.

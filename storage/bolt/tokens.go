@@ -3,8 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -37,6 +39,39 @@ type family struct {
 // pendingMembersMax is how many tokens a family keeps in Pending before
 // they go to family_members: about a kilobyte of the record at most.
 const pendingMembersMax = 16
+
+// clone is f with its own pending list (decodeMemo).
+func (f family) clone() family {
+	f.Pending = slices.Clone(f.Pending)
+	return f
+}
+
+// asDecoded is f as its JSON decodes: times in UTC without a monotonic
+// reading, no empty pending list. putFamily keeps that in the memo, so a
+// rotation reading it back gets what decoding would have given it
+// (TestFamilyAsDecoded).
+func (f family) asDecoded() family {
+	f.ExpiresAt, f.IdleExpiresAt = f.ExpiresAt.UTC().Round(0), f.IdleExpiresAt.UTC().Round(0)
+	if len(f.Pending) == 0 {
+		f.Pending = nil
+	}
+	return f
+}
+
+// putFamily stores f and keeps it decoded: a family is rewritten by every
+// rotation and read back by the next one.
+func (d *DB) putFamily(tx *bbolt.Tx, f family) error {
+	f = f.asDecoded()
+	raw, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode family %q: %w", f.ID, err)
+	}
+	if err := tx.Bucket(bFamilies).Put([]byte(f.ID), raw); err != nil {
+		return err
+	}
+	d.memos.families.put(f.ID, raw, f)
+	return nil
+}
 
 // addMember records token id (of kind) as f's: in f.Pending, which goes to
 // family_members when it is full. f must be stored in the same
@@ -298,7 +333,7 @@ func (d *DB) GetRefreshToken(ctx context.Context, hash string) (storage.RefreshT
 	now := d.now()
 	err := d.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		if ok, err = getJSON(tx.Bucket(bRefreshTokens), hash, &r); err != nil || !ok || r.RotatedAt.IsZero() {
+		if ok, err = getMemo(tx.Bucket(bRefreshTokens), d.memos.refresh, hash, &r); err != nil || !ok || r.RotatedAt.IsZero() {
 			return err
 		}
 		retry, isRetry, err = retryOf(tx, r, now)
@@ -501,7 +536,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 		now := d.now()
 		rb := tx.Bucket(bRefreshTokens)
 		var old storage.RefreshToken
-		ok, err := getJSON(rb, oldHash, &old)
+		ok, err := getMemo(rb, d.memos.refresh, oldHash, &old)
 		if err != nil {
 			return err
 		}
@@ -509,7 +544,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 			return fmt.Errorf("rotate refresh token: %w", storage.ErrNotFound)
 		}
 		var f family
-		ok, err = getJSON(tx.Bucket(bFamilies), old.FamilyID, &f)
+		ok, err = getMemo(tx.Bucket(bFamilies), d.memos.families, old.FamilyID, &f)
 		if err != nil {
 			return err
 		}
@@ -558,7 +593,7 @@ func (d *DB) RotateRefreshToken(ctx context.Context, oldHash string, next storag
 		if err := moveExpiry(tx, expFamily, before, f.end(), f.ID); err != nil {
 			return err
 		}
-		return putJSON(tx.Bucket(bFamilies), f.ID, f)
+		return d.putFamily(tx, f)
 	})
 }
 

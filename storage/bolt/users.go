@@ -42,7 +42,7 @@ func createUserTx(tx *bbolt.Tx, u storage.User, now time.Time) error {
 func (d *DB) GetUser(ctx context.Context, id string) (storage.User, error) {
 	var u storage.User
 	err := d.db.View(func(tx *bbolt.Tx) error {
-		ok, err := getJSON(tx.Bucket(bUsers), id, &u)
+		ok, err := getMemo(tx.Bucket(bUsers), d.memos.users, id, &u)
 		if err == nil && !ok {
 			err = notFound("get user", id)
 		}
@@ -67,7 +67,7 @@ func (d *DB) GetUserByLogin(ctx context.Context, login string) (storage.User, er
 		if id == nil {
 			return notFound("get user by login", login)
 		}
-		ok, err := getJSON(tx.Bucket(bUsers), string(id), &u)
+		ok, err := getMemo(tx.Bucket(bUsers), d.memos.users, string(id), &u)
 		if err == nil && !ok {
 			err = notFound("get user by login", login)
 		}
