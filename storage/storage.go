@@ -956,7 +956,8 @@ type AuthRequests interface {
 	IssueCode(ctx context.Context, authRequestID, codeHash string, expires time.Time) error
 	// RedeemCode returns the request a code belongs to and unlinks the code in
 	// the same transaction, so a code can be redeemed exactly once even when
-	// two exchanges race. It remembers the redemption with issue, the IDs of
+	// two exchanges race. The request goes with it (DeleteAuthRequest then
+	// finds nothing): its code was its last use. It remembers the redemption with issue, the IDs of
 	// the tokens the exchange is about to create (CreateCodeTokens), so that
 	// a replay can revoke them. Only the request's own client redeems its
 	// code: for any other clientID the code does not exist (ErrNotFound) and

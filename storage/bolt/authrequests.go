@@ -125,6 +125,19 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 // DeleteAuthRequest removes the request and any code that points at it.
 // It runs after every code exchange, so it shares commits with other writes.
 func (d *DB) DeleteAuthRequest(ctx context.Context, id string) error {
+	// A request that is gone already (redeemed, expired and swept) costs
+	// a read, not a commit: a code exchange always ends by deleting the
+	// request its redemption deleted.
+	var present bool
+	if err := d.flow.View(func(tx *bbolt.Tx) error {
+		present = has(tx.Bucket(bAuthRequests), id)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("delete auth request %q: %w", id, err)
+	}
+	if !present {
+		return notFound("delete auth request", id)
+	}
 	return d.flowBatch(func(tx *bbolt.Tx) error {
 		found, err := deleteAuthRequestTx(tx, id)
 		if err == nil && !found {
@@ -224,6 +237,12 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string, issue st
 			return err
 		}
 		if err := putExpiry(tx, expRedeemedCode, rc.ExpiresAt, codeHash); err != nil {
+			return err
+		}
+		// The request has done its job: the redemption keeps what a
+		// replay needs. Deleting it here spares the exchange a commit of
+		// its own when zitadel deletes it after the tokens.
+		if _, err := deleteAuthRequestTx(tx, id); err != nil {
 			return err
 		}
 		out = a

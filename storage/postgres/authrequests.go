@@ -65,7 +65,7 @@ func (d *DB) CreateAuthRequest(ctx context.Context, a storage.AuthRequest, limit
 		return 0, fmt.Errorf("create auth request: %w", err)
 	}
 	var evicted int
-	err = d.inTx(ctx, func(tx pgx.Tx) error {
+	err = d.flowTx(ctx, func(tx pgx.Tx) error {
 		evicted = 0
 		if done, err := createAuthRequestFast(ctx, tx, a, rec, limits); done || err != nil {
 			return err
@@ -265,7 +265,7 @@ func putRequestTx(ctx context.Context, tx pgx.Tx, a storage.AuthRequest) error {
 // transaction; fn runs once.
 func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.AuthRequest) (storage.AuthRequest, error)) (storage.AuthRequest, error) {
 	var out storage.AuthRequest
-	err := d.inTx(ctx, func(tx pgx.Tx) error {
+	err := d.flowTx(ctx, func(tx pgx.Tx) error {
 		old, err := lockLiveRequestTx(ctx, tx, id, d.now())
 		if err != nil {
 			return err
@@ -292,7 +292,12 @@ func (d *DB) UpdateAuthRequest(ctx context.Context, id string, fn func(storage.A
 // DeleteAuthRequest deletes the request, expired or not, and its code
 // (by the foreign key).
 func (d *DB) DeleteAuthRequest(ctx context.Context, id string) error {
-	tag, err := d.pool.Exec(ctx, "DELETE FROM auth_requests WHERE id = $1", id)
+	var tag pgconn.CommandTag
+	err := d.flowTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		tag, err = tx.Exec(ctx, "DELETE FROM auth_requests WHERE id = $1", id)
+		return err
+	})
 	return deleted("delete auth request", id, tag, err)
 }
 
@@ -302,7 +307,7 @@ func (d *DB) IssueCode(ctx context.Context, authRequestID, codeHash string, expi
 	if authRequestID == "" || codeHash == "" {
 		return fmt.Errorf("issue code: empty auth request ID or code hash: %w", storage.ErrInvalid)
 	}
-	err := d.inTx(ctx, func(tx pgx.Tx) error {
+	err := d.flowTx(ctx, func(tx pgx.Tx) error {
 		a, err := lockLiveRequestTx(ctx, tx, authRequestID, d.now())
 		if err != nil {
 			return err
@@ -345,7 +350,7 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string, issue st
 	var out storage.AuthRequest
 	var outcome error // an answer that still commits what the transaction did
 	now := d.now()
-	err := d.inTx(ctx, func(tx pgx.Tx) error {
+	err := d.flowTx(ctx, func(tx pgx.Tx) error {
 		out, outcome = storage.AuthRequest{}, nil
 		var id string
 		err := tx.QueryRow(ctx, "SELECT auth_request_id FROM auth_codes WHERE hash = $1 FOR UPDATE", codeHash).Scan(&id)
@@ -393,6 +398,12 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string, issue st
 			ON CONFLICT (hash) DO UPDATE SET client_id = excluded.client_id, replayed = false, expires_ns = excluded.expires_ns, record = excluded.record`,
 			codeHash, a.ClientID, now.Add(redeemedCodeMemory).UnixNano(), rec)
 		if err != nil {
+			return err
+		}
+		// The request has done its job: the redemption keeps what a
+		// replay needs. Deleting it here spares the exchange a commit of
+		// its own when zitadel deletes it after the tokens.
+		if _, err := tx.Exec(ctx, "DELETE FROM auth_requests WHERE id = $1", a.ID); err != nil {
 			return err
 		}
 		out = a

@@ -72,10 +72,13 @@ func clientBound(t *testing.T, s storage.Store, id string, want bool) {
 func clientFlows(t *testing.T, s storage.Store, id string, want bool) {
 	t.Helper()
 	ctx := t.Context()
-	for _, ar := range []string{"pending-", "issued-", "redeemed-"} {
+	for _, ar := range []string{"pending-", "issued-"} {
 		_, err := s.GetAuthRequest(ctx, ar+id)
 		checkGone(t, err, want, "auth request %s%s", ar, id)
 	}
+	// Redeeming its code took the request (RedeemCode).
+	_, err := s.GetAuthRequest(ctx, "redeemed-"+id)
+	isErr(t, err, storage.ErrNotFound, "auth request redeemed-%s", id)
 	if want {
 		// Redeeming would change the record; only a gone code is tried.
 		_, err := s.RedeemCode(ctx, "code-issued-"+id, id, storage.IssuedTokens{})
@@ -139,7 +142,7 @@ var clientRecordTests = []test{
 		clock.Add(31 * 24 * time.Hour)
 		rep, err := s.Sweep(ctx)
 		ok(t, err, "sweep")
-		equal(t, [3]int{rep.AccessTokens, rep.RefreshTokens, rep.AuthRequests}, [3]int{3, 1, 3}, "swept access tokens, refresh tokens, auth requests")
+		equal(t, [3]int{rep.AccessTokens, rep.RefreshTokens, rep.AuthRequests}, [3]int{3, 1, 2}, "swept access tokens, refresh tokens, auth requests")
 
 		// The users still delete cleanly.
 		ok(t, s.DeleteUser(ctx, "u1", time.Time{}), "delete alice")

@@ -86,10 +86,15 @@ var authRequestTests = []test{
 		_, err = s.RedeemCode(ctx, "nobody", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem an unknown code")
 		_, err = s.GetAuthRequest(ctx, "ar1")
-		ok(t, err, "the request outlives its code")
+		isErr(t, err, storage.ErrNotFound, "the request of a redeemed code")
+		isErr(t, s.DeleteAuthRequest(ctx, "ar1"), storage.ErrNotFound, "delete the request of a redeemed code")
 
-		// One request, one code: a second is refused.
-		isErr(t, s.IssueCode(ctx, "ar1", "code2", later), storage.ErrConflict, "issue a second code for ar1")
+		// One request, one code: a second is refused, while the request
+		// waits for its first and after it was redeemed.
+		ok(t, createAuthRequest(ctx, s, newAuthRequest("ar5", c.Now(), 10*time.Minute)), "create ar5")
+		ok(t, s.IssueCode(ctx, "ar5", "code5", later), "issue code5")
+		isErr(t, s.IssueCode(ctx, "ar5", "code6", later), storage.ErrConflict, "issue a second code for ar5")
+		isErr(t, s.IssueCode(ctx, "ar1", "code2", later), storage.ErrNotFound, "issue a second code for ar1")
 		_, err = s.RedeemCode(ctx, "code2", "app", storage.IssuedTokens{})
 		isErr(t, err, storage.ErrNotFound, "redeem the refused second code")
 
