@@ -36,7 +36,7 @@ func TestLocalMessage(t *testing.T) {
 	de := map[string]string{
 		"No client %q.": "Es gibt keinen Client %q.",
 		"Client %q is defined in the configuration file%s": "Der Client %q ist in der Konfigurationsdatei festgelegt%s",
-		"; change it there.":                                  "; ändere ihn dort.",
+		"; change it there.":                                  "; ändern Sie ihn dort.",
 		"Fixed message.":                                      "Feste Meldung.",
 		"Key %d: EC keys must use P-256.":                     "Schlüssel %d: EC-Schlüssel müssen P-256 verwenden.",
 		"The key set is not a JWK Set: oops":                  "whole message, looked up as before",
@@ -56,7 +56,7 @@ func TestLocalMessage(t *testing.T) {
 	}{
 		{Errorf(NotFound, "No client %q.", "wiki"), `Es gibt keinen Client "wiki".`},
 		{FieldErrorf("id", "No client %q.", "100%"), `Es gibt keinen Client "100%".`},
-		{errStaticClient("wiki", staticChange), `Der Client "wiki" ist in der Konfigurationsdatei festgelegt; ändere ihn dort.`},
+		{errStaticClient("wiki", staticChange), `Der Client "wiki" ist in der Konfigurationsdatei festgelegt; ändern Sie ihn dort.`},
 		{fmt.Errorf("wrapped: %w", Errorf(Invalid, "Fixed message.")), "Feste Meldung."},
 		{&Error{Code: Invalid, Message: "Fixed message."}, "Feste Meldung."},
 		{inField("jwks", jwks), "Schlüssel 2: EC-Schlüssel müssen P-256 verwenden."},

@@ -34,10 +34,10 @@ func TestWaitText(t *testing.T) {
 // and Retry-After counts whole seconds, rounded up.
 func TestRefusalText(t *testing.T) {
 	for msg, want := range map[string]string{
-		"Too many failed sign-in attempts.":              "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuche es in 3 Minuten erneut.",
-		"Too many wrong codes.":                          "Zu viele falsche Codes. Bitte versuche es in 3 Minuten erneut.",
-		"Too many failed attempts.":                      "Zu viele fehlgeschlagene Versuche. Bitte versuche es in 3 Minuten erneut.",
-		"Too many sign-ins are being checked right now.": "Gerade werden zu viele Anmeldungen geprüft. Bitte versuche es in 3 Minuten erneut.",
+		"Too many failed sign-in attempts.":              "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in 3 Minuten erneut.",
+		"Too many wrong codes.":                          "Zu viele falsche Codes. Bitte versuchen Sie es in 3 Minuten erneut.",
+		"Too many failed attempts.":                      "Zu viele fehlgeschlagene Versuche. Bitte versuchen Sie es in 3 Minuten erneut.",
+		"Too many sign-ins are being checked right now.": "Gerade werden zu viele Anmeldungen geprüft. Bitte versuchen Sie es in 3 Minuten erneut.",
 	} {
 		err := &account.Error{Code: account.RateLimited, Message: msg, RetryAfter: 150*time.Second + time.Millisecond}
 		if got := errorText("de", err); got != want {

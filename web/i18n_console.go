@@ -12,7 +12,7 @@ var deConsole = map[string]string{
 	"The start of the time range must be before its end.":                      "Der Beginn des Zeitraums muss vor seinem Ende liegen.",
 	"The actor is not a valid ID.":                                             "Der Handelnde ist keine gültige ID.",
 	"The target user is not a valid ID.":                                       "Der betroffene Benutzer ist keine gültige ID.",
-	"The cursor is not valid for this query. Start again from the first page.": "Der Cursor passt nicht zu dieser Abfrage. Beginne wieder mit der ersten Seite.",
+	"The cursor is not valid for this query. Start again from the first page.": "Der Cursor passt nicht zu dieser Abfrage. Beginnen Sie wieder mit der ersten Seite.",
 	"Scripts and the command line reach the same functions through the management API, described at /api/v1/openapi.json.": "Skripte und die Kommandozeile erreichen dieselben Funktionen über die Verwaltungs-API, beschrieben unter /api/v1/openapi.json.",
 }
 

@@ -68,5 +68,5 @@ var deConsoleApps = map[string]string{
 	"Client ID cannot be \"new\".":                                                                     "Die Client-ID kann nicht \"new\" sein.",
 	"Revoking the app's tokens ends the old secret at once: set no grace period.":                      "Wenn die Tokens der App widerrufen werden, endet das alte Secret sofort: Geben Sie keine Übergangszeit an.",
 	"Replace the secret now?":                                                                          "Das Secret jetzt ersetzen?",
-	"The current secret stops working at once: the app fails until it has the new one. To switch without downtime, go back and keep the old secret working for a while.": "Das jetzige Secret funktioniert sofort nicht mehr: Die App schlägt fehl, bis sie das neue hat. Für einen Wechsel ohne Ausfall geh zurück und lass das alte Secret noch eine Weile gelten.",
+	"The current secret stops working at once: the app fails until it has the new one. To switch without downtime, go back and keep the old secret working for a while.": "Das jetzige Secret funktioniert sofort nicht mehr: Die App schlägt fehl, bis sie das neue hat. Für einen Wechsel ohne Ausfall gehen Sie zurück und lassen das alte Secret noch eine Weile gelten.",
 }

@@ -4,7 +4,7 @@ package web
 // outbox) and the rules behind it.
 var deConsoleDeliveries = map[string]string{
 	"Deliveries": "Zustellungen",
-	"What Keyport sends out (emails, webhook calls, logouts to apps) waits here until the receiver accepts it, and is retried with growing pauses for a day. Messages that failed for good are kept for 30 days; try one again once its cause is fixed.": "Was Keyport verschickt (E-Mails, Webhook-Aufrufe, Abmeldungen an Apps), wartet hier, bis der Empfänger es annimmt, und wird einen Tag lang mit wachsenden Pausen erneut versucht. Endgültig fehlgeschlagene Nachrichten werden 30 Tage aufbewahrt; versuche eine erneut, sobald ihre Ursache behoben ist.",
+	"What Keyport sends out (emails, webhook calls, logouts to apps) waits here until the receiver accepts it, and is retried with growing pauses for a day. Messages that failed for good are kept for 30 days; try one again once its cause is fixed.": "Was Keyport verschickt (E-Mails, Webhook-Aufrufe, Abmeldungen an Apps), wartet hier, bis der Empfänger es annimmt, und wird einen Tag lang mit wachsenden Pausen erneut versucht. Endgültig fehlgeschlagene Nachrichten werden 30 Tage aufbewahrt; versuchen Sie eine erneut, sobald ihre Ursache behoben ist.",
 	"Failed":                        "Fehlgeschlagen",
 	"Pending":                       "Ausstehend",
 	"Delivered":                     "Zugestellt",

@@ -26,8 +26,8 @@ var deRegistration = map[string]string{
 	"waiting for approval": "wartet auf Freigabe",
 
 	// The consent page, to the person signing in.
-	"This app registered itself; your administrator has not reviewed it.": "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft.",
-	"This app registered itself; your administrator approved it.":         "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben.",
+	"This app registered itself; your administrator has not reviewed it.": "Diese App hat sich selbst registriert; Ihre Administration hat sie nicht geprüft.",
+	"This app registered itself; your administrator approved it.":         "Diese App hat sich selbst registriert; Ihre Administration hat sie freigegeben.",
 
 	"The application_type must be web or native.": "Der application_type muss web oder native sein.",
 	"A web application's redirect URIs must use https:// (http:// only on 127.0.0.1, [::1] or localhost); custom URI schemes are for native applications.": "Die Redirect-URIs einer Webanwendung müssen https:// verwenden (http:// nur auf 127.0.0.1, [::1] oder localhost); eigene URI-Schemata sind nativen Anwendungen vorbehalten.",

@@ -166,7 +166,7 @@ func TestPickLanguage(t *testing.T) {
 			t.Errorf("Accept-Language %q, profile %q: %s, want %s", c.accept, c.profile, got, c.want)
 		}
 	}
-	if Translate("de", "Your profile") != "Dein Profil" || Translate("en", "Your profile") != "Your profile" || Translate("xx", "Nope %d", 3) != "Nope 3" {
+	if Translate("de", "Your profile") != "Ihr Profil" || Translate("en", "Your profile") != "Your profile" || Translate("xx", "Nope %d", 3) != "Nope 3" {
 		t.Error("translate")
 	}
 }

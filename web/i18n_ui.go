@@ -8,15 +8,15 @@ var deUI = map[string]string{
 	"Cancel":               "Abbrechen",
 	"Remove this passkey?": "Diesen Passkey entfernen?",
 	"Remove passkey":       "Passkey entfernen",
-	"You can no longer sign in with it. The device may still list it; you can delete it there.": "Du kannst dich dann nicht mehr mit ihm anmelden. Das Gerät zeigt ihn vielleicht noch an; dort kannst du ihn löschen.",
-	"It is your only passkey.": "Es ist dein einziger Passkey.",
+	"You can no longer sign in with it. The device may still list it; you can delete it there.": "Sie können sich dann nicht mehr mit ihm anmelden. Das Gerät zeigt ihn vielleicht noch an; dort können Sie ihn löschen.",
+	"It is your only passkey.": "Es ist Ihr einziger Passkey.",
 	"Recovery codes":           "Wiederherstellungscodes",
-	"Two-factor authentication with your authenticator app is on.": "Die Zwei-Faktor-Anmeldung mit deiner Authenticator-App ist an.",
+	"Two-factor authentication with your authenticator app is on.": "Die Zwei-Faktor-Anmeldung mit Ihrer Authenticator-App ist an.",
 	"Back to Security": "Zurück zu Sicherheit",
-	"Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.": "Wiederherstellungscodes werden nur einmal angezeigt, wenn sie erzeugt werden: Keyport speichert nur einen Fingerabdruck von jedem. Du hast noch %d. Neue Codes ersetzen sie alle, und die alten funktionieren nicht mehr.",
+	"Recovery codes are shown only once, when they are made: Keyport keeps only a fingerprint of each. You have %d left. New codes replace them all, and the old ones stop working.": "Wiederherstellungscodes werden nur einmal angezeigt, wenn sie erzeugt werden: Keyport speichert nur einen Fingerabdruck von jedem. Sie haben noch %d. Neue Codes ersetzen sie alle, und die alten funktionieren nicht mehr.",
 	"Sign out everywhere?": "Überall abmelden?",
-	"Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.": "Jeder Browser, der bei deinem Konto angemeldet ist, wird abgemeldet, auch dieser, und die Apps, bei denen du dich angemeldet hast, verlieren ihren Zugriff. App-Passwörter und API-Tokens funktionieren weiter; widerrufe sie auf der Seite App-Zugriff.",
-	"You were signed out everywhere. Sign in again to continue.": "Du wurdest überall abgemeldet. Melde dich erneut an, um fortzufahren.",
+	"Every browser signed in to your account is signed out, this one too, and the apps you signed in to lose their access. App passwords and API tokens keep working; revoke them on the App access page.": "Jeder Browser, der bei Ihrem Konto angemeldet ist, wird abgemeldet, auch dieser, und die Apps, bei denen Sie sich angemeldet haben, verlieren ihren Zugriff. App-Passwörter und API-Tokens funktionieren weiter; widerrufen Sie sie auf der Seite App-Zugriff.",
+	"You were signed out everywhere. Sign in again to continue.": "Sie wurden überall abgemeldet. Melden Sie sich erneut an, um fortzufahren.",
 	"Remove this directory?":                                     "Dieses Verzeichnis entfernen?",
 	"Its settings are deleted. Its users keep their Keyport accounts, but they can no longer sign in through it until it is added again.": "Seine Einstellungen werden gelöscht. Seine Benutzer behalten ihre Keyport-Konten, können sich aber nicht mehr darüber anmelden, bis es wieder hinzugefügt wird.",
 	"Remove directory":         "Verzeichnis entfernen",
@@ -32,7 +32,7 @@ var deUI = map[string]string{
 	"Copy":           "Kopieren",
 	"Copy all codes": "Alle Codes kopieren",
 	"Copied.":        "Kopiert.",
-	"Copying failed: select it and copy it yourself.": "Kopieren fehlgeschlagen: Markiere es und kopiere es selbst.",
+	"Copying failed: select it and copy it yourself.": "Kopieren fehlgeschlagen: Markieren Sie es und kopieren Sie es selbst.",
 
 	// The sign-in page: password, or another way in
 	"or": "oder",
@@ -46,7 +46,7 @@ var deUI = map[string]string{
 	"Go HTTP client":  "Go-HTTP-Client",
 
 	// Uploads (profile.go readUpload)
-	"A field of the form is too long. Reload the page and try again.": "Ein Feld des Formulars ist zu lang. Lade die Seite neu und versuche es noch einmal.",
+	"A field of the form is too long. Reload the page and try again.": "Ein Feld des Formulars ist zu lang. Laden Sie die Seite neu und versuchen Sie es noch einmal.",
 }
 
 // DeviceSummary is the catalog key of a device summary (browser, system).

@@ -73,7 +73,7 @@ func TestAppAllowedGroups(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, app.oauth.AuthCodeURL("st-sso"), nil)
 	req.Header.Set("Accept-Language", "de")
 	p = b.do(req)
-	if p.Status != http.StatusForbidden || isLoginPage(p) || !strings.Contains(p.Body, "Dein Konto darf Team Wiki nicht verwenden.") {
+	if p.Status != http.StatusForbidden || isLoginPage(p) || !strings.Contains(p.Body, "Ihr Konto darf Team Wiki nicht verwenden.") {
 		t.Fatalf("non-member with a session: %s", p)
 	}
 	res = landed(t, app.authorize(b, "st-none", oauth2.SetAuthURLParam("prompt", "none")), app.RedirectURI)

@@ -395,7 +395,7 @@ func TestDeviceFlow(t *testing.T) {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept-Language", "de-DE,de;q=0.9")
 		p = b.do(req)
-		want := "Dein Konto darf Kiosk &lt;b&gt;2&lt;/b&gt; nicht verwenden. Wende dich an eine Administratorin oder einen Administrator."
+		want := "Ihr Konto darf Kiosk &lt;b&gt;2&lt;/b&gt; nicht verwenden. Wenden Sie sich an eine Administratorin oder einen Administrator."
 		if p.Status != http.StatusForbidden || !strings.Contains(p.Body, want) || strings.Contains(p.Body, "<b>2</b>") {
 			t.Errorf("a refusal in German: %d %s", p.Status, truncateBody(p.Body))
 		}

@@ -11,7 +11,7 @@ import (
 
 const (
 	weakPasswordEN     = "This password is too easy to guess. Use a longer one, for example four or five unrelated words"
-	weakPasswordDE     = "Dieses Passwort ist zu leicht zu erraten. Nimm ein längeres"
+	weakPasswordDE     = "Dieses Passwort ist zu leicht zu erraten. Nehmen Sie ein längeres"
 	personalPasswordEN = "This password is too easy to guess because it contains your name, username or email address."
 )
 

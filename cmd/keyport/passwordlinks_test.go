@@ -43,7 +43,7 @@ func TestPasswordLinkPages(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodGet, invite.URL, nil)
 	req.Header.Set("Accept-Language", "de")
-	if de := b.do(req); de.Status != http.StatusOK || !strings.Contains(de.Body, "Lege dein Passwort fest") || !strings.Contains(de.Body, "Neues Passwort") {
+	if de := b.do(req); de.Status != http.StatusOK || !strings.Contains(de.Body, "Legen Sie Ihr Passwort fest") || !strings.Contains(de.Body, "Neues Passwort") {
 		t.Errorf("German invitation form: %s", de)
 	}
 	fields := func(pw, confirm string) url.Values {

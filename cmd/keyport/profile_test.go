@@ -62,7 +62,7 @@ func TestProfileEdit(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/profile", nil)
 	req.Header.Set("Accept-Language", "en-US,en;q=0.9")
 	de := b.do(req)
-	if !strings.Contains(de.Body, "Dein Profil") || !strings.Contains(de.Body, `lang="de"`) || !strings.Contains(de.Body, `data-theme="dark"`) {
+	if !strings.Contains(de.Body, "Ihr Profil") || !strings.Contains(de.Body, `lang="de"`) || !strings.Contains(de.Body, `data-theme="dark"`) {
 		t.Errorf("profile in the user's language: %s", truncateBody(de.Body))
 	}
 }
@@ -546,7 +546,7 @@ func TestProfileLanguage(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/profile", nil)
 	req.Header.Set("Accept-Language", "en-GB,en;q=0.9")
 	p := b.do(req)
-	for _, want := range []string{`lang="de"`, "Dein Profil", "Vorname", "Zeitzone", "Darstellung", "Deine eigenen Daten", "Profil speichern", "Sichtbar für:"} {
+	for _, want := range []string{`lang="de"`, "Ihr Profil", "Vorname", "Zeitzone", "Darstellung", "Ihre eigenen Daten", "Profil speichern", "Sichtbar für:"} {
 		if !strings.Contains(p.Body, want) {
 			t.Errorf("German profile lacks %q", want)
 		}
@@ -558,7 +558,7 @@ func TestProfileLanguage(t *testing.T) {
 	}
 	// Messages from the rules come in German too.
 	r := postPage(b, p, "/profile", url.Values{"zoneinfo": {"Mars/Olympus"}})
-	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "Wähle eine Zeitzone") {
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, "Wählen Sie eine Zeitzone") {
 		t.Errorf("German error: %d %s", r.Status, truncateBody(r.Body))
 	}
 	// Back to English: the next page follows.

@@ -1071,7 +1071,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if got := line(consent(unreviewed, "en")); got != "This app registered itself; your administrator has not reviewed it." {
 			t.Errorf("an app never reviewed: %q", got)
 		}
-		if got := line(consent(unreviewed, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft." {
+		if got := line(consent(unreviewed, "de")); got != "Diese App hat sich selbst registriert; Ihre Administration hat sie nicht geprüft." {
 			t.Errorf("an app never reviewed, in German: %q", got)
 		}
 
@@ -1082,7 +1082,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if got := line(consent(approved, "en")); got != "This app registered itself; your administrator approved it." {
 			t.Errorf("an approved app: %q", got)
 		}
-		if got := line(consent(approved, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben." {
+		if got := line(consent(approved, "de")); got != "Diese App hat sich selbst registriert; Ihre Administration hat sie freigegeben." {
 			t.Errorf("an approved app, in German: %q", got)
 		}
 	})
@@ -1152,7 +1152,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if got := line(decision(id, secret, "en")); got != "This app registered itself; your administrator has not reviewed it." {
 			t.Errorf("an app never reviewed: %q", got)
 		}
-		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie nicht geprüft." {
+		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; Ihre Administration hat sie nicht geprüft." {
 			t.Errorf("an app never reviewed, in German: %q", got)
 		}
 		id, secret = register(true, "device-reviewed")
@@ -1162,7 +1162,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if got := line(decision(id, secret, "en")); got != "This app registered itself; your administrator approved it." {
 			t.Errorf("an approved app: %q", got)
 		}
-		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; deine Administration hat sie freigegeben." {
+		if got := line(decision(id, secret, "de")); got != "Diese App hat sich selbst registriert; Ihre Administration hat sie freigegeben." {
 			t.Errorf("an approved app, in German: %q", got)
 		}
 

@@ -495,7 +495,7 @@ func TestSecondStepOptions(t *testing.T) {
 	p = b.submit(p, "/login", url.Values{"login": {"alice"}, "password": {testPassword}})
 	req, _ = http.NewRequest(http.MethodGet, p.URL.String(), nil)
 	req.Header.Set("Accept-Language", "de")
-	if de := b.do(req); !strings.Contains(de.Body, "Bestätige mit einem deiner Passkeys.") || !strings.Contains(de.Body, "Zwei-Faktor-Anmeldung") {
+	if de := b.do(req); !strings.Contains(de.Body, "Bestätigen Sie mit einem Ihrer Passkeys.") || !strings.Contains(de.Body, "Zwei-Faktor-Anmeldung") {
 		t.Errorf("second step in German: %s", truncateBody(de.Body))
 	}
 

@@ -59,7 +59,7 @@ func TestSlidingWindowAndGrowingWaits(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/login", strings.NewReader(url.Values{"login": {"victim"}, "password": {"x"}, "csrf_token": {formFields(de.Body).Get("csrf_token")}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept-Language", "de")
-	if p := attacker.do(req); p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuche es in 14 Minuten erneut.") {
+	if p := attacker.do(req); p.Status != http.StatusTooManyRequests || !strings.Contains(p.Body, "Zu viele fehlgeschlagene Anmeldeversuche. Bitte versuchen Sie es in 14 Minuten erneut.") {
 		t.Errorf("German page: %d\n%s", p.Status, truncateBody(p.Body))
 	}
 	// A second before the first failure leaves the window: still refused.
