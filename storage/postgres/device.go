@@ -63,7 +63,7 @@ func (d *DB) CreateDeviceAuthorization(ctx context.Context, a storage.DeviceAuth
 	}
 	// A request is live while its kept_until is after liveAfter.
 	liveAfter := d.now().Add(storage.DeviceAuthorizationKept)
-	err = d.inTx(ctx, func(tx pgx.Tx) error {
+	err = d.flowTx(ctx, func(tx pgx.Tx) error {
 		if perOrigin > 0 && a.Origin != "" {
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", deviceOriginLock(a.Origin)); err != nil {
 				return err
@@ -115,7 +115,7 @@ func (d *DB) GetDeviceAuthorizationByUserCode(ctx context.Context, userCode stri
 // result.
 func (d *DB) UpdateDeviceAuthorization(ctx context.Context, hash string, fn func(storage.DeviceAuthorization) (storage.DeviceAuthorization, error)) (storage.DeviceAuthorization, error) {
 	var out storage.DeviceAuthorization
-	err := d.inTx(ctx, func(tx pgx.Tx) error {
+	err := d.flowTx(ctx, func(tx pgx.Tx) error {
 		old, err := scanRecord[storage.DeviceAuthorization](tx.QueryRow(ctx,
 			"SELECT record FROM device_authorizations WHERE device_code_hash = $1 FOR UPDATE", hash))
 		if err != nil {
