@@ -6,7 +6,8 @@
 #   scripts/bench.sh [loadtest flags, e.g. -duration 5s -only refresh,cc]
 #
 # Environment: PORT (default 18480), KEEP_DATA=1 keeps the temp data dir,
-# APP_ALG=ES256 or EdDSA gives the apps that id_token_signed_response_alg;
+# APP_ALG=ES256 or EdDSA gives the apps that id_token_signed_response_alg
+# (FLOW_ALG the public app of the code flows);
 # STORAGE=postgres measures the PostgreSQL backend instead of bbolt: a
 # throwaway PostgreSQL (Debian's postgresql package, run as the postgres
 # user, default durability: fsync and synchronous_commit on, as bbolt
@@ -181,8 +182,12 @@ if [ -n "${REFRESH_ALGS:-}" ]; then
   done
   refresh_clients=(-refresh-clients "$ids")
 fi
-# The public client asks for consent (once per user), as a third-party app would.
-kp client create --id benchpub --name 'Bench SPA' --redirect-uri http://127.0.0.1:9/cb --public
+# The public client asks for consent (once per user), as a third-party app
+# would. FLOW_ALG=ES256|EdDSA gives it that ID-token algorithm: the code
+# flows sign one ID token each.
+flow_alg=()
+[ -z "${FLOW_ALG:-}" ] || flow_alg=(--id-token-signed-response-alg "$FLOW_ALG")
+kp client create --id benchpub --name 'Bench SPA' --redirect-uri http://127.0.0.1:9/cb --public "${flow_alg[@]}"
 
 echo "starting: ${server_pin[*]} env GOMAXPROCS=1 keyport serve on $ADDR"
 "${server_pin[@]}" env GOMAXPROCS=1 "$work/keyport" serve >"$work/server.log" 2>&1 &
