@@ -27,6 +27,11 @@ type FeaturesOff struct {
 // were). Unset, every feature is on.
 func (s *ClientService) SetFeaturesOff(off FeaturesOff) { s.off = off }
 
+// FeaturesOff are the [oauth] features that are off, so that a form does
+// not offer the settings that need them (checkFeatures refuses them all
+// the same).
+func (s *ClientService) FeaturesOff() FeaturesOff { return s.off }
+
 // featureSetting is one app setting that needs an [oauth] feature.
 type featureSetting struct {
 	off   func(FeaturesOff) bool

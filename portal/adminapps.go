@@ -343,6 +343,68 @@ type adminAppData struct {
 	// AuthMethodChoices are the client authentication methods the form
 	// offers; "" is the default (the secret, sent either way).
 	AuthMethodChoices []string
+
+	// Off are the form's controls whose [oauth] feature is off
+	// (appControlsOff).
+	Off map[string]*offControl
+}
+
+// offControl is a control of the app form whose [oauth] feature is off
+// (account.FeaturesOff). It is offered only to an app that has its
+// setting from before the feature was turned off (Kept): checked and
+// enabled, so that saving the form unchanged sends the setting back (a
+// disabled checkbox is not submitted, and the edit would drop it), and
+// unchecking it drops it. To any other app it is shown disabled, with a
+// note naming the [oauth] key; the app rules refuse it all the same.
+type offControl struct {
+	ID   string // the note's id, for aria-describedby
+	Key  string // the [oauth] key in config.toml that turns the feature on
+	Kept bool   // the stored app has the setting
+}
+
+// appControlsOff are the app form's controls whose [oauth] feature is
+// off, by the control's name (a grant type for its checkbox); app is the
+// stored app, nil for a new one.
+func appControlsOff(off account.FeaturesOff, app *storage.Client) map[string]*offControl {
+	var c storage.Client
+	if app != nil {
+		c = *app
+	}
+	out := map[string]*offControl{}
+	add := func(isOff bool, control, id, key string, has bool) {
+		if isOff {
+			out[control] = &offControl{ID: "off-" + id, Key: key, Kept: has}
+		}
+	}
+	add(off.DeviceFlow, account.GrantDeviceCode, "device_code", "device_flow", slices.Contains(c.GrantTypes, account.GrantDeviceCode))
+	add(off.TokenExchange, account.GrantTokenExchange, "token_exchange", "token_exchange", slices.Contains(c.GrantTypes, account.GrantTokenExchange))
+	add(off.DPoP, "dpop_bound_access_tokens", "dpop_bound_access_tokens", "dpop", c.DPoPBoundAccessTokens)
+	add(off.DPoP, "require_dpop_nonce", "require_dpop_nonce", "dpop", c.RequireDPoPNonce)
+	add(off.PushedRequests, "require_pushed_authorization_requests", "require_pushed_authorization_requests",
+		"pushed_authorization_requests", c.RequirePushedAuthorizationRequests)
+	add(off.RequestObjects, "require_signed_request_object", "require_signed_request_object", "request_objects", c.RequireSignedRequestObject)
+	add(off.PairwiseSubjects, "subject_type", "subject_type", "pairwise_subjects", account.Pairwise(c))
+	return out
+}
+
+// setOff fills d.Off for app (nil for a new one) and unsets in d.F what
+// only a crafted or stale form sends: a setting the form does not offer
+// (the app rules refused it, and the error above says why).
+func (d *adminAppData) setOff(off account.FeaturesOff, app *storage.Client) {
+	d.Off = appControlsOff(off, app)
+	offered := func(control string) bool { c := d.Off[control]; return c == nil || c.Kept }
+	for _, g := range []string{account.GrantDeviceCode, account.GrantTokenExchange} {
+		if !offered(g) {
+			delete(d.F.Grants, g)
+		}
+	}
+	d.F.DPoPBoundAccessTokens = d.F.DPoPBoundAccessTokens && offered("dpop_bound_access_tokens")
+	d.F.RequireDPoPNonce = d.F.RequireDPoPNonce && offered("require_dpop_nonce")
+	d.F.RequirePushedAuthorizationRequests = d.F.RequirePushedAuthorizationRequests && offered("require_pushed_authorization_requests")
+	d.F.RequireSignedRequestObject = d.F.RequireSignedRequestObject && offered("require_signed_request_object")
+	if d.F.SubjectType == account.SubjectPairwise && !offered("subject_type") {
+		d.F.SubjectType = account.SubjectPublic
+	}
 }
 
 func (s *Server) appPageData(r *http.Request, m me, title string) *adminAppData {
@@ -368,6 +430,7 @@ func (s *Server) showAdminApp(w http.ResponseWriter, r *http.Request, m me, id s
 		d.F = appFormOf(c, etag)
 	}
 	d.ScopeChoices = withCustomScopes(d.ScopeChoices, d.F)
+	d.setOff(s.acct.Clients.FeaturesOff(), &c)
 	if c.Static {
 		d.Static = staticAppReason
 	}
@@ -524,6 +587,7 @@ func (s *Server) adminNewAppPage(w http.ResponseWriter, r *http.Request, m me) e
 	d := s.appPageData(r, m, "New app")
 	d.New = true
 	d.F = appForm{Grants: map[string]bool{account.GrantAuthorizationCode: true, account.GrantRefreshToken: true}, Scopes: map[string]bool{}}
+	d.setOff(s.acct.Clients.FeaturesOff(), nil)
 	s.web.Render(w, r, http.StatusOK, "admin_app", d)
 	return nil
 }
@@ -548,6 +612,7 @@ func (s *Server) adminCreateApp(w http.ResponseWriter, r *http.Request, m me) er
 		d.Error, d.Field = errorText(web.PickLanguage(r, m.User.Locale), err), account.ErrorField(err)
 		customClaimsError(web.PickLanguage(r, m.User.Locale), err, d)
 		d.ScopeChoices = withCustomScopes(d.ScopeChoices, f)
+		d.setOff(s.acct.Clients.FeaturesOff(), nil)
 		s.web.Render(w, r, statusFor(code), "admin_app", d)
 		return nil
 	}

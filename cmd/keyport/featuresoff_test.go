@@ -55,9 +55,14 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		{ID: "old-pairwise", Name: "Old pairwise", Public: true, SubjectType: account.SubjectPairwise},
 		{ID: "old-par", Name: "Old PAR", Public: true, RequirePushedAuthorizationRequests: true},
 		{ID: "old-dpop", Name: "Old DPoP", Public: true, DPoPBoundAccessTokens: true},
-		{ID: "old-signed", Name: "Old signed", Public: true, RequireSignedRequestObject: true},
+		{ID: "old-signed", Name: "Old signed", Public: true, RequireSignedRequestObject: true,
+			JWKS: newRPKey(t, jose.ES256, "old-signed-1").jwks(t)},
+		{ID: "old-device", Name: "Old device", Public: true, GrantTypes: []string{account.GrantAuthorizationCode, account.GrantDeviceCode}},
 	} {
-		c.GrantTypes, c.RedirectURIs = []string{account.GrantAuthorizationCode}, []string{"http://127.0.0.1:9/callback/" + c.ID}
+		if c.GrantTypes == nil {
+			c.GrantTypes = []string{account.GrantAuthorizationCode}
+		}
+		c.RedirectURIs = []string{"http://127.0.0.1:9/callback/" + c.ID}
 		if err := srv.Main.Store.CreateClient(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -307,15 +312,94 @@ func TestOAuthFeaturesOff(t *testing.T) {
 		if _, err := srv.Main.Store.GetClient(ctx, "console-new"); err == nil {
 			t.Error("a refused app was stored")
 		}
-		// The edit form of an app that had its settings sends them back
-		// unchanged: kept.
-		for _, id := range []string{"old-pairwise", "old-par", "old-dpop"} {
-			if saved := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/"+id), "/admin/apps/"+id+"/edit", url.Values{"name": {"Console " + id}}); saved.Status != http.StatusOK {
-				t.Errorf("console edit of %s: %d\n%s", id, saved.Status, truncateBody(saved.Body))
+		// The form offers none of these settings: each control is
+		// disabled (the pairwise choice of the select), unset, and
+		// described by a note naming its [oauth] key, in the admin's
+		// language.
+		controls := []struct{ name, value, key string }{
+			{"grant_types", account.GrantDeviceCode, "device_flow"},
+			{"grant_types", account.GrantTokenExchange, "token_exchange"},
+			{"dpop_bound_access_tokens", "1", "dpop"},
+			{"require_dpop_nonce", "1", "dpop"},
+			{"require_pushed_authorization_requests", "1", "pushed_authorization_requests"},
+			{"require_signed_request_object", "1", "request_objects"},
+			{"subject_type", account.SubjectPairwise, "pairwise_subjects"},
+		}
+		// control finds a setting's control on a page: whether it is
+		// offered, set, and the text of the note that describes it.
+		control := func(t *testing.T, body, name, value string) (offered, set bool, note string) {
+			t.Helper()
+			doc := parsePage(t, body)
+			n, ok := doc.first("input", "name", name, "value", value)
+			choice := n
+			if !ok {
+				if n, ok = doc.first("select", "name", name); ok {
+					choice, ok = n.first("option", "value", value)
+				}
+			}
+			if !ok {
+				t.Fatalf("no control %s=%s on the page", name, value)
+			}
+			_, disabled := choice.lookup("disabled")
+			_, checked := choice.lookup("checked")
+			_, selected := choice.lookup("selected")
+			for _, id := range strings.Fields(n.attr("aria-describedby")) {
+				if p, ok := doc.byID(id); ok && id != "form-error" {
+					note = p.text()
+				}
+			}
+			return !disabled, checked || selected, note
+		}
+		newForm := ab.get(srv.URL + "/admin/apps/new")
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/admin/apps/new", nil)
+		req.Header.Set("Accept-Language", "de-DE,de;q=0.9")
+		newFormDE := ab.do(req)
+		for _, c := range controls {
+			want := "Turned off in the server configuration ([oauth] " + c.key + " in config.toml)."
+			if offered, set, note := control(t, newForm.Body, c.name, c.value); offered || set || note != want {
+				t.Errorf("the new-app form's %s=%s: offered %v, set %v, note %q", c.name, c.value, offered, set, note)
+			}
+			wantDE := "In der Serverkonfiguration ausgeschaltet ([oauth] " + c.key + " in config.toml)."
+			if _, _, note := control(t, newFormDE.Body, c.name, c.value); note != wantDE {
+				t.Errorf("the German new-app form's %s=%s: note %q", c.name, c.value, note)
 			}
 		}
-		if c, _ := srv.Main.Store.GetClient(ctx, "old-pairwise"); c.SubjectType != account.SubjectPairwise || c.Name != "Console old-pairwise" {
-			t.Errorf("old-pairwise after a console edit: %q %q", c.SubjectType, c.Name)
+		// An app that had a setting is shown with it, offered and marked;
+		// its other settings whose feature is off are not offered.
+		kept := map[string][]string{
+			"old-pairwise": {"subject_type"}, "old-par": {"require_pushed_authorization_requests"}, "old-dpop": {"dpop_bound_access_tokens"},
+			"old-signed": {"require_signed_request_object"}, "old-device": {account.GrantDeviceCode},
+		}
+		for id, has := range kept {
+			page := ab.get(srv.URL + "/admin/apps/" + id)
+			for _, c := range controls {
+				had := slices.Contains(has, c.name) || slices.Contains(has, c.value)
+				offered, set, note := control(t, page.Body, c.name, c.value)
+				if had && (!offered || !set || !strings.Contains(note, "[oauth] "+c.key+" ") || !strings.Contains(note, "keeps it")) ||
+					!had && (offered || set || !strings.HasPrefix(note, "Turned off")) {
+					t.Errorf("%s's form, %s=%s (had it: %v): offered %v, set %v, note %q", id, c.name, c.value, had, offered, set, note)
+				}
+			}
+		}
+		// Saving the edit form of an app that had its settings sends them
+		// back unchanged: kept.
+		for id := range kept {
+			if saved := submitForm(t, ab, ab.get(srv.URL+"/admin/apps/"+id), "/admin/apps/"+id+"/edit", url.Values{"name": {"Console " + id}}); saved.Status != http.StatusOK {
+				msg, _ := parsePage(t, saved.Body).byID("form-error")
+				t.Errorf("console edit of %s: %d %s", id, saved.Status, msg.text())
+			}
+			if c, _ := srv.Main.Store.GetClient(ctx, id); c.Name != "Console "+id {
+				t.Errorf("%s after a console edit: name %q", id, c.Name)
+			}
+		}
+		after := map[string]storage.Client{}
+		for id := range kept {
+			after[id], _ = srv.Main.Store.GetClient(ctx, id)
+		}
+		if after["old-pairwise"].SubjectType != account.SubjectPairwise || !after["old-par"].RequirePushedAuthorizationRequests ||
+			!after["old-dpop"].DPoPBoundAccessTokens || after["old-dpop"].RequireDPoPNonce || !after["old-signed"].RequireSignedRequestObject ||
+			!slices.Contains(after["old-device"].GrantTypes, account.GrantDeviceCode) {
+			t.Errorf("the apps that had their settings, after console edits: %+v", after)
 		}
 	})
 
