@@ -16,9 +16,10 @@
 # it prints instead what one sign-in, refresh and client-credentials grant
 # writes to PostgreSQL (rows, WAL, syncs); with REPLICAS=2 it compares
 # one replica with two on the same database (see there). PROFILE=FILE
-# writes a 4-second CPU profile of the server, taken from the start of the
-# first scenario ([metrics] profiling), for `go tool pprof FILE`: give the
-# scenario with -only and a -duration of 5s or more; PROFILE_AFTER=S starts
+# writes a CPU profile of the server, PROFILE_SECONDS long (default 4),
+# taken from the start of the first scenario ([metrics] profiling), for
+# `go tool pprof FILE`: give the scenario with -only and a -duration a
+# second longer or more; PROFILE_AFTER=S starts
 # it S seconds later instead (the concurrent code flows come after the
 # sequential ones: PROFILE_AFTER=8 with -duration 6s).
 # KEYPORT_BIN=FILE runs that keyport binary as the server (and for the
@@ -209,7 +210,7 @@ lt() {
 }
 status=0
 if [ -n "${PROFILE:-}" ]; then
-  (sleep "${PROFILE_AFTER:-0.5}"; curl -fsS -o "$PROFILE" "http://127.0.0.1:$((PORT + 3))/debug/pprof/profile?seconds=4" &&
+  (sleep "${PROFILE_AFTER:-0.5}"; curl -fsS -o "$PROFILE" "http://127.0.0.1:$((PORT + 3))/debug/pprof/profile?seconds=${PROFILE_SECONDS:-4}" &&
     echo "CPU profile written to $PROFILE" >&2) &
 fi
 if [ "${REPLICAS:-1}" = 2 ] && [ -n "$pg_bin" ]; then
