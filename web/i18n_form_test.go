@@ -96,16 +96,12 @@ func TestGermanSaysSie(t *testing.T) {
 						if !ok {
 							continue
 						}
-						v, ok := kv.Value.(*ast.BasicLit)
-						if !ok || v.Kind != token.STRING {
+						text, ok := stringLiteral(t, kv.Value)
+						if !ok {
 							continue
 						}
-						text, err := strconv.Unquote(v.Value)
-						if err != nil {
-							t.Fatal(err)
-						}
 						messages++
-						check(fset.Position(v.Pos()).String(), text)
+						check(fset.Position(kv.Value.Pos()).String(), text)
 					}
 				}
 			}

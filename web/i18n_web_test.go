@@ -21,17 +21,13 @@ func TestGermanProviderPages(t *testing.T) {
 	fset := token.NewFileSet()
 	checked := 0
 	check := func(e ast.Expr) {
-		lit, ok := e.(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
+		text, ok := stringLiteral(t, e)
+		if !ok {
 			return
-		}
-		text, err := strconv.Unquote(lit.Value)
-		if err != nil {
-			t.Fatal(err)
 		}
 		checked++
 		if _, ok := catalogs["de"][text]; !ok {
-			t.Errorf("%s: no German for %q", fset.Position(lit.Pos()), text)
+			t.Errorf("%s: no German for %q", fset.Position(e.Pos()), text)
 		}
 	}
 	for _, f := range files {
@@ -66,4 +62,18 @@ func TestGermanProviderPages(t *testing.T) {
 	if checked < 15 {
 		t.Fatalf("only %d provider page texts found; is the parser right?", checked)
 	}
+}
+
+// stringLiteral is the value of e when e is a string literal.
+func stringLiteral(t *testing.T, e ast.Expr) (string, bool) {
+	t.Helper()
+	lit, ok := e.(*ast.BasicLit)
+	if !ok || lit.Kind != token.STRING {
+		return "", false
+	}
+	text, err := strconv.Unquote(lit.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text, true
 }
