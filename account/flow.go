@@ -368,13 +368,25 @@ func (f *Flow) sessionAnswers(a storage.AuthRequest, sess storage.Session, u sto
 	case a.MaxAge != nil && f.now().Sub(sess.AuthTime) > maxAgeDuration(*a.MaxAge):
 		return false
 	}
-	return (a.HintUserID == "" || a.HintUserID == u.ID) && (a.Subject == "" || a.Subject == u.ID) && loginHintFits(a.LoginHint, u)
+	// The subs a pairwise app sends back (id_token_hint, the claims
+	// parameter's sub, login_hint) arrive read back into user IDs by the
+	// provider, for that app's sector only (Subjects.UserOf): comparing
+	// IDs here is all it takes, with no client to load.
+	return (a.HintUserID == "" || a.HintUserID == u.ID) && (a.Subject == "" || a.Subject == u.ID) &&
+		(a.LoginHintUserID == "" || a.LoginHintUserID == u.ID) && loginHintFits(a.LoginHint, u)
 }
 
 // loginHintFits tells whether the login_hint hint ("" for none) may name
 // u: it is u's username or email address, in any case, as the sign-in
 // page takes either, or u's ID, the sub an app with public subjects knows
-// u by. A hint that is none of these names someone else.
+// u by. A hint that is none of these names someone else. A pairwise
+// app's own pairwise sub is not compared here: the provider read it back
+// into AuthRequest.LoginHintUserID. The user ID sent to a pairwise app
+// fits too, though it is not the sub that app knows: it tells the app no
+// more than a username or email hint does (whether this browser's person
+// is the one it names), which it could learn anyway by asking with no
+// hint and comparing with a colluding public app; refusing it would only
+// make a new sign-in of someone the app named rightly.
 func loginHintFits(hint string, u storage.User) bool {
 	hint = strings.TrimSpace(hint)
 	return hint == "" || hint == u.ID || strings.EqualFold(hint, u.Username) || u.Email != "" && strings.EqualFold(hint, u.Email)

@@ -56,9 +56,13 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request, a storage.AuthRequ
 		}
 		// The app's login_hint fills in the username; else, when the
 		// browser's session must sign in again (prompt=login or
-		// select_account, max_age, a stronger acr), its account's.
+		// select_account, max_age, a stronger acr), its account's. A
+		// pairwise app's hint by its pairwise sub (LoginHintUserID) is no
+		// username: the field offers the session's account only if the
+		// hint names it, never the username of anyone else the sub
+		// names (the page would tell whoever holds the sub whose it is).
 		login := a.LoginHint
-		if login == "" && v.User != nil {
+		if login == "" && v.User != nil && (a.LoginHintUserID == "" || a.LoginHintUserID == v.User.ID) {
 			login = v.User.Username
 		}
 		return s.showLogin(w, r, a, "", login, http.StatusOK)

@@ -25,7 +25,7 @@ import (
 // custom-claim fields joined the stored request: 1 KiB keeps the worst case
 // within storage.MaxAuthRequestBytes.) A
 // login_hint is a username or an email address (at most 254 characters,
-// RFC 5321). A code_challenge is at most 128 characters (RFC 7636 §4.2;
+// RFC 5321), or a pairwise app's pairwise sub (some 70). A code_challenge is at most 128 characters (RFC 7636 §4.2;
 // S256 gives 43). Keyport offers two acr values and four prompt values, and
 // a few locale tags say what a browser prefers, so a few hundred bytes hold
 // any honest list. The other stored parameters are bounded elsewhere:

@@ -124,7 +124,7 @@ func TestWorstCaseAuthRequestSize(t *testing.T) {
 	// every AMR value, an IPv6 prefix.
 	now := time.Now()
 	setByKeyport := map[string]any{
-		"ID": strings.Repeat("i", 26), "HintUserID": strings.Repeat("u", 26),
+		"ID": strings.Repeat("i", 26), "HintUserID": strings.Repeat("u", 26), "LoginHintUserID": strings.Repeat("u", 26),
 		"CreatedAt": now, "ExpiresAt": now, "AuthTime": now,
 		"BrowserID": strings.Repeat("b", 43), "UserID": strings.Repeat("u", 26), "SessionID": strings.Repeat("s", 43),
 		"AMR":       []string{"pwd", "otp", "hwk", "swk", "fed", "mfa", "user", "pin", "sms", "mca"},

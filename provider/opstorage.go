@@ -90,6 +90,25 @@ var (
 
 func (s *opStorage) Health(context.Context) error { return nil }
 
+// pairwiseLoginHint reads the login_hint hint of a request of app c: a
+// pairwise app knows the person only by its pairwise sub, and sends that
+// as the hint; it is returned as the user ID it names (userID), the hint
+// itself then "" (it is no login name, and the sign-in page must not show
+// it as one, nor anything of the person it names). Only a sub of c's own
+// sector reads back (Subjects.UserOf): another sector's value, or a
+// public app's hint, stays the hint it was, a login name (or the user ID)
+// the flow compares as before (account.Flow.SignedIn). One decryption,
+// no store read: the client is at hand here, so the flow compares IDs.
+func (s *opStorage) pairwiseLoginHint(c storage.Client, hint string) (loginHint, userID string) {
+	if hint == "" || !account.Pairwise(c) || s.subjects == nil {
+		return hint, ""
+	}
+	if id, ok := s.subjects.UserOf(c, strings.TrimSpace(hint)); ok {
+		return "", id
+	}
+	return hint, ""
+}
+
 // internal logs err and returns a server_error that reveals nothing.
 func (s *opStorage) internal(ctx context.Context, msg string, err error) *oidc.Error {
 	s.log.ErrorContext(ctx, msg, "err", err)
@@ -139,6 +158,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 			return nil, oidc.ErrInvalidRequest().WithDescription("id_token_hint was not issued for this app's sector")
 		}
 	}
+	loginHint, loginHintUserID := s.pairwiseLoginHint(c, req.LoginHint)
 	now := s.now()
 	a := storage.AuthRequest{
 		ID:                  account.NewID(),
@@ -153,7 +173,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		CodeChallengeMethod: string(req.CodeChallengeMethod),
 		Prompt:              req.Prompt,
 		MaxAge:              req.MaxAge,
-		LoginHint:           req.LoginHint,
+		LoginHint:           loginHint,
 		HintUserID:          hintUserID,
 		ACRValues:           req.ACRValues,
 		CreatedAt:           now,
@@ -161,6 +181,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		Origin:              originOf(clientip.FromContext(ctx)),
 		OriginGroup:         originGroupOf(clientip.FromContext(ctx)),
 		Resources:           resources,
+		LoginHintUserID:     loginHintUserID,
 	}
 	for _, l := range req.UILocales {
 		a.UILocales = append(a.UILocales, l.String())

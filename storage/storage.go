@@ -394,6 +394,13 @@ type AuthRequest struct {
 	// refresh family's access tokens are for them, or for a part of them a
 	// token request names.
 	Resources []string `json:"resources,omitempty"`
+
+	// LoginHintUserID is the user a pairwise app's login_hint names by
+	// the pairwise sub that app knows them by (read back when the request
+	// came, where the app is at hand); LoginHint is then empty, as a
+	// pairwise sub is no login name the sign-in page could offer. Only
+	// that user's session answers the request without a new sign-in.
+	LoginHintUserID string `json:"login_hint_user_id,omitempty"`
 }
 
 // MaxAuthRequestBytes is the largest AuthRequest a store keeps, measured

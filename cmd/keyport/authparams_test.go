@@ -274,6 +274,89 @@ func TestAuthRequestParameters(t *testing.T) {
 		appError(t, p, app, "long-hint", "invalid_request")
 	})
 
+	t.Run("pairwise sub as login_hint and claims sub", func(t *testing.T) {
+		// A pairwise app (OIDC Core §8) knows the person only by its
+		// pairwise sub, and names them by it: as login_hint, or as the
+		// claims parameter's sub. Each app's default redirect URI is on
+		// loopback, so each is a sector of its own.
+		pw := srv.createClient(account.NewClient{ID: "pw-hint", Name: "Pairwise Hint", SkipConsent: true, SubjectType: account.SubjectPairwise})
+		other := srv.createClient(account.NewClient{ID: "pw-other", Name: "Pairwise Other", SkipConsent: true, SubjectType: account.SubjectPairwise})
+		petra := srv.createUser("petra", false)
+		paul := srv.createUser("paul", false)
+		sub := func(b *browser, app *testClient, state, login string) string {
+			t.Helper()
+			p, v := flow(t, b, app, state, nil)
+			if login != "" {
+				p = password(t, b, p, login)
+			}
+			claims, _ := idToken(t, app, p, state, v)
+			s, _ := claims["sub"].(string)
+			if s == "" || s == petra.ID {
+				t.Fatalf("%s: pairwise sub %q", state, s)
+			}
+			return s
+		}
+		b := newBrowser(t)
+		petraSub := sub(b, pw, "first", "petra")
+		otherAppSub := sub(b, other, "other-app", "") // the session answers
+		paulSub := sub(newBrowser(t), pw, "paul", "paul")
+
+		// Its own pairwise sub names the person signed in: the session
+		// answers, also to prompt=none.
+		p, v := flow(t, b, pw, "hint-sub", map[string]string{"login_hint": petraSub})
+		if claims, _ := idToken(t, pw, p, "hint-sub", v); claims["sub"] != petraSub {
+			t.Fatalf("login_hint=pairwise sub: sub %v, want %s", claims["sub"], petraSub)
+		}
+		p, v = flow(t, b, pw, "hint-sub-none", map[string]string{"login_hint": petraSub, "prompt": "none"})
+		idToken(t, pw, p, "hint-sub-none", v)
+		// The claims parameter's sub, alone and with the hint.
+		p, v = flow(t, b, pw, "claims-sub", map[string]string{"claims": `{"id_token":{"sub":{"value":"` + petraSub + `"}}}`, "login_hint": petraSub})
+		if claims, _ := idToken(t, pw, p, "claims-sub", v); claims["sub"] != petraSub {
+			t.Fatalf("claims sub=pairwise sub: sub %v, want %s", claims["sub"], petraSub)
+		}
+		p, v = flow(t, b, pw, "claims-sub-none", map[string]string{"claims": `{"id_token":{"sub":{"value":"` + petraSub + `"}}}`, "prompt": "none"})
+		idToken(t, pw, p, "claims-sub-none", v)
+
+		// Someone else's pairwise sub, another app's (sector's) value for
+		// the same person, or a forged one: a new sign-in. The page names
+		// nobody: not the account the sub names (whoever holds a sub
+		// must not learn whose it is), and no pairwise sub as a username.
+		forged := []byte(petraSub)
+		forged[5] ^= 3 // another nonce, or no base64url: no sub Keyport gave
+		for _, hint := range []string{paulSub, otherAppSub, string(forged)} {
+			p, _ = flow(t, b, pw, "hint-other", map[string]string{"login_hint": hint})
+			if !isLoginPage(p) {
+				t.Fatalf("login_hint %q (not this app's sub of the person signed in) reused the session: %d %s", hint, p.Status, p.URL)
+			}
+			if login := formValue(p.Body, "login"); login == "paul" || login == "petra" {
+				t.Fatalf("login_hint %q: the sign-in page offers %q", hint, login)
+			}
+			if strings.Contains(p.Body, "paul") {
+				t.Fatalf("login_hint %q: the sign-in page names the account behind it", hint)
+			}
+			p, _ = flow(t, b, pw, "hint-other-none", map[string]string{"login_hint": hint, "prompt": "none"})
+			appError(t, p, pw, "hint-other-none", "login_required")
+		}
+		// paul's sub: the sign-in page is empty, and signing in as paul
+		// answers with his sub.
+		p, v = flow(t, b, pw, "hint-paul", map[string]string{"login_hint": paulSub})
+		if login := formValue(p.Body, "login"); login != "" {
+			t.Fatalf("login_hint of another person's pairwise sub: the sign-in page offers %q", login)
+		}
+		if claims, _ := idToken(t, pw, password(t, b, p, "paul"), "hint-paul", v); claims["sub"] != paulSub {
+			t.Fatalf("signed in as paul for his hint: sub %v, want %s", claims["sub"], paulSub)
+		}
+		// Another app's pairwise value as the claims parameter's sub is
+		// no sub of this app's: refused at once.
+		p, _ = flow(t, b, pw, "claims-other-app", map[string]string{"claims": `{"id_token":{"sub":{"value":"` + otherAppSub + `"}}}`})
+		appError(t, p, pw, "claims-other-app", "access_denied")
+		// The public user ID keeps fitting the person signed in, now
+		// paul (a hint the app could only have from elsewhere, telling it
+		// no more than a username hint does).
+		p, v = flow(t, b, pw, "hint-user-id", map[string]string{"login_hint": paul.ID, "prompt": "none"})
+		idToken(t, pw, p, "hint-user-id", v)
+	})
+
 	t.Run("ui_locales through every page", func(t *testing.T) {
 		srv.createUser("uli", false)
 		secret, _ := withTOTP(t, srv, "uli")
