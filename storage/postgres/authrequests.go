@@ -350,7 +350,7 @@ func (d *DB) RedeemCode(ctx context.Context, codeHash, clientID string, issue st
 	var out storage.AuthRequest
 	var outcome error // an answer that still commits what the transaction did
 	now := d.now()
-	err := d.flowTx(ctx, func(tx pgx.Tx) error {
+	err := d.inTx(ctx, func(tx pgx.Tx) error {
 		out, outcome = storage.AuthRequest{}, nil
 		var id string
 		err := tx.QueryRow(ctx, "SELECT auth_request_id FROM auth_codes WHERE hash = $1 FOR UPDATE", codeHash).Scan(&id)

@@ -128,6 +128,14 @@ func (d *DB) UpdateDeviceAuthorization(ctx context.Context, hash string, fn func
 		if next.DeviceCodeHash != old.DeviceCodeHash || next.UserCode != old.UserCode {
 			return &callbackError{fmt.Errorf("update device authorization: the codes may not change: %w", storage.ErrInvalid)}
 		}
+		if next.State == storage.DeviceRedeemed && old.State != storage.DeviceRedeemed {
+			// The redemption spends the code, and the tokens it issues
+			// may write nothing that would take it to the disk after
+			// (stateless access tokens): it waits for its own sync.
+			if err := syncThisCommit(ctx, tx); err != nil {
+				return err
+			}
+		}
 		rec, err := marshal(next)
 		if err != nil {
 			return err

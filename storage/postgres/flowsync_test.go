@@ -9,15 +9,15 @@ import (
 )
 
 // TestFlowWritesDoNotWaitForTheWAL: the writes of a sign-in under way
-// (flowTx) commit without a WAL flush each, and the tokens its code
-// issues still wait for theirs. The test cluster runs without fsync and
-// with synchronous_commit off; the test's connection turns synchronous
-// commit on, as a production server has it, and PostgreSQL counts the
-// WAL writes (pg_stat_wal.wal_write): a synchronous commit writes the WAL
-// out itself, an asynchronous one leaves it to the WAL writer. With the
-// flow writes synchronous, each round of a code flow's six flow writes
-// and its tokens made seven; now one, the tokens', which takes the flow
-// writes before it to the disk too.
+// (flowTx) commit without a WAL flush each, while what spends a code (its
+// redemption, a device code's too) and the tokens still wait for theirs.
+// The test cluster runs without fsync and with synchronous_commit off; the
+// test's connection turns synchronous commit on, as a production server
+// has it, and PostgreSQL counts the WAL writes (pg_stat_wal.wal_write): a
+// synchronous commit writes the WAL out itself, an asynchronous one leaves
+// it to the WAL writer. With every write synchronous, each round of a code
+// flow's seven writes and its tokens made seven; now two, the redemption's
+// and the tokens', which take the flow writes before them to the disk too.
 func TestFlowWritesDoNotWaitForTheWAL(t *testing.T) {
 	ctx := t.Context()
 	d, err := Open(ctx, schema.Database(t)+" synchronous_commit=on", Options{MaxConns: 1})
@@ -77,9 +77,42 @@ func TestFlowWritesDoNotWaitForTheWAL(t *testing.T) {
 		}
 	}
 	got := walWrites() - before
-	// At least the tokens' writes, and far fewer than one per commit (the
+	// The redemptions' and the tokens' writes, and not one per commit (the
 	// WAL writer adds a few of its own).
-	if got < rounds || got > rounds+rounds/2 {
-		t.Errorf("%d rounds of a code flow's writes made %d WAL writes, want about %d (one per round, the tokens')", rounds, got, rounds)
+	if got < 2*rounds || got > 2*rounds+rounds/2 {
+		t.Errorf("%d rounds of a code flow's writes made %d WAL writes, want about %d (two per round: the redemption's and the tokens')", rounds, got, 2*rounds)
+	}
+
+	// A device authorization: created, approved and polled without a sync
+	// of their own; its redemption waits for one.
+	dev := storage.DeviceAuthorization{DeviceCodeHash: "dh", UserCode: "BCDFGHJK", ClientID: "tv", Scopes: []string{"openid"},
+		State: storage.DevicePending, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute), Interval: 5 * time.Second}
+	set := func(state string) func(storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
+		return func(a storage.DeviceAuthorization) (storage.DeviceAuthorization, error) {
+			if state != "" {
+				a.State, a.UserID = state, "u1"
+			}
+			a.LastPoll = now
+			return a, nil
+		}
+	}
+	before = walWrites()
+	if err := d.CreateDeviceAuthorization(ctx, dev, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, state := range []string{"", storage.DeviceApproved, "", ""} {
+		if _, err := d.UpdateDeviceAuthorization(ctx, "dh", set(state)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := walWrites() - before; got > 2 {
+		t.Errorf("a device authorization's creation, approval and polls made %d WAL writes, want none of their own", got)
+	}
+	before = walWrites()
+	if _, err := d.UpdateDeviceAuthorization(ctx, "dh", set(storage.DeviceRedeemed)); err != nil {
+		t.Fatal(err)
+	}
+	if got := walWrites() - before; got < 1 {
+		t.Error("a device code's redemption committed without writing the WAL out")
 	}
 }

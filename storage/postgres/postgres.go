@@ -177,15 +177,17 @@ func (d *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 }
 
 // flowTx is inTx for the records of sign-ins under way (authorization
-// requests, codes and their redemptions, device authorizations): their
-// commits do not wait for the WAL to reach the disk (synchronous_commit
-// off, for this transaction only). Each sign-in wrote six of them, each
-// one a WAL flush (bench.sh PG_WRITES=1 counted 11.5 syncs per code flow).
-// As with bolt's flow file, a crash of the database server may lose the
-// last fraction of a second of them, which only makes people signing in
-// at that moment start again; it damages nothing, and a durable commit
-// after them (the tokens of a code) takes them to the disk first, since
-// the WAL is flushed in order.
+// requests and their codes, device authorizations): their commits do not
+// wait for the WAL to reach the disk (synchronous_commit off, for this
+// transaction only). Each sign-in wrote six of them, each one a WAL flush
+// (bench.sh PG_WRITES=1 counted 11.5 syncs per code flow). As with bolt's
+// flow file, a crash of the database server may lose the last fraction of
+// a second of them, which only makes people signing in at that moment
+// start again: every such loss fails closed (a request, a code or an
+// approval that is gone), and it damages nothing. What spends a code (its
+// redemption) is no such write: it waits for its sync (RedeemCode is
+// inTx's; a device code's redemption calls syncThisCommit), so a code
+// that issued tokens is never usable again after a crash.
 func (d *DB) flowTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, d.pool, flowTxOptions, fn)
 }
@@ -193,6 +195,13 @@ func (d *DB) flowTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // flowTxOptions begins a READ COMMITTED transaction (inTx's) whose commit
 // does not wait for the WAL flush, in one round trip.
 var flowTxOptions = pgx.TxOptions{BeginQuery: "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO OFF"}
+
+// syncThisCommit makes the commit of a flowTx transaction wait for its
+// WAL sync after all.
+func syncThisCommit(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO ON")
+	return err
+}
 
 // callbackError marks an error from a caller's fn, returned as it is (not
 // mapped by dbErr).
