@@ -1028,6 +1028,45 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// RFC 7592 §2.2: an update sends back the metadata the app read. A
+	// client that decoded the answer and encoded it again (here Go's
+	// map, which sorts the members) sends its key set with the members in
+	// another order: the same keys, so its approval stays and its
+	// assertions still work.
+	t.Run("an update sending back its key set in another member order keeps the approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		key := newRPKey(t, jose.ES256, "k1")
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, map[string]any{
+			"client_name": "reordered", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks": json.RawMessage(key.jwks(t)),
+		})
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		approved, _ := srv.Main.Store.GetClient(ctx, id)
+		status, _, read := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
+		if status != http.StatusOK {
+			t.Fatalf("read: %d %v", status, read)
+		}
+		if sent, _ := json.Marshal(read["jwks"]); string(sent) == string(approved.JWKS) {
+			t.Fatalf("the key set went back in its stored order (%s): this test tests nothing", sent)
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, read); status != http.StatusOK {
+			t.Fatalf("update with the metadata read: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+			t.Errorf("the same key set in another member order changed the app (held again: %v)", c.PendingApproval)
+		}
+		form := assertionParams(assertion(t, key.signing(), id, srv.URL+"/oauth/token"))
+		form.Set("grant_type", "client_credentials")
+		if status, _, tok := srv.postForm("/oauth/token", form, "", ""); status != http.StatusOK || tok["access_token"] == nil {
+			t.Errorf("client_credentials after the update: %d %v", status, tok)
+		}
+	})
+
 	// The consent page tells the person when an app registered itself,
 	// and whether an administrator approved it; an administrator's app
 	// gets no such line.
