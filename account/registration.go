@@ -602,6 +602,11 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if sameJSON(next.JWKS, c.JWKS) {
 			next.JWKS = c.JWKS
 		}
+		// Nor is the same scope in another order a change: its order does
+		// not matter (RFC 6749 §3.3), and a client may keep it as a set.
+		if sameSet(next.AllowedScopes, c.AllowedScopes) {
+			next.AllowedScopes = slices.Clone(c.AllowedScopes)
+		}
 		if err := s.clients.checkFeatures(next, &c); err != nil {
 			return c, err
 		}
@@ -682,6 +687,20 @@ func sameJSON(a, b json.RawMessage) bool {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)
+}
+
+// sameSet tells whether a and b hold the same strings, each once
+// (normalizeClient drops repeated scopes), in any order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, v := range a {
+		if !slices.Contains(b, v) {
+			return false
+		}
+	}
+	return true
 }
 
 // keptByUpdate is what an RFC 7592 update of app c keeps of it as

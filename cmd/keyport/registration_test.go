@@ -1067,6 +1067,36 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// RFC 6749 §3.3: the order of the scope's values does not matter; an
+	// update naming the app's scopes in another order changes nothing.
+	t.Run("an update naming the same scopes in another order keeps the approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("scope-order"))
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		approved, _ := srv.Main.Store.GetClient(ctx, id)
+		m := webMetadata("scope-order")
+		m["client_id"], m["scope"] = id, "offline_access email profile openid"
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK || out["scope"] != "openid profile email offline_access" {
+			t.Fatalf("update with the scopes reordered: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+			t.Errorf("the same scopes in another order changed the app (held again: %v, scopes %v)", c.PendingApproval, c.AllowedScopes)
+		}
+		// Narrowing them is a change, and holds it again.
+		m["scope"] = "openid profile"
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK {
+			t.Fatalf("narrow the scopes: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Error("narrowed scopes kept the approval")
+		}
+	})
+
 	// The consent page tells the person when an app registered itself,
 	// and whether an administrator approved it; an administrator's app
 	// gets no such line.
