@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -594,6 +595,18 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if err := normalizeClient(&next, true, keptByUpdate(c)); err != nil {
 			return c, err
 		}
+		// RFC 7592 §2.2 has the app send back the metadata it read; one
+		// that decoded and encoded it again sends its key set with the
+		// members in another order, which is the same key set: the stored
+		// bytes stay, so an approved app is not held again for it.
+		if sameJSON(next.JWKS, c.JWKS) {
+			next.JWKS = c.JWKS
+		}
+		// Nor is the same scope in another order a change: its order does
+		// not matter (RFC 6749 §3.3), and a client may keep it as a set.
+		if sameSet(next.AllowedScopes, c.AllowedScopes) {
+			next.AllowedScopes = slices.Clone(c.AllowedScopes)
+		}
 		if err := s.clients.checkFeatures(next, &c); err != nil {
 			return c, err
 		}
@@ -661,6 +674,33 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		s.clients.ensureSigningKey(ctx, after)
 	}
 	return after, nil
+}
+
+// sameJSON tells whether a and b, both present, are the same JSON value
+// but for the order of object members and white space.
+func sameJSON(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
+}
+
+// sameSet tells whether a and b hold the same strings, each once
+// (normalizeClient drops repeated scopes), in any order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, v := range a {
+		if !slices.Contains(b, v) {
+			return false
+		}
+	}
+	return true
 }
 
 // keptByUpdate is what an RFC 7592 update of app c keeps of it as

@@ -1028,6 +1028,114 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// RFC 7592 §2.2: an update sends back the metadata the app read. A
+	// client that decoded the answer and encoded it again (here Go's
+	// map, which sorts the members) sends its key set with the members in
+	// another order: the same keys, so its approval stays and its
+	// assertions still work.
+	t.Run("an update sending back its key set in another member order keeps the approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		key := newRPKey(t, jose.ES256, "k1")
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, map[string]any{
+			"client_name": "reordered", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks": json.RawMessage(key.jwks(t)),
+		})
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		approved, _ := srv.Main.Store.GetClient(ctx, id)
+		status, _, read := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
+		if status != http.StatusOK {
+			t.Fatalf("read: %d %v", status, read)
+		}
+		if sent, _ := json.Marshal(read["jwks"]); string(sent) == string(approved.JWKS) {
+			t.Fatalf("the key set went back in its stored order (%s): this test tests nothing", sent)
+		}
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, read); status != http.StatusOK {
+			t.Fatalf("update with the metadata read: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+			t.Errorf("the same key set in another member order changed the app (held again: %v)", c.PendingApproval)
+		}
+		form := assertionParams(assertion(t, key.signing(), id, srv.URL+"/oauth/token"))
+		form.Set("grant_type", "client_credentials")
+		if status, _, tok := srv.postForm("/oauth/token", form, "", ""); status != http.StatusOK || tok["access_token"] == nil {
+			t.Errorf("client_credentials after the update: %d %v", status, tok)
+		}
+	})
+
+	// RFC 7592 §2.2: an update sends back all the metadata the app read,
+	// decoded and encoded again as most clients do. For apps of every
+	// shape this changes nothing, and an approved app stays approved.
+	t.Run("an update sending back what it read changes nothing", func(t *testing.T) {
+		key := newRPKey(t, jose.ES256, "k1")
+		for name, m := range map[string]map[string]any{
+			"web app":            webMetadata("echo"),
+			"minimal":            {"redirect_uris": []string{"https://app.example/cb"}},
+			"native app":         {"application_type": "native", "token_endpoint_auth_method": "none", "redirect_uris": []string{"com.example.app:/cb"}},
+			"device":             {"grant_types": []string{account.GrantDeviceCode}, "token_endpoint_auth_method": "none"},
+			"client_credentials": {"grant_types": []string{"client_credentials"}},
+			"private_key_jwt":    {"redirect_uris": []string{"https://app.example/cb"}, "token_endpoint_auth_method": "private_key_jwt", "jwks": json.RawMessage(key.jwks(t))},
+			"client_secret_jwt":  {"redirect_uris": []string{"https://app.example/cb"}, "token_endpoint_auth_method": "client_secret_jwt"},
+			"logout":             {"redirect_uris": []string{"https://app.example/cb"}, "frontchannel_logout_uri": "https://app.example/fc", "backchannel_logout_uri": "https://app.example/bc", "post_logout_redirect_uris": []string{"https://app.example/bye"}},
+			"flags":              {"redirect_uris": []string{"https://app.example/cb"}, "require_pushed_authorization_requests": true, "dpop_bound_access_tokens": true, "userinfo_signed_response_alg": "RS256"},
+		} {
+			iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+			status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+			if status != http.StatusCreated {
+				t.Errorf("%s: register: %d %v", name, status, reg)
+				continue
+			}
+			id, _ := reg["client_id"].(string)
+			regToken, _ := reg["registration_access_token"].(string)
+			uri, _ := reg["registration_client_uri"].(string)
+			if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+				t.Fatalf("%s: approve: %d %v", name, status, out)
+			}
+			approved, _ := srv.Main.Store.GetClient(ctx, id)
+			_, _, read := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
+			if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, read); status != http.StatusOK {
+				t.Errorf("%s: update with the metadata read: %d %v", name, status, out)
+			}
+			if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+				t.Errorf("%s: sending back what it read changed the app (held again: %v)", name, c.PendingApproval)
+			}
+		}
+	})
+
+	// RFC 6749 §3.3: the order of the scope's values does not matter; an
+	// update naming the app's scopes in another order changes nothing.
+	t.Run("an update naming the same scopes in another order keeps the approval", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("scope-order"))
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		uri, _ := reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		approved, _ := srv.Main.Store.GetClient(ctx, id)
+		m := webMetadata("scope-order")
+		m["client_id"], m["scope"] = id, "offline_access email profile openid"
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK || out["scope"] != "openid profile email offline_access" {
+			t.Fatalf("update with the scopes reordered: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+			t.Errorf("the same scopes in another order changed the app (held again: %v, scopes %v)", c.PendingApproval, c.AllowedScopes)
+		}
+		// Narrowing them is a change, and holds it again.
+		m["scope"] = "openid profile"
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK {
+			t.Fatalf("narrow the scopes: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
+			t.Error("narrowed scopes kept the approval")
+		}
+	})
+
 	// The consent page tells the person when an app registered itself,
 	// and whether an administrator approved it; an administrator's app
 	// gets no such line.
