@@ -371,7 +371,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 	if i <= 0 || i == len(subjectToken)-1 {
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("an app password subject_token is <username>:<app password>")
 	}
-	u, credentialID, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester.ID)
+	u, credentialID, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester)
 	if err != nil {
 		switch account.ErrorCode(err) {
 		case account.RateLimited:
@@ -382,6 +382,8 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("invalid username or app password, or the app password may not be used here")
 	}
 	if account.MayUseClient(u, requester) != nil {
+		// VerifyAppPassword refused it already, as a failed attempt; kept
+		// for a VerifyAppPassword that does not.
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("the user may not use this app")
 	}
 	if len(scopes) == 0 {
