@@ -276,6 +276,9 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if len(audiences)+len(resources) == 0 {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("audience or resource is required")
 	}
+	// A value named twice is named once: the token's format (one target
+	// app's) must not depend on a repeat.
+	audiences, resources = distinct(audiences), distinct(resources)
 	// Scopes are never widened: asking for one the subject token lacks is
 	// refused (RFC 6749 §5.2 invalid_scope), and none asked for means the
 	// subject token's. offline_access is dropped: no refresh token is

@@ -76,6 +76,25 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		wantError("too many audiences", front, many, 400, "invalid_request")
 	})
 
+	// An audience named twice is the same request as once: the token is
+	// in the one target app's format (papi takes JWTs).
+	t.Run("audience repeated", func(t *testing.T) {
+		for _, f := range []url.Values{form("audience", "papi"), form("audience", "papi", "audience", "papi")} {
+			status, _, m := front.tokenPost(f, true)
+			if status != 200 {
+				t.Fatalf("%v: %d %v", f["audience"], status, m)
+			}
+			token := m["access_token"].(string)
+			if strings.Count(token, ".") != 2 {
+				t.Errorf("audience %v: an opaque token for papi, which takes JWTs", f["audience"])
+				continue
+			}
+			if claims := jwtClaims(t, srv, token); !slices.Equal(audiences(claims["aud"]), []string{"papi"}) {
+				t.Errorf("audience %v: claims %v", f["audience"], claims)
+			}
+		}
+	})
+
 	t.Run("duplicated parameters", func(t *testing.T) {
 		for _, k := range []string{"subject_token", "subject_token_type", "requested_token_type", "scope", "grant_type", "actor_token"} {
 			f := form("audience", "papi")
