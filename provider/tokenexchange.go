@@ -155,6 +155,7 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	if err := checkScopeTokens(scopes); err != nil {
 		return nil, err
 	}
+	scopes = distinct(scopes) // a scope asked for twice is in the token once
 	audiences, resources := f["audience"], f["resource"]
 	if len(audiences)+len(resources) > maxTargets {
 		return nil, oidc.ErrInvalidRequest().WithDescription("at most %d audience and resource values", maxTargets)

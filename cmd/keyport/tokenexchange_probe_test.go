@@ -95,6 +95,13 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		}
 	})
 
+	t.Run("scope repeated", func(t *testing.T) {
+		status, _, m := front.tokenPost(form("audience", "papi", "scope", "openid openid profile"), true)
+		if status != 200 || m["scope"] != "openid profile" {
+			t.Errorf("scope repeated: %d %v", status, m)
+		}
+	})
+
 	t.Run("duplicated parameters", func(t *testing.T) {
 		for _, k := range []string{"subject_token", "subject_token_type", "requested_token_type", "scope", "grant_type", "actor_token"} {
 			f := form("audience", "papi")
@@ -142,10 +149,20 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		if status != 200 || strings.Contains(m["scope"].(string), "admin") || strings.Contains(m["scope"].(string), "offline") || m["refresh_token"] != nil {
 			t.Errorf("app password with management scope: %d %v", status, m)
 		}
+		if status, _, m := front.tokenPost(exchangeForm("ben:"+forFront, typeAppPassword, "scope", "openid openid"), true); status != 200 || m["scope"] != "openid" {
+			t.Errorf("app password, scope repeated: %d %v", status, m)
+		}
 		if status, _, m := front.tokenPost(exchangeForm("ben:"+forFront, typeAppPassword, "audience", "pf"), true); status != 200 {
 			t.Errorf("audience itself: %d %v", status, m)
 		}
 
+		for _, bad := range []string{"\xff\xfe:" + forFront, "ben\x00:" + forFront, ":", "ben:", ":" + forFront, "ben:\xff", "ben@example.com:" + forOther,
+			"ben:" + forFront + ":", strings.Repeat(":", 5000)} {
+			wantError("odd app password subject "+truncateBody(bad), front, exchangeForm(bad, typeAppPassword), 400, "invalid_request")
+		}
+		if status, _, m := front.tokenPost(exchangeForm("ben@example.com:"+forFront, typeAppPassword), true); status != 200 {
+			t.Errorf("by email: %d %v", status, m)
+		}
 		cidPass, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, cid, "cli", "pf")
 		if err != nil {
 			t.Fatal(err)
@@ -245,4 +262,65 @@ func TestTokenExchangeRefusals(t *testing.T) {
 	if intro := front.introspect(t, annTok.AccessToken); intro["active"] != true || intro["act"] != nil {
 		t.Errorf("subject token after the refusals: %v", intro)
 	}
+}
+
+// TestResourceIndicatorProbes: resources outside a pushed request are not
+// taken, a refresh of a family granted none may name none, and a refused
+// request leaves the grant working.
+func TestResourceIndicatorProbes(t *testing.T) {
+	srv := startServer(t, "", func(c *config.Config) { c.OAuth.PushedAuthorizationRequests = true })
+	srv.createUser("alice", false)
+	const resA, resB = "https://a.example.com/api", "urn:example:b"
+	app := srv.createClient(account.NewClient{ID: "rapp", Secret: tokenExchangeSecret, SkipConsent: true, AccessTokenJWT: true,
+		GrantTypes: []string{account.GrantAuthorizationCode, account.GrantRefreshToken}, Resources: []string{resA, resB}})
+	app.oauth.Scopes = append(app.oauth.Scopes, "offline_access")
+
+	t.Run("a resource beside request_uri", func(t *testing.T) {
+		verifier, challenge := pkce()
+		pushed := url.Values{"response_type": {"code"}, "redirect_uri": {app.RedirectURI}, "scope": {"openid offline_access"}, "state": {"st"},
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {resA}}
+		status, _, m := app.push(pushed)
+		if status != http.StatusCreated {
+			t.Fatalf("push: %d %v", status, m)
+		}
+		b := newBrowser(t)
+		p := b.get(app.authorizeURI(m["request_uri"].(string), url.Values{"resource": {resB}}))
+		res := landed(t, app.finish(b, p, "alice"), app.RedirectURI)
+		if res.Code == "" {
+			t.Logf("refused: %+v", res)
+			return
+		}
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {res.Code}, "code_verifier": {verifier}, "redirect_uri": {app.RedirectURI}}
+		status, _, tok := app.tokenPost(form, true)
+		if status != 200 {
+			t.Fatalf("exchange: %d %v", status, tok)
+		}
+		if got := audiences(jwtClaims(t, srv, tok["access_token"].(string))["aud"]); !slices.Equal(got, []string{resA}) {
+			t.Errorf("aud %v, want the pushed resource only", got)
+		}
+	})
+
+	t.Run("refresh of a family granted no resource", func(t *testing.T) {
+		tok := app.tokens("alice")
+		refresh := func(resources ...string) (int, map[string]any) {
+			form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
+			for _, r := range resources {
+				form.Add("resource", r)
+			}
+			status, _, m := app.tokenPost(form, true)
+			return status, m
+		}
+		for _, rs := range [][]string{{resA}, {resA, resB}, {"https://a.example.com/api#x"}, {"api"}, {""}} {
+			if status, m := refresh(rs...); status != 400 || m["error"] != "invalid_target" || m["access_token"] != nil {
+				t.Errorf("refresh naming %q: %d %v, want 400 invalid_target", rs, status, m)
+			}
+		}
+		status, m := refresh()
+		if status != 200 {
+			t.Fatalf("refresh after the refusals: %d %v", status, m)
+		}
+		if got := audiences(jwtClaims(t, srv, m["access_token"].(string))["aud"]); !slices.Equal(got, []string{app.ID}) {
+			t.Errorf("aud %v, want the app", got)
+		}
+	})
 }
