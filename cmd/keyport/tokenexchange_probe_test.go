@@ -163,6 +163,24 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		if status, _, m := front.tokenPost(exchangeForm("ben@example.com:"+forFront, typeAppPassword), true); status != 200 {
 			t.Errorf("by email: %d %v", status, m)
 		}
+		// The subject token in the URL, which access logs keep.
+		for _, q := range []url.Values{exchangeForm("ben:"+forFront, typeAppPassword), {"subject_token": {"ben:" + forFront}}, {"subject_token": {annTok.AccessToken}}} {
+			body := exchangeForm("ben:"+forFront, typeAppPassword)
+			if q.Has("subject_token_type") {
+				body = url.Values{"grant_type": {grantTokenExchange}}
+			} else {
+				body.Del("subject_token")
+				if strings.Contains(q.Get("subject_token"), annTok.AccessToken) {
+					body.Set("subject_token_type", typeAccessToken)
+					body.Set("audience", "papi")
+				}
+			}
+			req := srv.formRequest("/oauth/token?"+q.Encode(), body, front.ID, front.Secret)
+			status, _, m := doJSON(t, nil, req)
+			if status != 400 || m["error"] != "invalid_request" || m["access_token"] != nil {
+				t.Errorf("subject_token in the query (%s): %d %v", truncateBody(q.Encode()), status, m)
+			}
+		}
 		cidPass, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, cid, "cli", "pf")
 		if err != nil {
 			t.Fatal(err)
