@@ -130,6 +130,17 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		}
 	})
 
+	t.Run("wrong secret by Basic", func(t *testing.T) {
+		status, h, m := srv.postForm("/oauth/token", form("audience", "papi"), front.ID, "wrong-secret-0123456789")
+		if status != 401 || m["error"] != "invalid_client" || h.Get("WWW-Authenticate") == "" || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("wrong secret: %d %v %v", status, m, h)
+		}
+		status, h, m = front.tokenPost(form("audience", "nope"), true)
+		if status != 400 || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("refusal headers: %d %v %v", status, m, h)
+		}
+	})
+
 	t.Run("app passwords", func(t *testing.T) {
 		forFront, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, ben, "cli", "pf")
 		if err != nil {
