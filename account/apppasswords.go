@@ -128,12 +128,19 @@ func (s *CredentialService) RevokeCredential(ctx context.Context, userID, kind, 
 // outside the allowlist). Forward auth shows it as a plain 401.
 var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 
+// reasonNotInAppGroups is the history's reason for an app password refused
+// because the person is not in its app's allowed groups.
+const reasonNotInAppGroups = "not in the app's allowed groups"
+
 // tryAppPassword checks password as one of user's app passwords and
 // returns the ID of the one it is. The ID is "" when it is none of them
 // (the caller then tries the account password); err is set when it is one
-// but may not be used here. limitedOnly refuses an app password that is
-// not limited to clientID (one for every app), as token exchange does.
-func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, limitedOnly bool) (storage.User, string, error) {
+// but may not be used here. exchange is the app a token exchange is for
+// (nil for forward auth): it refuses an app password not limited to
+// clientID (one for every app), and a person outside the app's allowed
+// groups, here, so that the refusal is a failed attempt in the history and
+// no use of the app password, as it is for every other reason.
+func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, exchange *storage.Client) (storage.User, string, error) {
 	// The lookup is by the SHA-256 of the normalised secret: a guess
 	// reveals nothing through timing that is not already in the hash.
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
@@ -147,12 +154,15 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 	switch {
 	case c.ClientID != "" && c.ClientID != clientID:
 		attempt.Reason = "app password for another app"
-	case limitedOnly && c.ClientID == "":
+	case exchange != nil && c.ClientID == "":
 		attempt.Reason = "app password not limited to this app"
 	case CheckInteractive(user) != nil:
 		attempt.Reason = signInRefusal(user)
 	case !NetworkAllows(user.AllowedNetworks, ip):
 		attempt.Reason = "network not allowed"
+	case exchange != nil && MayUseClient(user, *exchange) != nil:
+		// Groups change after the app password was made for the app.
+		attempt.Reason = reasonNotInAppGroups
 	}
 	if attempt.Reason == "" {
 		if err := s.CheckTwoFactorPolicy(ctx, user); err != nil {

@@ -32,7 +32,7 @@ func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, us
 		return storage.User{}, "", err
 	}
 	// Names that match no account go through the same steps.
-	u, credentialID, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, false)
+	u, credentialID, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, nil)
 	if err != nil {
 		return storage.User{}, "", err
 	}

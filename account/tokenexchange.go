@@ -33,18 +33,19 @@ func normalizeTokenExchange(c *storage.Client) *Error {
 }
 
 // VerifyAppPassword checks an app password presented for token exchange
-// (RFC 8693) by app clientID: login is the username or email, and only an
-// app password limited to clientID is accepted, never the account
-// password or an app password for every app. The checks are forward
-// auth's (VerifyBasic): a password found is let in under the account's
-// rules (blocked, network allowlist, second-factor policy), recorded in
+// (RFC 8693) by app: login is the username or email, and only an app
+// password limited to app is accepted, never the account password or an
+// app password for every app. The checks are forward auth's (VerifyBasic)
+// and the app's allowed groups: a password found is let in under the
+// account's rules (blocked, network allowlist, second-factor policy) and
+// the app's, recorded in
 // the history; one that is none of the account's app passwords is a guess,
 // reserved and counted by the throttle like forward auth's app-password
 // misses, and refused with RateLimited once the throttle says so.
 // credentialID is the app password's ID: the token issued for it lives
 // only as long as the app password (storage.AccessToken.CredentialID).
-func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, ip, userAgent, clientID string) (u storage.User, credentialID string, err error) {
-	now := s.now()
+func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, ip, userAgent string, app storage.Client) (u storage.User, credentialID string, err error) {
+	now, clientID := s.now(), app.ID
 	ctx = withClient(ctx, LogName(clientID))
 	name, err := s.loginName(ctx, "app_password", login, password, ip)
 	if err != nil {
@@ -54,7 +55,7 @@ func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, 
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	u, credentialID, err = s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, true)
+	u, credentialID, err = s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, &app)
 	if err != nil {
 		return storage.User{}, "", err
 	}

@@ -87,9 +87,10 @@ type Options struct {
 	// access token (token exchange, tokenexchange.go): the account
 	// service's check (account.SignInService.VerifyAppPassword), which
 	// throttles and records, and names the app password it is (its
-	// credential ID, kept on the token). Nil: app passwords cannot be
-	// exchanged.
-	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent, clientID string) (u storage.User, credentialID string, err error)
+	// credential ID, kept on the token); app is the requesting app,
+	// whose allowed groups it applies, so that a refusal for them is
+	// recorded as one. Nil: app passwords cannot be exchanged.
+	VerifyAppPassword func(ctx context.Context, login, password, ip, userAgent string, app storage.Client) (u storage.User, credentialID string, err error)
 
 	// DPoPNonceKey keys the stateless DPoP nonces (dpop.go); it must be
 	// the same on every replica. Zero derives one from TokenKey.

@@ -155,6 +155,7 @@ func (p *Provider) exchangeToken(r *http.Request) (*oidc.TokenExchangeResponse, 
 	if err := checkScopeTokens(scopes); err != nil {
 		return nil, err
 	}
+	scopes = distinct(scopes) // a scope asked for twice is in the token once
 	audiences, resources := f["audience"], f["resource"]
 	if len(audiences)+len(resources) > maxTargets {
 		return nil, oidc.ErrInvalidRequest().WithDescription("at most %d audience and resource values", maxTargets)
@@ -276,6 +277,9 @@ func (p *Provider) delegate(ctx context.Context, requester storage.Client, subje
 	if len(audiences)+len(resources) == 0 {
 		return storage.AccessToken{}, nil, "", oidc.ErrInvalidRequest().WithDescription("audience or resource is required")
 	}
+	// A value named twice is named once: the token's format (one target
+	// app's) must not depend on a repeat.
+	audiences, resources = distinct(audiences), distinct(resources)
 	// Scopes are never widened: asking for one the subject token lacks is
 	// refused (RFC 6749 §5.2 invalid_scope), and none asked for means the
 	// subject token's. offline_access is dropped: no refresh token is
@@ -371,7 +375,7 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 	if i <= 0 || i == len(subjectToken)-1 {
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("an app password subject_token is <username>:<app password>")
 	}
-	u, credentialID, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester.ID)
+	u, credentialID, err := p.opts.VerifyAppPassword(ctx, subjectToken[:i], subjectToken[i+1:], clientip.FromContext(ctx), r.UserAgent(), requester)
 	if err != nil {
 		switch account.ErrorCode(err) {
 		case account.RateLimited:
@@ -382,6 +386,8 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("invalid username or app password, or the app password may not be used here")
 	}
 	if account.MayUseClient(u, requester) != nil {
+		// VerifyAppPassword refused it already, as a failed attempt; kept
+		// for a VerifyAppPassword that does not.
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("the user may not use this app")
 	}
 	if len(scopes) == 0 {

@@ -78,6 +78,8 @@ var deAccess = map[string]string{
 	// Reasons of failed sign-ins, as the history on the activity page
 	// shows them (recorded by every area of the account package).
 	"app password for another app":                              "App-Passwort für eine andere App",
+	"app password not limited to this app":                      "App-Passwort nicht auf diese App beschränkt",
+	"not in the app's allowed groups":                           "nicht in den erlaubten Gruppen der App",
 	"password alone refused: use an app password":               "Passwort allein abgelehnt: Verwenden Sie ein App-Passwort",
 	"second factor required but not set up":                     "zweiter Faktor verlangt, aber nicht eingerichtet",
 	"account blocked or deleted":                                "Konto gesperrt oder gelöscht",
