@@ -77,9 +77,13 @@ func TestFlowWritesDoNotWaitForTheWAL(t *testing.T) {
 		}
 	}
 	got := walWrites() - before
-	// The redemptions' and the tokens' writes, and not one per commit (the
-	// WAL writer adds a few of its own).
-	if got < 2*rounds || got > 2*rounds+rounds/2 {
+	// The redemptions' and the tokens' writes, and not one per commit. The
+	// WAL writer adds its own, woken by the asynchronous commits: 46 to 48
+	// for 20 rounds on an idle machine, where 2*rounds+rounds/2 (50) failed
+	// now and then under load. Every write synchronous makes six a round
+	// (120: the last deletion finds nothing), so the bound sits well
+	// between the two.
+	if got < 2*rounds || got > 4*rounds {
 		t.Errorf("%d rounds of a code flow's writes made %d WAL writes, want about %d (two per round: the redemption's and the tokens')", rounds, got, 2*rounds)
 	}
 
