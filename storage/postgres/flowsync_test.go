@@ -1,9 +1,15 @@
 package postgres
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -118,5 +124,104 @@ func TestFlowWritesDoNotWaitForTheWAL(t *testing.T) {
 	}
 	if got := walWrites() - before; got < 1 {
 		t.Error("a device code's redemption committed without writing the WAL out")
+	}
+}
+
+// sentCounter counts what a pool sends to the server: statements on their
+// own and batches (one pipeline each).
+type sentCounter struct{ sent atomic.Int64 }
+
+func (c *sentCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.sent.Add(1)
+	return ctx
+}
+func (c *sentCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (c *sentCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.sent.Add(1)
+	return ctx
+}
+func (c *sentCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *sentCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+// TestDeleteAuthRequestInOneRoundTrip: every code exchange ends with a
+// DeleteAuthRequest of the request its redemption deleted already
+// (zitadel's), so deleting costs one round trip, not flowTx's three
+// (BEGIN, DELETE, COMMIT), and a request that is there still goes without
+// a WAL flush of its own, as flowTx's writes.
+func TestDeleteAuthRequestInOneRoundTrip(t *testing.T) {
+	ctx := t.Context()
+	dsn := schema.Database(t) + " synchronous_commit=on"
+	d, err := Open(ctx, dsn, Options{MaxConns: 1})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter := &sentCounter{}
+	cfg.MaxConns, cfg.ConnConfig.Tracer = 1, counter
+	traced, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.pool.Close()
+	d.pool = traced
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	const n = 20
+	for i := range n {
+		a := storage.AuthRequest{ID: fmt.Sprintf("ar%d", i), ClientID: "app", RedirectURI: "https://app.example/cb", ResponseType: "code",
+			CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+		if _, err := d.CreateAuthRequest(ctx, a, storage.PendingLimits{}); err != nil {
+			t.Fatalf("create %s: %v", a.ID, err)
+		}
+	}
+	walWrites := func() int64 {
+		t.Helper()
+		if _, err := d.pool.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+			t.Fatal(err)
+		}
+		var w int64
+		if err := d.pool.QueryRow(ctx, "SELECT wal_write FROM pg_stat_wal").Scan(&w); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	before := walWrites()
+	sent := counter.sent.Load()
+	for i := range n {
+		if err := d.DeleteAuthRequest(ctx, fmt.Sprintf("ar%d", i)); err != nil {
+			t.Fatalf("delete ar%d: %v", i, err)
+		}
+	}
+	if got := counter.sent.Load() - sent; got != n {
+		t.Errorf("%d deletions sent %d statements or batches, want %d", n, got, n)
+	}
+	// The WAL writer may write a few; synchronous commits would be n.
+	if got := walWrites() - before; got >= n/2 {
+		t.Errorf("%d deletions made %d WAL writes, want hardly any (asynchronous commits)", n, got)
+	}
+
+	sent = counter.sent.Load()
+	for i := range n {
+		err := d.DeleteAuthRequest(ctx, fmt.Sprintf("ar%d", i))
+		if !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("delete the gone ar%d: %v, want ErrNotFound", i, err)
+		}
+	}
+	if got := counter.sent.Load() - sent; got != n {
+		t.Errorf("%d deletions of gone requests sent %d statements or batches, want %d", n, got, n)
+	}
+	var left int
+	if err := d.pool.QueryRow(ctx, "SELECT count(*) FROM auth_requests").Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d requests left (%v)", left, err)
+	}
+	// The setting was the deletions' own: the pool's one connection
+	// commits what comes next (tokens) synchronously again.
+	var setting string
+	if err := d.pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&setting); err != nil || setting != "on" {
+		t.Errorf("synchronous_commit after the deletions: %q (%v), want on", setting, err)
 	}
 }
