@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -131,6 +132,70 @@ func TestCreateAppPassword(t *testing.T) {
 	}
 	if err := f.svc.Credentials.RevokeAppPassword(f.ctx, f.alice, c.ID); account.ErrorCode(err) != account.NotFound {
 		t.Errorf("revoked twice: %v", err)
+	}
+}
+
+// TestVerifyBasicAppGroups: right Basic credentials of a person outside
+// the allowed groups of the app the proxy names are refused before
+// anything is recorded as a success: a failed attempt with the reason, no
+// use of the app password, and no wrong guess for the throttle.
+func TestVerifyBasicAppGroups(t *testing.T) {
+	f := newAccessFixture(t, false)
+	if err := f.db.CreateClient(f.ctx, storage.Client{ID: "wiki", Name: "Wiki", RedirectURIs: []string{"https://wiki.example/cb"}, AllowedGroups: []string{"wiki-users"}}); err != nil {
+		t.Fatal(err)
+	}
+	wikiOnly, wc, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "wiki", "wiki")
+	anyApp, ac, _ := f.svc.Credentials.CreateAppPassword(f.ctx, f.alice, "proxy", "")
+	verify := func(password, client string) (string, error) {
+		f.clock.Add(time.Second)
+		_, method, err := f.svc.SignIn.VerifyBasic(f.ctx, "alice", password, "192.0.2.1", "curl/8.0", client)
+		return method, err
+	}
+	refused := func(what string, err error, method string) {
+		t.Helper()
+		if !errors.Is(err, account.ErrNotInAppGroups) || account.ErrorCode(err) != account.Forbidden {
+			t.Errorf("%s: %v, want the app's groups' refusal", what, err)
+		}
+		if a := f.lastAttempt(); a.Success || a.Method != method || a.Reason != "not in the app's allowed groups" {
+			t.Errorf("%s: attempt %+v", what, a)
+		}
+	}
+	for _, c := range []struct {
+		name, password, method string
+	}{{"app password for the app", wikiOnly, "app_password"}, {"app password for every app", anyApp, "app_password"}, {"account password", accessPassword, "pwd"}} {
+		// More often than MaxLoginAttempts: none of them is a wrong guess.
+		for range 5 {
+			_, err := verify(c.password, "wiki")
+			refused(c.name, err, c.method)
+		}
+	}
+	for _, id := range []string{wc.ID, ac.ID} {
+		if c, _ := f.db.GetCredential(f.ctx, f.alice.ID, id); !c.LastUsedAt.IsZero() {
+			t.Errorf("refused app password %s noted as used", id)
+		}
+	}
+	// A wrong password says nothing about the groups, and is the first
+	// failure the throttle sees.
+	if _, err := verify("wrong password!", "wiki"); account.ErrorCode(err) != account.Unauthorized {
+		t.Errorf("wrong password for the app: %v", err)
+	}
+	// An app that is not registered has no rules; in the group, the app is open.
+	if m, err := verify(anyApp, "unregistered"); err != nil || m != "app_password" {
+		t.Errorf("unregistered app: %q %v", m, err)
+	}
+	if _, err := f.db.UpdateUser(f.ctx, f.alice.ID, func(u storage.User) (storage.User, error) {
+		u.Groups = []string{"Wiki-Users"}
+		return u, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, password := range []string{wikiOnly, anyApp, accessPassword} {
+		if _, err := verify(password, "wiki"); err != nil {
+			t.Errorf("in the group: %v", err)
+		}
+		if a := f.lastAttempt(); !a.Success {
+			t.Errorf("in the group: attempt %+v", a)
+		}
 	}
 }
 

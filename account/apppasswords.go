@@ -132,15 +132,31 @@ var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 // because the person is not in its app's allowed groups.
 const reasonNotInAppGroups = "not in the app's allowed groups"
 
+// ErrNotInAppGroups is in the chain (errors.Is) of the refusal of right
+// credentials of a person outside the allowed groups of the app they are
+// for: forward auth answers it 403, not with a prompt to sign in again.
+var ErrNotInAppGroups = errors.New(reasonNotInAppGroups)
+
+// errNotInAppGroups is MayUseClient's refusal for app (Forbidden, naming
+// the app, translated), marked as ErrNotInAppGroups.
+func errNotInAppGroups(app storage.Client) error {
+	e := Errorf(Forbidden, NotAllowedMessage, app.Name)
+	e.Err = ErrNotInAppGroups
+	return e
+}
+
 // tryAppPassword checks password as one of user's app passwords and
 // returns the ID of the one it is. The ID is "" when it is none of them
 // (the caller then tries the account password); err is set when it is one
-// but may not be used here. exchange is the app a token exchange is for
-// (nil for forward auth): it refuses an app password not limited to
-// clientID (one for every app), and a person outside the app's allowed
-// groups, here, so that the refusal is a failed attempt in the history and
-// no use of the app password, as it is for every other reason.
-func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, exchange *storage.Client) (storage.User, string, error) {
+// but may not be used here. app is the registered app the password is
+// used for (the token exchange's, or the one forward auth names; nil when
+// none): a person outside its allowed groups is refused here, so that the
+// refusal is a failed attempt in the history and no use of the app
+// password, as it is for every other reason. The refusal is
+// errNotInAppGroups, not errNotHere: the credentials are right, the
+// person is not let in. exchange refuses an app password not limited to
+// clientID (one for every app), which forward auth takes.
+func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, app *storage.Client, exchange bool) (storage.User, string, error) {
 	// The lookup is by the SHA-256 of the normalised secret: a guess
 	// reveals nothing through timing that is not already in the hash.
 	c, err := s.store.GetCredentialByHash(ctx, HashSecret(normalizeAppPassword(password)))
@@ -154,14 +170,15 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 	switch {
 	case c.ClientID != "" && c.ClientID != clientID:
 		attempt.Reason = "app password for another app"
-	case exchange != nil && c.ClientID == "":
+	case exchange && c.ClientID == "":
 		attempt.Reason = "app password not limited to this app"
 	case CheckInteractive(user) != nil:
 		attempt.Reason = signInRefusal(user)
 	case !NetworkAllows(user.AllowedNetworks, ip):
 		attempt.Reason = "network not allowed"
-	case exchange != nil && MayUseClient(user, *exchange) != nil:
-		// Groups change after the app password was made for the app.
+	case app != nil && MayUseClient(user, *app) != nil:
+		// Groups change after the app password was made for the app, and
+		// one for every app is no way into an app of some groups.
 		attempt.Reason = reasonNotInAppGroups
 	}
 	if attempt.Reason == "" {
@@ -177,6 +194,9 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 		// it is a failed sign-in all the same.
 		s.logFailure(ctx, attempt.Method, login, ip, attempt.Reason)
 		s.record(ctx, attempt)
+		if attempt.Reason == reasonNotInAppGroups {
+			return storage.User{}, "", errNotInAppGroups(*app)
+		}
 		return storage.User{}, "", errNotHere
 	}
 	attempt.Success = true

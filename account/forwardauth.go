@@ -2,6 +2,8 @@ package account
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/keyport/keyport/storage"
 )
@@ -12,6 +14,14 @@ import (
 // (a password alone must never get around 2FA). Every attempt is recorded
 // in the user's history. method is "app_password" or "pwd".
 //
+// When clientID names a registered app, its allowed groups are checked
+// here, before anything is recorded as a success: right credentials of a
+// person outside them are a failed attempt in the history (and no use of
+// the app password), refused with an error whose chain holds
+// ErrNotInAppGroups (403 for the proxy, not a prompt to sign in again). It
+// is no wrong guess: the throttle counts it as the right password it is.
+// An app that is not registered has no rules here.
+//
 // App passwords are long random secrets looked up by hash: nobody guesses
 // one, so one that is found is let in whatever the throttle says, and a
 // client sending it on many parallel requests is never refused. A password
@@ -20,8 +30,16 @@ import (
 // password, under every rule of password sign-in.
 func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, userAgent, clientID string) (storage.User, string, error) {
 	now := s.now()
+	var app *storage.Client
 	if clientID != "" {
 		ctx = withClient(ctx, LogName(clientID)) // the app the audit log names, as the proxy sent it
+		c, err := s.store.GetClient(ctx, clientID)
+		switch {
+		case err == nil:
+			app = &c
+		case !errors.Is(err, storage.ErrNotFound):
+			return storage.User{}, "", fmt.Errorf("forward auth: load client %q: %w", LogName(clientID), err)
+		}
 	}
 	name, err := s.loginName(ctx, "pwd", login, password, ip)
 	if err != nil {
@@ -32,7 +50,7 @@ func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, us
 		return storage.User{}, "", err
 	}
 	// Names that match no account go through the same steps.
-	u, credentialID, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, nil)
+	u, credentialID, err := s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, app, false)
 	if err != nil {
 		return storage.User{}, "", err
 	}
@@ -61,6 +79,13 @@ func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, us
 			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: reasonPasswordAlone})
 			return storage.User{}, "", err
 		}
+	}
+	if app != nil && MayUseClient(u, *app) != nil {
+		// The password was right, so the throttle took it as such
+		// (admit); the refusal is recorded as admit records a blocked
+		// account or a network outside the allowlist.
+		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: reasonNotInAppGroups})
+		return storage.User{}, "", errNotInAppGroups(*app)
 	}
 	if u, _, _, err = s.recordSignIn(ctx, u, newHash, c, nil); err != nil {
 		return storage.User{}, "", err

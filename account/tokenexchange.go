@@ -55,7 +55,7 @@ func (s *SignInService) VerifyAppPassword(ctx context.Context, login, password, 
 	if err != nil {
 		return storage.User{}, "", err
 	}
-	u, credentialID, err = s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, &app)
+	u, credentialID, err = s.creds.tryAppPassword(ctx, user, login, password, ip, userAgent, clientID, now, &app, true)
 	if err != nil {
 		return storage.User{}, "", err
 	}

@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,8 +23,8 @@ func (s *Server) registerForwardAuthRoutes(t *routeTable) {
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	u, err := s.forwardAuthUser(r)
-	if err != nil {
+	u, basic, err := s.forwardAuthUser(r)
+	if err != nil && !errors.Is(err, account.ErrNotInAppGroups) {
 		status := http.StatusUnauthorized
 		switch account.ErrorCode(err) {
 		case account.RateLimited:
@@ -50,15 +51,23 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		return
 	}
-	if err := s.forwardAuthApp(r, u); err != nil {
+	if err == nil && !basic {
+		// Basic credentials were held to the app's allowed groups by
+		// VerifyBasic, before it recorded anything as a success.
+		err = s.forwardAuthApp(r, u)
+	}
+	if err != nil {
 		if account.ErrorCode(err) != account.Forbidden {
 			s.log.ErrorContext(r.Context(), "forward auth failed", "err", err)
 			w.WriteHeader(http.StatusInternalServerError)
 			return
 		}
 		// Signed in, but not allowed into this app: 403, not a prompt
-		// to sign in again.
-		s.log.InfoContext(r.Context(), "forward auth refused: the user is not in the app's allowed groups", "client_id", account.LogName(r.URL.Query().Get("client")), "user_id", u.ID)
+		// to sign in again. A Basic refusal is in the person's history
+		// already.
+		if !basic {
+			s.log.InfoContext(r.Context(), "forward auth refused: the user is not in the app's allowed groups", "client_id", account.LogName(r.URL.Query().Get("client")), "user_id", u.ID)
+		}
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
@@ -72,28 +81,31 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 // forwardAuthUser is the person behind the request: Basic credentials when
 // sent (?client=ID restricts app passwords to that app), else the browser's
 // portal session, under the same allowlist and 2FA rules as sign-in.
-func (s *Server) forwardAuthUser(r *http.Request) (storage.User, error) {
+// basic tells that Basic credentials were checked, and with them the
+// allowed groups of the app the proxy names (account.ErrNotInAppGroups).
+func (s *Server) forwardAuthUser(r *http.Request) (storage.User, bool, error) {
 	if login, password, ok := r.BasicAuth(); ok {
 		u, _, err := s.acct.SignIn.VerifyBasic(r.Context(), login, password, clientIP(r), r.UserAgent(), r.URL.Query().Get("client"))
-		return u, err
+		return u, true, err
 	}
 	_, u := s.currentUser(r)
 	if u == nil {
-		return storage.User{}, account.Errorf(account.Unauthorized, "Not signed in.")
+		return storage.User{}, false, account.Errorf(account.Unauthorized, "Not signed in.")
 	}
 	if err := s.acct.SignIn.CheckNetwork(*u, clientIP(r)); err != nil {
-		return storage.User{}, err
+		return storage.User{}, false, err
 	}
 	if err := s.acct.Credentials.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
-		return storage.User{}, err
+		return storage.User{}, false, err
 	}
-	return *u, nil
+	return *u, false, nil
 }
 
 // forwardAuthApp applies the allowed groups of the app the proxy names
-// (?client=ID), as a sign-in to that app through OIDC would: a person
-// outside them may not use it whatever credential they hold. An app that
-// is not registered has no rules here.
+// (?client=ID) to a session, as a sign-in to that app through OIDC would:
+// a person outside them may not use it whatever credential they hold
+// (VerifyBasic applies them to Basic credentials). An app that is not
+// registered has no rules here.
 func (s *Server) forwardAuthApp(r *http.Request, u storage.User) error {
 	id := r.URL.Query().Get("client")
 	if id == "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -637,12 +638,25 @@ func TestForwardAuthAppAllowedGroups(t *testing.T) {
 	wiki.AllowedGroups = []string{"wiki-users"}
 	srv.createClient(wiki)
 	ctx := context.Background()
-	appPassword, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, alice, "wiki sync", "wiki")
+	appPassword, cred, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, alice, "wiki sync", "wiki")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t)
 	signInPortal(t, srv, b, "alice")
+	history := func() ([]storage.LoginAttempt, []storage.AuditEvent) {
+		t.Helper()
+		hist, err := srv.Main.Accounts.SignIn.History(ctx, alice.ID, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events, _, err := srv.Main.Store.ListAudit(ctx, storage.AuditQuery{TargetUserID: alice.ID, Types: []string{account.EventSignInSucceeded, account.EventSignInFailed}, Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hist, events
+	}
+	hist0, events0 := history()
 	check := func(want int) {
 		t.Helper()
 		if status, h := verify(srv, "alice", appPassword, "?client=wiki", nil); status != want || (want == http.StatusOK) != (h.Get("Remote-User") == "alice") {
@@ -656,6 +670,36 @@ func TestForwardAuthAppAllowedGroups(t *testing.T) {
 		}
 	}
 	check(http.StatusForbidden)
+	// The refusals of right credentials (an app password for the app, and
+	// the account password of an account without a second factor) are
+	// failed sign-ins in the history and the audit log, and no use of the
+	// app password; the session's refusal writes nothing.
+	hist, events := history()
+	var refusals []string
+	for _, a := range hist[:len(hist)-len(hist0)] { // newest first
+		if a.Success || a.Reason != "not in the app's allowed groups" {
+			t.Errorf("a refused forward auth is in the history as %+v, want a failure for the app's groups", a)
+		}
+		refusals = append(refusals, a.Method)
+	}
+	if !slices.Equal(refusals, []string{"pwd", "app_password"}) {
+		t.Errorf("history since the portal sign-in: %v, want the account password's and the app password's refusals", refusals)
+	}
+	if len(events)-len(events0) != 2 {
+		t.Errorf("%d sign-in events for the refusals, want 2", len(events)-len(events0))
+	}
+	for _, e := range events[:len(events)-len(events0)] {
+		if e.Type != account.EventSignInFailed || e.ClientID != "wiki" {
+			t.Errorf("audit event of a refused forward auth: %s for %q, want %s for wiki", e.Type, e.ClientID, account.EventSignInFailed)
+		}
+	}
+	if c, err := srv.Main.Store.GetCredential(ctx, alice.ID, cred.ID); err != nil || !c.LastUsedAt.IsZero() {
+		t.Errorf("the refused app password was noted as used at %v (%v)", c.LastUsedAt, err)
+	}
+	// A wrong password is still a prompt to sign in, not a refusal.
+	if status, h := verify(srv, "alice", "wrong password", "?client=wiki", nil); status != http.StatusUnauthorized || h.Get("WWW-Authenticate") == "" {
+		t.Errorf("wrong password for the app: %d %v", status, h)
+	}
 	// Without naming an app the proxy asks only who it is.
 	if status, _ := verify(srv, "", "", "", b); status != http.StatusOK {
 		t.Errorf("portal session without an app: %d", status)
