@@ -1028,25 +1028,37 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 	})
 
+	// registerApproved registers an app with metadata m (a held one, with
+	// a fresh initial access token) and approves it: its ID, registration
+	// access token and URI, and the record as approved.
+	registerApproved := func(t *testing.T, m map[string]any) (id, regToken, uri string, approved storage.Client) {
+		t.Helper()
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
+		status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+		if status != http.StatusCreated {
+			t.Fatalf("register: %d %v", status, reg)
+		}
+		id, _ = reg["client_id"].(string)
+		regToken, _ = reg["registration_access_token"].(string)
+		uri, _ = reg["registration_client_uri"].(string)
+		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		approved, _ = srv.Main.Store.GetClient(ctx, id)
+		return id, regToken, uri, approved
+	}
+
 	// RFC 7592 §2.2: an update sends back the metadata the app read. A
 	// client that decoded the answer and encoded it again (here Go's
 	// map, which sorts the members) sends its key set with the members in
 	// another order: the same keys, so its approval stays and its
 	// assertions still work.
 	t.Run("an update sending back its key set in another member order keeps the approval", func(t *testing.T) {
-		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
 		key := newRPKey(t, jose.ES256, "k1")
-		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, map[string]any{
+		id, regToken, uri, approved := registerApproved(t, map[string]any{
 			"client_name": "reordered", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
 			"jwks": json.RawMessage(key.jwks(t)),
 		})
-		id, _ := reg["client_id"].(string)
-		regToken, _ := reg["registration_access_token"].(string)
-		uri, _ := reg["registration_client_uri"].(string)
-		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
-			t.Fatalf("approve: %d %v", status, out)
-		}
-		approved, _ := srv.Main.Store.GetClient(ctx, id)
 		status, _, read := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
 		if status != http.StatusOK {
 			t.Fatalf("read: %d %v", status, read)
@@ -1083,41 +1095,23 @@ func TestDynamicRegistration(t *testing.T) {
 			"logout":             {"redirect_uris": []string{"https://app.example/cb"}, "frontchannel_logout_uri": "https://app.example/fc", "backchannel_logout_uri": "https://app.example/bc", "post_logout_redirect_uris": []string{"https://app.example/bye"}},
 			"flags":              {"redirect_uris": []string{"https://app.example/cb"}, "require_pushed_authorization_requests": true, "dpop_bound_access_tokens": true, "userinfo_signed_response_alg": "RS256"},
 		} {
-			iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
-			status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
-			if status != http.StatusCreated {
-				t.Errorf("%s: register: %d %v", name, status, reg)
-				continue
-			}
-			id, _ := reg["client_id"].(string)
-			regToken, _ := reg["registration_access_token"].(string)
-			uri, _ := reg["registration_client_uri"].(string)
-			if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
-				t.Fatalf("%s: approve: %d %v", name, status, out)
-			}
-			approved, _ := srv.Main.Store.GetClient(ctx, id)
-			_, _, read := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
-			if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, read); status != http.StatusOK {
-				t.Errorf("%s: update with the metadata read: %d %v", name, status, out)
-			}
-			if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
-				t.Errorf("%s: sending back what it read changed the app (held again: %v)", name, c.PendingApproval)
-			}
+			t.Run(name, func(t *testing.T) {
+				id, regToken, uri, approved := registerApproved(t, m)
+				_, _, read := registrationCall(t, srv, http.MethodGet, uri, regToken, nil)
+				if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, read); status != http.StatusOK {
+					t.Errorf("update with the metadata read: %d %v", status, out)
+				}
+				if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+					t.Errorf("sending back what it read changed the app (held again: %v)", c.PendingApproval)
+				}
+			})
 		}
 	})
 
 	// RFC 6749 §3.3: the order of the scope's values does not matter; an
 	// update naming the app's scopes in another order changes nothing.
 	t.Run("an update naming the same scopes in another order keeps the approval", func(t *testing.T) {
-		iat, _ := initialAccessToken(t, srv, adminToken, 0, true)
-		_, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("scope-order"))
-		id, _ := reg["client_id"].(string)
-		regToken, _ := reg["registration_access_token"].(string)
-		uri, _ := reg["registration_client_uri"].(string)
-		if status, _, out := apiCall(t, srv, http.MethodPost, "/api/v1/clients/"+id+"/approve", adminToken, "", ""); status != http.StatusOK {
-			t.Fatalf("approve: %d %v", status, out)
-		}
-		approved, _ := srv.Main.Store.GetClient(ctx, id)
+		id, regToken, uri, approved := registerApproved(t, webMetadata("scope-order"))
 		m := webMetadata("scope-order")
 		m["client_id"], m["scope"] = id, "offline_access email profile openid"
 		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, m); status != http.StatusOK || out["scope"] != "openid profile email offline_access" {

@@ -38,42 +38,32 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		t.Fatal("no refresh token")
 	}
 
-	wantError := func(name string, c *testClient, form url.Values, wantStatus int, wantCode string) {
-		t.Helper()
-		status, _, m := c.tokenPost(form, true)
-		if status != wantStatus || m["error"] != wantCode {
-			t.Errorf("%s: %d %v, want %d %s", name, status, m, wantStatus, wantCode)
-		}
-		if m["access_token"] != nil {
-			t.Errorf("%s: issued a token: %v", name, m)
-		}
-	}
 	form := func(extra ...string) url.Values { return exchangeForm(annTok.AccessToken, typeAccessToken, extra...) }
 
 	t.Run("subject tokens", func(t *testing.T) {
-		wantError("refresh token as access token", front, exchangeForm(annTok.RefreshToken, typeAccessToken, "audience", "papi"), 400, "invalid_request")
-		wantError("refresh token typed refresh_token", front, exchangeForm(annTok.RefreshToken, "urn:ietf:params:oauth:token-type:refresh_token", "audience", "papi"), 400, "invalid_request")
-		wantError("id_token type", front, exchangeForm(annTok.AccessToken, "urn:ietf:params:oauth:token-type:id_token", "audience", "papi"), 400, "invalid_request")
-		wantError("unknown URN", front, exchangeForm(annTok.AccessToken, "urn:x:unknown", "audience", "papi"), 400, "invalid_request")
-		wantError("access token typed app password", front, exchangeForm(annTok.AccessToken, typeAppPassword), 400, "invalid_request")
-		wantError("oversized", front, exchangeForm(strings.Repeat("a", 20000), typeAccessToken, "audience", "papi"), 400, "invalid_request")
-		wantError("another app's token", otherApp, form("audience", "papi"), 400, "invalid_request")
-		wantError("requested id_token", front, form("audience", "papi", "requested_token_type", "urn:ietf:params:oauth:token-type:id_token"), 400, "invalid_request")
-		wantError("requested unknown", front, form("audience", "papi", "requested_token_type", "urn:x"), 400, "invalid_request")
-		wantError("actor_token_type alone", front, form("audience", "papi", "actor_token_type", typeAccessToken), 400, "invalid_request")
-		wantError("scope widening", front, form("audience", "papi", "scope", "openid keyport:admin"), 400, "invalid_scope")
-		wantError("bad scope token", front, form("audience", "papi", "scope", "openid \x01"), 400, "invalid_scope")
-		wantError("oversized scope", front, form("audience", "papi", "scope", strings.Repeat("openid ", 3000)), 400, "invalid_scope")
-		wantError("oversized audience", front, form("audience", strings.Repeat("a", 20000)), 400, "invalid_target")
-		wantError("resource relative", front, form("resource", "/files"), 400, "invalid_target")
-		wantError("resource fragment", front, form("resource", "https://files.example.com/#x"), 400, "invalid_target")
-		wantError("resource not listed", front, form("resource", "https://files.example.com/other"), 400, "invalid_target")
-		wantError("client id as resource", front, form("resource", "papi"), 400, "invalid_target")
+		wantTokenError(t, "refresh token as access token", front, exchangeForm(annTok.RefreshToken, typeAccessToken, "audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "refresh token typed refresh_token", front, exchangeForm(annTok.RefreshToken, "urn:ietf:params:oauth:token-type:refresh_token", "audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "id_token type", front, exchangeForm(annTok.AccessToken, "urn:ietf:params:oauth:token-type:id_token", "audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "unknown URN", front, exchangeForm(annTok.AccessToken, "urn:x:unknown", "audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "access token typed app password", front, exchangeForm(annTok.AccessToken, typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "oversized", front, exchangeForm(strings.Repeat("a", 20000), typeAccessToken, "audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "another app's token", otherApp, form("audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "requested id_token", front, form("audience", "papi", "requested_token_type", "urn:ietf:params:oauth:token-type:id_token"), 400, "invalid_request")
+		wantTokenError(t, "requested unknown", front, form("audience", "papi", "requested_token_type", "urn:x"), 400, "invalid_request")
+		wantTokenError(t, "actor_token_type alone", front, form("audience", "papi", "actor_token_type", typeAccessToken), 400, "invalid_request")
+		wantTokenError(t, "scope widening", front, form("audience", "papi", "scope", "openid keyport:admin"), 400, "invalid_scope")
+		wantTokenError(t, "bad scope token", front, form("audience", "papi", "scope", "openid \x01"), 400, "invalid_scope")
+		wantTokenError(t, "oversized scope", front, form("audience", "papi", "scope", strings.Repeat("openid ", 3000)), 400, "invalid_scope")
+		wantTokenError(t, "oversized audience", front, form("audience", strings.Repeat("a", 20000)), 400, "invalid_target")
+		wantTokenError(t, "resource relative", front, form("resource", "/files"), 400, "invalid_target")
+		wantTokenError(t, "resource fragment", front, form("resource", "https://files.example.com/#x"), 400, "invalid_target")
+		wantTokenError(t, "resource not listed", front, form("resource", "https://files.example.com/other"), 400, "invalid_target")
+		wantTokenError(t, "client id as resource", front, form("resource", "papi"), 400, "invalid_target")
 		many := form()
 		for i := 0; i < 9; i++ {
 			many.Add("audience", "papi")
 		}
-		wantError("too many audiences", front, many, 400, "invalid_request")
+		wantTokenError(t, "too many audiences", front, many, 400, "invalid_request")
 	})
 
 	// An audience named twice is the same request as once: the token is
@@ -111,7 +101,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 			}
 			f.Add(k, v)
 			f.Add(k, v)
-			wantError("repeated "+k, front, f, 400, "invalid_request")
+			wantTokenError(t, "repeated "+k, front, f, 400, "invalid_request")
 		}
 	})
 
@@ -150,12 +140,12 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantError("limited to another app", front, exchangeForm("ben:"+forOther, typeAppPassword), 400, "invalid_request")
-		wantError("audience of another app", front, exchangeForm("ben:"+forFront, typeAppPassword, "audience", "papi"), 400, "invalid_target")
-		wantError("resource", front, exchangeForm("ben:"+forFront, typeAppPassword, "resource", "https://files.example.com/"), 400, "invalid_target")
-		wantError("oversized login", front, exchangeForm(strings.Repeat("b", 50000)+":"+forFront, typeAppPassword), 400, "invalid_request")
-		wantError("oversized password", front, exchangeForm("ben:"+strings.Repeat("b", 50000), typeAppPassword), 400, "invalid_request")
-		wantError("requested refresh", front, exchangeForm("ben:"+forFront, typeAppPassword, "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), 400, "invalid_request")
+		wantTokenError(t, "limited to another app", front, exchangeForm("ben:"+forOther, typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "audience of another app", front, exchangeForm("ben:"+forFront, typeAppPassword, "audience", "papi"), 400, "invalid_target")
+		wantTokenError(t, "resource", front, exchangeForm("ben:"+forFront, typeAppPassword, "resource", "https://files.example.com/"), 400, "invalid_target")
+		wantTokenError(t, "oversized login", front, exchangeForm(strings.Repeat("b", 50000)+":"+forFront, typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "oversized password", front, exchangeForm("ben:"+strings.Repeat("b", 50000), typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "requested refresh", front, exchangeForm("ben:"+forFront, typeAppPassword, "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), 400, "invalid_request")
 		status, _, m := front.tokenPost(exchangeForm("ben:"+forFront, typeAppPassword, "scope", "openid keyport:admin offline_access"), true)
 		if status != 200 || strings.Contains(m["scope"].(string), "admin") || strings.Contains(m["scope"].(string), "offline") || m["refresh_token"] != nil {
 			t.Errorf("app password with management scope: %d %v", status, m)
@@ -169,7 +159,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 
 		for _, bad := range []string{"\xff\xfe:" + forFront, "ben\x00:" + forFront, ":", "ben:", ":" + forFront, "ben:\xff", "ben@example.com:" + forOther,
 			"ben:" + forFront + ":", strings.Repeat(":", 5000)} {
-			wantError("odd app password subject "+truncateBody(bad), front, exchangeForm(bad, typeAppPassword), 400, "invalid_request")
+			wantTokenError(t, "odd app password subject "+truncateBody(bad), front, exchangeForm(bad, typeAppPassword), 400, "invalid_request")
 		}
 		if status, _, m := front.tokenPost(exchangeForm("ben@example.com:"+forFront, typeAppPassword), true); status != 200 {
 			t.Errorf("by email: %d %v", status, m)
@@ -199,11 +189,11 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		if err := srv.Main.Accounts.Users.SetBlocked(ctx, "cid", true); err != nil {
 			t.Fatal(err)
 		}
-		wantError("blocked user", front, exchangeForm("cid:"+cidPass, typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "blocked user", front, exchangeForm("cid:"+cidPass, typeAppPassword), 400, "invalid_request")
 		if err := srv.Main.Store.DeleteUser(ctx, cid.ID, time.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		wantError("deleted user", front, exchangeForm("cid:"+cidPass, typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "deleted user", front, exchangeForm("cid:"+cidPass, typeAppPassword), 400, "invalid_request")
 	})
 
 	// An app password limited to an app whose allowed groups the person
@@ -227,7 +217,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		setGroups()
-		wantError("not in the app's groups", grp, exchangeForm("dan:"+password, typeAppPassword), 400, "invalid_request")
+		wantTokenError(t, "not in the app's groups", grp, exchangeForm("dan:"+password, typeAppPassword), 400, "invalid_request")
 		attempts, err := srv.Main.Store.ListLoginAttempts(ctx, dan.ID, 5)
 		if err != nil {
 			t.Fatal(err)
@@ -260,7 +250,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 			t.Fatalf("DPoP code exchange: %d %v", status, m)
 		}
 		bound := m["access_token"].(string)
-		wantError("bound, no proof", front, exchangeForm(bound, typeAccessToken, "audience", "papi"), 400, "invalid_request")
+		wantTokenError(t, "bound, no proof", front, exchangeForm(bound, typeAccessToken, "audience", "papi"), 400, "invalid_request")
 		other := newDPoPKey(t)
 		status, _, m = dpopPost(front, "/oauth/token", exchangeForm(bound, typeAccessToken, "audience", "papi"), other.proof(t, http.MethodPost, srv.URL+"/oauth/token", ""))
 		if status != 400 || m["error"] != "invalid_request" || m["access_token"] != nil {

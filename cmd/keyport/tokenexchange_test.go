@@ -107,16 +107,6 @@ func TestTokenExchange(t *testing.T) {
 		}
 		return m
 	}
-	wantError := func(name string, c *testClient, form url.Values, wantStatus int, wantCode string) {
-		t.Helper()
-		status, _, m := c.tokenPost(form, true)
-		if status != wantStatus || m["error"] != wantCode {
-			t.Errorf("%s: %d %v, want %d %s", name, status, m, wantStatus, wantCode)
-		}
-		if m["access_token"] != nil {
-			t.Errorf("%s: issued a token: %v", name, m)
-		}
-	}
 
 	t.Run("delegation to a JWT audience", func(t *testing.T) {
 		status, h, m := frontend.tokenPost(exchangeForm(aliceTok.AccessToken, typeAccessToken, "audience", "orders-api"), true)
@@ -164,7 +154,7 @@ func TestTokenExchange(t *testing.T) {
 	t.Run("delegation to an opaque audience with fewer scopes", func(t *testing.T) {
 		bobTok := frontend.tokens("bob")
 		// Asking for a scope the subject token lacks is refused, never trimmed.
-		wantError("scope widening", frontend, exchangeForm(bobTok.AccessToken, typeAccessToken, "audience", "reports-api", "scope", "openid email phone"),
+		wantTokenError(t, "scope widening", frontend, exchangeForm(bobTok.AccessToken, typeAccessToken, "audience", "reports-api", "scope", "openid email phone"),
 			http.StatusBadRequest, "invalid_scope")
 		status, _, m := frontend.tokenPost(exchangeForm(bobTok.AccessToken, typeAccessToken, "audience", "reports-api", "scope", "openid profile email"), true)
 		if status != http.StatusOK {
@@ -225,16 +215,16 @@ func TestTokenExchange(t *testing.T) {
 		if intro := introspect(reports, j["access_token"].(string)); intro["active"] != true || actorOf(intro) != "orders-api" || intro["sub"] != bob.ID {
 			t.Errorf("introspection of the token exchanged from one typed jwt: %v", intro)
 		}
-		wantError("opaque token typed jwt", frontend, exchangeForm(bobTok.AccessToken, typeJWT, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "opaque token typed jwt", frontend, exchangeForm(bobTok.AccessToken, typeJWT, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		idToken, _ := bobTok.Extra("id_token").(string)
-		wantError("ID token typed jwt", frontend, exchangeForm(idToken, typeJWT, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "ID token typed jwt", frontend, exchangeForm(idToken, typeJWT, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 
 		// Its own token (issued to it, not for it by a user) it cannot pass on.
 		status, _, m = orders.tokenPost(url.Values{"grant_type": {"client_credentials"}}, true)
 		if status != http.StatusOK {
 			t.Fatalf("client_credentials: %d %v", status, m)
 		}
-		wantError("orders-api's own machine token", orders, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "reports-api"),
+		wantTokenError(t, "orders-api's own machine token", orders, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "reports-api"),
 			http.StatusBadRequest, "invalid_request")
 	})
 
@@ -284,35 +274,35 @@ func TestTokenExchange(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		form := func(extra ...string) url.Values { return exchangeForm(aliceTok.AccessToken, typeAccessToken, extra...) }
-		wantError("audience not allowed for the app", frontend, form("audience", "other"), http.StatusBadRequest, "invalid_target")
-		wantError("resource not allowed for the app", frontend, form("resource", "https://evil.example.com/"), http.StatusBadRequest, "invalid_target")
-		wantError("one of two audiences not allowed", frontend, form("audience", "orders-api", "audience", "mailer"), http.StatusBadRequest, "invalid_target")
-		wantError("no audience", frontend, form(), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "audience not allowed for the app", frontend, form("audience", "other"), http.StatusBadRequest, "invalid_target")
+		wantTokenError(t, "resource not allowed for the app", frontend, form("resource", "https://evil.example.com/"), http.StatusBadRequest, "invalid_target")
+		wantTokenError(t, "one of two audiences not allowed", frontend, form("audience", "orders-api", "audience", "mailer"), http.StatusBadRequest, "invalid_target")
+		wantTokenError(t, "no audience", frontend, form(), http.StatusBadRequest, "invalid_request")
 		// A token issued to frontend, presented by another app allowed to
 		// exchange for the same audience.
-		wantError("token not issued to the app", other, form("audience", "orders-api"), http.StatusBadRequest, "invalid_request")
-		wantError("app without the grant", plain, form("audience", "orders-api"), http.StatusBadRequest, "unauthorized_client")
+		wantTokenError(t, "token not issued to the app", other, form("audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "app without the grant", plain, form("audience", "orders-api"), http.StatusBadRequest, "unauthorized_client")
 		bad := *frontend
 		bad.Secret = "wrong-secret-0123456789"
-		wantError("wrong secret", &bad, form("audience", "orders-api"), http.StatusUnauthorized, "invalid_client")
-		wantError("unknown subject_token_type", frontend, exchangeForm(aliceTok.AccessToken, "urn:ietf:params:oauth:token-type:saml2", "audience", "orders-api"),
+		wantTokenError(t, "wrong secret", &bad, form("audience", "orders-api"), http.StatusUnauthorized, "invalid_client")
+		wantTokenError(t, "unknown subject_token_type", frontend, exchangeForm(aliceTok.AccessToken, "urn:ietf:params:oauth:token-type:saml2", "audience", "orders-api"),
 			http.StatusBadRequest, "invalid_request")
-		wantError("missing subject_token", frontend, exchangeForm("", typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
-		wantError("refresh token requested", frontend, form("audience", "orders-api", "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"),
+		wantTokenError(t, "missing subject_token", frontend, exchangeForm("", typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "refresh token requested", frontend, form("audience", "orders-api", "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"),
 			http.StatusBadRequest, "invalid_request")
-		wantError("actor_token", frontend, form("audience", "orders-api", "actor_token", aliceTok.AccessToken, "actor_token_type", typeAccessToken),
+		wantTokenError(t, "actor_token", frontend, form("audience", "orders-api", "actor_token", aliceTok.AccessToken, "actor_token_type", typeAccessToken),
 			http.StatusBadRequest, "invalid_request")
-		wantError("garbage subject token", frontend, exchangeForm("not-a-token", typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "garbage subject token", frontend, exchangeForm("not-a-token", typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		idToken, _ := aliceTok.Extra("id_token").(string)
-		wantError("ID token as access token", frontend, exchangeForm(idToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "ID token as access token", frontend, exchangeForm(idToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		// alice is not in reports-api's allowed groups.
-		wantError("target app's allowed groups", frontend, form("audience", "reports-api"), http.StatusBadRequest, "invalid_target")
+		wantTokenError(t, "target app's allowed groups", frontend, form("audience", "reports-api"), http.StatusBadRequest, "invalid_target")
 
 		status, _, m := frontend.tokenPost(url.Values{"grant_type": {"client_credentials"}}, true)
 		if status != http.StatusOK {
 			t.Fatalf("client_credentials: %d %v", status, m)
 		}
-		wantError("client_credentials token", frontend, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "orders-api"),
+		wantTokenError(t, "client_credentials token", frontend, exchangeForm(m["access_token"].(string), typeAccessToken, "audience", "orders-api"),
 			http.StatusBadRequest, "invalid_request")
 	})
 
@@ -321,7 +311,7 @@ func TestTokenExchange(t *testing.T) {
 		if status, _, m := srv.postForm("/revoke", url.Values{"token": {tok.AccessToken}}, frontend.ID, frontend.Secret); status != http.StatusOK {
 			t.Fatalf("revoke: %d %v", status, m)
 		}
-		wantError("revoked", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "revoked", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 	})
 
 	t.Run("subject token's sign-in revoked", func(t *testing.T) {
@@ -358,7 +348,7 @@ func TestTokenExchange(t *testing.T) {
 				t.Errorf("userinfo with the %s token of a revoked sign-in: %d", name, status)
 			}
 		}
-		wantError("exchanged token of a revoked sign-in", orders, exchangeForm(exchanged, typeAccessToken, "audience", "reports-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "exchanged token of a revoked sign-in", orders, exchangeForm(exchanged, typeAccessToken, "audience", "reports-api"), http.StatusBadRequest, "invalid_request")
 	})
 
 	t.Run("user blocked after issue", func(t *testing.T) {
@@ -374,7 +364,7 @@ func TestTokenExchange(t *testing.T) {
 		if _, err := srv.Main.Store.UpdateUser(ctx, carol.ID, func(u storage.User) (storage.User, error) { u.Blocked = true; return u, nil }); err != nil {
 			t.Fatal(err)
 		}
-		wantError("blocked user", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "blocked user", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 		if status, _, _ := srv.userinfo(exchanged); status != http.StatusUnauthorized {
 			t.Errorf("userinfo with a blocked user's exchanged token: %d", status)
 		}
@@ -417,12 +407,12 @@ func TestTokenExchange(t *testing.T) {
 		if status, _, m := mailer.tokenPost(exchangeForm("alice@example.com:"+limited, typeAppPassword), true); status != http.StatusOK {
 			t.Errorf("by email: %d %v", status, m)
 		}
-		wantError("password limited to another app", mailer, exchangeForm("alice:"+forFrontend, typeAppPassword), http.StatusBadRequest, "invalid_request")
-		wantError("password for every app", mailer, exchangeForm("alice:"+anyApp, typeAppPassword), http.StatusBadRequest, "invalid_request")
-		wantError("the account password", mailer, exchangeForm("alice:"+testPassword, typeAppPassword), http.StatusBadRequest, "invalid_request")
-		wantError("another app presents it", frontend, exchangeForm("alice:"+limited, typeAppPassword), http.StatusBadRequest, "invalid_request")
-		wantError("for another audience", mailer, exchangeForm("alice:"+limited, typeAppPassword, "audience", "orders-api"), http.StatusBadRequest, "invalid_target")
-		wantError("no name", mailer, exchangeForm(limited, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "password limited to another app", mailer, exchangeForm("alice:"+forFrontend, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "password for every app", mailer, exchangeForm("alice:"+anyApp, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "the account password", mailer, exchangeForm("alice:"+testPassword, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "another app presents it", frontend, exchangeForm("alice:"+limited, typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "for another audience", mailer, exchangeForm("alice:"+limited, typeAppPassword, "audience", "orders-api"), http.StatusBadRequest, "invalid_target")
+		wantTokenError(t, "no name", mailer, exchangeForm(limited, typeAppPassword), http.StatusBadRequest, "invalid_request")
 
 		// Wrong app passwords are guesses: throttled like any.
 		if _, _, err := srv.Main.Accounts.Credentials.CreateAppPassword(ctx, dave, "mail", "mailer"); err != nil {
@@ -524,9 +514,9 @@ func TestTokenExchange(t *testing.T) {
 		if status, _, _ := srv.userinfo(delegated); status != http.StatusUnauthorized {
 			t.Errorf("userinfo with the token delegated from the revoked app password's token: %d", status)
 		}
-		wantError("revoked app password's token as subject_token", frontend, exchangeForm(laptop, typeAccessToken, "audience", "orders-api"),
+		wantTokenError(t, "revoked app password's token as subject_token", frontend, exchangeForm(laptop, typeAccessToken, "audience", "orders-api"),
 			http.StatusBadRequest, "invalid_request")
-		wantError("the revoked app password", frontend, exchangeForm("erin:"+secrets["laptop"], typeAppPassword), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "the revoked app password", frontend, exchangeForm("erin:"+secrets["laptop"], typeAppPassword), http.StatusBadRequest, "invalid_request")
 		// The other app passwords' tokens are untouched.
 		works("phone token after another app password was revoked", phone, true)
 		works("tablet token after another app password was revoked", tablet, true)
@@ -621,7 +611,7 @@ func TestTokenExchange(t *testing.T) {
 		tok := frontend.tokens("alice")
 		offset.Store(int64(24 * time.Hour))
 		defer offset.Store(0)
-		wantError("expired", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
+		wantTokenError(t, "expired", frontend, exchangeForm(tok.AccessToken, typeAccessToken, "audience", "orders-api"), http.StatusBadRequest, "invalid_request")
 	})
 }
 
@@ -743,5 +733,18 @@ func TestTokenExchangeSettings(t *testing.T) {
 	}
 	if p := b.get(srv.URL + "/admin/apps/console-app"); !strings.Contains(p.Body, `value="api, https://api.example.com/"`) {
 		t.Errorf("the app page does not show the audiences")
+	}
+}
+
+// wantTokenError posts form to c's token endpoint and wants the error
+// wantCode with wantStatus, and no token.
+func wantTokenError(t *testing.T, name string, c *testClient, form url.Values, wantStatus int, wantCode string) {
+	t.Helper()
+	status, _, m := c.tokenPost(form, true)
+	if status != wantStatus || m["error"] != wantCode {
+		t.Errorf("%s: %d %v, want %d %s", name, status, m, wantStatus, wantCode)
+	}
+	if m["access_token"] != nil {
+		t.Errorf("%s: issued a token: %v", name, m)
 	}
 }
