@@ -210,8 +210,14 @@ func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Err
 	if c.Name == "" {
 		c.Name = c.ID
 	}
-	if utf8.RuneCountInString(c.Name) > MaxClientNameLength || !plainText(c.Name) {
+	if utf8.RuneCountInString(c.Name) > MaxClientNameLength || !controlFree(c.Name) {
 		return FieldErrorf("name", "The name must be at most %d characters, without control characters.", MaxClientNameLength)
+	}
+	// A name stored before these characters were refused still saves
+	// unchanged, so that the app's other fields can be edited; any new
+	// or changed name must do without them.
+	if strings.ContainsFunc(c.Name, spoofingFormat) && (kept == nil || c.Name != kept.Name) {
+		return FieldErrorf("name", "The name may not hold invisible direction or spacing characters (such as a right-to-left override): they make it show differently from what it is.")
 	}
 
 	if len(c.GrantTypes) == 0 {
@@ -302,7 +308,8 @@ func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Err
 	groups := make([]string, 0, len(c.AllowedGroups))
 	for _, g := range c.AllowedGroups {
 		g = strings.TrimSpace(g)
-		if g == "" || utf8.RuneCountInString(g) > MaxClientGroupLength || !plainText(g) {
+		if g == "" || utf8.RuneCountInString(g) > MaxClientGroupLength || !controlFree(g) ||
+			(strings.ContainsFunc(g, spoofingFormat) && (kept == nil || !slices.Contains(kept.AllowedGroups, g))) {
 			return FieldErrorf("allowed_groups", "Group names must be 1 to %d characters, without control characters.", MaxClientGroupLength)
 		}
 		if !slices.ContainsFunc(groups, func(h string) bool { return strings.EqualFold(g, h) }) {
@@ -348,8 +355,15 @@ func normalizeClient(c *storage.Client, managed bool, kept *storage.Client) *Err
 	return checkRequestObjectKeys(c)
 }
 
-// plainText reports whether s is UTF-8 without control characters.
+// plainText reports whether s is UTF-8 without control characters and
+// without the invisible characters that make a name people see read
+// differently from its text (spoofingFormat).
 func plainText(s string) bool {
+	return controlFree(s) && !strings.ContainsFunc(s, spoofingFormat)
+}
+
+// controlFree reports whether s is UTF-8 without control characters.
+func controlFree(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
@@ -359,6 +373,34 @@ func plainText(s string) bool {
 		}
 	}
 	return true
+}
+
+// spoofingFormat reports whether r is an invisible format character that
+// lets a name shown to people (an app's on the consent, sign-in and device
+// pages, which anyone with an initial access token may choose) look like
+// something it is not:
+//   - the bidirectional formatting characters (Unicode UAX #9: U+202A..U+202E
+//     embeddings and overrides, U+2066..U+2069 isolates, U+200E, U+200F and
+//     U+061C marks), which reorder what follows them, so that "elgooG" with
+//     a right-to-left override reads "Google" or a suffix moves out of sight;
+//   - U+200B zero width space, U+2060 word joiner, U+2061..U+2064 invisible
+//     operators and U+FEFF zero width no-break space, which show nothing and
+//     serve no name, but make a name that looks the same as another differ
+//     from it, so it slips past a search or an admin comparing names.
+//
+// Not refused: U+200C zero width non-joiner and U+200D zero width joiner,
+// which Persian, the Indic scripts and emoji ("👩‍💻") need, and U+00AD soft
+// hyphen, a hyphenation hint in long (German) words that shows as at most a
+// hyphen and neither reorders nor hides anything.
+func spoofingFormat(r rune) bool {
+	switch {
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069,
+		r == 0x200e, r == 0x200f, r == 0x061c:
+		return true
+	case r == 0x200b, r >= 0x2060 && r <= 0x2064, r == 0xfeff:
+		return true
+	}
+	return false
 }
 
 // ValidateRedirectURI checks a redirect (or post-logout) URI of an app

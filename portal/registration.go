@@ -108,9 +108,13 @@ func (s *Server) failRegistration(w http.ResponseWriter, r *http.Request, err er
 		if ae.Field == "redirect_uris" || ae.Field == "post_logout_redirect_uris" {
 			code = "invalid_redirect_uri"
 		}
+		field := ae.Field
+		if field == "name" {
+			field = "client_name" // the rules' name for it is not the metadata's (RFC 7591 §2)
+		}
 		desc := ae.Message
-		if ae.Field != "" && !strings.Contains(desc, ae.Field) {
-			desc = ae.Field + ": " + desc
+		if field != "" && !strings.Contains(desc, field) {
+			desc = field + ": " + desc
 		}
 		writeRegistrationError(w, http.StatusBadRequest, code, desc)
 	default:
