@@ -451,7 +451,7 @@ func (s *RegistrationService) RegisterClient(ctx context.Context, initialToken, 
 	}
 	// The sector document is fetched before the token's use is spent, so
 	// a refused one spends nothing.
-	if err := s.clients.checkSectorDocument(ctx, c); err != nil {
+	if err := s.clients.checkRegisteredSectorDocument(ctx, c); err != nil {
 		return RegisteredClient{}, err
 	}
 	secret := ""
@@ -543,12 +543,16 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	// nothing the check read changed meanwhile.
 	var checked *storage.Client
 	// An update the [oauth] switches refuse fetches nothing (checkFeatures).
-	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, keptByUpdate(current)) == nil &&
-		s.clients.checkFeatures(preview, &current) == nil && sectorDocumentNeeded(current, preview) {
-		if err := s.clients.checkSectorDocument(ctx, preview); err != nil {
-			return storage.Client{}, err
+	// The same redirect URIs in another order are no change (keepStoredOrder)
+	// and fetch nothing.
+	if preview := current; applyClientMetadata(&preview, m) == nil && normalizeClient(&preview, true, keptByUpdate(current)) == nil {
+		keepStoredOrder(&preview, current)
+		if s.clients.checkFeatures(preview, &current) == nil && sectorDocumentNeeded(current, preview) {
+			if err := s.clients.checkRegisteredSectorDocument(ctx, preview); err != nil {
+				return storage.Client{}, err
+			}
+			checked = &preview
 		}
-		checked = &preview
 	}
 	// An app approved before ApprovedAt was kept has its approval in the
 	// audit log only. Such an app has no application type either (both
@@ -595,18 +599,7 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 		if err := normalizeClient(&next, true, keptByUpdate(c)); err != nil {
 			return c, err
 		}
-		// RFC 7592 §2.2 has the app send back the metadata it read; one
-		// that decoded and encoded it again sends its key set with the
-		// members in another order, which is the same key set: the stored
-		// bytes stay, so an approved app is not held again for it.
-		if sameJSON(next.JWKS, c.JWKS) {
-			next.JWKS = c.JWKS
-		}
-		// Nor is the same scope in another order a change: its order does
-		// not matter (RFC 6749 §3.3), and a client may keep it as a set.
-		if sameSet(next.AllowedScopes, c.AllowedScopes) {
-			next.AllowedScopes = slices.Clone(c.AllowedScopes)
-		}
+		keepStoredOrder(&next, c)
 		if err := s.clients.checkFeatures(next, &c); err != nil {
 			return c, err
 		}
@@ -676,6 +669,37 @@ func (s *RegistrationService) UpdateRegisteredClient(ctx context.Context, id, to
 	return after, nil
 }
 
+// keepStoredOrder keeps what app c has stored where next, an RFC 7592
+// update of it, says the same in another order, so that an approved app
+// is not held again for it. RFC 7592 §2.2 has the app send back the
+// metadata it read; one that decoded and encoded it again sends its key
+// set with the members in another order, which is the same key set. Nor
+// is the same scope in another order a change: its order does not matter
+// (RFC 6749 §3.3), and a client may keep it as a set, as it may its
+// grant types, redirect URIs and post-logout redirect URIs: RFC 7591 §2
+// gives them no order, and Keyport reads none into them (a redirect URI
+// is matched exactly, whichever it is; an app's sector is the one host
+// of all of them, account.Sector). response_types is not stored: it
+// follows from the grant types (ClientMetadataOf).
+func keepStoredOrder(next *storage.Client, c storage.Client) {
+	if sameJSON(next.JWKS, c.JWKS) {
+		next.JWKS = c.JWKS
+	}
+	for _, l := range []struct {
+		next   *[]string
+		stored []string
+	}{
+		{&next.AllowedScopes, c.AllowedScopes},
+		{&next.GrantTypes, c.GrantTypes},
+		{&next.RedirectURIs, c.RedirectURIs},
+		{&next.PostLogoutRedirectURIs, c.PostLogoutRedirectURIs},
+	} {
+		if sameSet(*l.next, l.stored) {
+			*l.next = slices.Clone(l.stored)
+		}
+	}
+}
+
 // sameJSON tells whether a and b, both present, are the same JSON value
 // but for the order of object members and white space.
 func sameJSON(a, b json.RawMessage) bool {
@@ -689,8 +713,11 @@ func sameJSON(a, b json.RawMessage) bool {
 	return reflect.DeepEqual(va, vb)
 }
 
-// sameSet tells whether a and b hold the same strings, each once
-// (normalizeClient drops repeated scopes), in any order.
+// sameSet tells whether a, which holds each string once, and b hold the
+// same strings in any order. normalizeClient keeps each scope, grant type
+// and (post-logout) redirect URI once, so a normalized update is such an
+// a; b need not be (an app stored before a rule that drops repeats):
+// b of a's length holding all of a's distinct strings holds no other.
 func sameSet(a, b []string) bool {
 	if len(a) != len(b) {
 		return false

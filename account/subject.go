@@ -229,26 +229,84 @@ func checkSubject(c *storage.Client) *Error {
 
 // SectorCheck fetches the JSON array at an app's sector_identifier_uri and
 // checks that it lists every redirect URI (OpenID Connect Dynamic Client
-// Registration 1.0 §5); the error says what is wrong.
+// Registration 1.0 §5). A refusal of the document itself is a
+// *SectorDocumentError; any other error is the fetch's, and says what the
+// network said.
 type SectorCheck func(ctx context.Context, uri string, redirectURIs []string) error
+
+// SectorDocumentError is a SectorCheck's refusal of the document it
+// fetched: it does not list one of the app's redirect URIs (Missing), or
+// it is not a JSON array of URIs (Missing ""). The app that registers
+// itself is told which: the document is its own.
+type SectorDocumentError struct {
+	URI     string
+	Missing string
+}
+
+func (e *SectorDocumentError) Error() string {
+	if e.Missing == "" {
+		return fmt.Sprintf("%s: not a JSON array of redirect URIs", e.URI)
+	}
+	return fmt.Sprintf("%s does not list the redirect URI %s", e.URI, e.Missing)
+}
 
 // SetSectorCheck makes the apps registered or changed here have their
 // sector_identifier_uri checked with check.
 func (s *ClientService) SetSectorCheck(check SectorCheck) { s.sectorCheck = check }
 
-// checkSectorDocument runs the sector check of c when it is pairwise with
-// a sector_identifier_uri; nil is a pass.
+// checkSectorDocument runs the sector check of c, an administrator's app,
+// when it is pairwise with a sector_identifier_uri; nil is a pass. A
+// fetch that failed says why: the administrator runs the server and its
+// network, and needs the reason to fix the URI or [client_auth]
+// jwks_allow_networks.
 func (s *ClientService) checkSectorDocument(ctx context.Context, c storage.Client) *Error {
+	refusal, fetchErr := s.sectorDocument(ctx, c)
+	if fetchErr != nil {
+		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri was refused: %s", fetchErr.Error())
+	}
+	return refusal
+}
+
+// checkRegisteredSectorDocument is checkSectorDocument for an app that
+// registers or updates itself (RFC 7591, RFC 7592). It is not told why a
+// fetch failed, which only the log says: what the SSRF guard, the
+// resolver or the network said ("10.1.2.3 is a private address", "lookup
+// intra.corp on 10.0.0.53:53: no such host", "connection refused") would
+// make registration a probe of the server's network and its internal
+// names and addresses.
+func (s *ClientService) checkRegisteredSectorDocument(ctx context.Context, c storage.Client) *Error {
+	refusal, fetchErr := s.sectorDocument(ctx, c)
+	if fetchErr != nil {
+		s.log.WarnContext(ctx, "sector_identifier_uri of a self-registering app could not be fetched",
+			"client_id", c.ID, "client_name", c.Name, "uri", c.SectorIdentifierURI, "err", fetchErr)
+		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri could not be fetched: it must answer a GET over https with a JSON array of the redirect URIs.")
+	}
+	return refusal
+}
+
+// sectorDocument runs the sector check of c when it is pairwise with a
+// sector_identifier_uri: both nil for a pass; refusal, an answer anyone
+// may be given, for a document that says the wrong thing; fetchErr, for a
+// document that could not be fetched, what went wrong, which the caller
+// shows or logs.
+func (s *ClientService) sectorDocument(ctx context.Context, c storage.Client) (refusal *Error, fetchErr error) {
 	if !Pairwise(c) || c.SectorIdentifierURI == "" {
-		return nil
+		return nil, nil
 	}
 	if s.sectorCheck == nil {
-		return FieldErrorf("sector_identifier_uri", "sector_identifier_uri cannot be checked here.")
+		return FieldErrorf("sector_identifier_uri", "sector_identifier_uri cannot be checked here."), nil
 	}
-	if err := s.sectorCheck(ctx, c.SectorIdentifierURI, c.RedirectURIs); err != nil {
-		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri was refused: %s", err.Error())
+	err := s.sectorCheck(ctx, c.SectorIdentifierURI, c.RedirectURIs)
+	var doc *SectorDocumentError
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.As(err, &doc):
+		return nil, err
+	case doc.Missing == "":
+		return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri is not a JSON array of redirect URIs."), nil
 	}
-	return nil
+	return FieldErrorf("sector_identifier_uri", "The sector_identifier_uri does not list the redirect URI %s.", doc.Missing), nil
 }
 
 // sectorInputsEqual tells whether a and b agree on everything the sector

@@ -6,11 +6,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 
+	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/appdoc"
 	"github.com/keyport/keyport/webhook"
 )
@@ -47,7 +47,8 @@ func NewSectorChecker(guard *webhook.Guard, roots *x509.CertPool) *SectorChecker
 }
 
 // Check fetches uri and checks that it is a JSON array of strings holding
-// every one of redirectURIs; the error says what is wrong.
+// every one of redirectURIs (an account.SectorCheck); the error says what
+// is wrong.
 func (s *SectorChecker) Check(ctx context.Context, uri string, redirectURIs []string) error {
 	u, err := url.Parse(uri)
 	if err != nil || u.Scheme != "https" {
@@ -57,13 +58,16 @@ func (s *SectorChecker) Check(ctx context.Context, uri string, redirectURIs []st
 	if err != nil {
 		return err
 	}
+	// What the document says is wrong is an *account.SectorDocumentError,
+	// which even an app registering itself is told; a fetch's error only
+	// an administrator is (account's checkRegisteredSectorDocument).
 	var listed []string
 	if err := json.Unmarshal(body, &listed); err != nil {
-		return fmt.Errorf("%s: not a JSON array of redirect URIs", uri)
+		return &account.SectorDocumentError{URI: uri}
 	}
 	for _, r := range redirectURIs {
 		if !slices.Contains(listed, r) {
-			return fmt.Errorf("%s does not list the redirect URI %s", uri, r)
+			return &account.SectorDocumentError{URI: uri, Missing: r}
 		}
 	}
 	return nil

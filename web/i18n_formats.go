@@ -104,6 +104,7 @@ var deFormats = map[string]string{
 	"At most %d resources.":                                                                  "Höchstens %d Ressourcen.",
 	"%q is not an absolute URI without a fragment of at most %d characters.":                 "%q ist keine absolute URI ohne Fragment mit höchstens %d Zeichen.",
 	"The sector_identifier_uri must be at most %d characters.":                               "Die sector_identifier_uri darf höchstens %d Zeichen lang sein.",
+	"The sector_identifier_uri does not list the redirect URI %s.":                           "Die sector_identifier_uri nennt die Weiterleitungs-URI %s nicht.",
 	"The sector_identifier_uri was refused: %s":                                              "Die sector_identifier_uri wurde abgelehnt: %s",
 	"At most %d audiences.":                                                                  "Höchstens %d Zielgruppen.",
 	"%q is neither a client ID nor an absolute URI.":                                         "%q ist weder eine Client-ID noch eine absolute URI.",

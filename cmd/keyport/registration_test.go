@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/keyport/keyport/account"
 	"github.com/keyport/keyport/config"
 	"github.com/keyport/keyport/internal/pgtest"
+	"github.com/keyport/keyport/internal/testlog"
 	"github.com/keyport/keyport/seal"
 	"github.com/keyport/keyport/storage"
 )
@@ -89,18 +91,22 @@ func webMetadata(name string) map[string]any {
 // its management protocol (RFC 7592) against one real server, with
 // go-oidc and x/oauth2 signing in with the credentials it hands out.
 func TestDynamicRegistration(t *testing.T) {
-	// Sector documents for pairwise registrations, on loopback https.
+	// Sector documents for pairwise registrations, on loopback https;
+	// sectorFetches counts the fetches.
+	var sectorFetches atomic.Int32
 	sectors := sectorServer(t, map[string]string{
 		"/pw.json":    `["http://127.0.0.1:9/callback/pw", "http://localhost:9/callback/pw"]`,
 		"/other.json": `["https://elsewhere.example/cb"]`,
-	})
-	srv := startServer(t, "", func(c *config.Config) {
+	}, func(string) { sectorFetches.Add(1) })
+	// The log, for what a registering app is not told.
+	logs := &testlog.Buffer{}
+	srv := startServerWith(t, serverOptions{logs: logs, mutate: func(c *config.Config) {
 		c.OAuth.DynamicRegistration, c.OAuth.DeviceFlow = true, true
 		c.ClientAuth.JWKSAllowNetworks = []string{"127.0.0.0/8"}
 		// Above registration's own 64 KiB, so the oversized body below
 		// meets that bound and not the portal's.
 		c.Limits.MaxBodyBytes = 1 << 20
-	})
+	}})
 	srv.createUser("rex", false)
 	adminToken, readOnly, _ := adminTokens(t, srv)
 	ctx := context.Background()
@@ -253,6 +259,69 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, webMetadata("pub")); status != http.StatusCreated || out["subject_type"] != "public" {
 			t.Errorf("a public registration with the same token: %d %v", status, out)
+		}
+	})
+
+	// A sector document that cannot be fetched, at registration or in an
+	// update: the app is told so, never what the SSRF guard, the resolver
+	// or the network said, which would make registration a probe of the
+	// server's network and its internal names and addresses; the log says
+	// it. What is wrong with the document itself the app is told.
+	t.Run("a sector document that cannot be fetched names no address", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 1, false)
+		meta := webMetadata("pw-unfetched")
+		meta["redirect_uris"] = []string{"http://127.0.0.1:9/callback/pw", "http://localhost:9/callback/pw"}
+		meta["subject_type"] = "pairwise"
+		// told is what the app was told about sector document uri, which
+		// must say it could not be fetched and no more.
+		told := func(what string, status int, out map[string]any) {
+			t.Helper()
+			desc := fmt.Sprint(out["error_description"])
+			if status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" || !strings.Contains(desc, "sector_identifier_uri could not be fetched") {
+				t.Errorf("%s: %d %v, want 400 invalid_client_metadata saying the sector_identifier_uri could not be fetched", what, status, out)
+			}
+			raw, _ := json.Marshal(out)
+			if words := regexp.MustCompile(`\d+\.\d+\.\d+\.\d+|private|refused|lookup|no such host|dial|tcp|misbehaving|timeout|keyport-test\.invalid`).FindString(string(raw)); words != "" {
+				t.Errorf("%s: the answer says %q: %s", what, words, raw)
+			}
+		}
+		const private, unresolvable = "https://10.1.2.3/sector.json", "https://sector.keyport-test.invalid/sector.json"
+		for _, uri := range []string{private, unresolvable} {
+			meta["sector_identifier_uri"] = uri
+			status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)
+			told("registration with "+uri, status, out)
+		}
+		if n := logs.Count("could not be fetched", "client_name=pw-unfetched", "uri="+private, "10.1.2.3 is a private address"); n != 1 {
+			t.Errorf("%d log lines say why %s was not fetched, want 1", n, private)
+		}
+		if n := logs.Count("could not be fetched", "client_name=pw-unfetched", "uri="+unresolvable, "keyport-test.invalid"); n != 1 {
+			t.Errorf("%d log lines say why %s was not fetched, want 1", n, unresolvable)
+		}
+
+		// A document that does not list a redirect URI says which.
+		meta["sector_identifier_uri"] = sectors.URL + "/other.json"
+		if status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta); status != http.StatusBadRequest ||
+			!strings.Contains(fmt.Sprint(out["error_description"]), "does not list the redirect URI http://127.0.0.1:9/callback/pw") {
+			t.Errorf("a sector document without the redirect URIs: %d %v", status, out)
+		}
+
+		// The refusals spent no use of the token.
+		meta["sector_identifier_uri"] = sectors.URL + "/pw.json"
+		status, _, reg := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, meta)
+		if status != http.StatusCreated {
+			t.Fatalf("register a pairwise app: %d %v", status, reg)
+		}
+		id, _ := reg["client_id"].(string)
+		regToken, _ := reg["registration_access_token"].(string)
+		before, _ := srv.Main.Store.GetClient(ctx, id)
+		meta["client_id"] = id
+		for _, uri := range []string{private, unresolvable} {
+			meta["sector_identifier_uri"] = uri
+			status, _, out := registrationCall(t, srv, http.MethodPut, "/oauth/register/"+id, regToken, meta)
+			told("update to "+uri, status, out)
+		}
+		if after, _ := srv.Main.Store.GetClient(ctx, id); !reflect.DeepEqual(before, after) {
+			t.Errorf("refused updates changed the app: %q", after.SectorIdentifierURI)
 		}
 	})
 
@@ -1127,6 +1196,64 @@ func TestDynamicRegistration(t *testing.T) {
 		}
 		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval {
 			t.Error("narrowed scopes kept the approval")
+		}
+	})
+
+	// RFC 7591 §2 gives grant_types, redirect_uris and
+	// post_logout_redirect_uris no order: an update naming the same ones
+	// in another order changes nothing, and the stored order stays.
+	t.Run("an update naming the same lists in another order keeps the approval", func(t *testing.T) {
+		m := webMetadata("list-order")
+		m["redirect_uris"] = []string{"http://127.0.0.1:9/callback/list-order", "http://127.0.0.1:9/callback/list-order-2", "https://app.example/list-order"}
+		m["post_logout_redirect_uris"] = []string{"https://app.example/bye", "https://app.example/bye-2"}
+		m["grant_types"] = []string{"authorization_code", "refresh_token", "client_credentials"}
+		id, regToken, uri, approved := registerApproved(t, m)
+		reversed := func(key string) []string {
+			l := slices.Clone(m[key].([]string))
+			slices.Reverse(l)
+			return l
+		}
+		u := maps.Clone(m)
+		u["client_id"] = id
+		for _, key := range []string{"redirect_uris", "post_logout_redirect_uris", "grant_types"} {
+			u[key] = reversed(key)
+		}
+		status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, u)
+		if status != http.StatusOK {
+			t.Fatalf("update with the lists reversed: %d %v", status, out)
+		}
+		if got, _ := json.Marshal(out["redirect_uris"]); string(got) != `["http://127.0.0.1:9/callback/list-order","http://127.0.0.1:9/callback/list-order-2","https://app.example/list-order"]` {
+			t.Errorf("the answer's redirect_uris: %s, want the stored order", got)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+			t.Errorf("the same lists in another order changed the app (held again: %v, redirect URIs %v, post-logout %v, grants %v)",
+				c.PendingApproval, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes)
+		}
+		// One redirect URI fewer is a change, and holds it again.
+		u["redirect_uris"] = reversed("redirect_uris")[1:]
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, u); status != http.StatusOK {
+			t.Fatalf("update with a redirect URI fewer: %d %v", status, out)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); !c.PendingApproval || !reflect.DeepEqual(c.RedirectURIs, reversed("redirect_uris")[1:]) {
+			t.Errorf("a redirect URI fewer: held again %v, redirect URIs %v", c.PendingApproval, c.RedirectURIs)
+		}
+
+		// Nor does a pairwise app's sector document need fetching again
+		// for them.
+		pw := webMetadata("list-order-pw")
+		pw["redirect_uris"] = []string{"http://127.0.0.1:9/callback/pw", "http://localhost:9/callback/pw"}
+		pw["subject_type"], pw["sector_identifier_uri"] = "pairwise", sectors.URL+"/pw.json"
+		id, regToken, uri, approved = registerApproved(t, pw)
+		pw["client_id"], pw["redirect_uris"] = id, []string{"http://localhost:9/callback/pw", "http://127.0.0.1:9/callback/pw"}
+		fetched := sectorFetches.Load()
+		if status, _, out := registrationCall(t, srv, http.MethodPut, uri, regToken, pw); status != http.StatusOK {
+			t.Fatalf("update of a pairwise app with its redirect URIs reversed: %d %v", status, out)
+		}
+		if n := sectorFetches.Load() - fetched; n != 0 {
+			t.Errorf("the same redirect URIs in another order fetched the sector document %d times", n)
+		}
+		if c, _ := srv.Main.Store.GetClient(ctx, id); c.PendingApproval || !reflect.DeepEqual(c, approved) {
+			t.Errorf("the same redirect URIs in another order changed the pairwise app (held again: %v)", c.PendingApproval)
 		}
 	})
 
