@@ -132,18 +132,10 @@ var errNotHere = Errorf(Forbidden, "These credentials may not be used here.")
 // because the person is not in its app's allowed groups.
 const reasonNotInAppGroups = "not in the app's allowed groups"
 
-// ErrNotInAppGroups is in the chain (errors.Is) of the refusal of right
-// credentials of a person outside the allowed groups of the app they are
-// for: forward auth answers it 403, not with a prompt to sign in again.
+// ErrNotInAppGroups is in the chain (errors.Is) of MayUseClient's refusal
+// of a person outside an app's allowed groups: forward auth answers it
+// 403, not with a prompt to sign in again.
 var ErrNotInAppGroups = errors.New(reasonNotInAppGroups)
-
-// errNotInAppGroups is MayUseClient's refusal for app (Forbidden, naming
-// the app, translated), marked as ErrNotInAppGroups.
-func errNotInAppGroups(app storage.Client) error {
-	e := Errorf(Forbidden, NotAllowedMessage, app.Name)
-	e.Err = ErrNotInAppGroups
-	return e
-}
 
 // tryAppPassword checks password as one of user's app passwords and
 // returns the ID of the one it is. The ID is "" when it is none of them
@@ -153,8 +145,8 @@ func errNotInAppGroups(app storage.Client) error {
 // none): a person outside its allowed groups is refused here, so that the
 // refusal is a failed attempt in the history and no use of the app
 // password, as it is for every other reason. The refusal is
-// errNotInAppGroups, not errNotHere: the credentials are right, the
-// person is not let in. exchange refuses an app password not limited to
+// MayUseClient's, not errNotHere: the credentials are right, the person
+// is not let in. exchange refuses an app password not limited to
 // clientID (one for every app), which forward auth takes.
 func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.User, login, password, ip, userAgent, clientID string, now time.Time, app *storage.Client, exchange bool) (storage.User, string, error) {
 	// The lookup is by the SHA-256 of the normalised secret: a guess
@@ -167,6 +159,10 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 		return storage.User{}, "", fmt.Errorf("forward auth: find app password: %w", err)
 	}
 	attempt := storage.LoginAttempt{ID: NewID(), UserID: user.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "app_password"}
+	var notInGroups error
+	if app != nil {
+		notInGroups = MayUseClient(user, *app)
+	}
 	switch {
 	case c.ClientID != "" && c.ClientID != clientID:
 		attempt.Reason = "app password for another app"
@@ -176,7 +172,7 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 		attempt.Reason = signInRefusal(user)
 	case !NetworkAllows(user.AllowedNetworks, ip):
 		attempt.Reason = "network not allowed"
-	case app != nil && MayUseClient(user, *app) != nil:
+	case notInGroups != nil:
 		// Groups change after the app password was made for the app, and
 		// one for every app is no way into an app of some groups.
 		attempt.Reason = reasonNotInAppGroups
@@ -195,7 +191,7 @@ func (s *CredentialService) tryAppPassword(ctx context.Context, user storage.Use
 		s.logFailure(ctx, attempt.Method, login, ip, attempt.Reason)
 		s.record(ctx, attempt)
 		if attempt.Reason == reasonNotInAppGroups {
-			return storage.User{}, "", errNotInAppGroups(*app)
+			return storage.User{}, "", notInGroups
 		}
 		return storage.User{}, "", errNotHere
 	}

@@ -502,8 +502,11 @@ func MayUseClient(u storage.User, c storage.Client) error {
 		}
 	}
 	// Errorf keeps the format, so that the device page says it in the
-	// person's language (LocalMessage).
-	return Errorf(Forbidden, NotAllowedMessage, c.Name)
+	// person's language (LocalMessage); ErrNotInAppGroups marks it for
+	// callers that answer it apart (forward auth's 403).
+	e := Errorf(Forbidden, NotAllowedMessage, c.Name)
+	e.Err = ErrNotInAppGroups
+	return e
 }
 
 // NotAllowedMessage is the refusal MayUseClient returns, with the app's

@@ -414,7 +414,8 @@ func TestMayUseClient(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("groups %v: %v", c.groups, err)
 		}
-		if err != nil && (account.ErrorCode(err) != account.Forbidden || account.ErrorMessage(err) != "Your account is not allowed to use Team Wiki. Ask an administrator.") {
+		if err != nil && (account.ErrorCode(err) != account.Forbidden || !errors.Is(err, account.ErrNotInAppGroups) ||
+			account.ErrorMessage(err) != "Your account is not allowed to use Team Wiki. Ask an administrator.") {
 			t.Errorf("refusal %v", err)
 		}
 	}

@@ -80,12 +80,14 @@ func (s *SignInService) VerifyBasic(ctx context.Context, login, password, ip, us
 			return storage.User{}, "", err
 		}
 	}
-	if app != nil && MayUseClient(u, *app) != nil {
-		// The password was right, so the throttle took it as such
-		// (admit); the refusal is recorded as admit records a blocked
-		// account or a network outside the allowlist.
-		s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: reasonNotInAppGroups})
-		return storage.User{}, "", errNotInAppGroups(*app)
+	if app != nil {
+		if err := MayUseClient(u, *app); err != nil {
+			// The password was right, so the throttle took it as such
+			// (admit); the refusal is recorded as admit records a blocked
+			// account or a network outside the allowlist.
+			s.record(ctx, storage.LoginAttempt{ID: NewID(), UserID: u.ID, Login: login, Time: now, IP: ip, UserAgent: userAgent, Method: "pwd", Reason: reasonNotInAppGroups})
+			return storage.User{}, "", err
+		}
 	}
 	if u, _, _, err = s.recordSignIn(ctx, u, newHash, c, nil); err != nil {
 		return storage.User{}, "", err

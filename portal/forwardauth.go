@@ -23,8 +23,14 @@ func (s *Server) registerForwardAuthRoutes(t *routeTable) {
 func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	u, basic, err := s.forwardAuthUser(r)
-	if err != nil && !errors.Is(err, account.ErrNotInAppGroups) {
+	u, err := s.forwardAuthUser(r)
+	if errors.Is(err, account.ErrNotInAppGroups) {
+		// Signed in, but not allowed into this app: 403, not a prompt to
+		// sign in again.
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if err != nil {
 		status := http.StatusUnauthorized
 		switch account.ErrorCode(err) {
 		case account.RateLimited:
@@ -51,26 +57,6 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		return
 	}
-	if err == nil && !basic {
-		// Basic credentials were held to the app's allowed groups by
-		// VerifyBasic, before it recorded anything as a success.
-		err = s.forwardAuthApp(r, u)
-	}
-	if err != nil {
-		if account.ErrorCode(err) != account.Forbidden {
-			s.log.ErrorContext(r.Context(), "forward auth failed", "err", err)
-			w.WriteHeader(http.StatusInternalServerError)
-			return
-		}
-		// Signed in, but not allowed into this app: 403, not a prompt
-		// to sign in again. A Basic refusal is in the person's history
-		// already.
-		if !basic {
-			s.log.InfoContext(r.Context(), "forward auth refused: the user is not in the app's allowed groups", "client_id", account.LogName(r.URL.Query().Get("client")), "user_id", u.ID)
-		}
-		w.WriteHeader(http.StatusForbidden)
-		return
-	}
 	h.Set("Remote-User", u.Username)
 	h.Set("Remote-Email", headerSafe(u.Email))
 	h.Set("Remote-Name", headerSafe(account.DisplayName(u)))
@@ -78,34 +64,42 @@ func (s *Server) forwardAuth(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// forwardAuthUser is the person behind the request: Basic credentials when
-// sent (?client=ID restricts app passwords to that app), else the browser's
-// portal session, under the same allowlist and 2FA rules as sign-in.
-// basic tells that Basic credentials were checked, and with them the
-// allowed groups of the app the proxy names (account.ErrNotInAppGroups).
-func (s *Server) forwardAuthUser(r *http.Request) (storage.User, bool, error) {
+// forwardAuthUser is the person behind the request and allowed into the
+// app the proxy names (?client=ID): Basic credentials when sent (an app
+// password may be limited to that app; VerifyBasic applies its allowed
+// groups before it records anything as a success), else the browser's
+// portal session, under the same allowlist, 2FA rules and allowed groups
+// as sign-in. A person outside the app's groups is refused with
+// account.ErrNotInAppGroups in the chain.
+func (s *Server) forwardAuthUser(r *http.Request) (storage.User, error) {
 	if login, password, ok := r.BasicAuth(); ok {
 		u, _, err := s.acct.SignIn.VerifyBasic(r.Context(), login, password, clientIP(r), r.UserAgent(), r.URL.Query().Get("client"))
-		return u, true, err
+		return u, err
 	}
 	_, u := s.currentUser(r)
 	if u == nil {
-		return storage.User{}, false, account.Errorf(account.Unauthorized, "Not signed in.")
+		return storage.User{}, account.Errorf(account.Unauthorized, "Not signed in.")
 	}
 	if err := s.acct.SignIn.CheckNetwork(*u, clientIP(r)); err != nil {
-		return storage.User{}, false, err
+		return storage.User{}, err
 	}
 	if err := s.acct.Credentials.CheckTwoFactorPolicy(r.Context(), *u); err != nil {
-		return storage.User{}, false, err
+		return storage.User{}, err
 	}
-	return *u, false, nil
+	if err := s.forwardAuthApp(r, *u); err != nil {
+		if errors.Is(err, account.ErrNotInAppGroups) {
+			// A Basic refusal is in the person's history; a session's is
+			// logged here.
+			s.log.InfoContext(r.Context(), "forward auth refused: the user is not in the app's allowed groups", "client_id", account.LogName(r.URL.Query().Get("client")), "user_id", u.ID)
+		}
+		return storage.User{}, err
+	}
+	return *u, nil
 }
 
 // forwardAuthApp applies the allowed groups of the app the proxy names
-// (?client=ID) to a session, as a sign-in to that app through OIDC would:
-// a person outside them may not use it whatever credential they hold
-// (VerifyBasic applies them to Basic credentials). An app that is not
-// registered has no rules here.
+// (?client=ID) to a session, as a sign-in to that app through OIDC would.
+// An app that is not registered has no rules here.
 func (s *Server) forwardAuthApp(r *http.Request, u storage.User) error {
 	id := r.URL.Query().Get("client")
 	if id == "" {

@@ -383,12 +383,12 @@ func (p *Provider) appPasswordToken(r *http.Request, requester storage.Client, s
 		case account.Internal:
 			return storage.AccessToken{}, nil, s.internal(ctx, "check an app password", err)
 		}
+		if errors.Is(err, account.ErrNotInAppGroups) {
+			// Right credentials of a person outside the app's allowed
+			// groups, refused (and recorded) by VerifyAppPassword.
+			return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("the user may not use this app")
+		}
 		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("invalid username or app password, or the app password may not be used here")
-	}
-	if account.MayUseClient(u, requester) != nil {
-		// VerifyAppPassword refused it already, as a failed attempt; kept
-		// for a VerifyAppPassword that does not.
-		return storage.AccessToken{}, nil, oidc.ErrInvalidRequest().WithDescription("the user may not use this app")
 	}
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID}

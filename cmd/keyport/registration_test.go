@@ -1473,6 +1473,71 @@ func TestDynamicRegistration(t *testing.T) {
 		cliFail(t, env, "", 1, "No such initial access token", "registration", "revoke-token", "--id", iatID)
 	})
 
+	// An app name with a right-to-left override (or another bidi or
+	// zero-width character) is refused where it can be chosen: at
+	// registration (RFC 7591) with invalid_client_metadata naming
+	// client_name, at an update (RFC 7592) and at a create or rename
+	// through the management API with the field named; nothing is stored.
+	// A name with an emoji's zero width joiner is accepted.
+	t.Run("app names that read differently from their text are refused", func(t *testing.T) {
+		iat, _ := initialAccessToken(t, srv, adminToken, 0, false)
+		spoofs := []string{"Secure \u202eelgooG", "Google\u2066 (untrusted)\u2069", "Goo\u200bgle"}
+		for _, name := range spoofs {
+			m := webMetadata("spoof")
+			m["client_name"] = name
+			status, _, body := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+			if status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" || !strings.HasPrefix(fmt.Sprint(body["error_description"]), "client_name: ") {
+				t.Errorf("register %q: %d %v", name, status, body)
+			}
+			if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", adminToken, "application/json", jsonOf(t, map[string]any{
+				"id": "spoof-name", "name": name, "redirect_uris": []string{"https://app.example.com/cb"},
+			})); status != http.StatusBadRequest || body["field"] != "name" {
+				t.Errorf("API create %q: %d %v", name, status, body)
+			}
+		}
+		if _, err := srv.Main.Store.GetClient(ctx, "spoof-name"); err == nil {
+			t.Error("a refused create stored the app")
+		}
+		list, err := srv.Main.Store.ListClients(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range list {
+			if slices.Contains(spoofs, c.Name) {
+				t.Errorf("a refused registration stored app %s (%q)", c.ID, c.Name)
+			}
+		}
+
+		// The emoji with its zero width joiner is a name people use.
+		dev := "👩\u200d💻 Dev"
+		m := webMetadata("dev")
+		m["client_name"] = dev
+		status, _, out := registrationCall(t, srv, http.MethodPost, "/oauth/register", iat, m)
+		if status != http.StatusCreated || out["client_name"] != dev {
+			t.Fatalf("register %q: %d %v", dev, status, out)
+		}
+		regURI, _ := out["registration_client_uri"].(string)
+		regToken, _ := out["registration_access_token"].(string)
+		if status, _, body := apiCall(t, srv, http.MethodPost, "/api/v1/clients", adminToken, "application/json", jsonOf(t, map[string]any{
+			"id": "dev-name", "name": dev, "redirect_uris": []string{"https://app.example.com/cb"},
+		})); status != http.StatusCreated {
+			t.Fatalf("API create %q: %d %v", dev, status, body)
+		}
+
+		// An update may not bring the override in either.
+		m["client_name"], m["client_id"] = "Secure \u202eelgooG", out["client_id"]
+		if status, _, body := registrationCall(t, srv, http.MethodPut, regURI, regToken, m); status != http.StatusBadRequest || body["error"] != "invalid_client_metadata" ||
+			!strings.HasPrefix(fmt.Sprint(body["error_description"]), "client_name: ") {
+			t.Errorf("RFC 7592 update to a spoofing name: %d %v", status, body)
+		}
+		if status, _, body := apiCall(t, srv, http.MethodPatch, "/api/v1/clients/dev-name", adminToken, "application/json", jsonOf(t, map[string]any{"name": "Dev\u202e"})); status != http.StatusBadRequest || body["field"] != "name" {
+			t.Errorf("API rename to a spoofing name: %d %v", status, body)
+		}
+		if c, err := srv.Main.Store.GetClient(ctx, "dev-name"); err != nil || c.Name != dev {
+			t.Errorf("a refused rename changed the app: %q %v", c.Name, err)
+		}
+	})
+
 	// Guessing tokens is throttled per client address ([limits]
 	// max_login_attempts_per_address, 100 by default), as unknown API
 	// tokens are; a holder of the right token is not held back.
@@ -1706,4 +1771,14 @@ func TestDynamicRegistrationIssuerWithSlash(t *testing.T) {
 	if status, _, out := registrationCall(t, srv, http.MethodGet, out["registration_client_uri"].(string), regToken, nil); status != http.StatusOK {
 		t.Errorf("read at registration_client_uri: %d %v", status, out)
 	}
+}
+
+// jsonOf is v as JSON text.
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -218,6 +219,11 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		}
 		setGroups()
 		wantTokenError(t, "not in the app's groups", grp, exchangeForm("dan:"+password, typeAppPassword), 400, "invalid_request")
+		// It is told why: not a wrong password, a person the app does
+		// not take.
+		if _, _, m := grp.tokenPost(exchangeForm("dan:"+password, typeAppPassword), true); !strings.Contains(fmt.Sprint(m["error_description"]), "may not use this app") {
+			t.Errorf("the refusal for the app's groups: %v", m)
+		}
 		attempts, err := srv.Main.Store.ListLoginAttempts(ctx, dan.ID, 5)
 		if err != nil {
 			t.Fatal(err)

@@ -2,8 +2,6 @@ package bolt
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"sync"
 
 	bbolt "go.etcd.io/bbolt"
@@ -86,8 +84,8 @@ func getMemo[T any](b *bbolt.Bucket, m *decodeMemo[T], key string, v *T) (ok boo
 		return true, nil
 	}
 	var fresh T
-	if err := json.Unmarshal(raw, &fresh); err != nil {
-		return true, fmt.Errorf("decode %q: %w", key, err)
+	if err := unmarshalJSON([]byte(key), raw, &fresh); err != nil {
+		return true, err
 	}
 	m.put(key, raw, fresh)
 	*v = fresh
